@@ -1,0 +1,48 @@
+// Files: reading with a size bound, and atomic replacement that survives power loss.
+//
+// WriteFileAtomically() writes to a temporary file in the same folder, fsyncs it, renames it
+// over the target and fsyncs the folder, so after a crash a reader sees either the old
+// contents or the new, never a mix or an empty file.
+#ifndef OUTPOST_BASE_FILE_H_
+#define OUTPOST_BASE_FILE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace outpost {
+
+// Reads the whole file. NotFound when missing; ResourceExhausted when larger than
+// `max_bytes`; Unavailable/Internal for other I/O errors, with errno's text.
+Result<std::string> ReadFile(const std::string& path, uint64_t max_bytes = uint64_t{1} << 30);
+
+// Replaces `path` with `contents` atomically and durably (see above). `mode` applies to the
+// new file. On error the target is untouched and the temporary file is removed.
+Status WriteFileAtomically(const std::string& path, std::string_view contents, int mode = 0644);
+
+// fsyncs a folder, making renames and creations inside it durable.
+Status SyncDirectory(const std::string& dir);
+
+// Creates `dir` and its parents (mode 0755); OK when it exists already.
+Status MakeDirectories(const std::string& dir);
+
+// Names of the entries of `dir` (not "." or ".."), sorted.
+Result<std::vector<std::string>> ListDirectory(const std::string& dir);
+
+bool PathExists(const std::string& path);
+bool IsDirectory(const std::string& path);
+
+// "a/b" + "c" = "a/b/c".
+std::string JoinPath(std::string_view a, std::string_view b);
+
+// An error Status from errno for an operation on a path: NotFound for ENOENT,
+// PermissionDenied for EACCES/EPERM, ResourceExhausted for ENOSPC/EDQUOT, Unavailable
+// otherwise.
+Status ErrnoToStatus(int err, std::string_view what, std::string_view path);
+
+}  // namespace outpost
+
+#endif  // OUTPOST_BASE_FILE_H_

@@ -1,0 +1,65 @@
+#include "base/file.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "base/testing/test_util.h"
+
+namespace outpost {
+namespace {
+
+using testing::TempDir;
+
+TEST(File, AtomicWriteReplacesContentsAndLeavesNoTemporaries) {
+  TempDir dir;
+  std::string path = dir.File("model.json");
+  OUTPOST_ASSERT_OK(WriteFileAtomically(path, "first"));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(path, "second, longer"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(path));
+  EXPECT_EQ(got, "second, longer");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto names, ListDirectory(dir.path()));
+  EXPECT_EQ(names, std::vector<std::string>{"model.json"});
+}
+
+TEST(File, AtomicWriteAppliesMode) {
+  TempDir dir;
+  std::string path = dir.File("key");
+  OUTPOST_ASSERT_OK(WriteFileAtomically(path, "secret", 0600));
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(File, AtomicWriteIntoMissingFolderFailsWithNotFound) {
+  TempDir dir;
+  Status s = WriteFileAtomically(dir.File("missing/x"), "data");
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.ToString();
+}
+
+TEST(File, ReadRespectsSizeLimit) {
+  TempDir dir;
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("big"), std::string(100, 'x')));
+  EXPECT_EQ(ReadFile(dir.File("big"), 99).status().code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(ReadFile(dir.File("big"), 100).ok());
+  EXPECT_EQ(ReadFile(dir.File("none")).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ReadFile(dir.path()).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(File, MakeDirectoriesCreatesParentsAndIsIdempotent) {
+  TempDir dir;
+  std::string deep = dir.File("a/b/c");
+  OUTPOST_ASSERT_OK(MakeDirectories(deep));
+  OUTPOST_ASSERT_OK(MakeDirectories(deep));
+  EXPECT_TRUE(IsDirectory(deep));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("f"), "x"));
+  EXPECT_EQ(MakeDirectories(dir.File("f")).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(File, JoinPathAddsOneSlash) {
+  EXPECT_EQ(JoinPath("a", "b"), "a/b");
+  EXPECT_EQ(JoinPath("a/", "b"), "a/b");
+  EXPECT_EQ(JoinPath("", "b"), "b");
+}
+
+}  // namespace
+}  // namespace outpost

@@ -1,0 +1,37 @@
+#include "base/testing/test_util.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace outpost::testing {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/outpost-test-XXXXXX";
+  char* made = ::mkdtemp(tmpl.data());
+  if (made == nullptr) {
+    ADD_FAILURE() << "mkdtemp failed for " << tmpl;
+  }
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() { RemoveTree(path_); }
+
+std::string TempDir::File(const std::string& name) const { return path_ + "/" + name; }
+
+std::string SourceDir() {
+  const char* dir = std::getenv("OUTPOST_SOURCE_DIR");
+  return dir && *dir ? dir : ".";
+}
+
+std::string BinaryDir() {
+  const char* dir = std::getenv("OUTPOST_BINARY_DIR");
+  return dir && *dir ? dir : ".";
+}
+
+void RemoveTree(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+}  // namespace outpost::testing

@@ -1,0 +1,60 @@
+// ModelConfig: what `<repo>/<model>/config.yaml` says about a model.
+//
+//   name: sensor              # optional; defaults to the folder's name, must match it
+//   backend: xgboost          # xgboost | onnx
+//   version_policy:           # as Triton's: exactly one of
+//     latest: 1               #   the N highest versions (default: latest 1)
+//     # all: true             #   every version folder
+//     # specific: [1, 3]      #   just these
+//   max_batch_size: 0         # 0 = no batch dimension added by the server
+//   inputs:                   # optional for xgboost: default one FP32 input [-1, features]
+//     - {name: features, datatype: FP32, shape: [-1, 8]}
+//   outputs:
+//     - {name: probability, datatype: FP32, shape: [-1]}
+//   parameters:               # backend-specific strings, e.g. xgboost's predict: margin
+//     predict: value
+//
+// Keys Outpost does not know are rejected (a typo must not silently change behaviour), except
+// under `insight:` and `batching:`, which later subsystems read.
+#ifndef OUTPOST_SERVE_MODEL_CONFIG_H_
+#define OUTPOST_SERVE_MODEL_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "engine/tensor.h"
+
+namespace outpost::serve {
+
+struct VersionPolicy {
+  enum class Kind { kLatest, kAll, kSpecific };
+  Kind kind = Kind::kLatest;
+  int latest = 1;                  // for kLatest, >= 1
+  std::vector<int64_t> versions;  // for kSpecific, ascending, unique
+
+  // The versions to serve out of those present on disk (ascending).
+  std::vector<int64_t> Select(std::vector<int64_t> available) const;
+};
+
+struct ModelConfig {
+  std::string name;
+  std::string backend;
+  VersionPolicy version_policy;
+  int64_t max_batch_size = 0;
+  // Empty when the config does not declare them (the backend then decides).
+  std::vector<engine::TensorSpec> inputs;
+  std::vector<engine::TensorSpec> outputs;
+  std::map<std::string, std::string> parameters;
+};
+
+// Parses config.yaml text. `folder_name` is the model's folder; the config's `name`, when
+// given, must equal it. InvalidArgument with the offending key otherwise.
+Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, std::string_view folder_name);
+
+}  // namespace outpost::serve
+
+#endif  // OUTPOST_SERVE_MODEL_CONFIG_H_
