@@ -1,0 +1,57 @@
+# Outpost's two commands: `make demo` and `make test`. Everything else here serves them.
+#
+#   make demo    install what is missing, build, run the demo on embedded defaults
+#   make test    install what is missing, build, run every test: the release build, the
+#                ASan+UBSan build, and the fuzz targets for a bounded time
+#   make bench   the benchmarks that compare Outpost with peers (not tests)
+
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+# CI turns warnings into errors; so does any run with WERROR=ON.
+WERROR ?= $(if $(CI),ON,OFF)
+CMAKE_FLAGS ?=
+
+export CCACHE_DIR ?= $(HOME)/.cache/ccache
+export CTEST_OUTPUT_ON_FAILURE = 1
+
+.PHONY: all setup build demo test test-release test-asan test-fuzz bench clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOUTPOST_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+demo: build
+	@$(BUILD)/outpost demo
+
+test: test-release test-asan test-fuzz
+	@echo "make test: release, sanitizer and fuzz runs all passed"
+
+test-release: build
+	@cd $(BUILD) && ctest -j$(JOBS) --label-exclude fuzz --timeout 900
+
+test-asan: setup
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DOUTPOST_WERROR=$(WERROR) \
+	  -DOUTPOST_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest -j$(JOBS) --label-exclude "fuzz|no_sanitizer" --timeout 1800
+
+test-fuzz: setup
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	  -DOUTPOST_FUZZ=ON -DOUTPOST_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target outpost_fuzz_targets
+	@cd $(FUZZ_BUILD) && ctest -j$(JOBS) -L fuzz
+
+bench: build
+	@bench/serve_rest/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every Debian package that Outpost's build, tests, benchmarks and demo use.
+# Idempotent, and quiet when nothing is missing. Needs root (or sudo) only when it installs.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake make ccache pkg-config clang libclang-rt-14-dev
+  # libraries (DESIGN.md, "Dependencies")
+  libboost-dev libxgboost-dev libsimdjson-dev libyaml-cpp-dev libcli11-dev
+  libssl-dev libzstd-dev libsqlite3-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  libonnx-dev libonnx-testdata
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-numpy python3-onnx
+  curl wrk nginx-light
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "setup: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
