@@ -1,0 +1,79 @@
+// The yaml-cpp adapter of apps/: yaml-cpp's exceptions stop here and become a Status.
+#include "apps/edge_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <set>
+
+namespace outpost::apps {
+
+Status ParseListen(std::string_view listen, EdgeConfig& config) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string_view::npos) {
+    return InvalidArgumentError("listen address \"" + std::string(listen) + "\" must be host:port");
+  }
+  std::string_view host = listen.substr(0, colon);
+  std::string_view port = listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || value > 65535) {
+    return InvalidArgumentError("listen port \"" + std::string(port) + "\" must be 0 to 65535");
+  }
+  config.listen_address = host.empty() ? "0.0.0.0" : std::string(host);
+  config.listen_port = static_cast<uint16_t>(value);
+  return Status();
+}
+
+Result<EdgeConfig> ParseEdgeConfig(std::string_view yaml_text, EdgeConfig config) {
+  try {
+    YAML::Node root = YAML::Load(std::string(yaml_text));
+    if (!root || root.IsNull()) return config;
+    if (!root.IsMap()) return InvalidArgumentError("the edge config must be a map of keys");
+    static const std::set<std::string> kKeys = {
+        "site_id", "node_id", "listen", "model_repository", "threads", "strict_readiness",
+        "limits", "log_format", "log_level"};
+    for (const auto& kv : root) {
+      std::string key = kv.first.as<std::string>();
+      if (!kKeys.count(key)) return InvalidArgumentError("unknown key \"" + key + "\" in the edge config");
+    }
+    if (root["site_id"]) config.site_id = root["site_id"].as<std::string>();
+    if (root["node_id"]) config.node_id = root["node_id"].as<std::string>();
+    if (root["listen"]) OUTPOST_RETURN_IF_ERROR(ParseListen(root["listen"].as<std::string>(), config));
+    if (root["model_repository"]) config.model_repository = root["model_repository"].as<std::string>();
+    if (root["threads"]) {
+      config.threads = root["threads"].as<int>();
+      if (config.threads < 0 || config.threads > 1024) {
+        return InvalidArgumentError("threads must be 0 (one per core) to 1024");
+      }
+    }
+    if (root["strict_readiness"]) config.strict_readiness = root["strict_readiness"].as<bool>();
+    if (const YAML::Node& limits = root["limits"]) {
+      if (!limits.IsMap()) return InvalidArgumentError("limits must be a map");
+      for (const auto& kv : limits) {
+        std::string key = kv.first.as<std::string>();
+        if (key == "max_body_bytes") {
+          config.max_body_bytes = kv.second.as<uint64_t>();
+        } else if (key == "max_elements") {
+          config.max_elements = kv.second.as<uint64_t>();
+        } else if (key == "max_json_depth") {
+          config.max_json_depth = kv.second.as<int>();
+          if (config.max_json_depth < 2 || config.max_json_depth > 1024) {
+            return InvalidArgumentError("limits.max_json_depth must be 2 to 1024");
+          }
+        } else {
+          return InvalidArgumentError("unknown key \"" + key + "\" in limits");
+        }
+      }
+      if (config.max_body_bytes == 0) return InvalidArgumentError("limits.max_body_bytes must be > 0");
+    }
+    if (root["log_format"]) config.log_format = root["log_format"].as<std::string>();
+    if (root["log_level"]) config.log_level = root["log_level"].as<std::string>();
+    return config;
+  } catch (const YAML::Exception& e) {
+    return InvalidArgumentError(std::string("edge config: ") + e.what());
+  }
+}
+
+}  // namespace outpost::apps

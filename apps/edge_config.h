@@ -1,0 +1,51 @@
+// EdgeConfig: the edge node's YAML configuration file, which command-line flags override.
+//
+//   site_id: mine-7              # the site this node belongs to
+//   node_id: node-1              # this node, unique within the site (default: the host name)
+//   listen: 0.0.0.0:8000         # HTTP address and port (port 0 = any free port)
+//   model_repository: /var/lib/outpost/models
+//   threads: 2                   # HTTP and scoring threads (default: the number of cores)
+//   strict_readiness: true       # ready only when every model loaded (as Triton)
+//   limits:
+//     max_body_bytes: 67108864   # a larger request gets 413
+//     max_elements: 16777216     # total tensor elements in one request
+//     max_json_depth: 64         # nesting of `data` and the rest of the JSON
+//   log_format: text             # text | json
+//   log_level: info              # debug | info | warning | error
+//
+// Unknown keys are rejected, so a typo does not silently leave a default in force.
+#ifndef OUTPOST_APPS_EDGE_CONFIG_H_
+#define OUTPOST_APPS_EDGE_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace outpost::apps {
+
+struct EdgeConfig {
+  std::string site_id = "site";
+  std::string node_id;  // empty = host name
+  std::string listen_address = "0.0.0.0";
+  uint16_t listen_port = 8000;
+  std::string model_repository = "models";
+  int threads = 0;  // 0 = hardware concurrency
+  bool strict_readiness = true;
+  uint64_t max_body_bytes = 64ull << 20;
+  uint64_t max_elements = 16ull << 20;
+  int max_json_depth = 64;
+  std::string log_format = "text";
+  std::string log_level = "info";
+};
+
+// Parses the YAML text of an edge config on top of `base` (the defaults).
+Result<EdgeConfig> ParseEdgeConfig(std::string_view yaml_text, EdgeConfig base = {});
+
+// Parses "host:port", "[v6]:port" or ":port" into `config`. InvalidArgument otherwise.
+Status ParseListen(std::string_view listen, EdgeConfig& config);
+
+}  // namespace outpost::apps
+
+#endif  // OUTPOST_APPS_EDGE_CONFIG_H_

@@ -1,0 +1,62 @@
+#include "apps/edge_config.h"
+
+#include <gtest/gtest.h>
+
+#include "base/testing/test_util.h"
+
+namespace outpost::apps {
+namespace {
+
+TEST(EdgeConfig, EmptyTextKeepsDefaults) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig c, ParseEdgeConfig(""));
+  EXPECT_EQ(c.listen_port, 8000);
+  EXPECT_EQ(c.listen_address, "0.0.0.0");
+  EXPECT_TRUE(c.strict_readiness);
+}
+
+TEST(EdgeConfig, ParsesEveryKey) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig c, ParseEdgeConfig(R"(
+site_id: mine-7
+node_id: node-2
+listen: 127.0.0.1:9000
+model_repository: /srv/models
+threads: 4
+strict_readiness: false
+limits: {max_body_bytes: 1024, max_elements: 100, max_json_depth: 8}
+log_format: json
+log_level: debug
+)"));
+  EXPECT_EQ(c.site_id, "mine-7");
+  EXPECT_EQ(c.node_id, "node-2");
+  EXPECT_EQ(c.listen_address, "127.0.0.1");
+  EXPECT_EQ(c.listen_port, 9000);
+  EXPECT_EQ(c.model_repository, "/srv/models");
+  EXPECT_EQ(c.threads, 4);
+  EXPECT_FALSE(c.strict_readiness);
+  EXPECT_EQ(c.max_body_bytes, 1024u);
+  EXPECT_EQ(c.max_elements, 100u);
+  EXPECT_EQ(c.max_json_depth, 8);
+  EXPECT_EQ(c.log_format, "json");
+}
+
+TEST(EdgeConfig, RejectsUnknownKeysAndBadValues) {
+  for (const char* yaml : {"sitе_id: x\n", "listen: nohostport\n", "listen: a:70000\n",
+                           "threads: -1\n", "limits: {max_json_depth: 1}\n",
+                           "limits: {max_body: 5}\n", "threads: many\n", "[1, 2]\n"}) {
+    Result<EdgeConfig> r = ParseEdgeConfig(yaml);
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << yaml;
+  }
+}
+
+TEST(ParseListen, AcceptsHostPortForms) {
+  EdgeConfig c;
+  OUTPOST_ASSERT_OK(ParseListen(":0", c));
+  EXPECT_EQ(c.listen_address, "0.0.0.0");
+  EXPECT_EQ(c.listen_port, 0);
+  OUTPOST_ASSERT_OK(ParseListen("[::1]:8080", c));
+  EXPECT_EQ(c.listen_address, "::1");
+  EXPECT_EQ(c.listen_port, 8080);
+}
+
+}  // namespace
+}  // namespace outpost::apps

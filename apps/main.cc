@@ -1,0 +1,49 @@
+// The `outpost` binary: one program, one subcommand per role (DESIGN.md).
+// Exit codes: 0 ok, 1 failure (with a one-line reason on stderr), 2 usage error.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <string>
+
+#include "apps/commands.h"
+#include "base/logging.h"
+
+namespace {
+
+int Main(int argc, char** argv) {
+  CLI::App app("Outpost: AI for sites that are cut off from the internet.", "outpost");
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Print help for every subcommand");
+  outpost::apps::Action run;
+  outpost::apps::AddEdgeCommand(app, run);
+  outpost::apps::AddVersionCommand(app, run);
+  outpost::apps::AddDemoCommand(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  if (!run) {
+    std::fprintf(stderr, "outpost: no command chosen; see outpost --help\n");
+    return 2;
+  }
+  outpost::Status status = run();
+  if (!status.ok()) {
+    std::string line(status.message());
+    for (char& c : line) {
+      if (c == '\n') c = ' ';
+    }
+    std::fprintf(stderr, "outpost: %s\n", line.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return Main(argc, argv); }

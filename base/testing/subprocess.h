@@ -1,0 +1,60 @@
+// Subprocess: runs a program for a test, with its stdout readable line by line through a
+// pipe (so a test waits for "listening on ..." by reading, never by sleeping), and lets the
+// test signal it and collect its exit status.
+#ifndef OUTPOST_BASE_TESTING_SUBPROCESS_H_
+#define OUTPOST_BASE_TESTING_SUBPROCESS_H_
+
+#include <sys/types.h>
+
+#include <memory>
+
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace outpost::testing {
+
+class Subprocess {
+ public:
+  // Starts argv[0] (a path) with the given arguments. stdout is piped to this object;
+  // stderr goes to `stderr_file` when given, else is inherited.
+  static Result<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
+                                                   const std::string& stderr_file = "");
+  // Kills (SIGKILL) and reaps the child if it is still running.
+  ~Subprocess();
+
+  pid_t pid() const { return pid_; }
+
+  // Reads the next line of the child's stdout (without the newline). Blocks until a line
+  // arrives; OutOfRange when the child closed stdout (e.g. exited) first.
+  Result<std::string> ReadLine();
+  // Reads stdout until the child closes it.
+  std::string ReadAll();
+
+  Status Signal(int signal_number);
+  // Waits for the child to exit and returns its exit code, or 128 + signal when killed.
+  int Wait();
+
+ private:
+  Subprocess(pid_t pid, int stdout_fd) : pid_(pid), stdout_fd_(stdout_fd) {}
+
+  pid_t pid_;
+  int stdout_fd_;
+  bool reaped_ = false;
+  int exit_code_ = -1;
+  std::string buffer_;
+};
+
+// Runs a program to completion and returns its exit code, stdout and stderr (in
+// RunResult::err).
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+RunResult RunProgram(const std::vector<std::string>& argv);
+
+}  // namespace outpost::testing
+
+#endif  // OUTPOST_BASE_TESTING_SUBPROCESS_H_

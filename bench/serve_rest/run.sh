@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# bench/serve_rest: Outpost's REST scoring path against nginx returning a fixed body.
+#
+# Scores a tiny XGBoost model (the demo's pump model, 10 trees of depth 3) at concurrency 1
+# and 32 with wrk, and in the same run sends the same requests to nginx answering a fixed
+# JSON body of the same size as Outpost's answer. Prints requests/s and p50/p99 for both and
+# the ratio ours/nginx. Loopback only; each run is bounded by DURATION seconds.
+#
+# usage: bench/serve_rest/run.sh [build-dir]     (DURATION=10 THREADS=2 by default)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:-build}" && pwd)
+duration=${DURATION:-10}
+threads=${THREADS:-2}
+outpost="$build/outpost"
+work=$(mktemp -d /tmp/outpost-bench-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# 1. A tiny model in a repository, and the request body.
+"$outpost" demo --write-repository "$work/models" --trees 10 --depth 3 >/dev/null
+cat > "$work/body.json" <<'JSON'
+{"id":"bench","inputs":[{"name":"features","datatype":"FP32","shape":[1,8],"data":[71.5,2.1,6.4,41.0,1480.0,18.0,0.7,3.1]}]}
+JSON
+
+# 2. Outpost edge.
+port=$(free_port)
+"$outpost" edge --model-repository "$work/models" --listen "127.0.0.1:$port" --threads "$threads" \
+  --log-level warning > "$work/edge.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null && break
+  sleep 0.1
+done
+answer=$(curl -sf -X POST -H 'Content-Type: application/json' --data-binary @"$work/body.json" \
+  "http://127.0.0.1:$port/v2/models/pump/infer")
+echo "outpost answers: $answer"
+
+# 3. nginx answering the same bytes.
+nport=$(free_port)
+mkdir -p "$work/nginx/logs"
+printf '%s' "$answer" > "$work/nginx/answer.json"
+cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes $threads;
+user root;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$nport;
+    location / {
+      default_type application/json;
+      return 200 '$(cat "$work/nginx/answer.json")';
+    }
+  }
+}
+CONF
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -sf -X POST --data-binary @"$work/body.json" "http://127.0.0.1:$nport/v2/models/pump/infer" >/dev/null && break
+  sleep 0.1
+done
+
+# 4. wrk at concurrency 1 and 32 against both.
+run_wrk() {  # url connections -> "rps p50_us p99_us"
+  local url=$1 conns=$2 t=$(( $2 < threads ? $2 : threads ))
+  BODY_FILE="$work/body.json" wrk -t"$t" -c"$conns" -d"${duration}s" --latency -s "$here/post.lua" "$url" |
+    /usr/bin/python3 -c '
+import re, sys
+text = sys.stdin.read()
+def us(v):
+    m = re.match(r"([\d.]+)(us|ms|s)", v)
+    return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+p50 = us(re.search(r"\s50%\s+(\S+)", text).group(1))
+p99 = us(re.search(r"\s99%\s+(\S+)", text).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+if non2xx: sys.exit("wrk saw %s non-2xx answers" % non2xx.group(1))
+print(rps, p50, p99)'
+}
+
+printf '\n%-12s %-8s %12s %10s %10s\n' server conc "requests/s" "p50 us" "p99 us"
+for c in 1 32; do
+  read -r o_rps o_p50 o_p99 < <(run_wrk "http://127.0.0.1:$port/v2/models/pump/infer" "$c")
+  read -r n_rps n_p50 n_p99 < <(run_wrk "http://127.0.0.1:$nport/v2/models/pump/infer" "$c")
+  printf '%-12s %-8s %12.0f %10.0f %10.0f\n' outpost "$c" "$o_rps" "$o_p50" "$o_p99"
+  printf '%-12s %-8s %12.0f %10.0f %10.0f\n' nginx "$c" "$n_rps" "$n_p50" "$n_p99"
+  /usr/bin/python3 -c "print('ratio ours/nginx at concurrency $c: requests/s %.2fx, p50 %.2fx, p99 %.2fx' % ($o_rps/$n_rps, $o_p50/$n_p50, $o_p99/$n_p99))"
+done

@@ -1,0 +1,176 @@
+// The yaml-cpp adapter of serve/: the only file here that includes yaml-cpp. yaml-cpp reports
+// errors by throwing; every exception is caught here and becomes a Status.
+#include "serve/model_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <set>
+
+namespace outpost::serve {
+namespace {
+
+constexpr size_t kMaxTensors = 256;
+constexpr size_t kMaxRank = 16;
+constexpr size_t kMaxNameLength = 256;
+
+Status CheckKeys(const YAML::Node& node, const std::set<std::string>& allowed,
+                 std::string_view where) {
+  for (const auto& kv : node) {
+    std::string key = kv.first.as<std::string>();
+    if (!allowed.count(key)) {
+      return InvalidArgumentError("unknown key \"" + key + "\" in " + std::string(where));
+    }
+  }
+  return Status();
+}
+
+Result<std::string> ParseName(const YAML::Node& node, std::string_view what) {
+  if (!node || !node.IsScalar()) return InvalidArgumentError(std::string(what) + " needs a name");
+  std::string name = node.as<std::string>();
+  if (name.empty() || name.size() > kMaxNameLength) {
+    return InvalidArgumentError(std::string(what) + " name must have 1 to 256 characters");
+  }
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == '/') {
+      return InvalidArgumentError(std::string(what) + " name \"" + name +
+                                  "\" has a control character or '/'");
+    }
+  }
+  return name;
+}
+
+Result<std::vector<engine::TensorSpec>> ParseTensors(const YAML::Node& node, std::string_view key) {
+  std::vector<engine::TensorSpec> out;
+  if (!node) return out;
+  if (!node.IsSequence()) return InvalidArgumentError(std::string(key) + " must be a list");
+  if (node.size() > kMaxTensors) return InvalidArgumentError(std::string(key) + " has too many entries");
+  std::set<std::string> seen;
+  for (const YAML::Node& t : node) {
+    if (!t.IsMap()) return InvalidArgumentError("each entry of " + std::string(key) + " must be a map");
+    OUTPOST_RETURN_IF_ERROR(CheckKeys(t, {"name", "datatype", "shape"}, key));
+    engine::TensorSpec spec;
+    OUTPOST_ASSIGN_OR_RETURN(spec.name, ParseName(t["name"], key));
+    if (!seen.insert(spec.name).second) {
+      return InvalidArgumentError(std::string(key) + " names \"" + spec.name + "\" twice");
+    }
+    if (!t["datatype"]) return InvalidArgumentError(std::string(key) + " \"" + spec.name + "\" needs a datatype");
+    OUTPOST_ASSIGN_OR_RETURN(spec.type, engine::ParseDataType(t["datatype"].as<std::string>()));
+    const YAML::Node& shape = t["shape"];
+    if (!shape || !shape.IsSequence() || shape.size() > kMaxRank) {
+      return InvalidArgumentError(std::string(key) + " \"" + spec.name +
+                                  "\" needs a shape: a list of at most 16 dimensions");
+    }
+    for (const YAML::Node& d : shape) {
+      int64_t dim = d.as<int64_t>();
+      if (dim < -1) {
+        return InvalidArgumentError(std::string(key) + " \"" + spec.name +
+                                    "\": a dimension is -1 (variable) or >= 0");
+      }
+      spec.shape.push_back(dim);
+    }
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
+Result<VersionPolicy> ParseVersionPolicy(const YAML::Node& node) {
+  VersionPolicy policy;
+  if (!node) return policy;
+  if (!node.IsMap() || node.size() != 1) {
+    return InvalidArgumentError("version_policy must have exactly one of latest, all, specific");
+  }
+  OUTPOST_RETURN_IF_ERROR(CheckKeys(node, {"latest", "all", "specific"}, "version_policy"));
+  if (node["latest"]) {
+    int n = node["latest"].as<int>();
+    if (n < 1) return InvalidArgumentError("version_policy.latest must be at least 1");
+    policy.latest = n;
+  } else if (node["all"]) {
+    if (!node["all"].as<bool>()) return InvalidArgumentError("version_policy.all must be true");
+    policy.kind = VersionPolicy::Kind::kAll;
+  } else {
+    policy.kind = VersionPolicy::Kind::kSpecific;
+    const YAML::Node& list = node["specific"];
+    if (!list.IsSequence() || list.size() == 0) {
+      return InvalidArgumentError("version_policy.specific must be a non-empty list of versions");
+    }
+    for (const YAML::Node& v : list) {
+      int64_t version = v.as<int64_t>();
+      if (version < 1) return InvalidArgumentError("versions are positive integers");
+      policy.versions.push_back(version);
+    }
+    std::sort(policy.versions.begin(), policy.versions.end());
+    policy.versions.erase(std::unique(policy.versions.begin(), policy.versions.end()),
+                          policy.versions.end());
+  }
+  return policy;
+}
+
+Result<ModelConfig> ParseNode(const YAML::Node& root, std::string_view folder_name) {
+  ModelConfig config;
+  config.name = std::string(folder_name);
+  if (!root || root.IsNull()) return InvalidArgumentError("config.yaml is empty; it needs at least a backend");
+  if (!root.IsMap()) return InvalidArgumentError("config.yaml must be a map of keys");
+  OUTPOST_RETURN_IF_ERROR(CheckKeys(root,
+                                    {"name", "backend", "version_policy", "max_batch_size", "inputs",
+                                     "outputs", "parameters", "insight", "batching"},
+                                    "config.yaml"));
+  if (root["name"]) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string name, ParseName(root["name"], "model"));
+    if (name != folder_name) {
+      return InvalidArgumentError("name \"" + name + "\" differs from its folder \"" +
+                                  std::string(folder_name) + "\"");
+    }
+  }
+  if (!root["backend"]) return InvalidArgumentError("config.yaml needs a backend (xgboost or onnx)");
+  config.backend = root["backend"].as<std::string>();
+  if (config.backend != "xgboost" && config.backend != "onnx") {
+    return InvalidArgumentError("backend \"" + config.backend + "\" is not one of xgboost, onnx");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(config.version_policy, ParseVersionPolicy(root["version_policy"]));
+  if (root["max_batch_size"]) {
+    config.max_batch_size = root["max_batch_size"].as<int64_t>();
+    if (config.max_batch_size < 0) return InvalidArgumentError("max_batch_size must be >= 0");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(config.inputs, ParseTensors(root["inputs"], "inputs"));
+  OUTPOST_ASSIGN_OR_RETURN(config.outputs, ParseTensors(root["outputs"], "outputs"));
+  if (const YAML::Node& params = root["parameters"]) {
+    if (!params.IsMap()) return InvalidArgumentError("parameters must be a map of strings");
+    for (const auto& kv : params) {
+      if (!kv.second.IsScalar()) {
+        return InvalidArgumentError("parameter \"" + kv.first.as<std::string>() + "\" must be a scalar");
+      }
+      config.parameters[kv.first.as<std::string>()] = kv.second.as<std::string>();
+    }
+  }
+  return config;
+}
+
+}  // namespace
+
+std::vector<int64_t> VersionPolicy::Select(std::vector<int64_t> available) const {
+  std::sort(available.begin(), available.end());
+  switch (kind) {
+    case Kind::kAll:
+      return available;
+    case Kind::kLatest: {
+      size_t n = std::min(available.size(), static_cast<size_t>(latest));
+      return std::vector<int64_t>(available.end() - static_cast<std::ptrdiff_t>(n), available.end());
+    }
+    case Kind::kSpecific:
+      // Every named version is selected, present or not, so that a missing one is reported.
+      return versions;
+  }
+  return {};
+}
+
+Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, std::string_view folder_name) {
+  try {
+    YAML::Node root = YAML::Load(std::string(yaml_text));
+    return ParseNode(root, folder_name);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgumentError(std::string("config.yaml: ") + e.what());
+  }
+}
+
+}  // namespace outpost::serve

@@ -1,0 +1,88 @@
+#include "serve/model_config.h"
+
+#include <gtest/gtest.h>
+
+#include "base/testing/test_util.h"
+
+namespace outpost::serve {
+namespace {
+
+using engine::DataType;
+
+TEST(ModelConfig, ParsesEveryKey) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelConfig c, ParseModelConfig(R"(
+name: pump
+backend: xgboost
+version_policy: {latest: 2}
+max_batch_size: 64
+inputs:
+  - {name: features, datatype: FP32, shape: [-1, 8]}
+outputs:
+  - {name: fault, datatype: FP32, shape: [-1]}
+parameters: {predict: margin}
+insight: {anything: goes}
+)", "pump"));
+  EXPECT_EQ(c.name, "pump");
+  EXPECT_EQ(c.backend, "xgboost");
+  EXPECT_EQ(c.version_policy.kind, VersionPolicy::Kind::kLatest);
+  EXPECT_EQ(c.version_policy.latest, 2);
+  EXPECT_EQ(c.max_batch_size, 64);
+  ASSERT_EQ(c.inputs.size(), 1u);
+  EXPECT_EQ(c.inputs[0].name, "features");
+  EXPECT_EQ(c.inputs[0].type, DataType::kFp32);
+  EXPECT_EQ(c.inputs[0].shape, (engine::Shape{-1, 8}));
+  EXPECT_EQ(c.outputs[0].shape, (engine::Shape{-1}));
+  EXPECT_EQ(c.parameters.at("predict"), "margin");
+}
+
+TEST(ModelConfig, DefaultsToLatestOneAndFolderName) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelConfig c, ParseModelConfig("backend: onnx\n", "m"));
+  EXPECT_EQ(c.name, "m");
+  EXPECT_EQ(c.version_policy.kind, VersionPolicy::Kind::kLatest);
+  EXPECT_EQ(c.version_policy.latest, 1);
+  EXPECT_TRUE(c.inputs.empty());
+}
+
+TEST(ModelConfig, RejectsMistakesWithTheirKey) {
+  struct Case {
+    const char* yaml;
+    const char* expect;
+  } cases[] = {
+      {"", "empty"},
+      {"- a\n- b\n", "map"},
+      {"backend: xgboost\nbackedn: x\n", "backedn"},
+      {"backend: tensorflow\n", "tensorflow"},
+      {"name: other\nbackend: xgboost\n", "differs"},
+      {"backend: xgboost\nversion_policy: {latest: 0}\n", "at least 1"},
+      {"backend: xgboost\nversion_policy: {latest: 1, all: true}\n", "exactly one"},
+      {"backend: xgboost\nversion_policy: {specific: []}\n", "non-empty"},
+      {"backend: xgboost\ninputs: [{name: x, datatype: FP33, shape: [1]}]\n", "FP33"},
+      {"backend: xgboost\ninputs: [{name: x, datatype: FP32, shape: [-2]}]\n", "variable"},
+      {"backend: xgboost\ninputs: [{name: x, datatype: FP32}]\n", "shape"},
+      {"backend: xgboost\ninputs: [{name: x, datatype: FP32, shape: [1]}, "
+       "{name: x, datatype: FP32, shape: [1]}]\n",
+       "twice"},
+      {"backend: xgboost\nmax_batch_size: lots\n", "config.yaml"},
+      {"backend: [unclosed\n", "config.yaml"},
+  };
+  for (const Case& c : cases) {
+    Result<ModelConfig> r = ParseModelConfig(c.yaml, "pump");
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << c.yaml;
+    EXPECT_NE(r.status().message().find(c.expect), std::string::npos)
+        << c.yaml << " -> " << r.status().ToString();
+  }
+}
+
+TEST(VersionPolicy, SelectsAsTritonDoes) {
+  VersionPolicy latest2{.kind = VersionPolicy::Kind::kLatest, .latest = 2};
+  EXPECT_EQ(latest2.Select({3, 1, 7}), (std::vector<int64_t>{3, 7}));
+  EXPECT_EQ(latest2.Select({5}), (std::vector<int64_t>{5}));
+  VersionPolicy all{.kind = VersionPolicy::Kind::kAll};
+  EXPECT_EQ(all.Select({2, 1}), (std::vector<int64_t>{1, 2}));
+  VersionPolicy specific{.kind = VersionPolicy::Kind::kSpecific, .versions = {1, 4}};
+  EXPECT_EQ(specific.Select({1, 2, 3}), (std::vector<int64_t>{1, 4}));
+}
+
+}  // namespace
+}  // namespace outpost::serve
