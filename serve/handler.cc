@@ -1,0 +1,412 @@
+#include "serve/handler.h"
+
+#include <charconv>
+#include <optional>
+#include <span>
+#include <utility>
+
+#include "engine/model.h"
+#include "serve/json_writer.h"
+
+#ifndef OUTPOST_VERSION
+#define OUTPOST_VERSION "unknown"
+#endif
+
+namespace outpost::serve {
+namespace {
+
+// Paths and names quoted in error messages are cut to this many bytes.
+constexpr size_t kMaxQuoted = 200;
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string Quote(std::string_view s) {
+  std::string out = "\"";
+  out.append(s.substr(0, kMaxQuoted));
+  if (s.size() > kMaxQuoted) out.append("...");
+  out.push_back('"');
+  return out;
+}
+
+// Where a request goes, decided from its path alone.
+struct Route {
+  enum class Kind {
+    kUnknown,         // no such path
+    kServerMetadata,  // /v2
+    kLive,            // /v2/health/live
+    kReady,           // /v2/health/ready
+    kModelMetadata,   // /v2/models/{m}[/versions/{v}]
+    kModelReady,      // .../ready
+    kInfer,           // .../infer
+  };
+  Kind kind = Kind::kUnknown;
+  std::string_view model;
+  std::string_view version_text;  // the {v} segment as sent; empty when absent
+};
+
+bool AllDigits(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+Route::Kind ActionKind(std::string_view action) {
+  if (action == "ready") return Route::Kind::kModelReady;
+  if (action == "infer") return Route::Kind::kInfer;
+  return Route::Kind::kUnknown;
+}
+
+Route Resolve(std::string_view path) {
+  Route route;
+  if (!path.starts_with("/v2")) return route;
+  std::string_view rest = path.substr(3);
+  if (rest.empty() || rest == "/") {
+    route.kind = Route::Kind::kServerMetadata;
+  } else if (rest == "/health/live") {
+    route.kind = Route::Kind::kLive;
+  } else if (rest == "/health/ready") {
+    route.kind = Route::Kind::kReady;
+  } else if (rest.starts_with("/models/")) {
+    rest.remove_prefix(8);
+    // {m} | {m}/{action} | {m}/versions/{v} | {m}/versions/{v}/{action}
+    std::string_view segments[5];
+    size_t n = 0;
+    while (n < 5) {
+      size_t slash = rest.find('/');
+      segments[n++] = rest.substr(0, slash);
+      if (slash == std::string_view::npos) break;
+      rest.remove_prefix(slash + 1);
+    }
+    if (segments[0].empty()) return route;
+    route.model = segments[0];
+    const bool versioned = n >= 3 && segments[1] == "versions" && AllDigits(segments[2]);
+    if (versioned) route.version_text = segments[2];
+    if (n == 1) {
+      route.kind = Route::Kind::kModelMetadata;
+    } else if (n == 2) {
+      route.kind = ActionKind(segments[1]);
+    } else if (n == 3 && versioned) {
+      route.kind = Route::Kind::kModelMetadata;
+    } else if (n == 4 && versioned) {
+      route.kind = ActionKind(segments[3]);
+    }
+  }
+  return route;
+}
+
+void SetError(int status, std::string_view message, HttpResponse& response) {
+  response.status = status;
+  response.content_type = "application/json";
+  response.body.clear();
+  JsonWriter w(response.body);
+  w.BeginObject();
+  w.Key("error");
+  w.String(message);
+  w.EndObject();
+}
+
+void SetMethodNotAllowed(std::string_view method, std::string_view allowed,
+                         HttpResponse& response) {
+  SetError(405,
+           "method " + Quote(method) + " is not allowed here; use " + std::string(allowed),
+           response);
+  response.headers.emplace_back("Allow", std::string(allowed));
+}
+
+// The version named in the URL: nullopt when absent; NotFound when too large to be one.
+Result<std::optional<int64_t>> ParseVersion(std::string_view text) {
+  if (text.empty()) return std::optional<int64_t>();
+  int64_t version = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), version);
+  if (ec != std::errc() || end != text.data() + text.size()) {
+    return NotFoundError("unknown version " + Quote(text));
+  }
+  return std::optional<int64_t>(version);
+}
+
+}  // namespace
+
+int HttpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kOutOfRange:
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kCancelled:
+    case StatusCode::kUnknown:
+    case StatusCode::kAborted:
+      return 400;
+    case StatusCode::kUnauthenticated:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kResourceExhausted:
+      return 413;
+    case StatusCode::kUnimplemented:
+      return 501;
+    case StatusCode::kUnavailable:
+    case StatusCode::kDeadlineExceeded:
+      return 503;
+    case StatusCode::kInternal:
+    case StatusCode::kDataLoss:
+      return 500;
+  }
+  return 500;
+}
+
+void SetErrorResponse(const Status& status, HttpResponse& response) {
+  SetError(HttpStatusFor(status.code()), status.message(), response);
+}
+
+std::string_view HttpRequest::Header(std::string_view name) const {
+  for (const HttpHeader& h : headers) {
+    if (EqualsIgnoreCase(h.name, name)) return h.value;
+  }
+  return {};
+}
+
+Handler::Handler(const ModelRepository& repository, HandlerOptions options)
+    : repository_(repository), options_(std::move(options)) {
+  if (options_.server_version.empty()) options_.server_version = OUTPOST_VERSION;
+  JsonWriter w(server_metadata_);
+  w.BeginObject();
+  w.Key("name");
+  w.String(options_.server_name);
+  w.Key("version");
+  w.String(options_.server_version);
+  // Only what Outpost implements; none of Triton's optional extensions yet.
+  w.Key("extensions");
+  w.BeginArray();
+  w.EndArray();
+  w.EndObject();
+}
+
+void Handler::Handle(const HttpRequest& request, HttpResponse& response) const {
+  response.Clear();
+  std::string_view path = request.target.substr(0, request.target.find('?'));
+  const Route route = Resolve(path);
+  if (route.kind == Route::Kind::kUnknown) {
+    SetError(404, "no such path " + Quote(path), response);
+    return;
+  }
+  const bool is_infer = route.kind == Route::Kind::kInfer;
+  if (request.method != (is_infer ? "POST" : "GET")) {
+    SetMethodNotAllowed(request.method, is_infer ? "POST" : "GET", response);
+    return;
+  }
+  switch (route.kind) {
+    case Route::Kind::kServerMetadata:
+      response.body = server_metadata_;
+      return;
+    case Route::Kind::kLive:
+      response.body = "{\"live\":true}";
+      return;
+    case Route::Kind::kReady:
+      ServerReady(response);
+      return;
+    default:
+      break;
+  }
+
+  Result<std::optional<int64_t>> version = ParseVersion(route.version_text);
+  if (!version.ok()) {
+    SetErrorResponse(version.status(), response);
+    return;
+  }
+  Result<ModelHandle> handle = repository_.Find(route.model, *version);
+  if (!handle.ok()) {
+    SetErrorResponse(handle.status(), response);
+    return;
+  }
+  switch (route.kind) {
+    case Route::Kind::kModelMetadata:
+      ModelMetadata(*handle, response);
+      return;
+    case Route::Kind::kModelReady: {
+      JsonWriter w(response.body);
+      w.BeginObject();
+      w.Key("name");
+      w.String(handle->servable->name);
+      w.Key("ready");
+      w.Bool(true);
+      w.EndObject();
+      return;
+    }
+    case Route::Kind::kInfer:
+      Infer(request, *handle, response);
+      return;
+    default:
+      SetError(500, "unrouted request", response);
+      return;
+  }
+}
+
+void Handler::ServerReady(HttpResponse& response) const {
+  if (repository_.IsReady()) {
+    response.body = "{\"ready\":true}";
+    return;
+  }
+  std::string message = "the server is not ready";
+  for (const auto& model : repository_.Models()) {
+    if (model->IsReady()) continue;
+    message += ": model " + Quote(model->name) + " has no ready version";
+    if (!model->error.empty()) {
+      message += " (" + model->error + ")";
+    } else {
+      for (const VersionStatus& v : model->versions) {
+        if (v.state != VersionState::kReady && !v.reason.empty()) {
+          message += " (version " + std::to_string(v.version) + ": " + v.reason + ")";
+          break;
+        }
+      }
+    }
+    break;
+  }
+  SetError(503, message, response);
+}
+
+void Handler::ModelMetadata(const ModelHandle& handle, HttpResponse& response) const {
+  const engine::Signature& signature = handle.model->signature();
+  JsonWriter w(response.body);
+  w.BeginObject();
+  w.Key("name");
+  w.String(handle.servable->name);
+  w.Key("versions");
+  w.BeginArray();
+  for (const auto& [version, model] : handle.servable->ready) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), version);
+    (void)ec;
+    w.String(std::string_view(buf, static_cast<size_t>(end - buf)));
+  }
+  w.EndArray();
+  w.Key("platform");
+  w.String(handle.model->platform());
+  auto tensors = [&w](std::string_view key, const std::vector<engine::TensorSpec>& specs) {
+    w.Key(key);
+    w.BeginArray();
+    for (const engine::TensorSpec& spec : specs) {
+      w.BeginObject();
+      w.Key("name");
+      w.String(spec.name);
+      w.Key("datatype");
+      w.String(engine::DataTypeName(spec.type));
+      w.Key("shape");
+      w.BeginArray();
+      for (int64_t d : spec.shape) w.Int(d);
+      w.EndArray();
+      w.EndObject();
+    }
+    w.EndArray();
+  };
+  tensors("inputs", signature.inputs);
+  tensors("outputs", signature.outputs);
+  w.EndObject();
+}
+
+void Handler::Infer(const HttpRequest& request, const ModelHandle& handle,
+                    HttpResponse& response) const {
+  Status status = RunInfer(request, handle, response.body);
+  if (!status.ok()) SetErrorResponse(status, response);
+}
+
+Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
+                         std::string& out) const {
+  std::string_view encoding = request.Header("Content-Encoding");
+  if (!encoding.empty() && !EqualsIgnoreCase(encoding, "identity")) {
+    return UnimplementedError("Content-Encoding " + Quote(encoding) +
+                              " is not supported; send the body uncompressed");
+  }
+  std::string_view header_length = request.Header("Inference-Header-Content-Length");
+  if (!header_length.empty() && header_length != std::to_string(request.body.size())) {
+    return UnimplementedError("binary tensor data is not supported; send \"data\" as JSON");
+  }
+
+  InferRequest parsed;
+  OUTPOST_RETURN_IF_ERROR(ParseInferRequest(request.body, options_.limits, parsed));
+
+  const std::string& model_name = handle.servable->name;
+  const engine::Signature& signature = handle.model->signature();
+  const size_t n_inputs = signature.inputs.size();
+  std::vector<engine::Tensor> inputs(n_inputs);
+  std::vector<uint8_t> given(n_inputs, 0);
+  for (InferInput& input : parsed.inputs) {
+    size_t j = 0;
+    while (j < n_inputs && signature.inputs[j].name != input.name) ++j;
+    if (j == n_inputs) {
+      return InvalidArgumentError("unexpected input " + Quote(input.name) + " for model " +
+                                  Quote(model_name));
+    }
+    if (given[j]) {
+      return InvalidArgumentError("input " + Quote(input.name) + " is given twice");
+    }
+    given[j] = 1;
+    inputs[j] = std::move(input.tensor);
+  }
+  for (size_t j = 0; j < n_inputs; ++j) {
+    if (!given[j]) {
+      return InvalidArgumentError("missing input " + Quote(signature.inputs[j].name) +
+                                  " for model " + Quote(model_name));
+    }
+  }
+
+  // The outputs to return, as indexes into signature.outputs, checked before running.
+  const size_t n_outputs = signature.outputs.size();
+  std::vector<size_t> selected;
+  if (parsed.outputs.empty()) {
+    selected.resize(n_outputs);
+    for (size_t j = 0; j < n_outputs; ++j) selected[j] = j;
+  } else {
+    selected.reserve(parsed.outputs.size());
+    for (const InferRequestedOutput& requested : parsed.outputs) {
+      size_t j = 0;
+      while (j < n_outputs && signature.outputs[j].name != requested.name) ++j;
+      if (j == n_outputs) {
+        return InvalidArgumentError("unknown requested output " + Quote(requested.name) +
+                                    " for model " + Quote(model_name));
+      }
+      for (size_t k : selected) {
+        if (k == j) {
+          return InvalidArgumentError("output " + Quote(requested.name) +
+                                      " is requested twice");
+        }
+      }
+      selected.push_back(j);
+    }
+  }
+
+  OUTPOST_RETURN_IF_ERROR(engine::ValidateInputs(signature, inputs));
+  std::vector<engine::Tensor> outputs;
+  Status run = handle.model->Run(inputs, outputs);
+  if (!run.ok()) {
+    return run.WithContext("model " + Quote(model_name) + " version " +
+                           std::to_string(handle.version));
+  }
+  if (outputs.size() != n_outputs) {
+    return InternalError("model " + Quote(model_name) + " returned " +
+                         std::to_string(outputs.size()) + " outputs; its signature has " +
+                         std::to_string(n_outputs));
+  }
+
+  std::vector<OutputRef> refs;
+  refs.reserve(selected.size());
+  for (size_t j : selected) refs.push_back(OutputRef{signature.outputs[j].name, &outputs[j]});
+  return WriteInferResponse(model_name, handle.version, parsed.id, refs, out);
+}
+
+}  // namespace outpost::serve

@@ -1,0 +1,114 @@
+// Handler: the Open Inference Protocol's REST API (KServe v2 / Triton) over plain request and
+// response structs, with no sockets, so that it is tested and fuzzed without a network.
+//
+// Routes (all paths case-sensitive; a query string is ignored):
+//   GET  /v2, /v2/                                  server metadata
+//   GET  /v2/health/live                            200 {"live":true}
+//   GET  /v2/health/ready                           200 {"ready":true} or 503 {"error":...}
+//   GET  /v2/models/{m}[/versions/{v}]              model metadata
+//   GET  /v2/models/{m}[/versions/{v}]/ready        200 {"name":m,"ready":true} or an error
+//   POST /v2/models/{m}[/versions/{v}]/infer        inference (JSON bodies, see infer_json.h)
+// {v} is digits only; without it the highest ready version answers.
+//
+// Every error is answered with Content-Type application/json and {"error": "<message>"}:
+//   400 bad request (malformed JSON, wrong input, wrong shape, bad version),
+//   404 unknown model, version or path, 405 wrong method (with an Allow header),
+//   413 body or tensors larger than the limits, 501 an extension Outpost does not offer,
+//   503 server or model not ready, 500 a fault of Outpost or of the model's backend.
+// HttpStatusFor() is the one place where a Status becomes an HTTP status.
+#ifndef OUTPOST_SERVE_HANDLER_H_
+#define OUTPOST_SERVE_HANDLER_H_
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+#include "serve/infer_json.h"
+#include "serve/repository.h"
+
+namespace outpost::serve {
+
+struct HttpHeader {
+  std::string_view name;
+  std::string_view value;
+};
+
+// One HTTP request as the server read it. The views stay valid until Handle() returns.
+struct HttpRequest {
+  std::string_view method;  // "GET", "POST", ...
+  std::string_view target;  // "/v2/models/iris/infer?x=1", as sent
+  std::vector<HttpHeader> headers{};
+  // The body. When its capacity leaves kJsonPadding bytes past its size, an infer body is
+  // parsed in place instead of being copied.
+  std::string body{};
+
+  // The first header called `name` (compared without case); empty when there is none.
+  std::string_view Header(std::string_view name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  // Points to static storage (a string literal).
+  std::string_view content_type = "application/json";
+  std::string body{};
+  // Extra headers, e.g. Allow on a 405. Content-Type, Content-Length and Connection are the
+  // server's.
+  std::vector<std::pair<std::string, std::string>> headers{};
+
+  // Resets to an empty 200 response, keeping the body's capacity.
+  void Clear() {
+    status = 200;
+    content_type = "application/json";
+    body.clear();
+    headers.clear();
+  }
+};
+
+// The HTTP status for a non-OK Status:
+//   InvalidArgument, OutOfRange, FailedPrecondition, AlreadyExists, Cancelled, Unknown -> 400
+//   Unauthenticated 401, PermissionDenied 403, NotFound 404,
+//   ResourceExhausted 413 (a bound on the request's own size; a full queue should be
+//   reported as Unavailable), Unimplemented 501, Unavailable and DeadlineExceeded 503,
+//   Internal, DataLoss and anything else 500.
+int HttpStatusFor(StatusCode code);
+
+// Fills `response` with {"error": message} and HttpStatusFor(status.code()).
+void SetErrorResponse(const Status& status, HttpResponse& response);
+
+struct HandlerOptions {
+  // Reported by GET /v2.
+  std::string server_name = "outpost";
+  std::string server_version = "";  // empty = the version Outpost was built as
+  // Bounds on each infer request.
+  InferJsonLimits limits{};
+};
+
+class Handler {
+ public:
+  // `repository` is not owned and must outlive the handler.
+  Handler(const ModelRepository& repository, HandlerOptions options);
+
+  // Answers one request. `response` is overwritten (its body's capacity is reused).
+  // Thread-safe: any number of threads may call it at once.
+  void Handle(const HttpRequest& request, HttpResponse& response) const;
+
+  const HandlerOptions& options() const { return options_; }
+
+ private:
+  void ServerMetadata(HttpResponse& response) const;
+  void ServerReady(HttpResponse& response) const;
+  void ModelMetadata(const ModelHandle& handle, HttpResponse& response) const;
+  void Infer(const HttpRequest& request, const ModelHandle& handle, HttpResponse& response) const;
+  Status RunInfer(const HttpRequest& request, const ModelHandle& handle,
+                  std::string& out) const;
+
+  const ModelRepository& repository_;
+  HandlerOptions options_;
+  std::string server_metadata_;  // the GET /v2 body, built once
+};
+
+}  // namespace outpost::serve
+
+#endif  // OUTPOST_SERVE_HANDLER_H_

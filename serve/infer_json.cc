@@ -1,0 +1,720 @@
+// The simdjson adapter of serve/: the only file of the scoring server that includes
+// simdjson.h. It uses simdjson's DOM API without exceptions (every access checks an
+// error_code), so no simdjson exception leaves this file.
+#include "serve/infer_json.h"
+
+#include <simdjson.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+#include "serve/json_writer.h"
+
+namespace outpost::serve {
+namespace {
+
+namespace dom = simdjson::dom;
+using engine::DataType;
+using engine::Tensor;
+
+static_assert(kJsonPadding >= simdjson::SIMDJSON_PADDING);
+
+// A parser keeps its buffers between requests; one that grew past this for a large body is
+// dropped afterwards so that an idle thread does not keep the memory.
+constexpr size_t kKeepParserCapacity = 1 << 20;
+constexpr size_t kInitialParserCapacity = 64 << 10;
+// Names quoted in error messages are cut to this many bytes.
+constexpr size_t kMaxQuotedName = 128;
+
+// The calling thread's parser and the depth limit it was made for.
+struct ThreadParserSlot {
+  std::unique_ptr<dom::parser> parser;
+  size_t max_depth = 0;
+};
+ThreadParserSlot& ThreadSlot() {
+  thread_local ThreadParserSlot slot;
+  return slot;
+}
+
+// The calling thread's parser, made for documents nesting at most `max_depth` deep; null with
+// `status` set when it cannot be allocated.
+dom::parser* ThreadParser(size_t max_depth, Status& status) {
+  ThreadParserSlot& slot = ThreadSlot();
+  if (slot.parser == nullptr || slot.max_depth != max_depth) {
+    slot.parser = std::make_unique<dom::parser>();
+    // simdjson's limit is exclusive: it accepts documents nesting up to max_depth - 1.
+    if (slot.parser->allocate(kInitialParserCapacity, max_depth + 1) != simdjson::SUCCESS) {
+      slot.parser.reset();
+      status = ResourceExhaustedError("cannot allocate the JSON parser");
+      return nullptr;
+    }
+    slot.max_depth = max_depth;
+  }
+  return slot.parser.get();
+}
+
+std::string Quote(std::string_view s) {
+  std::string out;
+  out.reserve(std::min(s.size(), kMaxQuotedName) + 5);
+  out.push_back('"');
+  if (s.size() > kMaxQuotedName) {
+    out.append(s.substr(0, kMaxQuotedName));
+    out.append("...");
+  } else {
+    out.append(s);
+  }
+  out.push_back('"');
+  return out;
+}
+
+std::string_view JsonTypeName(dom::element_type type) {
+  switch (type) {
+    case dom::element_type::ARRAY:
+      return "an array";
+    case dom::element_type::OBJECT:
+      return "an object";
+    case dom::element_type::INT64:
+    case dom::element_type::UINT64:
+    case dom::element_type::DOUBLE:
+      return "a number";
+    case dom::element_type::STRING:
+      return "a string";
+    case dom::element_type::BOOL:
+      return "a boolean";
+    case dom::element_type::NULL_VALUE:
+      return "null";
+  }
+  return "a value";
+}
+
+// Element conversion outcomes; the message is built only on failure.
+enum class Bad { kNone, kType, kNotInteger, kRange };
+
+template <typename T>
+Bad ToInteger(dom::element e, T& out) {
+  using Limits = std::numeric_limits<T>;
+  switch (e.type()) {
+    case dom::element_type::INT64: {
+      int64_t v = e.get_int64().value_unsafe();
+      if constexpr (std::is_signed_v<T>) {
+        if (v < static_cast<int64_t>(Limits::min()) || v > static_cast<int64_t>(Limits::max())) {
+          return Bad::kRange;
+        }
+      } else {
+        if (v < 0 || static_cast<uint64_t>(v) > static_cast<uint64_t>(Limits::max())) {
+          return Bad::kRange;
+        }
+      }
+      out = static_cast<T>(v);
+      return Bad::kNone;
+    }
+    case dom::element_type::UINT64: {
+      // simdjson uses UINT64 only for values above INT64_MAX.
+      uint64_t v = e.get_uint64().value_unsafe();
+      if (v > static_cast<uint64_t>(Limits::max())) return Bad::kRange;
+      out = static_cast<T>(v);
+      return Bad::kNone;
+    }
+    case dom::element_type::DOUBLE:
+      return Bad::kNotInteger;
+    default:
+      return Bad::kType;
+  }
+}
+
+Bad ToDouble(dom::element e, double& out) {
+  switch (e.type()) {
+    case dom::element_type::INT64:
+      out = static_cast<double>(e.get_int64().value_unsafe());
+      return Bad::kNone;
+    case dom::element_type::UINT64:
+      out = static_cast<double>(e.get_uint64().value_unsafe());
+      return Bad::kNone;
+    case dom::element_type::DOUBLE:
+      out = e.get_double().value_unsafe();
+      return Bad::kNone;
+    default:
+      return Bad::kType;
+  }
+}
+
+// The smallest magnitude that rounds to infinity as a float: halfway between FLT_MAX and
+// 2^128 (ties go to the even neighbour, which is 2^128).
+constexpr double kFloatOverflow = 0x1.ffffffp127;
+
+Bad ToFloat(dom::element e, float& out) {
+  double d = 0;
+  Bad bad = ToDouble(e, d);
+  if (bad != Bad::kNone) return bad;
+  if (std::fabs(d) >= kFloatOverflow) return Bad::kRange;
+  out = static_cast<float>(d);
+  return Bad::kNone;
+}
+
+Bad ToBool(dom::element e, uint8_t& out) {
+  if (e.type() != dom::element_type::BOOL) return Bad::kType;
+  out = e.get_bool().value_unsafe() ? 1 : 0;
+  return Bad::kNone;
+}
+
+std::string_view ExpectedKind(DataType type) {
+  switch (type) {
+    case DataType::kBool:
+      return "a boolean";
+    case DataType::kFp32:
+    case DataType::kFp64:
+      return "a number";
+    case DataType::kBytes:
+      return "a string";
+    default:
+      return "an integer";
+  }
+}
+
+// Calls leaf(element) for every non-array element under `array`, depth first, until leaf
+// returns false. Recursion is bounded by the parser's depth limit.
+template <typename Leaf>
+bool WalkLeaves(dom::array array, Leaf& leaf) {
+  for (dom::element child : array) {
+    if (child.type() == dom::element_type::ARRAY) {
+      if (!WalkLeaves(child.get_array().value_unsafe(), leaf)) return false;
+    } else if (!leaf(child)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+int64_t CountLeaves(dom::array array) {
+  int64_t count = 0;
+  auto leaf = [&count](dom::element) {
+    ++count;
+    return true;
+  };
+  WalkLeaves(array, leaf);
+  return count;
+}
+
+Status CountMismatch(std::string_view input, const engine::Shape& shape, int64_t expected,
+                     dom::array data) {
+  return InvalidArgumentError("input " + Quote(input) +
+                              ": shape does not match true shape of \"data\": shape " +
+                              engine::ShapeToString(shape) + " has " + std::to_string(expected) +
+                              " elements but \"data\" has " + std::to_string(CountLeaves(data)));
+}
+
+// Fills `tensor` (allocated for its shape) from the leaves of `data`.
+Status FillTensor(std::string_view input, dom::array data, Tensor& tensor) {
+  const int64_t count = tensor.element_count();
+  const DataType type = tensor.type();
+  int64_t index = 0;
+  Bad bad = Bad::kNone;
+  dom::element bad_element;
+
+  auto fill = [&](auto* out, auto convert) {
+    auto leaf = [&](dom::element e) {
+      if (index == count) return false;
+      bad = convert(e, out[index]);
+      if (bad != Bad::kNone) {
+        bad_element = e;
+        return false;
+      }
+      ++index;
+      return true;
+    };
+    return WalkLeaves(data, leaf);
+  };
+
+  bool complete = false;
+  switch (type) {
+    case DataType::kBool:
+      complete = fill(tensor.values<uint8_t>().data(), ToBool);
+      break;
+    case DataType::kUint8:
+      complete = fill(tensor.values<uint8_t>().data(), ToInteger<uint8_t>);
+      break;
+    case DataType::kUint16:
+      complete = fill(tensor.values<uint16_t>().data(), ToInteger<uint16_t>);
+      break;
+    case DataType::kUint32:
+      complete = fill(tensor.values<uint32_t>().data(), ToInteger<uint32_t>);
+      break;
+    case DataType::kUint64:
+      complete = fill(tensor.values<uint64_t>().data(), ToInteger<uint64_t>);
+      break;
+    case DataType::kInt8:
+      complete = fill(tensor.values<int8_t>().data(), ToInteger<int8_t>);
+      break;
+    case DataType::kInt16:
+      complete = fill(tensor.values<int16_t>().data(), ToInteger<int16_t>);
+      break;
+    case DataType::kInt32:
+      complete = fill(tensor.values<int32_t>().data(), ToInteger<int32_t>);
+      break;
+    case DataType::kInt64:
+      complete = fill(tensor.values<int64_t>().data(), ToInteger<int64_t>);
+      break;
+    case DataType::kFp32:
+      complete = fill(tensor.values<float>().data(), ToFloat);
+      break;
+    case DataType::kFp64:
+      complete = fill(tensor.values<double>().data(), ToDouble);
+      break;
+    case DataType::kBytes: {
+      auto to_string = [](dom::element e, std::string& out) {
+        std::string_view s;
+        if (e.get_string().get(s) != simdjson::SUCCESS) return Bad::kType;
+        out.assign(s);
+        return Bad::kNone;
+      };
+      complete = fill(tensor.strings().data(), to_string);
+      break;
+    }
+    case DataType::kFp16:
+    case DataType::kBf16:
+      return InternalError("FP16/BF16 reached the JSON tensor filler");
+  }
+
+  if (bad != Bad::kNone) {
+    std::string where = "input " + Quote(input) + ": element " + std::to_string(index) +
+                        " of \"data\" ";
+    std::string type_name(engine::DataTypeName(type));
+    switch (bad) {
+      case Bad::kType:
+        return InvalidArgumentError(where + "is " + std::string(JsonTypeName(bad_element.type())) +
+                                    " but " + type_name + " needs " +
+                                    std::string(ExpectedKind(type)));
+      case Bad::kNotInteger:
+        return InvalidArgumentError(where + "(" + simdjson::to_string(bad_element) +
+                                    ") is not an integer; " + type_name +
+                                    " needs an integer without fraction or exponent");
+      case Bad::kRange:
+        return InvalidArgumentError(where + "(" + simdjson::to_string(bad_element) +
+                                    ") is out of range for " + type_name);
+      case Bad::kNone:
+        break;
+    }
+  }
+  if (!complete || index != count) {
+    return CountMismatch(input, tensor.shape(), count, data);
+  }
+  return Status();
+}
+
+Status ParseParameters(dom::element value, std::string_view where, Parameters& out) {
+  dom::object object;
+  if (value.get_object().get(object) != simdjson::SUCCESS) {
+    return InvalidArgumentError(std::string(where) + ": \"parameters\" must be an object");
+  }
+  out.clear();
+  for (dom::key_value_pair field : object) {
+    Parameter p;
+    p.name.assign(field.key);
+    dom::element v = field.value;
+    switch (v.type()) {
+      case dom::element_type::STRING:
+        p.value = std::string(v.get_string().value_unsafe());
+        break;
+      case dom::element_type::INT64:
+        p.value = v.get_int64().value_unsafe();
+        break;
+      case dom::element_type::UINT64:
+        p.value = v.get_uint64().value_unsafe();
+        break;
+      case dom::element_type::DOUBLE:
+        p.value = v.get_double().value_unsafe();
+        break;
+      case dom::element_type::BOOL:
+        p.value = v.get_bool().value_unsafe();
+        break;
+      default:
+        return InvalidArgumentError(std::string(where) + ": parameter " + Quote(field.key) +
+                                    " is " + std::string(JsonTypeName(v.type())) +
+                                    "; parameters must be strings, numbers or booleans");
+    }
+    out.push_back(std::move(p));
+  }
+  return Status();
+}
+
+// Rejects parameters that ask for an extension Outpost does not offer, so that the client is
+// told instead of getting a wrong answer.
+Status RejectUnsupportedParameters(const Parameters& parameters, std::string_view where) {
+  for (const Parameter& p : parameters) {
+    if (p.name == "binary_data_size") {
+      return InvalidArgumentError(std::string(where) +
+                                  ": binary tensor data is not supported; send \"data\" as JSON");
+    }
+    if (p.name.starts_with("shared_memory_")) {
+      return InvalidArgumentError(std::string(where) + ": shared memory is not supported");
+    }
+    if (p.name == "classification") {
+      return InvalidArgumentError(std::string(where) + ": classification is not supported");
+    }
+  }
+  return Status();
+}
+
+// Each field of an object may appear once; `seen` holds one bit per known key.
+Status CheckOnce(unsigned& seen, unsigned bit, std::string_view key, std::string_view where) {
+  if (seen & bit) {
+    return InvalidArgumentError(std::string(where) + ": key " + Quote(key) + " appears twice");
+  }
+  seen |= bit;
+  return Status();
+}
+
+Status ParseShape(dom::element value, std::string_view input, engine::Shape& shape) {
+  dom::array array;
+  if (value.get_array().get(array) != simdjson::SUCCESS) {
+    return InvalidArgumentError("input " + Quote(input) + ": \"shape\" must be an array");
+  }
+  shape.clear();
+  for (dom::element d : array) {
+    if (shape.size() == kMaxShapeRank) {
+      return InvalidArgumentError("input " + Quote(input) + ": \"shape\" has more than " +
+                                  std::to_string(kMaxShapeRank) + " dimensions");
+    }
+    int64_t dim = 0;
+    if (d.type() != dom::element_type::INT64 || (dim = d.get_int64().value_unsafe()) < 0) {
+      return InvalidArgumentError("input " + Quote(input) +
+                                  ": \"shape\" must hold non-negative integers");
+    }
+    shape.push_back(dim);
+  }
+  return Status();
+}
+
+struct ParseState {
+  const InferJsonLimits& limits;
+  size_t body_size;
+  int64_t total_elements = 0;
+};
+
+Status ParseInput(dom::element value, size_t position, ParseState& state, InferInput& input) {
+  std::string where = "input " + std::to_string(position);
+  dom::object object;
+  if (value.get_object().get(object) != simdjson::SUCCESS) {
+    return InvalidArgumentError(where + " must be an object");
+  }
+  enum : unsigned { kName = 1, kShape = 2, kDatatype = 4, kParameters = 8, kData = 16 };
+  unsigned seen = 0;
+  dom::element shape_value, datatype_value, data_value;
+  bool has_name = false;
+  for (dom::key_value_pair field : object) {
+    std::string_view key = field.key;
+    if (key == "name") {
+      OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kName, key, where));
+      std::string_view name;
+      if (field.value.get_string().get(name) != simdjson::SUCCESS) {
+        return InvalidArgumentError(where + ": \"name\" must be a string");
+      }
+      input.name.assign(name);
+      has_name = true;
+    } else if (key == "shape") {
+      OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kShape, key, where));
+      shape_value = field.value;
+    } else if (key == "datatype") {
+      OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kDatatype, key, where));
+      datatype_value = field.value;
+    } else if (key == "parameters") {
+      OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kParameters, key, where));
+      OUTPOST_RETURN_IF_ERROR(ParseParameters(field.value, where, input.parameters));
+    } else if (key == "data") {
+      OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kData, key, where));
+      data_value = field.value;
+    }
+  }
+  if (!has_name) return InvalidArgumentError(where + " has no \"name\"");
+  where = "input " + Quote(input.name);
+  OUTPOST_RETURN_IF_ERROR(RejectUnsupportedParameters(input.parameters, where));
+  if (!(seen & kDatatype)) return InvalidArgumentError(where + " has no \"datatype\"");
+  if (!(seen & kShape)) return InvalidArgumentError(where + " has no \"shape\"");
+  if (!(seen & kData)) return InvalidArgumentError(where + " has no \"data\"");
+
+  std::string_view datatype_name;
+  if (datatype_value.get_string().get(datatype_name) != simdjson::SUCCESS) {
+    return InvalidArgumentError(where + ": \"datatype\" must be a string");
+  }
+  Result<DataType> type = engine::ParseDataType(datatype_name);
+  if (!type.ok()) return type.status().WithContext(where);
+  if (*type == DataType::kFp16 || *type == DataType::kBf16) {
+    return InvalidArgumentError(where + ": " + std::string(datatype_name) +
+                                " cannot be carried in JSON; use binary tensor data");
+  }
+
+  engine::Shape shape;
+  OUTPOST_RETURN_IF_ERROR(ParseShape(shape_value, input.name, shape));
+  Result<int64_t> count = engine::ElementCount(shape);
+  if (!count.ok()) return count.status().WithContext(where);
+
+  state.total_elements += *count;
+  if (state.total_elements > state.limits.max_total_elements) {
+    return ResourceExhaustedError("the request's inputs have " +
+                                  std::to_string(state.total_elements) +
+                                  " elements or more; the limit is " +
+                                  std::to_string(state.limits.max_total_elements));
+  }
+
+  dom::array data;
+  if (data_value.get_array().get(data) != simdjson::SUCCESS) {
+    return InvalidArgumentError(where + ": \"data\" must be an array");
+  }
+  // Every element takes at least one byte of the body, so a shape with more elements than
+  // the body has bytes cannot match; say so before allocating for it.
+  if (static_cast<uint64_t>(*count) > state.body_size) {
+    return CountMismatch(input.name, shape, *count, data);
+  }
+  input.tensor = Tensor(*type, std::move(shape));
+  return FillTensor(input.name, data, input.tensor);
+}
+
+Status ParseRequestedOutput(dom::element value, size_t position, InferRequestedOutput& output) {
+  std::string where = "requested output " + std::to_string(position);
+  dom::object object;
+  if (value.get_object().get(object) != simdjson::SUCCESS) {
+    return InvalidArgumentError(where + " must be an object");
+  }
+  enum : unsigned { kName = 1, kParameters = 2 };
+  unsigned seen = 0;
+  for (dom::key_value_pair field : object) {
+    if (field.key == "name") {
+      OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kName, field.key, where));
+      std::string_view name;
+      if (field.value.get_string().get(name) != simdjson::SUCCESS) {
+        return InvalidArgumentError(where + ": \"name\" must be a string");
+      }
+      output.name.assign(name);
+    } else if (field.key == "parameters") {
+      OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kParameters, field.key, where));
+      OUTPOST_RETURN_IF_ERROR(ParseParameters(field.value, where, output.parameters));
+    }
+  }
+  if (!(seen & kName)) return InvalidArgumentError(where + " has no \"name\"");
+  return RejectUnsupportedParameters(output.parameters, "requested output " + Quote(output.name));
+}
+
+Status ParseDocument(dom::element root, ParseState& state, InferRequest& request) {
+  dom::object object;
+  if (root.get_object().get(object) != simdjson::SUCCESS) {
+    return InvalidArgumentError("the request body must be a JSON object");
+  }
+  enum : unsigned { kId = 1, kParameters = 2, kInputs = 4, kOutputs = 8 };
+  unsigned seen = 0;
+  constexpr std::string_view kWhere = "request";
+  for (dom::key_value_pair field : object) {
+    std::string_view key = field.key;
+    if (key == "id") {
+      OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kId, key, kWhere));
+      std::string_view id;
+      if (field.value.get_string().get(id) != simdjson::SUCCESS) {
+        return InvalidArgumentError("\"id\" must be a string");
+      }
+      request.id.emplace(id);
+    } else if (key == "parameters") {
+      OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kParameters, key, kWhere));
+      OUTPOST_RETURN_IF_ERROR(ParseParameters(field.value, kWhere, request.parameters));
+    } else if (key == "inputs") {
+      OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kInputs, key, kWhere));
+      dom::array inputs;
+      if (field.value.get_array().get(inputs) != simdjson::SUCCESS) {
+        return InvalidArgumentError("\"inputs\" must be an array");
+      }
+      request.inputs.resize(inputs.size());
+      size_t i = 0;
+      for (dom::element input : inputs) {
+        OUTPOST_RETURN_IF_ERROR(ParseInput(input, i, state, request.inputs[i]));
+        ++i;
+      }
+    } else if (key == "outputs") {
+      OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kOutputs, key, kWhere));
+      dom::array outputs;
+      if (field.value.get_array().get(outputs) != simdjson::SUCCESS) {
+        return InvalidArgumentError("\"outputs\" must be an array");
+      }
+      request.outputs.resize(outputs.size());
+      size_t i = 0;
+      for (dom::element output : outputs) {
+        OUTPOST_RETURN_IF_ERROR(ParseRequestedOutput(output, i, request.outputs[i]));
+        ++i;
+      }
+    }
+  }
+  if (!(seen & kInputs)) return InvalidArgumentError("the request has no \"inputs\"");
+  return Status();
+}
+
+Status ParseImpl(const char* data, size_t size, bool padded, const InferJsonLimits& limits,
+                 InferRequest& request) {
+  request.id.reset();
+  request.parameters.clear();
+  request.inputs.clear();
+  request.outputs.clear();
+  if (size > limits.max_body_bytes) {
+    return ResourceExhaustedError("the request body has " + std::to_string(size) +
+                                  " bytes; the limit is " + std::to_string(limits.max_body_bytes));
+  }
+  // simdjson needs a depth of at least 1; a limit of 0 would reject every document anyway.
+  const size_t max_depth = std::max<size_t>(limits.max_depth, 1);
+  Status status;
+  dom::parser* parser = ThreadParser(max_depth, status);
+  if (parser == nullptr) return status;
+
+  dom::element root;
+  simdjson::error_code error = parser->parse(data, size, /*realloc_if_needed=*/!padded).get(root);
+  if (error == simdjson::DEPTH_ERROR) {
+    status = InvalidArgumentError("the request's JSON nests deeper than " +
+                                  std::to_string(max_depth) + " levels");
+  } else if (error == simdjson::MEMALLOC) {
+    status = ResourceExhaustedError("cannot allocate memory to parse the request");
+  } else if (error != simdjson::SUCCESS) {
+    status = InvalidArgumentError(std::string("malformed JSON: ") + simdjson::error_message(error));
+  } else {
+    ParseState state{.limits = limits, .body_size = size};
+    status = ParseDocument(root, state, request);
+  }
+  if (parser->capacity() > kKeepParserCapacity) {
+    // Free the large buffers; the next request on this thread starts small again.
+    ThreadSlot().parser.reset();
+  }
+  return status;
+}
+
+// Writes `values` comma-separated, each with std::to_chars straight into `out`.
+// `kMaxChars` bounds one value's text.
+template <size_t kMaxChars, typename T>
+void AppendNumbers(std::string& out, std::span<const T> values) {
+  const size_t start = out.size();
+  out.resize(start + values.size() * (kMaxChars + 1));
+  char* p = out.data() + start;
+  char* const end = out.data() + out.size();
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i != 0) *p++ = ',';
+    if constexpr (std::is_floating_point_v<T>) {
+      if (!std::isfinite(values[i])) {
+        std::memcpy(p, "null", 4);
+        p += 4;
+        continue;
+      }
+    }
+    if constexpr (std::is_same_v<T, int8_t> || std::is_same_v<T, uint8_t> ||
+                  std::is_same_v<T, int16_t> || std::is_same_v<T, uint16_t>) {
+      p = std::to_chars(p, end, static_cast<int32_t>(values[i])).ptr;
+    } else {
+      p = std::to_chars(p, end, values[i]).ptr;
+    }
+  }
+  out.resize(static_cast<size_t>(p - out.data()));
+}
+
+Status AppendData(const Tensor& t, std::string& out) {
+  out.push_back('[');
+  switch (t.type()) {
+    case DataType::kBool: {
+      bool first = true;
+      for (uint8_t v : t.values<uint8_t>()) {
+        if (!first) out.push_back(',');
+        first = false;
+        out.append(v ? "true" : "false");
+      }
+      break;
+    }
+    case DataType::kUint8:
+      AppendNumbers<4>(out, t.values<uint8_t>());
+      break;
+    case DataType::kUint16:
+      AppendNumbers<6>(out, t.values<uint16_t>());
+      break;
+    case DataType::kUint32:
+      AppendNumbers<11>(out, t.values<uint32_t>());
+      break;
+    case DataType::kUint64:
+      AppendNumbers<21>(out, t.values<uint64_t>());
+      break;
+    case DataType::kInt8:
+      AppendNumbers<5>(out, t.values<int8_t>());
+      break;
+    case DataType::kInt16:
+      AppendNumbers<7>(out, t.values<int16_t>());
+      break;
+    case DataType::kInt32:
+      AppendNumbers<12>(out, t.values<int32_t>());
+      break;
+    case DataType::kInt64:
+      AppendNumbers<21>(out, t.values<int64_t>());
+      break;
+    case DataType::kFp32:
+      AppendNumbers<16>(out, t.values<float>());
+      break;
+    case DataType::kFp64:
+      AppendNumbers<26>(out, t.values<double>());
+      break;
+    case DataType::kBytes: {
+      bool first = true;
+      for (const std::string& s : t.strings()) {
+        if (!first) out.push_back(',');
+        first = false;
+        AppendJsonString(out, s);
+      }
+      break;
+    }
+    case DataType::kFp16:
+    case DataType::kBf16:
+      return InvalidArgumentError(std::string(engine::DataTypeName(t.type())) +
+                                  " outputs cannot be written as JSON");
+  }
+  out.push_back(']');
+  return Status();
+}
+
+}  // namespace
+
+Status ParseInferRequest(const std::string& body, const InferJsonLimits& limits,
+                         InferRequest& request) {
+  const bool padded = body.capacity() - body.size() >= simdjson::SIMDJSON_PADDING;
+  return ParseImpl(body.data(), body.size(), padded, limits, request);
+}
+
+Status ParseInferRequest(std::string_view body, const InferJsonLimits& limits,
+                         InferRequest& request) {
+  return ParseImpl(body.data(), body.size(), /*padded=*/false, limits, request);
+}
+
+Status WriteInferResponse(std::string_view model_name, int64_t model_version,
+                          const std::optional<std::string>& id,
+                          std::span<const OutputRef> outputs, std::string& out) {
+  out.append("{\"model_name\":");
+  AppendJsonString(out, model_name);
+  out.append(",\"model_version\":\"");
+  AppendJsonNumber(out, model_version);
+  out.push_back('"');
+  if (id.has_value()) {
+    out.append(",\"id\":");
+    AppendJsonString(out, *id);
+  }
+  out.append(",\"outputs\":[");
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor& t = *outputs[i].tensor;
+    if (i != 0) out.push_back(',');
+    out.append("{\"name\":");
+    AppendJsonString(out, outputs[i].name);
+    out.append(",\"datatype\":\"");
+    out.append(engine::DataTypeName(t.type()));
+    out.append("\",\"shape\":[");
+    for (size_t d = 0; d < t.shape().size(); ++d) {
+      if (d != 0) out.push_back(',');
+      AppendJsonNumber(out, t.shape()[d]);
+    }
+    out.append("],\"data\":");
+    OUTPOST_RETURN_IF_ERROR(AppendData(t, out));
+    out.push_back('}');
+  }
+  out.append("]}");
+  return Status();
+}
+
+}  // namespace outpost::serve

@@ -1,0 +1,122 @@
+// The JSON bodies of the Open Inference Protocol's infer call (KServe v2 / Triton REST):
+// parsing a request into tensors and writing a response. This file and infer_json.cc are the
+// only ones of serve/ that see simdjson.
+//
+// Request, as the protocol defines it:
+//   {"id": "r1",                                   optional string, echoed back
+//    "parameters": {"k": "v" | 1 | 1.5 | true},    optional; kept, not interpreted
+//    "inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 3],
+//                "parameters": {...},              optional
+//                "data": [[1, 2, 3], [4, 5, 6]]}], flat or nested to any depth, row-major
+//    "outputs": [{"name": "y", "parameters": {...}}]}   optional; absent or [] = every output
+//
+// What Outpost accepts, where the protocol leaves it to the server:
+//   - `data` is an array; nesting is flattened and need not follow `shape`, but the number of
+//     elements must equal the product of `shape`.
+//   - BOOL takes true/false only. INT*/UINT* take JSON integers only (1.0 is rejected) and a
+//     value outside the datatype's range is rejected, never truncated. FP32 takes any number
+//     whose magnitude rounds to a finite float; FP64 any number. BYTES takes strings.
+//     FP16 and BF16 cannot be carried in JSON and are rejected.
+//   - Unknown keys are ignored, as Triton does; a key given twice in one object is rejected.
+//   - `shared_memory_*` and `binary_data_size` parameters (extensions Outpost does not offer)
+//     are rejected, so a client never has its data silently ignored.
+// Every rejection is an InvalidArgument whose message names the input and the reason; a
+// size limit hit is ResourceExhausted.
+//
+// Response:
+//   {"model_name": "m", "model_version": "1", "id": "r1",
+//    "outputs": [{"name": "y", "datatype": "FP32", "shape": [2], "data": [0.5, 0.25]}]}
+// `id` only when the request had one. Numbers are written in their shortest form that reads
+// back to the same value (FP32 as a float: 0.1f is written 0.1); NaN and infinities are
+// written as null. BOOL as true/false, BYTES as strings (invalid UTF-8 becomes U+FFFD).
+#ifndef OUTPOST_SERVE_INFER_JSON_H_
+#define OUTPOST_SERVE_INFER_JSON_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "base/status.h"
+#include "engine/tensor.h"
+
+namespace outpost::serve {
+
+// Bytes a body's buffer should have allocated past its end (std::string::capacity() -
+// size()) for the parser to read it in place; a body without them is copied once into a
+// per-thread buffer first.
+inline constexpr size_t kJsonPadding = 64;
+
+// The most dimensions a request's `shape` may have.
+inline constexpr size_t kMaxShapeRank = 32;
+
+// Bounds on what one request may make the server hold. All are enforced before the memory
+// is committed.
+struct InferJsonLimits {
+  // Largest request body, in bytes.
+  size_t max_body_bytes = 64 << 20;
+  // Largest number of tensor elements, summed over all inputs.
+  int64_t max_total_elements = 16 << 20;
+  // Deepest nesting of arrays and objects anywhere in the document (the top-level object
+  // counts as 1, so an input's `data` of rank r nests r + 3 deep).
+  size_t max_depth = 64;
+};
+
+// A request or tensor parameter's value. JSON integers that fit int64 become int64_t, larger
+// ones uint64_t; other numbers double.
+using ParameterValue = std::variant<bool, int64_t, uint64_t, double, std::string>;
+struct Parameter {
+  std::string name;
+  ParameterValue value;
+};
+using Parameters = std::vector<Parameter>;
+
+struct InferInput {
+  std::string name;
+  engine::Tensor tensor{};  // datatype, shape and data as the request gave them
+  Parameters parameters{};
+};
+
+struct InferRequestedOutput {
+  std::string name;
+  Parameters parameters{};
+};
+
+struct InferRequest {
+  std::optional<std::string> id;
+  Parameters parameters;
+  std::vector<InferInput> inputs;
+  std::vector<InferRequestedOutput> outputs;  // empty = every output of the model
+};
+
+// Parses an infer request body into `request` (overwritten). `body` is read in place when its
+// capacity leaves kJsonPadding bytes after its size, and copied otherwise.
+// Errors: ResourceExhausted when a limit is passed (body size, total elements); InvalidArgument
+// for malformed JSON, JSON nested deeper than the limit, a wrong or missing field, a bad
+// datatype, shape or value, and an element count that differs from the shape's.
+// Thread-safe: each thread parses with its own reusable parser.
+Status ParseInferRequest(const std::string& body, const InferJsonLimits& limits,
+                         InferRequest& request);
+// The same for a body held elsewhere; always copies it once.
+Status ParseInferRequest(std::string_view body, const InferJsonLimits& limits,
+                         InferRequest& request);
+
+// One output to write: a name and the tensor the model produced for it.
+struct OutputRef {
+  std::string_view name;
+  const engine::Tensor* tensor = nullptr;  // not owned; outlives the write
+};
+
+// Appends the infer response JSON to `out`. InvalidArgument when an output's datatype cannot
+// be written as JSON (FP16, BF16); `out` then holds a partial document the caller discards.
+Status WriteInferResponse(std::string_view model_name, int64_t model_version,
+                          const std::optional<std::string>& id,
+                          std::span<const OutputRef> outputs, std::string& out);
+
+}  // namespace outpost::serve
+
+#endif  // OUTPOST_SERVE_INFER_JSON_H_
