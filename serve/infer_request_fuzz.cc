@@ -1,0 +1,107 @@
+// libFuzzer target: arbitrary bytes as an infer request body (and, when the first byte's top
+// bit is set, as a request target too) through Handler::Handle with fake models, and straight
+// into the JSON parser with and without padding. Any crash, leak, sanitizer report or
+// response that is not a valid status is a bug.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "serve/handler.h"
+#include "serve/infer_json.h"
+#include "serve/testing/fake_models.h"
+
+namespace {
+
+using outpost::engine::DataType;
+using namespace outpost::serve;
+
+const char* const kModels[] = {"simple", "simple_fp32", "echo_bool",  "echo_uint8",
+                               "echo_int64", "echo_uint64", "echo_fp64", "echo_bytes",
+                               "echo_int8", "failing"};
+
+struct World {
+  std::unique_ptr<ModelRepository> repository;
+  std::unique_ptr<Handler> handler;
+};
+
+const World& GetWorld() {
+  static const World* world = [] {
+    auto echo = [](DataType t) { return std::make_shared<testing::EchoModel>(t); };
+    auto* w = new World;
+    w->repository = ModelRepository::FromModels({
+        testing::ReadyServable("simple",
+                               {{1, std::make_shared<testing::AddSubModel>(DataType::kInt32)}}),
+        testing::ReadyServable("simple_fp32",
+                               {{1, std::make_shared<testing::AddSubModel>(DataType::kFp32)}}),
+        testing::ReadyServable("echo_bool", {{1, echo(DataType::kBool)}}),
+        testing::ReadyServable("echo_uint8", {{1, echo(DataType::kUint8)}}),
+        testing::ReadyServable("echo_int64", {{1, echo(DataType::kInt64)}}),
+        testing::ReadyServable("echo_uint64", {{1, echo(DataType::kUint64)}}),
+        testing::ReadyServable("echo_fp64", {{1, echo(DataType::kFp64)}}),
+        testing::ReadyServable("echo_bytes", {{1, echo(DataType::kBytes)}}),
+        testing::ReadyServable("echo_int8", {{1, echo(DataType::kInt8)}}),
+        testing::ReadyServable("failing", {{1, std::make_shared<testing::FailingModel>(
+                                                   outpost::InternalError("fails"))}}),
+    });
+    w->handler = std::make_unique<Handler>(
+        *w->repository,
+        HandlerOptions{.limits = {.max_body_bytes = 1 << 20,
+                                  .max_total_elements = 1 << 16,
+                                  .max_depth = 32}});
+    return w;
+  }();
+  return *world;
+}
+
+void CheckStatus(int status) {
+  switch (status) {
+    case 200: case 400: case 404: case 405: case 413: case 500: case 501: case 503:
+      return;
+    default:
+      std::abort();
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const World& world = GetWorld();
+  std::string_view input(reinterpret_cast<const char*>(data), size);
+
+  HttpRequest request;
+  request.method = "POST";
+  std::string target;
+  if (!input.empty() && (static_cast<uint8_t>(input[0]) & 0x80) != 0) {
+    // "<target>\n<body>": exercises routing and version parsing too.
+    size_t newline = input.find('\n', 1);
+    target.assign(input.substr(1, newline == std::string_view::npos ? input.size() : newline - 1));
+    input = newline == std::string_view::npos ? std::string_view() : input.substr(newline + 1);
+    if (!target.empty() && (target.size() & 1)) request.method = "GET";
+  } else {
+    size_t model = input.empty() ? 0 : static_cast<uint8_t>(input[0]) % std::size(kModels);
+    target = std::string("/v2/models/") + kModels[model] + "/infer";
+    if (!input.empty()) input.remove_prefix(1);
+  }
+  request.target = target;
+  request.body.reserve(input.size() + kJsonPadding);
+  request.body.assign(input);
+
+  HttpResponse response;
+  world.handler->Handle(request, response);
+  CheckStatus(response.status);
+  if (response.body.empty() || response.body.front() != '{' || response.body.back() != '}') {
+    std::abort();
+  }
+
+  // The parser alone, copying (string_view) and in place (padded string).
+  InferRequest parsed;
+  (void)ParseInferRequest(input, InferJsonLimits{.max_body_bytes = 1 << 20,
+                                                 .max_total_elements = 1 << 16,
+                                                 .max_depth = 16},
+                          parsed);
+  return 0;
+}
