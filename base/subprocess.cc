@@ -1,4 +1,4 @@
-#include "base/testing/subprocess.h"
+#include "base/subprocess.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -12,7 +12,7 @@
 
 #include "base/file.h"
 
-namespace outpost::testing {
+namespace outpost {
 
 Result<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::string>& argv,
                                                       const std::string& stderr_file) {
@@ -110,4 +110,4 @@ RunResult RunProgram(const std::vector<std::string>& argv) {
   return result;
 }
 
-}  // namespace outpost::testing
+}  // namespace outpost

@@ -1,8 +1,8 @@
-// Subprocess: runs a program for a test, with its stdout readable line by line through a
-// pipe (so a test waits for "listening on ..." by reading, never by sleeping), and lets the
-// test signal it and collect its exit status.
-#ifndef OUTPOST_BASE_TESTING_SUBPROCESS_H_
-#define OUTPOST_BASE_TESTING_SUBPROCESS_H_
+// Subprocess: runs a program with its stdout readable line by line through a pipe (so a
+// caller waits for "listening on ..." by reading, never by sleeping), and lets the caller
+// signal it and collect its exit status. Used by the demo and by cross-process tests.
+#ifndef OUTPOST_BASE_SUBPROCESS_H_
+#define OUTPOST_BASE_SUBPROCESS_H_
 
 #include <sys/types.h>
 
@@ -13,7 +13,7 @@
 
 #include "base/status.h"
 
-namespace outpost::testing {
+namespace outpost {
 
 class Subprocess {
  public:
@@ -55,6 +55,6 @@ struct RunResult {
 };
 RunResult RunProgram(const std::vector<std::string>& argv);
 
-}  // namespace outpost::testing
+}  // namespace outpost
 
-#endif  // OUTPOST_BASE_TESTING_SUBPROCESS_H_
+#endif  // OUTPOST_BASE_SUBPROCESS_H_
