@@ -1,0 +1,1148 @@
+#include "outbox/outbox.h"
+
+#include <algorithm>
+#include <cerrno>
+
+#include "base/file.h"
+#include "base/logging.h"
+#include "outbox/crypto.h"
+#include "outbox/file_faults.h"
+#include "outbox/salvage.h"
+#include "outbox/schema.h"
+#include "outbox/sqlite.h"
+
+namespace outpost::outbox {
+
+// ---------------------------------------------------------------------------------------
+// Kinds and defaults
+
+std::string_view KindName(Kind kind) {
+  switch (kind) {
+    case Kind::kAnomaly: return "anomaly";
+    case Kind::kDrift: return "drift";
+    case Kind::kFeedback: return "feedback";
+    case Kind::kHardExample: return "hard_example";
+    case Kind::kAggregate: return "aggregate";
+    case Kind::kSample: return "sample";
+    case Kind::kEvent: return "event";
+  }
+  return "unknown";
+}
+
+Result<Kind> ParseKind(std::string_view name) {
+  for (Kind k : kAllKinds) {
+    if (KindName(k) == name) return k;
+  }
+  return InvalidArgumentError("unknown record kind \"" + std::string(name.substr(0, 64)) +
+                              "\"; expected anomaly, drift, feedback, hard_example, "
+                              "aggregate, sample or event");
+}
+
+std::vector<Kind> DefaultPriority() {
+  return {Kind::kEvent,       Kind::kAnomaly,   Kind::kDrift, Kind::kFeedback,
+          Kind::kHardExample, Kind::kAggregate, Kind::kSample};
+}
+
+std::array<ClassPolicy, kNumKinds> DefaultClassPolicies() {
+  std::array<ClassPolicy, kNumKinds> p{};
+  p[static_cast<int>(Kind::kHardExample) - 1].evictable = true;
+  p[static_cast<int>(Kind::kAggregate) - 1].evictable = true;
+  p[static_cast<int>(Kind::kSample) - 1].evictable = true;
+  return p;
+}
+
+namespace {
+
+bool KnownKind(int64_t code) { return code >= 1 && code <= kNumKinds; }
+int KindIndex(int64_t code) { return KnownKind(code) ? static_cast<int>(code) : 0; }
+
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  AppendJsonEscaped(out, s);
+  out += "\"";
+  return out;
+}
+
+constexpr std::chrono::seconds kBucket(10);
+
+// SQL used by the store, prepared once.
+constexpr std::string_view kInsertRecord =
+    "INSERT INTO records(stream, seq, kind, created_ms, payload, checksum) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+constexpr std::string_view kSelectStream = "SELECT next_seq FROM streams WHERE stream = ?1";
+constexpr std::string_view kUpsertStream =
+    "INSERT INTO streams(stream, next_seq) VALUES(?1, ?2) "
+    "ON CONFLICT(stream) DO UPDATE SET next_seq = excluded.next_seq";
+constexpr std::string_view kBumpCounter =
+    "INSERT INTO counters(name, value) VALUES(?1, ?2) "
+    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value";
+constexpr std::string_view kOldestOfKind =
+    "SELECT id, length(stream) + length(payload) FROM records WHERE kind = ?1 "
+    "ORDER BY created_ms, id";
+constexpr std::string_view kDeleteById = "DELETE FROM records WHERE id = ?1";
+constexpr std::string_view kRowsOfKind =
+    "SELECT id, stream, seq, kind, created_ms, payload, checksum FROM records "
+    "WHERE kind = ?1 AND created_ms >= ?2 ORDER BY created_ms, id";
+constexpr std::string_view kRowsAfterId =
+    "SELECT id, stream, seq, kind, created_ms, payload, checksum FROM records "
+    "WHERE id > ?1 ORDER BY id LIMIT 512";
+constexpr std::string_view kDeleteLeased =
+    "DELETE FROM records WHERE id = ?1 AND stream = ?2 AND seq = ?3";
+constexpr std::string_view kDeleteByKey =
+    "DELETE FROM records WHERE stream = ?1 AND seq = ?2 "
+    "RETURNING id, kind, length(stream) + length(payload)";
+constexpr std::string_view kInsertQuarantine =
+    "INSERT INTO quarantine(stream, seq, kind, created_ms, payload_bytes, reason, "
+    "quarantined_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr std::string_view kUpdateNonce =
+    "UPDATE meta SET value = ?1 WHERE key = 'nonce_reserved'";
+constexpr std::string_view kOldestCreated = "SELECT min(created_ms) FROM records WHERE kind = ?1";
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Internal types
+
+struct Outbox::Pending {
+  NewRecord record;
+  Result<RecordKey> result = InternalError("the record was not committed");
+  std::atomic<bool> done{false};
+};
+
+struct Outbox::RowView {
+  int64_t id = 0;
+  std::string stream;
+  uint64_t seq = 0;
+  int64_t kind = 0;
+  int64_t created_ms = 0;
+  std::string payload;  // stored form
+  uint32_t checksum = 0;
+};
+
+// ---------------------------------------------------------------------------------------
+// Open and close
+
+Outbox::Outbox(OutboxOptions options)
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : &SystemClock()) {
+  for (size_t r = 0; r < options_.priority.size(); ++r) {
+    rank_[static_cast<int>(options_.priority[r])] = static_cast<int>(r);
+  }
+  opened_at_ = clock_->Monotonic();
+  size_t n = static_cast<size_t>(
+      std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(
+                               options_.rate_window).count() / kBucket.count()));
+  buckets_.resize(n);
+}
+
+namespace {
+
+Status ValidateOptions(const OutboxOptions& o) {
+  if (o.path.empty()) return InvalidArgumentError("outbox path is empty");
+  if (!ValidName(o.site_id) || o.site_id[0] == '_') {
+    return InvalidArgumentError("site_id \"" + o.site_id.substr(0, 64) +
+                                "\" must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}");
+  }
+  if (!ValidName(o.node_id) || o.node_id[0] == '_') {
+    return InvalidArgumentError("node_id \"" + o.node_id.substr(0, 64) +
+                                "\" must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}");
+  }
+  if (o.max_bytes == 0) return InvalidArgumentError("outbox max_bytes must be > 0");
+  if (o.max_payload_bytes == 0 || o.max_payload_bytes > kMaxPayloadLimit) {
+    return InvalidArgumentError("outbox max_payload_bytes must be in 1..16 MiB");
+  }
+  if (o.max_batch_records == 0) return InvalidArgumentError("max_batch_records must be >= 1");
+  if (o.priority.size() != kNumKinds) {
+    return InvalidArgumentError("outbox priority must list each of the 7 kinds once");
+  }
+  std::array<bool, kNumKinds + 1> seen{};
+  for (Kind k : o.priority) {
+    int code = static_cast<int>(k);
+    if (!KnownKind(code) || seen[code]) {
+      return InvalidArgumentError("outbox priority must list each of the 7 kinds once");
+    }
+    seen[code] = true;
+  }
+  return Status::Ok();
+}
+
+struct Opened {
+  std::unique_ptr<Db> db;
+  std::unique_ptr<const RecordCipher> cipher;
+  Meta meta;
+};
+
+// Opens the file, creating format 1 when it is new, and checks it (FORMAT.md 6, 7).
+// DataLoss means page-level damage: the caller salvages.
+Result<Opened> OpenAndCheck(const OutboxOptions& o, const std::optional<std::string>& key,
+                            Clock& clock) {
+  bool existed = PathExists(o.path);
+  Opened out;
+  OUTPOST_ASSIGN_OR_RETURN(out.db, Db::Open(o.path, DbOptions{.create = true,
+                                                              .faults = o.faults}));
+  Db& db = *out.db;
+  OUTPOST_RETURN_IF_ERROR(ConfigureConnection(db, o.max_bytes));
+  OUTPOST_ASSIGN_OR_RETURN(int64_t app_id, db.QueryInt("PRAGMA application_id"));
+  OUTPOST_ASSIGN_OR_RETURN(int64_t tables, db.QueryInt("SELECT count(*) FROM sqlite_schema"));
+  if (tables == 0 && app_id == 0) {
+    Meta meta{.site_id = o.site_id, .node_id = o.node_id,
+              .created_ms = UnixMillis(clock.Now())};
+    if (key) {
+      meta.encryption = "aes-256-gcm";
+      OUTPOST_ASSIGN_OR_RETURN(meta.key_salt, RandomBytes(kKeySaltBytes));
+      OUTPOST_ASSIGN_OR_RETURN(auto cipher, RecordCipher::Create(*key, meta.key_salt));
+      meta.key_check = cipher->key_check();
+    }
+    OUTPOST_RETURN_IF_ERROR(CreateSchema(db, meta));
+    if (!existed) {
+      size_t slash = o.path.rfind('/');
+      OUTPOST_RETURN_IF_ERROR(
+          SyncDirectory(slash == std::string::npos ? "." : o.path.substr(0, slash)));
+    }
+  } else {
+    if (app_id != kApplicationId) {
+      return FailedPreconditionError("\"" + o.path + "\" is not an Outpost outbox " +
+                                     "(application_id " + std::to_string(app_id) + ")");
+    }
+    OUTPOST_ASSIGN_OR_RETURN(int64_t version, db.QueryInt("PRAGMA user_version"));
+    if (version > kFormatVersion) {
+      return FailedPreconditionError(
+          "\"" + o.path + "\" was written by a newer Outpost (outbox format " +
+          std::to_string(version) + "; this build reads up to " +
+          std::to_string(kFormatVersion) + "); refusing to open it so that nothing is lost");
+    }
+    if (version < 1) {
+      return DataLossError("\"" + o.path + "\" has an outbox application_id but format 0");
+    }
+  }
+  OUTPOST_RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode=WAL"));
+  OUTPOST_RETURN_IF_ERROR(QuickCheck(db));
+  OUTPOST_ASSIGN_OR_RETURN(out.meta, ReadMeta(db));
+  if (out.meta.site_id != o.site_id || out.meta.node_id != o.node_id) {
+    return FailedPreconditionError("\"" + o.path + "\" belongs to site \"" +
+                                   out.meta.site_id + "\" node \"" + out.meta.node_id +
+                                   "\", not site \"" + o.site_id + "\" node \"" + o.node_id +
+                                   "\"");
+  }
+  bool encrypted = out.meta.encryption == "aes-256-gcm";
+  if (encrypted && !key) {
+    return FailedPreconditionError("\"" + o.path + "\" is encrypted; configure its key file");
+  }
+  if (!encrypted && key) {
+    return FailedPreconditionError("\"" + o.path + "\" is not encrypted, but a key file is " +
+                                   "configured; a file is encrypted or clear for its life");
+  }
+  if (encrypted) {
+    OUTPOST_ASSIGN_OR_RETURN(out.cipher, RecordCipher::Create(*key, out.meta.key_salt));
+    if (out.cipher->key_check() != out.meta.key_check) {
+      return PermissionDeniedError("the key file is not the key \"" + o.path +
+                                   "\" was written with");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Outbox>> Outbox::Open(OutboxOptions options) {
+  OUTPOST_RETURN_IF_ERROR(ValidateOptions(options));
+  std::optional<std::string> key;
+  if (!options.key_file.empty()) {
+    OUTPOST_ASSIGN_OR_RETURN(key, ReadKeyFile(options.key_file));
+  }
+  std::unique_ptr<Outbox> outbox(new Outbox(std::move(options)));
+  const OutboxOptions& o = outbox->options_;
+  SalvageContext salvage{.path = o.path, .site_id = o.site_id, .node_id = o.node_id,
+                         .key = key, .now_ms = UnixMillis(outbox->clock_->Now())};
+  if (SalvagePending(o.path)) {
+    OUTPOST_RETURN_IF_ERROR(Salvage(salvage).WithContext("resuming an outbox salvage"));
+  }
+  Result<Opened> opened = OpenAndCheck(o, key, *outbox->clock_);
+  if (!opened.ok() && opened.status().code() == StatusCode::kDataLoss) {
+    OUTPOST_LOG(kError) << "outbox file is damaged; salvaging it" << Field("path", o.path)
+                        << Field("cause", opened.status());
+    opened = InternalError("closed for the salvage");  // closes the damaged file first
+    OUTPOST_RETURN_IF_ERROR(Salvage(salvage).WithContext("salvaging \"" + o.path + "\""));
+    opened = OpenAndCheck(o, key, *outbox->clock_);
+  }
+  if (!opened.ok()) return opened.status().WithContext("opening outbox \"" + o.path + "\"");
+  outbox->seq_floor_ = opened->meta.seq_floor;
+  outbox->nonce_reserved_ = opened->meta.nonce_reserved;
+  outbox->next_nonce_ = opened->meta.nonce_reserved + 1;
+  OUTPOST_RETURN_IF_ERROR(outbox->Init(std::move(opened->db), std::move(opened->cipher)));
+  return outbox;
+}
+
+Status Outbox::Init(std::unique_ptr<Db> db, std::unique_ptr<const RecordCipher> cipher) {
+  std::lock_guard<std::mutex> l(db_mu_);
+  db_ = std::move(db);
+  cipher_ = std::move(cipher);
+  // Byte accounting: one pass over the records (reads every row's header, not payloads).
+  {
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto stmt, db_->Prepare("SELECT kind, count(*), sum(length(stream) + length(payload)) "
+                                "FROM records GROUP BY kind"));
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, stmt->Step());
+      if (!row) break;
+      int k = KindIndex(stmt->ColumnInt(0));
+      uint64_t n = static_cast<uint64_t>(stmt->ColumnInt(1));
+      acct_.records[k] += n;
+      acct_.bytes[k] += static_cast<uint64_t>(stmt->ColumnInt(2)) + n * kEnvelopeCharge;
+    }
+  }
+  // Rows with a kind this format does not define can only come from damage.
+  if (acct_.records[0] > 0) {
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto stmt, db_->Prepare("SELECT id, stream, seq, kind, created_ms, payload, checksum "
+                                "FROM records WHERE kind < 1 OR kind > 7"));
+    std::vector<std::pair<RowView, std::string>> bad;
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, stmt->Step());
+      if (!row) break;
+      RowView v = ReadRow(*stmt);
+      bad.emplace_back(std::move(v), "unknown kind " + std::to_string(v.kind));
+    }
+    stmt.reset();
+    OUTPOST_RETURN_IF_ERROR(QuarantineLocked(bad));
+  }
+  committer_ = std::thread([this] { CommitterLoop(); });
+  return Status::Ok();
+}
+
+Outbox::~Outbox() {
+  {
+    std::lock_guard<std::mutex> l(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (committer_.joinable()) committer_.join();
+  std::lock_guard<std::mutex> l(db_mu_);
+  statements_.clear();
+  if (db_) {
+    // After a failure the WAL may hold frames that never reached the disk: no checkpoint.
+    Status s = db_->Close(/*checkpoint=*/failed_.ok());
+    if (!s.ok()) {
+      OUTPOST_LOG(kWarning) << "closing the outbox" << Field("error", s);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+Outbox::RowView Outbox::ReadRow(const Statement& s) {
+  Outbox::RowView v;
+  v.id = s.ColumnInt(0);
+  v.stream = std::string(s.ColumnText(1));
+  v.seq = static_cast<uint64_t>(s.ColumnInt(2));
+  v.kind = s.ColumnInt(3);
+  v.created_ms = s.ColumnInt(4);
+  v.payload = std::string(s.ColumnBlob(5));
+  v.checksum = static_cast<uint32_t>(s.ColumnInt(6));
+  return v;
+}
+
+uint64_t Outbox::ChargedBytes(size_t stream_len, size_t stored_payload_len) const {
+  return stream_len + stored_payload_len + kEnvelopeCharge;
+}
+
+void Outbox::FailLocked(const Status& cause) {
+  if (!failed_.ok()) return;
+  failed_ = FailedPreconditionError("outbox \"" + options_.path +
+                                    "\" stopped after an error and must be reopened: " +
+                                    std::string(cause.message()));
+  failed_flag_.store(true);
+  OUTPOST_LOG(kError) << "outbox failed; it must be reopened" << Field("path", options_.path)
+                      << Field("cause", cause);
+}
+
+Status Outbox::CheckLocked(const Status& s) {
+  if (!s.ok() && s.code() != StatusCode::kResourceExhausted) FailLocked(s);
+  return s;
+}
+
+Result<Statement*> Outbox::StmtLocked(std::string_view sql) {
+  auto it = statements_.find(std::string(sql));
+  if (it != statements_.end()) {
+    it->second->Reset();
+    return it->second.get();
+  }
+  OUTPOST_ASSIGN_OR_RETURN(auto stmt, db_->Prepare(sql));
+  Statement* raw = stmt.get();
+  statements_.emplace(std::string(sql), std::move(stmt));
+  return raw;
+}
+
+Status Outbox::BeginLocked() {
+  acct_snapshot_ = acct_;
+  dirty_streams_.clear();
+  return db_->Exec("BEGIN IMMEDIATE");
+}
+
+Status Outbox::CommitLocked() {
+  if (!dirty_streams_.empty()) {
+    OUTPOST_ASSIGN_OR_RETURN(Statement * up, StmtLocked(kUpsertStream));
+    for (const auto& [stream, before] : dirty_streams_) {
+      up->BindText(1, stream);
+      up->BindInt(2, static_cast<int64_t>(next_seq_[stream]));
+      OUTPOST_RETURN_IF_ERROR(up->Run());
+    }
+  }
+  OUTPOST_RETURN_IF_ERROR(db_->Exec("COMMIT"));
+  dirty_streams_.clear();
+  return Status::Ok();
+}
+
+void Outbox::RollbackLocked(bool fatal) {
+  // After a fatal error the connection is not used again (not even for ROLLBACK); closing
+  // it discards the transaction.
+  if (!fatal && db_->InTransaction()) db_->Exec("ROLLBACK").IgnoreError();
+  for (const auto& [stream, before] : dirty_streams_) {
+    if (before == 0) {
+      next_seq_.erase(stream);
+    } else {
+      next_seq_[stream] = before;
+    }
+  }
+  dirty_streams_.clear();
+  acct_ = acct_snapshot_;
+}
+
+Result<uint64_t> Outbox::NextSeqLocked(const std::string& stream) {
+  auto it = next_seq_.find(stream);
+  uint64_t seq;
+  if (it != next_seq_.end()) {
+    seq = it->second;
+  } else {
+    OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kSelectStream));
+    s->BindText(1, stream);
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s->Step());
+    seq = row ? static_cast<uint64_t>(s->ColumnInt(0)) : seq_floor_;
+    s->Reset();
+    it = next_seq_.emplace(stream, seq).first;
+  }
+  // Remember the value before this transaction (0 = not known before) for a rollback.
+  dirty_streams_.emplace(stream, seq);
+  it->second = seq + 1;
+  return seq;
+}
+
+Status Outbox::ReserveNoncesLocked(uint64_t count) {
+  if (!cipher_ || next_nonce_ + count - 1 <= nonce_reserved_) return Status::Ok();
+  uint64_t reserved = next_nonce_ + count + kNonceReserveStep;
+  OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kUpdateNonce));
+  s->BindInt(1, static_cast<int64_t>(reserved));
+  OUTPOST_RETURN_IF_ERROR(s->Run());  // its own durable transaction, before any use
+  nonce_reserved_ = reserved;
+  return Status::Ok();
+}
+
+Status Outbox::InsertLocked(const std::string& stream, uint64_t seq, Kind kind,
+                            int64_t created_ms, std::string_view payload, uint64_t* bytes) {
+  uint8_t code = static_cast<uint8_t>(kind);
+  std::string header =
+      EnvelopeHeader(options_.site_id, options_.node_id, stream, seq, code, created_ms);
+  std::string sealed;
+  std::string_view stored = payload;
+  if (cipher_) {
+    if (next_nonce_ > nonce_reserved_) return InternalError("nonce used before its reservation");
+    OUTPOST_RETURN_IF_ERROR(cipher_->Seal(next_nonce_++, RecordAad(header), payload, &sealed));
+    stored = sealed;
+  }
+  OUTPOST_ASSIGN_OR_RETURN(Statement * ins, StmtLocked(kInsertRecord));
+  ins->BindText(1, stream);
+  ins->BindInt(2, static_cast<int64_t>(seq));
+  ins->BindInt(3, code);
+  ins->BindInt(4, created_ms);
+  ins->BindBlob(5, stored);
+  ins->BindInt(6, RecordChecksum(header, stored));
+  OUTPOST_RETURN_IF_ERROR(ins->Run());
+  *bytes = ChargedBytes(stream.size(), stored.size());
+  acct_.records[code] += 1;
+  acct_.bytes[code] += *bytes;
+  return Status::Ok();
+}
+
+Status Outbox::BumpCounterLocked(const std::string& name, int64_t delta) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kBumpCounter));
+  s->BindText(1, name);
+  s->BindInt(2, delta);
+  return s->Run();
+}
+
+Status Outbox::WriteEventLocked(std::string_view json, int64_t now_ms) {
+  std::string stream(kEventStream);
+  OUTPOST_ASSIGN_OR_RETURN(uint64_t seq, NextSeqLocked(stream));
+  uint64_t bytes = 0;
+  return InsertLocked(stream, seq, Kind::kEvent, now_ms, json, &bytes);
+}
+
+void Outbox::MarkLeasedLocked(const LeaseEntry& e, uint64_t lease_id) {
+  leased_ids_[e.id] = lease_id;
+  leased_bytes_[static_cast<int>(e.kind)] += e.bytes;
+}
+
+void Outbox::UnmarkLeasedLocked(const LeaseEntry& e, uint64_t lease_id) {
+  auto it = leased_ids_.find(e.id);
+  if (it == leased_ids_.end() || (lease_id != 0 && it->second != lease_id)) return;
+  leased_ids_.erase(it);
+  uint64_t& b = leased_bytes_[static_cast<int>(e.kind)];
+  b -= std::min(b, e.bytes);
+}
+
+void Outbox::ExpireLeasesLocked() {
+  Clock::MonoTime now = clock_->Monotonic();
+  size_t expired_kept = 0;
+  for (auto it = leases_.rbegin(); it != leases_.rend(); ++it) {
+    LeaseInfo& lease = it->second;
+    if (!lease.expired && lease.expires <= now) {
+      for (const LeaseEntry& e : lease.entries) UnmarkLeasedLocked(e, it->first);
+      lease.expired = true;
+    }
+    if (lease.expired) ++expired_kept;
+  }
+  // Expired leases are kept so that a late Ack still deletes, but not without bound.
+  for (auto it = leases_.begin(); it != leases_.end() && expired_kept > 1024;) {
+    if (it->second.expired) {
+      it = leases_.erase(it);
+      --expired_kept;
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Outbox::NoteIngestLocked(Kind kind, uint64_t bytes) {
+  int64_t index = (clock_->Monotonic() - opened_at_) / kBucket;
+  Bucket& b = buckets_[static_cast<size_t>(index) % buckets_.size()];
+  if (b.index != index) b = Bucket{.index = index};
+  b.records += 1;
+  b.bytes[static_cast<int>(kind)] += bytes;
+}
+
+// ---------------------------------------------------------------------------------------
+// Append and the committer
+
+Result<RecordKey> Outbox::Append(NewRecord record) {
+  int code = static_cast<int>(record.kind);
+  if (!KnownKind(code)) return InvalidArgumentError("unknown record kind " + std::to_string(code));
+  if (!ValidName(record.stream) || record.stream[0] == '_') {
+    return InvalidArgumentError("stream \"" + record.stream.substr(0, 64) +
+                                "\" must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}");
+  }
+  if (record.payload.size() > options_.max_payload_bytes) {
+    return InvalidArgumentError("payload of " + std::to_string(record.payload.size()) +
+                                " bytes is over the limit of " +
+                                std::to_string(options_.max_payload_bytes));
+  }
+  if (failed_flag_.load(std::memory_order_relaxed)) {
+    std::lock_guard<std::mutex> l(db_mu_);
+    return failed_;
+  }
+  Pending p{.record = std::move(record)};
+  {
+    std::lock_guard<std::mutex> l(queue_mu_);
+    if (stopping_) return FailedPreconditionError("the outbox is closing");
+    queue_.push_back(&p);
+  }
+  queue_cv_.notify_one();
+  p.done.wait(false, std::memory_order_acquire);
+  return std::move(p.result);
+}
+
+void Outbox::CommitterLoop() {
+  std::vector<Pending*> batch;
+  while (true) {
+    batch.clear();
+    {
+      std::unique_lock<std::mutex> l(queue_mu_);
+      queue_cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) break;  // stopping, and everything queued is answered
+      size_t target = std::min(last_batch_size_, options_.max_batch_records);
+      if (queue_.size() < target && !stopping_) {
+        auto deadline = std::chrono::steady_clock::now() + options_.max_commit_delay;
+        queue_cv_.wait_until(l, deadline,
+                             [&] { return stopping_ || queue_.size() >= target; });
+      }
+      uint64_t bytes = 0;
+      while (!queue_.empty() && batch.size() < options_.max_batch_records) {
+        uint64_t b = queue_.front()->record.payload.size();
+        if (!batch.empty() && bytes + b > options_.max_batch_bytes) break;
+        bytes += b;
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      last_batch_size_ = batch.size();
+    }
+    CommitBatch(batch);
+    for (Pending* p : batch) {
+      p->done.store(true, std::memory_order_release);
+      p->done.notify_one();
+    }
+  }
+}
+
+void Outbox::CommitBatch(std::vector<Pending*>& batch) {
+  std::lock_guard<std::mutex> l(db_mu_);
+  if (!failed_.ok()) {
+    for (Pending* p : batch) p->result = failed_;
+    return;
+  }
+  int64_t now_ms = UnixMillis(clock_->Now());
+  Status s = CommitBatchLocked(batch, now_ms);
+  if (!s.ok()) {
+    bool fatal = s.code() != StatusCode::kResourceExhausted;
+    RollbackLocked(fatal);
+    if (fatal) {
+      FailLocked(s);
+    } else {
+      rejected_ += batch.size();
+    }
+    Status answer = s.WithContext("the record is not stored");
+    for (Pending* p : batch) p->result = answer;
+    return;
+  }
+  ++commits_;
+  for (Pending* p : batch) {
+    if (p->result.ok()) {
+      ++committed_records_;
+    } else if (p->result.status().code() == StatusCode::kResourceExhausted) {
+      ++rejected_;
+    }
+  }
+}
+
+Status Outbox::CommitBatchLocked(std::vector<Pending*>& batch, int64_t now_ms) {
+  // Nonces for the batch and for a possible event record, reserved durably beforehand.
+  OUTPOST_RETURN_IF_ERROR(ReserveNoncesLocked(batch.size() + 1));
+  OUTPOST_RETURN_IF_ERROR(BeginLocked());
+  evicted_ = {};
+  evicted_bytes_ = {};
+  std::vector<std::pair<Kind, uint64_t>> ingested;
+  ingested.reserve(batch.size());
+  for (Pending* p : batch) {
+    NewRecord& r = p->record;
+    uint64_t stored = r.payload.size() + (cipher_ ? RecordCipher::kOverhead : 0);
+    uint64_t charge = ChargedBytes(r.stream.size(), stored);
+    OUTPOST_ASSIGN_OR_RETURN(bool fits, MakeRoomLocked(r.kind, charge));
+    if (!fits) {
+      p->result = ResourceExhaustedError(
+          "outbox full: a " + std::string(KindName(r.kind)) + " record of " +
+          std::to_string(charge) + " bytes does not fit (" + std::to_string(TotalBytes()) +
+          " of " + std::to_string(options_.max_bytes) + " bytes used" +
+          (Policy(r.kind).max_bytes > 0
+               ? ", class quota " + std::to_string(Policy(r.kind).max_bytes)
+               : std::string()) +
+          ") and nothing of the same or lower priority may be evicted");
+      continue;
+    }
+    OUTPOST_ASSIGN_OR_RETURN(uint64_t seq, NextSeqLocked(r.stream));
+    uint64_t bytes = 0;
+    OUTPOST_RETURN_IF_ERROR(InsertLocked(r.stream, seq, r.kind, now_ms, r.payload, &bytes));
+    p->result = RecordKey{r.stream, seq};
+    ingested.emplace_back(r.kind, bytes);
+  }
+  uint64_t evicted_total = 0, evicted_bytes_total = 0;
+  std::string by_kind;
+  for (Kind k : kAllKinds) {
+    int i = static_cast<int>(k);
+    if (evicted_[i] == 0) continue;
+    evicted_total += evicted_[i];
+    evicted_bytes_total += evicted_bytes_[i];
+    if (!by_kind.empty()) by_kind += ",";
+    by_kind += JsonString(KindName(k)) + ":{\"records\":" + std::to_string(evicted_[i]) +
+               ",\"bytes\":" + std::to_string(evicted_bytes_[i]) + "}";
+    std::string name(KindName(k));
+    OUTPOST_RETURN_IF_ERROR(
+        BumpCounterLocked("evicted_records." + name, static_cast<int64_t>(evicted_[i])));
+    OUTPOST_RETURN_IF_ERROR(
+        BumpCounterLocked("evicted_bytes." + name, static_cast<int64_t>(evicted_bytes_[i])));
+  }
+  if (evicted_total > 0) {
+    OUTPOST_RETURN_IF_ERROR(WriteEventLocked(
+        "{\"type\":\"eviction\",\"records\":" + std::to_string(evicted_total) +
+            ",\"bytes\":" + std::to_string(evicted_bytes_total) + ",\"by_kind\":{" + by_kind +
+            "}}",
+        now_ms));
+    OUTPOST_LOG(kWarning) << "outbox full: evicted records to make room"
+                          << Field("records", evicted_total)
+                          << Field("bytes", evicted_bytes_total);
+  }
+  OUTPOST_RETURN_IF_ERROR(CommitLocked());
+  for (const auto& [kind, bytes] : ingested) NoteIngestLocked(kind, bytes);
+  return Status::Ok();
+}
+
+uint64_t Outbox::TotalBytes() const {
+  uint64_t t = 0;
+  for (uint64_t b : acct_.bytes) t += b;
+  return t;
+}
+
+Result<bool> Outbox::MakeRoomLocked(Kind kind, uint64_t bytes) {
+  const int k = static_cast<int>(kind);
+  const ClassPolicy& own = Policy(kind);
+  auto evictable_bytes = [&](int i) {
+    return acct_.bytes[i] - std::min(acct_.bytes[i], leased_bytes_[i]);
+  };
+  // Decide first, evict second: nothing is evicted for a record that is then refused.
+  if (own.max_bytes > 0 && acct_.bytes[k] + bytes > own.max_bytes) {
+    if (!own.evictable || bytes > own.max_bytes ||
+        acct_.bytes[k] + bytes - evictable_bytes(k) > own.max_bytes) {
+      return false;
+    }
+  }
+  const uint64_t total = TotalBytes();
+  if (total + bytes > options_.max_bytes) {
+    uint64_t can_free = 0;
+    for (int r = kNumKinds - 1; r >= Rank(kind); --r) {
+      Kind victim = options_.priority[static_cast<size_t>(r)];
+      if (Policy(victim).evictable) can_free += evictable_bytes(static_cast<int>(victim));
+    }
+    if (bytes > options_.max_bytes || total + bytes - std::min(total, can_free) >
+                                          options_.max_bytes) {
+      return false;
+    }
+  }
+  uint64_t freed = 0;
+  while (own.max_bytes > 0 && acct_.bytes[k] + bytes > own.max_bytes) {
+    OUTPOST_ASSIGN_OR_RETURN(bool ok, EvictOldestLocked(kind, &freed));
+    if (!ok) return false;
+  }
+  while (TotalBytes() + bytes > options_.max_bytes) {
+    bool evicted = false;
+    for (int r = kNumKinds - 1; r >= Rank(kind) && !evicted; --r) {
+      Kind victim = options_.priority[static_cast<size_t>(r)];
+      if (!Policy(victim).evictable || evictable_bytes(static_cast<int>(victim)) == 0) continue;
+      OUTPOST_ASSIGN_OR_RETURN(evicted, EvictOldestLocked(victim, &freed));
+    }
+    if (!evicted) return false;
+  }
+  return true;
+}
+
+Result<bool> Outbox::EvictOldestLocked(Kind victim, uint64_t* freed) {
+  OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kOldestOfKind));
+  s->BindInt(1, static_cast<int>(victim));
+  int64_t id = -1;
+  uint64_t bytes = 0;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    int64_t candidate = s->ColumnInt(0);
+    if (leased_ids_.count(candidate)) continue;  // on its way to the hub
+    id = candidate;
+    bytes = static_cast<uint64_t>(s->ColumnInt(1)) + kEnvelopeCharge;
+    break;
+  }
+  s->Reset();
+  if (id < 0) return false;
+  OUTPOST_ASSIGN_OR_RETURN(Statement * del, StmtLocked(kDeleteById));
+  del->BindInt(1, id);
+  OUTPOST_RETURN_IF_ERROR(del->Run());
+  int i = static_cast<int>(victim);
+  acct_.records[i] -= std::min<uint64_t>(acct_.records[i], 1);
+  acct_.bytes[i] -= std::min(acct_.bytes[i], bytes);
+  evicted_[i] += 1;
+  evicted_bytes_[i] += bytes;
+  *freed += bytes;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading, quarantine
+
+Result<Record> Outbox::DecodeLocked(const RowView& row, std::string* reason) const {
+  if (!KnownKind(row.kind)) {
+    *reason = "unknown kind " + std::to_string(row.kind);
+    return DataLossError(*reason);
+  }
+  std::string header = EnvelopeHeader(options_.site_id, options_.node_id, row.stream, row.seq,
+                                      static_cast<uint8_t>(row.kind), row.created_ms);
+  if (RecordChecksum(header, row.payload) != row.checksum) {
+    *reason = "checksum mismatch";
+    return DataLossError(*reason);
+  }
+  Record r{.stream = row.stream, .seq = row.seq, .kind = static_cast<Kind>(row.kind),
+           .created_ms = row.created_ms};
+  if (cipher_) {
+    Result<std::string> plain = cipher_->Open(RecordAad(header), row.payload);
+    if (!plain.ok()) {
+      *reason = "decryption failed";
+      return DataLossError(*reason);
+    }
+    r.payload = std::move(plain).value();
+  } else {
+    r.payload = row.payload;
+  }
+  return r;
+}
+
+Status Outbox::QuarantineLocked(const std::vector<std::pair<RowView, std::string>>& bad) {
+  if (bad.empty()) return Status::Ok();
+  int64_t now_ms = UnixMillis(clock_->Now());
+  OUTPOST_RETURN_IF_ERROR(ReserveNoncesLocked(1));
+  Status s = [&]() -> Status {
+    OUTPOST_RETURN_IF_ERROR(BeginLocked());
+    std::map<std::string, uint64_t> reasons;
+    for (const auto& [row, reason] : bad) {
+      OUTPOST_ASSIGN_OR_RETURN(Statement * q, StmtLocked(kInsertQuarantine));
+      q->BindText(1, row.stream);
+      q->BindInt(2, static_cast<int64_t>(row.seq));
+      q->BindInt(3, row.kind);
+      q->BindInt(4, row.created_ms);
+      q->BindInt(5, static_cast<int64_t>(row.payload.size()));
+      q->BindText(6, reason);
+      q->BindInt(7, now_ms);
+      OUTPOST_RETURN_IF_ERROR(q->Run());
+      OUTPOST_ASSIGN_OR_RETURN(Statement * del, StmtLocked(kDeleteById));
+      del->BindInt(1, row.id);
+      OUTPOST_RETURN_IF_ERROR(del->Run());
+      if (db_->Changes() == 1) {
+        int i = KindIndex(row.kind);
+        uint64_t bytes = ChargedBytes(row.stream.size(), row.payload.size());
+        acct_.records[i] -= std::min<uint64_t>(acct_.records[i], 1);
+        acct_.bytes[i] -= std::min(acct_.bytes[i], bytes);
+      }
+      reasons[reason] += 1;
+    }
+    OUTPOST_RETURN_IF_ERROR(
+        BumpCounterLocked("quarantined_records", static_cast<int64_t>(bad.size())));
+    std::string json = "{\"type\":\"quarantine\",\"records\":" + std::to_string(bad.size()) +
+                       ",\"reasons\":{";
+    bool first = true;
+    for (const auto& [reason, n] : reasons) {
+      if (!first) json += ",";
+      first = false;
+      json += JsonString(reason) + ":" + std::to_string(n);
+    }
+    json += "}}";
+    OUTPOST_RETURN_IF_ERROR(WriteEventLocked(json, now_ms));
+    return CommitLocked();
+  }();
+  if (!s.ok()) {
+    bool fatal = s.code() != StatusCode::kResourceExhausted;
+    RollbackLocked(fatal);
+    return CheckLocked(s);
+  }
+  for (const auto& [row, reason] : bad) {
+    auto it = leased_ids_.find(row.id);
+    if (it != leased_ids_.end()) {
+      UnmarkLeasedLocked(LeaseEntry{row.id, row.stream, row.seq,
+                                    static_cast<Kind>(KindIndex(row.kind)),
+                                    ChargedBytes(row.stream.size(), row.payload.size())},
+                         0);
+    }
+  }
+  OUTPOST_LOG(kError) << "outbox records failed their checks and were quarantined"
+                      << Field("records", bad.size()) << Field("path", options_.path);
+  return Status::Ok();
+}
+
+Result<LeasedBatch> Outbox::Lease(const LeaseOptions& options) {
+  std::lock_guard<std::mutex> l(db_mu_);
+  if (!failed_.ok()) return failed_;
+  ExpireLeasesLocked();
+  LeasedBatch batch;
+  LeaseInfo info;
+  std::vector<std::pair<RowView, std::string>> bad;
+  uint64_t bytes = 0;
+  bool full = options.max_records == 0;
+  for (Kind kind : options_.priority) {
+    if (full) break;
+    OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kRowsOfKind));
+    s->BindInt(1, static_cast<int>(kind));
+    s->BindInt(2, std::numeric_limits<int64_t>::min());
+    while (!full) {
+      Result<bool> row = s->Step();
+      if (!row.ok()) return CheckLocked(row.status());
+      if (!*row) break;
+      int64_t id = s->ColumnInt(0);
+      if (leased_ids_.count(id)) continue;
+      RowView v = ReadRow(*s);
+      std::string reason;
+      Result<Record> rec = DecodeLocked(v, &reason);
+      if (!rec.ok()) {
+        bad.emplace_back(std::move(v), reason);
+        continue;
+      }
+      if (!batch.records.empty() && bytes + rec->payload.size() > options.max_bytes) {
+        full = true;
+        break;
+      }
+      bytes += rec->payload.size();
+      info.entries.push_back(LeaseEntry{v.id, v.stream, v.seq, kind,
+                                        ChargedBytes(v.stream.size(), v.payload.size())});
+      batch.records.push_back(std::move(rec).value());
+      if (batch.records.size() >= options.max_records) full = true;
+    }
+    s->Reset();
+  }
+  OUTPOST_RETURN_IF_ERROR(QuarantineLocked(bad));
+  if (batch.records.empty()) return batch;
+  batch.lease_id = next_lease_id_++;
+  info.expires = clock_->Monotonic() + options.duration;
+  batch.expires = info.expires;
+  for (const LeaseEntry& e : info.entries) MarkLeasedLocked(e, batch.lease_id);
+  leases_.emplace(batch.lease_id, std::move(info));
+  return batch;
+}
+
+Status Outbox::DeleteLeaseEntriesLocked(const std::vector<LeaseEntry>& entries) {
+  Status s = [&]() -> Status {
+    OUTPOST_RETURN_IF_ERROR(BeginLocked());
+    for (const LeaseEntry& e : entries) {
+      OUTPOST_ASSIGN_OR_RETURN(Statement * del, StmtLocked(kDeleteLeased));
+      del->BindInt(1, e.id);
+      del->BindText(2, e.stream);
+      del->BindInt(3, static_cast<int64_t>(e.seq));
+      OUTPOST_RETURN_IF_ERROR(del->Run());
+      if (db_->Changes() == 1) {
+        int i = static_cast<int>(e.kind);
+        acct_.records[i] -= std::min<uint64_t>(acct_.records[i], 1);
+        acct_.bytes[i] -= std::min(acct_.bytes[i], e.bytes);
+      }
+    }
+    return CommitLocked();
+  }();
+  if (!s.ok()) {
+    RollbackLocked(s.code() != StatusCode::kResourceExhausted);
+    return CheckLocked(s);
+  }
+  return Status::Ok();
+}
+
+Status Outbox::Ack(uint64_t lease_id) {
+  std::lock_guard<std::mutex> l(db_mu_);
+  if (!failed_.ok()) return failed_;
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end()) {
+    return NotFoundError("lease " + std::to_string(lease_id) +
+                         " is not known: acknowledged or released already, or issued before "
+                         "a restart");
+  }
+  OUTPOST_RETURN_IF_ERROR(DeleteLeaseEntriesLocked(it->second.entries));
+  for (const LeaseEntry& e : it->second.entries) UnmarkLeasedLocked(e, lease_id);
+  leases_.erase(it);
+  return Status::Ok();
+}
+
+Status Outbox::Release(uint64_t lease_id) {
+  std::lock_guard<std::mutex> l(db_mu_);
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end()) {
+    return NotFoundError("lease " + std::to_string(lease_id) + " is not known");
+  }
+  for (const LeaseEntry& e : it->second.entries) UnmarkLeasedLocked(e, lease_id);
+  leases_.erase(it);
+  return Status::Ok();
+}
+
+Status Outbox::Delete(std::span<const RecordKey> keys) {
+  std::lock_guard<std::mutex> l(db_mu_);
+  if (!failed_.ok()) return failed_;
+  std::vector<LeaseEntry> deleted;
+  Status s = [&]() -> Status {
+    OUTPOST_RETURN_IF_ERROR(BeginLocked());
+    for (const RecordKey& key : keys) {
+      OUTPOST_ASSIGN_OR_RETURN(Statement * del, StmtLocked(kDeleteByKey));
+      del->BindText(1, key.stream);
+      del->BindInt(2, static_cast<int64_t>(key.seq));
+      OUTPOST_ASSIGN_OR_RETURN(bool row, del->Step());
+      if (row) {
+        int i = KindIndex(del->ColumnInt(1));
+        uint64_t bytes = static_cast<uint64_t>(del->ColumnInt(2)) + kEnvelopeCharge;
+        deleted.push_back(LeaseEntry{del->ColumnInt(0), key.stream, key.seq,
+                                     static_cast<Kind>(i), bytes});
+        acct_.records[i] -= std::min<uint64_t>(acct_.records[i], 1);
+        acct_.bytes[i] -= std::min(acct_.bytes[i], bytes);
+        OUTPOST_ASSIGN_OR_RETURN(row, del->Step());  // finish the statement
+      }
+      del->Reset();
+    }
+    return CommitLocked();
+  }();
+  if (!s.ok()) {
+    RollbackLocked(s.code() != StatusCode::kResourceExhausted);
+    return CheckLocked(s);
+  }
+  for (const LeaseEntry& e : deleted) UnmarkLeasedLocked(e, 0);
+  return Status::Ok();
+}
+
+Result<std::vector<Record>> Outbox::Query(const QueryOptions& options) {
+  std::lock_guard<std::mutex> l(db_mu_);
+  if (!failed_.ok()) return failed_;
+  size_t limit = std::min<size_t>(options.limit, 10000);
+  struct Hit {
+    int64_t created_ms;
+    int64_t id;
+    Record record;
+  };
+  std::vector<Hit> hits;
+  std::vector<std::pair<RowView, std::string>> bad;
+  for (Kind kind : kAllKinds) {
+    if (options.kind && *options.kind != kind) continue;
+    OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kRowsOfKind));
+    s->BindInt(1, static_cast<int>(kind));
+    s->BindInt(2, options.since_ms);
+    size_t taken = 0;
+    while (taken < limit) {
+      Result<bool> row = s->Step();
+      if (!row.ok()) return CheckLocked(row.status());
+      if (!*row) break;
+      RowView v = ReadRow(*s);
+      std::string reason;
+      Result<Record> rec = DecodeLocked(v, &reason);
+      if (!rec.ok()) {
+        bad.emplace_back(std::move(v), reason);
+        continue;
+      }
+      hits.push_back(Hit{v.created_ms, v.id, std::move(rec).value()});
+      ++taken;
+    }
+    s->Reset();
+  }
+  OUTPOST_RETURN_IF_ERROR(QuarantineLocked(bad));
+  std::sort(hits.begin(), hits.end(), [](const Hit& a, const Hit& b) {
+    return a.created_ms != b.created_ms ? a.created_ms < b.created_ms : a.id < b.id;
+  });
+  std::vector<Record> out;
+  for (size_t i = 0; i < hits.size() && i < limit; ++i) out.push_back(std::move(hits[i].record));
+  return out;
+}
+
+Result<ScrubReport> Outbox::Scrub() {
+  ScrubReport report;
+  int64_t after = 0;
+  while (true) {
+    std::lock_guard<std::mutex> l(db_mu_);  // released between chunks so commits go on
+    if (!failed_.ok()) return failed_;
+    OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kRowsAfterId));
+    s->BindInt(1, after);
+    std::vector<std::pair<RowView, std::string>> bad;
+    size_t n = 0;
+    while (true) {
+      Result<bool> row = s->Step();
+      if (!row.ok()) return CheckLocked(row.status());
+      if (!*row) break;
+      RowView v = ReadRow(*s);
+      after = v.id;
+      ++n;
+      std::string reason;
+      if (!DecodeLocked(v, &reason).ok()) bad.emplace_back(std::move(v), reason);
+    }
+    s->Reset();
+    report.records_checked += n;
+    report.quarantined += bad.size();
+    OUTPOST_RETURN_IF_ERROR(QuarantineLocked(bad));
+    if (n == 0) break;
+  }
+  return report;
+}
+
+// ---------------------------------------------------------------------------------------
+// Stats
+
+Result<OutboxStats> Outbox::Stats() {
+  std::lock_guard<std::mutex> l(db_mu_);
+  OutboxStats st;
+  st.site_id = options_.site_id;
+  st.node_id = options_.node_id;
+  st.max_bytes = options_.max_bytes;
+  st.failed = !failed_.ok();
+  st.failure = std::string(failed_.message());
+  st.rejected_records = rejected_;
+  st.commits = commits_;
+  st.committed_records = committed_records_;
+  if (st.failed) return st;
+  ExpireLeasesLocked();
+  for (const auto& [id, lease] : leases_) {
+    if (!lease.expired) ++st.active_leases;
+  }
+  st.leased_records = leased_ids_.size();
+
+  // Rates over the observed part of the window.
+  Clock::MonoTime now = clock_->Monotonic();
+  int64_t current = (now - opened_at_) / kBucket;
+  auto observed = std::min<std::chrono::nanoseconds>(
+      now - opened_at_, std::chrono::duration_cast<std::chrono::nanoseconds>(options_.rate_window));
+  double seconds = std::max(1.0, std::chrono::duration<double>(observed).count());
+  st.rate_window = std::chrono::duration_cast<std::chrono::seconds>(observed);
+  std::array<uint64_t, kNumKinds + 1> bytes_in_window{};
+  uint64_t records_in_window = 0;
+  for (const Bucket& b : buckets_) {
+    if (b.index < 0 || b.index <= current - static_cast<int64_t>(buckets_.size())) continue;
+    records_in_window += b.records;
+    for (size_t i = 0; i < b.bytes.size(); ++i) bytes_in_window[i] += b.bytes[i];
+  }
+  uint64_t total_in_window = 0;
+  for (uint64_t b : bytes_in_window) total_in_window += b;
+  st.ingest_records_per_s = static_cast<double>(records_in_window) / seconds;
+  st.ingest_bytes_per_s = static_cast<double>(total_in_window) / seconds;
+
+  // Counters over the file's life.
+  std::map<std::string, int64_t> counters;
+  {
+    Result<std::unique_ptr<Statement>> s = db_->Prepare("SELECT name, value FROM counters");
+    if (!s.ok()) return CheckLocked(s.status());
+    while (true) {
+      Result<bool> row = (*s)->Step();
+      if (!row.ok()) return CheckLocked(row.status());
+      if (!*row) break;
+      counters[std::string((*s)->ColumnText(0))] = (*s)->ColumnInt(1);
+    }
+  }
+  st.quarantined_records = static_cast<uint64_t>(counters["quarantined_records"]);
+
+  std::optional<int64_t> oldest;
+  std::optional<double> autonomy_s;
+  const double per_day = 86400.0;
+  for (Kind kind : options_.priority) {
+    int i = static_cast<int>(kind);
+    ClassStats c;
+    c.kind = kind;
+    c.records = acct_.records[i];
+    c.bytes = acct_.bytes[i];
+    c.quota_bytes = Policy(kind).max_bytes;
+    std::string name(KindName(kind));
+    c.evicted_records = static_cast<uint64_t>(counters["evicted_records." + name]);
+    c.evicted_bytes = static_cast<uint64_t>(counters["evicted_bytes." + name]);
+    c.ingest_bytes_per_s = static_cast<double>(bytes_in_window[i]) / seconds;
+    if (c.records > 0) {
+      OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kOldestCreated));
+      s->BindInt(1, i);
+      Result<bool> row = s->Step();
+      if (!row.ok()) return CheckLocked(row.status());
+      if (*row && !s->ColumnIsNull(0)) {
+        c.oldest_created_ms = s->ColumnInt(0);
+        if (!oldest || *c.oldest_created_ms < *oldest) oldest = c.oldest_created_ms;
+      }
+      s->Reset();
+    }
+    if (c.quota_bytes > 0 && c.ingest_bytes_per_s > 0) {
+      double left = c.quota_bytes > c.bytes ? static_cast<double>(c.quota_bytes - c.bytes) : 0;
+      double t = left / c.ingest_bytes_per_s;
+      if (!autonomy_s || t < *autonomy_s) autonomy_s = t;
+    }
+    st.records += c.records;
+    st.bytes += c.bytes;
+    st.classes.push_back(std::move(c));
+  }
+  st.records += acct_.records[0];
+  st.bytes += acct_.bytes[0];
+  if (st.ingest_bytes_per_s > 0) {
+    double left = st.max_bytes > st.bytes ? static_cast<double>(st.max_bytes - st.bytes) : 0;
+    double t = left / st.ingest_bytes_per_s;
+    if (!autonomy_s || t < *autonomy_s) autonomy_s = t;
+  }
+  if (autonomy_s) st.autonomy_days = *autonomy_s / per_day;
+  if (oldest) {
+    int64_t age = UnixMillis(clock_->Now()) - *oldest;
+    st.oldest_record_age = std::chrono::milliseconds(std::max<int64_t>(0, age));
+  }
+  return st;
+}
+
+}  // namespace outpost::outbox

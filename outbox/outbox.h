@@ -1,0 +1,382 @@
+// Outbox: the durable, bounded store-and-forward queue of an edge node (FORMAT.md).
+//
+// Producers (insight rules, the feedback endpoint) Append records; each call returns only
+// once the record is durable — fsynced as part of a group commit shared with the other
+// producers queued at that moment — and carries its (site, node, stream, seq) key. The
+// forwarder Leases batches by priority and Acks them once the hub has durably stored them;
+// only then are they deleted. Local readers Query records and read Stats.
+//
+//   OUTPOST_ASSIGN_OR_RETURN(auto outbox, outbox::Outbox::Open({
+//       .path = "/var/lib/outpost/outbox.db", .site_id = "plant-7", .node_id = "edge-1",
+//       .max_bytes = 8ull << 30}));
+//   OUTPOST_ASSIGN_OR_RETURN(auto key, outbox->Append({.kind = outbox::Kind::kAnomaly,
+//                                                      .stream = "iris", .payload = json}));
+//
+// Bounds: a total byte bound and optional per-class quotas. When a record does not fit,
+// records of the same or lower priority that are evictable are evicted, lowest class first
+// and oldest first within a class; every eviction is counted and reported by an `event`
+// record. When nothing may be evicted, Append returns kResourceExhausted and stores nothing.
+//
+// Failure: an I/O error (failed write, fsync, read) or corruption found while running puts
+// the store into a failed state: the commit in flight is answered with the error and every
+// later call with kFailedPrecondition. The owner destroys the Outbox and opens it again;
+// fsync is never retried (FORMAT.md section 5).
+//
+// Thread-safe: every method may be called from any thread. One Outbox per database file per
+// process (it is the file's only connection).
+#ifndef OUTPOST_OUTBOX_OUTBOX_H_
+#define OUTPOST_OUTBOX_OUTBOX_H_
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+
+namespace outpost::outbox {
+
+class Db;
+class FileFaults;
+class RecordCipher;
+class Statement;
+
+// The kinds of record, with their stored codes (FORMAT.md section 3).
+enum class Kind : uint8_t {
+  kAnomaly = 1,
+  kDrift = 2,
+  kFeedback = 3,
+  kHardExample = 4,
+  kAggregate = 5,
+  kSample = 6,
+  kEvent = 7,
+};
+inline constexpr int kNumKinds = 7;
+inline constexpr std::array<Kind, kNumKinds> kAllKinds = {
+    Kind::kAnomaly,   Kind::kDrift,  Kind::kFeedback, Kind::kHardExample,
+    Kind::kAggregate, Kind::kSample, Kind::kEvent};
+
+// "anomaly", "drift", "feedback", "hard_example", "aggregate", "sample", "event".
+std::string_view KindName(Kind kind);
+// The inverse of KindName; InvalidArgument for anything else.
+Result<Kind> ParseKind(std::string_view name);
+
+// Highest priority first: event, anomaly, drift, feedback, hard_example, aggregate, sample.
+std::vector<Kind> DefaultPriority();
+
+// The key of a record, unique for ever within a site and node.
+struct RecordKey {
+  std::string stream{};
+  uint64_t seq = 0;
+  friend bool operator==(const RecordKey&, const RecordKey&) = default;
+};
+
+// What a producer appends.
+struct NewRecord {
+  Kind kind = Kind::kSample;
+  // Names the sequence the record is counted in, e.g. the model name. Matches
+  // [A-Za-z0-9][A-Za-z0-9._:-]{0,127}; streams beginning with "_" are the outbox's own.
+  std::string stream{};
+  // Opaque bytes (JSON by convention), at most OutboxOptions::max_payload_bytes.
+  std::string payload{};
+};
+
+// A stored record as read back (Lease, Query).
+struct Record {
+  std::string stream{};
+  uint64_t seq = 0;
+  Kind kind = Kind::kSample;
+  int64_t created_ms = 0;  // Unix milliseconds when the outbox accepted it
+  std::string payload{};     // decrypted when the store is encrypted
+};
+
+// How one class (kind) is bounded.
+struct ClassPolicy {
+  // A quota for this class alone; 0 = only the total bound applies.
+  uint64_t max_bytes = 0;
+  // May be evicted to make room for records of its own or a higher priority.
+  bool evictable = false;
+};
+
+// Defaults: sample, aggregate and hard_example are evictable; anomaly, drift, feedback and
+// event are not (labels and findings are not replaced by newer ones). No quotas.
+std::array<ClassPolicy, kNumKinds> DefaultClassPolicies();
+
+struct OutboxOptions {
+  // The database file. Its folder must exist.
+  std::string path{};
+  // Identity stamped on every record; fixed when the file is created, and a file written
+  // for another site or node is refused. Both match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}.
+  std::string site_id{};
+  std::string node_id{};
+  // The total byte bound over stored records (charged as FORMAT.md section 3 says).
+  uint64_t max_bytes = uint64_t{1} << 30;
+  // Priority among classes, highest first; must list each of the 7 kinds once.
+  std::vector<Kind> priority = DefaultPriority();
+  // Per-class quotas and eviction, indexed by kind code - 1.
+  std::array<ClassPolicy, kNumKinds> classes = DefaultClassPolicies();
+  // The largest payload Append accepts (at most 16 MiB).
+  size_t max_payload_bytes = size_t{1} << 20;
+  // Group commit: how long the committer waits for more producers once the queue holds
+  // fewer records than the last batch had. The only wait that uses the real clock: it
+  // trades latency for batch size and decides nothing else.
+  std::chrono::microseconds max_commit_delay = std::chrono::milliseconds(2);
+  // The most records / payload bytes one commit takes from the queue.
+  size_t max_batch_records = 4096;
+  uint64_t max_batch_bytes = uint64_t{32} << 20;
+  // A key file (32 raw bytes or 64 hex characters) to encrypt payloads at rest with
+  // AES-256-GCM; empty = no encryption. A file is encrypted or clear for its whole life.
+  std::string key_file{};
+  // The window over which Stats() measures the ingest rate.
+  std::chrono::minutes rate_window = std::chrono::minutes(60);
+  // Time source for created_ms, lease expiry and rates. Null = SystemClock(). Not owned;
+  // must outlive the Outbox.
+  Clock* clock = nullptr;
+  // Test seam: the file layer under SQLite (file_faults.h). Null in production. Not owned;
+  // must outlive the Outbox.
+  FileFaults* faults = nullptr;
+};
+
+struct LeaseOptions {
+  // At most this many records and (besides the first record) payload bytes.
+  size_t max_records = 1000;
+  uint64_t max_bytes = uint64_t{4} << 20;
+  // Unacknowledged records return to the queue after this long (on the injected clock).
+  std::chrono::milliseconds duration = std::chrono::seconds(60);
+};
+
+// Records handed to the forwarder, highest priority first, oldest first within a class.
+struct LeasedBatch {
+  uint64_t lease_id = 0;  // 0 when `records` is empty (nothing is leased then)
+  Clock::MonoTime expires{};
+  std::vector<Record> records{};
+};
+
+struct QueryOptions {
+  std::optional<Kind> kind{};  // empty = every kind
+  int64_t since_ms = 0;      // only records created at or after this Unix millisecond
+  size_t limit = 100;        // at most this many (capped at 10,000)
+};
+
+struct ClassStats {
+  Kind kind = Kind::kSample;
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+  uint64_t quota_bytes = 0;                // 0 = none
+  std::optional<int64_t> oldest_created_ms{};  // empty when the class is empty
+  uint64_t evicted_records = 0;            // over the file's life
+  uint64_t evicted_bytes = 0;
+  double ingest_bytes_per_s = 0;           // over the rate window
+};
+
+struct OutboxStats {
+  std::string site_id{};
+  std::string node_id{};
+  std::vector<ClassStats> classes{};  // in priority order
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+  uint64_t max_bytes = 0;
+  std::optional<std::chrono::milliseconds> oldest_record_age{};  // empty when empty
+  double ingest_records_per_s = 0;  // records accepted from producers, over the window
+  double ingest_bytes_per_s = 0;
+  std::chrono::seconds rate_window{0};  // the part of the window actually observed
+  // How many days of offline running remain at the current ingest rate before the total
+  // bound or a class quota forces evictions (or refusals); empty when nothing is arriving.
+  std::optional<double> autonomy_days{};
+  uint64_t leased_records = 0;
+  uint64_t active_leases = 0;
+  uint64_t quarantined_records = 0;  // over the file's life
+  uint64_t rejected_records = 0;     // Appends refused as full since open
+  uint64_t commits = 0;              // group commits since open
+  uint64_t committed_records = 0;    // producer records stored since open
+  bool failed = false;
+  std::string failure{};  // why, when failed
+};
+
+// What Scrub() found.
+struct ScrubReport {
+  uint64_t records_checked = 0;
+  uint64_t quarantined = 0;
+};
+
+class Outbox {
+ public:
+  // Opens or creates the store at options.path: checks the file (FORMAT.md section 6),
+  // salvages a damaged one (section 8), loads the byte accounting, and starts the committer.
+  // Errors: InvalidArgument (options), FailedPrecondition (a newer format, another site or
+  // node, encryption mismatch), PermissionDenied (wrong key), DataLoss (damage that a
+  // salvage could not get past), Unavailable (I/O).
+  static Result<std::unique_ptr<Outbox>> Open(OutboxOptions options);
+
+  // Stops the committer after the queued records are committed, then closes the file.
+  ~Outbox();
+  Outbox(const Outbox&) = delete;
+  Outbox& operator=(const Outbox&) = delete;
+
+  // Stores one record durably and returns its key; blocks until its group commit is on disk.
+  //   InvalidArgument     bad stream name, payload too large, or an outbox-only stream;
+  //   ResourceExhausted   full: its class quota or the total bound would be exceeded and
+  //                       nothing may be evicted, or the disk is full. Nothing was stored;
+  //   Unavailable         the commit failed with an I/O error; the store is now failed;
+  //   DataLoss            corruption found while committing; the store is now failed;
+  //   FailedPrecondition  the store failed earlier (reopen it) or is closing.
+  // An error means the record is not acknowledged; it may still be on disk after an I/O
+  // error (then with a key the caller never saw).
+  Result<RecordKey> Append(NewRecord record);
+
+  // Leases up to options' limits of records that are not leased now. Records that fail
+  // their checksum or decryption are quarantined on the way and never returned.
+  Result<LeasedBatch> Lease(const LeaseOptions& options);
+  // Deletes the records of a lease (the hub has them). Works after the lease expired too.
+  // NotFound for a lease this process did not issue or that was acked or released already.
+  Status Ack(uint64_t lease_id);
+  // Returns a lease's records to the queue now.
+  Status Release(uint64_t lease_id);
+  // Deletes records by key (e.g. from a hub receipt for an exported file); keys that are
+  // not stored are ignored.
+  Status Delete(std::span<const RecordKey> keys);
+
+  // Local reads: records oldest first (by created time) that pass their checksum.
+  Result<std::vector<Record>> Query(const QueryOptions& options);
+  // Counts, bytes, ages, rates and the autonomy estimate.
+  Result<OutboxStats> Stats();
+  // Reads every record, quarantining those that fail their checksum or decryption.
+  Result<ScrubReport> Scrub();
+
+  const std::string& site_id() const { return options_.site_id; }
+  const std::string& node_id() const { return options_.node_id; }
+
+ private:
+  struct Pending;
+  struct LeaseEntry {
+    int64_t id;
+    std::string stream;
+    uint64_t seq;
+    Kind kind;
+    uint64_t bytes;
+  };
+  struct LeaseInfo {
+    Clock::MonoTime expires;
+    bool expired = false;
+    std::vector<LeaseEntry> entries;
+  };
+  struct Accounting {
+    std::array<uint64_t, kNumKinds + 1> records{};  // index = kind code; 0 = unknown codes
+    std::array<uint64_t, kNumKinds + 1> bytes{};
+  };
+  struct RowView;  // a row being read (outbox.cc)
+  static RowView ReadRow(const Statement& s);
+
+  explicit Outbox(OutboxOptions options);
+  Status Init(std::unique_ptr<Db> db, std::unique_ptr<const RecordCipher> cipher);
+
+  void CommitterLoop();
+  // Commits one batch and answers its producers.
+  void CommitBatch(std::vector<Pending*>& batch);
+  Status CommitBatchLocked(std::vector<Pending*>& batch, int64_t now_ms);
+
+  // A cached prepared statement, reset and ready.
+  Result<Statement*> StmtLocked(std::string_view sql);
+  // Transactions: Begin snapshots the accounting; Commit writes the streams touched;
+  // Rollback restores both (and skips SQLite's ROLLBACK after a fatal error).
+  Status BeginLocked();
+  Status CommitLocked();
+  void RollbackLocked(bool fatal);
+  // Durably reserves nonces so that `count` more may be used (FORMAT.md section 7).
+  Status ReserveNoncesLocked(uint64_t count);
+  // The next seq of `stream`, advancing it within the open transaction.
+  Result<uint64_t> NextSeqLocked(const std::string& stream);
+  Status InsertLocked(const std::string& stream, uint64_t seq, Kind kind, int64_t created_ms,
+                      std::string_view payload, uint64_t* bytes);
+  // Makes room for `bytes` of `kind` by eviction; false (and nothing evicted) when it cannot.
+  Result<bool> MakeRoomLocked(Kind kind, uint64_t bytes);
+  Result<bool> EvictOldestLocked(Kind victim, uint64_t* freed);
+  Status WriteEventLocked(std::string_view json, int64_t now_ms);
+  Status BumpCounterLocked(const std::string& name, int64_t delta);
+  uint64_t TotalBytes() const;
+
+  // Reads one stored row into a Record, or says why it must be quarantined.
+  Result<Record> DecodeLocked(const RowView& row, std::string* reason) const;
+  Status QuarantineLocked(const std::vector<std::pair<RowView, std::string>>& bad);
+  void ExpireLeasesLocked();
+  void MarkLeasedLocked(const LeaseEntry& e, uint64_t lease_id);
+  // Forgets that e is leased; with lease_id != 0 only when that lease holds it.
+  void UnmarkLeasedLocked(const LeaseEntry& e, uint64_t lease_id);
+  Status DeleteLeaseEntriesLocked(const std::vector<LeaseEntry>& entries);
+
+  // Puts the store into the failed state with `cause` (if not failed already).
+  void FailLocked(const Status& cause);
+  // Fails the store for every error but ResourceExhausted; returns `s`.
+  Status CheckLocked(const Status& s);
+
+  uint64_t ChargedBytes(size_t stream_len, size_t stored_payload_len) const;
+  int Rank(Kind kind) const { return rank_[static_cast<int>(kind)]; }
+  const ClassPolicy& Policy(Kind kind) const {
+    return options_.classes[static_cast<int>(kind) - 1];
+  }
+  void NoteIngestLocked(Kind kind, uint64_t bytes);
+
+  OutboxOptions options_;
+  Clock* clock_;                              // not owned
+  std::array<int, kNumKinds + 1> rank_{};     // kind code -> priority rank (0 = highest)
+  Clock::MonoTime opened_at_{};
+
+  // --- The commit queue. ---
+  std::mutex queue_mu_;  // guards queue_, stopping_, last_batch_size_
+  std::condition_variable queue_cv_;
+  std::deque<Pending*> queue_;
+  bool stopping_ = false;
+  size_t last_batch_size_ = 1;
+  std::thread committer_;
+
+  // --- The database and everything derived from it. ---
+  std::atomic<bool> failed_flag_{false};  // failed_ is not OK; read without db_mu_
+  mutable std::mutex db_mu_;  // guards every field below
+  std::unique_ptr<Db> db_;
+  std::unique_ptr<const RecordCipher> cipher_;
+  std::map<std::string, std::unique_ptr<Statement>> statements_;
+  Status failed_;  // OK while healthy
+  Accounting acct_;
+  Accounting acct_snapshot_;  // acct_ when the open transaction began
+  std::array<uint64_t, kNumKinds + 1> leased_bytes_{};  // bytes of live leases, per kind
+  // Streams whose next seq the open transaction advanced -> value before it (0 = unknown).
+  std::map<std::string, uint64_t> dirty_streams_;
+  // Evictions of the commit batch in progress, per kind.
+  std::array<uint64_t, kNumKinds + 1> evicted_{};
+  std::array<uint64_t, kNumKinds + 1> evicted_bytes_{};
+  uint64_t seq_floor_ = 1;
+  std::unordered_map<std::string, uint64_t> next_seq_;  // streams seen since open
+  uint64_t next_nonce_ = 1;
+  uint64_t nonce_reserved_ = 0;
+  uint64_t next_lease_id_ = 1;
+  std::map<uint64_t, LeaseInfo> leases_;
+  std::unordered_map<int64_t, uint64_t> leased_ids_;  // row id -> live lease
+  uint64_t rejected_ = 0;
+  uint64_t commits_ = 0;
+  uint64_t committed_records_ = 0;
+  // Ingest rate: records and bytes per kind in 10-second buckets over the window.
+  struct Bucket {
+    int64_t index = -1;  // which 10 s slot since opened_at_
+    uint64_t records = 0;
+    std::array<uint64_t, kNumKinds + 1> bytes{};
+  };
+  std::vector<Bucket> buckets_{};
+};
+
+}  // namespace outpost::outbox
+
+#endif  // OUTPOST_OUTBOX_OUTBOX_H_

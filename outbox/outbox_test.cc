@@ -1,0 +1,586 @@
+// Behaviour of the outbox on real SQLite files: keys, priorities, bounds, leases, queries,
+// stats, encryption and format checks.
+#include "outbox/outbox.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include "base/clock.h"
+#include "base/file.h"
+#include "base/testing/test_util.h"
+#include "outbox/sqlite.h"
+
+namespace outpost::outbox {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+OutboxOptions Options(const testing::TempDir& dir, Clock* clock) {
+  return OutboxOptions{.path = dir.File("outbox.db"), .site_id = "site-1",
+                       .node_id = "node-1", .clock = clock};
+}
+
+NewRecord Rec(Kind kind, std::string stream, std::string payload) {
+  return NewRecord{.kind = kind, .stream = std::move(stream), .payload = std::move(payload)};
+}
+
+// Every record, leased in one go and released again.
+std::vector<Record> All(Outbox& box) {
+  auto batch = box.Lease({.max_records = 1000000, .max_bytes = uint64_t{1} << 40});
+  EXPECT_TRUE(batch.ok()) << batch.status().ToString();
+  if (!batch.ok()) return {};
+  if (batch->lease_id != 0) box.Release(batch->lease_id).IgnoreError();
+  return batch->records;
+}
+
+TEST(Outbox, AppendAssignsGaplessSeqPerStreamStartingAtOne) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+  for (uint64_t i = 1; i <= 5; ++i) {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(RecordKey a, box->Append(Rec(Kind::kSample, "iris", "a")));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(RecordKey b, box->Append(Rec(Kind::kAnomaly, "wine", "b")));
+    EXPECT_EQ(a, (RecordKey{"iris", i}));
+    EXPECT_EQ(b, (RecordKey{"wine", i}));
+  }
+}
+
+TEST(Outbox, AcknowledgedRecordsSurviveReopenWithTheirKeysAndPayloads) {
+  testing::TempDir dir;
+  FakeClock clock;
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kFeedback, "iris", "label=setosa")));
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kFeedback, "iris", std::string("\0\1\2", 3))));
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+  std::vector<Record> all = All(*box);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].seq, 1u);
+  EXPECT_EQ(all[0].payload, "label=setosa");
+  EXPECT_EQ(all[0].kind, Kind::kFeedback);
+  EXPECT_EQ(all[0].created_ms, UnixMillis(clock.Now()));
+  EXPECT_EQ(all[1].payload, std::string("\0\1\2", 3));
+}
+
+TEST(Outbox, SeqIsNeverReusedAfterRecordsAreAcknowledgedAndTheStoreReopens) {
+  testing::TempDir dir;
+  FakeClock clock;
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+    for (int i = 0; i < 3; ++i) OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", "x")));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch b, box->Lease({}));
+    ASSERT_EQ(b.records.size(), 3u);
+    OUTPOST_ASSERT_OK(box->Ack(b.lease_id));
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+  EXPECT_TRUE(All(*box).empty());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(RecordKey k, box->Append(Rec(Kind::kSample, "s", "y")));
+  EXPECT_EQ(k.seq, 4u);
+}
+
+TEST(Outbox, ConcurrentProducersShareCommitsAndGetDistinctGaplessSeqs) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+  constexpr int kThreads = 8, kPerThread = 100;
+  std::vector<std::vector<uint64_t>> seqs(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto key = box->Append(Rec(Kind::kSample, "shared", std::to_string(t * 1000 + i)));
+        ASSERT_TRUE(key.ok()) << key.status().ToString();
+        seqs[t].push_back(key->seq);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::vector<uint64_t> all;
+  for (const auto& s : seqs) all.insert(all.end(), s.begin(), s.end());
+  std::sort(all.begin(), all.end());
+  ASSERT_EQ(all.size(), static_cast<size_t>(kThreads * kPerThread));
+  for (size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i], i + 1);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  EXPECT_EQ(st.committed_records, static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_LE(st.commits, st.committed_records);
+  // Each record's payload is stored with the seq it was given.
+  std::set<std::string> payloads;
+  for (const Record& r : All(*box)) payloads.insert(r.payload);
+  EXPECT_EQ(payloads.size(), static_cast<size_t>(kThreads * kPerThread));
+}
+
+TEST(Outbox, RejectsBadStreamsOutboxStreamsAndOversizedPayloads) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_payload_bytes = 100;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  EXPECT_EQ(box->Append(Rec(Kind::kSample, "", "x")).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(box->Append(Rec(Kind::kSample, "a b", "x")).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(box->Append(Rec(Kind::kEvent, "_outbox", "x")).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(box->Append(Rec(Kind::kSample, "s", std::string(101, 'x'))).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(box->Append(Rec(static_cast<Kind>(9), "s", "x")).status().code(),
+            StatusCode::kInvalidArgument);
+  OUTPOST_EXPECT_OK(box->Append(Rec(Kind::kSample, "model-1.v2:a_b", std::string(100, 'x'))));
+}
+
+TEST(Outbox, RejectsBadOptions) {
+  testing::TempDir dir;
+  OutboxOptions o = Options(dir, nullptr);
+  o.site_id = "bad site";
+  EXPECT_EQ(Outbox::Open(o).status().code(), StatusCode::kInvalidArgument);
+  o = Options(dir, nullptr);
+  o.priority = {Kind::kAnomaly, Kind::kAnomaly};
+  EXPECT_EQ(Outbox::Open(o).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(Outbox, LeaseHandsOutHighestPriorityFirstAndOldestFirstWithinAClass) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", "sample-1")));
+  clock.Advance(milliseconds(5));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAggregate, "s", "aggregate-1")));
+  clock.Advance(milliseconds(5));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", "anomaly-1")));
+  clock.Advance(milliseconds(5));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", "anomaly-2")));
+  clock.Advance(milliseconds(5));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kDrift, "s", "drift-1")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch b, box->Lease({.max_records = 4}));
+  std::vector<std::string> got;
+  for (const Record& r : b.records) got.push_back(r.payload);
+  EXPECT_EQ(got, (std::vector<std::string>{"anomaly-1", "anomaly-2", "drift-1", "aggregate-1"}));
+}
+
+TEST(Outbox, PriorityOrderIsConfigurable) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.priority = {Kind::kSample,      Kind::kEvent,     Kind::kAnomaly, Kind::kDrift,
+                Kind::kHardExample, Kind::kAggregate, Kind::kFeedback};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", "anomaly")));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", "sample")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch b, box->Lease({.max_records = 1}));
+  ASSERT_EQ(b.records.size(), 1u);
+  EXPECT_EQ(b.records[0].payload, "sample");
+}
+
+TEST(Outbox, LeaseRespectsByteLimitButAlwaysHandsOutOneRecord) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+  for (int i = 0; i < 5; ++i) OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", std::string(100, 'x'))));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch one, box->Lease({.max_bytes = 10}));
+  EXPECT_EQ(one.records.size(), 1u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch three, box->Lease({.max_bytes = 300}));
+  EXPECT_EQ(three.records.size(), 3u);
+}
+
+TEST(Outbox, LeasedRecordsAreNotLeasedAgainUntilAckedOrReleased) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+  for (int i = 0; i < 4; ++i) OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", "x")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch a, box->Lease({.max_records = 3}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch b, box->Lease({.max_records = 3}));
+  ASSERT_EQ(a.records.size(), 3u);
+  ASSERT_EQ(b.records.size(), 1u);
+  EXPECT_EQ(b.records[0].seq, 4u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch c, box->Lease({}));
+  EXPECT_TRUE(c.records.empty());
+  EXPECT_EQ(c.lease_id, 0u);
+  OUTPOST_ASSERT_OK(box->Release(b.lease_id));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch d, box->Lease({}));
+  ASSERT_EQ(d.records.size(), 1u);
+  EXPECT_EQ(d.records[0].seq, 4u);
+}
+
+TEST(Outbox, AckDeletesOnlyTheLeasedRecords) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+  for (int i = 0; i < 4; ++i) OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", "x")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch a, box->Lease({.max_records = 3}));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", "x")));
+  OUTPOST_ASSERT_OK(box->Ack(a.lease_id));
+  EXPECT_EQ(box->Ack(a.lease_id).code(), StatusCode::kNotFound);
+  std::vector<Record> left = All(*box);
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0].seq, 4u);
+  EXPECT_EQ(left[1].seq, 5u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  EXPECT_EQ(st.records, 2u);
+}
+
+TEST(Outbox, LeasedRecordReturnsAfterLeaseExpires) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", "x")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch a, box->Lease({.duration = seconds(30)}));
+  ASSERT_EQ(a.records.size(), 1u);
+  clock.Advance(seconds(29));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch early, box->Lease({}));
+  EXPECT_TRUE(early.records.empty());
+  clock.Advance(seconds(1));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch again, box->Lease({}));
+  ASSERT_EQ(again.records.size(), 1u);
+  EXPECT_EQ(again.records[0].seq, 1u);
+  EXPECT_NE(again.lease_id, a.lease_id);
+}
+
+TEST(Outbox, LateAckOfAnExpiredLeaseStillDeletesItsRecords) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", "x")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch a, box->Lease({.duration = seconds(1)}));
+  clock.Advance(seconds(2));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch b, box->Lease({}));
+  ASSERT_EQ(b.records.size(), 1u);
+  OUTPOST_ASSERT_OK(box->Ack(a.lease_id));
+  OUTPOST_ASSERT_OK(box->Ack(b.lease_id));  // nothing left to delete; not an error
+  EXPECT_TRUE(All(*box).empty());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  EXPECT_EQ(st.records, 0u);
+  EXPECT_EQ(st.bytes, 0u);
+}
+
+TEST(Outbox, DeleteByKeyRemovesStoredRecordsAndIgnoresUnknownKeys) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+  for (int i = 0; i < 3; ++i) OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", "x")));
+  std::vector<RecordKey> keys = {{"s", 1}, {"s", 3}, {"t", 1}, {"s", 99}};
+  OUTPOST_ASSERT_OK(box->Delete(keys));
+  std::vector<Record> left = All(*box);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].seq, 2u);
+}
+
+// 80 bytes charged per record on stream "s" with a 31-byte payload (1 + 31 + 48).
+constexpr uint64_t kCharge = 80;
+std::string Payload31(int i) {
+  std::string p = "payload-" + std::to_string(i);
+  p.resize(31, '.');
+  return p;
+}
+
+TEST(Outbox, FullStoreEvictsTheLowestClassOldestFirstAndReportsItAsAnEvent) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_bytes = 10 * kCharge;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  for (int i = 0; i < 6; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", Payload31(i))));
+    clock.Advance(milliseconds(1));
+  }
+  for (int i = 0; i < 4; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAggregate, "s", Payload31(100 + i))));
+    clock.Advance(milliseconds(1));
+  }
+  // Full. The first anomaly evicts the oldest sample, not an aggregate; the eviction event
+  // it leaves (142 bytes) is charged too, so the second anomaly evicts three more samples.
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(200))));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(201))));
+  std::vector<Record> all = All(*box);
+  std::vector<std::string> samples, events;
+  int aggregates = 0, anomalies = 0;
+  for (const Record& r : all) {
+    if (r.kind == Kind::kSample) samples.push_back(r.payload);
+    if (r.kind == Kind::kEvent) events.push_back(r.payload);
+    if (r.kind == Kind::kAggregate) ++aggregates;
+    if (r.kind == Kind::kAnomaly) ++anomalies;
+  }
+  EXPECT_EQ(samples, (std::vector<std::string>{Payload31(4), Payload31(5)}));
+  EXPECT_EQ(aggregates, 4);
+  EXPECT_EQ(anomalies, 2);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0],
+            "{\"type\":\"eviction\",\"records\":1,\"bytes\":80,\"by_kind\":{\"sample\":"
+            "{\"records\":1,\"bytes\":80}}}");
+  EXPECT_EQ(events[1],
+            "{\"type\":\"eviction\",\"records\":3,\"bytes\":240,\"by_kind\":{\"sample\":"
+            "{\"records\":3,\"bytes\":240}}}");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  for (const ClassStats& c : st.classes) {
+    if (c.kind == Kind::kSample) {
+      EXPECT_EQ(c.evicted_records, 4u);
+      EXPECT_EQ(c.evicted_bytes, 4 * kCharge);
+      EXPECT_EQ(c.records, 2u);
+    }
+    if (c.kind == Kind::kAggregate) {
+      EXPECT_EQ(c.evicted_records, 0u);
+    }
+  }
+}
+
+TEST(Outbox, FullStoreRefusesWithResourceExhaustedWhenNothingMayBeEvicted) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_bytes = 5 * kCharge;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  for (int i = 0; i < 5; ++i) OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(i))));
+  Result<RecordKey> anomaly = box->Append(Rec(Kind::kAnomaly, "s", Payload31(5)));
+  EXPECT_EQ(anomaly.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(anomaly.status().message().find("outbox full"), std::string_view::npos);
+  // A sample may not evict anomalies either.
+  EXPECT_EQ(box->Append(Rec(Kind::kSample, "s", Payload31(6))).status().code(),
+            StatusCode::kResourceExhausted);
+  // Nothing was stored or evicted, and the store goes on.
+  std::vector<Record> all = All(*box);
+  EXPECT_EQ(all.size(), 5u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  EXPECT_EQ(st.rejected_records, 2u);
+  EXPECT_FALSE(st.failed);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch b, box->Lease({.max_records = 1}));
+  OUTPOST_ASSERT_OK(box->Ack(b.lease_id));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(RecordKey k, box->Append(Rec(Kind::kAnomaly, "s", Payload31(7))));
+  EXPECT_EQ(k.seq, 6u);  // the refused appends took no seq
+}
+
+TEST(Outbox, RecordLargerThanWhatEvictionCouldFreeEvictsNothing) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_bytes = 4 * kCharge;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(0))));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(1))));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", Payload31(2))));
+  // Needs 3 records' room; only one sample could be evicted.
+  EXPECT_EQ(box->Append(Rec(Kind::kAnomaly, "s", std::string(3 * kCharge - 49, 'x')))
+                .status()
+                .code(),
+            StatusCode::kResourceExhausted);
+  EXPECT_EQ(All(*box).size(), 3u);
+}
+
+TEST(Outbox, LeasedRecordsAreNotEvicted) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_bytes = 3 * kCharge;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  for (int i = 0; i < 3; ++i) OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", Payload31(i))));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch a, box->Lease({.max_records = 2}));  // samples 0, 1
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(10))));      // evicts 2
+  EXPECT_EQ(box->Append(Rec(Kind::kAnomaly, "s", Payload31(11))).status().code(),
+            StatusCode::kResourceExhausted);
+  OUTPOST_ASSERT_OK(box->Release(a.lease_id));
+  std::vector<std::string> samples;
+  for (const Record& r : All(*box)) {
+    if (r.kind == Kind::kSample) samples.push_back(r.payload);
+  }
+  EXPECT_EQ(samples, (std::vector<std::string>{Payload31(0), Payload31(1)}));
+}
+
+TEST(Outbox, ClassQuotaEvictsItsOwnOldestRecordsOrRefusesWhenNotEvictable) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.classes[static_cast<int>(Kind::kSample) - 1].max_bytes = 2 * kCharge;
+  o.classes[static_cast<int>(Kind::kDrift) - 1].max_bytes = 1 * kCharge;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  for (int i = 0; i < 4; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", Payload31(i))));
+    clock.Advance(milliseconds(1));
+  }
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kDrift, "s", Payload31(10))));
+  EXPECT_EQ(box->Append(Rec(Kind::kDrift, "s", Payload31(11))).status().code(),
+            StatusCode::kResourceExhausted);
+  std::vector<std::string> samples;
+  int events = 0;
+  for (const Record& r : All(*box)) {
+    if (r.kind == Kind::kSample) samples.push_back(r.payload);
+    if (r.kind == Kind::kEvent) ++events;
+  }
+  EXPECT_EQ(samples, (std::vector<std::string>{Payload31(2), Payload31(3)}));
+  EXPECT_EQ(events, 2);
+}
+
+TEST(Outbox, QueryFiltersByKindAndCreationTimeOldestFirst) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+  int64_t t0 = UnixMillis(clock.Now());
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", "a1")));
+  clock.Advance(seconds(1));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", "s1")));
+  clock.Advance(seconds(1));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", "a2")));
+  clock.Advance(seconds(1));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", "a3")));
+  auto payloads = [](const std::vector<Record>& rs) {
+    std::vector<std::string> out;
+    for (const Record& r : rs) out.push_back(r.payload);
+    return out;
+  };
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto anomalies, box->Query({.kind = Kind::kAnomaly}));
+  EXPECT_EQ(payloads(anomalies), (std::vector<std::string>{"a1", "a2", "a3"}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto recent, box->Query({.since_ms = t0 + 1000, .limit = 2}));
+  EXPECT_EQ(payloads(recent), (std::vector<std::string>{"s1", "a2"}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto none, box->Query({.kind = Kind::kDrift}));
+  EXPECT_TRUE(none.empty());
+  // Query does not lease: a lease still gets everything.
+  EXPECT_EQ(All(*box).size(), 4u);
+}
+
+TEST(Outbox, StatsReportDepthBytesAgeIngestRateAndDaysOfAutonomy) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_bytes = 1'000'000;
+  o.rate_window = std::chrono::minutes(10);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  // 100 records of 100 charged bytes over 100 s: 100 bytes/s.
+  for (int i = 0; i < 100; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", std::string(51, 'x'))));
+    clock.Advance(seconds(1));
+  }
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", std::string(51, 'y'))));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  EXPECT_EQ(st.site_id, "site-1");
+  EXPECT_EQ(st.records, 101u);
+  EXPECT_EQ(st.bytes, 10100u);
+  EXPECT_EQ(st.max_bytes, 1'000'000u);
+  ASSERT_TRUE(st.oldest_record_age.has_value());
+  EXPECT_EQ(*st.oldest_record_age, milliseconds(100'000));
+  EXPECT_EQ(st.rate_window, seconds(100));
+  EXPECT_DOUBLE_EQ(st.ingest_records_per_s, 1.01);
+  EXPECT_DOUBLE_EQ(st.ingest_bytes_per_s, 101.0);
+  ASSERT_TRUE(st.autonomy_days.has_value());
+  EXPECT_NEAR(*st.autonomy_days, (1'000'000.0 - 10100.0) / 101.0 / 86400.0, 1e-9);
+  ASSERT_EQ(st.classes.size(), 7u);
+  EXPECT_EQ(st.classes[0].kind, Kind::kEvent);
+  EXPECT_EQ(st.classes[1].kind, Kind::kAnomaly);
+  EXPECT_EQ(st.classes[1].records, 1u);
+  EXPECT_EQ(st.classes[6].kind, Kind::kSample);
+  EXPECT_EQ(st.classes[6].records, 100u);
+  EXPECT_EQ(st.classes[6].bytes, 10000u);
+  // After the window has passed with no traffic, nothing is arriving: no estimate.
+  clock.Advance(std::chrono::minutes(11));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats later, box->Stats());
+  EXPECT_EQ(later.ingest_bytes_per_s, 0);
+  EXPECT_FALSE(later.autonomy_days.has_value());
+}
+
+TEST(Outbox, ClassQuotaShortensTheAutonomyEstimate) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_bytes = 1'000'000;
+  o.classes[static_cast<int>(Kind::kSample) - 1].max_bytes = 10'000;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  for (int i = 0; i < 10; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", std::string(51, 'x'))));
+    clock.Advance(seconds(1));
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  ASSERT_TRUE(st.autonomy_days.has_value());
+  EXPECT_NEAR(*st.autonomy_days, (10'000.0 - 1000.0) / 100.0 / 86400.0, 1e-9);
+}
+
+TEST(Outbox, EncryptedStoreRoundTripsAndKeepsPayloadsOutOfTheFile) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("key"), std::string(64, 'a') + "\n", 0600));
+  OutboxOptions o = Options(dir, &clock);
+  o.key_file = dir.File("key");
+  const std::string secret = "patient-name=JOHN-DOE-SECRET";
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kHardExample, "s", secret)));
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string file, ReadFile(o.path));
+  EXPECT_EQ(file.find("JOHN-DOE"), std::string::npos);
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+    std::vector<Record> all = All(*box);
+    ASSERT_EQ(all.size(), 1u);
+    EXPECT_EQ(all[0].payload, secret);
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto q, box->Query({}));
+    ASSERT_EQ(q.size(), 1u);
+    EXPECT_EQ(q[0].payload, secret);
+  }
+  // The wrong key, no key, and a key for a clear file are all refused.
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("other"), std::string(32, 'k'), 0600));
+  OutboxOptions wrong = o;
+  wrong.key_file = dir.File("other");
+  EXPECT_EQ(Outbox::Open(wrong).status().code(), StatusCode::kPermissionDenied);
+  OutboxOptions none = o;
+  none.key_file = "";
+  EXPECT_EQ(Outbox::Open(none).status().code(), StatusCode::kFailedPrecondition);
+  OutboxOptions clear = Options(dir, &clock);
+  clear.path = dir.File("clear.db");
+  { OUTPOST_ASSERT_OK(Outbox::Open(clear).status()); }
+  clear.key_file = dir.File("key");
+  EXPECT_EQ(Outbox::Open(clear).status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(Outbox, MalformedKeyFileIsRefusedWithItsReason) {
+  testing::TempDir dir;
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("key"), "not a key", 0600));
+  OutboxOptions o = Options(dir, nullptr);
+  o.key_file = dir.File("key");
+  Result<std::unique_ptr<Outbox>> r = Outbox::Open(o);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("64 hex"), std::string_view::npos);
+}
+
+TEST(Outbox, RefusesAFileOfANewerFormatWithoutTouchingIt) {
+  testing::TempDir dir;
+  OutboxOptions o = Options(dir, nullptr);
+  { OUTPOST_ASSERT_OK(Outbox::Open(o).status()); }
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto db, Db::Open(o.path, {}));
+    OUTPOST_ASSERT_OK(db->Exec("PRAGMA user_version=2"));
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string before, ReadFile(o.path));
+  Result<std::unique_ptr<Outbox>> r = Outbox::Open(o);
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("newer"), std::string_view::npos);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string after, ReadFile(o.path));
+  EXPECT_EQ(before, after);
+}
+
+TEST(Outbox, RefusesAnotherApplicationsDatabaseAndAnotherNodesOutbox) {
+  testing::TempDir dir;
+  OutboxOptions o = Options(dir, nullptr);
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto db, Db::Open(o.path, {}));
+    OUTPOST_ASSERT_OK(db->Exec("CREATE TABLE t(x)"));
+  }
+  EXPECT_EQ(Outbox::Open(o).status().code(), StatusCode::kFailedPrecondition);
+  o.path = dir.File("b.db");
+  { OUTPOST_ASSERT_OK(Outbox::Open(o).status()); }
+  o.node_id = "node-2";
+  Result<std::unique_ptr<Outbox>> r = Outbox::Open(o);
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("node-1"), std::string_view::npos);
+}
+
+TEST(Outbox, KindNamesRoundTrip) {
+  for (Kind k : kAllKinds) {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(Kind back, ParseKind(KindName(k)));
+    EXPECT_EQ(back, k);
+  }
+  EXPECT_EQ(ParseKind("anomalies").status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace outpost::outbox

@@ -1,0 +1,372 @@
+#include "outbox/salvage.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <map>
+
+#include "base/file.h"
+#include "base/logging.h"
+#include "outbox/crypto.h"
+#include "outbox/outbox.h"
+#include "outbox/schema.h"
+#include "outbox/sqlite.h"
+
+namespace outpost::outbox {
+namespace {
+
+std::string MarkerPath(const std::string& path) { return path + ".salvage"; }
+std::string NewPath(const std::string& path) { return path + ".salvage-new"; }
+std::string DirOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+std::string BaseOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+Status RenameIfExists(const std::string& from, const std::string& to) {
+  if (!PathExists(from)) return Status::Ok();
+  if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoToStatus(errno, "cannot rename", from);
+  return Status::Ok();
+}
+
+Status RemoveIfExists(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoToStatus(errno, "cannot remove", path);
+  }
+  return Status::Ok();
+}
+
+struct Row {
+  int64_t id = 0;
+  std::string stream;
+  int64_t seq = 0;
+  int64_t kind = 0;
+  int64_t created_ms = 0;
+  std::string payload;
+  int64_t checksum = 0;
+};
+
+Row ReadRowFrom(const Statement& s) {
+  return Row{s.ColumnInt(0), std::string(s.ColumnText(1)), s.ColumnInt(2), s.ColumnInt(3),
+             s.ColumnInt(4), std::string(s.ColumnBlob(5)), s.ColumnInt(6)};
+}
+
+constexpr std::string_view kRowCols =
+    "SELECT id, stream, seq, kind, created_ms, payload, checksum FROM records ";
+
+// Copies what can be read from the damaged file `from` into the new file `to`.
+Status Build(const SalvageContext& ctx, const std::string& from, const std::string& to) {
+  uint64_t salvaged = 0, quarantined = 0, unreadable = 0;
+  std::optional<Meta> old_meta;
+  std::map<std::string, int64_t> old_streams;
+  bool streams_ok = false;
+  std::map<std::string, int64_t> counters;
+  std::map<std::string, int64_t> max_seq;
+  int64_t max_seq_all = 0;
+
+  std::unique_ptr<Db> src;
+  if (PathExists(from)) {
+    Result<std::unique_ptr<Db>> opened = Db::Open(from, DbOptions{.create = false});
+    if (opened.ok()) src = std::move(opened).value();
+  }
+  if (src) {
+    src->Exec("PRAGMA cell_size_check=ON; PRAGMA mmap_size=0").IgnoreError();
+    Result<Meta> m = ReadMeta(*src);
+    if (m.ok()) old_meta = std::move(m).value();
+    if (auto s = src->Prepare("SELECT stream, next_seq FROM streams"); s.ok()) {
+      streams_ok = true;
+      while (true) {
+        Result<bool> row = (*s)->Step();
+        if (!row.ok()) {
+          streams_ok = false;
+          break;
+        }
+        if (!*row) break;
+        old_streams[std::string((*s)->ColumnText(0))] = (*s)->ColumnInt(1);
+      }
+    }
+    if (auto s = src->Prepare("SELECT name, value FROM counters"); s.ok()) {
+      while (true) {
+        Result<bool> row = (*s)->Step();
+        if (!row.ok() || !*row) break;
+        counters[std::string((*s)->ColumnText(0))] = (*s)->ColumnInt(1);
+      }
+    }
+  }
+
+  // The new file's meta (FORMAT.md section 8).
+  Meta meta{.site_id = ctx.site_id, .node_id = ctx.node_id, .created_ms = ctx.now_ms};
+  bool salt_lost = false;
+  if (old_meta) {
+    meta.created_ms = old_meta->created_ms;
+    meta.encryption = old_meta->encryption;
+    meta.key_salt = old_meta->key_salt;
+    meta.key_check = old_meta->key_check;
+    meta.seq_floor = old_meta->seq_floor;
+  } else if (ctx.key) {
+    // The salt is gone with the meta table: old payloads cannot be decrypted any more.
+    salt_lost = true;
+    meta.encryption = "aes-256-gcm";
+    OUTPOST_ASSIGN_OR_RETURN(meta.key_salt, RandomBytes(kKeySaltBytes));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, RecordCipher::Create(*ctx.key, meta.key_salt));
+    meta.key_check = c->key_check();
+  }
+  uint64_t nonce_base = old_meta ? old_meta->nonce_reserved : 0;
+  meta.nonce_reserved = nonce_base + kNonceReserveStep;
+  std::unique_ptr<const RecordCipher> cipher;
+  if (meta.encryption != "none" && ctx.key) {
+    Result<std::unique_ptr<const RecordCipher>> c = RecordCipher::Create(*ctx.key, meta.key_salt);
+    if (c.ok() && (*c)->key_check() == meta.key_check) cipher = std::move(c).value();
+  }
+
+  OUTPOST_ASSIGN_OR_RETURN(auto dst, Db::Open(to, DbOptions{.create = true}));
+  OUTPOST_RETURN_IF_ERROR(ConfigureConnection(*dst, uint64_t{1} << 40));
+  OUTPOST_RETURN_IF_ERROR(CreateSchema(*dst, meta));
+  OUTPOST_RETURN_IF_ERROR(dst->Exec("BEGIN IMMEDIATE"));
+  OUTPOST_ASSIGN_OR_RETURN(
+      auto ins, dst->Prepare("INSERT INTO records(id, stream, seq, kind, created_ms, payload, "
+                             "checksum) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+  OUTPOST_ASSIGN_OR_RETURN(auto exists,
+                           dst->Prepare("SELECT 1 FROM records WHERE stream = ?1 AND seq = ?2"));
+  OUTPOST_ASSIGN_OR_RETURN(
+      auto quar, dst->Prepare("INSERT INTO quarantine(stream, seq, kind, created_ms, "
+                              "payload_bytes, reason, quarantined_ms) "
+                              "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+  auto quarantine = [&](const Row& r, std::string_view reason) -> Status {
+    quar->BindText(1, r.stream);
+    quar->BindInt(2, r.seq);
+    quar->BindInt(3, r.kind);
+    quar->BindInt(4, r.created_ms);
+    quar->BindInt(5, static_cast<int64_t>(r.payload.size()));
+    quar->BindText(6, reason);
+    quar->BindInt(7, ctx.now_ms);
+    ++quarantined;
+    return quar->Run();
+  };
+  auto take = [&](const Row& r) -> Status {
+    if (r.seq > max_seq_all) max_seq_all = r.seq;
+    if (r.seq > max_seq[r.stream]) max_seq[r.stream] = r.seq;
+    if (r.kind < 1 || r.kind > kNumKinds) return quarantine(r, "unknown kind");
+    if (salt_lost) return quarantine(r, "encryption salt lost");
+    std::string header = EnvelopeHeader(ctx.site_id, ctx.node_id, r.stream,
+                                        static_cast<uint64_t>(r.seq),
+                                        static_cast<uint8_t>(r.kind), r.created_ms);
+    if (!ValidName(r.stream) || RecordChecksum(header, r.payload) != static_cast<uint32_t>(r.checksum)) {
+      return quarantine(r, "checksum mismatch");
+    }
+    exists->BindText(1, r.stream);
+    exists->BindInt(2, r.seq);
+    OUTPOST_ASSIGN_OR_RETURN(bool dup, exists->Step());
+    exists->Reset();
+    if (dup) return quarantine(r, "duplicate key");
+    ins->BindInt(1, r.id);
+    ins->BindText(2, r.stream);
+    ins->BindInt(3, r.seq);
+    ins->BindInt(4, r.kind);
+    ins->BindInt(5, r.created_ms);
+    ins->BindBlob(6, r.payload);
+    ins->BindInt(7, r.checksum);
+    ++salvaged;
+    return ins->Run();
+  };
+
+  if (src) {
+    auto chunk = src->Prepare(std::string(kRowCols) + "WHERE id > ?1 ORDER BY id LIMIT 256");
+    auto one = src->Prepare(std::string(kRowCols) + "WHERE id = ?1");
+    auto next_id = src->Prepare("SELECT id FROM records WHERE id > ?1 ORDER BY id LIMIT 1");
+    if (chunk.ok() && one.ok() && next_id.ok()) {
+      int64_t last = 0, skip = 1;
+      // Each pass either reads rows or moves `last` forward, so this ends.
+      while (last < (int64_t{1} << 62)) {
+        (*chunk)->BindInt(1, last);
+        size_t n = 0;
+        Status error;
+        while (true) {
+          Result<bool> row = (*chunk)->Step();
+          if (!row.ok()) {
+            error = row.status();
+            break;
+          }
+          if (!*row) break;
+          Row r = ReadRowFrom(**chunk);
+          last = r.id;
+          ++n;
+          OUTPOST_RETURN_IF_ERROR(take(r));
+        }
+        (*chunk)->Reset();
+        if (error.ok()) {
+          if (n == 0) break;
+          skip = 1;
+          continue;
+        }
+        if (n > 0) skip = 1;
+        // Something after `last` cannot be read. Find the next row id we can locate.
+        ++unreadable;
+        (*next_id)->BindInt(1, last);
+        Result<bool> located = (*next_id)->Step();
+        int64_t y = located.ok() && *located ? (*next_id)->ColumnInt(0) : 0;
+        (*next_id)->Reset();
+        if (located.ok() && !*located) break;  // nothing readable after it
+        if (located.ok() && y > last) {
+          (*one)->BindInt(1, y);
+          Result<bool> got = (*one)->Step();
+          if (got.ok() && *got) {
+            OUTPOST_RETURN_IF_ERROR(take(ReadRowFrom(**one)));
+          }
+          (*one)->Reset();
+          last = y;  // read or lost, row y is behind us now
+          continue;
+        }
+        last += skip;
+        skip = std::min<int64_t>(skip * 2, int64_t{1} << 40);
+      }
+    } else {
+      ++unreadable;
+    }
+    // Earlier quarantine entries, where readable.
+    if (auto q = src->Prepare("SELECT stream, seq, kind, created_ms, payload_bytes, reason, "
+                              "quarantined_ms FROM quarantine");
+        q.ok()) {
+      while (true) {
+        Result<bool> row = (*q)->Step();
+        if (!row.ok() || !*row) break;
+        quar->BindText(1, (*q)->ColumnText(0));
+        quar->BindInt(2, (*q)->ColumnInt(1));
+        quar->BindInt(3, (*q)->ColumnInt(2));
+        quar->BindInt(4, (*q)->ColumnInt(3));
+        quar->BindInt(5, (*q)->ColumnInt(4));
+        quar->BindText(6, (*q)->ColumnText(5));
+        quar->BindInt(7, (*q)->ColumnInt(6));
+        OUTPOST_RETURN_IF_ERROR(quar->Run());
+      }
+    }
+    // The statements of `src` end here, before it closes.
+  }
+  if (src) src->Close(/*checkpoint=*/false).IgnoreError();
+
+  // Streams: never give a seq twice (FORMAT.md section 8).
+  std::map<std::string, int64_t> next;
+  if (streams_ok) {
+    next = old_streams;
+    for (const auto& [stream, m] : max_seq) next[stream] = std::max(next[stream], m + 1);
+  } else {
+    int64_t floor = std::max<int64_t>(max_seq_all + 1, ctx.now_ms * 1024);
+    meta.seq_floor = static_cast<uint64_t>(floor);
+    for (const auto& [stream, m] : max_seq) next[stream] = floor;
+    OUTPOST_RETURN_IF_ERROR(dst->Exec("UPDATE meta SET value = " + std::to_string(floor) +
+                                      " WHERE key = 'seq_floor'"));
+  }
+  const std::string event_stream(kEventStream);
+  int64_t event_seq = next.count(event_stream)
+                          ? next[event_stream]
+                          : static_cast<int64_t>(meta.seq_floor);
+  std::string json = "{\"type\":\"salvage\",\"damaged_file\":\"";
+  AppendJsonEscaped(json, BaseOf(from));
+  json += "\",\"salvaged\":" + std::to_string(salvaged) +
+          ",\"quarantined\":" + std::to_string(quarantined) +
+          ",\"unreadable_ranges\":" + std::to_string(unreadable) +
+          ",\"streams_recovered\":" + (streams_ok ? "true" : "false") +
+          ",\"seq_floor\":" + std::to_string(meta.seq_floor) + "}";
+  bool write_event = meta.encryption == "none" || cipher != nullptr;
+  if (write_event) {
+    std::string header = EnvelopeHeader(ctx.site_id, ctx.node_id, event_stream,
+                                        static_cast<uint64_t>(event_seq),
+                                        static_cast<uint8_t>(Kind::kEvent), ctx.now_ms);
+    std::string stored = json;
+    if (cipher) {
+      stored.clear();
+      OUTPOST_RETURN_IF_ERROR(cipher->Seal(nonce_base + 1, RecordAad(header), json, &stored));
+    }
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto ev, dst->Prepare("INSERT INTO records(stream, seq, kind, created_ms, payload, "
+                              "checksum) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"));
+    ev->BindText(1, event_stream);
+    ev->BindInt(2, event_seq);
+    ev->BindInt(3, static_cast<int>(Kind::kEvent));
+    ev->BindInt(4, ctx.now_ms);
+    ev->BindBlob(5, stored);
+    ev->BindInt(6, RecordChecksum(header, stored));
+    OUTPOST_RETURN_IF_ERROR(ev->Run());
+    next[event_stream] = event_seq + 1;
+  }
+  {
+    OUTPOST_ASSIGN_OR_RETURN(auto up, dst->Prepare("INSERT INTO streams(stream, next_seq) "
+                                                   "VALUES(?1, ?2)"));
+    for (const auto& [stream, n] : next) {
+      up->BindText(1, stream);
+      up->BindInt(2, n);
+      OUTPOST_RETURN_IF_ERROR(up->Run());
+    }
+    counters["salvages"] += 1;
+    counters["quarantined_records"] += static_cast<int64_t>(quarantined);
+    OUTPOST_ASSIGN_OR_RETURN(auto cnt, dst->Prepare("INSERT INTO counters(name, value) "
+                                                    "VALUES(?1, ?2)"));
+    for (const auto& [name, v] : counters) {
+      cnt->BindText(1, name);
+      cnt->BindInt(2, v);
+      OUTPOST_RETURN_IF_ERROR(cnt->Run());
+    }
+  }
+  ins.reset();
+  exists.reset();
+  quar.reset();
+  OUTPOST_RETURN_IF_ERROR(dst->Exec("COMMIT"));
+  OUTPOST_RETURN_IF_ERROR(dst->Close(/*checkpoint=*/true));
+  OUTPOST_LOG(kWarning) << "outbox salvaged" << Field("path", ctx.path)
+                        << Field("damaged_file", from) << Field("salvaged", salvaged)
+                        << Field("quarantined", quarantined)
+                        << Field("unreadable_ranges", unreadable);
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool SalvagePending(const std::string& path) { return PathExists(MarkerPath(path)); }
+
+Status Salvage(const SalvageContext& ctx) {
+  const std::string& path = ctx.path;
+  const std::string marker = MarkerPath(path);
+  const std::string prefix = path + ".damaged-";
+  std::string damaged;
+  if (PathExists(marker)) {
+    OUTPOST_ASSIGN_OR_RETURN(damaged, ReadFile(marker, 4096));
+    while (!damaged.empty() && (damaged.back() == '\n' || damaged.back() == '\r')) {
+      damaged.pop_back();
+    }
+    if (damaged.rfind(prefix, 0) != 0 || damaged.find('/', prefix.size()) != std::string::npos) {
+      return DataLossError("salvage marker \"" + marker + "\" names \"" + damaged.substr(0, 200) +
+                           "\", which is not a damaged copy of \"" + path + "\"");
+    }
+  } else {
+    damaged = prefix + std::to_string(ctx.now_ms);
+    OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(marker, damaged + "\n", 0600));
+  }
+  const std::string dir = DirOf(path);
+  if (!(PathExists(path) && PathExists(damaged))) {  // else step 4 is done already
+    // Step 2: set the damaged file aside, WAL included.
+    if (!PathExists(damaged)) OUTPOST_RETURN_IF_ERROR(RenameIfExists(path, damaged));
+    OUTPOST_RETURN_IF_ERROR(RenameIfExists(path + "-wal", damaged + "-wal"));
+    OUTPOST_RETURN_IF_ERROR(RemoveIfExists(path + "-shm"));
+    OUTPOST_RETURN_IF_ERROR(SyncDirectory(dir));
+    // Step 3: build the new file from what can be read.
+    const std::string fresh = NewPath(path);
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+      OUTPOST_RETURN_IF_ERROR(RemoveIfExists(fresh + suffix));
+    }
+    OUTPOST_RETURN_IF_ERROR(Build(ctx, damaged, fresh));
+    // Step 4: put it in place.
+    if (::rename(fresh.c_str(), path.c_str()) != 0) {
+      return ErrnoToStatus(errno, "cannot rename", fresh);
+    }
+    OUTPOST_RETURN_IF_ERROR(SyncDirectory(dir));
+  }
+  OUTPOST_RETURN_IF_ERROR(RemoveIfExists(marker));
+  return SyncDirectory(dir);
+}
+
+}  // namespace outpost::outbox

@@ -1,0 +1,59 @@
+// The outbox file's schema, meta values, record envelope and checksum (FORMAT.md sections
+// 1-4, 6), shared by the store (outbox.cc) and the salvage (salvage.cc).
+#ifndef OUTPOST_OUTBOX_SCHEMA_H_
+#define OUTPOST_OUTBOX_SCHEMA_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace outpost::outbox {
+
+class Db;
+
+inline constexpr int64_t kApplicationId = 0x4F504F42;  // "OPOB"
+inline constexpr int64_t kFormatVersion = 1;
+inline constexpr uint64_t kEnvelopeCharge = 48;     // bytes charged per record besides payload
+inline constexpr uint64_t kNonceReserveStep = uint64_t{1} << 20;
+inline constexpr std::string_view kEventStream = "_outbox";
+inline constexpr size_t kMaxPayloadLimit = size_t{16} << 20;
+
+// True for [A-Za-z0-9_][A-Za-z0-9._:-]{0,127} (site, node and stream names; FORMAT.md 2).
+bool ValidName(std::string_view name);
+
+// The meta table of one file.
+struct Meta {
+  std::string site_id{};
+  std::string node_id{};
+  int64_t created_ms = 0;
+  std::string encryption = "none";  // "none" or "aes-256-gcm"
+  std::string key_salt{};             // 16 bytes when encrypted
+  std::string key_check{};            // 16 bytes when encrypted
+  uint64_t nonce_reserved = 0;
+  uint64_t seq_floor = 1;
+};
+
+// Per-connection settings of FORMAT.md section 1 (synchronous=FULL, cell_size_check, ...).
+// `max_bytes` sets the max_page_count backstop.
+Status ConfigureConnection(Db& db, uint64_t max_bytes);
+// Creates format 1 in an empty database, in one transaction, with `meta`.
+Status CreateSchema(Db& db, const Meta& meta);
+// Reads the meta table. DataLoss when a required key is missing or malformed.
+Result<Meta> ReadMeta(Db& db);
+// Runs PRAGMA quick_check; DataLoss with SQLite's first complaint when it is not "ok".
+Status QuickCheck(Db& db);
+
+// The little-endian envelope of FORMAT.md section 4 up to and including created_ms.
+std::string EnvelopeHeader(std::string_view site_id, std::string_view node_id,
+                           std::string_view stream, uint64_t seq, uint8_t kind,
+                           int64_t created_ms);
+// CRC32C over the header, the payload length and the stored payload.
+uint32_t RecordChecksum(std::string_view header, std::string_view stored_payload);
+// The additional authenticated data of FORMAT.md section 7.
+std::string RecordAad(std::string_view header);
+
+}  // namespace outpost::outbox
+
+#endif  // OUTPOST_OUTBOX_SCHEMA_H_
