@@ -1,0 +1,185 @@
+// The XGBoost adapter of train/: the only file of train/ that includes XGBoost's C API.
+#include "train/xgboost_trainer.h"
+
+#include <xgboost/c_api.h>
+
+#include <cmath>
+#include <exception>
+#include <limits>
+#include <new>
+#include <utility>
+
+#include "base/file.h"
+#include "base/logging.h"
+
+namespace outpost::train {
+namespace {
+
+// XGBoost's last error on this thread, first line only (the rest is a stack trace).
+std::string XGBoostError() {
+  const char* e = XGBGetLastError();
+  std::string message = (e != nullptr && *e != '\0') ? e : "unknown XGBoost error";
+  size_t newline = message.find('\n');
+  if (newline != std::string::npos) message.resize(newline);
+  return message;
+}
+
+void ForwardXGBoostLog(const char* message) {
+  OUTPOST_LOG(kWarning) << "xgboost: " << message;
+}
+
+class DMatrix {
+ public:
+  DMatrix() = default;
+  ~DMatrix() {
+    if (handle_ != nullptr) XGDMatrixFree(handle_);
+  }
+  DMatrix(const DMatrix&) = delete;
+  DMatrix& operator=(const DMatrix&) = delete;
+  DMatrixHandle get() const { return handle_; }
+  DMatrixHandle* out() { return &handle_; }
+
+ private:
+  DMatrixHandle handle_ = nullptr;
+};
+
+class Booster {
+ public:
+  Booster() = default;
+  ~Booster() {
+    if (handle_ != nullptr) XGBoosterFree(handle_);
+  }
+  Booster(const Booster&) = delete;
+  Booster& operator=(const Booster&) = delete;
+  BoosterHandle get() const { return handle_; }
+  BoosterHandle* out() { return &handle_; }
+  BoosterHandle release() { return std::exchange(handle_, nullptr); }
+
+ private:
+  BoosterHandle handle_ = nullptr;
+};
+
+// A DMatrix over row-major floats with NaN as the missing value.
+Status MakeDMatrix(std::span<const float> features, int64_t rows, int64_t cols, DMatrix& out) {
+  if (rows < 0 || cols < 1 ||
+      static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols) != features.size()) {
+    return InvalidArgumentError("features hold " + std::to_string(features.size()) +
+                                " values, not " + std::to_string(rows) + " rows of " +
+                                std::to_string(cols));
+  }
+  if (XGDMatrixCreateFromMat(features.data(), static_cast<bst_ulong>(rows),
+                             static_cast<bst_ulong>(cols), std::numeric_limits<float>::quiet_NaN(),
+                             out.out()) != 0) {
+    return InvalidArgumentError("XGBoost cannot take the features: " + XGBoostError());
+  }
+  return Status();
+}
+
+}  // namespace
+
+std::string_view ModelFileName(ModelFormat format) {
+  return format == ModelFormat::kJson ? "model.json" : "model.ubj";
+}
+
+TrainedModel::~TrainedModel() {
+  if (booster_ != nullptr) XGBoosterFree(static_cast<BoosterHandle>(booster_));
+}
+
+Result<std::string> TrainedModel::Serialize(ModelFormat format) const {
+  const char* config =
+      format == ModelFormat::kJson ? "{\"format\":\"json\"}" : "{\"format\":\"ubj\"}";
+  bst_ulong length = 0;
+  const char* bytes = nullptr;
+  if (XGBoosterSaveModelToBuffer(static_cast<BoosterHandle>(booster_), config, &length,
+                                 &bytes) != 0) {
+    return InternalError("XGBoost cannot save the model: " + XGBoostError());
+  }
+  try {
+    return std::string(bytes, static_cast<size_t>(length));
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("out of memory while saving a model");
+  }
+}
+
+Status TrainedModel::Save(const std::string& path, ModelFormat format) const {
+  OUTPOST_ASSIGN_OR_RETURN(std::string bytes, Serialize(format));
+  return WriteFileAtomically(path, bytes);
+}
+
+Result<std::unique_ptr<TrainedModel>> TrainXGBoost(const Dataset& data,
+                                                   const TrainOptions& options) {
+  OUTPOST_RETURN_IF_ERROR(CheckDataset(data, /*need_labels=*/true));
+  if (data.rows < 1) return InvalidArgumentError("the data set has no rows");
+  if (options.rounds < 1 || options.rounds > 100000) {
+    return InvalidArgumentError("rounds must be between 1 and 100000");
+  }
+  XGBRegisterLogCallback(ForwardXGBoostLog);
+  DMatrix matrix;
+  OUTPOST_RETURN_IF_ERROR(MakeDMatrix(data.features, data.rows, data.cols(), matrix));
+  if (XGDMatrixSetFloatInfo(matrix.get(), "label", data.labels.data(),
+                            static_cast<bst_ulong>(data.rows)) != 0) {
+    return InvalidArgumentError("XGBoost refused the labels: " + XGBoostError());
+  }
+  Booster booster;
+  DMatrixHandle train_set[] = {matrix.get()};
+  if (XGBoosterCreate(train_set, 1, booster.out()) != 0) {
+    return InternalError("XGBoost cannot create a booster: " + XGBoostError());
+  }
+  for (const auto& [key, value] : options.params) {
+    if (XGBoosterSetParam(booster.get(), key.c_str(), value.c_str()) != 0) {
+      return InvalidArgumentError("XGBoost refused parameter " + key + "=" + value + ": " +
+                                  XGBoostError());
+    }
+  }
+  for (int round = 0; round < options.rounds; ++round) {
+    if (XGBoosterUpdateOneIter(booster.get(), round, matrix.get()) != 0) {
+      return InvalidArgumentError("XGBoost training failed in round " + std::to_string(round) +
+                                  ": " + XGBoostError());
+    }
+  }
+  return std::unique_ptr<TrainedModel>(new TrainedModel(booster.release(), data.cols()));
+}
+
+Result<Predictions> ReferencePredict(std::string_view model_bytes,
+                                     std::span<const float> features, int64_t rows,
+                                     int64_t cols, PredictKind kind) {
+  Booster booster;
+  if (XGBoosterCreate(nullptr, 0, booster.out()) != 0) {
+    return InternalError("XGBoost cannot create a booster: " + XGBoostError());
+  }
+  if (XGBoosterLoadModelFromBuffer(booster.get(), model_bytes.data(), model_bytes.size()) != 0) {
+    return InvalidArgumentError("XGBoost cannot read the model: " + XGBoostError());
+  }
+  bst_ulong model_features = 0;
+  if (XGBoosterGetNumFeature(booster.get(), &model_features) != 0) {
+    return InvalidArgumentError("XGBoost cannot tell the feature count: " + XGBoostError());
+  }
+  if (static_cast<int64_t>(model_features) != cols) {
+    return InvalidArgumentError("the model has " + std::to_string(model_features) +
+                                " features, the data " + std::to_string(cols));
+  }
+  DMatrix matrix;
+  OUTPOST_RETURN_IF_ERROR(MakeDMatrix(features, rows, cols, matrix));
+  const char* config = kind == PredictKind::kMargin
+                           ? "{\"type\":1,\"training\":false,\"iteration_begin\":0,"
+                             "\"iteration_end\":0,\"strict_shape\":false}"
+                           : "{\"type\":0,\"training\":false,\"iteration_begin\":0,"
+                             "\"iteration_end\":0,\"strict_shape\":false}";
+  const bst_ulong* shape = nullptr;
+  bst_ulong dims = 0;
+  const float* result = nullptr;
+  if (XGBoosterPredictFromDMatrix(booster.get(), matrix.get(), config, &shape, &dims,
+                                  &result) != 0) {
+    return InvalidArgumentError("XGBoost prediction failed: " + XGBoostError());
+  }
+  Predictions out;
+  size_t count = 1;
+  for (bst_ulong i = 0; i < dims; ++i) {
+    out.shape.push_back(static_cast<int64_t>(shape[i]));
+    count *= static_cast<size_t>(shape[i]);
+  }
+  out.values.assign(result, result + count);
+  return out;
+}
+
+}  // namespace outpost::train
