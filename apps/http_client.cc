@@ -49,14 +49,16 @@ class BeastClient final : public HttpClient {
                           std::string_view body, std::string_view content_type) {
     if (!socket_ || !socket_->is_open()) OUTPOST_RETURN_IF_ERROR(Open());
     http::request<http::string_body> req;
-    req.method(http::string_to_verb(method));
-    req.method_string(method);
-    req.target(target);
+    boost::beast::string_view verb(method.data(), method.size());
+    req.method(http::string_to_verb(verb));
+    if (req.method() == http::verb::unknown) req.method_string(verb);
+    req.target(boost::beast::string_view(target.data(), target.size()));
     req.version(11);
     req.set(http::field::host, host_);
     req.keep_alive(true);
     if (!body.empty() || method == "POST") {
-      req.set(http::field::content_type, content_type);
+      req.set(http::field::content_type,
+              boost::beast::string_view(content_type.data(), content_type.size()));
       req.body() = std::string(body);
       req.prepare_payload();
     }

@@ -1,0 +1,129 @@
+#include "serve/repository.h"
+
+#include <gtest/gtest.h>
+
+#include "base/file.h"
+#include "base/testing/test_util.h"
+#include "train/synthetic.h"
+#include "train/xgboost_trainer.h"
+
+namespace outpost::serve {
+namespace {
+
+using testing::TempDir;
+
+// A repository folder with real XGBoost models trained on the pump data.
+class RepositoryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    Result<train::Dataset> data = train::MakePumpReadings({.rows = 500, .seed = 3});
+    ASSERT_TRUE(data.ok());
+    train::TrainOptions options;
+    options.rounds = 5;
+    auto model = train::TrainXGBoost(*data, options);
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    auto bytes = (*model)->Serialize(train::ModelFormat::kJson);
+    ASSERT_TRUE(bytes.ok());
+    model_bytes_ = new std::string(*bytes);
+  }
+  static void TearDownTestSuite() { delete model_bytes_; }
+
+  void AddModel(const std::string& name, const std::string& config, std::vector<int64_t> versions,
+                const std::string& bytes = *model_bytes_) {
+    std::string dir = JoinPath(dir_.path(), name);
+    OUTPOST_ASSERT_OK(MakeDirectories(dir));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(JoinPath(dir, "config.yaml"), config));
+    for (int64_t v : versions) {
+      std::string vdir = JoinPath(dir, std::to_string(v));
+      OUTPOST_ASSERT_OK(MakeDirectories(vdir));
+      OUTPOST_ASSERT_OK(WriteFileAtomically(JoinPath(vdir, "model.json"), bytes));
+    }
+  }
+
+  TempDir dir_;
+  static std::string* model_bytes_;
+};
+std::string* RepositoryTest::model_bytes_ = nullptr;
+
+TEST_F(RepositoryTest, ServesHighestReadyVersionByDefault) {
+  AddModel("pump", "backend: xgboost\nversion_policy: {latest: 2}\n", {1, 2, 3});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open({.root = dir_.path()}));
+  EXPECT_TRUE(repo->IsReady());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle h, repo->Find("pump", std::nullopt));
+  EXPECT_EQ(h.version, 3);
+  ASSERT_NE(h.model, nullptr);
+  EXPECT_EQ(h.model->signature().inputs[0].shape, (engine::Shape{-1, 8}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle h2, repo->Find("pump", 2));
+  EXPECT_EQ(h2.version, 2);
+  // Version 1 is on disk but outside the policy: not served.
+  EXPECT_EQ(repo->Find("pump", 1).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(repo->Find("pump", 9).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(repo->Find("valve", std::nullopt).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(RepositoryTest, BrokenModelIsReportedAndDoesNotStopOthers) {
+  AddModel("pump", "backend: xgboost\n", {1});
+  AddModel("broken", "backend: xgboost\n", {1}, "this is not a model");
+  AddModel("badconfig", "backend: tensorflow\n", {1});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open({.root = dir_.path()}));
+  EXPECT_TRUE(repo->Find("pump", std::nullopt).ok());
+
+  Status broken = repo->Find("broken", std::nullopt).status();
+  EXPECT_EQ(broken.code(), StatusCode::kUnavailable);
+  EXPECT_NE(broken.message().find("not ready"), std::string::npos) << broken.ToString();
+  EXPECT_EQ(repo->Find("broken", 1).status().code(), StatusCode::kUnavailable);
+
+  Status bad = repo->Find("badconfig", std::nullopt).status();
+  EXPECT_EQ(bad.code(), StatusCode::kUnavailable);
+  EXPECT_NE(bad.message().find("tensorflow"), std::string::npos) << bad.ToString();
+
+  std::vector<std::string> names;
+  for (const auto& m : repo->Models()) names.push_back(m->name);
+  EXPECT_EQ(names, (std::vector<std::string>{"badconfig", "broken", "pump"}));
+  EXPECT_FALSE(repo->IsReady());  // strict readiness, as Triton
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto lenient,
+                               ModelRepository::Open({.root = dir_.path(), .strict_readiness = false}));
+  EXPECT_TRUE(lenient->IsReady());
+}
+
+TEST_F(RepositoryTest, SpecificPolicyReportsMissingVersion) {
+  AddModel("pump", "backend: xgboost\nversion_policy: {specific: [1, 4]}\n", {1, 2});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open({.root = dir_.path()}));
+  auto models = repo->Models();
+  ASSERT_EQ(models.size(), 1u);
+  ASSERT_EQ(models[0]->versions.size(), 2u);
+  EXPECT_EQ(models[0]->versions[0].state, VersionState::kReady);
+  EXPECT_EQ(models[0]->versions[1].state, VersionState::kUnavailable);
+  EXPECT_NE(models[0]->versions[1].reason.find("version 4"), std::string::npos);
+  EXPECT_EQ(repo->Find("pump", 4).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(repo->Find("pump", std::nullopt)->version, 1);
+  EXPECT_FALSE(repo->IsReady());
+}
+
+TEST_F(RepositoryTest, IgnoresNonVersionFoldersAndHiddenEntries) {
+  AddModel("pump", "backend: xgboost\nversion_policy: {all: true}\n", {2});
+  OUTPOST_ASSERT_OK(MakeDirectories(JoinPath(dir_.path(), "pump/latest")));
+  OUTPOST_ASSERT_OK(MakeDirectories(JoinPath(dir_.path(), "pump/0")));
+  OUTPOST_ASSERT_OK(MakeDirectories(JoinPath(dir_.path(), ".staging/1")));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(JoinPath(dir_.path(), "README"), "not a model"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open({.root = dir_.path()}));
+  ASSERT_EQ(repo->Models().size(), 1u);
+  EXPECT_EQ(repo->Models()[0]->versions.size(), 1u);
+  EXPECT_TRUE(repo->IsReady());
+}
+
+TEST_F(RepositoryTest, ModelWithoutVersionsIsUnavailable) {
+  AddModel("pump", "backend: xgboost\n", {});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open({.root = dir_.path()}));
+  Status s = repo->Find("pump", std::nullopt).status();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find("no version folder"), std::string::npos) << s.ToString();
+}
+
+TEST(Repository, MissingRootIsNotFound) {
+  EXPECT_EQ(ModelRepository::Open({.root = "/nonexistent/outpost"}).status().code(),
+            StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace outpost::serve
