@@ -137,6 +137,10 @@ Bad ToDouble(dom::element e, double& out) {
     case dom::element_type::DOUBLE:
       out = e.get_double().value_unsafe();
       return Bad::kNone;
+    case dom::element_type::NULL_VALUE:
+      // JSON has no NaN: null is a missing value (NaN), as the response writer emits it.
+      out = std::numeric_limits<double>::quiet_NaN();
+      return Bad::kNone;
     default:
       return Bad::kType;
   }
@@ -150,6 +154,10 @@ Bad ToFloat(dom::element e, float& out) {
   double d = 0;
   Bad bad = ToDouble(e, d);
   if (bad != Bad::kNone) return bad;
+  if (std::isnan(d)) {
+    out = std::numeric_limits<float>::quiet_NaN();
+    return Bad::kNone;
+  }
   if (std::fabs(d) >= kFloatOverflow) return Bad::kRange;
   out = static_cast<float>(d);
   return Bad::kNone;

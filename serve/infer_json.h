@@ -15,7 +15,8 @@
 //     elements must equal the product of `shape`.
 //   - BOOL takes true/false only. INT*/UINT* take JSON integers only (1.0 is rejected) and a
 //     value outside the datatype's range is rejected, never truncated. FP32 takes any number
-//     whose magnitude rounds to a finite float; FP64 any number. BYTES takes strings.
+//     whose magnitude rounds to a finite float; FP64 any number; both take null as a missing
+//     value (NaN), which tree models route down their default branch. BYTES takes strings.
 //     FP16 and BF16 cannot be carried in JSON and are rejected.
 //   - Unknown keys are ignored, as Triton does; a key given twice in one object is rejected.
 //   - `shared_memory_*` and `binary_data_size` parameters (extensions Outpost does not offer)

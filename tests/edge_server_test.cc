@@ -1,0 +1,198 @@
+// The `outpost` binary as a site operator runs it: exit codes, a real server on a free port,
+// predictions over HTTP that equal XGBoost's own, one broken model beside a good one, and a
+// graceful SIGTERM.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
+#include "apps/http_client.h"
+#include "base/file.h"
+#include "base/subprocess.h"
+#include "base/testing/test_util.h"
+#include "train/synthetic.h"
+#include "train/xgboost_trainer.h"
+
+namespace outpost {
+namespace {
+
+using testing::TempDir;
+
+std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
+
+TEST(OutpostCli, ExitCodes) {
+  RunResult version = RunProgram({Outpost(), "version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out.rfind("outpost ", 0), 0u) << version.out;
+
+  RunResult help = RunProgram({Outpost(), "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("edge"), std::string::npos);
+  EXPECT_EQ(RunProgram({Outpost(), "edge", "--help"}).exit_code, 0);
+
+  EXPECT_EQ(RunProgram({Outpost()}).exit_code, 2);
+  EXPECT_EQ(RunProgram({Outpost(), "bogus"}).exit_code, 2);
+  EXPECT_EQ(RunProgram({Outpost(), "edge", "--threads", "many"}).exit_code, 2);
+  EXPECT_EQ(RunProgram({Outpost(), "edge", "--log-format", "xml"}).exit_code, 2);
+
+  RunResult missing = RunProgram({Outpost(), "edge", "--model-repository", "/nonexistent/models",
+                                  "--listen", "127.0.0.1:0"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.err, "outpost: model repository \"/nonexistent/models\" is not a folder\n");
+}
+
+TEST(OutpostCli, BadConfigFileFailsWithOneLine) {
+  TempDir dir;
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("edge.yaml"), "listen: 127.0.0.1:0\nthreds: 2\n"));
+  RunResult r = RunProgram({Outpost(), "edge", "--config", dir.File("edge.yaml")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unknown key \"threds\""), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+class EdgeServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // A pump model trained on synthetic readings, and a broken model beside it.
+    OUTPOST_ASSERT_OK_AND_ASSIGN(data_, train::MakePumpReadings({.rows = 3000, .seed = 11,
+                                                                 .missing_rate = 0.02}));
+    train::TrainOptions options;
+    options.rounds = 30;
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, train::TrainXGBoost(data_, options));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(model_bytes_, model->Serialize(train::ModelFormat::kUbjson));
+    std::string repo = dir_.File("models");
+    OUTPOST_ASSERT_OK(MakeDirectories(repo + "/pump/3"));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(repo + "/pump/config.yaml", R"(backend: xgboost
+inputs: [{name: features, datatype: FP32, shape: [-1, 8]}]
+outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]
+)"));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(repo + "/pump/3/model.ubj", model_bytes_));
+    OUTPOST_ASSERT_OK(MakeDirectories(repo + "/broken/1"));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(repo + "/broken/config.yaml", "backend: xgboost\n"));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(repo + "/broken/1/model.json", "{\"learner\": 12"));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("edge.yaml"),
+                                          "listen: 127.0.0.1:0\nthreads: 2\nsite_id: test-site\n"
+                                          "model_repository: " + repo + "\n"));
+
+    OUTPOST_ASSERT_OK_AND_ASSIGN(edge_, Subprocess::Start({Outpost(), "edge", "--config",
+                                                           dir_.File("edge.yaml"), "--log-format",
+                                                           "json"},
+                                                          dir_.File("edge.log")));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, edge_->ReadLine());
+    ASSERT_EQ(line.rfind("listening on http://127.0.0.1:", 0), 0u) << line;
+    port_ = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(client_, apps::HttpClient::Connect("127.0.0.1", port_));
+  }
+
+  std::string Body(int64_t begin, int64_t end) {
+    std::string body = "{\"id\":\"r" + std::to_string(begin) +
+                       "\",\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[" +
+                       std::to_string(end - begin) + ",8],\"data\":[";
+    char buf[32];
+    for (int64_t r = begin; r < end; ++r) {
+      body += '[';
+      for (float v : data_.Row(r)) {
+        // JSON has no NaN; a missing reading is sent as null.
+        if (std::isnan(v)) {
+          body += "null";
+        } else {
+          auto [ptr, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+          body.append(buf, ptr);
+        }
+        body += ',';
+      }
+      body.back() = ']';
+      body += ',';
+    }
+    body.back() = ']';
+    body += "}]}";
+    return body;
+  }
+
+  TempDir dir_;
+  train::Dataset data_;
+  std::string model_bytes_;
+  std::unique_ptr<Subprocess> edge_;
+  uint16_t port_ = 0;
+  std::unique_ptr<apps::HttpClient> client_;
+};
+
+// Extracts the numbers of the first "data":[...] array of a response (flat, as the server
+// writes it).
+std::vector<float> DataOf(const std::string& body) {
+  std::vector<float> out;
+  size_t pos = body.find("\"data\":[");
+  if (pos == std::string::npos) return out;
+  const char* p = body.data() + pos + 8;
+  const char* end = body.data() + body.size();
+  while (p < end && *p != ']') {
+    float v;
+    auto [next, ec] = std::from_chars(p, end, v);
+    if (ec != std::errc()) break;
+    out.push_back(v);
+    p = next;
+    if (*p == ',') ++p;
+  }
+  return out;
+}
+
+TEST_F(EdgeServerTest, PredictionsOverHttpEqualXGBoostsOwn) {
+  const int64_t rows = 200;
+  std::vector<float> served;
+  for (int64_t begin = 0; begin < rows; begin += 40) {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult res,
+                                 client_->Request("POST", "/v2/models/pump/infer", Body(begin, begin + 40)));
+    ASSERT_EQ(res.status, 200) << res.body;
+    EXPECT_NE(res.body.find("\"id\":\"r" + std::to_string(begin) + "\""), std::string::npos);
+    EXPECT_NE(res.body.find("\"model_version\":\"3\""), std::string::npos) << res.body;
+    std::vector<float> got = DataOf(res.body);
+    ASSERT_EQ(got.size(), 40u) << res.body;
+    served.insert(served.end(), got.begin(), got.end());
+  }
+  std::vector<float> features(data_.features.begin(), data_.features.begin() + rows * 8);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(train::Predictions want,
+                               train::ReferencePredict(model_bytes_, features, rows, 8));
+  ASSERT_EQ(want.values.size(), served.size());
+  int nan_rows = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (float v : data_.Row(r)) nan_rows += std::isnan(v);
+    EXPECT_EQ(served[r], want.values[r]) << "row " << r;
+  }
+  EXPECT_GT(nan_rows, 0) << "the test data should include missing readings";
+}
+
+TEST_F(EdgeServerTest, BrokenModelIsReportedWhileOthersServe) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult ready, client_->Request("GET", "/v2/models/pump/ready"));
+  EXPECT_EQ(ready.status, 200);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult broken, client_->Request("GET", "/v2/models/broken/ready"));
+  EXPECT_EQ(broken.status, 503) << broken.body;
+  EXPECT_NE(broken.body.find("\"error\""), std::string::npos);
+  // Strict readiness: the server is live but not ready while a model is broken.
+  EXPECT_EQ(client_->Request("GET", "/v2/health/live")->status, 200);
+  EXPECT_EQ(client_->Request("GET", "/v2/health/ready")->status, 503);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult meta, client_->Request("GET", "/v2/models/pump"));
+  EXPECT_EQ(meta.status, 200);
+  EXPECT_NE(meta.body.find("\"platform\":\"xgboost_ubj\""), std::string::npos) << meta.body;
+}
+
+TEST_F(EdgeServerTest, SigtermStopsCleanlyAndLogsJson) {
+  EXPECT_EQ(client_->Request("POST", "/v2/models/pump/infer", Body(0, 1))->status, 200);
+  OUTPOST_ASSERT_OK(edge_->Signal(SIGTERM));
+  EXPECT_EQ(edge_->Wait(), 0);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string log, ReadFile(dir_.File("edge.log")));
+  EXPECT_NE(log.find("\"msg\":\"outpost edge stopped\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"level\":\"error\""), std::string::npos) << "the broken model is logged";
+  for (size_t start = 0; start < log.size();) {
+    size_t end = log.find('\n', start);
+    ASSERT_NE(end, std::string::npos);
+    EXPECT_EQ(log[start], '{') << log.substr(start, end - start);
+    EXPECT_EQ(log[end - 1], '}');
+    start = end + 1;
+  }
+}
+
+}  // namespace
+}  // namespace outpost
