@@ -25,6 +25,8 @@ struct Scalar {
   Kind kind = Kind::kNull;
 };
 
+struct KeyValue;
+
 struct Node {
   Kind kind = Kind::kNull;
   int64_t value = 0;  // kInt, kBool
@@ -35,9 +37,14 @@ struct Node {
   std::vector<Scalar> scalars;
   std::vector<Node> items;
   // kObject: members sorted by key; keys are unique (duplicates are refused).
-  std::vector<std::pair<std::string, Node>> members;
+  std::vector<KeyValue> members;
 
   size_t size() const { return items.empty() ? scalars.size() : items.size(); }
+};
+
+struct KeyValue {
+  std::string key;
+  Node value;
 };
 
 Node FromScalar(const Scalar& s) {
@@ -70,10 +77,10 @@ void AppendNode(Node& array, Node&& n) {
 // document than the one checked here.
 Status FinishObject(Node& object) {
   std::sort(object.members.begin(), object.members.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+            [](const KeyValue& a, const KeyValue& b) { return a.key < b.key; });
   for (size_t i = 1; i < object.members.size(); ++i) {
-    if (object.members[i].first == object.members[i - 1].first) {
-      return InvalidArgumentError("duplicate key \"" + object.members[i].first + "\"");
+    if (object.members[i].key == object.members[i - 1].key) {
+      return InvalidArgumentError("duplicate key \"" + object.members[i].key + "\"");
     }
   }
   return Status();
@@ -151,7 +158,7 @@ class JsonParser {
       SkipSpace();
       Node value;
       OUTPOST_RETURN_IF_ERROR(ParseNode(value, depth));
-      out.members.emplace_back(std::move(key), std::move(value));
+      out.members.push_back(KeyValue{std::move(key), std::move(value)});
       SkipSpace();
       if (Consume("}")) break;
       if (!Consume(",")) return Error("expected ',' or '}'");
@@ -447,7 +454,7 @@ class UbjsonParser {
       OUTPOST_RETURN_IF_ERROR(Next(marker));
       Node value;
       OUTPOST_RETURN_IF_ERROR(ParseNode(marker, value, depth));
-      out.members.emplace_back(std::move(key), std::move(value));
+      out.members.push_back(KeyValue{std::move(key), std::move(value)});
     }
     Status s = FinishObject(out);
     return s.ok() ? s : Error(s.message());
@@ -639,9 +646,9 @@ class Checker {
 
   static const Node* FindMember(const Node& object, std::string_view key) {
     auto it = std::lower_bound(object.members.begin(), object.members.end(), key,
-                               [](const auto& m, std::string_view k) { return m.first < k; });
-    if (it == object.members.end() || it->first != key) return nullptr;
-    return &it->second;
+                               [](const KeyValue& m, std::string_view k) { return m.key < k; });
+    if (it == object.members.end() || it->key != key) return nullptr;
+    return &it->value;
   }
 
   static Result<const Node*> Member(const Node& object, std::string_view key,
