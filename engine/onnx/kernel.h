@@ -225,6 +225,7 @@ void RegisterShapeKernels(KernelRegistry& registry);
 void RegisterTensorKernels(KernelRegistry& registry);
 void RegisterNnKernels(KernelRegistry& registry);
 void RegisterMlKernels(KernelRegistry& registry);
+void RegisterTreeKernels(KernelRegistry& registry);
 
 }  // namespace outpost::engine::onnx
 

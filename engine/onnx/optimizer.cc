@@ -1,6 +1,9 @@
 #include "engine/onnx/optimizer.h"
 
+#include <limits>
 #include <vector>
+
+#include "engine/onnx/kernels_nn.h"
 
 namespace outpost::engine::onnx {
 
@@ -70,9 +73,162 @@ void RemoveIdentities(CompiledModel& model) {
   }
 }
 
+namespace {
+
+const Tensor* FloatConstant(const CompiledModel& model, const Node& node, size_t i) {
+  if (i >= node.inputs.size() || node.inputs[i] == kNoValue) return nullptr;
+  const Tensor* t = model.constant(node.inputs[i]);
+  return t != nullptr && t->type() == DataType::kFp32 ? t : nullptr;
+}
+
+float FloatAttrOr(const Node& node, std::string_view name, float fallback) {
+  const Attribute* a = node.FindAttribute(name);
+  return a != nullptr && a->type == AttrType::kFloat ? a->f : fallback;
+}
+
+int64_t IntAttrOr(const Node& node, std::string_view name, int64_t fallback) {
+  const Attribute* a = node.FindAttribute(name);
+  return a != nullptr && a->type == AttrType::kInt ? a->i : fallback;
+}
+
+// A bias of N floats from a constant of shape [N], [1, N], [1] or [] (broadcast), or false.
+bool BiasFrom(const Tensor& c, int64_t n, float scale, std::vector<float>& bias) {
+  const Shape& s = c.shape();
+  const int64_t count = c.element_count();
+  const bool row = (s.size() == 1 && s[0] == n) || (s.size() == 2 && s[0] == 1 && s[1] == n);
+  const bool scalar = count == 1 && s.size() <= 2;
+  if (!row && !scalar) return false;
+  bias.resize(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) {
+    bias[static_cast<size_t>(j)] = scale * c.values<float>()[static_cast<size_t>(row ? j : 0)];
+  }
+  return true;
+}
+
+}  // namespace
+
 Status FuseDense(CompiledModel& model, const KernelRegistry& registry) {
-  (void)model;
   (void)registry;
+  Graph& g = model.graph_;
+  auto& kernels = model.kernels_;
+  std::vector<int> uses = CountUses(model, g, kernels);
+  std::vector<std::vector<int32_t>> consumers(g.values.size());
+  for (int32_t n : model.order_) {
+    if (!kernels[static_cast<size_t>(n)]) continue;
+    for (ValueId id : g.nodes[static_cast<size_t>(n)].inputs) {
+      if (id != kNoValue) consumers[static_cast<size_t>(id)].push_back(n);
+    }
+  }
+  // The single live consumer of `id` when it has exactly one use, else -1.
+  auto sole_consumer = [&](ValueId id) -> int32_t {
+    if (uses[static_cast<size_t>(id)] != 1) return -1;
+    for (int32_t c : consumers[static_cast<size_t>(id)]) {
+      if (kernels[static_cast<size_t>(c)]) return c;
+    }
+    return -1;
+  };
+
+  for (int32_t n : model.order_) {
+    if (!kernels[static_cast<size_t>(n)]) continue;
+    Node& node = g.nodes[static_cast<size_t>(n)];
+    if (!node.domain.empty() || node.outputs.size() != 1 || node.outputs[0] == kNoValue ||
+        node.inputs.empty() || node.inputs[0] == kNoValue) {
+      continue;
+    }
+    std::vector<float> weights;
+    std::vector<float> bias;
+    int64_t k = 0, nn = 0;
+    if (node.op_type == "Gemm") {
+      const Tensor* b = FloatConstant(model, node, 1);
+      if (b == nullptr || b->shape().size() != 2 || IntAttrOr(node, "transA", 0) != 0) continue;
+      const bool trans_b = IntAttrOr(node, "transB", 0) != 0;
+      const float alpha = FloatAttrOr(node, "alpha", 1.0f);
+      const float beta = FloatAttrOr(node, "beta", 1.0f);
+      k = trans_b ? b->shape()[1] : b->shape()[0];
+      nn = trans_b ? b->shape()[0] : b->shape()[1];
+      if (node.inputs.size() > 2 && node.inputs[2] != kNoValue) {
+        const Tensor* c = FloatConstant(model, node, 2);
+        if (c == nullptr || !BiasFrom(*c, nn, beta, bias)) continue;
+      }
+      weights.resize(static_cast<size_t>(k * nn));
+      const float* bv = b->values<float>().data();
+      for (int64_t kk = 0; kk < k; ++kk) {
+        for (int64_t j = 0; j < nn; ++j) {
+          weights[static_cast<size_t>(kk * nn + j)] =
+              alpha * (trans_b ? bv[j * k + kk] : bv[kk * nn + j]);
+        }
+      }
+    } else if (node.op_type == "MatMul") {
+      const Tensor* b = FloatConstant(model, node, 1);
+      if (b == nullptr || b->shape().size() != 2) continue;
+      k = b->shape()[0];
+      nn = b->shape()[1];
+      weights.assign(b->values<float>().begin(), b->values<float>().end());
+      // MatMul + Add(constant bias) -> one Dense.
+      const int32_t add = sole_consumer(node.outputs[0]);
+      if (add >= 0) {
+        Node& add_node = g.nodes[static_cast<size_t>(add)];
+        if (add_node.domain.empty() && add_node.op_type == "Add" && add_node.inputs.size() == 2) {
+          const size_t other = add_node.inputs[0] == node.outputs[0] ? 1 : 0;
+          const Tensor* c = FloatConstant(model, add_node, other);
+          if (c != nullptr && add_node.inputs[1 - other] == node.outputs[0] &&
+              BiasFrom(*c, nn, 1.0f, bias) && c->shape().size() >= 1) {
+            node.outputs = add_node.outputs;
+            kernels[static_cast<size_t>(add)].reset();
+          } else {
+            bias.clear();
+          }
+        }
+      }
+    } else {
+      continue;
+    }
+    node.inputs.resize(1);
+    kernels[static_cast<size_t>(n)] =
+        MakeDenseKernel(weights, k, nn, std::move(bias), DenseActivation());
+    // Dense + activation.
+    const int32_t next = sole_consumer(node.outputs[0]);
+    if (next < 0) continue;
+    const Node& act = g.nodes[static_cast<size_t>(next)];
+    if (!act.domain.empty() || act.outputs.size() != 1 || act.inputs.empty() ||
+        act.inputs[0] != node.outputs[0]) {
+      continue;
+    }
+    DenseActivation da;
+    if (act.op_type == "Relu") {
+      da.kind = Activation::kRelu;
+    } else if (act.op_type == "LeakyRelu") {
+      da.kind = Activation::kLeakyRelu;
+      da.alpha = FloatAttrOr(act, "alpha", 0.01f);
+    } else if (act.op_type == "Sigmoid") {
+      da.kind = Activation::kSigmoid;
+    } else if (act.op_type == "Tanh") {
+      da.kind = Activation::kTanh;
+    } else if (act.op_type == "Clip") {
+      da.kind = Activation::kClip;
+      da.lo = -std::numeric_limits<float>::infinity();
+      da.hi = std::numeric_limits<float>::infinity();
+      if (act.opset < 11) {
+        da.lo = FloatAttrOr(act, "min", da.lo);
+        da.hi = FloatAttrOr(act, "max", da.hi);
+      } else {
+        bool ok = true;
+        for (size_t i = 1; i < act.inputs.size() && ok; ++i) {
+          if (act.inputs[i] == kNoValue) continue;
+          const Tensor* t = FloatConstant(model, act, i);
+          ok = t != nullptr && t->element_count() == 1;
+          if (ok) (i == 1 ? da.lo : da.hi) = t->values<float>()[0];
+        }
+        if (!ok) continue;
+      }
+    } else {
+      continue;
+    }
+    if (AddDenseActivation(*kernels[static_cast<size_t>(n)], da)) {
+      node.outputs = act.outputs;
+      kernels[static_cast<size_t>(next)].reset();
+    }
+  }
   return Status();
 }
 

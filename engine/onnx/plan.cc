@@ -253,11 +253,17 @@ Result<std::shared_ptr<const CompiledModel>> CompiledModel::Compile(
   }
   for (ValueId id : g.outputs) {
     const Value& v = g.values[static_cast<size_t>(id)];
-    if (!v.info.is_tensor) {
+    // ZipMap's sequence of maps is returned as its [N, C] tensor of probabilities.
+    const bool zipmap = v.kind == Value::Kind::kNodeOutput && v.producer >= 0 &&
+                        g.nodes[static_cast<size_t>(v.producer)].op_type == "ZipMap" &&
+                        g.nodes[static_cast<size_t>(v.producer)].domain == kMlDomain;
+    if (!v.info.is_tensor && !zipmap) {
       return UnimplementedError("graph output \"" + v.name +
                                 "\" is a sequence, map or optional; only tensors are supported");
     }
-    m->output_decls_.push_back({v.name, v.info});
+    ValueInfo info = v.info;
+    if (zipmap) info = ValueInfo();
+    m->output_decls_.push_back({v.name, std::move(info)});
   }
   OUTPOST_ASSIGN_OR_RETURN(m->order_, TopologicalOrder(g));
   m->constants_.resize(g.values.size());
