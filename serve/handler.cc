@@ -189,9 +189,10 @@ Handler::Handler(const ModelRepository& repository, HandlerOptions options)
   w.String(options_.server_name);
   w.Key("version");
   w.String(options_.server_version);
-  // Only what Outpost implements; none of Triton's optional extensions yet.
+  // Only what Outpost implements.
   w.Key("extensions");
   w.BeginArray();
+  w.String("binary_tensor_data");
   w.EndArray();
   w.EndObject();
 }
@@ -321,24 +322,38 @@ void Handler::ModelMetadata(const ModelHandle& handle, HttpResponse& response) c
 
 void Handler::Infer(const HttpRequest& request, const ModelHandle& handle,
                     HttpResponse& response) const {
-  Status status = RunInfer(request, handle, response.body);
+  Status status = RunInfer(request, handle, response);
   if (!status.ok()) SetErrorResponse(status, response);
 }
 
 Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
-                         std::string& out) const {
+                         HttpResponse& response) const {
   std::string_view encoding = request.Header("Content-Encoding");
   if (!encoding.empty() && !EqualsIgnoreCase(encoding, "identity")) {
     return UnimplementedError("Content-Encoding " + Quote(encoding) +
                               " is not supported; send the body uncompressed");
   }
+  // Binary tensor data: the JSON is the body's first Inference-Header-Content-Length bytes.
+  size_t json_size = request.body.size();
   std::string_view header_length = request.Header("Inference-Header-Content-Length");
-  if (!header_length.empty() && header_length != std::to_string(request.body.size())) {
-    return UnimplementedError("binary tensor data is not supported; send \"data\" as JSON");
+  if (!header_length.empty()) {
+    auto [end, ec] = std::from_chars(header_length.data(),
+                                     header_length.data() + header_length.size(), json_size);
+    if (ec != std::errc() || end != header_length.data() + header_length.size() ||
+        json_size > request.body.size()) {
+      return InvalidArgumentError("Inference-Header-Content-Length " + Quote(header_length) +
+                                  " is not a length within the body's " +
+                                  std::to_string(request.body.size()) + " bytes");
+    }
+    if (json_size == 0) {
+      return UnimplementedError(
+          "raw binary requests (Inference-Header-Content-Length: 0) are not supported; send a "
+          "JSON header with binary_data_size on the input");
+    }
   }
 
   InferRequest parsed;
-  OUTPOST_RETURN_IF_ERROR(ParseInferRequest(request.body, options_.limits, parsed));
+  OUTPOST_RETURN_IF_ERROR(ParseInferRequest(request.body, json_size, options_.limits, parsed));
 
   const std::string& model_name = handle.servable->name;
   const engine::Signature& signature = handle.model->signature();
@@ -365,14 +380,18 @@ Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
     }
   }
 
-  // The outputs to return, as indexes into signature.outputs, checked before running.
+  // The outputs to return, as indexes into signature.outputs with their binary flag, checked
+  // before running.
   const size_t n_outputs = signature.outputs.size();
+  std::vector<OutputRef> refs;
   std::vector<size_t> selected;
   if (parsed.outputs.empty()) {
     selected.resize(n_outputs);
     for (size_t j = 0; j < n_outputs; ++j) selected[j] = j;
+    refs.resize(n_outputs, OutputRef{.binary = parsed.binary_data_output});
   } else {
     selected.reserve(parsed.outputs.size());
+    refs.reserve(parsed.outputs.size());
     for (const InferRequestedOutput& requested : parsed.outputs) {
       size_t j = 0;
       while (j < n_outputs && signature.outputs[j].name != requested.name) ++j;
@@ -387,6 +406,8 @@ Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
         }
       }
       selected.push_back(j);
+      refs.push_back(
+          OutputRef{.binary = requested.binary_data.value_or(parsed.binary_data_output)});
     }
   }
 
@@ -403,10 +424,21 @@ Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
                          std::to_string(n_outputs));
   }
 
-  std::vector<OutputRef> refs;
-  refs.reserve(selected.size());
-  for (size_t j : selected) refs.push_back(OutputRef{signature.outputs[j].name, &outputs[j]});
-  return WriteInferResponse(model_name, handle.version, parsed.id, refs, out);
+  bool any_binary = false;
+  for (size_t i = 0; i < selected.size(); ++i) {
+    refs[i].name = signature.outputs[selected[i]].name;
+    refs[i].tensor = &outputs[selected[i]];
+    any_binary = any_binary || refs[i].binary;
+  }
+  size_t response_json_size = 0;
+  OUTPOST_RETURN_IF_ERROR(WriteInferResponse(model_name, handle.version, parsed.id, refs,
+                                             response.body, response_json_size));
+  if (any_binary) {
+    response.content_type = "application/octet-stream";
+    response.headers.emplace_back("Inference-Header-Content-Length",
+                                  std::to_string(response_json_size));
+  }
+  return Status();
 }
 
 }  // namespace outpost::serve

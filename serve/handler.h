@@ -7,8 +7,11 @@
 //   GET  /v2/health/ready                           200 {"ready":true} or 503 {"error":...}
 //   GET  /v2/models/{m}[/versions/{v}]              model metadata
 //   GET  /v2/models/{m}[/versions/{v}]/ready        200 {"name":m,"ready":true} or an error
-//   POST /v2/models/{m}[/versions/{v}]/infer        inference (JSON bodies, see infer_json.h)
-// {v} is digits only; without it the highest ready version answers.
+//   POST /v2/models/{m}[/versions/{v}]/infer        inference (JSON, or JSON and binary tensor
+//                                                   data; see infer_json.h)
+// {v} is digits only; without it the highest ready version answers. An infer response with
+// binary outputs has Content-Type application/octet-stream and an
+// Inference-Header-Content-Length header giving its JSON's length.
 //
 // Every error is answered with Content-Type application/json and {"error": "<message>"}:
 //   400 bad request (malformed JSON, wrong input, wrong shape, bad version),
@@ -102,7 +105,7 @@ class Handler {
   void ModelMetadata(const ModelHandle& handle, HttpResponse& response) const;
   void Infer(const HttpRequest& request, const ModelHandle& handle, HttpResponse& response) const;
   Status RunInfer(const HttpRequest& request, const ModelHandle& handle,
-                  std::string& out) const;
+                  HttpResponse& response) const;
 
   const ModelRepository& repository_;
   HandlerOptions options_;

@@ -96,7 +96,7 @@ TEST_F(HandlerTest, ServerMetadataNamesOutpostAndItsVersion) {
     HttpResponse r = Call("GET", target);
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.content_type, "application/json");
-    EXPECT_EQ(r.body, R"({"name":"outpost","version":"0.1.0","extensions":[]})");
+    EXPECT_EQ(r.body, R"({"name":"outpost","version":"0.1.0","extensions":["binary_tensor_data"]})");
   }
 }
 
@@ -105,7 +105,7 @@ TEST_F(HandlerTest, ServerMetadataReportsTheConfiguredNameAndVersion) {
   HttpRequest request{.method = "GET", .target = "/v2"};
   HttpResponse r;
   custom.Handle(request, r);
-  EXPECT_EQ(r.body, R"({"name":"site-7","version":"9.9","extensions":[]})");
+  EXPECT_EQ(r.body, R"({"name":"site-7","version":"9.9","extensions":["binary_tensor_data"]})");
 }
 
 TEST_F(HandlerTest, LiveIsAlwaysTrue) {
@@ -306,6 +306,17 @@ TEST_F(HandlerTest, BoolRejectsNumbers) {
   HttpResponse r = EchoInfer("bool", "BOOL", "[2]", "[1,0]");
   EXPECT_EQ(r.status, 400);
   EXPECT_THAT(r.body, HasSubstr("element 0 of \\\"data\\\" is a number but BOOL needs a boolean"));
+}
+
+TEST_F(HandlerTest, NullIsAMissingFloatAndComesBackAsNull) {
+  HttpResponse r = EchoInfer("fp32", "FP32", "[3]", "[1.5,null,-2]");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, R"({"model_name":"echo_fp32","model_version":"1","outputs":[)"
+                    R"({"name":"y","datatype":"FP32","shape":[3],"data":[1.5,null,-2]}]})");
+  EXPECT_EQ(EchoInfer("fp64", "FP64", "[1]", "[null]").status, 200);
+  HttpResponse integer = EchoInfer("int32", "INT32", "[1]", "[null]");
+  EXPECT_EQ(integer.status, 400);
+  EXPECT_THAT(integer.body, HasSubstr("is null but INT32 needs an integer"));
 }
 
 TEST_F(HandlerTest, BytesRoundTripAsEscapedStrings) {
@@ -587,11 +598,6 @@ TEST_F(HandlerTest, ParametersThatAreNotScalarsAreRejected) {
 }
 
 TEST_F(HandlerTest, ExtensionsOutpostDoesNotOfferAreRefusedClearly) {
-  HttpResponse binary = Infer(
-      "echo_fp32",
-      R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"parameters":{"binary_data_size":4}}]})");
-  EXPECT_EQ(binary.status, 400);
-  EXPECT_THAT(binary.body, HasSubstr("binary tensor data is not supported"));
   HttpResponse shm = Infer(
       "echo_fp32",
       R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"parameters":{"shared_memory_region":"r"}}]})");
@@ -607,10 +613,170 @@ TEST_F(HandlerTest, ExtensionsOutpostDoesNotOfferAreRefusedClearly) {
   HttpResponse identity = Call("POST", "/v2/models/simple/infer", std::string(kSimpleRequest),
                                {{"content-encoding", "identity"}});
   EXPECT_EQ(identity.status, 200);
-  HttpResponse header = Call("POST", "/v2/models/simple/infer", std::string(kSimpleRequest),
-                             {{"Inference-Header-Content-Length", "10"}});
-  EXPECT_EQ(header.status, 501);
-  EXPECT_THAT(header.body, HasSubstr("binary tensor data is not supported"));
+  HttpResponse raw = Call("POST", "/v2/models/echo_fp32/infer", std::string(4, '\0'),
+                          {{"Inference-Header-Content-Length", "0"}});
+  EXPECT_EQ(raw.status, 501);
+  EXPECT_THAT(raw.body, HasSubstr("raw binary requests"));
+}
+
+// ---- Binary tensor data ----
+
+// Little-endian bytes of `values`.
+template <typename T>
+std::string Bytes(std::initializer_list<T> values) {
+  std::string out;
+  for (T v : values) out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+  return out;
+}
+
+// A BYTES element in the binary layout.
+std::string LengthPrefixed(std::string_view s) {
+  uint32_t n = static_cast<uint32_t>(s.size());
+  return Bytes<uint32_t>({n}) + std::string(s);
+}
+
+TEST_F(HandlerTest, BinaryInputsAreReadAfterTheJsonInOrder) {
+  std::string json =
+      R"({"inputs":[{"name":"INPUT0","datatype":"INT32","shape":[1,4],"parameters":{"binary_data_size":16}},)"
+      R"({"name":"INPUT1","datatype":"INT32","shape":[1,4],"parameters":{"binary_data_size":16}}]})";
+  HttpResponse r = Call("POST", "/v2/models/simple/infer",
+                        json + Bytes<int32_t>({1, 2, 3, 4}) + Bytes<int32_t>({1, 1, 1, 1}),
+                        {{"Inference-Header-Content-Length", std::to_string(json.size())}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "application/json");
+  EXPECT_TRUE(r.headers.empty());
+  EXPECT_EQ(r.body,
+            R"({"model_name":"simple","model_version":"2",)" + std::string(kSimpleOutputs));
+}
+
+TEST_F(HandlerTest, BinaryAndJsonInputsMix) {
+  std::string json =
+      R"({"inputs":[{"name":"INPUT0","datatype":"INT32","shape":[1,4],"data":[1,2,3,4]},)"
+      R"({"name":"INPUT1","datatype":"INT32","shape":[1,4],"parameters":{"binary_data_size":16}}]})";
+  HttpResponse r = Call("POST", "/v2/models/simple/infer", json + Bytes<int32_t>({1, 1, 1, 1}),
+                        {{"Inference-Header-Content-Length", std::to_string(json.size())}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body,
+            R"({"model_name":"simple","model_version":"2",)" + std::string(kSimpleOutputs));
+}
+
+TEST_F(HandlerTest, BinaryDataOutputSendsEveryOutputAsBytesAfterTheJson) {
+  std::string body(kSimpleRequest);
+  body.insert(1, R"("parameters":{"binary_data_output":true},)");
+  HttpResponse r = Infer("simple", body);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.content_type, "application/octet-stream");
+  std::string json =
+      R"({"model_name":"simple","model_version":"2","outputs":[)"
+      R"({"name":"OUTPUT0","datatype":"INT32","shape":[1,4],"parameters":{"binary_data_size":16}},)"
+      R"({"name":"OUTPUT1","datatype":"INT32","shape":[1,4],"parameters":{"binary_data_size":16}}]})";
+  ASSERT_EQ(r.headers.size(), 1u);
+  EXPECT_EQ(r.headers[0].first, "Inference-Header-Content-Length");
+  EXPECT_EQ(r.headers[0].second, std::to_string(json.size()));
+  EXPECT_EQ(r.body, json + Bytes<int32_t>({2, 3, 4, 5}) + Bytes<int32_t>({0, 1, 2, 3}));
+}
+
+TEST_F(HandlerTest, PerOutputBinaryDataOverridesTheRequestDefault) {
+  std::string body(kSimpleRequest);
+  body.insert(1, R"("parameters":{"binary_data_output":true},)");
+  body.insert(body.size() - 1,
+              R"(,"outputs":[{"name":"OUTPUT1","parameters":{"binary_data":false}},{"name":"OUTPUT0"}])");
+  HttpResponse r = Infer("simple", body);
+  EXPECT_EQ(r.status, 200) << r.body;
+  std::string json =
+      R"({"model_name":"simple","model_version":"2","outputs":[)"
+      R"({"name":"OUTPUT1","datatype":"INT32","shape":[1,4],"data":[0,1,2,3]},)"
+      R"({"name":"OUTPUT0","datatype":"INT32","shape":[1,4],"parameters":{"binary_data_size":16}}]})";
+  EXPECT_EQ(r.body, json + Bytes<int32_t>({2, 3, 4, 5}));
+  ASSERT_EQ(r.headers.size(), 1u);
+  EXPECT_EQ(r.headers[0].second, std::to_string(json.size()));
+}
+
+TEST_F(HandlerTest, BytesAndBoolRoundTripAsBinary) {
+  std::string json =
+      R"({"inputs":[{"name":"x","datatype":"BYTES","shape":[3],"parameters":{"binary_data_size":17}}],)"
+      R"("outputs":[{"name":"y","parameters":{"binary_data":true}}]})";
+  std::string data = LengthPrefixed("ab") + LengthPrefixed("") +
+                     LengthPrefixed(std::string_view("\xff\x00z", 3));
+  ASSERT_EQ(data.size(), 17u);
+  HttpResponse r = Call("POST", "/v2/models/echo_bytes/infer", json + data,
+                        {{"Inference-Header-Content-Length", std::to_string(json.size())}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, ::testing::EndsWith(R"("parameters":{"binary_data_size":17}}]})" + data));
+
+  std::string bool_json =
+      R"({"parameters":{"binary_data_output":true},)"
+      R"("inputs":[{"name":"x","datatype":"BOOL","shape":[3],"parameters":{"binary_data_size":3}}]})";
+  HttpResponse b = Call("POST", "/v2/models/echo_bool/infer", bool_json + std::string("\1\0\1", 3),
+                        {{"Inference-Header-Content-Length", std::to_string(bool_json.size())}});
+  EXPECT_EQ(b.status, 200) << b.body;
+  EXPECT_THAT(b.body, ::testing::EndsWith(std::string("\1\0\1", 3)));
+}
+
+TEST_F(HandlerTest, Fp16TravelsAsBinaryButNotAsJson) {
+  std::string json =
+      R"({"inputs":[{"name":"x","datatype":"FP16","shape":[2],"parameters":{"binary_data_size":4}}],)"
+      R"("outputs":[{"name":"y","parameters":{"binary_data":true}}]})";
+  std::string halfs = Bytes<uint16_t>({0x3c00, 0xc000});  // 1.0, -2.0
+  HttpResponse r = Call("POST", "/v2/models/echo_fp16/infer", json + halfs,
+                        {{"Inference-Header-Content-Length", std::to_string(json.size())}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_THAT(r.body, ::testing::EndsWith(halfs));
+
+  std::string json_out =
+      R"({"inputs":[{"name":"x","datatype":"FP16","shape":[2],"parameters":{"binary_data_size":4}}]})";
+  HttpResponse j = Call("POST", "/v2/models/echo_fp16/infer", json_out + halfs,
+                        {{"Inference-Header-Content-Length", std::to_string(json_out.size())}});
+  EXPECT_EQ(j.status, 400);
+  EXPECT_THAT(j.body, HasSubstr("output \\\"y\\\" is FP16, which JSON cannot carry"));
+  EXPECT_EQ(j.content_type, "application/json");
+}
+
+TEST_F(HandlerTest, BinaryDataThatDoesNotFitIsRejected) {
+  struct Case {
+    std::string json, data, header, why;
+  };
+  const std::string x16 =
+      R"({"inputs":[{"name":"x","datatype":"INT32","shape":[4],"parameters":{"binary_data_size":16}}]})";
+  const std::string x8 =
+      R"({"inputs":[{"name":"x","datatype":"INT32","shape":[4],"parameters":{"binary_data_size":8}}]})";
+  const std::string both =
+      R"({"inputs":[{"name":"x","datatype":"INT32","shape":[1],"data":[1],"parameters":{"binary_data_size":4}}]})";
+  const std::string negative =
+      R"({"inputs":[{"name":"x","datatype":"INT32","shape":[1],"parameters":{"binary_data_size":-4}}]})";
+  auto bytes2 = [](int size) {
+    return R"({"inputs":[{"name":"x","datatype":"BYTES","shape":[2],"parameters":{"binary_data_size":)" +
+           std::to_string(size) + "}}]}";
+  };
+  const std::string bool1 =
+      R"({"inputs":[{"name":"x","datatype":"BOOL","shape":[1],"parameters":{"binary_data_size":1}}]})";
+  const std::string not_bool =
+      R"({"parameters":{"binary_data_output":"yes"},"inputs":[{"name":"x","datatype":"INT32","shape":[1],"data":[1]}]})";
+  for (const Case& c : {
+           Case{x16, std::string(12, 'a'), "", "runs past the end of the body"},
+           Case{x8, std::string(8, 'a'), "", "does not match shape [4] of INT32, which takes 16"},
+           Case{x16, std::string(20, 'a'), "", "4 bytes of binary data after the JSON"},
+           Case{both, Bytes<int32_t>({1}), "", "has both \\\"data\\\" and binary_data_size"},
+           Case{negative, "", "", "binary_data_size must be a non-negative integer"},
+           Case{bytes2(8), LengthPrefixed("a") + "abc", "", "ends inside a BYTES element's length"},
+           Case{bytes2(9), LengthPrefixed("a") + "abcd", "", "runs past its binary_data_size"},
+           Case{bytes2(11), LengthPrefixed("a") + LengthPrefixed("b") + "c", "",
+                "holds more than the 2 BYTES elements"},
+           Case{bytes2(7), LengthPrefixed("a") + "ab", "", "cannot hold the 2 BYTES elements"},
+           Case{bool1, "\2", "", "BOOL element 0 is byte 2"},
+           Case{not_bool, "", "", "\\\"binary_data_output\\\" must be true or false"},
+           Case{x16, Bytes<int32_t>({1, 2, 3, 4}), "9999", "is not a length within the body"},
+           Case{x16, Bytes<int32_t>({1, 2, 3, 4}), "12x", "is not a length within the body"},
+       }) {
+    std::string model = c.json.find("BYTES") != std::string::npos  ? "echo_bytes"
+                        : c.json.find("BOOL") != std::string::npos ? "echo_bool"
+                                                                   : "echo_int32";
+    std::string header = c.header.empty() ? std::to_string(c.json.size()) : c.header;
+    HttpResponse r = Call("POST", "/v2/models/" + model + "/infer", c.json + c.data,
+                          {{"Inference-Header-Content-Length", header}});
+    EXPECT_EQ(r.status, 400) << c.why;
+    EXPECT_THAT(r.body, HasSubstr(c.why)) << r.body;
+  }
 }
 
 TEST_F(HandlerTest, ModelErrorsKeepTheirMeaning) {

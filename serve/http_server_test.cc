@@ -145,7 +145,7 @@ TEST_F(HttpServerTest, EveryEndpointAnswersOverTheWire) {
   Response meta = client.Call(http::verb::get, "/v2");
   EXPECT_EQ(meta.result_int(), 200);
   EXPECT_EQ(meta[http::field::content_type], "application/json");
-  EXPECT_EQ(meta.body(), R"({"name":"outpost","version":"0.1.0","extensions":[]})");
+  EXPECT_EQ(meta.body(), R"({"name":"outpost","version":"0.1.0","extensions":["binary_tensor_data"]})");
 
   Response live = client.Call(http::verb::get, "/v2/health/live");
   EXPECT_EQ(live.result_int(), 200);
@@ -169,6 +169,30 @@ TEST_F(HttpServerTest, EveryEndpointAnswersOverTheWire) {
   EXPECT_EQ(infer.result_int(), 200);
   EXPECT_EQ(infer.body(), kSimpleResponse);
   EXPECT_TRUE(infer.keep_alive());
+}
+
+TEST_F(HttpServerTest, BinaryTensorDataTravelsBothWays) {
+  ASSERT_NO_FATAL_FAILURE(StartServer({.threads = 1}));
+  Client client(port());
+  std::string json =
+      R"({"parameters":{"binary_data_output":true},"inputs":[)"
+      R"({"name":"INPUT0","datatype":"INT32","shape":[1,4],"parameters":{"binary_data_size":16}},)"
+      R"({"name":"INPUT1","datatype":"INT32","shape":[1,4],"data":[1,1,1,1]}]})";
+  const int32_t input0[4] = {1, 2, 3, 4};
+  std::string body = json + std::string(reinterpret_cast<const char*>(input0), sizeof(input0));
+  Response r = client.Call(http::verb::post, "/v2/models/simple/infer", body,
+                           {{"Content-Type", "application/octet-stream"},
+                            {"Inference-Header-Content-Length", std::to_string(json.size())}});
+  ASSERT_EQ(r.result_int(), 200) << r.body();
+  EXPECT_EQ(r[http::field::content_type], "application/octet-stream");
+  const size_t json_size = std::stoul(std::string(r["Inference-Header-Content-Length"]));
+  EXPECT_EQ(r.body().substr(0, json_size),
+            R"({"model_name":"simple","model_version":"1","outputs":[)"
+            R"({"name":"OUTPUT0","datatype":"INT32","shape":[1,4],"parameters":{"binary_data_size":16}},)"
+            R"({"name":"OUTPUT1","datatype":"INT32","shape":[1,4],"parameters":{"binary_data_size":16}}]})");
+  const int32_t expected[8] = {2, 3, 4, 5, 0, 1, 2, 3};
+  EXPECT_EQ(r.body().substr(json_size),
+            std::string(reinterpret_cast<const char*>(expected), sizeof(expected)));
 }
 
 TEST_F(HttpServerTest, ErrorStatusesArriveWithJsonBodies) {

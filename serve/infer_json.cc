@@ -353,10 +353,6 @@ Status ParseParameters(dom::element value, std::string_view where, Parameters& o
 // told instead of getting a wrong answer.
 Status RejectUnsupportedParameters(const Parameters& parameters, std::string_view where) {
   for (const Parameter& p : parameters) {
-    if (p.name == "binary_data_size") {
-      return InvalidArgumentError(std::string(where) +
-                                  ": binary tensor data is not supported; send \"data\" as JSON");
-    }
     if (p.name.starts_with("shared_memory_")) {
       return InvalidArgumentError(std::string(where) + ": shared memory is not supported");
     }
@@ -401,7 +397,97 @@ struct ParseState {
   const InferJsonLimits& limits;
   size_t body_size;
   int64_t total_elements = 0;
+  // The binary tensor data after the JSON, and how much of it inputs have taken so far.
+  std::string_view binary{};
+  size_t binary_used = 0;
 };
+
+const Parameter* FindParameter(const Parameters& parameters, std::string_view name) {
+  for (const Parameter& p : parameters) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+// A boolean parameter's value; nullopt when absent.
+Result<std::optional<bool>> BoolParameter(const Parameters& parameters, std::string_view name,
+                                          std::string_view where) {
+  const Parameter* p = FindParameter(parameters, name);
+  if (p == nullptr) return std::optional<bool>();
+  if (const bool* b = std::get_if<bool>(&p->value)) return std::optional<bool>(*b);
+  return InvalidArgumentError(std::string(where) + ": parameter " + Quote(name) +
+                              " must be true or false");
+}
+
+uint32_t ReadUint32Le(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+// Takes `size` bytes of binary tensor data for `input` (its shape and datatype already known)
+// and fills `tensor` from them. Checks the size against the shape before allocating.
+Status FillFromBinary(std::string_view input, DataType type, engine::Shape shape, int64_t count,
+                      uint64_t size, ParseState& state, Tensor& tensor) {
+  const std::string where = "input " + Quote(input);
+  const std::string_view rest = state.binary.substr(state.binary_used);
+  if (size > rest.size()) {
+    return InvalidArgumentError(where + ": binary_data_size " + std::to_string(size) +
+                                " runs past the end of the body (" + std::to_string(rest.size()) +
+                                " bytes of binary data left)");
+  }
+  const std::string_view bytes = rest.substr(0, size);
+  state.binary_used += size;
+  if (type == DataType::kBytes) {
+    // Each element is a 4-byte little-endian length and that many bytes.
+    if (static_cast<uint64_t>(count) > size / 4) {
+      return InvalidArgumentError(where + ": " + std::to_string(size) +
+                                  " bytes of binary data cannot hold the " +
+                                  std::to_string(count) + " BYTES elements of shape " +
+                                  engine::ShapeToString(shape));
+    }
+    tensor = Tensor(type, std::move(shape));
+    size_t pos = 0;
+    for (std::string& element : tensor.strings()) {
+      if (bytes.size() - pos < 4) {
+        return InvalidArgumentError(where + ": binary data ends inside a BYTES element's length");
+      }
+      const uint32_t length = ReadUint32Le(bytes.data() + pos);
+      pos += 4;
+      if (length > bytes.size() - pos) {
+        return InvalidArgumentError(where + ": a BYTES element of " + std::to_string(length) +
+                                    " bytes runs past its binary_data_size");
+      }
+      element.assign(bytes.data() + pos, length);
+      pos += length;
+    }
+    if (pos != bytes.size()) {
+      return InvalidArgumentError(where + ": binary_data_size " + std::to_string(size) +
+                                  " holds more than the " + std::to_string(count) +
+                                  " BYTES elements of shape " + engine::ShapeToString(shape));
+    }
+    return Status();
+  }
+  const uint64_t expected = static_cast<uint64_t>(count) * engine::ElementSize(type);
+  if (size != expected) {
+    return InvalidArgumentError(where + ": binary_data_size " + std::to_string(size) +
+                                " does not match shape " + engine::ShapeToString(shape) + " of " +
+                                std::string(engine::DataTypeName(type)) + ", which takes " +
+                                std::to_string(expected) + " bytes");
+  }
+  tensor = Tensor(type, std::move(shape));
+  if (size > 0) std::memcpy(tensor.data(), bytes.data(), size);
+  if (type == DataType::kBool) {
+    const auto values = tensor.values<uint8_t>();
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (values[i] > 1) {
+        return InvalidArgumentError(where + ": BOOL element " + std::to_string(i) + " is byte " +
+                                    std::to_string(values[i]) + "; it must be 0 or 1");
+      }
+    }
+  }
+  return Status();
+}
 
 Status ParseInput(dom::element value, size_t position, ParseState& state, InferInput& input) {
   std::string where = "input " + std::to_string(position);
@@ -442,7 +528,20 @@ Status ParseInput(dom::element value, size_t position, ParseState& state, InferI
   OUTPOST_RETURN_IF_ERROR(RejectUnsupportedParameters(input.parameters, where));
   if (!(seen & kDatatype)) return InvalidArgumentError(where + " has no \"datatype\"");
   if (!(seen & kShape)) return InvalidArgumentError(where + " has no \"shape\"");
-  if (!(seen & kData)) return InvalidArgumentError(where + " has no \"data\"");
+  // Binary tensor data extension: the bytes follow the JSON instead of "data".
+  std::optional<uint64_t> binary_size;
+  if (const Parameter* p = FindParameter(input.parameters, "binary_data_size")) {
+    const int64_t* size = std::get_if<int64_t>(&p->value);
+    if (size == nullptr || *size < 0) {
+      return InvalidArgumentError(where + ": binary_data_size must be a non-negative integer");
+    }
+    if (seen & kData) {
+      return InvalidArgumentError(where + " has both \"data\" and binary_data_size");
+    }
+    binary_size = static_cast<uint64_t>(*size);
+  } else if (!(seen & kData)) {
+    return InvalidArgumentError(where + " has no \"data\"");
+  }
 
   std::string_view datatype_name;
   if (datatype_value.get_string().get(datatype_name) != simdjson::SUCCESS) {
@@ -450,7 +549,7 @@ Status ParseInput(dom::element value, size_t position, ParseState& state, InferI
   }
   Result<DataType> type = engine::ParseDataType(datatype_name);
   if (!type.ok()) return type.status().WithContext(where);
-  if (*type == DataType::kFp16 || *type == DataType::kBf16) {
+  if (!binary_size && (*type == DataType::kFp16 || *type == DataType::kBf16)) {
     return InvalidArgumentError(where + ": " + std::string(datatype_name) +
                                 " cannot be carried in JSON; use binary tensor data");
   }
@@ -466,6 +565,10 @@ Status ParseInput(dom::element value, size_t position, ParseState& state, InferI
                                   std::to_string(state.total_elements) +
                                   " elements or more; the limit is " +
                                   std::to_string(state.limits.max_total_elements));
+  }
+  if (binary_size) {
+    return FillFromBinary(input.name, *type, std::move(shape), *count, *binary_size, state,
+                          input.tensor);
   }
 
   dom::array data;
@@ -503,7 +606,11 @@ Status ParseRequestedOutput(dom::element value, size_t position, InferRequestedO
     }
   }
   if (!(seen & kName)) return InvalidArgumentError(where + " has no \"name\"");
-  return RejectUnsupportedParameters(output.parameters, "requested output " + Quote(output.name));
+  where = "requested output " + Quote(output.name);
+  OUTPOST_RETURN_IF_ERROR(RejectUnsupportedParameters(output.parameters, where));
+  OUTPOST_ASSIGN_OR_RETURN(output.binary_data,
+                           BoolParameter(output.parameters, "binary_data", where));
+  return Status();
 }
 
 Status ParseDocument(dom::element root, ParseState& state, InferRequest& request) {
@@ -553,19 +660,35 @@ Status ParseDocument(dom::element root, ParseState& state, InferRequest& request
     }
   }
   if (!(seen & kInputs)) return InvalidArgumentError("the request has no \"inputs\"");
+  OUTPOST_ASSIGN_OR_RETURN(std::optional<bool> binary_output,
+                           BoolParameter(request.parameters, "binary_data_output", kWhere));
+  request.binary_data_output = binary_output.value_or(false);
+  if (state.binary_used != state.binary.size()) {
+    return InvalidArgumentError("the body has " +
+                                std::to_string(state.binary.size() - state.binary_used) +
+                                " bytes of binary data after the JSON that no input claims");
+  }
   return Status();
 }
 
-Status ParseImpl(const char* data, size_t size, bool padded, const InferJsonLimits& limits,
-                 InferRequest& request) {
+// Parses `size` bytes at `data`, of which the first `json_size` are JSON; `readable` bytes from
+// `data` on may be read (>= size), which decides whether the JSON must be copied for padding.
+Status ParseImpl(const char* data, size_t size, size_t json_size, size_t readable,
+                 const InferJsonLimits& limits, InferRequest& request) {
   request.id.reset();
   request.parameters.clear();
   request.inputs.clear();
   request.outputs.clear();
+  request.binary_data_output = false;
   if (size > limits.max_body_bytes) {
     return ResourceExhaustedError("the request body has " + std::to_string(size) +
                                   " bytes; the limit is " + std::to_string(limits.max_body_bytes));
   }
+  if (json_size > size) {
+    return InvalidArgumentError("the JSON header is said to have " + std::to_string(json_size) +
+                                " bytes but the body has only " + std::to_string(size));
+  }
+  const bool padded = readable - json_size >= simdjson::SIMDJSON_PADDING;
   // simdjson needs a depth of at least 1; a limit of 0 would reject every document anyway.
   const size_t max_depth = std::max<size_t>(limits.max_depth, 1);
   Status status;
@@ -573,7 +696,8 @@ Status ParseImpl(const char* data, size_t size, bool padded, const InferJsonLimi
   if (parser == nullptr) return status;
 
   dom::element root;
-  simdjson::error_code error = parser->parse(data, size, /*realloc_if_needed=*/!padded).get(root);
+  simdjson::error_code error =
+      parser->parse(data, json_size, /*realloc_if_needed=*/!padded).get(root);
   if (error == simdjson::DEPTH_ERROR) {
     status = InvalidArgumentError("the request's JSON nests deeper than " +
                                   std::to_string(max_depth) + " levels");
@@ -582,7 +706,9 @@ Status ParseImpl(const char* data, size_t size, bool padded, const InferJsonLimi
   } else if (error != simdjson::SUCCESS) {
     status = InvalidArgumentError(std::string("malformed JSON: ") + simdjson::error_message(error));
   } else {
-    ParseState state{.limits = limits, .body_size = size};
+    ParseState state{.limits = limits,
+                     .body_size = size,
+                     .binary = std::string_view(data + json_size, size - json_size)};
     status = ParseDocument(root, state, request);
   }
   if (parser->capacity() > kKeepParserCapacity) {
@@ -619,7 +745,31 @@ void AppendNumbers(std::string& out, std::span<const T> values) {
   out.resize(static_cast<size_t>(p - out.data()));
 }
 
-Status AppendData(const Tensor& t, std::string& out) {
+// Bytes of a tensor in the binary tensor data layout.
+size_t BinarySize(const Tensor& t) {
+  if (t.type() != DataType::kBytes) return t.byte_size();
+  size_t size = 0;
+  for (const std::string& s : t.strings()) size += 4 + s.size();
+  return size;
+}
+
+// Appends a tensor in the binary tensor data layout: its little-endian elements, or for BYTES
+// each element as a 4-byte little-endian length and its bytes.
+void AppendBinary(const Tensor& t, std::string& out) {
+  if (t.type() != DataType::kBytes) {
+    out.append(reinterpret_cast<const char*>(t.data()), t.byte_size());
+    return;
+  }
+  for (const std::string& s : t.strings()) {
+    const uint32_t length = static_cast<uint32_t>(s.size());
+    const char prefix[4] = {static_cast<char>(length), static_cast<char>(length >> 8),
+                            static_cast<char>(length >> 16), static_cast<char>(length >> 24)};
+    out.append(prefix, 4);
+    out.append(s);
+  }
+}
+
+Status AppendData(std::string_view name, const Tensor& t, std::string& out) {
   out.push_back('[');
   switch (t.type()) {
     case DataType::kBool: {
@@ -672,8 +822,9 @@ Status AppendData(const Tensor& t, std::string& out) {
     }
     case DataType::kFp16:
     case DataType::kBf16:
-      return InvalidArgumentError(std::string(engine::DataTypeName(t.type())) +
-                                  " outputs cannot be written as JSON");
+      return InvalidArgumentError("output " + Quote(name) + " is " +
+                                  std::string(engine::DataTypeName(t.type())) +
+                                  ", which JSON cannot carry; request it with binary_data");
   }
   out.push_back(']');
   return Status();
@@ -683,18 +834,29 @@ Status AppendData(const Tensor& t, std::string& out) {
 
 Status ParseInferRequest(const std::string& body, const InferJsonLimits& limits,
                          InferRequest& request) {
-  const bool padded = body.capacity() - body.size() >= simdjson::SIMDJSON_PADDING;
-  return ParseImpl(body.data(), body.size(), padded, limits, request);
+  return ParseImpl(body.data(), body.size(), body.size(), body.capacity(), limits, request);
+}
+
+Status ParseInferRequest(const std::string& body, size_t json_size, const InferJsonLimits& limits,
+                         InferRequest& request) {
+  return ParseImpl(body.data(), body.size(), json_size, body.capacity(), limits, request);
 }
 
 Status ParseInferRequest(std::string_view body, const InferJsonLimits& limits,
                          InferRequest& request) {
-  return ParseImpl(body.data(), body.size(), /*padded=*/false, limits, request);
+  return ParseImpl(body.data(), body.size(), body.size(), body.size(), limits, request);
+}
+
+Status ParseInferRequest(std::string_view body, size_t json_size, const InferJsonLimits& limits,
+                         InferRequest& request) {
+  return ParseImpl(body.data(), body.size(), json_size, body.size(), limits, request);
 }
 
 Status WriteInferResponse(std::string_view model_name, int64_t model_version,
                           const std::optional<std::string>& id,
-                          std::span<const OutputRef> outputs, std::string& out) {
+                          std::span<const OutputRef> outputs, std::string& out,
+                          size_t& json_size) {
+  const size_t start = out.size();
   out.append("{\"model_name\":");
   AppendJsonString(out, model_name);
   out.append(",\"model_version\":\"");
@@ -705,6 +867,7 @@ Status WriteInferResponse(std::string_view model_name, int64_t model_version,
     AppendJsonString(out, *id);
   }
   out.append(",\"outputs\":[");
+  bool any_binary = false;
   for (size_t i = 0; i < outputs.size(); ++i) {
     const Tensor& t = *outputs[i].tensor;
     if (i != 0) out.push_back(',');
@@ -717,11 +880,24 @@ Status WriteInferResponse(std::string_view model_name, int64_t model_version,
       if (d != 0) out.push_back(',');
       AppendJsonNumber(out, t.shape()[d]);
     }
-    out.append("],\"data\":");
-    OUTPOST_RETURN_IF_ERROR(AppendData(t, out));
-    out.push_back('}');
+    if (outputs[i].binary) {
+      any_binary = true;
+      out.append("],\"parameters\":{\"binary_data_size\":");
+      AppendJsonNumber(out, static_cast<uint64_t>(BinarySize(t)));
+      out.append("}}");
+    } else {
+      out.append("],\"data\":");
+      OUTPOST_RETURN_IF_ERROR(AppendData(outputs[i].name, t, out));
+      out.push_back('}');
+    }
   }
   out.append("]}");
+  json_size = out.size() - start;
+  if (any_binary) {
+    for (const OutputRef& output : outputs) {
+      if (output.binary) AppendBinary(*output.tensor, out);
+    }
+  }
   return Status();
 }
 

@@ -1,6 +1,6 @@
-// The JSON bodies of the Open Inference Protocol's infer call (KServe v2 / Triton REST):
-// parsing a request into tensors and writing a response. This file and infer_json.cc are the
-// only ones of serve/ that see simdjson.
+// The bodies of the Open Inference Protocol's infer call (KServe v2 / Triton REST), JSON and
+// Triton's binary tensor data extension: parsing a request into tensors and writing a
+// response. This file and infer_json.cc are the only ones of serve/ that see simdjson.
 //
 // Request, as the protocol defines it:
 //   {"id": "r1",                                   optional string, echoed back
@@ -10,6 +10,14 @@
 //                "data": [[1, 2, 3], [4, 5, 6]]}], flat or nested to any depth, row-major
 //    "outputs": [{"name": "y", "parameters": {...}}]}   optional; absent or [] = every output
 //
+// Binary tensor data (Triton's extension, the default of tritonclient): the body is the JSON
+// header followed by raw tensor bytes, and the HTTP header Inference-Header-Content-Length
+// gives the JSON's length. An input with parameter "binary_data_size": n has no "data"; its
+// n bytes are the next ones after the JSON, inputs taking theirs in the order they appear.
+// Layout: elements little-endian and row-major at their natural size, BOOL one byte (0 or 1),
+// BYTES each element a uint32 little-endian length and its bytes. Every byte after the JSON
+// must belong to an input.
+//
 // What Outpost accepts, where the protocol leaves it to the server:
 //   - `data` is an array; nesting is flattened and need not follow `shape`, but the number of
 //     elements must equal the product of `shape`.
@@ -17,10 +25,10 @@
 //     value outside the datatype's range is rejected, never truncated. FP32 takes any number
 //     whose magnitude rounds to a finite float; FP64 any number; both take null as a missing
 //     value (NaN), which tree models route down their default branch. BYTES takes strings.
-//     FP16 and BF16 cannot be carried in JSON and are rejected.
+//     FP16 and BF16 cannot be carried in JSON; they must come as binary data.
 //   - Unknown keys are ignored, as Triton does; a key given twice in one object is rejected.
-//   - `shared_memory_*` and `binary_data_size` parameters (extensions Outpost does not offer)
-//     are rejected, so a client never has its data silently ignored.
+//   - `shared_memory_*` and `classification` parameters (extensions Outpost does not offer)
+//     are rejected, so a client never has its data silently ignored or its answer changed.
 // Every rejection is an InvalidArgument whose message names the input and the reason; a
 // size limit hit is ResourceExhausted.
 //
@@ -30,6 +38,10 @@
 // `id` only when the request had one. Numbers are written in their shortest form that reads
 // back to the same value (FP32 as a float: 0.1f is written 0.1); NaN and infinities are
 // written as null. BOOL as true/false, BYTES as strings (invalid UTF-8 becomes U+FFFD).
+// An output is sent as binary data instead when its requested output has parameter
+// "binary_data": true, or, without that parameter, when the request has parameter
+// "binary_data_output": true: its JSON then carries "parameters": {"binary_data_size": n}
+// and no "data", and its n bytes follow the JSON, in the order of the outputs.
 #ifndef OUTPOST_SERVE_INFER_JSON_H_
 #define OUTPOST_SERVE_INFER_JSON_H_
 
@@ -85,6 +97,8 @@ struct InferInput {
 struct InferRequestedOutput {
   std::string name;
   Parameters parameters{};
+  // Its "binary_data" parameter; absent = the request's binary_data_output.
+  std::optional<bool> binary_data{};
 };
 
 struct InferRequest {
@@ -92,31 +106,46 @@ struct InferRequest {
   Parameters parameters;
   std::vector<InferInput> inputs;
   std::vector<InferRequestedOutput> outputs;  // empty = every output of the model
+  // The request's "binary_data_output" parameter: outputs default to binary data.
+  bool binary_data_output = false;
 };
 
-// Parses an infer request body into `request` (overwritten). `body` is read in place when its
-// capacity leaves kJsonPadding bytes after its size, and copied otherwise.
+// Parses an infer request body into `request` (overwritten). The first `json_size` bytes of
+// `body` are the JSON and the rest binary tensor data (the overloads without `json_size`
+// take the whole body as JSON). The JSON is read in place when kJsonPadding bytes after it
+// are readable (binary data, or the string's spare capacity), and copied once otherwise.
 // Errors: ResourceExhausted when a limit is passed (body size, total elements); InvalidArgument
 // for malformed JSON, JSON nested deeper than the limit, a wrong or missing field, a bad
-// datatype, shape or value, and an element count that differs from the shape's.
+// datatype, shape or value, an element count that differs from the shape's, binary data that
+// does not match its input or is left over, and a json_size larger than the body.
 // Thread-safe: each thread parses with its own reusable parser.
 Status ParseInferRequest(const std::string& body, const InferJsonLimits& limits,
                          InferRequest& request);
-// The same for a body held elsewhere; always copies it once.
+Status ParseInferRequest(const std::string& body, size_t json_size, const InferJsonLimits& limits,
+                         InferRequest& request);
+// The same for a body held elsewhere.
 Status ParseInferRequest(std::string_view body, const InferJsonLimits& limits,
                          InferRequest& request);
+Status ParseInferRequest(std::string_view body, size_t json_size, const InferJsonLimits& limits,
+                         InferRequest& request);
 
-// One output to write: a name and the tensor the model produced for it.
+// One output to write: a name, the tensor the model produced for it, and whether it goes as
+// binary data.
 struct OutputRef {
   std::string_view name;
   const engine::Tensor* tensor = nullptr;  // not owned; outlives the write
+  bool binary = false;
 };
 
-// Appends the infer response JSON to `out`. InvalidArgument when an output's datatype cannot
-// be written as JSON (FP16, BF16); `out` then holds a partial document the caller discards.
+// Appends the infer response to `out`: the JSON, then the bytes of the binary outputs.
+// `json_size` receives the JSON's length (for Inference-Header-Content-Length); it is all
+// that was appended when no output is binary. InvalidArgument when an output that is not
+// binary has a datatype JSON cannot carry (FP16, BF16); `out` then holds a partial document
+// the caller discards.
 Status WriteInferResponse(std::string_view model_name, int64_t model_version,
                           const std::optional<std::string>& id,
-                          std::span<const OutputRef> outputs, std::string& out);
+                          std::span<const OutputRef> outputs, std::string& out,
+                          size_t& json_size);
 
 }  // namespace outpost::serve
 

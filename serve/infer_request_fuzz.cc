@@ -1,7 +1,9 @@
-// libFuzzer target: arbitrary bytes as an infer request body (and, when the first byte's top
-// bit is set, as a request target too) through Handler::Handle with fake models, and straight
-// into the JSON parser with and without padding. Any crash, leak, sanitizer report or
-// response that is not a valid status is a bug.
+// libFuzzer target: arbitrary bytes as an infer request body through Handler::Handle with
+// fake models, and straight into the request parser with and without padding. The first byte
+// steers: its top bit makes the input "<target>\n<body>" (routing and versions); otherwise bit
+// 6 makes the next two bytes an Inference-Header-Content-Length (binary tensor data) and the
+// low bits pick the model. Any crash, leak, sanitizer report or response that is not a valid
+// status with a body is a bug.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -59,7 +61,7 @@ const World& GetWorld() {
 
 void CheckStatus(int status) {
   switch (status) {
-    case 200: case 400: case 404: case 405: case 413: case 500: case 501: case 503:
+    case 200: case 400: case 404: case 405: case 413: case 500: case 501:
       return;
     default:
       std::abort();
@@ -75,16 +77,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   HttpRequest request;
   request.method = "POST";
   std::string target;
+  std::string json_length;
+  size_t binary_json_size = SIZE_MAX;
   if (!input.empty() && (static_cast<uint8_t>(input[0]) & 0x80) != 0) {
     // "<target>\n<body>": exercises routing and version parsing too.
     size_t newline = input.find('\n', 1);
     target.assign(input.substr(1, newline == std::string_view::npos ? input.size() : newline - 1));
     input = newline == std::string_view::npos ? std::string_view() : input.substr(newline + 1);
     if (!target.empty() && (target.size() & 1)) request.method = "GET";
+  } else if (!input.empty()) {
+    const uint8_t steer = static_cast<uint8_t>(input[0]);
+    target = std::string("/v2/models/") + kModels[(steer & 0x3f) % std::size(kModels)] + "/infer";
+    input.remove_prefix(1);
+    if ((steer & 0x40) != 0 && input.size() >= 2) {
+      size_t json_size = static_cast<uint8_t>(input[0]) | (static_cast<uint8_t>(input[1]) << 8);
+      input.remove_prefix(2);
+      json_length = std::to_string(json_size);
+      request.headers.push_back({"Inference-Header-Content-Length", json_length});
+      binary_json_size = json_size;
+    }
   } else {
-    size_t model = input.empty() ? 0 : static_cast<uint8_t>(input[0]) % std::size(kModels);
-    target = std::string("/v2/models/") + kModels[model] + "/infer";
-    if (!input.empty()) input.remove_prefix(1);
+    target = "/v2/models/simple/infer";
   }
   request.target = target;
   request.body.reserve(input.size() + kJsonPadding);
@@ -93,15 +106,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   HttpResponse response;
   world.handler->Handle(request, response);
   CheckStatus(response.status);
-  if (response.body.empty() || response.body.front() != '{' || response.body.back() != '}') {
-    std::abort();
-  }
+  // A JSON document, or one followed by binary outputs (whose JSON length is then given).
+  if (response.body.empty() || response.body.front() != '{') std::abort();
+  if (response.headers.empty() && response.body.back() != '}') std::abort();
 
-  // The parser alone, copying (string_view) and in place (padded string).
+  // The parser alone, reading a string_view (copied unless followed by binary data).
   InferRequest parsed;
-  (void)ParseInferRequest(input, InferJsonLimits{.max_body_bytes = 1 << 20,
-                                                 .max_total_elements = 1 << 16,
-                                                 .max_depth = 16},
-                          parsed);
+  const InferJsonLimits limits{
+      .max_body_bytes = 1 << 20, .max_total_elements = 1 << 16, .max_depth = 16};
+  if (binary_json_size == SIZE_MAX) {
+    (void)ParseInferRequest(input, limits, parsed);
+  } else {
+    (void)ParseInferRequest(input, binary_json_size, limits, parsed);
+  }
   return 0;
 }
