@@ -22,9 +22,8 @@ Status CheckStorage(const TensorSpec& spec, const Tensor& tensor) {
   }
   if (fits) return Status();
   return InvalidArgumentError("input " + Quoted(spec.name) + " holds " +
-                              std::to_string(tensor.element_count()) +
-                              " elements but its shape " + ShapeToString(tensor.shape()) +
-                              " needs " + std::to_string(count));
+                              std::to_string(tensor.element_count()) + " elements but its shape " +
+                              ShapeToString(tensor.shape()) + " needs " + std::to_string(count));
 }
 
 }  // namespace
@@ -43,8 +42,7 @@ Status ValidateInputs(const Signature& signature, std::span<const Tensor> inputs
     if (tensor.type() != spec.type) {
       return InvalidArgumentError("input " + Quoted(spec.name) + " has datatype " +
                                   std::string(DataTypeName(tensor.type())) +
-                                  " but the model expects " +
-                                  std::string(DataTypeName(spec.type)));
+                                  " but the model expects " + std::string(DataTypeName(spec.type)));
     }
     OUTPOST_RETURN_IF_ERROR(CheckShape(spec, tensor.shape()));
     OUTPOST_RETURN_IF_ERROR(CheckStorage(spec, tensor));

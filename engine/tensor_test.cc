@@ -12,10 +12,10 @@ namespace outpost::engine {
 namespace {
 
 TEST(DataType, NamesRoundTripThroughParse) {
-  for (DataType t : {DataType::kBool, DataType::kUint8, DataType::kUint16, DataType::kUint32,
-                     DataType::kUint64, DataType::kInt8, DataType::kInt16, DataType::kInt32,
-                     DataType::kInt64, DataType::kFp16, DataType::kBf16, DataType::kFp32,
-                     DataType::kFp64, DataType::kBytes}) {
+  for (DataType t :
+       {DataType::kBool, DataType::kUint8, DataType::kUint16, DataType::kUint32, DataType::kUint64,
+        DataType::kInt8, DataType::kInt16, DataType::kInt32, DataType::kInt64, DataType::kFp16,
+        DataType::kBf16, DataType::kFp32, DataType::kFp64, DataType::kBytes}) {
     OUTPOST_ASSERT_OK_AND_ASSIGN(DataType parsed, ParseDataType(DataTypeName(t)));
     EXPECT_EQ(parsed, t) << DataTypeName(t);
   }

@@ -5,13 +5,13 @@
 
 #include <array>
 #include <charconv>
-#include <limits>
-#include <span>
-#include <system_error>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <new>
+#include <span>
+#include <system_error>
 #include <utility>
 
 #include "base/file.h"
@@ -33,9 +33,7 @@ std::string XGBoostError() {
 
 // XGBoost's warnings (for example about a model saved by an older version) go to Outpost's
 // log instead of raw stderr. XGBoost keeps the callback per thread.
-void ForwardXGBoostLog(const char* message) {
-  OUTPOST_LOG(kWarning) << "xgboost: " << message;
-}
+void ForwardXGBoostLog(const char* message) { OUTPOST_LOG(kWarning) << "xgboost: " << message; }
 
 // Owns a booster handle.
 class BoosterRef {
@@ -121,11 +119,14 @@ bool WriteArrayInterface(std::span<char> buffer, const void* data, int64_t rows,
   return ok;
 }
 
+// A loaded booster and everything Run() needs, computed once at load: the prediction config
+// strings and the constant part of the batch description. Immutable after Load() returns.
 class XGBoostModel final : public Model {
  public:
-  // `threads` and the predict type are fixed at load; see Load() for the rest.
-  XGBoostModel(std::unique_ptr<BoosterRef> booster, const XGBoostModelSummary& summary,
-               bool margin, DataType input_type)
+  // Takes a booster XGBoost has loaded and whose nthread is set; Probe() and BuildSignature()
+  // finish the job.
+  XGBoostModel(std::unique_ptr<BoosterRef> booster, const XGBoostModelSummary& summary, bool margin,
+               DataType input_type)
       : booster_(std::move(booster)),
         linear_(summary.booster == "gblinear"),
         num_feature_(summary.num_feature),
@@ -172,15 +173,16 @@ class XGBoostModel final : public Model {
 
   // Sets the signature from the probed output width and the options' overrides.
   Status BuildSignature(const XGBoostOptions& options) {
-    signature_.inputs = {TensorSpec{.name = "input", .type = input_type_,
-                                    .shape = {-1, num_feature_}}};
+    signature_.inputs = {
+        TensorSpec{.name = "input", .type = input_type_, .shape = {-1, num_feature_}}};
     Shape out_shape = output_width_ > 0 ? Shape{-1, output_width_} : Shape{-1};
-    signature_.outputs = {TensorSpec{.name = "output", .type = DataType::kFp32,
-                                     .shape = out_shape}};
+    signature_.outputs = {
+        TensorSpec{.name = "output", .type = DataType::kFp32, .shape = out_shape}};
     if (!options.inputs.empty()) {
       if (options.inputs.size() != 1) {
-        return InvalidArgumentError("an XGBoost model takes exactly one input; the config declares " +
-                                    std::to_string(options.inputs.size()));
+        return InvalidArgumentError(
+            "an XGBoost model takes exactly one input; the config declares " +
+            std::to_string(options.inputs.size()));
       }
       const TensorSpec& in = options.inputs[0];
       if (in.name.empty()) return InvalidArgumentError("the input needs a name");
@@ -200,8 +202,10 @@ class XGBoostModel final : public Model {
     }
     if (!options.outputs.empty()) {
       if (options.outputs.size() != 1) {
-        return InvalidArgumentError("an XGBoost model gives exactly one output; the config "
-                                    "declares " + std::to_string(options.outputs.size()));
+        return InvalidArgumentError(
+            "an XGBoost model gives exactly one output; the config "
+            "declares " +
+            std::to_string(options.outputs.size()));
       }
       const TensorSpec& out = options.outputs[0];
       const Shape& expected = signature_.outputs[0].shape;
@@ -232,11 +236,10 @@ class XGBoostModel final : public Model {
     const Tensor& x = inputs[0];
     if (x.type() != input_type_ || x.shape().size() != 2 || x.shape()[1] != num_feature_ ||
         x.byte_size() != static_cast<size_t>(x.element_count()) * ElementSize(input_type_)) {
-      return InvalidArgumentError("input \"" + signature_.inputs[0].name + "\" must be " +
-                                  std::string(DataTypeName(input_type_)) + " [rows, " +
-                                  std::to_string(num_feature_) + "], got " +
-                                  std::string(DataTypeName(x.type())) + " " +
-                                  ShapeToString(x.shape()));
+      return InvalidArgumentError(
+          "input \"" + signature_.inputs[0].name + "\" must be " +
+          std::string(DataTypeName(input_type_)) + " [rows, " + std::to_string(num_feature_) +
+          "], got " + std::string(DataTypeName(x.type())) + " " + ShapeToString(x.shape()));
     }
     Tensor out;
     OUTPOST_RETURN_IF_ERROR(Predict(x.data(), x.shape()[0], out));
@@ -268,8 +271,8 @@ class XGBoostModel final : public Model {
       // travels in this thread's own proxy, and the one-time configuration was done by
       // Probe() at load. So no lock here.
       OUTPOST_ASSIGN_OR_RETURN(DMatrixHandle proxy, ThreadProxy::ForThisThread());
-      if (XGBoosterPredictFromDense(booster_->get(), buffer.data(), inplace_config_.c_str(),
-                                    proxy, &shape, &dims, &result) != 0) {
+      if (XGBoosterPredictFromDense(booster_->get(), buffer.data(), inplace_config_.c_str(), proxy,
+                                    &shape, &dims, &result) != 0) {
         return InternalError("XGBoost prediction failed: " + XGBoostError());
       }
       return CopyResult(rows, shape, dims, result, out);
@@ -281,9 +284,8 @@ class XGBoostModel final : public Model {
       return InternalError("XGBoost could not take the batch: " + XGBoostError());
     }
     std::lock_guard<std::mutex> lock(linear_mu_);
-    if (XGBoosterPredictFromDMatrix(booster_->get(), matrix.get(),
-                                    dmatrix_predict_config_.c_str(), &shape, &dims,
-                                    &result) != 0) {
+    if (XGBoosterPredictFromDMatrix(booster_->get(), matrix.get(), dmatrix_predict_config_.c_str(),
+                                    &shape, &dims, &result) != 0) {
       return InternalError("XGBoost prediction failed: " + XGBoostError());
     }
     return CopyResult(rows, shape, dims, result, out);

@@ -204,11 +204,21 @@ class JsonParser {
       if (AtEnd()) return Error("unterminated string");
       char e = in_[pos_++];
       switch (e) {
-        case '"': out.push_back('"'); break;
-        case '\\': out.push_back('\\'); break;
-        case 'r': out.push_back('\r'); break;
-        case 'n': out.push_back('\n'); break;
-        case 't': out.push_back('\t'); break;
+        case '"':
+          out.push_back('"');
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
         case 'u': {
           if (in_.size() - pos_ < 4) return Error("short \\u escape");
           for (size_t i = 0; i < 4; ++i) {
@@ -221,7 +231,8 @@ class JsonParser {
           pos_ += 4;
           break;
         }
-        default: return Error("unsupported escape in a string");
+        default:
+          return Error("unsupported escape in a string");
       }
     }
   }
@@ -282,7 +293,8 @@ class JsonParser {
       return Status();
     }
     if (overflow) return Error("integer out of range");
-    int64_t value = negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
+    int64_t value =
+        negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
     out = {value, Kind::kInt};
     return Status();
   }
@@ -362,9 +374,15 @@ class UbjsonParser {
 
   Status ParseScalar(char marker, Scalar& out) {
     switch (marker) {
-      case 'Z': out = {0, Kind::kNull}; return Status();
-      case 'T': out = {1, Kind::kBool}; return Status();
-      case 'F': out = {0, Kind::kBool}; return Status();
+      case 'Z':
+        out = {0, Kind::kNull};
+        return Status();
+      case 'T':
+        out = {1, Kind::kBool};
+        return Status();
+      case 'F':
+        out = {0, Kind::kBool};
+        return Status();
       case 'd': {
         int32_t bits = 0;
         OUTPOST_RETURN_IF_ERROR(ReadBigEndian(bits));
@@ -411,8 +429,10 @@ class UbjsonParser {
 
   Status ParseNode(char marker, Node& out, int depth) {
     switch (marker) {
-      case '{': return ParseObject(out, depth + 1);
-      case '[': return ParseArray(out, depth + 1);
+      case '{':
+        return ParseObject(out, depth + 1);
+      case '[':
+        return ParseArray(out, depth + 1);
       case 'S':
         out.kind = Kind::kString;
         return ReadString(out.text);
@@ -469,11 +489,20 @@ class UbjsonParser {
       OUTPOST_RETURN_IF_ERROR(Next(type));
       size_t size = 0;
       switch (type) {
-        case 'd': size = 4; break;
-        case 'U': size = 1; break;
-        case 'l': size = 4; break;
-        case 'L': size = 8; break;
-        default: return Error("unsupported typed array of '" + std::string(1, type) + "'");
+        case 'd':
+          size = 4;
+          break;
+        case 'U':
+          size = 1;
+          break;
+        case 'l':
+          size = 4;
+          break;
+        case 'L':
+          size = 8;
+          break;
+        default:
+          return Error("unsupported typed array of '" + std::string(1, type) + "'");
       }
       char hash = 0;
       OUTPOST_RETURN_IF_ERROR(Next(hash));
@@ -511,11 +540,25 @@ class UbjsonParser {
 // Objectives whose prediction transform Outpost has verified to be safe for any input once the
 // model passes these checks (element-wise transforms, or softmax with a checked class count).
 constexpr std::array<std::string_view, 19> kSupportedObjectives = {
-    "reg:squarederror", "reg:linear",       "reg:squaredlogerror", "reg:logistic",
-    "reg:pseudohubererror", "reg:absoluteerror", "reg:gamma",      "reg:tweedie",
-    "count:poisson",    "binary:logistic",  "binary:logitraw",     "binary:hinge",
-    "multi:softmax",    "multi:softprob",   "rank:pairwise",       "rank:ndcg",
-    "rank:map",         "survival:cox",     "survival:aft",
+    "reg:squarederror",
+    "reg:linear",
+    "reg:squaredlogerror",
+    "reg:logistic",
+    "reg:pseudohubererror",
+    "reg:absoluteerror",
+    "reg:gamma",
+    "reg:tweedie",
+    "count:poisson",
+    "binary:logistic",
+    "binary:logitraw",
+    "binary:hinge",
+    "multi:softmax",
+    "multi:softprob",
+    "rank:pairwise",
+    "rank:ndcg",
+    "rank:map",
+    "survival:cox",
+    "survival:aft",
 };
 
 constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
@@ -536,9 +579,8 @@ class Checker {
     OUTPOST_ASSIGN_OR_RETURN(const Node* learner, Member(root, "learner", "", Kind::kObject));
 
     // learner.learner_model_param: sizes of the input and of the output.
-    OUTPOST_ASSIGN_OR_RETURN(
-        const Node* param,
-        Member(*learner, "learner_model_param", "learner", Kind::kObject));
+    OUTPOST_ASSIGN_OR_RETURN(const Node* param,
+                             Member(*learner, "learner_model_param", "learner", Kind::kObject));
     const std::string param_path = "learner.learner_model_param";
     OUTPOST_ASSIGN_OR_RETURN(summary.num_feature,
                              IntParam(*param, "num_feature", param_path, 1, limits_.max_features));
@@ -566,15 +608,14 @@ class Checker {
     }
     if (summary.objective.starts_with("multi:")) {
       const std::string path = "learner.objective.softmax_multiclass_param";
-      OUTPOST_ASSIGN_OR_RETURN(
-          const Node* softmax,
-          Member(*objective, "softmax_multiclass_param", "learner.objective", Kind::kObject));
-      OUTPOST_ASSIGN_OR_RETURN(int64_t classes, IntParam(*softmax, "num_class", path, 1,
-                                                         limits_.max_output_groups));
+      OUTPOST_ASSIGN_OR_RETURN(const Node* softmax, Member(*objective, "softmax_multiclass_param",
+                                                           "learner.objective", Kind::kObject));
+      OUTPOST_ASSIGN_OR_RETURN(int64_t classes,
+                               IntParam(*softmax, "num_class", path, 1, limits_.max_output_groups));
       if (classes != summary.num_class) {
-        return Fail(path + ".num_class",
-                    "says " + std::to_string(classes) + " classes but the model has " +
-                        std::to_string(summary.num_class));
+        return Fail(path + ".num_class", "says " + std::to_string(classes) +
+                                             " classes but the model has " +
+                                             std::to_string(summary.num_class));
       }
     }
 
@@ -607,8 +648,8 @@ class Checker {
     } else if (summary.booster == "gblinear") {
       OUTPOST_ASSIGN_OR_RETURN(const Node* model,
                                Member(*booster, "model", booster_path, Kind::kObject));
-      OUTPOST_ASSIGN_OR_RETURN(
-          const Node* weights, Member(*model, "weights", booster_path + ".model", Kind::kArray));
+      OUTPOST_ASSIGN_OR_RETURN(const Node* weights,
+                               Member(*model, "weights", booster_path + ".model", Kind::kArray));
       // One weight per feature and output group, then one bias per group.
       const int64_t expected = (summary.num_feature + 1) * summary.output_groups;
       if (!weights->items.empty() || static_cast<int64_t>(weights->size()) != expected) {
@@ -625,21 +666,27 @@ class Checker {
 
  private:
   static Status Fail(const std::string& path, std::string_view what) {
-    return InvalidArgumentError(path.empty() ? std::string(what)
-                                             : path + ": " + std::string(what));
+    return InvalidArgumentError(path.empty() ? std::string(what) : path + ": " + std::string(what));
   }
   static std::string Join(const std::string& path, std::string_view key) {
     return path.empty() ? std::string(key) : path + "." + std::string(key);
   }
   static std::string_view KindName(Kind kind) {
     switch (kind) {
-      case Kind::kNull: return "null";
-      case Kind::kBool: return "a boolean";
-      case Kind::kInt: return "an integer";
-      case Kind::kFloat: return "a number";
-      case Kind::kString: return "a string";
-      case Kind::kArray: return "an array";
-      case Kind::kObject: return "an object";
+      case Kind::kNull:
+        return "null";
+      case Kind::kBool:
+        return "a boolean";
+      case Kind::kInt:
+        return "an integer";
+      case Kind::kFloat:
+        return "a number";
+      case Kind::kString:
+        return "a string";
+      case Kind::kArray:
+        return "an array";
+      case Kind::kObject:
+        return "an object";
     }
     return "?";
   }
@@ -664,8 +711,8 @@ class Checker {
 
   // XGBoost keeps parameters as decimal strings ("num_feature": "8"). Only plain decimal
   // integers are accepted, so that XGBoost's own parsing of the string cannot differ.
-  static Result<int64_t> IntParam(const Node& object, std::string_view key,
-                                  const std::string& path, int64_t min, int64_t max) {
+  static Result<int64_t> IntParam(const Node& object, std::string_view key, const std::string& path,
+                                  int64_t min, int64_t max) {
     OUTPOST_ASSIGN_OR_RETURN(const Node* n, Member(object, key, path, Kind::kString));
     const std::string& t = n->text;
     size_t start = (!t.empty() && t[0] == '-') ? 1 : 0;
@@ -687,12 +734,12 @@ class Checker {
                                         const std::string& path, size_t n, bool ints) {
     OUTPOST_ASSIGN_OR_RETURN(const Node* a, Member(object, key, path, Kind::kArray));
     if (a->size() != n) {
-      return Fail(Join(path, key), "has " + std::to_string(a->size()) + " elements, expected " +
-                                       std::to_string(n));
+      return Fail(Join(path, key),
+                  "has " + std::to_string(a->size()) + " elements, expected " + std::to_string(n));
     }
-    if (ints && (!a->items.empty() ||
-                 !std::all_of(a->scalars.begin(), a->scalars.end(),
-                              [](const Scalar& s) { return s.kind == Kind::kInt; }))) {
+    if (ints &&
+        (!a->items.empty() || !std::all_of(a->scalars.begin(), a->scalars.end(),
+                                           [](const Scalar& s) { return s.kind == Kind::kInt; }))) {
       return Fail(Join(path, key), "expected integers");
     }
     return a;
@@ -739,20 +786,19 @@ class Checker {
     if (tree.kind != Kind::kObject) return Fail(path, "expected an object");
     OUTPOST_ASSIGN_OR_RETURN(const Node* id, Member(tree, "id", path, Kind::kInt));
     if (id->value != index) {
-      return Fail(path + ".id", "is " + std::to_string(id->value) + ", expected " +
-                                    std::to_string(index));
+      return Fail(path + ".id",
+                  "is " + std::to_string(id->value) + ", expected " + std::to_string(index));
     }
     OUTPOST_ASSIGN_OR_RETURN(const Node* param, Member(tree, "tree_param", path, Kind::kObject));
     OUTPOST_ASSIGN_OR_RETURN(int64_t num_nodes,
                              IntParam(*param, "num_nodes", path + ".tree_param", 1, kInt32Max));
     const size_t n = static_cast<size_t>(num_nodes);
-    for (std::string_view key : {"split_conditions", "default_left", "loss_changes",
-                                 "sum_hessian", "base_weights"}) {
+    for (std::string_view key :
+         {"split_conditions", "default_left", "loss_changes", "sum_hessian", "base_weights"}) {
       OUTPOST_RETURN_IF_ERROR(SizedArray(tree, key, path, n, /*ints=*/false).status());
     }
     OUTPOST_ASSIGN_OR_RETURN(const Node* lefts, SizedArray(tree, "left_children", path, n, true));
-    OUTPOST_ASSIGN_OR_RETURN(const Node* rights,
-                             SizedArray(tree, "right_children", path, n, true));
+    OUTPOST_ASSIGN_OR_RETURN(const Node* rights, SizedArray(tree, "right_children", path, n, true));
     OUTPOST_ASSIGN_OR_RETURN(const Node* parents, SizedArray(tree, "parents", path, n, true));
     OUTPOST_ASSIGN_OR_RETURN(const Node* splits, SizedArray(tree, "split_indices", path, n, true));
     if (FindMember(tree, "split_type") != nullptr) {
@@ -799,16 +845,15 @@ class Checker {
       if (l == -1) continue;
       int64_t feature = node_at(splits, u);
       if (feature < 0 || feature >= summary.num_feature) {
-        return Fail(path + ".split_indices",
-                    "node " + std::to_string(u) + " splits on feature " + std::to_string(feature) +
-                        " but the model has " + std::to_string(summary.num_feature) +
-                        " features");
+        return Fail(path + ".split_indices", "node " + std::to_string(u) + " splits on feature " +
+                                                 std::to_string(feature) + " but the model has " +
+                                                 std::to_string(summary.num_feature) + " features");
       }
       for (int64_t child : {l, node_at(rights, u)}) {
         size_t c = static_cast<size_t>(child);
         if (seen[c]) {
-          return Fail(path, "node " + std::to_string(c) +
-                                " is reached twice from the root (not a tree)");
+          return Fail(path,
+                      "node " + std::to_string(c) + " is reached twice from the root (not a tree)");
         }
         seen[c] = 1;
         stack.push_back(c);

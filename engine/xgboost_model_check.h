@@ -39,7 +39,7 @@ struct XGBoostModelSummary {
   std::string objective;  // "binary:logistic", "multi:softprob", ...
   std::string booster;    // "gbtree", "dart" or "gblinear"
   int64_t num_feature = 0;
-  int64_t num_class = 0;      // 0 for objectives without classes
+  int64_t num_class = 0;  // 0 for objectives without classes
   int64_t num_target = 1;
   int64_t output_groups = 1;  // max(num_class, num_target, 1): values per row of the margin
   int64_t num_trees = 0;      // 0 for gblinear
@@ -48,7 +48,7 @@ struct XGBoostModelSummary {
 // Bounds on what a model may declare. The defaults cover every sensor model we know of;
 // XGBoost allocates per-call scratch proportional to num_feature.
 struct XGBoostCheckLimits {
-  int max_depth = 64;                     // nesting of arrays and objects
+  int max_depth = 64;  // nesting of arrays and objects
   int64_t max_features = int64_t{1} << 16;
   int64_t max_output_groups = int64_t{1} << 16;
 };

@@ -28,9 +28,8 @@ struct TreeJson {
   std::string Render() const {
     return R"({"base_weights":[0E0,0E0,0E0],"categories":[],"categories_nodes":)" +
            categories_nodes +
-           R"(,"categories_segments":[],"categories_sizes":[],"default_left":[1,0,0],"id":)" +
-           id + R"(,"left_children":)" + left +
-           R"(,"loss_changes":[1E0,0E0,0E0],"parents":)" + parents +
+           R"(,"categories_segments":[],"categories_sizes":[],"default_left":[1,0,0],"id":)" + id +
+           R"(,"left_children":)" + left + R"(,"loss_changes":[1E0,0E0,0E0],"parents":)" + parents +
            R"(,"right_children":)" + right + R"(,"split_conditions":)" + split_conditions +
            R"(,"split_indices":)" + split_indices + R"(,"split_type":)" + split_type +
            R"(,"sum_hessian":[2E0,1E0,1E0],"tree_param":{"num_deleted":"0","num_feature":"3","num_nodes":")" +
@@ -44,7 +43,8 @@ struct ModelJson {
   std::string tree_info;  // empty = all zeros
   std::string num_feature = "3";
   std::string num_class = "0";
-  std::string objective = R"({"name":"reg:squarederror","reg_loss_param":{"scale_pos_weight":"1"}})";
+  std::string objective =
+      R"({"name":"reg:squarederror","reg_loss_param":{"scale_pos_weight":"1"}})";
 
   std::string Render() const {
     std::string trees_json = "[";

@@ -24,8 +24,8 @@ using train::PredictKind;
 
 // Pump readings with sensor dropouts, so that every test also scores missing values.
 Dataset PumpData(int64_t rows, uint64_t seed) {
-  auto data = train::MakePumpReadings(
-      {.rows = rows, .seed = seed, .fault_rate = 0.2, .missing_rate = 0.1});
+  auto data =
+      train::MakePumpReadings({.rows = rows, .seed = seed, .fault_rate = 0.2, .missing_rate = 0.1});
   EXPECT_TRUE(data.ok()) << data.status().ToString();
   return std::move(data).value();
 }
@@ -217,6 +217,27 @@ TEST_F(XGBoostModelTest, ConcurrentRunsFromFourThreadsGiveIdenticalResults) {
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(failures[static_cast<size_t>(t)], 0) << t;
 }
 
+TEST_F(XGBoostModelTest, OneThreadAlternatingBetweenModelsKeepsTheirBatchesApart) {
+  // Scoring takes its batch through a proxy matrix that each thread reuses across models;
+  // a model of another width in between must not disturb the next call.
+  Dataset narrow;
+  narrow.feature_names = {"a", "b", "c"};
+  narrow.rows = data_->rows;
+  for (int64_t r = 0; r < data_->rows; ++r) {
+    auto row = data_->Row(r);
+    narrow.features.insert(narrow.features.end(), row.begin(), row.begin() + 3);
+  }
+  narrow.labels = data_->labels;
+  std::string narrow_bytes = TrainBytes(narrow, {}, ModelFormat::kJson);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto wide_model, LoadXGBoostModelFromBytes(*binary_json_));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto narrow_model, LoadXGBoostModelFromBytes(narrow_bytes));
+  EXPECT_EQ(narrow_model->signature().inputs[0].shape, (Shape{-1, 3}));
+  for (int i = 0; i < 3; ++i) {
+    ExpectSameAsReference(*wide_model, *binary_json_, *data_);
+    ExpectSameAsReference(*narrow_model, narrow_bytes, narrow);
+  }
+}
+
 TEST(XGBoostModel, MultiSoftprobGivesOneProbabilityPerClass) {
   Dataset d = ThreeClassData();
   for (ModelFormat format : {ModelFormat::kJson, ModelFormat::kUbjson}) {
@@ -314,8 +335,7 @@ TEST_F(XGBoostModelTest, RejectsOverridesThatDisagreeWithTheBooster) {
     return LoadXGBoostModelFromBytes(*binary_json_, o).status().code();
   };
   const auto kInvalid = StatusCode::kInvalidArgument;
-  EXPECT_EQ(code({.inputs = {{.name = "x", .type = DataType::kFp32, .shape = {-1, 7}}}}),
-            kInvalid);
+  EXPECT_EQ(code({.inputs = {{.name = "x", .type = DataType::kFp32, .shape = {-1, 7}}}}), kInvalid);
   EXPECT_EQ(code({.inputs = {{.name = "x", .type = DataType::kFp32, .shape = {-1, -1}}}}),
             kInvalid);
   EXPECT_EQ(code({.inputs = {{.name = "x", .type = DataType::kFp32, .shape = {8}}}}), kInvalid);
@@ -331,10 +351,10 @@ TEST_F(XGBoostModelTest, RejectsOverridesThatDisagreeWithTheBooster) {
   EXPECT_EQ(code({.predict = "probability"}), kInvalid);
   EXPECT_EQ(code({.threads = 0}), kInvalid);
 
-  Status s = LoadXGBoostModelFromBytes(
-                 *binary_json_, {.inputs = {{.name = "x", .type = DataType::kFp32,
-                                             .shape = {-1, 7}}}})
-                 .status();
+  Status s =
+      LoadXGBoostModelFromBytes(
+          *binary_json_, {.inputs = {{.name = "x", .type = DataType::kFp32, .shape = {-1, 7}}}})
+          .status();
   EXPECT_NE(s.message().find("[-1, 8]"), std::string_view::npos) << s.message();
 }
 

@@ -128,8 +128,7 @@ Result<Dataset> MakePumpReadings(const PumpDataOptions& options) {
   }
   int shifted = -1;
   if (!options.shift_feature.empty()) {
-    auto it = std::find(kPumpFeatureNames.begin(), kPumpFeatureNames.end(),
-                        options.shift_feature);
+    auto it = std::find(kPumpFeatureNames.begin(), kPumpFeatureNames.end(), options.shift_feature);
     if (it == kPumpFeatureNames.end()) {
       return InvalidArgumentError("unknown shift_feature \"" + options.shift_feature + "\"");
     }

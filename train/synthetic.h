@@ -29,8 +29,9 @@
 //
 // Deterministic: the same options give the same data, run after run and build after build
 // (Outpost's own xoshiro256** generator and distribution code; std:: distributions differ
-// between standard library versions, so none is used). The readings of a row depend only on `seed` and the row number, not on the fault rate, drift or
-// missing rate, so two data sets that differ only in drift describe the same pumps.
+// between standard library versions, so none is used). The readings of a row depend only on `seed`
+// and the row number, not on the fault rate, drift or missing rate, so two data sets that differ
+// only in drift describe the same pumps.
 #ifndef OUTPOST_TRAIN_SYNTHETIC_H_
 #define OUTPOST_TRAIN_SYNTHETIC_H_
 
@@ -45,21 +46,21 @@
 namespace outpost::train {
 
 inline constexpr std::array<std::string_view, 8> kPumpFeatureNames = {
-    "bearing_temp_c",  "vibration_mm_s", "discharge_pressure_bar", "motor_current_a",
-    "speed_rpm",       "ambient_temp_c", "flow_m3h",               "hours_since_service",
+    "bearing_temp_c", "vibration_mm_s", "discharge_pressure_bar", "motor_current_a", "speed_rpm",
+    "ambient_temp_c", "flow_m3h",       "hours_since_service",
 };
 // The typical spread (about one standard deviation) of each reading, in its unit; the unit
 // of `shift_sigmas`.
-inline constexpr std::array<double, 8> kPumpFeatureSpread = {8.0, 0.8, 1.5, 7.5,
+inline constexpr std::array<double, 8> kPumpFeatureSpread = {8.0, 0.8, 1.5,  7.5,
                                                              5.0, 8.0, 35.0, 2300.0};
 
 struct PumpDataOptions {
-  int64_t rows = 10000;        // 1 .. 10,000,000
+  int64_t rows = 10000;  // 1 .. 10,000,000
   uint64_t seed = 1;
-  double fault_rate = 0.05;    // expected share of faults without drift, in (0, 1)
+  double fault_rate = 0.05;        // expected share of faults without drift, in (0, 1)
   std::string shift_feature = "";  // a name from kPumpFeatureNames; empty = no drift
-  double shift_sigmas = 0.0;   // mean shift in units of kPumpFeatureSpread
-  double missing_rate = 0.0;   // share of readings blanked to NaN, in [0, 1)
+  double shift_sigmas = 0.0;       // mean shift in units of kPumpFeatureSpread
+  double missing_rate = 0.0;       // share of readings blanked to NaN, in [0, 1)
 };
 
 // The readings and labels ("fault", 0 or 1). InvalidArgument for options out of range or an

@@ -126,8 +126,7 @@ TEST(PumpReadings, RejectsOptionsOutOfRange) {
   EXPECT_EQ(MakePumpReadings({.rows = 0}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(MakePumpReadings({.fault_rate = 0.0}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(MakePumpReadings({.fault_rate = 1.0}).status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(MakePumpReadings({.missing_rate = 1.0}).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(MakePumpReadings({.missing_rate = 1.0}).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(MakePumpReadings({.shift_feature = "oil_level"}).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(MakePumpReadings({.shift_feature = "speed_rpm", .shift_sigmas = NAN}).status().code(),

@@ -24,9 +24,7 @@ std::string XGBoostError() {
   return message;
 }
 
-void ForwardXGBoostLog(const char* message) {
-  OUTPOST_LOG(kWarning) << "xgboost: " << message;
-}
+void ForwardXGBoostLog(const char* message) { OUTPOST_LOG(kWarning) << "xgboost: " << message; }
 
 class DMatrix {
  public:
@@ -90,8 +88,8 @@ Result<std::string> TrainedModel::Serialize(ModelFormat format) const {
       format == ModelFormat::kJson ? "{\"format\":\"json\"}" : "{\"format\":\"ubj\"}";
   bst_ulong length = 0;
   const char* bytes = nullptr;
-  if (XGBoosterSaveModelToBuffer(static_cast<BoosterHandle>(booster_), config, &length,
-                                 &bytes) != 0) {
+  if (XGBoosterSaveModelToBuffer(static_cast<BoosterHandle>(booster_), config, &length, &bytes) !=
+      0) {
     return InternalError("XGBoost cannot save the model: " + XGBoostError());
   }
   try {
@@ -140,9 +138,8 @@ Result<std::unique_ptr<TrainedModel>> TrainXGBoost(const Dataset& data,
   return std::unique_ptr<TrainedModel>(new TrainedModel(booster.release(), data.cols()));
 }
 
-Result<Predictions> ReferencePredict(std::string_view model_bytes,
-                                     std::span<const float> features, int64_t rows,
-                                     int64_t cols, PredictKind kind) {
+Result<Predictions> ReferencePredict(std::string_view model_bytes, std::span<const float> features,
+                                     int64_t rows, int64_t cols, PredictKind kind) {
   Booster booster;
   if (XGBoosterCreate(nullptr, 0, booster.out()) != 0) {
     return InternalError("XGBoost cannot create a booster: " + XGBoostError());
@@ -168,8 +165,8 @@ Result<Predictions> ReferencePredict(std::string_view model_bytes,
   const bst_ulong* shape = nullptr;
   bst_ulong dims = 0;
   const float* result = nullptr;
-  if (XGBoosterPredictFromDMatrix(booster.get(), matrix.get(), config, &shape, &dims,
-                                  &result) != 0) {
+  if (XGBoosterPredictFromDMatrix(booster.get(), matrix.get(), config, &shape, &dims, &result) !=
+      0) {
     return InvalidArgumentError("XGBoost prediction failed: " + XGBoostError());
   }
   Predictions out;

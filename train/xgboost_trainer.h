@@ -52,8 +52,7 @@ class TrainedModel {
   int64_t num_features() const { return num_features_; }
 
  private:
-  friend Result<std::unique_ptr<TrainedModel>> TrainXGBoost(const Dataset&,
-                                                            const TrainOptions&);
+  friend Result<std::unique_ptr<TrainedModel>> TrainXGBoost(const Dataset&, const TrainOptions&);
   TrainedModel(void* booster, int64_t num_features)
       : booster_(booster), num_features_(num_features) {}
 
@@ -78,9 +77,9 @@ struct Predictions {
 // (a JSON or UBJSON model file). For tests and tools on trusted models only: the bytes go to
 // XGBoost unchecked. InvalidArgument when XGBoost cannot read the model or the column count
 // does not match it.
-Result<Predictions> ReferencePredict(std::string_view model_bytes,
-                                     std::span<const float> features, int64_t rows,
-                                     int64_t cols, PredictKind kind = PredictKind::kValue);
+Result<Predictions> ReferencePredict(std::string_view model_bytes, std::span<const float> features,
+                                     int64_t rows, int64_t cols,
+                                     PredictKind kind = PredictKind::kValue);
 
 }  // namespace outpost::train
 
