@@ -294,6 +294,23 @@ TEST(XGBoostModel, DartAndLinearBoostersScoreLikeTheReference) {
     OUTPOST_ASSERT_OK_AND_ASSIGN(auto linear_model, LoadXGBoostModelFromBytes(linear));
     ExpectSameAsReference(*linear_model, linear, d);
   }
+  // The linear path takes FP64 batches too.
+  std::string linear = TrainBytes(d, {{"booster", "gblinear"}}, ModelFormat::kJson);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto fp64_model,
+      LoadXGBoostModelFromBytes(
+          linear, {.inputs = {{.name = "x", .type = DataType::kFp64, .shape = {-1, 8}}}}));
+  Tensor x(DataType::kFp64, Shape{d.rows, 8});
+  for (size_t i = 0; i < d.features.size(); ++i) x.values<double>()[i] = d.features[i];
+  std::vector<Tensor> in;
+  in.push_back(std::move(x));
+  std::vector<Tensor> out;
+  OUTPOST_ASSERT_OK(fp64_model->Run(in, out));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(train::Predictions ref,
+                               train::ReferencePredict(linear, d.features, d.rows, 8));
+  ASSERT_EQ(static_cast<size_t>(out[0].element_count()), ref.values.size());
+  for (size_t i = 0; i < ref.values.size(); ++i)
+    ASSERT_EQ(out[0].values<float>()[i], ref.values[i]);
 }
 
 TEST_F(XGBoostModelTest, AcceptsOverridesThatAgreeWithTheBooster) {
