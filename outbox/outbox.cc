@@ -69,10 +69,8 @@ constexpr std::chrono::seconds kBucket(10);
 constexpr std::string_view kInsertRecord =
     "INSERT INTO records(stream, seq, kind, created_ms, payload, checksum) "
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
-constexpr std::string_view kSelectStream = "SELECT next_seq FROM streams WHERE stream = ?1";
-constexpr std::string_view kUpsertStream =
-    "INSERT INTO streams(stream, next_seq) VALUES(?1, ?2) "
-    "ON CONFLICT(stream) DO UPDATE SET next_seq = excluded.next_seq";
+constexpr std::string_view kSelectStream =
+    "SELECT next_seq, checksum FROM streams WHERE stream = ?1";
 constexpr std::string_view kBumpCounter =
     "INSERT INTO counters(name, value) VALUES(?1, ?2) "
     "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value";
@@ -94,8 +92,6 @@ constexpr std::string_view kDeleteByKey =
 constexpr std::string_view kInsertQuarantine =
     "INSERT INTO quarantine(stream, seq, kind, created_ms, payload_bytes, reason, "
     "quarantined_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-constexpr std::string_view kUpdateNonce =
-    "UPDATE meta SET value = ?1 WHERE key = 'nonce_reserved'";
 constexpr std::string_view kOldestCreated = "SELECT min(created_ms) FROM records WHERE kind = ?1";
 
 }  // namespace
@@ -217,7 +213,10 @@ Result<Opened> OpenAndCheck(const OutboxOptions& o, const std::optional<std::str
   }
   OUTPOST_RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode=WAL"));
   OUTPOST_RETURN_IF_ERROR(QuickCheck(db));
+  OUTPOST_RETURN_IF_ERROR(CheckSchema(db));
   OUTPOST_ASSIGN_OR_RETURN(out.meta, ReadMeta(db));
+  std::map<std::string, uint64_t> streams;
+  OUTPOST_RETURN_IF_ERROR(ReadStreams(db, &streams));
   if (out.meta.site_id != o.site_id || out.meta.node_id != o.node_id) {
     return FailedPreconditionError("\"" + o.path + "\" belongs to site \"" +
                                    out.meta.site_id + "\" node \"" + out.meta.node_id +
@@ -250,27 +249,38 @@ Result<std::unique_ptr<Outbox>> Outbox::Open(OutboxOptions options) {
   if (!options.key_file.empty()) {
     OUTPOST_ASSIGN_OR_RETURN(key, ReadKeyFile(options.key_file));
   }
-  std::unique_ptr<Outbox> outbox(new Outbox(std::move(options)));
-  const OutboxOptions& o = outbox->options_;
-  SalvageContext salvage{.path = o.path, .site_id = o.site_id, .node_id = o.node_id,
-                         .key = key, .now_ms = UnixMillis(outbox->clock_->Now())};
-  if (SalvagePending(o.path)) {
+  Clock* clock = options.clock != nullptr ? options.clock : &SystemClock();
+  const std::string path = options.path;
+  SalvageContext salvage{.path = path, .site_id = options.site_id,
+                         .node_id = options.node_id, .key = key,
+                         .now_ms = UnixMillis(clock->Now())};
+  if (SalvagePending(path)) {
     OUTPOST_RETURN_IF_ERROR(Salvage(salvage).WithContext("resuming an outbox salvage"));
   }
-  Result<Opened> opened = OpenAndCheck(o, key, *outbox->clock_);
-  if (!opened.ok() && opened.status().code() == StatusCode::kDataLoss) {
-    OUTPOST_LOG(kError) << "outbox file is damaged; salvaging it" << Field("path", o.path)
-                        << Field("cause", opened.status());
-    opened = InternalError("closed for the salvage");  // closes the damaged file first
-    OUTPOST_RETURN_IF_ERROR(Salvage(salvage).WithContext("salvaging \"" + o.path + "\""));
-    opened = OpenAndCheck(o, key, *outbox->clock_);
+  // Page-level damage found while opening (DataLoss) is salvaged once, then opened again.
+  for (int attempt = 0;; ++attempt) {
+    Status status;
+    {
+      Result<Opened> opened = OpenAndCheck(options, key, *clock);
+      if (opened.ok()) {
+        std::unique_ptr<Outbox> outbox(new Outbox(options));
+        outbox->seq_floor_ = opened->meta.seq_floor;
+        outbox->nonce_reserved_ = opened->meta.nonce_reserved;
+        outbox->next_nonce_ = opened->meta.nonce_reserved + 1;
+        status = outbox->Init(std::move(opened->db), std::move(opened->cipher));
+        if (status.ok()) return outbox;
+        outbox->failed_ = status;  // closes without a checkpoint
+      } else {
+        status = opened.status();
+      }
+    }  // the damaged file is closed here
+    if (status.code() != StatusCode::kDataLoss || attempt > 0) {
+      return status.WithContext("opening outbox \"" + path + "\"");
+    }
+    OUTPOST_LOG(kError) << "outbox file is damaged; salvaging it" << Field("path", path)
+                        << Field("cause", status);
+    OUTPOST_RETURN_IF_ERROR(Salvage(salvage).WithContext("salvaging \"" + path + "\""));
   }
-  if (!opened.ok()) return opened.status().WithContext("opening outbox \"" + o.path + "\"");
-  outbox->seq_floor_ = opened->meta.seq_floor;
-  outbox->nonce_reserved_ = opened->meta.nonce_reserved;
-  outbox->next_nonce_ = opened->meta.nonce_reserved + 1;
-  OUTPOST_RETURN_IF_ERROR(outbox->Init(std::move(opened->db), std::move(opened->cipher)));
-  return outbox;
 }
 
 Status Outbox::Init(std::unique_ptr<Db> db, std::unique_ptr<const RecordCipher> cipher) {
@@ -355,6 +365,14 @@ void Outbox::FailLocked(const Status& cause) {
   failed_flag_.store(true);
   OUTPOST_LOG(kError) << "outbox failed; it must be reopened" << Field("path", options_.path)
                       << Field("cause", cause);
+  if (cause.code() == StatusCode::kDataLoss) {
+    // Damage that the open-time check did not see (an index that disagrees with its
+    // table, say): the next open salvages the file (FORMAT.md section 8).
+    Status s = MarkForSalvage(options_.path, UnixMillis(clock_->Now()));
+    if (!s.ok()) {
+      OUTPOST_LOG(kError) << "cannot mark the outbox for salvage" << Field("error", s);
+    }
+  }
 }
 
 Status Outbox::CheckLocked(const Status& s) {
@@ -382,10 +400,12 @@ Status Outbox::BeginLocked() {
 
 Status Outbox::CommitLocked() {
   if (!dirty_streams_.empty()) {
-    OUTPOST_ASSIGN_OR_RETURN(Statement * up, StmtLocked(kUpsertStream));
+    OUTPOST_ASSIGN_OR_RETURN(Statement * up, StmtLocked(kUpsertStreamSql));
     for (const auto& [stream, before] : dirty_streams_) {
+      uint64_t next = next_seq_[stream];
       up->BindText(1, stream);
-      up->BindInt(2, static_cast<int64_t>(next_seq_[stream]));
+      up->BindInt(2, static_cast<int64_t>(next));
+      up->BindInt(3, StreamChecksum(stream, next));
       OUTPOST_RETURN_IF_ERROR(up->Run());
     }
   }
@@ -419,7 +439,11 @@ Result<uint64_t> Outbox::NextSeqLocked(const std::string& stream) {
     s->BindText(1, stream);
     OUTPOST_ASSIGN_OR_RETURN(bool row, s->Step());
     seq = row ? static_cast<uint64_t>(s->ColumnInt(0)) : seq_floor_;
+    bool intact = !row || StreamChecksum(stream, seq) == static_cast<uint32_t>(s->ColumnInt(1));
     s->Reset();
+    if (!intact) {
+      return DataLossError("outbox stream \"" + stream + "\" fails its checksum");
+    }
     it = next_seq_.emplace(stream, seq).first;
   }
   // Remember the value before this transaction (0 = not known before) for a rollback.
@@ -431,9 +455,8 @@ Result<uint64_t> Outbox::NextSeqLocked(const std::string& stream) {
 Status Outbox::ReserveNoncesLocked(uint64_t count) {
   if (!cipher_ || next_nonce_ + count - 1 <= nonce_reserved_) return Status::Ok();
   uint64_t reserved = next_nonce_ + count + kNonceReserveStep;
-  OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kUpdateNonce));
-  s->BindInt(1, static_cast<int64_t>(reserved));
-  OUTPOST_RETURN_IF_ERROR(s->Run());  // its own durable transaction, before any use
+  // Its own durable transaction, before any nonce of the range is used.
+  OUTPOST_RETURN_IF_ERROR(SetMetaInt(*db_, "nonce_reserved", static_cast<int64_t>(reserved)));
   nonce_reserved_ = reserved;
   return Status::Ok();
 }

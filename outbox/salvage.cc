@@ -75,21 +75,15 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
     if (opened.ok()) src = std::move(opened).value();
   }
   if (src) {
-    src->Exec("PRAGMA cell_size_check=ON; PRAGMA mmap_size=0").IgnoreError();
+    // writable_schema lets SQLite read a file shorter than its header says (a truncated
+    // file); nothing is written through this connection.
+    src->Exec("PRAGMA writable_schema=ON; PRAGMA cell_size_check=ON; PRAGMA mmap_size=0")
+        .IgnoreError();
     Result<Meta> m = ReadMeta(*src);
     if (m.ok()) old_meta = std::move(m).value();
-    if (auto s = src->Prepare("SELECT stream, next_seq FROM streams"); s.ok()) {
-      streams_ok = true;
-      while (true) {
-        Result<bool> row = (*s)->Step();
-        if (!row.ok()) {
-          streams_ok = false;
-          break;
-        }
-        if (!*row) break;
-        old_streams[std::string((*s)->ColumnText(0))] = (*s)->ColumnInt(1);
-      }
-    }
+    std::map<std::string, uint64_t> streams;
+    streams_ok = ReadStreams(*src, &streams).ok();
+    for (const auto& [stream, next] : streams) old_streams[stream] = static_cast<int64_t>(next);
     if (auto s = src->Prepare("SELECT name, value FROM counters"); s.ok()) {
       while (true) {
         Result<bool> row = (*s)->Step();
@@ -129,8 +123,8 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
   OUTPOST_RETURN_IF_ERROR(CreateSchema(*dst, meta));
   OUTPOST_RETURN_IF_ERROR(dst->Exec("BEGIN IMMEDIATE"));
   OUTPOST_ASSIGN_OR_RETURN(
-      auto ins, dst->Prepare("INSERT INTO records(id, stream, seq, kind, created_ms, payload, "
-                             "checksum) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+      auto ins, dst->Prepare("INSERT INTO records(stream, seq, kind, created_ms, payload, "
+                             "checksum) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"));
   OUTPOST_ASSIGN_OR_RETURN(auto exists,
                            dst->Prepare("SELECT 1 FROM records WHERE stream = ?1 AND seq = ?2"));
   OUTPOST_ASSIGN_OR_RETURN(
@@ -164,13 +158,13 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
     OUTPOST_ASSIGN_OR_RETURN(bool dup, exists->Step());
     exists->Reset();
     if (dup) return quarantine(r, "duplicate key");
-    ins->BindInt(1, r.id);
-    ins->BindText(2, r.stream);
-    ins->BindInt(3, r.seq);
-    ins->BindInt(4, r.kind);
-    ins->BindInt(5, r.created_ms);
-    ins->BindBlob(6, r.payload);
-    ins->BindInt(7, r.checksum);
+    // New ids, in the order read: a damaged b-tree can repeat an id.
+    ins->BindText(1, r.stream);
+    ins->BindInt(2, r.seq);
+    ins->BindInt(3, r.kind);
+    ins->BindInt(4, r.created_ms);
+    ins->BindBlob(5, r.payload);
+    ins->BindInt(6, r.checksum);
     ++salvaged;
     return ins->Run();
   };
@@ -184,6 +178,7 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
       // Each pass either reads rows or moves `last` forward, so this ends.
       while (last < (int64_t{1} << 62)) {
         (*chunk)->BindInt(1, last);
+        const int64_t start = last;
         size_t n = 0;
         Status error;
         while (true) {
@@ -193,18 +188,20 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
             break;
           }
           if (!*row) break;
-          Row r = ReadRowFrom(**chunk);
-          last = r.id;
           ++n;
+          Row r = ReadRowFrom(**chunk);
+          // A damaged b-tree can hand rows out of order or twice: keep ids moving up.
+          if (r.id <= last) continue;
+          last = r.id;
           OUTPOST_RETURN_IF_ERROR(take(r));
         }
         (*chunk)->Reset();
-        if (error.ok()) {
-          if (n == 0) break;
+        if (error.ok() && n == 0) break;
+        if (error.ok() && last > start) {
           skip = 1;
           continue;
         }
-        if (n > 0) skip = 1;
+        if (last > start) skip = 1;
         // Something after `last` cannot be read. Find the next row id we can locate.
         ++unreadable;
         (*next_id)->BindInt(1, last);
@@ -222,8 +219,11 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
           last = y;  // read or lost, row y is behind us now
           continue;
         }
+        // Nothing locatable right after `last`: jump ahead, twice as far each time, so a
+        // damaged stretch of any length costs at most ~62 probes.
+        if (last > (int64_t{1} << 62) - skip) break;
         last += skip;
-        skip = std::min<int64_t>(skip * 2, int64_t{1} << 40);
+        skip *= 2;
       }
     } else {
       ++unreadable;
@@ -258,8 +258,7 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
     int64_t floor = std::max<int64_t>(max_seq_all + 1, ctx.now_ms * 1024);
     meta.seq_floor = static_cast<uint64_t>(floor);
     for (const auto& [stream, m] : max_seq) next[stream] = floor;
-    OUTPOST_RETURN_IF_ERROR(dst->Exec("UPDATE meta SET value = " + std::to_string(floor) +
-                                      " WHERE key = 'seq_floor'"));
+    OUTPOST_RETURN_IF_ERROR(SetMetaInt(*dst, "seq_floor", floor));
   }
   const std::string event_stream(kEventStream);
   int64_t event_seq = next.count(event_stream)
@@ -295,11 +294,11 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
     next[event_stream] = event_seq + 1;
   }
   {
-    OUTPOST_ASSIGN_OR_RETURN(auto up, dst->Prepare("INSERT INTO streams(stream, next_seq) "
-                                                   "VALUES(?1, ?2)"));
+    OUTPOST_ASSIGN_OR_RETURN(auto up, dst->Prepare(kUpsertStreamSql));
     for (const auto& [stream, n] : next) {
       up->BindText(1, stream);
       up->BindInt(2, n);
+      up->BindInt(3, StreamChecksum(stream, static_cast<uint64_t>(n)));
       OUTPOST_RETURN_IF_ERROR(up->Run());
     }
     counters["salvages"] += 1;
@@ -327,6 +326,12 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
 }  // namespace
 
 bool SalvagePending(const std::string& path) { return PathExists(MarkerPath(path)); }
+
+Status MarkForSalvage(const std::string& path, int64_t now_ms) {
+  if (SalvagePending(path)) return Status::Ok();
+  return WriteFileAtomically(MarkerPath(path),
+                             path + ".damaged-" + std::to_string(now_ms) + "\n", 0600);
+}
 
 Status Salvage(const SalvageContext& ctx) {
   const std::string& path = ctx.path;

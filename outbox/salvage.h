@@ -22,6 +22,10 @@ struct SalvageContext {
 // True when a salvage of `path` was started and has not finished (its marker exists).
 bool SalvagePending(const std::string& path);
 
+// Writes the salvage marker so that the next open salvages `path` (used when damage is found
+// while the store runs). The file itself is left alone until then.
+Status MarkForSalvage(const std::string& path, int64_t now_ms);
+
 // Runs (or resumes) a salvage of ctx.path. On success a healthy outbox file is at ctx.path
 // holding the surviving records, an `event` record that counts what was salvaged,
 // quarantined and unreadable, and the damaged file is at "<path>.damaged-<ms>". Each step

@@ -49,9 +49,10 @@ Status CreateSchema(Db& db, const Meta& meta) {
   OUTPOST_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
   Status s = [&]() -> Status {
     OUTPOST_RETURN_IF_ERROR(db.Exec(R"sql(
-      CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value ANY NOT NULL) WITHOUT ROWID;
-      CREATE TABLE streams (stream TEXT PRIMARY KEY NOT NULL, next_seq INTEGER NOT NULL)
-        WITHOUT ROWID;
+      CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value ANY NOT NULL,
+        checksum INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE streams (stream TEXT PRIMARY KEY NOT NULL, next_seq INTEGER NOT NULL,
+        checksum INTEGER NOT NULL) WITHOUT ROWID;
       CREATE TABLE records (
         id INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL,
         kind INTEGER NOT NULL, created_ms INTEGER NOT NULL, payload BLOB NOT NULL,
@@ -64,20 +65,24 @@ Status CreateSchema(Db& db, const Meta& meta) {
       CREATE TABLE counters (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)
         WITHOUT ROWID;
     )sql"));
-    OUTPOST_ASSIGN_OR_RETURN(auto put, db.Prepare("INSERT INTO meta(key, value) VALUES(?1, ?2)"));
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto put, db.Prepare("INSERT INTO meta(key, value, checksum) VALUES(?1, ?2, ?3)"));
     auto text = [&](std::string_view k, std::string_view v) {
       put->BindText(1, k);
       put->BindText(2, v);
+      put->BindInt(3, MetaChecksum(k, v));
       return put->Run();
     };
     auto blob = [&](std::string_view k, std::string_view v) {
       put->BindText(1, k);
       put->BindBlob(2, v);
+      put->BindInt(3, MetaChecksum(k, v));
       return put->Run();
     };
     auto integer = [&](std::string_view k, int64_t v) {
       put->BindText(1, k);
       put->BindInt(2, v);
+      put->BindInt(3, MetaChecksum(k, std::to_string(v)));
       return put->Run();
     };
     OUTPOST_RETURN_IF_ERROR(text("site_id", meta.site_id));
@@ -102,13 +107,18 @@ Status CreateSchema(Db& db, const Meta& meta) {
 }
 
 Result<Meta> ReadMeta(Db& db) {
-  OUTPOST_ASSIGN_OR_RETURN(auto stmt, db.Prepare("SELECT key, value FROM meta"));
+  OUTPOST_ASSIGN_OR_RETURN(auto stmt,
+                           db.Prepare("SELECT key, CAST(value AS BLOB), checksum FROM meta"));
   Meta meta;
   bool site = false, node = false;
   while (true) {
     OUTPOST_ASSIGN_OR_RETURN(bool row, stmt->Step());
     if (!row) break;
     std::string_view key = stmt->ColumnText(0);
+    if (MetaChecksum(key, stmt->ColumnBlob(1)) != static_cast<uint32_t>(stmt->ColumnInt(2))) {
+      return DataLossError("outbox meta value \"" + std::string(key.substr(0, 64)) +
+                           "\" fails its checksum");
+    }
     if (key == "site_id") {
       meta.site_id = std::string(stmt->ColumnText(1));
       site = true;
@@ -137,6 +147,80 @@ Result<Meta> ReadMeta(Db& db) {
   }
   if (meta.seq_floor < 1) meta.seq_floor = 1;
   return meta;
+}
+
+uint32_t MetaChecksum(std::string_view key, std::string_view value_bytes) {
+  uint32_t crc = Crc32c(0, key);
+  crc = Crc32c(crc, std::string_view("\0", 1));
+  return Crc32c(crc, value_bytes);
+}
+
+uint32_t StreamChecksum(std::string_view stream, uint64_t next_seq) {
+  std::string tail(1, '\0');
+  PutU64(tail, next_seq);
+  return Crc32c(Crc32c(0, stream), tail);
+}
+
+Status SetMetaInt(Db& db, std::string_view key, int64_t value) {
+  OUTPOST_ASSIGN_OR_RETURN(
+      auto stmt, db.Prepare("UPDATE meta SET value = ?2, checksum = ?3 WHERE key = ?1"));
+  stmt->BindText(1, key);
+  stmt->BindInt(2, value);
+  stmt->BindInt(3, MetaChecksum(key, std::to_string(value)));
+  return stmt->Run();
+}
+
+Status ReadStreams(Db& db, std::map<std::string, uint64_t>* out) {
+  OUTPOST_ASSIGN_OR_RETURN(auto stmt,
+                           db.Prepare("SELECT stream, next_seq, checksum FROM streams"));
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (!row) break;
+    std::string stream(stmt->ColumnText(0));
+    auto next = static_cast<uint64_t>(stmt->ColumnInt(1));
+    if (StreamChecksum(stream, next) != static_cast<uint32_t>(stmt->ColumnInt(2))) {
+      return DataLossError("outbox stream \"" + stream.substr(0, 64) +
+                           "\" fails its checksum");
+    }
+    (*out)[stream] = next;
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+// "type name tbl_name sql" of every schema row, sorted by name.
+Result<std::string> SchemaText(Db& db) {
+  OUTPOST_ASSIGN_OR_RETURN(auto stmt, db.Prepare("SELECT type, name, tbl_name, sql FROM "
+                                                  "sqlite_schema ORDER BY name"));
+  std::string out;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (!row) break;
+    for (int i = 0; i < 4; ++i) {
+      out.append(stmt->ColumnText(i));
+      out.push_back('\n');
+    }
+  }
+  return out;
+}
+
+Result<std::string> ExpectedSchema() {
+  OUTPOST_ASSIGN_OR_RETURN(auto db, Db::Open(":memory:", DbOptions{}));
+  OUTPOST_RETURN_IF_ERROR(CreateSchema(*db, Meta{.site_id = "x", .node_id = "x"}));
+  return SchemaText(*db);
+}
+
+}  // namespace
+
+Status CheckSchema(Db& db) {
+  static const Result<std::string>* expected = new Result<std::string>(ExpectedSchema());
+  if (!expected->ok()) return expected->status();
+  OUTPOST_ASSIGN_OR_RETURN(std::string actual, SchemaText(db));
+  if (actual != **expected) {
+    return DataLossError("the outbox file's schema is not that of format 1 (damaged)");
+  }
+  return Status::Ok();
 }
 
 Status QuickCheck(Db& db) {

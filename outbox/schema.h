@@ -4,6 +4,7 @@
 #define OUTPOST_OUTBOX_SCHEMA_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -42,6 +43,25 @@ Status ConfigureConnection(Db& db, uint64_t max_bytes);
 Status CreateSchema(Db& db, const Meta& meta);
 // Reads the meta table. DataLoss when a required key is missing or malformed.
 Result<Meta> ReadMeta(Db& db);
+// Row checksums of `meta` and `streams` (FORMAT.md section 4). An INTEGER meta value is
+// checksummed as its decimal text.
+uint32_t MetaChecksum(std::string_view key, std::string_view value_bytes);
+uint32_t StreamChecksum(std::string_view stream, uint64_t next_seq);
+// Sets an INTEGER meta value with its checksum (inside the caller's transaction, if any).
+Status SetMetaInt(Db& db, std::string_view key, int64_t value);
+// Reads every stream's next seq, checking each row. DataLoss on a mismatch.
+Status ReadStreams(Db& db, std::map<std::string, uint64_t>* out);
+// SQL that upserts a stream row: ?1 stream, ?2 next_seq, ?3 checksum.
+inline constexpr std::string_view kUpsertStreamSql =
+    "INSERT INTO streams(stream, next_seq, checksum) VALUES(?1, ?2, ?3) "
+    "ON CONFLICT(stream) DO UPDATE SET next_seq = excluded.next_seq, "
+    "checksum = excluded.checksum";
+
+// Checks that the file's tables and indexes are exactly those of format 1 (their SQL text
+// included). DataLoss otherwise: the schema is stored as data, so damage there passes
+// quick_check but breaks every statement.
+Status CheckSchema(Db& db);
+
 // Runs PRAGMA quick_check; DataLoss with SQLite's first complaint when it is not "ok".
 Status QuickCheck(Db& db);
 
