@@ -49,6 +49,11 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
+// Connections use their loop's concrete executor type rather than the type-erased
+// any_io_executor, which costs a copy and a destruction of an erased object per operation.
+using Executor = net::io_context::executor_type;
+using Socket = net::basic_stream_socket<tcp, Executor>;
+using Stream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
 
 // Bytes asked of the socket per read.
 constexpr size_t kReadSize = 16 << 10;
@@ -209,7 +214,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   // `state` and `worker` outlive every connection (the server joins its threads and
   // destroys its loops before they go).
-  Connection(tcp::socket socket, ServerState& state, Worker& worker)
+  Connection(Socket socket, ServerState& state, Worker& worker)
       : server_(state), worker_(worker), stream_(std::move(socket)) {}
 
   ~Connection() {
@@ -406,7 +411,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // kLingerTimeout passes, so that it reads our last response before the socket goes.
   void Linger() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().shutdown(net::socket_base::shutdown_send, ec);
     if (ec) {
       stream_.close();
       return;
@@ -429,7 +434,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   ServerState& server_;
   Worker& worker_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;  // bytes read and not yet parsed
   RequestState req_;  // what the parser gathers; reused for every request
   std::optional<RequestParser> parser_;
@@ -453,6 +458,7 @@ struct HttpServer::Impl {
   net::io_context accept_ioc{1};
   tcp::acceptor acceptor{accept_ioc};
   net::steady_timer accept_retry{accept_ioc};
+  std::optional<Socket> pending;  // the socket being accepted into; accept thread only
   std::thread accept_thread;
   size_t next_worker = 0;  // accept thread only
   uint16_t port = 0;
@@ -463,7 +469,11 @@ struct HttpServer::Impl {
   void Accept() {
     Worker& target = *workers[next_worker];
     next_worker = (next_worker + 1) % workers.size();
-    acceptor.async_accept(target.ioc, [this, &target](beast::error_code ec, tcp::socket socket) {
+    // The socket is made on the target loop's executor and accepted into from this thread.
+    pending.emplace(target.ioc.get_executor());
+    acceptor.async_accept(*pending, [this, &target](beast::error_code ec) {
+      Socket socket = std::move(*pending);
+      pending.reset();
       if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
       if (ec) {
         OUTPOST_LOG(kWarning) << "accepting a connection failed" << Field("error", ec.message());
