@@ -40,8 +40,14 @@ function(outpost_test name)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)
   endif()
+  # An empty LABELS value would be dropped and shift the properties after it, so labels are
+  # passed only when there are some.
+  set(label_property "")
+  if(ARG_LABELS)
+    set(label_property LABELS "${ARG_LABELS}")
+  endif()
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
-                       PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "${ARG_LABELS}"
+                       PROPERTIES TIMEOUT ${ARG_TIMEOUT} ${label_property}
                        ENVIRONMENT "OUTPOST_SOURCE_DIR=${PROJECT_SOURCE_DIR};OUTPOST_BINARY_DIR=${PROJECT_BINARY_DIR}")
 endfunction()
 
