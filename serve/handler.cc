@@ -116,6 +116,7 @@ void SetError(int status, std::string_view message, HttpResponse& response) {
   w.EndObject();
 }
 
+// 405 is the one status that does not come from a Status: it is about HTTP, not Outpost.
 void SetMethodNotAllowed(std::string_view method, std::string_view allowed,
                          HttpResponse& response) {
   SetError(405,
@@ -202,7 +203,7 @@ void Handler::Handle(const HttpRequest& request, HttpResponse& response) const {
   std::string_view path = request.target.substr(0, request.target.find('?'));
   const Route route = Resolve(path);
   if (route.kind == Route::Kind::kUnknown) {
-    SetError(404, "no such path " + Quote(path), response);
+    SetErrorResponse(NotFoundError("no such path " + Quote(path)), response);
     return;
   }
   const bool is_infer = route.kind == Route::Kind::kInfer;
@@ -252,7 +253,7 @@ void Handler::Handle(const HttpRequest& request, HttpResponse& response) const {
       Infer(request, *handle, response);
       return;
     default:
-      SetError(500, "unrouted request", response);
+      SetErrorResponse(InternalError("unrouted request"), response);
       return;
   }
 }
@@ -278,7 +279,7 @@ void Handler::ServerReady(HttpResponse& response) const {
     }
     break;
   }
-  SetError(503, message, response);
+  SetErrorResponse(UnavailableError(message), response);
 }
 
 void Handler::ModelMetadata(const ModelHandle& handle, HttpResponse& response) const {
