@@ -355,13 +355,31 @@ Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
 
   InferRequest parsed;
   OUTPOST_RETURN_IF_ERROR(ParseInferRequest(request.body, json_size, options_.limits, parsed));
+  std::vector<engine::Tensor> outputs;
+  std::vector<OutputRef> refs;
+  OUTPOST_RETURN_IF_ERROR(RunInference(handle, parsed, outputs, refs));
 
+  bool any_binary = false;
+  for (const OutputRef& ref : refs) any_binary = any_binary || ref.binary;
+  size_t response_json_size = 0;
+  OUTPOST_RETURN_IF_ERROR(WriteInferResponse(handle.servable->name, handle.version, parsed.id,
+                                             refs, response.body, response_json_size));
+  if (any_binary) {
+    response.content_type = "application/octet-stream";
+    response.headers.emplace_back("Inference-Header-Content-Length",
+                                  std::to_string(response_json_size));
+  }
+  return Status();
+}
+
+Status RunInference(const ModelHandle& handle, InferRequest& request,
+                    std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected) {
   const std::string& model_name = handle.servable->name;
   const engine::Signature& signature = handle.model->signature();
   const size_t n_inputs = signature.inputs.size();
   std::vector<engine::Tensor> inputs(n_inputs);
   std::vector<uint8_t> given(n_inputs, 0);
-  for (InferInput& input : parsed.inputs) {
+  for (InferInput& input : request.inputs) {
     size_t j = 0;
     while (j < n_inputs && signature.inputs[j].name != input.name) ++j;
     if (j == n_inputs) {
@@ -384,36 +402,36 @@ Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
   // The outputs to return, as indexes into signature.outputs with their binary flag, checked
   // before running.
   const size_t n_outputs = signature.outputs.size();
-  std::vector<OutputRef> refs;
-  std::vector<size_t> selected;
-  if (parsed.outputs.empty()) {
-    selected.resize(n_outputs);
-    for (size_t j = 0; j < n_outputs; ++j) selected[j] = j;
-    refs.resize(n_outputs, OutputRef{.binary = parsed.binary_data_output});
+  std::vector<size_t> chosen;
+  selected.clear();
+  if (request.outputs.empty()) {
+    chosen.resize(n_outputs);
+    for (size_t j = 0; j < n_outputs; ++j) chosen[j] = j;
+    selected.resize(n_outputs, OutputRef{.binary = request.binary_data_output});
   } else {
-    selected.reserve(parsed.outputs.size());
-    refs.reserve(parsed.outputs.size());
-    for (const InferRequestedOutput& requested : parsed.outputs) {
+    chosen.reserve(request.outputs.size());
+    selected.reserve(request.outputs.size());
+    for (const InferRequestedOutput& requested : request.outputs) {
       size_t j = 0;
       while (j < n_outputs && signature.outputs[j].name != requested.name) ++j;
       if (j == n_outputs) {
         return InvalidArgumentError("unknown requested output " + Quote(requested.name) +
                                     " for model " + Quote(model_name));
       }
-      for (size_t k : selected) {
+      for (size_t k : chosen) {
         if (k == j) {
           return InvalidArgumentError("output " + Quote(requested.name) +
                                       " is requested twice");
         }
       }
-      selected.push_back(j);
-      refs.push_back(
-          OutputRef{.binary = requested.binary_data.value_or(parsed.binary_data_output)});
+      chosen.push_back(j);
+      selected.push_back(
+          OutputRef{.binary = requested.binary_data.value_or(request.binary_data_output)});
     }
   }
 
   OUTPOST_RETURN_IF_ERROR(engine::ValidateInputs(signature, inputs));
-  std::vector<engine::Tensor> outputs;
+  outputs.clear();
   Status run = handle.model->Run(inputs, outputs);
   if (!run.ok()) {
     return run.WithContext("model " + Quote(model_name) + " version " +
@@ -424,20 +442,9 @@ Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
                          std::to_string(outputs.size()) + " outputs; its signature has " +
                          std::to_string(n_outputs));
   }
-
-  bool any_binary = false;
-  for (size_t i = 0; i < selected.size(); ++i) {
-    refs[i].name = signature.outputs[selected[i]].name;
-    refs[i].tensor = &outputs[selected[i]];
-    any_binary = any_binary || refs[i].binary;
-  }
-  size_t response_json_size = 0;
-  OUTPOST_RETURN_IF_ERROR(WriteInferResponse(model_name, handle.version, parsed.id, refs,
-                                             response.body, response_json_size));
-  if (any_binary) {
-    response.content_type = "application/octet-stream";
-    response.headers.emplace_back("Inference-Header-Content-Length",
-                                  std::to_string(response_json_size));
+  for (size_t i = 0; i < chosen.size(); ++i) {
+    selected[i].name = signature.outputs[chosen[i]].name;
+    selected[i].tensor = &outputs[chosen[i]];
   }
   return Status();
 }

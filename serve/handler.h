@@ -80,6 +80,18 @@ int HttpStatusFor(StatusCode code);
 // Fills `response` with {"error": message} and HttpStatusFor(status.code()).
 void SetErrorResponse(const Status& status, HttpResponse& response);
 
+// Runs a parsed infer request on the model version `handle` holds, with the checks every
+// front end (REST, gRPC) shares: inputs are matched to the signature by name (an unexpected,
+// repeated or missing input is InvalidArgument), the requested outputs must exist and not
+// repeat (InvalidArgument), then engine::ValidateInputs() and Model::Run(). Takes the
+// request's input tensors (moved out). On success `outputs` holds every output in signature
+// order and `selected` the ones to return, in the order requested (all, in signature order,
+// when none were), pointing into `outputs` and into the signature; `binary` follows the
+// request's binary_data parameters. A model's own error keeps its code, with the model and
+// version as context; a model returning the wrong number of outputs is Internal.
+Status RunInference(const ModelHandle& handle, InferRequest& request,
+                    std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected);
+
 struct HandlerOptions {
   // Reported by GET /v2.
   std::string server_name = "outpost";
