@@ -154,6 +154,7 @@ const KernelRegistry& KernelRegistry::Builtin() {
     RegisterShapeKernels(*r);
     RegisterTensorKernels(*r);
     RegisterNnKernels(*r);
+    RegisterConvKernels(*r);
     RegisterMlKernels(*r);
     return r;
   }();

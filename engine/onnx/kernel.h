@@ -226,6 +226,7 @@ void RegisterTensorKernels(KernelRegistry& registry);
 void RegisterNnKernels(KernelRegistry& registry);
 void RegisterMlKernels(KernelRegistry& registry);
 void RegisterTreeKernels(KernelRegistry& registry);
+void RegisterConvKernels(KernelRegistry& registry);
 
 }  // namespace outpost::engine::onnx
 

@@ -432,8 +432,9 @@ Result<std::unique_ptr<Kernel>> MakeCumSum(const KernelBuildContext& ctx) {
 class TopKKernel : public Kernel {
  public:
   // k_attr >= 0: opset-1 attribute; otherwise K is input 1.
-  TopKKernel(int64_t k_attr, int64_t axis, bool largest, bool sorted)
-      : k_attr_(k_attr), axis_(axis), largest_(largest), sorted_(sorted) {}
+  // Results are always sorted (valid for sorted = 0 too, whose order is unspecified).
+  TopKKernel(int64_t k_attr, int64_t axis, bool largest)
+      : k_attr_(k_attr), axis_(axis), largest_(largest) {}
 
   Status Infer(InferContext& ctx) const override {
     OUTPOST_RETURN_IF_ERROR(CheckType(ctx.input_type(0), kNumericTypes, "input 0"));
@@ -503,7 +504,6 @@ class TopKKernel : public Kernel {
   int64_t k_attr_;
   int64_t axis_;
   bool largest_;
-  bool sorted_;
 };
 
 Result<std::unique_ptr<Kernel>> MakeTopK(const KernelBuildContext& ctx) {
@@ -517,8 +517,7 @@ Result<std::unique_ptr<Kernel>> MakeTopK(const KernelBuildContext& ctx) {
   }
   OUTPOST_ASSIGN_OR_RETURN(int64_t axis, ctx.Int("axis", -1));
   OUTPOST_ASSIGN_OR_RETURN(int64_t largest, ctx.Int("largest", 1));
-  OUTPOST_ASSIGN_OR_RETURN(int64_t sorted, ctx.Int("sorted", 1));
-  return std::unique_ptr<Kernel>(new TopKKernel(k, axis, largest != 0, sorted != 0));
+  return std::unique_ptr<Kernel>(new TopKKernel(k, axis, largest != 0));
 }
 
 }  // namespace

@@ -402,5 +402,21 @@ TEST(OnnxModel, ConfigDeclarationsMustMatchTheModel) {
             StatusCode::kInvalidArgument);
 }
 
+TEST(OnnxModel, FuzzSeedModelsLoadAndRun) {
+  const std::string dir = std::string(OUTPOST_ONNX_TESTDATA) + "/fuzz_seeds";
+  for (const char* name : {"mlp.onnx", "shapes.onnx", "trees.onnx", "linear.onnx"}) {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, LoadOnnxModel(dir + "/" + name));
+    std::vector<Tensor> in;
+    for (const TensorSpec& spec : model->signature().inputs) {
+      Shape shape = spec.shape;
+      for (int64_t& d : shape) d = d < 0 ? 3 : d;
+      in.emplace_back(spec.type, shape);
+    }
+    std::vector<Tensor> out;
+    OUTPOST_EXPECT_OK(model->Run(in, out));
+    EXPECT_EQ(out.size(), model->signature().outputs.size()) << name;
+  }
+}
+
 }  // namespace
 }  // namespace outpost::engine::onnx
