@@ -1,0 +1,606 @@
+// The gRPC and protobuf adapter of serve/: the only file that sees grpc++ or the generated
+// inference.* messages. Exceptions from either library are caught here.
+#include "serve/grpc_server.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <charconv>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/logging.h"
+#include "engine/model.h"
+#include "engine/tensor.h"
+#include "serve/infer_json.h"
+#include "serve/inference.grpc.pb.h"
+#include "serve/inference.pb.h"
+
+#ifndef OUTPOST_VERSION
+#define OUTPOST_VERSION "unknown"
+#endif
+
+namespace outpost::serve {
+namespace {
+
+using engine::DataType;
+using engine::Tensor;
+
+// Names quoted in error messages are cut to this many bytes.
+constexpr size_t kMaxQuoted = 200;
+
+std::string Quote(std::string_view s) {
+  std::string out = "\"";
+  out.append(s.substr(0, kMaxQuoted));
+  if (s.size() > kMaxQuoted) out.append("...");
+  out.push_back('"');
+  return out;
+}
+
+grpc::Status ToGrpc(const Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(GrpcCodeFor(status.code())),
+                      std::string(status.message()));
+}
+
+// The version a request names: nullopt when empty. InvalidArgument when not decimal digits,
+// NotFound when too large to be a version.
+Result<std::optional<int64_t>> ParseVersion(const std::string& text) {
+  if (text.empty()) return std::optional<int64_t>();
+  for (char c : text) {
+    if (c < '0' || c > '9') {
+      return InvalidArgumentError("model version " + Quote(text) +
+                                  " must be decimal digits (or empty for the latest)");
+    }
+  }
+  int64_t version = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), version);
+  if (ec != std::errc() || end != text.data() + text.size()) {
+    return NotFoundError("unknown version " + Quote(text));
+  }
+  return std::optional<int64_t>(version);
+}
+
+Result<ModelHandle> FindModel(const ModelRepository& repository, const std::string& name,
+                              const std::string& version_text) {
+  OUTPOST_ASSIGN_OR_RETURN(std::optional<int64_t> version, ParseVersion(version_text));
+  return repository.Find(name, version);
+}
+
+// Rejects the parameters of extensions Outpost does not offer, so that a client's data is
+// never silently ignored.
+Status CheckParameters(const google::protobuf::Map<std::string, inference::InferParameter>& params,
+                       std::string_view where, bool is_output) {
+  for (const auto& [key, value] : params) {
+    (void)value;
+    if (key.starts_with("shared_memory_")) {
+      return InvalidArgumentError(std::string(where) + ": parameter " + Quote(key) +
+                                  " is not supported (Outpost offers no shared memory "
+                                  "extension); send the data in the request");
+    }
+    if (is_output && key == "classification") {
+      return InvalidArgumentError(std::string(where) +
+                                  ": parameter \"classification\" is not supported; request "
+                                  "the raw output");
+    }
+  }
+  return Status();
+}
+
+// Elements held by every field of typed contents.
+int64_t TypedElementCount(const inference::InferTensorContents& c) {
+  return static_cast<int64_t>(c.bool_contents_size()) + c.int_contents_size() +
+         c.int64_contents_size() + c.uint_contents_size() + c.uint64_contents_size() +
+         c.fp32_contents_size() + c.fp64_contents_size() + c.bytes_contents_size();
+}
+
+// Copies `values` into `tensor` as T, rejecting values outside T's range.
+template <typename T, typename Source>
+Status CopyChecked(const Source& values, Tensor& tensor, const std::string& where) {
+  std::span<T> out = tensor.values<T>();
+  for (int i = 0; i < values.size(); ++i) {
+    auto v = values.Get(i);
+    if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max()) {
+      return InvalidArgumentError(where + ": element " + std::to_string(i) + " (" +
+                                  std::to_string(v) + ") is out of range for " +
+                                  std::string(engine::DataTypeName(tensor.type())));
+    }
+    out[static_cast<size_t>(i)] = static_cast<T>(v);
+  }
+  return Status();
+}
+
+template <typename T, typename Source>
+void Copy(const Source& values, Tensor& tensor) {
+  std::span<T> out = tensor.values<T>();
+  for (int i = 0; i < values.size(); ++i) out[static_cast<size_t>(i)] = values.Get(i);
+}
+
+// The field typed data of `type` must be in, with its element count; nullopt for FP16/BF16.
+std::optional<std::pair<std::string_view, int64_t>> TypedField(
+    DataType type, const inference::InferTensorContents& c) {
+  switch (type) {
+    case DataType::kBool:
+      return std::make_pair("bool_contents", c.bool_contents_size());
+    case DataType::kInt8:
+    case DataType::kInt16:
+    case DataType::kInt32:
+      return std::make_pair("int_contents", c.int_contents_size());
+    case DataType::kInt64:
+      return std::make_pair("int64_contents", c.int64_contents_size());
+    case DataType::kUint8:
+    case DataType::kUint16:
+    case DataType::kUint32:
+      return std::make_pair("uint_contents", c.uint_contents_size());
+    case DataType::kUint64:
+      return std::make_pair("uint64_contents", c.uint64_contents_size());
+    case DataType::kFp32:
+      return std::make_pair("fp32_contents", c.fp32_contents_size());
+    case DataType::kFp64:
+      return std::make_pair("fp64_contents", c.fp64_contents_size());
+    case DataType::kBytes:
+      return std::make_pair("bytes_contents", c.bytes_contents_size());
+    case DataType::kFp16:
+    case DataType::kBf16:
+      break;
+  }
+  return std::nullopt;
+}
+
+// A tensor of `type` and `shape` (whose element count is `count`) from typed contents.
+Result<Tensor> FromTyped(DataType type, const engine::Shape& shape, int64_t count,
+                         const inference::InferTensorContents& c, const std::string& where) {
+  std::optional<std::pair<std::string_view, int64_t>> field = TypedField(type, c);
+  if (!field) {
+    return InvalidArgumentError(where + ": " + std::string(engine::DataTypeName(type)) +
+                                " has no typed contents; send it in raw_input_contents");
+  }
+  if (TypedElementCount(c) != field->second) {
+    return InvalidArgumentError(where + ": " + std::string(engine::DataTypeName(type)) +
+                                " data must be in contents." + std::string(field->first) +
+                                " only");
+  }
+  if (field->second != count) {
+    return InvalidArgumentError(where + ": contents." + std::string(field->first) + " has " +
+                                std::to_string(field->second) + " elements; shape " +
+                                engine::ShapeToString(shape) + " needs " +
+                                std::to_string(count));
+  }
+  Tensor tensor(type, shape);
+  switch (type) {
+    case DataType::kBool: {
+      std::span<uint8_t> out = tensor.values<uint8_t>();
+      for (int i = 0; i < c.bool_contents_size(); ++i) {
+        out[static_cast<size_t>(i)] = c.bool_contents(i) ? 1 : 0;
+      }
+      break;
+    }
+    case DataType::kInt8:
+      OUTPOST_RETURN_IF_ERROR(CopyChecked<int8_t>(c.int_contents(), tensor, where));
+      break;
+    case DataType::kInt16:
+      OUTPOST_RETURN_IF_ERROR(CopyChecked<int16_t>(c.int_contents(), tensor, where));
+      break;
+    case DataType::kInt32:
+      Copy<int32_t>(c.int_contents(), tensor);
+      break;
+    case DataType::kInt64:
+      Copy<int64_t>(c.int64_contents(), tensor);
+      break;
+    case DataType::kUint8:
+      OUTPOST_RETURN_IF_ERROR(CopyChecked<uint8_t>(c.uint_contents(), tensor, where));
+      break;
+    case DataType::kUint16:
+      OUTPOST_RETURN_IF_ERROR(CopyChecked<uint16_t>(c.uint_contents(), tensor, where));
+      break;
+    case DataType::kUint32:
+      Copy<uint32_t>(c.uint_contents(), tensor);
+      break;
+    case DataType::kUint64:
+      Copy<uint64_t>(c.uint64_contents(), tensor);
+      break;
+    case DataType::kFp32:
+      Copy<float>(c.fp32_contents(), tensor);
+      break;
+    case DataType::kFp64:
+      Copy<double>(c.fp64_contents(), tensor);
+      break;
+    case DataType::kBytes:
+      tensor.strings().assign(c.bytes_contents().begin(), c.bytes_contents().end());
+      break;
+    case DataType::kFp16:
+    case DataType::kBf16:
+      break;  // excluded above
+  }
+  return tensor;
+}
+
+// A tensor of `type` and `shape` (whose element count is `count`) from raw bytes.
+Result<Tensor> FromRaw(DataType type, const engine::Shape& shape, int64_t count,
+                       std::string_view raw, const std::string& where) {
+  if (type == DataType::kBytes) {
+    // Every element takes at least its 4-byte length, so this bounds the allocation.
+    if (static_cast<uint64_t>(count) > raw.size() / 4) {
+      return InvalidArgumentError(where + ": raw data of " + std::to_string(raw.size()) +
+                                  " bytes cannot hold " + std::to_string(count) +
+                                  " BYTES elements");
+    }
+    Tensor tensor(type, shape);
+    std::vector<std::string>& strings = tensor.strings();
+    size_t pos = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      if (raw.size() - pos < 4) {
+        return InvalidArgumentError(where + ": raw BYTES data ends inside the length of element " +
+                                    std::to_string(i));
+      }
+      uint32_t length = 0;
+      for (int b = 3; b >= 0; --b) {
+        length = (length << 8) | static_cast<uint8_t>(raw[pos + static_cast<size_t>(b)]);
+      }
+      pos += 4;
+      if (raw.size() - pos < length) {
+        return InvalidArgumentError(where + ": raw BYTES element " + std::to_string(i) +
+                                    " says " + std::to_string(length) + " bytes but only " +
+                                    std::to_string(raw.size() - pos) + " remain");
+      }
+      strings[static_cast<size_t>(i)].assign(raw.data() + pos, length);
+      pos += length;
+    }
+    if (pos != raw.size()) {
+      return InvalidArgumentError(where + ": raw BYTES data has " +
+                                  std::to_string(raw.size() - pos) +
+                                  " bytes past its last element");
+    }
+    return tensor;
+  }
+  const uint64_t expected = static_cast<uint64_t>(count) * engine::ElementSize(type);
+  if (raw.size() != expected) {
+    return InvalidArgumentError(where + ": raw data has " + std::to_string(raw.size()) +
+                                " bytes; " + std::string(engine::DataTypeName(type)) + " " +
+                                engine::ShapeToString(shape) + " needs " +
+                                std::to_string(expected));
+  }
+  if (type == DataType::kBool) {
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (static_cast<uint8_t>(raw[i]) > 1) {
+        return InvalidArgumentError(where + ": BOOL element " + std::to_string(i) + " is byte " +
+                                    std::to_string(static_cast<uint8_t>(raw[i])) +
+                                    "; only 0 and 1 are booleans");
+      }
+    }
+  }
+  Tensor tensor(type, shape);
+  if (!raw.empty()) std::memcpy(tensor.data(), raw.data(), raw.size());
+  return tensor;
+}
+
+// Appends `tensor`'s data in the raw layout.
+void AppendRaw(const Tensor& tensor, std::string& out) {
+  if (tensor.type() != DataType::kBytes) {
+    out.append(reinterpret_cast<const char*>(tensor.data()), tensor.byte_size());
+    return;
+  }
+  size_t total = 0;
+  for (const std::string& s : tensor.strings()) total += 4 + s.size();
+  out.reserve(out.size() + total);
+  for (const std::string& s : tensor.strings()) {
+    const uint32_t length = static_cast<uint32_t>(s.size());
+    for (int b = 0; b < 4; ++b) out.push_back(static_cast<char>((length >> (8 * b)) & 0xff));
+    out.append(s);
+  }
+}
+
+// Runs one ModelInfer against `repository`.
+Status Infer(const ModelRepository& repository, const GrpcServerOptions& options,
+             const inference::ModelInferRequest& request, inference::ModelInferResponse& response) {
+  OUTPOST_ASSIGN_OR_RETURN(ModelHandle handle,
+                           FindModel(repository, request.model_name(), request.model_version()));
+  const std::string& model_name = handle.servable->name;
+  const engine::Signature& signature = handle.model->signature();
+  OUTPOST_RETURN_IF_ERROR(CheckParameters(request.parameters(), "request", false));
+
+  const size_t n_inputs = signature.inputs.size();
+  std::vector<Tensor> inputs(n_inputs);
+  std::vector<uint8_t> given(n_inputs, 0);
+  const int n_raw = request.raw_input_contents_size();
+  int next_raw = 0;
+  int64_t total_elements = 0;
+  for (const inference::ModelInferRequest::InferInputTensor& input : request.inputs()) {
+    const std::string where = "input " + Quote(input.name());
+    size_t j = 0;
+    while (j < n_inputs && signature.inputs[j].name != input.name()) ++j;
+    if (j == n_inputs) {
+      return InvalidArgumentError("unexpected input " + Quote(input.name()) + " for model " +
+                                  Quote(model_name));
+    }
+    if (given[j]) return InvalidArgumentError(where + " is given twice");
+    given[j] = 1;
+    OUTPOST_RETURN_IF_ERROR(CheckParameters(input.parameters(), where, false));
+    Result<DataType> type = engine::ParseDataType(input.datatype());
+    if (!type.ok()) return type.status().WithContext(where);
+    if (static_cast<size_t>(input.shape_size()) > kMaxShapeRank) {
+      return InvalidArgumentError(where + ": shape has " + std::to_string(input.shape_size()) +
+                                  " dimensions; at most " + std::to_string(kMaxShapeRank));
+    }
+    engine::Shape shape(input.shape().begin(), input.shape().end());
+    Result<int64_t> count = engine::ElementCount(shape);
+    if (!count.ok()) return count.status().WithContext(where);
+    if (*count > options.max_total_elements - total_elements) {
+      return ResourceExhaustedError("the request's inputs hold more than " +
+                                    std::to_string(options.max_total_elements) +
+                                    " elements (the server's limit)");
+    }
+    total_elements += *count;
+    if (input.has_contents()) {
+      if (n_raw > 0) {
+        return InvalidArgumentError(where + " has contents while the request has "
+                                            "raw_input_contents; use one form for every input");
+      }
+      OUTPOST_ASSIGN_OR_RETURN(inputs[j], FromTyped(*type, shape, *count, input.contents(), where));
+    } else if (next_raw < n_raw) {
+      OUTPOST_ASSIGN_OR_RETURN(
+          inputs[j], FromRaw(*type, shape, *count, request.raw_input_contents(next_raw++), where));
+    } else {
+      return InvalidArgumentError(where + " has no data: set its contents or a "
+                                          "raw_input_contents entry");
+    }
+  }
+  if (next_raw != n_raw) {
+    return InvalidArgumentError("the request has " + std::to_string(n_raw) +
+                                " raw_input_contents entries but only " +
+                                std::to_string(next_raw) + " inputs to take them");
+  }
+  for (size_t j = 0; j < n_inputs; ++j) {
+    if (!given[j]) {
+      return InvalidArgumentError("missing input " + Quote(signature.inputs[j].name) +
+                                  " for model " + Quote(model_name));
+    }
+  }
+
+  // The outputs to return, as indexes into signature.outputs, checked before running.
+  const size_t n_outputs = signature.outputs.size();
+  std::vector<size_t> selected;
+  if (request.outputs().empty()) {
+    for (size_t j = 0; j < n_outputs; ++j) selected.push_back(j);
+  } else {
+    for (const auto& requested : request.outputs()) {
+      size_t j = 0;
+      while (j < n_outputs && signature.outputs[j].name != requested.name()) ++j;
+      if (j == n_outputs) {
+        return InvalidArgumentError("unknown requested output " + Quote(requested.name()) +
+                                    " for model " + Quote(model_name));
+      }
+      for (size_t k : selected) {
+        if (k == j) {
+          return InvalidArgumentError("output " + Quote(requested.name()) +
+                                      " is requested twice");
+        }
+      }
+      OUTPOST_RETURN_IF_ERROR(
+          CheckParameters(requested.parameters(), "output " + Quote(requested.name()), true));
+      selected.push_back(j);
+    }
+  }
+
+  OUTPOST_RETURN_IF_ERROR(engine::ValidateInputs(signature, inputs));
+  std::vector<Tensor> outputs;
+  Status run = handle.model->Run(inputs, outputs);
+  if (!run.ok()) {
+    return run.WithContext("model " + Quote(model_name) + " version " +
+                           std::to_string(handle.version));
+  }
+  if (outputs.size() != n_outputs) {
+    return InternalError("model " + Quote(model_name) + " returned " +
+                         std::to_string(outputs.size()) + " outputs; its signature has " +
+                         std::to_string(n_outputs));
+  }
+
+  response.set_model_name(model_name);
+  response.set_model_version(std::to_string(handle.version));
+  if (!request.id().empty()) response.set_id(request.id());
+  for (size_t j : selected) {
+    const Tensor& tensor = outputs[j];
+    inference::ModelInferResponse::InferOutputTensor* out = response.add_outputs();
+    out->set_name(signature.outputs[j].name);
+    out->set_datatype(std::string(engine::DataTypeName(tensor.type())));
+    for (int64_t d : tensor.shape()) out->add_shape(d);
+    AppendRaw(tensor, *response.add_raw_output_contents());
+  }
+  return Status();
+}
+
+void FillTensorMetadata(const std::vector<engine::TensorSpec>& specs,
+                        google::protobuf::RepeatedPtrField<
+                            inference::ModelMetadataResponse::TensorMetadata>& out) {
+  for (const engine::TensorSpec& spec : specs) {
+    auto* t = out.Add();
+    t->set_name(spec.name);
+    t->set_datatype(std::string(engine::DataTypeName(spec.type)));
+    for (int64_t d : spec.shape) t->add_shape(d);
+  }
+}
+
+// Calls `body`, turning a library exception into INTERNAL.
+template <typename Body>
+grpc::Status Guard(std::string_view rpc, Body&& body) {
+  try {
+    return ToGrpc(body());
+  } catch (const std::exception& e) {
+    OUTPOST_LOG(kError) << "gRPC call failed" << Field("rpc", rpc) << Field("error", e.what());
+    return grpc::Status(grpc::StatusCode::INTERNAL, std::string(rpc) + ": " + e.what());
+  }
+}
+
+class InferenceService final : public inference::GRPCInferenceService::Service {
+ public:
+  // `repository` outlives the service (GrpcServer's contract).
+  InferenceService(const ModelRepository& repository, const GrpcServerOptions& options)
+      : repository_(repository), options_(options) {}
+
+  grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
+                          inference::ServerLiveResponse* response) override {
+    response->set_live(true);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ServerReady(grpc::ServerContext*, const inference::ServerReadyRequest*,
+                           inference::ServerReadyResponse* response) override {
+    response->set_ready(repository_.IsReady());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ModelReady(grpc::ServerContext*, const inference::ModelReadyRequest* request,
+                          inference::ModelReadyResponse* response) override {
+    return Guard("ModelReady", [&]() -> Status {
+      Result<ModelHandle> handle = FindModel(repository_, request->name(), request->version());
+      // A model or version that failed to load is known but not ready.
+      if (!handle.ok() && handle.status().code() != StatusCode::kUnavailable) {
+        return handle.status();
+      }
+      response->set_ready(handle.ok());
+      return Status();
+    });
+  }
+
+  grpc::Status ServerMetadata(grpc::ServerContext*, const inference::ServerMetadataRequest*,
+                              inference::ServerMetadataResponse* response) override {
+    response->set_name(options_.server_name);
+    response->set_version(options_.server_version);
+    // No protocol extension is offered over gRPC yet.
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ModelMetadata(grpc::ServerContext*, const inference::ModelMetadataRequest* request,
+                             inference::ModelMetadataResponse* response) override {
+    return Guard("ModelMetadata", [&]() -> Status {
+      OUTPOST_ASSIGN_OR_RETURN(ModelHandle handle,
+                               FindModel(repository_, request->name(), request->version()));
+      response->set_name(handle.servable->name);
+      for (const auto& [version, model] : handle.servable->ready) {
+        response->add_versions(std::to_string(version));
+      }
+      response->set_platform(std::string(handle.model->platform()));
+      const engine::Signature& signature = handle.model->signature();
+      FillTensorMetadata(signature.inputs, *response->mutable_inputs());
+      FillTensorMetadata(signature.outputs, *response->mutable_outputs());
+      return Status();
+    });
+  }
+
+  grpc::Status ModelInfer(grpc::ServerContext*, const inference::ModelInferRequest* request,
+                          inference::ModelInferResponse* response) override {
+    return Guard("ModelInfer", [&]() -> Status {
+      Status status = Infer(repository_, options_, *request, *response);
+      if (!status.ok()) response->Clear();
+      return status;
+    });
+  }
+
+ private:
+  const ModelRepository& repository_;
+  const GrpcServerOptions& options_;  // owned by GrpcServer::Impl, which owns this service
+};
+
+}  // namespace
+
+int GrpcCodeFor(StatusCode code) {
+  grpc::StatusCode out = grpc::StatusCode::INTERNAL;
+  switch (code) {
+    case StatusCode::kOk:
+      out = grpc::StatusCode::OK;
+      break;
+    case StatusCode::kCancelled:
+      out = grpc::StatusCode::CANCELLED;
+      break;
+    case StatusCode::kInvalidArgument:
+      out = grpc::StatusCode::INVALID_ARGUMENT;
+      break;
+    case StatusCode::kDeadlineExceeded:
+      out = grpc::StatusCode::DEADLINE_EXCEEDED;
+      break;
+    case StatusCode::kNotFound:
+      out = grpc::StatusCode::NOT_FOUND;
+      break;
+    case StatusCode::kResourceExhausted:
+      out = grpc::StatusCode::RESOURCE_EXHAUSTED;
+      break;
+    case StatusCode::kUnimplemented:
+      out = grpc::StatusCode::UNIMPLEMENTED;
+      break;
+    case StatusCode::kUnavailable:
+      out = grpc::StatusCode::UNAVAILABLE;
+      break;
+    default:
+      out = grpc::StatusCode::INTERNAL;
+      break;
+  }
+  return static_cast<int>(out);
+}
+
+struct GrpcServer::Impl {
+  Impl(const ModelRepository& repository, GrpcServerOptions opts)
+      : options(std::move(opts)), service(repository, options) {}
+
+  GrpcServerOptions options;
+  InferenceService service;  // refers to `options`
+  std::unique_ptr<grpc::Server> server;
+  bool stopped = false;  // only the owning thread reads and writes it (Stop, destructor)
+};
+
+GrpcServer::GrpcServer(std::unique_ptr<Impl> impl, uint16_t port)
+    : impl_(std::move(impl)), port_(port) {}
+
+GrpcServer::~GrpcServer() { Stop(); }
+
+Result<std::unique_ptr<GrpcServer>> GrpcServer::Start(const ModelRepository& repository,
+                                                      GrpcServerOptions options) {
+  if (options.max_message_bytes == 0 ||
+      options.max_message_bytes > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+    return InvalidArgumentError("gRPC max_message_bytes must be 1 to 2147483647");
+  }
+  if (options.max_total_elements <= 0) {
+    return InvalidArgumentError("gRPC max_total_elements must be positive");
+  }
+  if (options.address.empty()) return InvalidArgumentError("gRPC listen address is empty");
+  if (options.server_version.empty()) options.server_version = OUTPOST_VERSION;
+  const std::string host = options.address.find(':') != std::string::npos
+                               ? "[" + options.address + "]"
+                               : options.address;
+  const std::string target = host + ":" + std::to_string(options.port);
+  const int max_message = static_cast<int>(options.max_message_bytes);
+  try {
+    auto impl = std::make_unique<Impl>(repository, std::move(options));
+    grpc::ServerBuilder builder;
+    int selected_port = 0;
+    builder.AddListeningPort(target, grpc::InsecureServerCredentials(), &selected_port);
+    builder.SetMaxReceiveMessageSize(max_message);
+    builder.SetMaxSendMessageSize(max_message);
+    // A port another process (or another Outpost) holds is an error, not a shared port.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    builder.RegisterService(&impl->service);
+    impl->server = builder.BuildAndStart();
+    if (impl->server == nullptr || selected_port <= 0 || selected_port > 65535) {
+      if (impl->server != nullptr) impl->server->Shutdown();
+      return UnavailableError("cannot listen for gRPC on " + target);
+    }
+    return std::unique_ptr<GrpcServer>(
+        new GrpcServer(std::move(impl), static_cast<uint16_t>(selected_port)));
+  } catch (const std::exception& e) {
+    return InternalError("starting the gRPC server on " + target + ": " + e.what());
+  }
+}
+
+void GrpcServer::Stop(std::chrono::milliseconds deadline) {
+  if (impl_ == nullptr || impl_->stopped) return;
+  impl_->stopped = true;
+  // gRPC's deadlines are wall-clock time points.
+  impl_->server->Shutdown(std::chrono::system_clock::now() + deadline);
+  impl_->server->Wait();
+}
+
+}  // namespace outpost::serve

@@ -1,0 +1,693 @@
+// GrpcServer over loopback with a real grpc++ client stub generated from inference.proto.
+#include "serve/grpc_server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <functional>
+#include <latch>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/testing/test_util.h"
+#include "serve/inference.grpc.pb.h"
+#include "serve/testing/fake_models.h"
+
+namespace outpost::serve {
+namespace {
+
+using engine::DataType;
+using inference::GRPCInferenceService;
+using inference::ModelInferRequest;
+using inference::ModelInferResponse;
+using testing::AddSubModel;
+using testing::BlockingModel;
+using testing::BrokenServable;
+using testing::EchoModel;
+using testing::FailingModel;
+using testing::ReadyServable;
+
+std::shared_ptr<const engine::Model> Echo(DataType type) {
+  return std::make_shared<EchoModel>(type);
+}
+
+std::vector<std::shared_ptr<const ServableModel>> Models() {
+  auto simple = std::make_shared<AddSubModel>(DataType::kInt32);
+  return {
+      ReadyServable("simple", {{1, simple}, {2, simple}}),
+      ReadyServable("echo_bool", {{1, Echo(DataType::kBool)}}),
+      ReadyServable("echo_int8", {{1, Echo(DataType::kInt8)}}),
+      ReadyServable("echo_int32", {{1, Echo(DataType::kInt32)}}),
+      ReadyServable("echo_int64", {{1, Echo(DataType::kInt64)}}),
+      ReadyServable("echo_fp16", {{1, Echo(DataType::kFp16)}}),
+      ReadyServable("echo_fp32", {{1, Echo(DataType::kFp32)}}),
+      ReadyServable("echo_bytes", {{1, Echo(DataType::kBytes)}}),
+      ReadyServable("failing",
+                    {{1, std::make_shared<FailingModel>(InternalError("backend exploded"))}}),
+      ReadyServable("rejecting",
+                    {{1, std::make_shared<FailingModel>(InvalidArgumentError("NaN in row 0"))}}),
+  };
+}
+
+// A client stub on loopback that may receive messages of up to 64 MiB.
+std::unique_ptr<GRPCInferenceService::Stub> Connect(uint16_t port) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  return GRPCInferenceService::NewStub(grpc::CreateCustomChannel(
+      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials(), args));
+}
+
+template <typename T>
+std::string RawOf(const std::vector<T>& values) {
+  std::string raw(values.size() * sizeof(T), '\0');
+  if (!values.empty()) std::memcpy(raw.data(), values.data(), raw.size());
+  return raw;
+}
+
+template <typename T>
+std::vector<T> ValuesOf(const std::string& raw) {
+  std::vector<T> values(raw.size() / sizeof(T));
+  if (!values.empty()) std::memcpy(values.data(), raw.data(), raw.size());
+  return values;
+}
+
+// BYTES in the raw layout: a uint32 little-endian length before each element.
+std::string RawStrings(const std::vector<std::string>& strings) {
+  std::string raw;
+  for (const std::string& s : strings) {
+    const uint32_t n = static_cast<uint32_t>(s.size());
+    for (int b = 0; b < 4; ++b) raw.push_back(static_cast<char>((n >> (8 * b)) & 0xff));
+    raw += s;
+  }
+  return raw;
+}
+
+ModelInferRequest::InferInputTensor* AddInput(ModelInferRequest& request, const std::string& name,
+                                              const std::string& datatype,
+                                              std::vector<int64_t> shape) {
+  auto* input = request.add_inputs();
+  input->set_name(name);
+  input->set_datatype(datatype);
+  for (int64_t d : shape) input->add_shape(d);
+  return input;
+}
+
+class GrpcServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repository_ = ModelRepository::FromModels(Models());
+    OUTPOST_ASSERT_OK_AND_ASSIGN(
+        server_, GrpcServer::Start(*repository_, {.address = "127.0.0.1",
+                                                  .port = 0,
+                                                  .max_total_elements = 2 << 20}));
+    stub_ = Connect(server_->port());
+  }
+
+  grpc::Status Infer(const ModelInferRequest& request, ModelInferResponse& response) {
+    grpc::ClientContext context;
+    return stub_->ModelInfer(&context, request, &response);
+  }
+
+  // A request to echo_<model> with one input "x" of `datatype` and shape [n].
+  static ModelInferRequest EchoRequest(const std::string& model, const std::string& datatype,
+                                       int64_t n) {
+    ModelInferRequest request;
+    request.set_model_name(model);
+    AddInput(request, "x", datatype, {n});
+    return request;
+  }
+
+  // Runs `request` and expects `code`, returning the message.
+  std::string ExpectError(const ModelInferRequest& request, grpc::StatusCode code) {
+    ModelInferResponse response;
+    grpc::Status status = Infer(request, response);
+    EXPECT_EQ(status.error_code(), code) << status.error_message();
+    return status.error_message();
+  }
+
+  std::unique_ptr<ModelRepository> repository_;
+  std::unique_ptr<GrpcServer> server_;
+  std::unique_ptr<GRPCInferenceService::Stub> stub_;
+};
+
+// ---- Health and metadata ----
+
+TEST_F(GrpcServerTest, ListensOnAPortTheSystemChose) { EXPECT_NE(server_->port(), 0); }
+
+TEST_F(GrpcServerTest, ServerIsLive) {
+  grpc::ClientContext context;
+  inference::ServerLiveResponse response;
+  ASSERT_TRUE(stub_->ServerLive(&context, {}, &response).ok());
+  EXPECT_TRUE(response.live());
+}
+
+TEST_F(GrpcServerTest, ServerIsReadyWhenEveryModelLoaded) {
+  grpc::ClientContext context;
+  inference::ServerReadyResponse response;
+  ASSERT_TRUE(stub_->ServerReady(&context, {}, &response).ok());
+  EXPECT_TRUE(response.ready());
+}
+
+TEST(GrpcServer, ServerIsNotReadyWhenAModelFailedToLoad) {
+  auto repository = ModelRepository::FromModels(
+      {ReadyServable("good", {{1, Echo(DataType::kFp32)}}), BrokenServable("bad", 3, "corrupt")});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto server,
+                               GrpcServer::Start(*repository, {.address = "127.0.0.1", .port = 0}));
+  auto stub = Connect(server->port());
+  {
+    grpc::ClientContext context;
+    inference::ServerReadyResponse response;
+    ASSERT_TRUE(stub->ServerReady(&context, {}, &response).ok());
+    EXPECT_FALSE(response.ready());
+  }
+  {
+    grpc::ClientContext context;
+    inference::ModelReadyRequest request;
+    request.set_name("bad");
+    inference::ModelReadyResponse response;
+    ASSERT_TRUE(stub->ModelReady(&context, request, &response).ok());
+    EXPECT_FALSE(response.ready());
+  }
+  {
+    ModelInferRequest request;
+    request.set_model_name("bad");
+    AddInput(request, "x", "FP32", {1})->mutable_contents()->add_fp32_contents(1);
+    ModelInferResponse response;
+    grpc::ClientContext context;
+    grpc::Status status = stub->ModelInfer(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_NE(status.error_message().find("corrupt"), std::string::npos) << status.error_message();
+  }
+}
+
+TEST_F(GrpcServerTest, ServerMetadataNamesOutpostAndItsVersion) {
+  grpc::ClientContext context;
+  inference::ServerMetadataResponse response;
+  ASSERT_TRUE(stub_->ServerMetadata(&context, {}, &response).ok());
+  EXPECT_EQ(response.name(), "outpost");
+  EXPECT_EQ(response.version(), "0.1.0");
+  EXPECT_EQ(response.extensions_size(), 0);
+}
+
+TEST_F(GrpcServerTest, ModelReadyForServedModelAndVersion) {
+  for (const char* version : {"", "1", "2"}) {
+    grpc::ClientContext context;
+    inference::ModelReadyRequest request;
+    request.set_name("simple");
+    request.set_version(version);
+    inference::ModelReadyResponse response;
+    ASSERT_TRUE(stub_->ModelReady(&context, request, &response).ok()) << version;
+    EXPECT_TRUE(response.ready()) << version;
+  }
+}
+
+TEST_F(GrpcServerTest, ModelReadyOfUnknownModelOrVersionIsNotFound) {
+  for (auto [name, version] : {std::pair{"nope", ""}, std::pair{"simple", "7"}}) {
+    grpc::ClientContext context;
+    inference::ModelReadyRequest request;
+    request.set_name(name);
+    request.set_version(version);
+    inference::ModelReadyResponse response;
+    EXPECT_EQ(stub_->ModelReady(&context, request, &response).error_code(),
+              grpc::StatusCode::NOT_FOUND)
+        << name << " " << version;
+  }
+}
+
+TEST_F(GrpcServerTest, ModelMetadataGivesVersionsPlatformAndTensors) {
+  grpc::ClientContext context;
+  inference::ModelMetadataRequest request;
+  request.set_name("simple");
+  inference::ModelMetadataResponse response;
+  ASSERT_TRUE(stub_->ModelMetadata(&context, request, &response).ok());
+  EXPECT_EQ(response.name(), "simple");
+  ASSERT_EQ(response.versions_size(), 2);
+  EXPECT_EQ(response.versions(0), "1");
+  EXPECT_EQ(response.versions(1), "2");
+  EXPECT_EQ(response.platform(), "fake_addsub");
+  ASSERT_EQ(response.inputs_size(), 2);
+  EXPECT_EQ(response.inputs(1).name(), "INPUT1");
+  EXPECT_EQ(response.inputs(1).datatype(), "INT32");
+  ASSERT_EQ(response.inputs(1).shape_size(), 2);
+  EXPECT_EQ(response.inputs(1).shape(0), -1);
+  EXPECT_EQ(response.inputs(1).shape(1), 4);
+  ASSERT_EQ(response.outputs_size(), 2);
+  EXPECT_EQ(response.outputs(0).name(), "OUTPUT0");
+}
+
+TEST_F(GrpcServerTest, ModelMetadataOfUnknownModelIsNotFound) {
+  grpc::ClientContext context;
+  inference::ModelMetadataRequest request;
+  request.set_name("nope");
+  inference::ModelMetadataResponse response;
+  grpc::Status status = stub_->ModelMetadata(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// ---- Inference ----
+
+ModelInferRequest SimpleRawRequest() {
+  ModelInferRequest request;
+  request.set_model_name("simple");
+  request.set_id("req-7");
+  AddInput(request, "INPUT0", "INT32", {1, 4});
+  AddInput(request, "INPUT1", "INT32", {1, 4});
+  request.add_raw_input_contents(RawOf<int32_t>({1, 2, 3, 4}));
+  request.add_raw_input_contents(RawOf<int32_t>({1, 1, 1, 1}));
+  return request;
+}
+
+TEST_F(GrpcServerTest, InferWithRawInputsAnswersRawOutputsAndEchoesIdNameAndVersion) {
+  ModelInferResponse response;
+  grpc::Status status = Infer(SimpleRawRequest(), response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.model_name(), "simple");
+  EXPECT_EQ(response.model_version(), "2");  // the highest ready version
+  EXPECT_EQ(response.id(), "req-7");
+  ASSERT_EQ(response.outputs_size(), 2);
+  ASSERT_EQ(response.raw_output_contents_size(), 2);
+  EXPECT_EQ(response.outputs(0).name(), "OUTPUT0");
+  EXPECT_EQ(response.outputs(0).datatype(), "INT32");
+  ASSERT_EQ(response.outputs(0).shape_size(), 2);
+  EXPECT_EQ(response.outputs(0).shape(1), 4);
+  EXPECT_FALSE(response.outputs(0).has_contents());
+  EXPECT_EQ(ValuesOf<int32_t>(response.raw_output_contents(0)), (std::vector<int32_t>{2, 3, 4, 5}));
+  EXPECT_EQ(ValuesOf<int32_t>(response.raw_output_contents(1)), (std::vector<int32_t>{0, 1, 2, 3}));
+}
+
+TEST_F(GrpcServerTest, InferOnANamedVersionAnswersWithThatVersion) {
+  ModelInferRequest request = SimpleRawRequest();
+  request.set_model_version("1");
+  ModelInferResponse response;
+  ASSERT_TRUE(Infer(request, response).ok());
+  EXPECT_EQ(response.model_version(), "1");
+}
+
+TEST_F(GrpcServerTest, InferWithoutIdAnswersWithoutId) {
+  ModelInferRequest request = SimpleRawRequest();
+  request.clear_id();
+  ModelInferResponse response;
+  ASSERT_TRUE(Infer(request, response).ok());
+  EXPECT_EQ(response.id(), "");
+}
+
+TEST_F(GrpcServerTest, InferWithTypedInputsAnswersRawOutputs) {
+  ModelInferRequest request;
+  request.set_model_name("simple");
+  auto* a = AddInput(request, "INPUT0", "INT32", {2, 4});
+  auto* b = AddInput(request, "INPUT1", "INT32", {2, 4});
+  for (int i = 0; i < 8; ++i) {
+    a->mutable_contents()->add_int_contents(10 * i);
+    b->mutable_contents()->add_int_contents(i);
+  }
+  ModelInferResponse response;
+  grpc::Status status = Infer(request, response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.raw_output_contents_size(), 2);
+  EXPECT_EQ(ValuesOf<int32_t>(response.raw_output_contents(0)),
+            (std::vector<int32_t>{0, 11, 22, 33, 44, 55, 66, 77}));
+  EXPECT_EQ(ValuesOf<int32_t>(response.raw_output_contents(1)),
+            (std::vector<int32_t>{0, 9, 18, 27, 36, 45, 54, 63}));
+}
+
+TEST_F(GrpcServerTest, InputsMayComeInAnyOrder) {
+  ModelInferRequest request;
+  request.set_model_name("simple");
+  AddInput(request, "INPUT1", "INT32", {1, 4});
+  AddInput(request, "INPUT0", "INT32", {1, 4});
+  request.add_raw_input_contents(RawOf<int32_t>({1, 1, 1, 1}));
+  request.add_raw_input_contents(RawOf<int32_t>({5, 6, 7, 8}));
+  ModelInferResponse response;
+  ASSERT_TRUE(Infer(request, response).ok());
+  EXPECT_EQ(ValuesOf<int32_t>(response.raw_output_contents(1)), (std::vector<int32_t>{4, 5, 6, 7}));
+}
+
+TEST_F(GrpcServerTest, RequestedOutputsSelectAndOrderTheResponse) {
+  ModelInferRequest request = SimpleRawRequest();
+  request.add_outputs()->set_name("OUTPUT1");
+  ModelInferResponse response;
+  ASSERT_TRUE(Infer(request, response).ok());
+  ASSERT_EQ(response.outputs_size(), 1);
+  ASSERT_EQ(response.raw_output_contents_size(), 1);
+  EXPECT_EQ(response.outputs(0).name(), "OUTPUT1");
+  EXPECT_EQ(ValuesOf<int32_t>(response.raw_output_contents(0)), (std::vector<int32_t>{0, 1, 2, 3}));
+
+  request.clear_outputs();
+  request.add_outputs()->set_name("OUTPUT1");
+  request.add_outputs()->set_name("OUTPUT0");
+  ModelInferResponse both;
+  ASSERT_TRUE(Infer(request, both).ok());
+  ASSERT_EQ(both.outputs_size(), 2);
+  EXPECT_EQ(both.outputs(0).name(), "OUTPUT1");
+  EXPECT_EQ(both.outputs(1).name(), "OUTPUT0");
+  EXPECT_EQ(ValuesOf<int32_t>(both.raw_output_contents(1)), (std::vector<int32_t>{2, 3, 4, 5}));
+}
+
+// Each datatype sent typed and raw comes back as the same raw bytes.
+TEST_F(GrpcServerTest, TypedAndRawContentsGiveTheSameAnswerForEveryDatatype) {
+  struct Case {
+    std::string model, datatype;
+    int64_t n;
+    std::function<void(inference::InferTensorContents&)> typed;
+    std::string raw;
+  };
+  const std::vector<Case> cases = {
+      {"echo_fp32", "FP32", 3,
+       [](auto& c) {
+         for (float v : {1.5f, -2.25f, 1e30f}) c.add_fp32_contents(v);
+       },
+       RawOf<float>({1.5f, -2.25f, 1e30f})},
+      {"echo_int32", "INT32", 3,
+       [](auto& c) {
+         for (int32_t v : {7, -8, 2147483647}) c.add_int_contents(v);
+       },
+       RawOf<int32_t>({7, -8, 2147483647})},
+      {"echo_int64", "INT64", 2,
+       [](auto& c) {
+         for (int64_t v : {int64_t{1} << 40, int64_t{-3}}) c.add_int64_contents(v);
+       },
+       RawOf<int64_t>({int64_t{1} << 40, -3})},
+      {"echo_bool", "BOOL", 3,
+       [](auto& c) {
+         for (bool v : {true, false, true}) c.add_bool_contents(v);
+       },
+       std::string("\x01\x00\x01", 3)},
+      {"echo_bytes", "BYTES", 3,
+       [](auto& c) {
+         for (const char* v : {"pump", "", "valve\x01"}) c.add_bytes_contents(v);
+       },
+       RawStrings({"pump", "", "valve\x01"})},
+      {"echo_int8", "INT8", 2,
+       [](auto& c) {
+         for (int32_t v : {-128, 127}) c.add_int_contents(v);
+       },
+       std::string("\x80\x7f", 2)},
+  };
+  for (const Case& c : cases) {
+    ModelInferRequest typed = EchoRequest(c.model, c.datatype, c.n);
+    c.typed(*typed.mutable_inputs(0)->mutable_contents());
+    ModelInferRequest raw = EchoRequest(c.model, c.datatype, c.n);
+    raw.add_raw_input_contents(c.raw);
+    for (const ModelInferRequest* request : {&typed, &raw}) {
+      ModelInferResponse response;
+      grpc::Status status = Infer(*request, response);
+      ASSERT_TRUE(status.ok()) << c.datatype << ": " << status.error_message();
+      ASSERT_EQ(response.outputs_size(), 1);
+      EXPECT_EQ(response.outputs(0).datatype(), c.datatype);
+      ASSERT_EQ(response.outputs(0).shape_size(), 1);
+      EXPECT_EQ(response.outputs(0).shape(0), c.n);
+      ASSERT_EQ(response.raw_output_contents_size(), 1);
+      EXPECT_EQ(response.raw_output_contents(0), c.raw) << c.datatype;
+    }
+  }
+}
+
+TEST_F(GrpcServerTest, Fp16TravelsRawOnly) {
+  ModelInferRequest raw = EchoRequest("echo_fp16", "FP16", 2);
+  raw.add_raw_input_contents(std::string("\x00\x3c\x00\xc0", 4));  // 1.0, -2.0
+  ModelInferResponse response;
+  ASSERT_TRUE(Infer(raw, response).ok());
+  EXPECT_EQ(response.raw_output_contents(0), std::string("\x00\x3c\x00\xc0", 4));
+
+  ModelInferRequest typed = EchoRequest("echo_fp16", "FP16", 1);
+  typed.mutable_inputs(0)->mutable_contents()->add_fp32_contents(1);
+  EXPECT_NE(ExpectError(typed, grpc::StatusCode::INVALID_ARGUMENT).find("raw_input_contents"),
+            std::string::npos);
+}
+
+TEST_F(GrpcServerTest, AMessageLargerThanGrpcsDefaultFourMebibytesIsAccepted) {
+  constexpr int64_t kCount = (5 << 20) / 4;  // 5 MiB of FP32
+  std::vector<float> values(kCount);
+  for (int64_t i = 0; i < kCount; ++i) values[static_cast<size_t>(i)] = static_cast<float>(i);
+  ModelInferRequest request = EchoRequest("echo_fp32", "FP32", kCount);
+  request.add_raw_input_contents(RawOf(values));
+  ModelInferResponse response;
+  grpc::Status status = Infer(request, response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.raw_output_contents_size(), 1);
+  EXPECT_EQ(response.raw_output_contents(0), request.raw_input_contents(0));
+}
+
+// ---- Errors ----
+
+TEST_F(GrpcServerTest, ContentsAndRawContentsTogetherAreInvalid) {
+  ModelInferRequest request = SimpleRawRequest();
+  request.mutable_inputs(0)->mutable_contents()->add_int_contents(1);
+  EXPECT_NE(ExpectError(request, grpc::StatusCode::INVALID_ARGUMENT).find("INPUT0"),
+            std::string::npos);
+}
+
+TEST_F(GrpcServerTest, AnInputWithoutDataIsInvalid) {
+  ModelInferRequest request = SimpleRawRequest();
+  request.mutable_raw_input_contents()->RemoveLast();
+  EXPECT_NE(ExpectError(request, grpc::StatusCode::INVALID_ARGUMENT).find("INPUT1"),
+            std::string::npos);
+}
+
+TEST_F(GrpcServerTest, ARawEntryNoInputTakesIsInvalid) {
+  ModelInferRequest request = SimpleRawRequest();
+  request.add_raw_input_contents(RawOf<int32_t>({1, 2, 3, 4}));
+  ExpectError(request, grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(GrpcServerTest, UnknownModelOrVersionIsNotFound) {
+  ModelInferRequest request = SimpleRawRequest();
+  request.set_model_name("nope");
+  ExpectError(request, grpc::StatusCode::NOT_FOUND);
+  request = SimpleRawRequest();
+  request.set_model_version("9");
+  ExpectError(request, grpc::StatusCode::NOT_FOUND);
+  request.set_model_version("99999999999999999999999");
+  ExpectError(request, grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(GrpcServerTest, AVersionThatIsNotDigitsIsInvalid) {
+  ModelInferRequest request = SimpleRawRequest();
+  request.set_model_version("v1");
+  ExpectError(request, grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(GrpcServerTest, BadInputsAreInvalidWithAReason) {
+  struct Case {
+    std::string what;
+    std::function<void(ModelInferRequest&)> change;
+    std::string reason;
+  };
+  const std::vector<Case> cases = {
+      {"unknown input", [](auto& r) { r.mutable_inputs(1)->set_name("INPUT9"); }, "INPUT9"},
+      {"input twice", [](auto& r) { r.mutable_inputs(1)->set_name("INPUT0"); }, "twice"},
+      {"missing input",
+       [](auto& r) {
+         r.mutable_inputs()->RemoveLast();
+         r.mutable_raw_input_contents()->RemoveLast();
+       },
+       "missing input"},
+      {"unknown datatype", [](auto& r) { r.mutable_inputs(0)->set_datatype("FLOAT"); }, "FLOAT"},
+      {"wrong datatype", [](auto& r) { r.mutable_inputs(0)->set_datatype("UINT32"); }, "INPUT0"},
+      {"raw size not the shape's",
+       [](auto& r) { r.set_raw_input_contents(0, RawOf<int32_t>({1, 2, 3})); }, "needs 16"},
+      {"negative dimension", [](auto& r) { r.mutable_inputs(0)->set_shape(0, -1); }, "INPUT0"},
+      {"wrong fixed dimension",
+       [](auto& r) {
+         r.mutable_inputs(0)->set_shape(1, 2);
+         r.set_raw_input_contents(0, RawOf<int32_t>({1, 2}));
+       },
+       "INPUT0"},
+      {"unknown requested output", [](auto& r) { r.add_outputs()->set_name("OUT"); }, "OUT"},
+      {"output requested twice",
+       [](auto& r) {
+         r.add_outputs()->set_name("OUTPUT0");
+         r.add_outputs()->set_name("OUTPUT0");
+       },
+       "twice"},
+      {"shared memory",
+       [](auto& r) {
+         (*r.mutable_inputs(0)->mutable_parameters())["shared_memory_region"].set_string_param(
+             "r");
+       },
+       "shared_memory_region"},
+      {"classification",
+       [](auto& r) {
+         (*r.add_outputs()->mutable_parameters())["classification"].set_int64_param(2);
+         r.mutable_outputs(0)->set_name("OUTPUT0");
+       },
+       "classification"},
+  };
+  for (const Case& c : cases) {
+    ModelInferRequest request = SimpleRawRequest();
+    c.change(request);
+    std::string message = ExpectError(request, grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(message.find(c.reason), std::string::npos) << c.what << ": " << message;
+  }
+}
+
+TEST_F(GrpcServerTest, BadTypedContentsAreInvalidWithAReason) {
+  struct Case {
+    std::string model, datatype;
+    int64_t n;
+    std::function<void(inference::InferTensorContents&)> fill;
+    std::string reason;
+  };
+  const std::vector<Case> cases = {
+      {"echo_fp32", "FP32", 2, [](auto& c) { c.add_fp32_contents(1); }, "needs 2"},
+      {"echo_fp32", "FP32", 1, [](auto& c) { c.add_fp64_contents(1); }, "fp32_contents"},
+      {"echo_fp32", "FP32", 1,
+       [](auto& c) {
+         c.add_fp32_contents(1);
+         c.add_int_contents(1);
+       },
+       "fp32_contents only"},
+      {"echo_int8", "INT8", 1, [](auto& c) { c.add_int_contents(128); }, "out of range"},
+      {"echo_int8", "INT8", 1, [](auto& c) { c.add_int_contents(-129); }, "out of range"},
+  };
+  for (const Case& c : cases) {
+    ModelInferRequest request = EchoRequest(c.model, c.datatype, c.n);
+    c.fill(*request.mutable_inputs(0)->mutable_contents());
+    std::string message = ExpectError(request, grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(message.find(c.reason), std::string::npos) << c.reason << ": " << message;
+  }
+}
+
+TEST_F(GrpcServerTest, BadRawDataIsInvalidWithAReason) {
+  struct Case {
+    std::string model, datatype;
+    int64_t n;
+    std::string raw, reason;
+  };
+  const std::vector<Case> cases = {
+      {"echo_bool", "BOOL", 2, std::string("\x01\x02", 2), "only 0 and 1"},
+      {"echo_bytes", "BYTES", 2, RawStrings({"a"}), "cannot hold"},
+      {"echo_bytes", "BYTES", 1, RawStrings({"a"}) + "x", "past its last element"},
+      {"echo_bytes", "BYTES", 2, RawStrings({"a"}) + std::string("\x09\x00\x00\x00xy", 6),
+       "says 9 bytes"},
+      {"echo_bytes", "BYTES", 2, RawStrings({"abcd"}) + std::string("\x01\x00", 2),
+       "inside the length"},
+      {"echo_int64", "INT64", 1, RawOf<int32_t>({1}), "needs 8"},
+  };
+  for (const Case& c : cases) {
+    ModelInferRequest request = EchoRequest(c.model, c.datatype, c.n);
+    request.add_raw_input_contents(c.raw);
+    std::string message = ExpectError(request, grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(message.find(c.reason), std::string::npos) << c.reason << ": " << message;
+  }
+}
+
+TEST_F(GrpcServerTest, MoreElementsThanTheLimitAreResourceExhaustedBeforeAnyAllocation) {
+  ModelInferRequest request = EchoRequest("echo_fp32", "FP32", int64_t{1} << 40);
+  request.add_raw_input_contents("");
+  ExpectError(request, grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_F(GrpcServerTest, ModelFailuresKeepTheirCode) {
+  ModelInferRequest failing = EchoRequest("failing", "FP32", 1);
+  failing.add_raw_input_contents(RawOf<float>({1}));
+  EXPECT_NE(ExpectError(failing, grpc::StatusCode::INTERNAL).find("backend exploded"),
+            std::string::npos);
+  ModelInferRequest rejecting = EchoRequest("rejecting", "FP32", 1);
+  rejecting.add_raw_input_contents(RawOf<float>({1}));
+  EXPECT_NE(ExpectError(rejecting, grpc::StatusCode::INVALID_ARGUMENT).find("NaN in row 0"),
+            std::string::npos);
+}
+
+TEST(GrpcServer, AMessageOverTheConfiguredLimitIsResourceExhausted) {
+  auto repository = ModelRepository::FromModels(Models());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto server, GrpcServer::Start(*repository, {.address = "127.0.0.1",
+                                                   .port = 0,
+                                                   .max_message_bytes = 1 << 20}));
+  auto stub = Connect(server->port());
+  ModelInferRequest request;
+  request.set_model_name("echo_fp32");
+  AddInput(request, "x", "FP32", {(2 << 20) / 4});
+  request.add_raw_input_contents(std::string(2 << 20, '\0'));
+  grpc::ClientContext context;
+  ModelInferResponse response;
+  EXPECT_EQ(stub->ModelInfer(&context, request, &response).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST(GrpcServer, StatusCodesMapToGrpcCodes) {
+  EXPECT_EQ(GrpcCodeFor(StatusCode::kOk), static_cast<int>(grpc::StatusCode::OK));
+  EXPECT_EQ(GrpcCodeFor(StatusCode::kNotFound), static_cast<int>(grpc::StatusCode::NOT_FOUND));
+  EXPECT_EQ(GrpcCodeFor(StatusCode::kInvalidArgument),
+            static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(GrpcCodeFor(StatusCode::kUnavailable),
+            static_cast<int>(grpc::StatusCode::UNAVAILABLE));
+  EXPECT_EQ(GrpcCodeFor(StatusCode::kUnimplemented),
+            static_cast<int>(grpc::StatusCode::UNIMPLEMENTED));
+  EXPECT_EQ(GrpcCodeFor(StatusCode::kResourceExhausted),
+            static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+  EXPECT_EQ(GrpcCodeFor(StatusCode::kDeadlineExceeded),
+            static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED));
+  EXPECT_EQ(GrpcCodeFor(StatusCode::kCancelled), static_cast<int>(grpc::StatusCode::CANCELLED));
+  for (StatusCode code : {StatusCode::kInternal, StatusCode::kUnknown, StatusCode::kDataLoss,
+                          StatusCode::kFailedPrecondition, StatusCode::kAlreadyExists}) {
+    EXPECT_EQ(GrpcCodeFor(code), static_cast<int>(grpc::StatusCode::INTERNAL))
+        << StatusCodeName(code);
+  }
+}
+
+// ---- Lifecycle ----
+
+TEST(GrpcServer, APortAlreadyTakenIsUnavailable) {
+  auto repository = ModelRepository::FromModels(Models());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto first,
+                               GrpcServer::Start(*repository, {.address = "127.0.0.1", .port = 0}));
+  Result<std::unique_ptr<GrpcServer>> second =
+      GrpcServer::Start(*repository, {.address = "127.0.0.1", .port = first->port()});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+}
+
+TEST(GrpcServer, BadOptionsAreInvalid) {
+  auto repository = ModelRepository::FromModels(Models());
+  for (GrpcServerOptions options :
+       {GrpcServerOptions{.port = 0, .max_message_bytes = 0},
+        GrpcServerOptions{.port = 0, .max_message_bytes = size_t{1} << 31},
+        GrpcServerOptions{.address = "", .port = 0}}) {
+    Result<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(*repository, options);
+    ASSERT_FALSE(server.ok());
+    EXPECT_EQ(server.status().code(), StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(GrpcServer, StopLetsACallInFlightFinishAndThenRefusesCalls) {
+  std::latch entered(1), release(1);
+  auto repository = ModelRepository::FromModels(
+      {ReadyServable("blocking", {{1, std::make_shared<BlockingModel>(entered, release)}})});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto server,
+                               GrpcServer::Start(*repository, {.address = "127.0.0.1", .port = 0}));
+  auto stub = Connect(server->port());
+
+  grpc::Status in_flight;
+  ModelInferResponse response;
+  std::thread client([&] {
+    ModelInferRequest request;
+    request.set_model_name("blocking");
+    AddInput(request, "x", "FP32", {2});
+    request.add_raw_input_contents(RawOf<float>({3, 4}));
+    grpc::ClientContext context;
+    in_flight = stub->ModelInfer(&context, request, &response);
+  });
+  entered.wait();
+  // The call is held inside the model while Stop starts in its own thread; whichever of the
+  // release and the shutdown comes first, the call in flight must finish with its answer.
+  std::thread stopper([&] { server->Stop(std::chrono::minutes(5)); });
+  release.count_down();
+  client.join();
+  stopper.join();
+  ASSERT_TRUE(in_flight.ok()) << in_flight.error_message();
+  EXPECT_EQ(ValuesOf<float>(response.raw_output_contents(0)), (std::vector<float>{3, 4}));
+
+  grpc::ClientContext context;
+  context.set_wait_for_ready(false);
+  inference::ServerLiveResponse live;
+  EXPECT_FALSE(stub->ServerLive(&context, {}, &live).ok());
+}
+
+}  // namespace
+}  // namespace outpost::serve
