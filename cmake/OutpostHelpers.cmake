@@ -47,8 +47,7 @@ function(outpost_test name)
     set(label_property LABELS "${ARG_LABELS}")
   endif()
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
-                       PROPERTIES TIMEOUT ${ARG_TIMEOUT} ${label_property}
-                       ENVIRONMENT "OUTPOST_SOURCE_DIR=${PROJECT_SOURCE_DIR};OUTPOST_BINARY_DIR=${PROJECT_BINARY_DIR}")
+                       PROPERTIES TIMEOUT ${ARG_TIMEOUT} ${label_property})
 endfunction()
 
 # outpost_fuzz(NAME SOURCES ... DEPS ... [SECONDS n] [CORPUS dir]): a libFuzzer target, built

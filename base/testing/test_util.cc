@@ -21,12 +21,12 @@ std::string TempDir::File(const std::string& name) const { return path_ + "/" + 
 
 std::string SourceDir() {
   const char* dir = std::getenv("OUTPOST_SOURCE_DIR");
-  return dir && *dir ? dir : ".";
+  return dir && *dir ? dir : OUTPOST_TEST_SOURCE_DIR;
 }
 
 std::string BinaryDir() {
   const char* dir = std::getenv("OUTPOST_BINARY_DIR");
-  return dir && *dir ? dir : ".";
+  return dir && *dir ? dir : OUTPOST_TEST_BINARY_DIR;
 }
 
 void RemoveTree(const std::string& path) {

@@ -26,9 +26,9 @@ class TempDir {
   std::string path_;
 };
 
-// The project's source folder (set by CTest as OUTPOST_SOURCE_DIR; falls back to ".").
+// The project's source folder (OUTPOST_SOURCE_DIR, else the one this build was made from).
 std::string SourceDir();
-// The build folder (OUTPOST_BINARY_DIR), where the `outpost` binary is.
+// The build folder (OUTPOST_BINARY_DIR, else this build's), where the `outpost` binary is.
 std::string BinaryDir();
 
 // Removes a folder tree; errors are ignored (tests clean up best-effort).
