@@ -1,11 +1,12 @@
 // `outpost edge`: the site's scoring server. Loads the model repository, serves the Open
-// Inference Protocol over HTTP, and shuts down gracefully on SIGTERM or SIGINT: requests in
+// Inference Protocol over HTTP and gRPC, and shuts down gracefully on SIGTERM or SIGINT: requests in
 // flight finish, new ones are refused, then the process exits 0.
 #include <CLI/CLI.hpp>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <thread>
 
@@ -13,6 +14,7 @@
 #include "apps/edge_config.h"
 #include "base/file.h"
 #include "base/logging.h"
+#include "serve/grpc_server.h"
 #include "serve/handler.h"
 #include "serve/http_server.h"
 #include "serve/repository.h"
@@ -23,6 +25,8 @@ namespace {
 struct EdgeFlags {
   std::string config_file;
   std::string listen;
+  std::string grpc_listen;
+  bool grpc_listen_given = false;  // --grpc-listen "" disables gRPC, so presence matters
   std::string model_repository;
   std::string site_id;
   int threads = -1;
@@ -40,6 +44,8 @@ Result<EdgeConfig> ResolveConfig(const EdgeFlags& flags) {
     config = std::move(*parsed);
   }
   if (!flags.listen.empty()) OUTPOST_RETURN_IF_ERROR(ParseListen(flags.listen, config));
+  if (flags.grpc_listen_given) OUTPOST_RETURN_IF_ERROR(ParseGrpcListen(flags.grpc_listen, config));
+  OUTPOST_RETURN_IF_ERROR(ResolveGrpcListen(config));
   if (!flags.model_repository.empty()) config.model_repository = flags.model_repository;
   if (!flags.site_id.empty()) config.site_id = flags.site_id;
   if (flags.threads >= 0) config.threads = flags.threads;
@@ -95,6 +101,19 @@ Status RunEdge(const EdgeFlags& flags) {
                                                                serve::HttpResponse& response) {
                                                       handler.Handle(request, response);
                                                     }));
+  std::unique_ptr<serve::GrpcServer> grpc_server;
+  if (config.grpc_enabled) {
+    OUTPOST_ASSIGN_OR_RETURN(
+        grpc_server,
+        serve::GrpcServer::Start(*repository,
+                                 {.address = config.grpc_listen_address,
+                                  .port = config.grpc_listen_port,
+                                  // gRPC's own ceiling is INT32_MAX bytes.
+                                  .max_message_bytes = std::min<uint64_t>(
+                                      config.max_body_bytes, 0x7fffffff),
+                                  .max_total_elements = static_cast<int64_t>(config.max_elements),
+                                  .server_version = OutpostVersion()}));
+  }
   OUTPOST_LOG(kInfo) << "outpost edge serving" << Field("site", config.site_id)
                      << Field("node", config.node_id) << Field("port", server->port())
                      << Field("models", repository->Models().size())
@@ -102,12 +121,18 @@ Status RunEdge(const EdgeFlags& flags) {
   // Tests and scripts read this line to learn the port when it was chosen by the system.
   std::printf("listening on http://%s:%u\n", config.listen_address.c_str(),
               static_cast<unsigned>(server->port()));
+  // Always after the HTTP line, which tests and scripts read first.
+  if (grpc_server != nullptr) {
+    std::printf("grpc listening on %s:%u\n", config.grpc_listen_address.c_str(),
+                static_cast<unsigned>(grpc_server->port()));
+  }
   std::fflush(stdout);
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   OUTPOST_LOG(kInfo) << "shutting down: in-flight requests finish, new ones are refused"
                      << Field("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (grpc_server != nullptr) grpc_server->Stop();
   server->Stop();
   OUTPOST_LOG(kInfo) << "outpost edge stopped";
   return Status();
@@ -120,13 +145,19 @@ void AddEdgeCommand(CLI::App& app, Action& run) {
   CLI::App* cmd = app.add_subcommand("edge", "Serve models at a site over the Open Inference Protocol");
   cmd->add_option("-c,--config", flags->config_file, "Edge config file (YAML)")->check(CLI::ExistingFile);
   cmd->add_option("--listen", flags->listen, "Address to listen on, host:port (port 0 = any free port)");
+  CLI::Option* grpc_listen = cmd->add_option(
+      "--grpc-listen", flags->grpc_listen,
+      "gRPC address, host:port (port 0 = any free port; \"\" = no gRPC; default: HTTP port + 1)");
   cmd->add_option("--model-repository", flags->model_repository, "Folder of models: <model>/config.yaml, <model>/<version>/");
   cmd->add_option("--site-id", flags->site_id, "This site's id");
   cmd->add_option("--threads", flags->threads, "Server threads (0 = one per core)")->check(CLI::Range(0, 1024));
   cmd->add_option("--log-format", flags->log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
   cmd->add_option("--log-level", flags->log_level, "debug, info, warning or error")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
-  cmd->callback([&run, flags] { run = [flags] { return RunEdge(*flags); }; });
+  cmd->callback([&run, flags, grpc_listen] {
+    flags->grpc_listen_given = grpc_listen->count() > 0;
+    run = [flags] { return RunEdge(*flags); };
+  });
 }
 
 }  // namespace outpost::apps

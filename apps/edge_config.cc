@@ -8,10 +8,14 @@
 
 namespace outpost::apps {
 
-Status ParseListen(std::string_view listen, EdgeConfig& config) {
+namespace {
+
+// Parses "host:port", "[v6]:port" or ":port"; `what` names the setting in errors.
+Status ParseHostPort(std::string_view listen, std::string_view what, std::string& address,
+                     uint16_t& port_number) {
   size_t colon = listen.rfind(':');
   if (colon == std::string_view::npos) {
-    return InvalidArgumentError("listen address \"" + std::string(listen) + "\" must be host:port");
+    return InvalidArgumentError(std::string(what) + " address \"" + std::string(listen) + "\" must be host:port");
   }
   std::string_view host = listen.substr(0, colon);
   std::string_view port = listen.substr(colon + 1);
@@ -19,10 +23,34 @@ Status ParseListen(std::string_view listen, EdgeConfig& config) {
   unsigned value = 0;
   auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
   if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || value > 65535) {
-    return InvalidArgumentError("listen port \"" + std::string(port) + "\" must be 0 to 65535");
+    return InvalidArgumentError(std::string(what) + " port \"" + std::string(port) + "\" must be 0 to 65535");
   }
-  config.listen_address = host.empty() ? "0.0.0.0" : std::string(host);
-  config.listen_port = static_cast<uint16_t>(value);
+  address = host.empty() ? "0.0.0.0" : std::string(host);
+  port_number = static_cast<uint16_t>(value);
+  return Status();
+}
+
+}  // namespace
+
+Status ParseListen(std::string_view listen, EdgeConfig& config) {
+  return ParseHostPort(listen, "listen", config.listen_address, config.listen_port);
+}
+
+Status ParseGrpcListen(std::string_view listen, EdgeConfig& config) {
+  config.grpc_listen_given = true;
+  config.grpc_enabled = !listen.empty();
+  if (listen.empty()) return Status();
+  return ParseHostPort(listen, "grpc_listen", config.grpc_listen_address, config.grpc_listen_port);
+}
+
+Status ResolveGrpcListen(EdgeConfig& config) {
+  if (config.grpc_listen_given) return Status();
+  if (config.listen_port == 65535) {
+    return InvalidArgumentError("the HTTP port is 65535, so gRPC cannot take the next one; set grpc_listen");
+  }
+  config.grpc_enabled = true;
+  config.grpc_listen_address = config.listen_address;
+  config.grpc_listen_port = config.listen_port == 0 ? 0 : static_cast<uint16_t>(config.listen_port + 1);
   return Status();
 }
 
@@ -32,8 +60,8 @@ Result<EdgeConfig> ParseEdgeConfig(std::string_view yaml_text, EdgeConfig config
     if (!root || root.IsNull()) return config;
     if (!root.IsMap()) return InvalidArgumentError("the edge config must be a map of keys");
     static const std::set<std::string> kKeys = {
-        "site_id", "node_id", "listen", "model_repository", "threads", "strict_readiness",
-        "limits", "log_format", "log_level"};
+        "site_id", "node_id", "listen", "grpc_listen", "model_repository", "threads",
+        "strict_readiness", "limits", "log_format", "log_level"};
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
       if (!kKeys.count(key)) return InvalidArgumentError("unknown key \"" + key + "\" in the edge config");
@@ -41,6 +69,11 @@ Result<EdgeConfig> ParseEdgeConfig(std::string_view yaml_text, EdgeConfig config
     if (root["site_id"]) config.site_id = root["site_id"].as<std::string>();
     if (root["node_id"]) config.node_id = root["node_id"].as<std::string>();
     if (root["listen"]) OUTPOST_RETURN_IF_ERROR(ParseListen(root["listen"].as<std::string>(), config));
+    if (root["grpc_listen"]) {
+      // A bare `grpc_listen:` is YAML null: as "", no gRPC.
+      const YAML::Node& node = root["grpc_listen"];
+      OUTPOST_RETURN_IF_ERROR(ParseGrpcListen(node.IsNull() ? "" : node.as<std::string>(), config));
+    }
     if (root["model_repository"]) config.model_repository = root["model_repository"].as<std::string>();
     if (root["threads"]) {
       config.threads = root["threads"].as<int>();

@@ -3,11 +3,13 @@
 //   site_id: mine-7              # the site this node belongs to
 //   node_id: node-1              # this node, unique within the site (default: the host name)
 //   listen: 0.0.0.0:8000         # HTTP address and port (port 0 = any free port)
+//   grpc_listen: 0.0.0.0:8001    # gRPC address and port; "" = no gRPC. Default: the HTTP
+//                                # host and the HTTP port + 1 (port 0 when HTTP's is 0)
 //   model_repository: /var/lib/outpost/models
 //   threads: 2                   # HTTP and scoring threads (default: the number of cores)
 //   strict_readiness: true       # ready only when every model loaded (as Triton)
 //   limits:
-//     max_body_bytes: 67108864   # a larger request gets 413
+//     max_body_bytes: 67108864   # a larger request gets 413 (RESOURCE_EXHAUSTED on gRPC)
 //     max_elements: 16777216     # total tensor elements in one request
 //     max_json_depth: 64         # nesting of `data` and the rest of the JSON
 //   log_format: text             # text | json
@@ -30,6 +32,11 @@ struct EdgeConfig {
   std::string node_id;  // empty = host name
   std::string listen_address = "0.0.0.0";
   uint16_t listen_port = 8000;
+  // gRPC: see ResolveGrpcListen. grpc_enabled false = no gRPC server.
+  bool grpc_listen_given = false;
+  bool grpc_enabled = true;
+  std::string grpc_listen_address;
+  uint16_t grpc_listen_port = 0;
   std::string model_repository = "models";
   int threads = 0;  // 0 = hardware concurrency
   bool strict_readiness = true;
@@ -45,6 +52,14 @@ Result<EdgeConfig> ParseEdgeConfig(std::string_view yaml_text, EdgeConfig base =
 
 // Parses "host:port", "[v6]:port" or ":port" into `config`. InvalidArgument otherwise.
 Status ParseListen(std::string_view listen, EdgeConfig& config);
+
+// The gRPC form of ParseListen; "" disables gRPC. Marks grpc_listen as given.
+Status ParseGrpcListen(std::string_view listen, EdgeConfig& config);
+
+// When grpc_listen was not given, sets it to the HTTP host and the HTTP port + 1 (port 0 when
+// the HTTP port is 0, so that two servers on test ports never collide). InvalidArgument when
+// the HTTP port is 65535.
+Status ResolveGrpcListen(EdgeConfig& config);
 
 }  // namespace outpost::apps
 

@@ -58,5 +58,46 @@ TEST(ParseListen, AcceptsHostPortForms) {
   EXPECT_EQ(c.listen_port, 8080);
 }
 
+TEST(GrpcListen, DefaultsToTheHttpHostAndTheNextPort) {
+  EdgeConfig c;
+  OUTPOST_ASSERT_OK(ResolveGrpcListen(c));
+  EXPECT_TRUE(c.grpc_enabled);
+  EXPECT_EQ(c.grpc_listen_address, "0.0.0.0");
+  EXPECT_EQ(c.grpc_listen_port, 8001);
+}
+
+TEST(GrpcListen, DefaultsToAnyFreePortWhenHttpTakesAnyFreePort) {
+  EdgeConfig c;
+  OUTPOST_ASSERT_OK(ParseListen("127.0.0.1:0", c));
+  OUTPOST_ASSERT_OK(ResolveGrpcListen(c));
+  EXPECT_TRUE(c.grpc_enabled);
+  EXPECT_EQ(c.grpc_listen_address, "127.0.0.1");
+  EXPECT_EQ(c.grpc_listen_port, 0);
+}
+
+TEST(GrpcListen, HttpOnTheLastPortNeedsAnExplicitGrpcListen) {
+  EdgeConfig c;
+  OUTPOST_ASSERT_OK(ParseListen(":65535", c));
+  EXPECT_EQ(ResolveGrpcListen(c).code(), StatusCode::kInvalidArgument);
+  OUTPOST_ASSERT_OK(ParseGrpcListen(":9000", c));
+  OUTPOST_ASSERT_OK(ResolveGrpcListen(c));
+  EXPECT_EQ(c.grpc_listen_port, 9000);
+}
+
+TEST(GrpcListen, ConfigKeySetsTheAddressOrDisablesGrpc) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig c, ParseEdgeConfig("grpc_listen: \"[::1]:9001\"\n"));
+  OUTPOST_ASSERT_OK(ResolveGrpcListen(c));
+  EXPECT_TRUE(c.grpc_enabled);
+  EXPECT_EQ(c.grpc_listen_address, "::1");
+  EXPECT_EQ(c.grpc_listen_port, 9001);
+  for (const char* yaml : {"grpc_listen: \"\"\n", "grpc_listen:\n"}) {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig off, ParseEdgeConfig(yaml));
+    OUTPOST_ASSERT_OK(ResolveGrpcListen(off));
+    EXPECT_FALSE(off.grpc_enabled) << yaml;
+  }
+  EXPECT_EQ(ParseEdgeConfig("grpc_listen: a:70000\n").status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace outpost::apps
