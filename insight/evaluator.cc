@@ -455,19 +455,21 @@ void Evaluator::AppenderLoop() {
     const outbox::Kind kind = record.kind;
     const std::string stream = record.stream;
     Result<outbox::RecordKey> key = options_.outbox->Append(std::move(record));
-    if (!key.ok()) {
-      OUTPOST_LOG(kWarning) << "insight record not stored" << Field("stream", stream)
-                            << Field("kind", outbox::KindName(kind))
-                            << Field("status", key.status());
-    }
+    uint64_t failed = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
       --records_in_flight_;
       if (key.ok()) {
         ++stats_.records_appended;
       } else {
-        ++stats_.records_failed;
+        failed = ++stats_.records_failed;
       }
+    }
+    // A full or failed outbox refuses every record: the 1st, 2nd, 4th, 8th... are logged.
+    if (failed != 0 && (failed & (failed - 1)) == 0) {
+      OUTPOST_LOG(kWarning) << "insight record not stored" << Field("stream", stream)
+                            << Field("kind", outbox::KindName(kind)) << Field("failed", failed)
+                            << Field("status", key.status());
     }
     done_cv_.notify_all();
   }

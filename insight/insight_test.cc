@@ -11,11 +11,14 @@
 
 #include "base/clock.h"
 #include "base/testing/test_util.h"
+#include "engine/model.h"
 #include "engine/tensor.h"
+#include "engine/xgboost_model.h"
 #include "insight/evaluator.h"
 #include "insight/rules.h"
 #include "outbox/outbox.h"
 #include "train/synthetic.h"
+#include "train/xgboost_trainer.h"
 
 namespace outpost::insight {
 namespace {
@@ -477,6 +480,61 @@ TEST_F(InsightTest, FullQueueDropsBatchesAndReportsThemAsAnEvent) {
   }
   EXPECT_EQ(reported, stats.batches_dropped);
   EXPECT_EQ(Records(outbox::Kind::kSample).size(), stats.batches_evaluated);
+}
+
+// A real XGBoost model scores pump readings; its config.yaml's rules see its own output.
+TEST_F(InsightTest, RealModelScoresFeedTheRules) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset train_data,
+                               train::MakePumpReadings({.rows = 2000, .seed = 11}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto trained, train::TrainXGBoost(train_data, {.rounds = 10}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, trained->Serialize(train::ModelFormat::kJson));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::unique_ptr<engine::Model> model,
+                               engine::LoadXGBoostModelFromBytes(bytes));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto rules, ParseInsightConfig("backend: xgboost\n"
+                                                              "insight:\n  " +
+                                                              PumpFeatures() +
+                                                              "  rules:\n"
+                                                              "    - name: likely_fault\n"
+                                                              "      kind: anomaly\n"
+                                                              "      above: 0.5\n"
+                                                              "      fields: [flow_m3h]\n"));
+  OUTPOST_ASSERT_OK(CheckSignature(*rules, model->signature()));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto e,
+                               Evaluator::Create({.outbox = outbox_.get(), .clock = &clock_}));
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      train::Dataset live, train::MakePumpReadings({.rows = 400, .seed = 12, .fault_rate = 0.3}));
+  std::vector<Tensor> inputs;
+  inputs.emplace_back(DataType::kFp32, engine::Shape{live.rows, 8});
+  std::copy(live.features.begin(), live.features.end(), inputs[0].values<float>().begin());
+  std::vector<Tensor> outputs;
+  OUTPOST_ASSERT_OK(model->Run(inputs, outputs));
+  e->OnScored({.rules = rules,
+               .model = "pump",
+               .version = 3,
+               .request_id = "real",
+               .signature = &model->signature(),
+               .inputs = inputs,
+               .outputs = outputs});
+  e.reset();  // evaluates, writes the open aggregate, stops
+
+  std::set<int64_t> expected;
+  auto p = outputs[0].values<float>();
+  for (size_t r = 0; r < p.size(); ++r) {
+    if (p[r] > 0.5f) expected.insert(static_cast<int64_t>(r));
+  }
+  ASSERT_FALSE(expected.empty());
+  ASSERT_LT(expected.size(), p.size());
+  std::set<int64_t> got;
+  for (simdjson::dom::element a : Records(outbox::Kind::kAnomaly)) {
+    got.insert(int64_t(a["row"]));
+    EXPECT_EQ(Keys(a["inputs"]), (std::set<std::string>{"flow_m3h"}));
+  }
+  EXPECT_EQ(got, expected);
+  auto aggs = Records(outbox::Kind::kAggregate);
+  ASSERT_EQ(aggs.size(), 1u);
+  EXPECT_EQ(int64_t(aggs[0]["rows"]), live.rows);
+  EXPECT_EQ(uint64_t(aggs[0]["anomalies"]), expected.size());
 }
 
 TEST(Evaluator, CreateRefusesBadOptions) {
