@@ -162,14 +162,12 @@ Result<Tensor> FromTyped(DataType type, const engine::Shape& shape, int64_t coun
   }
   if (TypedElementCount(c) != field->second) {
     return InvalidArgumentError(where + ": " + std::string(engine::DataTypeName(type)) +
-                                " data must be in contents." + std::string(field->first) +
-                                " only");
+                                " data must be in contents." + std::string(field->first) + " only");
   }
   if (field->second != count) {
     return InvalidArgumentError(where + ": contents." + std::string(field->first) + " has " +
                                 std::to_string(field->second) + " elements; shape " +
-                                engine::ShapeToString(shape) + " needs " +
-                                std::to_string(count));
+                                engine::ShapeToString(shape) + " needs " + std::to_string(count));
   }
   Tensor tensor(type, shape);
   switch (type) {
@@ -244,8 +242,8 @@ Result<Tensor> FromRaw(DataType type, const engine::Shape& shape, int64_t count,
       }
       pos += 4;
       if (raw.size() - pos < length) {
-        return InvalidArgumentError(where + ": raw BYTES element " + std::to_string(i) +
-                                    " says " + std::to_string(length) + " bytes but only " +
+        return InvalidArgumentError(where + ": raw BYTES element " + std::to_string(i) + " says " +
+                                    std::to_string(length) + " bytes but only " +
                                     std::to_string(raw.size() - pos) + " remain");
       }
       strings[static_cast<size_t>(i)].assign(raw.data() + pos, length);
@@ -338,22 +336,24 @@ Status Infer(const ModelRepository& repository, const GrpcServerOptions& options
     total_elements += *count;
     if (input.has_contents()) {
       if (n_raw > 0) {
-        return InvalidArgumentError(where + " has contents while the request has "
-                                            "raw_input_contents; use one form for every input");
+        return InvalidArgumentError(where +
+                                    " has contents while the request has "
+                                    "raw_input_contents; use one form for every input");
       }
       OUTPOST_ASSIGN_OR_RETURN(inputs[j], FromTyped(*type, shape, *count, input.contents(), where));
     } else if (next_raw < n_raw) {
       OUTPOST_ASSIGN_OR_RETURN(
           inputs[j], FromRaw(*type, shape, *count, request.raw_input_contents(next_raw++), where));
     } else {
-      return InvalidArgumentError(where + " has no data: set its contents or a "
-                                          "raw_input_contents entry");
+      return InvalidArgumentError(where +
+                                  " has no data: set its contents or a "
+                                  "raw_input_contents entry");
     }
   }
   if (next_raw != n_raw) {
     return InvalidArgumentError("the request has " + std::to_string(n_raw) +
-                                " raw_input_contents entries but only " +
-                                std::to_string(next_raw) + " inputs to take them");
+                                " raw_input_contents entries but only " + std::to_string(next_raw) +
+                                " inputs to take them");
   }
   for (size_t j = 0; j < n_inputs; ++j) {
     if (!given[j]) {
@@ -377,8 +377,7 @@ Status Infer(const ModelRepository& repository, const GrpcServerOptions& options
       }
       for (size_t k : selected) {
         if (k == j) {
-          return InvalidArgumentError("output " + Quote(requested.name()) +
-                                      " is requested twice");
+          return InvalidArgumentError("output " + Quote(requested.name()) + " is requested twice");
         }
       }
       OUTPOST_RETURN_IF_ERROR(
@@ -414,9 +413,9 @@ Status Infer(const ModelRepository& repository, const GrpcServerOptions& options
   return Status();
 }
 
-void FillTensorMetadata(const std::vector<engine::TensorSpec>& specs,
-                        google::protobuf::RepeatedPtrField<
-                            inference::ModelMetadataResponse::TensorMetadata>& out) {
+void FillTensorMetadata(
+    const std::vector<engine::TensorSpec>& specs,
+    google::protobuf::RepeatedPtrField<inference::ModelMetadataResponse::TensorMetadata>& out) {
   for (const engine::TensorSpec& spec : specs) {
     auto* t = out.Add();
     t->set_name(spec.name);
@@ -540,6 +539,31 @@ int GrpcCodeFor(StatusCode code) {
       break;
   }
   return static_cast<int>(out);
+}
+
+Status ModelInferSerialized(const ModelRepository& repository, const GrpcServerOptions& options,
+                            std::string_view request, std::string& response) {
+  response.clear();
+  if (request.size() > options.max_message_bytes ||
+      request.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+    return ResourceExhaustedError("the request's " + std::to_string(request.size()) +
+                                  " bytes are more than the limit of " +
+                                  std::to_string(options.max_message_bytes));
+  }
+  try {
+    inference::ModelInferRequest parsed;
+    if (!parsed.ParseFromArray(request.data(), static_cast<int>(request.size()))) {
+      return InvalidArgumentError("the request is not a serialized inference.ModelInferRequest");
+    }
+    inference::ModelInferResponse answer;
+    OUTPOST_RETURN_IF_ERROR(Infer(repository, options, parsed, answer));
+    if (!answer.SerializeToString(&response)) {
+      return InternalError("the ModelInferResponse could not be serialized");
+    }
+    return Status();
+  } catch (const std::exception& e) {
+    return InternalError(std::string("ModelInfer: ") + e.what());
+  }
 }
 
 struct GrpcServer::Impl {

@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "base/status.h"
 #include "serve/repository.h"
@@ -60,6 +61,14 @@ struct GrpcServerOptions {
   std::string server_name = "outpost";
   std::string server_version = "";  // empty = the version Outpost was built as
 };
+
+// What the service does for one ModelInfer call, without a network: parses `request` as a
+// serialized inference.ModelInferRequest, runs it and writes the serialized
+// ModelInferResponse to `response`. For embedding and for the fuzz target. Errors as the RPC's
+// (see above); InvalidArgument when `request` is not a ModelInferRequest, ResourceExhausted
+// when it is larger than options.max_message_bytes. Thread-safe.
+Status ModelInferSerialized(const ModelRepository& repository, const GrpcServerOptions& options,
+                            std::string_view request, std::string& response);
 
 class GrpcServer {
  public:

@@ -101,9 +101,9 @@ class GrpcServerTest : public ::testing::Test {
   void SetUp() override {
     repository_ = ModelRepository::FromModels(Models());
     OUTPOST_ASSERT_OK_AND_ASSIGN(
-        server_, GrpcServer::Start(*repository_, {.address = "127.0.0.1",
-                                                  .port = 0,
-                                                  .max_total_elements = 2 << 20}));
+        server_,
+        GrpcServer::Start(*repository_,
+                          {.address = "127.0.0.1", .port = 0, .max_total_elements = 2 << 20}));
     stub_ = Connect(server_->port());
   }
 
@@ -489,7 +489,10 @@ TEST_F(GrpcServerTest, BadInputsAreInvalidWithAReason) {
       {"unknown datatype", [](auto& r) { r.mutable_inputs(0)->set_datatype("FLOAT"); }, "FLOAT"},
       {"wrong datatype", [](auto& r) { r.mutable_inputs(0)->set_datatype("UINT32"); }, "INPUT0"},
       {"raw size not the shape's",
-       [](auto& r) { r.set_raw_input_contents(0, RawOf<int32_t>({1, 2, 3})); }, "needs 16"},
+       [](auto& r) {
+         r.set_raw_input_contents(0, RawOf<int32_t>({1, 2, 3}));
+       },
+       "needs 16"},
       {"negative dimension", [](auto& r) { r.mutable_inputs(0)->set_shape(0, -1); }, "INPUT0"},
       {"wrong fixed dimension",
        [](auto& r) {
@@ -506,8 +509,7 @@ TEST_F(GrpcServerTest, BadInputsAreInvalidWithAReason) {
        "twice"},
       {"shared memory",
        [](auto& r) {
-         (*r.mutable_inputs(0)->mutable_parameters())["shared_memory_region"].set_string_param(
-             "r");
+         (*r.mutable_inputs(0)->mutable_parameters())["shared_memory_region"].set_string_param("r");
        },
        "shared_memory_region"},
       {"classification",
@@ -596,9 +598,9 @@ TEST_F(GrpcServerTest, ModelFailuresKeepTheirCode) {
 TEST(GrpcServer, AMessageOverTheConfiguredLimitIsResourceExhausted) {
   auto repository = ModelRepository::FromModels(Models());
   OUTPOST_ASSERT_OK_AND_ASSIGN(
-      auto server, GrpcServer::Start(*repository, {.address = "127.0.0.1",
-                                                   .port = 0,
-                                                   .max_message_bytes = 1 << 20}));
+      auto server,
+      GrpcServer::Start(*repository,
+                        {.address = "127.0.0.1", .port = 0, .max_message_bytes = 1 << 20}));
   auto stub = Connect(server->port());
   ModelInferRequest request;
   request.set_model_name("echo_fp32");
@@ -615,8 +617,7 @@ TEST(GrpcServer, StatusCodesMapToGrpcCodes) {
   EXPECT_EQ(GrpcCodeFor(StatusCode::kNotFound), static_cast<int>(grpc::StatusCode::NOT_FOUND));
   EXPECT_EQ(GrpcCodeFor(StatusCode::kInvalidArgument),
             static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
-  EXPECT_EQ(GrpcCodeFor(StatusCode::kUnavailable),
-            static_cast<int>(grpc::StatusCode::UNAVAILABLE));
+  EXPECT_EQ(GrpcCodeFor(StatusCode::kUnavailable), static_cast<int>(grpc::StatusCode::UNAVAILABLE));
   EXPECT_EQ(GrpcCodeFor(StatusCode::kUnimplemented),
             static_cast<int>(grpc::StatusCode::UNIMPLEMENTED));
   EXPECT_EQ(GrpcCodeFor(StatusCode::kResourceExhausted),
@@ -629,6 +630,29 @@ TEST(GrpcServer, StatusCodesMapToGrpcCodes) {
     EXPECT_EQ(GrpcCodeFor(code), static_cast<int>(grpc::StatusCode::INTERNAL))
         << StatusCodeName(code);
   }
+}
+
+TEST(ModelInferSerialized, AnswersWhatTheRpcAnswersWithoutANetwork) {
+  auto repository = ModelRepository::FromModels(Models());
+  std::string response_bytes;
+  OUTPOST_ASSERT_OK(ModelInferSerialized(*repository, {}, SimpleRawRequest().SerializeAsString(),
+                                         response_bytes));
+  ModelInferResponse response;
+  ASSERT_TRUE(response.ParseFromString(response_bytes));
+  EXPECT_EQ(response.id(), "req-7");
+  EXPECT_EQ(ValuesOf<int32_t>(response.raw_output_contents(0)), (std::vector<int32_t>{2, 3, 4, 5}));
+}
+
+TEST(ModelInferSerialized, RejectsBytesThatAreNotARequestAndRequestsOverTheLimit) {
+  auto repository = ModelRepository::FromModels(Models());
+  std::string response = "stale";
+  EXPECT_EQ(ModelInferSerialized(*repository, {}, "\xff\xff\xff", response).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(response, "");
+  EXPECT_EQ(ModelInferSerialized(*repository, {.max_message_bytes = 8},
+                                 SimpleRawRequest().SerializeAsString(), response)
+                .code(),
+            StatusCode::kResourceExhausted);
 }
 
 // ---- Lifecycle ----
