@@ -14,3 +14,27 @@ if(OUTPOST_ONNX_TESTDATA_DIR)
 else()
   message(STATUS "libonnx-testdata not found: the ONNX conformance test is not registered")
 endif()
+
+# The golden suite: committed models and onnxruntime-node outputs (tests/onnx_golden/).
+outpost_test(onnx_golden_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/onnx_golden_test.cc
+  DEPS outpost_onnx outpost_testing)
+target_compile_definitions(onnx_golden_test PRIVATE
+  OUTPOST_ONNX_GOLDEN_DIR="${CMAKE_CURRENT_LIST_DIR}/onnx_golden/data")
+
+# Regenerates the golden data when the generator changes (needs Debian's python3-sklearn,
+# python3-xgboost, python3-torch and bench/engine's onnxruntime-node; not part of `make test`):
+#   cmake --build <build> --target onnx_golden
+find_program(OUTPOST_NODE node)
+add_custom_command(
+  OUTPUT ${CMAKE_CURRENT_LIST_DIR}/onnx_golden/data/outputs.txt
+  COMMAND ${CMAKE_COMMAND} -E rm -rf ${CMAKE_CURRENT_LIST_DIR}/onnx_golden/data
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/onnx_golden/generate.py
+          ${CMAKE_CURRENT_LIST_DIR}/onnx_golden/data $<TARGET_FILE:onnx_xgboost_convert>
+  COMMAND ${OUTPOST_NODE} ${CMAKE_CURRENT_LIST_DIR}/onnx_golden/reference.js
+          ${CMAKE_CURRENT_LIST_DIR}/onnx_golden/data
+  DEPENDS ${CMAKE_CURRENT_LIST_DIR}/onnx_golden/generate.py
+          ${CMAKE_CURRENT_LIST_DIR}/onnx_golden/reference.js onnx_xgboost_convert
+  COMMENT "Regenerating the ONNX golden models and onnxruntime-node references"
+  VERBATIM)
+add_custom_target(onnx_golden DEPENDS ${CMAKE_CURRENT_LIST_DIR}/onnx_golden/data/outputs.txt)

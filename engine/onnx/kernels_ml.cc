@@ -47,10 +47,14 @@ void LinearScores(const TensorRef& x, int64_t rows, int64_t features, int64_t ta
                   float* out, int64_t out_stride) {
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t t = 0; t < targets; ++t) {
-      float s = 0;
+      // Accumulated in double: the float result is then the correctly rounded one.
+      double s = 0;
       const float* w = coef.data() + t * features;
-      for (int64_t k = 0; k < features; ++k) s += ReadFloat(x, r * features + k) * w[k];
-      out[r * out_stride + t] = s + (intercepts.empty() ? 0.0f : intercepts[static_cast<size_t>(t)]);
+      for (int64_t k = 0; k < features; ++k) {
+        s += static_cast<double>(ReadFloat(x, r * features + k)) * static_cast<double>(w[k]);
+      }
+      out[r * out_stride + t] = static_cast<float>(
+          s + (intercepts.empty() ? 0.0 : static_cast<double>(intercepts[static_cast<size_t>(t)])));
     }
   }
 }

@@ -142,7 +142,8 @@ Result<Forest<T>> BuildForest(const TreeAttributes& a, int64_t n_targets) {
     stack.clear();
     stack.emplace_back(static_cast<uint32_t>(i), -1);
     while (!stack.empty()) {
-      auto [orig, patch] = stack.back();
+      const uint32_t orig = stack.back().first;
+      const int64_t patch = stack.back().second;
       stack.pop_back();
       const std::string where = "node " + std::to_string(a.node_ids[orig]) + " of tree " +
                                 std::to_string(a.tree_ids[orig]);

@@ -397,7 +397,7 @@ class DenseKernel : public Kernel {
       case Activation::kNone:
         break;
       case Activation::kRelu:
-        for (int64_t i = 0; i < total; ++i) yv[i] = yv[i] > 0.0f ? yv[i] : 0.0f;
+        for (int64_t i = 0; i < total; ++i) yv[i] = yv[i] < 0.0f ? 0.0f : yv[i];  // NaN stays
         break;
       case Activation::kLeakyRelu:
         for (int64_t i = 0; i < total; ++i) yv[i] = yv[i] >= 0.0f ? yv[i] : act_.alpha * yv[i];

@@ -65,7 +65,8 @@ Status ComputeUnary(UnaryOp op, const UnaryParams& p, const TensorRef& in, const
       Map<T>(in, out, [](C v) { return v > C(0) ? C(1) : (IsNeg(v) ? WrapNeg(C(1)) : C(0)); });
       return Status();
     case UnaryOp::kRelu:
-      Map<T>(in, out, [](C v) { return v > C(0) ? v : C(0); });
+      // NaN stays NaN, as in ONNX Runtime.
+      Map<T>(in, out, [](C v) { return IsNeg(v) ? C(0) : v; });
       return Status();
     case UnaryOp::kShrink: {
       const double lambd = p.alpha, bias = p.beta;
