@@ -263,6 +263,10 @@ Status ParseDrift(const YAML::Node& n, const std::string& path, std::string name
     }
     if (std::abs(sum - 1.0) > 0.01) return Error(p + ".fractions", "must sum to 1");
     r.baseline.push_back(std::move(fb));
+    if (r.baseline.size() * r.window > kMaxWindowReadings) {
+      return Error(path + ".baseline", "window x features must stay within " +
+                                           std::to_string(kMaxWindowReadings) + " readings");
+    }
   }
   rules.drifts.push_back(std::move(r));
   return Status();

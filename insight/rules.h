@@ -111,6 +111,8 @@ inline constexpr size_t kMaxFeatures = 4096;
 inline constexpr size_t kMaxEdges = 1000;
 inline constexpr size_t kMaxWindow = 1'000'000;
 inline constexpr size_t kMinWindow = 10;
+// A drift rule's window times its baseline features (4 bytes of memory each).
+inline constexpr size_t kMaxWindowReadings = 16'000'000;
 
 // Parses a whole config.yaml and reads its `insight` key; a config without one gives an
 // empty RuleSet (aggregates on with the default edges). Other keys of the config are not

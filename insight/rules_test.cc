@@ -158,6 +158,18 @@ TEST(Rules, TooManyRulesAreRefused) {
   EXPECT_NE(r.status().message().find("insight.rules"), std::string_view::npos);
 }
 
+TEST(Rules, DriftWindowMemoryIsBounded) {
+  std::string yaml = "rules: [{name: d, kind: drift, window: 1000000, level: 1, baseline: {";
+  for (int f = 0; f < 17; ++f) {
+    yaml += (f ? ", f" : "f") + std::to_string(f) + ": {edges: [1], fractions: [0.5, 0.5]}";
+  }
+  yaml += "}}]";
+  auto r = ParseInsightSection(yaml);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("insight.rules[0].baseline:"), std::string_view::npos)
+      << r.status().ToString();
+}
+
 engine::Signature PumpSignature(int64_t cols) {
   return engine::Signature{
       .inputs = {{.name = "features", .type = engine::DataType::kFp32, .shape = {-1, cols}}},
