@@ -16,56 +16,11 @@
 
 #include "base/file.h"
 #include "base/logging.h"
+#include "engine/xgboost_handles.h"
 #include "engine/xgboost_model_check.h"
 
 namespace outpost::engine {
 namespace {
-
-// XGBoost's last error on this thread (XGBoost keeps it thread-local), first line only: the
-// rest is a stack trace of XGBoost's internals.
-std::string XGBoostError() {
-  const char* e = XGBGetLastError();
-  std::string message = (e != nullptr && *e != '\0') ? e : "unknown XGBoost error";
-  size_t newline = message.find('\n');
-  if (newline != std::string::npos) message.resize(newline);
-  return message;
-}
-
-// XGBoost's warnings (for example about a model saved by an older version) go to Outpost's
-// log instead of raw stderr. XGBoost keeps the callback per thread.
-void ForwardXGBoostLog(const char* message) { OUTPOST_LOG(kWarning) << "xgboost: " << message; }
-
-// Owns a booster handle.
-class BoosterRef {
- public:
-  BoosterRef() = default;
-  ~BoosterRef() {
-    if (handle_ != nullptr) XGBoosterFree(handle_);
-  }
-  BoosterRef(const BoosterRef&) = delete;
-  BoosterRef& operator=(const BoosterRef&) = delete;
-  BoosterHandle get() const { return handle_; }
-  BoosterHandle* out() { return &handle_; }
-
- private:
-  BoosterHandle handle_ = nullptr;
-};
-
-// Owns a DMatrix handle.
-class DMatrixRef {
- public:
-  DMatrixRef() = default;
-  ~DMatrixRef() {
-    if (handle_ != nullptr) XGDMatrixFree(handle_);
-  }
-  DMatrixRef(const DMatrixRef&) = delete;
-  DMatrixRef& operator=(const DMatrixRef&) = delete;
-  DMatrixHandle get() const { return handle_; }
-  DMatrixHandle* out() { return &handle_; }
-
- private:
-  DMatrixHandle handle_ = nullptr;
-};
 
 // The proxy DMatrix through which in-place prediction takes a batch, one per thread and
 // shared by every model that thread scores with (a proxy holds only the current batch's
@@ -85,7 +40,7 @@ class ThreadProxy {
     thread_local ThreadProxy proxy;
     if (proxy.handle_ == nullptr && XGProxyDMatrixCreate(&proxy.handle_) != 0) {
       proxy.handle_ = nullptr;
-      return InternalError("XGBoost could not create a proxy matrix: " + XGBoostError());
+      return InternalError("XGBoost could not create a proxy matrix: " + xgb::LastError());
     }
     return proxy.handle_;
   }
@@ -125,7 +80,7 @@ class XGBoostModel final : public Model {
  public:
   // Takes a booster XGBoost has loaded and whose nthread is set; Probe() and BuildSignature()
   // finish the job.
-  XGBoostModel(std::unique_ptr<BoosterRef> booster, const XGBoostModelSummary& summary, bool margin,
+  XGBoostModel(std::unique_ptr<xgb::Booster> booster, const XGBoostModelSummary& summary, bool margin,
                DataType input_type)
       : booster_(std::move(booster)),
         linear_(summary.booster == "gblinear"),
@@ -273,20 +228,20 @@ class XGBoostModel final : public Model {
       OUTPOST_ASSIGN_OR_RETURN(DMatrixHandle proxy, ThreadProxy::ForThisThread());
       if (XGBoosterPredictFromDense(booster_->get(), buffer.data(), inplace_config_.c_str(), proxy,
                                     &shape, &dims, &result) != 0) {
-        return InternalError("XGBoost prediction failed: " + XGBoostError());
+        return InternalError("XGBoost prediction failed: " + xgb::LastError());
       }
       return CopyResult(rows, shape, dims, result, out);
     }
     // XGBoost 1.7 cannot predict in place with gblinear and does not promise thread-safety
     // for it, so linear models go through a DMatrix, one call at a time.
-    DMatrixRef matrix;
+    xgb::DMatrix matrix;
     if (XGDMatrixCreateFromDense(buffer.data(), kDMatrixConfig, matrix.out()) != 0) {
-      return InternalError("XGBoost could not take the batch: " + XGBoostError());
+      return InternalError("XGBoost could not take the batch: " + xgb::LastError());
     }
     std::lock_guard<std::mutex> lock(linear_mu_);
     if (XGBoosterPredictFromDMatrix(booster_->get(), matrix.get(), dmatrix_predict_config_.c_str(),
                                     &shape, &dims, &result) != 0) {
-      return InternalError("XGBoost prediction failed: " + XGBoostError());
+      return InternalError("XGBoost prediction failed: " + xgb::LastError());
     }
     return CopyResult(rows, shape, dims, result, out);
   }
@@ -317,7 +272,7 @@ class XGBoostModel final : public Model {
 
   static constexpr const char* kDMatrixConfig = "{\"missing\":NaN,\"nthread\":1}";
 
-  std::unique_ptr<BoosterRef> booster_;
+  std::unique_ptr<xgb::Booster> booster_;
   const bool linear_;
   const int64_t num_feature_;
   const DataType input_type_;
@@ -357,21 +312,21 @@ Result<std::unique_ptr<Model>> Load(std::string_view bytes, const XGBoostOptions
     input_type = DataType::kFp64;
   }
 
-  auto booster = std::make_unique<BoosterRef>();
+  auto booster = std::make_unique<xgb::Booster>();
   if (XGBoosterCreate(nullptr, 0, booster->out()) != 0) {
-    return InternalError("XGBoost could not create a booster: " + XGBoostError());
+    return InternalError("XGBoost could not create a booster: " + xgb::LastError());
   }
-  XGBRegisterLogCallback(ForwardXGBoostLog);
+  xgb::ForwardLogOnThisThread();
   if (XGBoosterLoadModelFromBuffer(booster->get(), bytes.data(), bytes.size()) != 0) {
-    return InvalidArgumentError("XGBoost cannot read the model: " + XGBoostError());
+    return InvalidArgumentError("XGBoost cannot read the model: " + xgb::LastError());
   }
   const std::string threads = std::to_string(options.threads);
   if (XGBoosterSetParam(booster->get(), "nthread", threads.c_str()) != 0) {
-    return InternalError("XGBoost refused nthread: " + XGBoostError());
+    return InternalError("XGBoost refused nthread: " + xgb::LastError());
   }
   bst_ulong features = 0;
   if (XGBoosterGetNumFeature(booster->get(), &features) != 0) {
-    return InvalidArgumentError("XGBoost cannot tell the feature count: " + XGBoostError());
+    return InvalidArgumentError("XGBoost cannot tell the feature count: " + xgb::LastError());
   }
   if (features != static_cast<bst_ulong>(summary.num_feature)) {
     return InvalidArgumentError("XGBoost reads " + std::to_string(features) +
@@ -418,4 +373,20 @@ Result<std::unique_ptr<Model>> LoadXGBoostModel(const std::string& path,
   return model;
 }
 
+namespace xgb {
+
+std::string LastError() {
+  const char* e = XGBGetLastError();
+  std::string message = (e != nullptr && *e != '\0') ? e : "unknown XGBoost error";
+  size_t newline = message.find('\n');
+  if (newline != std::string::npos) message.resize(newline);
+  return message;
+}
+
+void ForwardLogOnThisThread() {
+  XGBRegisterLogCallback(
+      [](const char* message) { OUTPOST_LOG(kWarning) << "xgboost: " << message; });
+}
+
+}  // namespace xgb
 }  // namespace outpost::engine

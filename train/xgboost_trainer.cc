@@ -1,7 +1,6 @@
-// The XGBoost adapter of train/: the only file of train/ that includes XGBoost's C API.
+// The XGBoost adapter of train/: the only file of train/ that calls XGBoost's C API (through
+// engine/xgboost_handles.h, which it shares with the engine's backend).
 #include "train/xgboost_trainer.h"
-
-#include <xgboost/c_api.h>
 
 #include <cmath>
 #include <exception>
@@ -11,51 +10,13 @@
 
 #include "base/file.h"
 #include "base/logging.h"
+#include "engine/xgboost_handles.h"
 
 namespace outpost::train {
 namespace {
 
-// XGBoost's last error on this thread, first line only (the rest is a stack trace).
-std::string XGBoostError() {
-  const char* e = XGBGetLastError();
-  std::string message = (e != nullptr && *e != '\0') ? e : "unknown XGBoost error";
-  size_t newline = message.find('\n');
-  if (newline != std::string::npos) message.resize(newline);
-  return message;
-}
-
-void ForwardXGBoostLog(const char* message) { OUTPOST_LOG(kWarning) << "xgboost: " << message; }
-
-class DMatrix {
- public:
-  DMatrix() = default;
-  ~DMatrix() {
-    if (handle_ != nullptr) XGDMatrixFree(handle_);
-  }
-  DMatrix(const DMatrix&) = delete;
-  DMatrix& operator=(const DMatrix&) = delete;
-  DMatrixHandle get() const { return handle_; }
-  DMatrixHandle* out() { return &handle_; }
-
- private:
-  DMatrixHandle handle_ = nullptr;
-};
-
-class Booster {
- public:
-  Booster() = default;
-  ~Booster() {
-    if (handle_ != nullptr) XGBoosterFree(handle_);
-  }
-  Booster(const Booster&) = delete;
-  Booster& operator=(const Booster&) = delete;
-  BoosterHandle get() const { return handle_; }
-  BoosterHandle* out() { return &handle_; }
-  BoosterHandle release() { return std::exchange(handle_, nullptr); }
-
- private:
-  BoosterHandle handle_ = nullptr;
-};
+using engine::xgb::Booster;
+using engine::xgb::DMatrix;
 
 // A DMatrix over row-major floats with NaN as the missing value.
 Status MakeDMatrix(std::span<const float> features, int64_t rows, int64_t cols, DMatrix& out) {
@@ -68,7 +29,7 @@ Status MakeDMatrix(std::span<const float> features, int64_t rows, int64_t cols, 
   if (XGDMatrixCreateFromMat(features.data(), static_cast<bst_ulong>(rows),
                              static_cast<bst_ulong>(cols), std::numeric_limits<float>::quiet_NaN(),
                              out.out()) != 0) {
-    return InvalidArgumentError("XGBoost cannot take the features: " + XGBoostError());
+    return InvalidArgumentError("XGBoost cannot take the features: " + engine::xgb::LastError());
   }
   return Status();
 }
@@ -90,7 +51,7 @@ Result<std::string> TrainedModel::Serialize(ModelFormat format) const {
   const char* bytes = nullptr;
   if (XGBoosterSaveModelToBuffer(static_cast<BoosterHandle>(booster_), config, &length, &bytes) !=
       0) {
-    return InternalError("XGBoost cannot save the model: " + XGBoostError());
+    return InternalError("XGBoost cannot save the model: " + engine::xgb::LastError());
   }
   try {
     return std::string(bytes, static_cast<size_t>(length));
@@ -111,28 +72,28 @@ Result<std::unique_ptr<TrainedModel>> TrainXGBoost(const Dataset& data,
   if (options.rounds < 1 || options.rounds > 100000) {
     return InvalidArgumentError("rounds must be between 1 and 100000");
   }
-  XGBRegisterLogCallback(ForwardXGBoostLog);
+  engine::xgb::ForwardLogOnThisThread();
   DMatrix matrix;
   OUTPOST_RETURN_IF_ERROR(MakeDMatrix(data.features, data.rows, data.cols(), matrix));
   if (XGDMatrixSetFloatInfo(matrix.get(), "label", data.labels.data(),
                             static_cast<bst_ulong>(data.rows)) != 0) {
-    return InvalidArgumentError("XGBoost refused the labels: " + XGBoostError());
+    return InvalidArgumentError("XGBoost refused the labels: " + engine::xgb::LastError());
   }
   Booster booster;
   DMatrixHandle train_set[] = {matrix.get()};
   if (XGBoosterCreate(train_set, 1, booster.out()) != 0) {
-    return InternalError("XGBoost cannot create a booster: " + XGBoostError());
+    return InternalError("XGBoost cannot create a booster: " + engine::xgb::LastError());
   }
   for (const auto& [key, value] : options.params) {
     if (XGBoosterSetParam(booster.get(), key.c_str(), value.c_str()) != 0) {
       return InvalidArgumentError("XGBoost refused parameter " + key + "=" + value + ": " +
-                                  XGBoostError());
+                                  engine::xgb::LastError());
     }
   }
   for (int round = 0; round < options.rounds; ++round) {
     if (XGBoosterUpdateOneIter(booster.get(), round, matrix.get()) != 0) {
       return InvalidArgumentError("XGBoost training failed in round " + std::to_string(round) +
-                                  ": " + XGBoostError());
+                                  ": " + engine::xgb::LastError());
     }
   }
   return std::unique_ptr<TrainedModel>(new TrainedModel(booster.release(), data.cols()));
@@ -142,14 +103,14 @@ Result<Predictions> ReferencePredict(std::string_view model_bytes, std::span<con
                                      int64_t rows, int64_t cols, PredictKind kind) {
   Booster booster;
   if (XGBoosterCreate(nullptr, 0, booster.out()) != 0) {
-    return InternalError("XGBoost cannot create a booster: " + XGBoostError());
+    return InternalError("XGBoost cannot create a booster: " + engine::xgb::LastError());
   }
   if (XGBoosterLoadModelFromBuffer(booster.get(), model_bytes.data(), model_bytes.size()) != 0) {
-    return InvalidArgumentError("XGBoost cannot read the model: " + XGBoostError());
+    return InvalidArgumentError("XGBoost cannot read the model: " + engine::xgb::LastError());
   }
   bst_ulong model_features = 0;
   if (XGBoosterGetNumFeature(booster.get(), &model_features) != 0) {
-    return InvalidArgumentError("XGBoost cannot tell the feature count: " + XGBoostError());
+    return InvalidArgumentError("XGBoost cannot tell the feature count: " + engine::xgb::LastError());
   }
   if (static_cast<int64_t>(model_features) != cols) {
     return InvalidArgumentError("the model has " + std::to_string(model_features) +
@@ -167,7 +128,7 @@ Result<Predictions> ReferencePredict(std::string_view model_bytes, std::span<con
   const float* result = nullptr;
   if (XGBoosterPredictFromDMatrix(booster.get(), matrix.get(), config, &shape, &dims, &result) !=
       0) {
-    return InvalidArgumentError("XGBoost prediction failed: " + XGBoostError());
+    return InvalidArgumentError("XGBoost prediction failed: " + engine::xgb::LastError());
   }
   Predictions out;
   size_t count = 1;
