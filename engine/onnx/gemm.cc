@@ -12,58 +12,46 @@
 namespace outpost::engine::onnx {
 namespace {
 
-// 8 floats: one AVX register, two SSE registers; GCC and clang lower it for any target.
-typedef float V8 __attribute__((vector_size(32)));
+// 16 floats (one panel row): one AVX-512 register, two AVX2 registers, four SSE registers;
+// GCC and clang lower the vector extension for whichever target a clone is compiled for.
+typedef float V16 __attribute__((vector_size(64)));
 
-inline V8 Load(const float* p) {
-  V8 v;
+inline V16 Load(const float* p) {
+  V16 v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
-inline void Store(float* p, V8 v) { std::memcpy(p, &v, sizeof(v)); }
-inline V8 Splat(float x) { return V8{x, x, x, x, x, x, x, x}; }
+inline void Store(float* p, V16 v) { std::memcpy(p, &v, sizeof(v)); }
+inline V16 Splat(float x) { return V16{} + x; }
 
-// kRows x 16 tile of C from kRows rows of A and one packed panel.
+// kRows x 16 tile of C from kRows rows of A and one packed panel. The accumulators stay in
+// registers for the whole K loop.
 template <int kRows>
-inline void Tile(int64_t k, const float* a, int64_t a_row, int64_t a_col, const float* panel,
-                 float* c, int64_t ldc, int64_t cols, float alpha, bool accumulate,
-                 const float* bias) {
-  V8 acc[kRows][2];
-  for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = Splat(0.0f);
+__attribute__((always_inline)) inline void Tile(int64_t k, const float* a, int64_t a_row,
+                                                int64_t a_col, const float* panel, float* c,
+                                                int64_t ldc, int64_t cols, float alpha,
+                                                bool accumulate, const float* bias) {
+  V16 acc[kRows];
+  for (int r = 0; r < kRows; ++r) acc[r] = Splat(0.0f);
   for (int64_t p = 0; p < k; ++p) {
-    const V8 b0 = Load(panel + p * kPanel);
-    const V8 b1 = Load(panel + p * kPanel + 8);
-    for (int r = 0; r < kRows; ++r) {
-      const V8 av = Splat(a[r * a_row + p * a_col]);
-      acc[r][0] += av * b0;
-      acc[r][1] += av * b1;
-    }
+    const V16 b = Load(panel + p * kPanel);
+    for (int r = 0; r < kRows; ++r) acc[r] += Splat(a[r * a_row + p * a_col]) * b;
   }
   float tmp[kPanel];
   for (int r = 0; r < kRows; ++r) {
     float* crow = c + r * ldc;
-    const V8 va = Splat(alpha);
-    V8 v0 = acc[r][0] * va;
-    V8 v1 = acc[r][1] * va;
+    V16 v = acc[r] * Splat(alpha);
     if (cols == kPanel) {
-      if (accumulate) {
-        v0 += Load(crow);
-        v1 += Load(crow + 8);
-      }
-      if (bias != nullptr) {
-        v0 += Load(bias);
-        v1 += Load(bias + 8);
-      }
-      Store(crow, v0);
-      Store(crow + 8, v1);
+      if (accumulate) v += Load(crow);
+      if (bias != nullptr) v += Load(bias);
+      Store(crow, v);
     } else {
-      Store(tmp, v0);
-      Store(tmp + 8, v1);
+      Store(tmp, v);
       for (int64_t j = 0; j < cols; ++j) {
-        float v = tmp[j];
-        if (accumulate) v += crow[j];
-        if (bias != nullptr) v += bias[j];
-        crow[j] = v;
+        float x = tmp[j];
+        if (accumulate) x += crow[j];
+        if (bias != nullptr) x += bias[j];
+        crow[j] = x;
       }
     }
   }
@@ -87,6 +75,11 @@ void PackB(const float* b, int64_t ldb, bool trans, int64_t k, int64_t n, float*
   }
 }
 
+// Compiled also for x86-64-v4 (AVX-512) and x86-64-v3 (AVX2, FMA), chosen at load time.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
 void GemmPacked(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col,
                 const float* packed_b, float* c, int64_t ldc, float alpha, bool accumulate,
                 const float* bias) {
@@ -97,16 +90,21 @@ void GemmPacked(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, 
     const int64_t cols = std::min<int64_t>(kPanel, n - j0);
     const float* bias_p = bias != nullptr ? bias + j0 : nullptr;
     int64_t i = 0;
-    for (; i + 4 <= m; i += 4) {
-      Tile<4>(k, a + i * a_row, a_row, a_col, panel, c + i * ldc + j0, ldc, cols, alpha,
+    for (; i + 6 <= m; i += 6) {
+      Tile<6>(k, a + i * a_row, a_row, a_col, panel, c + i * ldc + j0, ldc, cols, alpha,
               accumulate, bias_p);
     }
     const int64_t rest = m - i;
     const float* ai = a + i * a_row;
     float* ci = c + i * ldc + j0;
-    if (rest == 3) Tile<3>(k, ai, a_row, a_col, panel, ci, ldc, cols, alpha, accumulate, bias_p);
-    if (rest == 2) Tile<2>(k, ai, a_row, a_col, panel, ci, ldc, cols, alpha, accumulate, bias_p);
-    if (rest == 1) Tile<1>(k, ai, a_row, a_col, panel, ci, ldc, cols, alpha, accumulate, bias_p);
+    switch (rest) {
+      case 5: Tile<5>(k, ai, a_row, a_col, panel, ci, ldc, cols, alpha, accumulate, bias_p); break;
+      case 4: Tile<4>(k, ai, a_row, a_col, panel, ci, ldc, cols, alpha, accumulate, bias_p); break;
+      case 3: Tile<3>(k, ai, a_row, a_col, panel, ci, ldc, cols, alpha, accumulate, bias_p); break;
+      case 2: Tile<2>(k, ai, a_row, a_col, panel, ci, ldc, cols, alpha, accumulate, bias_p); break;
+      case 1: Tile<1>(k, ai, a_row, a_col, panel, ci, ldc, cols, alpha, accumulate, bias_p); break;
+      default: break;
+    }
   }
 }
 

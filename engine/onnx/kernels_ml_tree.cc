@@ -223,7 +223,8 @@ inline uint32_t Descend(const TreeNode<T>* nodes, uint32_t i, const X* x) {
     } else {
       go = Goes(n.mode, v, n.value);
     }
-    if constexpr (kMissing) go = go || (n.missing_true && std::isnan(v));
+    // Branch-free: the missing-value rule must not add an unpredictable branch per level.
+    if constexpr (kMissing) go = go | ((n.missing_true != 0) & (v != v));
     i = go ? n.true_child : i + 1;
   }
 }

@@ -7,6 +7,7 @@
 
 #include "engine/onnx/gemm.h"
 #include "engine/onnx/kernel_util.h"
+#include "engine/onnx/vecmath.h"
 
 namespace outpost::engine::onnx {
 namespace {
@@ -403,18 +404,10 @@ class DenseKernel : public Kernel {
         for (int64_t i = 0; i < total; ++i) yv[i] = yv[i] >= 0.0f ? yv[i] : act_.alpha * yv[i];
         break;
       case Activation::kSigmoid:
-        for (int64_t i = 0; i < total; ++i) {
-          const float v = yv[i];
-          if (v >= 0) {
-            yv[i] = 1.0f / (1.0f + std::exp(-v));
-          } else {
-            const float e = std::exp(v);
-            yv[i] = e / (1.0f + e);
-          }
-        }
+        SigmoidF(yv, yv, total);
         break;
       case Activation::kTanh:
-        for (int64_t i = 0; i < total; ++i) yv[i] = std::tanh(yv[i]);
+        TanhF(yv, yv, total);
         break;
       case Activation::kClip:
         for (int64_t i = 0; i < total; ++i) {

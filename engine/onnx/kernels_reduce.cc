@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "engine/onnx/kernel_util.h"
+#include "engine/onnx/vecmath.h"
 
 namespace outpost::engine::onnx {
 namespace {
@@ -316,6 +317,36 @@ class SoftmaxKernel : public Kernel {
       using C = MathT<T>;
       const T* x = in.get<T>();
       T* y = out.mut<T>();
+      if constexpr (std::is_same_v<T, float>) {
+        if (inner == 1 && op_ != SoftmaxOp::kHardmax && n > 0) {
+          // Contiguous rows: subtract each row's maximum, one vectorised exp over all rows,
+          // then normalise each row.
+          for (int64_t o = 0; o < outer; ++o) {
+            const float* xs = x + o * n;
+            float* ys = y + o * n;
+            float m = xs[0];
+            for (int64_t k = 1; k < n; ++k) m = xs[k] > m ? xs[k] : m;
+            for (int64_t k = 0; k < n; ++k) ys[k] = xs[k] - m;
+          }
+          ExpF(y, y, outer * n);
+          for (int64_t o = 0; o < outer; ++o) {
+            const float* xs = x + o * n;
+            float* ys = y + o * n;
+            float sum = 0;
+            for (int64_t k = 0; k < n; ++k) sum += ys[k];
+            if (op_ == SoftmaxOp::kSoftmax) {
+              const float inv = 1.0f / sum;
+              for (int64_t k = 0; k < n; ++k) ys[k] *= inv;
+            } else {
+              float m = xs[0];
+              for (int64_t k = 1; k < n; ++k) m = xs[k] > m ? xs[k] : m;
+              const float log_sum = std::log(sum);
+              for (int64_t k = 0; k < n; ++k) ys[k] = xs[k] - m - log_sum;
+            }
+          }
+          return Status();
+        }
+      }
       for (int64_t o = 0; o < outer; ++o) {
         for (int64_t i = 0; i < inner; ++i) {
           const T* xs = x + o * n * inner + i;

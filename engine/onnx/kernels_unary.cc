@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "engine/onnx/kernel_util.h"
+#include "engine/onnx/vecmath.h"
 
 namespace outpost::engine::onnx {
 namespace {
@@ -78,6 +79,16 @@ Status ComputeUnary(UnaryOp op, const UnaryParams& p, const TensorRef& in, const
     }
     default:
       break;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    // The vectorised forms of the common activations.
+    switch (op) {
+      case UnaryOp::kExp: ExpF(in.get<float>(), out.mut<float>(), in.count); return Status();
+      case UnaryOp::kSigmoid: SigmoidF(in.get<float>(), out.mut<float>(), in.count); return Status();
+      case UnaryOp::kTanh: TanhF(in.get<float>(), out.mut<float>(), in.count); return Status();
+      case UnaryOp::kErf: ErfF(in.get<float>(), out.mut<float>(), in.count); return Status();
+      default: break;
+    }
   }
   if constexpr (kIsFloat<T>) {
     const C alpha = static_cast<C>(p.alpha);
