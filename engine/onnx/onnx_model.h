@@ -11,7 +11,8 @@
 //
 // Signature: the graph's inputs and outputs in file order with their declared names and
 // element types; dimensions that vary (a symbolic batch) are -1. Options may narrow it with
-// the model config's declarations.
+// the model config's declarations. A ZipMap output (a sequence of maps in ONNX) is returned
+// as the [N, C] FLOAT tensor of its values, column j for the j-th class label.
 #ifndef OUTPOST_ENGINE_ONNX_ONNX_MODEL_H_
 #define OUTPOST_ENGINE_ONNX_ONNX_MODEL_H_
 
