@@ -107,7 +107,8 @@ class Evaluator final : public InsightSink {
   static Result<std::unique_ptr<Evaluator>> Create(EvaluatorOptions options);
 
   // Evaluates every queued batch, writes every open aggregate and pending drop event, waits
-  // for the outbox to take every record, and stops the threads.
+  // for the outbox to take every record, and stops the threads. Precondition: no thread is
+  // in or will call OnScored (the scoring server stops before its sink is destroyed).
   ~Evaluator() override;
   Evaluator(const Evaluator&) = delete;
   Evaluator& operator=(const Evaluator&) = delete;
