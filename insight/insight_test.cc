@@ -482,6 +482,58 @@ TEST_F(InsightTest, FullQueueDropsBatchesAndReportsThemAsAnEvent) {
   EXPECT_EQ(Records(outbox::Kind::kSample).size(), stats.batches_evaluated);
 }
 
+TEST_F(InsightTest, ReconstructionErrorOfAnAutoencoderFlagsTheRowItCannotRebuild) {
+  static const engine::Signature kSig{
+      .inputs = {{.name = "x", .type = DataType::kFp64, .shape = {-1, 2}}},
+      .outputs = {{.name = "x_hat", .type = DataType::kFp64, .shape = {-1, 2}}}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto rules, ParseInsightSection("rules: [{name: odd, kind: anomaly, "
+                                      "score: reconstruction_error, above: 1.0, fields: [f0]}]"));
+  OUTPOST_ASSERT_OK(CheckSignature(*rules, kSig));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto e,
+                               Evaluator::Create({.outbox = outbox_.get(), .clock = &clock_}));
+  std::vector<Tensor> in, out;
+  in.emplace_back(DataType::kFp64, engine::Shape{2, 2});
+  out.emplace_back(DataType::kFp64, engine::Shape{2, 2});
+  std::vector<double> x = {1, 2, 3, 4}, x_hat = {1.1, 2.1, 0, 4};  // errors 0.01 and 4.5
+  std::copy(x.begin(), x.end(), in[0].values<double>().begin());
+  std::copy(x_hat.begin(), x_hat.end(), out[0].values<double>().begin());
+  e->OnScored({.rules = rules,
+               .model = "pump",
+               .version = 3,
+               .signature = &kSig,
+               .inputs = in,
+               .outputs = out});
+  e->Drain();
+  auto anomalies = Records(outbox::Kind::kAnomaly);
+  ASSERT_EQ(anomalies.size(), 1u);
+  EXPECT_EQ(int64_t(anomalies[0]["row"]), 1);
+  EXPECT_EQ(std::string_view(anomalies[0]["score"]), "reconstruction_error");
+  EXPECT_DOUBLE_EQ(double(anomalies[0]["score_value"]), 4.5);
+  EXPECT_EQ(double(anomalies[0]["inputs"]["f0"]), 3.0);
+}
+
+TEST_F(InsightTest, ReloadedRulesStartAFreshAggregate) {
+  ASSERT_NO_FATAL_FAILURE(Start(""));
+  std::vector<float> readings(3 * 8, 1.0f);
+  std::vector<float> probs = {0.3f, 0.4f, 0.5f};
+  Send(MakeBatch(readings, probs));
+  evaluator_->Drain();
+  EXPECT_TRUE(Records(outbox::Kind::kAggregate).empty());
+  // The model was reloaded with a new config: same name and version, new RuleSet.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(rules_, ParseInsightSection(""));
+  Send(MakeBatch(std::span<const float>(readings).subspan(0, 8),
+                 std::span<const float>(probs).subspan(0, 1)));
+  evaluator_->Drain();
+  auto aggs = Records(outbox::Kind::kAggregate);
+  ASSERT_EQ(aggs.size(), 1u);
+  EXPECT_EQ(int64_t(aggs[0]["rows"]), 3);
+  evaluator_.reset();
+  aggs = Records(outbox::Kind::kAggregate);
+  ASSERT_EQ(aggs.size(), 2u);
+  EXPECT_EQ(int64_t(aggs[1]["rows"]), 1);
+}
+
 // A real XGBoost model scores pump readings; its config.yaml's rules see its own output.
 TEST_F(InsightTest, RealModelScoresFeedTheRules) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset train_data,
