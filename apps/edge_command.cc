@@ -116,6 +116,7 @@ Status RunEdge(const EdgeFlags& flags) {
   }
   OUTPOST_LOG(kInfo) << "outpost edge serving" << Field("site", config.site_id)
                      << Field("node", config.node_id) << Field("port", server->port())
+                     << Field("grpc_port", grpc_server ? grpc_server->port() : 0)
                      << Field("models", repository->Models().size())
                      << Field("ready", repository->IsReady() ? "yes" : "no");
   // Tests and scripts read this line to learn the port when it was chosen by the system.

@@ -432,6 +432,39 @@ TEST_F(GrpcServerTest, AMessageLargerThanGrpcsDefaultFourMebibytesIsAccepted) {
   EXPECT_EQ(response.raw_output_contents(0), request.raw_input_contents(0));
 }
 
+TEST_F(GrpcServerTest, ConcurrentClientsEachGetTheirOwnAnswer) {
+  constexpr int kThreads = 8;
+  constexpr int kCalls = 40;
+  std::vector<int> wrong(kThreads, 0);
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kThreads; ++t) {
+    clients.emplace_back([this, t, &wrong] {
+      auto stub = Connect(server_->port());  // a channel (connection) per client
+      for (int i = 0; i < kCalls; ++i) {
+        const int32_t base = t * 1000 + i;
+        ModelInferRequest request;
+        request.set_model_name("simple");
+        request.set_id(std::to_string(base));
+        AddInput(request, "INPUT0", "INT32", {1, 4});
+        AddInput(request, "INPUT1", "INT32", {1, 4});
+        request.add_raw_input_contents(RawOf<int32_t>({base, base, base, base}));
+        request.add_raw_input_contents(RawOf<int32_t>({1, 2, 3, 4}));
+        ModelInferResponse response;
+        grpc::ClientContext context;
+        grpc::Status status = stub->ModelInfer(&context, request, &response);
+        if (!status.ok() || response.id() != std::to_string(base) ||
+            response.raw_output_contents_size() != 2 ||
+            ValuesOf<int32_t>(response.raw_output_contents(0)) !=
+                std::vector<int32_t>{base + 1, base + 2, base + 3, base + 4}) {
+          ++wrong[static_cast<size_t>(t)];
+        }
+      }
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(wrong, std::vector<int>(kThreads, 0));
+}
+
 // ---- Errors ----
 
 TEST_F(GrpcServerTest, ContentsAndRawContentsTogetherAreInvalid) {
