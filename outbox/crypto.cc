@@ -70,8 +70,7 @@ Result<std::string> ReadKeyFile(const std::string& path) {
   if (!hex.empty() && hex.back() == '\r') hex.remove_suffix(1);
   if (hex.size() != 2 * kFileKeyBytes) {
     return InvalidArgumentError("key file \"" + path + "\" must hold 32 raw bytes or 64 hex " +
-                                "characters; it holds " + std::to_string(raw.size()) +
-                                " bytes");
+                                "characters; it holds " + std::to_string(raw.size()) + " bytes");
   }
   std::string key(kFileKeyBytes, '\0');
   for (size_t i = 0; i < kFileKeyBytes; ++i) {
@@ -87,8 +86,7 @@ Result<std::string> ReadKeyFile(const std::string& path) {
 
 Result<std::string> RandomBytes(size_t n) {
   std::string out(n, '\0');
-  if (n > 0 && RAND_bytes(reinterpret_cast<unsigned char*>(out.data()),
-                          static_cast<int>(n)) != 1) {
+  if (n > 0 && RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
     return InternalError("no random bytes: " + OpenSslError());
   }
   return out;
@@ -115,7 +113,8 @@ Result<std::unique_ptr<const RecordCipher>> RecordCipher::Create(std::string_vie
 Status RecordCipher::Seal(uint64_t counter, std::string_view aad, std::string_view plaintext,
                           std::string* out) const {
   unsigned char nonce[kNonceBytes] = {0};
-  for (int i = 0; i < 8; ++i) nonce[kNonceBytes - 1 - i] = static_cast<unsigned char>(counter >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    nonce[kNonceBytes - 1 - i] = static_cast<unsigned char>(counter >> (8 * i));
   CtxPtr ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return InternalError("cipher context: " + OpenSslError());
   const auto* key = reinterpret_cast<const unsigned char*>(data_key_.data());

@@ -154,10 +154,9 @@ Status FileFaults::PowerLoss() {
     // Newest first, so each file ends as it was at its last sync.
     for (auto it = f.undo.rbegin(); it != f.undo.rend(); ++it) {
       if (::ftruncate(fd, static_cast<off_t>(it->old_size)) != 0 ||
-          (!it->old_bytes.empty() &&
-           ::pwrite(fd, it->old_bytes.data(), it->old_bytes.size(),
-                    static_cast<off_t>(it->offset)) !=
-               static_cast<ssize_t>(it->old_bytes.size()))) {
+          (!it->old_bytes.empty() && ::pwrite(fd, it->old_bytes.data(), it->old_bytes.size(),
+                                              static_cast<off_t>(it->offset)) !=
+                                         static_cast<ssize_t>(it->old_bytes.size()))) {
         int err = errno;
         ::close(fd);
         return ErrnoToStatus(err, "power-loss simulation cannot restore", path);

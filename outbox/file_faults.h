@@ -83,8 +83,7 @@ class FileFaults {
   void Opened(const std::string& path, uint64_t size);
   void Wrote(const std::string& path, uint64_t offset, uint64_t amount, std::string old_bytes,
              uint64_t old_size);
-  void Truncated(const std::string& path, uint64_t size, std::string cut_bytes,
-                 uint64_t old_size);
+  void Truncated(const std::string& path, uint64_t size, std::string cut_bytes, uint64_t old_size);
   void Synced(const std::string& path);
   void Deleted(const std::string& path);
   bool tracking() const;

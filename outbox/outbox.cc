@@ -18,13 +18,20 @@ namespace outpost::outbox {
 
 std::string_view KindName(Kind kind) {
   switch (kind) {
-    case Kind::kAnomaly: return "anomaly";
-    case Kind::kDrift: return "drift";
-    case Kind::kFeedback: return "feedback";
-    case Kind::kHardExample: return "hard_example";
-    case Kind::kAggregate: return "aggregate";
-    case Kind::kSample: return "sample";
-    case Kind::kEvent: return "event";
+    case Kind::kAnomaly:
+      return "anomaly";
+    case Kind::kDrift:
+      return "drift";
+    case Kind::kFeedback:
+      return "feedback";
+    case Kind::kHardExample:
+      return "hard_example";
+    case Kind::kAggregate:
+      return "aggregate";
+    case Kind::kSample:
+      return "sample";
+    case Kind::kEvent:
+      return "event";
   }
   return "unknown";
 }
@@ -102,7 +109,8 @@ constexpr std::string_view kOldestCreated = "SELECT min(created_ms) FROM records
 struct Outbox::Pending {
   NewRecord record;
   Result<RecordKey> result = InternalError("the record was not committed");
-  std::atomic<bool> done{false};
+  bool done = false;           // guarded by queue_mu_
+  std::condition_variable cv;  // with queue_mu_: done, or this producer leads
 };
 
 struct Outbox::RowView {
@@ -125,9 +133,9 @@ Outbox::Outbox(OutboxOptions options)
     rank_[static_cast<int>(options_.priority[r])] = static_cast<int>(r);
   }
   opened_at_ = clock_->Monotonic();
-  size_t n = static_cast<size_t>(
-      std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(
-                               options_.rate_window).count() / kBucket.count()));
+  size_t n = static_cast<size_t>(std::max<int64_t>(
+      1, std::chrono::duration_cast<std::chrono::seconds>(options_.rate_window).count() /
+             kBucket.count()));
   buckets_.resize(n);
 }
 
@@ -174,15 +182,13 @@ Result<Opened> OpenAndCheck(const OutboxOptions& o, const std::optional<std::str
                             Clock& clock) {
   bool existed = PathExists(o.path);
   Opened out;
-  OUTPOST_ASSIGN_OR_RETURN(out.db, Db::Open(o.path, DbOptions{.create = true,
-                                                              .faults = o.faults}));
+  OUTPOST_ASSIGN_OR_RETURN(out.db, Db::Open(o.path, DbOptions{.create = true, .faults = o.faults}));
   Db& db = *out.db;
   OUTPOST_RETURN_IF_ERROR(ConfigureConnection(db, o.max_bytes));
   OUTPOST_ASSIGN_OR_RETURN(int64_t app_id, db.QueryInt("PRAGMA application_id"));
   OUTPOST_ASSIGN_OR_RETURN(int64_t tables, db.QueryInt("SELECT count(*) FROM sqlite_schema"));
   if (tables == 0 && app_id == 0) {
-    Meta meta{.site_id = o.site_id, .node_id = o.node_id,
-              .created_ms = UnixMillis(clock.Now())};
+    Meta meta{.site_id = o.site_id, .node_id = o.node_id, .created_ms = UnixMillis(clock.Now())};
     if (key) {
       meta.encryption = "aes-256-gcm";
       OUTPOST_ASSIGN_OR_RETURN(meta.key_salt, RandomBytes(kKeySaltBytes));
@@ -204,8 +210,8 @@ Result<Opened> OpenAndCheck(const OutboxOptions& o, const std::optional<std::str
     if (version > kFormatVersion) {
       return FailedPreconditionError(
           "\"" + o.path + "\" was written by a newer Outpost (outbox format " +
-          std::to_string(version) + "; this build reads up to " +
-          std::to_string(kFormatVersion) + "); refusing to open it so that nothing is lost");
+          std::to_string(version) + "; this build reads up to " + std::to_string(kFormatVersion) +
+          "); refusing to open it so that nothing is lost");
     }
     if (version < 1) {
       return DataLossError("\"" + o.path + "\" has an outbox application_id but format 0");
@@ -218,10 +224,9 @@ Result<Opened> OpenAndCheck(const OutboxOptions& o, const std::optional<std::str
   std::map<std::string, uint64_t> streams;
   OUTPOST_RETURN_IF_ERROR(ReadStreams(db, &streams));
   if (out.meta.site_id != o.site_id || out.meta.node_id != o.node_id) {
-    return FailedPreconditionError("\"" + o.path + "\" belongs to site \"" +
-                                   out.meta.site_id + "\" node \"" + out.meta.node_id +
-                                   "\", not site \"" + o.site_id + "\" node \"" + o.node_id +
-                                   "\"");
+    return FailedPreconditionError("\"" + o.path + "\" belongs to site \"" + out.meta.site_id +
+                                   "\" node \"" + out.meta.node_id + "\", not site \"" + o.site_id +
+                                   "\" node \"" + o.node_id + "\"");
   }
   bool encrypted = out.meta.encryption == "aes-256-gcm";
   if (encrypted && !key) {
@@ -251,9 +256,12 @@ Result<std::unique_ptr<Outbox>> Outbox::Open(OutboxOptions options) {
   }
   Clock* clock = options.clock != nullptr ? options.clock : &SystemClock();
   const std::string path = options.path;
-  SalvageContext salvage{.path = path, .site_id = options.site_id,
-                         .node_id = options.node_id, .key = key,
-                         .now_ms = UnixMillis(clock->Now())};
+  SalvageContext salvage{.path = path,
+                         .site_id = options.site_id,
+                         .node_id = options.node_id,
+                         .key = key,
+                         .now_ms = UnixMillis(clock->Now()),
+                         .faults = options.faults};
   if (SalvagePending(path)) {
     OUTPOST_RETURN_IF_ERROR(Salvage(salvage).WithContext("resuming an outbox salvage"));
   }
@@ -316,17 +324,10 @@ Status Outbox::Init(std::unique_ptr<Db> db, std::unique_ptr<const RecordCipher> 
     stmt.reset();
     OUTPOST_RETURN_IF_ERROR(QuarantineLocked(bad));
   }
-  committer_ = std::thread([this] { CommitterLoop(); });
   return Status::Ok();
 }
 
 Outbox::~Outbox() {
-  {
-    std::lock_guard<std::mutex> l(queue_mu_);
-    stopping_ = true;
-  }
-  queue_cv_.notify_all();
-  if (committer_.joinable()) committer_.join();
   std::lock_guard<std::mutex> l(db_mu_);
   statements_.clear();
   if (db_) {
@@ -359,9 +360,9 @@ uint64_t Outbox::ChargedBytes(size_t stream_len, size_t stored_payload_len) cons
 
 void Outbox::FailLocked(const Status& cause) {
   if (!failed_.ok()) return;
-  failed_ = FailedPreconditionError("outbox \"" + options_.path +
-                                    "\" stopped after an error and must be reopened: " +
-                                    std::string(cause.message()));
+  failed_ = FailedPreconditionError(
+      "outbox \"" + options_.path +
+      "\" stopped after an error and must be reopened: " + std::string(cause.message()));
   failed_flag_.store(true);
   OUTPOST_LOG(kError) << "outbox failed; it must be reopened" << Field("path", options_.path)
                       << Field("cause", cause);
@@ -461,8 +462,8 @@ Status Outbox::ReserveNoncesLocked(uint64_t count) {
   return Status::Ok();
 }
 
-Status Outbox::InsertLocked(const std::string& stream, uint64_t seq, Kind kind,
-                            int64_t created_ms, std::string_view payload, uint64_t* bytes) {
+Status Outbox::InsertLocked(const std::string& stream, uint64_t seq, Kind kind, int64_t created_ms,
+                            std::string_view payload, uint64_t* bytes) {
   uint8_t code = static_cast<uint8_t>(kind);
   std::string header =
       EnvelopeHeader(options_.site_id, options_.node_id, stream, seq, code, created_ms);
@@ -545,7 +546,7 @@ void Outbox::NoteIngestLocked(Kind kind, uint64_t bytes) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Append and the committer
+// Append and group commit
 
 Result<RecordKey> Outbox::Append(NewRecord record) {
   int code = static_cast<int>(record.kind);
@@ -564,46 +565,42 @@ Result<RecordKey> Outbox::Append(NewRecord record) {
     return failed_;
   }
   Pending p{.record = std::move(record)};
-  {
-    std::lock_guard<std::mutex> l(queue_mu_);
-    if (stopping_) return FailedPreconditionError("the outbox is closing");
-    queue_.push_back(&p);
-  }
-  queue_cv_.notify_one();
-  p.done.wait(false, std::memory_order_acquire);
-  return std::move(p.result);
-}
+  std::unique_lock<std::mutex> l(queue_mu_);
+  queue_.push_back(&p);
+  if (lingering_) linger_cv_.notify_one();
+  p.cv.wait(l, [&] { return p.done || (!committing_ && queue_.front() == &p); });
+  if (p.done) return std::move(p.result);
 
-void Outbox::CommitterLoop() {
-  std::vector<Pending*> batch;
-  while (true) {
-    batch.clear();
-    {
-      std::unique_lock<std::mutex> l(queue_mu_);
-      queue_cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) break;  // stopping, and everything queued is answered
-      size_t target = std::min(last_batch_size_, options_.max_batch_records);
-      if (queue_.size() < target && !stopping_) {
-        auto deadline = std::chrono::steady_clock::now() + options_.max_commit_delay;
-        queue_cv_.wait_until(l, deadline,
-                             [&] { return stopping_ || queue_.size() >= target; });
-      }
-      uint64_t bytes = 0;
-      while (!queue_.empty() && batch.size() < options_.max_batch_records) {
-        uint64_t b = queue_.front()->record.payload.size();
-        if (!batch.empty() && bytes + b > options_.max_batch_bytes) break;
-        bytes += b;
-        batch.push_back(queue_.front());
-        queue_.pop_front();
-      }
-      last_batch_size_ = batch.size();
-    }
-    CommitBatch(batch);
-    for (Pending* p : batch) {
-      p->done.store(true, std::memory_order_release);
-      p->done.notify_one();
-    }
+  // This producer leads: it commits what is queued, itself first.
+  committing_ = true;
+  size_t target = std::min(last_batch_size_, options_.max_batch_records);
+  if (queue_.size() < target) {
+    // Producers of the last batch are likely on their way back: wait for them, briefly.
+    lingering_ = true;
+    linger_cv_.wait_for(l, options_.max_commit_delay, [&] { return queue_.size() >= target; });
+    lingering_ = false;
   }
+  std::vector<Pending*> batch;
+  uint64_t bytes = 0;
+  while (!queue_.empty() && batch.size() < options_.max_batch_records) {
+    uint64_t b = queue_.front()->record.payload.size();
+    if (!batch.empty() && bytes + b > options_.max_batch_bytes) break;
+    bytes += b;
+    batch.push_back(queue_.front());
+    queue_.pop_front();
+  }
+  last_batch_size_ = batch.size();
+  l.unlock();
+  CommitBatch(batch);
+  l.lock();
+  committing_ = false;
+  // The next leader first, so that its batch forms while the others wake.
+  if (!queue_.empty()) queue_.front()->cv.notify_one();
+  for (Pending* q : batch) {
+    q->done = true;
+    if (q != &p) q->cv.notify_one();
+  }
+  return std::move(p.result);
 }
 
 void Outbox::CommitBatch(std::vector<Pending*>& batch) {
@@ -652,8 +649,8 @@ Status Outbox::CommitBatchLocked(std::vector<Pending*>& batch, int64_t now_ms) {
     if (!fits) {
       p->result = ResourceExhaustedError(
           "outbox full: a " + std::string(KindName(r.kind)) + " record of " +
-          std::to_string(charge) + " bytes does not fit (" + std::to_string(TotalBytes()) +
-          " of " + std::to_string(options_.max_bytes) + " bytes used" +
+          std::to_string(charge) + " bytes does not fit (" + std::to_string(TotalBytes()) + " of " +
+          std::to_string(options_.max_bytes) + " bytes used" +
           (Policy(r.kind).max_bytes > 0
                ? ", class quota " + std::to_string(Policy(r.kind).max_bytes)
                : std::string()) +
@@ -685,12 +682,10 @@ Status Outbox::CommitBatchLocked(std::vector<Pending*>& batch, int64_t now_ms) {
   if (evicted_total > 0) {
     OUTPOST_RETURN_IF_ERROR(WriteEventLocked(
         "{\"type\":\"eviction\",\"records\":" + std::to_string(evicted_total) +
-            ",\"bytes\":" + std::to_string(evicted_bytes_total) + ",\"by_kind\":{" + by_kind +
-            "}}",
+            ",\"bytes\":" + std::to_string(evicted_bytes_total) + ",\"by_kind\":{" + by_kind + "}}",
         now_ms));
     OUTPOST_LOG(kWarning) << "outbox full: evicted records to make room"
-                          << Field("records", evicted_total)
-                          << Field("bytes", evicted_bytes_total);
+                          << Field("records", evicted_total) << Field("bytes", evicted_bytes_total);
   }
   OUTPOST_RETURN_IF_ERROR(CommitLocked());
   for (const auto& [kind, bytes] : ingested) NoteIngestLocked(kind, bytes);
@@ -723,8 +718,8 @@ Result<bool> Outbox::MakeRoomLocked(Kind kind, uint64_t bytes) {
       Kind victim = options_.priority[static_cast<size_t>(r)];
       if (Policy(victim).evictable) can_free += evictable_bytes(static_cast<int>(victim));
     }
-    if (bytes > options_.max_bytes || total + bytes - std::min(total, can_free) >
-                                          options_.max_bytes) {
+    if (bytes > options_.max_bytes ||
+        total + bytes - std::min(total, can_free) > options_.max_bytes) {
       return false;
     }
   }
@@ -787,7 +782,9 @@ Result<Record> Outbox::DecodeLocked(const RowView& row, std::string* reason) con
     *reason = "checksum mismatch";
     return DataLossError(*reason);
   }
-  Record r{.stream = row.stream, .seq = row.seq, .kind = static_cast<Kind>(row.kind),
+  Record r{.stream = row.stream,
+           .seq = row.seq,
+           .kind = static_cast<Kind>(row.kind),
            .created_ms = row.created_ms};
   if (cipher_) {
     Result<std::string> plain = cipher_->Open(RecordAad(header), row.payload);
@@ -832,8 +829,8 @@ Status Outbox::QuarantineLocked(const std::vector<std::pair<RowView, std::string
     }
     OUTPOST_RETURN_IF_ERROR(
         BumpCounterLocked("quarantined_records", static_cast<int64_t>(bad.size())));
-    std::string json = "{\"type\":\"quarantine\",\"records\":" + std::to_string(bad.size()) +
-                       ",\"reasons\":{";
+    std::string json =
+        "{\"type\":\"quarantine\",\"records\":" + std::to_string(bad.size()) + ",\"reasons\":{";
     bool first = true;
     for (const auto& [reason, n] : reasons) {
       if (!first) json += ",";
@@ -852,10 +849,10 @@ Status Outbox::QuarantineLocked(const std::vector<std::pair<RowView, std::string
   for (const auto& [row, reason] : bad) {
     auto it = leased_ids_.find(row.id);
     if (it != leased_ids_.end()) {
-      UnmarkLeasedLocked(LeaseEntry{row.id, row.stream, row.seq,
-                                    static_cast<Kind>(KindIndex(row.kind)),
-                                    ChargedBytes(row.stream.size(), row.payload.size())},
-                         0);
+      UnmarkLeasedLocked(
+          LeaseEntry{row.id, row.stream, row.seq, static_cast<Kind>(KindIndex(row.kind)),
+                     ChargedBytes(row.stream.size(), row.payload.size())},
+          0);
     }
   }
   OUTPOST_LOG(kError) << "outbox records failed their checks and were quarantined"
@@ -895,8 +892,8 @@ Result<LeasedBatch> Outbox::Lease(const LeaseOptions& options) {
         break;
       }
       bytes += rec->payload.size();
-      info.entries.push_back(LeaseEntry{v.id, v.stream, v.seq, kind,
-                                        ChargedBytes(v.stream.size(), v.payload.size())});
+      info.entries.push_back(
+          LeaseEntry{v.id, v.stream, v.seq, kind, ChargedBytes(v.stream.size(), v.payload.size())});
       batch.records.push_back(std::move(rec).value());
       if (batch.records.size() >= options.max_records) full = true;
     }
@@ -976,8 +973,8 @@ Status Outbox::Delete(std::span<const RecordKey> keys) {
       if (row) {
         int i = KindIndex(del->ColumnInt(1));
         uint64_t bytes = static_cast<uint64_t>(del->ColumnInt(2)) + kEnvelopeCharge;
-        deleted.push_back(LeaseEntry{del->ColumnInt(0), key.stream, key.seq,
-                                     static_cast<Kind>(i), bytes});
+        deleted.push_back(
+            LeaseEntry{del->ColumnInt(0), key.stream, key.seq, static_cast<Kind>(i), bytes});
         acct_.records[i] -= std::min<uint64_t>(acct_.records[i], 1);
         acct_.bytes[i] -= std::min(acct_.bytes[i], bytes);
         OUTPOST_ASSIGN_OR_RETURN(row, del->Step());  // finish the statement

@@ -22,6 +22,10 @@
 // later call with kFailedPrecondition. The owner destroys the Outbox and opens it again;
 // fsync is never retried (FORMAT.md section 5).
 //
+// Group commit is leader/follower (as LevelDB's writer queue): the producer at the front of
+// the queue commits everything queued behind it in one transaction, then wakes the others;
+// there is no thread of the outbox's own.
+//
 // Thread-safe: every method may be called from any thread. One Outbox per database file per
 // process (it is the file's only connection).
 #ifndef OUTPOST_OUTBOX_OUTBOX_H_
@@ -41,7 +45,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -101,7 +104,7 @@ struct Record {
   uint64_t seq = 0;
   Kind kind = Kind::kSample;
   int64_t created_ms = 0;  // Unix milliseconds when the outbox accepted it
-  std::string payload{};     // decrypted when the store is encrypted
+  std::string payload{};   // decrypted when the store is encrypted
 };
 
 // How one class (kind) is bounded.
@@ -131,9 +134,9 @@ struct OutboxOptions {
   std::array<ClassPolicy, kNumKinds> classes = DefaultClassPolicies();
   // The largest payload Append accepts (at most 16 MiB).
   size_t max_payload_bytes = size_t{1} << 20;
-  // Group commit: how long the committer waits for more producers once the queue holds
-  // fewer records than the last batch had. The only wait that uses the real clock: it
-  // trades latency for batch size and decides nothing else.
+  // Group commit: how long the producer that leads a commit waits for more producers once
+  // the queue holds fewer records than the last batch had. The only wait that uses the real clock:
+  // it trades latency for batch size and decides nothing else.
   std::chrono::microseconds max_commit_delay = std::chrono::milliseconds(2);
   // The most records / payload bytes one commit takes from the queue.
   size_t max_batch_records = 4096;
@@ -168,19 +171,19 @@ struct LeasedBatch {
 
 struct QueryOptions {
   std::optional<Kind> kind{};  // empty = every kind
-  int64_t since_ms = 0;      // only records created at or after this Unix millisecond
-  size_t limit = 100;        // at most this many (capped at 10,000)
+  int64_t since_ms = 0;        // only records created at or after this Unix millisecond
+  size_t limit = 100;          // at most this many (capped at 10,000)
 };
 
 struct ClassStats {
   Kind kind = Kind::kSample;
   uint64_t records = 0;
   uint64_t bytes = 0;
-  uint64_t quota_bytes = 0;                // 0 = none
+  uint64_t quota_bytes = 0;                    // 0 = none
   std::optional<int64_t> oldest_created_ms{};  // empty when the class is empty
-  uint64_t evicted_records = 0;            // over the file's life
+  uint64_t evicted_records = 0;                // over the file's life
   uint64_t evicted_bytes = 0;
-  double ingest_bytes_per_s = 0;           // over the rate window
+  double ingest_bytes_per_s = 0;  // over the rate window
 };
 
 struct OutboxStats {
@@ -216,13 +219,13 @@ struct ScrubReport {
 class Outbox {
  public:
   // Opens or creates the store at options.path: checks the file (FORMAT.md section 6),
-  // salvages a damaged one (section 8), loads the byte accounting, and starts the committer.
+  // salvages a damaged one (section 8) and loads the byte accounting.
   // Errors: InvalidArgument (options), FailedPrecondition (a newer format, another site or
   // node, encryption mismatch), PermissionDenied (wrong key), DataLoss (damage that a
   // salvage could not get past), Unavailable (I/O).
   static Result<std::unique_ptr<Outbox>> Open(OutboxOptions options);
 
-  // Stops the committer after the queued records are committed, then closes the file.
+  // Closes the file. Every call on this Outbox must have returned.
   ~Outbox();
   Outbox(const Outbox&) = delete;
   Outbox& operator=(const Outbox&) = delete;
@@ -284,7 +287,6 @@ class Outbox {
   explicit Outbox(OutboxOptions options);
   Status Init(std::unique_ptr<Db> db, std::unique_ptr<const RecordCipher> cipher);
 
-  void CommitterLoop();
   // Commits one batch and answers its producers.
   void CommitBatch(std::vector<Pending*>& batch);
   Status CommitBatchLocked(std::vector<Pending*>& batch, int64_t now_ms);
@@ -331,27 +333,27 @@ class Outbox {
   void NoteIngestLocked(Kind kind, uint64_t bytes);
 
   OutboxOptions options_;
-  Clock* clock_;                              // not owned
-  std::array<int, kNumKinds + 1> rank_{};     // kind code -> priority rank (0 = highest)
+  Clock* clock_;                           // not owned
+  std::array<int, kNumKinds + 1> rank_{};  // kind code -> priority rank (0 = highest)
   Clock::MonoTime opened_at_{};
 
   // --- The commit queue. ---
-  std::mutex queue_mu_;  // guards queue_, stopping_, last_batch_size_
-  std::condition_variable queue_cv_;
-  std::deque<Pending*> queue_;
-  bool stopping_ = false;
+  std::mutex queue_mu_;                // guards queue_, committing_, lingering_, last_batch_size_
+  std::condition_variable linger_cv_;  // wakes a lingering leader when the queue grows
+  std::deque<Pending*> queue_;         // producers waiting, in arrival order
+  bool committing_ = false;            // a leader is committing a batch taken from queue_
+  bool lingering_ = false;             // the leader waits for more producers
   size_t last_batch_size_ = 1;
-  std::thread committer_;
 
   // --- The database and everything derived from it. ---
   std::atomic<bool> failed_flag_{false};  // failed_ is not OK; read without db_mu_
-  mutable std::mutex db_mu_;  // guards every field below
+  mutable std::mutex db_mu_;              // guards every field below
   std::unique_ptr<Db> db_;
   std::unique_ptr<const RecordCipher> cipher_;
   std::map<std::string, std::unique_ptr<Statement>> statements_;
   Status failed_;  // OK while healthy
   Accounting acct_;
-  Accounting acct_snapshot_;  // acct_ when the open transaction began
+  Accounting acct_snapshot_;                            // acct_ when the open transaction began
   std::array<uint64_t, kNumKinds + 1> leased_bytes_{};  // bytes of live leases, per kind
   // Streams whose next seq the open transaction advanced -> value before it (0 = unknown).
   std::map<std::string, uint64_t> dirty_streams_;

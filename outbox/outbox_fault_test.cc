@@ -25,8 +25,8 @@ namespace {
 using Op = FileFaults::Op;
 
 OutboxOptions Options(const testing::TempDir& dir, FileFaults* faults = nullptr) {
-  return OutboxOptions{.path = dir.File("outbox.db"), .site_id = "site-1", .node_id = "node-1",
-                       .faults = faults};
+  return OutboxOptions{
+      .path = dir.File("outbox.db"), .site_id = "site-1", .node_id = "node-1", .faults = faults};
 }
 
 std::string PayloadFor(const std::string& stream, uint64_t n) {
@@ -99,8 +99,8 @@ TEST_P(SyncFailure, FailsTheStoreIsNeverRetriedAndTheStoreRecoversOnReopen) {
     OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &faults)));
     OUTPOST_ASSERT_OK(AppendSome(*box, 5, &acked, &next));
     faults.Inject({.op = Op::kSync, .error = GetParam(), .sticky = false});
-    Result<RecordKey> lost = box->Append({.kind = Kind::kAnomaly, .stream = "s",
-                                          .payload = PayloadFor("s", next)});
+    Result<RecordKey> lost =
+        box->Append({.kind = Kind::kAnomaly, .stream = "s", .payload = PayloadFor("s", next)});
     ASSERT_FALSE(lost.ok());
     EXPECT_EQ(lost.status().code(), StatusCode::kUnavailable);
     EXPECT_NE(lost.status().message().find("fsync"), std::string_view::npos)
@@ -108,8 +108,8 @@ TEST_P(SyncFailure, FailsTheStoreIsNeverRetriedAndTheStoreRecoversOnReopen) {
     EXPECT_TRUE(faults.fired());
     syncs_at_failure = faults.calls(Op::kSync);
     // The store is failed although the disk would now work: every call is refused.
-    Result<RecordKey> after = box->Append({.kind = Kind::kAnomaly, .stream = "s",
-                                           .payload = PayloadFor("s", next + 1)});
+    Result<RecordKey> after =
+        box->Append({.kind = Kind::kAnomaly, .stream = "s", .payload = PayloadFor("s", next + 1)});
     EXPECT_EQ(after.status().code(), StatusCode::kFailedPrecondition);
     EXPECT_EQ(box->Lease({}).status().code(), StatusCode::kFailedPrecondition);
     OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
@@ -121,13 +121,15 @@ TEST_P(SyncFailure, FailsTheStoreIsNeverRetriedAndTheStoreRecoversOnReopen) {
   std::vector<Record> stored = CheckAfterReopen(dir, acked);
   // The unacknowledged record may or may not be there; what follows continues without a gap.
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir)));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(RecordKey k, box->Append({.kind = Kind::kAnomaly, .stream = "s",
-                                                         .payload = "x"}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      RecordKey k, box->Append({.kind = Kind::kAnomaly, .stream = "s", .payload = "x"}));
   EXPECT_EQ(k.seq, stored.size() + 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Errno, SyncFailure, ::testing::Values(EIO, ENOSPC),
-                         [](const ::testing::TestParamInfo<int>& p) { return p.param == EIO ? "EIO" : "ENOSPC"; });
+                         [](const ::testing::TestParamInfo<int>& p) {
+                           return p.param == EIO ? "EIO" : "ENOSPC";
+                         });
 
 TEST(OutboxFaults, WriteErrorEioFailsTheStoreWithoutAcknowledging) {
   testing::TempDir dir;
@@ -195,8 +197,7 @@ TEST_P(ErrorSweep, NoFailedCallLosesAnAcknowledgedRecordOrBreaksTheStore) {
           Status s = AppendSome(**box, 1, &acked, &next);
           if (!s.ok() && first_error.ok()) first_error = s;
           // After a fatal error nothing is acknowledged any more, even if the disk is fine.
-          if (s.ok() && !first_error.ok() &&
-              first_error.code() != StatusCode::kResourceExhausted) {
+          if (s.ok() && !first_error.ok() && first_error.code() != StatusCode::kResourceExhausted) {
             refused_after_fatal = false;
           }
         }
@@ -438,8 +439,8 @@ TEST(OutboxCorruption, TruncatedFileIsSalvagedKeepingWhatCanBeRead) {
   EXPECT_GT(kept, 0u);
   EXPECT_LT(kept, static_cast<size_t>(kRecords));
   // A seq handed out before the damage is never handed out again.
-  OUTPOST_ASSERT_OK_AND_ASSIGN(RecordKey k,
-                               box->Append({.kind = Kind::kAnomaly, .stream = "s", .payload = "x"}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      RecordKey k, box->Append({.kind = Kind::kAnomaly, .stream = "s", .payload = "x"}));
   EXPECT_GT(k.seq, static_cast<uint64_t>(kRecords));
 }
 
@@ -455,8 +456,8 @@ TEST(OutboxCorruption, DestroyedHeaderIsSetAsideAndTheStoreStartsAgain) {
 
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir)));
   EXPECT_TRUE(HasDamagedCopy(dir));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(RecordKey k,
-                               box->Append({.kind = Kind::kAnomaly, .stream = "s", .payload = "x"}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      RecordKey k, box->Append({.kind = Kind::kAnomaly, .stream = "s", .payload = "x"}));
   EXPECT_GT(k.seq, static_cast<uint64_t>(kRecords));
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto events, box->Query({.kind = Kind::kEvent}));
   ASSERT_EQ(events.size(), 1u);
@@ -476,8 +477,8 @@ TEST(OutboxCorruption, InterruptedSalvageIsFinishedByTheNextOpen) {
   EXPECT_FALSE(PathExists(dir.File("outbox.db.salvage")));
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto records, box->Query({.kind = Kind::kAnomaly, .limit = 1000}));
   EXPECT_EQ(records.size(), static_cast<size_t>(kRecords));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(RecordKey k,
-                               box->Append({.kind = Kind::kAnomaly, .stream = "s", .payload = "x"}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      RecordKey k, box->Append({.kind = Kind::kAnomaly, .stream = "s", .payload = "x"}));
   EXPECT_EQ(k.seq, static_cast<uint64_t>(kRecords) + 1);
 }
 

@@ -21,8 +21,8 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 OutboxOptions Options(const testing::TempDir& dir, Clock* clock) {
-  return OutboxOptions{.path = dir.File("outbox.db"), .site_id = "site-1",
-                       .node_id = "node-1", .clock = clock};
+  return OutboxOptions{
+      .path = dir.File("outbox.db"), .site_id = "site-1", .node_id = "node-1", .clock = clock};
 }
 
 NewRecord Rec(Kind kind, std::string stream, std::string payload) {
@@ -121,8 +121,7 @@ TEST(Outbox, RejectsBadStreamsOutboxStreamsAndOversizedPayloads) {
   OutboxOptions o = Options(dir, &clock);
   o.max_payload_bytes = 100;
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
-  EXPECT_EQ(box->Append(Rec(Kind::kSample, "", "x")).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(box->Append(Rec(Kind::kSample, "", "x")).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(box->Append(Rec(Kind::kSample, "a b", "x")).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(box->Append(Rec(Kind::kEvent, "_outbox", "x")).status().code(),
@@ -181,7 +180,8 @@ TEST(Outbox, LeaseRespectsByteLimitButAlwaysHandsOutOneRecord) {
   testing::TempDir dir;
   FakeClock clock;
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
-  for (int i = 0; i < 5; ++i) OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", std::string(100, 'x'))));
+  for (int i = 0; i < 5; ++i)
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", std::string(100, 'x'))));
   OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch one, box->Lease({.max_bytes = 10}));
   EXPECT_EQ(one.records.size(), 1u);
   OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch three, box->Lease({.max_bytes = 300}));
@@ -334,7 +334,8 @@ TEST(Outbox, FullStoreRefusesWithResourceExhaustedWhenNothingMayBeEvicted) {
   OutboxOptions o = Options(dir, &clock);
   o.max_bytes = 5 * kCharge;
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
-  for (int i = 0; i < 5; ++i) OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(i))));
+  for (int i = 0; i < 5; ++i)
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(i))));
   Result<RecordKey> anomaly = box->Append(Rec(Kind::kAnomaly, "s", Payload31(5)));
   EXPECT_EQ(anomaly.status().code(), StatusCode::kResourceExhausted);
   EXPECT_NE(anomaly.status().message().find("outbox full"), std::string_view::npos);
@@ -363,10 +364,9 @@ TEST(Outbox, RecordLargerThanWhatEvictionCouldFreeEvictsNothing) {
   OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(1))));
   OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", Payload31(2))));
   // Needs 3 records' room; only one sample could be evicted.
-  EXPECT_EQ(box->Append(Rec(Kind::kAnomaly, "s", std::string(3 * kCharge - 49, 'x')))
-                .status()
-                .code(),
-            StatusCode::kResourceExhausted);
+  EXPECT_EQ(
+      box->Append(Rec(Kind::kAnomaly, "s", std::string(3 * kCharge - 49, 'x'))).status().code(),
+      StatusCode::kResourceExhausted);
   EXPECT_EQ(All(*box).size(), 3u);
 }
 

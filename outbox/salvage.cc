@@ -71,7 +71,8 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
 
   std::unique_ptr<Db> src;
   if (PathExists(from)) {
-    Result<std::unique_ptr<Db>> opened = Db::Open(from, DbOptions{.create = false});
+    Result<std::unique_ptr<Db>> opened =
+        Db::Open(from, DbOptions{.create = false, .faults = ctx.faults});
     if (opened.ok()) src = std::move(opened).value();
   }
   if (src) {
@@ -118,7 +119,7 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
     if (c.ok() && (*c)->key_check() == meta.key_check) cipher = std::move(c).value();
   }
 
-  OUTPOST_ASSIGN_OR_RETURN(auto dst, Db::Open(to, DbOptions{.create = true}));
+  OUTPOST_ASSIGN_OR_RETURN(auto dst, Db::Open(to, DbOptions{.create = true, .faults = ctx.faults}));
   OUTPOST_RETURN_IF_ERROR(ConfigureConnection(*dst, uint64_t{1} << 40));
   OUTPOST_RETURN_IF_ERROR(CreateSchema(*dst, meta));
   OUTPOST_RETURN_IF_ERROR(dst->Exec("BEGIN IMMEDIATE"));
@@ -127,10 +128,10 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
                              "checksum) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"));
   OUTPOST_ASSIGN_OR_RETURN(auto exists,
                            dst->Prepare("SELECT 1 FROM records WHERE stream = ?1 AND seq = ?2"));
-  OUTPOST_ASSIGN_OR_RETURN(
-      auto quar, dst->Prepare("INSERT INTO quarantine(stream, seq, kind, created_ms, "
-                              "payload_bytes, reason, quarantined_ms) "
-                              "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+  OUTPOST_ASSIGN_OR_RETURN(auto quar,
+                           dst->Prepare("INSERT INTO quarantine(stream, seq, kind, created_ms, "
+                                        "payload_bytes, reason, quarantined_ms) "
+                                        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
   auto quarantine = [&](const Row& r, std::string_view reason) -> Status {
     quar->BindText(1, r.stream);
     quar->BindInt(2, r.seq);
@@ -147,10 +148,11 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
     if (r.seq > max_seq[r.stream]) max_seq[r.stream] = r.seq;
     if (r.kind < 1 || r.kind > kNumKinds) return quarantine(r, "unknown kind");
     if (salt_lost) return quarantine(r, "encryption salt lost");
-    std::string header = EnvelopeHeader(ctx.site_id, ctx.node_id, r.stream,
-                                        static_cast<uint64_t>(r.seq),
-                                        static_cast<uint8_t>(r.kind), r.created_ms);
-    if (!ValidName(r.stream) || RecordChecksum(header, r.payload) != static_cast<uint32_t>(r.checksum)) {
+    std::string header =
+        EnvelopeHeader(ctx.site_id, ctx.node_id, r.stream, static_cast<uint64_t>(r.seq),
+                       static_cast<uint8_t>(r.kind), r.created_ms);
+    if (!ValidName(r.stream) ||
+        RecordChecksum(header, r.payload) != static_cast<uint32_t>(r.checksum)) {
       return quarantine(r, "checksum mismatch");
     }
     exists->BindText(1, r.stream);
@@ -261,9 +263,8 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
     OUTPOST_RETURN_IF_ERROR(SetMetaInt(*dst, "seq_floor", floor));
   }
   const std::string event_stream(kEventStream);
-  int64_t event_seq = next.count(event_stream)
-                          ? next[event_stream]
-                          : static_cast<int64_t>(meta.seq_floor);
+  int64_t event_seq =
+      next.count(event_stream) ? next[event_stream] : static_cast<int64_t>(meta.seq_floor);
   std::string json = "{\"type\":\"salvage\",\"damaged_file\":\"";
   AppendJsonEscaped(json, BaseOf(from));
   json += "\",\"salvaged\":" + std::to_string(salvaged) +
@@ -273,9 +274,9 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
           ",\"seq_floor\":" + std::to_string(meta.seq_floor) + "}";
   bool write_event = meta.encryption == "none" || cipher != nullptr;
   if (write_event) {
-    std::string header = EnvelopeHeader(ctx.site_id, ctx.node_id, event_stream,
-                                        static_cast<uint64_t>(event_seq),
-                                        static_cast<uint8_t>(Kind::kEvent), ctx.now_ms);
+    std::string header =
+        EnvelopeHeader(ctx.site_id, ctx.node_id, event_stream, static_cast<uint64_t>(event_seq),
+                       static_cast<uint8_t>(Kind::kEvent), ctx.now_ms);
     std::string stored = json;
     if (cipher) {
       stored.clear();
@@ -329,8 +330,8 @@ bool SalvagePending(const std::string& path) { return PathExists(MarkerPath(path
 
 Status MarkForSalvage(const std::string& path, int64_t now_ms) {
   if (SalvagePending(path)) return Status::Ok();
-  return WriteFileAtomically(MarkerPath(path),
-                             path + ".damaged-" + std::to_string(now_ms) + "\n", 0600);
+  return WriteFileAtomically(MarkerPath(path), path + ".damaged-" + std::to_string(now_ms) + "\n",
+                             0600);
 }
 
 Status Salvage(const SalvageContext& ctx) {

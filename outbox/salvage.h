@@ -11,12 +11,15 @@
 
 namespace outpost::outbox {
 
+class FileFaults;
+
 struct SalvageContext {
-  std::string path{};                // the outbox database
+  std::string path{};  // the outbox database
   std::string site_id{};
   std::string node_id{};
   std::optional<std::string> key{};  // the file key when the store is encrypted
-  int64_t now_ms = 0;              // wall time, for names and the event record
+  int64_t now_ms = 0;                // wall time, for names and the event record
+  FileFaults* faults = nullptr;      // the file layer under SQLite (file_faults.h); not owned
 };
 
 // True when a salvage of `path` was started and has not finished (its marker exists).

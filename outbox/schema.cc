@@ -142,8 +142,8 @@ Result<Meta> ReadMeta(Db& db) {
   }
   if (!site || !node) return DataLossError("the outbox meta table lacks site_id or node_id");
   if (meta.encryption != "none" && meta.encryption != "aes-256-gcm") {
-    return DataLossError("the outbox meta table names an unknown encryption \"" +
-                         meta.encryption + "\"");
+    return DataLossError("the outbox meta table names an unknown encryption \"" + meta.encryption +
+                         "\"");
   }
   if (meta.seq_floor < 1) meta.seq_floor = 1;
   return meta;
@@ -162,8 +162,8 @@ uint32_t StreamChecksum(std::string_view stream, uint64_t next_seq) {
 }
 
 Status SetMetaInt(Db& db, std::string_view key, int64_t value) {
-  OUTPOST_ASSIGN_OR_RETURN(
-      auto stmt, db.Prepare("UPDATE meta SET value = ?2, checksum = ?3 WHERE key = ?1"));
+  OUTPOST_ASSIGN_OR_RETURN(auto stmt,
+                           db.Prepare("UPDATE meta SET value = ?2, checksum = ?3 WHERE key = ?1"));
   stmt->BindText(1, key);
   stmt->BindInt(2, value);
   stmt->BindInt(3, MetaChecksum(key, std::to_string(value)));
@@ -171,16 +171,14 @@ Status SetMetaInt(Db& db, std::string_view key, int64_t value) {
 }
 
 Status ReadStreams(Db& db, std::map<std::string, uint64_t>* out) {
-  OUTPOST_ASSIGN_OR_RETURN(auto stmt,
-                           db.Prepare("SELECT stream, next_seq, checksum FROM streams"));
+  OUTPOST_ASSIGN_OR_RETURN(auto stmt, db.Prepare("SELECT stream, next_seq, checksum FROM streams"));
   while (true) {
     OUTPOST_ASSIGN_OR_RETURN(bool row, stmt->Step());
     if (!row) break;
     std::string stream(stmt->ColumnText(0));
     auto next = static_cast<uint64_t>(stmt->ColumnInt(1));
     if (StreamChecksum(stream, next) != static_cast<uint32_t>(stmt->ColumnInt(2))) {
-      return DataLossError("outbox stream \"" + stream.substr(0, 64) +
-                           "\" fails its checksum");
+      return DataLossError("outbox stream \"" + stream.substr(0, 64) + "\" fails its checksum");
     }
     (*out)[stream] = next;
   }
@@ -192,7 +190,7 @@ namespace {
 // "type name tbl_name sql" of every schema row, sorted by name.
 Result<std::string> SchemaText(Db& db) {
   OUTPOST_ASSIGN_OR_RETURN(auto stmt, db.Prepare("SELECT type, name, tbl_name, sql FROM "
-                                                  "sqlite_schema ORDER BY name"));
+                                                 "sqlite_schema ORDER BY name"));
   std::string out;
   while (true) {
     OUTPOST_ASSIGN_OR_RETURN(bool row, stmt->Step());

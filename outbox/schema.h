@@ -16,7 +16,7 @@ class Db;
 
 inline constexpr int64_t kApplicationId = 0x4F504F42;  // "OPOB"
 inline constexpr int64_t kFormatVersion = 1;
-inline constexpr uint64_t kEnvelopeCharge = 48;     // bytes charged per record besides payload
+inline constexpr uint64_t kEnvelopeCharge = 48;  // bytes charged per record besides payload
 inline constexpr uint64_t kNonceReserveStep = uint64_t{1} << 20;
 inline constexpr std::string_view kEventStream = "_outbox";
 inline constexpr size_t kMaxPayloadLimit = size_t{16} << 20;
@@ -30,8 +30,8 @@ struct Meta {
   std::string node_id{};
   int64_t created_ms = 0;
   std::string encryption = "none";  // "none" or "aes-256-gcm"
-  std::string key_salt{};             // 16 bytes when encrypted
-  std::string key_check{};            // 16 bytes when encrypted
+  std::string key_salt{};           // 16 bytes when encrypted
+  std::string key_check{};          // 16 bytes when encrypted
   uint64_t nonce_reserved = 0;
   uint64_t seq_floor = 1;
 };
@@ -67,8 +67,7 @@ Status QuickCheck(Db& db);
 
 // The little-endian envelope of FORMAT.md section 4 up to and including created_ms.
 std::string EnvelopeHeader(std::string_view site_id, std::string_view node_id,
-                           std::string_view stream, uint64_t seq, uint8_t kind,
-                           int64_t created_ms);
+                           std::string_view stream, uint64_t seq, uint8_t kind, int64_t created_ms);
 // CRC32C over the header, the payload length and the stored payload.
 uint32_t RecordChecksum(std::string_view header, std::string_view stored_payload);
 // The additional authenticated data of FORMAT.md section 7.

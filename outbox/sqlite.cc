@@ -86,14 +86,13 @@ int XWrite(sqlite3_file* file, const void* buf, int amount, sqlite3_int64 offset
   if (f->faults->tracking()) {
     FileSize(f, &old_size);
     if (off < old_size) {
-      old_bytes = ReadRange(f, off, std::min<uint64_t>(static_cast<uint64_t>(amount),
-                                                       old_size - off));
+      old_bytes =
+          ReadRange(f, off, std::min<uint64_t>(static_cast<uint64_t>(amount), old_size - off));
     }
   }
   int rc = f->real->pMethods->xWrite(f->real, buf, amount, offset);
   if (rc == SQLITE_OK) {
-    f->faults->Wrote(*f->path, off, static_cast<uint64_t>(amount), std::move(old_bytes),
-                     old_size);
+    f->faults->Wrote(*f->path, off, static_cast<uint64_t>(amount), std::move(old_bytes), old_size);
   }
   return rc;
 }
@@ -188,10 +187,25 @@ int XUnfetch(sqlite3_file* file, sqlite3_int64 offset, void* p) {
 }
 
 const sqlite3_io_methods kFaultMethods = {
-    3,          XClose,       XRead,      XWrite,    XTruncate,   XSync,
-    XFileSize,  XLock,        XUnlock,    XCheckReservedLock,    XFileControl,
-    XSectorSize, XDeviceCharacteristics,  XShmMap,   XShmLock,    XShmBarrier,
-    XShmUnmap,  XFetch,       XUnfetch,
+    3,
+    XClose,
+    XRead,
+    XWrite,
+    XTruncate,
+    XSync,
+    XFileSize,
+    XLock,
+    XUnlock,
+    XCheckReservedLock,
+    XFileControl,
+    XSectorSize,
+    XDeviceCharacteristics,
+    XShmMap,
+    XShmLock,
+    XShmBarrier,
+    XShmUnmap,
+    XFetch,
+    XUnfetch,
 };
 
 FaultVfs* AsVfs(sqlite3_vfs* vfs) { return static_cast<FaultVfs*>(vfs->pAppData); }
@@ -300,21 +314,36 @@ Result<std::unique_ptr<FaultVfs>> MakeFaultVfs(FileFaults* faults) {
 
 std::string_view IoErrName(int extended) {
   switch (extended) {
-    case SQLITE_IOERR_READ: return "read";
-    case SQLITE_IOERR_SHORT_READ: return "short read";
-    case SQLITE_IOERR_WRITE: return "write";
-    case SQLITE_IOERR_FSYNC: return "fsync";
-    case SQLITE_IOERR_DIR_FSYNC: return "folder fsync";
-    case SQLITE_IOERR_TRUNCATE: return "truncate";
-    case SQLITE_IOERR_FSTAT: return "fstat";
-    case SQLITE_IOERR_DELETE: return "delete";
-    case SQLITE_IOERR_LOCK: return "lock";
-    case SQLITE_IOERR_CLOSE: return "close";
-    case SQLITE_IOERR_SHMOPEN: return "shm open";
-    case SQLITE_IOERR_SHMSIZE: return "shm size";
-    case SQLITE_IOERR_SHMMAP: return "shm map";
-    case SQLITE_IOERR_NOMEM: return "out of memory";
-    default: return "other";
+    case SQLITE_IOERR_READ:
+      return "read";
+    case SQLITE_IOERR_SHORT_READ:
+      return "short read";
+    case SQLITE_IOERR_WRITE:
+      return "write";
+    case SQLITE_IOERR_FSYNC:
+      return "fsync";
+    case SQLITE_IOERR_DIR_FSYNC:
+      return "folder fsync";
+    case SQLITE_IOERR_TRUNCATE:
+      return "truncate";
+    case SQLITE_IOERR_FSTAT:
+      return "fstat";
+    case SQLITE_IOERR_DELETE:
+      return "delete";
+    case SQLITE_IOERR_LOCK:
+      return "lock";
+    case SQLITE_IOERR_CLOSE:
+      return "close";
+    case SQLITE_IOERR_SHMOPEN:
+      return "shm open";
+    case SQLITE_IOERR_SHMSIZE:
+      return "shm size";
+    case SQLITE_IOERR_SHMMAP:
+      return "shm map";
+    case SQLITE_IOERR_NOMEM:
+      return "out of memory";
+    default:
+      return "other";
   }
 }
 
@@ -334,18 +363,26 @@ Status FromSqlite(sqlite3* db, int rc, std::string_view what) {
     message += ")";
   }
   switch (primary) {
-    case SQLITE_FULL: return ResourceExhaustedError(message);
-    case SQLITE_IOERR: return UnavailableError(message);
+    case SQLITE_FULL:
+      return ResourceExhaustedError(message);
+    case SQLITE_IOERR:
+      return UnavailableError(message);
     case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return DataLossError(message);
+    case SQLITE_NOTADB:
+      return DataLossError(message);
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return AbortedError(message);
-    case SQLITE_CANTOPEN: return UnavailableError(message);
+    case SQLITE_LOCKED:
+      return AbortedError(message);
+    case SQLITE_CANTOPEN:
+      return UnavailableError(message);
     case SQLITE_PERM:
     case SQLITE_READONLY:
-    case SQLITE_AUTH: return PermissionDeniedError(message);
-    case SQLITE_NOMEM: return ResourceExhaustedError(message);
-    default: return InternalError(message);
+    case SQLITE_AUTH:
+      return PermissionDeniedError(message);
+    case SQLITE_NOMEM:
+      return ResourceExhaustedError(message);
+    default:
+      return InternalError(message);
   }
 }
 

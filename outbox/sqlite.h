@@ -100,7 +100,7 @@ class Db {
  private:
   Db(std::string path, sqlite3* db, std::unique_ptr<FaultVfs> vfs);
   std::string path_;
-  sqlite3* db_;  // null once closed
+  sqlite3* db_;                    // null once closed
   std::unique_ptr<FaultVfs> vfs_;  // the fault-injecting VFS, when one was asked for
 };
 

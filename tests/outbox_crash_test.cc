@@ -27,9 +27,9 @@ using Key = std::pair<std::string, uint64_t>;
 
 // What the parent knows from the child's reports, over all runs.
 struct Knowledge {
-  std::map<Key, std::string> stored;  // acknowledged appends: key -> uid
-  std::set<Key> leased;               // handed to the forwarder (maybe deleted)
-  std::set<Key> deleted;              // acknowledged by Ack: must be gone
+  std::map<Key, std::string> stored;                 // acknowledged appends: key -> uid
+  std::set<Key> leased;                              // handed to the forwarder (maybe deleted)
+  std::set<Key> deleted;                             // acknowledged by Ack: must be gone
   std::map<uint64_t, std::vector<Key>> open_leases;  // by lease id, this run
 };
 
@@ -127,13 +127,15 @@ void Check(const std::string& path, const Knowledge& k) {
     ASSERT_EQ(it->second, uid) << "wrong record at " << key.first << "/" << key.second;
   }
   for (const Key& key : k.deleted) {
-    ASSERT_FALSE(present.count(key)) << "acked-for-delete " << key.first << "/" << key.second
-                                     << " is still there";
+    ASSERT_FALSE(present.count(key))
+        << "acked-for-delete " << key.first << "/" << key.second << " is still there";
   }
   // No gaps: every seq up to the highest known one is present or went to the forwarder.
   std::map<std::string, uint64_t> highest;
-  for (const auto& [key, uid] : present) highest[key.first] = std::max(highest[key.first], key.second);
-  for (const auto& [key, uid] : k.stored) highest[key.first] = std::max(highest[key.first], key.second);
+  for (const auto& [key, uid] : present)
+    highest[key.first] = std::max(highest[key.first], key.second);
+  for (const auto& [key, uid] : k.stored)
+    highest[key.first] = std::max(highest[key.first], key.second);
   for (const auto& [stream, top] : highest) {
     for (uint64_t seq = 1; seq <= top; ++seq) {
       Key key{stream, seq};
