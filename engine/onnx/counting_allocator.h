@@ -8,6 +8,10 @@
 
 namespace outpost::engine::onnx::testing {
 
+// False in sanitizer builds, where the global operator new is not replaced and nothing is
+// counted; a test then skips.
+bool AllocationCountingAvailable();
+
 // Counts the allocations made by any thread while alive into *count (which it zeroes).
 // Scopes must not nest or overlap.
 class CountAllocations {
