@@ -5,7 +5,7 @@
 
 // The vector helpers below are internal to this file, so the ABI note about passing
 // 32-byte vectors without AVX does not apply.
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__)  // GCC and clang
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 

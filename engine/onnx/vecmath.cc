@@ -4,7 +4,7 @@
 
 // The vector helpers are internal to this file, so the ABI note about passing 32-byte
 // vectors without AVX does not apply.
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__)  // GCC and clang
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
