@@ -1,0 +1,462 @@
+// The edge API's routes (edge_api.h). Feedback bodies and stored payloads are read with
+// simdjson's DOM parser here, error codes only (no simdjson exception escapes this file).
+#include "serve/edge_api.h"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "serve/json_writer.h"
+
+namespace outpost::serve {
+namespace {
+
+namespace dom = simdjson::dom;
+
+// Feedback bodies are flat objects; deeper nesting is refused by the parser.
+constexpr size_t kFeedbackMaxDepth = 8;
+// Stored payloads are at most the outbox's largest (16 MiB).
+constexpr size_t kMaxPayloadBytes = size_t{16} << 20;
+
+bool IsStreamChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == ':' || c == '-';
+}
+
+// [A-Za-z0-9][A-Za-z0-9._:-]{0,127}: what the outbox accepts as a stream.
+bool IsModelName(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  char first = name.front();
+  if (first == '.' || first == '_' || first == ':' || first == '-') return false;
+  return std::all_of(name.begin(), name.end(), IsStreamChar);
+}
+
+// A string member of the feedback object, checked against `max_bytes`.
+Status ReadString(dom::element value, std::string_view key, size_t max_bytes, bool allow_empty,
+                  std::string& out) {
+  std::string_view s;
+  if (value.get(s) != simdjson::SUCCESS) {
+    return InvalidArgumentError("feedback \"" + std::string(key) + "\" must be a string");
+  }
+  if (s.empty() && !allow_empty) {
+    return InvalidArgumentError("feedback \"" + std::string(key) + "\" must not be empty");
+  }
+  if (s.size() > max_bytes) {
+    return InvalidArgumentError("feedback \"" + std::string(key) + "\" is longer than " +
+                                std::to_string(max_bytes) + " bytes");
+  }
+  out.assign(s);
+  return Status();
+}
+
+// The outbox's answer as the HTTP client should see it: a full or failed store is the
+// server's condition (503), not a fault of the request.
+Status OutboxStatus(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kResourceExhausted:
+      return UnavailableError("outbox full, nothing stored: " + std::string(s.message()));
+    case StatusCode::kFailedPrecondition:
+      return UnavailableError("outbox unavailable: " + std::string(s.message()));
+    default:
+      return s.WithContext("outbox");
+  }
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Decodes %XX and '+' of a query component; nullopt for a broken escape.
+std::optional<std::string> DecodeQueryComponent(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out.push_back(' ');
+    } else if (s[i] == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      int hi = HexValue(s[i + 1]);
+      int lo = HexValue(s[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// A non-negative decimal integer, the whole of `s`.
+bool ParseNonNegative(std::string_view s, int64_t& out) {
+  if (s.empty()) return false;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && ptr == s.data() + s.size() && out >= 0;
+}
+
+std::string Truncated(std::string_view s) {
+  constexpr size_t kMax = 64;
+  return s.size() > kMax ? std::string(s.substr(0, kMax)) + "..." : std::string(s);
+}
+
+}  // namespace
+
+Result<Feedback> ParseFeedback(std::string_view body, const FeedbackLimits& limits) {
+  if (body.size() > limits.max_body_bytes) {
+    return ResourceExhaustedError("feedback body is larger than " +
+                                  std::to_string(limits.max_body_bytes) + " bytes");
+  }
+  dom::parser parser;
+  if (parser.allocate(std::max<size_t>(body.size(), 64), kFeedbackMaxDepth) != simdjson::SUCCESS) {
+    return ResourceExhaustedError("cannot allocate the JSON parser");
+  }
+  dom::element root;
+  if (auto error = parser.parse(body.data(), body.size(), /*realloc_if_needed=*/true).get(root);
+      error != simdjson::SUCCESS) {
+    return InvalidArgumentError(std::string("feedback body is not valid JSON: ") +
+                                simdjson::error_message(error));
+  }
+  dom::object object;
+  if (root.get(object) != simdjson::SUCCESS) {
+    return InvalidArgumentError("feedback body must be a JSON object");
+  }
+  Feedback feedback;
+  bool has_request_id = false, has_model = false, has_label = false, has_note = false;
+  for (dom::key_value_pair member : object) {
+    std::string_view key = member.key;
+    bool* seen = nullptr;
+    if (key == "request_id") {
+      seen = &has_request_id;
+    } else if (key == "model") {
+      seen = &has_model;
+    } else if (key == "label") {
+      seen = &has_label;
+    } else if (key == "note") {
+      seen = &has_note;
+    } else {
+      return InvalidArgumentError("feedback has an unknown key \"" + Truncated(key) + "\"");
+    }
+    if (*seen) return InvalidArgumentError("feedback repeats the key \"" + std::string(key) + "\"");
+    *seen = true;
+    if (key == "request_id") {
+      OUTPOST_RETURN_IF_ERROR(ReadString(member.value, key, limits.max_request_id_bytes,
+                                         /*allow_empty=*/false, feedback.request_id));
+    } else if (key == "model") {
+      OUTPOST_RETURN_IF_ERROR(ReadString(member.value, key, 128, false, feedback.model));
+      if (!IsModelName(feedback.model)) {
+        return InvalidArgumentError("feedback \"model\" \"" + Truncated(feedback.model) +
+                                    "\" is not a model name ([A-Za-z0-9][A-Za-z0-9._:-]*)");
+      }
+    } else if (key == "note") {
+      OUTPOST_RETURN_IF_ERROR(
+          ReadString(member.value, key, limits.max_note_bytes, true, feedback.note));
+    } else {  // label
+      dom::element value = member.value;
+      switch (value.type()) {
+        case dom::element_type::INT64:
+          feedback.label = value.get_int64().value_unsafe();
+          break;
+        case dom::element_type::UINT64:
+          feedback.label = static_cast<double>(value.get_uint64().value_unsafe());
+          break;
+        case dom::element_type::DOUBLE:
+          feedback.label = value.get_double().value_unsafe();
+          break;
+        case dom::element_type::STRING: {
+          std::string label;
+          OUTPOST_RETURN_IF_ERROR(
+              ReadString(value, key, limits.max_label_bytes, false, label));
+          feedback.label = std::move(label);
+          break;
+        }
+        default:
+          return InvalidArgumentError("feedback \"label\" must be a number or a string");
+      }
+    }
+  }
+  if (!has_request_id) return InvalidArgumentError("feedback needs \"request_id\"");
+  if (!has_model) return InvalidArgumentError("feedback needs \"model\"");
+  if (!has_label) return InvalidArgumentError("feedback needs \"label\"");
+  return feedback;
+}
+
+std::string FeedbackPayload(const Feedback& feedback, int64_t time_ms) {
+  std::string out;
+  JsonWriter w(out);
+  w.BeginObject();
+  w.Key("v");
+  w.Int(1);
+  w.Key("kind");
+  w.String("feedback");
+  w.Key("model");
+  w.String(feedback.model);
+  w.Key("request_id");
+  w.String(feedback.request_id);
+  w.Key("label");
+  if (const auto* i = std::get_if<int64_t>(&feedback.label)) {
+    w.Int(*i);
+  } else if (const auto* d = std::get_if<double>(&feedback.label)) {
+    w.Double(*d);
+  } else {
+    w.String(std::get<std::string>(feedback.label));
+  }
+  if (!feedback.note.empty()) {
+    w.Key("note");
+    w.String(feedback.note);
+  }
+  w.Key("time_ms");
+  w.Int(time_ms);
+  w.EndObject();
+  return out;
+}
+
+EdgeApi::EdgeApi(EdgeApiOptions options)
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : &SystemClock()) {}
+
+bool EdgeApi::Owns(std::string_view target) {
+  std::string_view path = target.substr(0, target.find('?'));
+  return path == "/v1" || path.rfind("/v1/", 0) == 0;
+}
+
+void EdgeApi::Handle(const HttpRequest& request, HttpResponse& response) const {
+  response.Clear();
+  std::string_view target = request.target;
+  size_t question = target.find('?');
+  std::string_view path = target.substr(0, question);
+  std::string_view query =
+      question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+  auto wrong_method = [&](const char* allow) {
+    SetErrorResponse(InvalidArgumentError("method " + Truncated(request.method) +
+                                          " is not allowed on " + std::string(path)),
+                     response);
+    response.status = 405;
+    response.headers.emplace_back("Allow", allow);
+  };
+  if (options_.outbox == nullptr) {
+    SetErrorResponse(UnavailableError("this node has no outbox"), response);
+    return;
+  }
+  if (path == "/v1/feedback") {
+    if (request.method != "POST") return wrong_method("POST");
+    PostFeedback(request, response);
+  } else if (path == "/v1/records") {
+    if (request.method != "GET") return wrong_method("GET");
+    GetRecords(query, response);
+  } else if (path == "/v1/outbox") {
+    if (request.method != "GET") return wrong_method("GET");
+    GetOutbox(response);
+  } else {
+    SetErrorResponse(NotFoundError("no such path: " + Truncated(path)), response);
+  }
+}
+
+void EdgeApi::PostFeedback(const HttpRequest& request, HttpResponse& response) const {
+  Result<Feedback> feedback = ParseFeedback(request.body, options_.feedback);
+  if (!feedback.ok()) return SetErrorResponse(feedback.status(), response);
+  std::string stream = feedback->model;
+  Result<outbox::RecordKey> key = options_.outbox->Append(
+      {.kind = outbox::Kind::kFeedback,
+       .stream = std::move(stream),
+       .payload = FeedbackPayload(*feedback, UnixMillis(clock_->Now()))});
+  if (!key.ok()) return SetErrorResponse(OutboxStatus(key.status()), response);
+  JsonWriter w(response.body);
+  w.BeginObject();
+  w.Key("stream");
+  w.String(key->stream);
+  w.Key("seq");
+  w.Uint(key->seq);
+  w.EndObject();
+}
+
+void EdgeApi::GetRecords(std::string_view query, HttpResponse& response) const {
+  outbox::QueryOptions q{.limit = options_.default_query_limit};
+  bool seen_kind = false, seen_since = false, seen_limit = false;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (part.empty()) continue;
+    size_t eq = part.find('=');
+    std::string_view name = part.substr(0, eq);
+    std::optional<std::string> value = DecodeQueryComponent(
+        eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1));
+    if (!value) {
+      return SetErrorResponse(
+          InvalidArgumentError("query parameter \"" + Truncated(name) + "\" has a broken %-escape"),
+          response);
+    }
+    bool* seen = nullptr;
+    if (name == "kind") {
+      seen = &seen_kind;
+    } else if (name == "since") {
+      seen = &seen_since;
+    } else if (name == "limit") {
+      seen = &seen_limit;
+    } else {
+      return SetErrorResponse(InvalidArgumentError("unknown query parameter \"" + Truncated(name) +
+                                                   "\" (kind, since, limit)"),
+                              response);
+    }
+    if (*seen) {
+      return SetErrorResponse(
+          InvalidArgumentError("query parameter \"" + std::string(name) + "\" is repeated"),
+          response);
+    }
+    *seen = true;
+    if (name == "kind") {
+      if (value->empty()) continue;  // kind= means every kind
+      Result<outbox::Kind> kind = outbox::ParseKind(*value);
+      if (!kind.ok()) {
+        return SetErrorResponse(InvalidArgumentError("unknown kind \"" + Truncated(*value) + "\""),
+                                response);
+      }
+      q.kind = *kind;
+    } else if (name == "since") {
+      if (!ParseNonNegative(*value, q.since_ms)) {
+        return SetErrorResponse(
+            InvalidArgumentError("since must be Unix milliseconds, a non-negative integer"),
+            response);
+      }
+    } else {
+      int64_t limit = 0;
+      if (!ParseNonNegative(*value, limit) || limit < 1 ||
+          static_cast<uint64_t>(limit) > options_.max_query_limit) {
+        return SetErrorResponse(InvalidArgumentError("limit must be an integer from 1 to " +
+                                                     std::to_string(options_.max_query_limit)),
+                                response);
+      }
+      q.limit = static_cast<size_t>(limit);
+    }
+  }
+  Result<std::vector<outbox::Record>> records = options_.outbox->Query(q);
+  if (!records.ok()) return SetErrorResponse(OutboxStatus(records.status()), response);
+
+  dom::parser parser(kMaxPayloadBytes);
+  JsonWriter w(response.body);
+  w.BeginObject();
+  w.Key("records");
+  w.BeginArray();
+  bool more = false;
+  size_t written = 0;
+  for (const outbox::Record& record : *records) {
+    if (written > 0 && response.body.size() >= options_.max_response_bytes) {
+      more = true;
+      break;
+    }
+    w.BeginObject();
+    w.Key("stream");
+    w.String(record.stream);
+    w.Key("seq");
+    w.Uint(record.seq);
+    w.Key("kind");
+    w.String(outbox::KindName(record.kind));
+    w.Key("created_ms");
+    w.Int(record.created_ms);
+    // Payloads are JSON by convention and embedded as such; anything else is quoted.
+    dom::element parsed;
+    bool is_json = parser.parse(record.payload).get(parsed) == simdjson::SUCCESS;
+    if (is_json) {
+      w.Key("payload");
+      w.Raw(record.payload);
+    } else {
+      w.Key("payload_text");
+      w.String(record.payload);
+    }
+    w.EndObject();
+    ++written;
+  }
+  w.EndArray();
+  w.Key("more");
+  w.Bool(more || records->size() == q.limit);
+  w.EndObject();
+}
+
+void EdgeApi::GetOutbox(HttpResponse& response) const {
+  Result<outbox::OutboxStats> stats = options_.outbox->Stats();
+  if (!stats.ok()) return SetErrorResponse(OutboxStatus(stats.status()), response);
+  const int64_t now_ms = UnixMillis(clock_->Now());
+  JsonWriter w(response.body);
+  w.BeginObject();
+  w.Key("site_id");
+  w.String(stats->site_id);
+  w.Key("node_id");
+  w.String(stats->node_id);
+  w.Key("records");
+  w.Uint(stats->records);
+  w.Key("bytes");
+  w.Uint(stats->bytes);
+  w.Key("max_bytes");
+  w.Uint(stats->max_bytes);
+  w.Key("oldest_record_age_ms");
+  if (stats->oldest_record_age) {
+    w.Int(stats->oldest_record_age->count());
+  } else {
+    w.Null();
+  }
+  w.Key("ingest_records_per_s");
+  w.Double(stats->ingest_records_per_s);
+  w.Key("ingest_bytes_per_s");
+  w.Double(stats->ingest_bytes_per_s);
+  w.Key("rate_window_s");
+  w.Int(stats->rate_window.count());
+  w.Key("autonomy_days");
+  if (stats->autonomy_days) {
+    w.Double(*stats->autonomy_days);
+  } else {
+    w.Null();
+  }
+  w.Key("leased_records");
+  w.Uint(stats->leased_records);
+  w.Key("active_leases");
+  w.Uint(stats->active_leases);
+  w.Key("quarantined_records");
+  w.Uint(stats->quarantined_records);
+  w.Key("rejected_records");
+  w.Uint(stats->rejected_records);
+  w.Key("failed");
+  w.Bool(stats->failed);
+  if (stats->failed) {
+    w.Key("failure");
+    w.String(stats->failure);
+  }
+  w.Key("classes");
+  w.BeginArray();
+  for (const outbox::ClassStats& c : stats->classes) {
+    w.BeginObject();
+    w.Key("kind");
+    w.String(outbox::KindName(c.kind));
+    w.Key("records");
+    w.Uint(c.records);
+    w.Key("bytes");
+    w.Uint(c.bytes);
+    w.Key("quota_bytes");
+    w.Uint(c.quota_bytes);
+    w.Key("oldest_age_ms");
+    if (c.oldest_created_ms) {
+      w.Int(std::max<int64_t>(0, now_ms - *c.oldest_created_ms));
+    } else {
+      w.Null();
+    }
+    w.Key("evicted_records");
+    w.Uint(c.evicted_records);
+    w.Key("evicted_bytes");
+    w.Uint(c.evicted_bytes);
+    w.Key("ingest_bytes_per_s");
+    w.Double(c.ingest_bytes_per_s);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+}
+
+}  // namespace outpost::serve
