@@ -159,6 +159,9 @@ Status ValidateOptions(const OutboxOptions& o) {
   if (o.priority.size() != kNumKinds) {
     return InvalidArgumentError("outbox priority must list each of the 7 kinds once");
   }
+  if (o.classes[static_cast<int>(Kind::kEvent) - 1].evictable) {
+    return InvalidArgumentError("event records report evictions and are never evicted");
+  }
   std::array<bool, kNumKinds + 1> seen{};
   for (Kind k : o.priority) {
     int code = static_cast<int>(k);

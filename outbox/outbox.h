@@ -116,7 +116,8 @@ struct ClassPolicy {
 };
 
 // Defaults: sample, aggregate and hard_example are evictable; anomaly, drift, feedback and
-// event are not (labels and findings are not replaced by newer ones). No quotas.
+// event are not (labels and findings are not replaced by newer ones; event may never be, as
+// events are what reports evictions). No quotas.
 std::array<ClassPolicy, kNumKinds> DefaultClassPolicies();
 
 struct OutboxOptions {

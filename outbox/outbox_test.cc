@@ -141,6 +141,9 @@ TEST(Outbox, RejectsBadOptions) {
   o = Options(dir, nullptr);
   o.priority = {Kind::kAnomaly, Kind::kAnomaly};
   EXPECT_EQ(Outbox::Open(o).status().code(), StatusCode::kInvalidArgument);
+  o = Options(dir, nullptr);
+  o.classes[static_cast<int>(Kind::kEvent) - 1].evictable = true;
+  EXPECT_EQ(Outbox::Open(o).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(Outbox, LeaseHandsOutHighestPriorityFirstAndOldestFirstWithinAClass) {
