@@ -9,6 +9,7 @@
 #include "engine/onnx/onnx_import.h"
 #include "engine/onnx/onnx_model.h"
 #include "engine/onnx/test_models.h"
+#include "engine/onnx/counting_allocator.h"
 
 namespace outpost::engine::onnx {
 namespace {
@@ -136,6 +137,32 @@ TEST(OnnxMl, TreeEnsembleClassifierBinaryLogisticGivesBothProbabilities) {
   EXPECT_NEAR(out[1].values<float>()[1], Sigmoid(s0), 1e-6);
   EXPECT_NEAR(out[1].values<float>()[2], 1 - Sigmoid(s1), 1e-6);
   EXPECT_NEAR(out[1].values<float>()[3], Sigmoid(s1), 1e-6);
+}
+
+TEST(OnnxMl, TreeEnsembleClassifierRunAllocatesNothingOnceWarm) {
+  GraphBuilder b(17, 3);
+  ValueId x = b.Input("X", DataType::kFp32, {-1, 2});
+  auto attrs = Stumps("BRANCH_LT", "class_");
+  attrs[11] = FloatsAttr("class_weights", {0.5f, -0.25f, -1.0f, 0.75f});
+  attrs.push_back(IntsAttr("classlabels_int64s", {0, 1}));
+  attrs.push_back(FloatsAttr("base_values", {0.1f}));
+  attrs.push_back(StringAttr("post_transform", "LOGISTIC"));
+  b.Op("TreeEnsembleClassifier", {x}, {"label", "probabilities"}, attrs, "ai.onnx.ml");
+  b.Output(b.graph().values.size() - 2);
+  b.Output(b.graph().values.size() - 1);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, Load(b.graph()));
+  std::vector<Tensor> in;
+  in.push_back(FloatTensor({300, 2}, std::vector<float>(600, 0.25f)));
+  std::vector<Tensor> out;
+  OUTPOST_ASSERT_OK(model->Run(in, out));
+  int64_t allocations = -1;
+  Status st;
+  {
+    testing::CountAllocations count(&allocations);
+    st = model->Run(in, out);
+  }
+  OUTPOST_ASSERT_OK(st);
+  EXPECT_EQ(allocations, 0);
 }
 
 TEST(OnnxMl, TreeEnsembleClassifierMulticlassSoftmaxWithStringLabels) {
