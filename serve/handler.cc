@@ -7,6 +7,7 @@
 
 #include "engine/model.h"
 #include "serve/json_writer.h"
+#include "serve/metrics.h"
 
 #ifndef OUTPOST_VERSION
 #define OUTPOST_VERSION "unknown"
@@ -47,6 +48,12 @@ struct Route {
     kModelMetadata,   // /v2/models/{m}[/versions/{v}]
     kModelReady,      // .../ready
     kInfer,           // .../infer
+    kModelStats,      // .../stats
+    kAllStats,        // /v2/models/stats
+    kRepositoryIndex,   // /v2/repository/index
+    kRepositoryLoad,    // /v2/repository/models/{m}/load
+    kRepositoryUnload,  // /v2/repository/models/{m}/unload
+    kMetrics,           // /metrics
   };
   Kind kind = Kind::kUnknown;
   std::string_view model;
@@ -64,11 +71,29 @@ bool AllDigits(std::string_view s) {
 Route::Kind ActionKind(std::string_view action) {
   if (action == "ready") return Route::Kind::kModelReady;
   if (action == "infer") return Route::Kind::kInfer;
+  if (action == "stats") return Route::Kind::kModelStats;
   return Route::Kind::kUnknown;
+}
+
+// The one method each kind of route takes.
+std::string_view MethodOf(Route::Kind kind) {
+  switch (kind) {
+    case Route::Kind::kInfer:
+    case Route::Kind::kRepositoryIndex:
+    case Route::Kind::kRepositoryLoad:
+    case Route::Kind::kRepositoryUnload:
+      return "POST";
+    default:
+      return "GET";
+  }
 }
 
 Route Resolve(std::string_view path) {
   Route route;
+  if (path == "/metrics") {
+    route.kind = Route::Kind::kMetrics;
+    return route;
+  }
   if (!path.starts_with("/v2")) return route;
   std::string_view rest = path.substr(3);
   if (rest.empty() || rest == "/") {
@@ -77,6 +102,18 @@ Route Resolve(std::string_view path) {
     route.kind = Route::Kind::kLive;
   } else if (rest == "/health/ready") {
     route.kind = Route::Kind::kReady;
+  } else if (rest == "/models/stats") {
+    route.kind = Route::Kind::kAllStats;
+  } else if (rest == "/repository/index") {
+    route.kind = Route::Kind::kRepositoryIndex;
+  } else if (rest.starts_with("/repository/models/")) {
+    rest.remove_prefix(19);
+    const size_t slash = rest.find('/');
+    if (slash == 0 || slash == std::string_view::npos) return route;
+    route.model = rest.substr(0, slash);
+    const std::string_view action = rest.substr(slash + 1);
+    if (action == "load") route.kind = Route::Kind::kRepositoryLoad;
+    if (action == "unload") route.kind = Route::Kind::kRepositoryUnload;
   } else if (rest.starts_with("/models/")) {
     rest.remove_prefix(8);
     // {m} | {m}/{action} | {m}/versions/{v} | {m}/versions/{v}/{action}
@@ -181,7 +218,7 @@ std::string_view HttpRequest::Header(std::string_view name) const {
   return {};
 }
 
-Handler::Handler(const ModelRepository& repository, HandlerOptions options)
+Handler::Handler(ModelRepository& repository, HandlerOptions options)
     : repository_(repository), options_(std::move(options)) {
   if (options_.server_version.empty()) options_.server_version = OUTPOST_VERSION;
   JsonWriter w(server_metadata_);
@@ -194,6 +231,8 @@ Handler::Handler(const ModelRepository& repository, HandlerOptions options)
   w.Key("extensions");
   w.BeginArray();
   w.String("binary_tensor_data");
+  w.String("model_repository");
+  w.String("statistics");
   w.EndArray();
   w.EndObject();
 }
@@ -206,9 +245,9 @@ void Handler::Handle(const HttpRequest& request, HttpResponse& response) const {
     SetErrorResponse(NotFoundError("no such path " + Quote(path)), response);
     return;
   }
-  const bool is_infer = route.kind == Route::Kind::kInfer;
-  if (request.method != (is_infer ? "POST" : "GET")) {
-    SetMethodNotAllowed(request.method, is_infer ? "POST" : "GET", response);
+  const std::string_view method = MethodOf(route.kind);
+  if (request.method != method) {
+    SetMethodNotAllowed(request.method, method, response);
     return;
   }
   switch (route.kind) {
@@ -221,6 +260,28 @@ void Handler::Handle(const HttpRequest& request, HttpResponse& response) const {
     case Route::Kind::kReady:
       ServerReady(response);
       return;
+    case Route::Kind::kMetrics:
+      response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      WriteMetrics(repository_, response.body);
+      return;
+    case Route::Kind::kAllStats:
+      WriteAllModelStats(repository_, response.body);
+      return;
+    case Route::Kind::kRepositoryIndex:
+      RepositoryIndex(response);
+      return;
+    case Route::Kind::kRepositoryLoad:
+    case Route::Kind::kRepositoryUnload: {
+      Status status = route.kind == Route::Kind::kRepositoryLoad
+                          ? repository_.Load(route.model)
+                          : repository_.Unload(route.model);
+      if (!status.ok()) {
+        SetErrorResponse(status, response);
+      } else {
+        response.body = "{}";
+      }
+      return;
+    }
     default:
       break;
   }
@@ -252,6 +313,9 @@ void Handler::Handle(const HttpRequest& request, HttpResponse& response) const {
     case Route::Kind::kInfer:
       Infer(request, *handle, response);
       return;
+    case Route::Kind::kModelStats:
+      WriteModelStats(*handle, !version->has_value(), response.body);
+      return;
     default:
       SetErrorResponse(InternalError("unrouted request"), response);
       return;
@@ -280,6 +344,26 @@ void Handler::ServerReady(HttpResponse& response) const {
     break;
   }
   SetErrorResponse(UnavailableError(message), response);
+}
+
+void Handler::RepositoryIndex(HttpResponse& response) const {
+  JsonWriter w(response.body);
+  w.BeginArray();
+  for (const IndexEntry& entry : repository_.Index()) {
+    w.BeginObject();
+    w.Key("name");
+    w.String(entry.name);
+    if (entry.version > 0) {
+      w.Key("version");
+      w.String(std::to_string(entry.version));
+    }
+    w.Key("state");
+    w.String(VersionStateName(entry.state));
+    w.Key("reason");
+    w.String(entry.reason);
+    w.EndObject();
+  }
+  w.EndArray();
 }
 
 void Handler::ModelMetadata(const ModelHandle& handle, HttpResponse& response) const {
@@ -323,12 +407,14 @@ void Handler::ModelMetadata(const ModelHandle& handle, HttpResponse& response) c
 
 void Handler::Infer(const HttpRequest& request, const ModelHandle& handle,
                     HttpResponse& response) const {
-  Status status = RunInfer(request, handle, response);
+  InferenceRecorder recorder(handle.stats);
+  Status status = RunInfer(request, handle, recorder, response);
+  recorder.Finish(status.ok());
   if (!status.ok()) SetErrorResponse(status, response);
 }
 
 Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
-                         HttpResponse& response) const {
+                         InferenceRecorder& recorder, HttpResponse& response) const {
   std::string_view encoding = request.Header("Content-Encoding");
   if (!encoding.empty() && !EqualsIgnoreCase(encoding, "identity")) {
     return UnimplementedError("Content-Encoding " + Quote(encoding) +
@@ -357,7 +443,7 @@ Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
   OUTPOST_RETURN_IF_ERROR(ParseInferRequest(request.body, json_size, options_.limits, parsed));
   std::vector<engine::Tensor> outputs;
   std::vector<OutputRef> refs;
-  OUTPOST_RETURN_IF_ERROR(RunInference(handle, parsed, outputs, refs));
+  OUTPOST_RETURN_IF_ERROR(RunInference(handle, parsed, outputs, refs, &recorder));
 
   bool any_binary = false;
   for (const OutputRef& ref : refs) any_binary = any_binary || ref.binary;
@@ -374,6 +460,15 @@ Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
 
 Status RunInference(const ModelHandle& handle, InferRequest& request,
                     std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected) {
+  InferenceRecorder recorder(handle.stats);
+  Status status = RunInference(handle, request, outputs, selected, &recorder);
+  recorder.Finish(status.ok());
+  return status;
+}
+
+Status RunInference(const ModelHandle& handle, InferRequest& request,
+                    std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected,
+                    InferenceRecorder* recorder) {
   const std::string& model_name = handle.servable->name;
   const engine::Signature& signature = handle.model->signature();
   const size_t n_inputs = signature.inputs.size();
@@ -432,7 +527,17 @@ Status RunInference(const ModelHandle& handle, InferRequest& request,
 
   OUTPOST_RETURN_IF_ERROR(engine::ValidateInputs(signature, inputs));
   outputs.clear();
+  if (recorder != nullptr) recorder->InputsReady();
   Status run = handle.model->Run(inputs, outputs);
+  if (recorder != nullptr && run.ok()) {
+    // Rows: the first input's dimension 0 (1 for a model without a batch dimension).
+    uint64_t rows = 1;
+    if (!inputs.empty() && !signature.inputs[0].shape.empty() &&
+        signature.inputs[0].shape[0] < 0 && !inputs[0].shape().empty()) {
+      rows = static_cast<uint64_t>(inputs[0].shape()[0]);
+    }
+    recorder->RunDone(rows);
+  }
   if (!run.ok()) {
     return run.WithContext("model " + Quote(model_name) + " version " +
                            std::to_string(handle.version));

@@ -9,6 +9,15 @@
 //   GET  /v2/models/{m}[/versions/{v}]/ready        200 {"name":m,"ready":true} or an error
 //   POST /v2/models/{m}[/versions/{v}]/infer        inference (JSON, or JSON and binary tensor
 //                                                   data; see infer_json.h)
+//   GET  /v2/models/{m}[/versions/{v}]/stats        statistics extension: every ready version
+//                                                   of m, or version v (metrics.h)
+//   GET  /v2/models/stats                           statistics of every ready model version
+//   POST /v2/repository/index                       repository extension: [{name, version,
+//                                                   state, reason}]; the body is ignored
+//   POST /v2/repository/models/{m}/load             (re)load m from disk: 200 {} when every
+//                                                   version its policy wants is ready
+//   POST /v2/repository/models/{m}/unload           stop serving m: 200 {}
+//   GET  /metrics                                   Prometheus text format 0.0.4 (metrics.h)
 // {v} is digits only; without it the highest ready version answers. An infer response with
 // binary outputs has Content-Type application/octet-stream and an
 // Inference-Header-Content-Length header giving its JSON's length.
@@ -29,6 +38,7 @@
 
 #include "base/status.h"
 #include "serve/infer_json.h"
+#include "serve/metrics.h"
 #include "serve/repository.h"
 
 namespace outpost::serve {
@@ -89,8 +99,15 @@ void SetErrorResponse(const Status& status, HttpResponse& response);
 // when none were), pointing into `outputs` and into the signature; `binary` follows the
 // request's binary_data parameters. A model's own error keeps its code, with the model and
 // version as context; a model returning the wrong number of outputs is Internal.
+// Records the request into handle.stats (the whole call is the request's duration).
 Status RunInference(const ModelHandle& handle, InferRequest& request,
                     std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected);
+
+// As above, but marks the phases on `recorder` (null = none), which the caller finishes: for
+// a front end that times parsing and response writing too.
+Status RunInference(const ModelHandle& handle, InferRequest& request,
+                    std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected,
+                    InferenceRecorder* recorder);
 
 struct HandlerOptions {
   // Reported by GET /v2.
@@ -102,8 +119,9 @@ struct HandlerOptions {
 
 class Handler {
  public:
-  // `repository` is not owned and must outlive the handler.
-  Handler(const ModelRepository& repository, HandlerOptions options);
+  // `repository` is not owned and must outlive the handler. The repository routes load and
+  // unload models in it.
+  Handler(ModelRepository& repository, HandlerOptions options);
 
   // Answers one request. `response` is overwritten (its body's capacity is reused).
   // Thread-safe: any number of threads may call it at once.
@@ -115,11 +133,12 @@ class Handler {
   void ServerMetadata(HttpResponse& response) const;
   void ServerReady(HttpResponse& response) const;
   void ModelMetadata(const ModelHandle& handle, HttpResponse& response) const;
+  void RepositoryIndex(HttpResponse& response) const;
   void Infer(const HttpRequest& request, const ModelHandle& handle, HttpResponse& response) const;
   Status RunInfer(const HttpRequest& request, const ModelHandle& handle,
-                  HttpResponse& response) const;
+                  InferenceRecorder& recorder, HttpResponse& response) const;
 
-  const ModelRepository& repository_;
+  ModelRepository& repository_;
   HandlerOptions options_;
   std::string server_metadata_;  // the GET /v2 body, built once
 };

@@ -96,7 +96,7 @@ TEST_F(HandlerTest, ServerMetadataNamesOutpostAndItsVersion) {
     HttpResponse r = Call("GET", target);
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.content_type, "application/json");
-    EXPECT_EQ(r.body, R"({"name":"outpost","version":"0.1.0","extensions":["binary_tensor_data"]})");
+    EXPECT_EQ(r.body, R"({"name":"outpost","version":"0.1.0","extensions":["binary_tensor_data","model_repository","statistics"]})");
   }
 }
 
@@ -105,7 +105,7 @@ TEST_F(HandlerTest, ServerMetadataReportsTheConfiguredNameAndVersion) {
   HttpRequest request{.method = "GET", .target = "/v2"};
   HttpResponse r;
   custom.Handle(request, r);
-  EXPECT_EQ(r.body, R"({"name":"site-7","version":"9.9","extensions":["binary_tensor_data"]})");
+  EXPECT_EQ(r.body, R"({"name":"site-7","version":"9.9","extensions":["binary_tensor_data","model_repository","statistics"]})");
 }
 
 TEST_F(HandlerTest, LiveIsAlwaysTrue) {

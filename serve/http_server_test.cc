@@ -145,7 +145,7 @@ TEST_F(HttpServerTest, EveryEndpointAnswersOverTheWire) {
   Response meta = client.Call(http::verb::get, "/v2");
   EXPECT_EQ(meta.result_int(), 200);
   EXPECT_EQ(meta[http::field::content_type], "application/json");
-  EXPECT_EQ(meta.body(), R"({"name":"outpost","version":"0.1.0","extensions":["binary_tensor_data"]})");
+  EXPECT_EQ(meta.body(), R"({"name":"outpost","version":"0.1.0","extensions":["binary_tensor_data","model_repository","statistics"]})");
 
   Response live = client.Call(http::verb::get, "/v2/health/live");
   EXPECT_EQ(live.result_int(), 200);
@@ -210,7 +210,7 @@ TEST_F(HttpServerTest, ErrorStatusesArriveWithJsonBodies) {
   EXPECT_EQ(missing.result_int(), 404);
   EXPECT_EQ(missing.body(), R"({"error":"unknown model \"nope\""})");
 
-  Response no_path = client.Call(http::verb::get, "/metrics");
+  Response no_path = client.Call(http::verb::get, "/v3/nothing");
   EXPECT_EQ(no_path.result_int(), 404);
 
   Response method = client.Call(http::verb::get, "/v2/models/simple/infer");

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+
+#include <sys/stat.h>
 
 #include "base/file.h"
 #include "base/logging.h"
@@ -21,56 +24,48 @@ std::optional<int64_t> ParseVersionFolder(std::string_view name) {
   return v;
 }
 
-std::shared_ptr<const ServableModel> LoadModel(const std::string& root, const std::string& name) {
-  auto servable = std::make_shared<ServableModel>();
-  servable->name = name;
-  std::string dir = JoinPath(root, name);
-  Result<std::string> text = ReadFile(JoinPath(dir, "config.yaml"), kMaxConfigBytes);
-  Result<ModelConfig> config = text.ok() ? ParseModelConfig(*text, name) : Result<ModelConfig>(text.status());
-  if (!config.ok()) {
-    servable->error = config.status().WithContext("model \"" + name + "\"").ToString();
-    OUTPOST_LOG(kError) << "model failed to load" << Field("model", name)
-                        << Field("reason", servable->error);
-    return servable;
-  }
-  servable->config = std::make_shared<const ModelConfig>(std::move(*config));
-
-  std::vector<int64_t> available;
+// What a version folder holds, to tell whether it changed: the folder's and each entry's
+// modification time and size. Empty when it cannot be read.
+std::string Fingerprint(const std::string& dir) {
+  auto stamp = [](const std::string& path, std::string& out) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return;
+    out += std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+           std::to_string(st.st_mtim.tv_nsec) + ":" + std::to_string(st.st_ino) + ";";
+  };
+  std::string out;
+  stamp(dir, out);
   Result<std::vector<std::string>> entries = ListDirectory(dir);
-  if (entries.ok()) {
-    for (const std::string& entry : *entries) {
-      std::optional<int64_t> v = ParseVersionFolder(entry);
-      if (v && IsDirectory(JoinPath(dir, entry))) available.push_back(*v);
-    }
+  if (!entries.ok()) return std::string();
+  std::vector<std::string> names = std::move(*entries);
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    out += name + "=";
+    stamp(JoinPath(dir, name), out);
   }
-  std::vector<int64_t> wanted = servable->config->version_policy.Select(available);
-  if (wanted.empty()) {
-    servable->error = "model \"" + name + "\" has no version folder (e.g. " + dir + "/1/)";
-    OUTPOST_LOG(kError) << "model has no versions" << Field("model", name);
-  }
-  for (int64_t v : wanted) {
-    VersionStatus status{.version = v};
-    if (std::find(available.begin(), available.end(), v) == available.end()) {
-      status.reason = "version " + std::to_string(v) + " named by the version policy is not in " + dir;
-    } else {
-      Result<std::unique_ptr<engine::Model>> model =
-          LoadModelVersion(*servable->config, JoinPath(dir, std::to_string(v)));
-      if (model.ok()) {
-        status.state = VersionState::kReady;
-        servable->ready.emplace_back(v, std::shared_ptr<const engine::Model>(std::move(*model)));
-      } else {
-        status.reason = model.status().ToString();
-      }
+  return out;
+}
+
+// One run on a zero input: variable dimensions are 1, so the batch is one row.
+Status WarmUp(const engine::Model& model) {
+  constexpr int64_t kMaxWarmUpElements = 1 << 22;
+  const engine::Signature& signature = model.signature();
+  std::vector<engine::Tensor> inputs;
+  inputs.reserve(signature.inputs.size());
+  for (const engine::TensorSpec& spec : signature.inputs) {
+    engine::Shape shape = spec.shape;
+    int64_t count = 1;
+    for (int64_t& d : shape) {
+      if (d < 0) d = 1;
+      if (d != 0 && count > kMaxWarmUpElements / d) return Status();  // too large to bother
+      count *= d;
     }
-    if (status.state == VersionState::kReady) {
-      OUTPOST_LOG(kInfo) << "model version loaded" << Field("model", name) << Field("version", v);
-    } else {
-      OUTPOST_LOG(kError) << "model version failed to load" << Field("model", name)
-                          << Field("version", v) << Field("reason", status.reason);
-    }
-    servable->versions.push_back(std::move(status));
+    inputs.emplace_back(spec.type, std::move(shape));
   }
-  return servable;
+  std::vector<engine::Tensor> outputs;
+  Status run = model.Run(inputs, outputs);
+  if (!run.ok()) return run.WithContext("warm-up run on a zero input");
+  return Status();
 }
 
 }  // namespace
@@ -104,12 +99,18 @@ Result<std::unique_ptr<engine::Model>> LoadModelVersion(const ModelConfig& confi
 
 Result<std::unique_ptr<ModelRepository>> ModelRepository::Open(RepositoryOptions options) {
   OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(options.root));
-  auto snapshot = std::make_shared<Snapshot>();
-  for (const std::string& name : names) {
-    if (name.empty() || name[0] == '.' || !IsDirectory(JoinPath(options.root, name))) continue;
-    snapshot->models.push_back(LoadModel(options.root, name));
-  }
+  std::sort(names.begin(), names.end());
   std::unique_ptr<ModelRepository> repo(new ModelRepository(std::move(options)));
+  auto snapshot = std::make_shared<Snapshot>();
+  {
+    std::lock_guard<std::mutex> reload_lock(repo->reload_mu_);
+    for (const std::string& name : names) {
+      if (name.empty() || name[0] == '.' || !IsDirectory(JoinPath(repo->options_.root, name))) {
+        continue;
+      }
+      snapshot->models.push_back(repo->LoadFromDisk(name, nullptr));
+    }
+  }
   repo->snapshot_ = std::move(snapshot);
   return repo;
 }
@@ -118,11 +119,160 @@ std::unique_ptr<ModelRepository> ModelRepository::FromModels(
     std::vector<std::shared_ptr<const ServableModel>> models, RepositoryOptions options) {
   std::sort(models.begin(), models.end(),
             [](const auto& a, const auto& b) { return a->name < b->name; });
+  std::unique_ptr<ModelRepository> repo(new ModelRepository(std::move(options)));
+  std::lock_guard<std::mutex> reload_lock(repo->reload_mu_);
+  for (auto& model : models) {
+    if (model->stats.size() == model->ready.size()) continue;
+    auto copy = std::make_shared<ServableModel>(*model);
+    copy->stats.clear();
+    for (const auto& [version, m] : copy->ready) {
+      copy->stats.push_back(repo->StatsFor(copy->name, version));
+    }
+    model = std::move(copy);
+  }
   auto snapshot = std::make_shared<Snapshot>();
   snapshot->models = std::move(models);
-  std::unique_ptr<ModelRepository> repo(new ModelRepository(std::move(options)));
   repo->snapshot_ = std::move(snapshot);
   return repo;
+}
+
+std::shared_ptr<ModelStats> ModelRepository::StatsFor(const std::string& name, int64_t version) {
+  std::shared_ptr<ModelStats>& stats = stats_[{name, version}];
+  if (stats == nullptr) stats = std::make_shared<ModelStats>();
+  return stats;
+}
+
+std::shared_ptr<const ServableModel> ModelRepository::LoadFromDisk(
+    const std::string& name, const std::shared_ptr<const ServableModel>& previous) {
+  const std::string& root = options_.root;
+  const bool had_ready = previous != nullptr && previous->IsReady();
+  auto servable = std::make_shared<ServableModel>();
+  servable->name = name;
+  std::string dir = JoinPath(root, name);
+  Result<std::string> text = ReadFile(JoinPath(dir, "config.yaml"), kMaxConfigBytes);
+  Result<ModelConfig> config =
+      text.ok() ? ParseModelConfig(*text, name) : Result<ModelConfig>(text.status());
+  if (!config.ok()) {
+    std::string reason = config.status().WithContext("model \"" + name + "\"").ToString();
+    if (had_ready) {
+      // The versions serving now keep serving; the failure is reported.
+      auto kept = std::make_shared<ServableModel>(*previous);
+      kept->unloaded = false;
+      kept->reload_error = reason;
+      OUTPOST_LOG(kError) << "model reload failed; earlier versions keep serving"
+                          << Field("model", name) << Field("reason", reason);
+      return kept;
+    }
+    servable->error = std::move(reason);
+    OUTPOST_LOG(kError) << "model failed to load" << Field("model", name)
+                        << Field("reason", servable->error);
+    return servable;
+  }
+  servable->config = std::make_shared<const ModelConfig>(std::move(*config));
+  servable->config_text = *text;
+  const bool same_config = previous != nullptr && previous->config != nullptr &&
+                           previous->config_text == servable->config_text;
+
+  std::vector<int64_t> available;
+  Result<std::vector<std::string>> entries = ListDirectory(dir);
+  if (entries.ok()) {
+    for (const std::string& entry : *entries) {
+      std::optional<int64_t> v = ParseVersionFolder(entry);
+      if (v && IsDirectory(JoinPath(dir, entry))) available.push_back(*v);
+    }
+  }
+  std::sort(available.begin(), available.end());
+  std::vector<int64_t> wanted = servable->config->version_policy.Select(available);
+  std::sort(wanted.begin(), wanted.end());
+  if (wanted.empty()) {
+    servable->error = "model \"" + name + "\" has no version folder (e.g. " + dir + "/1/)";
+    OUTPOST_LOG(kError) << "model has no versions" << Field("model", name);
+  }
+  bool any_failed = !servable->error.empty();
+  const ModelLoader& loader = options_.loader;
+  for (int64_t v : wanted) {
+    VersionStatus status{.version = v};
+    const std::string vdir = JoinPath(dir, std::to_string(v));
+    if (std::find(available.begin(), available.end(), v) == available.end()) {
+      status.reason =
+          "version " + std::to_string(v) + " named by the version policy is not in " + dir;
+    } else {
+      std::string fingerprint = Fingerprint(vdir);
+      // Unchanged since it was loaded: keep the model object as it is.
+      bool kept = false;
+      if (same_config && !fingerprint.empty()) {
+        for (size_t i = 0; i < previous->ready.size(); ++i) {
+          if (previous->ready[i].first == v && i < previous->fingerprints.size() &&
+              previous->fingerprints[i] == fingerprint) {
+            servable->ready.push_back(previous->ready[i]);
+            servable->stats.push_back(previous->stats[i]);
+            servable->fingerprints.push_back(fingerprint);
+            status.state = VersionState::kReady;
+            kept = true;
+            break;
+          }
+        }
+      }
+      if (!kept) {
+        Result<std::unique_ptr<engine::Model>> model =
+            loader ? loader(*servable->config, vdir) : LoadModelVersion(*servable->config, vdir);
+        Status warm = model.ok() && options_.warm_up ? WarmUp(**model) : Status();
+        if (model.ok() && warm.ok()) {
+          status.state = VersionState::kReady;
+          servable->ready.emplace_back(v, std::shared_ptr<const engine::Model>(std::move(*model)));
+          servable->stats.push_back(StatsFor(name, v));
+          servable->fingerprints.push_back(std::move(fingerprint));
+          OUTPOST_LOG(kInfo) << "model version loaded" << Field("model", name)
+                             << Field("version", v);
+        } else {
+          status.reason = model.ok() ? warm.ToString() : model.status().ToString();
+        }
+      }
+    }
+    if (status.state != VersionState::kReady) {
+      any_failed = true;
+      status.failed_update = had_ready;
+      OUTPOST_LOG(kError) << "model version failed to load" << Field("model", name)
+                          << Field("version", v) << Field("reason", status.reason);
+    }
+    servable->versions.push_back(std::move(status));
+  }
+  if (any_failed && had_ready) {
+    // A failed update leaves the versions that served before it in service.
+    for (size_t i = 0; i < previous->ready.size(); ++i) {
+      const int64_t v = previous->ready[i].first;
+      bool present = false;
+      for (const auto& [r, m] : servable->ready) present = present || r == v;
+      if (present) continue;
+      servable->ready.push_back(previous->ready[i]);
+      servable->stats.push_back(previous->stats[i]);
+      servable->fingerprints.push_back(
+          i < previous->fingerprints.size() ? previous->fingerprints[i] : std::string());
+      servable->versions.push_back({.version = v, .state = VersionState::kReady});
+      OUTPOST_LOG(kWarning) << "model version keeps serving after a failed update"
+                            << Field("model", name) << Field("version", v);
+    }
+    if (!servable->error.empty()) {
+      servable->reload_error = std::move(servable->error);
+      servable->error.clear();
+    }
+    // `ready` and `versions` ascending by version, `stats` and `fingerprints` alongside.
+    std::vector<size_t> order(servable->ready.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return servable->ready[a].first < servable->ready[b].first;
+    });
+    auto sorted = std::make_shared<ServableModel>(*servable);
+    for (size_t i = 0; i < order.size(); ++i) {
+      sorted->ready[i] = servable->ready[order[i]];
+      sorted->stats[i] = servable->stats[order[i]];
+      sorted->fingerprints[i] = servable->fingerprints[order[i]];
+    }
+    std::sort(sorted->versions.begin(), sorted->versions.end(),
+              [](const VersionStatus& a, const VersionStatus& b) { return a.version < b.version; });
+    return sorted;
+  }
+  return servable;
 }
 
 std::shared_ptr<const ModelRepository::Snapshot> ModelRepository::snapshot() const {
@@ -130,26 +280,166 @@ std::shared_ptr<const ModelRepository::Snapshot> ModelRepository::snapshot() con
   return snapshot_;
 }
 
-Result<ModelHandle> ModelRepository::Find(std::string_view name,
-                                          std::optional<int64_t> version) const {
+std::shared_ptr<const ServableModel> ModelRepository::Current(std::string_view name) const {
   std::shared_ptr<const Snapshot> snap = snapshot();
   auto it = std::lower_bound(snap->models.begin(), snap->models.end(), name,
                              [](const auto& m, std::string_view n) { return m->name < n; });
-  if (it == snap->models.end() || (*it)->name != name) {
+  if (it == snap->models.end() || (*it)->name != name) return nullptr;
+  return *it;
+}
+
+void ModelRepository::Publish(std::string_view name,
+                              std::shared_ptr<const ServableModel> servable) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto next = std::make_shared<Snapshot>(*snapshot_);
+  auto it = std::lower_bound(next->models.begin(), next->models.end(), name,
+                             [](const auto& m, std::string_view n) { return m->name < n; });
+  const bool present = it != next->models.end() && (*it)->name == name;
+  if (servable == nullptr) {
+    if (present) next->models.erase(it);
+  } else if (present) {
+    *it = std::move(servable);
+  } else {
+    next->models.insert(it, std::move(servable));
+  }
+  snapshot_ = std::move(next);
+}
+
+Status ModelRepository::LoadOutcome(const ServableModel& servable) {
+  std::string reasons;
+  if (!servable.error.empty()) reasons = servable.error;
+  if (!servable.reload_error.empty()) reasons = servable.reload_error;
+  for (const VersionStatus& v : servable.versions) {
+    if (v.state == VersionState::kReady) continue;
+    if (!reasons.empty()) reasons += "; ";
+    reasons += "version " + std::to_string(v.version) + ": " + v.reason;
+  }
+  if (reasons.empty()) return Status();
+  if (servable.IsReady()) {
+    std::string serving;
+    for (const auto& [v, m] : servable.ready) {
+      serving += (serving.empty() ? "" : ", ") + std::to_string(v);
+    }
+    reasons += " (still serving version " + serving + ")";
+  }
+  return UnavailableError("model \"" + servable.name + "\" did not load completely: " + reasons);
+}
+
+Status ModelRepository::Load(std::string_view name) {
+  std::string model(name);
+  if (model.empty() || model[0] == '.' || model.find('/') != std::string::npos ||
+      options_.root.empty() || !IsDirectory(JoinPath(options_.root, model))) {
+    return NotFoundError("no model folder \"" + model.substr(0, 200) + "\" in the repository");
+  }
+  std::lock_guard<std::mutex> reload_lock(reload_mu_);
+  std::shared_ptr<const ServableModel> previous = Current(name);
+  if (previous != nullptr && previous->unloaded) previous = nullptr;
+  std::shared_ptr<const ServableModel> next = LoadFromDisk(model, previous);
+  Publish(name, next);
+  return LoadOutcome(*next);
+}
+
+Status ModelRepository::Unload(std::string_view name) {
+  std::lock_guard<std::mutex> reload_lock(reload_mu_);
+  std::shared_ptr<const ServableModel> previous = Current(name);
+  if (previous == nullptr) {
+    return NotFoundError("unknown model \"" + std::string(name.substr(0, 200)) + "\"");
+  }
+  auto unloaded = std::make_shared<ServableModel>();
+  unloaded->name = previous->name;
+  unloaded->config = previous->config;
+  unloaded->unloaded = true;
+  Publish(name, std::move(unloaded));
+  OUTPOST_LOG(kInfo) << "model unloaded" << Field("model", std::string(name));
+  return Status();
+}
+
+Status ModelRepository::Refresh(std::string_view name) {
+  std::string model(name);
+  std::lock_guard<std::mutex> reload_lock(reload_mu_);
+  std::shared_ptr<const ServableModel> previous = Current(name);
+  if (previous != nullptr && previous->unloaded) return Status();
+  if (model.empty() || model[0] == '.' || model.find('/') != std::string::npos ||
+      options_.root.empty() || !IsDirectory(JoinPath(options_.root, model))) {
+    if (previous != nullptr) {
+      Publish(name, nullptr);
+      OUTPOST_LOG(kInfo) << "model folder removed; model no longer served"
+                         << Field("model", model);
+    }
+    return Status();
+  }
+  std::shared_ptr<const ServableModel> next = LoadFromDisk(model, previous);
+  Publish(name, next);
+  return LoadOutcome(*next);
+}
+
+Status ModelRepository::Rescan() {
+  if (options_.root.empty()) return FailedPreconditionError("the repository has no root folder");
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(options_.root));
+  for (const auto& model : Models()) names.push_back(model->name);
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  for (const std::string& name : names) {
+    if (name.empty() || name[0] == '.') continue;
+    if (Current(name) == nullptr && !IsDirectory(JoinPath(options_.root, name))) continue;
+    (void)Refresh(name);  // failures are recorded in the model's entry
+  }
+  return Status();
+}
+
+std::vector<IndexEntry> ModelRepository::Index() const {
+  std::vector<IndexEntry> index;
+  for (const auto& model : snapshot()->models) {
+    if (model->unloaded) {
+      index.push_back({.name = model->name, .reason = "unloaded"});
+      continue;
+    }
+    if (model->versions.empty()) {
+      index.push_back({.name = model->name,
+                       .reason = !model->error.empty() ? model->error : model->reload_error});
+      continue;
+    }
+    for (const VersionStatus& v : model->versions) {
+      IndexEntry entry{.name = model->name, .version = v.version, .state = v.state,
+                       .reason = v.reason};
+      if (v.state == VersionState::kReady && !model->reload_error.empty()) {
+        entry.reason = "serving; the last reload failed: " + model->reload_error;
+      }
+      index.push_back(std::move(entry));
+    }
+  }
+  return index;
+}
+
+Result<ModelHandle> ModelRepository::Find(std::string_view name,
+                                          std::optional<int64_t> version) const {
+  std::shared_ptr<const ServableModel> servable = Current(name);
+  if (servable == nullptr) {
     return NotFoundError("unknown model \"" + std::string(name) + "\"");
   }
-  const std::shared_ptr<const ServableModel>& servable = *it;
+  if (servable->unloaded) {
+    return UnavailableError("model \"" + std::string(name) + "\" is unloaded");
+  }
+  auto stats_at = [&servable](size_t i) {
+    return i < servable->stats.size() ? servable->stats[i].get() : nullptr;
+  };
   if (!version) {
     if (servable->ready.empty()) {
       std::string reason = servable->error;
       if (reason.empty() && !servable->versions.empty()) reason = servable->versions.back().reason;
       return UnavailableError("model \"" + std::string(name) + "\" is not ready: " + reason);
     }
-    const auto& [v, model] = servable->ready.back();
-    return ModelHandle{.servable = servable, .version = v, .model = model.get()};
+    const size_t i = servable->ready.size() - 1;
+    const auto& [v, model] = servable->ready[i];
+    return ModelHandle{
+        .servable = servable, .version = v, .model = model.get(), .stats = stats_at(i)};
   }
-  for (const auto& [v, model] : servable->ready) {
-    if (v == *version) return ModelHandle{.servable = servable, .version = v, .model = model.get()};
+  for (size_t i = 0; i < servable->ready.size(); ++i) {
+    const auto& [v, model] = servable->ready[i];
+    if (v == *version) {
+      return ModelHandle{
+          .servable = servable, .version = v, .model = model.get(), .stats = stats_at(i)};
+    }
   }
   for (const VersionStatus& s : servable->versions) {
     if (s.version == *version) {
@@ -169,9 +459,10 @@ bool ModelRepository::IsReady() const {
   if (!options_.strict_readiness) return true;
   std::shared_ptr<const Snapshot> snap = snapshot();
   for (const auto& m : snap->models) {
+    if (m->unloaded) continue;
     if (!m->error.empty()) return false;
     for (const VersionStatus& s : m->versions) {
-      if (s.state != VersionState::kReady) return false;
+      if (s.state != VersionState::kReady && !(s.failed_update && m->IsReady())) return false;
     }
   }
   return true;

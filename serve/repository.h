@@ -7,13 +7,23 @@
 // model picks which versions are loaded. A model or version that fails to load is recorded
 // with its reason and does not stop the others.
 //
-// Thread-safety: every const method is safe to call from any thread at any time. The
-// loaded state is an immutable snapshot behind a shared_ptr; a later reload builds a new
-// snapshot and swaps it, so a handle that a request holds stays valid until it is dropped.
+// Live updates: Load() (re)reads one model from disk, Refresh() does the same for the
+// repository watcher, Unload() stops serving a model, Rescan() refreshes every model. A new
+// version is loaded and warmed up beside the versions serving now and the model's entry is
+// swapped in one step; a version that fails to load leaves the versions serving before it in
+// service, with the failure reported in Index(). Versions whose files and config did not
+// change are kept as they are (same model object, same statistics).
+//
+// Thread-safety: every method is safe to call from any thread at any time. The loaded state
+// is an immutable snapshot behind a shared_ptr; a reload builds a new snapshot and swaps it,
+// so a handle that a request holds stays valid, on the version it found, until it is
+// dropped. Reloads are serialized among themselves and never block Find().
 #ifndef OUTPOST_SERVE_REPOSITORY_H_
 #define OUTPOST_SERVE_REPOSITORY_H_
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -23,6 +33,7 @@
 
 #include "base/status.h"
 #include "engine/model.h"
+#include "serve/metrics.h"
 #include "serve/model_config.h"
 
 namespace outpost::serve {
@@ -35,6 +46,17 @@ struct VersionStatus {
   int64_t version = 0;
   VersionState state = VersionState::kUnavailable;
   std::string reason;  // why it is unavailable; empty when ready
+  // Failed during a live update while the model's earlier versions kept serving; such a
+  // version does not make the server unready (see RepositoryOptions::strict_readiness).
+  bool failed_update = false;
+};
+
+// One row of the repository extension's index (POST /v2/repository/index).
+struct IndexEntry {
+  std::string name;
+  int64_t version = 0;  // 0 = the model as a whole (unloaded, or its config is unreadable)
+  VersionState state = VersionState::kUnavailable;
+  std::string reason;
 };
 
 // One model as it stands in a snapshot. Immutable once published.
@@ -46,6 +68,17 @@ struct ServableModel {
   std::vector<VersionStatus> versions;  // ascending by version
   // The loaded versions, ascending; same versions as the kReady entries above.
   std::vector<std::pair<int64_t, std::shared_ptr<const engine::Model>>> ready;
+  // The statistics of each entry of `ready`, same index. The repository fills them.
+  std::vector<std::shared_ptr<ModelStats>> stats;
+  // Unloaded on request (ModelRepository::Unload); nothing is served until Load().
+  bool unloaded = false;
+  // Why the last reload failed as a whole (e.g. config.yaml became unreadable) while the
+  // versions in `ready` kept serving; empty otherwise.
+  std::string reload_error;
+  // What the versions in `ready` were loaded from, to tell whether a reload must load them
+  // again: the text of config.yaml, and per entry of `ready` a fingerprint of its folder.
+  std::string config_text;
+  std::vector<std::string> fingerprints;
 
   bool IsReady() const { return !ready.empty(); }
 };
@@ -55,13 +88,25 @@ struct ModelHandle {
   std::shared_ptr<const ServableModel> servable;
   int64_t version = 0;
   const engine::Model* model = nullptr;  // owned by `servable`
+  ModelStats* stats = nullptr;            // owned by `servable`; null records nothing
 };
+
+// Loads one model version from its folder; LoadModelVersion below by default.
+using ModelLoader = std::function<Result<std::unique_ptr<engine::Model>>(
+    const ModelConfig& config, const std::string& version_dir)>;
 
 struct RepositoryOptions {
   std::string root;
   // Ready for traffic only when every model has its policy's versions loaded (Triton's
   // strict readiness). When false, ready once the repository was scanned.
+  // A version that failed during a live update while earlier versions kept serving does
+  // not count against readiness, nor does a model unloaded on request.
   bool strict_readiness = true;
+  // Null = LoadModelVersion. Tests give a loader of fake models.
+  ModelLoader loader = nullptr;
+  // Run each newly loaded version once on a zero input (batch 1 where its shape has a
+  // variable dimension) before it serves; a version whose warm-up run fails is not served.
+  bool warm_up = true;
 };
 
 class ModelRepository {
@@ -70,7 +115,8 @@ class ModelRepository {
   // read; individual model failures are recorded in Models().
   static Result<std::unique_ptr<ModelRepository>> Open(RepositoryOptions options);
 
-  // A repository holding exactly the given models, for tests and for embedding.
+  // A repository holding exactly the given models, for tests and for embedding. Each ready
+  // version gets statistics when its servable has none. It has no root to reload from.
   static std::unique_ptr<ModelRepository> FromModels(
       std::vector<std::shared_ptr<const ServableModel>> models, RepositoryOptions options = {});
 
@@ -85,6 +131,28 @@ class ModelRepository {
   // See RepositoryOptions::strict_readiness.
   bool IsReady() const;
 
+  // (Re)loads model `name` from <root>/<name> and swaps it in. Versions that changed or are
+  // new are loaded and warmed up; unchanged ones are kept. Clears an earlier Unload().
+  // NotFound: no such folder (nothing changes). Otherwise the model's entry is replaced, and
+  // the result is OK when every version its policy wants is ready, else Unavailable with
+  // the reasons (the versions serving before a failed version keep serving).
+  Status Load(std::string_view name);
+
+  // Stops serving model `name`: Find() answers Unavailable "unloaded" until Load(). Requests
+  // in flight finish on their handles. NotFound for an unknown model.
+  Status Unload(std::string_view name);
+
+  // What the watcher calls when files of model `name` changed: as Load(), except that a
+  // model unloaded on request stays unloaded, and a model whose folder is gone is removed.
+  Status Refresh(std::string_view name);
+
+  // Refresh() of every model on disk and of every model that was there before. Fails only
+  // when the root cannot be read.
+  Status Rescan();
+
+  // Every model version the repository knows, sorted by model then version.
+  std::vector<IndexEntry> Index() const;
+
   const RepositoryOptions& options() const { return options_; }
 
  private:
@@ -93,10 +161,26 @@ class ModelRepository {
   };
   explicit ModelRepository(RepositoryOptions options) : options_(std::move(options)) {}
   std::shared_ptr<const Snapshot> snapshot() const;
+  // The entry of model `name` in the current snapshot, or null.
+  std::shared_ptr<const ServableModel> Current(std::string_view name) const;
+  // Replaces (or adds, or with null removes) model `name`'s entry in a new snapshot.
+  void Publish(std::string_view name, std::shared_ptr<const ServableModel> servable);
+  // Loads <root>/<name> as a successor of `previous` (null = first load). Caller holds
+  // reload_mu_.
+  std::shared_ptr<const ServableModel> LoadFromDisk(
+      const std::string& name, const std::shared_ptr<const ServableModel>& previous);
+  // The statistics object of one version, created on first use. Caller holds reload_mu_.
+  std::shared_ptr<ModelStats> StatsFor(const std::string& name, int64_t version);
+  // Status of a model's load as Load() reports it.
+  static Status LoadOutcome(const ServableModel& servable);
 
   RepositoryOptions options_;
   mutable std::mutex mu_;  // guards snapshot_ (the pointer, not what it points to)
   std::shared_ptr<const Snapshot> snapshot_;
+  // Serializes loads, unloads and rescans (which take seconds) so that two reloads of one
+  // model do not race; Find() never takes it. Guards stats_.
+  std::mutex reload_mu_;
+  std::map<std::pair<std::string, int64_t>, std::shared_ptr<ModelStats>> stats_;
 };
 
 // Loads one model version's file with the backend named in `config`. Exposed for the
