@@ -155,6 +155,7 @@ const KernelRegistry& KernelRegistry::Builtin() {
     RegisterTensorKernels(*r);
     RegisterNnKernels(*r);
     RegisterConvKernels(*r);
+    RegisterNormKernels(*r);
     RegisterMlKernels(*r);
     return r;
   }();

@@ -227,6 +227,7 @@ void RegisterNnKernels(KernelRegistry& registry);
 void RegisterMlKernels(KernelRegistry& registry);
 void RegisterTreeKernels(KernelRegistry& registry);
 void RegisterConvKernels(KernelRegistry& registry);
+void RegisterNormKernels(KernelRegistry& registry);
 
 }  // namespace outpost::engine::onnx
 
