@@ -145,7 +145,8 @@ Status RunDemo(const DemoFlags& flags) {
   OUTPOST_ASSIGN_OR_RETURN(
       std::unique_ptr<Subprocess> edge,
       Subprocess::Start({SelfPath(), "edge", "--model-repository", repo, "--listen",
-                         "127.0.0.1:0", "--site-id", "demo-station", "--log-level", "warning"}));
+                         "127.0.0.1:0", "--site-id", "demo-station", "--data-dir",
+                         JoinPath(workdir, "data"), "--log-level", "warning"}));
   OUTPOST_ASSIGN_OR_RETURN(std::string line, edge->ReadLine());
   size_t colon = line.rfind(':');
   if (line.rfind("listening on ", 0) != 0 || colon == std::string::npos) {

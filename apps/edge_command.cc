@@ -1,19 +1,36 @@
 // `outpost edge`: the site's scoring server. Loads the model repository, serves the Open
-// Inference Protocol over HTTP and gRPC, and shuts down gracefully on SIGTERM or SIGINT: requests in
-// flight finish, new ones are refused, then the process exits 0.
+// Inference Protocol over HTTP and gRPC, keeps what scoring reveals (insight records) and
+// what operators send (feedback, /v1/) in the durable outbox under data_dir, and shuts down
+// gracefully on SIGTERM or SIGINT: requests in flight finish, new ones are refused, the
+// insight evaluator writes its open aggregates, the outbox is closed, then the process exits 0.
 #include <CLI/CLI.hpp>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
 #include <thread>
 
 #include "apps/commands.h"
 #include "apps/edge_config.h"
 #include "base/file.h"
 #include "base/logging.h"
+#include "insight/evaluator.h"
+#include "insight/rules.h"
+#include "outbox/outbox.h"
+#include "serve/edge_api.h"
 #include "serve/grpc_server.h"
 #include "serve/handler.h"
 #include "serve/http_server.h"
@@ -32,6 +49,130 @@ struct EdgeFlags {
   int threads = -1;
   std::string log_format;
   std::string log_level;
+  std::string data_dir;
+};
+
+// How often the evaluator is asked to write the aggregates of minutes that have ended.
+constexpr std::chrono::seconds kAggregateFlushInterval(5);
+
+// An exclusive lock on <data_dir>/LOCK, held while the process runs (the kernel drops it
+// when the process dies, SIGKILL included): the outbox must be its file's only user, so a
+// second edge on the same data_dir is refused at start.
+class DataDirLock {
+ public:
+  static Result<std::unique_ptr<DataDirLock>> Acquire(const std::string& data_dir) {
+    std::string path = JoinPath(data_dir, "LOCK");
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return UnavailableError("cannot open " + path + ": " + std::strerror(errno));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int error = errno;
+      ::close(fd);
+      if (error == EWOULDBLOCK) {
+        return FailedPreconditionError("data_dir " + data_dir +
+                                       " is in use by another outpost edge");
+      }
+      return UnavailableError("cannot lock " + path + ": " + std::strerror(error));
+    }
+    return std::unique_ptr<DataDirLock>(new DataDirLock(fd));
+  }
+  ~DataDirLock() { ::close(fd_); }
+  DataDirLock(const DataDirLock&) = delete;
+  DataDirLock& operator=(const DataDirLock&) = delete;
+
+ private:
+  explicit DataDirLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// Each model's insight rules by model name.
+using RuleSets = std::map<std::string, std::shared_ptr<const insight::RuleSet>, std::less<>>;
+
+// Parses the `insight:` section of <root>/<model>/config.yaml for every model of the
+// repository, checked against each loaded version's signature. A model whose rules are
+// malformed or do not fit its signature is served without rules, and the reason logged.
+RuleSets LoadInsightRules(const serve::ModelRepository& repository, const std::string& root) {
+  RuleSets rule_sets;
+  for (const auto& servable : repository.Models()) {
+    Result<std::string> text = ReadFile(JoinPath(JoinPath(root, servable->name), "config.yaml"),
+                                        uint64_t{1} << 20);
+    if (!text.ok()) continue;  // the repository reports an unreadable config already
+    Result<std::shared_ptr<const insight::RuleSet>> rules = insight::ParseInsightConfig(*text);
+    Status fits = rules.ok() ? Status() : rules.status();
+    if (fits.ok()) {
+      for (const auto& [version, model] : servable->ready) {
+        fits = insight::CheckSignature(**rules, model->signature());
+        if (!fits.ok()) {
+          fits = fits.WithContext("version " + std::to_string(version));
+          break;
+        }
+      }
+    }
+    if (!fits.ok()) {
+      OUTPOST_LOG(kError) << "insight rules not used" << Field("model", servable->name)
+                          << Field("error", fits.ToString());
+      continue;
+    }
+    rule_sets.emplace(servable->name, std::move(*rules));
+  }
+  return rule_sets;
+}
+
+// The scoring server's insight sink: fills in the model's rules (from the rule sets read at
+// start) when the server passes none, and hands the batch to the evaluator.
+class RuleSetSink final : public insight::InsightSink {
+ public:
+  // Both are not owned and must outlive the sink.
+  RuleSetSink(const RuleSets& rule_sets, insight::InsightSink& next)
+      : rule_sets_(rule_sets), next_(next) {}
+
+  void OnScored(const insight::ScoredBatch& batch) override {
+    if (batch.rules != nullptr) return next_.OnScored(batch);
+    auto it = rule_sets_.find(batch.model);
+    if (it == rule_sets_.end()) return;
+    insight::ScoredBatch with_rules = batch;
+    with_rules.rules = it->second;
+    next_.OnScored(with_rules);
+  }
+
+ private:
+  const RuleSets& rule_sets_;
+  insight::InsightSink& next_;
+};
+
+// Asks the evaluator every kAggregateFlushInterval to write the aggregates of minutes that
+// have ended, so that a quiet minute is written without waiting for its next request.
+class AggregateFlusher {
+ public:
+  // `evaluator` is not owned and must outlive the flusher.
+  explicit AggregateFlusher(insight::Evaluator& evaluator)
+      : evaluator_(evaluator), thread_([this] { Loop(); }) {}
+  ~AggregateFlusher() { Stop(); }
+  AggregateFlusher(const AggregateFlusher&) = delete;
+  AggregateFlusher& operator=(const AggregateFlusher&) = delete;
+
+  // Stops the thread; idempotent.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, kAggregateFlushInterval, [this] { return stopping_; })) {
+      evaluator_.FlushDueAggregates();
+    }
+  }
+
+  insight::Evaluator& evaluator_;
+  std::mutex mu_;  // guards stopping_
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 // The config file first, then each flag that was given.
@@ -51,6 +192,7 @@ Result<EdgeConfig> ResolveConfig(const EdgeFlags& flags) {
   if (flags.threads >= 0) config.threads = flags.threads;
   if (!flags.log_format.empty()) config.log_format = flags.log_format;
   if (!flags.log_level.empty()) config.log_level = flags.log_level;
+  if (!flags.data_dir.empty()) config.data_dir = flags.data_dir;
   if (config.node_id.empty()) {
     char host[256] = {};
     ::gethostname(host, sizeof(host) - 1);
@@ -79,16 +221,35 @@ Status RunEdge(const EdgeFlags& flags) {
   if (!IsDirectory(config.model_repository)) {
     return NotFoundError("model repository \"" + config.model_repository + "\" is not a folder");
   }
+  // The outbox first: records are kept before anything is scored.
+  OUTPOST_RETURN_IF_ERROR(MakeDirectories(config.data_dir).WithContext("data_dir"));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<DataDirLock> data_dir_lock,
+                           DataDirLock::Acquire(config.data_dir));
+  outbox::OutboxOptions outbox_options = config.outbox;
+  outbox_options.path = JoinPath(config.data_dir, "outbox.db");
+  outbox_options.site_id = config.site_id;
+  outbox_options.node_id = config.node_id;
+  Result<std::unique_ptr<outbox::Outbox>> opened = outbox::Outbox::Open(outbox_options);
+  if (!opened.ok()) return opened.status().WithContext("outbox " + outbox_options.path);
+  std::unique_ptr<outbox::Outbox> outbox = std::move(*opened);
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<insight::Evaluator> evaluator,
+                           insight::Evaluator::Create({.outbox = outbox.get()}));
+
   OUTPOST_ASSIGN_OR_RETURN(
       std::unique_ptr<serve::ModelRepository> repository,
       serve::ModelRepository::Open({.root = config.model_repository,
                                     .strict_readiness = config.strict_readiness}));
+  const RuleSets rule_sets = LoadInsightRules(*repository, config.model_repository);
+  // What the scoring server calls after each successful Model::Run.
+  RuleSetSink insight_sink(rule_sets, *evaluator);
+  auto flusher = std::make_unique<AggregateFlusher>(*evaluator);
   serve::HandlerOptions handler_options;
   handler_options.server_version = OutpostVersion();
   handler_options.limits.max_total_elements = static_cast<int64_t>(config.max_elements);
   handler_options.limits.max_depth = static_cast<size_t>(config.max_json_depth);
   handler_options.limits.max_body_bytes = config.max_body_bytes;
   serve::Handler handler(*repository, handler_options);
+  serve::EdgeApi edge_api({.outbox = outbox.get()});
 
   serve::HttpServerOptions server_options;
   server_options.address = config.listen_address;
@@ -97,9 +258,14 @@ Status RunEdge(const EdgeFlags& flags) {
   server_options.max_body_bytes = config.max_body_bytes;
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<serve::HttpServer> server,
                            serve::HttpServer::Start(server_options,
-                                                    [&handler](const serve::HttpRequest& request,
-                                                               serve::HttpResponse& response) {
-                                                      handler.Handle(request, response);
+                                                    [&handler, &edge_api](
+                                                        const serve::HttpRequest& request,
+                                                        serve::HttpResponse& response) {
+                                                      if (serve::EdgeApi::Owns(request.target)) {
+                                                        edge_api.Handle(request, response);
+                                                      } else {
+                                                        handler.Handle(request, response);
+                                                      }
                                                     }));
   std::unique_ptr<serve::GrpcServer> grpc_server;
   if (config.grpc_enabled) {
@@ -118,6 +284,8 @@ Status RunEdge(const EdgeFlags& flags) {
                      << Field("node", config.node_id) << Field("port", server->port())
                      << Field("grpc_port", grpc_server ? grpc_server->port() : 0)
                      << Field("models", repository->Models().size())
+                     << Field("models_with_insight_rules", rule_sets.size())
+                     << Field("outbox", outbox_options.path)
                      << Field("ready", repository->IsReady() ? "yes" : "no");
   // Tests and scripts read this line to learn the port when it was chosen by the system.
   std::printf("listening on http://%s:%u\n", config.listen_address.c_str(),
@@ -135,6 +303,10 @@ Status RunEdge(const EdgeFlags& flags) {
                      << Field("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   if (grpc_server != nullptr) grpc_server->Stop();
   server->Stop();
+  // No request runs now: the evaluator writes what it holds, then the outbox closes.
+  flusher.reset();
+  evaluator.reset();
+  outbox.reset();
   OUTPOST_LOG(kInfo) << "outpost edge stopped";
   return Status();
 }
@@ -151,6 +323,8 @@ void AddEdgeCommand(CLI::App& app, Action& run) {
       "gRPC address, host:port (port 0 = any free port; \"\" = no gRPC; default: HTTP port + 1)");
   cmd->add_option("--model-repository", flags->model_repository, "Folder of models: <model>/config.yaml, <model>/<version>/");
   cmd->add_option("--site-id", flags->site_id, "This site's id");
+  cmd->add_option("--data-dir", flags->data_dir,
+                  "Folder of the node's durable state (the outbox); created when missing");
   cmd->add_option("--threads", flags->threads, "Server threads (0 = one per core)")->check(CLI::Range(0, 1024));
   cmd->add_option("--log-format", flags->log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
   cmd->add_option("--log-level", flags->log_level, "debug, info, warning or error")

@@ -3,8 +3,10 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <set>
+#include <vector>
 
 namespace outpost::apps {
 
@@ -27,6 +29,65 @@ Status ParseHostPort(std::string_view listen, std::string_view what, std::string
   }
   address = host.empty() ? "0.0.0.0" : std::string(host);
   port_number = static_cast<uint16_t>(value);
+  return Status();
+}
+
+// The `outbox:` section onto `options` (checked further by Outbox::Open).
+Status ParseOutboxSection(const YAML::Node& node, outbox::OutboxOptions& options) {
+  if (!node.IsMap()) return InvalidArgumentError("outbox must be a map");
+  for (const auto& kv : node) {
+    std::string key = kv.first.as<std::string>();
+    if (key == "max_bytes") {
+      options.max_bytes = kv.second.as<uint64_t>();
+      if (options.max_bytes == 0) return InvalidArgumentError("outbox.max_bytes must be > 0");
+    } else if (key == "max_payload_bytes") {
+      options.max_payload_bytes = kv.second.as<size_t>();
+      if (options.max_payload_bytes == 0 || options.max_payload_bytes > (size_t{16} << 20)) {
+        return InvalidArgumentError("outbox.max_payload_bytes must be 1 to 16777216");
+      }
+    } else if (key == "key_file") {
+      options.key_file = kv.second.IsNull() ? "" : kv.second.as<std::string>();
+    } else if (key == "priority") {
+      if (!kv.second.IsSequence()) return InvalidArgumentError("outbox.priority must be a list");
+      std::vector<outbox::Kind> priority;
+      for (const auto& item : kv.second) {
+        Result<outbox::Kind> kind = outbox::ParseKind(item.as<std::string>());
+        if (!kind.ok()) return kind.status().WithContext("outbox.priority");
+        if (std::find(priority.begin(), priority.end(), *kind) != priority.end()) {
+          return InvalidArgumentError("outbox.priority lists \"" + item.as<std::string>() +
+                                      "\" twice");
+        }
+        priority.push_back(*kind);
+      }
+      if (priority.size() != outbox::kAllKinds.size()) {
+        return InvalidArgumentError("outbox.priority must list each of the 7 kinds once");
+      }
+      options.priority = std::move(priority);
+    } else if (key == "classes") {
+      if (!kv.second.IsMap()) return InvalidArgumentError("outbox.classes must be a map");
+      for (const auto& cls : kv.second) {
+        std::string name = cls.first.as<std::string>();
+        Result<outbox::Kind> kind = outbox::ParseKind(name);
+        if (!kind.ok()) return kind.status().WithContext("outbox.classes");
+        if (!cls.second.IsMap()) {
+          return InvalidArgumentError("outbox.classes." + name + " must be a map");
+        }
+        outbox::ClassPolicy& policy = options.classes[static_cast<int>(*kind) - 1];
+        for (const auto& field : cls.second) {
+          std::string fkey = field.first.as<std::string>();
+          if (fkey == "max_bytes") {
+            policy.max_bytes = field.second.as<uint64_t>();
+          } else if (fkey == "evictable") {
+            policy.evictable = field.second.as<bool>();
+          } else {
+            return InvalidArgumentError("unknown key \"" + fkey + "\" in outbox.classes." + name);
+          }
+        }
+      }
+    } else {
+      return InvalidArgumentError("unknown key \"" + key + "\" in outbox");
+    }
+  }
   return Status();
 }
 
@@ -61,7 +122,7 @@ Result<EdgeConfig> ParseEdgeConfig(std::string_view yaml_text, EdgeConfig config
     if (!root.IsMap()) return InvalidArgumentError("the edge config must be a map of keys");
     static const std::set<std::string> kKeys = {
         "site_id", "node_id", "listen", "grpc_listen", "model_repository", "threads",
-        "strict_readiness", "limits", "log_format", "log_level"};
+        "strict_readiness", "limits", "log_format", "log_level", "data_dir", "outbox"};
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
       if (!kKeys.count(key)) return InvalidArgumentError("unknown key \"" + key + "\" in the edge config");
@@ -103,6 +164,13 @@ Result<EdgeConfig> ParseEdgeConfig(std::string_view yaml_text, EdgeConfig config
     }
     if (root["log_format"]) config.log_format = root["log_format"].as<std::string>();
     if (root["log_level"]) config.log_level = root["log_level"].as<std::string>();
+    if (root["data_dir"]) {
+      config.data_dir = root["data_dir"].as<std::string>();
+      if (config.data_dir.empty()) return InvalidArgumentError("data_dir must not be empty");
+    }
+    if (const YAML::Node& outbox = root["outbox"]) {
+      OUTPOST_RETURN_IF_ERROR(ParseOutboxSection(outbox, config.outbox));
+    }
     return config;
   } catch (const YAML::Exception& e) {
     return InvalidArgumentError(std::string("edge config: ") + e.what());

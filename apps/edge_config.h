@@ -14,6 +14,15 @@
 //     max_json_depth: 64         # nesting of `data` and the rest of the JSON
 //   log_format: text             # text | json
 //   log_level: info              # debug | info | warning | error
+//   data_dir: /var/lib/outpost   # the node's durable state: <data_dir>/outbox.db, and LOCK,
+//                                # held while the node runs (one edge per data_dir)
+//   outbox:                      # the durable queue of records waiting for the hub
+//     max_bytes: 8589934592      # total bound over stored records (default 1 GiB)
+//     max_payload_bytes: 1048576 # the largest record
+//     key_file: /etc/outpost/outbox.key  # encrypt records at rest (AES-256-GCM); "" = no
+//     priority: [event, anomaly, drift, feedback, hard_example, aggregate, sample]
+//     classes:                   # per kind: a quota of its own, and whether it may be
+//       sample: {max_bytes: 1073741824, evictable: true}   # evicted to make room
 //
 // Unknown keys are rejected, so a typo does not silently leave a default in force.
 #ifndef OUTPOST_APPS_EDGE_CONFIG_H_
@@ -24,6 +33,7 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "outbox/outbox.h"
 
 namespace outpost::apps {
 
@@ -45,6 +55,11 @@ struct EdgeConfig {
   int max_json_depth = 64;
   std::string log_format = "text";
   std::string log_level = "info";
+  // The node's durable state; created at start when missing.
+  std::string data_dir = "./outpost-data";
+  // The outbox's bounds and encryption; path, site_id, node_id and clock are set at start
+  // from data_dir, site_id and node_id.
+  outbox::OutboxOptions outbox{};
 };
 
 // Parses the YAML text of an edge config on top of `base` (the defaults).

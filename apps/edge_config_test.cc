@@ -99,5 +99,51 @@ TEST(GrpcListen, ConfigKeySetsTheAddressOrDisablesGrpc) {
             StatusCode::kInvalidArgument);
 }
 
+TEST(EdgeConfig, DataDirAndOutboxDefaultToAGibibyteUnderOutpostData) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig c, ParseEdgeConfig(""));
+  EXPECT_EQ(c.data_dir, "./outpost-data");
+  EXPECT_EQ(c.outbox.max_bytes, uint64_t{1} << 30);
+  EXPECT_EQ(c.outbox.priority, outbox::DefaultPriority());
+  EXPECT_TRUE(c.outbox.key_file.empty());
+}
+
+TEST(EdgeConfig, ParsesTheOutboxSection) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig c, ParseEdgeConfig(R"(
+data_dir: /var/lib/outpost
+outbox:
+  max_bytes: 4096
+  max_payload_bytes: 2048
+  key_file: /etc/outpost/outbox.key
+  priority: [anomaly, event, drift, feedback, hard_example, sample, aggregate]
+  classes:
+    sample: {max_bytes: 1000, evictable: true}
+    feedback: {evictable: true}
+)"));
+  EXPECT_EQ(c.data_dir, "/var/lib/outpost");
+  EXPECT_EQ(c.outbox.max_bytes, 4096u);
+  EXPECT_EQ(c.outbox.max_payload_bytes, 2048u);
+  EXPECT_EQ(c.outbox.key_file, "/etc/outpost/outbox.key");
+  ASSERT_EQ(c.outbox.priority.size(), 7u);
+  EXPECT_EQ(c.outbox.priority[0], outbox::Kind::kAnomaly);
+  EXPECT_EQ(c.outbox.priority[6], outbox::Kind::kAggregate);
+  const auto& sample = c.outbox.classes[static_cast<int>(outbox::Kind::kSample) - 1];
+  EXPECT_EQ(sample.max_bytes, 1000u);
+  EXPECT_TRUE(sample.evictable);
+  EXPECT_TRUE(c.outbox.classes[static_cast<int>(outbox::Kind::kFeedback) - 1].evictable);
+}
+
+TEST(EdgeConfig, RejectsBadOutboxSections) {
+  for (const char* yaml :
+       {"outbox: 5\n", "outbox: {max_bytes: 0}\n", "outbox: {max_byte: 10}\n",
+        "outbox: {max_payload_bytes: 99999999}\n", "outbox: {priority: [anomaly]}\n",
+        "outbox: {priority: [anomaly, anomaly, drift, feedback, hard_example, sample, event]}\n",
+        "outbox: {priority: [bogus, anomaly, drift, feedback, hard_example, sample, event]}\n",
+        "outbox: {classes: {bogus: {max_bytes: 1}}}\n",
+        "outbox: {classes: {sample: {quota: 1}}}\n", "data_dir: ''\n"}) {
+    Result<EdgeConfig> r = ParseEdgeConfig(yaml);
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << yaml;
+  }
+}
+
 }  // namespace
 }  // namespace outpost::apps

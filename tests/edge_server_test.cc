@@ -75,7 +75,8 @@ outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]
     OUTPOST_ASSERT_OK(WriteFileAtomically(repo + "/broken/1/model.json", "{\"learner\": 12"));
     OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("edge.yaml"),
                                           "listen: 127.0.0.1:0\nthreads: 2\nsite_id: test-site\n"
-                                          "model_repository: " + repo + "\n"));
+                                          "model_repository: " + repo + "\n"
+                                          "data_dir: " + dir_.File("data") + "\n"));
 
     OUTPOST_ASSERT_OK_AND_ASSIGN(edge_, Subprocess::Start({Outpost(), "edge", "--config",
                                                            dir_.File("edge.yaml"), "--log-format",

@@ -1,0 +1,147 @@
+// `outpost edge` with its outbox, as a site operator runs it: feedback sent over HTTP is
+// listed by the local query and counted by the outbox state, and a feedback record that was
+// acknowledged survives SIGKILL of the edge and is served again after a restart on the same
+// data_dir.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <simdjson.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "apps/http_client.h"
+#include "base/file.h"
+#include "base/subprocess.h"
+#include "base/testing/test_util.h"
+
+namespace outpost {
+namespace {
+
+using testing::TempDir;
+
+std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
+
+class EdgeOutboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    OUTPOST_ASSERT_OK(MakeDirectories(dir_.File("models")));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("edge.yaml"),
+                                          "listen: 127.0.0.1:0\ngrpc_listen: \"\"\nthreads: 2\n"
+                                          "site_id: plant-7\nnode_id: edge-1\n"
+                                          "model_repository: " + dir_.File("models") + "\n"
+                                          "data_dir: " + dir_.File("data") + "\n"));
+  }
+
+  // Starts the edge and connects a client to it.
+  void Start() {
+    client_.reset();
+    OUTPOST_ASSERT_OK_AND_ASSIGN(
+        edge_, Subprocess::Start({Outpost(), "edge", "--config", dir_.File("edge.yaml"),
+                                  "--log-format", "json"},
+                                 dir_.File("edge.log")));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, edge_->ReadLine());
+    ASSERT_EQ(line.rfind("listening on http://127.0.0.1:", 0), 0u) << line;
+    uint16_t port = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(client_, apps::HttpClient::Connect("127.0.0.1", port));
+  }
+
+  // Sends one request and parses its JSON answer, which must have `status`.
+  simdjson::dom::element Call(std::string_view method, std::string_view target, int status,
+                              std::string_view body = {}) {
+    Result<apps::HttpResult> result = client_->Request(method, target, body);
+    EXPECT_TRUE(result.ok()) << result.status().ToString();
+    if (!result.ok()) return {};
+    EXPECT_EQ(result->status, status) << target << " -> " << result->body;
+    bodies_.push_back(result->body);
+    simdjson::dom::element root;
+    EXPECT_EQ(parser_.parse(bodies_.back()).get(root), simdjson::SUCCESS) << result->body;
+    return root;
+  }
+
+  // The request ids of the feedback records the edge lists, in its order.
+  std::vector<std::string> FeedbackIds() {
+    std::vector<std::string> ids;
+    simdjson::dom::array records;
+    if (Call("GET", "/v1/records?kind=feedback", 200)["records"].get(records) !=
+        simdjson::SUCCESS) {
+      ADD_FAILURE() << "no records array";
+      return ids;
+    }
+    for (simdjson::dom::element r : records) {
+      EXPECT_EQ(std::string_view(r["kind"].get_string().value()), "feedback");
+      ids.emplace_back(r["payload"]["request_id"].get_string().value());
+    }
+    return ids;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Subprocess> edge_;
+  std::unique_ptr<apps::HttpClient> client_;
+  simdjson::dom::parser parser_;
+  std::vector<std::string> bodies_;  // kept: parsed elements point into the parser only
+};
+
+TEST_F(EdgeOutboxTest, FeedbackIsListedCountedAndSurvivesSigkillOfTheEdge) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  simdjson::dom::element ack = Call("POST", "/v1/feedback", 200,
+                                    R"({"request_id":"r-42","model":"pump","label":1})");
+  EXPECT_EQ(std::string_view(ack["stream"].get_string().value()), "pump");
+  EXPECT_EQ(ack["seq"].get_uint64().value(), 1u);
+
+  EXPECT_EQ(FeedbackIds(), std::vector<std::string>{"r-42"});
+  simdjson::dom::element state = Call("GET", "/v1/outbox", 200);
+  EXPECT_EQ(state["records"].get_uint64().value(), 1u);
+  EXPECT_EQ(std::string_view(state["site_id"].get_string().value()), "plant-7");
+  EXPECT_EQ(std::string_view(state["node_id"].get_string().value()), "edge-1");
+  for (simdjson::dom::element c : state["classes"].get_array().value()) {
+    bool is_feedback = std::string_view(c["kind"].get_string().value()) == "feedback";
+    EXPECT_EQ(c["records"].get_uint64().value(), is_feedback ? 1u : 0u);
+  }
+  // A bad body is refused and stores nothing.
+  Call("POST", "/v1/feedback", 400, R"({"request_id":"r-43","model":"pump"})");
+
+  // Acknowledged means durable: no chance to flush anything after SIGKILL.
+  OUTPOST_ASSERT_OK(edge_->Signal(SIGKILL));
+  EXPECT_EQ(edge_->Wait(), 128 + SIGKILL);
+
+  ASSERT_NO_FATAL_FAILURE(Start());
+  EXPECT_EQ(FeedbackIds(), std::vector<std::string>{"r-42"});
+  // The stream's seq goes on after the restart.
+  EXPECT_EQ(Call("POST", "/v1/feedback", 200,
+                 R"({"request_id":"r-44","model":"pump","label":"ok"})")["seq"]
+                .get_uint64()
+                .value(),
+            2u);
+  EXPECT_EQ(FeedbackIds(), (std::vector<std::string>{"r-42", "r-44"}));
+  EXPECT_EQ(Call("GET", "/v1/outbox", 200)["records"].get_uint64().value(), 2u);
+
+  OUTPOST_ASSERT_OK(edge_->Signal(SIGTERM));
+  EXPECT_EQ(edge_->Wait(), 0);
+}
+
+TEST_F(EdgeOutboxTest, AnOutboxWrittenForAnotherSiteIsRefusedAtStart) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  Call("POST", "/v1/feedback", 200, R"({"request_id":"r-1","model":"pump","label":0})");
+  OUTPOST_ASSERT_OK(edge_->Signal(SIGTERM));
+  ASSERT_EQ(edge_->Wait(), 0);
+
+  RunResult other = RunProgram({Outpost(), "edge", "--config", dir_.File("edge.yaml"),
+                                "--site-id", "plant-8"});
+  EXPECT_EQ(other.exit_code, 1);
+  EXPECT_NE(other.err.find("outbox " + JoinPath(dir_.File("data"), "outbox.db")),
+            std::string::npos)
+      << other.err;
+}
+
+TEST_F(EdgeOutboxTest, ASecondEdgeOnTheSameDataDirIsRefusedWhileTheFirstRuns) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  RunResult second = RunProgram({Outpost(), "edge", "--config", dir_.File("edge.yaml")});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_NE(second.err.find("is in use by another outpost edge"), std::string::npos)
+      << second.err;
+  // The first one still answers.
+  Call("GET", "/v1/outbox", 200);
+}
+
+}  // namespace
+}  // namespace outpost
