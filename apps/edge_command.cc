@@ -35,6 +35,7 @@
 #include "serve/handler.h"
 #include "serve/http_server.h"
 #include "serve/repository.h"
+#include "serve/repository_watcher.h"
 
 namespace outpost::apps {
 namespace {
@@ -50,6 +51,7 @@ struct EdgeFlags {
   std::string log_format;
   std::string log_level;
   std::string data_dir;
+  bool no_watch = false;  // --no-watch: models change only on restart or through the API
 };
 
 // How often the evaluator is asked to write the aggregates of minutes that have ended.
@@ -192,6 +194,7 @@ Result<EdgeConfig> ResolveConfig(const EdgeFlags& flags) {
   if (flags.threads >= 0) config.threads = flags.threads;
   if (!flags.log_format.empty()) config.log_format = flags.log_format;
   if (!flags.log_level.empty()) config.log_level = flags.log_level;
+  if (flags.no_watch) config.watch_repository = false;
   if (!flags.data_dir.empty()) config.data_dir = flags.data_dir;
   if (config.node_id.empty()) {
     char host[256] = {};
@@ -243,6 +246,11 @@ Status RunEdge(const EdgeFlags& flags) {
   // What the scoring server calls after each successful Model::Run.
   RuleSetSink insight_sink(rule_sets, *evaluator);
   auto flusher = std::make_unique<AggregateFlusher>(*evaluator);
+  // New and changed model versions on disk are loaded while serving.
+  std::unique_ptr<serve::RepositoryWatcher> watcher;
+  if (config.watch_repository) {
+    OUTPOST_ASSIGN_OR_RETURN(watcher, serve::RepositoryWatcher::Start(*repository));
+  }
   serve::HandlerOptions handler_options;
   handler_options.server_version = OutpostVersion();
   handler_options.limits.max_total_elements = static_cast<int64_t>(config.max_elements);
@@ -301,6 +309,7 @@ Status RunEdge(const EdgeFlags& flags) {
   sigwait(&signals, &signal_number);
   OUTPOST_LOG(kInfo) << "shutting down: in-flight requests finish, new ones are refused"
                      << Field("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  if (watcher != nullptr) watcher->Stop();
   if (grpc_server != nullptr) grpc_server->Stop();
   server->Stop();
   // No request runs now: the evaluator writes what it holds, then the outbox closes.
@@ -322,6 +331,8 @@ void AddEdgeCommand(CLI::App& app, Action& run) {
       "--grpc-listen", flags->grpc_listen,
       "gRPC address, host:port (port 0 = any free port; \"\" = no gRPC; default: HTTP port + 1)");
   cmd->add_option("--model-repository", flags->model_repository, "Folder of models: <model>/config.yaml, <model>/<version>/");
+  cmd->add_flag("--no-watch", flags->no_watch,
+               "Do not reload models when the repository's folders change");
   cmd->add_option("--site-id", flags->site_id, "This site's id");
   cmd->add_option("--data-dir", flags->data_dir,
                   "Folder of the node's durable state (the outbox); created when missing");

@@ -122,7 +122,8 @@ Result<EdgeConfig> ParseEdgeConfig(std::string_view yaml_text, EdgeConfig config
     if (!root.IsMap()) return InvalidArgumentError("the edge config must be a map of keys");
     static const std::set<std::string> kKeys = {
         "site_id", "node_id", "listen", "grpc_listen", "model_repository", "threads",
-        "strict_readiness", "limits", "log_format", "log_level", "data_dir", "outbox"};
+        "strict_readiness", "watch_repository", "limits", "log_format", "log_level", "data_dir",
+        "outbox"};
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
       if (!kKeys.count(key)) return InvalidArgumentError("unknown key \"" + key + "\" in the edge config");
@@ -143,6 +144,7 @@ Result<EdgeConfig> ParseEdgeConfig(std::string_view yaml_text, EdgeConfig config
       }
     }
     if (root["strict_readiness"]) config.strict_readiness = root["strict_readiness"].as<bool>();
+    if (root["watch_repository"]) config.watch_repository = root["watch_repository"].as<bool>();
     if (const YAML::Node& limits = root["limits"]) {
       if (!limits.IsMap()) return InvalidArgumentError("limits must be a map");
       for (const auto& kv : limits) {

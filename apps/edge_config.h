@@ -8,6 +8,7 @@
 //   model_repository: /var/lib/outpost/models
 //   threads: 2                   # HTTP and scoring threads (default: the number of cores)
 //   strict_readiness: true       # ready only when every model loaded (as Triton)
+//   watch_repository: true       # reload a model when its folder changes (inotify)
 //   limits:
 //     max_body_bytes: 67108864   # a larger request gets 413 (RESOURCE_EXHAUSTED on gRPC)
 //     max_elements: 16777216     # total tensor elements in one request
@@ -50,6 +51,7 @@ struct EdgeConfig {
   std::string model_repository = "models";
   int threads = 0;  // 0 = hardware concurrency
   bool strict_readiness = true;
+  bool watch_repository = true;
   uint64_t max_body_bytes = 64ull << 20;
   uint64_t max_elements = 16ull << 20;
   int max_json_depth = 64;

@@ -12,6 +12,7 @@ TEST(EdgeConfig, EmptyTextKeepsDefaults) {
   EXPECT_EQ(c.listen_port, 8000);
   EXPECT_EQ(c.listen_address, "0.0.0.0");
   EXPECT_TRUE(c.strict_readiness);
+  EXPECT_TRUE(c.watch_repository);
 }
 
 TEST(EdgeConfig, ParsesEveryKey) {
@@ -22,6 +23,7 @@ listen: 127.0.0.1:9000
 model_repository: /srv/models
 threads: 4
 strict_readiness: false
+watch_repository: false
 limits: {max_body_bytes: 1024, max_elements: 100, max_json_depth: 8}
 log_format: json
 log_level: debug
@@ -33,6 +35,7 @@ log_level: debug
   EXPECT_EQ(c.model_repository, "/srv/models");
   EXPECT_EQ(c.threads, 4);
   EXPECT_FALSE(c.strict_readiness);
+  EXPECT_FALSE(c.watch_repository);
   EXPECT_EQ(c.max_body_bytes, 1024u);
   EXPECT_EQ(c.max_elements, 100u);
   EXPECT_EQ(c.max_json_depth, 8);
