@@ -3,7 +3,8 @@
 #   make demo    install what is missing, build, run the demo on embedded defaults
 #   make test    install what is missing, build, run every test: the release build, the
 #                ASan+UBSan build, and the fuzz targets for a bounded time
-#   make bench   the benchmarks that compare Outpost with peers (not tests)
+#   make bench   the benchmarks that compare Outpost with peers (not tests): the REST server
+#                against nginx, the outbox against plain SQLite
 
 JOBS ?= $(shell nproc)
 BUILD ?= build
@@ -52,6 +53,7 @@ test-fuzz: setup
 
 bench: build
 	@bench/serve_rest/run.sh $(BUILD)
+	@$(BUILD)/bench/outbox/outbox_bench
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
