@@ -156,6 +156,7 @@ const KernelRegistry& KernelRegistry::Builtin() {
     RegisterNnKernels(*r);
     RegisterConvKernels(*r);
     RegisterNormKernels(*r);
+    RegisterIndexKernels(*r);
     RegisterMlKernels(*r);
     return r;
   }();

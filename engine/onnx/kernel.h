@@ -228,6 +228,7 @@ void RegisterMlKernels(KernelRegistry& registry);
 void RegisterTreeKernels(KernelRegistry& registry);
 void RegisterConvKernels(KernelRegistry& registry);
 void RegisterNormKernels(KernelRegistry& registry);
+void RegisterIndexKernels(KernelRegistry& registry);
 
 }  // namespace outpost::engine::onnx
 
