@@ -33,7 +33,7 @@ class DurationHistogram {
     size_t i = 0;
     while (i < kDurationBucketsUs.size() && us > kDurationBucketsUs[i]) ++i;
     buckets_[i].fetch_add(1, std::memory_order_relaxed);
-    sum_ns_.fetch_add(ns, std::memory_order_relaxed);
+    if (ns != 0) sum_ns_.fetch_add(ns, std::memory_order_relaxed);
   }
   // Non-cumulative count of bucket `i` (kDurationBucketsUs.size() = +Inf).
   uint64_t bucket(size_t i) const { return buckets_[i].load(std::memory_order_relaxed); }
@@ -50,7 +50,7 @@ struct DurationStat {
   std::atomic<uint64_t> ns{0};
   void Add(uint64_t duration_ns) {
     count.fetch_add(1, std::memory_order_relaxed);
-    ns.fetch_add(duration_ns, std::memory_order_relaxed);
+    if (duration_ns != 0) ns.fetch_add(duration_ns, std::memory_order_relaxed);
   }
 };
 

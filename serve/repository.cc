@@ -389,7 +389,8 @@ Status ModelRepository::Rescan() {
 
 std::vector<IndexEntry> ModelRepository::Index() const {
   std::vector<IndexEntry> index;
-  for (const auto& model : snapshot()->models) {
+  const std::shared_ptr<const Snapshot> snap = snapshot();  // alive for the loop
+  for (const auto& model : snap->models) {
     if (model->unloaded) {
       index.push_back({.name = model->name, .reason = "unloaded"});
       continue;
