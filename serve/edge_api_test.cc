@@ -218,7 +218,8 @@ TEST_F(EdgeApiTest, OutboxStateReportsDepthBytesAgeAndRatePerClass) {
   EXPECT_GT(o["autonomy_days"].get_double().value(), 0.0);
   EXPECT_FALSE(o["failed"].get_bool().value());
   int classes = 0;
-  for (simdjson::dom::element c : o["classes"].get_array().value()) {
+  simdjson::dom::array class_list = o["classes"].get_array().value();
+  for (simdjson::dom::element c : class_list) {
     ++classes;
     if (std::string_view(c["kind"].get_string().value()) == "feedback") {
       EXPECT_EQ(c["records"].get_uint64().value(), 1u);

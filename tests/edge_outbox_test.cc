@@ -93,7 +93,8 @@ TEST_F(EdgeOutboxTest, FeedbackIsListedCountedAndSurvivesSigkillOfTheEdge) {
   EXPECT_EQ(state["records"].get_uint64().value(), 1u);
   EXPECT_EQ(std::string_view(state["site_id"].get_string().value()), "plant-7");
   EXPECT_EQ(std::string_view(state["node_id"].get_string().value()), "edge-1");
-  for (simdjson::dom::element c : state["classes"].get_array().value()) {
+  simdjson::dom::array classes = state["classes"].get_array().value();
+  for (simdjson::dom::element c : classes) {
     bool is_feedback = std::string_view(c["kind"].get_string().value()) == "feedback";
     EXPECT_EQ(c["records"].get_uint64().value(), is_feedback ? 1u : 0u);
   }
