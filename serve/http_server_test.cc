@@ -5,7 +5,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdio>
 #include <latch>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,6 +24,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "base/file.h"
 #include "base/testing/test_util.h"
 #include "serve/handler.h"
 #include "serve/testing/fake_models.h"
@@ -128,6 +132,17 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(server).value();
     ASSERT_NE(server_->port(), 0);
+  }
+
+  // Serves `repository` instead of the fixed models.
+  void StartOn(std::unique_ptr<ModelRepository> repository) {
+    repository_ = std::move(repository);
+    handler_ = std::make_unique<Handler>(*repository_, HandlerOptions{});
+    Result<std::unique_ptr<HttpServer>> server = HttpServer::Start(
+        {.address = "127.0.0.1", .port = 0},
+        [this](const HttpRequest& rq, HttpResponse& rs) { handler_->Handle(rq, rs); });
+    ASSERT_TRUE(server.ok()) << server.status().ToString();
+    server_ = std::move(server).value();
   }
 
   uint16_t port() const { return server_->port(); }
@@ -477,6 +492,92 @@ TEST_F(HttpServerTest, StopWithIdleConnectionsReturnsAndIsIdempotent) {
   server_->Stop();
   Client late(port());
   EXPECT_EQ(late.connect_error(), net::error::connection_refused);
+}
+
+// Issue 8's acceptance: a model updated through the repository extension while several
+// clients score without pause; no request fails and every answer comes whole from one version
+// (version v answers x + v). The scraped metrics then match what the clients saw.
+TEST_F(HttpServerTest, ModelUpdatedUnderLoadFailsNoRequestAndMetricsMatch) {
+  outpost::testing::TempDir dir;
+  const std::string model_dir = JoinPath(dir.path(), "m");
+  OUTPOST_ASSERT_OK(MakeDirectories(model_dir));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(JoinPath(model_dir, "config.yaml"), "backend: onnx\n"));
+  auto write_version = [&](int v) {
+    const std::string staging = JoinPath(model_dir, ".staging");
+    OUTPOST_ASSERT_OK(MakeDirectories(staging));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(JoinPath(staging, "tag"), std::to_string(v)));
+    ASSERT_EQ(std::rename(staging.c_str(), JoinPath(model_dir, std::to_string(v)).c_str()), 0);
+  };
+  write_version(1);
+  RepositoryOptions options{
+      .root = dir.path(),
+      .loader = [](const ModelConfig&,
+                   const std::string& vdir) -> Result<std::unique_ptr<engine::Model>> {
+        OUTPOST_ASSIGN_OR_RETURN(std::string tag, ReadFile(JoinPath(vdir, "tag"), 32));
+        return std::make_unique<testing::TagModel>(std::stof(tag));
+      }};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repository, ModelRepository::Open(std::move(options)));
+  StartOn(std::move(repository));
+
+  constexpr int kClients = 4;
+  constexpr int kLastVersion = 5;
+  std::atomic<bool> stop{false};
+  std::atomic<int> failed{0}, mixed{0};
+  std::vector<std::map<int, int>> answered(kClients);  // per client: version -> answers
+  std::latch started(kClients);
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      Client client(port());
+      for (int i = 0; !stop.load() || i == 0; ++i) {
+        const int x = c * 100000 + i;
+        Response r = client.Call(http::verb::post, "/v2/models/m/infer",
+                                 R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[)" +
+                                     std::to_string(x) + "]}]}");
+        int version = 0;
+        float y = 0;
+        const size_t v_at = r.body().find(R"("model_version":")");
+        const size_t d_at = r.body().find(R"("data":[)");
+        if (r.result_int() != 200) {
+          failed.fetch_add(1);
+        } else if (v_at == std::string::npos || d_at == std::string::npos ||
+                   std::sscanf(r.body().c_str() + v_at + 17, "%d", &version) != 1 ||
+                   std::sscanf(r.body().c_str() + d_at + 8, "%f", &y) != 1 ||
+                   y != static_cast<float>(x + version)) {
+          mixed.fetch_add(1);
+        } else {
+          ++answered[c][version];
+        }
+        if (i == 0) started.count_down();
+      }
+    });
+  }
+  started.wait();
+  Client admin(port());
+  for (int v = 2; v <= kLastVersion; ++v) {
+    write_version(v);
+    Response load = admin.Call(http::verb::post, "/v2/repository/models/m/load");
+    EXPECT_EQ(load.result_int(), 200) << load.body();
+  }
+  stop.store(true);
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(mixed.load(), 0);
+
+  // Only the served version is in /metrics; its count matches the answers it gave.
+  std::map<int, int> total;
+  for (const auto& per_client : answered) {
+    for (const auto& [v, n] : per_client) total[v] += n;
+  }
+  Response metrics = admin.Call(http::verb::get, "/metrics");
+  EXPECT_EQ(metrics.result_int(), 200);
+  EXPECT_THAT(metrics.body(),
+              HasSubstr("outpost_inference_request_success_total{model=\"m\",version=\"" +
+                        std::to_string(kLastVersion) + "\"} " +
+                        std::to_string(total[kLastVersion]) + "\n"));
+  EXPECT_THAT(metrics.body(),
+              HasSubstr("outpost_inference_request_failure_total{model=\"m\",version=\"" +
+                        std::to_string(kLastVersion) + "\"} 0\n"));
 }
 
 }  // namespace

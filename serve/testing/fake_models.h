@@ -117,6 +117,31 @@ class BlockingModel final : public engine::Model {
   std::latch& release_;
 };
 
+// y = x + tag for FP32 "x" of shape [-1]: a test gives each version its own tag, so that an
+// answer shows which version computed it.
+class TagModel final : public engine::Model {
+ public:
+  explicit TagModel(float tag) : tag_(tag) {
+    signature_.inputs.push_back({.name = "x", .type = engine::DataType::kFp32, .shape = {-1}});
+    signature_.outputs.push_back({.name = "y", .type = engine::DataType::kFp32, .shape = {-1}});
+  }
+  const engine::Signature& signature() const override { return signature_; }
+  std::string_view platform() const override { return "fake_tag"; }
+  Status Run(std::span<const engine::Tensor> inputs,
+             std::vector<engine::Tensor>& outputs) const override {
+    auto x = inputs[0].values<float>();
+    outputs.clear();
+    outputs.emplace_back(engine::DataType::kFp32, inputs[0].shape());
+    auto y = outputs[0].values<float>();
+    for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] + tag_;
+    return Status();
+  }
+
+ private:
+  engine::Signature signature_;
+  float tag_;
+};
+
 // A servable model whose listed versions are all loaded and ready.
 inline std::shared_ptr<const ServableModel> ReadyServable(
     std::string name,
