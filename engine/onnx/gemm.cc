@@ -31,10 +31,13 @@ __attribute__((always_inline)) inline void Tile(int64_t k, const float* a, int64
                                                 int64_t a_col, const float* panel, float* c,
                                                 int64_t ldc, int64_t cols, float alpha,
                                                 bool accumulate, const float* bias) {
+  // Fully unrolled over the rows, so that the accumulators live in registers.
   V16 acc[kRows];
+#pragma GCC unroll 8
   for (int r = 0; r < kRows; ++r) acc[r] = Splat(0.0f);
   for (int64_t p = 0; p < k; ++p) {
     const V16 b = Load(panel + p * kPanel);
+#pragma GCC unroll 8
     for (int r = 0; r < kRows; ++r) acc[r] += Splat(a[r * a_row + p * a_col]) * b;
   }
   float tmp[kPanel];
