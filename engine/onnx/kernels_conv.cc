@@ -48,6 +48,9 @@ Result<Shape> Resolve(const Window& w, std::span<const int64_t> in, std::vector<
   if (strides.size() != k || dilations.size() != k || pads.size() != 2 * k) {
     return InvalidArgumentError("strides, dilations or pads do not match the input rank");
   }
+  // Bounded so that a hostile kernel_shape cannot overflow or stall the window loops.
+  OUTPOST_ASSIGN_OR_RETURN(int64_t window, CheckedElements(kernel));
+  if (window > (int64_t{1} << 24)) return InvalidArgumentError("the kernel window is too large");
   Shape out(k);
   for (size_t i = 0; i < k; ++i) {
     if (kernel[i] < 1 || strides[i] < 1 || dilations[i] < 1 || kernel[i] > (1 << 20) ||
@@ -104,6 +107,9 @@ class ConvKernel : public Kernel {
     out.insert(out.end(), spatial.begin(), spatial.end());
     OUTPOST_ASSIGN_OR_RETURN(int64_t p, CheckedElements(spatial));
     const int64_t ck = (c / group_) * NumElements(kernel);
+    if (ck > (int64_t{1} << 24) || p > (int64_t{1} << 24) || ck * p > (int64_t{1} << 28)) {
+      return ResourceExhaustedError("the convolution's unfolded input is too large");
+    }
     ctx.RequestScratch((static_cast<size_t>(ck * p) + PackedSize(ck, p)) * sizeof(float) + 64);
     ctx.SetOutput(0, DataType::kFp32, std::move(out));
     return Status();
