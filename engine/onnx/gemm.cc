@@ -16,13 +16,18 @@ namespace {
 // GCC and clang lower the vector extension for whichever target a clone is compiled for.
 typedef float V16 __attribute__((vector_size(64)));
 
-inline V16 Load(const float* p) {
+// Always inlined: a V16 passed between functions compiled for different targets (the
+// target_clones below) would be passed in different registers, so these helpers must never
+// be called out of line.
+__attribute__((always_inline)) inline V16 Load(const float* p) {
   V16 v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
-inline void Store(float* p, V16 v) { std::memcpy(p, &v, sizeof(v)); }
-inline V16 Splat(float x) { return V16{} + x; }
+__attribute__((always_inline)) inline void Store(float* p, V16 v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+__attribute__((always_inline)) inline V16 Splat(float x) { return V16{} + x; }
 
 // kRows x 16 tile of C from kRows rows of A and one packed panel. The accumulators stay in
 // registers for the whole K loop.

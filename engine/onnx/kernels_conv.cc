@@ -140,7 +140,12 @@ class ConvKernel : public Kernel {
     std::vector<int64_t> kpos(k), opos(k);
     for (int64_t b = 0; b < n; ++b) {
       for (int64_t g = 0; g < group_; ++g) {
-        // im2col: row (channel, kernel offset), column (output position).
+        // im2col: row (channel, kernel offset), column (output position). The innermost
+        // spatial dimension is filled as one strided run per row segment.
+        const size_t last = k - 1;
+        const int64_t inner = spatial[last];
+        const int64_t segments = inner == 0 ? 0 : p / inner;
+        const int64_t in_last = x.shape[2 + last];
         for (int64_t ch = 0; ch < cg; ++ch) {
           const float* plane = xv + (b * c + g * cg + ch) * in_size;
           for (int64_t ki = 0; ki < kernel_size; ++ki) {
@@ -150,23 +155,31 @@ class ConvKernel : public Kernel {
               rem /= kernel[d];
             }
             float* row = cols + (ch * kernel_size + ki) * p;
-            for (int64_t o = 0; o < p; ++o) {
-              int64_t orem = o;
-              int64_t off = 0;
+            std::fill(opos.begin(), opos.end(), 0);
+            const int64_t start = kpos[last] * dilations[last] - pads[last];
+            const int64_t step = strides[last];
+            for (int64_t sgm = 0; sgm < segments; ++sgm) {
+              int64_t base = 0;
               bool inside = true;
-              for (size_t d = k; d-- > 0;) {
-                opos[d] = orem % spatial[d];
-                orem /= spatial[d];
-              }
-              for (size_t d = 0; d < k; ++d) {
+              for (size_t d = 0; d < last; ++d) {
                 const int64_t pos = opos[d] * strides[d] - pads[d] + kpos[d] * dilations[d];
-                if (pos < 0 || pos >= x.shape[2 + d]) {
-                  inside = false;
-                  break;
-                }
-                off = off * x.shape[2 + d] + pos;
+                inside = inside && pos >= 0 && pos < x.shape[2 + d];
+                base = base * x.shape[2 + d] + pos;
               }
-              row[o] = inside ? plane[off] : 0.0f;
+              float* seg = row + sgm * inner;
+              if (!inside) {
+                std::fill_n(seg, inner, 0.0f);
+              } else {
+                const float* src = plane + base * in_last;
+                for (int64_t o = 0; o < inner; ++o) {
+                  const int64_t pos = start + o * step;
+                  seg[o] = (pos >= 0 && pos < in_last) ? src[pos] : 0.0f;
+                }
+              }
+              for (size_t d = last; d-- > 0;) {
+                if (++opos[d] < spatial[d]) break;
+                opos[d] = 0;
+              }
             }
           }
         }
