@@ -256,6 +256,7 @@ Status RunEdge(const EdgeFlags& flags) {
   handler_options.limits.max_total_elements = static_cast<int64_t>(config.max_elements);
   handler_options.limits.max_depth = static_cast<size_t>(config.max_json_depth);
   handler_options.limits.max_body_bytes = config.max_body_bytes;
+  handler_options.insight = &insight_sink;
   serve::Handler handler(*repository, handler_options);
   serve::EdgeApi edge_api({.outbox = outbox.get()});
 
@@ -286,7 +287,8 @@ Status RunEdge(const EdgeFlags& flags) {
                                   .max_message_bytes = std::min<uint64_t>(
                                       config.max_body_bytes, 0x7fffffff),
                                   .max_total_elements = static_cast<int64_t>(config.max_elements),
-                                  .server_version = OutpostVersion()}));
+                                  .server_version = OutpostVersion(),
+                                  .insight = &insight_sink}));
   }
   OUTPOST_LOG(kInfo) << "outpost edge serving" << Field("site", config.site_id)
                      << Field("node", config.node_id) << Field("port", server->port())

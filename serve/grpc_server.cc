@@ -398,6 +398,14 @@ Status Infer(const ModelRepository& repository, const GrpcServerOptions& options
                          std::to_string(outputs.size()) + " outputs; its signature has " +
                          std::to_string(n_outputs));
   }
+  if (options.insight != nullptr) {
+    options.insight->OnScored({.model = model_name,
+                               .version = handle.version,
+                               .request_id = request.id(),
+                               .signature = &signature,
+                               .inputs = inputs,
+                               .outputs = outputs});
+  }
 
   response.set_model_name(model_name);
   response.set_model_version(std::to_string(handle.version));

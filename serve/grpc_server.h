@@ -36,6 +36,7 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "insight/evaluator.h"
 #include "serve/repository.h"
 
 namespace outpost::serve {
@@ -60,6 +61,9 @@ struct GrpcServerOptions {
   // Reported by ServerMetadata.
   std::string server_name = "outpost";
   std::string server_version = "";  // empty = the version Outpost was built as
+  // Receives every successfully scored batch for the model's insight rules, as the REST
+  // handler's HandlerOptions::insight. Not owned; must outlive the server. Null = none.
+  insight::InsightSink* insight = nullptr;
 };
 
 // What the service does for one ModelInfer call, without a network: parses `request` as a

@@ -443,7 +443,7 @@ Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
   OUTPOST_RETURN_IF_ERROR(ParseInferRequest(request.body, json_size, options_.limits, parsed));
   std::vector<engine::Tensor> outputs;
   std::vector<OutputRef> refs;
-  OUTPOST_RETURN_IF_ERROR(RunInference(handle, parsed, outputs, refs, &recorder));
+  OUTPOST_RETURN_IF_ERROR(RunInference(handle, parsed, outputs, refs, &recorder, options_.insight));
 
   bool any_binary = false;
   for (const OutputRef& ref : refs) any_binary = any_binary || ref.binary;
@@ -468,7 +468,7 @@ Status RunInference(const ModelHandle& handle, InferRequest& request,
 
 Status RunInference(const ModelHandle& handle, InferRequest& request,
                     std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected,
-                    InferenceRecorder* recorder) {
+                    InferenceRecorder* recorder, insight::InsightSink* insight) {
   const std::string& model_name = handle.servable->name;
   const engine::Signature& signature = handle.model->signature();
   const size_t n_inputs = signature.inputs.size();
@@ -546,6 +546,14 @@ Status RunInference(const ModelHandle& handle, InferRequest& request,
     return InternalError("model " + Quote(model_name) + " returned " +
                          std::to_string(outputs.size()) + " outputs; its signature has " +
                          std::to_string(n_outputs));
+  }
+  if (insight != nullptr) {
+    insight->OnScored({.model = model_name,
+                       .version = handle.version,
+                       .request_id = request.id ? std::string_view(*request.id) : std::string_view(),
+                       .signature = &signature,
+                       .inputs = inputs,
+                       .outputs = outputs});
   }
   for (size_t i = 0; i < chosen.size(); ++i) {
     selected[i].name = signature.outputs[chosen[i]].name;

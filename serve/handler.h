@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "insight/evaluator.h"
 #include "serve/infer_json.h"
 #include "serve/metrics.h"
 #include "serve/repository.h"
@@ -104,10 +105,11 @@ Status RunInference(const ModelHandle& handle, InferRequest& request,
                     std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected);
 
 // As above, but marks the phases on `recorder` (null = none), which the caller finishes: for
-// a front end that times parsing and response writing too.
+// a front end that times parsing and response writing too. After a successful run the batch
+// goes to `insight` (null = none), which copies what its rules need and never blocks.
 Status RunInference(const ModelHandle& handle, InferRequest& request,
                     std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected,
-                    InferenceRecorder* recorder);
+                    InferenceRecorder* recorder, insight::InsightSink* insight = nullptr);
 
 struct HandlerOptions {
   // Reported by GET /v2.
@@ -115,6 +117,9 @@ struct HandlerOptions {
   std::string server_version = "";  // empty = the version Outpost was built as
   // Bounds on each infer request.
   InferJsonLimits limits{};
+  // Receives every successfully scored batch for the model's insight rules (anomalies, hard
+  // examples, drift, samples, aggregates). Not owned; must outlive the handler. Null = none.
+  insight::InsightSink* insight = nullptr;
 };
 
 class Handler {
