@@ -8,6 +8,7 @@
 
 #include "base/file.h"
 #include "base/logging.h"
+#include "engine/onnx/onnx_model.h"
 #include "engine/xgboost_model.h"
 
 namespace outpost::serve {
@@ -92,7 +93,12 @@ Result<std::unique_ptr<engine::Model>> LoadModelVersion(const ModelConfig& confi
     return NotFoundError("no model.json or model.ubj in " + version_dir);
   }
   if (config.backend == "onnx") {
-    return UnimplementedError("the onnx backend is not part of this build yet");
+    if (!config.parameters.empty()) {
+      return InvalidArgumentError("unknown onnx parameter \"" + config.parameters.begin()->first + "\"");
+    }
+    std::string path = JoinPath(version_dir, "model.onnx");
+    if (!PathExists(path)) return NotFoundError("no model.onnx in " + version_dir);
+    return engine::LoadOnnxModel(path, {.inputs = config.inputs, .outputs = config.outputs});
   }
   return InvalidArgumentError("unknown backend \"" + config.backend + "\"");
 }

@@ -4,6 +4,7 @@
 
 #include "base/file.h"
 #include "base/testing/test_util.h"
+#include "engine/onnx/xgboost_to_onnx.h"
 #include "train/synthetic.h"
 #include "train/xgboost_trainer.h"
 
@@ -118,6 +119,45 @@ TEST_F(RepositoryTest, ModelWithoutVersionsIsUnavailable) {
   Status s = repo->Find("pump", std::nullopt).status();
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_NE(s.message().find("no version folder"), std::string::npos) << s.ToString();
+}
+
+TEST_F(RepositoryTest, OnnxBackendServesTheConvertedPumpModelAsXGBoostDoes) {
+  AddModel("pump_xgb", "backend: xgboost\n", {1});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string onnx, engine::onnx::ConvertXGBoostToOnnx(*model_bytes_));
+  std::string dir = JoinPath(dir_.path(), "pump_onnx");
+  OUTPOST_ASSERT_OK(MakeDirectories(dir + "/1"));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir + "/config.yaml", "backend: onnx\n"));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir + "/1/model.onnx", onnx));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open({.root = dir_.path()}));
+  ASSERT_TRUE(repo->IsReady());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle xgb, repo->Find("pump_xgb", std::nullopt));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle onx, repo->Find("pump_onnx", std::nullopt));
+  EXPECT_EQ(onx.model->platform(), "onnx_onnxv1");
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset rows, train::MakePumpReadings({.rows = 300, .seed = 5,
+                                                                          .missing_rate = 0.05}));
+  engine::Tensor input(engine::DataType::kFp32, {rows.rows, 8});
+  std::copy(rows.features.begin(), rows.features.end(), input.values<float>().begin());
+  std::vector<engine::Tensor> inputs;
+  inputs.push_back(input);
+  std::vector<engine::Tensor> by_xgb, by_onnx;
+  OUTPOST_ASSERT_OK(xgb.model->Run(inputs, by_xgb));
+  OUTPOST_ASSERT_OK(onx.model->Run(inputs, by_onnx));
+  ASSERT_EQ(by_onnx.size(), 1u);
+  ASSERT_EQ(by_onnx[0].element_count(), by_xgb[0].element_count());
+  for (int64_t i = 0; i < rows.rows; ++i) {
+    EXPECT_NEAR(by_onnx[0].values<float>()[i], by_xgb[0].values<float>()[i], 1e-5) << "row " << i;
+  }
+}
+
+TEST_F(RepositoryTest, OnnxVersionWithoutModelFileIsUnavailable) {
+  std::string dir = JoinPath(dir_.path(), "empty");
+  OUTPOST_ASSERT_OK(MakeDirectories(dir + "/1"));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir + "/config.yaml", "backend: onnx\n"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open({.root = dir_.path()}));
+  Status s = repo->Find("empty", 1).status();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find("no model.onnx"), std::string::npos) << s.ToString();
 }
 
 TEST(Repository, MissingRootIsNotFound) {
