@@ -17,7 +17,9 @@
 #include "base/logging.h"
 #include "engine/model.h"
 #include "engine/tensor.h"
+#include "serve/handler.h"
 #include "serve/infer_json.h"
+#include "serve/metrics.h"
 #include "serve/inference.grpc.pb.h"
 #include "serve/inference.pb.h"
 
@@ -293,31 +295,23 @@ void AppendRaw(const Tensor& tensor, std::string& out) {
   }
 }
 
-// Runs one ModelInfer against `repository`.
+// Runs one ModelInfer against `repository`: decodes the tensors (typed or raw contents),
+// then runs them through RunInference, the checks and bookkeeping the REST handler shares
+// (input matching, output selection, validation, statistics, insight rules).
 Status Infer(const ModelRepository& repository, const GrpcServerOptions& options,
              const inference::ModelInferRequest& request, inference::ModelInferResponse& response) {
   OUTPOST_ASSIGN_OR_RETURN(ModelHandle handle,
                            FindModel(repository, request.model_name(), request.model_version()));
-  const std::string& model_name = handle.servable->name;
-  const engine::Signature& signature = handle.model->signature();
   OUTPOST_RETURN_IF_ERROR(CheckParameters(request.parameters(), "request", false));
 
-  const size_t n_inputs = signature.inputs.size();
-  std::vector<Tensor> inputs(n_inputs);
-  std::vector<uint8_t> given(n_inputs, 0);
+  InferRequest infer;
+  if (!request.id().empty()) infer.id = request.id();
+  infer.inputs.reserve(static_cast<size_t>(request.inputs_size()));
   const int n_raw = request.raw_input_contents_size();
   int next_raw = 0;
   int64_t total_elements = 0;
   for (const inference::ModelInferRequest::InferInputTensor& input : request.inputs()) {
     const std::string where = "input " + Quote(input.name());
-    size_t j = 0;
-    while (j < n_inputs && signature.inputs[j].name != input.name()) ++j;
-    if (j == n_inputs) {
-      return InvalidArgumentError("unexpected input " + Quote(input.name()) + " for model " +
-                                  Quote(model_name));
-    }
-    if (given[j]) return InvalidArgumentError(where + " is given twice");
-    given[j] = 1;
     OUTPOST_RETURN_IF_ERROR(CheckParameters(input.parameters(), where, false));
     Result<DataType> type = engine::ParseDataType(input.datatype());
     if (!type.ok()) return type.status().WithContext(where);
@@ -334,16 +328,19 @@ Status Infer(const ModelRepository& repository, const GrpcServerOptions& options
                                     " elements (the server's limit)");
     }
     total_elements += *count;
+    InferInput& decoded = infer.inputs.emplace_back(InferInput{.name = input.name()});
     if (input.has_contents()) {
       if (n_raw > 0) {
         return InvalidArgumentError(where +
                                     " has contents while the request has "
                                     "raw_input_contents; use one form for every input");
       }
-      OUTPOST_ASSIGN_OR_RETURN(inputs[j], FromTyped(*type, shape, *count, input.contents(), where));
+      OUTPOST_ASSIGN_OR_RETURN(decoded.tensor,
+                               FromTyped(*type, shape, *count, input.contents(), where));
     } else if (next_raw < n_raw) {
       OUTPOST_ASSIGN_OR_RETURN(
-          inputs[j], FromRaw(*type, shape, *count, request.raw_input_contents(next_raw++), where));
+          decoded.tensor,
+          FromRaw(*type, shape, *count, request.raw_input_contents(next_raw++), where));
     } else {
       return InvalidArgumentError(where +
                                   " has no data: set its contents or a "
@@ -355,65 +352,26 @@ Status Infer(const ModelRepository& repository, const GrpcServerOptions& options
                                 " raw_input_contents entries but only " + std::to_string(next_raw) +
                                 " inputs to take them");
   }
-  for (size_t j = 0; j < n_inputs; ++j) {
-    if (!given[j]) {
-      return InvalidArgumentError("missing input " + Quote(signature.inputs[j].name) +
-                                  " for model " + Quote(model_name));
-    }
+  for (const auto& requested : request.outputs()) {
+    OUTPOST_RETURN_IF_ERROR(
+        CheckParameters(requested.parameters(), "output " + Quote(requested.name()), true));
+    infer.outputs.push_back(InferRequestedOutput{.name = requested.name()});
   }
 
-  // The outputs to return, as indexes into signature.outputs, checked before running.
-  const size_t n_outputs = signature.outputs.size();
-  std::vector<size_t> selected;
-  if (request.outputs().empty()) {
-    for (size_t j = 0; j < n_outputs; ++j) selected.push_back(j);
-  } else {
-    for (const auto& requested : request.outputs()) {
-      size_t j = 0;
-      while (j < n_outputs && signature.outputs[j].name != requested.name()) ++j;
-      if (j == n_outputs) {
-        return InvalidArgumentError("unknown requested output " + Quote(requested.name()) +
-                                    " for model " + Quote(model_name));
-      }
-      for (size_t k : selected) {
-        if (k == j) {
-          return InvalidArgumentError("output " + Quote(requested.name()) + " is requested twice");
-        }
-      }
-      OUTPOST_RETURN_IF_ERROR(
-          CheckParameters(requested.parameters(), "output " + Quote(requested.name()), true));
-      selected.push_back(j);
-    }
-  }
-
-  OUTPOST_RETURN_IF_ERROR(engine::ValidateInputs(signature, inputs));
   std::vector<Tensor> outputs;
-  Status run = handle.model->Run(inputs, outputs);
-  if (!run.ok()) {
-    return run.WithContext("model " + Quote(model_name) + " version " +
-                           std::to_string(handle.version));
-  }
-  if (outputs.size() != n_outputs) {
-    return InternalError("model " + Quote(model_name) + " returned " +
-                         std::to_string(outputs.size()) + " outputs; its signature has " +
-                         std::to_string(n_outputs));
-  }
-  if (options.insight != nullptr) {
-    options.insight->OnScored({.model = model_name,
-                               .version = handle.version,
-                               .request_id = request.id(),
-                               .signature = &signature,
-                               .inputs = inputs,
-                               .outputs = outputs});
-  }
+  std::vector<OutputRef> selected;
+  InferenceRecorder recorder(handle.stats);
+  Status status = RunInference(handle, infer, outputs, selected, &recorder, options.insight);
+  recorder.Finish(status.ok());
+  OUTPOST_RETURN_IF_ERROR(status);
 
-  response.set_model_name(model_name);
+  response.set_model_name(handle.servable->name);
   response.set_model_version(std::to_string(handle.version));
   if (!request.id().empty()) response.set_id(request.id());
-  for (size_t j : selected) {
-    const Tensor& tensor = outputs[j];
+  for (const OutputRef& ref : selected) {
+    const Tensor& tensor = *ref.tensor;
     inference::ModelInferResponse::InferOutputTensor* out = response.add_outputs();
-    out->set_name(signature.outputs[j].name);
+    out->set_name(std::string(ref.name));
     out->set_datatype(std::string(engine::DataTypeName(tensor.type())));
     for (int64_t d : tensor.shape()) out->add_shape(d);
     AppendRaw(tensor, *response.add_raw_output_contents());
