@@ -229,51 +229,10 @@ inline uint32_t Descend(const TreeNode<T>* nodes, uint32_t i, const X* x) {
   }
 }
 
-// One step of a walk from branch node n at index i.
-template <typename X, typename T, int kMode, bool kMissing>
-inline uint32_t Step(const TreeNode<T>& n, uint32_t i, const X* x) {
-  const X v = x[n.feature];
-  bool go;
-  if constexpr (kMode == kLeq) {
-    go = v <= n.value;
-  } else if constexpr (kMode == kLt) {
-    go = v < n.value;
-  } else {
-    go = Goes(n.mode, v, n.value);
-  }
-  if constexpr (kMissing) go = go | ((n.missing_true != 0) & (v != v));
-  return go ? n.true_child : i + 1;
-}
-
-// Walks one tree for four rows in lockstep: four independent chains of loads hide each
-// other's latency. Returns the four leaves.
-template <typename X, typename T, int kMode, bool kMissing>
-inline void Descend4(const TreeNode<T>* nodes, uint32_t root, const X* x0, const X* x1,
-                     const X* x2, const X* x3, uint32_t* leaves) {
-  uint32_t i0 = root, i1 = root, i2 = root, i3 = root;
-  for (;;) {
-    const TreeNode<T>& n0 = nodes[i0];
-    const TreeNode<T>& n1 = nodes[i1];
-    const TreeNode<T>& n2 = nodes[i2];
-    const TreeNode<T>& n3 = nodes[i3];
-    const bool l0 = n0.mode == kLeaf, l1 = n1.mode == kLeaf;
-    const bool l2 = n2.mode == kLeaf, l3 = n3.mode == kLeaf;
-    if (l0 & l1 & l2 & l3) break;
-    if (!l0) i0 = Step<X, T, kMode, kMissing>(n0, i0, x0);
-    if (!l1) i1 = Step<X, T, kMode, kMissing>(n1, i1, x1);
-    if (!l2) i2 = Step<X, T, kMode, kMissing>(n2, i2, x2);
-    if (!l3) i3 = Step<X, T, kMode, kMissing>(n3, i3, x3);
-  }
-  leaves[0] = i0;
-  leaves[1] = i1;
-  leaves[2] = i2;
-  leaves[3] = i3;
-}
-
-// Rows scored together: up to 64, fewer when each row needs much scratch space.
+// Rows scored together: up to 128, fewer when each row needs much scratch space.
 inline int64_t BlockRows(int64_t n_targets, int64_t features) {
   const int64_t per_row = n_targets * 9 + features * 4;
-  return std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(per_row, 1), 1, 64);
+  return std::clamp<int64_t>((int64_t{1} << 20) / std::max<int64_t>(per_row, 1), 1, 128);
 }
 
 template <typename T>
@@ -403,18 +362,7 @@ class TreeEnsembleKernel : public Kernel {
     if (nt == 1 && !c_.classifier &&
         (c_.aggregate == Aggregate::kSum || c_.aggregate == Aggregate::kAverage)) {
       for (uint32_t root : f_.roots) {
-        int64_t r = 0;
-        uint32_t leaves[4];
-        for (; r + 4 <= rows; r += 4) {
-          const X* xr = x + r * stride;
-          Descend4<X, T, kMode, kMissing>(nodes, root, xr, xr + stride, xr + 2 * stride,
-                                          xr + 3 * stride, leaves);
-          scores[r] += nodes[leaves[0]].value;
-          scores[r + 1] += nodes[leaves[1]].value;
-          scores[r + 2] += nodes[leaves[2]].value;
-          scores[r + 3] += nodes[leaves[3]].value;
-        }
-        for (; r < rows; ++r) {
+        for (int64_t r = 0; r < rows; ++r) {
           scores[r] += nodes[Descend<X, T, kMode, kMissing>(nodes, root, x + r * stride)].value;
         }
       }
