@@ -1,0 +1,471 @@
+#include "bundle/bundle.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "base/file.h"
+#include "bundle/reason.h"
+
+namespace outpost::bundle {
+namespace {
+
+constexpr size_t kChunk = 64 * 1024;
+constexpr std::string_view kRootPrefix = "outpost/root/";
+constexpr std::string_view kTargetsName = "outpost/targets.json";
+constexpr std::string_view kBlobPrefix = "blobs/sha256/";
+constexpr std::string_view kOciLayout = R"({"imageLayoutVersion":"1.0.0"})";
+
+// Closes a file descriptor when it goes out of scope.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(Fd&& other) noexcept : fd_(other.release()) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  Fd& operator=(Fd&&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+
+ private:
+  int fd_;
+};
+
+bool IsDigits(std::string_view s) {
+  return !s.empty() && s.size() <= 18 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+Result<Fd> OpenRegular(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoToStatus(errno, "opening", path);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoToStatus(errno, "stat", path);
+  if (!S_ISREG(st.st_mode)) return InvalidArgumentError(path + " is not a regular file");
+  return Fd(fd.release());
+}
+
+Status WriteAll(int fd, std::string_view data, const std::string& what) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t w = ::write(fd, data.data() + done, data.size() - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, "writing", what);
+    }
+    done += static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
+// Streams a file through SHA-256, optionally copying it into a tar writer.
+struct FileDigest {
+  uint64_t length = 0;
+  std::string sha256;  // hex
+};
+Result<FileDigest> HashFile(const std::string& path, TarWriter* copy_to) {
+  OUTPOST_ASSIGN_OR_RETURN(Fd fd, OpenRegular(path));
+  Sha256 h;
+  FileDigest d;
+  std::string buf(kChunk, '\0');
+  for (;;) {
+    ssize_t r = ::read(fd.get(), buf.data(), buf.size());
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, "reading", path);
+    }
+    if (r == 0) break;
+    std::string_view piece(buf.data(), static_cast<size_t>(r));
+    h.Update(piece);
+    d.length += piece.size();
+    if (copy_to != nullptr) {
+      Status s = copy_to->Write(piece);
+      if (!s.ok()) return AbortedError(path + " grew while it was being bundled");
+    }
+  }
+  d.sha256 = ToHex(h.Finish());
+  return d;
+}
+
+struct Layer {
+  std::string title;  // path relative to the model folder
+  std::string path;   // on disk
+  FileDigest digest;
+};
+
+Json Descriptor(std::string_view media_type, std::string_view hex, uint64_t size) {
+  return Json{JsonObject{{"mediaType", Json{std::string(media_type)}},
+                         {"digest", Json{"sha256:" + std::string(hex)}},
+                         {"size", Json{size}}}};
+}
+
+Result<std::vector<std::string>> Entries(const std::string& dir) {
+  auto r = ListDirectory(dir);
+  if (!r.ok()) return r.status().WithContext("reading the models folder");
+  return r;
+}
+
+Status RemoveTree(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (ec) return UnavailableError("removing " + path + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status CreateBundle(const std::string& models_dir, const std::vector<KeyPair>& targets_keys,
+                    const CreateOptions& options, const std::string& out_path) {
+  if (targets_keys.empty()) return InvalidArgumentError("no targets keys to sign with");
+  Targets targets{.version = options.version,
+                  .created = options.created,
+                  .expires = options.expires,
+                  .channel = options.channel,
+                  .sites = options.sites,
+                  .site_groups = options.site_groups};
+  std::map<std::string, std::string> small_blobs;  // hex digest -> bytes (metadata-sized)
+  std::map<std::string, std::string> file_blobs;   // hex digest -> path
+  auto add_small = [&](std::string bytes) {
+    std::string hex = ToHex(Sha256Of(bytes));
+    targets.targets[std::string(kBlobPrefix) + hex] = {.length = bytes.size(), .sha256 = hex};
+    small_blobs[hex] = std::move(bytes);
+    return hex;
+  };
+  JsonArray index_manifests;
+
+  // Pass 1: hash every model file and build the OCI manifests.
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> names, Entries(models_dir));
+  for (const std::string& name : names) {
+    std::string model_dir = JoinPath(models_dir, name);
+    if (!IsDirectory(model_dir)) continue;
+    if (!IsValidModelName(name)) return InvalidArgumentError("bad model name \"" + name + "\"");
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> children, Entries(model_dir));
+    std::vector<Layer> shared;
+    if (PathExists(JoinPath(model_dir, "config.yaml"))) {
+      shared.push_back({.title = "config.yaml", .path = JoinPath(model_dir, "config.yaml")});
+    }
+    for (const std::string& version : children) {
+      std::string version_dir = JoinPath(model_dir, version);
+      if (!IsDirectory(version_dir)) continue;
+      if (!IsDigits(version) || version[0] == '0') {
+        return InvalidArgumentError("bad version folder " + version_dir);
+      }
+      OUTPOST_ASSIGN_OR_RETURN(std::string descriptor_bytes,
+                               ReadFile(JoinPath(version_dir, "descriptor.json"), 1 << 20));
+      auto descriptor = ParseModelDescriptor(descriptor_bytes);
+      if (!descriptor.ok()) {
+        return InvalidArgumentError(version_dir + "/descriptor.json: " +
+                                    std::string(descriptor.status().message()));
+      }
+      if (descriptor->name != name || std::to_string(descriptor->version) != version) {
+        return InvalidArgumentError(version_dir + "/descriptor.json names another model");
+      }
+      std::vector<Layer> layers = shared;
+      OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> files, Entries(version_dir));
+      for (const std::string& file : files) {
+        if (file == "descriptor.json") continue;
+        std::string title = version + "/" + file;
+        if (!IsSafeEntryName(title) || title.find('/') != version.size()) {
+          return InvalidArgumentError("bad model file name " + JoinPath(version_dir, file));
+        }
+        layers.push_back({.title = title, .path = JoinPath(version_dir, file)});
+      }
+      JsonArray layer_json;
+      for (Layer& layer : layers) {
+        OUTPOST_ASSIGN_OR_RETURN(layer.digest, HashFile(layer.path, nullptr));
+        targets.targets[std::string(kBlobPrefix) + layer.digest.sha256] = {
+            .length = layer.digest.length, .sha256 = layer.digest.sha256};
+        file_blobs.emplace(layer.digest.sha256, layer.path);
+        Json d = Descriptor("application/vnd.outpost.model.file.v1", layer.digest.sha256,
+                            layer.digest.length);
+        std::get<JsonObject>(d.v)["annotations"] = Json{JsonObject{
+            {"org.opencontainers.image.title", Json{layer.title}}}};
+        layer_json.push_back(std::move(d));
+      }
+      uint64_t descriptor_size = descriptor_bytes.size();
+      std::string descriptor_hex = add_small(std::move(descriptor_bytes));
+      Json manifest{JsonObject{
+          {"schemaVersion", Json{uint64_t{2}}},
+          {"mediaType", Json{std::string("application/vnd.oci.image.manifest.v1+json")}},
+          {"artifactType", Json{std::string("application/vnd.outpost.model.v1")}},
+          {"config", Descriptor("application/vnd.outpost.model.descriptor.v1+json",
+                                descriptor_hex, descriptor_size)},
+          {"layers", Json{std::move(layer_json)}}}};
+      OUTPOST_ASSIGN_OR_RETURN(std::string manifest_bytes, CanonicalJson(manifest));
+      uint64_t manifest_size = manifest_bytes.size();
+      std::string manifest_hex = add_small(std::move(manifest_bytes));
+      Json entry = Descriptor("application/vnd.oci.image.manifest.v1+json", manifest_hex,
+                              manifest_size);
+      std::get<JsonObject>(entry.v)["annotations"] = Json{JsonObject{
+          {"org.opencontainers.image.ref.name", Json{name + "-" + version}}}};
+      index_manifests.push_back(std::move(entry));
+      targets.models.push_back({.name = name,
+                                .version = descriptor->version,
+                                .manifest = manifest_hex,
+                                .descriptor = descriptor_hex});
+    }
+  }
+  Json index{JsonObject{
+      {"schemaVersion", Json{uint64_t{2}}},
+      {"mediaType", Json{std::string("application/vnd.oci.image.index.v1+json")}},
+      {"manifests", Json{std::move(index_manifests)}}}};
+  OUTPOST_ASSIGN_OR_RETURN(std::string index_bytes, CanonicalJson(index));
+  targets.targets["index.json"] = {.length = index_bytes.size(),
+                                   .sha256 = ToHex(Sha256Of(index_bytes))};
+  targets.targets["oci-layout"] = {.length = kOciLayout.size(),
+                                   .sha256 = ToHex(Sha256Of(kOciLayout))};
+  OUTPOST_ASSIGN_OR_RETURN(Json targets_json, TargetsToJson(targets));
+  OUTPOST_ASSIGN_OR_RETURN(std::string targets_file, SignMetadata(targets_json, targets_keys));
+
+  // Pass 2: write the archive to a temporary file, then rename it into place.
+  std::string tmp = out_path + ".tmp";
+  Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (out.get() < 0) return ErrnoToStatus(errno, "creating", tmp);
+  auto write_all = [&]() -> Status {
+    TarWriter tar(out.get());
+    auto put = [&](std::string_view name, std::string_view bytes) -> Status {
+      OUTPOST_RETURN_IF_ERROR(tar.Begin(name, bytes.size()));
+      return tar.Write(bytes);
+    };
+    for (const std::string& root_file : options.root_chain) {
+      OUTPOST_ASSIGN_OR_RETURN(Envelope env, ParseEnvelope(root_file));
+      OUTPOST_ASSIGN_OR_RETURN(Root root, RootFromJson(env.signed_value));
+      OUTPOST_RETURN_IF_ERROR(
+          put(std::string(kRootPrefix) + std::to_string(root.version) + ".json", root_file));
+    }
+    OUTPOST_RETURN_IF_ERROR(put(kTargetsName, targets_file));
+    OUTPOST_RETURN_IF_ERROR(put("oci-layout", kOciLayout));
+    OUTPOST_RETURN_IF_ERROR(put("index.json", index_bytes));
+    for (const auto& [hex, bytes] : small_blobs) {
+      OUTPOST_RETURN_IF_ERROR(put(std::string(kBlobPrefix) + hex, bytes));
+    }
+    for (const auto& [hex, path] : file_blobs) {
+      if (small_blobs.count(hex) > 0) continue;  // same bytes as a descriptor or manifest
+      const TargetFile& expected = targets.targets[std::string(kBlobPrefix) + hex];
+      OUTPOST_RETURN_IF_ERROR(tar.Begin(std::string(kBlobPrefix) + hex, expected.length));
+      OUTPOST_ASSIGN_OR_RETURN(FileDigest copied, HashFile(path, &tar));
+      if (copied.length != expected.length || copied.sha256 != hex) {
+        return AbortedError(path + " changed while it was being bundled");
+      }
+    }
+    OUTPOST_RETURN_IF_ERROR(tar.Finish());
+    if (::fsync(out.get()) != 0) return ErrnoToStatus(errno, "fsync", tmp);
+    return Status::Ok();
+  };
+  if (Status s = write_all(); !s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  ::close(out.release());
+  if (::rename(tmp.c_str(), out_path.c_str()) != 0) {
+    Status s = ErrnoToStatus(errno, "renaming into", out_path);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  std::string parent = std::filesystem::path(out_path).parent_path().string();
+  return SyncDirectory(parent.empty() ? "." : parent);
+}
+
+Result<SiteState> LoadSiteState(const std::string& path) {
+  if (!PathExists(path)) return SiteState{};
+  OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(path, 4096));
+  Status damaged = DataLossError("site state file " + path + " is damaged");
+  auto json = ParseJson(text, /*canonical_numbers_only=*/true);
+  if (!json.ok()) return damaged;
+  const JsonObject* o = std::get_if<JsonObject>(&json->v);
+  if (o == nullptr || o->size() != 2) return damaged;
+  auto field = [&](const char* key) -> const uint64_t* {
+    auto it = o->find(key);
+    return it == o->end() ? nullptr : std::get_if<uint64_t>(&it->second.v);
+  };
+  const uint64_t* floor = field("time_floor");
+  const uint64_t* version = field("installed_version");
+  if (floor == nullptr || version == nullptr) return damaged;
+  return SiteState{.time_floor = static_cast<int64_t>(*floor), .installed_version = *version};
+}
+
+Status SaveSiteState(const std::string& path, const SiteState& state) {
+  SiteState merged = state;
+  if (PathExists(path)) {
+    OUTPOST_ASSIGN_OR_RETURN(SiteState old, LoadSiteState(path));
+    merged.time_floor = std::max(old.time_floor, state.time_floor);
+  }
+  if (merged.time_floor < 0) return InvalidArgumentError("negative time floor");
+  OUTPOST_ASSIGN_OR_RETURN(
+      std::string text,
+      CanonicalJson(Json{JsonObject{
+          {"installed_version", Json{merged.installed_version}},
+          {"time_floor", Json{static_cast<uint64_t>(merged.time_floor)}}}}));
+  return WriteFileAtomically(path, text + "\n");
+}
+
+namespace {
+
+// The body of VerifyBundle; the caller removes the staging folder when it fails.
+Result<VerifiedBundle> VerifyInto(const std::string& bundle_path, const Root& trusted_root,
+                                  const SiteState& state, const VerifyOptions& options) {
+  auto opened = OpenRegular(bundle_path);
+  if (!opened.ok()) return ReasonError(Reason::kIo, opened.status().message());
+  Fd fd(opened->release());
+  TarReader tar(fd.get(), options.limits);
+  VerifiedBundle out;
+  out.trusted_root = trusted_root;
+  out.staging_dir = options.staging_dir;
+
+  // Metadata: the root chain, then the targets.
+  std::optional<TarEntry> entry;
+  bool have_targets = false;
+  for (;;) {
+    OUTPOST_ASSIGN_OR_RETURN(entry, tar.Next());
+    if (!entry) break;
+    std::string_view name = entry->name;
+    bool is_root = name.rfind(kRootPrefix, 0) == 0;
+    if (!is_root && name != kTargetsName) {
+      return ReasonError(Reason::kBadLayout, "\"" + entry->name + "\" comes before the targets");
+    }
+    OUTPOST_ASSIGN_OR_RETURN(std::string text, tar.ReadAll(options.max_metadata_bytes));
+    if (is_root) {
+      std::string_view file = name.substr(kRootPrefix.size());
+      std::string expected = std::to_string(out.trusted_root.version + 1) + ".json";
+      if (file != expected) {
+        return ReasonError(Reason::kRootChain, "\"" + entry->name + "\" where " + expected +
+                                                   " should follow");
+      }
+      OUTPOST_ASSIGN_OR_RETURN(out.trusted_root, VerifyNextRoot(out.trusted_root, text));
+      out.trusted_root_file = std::move(text);
+      continue;
+    }
+    OUTPOST_ASSIGN_OR_RETURN(out.targets, VerifyTargets(out.trusted_root, text));
+    have_targets = true;
+    break;
+  }
+  if (!have_targets) return ReasonError(Reason::kMetadataMissing, "no outpost/targets.json");
+
+  // Freshness, rollback and binding, all from signed fields.
+  int64_t wall = std::chrono::duration_cast<std::chrono::seconds>(
+                     options.clock->Now().time_since_epoch())
+                     .count();
+  int64_t now = std::max(wall, state.time_floor);
+  if (out.trusted_root.expires <= now) {
+    return ReasonError(Reason::kRootExpired, "the trusted root expired at " +
+                                                 std::to_string(out.trusted_root.expires));
+  }
+  const Targets& t = out.targets;
+  if (t.expires <= now) {
+    return ReasonError(Reason::kExpired, "the bundle expired at " + std::to_string(t.expires) +
+                                             " (now counts as " + std::to_string(now) + ")");
+  }
+  if (t.version < state.installed_version) {
+    return ReasonError(Reason::kVersionRollback,
+                       "bundle version " + std::to_string(t.version) + " is below the installed " +
+                           std::to_string(state.installed_version));
+  }
+  bool for_us = std::find(t.sites.begin(), t.sites.end(), options.site_id) != t.sites.end();
+  for (const std::string& g : options.site_groups) {
+    for_us = for_us || std::find(t.site_groups.begin(), t.site_groups.end(), g) !=
+                           t.site_groups.end();
+  }
+  if (!for_us) {
+    return ReasonError(Reason::kWrongSite, "the bundle is not for site \"" + options.site_id +
+                                               "\" or its groups");
+  }
+
+  // Content: stream every listed entry into the staging folder through SHA-256.
+  std::string blob_dir = JoinPath(options.staging_dir, "blobs/sha256");
+  if (Status s = MakeDirectories(blob_dir); !s.ok()) return ReasonError(Reason::kIo, s.message());
+  std::set<std::string> seen;
+  std::string buf(kChunk, '\0');
+  for (;;) {
+    OUTPOST_ASSIGN_OR_RETURN(entry, tar.Next());
+    if (!entry) break;
+    auto listed = t.targets.find(entry->name);
+    if (listed == t.targets.end()) {
+      return ReasonError(Reason::kTargetUnlisted, "\"" + entry->name + "\" is not in the targets");
+    }
+    if (entry->size != listed->second.length) {
+      return ReasonError(Reason::kTargetLength, "\"" + entry->name + "\" has " +
+                                                    std::to_string(entry->size) + " bytes, " +
+                                                    std::to_string(listed->second.length) +
+                                                    " listed");
+    }
+    seen.insert(entry->name);
+    // Names are listed targets, which are checked to be oci-layout, index.json or
+    // blobs/sha256/<hex>, so the path stays inside the staging folder.
+    std::string path = JoinPath(options.staging_dir, entry->name);
+    Fd staged(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (staged.get() < 0) {
+      return ReasonError(Reason::kIo, ErrnoToStatus(errno, "creating", path).message());
+    }
+    Sha256 h;
+    for (;;) {
+      OUTPOST_ASSIGN_OR_RETURN(size_t n, tar.Read(buf.data(), buf.size()));
+      if (n == 0) break;
+      std::string_view piece(buf.data(), n);
+      h.Update(piece);
+      if (Status s = WriteAll(staged.get(), piece, path); !s.ok()) {
+        return ReasonError(Reason::kIo, s.message());
+      }
+    }
+    if (ToHex(h.Finish()) != listed->second.sha256) {
+      return ReasonError(Reason::kTargetHash, "\"" + entry->name + "\" does not match its hash");
+    }
+    if (::fsync(staged.get()) != 0) {
+      return ReasonError(Reason::kIo, ErrnoToStatus(errno, "fsync", path).message());
+    }
+  }
+  for (const auto& [name, file] : t.targets) {
+    if (seen.count(name) == 0) {
+      return ReasonError(Reason::kTargetMissing, "\"" + name + "\" is listed but absent");
+    }
+  }
+  for (const ModelRef& m : t.models) {
+    std::string path = JoinPath(blob_dir, m.descriptor);
+    auto text = ReadFile(path, options.max_metadata_bytes);
+    if (!text.ok()) return ReasonError(Reason::kSizeLimit, text.status().message());
+    auto d = ParseModelDescriptor(*text);
+    if (!d.ok()) return d.status().WithContext("descriptor of model " + m.name);
+    if (d->name != m.name || d->version != m.version) {
+      return ReasonError(Reason::kMetadataMalformed,
+                         "the descriptor of " + m.name + " names another model");
+    }
+    out.descriptors.push_back(std::move(*d));
+  }
+  if (Status s = SyncDirectory(blob_dir); !s.ok()) return ReasonError(Reason::kIo, s.message());
+  out.new_state = {.time_floor = std::max(now, t.created), .installed_version = t.version};
+  return out;
+}
+
+}  // namespace
+
+Result<VerifiedBundle> VerifyBundle(const std::string& bundle_path, const Root& trusted_root,
+                                    const SiteState& state, const VerifyOptions& options) {
+  if (options.clock == nullptr || options.staging_dir.empty()) {
+    return InvalidArgumentError("VerifyBundle needs a clock and a staging folder");
+  }
+  if (PathExists(options.staging_dir)) {
+    return ReasonError(Reason::kIo, "staging folder " + options.staging_dir + " exists already");
+  }
+  if (::mkdir(options.staging_dir.c_str(), 0755) != 0) {
+    return ReasonError(Reason::kIo,
+                       ErrnoToStatus(errno, "creating", options.staging_dir).message());
+  }
+  Result<VerifiedBundle> result = VerifyInto(bundle_path, trusted_root, state, options);
+  if (!result.ok()) RemoveTree(options.staging_dir).IgnoreError();
+  return result;
+}
+
+}  // namespace outpost::bundle

@@ -1,0 +1,81 @@
+// Creating and verifying offline bundles (FORMAT.md). Both stream: model files are hashed and
+// copied in pieces, and verification hashes each blob while it writes it into a staging
+// folder, so memory stays constant whatever the bundle's size (metadata aside, which is capped).
+//
+// Verification never writes outside its staging folder and removes that folder on any
+// refusal. The caller installs from the staging folder and then persists the returned site
+// state (time floor, installed version) and the trusted root.
+#ifndef OUTPOST_BUNDLE_BUNDLE_H_
+#define OUTPOST_BUNDLE_BUNDLE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "bundle/crypto.h"
+#include "bundle/metadata.h"
+#include "bundle/tar.h"
+
+namespace outpost::bundle {
+
+struct CreateOptions {
+  uint64_t version = 1;            // the bundle version (targets.version), > 0
+  int64_t created = 0;             // Unix seconds written as targets.created
+  int64_t expires = 0;             // Unix seconds after which no site installs it
+  std::string channel = "stable";  // [a-z0-9-_.]{1,32}
+  std::vector<std::string> sites;        // site ids the bundle is for
+  std::vector<std::string> site_groups;  // site groups the bundle is for
+  // Signed root files to ship for rotation (FORMAT.md section 3), in ascending version order.
+  std::vector<std::string> root_chain;
+};
+
+// Writes a bundle of every model version under `models_dir` (FORMAT.md section 5 layout) to
+// `out_path` atomically (temporary file, fsync, rename), with targets signed by each of
+// `targets_keys`. InvalidArgument for a bad layout, descriptor or option; NotFound when a
+// folder is missing; Aborted when a model file changed while it was being bundled; I/O errors
+// otherwise.
+Status CreateBundle(const std::string& models_dir, const std::vector<KeyPair>& targets_keys,
+                    const CreateOptions& options, const std::string& out_path);
+
+// What a site keeps between installs (FORMAT.md section 7).
+struct SiteState {
+  int64_t time_floor = 0;          // Unix seconds; only ever moves forward
+  uint64_t installed_version = 0;  // the bundle version running now; 0 before the first
+};
+
+// Reads the site state file; a missing file is the initial state. DataLoss when damaged.
+Result<SiteState> LoadSiteState(const std::string& path);
+// Replaces the site state file atomically. The time floor written is the larger of `state`'s
+// and the stored one, so it never moves back.
+Status SaveSiteState(const std::string& path, const SiteState& state);
+
+struct VerifyOptions {
+  std::string site_id;
+  std::vector<std::string> site_groups;
+  // Created by the verifier; must not exist beforehand. Receives the OCI layout.
+  std::string staging_dir;
+  // The site's clock; required. Time never counts below the state's time floor.
+  const Clock* clock = nullptr;
+  TarLimits limits;
+  uint64_t max_metadata_bytes = uint64_t{1} << 20;  // per metadata or descriptor file
+};
+
+struct VerifiedBundle {
+  Targets targets;
+  std::vector<ModelDescriptor> descriptors;  // in the order of targets.models
+  Root trusted_root;                  // the last root of the chain (the given one if none)
+  std::string trusted_root_file;      // its signed file when the bundle rotated the root
+  SiteState new_state;                // time floor advanced, installed_version = targets.version
+  std::string staging_dir;            // holds oci-layout, index.json and blobs/sha256/*
+};
+
+// Verifies a bundle in the order of FORMAT.md section 6. Every refusal is a Status carrying
+// its reason (ReasonOf). Precondition: options.clock is set.
+Result<VerifiedBundle> VerifyBundle(const std::string& bundle_path, const Root& trusted_root,
+                                    const SiteState& state, const VerifyOptions& options);
+
+}  // namespace outpost::bundle
+
+#endif  // OUTPOST_BUNDLE_BUNDLE_H_

@@ -1,0 +1,425 @@
+// Tests of bundle/: canonical JSON, the tar reader, metadata signing, and bundle creation and
+// verification against a first tamper table (FORMAT.md section 6 reason codes).
+#include "bundle/bundle.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/file.h"
+#include "base/testing/test_util.h"
+#include "bundle/crypto.h"
+#include "bundle/metadata.h"
+#include "bundle/reason.h"
+#include "bundle/tar.h"
+
+namespace outpost::bundle {
+namespace {
+
+using outpost::testing::TempDir;
+
+constexpr int64_t kStart = 1'700'000'000;  // FakeClock's default start
+constexpr int64_t kDay = 86'400;
+
+KeyPair Key(char fill) {
+  auto k = KeyPairFromSeed(std::string(kSeedBytes, fill));
+  EXPECT_TRUE(k.ok());
+  return *k;
+}
+
+Root MakeRoot(uint64_t version, const std::vector<KeyPair>& root_keys, uint64_t root_threshold,
+              const std::vector<KeyPair>& targets_keys, uint64_t targets_threshold) {
+  Root root{.version = version, .expires = kStart + 365 * kDay};
+  for (const KeyPair& k : root_keys) {
+    root.keys[KeyId(k.public_key)] = k.public_key;
+    root.root.keyids.push_back(KeyId(k.public_key));
+  }
+  for (const KeyPair& k : targets_keys) {
+    root.keys[KeyId(k.public_key)] = k.public_key;
+    root.targets.keyids.push_back(KeyId(k.public_key));
+  }
+  root.root.threshold = root_threshold;
+  root.targets.threshold = targets_threshold;
+  return root;
+}
+
+std::string SignedRoot(const Root& root, const std::vector<KeyPair>& signers) {
+  auto json = RootToJson(root);
+  EXPECT_TRUE(json.ok()) << json.status().ToString();
+  auto text = SignMetadata(*json, signers);
+  EXPECT_TRUE(text.ok());
+  return *text;
+}
+
+// Where an entry sits in a bundle written by CreateBundle (names fit the name field).
+struct EntryPos {
+  size_t header = 0;
+  size_t data = 0;
+  size_t size = 0;
+  size_t end = 0;  // after the padding
+};
+std::optional<EntryPos> FindEntry(const std::string& tar, std::string_view name) {
+  for (size_t off = 0; off + kTarBlock <= tar.size();) {
+    const char* h = tar.data() + off;
+    if (h[0] == 0) return std::nullopt;
+    std::string entry_name(h, strnlen(h, 100));
+    size_t size = std::strtoull(std::string(h + 124, 11).c_str(), nullptr, 8);
+    size_t end = off + kTarBlock + (size + kTarBlock - 1) / kTarBlock * kTarBlock;
+    if (entry_name == name) {
+      return EntryPos{.header = off, .data = off + kTarBlock, .size = size, .end = end};
+    }
+    off = end;
+  }
+  return std::nullopt;
+}
+
+// A raw ustar header, as a hostile writer could make it.
+std::string RawHeader(std::string_view name, char type, size_t size,
+                      std::string_view linkname = "") {
+  std::string h(kTarBlock, '\0');
+  std::memcpy(h.data(), name.data(), std::min<size_t>(name.size(), 100));
+  std::snprintf(h.data() + 100, 8, "%07o", 0644);
+  std::snprintf(h.data() + 108, 8, "%07o", 0);
+  std::snprintf(h.data() + 116, 8, "%07o", 0);
+  std::snprintf(h.data() + 124, 12, "%011zo", size);
+  std::snprintf(h.data() + 136, 12, "%011o", 0);
+  h[156] = type;
+  std::memcpy(h.data() + 157, linkname.data(), std::min<size_t>(linkname.size(), 100));
+  std::memcpy(h.data() + 257, "ustar\0" "00", 8);
+  std::memset(h.data() + 148, ' ', 8);
+  unsigned sum = 0;
+  for (unsigned char c : h) sum += c;
+  std::snprintf(h.data() + 148, 8, "%06o", sum);
+  return h;
+}
+
+std::string Padded(std::string data) {
+  data.resize((data.size() + kTarBlock - 1) / kTarBlock * kTarBlock, '\0');
+  return data;
+}
+
+class BundleTest : public ::testing::Test {
+ protected:
+  BundleTest()
+      : r1_(Key('a')), r2_(Key('b')), t1_(Key('c')), t2_(Key('d')), t3_(Key('e')),
+        root_(MakeRoot(1, {r1_, r2_}, 2, {t1_, t2_, t3_}, 2)) {
+    std::string models = dir_.File("models");
+    EXPECT_TRUE(MakeDirectories(models + "/pump/3").ok());
+    EXPECT_TRUE(WriteFileAtomically(models + "/pump/config.yaml", "backend: xgboost\n").ok());
+    EXPECT_TRUE(WriteFileAtomically(models + "/pump/3/model.json", kModel).ok());
+    EXPECT_TRUE(WriteFileAtomically(models + "/pump/3/descriptor.json", Descriptor("pump", 3)).ok());
+  }
+
+  static std::string Descriptor(std::string_view name, int version) {
+    return std::string(R"({"name":")") + std::string(name) + R"(","version":)" +
+           std::to_string(version) +
+           R"(,"engine":"xgboost","engine_version":"0.1.0",)"
+           R"("inputs":[{"name":"features","datatype":"FP32","shape":[-1,4]}],)"
+           R"("outputs":[{"name":"score","datatype":"FP32","shape":[-1]}],)"
+           R"("metrics":{"auc":0.93,"rows":1200},"lineage_sha256":")" +
+           std::string(64, 'a') + R"("})";
+  }
+
+  CreateOptions Options() const {
+    return {.version = 5,
+            .created = kStart - kDay,
+            .expires = kStart + 30 * kDay,
+            .channel = "stable",
+            .sites = {"site-a"},
+            .site_groups = {"north"}};
+  }
+
+  // Creates a bundle and returns its bytes.
+  std::string Create(const std::vector<KeyPair>& keys, const CreateOptions& options) {
+    std::string path = dir_.File("b" + std::to_string(counter_++) + ".bundle");
+    Status s = CreateBundle(dir_.File("models"), keys, options, path);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    auto bytes = ReadFile(path);
+    EXPECT_TRUE(bytes.ok());
+    return bytes.value_or("");
+  }
+  std::string Create() { return Create({t1_, t2_}, Options()); }
+
+  // Verifies bundle bytes as site-a (group north) with a fresh staging folder.
+  Result<VerifiedBundle> Verify(const std::string& bytes, const Root& trusted,
+                                SiteState state = {}, std::string site = "site-a",
+                                std::vector<std::string> groups = {}) {
+    std::string path = dir_.File("v" + std::to_string(counter_++) + ".bundle");
+    EXPECT_TRUE(WriteFileAtomically(path, bytes).ok());
+    last_staging_ = dir_.File("stage" + std::to_string(counter_++));
+    return VerifyBundle(path, trusted, state,
+                        {.site_id = site,
+                         .site_groups = groups,
+                         .staging_dir = last_staging_,
+                         .clock = &clock_});
+  }
+  Result<VerifiedBundle> Verify(const std::string& bytes) { return Verify(bytes, root_); }
+
+  // Expects `bytes` to be refused with `reason`, leaving no staging folder behind.
+  void ExpectRefused(const Result<VerifiedBundle>& result, Reason reason) {
+    ASSERT_FALSE(result.ok());
+    std::optional<Reason> got = ReasonOf(result.status());
+    ASSERT_TRUE(got.has_value()) << result.status().ToString();
+    EXPECT_EQ(ReasonName(*got), ReasonName(reason)) << result.status().ToString();
+    EXPECT_FALSE(PathExists(last_staging_)) << "staging left behind";
+  }
+
+  static constexpr std::string_view kModel = R"({"learner":"a tiny stand-in model"})";
+  TempDir dir_;
+  FakeClock clock_;
+  KeyPair r1_, r2_, t1_, t2_, t3_;
+  Root root_;
+  int counter_ = 0;
+  std::string last_staging_;
+};
+
+TEST(CanonicalJson, SortsKeysEscapesAndRefusesNonIntegers) {
+  auto j = ParseJson(R"({"b":[1,"x\"\\\n"],"a":{"d":null,"c":true}})", true);
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  auto text = CanonicalJson(*j);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text, R"({"a":{"c":true,"d":null},"b":[1,"x\"\\\u000a"]})");
+  EXPECT_EQ(ReasonOf(ParseJson(R"({"a":1.5})", true).status()), Reason::kMetadataMalformed);
+  EXPECT_EQ(ReasonOf(ParseJson(R"({"a":-1})", true).status()), Reason::kMetadataMalformed);
+  EXPECT_EQ(ReasonOf(ParseJson(R"({"a":1,"a":2})", true).status()), Reason::kMetadataMalformed);
+  EXPECT_EQ(ReasonOf(ParseJson(std::string(40, '[') + std::string(40, ']'), true).status()),
+            Reason::kMetadataMalformed);
+}
+
+TEST(Reason, SurvivesContextAndNamesAreStable) {
+  Status s = ReasonError(Reason::kTargetHash, "blob x").WithContext("verifying b.bundle");
+  EXPECT_EQ(ReasonOf(s), Reason::kTargetHash);
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+  EXPECT_EQ(ReasonName(Reason::kWrongSite), "WRONG_SITE");
+  EXPECT_EQ(ReasonOf(InvalidArgumentError("plain")), std::nullopt);
+}
+
+TEST(Crypto, SignatureVerifiesOnlyForItsMessageAndKey) {
+  KeyPair k = Key('x');
+  auto sig = Sign(k.seed, "message");
+  ASSERT_TRUE(sig.ok());
+  EXPECT_TRUE(Verify(k.public_key, "message", *sig));
+  EXPECT_FALSE(Verify(k.public_key, "messagf", *sig));
+  EXPECT_FALSE(Verify(Key('y').public_key, "message", *sig));
+  EXPECT_EQ(ToHex(Sha256Of("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(TarNames, UnsafeNamesAreRefused) {
+  EXPECT_TRUE(IsSafeEntryName("blobs/sha256/ab"));
+  for (std::string_view bad : {"", "/etc/passwd", "../x", "a/../b", "a//b", "a/", "./a", "a b",
+                               "a\\b", "."}) {
+    EXPECT_FALSE(IsSafeEntryName(bad)) << bad;
+  }
+}
+
+TEST_F(BundleTest, RoundTripStagesTheOciLayoutAndAdvancesTheState) {
+  std::string bytes = Create();
+  OUTPOST_ASSERT_OK_AND_ASSIGN(VerifiedBundle v, Verify(bytes));
+  EXPECT_EQ(v.targets.version, 5u);
+  ASSERT_EQ(v.descriptors.size(), 1u);
+  EXPECT_EQ(v.descriptors[0].name, "pump");
+  EXPECT_EQ(v.descriptors[0].inputs[0].shape, (std::vector<int64_t>{-1, 4}));
+  EXPECT_DOUBLE_EQ(v.descriptors[0].metrics.at("auc"), 0.93);
+  EXPECT_EQ(v.new_state.installed_version, 5u);
+  EXPECT_EQ(v.new_state.time_floor, kStart);
+  EXPECT_EQ(v.trusted_root.version, 1u);
+  EXPECT_TRUE(v.trusted_root_file.empty());
+  auto layout = ReadFile(v.staging_dir + "/oci-layout");
+  ASSERT_TRUE(layout.ok());
+  EXPECT_EQ(*layout, R"({"imageLayoutVersion":"1.0.0"})");
+  auto model = ReadFile(v.staging_dir + "/blobs/sha256/" + ToHex(Sha256Of(kModel)));
+  ASSERT_TRUE(model.ok());
+  EXPECT_EQ(*model, kModel);
+  auto index = ReadFile(v.staging_dir + "/index.json");
+  ASSERT_TRUE(index.ok());
+  EXPECT_NE(index->find("\"org.opencontainers.image.ref.name\":\"pump-3\""), std::string::npos);
+  // A site of the bound group is accepted too.
+  OUTPOST_EXPECT_OK(Verify(bytes, root_, {}, "site-z", {"north"}));
+  // The same bundle again is not a rollback.
+  OUTPOST_EXPECT_OK(Verify(bytes, root_, {.installed_version = 5}));
+}
+
+TEST_F(BundleTest, BitFlipInABlobIsRefusedAsTargetHash) {
+  std::string bytes = Create();
+  auto pos = FindEntry(bytes, "blobs/sha256/" + ToHex(Sha256Of(kModel)));
+  ASSERT_TRUE(pos.has_value());
+  bytes[pos->data + 3] ^= 0x01;
+  ExpectRefused(Verify(bytes), Reason::kTargetHash);
+}
+
+TEST_F(BundleTest, ChangedTargetsFieldIsRefusedAsSignatureThreshold) {
+  std::string bytes = Create();
+  auto pos = FindEntry(bytes, "outpost/targets.json");
+  ASSERT_TRUE(pos.has_value());
+  size_t at = bytes.find("site-a", pos->data);
+  ASSERT_LT(at, pos->data + pos->size);
+  bytes[at + 5] = 'b';  // the same bundle, now claiming site-b
+  ExpectRefused(Verify(bytes, root_, {}, "site-b"), Reason::kSignatureThreshold);
+}
+
+TEST_F(BundleTest, BitFlipInASignatureIsRefusedAsSignatureThreshold) {
+  std::string bytes = Create();
+  auto pos = FindEntry(bytes, "outpost/targets.json");
+  ASSERT_TRUE(pos.has_value());
+  size_t at = bytes.find("\"sig\":\"", pos->data);
+  ASSERT_LT(at, pos->data + pos->size);
+  char& c = bytes[at + 10];
+  c = c == '0' ? '1' : '0';
+  ExpectRefused(Verify(bytes), Reason::kSignatureThreshold);
+}
+
+TEST_F(BundleTest, TruncatedBundleIsRefused) {
+  std::string bytes = Create();
+  ExpectRefused(Verify(bytes.substr(0, bytes.size() / 2)), Reason::kTarTruncated);
+  auto pos = FindEntry(bytes, "blobs/sha256/" + ToHex(Sha256Of(kModel)));
+  ASSERT_TRUE(pos.has_value());
+  ExpectRefused(Verify(bytes.substr(0, pos->data + 5)), Reason::kTarTruncated);
+  // Cut right before the end-of-archive blocks: every entry is whole, the end is missing.
+  size_t last_end = 0;
+  for (size_t off = 0; off + kTarBlock <= bytes.size() && bytes[off] != 0;) {
+    size_t size = std::strtoull(bytes.substr(off + 124, 11).c_str(), nullptr, 8);
+    off += kTarBlock + (size + kTarBlock - 1) / kTarBlock * kTarBlock;
+    last_end = off;
+  }
+  ExpectRefused(Verify(bytes.substr(0, last_end)), Reason::kTarTruncated);
+}
+
+TEST_F(BundleTest, AppendedBytesAreRefusedAsTrailingData) {
+  ExpectRefused(Verify(Create() + "extra"), Reason::kTrailingData);
+}
+
+TEST_F(BundleTest, SignaturesByUnknownKeysAreRefused) {
+  ExpectRefused(Verify(Create({Key('p'), Key('q')}, Options())), Reason::kSignatureThreshold);
+}
+
+TEST_F(BundleTest, FewerSignaturesThanTheThresholdAreRefused) {
+  ExpectRefused(Verify(Create({t1_}, Options())), Reason::kSignatureThreshold);
+  // A root key is not a targets key, even in the same root.
+  ExpectRefused(Verify(Create({t1_, r1_}, Options())), Reason::kSignatureThreshold);
+}
+
+TEST_F(BundleTest, DuplicateSignaturesByOneKeyCountOnce) {
+  ExpectRefused(Verify(Create({t1_, t1_}, Options())), Reason::kSignatureThreshold);
+  OUTPOST_EXPECT_OK(Verify(Create({t1_, t3_}, Options())));
+}
+
+TEST_F(BundleTest, BundleForAnotherSiteIsRefused) {
+  ExpectRefused(Verify(Create(), root_, {}, "site-b", {"south"}), Reason::kWrongSite);
+}
+
+TEST_F(BundleTest, ExpiredBundleIsRefusedEvenWithTheClockSetBack) {
+  std::string bytes = Create();
+  clock_.Advance(std::chrono::seconds(31 * kDay));
+  ExpectRefused(Verify(bytes), Reason::kExpired);
+  // A clock set back does not help: the site's time floor is past the expiry.
+  clock_.SetWall(Clock::WallTime(std::chrono::seconds(kStart)));
+  ExpectRefused(Verify(bytes, root_, {.time_floor = kStart + 31 * kDay}), Reason::kExpired);
+}
+
+TEST_F(BundleTest, OlderVersionIsRefusedAsRollback) {
+  ExpectRefused(Verify(Create(), root_, {.installed_version = 6}), Reason::kVersionRollback);
+}
+
+TEST_F(BundleTest, PathTraversalEntryIsRefused) {
+  std::string bytes = Create();
+  auto pos = FindEntry(bytes, "oci-layout");
+  ASSERT_TRUE(pos.has_value());
+  bytes.insert(pos->header, RawHeader("../evil", '0', 4) + Padded("evil"));
+  ExpectRefused(Verify(bytes), Reason::kUnsafePath);
+  EXPECT_FALSE(PathExists(dir_.File("evil")));
+}
+
+TEST_F(BundleTest, SymlinkEntryIsRefused) {
+  std::string bytes = Create();
+  auto pos = FindEntry(bytes, "oci-layout");
+  ASSERT_TRUE(pos.has_value());
+  bytes.insert(pos->header, RawHeader("blobs/sha256/link", '2', 0, "/etc/passwd"));
+  ExpectRefused(Verify(bytes), Reason::kUnsafeEntryType);
+}
+
+TEST_F(BundleTest, ExtraOrMissingEntriesAreRefused) {
+  std::string bytes = Create();
+  std::string extra = bytes;
+  auto layout = FindEntry(extra, "oci-layout");
+  ASSERT_TRUE(layout.has_value());
+  std::string hex = ToHex(Sha256Of("x"));
+  extra.insert(layout->header, RawHeader("blobs/sha256/" + hex, '0', 1) + Padded("x"));
+  ExpectRefused(Verify(extra), Reason::kTargetUnlisted);
+
+  std::string missing = bytes;
+  auto blob = FindEntry(missing, "blobs/sha256/" + ToHex(Sha256Of(kModel)));
+  ASSERT_TRUE(blob.has_value());
+  missing.erase(blob->header, blob->end - blob->header);
+  ExpectRefused(Verify(missing), Reason::kTargetMissing);
+
+  std::string twice = bytes;
+  auto first = FindEntry(twice, "oci-layout");
+  ASSERT_TRUE(first.has_value());
+  twice.insert(first->end, twice.substr(first->header, first->end - first->header));
+  ExpectRefused(Verify(twice), Reason::kDuplicateEntry);
+}
+
+TEST_F(BundleTest, ContentBeforeTheTargetsIsRefusedAsBadLayout) {
+  std::string bytes = Create();
+  auto targets = FindEntry(bytes, "outpost/targets.json");
+  ASSERT_TRUE(targets.has_value());
+  bytes.insert(targets->header, RawHeader("oci-layout", '0', 1) + Padded("x"));
+  ExpectRefused(Verify(bytes), Reason::kBadLayout);
+}
+
+TEST_F(BundleTest, RotatedRootIsAcceptedWhenSignedByOldAndNewRootKeys) {
+  KeyPair n1 = Key('n'), n2 = Key('o'), u1 = Key('u'), u2 = Key('v');
+  Root v2 = MakeRoot(2, {n1, n2}, 2, {u1, u2}, 2);
+  CreateOptions options = Options();
+  options.root_chain = {SignedRoot(v2, {r1_, r2_, n1, n2})};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(VerifiedBundle v, Verify(Create({u1, u2}, options)));
+  EXPECT_EQ(v.trusted_root.version, 2u);
+  EXPECT_EQ(v.trusted_root_file, options.root_chain[0]);
+  // Under the rotated root, the old targets keys no longer count.
+  ExpectRefused(Verify(Create({t1_, t2_}, options)), Reason::kSignatureThreshold);
+}
+
+TEST_F(BundleTest, RotatedRootIsRefusedWithoutBothThresholds) {
+  KeyPair n1 = Key('n'), n2 = Key('o');
+  Root v2 = MakeRoot(2, {n1, n2}, 2, {t1_, t2_, t3_}, 2);
+  CreateOptions options = Options();
+  options.root_chain = {SignedRoot(v2, {n1, n2})};  // not signed by the trusted root
+  ExpectRefused(Verify(Create({t1_, t2_}, options)), Reason::kRootSignature);
+  options.root_chain = {SignedRoot(v2, {r1_, r2_})};  // not signed by its own keys
+  ExpectRefused(Verify(Create({t1_, t2_}, options)), Reason::kRootSignature);
+  options.root_chain = {SignedRoot(v2, {r1_, n1, n2})};  // k-1 of the old root keys
+  ExpectRefused(Verify(Create({t1_, t2_}, options)), Reason::kRootSignature);
+  Root v3 = MakeRoot(3, {n1, n2}, 2, {t1_, t2_, t3_}, 2);
+  options.root_chain = {SignedRoot(v3, {r1_, r2_, n1, n2})};  // skips version 2
+  ExpectRefused(Verify(Create({t1_, t2_}, options)), Reason::kRootChain);
+}
+
+TEST_F(BundleTest, ExpiredRootIsRefused) {
+  Root old = root_;
+  old.expires = kStart - 1;
+  ExpectRefused(Verify(Create(), old), Reason::kRootExpired);
+}
+
+TEST(SiteState, TimeFloorNeverMovesBack) {
+  TempDir dir;
+  std::string path = dir.File("state.json");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(SiteState initial, LoadSiteState(path));
+  EXPECT_EQ(initial.installed_version, 0u);
+  OUTPOST_ASSERT_OK(SaveSiteState(path, {.time_floor = 2000, .installed_version = 4}));
+  OUTPOST_ASSERT_OK(SaveSiteState(path, {.time_floor = 1000, .installed_version = 5}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(SiteState s, LoadSiteState(path));
+  EXPECT_EQ(s.time_floor, 2000);
+  EXPECT_EQ(s.installed_version, 5u);
+  OUTPOST_ASSERT_OK(WriteFileAtomically(path, "{\"time_floor\":1}"));
+  EXPECT_EQ(LoadSiteState(path).status().code(), StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace outpost::bundle
