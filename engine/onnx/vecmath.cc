@@ -20,31 +20,37 @@
 namespace outpost::engine::onnx {
 namespace {
 
+// Every helper is force-inlined: a clone must never call a helper compiled for another
+// target, because vectors cross such calls in a different ABI.
+#define OUTPOST_VM_INLINE __attribute__((always_inline)) inline
+
 typedef float V8 __attribute__((vector_size(32)));
 typedef int32_t I8 __attribute__((vector_size(32)));
 
-inline V8 Splat(float x) { return V8{x, x, x, x, x, x, x, x}; }
-inline V8 Load(const float* p) {
+OUTPOST_VM_INLINE V8 Splat(float x) { return V8{x, x, x, x, x, x, x, x}; }
+OUTPOST_VM_INLINE V8 Load(const float* p) {
   V8 v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
-inline void Store(float* p, V8 v) { std::memcpy(p, &v, sizeof(v)); }
-inline V8 AsFloat(I8 i) {
+OUTPOST_VM_INLINE void Store(float* p, V8 v) { std::memcpy(p, &v, sizeof(v)); }
+OUTPOST_VM_INLINE V8 AsFloat(I8 i) {
   V8 v;
   std::memcpy(&v, &i, sizeof(v));
   return v;
 }
-inline I8 AsInt(V8 v) {
+OUTPOST_VM_INLINE I8 AsInt(V8 v) {
   I8 i;
   std::memcpy(&i, &v, sizeof(i));
   return i;
 }
-inline V8 Select(I8 mask, V8 a, V8 b) { return AsFloat((mask & AsInt(a)) | (~mask & AsInt(b))); }
-inline V8 Abs(V8 x) { return AsFloat(AsInt(x) & (I8{} + 0x7fffffff)); }
+OUTPOST_VM_INLINE V8 Select(I8 mask, V8 a, V8 b) {
+  return AsFloat((mask & AsInt(a)) | (~mask & AsInt(b)));
+}
+OUTPOST_VM_INLINE V8 Abs(V8 x) { return AsFloat(AsInt(x) & (I8{} + 0x7fffffff)); }
 
 // e^x, cephes' expf polynomial with a two-part ln 2 reduction.
-inline V8 Exp(V8 x) {
+OUTPOST_VM_INLINE V8 Exp(V8 x) {
   const I8 nan = x != x;
   const I8 big = x > Splat(88.3762626647949f);
   const I8 small = x < Splat(-87.3365447504f);
@@ -67,9 +73,9 @@ inline V8 Exp(V8 x) {
   return Select(nan, x, y);
 }
 
-inline V8 Sigmoid(V8 x) { return Splat(1.0f) / (Splat(1.0f) + Exp(-x)); }
+OUTPOST_VM_INLINE V8 Sigmoid(V8 x) { return Splat(1.0f) / (Splat(1.0f) + Exp(-x)); }
 
-inline V8 Tanh(V8 x) {
+OUTPOST_VM_INLINE V8 Tanh(V8 x) {
   const V8 a = Abs(x);
   const V8 clamped = Select(a > Splat(9.0f), Splat(9.0f), a);
   const V8 e = Exp(clamped + clamped);
@@ -85,7 +91,7 @@ inline V8 Tanh(V8 x) {
   return Select(x != x, x, y);
 }
 
-inline V8 Erf(V8 x) {
+OUTPOST_VM_INLINE V8 Erf(V8 x) {
   const V8 a = Abs(x);
   const V8 t = Splat(1.0f) / (Splat(1.0f) + Splat(0.3275911f) * a);
   V8 p = Splat(1.061405429f);
@@ -107,7 +113,7 @@ inline V8 Erf(V8 x) {
 }
 
 template <V8 (*F)(V8)>
-inline void Apply(const float* in, float* out, int64_t n) {
+OUTPOST_VM_INLINE void Apply(const float* in, float* out, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) Store(out + i, F(Load(in + i)));
   if (i < n) {
