@@ -61,6 +61,19 @@ Status ParseLine(dom::parser& parser, std::string_view line, uint64_t* seq, std:
 
 }  // namespace
 
+AuditEntry MakeAuditEntry(const Policy& policy, const RecordView& record,
+                          const Decision& decision, int64_t time_ms) {
+  return AuditEntry{.time_ms = time_ms,
+                    .decision = decision.outcome,
+                    .reason = decision.reason,
+                    .kind = std::string(record.kind),
+                    .site = std::string(record.site),
+                    .node = std::string(record.node),
+                    .stream = std::string(record.stream),
+                    .rseq = record.seq,
+                    .policy_digest = policy.digest};
+}
+
 std::string FormatAuditLine(uint64_t seq, const AuditEntry& entry, std::string_view prev) {
   JsonWriter w;
   w.BeginObject();

@@ -14,6 +14,7 @@
 
 #include "base/status.h"
 #include "policy/evaluate.h"
+#include "policy/policy.h"
 
 namespace outpost::policy {
 
@@ -32,6 +33,11 @@ struct AuditEntry {
   // The policy's digest ("sha256:...").
   std::string policy_digest;
 };
+
+// The entry recording `decision` on `record` under `policy`, made at `time_ms` (the caller's
+// clock: Unix milliseconds).
+AuditEntry MakeAuditEntry(const Policy& policy, const RecordView& record,
+                          const Decision& decision, int64_t time_ms);
 
 // The last entry of a chain: its seq and the SHA-256 (hex) of its line. The genesis head is
 // {0, 64 zeros}.

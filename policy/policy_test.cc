@@ -487,6 +487,30 @@ TEST(AuditLog, OpenCutsATornLastLineButRefusesAnEditedChain) {
   EXPECT_EQ(log.status().code(), StatusCode::kDataLoss);
 }
 
+TEST(AuditLog, RecordsEachDecisionWithTheRecordKeyAndThePolicyDigest) {
+  auto policy = TestPolicy();
+  testing::TempDir dir;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto log, AuditLog::Open(dir.File("audit.log")));
+  RecordView allowed = Record("aggregate", R"({"rows":25})", "plant-eu");
+  RecordView withheld = Record("anomaly", R"({"v":1})", "plant-eu");
+  withheld.seq = 43;
+  std::vector<AuditEntry> entries = {
+      MakeAuditEntry(*policy, allowed, Apply(*policy, TestKey(), allowed), 1000),
+      MakeAuditEntry(*policy, withheld, Apply(*policy, TestKey(), withheld), 2000)};
+  OUTPOST_ASSERT_OK(log->Append(entries));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string text, ReadFile(dir.File("audit.log")));
+  auto lines = Lines(text);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], R"({"seq":1,"time_ms":1000,"decision":"allowed","reason":"",)"
+                      R"("kind":"aggregate","site":"plant-eu","node":"n1","stream":"pump",)"
+                      R"("rseq":42,"policy":")" + policy->digest + R"(","prev":")" +
+                          std::string(64, '0') + R"("})");
+  EXPECT_NE(lines[1].find(R"("decision":"withheld","reason":"raw_not_allowed_in_region")"),
+            std::string::npos);
+  EXPECT_NE(lines[1].find(R"("rseq":43)"), std::string::npos);
+  EXPECT_NE(lines[1].find(R"("prev":")" + Sha256Hex(lines[0])), std::string::npos);
+}
+
 void ExpectChainError(const Result<ChainHead>& result, std::string_view reason) {
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kDataLoss);
