@@ -1,18 +1,22 @@
 // The `outpost` binary as a site operator runs it: exit codes, a real server on a free port,
 // predictions over HTTP that equal XGBoost's own, one broken model beside a good one, and a
 // graceful SIGTERM.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <cstdlib>
 
 #include "apps/http_client.h"
 #include "base/file.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
+#include "serve/inference.grpc.pb.h"
 #include "train/synthetic.h"
 #include "train/xgboost_trainer.h"
 
@@ -85,6 +89,9 @@ outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, edge_->ReadLine());
     ASSERT_EQ(line.rfind("listening on http://127.0.0.1:", 0), 0u) << line;
     port_ = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string grpc_line, edge_->ReadLine());
+    ASSERT_EQ(grpc_line.rfind("grpc listening on 127.0.0.1:", 0), 0u) << grpc_line;
+    grpc_port_ = static_cast<uint16_t>(std::atoi(grpc_line.c_str() + grpc_line.rfind(':') + 1));
     OUTPOST_ASSERT_OK_AND_ASSIGN(client_, apps::HttpClient::Connect("127.0.0.1", port_));
   }
 
@@ -118,6 +125,7 @@ outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]
   std::string model_bytes_;
   std::unique_ptr<Subprocess> edge_;
   uint16_t port_ = 0;
+  uint16_t grpc_port_ = 0;
   std::unique_ptr<apps::HttpClient> client_;
 };
 
@@ -163,6 +171,63 @@ TEST_F(EdgeServerTest, PredictionsOverHttpEqualXGBoostsOwn) {
     EXPECT_EQ(served[r], want.values[r]) << "row " << r;
   }
   EXPECT_GT(nan_rows, 0) << "the test data should include missing readings";
+}
+
+TEST_F(EdgeServerTest, GrpcPredictionsEqualXGBoostsOwn) {
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_port_),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = inference::GRPCInferenceService::NewStub(channel);
+  const int64_t rows = 50;
+  inference::ModelInferRequest request;
+  request.set_model_name("pump");
+  request.set_id("g1");
+  auto* input = request.add_inputs();
+  input->set_name("features");
+  input->set_datatype("FP32");
+  input->add_shape(rows);
+  input->add_shape(8);
+  request.add_raw_input_contents()->assign(reinterpret_cast<const char*>(data_.features.data()),
+                                           rows * 8 * sizeof(float));
+  inference::ModelInferResponse response;
+  grpc::ClientContext context;
+  grpc::Status status = stub->ModelInfer(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.id(), "g1");
+  EXPECT_EQ(response.model_version(), "3");
+  ASSERT_EQ(response.raw_output_contents_size(), 1);
+  ASSERT_EQ(response.raw_output_contents(0).size(), rows * sizeof(float));
+  std::vector<float> served(rows);
+  std::memcpy(served.data(), response.raw_output_contents(0).data(), rows * sizeof(float));
+  std::vector<float> features(data_.features.begin(), data_.features.begin() + rows * 8);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(train::Predictions want,
+                               train::ReferencePredict(model_bytes_, features, rows, 8));
+  for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(served[r], want.values[r]) << "row " << r;
+
+  grpc::ClientContext unknown_context;
+  request.set_model_name("valve");
+  EXPECT_EQ(stub->ModelInfer(&unknown_context, request, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(EdgeServerTest, NewVersionLoadedThroughTheRepositoryExtensionServesAtOnce) {
+  // Version 4 of the pump model is written beside version 3 (into a staging folder, then
+  // renamed into place), and loaded through the protocol's repository extension.
+  std::string repo = dir_.File("models");
+  OUTPOST_ASSERT_OK(MakeDirectories(repo + "/.staging-4"));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(repo + "/.staging-4/model.ubj", model_bytes_));
+  ASSERT_EQ(::rename((repo + "/.staging-4").c_str(), (repo + "/pump/4").c_str()), 0);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult load,
+                               client_->Request("POST", "/v2/repository/models/pump/load", "{}"));
+  EXPECT_EQ(load.status, 200) << load.body;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult res,
+                               client_->Request("POST", "/v2/models/pump/infer", Body(0, 1)));
+  ASSERT_EQ(res.status, 200) << res.body;
+  EXPECT_NE(res.body.find("\"model_version\":\"4\""), std::string::npos) << res.body;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult index,
+                               client_->Request("POST", "/v2/repository/index", "{}"));
+  EXPECT_NE(index.body.find("\"version\":\"4\""), std::string::npos) << index.body;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult metrics, client_->Request("GET", "/metrics"));
+  EXPECT_NE(metrics.body.find("version=\"4\""), std::string::npos) << metrics.body;
 }
 
 TEST_F(EdgeServerTest, BrokenModelIsReportedWhileOthersServe) {
