@@ -7,7 +7,7 @@ packages=(
   # toolchain
   build-essential cmake make ccache pkg-config clang libclang-rt-14-dev
   # libraries (DESIGN.md, "Dependencies")
-  libboost-dev libxgboost-dev libsimdjson-dev libyaml-cpp-dev libcli11-dev
+  libboost-dev libxgboost-dev xgboost libsimdjson-dev libyaml-cpp-dev libcli11-dev
   libssl-dev libzstd-dev libsqlite3-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libonnx-dev libonnx-testdata
