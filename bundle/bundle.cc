@@ -329,6 +329,7 @@ Result<VerifiedBundle> VerifyInto(const std::string& bundle_path, const Root& tr
   // Metadata: the root chain, then the targets.
   std::optional<TarEntry> entry;
   bool have_targets = false;
+  uint64_t last_root_file = 0;
   for (;;) {
     OUTPOST_ASSIGN_OR_RETURN(entry, tar.Next());
     if (!entry) break;
@@ -337,18 +338,30 @@ Result<VerifiedBundle> VerifyInto(const std::string& bundle_path, const Root& tr
     if (!is_root && name != kTargetsName) {
       return ReasonError(Reason::kBadLayout, "\"" + entry->name + "\" comes before the targets");
     }
-    OUTPOST_ASSIGN_OR_RETURN(std::string text, tar.ReadAll(options.max_metadata_bytes));
     if (is_root) {
+      // "<N>.json", N ascending; roots the site already trusts are skipped unread.
       std::string_view file = name.substr(kRootPrefix.size());
-      std::string expected = std::to_string(out.trusted_root.version + 1) + ".json";
-      if (file != expected) {
-        return ReasonError(Reason::kRootChain, "\"" + entry->name + "\" where " + expected +
+      std::string_view digits = file.substr(0, file.find('.'));
+      if (!IsDigits(digits) || digits[0] == '0' || file != std::string(digits) + ".json") {
+        return ReasonError(Reason::kBadLayout, "bad root file name \"" + entry->name + "\"");
+      }
+      uint64_t n = std::stoull(std::string(digits));
+      if (n <= last_root_file) {
+        return ReasonError(Reason::kBadLayout, "root files are not in ascending order");
+      }
+      last_root_file = n;
+      if (n <= out.trusted_root.version) continue;
+      if (n != out.trusted_root.version + 1) {
+        return ReasonError(Reason::kRootChain, "\"" + entry->name + "\" where root " +
+                                                   std::to_string(out.trusted_root.version + 1) +
                                                    " should follow");
       }
+      OUTPOST_ASSIGN_OR_RETURN(std::string text, tar.ReadAll(options.max_metadata_bytes));
       OUTPOST_ASSIGN_OR_RETURN(out.trusted_root, VerifyNextRoot(out.trusted_root, text));
       out.trusted_root_file = std::move(text);
       continue;
     }
+    OUTPOST_ASSIGN_OR_RETURN(std::string text, tar.ReadAll(options.max_metadata_bytes));
     OUTPOST_ASSIGN_OR_RETURN(out.targets, VerifyTargets(out.trusted_root, text));
     have_targets = true;
     break;
@@ -435,7 +448,10 @@ Result<VerifiedBundle> VerifyInto(const std::string& bundle_path, const Root& tr
   for (const ModelRef& m : t.models) {
     std::string path = JoinPath(blob_dir, m.descriptor);
     auto text = ReadFile(path, options.max_metadata_bytes);
-    if (!text.ok()) return ReasonError(Reason::kSizeLimit, text.status().message());
+    if (!text.ok()) {
+      bool too_big = text.status().code() == StatusCode::kResourceExhausted;
+      return ReasonError(too_big ? Reason::kSizeLimit : Reason::kIo, text.status().message());
+    }
     auto d = ParseModelDescriptor(*text);
     if (!d.ok()) return d.status().WithContext("descriptor of model " + m.name);
     if (d->name != m.name || d->version != m.version) {

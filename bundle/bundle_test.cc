@@ -386,6 +386,21 @@ TEST_F(BundleTest, RotatedRootIsAcceptedWhenSignedByOldAndNewRootKeys) {
   ExpectRefused(Verify(Create({t1_, t2_}, options)), Reason::kSignatureThreshold);
 }
 
+TEST_F(BundleTest, RootsTheSiteAlreadyTrustsAreSkipped) {
+  KeyPair n1 = Key('n'), n2 = Key('o');
+  Root v2 = MakeRoot(2, {n1, n2}, 2, {t1_, t2_, t3_}, 2);
+  Root v3 = MakeRoot(3, {n1, n2}, 1, {t1_, t2_, t3_}, 2);
+  CreateOptions options = Options();
+  options.root_chain = {SignedRoot(v2, {r1_, r2_, n1, n2}), SignedRoot(v3, {n1, n2})};
+  std::string bytes = Create({t1_, t2_}, options);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(VerifiedBundle from_v1, Verify(bytes, root_));
+  EXPECT_EQ(from_v1.trusted_root.version, 3u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(VerifiedBundle from_v2, Verify(bytes, v2));
+  EXPECT_EQ(from_v2.trusted_root.version, 3u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(VerifiedBundle from_v3, Verify(bytes, v3));
+  EXPECT_TRUE(from_v3.trusted_root_file.empty());
+}
+
 TEST_F(BundleTest, RotatedRootIsRefusedWithoutBothThresholds) {
   KeyPair n1 = Key('n'), n2 = Key('o');
   Root v2 = MakeRoot(2, {n1, n2}, 2, {t1_, t2_, t3_}, 2);

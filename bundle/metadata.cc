@@ -44,7 +44,9 @@ Result<Json> FromDom(dom::element e, size_t depth, bool canonical_numbers_only) 
       return Json{std::string(e.get_string().value_unsafe())};
     case dom::element_type::ARRAY: {
       JsonArray out;
-      for (dom::element item : e.get_array().value_unsafe()) {
+      // Kept in a variable: iterating the temporary's value would outlive it.
+      dom::array array = e.get_array().value_unsafe();
+      for (dom::element item : array) {
         OUTPOST_ASSIGN_OR_RETURN(Json j, FromDom(item, depth + 1, canonical_numbers_only));
         out.push_back(std::move(j));
       }
@@ -52,7 +54,8 @@ Result<Json> FromDom(dom::element e, size_t depth, bool canonical_numbers_only) 
     }
     case dom::element_type::OBJECT: {
       JsonObject out;
-      for (dom::key_value_pair kv : e.get_object().value_unsafe()) {
+      dom::object object = e.get_object().value_unsafe();
+      for (dom::key_value_pair kv : object) {
         OUTPOST_ASSIGN_OR_RETURN(Json j, FromDom(kv.value, depth + 1, canonical_numbers_only));
         if (!out.emplace(std::string(kv.key), std::move(j)).second) {
           return Malformed("duplicate key \"" + std::string(kv.key).substr(0, 64) + "\"");
