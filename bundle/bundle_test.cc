@@ -13,6 +13,7 @@
 
 #include "base/clock.h"
 #include "base/file.h"
+#include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "bundle/crypto.h"
 #include "bundle/metadata.h"
@@ -420,6 +421,32 @@ TEST_F(BundleTest, ExpiredRootIsRefused) {
   Root old = root_;
   old.expires = kStart - 1;
   ExpectRefused(Verify(Create(), old), Reason::kRootExpired);
+}
+
+TEST_F(BundleTest, SkopeoAndUmociReadTheOciLayout) {
+  if (!PathExists("/usr/bin/skopeo") || !PathExists("/usr/bin/umoci")) {
+    GTEST_SKIP() << "skopeo or umoci is not installed (scripts/setup.sh installs both)";
+  }
+  std::string path = dir_.File("tools.bundle");
+  OUTPOST_ASSERT_OK(CreateBundle(dir_.File("models"), {t1_, t2_}, Options(), path));
+  // The bundle file itself is an oci-archive to skopeo.
+  RunResult inspect =
+      RunProgram({"/usr/bin/skopeo", "inspect", "--raw", "oci-archive:" + path + ":pump-3"});
+  EXPECT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_NE(inspect.out.find("\"artifactType\":\"application/vnd.outpost.model.v1\""),
+            std::string::npos)
+      << inspect.out;
+  // The verified staging folder is an OCI layout to umoci and skopeo.
+  auto bytes = ReadFile(path);
+  ASSERT_TRUE(bytes.ok());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(VerifiedBundle v, Verify(*bytes));
+  RunResult ls = RunProgram({"/usr/bin/umoci", "ls", "--layout", v.staging_dir});
+  EXPECT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_EQ(ls.out, "pump-3\n");
+  RunResult staged =
+      RunProgram({"/usr/bin/skopeo", "inspect", "--raw", "oci:" + v.staging_dir + ":pump-3"});
+  EXPECT_EQ(staged.exit_code, 0) << staged.err;
+  EXPECT_EQ(staged.out, inspect.out);
 }
 
 TEST(SiteState, TimeFloorNeverMovesBack) {

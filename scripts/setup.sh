@@ -15,6 +15,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-onnx
   curl wrk nginx-light
+  skopeo umoci
 )
 
 missing=()
