@@ -367,6 +367,43 @@ TEST_F(BundleTest, ExtraOrMissingEntriesAreRefused) {
   ExpectRefused(Verify(twice), Reason::kDuplicateEntry);
 }
 
+// Every byte of a bundle is covered: a header checksum, zero padding, the trailer check, a
+// signature or a target hash. One bit flipped anywhere is refused with a reason.
+TEST_F(BundleTest, BitFlipAnywhereIsRefused) {
+  std::string bytes = Create();
+  int refused = 0;
+  for (size_t at = 0; at < bytes.size(); at += 67) {
+    std::string flipped = bytes;
+    flipped[at] ^= static_cast<char>(1 << (at % 8));
+    Result<VerifiedBundle> result = Verify(flipped);
+    ASSERT_FALSE(result.ok()) << "a flip at byte " << at << " was accepted";
+    EXPECT_TRUE(ReasonOf(result.status()).has_value()) << result.status().ToString();
+    EXPECT_FALSE(PathExists(last_staging_));
+    ++refused;
+  }
+  EXPECT_GT(refused, 100);
+}
+
+TEST_F(BundleTest, SizeCapsAreEnforced) {
+  std::string path = dir_.File("caps.bundle");
+  ASSERT_TRUE(WriteFileAtomically(path, Create()).ok());
+  auto verify = [&](VerifyOptions options) {
+    last_staging_ = dir_.File("stage" + std::to_string(counter_++));
+    options.site_id = "site-a";
+    options.staging_dir = last_staging_;
+    options.clock = &clock_;
+    return VerifyBundle(path, root_, {}, options);
+  };
+  ExpectRefused(verify({.max_metadata_bytes = 100}), Reason::kSizeLimit);
+  ExpectRefused(verify({.limits = {.max_entries = 3}}), Reason::kSizeLimit);
+  ExpectRefused(verify({.limits = {.max_entry_bytes = 200}}), Reason::kSizeLimit);
+  ExpectRefused(verify({.limits = {.max_total_bytes = 1000}}), Reason::kSizeLimit);
+  // A header announcing an enormous entry is refused from its header alone.
+  std::string bomb = RawHeader("blobs/sha256/" + std::string(64, 'a'), '0', size_t{1} << 35);
+  ASSERT_TRUE(WriteFileAtomically(path, bomb).ok());
+  ExpectRefused(verify({.limits = {.max_entry_bytes = 1 << 20}}), Reason::kSizeLimit);
+}
+
 TEST_F(BundleTest, ContentBeforeTheTargetsIsRefusedAsBadLayout) {
   std::string bytes = Create();
   auto targets = FindEntry(bytes, "outpost/targets.json");

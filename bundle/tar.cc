@@ -142,6 +142,10 @@ Status TarReader::SkipRest() {
   while (padding_ > 0) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(padding_, sizeof(buf)));
     OUTPOST_RETURN_IF_ERROR(ReadFull(buf, n));
+    // Padding is zero, so that no byte of a bundle can change unnoticed.
+    if (!IsZero(buf, n)) {
+      return ReasonError(Reason::kTarMalformed, "non-zero padding after an entry's data");
+    }
     padding_ -= n;
   }
   return Status::Ok();

@@ -41,7 +41,7 @@ class TarReader {
   TarReader(int fd, TarLimits limits) : fd_(fd), limits_(limits) {}
 
   // The next entry, positioned at its first data byte, after skipping what is left of the
-  // previous one; nullopt at the end of the archive, once the trailing bytes were checked.
+  // previous one (its padding must be zero); nullopt at the end of the archive, once the trailing bytes were checked.
   // Errors carry a reason (TAR_MALFORMED, TAR_TRUNCATED, TRAILING_DATA, UNSAFE_ENTRY_TYPE,
   // UNSAFE_PATH, DUPLICATE_ENTRY, SIZE_LIMIT, IO); after one, the reader must not be used.
   Result<std::optional<TarEntry>> Next();
