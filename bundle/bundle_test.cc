@@ -105,6 +105,32 @@ std::string Padded(std::string data) {
   return data;
 }
 
+// A bundle's entries in order, and a bundle made of entries: the tools of the tamper tests.
+using Entries = std::vector<std::pair<std::string, std::string>>;
+Entries Split(const std::string& tar) {
+  Entries out;
+  for (size_t off = 0; off + kTarBlock <= tar.size() && tar[off] != 0;) {
+    std::string name(tar.data() + off, strnlen(tar.data() + off, 100));
+    size_t size = std::strtoull(tar.substr(off + 124, 11).c_str(), nullptr, 8);
+    out.emplace_back(name, tar.substr(off + kTarBlock, size));
+    off += kTarBlock + (size + kTarBlock - 1) / kTarBlock * kTarBlock;
+  }
+  return out;
+}
+std::string Join(const Entries& entries) {
+  std::string out;
+  for (const auto& [name, data] : entries) out += RawHeader(name, '0', data.size()) + Padded(data);
+  return out + std::string(2 * kTarBlock, '\0');
+}
+std::string& EntryData(Entries& entries, std::string_view name) {
+  for (auto& [n, data] : entries) {
+    if (n == name) return data;
+  }
+  ADD_FAILURE() << "no entry " << name;
+  static std::string none;
+  return none;
+}
+
 class BundleTest : public ::testing::Test {
  protected:
   BundleTest()
@@ -402,6 +428,46 @@ TEST_F(BundleTest, SizeCapsAreEnforced) {
   std::string bomb = RawHeader("blobs/sha256/" + std::string(64, 'a'), '0', size_t{1} << 35);
   ASSERT_TRUE(WriteFileAtomically(path, bomb).ok());
   ExpectRefused(verify({.limits = {.max_entry_bytes = 1 << 20}}), Reason::kSizeLimit);
+}
+
+TEST_F(BundleTest, RebuiltBundleVerifiesSoTheTamperToolsAreSound) {
+  OUTPOST_EXPECT_OK(Verify(Join(Split(Create()))));
+}
+
+TEST_F(BundleTest, RemovedSignaturesAreRefused) {
+  Entries entries = Split(Create());
+  std::string& targets = EntryData(entries, "outpost/targets.json");
+  size_t begin = targets.find("[");
+  size_t end = targets.find("]");
+  ASSERT_LT(begin, end);
+  targets.replace(begin, end - begin + 1, "[]");
+  ExpectRefused(Verify(Join(entries)), Reason::kSignatureThreshold);
+}
+
+TEST_F(BundleTest, EntriesSwappedBetweenTwoValidBundlesAreRefused) {
+  std::string a = Create();
+  ASSERT_TRUE(WriteFileAtomically(dir_.File("models/pump/3/model.json"), "{\"other\":1}").ok());
+  std::string b = Create();
+  OUTPOST_ASSERT_OK(Verify(b));
+  std::string blob_a = "blobs/sha256/" + ToHex(Sha256Of(kModel));
+  std::string blob_b = "blobs/sha256/" + ToHex(Sha256Of("{\"other\":1}"));
+  Entries b_entries = Split(b);
+  // B's targets in A: A's index.json (same length, other manifest digest) no longer matches.
+  Entries entries = Split(a);
+  EntryData(entries, "outpost/targets.json") = EntryData(b_entries, "outpost/targets.json");
+  ExpectRefused(Verify(Join(entries)), Reason::kTargetHash);
+  // B's model blob in place of A's, under either name.
+  entries = Split(a);
+  for (auto& [name, data] : entries) {
+    if (name == blob_a) {
+      name = blob_b;
+      data = EntryData(b_entries, blob_b);
+    }
+  }
+  ExpectRefused(Verify(Join(entries)), Reason::kTargetUnlisted);
+  entries = Split(a);
+  EntryData(entries, blob_a) = EntryData(b_entries, blob_b);
+  ExpectRefused(Verify(Join(entries)), Reason::kTargetLength);
 }
 
 TEST_F(BundleTest, ContentBeforeTheTargetsIsRefusedAsBadLayout) {
