@@ -7,8 +7,8 @@
 #include <cerrno>
 
 #include "base/file.h"
+#include "base/json_writer.h"
 #include "policy/crypto.h"
-#include "policy/json_writer.h"
 
 namespace outpost::policy {
 namespace {
@@ -75,7 +75,8 @@ AuditEntry MakeAuditEntry(const Policy& policy, const RecordView& record,
 }
 
 std::string FormatAuditLine(uint64_t seq, const AuditEntry& entry, std::string_view prev) {
-  JsonWriter w;
+  std::string line;
+  JsonWriter w(line);
   w.BeginObject();
   w.Key("seq");
   w.Uint(seq);
@@ -100,7 +101,7 @@ std::string FormatAuditLine(uint64_t seq, const AuditEntry& entry, std::string_v
   w.Key("prev");
   w.String(prev);
   w.EndObject();
-  return w.Take();
+  return line;
 }
 
 Result<ChainHead> VerifyAuditChain(std::string_view text, const ChainHead& anchor,

@@ -7,8 +7,8 @@
 #include <limits>
 #include <unordered_set>
 
+#include "base/json_writer.h"
 #include "policy/crypto.h"
-#include "policy/json_writer.h"
 
 namespace outpost::policy {
 namespace {
@@ -65,12 +65,13 @@ class Walker {
     if (!NoDuplicateKeys(object, prefix)) return false;
     out.BeginObject();
     for (dom::key_value_pair member : object) {
-      JsonWriter value;
+      std::string value_json;
+      JsonWriter value(value_json);
       bool present = false;
       if (!Member(member.key, member.value, prefix, value, &present)) return false;
       if (present) {
         out.Key(member.key);
-        out.Raw(value.text());
+        out.Raw(value_json);
       }
     }
     out.EndObject();
@@ -107,10 +108,11 @@ class Walker {
         return Rule(it->second, value, path, out, present);
       }
       if (value.type() == dom::element_type::OBJECT && kind_.prefixes.contains(path)) {
-        JsonWriter nested;
+        std::string nested_json;
+        JsonWriter nested(nested_json);
         if (!Object(dom::object(value), path, nested)) return false;
-        if (nested.text() != "{}") {
-          out.Raw(nested.text());
+        if (nested_json != "{}") {
+          out.Raw(nested_json);
           *present = true;
         }
         return true;
@@ -209,9 +211,8 @@ class Walker {
     if (value.type() == dom::element_type::STRING) {
       message = std::string(std::string_view(value));
     } else {
-      JsonWriter text;
+      JsonWriter text(message);
       if (!Write(value, path, text)) return false;
-      message = text.Take();
     }
     out.String(key_->Digest(message));
     return true;
@@ -365,14 +366,15 @@ Decision Evaluate(const Policy& policy, const HashKey* key, const RecordView& re
     }
   }
   Walker walker(policy, *kind, key);
-  JsonWriter out;
+  std::string out_json;
+  JsonWriter out(out_json);
   if (!walker.Object(object, "", out)) {
     const Failure& f = walker.failure();
     return Fail(f.outcome, f.reason, f.detail);
   }
   Decision decision;
   decision.outcome = Outcome::kAllowed;
-  decision.payload = checking ? std::string(record.payload) : out.Take();
+  decision.payload = checking ? std::string(record.payload) : std::move(out_json);
   return decision;
 }
 

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "serve/json_writer.h"
+#include "base/json_writer.h"
 
 namespace outpost::serve {
 namespace {

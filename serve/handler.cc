@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "engine/model.h"
-#include "serve/json_writer.h"
+#include "base/json_writer.h"
 #include "serve/metrics.h"
 
 #ifndef OUTPOST_VERSION

@@ -12,7 +12,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "serve/json_writer.h"
+#include "base/json_writer.h"
 
 namespace outpost::serve {
 namespace {

@@ -3,7 +3,7 @@
 #include <charconv>
 #include <string_view>
 
-#include "serve/json_writer.h"
+#include "base/json_writer.h"
 #include "serve/repository.h"
 
 namespace outpost::serve {

@@ -1,4 +1,5 @@
-// JsonWriter: appends compact JSON to a std::string, for the scoring server's responses.
+// JsonWriter: appends compact JSON to a std::string: the scoring server's responses, the
+// compliance policy's payloads and audit lines.
 //
 //   std::string out;
 //   JsonWriter w(out);
@@ -16,8 +17,8 @@
 // It writes straight into the caller's string (no iostreams, no temporaries), so a caller
 // that reuses one string per connection allocates nothing once the string has grown.
 // Thread-compatible.
-#ifndef OUTPOST_SERVE_JSON_WRITER_H_
-#define OUTPOST_SERVE_JSON_WRITER_H_
+#ifndef OUTPOST_BASE_JSON_WRITER_H_
+#define OUTPOST_BASE_JSON_WRITER_H_
 
 #include <charconv>
 #include <cmath>
@@ -28,7 +29,7 @@
 
 #include "base/logging.h"
 
-namespace outpost::serve {
+namespace outpost {
 
 // Appends `s` as a quoted JSON string. Runs of plain ASCII are copied in one go.
 inline void AppendJsonString(std::string& out, std::string_view s) {
@@ -138,6 +139,6 @@ class JsonWriter {
   bool after_key_ = false;  // a key was just written
 };
 
-}  // namespace outpost::serve
+}  // namespace outpost
 
-#endif  // OUTPOST_SERVE_JSON_WRITER_H_
+#endif  // OUTPOST_BASE_JSON_WRITER_H_
