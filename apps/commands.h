@@ -24,6 +24,19 @@ void AddVersionCommand(CLI::App& app, Action& run);
 // `outpost demo`: the demo that `make demo` runs.
 void AddDemoCommand(CLI::App& app, Action& run);
 
+// `outpost hub` and its subcommands (hub_command.cc): ingestion, import, the dashboard.
+void AddHubCommand(CLI::App& app, Action& run);
+// `outpost export` and `outpost import-receipt` (export_command.cc): records across the
+// air gap on removable media.
+void AddExportCommands(CLI::App& app, Action& run);
+// `outpost keys generate|rotate` (keys_command.cc).
+void AddKeysCommand(CLI::App& app, Action& run);
+// `outpost bundle create|sign|verify|inspect|install|rollback|list|push` (bundle_command.cc).
+void AddBundleCommand(CLI::App& app, Action& run);
+// `outpost train` (train_command.cc): data set from the hub's records, train, evaluate,
+// register.
+void AddTrainCommand(CLI::App& app, Action& run);
+
 // The version string of this build ("0.1.0").
 const char* OutpostVersion();
 

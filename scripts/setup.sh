@@ -15,7 +15,13 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-onnx
   curl wrk nginx-light
-  skopeo umoci
+  skopeo umoci docker-registry nghttp2-client
+  # the hub's production store, and its contract tests against a real server
+  postgresql libpq-dev
+  # distributed retraining: XGBoost's tracker (rabit) as Debian ships it
+  python3-xgboost
+  # the dashboard's browser tests
+  chromium
 )
 
 missing=()
@@ -24,6 +30,9 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+# The dashboard is built with npm. A machine with Node.js from elsewhere (nodesource) has
+# npm already; Debian's npm would conflict with it.
+if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "setup: installing ${missing[*]}"
