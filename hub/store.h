@@ -1,0 +1,234 @@
+// Store: everything the hub keeps — sites and their credentials, the records that sites
+// uploaded or exported, each site's policy audit chain, the status sites report, and the
+// model registry. One interface, two engines: SQLite embedded (the default, one file) and
+// PostgreSQL (libpq) for production. One contract test suite (store_contract_test.cc) runs
+// against both; a behaviour that only one engine shows is a bug.
+//
+//   OUTPOST_ASSIGN_OR_RETURN(auto store, hub::OpenStore("sqlite:/var/lib/outpost-hub/hub.db"));
+//   OUTPOST_ASSIGN_OR_RETURN(auto store, hub::OpenStore("postgresql://hub@db:5432/outpost"));
+//
+// Durability: every mutating call returns only after its transaction has committed durably
+// (SQLite: WAL with synchronous=FULL; PostgreSQL: synchronous_commit on). A batch the hub
+// acknowledges to a site has been through Ingest, so the site may delete it.
+//
+// Tenancy: every read that a dashboard or an operator makes takes the caller's tenant and
+// sees nothing of another tenant's sites.
+//
+// Thread-safe: every method may be called from any thread (the engines serialize or pool
+// connections as they need).
+#ifndef OUTPOST_HUB_STORE_H_
+#define OUTPOST_HUB_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/status.h"
+
+namespace outpost::hub {
+
+// A site as the hub knows it.
+struct Site {
+  std::string site_id{};
+  std::string tenant{};
+  std::string region{};
+  int64_t created_ms = 0;
+  // The serial number (hex) of the credential the site enrolled with; empty before enrolment.
+  std::string credential_serial{};
+  bool revoked = false;
+  // Unix ms of the last authenticated request from the site (upload, report); 0 = never.
+  int64_t last_contact_ms = 0;
+};
+
+// A one-time enrolment token, stored only as its SHA-256 (hex).
+struct EnrolmentToken {
+  std::string token_sha256{};
+  std::string site_id{};
+  int64_t expires_ms = 0;
+};
+
+// One record as it travels from a site (sync/FORMAT.md) and as the hub keeps it.
+struct HubRecord {
+  std::string site_id{};
+  std::string node_id{};
+  std::string stream{};
+  uint64_t seq = 0;
+  std::string kind{};  // "anomaly", "drift", ... (outbox::KindName)
+  int64_t created_ms = 0;
+  std::string payload{};  // JSON, after the site's policy was applied
+  // Set by the store on reads: the tenant (from the site) and when the hub stored it.
+  std::string tenant{};
+  int64_t received_ms = 0;
+  // Set by the store on reads: a row id that orders records by arrival (query cursors).
+  int64_t id = 0;
+};
+
+// The idempotency key of one batch (sync/FORMAT.md): which records of which stream, and the
+// SHA-256 (hex) of their encoded content.
+struct BatchKey {
+  std::string site_id{};
+  std::string node_id{};
+  std::string stream{};
+  uint64_t first_seq = 0;
+  uint64_t last_seq = 0;
+  std::string content_sha256{};
+  friend bool operator==(const BatchKey&, const BatchKey&) = default;
+};
+
+// A continuation of a site's policy audit chain (policy/audit.h), verified by the caller
+// with policy::VerifyAuditChain before it is stored.
+struct AuditSegment {
+  std::string node_id{};
+  uint64_t from_seq = 0;       // the stored head's seq this segment continues
+  std::string from_hash{};     // the stored head's hash
+  uint64_t to_seq = 0;         // the head after the segment
+  std::string to_hash{};
+  std::string lines{};         // the entries' lines, each ending in '\n'
+};
+
+enum class IngestOutcome {
+  kStored,     // new: every record stored
+  kDuplicate,  // the same key with the same content was stored before: a no-op
+  kConflict,   // the key (or a record key in it) was stored before with other content:
+               // nothing stored
+};
+
+struct IngestResult {
+  IngestOutcome outcome = IngestOutcome::kStored;
+  uint64_t records_stored = 0;
+  uint64_t records_duplicate = 0;  // records already present with the same content
+};
+
+// What a site's node last reported about itself (sync/FORMAT.md, status report).
+struct NodeStatus {
+  std::string site_id{};
+  std::string node_id{};
+  int64_t reported_ms = 0;  // the node's clock when it reported
+  int64_t received_ms = 0;  // the hub's clock when it arrived (set by the store)
+  uint64_t backlog_records = 0;
+  uint64_t backlog_bytes = 0;
+  std::optional<double> autonomy_days{};
+  // JSON array of the model versions the node serves: [{"name":..,"version":..,
+  // "state":..}] (and whatever else the node reports; stored as given).
+  std::string models_json = "[]";
+};
+
+// One row of the fleet table.
+struct SiteSummary {
+  Site site{};
+  std::optional<int64_t> newest_record_ms{};  // created_ms of the newest record received
+  uint64_t records = 0;                       // records received, all kinds
+  std::vector<NodeStatus> nodes{};            // the latest report of each node
+};
+
+struct RecordQuery {
+  std::string tenant{};                 // required
+  std::optional<std::string> site_id{};
+  std::optional<std::string> kind{};
+  std::optional<std::string> stream{};  // the model name, by convention
+  int64_t since_ms = 0;                 // created_ms >= since_ms
+  int64_t until_ms = INT64_MAX;         // created_ms < until_ms
+  int64_t after_id = 0;                 // cursor: only records with id > after_id
+  size_t limit = 100;                   // capped at 10,000
+};
+
+// Records per time bucket, for the charts.
+struct CountQuery {
+  std::string tenant{};
+  std::optional<std::string> site_id{};
+  std::optional<std::string> kind{};
+  std::optional<std::string> stream{};
+  int64_t since_ms = 0;
+  int64_t until_ms = INT64_MAX;
+  int64_t bucket_ms = 3'600'000;  // >= 1000
+};
+
+struct CountBucket {
+  int64_t start_ms = 0;  // a multiple of bucket_ms
+  std::string site_id{};
+  std::string kind{};
+  uint64_t count = 0;
+};
+
+// A model version in the hub's registry (the retraining loop).
+struct ModelEntry {
+  std::string name{};
+  int64_t version = 0;
+  // "candidate" (trained, not yet approved), "approved", "bundled", "rejected".
+  std::string state = "candidate";
+  std::string metrics_json = "{}";  // holdout metrics, champion comparison
+  std::string lineage_json = "{}";  // data set digest, record ranges, parent version
+  std::string artifact_path{};      // where the model file (or bundle) lies on the hub
+  int64_t created_ms = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // "sqlite" or "postgresql".
+  virtual std::string_view engine() const = 0;
+
+  // --- sites and credentials ---
+  // Creates the site, or AlreadyExists.
+  virtual Status CreateSite(const Site& site) = 0;
+  // NotFound when unknown.
+  virtual Result<Site> GetSite(std::string_view site_id) = 0;
+  // Sets the credential serial of an enrolled site.
+  virtual Status SetCredential(std::string_view site_id, std::string_view serial) = 0;
+  virtual Status RevokeSite(std::string_view site_id) = 0;
+  virtual Status TouchSite(std::string_view site_id, int64_t now_ms) = 0;
+  virtual Status PutEnrolmentToken(const EnrolmentToken& token) = 0;
+  // Returns the token and deletes it in one transaction: a token enrols at most once.
+  // NotFound for an unknown or already used token, DeadlineExceeded for an expired one.
+  virtual Result<EnrolmentToken> ConsumeEnrolmentToken(std::string_view token_sha256,
+                                                       int64_t now_ms) = 0;
+
+  // --- ingestion ---
+  // Stores a batch of records of one (site, node, stream) with its key, and the audit
+  // segment if any, in one transaction. Records must all carry key.site_id, key.node_id and
+  // key.stream, with seqs within [first_seq, last_seq] (InvalidArgument otherwise). The
+  // audit segment must continue the stored head of (site, node) exactly (FailedPrecondition
+  // "audit_gap" otherwise; nothing stored). Sets the site's last contact to now_ms.
+  virtual Result<IngestResult> Ingest(const BatchKey& key, std::span<const HubRecord> records,
+                                      const std::optional<AuditSegment>& audit,
+                                      int64_t now_ms) = 0;
+  // The stored audit head of (site, node): {0, 64 zeros} when none.
+  virtual Result<std::pair<uint64_t, std::string>> AuditHead(std::string_view site_id,
+                                                             std::string_view node_id) = 0;
+  // The audit lines stored for a site (every node), oldest first, at most `limit` lines.
+  virtual Result<std::vector<std::string>> AuditLines(std::string_view tenant,
+                                                      std::string_view site_id,
+                                                      size_t limit) = 0;
+  virtual Status PutNodeStatus(const NodeStatus& status, int64_t now_ms) = 0;
+
+  // --- reads for the dashboard, exports' receipts and training ---
+  virtual Result<std::vector<SiteSummary>> ListSites(std::string_view tenant) = 0;
+  virtual Result<std::vector<HubRecord>> QueryRecords(const RecordQuery& query) = 0;
+  virtual Result<std::vector<CountBucket>> CountRecords(const CountQuery& query) = 0;
+  // Whether every record of `key`'s range that the batch held is stored (receipts).
+  virtual Result<bool> HasBatch(const BatchKey& key) = 0;
+
+  // --- the model registry ---
+  // AlreadyExists for a (name, version) that is registered.
+  virtual Status RegisterModel(const ModelEntry& entry) = 0;
+  virtual Status SetModelState(std::string_view name, int64_t version,
+                               std::string_view state) = 0;
+  // Newest version first.
+  virtual Result<std::vector<ModelEntry>> ListModels(std::string_view name) = 0;
+};
+
+// Opens (creating the schema if absent) the store that `url` names:
+//   "sqlite:PATH"                         an SQLite file (its folder must exist)
+//   "postgresql://..." or "postgres://..."  a PostgreSQL database (libpq connection URI)
+// InvalidArgument for another scheme; Unavailable when the server cannot be reached.
+Result<std::unique_ptr<Store>> OpenStore(std::string_view url);
+
+}  // namespace outpost::hub
+
+#endif  // OUTPOST_HUB_STORE_H_
