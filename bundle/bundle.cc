@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -113,6 +114,16 @@ Json Descriptor(std::string_view media_type, std::string_view hex, uint64_t size
                          {"size", Json{size}}}};
 }
 
+// "2026-11-25T15:40:00Z": the time form of OCI image configurations.
+std::string Rfc3339(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 Result<std::vector<std::string>> Entries(const std::string& dir) {
   auto r = ListDirectory(dir);
   if (!r.ok()) return r.status().WithContext("reading the models folder");
@@ -146,6 +157,7 @@ Status CreateBundle(const std::string& models_dir, const std::vector<KeyPair>& t
     return hex;
   };
   JsonArray index_manifests;
+  const std::string created = Rfc3339(options.created);
 
   // Pass 1: hash every model file and build the OCI manifests.
   OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> names, Entries(models_dir));
@@ -184,7 +196,18 @@ Status CreateBundle(const std::string& models_dir, const std::vector<KeyPair>& t
         }
         layers.push_back({.title = title, .path = JoinPath(version_dir, file)});
       }
-      JsonArray layer_json;
+      uint64_t descriptor_size = descriptor_bytes.size();
+      std::string descriptor_hex = add_small(std::move(descriptor_bytes));
+      // The descriptor travels as the first layer, so registries and copies carry it too.
+      Json descriptor_layer = Descriptor("application/vnd.outpost.model.descriptor.v1+json",
+                                         descriptor_hex, descriptor_size);
+      std::get<JsonObject>(descriptor_layer.v)["annotations"] = Json{JsonObject{
+          {"org.opencontainers.image.title", Json{version + "/descriptor.json"}}}};
+      JsonArray layer_json{std::move(descriptor_layer)};
+      JsonArray diff_ids{Json{"sha256:" + descriptor_hex}};
+      JsonArray history{Json{JsonObject{{"created", Json{created}},
+                                        {"created_by", Json{std::string("outpost bundle create")}},
+                                        {"comment", Json{version + "/descriptor.json"}}}}};
       for (Layer& layer : layers) {
         OUTPOST_ASSIGN_OR_RETURN(layer.digest, HashFile(layer.path, nullptr));
         targets.targets[std::string(kBlobPrefix) + layer.digest.sha256] = {
@@ -195,15 +218,33 @@ Status CreateBundle(const std::string& models_dir, const std::vector<KeyPair>& t
         std::get<JsonObject>(d.v)["annotations"] = Json{JsonObject{
             {"org.opencontainers.image.title", Json{layer.title}}}};
         layer_json.push_back(std::move(d));
+        diff_ids.push_back(Json{"sha256:" + layer.digest.sha256});
+        history.push_back(Json{JsonObject{{"created", Json{created}},
+                                          {"created_by", Json{std::string("outpost bundle create")}},
+                                          {"comment", Json{layer.title}}}});
       }
-      uint64_t descriptor_size = descriptor_bytes.size();
-      std::string descriptor_hex = add_small(std::move(descriptor_bytes));
+      // A proper OCI image configuration, so that image tools (skopeo, umoci) read the whole
+      // manifest; the layers are the model's files as they are (uncompressed, one per file).
+      Json image_config{JsonObject{
+          {"architecture", Json{std::string("amd64")}},
+          {"created", Json{created}},
+          {"os", Json{std::string("linux")}},
+          {"config", Json{JsonObject{{"Labels", Json{JsonObject{
+                         {"org.outpost.model.name", Json{name}},
+                         {"org.outpost.model.version", Json{version}},
+                         {"org.outpost.model.descriptor", Json{"sha256:" + descriptor_hex}}}}}}}},
+          {"rootfs", Json{JsonObject{{"type", Json{std::string("layers")}},
+                                     {"diff_ids", Json{std::move(diff_ids)}}}}},
+          {"history", Json{std::move(history)}}}};
+      OUTPOST_ASSIGN_OR_RETURN(std::string config_bytes, CanonicalJson(image_config));
+      uint64_t config_size = config_bytes.size();
+      std::string config_hex = add_small(std::move(config_bytes));
       Json manifest{JsonObject{
           {"schemaVersion", Json{uint64_t{2}}},
           {"mediaType", Json{std::string("application/vnd.oci.image.manifest.v1+json")}},
           {"artifactType", Json{std::string("application/vnd.outpost.model.v1")}},
-          {"config", Descriptor("application/vnd.outpost.model.descriptor.v1+json",
-                                descriptor_hex, descriptor_size)},
+          {"config", Descriptor("application/vnd.oci.image.config.v1+json", config_hex,
+                                config_size)},
           {"layers", Json{std::move(layer_json)}}}};
       OUTPOST_ASSIGN_OR_RETURN(std::string manifest_bytes, CanonicalJson(manifest));
       uint64_t manifest_size = manifest_bytes.size();

@@ -526,6 +526,8 @@ TEST_F(BundleTest, ExpiredRootIsRefused) {
   ExpectRefused(Verify(Create(), old), Reason::kRootExpired);
 }
 
+// skopeo and umoci read every part of the layout: the index, each manifest, the image
+// configuration (full inspection, not --raw) and every blob (a copy checks each digest).
 TEST_F(BundleTest, SkopeoAndUmociReadTheOciLayout) {
   if (!PathExists("/usr/bin/skopeo") || !PathExists("/usr/bin/umoci")) {
     GTEST_SKIP() << "skopeo or umoci is not installed (scripts/setup.sh installs both)";
@@ -533,12 +535,15 @@ TEST_F(BundleTest, SkopeoAndUmociReadTheOciLayout) {
   std::string path = dir_.File("tools.bundle");
   OUTPOST_ASSERT_OK(CreateBundle(dir_.File("models"), {t1_, t2_}, Options(), path));
   // The bundle file itself is an oci-archive to skopeo.
-  RunResult inspect =
+  RunResult raw =
       RunProgram({"/usr/bin/skopeo", "inspect", "--raw", "oci-archive:" + path + ":pump-3"});
-  EXPECT_EQ(inspect.exit_code, 0) << inspect.err;
-  EXPECT_NE(inspect.out.find("\"artifactType\":\"application/vnd.outpost.model.v1\""),
+  EXPECT_EQ(raw.exit_code, 0) << raw.err;
+  EXPECT_NE(raw.out.find("\"artifactType\":\"application/vnd.outpost.model.v1\""),
             std::string::npos)
-      << inspect.out;
+      << raw.out;
+  RunResult full = RunProgram({"/usr/bin/skopeo", "inspect", "oci-archive:" + path + ":pump-3"});
+  EXPECT_EQ(full.exit_code, 0) << full.err;
+  EXPECT_NE(full.out.find("\"org.outpost.model.name\": \"pump\""), std::string::npos) << full.out;
   // The verified staging folder is an OCI layout to umoci and skopeo.
   auto bytes = ReadFile(path);
   ASSERT_TRUE(bytes.ok());
@@ -546,10 +551,25 @@ TEST_F(BundleTest, SkopeoAndUmociReadTheOciLayout) {
   RunResult ls = RunProgram({"/usr/bin/umoci", "ls", "--layout", v.staging_dir});
   EXPECT_EQ(ls.exit_code, 0) << ls.err;
   EXPECT_EQ(ls.out, "pump-3\n");
+  RunResult stat = RunProgram({"/usr/bin/umoci", "stat", "--image", v.staging_dir + ":pump-3"});
+  EXPECT_EQ(stat.exit_code, 0) << stat.err;
+  EXPECT_NE(stat.out.find("3/model.json"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("config.yaml"), std::string::npos) << stat.out;
   RunResult staged =
       RunProgram({"/usr/bin/skopeo", "inspect", "--raw", "oci:" + v.staging_dir + ":pump-3"});
   EXPECT_EQ(staged.exit_code, 0) << staged.err;
-  EXPECT_EQ(staged.out, inspect.out);
+  EXPECT_EQ(staged.out, raw.out);
+  RunResult config =
+      RunProgram({"/usr/bin/skopeo", "inspect", "--config", "oci:" + v.staging_dir + ":pump-3"});
+  EXPECT_EQ(config.exit_code, 0) << config.err;
+  EXPECT_NE(config.out.find("\"diff_ids\""), std::string::npos) << config.out;
+  std::string copy = dir_.File("copied");
+  RunResult copied = RunProgram({"/usr/bin/skopeo", "copy", "--quiet",
+                                 "oci:" + v.staging_dir + ":pump-3", "dir:" + copy});
+  EXPECT_EQ(copied.exit_code, 0) << copied.err;
+  auto model = ReadFile(copy + "/" + ToHex(Sha256Of(kModel)));
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_EQ(*model, kModel);
 }
 
 TEST(SiteState, TimeFloorNeverMovesBack) {
