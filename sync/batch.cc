@@ -1,0 +1,295 @@
+#include "sync/batch.h"
+
+#include <string>
+
+#include "policy/crypto.h"
+#include "sync/compress.h"
+#include "sync/wire.h"
+
+namespace outpost::sync {
+namespace {
+
+constexpr char kMagic[4] = {'O', 'P', 'S', 'B'};
+constexpr size_t kEnvelopeBytes = 16;
+constexpr uint8_t kFlagAudit = 1;
+
+Status Malformed(std::string_view reason, std::string_view detail) {
+  return InvalidArgumentError(std::string(reason) + ": " + std::string(detail));
+}
+Status OverLimit(std::string_view reason, std::string_view detail) {
+  return ResourceExhaustedError(std::string(reason) + ": " + std::string(detail));
+}
+
+bool IsHexHash(std::string_view h) {
+  if (h.size() != 64) return false;
+  for (char c : h) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// Checks what Decode would refuse about `batch` under the default limits.
+Status Validate(const Batch& batch) {
+  for (std::string_view name : {std::string_view(batch.site_id), std::string_view(batch.node_id),
+                                std::string_view(batch.stream)}) {
+    if (!IsValidName(name)) return Malformed("batch_malformed", "bad name \"" + std::string(name) + "\"");
+  }
+  if (batch.records.empty()) return Malformed("batch_malformed", "no records");
+  DecodeLimits limits;
+  if (batch.records.size() > limits.max_records) {
+    return OverLimit("batch_too_many_records", std::to_string(batch.records.size()) + " records");
+  }
+  uint64_t prev = 0;
+  for (size_t i = 0; i < batch.records.size(); ++i) {
+    const BatchRecord& r = batch.records[i];
+    if (r.seq == 0) return Malformed("batch_malformed", "seq 0");
+    if (i > 0 && r.seq <= prev) {
+      return Malformed("batch_seq_order", "record " + std::to_string(i) + " has seq " +
+                                              std::to_string(r.seq) + " after " +
+                                              std::to_string(prev));
+    }
+    prev = r.seq;
+    if (r.kind < 1 || r.kind > 7) return Malformed("batch_malformed", "unknown kind");
+    if (r.payload.size() > limits.max_payload_bytes) {
+      return OverLimit("batch_payload_too_large", std::to_string(r.payload.size()) + " bytes");
+    }
+  }
+  if (batch.audit) {
+    const BatchAudit& a = *batch.audit;
+    if (!IsHexHash(a.from_hash) || !IsHexHash(a.to_hash)) {
+      return Malformed("batch_audit_malformed", "a head hash is not 64 lowercase hex digits");
+    }
+    if (a.to_seq < a.from_seq) return Malformed("batch_audit_malformed", "to_seq < from_seq");
+    if (!a.lines.empty() && a.lines.back() != '\n') {
+      return Malformed("batch_audit_malformed", "lines do not end in a newline");
+    }
+    if (a.lines.size() > limits.max_audit_bytes) {
+      return OverLimit("batch_audit_too_large", std::to_string(a.lines.size()) + " bytes");
+    }
+  }
+  return Status();
+}
+
+// The body up to the end of the records (the part the content hash covers).
+std::string EncodeRecordsPart(const Batch& batch) {
+  std::string body;
+  size_t reserve = 3 * 129 + 20;
+  for (const BatchRecord& r : batch.records) reserve += 21 + r.payload.size();
+  body.reserve(reserve);
+  wire::PutStr8(body, batch.site_id);
+  wire::PutStr8(body, batch.node_id);
+  wire::PutStr8(body, batch.stream);
+  wire::PutU64(body, batch.records.front().seq);
+  wire::PutU64(body, batch.records.back().seq);
+  wire::PutU32(body, static_cast<uint32_t>(batch.records.size()));
+  for (const BatchRecord& r : batch.records) {
+    wire::PutU64(body, r.seq);
+    wire::PutU8(body, r.kind);
+    wire::PutU64(body, static_cast<uint64_t>(r.created_ms));
+    wire::PutU32(body, static_cast<uint32_t>(r.payload.size()));
+    body.append(r.payload);
+  }
+  return body;
+}
+
+}  // namespace
+
+bool IsValidName(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (alnum || c == '_') continue;
+    if (i > 0 && (c == '.' || c == ':' || c == '-')) continue;
+    return false;
+  }
+  return true;
+}
+
+std::string_view ReasonOf(const Status& status) {
+  std::string_view m = status.message();
+  size_t colon = m.find(':');
+  if (colon == std::string_view::npos || colon == 0) return {};
+  std::string_view code = m.substr(0, colon);
+  for (char c : code) {
+    if (!((c >= 'a' && c <= 'z') || c == '_' || (c >= '0' && c <= '9'))) return {};
+  }
+  return code;
+}
+
+Result<BatchKeyFields> KeyOf(const Batch& batch) {
+  OUTPOST_RETURN_IF_ERROR(Validate(batch));
+  return BatchKeyFields{.site_id = batch.site_id,
+                        .node_id = batch.node_id,
+                        .stream = batch.stream,
+                        .first_seq = batch.records.front().seq,
+                        .last_seq = batch.records.back().seq,
+                        .content_sha256 = policy::Sha256Hex(EncodeRecordsPart(batch))};
+}
+
+Result<std::string> EncodeBatch(const Batch& batch, int level) {
+  OUTPOST_RETURN_IF_ERROR(Validate(batch));
+  std::string body = EncodeRecordsPart(batch);
+  if (batch.audit) {
+    const BatchAudit& a = *batch.audit;
+    wire::PutU64(body, a.from_seq);
+    body.append(a.from_hash);
+    wire::PutU64(body, a.to_seq);
+    body.append(a.to_hash);
+    wire::PutU32(body, static_cast<uint32_t>(a.lines.size()));
+    body.append(a.lines);
+  }
+  DecodeLimits limits;
+  if (body.size() > limits.max_body_bytes) {
+    return OverLimit("batch_body_too_large", std::to_string(body.size()) + " bytes");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(std::string frame, ZstdCompress(body, level));
+  std::string out;
+  out.reserve(kEnvelopeBytes + frame.size());
+  out.append(kMagic, 4);
+  wire::PutU8(out, kBatchVersion);
+  wire::PutU8(out, batch.audit ? kFlagAudit : 0);
+  wire::PutU16(out, 0);
+  wire::PutU32(out, static_cast<uint32_t>(body.size()));
+  wire::PutU32(out, static_cast<uint32_t>(frame.size()));
+  out.append(frame);
+  if (out.size() > limits.max_encoded_bytes) {
+    return OverLimit("batch_too_large", std::to_string(out.size()) + " bytes encoded");
+  }
+  return out;
+}
+
+Result<DecodedBatch> DecodeBatch(std::string_view bytes, const DecodeLimits& limits) {
+  if (bytes.size() > limits.max_encoded_bytes) {
+    return OverLimit("batch_too_large", std::to_string(bytes.size()) + " bytes, limit " +
+                                            std::to_string(limits.max_encoded_bytes));
+  }
+  if (bytes.size() < kEnvelopeBytes) return Malformed("batch_truncated", "no complete envelope");
+  if (bytes.substr(0, 4) != std::string_view(kMagic, 4)) {
+    return Malformed("batch_bad_magic", "not a batch");
+  }
+  wire::Reader env(bytes.substr(4, kEnvelopeBytes - 4));
+  uint8_t version = 0, flags = 0;
+  uint16_t reserved = 0;
+  uint32_t body_size = 0, compressed_size = 0;
+  env.U8(version);
+  env.U8(flags);
+  env.U16(reserved);
+  env.U32(body_size);
+  env.U32(compressed_size);
+  if (version != kBatchVersion) {
+    return Malformed("batch_version", "version " + std::to_string(version) + ", this reader knows 1");
+  }
+  if ((flags & ~kFlagAudit) != 0 || reserved != 0) {
+    return Malformed("batch_flags", "unknown flags or reserved bits set");
+  }
+  std::string_view frame = bytes.substr(kEnvelopeBytes);
+  if (frame.size() < compressed_size) {
+    return Malformed("batch_truncated", "the zstd frame is cut short");
+  }
+  if (frame.size() > compressed_size) {
+    return Malformed("batch_trailing_bytes", "bytes after the zstd frame");
+  }
+  if (body_size > limits.max_body_bytes) {
+    return OverLimit("batch_body_too_large", std::to_string(body_size) + " bytes, limit " +
+                                                 std::to_string(limits.max_body_bytes));
+  }
+  if (compressed_size == 0 || body_size / compressed_size > limits.max_ratio) {
+    return OverLimit("batch_ratio", std::to_string(body_size) + " bytes from " +
+                                        std::to_string(compressed_size) + ", ratio limit " +
+                                        std::to_string(limits.max_ratio));
+  }
+  OUTPOST_ASSIGN_OR_RETURN(std::string body, ZstdDecompress(frame, body_size));
+
+  DecodedBatch out;
+  out.body_bytes = body.size();
+  Batch& b = out.batch;
+  wire::Reader r(body);
+  auto truncated = [] { return Malformed("batch_truncated", "the body ends inside a field"); };
+  std::string_view site, node, stream;
+  if (!r.Str8(site) || !r.Str8(node) || !r.Str8(stream)) return truncated();
+  for (std::string_view name : {site, node, stream}) {
+    if (!IsValidName(name)) return Malformed("batch_malformed", "bad name");
+  }
+  b.site_id = site;
+  b.node_id = node;
+  b.stream = stream;
+  uint64_t first = 0, last = 0;
+  uint32_t count = 0;
+  if (!r.U64(first) || !r.U64(last) || !r.U32(count)) return truncated();
+  if (count == 0) return Malformed("batch_malformed", "no records");
+  if (count > limits.max_records) {
+    return OverLimit("batch_too_many_records", std::to_string(count) + " records, limit " +
+                                                   std::to_string(limits.max_records));
+  }
+  // Each record takes at least 21 bytes, so `count` is bounded by the body too.
+  if (r.left() / 21 < count) return truncated();
+  b.records.reserve(count);
+  uint64_t prev = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    BatchRecord rec;
+    uint32_t len = 0;
+    std::string_view payload;
+    if (!r.U64(rec.seq) || !r.U8(rec.kind) || !r.I64(rec.created_ms) || !r.U32(len)) {
+      return truncated();
+    }
+    if (rec.seq == 0) return Malformed("batch_malformed", "seq 0");
+    if (i > 0 && rec.seq <= prev) {
+      return Malformed("batch_seq_order", "record " + std::to_string(i) + " has seq " +
+                                              std::to_string(rec.seq) + " after " +
+                                              std::to_string(prev));
+    }
+    prev = rec.seq;
+    if (rec.kind < 1 || rec.kind > 7) {
+      return Malformed("batch_malformed", "unknown kind " + std::to_string(rec.kind));
+    }
+    if (len > limits.max_payload_bytes) {
+      return OverLimit("batch_payload_too_large", std::to_string(len) + " bytes, limit " +
+                                                      std::to_string(limits.max_payload_bytes));
+    }
+    if (!r.Bytes(len, payload)) return truncated();
+    rec.payload = payload;
+    b.records.push_back(std::move(rec));
+  }
+  if (first != b.records.front().seq || last != b.records.back().seq) {
+    return Malformed("batch_range", "first/last seq " + std::to_string(first) + ".." +
+                                        std::to_string(last) + " disagree with the records");
+  }
+  size_t records_end = r.pos();
+  if (flags & kFlagAudit) {
+    BatchAudit a;
+    std::string_view from_hash, to_hash, lines;
+    uint32_t lines_len = 0;
+    if (!r.U64(a.from_seq) || !r.Bytes(64, from_hash) || !r.U64(a.to_seq) ||
+        !r.Bytes(64, to_hash) || !r.U32(lines_len)) {
+      return truncated();
+    }
+    if (!IsHexHash(from_hash) || !IsHexHash(to_hash)) {
+      return Malformed("batch_audit_malformed", "a head hash is not 64 lowercase hex digits");
+    }
+    if (a.to_seq < a.from_seq) return Malformed("batch_audit_malformed", "to_seq < from_seq");
+    if (lines_len > limits.max_audit_bytes) {
+      return OverLimit("batch_audit_too_large", std::to_string(lines_len) + " bytes, limit " +
+                                                    std::to_string(limits.max_audit_bytes));
+    }
+    if (!r.Bytes(lines_len, lines)) return truncated();
+    if (!lines.empty() && lines.back() != '\n') {
+      return Malformed("batch_audit_malformed", "lines do not end in a newline");
+    }
+    a.from_hash = from_hash;
+    a.to_hash = to_hash;
+    a.lines = lines;
+    b.audit = std::move(a);
+  }
+  if (r.left() != 0) return Malformed("batch_trailing_bytes", "bytes after the last field");
+  out.key = BatchKeyFields{.site_id = b.site_id,
+                           .node_id = b.node_id,
+                           .stream = b.stream,
+                           .first_seq = first,
+                           .last_seq = last,
+                           .content_sha256 = policy::Sha256Hex(
+                               std::string_view(body).substr(0, records_end))};
+  return out;
+}
+
+}  // namespace outpost::sync
