@@ -1,0 +1,200 @@
+// The hub's query API (hub/QUERY_API.md): typed fetches with the operator's bearer token.
+
+export interface ModelRef {
+  name: string;
+  version: number;
+  state: string;
+  node_id?: string;
+}
+
+export interface NodeReport {
+  node_id: string;
+  reported_ms: number;
+  received_ms: number;
+  backlog_records: number;
+  backlog_bytes: number;
+  autonomy_days: number | null;
+  models: ModelRef[];
+}
+
+export type Health = 'ok' | 'warning' | 'silent' | 'never' | 'revoked';
+
+export interface SiteRow {
+  site_id: string;
+  region: string;
+  created_ms: number;
+  revoked: boolean;
+  last_contact_ms: number | null;
+  newest_record_ms: number | null;
+  records: number;
+  backlog_records: number;
+  backlog_bytes: number;
+  autonomy_days_reported: number | null;
+  autonomy_days_left: number | null;
+  models: ModelRef[];
+  nodes: NodeReport[];
+  health: Health;
+  health_text: string;
+  silent_for_ms: number | null;
+  now_ms?: number;
+}
+
+export interface Fleet {
+  now_ms: number;
+  silent_after_ms: number;
+  counts: Record<Health, number>;
+  sites: SiteRow[];
+}
+
+export interface SeriesBucket {
+  start_ms: number;
+  rows: number;
+  anomalies: number;
+  anomaly_rate: number | null;
+  anomaly_records: number;
+  hard_examples: number;
+  drift_records: number;
+  max_psi: number | null;
+}
+
+export interface DriftPoint {
+  time_ms: number;
+  version: number;
+  feature: string;
+  psi: number;
+  level: number | null;
+}
+
+export interface Series {
+  site_id: string;
+  since_ms: number;
+  until_ms: number;
+  bucket_ms: number;
+  truncated: boolean;
+  models: { model: string; buckets: SeriesBucket[]; drift: DriftPoint[] }[];
+}
+
+export interface AggregateRow {
+  site_id: string;
+  model: string;
+  version: number;
+  minutes: number;
+  batches: number;
+  rows: number;
+  anomalies: number;
+  hard_examples: number;
+  samples: number;
+  drifts: number;
+  nan_scores: number;
+  first_ms: number;
+  last_ms: number;
+}
+
+export interface Aggregates {
+  since_ms: number;
+  until_ms: number;
+  truncated: boolean;
+  aggregates: AggregateRow[];
+}
+
+export interface RecordRow {
+  id: number;
+  site_id: string;
+  node_id: string;
+  stream: string;
+  seq: number;
+  kind: string;
+  created_ms: number;
+  received_ms: number;
+  payload?: unknown;
+  payload_text?: string;
+}
+
+export interface Records {
+  records: RecordRow[];
+  next_after: number | null;
+}
+
+export interface AuditEntry {
+  seq: number | null;
+  time_ms: number | null;
+  rseq: number | null;
+  decision: string;
+  reason: string;
+  kind: string;
+  site: string;
+  node: string;
+  stream: string;
+  policy: string;
+  unparsed?: string;
+}
+
+export interface Audit {
+  site_id: string;
+  entries: AuditEntry[];
+  decisions: Record<string, number>;
+  policies: { policy: string; entries: number }[];
+}
+
+export interface TrainingModel {
+  model: string;
+  feedback: number;
+  labelled: number;
+  hard_examples: number;
+  sites: number;
+  by_site: { site_id: string; feedback: number; labelled: number; hard_examples: number }[];
+  registry: { version: number; state: string; created_ms: number }[];
+}
+
+export interface Training {
+  truncated: boolean;
+  models: TrainingModel[];
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const TOKEN_KEY = 'outpost.token';
+
+// The operator's token: from ?token= once (then removed from the address bar), else from
+// this tab's session storage.
+export function token(): string | null {
+  const params = new URLSearchParams(window.location.search);
+  const given = params.get('token');
+  if (given) {
+    sessionStorage.setItem(TOKEN_KEY, given);
+    params.delete('token');
+    const rest = params.toString();
+    history.replaceState(null, '', window.location.pathname + (rest ? `?${rest}` : '') +
+      window.location.hash);
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function setToken(value: string): void {
+  sessionStorage.setItem(TOKEN_KEY, value);
+}
+
+export async function get<T>(path: string, params: Record<string, string | number | undefined> = {}): Promise<T> {
+  const query = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== '') query.set(k, String(v));
+  }
+  const q = query.toString();
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  const t = token();
+  if (t) headers.Authorization = `Bearer ${t}`;
+  const response = await fetch(`/api/v1/${path}${q ? `?${q}` : ''}`, { headers });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new ApiError(response.status, body.reason ?? 'http_error', body.error ?? response.statusText);
+  }
+  return body as T;
+}
