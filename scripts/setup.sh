@@ -33,11 +33,32 @@ done
 # The dashboard is built with npm. A machine with Node.js from elsewhere (nodesource) has
 # npm already; Debian's npm would conflict with it.
 if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
-echo "setup: installing ${missing[*]}"
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The hub's dashboard (web/): its npm packages (with playwright-core for the browser tests)
+# when they are missing or the lock file changed, then the assets in web/dist, which
+# `outpost hub` serves, when a source is newer than the last build. Quiet unless it fails.
+web="$(cd "$(dirname "$0")/.." && pwd)/web"
+if [ -f "$web/package.json" ]; then
+  if [ ! -f "$web/node_modules/.package-lock.json" ] ||
+     [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then
+    if ! log=$(cd "$web" && npm ci --no-audit --no-fund --loglevel=error 2>&1); then
+      echo "$log" >&2; echo "setup: npm ci in web/ failed" >&2; exit 1
+    fi
+  fi
+  if [ ! -f "$web/dist/index.html" ] || [ -n "$(find "$web/src" "$web/index.html" \
+       "$web/package-lock.json" "$web/vite.config.ts" "$web/tsconfig.json" \
+       -newer "$web/dist/index.html" -print -quit)" ]; then
+    if ! log=$(cd "$web" && npm run build 2>&1); then
+      echo "$log" >&2; echo "setup: building the dashboard (npm run build in web/) failed" >&2
+      exit 1
+    fi
+  fi
+fi
