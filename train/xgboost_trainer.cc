@@ -2,7 +2,9 @@
 // engine/xgboost_handles.h, which it shares with the engine's backend).
 #include "train/xgboost_trainer.h"
 
+#include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <exception>
 #include <limits>
 #include <new>
@@ -65,8 +67,10 @@ Status TrainedModel::Save(const std::string& path, ModelFormat format) const {
   return WriteFileAtomically(path, bytes);
 }
 
-Result<std::unique_ptr<TrainedModel>> TrainXGBoost(const Dataset& data,
-                                                   const TrainOptions& options) {
+namespace {
+
+// The training loop both TrainXGBoost and TrainXGBoostInCollective run.
+Result<void*> TrainBooster(const Dataset& data, const TrainOptions& options) {
   OUTPOST_RETURN_IF_ERROR(CheckDataset(data, /*need_labels=*/true));
   if (data.rows < 1) return InvalidArgumentError("the data set has no rows");
   if (options.rounds < 1 || options.rounds > 100000) {
@@ -96,7 +100,53 @@ Result<std::unique_ptr<TrainedModel>> TrainXGBoost(const Dataset& data,
                                   ": " + engine::xgb::LastError());
     }
   }
-  return std::unique_ptr<TrainedModel>(new TrainedModel(booster.release(), data.cols()));
+  return static_cast<void*>(booster.release());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<TrainedModel>> TrainXGBoost(const Dataset& data,
+                                                   const TrainOptions& options) {
+  OUTPOST_ASSIGN_OR_RETURN(void* booster, TrainBooster(data, options));
+  return std::unique_ptr<TrainedModel>(new TrainedModel(booster, data.cols()));
+}
+
+Result<std::unique_ptr<TrainedModel>> TrainXGBoostInCollective(const Dataset& shard,
+                                                               const TrainOptions& options,
+                                                               const CollectiveOptions& collective) {
+  if (collective.world_size < 1 || collective.task_id < 0 ||
+      collective.task_id >= collective.world_size || collective.tracker_port < 1 ||
+      collective.tracker_port > 65535) {
+    return InvalidArgumentError("bad collective options (task id, world size, tracker port)");
+  }
+  for (char c : collective.tracker_host) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':')) {
+      return InvalidArgumentError("bad tracker host");
+    }
+  }
+  // XGBoost 1.7 hands every key of this object to Rabit as "key=value" (c_api.h,
+  // XGCommunicatorInit); these are the names Rabit and the Python tracker use.
+  // Task ids are compared as strings by the tracker; two digits keep their order numeric.
+  char task_id[16];
+  std::snprintf(task_id, sizeof(task_id), "%02d", collective.task_id);
+  const std::string config =
+      "{\"xgboost_communicator\":\"rabit\",\"DMLC_TRACKER_URI\":\"" + collective.tracker_host +
+      "\",\"DMLC_TRACKER_PORT\":\"" + std::to_string(collective.tracker_port) +
+      "\",\"DMLC_TASK_ID\":\"" + task_id +
+      "\",\"DMLC_NUM_WORKER\":\"" + std::to_string(collective.world_size) +
+      "\",\"rabit_world_size\":\"" + std::to_string(collective.world_size) + "\"}";
+  engine::xgb::ForwardLogOnThisThread();
+  if (XGCommunicatorInit(config.c_str()) != 0) {
+    return UnavailableError("cannot join XGBoost's collective: " + engine::xgb::LastError());
+  }
+  Result<void*> booster = TrainBooster(shard, options);
+  // Leaving tells the tracker this worker is done, success or not.
+  if (XGCommunicatorFinalize() != 0 && booster.ok()) {
+    XGBoosterFree(static_cast<BoosterHandle>(*booster));
+    return UnavailableError("cannot leave XGBoost's collective: " + engine::xgb::LastError());
+  }
+  if (!booster.ok()) return booster.status();
+  return std::unique_ptr<TrainedModel>(new TrainedModel(*booster, shard.cols()));
 }
 
 Result<Predictions> ReferencePredict(std::string_view model_bytes, std::span<const float> features,

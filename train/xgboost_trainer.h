@@ -37,6 +37,16 @@ struct TrainOptions {
   int rounds = 50;
 };
 
+// Where a worker of XGBoost's distributed training finds the others: the Rabit tracker
+// (xgboost.tracker.RabitTracker) on host:port, this worker's task id (0 .. world_size-1; the
+// tracker started with sortby="task" gives it that rank) and the number of workers.
+struct CollectiveOptions {
+  std::string tracker_host = "127.0.0.1";
+  int tracker_port = 0;
+  int task_id = 0;
+  int world_size = 1;
+};
+
 // A trained booster. Thread-compatible: do not use one from two threads at once.
 class TrainedModel {
  public:
@@ -53,6 +63,8 @@ class TrainedModel {
 
  private:
   friend Result<std::unique_ptr<TrainedModel>> TrainXGBoost(const Dataset&, const TrainOptions&);
+  friend Result<std::unique_ptr<TrainedModel>> TrainXGBoostInCollective(
+      const Dataset&, const TrainOptions&, const CollectiveOptions&);
   TrainedModel(void* booster, int64_t num_features)
       : booster_(booster), num_features_(num_features) {}
 
@@ -65,6 +77,16 @@ class TrainedModel {
 // XGBoost rejects (for example a binary label of 2), with XGBoost's reason.
 Result<std::unique_ptr<TrainedModel>> TrainXGBoost(const Dataset& data,
                                                    const TrainOptions& options);
+
+// Trains as one worker of XGBoost's distributed training: joins the collective
+// (XGCommunicatorInit), trains on this worker's shard with the same options as every other
+// worker (XGBoost allreduces the quantile sketches and gradient histograms, so every worker
+// ends with the same model), and leaves it (XGCommunicatorFinalize). Call it at most once per
+// process: the collective is process-wide. Unavailable when the tracker cannot be reached
+// or the collective fails; otherwise as TrainXGBoost.
+Result<std::unique_ptr<TrainedModel>> TrainXGBoostInCollective(const Dataset& shard,
+                                                               const TrainOptions& options,
+                                                               const CollectiveOptions& collective);
 
 enum class PredictKind { kValue, kMargin };
 
