@@ -91,6 +91,62 @@ Status ParseOutboxSection(const YAML::Node& node, outbox::OutboxOptions& options
   return Status();
 }
 
+// The `sync:` section (see edge_config.h).
+Status ParseSyncSection(const YAML::Node& node, EdgeSyncConfig& sync) {
+  if (!node.IsMap()) return InvalidArgumentError("sync must be a map");
+  sync.enabled = true;
+  auto positive = [](const YAML::Node& v, std::string_view key, int64_t min,
+                     int64_t max) -> Result<int64_t> {
+    int64_t x = v.as<int64_t>();
+    if (x < min || x > max) {
+      return InvalidArgumentError("sync." + std::string(key) + " must be " + std::to_string(min) +
+                                  " to " + std::to_string(max));
+    }
+    return x;
+  };
+  for (const auto& kv : node) {
+    std::string key = kv.first.as<std::string>();
+    const YAML::Node& v = kv.second;
+    if (key == "hub_url") {
+      sync.hub_url = v.IsNull() ? "" : v.as<std::string>();
+    } else if (key == "credentials_dir") {
+      sync.credentials_dir = v.IsNull() ? "" : v.as<std::string>();
+    } else if (key == "policy_file") {
+      sync.policy_file = v.IsNull() ? "" : v.as<std::string>();
+    } else if (key == "hash_key_file") {
+      sync.hash_key_file = v.IsNull() ? "" : v.as<std::string>();
+    } else if (key == "bandwidth_bytes_per_s") {
+      OUTPOST_ASSIGN_OR_RETURN(int64_t x, positive(v, key, 0, int64_t{1} << 40));
+      sync.bandwidth_bytes_per_s = static_cast<uint64_t>(x);
+    } else if (key == "batch_max_records") {
+      OUTPOST_ASSIGN_OR_RETURN(int64_t x, positive(v, key, 1, 10'000));
+      sync.batch_max_records = static_cast<uint64_t>(x);
+    } else if (key == "batch_max_bytes") {
+      OUTPOST_ASSIGN_OR_RETURN(int64_t x, positive(v, key, 1024, int64_t{8} << 20));
+      sync.batch_max_bytes = static_cast<uint64_t>(x);
+    } else if (key == "lease_seconds") {
+      OUTPOST_ASSIGN_OR_RETURN(sync.lease_seconds, positive(v, key, 1, 86'400));
+    } else if (key == "backoff_initial_ms") {
+      OUTPOST_ASSIGN_OR_RETURN(sync.backoff_initial_ms, positive(v, key, 1, 3'600'000));
+    } else if (key == "backoff_max_ms") {
+      OUTPOST_ASSIGN_OR_RETURN(sync.backoff_max_ms, positive(v, key, 1, 86'400'000));
+    } else if (key == "status_interval_s") {
+      OUTPOST_ASSIGN_OR_RETURN(sync.status_interval_s, positive(v, key, 0, 86'400));
+    } else if (key == "request_timeout_ms") {
+      OUTPOST_ASSIGN_OR_RETURN(sync.request_timeout_ms, positive(v, key, 100, 600'000));
+    } else {
+      return InvalidArgumentError("unknown key \"" + key + "\" in sync");
+    }
+  }
+  if (sync.backoff_max_ms < sync.backoff_initial_ms) {
+    return InvalidArgumentError("sync.backoff_max_ms must be >= sync.backoff_initial_ms");
+  }
+  if (sync.policy_file.empty()) {
+    return InvalidArgumentError("sync.policy_file is required: records leave only under a policy");
+  }
+  return Status();
+}
+
 }  // namespace
 
 Status ParseListen(std::string_view listen, EdgeConfig& config) {
@@ -123,7 +179,7 @@ Result<EdgeConfig> ParseEdgeConfig(std::string_view yaml_text, EdgeConfig config
     static const std::set<std::string> kKeys = {
         "site_id", "node_id", "listen", "grpc_listen", "model_repository", "threads",
         "strict_readiness", "watch_repository", "limits", "log_format", "log_level", "data_dir",
-        "outbox"};
+        "outbox", "sync"};
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
       if (!kKeys.count(key)) return InvalidArgumentError("unknown key \"" + key + "\" in the edge config");
@@ -172,6 +228,9 @@ Result<EdgeConfig> ParseEdgeConfig(std::string_view yaml_text, EdgeConfig config
     }
     if (const YAML::Node& outbox = root["outbox"]) {
       OUTPOST_RETURN_IF_ERROR(ParseOutboxSection(outbox, config.outbox));
+    }
+    if (const YAML::Node& sync = root["sync"]) {
+      OUTPOST_RETURN_IF_ERROR(ParseSyncSection(sync, config.sync));
     }
     return config;
   } catch (const YAML::Exception& e) {

@@ -24,6 +24,21 @@
 //     priority: [event, anomaly, drift, feedback, hard_example, aggregate, sample]
 //     classes:                   # per kind: a quota of its own, and whether it may be
 //       sample: {max_bytes: 1073741824, evictable: true}   # evicted to make room
+//   sync:                        # present = the forwarder uploads the outbox to the hub
+//     hub_url: https://hub:8443  # default: <credentials_dir>/hub.url (written by enrol)
+//     credentials_dir: /var/lib/outpost/credentials  # site.key, site.crt, hub_ca.crt;
+//                                # default <data_dir>/credentials
+//     policy_file: /etc/outpost/policy.yaml  # required: what may leave (policy/FORMAT.md)
+//     hash_key_file: /etc/outpost/hash.key   # the site secret of hash rules; default
+//                                # <credentials_dir>/hash.key, created (random) when missing
+//     bandwidth_bytes_per_s: 0   # upload cap; 0 = none
+//     batch_max_records: 500     # one lease from the outbox
+//     batch_max_bytes: 1048576
+//     lease_seconds: 60          # how long records the hub refused wait before a retry
+//     backoff_initial_ms: 500    # after a failure; doubles up to backoff_max_ms, jittered
+//     backoff_max_ms: 60000
+//     status_interval_s: 60      # node status to the hub; 0 = never
+//     request_timeout_ms: 30000  # each step of an upload
 //
 // Unknown keys are rejected, so a typo does not silently leave a default in force.
 #ifndef OUTPOST_APPS_EDGE_CONFIG_H_
@@ -37,6 +52,23 @@
 #include "outbox/outbox.h"
 
 namespace outpost::apps {
+
+// The `sync:` section: the forwarder to the hub (sync/forwarder.h).
+struct EdgeSyncConfig {
+  bool enabled = false;  // the section is present
+  std::string hub_url;          // empty = <credentials_dir>/hub.url
+  std::string credentials_dir;  // empty = <data_dir>/credentials
+  std::string policy_file;      // required when enabled
+  std::string hash_key_file;    // empty = <credentials_dir>/hash.key
+  uint64_t bandwidth_bytes_per_s = 0;
+  uint64_t batch_max_records = 500;
+  uint64_t batch_max_bytes = uint64_t{1} << 20;
+  int64_t lease_seconds = 60;
+  int64_t backoff_initial_ms = 500;
+  int64_t backoff_max_ms = 60'000;
+  int64_t status_interval_s = 60;
+  int64_t request_timeout_ms = 30'000;
+};
 
 struct EdgeConfig {
   std::string site_id = "site";
@@ -62,6 +94,7 @@ struct EdgeConfig {
   // The outbox's bounds and encryption; path, site_id, node_id and clock are set at start
   // from data_dir, site_id and node_id.
   outbox::OutboxOptions outbox{};
+  EdgeSyncConfig sync{};
 };
 
 // Parses the YAML text of an edge config on top of `base` (the defaults).

@@ -1,0 +1,105 @@
+#include "apps/edge_forwarder.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include "base/file.h"
+#include "base/json_writer.h"
+#include "base/logging.h"
+#include "policy/policy.h"
+
+namespace outpost::apps {
+
+std::string CredentialsDir(const EdgeConfig& config) {
+  return config.sync.credentials_dir.empty() ? JoinPath(config.data_dir, "credentials")
+                                             : config.sync.credentials_dir;
+}
+
+Result<std::string> LoadOrCreateHashKey(const std::string& path) {
+  if (!PathExists(path)) {
+    std::string secret(32, '\0');
+    int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoToStatus(errno, "open", "/dev/urandom");
+    ssize_t n = ::read(fd, secret.data(), secret.size());
+    ::close(fd);
+    if (n != static_cast<ssize_t>(secret.size())) {
+      return UnavailableError("cannot read 32 random bytes from /dev/urandom");
+    }
+    OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(path, secret, 0600));
+  }
+  return ReadFile(path, 4096);
+}
+
+Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
+    const EdgeConfig& config, outbox::Outbox* outbox, const serve::ModelRepository& repository) {
+  const EdgeSyncConfig& s = config.sync;
+  if (!s.enabled) return std::unique_ptr<sync::Forwarder>();
+  std::string creds = CredentialsDir(config);
+  std::string hub_url = s.hub_url;
+  if (hub_url.empty()) {
+    std::string url_file = JoinPath(creds, "hub.url");
+    Result<std::string> text = ReadFile(url_file, 4096);
+    if (!text.ok()) {
+      return text.status().WithContext("sync: no hub_url and no " + url_file +
+                                       " (run outpost enrol)");
+    }
+    hub_url = *text;
+    while (!hub_url.empty() && (hub_url.back() == '\n' || hub_url.back() == '\r' ||
+                                hub_url.back() == ' ')) {
+      hub_url.pop_back();
+    }
+  }
+  OUTPOST_ASSIGN_OR_RETURN(std::string policy_text, ReadFile(s.policy_file, 1 << 20));
+  Result<std::shared_ptr<const policy::Policy>> policy = policy::ParsePolicy(policy_text);
+  if (!policy.ok()) return policy.status().WithContext("sync.policy_file " + s.policy_file);
+  std::string key_path = s.hash_key_file.empty() ? JoinPath(creds, "hash.key") : s.hash_key_file;
+  Result<std::string> secret = LoadOrCreateHashKey(key_path);
+  if (!secret.ok()) return secret.status().WithContext("sync hash key " + key_path);
+
+  sync::ForwarderOptions options;
+  options.outbox = outbox;
+  options.https = {.base_url = hub_url,
+                   .cert_file = JoinPath(creds, "site.crt"),
+                   .key_file = JoinPath(creds, "site.key"),
+                   .ca_file = JoinPath(creds, "hub_ca.crt"),
+                   .timeout = std::chrono::milliseconds(s.request_timeout_ms)};
+  options.policy = std::move(*policy);
+  options.hash_key_secret = std::move(*secret);
+  options.state_dir = config.data_dir;
+  options.lease = {.max_records = s.batch_max_records,
+                   .max_bytes = s.batch_max_bytes,
+                   .duration = std::chrono::seconds(s.lease_seconds)};
+  options.backoff_initial = std::chrono::milliseconds(s.backoff_initial_ms);
+  options.backoff_max = std::chrono::milliseconds(s.backoff_max_ms);
+  options.bandwidth_bytes_per_s = s.bandwidth_bytes_per_s;
+  options.status_interval = std::chrono::seconds(s.status_interval_s);
+  options.models_json = [&repository] {
+    std::string out;
+    JsonWriter w(out);
+    w.BeginArray();
+    for (const auto& model : repository.Models()) {
+      for (const serve::VersionStatus& v : model->versions) {
+        w.BeginObject();
+        w.Key("name");
+        w.String(model->name);
+        w.Key("version");
+        w.Int(v.version);
+        w.Key("state");
+        w.String(serve::VersionStateName(v.state));
+        w.EndObject();
+      }
+    }
+    w.EndArray();
+    return out;
+  };
+  Result<std::unique_ptr<sync::Forwarder>> forwarder = sync::Forwarder::Start(std::move(options));
+  if (!forwarder.ok()) return forwarder.status().WithContext("sync");
+  OUTPOST_LOG(kInfo) << "forwarder started" << Field("hub", hub_url)
+                     << Field("policy", s.policy_file);
+  return forwarder;
+}
+
+}  // namespace outpost::apps

@@ -1,0 +1,35 @@
+// The forwarder of `outpost edge` (sync/forwarder.h), configured from the edge config's
+// `sync:` section: credentials from <credentials_dir>, the hub from sync.hub_url or
+// <credentials_dir>/hub.url, the policy from sync.policy_file, the hash key from
+// sync.hash_key_file (created with 32 random bytes, mode 0600, when missing), state beside
+// the outbox in data_dir.
+#ifndef OUTPOST_APPS_EDGE_FORWARDER_H_
+#define OUTPOST_APPS_EDGE_FORWARDER_H_
+
+#include <memory>
+
+#include "apps/edge_config.h"
+#include "base/status.h"
+#include "outbox/outbox.h"
+#include "serve/repository.h"
+#include "sync/forwarder.h"
+
+namespace outpost::apps {
+
+// Starts the forwarder when config.sync is enabled; null (and OK) when it is not. `outbox`
+// and `repository` must outlive the forwarder: destroy it before closing the outbox.
+// Errors name the file at fault (policy, credentials, hub URL, hash key).
+Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
+    const EdgeConfig& config, outbox::Outbox* outbox, const serve::ModelRepository& repository);
+
+// The site's credentials folder under `config` (sync.credentials_dir or
+// <data_dir>/credentials).
+std::string CredentialsDir(const EdgeConfig& config);
+
+// The site secret of hash rules: the file's bytes, created with 32 random bytes (0600) when
+// missing.
+Result<std::string> LoadOrCreateHashKey(const std::string& path);
+
+}  // namespace outpost::apps
+
+#endif  // OUTPOST_APPS_EDGE_FORWARDER_H_

@@ -1,0 +1,499 @@
+#include "sync/forwarder.h"
+
+#include <fcntl.h>
+#include <simdjson.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <utility>
+
+#include "base/file.h"
+#include "base/json_writer.h"
+#include "base/logging.h"
+#include "policy/crypto.h"
+#include "sync/batch.h"
+
+namespace outpost::sync {
+namespace {
+
+constexpr char kStateFile[] = "sync_state.json";
+constexpr char kAuditFile[] = "audit.log";
+
+struct Head {
+  uint64_t seq = 0;
+  std::string hash = std::string(64, '0');
+  friend bool operator==(const Head&, const Head&) = default;
+};
+
+// Reads {"audit_acked":{"seq":N,"hash":"..."}}; genesis when the file is absent or unreadable
+// (the hub then answers audit_gap with its head, and the forwarder seeks to it).
+Head ReadState(const std::string& path) {
+  Head head;
+  Result<std::string> text = ReadFile(path, 64 * 1024);
+  if (!text.ok()) return head;
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(*text).get(root) != simdjson::SUCCESS) return head;
+  uint64_t seq = 0;
+  std::string_view hash;
+  if (root["audit_acked"]["seq"].get_uint64().get(seq) != simdjson::SUCCESS ||
+      root["audit_acked"]["hash"].get_string().get(hash) != simdjson::SUCCESS ||
+      hash.size() != 64) {
+    return head;
+  }
+  head.seq = seq;
+  head.hash = std::string(hash);
+  return head;
+}
+
+// The audit head in a hub answer ("audit_head":{"seq":..,"hash":..}), if any.
+std::optional<Head> ParseHead(simdjson::dom::element root) {
+  uint64_t seq = 0;
+  std::string_view hash;
+  if (root["audit_head"]["seq"].get_uint64().get(seq) != simdjson::SUCCESS ||
+      root["audit_head"]["hash"].get_string().get(hash) != simdjson::SUCCESS ||
+      hash.size() != 64) {
+    return std::nullopt;
+  }
+  return Head{seq, std::string(hash)};
+}
+
+}  // namespace
+
+// Where the hub's acknowledged audit head lies in the node's audit log, and the lines after
+// it. Loop thread only.
+class Forwarder::AuditCursor {
+ public:
+  AuditCursor(std::string log_path, std::string state_path)
+      : log_path_(std::move(log_path)), state_path_(std::move(state_path)) {}
+
+  // Positions at the head recorded in the state file (genesis when it does not match the log).
+  void Init() {
+    Head want = ReadState(state_path_);
+    if (!Seek(want)) {
+      OUTPOST_LOG(kWarning) << "sync state names an audit head the log does not hold; "
+                               "starting from genesis"
+                            << Field("seq", want.seq);
+      acked_ = Head{};
+      offset_ = 0;
+    }
+  }
+
+  const Head& acked() const { return acked_; }
+
+  // The lines after the acked head, at most `max_bytes` (whole lines).
+  Result<BatchAudit> Segment(size_t max_bytes) {
+    BatchAudit a{.from_seq = acked_.seq, .from_hash = acked_.hash, .to_seq = acked_.seq,
+                 .to_hash = acked_.hash};
+    int fd = ::open(log_path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoToStatus(errno, "open", log_path_);
+    std::string buf(max_bytes, '\0');
+    ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(offset_));
+    int error = errno;
+    ::close(fd);
+    if (n < 0) return ErrnoToStatus(error, "read", log_path_);
+    buf.resize(static_cast<size_t>(n));
+    size_t end = buf.rfind('\n');
+    if (end == std::string::npos) return a;
+    buf.resize(end + 1);
+    size_t start = 0;
+    std::string_view last;
+    uint64_t count = 0;
+    while (start < buf.size()) {
+      size_t nl = buf.find('\n', start);
+      last = std::string_view(buf).substr(start, nl - start);
+      ++count;
+      start = nl + 1;
+    }
+    a.to_seq = acked_.seq + count;
+    a.to_hash = policy::Sha256Hex(last);
+    a.lines = std::move(buf);
+    return a;
+  }
+
+  // The hub acknowledged `head`; `sent` is the segment that went with the batch.
+  void Acknowledge(const Head& head, const BatchAudit& sent) {
+    if (head == acked_) return;
+    if (head.seq == sent.to_seq && head.hash == sent.to_hash) {
+      acked_ = head;
+      offset_ += sent.lines.size();
+    } else if (!Seek(head)) {
+      OUTPOST_LOG(kWarning) << "the hub's audit head is not in this node's log"
+                            << Field("seq", head.seq);
+      return;
+    }
+    Persist();
+  }
+
+  // Moves to `head` when the log holds it (its line `seq` hashes to `hash`).
+  bool Seek(const Head& head) {
+    if (head.seq == 0) {
+      acked_ = Head{};
+      offset_ = 0;
+      return true;
+    }
+    Result<std::string> text = ReadFile(log_path_);
+    if (!text.ok()) return false;
+    size_t start = 0;
+    uint64_t seq = 0;
+    while (start < text->size()) {
+      size_t nl = text->find('\n', start);
+      if (nl == std::string::npos) break;
+      ++seq;
+      if (seq == head.seq) {
+        if (policy::Sha256Hex(std::string_view(*text).substr(start, nl - start)) != head.hash) {
+          return false;
+        }
+        acked_ = head;
+        offset_ = nl + 1;
+        Persist();
+        return true;
+      }
+      start = nl + 1;
+    }
+    return false;
+  }
+
+ private:
+  void Persist() {
+    std::string out;
+    JsonWriter w(out);
+    w.BeginObject();
+    w.Key("audit_acked");
+    w.BeginObject();
+    w.Key("seq");
+    w.Uint(acked_.seq);
+    w.Key("hash");
+    w.String(acked_.hash);
+    w.EndObject();
+    w.EndObject();
+    out.push_back('\n');
+    Status s = WriteFileAtomically(state_path_, out);
+    if (!s.ok()) OUTPOST_LOG(kWarning) << "cannot write sync state" << Field("error", s);
+  }
+
+  std::string log_path_;
+  std::string state_path_;
+  Head acked_;
+  uint64_t offset_ = 0;
+};
+
+Forwarder::Forwarder(ForwarderOptions options, std::unique_ptr<HttpsClient> client,
+                     std::unique_ptr<policy::AuditLog> audit, std::unique_ptr<AuditCursor> cursor,
+                     policy::HashKey key)
+    : options_(std::move(options)),
+      clock_(options_.clock ? options_.clock : &SystemClock()),
+      client_(std::move(client)),
+      audit_(std::move(audit)),
+      cursor_(std::move(cursor)),
+      key_(std::move(key)),
+      rng_state_(static_cast<uint64_t>(
+                     std::chrono::steady_clock::now().time_since_epoch().count()) |
+                 1) {}
+
+Result<std::unique_ptr<Forwarder>> Forwarder::Start(ForwarderOptions options) {
+  if (options.outbox == nullptr) return InvalidArgumentError("forwarder: no outbox");
+  if (options.policy == nullptr) return InvalidArgumentError("forwarder: no policy");
+  if (options.state_dir.empty()) return InvalidArgumentError("forwarder: no state_dir");
+  if (options.lease.max_records == 0 || options.backoff_initial.count() <= 0 ||
+      options.backoff_max < options.backoff_initial || options.max_audit_bytes_per_batch < 8192) {
+    return InvalidArgumentError("forwarder: bad lease, backoff or audit settings");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(policy::HashKey key, policy::HashKey::Create(options.hash_key_secret));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<HttpsClient> client, HttpsClient::Create(options.https));
+  std::string log_path = JoinPath(options.state_dir, kAuditFile);
+  Result<std::unique_ptr<policy::AuditLog>> audit = policy::AuditLog::Open(log_path);
+  if (!audit.ok()) return audit.status().WithContext("audit log " + log_path);
+  auto cursor =
+      std::make_unique<AuditCursor>(log_path, JoinPath(options.state_dir, kStateFile));
+  cursor->Init();
+  std::unique_ptr<Forwarder> f(new Forwarder(std::move(options), std::move(client),
+                                             std::move(*audit), std::move(cursor),
+                                             std::move(key)));
+  f->refilled_ = std::chrono::steady_clock::now();
+  f->tokens_ = static_cast<double>(f->options_.bandwidth_bytes_per_s);
+  f->next_status_ = std::chrono::steady_clock::now();
+  f->thread_ = std::thread([p = f.get()] { p->Loop(); });
+  return f;
+}
+
+Forwarder::~Forwarder() { Stop(); }
+
+void Forwarder::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+ForwarderStats Forwarder::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+bool Forwarder::WaitFor(std::chrono::milliseconds d) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return !cv_.wait_for(lock, d, [this] { return stopping_; });
+}
+
+void Forwarder::NoteError(const std::string& error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++stats_.failures;
+  stats_.last_error = error;
+}
+
+void Forwarder::Loop() {
+  std::chrono::milliseconds backoff = options_.backoff_initial;
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+    }
+    if (options_.status_interval.count() > 0 &&
+        std::chrono::steady_clock::now() >= next_status_) {
+      ReportStatus();
+      next_status_ = std::chrono::steady_clock::now() + options_.status_interval;
+    }
+    bool failed = false;
+    Result<bool> leased = RunOnce(&failed);
+    if (!leased.ok()) {
+      OUTPOST_LOG(kWarning) << "forwarder" << Field("error", leased.status());
+      NoteError(leased.status().ToString());
+      failed = true;
+    }
+    if (failed) {
+      // Full jitter over the upper half: uniform in [d/2, d].
+      rng_state_ ^= rng_state_ << 13;
+      rng_state_ ^= rng_state_ >> 7;
+      rng_state_ ^= rng_state_ << 17;
+      int64_t d = backoff.count();
+      int64_t wait = d / 2 + static_cast<int64_t>(rng_state_ % static_cast<uint64_t>(d / 2 + 1));
+      if (!WaitFor(std::chrono::milliseconds(wait))) return;
+      backoff = std::min(backoff * 2, options_.backoff_max);
+      continue;
+    }
+    backoff = options_.backoff_initial;
+    if (!*leased && !WaitFor(options_.idle_poll)) return;
+  }
+}
+
+Result<bool> Forwarder::RunOnce(bool* failed) {
+  OUTPOST_ASSIGN_OR_RETURN(outbox::LeasedBatch lease, options_.outbox->Lease(options_.lease));
+  if (lease.records.empty()) return false;
+  const outbox::Outbox& box = *options_.outbox;
+  const int64_t now_ms = UnixMillis(clock_->Now());
+
+  // Decide every record, and make the decisions durable before anything leaves.
+  std::vector<policy::AuditEntry> entries;
+  entries.reserve(lease.records.size());
+  std::vector<outbox::RecordKey> done;
+  uint64_t withheld = 0;
+  // stream -> (records, their outgoing payloads), in seq order.
+  std::map<std::string, std::pair<std::vector<const outbox::Record*>, std::vector<std::string>>>
+      groups;
+  std::vector<const outbox::Record*> sorted;
+  for (const outbox::Record& r : lease.records) sorted.push_back(&r);
+  std::sort(sorted.begin(), sorted.end(), [](const outbox::Record* a, const outbox::Record* b) {
+    return std::tie(a->stream, a->seq) < std::tie(b->stream, b->seq);
+  });
+  for (const outbox::Record* r : sorted) {
+    policy::RecordView view{.kind = outbox::KindName(r->kind), .site = box.site_id(),
+                            .node = box.node_id(), .stream = r->stream, .seq = r->seq,
+                            .payload = r->payload};
+    policy::Decision d = policy::Apply(*options_.policy, key_, view);
+    entries.push_back(policy::MakeAuditEntry(*options_.policy, view, d, now_ms));
+    if (d.allowed()) {
+      auto& g = groups[r->stream];
+      g.first.push_back(r);
+      g.second.push_back(std::move(d.payload));
+    } else {
+      done.push_back({r->stream, r->seq});
+      ++withheld;
+    }
+  }
+  Status appended = audit_->Append(entries);
+  if (!appended.ok()) {
+    (void)options_.outbox->Release(lease.lease_id);
+    return appended.WithContext("audit log");
+  }
+
+  bool set_aside = false;
+  for (auto& [stream, group] : groups) {
+    Upload u = UploadGroup(stream, group.first, group.second);
+    if (u == Upload::kAcked) {
+      for (const outbox::Record* r : group.first) done.push_back({r->stream, r->seq});
+    } else if (u == Upload::kSetAside) {
+      set_aside = true;
+    } else {
+      *failed = true;
+      break;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.records_withheld += withheld;
+  }
+  if (!*failed && !set_aside) {
+    OUTPOST_RETURN_IF_ERROR(options_.outbox->Ack(lease.lease_id));
+    return true;
+  }
+  if (!done.empty()) OUTPOST_RETURN_IF_ERROR(options_.outbox->Delete(done));
+  // Records the hub refused for good stay leased until the lease expires; otherwise the
+  // rest returns to the queue now.
+  if (!set_aside) OUTPOST_RETURN_IF_ERROR(options_.outbox->Release(lease.lease_id));
+  return true;
+}
+
+Forwarder::Upload Forwarder::UploadGroup(const std::string& stream,
+                                         const std::vector<const outbox::Record*>& records,
+                                         const std::vector<std::string>& payloads) {
+  const outbox::Outbox& box = *options_.outbox;
+  // A lease is bounded by the outbox's lease limits; a stream's records are split so that no
+  // batch exceeds the decoder's record limit.
+  constexpr size_t kMaxPerBatch = 5000;
+  for (size_t begin = 0; begin < records.size(); begin += kMaxPerBatch) {
+    size_t end = std::min(records.size(), begin + kMaxPerBatch);
+    Batch batch{.site_id = box.site_id(), .node_id = box.node_id(), .stream = stream};
+    for (size_t i = begin; i < end; ++i) {
+      batch.records.push_back({.seq = records[i]->seq,
+                               .kind = static_cast<uint8_t>(records[i]->kind),
+                               .created_ms = records[i]->created_ms,
+                               .payload = payloads[i]});
+    }
+    bool retried_gap = false;
+    while (true) {
+      Result<BatchAudit> segment = cursor_->Segment(options_.max_audit_bytes_per_batch);
+      if (!segment.ok()) {
+        NoteError(segment.status().ToString());
+        return Upload::kFailed;
+      }
+      batch.audit = *segment;
+      Result<std::string> bytes = EncodeBatch(batch);
+      if (!bytes.ok()) {
+        // A record this codec refuses (e.g. a payload over the batch limit after the
+        // policy) can never be sent; it waits for an operator, counted.
+        OUTPOST_LOG(kError) << "batch cannot be encoded" << Field("stream", stream)
+                            << Field("error", bytes.status());
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.records_set_aside += end - begin;
+        stats_.last_error = bytes.status().ToString();
+        return Upload::kSetAside;
+      }
+      Throttle(bytes->size());
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.bytes_sent += bytes->size();
+      }
+      Result<HttpsResponse> r =
+          client_->Post("/sync/v1/batches", "application/octet-stream", *bytes);
+      if (!r.ok()) {
+        NoteError(r.status().ToString());
+        OUTPOST_LOG(kDebug) << "upload failed" << Field("error", r.status());
+        return Upload::kFailed;
+      }
+      simdjson::dom::parser parser;
+      simdjson::dom::element root;
+      bool json = parser.parse(r->body).get(root) == simdjson::SUCCESS;
+      std::string_view reason;
+      if (json) (void)root["reason"].get_string().get(reason);
+      if (r->status == 200) {
+        std::string_view outcome;
+        if (!json || root["outcome"].get_string().get(outcome) != simdjson::SUCCESS ||
+            (outcome != "stored" && outcome != "duplicate")) {
+          NoteError("hub answered 200 without an acknowledgement: " + r->body.substr(0, 200));
+          return Upload::kFailed;
+        }
+        std::optional<Head> head = ParseHead(root);
+        cursor_->Acknowledge(head ? *head : Head{batch.audit->to_seq, batch.audit->to_hash},
+                             *batch.audit);
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.batches_acked;
+        if (outcome == "duplicate") ++stats_.duplicate_batches;
+        stats_.records_acked += end - begin;
+        break;
+      }
+      if (r->status == 409 && reason == "audit_gap" && json && !retried_gap) {
+        std::optional<Head> head = ParseHead(root);
+        if (head && cursor_->Seek(*head)) {
+          retried_gap = true;
+          continue;
+        }
+      }
+      std::string error = "hub answered " + std::to_string(r->status) + ": " +
+                          r->body.substr(0, 300);
+      if (r->status == 400 || r->status == 409 || r->status == 413 || r->status == 422) {
+        OUTPOST_LOG(kError) << "the hub refused a batch; its records wait for the lease to "
+                               "expire"
+                            << Field("stream", stream) << Field("status", r->status)
+                            << Field("body", r->body.substr(0, 300));
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.records_set_aside += end - begin;
+        stats_.last_error = error;
+        return Upload::kSetAside;
+      }
+      NoteError(error);
+      OUTPOST_LOG(kDebug) << "upload not acknowledged" << Field("error", error);
+      return Upload::kFailed;
+    }
+  }
+  return Upload::kAcked;
+}
+
+void Forwarder::Throttle(uint64_t bytes) {
+  const uint64_t rate = options_.bandwidth_bytes_per_s;
+  if (rate == 0) return;
+  auto now = std::chrono::steady_clock::now();
+  double elapsed = std::chrono::duration<double>(now - refilled_).count();
+  refilled_ = now;
+  // The bucket holds at most one second of traffic; a larger batch runs it into debt.
+  tokens_ = std::min<double>(static_cast<double>(rate), tokens_ + elapsed * static_cast<double>(rate));
+  tokens_ -= static_cast<double>(bytes);
+  if (tokens_ < 0) {
+    auto wait = std::chrono::duration<double>(-tokens_ / static_cast<double>(rate));
+    WaitFor(std::chrono::duration_cast<std::chrono::milliseconds>(wait) +
+            std::chrono::milliseconds(1));
+  }
+}
+
+void Forwarder::ReportStatus() {
+  Result<outbox::OutboxStats> stats = options_.outbox->Stats();
+  if (!stats.ok()) return;
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject();
+  w.Key("site_id");
+  w.String(stats->site_id);
+  w.Key("node_id");
+  w.String(stats->node_id);
+  w.Key("reported_ms");
+  w.Int(UnixMillis(clock_->Now()));
+  w.Key("backlog_records");
+  w.Uint(stats->records);
+  w.Key("backlog_bytes");
+  w.Uint(stats->bytes);
+  w.Key("autonomy_days");
+  if (stats->autonomy_days) {
+    w.Double(*stats->autonomy_days);
+  } else {
+    w.Null();
+  }
+  w.Key("models");
+  w.Raw(options_.models_json ? options_.models_json() : "[]");
+  w.EndObject();
+  Result<HttpsResponse> r = client_->Post("/sync/v1/status", "application/json", body);
+  if (r.ok() && r->status == 200) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.status_reports;
+  } else {
+    OUTPOST_LOG(kDebug) << "status report not delivered"
+                        << Field("error", r.ok() ? std::to_string(r->status)
+                                                 : r.status().ToString());
+  }
+}
+
+}  // namespace outpost::sync
