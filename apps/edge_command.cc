@@ -25,6 +25,7 @@
 
 #include "apps/commands.h"
 #include "apps/edge_config.h"
+#include "apps/edge_forwarder.h"
 #include "base/file.h"
 #include "base/logging.h"
 #include "insight/evaluator.h"
@@ -251,6 +252,9 @@ Status RunEdge(const EdgeFlags& flags) {
   if (config.watch_repository) {
     OUTPOST_ASSIGN_OR_RETURN(watcher, serve::RepositoryWatcher::Start(*repository));
   }
+  // Uploads the outbox to the hub when the config has a `sync:` section.
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<sync::Forwarder> forwarder,
+                           StartEdgeForwarder(config, outbox.get(), *repository));
   serve::HandlerOptions handler_options;
   handler_options.server_version = OutpostVersion();
   handler_options.limits.max_total_elements = static_cast<int64_t>(config.max_elements);
@@ -317,6 +321,7 @@ Status RunEdge(const EdgeFlags& flags) {
   // No request runs now: the evaluator writes what it holds, then the outbox closes.
   flusher.reset();
   evaluator.reset();
+  forwarder.reset();
   outbox.reset();
   OUTPOST_LOG(kInfo) << "outpost edge stopped";
   return Status();
