@@ -31,6 +31,9 @@
 #include "insight/evaluator.h"
 #include "insight/rules.h"
 #include "outbox/outbox.h"
+#ifdef OUTPOST_HAS_BUNDLE_COMMAND
+#include "apps/bundle_spool.h"
+#endif
 #include "serve/edge_api.h"
 #include "serve/grpc_server.h"
 #include "serve/handler.h"
@@ -236,6 +239,10 @@ Status RunEdge(const EdgeFlags& flags) {
   Result<std::unique_ptr<outbox::Outbox>> opened = outbox::Outbox::Open(outbox_options);
   if (!opened.ok()) return opened.status().WithContext("outbox " + outbox_options.path);
   std::unique_ptr<outbox::Outbox> outbox = std::move(*opened);
+#ifdef OUTPOST_HAS_BUNDLE_COMMAND
+  // Events spooled by `outpost bundle install|rollback` join the outbox, now and every 2 s.
+  auto bundle_spool = std::make_unique<BundleSpoolDrainer>(config.data_dir, outbox.get());
+#endif
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<insight::Evaluator> evaluator,
                            insight::Evaluator::Create({.outbox = outbox.get()}));
 
@@ -322,6 +329,9 @@ Status RunEdge(const EdgeFlags& flags) {
   flusher.reset();
   evaluator.reset();
   forwarder.reset();
+#ifdef OUTPOST_HAS_BUNDLE_COMMAND
+  bundle_spool.reset();
+#endif
   outbox.reset();
   OUTPOST_LOG(kInfo) << "outpost edge stopped";
   return Status();
