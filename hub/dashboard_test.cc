@@ -1,0 +1,448 @@
+// The dashboard's query API and assets over a real SQLite store: tenancy, honest health,
+// series, aggregates, records with cursors, audit trail, training data, and every bad
+// parameter answered with its reason.
+#include "hub/dashboard.h"
+
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/file.h"
+#include "base/testing/test_util.h"
+#include "hub/store.h"
+
+namespace outpost::hub {
+namespace {
+
+using outpost::testing::TempDir;
+
+constexpr int64_t kHour = 3'600'000;
+constexpr int64_t kDay = 24 * kHour;
+// A whole day, so bucket arithmetic is easy to follow.
+constexpr int64_t kNow = 1'700'006'400'000;  // 2023-11-15 00:00:00 UTC
+
+std::string Hex64(uint64_t n) {
+  std::string s = std::to_string(n);
+  return std::string(64 - s.size(), '0') + s;
+}
+
+class DashboardTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = OpenStore("sqlite:" + dir_.File("hub.db"));
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+    clock_.SetWall(Clock::WallTime(std::chrono::milliseconds(kNow)));
+    OUTPOST_ASSERT_OK(MakeDirectories(dir_.File("dist/assets")));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("dist/index.html"), "<!doctype html>hub"));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("dist/assets/app-1.js"), "console.log(1)"));
+    dashboard_ = std::make_unique<Dashboard>(store_.get(), dir_.File("dist"),
+                                             DashboardOptions{.clock = &clock_});
+
+    // Tenant "acme": plant-1 heard from an hour ago, plant-2 silent for 5 days, plant-3 never.
+    // Tenant "other": ship-9.
+    for (auto [site, tenant] : {std::pair{"plant-1", "acme"}, std::pair{"plant-2", "acme"},
+                                std::pair{"plant-3", "acme"}, std::pair{"ship-9", "other"}}) {
+      OUTPOST_ASSERT_OK(store_->CreateSite(Site{.site_id = site,
+                                                .tenant = tenant,
+                                                .region = "eu",
+                                                .created_ms = kNow - 30 * kDay}));
+    }
+    NodeStatus n1{.site_id = "plant-1",
+                  .node_id = "n1",
+                  .reported_ms = kNow - kHour,
+                  .backlog_records = 10,
+                  .backlog_bytes = 1000,
+                  .autonomy_days = 4.0,
+                  .models_json = R"([{"name":"pump","version":3,"state":"AVAILABLE"}])"};
+    OUTPOST_ASSERT_OK(store_->PutNodeStatus(n1, kNow - kHour));
+    NodeStatus n2 = n1;
+    n2.node_id = "n2";
+    n2.backlog_records = 5;
+    n2.backlog_bytes = 500;
+    n2.autonomy_days = 3.0;
+    n2.models_json = R"([{"name":"pump","version":4,"state":"AVAILABLE"}])";
+    OUTPOST_ASSERT_OK(store_->PutNodeStatus(n2, kNow - 2 * kHour));
+    NodeStatus silent{.site_id = "plant-2",
+                      .node_id = "n1",
+                      .reported_ms = kNow - 5 * kDay,
+                      .backlog_records = 99,
+                      .autonomy_days = 2.0};
+    OUTPOST_ASSERT_OK(store_->PutNodeStatus(silent, kNow - 5 * kDay));
+
+    // plant-1, stream pump: two aggregates and anomalies in the hour before now, one drift.
+    std::vector<HubRecord> records;
+    uint64_t seq = 0;
+    auto add = [&](std::string kind, int64_t at, std::string payload) {
+      records.push_back(HubRecord{.site_id = "plant-1",
+                                  .node_id = "n1",
+                                  .stream = "pump",
+                                  .seq = ++seq,
+                                  .kind = std::move(kind),
+                                  .created_ms = at,
+                                  .payload = std::move(payload)});
+    };
+    int64_t h = kNow - kHour;  // the start of the last hour bucket
+    add("aggregate", h + 60'000,
+        R"({"v":1,"kind":"aggregate","model":"pump","version":3,"rows":100,"anomalies":4,)"
+        R"("hard_examples":2,"batches":5,"samples":1,"drifts":1,"nan_scores":0})");
+    add("aggregate", h + 120'000,
+        R"({"v":1,"kind":"aggregate","model":"pump","version":3,"rows":300,"anomalies":6,)"
+        R"("hard_examples":1,"batches":7,"samples":0,"drifts":0,"nan_scores":2})");
+    add("anomaly", h + 61'000, R"({"v":1,"kind":"anomaly","model":"pump","version":3})");
+    add("anomaly", h + 62'000, R"({"v":1,"kind":"anomaly","model":"pump","version":3})");
+    add("anomaly", h - 2 * kHour, R"({"v":1,"kind":"anomaly","model":"pump","version":3})");
+    add("drift", h + 90'000,
+        R"({"v":1,"kind":"drift","model":"pump","version":3,"feature":"temp","psi":0.41,)"
+        R"("level":0.2})");
+    add("feedback", h + 1000, R"({"v":1,"kind":"feedback","model":"pump","label":1})");
+    add("feedback", h + 2000, R"({"v":1,"kind":"feedback","model":"pump","label":"ok"})");
+    add("hard_example", h + 3000, R"({"v":1,"kind":"hard_example","model":"pump"})");
+    add("event", h + 4000, "not json {");
+    OUTPOST_ASSERT_OK(Ingest("plant-1", "n1", "pump", records, kNow - kHour, true));
+
+    // plant-2 sent one anomaly before going silent; ship-9 (other tenant) has its own.
+    OUTPOST_ASSERT_OK(Ingest("plant-2", "n1", "pump",
+                             {HubRecord{.site_id = "plant-2",
+                                        .node_id = "n1",
+                                        .stream = "pump",
+                                        .seq = 1,
+                                        .kind = "anomaly",
+                                        .created_ms = kNow - 5 * kDay - kHour,
+                                        .payload = R"({"v":1})"}},
+                             kNow - 5 * kDay, false));
+    OUTPOST_ASSERT_OK(Ingest("ship-9", "n1", "pump",
+                             {HubRecord{.site_id = "ship-9",
+                                        .node_id = "n1",
+                                        .stream = "pump",
+                                        .seq = 1,
+                                        .kind = "feedback",
+                                        .created_ms = kNow - kHour,
+                                        .payload = R"({"v":1,"label":0})"}},
+                             kNow - kHour, false));
+  }
+
+  Status Ingest(const std::string& site, const std::string& node, const std::string& stream,
+                std::vector<HubRecord> records, int64_t now_ms, bool with_audit) {
+    BatchKey key{.site_id = site,
+                 .node_id = node,
+                 .stream = stream,
+                 .first_seq = records.front().seq,
+                 .last_seq = records.back().seq,
+                 .content_sha256 = Hex64(++batches_)};
+    std::optional<AuditSegment> audit;
+    if (with_audit) {
+      std::string lines;
+      lines += R"({"seq":1,"time_ms":1,"decision":"allowed","reason":"","kind":"anomaly",)"
+               R"("site":"plant-1","node":"n1","stream":"pump","rseq":3,"policy":"sha256:aa",)"
+               R"("prev":"0000000000000000000000000000000000000000000000000000000000000000"})"
+               "\n";
+      lines += R"({"seq":2,"time_ms":2,"decision":"withheld","reason":"aggregates_only",)"
+               R"("kind":"sample","site":"plant-1","node":"n1","stream":"pump","rseq":4,)"
+               R"("policy":"sha256:aa","prev":"11"})"
+               "\n";
+      audit = AuditSegment{.node_id = node,
+                           .from_seq = 0,
+                           .from_hash = std::string(64, '0'),
+                           .to_seq = 2,
+                           .to_hash = Hex64(77),
+                           .lines = lines};
+    }
+    auto result = store_->Ingest(key, records, audit, now_ms);
+    return result.ok() ? Status() : result.status();
+  }
+
+  HubResponse Get(const std::string& target, const std::string& tenant = "acme") {
+    HubRequest request{.method = "GET", .target = target};
+    if (!tenant.empty()) {
+      request.caller = Caller{.kind = Caller::Kind::kOperator, .tenant = tenant};
+    }
+    return dashboard_->Handle(request);
+  }
+
+  // The response's body parsed; fails the test on a status other than `status`.
+  simdjson::dom::element GetJson(const std::string& target, int status = 200,
+                                 const std::string& tenant = "acme") {
+    HubResponse response = Get(target, tenant);
+    EXPECT_EQ(response.status, status) << target << " -> " << response.body;
+    body_ = response.body;
+    simdjson::dom::element e;
+    auto error = parser_.parse(body_).get(e);
+    EXPECT_EQ(error, simdjson::SUCCESS) << response.body;
+    return e;
+  }
+
+  std::string Reason(const std::string& target, int status) {
+    simdjson::dom::element e = GetJson(target, status);
+    std::string_view reason;
+    if (e["reason"].get_string().get(reason) != simdjson::SUCCESS) return "(none)";
+    return std::string(reason);
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Dashboard> dashboard_;
+  uint64_t batches_ = 0;
+  simdjson::dom::parser parser_;
+  std::string body_;
+};
+
+simdjson::dom::element SiteById(simdjson::dom::element fleet, std::string_view id) {
+  for (simdjson::dom::element site : fleet["sites"].get_array()) {
+    if (std::string_view(site["site_id"].get_string()) == id) return site;
+  }
+  ADD_FAILURE() << "no site " << id;
+  return fleet;
+}
+
+TEST_F(DashboardTest, FleetShowsOnlyTheCallersSitesWithHonestHealth) {
+  simdjson::dom::element fleet = GetJson("/api/v1/sites");
+  EXPECT_EQ(int64_t(fleet["now_ms"]), kNow);
+  EXPECT_EQ(fleet["sites"].get_array().size(), 3u);
+  EXPECT_EQ(int64_t(fleet["counts"]["ok"]), 1);
+  EXPECT_EQ(int64_t(fleet["counts"]["silent"]), 1);
+  EXPECT_EQ(int64_t(fleet["counts"]["never"]), 1);
+  for (simdjson::dom::element site : fleet["sites"].get_array()) {
+    EXPECT_NE(std::string_view(site["site_id"].get_string()), "ship-9");
+  }
+
+  simdjson::dom::element ok = SiteById(fleet, "plant-1");
+  EXPECT_EQ(std::string_view(ok["health"].get_string()), "ok");
+  EXPECT_EQ(std::string_view(ok["health_text"].get_string()), "last heard 1 hour ago");
+  EXPECT_EQ(int64_t(ok["last_contact_ms"]), kNow - kHour);
+  EXPECT_EQ(int64_t(ok["newest_record_ms"]), kNow - kHour + 120'000);
+  EXPECT_EQ(uint64_t(ok["records"]), 10u);
+  EXPECT_EQ(uint64_t(ok["backlog_records"]), 15u);
+  EXPECT_EQ(uint64_t(ok["backlog_bytes"]), 1500u);
+  EXPECT_DOUBLE_EQ(double(ok["autonomy_days_reported"]), 3.0);
+  // n2 reported 3 days two hours ago: 3 - 2/24 days are left.
+  EXPECT_NEAR(double(ok["autonomy_days_left"]), 3.0 - 2.0 / 24, 0.001);
+  EXPECT_EQ(ok["models"].get_array().size(), 2u);
+  EXPECT_EQ(ok["nodes"].get_array().size(), 2u);
+
+  simdjson::dom::element silent = SiteById(fleet, "plant-2");
+  EXPECT_EQ(std::string_view(silent["health"].get_string()), "silent");
+  EXPECT_EQ(std::string_view(silent["health_text"].get_string()), "last heard 5 days ago");
+  EXPECT_EQ(int64_t(silent["silent_for_ms"]), 5 * kDay);
+  // Reported 2 days of autonomy 5 days ago: none is left.
+  EXPECT_DOUBLE_EQ(double(silent["autonomy_days_left"]), 0.0);
+
+  simdjson::dom::element never = SiteById(fleet, "plant-3");
+  EXPECT_EQ(std::string_view(never["health"].get_string()), "never");
+  EXPECT_TRUE(never["last_contact_ms"].is_null());
+  EXPECT_TRUE(never["newest_record_ms"].is_null());
+}
+
+TEST_F(DashboardTest, ASiteTurnsSilentAsTimePassesWithoutContact) {
+  EXPECT_EQ(std::string_view(GetJson("/api/v1/sites/plant-1")["health"].get_string()), "ok");
+  clock_.Advance(std::chrono::hours(24 * 3));
+  simdjson::dom::element site = GetJson("/api/v1/sites/plant-1");
+  EXPECT_EQ(std::string_view(site["health"].get_string()), "silent");
+  EXPECT_EQ(std::string_view(site["health_text"].get_string()), "last heard 3 days ago");
+}
+
+TEST_F(DashboardTest, AnotherTenantsSiteIsNotFound) {
+  for (const std::string target :
+       {"/api/v1/sites/ship-9", "/api/v1/sites/ship-9/series", "/api/v1/sites/ship-9/audit",
+        "/api/v1/records?site=ship-9", "/api/v1/aggregates?site=ship-9",
+        "/api/v1/sites/nowhere"}) {
+    EXPECT_EQ(Reason(target, 404), "site_not_found") << target;
+  }
+  // The other tenant sees its own site and none of acme's.
+  simdjson::dom::element fleet = GetJson("/api/v1/sites", 200, "other");
+  ASSERT_EQ(fleet["sites"].get_array().size(), 1u);
+  EXPECT_EQ(std::string_view(fleet["sites"].at(0)["site_id"].get_string()), "ship-9");
+  EXPECT_EQ(Get("/api/v1/sites/plant-1", "other").status, 404);
+}
+
+TEST_F(DashboardTest, SeriesCountsAnomaliesRowsAndDriftPerBucket) {
+  simdjson::dom::element series = GetJson(
+      "/api/v1/sites/plant-1/series?since=" + std::to_string(kNow - 4 * kHour) +
+      "&until=" + std::to_string(kNow) + "&bucket=3600000");
+  EXPECT_FALSE(bool(series["truncated"]));
+  ASSERT_EQ(series["models"].get_array().size(), 1u);
+  simdjson::dom::element pump = series["models"].at(0);
+  EXPECT_EQ(std::string_view(pump["model"].get_string()), "pump");
+  simdjson::dom::array buckets = pump["buckets"].get_array();
+  ASSERT_EQ(buckets.size(), 4u);
+  simdjson::dom::element last = buckets.at(3);
+  EXPECT_EQ(int64_t(last["start_ms"]), kNow - kHour);
+  EXPECT_EQ(uint64_t(last["rows"]), 400u);
+  EXPECT_EQ(uint64_t(last["anomalies"]), 10u);
+  EXPECT_DOUBLE_EQ(double(last["anomaly_rate"]), 10.0 / 400);
+  EXPECT_EQ(uint64_t(last["anomaly_records"]), 2u);
+  EXPECT_EQ(uint64_t(last["hard_examples"]), 3u);
+  EXPECT_EQ(uint64_t(last["drift_records"]), 1u);
+  EXPECT_DOUBLE_EQ(double(last["max_psi"]), 0.41);
+  EXPECT_EQ(uint64_t(buckets.at(0)["anomaly_records"]), 0u);
+  simdjson::dom::element earlier = buckets.at(1);  // kNow - 3h .. -2h holds one anomaly
+  EXPECT_EQ(uint64_t(earlier["anomaly_records"]), 1u);
+  EXPECT_TRUE(earlier["anomaly_rate"].is_null());  // no aggregate: no rows, no rate
+  EXPECT_TRUE(earlier["max_psi"].is_null());
+  ASSERT_EQ(pump["drift"].get_array().size(), 1u);
+  EXPECT_EQ(std::string_view(pump["drift"].at(0)["feature"].get_string()), "temp");
+  EXPECT_DOUBLE_EQ(double(pump["drift"].at(0)["psi"]), 0.41);
+
+  // Another model has nothing.
+  EXPECT_EQ(GetJson("/api/v1/sites/plant-1/series?model=fan")["models"].get_array().size(), 0u);
+}
+
+TEST_F(DashboardTest, AggregatesSumPerSiteModelAndVersion) {
+  simdjson::dom::element agg = GetJson("/api/v1/aggregates");
+  ASSERT_EQ(agg["aggregates"].get_array().size(), 1u);
+  simdjson::dom::element row = agg["aggregates"].at(0);
+  EXPECT_EQ(std::string_view(row["site_id"].get_string()), "plant-1");
+  EXPECT_EQ(int64_t(row["version"]), 3);
+  EXPECT_EQ(uint64_t(row["minutes"]), 2u);
+  EXPECT_EQ(uint64_t(row["rows"]), 400u);
+  EXPECT_EQ(uint64_t(row["batches"]), 12u);
+  EXPECT_EQ(uint64_t(row["nan_scores"]), 2u);
+}
+
+TEST_F(DashboardTest, RecordsFilterAndPageWithACursor) {
+  simdjson::dom::element all = GetJson("/api/v1/records?site=plant-1&limit=1000");
+  EXPECT_EQ(all["records"].get_array().size(), 10u);
+  EXPECT_TRUE(all["next_after"].is_null());
+
+  simdjson::dom::element anomalies = GetJson("/api/v1/records?kind=anomaly");
+  EXPECT_EQ(anomalies["records"].get_array().size(), 4u);  // 3 of plant-1, 1 of plant-2
+  for (simdjson::dom::element r : anomalies["records"].get_array()) {
+    EXPECT_EQ(std::string_view(r["kind"].get_string()), "anomaly");
+  }
+
+  // Pages of 3 cover the 10 records exactly once.
+  std::vector<int64_t> ids;
+  int64_t after = 0;
+  for (int page = 0; page < 10; ++page) {
+    simdjson::dom::element p = GetJson("/api/v1/records?site=plant-1&limit=3&after=" +
+                                       std::to_string(after));
+    for (simdjson::dom::element r : p["records"].get_array()) ids.push_back(int64_t(r["id"]));
+    if (p["next_after"].is_null()) break;
+    after = int64_t(p["next_after"]);
+  }
+  EXPECT_EQ(ids.size(), 10u);
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
+
+  // A time range, and a payload that is not JSON comes as text.
+  simdjson::dom::element range = GetJson(
+      "/api/v1/records?since=" + std::to_string(kNow - kHour + 61'000) +
+      "&until=" + std::to_string(kNow - kHour + 62'001) + "&kind=anomaly");
+  EXPECT_EQ(range["records"].get_array().size(), 2u);
+  simdjson::dom::element event = GetJson("/api/v1/records?kind=event");
+  ASSERT_EQ(event["records"].get_array().size(), 1u);
+  EXPECT_EQ(std::string_view(event["records"].at(0)["payload_text"].get_string()), "not json {");
+
+  // The other tenant's records never appear.
+  simdjson::dom::element feedback = GetJson("/api/v1/records?kind=feedback");
+  for (simdjson::dom::element r : feedback["records"].get_array()) {
+    EXPECT_EQ(std::string_view(r["site_id"].get_string()), "plant-1");
+  }
+}
+
+TEST_F(DashboardTest, AuditTrailListsDecisionsAndPolicies) {
+  simdjson::dom::element audit = GetJson("/api/v1/sites/plant-1/audit");
+  ASSERT_EQ(audit["entries"].get_array().size(), 2u);
+  EXPECT_EQ(std::string_view(audit["entries"].at(1)["decision"].get_string()), "withheld");
+  EXPECT_EQ(std::string_view(audit["entries"].at(1)["reason"].get_string()), "aggregates_only");
+  EXPECT_EQ(uint64_t(audit["decisions"]["allowed"]), 1u);
+  EXPECT_EQ(uint64_t(audit["decisions"]["withheld"]), 1u);
+  ASSERT_EQ(audit["policies"].get_array().size(), 1u);
+  EXPECT_EQ(uint64_t(audit["policies"].at(0)["entries"]), 2u);
+  EXPECT_EQ(GetJson("/api/v1/sites/plant-1/audit?limit=1")["entries"].get_array().size(), 1u);
+}
+
+TEST_F(DashboardTest, TrainingDataCountsLabelledFeedbackAndHardExamples) {
+  OUTPOST_ASSERT_OK(store_->RegisterModel(ModelEntry{.name = "pump", .version = 4}));
+  simdjson::dom::element training = GetJson("/api/v1/training");
+  ASSERT_EQ(training["models"].get_array().size(), 1u);
+  simdjson::dom::element pump = training["models"].at(0);
+  EXPECT_EQ(uint64_t(pump["feedback"]), 2u);  // ship-9's is another tenant's
+  EXPECT_EQ(uint64_t(pump["labelled"]), 2u);
+  EXPECT_EQ(uint64_t(pump["hard_examples"]), 1u);
+  EXPECT_EQ(uint64_t(pump["sites"]), 1u);
+  ASSERT_EQ(pump["registry"].get_array().size(), 1u);
+  EXPECT_EQ(int64_t(pump["registry"].at(0)["version"]), 4);
+}
+
+TEST_F(DashboardTest, BadParametersAreRefusedWithAReason) {
+  EXPECT_EQ(Reason("/api/v1/records?limit=0", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/records?limit=1001", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/records?limit=ten", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/records?kind=secret", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/records?site=../etc", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/records?since=5&until=5", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/records?since=-1", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/records?after=99999999999999999999", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/records?color=red", 400), "unknown_parameter");
+  EXPECT_EQ(Reason("/api/v1/records?kind=anomaly&kind=drift", 400), "repeated_parameter");
+  EXPECT_EQ(Reason("/api/v1/records?kind=%zz", 400), "bad_escape");
+  EXPECT_EQ(Reason("/api/v1/records?kind=%00", 400), "bad_escape");
+  EXPECT_EQ(Reason("/api/v1/records?=1", 400), "empty_name");
+  EXPECT_EQ(Reason("/api/v1/records?model=" + std::string(300, 'a'), 400),
+            "parameter_too_long");
+  std::string many = "/api/v1/records?";
+  for (int i = 0; i < 17; ++i) many += "p" + std::to_string(i) + "=1&";
+  EXPECT_EQ(Reason(many, 400), "too_many_parameters");
+  EXPECT_EQ(Reason("/api/v1/sites/plant-1/series?bucket=1000", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/sites/plant-1/series?since=0&until=1700000000000", 400),
+            "bad_parameter");  // too many buckets
+  EXPECT_EQ(Reason("/api/v1/sites/plant-1/audit?limit=10001", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/sites?x=1", 400), "unknown_parameter");
+  EXPECT_EQ(Reason("/api/v1/nothing", 404), "not_found");
+  EXPECT_EQ(Reason("/api/v1/sites/plant-1/nothing", 404), "not_found");
+  EXPECT_EQ(Reason("/api/v1/records?" + std::string(5000, 'a'), 414), "target_too_long");
+}
+
+TEST_F(DashboardTest, TheApiNeedsAnOperator) {
+  HubResponse response = Get("/api/v1/sites", "");
+  EXPECT_EQ(response.status, 401);
+  EXPECT_NE(response.body.find("unauthenticated"), std::string::npos);
+  HubRequest site_caller{.method = "GET", .target = "/api/v1/sites"};
+  site_caller.caller = Caller{.kind = Caller::Kind::kSite, .tenant = "acme", .site_id = "plant-1"};
+  EXPECT_EQ(dashboard_->Handle(site_caller).status, 401);
+  HubRequest post{.method = "POST", .target = "/api/v1/sites"};
+  post.caller = Caller{.kind = Caller::Kind::kOperator, .tenant = "acme"};
+  EXPECT_EQ(dashboard_->Handle(post).status, 405);
+}
+
+TEST_F(DashboardTest, ServesBuiltAssetsAndNothingOutsideThem) {
+  HubResponse index = Get("/", "");
+  EXPECT_EQ(index.status, 200);
+  EXPECT_EQ(index.body, "<!doctype html>hub");
+  EXPECT_EQ(index.content_type, "text/html; charset=utf-8");
+  HubResponse js = Get("/assets/app-1.js", "");
+  EXPECT_EQ(js.status, 200);
+  EXPECT_EQ(js.content_type, "text/javascript; charset=utf-8");
+  HubResponse head = dashboard_->Handle(HubRequest{.method = "HEAD", .target = "/"});
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.body.empty());
+  for (const std::string target : {"/../hub.db", "/assets/../../hub.db", "/hub.db", "/.hidden",
+                                   "/assets/", "/assets", "//etc/passwd", "/a%2e%2e/x"}) {
+    EXPECT_EQ(Get(target, "").status, 404) << target;
+  }
+  Dashboard unbuilt(store_.get(), dir_.File("missing"), DashboardOptions{.clock = &clock_});
+  EXPECT_EQ(unbuilt.Handle(HubRequest{.method = "GET", .target = "/"}).status, 503);
+}
+
+TEST(QueryString, DecodesAndKeepsOrder) {
+  auto params = ParseQueryString("a=1&b=x+y&&c=%41%2f&d");
+  ASSERT_TRUE(params.ok()) << params.status().ToString();
+  ASSERT_EQ(params->items.size(), 4u);
+  EXPECT_EQ(params->items[1].second, "x y");
+  EXPECT_EQ(*params->Find("c"), "A/");
+  EXPECT_EQ(*params->Find("d"), "");
+  EXPECT_EQ(params->Find("e"), nullptr);
+  EXPECT_TRUE(ParseQueryString("").ok());
+  EXPECT_FALSE(ParseQueryString("a=%4").ok());
+  EXPECT_FALSE(ParseQueryString("a=%").ok());
+}
+
+}  // namespace
+}  // namespace outpost::hub
