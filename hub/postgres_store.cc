@@ -1,0 +1,862 @@
+// The PostgreSQL engine of hub/store.h (STORE.md): the only file of Outpost that includes
+// libpq-fe.h.
+//
+// A small pool of connections (created on demand, up to kMaxConnections); every statement is
+// parameterised (PQexecParams), never spliced. Ingest sends a batch's records as binary
+// arrays to one INSERT ... SELECT FROM unnest(...), so a batch costs a fixed number of round
+// trips. SQLSTATEs become Status codes in FromPg() and nowhere else:
+//   class 08, 57P0x (connection, shutdown)  -> kUnavailable (retry the call)
+//   class 40 (serialization, deadlock)      -> kAborted (retried here, then returned)
+//   class 53 (disk full, out of memory)     -> kResourceExhausted
+//   class 22 (data exception)               -> kInvalidArgument
+//   23505 (unique violation)                -> kAlreadyExists
+//   anything else                           -> kInternal
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hub/store.h"
+#include "hub/store_internal.h"
+
+namespace outpost::hub::internal {
+namespace {
+
+constexpr int kMaxConnections = 8;
+constexpr int64_t kAdvisoryLock = 7077001;
+
+// Type OIDs of PostgreSQL's built-in types (pg_type.dat; stable across versions).
+constexpr Oid kInt8Oid = 20;
+constexpr Oid kTextOid = 25;
+constexpr Oid kByteaOid = 17;
+constexpr Oid kInt8ArrayOid = 1016;
+constexpr Oid kTextArrayOid = 1009;
+constexpr Oid kByteaArrayOid = 1001;
+
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE outpost_meta(name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sites(
+  site_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, region TEXT NOT NULL,
+  created_ms BIGINT NOT NULL, credential_serial TEXT NOT NULL DEFAULT '',
+  revoked INTEGER NOT NULL DEFAULT 0, last_contact_ms BIGINT NOT NULL DEFAULT 0,
+  record_count BIGINT NOT NULL DEFAULT 0, newest_record_ms BIGINT);
+CREATE INDEX sites_tenant ON sites(tenant, site_id);
+CREATE TABLE enrolment_tokens(
+  token_sha256 TEXT PRIMARY KEY, site_id TEXT NOT NULL, expires_ms BIGINT NOT NULL);
+CREATE TABLE batches(
+  site_id TEXT NOT NULL, node_id TEXT NOT NULL, stream TEXT NOT NULL,
+  first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL, content_sha256 TEXT NOT NULL,
+  received_ms BIGINT NOT NULL,
+  PRIMARY KEY(site_id, node_id, stream, first_seq, last_seq));
+CREATE TABLE records(
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant TEXT NOT NULL,
+  site_id TEXT NOT NULL, node_id TEXT NOT NULL, stream TEXT NOT NULL, seq BIGINT NOT NULL,
+  kind TEXT NOT NULL, created_ms BIGINT NOT NULL, received_ms BIGINT NOT NULL,
+  payload TEXT NOT NULL, content_hash BYTEA NOT NULL,
+  UNIQUE(site_id, node_id, stream, seq));
+CREATE INDEX records_tenant_created ON records(tenant, created_ms);
+CREATE TABLE audit_heads(
+  site_id TEXT NOT NULL, node_id TEXT NOT NULL, seq BIGINT NOT NULL, hash TEXT NOT NULL,
+  PRIMARY KEY(site_id, node_id));
+CREATE TABLE audit_lines(
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, site_id TEXT NOT NULL,
+  node_id TEXT NOT NULL, line TEXT NOT NULL);
+CREATE INDEX audit_lines_site ON audit_lines(site_id, id);
+CREATE TABLE node_status(
+  site_id TEXT NOT NULL, node_id TEXT NOT NULL, reported_ms BIGINT NOT NULL,
+  received_ms BIGINT NOT NULL, backlog_records BIGINT NOT NULL,
+  backlog_bytes BIGINT NOT NULL, autonomy_days DOUBLE PRECISION, models_json TEXT NOT NULL,
+  PRIMARY KEY(site_id, node_id));
+CREATE TABLE models(
+  name TEXT NOT NULL, version BIGINT NOT NULL, state TEXT NOT NULL,
+  metrics_json TEXT NOT NULL, lineage_json TEXT NOT NULL, artifact_path TEXT NOT NULL,
+  created_ms BIGINT NOT NULL, PRIMARY KEY(name, version));
+INSERT INTO outpost_meta(name, value) VALUES ('schema_version', '1');
+)sql";
+
+constexpr const char* kSiteColumns =
+    "site_id, tenant, region, created_ms, credential_serial, revoked, last_contact_ms";
+
+void IgnoreNotice(void*, const char*) {}
+
+// One parameter of PQexecParams: text (format 0, type inferred or given) or binary.
+struct Param {
+  std::string value;
+  bool binary = false;
+  Oid type = 0;
+  bool is_null = false;
+};
+Param Text(std::string_view v) { return Param{.value = std::string(v)}; }
+Param Int(int64_t v) { return Param{.value = std::to_string(v), .type = kInt8Oid}; }
+Param NullInt() { return Param{.type = kInt8Oid, .is_null = true}; }
+
+void PutU32(std::string* out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
+}
+
+// A one-dimensional array in PostgreSQL's binary array format (array_send): ndim, has-null
+// flag, element type, then length and lower bound, then each element as length + bytes.
+class BinaryArray {
+ public:
+  BinaryArray(Oid element_type, size_t count) {
+    PutU32(&buf_, count == 0 ? 0 : 1);
+    PutU32(&buf_, 0);
+    PutU32(&buf_, element_type);
+    if (count > 0) {
+      PutU32(&buf_, static_cast<uint32_t>(count));
+      PutU32(&buf_, 1);
+    }
+  }
+  void AddInt(int64_t v) {
+    PutU32(&buf_, 8);
+    uint64_t u = static_cast<uint64_t>(v);
+    for (int shift = 56; shift >= 0; shift -= 8) buf_.push_back(static_cast<char>(u >> shift));
+  }
+  void AddBytes(std::string_view v) {
+    PutU32(&buf_, static_cast<uint32_t>(v.size()));
+    buf_.append(v);
+  }
+  Param ToParam(Oid array_type) && {
+    return Param{.value = std::move(buf_), .binary = true, .type = array_type};
+  }
+
+ private:
+  std::string buf_;
+};
+
+// Owns a PGresult.
+class PgResult {
+ public:
+  explicit PgResult(PGresult* r) : r_(r) {}
+  ~PgResult() {
+    if (r_ != nullptr) PQclear(r_);
+  }
+  PgResult(PgResult&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+  PgResult& operator=(PgResult&& o) noexcept {
+    if (this != &o) {
+      if (r_ != nullptr) PQclear(r_);
+      r_ = std::exchange(o.r_, nullptr);
+    }
+    return *this;
+  }
+  PGresult* raw() const { return r_; }
+  int rows() const { return PQntuples(r_); }
+  int64_t affected() const {
+    const char* s = PQcmdTuples(r_);
+    return (s == nullptr || *s == '\0') ? 0 : std::strtoll(s, nullptr, 10);
+  }
+  bool IsNull(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
+  std::string GetText(int row, int col) const {
+    return std::string(PQgetvalue(r_, row, col),
+                       static_cast<size_t>(PQgetlength(r_, row, col)));
+  }
+  int64_t GetInt(int row, int col) const {
+    return std::strtoll(PQgetvalue(r_, row, col), nullptr, 10);
+  }
+  double GetDouble(int row, int col) const { return std::strtod(PQgetvalue(r_, row, col), nullptr); }
+
+ private:
+  PGresult* r_;
+};
+
+Status FromPg(PGconn* conn, PGresult* res, std::string_view context) {
+  const char* state = res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  std::string message = res != nullptr ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+  if (message.empty()) message = PQerrorMessage(conn);
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
+    message.pop_back();
+  }
+  std::string text = std::string(context) + ": " + message;
+  std::string_view code = state != nullptr ? state : "";
+  if (code.empty() || code.starts_with("08") || code.starts_with("57P")) {
+    return UnavailableError(text);
+  }
+  if (code.starts_with("40")) return AbortedError(text);
+  if (code.starts_with("53")) return ResourceExhaustedError(text);
+  if (code.starts_with("22")) return InvalidArgumentError(text);
+  if (code == "23505") return AlreadyExistsError(text);
+  return InternalError(text + " (SQLSTATE " + std::string(code) + ")");
+}
+
+// A pooled connection, checked out for one call; returned (or closed when broken) when
+// destroyed.
+class Pool;
+class Conn {
+ public:
+  Conn(Pool* pool, PGconn* conn) : pool_(pool), conn_(conn) {}
+  ~Conn();
+  Conn(const Conn&) = delete;
+  Conn& operator=(const Conn&) = delete;
+
+  Result<PgResult> Exec(std::string_view sql, const std::vector<Param>& params = {}) {
+    std::vector<const char*> values(params.size());
+    std::vector<int> lengths(params.size());
+    std::vector<int> formats(params.size());
+    std::vector<Oid> types(params.size());
+    for (size_t i = 0; i < params.size(); ++i) {
+      values[i] = params[i].is_null ? nullptr : params[i].value.data();
+      lengths[i] = static_cast<int>(params[i].value.size());
+      formats[i] = params[i].binary ? 1 : 0;
+      types[i] = params[i].type;
+    }
+    std::string text(sql);
+    PgResult res(PQexecParams(conn_, text.c_str(), static_cast<int>(params.size()),
+                              types.data(), values.data(), lengths.data(), formats.data(),
+                              /*resultFormat=*/0));
+    PGresult* raw = res.raw();
+    ExecStatusType st = raw != nullptr ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return res;
+    if (PQstatus(conn_) != CONNECTION_OK) broken_ = true;
+    if (text.size() > 60) text = text.substr(0, 57) + "...";
+    return FromPg(conn_, raw, "running \"" + text + "\"");
+  }
+
+  PGconn* raw() { return conn_; }
+  void MarkBroken() { broken_ = true; }
+
+ private:
+  Pool* pool_;
+  PGconn* conn_;
+  bool broken_ = false;
+};
+
+class Pool {
+ public:
+  explicit Pool(std::string url) : url_(std::move(url)) {}
+  ~Pool() {
+    for (PGconn* c : idle_) PQfinish(c);
+  }
+
+  Result<std::unique_ptr<Conn>> Acquire() {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return !idle_.empty() || open_ < kMaxConnections; });
+      if (!idle_.empty()) {
+        PGconn* c = idle_.back();
+        idle_.pop_back();
+        return std::make_unique<Conn>(this, c);
+      }
+      ++open_;
+    }
+    Result<PGconn*> c = Connect();
+    if (!c.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      --open_;
+      cv_.notify_one();
+      return c.status();
+    }
+    return std::make_unique<Conn>(this, *c);
+  }
+
+  void Release(PGconn* c, bool broken) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (broken || PQstatus(c) != CONNECTION_OK ||
+        PQtransactionStatus(c) != PQTRANS_IDLE) {
+      PQfinish(c);
+      --open_;
+    } else {
+      idle_.push_back(c);
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  Result<PGconn*> Connect() {
+    const char* keys[] = {"connect_timeout", "dbname", "fallback_application_name", nullptr};
+    const char* values[] = {"10", url_.c_str(), "outpost-hub", nullptr};
+    PGconn* c = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+    if (c == nullptr) return ResourceExhaustedError("libpq could not allocate a connection");
+    if (PQstatus(c) != CONNECTION_OK) {
+      std::string message = PQerrorMessage(c);
+      PQfinish(c);
+      while (!message.empty() && message.back() == '\n') message.pop_back();
+      return UnavailableError("cannot connect to PostgreSQL: " + message);
+    }
+    PQsetNoticeProcessor(c, IgnoreNotice, nullptr);
+    PGresult* r = PQexec(c, "SET synchronous_commit = on; SET client_encoding = 'UTF8'");
+    bool ok = r != nullptr && PQresultStatus(r) == PGRES_COMMAND_OK;
+    Status s = ok ? Status::Ok() : FromPg(c, r, "setting up a connection");
+    if (r != nullptr) PQclear(r);
+    if (!ok) {
+      PQfinish(c);
+      return s;
+    }
+    return c;
+  }
+
+  const std::string url_;
+  std::mutex mu_;  // guards idle_ and open_
+  std::condition_variable cv_;
+  std::vector<PGconn*> idle_;
+  int open_ = 0;  // connections that exist: idle or checked out
+};
+
+Conn::~Conn() { pool_->Release(conn_, broken_); }
+
+Site ReadSite(const PgResult& r, int row) {
+  Site s;
+  s.site_id = r.GetText(row, 0);
+  s.tenant = r.GetText(row, 1);
+  s.region = r.GetText(row, 2);
+  s.created_ms = r.GetInt(row, 3);
+  s.credential_serial = r.GetText(row, 4);
+  s.revoked = r.GetInt(row, 5) != 0;
+  s.last_contact_ms = r.GetInt(row, 6);
+  return s;
+}
+
+std::vector<Param> ToParams(const std::vector<SqlParam>& params) {
+  std::vector<Param> out;
+  out.reserve(params.size());
+  for (const SqlParam& p : params) out.push_back(p.is_int ? Int(p.int_value) : Text(p.text));
+  return out;
+}
+
+std::string PgPlaceholder(int n, bool is_int) {
+  return "$" + std::to_string(n) + (is_int ? "::bigint" : "::text");
+}
+
+class PostgresStore final : public Store {
+ public:
+  explicit PostgresStore(std::string url) : pool_(std::move(url)) {}
+
+  std::string_view engine() const override { return "postgresql"; }
+
+  Status Init() {
+    bool rollback = false;
+    return Transaction<bool>([&](Conn& c, bool*) -> Result<bool> {
+             OUTPOST_RETURN_IF_ERROR(
+                 c.Exec("SELECT pg_advisory_xact_lock($1)", {Int(kAdvisoryLock)}));
+             OUTPOST_ASSIGN_OR_RETURN(
+                 auto r, c.Exec("SELECT to_regclass('outpost_meta') IS NOT NULL, "
+                                "to_regclass('sites') IS NOT NULL"));
+             bool has_meta = r.GetText(0, 0) == "t";
+             bool has_sites = r.GetText(0, 1) == "t";
+             if (!has_meta) {
+               if (has_sites) {
+                 return DataLossError(
+                     "schema_unknown: the database has a sites table but no outpost_meta");
+               }
+               // The schema is constant text without parameters: one simple-protocol call.
+               PGresult* raw = PQexec(c.raw(), kSchemaV1);
+               PgResult res(raw);
+               if (raw == nullptr || PQresultStatus(raw) != PGRES_COMMAND_OK) {
+                 return FromPg(c.raw(), raw, "creating the hub schema");
+               }
+               return true;
+             }
+             OUTPOST_ASSIGN_OR_RETURN(
+                 auto v, c.Exec("SELECT value FROM outpost_meta WHERE name = 'schema_version'"));
+             if (v.rows() == 0) return DataLossError("schema_unknown: no schema_version row");
+             std::string value = v.GetText(0, 0);
+             char* end = nullptr;
+             long long version = std::strtoll(value.c_str(), &end, 10);
+             if (value.empty() || *end != '\0' || version < 1) {
+               return DataLossError("schema_unknown: schema_version \"" + value + "\"");
+             }
+             if (version > kSchemaVersion) {
+               return FailedPreconditionError(
+                   "schema_too_new: database schema version " + std::to_string(version) +
+                   ", this binary knows up to " + std::to_string(kSchemaVersion));
+             }
+             return true;
+           },
+           &rollback)
+        .status();
+  }
+
+  Status CreateSite(const Site& site) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateSite(site));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec("INSERT INTO sites(site_id, tenant, region, created_ms, "
+                        "credential_serial, revoked, last_contact_ms) VALUES ($1, $2, $3, $4, "
+                        "$5, $6, $7) ON CONFLICT DO NOTHING",
+                        {Text(site.site_id), Text(site.tenant), Text(site.region),
+                         Int(site.created_ms), Text(site.credential_serial),
+                         Int(site.revoked ? 1 : 0), Int(site.last_contact_ms)}));
+    if (r.affected() == 0) return AlreadyExistsError("site " + site.site_id + " exists");
+    return Status::Ok();
+  }
+
+  Result<Site> GetSite(std::string_view site_id) override {
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(std::string("SELECT ") + kSiteColumns +
+                                                 " FROM sites WHERE site_id = $1",
+                                             {Text(site_id)}));
+    if (r.rows() == 0) return NotFoundError("no site " + std::string(site_id));
+    return ReadSite(r, 0);
+  }
+
+  Status SetCredential(std::string_view site_id, std::string_view serial) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateJson("serial", serial));
+    if (serial.size() > kMaxIdBytes) return InvalidArgumentError("serial above 256 bytes");
+    return UpdateSite("UPDATE sites SET credential_serial = $2 WHERE site_id = $1",
+                      {Text(site_id), Text(serial)}, site_id);
+  }
+
+  Status RevokeSite(std::string_view site_id) override {
+    return UpdateSite("UPDATE sites SET revoked = 1 WHERE site_id = $1", {Text(site_id)},
+                      site_id);
+  }
+
+  Status TouchSite(std::string_view site_id, int64_t now_ms) override {
+    return UpdateSite("UPDATE sites SET last_contact_ms = $2 WHERE site_id = $1",
+                      {Text(site_id), Int(now_ms)}, site_id);
+  }
+
+  Status PutEnrolmentToken(const EnrolmentToken& token) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("token_sha256", token.token_sha256));
+    OUTPOST_RETURN_IF_ERROR(ValidateId("site_id", token.site_id));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec("INSERT INTO enrolment_tokens(token_sha256, site_id, expires_ms) "
+                        "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                        {Text(token.token_sha256), Text(token.site_id),
+                         Int(token.expires_ms)}));
+    if (r.affected() == 0) return AlreadyExistsError("enrolment token exists");
+    return Status::Ok();
+  }
+
+  Result<EnrolmentToken> ConsumeEnrolmentToken(std::string_view token_sha256,
+                                               int64_t now_ms) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("token_sha256", token_sha256).ok()
+                                ? Status::Ok()
+                                : NotFoundError("unknown or already used enrolment token"));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec("DELETE FROM enrolment_tokens WHERE token_sha256 = $1 AND "
+                        "expires_ms > $2 RETURNING token_sha256, site_id, expires_ms",
+                        {Text(token_sha256), Int(now_ms)}));
+    if (r.rows() == 1) {
+      return EnrolmentToken{.token_sha256 = r.GetText(0, 0),
+                            .site_id = r.GetText(0, 1),
+                            .expires_ms = r.GetInt(0, 2)};
+    }
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto check,
+        c->Exec("SELECT 1 FROM enrolment_tokens WHERE token_sha256 = $1", {Text(token_sha256)}));
+    if (check.rows() > 0) return DeadlineExceededError("enrolment token expired");
+    return NotFoundError("unknown or already used enrolment token");
+  }
+
+  Result<IngestResult> Ingest(const BatchKey& key, std::span<const HubRecord> records,
+                              const std::optional<AuditSegment>& audit,
+                              int64_t now_ms) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateIngest(key, records, audit));
+    // The records' columns as binary arrays, built once for every attempt.
+    BinaryArray seqs(kInt8Oid, records.size());
+    BinaryArray kinds(kTextOid, records.size());
+    BinaryArray created(kInt8Oid, records.size());
+    BinaryArray payloads(kTextOid, records.size());
+    BinaryArray hashes(kByteaOid, records.size());
+    for (const HubRecord& r : records) {
+      seqs.AddInt(static_cast<int64_t>(r.seq));
+      kinds.AddBytes(r.kind);
+      created.AddInt(r.created_ms);
+      payloads.AddBytes(r.payload);
+      hashes.AddBytes(RecordContentHash(r));
+    }
+    Param seq_param = std::move(seqs).ToParam(kInt8ArrayOid);
+    Param hash_param = std::move(hashes).ToParam(kByteaArrayOid);
+    std::vector<Param> insert_params = {
+        Text(key.site_id), Text(key.node_id), Text(key.stream), Int(now_ms), seq_param,
+        std::move(kinds).ToParam(kTextArrayOid), std::move(created).ToParam(kInt8ArrayOid),
+        std::move(payloads).ToParam(kTextArrayOid), hash_param};
+    bool rollback = false;
+    return Transaction<IngestResult>(
+        [&](Conn& c, bool* roll) -> Result<IngestResult> {
+          return IngestIn(c, key, records.size(), insert_params, seq_param, hash_param, audit,
+                          now_ms, roll);
+        },
+        &rollback);
+  }
+
+  Result<std::pair<uint64_t, std::string>> AuditHead(std::string_view site_id,
+                                                     std::string_view node_id) override {
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec("SELECT seq, hash FROM audit_heads WHERE site_id = $1 AND node_id = $2",
+                        {Text(site_id), Text(node_id)}));
+    if (r.rows() == 0) return std::make_pair(uint64_t{0}, ZeroHash());
+    return std::make_pair(static_cast<uint64_t>(r.GetInt(0, 0)), r.GetText(0, 1));
+  }
+
+  Result<std::vector<std::string>> AuditLines(std::string_view tenant, std::string_view site_id,
+                                              size_t limit) override {
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto site, c->Exec("SELECT 1 FROM sites WHERE site_id = $1 AND tenant = $2",
+                           {Text(site_id), Text(tenant)}));
+    if (site.rows() == 0) return NotFoundError("no site " + std::string(site_id));
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec("SELECT line FROM audit_lines WHERE site_id = $1 ORDER BY id LIMIT $2",
+                        {Text(site_id),
+                         Int(static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)))}));
+    std::vector<std::string> out;
+    out.reserve(static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) out.push_back(r.GetText(i, 0));
+    return out;
+  }
+
+  Status PutNodeStatus(const NodeStatus& status, int64_t now_ms) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateNodeStatus(status));
+    Param days = Param{.type = 701, .is_null = true};  // float8
+    if (status.autonomy_days) {
+      char buf[64];
+      snprintf(buf, sizeof buf, "%.17g", *status.autonomy_days);
+      days = Param{.value = buf, .type = 701};
+    }
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    return c
+        ->Exec("INSERT INTO node_status(site_id, node_id, reported_ms, received_ms, "
+               "backlog_records, backlog_bytes, autonomy_days, models_json) VALUES ($1, $2, "
+               "$3, $4, $5, $6, $7, $8) ON CONFLICT(site_id, node_id) DO UPDATE SET "
+               "reported_ms = excluded.reported_ms, received_ms = excluded.received_ms, "
+               "backlog_records = excluded.backlog_records, backlog_bytes = "
+               "excluded.backlog_bytes, autonomy_days = excluded.autonomy_days, models_json = "
+               "excluded.models_json WHERE excluded.reported_ms >= node_status.reported_ms",
+               {Text(status.site_id), Text(status.node_id), Int(status.reported_ms),
+                Int(now_ms), Int(static_cast<int64_t>(status.backlog_records)),
+                Int(static_cast<int64_t>(status.backlog_bytes)), days,
+                Text(status.models_json)})
+        .status();
+  }
+
+  Result<std::vector<SiteSummary>> ListSites(std::string_view tenant) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("tenant", tenant));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    // One snapshot for both reads.
+    OUTPOST_RETURN_IF_ERROR(c->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    Result<std::vector<SiteSummary>> out = ListSitesIn(*c, tenant);
+    if (!c->Exec("COMMIT").ok()) c->MarkBroken();
+    return out;
+  }
+
+  Result<std::vector<HubRecord>> QueryRecords(const RecordQuery& query) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateRecordQuery(query));
+    BuiltQuery q = BuildRecordQuery(query, PgPlaceholder);
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(q.sql, ToParams(q.params)));
+    std::vector<HubRecord> out;
+    out.reserve(static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) {
+      HubRecord h;
+      h.id = r.GetInt(i, 0);
+      h.tenant = r.GetText(i, 1);
+      h.site_id = r.GetText(i, 2);
+      h.node_id = r.GetText(i, 3);
+      h.stream = r.GetText(i, 4);
+      h.seq = static_cast<uint64_t>(r.GetInt(i, 5));
+      h.kind = r.GetText(i, 6);
+      h.created_ms = r.GetInt(i, 7);
+      h.received_ms = r.GetInt(i, 8);
+      h.payload = r.GetText(i, 9);
+      out.push_back(std::move(h));
+    }
+    return out;
+  }
+
+  Result<std::vector<CountBucket>> CountRecords(const CountQuery& query) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateCountQuery(query));
+    BuiltQuery q = BuildCountQuery(query, PgPlaceholder);
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(q.sql, ToParams(q.params)));
+    if (static_cast<size_t>(r.rows()) > kMaxBuckets) {
+      return InvalidArgumentError("more than 100000 buckets; narrow the range or widen buckets");
+    }
+    std::vector<CountBucket> out;
+    out.reserve(static_cast<size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) {
+      out.push_back(CountBucket{.start_ms = r.GetInt(i, 0),
+                                .site_id = r.GetText(i, 1),
+                                .kind = r.GetText(i, 2),
+                                .count = static_cast<uint64_t>(r.GetInt(i, 3))});
+    }
+    SortBuckets(&out);
+    return out;
+  }
+
+  Result<bool> HasBatch(const BatchKey& key) override {
+    if (key.first_seq > static_cast<uint64_t>(INT64_MAX) ||
+        key.last_seq > static_cast<uint64_t>(INT64_MAX)) {
+      return false;
+    }
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec("SELECT content_sha256 FROM batches WHERE site_id = $1 AND node_id = "
+                        "$2 AND stream = $3 AND first_seq = $4 AND last_seq = $5",
+                        {Text(key.site_id), Text(key.node_id), Text(key.stream),
+                         Int(static_cast<int64_t>(key.first_seq)),
+                         Int(static_cast<int64_t>(key.last_seq))}));
+    return r.rows() == 1 && r.GetText(0, 0) == key.content_sha256;
+  }
+
+  Status RegisterModel(const ModelEntry& entry) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("model name", entry.name));
+    OUTPOST_RETURN_IF_ERROR(ValidateModelState(entry.state));
+    OUTPOST_RETURN_IF_ERROR(ValidateJson("metrics_json", entry.metrics_json));
+    OUTPOST_RETURN_IF_ERROR(ValidateJson("lineage_json", entry.lineage_json));
+    OUTPOST_RETURN_IF_ERROR(ValidateJson("artifact_path", entry.artifact_path));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec("INSERT INTO models(name, version, state, metrics_json, lineage_json, "
+                        "artifact_path, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON "
+                        "CONFLICT DO NOTHING",
+                        {Text(entry.name), Int(entry.version), Text(entry.state),
+                         Text(entry.metrics_json), Text(entry.lineage_json),
+                         Text(entry.artifact_path), Int(entry.created_ms)}));
+    if (r.affected() == 0) {
+      return AlreadyExistsError("model " + entry.name + " version " +
+                                std::to_string(entry.version) + " is registered");
+    }
+    return Status::Ok();
+  }
+
+  Status SetModelState(std::string_view name, int64_t version,
+                       std::string_view state) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateModelState(state));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec("UPDATE models SET state = $3 WHERE name = $1 AND version = $2",
+                        {Text(name), Int(version), Text(state)}));
+    if (r.affected() == 0) {
+      return NotFoundError("no model " + std::string(name) + " version " +
+                           std::to_string(version));
+    }
+    return Status::Ok();
+  }
+
+  Result<std::vector<ModelEntry>> ListModels(std::string_view name) override {
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec("SELECT name, version, state, metrics_json, lineage_json, "
+                        "artifact_path, created_ms FROM models WHERE $1::text = '' OR name = "
+                        "$1::text ORDER BY name COLLATE \"C\", version DESC",
+                        {Text(name)}));
+    std::vector<ModelEntry> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      out.push_back(ModelEntry{.name = r.GetText(i, 0),
+                               .version = r.GetInt(i, 1),
+                               .state = r.GetText(i, 2),
+                               .metrics_json = r.GetText(i, 3),
+                               .lineage_json = r.GetText(i, 4),
+                               .artifact_path = r.GetText(i, 5),
+                               .created_ms = r.GetInt(i, 6)});
+    }
+    return out;
+  }
+
+ private:
+  // Runs `body` in a transaction on one pooled connection. The body sets *rollback to end
+  // without committing (an outcome that stores nothing). A transaction that a concurrent
+  // writer made fail (kAborted) is retried.
+  template <typename T, typename Body>
+  Result<T> Transaction(Body body, bool* rollback) {
+    Status last;
+    for (int attempt = 0; attempt < kMaxTransactionAttempts; ++attempt) {
+      *rollback = false;
+      OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+      OUTPOST_RETURN_IF_ERROR(c->Exec("BEGIN"));
+      Result<T> result = body(*c, rollback);
+      if (!result.ok() || *rollback) {
+        if (!c->Exec("ROLLBACK").ok()) c->MarkBroken();
+        if (!result.ok() && result.status().code() == StatusCode::kAborted) {
+          last = result.status();
+          continue;
+        }
+        return result;
+      }
+      Result<PgResult> commit = c->Exec("COMMIT");
+      if (!commit.ok()) {
+        if (commit.status().code() == StatusCode::kAborted) {
+          last = commit.status();
+          continue;
+        }
+        // The outcome of a commit whose answer was lost is unknown: the caller retries the
+        // whole call, which Ingest's idempotency makes safe.
+        c->MarkBroken();
+        return commit.status();
+      }
+      return result;
+    }
+    return last;
+  }
+
+  Status UpdateSite(const char* sql, std::vector<Param> params, std::string_view site_id) {
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(sql, params));
+    if (r.affected() == 0) return NotFoundError("no site " + std::string(site_id));
+    return Status::Ok();
+  }
+
+  Result<std::vector<SiteSummary>> ListSitesIn(Conn& c, std::string_view tenant) {
+    std::vector<SiteSummary> out;
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c.Exec(std::string("SELECT ") + kSiteColumns +
+                           ", record_count, newest_record_ms FROM sites WHERE tenant = $1 "
+                           "ORDER BY site_id COLLATE \"C\"",
+                       {Text(tenant)}));
+    for (int i = 0; i < r.rows(); ++i) {
+      SiteSummary s;
+      s.site = ReadSite(r, i);
+      s.records = static_cast<uint64_t>(r.GetInt(i, 7));
+      if (!r.IsNull(i, 8)) s.newest_record_ms = r.GetInt(i, 8);
+      out.push_back(std::move(s));
+    }
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto n, c.Exec("SELECT n.site_id, n.node_id, n.reported_ms, n.received_ms, "
+                       "n.backlog_records, n.backlog_bytes, n.autonomy_days, n.models_json "
+                       "FROM node_status n JOIN sites s ON s.site_id = n.site_id WHERE "
+                       "s.tenant = $1 ORDER BY n.site_id COLLATE \"C\", n.node_id COLLATE \"C\"",
+                       {Text(tenant)}));
+    size_t j = 0;
+    for (int i = 0; i < n.rows(); ++i) {
+      NodeStatus ns;
+      ns.site_id = n.GetText(i, 0);
+      ns.node_id = n.GetText(i, 1);
+      ns.reported_ms = n.GetInt(i, 2);
+      ns.received_ms = n.GetInt(i, 3);
+      ns.backlog_records = static_cast<uint64_t>(n.GetInt(i, 4));
+      ns.backlog_bytes = static_cast<uint64_t>(n.GetInt(i, 5));
+      if (!n.IsNull(i, 6)) ns.autonomy_days = n.GetDouble(i, 6);
+      ns.models_json = n.GetText(i, 7);
+      while (j < out.size() && out[j].site.site_id < ns.site_id) ++j;
+      if (j < out.size() && out[j].site.site_id == ns.site_id) out[j].nodes.push_back(std::move(ns));
+    }
+    return out;
+  }
+
+  // STORE.md §4 steps 2-6 inside the caller's transaction.
+  Result<IngestResult> IngestIn(Conn& c, const BatchKey& key, size_t count,
+                                const std::vector<Param>& insert_params,
+                                const Param& seq_param, const Param& hash_param,
+                                const std::optional<AuditSegment>& audit, int64_t now_ms,
+                                bool* rollback) {
+    IngestResult result;
+    // The site's tenant and the batch row in one round trip. The batch row is written first
+    // so that concurrent ingests of one key serialize on it.
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto b, c.Exec("WITH s AS (SELECT tenant FROM sites WHERE site_id = $1), "
+                       "b AS (INSERT INTO batches(site_id, node_id, stream, first_seq, "
+                       "last_seq, content_sha256, received_ms) SELECT $1, $2, $3, $4, $5, $6, "
+                       "$7 WHERE EXISTS (SELECT 1 FROM s) ON CONFLICT DO NOTHING RETURNING 1) "
+                       "SELECT (SELECT tenant FROM s), (SELECT count(*) FROM b)",
+                       {Text(key.site_id), Text(key.node_id), Text(key.stream),
+                        Int(static_cast<int64_t>(key.first_seq)),
+                        Int(static_cast<int64_t>(key.last_seq)), Text(key.content_sha256),
+                        Int(now_ms)}));
+    if (b.IsNull(0, 0)) return NotFoundError("no site " + key.site_id);
+    std::string tenant = b.GetText(0, 0);
+    if (b.GetInt(0, 1) == 0) {
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto e, c.Exec("SELECT content_sha256 FROM batches WHERE site_id = $1 AND node_id = "
+                         "$2 AND stream = $3 AND first_seq = $4 AND last_seq = $5",
+                         {Text(key.site_id), Text(key.node_id), Text(key.stream),
+                          Int(static_cast<int64_t>(key.first_seq)),
+                          Int(static_cast<int64_t>(key.last_seq))}));
+      if (e.rows() == 0) return AbortedError("batch row vanished; retry");
+      if (e.GetText(0, 0) != key.content_sha256) {
+        result.outcome = IngestOutcome::kConflict;
+        *rollback = true;
+        return result;
+      }
+      result.outcome = IngestOutcome::kDuplicate;
+      result.records_duplicate = count;
+      OUTPOST_RETURN_IF_ERROR(
+          c.Exec("UPDATE sites SET last_contact_ms = $2 WHERE site_id = $1",
+                 {Text(key.site_id), Int(now_ms)}));
+      return result;
+    }
+    if (audit) {
+      bool from_zero = audit->from_seq == 0 && audit->from_hash == ZeroHash();
+      Result<PgResult> cas =
+          from_zero
+              ? c.Exec("INSERT INTO audit_heads(site_id, node_id, seq, hash) VALUES ($1, $2, "
+                       "$3, $4) ON CONFLICT(site_id, node_id) DO UPDATE SET seq = "
+                       "excluded.seq, hash = excluded.hash WHERE audit_heads.seq = 0 AND "
+                       "audit_heads.hash = $5",
+                       {Text(key.site_id), Text(audit->node_id),
+                        Int(static_cast<int64_t>(audit->to_seq)), Text(audit->to_hash),
+                        Text(ZeroHash())})
+              : c.Exec("UPDATE audit_heads SET seq = $3, hash = $4 WHERE site_id = $1 AND "
+                       "node_id = $2 AND seq = $5 AND hash = $6",
+                       {Text(key.site_id), Text(audit->node_id),
+                        Int(static_cast<int64_t>(audit->to_seq)), Text(audit->to_hash),
+                        Int(static_cast<int64_t>(audit->from_seq)), Text(audit->from_hash)});
+      OUTPOST_RETURN_IF_ERROR(cas.status());
+      if (cas->affected() != 1) {
+        return FailedPreconditionError("audit_gap: the segment continues seq " +
+                                       std::to_string(audit->from_seq) +
+                                       " but the stored head of node " + audit->node_id +
+                                       " is elsewhere");
+      }
+      std::vector<std::string> lines = SplitAuditLines(audit->lines);
+      if (!lines.empty()) {
+        BinaryArray arr(kTextOid, lines.size());
+        for (const std::string& l : lines) arr.AddBytes(l);
+        OUTPOST_RETURN_IF_ERROR(
+            c.Exec("INSERT INTO audit_lines(site_id, node_id, line) SELECT $1, $2, t.line "
+                   "FROM unnest($3::text[]) WITH ORDINALITY AS t(line, n) ORDER BY t.n",
+                   {Text(key.site_id), Text(audit->node_id),
+                    std::move(arr).ToParam(kTextArrayOid)}));
+      }
+    }
+    std::optional<int64_t> newest;
+    if (count > 0) {
+      std::vector<Param> params = insert_params;
+      params.push_back(Text(tenant));
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto ins,
+          c.Exec("WITH ins AS (INSERT INTO records(tenant, site_id, node_id, stream, seq, "
+                 "kind, created_ms, received_ms, payload, content_hash) SELECT $10, $1, $2, $3, "
+                 "t.seq, t.kind, t.created_ms, $4, t.payload, t.h FROM unnest($5::bigint[], "
+                 "$6::text[], $7::bigint[], $8::text[], $9::bytea[]) AS t(seq, kind, "
+                 "created_ms, payload, h) ON CONFLICT(site_id, node_id, stream, seq) DO "
+                 "NOTHING RETURNING created_ms) SELECT count(*), max(created_ms) FROM ins",
+                 params));
+      result.records_stored = static_cast<uint64_t>(ins.GetInt(0, 0));
+      if (!ins.IsNull(0, 1)) newest = ins.GetInt(0, 1);
+      if (result.records_stored < count) {
+        // Some record keys were stored before (or by a writer that committed meanwhile):
+        // the same content is a duplicate, other content a conflict.
+        OUTPOST_ASSIGN_OR_RETURN(
+            auto diff, c.Exec("SELECT count(*) FROM records r JOIN unnest($4::bigint[], "
+                              "$5::bytea[]) AS t(seq, h) ON r.site_id = $1 AND r.node_id = $2 "
+                              "AND r.stream = $3 AND r.seq = t.seq WHERE r.content_hash <> t.h",
+                              {Text(key.site_id), Text(key.node_id), Text(key.stream),
+                               seq_param, hash_param}));
+        if (diff.GetInt(0, 0) > 0) {
+          *rollback = true;
+          return IngestResult{.outcome = IngestOutcome::kConflict};
+        }
+        result.records_duplicate = count - result.records_stored;
+      }
+    }
+    OUTPOST_RETURN_IF_ERROR(c.Exec(
+        "UPDATE sites SET last_contact_ms = $2, record_count = record_count + $3, "
+        "newest_record_ms = CASE WHEN $4::bigint IS NULL THEN newest_record_ms ELSE "
+        "GREATEST(COALESCE(newest_record_ms, $4::bigint), $4::bigint) END WHERE site_id = $1",
+        {Text(key.site_id), Int(now_ms), Int(static_cast<int64_t>(result.records_stored)),
+         newest ? Int(*newest) : NullInt()}));
+    result.outcome = IngestOutcome::kStored;
+    return result;
+  }
+
+  Pool pool_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url) {
+  auto store = std::make_unique<PostgresStore>(url);
+  OUTPOST_RETURN_IF_ERROR(store->Init().WithContext("opening the hub's PostgreSQL store"));
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace outpost::hub::internal

@@ -1,0 +1,682 @@
+// The SQLite engine of hub/store.h (STORE.md), on the outbox's SQLite adapter
+// (outbox/sqlite.h, the one file of Outpost that sees sqlite3.h).
+//
+// One connection in WAL mode with synchronous=FULL, guarded by one mutex: SQLite has one
+// writer at a time anyway, and a hub that outgrows it moves to PostgreSQL.
+#include <algorithm>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hub/store.h"
+#include "hub/store_internal.h"
+#include "outbox/sqlite.h"
+
+namespace outpost::hub::internal {
+namespace {
+
+using outbox::Db;
+using outbox::Statement;
+
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE outpost_meta(name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sites(
+  site_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, region TEXT NOT NULL,
+  created_ms INTEGER NOT NULL, credential_serial TEXT NOT NULL DEFAULT '',
+  revoked INTEGER NOT NULL DEFAULT 0, last_contact_ms INTEGER NOT NULL DEFAULT 0,
+  record_count INTEGER NOT NULL DEFAULT 0, newest_record_ms INTEGER);
+CREATE INDEX sites_tenant ON sites(tenant, site_id);
+CREATE TABLE enrolment_tokens(
+  token_sha256 TEXT PRIMARY KEY, site_id TEXT NOT NULL, expires_ms INTEGER NOT NULL);
+CREATE TABLE batches(
+  site_id TEXT NOT NULL, node_id TEXT NOT NULL, stream TEXT NOT NULL,
+  first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, content_sha256 TEXT NOT NULL,
+  received_ms INTEGER NOT NULL,
+  PRIMARY KEY(site_id, node_id, stream, first_seq, last_seq));
+CREATE TABLE records(
+  id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, site_id TEXT NOT NULL,
+  node_id TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,
+  created_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, payload TEXT NOT NULL,
+  content_hash BLOB NOT NULL, UNIQUE(site_id, node_id, stream, seq));
+CREATE INDEX records_tenant_created ON records(tenant, created_ms);
+CREATE TABLE audit_heads(
+  site_id TEXT NOT NULL, node_id TEXT NOT NULL, seq INTEGER NOT NULL, hash TEXT NOT NULL,
+  PRIMARY KEY(site_id, node_id));
+CREATE TABLE audit_lines(
+  id INTEGER PRIMARY KEY, site_id TEXT NOT NULL, node_id TEXT NOT NULL, line TEXT NOT NULL);
+CREATE INDEX audit_lines_site ON audit_lines(site_id, id);
+CREATE TABLE node_status(
+  site_id TEXT NOT NULL, node_id TEXT NOT NULL, reported_ms INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL, backlog_records INTEGER NOT NULL,
+  backlog_bytes INTEGER NOT NULL, autonomy_days TEXT, models_json TEXT NOT NULL,
+  PRIMARY KEY(site_id, node_id));
+CREATE TABLE models(
+  name TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT NULL,
+  metrics_json TEXT NOT NULL, lineage_json TEXT NOT NULL, artifact_path TEXT NOT NULL,
+  created_ms INTEGER NOT NULL, PRIMARY KEY(name, version));
+INSERT INTO outpost_meta(name, value) VALUES ('schema_version', '1');
+)sql";
+
+constexpr const char* kSiteColumns =
+    "site_id, tenant, region, created_ms, credential_serial, revoked, last_contact_ms";
+
+Site ReadSite(const Statement& st, int first) {
+  Site s;
+  s.site_id = std::string(st.ColumnText(first));
+  s.tenant = std::string(st.ColumnText(first + 1));
+  s.region = std::string(st.ColumnText(first + 2));
+  s.created_ms = st.ColumnInt(first + 3);
+  s.credential_serial = std::string(st.ColumnText(first + 4));
+  s.revoked = st.ColumnInt(first + 5) != 0;
+  s.last_contact_ms = st.ColumnInt(first + 6);
+  return s;
+}
+
+NodeStatus ReadNodeStatus(const Statement& st) {
+  NodeStatus n;
+  n.site_id = std::string(st.ColumnText(0));
+  n.node_id = std::string(st.ColumnText(1));
+  n.reported_ms = st.ColumnInt(2);
+  n.received_ms = st.ColumnInt(3);
+  n.backlog_records = static_cast<uint64_t>(st.ColumnInt(4));
+  n.backlog_bytes = static_cast<uint64_t>(st.ColumnInt(5));
+  if (!st.ColumnIsNull(6)) {
+    // Stored as "%.17g" text, so the double comes back bit for bit.
+    n.autonomy_days = std::stod(std::string(st.ColumnText(6)));
+  }
+  n.models_json = std::string(st.ColumnText(7));
+  return n;
+}
+
+void BindParams(Statement* st, const std::vector<SqlParam>& params) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (params[i].is_int) {
+      st->BindInt(static_cast<int>(i + 1), params[i].int_value);
+    } else {
+      st->BindText(static_cast<int>(i + 1), params[i].text);
+    }
+  }
+}
+
+std::string SqlitePlaceholder(int n, bool /*is_int*/) { return "?" + std::to_string(n); }
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+
+  std::string_view engine() const override { return "sqlite"; }
+
+  Status Init() {
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_RETURN_IF_ERROR(db_->Exec("PRAGMA busy_timeout=10000"));
+    OUTPOST_RETURN_IF_ERROR(db_->Exec("PRAGMA journal_mode=WAL"));
+    OUTPOST_RETURN_IF_ERROR(db_->Exec("PRAGMA synchronous=FULL"));
+    OUTPOST_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+    Status s = InitSchemaLocked();
+    if (!s.ok()) {
+      db_->Exec("ROLLBACK").IgnoreError();
+      return s;
+    }
+    return db_->Exec("COMMIT");
+  }
+
+  Status CreateSite(const Site& site) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateSite(site));
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("INSERT INTO sites(site_id, tenant, region, created_ms, "
+                              "credential_serial, revoked, last_contact_ms) VALUES "
+                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING"));
+    st->BindText(1, site.site_id);
+    st->BindText(2, site.tenant);
+    st->BindText(3, site.region);
+    st->BindInt(4, site.created_ms);
+    st->BindText(5, site.credential_serial);
+    st->BindInt(6, site.revoked ? 1 : 0);
+    st->BindInt(7, site.last_contact_ms);
+    OUTPOST_RETURN_IF_ERROR(st->Run());
+    if (db_->Changes() == 0) return AlreadyExistsError("site " + site.site_id + " exists");
+    return Status::Ok();
+  }
+
+  Result<Site> GetSite(std::string_view site_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare(std::string("SELECT ") + kSiteColumns +
+                                                   " FROM sites WHERE site_id = ?1"));
+    st->BindText(1, site_id);
+    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) return NotFoundError("no site " + std::string(site_id));
+    return ReadSite(*st, 0);
+  }
+
+  Status SetCredential(std::string_view site_id, std::string_view serial) override {
+    if (serial.size() > kMaxIdBytes) return InvalidArgumentError("serial above 256 bytes");
+    return UpdateSite("UPDATE sites SET credential_serial = ?2 WHERE site_id = ?1", site_id,
+                      [&](Statement* st) { st->BindText(2, serial); });
+  }
+
+  Status RevokeSite(std::string_view site_id) override {
+    return UpdateSite("UPDATE sites SET revoked = 1 WHERE site_id = ?1", site_id,
+                      [](Statement*) {});
+  }
+
+  Status TouchSite(std::string_view site_id, int64_t now_ms) override {
+    return UpdateSite("UPDATE sites SET last_contact_ms = ?2 WHERE site_id = ?1", site_id,
+                      [&](Statement* st) { st->BindInt(2, now_ms); });
+  }
+
+  Status PutEnrolmentToken(const EnrolmentToken& token) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("token_sha256", token.token_sha256));
+    OUTPOST_RETURN_IF_ERROR(ValidateId("site_id", token.site_id));
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("INSERT INTO enrolment_tokens(token_sha256, site_id, "
+                              "expires_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING"));
+    st->BindText(1, token.token_sha256);
+    st->BindText(2, token.site_id);
+    st->BindInt(3, token.expires_ms);
+    OUTPOST_RETURN_IF_ERROR(st->Run());
+    if (db_->Changes() == 0) return AlreadyExistsError("enrolment token exists");
+    return Status::Ok();
+  }
+
+  Result<EnrolmentToken> ConsumeEnrolmentToken(std::string_view token_sha256,
+                                               int64_t now_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("DELETE FROM enrolment_tokens WHERE token_sha256 = ?1 AND "
+                              "expires_ms > ?2 RETURNING token_sha256, site_id, expires_ms"));
+    st->BindText(1, token_sha256);
+    st->BindInt(2, now_ms);
+    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (row) {
+      EnrolmentToken t{.token_sha256 = std::string(st->ColumnText(0)),
+                       .site_id = std::string(st->ColumnText(1)),
+                       .expires_ms = st->ColumnInt(2)};
+      OUTPOST_ASSIGN_OR_RETURN(bool more, st->Step());
+      (void)more;
+      return t;
+    }
+    st.reset();
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto check, db_->Prepare("SELECT 1 FROM enrolment_tokens WHERE token_sha256 = ?1"));
+    check->BindText(1, token_sha256);
+    OUTPOST_ASSIGN_OR_RETURN(bool expired, check->Step());
+    if (expired) return DeadlineExceededError("enrolment token expired");
+    return NotFoundError("unknown or already used enrolment token");
+  }
+
+  Result<IngestResult> Ingest(const BatchKey& key, std::span<const HubRecord> records,
+                              const std::optional<AuditSegment>& audit,
+                              int64_t now_ms) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateIngest(key, records, audit));
+    std::vector<std::string> hashes;
+    hashes.reserve(records.size());
+    for (const HubRecord& r : records) hashes.push_back(RecordContentHash(r));
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+    Result<IngestResult> result = IngestLocked(key, records, hashes, audit, now_ms);
+    if (!result.ok() || result->outcome == IngestOutcome::kConflict) {
+      db_->Exec("ROLLBACK").IgnoreError();
+      return result;
+    }
+    OUTPOST_RETURN_IF_ERROR(db_->Exec("COMMIT"));
+    return result;
+  }
+
+  Result<std::pair<uint64_t, std::string>> AuditHead(std::string_view site_id,
+                                                     std::string_view node_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return AuditHeadLocked(site_id, node_id);
+  }
+
+  Result<std::vector<std::string>> AuditLines(std::string_view tenant, std::string_view site_id,
+                                              size_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_RETURN_IF_ERROR(CheckTenantLocked(tenant, site_id));
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st,
+        db_->Prepare("SELECT line FROM audit_lines WHERE site_id = ?1 ORDER BY id LIMIT ?2"));
+    st->BindText(1, site_id);
+    st->BindInt(2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+    std::vector<std::string> out;
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) break;
+      out.emplace_back(st->ColumnText(0));
+    }
+    return out;
+  }
+
+  Status PutNodeStatus(const NodeStatus& status, int64_t now_ms) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateNodeStatus(status));
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st,
+        db_->Prepare("INSERT INTO node_status(site_id, node_id, reported_ms, received_ms, "
+                     "backlog_records, backlog_bytes, autonomy_days, models_json) VALUES "
+                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(site_id, node_id) DO "
+                     "UPDATE SET reported_ms = excluded.reported_ms, received_ms = "
+                     "excluded.received_ms, backlog_records = excluded.backlog_records, "
+                     "backlog_bytes = excluded.backlog_bytes, autonomy_days = "
+                     "excluded.autonomy_days, models_json = excluded.models_json WHERE "
+                     "excluded.reported_ms >= node_status.reported_ms"));
+    st->BindText(1, status.site_id);
+    st->BindText(2, status.node_id);
+    st->BindInt(3, status.reported_ms);
+    st->BindInt(4, now_ms);
+    st->BindInt(5, static_cast<int64_t>(status.backlog_records));
+    st->BindInt(6, static_cast<int64_t>(status.backlog_bytes));
+    if (status.autonomy_days) {
+      // "%.17g" text round-trips every double exactly (the column has no REAL affinity).
+      char buf[64];
+      snprintf(buf, sizeof buf, "%.17g", *status.autonomy_days);
+      st->BindText(7, buf);
+    } else {
+      st->BindNull(7);
+    }
+    st->BindText(8, status.models_json);
+    return st->Run();
+  }
+
+  Result<std::vector<SiteSummary>> ListSites(std::string_view tenant) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("tenant", tenant));
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<SiteSummary> out;
+    {
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto st, db_->Prepare(std::string("SELECT ") + kSiteColumns +
+                                ", record_count, newest_record_ms FROM sites WHERE tenant = "
+                                "?1 ORDER BY site_id"));
+      st->BindText(1, tenant);
+      while (true) {
+        OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+        if (!row) break;
+        SiteSummary s;
+        s.site = ReadSite(*st, 0);
+        s.records = static_cast<uint64_t>(st->ColumnInt(7));
+        if (!st->ColumnIsNull(8)) s.newest_record_ms = st->ColumnInt(8);
+        out.push_back(std::move(s));
+      }
+    }
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("SELECT n.site_id, n.node_id, n.reported_ms, n.received_ms, "
+                              "n.backlog_records, n.backlog_bytes, n.autonomy_days, "
+                              "n.models_json FROM node_status n JOIN sites s ON s.site_id = "
+                              "n.site_id WHERE s.tenant = ?1 ORDER BY n.site_id, n.node_id"));
+    st->BindText(1, tenant);
+    size_t i = 0;
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) break;
+      NodeStatus n = ReadNodeStatus(*st);
+      while (i < out.size() && out[i].site.site_id < n.site_id) ++i;
+      if (i < out.size() && out[i].site.site_id == n.site_id) out[i].nodes.push_back(std::move(n));
+    }
+    return out;
+  }
+
+  Result<std::vector<HubRecord>> QueryRecords(const RecordQuery& query) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateRecordQuery(query));
+    BuiltQuery q = BuildRecordQuery(query, SqlitePlaceholder);
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare(q.sql));
+    BindParams(st.get(), q.params);
+    std::vector<HubRecord> out;
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) break;
+      HubRecord r;
+      r.id = st->ColumnInt(0);
+      r.tenant = std::string(st->ColumnText(1));
+      r.site_id = std::string(st->ColumnText(2));
+      r.node_id = std::string(st->ColumnText(3));
+      r.stream = std::string(st->ColumnText(4));
+      r.seq = static_cast<uint64_t>(st->ColumnInt(5));
+      r.kind = std::string(st->ColumnText(6));
+      r.created_ms = st->ColumnInt(7);
+      r.received_ms = st->ColumnInt(8);
+      r.payload = std::string(st->ColumnText(9));
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  Result<std::vector<CountBucket>> CountRecords(const CountQuery& query) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateCountQuery(query));
+    BuiltQuery q = BuildCountQuery(query, SqlitePlaceholder);
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare(q.sql));
+    BindParams(st.get(), q.params);
+    std::vector<CountBucket> out;
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) break;
+      out.push_back(CountBucket{.start_ms = st->ColumnInt(0),
+                                .site_id = std::string(st->ColumnText(1)),
+                                .kind = std::string(st->ColumnText(2)),
+                                .count = static_cast<uint64_t>(st->ColumnInt(3))});
+    }
+    if (out.size() > kMaxBuckets) {
+      return InvalidArgumentError("more than 100000 buckets; narrow the range or widen buckets");
+    }
+    SortBuckets(&out);
+    return out;
+  }
+
+  Result<bool> HasBatch(const BatchKey& key) override {
+    if (key.first_seq > static_cast<uint64_t>(INT64_MAX) ||
+        key.last_seq > static_cast<uint64_t>(INT64_MAX)) {
+      return false;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("SELECT content_sha256 FROM batches WHERE site_id = ?1 AND "
+                              "node_id = ?2 AND stream = ?3 AND first_seq = ?4 AND "
+                              "last_seq = ?5"));
+    st->BindText(1, key.site_id);
+    st->BindText(2, key.node_id);
+    st->BindText(3, key.stream);
+    st->BindInt(4, static_cast<int64_t>(key.first_seq));
+    st->BindInt(5, static_cast<int64_t>(key.last_seq));
+    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+    return row && st->ColumnText(0) == key.content_sha256;
+  }
+
+  Status RegisterModel(const ModelEntry& entry) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("model name", entry.name));
+    OUTPOST_RETURN_IF_ERROR(ValidateModelState(entry.state));
+    OUTPOST_RETURN_IF_ERROR(ValidateJson("metrics_json", entry.metrics_json));
+    OUTPOST_RETURN_IF_ERROR(ValidateJson("lineage_json", entry.lineage_json));
+    OUTPOST_RETURN_IF_ERROR(ValidateJson("artifact_path", entry.artifact_path));
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("INSERT INTO models(name, version, state, metrics_json, "
+                              "lineage_json, artifact_path, created_ms) VALUES (?1, ?2, ?3, "
+                              "?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING"));
+    st->BindText(1, entry.name);
+    st->BindInt(2, entry.version);
+    st->BindText(3, entry.state);
+    st->BindText(4, entry.metrics_json);
+    st->BindText(5, entry.lineage_json);
+    st->BindText(6, entry.artifact_path);
+    st->BindInt(7, entry.created_ms);
+    OUTPOST_RETURN_IF_ERROR(st->Run());
+    if (db_->Changes() == 0) {
+      return AlreadyExistsError("model " + entry.name + " version " +
+                                std::to_string(entry.version) + " is registered");
+    }
+    return Status::Ok();
+  }
+
+  Status SetModelState(std::string_view name, int64_t version,
+                       std::string_view state) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateModelState(state));
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("UPDATE models SET state = ?3 WHERE name = ?1 AND version = ?2"));
+    st->BindText(1, name);
+    st->BindInt(2, version);
+    st->BindText(3, state);
+    OUTPOST_RETURN_IF_ERROR(st->Run());
+    if (db_->Changes() == 0) {
+      return NotFoundError("no model " + std::string(name) + " version " +
+                           std::to_string(version));
+    }
+    return Status::Ok();
+  }
+
+  Result<std::vector<ModelEntry>> ListModels(std::string_view name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("SELECT name, version, state, metrics_json, lineage_json, "
+                              "artifact_path, created_ms FROM models WHERE ?1 = '' OR name = "
+                              "?1 ORDER BY name, version DESC"));
+    st->BindText(1, name);
+    std::vector<ModelEntry> out;
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) break;
+      out.push_back(ModelEntry{.name = std::string(st->ColumnText(0)),
+                               .version = st->ColumnInt(1),
+                               .state = std::string(st->ColumnText(2)),
+                               .metrics_json = std::string(st->ColumnText(3)),
+                               .lineage_json = std::string(st->ColumnText(4)),
+                               .artifact_path = std::string(st->ColumnText(5)),
+                               .created_ms = st->ColumnInt(6)});
+    }
+    return out;
+  }
+
+ private:
+  Status InitSchemaLocked() {
+    OUTPOST_ASSIGN_OR_RETURN(
+        int64_t has_meta,
+        db_->QueryInt("SELECT count(*) FROM sqlite_schema WHERE name = 'outpost_meta'"));
+    if (has_meta == 0) {
+      OUTPOST_ASSIGN_OR_RETURN(
+          int64_t has_sites,
+          db_->QueryInt("SELECT count(*) FROM sqlite_schema WHERE name = 'sites'"));
+      if (has_sites == 0) return db_->Exec(kSchemaV1);
+      return DataLossError("schema_unknown: the database has a sites table but no outpost_meta");
+    }
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("SELECT value FROM outpost_meta WHERE name = 'schema_version'"));
+    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) return DataLossError("schema_unknown: no schema_version row");
+    std::string value(st->ColumnText(0));
+    int64_t version = 0;
+    try {
+      size_t used = 0;
+      version = std::stoll(value, &used);
+      if (used != value.size()) version = -1;
+    } catch (...) {
+      version = -1;
+    }
+    if (version < 1) return DataLossError("schema_unknown: schema_version \"" + value + "\"");
+    if (version > kSchemaVersion) {
+      return FailedPreconditionError("schema_too_new: database schema version " +
+                                     std::to_string(version) + ", this binary knows up to " +
+                                     std::to_string(kSchemaVersion));
+    }
+    return Status::Ok();  // version 1 is the only one so far: nothing to migrate
+  }
+
+  template <typename Bind>
+  Status UpdateSite(const char* sql, std::string_view site_id, Bind bind) {
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare(sql));
+    st->BindText(1, site_id);
+    bind(st.get());
+    OUTPOST_RETURN_IF_ERROR(st->Run());
+    if (db_->Changes() == 0) return NotFoundError("no site " + std::string(site_id));
+    return Status::Ok();
+  }
+
+  // NotFound unless the site exists and belongs to `tenant`.
+  Status CheckTenantLocked(std::string_view tenant, std::string_view site_id) {
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("SELECT 1 FROM sites WHERE site_id = ?1 AND tenant = ?2"));
+    st->BindText(1, site_id);
+    st->BindText(2, tenant);
+    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) return NotFoundError("no site " + std::string(site_id));
+    return Status::Ok();
+  }
+
+  Result<std::pair<uint64_t, std::string>> AuditHeadLocked(std::string_view site_id,
+                                                           std::string_view node_id) {
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st,
+        db_->Prepare("SELECT seq, hash FROM audit_heads WHERE site_id = ?1 AND node_id = ?2"));
+    st->BindText(1, site_id);
+    st->BindText(2, node_id);
+    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) return std::make_pair(uint64_t{0}, ZeroHash());
+    return std::make_pair(static_cast<uint64_t>(st->ColumnInt(0)),
+                          std::string(st->ColumnText(1)));
+  }
+
+  // STORE.md §4 steps 2-6 inside the caller's transaction. kConflict and errors make the
+  // caller roll back.
+  Result<IngestResult> IngestLocked(const BatchKey& key, std::span<const HubRecord> records,
+                                    const std::vector<std::string>& hashes,
+                                    const std::optional<AuditSegment>& audit, int64_t now_ms) {
+    std::string tenant;
+    {
+      OUTPOST_ASSIGN_OR_RETURN(auto st,
+                               db_->Prepare("SELECT tenant FROM sites WHERE site_id = ?1"));
+      st->BindText(1, key.site_id);
+      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) return NotFoundError("no site " + key.site_id);
+      tenant = std::string(st->ColumnText(0));
+    }
+    IngestResult result;
+    {
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto st, db_->Prepare("SELECT content_sha256 FROM batches WHERE site_id = ?1 AND "
+                                "node_id = ?2 AND stream = ?3 AND first_seq = ?4 AND "
+                                "last_seq = ?5"));
+      st->BindText(1, key.site_id);
+      st->BindText(2, key.node_id);
+      st->BindText(3, key.stream);
+      st->BindInt(4, static_cast<int64_t>(key.first_seq));
+      st->BindInt(5, static_cast<int64_t>(key.last_seq));
+      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (row) {
+        if (st->ColumnText(0) != key.content_sha256) {
+          result.outcome = IngestOutcome::kConflict;
+          return result;
+        }
+        result.outcome = IngestOutcome::kDuplicate;
+        result.records_duplicate = records.size();
+        st.reset();
+        OUTPOST_RETURN_IF_ERROR(TouchLocked(key.site_id, now_ms, 0, std::nullopt));
+        return result;
+      }
+    }
+    if (audit) {
+      OUTPOST_ASSIGN_OR_RETURN(auto head, AuditHeadLocked(key.site_id, audit->node_id));
+      if (head.first != audit->from_seq || head.second != audit->from_hash) {
+        return FailedPreconditionError(
+            "audit_gap: the segment continues seq " + std::to_string(audit->from_seq) +
+            " but the stored head of node " + audit->node_id + " is seq " +
+            std::to_string(head.first));
+      }
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto st, db_->Prepare("INSERT INTO audit_heads(site_id, node_id, seq, hash) VALUES "
+                                "(?1, ?2, ?3, ?4) ON CONFLICT(site_id, node_id) DO UPDATE "
+                                "SET seq = excluded.seq, hash = excluded.hash"));
+      st->BindText(1, key.site_id);
+      st->BindText(2, audit->node_id);
+      st->BindInt(3, static_cast<int64_t>(audit->to_seq));
+      st->BindText(4, audit->to_hash);
+      OUTPOST_RETURN_IF_ERROR(st->Run());
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto line_st,
+          db_->Prepare("INSERT INTO audit_lines(site_id, node_id, line) VALUES (?1, ?2, ?3)"));
+      for (const std::string& line : SplitAuditLines(audit->lines)) {
+        line_st->BindText(1, key.site_id);
+        line_st->BindText(2, audit->node_id);
+        line_st->BindText(3, line);
+        OUTPOST_RETURN_IF_ERROR(line_st->Run());
+      }
+    }
+    int64_t newest = INT64_MIN;
+    {
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto ins, db_->Prepare("INSERT INTO records(tenant, site_id, node_id, stream, seq, "
+                                 "kind, created_ms, received_ms, payload, content_hash) "
+                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON "
+                                 "CONFLICT(site_id, node_id, stream, seq) DO NOTHING"));
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto existing, db_->Prepare("SELECT content_hash FROM records WHERE site_id = ?1 "
+                                      "AND node_id = ?2 AND stream = ?3 AND seq = ?4"));
+      for (size_t i = 0; i < records.size(); ++i) {
+        const HubRecord& r = records[i];
+        ins->BindText(1, tenant);
+        ins->BindText(2, key.site_id);
+        ins->BindText(3, key.node_id);
+        ins->BindText(4, key.stream);
+        ins->BindInt(5, static_cast<int64_t>(r.seq));
+        ins->BindText(6, r.kind);
+        ins->BindInt(7, r.created_ms);
+        ins->BindInt(8, now_ms);
+        ins->BindText(9, r.payload);
+        ins->BindBlob(10, hashes[i]);
+        OUTPOST_RETURN_IF_ERROR(ins->Run());
+        if (db_->Changes() == 1) {
+          ++result.records_stored;
+          newest = std::max(newest, r.created_ms);
+          continue;
+        }
+        existing->BindText(1, key.site_id);
+        existing->BindText(2, key.node_id);
+        existing->BindText(3, key.stream);
+        existing->BindInt(4, static_cast<int64_t>(r.seq));
+        OUTPOST_ASSIGN_OR_RETURN(bool row, existing->Step());
+        bool same = row && existing->ColumnBlob(0) == hashes[i];
+        existing->Reset();
+        if (!same) {
+          result.outcome = IngestOutcome::kConflict;
+          result.records_stored = 0;
+          result.records_duplicate = 0;
+          return result;
+        }
+        ++result.records_duplicate;
+      }
+    }
+    {
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto st, db_->Prepare("INSERT INTO batches(site_id, node_id, stream, first_seq, "
+                                "last_seq, content_sha256, received_ms) "
+                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+      st->BindText(1, key.site_id);
+      st->BindText(2, key.node_id);
+      st->BindText(3, key.stream);
+      st->BindInt(4, static_cast<int64_t>(key.first_seq));
+      st->BindInt(5, static_cast<int64_t>(key.last_seq));
+      st->BindText(6, key.content_sha256);
+      st->BindInt(7, now_ms);
+      OUTPOST_RETURN_IF_ERROR(st->Run());
+    }
+    OUTPOST_RETURN_IF_ERROR(
+        TouchLocked(key.site_id, now_ms, result.records_stored,
+                    newest == INT64_MIN ? std::nullopt : std::optional<int64_t>(newest)));
+    result.outcome = IngestOutcome::kStored;
+    return result;
+  }
+
+  Status TouchLocked(const std::string& site_id, int64_t now_ms, uint64_t stored,
+                     std::optional<int64_t> newest) {
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("UPDATE sites SET last_contact_ms = ?2, record_count = "
+                              "record_count + ?3, newest_record_ms = CASE WHEN ?4 IS NULL "
+                              "THEN newest_record_ms WHEN newest_record_ms IS NULL THEN ?4 "
+                              "ELSE max(newest_record_ms, ?4) END WHERE site_id = ?1"));
+    st->BindText(1, site_id);
+    st->BindInt(2, now_ms);
+    st->BindInt(3, static_cast<int64_t>(stored));
+    if (newest) {
+      st->BindInt(4, *newest);
+    } else {
+      st->BindNull(4);
+    }
+    return st->Run();
+  }
+
+  std::mutex mu_;  // guards db_ and every statement on it
+  std::unique_ptr<Db> db_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+  OUTPOST_ASSIGN_OR_RETURN(auto db, Db::Open(path, outbox::DbOptions{.create = true}));
+  auto store = std::make_unique<SqliteStore>(std::move(db));
+  OUTPOST_RETURN_IF_ERROR(store->Init().WithContext("opening hub store " + path));
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace outpost::hub::internal

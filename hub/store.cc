@@ -1,0 +1,323 @@
+// OpenStore and what both engines share (hub/store_internal.h).
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "bundle/crypto.h"
+#include "hub/store.h"
+#include "hub/store_internal.h"
+
+namespace outpost::hub {
+namespace internal {
+namespace {
+
+void AppendU32(std::string* out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
+}
+void AppendI64(std::string* out, int64_t value) {
+  uint64_t v = static_cast<uint64_t>(value);
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
+}
+
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (s.size() - i < n + 1) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values above U+10FFFF are not UTF-8.
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+bool IsLowerHex(std::string_view s) {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// The filters shared by record and count queries; appends to `out`.
+void AppendFilters(const std::string& tenant, const std::optional<std::string>& site_id,
+                   const std::optional<std::string>& kind,
+                   const std::optional<std::string>& stream, int64_t since_ms,
+                   int64_t until_ms, const std::function<std::string(int, bool)>& placeholder,
+                   BuiltQuery* out) {
+  auto add_text = [&](std::string_view column, const std::string& value) {
+    out->params.push_back(SqlParam{.text = value});
+    out->sql += " AND ";
+    out->sql += column;
+    out->sql += " = " + placeholder(static_cast<int>(out->params.size()), false);
+  };
+  auto add_int = [&](std::string_view column, std::string_view op, int64_t value) {
+    out->params.push_back(SqlParam{.is_int = true, .int_value = value});
+    out->sql += " AND ";
+    out->sql += column;
+    out->sql += " ";
+    out->sql += op;
+    out->sql += " " + placeholder(static_cast<int>(out->params.size()), true);
+  };
+  out->params.push_back(SqlParam{.text = tenant});
+  out->sql += " WHERE tenant = " + placeholder(1, false);
+  if (site_id) add_text("site_id", *site_id);
+  if (kind) add_text("kind", *kind);
+  if (stream) add_text("stream", *stream);
+  if (since_ms != INT64_MIN) add_int("created_ms", ">=", since_ms);
+  if (until_ms != INT64_MAX) add_int("created_ms", "<", until_ms);
+}
+
+Status ValidateFilters(const std::string& tenant, const std::optional<std::string>& site_id,
+                       const std::optional<std::string>& kind,
+                       const std::optional<std::string>& stream) {
+  OUTPOST_RETURN_IF_ERROR(ValidateId("tenant", tenant));
+  if (site_id) OUTPOST_RETURN_IF_ERROR(ValidateId("site_id", *site_id));
+  if (kind) OUTPOST_RETURN_IF_ERROR(ValidateId("kind", *kind));
+  if (stream) OUTPOST_RETURN_IF_ERROR(ValidateId("stream", *stream));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateId(std::string_view what, std::string_view value) {
+  if (value.empty() || value.size() > kMaxIdBytes) {
+    return InvalidArgumentError(std::string(what) + " must be 1.." +
+                                std::to_string(kMaxIdBytes) + " bytes");
+  }
+  if (value.find('\0') != std::string_view::npos) {
+    return InvalidArgumentError(std::string(what) + " must not contain NUL");
+  }
+  if (!IsValidUtf8(value)) return InvalidArgumentError(std::string(what) + " is not UTF-8");
+  return Status::Ok();
+}
+
+Status ValidateJson(std::string_view what, std::string_view value) {
+  if (value.size() > kMaxJsonBytes) {
+    return InvalidArgumentError(std::string(what) + " is larger than 1 MiB");
+  }
+  if (value.find('\0') != std::string_view::npos) {
+    return InvalidArgumentError(std::string(what) + " must not contain NUL");
+  }
+  if (!IsValidUtf8(value)) return InvalidArgumentError(std::string(what) + " is not UTF-8");
+  return Status::Ok();
+}
+
+Status ValidateSite(const Site& site) {
+  OUTPOST_RETURN_IF_ERROR(ValidateId("site_id", site.site_id));
+  OUTPOST_RETURN_IF_ERROR(ValidateId("tenant", site.tenant));
+  if (site.region.size() > kMaxIdBytes || site.credential_serial.size() > kMaxIdBytes ||
+      site.region.find('\0') != std::string::npos ||
+      site.credential_serial.find('\0') != std::string::npos || !IsValidUtf8(site.region) ||
+      !IsValidUtf8(site.credential_serial)) {
+    return InvalidArgumentError("site region and credential serial must be 0..256 bytes");
+  }
+  return Status::Ok();
+}
+
+Status ValidateModelState(std::string_view state) {
+  if (state == "candidate" || state == "approved" || state == "bundled" ||
+      state == "rejected") {
+    return Status::Ok();
+  }
+  return InvalidArgumentError("model state must be candidate, approved, bundled or rejected");
+}
+
+Status ValidateIngest(const BatchKey& key, std::span<const HubRecord> records,
+                      const std::optional<AuditSegment>& audit) {
+  OUTPOST_RETURN_IF_ERROR(ValidateId("batch site_id", key.site_id));
+  OUTPOST_RETURN_IF_ERROR(ValidateId("batch node_id", key.node_id));
+  OUTPOST_RETURN_IF_ERROR(ValidateId("batch stream", key.stream));
+  OUTPOST_RETURN_IF_ERROR(ValidateId("batch content_sha256", key.content_sha256));
+  if (key.first_seq > key.last_seq) {
+    return InvalidArgumentError("batch first_seq is after last_seq");
+  }
+  if (key.last_seq > static_cast<uint64_t>(INT64_MAX)) {
+    return InvalidArgumentError("batch seq above 2^63-1");
+  }
+  if (records.size() > kMaxRecordsPerIngest) {
+    return InvalidArgumentError("more than 100000 records in one batch");
+  }
+  if (records.size() > key.last_seq - key.first_seq + 1) {
+    return InvalidArgumentError("more records than seqs in the batch's range");
+  }
+  std::vector<uint64_t> seqs;
+  seqs.reserve(records.size());
+  for (const HubRecord& r : records) {
+    if (r.site_id != key.site_id || r.node_id != key.node_id || r.stream != key.stream) {
+      return InvalidArgumentError("a record's site, node or stream differs from its batch's");
+    }
+    if (r.seq < key.first_seq || r.seq > key.last_seq) {
+      return InvalidArgumentError("a record's seq " + std::to_string(r.seq) +
+                                  " is outside its batch's range");
+    }
+    OUTPOST_RETURN_IF_ERROR(ValidateId("record kind", r.kind));
+    OUTPOST_RETURN_IF_ERROR(ValidateJson("record payload", r.payload));
+    seqs.push_back(r.seq);
+  }
+  std::sort(seqs.begin(), seqs.end());
+  if (std::adjacent_find(seqs.begin(), seqs.end()) != seqs.end()) {
+    return InvalidArgumentError("a seq appears twice in one batch");
+  }
+  if (audit) {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("audit node_id", audit->node_id));
+    if (audit->lines.size() > kMaxAuditBytes) {
+      return InvalidArgumentError("audit segment larger than 16 MiB");
+    }
+    if (audit->from_seq > static_cast<uint64_t>(INT64_MAX) ||
+        audit->to_seq > static_cast<uint64_t>(INT64_MAX)) {
+      return InvalidArgumentError("audit seq above 2^63-1");
+    }
+    if (audit->to_seq < audit->from_seq) {
+      return InvalidArgumentError("audit segment ends before it starts");
+    }
+    if (audit->from_hash.size() != 64 || audit->to_hash.size() != 64 ||
+        !IsLowerHex(audit->from_hash) || !IsLowerHex(audit->to_hash)) {
+      return InvalidArgumentError("audit hashes must be 64 lowercase hex digits");
+    }
+    if (audit->lines.find('\0') != std::string::npos || !IsValidUtf8(audit->lines)) {
+      return InvalidArgumentError("audit lines must be UTF-8 without NUL");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateNodeStatus(const NodeStatus& status) {
+  OUTPOST_RETURN_IF_ERROR(ValidateId("site_id", status.site_id));
+  OUTPOST_RETURN_IF_ERROR(ValidateId("node_id", status.node_id));
+  OUTPOST_RETURN_IF_ERROR(ValidateJson("models_json", status.models_json));
+  if (status.backlog_records > static_cast<uint64_t>(INT64_MAX) ||
+      status.backlog_bytes > static_cast<uint64_t>(INT64_MAX)) {
+    return InvalidArgumentError("backlog above 2^63-1");
+  }
+  return Status::Ok();
+}
+
+std::string RecordContentHash(const HubRecord& record) {
+  std::string buf;
+  buf.reserve(16 + record.kind.size() + record.payload.size());
+  AppendU32(&buf, static_cast<uint32_t>(record.kind.size()));
+  buf += record.kind;
+  AppendI64(&buf, record.created_ms);
+  AppendU32(&buf, static_cast<uint32_t>(record.payload.size()));
+  buf += record.payload;
+  return bundle::Sha256Of(buf);
+}
+
+std::vector<std::string> SplitAuditLines(std::string_view lines) {
+  std::vector<std::string> out;
+  while (!lines.empty()) {
+    size_t nl = lines.find('\n');
+    if (nl == std::string_view::npos) {
+      out.emplace_back(lines);
+      break;
+    }
+    out.emplace_back(lines.substr(0, nl));
+    lines.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
+std::string ZeroHash() { return std::string(64, '0'); }
+
+int64_t BucketStart(int64_t created_ms, int64_t bucket_ms) {
+  int64_t r = created_ms % bucket_ms;
+  if (r < 0) r += bucket_ms;
+  return created_ms - r;
+}
+
+void SortBuckets(std::vector<CountBucket>* buckets) {
+  std::sort(buckets->begin(), buckets->end(), [](const CountBucket& a, const CountBucket& b) {
+    if (a.start_ms != b.start_ms) return a.start_ms < b.start_ms;
+    if (a.site_id != b.site_id) return a.site_id < b.site_id;
+    return a.kind < b.kind;
+  });
+}
+
+Status ValidateRecordQuery(const RecordQuery& query) {
+  return ValidateFilters(query.tenant, query.site_id, query.kind, query.stream);
+}
+
+Status ValidateCountQuery(const CountQuery& query) {
+  OUTPOST_RETURN_IF_ERROR(ValidateFilters(query.tenant, query.site_id, query.kind, query.stream));
+  if (query.bucket_ms < kMinBucketMs || query.bucket_ms > kMaxBucketMs) {
+    return InvalidArgumentError("bucket_ms must be 1000 .. 2^40");
+  }
+  return Status::Ok();
+}
+
+BuiltQuery BuildRecordQuery(const RecordQuery& query,
+                            const std::function<std::string(int, bool)>& placeholder) {
+  BuiltQuery out;
+  out.sql =
+      "SELECT id, tenant, site_id, node_id, stream, seq, kind, created_ms, received_ms, "
+      "payload FROM records";
+  AppendFilters(query.tenant, query.site_id, query.kind, query.stream, query.since_ms,
+                query.until_ms, placeholder, &out);
+  out.params.push_back(SqlParam{.is_int = true, .int_value = query.after_id});
+  out.sql += " AND id > " + placeholder(static_cast<int>(out.params.size()), true);
+  out.params.push_back(SqlParam{
+      .is_int = true,
+      .int_value = static_cast<int64_t>(std::min(query.limit, kMaxQueryLimit))});
+  out.sql += " ORDER BY id LIMIT " + placeholder(static_cast<int>(out.params.size()), true);
+  return out;
+}
+
+BuiltQuery BuildCountQuery(const CountQuery& query,
+                           const std::function<std::string(int, bool)>& placeholder) {
+  BuiltQuery out;
+  // The bucket is parameter 1 (used twice); the filters follow it.
+  std::string b = placeholder(1, true);
+  out.params.push_back(SqlParam{.is_int = true, .int_value = query.bucket_ms});
+  BuiltQuery filters;
+  auto shifted = [&](int n, bool is_int) { return placeholder(n + 1, is_int); };
+  AppendFilters(query.tenant, query.site_id, query.kind, query.stream, query.since_ms,
+                query.until_ms, shifted, &filters);
+  out.sql = "SELECT created_ms - (((created_ms % " + b + ") + " + b + ") % " + b +
+            ") AS bucket, site_id, kind, count(*) FROM records" + filters.sql +
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 LIMIT " +
+            std::to_string(kMaxBuckets + 1);
+  for (SqlParam& p : filters.params) out.params.push_back(std::move(p));
+  return out;
+}
+
+}  // namespace internal
+
+Result<std::unique_ptr<Store>> OpenStore(std::string_view url) {
+  if (url.starts_with("sqlite:")) {
+    std::string path(url.substr(7));
+    if (path.starts_with("//")) path = path.substr(2);  // sqlite:///abs/path
+    if (path.empty()) return InvalidArgumentError("store URL sqlite: names no file");
+    return internal::OpenSqliteStore(path);
+  }
+  if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+    return internal::OpenPostgresStore(std::string(url));
+  }
+  return InvalidArgumentError("store URL must start with sqlite: or postgresql://");
+}
+
+}  // namespace outpost::hub

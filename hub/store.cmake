@@ -1,0 +1,26 @@
+# outpost_hub_store: the hub's Store (store.h) with its two engines, SQLite (through the
+# outbox's SQLite adapter) and PostgreSQL (libpq; postgres_store.cc is the only file that
+# includes libpq-fe.h). Schema and rules: STORE.md.
+find_package(PostgreSQL REQUIRED)
+
+outpost_library(outpost_hub_store
+  SOURCES
+    store.cc
+    sqlite_store.cc
+    postgres_store.cc    # the libpq adapter of hub/
+  DEPS outpost_base
+  PRIVATE_DEPS outpost_outbox outpost_bundle PostgreSQL::PostgreSQL)
+
+# A private PostgreSQL cluster for tests and benchmarks (testing/postgres_cluster.h).
+outpost_library(outpost_hub_testing
+  SOURCES testing/postgres_cluster.cc
+  DEPS outpost_base)
+
+# The contract suite over both engines. It is registered as ONE CTest test (not test by
+# test, as outpost_test does) so that the binary starts its PostgreSQL cluster once.
+add_executable(store_contract_test store_contract_test.cc)
+target_link_libraries(store_contract_test PRIVATE outpost_hub_store outpost_hub_testing
+                      outpost_testing GTest::gtest GTest::gtest_main)
+outpost_target_flags(store_contract_test)
+add_test(NAME store_contract_test COMMAND store_contract_test)
+set_tests_properties(store_contract_test PROPERTIES LABELS "hub;postgres" TIMEOUT 600)

@@ -1,0 +1,775 @@
+// The contract of hub/store.h, run against both engines: SQLite in a temporary folder and
+// PostgreSQL on a private cluster that this binary starts once (a gtest Environment). Each
+// test gets a fresh database.
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "base/subprocess.h"
+#include "base/testing/test_util.h"
+#include "hub/store.h"
+#include "hub/testing/postgres_cluster.h"
+
+namespace outpost::hub {
+namespace {
+
+using ::outpost::testing::TempDir;
+
+// The cluster shared by every PostgreSQL test of this binary.
+testing::PostgresCluster* g_cluster = nullptr;
+Status g_cluster_status;
+
+class PostgresEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    Result<std::unique_ptr<testing::PostgresCluster>> c = testing::PostgresCluster::Start();
+    if (!c.ok()) {
+      g_cluster_status = c.status();
+      return;
+    }
+    cluster_ = std::move(*c);
+    g_cluster = cluster_.get();
+  }
+  void TearDown() override {
+    g_cluster = nullptr;
+    cluster_.reset();
+  }
+
+ private:
+  std::unique_ptr<testing::PostgresCluster> cluster_;
+};
+
+const ::testing::Environment* const kPostgresEnv =
+    ::testing::AddGlobalTestEnvironment(new PostgresEnvironment);
+
+std::string Hex64(char c) { return std::string(64, c); }
+
+HubRecord Rec(const std::string& site, const std::string& node, const std::string& stream,
+              uint64_t seq, const std::string& kind = "anomaly", int64_t created_ms = 1000,
+              std::string payload = "") {
+  if (payload.empty()) payload = R"({"score":)" + std::to_string(seq) + "}";
+  return HubRecord{.site_id = site,
+                   .node_id = node,
+                   .stream = stream,
+                   .seq = seq,
+                   .kind = kind,
+                   .created_ms = created_ms,
+                   .payload = payload};
+}
+
+std::vector<HubRecord> Recs(const std::string& site, const std::string& node,
+                            const std::string& stream, uint64_t first, uint64_t count,
+                            int64_t created_ms = 1000) {
+  std::vector<HubRecord> out;
+  for (uint64_t s = first; s < first + count; ++s) {
+    out.push_back(Rec(site, node, stream, s, "anomaly", created_ms));
+  }
+  return out;
+}
+
+BatchKey KeyOf(const std::vector<HubRecord>& records, std::string sha = "") {
+  BatchKey k{.site_id = records.front().site_id,
+             .node_id = records.front().node_id,
+             .stream = records.front().stream,
+             .first_seq = records.front().seq,
+             .last_seq = records.back().seq,
+             .content_sha256 = sha.empty() ? Hex64('a') : sha};
+  return k;
+}
+
+Site MakeSite(const std::string& id, const std::string& tenant = "acme") {
+  return Site{.site_id = id, .tenant = tenant, .region = "eu", .created_ms = 5};
+}
+
+class StoreContract : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "sqlite") {
+      url_ = "sqlite:" + dir_.File("hub.db");
+    } else {
+      ASSERT_NE(g_cluster, nullptr) << "PostgreSQL did not start: "
+                                    << g_cluster_status.ToString();
+      static std::atomic<int> counter{0};
+      OUTPOST_ASSERT_OK_AND_ASSIGN(url_,
+                                   g_cluster->CreateDatabase("contract_" +
+                                                             std::to_string(counter++)));
+    }
+    OUTPOST_ASSERT_OK_AND_ASSIGN(store_, OpenStore(url_));
+    ASSERT_EQ(store_->engine(), GetParam());
+  }
+
+  void Reopen() {
+    store_.reset();
+    OUTPOST_ASSERT_OK_AND_ASSIGN(store_, OpenStore(url_));
+  }
+
+  // Runs SQL on the test's database with the engine's own command-line client.
+  void RawSql(const std::string& sql) {
+    RunResult r = GetParam() == "sqlite"
+                      ? RunProgram({"/usr/bin/sqlite3", url_.substr(7), sql})
+                      : RunProgram({"/usr/bin/psql", "-v", "ON_ERROR_STOP=1", "-q", url_,
+                                    "-c", sql});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  std::vector<HubRecord> All(const std::string& tenant = "acme") {
+    std::vector<HubRecord> out;
+    RecordQuery q{.tenant = tenant, .limit = 10'000};
+    while (true) {
+      Result<std::vector<HubRecord>> page = store_->QueryRecords(q);
+      EXPECT_TRUE(page.ok()) << page.status().ToString();
+      if (!page.ok() || page->empty()) break;
+      q.after_id = page->back().id;
+      out.insert(out.end(), page->begin(), page->end());
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  std::string url_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreContract, SitesAreCreatedReadUpdatedAndRevoked) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  EXPECT_EQ(store_->CreateSite(MakeSite("s1")).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->GetSite("nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->CreateSite(MakeSite("")).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->CreateSite(MakeSite(std::string(300, 'x'))).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->CreateSite(MakeSite("bad\xff")).code(), StatusCode::kInvalidArgument);
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Site s, store_->GetSite("s1"));
+  EXPECT_EQ(s.tenant, "acme");
+  EXPECT_EQ(s.region, "eu");
+  EXPECT_EQ(s.created_ms, 5);
+  EXPECT_EQ(s.credential_serial, "");
+  EXPECT_FALSE(s.revoked);
+  EXPECT_EQ(s.last_contact_ms, 0);
+
+  OUTPOST_ASSERT_OK(store_->SetCredential("s1", "0a1b2c"));
+  OUTPOST_ASSERT_OK(store_->TouchSite("s1", 777));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(s, store_->GetSite("s1"));
+  EXPECT_EQ(s.credential_serial, "0a1b2c");
+  EXPECT_EQ(s.last_contact_ms, 777);
+  EXPECT_FALSE(s.revoked);
+  OUTPOST_ASSERT_OK(store_->RevokeSite("s1"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(s, store_->GetSite("s1"));
+  EXPECT_TRUE(s.revoked);
+
+  EXPECT_EQ(store_->SetCredential("nope", "x").code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->RevokeSite("nope").code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->TouchSite("nope", 1).code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreContract, EnrolmentTokenIsUsedOnceAndExpires) {
+  OUTPOST_ASSERT_OK(store_->PutEnrolmentToken(
+      EnrolmentToken{.token_sha256 = Hex64('1'), .site_id = "s1", .expires_ms = 1000}));
+  EXPECT_EQ(store_->PutEnrolmentToken(EnrolmentToken{.token_sha256 = Hex64('1'),
+                                                     .site_id = "s2",
+                                                     .expires_ms = 5000})
+                .code(),
+            StatusCode::kAlreadyExists);
+  OUTPOST_ASSERT_OK(store_->PutEnrolmentToken(
+      EnrolmentToken{.token_sha256 = Hex64('2'), .site_id = "s2", .expires_ms = 1000}));
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EnrolmentToken t, store_->ConsumeEnrolmentToken(Hex64('1'), 999));
+  EXPECT_EQ(t.site_id, "s1");
+  EXPECT_EQ(t.expires_ms, 1000);
+  EXPECT_EQ(store_->ConsumeEnrolmentToken(Hex64('1'), 999).status().code(),
+            StatusCode::kNotFound);
+  // Expired at its expiry instant, and every time after.
+  EXPECT_EQ(store_->ConsumeEnrolmentToken(Hex64('2'), 1000).status().code(),
+            StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(store_->ConsumeEnrolmentToken(Hex64('2'), 2000).status().code(),
+            StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(store_->ConsumeEnrolmentToken(Hex64('3'), 0).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_P(StoreContract, EnrolmentTokenRaceHasOneWinner) {
+  OUTPOST_ASSERT_OK(store_->PutEnrolmentToken(
+      EnrolmentToken{.token_sha256 = Hex64('7'), .site_id = "s1", .expires_ms = 1000}));
+  std::atomic<int> won{0}, not_found{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      Result<EnrolmentToken> r = store_->ConsumeEnrolmentToken(Hex64('7'), 1);
+      if (r.ok()) {
+        ++won;
+      } else if (r.status().code() == StatusCode::kNotFound) {
+        ++not_found;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(won.load(), 1);
+  EXPECT_EQ(not_found.load(), 7);
+}
+
+TEST_P(StoreContract, IngestStoresThenDuplicateIsNoOpThenConflictIsRefused) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  std::vector<HubRecord> recs = Recs("s1", "n1", "m", 1, 5);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(IngestResult r, store_->Ingest(KeyOf(recs), recs, {}, 4242));
+  EXPECT_EQ(r.outcome, IngestOutcome::kStored);
+  EXPECT_EQ(r.records_stored, 5u);
+  EXPECT_EQ(r.records_duplicate, 0u);
+  std::vector<HubRecord> got = All();
+  ASSERT_EQ(got.size(), 5u);
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].seq, i + 1);
+    EXPECT_EQ(got[i].tenant, "acme");
+    EXPECT_EQ(got[i].site_id, "s1");
+    EXPECT_EQ(got[i].node_id, "n1");
+    EXPECT_EQ(got[i].stream, "m");
+    EXPECT_EQ(got[i].kind, "anomaly");
+    EXPECT_EQ(got[i].created_ms, 1000);
+    EXPECT_EQ(got[i].received_ms, 4242);
+    EXPECT_EQ(got[i].payload, recs[i].payload);
+    if (i > 0) {
+      EXPECT_GT(got[i].id, got[i - 1].id);
+    }
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Site s, store_->GetSite("s1"));
+  EXPECT_EQ(s.last_contact_ms, 4242);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(bool has, store_->HasBatch(KeyOf(recs)));
+  EXPECT_TRUE(has);
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(r, store_->Ingest(KeyOf(recs), recs, {}, 5000));
+  EXPECT_EQ(r.outcome, IngestOutcome::kDuplicate);
+  EXPECT_EQ(r.records_stored, 0u);
+  EXPECT_EQ(All().size(), 5u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(s, store_->GetSite("s1"));
+  EXPECT_EQ(s.last_contact_ms, 5000);
+
+  // Same key, other content: refused, nothing changes.
+  std::vector<HubRecord> other = recs;
+  other[2].payload = R"({"score":-1})";
+  OUTPOST_ASSERT_OK_AND_ASSIGN(r, store_->Ingest(KeyOf(other, Hex64('b')), other, {}, 6000));
+  EXPECT_EQ(r.outcome, IngestOutcome::kConflict);
+  EXPECT_EQ(r.records_stored, 0u);
+  got = All();
+  ASSERT_EQ(got.size(), 5u);
+  EXPECT_EQ(got[2].payload, recs[2].payload);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(has, store_->HasBatch(KeyOf(other, Hex64('b'))));
+  EXPECT_FALSE(has);
+}
+
+TEST_P(StoreContract, RecordLevelConflictStoresNothingAndOverlapCountsDuplicates) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  std::vector<HubRecord> first = Recs("s1", "n1", "m", 1, 10);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(IngestResult r, store_->Ingest(KeyOf(first), first, {}, 1));
+  ASSERT_EQ(r.outcome, IngestOutcome::kStored);
+
+  // A re-batched range 5..15 whose record 7 differs: nothing of it is stored.
+  std::vector<HubRecord> overlap = Recs("s1", "n1", "m", 5, 11);
+  overlap[2].payload = R"({"score":"changed"})";
+  ASSERT_EQ(overlap[2].seq, 7u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(r, store_->Ingest(KeyOf(overlap, Hex64('c')), overlap, {}, 2));
+  EXPECT_EQ(r.outcome, IngestOutcome::kConflict);
+  EXPECT_EQ(All().size(), 10u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(bool has, store_->HasBatch(KeyOf(overlap, Hex64('c'))));
+  EXPECT_FALSE(has);
+  // Also a record whose kind or created_ms differs is another record.
+  std::vector<HubRecord> kind_differs = Recs("s1", "n1", "m", 10, 2);
+  kind_differs[0].kind = "drift";
+  OUTPOST_ASSERT_OK_AND_ASSIGN(r, store_->Ingest(KeyOf(kind_differs, Hex64('e')), kind_differs,
+                                                 {}, 2));
+  EXPECT_EQ(r.outcome, IngestOutcome::kConflict);
+  std::vector<HubRecord> time_differs = Recs("s1", "n1", "m", 10, 2, /*created_ms=*/1001);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(r, store_->Ingest(KeyOf(time_differs, Hex64('f')), time_differs,
+                                                 {}, 2));
+  EXPECT_EQ(r.outcome, IngestOutcome::kConflict);
+  EXPECT_EQ(All().size(), 10u);
+
+  // The same range with the same content: the new records are stored, the old ones counted.
+  std::vector<HubRecord> same = Recs("s1", "n1", "m", 5, 11);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(r, store_->Ingest(KeyOf(same, Hex64('d')), same, {}, 3));
+  EXPECT_EQ(r.outcome, IngestOutcome::kStored);
+  EXPECT_EQ(r.records_stored, 5u);
+  EXPECT_EQ(r.records_duplicate, 6u);
+  std::vector<HubRecord> got = All();
+  ASSERT_EQ(got.size(), 15u);
+  std::set<uint64_t> seqs;
+  for (const HubRecord& h : got) seqs.insert(h.seq);
+  EXPECT_EQ(seqs.size(), 15u);
+  EXPECT_EQ(*seqs.rbegin(), 15u);
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto sites, store_->ListSites("acme"));
+  ASSERT_EQ(sites.size(), 1u);
+  EXPECT_EQ(sites[0].records, 15u);
+}
+
+TEST_P(StoreContract, InvalidBatchesAreRefusedWithNothingStored) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  std::vector<HubRecord> good = Recs("s1", "n1", "m", 1, 3);
+  auto expect_invalid = [&](std::vector<HubRecord> recs, BatchKey key, StatusCode code) {
+    Result<IngestResult> r = store_->Ingest(key, recs, {}, 1);
+    EXPECT_EQ(r.status().code(), code) << r.status().ToString();
+  };
+  {
+    auto recs = good;
+    recs[1].site_id = "s2";  // a record of another site
+    expect_invalid(recs, KeyOf(good), StatusCode::kInvalidArgument);
+  }
+  {
+    auto recs = good;
+    recs[1].node_id = "n2";
+    expect_invalid(recs, KeyOf(good), StatusCode::kInvalidArgument);
+  }
+  {
+    auto key = KeyOf(good);
+    key.last_seq = 2;  // seq 3 is outside the range
+    expect_invalid(good, key, StatusCode::kInvalidArgument);
+  }
+  {
+    auto recs = good;
+    recs[2].seq = 2;  // a seq twice
+    expect_invalid(recs, KeyOf(good), StatusCode::kInvalidArgument);
+  }
+  {
+    auto key = KeyOf(good);
+    key.first_seq = 9;
+    key.last_seq = 3;
+    expect_invalid(good, key, StatusCode::kInvalidArgument);
+  }
+  {
+    auto recs = good;
+    recs[0].payload = std::string((1 << 20) + 1, 'x');
+    expect_invalid(recs, KeyOf(recs), StatusCode::kInvalidArgument);
+  }
+  {
+    auto recs = good;
+    recs[0].payload = "{\"bad\":\"\xc3\x28\"}";  // not UTF-8
+    expect_invalid(recs, KeyOf(recs), StatusCode::kInvalidArgument);
+  }
+  {
+    auto recs = good;
+    recs[0].kind = "";
+    expect_invalid(recs, KeyOf(recs), StatusCode::kInvalidArgument);
+  }
+  {
+    std::vector<HubRecord> recs = {Rec("s1", "n1", "m", uint64_t{1} << 63)};
+    expect_invalid(recs, KeyOf(recs), StatusCode::kInvalidArgument);
+  }
+  {
+    auto recs = Recs("unknown", "n1", "m", 1, 3);
+    expect_invalid(recs, KeyOf(recs), StatusCode::kNotFound);
+  }
+  EXPECT_TRUE(All().empty());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(bool has, store_->HasBatch(KeyOf(good)));
+  EXPECT_FALSE(has);
+  // And the good batch still goes in afterwards.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(IngestResult r, store_->Ingest(KeyOf(good), good, {}, 1));
+  EXPECT_EQ(r.outcome, IngestOutcome::kStored);
+}
+
+TEST_P(StoreContract, AuditSegmentsMustContinueTheHead) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto head, store_->AuditHead("s1", "n1"));
+  EXPECT_EQ(head.first, 0u);
+  EXPECT_EQ(head.second, Hex64('0'));
+
+  AuditSegment seg1{.node_id = "n1",
+                    .from_seq = 0,
+                    .from_hash = Hex64('0'),
+                    .to_seq = 2,
+                    .to_hash = Hex64('2'),
+                    .lines = "{\"seq\":1}\n{\"seq\":2}\n"};
+  std::vector<HubRecord> b1 = Recs("s1", "n1", "m", 1, 2);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(IngestResult r, store_->Ingest(KeyOf(b1), b1, seg1, 10));
+  EXPECT_EQ(r.outcome, IngestOutcome::kStored);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(head, store_->AuditHead("s1", "n1"));
+  EXPECT_EQ(head.first, 2u);
+  EXPECT_EQ(head.second, Hex64('2'));
+
+  // The duplicate of that batch is a no-op, its (now stale) segment included.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(r, store_->Ingest(KeyOf(b1), b1, seg1, 11));
+  EXPECT_EQ(r.outcome, IngestOutcome::kDuplicate);
+
+  // A gap (or a replay of the first segment under a new batch): refused, nothing stored.
+  std::vector<HubRecord> b2 = Recs("s1", "n1", "m", 3, 2);
+  AuditSegment gap{.node_id = "n1",
+                   .from_seq = 3,
+                   .from_hash = Hex64('3'),
+                   .to_seq = 4,
+                   .to_hash = Hex64('4'),
+                   .lines = "{\"seq\":4}\n"};
+  Result<IngestResult> bad = store_->Ingest(KeyOf(b2), b2, gap, 12);
+  EXPECT_EQ(bad.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(bad.status().message().find("audit_gap"), std::string_view::npos);
+  bad = store_->Ingest(KeyOf(b2), b2, seg1, 12);
+  EXPECT_EQ(bad.status().code(), StatusCode::kFailedPrecondition);
+  AuditSegment wrong_hash = gap;
+  wrong_hash.from_seq = 2;  // right seq, wrong hash
+  bad = store_->Ingest(KeyOf(b2), b2, wrong_hash, 12);
+  EXPECT_EQ(bad.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(All().size(), 2u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(bool has, store_->HasBatch(KeyOf(b2)));
+  EXPECT_FALSE(has);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(head, store_->AuditHead("s1", "n1"));
+  EXPECT_EQ(head.first, 2u);
+
+  AuditSegment seg2{.node_id = "n1",
+                    .from_seq = 2,
+                    .from_hash = Hex64('2'),
+                    .to_seq = 3,
+                    .to_hash = Hex64('3'),
+                    .lines = "{\"seq\":3}\n"};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(r, store_->Ingest(KeyOf(b2), b2, seg2, 13));
+  EXPECT_EQ(r.outcome, IngestOutcome::kStored);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(head, store_->AuditHead("s1", "n1"));
+  EXPECT_EQ(head.first, 3u);
+  // Heads are per node.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(head, store_->AuditHead("s1", "n2"));
+  EXPECT_EQ(head.first, 0u);
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto lines, store_->AuditLines("acme", "s1", 100));
+  EXPECT_EQ(lines, (std::vector<std::string>{"{\"seq\":1}", "{\"seq\":2}", "{\"seq\":3}"}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(lines, store_->AuditLines("acme", "s1", 2));
+  EXPECT_EQ(lines.size(), 2u);
+  EXPECT_EQ(store_->AuditLines("acme", "unknown", 10).status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(StoreContract, AnotherTenantsDataIsInvisible) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("a1", "acme")));
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("b1", "globex")));
+  AuditSegment seg{.node_id = "n1",
+                   .from_seq = 0,
+                   .from_hash = Hex64('0'),
+                   .to_seq = 1,
+                   .to_hash = Hex64('1'),
+                   .lines = "{\"globex\":1}\n"};
+  std::vector<HubRecord> ra = Recs("a1", "n1", "m", 1, 3);
+  std::vector<HubRecord> rb = Recs("b1", "n1", "m", 1, 4);
+  OUTPOST_ASSERT_OK(store_->Ingest(KeyOf(ra), ra, {}, 1));
+  OUTPOST_ASSERT_OK(store_->Ingest(KeyOf(rb), rb, seg, 1));
+  OUTPOST_ASSERT_OK(store_->PutNodeStatus(NodeStatus{.site_id = "b1", .node_id = "n1"}, 1));
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto sites, store_->ListSites("acme"));
+  ASSERT_EQ(sites.size(), 1u);
+  EXPECT_EQ(sites[0].site.site_id, "a1");
+  EXPECT_TRUE(sites[0].nodes.empty());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(sites, store_->ListSites("nobody"));
+  EXPECT_TRUE(sites.empty());
+
+  std::vector<HubRecord> got = All("acme");
+  ASSERT_EQ(got.size(), 3u);
+  for (const HubRecord& h : got) EXPECT_EQ(h.site_id, "a1");
+  // Naming the other tenant's site does not help.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      got, store_->QueryRecords(RecordQuery{.tenant = "acme", .site_id = "b1"}));
+  EXPECT_TRUE(got.empty());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto buckets, store_->CountRecords(CountQuery{.tenant = "acme", .site_id = "b1"}));
+  EXPECT_TRUE(buckets.empty());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(buckets, store_->CountRecords(CountQuery{.tenant = "acme"}));
+  ASSERT_EQ(buckets.size(), 1u);
+  EXPECT_EQ(buckets[0].count, 3u);
+  EXPECT_EQ(store_->AuditLines("acme", "b1", 10).status().code(), StatusCode::kNotFound);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto lines, store_->AuditLines("globex", "b1", 10));
+  EXPECT_EQ(lines.size(), 1u);
+  EXPECT_EQ(store_->QueryRecords(RecordQuery{}).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreContract, QueriesFilterAndPageWithCursors) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s2")));
+  // 12 records: kinds alternate, streams by thirds, created 1000..12000.
+  for (const std::string site : {"s1", "s2"}) {
+    for (const std::string stream : {"m1", "m2"}) {
+      std::vector<HubRecord> recs;
+      for (uint64_t s = 1; s <= 3; ++s) {
+        recs.push_back(Rec(site, "n1", stream, s, s % 2 == 1 ? "anomaly" : "drift",
+                           static_cast<int64_t>(s) * 1000 + (stream == "m2" ? 500 : 0)));
+      }
+      OUTPOST_ASSERT_OK(store_->Ingest(KeyOf(recs), recs, {}, 1));
+    }
+  }
+  auto count = [&](RecordQuery q) {
+    q.tenant = "acme";
+    Result<std::vector<HubRecord>> r = store_->QueryRecords(q);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->size() : size_t{999};
+  };
+  EXPECT_EQ(count({}), 12u);
+  EXPECT_EQ(count({.site_id = "s1"}), 6u);
+  EXPECT_EQ(count({.kind = "drift"}), 4u);
+  EXPECT_EQ(count({.stream = "m2"}), 6u);
+  EXPECT_EQ(count({.site_id = "s2", .kind = "anomaly", .stream = "m1"}), 2u);
+  EXPECT_EQ(count({.since_ms = 2000}), 8u);             // 2000, 2500, 3000, 3500 x2 sites
+  EXPECT_EQ(count({.since_ms = 2000, .until_ms = 3000}), 4u);
+  EXPECT_EQ(count({.limit = 5}), 5u);
+  EXPECT_EQ(count({.limit = 0}), 0u);
+
+  // Pages of 5 cover every record once, in id order.
+  std::vector<int64_t> ids;
+  RecordQuery q{.tenant = "acme", .limit = 5};
+  for (int page = 0; page < 10; ++page) {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto rows, store_->QueryRecords(q));
+    if (rows.empty()) break;
+    EXPECT_LE(rows.size(), 5u);
+    for (const HubRecord& h : rows) ids.push_back(h.id);
+    q.after_id = rows.back().id;
+  }
+  ASSERT_EQ(ids.size(), 12u);
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), 12u);
+}
+
+TEST_P(StoreContract, CountsRecordsPerBucketSiteAndKind) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s2")));
+  std::vector<HubRecord> a = {Rec("s1", "n", "m", 1, "anomaly", 0),
+                              Rec("s1", "n", "m", 2, "anomaly", 999),
+                              Rec("s1", "n", "m", 3, "drift", 1000),
+                              Rec("s1", "n", "m", 4, "anomaly", 2500),
+                              Rec("s1", "n", "m", 5, "anomaly", -1500)};
+  std::vector<HubRecord> b = {Rec("s2", "n", "m", 1, "anomaly", 100)};
+  OUTPOST_ASSERT_OK(store_->Ingest(KeyOf(a), a, {}, 1));
+  OUTPOST_ASSERT_OK(store_->Ingest(KeyOf(b), b, {}, 1));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto buckets,
+      store_->CountRecords(CountQuery{.tenant = "acme", .since_ms = -10'000, .bucket_ms = 1000}));
+  std::vector<std::tuple<int64_t, std::string, std::string, uint64_t>> got;
+  for (const CountBucket& c : buckets) got.emplace_back(c.start_ms, c.site_id, c.kind, c.count);
+  EXPECT_EQ(got, (decltype(got){{-2000, "s1", "anomaly", 1},
+                                {0, "s1", "anomaly", 2},
+                                {0, "s2", "anomaly", 1},
+                                {1000, "s1", "drift", 1},
+                                {2000, "s1", "anomaly", 1}}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      buckets, store_->CountRecords(CountQuery{.tenant = "acme", .kind = "anomaly",
+                                               .bucket_ms = 3'600'000}));
+  ASSERT_EQ(buckets.size(), 2u);  // since_ms 0 drops the negative one
+  EXPECT_EQ(buckets[0].count, 3u);
+  EXPECT_EQ(buckets[1].count, 1u);
+  EXPECT_EQ(store_->CountRecords(CountQuery{.tenant = "acme", .bucket_ms = 999}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreContract, ModelRegistry) {
+  ModelEntry v1{.name = "pump", .version = 1, .metrics_json = R"({"auc":0.9})",
+                .lineage_json = R"({"parent":0})", .artifact_path = "/m/1", .created_ms = 10};
+  ModelEntry v2 = v1;
+  v2.version = 2;
+  v2.created_ms = 20;
+  OUTPOST_ASSERT_OK(store_->RegisterModel(v1));
+  OUTPOST_ASSERT_OK(store_->RegisterModel(v2));
+  OUTPOST_ASSERT_OK(store_->RegisterModel(ModelEntry{.name = "fan", .version = 7}));
+  EXPECT_EQ(store_->RegisterModel(v1).code(), StatusCode::kAlreadyExists);
+  ModelEntry bad = v1;
+  bad.version = 3;
+  bad.state = "shipped";
+  EXPECT_EQ(store_->RegisterModel(bad).code(), StatusCode::kInvalidArgument);
+
+  OUTPOST_ASSERT_OK(store_->SetModelState("pump", 2, "approved"));
+  EXPECT_EQ(store_->SetModelState("pump", 9, "approved").code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->SetModelState("pump", 2, "nonsense").code(), StatusCode::kInvalidArgument);
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto models, store_->ListModels("pump"));
+  ASSERT_EQ(models.size(), 2u);
+  EXPECT_EQ(models[0].version, 2);
+  EXPECT_EQ(models[0].state, "approved");
+  EXPECT_EQ(models[1].version, 1);
+  EXPECT_EQ(models[1].state, "candidate");
+  EXPECT_EQ(models[1].metrics_json, v1.metrics_json);
+  EXPECT_EQ(models[1].lineage_json, v1.lineage_json);
+  EXPECT_EQ(models[1].artifact_path, "/m/1");
+  EXPECT_EQ(models[1].created_ms, 10);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(models, store_->ListModels(""));
+  ASSERT_EQ(models.size(), 3u);
+  EXPECT_EQ(models[0].name, "fan");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(models, store_->ListModels("none"));
+  EXPECT_TRUE(models.empty());
+}
+
+TEST_P(StoreContract, NodeStatusKeepsTheLatestReportPerNode) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  NodeStatus a{.site_id = "s1", .node_id = "a", .reported_ms = 100, .backlog_records = 5,
+               .backlog_bytes = 500, .autonomy_days = 1.0 / 3.0,
+               .models_json = R"([{"name":"pump","version":"2","state":"AVAILABLE"}])"};
+  OUTPOST_ASSERT_OK(store_->PutNodeStatus(a, 1000));
+  NodeStatus newer = a;
+  newer.reported_ms = 200;
+  newer.backlog_records = 7;
+  newer.autonomy_days.reset();
+  OUTPOST_ASSERT_OK(store_->PutNodeStatus(newer, 2000));
+  NodeStatus late = a;  // arrives after, but was reported before
+  late.reported_ms = 150;
+  late.backlog_records = 99;
+  OUTPOST_ASSERT_OK(store_->PutNodeStatus(late, 3000));
+  NodeStatus b{.site_id = "s1", .node_id = "b", .reported_ms = 50, .autonomy_days = 2.5};
+  OUTPOST_ASSERT_OK(store_->PutNodeStatus(b, 4000));
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto sites, store_->ListSites("acme"));
+  ASSERT_EQ(sites.size(), 1u);
+  ASSERT_EQ(sites[0].nodes.size(), 2u);
+  const NodeStatus& na = sites[0].nodes[0];
+  EXPECT_EQ(na.node_id, "a");
+  EXPECT_EQ(na.reported_ms, 200);
+  EXPECT_EQ(na.received_ms, 2000);
+  EXPECT_EQ(na.backlog_records, 7u);
+  EXPECT_EQ(na.backlog_bytes, 500u);
+  EXPECT_FALSE(na.autonomy_days.has_value());
+  EXPECT_EQ(na.models_json, a.models_json);
+  const NodeStatus& nb = sites[0].nodes[1];
+  EXPECT_EQ(nb.node_id, "b");
+  ASSERT_TRUE(nb.autonomy_days.has_value());
+  EXPECT_EQ(*nb.autonomy_days, 2.5);
+  EXPECT_EQ(nb.received_ms, 4000);
+
+  OUTPOST_ASSERT_OK(store_->PutNodeStatus(a, 5000));  // reported 100 < 200: ignored
+  newer.reported_ms = 300;
+  newer.autonomy_days = 1.0 / 3.0;
+  OUTPOST_ASSERT_OK(store_->PutNodeStatus(newer, 6000));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(sites, store_->ListSites("acme"));
+  ASSERT_TRUE(sites[0].nodes[0].autonomy_days.has_value());
+  EXPECT_EQ(*sites[0].nodes[0].autonomy_days, 1.0 / 3.0);  // exact round trip
+  EXPECT_EQ(sites[0].nodes[0].reported_ms, 300);
+}
+
+TEST_P(StoreContract, FleetSummaryCountsRecordsOnce) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s2")));
+  std::vector<HubRecord> r1 = Recs("s1", "n", "m", 1, 4, 7000);
+  r1[2].created_ms = 9000;
+  OUTPOST_ASSERT_OK(store_->Ingest(KeyOf(r1), r1, {}, 100));
+  OUTPOST_ASSERT_OK(store_->Ingest(KeyOf(r1), r1, {}, 200));  // duplicate
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto sites, store_->ListSites("acme"));
+  ASSERT_EQ(sites.size(), 2u);
+  EXPECT_EQ(sites[0].site.site_id, "s1");
+  EXPECT_EQ(sites[0].records, 4u);
+  EXPECT_EQ(sites[0].newest_record_ms, 9000);
+  EXPECT_EQ(sites[0].site.last_contact_ms, 200);
+  EXPECT_EQ(sites[1].records, 0u);
+  EXPECT_FALSE(sites[1].newest_record_ms.has_value());
+}
+
+TEST_P(StoreContract, EverythingSurvivesCloseAndReopen) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  OUTPOST_ASSERT_OK(store_->PutEnrolmentToken(
+      EnrolmentToken{.token_sha256 = Hex64('9'), .site_id = "s1", .expires_ms = 100}));
+  AuditSegment seg{.node_id = "n1", .from_seq = 0, .from_hash = Hex64('0'), .to_seq = 1,
+                   .to_hash = Hex64('1'), .lines = "{}\n"};
+  std::vector<HubRecord> recs = Recs("s1", "n1", "m", 1, 3);
+  OUTPOST_ASSERT_OK(store_->Ingest(KeyOf(recs), recs, seg, 50));
+  OUTPOST_ASSERT_OK(store_->PutNodeStatus(NodeStatus{.site_id = "s1", .node_id = "n1",
+                                                     .reported_ms = 9},
+                                          60));
+  OUTPOST_ASSERT_OK(store_->RegisterModel(ModelEntry{.name = "pump", .version = 1}));
+
+  Reopen();
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Site s, store_->GetSite("s1"));
+  EXPECT_EQ(s.last_contact_ms, 50);
+  EXPECT_EQ(All().size(), 3u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto head, store_->AuditHead("s1", "n1"));
+  EXPECT_EQ(head.first, 1u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto sites, store_->ListSites("acme"));
+  ASSERT_EQ(sites[0].nodes.size(), 1u);
+  EXPECT_EQ(sites[0].records, 3u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto models, store_->ListModels("pump"));
+  EXPECT_EQ(models.size(), 1u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(IngestResult r, store_->Ingest(KeyOf(recs), recs, seg, 70));
+  EXPECT_EQ(r.outcome, IngestOutcome::kDuplicate);
+  OUTPOST_ASSERT_OK(store_->ConsumeEnrolmentToken(Hex64('9'), 1));
+}
+
+TEST_P(StoreContract, NewerSchemaIsRefusedAndLeftAlone) {
+  store_.reset();
+  RawSql("UPDATE outpost_meta SET value = '99' WHERE name = 'schema_version'");
+  Result<std::unique_ptr<Store>> r = OpenStore(url_);
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("schema_too_new"), std::string_view::npos)
+      << r.status().ToString();
+  RawSql("UPDATE outpost_meta SET value = 'x' WHERE name = 'schema_version'");
+  EXPECT_EQ(OpenStore(url_).status().code(), StatusCode::kDataLoss);
+  RawSql("UPDATE outpost_meta SET value = '1' WHERE name = 'schema_version'");
+  Reopen();
+}
+
+TEST_P(StoreContract, ConcurrentIngestLosesAndDuplicatesNothing) {
+  constexpr int kThreads = 8;
+  constexpr int kBatchesPerStream = 12;
+  constexpr int kRecordsPerBatch = 25;
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s2")));
+  // Four streams (2 sites x 2 nodes); each batch is sent by two threads at once, and every
+  // thread also re-sends its previous batch (a retry after a lost acknowledgement).
+  struct Batch {
+    BatchKey key;
+    std::vector<HubRecord> records;
+  };
+  std::vector<Batch> batches;
+  for (const std::string site : {"s1", "s2"}) {
+    for (const std::string node : {"n1", "n2"}) {
+      for (int b = 0; b < kBatchesPerStream; ++b) {
+        auto recs = Recs(site, node, "m", 1 + static_cast<uint64_t>(b) * kRecordsPerBatch,
+                         kRecordsPerBatch, 1000 + b);
+        batches.push_back(Batch{KeyOf(recs), std::move(recs)});
+      }
+    }
+  }
+  std::atomic<int> stored{0}, duplicate{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (size_t i = static_cast<size_t>(t / 2); i < batches.size(); i += kThreads / 2) {
+        for (size_t j : {i, i >= kThreads / 2 ? i - kThreads / 2 : i}) {
+          Result<IngestResult> r = store_->Ingest(batches[j].key, batches[j].records, {}, 1);
+          if (!r.ok()) {
+            ADD_FAILURE() << r.status().ToString();
+            ++failed;
+          } else if (r->outcome == IngestOutcome::kStored) {
+            ++stored;
+          } else if (r->outcome == IngestOutcome::kDuplicate) {
+            ++duplicate;
+          } else {
+            ADD_FAILURE() << "conflict";
+            ++failed;
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(stored.load(), static_cast<int>(batches.size()));
+  EXPECT_EQ(stored.load() + duplicate.load(), static_cast<int>(4 * batches.size()));
+  std::vector<HubRecord> got = All();
+  ASSERT_EQ(got.size(), batches.size() * kRecordsPerBatch);
+  std::set<std::tuple<std::string, std::string, uint64_t>> keys;
+  for (const HubRecord& h : got) keys.emplace(h.site_id, h.node_id, h.seq);
+  EXPECT_EQ(keys.size(), got.size());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto sites, store_->ListSites("acme"));
+  ASSERT_EQ(sites.size(), 2u);
+  EXPECT_EQ(sites[0].records + sites[1].records, got.size());
+  for (const Batch& b : batches) {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(bool has, store_->HasBatch(b.key));
+    EXPECT_TRUE(has);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, StoreContract, ::testing::Values("sqlite", "postgresql"),
+                         [](const ::testing::TestParamInfo<std::string>& param_info) {
+                           return param_info.param;
+                         });
+
+TEST(OpenStore, RefusesUnknownSchemesAndUnreachableServers) {
+  EXPECT_EQ(OpenStore("mysql://x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(OpenStore("sqlite:").status().code(), StatusCode::kInvalidArgument);
+  // Port 1 on loopback: nothing listens there.
+  EXPECT_EQ(OpenStore("postgresql://outpost@127.0.0.1:1/x?connect_timeout=2").status().code(),
+            StatusCode::kUnavailable);
+  EXPECT_FALSE(OpenStore("sqlite:/nonexistent-dir/sub/hub.db").ok());
+}
+
+}  // namespace
+}  // namespace outpost::hub

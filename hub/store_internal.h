@@ -1,0 +1,86 @@
+// What both engines of hub/store.h share: the limits and validation of STORE.md §5, the
+// record content hash (STORE.md §3), the query builders, and the engines' constructors.
+// Included only by hub/store.cc, hub/sqlite_store.cc and hub/postgres_store.cc.
+#ifndef OUTPOST_HUB_STORE_INTERNAL_H_
+#define OUTPOST_HUB_STORE_INTERNAL_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "hub/store.h"
+
+namespace outpost::hub::internal {
+
+inline constexpr int64_t kSchemaVersion = 1;
+inline constexpr size_t kMaxIdBytes = 256;
+inline constexpr size_t kMaxJsonBytes = size_t{1} << 20;
+inline constexpr size_t kMaxRecordsPerIngest = 100'000;
+inline constexpr size_t kMaxAuditBytes = size_t{16} << 20;
+inline constexpr size_t kMaxQueryLimit = 10'000;
+inline constexpr size_t kMaxBuckets = 100'000;
+inline constexpr int64_t kMinBucketMs = 1000;
+inline constexpr int64_t kMaxBucketMs = int64_t{1} << 40;  // ~34 years
+// Attempts of a transaction that a concurrent writer made fail (Aborted).
+inline constexpr int kMaxTransactionAttempts = 5;
+
+// InvalidArgument unless `value` is 1..kMaxIdBytes bytes without NUL.
+Status ValidateId(std::string_view what, std::string_view value);
+// InvalidArgument unless `value` is at most kMaxJsonBytes.
+Status ValidateJson(std::string_view what, std::string_view value);
+Status ValidateSite(const Site& site);
+Status ValidateModelState(std::string_view state);
+// Step 1 of STORE.md §4: the key, the records' keys and seqs, sizes.
+Status ValidateIngest(const BatchKey& key, std::span<const HubRecord> records,
+                      const std::optional<AuditSegment>& audit);
+Status ValidateNodeStatus(const NodeStatus& status);
+
+// SHA-256 (32 raw bytes) of a record's kind, created_ms and payload (STORE.md §3).
+std::string RecordContentHash(const HubRecord& record);
+
+// The segment's lines without their '\n' (a last line without one is kept as is).
+std::vector<std::string> SplitAuditLines(std::string_view lines);
+
+// The audit head of a (site, node) that has none.
+std::string ZeroHash();
+
+// floor(created_ms / bucket) * bucket for negative values too.
+int64_t BucketStart(int64_t created_ms, int64_t bucket_ms);
+
+// A parameter of a built query.
+struct SqlParam {
+  bool is_int = false;
+  int64_t int_value = 0;
+  std::string text{};
+};
+
+// A WHERE clause over `records` for the filters shared by QueryRecords and CountRecords.
+// `placeholder(n, is_int)` returns the engine's spelling of parameter n (1-based), e.g. "?1"
+// or "$1::bigint".
+struct BuiltQuery {
+  std::string sql{};
+  std::vector<SqlParam> params{};
+};
+BuiltQuery BuildRecordQuery(const RecordQuery& query,
+                            const std::function<std::string(int, bool)>& placeholder);
+BuiltQuery BuildCountQuery(const CountQuery& query,
+                           const std::function<std::string(int, bool)>& placeholder);
+// Orders buckets by start, then site and kind bytewise (both engines, whatever the
+// database's collation).
+void SortBuckets(std::vector<CountBucket>* buckets);
+Status ValidateRecordQuery(const RecordQuery& query);
+Status ValidateCountQuery(const CountQuery& query);
+
+// The engines (STORE.md). `path` is the SQLite file; `url` the libpq connection URI.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+Result<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url);
+
+}  // namespace outpost::hub::internal
+
+#endif  // OUTPOST_HUB_STORE_INTERNAL_H_
