@@ -172,7 +172,9 @@ class Forwarder::AuditCursor {
     w.EndObject();
     out.push_back('\n');
     Status s = WriteFileAtomically(state_path_, out);
-    if (!s.ok()) OUTPOST_LOG(kWarning) << "cannot write sync state" << Field("error", s);
+    if (!s.ok()) {
+      OUTPOST_LOG(kWarning) << "cannot write sync state" << Field("error", s);
+    }
   }
 
   std::string log_path_;
@@ -400,7 +402,7 @@ Forwarder::Upload Forwarder::UploadGroup(const std::string& stream,
       simdjson::dom::element root;
       bool json = parser.parse(r->body).get(root) == simdjson::SUCCESS;
       std::string_view reason;
-      if (json) (void)root["reason"].get_string().get(reason);
+      if (json && root["reason"].get_string().get(reason) != simdjson::SUCCESS) reason = {};
       if (r->status == 200) {
         std::string_view outcome;
         if (!json || root["outcome"].get_string().get(outcome) != simdjson::SUCCESS ||

@@ -124,7 +124,7 @@ Result<HttpsResponse> HttpsClient::Post(std::string_view target, std::string_vie
 
   http::request<http::string_body> req{http::verb::post, prefix_ + std::string(target), 11};
   req.set(http::field::host, host_ + ":" + std::to_string(port_));
-  req.set(http::field::content_type, content_type);
+  req.set(http::field::content_type, std::string(content_type));
   req.set(http::field::connection, "close");
   req.body() = std::string(body);
   req.prepare_payload();
