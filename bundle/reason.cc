@@ -11,10 +11,10 @@ constexpr std::string_view kNames[] = {
     "BAD_LAYOUT",         "METADATA_MISSING", "METADATA_MALFORMED", "ROOT_CHAIN",
     "ROOT_SIGNATURE",     "ROOT_EXPIRED",     "SIGNATURE_THRESHOLD", "EXPIRED",
     "VERSION_ROLLBACK",   "WRONG_SITE",       "TARGET_UNLISTED",  "TARGET_LENGTH",
-    "TARGET_HASH",        "TARGET_MISSING",
+    "TARGET_HASH",        "TARGET_MISSING",   "HEALTH_CHECK",
 };
 constexpr size_t kCount = sizeof(kNames) / sizeof(kNames[0]);
-static_assert(kCount == static_cast<size_t>(Reason::kTargetMissing) + 1);
+static_assert(kCount == static_cast<size_t>(Reason::kHealthCheck) + 1);
 
 bool IsNameChar(char c) { return (c >= 'A' && c <= 'Z') || c == '_'; }
 
@@ -33,6 +33,7 @@ Status ReasonError(Reason reason, std::string_view message) {
     case Reason::kExpired:
     case Reason::kVersionRollback:
     case Reason::kWrongSite:
+    case Reason::kHealthCheck:
       return FailedPreconditionError(text);
     case Reason::kRootSignature:
     case Reason::kSignatureThreshold:

@@ -35,6 +35,9 @@ enum class Reason {
   kTargetLength,
   kTargetHash,
   kTargetMissing,
+  // Not a verification failure: the installed model failed its health check and the
+  // install was undone (FailedPrecondition).
+  kHealthCheck,
 };
 
 // "TARGET_HASH" etc.

@@ -1,0 +1,393 @@
+// `outpost bundle create|sign|verify|inspect|install|rollback|list|push`: offline bundles
+// (bundle/FORMAT.md) from the command line. Creation and verification stream (constant
+// memory whatever the bundle's size). Every refusal exits 1 with its reason code first in the
+// message ("outpost: TARGET_HASH: ..."); usage errors exit 2.
+#include <CLI/CLI.hpp>
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apps/bundle_health.h"
+#include "apps/bundle_keys.h"
+#include "apps/bundle_kubernetes.h"
+#include "apps/bundle_push.h"
+#include "apps/commands.h"
+#include "base/clock.h"
+#include "base/file.h"
+#include "bundle/bundle.h"
+#include "bundle/install.h"
+#include "bundle/metadata.h"
+#include "bundle/reason.h"
+#include "bundle/tar.h"
+
+namespace outpost::apps {
+namespace {
+
+struct BundleFlags {
+  std::string bundle;  // the bundle file
+  // create
+  std::string models;
+  std::string keys_dir;
+  std::vector<std::string> key_files;
+  uint64_t version = 0;
+  std::vector<std::string> sites;
+  std::vector<std::string> groups;
+  std::string channel = "stable";
+  int expires_days = 30;
+  std::string out;
+  // site
+  std::string repository;
+  std::string state_dir;
+  std::string data_dir;
+  std::string trusted_root;
+  bool no_health_check = false;
+  // kubernetes and push
+  std::string kubernetes;
+  std::string registry;
+  std::string registry_repository = "outpost/models";
+  std::string image = "outpost:latest";
+};
+
+int64_t Now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Status Create(const BundleFlags& f) {
+  std::vector<bundle::KeyPair> keys;
+  if (!f.keys_dir.empty()) {
+    OUTPOST_ASSIGN_OR_RETURN(keys, LoadKeys(f.keys_dir, "targets"));
+  }
+  for (const std::string& k : f.key_files) {
+    OUTPOST_ASSIGN_OR_RETURN(bundle::KeyPair pair, LoadKeyFile(k));
+    keys.push_back(pair);
+  }
+  if (keys.empty()) return InvalidArgumentError("no targets key: give --keys DIR or --key FILE");
+  bundle::CreateOptions options{.version = f.version,
+                                .created = Now(),
+                                .expires = Now() + int64_t{f.expires_days} * 86400,
+                                .channel = f.channel,
+                                .sites = f.sites,
+                                .site_groups = f.groups};
+  // The root chain after version 1 (provisioned at every site) travels with each bundle.
+  std::string roots = f.keys_dir.empty() ? "" : JoinPath(f.keys_dir, "roots");
+  if (!roots.empty() && IsDirectory(roots)) {
+    for (uint64_t n = 2; PathExists(JoinPath(roots, std::to_string(n) + ".json")); ++n) {
+      OUTPOST_ASSIGN_OR_RETURN(std::string text,
+                               ReadFile(JoinPath(roots, std::to_string(n) + ".json"), 1 << 20));
+      options.root_chain.push_back(std::move(text));
+    }
+  }
+  OUTPOST_RETURN_IF_ERROR(bundle::CreateBundle(f.models, keys, options, f.out));
+  std::printf("created %s: bundle version %llu\n", f.out.c_str(),
+              static_cast<unsigned long long>(f.version));
+  return Status::Ok();
+}
+
+// Adds a signature to the targets of a bundle, copying every other entry as it is.
+Status Sign(const BundleFlags& f) {
+  if (f.key_files.empty()) return InvalidArgumentError("give --key FILE to sign with");
+  int in = ::open(f.bundle.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return ErrnoToStatus(errno, "opening", f.bundle);
+  std::string tmp = f.out + ".tmp";
+  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    ::close(in);
+    return ErrnoToStatus(errno, "creating", tmp);
+  }
+  auto copy = [&]() -> Status {
+    bundle::TarReader reader(in, {});
+    bundle::TarWriter writer(out);
+    std::string buf(64 * 1024, '\0');
+    for (;;) {
+      OUTPOST_ASSIGN_OR_RETURN(std::optional<bundle::TarEntry> e, reader.Next());
+      if (!e) break;
+      if (e->name == "outpost/targets.json") {
+        OUTPOST_ASSIGN_OR_RETURN(std::string text, reader.ReadAll(1 << 20));
+        OUTPOST_ASSIGN_OR_RETURN(bundle::Envelope env, bundle::ParseEnvelope(text));
+        bundle::JsonArray sigs;
+        for (const auto& [id, sig] : env.signatures) {
+          sigs.push_back(bundle::Json{bundle::JsonObject{{"keyid", bundle::Json{id}},
+                                                         {"sig", bundle::Json{bundle::ToHex(sig)}}}});
+        }
+        for (const std::string& k : f.key_files) {
+          OUTPOST_ASSIGN_OR_RETURN(bundle::KeyPair pair, LoadKeyFile(k));
+          OUTPOST_ASSIGN_OR_RETURN(std::string sig, bundle::Sign(pair.seed, env.canonical));
+          sigs.push_back(bundle::Json{bundle::JsonObject{
+              {"keyid", bundle::Json{bundle::KeyId(pair.public_key)}},
+              {"sig", bundle::Json{bundle::ToHex(sig)}}}});
+        }
+        OUTPOST_ASSIGN_OR_RETURN(
+            std::string signed_text,
+            bundle::CanonicalJson(bundle::Json{bundle::JsonObject{
+                {"signatures", bundle::Json{sigs}}, {"signed", env.signed_value}}}));
+        OUTPOST_RETURN_IF_ERROR(writer.Begin(e->name, signed_text.size()));
+        OUTPOST_RETURN_IF_ERROR(writer.Write(signed_text));
+        continue;
+      }
+      OUTPOST_RETURN_IF_ERROR(writer.Begin(e->name, e->size));
+      for (;;) {
+        OUTPOST_ASSIGN_OR_RETURN(size_t n, reader.Read(buf.data(), buf.size()));
+        if (n == 0) break;
+        OUTPOST_RETURN_IF_ERROR(writer.Write(std::string_view(buf.data(), n)));
+      }
+    }
+    OUTPOST_RETURN_IF_ERROR(writer.Finish());
+    if (::fsync(out) != 0) return ErrnoToStatus(errno, "fsync", tmp);
+    return Status::Ok();
+  };
+  Status s = copy();
+  ::close(in);
+  ::close(out);
+  if (s.ok() && ::rename(tmp.c_str(), f.out.c_str()) != 0) s = ErrnoToStatus(errno, "renaming", tmp);
+  if (!s.ok()) ::unlink(tmp.c_str());
+  if (s.ok()) std::printf("signed %s\n", f.out.c_str());
+  return s;
+}
+
+// The trusted root: the site's (state folder) or one given on the command line.
+Result<bundle::Root> TrustedRoot(const BundleFlags& f) {
+  std::string path = f.trusted_root;
+  if (!f.state_dir.empty() && PathExists(JoinPath(f.state_dir, "root.json"))) {
+    path = JoinPath(f.state_dir, "root.json");
+  }
+  if (path.empty()) return InvalidArgumentError("give --state-dir or --trusted-root");
+  OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(path, 1 << 20));
+  OUTPOST_ASSIGN_OR_RETURN(bundle::Envelope env, bundle::ParseEnvelope(text));
+  return bundle::RootFromJson(env.signed_value);
+}
+
+// Verifies a bundle into a temporary staging folder, removed afterwards.
+Result<bundle::VerifiedBundle> VerifyOnly(const BundleFlags& f) {
+  OUTPOST_ASSIGN_OR_RETURN(bundle::Root root, TrustedRoot(f));
+  bundle::SiteState state;
+  if (!f.state_dir.empty()) {
+    OUTPOST_ASSIGN_OR_RETURN(state, bundle::LoadSiteState(JoinPath(f.state_dir, "state.json")));
+  }
+  std::string tmpl = (std::filesystem::temp_directory_path() / "outpost-verify-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) return ErrnoToStatus(errno, "creating", tmpl);
+  Result<bundle::VerifiedBundle> v = bundle::VerifyBundle(
+      f.bundle, root, state,
+      {.site_id = f.sites.empty() ? "" : f.sites[0], .site_groups = f.groups,
+       .staging_dir = JoinPath(tmpl, "staging"), .clock = &SystemClock()});
+  std::error_code ec;
+  std::filesystem::remove_all(tmpl, ec);
+  return v;
+}
+
+Status Verify(const BundleFlags& f) {
+  Result<bundle::VerifiedBundle> v = VerifyOnly(f);
+  if (!v.ok()) return v.status();
+  std::printf("OK: bundle version %llu, channel %s, %zu model versions\n",
+              static_cast<unsigned long long>(v->targets.version), v->targets.channel.c_str(),
+              v->targets.models.size());
+  for (const bundle::ModelRef& m : v->targets.models) {
+    std::printf("  %s %llu\n", m.name.c_str(), static_cast<unsigned long long>(m.version));
+  }
+  return Status::Ok();
+}
+
+// Prints the signed metadata without checking it.
+Status Inspect(const BundleFlags& f) {
+  int fd = ::open(f.bundle.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoToStatus(errno, "opening", f.bundle);
+  auto run = [&]() -> Status {
+    bundle::TarReader reader(fd, {});
+    for (;;) {
+      OUTPOST_ASSIGN_OR_RETURN(std::optional<bundle::TarEntry> e, reader.Next());
+      if (!e) return bundle::ReasonError(bundle::Reason::kMetadataMissing, "no targets");
+      if (e->name.starts_with("outpost/root/")) {
+        std::printf("root file %s (%llu bytes)\n", e->name.c_str(),
+                    static_cast<unsigned long long>(e->size));
+        continue;
+      }
+      if (e->name != "outpost/targets.json") {
+        return bundle::ReasonError(bundle::Reason::kBadLayout, "no targets before " + e->name);
+      }
+      OUTPOST_ASSIGN_OR_RETURN(std::string text, reader.ReadAll(1 << 20));
+      OUTPOST_ASSIGN_OR_RETURN(bundle::Envelope env, bundle::ParseEnvelope(text));
+      OUTPOST_ASSIGN_OR_RETURN(std::string pretty, bundle::CanonicalJson(env.signed_value));
+      std::printf("targets (NOT verified; use `outpost bundle verify`), %zu signatures:\n%s\n",
+                  env.signatures.size(), pretty.c_str());
+      return Status::Ok();
+    }
+  };
+  Status s = run();
+  ::close(fd);
+  return s;
+}
+
+Result<std::unique_ptr<bundle::Installer>> OpenInstaller(const BundleFlags& f) {
+  if (f.repository.empty() || f.state_dir.empty()) {
+    return InvalidArgumentError("give --repository and --state-dir");
+  }
+  bundle::InstallerOptions options{
+      .repository = f.repository,
+      .state_dir = f.state_dir,
+      .spool_dir = f.data_dir.empty() ? "" : JoinPath(f.data_dir, "spool"),
+      .site_id = f.sites.empty() ? "" : f.sites[0],
+      .site_groups = f.groups,
+      .clock = &SystemClock()};
+  if (!f.no_health_check) options.health_check = CheckModelHealth;
+  if (!f.trusted_root.empty()) {
+    OUTPOST_ASSIGN_OR_RETURN(options.provision_root, ReadFile(f.trusted_root, 1 << 20));
+  }
+  return bundle::Installer::Open(std::move(options));
+}
+
+void PrintResult(const char* what, const bundle::InstallResult& r) {
+  std::printf("%s bundle version %llu (was %llu):", what,
+              static_cast<unsigned long long>(r.bundle_version),
+              static_cast<unsigned long long>(r.previous_version));
+  for (const bundle::ModelVersion& m : r.models) {
+    std::printf(" %s/%llu", m.name.c_str(), static_cast<unsigned long long>(m.version));
+  }
+  std::printf("\n");
+}
+
+Status Install(const BundleFlags& f) {
+  if (!f.kubernetes.empty()) {
+    OUTPOST_ASSIGN_OR_RETURN(bundle::VerifiedBundle v, VerifyOnly(f));
+    KubernetesInstall k{.base_dir = f.kubernetes,
+                        .out_dir = f.out,
+                        .image = f.image,
+                        .registry = f.registry,
+                        .registry_repository = f.registry_repository,
+                        .site_id = f.sites.empty() ? "" : f.sites[0],
+                        .bundle_version = v.targets.version};
+    for (const bundle::ModelRef& m : v.targets.models) {
+      k.model_refs.push_back(m.name + "-" + std::to_string(m.version));
+    }
+    OUTPOST_ASSIGN_OR_RETURN(KubernetesOutcome outcome, RenderAndApply(k));
+    std::printf("bundle version %llu: overlay %s; %s\n",
+                static_cast<unsigned long long>(v.targets.version), f.out.c_str(),
+                outcome.message.c_str());
+    return Status::Ok();
+  }
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<bundle::Installer> installer, OpenInstaller(f));
+  OUTPOST_ASSIGN_OR_RETURN(bundle::InstallResult r, installer->Install(f.bundle));
+  PrintResult("installed", r);
+  return Status::Ok();
+}
+
+Status Rollback(const BundleFlags& f) {
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<bundle::Installer> installer, OpenInstaller(f));
+  OUTPOST_ASSIGN_OR_RETURN(bundle::InstallResult r, installer->Rollback());
+  PrintResult("rolled back to", r);
+  return Status::Ok();
+}
+
+Status List(const BundleFlags& f) {
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<bundle::Installer> installer, OpenInstaller(f));
+  OUTPOST_ASSIGN_OR_RETURN(bundle::SiteStatus s, installer->Describe());
+  std::printf("root version %llu, time floor %lld, anti-rollback version %llu\n",
+              static_cast<unsigned long long>(s.root_version),
+              static_cast<long long>(s.state.time_floor),
+              static_cast<unsigned long long>(s.state.installed_version));
+  for (size_t i = 0; i < s.installed.size(); ++i) {
+    std::printf("bundle %llu%s\n", static_cast<unsigned long long>(s.installed[i]),
+                i + 1 == s.installed.size() ? " (active)" : "");
+  }
+  for (const bundle::ModelVersion& m : s.models) {
+    std::printf("  %s %llu\n", m.name.c_str(), static_cast<unsigned long long>(m.version));
+  }
+  return Status::Ok();
+}
+
+Status Push(const BundleFlags& f) {
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> pushed,
+                           PushBundle(f.bundle, f.registry, f.registry_repository));
+  for (const std::string& ref : pushed) std::printf("pushed %s\n", ref.c_str());
+  return Status::Ok();
+}
+
+}  // namespace
+
+void AddBundleCommand(CLI::App& app, Action& run) {
+  CLI::App* b = app.add_subcommand("bundle", "Signed offline bundles of models");
+  b->require_subcommand(1);
+  auto f = std::make_shared<BundleFlags>();
+  auto site = [&](CLI::App* cmd) {
+    cmd->add_option("--site", f->sites, "This site's id");
+    cmd->add_option("--group", f->groups, "A site group this site belongs to (repeatable)");
+  };
+  auto node = [&](CLI::App* cmd) {
+    cmd->add_option("--repository", f->repository, "The edge node's model repository");
+    cmd->add_option("--state-dir", f->state_dir,
+                    "Folder of the site's trusted root, state and kept bundles");
+    cmd->add_option("--data-dir", f->data_dir,
+                    "The edge's data_dir; events are spooled in <data-dir>/spool");
+    cmd->add_option("--trusted-root", f->trusted_root,
+                    "Signed root file to provision when the state folder has none");
+    cmd->add_flag("--no-health-check", f->no_health_check, "Skip loading the models to check them");
+    site(cmd);
+  };
+  auto action = [&run, f](Status (*fn)(const BundleFlags&)) {
+    return [&run, f, fn] { run = [f, fn] { return fn(*f); }; };
+  };
+
+  CLI::App* create = b->add_subcommand("create", "Bundle every model version of a folder");
+  create->add_option("--models", f->models, "Model folder: <name>/config.yaml, <name>/<v>/")->required();
+  create->add_option("--keys", f->keys_dir, "Key folder of `outpost keys` (its targets keys sign)");
+  create->add_option("--key", f->key_files, "A targets key file to sign with (repeatable)");
+  create->add_option("--version", f->version, "Bundle version (> 0)")->required()->check(CLI::Range(uint64_t{1}, uint64_t{1} << 53));
+  create->add_option("--site", f->sites, "A site the bundle is for (repeatable)");
+  create->add_option("--group", f->groups, "A site group the bundle is for (repeatable)");
+  create->add_option("--channel", f->channel, "Channel");
+  create->add_option("--expires-days", f->expires_days, "Days until it expires")->check(CLI::Range(1, 3650));
+  create->add_option("-o,--out", f->out, "Bundle file to write")->required();
+  create->callback(action(Create));
+
+  CLI::App* sign = b->add_subcommand("sign", "Add targets signatures to a bundle");
+  sign->add_option("bundle", f->bundle, "Bundle file")->required();
+  sign->add_option("--key", f->key_files, "Key file (repeatable)")->required();
+  sign->add_option("-o,--out", f->out, "Signed bundle to write")->required();
+  sign->callback(action(Sign));
+
+  CLI::App* verify = b->add_subcommand("verify", "Verify a bundle as a site would");
+  verify->add_option("bundle", f->bundle, "Bundle file")->required();
+  verify->add_option("--state-dir", f->state_dir, "The site's state folder");
+  verify->add_option("--trusted-root", f->trusted_root, "Signed root file to trust");
+  site(verify);
+  verify->callback(action(Verify));
+
+  CLI::App* inspect = b->add_subcommand("inspect", "Print a bundle's metadata (unverified)");
+  inspect->add_option("bundle", f->bundle, "Bundle file")->required();
+  inspect->callback(action(Inspect));
+
+  CLI::App* install = b->add_subcommand("install", "Verify and install a bundle on this node");
+  install->add_option("bundle", f->bundle, "Bundle file")->required();
+  node(install);
+  install->add_option("--kubernetes", f->kubernetes,
+                      "Kustomize base (deploy/k8s): render an overlay and kubectl apply it");
+  install->add_option("-o,--out", f->out, "With --kubernetes: where the overlay is rendered");
+  install->add_option("--image", f->image, "With --kubernetes: the outpost image");
+  install->add_option("--registry", f->registry, "With --kubernetes: the site registry (host:port)");
+  install->add_option("--registry-repository", f->registry_repository, "Repository in the registry");
+  install->callback(action(Install));
+
+  CLI::App* rollback = b->add_subcommand("rollback", "Return to the previously installed bundle");
+  node(rollback);
+  rollback->callback(action(Rollback));
+
+  CLI::App* list = b->add_subcommand("list", "Show the site's installed bundles");
+  node(list);
+  list->callback(action(List));
+
+  CLI::App* push = b->add_subcommand("push", "Push a bundle's OCI images to a registry");
+  push->add_option("bundle", f->bundle, "Bundle file")->required();
+  push->add_option("--registry", f->registry, "Registry URL, http://host:port")->required();
+  push->add_option("--repository", f->registry_repository, "Repository in the registry");
+  push->callback(action(Push));
+}
+
+}  // namespace outpost::apps
