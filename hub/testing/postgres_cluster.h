@@ -40,6 +40,8 @@ class PostgresCluster {
   int port() const { return port_; }
   // The folder holding the unix socket (.s.PGSQL.PORT), the data folder and the log.
   const std::string& dir() const { return dir_; }
+  // The folder of the server's binaries (initdb, pg_ctl, psql, createdb).
+  const std::string& bindir() const { return bindir_; }
 
   // Creates an empty database (name: 1..63 of [a-z0-9_], starting with a letter) and returns
   // its URL. AlreadyExists when it exists; InvalidArgument for a bad name.

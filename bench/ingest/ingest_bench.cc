@@ -1,0 +1,282 @@
+// bench/ingest: how fast the hub's PostgreSQL store ingests batches, against the floor a
+// plain COPY of the same rows sets, measured in the same run on the same private server.
+//
+//   ingest     T threads, each calling Store::Ingest for its site's batches in turn (one
+//              transaction per batch: key lookup, record-key checks, audit CAS, commit).
+//   copy/batch T psql processes, each running one COPY + commit per batch of the same rows
+//              into a table of the same shape (same columns, indexes and unique key): the
+//              same durability per batch, none of the checks.
+//   copy/bulk  T psql processes, each one COPY of all its rows: the floor.
+//
+// Prints records/s for each and the ratios, then the wire size of the batches encoded with
+// sync::EncodeBatch (the forwarder's upload body) per record. Absolute numbers on a shared
+// machine are noise; the ratios are the result.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/file.h"
+#include "base/subprocess.h"
+#include "bundle/crypto.h"
+#include "hub/store.h"
+#include "hub/testing/postgres_cluster.h"
+#include "sync/batch.h"
+
+namespace outpost {
+namespace {
+
+struct Options {
+  int threads = 4;
+  int batches_per_thread = 40;
+  int batch_size = 500;
+};
+
+struct PreparedBatch {
+  hub::BatchKey key;
+  std::vector<hub::HubRecord> records;
+  size_t wire_bytes = 0;
+};
+
+// A realistic anomaly record of a pump model: scores, thresholds, the features that
+// triggered it and an id, as insight/ writes them (about 330 bytes of JSON).
+std::string Payload(std::mt19937_64& rng, uint64_t seq) {
+  std::uniform_real_distribution<double> u(0, 1);
+  char buf[512];
+  snprintf(buf, sizeof buf,
+           R"({"model":"pump-failure","version":"7","score":%.6f,"threshold":0.95,)"
+           R"("rule":"score_above_threshold","features":{"temp_c":%.2f,"vibration_mm_s":%.3f,)"
+           R"("pressure_bar":%.3f,"rpm":%d,"flow_l_min":%.2f,"hours_since_service":%d},)"
+           R"("request_id":"%016llx%016llx","seq":%llu,"explanation":[["vibration_mm_s",%.4f],)"
+           R"(["temp_c",%.4f]]})",
+           0.95 + 0.05 * u(rng), 60 + 20 * u(rng), 2 + 5 * u(rng), 5 + 2 * u(rng),
+           1400 + static_cast<int>(200 * u(rng)), 100 + 50 * u(rng),
+           static_cast<int>(2000 * u(rng)), static_cast<unsigned long long>(rng()),
+           static_cast<unsigned long long>(rng()), static_cast<unsigned long long>(seq),
+           u(rng), u(rng));
+  return buf;
+}
+
+Result<std::vector<std::vector<PreparedBatch>>> Prepare(const Options& o) {
+  std::vector<std::vector<PreparedBatch>> out(static_cast<size_t>(o.threads));
+  std::mt19937_64 rng(42);
+  int64_t t0 = 1'760'000'000'000;
+  for (int t = 0; t < o.threads; ++t) {
+    uint64_t seq = 1;
+    for (int b = 0; b < o.batches_per_thread; ++b) {
+      sync::Batch batch{.site_id = "site-" + std::to_string(t), .node_id = "node-1",
+                        .stream = "pump-failure"};
+      PreparedBatch p;
+      for (int i = 0; i < o.batch_size; ++i, ++seq) {
+        int64_t created = t0 + static_cast<int64_t>(seq) * 250;
+        std::string payload = Payload(rng, seq);
+        batch.records.push_back(sync::BatchRecord{.seq = seq, .kind = 1,
+                                                  .created_ms = created, .payload = payload});
+        p.records.push_back(hub::HubRecord{.site_id = batch.site_id,
+                                           .node_id = batch.node_id,
+                                           .stream = batch.stream,
+                                           .seq = seq,
+                                           .kind = "anomaly",
+                                           .created_ms = created,
+                                           .payload = std::move(payload)});
+      }
+      OUTPOST_ASSIGN_OR_RETURN(std::string wire, sync::EncodeBatch(batch));
+      OUTPOST_ASSIGN_OR_RETURN(sync::BatchKeyFields k, sync::KeyOf(batch));
+      p.wire_bytes = wire.size();
+      p.key = hub::BatchKey{.site_id = k.site_id, .node_id = k.node_id, .stream = k.stream,
+                            .first_seq = k.first_seq, .last_seq = k.last_seq,
+                            .content_sha256 = k.content_sha256};
+      out[static_cast<size_t>(t)].push_back(std::move(p));
+    }
+  }
+  return out;
+}
+
+// COPY text format: backslash, tab, newline and carriage return escaped.
+void AppendCopyText(std::string* out, std::string_view s) {
+  for (char c : s) {
+    switch (c) {
+      case '\\': *out += "\\\\"; break;
+      case '\t': *out += "\\t"; break;
+      case '\n': *out += "\\n"; break;
+      case '\r': *out += "\\r"; break;
+      default: out->push_back(c);
+    }
+  }
+}
+
+// One psql script per thread: a COPY block per batch (per_batch) or one for all rows.
+std::string CopyScript(const std::vector<PreparedBatch>& batches, bool per_batch) {
+  static const char* kCopy =
+      "COPY records_copy(tenant, site_id, node_id, stream, seq, kind, created_ms, "
+      "received_ms, payload, content_hash) FROM STDIN;\n";
+  std::string out = "SET synchronous_commit = on;\n";
+  bool open = false;
+  int64_t now = 1'760'000'000'000;
+  for (const PreparedBatch& b : batches) {
+    if (!open) {
+      out += kCopy;
+      open = true;
+    }
+    for (const hub::HubRecord& r : b.records) {
+      out += "acme\t";
+      AppendCopyText(&out, r.site_id);
+      out += '\t';
+      AppendCopyText(&out, r.node_id);
+      out += '\t';
+      AppendCopyText(&out, r.stream);
+      out += '\t' + std::to_string(r.seq) + '\t' + r.kind + '\t' +
+             std::to_string(r.created_ms) + '\t' + std::to_string(now) + '\t';
+      AppendCopyText(&out, r.payload);
+      // The same content hash the store computes (its input is irrelevant to COPY's cost).
+      out += "\t\\\\x" + bundle::ToHex(bundle::Sha256Of(r.payload)) + '\n';
+    }
+    if (per_batch) {
+      out += "\\.\n";
+      open = false;
+    }
+  }
+  if (open) out += "\\.\n";
+  return out;
+}
+
+double Seconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+int Run(const Options& o) {
+  auto die = [](const Status& s) {
+    fprintf(stderr, "ingest_bench: %s\n", s.ToString().c_str());
+    return 1;
+  };
+  Result<std::unique_ptr<hub::testing::PostgresCluster>> cluster =
+      hub::testing::PostgresCluster::Start();
+  if (!cluster.ok()) return die(cluster.status());
+  Result<std::string> url = (*cluster)->CreateDatabase("ingest_bench");
+  if (!url.ok()) return die(url.status());
+  Result<std::unique_ptr<hub::Store>> store = hub::OpenStore(*url);
+  if (!store.ok()) return die(store.status());
+  for (int t = 0; t < o.threads; ++t) {
+    Status s = (*store)->CreateSite(hub::Site{.site_id = "site-" + std::to_string(t),
+                                              .tenant = "acme", .region = "eu"});
+    if (!s.ok()) return die(s);
+  }
+  Result<std::vector<std::vector<PreparedBatch>>> prepared = Prepare(o);
+  if (!prepared.ok()) return die(prepared.status());
+  const auto& batches = *prepared;
+  const double total = static_cast<double>(o.threads) * o.batches_per_thread * o.batch_size;
+
+  std::string psql = JoinPath((*cluster)->bindir(), "psql");
+  RunResult made = RunProgram({psql, "-q", "-v", "ON_ERROR_STOP=1", *url, "-c",
+                               "CREATE TABLE records_copy (LIKE records INCLUDING ALL)"});
+  if (made.exit_code != 0) return die(InternalError("psql: " + made.err));
+
+  auto run_copy = [&](bool per_batch, const std::string& tag) -> Result<double> {
+    std::vector<std::string> files;
+    for (int t = 0; t < o.threads; ++t) {
+      std::string f = (*cluster)->dir() + "/copy-" + tag + "-" + std::to_string(t) + ".sql";
+      OUTPOST_RETURN_IF_ERROR(
+          WriteFileAtomically(f, CopyScript(batches[static_cast<size_t>(t)], per_batch)));
+      files.push_back(f);
+    }
+    RunResult trunc = RunProgram({psql, "-q", *url, "-c", "TRUNCATE records_copy"});
+    if (trunc.exit_code != 0) return InternalError("psql: " + trunc.err);
+    std::atomic<int> failures{0};
+    auto start = std::chrono::steady_clock::now();
+    std::vector<std::thread> threads;
+    for (const std::string& f : files) {
+      threads.emplace_back([&, f] {
+        RunResult r = RunProgram({psql, "-q", "-v", "ON_ERROR_STOP=1", *url, "-f", f});
+        if (r.exit_code != 0) {
+          fprintf(stderr, "psql -f %s: %s\n", f.c_str(), r.err.c_str());
+          ++failures;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    double secs = Seconds(std::chrono::steady_clock::now() - start);
+    if (failures.load() > 0) return InternalError("COPY failed");
+    return secs;
+  };
+
+  // COPY per batch first (a warm-up of the server for everyone), then Ingest, then bulk.
+  Result<double> copy_batch = run_copy(true, "batch");
+  if (!copy_batch.ok()) return die(copy_batch.status());
+
+  std::atomic<int> failures{0};
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < o.threads; ++t) {
+    threads.emplace_back([&, t] {
+      for (const PreparedBatch& b : batches[static_cast<size_t>(t)]) {
+        Result<hub::IngestResult> r = (*store)->Ingest(b.key, b.records, {}, 1);
+        if (!r.ok() || r->outcome != hub::IngestOutcome::kStored ||
+            r->records_stored != b.records.size()) {
+          fprintf(stderr, "Ingest: %s\n", r.status().ToString().c_str());
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  double ingest = Seconds(std::chrono::steady_clock::now() - start);
+  if (failures.load() > 0) return die(InternalError("Ingest failed"));
+
+  Result<double> copy_bulk = run_copy(false, "bulk");
+  if (!copy_bulk.ok()) return die(copy_bulk.status());
+
+  size_t wire = 0, payload = 0;
+  for (const auto& per_thread : batches) {
+    for (const PreparedBatch& b : per_thread) {
+      wire += b.wire_bytes;
+      for (const hub::HubRecord& r : b.records) payload += r.payload.size();
+    }
+  }
+  printf("records: %.0f (%d threads x %d batches x %d records), PostgreSQL fsync=on\n", total,
+         o.threads, o.batches_per_thread, o.batch_size);
+  printf("ingest      %8.3f s  %10.0f records/s  (Store::Ingest, one transaction per batch)\n",
+         ingest, total / ingest);
+  printf("copy/batch  %8.3f s  %10.0f records/s  (psql COPY + commit per batch)\n",
+         *copy_batch, total / *copy_batch);
+  printf("copy/bulk   %8.3f s  %10.0f records/s  (psql, one COPY per thread)\n", *copy_bulk,
+         total / *copy_bulk);
+  printf("ratio ingest/copy_batch = %.2f\n", *copy_batch / ingest);
+  printf("ratio ingest/copy_bulk  = %.2f\n", *copy_bulk / ingest);
+  printf("wire: sync::EncodeBatch (zstd level 3) %.1f bytes/record; payload JSON %.1f "
+         "bytes/record (ratio %.2f)\n",
+         static_cast<double>(wire) / total, static_cast<double>(payload) / total,
+         static_cast<double>(payload) / static_cast<double>(wire));
+  return 0;
+}
+
+}  // namespace
+}  // namespace outpost
+
+int main(int argc, char** argv) {
+  outpost::Options o;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    int v = std::atoi(argv[i + 1]);
+    if (v <= 0) {
+      fprintf(stderr, "usage: ingest_bench [--threads N] [--batches N] [--batch N]\n");
+      return 2;
+    }
+    if (flag == "--threads") {
+      o.threads = v;
+    } else if (flag == "--batches") {
+      o.batches_per_thread = v;
+    } else if (flag == "--batch") {
+      o.batch_size = v;
+    } else {
+      fprintf(stderr, "unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  return outpost::Run(o);
+}
