@@ -5,6 +5,9 @@ import type { Series } from './api';
 
 const COLORS = ['#d9480f', '#1c7ed6', '#2b8a3e', '#862e9c', '#e67700', '#0b7285'];
 
+// Axes in UTC, as every time on the dashboard.
+const utc = (ts: number) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC');
+
 function width(container: HTMLElement): number {
   return Math.max(320, Math.min(1100, container.clientWidth || 800));
 }
@@ -21,6 +24,7 @@ export function anomalyChart(container: HTMLElement, series: Series): uPlot | nu
     title: 'Anomaly rate (% of rows scored)',
     width: width(container),
     height: 260,
+    tzDate: utc,
     scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
     series: [
       {},
@@ -60,6 +64,7 @@ export function driftChart(container: HTMLElement, series: Series): uPlot | null
     title: 'Drift (largest PSI per bucket)',
     width: width(container),
     height: 260,
+    tzDate: utc,
     scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(0.5, (max ?? 0) * 1.1)] } },
     series: [{}, ...lineSeries],
     axes: [{}, { label: 'PSI', size: 60 }],

@@ -25,6 +25,8 @@ const app = document.getElementById('app') as HTMLElement;
 const asof = document.getElementById('asof') as HTMLElement;
 const KINDS = ['anomaly', 'drift', 'feedback', 'hard_example', 'aggregate', 'sample', 'event'];
 const DAY = 86_400_000;
+// The newest audit decisions listed on a site page (the counts above cover them all).
+const AUDIT_ROWS = 50;
 
 function cell(key: string, text: string, extra: Record<string, string> = {}): HTMLTableCellElement {
   return el('td', { 'data-k': key, ...extra }, text);
@@ -109,10 +111,9 @@ async function sitePage(siteId: string, params: URLSearchParams): Promise<void> 
   asof.textContent = `as of ${time(now)}`;
   const rangeKey = RANGES[params.get('range') ?? ''] ? (params.get('range') as string) : '7d';
   const range = RANGES[rangeKey];
+  const seriesQuery = { since: now + 1 - range.span, until: now + 1, bucket: range.bucket };
   const [series, aggregates, audit] = await Promise.all([
-    get<Series>(`sites/${encodeURIComponent(siteId)}/series`, {
-      since: now + 1 - range.span, until: now + 1, bucket: range.bucket,
-    }),
+    get<Series>(`sites/${encodeURIComponent(siteId)}/series`, seriesQuery),
     get<Aggregates>('aggregates', { site: siteId }),
     get<Audit>(`sites/${encodeURIComponent(siteId)}/audit`, { limit: 1000 }),
   ]);
@@ -197,7 +198,10 @@ async function sitePage(siteId: string, params: URLSearchParams): Promise<void> 
     series.models.length === 0 ? el('p', { class: 'hint', id: 'no-series' }, 'No records in this range.') : '',
     anomalyBox,
     driftBox,
-    el('table', { class: 'grid', id: 'series-totals' }, el('thead', {}, el('tr', {},
+    el('table', {
+      class: 'grid', id: 'series-totals', 'data-since': String(seriesQuery.since),
+      'data-until': String(seriesQuery.until), 'data-bucket': String(seriesQuery.bucket),
+    }, el('thead', {}, el('tr', {},
       ...['Model', 'Rows', 'Anomalies', 'Rate', 'Anomaly records', 'Hard examples', 'Drift records', 'Max PSI']
         .map((h) => el('th', {}, h)))), totals),
     el('h3', {}, 'Drift records'),
@@ -228,7 +232,7 @@ function auditView(audit: Audit): HTMLElement {
   }
   const rows = el('tbody');
   // Newest first for reading; the API gives the chain oldest first.
-  for (const e of [...audit.entries].reverse().slice(0, 200)) {
+  for (const e of [...audit.entries].reverse().slice(0, AUDIT_ROWS)) {
     if (e.unparsed !== undefined) {
       rows.append(el('tr', {}, el('td', { colspan: '8' }, e.unparsed)));
       continue;
@@ -240,7 +244,7 @@ function auditView(audit: Audit): HTMLElement {
   }
   return el('div', { id: 'audit' },
     decisions,
-    el('p', {}, `${int(audit.entries.length)} decisions, under these policies:`),
+    el('p', {}, `${int(audit.entries.length)} decisions, under these policies (newest ${AUDIT_ROWS} below):`),
     policies,
     el('table', { class: 'grid', id: 'audit-table' }, el('thead', {}, el('tr', {},
       ...['Seq', 'Time', 'Decision', 'Reason', 'Kind', 'Record', 'Policy'].map((h) => el('th', {}, h)))), rows));
@@ -295,7 +299,7 @@ async function recordsBrowser(box: HTMLElement, filters: Record<string, string>,
   const modelSelect = select('model', [...new Set([...models, ...(filters.model ? [filters.model] : [])])], filters.model ?? '');
   const since = dateInput('filter-since', filters.since ?? null);
   const until = dateInput('filter-until', filters.until ?? null);
-  const limit = select('limit', ['25', '50', '100', '500'], filters.limit ?? '50');
+  const limit = select('limit', ['25', '50', '100', '500'], filters.limit ?? (fixed ? '25' : '50'));
   form.append(...(siteSelect ? [siteSelect] : []), kindSelect, modelSelect,
     el('label', {}, 'since ', since), el('label', {}, 'until ', until), limit,
     el('button', { type: 'submit', id: 'filter-apply' }, 'Apply'));

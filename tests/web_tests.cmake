@@ -1,0 +1,30 @@
+# The dashboard's browser tests (tests/web/): seed a hub store with demo-like data, serve the
+# built dashboard (web/dist) and its query API, and drive Debian's chromium headless with
+# playwright-core (installed into web/node_modules by scripts/setup.sh).
+if(NOT TARGET outpost_hub_query OR NOT TARGET outpost_hub_store)
+  return()
+endif()
+
+# Fills a store through the Store interface as ingestion would.
+add_executable(web_seed_hub web/seed_hub.cc)
+target_link_libraries(web_seed_hub PRIVATE outpost_hub_store outpost_policy outpost_base)
+outpost_target_flags(web_seed_hub)
+
+# A real HTTP server on a loopback port around hub::Dashboard (Boost.Beast).
+add_executable(web_dashboard_server web/dashboard_server.cc)
+target_link_libraries(web_dashboard_server PRIVATE outpost_hub_query outpost_hub_store
+                                                   Boost::boost Threads::Threads)
+# Boost 1.74's Asio uses std::exchange without including <utility> (g++ 12, C++20).
+target_compile_options(web_dashboard_server PRIVATE -include utility)
+outpost_target_flags(web_dashboard_server)
+
+find_program(OUTPOST_NODE node)
+if(OUTPOST_NODE)
+  add_test(NAME web_dashboard_browser
+           COMMAND ${OUTPOST_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/web/dashboard.test.mjs
+                   --seed $<TARGET_FILE:web_seed_hub>
+                   --server $<TARGET_FILE:web_dashboard_server>
+                   --web ${PROJECT_SOURCE_DIR}/web
+                   --out ${CMAKE_CURRENT_BINARY_DIR}/web_screenshots)
+  set_tests_properties(web_dashboard_browser PROPERTIES LABELS "web" TIMEOUT 300)
+endif()
