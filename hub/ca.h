@@ -1,0 +1,95 @@
+// The hub's site CA and its certificates (hub/FORMAT.md section 1): the CA that issues each
+// site's credential at enrolment, the hub's TLS server certificate, the receipt signing key,
+// and the small X.509 and key helpers the enrolment and the listeners need. ca.cc is the
+// OpenSSL adapter of hub/ (with server.cc, which holds the TLS sessions).
+#ifndef OUTPOST_HUB_CA_H_
+#define OUTPOST_HUB_CA_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace outpost::hub {
+
+// What the hub reads from a certificate.
+struct CertInfo {
+  std::string common_name{};    // subject CN
+  std::string organization{};   // subject O (may be empty)
+  std::string serial{};         // lowercase hex, no leading zeros
+  std::string fingerprint{};    // SHA-256 (hex) of the DER
+  int64_t not_after_ms = 0;
+};
+
+// Parses one PEM certificate (the first in `pem`). InvalidArgument when it is not one.
+Result<CertInfo> ParseCertificatePem(std::string_view pem);
+// Parses one DER certificate.
+Result<CertInfo> ParseCertificateDer(std::string_view der);
+
+struct KeyPairPem {
+  std::string private_pem{};  // PKCS#8
+  std::string public_pem{};   // SubjectPublicKeyInfo
+};
+
+// A fresh Ed25519 key pair (a site's key).
+Result<KeyPairPem> GenerateEd25519Key();
+
+// `bytes` random bytes from the OpenSSL CSPRNG, as lowercase hex.
+std::string RandomHex(size_t bytes);
+
+// The certificate a site receives at enrolment.
+struct IssuedCertificate {
+  std::string certificate_pem{};
+  std::string serial{};  // lowercase hex
+};
+
+// The CA of one hub data folder. Immutable after OpenOrCreate; Issue* may be called from any
+// thread.
+class HubCa {
+ public:
+  // Opens the CA, server and receipt files in `data_dir` (which must exist), creating any
+  // set that is absent (FORMAT.md section 1). `server_names` are extra DNS names or IP
+  // literals for the server certificate's SAN when it is created. DataLoss when a file is
+  // present but unreadable as what it should be.
+  static Result<std::unique_ptr<HubCa>> OpenOrCreate(const std::string& data_dir,
+                                                     const std::vector<std::string>& server_names);
+  ~HubCa();
+  HubCa(const HubCa&) = delete;
+  HubCa& operator=(const HubCa&) = delete;
+
+  const std::string& ca_pem() const { return ca_pem_; }
+  // SHA-256 (hex) of the CA certificate's DER: the pin in enrolment tokens.
+  const std::string& fingerprint() const { return fingerprint_; }
+  std::string ca_path() const;
+  std::string server_cert_path() const;
+  std::string server_key_path() const;
+  std::string receipt_cert_path() const;
+  std::string receipt_key_path() const;
+
+  // Issues a site certificate for `public_key_pem` (an Ed25519 SubjectPublicKeyInfo PEM):
+  // CN=site_id, O=tenant, a fresh random serial, valid from now - 5 min for 2 years.
+  // InvalidArgument "bad_public_key" when the key is not an Ed25519 public key.
+  Result<IssuedCertificate> IssueSiteCertificate(std::string_view public_key_pem,
+                                                 std::string_view site_id,
+                                                 std::string_view tenant) const;
+
+  struct Keys;  // the OpenSSL objects (ca.cc)
+
+ private:
+  HubCa() = default;
+
+  std::string data_dir_;
+  std::string ca_pem_;
+  std::string fingerprint_;
+  std::unique_ptr<Keys> keys_;
+  // Serializes signing with the CA key.
+  mutable std::mutex mu_;
+};
+
+}  // namespace outpost::hub
+
+#endif  // OUTPOST_HUB_CA_H_

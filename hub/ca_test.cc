@@ -1,0 +1,109 @@
+// The hub CA: created once and reopened unchanged, site certificates with the site's
+// identity and a fresh serial, keys that are not Ed25519 refused, and tokens' form.
+#include "hub/ca.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "base/file.h"
+#include "base/testing/test_util.h"
+#include "hub/enrol.h"
+
+namespace outpost::hub {
+namespace {
+
+using testing::TempDir;
+
+int Mode(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int>(st.st_mode & 0777);
+}
+
+TEST(HubCa, CreatesOnceAndReopensTheSameCa) {
+  TempDir dir;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto ca, HubCa::OpenOrCreate(dir.path(), {"hub.example"}));
+  EXPECT_EQ(ca->fingerprint().size(), 64u);
+  EXPECT_EQ(Mode(dir.File("ca.key")), 0600);
+  EXPECT_EQ(Mode(dir.File("server.key")), 0600);
+  EXPECT_EQ(Mode(dir.File("receipt.key")), 0600);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string server_pem, ReadFile(ca->server_cert_path()));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(CertInfo server, ParseCertificatePem(server_pem));
+  EXPECT_EQ(server.common_name, "outpost-hub");
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto again, HubCa::OpenOrCreate(dir.path(), {}));
+  EXPECT_EQ(again->fingerprint(), ca->fingerprint());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string server_again, ReadFile(ca->server_cert_path()));
+  EXPECT_EQ(server_again, server_pem);
+
+  TempDir other;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto other_ca, HubCa::OpenOrCreate(other.path(), {}));
+  EXPECT_NE(other_ca->fingerprint(), ca->fingerprint());
+}
+
+TEST(HubCa, DamagedKeyIsDataLoss) {
+  TempDir dir;
+  { OUTPOST_ASSERT_OK(HubCa::OpenOrCreate(dir.path(), {}).status()); }
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("ca.key"), "not a key", 0600));
+  EXPECT_EQ(HubCa::OpenOrCreate(dir.path(), {}).status().code(), StatusCode::kDataLoss);
+}
+
+TEST(HubCa, IssuesSiteCertificatesWithIdentityAndFreshSerials) {
+  TempDir dir;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto ca, HubCa::OpenOrCreate(dir.path(), {}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(KeyPairPem key, GenerateEd25519Key());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(IssuedCertificate a,
+                               ca->IssueSiteCertificate(key.public_pem, "plant-7", "acme"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(IssuedCertificate b,
+                               ca->IssueSiteCertificate(key.public_pem, "plant-7", "acme"));
+  EXPECT_NE(a.serial, b.serial);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(CertInfo info, ParseCertificatePem(a.certificate_pem));
+  EXPECT_EQ(info.common_name, "plant-7");
+  EXPECT_EQ(info.organization, "acme");
+  EXPECT_EQ(info.serial, a.serial);
+  EXPECT_GT(info.not_after_ms, 0);
+}
+
+TEST(HubCa, RefusesKeysThatAreNotEd25519) {
+  TempDir dir;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto ca, HubCa::OpenOrCreate(dir.path(), {}));
+  // The server's own certificate carries an EC key: a PEM, but not a public key block.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string server_pem, ReadFile(ca->server_cert_path()));
+  Result<IssuedCertificate> wrong = ca->IssueSiteCertificate(server_pem, "s", "t");
+  EXPECT_EQ(wrong.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(wrong.status().message().rfind("bad_public_key", 0), 0u);
+  EXPECT_FALSE(ca->IssueSiteCertificate("", "s", "t").ok());
+  EXPECT_FALSE(ca->IssueSiteCertificate("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+                                        "s", "t")
+                   .ok());
+}
+
+TEST(HubCa, ParsesOnlyCertificates) {
+  EXPECT_FALSE(ParseCertificatePem("").ok());
+  EXPECT_FALSE(ParseCertificatePem("-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n").ok());
+  EXPECT_FALSE(ParseCertificateDer(std::string(10, '\x30')).ok());
+}
+
+TEST(EnrolmentToken, HasPrefixSecretAndPin) {
+  std::string secret(64, 'a'), pin(64, 'b');
+  OUTPOST_ASSERT_OK_AND_ASSIGN(TokenParts parts, ParseToken("op1." + secret + "." + pin));
+  EXPECT_EQ(parts.secret, secret);
+  EXPECT_EQ(parts.ca_fingerprint, pin);
+  EXPECT_FALSE(ParseToken("op2." + secret + "." + pin).ok());
+  EXPECT_FALSE(ParseToken("op1." + secret + "-" + pin).ok());
+  EXPECT_FALSE(ParseToken("op1." + std::string(64, 'A') + "." + pin).ok());
+  EXPECT_FALSE(ParseToken("op1." + secret).ok());
+  EXPECT_FALSE(ParseToken("").ok());
+}
+
+TEST(SiteNames, FollowTheFormat) {
+  OUTPOST_EXPECT_OK(ValidateName("site", "plant-7.a_b"));
+  EXPECT_FALSE(ValidateName("site", "").ok());
+  EXPECT_FALSE(ValidateName("site", "-x").ok());
+  EXPECT_FALSE(ValidateName("site", ".x").ok());
+  EXPECT_FALSE(ValidateName("site", "a b").ok());
+  EXPECT_FALSE(ValidateName("site", std::string(65, 'a')).ok());
+}
+
+}  // namespace
+}  // namespace outpost::hub

@@ -1,0 +1,293 @@
+// Enrolment, hub and site sides (hub/FORMAT.md sections 2 to 4).
+#include "hub/enrol.h"
+
+#include <simdjson.h>
+#include <sys/stat.h>
+
+#include <cctype>
+
+#include "base/file.h"
+#include "base/json_writer.h"
+#include "base/logging.h"
+#include "hub/server.h"
+#include "policy/crypto.h"
+
+namespace outpost::hub {
+namespace {
+
+constexpr std::string_view kTokenPrefix = "op1.";
+
+bool IsHex64(std::string_view s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+HubResponse Json(int status, std::string body) {
+  return HubResponse{.status = status, .body = std::move(body)};
+}
+
+// The reason code at the start of a status message ("bad_public_key: ..."), else `fallback`.
+std::string ReasonIn(const Status& status, std::string_view fallback) {
+  std::string_view m = status.message();
+  size_t colon = m.find(':');
+  std::string_view head = m.substr(0, colon);
+  bool code = !head.empty() && colon != std::string_view::npos;
+  for (char c : head) code = code && (std::islower(static_cast<unsigned char>(c)) || c == '_');
+  return std::string(code ? head : fallback);
+}
+
+}  // namespace
+
+HubResponse ErrorResponse(int status, std::string_view reason, std::string_view error) {
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject();
+  w.Key("error");
+  w.String(error);
+  w.Key("reason");
+  w.String(reason);
+  w.EndObject();
+  return Json(status, std::move(body));
+}
+
+Status ValidateName(std::string_view what, std::string_view name) {
+  bool ok = !name.empty() && name.size() <= 64 && name.front() != '.' && name.front() != '-';
+  for (char c : name) {
+    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
+  }
+  if (!ok) {
+    return InvalidArgumentError(std::string(what) +
+                                " must be 1 to 64 of [A-Za-z0-9._-], not starting with . or -");
+  }
+  return Status::Ok();
+}
+
+Result<TokenParts> ParseToken(std::string_view token) {
+  if (token.size() != kTokenPrefix.size() + 64 + 1 + 64 ||
+      token.substr(0, kTokenPrefix.size()) != kTokenPrefix ||
+      token[kTokenPrefix.size() + 64] != '.') {
+    return InvalidArgumentError("bad_token: not an enrolment token of the form op1.<64 hex>.<64 hex>");
+  }
+  TokenParts parts{.secret = std::string(token.substr(kTokenPrefix.size(), 64)),
+                   .ca_fingerprint = std::string(token.substr(kTokenPrefix.size() + 65))};
+  if (!IsHex64(parts.secret) || !IsHex64(parts.ca_fingerprint)) {
+    return InvalidArgumentError("bad_token: not lowercase hex");
+  }
+  return parts;
+}
+
+Result<std::string> Enrolment::AddSite(std::string_view site_id, std::string_view tenant,
+                                       std::string_view region, std::chrono::seconds ttl,
+                                       bool reissue) {
+  OUTPOST_RETURN_IF_ERROR(ValidateName("site", site_id));
+  OUTPOST_RETURN_IF_ERROR(ValidateName("tenant", tenant));
+  OUTPOST_RETURN_IF_ERROR(ValidateName("region", region));
+  if (ttl.count() <= 0 || ttl > kMaxTokenTtl) {
+    return InvalidArgumentError("token lifetime must be between 1 s and 30 days");
+  }
+  const int64_t now_ms = UnixMillis(clock_.Now());
+  Result<Site> existing = store_.GetSite(site_id);
+  if (existing.ok()) {
+    if (existing->tenant != tenant || existing->region != region) {
+      return AlreadyExistsError("site \"" + std::string(site_id) +
+                                "\" exists with tenant \"" + existing->tenant +
+                                "\" and region \"" + existing->region + "\"");
+    }
+    if (existing->revoked) {
+      return PermissionDeniedError("site_revoked: site \"" + std::string(site_id) +
+                                   "\" is revoked");
+    }
+    if (!existing->credential_serial.empty() && !reissue) {
+      return FailedPreconditionError("site_enrolled: site \"" + std::string(site_id) +
+                                     "\" is enrolled; --reissue issues a new token");
+    }
+  } else if (existing.status().code() == StatusCode::kNotFound) {
+    OUTPOST_RETURN_IF_ERROR(store_.CreateSite(Site{.site_id = std::string(site_id),
+                                                   .tenant = std::string(tenant),
+                                                   .region = std::string(region),
+                                                   .created_ms = now_ms}));
+  } else {
+    return existing.status();
+  }
+  std::string token = std::string(kTokenPrefix) + RandomHex(32) + "." + ca_.fingerprint();
+  OUTPOST_RETURN_IF_ERROR(store_.PutEnrolmentToken(EnrolmentToken{
+      .token_sha256 = policy::Sha256Hex(token),
+      .site_id = std::string(site_id),
+      .expires_ms = now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count()}));
+  return token;
+}
+
+bool Enrolment::Owns(std::string_view target) {
+  return target == "/enrol/v1" || target == "/enrol/v1/ca";
+}
+
+HubResponse Enrolment::Handle(const HubRequest& request) {
+  if (request.target == "/enrol/v1/ca") {
+    if (request.method != "GET") return ErrorResponse(405, "method", "use GET");
+    return HubResponse{.status = 200, .content_type = "application/x-pem-file",
+                       .body = ca_.ca_pem()};
+  }
+  if (request.target != "/enrol/v1") return ErrorResponse(404, "not_found", "no such endpoint");
+  if (request.method != "POST") return ErrorResponse(405, "method", "use POST");
+  if (request.body.size() > kMaxEnrolBodyBytes) {
+    return ErrorResponse(413, "body_too_large", "enrolment body over 16 KiB");
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  simdjson::padded_string body(request.body);
+  if (parser.parse(body).get(root) != simdjson::SUCCESS || !root.is_object()) {
+    return ErrorResponse(400, "malformed_json", "the body is not a JSON object");
+  }
+  std::string_view token, site_id, public_key_pem;
+  if (root["token"].get(token) != simdjson::SUCCESS ||
+      root["site_id"].get(site_id) != simdjson::SUCCESS ||
+      root["public_key_pem"].get(public_key_pem) != simdjson::SUCCESS) {
+    return ErrorResponse(400, "missing_field",
+                         "token, site_id and public_key_pem are required strings");
+  }
+  if (!ValidateName("site_id", site_id).ok()) {
+    return ErrorResponse(400, "bad_site_id", "site_id is not a valid site id");
+  }
+  Result<TokenParts> parts = ParseToken(token);
+  if (!parts.ok()) return ErrorResponse(400, "bad_token", parts.status().message());
+  if (parts->ca_fingerprint != ca_.fingerprint()) {
+    return ErrorResponse(400, "bad_token", "the token was made by another hub");
+  }
+  const int64_t now_ms = UnixMillis(clock_.Now());
+  // The site must exist and be usable before the token is spent.
+  Result<Site> site = store_.GetSite(site_id);
+  if (!site.ok() && site.status().code() != StatusCode::kNotFound) {
+    return ErrorResponse(503, "store_unavailable", site.status().message());
+  }
+  if (site.ok() && site->revoked) {
+    return ErrorResponse(403, "site_revoked", "the site is revoked");
+  }
+  Result<EnrolmentToken> consumed =
+      store_.ConsumeEnrolmentToken(policy::Sha256Hex(token), now_ms);
+  if (!consumed.ok()) {
+    switch (consumed.status().code()) {
+      case StatusCode::kNotFound:
+        return ErrorResponse(403, "token_unknown", "unknown or already used enrolment token");
+      case StatusCode::kDeadlineExceeded:
+        return ErrorResponse(403, "token_expired", "the enrolment token has expired");
+      default:
+        return ErrorResponse(503, "store_unavailable", consumed.status().message());
+    }
+  }
+  if (consumed->site_id != site_id || !site.ok()) {
+    OUTPOST_LOG(kWarning) << "enrolment token used for another site"
+                          << Field("token_site", consumed->site_id) << Field("asked", site_id);
+    return ErrorResponse(403, "token_site_mismatch", "the token was made for another site");
+  }
+  Result<IssuedCertificate> issued =
+      ca_.IssueSiteCertificate(public_key_pem, site_id, site->tenant);
+  if (!issued.ok()) {
+    return ErrorResponse(400, ReasonIn(issued.status(), "bad_public_key"),
+                         issued.status().message());
+  }
+  Status set = store_.SetCredential(site_id, issued->serial);
+  if (!set.ok()) return ErrorResponse(503, "store_unavailable", set.message());
+  OUTPOST_LOG(kInfo) << "site enrolled" << Field("site", site_id) << Field("tenant", site->tenant)
+                     << Field("serial", issued->serial);
+  std::string out;
+  JsonWriter w(out);
+  w.BeginObject();
+  w.Key("certificate_pem");
+  w.String(issued->certificate_pem);
+  w.Key("ca_pem");
+  w.String(ca_.ca_pem());
+  w.Key("serial");
+  w.String(issued->serial);
+  w.Key("site_id");
+  w.String(site_id);
+  w.Key("tenant");
+  w.String(site->tenant);
+  w.EndObject();
+  return Json(200, std::move(out));
+}
+
+Status EnrolSite(const EnrolSiteOptions& options) {
+  OUTPOST_RETURN_IF_ERROR(ValidateName("site", options.site_id));
+  OUTPOST_ASSIGN_OR_RETURN(TokenParts parts, ParseToken(options.token));
+  std::string hub_url = options.hub_url;
+  while (!hub_url.empty() && hub_url.back() == '/') hub_url.pop_back();
+  const std::string dir = options.credentials_dir;
+  if (!options.force && (PathExists(JoinPath(dir, "site.key")) ||
+                         PathExists(JoinPath(dir, "site.crt")))) {
+    return AlreadyExistsError("credentials_exist: " + dir +
+                              " already holds a site credential (--force replaces it)");
+  }
+  // 1. The CA, from an unverified connection, checked against the token's pin.
+  OUTPOST_ASSIGN_OR_RETURN(HttpsResponse ca_answer,
+                           HttpsRequest(hub_url, "GET", "/enrol/v1/ca", "", "", {}));
+  if (ca_answer.status != 200) {
+    return UnavailableError("hub answered " + std::to_string(ca_answer.status) +
+                            " for its CA certificate");
+  }
+  Result<CertInfo> ca_info = ParseCertificatePem(ca_answer.body);
+  if (!ca_info.ok() || ca_info->fingerprint != parts.ca_fingerprint) {
+    return PermissionDeniedError(
+        "ca_mismatch: the server at " + hub_url +
+        " does not hold the CA this token pins; nothing was sent");
+  }
+  // 2. The key, then the enrolment over a connection verified against that CA.
+  OUTPOST_ASSIGN_OR_RETURN(KeyPairPem key, GenerateEd25519Key());
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject();
+  w.Key("token");
+  w.String(options.token);
+  w.Key("site_id");
+  w.String(options.site_id);
+  w.Key("public_key_pem");
+  w.String(key.public_pem);
+  w.EndObject();
+  OUTPOST_ASSIGN_OR_RETURN(
+      HttpsResponse answer,
+      HttpsRequest(hub_url, "POST", "/enrol/v1", body, "application/json",
+                   HttpsClientOptions{.ca_pem = ca_answer.body}));
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  simdjson::padded_string padded(answer.body);
+  if (parser.parse(padded).get(root) != simdjson::SUCCESS) {
+    return UnavailableError("hub answered " + std::to_string(answer.status) +
+                            " with a body that is not JSON");
+  }
+  if (answer.status != 200) {
+    std::string_view reason = "unknown", error = "";
+    if (root["reason"].get(reason) != simdjson::SUCCESS) reason = "unknown";
+    if (root["error"].get(error) != simdjson::SUCCESS) error = "";
+    std::string message = std::string(reason) + ": " + std::string(error);
+    switch (answer.status) {
+      case 403:
+        return PermissionDeniedError(message);
+      case 400:
+      case 413:
+        return InvalidArgumentError(message);
+      default:
+        return UnavailableError(message);
+    }
+  }
+  std::string_view cert_pem, ca_pem;
+  if (root["certificate_pem"].get(cert_pem) != simdjson::SUCCESS ||
+      root["ca_pem"].get(ca_pem) != simdjson::SUCCESS) {
+    return UnavailableError("enrolment answer lacks certificate_pem or ca_pem");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(CertInfo cert, ParseCertificatePem(cert_pem));
+  if (cert.common_name != options.site_id) {
+    return DataLossError("the hub issued a certificate for \"" + cert.common_name + "\"");
+  }
+  if (ca_pem != ca_answer.body) return PermissionDeniedError("ca_mismatch: the hub changed CA");
+  OUTPOST_RETURN_IF_ERROR(MakeDirectories(dir));
+  ::chmod(dir.c_str(), 0700);
+  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "hub_ca.crt"), ca_pem, 0644));
+  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "site.crt"), cert_pem, 0644));
+  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "hub.url"), hub_url + "\n", 0644));
+  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "site.key"), key.private_pem, 0600));
+  return SyncDirectory(dir);
+}
+
+}  // namespace outpost::hub

@@ -1,0 +1,421 @@
+// Ingestion at the hub: authentication from the credential, decode under limits, policy
+// check, audit chain, store, acknowledgement (sync/FORMAT.md section 2).
+#include "hub/ingest.h"
+
+#include <fcntl.h>
+#include <simdjson.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "base/file.h"
+#include "base/json_writer.h"
+#include "base/logging.h"
+#include "outbox/outbox.h"
+#include "policy/audit.h"
+#include "policy/evaluate.h"
+
+namespace outpost::hub {
+namespace {
+
+std::string_view ReasonOrDefault(const Status& status, std::string_view fallback) {
+  std::string_view reason = sync::ReasonOf(status);
+  return reason.empty() ? fallback : reason;
+}
+
+BatchOutcome Refused(int status, std::string_view reason, std::string_view error) {
+  BatchOutcome out;
+  out.http_status = status;
+  out.reason = std::string(reason);
+  out.error = std::string(error);
+  return out;
+}
+
+}  // namespace
+
+// --- PolicySet ---
+
+Result<PolicySet> PolicySet::Load(
+    const std::vector<std::pair<std::string, std::string>>& files) {
+  PolicySet set;
+  for (const auto& [tenant, path] : files) {
+    if (tenant != "*") OUTPOST_RETURN_IF_ERROR(ValidateName("policy tenant", tenant));
+    OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(path, policy::kMaxPolicyBytes + 1));
+    Result<std::shared_ptr<const policy::Policy>> parsed = policy::ParsePolicy(text);
+    if (!parsed.ok()) return parsed.status().WithContext("policy " + path);
+    set.Add(tenant, std::move(*parsed));
+  }
+  return set;
+}
+
+const policy::Policy* PolicySet::Find(std::string_view tenant) const {
+  auto it = by_tenant_.find(tenant);
+  if (it == by_tenant_.end()) it = by_tenant_.find(std::string_view("*"));
+  return it == by_tenant_.end() ? nullptr : it->second.get();
+}
+
+// --- HubAuditLog ---
+
+Result<std::unique_ptr<HubAuditLog>> HubAuditLog::Open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoToStatus(errno, "open", path);
+  return std::unique_ptr<HubAuditLog>(new HubAuditLog(fd));
+}
+
+HubAuditLog::~HubAuditLog() { ::close(fd_); }
+
+Status HubAuditLog::Append(const Event& event) {
+  std::string line;
+  JsonWriter w(line);
+  w.BeginObject();
+  w.Key("time_ms");
+  w.Int(event.time_ms);
+  w.Key("event");
+  w.String(event.event);
+  w.Key("site");
+  w.String(event.site);
+  w.Key("tenant");
+  w.String(event.tenant);
+  w.Key("node");
+  w.String(event.node);
+  w.Key("stream");
+  w.String(event.stream);
+  w.Key("first_seq");
+  w.Uint(event.first_seq);
+  w.Key("last_seq");
+  w.Uint(event.last_seq);
+  w.Key("reason");
+  w.String(event.reason);
+  w.Key("detail");
+  w.String(event.detail.substr(0, 1024));
+  w.EndObject();
+  line.push_back('\n');
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t done = 0;
+  while (done < line.size()) {
+    ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, "write", "hub audit log");
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fdatasync(fd_) != 0) return ErrnoToStatus(errno, "fdatasync", "hub audit log");
+  return Status::Ok();
+}
+
+// --- BatchOutcome ---
+
+std::string BatchOutcome::Body() const {
+  std::string out;
+  JsonWriter w(out);
+  w.BeginObject();
+  if (accepted()) {
+    w.Key("outcome");
+    w.String(result.outcome == IngestOutcome::kDuplicate ? "duplicate" : "stored");
+    w.Key("records");
+    w.Uint(records);
+    w.Key("stored");
+    w.Uint(result.records_stored);
+    w.Key("duplicate");
+    w.Uint(result.outcome == IngestOutcome::kDuplicate ? records : result.records_duplicate);
+  } else {
+    w.Key("error");
+    w.String(error);
+    w.Key("reason");
+    w.String(reason);
+  }
+  if (has_audit_head) {
+    w.Key("audit_head");
+    w.BeginObject();
+    w.Key("seq");
+    w.Uint(audit_seq);
+    w.Key("hash");
+    w.String(audit_hash);
+    w.EndObject();
+  }
+  w.EndObject();
+  return out;
+}
+
+// --- HubService ---
+
+Result<Caller> HubService::Authenticate(const PeerCredential& peer, HubResponse* refusal) {
+  auto refuse = [&](int status, std::string_view reason, std::string_view error) {
+    *refusal = ErrorResponse(status, reason, error);
+    return UnauthenticatedError(std::string(reason));
+  };
+  if (!peer.presented) {
+    return refuse(401, "credential_missing", "a site client certificate is required");
+  }
+  if (!peer.verified) {
+    return refuse(401, "credential_untrusted",
+                  "the client certificate does not verify against this hub's CA: " +
+                      peer.verify_error);
+  }
+  Result<Site> site = store_.GetSite(peer.certificate.common_name);
+  if (!site.ok()) {
+    if (site.status().code() == StatusCode::kNotFound) {
+      return refuse(403, "site_unknown", "the certificate names no site of this hub");
+    }
+    return refuse(503, "store_unavailable", site.status().message());
+  }
+  if (site->revoked) return refuse(403, "site_revoked", "the site is revoked");
+  if (site->credential_serial.empty() || site->credential_serial != peer.certificate.serial) {
+    return refuse(403, "credential_superseded",
+                  "the certificate is not the site's current credential");
+  }
+  return Caller{.kind = Caller::Kind::kSite, .tenant = site->tenant, .site_id = site->site_id};
+}
+
+HubResponse HubService::HandleSite(const HubRequest& request, const PeerCredential& peer) {
+  std::string_view target = request.target;
+  if (Enrolment::Owns(target)) return enrolment_.Handle(request);
+  if (target != "/sync/v1/batches" && target != "/sync/v1/status") {
+    return ErrorResponse(404, "not_found", "no such endpoint");
+  }
+  HubResponse refusal;
+  Result<Caller> caller = Authenticate(peer, &refusal);
+  if (!caller.ok()) return refusal;
+  if (request.method != "POST") return ErrorResponse(405, "method", "use POST");
+  if (target == "/sync/v1/status") return HandleStatus(*caller, request);
+  BatchOutcome outcome = IngestBatch(*caller, request.body);
+  return HubResponse{.status = outcome.http_status, .body = outcome.Body()};
+}
+
+HubResponse HubService::HandleOperator(const HubRequest& request) {
+  HubRequest with_caller = request;
+  std::string_view auth = request.Header("authorization");
+  if (!auth.empty()) {
+    constexpr std::string_view kBearer = "Bearer ";
+    auto it = auth.substr(0, kBearer.size()) == kBearer
+                  ? options_.operator_tokens.find(auth.substr(kBearer.size()))
+                  : options_.operator_tokens.end();
+    if (it == options_.operator_tokens.end()) {
+      return ErrorResponse(401, "operator_token", "unknown operator token");
+    }
+    with_caller.caller = Caller{.kind = Caller::Kind::kOperator, .tenant = it->second};
+  } else {
+    with_caller.caller = Caller{};
+  }
+  if (request.target.rfind("/sync/", 0) == 0 || request.target.rfind("/enrol/", 0) == 0) {
+    return ErrorResponse(404, "not_found", "sites use the site listener");
+  }
+  if (options_.dashboard) return options_.dashboard(with_caller);
+  if (with_caller.caller.kind != Caller::Kind::kOperator) {
+    return ErrorResponse(401, "operator_token", "an operator bearer token is required");
+  }
+  return ErrorResponse(404, "not_found", "this build has no dashboard");
+}
+
+void HubService::AuditRefusal(const Caller& caller, const BatchKey& key, std::string_view event,
+                              std::string_view reason, std::string_view detail) {
+  OUTPOST_LOG(kWarning) << "batch refused" << Field("site", caller.site_id)
+                        << Field("node", key.node_id) << Field("stream", key.stream)
+                        << Field("reason", reason) << Field("detail", detail);
+  if (audit_log_ == nullptr) return;
+  Status s = audit_log_->Append({.time_ms = UnixMillis(clock_.Now()),
+                                 .event = std::string(event),
+                                 .site = caller.site_id,
+                                 .tenant = caller.tenant,
+                                 .node = key.node_id,
+                                 .stream = key.stream,
+                                 .first_seq = key.first_seq,
+                                 .last_seq = key.last_seq,
+                                 .reason = std::string(reason),
+                                 .detail = std::string(detail)});
+  if (!s.ok()) {
+    OUTPOST_LOG(kError) << "hub audit log append failed" << Field("status", s);
+  }
+}
+
+BatchOutcome HubService::IngestBatch(const Caller& caller, std::string_view bytes,
+                                     std::string_view event) {
+  if (bytes.size() > options_.limits.max_encoded_bytes) {
+    return Refused(413, "batch_too_large",
+                   "batch over " + std::to_string(options_.limits.max_encoded_bytes) + " bytes");
+  }
+  Result<sync::DecodedBatch> decoded = sync::DecodeBatch(bytes, options_.limits);
+  if (!decoded.ok()) {
+    int status = decoded.status().code() == StatusCode::kResourceExhausted ? 413 : 400;
+    return Refused(status, ReasonOrDefault(decoded.status(), "batch_malformed"),
+                   decoded.status().message());
+  }
+  return IngestDecoded(caller, *decoded, event);
+}
+
+BatchOutcome HubService::IngestDecoded(const Caller& caller, const sync::DecodedBatch& decoded,
+                                       std::string_view event) {
+  const sync::Batch& batch = decoded.batch;
+  BatchKey key{.site_id = decoded.key.site_id,
+               .node_id = decoded.key.node_id,
+               .stream = decoded.key.stream,
+               .first_seq = decoded.key.first_seq,
+               .last_seq = decoded.key.last_seq,
+               .content_sha256 = decoded.key.content_sha256};
+  auto refuse = [&](int status, std::string_view reason, std::string_view error,
+                    bool audit = false) {
+    if (audit) AuditRefusal(caller, key, event, reason, error);
+    BatchOutcome out = Refused(status, reason, error);
+    out.key = key;
+    return out;
+  };
+  if (caller.kind != Caller::Kind::kSite || caller.site_id.empty()) {
+    return refuse(401, "credential_missing", "only a site may send batches");
+  }
+  // Site and tenant come from the credential alone.
+  if (batch.site_id != caller.site_id) {
+    return refuse(403, "site_mismatch",
+                  "the batch names site \"" + batch.site_id + "\", the credential \"" +
+                      caller.site_id + "\"",
+                  /*audit=*/true);
+  }
+  const policy::Policy* site_policy = policies_.Find(caller.tenant);
+  if (site_policy == nullptr) {
+    return refuse(422, "no_policy", "the hub has no policy for tenant \"" + caller.tenant + "\"",
+                  true);
+  }
+  std::vector<HubRecord> records;
+  records.reserve(batch.records.size());
+  for (const sync::BatchRecord& r : batch.records) {
+    std::string_view kind = outbox::KindName(static_cast<outbox::Kind>(r.kind));
+    policy::Decision decision = policy::Check(
+        *site_policy, policy::RecordView{.kind = kind,
+                                         .site = batch.site_id,
+                                         .node = batch.node_id,
+                                         .stream = batch.stream,
+                                         .seq = r.seq,
+                                         .payload = r.payload});
+    if (!decision.allowed()) {
+      return refuse(422, decision.reason,
+                    "record " + std::to_string(r.seq) + " (" + std::string(kind) +
+                        ") breaks the policy: " + decision.detail,
+                    true);
+    }
+    records.push_back(HubRecord{.site_id = batch.site_id,
+                                .node_id = batch.node_id,
+                                .stream = batch.stream,
+                                .seq = r.seq,
+                                .kind = std::string(kind),
+                                .created_ms = r.created_ms,
+                                .payload = r.payload});
+  }
+  std::optional<AuditSegment> segment;
+  Result<std::pair<uint64_t, std::string>> head = store_.AuditHead(batch.site_id, batch.node_id);
+  if (!head.ok()) return refuse(503, "store_unavailable", head.status().message());
+  if (batch.audit.has_value()) {
+    const sync::BatchAudit& audit = *batch.audit;
+    auto gap = [&](std::string_view why) {
+      BatchOutcome out = refuse(409, "audit_gap", why);
+      out.has_audit_head = true;
+      out.audit_seq = head->first;
+      out.audit_hash = head->second;
+      return out;
+    };
+    if (audit.from_seq == head->first && audit.from_hash != head->second) {
+      return refuse(422, "audit_edited",
+                    "the audit segment continues entry " + std::to_string(audit.from_seq) +
+                        " with another hash than the hub holds",
+                    true);
+    }
+    if (audit.from_seq != head->first) {
+      // Overlapping or missing lines: the site re-sends from the hub's head (FORMAT.md).
+      return gap("the audit segment starts at " + std::to_string(audit.from_seq) +
+                 ", the hub holds " + std::to_string(head->first));
+    }
+    Result<policy::ChainHead> reached = policy::VerifyAuditChain(
+        audit.lines, policy::ChainHead{.seq = audit.from_seq, .hash = audit.from_hash},
+        policy::ChainHead{.seq = audit.to_seq, .hash = audit.to_hash});
+    if (!reached.ok()) {
+      return refuse(422, ReasonOrDefault(reached.status(), "audit_malformed"),
+                    reached.status().message(), true);
+    }
+    if (reached->seq != audit.to_seq || reached->hash != audit.to_hash) {
+      return refuse(422, reached->seq < audit.to_seq ? "audit_cut" : "audit_edited",
+                    "the audit segment does not reach the head it names", true);
+    }
+    segment = AuditSegment{.node_id = batch.node_id,
+                           .from_seq = audit.from_seq,
+                           .from_hash = audit.from_hash,
+                           .to_seq = audit.to_seq,
+                           .to_hash = audit.to_hash,
+                           .lines = audit.lines};
+  }
+  Result<IngestResult> result =
+      store_.Ingest(key, records, segment, UnixMillis(clock_.Now()));
+  if (!result.ok()) {
+    const Status& s = result.status();
+    if (s.code() == StatusCode::kFailedPrecondition) {
+      Result<std::pair<uint64_t, std::string>> now_head =
+          store_.AuditHead(batch.site_id, batch.node_id);
+      BatchOutcome out = refuse(409, "audit_gap", s.message());
+      if (now_head.ok()) {
+        out.has_audit_head = true;
+        out.audit_seq = now_head->first;
+        out.audit_hash = now_head->second;
+      }
+      return out;
+    }
+    if (s.code() == StatusCode::kInvalidArgument) return refuse(400, "batch_malformed", s.message());
+    return refuse(503, "store_unavailable", s.message());
+  }
+  if (result->outcome == IngestOutcome::kConflict) {
+    return refuse(409, "batch_conflict",
+                  "this batch key (or a record in it) was stored before with other content",
+                  true);
+  }
+  BatchOutcome out;
+  out.key = key;
+  out.result = *result;
+  out.records = records.size();
+  Result<std::pair<uint64_t, std::string>> after = store_.AuditHead(batch.site_id, batch.node_id);
+  if (after.ok()) {
+    out.has_audit_head = true;
+    out.audit_seq = after->first;
+    out.audit_hash = after->second;
+  }
+  return out;
+}
+
+HubResponse HubService::HandleStatus(const Caller& caller, const HubRequest& request) {
+  if (request.body.size() > kMaxStatusBodyBytes) {
+    return ErrorResponse(413, "body_too_large", "status report over 1 MiB");
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  simdjson::padded_string body(request.body);
+  simdjson::dom::object object;
+  if (parser.parse(body).get(root) != simdjson::SUCCESS || root.get(object) != simdjson::SUCCESS) {
+    return ErrorResponse(400, "malformed_json", "the status report is not a JSON object");
+  }
+  NodeStatus status;
+  std::string_view site_id, node_id;
+  if (root["site_id"].get(site_id) != simdjson::SUCCESS ||
+      root["node_id"].get(node_id) != simdjson::SUCCESS || !sync::IsValidName(node_id)) {
+    return ErrorResponse(400, "missing_field", "site_id and node_id are required");
+  }
+  if (site_id != caller.site_id) {
+    return ErrorResponse(403, "site_mismatch", "the report names another site");
+  }
+  status.site_id = std::string(site_id);
+  status.node_id = std::string(node_id);
+  int64_t reported = 0;
+  if (root["reported_ms"].get(reported) == simdjson::SUCCESS) status.reported_ms = reported;
+  uint64_t n = 0;
+  if (root["backlog_records"].get(n) == simdjson::SUCCESS) status.backlog_records = n;
+  if (root["backlog_bytes"].get(n) == simdjson::SUCCESS) status.backlog_bytes = n;
+  double days = 0;
+  if (root["autonomy_days"].get(days) == simdjson::SUCCESS) status.autonomy_days = days;
+  simdjson::dom::array models;
+  if (root["models"].get(models) == simdjson::SUCCESS) {
+    if (models.size() > kMaxStatusModels) {
+      return ErrorResponse(413, "too_many_models", "at most 1,000 models");
+    }
+    status.models_json = simdjson::minify(models);
+  }
+  Status put = store_.PutNodeStatus(status, UnixMillis(clock_.Now()));
+  if (!put.ok()) return ErrorResponse(503, "store_unavailable", put.message());
+  return HubResponse{.status = 200, .body = "{\"ok\":true}"};
+}
+
+}  // namespace outpost::hub

@@ -1,0 +1,150 @@
+// Ingestion at the hub (sync/FORMAT.md section 2, hub/FORMAT.md section 5): who a request
+// comes from (the site credential alone), decoding a batch under limits, the hub's policy
+// check of every record, the audit chain's continuation, the durable store, and the
+// acknowledgement. No sockets here: HubService turns a HubRequest (and what TLS established
+// about the peer) into a HubResponse, so every path is tested and fuzzed without a network.
+#ifndef OUTPOST_HUB_INGEST_H_
+#define OUTPOST_HUB_INGEST_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "hub/enrol.h"
+#include "hub/http.h"
+#include "hub/server.h"
+#include "hub/store.h"
+#include "policy/policy.h"
+#include "sync/batch.h"
+
+namespace outpost::hub {
+
+inline constexpr size_t kMaxStatusBodyBytes = 1 << 20;
+inline constexpr size_t kMaxStatusModels = 1000;
+
+// The compliance policy of each tenant ("*": every tenant without one of its own).
+// Immutable after Load; shared by threads.
+class PolicySet {
+ public:
+  // (tenant or "*", policy file) pairs. InvalidArgument naming the file for a bad policy.
+  static Result<PolicySet> Load(const std::vector<std::pair<std::string, std::string>>& files);
+  void Add(std::string tenant, std::shared_ptr<const policy::Policy> p) {
+    by_tenant_[std::move(tenant)] = std::move(p);
+  }
+  // The policy for `tenant`, or null when none applies.
+  const policy::Policy* Find(std::string_view tenant) const;
+
+ private:
+  std::map<std::string, std::shared_ptr<const policy::Policy>, std::less<>> by_tenant_;
+};
+
+// The hub's own audit log (hub/FORMAT.md section 1): one JSON line per refusal, fsynced
+// before the refusal is answered. Thread-safe.
+class HubAuditLog {
+ public:
+  static Result<std::unique_ptr<HubAuditLog>> Open(const std::string& path);
+  ~HubAuditLog();
+  HubAuditLog(const HubAuditLog&) = delete;
+  HubAuditLog& operator=(const HubAuditLog&) = delete;
+
+  struct Event {
+    int64_t time_ms = 0;
+    std::string event{};  // "batch_refused" or "import_refused"
+    std::string site{};
+    std::string tenant{};
+    std::string node{};
+    std::string stream{};
+    uint64_t first_seq = 0;
+    uint64_t last_seq = 0;
+    std::string reason{};
+    std::string detail{};
+  };
+  Status Append(const Event& event);
+
+ private:
+  explicit HubAuditLog(int fd) : fd_(fd) {}
+  std::mutex mu_;  // guards writes to fd_
+  int fd_;
+};
+
+// The outcome of one batch, for HTTP and for import alike.
+struct BatchOutcome {
+  int http_status = 200;
+  std::string reason{};  // empty when accepted
+  std::string error{};
+  IngestResult result{};
+  BatchKey key{};
+  size_t records = 0;
+  // The stored audit head after the batch (or, for audit_gap, the one the hub holds).
+  uint64_t audit_seq = 0;
+  std::string audit_hash{};
+  bool has_audit_head = false;
+
+  bool accepted() const { return http_status == 200; }
+  // The JSON body: the acknowledgement or the error.
+  std::string Body() const;
+};
+
+struct HubServiceOptions {
+  sync::DecodeLimits limits{};
+  // Operator bearer token → tenant.
+  std::map<std::string, std::string, std::less<>> operator_tokens{};
+  // Everything on the operator listener that is not ours (the dashboard); null: 404.
+  std::function<HubResponse(const HubRequest&)> dashboard{};
+};
+
+// The handlers of both listeners. `store`, `enrolment`, `policies`, `audit_log` and
+// `clock` outlive the service; `audit_log` may be null (refusals are then only logged).
+// Thread-safe.
+class HubService {
+ public:
+  HubService(Store& store, Enrolment& enrolment, const PolicySet& policies,
+             HubAuditLog* audit_log, HubServiceOptions options, Clock& clock = SystemClock())
+      : store_(store),
+        enrolment_(enrolment),
+        policies_(policies),
+        audit_log_(audit_log),
+        options_(std::move(options)),
+        clock_(clock) {}
+
+  // The site listener: /enrol/v1... without a credential, /sync/v1/... with one.
+  HubResponse HandleSite(const HubRequest& request, const PeerCredential& peer);
+  // The operator listener: bearer token → tenant, then the dashboard.
+  HubResponse HandleOperator(const HubRequest& request);
+
+  // The site a credential belongs to (hub/FORMAT.md section 5), or the refusal.
+  Result<Caller> Authenticate(const PeerCredential& peer, HubResponse* refusal);
+
+  // Decodes and ingests one encoded batch sent by `caller` (a site). `event` names the
+  // hub audit event on refusal ("batch_refused" or "import_refused").
+  BatchOutcome IngestBatch(const Caller& caller, std::string_view bytes,
+                           std::string_view event = "batch_refused");
+  // Ingests an already decoded batch (exports carry many).
+  BatchOutcome IngestDecoded(const Caller& caller, const sync::DecodedBatch& decoded,
+                             std::string_view event);
+
+  Store& store() { return store_; }
+
+ private:
+  HubResponse HandleStatus(const Caller& caller, const HubRequest& request);
+  void AuditRefusal(const Caller& caller, const BatchKey& key, std::string_view event,
+                    std::string_view reason, std::string_view detail);
+
+  Store& store_;
+  Enrolment& enrolment_;
+  const PolicySet& policies_;
+  HubAuditLog* audit_log_;
+  const HubServiceOptions options_;
+  Clock& clock_;
+};
+
+}  // namespace outpost::hub
+
+#endif  // OUTPOST_HUB_INGEST_H_

@@ -1,0 +1,104 @@
+// The hub's listeners (hub/FORMAT.md sections 5 and 6): a TLS listener for sites that asks
+// for a client certificate and checks it against the hub CA, and an operator listener (TLS,
+// or plain HTTP on a loopback address only). Both hand each request, with what the TLS layer
+// established about the peer, to a handler with no sockets (HubRequest → HubResponse).
+//
+// Also the small HTTPS client that `outpost enrol` and the tests use, with the same TLS
+// settings (TLS 1.2+, the server verified against a given CA and the URL's host).
+//
+// server.cc is the Boost.Beast adapter of hub/ and, for the TLS sessions, of OpenSSL.
+#ifndef OUTPOST_HUB_SERVER_H_
+#define OUTPOST_HUB_SERVER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "hub/ca.h"
+#include "hub/http.h"
+
+namespace outpost::hub {
+
+// What the TLS layer established about a site listener's peer.
+struct PeerCredential {
+  bool presented = false;  // the client sent a certificate
+  bool verified = false;   // ... and it verified against the hub CA
+  std::string verify_error{};  // OpenSSL's reason when presented && !verified
+  CertInfo certificate{};      // when presented
+};
+
+using SiteHandlerFn = std::function<HubResponse(const HubRequest&, const PeerCredential&)>;
+using OperatorHandlerFn = std::function<HubResponse(const HubRequest&)>;
+
+struct HubServerOptions {
+  std::string site_address = "127.0.0.1";
+  uint16_t site_port = 0;  // 0: the system picks
+  // Empty: no operator listener.
+  std::string operator_address{};
+  uint16_t operator_port = 0;
+  std::string ca_cert_path{};
+  std::string server_cert_path{};
+  std::string server_key_path{};
+  size_t max_body_bytes = (uint64_t{16} << 20) + 4096;  // one encoded batch and some
+  size_t max_header_bytes = 16 * 1024;
+  // Connections open at once per listener; more are closed at accept.
+  size_t max_connections = 256;
+  // A connection that sends nothing for this long is closed.
+  std::chrono::seconds idle_timeout{30};
+};
+
+// Thread-per-connection listeners (the hub's load is a few sites' uploads, not the scoring
+// path). Thread-safe: Stop may be called from any thread.
+class HubServer {
+ public:
+  // Binds both listeners and starts accepting. InvalidArgument for an operator listener on
+  // a non-loopback address without TLS material; Unavailable when a bind fails. Handlers
+  // are called concurrently and must outlive the server.
+  static Result<std::unique_ptr<HubServer>> Start(const HubServerOptions& options,
+                                                  SiteHandlerFn site_handler,
+                                                  OperatorHandlerFn operator_handler);
+  virtual ~HubServer() = default;
+
+  virtual uint16_t site_port() const = 0;
+  virtual uint16_t operator_port() const = 0;
+  // Whether the operator listener speaks TLS.
+  virtual bool operator_tls() const = 0;
+  // Stops accepting, lets requests in progress finish (answers written), closes idle
+  // connections, and returns when every connection thread has ended.
+  virtual void Stop() = 0;
+};
+
+// Whether `address` is a loopback address (127.0.0.0/8, ::1, "localhost").
+bool IsLoopback(std::string_view address);
+
+struct HttpsClientOptions {
+  // PEM of the CA that must have issued the server's certificate; the host is checked
+  // against its SAN. Empty: the server is not verified (only for fetching a CA that the
+  // caller then checks against a pin).
+  std::string ca_pem{};
+  // A client certificate and its key (PEM), or empty.
+  std::string cert_pem{};
+  std::string key_pem{};
+  std::chrono::seconds timeout{30};
+  size_t max_response_bytes = 16 << 20;
+};
+
+struct HttpsResponse {
+  int status = 0;
+  std::string body{};
+};
+
+// One request over a fresh TLS connection to `base_url` ("https://host:port", an IPv6 host
+// in brackets). Unavailable for connection and TLS errors (the message names them).
+Result<HttpsResponse> HttpsRequest(std::string_view base_url, std::string_view method,
+                                   std::string_view target, std::string_view body,
+                                   std::string_view content_type,
+                                   const HttpsClientOptions& options);
+
+}  // namespace outpost::hub
+
+#endif  // OUTPOST_HUB_SERVER_H_
