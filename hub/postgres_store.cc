@@ -12,6 +12,7 @@
 //   23505 (unique violation)                -> kAlreadyExists
 //   anything else                           -> kInternal
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -235,11 +236,15 @@ class Pool {
   Result<std::unique_ptr<Conn>> Acquire() {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return !idle_.empty() || open_ < kMaxConnections; });
-      if (!idle_.empty()) {
+      while (true) {
+        cv_.wait(lock, [&] { return !idle_.empty() || open_ < kMaxConnections; });
+        if (idle_.empty()) break;
         PGconn* c = idle_.back();
         idle_.pop_back();
-        return std::make_unique<Conn>(this, c);
+        if (StillOpen(c)) return std::make_unique<Conn>(this, c);
+        // The server closed it while idle (a restart, an idle timeout): drop it.
+        PQfinish(c);
+        --open_;
       }
       ++open_;
     }
@@ -251,6 +256,14 @@ class Pool {
       return c.status();
     }
     return std::make_unique<Conn>(this, *c);
+  }
+
+  // An idle connection has nothing to read unless the server said goodbye (a FATAL
+  // message, then EOF) or sent something unasked; either way it is not reused.
+  static bool StillOpen(PGconn* c) {
+    pollfd p{.fd = PQsocket(c), .events = POLLIN, .revents = 0};
+    if (p.fd < 0) return false;
+    return ::poll(&p, 1, 0) == 0 && PQstatus(c) == CONNECTION_OK;
   }
 
   void Release(PGconn* c, bool broken) {
@@ -662,7 +675,15 @@ class PostgresStore final : public Store {
     for (int attempt = 0; attempt < kMaxTransactionAttempts; ++attempt) {
       *rollback = false;
       OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
-      OUTPOST_RETURN_IF_ERROR(c->Exec("BEGIN"));
+      Result<PgResult> begin = c->Exec("BEGIN");
+      if (!begin.ok()) {
+        // Nothing ran yet: a connection the server cut meanwhile is retried on another.
+        if (begin.status().code() == StatusCode::kUnavailable) {
+          last = begin.status();
+          continue;
+        }
+        return begin.status();
+      }
       Result<T> result = body(*c, rollback);
       if (!result.ok() || *rollback) {
         if (!c->Exec("ROLLBACK").ok()) c->MarkBroken();

@@ -139,6 +139,19 @@ PostgresCluster::~PostgresCluster() {
   }
 }
 
+Status PostgresCluster::Restart() {
+  std::vector<std::string> argv;
+  if (as_postgres_) argv = {kRunuser, "-u", "postgres", "--"};
+  std::string options = "-p " + std::to_string(port_) + " -k '" + dir_ +
+                        "' -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=100";
+  argv.insert(argv.end(), {JoinPath(bindir_, "pg_ctl"), "-D", dir_ + "/data", "-l",
+                           dir_ + "/server.log", "-m", "fast", "-w", "-t", "60", "-o", options,
+                           "restart"});
+  RunResult r = RunProgram(argv);
+  if (r.exit_code != 0) return UnavailableError("pg_ctl restart failed: " + r.err + r.out);
+  return Status::Ok();
+}
+
 Result<std::string> PostgresCluster::CreateDatabase(std::string_view name) {
   if (name.empty() || name.size() > 63 || !(name[0] >= 'a' && name[0] <= 'z')) {
     return InvalidArgumentError("database name must be 1..63 of [a-z0-9_], starting with a letter");

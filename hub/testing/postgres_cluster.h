@@ -43,6 +43,10 @@ class PostgresCluster {
   // The folder of the server's binaries (initdb, pg_ctl, psql, createdb).
   const std::string& bindir() const { return bindir_; }
 
+  // Restarts the server (pg_ctl restart -m fast) on the same port: open connections are
+  // cut, committed data stays. For tests of what clients do when the server goes away.
+  Status Restart();
+
   // Creates an empty database (name: 1..63 of [a-z0-9_], starting with a letter) and returns
   // its URL. AlreadyExists when it exists; InvalidArgument for a bad name.
   Result<std::string> CreateDatabase(std::string_view name);
