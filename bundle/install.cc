@@ -236,8 +236,10 @@ Result<std::unique_ptr<Installer>> Installer::Open(InstallerOptions options) {
   return installer;
 }
 
-// A journal: {"op":..,"serial":N,"history":[..],"moves":[[from,to],..],"state":{..}|null,"root":".."}.
-// Paths in moves are relative to the repository.
+// A journal: {"op":..,"serial":N,"history":[..],"moves":[[from,to],[from,to,"backup"],..],
+// "state":{..}|null,"root":".."}. Paths in moves are relative to the repository. Undoing a
+// move renames `to` back to `from` when `to` exists and `from` does not, so an undo that is
+// itself interrupted can run again; a backup entry is undone the same way.
 Status Installer::Recover() {
   const std::string& repo = options_.repository;
   std::string journal_path = JoinPath(options_.state_dir, "journal.json");
@@ -284,7 +286,7 @@ Status Installer::Recover() {
       // Before the commit point: undo the renames that were made, newest first.
       for (auto it = ma->rbegin(); it != ma->rend(); ++it) {
         const JsonArray* pair = std::get_if<JsonArray>(&it->v);
-        if (pair == nullptr || pair->size() != 2) return damaged;
+        if (pair == nullptr || pair->size() < 2 || pair->size() > 3) return damaged;
         const std::string* from = std::get_if<std::string>(&(*pair)[0].v);
         const std::string* to = std::get_if<std::string>(&(*pair)[1].v);
         if (from == nullptr || to == nullptr) return damaged;
@@ -471,22 +473,23 @@ Result<InstallResult> Installer::Switch(const std::string& op, uint64_t from, ui
   }
   CrashPoint("staged");
 
-  // 2. The renames, written down before the first is made.
-  std::vector<std::pair<std::string, std::string>> moves;  // relative to the repository
+  // 2. The renames, written down before the first is made. New versions come in first, then
+  // each config.yaml is replaced in one rename (its old text copied aside beforehand, a
+  // `backup` entry that the switch does not perform but an undo restores), then the versions
+  // that leave go out. Every version folder present is complete at every moment.
+  struct Rename {
+    std::string from, to;  // relative to the repository
+    bool backup = false;   // done by a copy before the journal; only undone
+  };
+  std::vector<Rename> moves;
   std::string w(kWork);
   std::set<std::string> whole_models;  // models new to the repository: moved in as one folder
   for (const std::string& name : target_names) {
     if (!PathExists(JoinPath(repo, name))) {
       whole_models.insert(name);
       moves.push_back({w + "/new/" + name, name});
-      continue;
-    }
-    OUTPOST_RETURN_IF_ERROR(MakeDirectories(JoinPath(work, "old/" + name)));
-    if (configs.count(name) > 0) {
-      if (PathExists(JoinPath(repo, name + "/config.yaml"))) {
-        moves.push_back({name + "/config.yaml", w + "/old/" + name + "/config.yaml"});
-      }
-      moves.push_back({w + "/new/" + name + "/config.yaml", name + "/config.yaml"});
+    } else {
+      OUTPOST_RETURN_IF_ERROR(MakeDirectories(JoinPath(work, "old/" + name)));
     }
   }
   for (const auto& [name, version] : target_set) {
@@ -495,13 +498,23 @@ Result<InstallResult> Installer::Switch(const std::string& op, uint64_t from, ui
     if (PathExists(JoinPath(repo, v))) moves.push_back({v, w + "/old/" + v});
     moves.push_back({w + "/new/" + v, v});
   }
+  for (const std::string& name : target_names) {
+    if (whole_models.count(name) > 0 || configs.count(name) == 0) continue;
+    std::string config = name + "/config.yaml";
+    if (PathExists(JoinPath(repo, config))) {
+      OUTPOST_RETURN_IF_ERROR(
+          CopyFile(JoinPath(repo, config), JoinPath(work, "old/" + config)));
+      moves.push_back({config, w + "/old/" + config, /*backup=*/true});
+    }
+    moves.push_back({w + "/new/" + config, config});
+  }
   for (const auto& [name, version] : current_set) {
     if (target_set.count({name, version}) > 0) continue;
     std::string v = name + "/" + std::to_string(version);
     if (target_names.count(name) == 0) {
       // The model leaves with the bundle: its whole folder goes.
       if (PathExists(JoinPath(repo, name)) &&
-          std::none_of(moves.begin(), moves.end(), [&](auto& mv) { return mv.first == name; })) {
+          std::none_of(moves.begin(), moves.end(), [&](auto& mv) { return mv.from == name; })) {
         OUTPOST_RETURN_IF_ERROR(MakeDirectories(JoinPath(work, "old-models")));
         moves.push_back({name, w + "/old-models/" + name});
       }
@@ -514,7 +527,11 @@ Result<InstallResult> Installer::Switch(const std::string& op, uint64_t from, ui
   }
   OUTPOST_RETURN_IF_ERROR(SyncDirectory(work));
   JsonArray move_json;
-  for (const auto& [a, b] : moves) move_json.push_back(ArrayJson({Json{a}, Json{b}}));
+  for (const Rename& m : moves) {
+    JsonArray entry{Json{m.from}, Json{m.to}};
+    if (m.backup) entry.push_back(Json{std::string("backup")});
+    move_json.push_back(ArrayJson(std::move(entry)));
+  }
   Json state_json{nullptr};
   if (new_state != nullptr) {
     state_json = Json{JsonObject{
@@ -536,7 +553,8 @@ Result<InstallResult> Installer::Switch(const std::string& op, uint64_t from, ui
   // 3. The switch; the edge's watcher picks each rename up.
   auto undo = [&]() -> outpost::Status { return Recover(); };
   for (size_t i = 0; i < moves.size(); ++i) {
-    if (outpost::Status s = Move(JoinPath(repo, moves[i].first), JoinPath(repo, moves[i].second));
+    if (moves[i].backup) continue;
+    if (outpost::Status s = Move(JoinPath(repo, moves[i].from), JoinPath(repo, moves[i].to));
         !s.ok()) {
       undo().IgnoreError();
       return s;
