@@ -1,0 +1,280 @@
+// `outpost keys` and `outpost bundle` end to end, with real XGBoost models: install with the
+// health check (load, warm-up, expected outputs), an automatic revert when the check fails,
+// rollback, events spooled and drained into a running edge's outbox, and the crash test —
+// the installer (a real `outpost bundle install|rollback` process) is killed with SIGKILL at
+// every step of install and of rollback; after each kill the repository holds complete
+// versions only, and a restarted installer leaves exactly the old or exactly the new set.
+#include <gtest/gtest.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/file.h"
+#include "base/subprocess.h"
+#include "base/testing/test_util.h"
+#include "train/synthetic.h"
+#include "train/xgboost_trainer.h"
+
+namespace outpost {
+namespace {
+
+using testing::TempDir;
+
+std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
+
+RunResult RunOutpost(std::vector<std::string> args, const std::string& crash_at = "") {
+  std::vector<std::string> argv = {"/usr/bin/env"};
+  if (!crash_at.empty()) argv.push_back("OUTPOST_BUNDLE_CRASH_AT=" + crash_at);
+  argv.push_back(Outpost());
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(argv);
+}
+
+// Every file under `dir` (relative path -> contents), hidden work folders skipped.
+std::map<std::string, std::string> Tree(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  if (!IsDirectory(dir)) return out;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir);
+       it != std::filesystem::recursive_directory_iterator(); ++it) {
+    std::string rel = std::filesystem::relative(it->path(), dir).string();
+    if (rel[0] == '.') {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file()) out[rel] = ReadFile(it->path().string()).value_or("?");
+  }
+  return out;
+}
+
+class BundleInstallTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(data_, train::MakePumpReadings({.rows = 400, .seed = 5}));
+    ASSERT_EQ(RunOutpost({"keys", "generate", "--dir", dir_.File("keys"), "--targets-keys", "2",
+                   "--targets-threshold", "2"})
+                  .exit_code,
+              0);
+    MakeModel("v1", 1, 3, false);
+    MakeModel("v2", 2, 6, false);
+    MakeModel("broken", 3, 4, true);
+    b1_ = Create("v1", 1);
+    b2_ = Create("v2", 2);
+    broken_ = Create("broken", 3);
+  }
+
+  // A models folder with pump/<version>: a model trained with `rounds` rounds, its
+  // descriptor and expected outputs (wrong ones when `wrong_expected`).
+  void MakeModel(const std::string& folder, int version, int rounds, bool wrong_expected) {
+    train::TrainOptions options;
+    options.rounds = rounds;
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, train::TrainXGBoost(data_, options));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, model->Serialize(train::ModelFormat::kJson));
+    std::string v = dir_.File(folder + "/pump/" + std::to_string(version));
+    OUTPOST_ASSERT_OK(MakeDirectories(v));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File(folder + "/pump/config.yaml"),
+                                          "backend: xgboost\n"
+                                          "inputs: [{name: features, datatype: FP32, shape: [-1, 8]}]\n"
+                                          "outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]\n"
+                                          "# bundle " + folder + "\n"));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(v + "/model.json", bytes));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(
+        v + "/descriptor.json",
+        R"({"name":"pump","version":)" + std::to_string(version) +
+            R"(,"engine":"xgboost","engine_version":"0.1.0",)"
+            R"("inputs":[{"name":"features","datatype":"FP32","shape":[-1,8]}],)"
+            R"("outputs":[{"name":"fault_probability","datatype":"FP32","shape":[-1]}],)"
+            R"("metrics":{"auc":0.9},"lineage_sha256":")" + std::string(64, 'c') + R"("})"));
+    std::span<const float> rows(data_.features.data(), 2 * 8);
+    OUTPOST_ASSERT_OK_AND_ASSIGN(train::Predictions want,
+                                 train::ReferencePredict(bytes, rows, 2, 8));
+    std::string in, out;
+    char buf[64];
+    for (float f : rows) {
+      auto [p, ec] = std::to_chars(buf, buf + sizeof buf, f);
+      in += (in.empty() ? "" : ",") + std::string(buf, p);
+    }
+    for (float f : want.values) {
+      auto [p, ec] = std::to_chars(buf, buf + sizeof buf, wrong_expected ? f + 0.5f : f);
+      out += (out.empty() ? "" : ",") + std::string(buf, p);
+    }
+    OUTPOST_ASSERT_OK(WriteFileAtomically(
+        v + "/expected.json",
+        R"({"inputs":[{"name":"features","shape":[2,8],"data":[)" + in +
+            R"(]}],"outputs":[{"name":"fault_probability","data":[)" + out +
+            R"(]}],"tolerance":0.0001})"));
+  }
+
+  std::string Create(const std::string& folder, int version) {
+    std::string out = dir_.File(folder + ".bundle");
+    RunResult r = RunOutpost({"bundle", "create", "--models", dir_.File(folder), "--keys",
+                       dir_.File("keys"), "--version", std::to_string(version), "--site",
+                       "site-a", "-o", out});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return out;
+  }
+
+  // The flags that name a site: repository, state, spool and site id.
+  std::vector<std::string> Site(const std::string& name, std::vector<std::string> args) {
+    for (std::string a : std::vector<std::string>{"--repository", dir_.File(name + "/repo"), "--state-dir",
+                          dir_.File(name + "/state"), "--data-dir", dir_.File(name + "/data"),
+                          "--trusted-root", dir_.File("keys/root.json"), "--site", "site-a"}) {
+      args.push_back(a);
+    }
+    return args;
+  }
+
+  std::map<std::string, std::string> Expected(const std::string& folder) {
+    std::map<std::string, std::string> t = Tree(dir_.File(folder));
+    return t;
+  }
+
+  TempDir dir_;
+  train::Dataset data_;
+  std::string b1_, b2_, broken_;
+};
+
+TEST_F(BundleInstallTest, InstallHealthCheckRevertRollbackAndEvents) {
+  RunResult r = RunOutpost(Site("s", {"bundle", "install", b1_}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Tree(dir_.File("s/repo")), Expected("v1"));
+  r = RunOutpost(Site("s", {"bundle", "install", b2_}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Tree(dir_.File("s/repo")), Expected("v2"));
+
+  // A model whose outputs differ from the expected ones is switched back automatically.
+  r = RunOutpost(Site("s", {"bundle", "install", broken_}));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("HEALTH_CHECK"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("fault_probability"), std::string::npos) << r.err;
+  EXPECT_EQ(Tree(dir_.File("s/repo")), Expected("v2"));
+
+  // Refusals name their reason; an older bundle is a rollback attack.
+  r = RunOutpost(Site("s", {"bundle", "install", b1_}));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("VERSION_ROLLBACK"), std::string::npos) << r.err;
+  r = RunOutpost({"bundle", "install"});
+  EXPECT_EQ(r.exit_code, 2);
+
+  // Rollback returns to bundle 1 on request; bundle 2 can then be installed again.
+  r = RunOutpost(Site("s", {"bundle", "rollback"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Tree(dir_.File("s/repo")), Expected("v1"));
+  r = RunOutpost(Site("s", {"bundle", "list"}));
+  EXPECT_NE(r.out.find("bundle 1 (active)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("anti-rollback version 2"), std::string::npos) << r.out;
+  r = RunOutpost(Site("s", {"bundle", "install", b2_}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Tree(dir_.File("s/repo")), Expected("v2"));
+
+  // Every outcome was spooled as an event for the hub.
+  std::string events;
+  for (const auto& [name, text] : Tree(dir_.File("s/data/spool"))) events += text;
+  for (std::string e : {"\"event\":\"bundle_installed\"", "\"event\":\"bundle_install_failed\"",
+                        "\"reason\":\"HEALTH_CHECK\"", "\"event\":\"bundle_refused\"",
+                        "\"reason\":\"VERSION_ROLLBACK\"", "\"event\":\"bundle_rolled_back\""}) {
+    EXPECT_NE(events.find(e), std::string::npos) << e << " in " << events;
+  }
+}
+
+// Kills the installer at each step of an install (bundle 1 -> 2) and of a rollback (2 -> 1).
+TEST_F(BundleInstallTest, KilledAtEveryStepTheRepositoryIsOldOrNew) {
+  const auto v1 = Expected("v1"), v2 = Expected("v2");
+  std::vector<std::string> steps = {"verified", "kept", "staged", "journal"};
+  for (int i = 1; i <= 8; ++i) steps.push_back("move-" + std::to_string(i));
+  for (std::string s : {"checked", "committed", "root", "state", "finished"}) steps.push_back(s);
+
+  for (const std::string op : {"install", "rollback"}) {
+    int killed = 0;
+    for (const std::string& step : steps) {
+      SCOPED_TRACE(op + " killed at " + step);
+      std::string site = op + "-" + step;
+      ASSERT_EQ(RunOutpost(Site(site, {"bundle", "install", b1_})).exit_code, 0);
+      if (op == "rollback") {
+        ASSERT_EQ(RunOutpost(Site(site, {"bundle", "install", b2_})).exit_code, 0);
+      }
+      const auto& before = op == "install" ? v1 : v2;
+      const auto& after = op == "install" ? v2 : v1;
+      std::vector<std::string> args =
+          op == "install" ? Site(site, {"bundle", "install", b2_}) : Site(site, {"bundle", "rollback"});
+      RunResult r = RunOutpost(args, step);
+      if (r.exit_code == 0) {
+        // No such step in this switch (fewer renames): it completed.
+        EXPECT_EQ(Tree(dir_.File(site + "/repo")), after);
+        continue;
+      }
+      ASSERT_EQ(r.exit_code, 128 + 9) << r.err;
+      ++killed;
+      // Right after the kill: every version folder present is complete, old or new.
+      auto now = Tree(dir_.File(site + "/repo"));
+      for (const auto& [path, text] : now) {
+        bool in_old = before.count(path) > 0 && before.at(path) == text;
+        bool in_new = after.count(path) > 0 && after.at(path) == text;
+        EXPECT_TRUE(in_old || in_new) << path << " is neither the old nor the new file";
+      }
+      for (const std::string version : {"pump/1", "pump/2"}) {
+        bool any = false, all = true;
+        const auto& ref = version == "pump/1" ? v1 : v2;
+        for (const auto& [path, text] : ref) {
+          if (path.rfind(version + "/", 0) != 0) continue;
+          any = any || now.count(path) > 0;
+          all = all && now.count(path) > 0;
+        }
+        EXPECT_TRUE(!any || all) << version << " is partly there";
+      }
+      // A restarted installer recovers to exactly one side.
+      RunResult list = RunOutpost(Site(site, {"bundle", "list"}));
+      ASSERT_EQ(list.exit_code, 0) << list.err;
+      auto recovered = Tree(dir_.File(site + "/repo"));
+      bool is_old = recovered == before, is_new = recovered == after;
+      EXPECT_TRUE(is_old || is_new) << "after recovery the repository is a mix";
+      const char* active = is_new == (op == "install") ? "bundle 2 (active)" : "bundle 1 (active)";
+      EXPECT_NE(list.out.find(active), std::string::npos) << list.out;
+      EXPECT_FALSE(PathExists(dir_.File(site + "/state/journal.json")));
+      EXPECT_FALSE(PathExists(dir_.File(site + "/repo/.outpost-install")));
+      // And the operation can be run to completion afterwards.
+      if (is_old) {
+        RunResult again = RunOutpost(args);
+        ASSERT_EQ(again.exit_code, 0) << again.err;
+      }
+      EXPECT_EQ(Tree(dir_.File(site + "/repo")), after);
+    }
+    EXPECT_GE(killed, 10) << op;
+    std::printf("%s: killed at %d steps, recovered each time\n", op.c_str(), killed);
+  }
+}
+
+TEST_F(BundleInstallTest, KubernetesOverlayIsRenderedAndApplyingIsSkippedWithoutACluster) {
+  std::string base = JoinPath(OUTPOST_SOURCE_DIR, "deploy/k8s");
+  std::string out = dir_.File("overlay");
+  RunResult r = RunProgram({"/usr/bin/env", "KUBECONFIG=" + dir_.File("no-kubeconfig"), Outpost(),
+                            "bundle", "install", b2_, "--kubernetes", base, "-o", out,
+                            "--trusted-root", dir_.File("keys/root.json"), "--site", "site-a",
+                            "--image", "registry.local:5000/outpost:0.1.0", "--registry",
+                            "registry.local:5000"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  if (!PathExists("/usr/bin/kubectl")) GTEST_SKIP() << "kubectl is not installed";
+  EXPECT_NE(r.out.find("no Kubernetes cluster is configured"), std::string::npos) << r.out;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string y, ReadFile(out + "/rendered.yaml"));
+  for (std::string want : {"kind: StatefulSet", "kind: Service", "volumeClaimTemplates:",
+                           "path: /v2/health/live", "path: /v2/health/ready",
+                           "image: registry.local:5000/outpost:0.1.0", "BUNDLE_VERSION: \"2\"",
+                           "MODELS: pump-2", "REGISTRY: registry.local:5000/outpost/models",
+                           "outpost.io/bundle-version: \"2\"", "value: site-a"}) {
+    EXPECT_NE(y.find(want), std::string::npos) << want << " missing from\n" << y;
+  }
+  // A bundle for another site is refused before anything is rendered.
+  r = RunProgram({Outpost(), "bundle", "install", b2_, "--kubernetes", base, "-o",
+                  dir_.File("overlay2"), "--trusted-root", dir_.File("keys/root.json"), "--site",
+                  "site-b"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("WRONG_SITE"), std::string::npos) << r.err;
+  EXPECT_FALSE(PathExists(dir_.File("overlay2")));
+}
+
+}  // namespace
+}  // namespace outpost
