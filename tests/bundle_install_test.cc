@@ -17,6 +17,7 @@
 #include "base/file.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
+#include "bundle/crypto.h"
 #include "train/synthetic.h"
 #include "train/xgboost_trainer.h"
 
@@ -24,6 +25,10 @@ namespace outpost {
 namespace {
 
 using testing::TempDir;
+
+std::string ToHexSha256(std::string_view bytes) {
+  return bundle::ToHex(bundle::Sha256Of(bytes));
+}
 
 std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
 
@@ -274,6 +279,55 @@ TEST_F(BundleInstallTest, KubernetesOverlayIsRenderedAndApplyingIsSkippedWithout
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("WRONG_SITE"), std::string::npos) << r.err;
   EXPECT_FALSE(PathExists(dir_.File("overlay2")));
+}
+
+// `outpost bundle push` into Debian's docker-registry on loopback; skopeo reads the images
+// back from the registry (manifest, configuration, every blob).
+TEST_F(BundleInstallTest, PushToARegistryOnLoopback) {
+  if (!PathExists("/usr/bin/docker-registry") || !PathExists("/usr/bin/skopeo")) {
+    GTEST_SKIP() << "docker-registry or skopeo is not installed (scripts/setup.sh installs both)";
+  }
+  OUTPOST_ASSERT_OK(WriteFileAtomically(
+      dir_.File("registry.yml"),
+      "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: " +
+          dir_.File("registry") + "\nhttp:\n  addr: 127.0.0.1:0\n"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto registry,
+      Subprocess::Start({"/bin/sh", "-c",
+                         "exec /usr/bin/docker-registry serve " + dir_.File("registry.yml") +
+                             " 2>&1"}));
+  std::string port;
+  while (port.empty()) {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, registry->ReadLine());
+    size_t at = line.find("listening on 127.0.0.1:");
+    if (at != std::string::npos) {
+      port = line.substr(at + 23, line.find_first_not_of("0123456789", at + 23) - at - 23);
+    }
+  }
+  std::string url = "http://127.0.0.1:" + port;
+  for (int round = 0; round < 2; ++round) {  // the second push finds every blob there
+    RunResult r = RunOutpost({"bundle", "push", b2_, "--registry", url, "--repository", "site/models"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "pushed 127.0.0.1:" + port + "/site/models:pump-2\n");
+  }
+  std::string ref = "docker://127.0.0.1:" + port + "/site/models:pump-2";
+  RunResult inspect = RunProgram({"/usr/bin/skopeo", "inspect", "--tls-verify=false", ref});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_NE(inspect.out.find("\"org.outpost.model.version\": \"2\""), std::string::npos)
+      << inspect.out;
+  std::string copy = dir_.File("pulled");
+  RunResult pulled = RunProgram(
+      {"/usr/bin/skopeo", "copy", "--quiet", "--src-tls-verify=false", ref, "dir:" + copy});
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string model, ReadFile(dir_.File("v2/pump/2/model.json")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      std::string got, ReadFile(copy + "/" + ToHexSha256(model)));
+  EXPECT_EQ(got, model);
+  // Nothing listens here: a clear error, exit 1.
+  RunResult refused = RunOutpost({"bundle", "push", b2_, "--registry", "http://127.0.0.1:1"});
+  EXPECT_EQ(refused.exit_code, 1);
+  RunResult usage = RunOutpost({"bundle", "push", b2_});
+  EXPECT_EQ(usage.exit_code, 2);
 }
 
 }  // namespace
