@@ -10,7 +10,10 @@
 //   - another tenant's site is not found, and the page loads nothing from outside the hub.
 // Screenshots go to --out (the test's build folder).
 //
-//   node dashboard.test.mjs --seed BIN --server BIN --web WEB_DIR --out DIR [--hub]
+//   node dashboard.test.mjs --seed BIN --server BIN --web WEB_DIR --out DIR [--hub OUTPOST]
+//
+// With --hub, the pages are served by `outpost hub serve` (its operator listener) instead of
+// the test server.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -21,9 +24,10 @@ import { countColoured, decodePng } from './png.mjs';
 
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
-for (const k of ['seed', 'server', 'web', 'out']) {
+for (const k of ['seed', 'web', 'out']) {
   if (!args[k]) throw new Error(`missing --${k}`);
 }
+if (!args.server && !args.hub) throw new Error('missing --server or --hub');
 const require = createRequire(resolve(args.web, 'package.json'));
 const { chromium } = require('playwright-core');
 
@@ -54,17 +58,23 @@ async function main() {
   assert.equal(seeded.status, 0, `seed_hub failed: ${seeded.stderr}`);
   console.log(`# ${seeded.stdout.trim()}`);
 
-  server = spawn(args.server, ['--store', storeUrl, '--assets', join(args.web, 'dist'),
-    '--operator-token', `${TOKENS.acme}=acme`, '--operator-token', `${TOKENS.globex}=globex`],
-  { stdio: ['ignore', 'pipe', 'inherit'] });
+  const tokens = ['--operator-token', `${TOKENS.acme}=acme`, '--operator-token', `${TOKENS.globex}=globex`];
+  // `outpost hub serve` itself when given (--hub), else the test server around the dashboard.
+  const [command, commandArgs, listening] = args.hub
+    ? [args.hub, ['hub', 'serve', '--data-dir', join(work, 'hub'), '--store', storeUrl,
+      '--listen', '127.0.0.1:0', '--operator-listen', '127.0.0.1:0', '--web-dir', join(args.web, 'dist'),
+      ...tokens], /operator listening on (http:\/\/\S+)/]
+    : [args.server, ['--store', storeUrl, '--assets', join(args.web, 'dist'), ...tokens],
+      /listening on (http:\/\/\S+|\S+)/];
+  server = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
   const base = await new Promise((resolve, reject) => {
     let text = '';
     server.stdout.on('data', (chunk) => {
       text += chunk;
-      const m = text.match(/listening on (\S+)/);
-      if (m) resolve(`http://${m[1]}`);
+      const m = text.match(listening);
+      if (m) resolve(m[1].startsWith('http') ? m[1] : `http://${m[1]}`);
     });
-    server.on('exit', (code) => reject(new Error(`dashboard_server exited with ${code}`)));
+    server.on('exit', (code) => reject(new Error(`${command} exited with ${code}`)));
   });
   console.log(`# serving on ${base}`);
 
