@@ -94,7 +94,6 @@ struct Param {
 };
 Param Text(std::string_view v) { return Param{.value = std::string(v)}; }
 Param Int(int64_t v) { return Param{.value = std::to_string(v), .type = kInt8Oid}; }
-Param NullInt() { return Param{.type = kInt8Oid, .is_null = true}; }
 
 void PutU32(std::string* out, uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
@@ -215,6 +214,78 @@ class Conn {
     if (PQstatus(conn_) != CONNECTION_OK) broken_ = true;
     if (text.size() > 60) text = text.substr(0, 57) + "...";
     return FromPg(conn_, raw, "running \"" + text + "\"");
+  }
+
+  // One statement of a pipeline.
+  struct Query {
+    std::string sql;
+    std::vector<Param> params;
+  };
+  // Sends every query at once (libpq pipeline mode: one round trip) and returns each one's
+  // result in order. After a statement fails, the later ones answer Aborted ("pipeline
+  // aborted"). The outer Result fails only when the connection broke.
+  Result<std::vector<Result<PgResult>>> Pipeline(const std::vector<Query>& queries) {
+    if (PQenterPipelineMode(conn_) != 1) {
+      broken_ = true;
+      return UnavailableError("cannot enter pipeline mode: " + std::string(PQerrorMessage(conn_)));
+    }
+    for (const Query& q : queries) {
+      std::vector<const char*> values(q.params.size());
+      std::vector<int> lengths(q.params.size());
+      std::vector<int> formats(q.params.size());
+      std::vector<Oid> types(q.params.size());
+      for (size_t i = 0; i < q.params.size(); ++i) {
+        values[i] = q.params[i].is_null ? nullptr : q.params[i].value.data();
+        lengths[i] = static_cast<int>(q.params[i].value.size());
+        formats[i] = q.params[i].binary ? 1 : 0;
+        types[i] = q.params[i].type;
+      }
+      if (PQsendQueryParams(conn_, q.sql.c_str(), static_cast<int>(q.params.size()),
+                            types.data(), values.data(), lengths.data(), formats.data(),
+                            /*resultFormat=*/0) != 1) {
+        broken_ = true;
+        return UnavailableError("sending a pipeline: " + std::string(PQerrorMessage(conn_)));
+      }
+    }
+    if (PQpipelineSync(conn_) != 1) {
+      broken_ = true;
+      return UnavailableError("sending a pipeline: " + std::string(PQerrorMessage(conn_)));
+    }
+    std::vector<Result<PgResult>> out;
+    out.reserve(queries.size());
+    for (const Query& q : queries) {
+      PGresult* raw = PQgetResult(conn_);
+      if (raw == nullptr) {
+        broken_ = true;
+        return UnavailableError("the pipeline ended early: " +
+                                std::string(PQerrorMessage(conn_)));
+      }
+      PgResult res(raw);
+      ExecStatusType st = PQresultStatus(raw);
+      if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        out.push_back(std::move(res));
+      } else if (st == PGRES_PIPELINE_ABORTED) {
+        out.push_back(AbortedError("pipeline aborted by an earlier statement"));
+      } else {
+        std::string head = q.sql.substr(0, 57);
+        out.push_back(FromPg(conn_, raw, "running \"" + head + "...\""));
+      }
+      PGresult* end = PQgetResult(conn_);  // each statement's results end with a null
+      if (end != nullptr) {
+        PQclear(end);
+        broken_ = true;
+        return InternalError("a pipelined statement returned more than one result");
+      }
+    }
+    PGresult* sync = PQgetResult(conn_);
+    bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    if (sync != nullptr) PQclear(sync);
+    if (!synced || PQexitPipelineMode(conn_) != 1) {
+      broken_ = true;
+      return UnavailableError("the pipeline did not end cleanly: " +
+                              std::string(PQerrorMessage(conn_)));
+    }
+    return out;
   }
 
   PGconn* raw() { return conn_; }
@@ -481,13 +552,22 @@ class PostgresStore final : public Store {
         Text(key.site_id), Text(key.node_id), Text(key.stream), Int(now_ms), seq_param,
         std::move(kinds).ToParam(kTextArrayOid), std::move(created).ToParam(kInt8ArrayOid),
         std::move(payloads).ToParam(kTextArrayOid), hash_param};
-    bool rollback = false;
-    return Transaction<IngestResult>(
-        [&](Conn& c, bool* roll) -> Result<IngestResult> {
-          return IngestIn(c, key, records.size(), insert_params, seq_param, hash_param, audit,
-                          now_ms, roll);
-        },
-        &rollback);
+    Status last;
+    for (int attempt = 0; attempt < kMaxTransactionAttempts; ++attempt) {
+      OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+      Result<IngestResult> r = IngestOnce(*c, key, records.size(), insert_params, seq_param,
+                                          hash_param, audit, now_ms);
+      // Aborted: a concurrent writer; Unavailable before COMMIT: nothing was committed.
+      // Either way the whole transaction runs again.
+      if (!r.ok() && (r.status().code() == StatusCode::kAborted ||
+                      (r.status().code() == StatusCode::kUnavailable &&
+                       r.status().message().find("commit_unknown") == std::string_view::npos))) {
+        last = r.status();
+        continue;
+      }
+      return r;
+    }
+    return last;
   }
 
   Result<std::pair<uint64_t, std::string>> AuditHead(std::string_view site_id,
@@ -753,28 +833,96 @@ class PostgresStore final : public Store {
     return out;
   }
 
-  // STORE.md §4 steps 2-6 inside the caller's transaction.
-  Result<IngestResult> IngestIn(Conn& c, const BatchKey& key, size_t count,
-                                const std::vector<Param>& insert_params,
-                                const Param& seq_param, const Param& hash_param,
-                                const std::optional<AuditSegment>& audit, int64_t now_ms,
-                                bool* rollback) {
-    IngestResult result;
-    // The site's tenant and the batch row in one round trip. The batch row is written first
-    // so that concurrent ingests of one key serialize on it.
-    OUTPOST_ASSIGN_OR_RETURN(
-        auto b, c.Exec("WITH s AS (SELECT tenant FROM sites WHERE site_id = $1), "
-                       "b AS (INSERT INTO batches(site_id, node_id, stream, first_seq, "
-                       "last_seq, content_sha256, received_ms) SELECT $1, $2, $3, $4, $5, $6, "
-                       "$7 WHERE EXISTS (SELECT 1 FROM s) ON CONFLICT DO NOTHING RETURNING 1) "
-                       "SELECT (SELECT tenant FROM s), (SELECT count(*) FROM b)",
-                       {Text(key.site_id), Text(key.node_id), Text(key.stream),
-                        Int(static_cast<int64_t>(key.first_seq)),
-                        Int(static_cast<int64_t>(key.last_seq)), Text(key.content_sha256),
-                        Int(now_ms)}));
-    if (b.IsNull(0, 0)) return NotFoundError("no site " + key.site_id);
-    std::string tenant = b.GetText(0, 0);
+  // STORE.md §4 steps 2-7 on one connection, in two round trips on the common path: one
+  // pipeline (BEGIN, the batch row, the audit CAS and lines, the records with the site's
+  // counters) and then COMMIT or ROLLBACK.
+  Result<IngestResult> IngestOnce(Conn& c, const BatchKey& key, size_t count,
+                                  const std::vector<Param>& insert_params,
+                                  const Param& seq_param, const Param& hash_param,
+                                  const std::optional<AuditSegment>& audit, int64_t now_ms) {
+    std::vector<Conn::Query> queries;
+    queries.push_back({"BEGIN", {}});
+    // The site's tenant and the batch row. The batch row is written first so that
+    // concurrent ingests of one key serialize on it.
+    queries.push_back(
+        {"WITH s AS (SELECT tenant FROM sites WHERE site_id = $1), "
+         "b AS (INSERT INTO batches(site_id, node_id, stream, first_seq, last_seq, "
+         "content_sha256, received_ms) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 "
+         "FROM s) ON CONFLICT DO NOTHING RETURNING 1) "
+         "SELECT (SELECT tenant FROM s), (SELECT count(*) FROM b)",
+         {Text(key.site_id), Text(key.node_id), Text(key.stream),
+          Int(static_cast<int64_t>(key.first_seq)), Int(static_cast<int64_t>(key.last_seq)),
+          Text(key.content_sha256), Int(now_ms)}});
+    size_t cas_index = 0;
+    if (audit) {
+      bool from_zero = audit->from_seq == 0 && audit->from_hash == ZeroHash();
+      cas_index = queries.size();
+      if (from_zero) {
+        queries.push_back(
+            {"INSERT INTO audit_heads(site_id, node_id, seq, hash) VALUES ($1, $2, $3, $4) ON "
+             "CONFLICT(site_id, node_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash "
+             "WHERE audit_heads.seq = 0 AND audit_heads.hash = $5",
+             {Text(key.site_id), Text(audit->node_id), Int(static_cast<int64_t>(audit->to_seq)),
+              Text(audit->to_hash), Text(ZeroHash())}});
+      } else {
+        queries.push_back(
+            {"UPDATE audit_heads SET seq = $3, hash = $4 WHERE site_id = $1 AND node_id = $2 "
+             "AND seq = $5 AND hash = $6",
+             {Text(key.site_id), Text(audit->node_id), Int(static_cast<int64_t>(audit->to_seq)),
+              Text(audit->to_hash), Int(static_cast<int64_t>(audit->from_seq)),
+              Text(audit->from_hash)}});
+      }
+      std::vector<std::string> lines = SplitAuditLines(audit->lines);
+      BinaryArray arr(kTextOid, lines.size());
+      for (const std::string& l : lines) arr.AddBytes(l);
+      queries.push_back(
+          {"INSERT INTO audit_lines(site_id, node_id, line) SELECT $1, $2, t.line FROM "
+           "unnest($3::text[]) WITH ORDINALITY AS t(line, n) ORDER BY t.n",
+           {Text(key.site_id), Text(audit->node_id), std::move(arr).ToParam(kTextArrayOid)}});
+    }
+    // The records (a NULL tenant, for a site that does not exist, fails the statement; the
+    // batch row's answer says why), the site's counters, and, only when some record was
+    // not inserted, what was there before: rows of the statement's snapshot with the same
+    // or another content hash.
+    size_t records_index = queries.size();
+    std::vector<Param> records_params = insert_params;
+    records_params.push_back(Int(static_cast<int64_t>(count)));
+    queries.push_back(
+        {"WITH t AS (SELECT * FROM unnest($5::bigint[], $6::text[], $7::bigint[], $8::text[], "
+         "$9::bytea[]) AS t(seq, kind, created_ms, payload, h)), "
+         "ins AS (INSERT INTO records(tenant, site_id, node_id, stream, seq, kind, created_ms, "
+         "received_ms, payload, content_hash) SELECT (SELECT tenant FROM sites WHERE site_id = "
+         "$1), $1, $2, $3, t.seq, t.kind, t.created_ms, $4, t.payload, t.h FROM t "
+         "ON CONFLICT(site_id, node_id, stream, seq) DO NOTHING RETURNING created_ms), "
+         "agg AS (SELECT count(*) AS n, max(created_ms) AS newest FROM ins), "
+         "upd AS (UPDATE sites SET last_contact_ms = $4, record_count = record_count + "
+         "(SELECT n FROM agg), newest_record_ms = GREATEST(newest_record_ms, (SELECT newest "
+         "FROM agg)) WHERE site_id = $1) "
+         "SELECT n, CASE WHEN n < $10 THEN (SELECT count(*) FROM t JOIN records r ON "
+         "r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq = t.seq WHERE "
+         "r.content_hash = t.h) ELSE 0 END, CASE WHEN n < $10 THEN (SELECT count(*) FROM t "
+         "JOIN records r ON r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq = "
+         "t.seq WHERE r.content_hash <> t.h) ELSE 0 END FROM agg",
+         records_params});
+
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<Result<PgResult>> results, c.Pipeline(queries));
+    auto rollback = [&] {
+      if (!c.Exec("ROLLBACK").ok()) c.MarkBroken();
+    };
+    for (size_t i = 0; i < 2; ++i) {
+      if (!results[i].ok()) {
+        rollback();
+        return results[i].status();
+      }
+    }
+    const PgResult& b = *results[1];
+    if (b.IsNull(0, 0)) {
+      rollback();
+      return NotFoundError("no site " + key.site_id);
+    }
     if (b.GetInt(0, 1) == 0) {
+      // The key was stored before (or by a writer that committed meanwhile).
+      rollback();
       OUTPOST_ASSIGN_OR_RETURN(
           auto e, c.Exec("SELECT content_sha256 FROM batches WHERE site_id = $1 AND node_id = "
                          "$2 AND stream = $3 AND first_seq = $4 AND last_seq = $5",
@@ -783,88 +931,63 @@ class PostgresStore final : public Store {
                           Int(static_cast<int64_t>(key.last_seq))}));
       if (e.rows() == 0) return AbortedError("batch row vanished; retry");
       if (e.GetText(0, 0) != key.content_sha256) {
-        result.outcome = IngestOutcome::kConflict;
-        *rollback = true;
-        return result;
+        return IngestResult{.outcome = IngestOutcome::kConflict};
       }
-      result.outcome = IngestOutcome::kDuplicate;
-      result.records_duplicate = count;
-      OUTPOST_RETURN_IF_ERROR(
-          c.Exec("UPDATE sites SET last_contact_ms = $2 WHERE site_id = $1",
-                 {Text(key.site_id), Int(now_ms)}));
-      return result;
+      OUTPOST_RETURN_IF_ERROR(c.Exec("UPDATE sites SET last_contact_ms = $2 WHERE site_id = $1",
+                                     {Text(key.site_id), Int(now_ms)}));
+      return IngestResult{.outcome = IngestOutcome::kDuplicate, .records_duplicate = count};
     }
     if (audit) {
-      bool from_zero = audit->from_seq == 0 && audit->from_hash == ZeroHash();
-      Result<PgResult> cas =
-          from_zero
-              ? c.Exec("INSERT INTO audit_heads(site_id, node_id, seq, hash) VALUES ($1, $2, "
-                       "$3, $4) ON CONFLICT(site_id, node_id) DO UPDATE SET seq = "
-                       "excluded.seq, hash = excluded.hash WHERE audit_heads.seq = 0 AND "
-                       "audit_heads.hash = $5",
-                       {Text(key.site_id), Text(audit->node_id),
-                        Int(static_cast<int64_t>(audit->to_seq)), Text(audit->to_hash),
-                        Text(ZeroHash())})
-              : c.Exec("UPDATE audit_heads SET seq = $3, hash = $4 WHERE site_id = $1 AND "
-                       "node_id = $2 AND seq = $5 AND hash = $6",
-                       {Text(key.site_id), Text(audit->node_id),
-                        Int(static_cast<int64_t>(audit->to_seq)), Text(audit->to_hash),
-                        Int(static_cast<int64_t>(audit->from_seq)), Text(audit->from_hash)});
-      OUTPOST_RETURN_IF_ERROR(cas.status());
-      if (cas->affected() != 1) {
+      for (size_t i = cas_index; i < cas_index + 2; ++i) {
+        if (!results[i].ok()) {
+          rollback();
+          return results[i].status();
+        }
+      }
+      if (results[cas_index]->affected() != 1) {
+        rollback();
         return FailedPreconditionError("audit_gap: the segment continues seq " +
                                        std::to_string(audit->from_seq) +
                                        " but the stored head of node " + audit->node_id +
                                        " is elsewhere");
       }
-      std::vector<std::string> lines = SplitAuditLines(audit->lines);
-      if (!lines.empty()) {
-        BinaryArray arr(kTextOid, lines.size());
-        for (const std::string& l : lines) arr.AddBytes(l);
-        OUTPOST_RETURN_IF_ERROR(
-            c.Exec("INSERT INTO audit_lines(site_id, node_id, line) SELECT $1, $2, t.line "
-                   "FROM unnest($3::text[]) WITH ORDINALITY AS t(line, n) ORDER BY t.n",
-                   {Text(key.site_id), Text(audit->node_id),
-                    std::move(arr).ToParam(kTextArrayOid)}));
-      }
     }
-    std::optional<int64_t> newest;
-    if (count > 0) {
-      std::vector<Param> params = insert_params;
-      params.push_back(Text(tenant));
-      OUTPOST_ASSIGN_OR_RETURN(
-          auto ins,
-          c.Exec("WITH ins AS (INSERT INTO records(tenant, site_id, node_id, stream, seq, "
-                 "kind, created_ms, received_ms, payload, content_hash) SELECT $10, $1, $2, $3, "
-                 "t.seq, t.kind, t.created_ms, $4, t.payload, t.h FROM unnest($5::bigint[], "
-                 "$6::text[], $7::bigint[], $8::text[], $9::bytea[]) AS t(seq, kind, "
-                 "created_ms, payload, h) ON CONFLICT(site_id, node_id, stream, seq) DO "
-                 "NOTHING RETURNING created_ms) SELECT count(*), max(created_ms) FROM ins",
-                 params));
-      result.records_stored = static_cast<uint64_t>(ins.GetInt(0, 0));
-      if (!ins.IsNull(0, 1)) newest = ins.GetInt(0, 1);
-      if (result.records_stored < count) {
-        // Some record keys were stored before (or by a writer that committed meanwhile):
-        // the same content is a duplicate, other content a conflict.
-        OUTPOST_ASSIGN_OR_RETURN(
-            auto diff, c.Exec("SELECT count(*) FROM records r JOIN unnest($4::bigint[], "
-                              "$5::bytea[]) AS t(seq, h) ON r.site_id = $1 AND r.node_id = $2 "
-                              "AND r.stream = $3 AND r.seq = t.seq WHERE r.content_hash <> t.h",
-                              {Text(key.site_id), Text(key.node_id), Text(key.stream),
-                               seq_param, hash_param}));
-        if (diff.GetInt(0, 0) > 0) {
-          *rollback = true;
-          return IngestResult{.outcome = IngestOutcome::kConflict};
-        }
-        result.records_duplicate = count - result.records_stored;
-      }
+    if (!results[records_index].ok()) {
+      rollback();
+      return results[records_index].status();
     }
-    OUTPOST_RETURN_IF_ERROR(c.Exec(
-        "UPDATE sites SET last_contact_ms = $2, record_count = record_count + $3, "
-        "newest_record_ms = CASE WHEN $4::bigint IS NULL THEN newest_record_ms ELSE "
-        "GREATEST(COALESCE(newest_record_ms, $4::bigint), $4::bigint) END WHERE site_id = $1",
-        {Text(key.site_id), Int(now_ms), Int(static_cast<int64_t>(result.records_stored)),
-         newest ? Int(*newest) : NullInt()}));
+    const PgResult& ins = *results[records_index];
+    IngestResult result;
+    result.records_stored = static_cast<uint64_t>(ins.GetInt(0, 0));
+    uint64_t before_same = static_cast<uint64_t>(ins.GetInt(0, 1));
+    uint64_t before_other = static_cast<uint64_t>(ins.GetInt(0, 2));
+    if (before_other == 0 && result.records_stored + before_same < count) {
+      // A record key was inserted by a writer that committed after this statement's
+      // snapshot was taken: look again, now that it is visible.
+      Result<PgResult> diff =
+          c.Exec("SELECT count(*) FROM records r JOIN unnest($4::bigint[], $5::bytea[]) AS "
+                 "t(seq, h) ON r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq = "
+                 "t.seq WHERE r.content_hash <> t.h",
+                 {Text(key.site_id), Text(key.node_id), Text(key.stream), seq_param, hash_param});
+      if (!diff.ok()) {
+        rollback();
+        return diff.status();
+      }
+      before_other = static_cast<uint64_t>(diff->GetInt(0, 0));
+    }
+    if (before_other > 0) {
+      rollback();
+      return IngestResult{.outcome = IngestOutcome::kConflict};
+    }
+    result.records_duplicate = count - result.records_stored;
+    Result<PgResult> commit = c.Exec("COMMIT");
+    if (!commit.ok()) {
+      if (commit.status().code() == StatusCode::kAborted) return commit.status();
+      // The outcome of a commit whose answer was lost is unknown: the caller retries the
+      // whole call, which Ingest's idempotency makes safe.
+      c.MarkBroken();
+      return UnavailableError("commit_unknown: " + std::string(commit.status().message()));
+    }
     result.outcome = IngestOutcome::kStored;
     return result;
   }
