@@ -42,7 +42,15 @@ Result<int> DrainBundleSpool(const std::string& data_dir, outbox::Outbox& outbox
 
 BundleSpoolDrainer::BundleSpoolDrainer(std::string data_dir, outbox::Outbox* outbox,
                                        std::chrono::milliseconds period)
-    : data_dir_(std::move(data_dir)), outbox_(outbox), period_(period), thread_([this] { Loop(); }) {}
+    : data_dir_(std::move(data_dir)), outbox_(outbox), period_(period) {
+  // The first round runs before the edge serves, so events spooled while it was down are in
+  // the outbox by the time it answers.
+  Result<int> n = DrainBundleSpool(data_dir_, *outbox_);
+  if (!n.ok()) {
+    OUTPOST_LOG(kWarning) << "bundle spool: drain failed" << Field("error", n.status());
+  }
+  thread_ = std::thread([this] { Loop(); });
+}
 
 BundleSpoolDrainer::~BundleSpoolDrainer() {
   {
@@ -55,6 +63,7 @@ BundleSpoolDrainer::~BundleSpoolDrainer() {
 
 void BundleSpoolDrainer::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, period_, [this] { return stop_; });
   while (!stop_) {
     lock.unlock();
     Result<int> n = DrainBundleSpool(data_dir_, *outbox_);

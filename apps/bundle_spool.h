@@ -22,7 +22,8 @@ namespace outpost::apps {
 // round).
 Result<int> DrainBundleSpool(const std::string& data_dir, outbox::Outbox& outbox);
 
-// Drains the spool at once and then every `period` on its own thread until destroyed.
+// Drains the spool once in the constructor, then every `period` on its own thread until
+// destroyed.
 // `outbox` must outlive it.
 class BundleSpoolDrainer {
  public:

@@ -11,12 +11,14 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <thread>
 #include <string>
 #include <vector>
 
 #include "base/file.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
+#include "apps/http_client.h"
 #include "bundle/crypto.h"
 #include "train/synthetic.h"
 #include "train/xgboost_trainer.h"
@@ -279,6 +281,49 @@ TEST_F(BundleInstallTest, KubernetesOverlayIsRenderedAndApplyingIsSkippedWithout
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("WRONG_SITE"), std::string::npos) << r.err;
   EXPECT_FALSE(PathExists(dir_.File("overlay2")));
+}
+
+// A running edge: events spooled while it was down are in its outbox when it answers; a
+// bundle installed while it runs is picked up by its watcher and its event drained.
+TEST_F(BundleInstallTest, RunningEdgeServesInstalledVersionsAndReceivesEvents) {
+  ASSERT_EQ(RunOutpost(Site("e", {"bundle", "install", b1_})).exit_code, 0);
+  ASSERT_EQ(RunOutpost(Site("e", {"bundle", "install", broken_})).exit_code, 1);
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("edge.yaml"),
+                                        "listen: 127.0.0.1:0\nthreads: 2\nsite_id: site-a\n"
+                                        "grpc_listen: \"\"\n"
+                                        "model_repository: " + dir_.File("e/repo") + "\n"
+                                        "data_dir: " + dir_.File("e/data") + "\n"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto edge, Subprocess::Start({Outpost(), "edge", "--config", dir_.File("edge.yaml")},
+                                   dir_.File("edge.log")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, edge->ReadLine());
+  ASSERT_EQ(line.rfind("listening on http://127.0.0.1:", 0), 0u) << line;
+  uint16_t port = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, apps::HttpClient::Connect("127.0.0.1", port));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult events,
+                               client->Request("GET", "/v1/records?kind=event"));
+  EXPECT_EQ(events.status, 200) << events.body;
+  EXPECT_NE(events.body.find("bundle_installed"), std::string::npos) << events.body;
+  EXPECT_NE(events.body.find("HEALTH_CHECK"), std::string::npos) << events.body;
+  EXPECT_TRUE(Tree(dir_.File("e/data/spool")).empty());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult ready,
+                               client->Request("GET", "/v2/models/pump/versions/1/ready"));
+  EXPECT_EQ(ready.status, 200) << ready.body;
+
+  // Install bundle 2 while the edge runs: its watcher loads pump 2 (live update), and the
+  // event reaches the outbox within a drain period. Both are waited for with a deadline.
+  ASSERT_EQ(RunOutpost(Site("e", {"bundle", "install", b2_})).exit_code, 0);
+  bool served = false, recorded = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!(served && recorded) && std::chrono::steady_clock::now() < deadline) {
+    auto r = client->Request("GET", "/v2/models/pump/versions/2/ready");
+    served = r.ok() && r->status == 200;
+    auto e = client->Request("GET", "/v1/records?kind=event");
+    recorded = e.ok() && e->body.find("\"bundle_version\":2") != std::string::npos;
+    if (!(served && recorded)) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(served) << "pump 2 was not loaded by the running edge";
+  EXPECT_TRUE(recorded) << "the install event of bundle 2 did not reach the outbox";
 }
 
 // `outpost bundle push` into Debian's docker-registry on loopback; skopeo reads the images
