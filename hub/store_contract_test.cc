@@ -757,6 +757,60 @@ TEST_P(StoreContract, ConcurrentIngestLosesAndDuplicatesNothing) {
   }
 }
 
+TEST_P(StoreContract, OverlappingBatchesRacingForTheSameRecordsResolveOnce) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  // Two batches with different keys (so they do not meet on the batch row) and the same
+  // record keys, sent at the same moment: the records are stored once; when the contents
+  // differ, exactly one batch wins and the other is a conflict that stored nothing.
+  for (int round = 0; round < 10; ++round) {
+    bool differ = round % 2 == 1;
+    std::string stream = "m" + std::to_string(round);
+    std::vector<HubRecord> a = Recs("s1", "n1", stream, 1, 50);
+    std::vector<HubRecord> b = a;
+    if (differ) b[25].payload = R"({"other":true})";
+    BatchKey key_a = KeyOf(a, Hex64('a'));
+    BatchKey key_b = KeyOf(b, Hex64('b'));
+    key_b.last_seq = 60;  // another range, so another key
+    std::atomic<int> ready{0};
+    Result<IngestResult> ra = InternalError("not run"), rb = InternalError("not run");
+    std::thread ta([&] {
+      ++ready;
+      while (ready.load() < 2) {
+      }
+      ra = store_->Ingest(key_a, a, {}, 1);
+    });
+    std::thread tb([&] {
+      ++ready;
+      while (ready.load() < 2) {
+      }
+      rb = store_->Ingest(key_b, b, {}, 1);
+    });
+    ta.join();
+    tb.join();
+    OUTPOST_ASSERT_OK(ra);
+    OUTPOST_ASSERT_OK(rb);
+    OUTPOST_ASSERT_OK_AND_ASSIGN(
+        auto rows, store_->QueryRecords(RecordQuery{.tenant = "acme", .stream = stream}));
+    ASSERT_EQ(rows.size(), 50u) << "round " << round;
+    if (!differ) {
+      EXPECT_EQ(ra->outcome, IngestOutcome::kStored);
+      EXPECT_EQ(rb->outcome, IngestOutcome::kStored);
+      EXPECT_EQ(ra->records_stored + rb->records_stored, 50u);
+      EXPECT_EQ(ra->records_duplicate + rb->records_duplicate, 50u);
+    } else {
+      bool a_won = ra->outcome == IngestOutcome::kStored;
+      const IngestResult& winner = a_won ? *ra : *rb;
+      const IngestResult& loser = a_won ? *rb : *ra;
+      EXPECT_EQ(winner.outcome, IngestOutcome::kStored);
+      EXPECT_EQ(winner.records_stored, 50u);
+      EXPECT_EQ(loser.outcome, IngestOutcome::kConflict);
+      EXPECT_EQ(rows[25].payload, a_won ? a[25].payload : b[25].payload);
+      OUTPOST_ASSERT_OK_AND_ASSIGN(bool has_loser, store_->HasBatch(a_won ? key_b : key_a));
+      EXPECT_FALSE(has_loser);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, StoreContract, ::testing::Values("sqlite", "postgresql"),
                          [](const ::testing::TestParamInfo<std::string>& param_info) {
                            return param_info.param;
