@@ -34,6 +34,9 @@ constexpr int64_t kMsPerHour = 3'600'000;
 constexpr int64_t kMsPerDay = 86'400'000;
 constexpr int64_t kMaxTimeMs = int64_t{1} << 53;
 constexpr int64_t kMaxBuckets = 2000;
+constexpr size_t kMaxSeriesModels = 64;     // models in one series answer
+constexpr size_t kMaxAggregateGroups = 10'000;  // (site, model, version) groups in one answer
+constexpr size_t kMaxTrainingGroups = 10'000;   // (model, site) pairs in one answer
 constexpr size_t kPageSize = 10'000;  // the store's cap on one QueryRecords call
 constexpr uint64_t kMaxAssetBytes = 32u << 20;
 
@@ -605,15 +608,22 @@ class Api {
       std::vector<DriftPoint> drift;
     };
     std::map<std::string, ModelSeries> models;
-    auto series_of = [&](const std::string& name) -> ModelSeries& {
+    bool truncated = false;
+    // The series of `name`, or nullptr past kMaxSeriesModels (streams are named by sites).
+    auto series_of = [&](const std::string& name) -> ModelSeries* {
+      auto it = models.find(name);
+      if (it != models.end()) return &it->second;
+      if (models.size() == kMaxSeriesModels) {
+        truncated = true;
+        return nullptr;
+      }
       ModelSeries& series = models[name];
-      if (series.buckets.empty()) series.buckets.resize(static_cast<size_t>(count));
-      return series;
+      series.buckets.resize(static_cast<size_t>(count));
+      return &series;
     };
     auto index_of = [&](int64_t created_ms) {
       return static_cast<size_t>((created_ms - first) / *bucket);
     };
-    bool truncated = false;
     RecordQuery query{.tenant = tenant_,
                       .site_id = std::string(site_id),
                       .stream = *model,
@@ -627,8 +637,9 @@ class Api {
           [&](const HubRecord& record) {
             if (record.created_ms < first) return;
             size_t i = index_of(record.created_ms);
-            ModelSeries& series = series_of(record.stream);
-            if (i >= series.buckets.size()) return;
+            ModelSeries* found = series_of(record.stream);
+            if (found == nullptr || i >= found->buckets.size()) return;
+            ModelSeries& series = *found;
             Bucket& b = series.buckets[i];
             if (kind == "anomaly") {
               ++b.anomaly_records;
@@ -773,7 +784,16 @@ class Api {
           if (!ParseObject(parser_, record.payload, o)) return;
           std::optional<double> version = NumberField(o, "version");
           int64_t v = version && std::fabs(*version) < 9e15 ? static_cast<int64_t>(*version) : 0;
-          Totals& t = totals[{record.site_id, record.stream, v}];
+          auto key = std::make_tuple(record.site_id, record.stream, v);
+          auto it = totals.find(key);
+          if (it == totals.end()) {
+            if (totals.size() == kMaxAggregateGroups) {
+              truncated = true;
+              return;
+            }
+            it = totals.emplace(std::move(key), Totals{}).first;
+          }
+          Totals& t = it->second;
           ++t.minutes;
           t.batches += CountField(o, "batches");
           t.rows += CountField(o, "rows");
@@ -997,13 +1017,25 @@ class Api {
     };
     // model -> site -> counts
     std::map<std::string, std::map<std::string, Counts>> counts;
+    size_t groups = 0;
     bool truncated = false;
     for (std::string_view kind : {"feedback", "hard_example"}) {
       RecordQuery query{.tenant = tenant_, .kind = std::string(kind), .stream = *model};
       Status s = ScanRecords(
           store_, query, options_.max_scan_records,
           [&](const HubRecord& record) {
-            Counts& c = counts[record.stream][record.site_id];
+            auto& by_site = counts[record.stream];
+            auto it = by_site.find(record.site_id);
+            if (it == by_site.end()) {
+              if (groups == kMaxTrainingGroups) {
+                truncated = true;
+                if (by_site.empty()) counts.erase(record.stream);
+                return;
+              }
+              ++groups;
+              it = by_site.emplace(record.site_id, Counts{}).first;
+            }
+            Counts& c = it->second;
             if (kind == "hard_example") {
               ++c.hard_examples;
               return;

@@ -293,6 +293,25 @@ TEST_F(DashboardTest, SeriesCountsAnomaliesRowsAndDriftPerBucket) {
   EXPECT_EQ(GetJson("/api/v1/sites/plant-1/series?model=fan")["models"].get_array().size(), 0u);
 }
 
+TEST_F(DashboardTest, SeriesAnswerAtMost64ModelsAndSaySoWhenCut) {
+  // A site names its streams: 70 of them must not make the answer unbounded.
+  for (int m = 0; m < 70; ++m) {
+    std::string stream = "m" + std::to_string(m);
+    OUTPOST_ASSERT_OK(Ingest("plant-1", "n1", stream,
+                             {HubRecord{.site_id = "plant-1",
+                                        .node_id = "n1",
+                                        .stream = stream,
+                                        .seq = 1,
+                                        .kind = "anomaly",
+                                        .created_ms = kNow - kHour,
+                                        .payload = "{}"}},
+                             kNow - kHour, false));
+  }
+  simdjson::dom::element series = GetJson("/api/v1/sites/plant-1/series");
+  EXPECT_EQ(series["models"].get_array().size(), 64u);
+  EXPECT_TRUE(bool(series["truncated"]));
+}
+
 TEST_F(DashboardTest, AggregatesSumPerSiteModelAndVersion) {
   simdjson::dom::element agg = GetJson("/api/v1/aggregates");
   ASSERT_EQ(agg["aggregates"].get_array().size(), 1u);
