@@ -249,8 +249,27 @@ async function main() {
   const next = await api(`records?site=plant-north&kind=anomaly&model=fan&limit=25&after=${expected.next_after}`);
   shown = await page.locator('#records-table tbody tr').evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.id)));
   assert.deepEqual(shown, [...expected.records, ...next.records].map((r) => r.id));
+  const firstUnfiltered = shown[0];
+  // A time range (the inputs are UTC minutes): since the 30th record's minute, until a day later.
+  const pivot = next.records[4].created_ms;
+  const sinceMs = Math.floor(pivot / 60000) * 60000;
+  const untilMs = sinceMs + 86400000;
+  const minute = (ms) => new Date(ms).toISOString().slice(0, 16);
+  await page.fill('#filter-since', minute(sinceMs));
+  await page.fill('#filter-until', minute(untilMs));
+  await page.click('#filter-apply');
+  await page.waitForFunction(() => !document.querySelector('#records-browser')?.hasAttribute('data-loading'));
+  expected = await api(`records?site=plant-north&kind=anomaly&model=fan&limit=25&since=${sinceMs}&until=${untilMs}`);
+  shown = await page.locator('#records-table tbody tr').evaluateAll((trs) => trs.map((tr) => Number(tr.dataset.id)));
+  assert.deepEqual(shown, expected.records.map((r) => r.id));
+  assert.ok(shown.length > 0, 'the range holds records');
+  assert.ok(!shown.includes(firstUnfiltered), 'records before the range are gone');
+  for (const ms of await page.locator('#records-table tbody [data-k="created_ms"]').evaluateAll(
+    (tds) => tds.map((td) => Number(td.dataset.ms)))) {
+    assert.ok(ms >= sinceMs && ms < untilMs, 'records lie within the range');
+  }
   await page.screenshot({ path: join(out, 'records.png'), fullPage: true });
-  step('the records browser filters by site, kind and model and pages with the cursor');
+  step('the records browser filters by site, kind, model and time range, and pages with the cursor');
 
   // ---- training data ----------------------------------------------------------------------------
   await page.click('nav a[data-nav="training"]');

@@ -301,7 +301,7 @@ async function recordsBrowser(box: HTMLElement, filters: Record<string, string>,
   const until = dateInput('filter-until', filters.until ?? null);
   const limit = select('limit', ['25', '50', '100', '500'], filters.limit ?? (fixed ? '25' : '50'));
   form.append(...(siteSelect ? [siteSelect] : []), kindSelect, modelSelect,
-    el('label', {}, 'since ', since), el('label', {}, 'until ', until), limit,
+    el('label', {}, 'since (UTC) ', since), el('label', {}, 'until (UTC) ', until), limit,
     el('button', { type: 'submit', id: 'filter-apply' }, 'Apply'));
 
   const table = el('table', { class: 'grid', id: 'records-table' }, el('thead', {}, el('tr', {},
