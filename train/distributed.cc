@@ -142,7 +142,7 @@ Result<DistributedResult> TrainDistributed(const Dataset& data, const TrainOptio
   // One waiter per worker; the first failure kills the rest (they would wait on the
   // collective for the failed one).
   std::vector<int> codes(static_cast<size_t>(n), -1);
-  std::atomic<bool> failed{false};
+  std::atomic<int> first_failure{-1};  // the worker that failed first; the others were killed
   std::vector<pid_t> pids;
   for (const auto& w : workers) pids.push_back(w->pid());
   {
@@ -150,7 +150,8 @@ Result<DistributedResult> TrainDistributed(const Dataset& data, const TrainOptio
     for (int i = 0; i < n; ++i) {
       waiters.emplace_back([&, i] {
         codes[static_cast<size_t>(i)] = workers[static_cast<size_t>(i)]->Wait();
-        if (codes[static_cast<size_t>(i)] != 0 && !failed.exchange(true)) {
+        int none = -1;
+        if (codes[static_cast<size_t>(i)] != 0 && first_failure.compare_exchange_strong(none, i)) {
           for (int j = 0; j < n; ++j) {
             if (j != i) ::kill(pids[static_cast<size_t>(j)], SIGKILL);
           }
@@ -159,12 +160,10 @@ Result<DistributedResult> TrainDistributed(const Dataset& data, const TrainOptio
       });
     }
   }
-  for (int i = 0; i < n; ++i) {
-    if (codes[static_cast<size_t>(i)] != 0) {
-      return UnavailableError("training worker " + std::to_string(i) + " exited with " +
-                              std::to_string(codes[static_cast<size_t>(i)]) + ": " +
-                              Tail(logs[static_cast<size_t>(i)]));
-    }
+  if (const int i = first_failure.load(); i >= 0) {
+    return UnavailableError("training worker " + std::to_string(i) + " exited with " +
+                            std::to_string(codes[static_cast<size_t>(i)]) + ": " +
+                            Tail(logs[static_cast<size_t>(i)]));
   }
   // Every worker has left the collective, so the tracker finishes on its own.
   Result<std::string> done = tracker->ReadLine();
