@@ -22,6 +22,8 @@ packages=(
   python3-xgboost
   # the dashboard's browser tests
   chromium
+  # the demo's record account reads a stopped site's outbox with the SQLite shell
+  sqlite3
 )
 
 missing=()
