@@ -283,6 +283,60 @@ TEST_F(BundleInstallTest, KubernetesOverlayIsRenderedAndApplyingIsSkippedWithout
   EXPECT_FALSE(PathExists(dir_.File("overlay2")));
 }
 
+// k-of-n signing across people (`bundle sign`), then a key rotation: a site provisioned with
+// root 1 installs a bundle signed by the new keys because the bundle carries root 2.
+TEST_F(BundleInstallTest, SignAddsSignaturesAndRotatedKeysAreTrustedThroughTheChain) {
+  std::string one = dir_.File("one.bundle");
+  ASSERT_EQ(RunOutpost({"bundle", "create", "--models", dir_.File("v1"), "--key",
+                        dir_.File("keys/targets-1.key"), "--version", "1", "--site", "site-a", "-o",
+                        one})
+                .exit_code,
+            0);
+  std::vector<std::string> verify = {"bundle", "verify", "", "--trusted-root",
+                                     dir_.File("keys/root.json"), "--site", "site-a"};
+  verify[2] = one;
+  RunResult r = RunOutpost(verify);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("SIGNATURE_THRESHOLD"), std::string::npos) << r.err;
+  std::string two = dir_.File("two.bundle");
+  r = RunOutpost({"bundle", "sign", one, "--key", dir_.File("keys/targets-2.key"), "-o", two});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  verify[2] = two;
+  r = RunOutpost(verify);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("OK: bundle version 1"), std::string::npos) << r.out;
+  r = RunOutpost({"bundle", "inspect", two});
+  EXPECT_NE(r.out.find("2 signatures"), std::string::npos) << r.out;
+
+  // The site is provisioned with root 1 before the rotation.
+  ASSERT_EQ(RunOutpost(Site("rot", {"bundle", "install", two})).exit_code, 0);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string root1, ReadFile(dir_.File("keys/root.json")));
+  r = RunOutpost({"keys", "rotate", "--dir", dir_.File("keys"), "--targets-keys", "2",
+                  "--targets-threshold", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(PathExists(dir_.File("keys/roots/2.json")));
+  std::string rotated = Create("v2", 2);  // signed by the new targets keys, carries root 2
+  r = RunOutpost(Site("rot", {"bundle", "install", rotated}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string site_root, ReadFile(dir_.File("rot/state/root.json")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string root2, ReadFile(dir_.File("keys/roots/2.json")));
+  EXPECT_EQ(site_root, root2);
+  EXPECT_NE(site_root, root1);
+  r = RunOutpost(Site("rot", {"bundle", "list"}));
+  EXPECT_NE(r.out.find("root version 2"), std::string::npos) << r.out;
+  // A newer bundle signed by the retired targets keys is now refused.
+  std::string retired = dir_.File("retired.bundle");
+  ASSERT_EQ(RunOutpost({"bundle", "create", "--models", dir_.File("v2"), "--key",
+                        dir_.File("keys/old/1/targets-1.key"), "--key",
+                        dir_.File("keys/old/1/targets-2.key"), "--version", "3", "--site",
+                        "site-a", "-o", retired})
+                .exit_code,
+            0);
+  r = RunOutpost(Site("rot", {"bundle", "install", retired}));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("SIGNATURE_THRESHOLD"), std::string::npos) << r.err;
+}
+
 // A running edge: events spooled while it was down are in its outbox when it answers; a
 // bundle installed while it runs is picked up by its watcher and its event drained.
 TEST_F(BundleInstallTest, RunningEdgeServesInstalledVersionsAndReceivesEvents) {
