@@ -298,14 +298,34 @@ void AppendRaw(const Tensor& tensor, std::string& out) {
 // Runs one ModelInfer against `repository`: decodes the tensors (typed or raw contents),
 // then runs them through RunInference, the checks and bookkeeping the REST handler shares
 // (input matching, output selection, validation, statistics, insight rules).
+// `context` (null = none) tells whether the client cancelled the call while it is queued.
 Status Infer(const ModelRepository& repository, const GrpcServerOptions& options,
-             const inference::ModelInferRequest& request, inference::ModelInferResponse& response) {
+             const inference::ModelInferRequest& request, inference::ModelInferResponse& response,
+             grpc::ServerContext* context) {
   OUTPOST_ASSIGN_OR_RETURN(ModelHandle handle,
                            FindModel(repository, request.model_name(), request.model_version()));
   OUTPOST_RETURN_IF_ERROR(CheckParameters(request.parameters(), "request", false));
 
   InferRequest infer;
   if (!request.id().empty()) infer.id = request.id();
+  // How long the request may wait in the model's queue, in microseconds (as Triton).
+  if (auto it = request.parameters().find("timeout"); it != request.parameters().end()) {
+    const inference::InferParameter& timeout = it->second;
+    int64_t us = -1;
+    if (timeout.parameter_choice_case() == inference::InferParameter::kInt64Param) {
+      us = timeout.int64_param();
+    } else if (timeout.parameter_choice_case() == inference::InferParameter::kUint64Param &&
+               timeout.uint64_param() <= static_cast<uint64_t>(kMaxRequestTimeoutUs)) {
+      us = static_cast<int64_t>(timeout.uint64_param());
+    }
+    if (us < 0 || us > kMaxRequestTimeoutUs) {
+      return InvalidArgumentError(
+          "request: parameter \"timeout\" must be an integer number of microseconds within "
+          "0.." + std::to_string(kMaxRequestTimeoutUs));
+    }
+    infer.timeout_us = static_cast<uint64_t>(us);
+  }
+  if (context != nullptr) infer.cancelled = [context] { return context->IsCancelled(); };
   infer.inputs.reserve(static_cast<size_t>(request.inputs_size()));
   const int n_raw = request.raw_input_contents_size();
   int next_raw = 0;
@@ -457,10 +477,11 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
     });
   }
 
-  grpc::Status ModelInfer(grpc::ServerContext*, const inference::ModelInferRequest* request,
+  grpc::Status ModelInfer(grpc::ServerContext* context,
+                          const inference::ModelInferRequest* request,
                           inference::ModelInferResponse* response) override {
     return Guard("ModelInfer", [&]() -> Status {
-      Status status = Infer(repository_, options_, *request, *response);
+      Status status = Infer(repository_, options_, *request, *response, context);
       if (!status.ok()) response->Clear();
       return status;
     });
@@ -522,7 +543,7 @@ Status ModelInferSerialized(const ModelRepository& repository, const GrpcServerO
       return InvalidArgumentError("the request is not a serialized inference.ModelInferRequest");
     }
     inference::ModelInferResponse answer;
-    OUTPOST_RETURN_IF_ERROR(Infer(repository, options, parsed, answer));
+    OUTPOST_RETURN_IF_ERROR(Infer(repository, options, parsed, answer, nullptr));
     if (!answer.SerializeToString(&response)) {
       return InternalError("the ModelInferResponse could not be serialized");
     }

@@ -1,6 +1,8 @@
 #include "serve/handler.h"
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <optional>
 #include <span>
 #include <utility>
@@ -441,6 +443,7 @@ Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
 
   InferRequest parsed;
   OUTPOST_RETURN_IF_ERROR(ParseInferRequest(request.body, json_size, options_.limits, parsed));
+  parsed.cancelled = request.client_gone;
   std::vector<engine::Tensor> outputs;
   std::vector<OutputRef> refs;
   OUTPOST_RETURN_IF_ERROR(RunInference(handle, parsed, outputs, refs, &recorder, options_.insight));
@@ -528,7 +531,24 @@ Status RunInference(const ModelHandle& handle, InferRequest& request,
   OUTPOST_RETURN_IF_ERROR(engine::ValidateInputs(signature, inputs));
   outputs.clear();
   if (recorder != nullptr) recorder->InputsReady();
-  Status run = handle.model->Run(inputs, outputs);
+  Status run;
+  if (handle.scheduler != nullptr) {
+    // Queued, maybe batched with other requests; refused when the queue is full, the
+    // request's timeout passes or its client goes away while it waits.
+    ScheduledRequest scheduled{
+        .inputs = inputs,
+        .outputs = &outputs,
+        .timeout = std::chrono::microseconds(
+            std::min<uint64_t>(request.timeout_us, kMaxRequestTimeoutUs)),
+        .cancelled = request.cancelled};
+    run = handle.scheduler->Run(scheduled);
+    if (recorder != nullptr) recorder->Queued(scheduled.queue_ns);
+  } else {
+    run = handle.model->Run(inputs, outputs);
+    if (run.ok() && handle.stats != nullptr) {
+      handle.stats->execution_count.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   if (recorder != nullptr && run.ok()) {
     // Rows: the first input's dimension 0 (1 for a model without a batch dimension).
     uint64_t rows = 1;
@@ -548,7 +568,8 @@ Status RunInference(const ModelHandle& handle, InferRequest& request,
                          std::to_string(n_outputs));
   }
   if (insight != nullptr) {
-    insight->OnScored({.model = model_name,
+    insight->OnScored({.rules = handle.insight_rules != nullptr ? *handle.insight_rules : nullptr,
+                       .model = model_name,
                        .version = handle.version,
                        .request_id = request.id ? std::string_view(*request.id) : std::string_view(),
                        .signature = &signature,

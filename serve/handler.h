@@ -31,6 +31,7 @@
 #ifndef OUTPOST_SERVE_HANDLER_H_
 #define OUTPOST_SERVE_HANDLER_H_
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -57,6 +58,9 @@ struct HttpRequest {
   // The body. When its capacity leaves kJsonPadding bytes past its size, an infer body is
   // parsed in place instead of being copied.
   std::string body{};
+  // True once the client is gone (its connection closed); empty = never. An infer request
+  // that waits in a model's queue asks it and is not run when it is.
+  std::function<bool()> client_gone{};
 
   // The first header called `name` (compared without case); empty when there is none.
   std::string_view Header(std::string_view name) const;

@@ -13,6 +13,8 @@
 //     handler's body), with no Beast message object.
 #include "serve/http_server.h"
 
+#include <poll.h>
+
 #include <array>
 #include <atomic>
 #include <charconv>
@@ -177,6 +179,14 @@ class RequestParser final : public http::basic_parser<true> {
 
   RequestState& state_;
 };
+
+// Whether the peer of a connected socket has closed it or its sending side, without reading
+// anything: a pipelined request waiting to be read does not count.
+bool PeerClosed(int fd) {
+  pollfd p{.fd = fd, .events = POLLIN | POLLRDHUP, .revents = 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
 
 class Connection;
 
@@ -345,6 +355,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
       close = true;
     } else {
       try {
+        // The scheduler asks while the request waits in a model's queue: a client that has
+        // closed its connection (or its sending side) gets no answer, so its request is not
+        // run.
+        if (!req_.request.client_gone) {
+          const int fd = stream_.socket().native_handle();
+          req_.request.client_gone = [fd] { return PeerClosed(fd); };
+        }
         server_.handler(req_.request, response_);
       } catch (const std::exception& e) {
         OUTPOST_LOG(kError) << "request handler failed" << Field("error", e.what());

@@ -663,6 +663,17 @@ Status ParseDocument(dom::element root, ParseState& state, InferRequest& request
   OUTPOST_ASSIGN_OR_RETURN(std::optional<bool> binary_output,
                            BoolParameter(request.parameters, "binary_data_output", kWhere));
   request.binary_data_output = binary_output.value_or(false);
+  if (const Parameter* timeout = FindParameter(request.parameters, "timeout")) {
+    // Microseconds, as Triton takes it.
+    const int64_t* signed_value = std::get_if<int64_t>(&timeout->value);
+    if (signed_value == nullptr || *signed_value < 0 || *signed_value > kMaxRequestTimeoutUs) {
+      return InvalidArgumentError(std::string(kWhere) +
+                                  ": parameter \"timeout\" must be an integer number of "
+                                  "microseconds within 0.." +
+                                  std::to_string(kMaxRequestTimeoutUs));
+    }
+    request.timeout_us = static_cast<uint64_t>(*signed_value);
+  }
   if (state.binary_used != state.binary.size()) {
     return InvalidArgumentError("the body has " +
                                 std::to_string(state.binary.size() - state.binary_used) +
@@ -680,6 +691,7 @@ Status ParseImpl(const char* data, size_t size, size_t json_size, size_t readabl
   request.inputs.clear();
   request.outputs.clear();
   request.binary_data_output = false;
+  request.timeout_us = 0;
   if (size > limits.max_body_bytes) {
     return ResourceExhaustedError("the request body has " + std::to_string(size) +
                                   " bytes; the limit is " + std::to_string(limits.max_body_bytes));

@@ -47,6 +47,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -108,7 +109,17 @@ struct InferRequest {
   std::vector<InferRequestedOutput> outputs;  // empty = every output of the model
   // The request's "binary_data_output" parameter: outputs default to binary data.
   bool binary_data_output = false;
+  // The request's "timeout" parameter in microseconds (as Triton takes it): how long it may
+  // wait in the model's queue. 0 = the model's default (serve/scheduler.h).
+  uint64_t timeout_us = 0;
+  // Set by the front end, not parsed: true once the client has gone (REST: its connection
+  // closed; gRPC: the call was cancelled). Empty = never. Must be cheap; it is called while
+  // the request waits in the model's queue.
+  std::function<bool()> cancelled{};
 };
+
+// The largest "timeout" a request may give: one hour.
+inline constexpr int64_t kMaxRequestTimeoutUs = 3'600'000'000;
 
 // Parses an infer request body into `request` (overwritten). The first `json_size` bytes of
 // `body` are the JSON and the rest binary tensor data (the overloads without `json_size`

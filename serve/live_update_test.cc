@@ -184,6 +184,106 @@ TEST_F(LiveUpdateTest, VersionWhoseWarmUpRunFailsIsNotServed) {
   EXPECT_EQ(h.version, 1);
 }
 
+TEST_F(LiveUpdateTest, InsightRulesAreParsedPerVersionAndABadRuleFailsOnlyTheNewVersion) {
+  WriteConfig("m",
+              "backend: onnx\n"
+              "insight:\n"
+              "  rules:\n"
+              "    - {name: high, kind: anomaly, score: value, above: 5}\n");
+  WriteVersion("m", 1, "tag 1");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open(Options()));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle h1, repo->Find("m", std::nullopt));
+  ASSERT_NE(h1.insight_rules, nullptr);
+  ASSERT_NE(*h1.insight_rules, nullptr);
+  ASSERT_EQ((*h1.insight_rules)->anomalies.size(), 1u);
+  EXPECT_EQ((*h1.insight_rules)->anomalies[0].name, "high");
+
+  // A malformed rule: version 2 does not load, version 1 keeps serving with its own rules.
+  WriteConfig("m",
+              "backend: onnx\n"
+              "insight:\n"
+              "  rules:\n"
+              "    - {name: high, kind: anomaly, score: value, abve: 5}\n");
+  WriteVersion("m", 2, "tag 2");
+  Status load = repo->Load("m");
+  EXPECT_EQ(load.code(), StatusCode::kUnavailable);
+  EXPECT_THAT(load.message(), HasSubstr("insight rules"));
+  EXPECT_THAT(load.message(), HasSubstr("abve"));
+  EXPECT_THAT(load.message(), HasSubstr("still serving version 1"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle kept, repo->Find("m", std::nullopt));
+  EXPECT_EQ(kept.version, 1);
+  ASSERT_NE(kept.insight_rules, nullptr);
+  EXPECT_EQ(*kept.insight_rules, *h1.insight_rules);
+
+  // Rules that parse but do not fit the model's signature (no input "pressure") fail too.
+  WriteConfig("m",
+              "backend: onnx\n"
+              "insight:\n"
+              "  input: pressure\n");
+  load = repo->Load("m");
+  EXPECT_EQ(load.code(), StatusCode::kUnavailable);
+  EXPECT_THAT(load.message(), HasSubstr("insight rules do not fit the model"));
+  EXPECT_THAT(load.message(), HasSubstr("pressure"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(kept, repo->Find("m", std::nullopt));
+  EXPECT_EQ(kept.version, 1);
+
+  // Fixed: version 2 serves with the new rules.
+  WriteConfig("m",
+              "backend: onnx\n"
+              "insight:\n"
+              "  rules:\n"
+              "    - {name: low, kind: anomaly, score: value, below: 1}\n");
+  OUTPOST_EXPECT_OK(repo->Load("m"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle h2, repo->Find("m", std::nullopt));
+  EXPECT_EQ(h2.version, 2);
+  ASSERT_NE(h2.insight_rules, nullptr);
+  ASSERT_NE(*h2.insight_rules, nullptr);
+  ASSERT_EQ((*h2.insight_rules)->anomalies.size(), 1u);
+  EXPECT_EQ((*h2.insight_rules)->anomalies[0].name, "low");
+}
+
+// Receives scored batches, as the insight evaluator does.
+class RecordingSink final : public insight::InsightSink {
+ public:
+  void OnScored(const insight::ScoredBatch& batch) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    rules_.push_back(batch.rules);
+  }
+  std::vector<std::shared_ptr<const insight::RuleSet>> rules() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return rules_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::shared_ptr<const insight::RuleSet>> rules_;
+};
+
+TEST_F(LiveUpdateTest, ScoredBatchesCarryTheRulesOfTheVersionThatScoredThem) {
+  WriteConfig("m", "backend: onnx\n");  // no section: the default rules (aggregates)
+  WriteVersion("m", 1, "tag 1");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open(Options()));
+  RecordingSink sink;
+  Handler handler(*repo, {.insight = &sink});
+  EXPECT_EQ(Call(handler, "POST", "/v2/models/m/infer", InferBody(1)).status, 200);
+  WriteConfig("m",
+              "backend: onnx\n"
+              "insight:\n"
+              "  rules:\n"
+              "    - {name: high, kind: anomaly, score: value, above: 5}\n");
+  WriteVersion("m", 2, "tag 2");
+  OUTPOST_ASSERT_OK(repo->Load("m"));
+  EXPECT_EQ(Call(handler, "POST", "/v2/models/m/infer", InferBody(1)).status, 200);
+  std::vector<std::shared_ptr<const insight::RuleSet>> seen = sink.rules();
+  ASSERT_EQ(seen.size(), 2u);
+  ASSERT_NE(seen[0], nullptr);
+  EXPECT_TRUE(seen[0]->anomalies.empty());
+  EXPECT_TRUE(seen[0]->aggregate.enabled);
+  ASSERT_NE(seen[1], nullptr);
+  ASSERT_EQ(seen[1]->anomalies.size(), 1u);
+  EXPECT_EQ(seen[1]->anomalies[0].name, "high");
+}
+
 TEST_F(LiveUpdateTest, UnreadableConfigOnReloadKeepsTheServingVersions) {
   WriteConfig("m");
   WriteVersion("m", 1, "tag 1");

@@ -1,5 +1,6 @@
 #include "serve/metrics.h"
 
+#include <algorithm>
 #include <charconv>
 #include <string_view>
 
@@ -182,17 +183,18 @@ void InferenceRecorder::Finish(bool ok) {
     return;
   }
   const uint64_t input = Nanos(inputs_ready_ - start_);
-  const uint64_t infer = Nanos(run_done_ - inputs_ready_);
+  const uint64_t waited = Nanos(run_done_ - inputs_ready_);
+  const uint64_t queue = std::min(queue_ns_, waited);
+  const uint64_t infer = waited - queue;
   const uint64_t output = Nanos(end - run_done_);
   stats->success.Add(total);
-  stats->queue.Add(0);
+  stats->queue.Add(queue);
   stats->compute_input.Add(input);
   stats->compute_infer.Add(infer);
   stats->compute_output.Add(output);
   stats->inference_count.fetch_add(rows_, std::memory_order_relaxed);
-  stats->execution_count.fetch_add(1, std::memory_order_relaxed);
   stats->request_duration.Record(total);
-  stats->queue_duration.Record(0);
+  stats->queue_duration.Record(queue);
   stats->compute_duration.Record(input + infer + output);
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())

@@ -61,17 +61,17 @@ struct ModelStats {
   // whole duration, parsing and response writing included.
   DurationStat success;
   DurationStat fail;
-  // The phases of successful requests: waiting for a model instance (zero-length until
-  // dynamic batching exists), input preparation (parsing, matching, validation), the model's
-  // run, and output writing.
+  // The phases of successful requests: waiting in the model's queue for an instance (the
+  // scheduler, serve/scheduler.h), input preparation (parsing, matching, validation), the
+  // model's run (of the whole batch the request ran in), and output writing.
   DurationStat queue;
   DurationStat compute_input;
   DurationStat compute_infer;
   DurationStat compute_output;
   std::atomic<uint64_t> inference_count{0};  // rows (batch size summed) of successful runs
-  std::atomic<uint64_t> execution_count{0};  // model runs
+  std::atomic<uint64_t> execution_count{0};  // model runs (a batch of requests is one)
   std::atomic<uint64_t> last_inference_ms{0};  // Unix time of the last success, 0 = never
-  // Requests waiting for a model instance. Always 0 until dynamic batching exists.
+  // Requests waiting in the model's queue now (never more than its max_queue_size).
   std::atomic<int64_t> queue_depth{0};
   DurationHistogram request_duration;  // successful requests
   DurationHistogram queue_duration;
@@ -97,7 +97,11 @@ class InferenceRecorder {
   void InputsReady() {
     if (stats_ != nullptr) inputs_ready_ = Clock::now();
   }
-  // The model ran once on `rows` rows.
+  // The request waited `ns` in the model's queue before its batch ran (between
+  // InputsReady and RunDone).
+  void Queued(uint64_t ns) { queue_ns_ = ns; }
+  // The model ran on the request's `rows` rows (alone or in a batch). The scheduler counts
+  // the run in execution_count.
   void RunDone(uint64_t rows) {
     if (stats_ == nullptr) return;
     run_done_ = Clock::now();
@@ -113,6 +117,7 @@ class InferenceRecorder {
   Clock::time_point inputs_ready_{};
   Clock::time_point run_done_{};
   uint64_t rows_ = 0;
+  uint64_t queue_ns_ = 0;
   bool ran_ = false;
 };
 

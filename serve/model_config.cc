@@ -106,6 +106,56 @@ Result<VersionPolicy> ParseVersionPolicy(const YAML::Node& node) {
   return policy;
 }
 
+Result<BatchingConfig> ParseBatching(const YAML::Node& node, int64_t max_batch_size) {
+  BatchingConfig batching;
+  if (!node) return batching;
+  if (!node.IsMap()) return InvalidArgumentError("batching must be a map");
+  OUTPOST_RETURN_IF_ERROR(CheckKeys(node,
+                                    {"preferred_batch_sizes", "max_queue_delay_microseconds",
+                                     "instance_count", "max_queue_size",
+                                     "default_timeout_microseconds"},
+                                    "batching"));
+  if (const YAML::Node& sizes = node["preferred_batch_sizes"]) {
+    if (!sizes.IsSequence() || sizes.size() > 32) {
+      return InvalidArgumentError("batching.preferred_batch_sizes must be a list of at most 32 sizes");
+    }
+    for (const YAML::Node& size : sizes) {
+      const int64_t n = size.as<int64_t>();
+      if (n < 1 || n > max_batch_size) {
+        return InvalidArgumentError("batching.preferred_batch_sizes: " + std::to_string(n) +
+                                    " is not within 1..max_batch_size (" +
+                                    std::to_string(max_batch_size) + ")");
+      }
+      batching.preferred_batch_sizes.push_back(n);
+    }
+    std::sort(batching.preferred_batch_sizes.begin(), batching.preferred_batch_sizes.end());
+    batching.preferred_batch_sizes.erase(std::unique(batching.preferred_batch_sizes.begin(),
+                                                     batching.preferred_batch_sizes.end()),
+                                         batching.preferred_batch_sizes.end());
+  }
+  auto integer = [&node](const char* key, int64_t low, int64_t high,
+                         int64_t& out) -> Status {
+    if (!node[key]) return Status();
+    const int64_t v = node[key].as<int64_t>();
+    if (v < low || v > high) {
+      return InvalidArgumentError("batching." + std::string(key) + " must be within " +
+                                  std::to_string(low) + ".." + std::to_string(high));
+    }
+    out = v;
+    return Status();
+  };
+  OUTPOST_RETURN_IF_ERROR(integer("max_queue_delay_microseconds", 0, kMaxBatchingMicroseconds,
+                                  batching.max_queue_delay_microseconds));
+  OUTPOST_RETURN_IF_ERROR(integer("default_timeout_microseconds", 0, kMaxTimeoutMicroseconds,
+                                  batching.default_timeout_microseconds));
+  OUTPOST_RETURN_IF_ERROR(
+      integer("max_queue_size", 1, 1'000'000, batching.max_queue_size));
+  int64_t instances = batching.instance_count;
+  OUTPOST_RETURN_IF_ERROR(integer("instance_count", 0, 1024, instances));
+  batching.instance_count = static_cast<int>(instances);
+  return batching;
+}
+
 Result<ModelConfig> ParseNode(const YAML::Node& root, std::string_view folder_name) {
   ModelConfig config;
   config.name = std::string(folder_name);
@@ -128,10 +178,15 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, std::string_view folder_na
     return InvalidArgumentError("backend \"" + config.backend + "\" is not one of xgboost, onnx");
   }
   OUTPOST_ASSIGN_OR_RETURN(config.version_policy, ParseVersionPolicy(root["version_policy"]));
+  config.has_insight_section = static_cast<bool>(root["insight"]);
   if (root["max_batch_size"]) {
     config.max_batch_size = root["max_batch_size"].as<int64_t>();
-    if (config.max_batch_size < 0) return InvalidArgumentError("max_batch_size must be >= 0");
+    if (config.max_batch_size < 0 || config.max_batch_size > (int64_t{1} << 20)) {
+      return InvalidArgumentError("max_batch_size must be within 0..1048576");
+    }
   }
+  OUTPOST_ASSIGN_OR_RETURN(config.batching,
+                           ParseBatching(root["batching"], config.max_batch_size));
   OUTPOST_ASSIGN_OR_RETURN(config.inputs, ParseTensors(root["inputs"], "inputs"));
   OUTPOST_ASSIGN_OR_RETURN(config.outputs, ParseTensors(root["outputs"], "outputs"));
   if (const YAML::Node& params = root["parameters"]) {

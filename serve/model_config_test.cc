@@ -74,6 +74,60 @@ TEST(ModelConfig, RejectsMistakesWithTheirKey) {
   }
 }
 
+TEST(ModelConfig, ParsesBatching) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelConfig c, ParseModelConfig(R"(
+backend: xgboost
+max_batch_size: 16
+batching:
+  preferred_batch_sizes: [16, 4, 8, 4]
+  max_queue_delay_microseconds: 250
+  instance_count: 3
+  max_queue_size: 12
+  default_timeout_microseconds: 5000
+)", "pump"));
+  EXPECT_EQ(c.max_batch_size, 16);
+  EXPECT_EQ(c.batching.preferred_batch_sizes, (std::vector<int64_t>{4, 8, 16}));
+  EXPECT_EQ(c.batching.max_queue_delay_microseconds, 250);
+  EXPECT_EQ(c.batching.instance_count, 3);
+  EXPECT_EQ(c.batching.max_queue_size, 12);
+  EXPECT_EQ(c.batching.default_timeout_microseconds, 5000);
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelConfig d, ParseModelConfig("backend: onnx\n", "m"));
+  EXPECT_EQ(d.max_batch_size, 0);
+  EXPECT_TRUE(d.batching.preferred_batch_sizes.empty());
+  EXPECT_EQ(d.batching.instance_count, 0);
+  EXPECT_EQ(d.batching.max_queue_size, 256);
+}
+
+TEST(ModelConfig, RejectsBatchingMistakesWithTheirKey) {
+  struct Case {
+    const char* yaml;
+    const char* expect;
+  } cases[] = {
+      {"backend: onnx\nbatching: 3\n", "batching must be a map"},
+      {"backend: onnx\nbatching: {max_delay: 3}\n", "max_delay"},
+      {"backend: onnx\nmax_batch_size: 4\nbatching: {preferred_batch_sizes: [8]}\n",
+       "preferred_batch_sizes"},
+      {"backend: onnx\nmax_batch_size: 4\nbatching: {preferred_batch_sizes: [0]}\n",
+       "preferred_batch_sizes"},
+      {"backend: onnx\nbatching: {max_queue_size: 0}\n", "max_queue_size"},
+      {"backend: onnx\nbatching: {instance_count: -1}\n", "instance_count"},
+      {"backend: onnx\nbatching: {instance_count: 5000}\n", "instance_count"},
+      {"backend: onnx\nbatching: {max_queue_delay_microseconds: 2000000}\n",
+       "max_queue_delay_microseconds"},
+      {"backend: onnx\nbatching: {default_timeout_microseconds: -5}\n",
+       "default_timeout_microseconds"},
+      {"backend: onnx\nmax_batch_size: 99999999\n", "max_batch_size"},
+  };
+  for (const Case& c : cases) {
+    Result<ModelConfig> r = ParseModelConfig(c.yaml, "m");
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << c.yaml;
+    EXPECT_NE(r.status().message().find(c.expect), std::string::npos)
+        << c.yaml << " -> " << r.status().ToString();
+  }
+}
+
 TEST(VersionPolicy, SelectsAsTritonDoes) {
   VersionPolicy latest2{.kind = VersionPolicy::Kind::kLatest, .latest = 2};
   EXPECT_EQ(latest2.Select({3, 1, 7}), (std::vector<int64_t>{3, 7}));

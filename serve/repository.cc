@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <thread>
 
 #include <sys/stat.h>
 
@@ -69,7 +70,34 @@ Status WarmUp(const engine::Model& model) {
   return Status();
 }
 
+// The insight rules a loaded version serves with. A config with an `insight:` section whose
+// rules do not fit the version's signature fails the version (InvalidArgument); without the
+// section the default rules (per-minute aggregates) are used where they fit and none where
+// they do not (e.g. an image model), which is not an error.
+Result<std::shared_ptr<const insight::RuleSet>> RulesFor(
+    const ModelConfig& config, const engine::Model& model,
+    const std::shared_ptr<const insight::RuleSet>& rules) {
+  Status fits = insight::CheckSignature(*rules, model.signature());
+  if (fits.ok()) return rules;
+  if (!config.has_insight_section) return std::shared_ptr<const insight::RuleSet>();
+  return fits.WithContext("insight rules do not fit the model");
+}
+
 }  // namespace
+
+SchedulerOptions SchedulerOptionsFor(const ModelConfig& config) {
+  const BatchingConfig& b = config.batching;
+  SchedulerOptions options;
+  options.max_batch_size = config.max_batch_size;
+  options.preferred_batch_sizes = b.preferred_batch_sizes;
+  options.max_queue_delay = std::chrono::microseconds(b.max_queue_delay_microseconds);
+  options.instances = b.instance_count > 0
+                          ? b.instance_count
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.max_queue_size = static_cast<size_t>(b.max_queue_size);
+  options.default_timeout = std::chrono::microseconds(b.default_timeout_microseconds);
+  return options;
+}
 
 std::string_view VersionStateName(VersionState state) {
   return state == VersionState::kReady ? "READY" : "UNAVAILABLE";
@@ -128,11 +156,28 @@ std::unique_ptr<ModelRepository> ModelRepository::FromModels(
   std::unique_ptr<ModelRepository> repo(new ModelRepository(std::move(options)));
   std::lock_guard<std::mutex> reload_lock(repo->reload_mu_);
   for (auto& model : models) {
-    if (model->stats.size() == model->ready.size()) continue;
+    if (model->stats.size() == model->ready.size() &&
+        model->insight_rules.size() == model->ready.size() &&
+        model->schedulers.size() == model->ready.size()) {
+      continue;
+    }
     auto copy = std::make_shared<ServableModel>(*model);
-    copy->stats.clear();
-    for (const auto& [version, m] : copy->ready) {
-      copy->stats.push_back(repo->StatsFor(copy->name, version));
+    if (copy->stats.size() != copy->ready.size()) {
+      copy->stats.clear();
+      for (const auto& [version, m] : copy->ready) {
+        copy->stats.push_back(repo->StatsFor(copy->name, version));
+      }
+    }
+    copy->insight_rules.resize(copy->ready.size());
+    if (copy->schedulers.size() != copy->ready.size()) {
+      copy->schedulers.clear();
+      const SchedulerOptions scheduler_options =
+          copy->config != nullptr ? SchedulerOptionsFor(*copy->config)
+                                  : SchedulerOptionsFor(ModelConfig());
+      for (size_t i = 0; i < copy->ready.size(); ++i) {
+        copy->schedulers.push_back(std::make_shared<Scheduler>(
+            copy->ready[i].second, scheduler_options, copy->stats[i].get()));
+      }
     }
     model = std::move(copy);
   }
@@ -176,6 +221,9 @@ std::shared_ptr<const ServableModel> ModelRepository::LoadFromDisk(
   }
   servable->config = std::make_shared<const ModelConfig>(std::move(*config));
   servable->config_text = *text;
+  // The insight rules every version loaded with this config uses, each checked against its
+  // version's signature below.
+  Result<std::shared_ptr<const insight::RuleSet>> rules = insight::ParseInsightConfig(*text);
   const bool same_config = previous != nullptr && previous->config != nullptr &&
                            previous->config_text == servable->config_text;
 
@@ -212,6 +260,10 @@ std::shared_ptr<const ServableModel> ModelRepository::LoadFromDisk(
               previous->fingerprints[i] == fingerprint) {
             servable->ready.push_back(previous->ready[i]);
             servable->stats.push_back(previous->stats[i]);
+            servable->insight_rules.push_back(
+                i < previous->insight_rules.size() ? previous->insight_rules[i] : nullptr);
+            servable->schedulers.push_back(
+                i < previous->schedulers.size() ? previous->schedulers[i] : nullptr);
             servable->fingerprints.push_back(fingerprint);
             status.state = VersionState::kReady;
             kept = true;
@@ -219,19 +271,32 @@ std::shared_ptr<const ServableModel> ModelRepository::LoadFromDisk(
           }
         }
       }
-      if (!kept) {
+      if (!kept && !rules.ok()) {
+        status.reason = rules.status().WithContext("insight rules").ToString();
+      } else if (!kept) {
         Result<std::unique_ptr<engine::Model>> model =
             loader ? loader(*servable->config, vdir) : LoadModelVersion(*servable->config, vdir);
-        Status warm = model.ok() && options_.warm_up ? WarmUp(**model) : Status();
-        if (model.ok() && warm.ok()) {
+        Result<std::shared_ptr<const insight::RuleSet>> version_rules =
+            model.ok() ? RulesFor(*servable->config, **model, *rules)
+                       : Result<std::shared_ptr<const insight::RuleSet>>(std::shared_ptr<const insight::RuleSet>());
+        Status checked = version_rules.ok() ? Status() : version_rules.status();
+        Status warm = model.ok() && checked.ok() && options_.warm_up ? WarmUp(**model) : Status();
+        if (model.ok() && checked.ok() && warm.ok()) {
           status.state = VersionState::kReady;
-          servable->ready.emplace_back(v, std::shared_ptr<const engine::Model>(std::move(*model)));
-          servable->stats.push_back(StatsFor(name, v));
+          std::shared_ptr<const engine::Model> loaded(std::move(*model));
+          std::shared_ptr<ModelStats> stats = StatsFor(name, v);
+          servable->schedulers.push_back(std::make_shared<Scheduler>(
+              loaded, SchedulerOptionsFor(*servable->config), stats.get()));
+          servable->ready.emplace_back(v, std::move(loaded));
+          servable->stats.push_back(std::move(stats));
+          servable->insight_rules.push_back(std::move(*version_rules));
           servable->fingerprints.push_back(std::move(fingerprint));
           OUTPOST_LOG(kInfo) << "model version loaded" << Field("model", name)
                              << Field("version", v);
         } else {
-          status.reason = model.ok() ? warm.ToString() : model.status().ToString();
+          status.reason = !model.ok()    ? model.status().ToString()
+                          : !checked.ok() ? checked.ToString()
+                                          : warm.ToString();
         }
       }
     }
@@ -252,6 +317,10 @@ std::shared_ptr<const ServableModel> ModelRepository::LoadFromDisk(
       if (present) continue;
       servable->ready.push_back(previous->ready[i]);
       servable->stats.push_back(previous->stats[i]);
+      servable->insight_rules.push_back(
+          i < previous->insight_rules.size() ? previous->insight_rules[i] : nullptr);
+      servable->schedulers.push_back(
+          i < previous->schedulers.size() ? previous->schedulers[i] : nullptr);
       servable->fingerprints.push_back(
           i < previous->fingerprints.size() ? previous->fingerprints[i] : std::string());
       servable->versions.push_back({.version = v, .state = VersionState::kReady});
@@ -272,6 +341,8 @@ std::shared_ptr<const ServableModel> ModelRepository::LoadFromDisk(
     for (size_t i = 0; i < order.size(); ++i) {
       sorted->ready[i] = servable->ready[order[i]];
       sorted->stats[i] = servable->stats[order[i]];
+      sorted->insight_rules[i] = servable->insight_rules[order[i]];
+      sorted->schedulers[i] = servable->schedulers[order[i]];
       sorted->fingerprints[i] = servable->fingerprints[order[i]];
     }
     std::sort(sorted->versions.begin(), sorted->versions.end(),
@@ -430,6 +501,12 @@ Result<ModelHandle> ModelRepository::Find(std::string_view name,
   auto stats_at = [&servable](size_t i) {
     return i < servable->stats.size() ? servable->stats[i].get() : nullptr;
   };
+  auto rules_at = [&servable](size_t i) {
+    return i < servable->insight_rules.size() ? &servable->insight_rules[i] : nullptr;
+  };
+  auto scheduler_at = [&servable](size_t i) {
+    return i < servable->schedulers.size() ? servable->schedulers[i].get() : nullptr;
+  };
   if (!version) {
     if (servable->ready.empty()) {
       std::string reason = servable->error;
@@ -438,14 +515,22 @@ Result<ModelHandle> ModelRepository::Find(std::string_view name,
     }
     const size_t i = servable->ready.size() - 1;
     const auto& [v, model] = servable->ready[i];
-    return ModelHandle{
-        .servable = servable, .version = v, .model = model.get(), .stats = stats_at(i)};
+    return ModelHandle{.servable = servable,
+                       .version = v,
+                       .model = model.get(),
+                       .stats = stats_at(i),
+                       .insight_rules = rules_at(i),
+                       .scheduler = scheduler_at(i)};
   }
   for (size_t i = 0; i < servable->ready.size(); ++i) {
     const auto& [v, model] = servable->ready[i];
     if (v == *version) {
-      return ModelHandle{
-          .servable = servable, .version = v, .model = model.get(), .stats = stats_at(i)};
+      return ModelHandle{.servable = servable,
+                         .version = v,
+                         .model = model.get(),
+                         .stats = stats_at(i),
+                         .insight_rules = rules_at(i),
+                         .scheduler = scheduler_at(i)};
     }
   }
   for (const VersionStatus& s : servable->versions) {

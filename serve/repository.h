@@ -33,8 +33,10 @@
 
 #include "base/status.h"
 #include "engine/model.h"
+#include "insight/rules.h"
 #include "serve/metrics.h"
 #include "serve/model_config.h"
+#include "serve/scheduler.h"
 
 namespace outpost::serve {
 
@@ -70,6 +72,14 @@ struct ServableModel {
   std::vector<std::pair<int64_t, std::shared_ptr<const engine::Model>>> ready;
   // The statistics of each entry of `ready`, same index. The repository fills them.
   std::vector<std::shared_ptr<ModelStats>> stats;
+  // The insight rules of each entry of `ready`, same index: the `insight:` section of the
+  // config.yaml the version was loaded with, checked against that version's signature when it
+  // loaded (a version whose rules are malformed or do not fit it does not load). Null = no
+  // rules (a model built in memory). A config without the section gives an empty RuleSet.
+  std::vector<std::shared_ptr<const insight::RuleSet>> insight_rules;
+  // The scheduler (queue, dynamic batching, instances) of each entry of `ready`, same index,
+  // built from the config's max_batch_size and `batching:` section. The repository fills them.
+  std::vector<std::shared_ptr<Scheduler>> schedulers;
   // Unloaded on request (ModelRepository::Unload); nothing is served until Load().
   bool unloaded = false;
   // Why the last reload failed as a whole (e.g. config.yaml became unreadable) while the
@@ -89,7 +99,15 @@ struct ModelHandle {
   int64_t version = 0;
   const engine::Model* model = nullptr;  // owned by `servable`
   ModelStats* stats = nullptr;            // owned by `servable`; null records nothing
+  // The version's insight rules, owned by `servable`; null = none.
+  const std::shared_ptr<const insight::RuleSet>* insight_rules = nullptr;
+  // Where the version's requests queue, owned by `servable`; null = run on the caller's
+  // thread at once.
+  Scheduler* scheduler = nullptr;
 };
+
+// The scheduler options a model config asks for (instance_count 0 = one per core).
+SchedulerOptions SchedulerOptionsFor(const ModelConfig& config);
 
 // Loads one model version from its folder; LoadModelVersion below by default.
 using ModelLoader = std::function<Result<std::unique_ptr<engine::Model>>(
