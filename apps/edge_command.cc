@@ -29,7 +29,6 @@
 #include "base/file.h"
 #include "base/logging.h"
 #include "insight/evaluator.h"
-#include "insight/rules.h"
 #include "outbox/outbox.h"
 #ifdef OUTPOST_HAS_BUNDLE_COMMAND
 #include "apps/bundle_spool.h"
@@ -88,61 +87,6 @@ class DataDirLock {
  private:
   explicit DataDirLock(int fd) : fd_(fd) {}
   int fd_;
-};
-
-// Each model's insight rules by model name.
-using RuleSets = std::map<std::string, std::shared_ptr<const insight::RuleSet>, std::less<>>;
-
-// Parses the `insight:` section of <root>/<model>/config.yaml for every model of the
-// repository, checked against each loaded version's signature. A model whose rules are
-// malformed or do not fit its signature is served without rules, and the reason logged.
-RuleSets LoadInsightRules(const serve::ModelRepository& repository, const std::string& root) {
-  RuleSets rule_sets;
-  for (const auto& servable : repository.Models()) {
-    Result<std::string> text = ReadFile(JoinPath(JoinPath(root, servable->name), "config.yaml"),
-                                        uint64_t{1} << 20);
-    if (!text.ok()) continue;  // the repository reports an unreadable config already
-    Result<std::shared_ptr<const insight::RuleSet>> rules = insight::ParseInsightConfig(*text);
-    Status fits = rules.ok() ? Status() : rules.status();
-    if (fits.ok()) {
-      for (const auto& [version, model] : servable->ready) {
-        fits = insight::CheckSignature(**rules, model->signature());
-        if (!fits.ok()) {
-          fits = fits.WithContext("version " + std::to_string(version));
-          break;
-        }
-      }
-    }
-    if (!fits.ok()) {
-      OUTPOST_LOG(kError) << "insight rules not used" << Field("model", servable->name)
-                          << Field("error", fits.ToString());
-      continue;
-    }
-    rule_sets.emplace(servable->name, std::move(*rules));
-  }
-  return rule_sets;
-}
-
-// The scoring server's insight sink: fills in the model's rules (from the rule sets read at
-// start) when the server passes none, and hands the batch to the evaluator.
-class RuleSetSink final : public insight::InsightSink {
- public:
-  // Both are not owned and must outlive the sink.
-  RuleSetSink(const RuleSets& rule_sets, insight::InsightSink& next)
-      : rule_sets_(rule_sets), next_(next) {}
-
-  void OnScored(const insight::ScoredBatch& batch) override {
-    if (batch.rules != nullptr) return next_.OnScored(batch);
-    auto it = rule_sets_.find(batch.model);
-    if (it == rule_sets_.end()) return;
-    insight::ScoredBatch with_rules = batch;
-    with_rules.rules = it->second;
-    next_.OnScored(with_rules);
-  }
-
- private:
-  const RuleSets& rule_sets_;
-  insight::InsightSink& next_;
 };
 
 // Asks the evaluator every kAggregateFlushInterval to write the aggregates of minutes that
@@ -250,9 +194,6 @@ Status RunEdge(const EdgeFlags& flags) {
       std::unique_ptr<serve::ModelRepository> repository,
       serve::ModelRepository::Open({.root = config.model_repository,
                                     .strict_readiness = config.strict_readiness}));
-  const RuleSets rule_sets = LoadInsightRules(*repository, config.model_repository);
-  // What the scoring server calls after each successful Model::Run.
-  RuleSetSink insight_sink(rule_sets, *evaluator);
   auto flusher = std::make_unique<AggregateFlusher>(*evaluator);
   // New and changed model versions on disk are loaded while serving.
   std::unique_ptr<serve::RepositoryWatcher> watcher;
@@ -267,7 +208,7 @@ Status RunEdge(const EdgeFlags& flags) {
   handler_options.limits.max_total_elements = static_cast<int64_t>(config.max_elements);
   handler_options.limits.max_depth = static_cast<size_t>(config.max_json_depth);
   handler_options.limits.max_body_bytes = config.max_body_bytes;
-  handler_options.insight = &insight_sink;
+  handler_options.insight = evaluator.get();
   serve::Handler handler(*repository, handler_options);
   serve::EdgeApi edge_api({.outbox = outbox.get()});
 
@@ -299,13 +240,12 @@ Status RunEdge(const EdgeFlags& flags) {
                                       config.max_body_bytes, 0x7fffffff),
                                   .max_total_elements = static_cast<int64_t>(config.max_elements),
                                   .server_version = OutpostVersion(),
-                                  .insight = &insight_sink}));
+                                  .insight = evaluator.get()}));
   }
   OUTPOST_LOG(kInfo) << "outpost edge serving" << Field("site", config.site_id)
                      << Field("node", config.node_id) << Field("port", server->port())
                      << Field("grpc_port", grpc_server ? grpc_server->port() : 0)
                      << Field("models", repository->Models().size())
-                     << Field("models_with_insight_rules", rule_sets.size())
                      << Field("outbox", outbox_options.path)
                      << Field("ready", repository->IsReady() ? "yes" : "no");
   // Tests and scripts read this line to learn the port when it was chosen by the system.
