@@ -98,7 +98,12 @@ void SetErrorResponse(const Status& status, HttpResponse& response);
 // Runs a parsed infer request on the model version `handle` holds, with the checks every
 // front end (REST, gRPC) shares: inputs are matched to the signature by name (an unexpected,
 // repeated or missing input is InvalidArgument), the requested outputs must exist and not
-// repeat (InvalidArgument), then engine::ValidateInputs() and Model::Run(). Takes the
+// repeat (InvalidArgument), then engine::ValidateInputs(), then the version's scheduler
+// (serve/scheduler.h: handle.scheduler) runs it, alone or in a batch with other requests, or
+// refuses it without running it: Unavailable when the model's queue is full,
+// DeadlineExceeded when it waited past request.timeout_us (or the model's default), Cancelled
+// when request.cancelled says its client has gone. Without a scheduler the model runs on
+// the caller's thread at once. Takes the
 // request's input tensors (moved out). On success `outputs` holds every output in signature
 // order and `selected` the ones to return, in the order requested (all, in signature order,
 // when none were), pointing into `outputs` and into the signature; `binary` follows the
