@@ -158,6 +158,15 @@ async function main() {
   await page.screenshot({ path: join(out, 'fleet.png'), fullPage: true });
   step('fleet page shows the API\'s numbers; the silent site says "last heard 4 days ago"');
 
+  // ---- the silent site's own page is as honest -----------------------------------------------
+  await page.goto(`${base}/#/site/ship-atlantic`);
+  await ready('/site/ship-atlantic');
+  assert.equal(await text('h1 [data-k="health"]'), 'silent');
+  assert.equal(await text('#site-facts [data-k="health_text"]'), 'last heard 4 days ago');
+  await page.goto(`${base}/#/`);
+  await ready('/');
+  step('the silent site\'s page says "last heard 4 days ago" too');
+
   // ---- follow a site -----------------------------------------------------------------------
   await page.click('#fleet-table tr[data-site="mine-andes"] a.site-link');
   await ready('/site/mine-andes');
@@ -280,6 +289,13 @@ async function main() {
     const row = `#training-table tr.model-row[data-model="${m.model}"]`;
     for (const k of ['feedback', 'labelled', 'hard_examples', 'sites']) {
       assert.equal(number(await text(`${row} [data-k="${k}"]`)), m[k], `${m.model} ${k}`);
+    }
+    assert.equal(await text(`${row} [data-k="registry"]`),
+      m.registry.map((r) => `v${r.version} ${r.state}`).join(', ') || '—');
+    for (const bySite of m.by_site) {
+      const siteRow = `#training-table tr.site-row[data-model="${m.model}"][data-site="${bySite.site_id}"]`;
+      assert.equal(number(await text(`${siteRow} [data-k="labelled"]`)), bySite.labelled);
+      assert.equal(number(await text(`${siteRow} [data-k="hard_examples"]`)), bySite.hard_examples);
     }
   }
   await page.screenshot({ path: join(out, 'training.png'), fullPage: true });

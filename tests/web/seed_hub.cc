@@ -330,6 +330,17 @@ int Main(int argc, char** argv) {
       return 1;
     }
   }
+  // The registry: the champion the sites run and a challenger trained since.
+  for (const auto& [version, state] : {std::pair{3, "bundled"}, std::pair{4, "bundled"},
+                                       std::pair{5, "candidate"}}) {
+    Status s = (*store)->RegisterModel(ModelEntry{
+        .name = "pump", .version = version, .state = state,
+        .created_ms = now - (6 - version) * 5 * kDay});
+    if (!s.ok()) {
+      std::fprintf(stderr, "seed_hub: registry: %s\n", s.ToString().c_str());
+      return 1;
+    }
+  }
   std::printf("seeded %zu sites, %" PRIu64 " site-hours of data, now_ms %" PRId64 "\n",
               plans.size(), hours, now);
   return 0;
