@@ -4,7 +4,9 @@
 #   make test    install what is missing, build, run every test: the release build, the
 #                ASan+UBSan build, and the fuzz targets for a bounded time
 #   make bench   the benchmarks that compare Outpost with peers (not tests): the REST server
-#                against nginx, the outbox against plain SQLite
+#                against nginx, the scoring server's load sweep against nginx and a bare
+#                grpc++ server, the outbox against plain SQLite, the hub's ingestion against
+#                PostgreSQL's COPY, bundles against sha256sum
 
 JOBS ?= $(shell nproc)
 BUILD ?= build
@@ -53,7 +55,10 @@ test-fuzz: setup
 
 bench: build
 	@bench/serve_rest/run.sh $(BUILD)
+	@bench/serve_load/run.sh $(BUILD)
 	@$(BUILD)/bench/outbox/outbox_bench
+	@$(BUILD)/bench/ingest/ingest_bench
+	@bench/bundle/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
