@@ -1,0 +1,393 @@
+// `outpost hub serve|site add|site revoke|import` (the hub) and `outpost enrol` (a site
+// joining a hub). Formats and reason codes: hub/FORMAT.md.
+//
+// `outpost hub serve` prints "listening on https://HOST:PORT" (the site listener) and then
+// "operator listening on http(s)://HOST:PORT" once both listen, and drains and exits 0 on
+// SIGTERM or SIGINT.
+#include <CLI/CLI.hpp>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "apps/commands.h"
+#include "base/clock.h"
+#include "base/file.h"
+#include "base/logging.h"
+#include "hub/ca.h"
+#include "hub/enrol.h"
+#include "hub/ingest.h"
+#include "hub/server.h"
+#include "hub/store.h"
+#ifdef OUTPOST_HUB_HAS_DASHBOARD
+#include "hub/dashboard.h"
+#endif
+#ifdef OUTPOST_HUB_HAS_IMPORT
+#include "hub/import.h"
+#endif
+
+namespace outpost::apps {
+namespace {
+
+struct HubFlags {
+  std::string config_path;
+  std::string data_dir;
+  std::string store_url;
+  std::string listen = "127.0.0.1:8443";
+  std::string operator_listen;
+  std::vector<std::string> policies;         // [TENANT=]FILE
+  std::vector<std::string> operator_tokens;  // TOKEN=TENANT
+  std::vector<std::string> server_names;
+  std::string web_dir;
+  uint64_t max_body_bytes = (uint64_t{16} << 20) + 4096;
+  size_t max_connections = 256;
+  std::string log_format = "text";
+  std::string log_level = "info";
+};
+
+struct SiteFlags {
+  std::string site;
+  std::string tenant;
+  std::string region;
+  int64_t token_ttl_s = 24 * 3600;
+  bool reissue = false;
+};
+
+Result<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return InvalidArgumentError("\"" + text + "\" is not HOST:PORT");
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned port = 0;
+  const char* begin = text.data() + colon + 1;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(begin, end, port);
+  if (ec != std::errc() || ptr != end || port > 65535) {
+    return InvalidArgumentError("\"" + text + "\" has no valid port");
+  }
+  return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+std::string UrlHost(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+// Reads the hub config (hub/FORMAT.md section 7) into `flags`; flags given on the command
+// line (recorded in `given`) win.
+Status LoadHubConfig(HubFlags& flags, const CLI::App& cmd) {
+  if (flags.config_path.empty()) return Status::Ok();
+  OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(flags.config_path, 1 << 20));
+  auto given = [&](const char* name) { return cmd.count(name) > 0; };
+  try {
+    YAML::Node root = YAML::Load(text);
+    if (!root.IsMap()) return InvalidArgumentError(flags.config_path + ": not a YAML mapping");
+    for (const auto& item : root) {
+      const std::string key = item.first.as<std::string>();
+      const YAML::Node& v = item.second;
+      if (key == "data_dir") {
+        if (!given("--data-dir")) flags.data_dir = v.as<std::string>();
+      } else if (key == "store") {
+        if (!given("--store")) flags.store_url = v.as<std::string>();
+      } else if (key == "listen") {
+        if (!given("--listen")) flags.listen = v.as<std::string>();
+      } else if (key == "operator_listen") {
+        if (!given("--operator-listen")) flags.operator_listen = v.as<std::string>();
+      } else if (key == "web_dir") {
+        if (!given("--web-dir")) flags.web_dir = v.as<std::string>();
+      } else if (key == "server_names") {
+        for (const auto& n : v) flags.server_names.push_back(n.as<std::string>());
+      } else if (key == "operators") {
+        for (const auto& op : v) {
+          flags.operator_tokens.push_back(op["token"].as<std::string>() + "=" +
+                                          op["tenant"].as<std::string>());
+        }
+      } else if (key == "policies") {
+        for (const auto& p : v) {
+          flags.policies.push_back(p["tenant"].as<std::string>() + "=" +
+                                   p["file"].as<std::string>());
+        }
+      } else if (key == "limits") {
+        for (const auto& limit : v) {
+          const std::string name = limit.first.as<std::string>();
+          if (name == "max_body_bytes") {
+            flags.max_body_bytes = limit.second.as<uint64_t>();
+          } else if (name == "max_connections") {
+            flags.max_connections = limit.second.as<size_t>();
+          } else {
+            return InvalidArgumentError(flags.config_path + ": unknown key \"limits." + name +
+                                        "\"");
+          }
+        }
+      } else {
+        return InvalidArgumentError(flags.config_path + ": unknown key \"" + key + "\"");
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return InvalidArgumentError(flags.config_path + ": " + e.what());
+  }
+  return Status::Ok();
+}
+
+Status PrepareDataDir(HubFlags& flags) {
+  if (flags.data_dir.empty()) return InvalidArgumentError("--data-dir (or data_dir:) is required");
+  OUTPOST_RETURN_IF_ERROR(MakeDirectories(flags.data_dir).WithContext("data_dir"));
+  ::chmod(flags.data_dir.c_str(), 0700);
+  if (flags.store_url.empty()) flags.store_url = "sqlite:" + JoinPath(flags.data_dir, "hub.db");
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<hub::Store>> OpenHubStore(const std::string& url) {
+  Result<std::unique_ptr<hub::Store>> store = hub::OpenStore(url);
+  if (!store.ok()) return store.status().WithContext("store");
+  return store;
+}
+
+Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
+  OUTPOST_RETURN_IF_ERROR(LoadHubConfig(flags, cmd));
+  OUTPOST_ASSIGN_OR_RETURN(LogFormat format, ParseLogFormat(flags.log_format));
+  OUTPOST_ASSIGN_OR_RETURN(LogLevel level, ParseLogLevel(flags.log_level));
+  SetLogOptions({.format = format, .min_level = level});
+  // SIGTERM and SIGINT are taken by sigwait below; blocked before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  OUTPOST_RETURN_IF_ERROR(PrepareDataDir(flags));
+  OUTPOST_ASSIGN_OR_RETURN(auto site_listen, ParseHostPort(flags.listen));
+  std::pair<std::string, uint16_t> operator_listen;
+  if (!flags.operator_listen.empty()) {
+    OUTPOST_ASSIGN_OR_RETURN(operator_listen, ParseHostPort(flags.operator_listen));
+  }
+  std::vector<std::string> names = flags.server_names;
+  names.push_back(site_listen.first);
+  if (!operator_listen.first.empty()) names.push_back(operator_listen.first);
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubCa> ca,
+                           hub::HubCa::OpenOrCreate(flags.data_dir, names));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, OpenHubStore(flags.store_url));
+
+  std::vector<std::pair<std::string, std::string>> policy_files;
+  for (const std::string& p : flags.policies) {
+    size_t eq = p.find('=');
+    if (eq == std::string::npos) {
+      policy_files.emplace_back("*", p);
+    } else {
+      policy_files.emplace_back(p.substr(0, eq), p.substr(eq + 1));
+    }
+  }
+  OUTPOST_ASSIGN_OR_RETURN(hub::PolicySet policies, hub::PolicySet::Load(policy_files));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubAuditLog> audit_log,
+                           hub::HubAuditLog::Open(JoinPath(flags.data_dir, "audit.log")));
+
+  hub::HubServiceOptions service_options;
+  service_options.limits.max_encoded_bytes = flags.max_body_bytes;
+  for (const std::string& t : flags.operator_tokens) {
+    size_t eq = t.rfind('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == t.size()) {
+      return InvalidArgumentError("--operator-token takes TOKEN=TENANT");
+    }
+    service_options.operator_tokens[t.substr(0, eq)] = t.substr(eq + 1);
+  }
+#ifdef OUTPOST_HUB_HAS_DASHBOARD
+  auto dashboard = std::make_unique<hub::Dashboard>(
+      store.get(), flags.web_dir.empty() ? hub::DefaultAssetsDir() : flags.web_dir);
+  service_options.dashboard = [d = dashboard.get()](const hub::HubRequest& r) {
+    return d->Handle(r);
+  };
+#endif
+  hub::Enrolment enrolment(*store, *ca);
+  hub::HubService service(*store, enrolment, policies, audit_log.get(),
+                          std::move(service_options));
+  hub::HubServerOptions server_options{
+      .site_address = site_listen.first,
+      .site_port = site_listen.second,
+      .operator_address = operator_listen.first,
+      .operator_port = operator_listen.second,
+      .ca_cert_path = ca->ca_path(),
+      .server_cert_path = ca->server_cert_path(),
+      .server_key_path = ca->server_key_path(),
+      .max_body_bytes = flags.max_body_bytes,
+      .max_connections = flags.max_connections};
+  OUTPOST_ASSIGN_OR_RETURN(
+      std::unique_ptr<hub::HubServer> server,
+      hub::HubServer::Start(
+          server_options,
+          [&service](const hub::HubRequest& r, const hub::PeerCredential& p) {
+            return service.HandleSite(r, p);
+          },
+          [&service](const hub::HubRequest& r) { return service.HandleOperator(r); }));
+  OUTPOST_LOG(kInfo) << "outpost hub serving" << Field("store", store->engine())
+                     << Field("site_port", server->site_port())
+                     << Field("operator_port", server->operator_port())
+                     << Field("ca_fingerprint", ca->fingerprint());
+  std::printf("listening on https://%s:%u\n", UrlHost(site_listen.first).c_str(),
+              static_cast<unsigned>(server->site_port()));
+  if (!operator_listen.first.empty()) {
+    std::printf("operator listening on %s://%s:%u\n", server->operator_tls() ? "https" : "http",
+                UrlHost(operator_listen.first).c_str(),
+                static_cast<unsigned>(server->operator_port()));
+  }
+  std::fflush(stdout);
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  OUTPOST_LOG(kInfo) << "shutting down: requests in progress finish, new ones are refused"
+                     << Field("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  server->Stop();
+  return Status::Ok();
+}
+
+Status RunSiteAdd(HubFlags flags, const SiteFlags& site) {
+  OUTPOST_RETURN_IF_ERROR(PrepareDataDir(flags));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubCa> ca,
+                           hub::HubCa::OpenOrCreate(flags.data_dir, flags.server_names));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, OpenHubStore(flags.store_url));
+  hub::Enrolment enrolment(*store, *ca);
+  OUTPOST_ASSIGN_OR_RETURN(
+      std::string token, enrolment.AddSite(site.site, site.tenant, site.region,
+                                           std::chrono::seconds(site.token_ttl_s), site.reissue));
+  std::printf("%s\n", token.c_str());
+  return Status::Ok();
+}
+
+Status RunSiteRevoke(HubFlags flags, const std::string& site_id) {
+  OUTPOST_RETURN_IF_ERROR(PrepareDataDir(flags));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, OpenHubStore(flags.store_url));
+  OUTPOST_RETURN_IF_ERROR(store->GetSite(site_id).status());
+  OUTPOST_RETURN_IF_ERROR(store->RevokeSite(site_id));
+  std::printf("revoked %s\n", site_id.c_str());
+  return Status::Ok();
+}
+
+void AddStoreFlags(CLI::App& cmd, HubFlags& flags) {
+  cmd.add_option("--data-dir", flags.data_dir, "The hub's data folder (CA, keys, default store)");
+  cmd.add_option("--store", flags.store_url,
+                 "Store URL: sqlite:PATH or postgresql://... (default sqlite:<data-dir>/hub.db)");
+}
+
+}  // namespace
+
+void AddHubCommand(CLI::App& app, Action& run) {
+  CLI::App* hub = app.add_subcommand("hub", "The hub: ingestion, enrolment, import, dashboard");
+  hub->require_subcommand(1);
+  auto flags = std::make_shared<HubFlags>();
+
+  CLI::App* serve = hub->add_subcommand("serve", "Serve sites (mTLS) and operators");
+  serve->add_option("--config", flags->config_path, "Hub config YAML (hub/FORMAT.md)");
+  AddStoreFlags(*serve, *flags);
+  serve->add_option("--listen", flags->listen, "HOST:PORT for sites (mutual TLS)")
+      ->capture_default_str();
+  serve->add_option("--operator-listen", flags->operator_listen,
+                    "HOST:PORT for operators and the dashboard (plain HTTP on loopback only)");
+  serve->add_option("--policy", flags->policies,
+                    "[TENANT=]FILE: the compliance policy for a tenant (no TENANT: every tenant)");
+  serve->add_option("--operator-token", flags->operator_tokens, "TOKEN=TENANT for an operator");
+  serve->add_option("--server-name", flags->server_names,
+                    "Extra DNS name or IP for the TLS certificate when it is created");
+  serve->add_option("--web-dir", flags->web_dir, "The dashboard's built assets");
+  serve->add_option("--max-body-bytes", flags->max_body_bytes, "Largest request body");
+  serve->add_option("--log-format", flags->log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  serve->add_option("--log-level", flags->log_level, "debug, info, warning or error")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
+  serve->callback([flags, serve, &run] {
+    run = [flags, serve] { return RunHubServe(*flags, *serve); };
+  });
+
+  CLI::App* site = hub->add_subcommand("site", "Manage sites");
+  site->require_subcommand(1);
+  auto site_flags = std::make_shared<SiteFlags>();
+  CLI::App* add = site->add_subcommand("add", "Create a site and print its one-time token");
+  AddStoreFlags(*add, *flags);
+  add->add_option("--site", site_flags->site, "Site id")->required();
+  add->add_option("--tenant", site_flags->tenant, "Tenant")->required();
+  add->add_option("--region", site_flags->region, "Region")->required();
+  add->add_option("--token-ttl", site_flags->token_ttl_s, "Token lifetime in seconds")
+      ->capture_default_str();
+  add->add_flag("--reissue", site_flags->reissue, "A new token for an enrolled site");
+  add->callback([flags, site_flags, &run] {
+    run = [flags, site_flags] { return RunSiteAdd(*flags, *site_flags); };
+  });
+  CLI::App* revoke = site->add_subcommand("revoke", "Revoke a site's credential");
+  AddStoreFlags(*revoke, *flags);
+  revoke->add_option("--site", site_flags->site, "Site id")->required();
+  revoke->callback([flags, site_flags, &run] {
+    run = [flags, site_flags] { return RunSiteRevoke(*flags, site_flags->site); };
+  });
+
+#ifdef OUTPOST_HUB_HAS_IMPORT
+  auto import_flags = std::make_shared<std::pair<std::string, std::string>>();
+  CLI::App* import_cmd = hub->add_subcommand("import", "Ingest an export file, write a receipt");
+  AddStoreFlags(*import_cmd, *flags);
+  import_cmd->add_option("--policy", flags->policies, "[TENANT=]FILE, as for serve");
+  import_cmd->add_option("file", import_flags->first, "The export file")->required();
+  import_cmd->add_option("--receipt", import_flags->second,
+                         "Where the receipt goes (default FILE.receipt)");
+  import_cmd->callback([flags, import_flags, &run] {
+    run = [flags, import_flags]() -> Status {
+      HubFlags f = *flags;
+      OUTPOST_RETURN_IF_ERROR(PrepareDataDir(f));
+      OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubCa> ca,
+                               hub::HubCa::OpenOrCreate(f.data_dir, f.server_names));
+      OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, OpenHubStore(f.store_url));
+      std::vector<std::pair<std::string, std::string>> policy_files;
+      for (const std::string& p : f.policies) {
+        size_t eq = p.find('=');
+        if (eq == std::string::npos) {
+          policy_files.emplace_back("*", p);
+        } else {
+          policy_files.emplace_back(p.substr(0, eq), p.substr(eq + 1));
+        }
+      }
+      OUTPOST_ASSIGN_OR_RETURN(hub::PolicySet policies, hub::PolicySet::Load(policy_files));
+      OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubAuditLog> audit_log,
+                               hub::HubAuditLog::Open(JoinPath(f.data_dir, "audit.log")));
+      hub::Enrolment enrolment(*store, *ca);
+      hub::HubService service(*store, enrolment, policies, audit_log.get(), {});
+      std::string receipt_path =
+          import_flags->second.empty() ? import_flags->first + ".receipt" : import_flags->second;
+      OUTPOST_ASSIGN_OR_RETURN(hub::ImportSummary summary,
+                               hub::ImportExport(service, *ca, import_flags->first, receipt_path));
+      std::printf("imported %s: %zu batches (%zu stored, %zu duplicate), %llu records stored; "
+                  "receipt %s\n",
+                  import_flags->first.c_str(), summary.batches, summary.batches_stored,
+                  summary.batches_duplicate,
+                  static_cast<unsigned long long>(summary.records_stored), receipt_path.c_str());
+      return Status::Ok();
+    };
+  });
+#endif
+
+  // The site side: `outpost enrol`.
+  auto enrol = std::make_shared<hub::EnrolSiteOptions>();
+  CLI::App* enrol_cmd = app.add_subcommand("enrol", "Enrol this site with a hub (one-time token)");
+  enrol_cmd->add_option("--hub", enrol->hub_url, "The hub's URL, https://HOST:PORT")->required();
+  enrol_cmd->add_option("--token", enrol->token, "The token `outpost hub site add` printed")
+      ->required();
+  enrol_cmd->add_option("--site", enrol->site_id, "This site's id")->required();
+  enrol_cmd->add_option("--credentials", enrol->credentials_dir,
+                        "Where the credential files go")
+      ->required();
+  enrol_cmd->add_flag("--force", enrol->force, "Replace existing credentials");
+  enrol_cmd->callback([enrol, &run] {
+    run = [enrol]() -> Status {
+      OUTPOST_RETURN_IF_ERROR(hub::EnrolSite(*enrol));
+      std::printf("enrolled %s; credentials in %s\n", enrol->site_id.c_str(),
+                  enrol->credentials_dir.c_str());
+      return Status::Ok();
+    };
+  });
+}
+
+}  // namespace outpost::apps

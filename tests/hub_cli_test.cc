@@ -1,0 +1,163 @@
+// `outpost hub` end to end: `hub site add` prints a token, `hub serve` prints its listeners,
+// `outpost enrol` writes the credential files, curl uploads a batch over mutual TLS with
+// them (stored, then a duplicate), refusals carry their reasons (no certificate, reused
+// token, revoked site), operators need a bearer token, and SIGTERM drains and exits 0.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <string>
+#include <vector>
+
+#include "base/file.h"
+#include "base/subprocess.h"
+#include "base/testing/test_util.h"
+#include "sync/batch.h"
+
+namespace outpost {
+namespace {
+
+using testing::TempDir;
+
+std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
+
+constexpr char kPolicy[] = R"(format: 1
+version: 1
+regions:
+  us: {raw: true}
+default_region: us
+kinds:
+  anomaly:
+    fields:
+      v: keep
+      score: keep
+)";
+
+// curl's status code and body ("%{http_code}" written after the body on its own line).
+struct CurlResult {
+  int status = 0;
+  std::string body;
+  int exit_code = -1;
+};
+
+CurlResult Curl(std::vector<std::string> args) {
+  std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "-w", "\n%{http_code}"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  RunResult r = RunProgram(argv);
+  CurlResult out;
+  out.exit_code = r.exit_code;
+  size_t nl = r.out.rfind('\n');
+  if (nl != std::string::npos) {
+    out.body = r.out.substr(0, nl);
+    out.status = std::atoi(r.out.c_str() + nl + 1);
+  }
+  return out;
+}
+
+TEST(HubCli, EnrolUploadRevokeAndDrain) {
+  TempDir dir;
+  const std::string data = dir.File("hub");
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("policy.yaml"), kPolicy));
+
+  RunResult add = RunProgram({Outpost(), "hub", "site", "add", "--data-dir", data, "--site",
+                              "plant-7", "--tenant", "acme", "--region", "us"});
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  ASSERT_FALSE(add.out.empty());
+  const std::string token = add.out.substr(0, add.out.find('\n'));
+  EXPECT_EQ(token.rfind("op1.", 0), 0u) << token;
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto hub, Subprocess::Start({Outpost(), "hub", "serve", "--data-dir", data, "--listen",
+                                   "127.0.0.1:0", "--operator-listen", "127.0.0.1:0", "--policy",
+                                   dir.File("policy.yaml"), "--operator-token", "op-secret=acme"},
+                                  dir.File("hub.log")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, hub->ReadLine());
+  ASSERT_EQ(line.rfind("listening on https://127.0.0.1:", 0), 0u) << line;
+  const std::string url = line.substr(std::string("listening on ").size());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string op_line, hub->ReadLine());
+  ASSERT_EQ(op_line.rfind("operator listening on http://127.0.0.1:", 0), 0u) << op_line;
+  const std::string op_url = op_line.substr(std::string("operator listening on ").size());
+
+  const std::string creds = dir.File("creds");
+  RunResult enrol = RunProgram({Outpost(), "enrol", "--hub", url, "--token", token, "--site",
+                                "plant-7", "--credentials", creds});
+  ASSERT_EQ(enrol.exit_code, 0) << enrol.err;
+  for (const char* f : {"site.key", "site.crt", "hub_ca.crt", "hub.url"}) {
+    EXPECT_TRUE(PathExists(JoinPath(creds, f))) << f;
+  }
+  RunResult reused = RunProgram({Outpost(), "enrol", "--hub", url, "--token", token, "--site",
+                                 "plant-7", "--credentials", dir.File("creds2")});
+  EXPECT_EQ(reused.exit_code, 1);
+  EXPECT_NE(reused.err.find("token_unknown"), std::string::npos) << reused.err;
+
+  sync::Batch batch{.site_id = "plant-7", .node_id = "n1", .stream = "pump"};
+  for (uint64_t seq = 1; seq <= 20; ++seq) {
+    batch.records.push_back({.seq = seq, .kind = 1, .created_ms = 1'700'000'000'000,
+                             .payload = "{\"v\":1,\"score\":0.5}"});
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, sync::EncodeBatch(batch));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("batch.bin"), bytes));
+  const std::vector<std::string> mtls = {
+      "--cacert", JoinPath(creds, "hub_ca.crt"), "--cert", JoinPath(creds, "site.crt"),
+      "--key", JoinPath(creds, "site.key"), "-H", "Content-Type: application/octet-stream",
+      "--data-binary", "@" + dir.File("batch.bin"), url + "/sync/v1/batches"};
+  CurlResult stored = Curl(mtls);
+  EXPECT_EQ(stored.status, 200) << stored.body;
+  EXPECT_NE(stored.body.find("\"outcome\":\"stored\""), std::string::npos) << stored.body;
+  EXPECT_NE(stored.body.find("\"records\":20"), std::string::npos) << stored.body;
+  CurlResult duplicate = Curl(mtls);
+  EXPECT_EQ(duplicate.status, 200);
+  EXPECT_NE(duplicate.body.find("\"outcome\":\"duplicate\""), std::string::npos) << duplicate.body;
+
+  // Without a certificate, and without trusting the hub CA at all.
+  CurlResult anonymous = Curl({"--cacert", JoinPath(creds, "hub_ca.crt"), "--data-binary",
+                               "@" + dir.File("batch.bin"), url + "/sync/v1/batches"});
+  EXPECT_EQ(anonymous.status, 401);
+  EXPECT_NE(anonymous.body.find("credential_missing"), std::string::npos) << anonymous.body;
+  CurlResult untrusting = Curl({"--data-binary", "@" + dir.File("batch.bin"),
+                                url + "/sync/v1/batches"});
+  EXPECT_NE(untrusting.exit_code, 0);  // curl refuses a server it cannot verify
+
+  // Operators.
+  CurlResult no_token = Curl({op_url + "/api/v1/sites"});
+  EXPECT_EQ(no_token.status, 401) << no_token.body;
+  CurlResult bad_token = Curl({"-H", "Authorization: Bearer nope", op_url + "/api/v1/sites"});
+  EXPECT_EQ(bad_token.status, 401) << bad_token.body;
+
+  // Revoked while serving: the next upload is refused.
+  RunResult revoke = RunProgram({Outpost(), "hub", "site", "revoke", "--data-dir", data,
+                                 "--site", "plant-7"});
+  ASSERT_EQ(revoke.exit_code, 0) << revoke.err;
+  CurlResult revoked = Curl(mtls);
+  EXPECT_EQ(revoked.status, 403);
+  EXPECT_NE(revoked.body.find("site_revoked"), std::string::npos) << revoked.body;
+
+  OUTPOST_ASSERT_OK(hub->Signal(SIGTERM));
+  EXPECT_EQ(hub->Wait(), 0);
+}
+
+TEST(HubCli, BadInvocationsFailWithOneLine) {
+  TempDir dir;
+  RunResult no_dir = RunProgram({Outpost(), "hub", "serve", "--listen", "127.0.0.1:0"});
+  EXPECT_EQ(no_dir.exit_code, 1);
+  EXPECT_NE(no_dir.err.find("--data-dir"), std::string::npos) << no_dir.err;
+  RunResult bad_site = RunProgram({Outpost(), "hub", "site", "add", "--data-dir", dir.path(),
+                                   "--site", "bad site", "--tenant", "t", "--region", "r"});
+  EXPECT_EQ(bad_site.exit_code, 1);
+  RunResult public_plain = RunProgram({Outpost(), "hub", "serve", "--data-dir", dir.path(),
+                                       "--listen", "127.0.0.1:0", "--operator-listen",
+                                       "nonsense:1"});
+  EXPECT_EQ(public_plain.exit_code, 1);
+  RunResult bad_token = RunProgram({Outpost(), "enrol", "--hub", "https://127.0.0.1:1",
+                                    "--token", "nope", "--site", "s", "--credentials",
+                                    dir.File("c")});
+  EXPECT_EQ(bad_token.exit_code, 1);
+  EXPECT_NE(bad_token.err.find("bad_token"), std::string::npos) << bad_token.err;
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("hub.yaml"), "listen: 127.0.0.1:0\nlistne: x\n"));
+  RunResult bad_config = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("hub.yaml"),
+                                     "--data-dir", dir.path()});
+  EXPECT_EQ(bad_config.exit_code, 1);
+  EXPECT_NE(bad_config.err.find("unknown key \"listne\""), std::string::npos) << bad_config.err;
+}
+
+}  // namespace
+}  // namespace outpost

@@ -1,0 +1,20 @@
+# `outpost hub` and `outpost enrol` as operators run them: real processes, real TLS sockets
+# on port 0, curl as the mutual-TLS client.
+if(TARGET outpost_hub)
+  outpost_test(hub_cli_test
+    SOURCES hub_cli_test.cc
+    DEPS outpost_hub outpost_sync outpost_testing
+    LABELS hub)
+  add_dependencies(hub_cli_test outpost)
+endif()
+
+# Export → import → receipt with real processes on both sides (needs `outpost export` and
+# `outpost hub import`).
+if(TARGET outpost_hub AND EXISTS ${PROJECT_SOURCE_DIR}/apps/export_command.cc
+   AND EXISTS ${PROJECT_SOURCE_DIR}/hub/import.cc AND EXISTS ${PROJECT_SOURCE_DIR}/sync/export.h)
+  outpost_test(hub_roundtrip_test
+    SOURCES hub_roundtrip_test.cc
+    DEPS outpost_hub outpost_sync outpost_outbox outpost_testing
+    LABELS hub)
+  add_dependencies(hub_roundtrip_test outpost)
+endif()
