@@ -469,6 +469,8 @@ class PostgresStore final : public Store {
   }
 
   Result<Site> GetSite(std::string_view site_id) override {
+    if (!ValidateId("site_id", site_id).ok()) return NotFoundError("no site " + std::string(site_id));
+
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(std::string("SELECT ") + kSiteColumns +
                                                  " FROM sites WHERE site_id = $1",
@@ -572,6 +574,10 @@ class PostgresStore final : public Store {
 
   Result<std::pair<uint64_t, std::string>> AuditHead(std::string_view site_id,
                                                      std::string_view node_id) override {
+    if (!ValidateId("site_id", site_id).ok() || !ValidateId("node_id", node_id).ok()) {
+      return std::make_pair(uint64_t{0}, ZeroHash());  // a head that cannot exist
+    }
+
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     OUTPOST_ASSIGN_OR_RETURN(
         auto r, c->Exec("SELECT seq, hash FROM audit_heads WHERE site_id = $1 AND node_id = $2",
@@ -582,6 +588,10 @@ class PostgresStore final : public Store {
 
   Result<std::vector<std::string>> AuditLines(std::string_view tenant, std::string_view site_id,
                                               size_t limit) override {
+    if (!ValidateId("tenant", tenant).ok() || !ValidateId("site_id", site_id).ok()) {
+      return NotFoundError("no site " + std::string(site_id));
+    }
+
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     OUTPOST_ASSIGN_OR_RETURN(
         auto site, c->Exec("SELECT 1 FROM sites WHERE site_id = $1 AND tenant = $2",
@@ -676,6 +686,12 @@ class PostgresStore final : public Store {
   }
 
   Result<bool> HasBatch(const BatchKey& key) override {
+    if (!ValidateId("site_id", key.site_id).ok() || !ValidateId("node_id", key.node_id).ok() ||
+        !ValidateId("stream", key.stream).ok() ||
+        !ValidateId("content_sha256", key.content_sha256).ok()) {
+      return false;
+    }
+
     if (key.first_seq > static_cast<uint64_t>(INT64_MAX) ||
         key.last_seq > static_cast<uint64_t>(INT64_MAX)) {
       return false;
@@ -713,6 +729,8 @@ class PostgresStore final : public Store {
 
   Status SetModelState(std::string_view name, int64_t version,
                        std::string_view state) override {
+    if (!ValidateId("model name", name).ok()) return NotFoundError("no model " + std::string(name));
+
     OUTPOST_RETURN_IF_ERROR(ValidateModelState(state));
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     OUTPOST_ASSIGN_OR_RETURN(
@@ -726,6 +744,8 @@ class PostgresStore final : public Store {
   }
 
   Result<std::vector<ModelEntry>> ListModels(std::string_view name) override {
+    if (!name.empty() && !ValidateId("model name", name).ok()) return std::vector<ModelEntry>{};
+
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     OUTPOST_ASSIGN_OR_RETURN(
         auto r, c->Exec("SELECT name, version, state, metrics_json, lineage_json, "
@@ -790,6 +810,7 @@ class PostgresStore final : public Store {
   }
 
   Status UpdateSite(const char* sql, std::vector<Param> params, std::string_view site_id) {
+    if (!ValidateId("site_id", site_id).ok()) return NotFoundError("no site " + std::string(site_id));
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(sql, params));
     if (r.affected() == 0) return NotFoundError("no site " + std::string(site_id));

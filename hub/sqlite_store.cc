@@ -141,6 +141,8 @@ class SqliteStore final : public Store {
   }
 
   Result<Site> GetSite(std::string_view site_id) override {
+    if (!ValidateId("site_id", site_id).ok()) return NotFoundError("no site " + std::string(site_id));
+
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare(std::string("SELECT ") + kSiteColumns +
                                                    " FROM sites WHERE site_id = ?1"));
@@ -151,6 +153,7 @@ class SqliteStore final : public Store {
   }
 
   Status SetCredential(std::string_view site_id, std::string_view serial) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateJson("serial", serial));
     if (serial.size() > kMaxIdBytes) return InvalidArgumentError("serial above 256 bytes");
     return UpdateSite("UPDATE sites SET credential_serial = ?2 WHERE site_id = ?1", site_id,
                       [&](Statement* st) { st->BindText(2, serial); });
@@ -227,12 +230,20 @@ class SqliteStore final : public Store {
 
   Result<std::pair<uint64_t, std::string>> AuditHead(std::string_view site_id,
                                                      std::string_view node_id) override {
+    if (!ValidateId("site_id", site_id).ok() || !ValidateId("node_id", node_id).ok()) {
+      return std::make_pair(uint64_t{0}, ZeroHash());  // a head that cannot exist
+    }
+
     std::lock_guard<std::mutex> lock(mu_);
     return AuditHeadLocked(site_id, node_id);
   }
 
   Result<std::vector<std::string>> AuditLines(std::string_view tenant, std::string_view site_id,
                                               size_t limit) override {
+    if (!ValidateId("tenant", tenant).ok() || !ValidateId("site_id", site_id).ok()) {
+      return NotFoundError("no site " + std::string(site_id));
+    }
+
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_RETURN_IF_ERROR(CheckTenantLocked(tenant, site_id));
     OUTPOST_ASSIGN_OR_RETURN(
@@ -366,6 +377,12 @@ class SqliteStore final : public Store {
   }
 
   Result<bool> HasBatch(const BatchKey& key) override {
+    if (!ValidateId("site_id", key.site_id).ok() || !ValidateId("node_id", key.node_id).ok() ||
+        !ValidateId("stream", key.stream).ok() ||
+        !ValidateId("content_sha256", key.content_sha256).ok()) {
+      return false;
+    }
+
     if (key.first_seq > static_cast<uint64_t>(INT64_MAX) ||
         key.last_seq > static_cast<uint64_t>(INT64_MAX)) {
       return false;
@@ -412,6 +429,8 @@ class SqliteStore final : public Store {
 
   Status SetModelState(std::string_view name, int64_t version,
                        std::string_view state) override {
+    if (!ValidateId("model name", name).ok()) return NotFoundError("no model " + std::string(name));
+
     OUTPOST_RETURN_IF_ERROR(ValidateModelState(state));
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_ASSIGN_OR_RETURN(
@@ -428,6 +447,8 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<ModelEntry>> ListModels(std::string_view name) override {
+    if (!name.empty() && !ValidateId("model name", name).ok()) return std::vector<ModelEntry>{};
+
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_ASSIGN_OR_RETURN(
         auto st, db_->Prepare("SELECT name, version, state, metrics_json, lineage_json, "
@@ -485,6 +506,7 @@ class SqliteStore final : public Store {
 
   template <typename Bind>
   Status UpdateSite(const char* sql, std::string_view site_id, Bind bind) {
+    if (!ValidateId("site_id", site_id).ok()) return NotFoundError("no site " + std::string(site_id));
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare(sql));
     st->BindText(1, site_id);

@@ -1,5 +1,6 @@
 // OpenStore and what both engines share (hub/store_internal.h).
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -210,6 +211,9 @@ Status ValidateNodeStatus(const NodeStatus& status) {
   OUTPOST_RETURN_IF_ERROR(ValidateId("site_id", status.site_id));
   OUTPOST_RETURN_IF_ERROR(ValidateId("node_id", status.node_id));
   OUTPOST_RETURN_IF_ERROR(ValidateJson("models_json", status.models_json));
+  if (status.autonomy_days && !std::isfinite(*status.autonomy_days)) {
+    return InvalidArgumentError("autonomy_days must be a finite number");
+  }
   if (status.backlog_records > static_cast<uint64_t>(INT64_MAX) ||
       status.backlog_bytes > static_cast<uint64_t>(INT64_MAX)) {
     return InvalidArgumentError("backlog above 2^63-1");

@@ -3,6 +3,7 @@
 // test gets a fresh database.
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -164,6 +165,16 @@ TEST_P(StoreContract, SitesAreCreatedReadUpdatedAndRevoked) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(s, store_->GetSite("s1"));
   EXPECT_TRUE(s.revoked);
 
+  // Names that could never be stored read as unknown on both engines.
+  EXPECT_EQ(store_->GetSite("bad\xff").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetSite("").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->TouchSite("bad\xff", 1).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->AuditLines("acme", "bad\xff", 1).status().code(), StatusCode::kNotFound);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto head, store_->AuditHead("bad\xff", "n"));
+  EXPECT_EQ(head.first, 0u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(bool has, store_->HasBatch(BatchKey{.site_id = "bad\xff"}));
+  EXPECT_FALSE(has);
+  EXPECT_EQ(store_->SetCredential("s1", "bad\xff").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->SetCredential("nope", "x").code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->RevokeSite("nope").code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->TouchSite("nope", 1).code(), StatusCode::kNotFound);
@@ -626,6 +637,9 @@ TEST_P(StoreContract, NodeStatusKeepsTheLatestReportPerNode) {
   EXPECT_EQ(*nb.autonomy_days, 2.5);
   EXPECT_EQ(nb.received_ms, 4000);
 
+  NodeStatus nan = a;
+  nan.autonomy_days = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_EQ(store_->PutNodeStatus(nan, 1).code(), StatusCode::kInvalidArgument);
   OUTPOST_ASSERT_OK(store_->PutNodeStatus(a, 5000));  // reported 100 < 200: ignored
   newer.reported_ms = 300;
   newer.autonomy_days = 1.0 / 3.0;
