@@ -1,6 +1,7 @@
-// libFuzzer target for what the hub parses from the network before anything is trusted:
-// enrolment tokens, certificates (PEM and DER, as peers and export files carry them), and
-// enrolment bodies through the real handler on a scratch SQLite store.
+// libFuzzer target for what the hub parses from the network: enrolment tokens, certificates
+// (PEM and DER, as peers and export files carry them), enrolment bodies, and an enrolled
+// site's status reports and batch uploads, through the real handlers on a scratch SQLite
+// store.
 #include <unistd.h>
 
 #include <cstdint>
@@ -12,6 +13,8 @@
 #include "base/clock.h"
 #include "hub/ca.h"
 #include "hub/enrol.h"
+#include "hub/ingest.h"
+#include "policy/policy.h"
 #include "hub/store.h"
 
 namespace {
@@ -22,6 +25,9 @@ struct World {
   std::unique_ptr<outpost::hub::Store> store;
   std::unique_ptr<outpost::hub::Enrolment> enrolment;
   outpost::FakeClock clock;
+  outpost::hub::PolicySet policies;
+  std::unique_ptr<outpost::hub::HubService> service;
+  outpost::hub::PeerCredential peer;
 };
 
 World* MakeWorld() {
@@ -34,6 +40,16 @@ World* MakeWorld() {
   world->enrolment =
       std::make_unique<outpost::hub::Enrolment>(*world->store, *world->ca, world->clock);
   (void)world->enrolment->AddSite("plant-7", "acme", "us", std::chrono::hours(1));
+  if (!world->store->SetCredential("plant-7", "abc").ok()) std::abort();
+  world->policies.Add("*", outpost::policy::ParsePolicy(
+                               "format: 1\nversion: 1\nregions: {us: {raw: true}}\n"
+                               "default_region: us\nkinds: {anomaly: {fields: {v: keep}}}\n")
+                               .value());
+  world->service = std::make_unique<outpost::hub::HubService>(
+      *world->store, *world->enrolment, world->policies, nullptr,
+      outpost::hub::HubServiceOptions{}, world->clock);
+  world->peer = {.presented = true, .verified = true,
+                 .certificate = {.common_name = "plant-7", .serial = "abc"}};
   return world;
 }
 
@@ -49,5 +65,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                    .body = std::string(input)};
   outpost::hub::HubResponse response = world->enrolment->Handle(request);
   if (response.status == 200) std::abort();  // no token in the corpus can be valid
+  for (const char* target : {"/sync/v1/status", "/sync/v1/batches"}) {
+    request.target = target;
+    (void)world->service->HandleSite(request, world->peer);
+  }
   return 0;
 }

@@ -319,6 +319,23 @@ BatchOutcome HubService::IngestDecoded(const Caller& caller, const sync::Decoded
                     true);
     }
     if (audit.from_seq != head->first) {
+      // A batch the hub already holds (a retry whose acknowledgement was lost, a replayed
+      // export) carries an audit segment the chain has moved past: it is a duplicate.
+      Result<bool> held = store_.HasBatch(key);
+      if (held.ok() && *held) {
+        Result<IngestResult> dup = store_.Ingest(key, records, std::nullopt,
+                                                 UnixMillis(clock_.Now()));
+        if (dup.ok() && dup->outcome == IngestOutcome::kDuplicate) {
+          BatchOutcome out;
+          out.key = key;
+          out.result = *dup;
+          out.records = records.size();
+          out.has_audit_head = true;
+          out.audit_seq = head->first;
+          out.audit_hash = head->second;
+          return out;
+        }
+      }
       // Overlapping or missing lines: the site re-sends from the hub's head (FORMAT.md).
       return gap("the audit segment starts at " + std::to_string(audit.from_seq) +
                  ", the hub holds " + std::to_string(head->first));

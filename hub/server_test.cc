@@ -440,6 +440,21 @@ TEST_P(HubServerTest, AuditChainContinuesAndTamperingIsDetected) {
   EXPECT_NE(audit.find("audit_edited"), std::string::npos);
 }
 
+TEST_P(HubServerTest, RetriedBatchWithItsAuditSegmentIsADuplicate) {
+  // The acknowledgement was lost: the site sends the same batch, audit segment and all, after
+  // the hub has moved its audit head past it.
+  Credential cred = Enrol("plant-7");
+  sync::Batch batch = MakeBatch("plant-7", 1, 2);
+  batch.audit = AuditLines("plant-7", policy::ChainHead{}, 2);
+  std::string bytes = Encode(batch);
+  HttpsResponse first = Post(cred, "/sync/v1/batches", bytes);
+  ASSERT_EQ(first.status, 200) << first.body;
+  HttpsResponse retry = Post(cred, "/sync/v1/batches", bytes);
+  EXPECT_EQ(retry.status, 200) << retry.body;
+  EXPECT_EQ(Json(retry.body, "outcome"), "duplicate");
+  EXPECT_EQ(store_->QueryRecords({.tenant = "acme"})->size(), 2u);
+}
+
 TEST_P(HubServerTest, LimitsAreEnforcedWithReasons) {
   Credential cred = Enrol("plant-7");
   // Over the listener's body limit.
