@@ -193,12 +193,16 @@ class Listener {
         }
         conns_.push_back(conn);
       }
-      std::thread([this, conn, s = std::move(socket)]() mutable {
+      // The socket belongs to ioc_: it must be gone before the connection leaves conns_,
+      // after which Stop may return and the listener be destroyed.
+      auto owned = std::make_unique<tcp::socket>(std::move(socket));
+      std::thread([this, conn, owned = std::move(owned)]() mutable {
         try {
-          Serve(std::move(s), *conn);
+          Serve(std::move(*owned), *conn);
         } catch (const std::exception& e) {
           OUTPOST_LOG(kError) << "hub connection ended by an exception" << Field("what", e.what());
         }
+        owned.reset();
         std::lock_guard<std::mutex> lock(mu_);
         conns_.remove(conn);
         if (conns_.empty()) done_.notify_all();
