@@ -513,8 +513,10 @@ Result<InstallResult> Installer::Switch(const std::string& op, uint64_t from, ui
     std::string v = name + "/" + std::to_string(version);
     if (target_names.count(name) == 0) {
       // The model leaves with the bundle: its whole folder goes.
+      const std::string& leaving = name;  // a structured binding cannot be captured (C++20)
       if (PathExists(JoinPath(repo, name)) &&
-          std::none_of(moves.begin(), moves.end(), [&](auto& mv) { return mv.from == name; })) {
+          std::none_of(moves.begin(), moves.end(),
+                       [&leaving](const Rename& mv) { return mv.from == leaving; })) {
         OUTPOST_RETURN_IF_ERROR(MakeDirectories(JoinPath(work, "old-models")));
         moves.push_back({name, w + "/old-models/" + name});
       }

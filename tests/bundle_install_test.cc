@@ -196,14 +196,17 @@ TEST_F(BundleInstallTest, KilledAtEveryStepTheRepositoryIsOldOrNew) {
   for (std::string s : {"checked", "committed", "root", "state", "finished"}) steps.push_back(s);
 
   for (const std::string op : {"install", "rollback"}) {
+    ASSERT_EQ(RunOutpost(Site(op + "-template", {"bundle", "install", b1_})).exit_code, 0);
+    if (op == "rollback") {
+      ASSERT_EQ(RunOutpost(Site(op + "-template", {"bundle", "install", b2_})).exit_code, 0);
+    }
     int killed = 0;
     for (const std::string& step : steps) {
       SCOPED_TRACE(op + " killed at " + step);
       std::string site = op + "-" + step;
-      ASSERT_EQ(RunOutpost(Site(site, {"bundle", "install", b1_})).exit_code, 0);
-      if (op == "rollback") {
-        ASSERT_EQ(RunOutpost(Site(site, {"bundle", "install", b2_})).exit_code, 0);
-      }
+      // Each step starts from a copy of the same installed site.
+      std::filesystem::copy(dir_.File(op + "-template"), dir_.File(site),
+                            std::filesystem::copy_options::recursive);
       const auto& before = op == "install" ? v1 : v2;
       const auto& after = op == "install" ? v2 : v1;
       std::vector<std::string> args =
