@@ -14,6 +14,7 @@
 #include "base/json_writer.h"
 #include "base/logging.h"
 #include "policy/crypto.h"
+#include "sync/audit_cursor.h"
 #include "sync/batch.h"
 
 namespace outpost::sync {
@@ -22,166 +23,7 @@ namespace {
 constexpr char kStateFile[] = "sync_state.json";
 constexpr char kAuditFile[] = "audit.log";
 
-struct Head {
-  uint64_t seq = 0;
-  std::string hash = std::string(64, '0');
-  friend bool operator==(const Head&, const Head&) = default;
-};
-
-// Reads {"audit_acked":{"seq":N,"hash":"..."}}; genesis when the file is absent or unreadable
-// (the hub then answers audit_gap with its head, and the forwarder seeks to it).
-Head ReadState(const std::string& path) {
-  Head head;
-  Result<std::string> text = ReadFile(path, 64 * 1024);
-  if (!text.ok()) return head;
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  if (parser.parse(*text).get(root) != simdjson::SUCCESS) return head;
-  uint64_t seq = 0;
-  std::string_view hash;
-  if (root["audit_acked"]["seq"].get_uint64().get(seq) != simdjson::SUCCESS ||
-      root["audit_acked"]["hash"].get_string().get(hash) != simdjson::SUCCESS ||
-      hash.size() != 64) {
-    return head;
-  }
-  head.seq = seq;
-  head.hash = std::string(hash);
-  return head;
-}
-
-// The audit head in a hub answer ("audit_head":{"seq":..,"hash":..}), if any.
-std::optional<Head> ParseHead(simdjson::dom::element root) {
-  uint64_t seq = 0;
-  std::string_view hash;
-  if (root["audit_head"]["seq"].get_uint64().get(seq) != simdjson::SUCCESS ||
-      root["audit_head"]["hash"].get_string().get(hash) != simdjson::SUCCESS ||
-      hash.size() != 64) {
-    return std::nullopt;
-  }
-  return Head{seq, std::string(hash)};
-}
-
 }  // namespace
-
-// Where the hub's acknowledged audit head lies in the node's audit log, and the lines after
-// it. Loop thread only.
-class Forwarder::AuditCursor {
- public:
-  AuditCursor(std::string log_path, std::string state_path)
-      : log_path_(std::move(log_path)), state_path_(std::move(state_path)) {}
-
-  // Positions at the head recorded in the state file (genesis when it does not match the log).
-  void Init() {
-    Head want = ReadState(state_path_);
-    if (!Seek(want)) {
-      OUTPOST_LOG(kWarning) << "sync state names an audit head the log does not hold; "
-                               "starting from genesis"
-                            << Field("seq", want.seq);
-      acked_ = Head{};
-      offset_ = 0;
-    }
-  }
-
-  const Head& acked() const { return acked_; }
-
-  // The lines after the acked head, at most `max_bytes` (whole lines).
-  Result<BatchAudit> Segment(size_t max_bytes) {
-    BatchAudit a{.from_seq = acked_.seq, .from_hash = acked_.hash, .to_seq = acked_.seq,
-                 .to_hash = acked_.hash};
-    int fd = ::open(log_path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ErrnoToStatus(errno, "open", log_path_);
-    std::string buf(max_bytes, '\0');
-    ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(offset_));
-    int error = errno;
-    ::close(fd);
-    if (n < 0) return ErrnoToStatus(error, "read", log_path_);
-    buf.resize(static_cast<size_t>(n));
-    size_t end = buf.rfind('\n');
-    if (end == std::string::npos) return a;
-    buf.resize(end + 1);
-    size_t start = 0;
-    std::string_view last;
-    uint64_t count = 0;
-    while (start < buf.size()) {
-      size_t nl = buf.find('\n', start);
-      last = std::string_view(buf).substr(start, nl - start);
-      ++count;
-      start = nl + 1;
-    }
-    a.to_seq = acked_.seq + count;
-    a.to_hash = policy::Sha256Hex(last);
-    a.lines = std::move(buf);
-    return a;
-  }
-
-  // The hub acknowledged `head`; `sent` is the segment that went with the batch.
-  void Acknowledge(const Head& head, const BatchAudit& sent) {
-    if (head == acked_) return;
-    if (head.seq == sent.to_seq && head.hash == sent.to_hash) {
-      acked_ = head;
-      offset_ += sent.lines.size();
-    } else if (!Seek(head)) {
-      OUTPOST_LOG(kWarning) << "the hub's audit head is not in this node's log"
-                            << Field("seq", head.seq);
-      return;
-    }
-    Persist();
-  }
-
-  // Moves to `head` when the log holds it (its line `seq` hashes to `hash`).
-  bool Seek(const Head& head) {
-    if (head.seq == 0) {
-      acked_ = Head{};
-      offset_ = 0;
-      return true;
-    }
-    Result<std::string> text = ReadFile(log_path_);
-    if (!text.ok()) return false;
-    size_t start = 0;
-    uint64_t seq = 0;
-    while (start < text->size()) {
-      size_t nl = text->find('\n', start);
-      if (nl == std::string::npos) break;
-      ++seq;
-      if (seq == head.seq) {
-        if (policy::Sha256Hex(std::string_view(*text).substr(start, nl - start)) != head.hash) {
-          return false;
-        }
-        acked_ = head;
-        offset_ = nl + 1;
-        Persist();
-        return true;
-      }
-      start = nl + 1;
-    }
-    return false;
-  }
-
- private:
-  void Persist() {
-    std::string out;
-    JsonWriter w(out);
-    w.BeginObject();
-    w.Key("audit_acked");
-    w.BeginObject();
-    w.Key("seq");
-    w.Uint(acked_.seq);
-    w.Key("hash");
-    w.String(acked_.hash);
-    w.EndObject();
-    w.EndObject();
-    out.push_back('\n');
-    Status s = WriteFileAtomically(state_path_, out);
-    if (!s.ok()) {
-      OUTPOST_LOG(kWarning) << "cannot write sync state" << Field("error", s);
-    }
-  }
-
-  std::string log_path_;
-  std::string state_path_;
-  Head acked_;
-  uint64_t offset_ = 0;
-};
 
 Forwarder::Forwarder(ForwarderOptions options, std::unique_ptr<HttpsClient> client,
                      std::unique_ptr<policy::AuditLog> audit, std::unique_ptr<AuditCursor> cursor,
@@ -410,8 +252,8 @@ Forwarder::Upload Forwarder::UploadGroup(const std::string& stream,
           NoteError("hub answered 200 without an acknowledgement: " + r->body.substr(0, 200));
           return Upload::kFailed;
         }
-        std::optional<Head> head = ParseHead(root);
-        cursor_->Acknowledge(head ? *head : Head{batch.audit->to_seq, batch.audit->to_hash},
+        std::optional<AuditHead> head = ParseAuditHead(r->body);
+        cursor_->Acknowledge(head ? *head : AuditHead{batch.audit->to_seq, batch.audit->to_hash},
                              *batch.audit);
         std::lock_guard<std::mutex> lock(mu_);
         ++stats_.batches_acked;
@@ -420,7 +262,7 @@ Forwarder::Upload Forwarder::UploadGroup(const std::string& stream,
         break;
       }
       if (r->status == 409 && reason == "audit_gap" && json && !retried_gap) {
-        std::optional<Head> head = ParseHead(root);
+        std::optional<AuditHead> head = ParseAuditHead(r->body);
         if (head && cursor_->Seek(*head)) {
           retried_gap = true;
           continue;

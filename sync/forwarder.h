@@ -34,6 +34,7 @@
 #include "policy/audit.h"
 #include "policy/evaluate.h"
 #include "policy/policy.h"
+#include "sync/audit_cursor.h"
 #include "sync/https_client.h"
 
 namespace outpost::sync {
@@ -99,7 +100,6 @@ class Forwarder {
   ForwarderStats Stats() const;
 
  private:
-  class AuditCursor;
   enum class Upload { kAcked, kSetAside, kFailed };
 
   Forwarder(ForwarderOptions options, std::unique_ptr<HttpsClient> client,

@@ -1,0 +1,62 @@
+// The export file: many encoded batches of one site and node in one file signed with the
+// site's key and carrying the site's certificate, for removable media (FORMAT.md section 4).
+// The site writes it with `outpost export`; the hub reads it with `outpost hub import` and
+// ingests each batch as if it had been uploaded.
+//
+//   OUTPOST_ASSIGN_OR_RETURN(std::string bytes, sync::WriteExport(file, site_key_pem));
+//   OUTPOST_ASSIGN_OR_RETURN(sync::ExportFile got, sync::ReadExport(bytes));  // signature
+//   OUTPOST_RETURN_IF_ERROR(sync::VerifyExportSite(got, site_ca_pem));           // who
+//
+// Pure functions; thread-safe.
+#ifndef OUTPOST_SYNC_EXPORT_H_
+#define OUTPOST_SYNC_EXPORT_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "sync/batch.h"
+
+namespace outpost::sync {
+
+struct ExportFile {
+  std::string cert_pem{};   // the site's certificate (site.crt)
+  std::string site_id{};
+  std::string node_id{};
+  int64_t created_ms = 0;
+  std::string export_id{};  // 16 raw bytes
+  std::vector<std::string> batches{};  // encoded batches (batch.h)
+};
+
+struct ExportLimits {
+  uint64_t max_file_bytes = uint64_t{4} << 30;
+  uint64_t max_cert_bytes = 16 * 1024;
+  uint64_t max_batches = 100'000;
+  // Each batch is also held to DecodeLimits::max_encoded_bytes when the caller decodes it.
+  uint64_t max_batch_bytes = uint64_t{16} << 20;
+};
+
+// Lowercase hex of an export id.
+std::string ExportIdHex(std::string_view export_id);
+
+// Encodes and signs `file` with the site's PEM Ed25519 private key. InvalidArgument for bad
+// names, an export id that is not 16 bytes, or over the limits.
+Result<std::string> WriteExport(const ExportFile& file, std::string_view key_pem);
+
+// Parses an export file and checks its signature against the certificate it carries. It does
+// not decode the batches (DecodeBatch does, each under its limits) nor trust the certificate
+// (VerifyExportSite). Errors: InvalidArgument / ResourceExhausted / PermissionDenied whose
+// message begins with a FORMAT.md reason code (export_truncated, export_bad_magic,
+// export_version, export_flags, export_too_large, export_cert, export_signature,
+// export_trailing_bytes).
+Result<ExportFile> ReadExport(std::string_view bytes, const ExportLimits& limits = {});
+
+// Checks that the export's certificate chains to `site_ca_pem` and names the export's site
+// (CN = site_id): PermissionDenied "export_cert: ..." or "export_site_mismatch: ...".
+Status VerifyExportSite(const ExportFile& file, std::string_view site_ca_pem);
+
+}  // namespace outpost::sync
+
+#endif  // OUTPOST_SYNC_EXPORT_H_
