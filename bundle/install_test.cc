@@ -164,6 +164,22 @@ TEST_F(InstallerTest, RecoveryUndoesBeforeTheCommitPointAndFinishesAfterIt) {
   ASSERT_TRUE(PathExists(dir_.File("mid/state/journal.json")));
   ASSERT_NE(Tree(dir_.File("mid/repo")), expected_[1]);  // switched, not committed
 
+  // A crash right after the commit point: installed.json names the new bundle and the
+  // journal's serial; the site state was not written yet.
+  std::filesystem::copy(dir_.File("mid"), dir_.File("committed"),
+                        std::filesystem::copy_options::recursive);
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("committed/state/installed.json"),
+                                        "{\"history\":[1,2],\"serial\":2}\n"));
+  {
+    auto finished = Open("committed");
+    ASSERT_NE(finished, nullptr);
+    EXPECT_EQ(Tree(dir_.File("committed/repo")), expected_[2]);
+    EXPECT_FALSE(PathExists(dir_.File("committed/state/journal.json")));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(SiteStatus st, finished->Describe());
+    EXPECT_EQ(st.installed, (std::vector<uint64_t>{1, 2}));
+    EXPECT_EQ(st.state.installed_version, 2u);
+  }
+
   auto undone = Open("mid");
   ASSERT_NE(undone, nullptr);
   EXPECT_EQ(Tree(dir_.File("mid/repo")), expected_[1]);
