@@ -4,7 +4,9 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <functional>
 #include <latch>
 #include <memory>
@@ -744,6 +746,113 @@ TEST(GrpcServer, StopLetsACallInFlightFinishAndThenRefusesCalls) {
   context.set_wait_for_ready(false);
   inference::ServerLiveResponse live;
   EXPECT_FALSE(stub->ServerLive(&context, {}, &live).ok());
+}
+
+// Echoes FP32 "x" as "y" and counts its runs; the first run waits until Release().
+class GateModel final : public engine::Model {
+ public:
+  GateModel() {
+    signature_.inputs.push_back({.name = "x", .type = engine::DataType::kFp32, .shape = {-1}});
+    signature_.outputs.push_back({.name = "y", .type = engine::DataType::kFp32, .shape = {-1}});
+  }
+  const engine::Signature& signature() const override { return signature_; }
+  std::string_view platform() const override { return "fake_gate"; }
+  Status Run(std::span<const engine::Tensor> inputs,
+             std::vector<engine::Tensor>& outputs) const override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (runs_++ == 0) {
+      entered_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [this] { return released_; });
+    }
+    outputs.assign(inputs.begin(), inputs.end());
+    return Status();
+  }
+  void WaitEntered() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return entered_; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  int runs() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return runs_;
+  }
+
+ private:
+  engine::Signature signature_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  mutable int runs_ = 0;
+  mutable bool entered_ = false;
+  bool released_ = false;
+};
+
+TEST(GrpcServerScheduling, CallCancelledWhileQueuedIsNotRunAndFullQueueIsUnavailable) {
+  auto gate = std::make_shared<GateModel>();
+  auto servable = std::make_shared<ServableModel>(*ReadyServable("gate", {{1, gate}}));
+  auto config = std::make_shared<ModelConfig>();
+  config->name = "gate";
+  config->batching.instance_count = 1;
+  config->batching.max_queue_size = 1;
+  servable->config = config;
+  servable->schedulers.clear();  // built by the repository from the config
+  auto repository = ModelRepository::FromModels({servable});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle handle, repository->Find("gate", std::nullopt));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto server,
+                               GrpcServer::Start(*repository, {.address = "127.0.0.1", .port = 0}));
+  auto stub = Connect(server->port());
+  auto request_of = [](float x) {
+    ModelInferRequest request;
+    request.set_model_name("gate");
+    AddInput(request, "x", "FP32", {1});
+    request.add_raw_input_contents(RawOf<float>({x}));
+    return request;
+  };
+
+  // The first call holds the only instance.
+  grpc::Status first_status;
+  ModelInferResponse first_response;
+  std::thread first([&] {
+    grpc::ClientContext context;
+    first_status = stub->ModelInfer(&context, request_of(1), &first_response);
+  });
+  gate->WaitEntered();
+
+  // The second waits in the queue until its deadline cancels it.
+  grpc::ClientContext short_context;
+  short_context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+  std::thread second([&] {
+    ModelInferResponse response;
+    grpc::Status status = stub->ModelInfer(&short_context, request_of(2), &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  });
+  while (handle.stats->queue_depth.load() != 1) std::this_thread::yield();
+  // The queue (of 1) is full: a third call is refused at once.
+  {
+    grpc::ClientContext context;
+    ModelInferResponse response;
+    grpc::Status status = stub->ModelInfer(&context, request_of(3), &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_NE(status.error_message().find("queue"), std::string::npos) << status.error_message();
+  }
+  second.join();
+  // The server notices the cancelled call and takes it out of the queue without running it.
+  while (handle.stats->queue_depth.load() != 0) std::this_thread::yield();
+  gate->Release();
+  first.join();
+  ASSERT_TRUE(first_status.ok()) << first_status.error_message();
+  EXPECT_EQ(ValuesOf<float>(first_response.raw_output_contents(0)), (std::vector<float>{1}));
+  EXPECT_EQ(gate->runs(), 1);
+  // Room again.
+  grpc::ClientContext context;
+  ModelInferResponse response;
+  ASSERT_TRUE(stub->ModelInfer(&context, request_of(4), &response).ok());
+  EXPECT_EQ(gate->runs(), 2);
+  server->Stop(std::chrono::seconds(5));
 }
 
 }  // namespace
