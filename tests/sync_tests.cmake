@@ -15,3 +15,10 @@ outpost_test(sync_fault_test
   LABELS sync
   TIMEOUT 300)
 add_dependencies(sync_fault_test outpost sync_test_hub)
+
+# `outpost export` and `outpost import-receipt` at the site.
+outpost_test(sync_export_test
+  SOURCES sync_export_test.cc sync_test_support.cc
+  DEPS outpost_apps outpost_sync outpost_testing simdjson::simdjson
+  LABELS sync)
+add_dependencies(sync_export_test outpost)
