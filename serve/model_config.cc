@@ -156,6 +156,47 @@ Result<BatchingConfig> ParseBatching(const YAML::Node& node, int64_t max_batch_s
   return batching;
 }
 
+Result<ShadowConfig> ParseShadow(const YAML::Node& node) {
+  ShadowConfig shadow;
+  if (!node) return shadow;
+  if (!node.IsMap()) return InvalidArgumentError("shadow must be a map");
+  OUTPOST_RETURN_IF_ERROR(
+      CheckKeys(node, {"version", "decision_threshold", "tolerance", "promote"}, "shadow"));
+  if (!node["version"]) return InvalidArgumentError("shadow needs a version");
+  shadow.version = node["version"].as<int64_t>();
+  if (shadow.version < 1) return InvalidArgumentError("shadow.version must be a positive integer");
+  auto number = [](const YAML::Node& n, const char* key, double low, double high,
+                   double& out) -> Status {
+    if (!n[key]) return Status();
+    const double v = n[key].as<double>();
+    if (!(v >= low && v <= high)) {
+      return InvalidArgumentError("shadow: " + std::string(key) + " must be within " +
+                                  std::to_string(low) + ".." + std::to_string(high));
+    }
+    out = v;
+    return Status();
+  };
+  OUTPOST_RETURN_IF_ERROR(number(node, "decision_threshold", -1e9, 1e9,
+                                 shadow.decision_threshold));
+  OUTPOST_RETURN_IF_ERROR(number(node, "tolerance", 0, 1e9, shadow.tolerance));
+  if (const YAML::Node& rule = node["promote"]) {
+    if (!rule.IsMap()) return InvalidArgumentError("shadow.promote must be a map");
+    OUTPOST_RETURN_IF_ERROR(CheckKeys(
+        rule, {"min_requests", "min_agreement", "min_labelled", "min_accuracy_gain"},
+        "shadow.promote"));
+    double requests = static_cast<double>(shadow.promote.min_requests);
+    double labelled = static_cast<double>(shadow.promote.min_labelled);
+    OUTPOST_RETURN_IF_ERROR(number(rule, "min_requests", 1, 1e9, requests));
+    OUTPOST_RETURN_IF_ERROR(number(rule, "min_labelled", 0, 1e9, labelled));
+    OUTPOST_RETURN_IF_ERROR(number(rule, "min_agreement", 0, 1, shadow.promote.min_agreement));
+    OUTPOST_RETURN_IF_ERROR(
+        number(rule, "min_accuracy_gain", -1, 1, shadow.promote.min_accuracy_gain));
+    shadow.promote.min_requests = static_cast<int64_t>(requests);
+    shadow.promote.min_labelled = static_cast<int64_t>(labelled);
+  }
+  return shadow;
+}
+
 Result<ModelConfig> ParseNode(const YAML::Node& root, std::string_view folder_name) {
   ModelConfig config;
   config.name = std::string(folder_name);
@@ -163,7 +204,7 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, std::string_view folder_na
   if (!root.IsMap()) return InvalidArgumentError("config.yaml must be a map of keys");
   OUTPOST_RETURN_IF_ERROR(CheckKeys(root,
                                     {"name", "backend", "version_policy", "max_batch_size", "inputs",
-                                     "outputs", "parameters", "insight", "batching"},
+                                     "outputs", "parameters", "insight", "batching", "shadow"},
                                     "config.yaml"));
   if (root["name"]) {
     OUTPOST_ASSIGN_OR_RETURN(std::string name, ParseName(root["name"], "model"));
@@ -187,6 +228,7 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, std::string_view folder_na
   }
   OUTPOST_ASSIGN_OR_RETURN(config.batching,
                            ParseBatching(root["batching"], config.max_batch_size));
+  OUTPOST_ASSIGN_OR_RETURN(config.shadow, ParseShadow(root["shadow"]));
   OUTPOST_ASSIGN_OR_RETURN(config.inputs, ParseTensors(root["inputs"], "inputs"));
   OUTPOST_ASSIGN_OR_RETURN(config.outputs, ParseTensors(root["outputs"], "outputs"));
   if (const YAML::Node& params = root["parameters"]) {
@@ -223,6 +265,29 @@ Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, std::string_vie
   try {
     YAML::Node root = YAML::Load(std::string(yaml_text));
     return ParseNode(root, folder_name);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgumentError(std::string("config.yaml: ") + e.what());
+  }
+}
+
+Result<std::string> ConfigAfterShadow(std::string_view yaml_text, std::string_view folder_name,
+                                      const std::vector<int64_t>& versions) {
+  OUTPOST_RETURN_IF_ERROR(ParseModelConfig(yaml_text, folder_name).status());
+  if (versions.empty()) return InvalidArgumentError("a version policy needs a version");
+  try {
+    YAML::Node root = YAML::Load(std::string(yaml_text));
+    root.remove("shadow");
+    YAML::Node policy(YAML::NodeType::Map);
+    YAML::Node list(YAML::NodeType::Sequence);
+    for (int64_t v : versions) list.push_back(v);
+    policy["specific"] = list;
+    root["version_policy"] = policy;
+    YAML::Emitter emitter;
+    emitter << root;
+    if (!emitter.good()) return InternalError("config.yaml: " + emitter.GetLastError());
+    std::string text = std::string(emitter.c_str()) + "\n";
+    OUTPOST_RETURN_IF_ERROR(ParseModelConfig(text, folder_name).status());
+    return text;
   } catch (const YAML::Exception& e) {
     return InvalidArgumentError(std::string("config.yaml: ") + e.what());
   }

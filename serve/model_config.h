@@ -19,6 +19,12 @@
 //     - {name: probability, datatype: FP32, shape: [-1]}
 //   parameters:               # backend-specific strings, e.g. xgboost's predict: margin
 //     predict: value
+//   shadow:                   # one version scored beside the champion, never answering
+//     version: 3              #   (serve/shadow.h; serve/FORMAT.md, section "Shadow mode")
+//     decision_threshold: 0.5 #   a score >= this is a positive decision
+//     tolerance: 0.0          #   |champion - shadow| <= this also counts as agreement
+//     promote: {min_requests: 200, min_agreement: 0.9, min_labelled: 20,
+//               min_accuracy_gain: 0.0}
 //
 // Keys Outpost does not know are rejected (a typo must not silently change behaviour), except
 // under `insight:`, which insight/rules.h reads.
@@ -58,6 +64,22 @@ struct BatchingConfig {
   int64_t default_timeout_microseconds = 0;
 };
 
+// The `shadow:` section: a version scored beside the champion on every request, whose
+// answers are compared and never returned, promoted or dropped by `promote`'s rule once
+// min_requests rows were compared and min_labelled of them got feedback.
+struct ShadowRule {
+  int64_t min_requests = 200;      // 1..1e9
+  double min_agreement = 0.9;      // 0..1
+  int64_t min_labelled = 20;       // 0..1e9
+  double min_accuracy_gain = 0.0;  // -1..1: shadow accuracy - champion accuracy
+};
+struct ShadowConfig {
+  int64_t version = 0;  // 0 = no shadow
+  double decision_threshold = 0.5;
+  double tolerance = 0.0;  // >= 0
+  ShadowRule promote;
+};
+
 struct ModelConfig {
   std::string name;
   std::string backend;
@@ -71,11 +93,18 @@ struct ModelConfig {
   // The config has an `insight:` section (insight/rules.h parses it): its rules must fit
   // every version's signature.
   bool has_insight_section = false;
+  ShadowConfig shadow;
 };
 
 // Parses config.yaml text. `folder_name` is the model's folder; the config's `name`, when
 // given, must equal it. InvalidArgument with the offending key otherwise.
 Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, std::string_view folder_name);
+
+// config.yaml text after a shadow's outcome: the `shadow:` section removed and the version
+// policy set to `specific: versions` (the promoted shadow, or the champion it lost to), the
+// rest kept (comments are not). InvalidArgument when the text is not a valid config.
+Result<std::string> ConfigAfterShadow(std::string_view yaml_text, std::string_view folder_name,
+                                      const std::vector<int64_t>& versions);
 
 }  // namespace outpost::serve
 
