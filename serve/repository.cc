@@ -236,8 +236,14 @@ std::shared_ptr<const ServableModel> ModelRepository::LoadFromDisk(
     }
   }
   std::sort(available.begin(), available.end());
-  std::vector<int64_t> wanted = servable->config->version_policy.Select(available);
+  // A shadow version is loaded beside the policy's, which chooses among the others.
+  const int64_t shadow_version = servable->config->shadow.version;
+  std::vector<int64_t> others = available;
+  std::erase(others, shadow_version);
+  std::vector<int64_t> wanted = servable->config->version_policy.Select(others);
+  if (shadow_version > 0) wanted.push_back(shadow_version);
   std::sort(wanted.begin(), wanted.end());
+  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
   if (wanted.empty()) {
     servable->error = "model \"" + name + "\" has no version folder (e.g. " + dir + "/1/)";
     OUTPOST_LOG(kError) << "model has no versions" << Field("model", name);
@@ -513,24 +519,34 @@ Result<ModelHandle> ModelRepository::Find(std::string_view name,
       if (reason.empty() && !servable->versions.empty()) reason = servable->versions.back().reason;
       return UnavailableError("model \"" + std::string(name) + "\" is not ready: " + reason);
     }
-    const size_t i = servable->ready.size() - 1;
+    size_t i = servable->ready.size() - 1;
+    const int64_t shadow_version = servable->config ? servable->config->shadow.version : 0;
+    while (i > 0 && servable->ready[i].first == shadow_version) --i;
+    if (servable->ready[i].first == shadow_version) {
+      return UnavailableError("model \"" + std::string(name) +
+                              "\" is not ready: only its shadow version is loaded");
+    }
     const auto& [v, model] = servable->ready[i];
     return ModelHandle{.servable = servable,
                        .version = v,
                        .model = model.get(),
                        .stats = stats_at(i),
                        .insight_rules = rules_at(i),
-                       .scheduler = scheduler_at(i)};
+                       .scheduler = scheduler_at(i),
+                       .shadow = shadow_version > 0 ? shadow_runner_.load() : nullptr};
   }
   for (size_t i = 0; i < servable->ready.size(); ++i) {
     const auto& [v, model] = servable->ready[i];
     if (v == *version) {
-      return ModelHandle{.servable = servable,
-                         .version = v,
-                         .model = model.get(),
-                         .stats = stats_at(i),
-                         .insight_rules = rules_at(i),
-                         .scheduler = scheduler_at(i)};
+      const int64_t shadow_version = servable->config ? servable->config->shadow.version : 0;
+      return ModelHandle{
+          .servable = servable,
+          .version = v,
+          .model = model.get(),
+          .stats = stats_at(i),
+          .insight_rules = rules_at(i),
+          .scheduler = scheduler_at(i),
+          .shadow = shadow_version > 0 && v != shadow_version ? shadow_runner_.load() : nullptr};
     }
   }
   for (const VersionStatus& s : servable->versions) {

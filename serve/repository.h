@@ -21,6 +21,7 @@
 #ifndef OUTPOST_SERVE_REPOSITORY_H_
 #define OUTPOST_SERVE_REPOSITORY_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -39,6 +40,8 @@
 #include "serve/scheduler.h"
 
 namespace outpost::serve {
+
+class ShadowRunner;  // serve/shadow.h
 
 enum class VersionState { kReady, kUnavailable };
 std::string_view VersionStateName(VersionState state);  // "READY" / "UNAVAILABLE"
@@ -104,6 +107,9 @@ struct ModelHandle {
   // Where the version's requests queue, owned by `servable`; null = run on the caller's
   // thread at once.
   Scheduler* scheduler = nullptr;
+  // Set when the model's config names a shadow version other than this one and the
+  // repository has a shadow runner: RunInference offers each scored batch to it.
+  ShadowRunner* shadow = nullptr;
 };
 
 // The scheduler options a model config asks for (instance_count 0 = one per core).
@@ -138,7 +144,9 @@ class ModelRepository {
   static std::unique_ptr<ModelRepository> FromModels(
       std::vector<std::shared_ptr<const ServableModel>> models, RepositoryOptions options = {});
 
-  // The model to run. `version` absent = the highest ready version.
+  // The model to run. `version` absent = the highest ready version other than the config's
+  // shadow version (the shadow is loaded beside the versions its policy selects, and
+  // answers only when asked for by number).
   // NotFound: unknown model, or a version that is not served. Unavailable: the model or that
   // version exists but failed to load (the reason is in the message).
   Result<ModelHandle> Find(std::string_view name, std::optional<int64_t> version) const;
@@ -173,6 +181,11 @@ class ModelRepository {
 
   const RepositoryOptions& options() const { return options_; }
 
+  // The runner that scores shadow versions (serve/shadow.h); null = shadows are loaded but
+  // not scored. Not owned; must outlive its use, so set it to null before it goes.
+  void SetShadowRunner(ShadowRunner* runner) { shadow_runner_.store(runner); }
+  ShadowRunner* shadow_runner() const { return shadow_runner_.load(); }
+
  private:
   struct Snapshot {
     std::vector<std::shared_ptr<const ServableModel>> models;  // sorted by name
@@ -199,6 +212,7 @@ class ModelRepository {
   // model do not race; Find() never takes it. Guards stats_.
   std::mutex reload_mu_;
   std::map<std::pair<std::string, int64_t>, std::shared_ptr<ModelStats>> stats_;
+  std::atomic<ShadowRunner*> shadow_runner_{nullptr};
 };
 
 // Loads one model version's file with the backend named in `config`. Exposed for the
