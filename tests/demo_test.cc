@@ -1,0 +1,257 @@
+// `outpost demo` end to end: runs the whole loop (a hub and two sites as real processes) with
+// --summary, then checks every step's outcome independently of the demo's own account:
+//   - records: what the hub's store holds for each site, counted through the store, equals what
+//     the site produced (its outbox's gapless seqs) minus what is still held there, evicted,
+//     quarantined or withheld by policy (the site's audit log); every operator label arrived;
+//     site B's records came only by export file and its receipts emptied its outbox;
+//   - retraining: metrics.json says the challenger beat the champion on the holdout by the
+//     margin, and the registry holds version 2 as bundled;
+//   - serving: the version the bundle installed serves at both sites (asked of an edge started
+//     on each site's model repository), with XGBoost's own predictions of the new model.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <simdjson.h>
+
+#include <charconv>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "apps/http_client.h"
+#include "base/file.h"
+#include "base/subprocess.h"
+#include "base/testing/test_util.h"
+#include "hub/store.h"
+#include "train/synthetic.h"
+#include "train/xgboost_trainer.h"
+
+namespace outpost {
+namespace {
+
+std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
+
+uint64_t Sql(const std::string& db, const std::string& sql) {
+  RunResult r = RunProgram({"/usr/bin/sqlite3", "-batch", "-noheader", db, sql});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  uint64_t v = 0;
+  std::from_chars(r.out.data(), r.out.data() + r.out.size(), v);
+  return v;
+}
+
+// Records of `site` in the hub's store, by kind.
+std::map<std::string, uint64_t> HubKinds(hub::Store& store, const std::string& site) {
+  std::map<std::string, uint64_t> kinds;
+  hub::RecordQuery q{.tenant = "demo", .site_id = site, .limit = 10000};
+  while (true) {
+    auto page = store.QueryRecords(q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    if (!page.ok()) break;
+    for (const hub::HubRecord& r : *page) {
+      q.after_id = std::max(q.after_id, r.id);
+      ++kinds[r.kind];
+    }
+    if (page->size() < q.limit) break;
+  }
+  return kinds;
+}
+
+// Records the site's policy did not let out: distinct (stream, seq) with a decision other
+// than "allowed" in its audit log.
+uint64_t Withheld(const std::string& audit_path) {
+  if (!PathExists(audit_path)) return 0;
+  auto text = ReadFile(audit_path);
+  EXPECT_TRUE(text.ok());
+  std::set<std::pair<std::string, uint64_t>> dropped;
+  simdjson::dom::parser parser;
+  size_t start = 0;
+  while (text.ok() && start < text->size()) {
+    size_t end = text->find('\n', start);
+    if (end == std::string::npos) break;
+    simdjson::dom::element e;
+    EXPECT_FALSE(parser.parse(text->data() + start, end - start).get(e));
+    std::string_view decision, stream;
+    uint64_t rseq = 0;
+    if (!e["decision"].get_string().get(decision) && decision != "allowed" &&
+        !e["stream"].get_string().get(stream) && !e["rseq"].get_uint64().get(rseq)) {
+      dropped.emplace(std::string(stream), rseq);
+    }
+    start = end + 1;
+  }
+  return dropped.size();
+}
+
+TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
+  testing::TempDir dir;
+  const std::string work = dir.File("demo");
+  const std::string summary_path = dir.File("summary.json");
+  RunResult demo = RunProgram({Outpost(), "demo", "--workdir", work, "--summary", summary_path,
+                               "--rows", "900"});
+  std::printf("%s", demo.out.c_str());
+  ASSERT_EQ(demo.exit_code, 0) << demo.err;
+  EXPECT_NE(demo.out.find("shadow mode is not available"), std::string::npos);
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string summary_text, ReadFile(summary_path));
+  simdjson::dom::parser parser;
+  simdjson::dom::element summary;
+  ASSERT_FALSE(parser.parse(summary_text).get(summary)) << summary_text;
+  std::string_view store_url;
+  ASSERT_FALSE(summary["store"].get_string().get(store_url));
+  auto opened = hub::OpenStore(store_url);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  hub::Store& store = **opened;
+
+  // Retraining: the challenger beat the champion on the holdout, by metrics.json itself.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string metrics_text,
+                               ReadFile(JoinPath(work, "hub/models/pump-2/metrics.json")));
+  simdjson::dom::parser metrics_parser;
+  simdjson::dom::element metrics;
+  ASSERT_FALSE(metrics_parser.parse(metrics_text).get(metrics));
+  std::string_view decision;
+  double challenger_auc = 0, champion_auc = 0, margin = 0;
+  int64_t holdout_rows = 0, champion_version = 0;
+  ASSERT_FALSE(metrics["decision"].get_string().get(decision));
+  ASSERT_FALSE(metrics["challenger"]["auc"].get_double().get(challenger_auc)) << metrics_text;
+  ASSERT_FALSE(metrics["champion"]["auc"].get_double().get(champion_auc)) << metrics_text;
+  ASSERT_FALSE(metrics["champion"]["version"].get_int64().get(champion_version));
+  ASSERT_FALSE(metrics["margin"].get_double().get(margin));
+  ASSERT_FALSE(metrics["holdout"]["rows"].get_int64().get(holdout_rows));
+  EXPECT_EQ(decision, "candidate");
+  EXPECT_EQ(champion_version, 1);
+  EXPECT_GT(holdout_rows, 100);
+  EXPECT_GE(challenger_auc, champion_auc + margin) << metrics_text;
+  double summary_auc = 0;
+  ASSERT_FALSE(summary["challenger"]["auc"].get_double().get(summary_auc));
+  EXPECT_DOUBLE_EQ(summary_auc, challenger_auc);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::vector<hub::ModelEntry> models, store.ListModels("pump"));
+  ASSERT_EQ(models.size(), 2u);
+  EXPECT_EQ(models[0].version, 2);
+  EXPECT_EQ(models[0].state, "bundled");
+  EXPECT_EQ(models[1].state, "bundled");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string new_model, ReadFile(models[0].artifact_path));
+
+  simdjson::dom::array sites;
+  ASSERT_FALSE(summary["sites"].get_array().get(sites));
+  int seen = 0;
+  for (simdjson::dom::element s : sites) {
+    ++seen;
+    std::string_view id_view, data_view, models_view, serving;
+    int64_t readings = 0, feedback = 0;
+    bool live = false;
+    ASSERT_FALSE(s["site_id"].get_string().get(id_view));
+    ASSERT_FALSE(s["data_dir"].get_string().get(data_view));
+    ASSERT_FALSE(s["models"].get_string().get(models_view));
+    ASSERT_FALSE(s["serving_after"].get_string().get(serving));
+    ASSERT_FALSE(s["readings"].get_int64().get(readings));
+    ASSERT_FALSE(s["feedback"].get_int64().get(feedback));
+    ASSERT_FALSE(s["live"].get_bool().get(live));
+    const std::string id(id_view), data(data_view), repo(models_view);
+    SCOPED_TRACE(id);
+    EXPECT_EQ(readings, 900);
+    EXPECT_EQ(feedback, 900);
+    EXPECT_EQ(serving, "2");
+
+    // The account, from the site's own files and the hub's store.
+    const std::string db = JoinPath(data, "outbox.db");
+    EXPECT_EQ(Sql(db, "SELECT COUNT(*) FROM meta WHERE key='seq_floor' AND value > 1;"), 0u);
+    const uint64_t produced = Sql(db, "SELECT COALESCE(SUM(next_seq - 1), 0) FROM streams;");
+    const uint64_t held = Sql(db, "SELECT COUNT(*) FROM records;");
+    const uint64_t evicted =
+        Sql(db, "SELECT COALESCE(SUM(value), 0) FROM counters WHERE name LIKE 'evicted_records.%';");
+    const uint64_t quarantined =
+        Sql(db, "SELECT COALESCE(SUM(value), 0) FROM counters WHERE name = 'quarantined_records';");
+    const uint64_t withheld = Withheld(JoinPath(data, "audit.log"));
+    std::map<std::string, uint64_t> kinds = HubKinds(store, id);
+    uint64_t at_hub = 0;
+    for (const auto& [kind, n] : kinds) at_hub += n;
+    EXPECT_GT(produced, 2u * 900u);
+    EXPECT_EQ(at_hub, produced - held - evicted - quarantined - withheld)
+        << "produced " << produced << " held " << held << " evicted " << evicted
+        << " quarantined " << quarantined << " withheld " << withheld;
+    uint64_t summary_at_hub = 0;
+    ASSERT_FALSE(s["at_hub"].get_uint64().get(summary_at_hub));
+    EXPECT_EQ(summary_at_hub, at_hub);
+    // Every label and every scored reading (the sample rule keeps all) reached the hub, and
+    // the insight rules' records came with them.
+    EXPECT_EQ(kinds["feedback"], 900u);
+    EXPECT_EQ(kinds["sample"], 900u);
+    EXPECT_GT(kinds["anomaly"], 0u);
+    EXPECT_GT(kinds["drift"], 0u);
+    EXPECT_GT(kinds["event"], 0u);  // the bundle installs
+    if (!live) {
+      // Site B: only by file. Everything exported was stored, and the receipts emptied the
+      // outbox of it.
+      uint64_t exported = 0, imported = 0, deleted = 0;
+      ASSERT_FALSE(s["exported"].get_uint64().get(exported));
+      ASSERT_FALSE(s["imported_at_hub"].get_uint64().get(imported));
+      ASSERT_FALSE(s["receipt_deleted"].get_uint64().get(deleted));
+      EXPECT_EQ(imported, at_hub);
+      EXPECT_EQ(exported, at_hub);
+      EXPECT_EQ(deleted, at_hub);
+      EXPECT_EQ(held, 0u);
+    }
+
+    // The installed version serves at the site: an edge on the site's repository answers
+    // version 2 only, with the new model's own predictions.
+    const std::string config = dir.File(id + "-check.yaml");
+    OUTPOST_ASSERT_OK(WriteFileAtomically(
+        config, "site_id: " + id + "\nlisten: 127.0.0.1:0\ngrpc_listen: \"\"\nthreads: 1\n"
+                "model_repository: " + repo + "\ndata_dir: " + dir.File(id + "-check") + "\n"));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto edge, Subprocess::Start({Outpost(), "edge", "--config", config},
+                                                              dir.File(id + "-check.log")));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, edge->ReadLine());
+    ASSERT_EQ(line.rfind("listening on http://127.0.0.1:", 0), 0u) << line;
+    const uint16_t port = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, apps::HttpClient::Connect("127.0.0.1", port));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult info, client->Request("GET", "/v2/models/pump"));
+    EXPECT_EQ(info.status, 200) << info.body;
+    EXPECT_NE(info.body.find("\"versions\":[\"2\"]"), std::string::npos) << info.body;
+    OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset rows, train::MakePumpReadings({.rows = 4, .seed = 3}));
+    std::string body = R"({"inputs":[{"name":"features","datatype":"FP32","shape":[4,8],"data":[)";
+    char buf[32];
+    for (size_t i = 0; i < rows.features.size(); ++i) {
+      auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), rows.features[i]);
+      body += (i ? "," : "") + std::string(buf, p);
+    }
+    body += "]}]}";
+    OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult scored,
+                                 client->Request("POST", "/v2/models/pump/infer", body));
+    ASSERT_EQ(scored.status, 200) << scored.body;
+    EXPECT_NE(scored.body.find("\"model_version\":\"2\""), std::string::npos) << scored.body;
+    OUTPOST_ASSERT_OK_AND_ASSIGN(train::Predictions want,
+                                 train::ReferencePredict(new_model, rows.features, 4, 8));
+    simdjson::dom::parser answer_parser;
+    simdjson::dom::element answer;
+    ASSERT_FALSE(answer_parser.parse(scored.body).get(answer));
+    simdjson::dom::array outputs;
+    ASSERT_FALSE(answer["outputs"].get_array().get(outputs));
+    std::vector<float> got;
+    for (simdjson::dom::element out : outputs) {
+      simdjson::dom::array values;
+      ASSERT_FALSE(out["data"].get_array().get(values));
+      for (simdjson::dom::element v : values) {
+        double d = 0;
+        ASSERT_FALSE(v.get_double().get(d));
+        got.push_back(static_cast<float>(d));
+      }
+    }
+    ASSERT_EQ(got.size(), 4u);
+    for (size_t i = 0; i < 4; ++i) EXPECT_EQ(got[i], want.values[i]) << i;
+    client.reset();
+    OUTPOST_ASSERT_OK(edge->Signal(SIGTERM));
+    EXPECT_EQ(edge->Wait(), 0);
+  }
+  EXPECT_EQ(seen, 2);
+}
+
+TEST(Demo, RefusesANonEmptyWorkdir) {
+  testing::TempDir dir;
+  OUTPOST_ASSERT_OK(MakeDirectories(dir.File("w")));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("w/something"), "x"));
+  RunResult demo = RunProgram({Outpost(), "demo", "--workdir", dir.File("w")});
+  EXPECT_EQ(demo.exit_code, 1);
+  EXPECT_NE(demo.err.find("must be empty"), std::string::npos) << demo.err;
+}
+
+}  // namespace
+}  // namespace outpost
