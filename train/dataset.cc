@@ -148,19 +148,20 @@ Result<Dataset> DecodeDataset(std::string_view bytes) {
     return InvalidArgumentError("trailing_bytes: bytes follow the last value");
   }
   data.rows = static_cast<int64_t>(rows);
-  data.features.resize(static_cast<size_t>(rows * cols));
-  for (float& f : data.features) {
-    uint32_t v = 0;
-    (void)in.U32(v);
-    f = std::bit_cast<float>(v);
-  }
-  if (labelled) {
-    data.labels.resize(static_cast<size_t>(rows));
-    for (float& f : data.labels) {
+  // Only the canonical NaN: a file has exactly one encoding, so its digest is its data set's.
+  auto read_values = [&in](std::vector<float>& out) {
+    for (float& f : out) {
       uint32_t v = 0;
       (void)in.U32(v);
       f = std::bit_cast<float>(v);
+      if (std::isnan(f) && v != kCanonicalNan) return false;
     }
+    return true;
+  };
+  data.features.resize(static_cast<size_t>(rows * cols));
+  if (labelled) data.labels.resize(static_cast<size_t>(rows));
+  if (!read_values(data.features) || !read_values(data.labels)) {
+    return InvalidArgumentError("bad_value: a NaN other than 0x7FC00000");
   }
   return data;
 }

@@ -76,6 +76,9 @@ TEST(DatasetFile, BadFilesGetTheirReasonCodes) {
   for (size_t cut = 0; cut < good.size(); ++cut) {
     EXPECT_EQ(reason(good.substr(0, cut)).rfind("truncated", 0), 0u) << cut;
   }
+  std::string other_nan = good;
+  other_nan[35 + 3] = '\xff';  // 0xFFC00000: a NaN, but not the canonical one
+  EXPECT_EQ(reason(other_nan).rfind("bad_value", 0), 0u);
   std::string huge = good;
   huge[22 + 7] = 0x7f;  // rows' top byte
   EXPECT_EQ(reason(huge).rfind("bad_count", 0), 0u);
