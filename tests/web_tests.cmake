@@ -18,12 +18,19 @@ target_link_libraries(web_dashboard_server PRIVATE outpost_hub_query outpost_hub
 target_compile_options(web_dashboard_server PRIVATE -include utility)
 outpost_target_flags(web_dashboard_server)
 
+# The pages are served by `outpost hub serve` (its operator listener hands them to the
+# dashboard) where this build has the hub; else by the test server above.
+if(TARGET outpost_hub)
+  set(web_server_args --hub $<TARGET_FILE:outpost>)
+else()
+  set(web_server_args --server $<TARGET_FILE:web_dashboard_server>)
+endif()
 find_program(OUTPOST_NODE node)
 if(OUTPOST_NODE)
   add_test(NAME web_dashboard_browser
            COMMAND ${OUTPOST_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/web/dashboard.test.mjs
                    --seed $<TARGET_FILE:web_seed_hub>
-                   --server $<TARGET_FILE:web_dashboard_server>
+                   ${web_server_args}
                    --web ${PROJECT_SOURCE_DIR}/web
                    --out ${CMAKE_CURRENT_BINARY_DIR}/web_screenshots)
   set_tests_properties(web_dashboard_browser PROPERTIES LABELS "web" TIMEOUT 300)
