@@ -10,6 +10,7 @@
 #include "engine/model.h"
 #include "base/json_writer.h"
 #include "serve/metrics.h"
+#include "serve/shadow.h"
 
 #ifndef OUTPOST_VERSION
 #define OUTPOST_VERSION "unknown"
@@ -265,6 +266,7 @@ void Handler::Handle(const HttpRequest& request, HttpResponse& response) const {
     case Route::Kind::kMetrics:
       response.content_type = "text/plain; version=0.0.4; charset=utf-8";
       WriteMetrics(repository_, response.body);
+      if (ShadowRunner* shadow = repository_.shadow_runner()) shadow->WriteMetrics(response.body);
       return;
     case Route::Kind::kAllStats:
       WriteAllModelStats(repository_, response.body);
@@ -575,6 +577,11 @@ Status RunInference(const ModelHandle& handle, InferRequest& request,
                        .signature = &signature,
                        .inputs = inputs,
                        .outputs = outputs});
+  }
+  if (handle.shadow != nullptr) {
+    // Copies what it needs and returns at once; the shadow runs on its own thread.
+    handle.shadow->Offer(handle, request.id ? std::string_view(*request.id) : std::string_view(),
+                         inputs, outputs);
   }
   for (size_t i = 0; i < chosen.size(); ++i) {
     selected[i].name = signature.outputs[chosen[i]].name;
