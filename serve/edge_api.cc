@@ -269,6 +269,14 @@ void EdgeApi::PostFeedback(const HttpRequest& request, HttpResponse& response) c
        .stream = std::move(stream),
        .payload = FeedbackPayload(*feedback, UnixMillis(clock_->Now()))});
   if (!key.ok()) return SetErrorResponse(OutboxStatus(key.status()), response);
+  if (options_.shadow != nullptr) {
+    // A numeric label also scores the champion and the shadow (serve/shadow.h).
+    if (const auto* i = std::get_if<int64_t>(&feedback->label)) {
+      options_.shadow->OnFeedback(feedback->model, feedback->request_id, static_cast<double>(*i));
+    } else if (const auto* d = std::get_if<double>(&feedback->label)) {
+      options_.shadow->OnFeedback(feedback->model, feedback->request_id, *d);
+    }
+  }
   JsonWriter w(response.body);
   w.BeginObject();
   w.Key("stream");

@@ -32,6 +32,7 @@
 #include "base/status.h"
 #include "outbox/outbox.h"
 #include "serve/handler.h"
+#include "serve/shadow.h"
 
 namespace outpost::serve {
 
@@ -75,6 +76,9 @@ struct EdgeApiOptions {
   // GET /v1/records stops adding records once the response body passes this many bytes and
   // says "more": true (the first record is always included).
   size_t max_response_bytes = size_t{8} << 20;
+  // Told of each stored feedback with a numeric label, to score a model's champion and
+  // shadow (serve/shadow.h). Not owned; null = none.
+  ShadowRunner* shadow = nullptr;
 };
 
 class EdgeApi {
