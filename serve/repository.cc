@@ -538,15 +538,12 @@ Result<ModelHandle> ModelRepository::Find(std::string_view name,
   for (size_t i = 0; i < servable->ready.size(); ++i) {
     const auto& [v, model] = servable->ready[i];
     if (v == *version) {
-      const int64_t shadow_version = servable->config ? servable->config->shadow.version : 0;
-      return ModelHandle{
-          .servable = servable,
-          .version = v,
-          .model = model.get(),
-          .stats = stats_at(i),
-          .insight_rules = rules_at(i),
-          .scheduler = scheduler_at(i),
-          .shadow = shadow_version > 0 && v != shadow_version ? shadow_runner_.load() : nullptr};
+      return ModelHandle{.servable = servable,
+                         .version = v,
+                         .model = model.get(),
+                         .stats = stats_at(i),
+                         .insight_rules = rules_at(i),
+                         .scheduler = scheduler_at(i)};
     }
   }
   for (const VersionStatus& s : servable->versions) {

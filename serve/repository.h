@@ -107,8 +107,9 @@ struct ModelHandle {
   // Where the version's requests queue, owned by `servable`; null = run on the caller's
   // thread at once.
   Scheduler* scheduler = nullptr;
-  // Set when the model's config names a shadow version other than this one and the
-  // repository has a shadow runner: RunInference offers each scored batch to it.
+  // Set for the champion (a request without a version) of a model whose config names a
+  // shadow, when the repository has a shadow runner: RunInference offers each scored batch
+  // to it. A request naming a version is not compared.
   ShadowRunner* shadow = nullptr;
 };
 
