@@ -805,10 +805,10 @@ Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
                                              keys, "--version", "2", "--site", "site-a", "--site",
                                              "site-b", "-o", bundle2}));
   std::printf("   %s\n", FirstLine(created).c_str());
-  // Shadow mode (score with both, answer with the champion, promote by a rule) is not part of
-  // `outpost bundle` yet: the new version replaces the old one directly.
-  std::printf("   (shadow mode is not available in this build: pump %lld is installed as the "
-              "new champion directly, without a shadow period)\n",
+  // The demo does not use shadow mode (config.yaml's `shadow:` section, serve/FORMAT.md): the
+  // new version replaces the old one directly, and the story says so.
+  std::printf("   (no shadow period: the demo installs pump %lld as the new champion directly; "
+              "it does not use shadow mode)\n",
               static_cast<long long>(new_version));
   for (Site& s : sites) {
     OUTPOST_ASSIGN_OR_RETURN(std::string line, InstallBundle(s, bundle2, root));

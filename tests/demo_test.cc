@@ -89,7 +89,7 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
                                "--rows", "900"});
   std::printf("%s", demo.out.c_str());
   ASSERT_EQ(demo.exit_code, 0) << demo.err;
-  EXPECT_NE(demo.out.find("shadow mode is not available"), std::string::npos);
+  EXPECT_NE(demo.out.find("no shadow period"), std::string::npos);
 
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string summary_text, ReadFile(summary_path));
   simdjson::dom::parser parser;
