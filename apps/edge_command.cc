@@ -39,6 +39,7 @@
 #include "serve/http_server.h"
 #include "serve/repository.h"
 #include "serve/repository_watcher.h"
+#include "serve/shadow.h"
 
 namespace outpost::apps {
 namespace {
@@ -194,6 +195,16 @@ Status RunEdge(const EdgeFlags& flags) {
       std::unique_ptr<serve::ModelRepository> repository,
       serve::ModelRepository::Open({.root = config.model_repository,
                                     .strict_readiness = config.strict_readiness}));
+  // Shadow versions (config.yaml `shadow:`) are scored beside their champions; each outcome
+  // is an `event` record on the model's stream.
+  auto shadow = std::make_unique<serve::ShadowRunner>(serve::ShadowOptions{
+      .repository = repository.get(),
+      .on_event = [box = outbox.get()](const std::string& model, std::string payload) {
+        return box->Append({.kind = outbox::Kind::kEvent, .stream = model,
+                            .payload = std::move(payload)})
+            .status();
+      }});
+  repository->SetShadowRunner(shadow.get());
   auto flusher = std::make_unique<AggregateFlusher>(*evaluator);
   // New and changed model versions on disk are loaded while serving.
   std::unique_ptr<serve::RepositoryWatcher> watcher;
@@ -210,7 +221,7 @@ Status RunEdge(const EdgeFlags& flags) {
   handler_options.limits.max_body_bytes = config.max_body_bytes;
   handler_options.insight = evaluator.get();
   serve::Handler handler(*repository, handler_options);
-  serve::EdgeApi edge_api({.outbox = outbox.get()});
+  serve::EdgeApi edge_api({.outbox = outbox.get(), .shadow = shadow.get()});
 
   serve::HttpServerOptions server_options;
   server_options.address = config.listen_address;
@@ -265,6 +276,8 @@ Status RunEdge(const EdgeFlags& flags) {
   if (watcher != nullptr) watcher->Stop();
   if (grpc_server != nullptr) grpc_server->Stop();
   server->Stop();
+  repository->SetShadowRunner(nullptr);
+  shadow.reset();
   // No request runs now: the evaluator writes what it holds, then the outbox closes.
   flusher.reset();
   evaluator.reset();
