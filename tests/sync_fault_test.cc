@@ -4,7 +4,9 @@
 // the hub stored the batch, a blackhole, and the hub process killed (SIGKILL) and restarted.
 // Producers keep writing throughout. Then the faults end, the backlog drains, and the hub
 // must hold every record the edge acknowledged to its producers exactly once: none lost, none
-// twice. The audit chain the hub verified must reach the edge's own audit head.
+// twice, none extra. The hub is the real `outpost hub serve` on an SQLite store, read back
+// through hub/store.h after it stopped; the audit chain the hub verified must reach the
+// edge's own audit head.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <simdjson.h>
@@ -67,12 +69,18 @@ Result<uint64_t> Backlog(apps::HttpClient& client) {
 TEST(SyncFault, EveryAcknowledgedRecordReachesTheHubExactlyOnceThroughFaultEpisodes) {
   TempDir dir;
   OUTPOST_ASSERT_OK(MakeDirectories(dir.File("models")));
-  OUTPOST_ASSERT_OK(
-      testing::MakeTestPki(dir.File("hub"), dir.File("credentials"), "plant-7"));
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("policy.yaml"), testing::kFeedbackPolicy));
-  auto started = testing::StartTestHub(dir.File("hub"));
+  // The real hub on an SQLite store in its data folder; the site enrols directly (no
+  // proxy), then the edge talks to it only through the proxy. The hub's server certificate
+  // names 127.0.0.1, the host the edge dials.
+  const std::string hub_dir = dir.File("hub");
+  Result<std::string> token = testing::AddHubSite(hub_dir, "plant-7", "acme", "r1");
+  OUTPOST_ASSERT_OK(token);
+  auto started = testing::StartHub(hub_dir, dir.File("policy.yaml"), dir.File("hub.log"));
   OUTPOST_ASSERT_OK(started);
   std::unique_ptr<Subprocess> hub = std::move(started->first);
+  OUTPOST_ASSERT_OK(
+      testing::EnrolSite(started->second, *token, "plant-7", dir.File("credentials")));
   FaultProxy proxy(started->second);
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("edge.yaml"), EdgeConfig(dir, proxy.port())));
   auto edge_started = testing::StartEdge(dir.File("edge.yaml"), dir.File("edge.log"));
@@ -120,10 +128,11 @@ TEST(SyncFault, EveryAcknowledgedRecordReachesTheHubExactlyOnceThroughFaultEpiso
   int restarts = 0;
   for (int e = 0; e < kEpisodes; ++e) {
     if (e % 7 == 6) {
-      // Restart the hub: SIGKILL, then a new process on the same store (a new port).
+      // Restart the hub: SIGKILL, then a new process on the same data folder and store (a
+      // new port).
       OUTPOST_ASSERT_OK(hub->Signal(SIGKILL));
       hub->Wait();
-      auto again = testing::StartTestHub(dir.File("hub"));
+      auto again = testing::StartHub(hub_dir, dir.File("policy.yaml"), dir.File("hub.log"));
       OUTPOST_ASSERT_OK(again);
       hub = std::move(again->first);
       proxy.SetUpstreamPort(again->second);
@@ -152,26 +161,32 @@ TEST(SyncFault, EveryAcknowledgedRecordReachesTheHubExactlyOnceThroughFaultEpiso
   client->reset();
   OUTPOST_ASSERT_OK(edge->Signal(SIGTERM));
   EXPECT_EQ(edge->Wait(), 0);
-  OUTPOST_ASSERT_OK(hub->Signal(SIGKILL));
-  hub->Wait();
+  // The hub drains and stops; then its store is read through hub/store.h.
+  OUTPOST_ASSERT_OK(hub->Signal(SIGTERM));
+  EXPECT_EQ(hub->Wait(), 0);
 
-  Result<testing::HubContents> held = testing::ReadTestHubStore(dir.File("hub"));
+  Result<testing::HubContents> held = testing::ReadHubStore(
+      "sqlite:" + JoinPath(hub_dir, "hub.db"), "acme", "plant-7", {"edge-1"});
   OUTPOST_ASSERT_OK(held);
   uint64_t lost = 0, duplicated = 0;
   for (const Key& k : acked) {
     auto it = held->records.find(k);
     if (it == held->records.end()) ++lost;
   }
+  uint64_t extra = 0;
   for (const auto& [k, n] : held->records) {
     if (n != 1) ++duplicated;
+    if (!acked.count(k)) ++extra;
   }
   std::map<FaultProxy::Mode, uint64_t> accepted = proxy.Accepted();
   std::printf("sync fault test: %d episodes (%d hub restarts), %zu records acknowledged to "
-              "producers (%llu refused), %zu held by the hub, %llu lost, %llu duplicated; "
+              "producers (%llu refused), %zu held by the hub, %llu lost, %llu duplicated, "
+              "%llu never acknowledged; "
               "connections per mode:",
               kEpisodes, restarts, acked.size(), static_cast<unsigned long long>(refused.load()),
               held->records.size(), static_cast<unsigned long long>(lost),
-              static_cast<unsigned long long>(duplicated));
+              static_cast<unsigned long long>(duplicated),
+              static_cast<unsigned long long>(extra));
   for (const auto& [mode, n] : accepted) {
     std::printf(" %s=%llu", FaultProxy::ModeName(mode), static_cast<unsigned long long>(n));
   }
@@ -180,6 +195,10 @@ TEST(SyncFault, EveryAcknowledgedRecordReachesTheHubExactlyOnceThroughFaultEpiso
   EXPECT_GT(acked.size(), 500u);
   EXPECT_EQ(lost, 0u);
   EXPECT_EQ(duplicated, 0u);
+  // A record the hub holds that no producer saw acknowledged would be one the edge invented
+  // (a refused write's record is never in the outbox).
+  EXPECT_EQ(extra, 0u);
+  EXPECT_EQ(held->kinds["feedback"], held->records.size());
   // Every fault mode met real connections.
   for (FaultProxy::Mode m : kModes) EXPECT_GT(accepted[m], 0u) << FaultProxy::ModeName(m);
 

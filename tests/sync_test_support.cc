@@ -3,10 +3,10 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
-#include <sstream>
 
 #include "base/file.h"
 #include "base/testing/test_util.h"
+#include "hub/store.h"
 
 namespace outpost::testing {
 namespace {
@@ -54,16 +54,40 @@ Status MakeTestPki(const std::string& hub_dir, const std::string& credentials_di
   return WriteFileAtomically(JoinPath(credentials_dir, "hub_ca.crt"), ca);
 }
 
-Result<std::pair<std::unique_ptr<Subprocess>, uint16_t>> StartTestHub(const std::string& hub_dir) {
+Result<std::string> AddHubSite(const std::string& data_dir, const std::string& site_id,
+                               const std::string& tenant, const std::string& region) {
+  RunResult r = RunProgram({JoinPath(BinaryDir(), "outpost"), "hub", "site", "add", "--data-dir",
+                            data_dir, "--site", site_id, "--tenant", tenant, "--region", region});
+  if (r.exit_code != 0) return InternalError("hub site add failed: " + r.err);
+  std::string token = r.out.substr(0, r.out.find('\n'));
+  if (token.rfind("op1.", 0) != 0) return InternalError("hub site add printed: " + r.out);
+  return token;
+}
+
+Result<std::pair<std::unique_ptr<Subprocess>, uint16_t>> StartHub(const std::string& data_dir,
+                                                                  const std::string& policy_file,
+                                                                  const std::string& log) {
   OUTPOST_ASSIGN_OR_RETURN(
       std::unique_ptr<Subprocess> hub,
-      Subprocess::Start({JoinPath(JoinPath(BinaryDir(), "tests"), "sync_test_hub"), "--dir",
-                         hub_dir},
-                        JoinPath(hub_dir, "hub.log")));
+      Subprocess::Start({JoinPath(BinaryDir(), "outpost"), "hub", "serve", "--data-dir", data_dir,
+                         "--listen", "127.0.0.1:0", "--policy", policy_file, "--log-format",
+                         "json"},
+                        log));
   OUTPOST_ASSIGN_OR_RETURN(std::string line, hub->ReadLine());
-  if (line.rfind("listening on 127.0.0.1:", 0) != 0) return InternalError("hub said: " + line);
+  if (line.rfind("listening on https://127.0.0.1:", 0) != 0) {
+    return InternalError("hub said: " + line);
+  }
   uint16_t port = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
   return std::make_pair(std::move(hub), port);
+}
+
+Status EnrolSite(uint16_t port, const std::string& token, const std::string& site_id,
+                 const std::string& credentials_dir) {
+  RunResult r = RunProgram({JoinPath(BinaryDir(), "outpost"), "enrol", "--hub",
+                            "https://127.0.0.1:" + std::to_string(port), "--token", token,
+                            "--site", site_id, "--credentials", credentials_dir});
+  if (r.exit_code != 0) return InternalError("enrol failed: " + r.err);
+  return Status();
 }
 
 Result<std::pair<std::unique_ptr<Subprocess>, uint16_t>> StartEdge(const std::string& config,
@@ -80,26 +104,27 @@ Result<std::pair<std::unique_ptr<Subprocess>, uint16_t>> StartEdge(const std::st
   return std::make_pair(std::move(edge), port);
 }
 
-Result<HubContents> ReadTestHubStore(const std::string& hub_dir) {
-  OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(JoinPath(hub_dir, "store.txt")));
+Result<HubContents> ReadHubStore(const std::string& store_url, const std::string& tenant,
+                                 const std::string& site_id,
+                                 const std::vector<std::string>& nodes) {
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, hub::OpenStore(store_url));
   HubContents out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream l(line);
-    std::string tag, node;
-    l >> tag >> node;
-    if (tag == "R") {
-      std::string stream, sha;
-      uint64_t seq = 0;
-      l >> stream >> seq >> sha;
-      ++out.records[{node, stream, seq}];
-    } else if (tag == "H") {
-      uint64_t seq = 0;
-      std::string hash;
-      l >> seq >> hash;
-      out.heads[node] = {seq, hash};
+  hub::RecordQuery query{.tenant = tenant, .site_id = site_id, .limit = 1000};
+  for (;;) {
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<hub::HubRecord> page, store->QueryRecords(query));
+    if (page.empty()) break;
+    for (const hub::HubRecord& r : page) {
+      if (r.site_id != site_id || r.tenant != tenant) {
+        return InternalError("the store answered a record of another site: " + r.site_id);
+      }
+      if (r.id <= query.after_id) return InternalError("the store's row ids do not advance");
+      ++out.records[{r.node_id, r.stream, r.seq}];
+      ++out.kinds[r.kind];
+      query.after_id = r.id;
     }
+  }
+  for (const std::string& node : nodes) {
+    OUTPOST_ASSIGN_OR_RETURN(out.heads[node], store->AuditHead(site_id, node));
   }
   return out;
 }

@@ -1,7 +1,7 @@
 // Helpers shared by the sync integration tests: a test PKI made with the openssl command
 // (a hub CA, the hub's TLS certificate for 127.0.0.1, a site's credentials folder as
-// `outpost enrol` leaves it), the stand-in hub process, the edge process, and the hub's
-// store file read back.
+// `outpost enrol` leaves it), the real `outpost hub` (site add, serve, enrol), the edge
+// process, and the hub's store read back through hub/store.h.
 #ifndef OUTPOST_TESTS_SYNC_TEST_SUPPORT_H_
 #define OUTPOST_TESTS_SYNC_TEST_SUPPORT_H_
 
@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "base/status.h"
 #include "base/subprocess.h"
@@ -21,20 +22,36 @@ namespace outpost::testing {
 Status MakeTestPki(const std::string& hub_dir, const std::string& credentials_dir,
                    const std::string& site_id, const std::string& tenant = "acme");
 
-// Starts sync_test_hub on `hub_dir` and returns it with its port.
-Result<std::pair<std::unique_ptr<Subprocess>, uint16_t>> StartTestHub(const std::string& hub_dir);
+// `outpost hub site add` on `data_dir`: the one-time enrolment token it prints.
+Result<std::string> AddHubSite(const std::string& data_dir, const std::string& site_id,
+                               const std::string& tenant, const std::string& region);
+
+// Starts `outpost hub serve --data-dir data_dir --policy policy_file` on 127.0.0.1 (a new
+// port each time) and returns it with its site port.
+Result<std::pair<std::unique_ptr<Subprocess>, uint16_t>> StartHub(const std::string& data_dir,
+                                                                  const std::string& policy_file,
+                                                                  const std::string& log);
+
+// `outpost enrol` against https://127.0.0.1:port: writes the site's credentials folder.
+Status EnrolSite(uint16_t port, const std::string& token, const std::string& site_id,
+                 const std::string& credentials_dir);
 
 // Starts `outpost edge --config config` and returns it with its HTTP port.
 Result<std::pair<std::unique_ptr<Subprocess>, uint16_t>> StartEdge(const std::string& config,
                                                                    const std::string& log);
 
-// The hub's store file: (node, stream, seq) -> how many times it is stored; and the last
-// audit head per node.
+// What the hub's store (hub/store.h) holds for one site: (node, stream, seq) -> how many
+// times it is stored, how many records of each kind, and the audit head of each node.
 struct HubContents {
   std::map<std::tuple<std::string, std::string, uint64_t>, int> records;
+  std::map<std::string, uint64_t> kinds;  // records per kind name
   std::map<std::string, std::pair<uint64_t, std::string>> heads;
 };
-Result<HubContents> ReadTestHubStore(const std::string& hub_dir);
+// Reads every record of `site_id` in `tenant` (paging by row id) from the store at
+// `store_url` ("sqlite:PATH"), and the audit heads of `nodes`.
+Result<HubContents> ReadHubStore(const std::string& store_url, const std::string& tenant,
+                                 const std::string& site_id,
+                                 const std::vector<std::string>& nodes);
 
 // A policy that lets feedback leave raw, hashing request_id; nothing else leaves.
 inline constexpr char kFeedbackPolicy[] =
