@@ -64,7 +64,9 @@ Result<ImportSummary> ImportExport(HubService& service, const HubCa& ca,
   }
   OUTPOST_ASSIGN_OR_RETURN(receipt.cert_pem, ReadFile(ca.receipt_cert_path(), 1 << 20));
   OUTPOST_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(ca.receipt_key_path(), 1 << 20));
-  if (!receipt.keys.empty()) {
+  // An export with no batches still gets its receipt: the site is waiting for one, and it
+  // acknowledges the export file itself (and deletes nothing).
+  if (!receipt.keys.empty() || failed.ok()) {
     OUTPOST_ASSIGN_OR_RETURN(std::string receipt_bytes, sync::WriteReceipt(receipt, key_pem));
     OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(receipt_path, receipt_bytes));
   }
