@@ -35,3 +35,15 @@ if(OUTPOST_NODE)
                    --out ${CMAKE_CURRENT_BINARY_DIR}/web_screenshots)
   set_tests_properties(web_dashboard_browser PROPERTIES LABELS "web" TIMEOUT 300)
 endif()
+
+# The same dashboard on the demo's own data: `outpost demo` into a fresh folder, then `outpost
+# hub serve` on the demo's hub store; the pages are compared with the API and the demo's
+# --summary JSON. Screenshots go to web_screenshots_demo/ in the build folder.
+if(OUTPOST_NODE AND TARGET outpost_hub)
+  add_test(NAME web_dashboard_browser_demo
+           COMMAND ${OUTPOST_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/web/dashboard_demo.test.mjs
+                   --outpost $<TARGET_FILE:outpost>
+                   --web ${PROJECT_SOURCE_DIR}/web
+                   --out ${CMAKE_CURRENT_BINARY_DIR}/web_screenshots_demo)
+  set_tests_properties(web_dashboard_browser_demo PROPERTIES LABELS "web" TIMEOUT 300)
+endif()

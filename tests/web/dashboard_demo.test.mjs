@@ -1,0 +1,338 @@
+// The dashboard in a real browser on the demo's own data. Runs `outpost demo` into a fresh
+// folder, serves the demo's hub store with `outpost hub serve` (the demo's hub data folder, the
+// built web/dist, an operator token for the demo's tenant), drives Debian's chromium headless
+// with playwright-core and checks that
+//   - the fleet page lists exactly the demo's sites with the API's numbers (records, backlog,
+//     health, models serving, autonomy), and these agree with the demo's --summary JSON where
+//     it states them (records at the hub, their balance with what each site produced and still
+//     holds, the version serving);
+//   - each site page shows the API's numbers (facts, anomaly and drift totals of its series,
+//     aggregates, audit decisions) and its anomaly-rate and drift charts render (coloured
+//     pixels of the series counted in screenshots of the chart regions);
+//   - the training data page shows the API's counts, and each site's labelled readings are the
+//     feedback the demo's operators gave;
+//   - the pages load nothing from outside the hub and raise no script error.
+// Screenshots go to --out (the test's build folder).
+//
+//   node dashboard_demo.test.mjs --outpost OUTPOST --web WEB_DIR --out DIR
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { countColoured, decodePng } from './png.mjs';
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+for (const k of ['outpost', 'web', 'out']) {
+  if (!args[k]) throw new Error(`missing --${k}`);
+}
+const require = createRequire(resolve(args.web, 'package.json'));
+const { chromium } = require('playwright-core');
+
+const CHROMIUM = process.env.OUTPOST_CHROMIUM || '/usr/bin/chromium';
+const TOKEN = 'tok-webdemo-5d1e';
+const out = args.out;
+mkdirSync(out, { recursive: true });
+const work = mkdtempSync(join(tmpdir(), 'outpost-webdemo-'));
+let server = null;
+let browser = null;
+let passed = 0;
+
+function step(name) {
+  passed += 1;
+  console.log(`ok ${passed} - ${name}`);
+}
+
+function cleanup() {
+  if (server && server.exitCode === null) server.kill('SIGTERM');
+  rmSync(work, { recursive: true, force: true });
+}
+
+// Runs a command to its end; resolves with its exit code and output.
+function run(command, commandArgs, timeoutMs) {
+  return new Promise((resolve) => {
+    const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => { stdout += c; });
+    child.stderr.on('data', (c) => { stderr += c; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+async function main() {
+  assert.ok(existsSync(join(args.web, 'dist', 'index.html')),
+    'web/dist is not built: run scripts/setup.sh (npm run build in web/)');
+
+  // ---- the demo, into a folder that does not exist yet ------------------------------------
+  const workdir = join(work, 'demo');
+  const summaryPath = join(work, 'summary.json');
+  const demo = await run(args.outpost, ['demo', '--workdir', workdir, '--summary', summaryPath], 240000);
+  assert.equal(demo.code, 0, `outpost demo failed (${demo.code} ${demo.signal}):\n${demo.stdout}\n${demo.stderr}`);
+  const summary = JSON.parse(readFileSync(summaryPath, 'utf8'));
+  assert.equal(summary.v, 1, 'the summary format this test reads');
+  assert.ok(summary.store.startsWith('sqlite:'), summary.store);
+  assert.ok(summary.sites.length >= 2, 'the demo has its sites');
+  console.log(`# demo: ${summary.sites.length} sites, tenant ${summary.tenant}, ${summary.seconds.toFixed(1)} s`);
+
+  // ---- the demo's hub store served again, with the dashboard -------------------------------
+  const hubDir = join(workdir, 'hub');
+  const serveArgs = ['hub', 'serve', '--data-dir', hubDir, '--store', summary.store,
+    '--listen', '127.0.0.1:0', '--operator-listen', '127.0.0.1:0',
+    '--web-dir', join(args.web, 'dist'), '--operator-token', `${TOKEN}=${summary.tenant}`];
+  if (existsSync(join(workdir, 'policy.yaml'))) serveArgs.push('--policy', join(workdir, 'policy.yaml'));
+  server = spawn(args.outpost, serveArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const base = await new Promise((resolve, reject) => {
+    let text = '';
+    server.stdout.on('data', (chunk) => {
+      text += chunk;
+      const m = text.match(/operator listening on (http:\/\/\S+)/);
+      if (m) resolve(m[1]);
+    });
+    server.on('exit', (code) => reject(new Error(`outpost hub serve exited with ${code}`)));
+  });
+  console.log(`# serving the demo's hub store on ${base}`);
+
+  const api = async (path) => {
+    const response = await fetch(`${base}/api/v1/${path}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+    assert.equal(response.status, 200, `GET ${path}: ${response.status}`);
+    return response.json();
+  };
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox', // CI runs as root
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-default-apps',
+      '--disable-sync',
+      '--disable-extensions',
+      '--disable-domain-reliability',
+      '--disable-client-side-phishing-detection',
+      '--metrics-recording-only',
+      '--no-first-run',
+      '--no-default-browser-check',
+      '--no-pings',
+      '--safebrowsing-disable-auto-update',
+      '--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,AutofillServerCommunication',
+      '--disable-gpu',
+    ],
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const outside = [];
+  page.on('request', (request) => {
+    if (!request.url().startsWith(base) && !request.url().startsWith('data:')) outside.push(request.url());
+  });
+  const pageErrors = [];
+  page.on('pageerror', (error) => pageErrors.push(String(error)));
+
+  const ready = async (route) => {
+    await page.waitForSelector(`body[data-ready="1"][data-route="${route}"]`, { timeout: 30000 });
+  };
+  const text = async (selector) => (await page.locator(selector).first().innerText()).trim();
+  const number = (s) => Number(s.replace(/,/g, ''));
+  const days = (d) => (d === null ? '—' : `${d.toFixed(1)} d`);
+  const modelsText = (site) => [...new Set(site.models.map((m) => `${m.name} v${m.version}`))].sort().join(', ') || '—';
+  const demoSite = (id) => summary.sites.find((s) => s.site_id === id);
+
+  // ---- the fleet page --------------------------------------------------------------------
+  await page.goto(`${base}/?token=${TOKEN}#/`);
+  await ready('/');
+  const fleet = await api('sites');
+  assert.deepEqual(fleet.sites.map((s) => s.site_id).sort(), summary.sites.map((s) => s.site_id).sort(),
+    'the hub knows exactly the demo\'s sites');
+  const rows = await page.locator('#fleet-table tbody tr').count();
+  assert.equal(rows, fleet.sites.length, 'one row per site of the tenant');
+  for (const site of fleet.sites) {
+    const row = `#fleet-table tr[data-site="${site.site_id}"]`;
+    const d = demoSite(site.site_id);
+    // The page shows the API's numbers ...
+    assert.equal(await text(`${row} [data-k="region"]`), site.region);
+    assert.equal(await text(`${row} [data-k="health"]`), site.health, `${site.site_id} health`);
+    assert.equal(number(await text(`${row} [data-k="backlog_records"]`)), site.backlog_records);
+    assert.equal(number(await text(`${row} [data-k="records"]`)), site.records);
+    assert.equal(await text(`${row} [data-k="autonomy_days_left"]`), days(site.autonomy_days_left));
+    assert.equal(await text(`${row} [data-k="models"]`), modelsText(site));
+    assert.equal(await page.locator(`${row} [data-k="last_contact_ms"]`).getAttribute('data-ms'),
+      String(site.last_contact_ms ?? ''));
+    assert.equal(await page.locator(`${row} [data-k="newest_record_ms"]`).getAttribute('data-ms'),
+      String(site.newest_record_ms ?? ''));
+    // ... and the API's numbers are the demo's.
+    assert.equal(site.records, d.at_hub, `${site.site_id}: records at the hub, as the demo counted them`);
+    assert.ok(site.records > 0, `${site.site_id} delivered records`);
+    // Every record a site produced is at the hub or accounted for at the site.
+    assert.equal(site.records + d.held + d.evicted + d.quarantined + d.withheld, d.produced,
+      `${site.site_id}: records at the hub + held + evicted + quarantined + withheld = produced`);
+    // The backlog is what the site last reported; it cannot exceed what the site produced.
+    assert.ok(site.backlog_records <= d.produced, `${site.site_id} backlog ${site.backlog_records}`);
+    assert.notEqual(site.health, 'silent', `${site.site_id} was heard from seconds ago`);
+    // The hub shows the versions the site last reported: the demo's version before or after its
+    // install (the demo ends without waiting for the status that follows the install).
+    for (const m of site.models) {
+      assert.ok([d.serving_before, d.serving_after].includes(String(m.version)),
+        `${site.site_id} reports a version the demo served (${d.serving_before} or ${d.serving_after}): ${modelsText(site)}`);
+    }
+    console.log(`# ${site.site_id}: ${site.records} records, backlog ${site.backlog_records}, ` +
+      `health ${site.health} (${site.health_text}), models ${modelsText(site)}`);
+  }
+  for (const h of Object.keys(fleet.counts)) {
+    assert.equal(number(await text(`[data-count="${h}"]`)), fleet.counts[h], `count of ${h}`);
+  }
+  const live = summary.sites.find((s) => s.live);
+  assert.ok(live, 'the demo has a connected site');
+  assert.ok(fleet.sites.find((s) => s.site_id === live.site_id).models.length > 0,
+    'the connected site reported the models it serves');
+  await page.screenshot({ path: join(out, 'fleet.png'), fullPage: true });
+  step('the fleet page shows the API\'s numbers, which are the demo\'s');
+
+  // ---- follow each site --------------------------------------------------------------------
+  let aggregateRows = 0;
+  const charted = { 'chart-anomaly': 0, 'chart-drift': 0 };
+  for (const { site_id: id } of summary.sites) {
+    await page.goto(`${base}/#/`);
+    await ready('/');
+    await page.click(`#fleet-table tr[data-site="${id}"] a.site-link`);
+    await ready(`/site/${id}`);
+    // The demo's records are minutes old: they fill one hourly bucket. The 7-day chart (the
+    // default) draws a lone bucket as nothing visible, so the charts are read over the last 24
+    // hours, picked with the page's own range link.
+    await page.click('.ranges a[data-range="1d"]');
+    await ready(`/site/${id}`);
+    await page.waitForFunction(() => document.querySelector('.ranges a.active')?.dataset.range === '1d');
+    const site = await api(`sites/${id}`);
+    for (const k of ['region']) assert.equal(await text(`#site-facts [data-k="${k}"]`), site[k]);
+    assert.equal(number(await text('#site-facts [data-k="backlog_records"]')), site.backlog_records);
+    assert.equal(number(await text('#site-facts [data-k="records"]')), site.records);
+    assert.equal(await text('#site-facts [data-k="autonomy_days_left"]'), days(site.autonomy_days_left));
+    assert.equal(await text('#site-facts [data-k="models"]'), modelsText(site));
+
+    const totals = page.locator('#series-totals');
+    const q = await totals.evaluate((t) => ({ since: t.dataset.since, until: t.dataset.until, bucket: t.dataset.bucket }));
+    const series = await api(`sites/${id}/series?since=${q.since}&until=${q.until}&bucket=${q.bucket}`);
+    assert.ok(series.models.length >= 1, `${id} has series`);
+    let anomalies = 0;
+    for (const m of series.models) {
+      const row = `#series-totals tr[data-model="${m.model}"]`;
+      const sum = (f) => m.buckets.reduce((a, b) => a + b[f], 0);
+      assert.equal(number(await text(`${row} [data-k="rows"]`)), sum('rows'), `${m.model} rows`);
+      assert.equal(number(await text(`${row} [data-k="anomalies"]`)), sum('anomalies'));
+      assert.equal(number(await text(`${row} [data-k="anomaly_records"]`)), sum('anomaly_records'));
+      assert.equal(number(await text(`${row} [data-k="drift_records"]`)), sum('drift_records'));
+      assert.equal(number(await text(`${row} [data-k="hard_examples"]`)), sum('hard_examples'));
+      const psis = m.drift.map((x) => x.psi);
+      if (psis.length > 0) assert.equal(await text(`${row} [data-k="max_psi"]`), Math.max(...psis).toFixed(3));
+      anomalies += sum('anomalies') + sum('anomaly_records');
+      console.log(`# ${id} ${m.model}: ${sum('rows')} rows, ${sum('anomalies')} anomalies, ` +
+        `${sum('anomaly_records')} anomaly records, ${m.drift.length} drift records`);
+    }
+    assert.ok(anomalies > 0, `${id}: the demo's injected faults show as anomalies`);
+    const driftRows = await page.locator('#drift-table tbody tr').count();
+    assert.equal(driftRows, series.models.reduce((a, m) => a + m.drift.length, 0));
+
+    const aggregates = await api(`aggregates?site=${id}`);
+    aggregateRows += aggregates.aggregates.length;
+    for (const a of aggregates.aggregates) {
+      const row = `#aggregates-table tr[data-agg="${a.model}:${a.version}"]`;
+      for (const k of ['minutes', 'rows', 'anomalies', 'hard_examples']) {
+        assert.equal(number(await text(`${row} [data-k="${k}"]`)), a[k], `aggregate ${k}`);
+      }
+    }
+
+    const audit = await api(`sites/${id}/audit?limit=1000`);
+    for (const [d, n] of Object.entries(audit.decisions)) {
+      assert.equal(number(await text(`[data-decision="${d}"]`)), n, `audit ${d}`);
+    }
+    assert.equal(await page.locator('#audit-table tbody tr').count(), Math.min(50, audit.entries.length));
+
+    // A chart is checked where the API has its series: the anomaly rate needs aggregates (rows)
+    // and the drift chart drift records. A live site's last aggregate may still be in its
+    // outbox when the demo ends (its backlog), so not every site has both.
+    const points = {
+      'chart-anomaly': series.models.reduce((a, m) => a + m.buckets.filter((b) => b.anomaly_rate !== null).length, 0),
+      'chart-drift': series.models.reduce((a, m) => a + m.buckets.filter((b) => b.max_psi !== null).length, 0),
+    };
+    const has = { 'chart-anomaly': points['chart-anomaly'] > 0, 'chart-drift': points['chart-drift'] > 0 };
+    for (const chart of ['chart-anomaly', 'chart-drift']) {
+      if (!has[chart]) {
+        console.log(`# ${id} ${chart}: the API has no points for it in this range`);
+        continue;
+      }
+      charted[chart] += 1;
+      const canvas = page.locator(`#${chart} canvas`);
+      assert.equal(await canvas.count(), 1, `${chart} has a canvas`);
+      const shot = join(out, `${id}-${chart}.png`);
+      await canvas.screenshot({ path: shot });
+      const image = decodePng(readFileSync(shot));
+      const coloured = countColoured(image);
+      console.log(`# ${id} ${chart}: ${image.width}x${image.height}, ${points[chart]} points, ${coloured} coloured pixels`);
+      // A lone point is a dot of some 40 pixels; joined points draw lines through their buckets.
+      const least = 20 * Math.min(points[chart], 24);
+      assert.ok(coloured >= least, `${id} ${chart} drew its ${points[chart]} points (${coloured} coloured pixels, ${least} expected at least)`);
+    }
+    await page.screenshot({ path: join(out, `site-${id}.png`), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1500 } });
+  }
+  assert.ok(aggregateRows > 0, 'the demo\'s sites sent aggregates');
+  assert.ok(charted['chart-anomaly'] > 0 && charted['chart-drift'] > 0,
+    `both charts were seen rendering on a site page: ${JSON.stringify(charted)}`);
+  step('each site page shows the API\'s numbers and its anomaly-rate and drift charts render');
+
+  // ---- training data ----------------------------------------------------------------------------
+  await page.click('nav a[data-nav="training"]');
+  await ready('/training');
+  const training = await api('training');
+  assert.ok(training.models.length >= 1);
+  for (const m of training.models) {
+    const row = `#training-table tr.model-row[data-model="${m.model}"]`;
+    for (const k of ['feedback', 'labelled', 'hard_examples', 'sites']) {
+      assert.equal(number(await text(`${row} [data-k="${k}"]`)), m[k], `${m.model} ${k}`);
+    }
+    assert.equal(await text(`${row} [data-k="registry"]`),
+      m.registry.map((r) => `v${r.version} ${r.state}`).join(', ') || '—');
+    for (const bySite of m.by_site) {
+      const siteRow = `#training-table tr.site-row[data-model="${m.model}"][data-site="${bySite.site_id}"]`;
+      assert.equal(number(await text(`${siteRow} [data-k="labelled"]`)), bySite.labelled);
+      assert.equal(number(await text(`${siteRow} [data-k="hard_examples"]`)), bySite.hard_examples);
+    }
+  }
+  // The demo's operators labelled every reading, and the challenger it trained is registered.
+  const pump = training.models.find((m) => m.model === 'pump');
+  assert.ok(pump, 'the demo\'s pump model has training data');
+  for (const d of summary.sites) {
+    const bySite = pump.by_site.find((b) => b.site_id === d.site_id);
+    assert.ok(bySite, `${d.site_id} contributed training data`);
+    assert.equal(bySite.feedback, d.feedback, `${d.site_id}: feedback at the hub = labels given`);
+  }
+  assert.ok(pump.registry.some((r) => r.version === summary.challenger.version),
+    `the registry holds pump ${summary.challenger.version}`);
+  await page.screenshot({ path: join(out, 'training.png'), fullPage: true });
+  step('the training data page shows the API\'s counts, which are the demo\'s labels');
+
+  assert.deepEqual(outside, [], 'the pages load nothing from outside the hub');
+  assert.deepEqual(pageErrors, [], 'no script errors');
+  step('no request left the hub and no script error happened');
+  writeFileSync(join(out, 'README.txt'),
+    'Screenshots of the dashboard on `outpost demo`\'s data from tests/web/dashboard_demo.test.mjs: ' +
+    'fleet.png, site-SITE.png, SITE-chart-anomaly.png, SITE-chart-drift.png, training.png\n');
+  console.log(`# screenshots in ${out}`);
+}
+
+try {
+  await main();
+  console.log(`${passed} passed, 0 failed`);
+} catch (error) {
+  console.error(error);
+  console.log(`${passed} passed, 1 failed`);
+  process.exitCode = 1;
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  cleanup();
+}
