@@ -7,11 +7,12 @@
 //     it states them (records at the hub, their balance with what each site produced and still
 //     holds, the version serving);
 //   - each site page shows the API's numbers (facts, anomaly and drift totals of its series,
-//     aggregates, audit decisions) and its anomaly-rate and drift charts render (coloured
+//     aggregates, audit decisions, its anomaly records filtered by kind) and its anomaly-rate and drift charts render (coloured
 //     pixels of the series counted in screenshots of the chart regions);
 //   - the training data page shows the API's counts, and each site's labelled readings are the
 //     feedback the demo's operators gave;
-//   - the pages load nothing from outside the hub and raise no script error.
+//   - the pages load nothing from outside the hub and raise no script error, and the hub
+//     shuts down cleanly (exit 0 on SIGTERM).
 // Screenshots go to --out (the test's build folder).
 //
 //   node dashboard_demo.test.mjs --outpost OUTPOST --web WEB_DIR --out DIR
@@ -278,6 +279,17 @@ async function main() {
       const least = 20 * Math.min(points[chart], 24);
       assert.ok(coloured >= least, `${id} ${chart} drew its ${points[chart]} points (${coloured} coloured pixels, ${least} expected at least)`);
     }
+    // The site's anomaly records, filtered on its page, are the API's.
+    await page.selectOption('#site-records #filter-kind', 'anomaly');
+    await page.click('#site-records #filter-apply');
+    await page.waitForFunction(() => !document.querySelector('#site-records')?.hasAttribute('data-loading'));
+    await page.waitForSelector('#site-records #records-status[data-shown]');
+    const anomalyRecords = await api(`records?site=${id}&kind=anomaly&limit=25`);
+    const shown = await page.locator('#site-records #records-table tbody tr').evaluateAll(
+      (trs) => trs.map((tr) => [Number(tr.dataset.id), tr.dataset.kind]));
+    assert.deepEqual(shown.map((r) => r[0]), anomalyRecords.records.map((r) => r.id), `${id} anomaly records`);
+    assert.ok(shown.length > 0 && shown.every((r) => r[1] === 'anomaly'), `${id} shows its anomaly records`);
+
     await page.screenshot({ path: join(out, `site-${id}.png`), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1500 } });
   }
   assert.ok(aggregateRows > 0, 'the demo\'s sites sent aggregates');
@@ -319,6 +331,12 @@ async function main() {
   assert.deepEqual(outside, [], 'the pages load nothing from outside the hub');
   assert.deepEqual(pageErrors, [], 'no script errors');
   step('no request left the hub and no script error happened');
+  // The hub shuts down cleanly on SIGTERM (under the sanitizers: with no error or leak report).
+  const exited = new Promise((resolve) => server.on('exit', (code, signal) => resolve({ code, signal })));
+  server.kill('SIGTERM');
+  const { code, signal } = await exited;
+  assert.deepEqual({ code, signal }, { code: 0, signal: null }, 'outpost hub serve exits 0 on SIGTERM');
+  step('outpost hub serve on the demo\'s store shuts down cleanly');
   writeFileSync(join(out, 'README.txt'),
     'Screenshots of the dashboard on `outpost demo`\'s data from tests/web/dashboard_demo.test.mjs: ' +
     'fleet.png, site-SITE.png, SITE-chart-anomaly.png, SITE-chart-drift.png, training.png\n');
