@@ -23,6 +23,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -113,6 +114,14 @@ class JsonWriter {
   void Null() {
     Separate();
     out_.append("null");
+  }
+  // The value, or null when there is none.
+  void OptionalDouble(const std::optional<double>& v) {
+    if (v) {
+      Double(*v);
+    } else {
+      Null();
+    }
   }
   // Appends `json`, which must be one complete JSON value, as the next value.
   void Raw(std::string_view json) {

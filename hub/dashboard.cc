@@ -361,11 +361,7 @@ void WriteSite(JsonWriter& w, simdjson::dom::parser& parser, const SiteSummary& 
   w.Key("backlog_bytes");
   w.Uint(backlog_bytes);
   w.Key("autonomy_days_reported");
-  if (reported) {
-    w.Double(*reported);
-  } else {
-    w.Null();
-  }
+  w.OptionalDouble(reported);
   w.Key("autonomy_days_left");
   if (left) {
     w.Double(std::round(*left * 1000) / 1000);
@@ -405,11 +401,7 @@ void WriteSite(JsonWriter& w, simdjson::dom::parser& parser, const SiteSummary& 
     w.Key("backlog_bytes");
     w.Uint(node.backlog_bytes);
     w.Key("autonomy_days");
-    if (node.autonomy_days) {
-      w.Double(*node.autonomy_days);
-    } else {
-      w.Null();
-    }
+    w.OptionalDouble(node.autonomy_days);
     w.Key("models");
     w.BeginArray();
     for (const ModelRef& model : node_models[i]) {
@@ -712,11 +704,7 @@ class Api {
         w.Key("drift_records");
         w.Uint(b.drift);
         w.Key("max_psi");
-        if (b.max_psi) {
-          w.Double(*b.max_psi);
-        } else {
-          w.Null();
-        }
+        w.OptionalDouble(b.max_psi);
         w.EndObject();
       }
       w.EndArray();
@@ -735,11 +723,7 @@ class Api {
         w.Key("psi");
         w.Double(p.psi);
         w.Key("level");
-        if (p.level) {
-          w.Double(*p.level);
-        } else {
-          w.Null();
-        }
+        w.OptionalDouble(p.level);
         w.EndObject();
       }
       w.EndArray();
