@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <list>
@@ -61,6 +63,31 @@ void SetSocketTimeouts(int fd, std::chrono::seconds timeout) {
   tv.tv_sec = static_cast<time_t>(timeout.count());
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+// A lingering close, as nginx's lingering_close: after answering a request whose body was not
+// read (413, 431), the sending side is shut and what the client is still sending is read and
+// thrown away, for at most 2 s and 64 MiB. Closing at once would meet the client mid-upload;
+// its kernel answers the unread bytes with a reset, and the reset can destroy the answer
+// before the client reads it — the site would see "broken pipe" instead of body_too_large.
+void DiscardUntilClosed(int fd) {
+  ::shutdown(fd, SHUT_WR);
+  struct timeval tv {.tv_sec = 0, .tv_usec = 250'000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  constexpr size_t kMaxDiscard = 64u << 20;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  char scratch[16384];
+  size_t discarded = 0;
+  while (discarded < kMaxDiscard && std::chrono::steady_clock::now() < deadline) {
+    ssize_t n = ::recv(fd, scratch, sizeof(scratch), 0);
+    if (n > 0) {
+      discarded += static_cast<size_t>(n);
+    } else if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
+      continue;
+    } else {
+      return;  // the client closed, or the connection failed
+    }
+  }
 }
 
 Result<tcp::endpoint> Endpoint(const std::string& address, uint16_t port) {
@@ -215,7 +242,7 @@ class Listener {
     beast::error_code ec;
     socket.set_option(tcp::no_delay(true), ec);
     if (!config_.tls) {
-      ServeStream(socket, PeerCredential{}, conn);
+      if (ServeStream(socket, PeerCredential{}, conn)) DiscardUntilClosed(conn.fd);
       socket.shutdown(tcp::socket::shutdown_both, ec);
       return;
     }
@@ -250,20 +277,24 @@ class Listener {
         X509_free(cert);
       }
     }
-    ServeStream(stream, peer, conn);
+    bool unread_body = ServeStream(stream, peer, conn);
     // close_notify once, without waiting for the peer's (a slow peer must not hold Stop).
     SSL_shutdown(stream.native_handle());
+    // The rest of an unread body is TLS records nobody needs: they are dropped undecrypted.
+    if (unread_body) DiscardUntilClosed(conn.fd);
     stream.next_layer().shutdown(tcp::socket::shutdown_both, ec);
   }
 
+  // Serves requests until the connection ends; true when it ends on an answer to a request
+  // that was not read to its end, whose remaining bytes the caller must drain.
   template <typename Stream>
-  void ServeStream(Stream& stream, const PeerCredential& peer, ConnState& conn) {
+  bool ServeStream(Stream& stream, const PeerCredential& peer, ConnState& conn) {
     beast::flat_buffer buffer;
     while (true) {
       {
         std::lock_guard<std::mutex> lock(conn.mu);
         conn.idle = true;
-        if (stopping_.load()) return;
+        if (stopping_.load()) return false;
       }
       http::request_parser<http::string_body> parser;
       parser.body_limit(options_.max_body_bytes);
@@ -276,6 +307,7 @@ class Listener {
       }
       HubResponse response;
       bool keep_alive = false;
+      const bool unread_body = ec == http::error::body_limit || ec == http::error::header_limit;
       if (ec == http::error::body_limit) {
         response = {.status = 413,
                     .body = ErrorJson("body_too_large", "request body over " +
@@ -284,7 +316,7 @@ class Listener {
       } else if (ec == http::error::header_limit) {
         response = {.status = 431, .body = ErrorJson("headers_too_large", "headers too large")};
       } else if (ec) {
-        return;  // closed, timed out, or not HTTP: nothing to answer
+        return false;  // closed, timed out, or not HTTP: nothing to answer
       } else {
         http::request<http::string_body> message = parser.release();
         keep_alive = message.keep_alive();
@@ -314,7 +346,8 @@ class Listener {
       out.keep_alive(keep_alive && !stopping_.load());
       out.prepare_payload();
       http::write(stream, out, ec);
-      if (ec || !out.keep_alive()) return;
+      if (ec) return false;
+      if (!out.keep_alive()) return unread_body;
     }
   }
 
