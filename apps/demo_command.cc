@@ -11,10 +11,13 @@
 //      faults; operators label every scored reading through POST /v1/feedback;
 //   6. site A's records reach the hub live; site B's leave by `outpost export`, enter the hub
 //      by `outpost hub import`, and the receipt returns by `outpost import-receipt`;
-//   7. `outpost train` retrains on the hub's store; the challenger must beat the champion on
-//      the holdout of edge-labelled readings;
-//   8. the challenger is approved, bundled, signed and installed at both running sites, which
-//      then serve it;
+//   7. the hub's retraining schedule notices that every label has arrived and runs `outpost
+//      train` on its store; the challenger must beat the champion on the holdout of
+//      edge-labelled readings;
+//   8. an operator approves the challenger through the hub's API; the hub builds and signs a
+//      bundle that ships it as the champion's shadow; it is installed at both running sites;
+//      more labelled traffic lets each site's shadow rule compare the two, and both sites
+//      promote the challenger, reporting the outcome to the hub as an event record;
 //   9. every record is accounted for: what the hub holds per site equals what the site
 //      produced minus what is still held there, evicted, quarantined or withheld by policy.
 //
@@ -36,6 +39,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -49,6 +53,7 @@
 #include "train/synthetic.h"
 #include "train/xgboost_trainer.h"
 #ifdef OUTPOST_HAS_HUB_STORE
+#include "hub/release.h"
 #include "hub/store.h"
 #endif
 
@@ -62,7 +67,8 @@ struct DemoFlags {
   bool keep_running = false;
   int trees = 30;
   int depth = 4;
-  int rows = 1200;  // readings scored at each site
+  int rows = 1200;        // readings scored at each site before retraining
+  int shadow_rows = 400;  // readings scored at each site while the challenger is a shadow
 };
 
 constexpr char kTenant[] = "demo";
@@ -88,7 +94,9 @@ std::string Num(double v, int digits = 4) {
 // The model's config.yaml: the tensors, and the insight rules that turn scoring into records
 // (insight/FORMAT.md). The drift baseline is the deciles of bearing temperature in the
 // original training set.
-std::string ModelConfig(const train::Dataset& original) {
+// `version_policy` is left out of the template the hub ships in its release bundles (the hub
+// sets it, hub/release.h).
+std::string ModelConfig(const train::Dataset& original, bool with_version_policy = true) {
   std::vector<float> temps;
   for (int64_t r = 0; r < original.rows; ++r) temps.push_back(original.Row(r)[0]);
   std::sort(temps.begin(), temps.end());
@@ -112,8 +120,8 @@ std::string ModelConfig(const train::Dataset& original) {
     names += (names.empty() ? "" : ", ") + std::string(n);
   }
   return "# The demo's pump-fault model: 8 readings in, the chance of a fault out.\n"
-         "backend: xgboost\n"
-         "version_policy: {latest: 1}\n"
+         "backend: xgboost\n" +
+         std::string(with_version_policy ? "version_policy: {latest: 1}\n" : "") +
          "inputs:\n"
          "  - {name: features, datatype: FP32, shape: [-1, 8]}\n"
          "outputs:\n"
@@ -287,6 +295,11 @@ struct Site {
   uint64_t produced = 0, held = 0, evicted = 0, quarantined = 0, withheld = 0, at_hub = 0;
   std::map<std::string, uint64_t> produced_by_kind;
   std::string serving_before, serving_after;
+  // The shadow rule's decision, from the site's event record at the hub.
+  std::string shadow_event;  // "shadow_promoted", "shadow_dropped", or empty: none arrived
+  int64_t shadow_winner = 0;
+  uint64_t shadow_compared = 0, shadow_labelled = 0;
+  double shadow_agreement = NAN, champion_accuracy = NAN, shadow_accuracy = NAN;
 };
 
 Status StartEdge(Site& site) {
@@ -374,8 +387,10 @@ Result<float> ParseProbability(const std::string& body) {
 
 // Scores `rows` readings of drifted pumps at one site (one reading a request, so that a label
 // names exactly one row), injects a fault every kInjectEvery readings, and sends the
-// operators' label of every reading to POST /v1/feedback.
-Status StreamTraffic(Site& site, int64_t rows, uint64_t seed) {
+// operators' label of every reading to POST /v1/feedback: 1 for a fault, 0 for a healthy
+// pump (numbers, so that a shadow rule can score both versions by them). Request ids are
+// <site>-<phase><n>.
+Status StreamTraffic(Site& site, int64_t rows, uint64_t seed, char phase) {
   OUTPOST_ASSIGN_OR_RETURN(train::Dataset data,
                            train::MakePumpReadings({.rows = rows,
                                                     .seed = seed,
@@ -396,7 +411,8 @@ Status StreamTraffic(Site& site, int64_t rows, uint64_t seed) {
       ++site.injected;
     }
     char id[48];
-    std::snprintf(id, sizeof(id), "%s-r%06lld", site.id.c_str(), static_cast<long long>(r + 1));
+    std::snprintf(id, sizeof(id), "%s-%c%06lld", site.id.c_str(), phase,
+                  static_cast<long long>(r + 1));
     OUTPOST_ASSIGN_OR_RETURN(HttpResult res,
                              client->Request("POST", "/v2/models/pump/infer", InferBody(id, row)));
     if (res.status != 200) return InternalError(site.id + ": scoring failed: " + res.body);
@@ -406,7 +422,7 @@ Status StreamTraffic(Site& site, int64_t rows, uint64_t seed) {
     site.faults += fault;
     site.caught += fault && p >= 0.5f;
     std::string label = std::string("{\"request_id\":\"") + id +
-                        "\",\"model\":\"pump\",\"label\":\"" + (fault ? "fault" : "ok") + "\"}";
+                        "\",\"model\":\"pump\",\"label\":" + (fault ? "1" : "0") + "}";
     OUTPOST_ASSIGN_OR_RETURN(HttpResult fb, client->Request("POST", "/v1/feedback", label));
     if (fb.status != 200) return InternalError(site.id + ": feedback refused: " + fb.body);
     ++site.feedback;
@@ -569,6 +585,11 @@ Metrics ReadMetrics(simdjson::dom::element e) {
   return m;
 }
 
+// A measured number, or nothing where it could not be measured (NaN).
+std::optional<double> Finite(double v) {
+  return std::isfinite(v) ? std::optional<double>(v) : std::nullopt;
+}
+
 void WriteMetrics(JsonWriter& w, const Metrics& m) {
   w.BeginObject();
   w.Key("version");
@@ -577,11 +598,7 @@ void WriteMetrics(JsonWriter& w, const Metrics& m) {
                             {"accuracy", m.accuracy},
                             {"logloss", m.logloss}}) {
     w.Key(key);
-    if (std::isfinite(value)) {
-      w.Double(value);
-    } else {
-      w.Null();
-    }
+    w.OptionalDouble(Finite(value));
   }
   w.EndObject();
 }
@@ -602,8 +619,111 @@ Result<std::string> WaitServing(Site& site, const std::string& want) {
   return serving;
 }
 
+// The shadow rule of the demo's release bundles (serve/FORMAT.md "Shadow mode"): most of the
+// shadow-phase readings compared, half of them labelled, and the challenger right more often
+// than the champion by 5 points. Agreement may be low: the champion is the model that drift
+// has made wrong.
+std::string ShadowRule(const DemoFlags& flags) {
+  return "{min_requests: " + std::to_string(flags.shadow_rows * 3 / 4) +
+         ", min_agreement: 0.5, min_labelled: " + std::to_string(flags.shadow_rows / 2) +
+         ", min_accuracy_gain: 0.05}";
+}
+
+// The hub config (hub/FORMAT.md section 7): the retraining of pump, which starts once every
+// reading of both sites has its label at the hub, and the release of its approved versions
+// as the champion's shadow.
+std::string HubConfig(const DemoFlags& flags, const std::string& workdir,
+                      const std::string& keys) {
+  return "retrain:\n"
+         "  - model: pump\n"
+         "    tenant: " + std::string(kTenant) + "\n"
+         "    train_config: " + JoinPath(workdir, "train.yaml") + "\n"
+         "    min_new_labels: " + std::to_string(2 * flags.rows) + "\n"
+         "    check_every_s: 1\n"
+         "    auto_approve: false\n"
+         "    release:\n"
+         "      model_config: " + JoinPath(workdir, "pump-config.yaml") + "\n"
+         "      keys: " + keys + "\n"
+         "      sites: [site-a, site-b]\n"
+         "      shadow: {promote: " + ShadowRule(flags) + "}\n";
+}
+
+struct RetrainRun {
+  int64_t version = 0;
+  int64_t labels = 0;
+  std::string outcome;
+};
+
+// Waits (bounded) until the hub's first retraining job of pump has finished
+// (GET /api/v1/models/pump/retrain).
+Result<RetrainRun> WaitRetrained(HttpClient& op, int seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    OUTPOST_ASSIGN_OR_RETURN(HttpResult r, op.Request("GET", "/api/v1/models/pump/retrain"));
+    if (r.status != 200) return InternalError("GET /api/v1/models/pump/retrain: " + r.body);
+    last = r.body;
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    uint64_t runs = 0;
+    bool running = true;
+    if (parser.parse(r.body).get(doc) || doc["runs"].get_uint64().get(runs) ||
+        doc["running"].get_bool().get(running)) {
+      return InternalError("GET /api/v1/models/pump/retrain: unexpected answer " + r.body);
+    }
+    if (runs > 0 && !running) {
+      RetrainRun run;
+      std::string_view outcome, error;
+      if (doc["last_outcome"].get_string().get(outcome) ||
+          doc["last_version"].get_int64().get(run.version) ||
+          doc["labels_at_last_run"].get_int64().get(run.labels)) {
+        return InternalError("the hub's retraining job did not register a version: " + r.body);
+      }
+      run.outcome = std::string(outcome);
+      if (run.outcome == "failed") {
+        return InternalError("the hub's retraining job failed: " + r.body);
+      }
+      return run;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return DeadlineExceededError("the hub did not retrain pump within " + std::to_string(seconds) +
+                               " s; its last status: " + last);
+}
+
+// The site's shadow decision as the hub received it: its newest `shadow_promoted` or
+// `shadow_dropped` event record (serve/FORMAT.md "Shadow mode").
+Status ReadShadowOutcome(hub::Store& store, Site& site) {
+  hub::RecordQuery q{.tenant = kTenant, .site_id = site.id, .kind = "event", .limit = 10000};
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<hub::HubRecord> events, store.QueryRecords(q));
+  simdjson::dom::parser parser;
+  for (const hub::HubRecord& r : events) {
+    simdjson::dom::element e;
+    std::string_view event;
+    if (parser.parse(r.payload).get(e) || e["event"].get_string().get(event) ||
+        (event != "shadow_promoted" && event != "shadow_dropped")) {
+      continue;
+    }
+    site.shadow_event = std::string(event);
+    double d;
+    int64_t version;
+    uint64_t n;
+    if (!e["version"].get_int64().get(version)) site.shadow_winner = version;
+    if (!e["compared"].get_uint64().get(n)) site.shadow_compared = n;
+    if (!e["labelled"].get_uint64().get(n)) site.shadow_labelled = n;
+    if (!e["agreement"].get_double().get(d)) site.shadow_agreement = d;
+    if (!e["champion_accuracy"].get_double().get(d)) site.champion_accuracy = d;
+    if (!e["shadow_accuracy"].get_double().get(d)) site.shadow_accuracy = d;
+  }
+  return Status();
+}
+
 Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
   const auto started = std::chrono::steady_clock::now();
+  if (flags.shadow_rows >= flags.rows) {
+    // The shadow phase's labels must not reach the retraining threshold (2 x --rows) again.
+    return InvalidArgumentError("--shadow-rows must be below --rows");
+  }
   const std::string hub_dir = JoinPath(workdir, "hub");
   const std::string store_url = "sqlite:" + JoinPath(hub_dir, "hub.db");
   const std::string keys = JoinPath(workdir, "keys");
@@ -632,6 +752,8 @@ Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
   OUTPOST_RETURN_IF_ERROR(MakeDirectories(first_dir));
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(first_dir, "model.json"), first_json));
   const std::string config_yaml = ModelConfig(original);
+  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(workdir, "pump-config.yaml"),
+                                              ModelConfig(original, /*with_version_policy=*/false)));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, hub::OpenStore(store_url));
   OUTPOST_RETURN_IF_ERROR(store->RegisterModel(
       {.name = "pump", .version = 1, .state = "approved",
@@ -689,9 +811,12 @@ Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
   }
   Process hub{.name = "outpost hub serve"};
   const std::string hub_log = JoinPath(hub_dir, "hub.log");
+  const std::string hub_config = JoinPath(workdir, "hub.yaml");
+  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(hub_config, HubConfig(flags, workdir, keys)));
   OUTPOST_ASSIGN_OR_RETURN(
       hub.proc,
-      Subprocess::Start({SelfPath(), "hub", "serve", "--data-dir", hub_dir, "--store", store_url,
+      Subprocess::Start({SelfPath(), "hub", "serve", "--config", hub_config, "--data-dir",
+                         hub_dir, "--store", store_url,
                          "--listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0",
                          "--policy", policy, "--operator-token",
                          std::string(kOperatorToken) + "=" + kTenant, "--log-level", "warning"},
@@ -726,8 +851,8 @@ Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
   for (Site& s : sites) OUTPOST_RETURN_IF_ERROR(StartEdge(s));
   {
     Status results[2];
-    std::thread b([&] { results[1] = StreamTraffic(sites[1], flags.rows, 12); });
-    results[0] = StreamTraffic(sites[0], flags.rows, 11);
+    std::thread b([&] { results[1] = StreamTraffic(sites[1], flags.rows, 12, 'r'); });
+    results[0] = StreamTraffic(sites[0], flags.rows, 11, 'r');
     b.join();
     for (const Status& st : results) OUTPOST_RETURN_IF_ERROR(st);
   }
@@ -753,17 +878,32 @@ Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
   OUTPOST_RETURN_IF_ERROR(ExportRound(sites[1], workdir, hub_dir, store_url, policy, true));
 
   // --- 7. Retraining ---
-  std::printf("7. The hub retrains pump on what the sites collected (outpost train)\n");
-  const std::string second_dir = JoinPath(JoinPath(hub_dir, "models"), "pump-2");
-  OUTPOST_ASSIGN_OR_RETURN(std::string trained,
-                           Outpost({"train", "--store", store_url, "--model", "pump", "--config",
-                                    JoinPath(workdir, "train.yaml"), "--out", second_dir}));
-  std::printf("   %s\n", FirstLine(trained).c_str());
-  OUTPOST_ASSIGN_OR_RETURN(std::string metrics_text, ReadFile(JoinPath(second_dir, "metrics.json")));
-  OUTPOST_ASSIGN_OR_RETURN(std::string lineage_text, ReadFile(JoinPath(second_dir, "lineage.json")));
+  std::printf("7. The hub retrains pump by its schedule: a job once %d new labels have arrived "
+              "(every reading of both sites)\n",
+              2 * flags.rows);
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> op,
+                           HttpClient::Connect("127.0.0.1", PortOf(dashboard), kOperatorToken));
+  OUTPOST_ASSIGN_OR_RETURN(RetrainRun run, WaitRetrained(*op, 120));
+  std::printf("   the hub saw %lld labels and ran outpost train: pump version %lld, %s\n",
+              static_cast<long long>(run.labels), static_cast<long long>(run.version),
+              run.outcome.c_str());
+  OUTPOST_ASSIGN_OR_RETURN(HttpResult listed, op->Request("GET", "/api/v1/models/pump/versions"));
+  if (listed.status != 200) return InternalError("GET /api/v1/models/pump/versions: " + listed.body);
   simdjson::dom::parser parser;
-  simdjson::dom::element metrics_doc;
-  if (parser.parse(metrics_text).get(metrics_doc)) return InternalError("metrics.json is not JSON");
+  simdjson::dom::element listed_doc, metrics_doc;
+  simdjson::dom::array versions_e;
+  if (parser.parse(listed.body).get(listed_doc) || listed_doc["versions"].get_array().get(versions_e)) {
+    return InternalError("GET /api/v1/models/pump/versions: unexpected answer " + listed.body);
+  }
+  bool found = false;
+  for (simdjson::dom::element v : versions_e) {
+    int64_t version = 0;
+    if (!v["version"].get_int64().get(version) && version == run.version &&
+        !v["metrics"].get(metrics_doc)) {
+      found = true;
+    }
+  }
+  if (!found) return InternalError("the registry does not list pump " + std::to_string(run.version));
   std::string_view decision;
   int64_t new_version = 0, holdout_rows = 0;
   simdjson::dom::element champion_e, challenger_e;
@@ -771,7 +911,7 @@ Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
       metrics_doc["version"].get_int64().get(new_version) ||
       metrics_doc["holdout"]["rows"].get_int64().get(holdout_rows) ||
       metrics_doc["challenger"].get(challenger_e) || metrics_doc["champion"].get(champion_e)) {
-    return InternalError("metrics.json lacks the decision: " + metrics_text);
+    return InternalError("the registry's metrics lack the decision: " + listed.body);
   }
   Metrics challenger = ReadMetrics(challenger_e);
   challenger.version = new_version;
@@ -787,47 +927,62 @@ Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
               Num(challenger.accuracy).c_str(), Num(challenger.logloss).c_str(),
               decision_s.c_str());
   if (decision_s != "candidate") {
-    return FailedPreconditionError("the challenger did not beat the champion: " + metrics_text);
+    return FailedPreconditionError("the challenger did not beat the champion: " + listed.body);
   }
 
-  // --- 8. The new version to both sites ---
-  std::printf("8. An operator approves pump %lld; it is bundled, signed and installed at both "
-              "sites while they serve\n",
-              static_cast<long long>(new_version));
-  OUTPOST_RETURN_IF_ERROR(store->SetModelState("pump", new_version, "approved"));
-  OUTPOST_ASSIGN_OR_RETURN(std::string second_json, ReadFile(JoinPath(second_dir, "model.json")));
-  const std::string models_v2 = JoinPath(workdir, "release-2");
-  OUTPOST_RETURN_IF_ERROR(WriteModelFolder(models_v2, static_cast<int>(new_version), config_yaml,
-                                           second_json, challenger.auc,
-                                           train::Sha256Hex(lineage_text)));
-  const std::string bundle2 = JoinPath(bundles, "pump-" + std::to_string(new_version) + ".bundle");
-  OUTPOST_ASSIGN_OR_RETURN(created, Outpost({"bundle", "create", "--models", models_v2, "--keys",
-                                             keys, "--version", "2", "--site", "site-a", "--site",
-                                             "site-b", "-o", bundle2}));
-  std::printf("   %s\n", FirstLine(created).c_str());
-  // The demo does not use shadow mode (config.yaml's `shadow:` section, serve/FORMAT.md): the
-  // new version replaces the old one directly, and the story says so.
-  std::printf("   (no shadow period: the demo installs pump %lld as the new champion directly; "
-              "it does not use shadow mode)\n",
-              static_cast<long long>(new_version));
+  // --- 8. Approval, release, shadow, promotion ---
+  std::printf("8. An operator approves pump %lld through the hub's API; the hub bundles and signs "
+              "it as the shadow of pump %lld\n",
+              static_cast<long long>(new_version), static_cast<long long>(champion.version));
+  OUTPOST_ASSIGN_OR_RETURN(
+      HttpResult approved,
+      op->Request("POST", "/api/v1/models/pump/versions/" + std::to_string(new_version) + "/approve"));
+  simdjson::dom::parser approve_parser;
+  simdjson::dom::element approve_doc;
+  std::string_view bundle_view;
+  uint64_t bundle_version = 0;
+  bool shadow = false;
+  if (approved.status != 200 || approve_parser.parse(approved.body).get(approve_doc) ||
+      approve_doc["bundle"].get_string().get(bundle_view) ||
+      approve_doc["bundle_version"].get_uint64().get(bundle_version) ||
+      approve_doc["shadow"].get_bool().get(shadow)) {
+    return InternalError("the hub did not release pump " + std::to_string(new_version) + ": " +
+                         std::to_string(approved.status) + " " + approved.body);
+  }
+  if (!shadow) return InternalError("the hub's release has no shadow period: " + approved.body);
+  const std::string bundle2(bundle_view);
+  std::printf("   %s: bundle version %llu, pump %lld serves, pump %lld in its shadow\n",
+              bundle2.c_str(), static_cast<unsigned long long>(bundle_version),
+              static_cast<long long>(champion.version), static_cast<long long>(new_version));
   for (Site& s : sites) {
     OUTPOST_ASSIGN_OR_RETURN(std::string line, InstallBundle(s, bundle2, root));
+    std::printf("   %s: %s\n", s.id.c_str(), line.c_str());
+  }
+  std::printf("   %d more labelled readings at each site: both versions score each, the champion "
+              "answers; each site's shadow rule (%s) decides\n",
+              flags.shadow_rows, ShadowRule(flags).c_str());
+  {
+    Status results[2];
+    std::thread b([&] { results[1] = StreamTraffic(sites[1], flags.shadow_rows, 22, 's'); });
+    results[0] = StreamTraffic(sites[0], flags.shadow_rows, 21, 's');
+    b.join();
+    for (const Status& st : results) OUTPOST_RETURN_IF_ERROR(st);
+  }
+  for (Site& s : sites) {
     OUTPOST_ASSIGN_OR_RETURN(s.serving_after, WaitServing(s, std::to_string(new_version)));
-    std::printf("   %s: %s; now serving pump %s\n", s.id.c_str(), line.c_str(),
-                s.serving_after.c_str());
+    std::printf("   %s: now serving pump %s\n", s.id.c_str(), s.serving_after.c_str());
     if (s.serving_after != std::to_string(new_version)) {
-      return InternalError(s.id + " does not serve pump " + std::to_string(new_version) +
-                           " after the install (it serves \"" + s.serving_after + "\"); see " +
-                           s.log);
+      return InternalError(s.id + " did not promote pump " + std::to_string(new_version) +
+                           " (it serves \"" + s.serving_after + "\"); see " + s.log);
     }
   }
-  OUTPOST_RETURN_IF_ERROR(store->SetModelState("pump", new_version, "bundled"));
 
   // --- 9. The account ---
   std::printf("9. Every record accounted for\n");
   OUTPOST_RETURN_IF_ERROR(WaitDrained(sites[0], 30));
   OUTPOST_RETURN_IF_ERROR(sites[0].edge.Stop());
-  std::printf("   site-b's second trip: what it recorded since (the install event, aggregates)\n");
+  std::printf("   site-b's second trip: what it recorded since (the shadow phase's readings and "
+              "labels, the install and promotion events)\n");
   OUTPOST_RETURN_IF_ERROR(ExportRound(sites[1], workdir, hub_dir, store_url, policy, false));
   bool balanced = true;
   std::map<std::string, uint64_t> hub_by_kind;
@@ -844,6 +999,20 @@ Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
                 static_cast<unsigned long long>(s.evicted),
                 static_cast<unsigned long long>(s.quarantined),
                 static_cast<unsigned long long>(s.withheld), ok ? "(balanced)" : "(MISMATCH)");
+  }
+  bool promoted = true;
+  for (Site& s : sites) {
+    OUTPOST_RETURN_IF_ERROR(ReadShadowOutcome(*store, s));
+    promoted = promoted && s.shadow_event == "shadow_promoted" && s.shadow_winner == new_version;
+    std::printf("   %s's shadow decision, as its event record reached the hub: %s pump %lld after "
+                "%llu readings compared (agreement %s) and %llu labelled (accuracy: champion %s, "
+                "shadow %s)\n",
+                s.id.c_str(), s.shadow_event.empty() ? "(none arrived)" : s.shadow_event.c_str(),
+                static_cast<long long>(s.shadow_winner),
+                static_cast<unsigned long long>(s.shadow_compared),
+                Num(s.shadow_agreement, 3).c_str(),
+                static_cast<unsigned long long>(s.shadow_labelled),
+                Num(s.champion_accuracy, 3).c_str(), Num(s.shadow_accuracy, 3).c_str());
   }
   std::string kinds;
   for (const auto& [kind, n] : hub_by_kind) {
@@ -874,7 +1043,11 @@ Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
     w.Key("dashboard");
     w.String(dashboard);
     w.Key("shadow");
-    w.Bool(false);
+    w.Bool(true);
+    w.Key("bundle_version");
+    w.Uint(bundle_version);
+    w.Key("retrain_labels");
+    w.Int(run.labels);
     w.Key("decision");
     w.String(decision_s);
     w.Key("holdout_rows");
@@ -911,6 +1084,20 @@ Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
       w.String(s.serving_before);
       w.Key("serving_after");
       w.String(s.serving_after);
+      w.Key("shadow_event");
+      w.String(s.shadow_event);
+      w.Key("shadow_winner");
+      w.Int(s.shadow_winner);
+      w.Key("shadow_compared");
+      w.Uint(s.shadow_compared);
+      w.Key("shadow_labelled");
+      w.Uint(s.shadow_labelled);
+      w.Key("shadow_agreement");
+      w.OptionalDouble(Finite(s.shadow_agreement));
+      w.Key("champion_accuracy");
+      w.OptionalDouble(Finite(s.champion_accuracy));
+      w.Key("shadow_accuracy");
+      w.OptionalDouble(Finite(s.shadow_accuracy));
       for (auto [key, value] : {std::pair<const char*, uint64_t>{"produced", s.produced},
                                 {"held", s.held},
                                 {"evicted", s.evicted},
@@ -932,10 +1119,16 @@ Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
   store.reset();
 
   std::printf("\nThe loop closed in %.0f s: the sites' data made pump %lld (AUC %s) beat pump %lld "
-              "(AUC %s) on readings it never saw, and both sites now serve it.\n",
+              "(AUC %s) on readings it never saw; both sites ran it in the shadow of pump %lld and "
+              "promoted it.\n",
               seconds, static_cast<long long>(challenger.version), Num(challenger.auc, 3).c_str(),
-              static_cast<long long>(champion.version), Num(champion.auc, 3).c_str());
+              static_cast<long long>(champion.version), Num(champion.auc, 3).c_str(),
+              static_cast<long long>(champion.version));
   if (!balanced) return DataLossError("the hub's records do not add up to what the sites produced");
+  if (!promoted) {
+    return InternalError("a site's promotion of pump " + std::to_string(new_version) +
+                         " did not reach the hub as an event record");
+  }
 
   if (flags.keep_running) {
     std::printf("\nThe hub keeps running. Dashboard: %s/ (operator token: %s)\n"
@@ -1021,8 +1214,11 @@ void AddDemoCommand(CLI::App& app, Action& run) {
   cmd->add_option("--trees", flags->trees, "Boosting rounds of the pump models")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--depth", flags->depth, "Tree depth of the pump models")->check(CLI::Range(1, 16));
-  cmd->add_option("--rows", flags->rows, "Readings scored at each site")
+  cmd->add_option("--rows", flags->rows, "Readings scored at each site before retraining")
       ->check(CLI::Range(200, 100000));
+  cmd->add_option("--shadow-rows", flags->shadow_rows,
+                  "Readings scored at each site while the challenger runs as a shadow")
+      ->check(CLI::Range(100, 100000));
   cmd->callback([&run, flags] { run = [flags] { return RunDemo(*flags); }; });
 }
 

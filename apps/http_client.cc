@@ -16,7 +16,8 @@ using tcp = asio::ip::tcp;
 
 class BeastClient final : public HttpClient {
  public:
-  BeastClient(std::string host, uint16_t port) : host_(std::move(host)), port_(port) {}
+  BeastClient(std::string host, uint16_t port, std::string authorization)
+      : host_(std::move(host)), port_(port), authorization_(std::move(authorization)) {}
 
   Status Open() {
     beast::error_code ec;
@@ -55,6 +56,7 @@ class BeastClient final : public HttpClient {
     req.target(boost::beast::string_view(target.data(), target.size()));
     req.version(11);
     req.set(http::field::host, host_);
+    if (!authorization_.empty()) req.set(http::field::authorization, authorization_);
     req.keep_alive(true);
     if (!body.empty() || method == "POST") {
       req.set(http::field::content_type,
@@ -83,6 +85,7 @@ class BeastClient final : public HttpClient {
 
   std::string host_;
   uint16_t port_;
+  std::string authorization_;  // the Authorization header's value, or empty
   asio::io_context io_;
   std::unique_ptr<tcp::socket> socket_;
   beast::flat_buffer buffer_;
@@ -90,8 +93,10 @@ class BeastClient final : public HttpClient {
 
 }  // namespace
 
-Result<std::unique_ptr<HttpClient>> HttpClient::Connect(const std::string& host, uint16_t port) {
-  auto client = std::make_unique<BeastClient>(host, port);
+Result<std::unique_ptr<HttpClient>> HttpClient::Connect(const std::string& host, uint16_t port,
+                                                       const std::string& bearer_token) {
+  auto client = std::make_unique<BeastClient>(
+      host, port, bearer_token.empty() ? "" : "Bearer " + bearer_token);
   OUTPOST_RETURN_IF_ERROR(client->Open());
   return std::unique_ptr<HttpClient>(std::move(client));
 }

@@ -19,8 +19,10 @@ struct HttpResult {
 
 class HttpClient {
  public:
-  // Connects to host:port. Unavailable when nothing listens there.
-  static Result<std::unique_ptr<HttpClient>> Connect(const std::string& host, uint16_t port);
+  // Connects to host:port. Unavailable when nothing listens there. A non-empty
+  // `bearer_token` is sent as `Authorization: Bearer <token>` (the hub's operator listener).
+  static Result<std::unique_ptr<HttpClient>> Connect(const std::string& host, uint16_t port,
+                                                     const std::string& bearer_token = "");
   virtual ~HttpClient() = default;
 
   // Sends one request on the open connection (reconnecting once if the server closed it)

@@ -4,10 +4,13 @@
 //     the site produced (its outbox's gapless seqs) minus what is still held there, evicted,
 //     quarantined or withheld by policy (the site's audit log); every operator label arrived;
 //     site B's records came only by export file and its receipts emptied its outbox;
-//   - retraining: metrics.json says the challenger beat the champion on the holdout by the
-//     margin, and the registry holds version 2 as bundled;
-//   - serving: the version the bundle installed serves at both sites (asked of an edge started
-//     on each site's model repository), with XGBoost's own predictions of the new model.
+//   - retraining: the hub's schedule ran it; metrics.json beside the registered model says the
+//     challenger beat the champion on the holdout by the margin, and the registry holds
+//     version 2 as bundled (approved through the hub's API, which built the bundle);
+//   - shadow and promotion: each site's `shadow_promoted` event record for version 2 is in the
+//     hub's store;
+//   - serving: the promoted version serves at both sites (asked of an edge started on each
+//     site's model repository), with XGBoost's own predictions of the new model.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <simdjson.h>
@@ -81,15 +84,39 @@ uint64_t Withheld(const std::string& audit_path) {
   return dropped.size();
 }
 
+// The shadow decisions of `site` in the hub's store, as "<event> <winner> champion <v>;" each.
+std::string ShadowEvents(hub::Store& store, const std::string& site) {
+  hub::RecordQuery q{.tenant = "demo", .site_id = site, .kind = "event", .limit = 10000};
+  auto events = store.QueryRecords(q);
+  EXPECT_TRUE(events.ok()) << events.status().ToString();
+  std::string out;
+  simdjson::dom::parser parser;
+  for (const hub::HubRecord& r : events.ok() ? *events : std::vector<hub::HubRecord>{}) {
+    simdjson::dom::element e;
+    std::string_view event;
+    int64_t version = 0, champion = 0;
+    if (parser.parse(r.payload).get(e) || e["event"].get_string().get(event) ||
+        event.rfind("shadow_", 0) != 0) {
+      continue;
+    }
+    EXPECT_FALSE(e["version"].get_int64().get(version)) << r.payload;
+    EXPECT_FALSE(e["champion_version"].get_int64().get(champion)) << r.payload;
+    out += std::string(event) + " " + std::to_string(version) + " champion " +
+           std::to_string(champion) + ";";
+  }
+  return out;
+}
+
 TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
   testing::TempDir dir;
   const std::string work = dir.File("demo");
   const std::string summary_path = dir.File("summary.json");
+  constexpr int kRows = 900, kShadowRows = 400;
   RunResult demo = RunProgram({Outpost(), "demo", "--workdir", work, "--summary", summary_path,
-                               "--rows", "900"});
+                               "--rows", std::to_string(kRows), "--shadow-rows",
+                               std::to_string(kShadowRows)});
   std::printf("%s", demo.out.c_str());
   ASSERT_EQ(demo.exit_code, 0) << demo.err;
-  EXPECT_NE(demo.out.find("no shadow period"), std::string::npos);
 
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string summary_text, ReadFile(summary_path));
   simdjson::dom::parser parser;
@@ -101,9 +128,19 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   hub::Store& store = **opened;
 
-  // Retraining: the challenger beat the champion on the holdout, by metrics.json itself.
+  // Retraining: the challenger beat the champion on the holdout, by metrics.json itself (in the
+  // folder of the job the hub's schedule ran, beside the registered model file).
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::vector<hub::ModelEntry> models, store.ListModels("pump"));
+  ASSERT_EQ(models.size(), 2u);
+  EXPECT_EQ(models[0].version, 2);
+  EXPECT_EQ(models[0].state, "bundled");
+  EXPECT_EQ(models[1].state, "bundled");
+  EXPECT_EQ(models[0].artifact_path.rfind(JoinPath(work, "hub/training/pump-"), 0), 0u)
+      << models[0].artifact_path;
+  const std::string job_dir =
+      models[0].artifact_path.substr(0, models[0].artifact_path.rfind('/'));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string metrics_text,
-                               ReadFile(JoinPath(work, "hub/models/pump-2/metrics.json")));
+                               ReadFile(JoinPath(job_dir, "metrics.json")));
   simdjson::dom::parser metrics_parser;
   simdjson::dom::element metrics;
   ASSERT_FALSE(metrics_parser.parse(metrics_text).get(metrics));
@@ -123,11 +160,9 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
   double summary_auc = 0;
   ASSERT_FALSE(summary["challenger"]["auc"].get_double().get(summary_auc));
   EXPECT_DOUBLE_EQ(summary_auc, challenger_auc);
-  OUTPOST_ASSERT_OK_AND_ASSIGN(std::vector<hub::ModelEntry> models, store.ListModels("pump"));
-  ASSERT_EQ(models.size(), 2u);
-  EXPECT_EQ(models[0].version, 2);
-  EXPECT_EQ(models[0].state, "bundled");
-  EXPECT_EQ(models[1].state, "bundled");
+  bool shadow = false;
+  ASSERT_FALSE(summary["shadow"].get_bool().get(shadow));
+  EXPECT_TRUE(shadow);
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string new_model, ReadFile(models[0].artifact_path));
 
   simdjson::dom::array sites;
@@ -147,8 +182,8 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
     ASSERT_FALSE(s["live"].get_bool().get(live));
     const std::string id(id_view), data(data_view), repo(models_view);
     SCOPED_TRACE(id);
-    EXPECT_EQ(readings, 900);
-    EXPECT_EQ(feedback, 900);
+    EXPECT_EQ(readings, kRows + kShadowRows);
+    EXPECT_EQ(feedback, kRows + kShadowRows);
     EXPECT_EQ(serving, "2");
 
     // The account, from the site's own files and the hub's store.
@@ -164,7 +199,7 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
     std::map<std::string, uint64_t> kinds = HubKinds(store, id);
     uint64_t at_hub = 0;
     for (const auto& [kind, n] : kinds) at_hub += n;
-    EXPECT_GT(produced, 2u * 900u);
+    EXPECT_GT(produced, 2u * (kRows + kShadowRows));
     EXPECT_EQ(at_hub, produced - held - evicted - quarantined - withheld)
         << "produced " << produced << " held " << held << " evicted " << evicted
         << " quarantined " << quarantined << " withheld " << withheld;
@@ -173,11 +208,13 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
     EXPECT_EQ(summary_at_hub, at_hub);
     // Every label and every scored reading (the sample rule keeps all) reached the hub, and
     // the insight rules' records came with them.
-    EXPECT_EQ(kinds["feedback"], 900u);
-    EXPECT_EQ(kinds["sample"], 900u);
+    EXPECT_EQ(kinds["feedback"], static_cast<uint64_t>(kRows + kShadowRows));
+    EXPECT_EQ(kinds["sample"], static_cast<uint64_t>(kRows + kShadowRows));
     EXPECT_GT(kinds["anomaly"], 0u);
     EXPECT_GT(kinds["drift"], 0u);
-    EXPECT_GT(kinds["event"], 0u);  // the bundle installs
+    EXPECT_GT(kinds["event"], 0u);  // the bundle installs, the promotion
+    // The site promoted version 2 by its shadow rule, and said so to the hub.
+    EXPECT_EQ(ShadowEvents(store, id), "shadow_promoted 2 champion 1;");
     if (!live) {
       // Site B: only by file. Everything exported was stored, and the receipts emptied the
       // outbox of it.
