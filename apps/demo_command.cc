@@ -574,15 +574,19 @@ struct Metrics {
   int64_t version = 0;
 };
 
-Metrics ReadMetrics(simdjson::dom::element e) {
-  Metrics m;
+// The number at `key` of a JSON object, or NaN (DoubleAt) / 0 (IntAt) where there is none.
+double DoubleAt(simdjson::dom::element e, const char* key) {
   double d;
+  return e[key].get_double().get(d) ? NAN : d;
+}
+int64_t IntAt(simdjson::dom::element e, const char* key) {
   int64_t v;
-  if (!e["auc"].get_double().get(d)) m.auc = d;
-  if (!e["accuracy"].get_double().get(d)) m.accuracy = d;
-  if (!e["logloss"].get_double().get(d)) m.logloss = d;
-  if (!e["version"].get_int64().get(v)) m.version = v;
-  return m;
+  return e[key].get_int64().get(v) ? 0 : v;
+}
+
+Metrics ReadMetrics(simdjson::dom::element e) {
+  return Metrics{.auc = DoubleAt(e, "auc"), .accuracy = DoubleAt(e, "accuracy"),
+                 .logloss = DoubleAt(e, "logloss"), .version = IntAt(e, "version")};
 }
 
 // A measured number, or nothing where it could not be measured (NaN).
@@ -705,15 +709,12 @@ Status ReadShadowOutcome(hub::Store& store, Site& site) {
       continue;
     }
     site.shadow_event = std::string(event);
-    double d;
-    int64_t version;
-    uint64_t n;
-    if (!e["version"].get_int64().get(version)) site.shadow_winner = version;
-    if (!e["compared"].get_uint64().get(n)) site.shadow_compared = n;
-    if (!e["labelled"].get_uint64().get(n)) site.shadow_labelled = n;
-    if (!e["agreement"].get_double().get(d)) site.shadow_agreement = d;
-    if (!e["champion_accuracy"].get_double().get(d)) site.champion_accuracy = d;
-    if (!e["shadow_accuracy"].get_double().get(d)) site.shadow_accuracy = d;
+    site.shadow_winner = IntAt(e, "version");
+    site.shadow_compared = static_cast<uint64_t>(IntAt(e, "compared"));
+    site.shadow_labelled = static_cast<uint64_t>(IntAt(e, "labelled"));
+    site.shadow_agreement = DoubleAt(e, "agreement");
+    site.champion_accuracy = DoubleAt(e, "champion_accuracy");
+    site.shadow_accuracy = DoubleAt(e, "shadow_accuracy");
   }
   return Status();
 }
