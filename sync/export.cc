@@ -1,13 +1,13 @@
 #include "sync/export.h"
 
 #include "sync/crypto.h"
+#include "sync/signed_file.h"
 #include "sync/wire.h"
 
 namespace outpost::sync {
 namespace {
 
-constexpr char kMagic[4] = {'O', 'P', 'S', 'X'};
-constexpr uint8_t kVersion = 1;
+constexpr SignedFileKind kExport{.magic = "OPSX", .prefix = "export", .noun = "an export file"};
 
 Status Bad(std::string_view reason, std::string_view detail) {
   return InvalidArgumentError(std::string(reason) + ": " + std::string(detail));
@@ -35,12 +35,7 @@ Result<std::string> WriteExport(const ExportFile& file, std::string_view key_pem
     return Bad("export_cert", "certificate missing or too large");
   }
   if (file.batches.size() > limits.max_batches) return Bad("export_too_large", "too many batches");
-  std::string out(kMagic, 4);
-  wire::PutU8(out, kVersion);
-  wire::PutU8(out, 0);
-  wire::PutU16(out, 0);
-  wire::PutU32(out, static_cast<uint32_t>(file.cert_pem.size()));
-  out += file.cert_pem;
+  std::string out = BeginSignedFile(kExport, file.cert_pem);
   wire::PutStr8(out, file.site_id);
   wire::PutStr8(out, file.node_id);
   wire::PutU64(out, static_cast<uint64_t>(file.created_ms));
@@ -52,43 +47,20 @@ Result<std::string> WriteExport(const ExportFile& file, std::string_view key_pem
     out += b;
   }
   if (out.size() + 66 > limits.max_file_bytes) return Bad("export_too_large", "file too large");
-  OUTPOST_ASSIGN_OR_RETURN(std::string sig, SignEd25519(key_pem, out));
-  wire::PutU16(out, static_cast<uint16_t>(sig.size()));
-  out += sig;
+  OUTPOST_RETURN_IF_ERROR(FinishSignedFile(out, key_pem));
   return out;
 }
 
 Result<ExportFile> ReadExport(std::string_view bytes, const ExportLimits& limits) {
-  if (bytes.size() > limits.max_file_bytes) {
-    return ResourceExhaustedError("export_too_large: " + std::to_string(bytes.size()) + " bytes");
-  }
-  auto truncated = [] { return Bad("export_truncated", "the file ends inside a field"); };
-  if (bytes.size() < 8) return truncated();
-  if (bytes.substr(0, 4) != std::string_view(kMagic, 4)) {
-    return Bad("export_bad_magic", "not an export file");
-  }
-  wire::Reader r(bytes.substr(4));
-  uint8_t version = 0, flags = 0;
-  uint16_t reserved = 0;
-  r.U8(version);
-  r.U8(flags);
-  r.U16(reserved);
-  if (version != kVersion) {
-    return Bad("export_version", "version " + std::to_string(version) + ", this reader knows 1");
-  }
-  if (flags != 0 || reserved != 0) return Bad("export_flags", "unknown flags");
-  ExportFile f;
-  uint32_t cert_len = 0;
+  auto truncated = [] { return SignedFileTruncated(kExport); };
+  wire::Reader r({});
   std::string_view cert, site, node, id;
-  if (!r.U32(cert_len)) return truncated();
-  if (cert_len > limits.max_cert_bytes) {
-    return ResourceExhaustedError("export_too_large: certificate of " + std::to_string(cert_len) +
-                                  " bytes");
-  }
+  OUTPOST_RETURN_IF_ERROR(
+      ReadSignedFileHead(bytes, kExport, limits.max_file_bytes, limits.max_cert_bytes, r, cert));
+  ExportFile f;
   uint64_t created = 0;
   uint32_t count = 0;
-  if (!r.Bytes(cert_len, cert) || !r.Str8(site) || !r.Str8(node) || !r.U64(created) ||
-      !r.Bytes(16, id) || !r.U32(count)) {
+  if (!r.Str8(site) || !r.Str8(node) || !r.U64(created) || !r.Bytes(16, id) || !r.U32(count)) {
     return truncated();
   }
   if (!IsValidName(site) || !IsValidName(node)) return Bad("export_malformed", "bad name");
@@ -108,23 +80,12 @@ Result<ExportFile> ReadExport(std::string_view bytes, const ExportLimits& limits
     if (!r.Bytes(len, b)) return truncated();
     f.batches.emplace_back(b);
   }
-  size_t signed_len = 4 + r.pos();
-  uint16_t sig_len = 0;
-  std::string_view sig;
-  if (!r.U16(sig_len) || !r.Bytes(sig_len, sig)) return truncated();
-  if (r.left() != 0) return Bad("export_trailing_bytes", "bytes after the signature");
+  OUTPOST_RETURN_IF_ERROR(VerifySignedFileTail(bytes, kExport, r, cert));
   f.cert_pem = cert;
   f.site_id = site;
   f.node_id = node;
   f.created_ms = static_cast<int64_t>(created);
   f.export_id = id;
-  Status verified = VerifyWithCertificate(cert, bytes.substr(0, signed_len), sig);
-  if (!verified.ok()) {
-    if (verified.code() == StatusCode::kInvalidArgument) {
-      return Bad("export_cert", verified.message());
-    }
-    return PermissionDeniedError("export_signature: " + std::string(verified.message()));
-  }
   return f;
 }
 

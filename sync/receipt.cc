@@ -1,13 +1,13 @@
 #include "sync/receipt.h"
 
 #include "sync/crypto.h"
+#include "sync/signed_file.h"
 #include "sync/wire.h"
 
 namespace outpost::sync {
 namespace {
 
-constexpr char kMagic[4] = {'O', 'P', 'S', 'R'};
-constexpr uint8_t kVersion = 1;
+constexpr SignedFileKind kReceipt{.magic = "OPSR", .prefix = "receipt", .noun = "a receipt"};
 
 Status Bad(std::string_view reason, std::string_view detail) {
   return InvalidArgumentError(std::string(reason) + ": " + std::string(detail));
@@ -51,12 +51,7 @@ Result<std::string> WriteReceipt(const Receipt& receipt, std::string_view signer
     return Bad("receipt_cert", "certificate missing or too large");
   }
   if (receipt.keys.size() > limits.max_keys) return Bad("receipt_too_large", "too many keys");
-  std::string out(kMagic, 4);
-  wire::PutU8(out, kVersion);
-  wire::PutU8(out, 0);
-  wire::PutU16(out, 0);
-  wire::PutU32(out, static_cast<uint32_t>(receipt.cert_pem.size()));
-  out += receipt.cert_pem;
+  std::string out = BeginSignedFile(kReceipt, receipt.cert_pem);
   wire::PutStr8(out, receipt.site_id);
   out += receipt.export_id;
   wire::PutU64(out, static_cast<uint64_t>(receipt.created_ms));
@@ -73,43 +68,20 @@ Result<std::string> WriteReceipt(const Receipt& receipt, std::string_view signer
     wire::PutU64(out, k.last_seq);
     out += raw;
   }
-  OUTPOST_ASSIGN_OR_RETURN(std::string sig, SignEd25519(signer_key_pem, out));
-  wire::PutU16(out, static_cast<uint16_t>(sig.size()));
-  out += sig;
+  OUTPOST_RETURN_IF_ERROR(FinishSignedFile(out, signer_key_pem));
   return out;
 }
 
 Result<Receipt> ReadReceipt(std::string_view bytes, const ReceiptLimits& limits) {
-  if (bytes.size() > limits.max_file_bytes) {
-    return ResourceExhaustedError("receipt_too_large: " + std::to_string(bytes.size()) + " bytes");
-  }
-  auto truncated = [] { return Bad("receipt_truncated", "the file ends inside a field"); };
-  if (bytes.size() < 8) return truncated();
-  if (bytes.substr(0, 4) != std::string_view(kMagic, 4)) {
-    return Bad("receipt_bad_magic", "not a receipt");
-  }
-  wire::Reader r(bytes.substr(4));
-  uint8_t version = 0, flags = 0;
-  uint16_t reserved = 0;
-  r.U8(version);
-  r.U8(flags);
-  r.U16(reserved);
-  if (version != kVersion) {
-    return Bad("receipt_version", "version " + std::to_string(version) + ", this reader knows 1");
-  }
-  if (flags != 0 || reserved != 0) return Bad("receipt_flags", "unknown flags");
-  Receipt out;
-  uint32_t cert_len = 0;
+  auto truncated = [] { return SignedFileTruncated(kReceipt); };
+  wire::Reader r({});
   std::string_view cert, site, id;
-  if (!r.U32(cert_len)) return truncated();
-  if (cert_len > limits.max_cert_bytes) {
-    return ResourceExhaustedError("receipt_too_large: certificate of " +
-                                  std::to_string(cert_len) + " bytes");
-  }
+  OUTPOST_RETURN_IF_ERROR(
+      ReadSignedFileHead(bytes, kReceipt, limits.max_file_bytes, limits.max_cert_bytes, r, cert));
+  Receipt out;
   uint64_t created = 0;
   uint32_t count = 0;
-  if (!r.Bytes(cert_len, cert) || !r.Str8(site) || !r.Bytes(16, id) || !r.U64(created) ||
-      !r.U32(count)) {
+  if (!r.Str8(site) || !r.Bytes(16, id) || !r.U64(created) || !r.U32(count)) {
     return truncated();
   }
   if (!IsValidName(site)) return Bad("receipt_malformed", "bad site name");
@@ -135,22 +107,11 @@ Result<Receipt> ReadReceipt(std::string_view bytes, const ReceiptLimits& limits)
     k.content_sha256 = RawToHex(sha);
     out.keys.push_back(std::move(k));
   }
-  size_t signed_len = 4 + r.pos();
-  uint16_t sig_len = 0;
-  std::string_view sig;
-  if (!r.U16(sig_len) || !r.Bytes(sig_len, sig)) return truncated();
-  if (r.left() != 0) return Bad("receipt_trailing_bytes", "bytes after the signature");
+  OUTPOST_RETURN_IF_ERROR(VerifySignedFileTail(bytes, kReceipt, r, cert));
   out.cert_pem = cert;
   out.site_id = site;
   out.export_id = id;
   out.created_ms = static_cast<int64_t>(created);
-  Status verified = VerifyWithCertificate(cert, bytes.substr(0, signed_len), sig);
-  if (!verified.ok()) {
-    if (verified.code() == StatusCode::kInvalidArgument) {
-      return Bad("receipt_cert", verified.message());
-    }
-    return PermissionDeniedError("receipt_signature: " + std::string(verified.message()));
-  }
   return out;
 }
 
