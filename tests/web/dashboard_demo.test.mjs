@@ -203,9 +203,9 @@ async function main() {
     await ready('/');
     await page.click(`#fleet-table tr[data-site="${id}"] a.site-link`);
     await ready(`/site/${id}`);
-    // The demo's records are minutes old: they fill one hourly bucket. The 7-day chart (the
-    // default) draws a lone bucket as nothing visible, so the charts are read over the last 24
-    // hours, picked with the page's own range link.
+    // The demo's records are minutes old: they fill one hourly bucket, which the 7-day chart
+    // (the default) draws as a lone point. The charts are read over the last 24 hours, where
+    // that bucket is wide enough to measure, picked with the page's own range link.
     await page.click('.ranges a[data-range="1d"]');
     await ready(`/site/${id}`);
     await page.waitForFunction(() => document.querySelector('.ranges a.active')?.dataset.range === '1d');

@@ -8,6 +8,20 @@ const COLORS = ['#d9480f', '#1c7ed6', '#2b8a3e', '#862e9c', '#e67700', '#0b7285'
 // Axes in UTC, as every time on the dashboard.
 const utc = (ts: number) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC');
 
+// The points uPlot would leave out as too dense, except lone values: a bucket with no value on
+// either side has no line to draw, so without its point it would not show at all (a site seen
+// for one hour, on a chart of seven days).
+function lonePoints(u: uPlot, seriesIdx: number, show: boolean): number[] | null {
+  if (show) return null;
+  const ys = u.data[seriesIdx];
+  const lone: number[] = [];
+  for (let i = 0; i < ys.length; i++) {
+    if (ys[i] == null) continue;
+    if ((i === 0 || ys[i - 1] == null) && (i === ys.length - 1 || ys[i + 1] == null)) lone.push(i);
+  }
+  return lone.length > 0 ? lone : null;
+}
+
 function width(container: HTMLElement): number {
   return Math.max(320, Math.min(1100, container.clientWidth || 800));
 }
@@ -34,6 +48,7 @@ export function anomalyChart(container: HTMLElement, series: Series): uPlot | nu
         width: 2,
         fill: `${COLORS[i % COLORS.length]}22`,
         spanGaps: false,
+        points: { size: 7, fill: COLORS[i % COLORS.length], filter: lonePoints },
         value: (_u: uPlot, v: number | null) => (v === null ? '—' : `${v.toFixed(2)} %`),
       })),
     ],
