@@ -79,13 +79,8 @@ Status Create(const BundleFlags& f) {
                                 .sites = f.sites,
                                 .site_groups = f.groups};
   // The root chain after version 1 (provisioned at every site) travels with each bundle.
-  std::string roots = f.keys_dir.empty() ? "" : JoinPath(f.keys_dir, "roots");
-  if (!roots.empty() && IsDirectory(roots)) {
-    for (uint64_t n = 2; PathExists(JoinPath(roots, std::to_string(n) + ".json")); ++n) {
-      OUTPOST_ASSIGN_OR_RETURN(std::string text,
-                               ReadFile(JoinPath(roots, std::to_string(n) + ".json"), 1 << 20));
-      options.root_chain.push_back(std::move(text));
-    }
+  if (!f.keys_dir.empty()) {
+    OUTPOST_ASSIGN_OR_RETURN(options.root_chain, LoadRootChain(f.keys_dir));
   }
   OUTPOST_RETURN_IF_ERROR(bundle::CreateBundle(f.models, keys, options, f.out));
   std::printf("created %s: bundle version %llu\n", f.out.c_str(),

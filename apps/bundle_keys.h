@@ -1,21 +1,16 @@
-// Reading the key files that `outpost keys` writes (apps/keys_command.cc).
+// Reading the key files that `outpost keys` writes: the code lives in the bundle library
+// (bundle/keys.h) so that the hub's release step signs with the same keys; `outpost bundle`
+// and `outpost keys` call it by these names.
 #ifndef OUTPOST_APPS_BUNDLE_KEYS_H_
 #define OUTPOST_APPS_BUNDLE_KEYS_H_
 
-#include <string>
-#include <vector>
-
-#include "base/status.h"
-#include "bundle/crypto.h"
+#include "bundle/keys.h"
 
 namespace outpost::apps {
 
-// The key pairs of `dir`/<role>-<i>.key, in file name order. NotFound when there is none;
-// InvalidArgument for a file that is not a hex seed.
-Result<std::vector<bundle::KeyPair>> LoadKeys(const std::string& dir, const std::string& role);
-
-// One key pair from a .key file.
-Result<bundle::KeyPair> LoadKeyFile(const std::string& path);
+using bundle::LoadKeyFile;
+using bundle::LoadKeys;
+using bundle::LoadRootChain;
 
 }  // namespace outpost::apps
 
