@@ -75,18 +75,86 @@ Status WriteReleaseFolder(const std::string& out, const std::string& name,
                           const std::map<int64_t, std::string>& versions,
                           const std::map<int64_t, std::string>& lineage_sha256);
 
+// One version of a release folder: its model file (XGBoost JSON, written as model.json), the
+// SHA-256 (hex) of its lineage record, and the holdout metrics its descriptor carries.
+struct ReleaseVersion {
+  std::string model_bytes{};
+  std::string lineage_sha256{};
+  std::map<std::string, double> metrics{};  // e.g. {"auc": 0.91}; finite values only
+};
+
+// As above, with each version's metrics. `out` is removed first when it exists, so the
+// folder holds exactly these versions. InvalidArgument for a model name bundle/FORMAT.md
+// refuses, a config.yaml that is not a YAML map or whose inputs/outputs are malformed, a
+// version < 1 or a lineage digest that is not 64 hex digits; I/O errors otherwise.
+Status WriteReleaseFolder(const std::string& out, const std::string& name,
+                          const std::string& config_yaml,
+                          const std::map<int64_t, ReleaseVersion>& versions);
+
+// The config.yaml of a release: `template_yaml` (the model's config as configured) with
+// `version_policy: {specific: [serving]}` and, when `shadow_version` > 0, `shadow:` =
+// {version: shadow_version} plus the rule of `shadow_yaml`. InvalidArgument (message naming
+// the key) when the template is not a YAML map, sets `version_policy` or `shadow`, or when
+// the rule is not a YAML map or names `version`. Comments of the template are not kept.
+Result<std::string> ReleaseConfigYaml(const std::string& template_yaml, int64_t serving,
+                                      int64_t shadow_version, const std::string& shadow_yaml);
+
+// Checks one `retrain:` entry as the scheduler will use it: a valid model name, a tenant, a
+// train config, workers 0..64, check_every >= 1 s, non-negative triggers, expires_days
+// 1..36500, a release model config that is readable and acceptable as a template
+// (ReleaseConfigYaml), a keys folder and a parseable shadow rule. InvalidArgument naming the
+// model and the key otherwise.
+Status ValidateRetrainConfig(const RetrainConfig& config);
+
 // Approves `version` of `config.model` (state "candidate" -> "approved"), builds and signs
 // its release bundle into <data_dir>/bundles/<model>-<version>.bundle, and marks it
-// "bundled". FailedPrecondition "not_candidate" for a version in another state; NotFound for
-// an unknown version.
+// "bundled". The release folder the bundle is made from stays in
+// <data_dir>/releases/<model>-<version>/. A version already "approved" (an earlier release
+// failed) is released again. FailedPrecondition whose message starts "not_candidate: " for a
+// version in another state ("bundled", "rejected"); NotFound whose message starts
+// "version_not_found: " for an unknown version; any other error (template, keys, model file,
+// bundle creation, store) leaves the version "approved", with the message saying why.
+// Callers serialize releases of one model (RetrainScheduler does).
 Result<ReleaseResult> ApproveAndRelease(Store& store, const RetrainConfig& config,
                                         int64_t version, const std::string& data_dir,
                                         Clock& clock);
 
-// Runs the configured retraining jobs: a thread checks each model every check_every, and a
-// job runs `outpost train` (this program, `self`) as a child process into
-// <data_dir>/training/<model>-<ms>/. State (last job time, label count at the last job)
-// survives restarts in <data_dir>/retrain-<model>.json.
+// What the scheduler knows of one model's retraining (GET /api/v1/models/{model}/retrain).
+// Times are Unix milliseconds; 0 = never.
+struct RetrainStatus {
+  std::string model{};
+  bool running = false;
+  int64_t runs = 0;                // jobs finished, across restarts (the state file)
+  int64_t checks = 0;              // label counts made since the scheduler started
+  int64_t last_started_ms = 0;
+  int64_t last_finished_ms = 0;
+  std::string last_outcome{};      // "candidate", "rejected", "failed"; empty = no job yet
+  int64_t last_version = 0;        // the version the last job registered; 0 = none
+  std::string last_state{};        // its registry state after the job ("bundled" once released)
+  std::string last_bundle{};       // the bundle auto_approve made; empty = none
+  std::string last_error{};        // why the last job (or its release) failed; empty = it did not
+  int64_t last_run_ms = 0;         // when the last finished job started (the state file)
+  int64_t labels_at_last_run = 0;  // feedback records counted when it started (the state file)
+  int64_t labels_now = -1;         // at the last check; -1 = not counted yet
+  std::string last_check_error{};  // why the last label count failed; empty = it did not
+  int64_t next_due_ms = 0;         // when `every` makes a job due; 0 = no schedule
+};
+
+// Runs the configured retraining jobs: a thread checks each model every check_every (real
+// time), counting the feedback records of the model's stream in its tenant, and starts a job
+// when min_new_labels have arrived since the last job, when `every` has passed since it
+// (measured on options.clock), or when an operator asks (POST .../retrain). A job runs
+// `outpost train` (this program, `self`) as a child process into
+// <data_dir>/training/<model>-<ms>/ (its stderr in train.log there), then reads the registry
+// for the version it registered; with auto_approve a "candidate" is released at once
+// (ApproveAndRelease). One job at a time per model; jobs of different models run side by
+// side. State (last job time, label count at the last job, jobs run) survives restarts in
+// <data_dir>/retrain-<model>.json (hub/FORMAT.md section 8); a hub without that file counts
+// from zero labels and no job, so it trains once when enough labels are already there, and
+// at once when `every` is set. A failed job counts as a job (it is not retried until a
+// trigger fires again), so a broken config does not spin.
+//
+// Thread-safe. `store` must outlive the scheduler.
 class RetrainScheduler {
  public:
   struct Options {
@@ -95,18 +163,39 @@ class RetrainScheduler {
     std::string data_dir{};
     std::vector<RetrainConfig> models{};
     Clock* clock = nullptr;   // null = SystemClock()
+    // Called after each label check and after each job (from the scheduler's threads, with
+    // no lock held; it may call RunStatus). Null: none.
+    std::function<void(const RetrainStatus&)> on_update{};
   };
+  // Validates every entry (ValidateRetrainConfig, model names unique), reads the state
+  // files (DataLoss naming a damaged one) and starts the thread.
   static Result<std::unique_ptr<RetrainScheduler>> Start(Store& store, Options options);
   ~RetrainScheduler();
+  RetrainScheduler(const RetrainScheduler&) = delete;
+  RetrainScheduler& operator=(const RetrainScheduler&) = delete;
+
+  // Stops checking, sends SIGTERM to every running `outpost train` child and waits for the
+  // jobs' threads to end (a release under way finishes first). An interrupted job is not
+  // recorded in the state file, so it runs again after a restart. Idempotent; the
+  // destructor calls it.
   void Stop();
 
-  // The operator API of the registry (QUERY_API.md "Model registry"), for the operator
-  // listener: GET /api/v1/models/{model}/versions, POST
-  // /api/v1/models/{model}/versions/{v}/approve|reject, POST /api/v1/models/{model}/retrain,
-  // GET /api/v1/models/{model}/retrain. Returns nullopt-like 404 "not_found" for other
-  // targets so that the caller can hand them on.
+  // The model's status; NotFound for a model that is not configured.
+  Result<RetrainStatus> RunStatus(const std::string& model) const;
+
+  // The operator API of the registry (QUERY_API.md "Model registry and retraining"), for the
+  // operator listener: GET /api/v1/models, GET /api/v1/models/{model}/versions, POST
+  // /api/v1/models/{model}/versions/{v}/approve|reject, POST and GET
+  // /api/v1/models/{model}/retrain. Handles() is true for every target under
+  // /api/v1/models (the caller hands the others on); Handle answers every such target,
+  // with 404 "not_found" for one that names no route.
   bool Handles(const HubRequest& request) const;
   HubResponse Handle(const HubRequest& request);
+
+ private:
+  struct Impl;
+  explicit RetrainScheduler(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace outpost::hub
