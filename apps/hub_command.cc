@@ -10,8 +10,13 @@
 #include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
+#include <unistd.h>
+
 #include <charconv>
+#include <chrono>
+#include <climits>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -24,6 +29,7 @@
 #include "hub/ca.h"
 #include "hub/enrol.h"
 #include "hub/ingest.h"
+#include "hub/release.h"
 #include "hub/server.h"
 #include "hub/store.h"
 #ifdef OUTPOST_HUB_HAS_DASHBOARD
@@ -50,6 +56,7 @@ struct HubFlags {
   size_t max_connections = 256;
   std::string log_format = "text";
   std::string log_level = "info";
+  std::vector<hub::RetrainConfig> retrain;  // the config's `retrain:` list
 };
 
 struct SiteFlags {
@@ -81,6 +88,61 @@ Result<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text) 
 
 std::string UrlHost(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+// One entry of the config's `retrain:` list (hub/FORMAT.md section 7). Unknown keys are
+// refused; the scheduler checks the values (hub::ValidateRetrainConfig).
+Result<hub::RetrainConfig> ParseRetrain(const YAML::Node& node) {
+  if (!node.IsMap()) return InvalidArgumentError("each retrain entry must be a map");
+  hub::RetrainConfig c;
+  for (const auto& item : node) {
+    const std::string key = item.first.as<std::string>();
+    const YAML::Node& v = item.second;
+    if (key == "model") {
+      c.model = v.as<std::string>();
+    } else if (key == "tenant") {
+      c.tenant = v.as<std::string>();
+    } else if (key == "train_config") {
+      c.train_config = v.as<std::string>();
+    } else if (key == "workers") {
+      c.workers = v.as<int>();
+    } else if (key == "every_s") {
+      c.every = std::chrono::seconds(v.as<int64_t>());
+    } else if (key == "min_new_labels") {
+      c.min_new_labels = v.as<int64_t>();
+    } else if (key == "check_every_s") {
+      c.check_every = std::chrono::seconds(v.as<int64_t>());
+    } else if (key == "auto_approve") {
+      c.auto_approve = v.as<bool>();
+    } else if (key == "release") {
+      if (!v.IsMap()) return InvalidArgumentError("retrain.release must be a map");
+      for (const auto& r : v) {
+        const std::string name = r.first.as<std::string>();
+        const YAML::Node& rv = r.second;
+        if (name == "model_config") {
+          c.release.model_config_path = rv.as<std::string>();
+        } else if (name == "keys") {
+          c.release.keys_dir = rv.as<std::string>();
+        } else if (name == "sites") {
+          c.release.sites = rv.as<std::vector<std::string>>();
+        } else if (name == "groups") {
+          c.release.groups = rv.as<std::vector<std::string>>();
+        } else if (name == "expires_days") {
+          c.release.expires_days = rv.as<int>();
+        } else if (name == "shadow") {
+          if (!rv.IsMap()) return InvalidArgumentError("retrain.release.shadow must be a map");
+          YAML::Emitter emitter;
+          emitter << rv;
+          c.release.shadow_yaml = emitter.c_str();
+        } else {
+          return InvalidArgumentError("unknown key \"retrain.release." + name + "\"");
+        }
+      }
+    } else {
+      return InvalidArgumentError("unknown key \"retrain." + key + "\"");
+    }
+  }
+  return c;
 }
 
 // Reads the hub config (hub/FORMAT.md section 7) into `flags`; flags given on the command
@@ -117,6 +179,13 @@ Status LoadHubConfig(HubFlags& flags, const CLI::App& cmd) {
           flags.policies.push_back(p["tenant"].as<std::string>() + "=" +
                                    p["file"].as<std::string>());
         }
+      } else if (key == "retrain") {
+        if (!v.IsSequence()) return InvalidArgumentError(flags.config_path + ": retrain must be a list");
+        for (const auto& entry : v) {
+          Result<hub::RetrainConfig> c = ParseRetrain(entry);
+          if (!c.ok()) return c.status().WithContext(flags.config_path);
+          flags.retrain.push_back(std::move(*c));
+        }
       } else if (key == "limits") {
         for (const auto& limit : v) {
           const std::string name = limit.first.as<std::string>();
@@ -145,6 +214,13 @@ Status PrepareDataDir(HubFlags& flags) {
   ::chmod(flags.data_dir.c_str(), 0700);
   if (flags.store_url.empty()) flags.store_url = "sqlite:" + JoinPath(flags.data_dir, "hub.db");
   return Status::Ok();
+}
+
+Result<std::string> SelfExecutable() {
+  char path[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return InternalError("cannot find this program's path (/proc/self/exe)");
+  return std::string(path, static_cast<size_t>(n));
 }
 
 Result<std::unique_ptr<hub::Store>> OpenHubStore(const std::string& url) {
@@ -207,6 +283,32 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
     return d->Handle(r);
   };
 #endif
+  // The retraining schedule and the registry's operator API (hub/release.h): requests under
+  // /api/v1/models go to it, everything else on the operator listener as before.
+  std::unique_ptr<hub::RetrainScheduler> scheduler;
+  if (!flags.retrain.empty()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string self, SelfExecutable());
+    OUTPOST_ASSIGN_OR_RETURN(scheduler,
+                             hub::RetrainScheduler::Start(*store, {.self = self,
+                                                                   .store_url = flags.store_url,
+                                                                   .data_dir = flags.data_dir,
+                                                                   .models = flags.retrain}));
+    std::function<hub::HubResponse(const hub::HubRequest&)> next =
+        std::move(service_options.dashboard);
+    service_options.dashboard = [s = scheduler.get(),
+                                 next = std::move(next)](const hub::HubRequest& r) {
+      if (s->Handles(r)) return s->Handle(r);
+      if (next) return next(r);
+      if (r.caller.kind != hub::Caller::Kind::kOperator) {
+        return hub::HubResponse{.status = 401,
+                                .body = R"({"error":"an operator bearer token is required",)"
+                                        R"("reason":"operator_token"})"};
+      }
+      return hub::HubResponse{
+          .status = 404,
+          .body = R"({"error":"this build has no dashboard","reason":"not_found"})"};
+    };
+  }
   hub::Enrolment enrolment(*store, *ca);
   hub::HubService service(*store, enrolment, policies, audit_log.get(),
                           std::move(service_options));
@@ -245,6 +347,9 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
   OUTPOST_LOG(kInfo) << "shutting down: requests in progress finish, new ones are refused"
                      << Field("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   server->Stop();
+  // After the listeners: no request reaches the scheduler any more. A running `outpost
+  // train` child is stopped (SIGTERM); its job runs again after the next start.
+  if (scheduler) scheduler->Stop();
   return Status::Ok();
 }
 
