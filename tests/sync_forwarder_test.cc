@@ -2,12 +2,15 @@
 // fault test does not reach: a hub whose TLS certificate comes from another CA is refused
 // (the edge deletes nothing, the hub stores nothing), and a site whose policy region allows
 // aggregates only never sends a raw record (the edge withholds and audits each one, and the
-// hub's store holds none of them after the backlog drained).
+// hub's store holds none of them after the backlog drained). And the forwarder itself, in
+// this process against the real hub: its uploads stay under the bandwidth cap, it backs off
+// while the hub is unreachable, and it reports the node's status.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <simdjson.h>
 
 #include <chrono>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -16,7 +19,10 @@
 #include "base/file.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
+#include "outbox/outbox.h"
 #include "policy/audit.h"
+#include "policy/policy.h"
+#include "sync/forwarder.h"
 #include "tests/sync_fault_proxy.h"
 #include "tests/sync_test_support.h"
 
@@ -200,6 +206,141 @@ TEST(SyncForwarder, AnAggregatesOnlyRegionNeverSendsARawRecord) {
       "sqlite:" + JoinPath(dir.File("hub"), "hub.db"), "acme", "plant-7", {"edge-1"});
   OUTPOST_ASSERT_OK(held);
   EXPECT_TRUE(held->records.empty());
+}
+
+}  // namespace
+}  // namespace outpost
+
+namespace outpost {
+namespace {
+
+// A forwarder in this process on its own outbox, enrolled with a real hub.
+struct LocalSite {
+  std::unique_ptr<outbox::Outbox> outbox;
+  sync::ForwarderOptions options;
+};
+
+Result<LocalSite> MakeLocalSite(const TempDir& dir, uint16_t hub_port) {
+  LocalSite site;
+  OUTPOST_ASSIGN_OR_RETURN(site.outbox,
+                           outbox::Outbox::Open({.path = dir.File("outbox.db"),
+                                                 .site_id = "plant-7",
+                                                 .node_id = "edge-1"}));
+  OUTPOST_ASSIGN_OR_RETURN(site.options.policy, policy::ParsePolicy(testing::kFeedbackPolicy));
+  site.options.outbox = site.outbox.get();
+  site.options.https = {.base_url = "https://127.0.0.1:" + std::to_string(hub_port),
+                        .cert_file = dir.File("credentials/site.crt"),
+                        .key_file = dir.File("credentials/site.key"),
+                        .ca_file = dir.File("credentials/hub_ca.crt"),
+                        .timeout = std::chrono::seconds(5)};
+  site.options.hash_key_secret = std::string(32, 'k');
+  site.options.state_dir = dir.File("state");
+  site.options.idle_poll = std::chrono::milliseconds(20);
+  OUTPOST_RETURN_IF_ERROR(MakeDirectories(site.options.state_dir));
+  return site;
+}
+
+// `n` feedback records whose notes do not compress (random hex), about 200 bytes each.
+void AppendFeedback(outbox::Outbox& outbox, int n) {
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < n; ++i) {
+    char note[129];
+    for (int j = 0; j < 128; j += 16) std::snprintf(note + j, 17, "%016llx",
+                                                    static_cast<unsigned long long>(rng()));
+    std::string payload = "{\"request_id\":\"r-" + std::to_string(i) +
+                          "\",\"model\":\"pump\",\"label\":1,\"note\":\"" + note + "\"}";
+    ASSERT_TRUE(outbox.Append({.kind = outbox::Kind::kFeedback, .stream = "pump",
+                               .payload = payload}).ok());
+  }
+}
+
+TEST(SyncForwarderLocal, UploadsStayUnderTheBandwidthCap) {
+  TempDir dir;
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("policy.yaml"), testing::kFeedbackPolicy));
+  Result<EnrolledHub> hub = StartEnrolledHub(dir, dir.File("hub"), dir.File("credentials"));
+  OUTPOST_ASSERT_OK(hub);
+  Result<LocalSite> site = MakeLocalSite(dir, hub->port);
+  OUTPOST_ASSERT_OK(site);
+  constexpr int kRecords = 1200;
+  AppendFeedback(*site->outbox, kRecords);
+  // About 250 KB of compressed bodies at 60 KB/s: four seconds or so.
+  constexpr uint64_t kRate = 60'000;
+  site->options.bandwidth_bytes_per_s = kRate;
+  site->options.lease.max_records = 50;
+  site->options.status_interval = std::chrono::seconds(0);
+  const auto started = std::chrono::steady_clock::now();
+  auto forwarder = sync::Forwarder::Start(site->options);
+  OUTPOST_ASSERT_OK(forwarder);
+  // The bucket starts full (one second of traffic); after that the bytes sent by any moment
+  // never exceed the rate times the time since the start. A slow machine only sends less.
+  sync::ForwarderStats stats;
+  uint64_t max_batch = 0, last_sent = 0;
+  for (int i = 0; i < 1200 && stats.records_acked < kRecords; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    stats = (*forwarder)->Stats();
+    const double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    max_batch = std::max(max_batch, stats.bytes_sent - last_sent);
+    last_sent = stats.bytes_sent;
+    ASSERT_LE(static_cast<double>(stats.bytes_sent), kRate * (elapsed + 1.0))
+        << "after " << elapsed << " s";
+  }
+  (*forwarder)->Stop();
+  stats = (*forwarder)->Stats();
+  EXPECT_EQ(stats.records_acked, static_cast<uint64_t>(kRecords));
+  EXPECT_EQ(stats.failures, 0u) << stats.last_error;
+  // The cap was exercised: the bodies were several seconds' worth at the rate.
+  EXPECT_GT(stats.bytes_sent, 3 * kRate);
+  OUTPOST_ASSERT_OK(hub->process->Signal(SIGTERM));
+  EXPECT_EQ(hub->process->Wait(), 0);
+  Result<testing::HubContents> held = testing::ReadHubStore(
+      "sqlite:" + JoinPath(dir.File("hub"), "hub.db"), "acme", "plant-7", {"edge-1"});
+  OUTPOST_ASSERT_OK(held);
+  EXPECT_EQ(held->records.size(), static_cast<size_t>(kRecords));
+}
+
+TEST(SyncForwarderLocal, BacksOffWhileTheHubIsDownAndReportsStatusOnceItIsBack) {
+  TempDir dir;
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("policy.yaml"), testing::kFeedbackPolicy));
+  Result<EnrolledHub> hub = StartEnrolledHub(dir, dir.File("hub"), dir.File("credentials"));
+  OUTPOST_ASSERT_OK(hub);
+  FaultProxy proxy(hub->port);
+  proxy.SetMode(FaultProxy::Mode::kDrop);
+  Result<LocalSite> site = MakeLocalSite(dir, proxy.port());
+  OUTPOST_ASSERT_OK(site);
+  AppendFeedback(*site->outbox, 20);
+  site->options.backoff_initial = std::chrono::milliseconds(40);
+  site->options.backoff_max = std::chrono::milliseconds(320);
+  site->options.status_interval = std::chrono::seconds(1);
+  site->options.models_json = [] { return std::string(R"([{"name":"pump","version":3,"state":"READY"}])"); };
+  auto forwarder = sync::Forwarder::Start(site->options);
+  OUTPOST_ASSERT_OK(forwarder);
+  // While the hub cannot be reached, attempts come ever more slowly: waits of 20-40, 40-80,
+  // 80-160 ms, then 160-320 ms each. Over two seconds that is at most 4 + 2000/160 attempts
+  // (plus the status reports, one a second); without backoff it would be hundreds.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  sync::ForwarderStats down = (*forwarder)->Stats();
+  EXPECT_GE(down.failures, 3u);
+  EXPECT_LE(down.failures, 4u + 13u + 3u);
+  EXPECT_EQ(down.records_acked, 0u);
+  EXPECT_EQ(site->outbox->Stats()->records, 20u) << "nothing is deleted without the hub";
+  // The hub is back: the backlog drains and a status report arrives.
+  proxy.SetMode(FaultProxy::Mode::kPass);
+  sync::ForwarderStats up;
+  for (int i = 0; i < 400 && (up.records_acked < 20 || up.status_reports == 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    up = (*forwarder)->Stats();
+  }
+  (*forwarder)->Stop();
+  EXPECT_EQ(up.records_acked, 20u);
+  EXPECT_GE(up.status_reports, 1u);
+  EXPECT_EQ(site->outbox->Stats()->records, 0u);
+  OUTPOST_ASSERT_OK(hub->process->Signal(SIGTERM));
+  EXPECT_EQ(hub->process->Wait(), 0);
+  Result<testing::HubContents> held = testing::ReadHubStore(
+      "sqlite:" + JoinPath(dir.File("hub"), "hub.db"), "acme", "plant-7", {"edge-1"});
+  OUTPOST_ASSERT_OK(held);
+  EXPECT_EQ(held->records.size(), 20u);
 }
 
 }  // namespace

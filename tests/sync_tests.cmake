@@ -16,7 +16,7 @@ outpost_test(sync_export_test
 add_dependencies(sync_export_test outpost)
 
 # The forwarder against the real hub: a hub certificate from another CA, an aggregates-only
-# region.
+# region; in this process: the bandwidth cap, backoff while the hub is down, status reports.
 outpost_test(sync_forwarder_test
   SOURCES sync_forwarder_test.cc sync_fault_proxy.cc sync_test_support.cc
   DEPS outpost_apps outpost_policy outpost_hub_store outpost_testing simdjson::simdjson
