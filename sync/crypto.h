@@ -1,6 +1,8 @@
 // Signatures and certificates for export files and receipts (FORMAT.md sections 4 and 5):
-// Ed25519 over the file's bytes, X.509 certificates in PEM checked against a CA. crypto.cc is
-// the OpenSSL adapter of sync/ for these (https_client.cc is the one for TLS). Thread-safe.
+// Ed25519 over the file's bytes, X.509 certificates in PEM checked against a CA; and the
+// primitives that seal an export file to a hub's key (section 6): X25519, HKDF-SHA256,
+// AES-256-GCM, SHA-256. crypto.cc is the OpenSSL adapter of sync/ for these (https_client.cc
+// is the one for TLS). Thread-safe.
 #ifndef OUTPOST_SYNC_CRYPTO_H_
 #define OUTPOST_SYNC_CRYPTO_H_
 
@@ -36,6 +38,42 @@ Result<CertificateNames> ReadCertificateNames(std::string_view cert_pem);
 
 // `n` random bytes from the operating system's generator.
 Result<std::string> RandomBytes(size_t n);
+
+// An X25519 key pair in PEM: PKCS#8 private key, SubjectPublicKeyInfo public key.
+struct X25519KeyPem {
+  std::string private_pem{};
+  std::string public_pem{};
+};
+// A fresh X25519 key pair.
+Result<X25519KeyPem> GenerateX25519Key();
+
+// The raw 32-byte X25519 public key of `pem`, which may hold either a public key
+// (SubjectPublicKeyInfo) or a private key (PKCS#8). InvalidArgument when it holds neither or
+// a key of another kind.
+Result<std::string> X25519RawPublicKey(std::string_view pem);
+
+// The 32-byte X25519 shared secret of the private key `private_pem` (PKCS#8 PEM) and the raw
+// 32-byte public key `peer_public`. InvalidArgument for a bad key; PermissionDenied when the
+// agreement fails (a low-order peer key gives an all-zero secret, which OpenSSL refuses).
+Result<std::string> X25519SharedSecret(std::string_view private_pem, std::string_view peer_public);
+
+// HKDF-SHA256 (RFC 5869): `length` bytes (at most 255 * 32) from `secret`, `salt`, `info`.
+Result<std::string> HkdfSha256(std::string_view secret, std::string_view salt,
+                               std::string_view info, size_t length);
+
+// The raw 32-byte SHA-256 of `data`.
+std::string Sha256Raw(std::string_view data);
+
+// AES-256-GCM with a 32-byte `key` and a 12-byte `nonce`: the ciphertext (as long as
+// `plaintext`) followed by the 16-byte tag. InvalidArgument for a key or nonce of another
+// size. A key must never be used twice with the same nonce.
+Result<std::string> AesGcmSeal(std::string_view key, std::string_view nonce,
+                               std::string_view aad, std::string_view plaintext);
+// The plaintext of `ciphertext_and_tag` (the ciphertext then its 16-byte tag).
+// PermissionDenied when authentication fails (any change to the key, nonce, aad, ciphertext
+// or tag); InvalidArgument for sizes that cannot be right.
+Result<std::string> AesGcmOpen(std::string_view key, std::string_view nonce,
+                               std::string_view aad, std::string_view ciphertext_and_tag);
 
 }  // namespace outpost::sync
 

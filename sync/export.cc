@@ -9,6 +9,26 @@ namespace {
 
 constexpr SignedFileKind kExport{.magic = "OPSX", .prefix = "export", .noun = "an export file"};
 
+// The sealed envelope (FORMAT.md section 6).
+constexpr std::string_view kSealedMagic = "OPSE";
+constexpr uint8_t kSealedVersion = 1;
+constexpr size_t kKeyIdBytes = 32;
+constexpr size_t kX25519Bytes = 32;
+constexpr size_t kNonceBytes = 12;
+constexpr size_t kTagBytes = 16;
+constexpr size_t kSealedHeaderBytes = 4 + 1 + 1 + 2 + kKeyIdBytes + kX25519Bytes + kNonceBytes + 8;
+static_assert(kSealedHeaderBytes + kTagBytes == kSealedOverheadBytes);
+constexpr std::string_view kSealedInfo = "outpost export v1";
+
+// The AES-256 key of one sealed file: HKDF-SHA256 over the X25519 shared secret.
+Result<std::string> SealedFileKey(std::string_view shared_secret, std::string_view ephemeral_pub,
+                                  std::string_view recipient_pub) {
+  std::string info(kSealedInfo);
+  info.append(ephemeral_pub);
+  info.append(recipient_pub);
+  return HkdfSha256(shared_secret, "", info, 32);
+}
+
 Status Bad(std::string_view reason, std::string_view detail) {
   return InvalidArgumentError(std::string(reason) + ": " + std::string(detail));
 }
@@ -87,6 +107,100 @@ Result<ExportFile> ReadExport(std::string_view bytes, const ExportLimits& limits
   f.created_ms = static_cast<int64_t>(created);
   f.export_id = id;
   return f;
+}
+
+Result<std::string> ExportKeyIdHex(std::string_view public_pem) {
+  OUTPOST_ASSIGN_OR_RETURN(std::string raw, X25519RawPublicKey(public_pem));
+  return ExportIdHex(Sha256Raw(raw));
+}
+
+Result<std::string> SealExport(std::string_view signed_export, std::string_view hub_public_pem) {
+  Result<std::string> recipient = X25519RawPublicKey(hub_public_pem);
+  if (!recipient.ok()) return Bad("sealed_bad_key", recipient.status().message());
+  if (signed_export.size() > ExportLimits{}.max_file_bytes) {
+    return ResourceExhaustedError("sealed_too_large: " + std::to_string(signed_export.size()) +
+                                  " bytes");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(X25519KeyPem ephemeral, GenerateX25519Key());
+  OUTPOST_ASSIGN_OR_RETURN(std::string ephemeral_pub, X25519RawPublicKey(ephemeral.public_pem));
+  OUTPOST_ASSIGN_OR_RETURN(std::string shared,
+                           X25519SharedSecret(ephemeral.private_pem, *recipient));
+  OUTPOST_ASSIGN_OR_RETURN(std::string key, SealedFileKey(shared, ephemeral_pub, *recipient));
+  OUTPOST_ASSIGN_OR_RETURN(std::string nonce, RandomBytes(kNonceBytes));
+  std::string out;
+  out.reserve(kSealedHeaderBytes + signed_export.size() + kTagBytes);
+  out += kSealedMagic;
+  wire::PutU8(out, kSealedVersion);
+  wire::PutU8(out, 0);   // flags
+  wire::PutU16(out, 0);  // reserved
+  out += Sha256Raw(*recipient);
+  out += ephemeral_pub;
+  out += nonce;
+  wire::PutU64(out, signed_export.size());
+  OUTPOST_ASSIGN_OR_RETURN(std::string sealed, AesGcmSeal(key, nonce, out, signed_export));
+  out += sealed;
+  return out;
+}
+
+bool IsSealedExport(std::string_view bytes) { return bytes.substr(0, 4) == kSealedMagic; }
+
+Result<std::string> OpenSealedExport(std::string_view bytes, std::string_view hub_private_pem,
+                                     const ExportLimits& limits) {
+  auto truncated = [] { return Bad("sealed_truncated", "the file ends inside a field"); };
+  wire::Reader r(bytes);
+  std::string_view magic, key_id, ephemeral_pub, nonce;
+  uint8_t version = 0, flags = 0;
+  uint16_t reserved = 0;
+  uint64_t length = 0;
+  if (!r.Bytes(4, magic)) return truncated();
+  if (magic != kSealedMagic) return Bad("sealed_bad_magic", "not a sealed export file");
+  if (!r.U8(version) || !r.U8(flags) || !r.U16(reserved)) return truncated();
+  if (version != kSealedVersion) {
+    return Bad("sealed_version", "version " + std::to_string(version) + " is not known");
+  }
+  if (flags != 0 || reserved != 0) return Bad("sealed_flags", "unknown flags or reserved bits");
+  if (!r.Bytes(kKeyIdBytes, key_id) || !r.Bytes(kX25519Bytes, ephemeral_pub) ||
+      !r.Bytes(kNonceBytes, nonce) || !r.U64(length)) {
+    return truncated();
+  }
+  if (length > limits.max_file_bytes) {
+    return ResourceExhaustedError("sealed_too_large: a ciphertext of " + std::to_string(length) +
+                                  " bytes");
+  }
+  if (r.left() < kTagBytes || r.left() - kTagBytes < length) return truncated();
+  if (r.left() - kTagBytes > length) {
+    return Bad("sealed_trailing_bytes", std::to_string(r.left() - kTagBytes - length) +
+                                            " bytes after the tag");
+  }
+  Result<std::string> own = X25519RawPublicKey(hub_private_pem);
+  if (!own.ok()) {
+    return PermissionDeniedError("sealed_wrong_key: the hub's export key is unusable: " +
+                                 std::string(own.status().message()));
+  }
+  if (Sha256Raw(*own) != key_id) {
+    return PermissionDeniedError("sealed_wrong_key: the file is sealed to key " +
+                                 ExportIdHex(key_id) + ", this hub's is " +
+                                 ExportIdHex(Sha256Raw(*own)));
+  }
+  Result<std::string> shared = X25519SharedSecret(hub_private_pem, ephemeral_pub);
+  if (shared.status().code() == StatusCode::kInvalidArgument) {
+    return PermissionDeniedError("sealed_wrong_key: the hub's export key is unusable: " +
+                                 std::string(shared.status().message()));
+  }
+  if (!shared.ok()) {
+    return PermissionDeniedError("sealed_corrupt: " + std::string(shared.status().message()));
+  }
+  OUTPOST_ASSIGN_OR_RETURN(std::string key, SealedFileKey(*shared, ephemeral_pub, *own));
+  Result<std::string> plain = AesGcmOpen(key, nonce, bytes.substr(0, kSealedHeaderBytes),
+                                         bytes.substr(kSealedHeaderBytes));
+  if (!plain.ok()) {
+    if (plain.status().code() == StatusCode::kPermissionDenied) {
+      return PermissionDeniedError("sealed_corrupt: authentication failed (the file was "
+                                   "altered or damaged)");
+    }
+    return plain.status();
+  }
+  return plain;
 }
 
 Status VerifyExportSite(const ExportFile& file, std::string_view site_ca_pem) {
