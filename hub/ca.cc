@@ -229,6 +229,8 @@ std::string HubCa::server_cert_path() const { return JoinPath(data_dir_, "server
 std::string HubCa::server_key_path() const { return JoinPath(data_dir_, "server.key"); }
 std::string HubCa::receipt_cert_path() const { return JoinPath(data_dir_, "receipt.crt"); }
 std::string HubCa::receipt_key_path() const { return JoinPath(data_dir_, "receipt.key"); }
+std::string HubCa::export_key_path() const { return JoinPath(data_dir_, "export.key"); }
+std::string HubCa::export_public_key_path() const { return JoinPath(data_dir_, "export.pub"); }
 
 Result<std::unique_ptr<HubCa>> HubCa::OpenOrCreate(const std::string& data_dir,
                                                    const std::vector<std::string>& server_names) {
@@ -295,6 +297,33 @@ Result<std::unique_ptr<HubCa>> HubCa::OpenOrCreate(const std::string& data_dir,
     OUTPOST_ASSIGN_OR_RETURN(std::string cert_pem, CertPem(receipt_cert.get()));
     OUTPOST_RETURN_IF_ERROR(WriteSecret(ca->receipt_key_path(), key_pem));
     OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(ca->receipt_cert_path(), cert_pem, 0644));
+  }
+  // The export key is independent of the CA: sealed files in transit stay readable when the
+  // CA is replaced, so it is only ever created when absent.
+  if (!PathExists(ca->export_key_path())) {
+    OUTPOST_ASSIGN_OR_RETURN(Pkey export_key, GenerateKey("X25519"));
+    OUTPOST_ASSIGN_OR_RETURN(std::string key_pem, PrivateKeyPem(export_key.get()));
+    OUTPOST_RETURN_IF_ERROR(WriteSecret(ca->export_key_path(), key_pem));
+    std::remove(ca->export_public_key_path().c_str());
+  }
+  {
+    OUTPOST_ASSIGN_OR_RETURN(std::string export_text,
+                             ReadFile(ca->export_key_path(), 1 << 16));
+    Result<Pkey> export_key = ReadPrivateKey(export_text);
+    if (!export_key.ok() || EVP_PKEY_get_id(export_key->get()) != EVP_PKEY_X25519) {
+      return DataLossError(ca->export_key_path() + ": not an X25519 private key in PEM");
+    }
+    OUTPOST_ASSIGN_OR_RETURN(ca->export_public_pem_, PublicKeyPem(export_key->get()));
+    if (!PathExists(ca->export_public_key_path())) {
+      OUTPOST_RETURN_IF_ERROR(
+          WriteFileAtomically(ca->export_public_key_path(), ca->export_public_pem_, 0644));
+    }
+    OUTPOST_ASSIGN_OR_RETURN(std::string pub_text,
+                             ReadFile(ca->export_public_key_path(), 1 << 16));
+    if (pub_text != ca->export_public_pem_) {
+      return DataLossError(ca->export_public_key_path() + " does not match " +
+                           ca->export_key_path());
+    }
   }
   OUTPOST_RETURN_IF_ERROR(SyncDirectory(data_dir));
   return ca;

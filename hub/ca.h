@@ -1,6 +1,6 @@
 // The hub's site CA and its certificates (hub/FORMAT.md section 1): the CA that issues each
 // site's credential at enrolment, the hub's TLS server certificate, the receipt signing key,
-// and the small X.509 and key helpers the enrolment and the listeners need. ca.cc is the
+// the export key that sealed export files are encrypted to (sync/FORMAT.md section 6), and the small X.509 and key helpers the enrolment and the listeners need. ca.cc is the
 // OpenSSL adapter of hub/ (with server.cc, which holds the TLS sessions).
 #ifndef OUTPOST_HUB_CA_H_
 #define OUTPOST_HUB_CA_H_
@@ -51,8 +51,9 @@ struct IssuedCertificate {
 // thread.
 class HubCa {
  public:
-  // Opens the CA, server and receipt files in `data_dir` (which must exist), creating any
-  // set that is absent (FORMAT.md section 1). `server_names` are extra DNS names or IP
+  // Opens the CA, server, receipt and export key files in `data_dir` (which must exist),
+  // creating any set that is absent (FORMAT.md section 1); an export.pub that is missing is
+  // derived again from export.key, never the other way round. `server_names` are extra DNS names or IP
   // literals for the server certificate's SAN when it is created. DataLoss when a file is
   // present but unreadable as what it should be.
   static Result<std::unique_ptr<HubCa>> OpenOrCreate(const std::string& data_dir,
@@ -69,6 +70,11 @@ class HubCa {
   std::string server_key_path() const;
   std::string receipt_cert_path() const;
   std::string receipt_key_path() const;
+  // The X25519 key pair sealed export files are encrypted to: export.key (PKCS#8 PEM, 0600)
+  // and export.pub (SubjectPublicKeyInfo PEM), which sites receive at enrolment.
+  std::string export_key_path() const;
+  std::string export_public_key_path() const;
+  const std::string& export_public_pem() const { return export_public_pem_; }
 
   // Issues a site certificate for `public_key_pem` (an Ed25519 SubjectPublicKeyInfo PEM):
   // CN=site_id, O=tenant, a fresh random serial, valid from now - 5 min for 2 years.
@@ -85,6 +91,7 @@ class HubCa {
   std::string data_dir_;
   std::string ca_pem_;
   std::string fingerprint_;
+  std::string export_public_pem_;
   std::unique_ptr<Keys> keys_;
   // Serializes signing with the CA key.
   mutable std::mutex mu_;

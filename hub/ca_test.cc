@@ -5,9 +5,13 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cstdio>
+
 #include "base/file.h"
 #include "base/testing/test_util.h"
 #include "hub/enrol.h"
+#include "sync/batch.h"
+#include "sync/export.h"
 
 namespace outpost::hub {
 namespace {
@@ -45,6 +49,43 @@ TEST(HubCa, DamagedKeyIsDataLoss) {
   TempDir dir;
   { OUTPOST_ASSERT_OK(HubCa::OpenOrCreate(dir.path(), {}).status()); }
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("ca.key"), "not a key", 0600));
+  EXPECT_EQ(HubCa::OpenOrCreate(dir.path(), {}).status().code(), StatusCode::kDataLoss);
+}
+
+TEST(HubCa, KeepsAnExportKeyThatSealedFilesOpenWith) {
+  TempDir dir;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto ca, HubCa::OpenOrCreate(dir.path(), {}));
+  EXPECT_EQ(ca->export_key_path(), dir.File("export.key"));
+  EXPECT_EQ(Mode(ca->export_key_path()), 0600);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string pub, ReadFile(ca->export_public_key_path()));
+  EXPECT_EQ(pub, ca->export_public_pem());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string key, ReadFile(ca->export_key_path()));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string sealed, sync::SealExport("inside", pub));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string opened, sync::OpenSealedExport(sealed, key));
+  EXPECT_EQ(opened, "inside");
+
+  // Reopened: the same key. A lost export.pub is derived again from export.key.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto again, HubCa::OpenOrCreate(dir.path(), {}));
+  EXPECT_EQ(again->export_public_pem(), pub);
+  ASSERT_EQ(std::remove(ca->export_public_key_path().c_str()), 0);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto rederived, HubCa::OpenOrCreate(dir.path(), {}));
+  EXPECT_EQ(rederived->export_public_pem(), pub);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string pub_again, ReadFile(ca->export_public_key_path()));
+  EXPECT_EQ(pub_again, pub);
+
+  // Another hub has another key: its sealed files do not open here.
+  TempDir other;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto other_ca, HubCa::OpenOrCreate(other.path(), {}));
+  EXPECT_NE(other_ca->export_public_pem(), pub);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string foreign,
+                               sync::SealExport("inside", other_ca->export_public_pem()));
+  EXPECT_EQ(sync::ReasonOf(sync::OpenSealedExport(foreign, key).status()), "sealed_wrong_key");
+
+  // An export.pub of another key, or a damaged export.key, is data loss, not a new key.
+  OUTPOST_ASSERT_OK(WriteFileAtomically(ca->export_public_key_path(),
+                                        other_ca->export_public_pem()));
+  EXPECT_EQ(HubCa::OpenOrCreate(dir.path(), {}).status().code(), StatusCode::kDataLoss);
+  OUTPOST_ASSERT_OK(WriteFileAtomically(ca->export_key_path(), "damaged", 0600));
   EXPECT_EQ(HubCa::OpenOrCreate(dir.path(), {}).status().code(), StatusCode::kDataLoss);
 }
 

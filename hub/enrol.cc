@@ -5,12 +5,15 @@
 #include <sys/stat.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
 
 #include "base/file.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
 #include "hub/server.h"
 #include "policy/crypto.h"
+#include "sync/crypto.h"
 
 namespace outpost::hub {
 namespace {
@@ -205,6 +208,8 @@ HubResponse Enrolment::Handle(const HubRequest& request) {
   w.String(site_id);
   w.Key("tenant");
   w.String(site->tenant);
+  w.Key("export_public_key_pem");
+  w.String(ca_.export_public_pem());
   w.EndObject();
   return Json(200, std::move(out));
 }
@@ -281,11 +286,24 @@ Status EnrolSite(const EnrolSiteOptions& options) {
     return DataLossError("the hub issued a certificate for \"" + cert.common_name + "\"");
   }
   if (ca_pem != ca_answer.body) return PermissionDeniedError("ca_mismatch: the hub changed CA");
+  // The key export files are sealed to; an older hub sends none.
+  std::string_view export_pub;
+  bool has_export_key = root["export_public_key_pem"].get(export_pub) == simdjson::SUCCESS;
+  if (has_export_key && !sync::X25519RawPublicKey(export_pub).ok()) {
+    return DataLossError("bad_export_key: the hub's export_public_key_pem is not an X25519 "
+                         "public key; nothing was written");
+  }
   OUTPOST_RETURN_IF_ERROR(MakeDirectories(dir));
   ::chmod(dir.c_str(), 0700);
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "hub_ca.crt"), ca_pem, 0644));
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "site.crt"), cert_pem, 0644));
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "hub.url"), hub_url + "\n", 0644));
+  const std::string export_pub_path = JoinPath(dir, "hub_export.pub");
+  if (has_export_key) {
+    OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(export_pub_path, export_pub, 0644));
+  } else if (PathExists(export_pub_path) && std::remove(export_pub_path.c_str()) != 0) {
+    return ErrnoToStatus(errno, "remove", export_pub_path);
+  }
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "site.key"), key.private_pem, 0600));
   return SyncDirectory(dir);
 }

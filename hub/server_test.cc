@@ -208,6 +208,11 @@ TEST_P(HubServerTest, EnrolmentWritesTheCredentialContract) {
   EXPECT_EQ(ca_pem, ca_->ca_pem());
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string hub_url, ReadFile(creds + "/hub.url"));
   EXPECT_EQ(hub_url, url_ + "\n");
+  // The key the site seals export files to is the hub's export.pub.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string export_pub, ReadFile(creds + "/hub_export.pub"));
+  EXPECT_EQ(export_pub, ca_->export_public_pem());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string hub_export_pub, ReadFile(ca_->export_public_key_path()));
+  EXPECT_EQ(export_pub, hub_export_pub);
   // Enrolling into a folder that holds a credential needs --force.
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string token,
                                enrolment_->AddSite("plant-7", "acme", "us", std::chrono::hours(1),
