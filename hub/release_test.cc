@@ -5,7 +5,7 @@
 #include "hub/release.h"
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <chrono>
@@ -712,6 +712,69 @@ TEST_F(SchedulerApiTest, EnoughNewLabelsTrainReleaseOnceAndSurviveARestart) {
   again->Stop();
   OUTPOST_ASSERT_OK_AND_ASSIGN(entries, store_->ListModels("pump"));
   EXPECT_EQ(entries[0].version, 3);
+}
+
+// `outpost hub serve` with a `retrain:` list: the operator listener answers the registry's
+// routes (curl as the operator), an unknown key of the list is refused, SIGTERM exits 0.
+TEST_F(ReleaseTest, HubServeRunsTheScheduleFromItsConfig) {
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("train.yaml"), "features: [a]\n"));
+  const std::string entry = "retrain:\n"
+                            "  - model: pump\n"
+                            "    tenant: acme\n"
+                            "    train_config: " + dir_.File("train.yaml") + "\n"
+                            "    min_new_labels: 100\n"
+                            "    check_every_s: 1\n"
+                            "    release:\n"
+                            "      model_config: " + dir_.File("pump.yaml") + "\n"
+                            "      keys: " + keys_.dir + "\n"
+                            "      sites: [plant-7]\n"
+                            "      shadow: {promote: {min_requests: 200}}\n";
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("bad.yaml"), entry + "    colour: blue\n"));
+  RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir_.File("bad.yaml"),
+                              "--data-dir", data_dir_, "--store", "sqlite:" + dir_.File("hub.db"),
+                              "--listen", "127.0.0.1:0"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("unknown key \"retrain.colour\""), std::string::npos) << bad.err;
+
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("hub.yaml"), entry));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Subprocess> hub,
+      Subprocess::Start({Outpost(), "hub", "serve", "--config", dir_.File("hub.yaml"),
+                         "--data-dir", data_dir_, "--store", "sqlite:" + dir_.File("hub.db"),
+                         "--listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0",
+                         "--operator-token", "op-secret=acme", "--log-level", "warning"}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, hub->ReadLine());
+  ASSERT_EQ(line.rfind("listening on ", 0), 0u) << line;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string op_line, hub->ReadLine());
+  ASSERT_EQ(op_line.rfind("operator listening on http://", 0), 0u) << op_line;
+  const std::string url = op_line.substr(std::string("operator listening on ").size());
+  auto curl = [&](const std::string& method, const std::string& path, bool token) {
+    std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "-X", method, "-w",
+                                     "\n%{http_code}"};
+    if (token) {
+      argv.push_back("-H");
+      argv.push_back("Authorization: Bearer op-secret");
+    }
+    argv.push_back(url + path);
+    return RunProgram(argv).out;
+  };
+  std::string versions = curl("GET", "/api/v1/models/pump/versions", true);
+  EXPECT_NE(versions.find(R"({"model":"pump","versions":[{"version":2,"state":"candidate")"),
+            std::string::npos)
+      << versions;
+  EXPECT_TRUE(versions.ends_with("\n200")) << versions;
+  std::string approved = curl("POST", "/api/v1/models/pump/versions/2/approve", true);
+  EXPECT_NE(approved.find(R"("champion_version":1,"shadow":true})"), std::string::npos)
+      << approved;
+  EXPECT_TRUE(PathExists(JoinPath(data_dir_, "bundles/pump-2.bundle")));
+  std::string status = curl("GET", "/api/v1/models/pump/retrain", true);
+  EXPECT_NE(status.find(R"("min_new_labels":100)"), std::string::npos) << status;
+  EXPECT_TRUE(curl("GET", "/api/v1/models/pump/retrain", false).ends_with("\n401"));
+  // Everything else still reaches the dashboard (or its 404 where the build has none).
+  std::string sites = curl("GET", "/api/v1/sites", true);
+  EXPECT_TRUE(sites.ends_with("\n200") || sites.ends_with("\n404")) << sites;
+  OUTPOST_ASSERT_OK(hub->Signal(SIGTERM));
+  EXPECT_EQ(hub->Wait(), 0);
 }
 
 TEST(RetrainScheduler, RefusesBadConfigAndDamagedState) {
