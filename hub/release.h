@@ -5,12 +5,15 @@
 //
 // A release bundle carries the model's config.yaml (the configured template, with
 // `version_policy` and `shadow` set by the hub) and its versions:
-//   - without a shadow rule: the approved version alone, `version_policy: {specific: [v]}`;
+//   - without a shadow rule, or before any version was bundled: the approved version alone,
+//     `version_policy: {specific: [v]}`;
 //   - with a shadow rule: the champion (the newest "bundled" version) and the approved
 //     version as its shadow, `version_policy: {specific: [champion]}` and
 //     `shadow: {version: v, <the rule>}` (serve/FORMAT.md "Shadow mode"); the site promotes
 //     or drops the shadow by the rule, and reports the outcome as an event record.
 // Bundle versions are the creation time in Unix milliseconds, so that they only grow.
+// Files, triggers and the hub config: hub/FORMAT.md sections 7 and 8; the operator API:
+// hub/QUERY_API.md "Model registry and retraining".
 #ifndef OUTPOST_HUB_RELEASE_H_
 #define OUTPOST_HUB_RELEASE_H_
 
