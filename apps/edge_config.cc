@@ -134,6 +134,8 @@ Status ParseSyncSection(const YAML::Node& node, EdgeSyncConfig& sync) {
       OUTPOST_ASSIGN_OR_RETURN(sync.status_interval_s, positive(v, key, 0, 86'400));
     } else if (key == "request_timeout_ms") {
       OUTPOST_ASSIGN_OR_RETURN(sync.request_timeout_ms, positive(v, key, 100, 600'000));
+    } else if (key == "encrypt_exports") {
+      sync.encrypt_exports = v.as<bool>();
     } else {
       return InvalidArgumentError("unknown key \"" + key + "\" in sync");
     }

@@ -39,6 +39,8 @@
 //     backoff_max_ms: 60000
 //     status_interval_s: 60      # node status to the hub; 0 = never
 //     request_timeout_ms: 30000  # each step of an upload
+//     encrypt_exports: false     # `outpost export` seals files to the hub's export key
+//                                # (<credentials_dir>/hub_export.pub, written by enrol)
 //
 // Unknown keys are rejected, so a typo does not silently leave a default in force.
 #ifndef OUTPOST_APPS_EDGE_CONFIG_H_
@@ -68,6 +70,7 @@ struct EdgeSyncConfig {
   int64_t backoff_max_ms = 60'000;
   int64_t status_interval_s = 60;
   int64_t request_timeout_ms = 30'000;
+  bool encrypt_exports = false;  // seal export files (sync/FORMAT.md section 6)
 };
 
 struct EdgeConfig {

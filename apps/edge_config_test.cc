@@ -148,5 +148,15 @@ TEST(EdgeConfig, RejectsBadOutboxSections) {
   }
 }
 
+TEST(EdgeConfig, SyncSectionCanAskForSealedExports) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig plain, ParseEdgeConfig("sync: {policy_file: p.yaml}\n"));
+  EXPECT_FALSE(plain.sync.encrypt_exports);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      EdgeConfig sealed, ParseEdgeConfig("sync: {policy_file: p.yaml, encrypt_exports: true}\n"));
+  EXPECT_TRUE(sealed.sync.encrypt_exports);
+  Result<EdgeConfig> bad = ParseEdgeConfig("sync: {policy_file: p.yaml, encrypt_exports: maybe}\n");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace outpost::apps

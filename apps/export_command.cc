@@ -1,13 +1,17 @@
 // `outpost export --to FILE` and `outpost import-receipt FILE`: records across the air gap on
-// removable media (sync/FORMAT.md sections 3 to 5).
+// removable media (sync/FORMAT.md sections 3 to 6).
 //
 // export: takes records that wait in the outbox and are not in an export already, applies the
 // site's policy (every decision into the audit log; withheld records are deleted, as the
 // forwarder does), groups the rest by stream into batches (the first carries the audit lines
 // the hub has not acknowledged), writes them into one file signed with site.key, and records
-// in <data_dir>/exports.json exactly which records went into which batch. The records stay in
-// the outbox (exported, pending a receipt); a later export skips them. If the link comes
-// back first, the forwarder may upload them too: the hub stores them once either way.
+// in <data_dir>/exports.json exactly which records went into which batch. With --encrypt (or
+// sync.encrypt_exports in the edge config) the signed file is then sealed to the hub's X25519
+// export key (sync/FORMAT.md section 6), read from <credentials>/hub_export.pub (written by
+// `outpost enrol`) or --hub-public-key, so a lost medium shows nothing but its size. The
+// records stay in the outbox (exported, pending a receipt); a later export skips them. If the
+// link comes back first, the forwarder may upload them too: the hub stores them once either
+// way.
 //
 // import-receipt: verifies the hub's receipt against hub_ca.crt and this site's id, then
 // deletes exactly the records recorded for the batch keys it lists, and moves the
@@ -55,6 +59,8 @@ struct ExportFlags {
   std::string data_dir;
   std::string to;
   uint64_t max_records = 100'000;
+  bool encrypt = false;
+  std::string hub_public_key;  // empty = <credentials>/hub_export.pub
   std::string receipt;
 };
 
@@ -216,6 +222,33 @@ Status RunExport(const ExportFlags& flags) {
   const std::string creds = CredentialsDir(config);
   OUTPOST_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(JoinPath(creds, "site.key"), 1 << 16));
   OUTPOST_ASSIGN_OR_RETURN(std::string cert_pem, ReadFile(JoinPath(creds, "site.crt"), 1 << 16));
+  // The key to seal to is settled before anything is taken from the outbox.
+  const bool encrypt =
+      flags.encrypt || config.sync.encrypt_exports || !flags.hub_public_key.empty();
+  std::string hub_export_pem;
+  std::string hub_key_id;
+  if (encrypt) {
+    const std::string path = flags.hub_public_key.empty() ? JoinPath(creds, "hub_export.pub")
+                                                          : flags.hub_public_key;
+    if (!PathExists(path)) {
+      return FailedPreconditionError(
+          "export_no_hub_key: encrypting an export needs the hub's export key, and " + path +
+          " does not exist. `outpost enrol` writes it when the hub sends one (enrol again with "
+          "--force and a token from `outpost hub site add --reissue`), or pass "
+          "--hub-public-key FILE with a copy of the hub's <data_dir>/export.pub");
+    }
+    OUTPOST_ASSIGN_OR_RETURN(hub_export_pem, ReadFile(path, 1 << 16));
+    if (hub_export_pem.find("PRIVATE KEY") != std::string::npos) {
+      return InvalidArgumentError("export_no_hub_key: " + path + " holds a private key; give "
+                                  "the hub's export.pub (export.key never leaves the hub)");
+    }
+    Result<std::string> id = sync::ExportKeyIdHex(hub_export_pem);
+    if (!id.ok()) {
+      return InvalidArgumentError("export_no_hub_key: " + path + " is not the hub's X25519 "
+                                  "export key: " + std::string(id.status().message()));
+    }
+    hub_key_id = std::move(*id);
+  }
   OUTPOST_ASSIGN_OR_RETURN(std::string policy_text, ReadFile(config.sync.policy_file, 1 << 20));
   Result<std::shared_ptr<const policy::Policy>> pol = policy::ParsePolicy(policy_text);
   if (!pol.ok()) return pol.status().WithContext(config.sync.policy_file);
@@ -306,6 +339,9 @@ Status RunExport(const ExportFlags& flags) {
     }
   }
   OUTPOST_ASSIGN_OR_RETURN(std::string signed_file, sync::WriteExport(file, key_pem));
+  if (encrypt) {
+    OUTPOST_ASSIGN_OR_RETURN(signed_file, sync::SealExport(signed_file, hub_export_pem));
+  }
   // The file first, then the ledger: a crash between them only lets these records be
   // exported (or uploaded) again, which the hub stores once.
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(flags.to, signed_file).WithContext(flags.to));
@@ -320,6 +356,12 @@ Status RunExport(const ExportFlags& flags) {
               "policy\n",
               static_cast<unsigned long long>(exported_records), file.batches.size(),
               flags.to.c_str(), id_hex.c_str(), withheld.size());
+  if (encrypt) {
+    std::printf("sealed: encrypted to the hub's export key %s\n",
+                hub_key_id.substr(0, 16).c_str());
+  } else {
+    std::printf("not sealed: signed, readable by anyone holding the file (--encrypt seals it)\n");
+  }
   return Status();
 }
 
@@ -396,6 +438,12 @@ void AddExportCommands(CLI::App& app, Action& run) {
   exp->add_option("--data-dir", flags->data_dir, "The edge's data_dir (overrides the config)");
   exp->add_option("--max-records", flags->max_records, "At most this many records")
       ->check(CLI::Range(uint64_t{1}, uint64_t{10'000'000}));
+  exp->add_flag("--encrypt", flags->encrypt,
+                "Seal the file to the hub's export key (also: sync.encrypt_exports: true)");
+  exp->add_option("--hub-public-key", flags->hub_public_key,
+                  "The hub's export.pub to seal to (implies --encrypt; default "
+                  "<credentials>/hub_export.pub, written by `outpost enrol`)")
+      ->check(CLI::ExistingFile);
   exp->callback([&run, flags] { run = [flags] { return RunExport(*flags); }; });
 
   CLI::App* imp = app.add_subcommand(

@@ -20,7 +20,20 @@ Result<ImportSummary> ImportExport(HubService& service, const HubCa& ca,
                                    const std::string& export_path,
                                    const std::string& receipt_path) {
   const sync::ExportLimits limits;
-  OUTPOST_ASSIGN_OR_RETURN(std::string bytes, ReadFile(export_path, limits.max_file_bytes + 1));
+  OUTPOST_ASSIGN_OR_RETURN(
+      std::string bytes,
+      ReadFile(export_path, limits.max_file_bytes + sync::kSealedOverheadBytes + 1));
+  // A sealed file is opened with this hub's export key first; a file sealed to another key,
+  // or altered, stops here with its reason and nothing is stored.
+  const bool sealed = sync::IsSealedExport(bytes);
+  if (sealed) {
+    Result<std::string> key_pem = ReadFile(ca.export_key_path(), 1 << 16);
+    if (!key_pem.ok()) {
+      return PermissionDeniedError("sealed_wrong_key: this hub has no export key: " +
+                                   std::string(key_pem.status().message()));
+    }
+    OUTPOST_ASSIGN_OR_RETURN(bytes, sync::OpenSealedExport(bytes, *key_pem, limits));
+  }
   OUTPOST_ASSIGN_OR_RETURN(sync::ExportFile file, sync::ReadExport(bytes, limits));
   OUTPOST_RETURN_IF_ERROR(sync::VerifyExportSite(file, ca.ca_pem()));
   // The certificate chains to our CA (checked above); the rest as for mTLS.
@@ -34,6 +47,7 @@ Result<ImportSummary> ImportExport(HubService& service, const HubCa& ca,
   }
   ImportSummary summary;
   summary.site_id = caller->site_id;
+  summary.sealed = sealed;
   summary.batches = file.batches.size();
   sync::Receipt receipt{.site_id = file.site_id,
                         .export_id = file.export_id,
@@ -71,7 +85,8 @@ Result<ImportSummary> ImportExport(HubService& service, const HubCa& ca,
     OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(receipt_path, receipt_bytes));
   }
   OUTPOST_LOG(kInfo) << "export imported" << Field("file", export_path)
-                     << Field("site", summary.site_id) << Field("batches", summary.batches)
+                     << Field("site", summary.site_id) << Field("sealed", sealed)
+                     << Field("batches", summary.batches)
                      << Field("stored", summary.batches_stored)
                      << Field("duplicate", summary.batches_duplicate)
                      << Field("receipt_keys", receipt.keys.size());

@@ -18,3 +18,13 @@ if(TARGET outpost_hub AND EXISTS ${PROJECT_SOURCE_DIR}/apps/export_command.cc
     LABELS hub)
   add_dependencies(hub_roundtrip_test outpost)
 endif()
+
+# Sealed export files (sync/FORMAT.md section 6): enrol, export sealed to the hub's key, import,
+# receipt; another hub's key and an altered file refused. Real processes on both sides.
+if(TARGET hub_roundtrip_test)
+  outpost_test(hub_sealed_export_test
+    SOURCES hub_sealed_export_test.cc
+    DEPS outpost_hub outpost_sync outpost_outbox outpost_testing
+    LABELS hub)
+  add_dependencies(hub_sealed_export_test outpost)
+endif()
