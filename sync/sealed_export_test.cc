@@ -184,6 +184,18 @@ TEST_F(SealedExportTest, EmptyPlaintextRoundTrips) {
   EXPECT_EQ(opened, "");
 }
 
+// A file sealed by a second implementation (python3-cryptography, testdata/sealed/
+// make_seeds.py) from FORMAT.md alone opens here, and one byte changed does not.
+TEST(SealedExportInterop, OpensAFileSealedByAnIndependentImplementation) {
+  const std::string dir = JoinPath(testing::SourceDir(), "sync/testdata/sealed");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string key, ReadFile(JoinPath(dir, "test_hub_export.key")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string sealed, ReadFile(JoinPath(dir, "known_answer.opse")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string opened, OpenSealedExport(sealed, key));
+  EXPECT_EQ(opened, "a sealed export, opened by the C++ reader");
+  sealed[100] = static_cast<char>(sealed[100] ^ 1);
+  EXPECT_EQ(ReasonOf(OpenSealedExport(sealed, key).status()), "sealed_corrupt");
+}
+
 // The primitives underneath, against published values where there are some.
 TEST(SealPrimitives, HkdfSha256MatchesRfc5869WithEmptySalt) {
   // RFC 5869 appendix A.3: IKM = 22 × 0x0b, salt and info empty, L = 42.
