@@ -247,6 +247,20 @@ TEST_F(ReleaseTest, WithoutAChampionOrAShadowRuleTheVersionShipsAlone) {
   EXPECT_EQ(fb.descriptors[0].name, "fan");
 }
 
+TEST_F(ReleaseTest, RotatedKeysSignAndTheRootChainTravelsWithTheBundle) {
+  // The signer rotated every key after the sites were provisioned with root version 1.
+  RunResult rotated = RunProgram({Outpost(), "keys", "rotate", "--dir", keys_.dir});
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.err;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ReleaseResult r,
+                               ApproveAndRelease(*store_, config_, 2, data_dir_, clock_));
+  // A site that trusts root 1 follows the chain to root 2, whose targets keys signed.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(bundle::VerifiedBundle b,
+                               Verify(r.bundle_path, keys_.root, dir_.File("staging"), "plant-7"));
+  EXPECT_EQ(b.trusted_root.version, 2u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string root2, ReadFile(JoinPath(keys_.dir, "roots/2.json")));
+  EXPECT_EQ(b.trusted_root_file, root2);
+}
+
 TEST_F(ReleaseTest, AFailedReleaseLeavesTheVersionApprovedAndARetryShipsIt) {
   // A template that sets what the hub sets is refused, at startup and at release.
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("pump.yaml"),
