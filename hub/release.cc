@@ -28,12 +28,12 @@
 namespace outpost::hub {
 namespace {
 
-constexpr uint64_t kMaxTemplateBytes = 1 << 20;        // a model's config.yaml template
+constexpr uint64_t kMaxTemplateBytes = 1 << 20;         // a model's config.yaml template
 constexpr uint64_t kMaxModelBytes = uint64_t{1} << 30;  // one model file of the registry
 constexpr uint64_t kMaxStateBytes = 64 << 10;           // retrain-<model>.json
 constexpr size_t kMaxApiTargetBytes = 4096;
-constexpr size_t kMaxApiBodyBytes = 64 << 10;           // bodies are ignored, but bounded
-constexpr size_t kMaxErrorTail = 2000;                  // bytes of train.log kept as the error
+constexpr size_t kMaxApiBodyBytes = 64 << 10;  // bodies are ignored, but bounded
+constexpr size_t kMaxErrorTail = 2000;         // bytes of train.log kept as the error
 
 // --- YAML (the adapter) ---
 
@@ -59,8 +59,7 @@ Result<std::string> TensorsJson(const YAML::Node& root, const char* key) {
       return InvalidArgumentError(std::string("config.yaml: ") + key + " is not a list");
     }
     for (const YAML::Node& t : list) {
-      if (!t.IsMap() || !t["name"] || !t["datatype"] || !t["shape"] ||
-          !t["shape"].IsSequence()) {
+      if (!t.IsMap() || !t["name"] || !t["datatype"] || !t["shape"] || !t["shape"].IsSequence()) {
         return InvalidArgumentError(std::string("config.yaml: each of ") + key +
                                     " needs a name, a datatype and a shape list");
       }
@@ -149,8 +148,8 @@ Result<std::string> ReadModelArtifact(const ModelEntry& entry) {
   Result<std::string> bytes = ReadFile(path, kMaxModelBytes);
   if (!bytes.ok()) {
     return FailedPreconditionError(entry.name + " version " + std::to_string(entry.version) +
-                                   " has no readable model file (" +
-                                   bytes.status().ToString() + ")");
+                                   " has no readable model file (" + bytes.status().ToString() +
+                                   ")");
   }
   return bytes;
 }
@@ -323,19 +322,17 @@ Status ValidateRetrainConfig(const RetrainConfig& c) {
   if (r.model_config_path.empty()) return bad("release.model_config is required");
   Result<std::string> text = ReadFile(r.model_config_path, kMaxTemplateBytes);
   if (!text.ok()) return text.status().WithContext("retrain " + c.model + ": release.model_config");
-  Result<std::string> yaml = ReleaseConfigYaml(*text, 1, r.shadow_yaml.empty() ? 0 : 2,
-                                               r.shadow_yaml);
+  Result<std::string> yaml =
+      ReleaseConfigYaml(*text, 1, r.shadow_yaml.empty() ? 0 : 2, r.shadow_yaml);
   if (!yaml.ok()) return yaml.status().WithContext("retrain " + c.model);
-  OUTPOST_RETURN_IF_ERROR(
-      DescriptorTensors(*yaml).status().WithContext("retrain " + c.model));
+  OUTPOST_RETURN_IF_ERROR(DescriptorTensors(*yaml).status().WithContext("retrain " + c.model));
   return Status::Ok();
 }
 
 // --- approval and release ---
 
-Result<ReleaseResult> ApproveAndRelease(Store& store, const RetrainConfig& config,
-                                        int64_t version, const std::string& data_dir,
-                                        Clock& clock) {
+Result<ReleaseResult> ApproveAndRelease(Store& store, const RetrainConfig& config, int64_t version,
+                                        const std::string& data_dir, Clock& clock) {
   const std::string& model = config.model;
   const std::string what = model + " version " + std::to_string(version);
   OUTPOST_ASSIGN_OR_RETURN(std::vector<ModelEntry> entries, store.ListModels(model));
@@ -370,19 +367,18 @@ Result<ReleaseResult> ApproveAndRelease(Store& store, const RetrainConfig& confi
     std::map<int64_t, ReleaseVersion> versions;
     auto add = [&](const ModelEntry& e) -> Status {
       OUTPOST_ASSIGN_OR_RETURN(std::string bytes, ReadModelArtifact(e));
-      versions[e.version] = ReleaseVersion{
-          .model_bytes = std::move(bytes),
-          .lineage_sha256 = bundle::ToHex(bundle::Sha256Of(e.lineage_json)),
-          .metrics = ChallengerMetrics(e.metrics_json)};
+      versions[e.version] =
+          ReleaseVersion{.model_bytes = std::move(bytes),
+                         .lineage_sha256 = bundle::ToHex(bundle::Sha256Of(e.lineage_json)),
+                         .metrics = ChallengerMetrics(e.metrics_json)};
       return Status::Ok();
     };
     OUTPOST_RETURN_IF_ERROR(add(*entry));
     std::string config_yaml;
     if (champion != nullptr) {
       OUTPOST_RETURN_IF_ERROR(add(*champion));
-      OUTPOST_ASSIGN_OR_RETURN(config_yaml,
-                               ReleaseConfigYaml(template_yaml, champion->version, version,
-                                                 config.release.shadow_yaml));
+      OUTPOST_ASSIGN_OR_RETURN(config_yaml, ReleaseConfigYaml(template_yaml, champion->version,
+                                                              version, config.release.shadow_yaml));
       result.champion_version = champion->version;
       result.shadow = true;
     } else {
@@ -400,13 +396,12 @@ Result<ReleaseResult> ApproveAndRelease(Store& store, const RetrainConfig& confi
     const int64_t now_ms = UnixMillis(now);
     const int64_t now_s = now_ms / 1000;
     if (now_ms <= 0) return FailedPreconditionError("the hub's clock is before 1970");
-    bundle::CreateOptions options{
-        .version = static_cast<uint64_t>(now_ms),
-        .created = now_s,
-        .expires = now_s + int64_t{config.release.expires_days} * 86400,
-        .sites = config.release.sites,
-        .site_groups = config.release.groups,
-        .root_chain = std::move(chain)};
+    bundle::CreateOptions options{.version = static_cast<uint64_t>(now_ms),
+                                  .created = now_s,
+                                  .expires = now_s + int64_t{config.release.expires_days} * 86400,
+                                  .sites = config.release.sites,
+                                  .site_groups = config.release.groups,
+                                  .root_chain = std::move(chain)};
     const std::string bundles = JoinPath(data_dir, "bundles");
     OUTPOST_RETURN_IF_ERROR(MakeDirectories(bundles));
     result.bundle_path = JoinPath(bundles, stem + ".bundle");
@@ -440,9 +435,9 @@ struct ModelSlot {
   RetrainStatus status;
   std::string state_path;
   std::chrono::steady_clock::time_point next_check{};
-  std::thread job;                // the current or last job's thread
-  Subprocess* child = nullptr;    // the running `outpost train`; owned by the job's thread
-  std::mutex release_mu;          // serializes approve, reject and auto-approve of this model
+  std::thread job;              // the current or last job's thread
+  Subprocess* child = nullptr;  // the running `outpost train`; owned by the job's thread
+  std::mutex release_mu;        // serializes approve, reject and auto-approve of this model
 };
 
 HubResponse JsonResponse(int status, std::string body) {
@@ -465,8 +460,8 @@ HubResponse ErrorResponse(int status, std::string_view reason, std::string_view 
 }
 
 HubResponse MethodNotAllowed(std::string_view allow) {
-  HubResponse r = ErrorResponse(405, "method_not_allowed",
-                                "this route takes " + std::string(allow) + " only");
+  HubResponse r =
+      ErrorResponse(405, "method_not_allowed", "this route takes " + std::string(allow) + " only");
   r.headers.emplace_back("Allow", std::string(allow));
   return r;
 }
@@ -614,8 +609,8 @@ struct RetrainScheduler::Impl {
   // bucket of 2^40 ms, summed — no payload is read. A store that refuses the count (more
   // buckets than it answers) is read page by page instead.
   Result<int64_t> CountLabels(const RetrainConfig& c) {
-    CountQuery q{.tenant = c.tenant, .kind = "feedback", .stream = c.model,
-                 .bucket_ms = int64_t{1} << 40};
+    CountQuery q{
+        .tenant = c.tenant, .kind = "feedback", .stream = c.model, .bucket_ms = int64_t{1} << 40};
     Result<std::vector<CountBucket>> buckets = store.CountRecords(q);
     if (buckets.ok()) {
       int64_t n = 0;
@@ -731,9 +726,8 @@ struct RetrainScheduler::Impl {
     std::string outcome = "failed", error, state, bundle_path;
     int64_t version = 0;
     bool interrupted = false;
-    const std::string out =
-        AbsolutePath(JoinPath(JoinPath(options.data_dir, "training"),
-                              c.model + "-" + std::to_string(started_ms)));
+    const std::string out = AbsolutePath(JoinPath(JoinPath(options.data_dir, "training"),
+                                                  c.model + "-" + std::to_string(started_ms)));
     const std::string log_path = JoinPath(out, "train.log");
 
     auto run = [&]() -> Status {
@@ -741,16 +735,15 @@ struct RetrainScheduler::Impl {
       OUTPOST_ASSIGN_OR_RETURN(std::vector<ModelEntry> before, store.ListModels(c.model));
       int64_t newest_before = 0;
       for (const ModelEntry& e : before) newest_before = std::max(newest_before, e.version);
-      std::vector<std::string> argv = {options.self, "train",  "--store", options.store_url,
-                                       "--model",    c.model,  "--config", c.train_config,
+      std::vector<std::string> argv = {options.self, "train", "--store",  options.store_url,
+                                       "--model",    c.model, "--config", c.train_config,
                                        "--out",      out};
       if (c.workers > 0) {
         argv.push_back("--workers");
         argv.push_back(std::to_string(c.workers));
       }
-      OUTPOST_LOG(kInfo) << "retraining started" << Field("model", c.model)
-                         << Field("trigger", why) << Field("out", out)
-                         << Field("labels", labels.value_or(-1));
+      OUTPOST_LOG(kInfo) << "retraining started" << Field("model", c.model) << Field("trigger", why)
+                         << Field("out", out) << Field("labels", labels.value_or(-1));
       OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> child,
                                Subprocess::Start(argv, log_path));
       {
@@ -781,8 +774,7 @@ struct RetrainScheduler::Impl {
       const ModelEntry* registered = nullptr;
       const std::string artifact = JoinPath(out, "model.json");
       for (const ModelEntry& e : after) {
-        if (e.version > newest_before &&
-            (registered == nullptr || e.artifact_path == artifact)) {
+        if (e.version > newest_before && (registered == nullptr || e.artifact_path == artifact)) {
           registered = &e;
         }
       }
@@ -812,8 +804,7 @@ struct RetrainScheduler::Impl {
     if (!s.ok()) {
       outcome = "failed";
       error = s.ToString();
-      OUTPOST_LOG(kWarning) << "retraining failed" << Field("model", c.model)
-                            << Field("error", s);
+      OUTPOST_LOG(kWarning) << "retraining failed" << Field("model", c.model) << Field("error", s);
     }
     // A job that Stop() interrupted is not recorded: it runs again after a restart.
     const bool record = !(interrupted && !s.ok());
@@ -1013,8 +1004,7 @@ struct RetrainScheduler::Impl {
         return ErrorResponse(409, "already_running",
                              "a retraining job of " + m.config.model + " is running");
       }
-      OUTPOST_LOG(kInfo) << "retraining requested by an operator"
-                         << Field("model", m.config.model);
+      OUTPOST_LOG(kInfo) << "retraining requested by an operator" << Field("model", m.config.model);
       previous = StartJobLocked(m, std::nullopt, "operator");
     }
     if (previous.joinable()) previous.join();
@@ -1129,8 +1119,7 @@ struct RetrainScheduler::Impl {
   }
 };
 
-Result<std::unique_ptr<RetrainScheduler>> RetrainScheduler::Start(Store& store,
-                                                                  Options options) {
+Result<std::unique_ptr<RetrainScheduler>> RetrainScheduler::Start(Store& store, Options options) {
   if (options.data_dir.empty()) return InvalidArgumentError("the retraining needs a data folder");
   if (options.self.empty()) return InvalidArgumentError("the retraining needs the outpost program");
   std::set<std::string> names;
@@ -1204,8 +1193,6 @@ bool RetrainScheduler::Handles(const HubRequest& request) const {
   return path.empty() || path.front() == '/';
 }
 
-HubResponse RetrainScheduler::Handle(const HubRequest& request) {
-  return impl_->Handle(request);
-}
+HubResponse RetrainScheduler::Handle(const HubRequest& request) { return impl_->Handle(request); }
 
 }  // namespace outpost::hub

@@ -34,8 +34,16 @@ void RemoveDataDir() {
 
 bool Documented(int status) {
   switch (status) {
-    case 200: case 202: case 401: case 404: case 405: case 409: case 413: case 414:
-    case 500: case 503:
+    case 200:
+    case 202:
+    case 401:
+    case 404:
+    case 405:
+    case 409:
+    case 413:
+    case 414:
+    case 500:
+    case 503:
       return true;
     default:
       return false;
@@ -60,14 +68,19 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   }
   int64_t v = 1;
   for (const char* state : {"bundled", "candidate", "approved", "rejected"}) {
-    if (!store->RegisterModel({.name = "pump", .version = v++, .state = state,
-                               .metrics_json = R"({"challenger":{"auc":0.9}})",
-                               .artifact_path = dir + "/model.json"})
+    if (!store
+             ->RegisterModel({.name = "pump",
+                              .version = v++,
+                              .state = state,
+                              .metrics_json = R"({"challenger":{"auc":0.9}})",
+                              .artifact_path = dir + "/model.json"})
              .ok()) {
       std::abort();
     }
   }
-  RetrainConfig pump{.model = "pump", .tenant = "t1", .train_config = dir + "/train.yaml",
+  RetrainConfig pump{.model = "pump",
+                     .tenant = "t1",
+                     .train_config = dir + "/train.yaml",
                      .check_every = std::chrono::seconds(3600),
                      .release = {.model_config_path = dir + "/pump.yaml",
                                  .keys_dir = dir + "/keys",

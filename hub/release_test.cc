@@ -105,10 +105,14 @@ class ReleaseTest : public ::testing::Test {
     OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("champion.json"), model_v1_));
     OUTPOST_ASSERT_OK(MakeDirectories(dir_.File("pump-2")));
     OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("pump-2/model.json"), model_v2_));
-    OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "pump", .version = 1, .state = "bundled",
+    OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "pump",
+                                             .version = 1,
+                                             .state = "bundled",
                                              .artifact_path = dir_.File("champion.json"),
                                              .created_ms = 1000}));
-    OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "pump", .version = 2, .state = "candidate",
+    OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "pump",
+                                             .version = 2,
+                                             .state = "candidate",
                                              .metrics_json = kMetricsV2,
                                              .lineage_json = kLineageV2,
                                              .artifact_path = dir_.File("pump-2"),
@@ -232,7 +236,9 @@ TEST_F(ReleaseTest, WithoutAChampionOrAShadowRuleTheVersionShipsAlone) {
   EXPECT_EQ(parsed.shadow.version, 0);
 
   // A shadow rule but no bundled version of another model: a plain bundle of that version.
-  OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "fan", .version = 1, .state = "candidate",
+  OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "fan",
+                                           .version = 1,
+                                           .state = "candidate",
                                            .artifact_path = dir_.File("champion.json")}));
   RetrainConfig fan = config_;
   fan.model = "fan";
@@ -241,8 +247,9 @@ TEST_F(ReleaseTest, WithoutAChampionOrAShadowRuleTheVersionShipsAlone) {
                                ApproveAndRelease(*store_, fan, 1, data_dir_, clock_));
   EXPECT_FALSE(f.shadow);
   EXPECT_EQ(f.bundle_path, JoinPath(data_dir_, "bundles/fan-1.bundle"));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(bundle::VerifiedBundle fb,
-                               Verify(f.bundle_path, keys_.root, dir_.File("staging-f"), "plant-7"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      bundle::VerifiedBundle fb,
+      Verify(f.bundle_path, keys_.root, dir_.File("staging-f"), "plant-7"));
   ASSERT_EQ(fb.descriptors.size(), 1u);
   EXPECT_EQ(fb.descriptors[0].name, "fan");
 }
@@ -283,7 +290,9 @@ TEST_F(ReleaseTest, AFailedReleaseLeavesTheVersionApprovedAndARetryShipsIt) {
   EXPECT_EQ(State(2), "bundled");
 
   // A rejected version is not released.
-  OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "pump", .version = 3, .state = "rejected",
+  OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "pump",
+                                           .version = 3,
+                                           .state = "rejected",
                                            .artifact_path = dir_.File("champion.json")}));
   Result<ReleaseResult> rejected = ApproveAndRelease(*store_, config_, 3, data_dir_, clock_);
   ASSERT_FALSE(rejected.ok());
@@ -301,21 +310,19 @@ TEST(ReleaseFolder, WritesTheLayoutBundleCreateReads) {
   std::string model;
   ASSERT_NO_FATAL_FAILURE(TrainModel(3, &model));
   const std::string digest = bundle::ToHex(bundle::Sha256Of("lineage"));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string config,
-                               ReleaseConfigYaml(kTemplate, 4, 0, ""));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string config, ReleaseConfigYaml(kTemplate, 4, 0, ""));
   // A stale file from an earlier release is gone after the rewrite.
   OUTPOST_ASSERT_OK(MakeDirectories(dir.File("out/pump/3")));
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("out/pump/3/model.json"), "stale"));
-  OUTPOST_ASSERT_OK(WriteReleaseFolder(dir.File("out"), "pump", config, {{4, model}},
-                                       {{4, digest}}));
+  OUTPOST_ASSERT_OK(
+      WriteReleaseFolder(dir.File("out"), "pump", config, {{4, model}}, {{4, digest}}));
   EXPECT_FALSE(PathExists(dir.File("out/pump/3")));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string written, ReadFile(dir.File("out/pump/config.yaml")));
   EXPECT_EQ(written, config);
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, ReadFile(dir.File("out/pump/4/model.json")));
   EXPECT_EQ(bytes, model);
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string d, ReadFile(dir.File("out/pump/4/descriptor.json")));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(bundle::ModelDescriptor descriptor,
-                               bundle::ParseModelDescriptor(d));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(bundle::ModelDescriptor descriptor, bundle::ParseModelDescriptor(d));
   EXPECT_EQ(descriptor.version, 4u);
   EXPECT_EQ(descriptor.lineage_sha256, digest);
   EXPECT_EQ(descriptor.outputs.size(), 1u);
@@ -331,14 +338,12 @@ TEST(ReleaseFolder, WritesTheLayoutBundleCreateReads) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(WriteReleaseFolder(dir.File("o2"), "pump", config, {{4, model}}, {}).code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(WriteReleaseFolder(dir.File("o2"), "Pump/..", config, {{4, model}}, {{4, digest}})
-                .code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      WriteReleaseFolder(dir.File("o2"), "Pump/..", config, {{4, model}}, {{4, digest}}).code(),
+      StatusCode::kInvalidArgument);
   EXPECT_EQ(ReleaseConfigYaml("- a list\n", 1, 0, "").status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(ReleaseConfigYaml("shadow: {version: 2}\nbackend: xgboost\n", 1, 0, "")
-                .status()
-                .code(),
+  EXPECT_EQ(ReleaseConfigYaml("shadow: {version: 2}\nbackend: xgboost\n", 1, 0, "").status().code(),
             StatusCode::kInvalidArgument);
 }
 
@@ -420,9 +425,13 @@ TEST_F(SchedulerApiTest, RoutesAuthAndTheRegistry) {
   RetrainConfig other = config_;
   other.model = "mixer";
   other.tenant = "globex";
-  OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "fan", .version = 1, .state = "candidate",
+  OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "fan",
+                                           .version = 1,
+                                           .state = "candidate",
                                            .artifact_path = dir_.File("champion.json")}));
-  OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "pump", .version = 3, .state = "candidate",
+  OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "pump",
+                                           .version = 3,
+                                           .state = "candidate",
                                            .metrics_json = "not json",
                                            .artifact_path = dir_.File("champion.json")}));
   std::unique_ptr<RetrainScheduler> s =
@@ -459,8 +468,8 @@ TEST_F(SchedulerApiTest, RoutesAuthAndTheRegistry) {
   EXPECT_TRUE(Has(versions, R"({"model":"pump","versions":[{"version":3,"state":"candidate",)"))
       << versions.body;
   EXPECT_TRUE(Has(versions, R"("metrics":null)"));
-  EXPECT_TRUE(Has(versions, std::string(R"("metrics":)") + kMetricsV2 + R"(,"lineage":)" +
-                                kLineageV2));
+  EXPECT_TRUE(
+      Has(versions, std::string(R"("metrics":)") + kMetricsV2 + R"(,"lineage":)" + kLineageV2));
   EXPECT_TRUE(Has(versions, R"({"version":1,"state":"bundled","created_ms":1000,)"));
 
   // Wrong methods.
@@ -499,7 +508,8 @@ TEST_F(SchedulerApiTest, RoutesAuthAndTheRegistry) {
   EXPECT_TRUE(Has(shipped, R"("reason":"not_candidate")"));
 
   // A release that cannot sign is a 500 that says why; the version stays approved.
-  HubResponse unsigned_release = s->Handle(Request("POST", "/api/v1/models/fan/versions/1/approve"));
+  HubResponse unsigned_release =
+      s->Handle(Request("POST", "/api/v1/models/fan/versions/1/approve"));
   EXPECT_EQ(unsigned_release.status, 500);
   EXPECT_TRUE(Has(unsigned_release, R"("reason":"release_failed")"));
   EXPECT_TRUE(Has(unsigned_release, "no targets keys")) << unsigned_release.body;
@@ -626,20 +636,31 @@ void Upload(Store& store, const train::Dataset& data, int64_t from, int64_t to) 
     w.EndObject();
     w.EndObject();
     const uint64_t seq = static_cast<uint64_t>(r + 1);
-    rows.push_back({.site_id = "plant-7", .node_id = "n1", .stream = "pump", .seq = seq,
-                    .kind = "hard_example", .created_ms = 1000 + r, .payload = payload});
+    rows.push_back({.site_id = "plant-7",
+                    .node_id = "n1",
+                    .stream = "pump",
+                    .seq = seq,
+                    .kind = "hard_example",
+                    .created_ms = 1000 + r,
+                    .payload = payload});
     const char* label = data.labels[static_cast<size_t>(r)] == 1.0f ? "\"fault\"" : "0";
-    feedback.push_back({.site_id = "plant-7", .node_id = "n2", .stream = "pump", .seq = seq,
-                        .kind = "feedback", .created_ms = 9000 + r,
+    feedback.push_back({.site_id = "plant-7",
+                        .node_id = "n2",
+                        .stream = "pump",
+                        .seq = seq,
+                        .kind = "feedback",
+                        .created_ms = 9000 + r,
                         .payload = std::string(R"({"v":1,"kind":"feedback","model":"pump",)") +
                                    R"("request_id":")" + id + R"(","label":)" + label + "}"});
   }
   for (auto* batch : {&rows, &feedback}) {
-    BatchKey key{.site_id = "plant-7", .node_id = batch->front().node_id, .stream = "pump",
+    BatchKey key{.site_id = "plant-7",
+                 .node_id = batch->front().node_id,
+                 .stream = "pump",
                  .first_seq = static_cast<uint64_t>(from + 1),
                  .last_seq = static_cast<uint64_t>(to),
-                 .content_sha256 = bundle::ToHex(bundle::Sha256Of(
-                     batch->front().node_id + std::to_string(from)))};
+                 .content_sha256 = bundle::ToHex(
+                     bundle::Sha256Of(batch->front().node_id + std::to_string(from)))};
     auto result = store.Ingest(key, *batch, std::nullopt, 1);
     ASSERT_TRUE(result.ok()) << result.status().ToString();
     EXPECT_EQ(result->records_stored, static_cast<uint64_t>(to - from));
@@ -648,21 +669,22 @@ void Upload(Store& store, const train::Dataset& data, int64_t from, int64_t to) 
 
 TEST_F(SchedulerApiTest, EnoughNewLabelsTrainReleaseOnceAndSurviveARestart) {
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("train.yaml"), kTrainYaml));
-  OUTPOST_ASSERT_OK(store_->CreateSite({.site_id = "plant-7", .tenant = "acme",
-                                        .region = "eu"}));
+  OUTPOST_ASSERT_OK(store_->CreateSite({.site_id = "plant-7", .tenant = "acme", .region = "eu"}));
   // The champion: trained on the original set alone, shipped in an earlier bundle. The
   // registry's candidate of the fixture is rejected by an operator first.
   OUTPOST_ASSERT_OK(store_->SetModelState("pump", 2, "rejected"));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset original,
-                               train::MakePumpReadings({.rows = 1000, .seed = 1,
-                                                        .fault_rate = 0.1}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      train::Dataset original,
+      train::MakePumpReadings({.rows = 1000, .seed = 1, .fault_rate = 0.1}));
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto champion, train::TrainXGBoost(original, {.rounds = 10}));
   OUTPOST_ASSERT_OK(champion->Save(dir_.File("champion.json"), train::ModelFormat::kJson));
   // The sites' readings drifted: bearing temperatures run hot.
-  OUTPOST_ASSERT_OK_AND_ASSIGN(
-      train::Dataset edge,
-      train::MakePumpReadings({.rows = 800, .seed = 77, .fault_rate = 0.1,
-                               .shift_feature = "bearing_temp_c", .shift_sigmas = 2.5}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset edge,
+                               train::MakePumpReadings({.rows = 800,
+                                                        .seed = 77,
+                                                        .fault_rate = 0.1,
+                                                        .shift_feature = "bearing_temp_c",
+                                                        .shift_sigmas = 2.5}));
   ASSERT_NO_FATAL_FAILURE(Upload(*store_, edge, 0, 500));
 
   RetrainConfig c = config_;
@@ -689,12 +711,11 @@ TEST_F(SchedulerApiTest, EnoughNewLabelsTrainReleaseOnceAndSurviveARestart) {
   EXPECT_EQ(done.last_bundle, JoinPath(data_dir_, "bundles/pump-3.bundle"));
   EXPECT_EQ(State(3), "bundled");
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::vector<ModelEntry> entries, store_->ListModels("pump"));
-  EXPECT_EQ(entries[0].artifact_path,
-            JoinPath(data_dir_, "training/pump-" + std::to_string(done.last_started_ms) +
-                                    "/model.json"));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(bundle::VerifiedBundle b,
-                               Verify(done.last_bundle, keys_.root, dir_.File("staging"),
-                                      "plant-7"));
+  EXPECT_EQ(
+      entries[0].artifact_path,
+      JoinPath(data_dir_, "training/pump-" + std::to_string(done.last_started_ms) + "/model.json"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(bundle::VerifiedBundle b, Verify(done.last_bundle, keys_.root,
+                                                                dir_.File("staging"), "plant-7"));
   std::vector<uint64_t> versions;
   for (const bundle::ModelDescriptor& d : b.descriptors) versions.push_back(d.version);
   std::sort(versions.begin(), versions.end());
@@ -732,17 +753,24 @@ TEST_F(SchedulerApiTest, EnoughNewLabelsTrainReleaseOnceAndSurviveARestart) {
 // routes (curl as the operator), an unknown key of the list is refused, SIGTERM exits 0.
 TEST_F(ReleaseTest, HubServeRunsTheScheduleFromItsConfig) {
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("train.yaml"), "features: [a]\n"));
-  const std::string entry = "retrain:\n"
-                            "  - model: pump\n"
-                            "    tenant: acme\n"
-                            "    train_config: " + dir_.File("train.yaml") + "\n"
-                            "    min_new_labels: 100\n"
-                            "    check_every_s: 1\n"
-                            "    release:\n"
-                            "      model_config: " + dir_.File("pump.yaml") + "\n"
-                            "      keys: " + keys_.dir + "\n"
-                            "      sites: [plant-7]\n"
-                            "      shadow: {promote: {min_requests: 200}}\n";
+  const std::string entry =
+      "retrain:\n"
+      "  - model: pump\n"
+      "    tenant: acme\n"
+      "    train_config: " +
+      dir_.File("train.yaml") +
+      "\n"
+      "    min_new_labels: 100\n"
+      "    check_every_s: 1\n"
+      "    release:\n"
+      "      model_config: " +
+      dir_.File("pump.yaml") +
+      "\n"
+      "      keys: " +
+      keys_.dir +
+      "\n"
+      "      sites: [plant-7]\n"
+      "      shadow: {promote: {min_requests: 200}}\n";
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("bad.yaml"), entry + "    colour: blue\n"));
   RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir_.File("bad.yaml"),
                               "--data-dir", data_dir_, "--store", "sqlite:" + dir_.File("hub.db"),
@@ -753,18 +781,17 @@ TEST_F(ReleaseTest, HubServeRunsTheScheduleFromItsConfig) {
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("hub.yaml"), entry));
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       std::unique_ptr<Subprocess> hub,
-      Subprocess::Start({Outpost(), "hub", "serve", "--config", dir_.File("hub.yaml"),
-                         "--data-dir", data_dir_, "--store", "sqlite:" + dir_.File("hub.db"),
-                         "--listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0",
-                         "--operator-token", "op-secret=acme", "--log-level", "warning"}));
+      Subprocess::Start({Outpost(), "hub", "serve", "--config", dir_.File("hub.yaml"), "--data-dir",
+                         data_dir_, "--store", "sqlite:" + dir_.File("hub.db"), "--listen",
+                         "127.0.0.1:0", "--operator-listen", "127.0.0.1:0", "--operator-token",
+                         "op-secret=acme", "--log-level", "warning"}));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, hub->ReadLine());
   ASSERT_EQ(line.rfind("listening on ", 0), 0u) << line;
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string op_line, hub->ReadLine());
   ASSERT_EQ(op_line.rfind("operator listening on http://", 0), 0u) << op_line;
   const std::string url = op_line.substr(std::string("operator listening on ").size());
   auto curl = [&](const std::string& method, const std::string& path, bool token) {
-    std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "-X", method, "-w",
-                                     "\n%{http_code}"};
+    std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "-X", method, "-w", "\n%{http_code}"};
     if (token) {
       argv.push_back("-H");
       argv.push_back("Authorization: Bearer op-secret");
@@ -778,8 +805,7 @@ TEST_F(ReleaseTest, HubServeRunsTheScheduleFromItsConfig) {
       << versions;
   EXPECT_TRUE(versions.ends_with("\n200")) << versions;
   std::string approved = curl("POST", "/api/v1/models/pump/versions/2/approve", true);
-  EXPECT_NE(approved.find(R"("champion_version":1,"shadow":true})"), std::string::npos)
-      << approved;
+  EXPECT_NE(approved.find(R"("champion_version":1,"shadow":true})"), std::string::npos) << approved;
   EXPECT_TRUE(PathExists(JoinPath(data_dir_, "bundles/pump-2.bundle")));
   std::string status = curl("GET", "/api/v1/models/pump/retrain", true);
   EXPECT_NE(status.find(R"("min_new_labels":100)"), std::string::npos) << status;
@@ -795,9 +821,11 @@ TEST(RetrainScheduler, RefusesBadConfigAndDamagedState) {
   testing::TempDir dir;
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto store, OpenStore("sqlite:" + dir.File("hub.db")));
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("pump.yaml"), kTemplate));
-  RetrainConfig c{.model = "pump", .tenant = "acme", .train_config = dir.File("train.yaml"),
-                  .release = {.model_config_path = dir.File("pump.yaml"),
-                              .keys_dir = dir.File("keys")}};
+  RetrainConfig c{
+      .model = "pump",
+      .tenant = "acme",
+      .train_config = dir.File("train.yaml"),
+      .release = {.model_config_path = dir.File("pump.yaml"), .keys_dir = dir.File("keys")}};
   auto start = [&](std::vector<RetrainConfig> models) {
     return RetrainScheduler::Start(*store, {.self = "/bin/false",
                                             .store_url = "sqlite:" + dir.File("hub.db"),
