@@ -35,8 +35,12 @@ class SealedExportTest : public ::testing::Test {
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string batch, EncodeBatch(b));
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string cert, ReadFile(dir_.File("site.crt")));
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string key, ReadFile(dir_.File("site.key")));
-    ExportFile file{.cert_pem = cert, .site_id = "plant-7", .node_id = "n1", .created_ms = 1234,
-                    .export_id = std::string(16, '\x07'), .batches = {batch}};
+    ExportFile file{.cert_pem = cert,
+                    .site_id = "plant-7",
+                    .node_id = "n1",
+                    .created_ms = 1234,
+                    .export_id = std::string(16, '\x07'),
+                    .batches = {batch}};
     OUTPOST_ASSERT_OK_AND_ASSIGN(signed_, WriteExport(file, key));
     OUTPOST_ASSERT_OK_AND_ASSIGN(hub_, GenerateX25519Key());
     OUTPOST_ASSERT_OK_AND_ASSIGN(other_hub_, GenerateX25519Key());
@@ -78,8 +82,8 @@ TEST_F(SealedExportTest, HeaderNamesTheRecipientKeyAndNothingOfTheSite) {
   EXPECT_EQ(id_from_private, id);
   // The signed export shows its site, certificate and records in clear; the sealed one none.
   ASSERT_NE(signed_.find("secret-payload-4711"), std::string::npos);
-  for (std::string_view clear : {"secret-payload-4711", "plant-7", "acme", "CERTIFICATE", "OPSX",
-                                 "pump"}) {
+  for (std::string_view clear :
+       {"secret-payload-4711", "plant-7", "acme", "CERTIFICATE", "OPSX", "pump"}) {
     EXPECT_EQ(sealed_.find(clear), std::string::npos) << clear;
   }
   // A fresh ephemeral key and nonce every time: the same export seals differently.
@@ -107,14 +111,22 @@ TEST_F(SealedExportTest, EveryAlteredByteHasAStableReason) {
   };
   const size_t n = sealed_.size();
   const std::vector<Case> cases = {
-      {0, "sealed_bad_magic"},           {3, "sealed_bad_magic"},
-      {4, "sealed_version"},             {5, "sealed_flags"},
-      {6, "sealed_flags"},               {7, "sealed_flags"},
-      {8, "sealed_wrong_key"},           {39, "sealed_wrong_key"},
-      {40, "sealed_corrupt"},            {71, "sealed_corrupt"},   // ephemeral key
-      {72, "sealed_corrupt"},            {83, "sealed_corrupt"},   // nonce
-      {kHeaderBytes, "sealed_corrupt"},  {n / 2, "sealed_corrupt"},  // ciphertext
-      {n - 17, "sealed_corrupt"},        {n - 16, "sealed_corrupt"},  // last byte; tag
+      {0, "sealed_bad_magic"},
+      {3, "sealed_bad_magic"},
+      {4, "sealed_version"},
+      {5, "sealed_flags"},
+      {6, "sealed_flags"},
+      {7, "sealed_flags"},
+      {8, "sealed_wrong_key"},
+      {39, "sealed_wrong_key"},
+      {40, "sealed_corrupt"},
+      {71, "sealed_corrupt"},  // ephemeral key
+      {72, "sealed_corrupt"},
+      {83, "sealed_corrupt"},  // nonce
+      {kHeaderBytes, "sealed_corrupt"},
+      {n / 2, "sealed_corrupt"},  // ciphertext
+      {n - 17, "sealed_corrupt"},
+      {n - 16, "sealed_corrupt"},  // last byte; tag
       {n - 1, "sealed_corrupt"},
   };
   for (const Case& c : cases) {
@@ -227,14 +239,12 @@ TEST(SealPrimitives, AesGcmRefusesAnyChange) {
   EXPECT_EQ(sealed.size(), 9u + 16u);
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string plain, AesGcmOpen(key, nonce, "head", sealed));
   EXPECT_EQ(plain, "plaintext");
-  EXPECT_EQ(AesGcmOpen(key, nonce, "Head", sealed).status().code(),
-            StatusCode::kPermissionDenied);
+  EXPECT_EQ(AesGcmOpen(key, nonce, "Head", sealed).status().code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(AesGcmOpen(std::string(32, 'K'), nonce, "head", sealed).status().code(),
             StatusCode::kPermissionDenied);
   EXPECT_EQ(AesGcmOpen(key, nonce, "head", sealed.substr(1)).status().code(),
             StatusCode::kPermissionDenied);
-  EXPECT_EQ(AesGcmOpen(key, nonce, "head", "short").status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(AesGcmOpen(key, nonce, "head", "short").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(AesGcmSeal("short", nonce, "", "x").status().code(), StatusCode::kInvalidArgument);
 }
 

@@ -80,9 +80,9 @@ TEST(HubSealedExport, SealedToTheHubItEnrolledWithAndToNoOtherHub) {
   const std::string token = add.out.substr(0, add.out.find('\n'));
   {
     OUTPOST_ASSERT_OK_AND_ASSIGN(
-        auto hub, Subprocess::Start({Outpost(), "hub", "serve", "--data-dir", hub_dir,
-                                     "--listen", "127.0.0.1:0"},
-                                    dir.File("hub.log")));
+        auto hub, Subprocess::Start(
+                      {Outpost(), "hub", "serve", "--data-dir", hub_dir, "--listen", "127.0.0.1:0"},
+                      dir.File("hub.log")));
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, hub->ReadLine());
     const std::string url = line.substr(std::string("listening on ").size());
     RunResult enrol = RunProgram({Outpost(), "enrol", "--hub", url, "--token", token, "--site",
@@ -97,21 +97,23 @@ TEST(HubSealedExport, SealedToTheHubItEnrolledWithAndToNoOtherHub) {
 
   {
     OUTPOST_ASSERT_OK_AND_ASSIGN(
-        auto outbox, outbox::Outbox::Open({.path = JoinPath(edge_dir, "outbox.db"),
-                                           .site_id = "plant-7", .node_id = "n1"}));
+        auto outbox,
+        outbox::Outbox::Open(
+            {.path = JoinPath(edge_dir, "outbox.db"), .site_id = "plant-7", .node_id = "n1"}));
     for (int i = 0; i < kRecords; ++i) {
-      OUTPOST_ASSERT_OK(outbox->Append({.kind = outbox::Kind::kAnomaly, .stream = "pump",
-                                        .payload = std::string("{\"v\":\"") + kSecret +
-                                                   "\",\"score\":0." + std::to_string(i % 10) +
-                                                   "}"})
+      OUTPOST_ASSERT_OK(outbox
+                            ->Append({.kind = outbox::Kind::kAnomaly,
+                                      .stream = "pump",
+                                      .payload = std::string("{\"v\":\"") + kSecret +
+                                                 "\",\"score\":0." + std::to_string(i % 10) + "}"})
                             .status());
     }
   }
   const std::string config = dir.File("edge.yaml");
   OUTPOST_ASSERT_OK(WriteFileAtomically(
-      config, "site_id: plant-7\nnode_id: n1\ndata_dir: " + edge_dir + "\nmodel_repository: " +
-                  dir.File("models") + "\nsync:\n  policy_file: " + policy +
-                  "\n  encrypt_exports: true\n"));
+      config, "site_id: plant-7\nnode_id: n1\ndata_dir: " + edge_dir +
+                  "\nmodel_repository: " + dir.File("models") +
+                  "\nsync:\n  policy_file: " + policy + "\n  encrypt_exports: true\n"));
 
   // Asked to encrypt without the hub's key: refused, saying how to get one; nothing changes.
   const std::string export_file = dir.File("records.opse");
@@ -156,9 +158,9 @@ TEST(HubSealedExport, SealedToTheHubItEnrolledWithAndToNoOtherHub) {
   RunResult at_other = RunProgram({Outpost(), "hub", "site", "add", "--data-dir", other_hub_dir,
                                    "--site", "plant-7", "--tenant", "acme", "--region", "us"});
   ASSERT_EQ(at_other.exit_code, 0) << at_other.err;
-  RunResult other_refused = RunProgram({Outpost(), "hub", "import", export_file, "--data-dir",
-                                        other_hub_dir, "--policy", policy, "--receipt",
-                                        dir.File("other.receipt")});
+  RunResult other_refused =
+      RunProgram({Outpost(), "hub", "import", export_file, "--data-dir", other_hub_dir, "--policy",
+                  policy, "--receipt", dir.File("other.receipt")});
   EXPECT_EQ(other_refused.exit_code, 1);
   EXPECT_NE(other_refused.err.find("sealed_wrong_key"), std::string::npos) << other_refused.err;
   EXPECT_FALSE(PathExists(dir.File("other.receipt")));
@@ -184,8 +186,7 @@ TEST(HubSealedExport, SealedToTheHubItEnrolledWithAndToNoOtherHub) {
   ASSERT_TRUE(PathExists(receipt_file));
 
   // The receipt (not sealed: it carries no records) deletes exactly what was exported.
-  RunResult accepted =
-      RunProgram({Outpost(), "import-receipt", receipt_file, "--config", config});
+  RunResult accepted = RunProgram({Outpost(), "import-receipt", receipt_file, "--config", config});
   ASSERT_EQ(accepted.exit_code, 0) << accepted.err;
   EXPECT_NE(accepted.out.find(std::to_string(kRecords) + " records deleted"), std::string::npos)
       << accepted.out;
