@@ -1,6 +1,6 @@
 // Sealed export files with real processes on both sides (sync/FORMAT.md section 6): a site
 // enrolled with `outpost enrol` receives the hub's export key, `outpost export` with
-// sync.encrypt_exports seals the file to it (no record, site id or stream in clear), an
+// sync.encrypt_exports seals the file to it (no site id, tenant or certificate in clear), an
 // export asked to encrypt without a key is refused before anything changes, `outpost hub
 // import` opens the sealed file and stores exactly its records, the receipt deletes them;
 // the same export sealed to another hub, or altered, is refused with its reason and nothing
@@ -147,6 +147,7 @@ TEST(HubSealedExport, SealedToTheHubItEnrolledWithAndToNoOtherHub) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto other_ca, hub::HubCa::OpenOrCreate(other_hub_dir, {}));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string hub_key, ReadFile(JoinPath(hub_dir, "export.key")));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string inside, sync::OpenSealedExport(sealed, hub_key));
+  EXPECT_NE(inside.find("plant-7"), std::string::npos);  // the signed export, in clear inside
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string foreign,
                                sync::SealExport(inside, other_ca->export_public_pem()));
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("foreign.opse"), foreign));
@@ -191,6 +192,56 @@ TEST(HubSealedExport, SealedToTheHubItEnrolledWithAndToNoOtherHub) {
   EXPECT_NE(accepted.out.find(std::to_string(kRecords) + " records deleted"), std::string::npos)
       << accepted.out;
   EXPECT_EQ(OutboxRecords(edge_dir), 0u);
+
+  // Without sync.encrypt_exports: --encrypt seals, --hub-public-key refuses a private key
+  // (export.key never leaves the hub), and no flag writes a plain signed file, saying so.
+  const std::string plain_config = dir.File("edge-plain.yaml");
+  OUTPOST_ASSERT_OK(
+      WriteFileAtomically(plain_config, "site_id: plant-7\nnode_id: n1\ndata_dir: " + edge_dir +
+                                            "\nmodel_repository: " + dir.File("models") +
+                                            "\nsync:\n  policy_file: " + policy + "\n"));
+  auto append = [&](int n) {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(
+        auto outbox,
+        outbox::Outbox::Open(
+            {.path = JoinPath(edge_dir, "outbox.db"), .site_id = "plant-7", .node_id = "n1"}));
+    for (int i = 0; i < n; ++i) {
+      OUTPOST_ASSERT_OK(outbox
+                            ->Append({.kind = outbox::Kind::kAnomaly,
+                                      .stream = "valve",
+                                      .payload = std::string("{\"v\":\"") + kSecret + "\"}"})
+                            .status());
+    }
+  };
+  append(3);
+  const std::string flagged_file = dir.File("flagged.opse");
+  RunResult private_key =
+      RunProgram({Outpost(), "export", "--config", plain_config, "--to", flagged_file,
+                  "--hub-public-key", JoinPath(hub_dir, "export.key")});
+  EXPECT_EQ(private_key.exit_code, 1);
+  EXPECT_NE(private_key.err.find("private key"), std::string::npos) << private_key.err;
+  EXPECT_FALSE(PathExists(flagged_file));
+  RunResult flagged = RunProgram(
+      {Outpost(), "export", "--config", plain_config, "--to", flagged_file, "--encrypt"});
+  ASSERT_EQ(flagged.exit_code, 0) << flagged.err;
+  EXPECT_NE(flagged.out.find("sealed: "), std::string::npos) << flagged.out;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string flagged_bytes, ReadFile(flagged_file));
+  EXPECT_TRUE(sync::IsSealedExport(flagged_bytes));
+  EXPECT_EQ(flagged_bytes.find(kSecret), std::string::npos);
+  RunResult flagged_import = Import(flagged_file, hub_dir, policy);
+  ASSERT_EQ(flagged_import.exit_code, 0) << flagged_import.err;
+  EXPECT_EQ(HubRecords(hub_dir), static_cast<size_t>(kRecords + 3));
+
+  append(2);
+  const std::string plain_file = dir.File("plain.opsx");
+  RunResult plain = RunProgram({Outpost(), "export", "--config", plain_config, "--to", plain_file});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_NE(plain.out.find("not sealed"), std::string::npos) << plain.out;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string plain_bytes, ReadFile(plain_file));
+  EXPECT_FALSE(sync::IsSealedExport(plain_bytes));
+  // The plain file shows its site and certificate (records are compressed, not hidden).
+  EXPECT_NE(plain_bytes.find("plant-7"), std::string::npos);
+  EXPECT_NE(plain_bytes.find("CERTIFICATE"), std::string::npos);
 }
 
 }  // namespace
