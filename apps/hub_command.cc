@@ -464,9 +464,10 @@ void AddHubCommand(CLI::App& app, Action& run) {
           import_flags->second.empty() ? import_flags->first + ".receipt" : import_flags->second;
       OUTPOST_ASSIGN_OR_RETURN(hub::ImportSummary summary,
                                hub::ImportExport(service, *ca, import_flags->first, receipt_path));
-      std::printf("imported %s: %zu batches (%zu stored, %zu duplicate), %llu records stored; "
-                  "receipt %s\n",
-                  import_flags->first.c_str(), summary.batches, summary.batches_stored,
+      std::printf("imported %s%s: %zu batches (%zu stored, %zu duplicate), %llu records "
+                  "stored; receipt %s\n",
+                  import_flags->first.c_str(), summary.sealed ? " (sealed, opened)" : "",
+                  summary.batches, summary.batches_stored,
                   summary.batches_duplicate,
                   static_cast<unsigned long long>(summary.records_stored), receipt_path.c_str());
       return Status::Ok();
