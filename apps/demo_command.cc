@@ -9,8 +9,9 @@
 //      live link (its edge's `sync:` section), site B runs disconnected;
 //   5. both sites score traffic that has drifted from the training data, with injected
 //      faults; operators label every scored reading through POST /v1/feedback;
-//   6. site A's records reach the hub live; site B's leave by `outpost export`, enter the hub
-//      by `outpost hub import`, and the receipt returns by `outpost import-receipt`;
+//   6. site A's records reach the hub live; site B's leave by `outpost export` (a signed file
+//      sealed to the hub's export key), enter the hub by `outpost hub import`, and the receipt
+//      returns by `outpost import-receipt`;
 //   7. the hub's retraining schedule notices that every label has arrived and runs `outpost
 //      train` on its store; the challenger must beat the champion on the holdout of
 //      edge-labelled readings;
@@ -858,7 +859,8 @@ Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
                          "\ndata_dir: " + s.data + "\n";
     std::string sync = "sync:\n  policy_file: " + policy +
                        "\n  backoff_initial_ms: 200\n  backoff_max_ms: 2000\n"
-                       "  status_interval_s: 2\n";
+                       "  status_interval_s: 2\n"
+                       "  encrypt_exports: true\n";  // export files sealed to the hub's key
     OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(s.edge_config, common + (s.live ? sync : "")));
     OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(s.export_config, common + sync));
   }
