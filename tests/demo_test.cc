@@ -226,6 +226,12 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
       EXPECT_EQ(exported, at_hub);
       EXPECT_EQ(deleted, at_hub);
       EXPECT_EQ(held, 0u);
+      // The files on the stick were sealed to the hub's key: nothing of the site in clear.
+      OUTPOST_ASSERT_OK_AND_ASSIGN(std::string stick,
+                                   ReadFile(JoinPath(work, "usb-stick/" + id + "-1.export")));
+      EXPECT_EQ(stick.substr(0, 4), "OPSE");
+      EXPECT_EQ(stick.find(id), std::string::npos);
+      EXPECT_EQ(stick.find("pump"), std::string::npos);
     }
 
     // The installed version serves at the site: an edge on the site's repository answers
