@@ -28,6 +28,7 @@
 #include "hub/store.h"
 #include "serve/model_config.h"
 #include "train/synthetic.h"
+#include "train/testing/edge_payloads.h"
 #include "train/xgboost_trainer.h"
 
 namespace outpost::hub {
@@ -610,31 +611,7 @@ void Upload(Store& store, const train::Dataset& data, int64_t from, int64_t to) 
   std::vector<HubRecord> rows, feedback;
   for (int64_t r = from; r < to; ++r) {
     const std::string id = "plant-7-r" + std::to_string(r);
-    std::string payload;
-    JsonWriter w(payload);
-    w.BeginObject();
-    w.Key("v");
-    w.Int(1);
-    w.Key("kind");
-    w.String("hard_example");
-    w.Key("model");
-    w.String("pump");
-    w.Key("version");
-    w.Int(1);
-    w.Key("time_ms");
-    w.Int(1000 + r);
-    w.Key("request_id");
-    w.String(id);
-    w.Key("row");
-    w.Int(0);
-    w.Key("inputs");
-    w.BeginObject();
-    for (int64_t c = 0; c < data.cols(); ++c) {
-      w.Key(data.feature_names[static_cast<size_t>(c)]);
-      w.Double(data.Row(r)[static_cast<size_t>(c)]);
-    }
-    w.EndObject();
-    w.EndObject();
+    const std::string payload = train::fixtures::HardExamplePayload(data, r, id, 1000 + r);
     const uint64_t seq = static_cast<uint64_t>(r + 1);
     rows.push_back({.site_id = "plant-7",
                     .node_id = "n1",
@@ -650,8 +627,7 @@ void Upload(Store& store, const train::Dataset& data, int64_t from, int64_t to) 
                         .seq = seq,
                         .kind = "feedback",
                         .created_ms = 9000 + r,
-                        .payload = std::string(R"({"v":1,"kind":"feedback","model":"pump",)") +
-                                   R"("request_id":")" + id + R"(","label":)" + label + "}"});
+                        .payload = train::fixtures::FeedbackPayload(id, label)});
   }
   for (auto* batch : {&rows, &feedback}) {
     BatchKey key{.site_id = "plant-7",

@@ -14,6 +14,7 @@
 #include "hub/store.h"
 #include "train/digest.h"
 #include "train/synthetic.h"
+#include "train/testing/edge_payloads.h"
 #include "train/xgboost_trainer.h"
 
 namespace outpost {
@@ -36,39 +37,14 @@ void Upload(hub::Store& store, const train::Dataset& data, const std::string& si
   std::vector<hub::HubRecord> rows, feedback;
   for (int64_t r = 0; r < data.rows; ++r) {
     const std::string id = site + "-r" + std::to_string(r);
-    std::string payload;
-    JsonWriter w(payload);
-    w.BeginObject();
-    w.Key("v");
-    w.Int(1);
-    w.Key("kind");
-    w.String("hard_example");
-    w.Key("model");
-    w.String("pump");
-    w.Key("version");
-    w.Int(1);
-    w.Key("time_ms");
-    w.Int(1000 + r);
-    w.Key("request_id");
-    w.String(id);
-    w.Key("row");
-    w.Int(0);
-    w.Key("inputs");
-    w.BeginObject();
-    for (int64_t c = 0; c < data.cols(); ++c) {
-      w.Key(data.feature_names[static_cast<size_t>(c)]);
-      w.Double(data.Row(r)[static_cast<size_t>(c)]);
-    }
-    w.EndObject();
-    w.EndObject();
+    const std::string payload = train::fixtures::HardExamplePayload(data, r, id, 1000 + r);
     const uint64_t seq = static_cast<uint64_t>(r + 1);
     rows.push_back({.site_id = site, .node_id = "n1", .stream = "pump", .seq = seq,
                     .kind = "hard_example", .created_ms = 1000 + r, .payload = payload});
     const char* label = data.labels[static_cast<size_t>(r)] == 1.0f ? "\"fault\"" : "0";
     feedback.push_back({.site_id = site, .node_id = "n2", .stream = "pump", .seq = seq,
                         .kind = "feedback", .created_ms = 9000 + r,
-                        .payload = std::string(R"({"v":1,"kind":"feedback","model":"pump",)") +
-                                   R"("request_id":")" + id + R"(","label":)" + label + "}"});
+                        .payload = train::fixtures::FeedbackPayload(id, label)});
   }
   for (auto* batch : {&rows, &feedback}) {
     hub::BatchKey key{.site_id = site, .node_id = batch->front().node_id, .stream = "pump",

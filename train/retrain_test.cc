@@ -10,6 +10,7 @@
 #include "base/json_writer.h"
 #include "base/testing/test_util.h"
 #include "train/synthetic.h"
+#include "train/testing/edge_payloads.h"
 
 namespace outpost::train {
 namespace {
@@ -20,38 +21,11 @@ std::vector<EdgeRecord> EdgeRecordsFor(const Dataset& data, const std::string& s
   std::vector<EdgeRecord> out;
   for (int64_t r = 0; r < data.rows; ++r) {
     const std::string id = site + "-req-" + std::to_string(r);
-    std::string row;
-    JsonWriter w(row);
-    w.BeginObject();
-    w.Key("v");
-    w.Int(1);
-    w.Key("kind");
-    w.String("hard_example");
-    w.Key("model");
-    w.String("pump");
-    w.Key("version");
-    w.Int(1);
-    w.Key("time_ms");
-    w.Int(1000 + r);
-    w.Key("rule");
-    w.String("unsure");
-    w.Key("request_id");
-    w.String(id);
-    w.Key("row");
-    w.Int(0);
-    w.Key("inputs");
-    w.BeginObject();
-    for (int64_t c = 0; c < data.cols(); ++c) {
-      w.Key(data.feature_names[static_cast<size_t>(c)]);
-      w.Double(data.Row(r)[static_cast<size_t>(c)]);
-    }
-    w.EndObject();
-    w.EndObject();
+    const std::string row = fixtures::HardExamplePayload(data, r, id, 1000 + r, "unsure");
     out.push_back({.kind = "hard_example", .site_id = site, .node_id = "n1", .stream = "pump",
                    .seq = static_cast<uint64_t>(r + 1), .created_ms = 1000 + r, .payload = row});
-    std::string feedback = R"({"v":1,"kind":"feedback","model":"pump","request_id":")" + id +
-                           R"(","label":)" + (data.labels[static_cast<size_t>(r)] ? "1" : "0") +
-                           R"(,"time_ms":1})";
+    const std::string feedback =
+        fixtures::FeedbackPayload(id, data.labels[static_cast<size_t>(r)] ? "1" : "0");
     out.push_back({.kind = "feedback", .site_id = site, .node_id = "n2", .stream = "pump",
                    .seq = static_cast<uint64_t>(r + 1), .created_ms = 5000 + r,
                    .payload = feedback});
