@@ -12,6 +12,7 @@
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "sync/batch.h"
+#include "tests/sync_test_support.h"
 
 namespace outpost {
 namespace {
@@ -20,17 +21,7 @@ using testing::TempDir;
 
 std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
 
-constexpr char kPolicy[] = R"(format: 1
-version: 1
-regions:
-  us: {raw: true}
-default_region: us
-kinds:
-  anomaly:
-    fields:
-      v: keep
-      score: keep
-)";
+constexpr const char* kPolicy = testing::kAnomalyPolicy;
 
 // curl's status code and body ("%{http_code}" written after the body on its own line).
 struct CurlResult {

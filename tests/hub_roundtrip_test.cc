@@ -16,6 +16,7 @@
 #include "hub/store.h"
 #include "outbox/outbox.h"
 #include "sync/receipt.h"
+#include "tests/sync_test_support.h"
 
 namespace outpost {
 namespace {
@@ -24,17 +25,7 @@ using testing::TempDir;
 
 std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
 
-constexpr char kPolicy[] = R"(format: 1
-version: 1
-regions:
-  us: {raw: true}
-default_region: us
-kinds:
-  anomaly:
-    fields:
-      v: keep
-      score: keep
-)";
+constexpr const char* kPolicy = testing::kAnomalyPolicy;
 
 constexpr int kRecords = 25;
 

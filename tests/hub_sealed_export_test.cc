@@ -20,6 +20,7 @@
 #include "outbox/outbox.h"
 #include "sync/batch.h"
 #include "sync/export.h"
+#include "tests/sync_test_support.h"
 
 namespace outpost {
 namespace {
@@ -28,17 +29,7 @@ using testing::TempDir;
 
 std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
 
-constexpr char kPolicy[] = R"(format: 1
-version: 1
-regions:
-  us: {raw: true}
-default_region: us
-kinds:
-  anomaly:
-    fields:
-      v: keep
-      score: keep
-)";
+constexpr const char* kPolicy = testing::kAnomalyPolicy;
 
 constexpr int kRecords = 12;
 constexpr char kSecret[] = "secret-payload-4711";

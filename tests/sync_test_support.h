@@ -59,6 +59,20 @@ inline constexpr char kFeedbackPolicy[] =
     "default_region: r1\nkinds:\n  feedback:\n    default: keep\n    fields:\n"
     "      request_id: hash\n";
 
+// A policy for region "us" that lets anomaly records leave raw with their `v` and `score`;
+// nothing else leaves.
+inline constexpr char kAnomalyPolicy[] = R"(format: 1
+version: 1
+regions:
+  us: {raw: true}
+default_region: us
+kinds:
+  anomaly:
+    fields:
+      v: keep
+      score: keep
+)";
+
 }  // namespace outpost::testing
 
 #endif  // OUTPOST_TESTS_SYNC_TEST_SUPPORT_H_
