@@ -52,15 +52,9 @@ HubResponse Json(int status, std::string body) {
 }
 
 HubResponse Error(int status, std::string_view reason, std::string_view message) {
-  std::string body;
-  JsonWriter w(body);
-  w.BeginObject();
-  w.Key("error");
-  w.String(message);
-  w.Key("reason");
-  w.String(reason);
-  w.EndObject();
-  return Json(status, std::move(body));
+  HubResponse response = ErrorResponse(status, reason, message);
+  response.headers.emplace_back("cache-control", "no-store");
+  return response;
 }
 
 // An InvalidArgument from the parsers below carries "reason: message".

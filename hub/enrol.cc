@@ -44,18 +44,6 @@ std::string ReasonIn(const Status& status, std::string_view fallback) {
 
 }  // namespace
 
-HubResponse ErrorResponse(int status, std::string_view reason, std::string_view error) {
-  std::string body;
-  JsonWriter w(body);
-  w.BeginObject();
-  w.Key("error");
-  w.String(error);
-  w.Key("reason");
-  w.String(reason);
-  w.EndObject();
-  return Json(status, std::move(body));
-}
-
 Status ValidateName(std::string_view what, std::string_view name) {
   bool ok = !name.empty() && name.size() <= 64 && name.front() != '.' && name.front() != '-';
   for (char c : name) {

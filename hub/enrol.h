@@ -70,9 +70,6 @@ struct EnrolSiteOptions {
 // ("token_expired", "ca_mismatch", "bad_export_key", ...) at the start of their message.
 Status EnrolSite(const EnrolSiteOptions& options);
 
-// An error response {"error":..,"reason":..}.
-HubResponse ErrorResponse(int status, std::string_view reason, std::string_view error);
-
 }  // namespace outpost::hub
 
 #endif  // OUTPOST_HUB_ENROL_H_

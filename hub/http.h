@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/json_writer.h"
+
 namespace outpost::hub {
 
 // Who sent a request, as the listener established it from the credential alone (never from
@@ -42,6 +44,20 @@ struct HubResponse {
   std::string body{};
   std::vector<std::pair<std::string, std::string>> headers{};  // extra headers
 };
+
+// An error answer of every hub listener and API: {"error": <message for people>, "reason":
+// <stable code>}.
+inline HubResponse ErrorResponse(int status, std::string_view reason, std::string_view message) {
+  HubResponse response{.status = status};
+  JsonWriter w(response.body);
+  w.BeginObject();
+  w.Key("error");
+  w.String(message);
+  w.Key("reason");
+  w.String(reason);
+  w.EndObject();
+  return response;
+}
 
 }  // namespace outpost::hub
 

@@ -447,18 +447,6 @@ HubResponse JsonResponse(int status, std::string body) {
   return r;
 }
 
-HubResponse ErrorResponse(int status, std::string_view reason, std::string_view message) {
-  std::string body;
-  JsonWriter w(body);
-  w.BeginObject();
-  w.Key("error");
-  w.String(message);
-  w.Key("reason");
-  w.String(reason);
-  w.EndObject();
-  return JsonResponse(status, std::move(body));
-}
-
 HubResponse MethodNotAllowed(std::string_view allow) {
   HubResponse r =
       ErrorResponse(405, "method_not_allowed", "this route takes " + std::string(allow) + " only");

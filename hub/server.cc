@@ -46,18 +46,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = net::ip::tcp;
 
-std::string ErrorJson(std::string_view reason, std::string_view error) {
-  std::string out = "{\"error\":\"";
-  for (char c : error) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    if (static_cast<unsigned char>(c) >= 0x20) out.push_back(c);
-  }
-  out += "\",\"reason\":\"";
-  out += reason;
-  out += "\"}";
-  return out;
-}
-
 void SetSocketTimeouts(int fd, std::chrono::seconds timeout) {
   struct timeval tv {};
   tv.tv_sec = static_cast<time_t>(timeout.count());
@@ -309,12 +297,11 @@ class Listener {
       bool keep_alive = false;
       const bool unread_body = ec == http::error::body_limit || ec == http::error::header_limit;
       if (ec == http::error::body_limit) {
-        response = {.status = 413,
-                    .body = ErrorJson("body_too_large", "request body over " +
-                                                            std::to_string(options_.max_body_bytes) +
-                                                            " bytes")};
+        response = ErrorResponse(413, "body_too_large",
+                                 "request body over " +
+                                     std::to_string(options_.max_body_bytes) + " bytes");
       } else if (ec == http::error::header_limit) {
-        response = {.status = 431, .body = ErrorJson("headers_too_large", "headers too large")};
+        response = ErrorResponse(431, "headers_too_large", "headers too large");
       } else if (ec) {
         return false;  // closed, timed out, or not HTTP: nothing to answer
       } else {
@@ -333,7 +320,7 @@ class Listener {
           response = config_.is_site ? site_handler_(request, peer) : operator_handler_(request);
         } catch (const std::exception& e) {
           OUTPOST_LOG(kError) << "hub handler threw" << Field("what", e.what());
-          response = {.status = 500, .body = ErrorJson("internal", "internal error")};
+          response = ErrorResponse(500, "internal", "internal error");
         }
       }
       http::response<http::string_body> out;
