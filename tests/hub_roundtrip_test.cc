@@ -29,21 +29,6 @@ constexpr const char* kPolicy = testing::kAnomalyPolicy;
 
 constexpr int kRecords = 25;
 
-size_t HubRecords(const std::string& hub_dir) {
-  auto store = hub::OpenStore("sqlite:" + JoinPath(hub_dir, "hub.db"));
-  if (!store.ok()) return 0;
-  auto records = (*store)->QueryRecords({.tenant = "acme", .limit = 10'000});
-  return records.ok() ? records->size() : 0;
-}
-
-size_t OutboxRecords(const std::string& data_dir) {
-  auto outbox = outbox::Outbox::Open(
-      {.path = JoinPath(data_dir, "outbox.db"), .site_id = "plant-7", .node_id = "n1"});
-  if (!outbox.ok()) return 9999;
-  auto lease = (*outbox)->Lease({});
-  return lease.ok() ? lease->records.size() : 9999;
-}
-
 TEST(HubRoundTrip, ExportImportReceipt) {
   TempDir dir;
   const std::string hub_dir = dir.File("hub");
@@ -103,13 +88,13 @@ TEST(HubRoundTrip, ExportImportReceipt) {
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_NE(refused.err.find("export_"), std::string::npos) << refused.err;
   EXPECT_FALSE(PathExists(dir.File("tampered.opsx.receipt")));
-  EXPECT_EQ(HubRecords(hub_dir), 0u);
+  EXPECT_EQ(testing::HubRecordCount(hub_dir), 0u);
 
   // The real one: stored, with a receipt beside it.
   RunResult imported = RunProgram({Outpost(), "hub", "import", export_file, "--data-dir",
                                    hub_dir, "--policy", dir.File("policy.yaml")});
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
-  EXPECT_EQ(HubRecords(hub_dir), static_cast<size_t>(kRecords));
+  EXPECT_EQ(testing::HubRecordCount(hub_dir), static_cast<size_t>(kRecords));
   const std::string receipt_file = export_file + ".receipt";
   ASSERT_TRUE(PathExists(receipt_file));
 
@@ -119,7 +104,7 @@ TEST(HubRoundTrip, ExportImportReceipt) {
                                    dir.File("replay.receipt")});
   ASSERT_EQ(replayed.exit_code, 0) << replayed.err;
   EXPECT_NE(replayed.out.find("0 stored"), std::string::npos) << replayed.out;
-  EXPECT_EQ(HubRecords(hub_dir), static_cast<size_t>(kRecords));
+  EXPECT_EQ(testing::HubRecordCount(hub_dir), static_cast<size_t>(kRecords));
 
   // A receipt with the same keys signed by another hub is refused by the site.
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string receipt_bytes, ReadFile(receipt_file));
@@ -134,13 +119,13 @@ TEST(HubRoundTrip, ExportImportReceipt) {
                                      "--config", dir.File("edge.yaml")});
   EXPECT_EQ(forged_run.exit_code, 1);
   EXPECT_NE(forged_run.err.find("receipt_cert"), std::string::npos) << forged_run.err;
-  EXPECT_EQ(OutboxRecords(edge_dir), static_cast<size_t>(kRecords));
+  EXPECT_EQ(testing::OutboxRecordCount(edge_dir), static_cast<size_t>(kRecords));
 
   // The hub's own receipt deletes exactly what was exported.
   RunResult accepted = RunProgram({Outpost(), "import-receipt", receipt_file, "--config",
                                    dir.File("edge.yaml")});
   ASSERT_EQ(accepted.exit_code, 0) << accepted.err;
-  EXPECT_EQ(OutboxRecords(edge_dir), 0u);
+  EXPECT_EQ(testing::OutboxRecordCount(edge_dir), 0u);
 }
 
 }  // namespace

@@ -34,21 +34,6 @@ constexpr const char* kPolicy = testing::kAnomalyPolicy;
 constexpr int kRecords = 12;
 constexpr char kSecret[] = "secret-payload-4711";
 
-size_t HubRecords(const std::string& hub_dir) {
-  auto store = hub::OpenStore("sqlite:" + JoinPath(hub_dir, "hub.db"));
-  if (!store.ok()) return 0;
-  auto records = (*store)->QueryRecords({.tenant = "acme", .limit = 10'000});
-  return records.ok() ? records->size() : 0;
-}
-
-size_t OutboxRecords(const std::string& data_dir) {
-  auto outbox = outbox::Outbox::Open(
-      {.path = JoinPath(data_dir, "outbox.db"), .site_id = "plant-7", .node_id = "n1"});
-  if (!outbox.ok()) return 9999;
-  auto lease = (*outbox)->Lease({});
-  return lease.ok() ? lease->records.size() : 9999;
-}
-
 RunResult Import(const std::string& file, const std::string& hub_dir, const std::string& policy) {
   return RunProgram({Outpost(), "hub", "import", file, "--data-dir", hub_dir, "--policy", policy});
 }
@@ -116,7 +101,7 @@ TEST(HubSealedExport, SealedToTheHubItEnrolledWithAndToNoOtherHub) {
   EXPECT_NE(keyless.err.find("outpost enrol"), std::string::npos) << keyless.err;
   EXPECT_FALSE(PathExists(export_file));
   EXPECT_FALSE(PathExists(JoinPath(edge_dir, "exports.json")));
-  EXPECT_EQ(OutboxRecords(edge_dir), static_cast<size_t>(kRecords));
+  EXPECT_EQ(testing::OutboxRecordCount(edge_dir), static_cast<size_t>(kRecords));
   ASSERT_EQ(std::rename(dir.File("kept.pub").c_str(), JoinPath(creds, "hub_export.pub").c_str()),
             0);
 
@@ -146,7 +131,7 @@ TEST(HubSealedExport, SealedToTheHubItEnrolledWithAndToNoOtherHub) {
   EXPECT_EQ(wrong_hub.exit_code, 1);
   EXPECT_NE(wrong_hub.err.find("sealed_wrong_key"), std::string::npos) << wrong_hub.err;
   EXPECT_FALSE(PathExists(dir.File("foreign.opse.receipt")));
-  EXPECT_EQ(HubRecords(hub_dir), 0u);
+  EXPECT_EQ(testing::HubRecordCount(hub_dir), 0u);
   RunResult at_other = RunProgram({Outpost(), "hub", "site", "add", "--data-dir", other_hub_dir,
                                    "--site", "plant-7", "--tenant", "acme", "--region", "us"});
   ASSERT_EQ(at_other.exit_code, 0) << at_other.err;
@@ -156,7 +141,7 @@ TEST(HubSealedExport, SealedToTheHubItEnrolledWithAndToNoOtherHub) {
   EXPECT_EQ(other_refused.exit_code, 1);
   EXPECT_NE(other_refused.err.find("sealed_wrong_key"), std::string::npos) << other_refused.err;
   EXPECT_FALSE(PathExists(dir.File("other.receipt")));
-  EXPECT_EQ(HubRecords(other_hub_dir), 0u);
+  EXPECT_EQ(testing::HubRecordCount(other_hub_dir), 0u);
 
   // One altered byte of ciphertext: sealed_corrupt, nothing stored.
   std::string altered = sealed;
@@ -166,14 +151,14 @@ TEST(HubSealedExport, SealedToTheHubItEnrolledWithAndToNoOtherHub) {
   EXPECT_EQ(corrupt.exit_code, 1);
   EXPECT_NE(corrupt.err.find("sealed_corrupt"), std::string::npos) << corrupt.err;
   EXPECT_FALSE(PathExists(dir.File("altered.opse.receipt")));
-  EXPECT_EQ(HubRecords(hub_dir), 0u);
+  EXPECT_EQ(testing::HubRecordCount(hub_dir), 0u);
 
   // The real one: opened with the hub's export key, exactly its records stored.
   RunResult imported = Import(export_file, hub_dir, policy);
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
   EXPECT_NE(imported.out.find(std::to_string(kRecords) + " records stored"), std::string::npos)
       << imported.out;
-  EXPECT_EQ(HubRecords(hub_dir), static_cast<size_t>(kRecords));
+  EXPECT_EQ(testing::HubRecordCount(hub_dir), static_cast<size_t>(kRecords));
   const std::string receipt_file = export_file + ".receipt";
   ASSERT_TRUE(PathExists(receipt_file));
 
@@ -182,7 +167,7 @@ TEST(HubSealedExport, SealedToTheHubItEnrolledWithAndToNoOtherHub) {
   ASSERT_EQ(accepted.exit_code, 0) << accepted.err;
   EXPECT_NE(accepted.out.find(std::to_string(kRecords) + " records deleted"), std::string::npos)
       << accepted.out;
-  EXPECT_EQ(OutboxRecords(edge_dir), 0u);
+  EXPECT_EQ(testing::OutboxRecordCount(edge_dir), 0u);
 
   // Without sync.encrypt_exports: --encrypt seals, --hub-public-key refuses a private key
   // (export.key never leaves the hub), and no flag writes a plain signed file, saying so.
@@ -221,7 +206,7 @@ TEST(HubSealedExport, SealedToTheHubItEnrolledWithAndToNoOtherHub) {
   EXPECT_EQ(flagged_bytes.find(kSecret), std::string::npos);
   RunResult flagged_import = Import(flagged_file, hub_dir, policy);
   ASSERT_EQ(flagged_import.exit_code, 0) << flagged_import.err;
-  EXPECT_EQ(HubRecords(hub_dir), static_cast<size_t>(kRecords + 3));
+  EXPECT_EQ(testing::HubRecordCount(hub_dir), static_cast<size_t>(kRecords + 3));
 
   append(2);
   const std::string plain_file = dir.File("plain.opsx");

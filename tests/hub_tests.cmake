@@ -13,8 +13,9 @@ endif()
 if(TARGET outpost_hub AND EXISTS ${PROJECT_SOURCE_DIR}/apps/export_command.cc
    AND EXISTS ${PROJECT_SOURCE_DIR}/hub/import.cc AND EXISTS ${PROJECT_SOURCE_DIR}/sync/export.h)
   outpost_test(hub_roundtrip_test
-    SOURCES hub_roundtrip_test.cc
-    DEPS outpost_hub outpost_sync outpost_outbox outpost_testing
+    SOURCES hub_roundtrip_test.cc sync_test_support.cc
+    DEPS outpost_hub outpost_sync outpost_outbox outpost_hub_store outpost_apps outpost_testing
+         simdjson::simdjson
     LABELS hub)
   add_dependencies(hub_roundtrip_test outpost)
 endif()
@@ -23,8 +24,9 @@ endif()
 # receipt; another hub's key and an altered file refused. Real processes on both sides.
 if(TARGET hub_roundtrip_test)
   outpost_test(hub_sealed_export_test
-    SOURCES hub_sealed_export_test.cc
-    DEPS outpost_hub outpost_sync outpost_outbox outpost_testing
+    SOURCES hub_sealed_export_test.cc sync_test_support.cc
+    DEPS outpost_hub outpost_sync outpost_outbox outpost_hub_store outpost_apps outpost_testing
+         simdjson::simdjson
     LABELS hub)
   add_dependencies(hub_sealed_export_test outpost)
 endif()

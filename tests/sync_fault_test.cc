@@ -53,19 +53,6 @@ std::string EdgeConfig(const TempDir& dir, uint16_t proxy_port) {
          "  request_timeout_ms: 800\n";
 }
 
-// The number of records the edge still holds (GET /v1/outbox).
-Result<uint64_t> Backlog(apps::HttpClient& client) {
-  OUTPOST_ASSIGN_OR_RETURN(apps::HttpResult r, client.Request("GET", "/v1/outbox", ""));
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  uint64_t records = 0;
-  if (r.status != 200 || parser.parse(r.body).get(root) != simdjson::SUCCESS ||
-      root["records"].get_uint64().get(records) != simdjson::SUCCESS) {
-    return InternalError("bad /v1/outbox answer: " + r.body);
-  }
-  return records;
-}
-
 TEST(SyncFault, EveryAcknowledgedRecordReachesTheHubExactlyOnceThroughFaultEpisodes) {
   TempDir dir;
   OUTPOST_ASSERT_OK(MakeDirectories(dir.File("models")));
@@ -152,7 +139,7 @@ TEST(SyncFault, EveryAcknowledgedRecordReachesTheHubExactlyOnceThroughFaultEpiso
   OUTPOST_ASSERT_OK(client);
   uint64_t backlog = 1;
   for (int i = 0; i < 600 && backlog != 0; ++i) {
-    Result<uint64_t> b = Backlog(**client);
+    Result<uint64_t> b = testing::EdgeBacklog(**client);
     OUTPOST_ASSERT_OK(b);
     backlog = *b;
     if (backlog != 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));

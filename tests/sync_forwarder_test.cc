@@ -51,18 +51,6 @@ std::string EdgeConfig(const TempDir& dir, uint16_t hub_port) {
          "  request_timeout_ms: 2000\n";
 }
 
-Result<uint64_t> Backlog(apps::HttpClient& client) {
-  OUTPOST_ASSIGN_OR_RETURN(apps::HttpResult r, client.Request("GET", "/v1/outbox", ""));
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  uint64_t records = 0;
-  if (r.status != 200 || parser.parse(r.body).get(root) != simdjson::SUCCESS ||
-      root["records"].get_uint64().get(records) != simdjson::SUCCESS) {
-    return InternalError("bad /v1/outbox answer: " + r.body);
-  }
-  return records;
-}
-
 // Posts `n` feedback records; returns the seqs the edge acknowledged.
 std::set<uint64_t> Produce(apps::HttpClient& client, int n) {
   std::set<uint64_t> seqs;
@@ -122,7 +110,7 @@ TEST(SyncForwarder, RefusesAHubWhoseCertificateComesFromAnotherCa) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_GE(proxy.Accepted()[FaultProxy::Mode::kPass], 5u);
-  Result<uint64_t> backlog = Backlog(**client);
+  Result<uint64_t> backlog = testing::EdgeBacklog(**client);
   OUTPOST_ASSERT_OK(backlog);
   EXPECT_EQ(*backlog, 30u) << "the edge deleted records a hub it cannot trust never stored";
   client->reset();
@@ -164,7 +152,7 @@ TEST(SyncForwarder, AnAggregatesOnlyRegionNeverSendsARawRecord) {
   // The backlog drains: every record is decided on and leaves the outbox.
   uint64_t backlog = 1;
   for (int i = 0; i < 600 && backlog != 0; ++i) {
-    Result<uint64_t> b = Backlog(**client);
+    Result<uint64_t> b = testing::EdgeBacklog(**client);
     OUTPOST_ASSERT_OK(b);
     backlog = *b;
     if (backlog != 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));

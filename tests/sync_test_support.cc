@@ -1,12 +1,16 @@
 #include "tests/sync_test_support.h"
 
+#include <simdjson.h>
+
 #include <sys/stat.h>
 
 #include <cstdlib>
 
 #include "base/file.h"
 #include "base/testing/test_util.h"
+#include "apps/http_client.h"
 #include "hub/store.h"
+#include "outbox/outbox.h"
 
 namespace outpost::testing {
 namespace {
@@ -127,6 +131,33 @@ Result<HubContents> ReadHubStore(const std::string& store_url, const std::string
     OUTPOST_ASSIGN_OR_RETURN(out.heads[node], store->AuditHead(site_id, node));
   }
   return out;
+}
+
+Result<uint64_t> EdgeBacklog(apps::HttpClient& client) {
+  OUTPOST_ASSIGN_OR_RETURN(apps::HttpResult r, client.Request("GET", "/v1/outbox", ""));
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  uint64_t records = 0;
+  if (r.status != 200 || parser.parse(r.body).get(root) != simdjson::SUCCESS ||
+      root["records"].get_uint64().get(records) != simdjson::SUCCESS) {
+    return InternalError("bad /v1/outbox answer: " + r.body);
+  }
+  return records;
+}
+
+size_t HubRecordCount(const std::string& hub_dir) {
+  auto store = hub::OpenStore("sqlite:" + JoinPath(hub_dir, "hub.db"));
+  if (!store.ok()) return 0;
+  auto records = (*store)->QueryRecords({.tenant = "acme", .limit = 10'000});
+  return records.ok() ? records->size() : 0;
+}
+
+size_t OutboxRecordCount(const std::string& data_dir) {
+  auto outbox = outbox::Outbox::Open(
+      {.path = JoinPath(data_dir, "outbox.db"), .site_id = "plant-7", .node_id = "n1"});
+  if (!outbox.ok()) return 9999;
+  auto lease = (*outbox)->Lease({});
+  return lease.ok() ? lease->records.size() : 9999;
 }
 
 }  // namespace outpost::testing

@@ -15,6 +15,10 @@
 #include "base/status.h"
 #include "base/subprocess.h"
 
+namespace outpost::apps {
+class HttpClient;
+}  // namespace outpost::apps
+
 namespace outpost::testing {
 
 // Writes into `hub_dir`: ca.key, ca.crt, server.key, server.crt (SAN IP:127.0.0.1); into
@@ -35,6 +39,17 @@ Result<std::pair<std::unique_ptr<Subprocess>, uint16_t>> StartHub(const std::str
 // `outpost enrol` against https://127.0.0.1:port: writes the site's credentials folder.
 Status EnrolSite(uint16_t port, const std::string& token, const std::string& site_id,
                  const std::string& credentials_dir);
+
+// The number of records a running edge still holds (GET /v1/outbox).
+Result<uint64_t> EdgeBacklog(apps::HttpClient& client);
+
+// Records of tenant "acme" in the SQLite store of the hub folder `hub_dir` (0 when it cannot
+// be opened).
+size_t HubRecordCount(const std::string& hub_dir);
+
+// Records leasable from the outbox of site plant-7, node n1, in `data_dir` (9999 when it
+// cannot be opened).
+size_t OutboxRecordCount(const std::string& data_dir);
 
 // Starts `outpost edge --config config` and returns it with its HTTP port.
 Result<std::pair<std::unique_ptr<Subprocess>, uint16_t>> StartEdge(const std::string& config,
