@@ -17,6 +17,12 @@ WERROR ?= $(if $(CI),ON,OFF)
 CMAKE_FLAGS ?=
 
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
+# Paths under the checkout are hashed relative to it (and the build folder not at all), so a
+# second clone of the same commit in another folder, as CI makes, builds from the cache.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= 1
+# Three builds (release, ASan+UBSan, fuzz) with debug info outgrow ccache's default 5 GB.
+export CCACHE_MAXSIZE ?= 20G
 export CTEST_OUTPUT_ON_FAILURE = 1
 
 .PHONY: all setup build demo test test-release test-asan test-fuzz bench clean

@@ -17,8 +17,10 @@ function(outpost_target_flags target)
   endif()
   if(OUTPOST_FUZZ)
     # Everything a fuzz target links is instrumented for coverage and checked by ASan+UBSan.
+    # -fno-sanitize-recover: an UBSan report stops the run like an ASan one, so it can never
+    # pass as a line in the log.
     target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link,address,undefined
-                                             -fno-omit-frame-pointer)
+                                             -fno-sanitize-recover=all -fno-omit-frame-pointer)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
 endfunction()
@@ -52,10 +54,16 @@ function(outpost_test name)
                        PROPERTIES TIMEOUT ${ARG_TIMEOUT} ${label_property})
 endfunction()
 
-# outpost_fuzz(NAME SOURCES ... DEPS ... [SECONDS n] [CORPUS dir]): a libFuzzer target, built
-# only with OUTPOST_FUZZ=ON under clang, and run by CTest for a bounded time.
+# outpost_fuzz(NAME SOURCES ... DEPS ... [RUNS n] [SECONDS n] [CORPUS dir]): a libFuzzer
+# target, built only with OUTPOST_FUZZ=ON under clang. Its inputs that once failed live in
+# testdata/fuzz_regressions/NAME/ beside the CMakeLists.txt; CORPUS is its seed corpus.
+#   - CTest test NAME (label "fuzz", what `make test` runs): replays the regressions and the
+#     seeds, then fuzzes RUNS inputs from a fixed seed (scripts/fuzz_target.sh check): the
+#     same commit gives the same result.
+#   - CTest test NAME_explore (label "explore", what `make fuzz` runs): SECONDS from a random
+#     seed, saving a new failing input into the regressions folder to be committed.
 function(outpost_fuzz name)
-  cmake_parse_arguments(ARG "" "SECONDS;CORPUS" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "RUNS;SECONDS;CORPUS" "SOURCES;DEPS" ${ARGN})
   if(NOT OUTPOST_FUZZ)
     return()
   endif()
@@ -64,22 +72,23 @@ function(outpost_fuzz name)
   outpost_target_flags(${name})
   target_link_options(${name} PRIVATE -fsanitize=fuzzer)
   add_dependencies(outpost_fuzz_targets ${name})
+  if(NOT ARG_RUNS)
+    set(ARG_RUNS 20000)
+  endif()
   if(NOT ARG_SECONDS)
-    set(ARG_SECONDS 30)
+    set(ARG_SECONDS 300)
   endif()
-  set(corpus_dir ${CMAKE_CURRENT_BINARY_DIR}/${name}_corpus)
-  set(seed_args "")
-  if(ARG_CORPUS)
-    set(seed_args ${ARG_CORPUS})
-  endif()
+  set(runner ${PROJECT_SOURCE_DIR}/scripts/fuzz_target.sh)
+  set(regressions ${CMAKE_CURRENT_SOURCE_DIR}/testdata/fuzz_regressions/${name})
   add_test(NAME ${name}
-           COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=1
-                   $<TARGET_FILE:${name}> -max_total_time=${ARG_SECONDS} -rss_limit_mb=2048
-                   -print_final_stats=1 ${corpus_dir} ${seed_args})
-  set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT 600
-                       FIXTURES_REQUIRED ${name}_corpus)
-  add_test(NAME ${name}_mkcorpus COMMAND ${CMAKE_COMMAND} -E make_directory ${corpus_dir})
-  set_tests_properties(${name}_mkcorpus PROPERTIES FIXTURES_SETUP ${name}_corpus LABELS fuzz)
+           COMMAND ${runner} check $<TARGET_FILE:${name}> ${CMAKE_CURRENT_BINARY_DIR}/${name}_check
+                   ${ARG_RUNS} ${regressions} ${ARG_CORPUS})
+  set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT 900)
+  add_test(NAME ${name}_explore
+           COMMAND ${runner} explore $<TARGET_FILE:${name}>
+                   ${CMAKE_CURRENT_BINARY_DIR}/${name}_explore ${ARG_SECONDS} ${regressions}
+                   ${ARG_CORPUS})
+  set_tests_properties(${name}_explore PROPERTIES LABELS explore TIMEOUT 86400)
 endfunction()
 
 include(GoogleTest)

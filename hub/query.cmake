@@ -18,6 +18,6 @@ if(TARGET outpost_hub_store)
   outpost_fuzz(dashboard_fuzz
     SOURCES dashboard_fuzz.cc
     DEPS outpost_hub_query outpost_hub_store
-    SECONDS 20
+    RUNS 20000
     CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/testdata/dashboard_query_seeds)
 endif()

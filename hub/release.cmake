@@ -27,6 +27,6 @@ if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/release_api_fuzz.cc)
   outpost_fuzz(release_api_fuzz
     SOURCES release_api_fuzz.cc
     DEPS outpost_hub_release outpost_hub_store
-    SECONDS 20
+    RUNS 20000
     CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/testdata/release_api_seeds)
 endif()

@@ -31,7 +31,8 @@ bool IsHex64(std::string_view s) {
 Status ParseLine(dom::parser& parser, std::string_view line, uint64_t* seq, std::string* prev) {
   dom::element root;
   dom::object object;
-  if (parser.parse(line.data(), line.size()).get(root) != simdjson::SUCCESS ||
+  // An empty view may have no address, and simdjson would copy from it.
+  if (line.empty() || parser.parse(line.data(), line.size()).get(root) != simdjson::SUCCESS ||
       root.get_object().get(object) != simdjson::SUCCESS) {
     return InvalidArgumentError("not a JSON object");
   }

@@ -344,6 +344,10 @@ Decision Evaluate(const Policy& policy, const HashKey* key, const RecordView& re
     return Fail(Outcome::kRejected, "payload_too_large", "no memory to parse the payload");
   }
   dom::element root;
+  // An empty view may have no address, and simdjson would copy from it.
+  if (record.payload.empty()) {
+    return Fail(Outcome::kRejected, "malformed_payload", "payload is empty, not JSON");
+  }
   if (auto error = parser.parse(record.payload.data(), record.payload.size()).get(root);
       error != simdjson::SUCCESS) {
     return Fail(Outcome::kRejected, "malformed_payload",

@@ -120,6 +120,8 @@ Result<Feedback> ParseFeedback(std::string_view body, const FeedbackLimits& limi
     return ResourceExhaustedError("cannot allocate the JSON parser");
   }
   dom::element root;
+  // An empty view may have no address, and simdjson would copy from it.
+  if (body.empty()) return InvalidArgumentError("feedback body is empty; it must be a JSON object");
   if (auto error = parser.parse(body.data(), body.size(), /*realloc_if_needed=*/true).get(root);
       error != simdjson::SUCCESS) {
     return InvalidArgumentError(std::string("feedback body is not valid JSON: ") +

@@ -7,8 +7,8 @@
 #include <span>
 #include <utility>
 
-#include "engine/model.h"
 #include "base/json_writer.h"
+#include "engine/model.h"
 #include "serve/metrics.h"
 #include "serve/shadow.h"
 
@@ -44,15 +44,15 @@ std::string Quote(std::string_view s) {
 // Where a request goes, decided from its path alone.
 struct Route {
   enum class Kind {
-    kUnknown,         // no such path
-    kServerMetadata,  // /v2
-    kLive,            // /v2/health/live
-    kReady,           // /v2/health/ready
-    kModelMetadata,   // /v2/models/{m}[/versions/{v}]
-    kModelReady,      // .../ready
-    kInfer,           // .../infer
-    kModelStats,      // .../stats
-    kAllStats,        // /v2/models/stats
+    kUnknown,           // no such path
+    kServerMetadata,    // /v2
+    kLive,              // /v2/health/live
+    kReady,             // /v2/health/ready
+    kModelMetadata,     // /v2/models/{m}[/versions/{v}]
+    kModelReady,        // .../ready
+    kInfer,             // .../infer
+    kModelStats,        // .../stats
+    kAllStats,          // /v2/models/stats
     kRepositoryIndex,   // /v2/repository/index
     kRepositoryLoad,    // /v2/repository/models/{m}/load
     kRepositoryUnload,  // /v2/repository/models/{m}/unload
@@ -159,8 +159,7 @@ void SetError(int status, std::string_view message, HttpResponse& response) {
 // 405 is the one status that does not come from a Status: it is about HTTP, not Outpost.
 void SetMethodNotAllowed(std::string_view method, std::string_view allowed,
                          HttpResponse& response) {
-  SetError(405,
-           "method " + Quote(method) + " is not allowed here; use " + std::string(allowed),
+  SetError(405, "method " + Quote(method) + " is not allowed here; use " + std::string(allowed),
            response);
   response.headers.emplace_back("Allow", std::string(allowed));
 }
@@ -271,14 +270,23 @@ void Handler::Handle(const HttpRequest& request, HttpResponse& response) const {
     case Route::Kind::kAllStats:
       WriteAllModelStats(repository_, response.body);
       return;
-    case Route::Kind::kRepositoryIndex:
-      RepositoryIndex(response);
+    case Route::Kind::kRepositoryIndex: {
+      Result<RepositoryRequest> body = ParseRepositoryRequest(request.body, RepositoryCall::kIndex);
+      if (!body.ok()) {
+        SetErrorResponse(body.status(), response);
+      } else {
+        RepositoryIndex(body->ready_only, response);
+      }
       return;
+    }
     case Route::Kind::kRepositoryLoad:
     case Route::Kind::kRepositoryUnload: {
-      Status status = route.kind == Route::Kind::kRepositoryLoad
-                          ? repository_.Load(route.model)
-                          : repository_.Unload(route.model);
+      const bool load = route.kind == Route::Kind::kRepositoryLoad;
+      Result<RepositoryRequest> body = ParseRepositoryRequest(
+          request.body, load ? RepositoryCall::kLoad : RepositoryCall::kUnload);
+      Status status = !body.ok() ? body.status()
+                      : load     ? repository_.Load(route.model)
+                                 : repository_.Unload(route.model);
       if (!status.ok()) {
         SetErrorResponse(status, response);
       } else {
@@ -350,10 +358,11 @@ void Handler::ServerReady(HttpResponse& response) const {
   SetErrorResponse(UnavailableError(message), response);
 }
 
-void Handler::RepositoryIndex(HttpResponse& response) const {
+void Handler::RepositoryIndex(bool ready_only, HttpResponse& response) const {
   JsonWriter w(response.body);
   w.BeginArray();
   for (const IndexEntry& entry : repository_.Index()) {
+    if (ready_only && entry.state != VersionState::kReady) continue;
     w.BeginObject();
     w.Key("name");
     w.String(entry.name);
@@ -453,8 +462,8 @@ Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
   bool any_binary = false;
   for (const OutputRef& ref : refs) any_binary = any_binary || ref.binary;
   size_t response_json_size = 0;
-  OUTPOST_RETURN_IF_ERROR(WriteInferResponse(handle.servable->name, handle.version, parsed.id,
-                                             refs, response.body, response_json_size));
+  OUTPOST_RETURN_IF_ERROR(WriteInferResponse(handle.servable->name, handle.version, parsed.id, refs,
+                                             response.body, response_json_size));
   if (any_binary) {
     response.content_type = "application/octet-stream";
     response.headers.emplace_back("Inference-Header-Content-Length",
@@ -520,8 +529,7 @@ Status RunInference(const ModelHandle& handle, InferRequest& request,
       }
       for (size_t k : chosen) {
         if (k == j) {
-          return InvalidArgumentError("output " + Quote(requested.name) +
-                                      " is requested twice");
+          return InvalidArgumentError("output " + Quote(requested.name) + " is requested twice");
         }
       }
       chosen.push_back(j);
@@ -537,12 +545,11 @@ Status RunInference(const ModelHandle& handle, InferRequest& request,
   if (handle.scheduler != nullptr) {
     // Queued, maybe batched with other requests; refused when the queue is full, the
     // request's timeout passes or its client goes away while it waits.
-    ScheduledRequest scheduled{
-        .inputs = inputs,
-        .outputs = &outputs,
-        .timeout = std::chrono::microseconds(
-            std::min<uint64_t>(request.timeout_us, kMaxRequestTimeoutUs)),
-        .cancelled = request.cancelled};
+    ScheduledRequest scheduled{.inputs = inputs,
+                               .outputs = &outputs,
+                               .timeout = std::chrono::microseconds(
+                                   std::min<uint64_t>(request.timeout_us, kMaxRequestTimeoutUs)),
+                               .cancelled = request.cancelled};
     run = handle.scheduler->Run(scheduled);
     if (recorder != nullptr) recorder->Queued(scheduled.queue_ns);
   } else {
@@ -554,8 +561,8 @@ Status RunInference(const ModelHandle& handle, InferRequest& request,
   if (recorder != nullptr && run.ok()) {
     // Rows: the first input's dimension 0 (1 for a model without a batch dimension).
     uint64_t rows = 1;
-    if (!inputs.empty() && !signature.inputs[0].shape.empty() &&
-        signature.inputs[0].shape[0] < 0 && !inputs[0].shape().empty()) {
+    if (!inputs.empty() && !signature.inputs[0].shape.empty() && signature.inputs[0].shape[0] < 0 &&
+        !inputs[0].shape().empty()) {
       rows = static_cast<uint64_t>(inputs[0].shape()[0]);
     }
     recorder->RunDone(rows);
@@ -570,13 +577,14 @@ Status RunInference(const ModelHandle& handle, InferRequest& request,
                          std::to_string(n_outputs));
   }
   if (insight != nullptr) {
-    insight->OnScored({.rules = handle.insight_rules != nullptr ? *handle.insight_rules : nullptr,
-                       .model = model_name,
-                       .version = handle.version,
-                       .request_id = request.id ? std::string_view(*request.id) : std::string_view(),
-                       .signature = &signature,
-                       .inputs = inputs,
-                       .outputs = outputs});
+    insight->OnScored(
+        {.rules = handle.insight_rules != nullptr ? *handle.insight_rules : nullptr,
+         .model = model_name,
+         .version = handle.version,
+         .request_id = request.id ? std::string_view(*request.id) : std::string_view(),
+         .signature = &signature,
+         .inputs = inputs,
+         .outputs = outputs});
   }
   if (handle.shadow != nullptr) {
     // Copies what it needs and returns at once; the shadow runs on its own thread.

@@ -147,7 +147,8 @@ class Handler {
   void ServerMetadata(HttpResponse& response) const;
   void ServerReady(HttpResponse& response) const;
   void ModelMetadata(const ModelHandle& handle, HttpResponse& response) const;
-  void RepositoryIndex(HttpResponse& response) const;
+  // The index as a JSON array; with `ready_only`, only the versions that are ready.
+  void RepositoryIndex(bool ready_only, HttpResponse& response) const;
   void Infer(const HttpRequest& request, const ModelHandle& handle, HttpResponse& response) const;
   Status RunInfer(const HttpRequest& request, const ModelHandle& handle,
                   InferenceRecorder& recorder, HttpResponse& response) const;

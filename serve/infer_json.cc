@@ -288,8 +288,8 @@ Status FillTensor(std::string_view input, dom::array data, Tensor& tensor) {
   }
 
   if (bad != Bad::kNone) {
-    std::string where = "input " + Quote(input) + ": element " + std::to_string(index) +
-                        " of \"data\" ";
+    std::string where =
+        "input " + Quote(input) + ": element " + std::to_string(index) + " of \"data\" ";
     std::string type_name(engine::DataTypeName(type));
     switch (bad) {
       case Bad::kType:
@@ -442,9 +442,8 @@ Status FillFromBinary(std::string_view input, DataType type, engine::Shape shape
     // Each element is a 4-byte little-endian length and that many bytes.
     if (static_cast<uint64_t>(count) > size / 4) {
       return InvalidArgumentError(where + ": " + std::to_string(size) +
-                                  " bytes of binary data cannot hold the " +
-                                  std::to_string(count) + " BYTES elements of shape " +
-                                  engine::ShapeToString(shape));
+                                  " bytes of binary data cannot hold the " + std::to_string(count) +
+                                  " BYTES elements of shape " + engine::ShapeToString(shape));
     }
     tensor = Tensor(type, std::move(shape));
     size_t pos = 0;
@@ -561,10 +560,9 @@ Status ParseInput(dom::element value, size_t position, ParseState& state, InferI
 
   state.total_elements += *count;
   if (state.total_elements > state.limits.max_total_elements) {
-    return ResourceExhaustedError("the request's inputs have " +
-                                  std::to_string(state.total_elements) +
-                                  " elements or more; the limit is " +
-                                  std::to_string(state.limits.max_total_elements));
+    return ResourceExhaustedError(
+        "the request's inputs have " + std::to_string(state.total_elements) +
+        " elements or more; the limit is " + std::to_string(state.limits.max_total_elements));
   }
   if (binary_size) {
     return FillFromBinary(input.name, *type, std::move(shape), *count, *binary_size, state,
@@ -699,6 +697,11 @@ Status ParseImpl(const char* data, size_t size, size_t json_size, size_t readabl
   if (json_size > size) {
     return InvalidArgumentError("the JSON header is said to have " + std::to_string(json_size) +
                                 " bytes but the body has only " + std::to_string(size));
+  }
+  if (json_size == 0) {
+    // Never handed to simdjson: an empty view may have no address at all, and simdjson
+    // would copy from it.
+    return InvalidArgumentError("the request has no JSON: its body is empty");
   }
   const bool padded = readable - json_size >= simdjson::SIMDJSON_PADDING;
   // simdjson needs a depth of at least 1; a limit of 0 would reject every document anyway.
@@ -844,6 +847,54 @@ Status AppendData(std::string_view name, const Tensor& t, std::string& out) {
 
 }  // namespace
 
+Result<RepositoryRequest> ParseRepositoryRequest(std::string_view body, RepositoryCall call) {
+  RepositoryRequest parsed;
+  if (body.empty()) return parsed;
+  // Repository calls are rare and their bodies small: a parser of their own, not the
+  // thread's infer parser (whose depth limit they would reset).
+  constexpr size_t kMaxRepositoryDepth = 16;
+  dom::parser parser;
+  if (parser.allocate(std::max<size_t>(body.size(), 64), kMaxRepositoryDepth) !=
+      simdjson::SUCCESS) {
+    return ResourceExhaustedError("cannot allocate memory to parse the request");
+  }
+  dom::element root;
+  if (auto error = parser.parse(body.data(), body.size(), /*realloc_if_needed=*/true).get(root);
+      error != simdjson::SUCCESS) {
+    return InvalidArgumentError(std::string("malformed JSON: ") + simdjson::error_message(error));
+  }
+  dom::object object;
+  if (root.get_object().get(object) != simdjson::SUCCESS) {
+    return InvalidArgumentError("the request body must be a JSON object, not " +
+                                std::string(JsonTypeName(root.type())));
+  }
+  bool seen_ready = false, seen_parameters = false;
+  for (dom::key_value_pair field : object) {
+    if (field.key == "ready" && call == RepositoryCall::kIndex) {
+      if (seen_ready) return InvalidArgumentError("\"ready\" is given twice");
+      seen_ready = true;
+      if (field.value.get_bool().get(parsed.ready_only) != simdjson::SUCCESS) {
+        return InvalidArgumentError("\"ready\" must be a boolean, not " +
+                                    std::string(JsonTypeName(field.value.type())));
+      }
+    } else if (field.key == "parameters" && call != RepositoryCall::kIndex) {
+      if (seen_parameters) return InvalidArgumentError("\"parameters\" is given twice");
+      seen_parameters = true;
+      dom::object parameters;
+      if (field.value.get_object().get(parameters) != simdjson::SUCCESS) {
+        return InvalidArgumentError("\"parameters\" must be an object, not " +
+                                    std::string(JsonTypeName(field.value.type())));
+      }
+      if (auto first = parameters.begin(); first != parameters.end()) {
+        return InvalidArgumentError("parameter " + Quote(first.key()) +
+                                    " is not supported: Outpost loads and unloads models only "
+                                    "as their repository folder defines them");
+      }
+    }
+  }
+  return parsed;
+}
+
 Status ParseInferRequest(const std::string& body, const InferJsonLimits& limits,
                          InferRequest& request) {
   return ParseImpl(body.data(), body.size(), body.size(), body.capacity(), limits, request);
@@ -865,9 +916,8 @@ Status ParseInferRequest(std::string_view body, size_t json_size, const InferJso
 }
 
 Status WriteInferResponse(std::string_view model_name, int64_t model_version,
-                          const std::optional<std::string>& id,
-                          std::span<const OutputRef> outputs, std::string& out,
-                          size_t& json_size) {
+                          const std::optional<std::string>& id, std::span<const OutputRef> outputs,
+                          std::string& out, size_t& json_size) {
   const size_t start = out.size();
   out.append("{\"model_name\":");
   AppendJsonString(out, model_name);

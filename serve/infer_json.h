@@ -140,6 +140,19 @@ Status ParseInferRequest(std::string_view body, const InferJsonLimits& limits,
 Status ParseInferRequest(std::string_view body, size_t json_size, const InferJsonLimits& limits,
                          InferRequest& request);
 
+// The body of a repository call (POST /v2/repository/index, .../load, .../unload): empty, or a
+// JSON object. The protocol defines one field for the index, "ready" (optional boolean: true
+// lists only models that are ready), and "parameters" (optional object) for load and unload.
+// Unknown keys are ignored, as in an infer request. Outpost takes no load or unload parameter
+// (Triton's "config" and "file:" overrides, "unload_dependents"), so a non-empty "parameters"
+// is refused rather than ignored. InvalidArgument for a body that is not a JSON object, a key
+// given twice, or a field of the wrong type.
+struct RepositoryRequest {
+  bool ready_only = false;  // the index's "ready": true
+};
+enum class RepositoryCall { kIndex, kLoad, kUnload };
+Result<RepositoryRequest> ParseRepositoryRequest(std::string_view body, RepositoryCall call);
+
 // One output to write: a name, the tensor the model produced for it, and whether it goes as
 // binary data.
 struct OutputRef {
@@ -154,9 +167,8 @@ struct OutputRef {
 // binary has a datatype JSON cannot carry (FP16, BF16); `out` then holds a partial document
 // the caller discards.
 Status WriteInferResponse(std::string_view model_name, int64_t model_version,
-                          const std::optional<std::string>& id,
-                          std::span<const OutputRef> outputs, std::string& out,
-                          size_t& json_size);
+                          const std::optional<std::string>& id, std::span<const OutputRef> outputs,
+                          std::string& out, size_t& json_size);
 
 }  // namespace outpost::serve
 

@@ -77,14 +77,15 @@ class LiveUpdateTest : public ::testing::Test {
   }
 
   RepositoryOptions Options() {
-    return {.root = dir_.path(),
-            .loader = [this](const ModelConfig& c, const std::string& d) { return LoadFake(c, d); }};
+    return {.root = dir_.path(), .loader = [this](const ModelConfig& c, const std::string& d) {
+              return LoadFake(c, d);
+            }};
   }
 
   void WriteConfig(const std::string& model, const std::string& config = "backend: onnx\n") {
     OUTPOST_ASSERT_OK(MakeDirectories(JoinPath(dir_.path(), model)));
-    OUTPOST_ASSERT_OK(WriteFileAtomically(JoinPath(JoinPath(dir_.path(), model), "config.yaml"),
-                                          config));
+    OUTPOST_ASSERT_OK(
+        WriteFileAtomically(JoinPath(JoinPath(dir_.path(), model), "config.yaml"), config));
   }
   // Writes <model>/<version>/model.fake under a temporary name, then renames it into place.
   void WriteVersion(const std::string& model, int64_t version, const std::string& contents) {
@@ -97,11 +98,11 @@ class LiveUpdateTest : public ::testing::Test {
   }
 
   static std::string InferBody(float x) {
-    return R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[)" +
-           std::to_string(x) + "]}]}";
+    return R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[)" + std::to_string(x) +
+           "]}]}";
   }
-  static HttpResponse Call(const Handler& handler, std::string_view method,
-                           std::string_view target, std::string body = "") {
+  static HttpResponse Call(const Handler& handler, std::string_view method, std::string_view target,
+                           std::string body = "") {
     HttpRequest request{.method = method, .target = target, .body = std::move(body)};
     HttpResponse response;
     handler.Handle(request, response);
@@ -121,7 +122,8 @@ TEST_F(LiveUpdateTest, NewVersionIsSwappedInWhileARequestOnTheOldOneFinishesOnIt
   Handler handler(*repo, {});
 
   HttpResponse in_flight;
-  std::thread request([&] { in_flight = Call(handler, "POST", "/v2/models/m/infer", InferBody(999)); });
+  std::thread request(
+      [&] { in_flight = Call(handler, "POST", "/v2/models/m/infer", InferBody(999)); });
   entered_.wait();  // the request runs on version 1 and holds its handle
 
   WriteVersion("m", 2, "tag 2");
@@ -357,9 +359,10 @@ TEST_F(LiveUpdateTest, RepositoryExtensionIndexesLoadsAndUnloadsOverTheHandler) 
 
   HttpResponse index = Call(handler, "POST", "/v2/repository/index", "{}");
   EXPECT_EQ(index.status, 200);
-  EXPECT_EQ(index.body,
-            R"([{"name":"b","version":"1","state":"UNAVAILABLE","reason":"INVALID_ARGUMENT: )"
-            R"(model.fake says \"broken\""},{"name":"m","version":"1","state":"READY","reason":""}])");
+  EXPECT_EQ(
+      index.body,
+      R"([{"name":"b","version":"1","state":"UNAVAILABLE","reason":"INVALID_ARGUMENT: )"
+      R"(model.fake says \"broken\""},{"name":"m","version":"1","state":"READY","reason":""}])");
 
   HttpResponse unload = Call(handler, "POST", "/v2/repository/models/m/unload");
   EXPECT_EQ(unload.status, 200);
@@ -385,6 +388,50 @@ TEST_F(LiveUpdateTest, RepositoryExtensionIndexesLoadsAndUnloadsOverTheHandler) 
   HttpResponse wrong = Call(handler, "GET", "/v2/repository/models/m/load");
   EXPECT_EQ(wrong.status, 405);
   EXPECT_EQ(Call(handler, "GET", "/v2/repository/index").status, 405);
+}
+
+TEST_F(LiveUpdateTest, RepositoryBodiesAreJsonObjectsOrRefusedWithNothingChanged) {
+  WriteConfig("m");
+  WriteVersion("m", 1, "tag 1");
+  WriteConfig("b");
+  WriteVersion("b", 1, "broken");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open(Options()));
+  Handler handler(*repo, {});
+  const std::string full_index = Call(handler, "POST", "/v2/repository/index").body;
+  ASSERT_THAT(full_index, HasSubstr(R"("name":"b")"));
+
+  // The protocol's only index field: "ready" lists the ready models alone.
+  HttpResponse ready = Call(handler, "POST", "/v2/repository/index", R"({"ready":true})");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(ready.body, R"([{"name":"m","version":"1","state":"READY","reason":""}])");
+  EXPECT_EQ(Call(handler, "POST", "/v2/repository/index", R"({"ready":false})").body, full_index);
+  EXPECT_EQ(Call(handler, "POST", "/v2/repository/index", R"({"other":1})").body, full_index);
+
+  // The body the fuzzer found (a malformed JSON after the target), and its relatives.
+  for (
+      const char* body :
+      {R"({"inputs":[{"name":"INPUT5","datatype":"FP,3,4]},{"name":"INPUT1","datatype3,-2,30.842235e38],1.1,1,1]}]})",
+       "{", "[]", "null", "\"ready\"", R"({"ready":"yes"})", R"({"ready":1})",
+       R"({"ready":true,"ready":false})", "{} {}"}) {
+    SCOPED_TRACE(body);
+    HttpResponse refused = Call(handler, "POST", "/v2/repository/index", body);
+    EXPECT_EQ(refused.status, 400);
+    EXPECT_THAT(refused.body, HasSubstr(R"("error":)"));
+  }
+
+  // Load and unload take an object too; a parameter Outpost would ignore is refused, and the
+  // model keeps serving.
+  for (const char* body :
+       {"not json", "[1]", R"({"parameters":[]})", R"({"parameters":{"config":"{}"}})"}) {
+    SCOPED_TRACE(body);
+    EXPECT_EQ(Call(handler, "POST", "/v2/repository/models/m/unload", body).status, 400);
+    EXPECT_EQ(Call(handler, "POST", "/v2/repository/models/m/load", body).status, 400);
+    EXPECT_EQ(Call(handler, "POST", "/v2/models/m/infer", InferBody(1)).status, 200);
+  }
+  EXPECT_EQ(Call(handler, "POST", "/v2/repository/index").body, full_index);
+  EXPECT_EQ(Call(handler, "POST", "/v2/repository/models/m/unload", R"({"parameters":{}})").status,
+            200);
+  EXPECT_EQ(Call(handler, "POST", "/v2/models/m/infer", InferBody(1)).status, 503);
 }
 
 TEST_F(LiveUpdateTest, UpdatesUnderContinuousLoadFailNoRequestAndMixNoVersions) {
@@ -469,10 +516,9 @@ TEST_F(LiveUpdateTest, WatcherLoadsAVersionFolderRenamedIntoPlace) {
   ReloadLog log;
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       auto watcher,
-      RepositoryWatcher::Start(*repo, {.settle = std::chrono::milliseconds(20),
-                                       .on_reload = [&log](std::string_view m, const Status& s) {
-                                         log.Add(m, s);
-                                       }}));
+      RepositoryWatcher::Start(
+          *repo, {.settle = std::chrono::milliseconds(20),
+                  .on_reload = [&log](std::string_view m, const Status& s) { log.Add(m, s); }}));
   WriteVersion("m", 2, "tag 2");
   EXPECT_TRUE(log.WaitFor([&] {
     Result<ModelHandle> h = repo->Find("m", std::nullopt);

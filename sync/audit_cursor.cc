@@ -51,7 +51,10 @@ std::optional<AuditHead> HeadOf(simdjson::dom::element root) {
 std::optional<AuditHead> ParseAuditHead(std::string_view json) {
   simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (parser.parse(json.data(), json.size()).get(root) != simdjson::SUCCESS) return std::nullopt;
+  // An empty view may have no address, and simdjson would copy from it.
+  if (json.empty() || parser.parse(json.data(), json.size()).get(root) != simdjson::SUCCESS) {
+    return std::nullopt;
+  }
   return HeadOf(root);
 }
 

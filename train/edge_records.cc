@@ -82,6 +82,8 @@ Result<RecordPayload> ParseRecordPayload(std::string_view kind, std::string_view
     return ResourceExhaustedError("cannot allocate the JSON parser");
   }
   dom::element root;
+  // An empty view may have no address, and simdjson would copy from it.
+  if (payload.empty()) return InvalidArgumentError("the payload is empty, not JSON");
   if (auto error = parser.parse(payload.data(), payload.size(), /*realloc_if_needed=*/true)
                        .get(root);
       error != simdjson::SUCCESS) {
