@@ -25,7 +25,9 @@ Status Bad(const std::string& path, const std::string& what) {
 
 Result<dom::element> At(dom::element e, std::string_view key, const std::string& path) {
   dom::element out;
-  if (e[key].get(out) != simdjson::SUCCESS) return Bad(path, "missing \"" + std::string(key) + "\"");
+  if (e[key].get(out) != simdjson::SUCCESS) {
+    return Bad(path, "missing \"" + std::string(key) + "\"");
+  }
   return out;
 }
 
@@ -52,7 +54,9 @@ Result<double> NumberInString(dom::element e, std::string_view key, const std::s
 Result<std::vector<double>> Numbers(dom::element e, std::string_view key, const std::string& path) {
   OUTPOST_ASSIGN_OR_RETURN(dom::element v, At(e, key, path));
   dom::array a;
-  if (v.get_array().get(a) != simdjson::SUCCESS) return Bad(path + "." + std::string(key), "not an array");
+  if (v.get_array().get(a) != simdjson::SUCCESS) {
+    return Bad(path + "." + std::string(key), "not an array");
+  }
   std::vector<double> out;
   out.reserve(a.size());
   for (dom::element x : a) {
@@ -142,46 +146,44 @@ ValueId AddNode(Graph& g, const std::string& op, const std::string& domain,
   return out;
 }
 
-}  // namespace
+constexpr char kModelPath[] = "learner.gradient_booster.model";
 
-Result<std::string> ConvertXGBoostToOnnx(std::string_view json) {
-  OUTPOST_ASSIGN_OR_RETURN(XGBoostModelSummary summary, CheckXGBoostModel(json));
-  if (summary.encoding != XGBoostEncoding::kJson) {
-    return UnimplementedError("only XGBoost's JSON models can be converted, not UBJSON");
-  }
-  if (summary.booster == "gblinear") {
-    return UnimplementedError("gblinear boosters have no tree-ensemble form");
-  }
-  OUTPOST_ASSIGN_OR_RETURN(Link link, LinkOf(summary.objective));
+// The parts of an XGBoost JSON model the conversion reads. `trees` points into the parser
+// that produced it, which must outlive it.
+struct XGBoostTrees {
+  double base_score = 0;
+  std::vector<double> tree_weights;  // dart boosters only: one weight per tree
+  std::vector<double> tree_info;     // each tree's output group
+  dom::array trees;
+};
 
-  dom::parser parser;
-  simdjson::padded_string padded(json.data(), json.size());
-  dom::element doc;
-  if (parser.parse(padded).get(doc) != simdjson::SUCCESS) {
-    return InvalidArgumentError("the model is not valid JSON");
-  }
+// Reads base_score, the dart weights, tree_info and the trees array from the parsed model.
+Result<XGBoostTrees> ReadTrees(dom::element doc, const XGBoostModelSummary& summary) {
+  XGBoostTrees out;
   OUTPOST_ASSIGN_OR_RETURN(dom::element learner, At(doc, "learner", ""));
   OUTPOST_ASSIGN_OR_RETURN(dom::element lmp, At(learner, "learner_model_param", "learner"));
-  OUTPOST_ASSIGN_OR_RETURN(double base_score,
+  OUTPOST_ASSIGN_OR_RETURN(out.base_score,
                            NumberInString(lmp, "base_score", "learner.learner_model_param"));
   OUTPOST_ASSIGN_OR_RETURN(dom::element booster, At(learner, "gradient_booster", "learner"));
   dom::element model = booster;
-  std::vector<double> tree_weights;
   if (summary.booster == "dart") {
-    OUTPOST_ASSIGN_OR_RETURN(tree_weights, Numbers(booster, "weight_drop", "learner.gradient_booster"));
+    OUTPOST_ASSIGN_OR_RETURN(out.tree_weights,
+                             Numbers(booster, "weight_drop", "learner.gradient_booster"));
     OUTPOST_ASSIGN_OR_RETURN(model, At(booster, "gbtree", "learner.gradient_booster"));
   }
   OUTPOST_ASSIGN_OR_RETURN(model, At(model, "model", "learner.gradient_booster"));
-  const std::string mpath = "learner.gradient_booster.model";
-  OUTPOST_ASSIGN_OR_RETURN(std::vector<double> tree_info, Numbers(model, "tree_info", mpath));
+  const std::string mpath = kModelPath;
+  OUTPOST_ASSIGN_OR_RETURN(out.tree_info, Numbers(model, "tree_info", mpath));
   OUTPOST_ASSIGN_OR_RETURN(dom::element trees_el, At(model, "trees", mpath));
-  dom::array trees;
-  if (trees_el.get_array().get(trees) != simdjson::SUCCESS) {
+  if (trees_el.get_array().get(out.trees) != simdjson::SUCCESS) {
     return Bad(mpath + ".trees", "not an array");
   }
+  return out;
+}
 
-  // XGBoost's base margin: base_score through the objective's inverse link, in float as
-  // XGBoost computes it.
+// XGBoost's base margin: base_score through the objective's inverse link, in float as
+// XGBoost computes it.
+Result<float> BaseMargin(Link link, double base_score) {
   const auto bs = static_cast<float>(base_score);
   float margin = bs;
   if (link == Link::kLogit) margin = -std::log(1.0f / bs - 1.0f);
@@ -190,93 +192,116 @@ Result<std::string> ConvertXGBoostToOnnx(std::string_view json) {
     return InvalidArgumentError("base_score " + std::to_string(base_score) +
                                 " has no finite margin under the objective");
   }
+  return margin;
+}
 
+// TreeEnsembleRegressor's node attributes (one entry per node) and target attributes (one
+// entry per leaf), in XGBoost's tree and node order.
+struct EnsembleAttributes {
   std::vector<int64_t> treeids, nodeids, featureids, trueids, falseids, missing;
   std::vector<std::string> modes;
   std::vector<float> values;
   std::vector<int64_t> t_treeids, t_nodeids, t_ids;
   std::vector<float> t_weights;
+};
+
+// Appends tree number `t` of the model to `e`.
+Status AppendTree(dom::element tree, size_t t, const XGBoostTrees& model, EnsembleAttributes& e) {
+  const std::string mpath = kModelPath;
+  const std::string tpath = mpath + ".trees[" + std::to_string(t) + "]";
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<double> left, Numbers(tree, "left_children", tpath));
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<double> right, Numbers(tree, "right_children", tpath));
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<double> cond, Numbers(tree, "split_conditions", tpath));
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<double> index, Numbers(tree, "split_indices", tpath));
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<double> dleft, Numbers(tree, "default_left", tpath));
+  const size_t n = left.size();
+  if (right.size() != n || cond.size() != n || index.size() != n || dleft.size() != n || n == 0) {
+    return Bad(tpath, "node arrays differ in length");
+  }
+  if (t >= model.tree_info.size()) return Bad(mpath + ".tree_info", "shorter than the trees");
+  if (!model.tree_weights.empty() && t >= model.tree_weights.size()) {
+    return Bad("learner.gradient_booster.weight_drop", "shorter than the trees");
+  }
+  const float weight =
+      model.tree_weights.empty() ? 1.0f : static_cast<float>(model.tree_weights[t]);
+  for (size_t i = 0; i < n; ++i) {
+    e.treeids.push_back(static_cast<int64_t>(t));
+    e.nodeids.push_back(static_cast<int64_t>(i));
+    if (left[i] < 0) {
+      e.modes.push_back("LEAF");
+      e.featureids.push_back(0);
+      e.values.push_back(0);
+      e.trueids.push_back(0);
+      e.falseids.push_back(0);
+      e.missing.push_back(0);
+      e.t_treeids.push_back(static_cast<int64_t>(t));
+      e.t_nodeids.push_back(static_cast<int64_t>(i));
+      e.t_ids.push_back(static_cast<int64_t>(model.tree_info[t]));
+      e.t_weights.push_back(static_cast<float>(cond[i]) * weight);
+    } else {
+      e.modes.push_back("BRANCH_LT");
+      e.featureids.push_back(static_cast<int64_t>(index[i]));
+      e.values.push_back(static_cast<float>(cond[i]));
+      e.trueids.push_back(static_cast<int64_t>(left[i]));
+      e.falseids.push_back(static_cast<int64_t>(right[i]));
+      e.missing.push_back(dleft[i] != 0 ? 1 : 0);
+    }
+  }
+  return Status::Ok();
+}
+
+// Flattens every tree of the model into one ensemble; a model without trees is refused.
+Result<EnsembleAttributes> FlattenTrees(const XGBoostTrees& model) {
+  EnsembleAttributes ensemble;
   size_t t = 0;
-  for (dom::element tree : trees) {
-    const std::string tpath = mpath + ".trees[" + std::to_string(t) + "]";
-    OUTPOST_ASSIGN_OR_RETURN(std::vector<double> left, Numbers(tree, "left_children", tpath));
-    OUTPOST_ASSIGN_OR_RETURN(std::vector<double> right, Numbers(tree, "right_children", tpath));
-    OUTPOST_ASSIGN_OR_RETURN(std::vector<double> cond, Numbers(tree, "split_conditions", tpath));
-    OUTPOST_ASSIGN_OR_RETURN(std::vector<double> index, Numbers(tree, "split_indices", tpath));
-    OUTPOST_ASSIGN_OR_RETURN(std::vector<double> dleft, Numbers(tree, "default_left", tpath));
-    const size_t n = left.size();
-    if (right.size() != n || cond.size() != n || index.size() != n || dleft.size() != n ||
-        n == 0) {
-      return Bad(tpath, "node arrays differ in length");
-    }
-    if (t >= tree_info.size()) return Bad(mpath + ".tree_info", "shorter than the trees");
-    if (!tree_weights.empty() && t >= tree_weights.size()) {
-      return Bad("learner.gradient_booster.weight_drop", "shorter than the trees");
-    }
-    const float weight = tree_weights.empty() ? 1.0f : static_cast<float>(tree_weights[t]);
-    for (size_t i = 0; i < n; ++i) {
-      treeids.push_back(static_cast<int64_t>(t));
-      nodeids.push_back(static_cast<int64_t>(i));
-      if (left[i] < 0) {
-        modes.push_back("LEAF");
-        featureids.push_back(0);
-        values.push_back(0);
-        trueids.push_back(0);
-        falseids.push_back(0);
-        missing.push_back(0);
-        t_treeids.push_back(static_cast<int64_t>(t));
-        t_nodeids.push_back(static_cast<int64_t>(i));
-        t_ids.push_back(static_cast<int64_t>(tree_info[t]));
-        t_weights.push_back(static_cast<float>(cond[i]) * weight);
-      } else {
-        modes.push_back("BRANCH_LT");
-        featureids.push_back(static_cast<int64_t>(index[i]));
-        values.push_back(static_cast<float>(cond[i]));
-        trueids.push_back(static_cast<int64_t>(left[i]));
-        falseids.push_back(static_cast<int64_t>(right[i]));
-        missing.push_back(dleft[i] != 0 ? 1 : 0);
-      }
-    }
+  for (dom::element tree : model.trees) {
+    OUTPOST_RETURN_IF_ERROR(AppendTree(tree, t, model, ensemble));
     ++t;
   }
-  if (t == 0) return Bad(mpath + ".trees", "the model has no trees");
+  if (t == 0) return Bad(std::string(kModelPath) + ".trees", "the model has no trees");
+  return ensemble;
+}
 
-  const int64_t groups = summary.output_groups;
-  Graph g;
-  g.ir_version = 8;
-  g.producer_name = "outpost";
-  g.opsets[""] = 17;
-  g.opsets["ai.onnx.ml"] = 3;
+// Adds the graph input "input": float, [N, num_feature].
+ValueId AddInput(Graph& g, int64_t num_feature) {
   const ValueId input = g.AddValue("input", Value::Kind::kGraphInput);
-  {
-    ValueInfo& info = g.values[static_cast<size_t>(input)].info;
-    info.has_type = true;
-    info.type = DataType::kFp32;
-    info.has_shape = true;
-    info.dims = {Dim{-1, "N"}, Dim{summary.num_feature, ""}};
-  }
+  ValueInfo& info = g.values[static_cast<size_t>(input)].info;
+  info.has_type = true;
+  info.type = DataType::kFp32;
+  info.has_shape = true;
+  info.dims = {Dim{-1, "N"}, Dim{num_feature, ""}};
   g.inputs.push_back(input);
-  ValueId v = AddNode(g, "TreeEnsembleRegressor", "ai.onnx.ml", {input}, "margin",
-                      {Ints("nodes_treeids", std::move(treeids)),
-                       Ints("nodes_nodeids", std::move(nodeids)),
-                       Ints("nodes_featureids", std::move(featureids)),
-                       Strings("nodes_modes", std::move(modes)),
-                       Floats("nodes_values", std::move(values)),
-                       Ints("nodes_truenodeids", std::move(trueids)),
-                       Ints("nodes_falsenodeids", std::move(falseids)),
-                       Ints("nodes_missing_value_tracks_true", std::move(missing)),
-                       Ints("target_treeids", std::move(t_treeids)),
-                       Ints("target_nodeids", std::move(t_nodeids)),
-                       Ints("target_ids", std::move(t_ids)),
-                       Floats("target_weights", std::move(t_weights)),
-                       Int("n_targets", groups),
-                       Floats("base_values", std::vector<float>(static_cast<size_t>(groups), margin)),
-                       Str("aggregate_function", "SUM"), Str("post_transform", "NONE")});
-  auto constant = [&](const std::string& name, Tensor tensor) {
-    const ValueId id = g.AddValue(name, Value::Kind::kConstant);
-    g.values[static_cast<size_t>(id)].constant = std::make_shared<const Tensor>(std::move(tensor));
-    return id;
-  };
+  return input;
+}
+
+// Adds the TreeEnsembleRegressor that sums the trees into `groups` margins, each starting
+// at `margin`; returns its output "margin".
+ValueId AddEnsemble(Graph& g, ValueId input, EnsembleAttributes e, int64_t groups, float margin) {
+  return AddNode(
+      g, "TreeEnsembleRegressor", "ai.onnx.ml", {input}, "margin",
+      {Ints("nodes_treeids", std::move(e.treeids)), Ints("nodes_nodeids", std::move(e.nodeids)),
+       Ints("nodes_featureids", std::move(e.featureids)),
+       Strings("nodes_modes", std::move(e.modes)), Floats("nodes_values", std::move(e.values)),
+       Ints("nodes_truenodeids", std::move(e.trueids)),
+       Ints("nodes_falsenodeids", std::move(e.falseids)),
+       Ints("nodes_missing_value_tracks_true", std::move(e.missing)),
+       Ints("target_treeids", std::move(e.t_treeids)),
+       Ints("target_nodeids", std::move(e.t_nodeids)), Ints("target_ids", std::move(e.t_ids)),
+       Floats("target_weights", std::move(e.t_weights)), Int("n_targets", groups),
+       Floats("base_values", std::vector<float>(static_cast<size_t>(groups), margin)),
+       Str("aggregate_function", "SUM"), Str("post_transform", "NONE")});
+}
+
+// Adds a constant value holding `tensor`; returns it.
+ValueId AddConstant(Graph& g, const std::string& name, Tensor tensor) {
+  const ValueId id = g.AddValue(name, Value::Kind::kConstant);
+  g.values[static_cast<size_t>(id)].constant = std::make_shared<const Tensor>(std::move(tensor));
+  return id;
+}
+
+// Adds the objective's link after the margins `v` and the graph output "output": float,
+// [N] when the model has one output group or predicts a class, else [N, groups].
+void AddLinkAndOutput(Graph& g, ValueId v, Link link, int64_t groups) {
   bool squeeze = groups == 1;
   switch (link) {
     case Link::kIdentity:
@@ -297,7 +322,7 @@ Result<std::string> ConvertXGBoostToOnnx(std::string_view json) {
       break;
     case Link::kHinge: {
       Tensor zero(DataType::kFp32, Shape{});
-      const ValueId z = constant("zero", std::move(zero));
+      const ValueId z = AddConstant(g, "zero", std::move(zero));
       v = AddNode(g, "Greater", "", {v, z}, "positive", {});
       v = AddNode(g, "Cast", "", {v}, "link", {Int("to", 1)});
       break;
@@ -306,7 +331,8 @@ Result<std::string> ConvertXGBoostToOnnx(std::string_view json) {
   if (squeeze) {
     Tensor axes(DataType::kInt64, Shape{1});
     axes.values<int64_t>()[0] = 1;
-    v = AddNode(g, "Squeeze", "", {v, constant("squeeze_axes", std::move(axes))}, "output", {});
+    v = AddNode(g, "Squeeze", "", {v, AddConstant(g, "squeeze_axes", std::move(axes))}, "output",
+                {});
   } else {
     v = AddNode(g, "Identity", "", {v}, "output", {});
   }
@@ -319,6 +345,39 @@ Result<std::string> ConvertXGBoostToOnnx(std::string_view json) {
     if (!squeeze && link != Link::kSoftmax) info.dims.push_back(Dim{groups, ""});
   }
   g.outputs.push_back(v);
+}
+
+}  // namespace
+
+Result<std::string> ConvertXGBoostToOnnx(std::string_view json) {
+  OUTPOST_ASSIGN_OR_RETURN(XGBoostModelSummary summary, CheckXGBoostModel(json));
+  if (summary.encoding != XGBoostEncoding::kJson) {
+    return UnimplementedError("only XGBoost's JSON models can be converted, not UBJSON");
+  }
+  if (summary.booster == "gblinear") {
+    return UnimplementedError("gblinear boosters have no tree-ensemble form");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(Link link, LinkOf(summary.objective));
+
+  dom::parser parser;
+  simdjson::padded_string padded(json.data(), json.size());
+  dom::element doc;
+  if (parser.parse(padded).get(doc) != simdjson::SUCCESS) {
+    return InvalidArgumentError("the model is not valid JSON");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(XGBoostTrees model, ReadTrees(doc, summary));
+  OUTPOST_ASSIGN_OR_RETURN(float margin, BaseMargin(link, model.base_score));
+  OUTPOST_ASSIGN_OR_RETURN(EnsembleAttributes ensemble, FlattenTrees(model));
+
+  const int64_t groups = summary.output_groups;
+  Graph g;
+  g.ir_version = 8;
+  g.producer_name = "outpost";
+  g.opsets[""] = 17;
+  g.opsets["ai.onnx.ml"] = 3;
+  const ValueId input = AddInput(g, summary.num_feature);
+  const ValueId v = AddEnsemble(g, input, std::move(ensemble), groups, margin);
+  AddLinkAndOutput(g, v, link, groups);
   return ExportModel(g);
 }
 
