@@ -34,10 +34,10 @@ constexpr int64_t kMsPerHour = 3'600'000;
 constexpr int64_t kMsPerDay = 86'400'000;
 constexpr int64_t kMaxTimeMs = int64_t{1} << 53;
 constexpr int64_t kMaxBuckets = 2000;
-constexpr size_t kMaxSeriesModels = 64;     // models in one series answer
+constexpr size_t kMaxSeriesModels = 64;         // models in one series answer
 constexpr size_t kMaxAggregateGroups = 10'000;  // (site, model, version) groups in one answer
 constexpr size_t kMaxTrainingGroups = 10'000;   // (model, site) pairs in one answer
-constexpr size_t kPageSize = 10'000;  // the store's cap on one QueryRecords call
+constexpr size_t kPageSize = 10'000;            // the store's cap on one QueryRecords call
 constexpr uint64_t kMaxAssetBytes = 32u << 20;
 
 // ---------------------------------------------------------------------------------------
@@ -115,8 +115,8 @@ Result<std::string> Decode(std::string_view in, size_t max_bytes) {
 }
 
 bool IsNameChar(char c, bool allow_colon) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '_' || c == '-' || (allow_colon && c == ':');
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-' || (allow_colon && c == ':');
 }
 
 bool IsSiteId(std::string_view s) {
@@ -147,8 +147,8 @@ Status OnlyKnown(const QueryParams& params, std::initializer_list<std::string_vi
 }
 
 // An integer parameter in [min, max], or `fallback` when absent.
-Result<int64_t> IntParam(const QueryParams& params, std::string_view name, int64_t min,
-                         int64_t max, int64_t fallback) {
+Result<int64_t> IntParam(const QueryParams& params, std::string_view name, int64_t min, int64_t max,
+                         int64_t fallback) {
   const std::string* value = params.Find(name);
   if (value == nullptr) return fallback;
   int64_t v = 0;
@@ -185,8 +185,7 @@ struct TimeRange {
 Result<TimeRange> RangeParams(const QueryParams& params, int64_t default_since,
                               int64_t default_until) {
   TimeRange range;
-  OUTPOST_ASSIGN_OR_RETURN(range.until_ms,
-                           IntParam(params, "until", 1, kMaxTimeMs, default_until));
+  OUTPOST_ASSIGN_OR_RETURN(range.until_ms, IntParam(params, "until", 1, kMaxTimeMs, default_until));
   OUTPOST_ASSIGN_OR_RETURN(range.since_ms,
                            IntParam(params, "since", 0, kMaxTimeMs - 1,
                                     std::clamp<int64_t>(default_since, 0, kMaxTimeMs - 1)));
@@ -292,7 +291,8 @@ std::string AgoText(int64_t elapsed_ms) {
     return std::to_string(n) + " " + std::string(unit) + (n == 1 ? "" : "s");
   };
   if (elapsed_ms < 0) elapsed_ms = 0;
-  if (elapsed_ms >= kMsPerDay) return "last heard " + plural(elapsed_ms / kMsPerDay, "day") + " ago";
+  if (elapsed_ms >= kMsPerDay)
+    return "last heard " + plural(elapsed_ms / kMsPerDay, "day") + " ago";
   if (elapsed_ms >= kMsPerHour) {
     return "last heard " + plural(elapsed_ms / kMsPerHour, "hour") + " ago";
   }
@@ -307,10 +307,19 @@ std::string FormatDays(double days) {
   return std::string(buf, end);
 }
 
-void WriteSite(JsonWriter& w, simdjson::dom::parser& parser, const SiteSummary& summary,
-               int64_t now_ms, const DashboardOptions& options, std::map<std::string, int>* counts) {
+// Writes a model's name, version and state as three keys of the open object.
+void WriteModelFields(JsonWriter& w, const ModelRef& model) {
+  w.Key("name");
+  w.String(model.name);
+  w.Key("version");
+  w.Int(model.version);
+  w.Key("state");
+  w.String(model.state);
+}
+
+// Writes the site's own fields: identity, contact times and its record count.
+void WriteSiteIdentity(JsonWriter& w, const SiteSummary& summary) {
   const Site& site = summary.site;
-  w.BeginObject();
   w.Key("site_id");
   w.String(site.site_id);
   w.Key("region");
@@ -333,52 +342,66 @@ void WriteSite(JsonWriter& w, simdjson::dom::parser& parser, const SiteSummary& 
   }
   w.Key("records");
   w.Uint(summary.records);
+}
 
-  uint64_t backlog_records = 0, backlog_bytes = 0;
-  std::optional<double> reported, left;
-  std::vector<std::vector<ModelRef>> node_models;
+// What a site's node reports add up to.
+struct NodeTotals {
+  uint64_t backlog_records = 0;
+  uint64_t backlog_bytes = 0;
+  std::optional<double> reported;                  // the smallest autonomy a node reported, in days
+  std::optional<double> left;                      // the smallest autonomy left at now_ms, in days
+  std::vector<std::vector<ModelRef>> node_models;  // each node's models, in node order
+};
+
+// Sums the node reports of `summary` as of `now_ms` and parses each node's models.
+NodeTotals SumNodes(simdjson::dom::parser& parser, const SiteSummary& summary, int64_t now_ms) {
+  NodeTotals totals;
   for (const NodeStatus& node : summary.nodes) {
-    backlog_records += node.backlog_records;
-    backlog_bytes += node.backlog_bytes;
+    totals.backlog_records += node.backlog_records;
+    totals.backlog_bytes += node.backlog_bytes;
     if (node.autonomy_days && std::isfinite(*node.autonomy_days)) {
       double days = *node.autonomy_days;
       double since_report = static_cast<double>(std::max<int64_t>(0, now_ms - node.received_ms)) /
                             static_cast<double>(kMsPerDay);
       double remaining = std::max(0.0, days - since_report);
-      reported = reported ? std::min(*reported, days) : days;
-      left = left ? std::min(*left, remaining) : remaining;
+      totals.reported = totals.reported ? std::min(*totals.reported, days) : days;
+      totals.left = totals.left ? std::min(*totals.left, remaining) : remaining;
     }
-    node_models.push_back(ParseModels(parser, node.models_json));
+    totals.node_models.push_back(ParseModels(parser, node.models_json));
   }
+  return totals;
+}
+
+// Writes the site's backlog and autonomy totals and the models of all its nodes.
+void WriteNodeTotals(JsonWriter& w, const SiteSummary& summary, const NodeTotals& totals) {
   w.Key("backlog_records");
-  w.Uint(backlog_records);
+  w.Uint(totals.backlog_records);
   w.Key("backlog_bytes");
-  w.Uint(backlog_bytes);
+  w.Uint(totals.backlog_bytes);
   w.Key("autonomy_days_reported");
-  w.OptionalDouble(reported);
+  w.OptionalDouble(totals.reported);
   w.Key("autonomy_days_left");
-  if (left) {
-    w.Double(std::round(*left * 1000) / 1000);
+  if (totals.left) {
+    w.Double(std::round(*totals.left * 1000) / 1000);
   } else {
     w.Null();
   }
   w.Key("models");
   w.BeginArray();
   for (size_t i = 0; i < summary.nodes.size(); ++i) {
-    for (const ModelRef& model : node_models[i]) {
+    for (const ModelRef& model : totals.node_models[i]) {
       w.BeginObject();
-      w.Key("name");
-      w.String(model.name);
-      w.Key("version");
-      w.Int(model.version);
-      w.Key("state");
-      w.String(model.state);
+      WriteModelFields(w, model);
       w.Key("node_id");
       w.String(summary.nodes[i].node_id);
       w.EndObject();
     }
   }
   w.EndArray();
+}
+
+// Writes the "nodes" array: each node's report with its models.
+void WriteNodes(JsonWriter& w, const SiteSummary& summary, const NodeTotals& totals) {
   w.Key("nodes");
   w.BeginArray();
   for (size_t i = 0; i < summary.nodes.size(); ++i) {
@@ -398,45 +421,51 @@ void WriteSite(JsonWriter& w, simdjson::dom::parser& parser, const SiteSummary& 
     w.OptionalDouble(node.autonomy_days);
     w.Key("models");
     w.BeginArray();
-    for (const ModelRef& model : node_models[i]) {
+    for (const ModelRef& model : totals.node_models[i]) {
       w.BeginObject();
-      w.Key("name");
-      w.String(model.name);
-      w.Key("version");
-      w.Int(model.version);
-      w.Key("state");
-      w.String(model.state);
+      WriteModelFields(w, model);
       w.EndObject();
     }
     w.EndArray();
     w.EndObject();
   }
   w.EndArray();
+}
 
-  // Health, honest about disconnection: a silent site is never "ok".
-  std::string health, text;
-  int64_t elapsed = now_ms - site.last_contact_ms;
-  if (site.revoked) {
-    health = "revoked";
-    text = "credential revoked";
-  } else if (site.last_contact_ms <= 0) {
-    health = "never";
-    text = "never heard from";
-  } else if (elapsed > options.silent_after.count()) {
-    health = "silent";
-    text = AgoText(elapsed);
-  } else if (left && *left < options.autonomy_warning_days) {
-    health = "warning";
-    text = "autonomy " + FormatDays(*left) + " days left";
-  } else {
-    health = "ok";
-    text = AgoText(elapsed);
+struct SiteHealth {
+  std::string health;  // "ok", "warning", "silent", "never" or "revoked"
+  std::string text;    // the health in words, for the page
+};
+
+// The site's health, honest about disconnection: a silent site is never "ok".
+SiteHealth HealthOf(const Site& site, std::optional<double> left, int64_t elapsed,
+                    const DashboardOptions& options) {
+  if (site.revoked) return {"revoked", "credential revoked"};
+  if (site.last_contact_ms <= 0) return {"never", "never heard from"};
+  if (elapsed > options.silent_after.count()) return {"silent", AgoText(elapsed)};
+  if (left && *left < options.autonomy_warning_days) {
+    return {"warning", "autonomy " + FormatDays(*left) + " days left"};
   }
-  if (counts != nullptr) ++(*counts)[health];
+  return {"ok", AgoText(elapsed)};
+}
+
+void WriteSite(JsonWriter& w, simdjson::dom::parser& parser, const SiteSummary& summary,
+               int64_t now_ms, const DashboardOptions& options,
+               std::map<std::string, int>* counts) {
+  const Site& site = summary.site;
+  w.BeginObject();
+  WriteSiteIdentity(w, summary);
+  NodeTotals totals = SumNodes(parser, summary, now_ms);
+  WriteNodeTotals(w, summary, totals);
+  WriteNodes(w, summary, totals);
+
+  int64_t elapsed = now_ms - site.last_contact_ms;
+  SiteHealth health = HealthOf(site, totals.left, elapsed, options);
+  if (counts != nullptr) ++(*counts)[health.health];
   w.Key("health");
-  w.String(health);
+  w.String(health.health);
   w.Key("health_text");
-  w.String(text);
+  w.String(health.text);
   w.Key("silent_for_ms");
   if (site.last_contact_ms > 0) {
     w.Int(std::max<int64_t>(0, elapsed));
@@ -455,6 +484,173 @@ Result<SiteSummary> FindSite(Store& store, const std::string& tenant, std::strin
     }
   }
   return NotFoundError("no such site");
+}
+
+// ---------------------------------------------------------------------------------------
+// Series.
+
+// One bucket of a model's series: what its aggregate, anomaly and drift records add up to.
+struct SeriesBucket {
+  uint64_t rows = 0, anomalies = 0, anomaly_records = 0, hard_examples = 0, drift = 0;
+  std::optional<double> max_psi;
+};
+
+struct DriftPoint {
+  int64_t time_ms;
+  int64_t version;
+  std::string feature;
+  double psi;
+  std::optional<double> level;
+};
+
+struct ModelSeries {
+  std::vector<SeriesBucket> buckets;
+  std::vector<DriftPoint> drift;
+};
+
+// The buckets of a series answer: `count` buckets of `width_ms` each from `first_ms`.
+struct BucketGrid {
+  int64_t first_ms = 0;
+  int64_t width_ms = 0;
+  int64_t count = 0;
+};
+
+// Counts one site's records into per-model series, bucket by bucket.
+struct SeriesBuilder {
+  BucketGrid grid;
+  std::map<std::string, ModelSeries> models;
+  bool truncated = false;  // a model or record was left out
+
+  // The series of `name`, or nullptr past kMaxSeriesModels (streams are named by sites).
+  ModelSeries* SeriesOf(const std::string& name) {
+    auto it = models.find(name);
+    if (it != models.end()) return &it->second;
+    if (models.size() == kMaxSeriesModels) {
+      truncated = true;
+      return nullptr;
+    }
+    ModelSeries& series = models[name];
+    series.buckets.resize(static_cast<size_t>(grid.count));
+    return &series;
+  }
+
+  // Counts `record`, of `kind` "aggregate", "anomaly" or "drift", into its bucket.
+  void Add(std::string_view kind, const HubRecord& record, simdjson::dom::parser& parser) {
+    if (record.created_ms < grid.first_ms) return;
+    size_t i = static_cast<size_t>((record.created_ms - grid.first_ms) / grid.width_ms);
+    ModelSeries* found = SeriesOf(record.stream);
+    if (found == nullptr || i >= found->buckets.size()) return;
+    ModelSeries& series = *found;
+    SeriesBucket& b = series.buckets[i];
+    if (kind == "anomaly") {
+      ++b.anomaly_records;
+      return;
+    }
+    simdjson::dom::object o;
+    if (!ParseObject(parser, record.payload, o)) return;
+    if (kind == "aggregate") {
+      b.rows += CountField(o, "rows");
+      b.anomalies += CountField(o, "anomalies");
+      b.hard_examples += CountField(o, "hard_examples");
+      return;
+    }
+    ++b.drift;
+    std::optional<double> psi = NumberField(o, "psi");
+    if (!psi || !std::isfinite(*psi)) return;
+    b.max_psi = b.max_psi ? std::max(*b.max_psi, *psi) : *psi;
+    std::optional<double> version = NumberField(o, "version");
+    if (series.drift.size() < 10'000) {
+      series.drift.push_back(
+          {record.created_ms,
+           version && std::fabs(*version) < 9e15 ? static_cast<int64_t>(*version) : 0,
+           StringField(o, "feature"), *psi, NumberField(o, "level")});
+    }
+  }
+};
+
+void WriteSeriesBucket(JsonWriter& w, const SeriesBucket& b, int64_t start_ms) {
+  w.BeginObject();
+  w.Key("start_ms");
+  w.Int(start_ms);
+  w.Key("rows");
+  w.Uint(b.rows);
+  w.Key("anomalies");
+  w.Uint(b.anomalies);
+  w.Key("anomaly_rate");
+  if (b.rows > 0) {
+    w.Double(static_cast<double>(b.anomalies) / static_cast<double>(b.rows));
+  } else {
+    w.Null();
+  }
+  w.Key("anomaly_records");
+  w.Uint(b.anomaly_records);
+  w.Key("hard_examples");
+  w.Uint(b.hard_examples);
+  w.Key("drift_records");
+  w.Uint(b.drift);
+  w.Key("max_psi");
+  w.OptionalDouble(b.max_psi);
+  w.EndObject();
+}
+
+void WriteDriftPoint(JsonWriter& w, const DriftPoint& p) {
+  w.BeginObject();
+  w.Key("time_ms");
+  w.Int(p.time_ms);
+  w.Key("version");
+  w.Int(p.version);
+  w.Key("feature");
+  w.String(p.feature);
+  w.Key("psi");
+  w.Double(p.psi);
+  w.Key("level");
+  w.OptionalDouble(p.level);
+  w.EndObject();
+}
+
+// Writes one model's series: its buckets, then its drift points in time order (sorts them).
+void WriteModelSeries(JsonWriter& w, const std::string& name, ModelSeries& series,
+                      const BucketGrid& grid) {
+  w.BeginObject();
+  w.Key("model");
+  w.String(name);
+  w.Key("buckets");
+  w.BeginArray();
+  for (size_t i = 0; i < series.buckets.size(); ++i) {
+    WriteSeriesBucket(w, series.buckets[i],
+                      grid.first_ms + static_cast<int64_t>(i) * grid.width_ms);
+  }
+  w.EndArray();
+  std::sort(series.drift.begin(), series.drift.end(),
+            [](const DriftPoint& a, const DriftPoint& b) { return a.time_ms < b.time_ms; });
+  w.Key("drift");
+  w.BeginArray();
+  for (const DriftPoint& p : series.drift) WriteDriftPoint(w, p);
+  w.EndArray();
+  w.EndObject();
+}
+
+// The body of a series answer for `site_id` over `range`.
+std::string SeriesBody(std::string_view site_id, const TimeRange& range, SeriesBuilder& built) {
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject();
+  w.Key("site_id");
+  w.String(site_id);
+  w.Key("since_ms");
+  w.Int(range.since_ms);
+  w.Key("until_ms");
+  w.Int(range.until_ms);
+  w.Key("bucket_ms");
+  w.Int(built.grid.width_ms);
+  w.Key("truncated");
+  w.Bool(built.truncated);
+  w.Key("models");
+  w.BeginArray();
+  for (auto& [name, series] : built.models) WriteModelSeries(w, name, series, built.grid);
+  w.EndArray();
+  w.EndObject();
+  return body;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -488,9 +684,8 @@ std::string AssetPath(std::string_view path) {
   size_t start = 0;
   while (start <= rel.size()) {
     size_t slash = rel.find('/', start);
-    std::string_view segment = rel.substr(start, slash == std::string_view::npos
-                                                     ? std::string_view::npos
-                                                     : slash - start);
+    std::string_view segment =
+        rel.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (segment.empty() || segment[0] == '.') return {};
     if (slash == std::string_view::npos) break;
     start = slash + 1;
@@ -578,38 +773,7 @@ class Api {
     auto summary = FindSite(store_, tenant_, site_id);
     if (!summary.ok()) return StoreError(summary.status());
 
-    struct Bucket {
-      uint64_t rows = 0, anomalies = 0, anomaly_records = 0, hard_examples = 0, drift = 0;
-      std::optional<double> max_psi;
-    };
-    struct DriftPoint {
-      int64_t time_ms;
-      int64_t version;
-      std::string feature;
-      double psi;
-      std::optional<double> level;
-    };
-    struct ModelSeries {
-      std::vector<Bucket> buckets;
-      std::vector<DriftPoint> drift;
-    };
-    std::map<std::string, ModelSeries> models;
-    bool truncated = false;
-    // The series of `name`, or nullptr past kMaxSeriesModels (streams are named by sites).
-    auto series_of = [&](const std::string& name) -> ModelSeries* {
-      auto it = models.find(name);
-      if (it != models.end()) return &it->second;
-      if (models.size() == kMaxSeriesModels) {
-        truncated = true;
-        return nullptr;
-      }
-      ModelSeries& series = models[name];
-      series.buckets.resize(static_cast<size_t>(count));
-      return &series;
-    };
-    auto index_of = [&](int64_t created_ms) {
-      return static_cast<size_t>((created_ms - first) / *bucket);
-    };
+    SeriesBuilder built{.grid = {.first_ms = first, .width_ms = *bucket, .count = count}};
     RecordQuery query{.tenant = tenant_,
                       .site_id = std::string(site_id),
                       .stream = *model,
@@ -620,112 +784,10 @@ class Api {
       query.after_id = 0;
       Status s = ScanRecords(
           store_, query, options_.max_scan_records,
-          [&](const HubRecord& record) {
-            if (record.created_ms < first) return;
-            size_t i = index_of(record.created_ms);
-            ModelSeries* found = series_of(record.stream);
-            if (found == nullptr || i >= found->buckets.size()) return;
-            ModelSeries& series = *found;
-            Bucket& b = series.buckets[i];
-            if (kind == "anomaly") {
-              ++b.anomaly_records;
-              return;
-            }
-            simdjson::dom::object o;
-            if (!ParseObject(parser_, record.payload, o)) return;
-            if (kind == "aggregate") {
-              b.rows += CountField(o, "rows");
-              b.anomalies += CountField(o, "anomalies");
-              b.hard_examples += CountField(o, "hard_examples");
-              return;
-            }
-            ++b.drift;
-            std::optional<double> psi = NumberField(o, "psi");
-            if (!psi || !std::isfinite(*psi)) return;
-            b.max_psi = b.max_psi ? std::max(*b.max_psi, *psi) : *psi;
-            std::optional<double> version = NumberField(o, "version");
-            if (series.drift.size() < 10'000) {
-              series.drift.push_back(
-                  {record.created_ms,
-                   version && std::fabs(*version) < 9e15 ? static_cast<int64_t>(*version) : 0,
-                   StringField(o, "feature"), *psi, NumberField(o, "level")});
-            }
-          },
-          &truncated);
+          [&](const HubRecord& record) { built.Add(kind, record, parser_); }, &built.truncated);
       if (!s.ok()) return StoreError(s);
     }
-
-    std::string body;
-    JsonWriter w(body);
-    w.BeginObject();
-    w.Key("site_id");
-    w.String(site_id);
-    w.Key("since_ms");
-    w.Int(range->since_ms);
-    w.Key("until_ms");
-    w.Int(range->until_ms);
-    w.Key("bucket_ms");
-    w.Int(*bucket);
-    w.Key("truncated");
-    w.Bool(truncated);
-    w.Key("models");
-    w.BeginArray();
-    for (auto& [name, series] : models) {
-      w.BeginObject();
-      w.Key("model");
-      w.String(name);
-      w.Key("buckets");
-      w.BeginArray();
-      for (size_t i = 0; i < series.buckets.size(); ++i) {
-        const Bucket& b = series.buckets[i];
-        w.BeginObject();
-        w.Key("start_ms");
-        w.Int(first + static_cast<int64_t>(i) * *bucket);
-        w.Key("rows");
-        w.Uint(b.rows);
-        w.Key("anomalies");
-        w.Uint(b.anomalies);
-        w.Key("anomaly_rate");
-        if (b.rows > 0) {
-          w.Double(static_cast<double>(b.anomalies) / static_cast<double>(b.rows));
-        } else {
-          w.Null();
-        }
-        w.Key("anomaly_records");
-        w.Uint(b.anomaly_records);
-        w.Key("hard_examples");
-        w.Uint(b.hard_examples);
-        w.Key("drift_records");
-        w.Uint(b.drift);
-        w.Key("max_psi");
-        w.OptionalDouble(b.max_psi);
-        w.EndObject();
-      }
-      w.EndArray();
-      std::sort(series.drift.begin(), series.drift.end(),
-                [](const DriftPoint& a, const DriftPoint& b) { return a.time_ms < b.time_ms; });
-      w.Key("drift");
-      w.BeginArray();
-      for (const DriftPoint& p : series.drift) {
-        w.BeginObject();
-        w.Key("time_ms");
-        w.Int(p.time_ms);
-        w.Key("version");
-        w.Int(p.version);
-        w.Key("feature");
-        w.String(p.feature);
-        w.Key("psi");
-        w.Double(p.psi);
-        w.Key("level");
-        w.OptionalDouble(p.level);
-        w.EndObject();
-      }
-      w.EndArray();
-      w.EndObject();
-    }
-    w.EndArray();
-    w.EndObject();
-    return Json(200, std::move(body));
+    return Json(200, SeriesBody(site_id, *range, built));
   }
 
   HubResponse Aggregates(const QueryParams& params) {
@@ -743,8 +805,8 @@ class Api {
       if (!found.ok()) return StoreError(found.status());
     }
     struct Totals {
-      uint64_t minutes = 0, batches = 0, rows = 0, anomalies = 0, hard_examples = 0,
-               samples = 0, drifts = 0, nan_scores = 0;
+      uint64_t minutes = 0, batches = 0, rows = 0, anomalies = 0, hard_examples = 0, samples = 0,
+               drifts = 0, nan_scores = 0;
       int64_t first_ms = std::numeric_limits<int64_t>::max(), last_ms = 0;
     };
     std::map<std::tuple<std::string, std::string, int64_t>, Totals> totals;
@@ -804,10 +866,14 @@ class Api {
       w.String(std::get<1>(key));
       w.Key("version");
       w.Int(std::get<2>(key));
-      const std::pair<std::string_view, uint64_t> fields[] = {
-          {"minutes", t.minutes},         {"batches", t.batches},   {"rows", t.rows},
-          {"anomalies", t.anomalies},     {"hard_examples", t.hard_examples},
-          {"samples", t.samples},         {"drifts", t.drifts},     {"nan_scores", t.nan_scores}};
+      const std::pair<std::string_view, uint64_t> fields[] = {{"minutes", t.minutes},
+                                                              {"batches", t.batches},
+                                                              {"rows", t.rows},
+                                                              {"anomalies", t.anomalies},
+                                                              {"hard_examples", t.hard_examples},
+                                                              {"samples", t.samples},
+                                                              {"drifts", t.drifts},
+                                                              {"nan_scores", t.nan_scores}};
       for (const auto& [name, value] : fields) {
         w.Key(name);
         w.Uint(value);
@@ -824,8 +890,7 @@ class Api {
   }
 
   HubResponse Records(const QueryParams& params) {
-    if (Status s = OnlyKnown(params, {"site", "kind", "model", "since", "until", "after",
-                                      "limit"});
+    if (Status s = OnlyKnown(params, {"site", "kind", "model", "since", "until", "after", "limit"});
         !s.ok()) {
       return BadRequest(s);
     }
@@ -946,8 +1011,8 @@ class Api {
           w.Null();
         }
       }
-      for (std::string_view key : {"decision", "reason", "kind", "site", "node", "stream",
-                                   "policy"}) {
+      for (std::string_view key :
+           {"decision", "reason", "kind", "site", "node", "stream", "policy"}) {
         w.Key(key);
         w.String(StringField(o, key));
       }
