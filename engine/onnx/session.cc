@@ -9,7 +9,6 @@
 
 namespace outpost::engine::onnx {
 
-
 namespace {
 
 constexpr size_t kAlign = 64;
@@ -32,10 +31,10 @@ struct AlignedBuffer {
   std::byte* data = nullptr;
   size_t size = 0;
   explicit AlignedBuffer(size_t n) : size(n) {
-    if (n > 0) data = static_cast<std::byte*>(::operator new(n, std::align_val_t{kAlign}));
+    if (n > 0) data = static_cast<std::byte*>(::operator new (n, std::align_val_t{kAlign}));
   }
   ~AlignedBuffer() {
-    if (data != nullptr) ::operator delete(data, std::align_val_t{kAlign});
+    if (data != nullptr) ::operator delete (data, std::align_val_t{kAlign});
   }
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
@@ -95,18 +94,14 @@ Status EvaluateStep(const Kernel& kernel, std::span<ValueSlot> slots,
   return Status();
 }
 
-Result<std::unique_ptr<ShapePlan>> BuildShapePlan(const CompiledModel& model,
-                                                  std::span<const DataType> input_types,
-                                                  std::span<const Shape> input_shapes) {
-  const Graph& g = model.graph();
-  const size_t nv = g.values.size();
-  auto plan = std::make_unique<ShapePlan>();
-  plan->input_types.assign(input_types.begin(), input_types.end());
-  plan->input_shapes.assign(input_shapes.begin(), input_shapes.end());
-  plan->slots.resize(nv);
-  for (size_t v = 0; v < nv; ++v) {
+namespace {
+
+// Gives constants their types, shapes and contents, and graph inputs their types and shapes.
+void SeedSlots(const CompiledModel& model, std::span<const DataType> input_types,
+               std::span<const Shape> input_shapes, ShapePlan& plan) {
+  for (size_t v = 0; v < plan.slots.size(); ++v) {
     if (const Tensor* c = model.constant(static_cast<ValueId>(v))) {
-      ValueSlot& s = plan->slots[v];
+      ValueSlot& s = plan.slots[v];
       s.defined = true;
       s.type = c->type();
       s.shape = c->shape();
@@ -115,120 +110,160 @@ Result<std::unique_ptr<ShapePlan>> BuildShapePlan(const CompiledModel& model,
     }
   }
   for (size_t i = 0; i < model.inputs().size(); ++i) {
-    ValueSlot& s = plan->slots[static_cast<size_t>(model.inputs()[i])];
+    ValueSlot& s = plan.slots[static_cast<size_t>(model.inputs()[i])];
     s.defined = true;
     s.type = input_types[i];
     s.shape = input_shapes[i];
   }
+}
 
-  const auto& steps = model.steps();
+// The storage an inferred step's outputs need.
+struct OutputSize {
+  uint64_t bytes = 0;
+  bool has_strings = false;
+};
+
+// Sums the bytes of step `si`'s outputs. Every output must have been inferred and each must
+// fit the model's max_value_bytes.
+Result<OutputSize> MeasureOutputs(const CompiledModel& model, size_t si, const ShapePlan& plan) {
+  const CompiledModel::Step& step = model.steps()[si];
   const uint64_t max_value = model.options().max_value_bytes;
-  for (size_t si = 0; si < steps.size(); ++si) {
-    const CompiledModel::Step& step = steps[si];
-    bool inputs_defined = true;
-    bool inputs_known = true;
-    size_t present = 0;
-    for (ValueId id : step.inputs) {
-      if (id == kNoValue) continue;
-      ++present;
-      const ValueSlot& s = plan->slots[static_cast<size_t>(id)];
-      inputs_defined = inputs_defined && s.defined;
-      inputs_known = inputs_known && s.has_value;
+  OutputSize out;
+  for (size_t o = 0; o < step.outputs.size(); ++o) {
+    const ValueId id = step.outputs[o];
+    if (id == kNoValue) continue;
+    const ValueSlot& s = plan.slots[static_cast<size_t>(id)];
+    if (!s.defined) {
+      return InternalError(model.DescribeStep(si) + ": output " + std::to_string(o) +
+                           " was not inferred");
     }
-    if (!inputs_defined) {
-      plan->dynamic_steps.push_back(static_cast<uint32_t>(si));
-      continue;
+    auto bytes = ValueBytes(s);
+    if (!bytes.ok()) return bytes.status().WithContext(model.DescribeStep(si));
+    if (*bytes > max_value) {
+      return ResourceExhaustedError(model.DescribeStep(si) + ": output of shape " +
+                                    ShapeToString(s.shape) + " needs " + std::to_string(*bytes) +
+                                    " bytes, more than the limit of " + std::to_string(max_value));
     }
-    InferContext ctx(plan->slots, step.inputs, step.outputs);
-    Status st = step.kernel->Infer(ctx);
-    if (!st.ok()) return st.WithContext(model.DescribeStep(si));
-    if (ctx.deferred()) {
-      plan->dynamic_steps.push_back(static_cast<uint32_t>(si));
-      continue;
-    }
-    uint64_t out_bytes = 0;
-    bool has_strings = false;
-    for (size_t o = 0; o < step.outputs.size(); ++o) {
-      const ValueId id = step.outputs[o];
-      if (id == kNoValue) continue;
-      const ValueSlot& s = plan->slots[static_cast<size_t>(id)];
-      if (!s.defined) {
-        return InternalError(model.DescribeStep(si) + ": output " + std::to_string(o) +
-                             " was not inferred");
-      }
-      auto bytes = ValueBytes(s);
-      if (!bytes.ok()) return bytes.status().WithContext(model.DescribeStep(si));
-      if (*bytes > max_value) {
-        return ResourceExhaustedError(model.DescribeStep(si) + ": output of shape " +
-                                      ShapeToString(s.shape) + " needs " +
-                                      std::to_string(*bytes) + " bytes, more than the limit of " +
-                                      std::to_string(max_value));
-      }
-      out_bytes += *bytes;
-      has_strings = has_strings || s.type == DataType::kBytes;
-    }
-    if (step.kernel->ReadsOnlyShapes()) inputs_known = true;
-    if (present > 0 && inputs_known && out_bytes <= kMaxPlanTimeBytes && !has_strings) {
-      Status e = EvaluateStep(*step.kernel, plan->slots, step.inputs, step.outputs,
-                              ctx.scratch_bytes(), plan->evaluated);
-      if (!e.ok()) return e.WithContext(model.DescribeStep(si));
-      continue;
-    }
-    plan->scratch_bytes = std::max(plan->scratch_bytes, ctx.scratch_bytes());
-    plan->static_steps.push_back(static_cast<uint32_t>(si));
+    out.bytes += *bytes;
+    out.has_strings = out.has_strings || s.type == DataType::kBytes;
   }
+  return out;
+}
 
-  // Memory plan: every value produced by a static step gets an arena range that no value
-  // alive at the same time shares. Lifetimes are in static-step positions.
-  constexpr int64_t kForever = INT64_MAX;
-  plan->offsets.assign(nv, -1);
-  plan->strings.resize(nv);
-  std::vector<int64_t> first(nv, -1);
-  std::vector<int64_t> last(nv, -1);
-  for (size_t k = 0; k < plan->static_steps.size(); ++k) {
-    const auto& step = steps[plan->static_steps[k]];
+// Infers step `si`'s outputs and files the step: dynamic when its shapes are known only
+// while running, evaluated now when it is small and its inputs are known, else static.
+Status PlanStep(const CompiledModel& model, size_t si, ShapePlan& plan) {
+  const CompiledModel::Step& step = model.steps()[si];
+  bool inputs_defined = true;
+  bool inputs_known = true;
+  size_t present = 0;
+  for (ValueId id : step.inputs) {
+    if (id == kNoValue) continue;
+    ++present;
+    const ValueSlot& s = plan.slots[static_cast<size_t>(id)];
+    inputs_defined = inputs_defined && s.defined;
+    inputs_known = inputs_known && s.has_value;
+  }
+  if (!inputs_defined) {
+    plan.dynamic_steps.push_back(static_cast<uint32_t>(si));
+    return Status();
+  }
+  InferContext ctx(plan.slots, step.inputs, step.outputs);
+  Status st = step.kernel->Infer(ctx);
+  if (!st.ok()) return st.WithContext(model.DescribeStep(si));
+  if (ctx.deferred()) {
+    plan.dynamic_steps.push_back(static_cast<uint32_t>(si));
+    return Status();
+  }
+  OUTPOST_ASSIGN_OR_RETURN(OutputSize size, MeasureOutputs(model, si, plan));
+  if (step.kernel->ReadsOnlyShapes()) inputs_known = true;
+  if (present > 0 && inputs_known && size.bytes <= kMaxPlanTimeBytes && !size.has_strings) {
+    Status e = EvaluateStep(*step.kernel, plan.slots, step.inputs, step.outputs,
+                            ctx.scratch_bytes(), plan.evaluated);
+    if (!e.ok()) return e.WithContext(model.DescribeStep(si));
+    return Status();
+  }
+  plan.scratch_bytes = std::max(plan.scratch_bytes, ctx.scratch_bytes());
+  plan.static_steps.push_back(static_cast<uint32_t>(si));
+  return Status();
+}
+
+constexpr int64_t kForever = INT64_MAX;
+
+// Per value, when it is alive, in static-step positions: the step that writes it and the
+// last that reads it (kForever when a dynamic step reads it or it is a graph output); -1
+// where no static step writes it.
+struct Lifetimes {
+  std::vector<int64_t> first;
+  std::vector<int64_t> last;
+};
+
+// The lifetimes of the plan's values, once its steps are filed.
+Lifetimes ValueLifetimes(const CompiledModel& model, const ShapePlan& plan) {
+  const auto& steps = model.steps();
+  const size_t nv = plan.slots.size();
+  Lifetimes l{std::vector<int64_t>(nv, -1), std::vector<int64_t>(nv, -1)};
+  std::vector<int64_t>& first = l.first;
+  std::vector<int64_t>& last = l.last;
+  for (size_t k = 0; k < plan.static_steps.size(); ++k) {
+    const auto& step = steps[plan.static_steps[k]];
     for (ValueId id : step.inputs) {
       if (id != kNoValue) last[static_cast<size_t>(id)] = static_cast<int64_t>(k);
     }
     for (ValueId id : step.outputs) {
       if (id == kNoValue) continue;
       first[static_cast<size_t>(id)] = static_cast<int64_t>(k);
-      last[static_cast<size_t>(id)] = std::max(last[static_cast<size_t>(id)], static_cast<int64_t>(k));
+      last[static_cast<size_t>(id)] =
+          std::max(last[static_cast<size_t>(id)], static_cast<int64_t>(k));
     }
   }
-  for (uint32_t si : plan->dynamic_steps) {
+  for (uint32_t si : plan.dynamic_steps) {
     for (ValueId id : steps[si].inputs) {
       if (id != kNoValue) last[static_cast<size_t>(id)] = kForever;
     }
   }
   for (ValueId id : model.outputs()) last[static_cast<size_t>(id)] = kForever;
+  return l;
+}
 
-  struct Item {
-    ValueId id;
-    size_t bytes;
-    int64_t first;
-    int64_t last;
-    size_t offset;
-  };
-  std::vector<Item> items;
-  for (size_t v = 0; v < nv; ++v) {
-    if (first[v] < 0) continue;
-    const ValueSlot& s = plan->slots[v];
+// A value to place in the arena.
+struct ArenaItem {
+  ValueId id;
+  size_t bytes;
+  int64_t first;
+  int64_t last;
+  size_t offset;
+};
+
+// The values static steps write, except BYTES values, which get their element storage in
+// plan.strings instead.
+std::vector<ArenaItem> ArenaItems(const Lifetimes& lifetimes, ShapePlan& plan) {
+  std::vector<ArenaItem> items;
+  for (size_t v = 0; v < plan.slots.size(); ++v) {
+    if (lifetimes.first[v] < 0) continue;
+    const ValueSlot& s = plan.slots[v];
     if (s.type == DataType::kBytes) {
-      plan->strings[v].resize(static_cast<size_t>(NumElements(s.shape)));
+      plan.strings[v].resize(static_cast<size_t>(NumElements(s.shape)));
       continue;
     }
     const size_t bytes = static_cast<size_t>(NumElements(s.shape)) * ElementSize(s.type);
-    items.push_back({static_cast<ValueId>(v), AlignUp(bytes), first[v], last[v], 0});
+    items.push_back(
+        {static_cast<ValueId>(v), AlignUp(bytes), lifetimes.first[v], lifetimes.last[v], 0});
   }
+  return items;
+}
+
+// Places the items, largest first, each at the lowest offset that no item alive at the same
+// time holds; sets plan.offsets and returns the arena's size.
+size_t PlaceItems(std::vector<ArenaItem>& items, ShapePlan& plan) {
   std::stable_sort(items.begin(), items.end(),
-                   [](const Item& a, const Item& b) { return a.bytes > b.bytes; });
-  std::vector<const Item*> placed;
+                   [](const ArenaItem& a, const ArenaItem& b) { return a.bytes > b.bytes; });
+  std::vector<const ArenaItem*> placed;
   std::vector<std::pair<size_t, size_t>> busy;  // [offset, end) of overlapping placed items
   size_t arena = 0;
-  for (Item& item : items) {
+  for (ArenaItem& item : items) {
     busy.clear();
-    for (const Item* p : placed) {
+    for (const ArenaItem* p : placed) {
       if (p->first <= item.last && item.first <= p->last) {
         busy.emplace_back(p->offset, p->offset + p->bytes);
       }
@@ -240,12 +275,40 @@ Result<std::unique_ptr<ShapePlan>> BuildShapePlan(const CompiledModel& model,
       offset = std::max(offset, e);
     }
     item.offset = offset;
-    plan->offsets[static_cast<size_t>(item.id)] = static_cast<int64_t>(offset);
+    plan.offsets[static_cast<size_t>(item.id)] = static_cast<int64_t>(offset);
     arena = std::max(arena, offset + item.bytes);
     placed.push_back(&item);
   }
-  plan->scratch_offset = arena;
-  plan->arena_bytes = arena + AlignUp(plan->scratch_bytes);
+  return arena;
+}
+
+// Memory plan: every value produced by a static step gets an arena range that no value
+// alive at the same time shares; the kernels' scratch follows them.
+void PlanArena(const CompiledModel& model, ShapePlan& plan) {
+  const size_t nv = plan.slots.size();
+  plan.offsets.assign(nv, -1);
+  plan.strings.resize(nv);
+  const Lifetimes lifetimes = ValueLifetimes(model, plan);
+  std::vector<ArenaItem> items = ArenaItems(lifetimes, plan);
+  const size_t arena = PlaceItems(items, plan);
+  plan.scratch_offset = arena;
+  plan.arena_bytes = arena + AlignUp(plan.scratch_bytes);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ShapePlan>> BuildShapePlan(const CompiledModel& model,
+                                                  std::span<const DataType> input_types,
+                                                  std::span<const Shape> input_shapes) {
+  auto plan = std::make_unique<ShapePlan>();
+  plan->input_types.assign(input_types.begin(), input_types.end());
+  plan->input_shapes.assign(input_shapes.begin(), input_shapes.end());
+  plan->slots.resize(model.graph().values.size());
+  SeedSlots(model, input_types, input_shapes, *plan);
+  for (size_t si = 0; si < model.steps().size(); ++si) {
+    OUTPOST_RETURN_IF_ERROR(PlanStep(model, si, *plan));
+  }
+  PlanArena(model, *plan);
   if (plan->arena_bytes > model.options().max_plan_bytes) {
     return ResourceExhaustedError("running the model on inputs of these shapes needs " +
                                   std::to_string(plan->arena_bytes) +
@@ -268,7 +331,7 @@ Session::Session(std::shared_ptr<const CompiledModel> model) : model_(std::move(
 }
 
 Session::~Session() {
-  if (arena_ != nullptr) ::operator delete(arena_, std::align_val_t{kAlign});
+  if (arena_ != nullptr) ::operator delete (arena_, std::align_val_t{kAlign});
 }
 
 Result<ShapePlan*> Session::FindOrBuildPlan(std::span<const Tensor> inputs) {
@@ -279,8 +342,9 @@ Result<ShapePlan*> Session::FindOrBuildPlan(std::span<const Tensor> inputs) {
       match = inputs[i].type() == plan.input_types[i] && inputs[i].shape() == plan.input_shapes[i];
     }
     if (match) {
-      if (p != 0) std::rotate(plans_.begin(), plans_.begin() + static_cast<ptrdiff_t>(p),
-                              plans_.begin() + static_cast<ptrdiff_t>(p) + 1);
+      if (p != 0)
+        std::rotate(plans_.begin(), plans_.begin() + static_cast<ptrdiff_t>(p),
+                    plans_.begin() + static_cast<ptrdiff_t>(p) + 1);
       return plans_.front().get();
     }
   }
@@ -324,8 +388,8 @@ Result<ShapePlan*> Session::FindOrBuildPlan(std::span<const Tensor> inputs) {
 
 void Session::Bind(ShapePlan& plan) {
   if (plan.arena_bytes > arena_bytes_) {
-    if (arena_ != nullptr) ::operator delete(arena_, std::align_val_t{kAlign});
-    arena_ = static_cast<std::byte*>(::operator new(plan.arena_bytes, std::align_val_t{kAlign}));
+    if (arena_ != nullptr) ::operator delete (arena_, std::align_val_t{kAlign});
+    arena_ = static_cast<std::byte*>(::operator new (plan.arena_bytes, std::align_val_t{kAlign}));
     arena_bytes_ = plan.arena_bytes;
   }
   const size_t nv = refs_.size();
@@ -443,8 +507,7 @@ Status Session::Run(std::span<const Tensor> inputs, std::vector<Tensor>& outputs
     const TensorRef& r = refs_[static_cast<size_t>(model_outputs[o])];
     Tensor& out = outputs[o];
     if (out.type() != r.type || out.element_count() != r.count ||
-        !std::equal(out.shape().begin(), out.shape().end(),
-                                            r.shape.begin(), r.shape.end())) {
+        !std::equal(out.shape().begin(), out.shape().end(), r.shape.begin(), r.shape.end())) {
       out = Tensor(r.type, Shape(r.shape.begin(), r.shape.end()));
     }
     CopyTensor(r, RefOf(out));
