@@ -2,7 +2,12 @@
 #
 #   make demo    install what is missing, build, run the demo on embedded defaults
 #   make test    install what is missing, build, run every test: the release build, the
-#                ASan+UBSan build, and the fuzz targets for a bounded time
+#                ASan+UBSan build, and the fuzz targets (their committed inputs, then a
+#                fixed seed and number of runs: the same result on every run of a commit)
+#   make fuzz    look for new bugs: every fuzz target from a random seed for FUZZ_SECONDS
+#                (default 300) each, keeping its corpus in build-fuzz; a failing input is
+#                saved under its subsystem's testdata/fuzz_regressions/<target>/ to be
+#                committed, and `make test` replays it from then on
 #   make bench   the benchmarks that compare Outpost with peers (not tests): the REST server
 #                against nginx, the scoring server's load sweep against nginx and a bare
 #                grpc++ server, the outbox against plain SQLite, the hub's ingestion against
@@ -25,7 +30,7 @@ export CCACHE_NOHASHDIR ?= 1
 export CCACHE_MAXSIZE ?= 20G
 export CTEST_OUTPUT_ON_FAILURE = 1
 
-.PHONY: all setup build demo test test-release test-asan test-fuzz bench clean
+.PHONY: all setup build demo test test-release test-asan test-fuzz fuzz fuzz-build bench clean
 
 all: build
 
@@ -53,11 +58,18 @@ test-asan: setup
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest -j$(JOBS) --label-exclude "fuzz|no_sanitizer" --timeout 1800
 
-test-fuzz: setup
+fuzz-build: setup
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
 	  -DOUTPOST_FUZZ=ON -DOUTPOST_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target outpost_fuzz_targets
-	@cd $(FUZZ_BUILD) && ctest -j$(JOBS) -L fuzz
+
+# The same result on every run of one commit: committed inputs, then a fixed seed and count.
+test-fuzz: fuzz-build
+	@cd $(FUZZ_BUILD) && ctest -j$(JOBS) -L '^fuzz$$'
+
+FUZZ_SECONDS ?= 300
+fuzz: fuzz-build
+	@cd $(FUZZ_BUILD) && OUTPOST_FUZZ_SECONDS=$(FUZZ_SECONDS) ctest -j$(JOBS) -L '^explore$$'
 
 bench: build
 	@bench/serve_rest/run.sh $(BUILD)
