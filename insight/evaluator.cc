@@ -562,54 +562,103 @@ void Evaluator::FlushAggregate(const ModelKey& key, ModelState& state) {
   Emit(outbox::Kind::kAggregate, key.first, std::move(json));
 }
 
-void Evaluator::Evaluate(Task& task) {
-  const RuleSet& rules = *task.rules;
-  int64_t rows = 0, cols = 0, out_rows = 0, k = 0;
-  std::vector<double> x, o;
-  std::string why;
-  if (!RowsCols(task.input, rows, cols) || !ToDoubles(task.input, x)) {
-    why = "the rule input is not a numeric tensor of rank 1 or 2";
-  } else if (!RowsCols(task.output, out_rows, k) || !ToDoubles(task.output, o)) {
-    why = "the rule output is not a numeric tensor of rank 1 or 2";
-  } else if (out_rows != rows) {
-    why = "the rule input and output have different row counts";
-  } else if (rules.features_declared ? cols != static_cast<int64_t>(rules.features.size())
-                                     : cols < static_cast<int64_t>(rules.features.size())) {
-    why = "the rule input's column count does not match insight.features";
-  } else if (k < 1 || cols < 1) {
-    why = "the rule input or output has no columns";
-  }
-  if (!why.empty()) {
-    OUTPOST_LOG(kWarning) << "insight rules skipped a batch: " << why << Field("model", task.model)
-                          << Field("version", task.version);
-    std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.batches_invalid;
-    return;
-  }
+namespace {
 
-  ModelKey key(task.model, task.version);
-  std::unique_ptr<ModelState>& slot = states_[key];
-  if (slot != nullptr && slot->rules != task.rules) {
-    FlushAggregate(key, *slot);
-    slot.reset();
+// Reads the batch's input and output as doubles (x: rows x cols, o: rows x k); the reason
+// the rules cannot run on it, or empty when they can.
+std::string_view CheckBatch(const RuleSet& rules, const engine::Tensor& input,
+                            const engine::Tensor& output, int64_t& rows, int64_t& cols, int64_t& k,
+                            std::vector<double>& x, std::vector<double>& o) {
+  int64_t out_rows = 0;
+  if (!RowsCols(input, rows, cols) || !ToDoubles(input, x)) {
+    return "the rule input is not a numeric tensor of rank 1 or 2";
   }
-  if (slot == nullptr) slot = std::make_unique<ModelState>(task.rules);
-  ModelState& state = *slot;
-
-  // The minute this batch counts in.
-  Aggregate& agg = state.agg;
-  const int64_t minute = task.time_ms - task.time_ms % kMinuteMs;
-  if (agg.minute_ms >= 0 && minute > agg.minute_ms) FlushAggregate(key, state);
-  if (agg.minute_ms < 0) {
-    agg.minute_ms = minute;
-    agg.histogram.assign(rules.aggregate.edges.size() + 1, 0);
+  if (!RowsCols(output, out_rows, k) || !ToDoubles(output, o)) {
+    return "the rule output is not a numeric tensor of rank 1 or 2";
   }
-  if (agg.features.size() < static_cast<size_t>(cols))
-    agg.features.resize(static_cast<size_t>(cols));
-  ++agg.batches;
+  if (out_rows != rows) return "the rule input and output have different row counts";
+  if (rules.features_declared ? cols != static_cast<int64_t>(rules.features.size())
+                              : cols < static_cast<int64_t>(rules.features.size())) {
+    return "the rule input's column count does not match insight.features";
+  }
+  if (k < 1 || cols < 1) return "the rule input or output has no columns";
+  return {};
+}
 
-  auto row_record = [&](std::string_view kind, const std::string& rule, int64_t r,
-                        std::string_view score_name, double score, const FieldList& fields) {
+// Counts one row's features and its aggregate score into the minute's aggregate.
+void CountRow(Aggregate& agg, const RuleSet& rules, const double* xr, const double* orow, int64_t k,
+              int64_t cols) {
+  ++agg.rows;
+  for (int64_t c = 0; c < cols; ++c) {
+    FeatureAgg& f = agg.features[static_cast<size_t>(c)];
+    if (std::isnan(xr[c])) {
+      ++f.missing;
+      continue;
+    }
+    ++f.count;
+    f.sum += xr[c];
+    f.min = std::min(f.min, xr[c]);
+    f.max = std::max(f.max, xr[c]);
+  }
+  const double agg_score = Score(rules.aggregate.score, orow, k, xr, cols);
+  if (std::isnan(agg_score)) {
+    ++agg.nan_scores;
+  } else {
+    ++agg.histogram[Bin(rules.aggregate.edges, agg_score)];
+  }
+}
+
+// splitmix64: the next uniform draw in [0, 1) from `state`.
+double NextUniform(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53;
+}
+
+// Puts `bin` into the window's ring, the oldest reading leaving once it is full; true when
+// the window is full.
+bool PushReading(FeatureWindow& w, size_t window, uint32_t bin) {
+  if (w.filled == window) {
+    --w.counts[w.ring[w.next]];
+  } else {
+    ++w.filled;
+  }
+  w.ring[w.next] = bin;
+  ++w.counts[bin];
+  w.next = (w.next + 1) % window;
+  return w.filled >= window;
+}
+
+// PSI of a full window against the baseline's fractions (FORMAT.md section 1).
+double WindowPsi(const FeatureWindow& w, const FeatureBaseline& b, double n) {
+  double psi = 0;
+  for (size_t i = 0; i < w.counts.size(); ++i) {
+    const double a = std::max(w.counts[i] / n, kPsiFloor);
+    const double e = std::max(b.fractions[i], kPsiFloor);
+    psi += (a - e) * std::log(a / e);
+  }
+  return psi;
+}
+
+}  // namespace
+
+// One valid batch as the rules read it; references into Evaluate's locals and the task.
+struct Evaluator::Batch {
+  const Task& task;
+  const RuleSet& rules;
+  const std::vector<double>& x;  // rows x cols
+  const std::vector<double>& o;  // rows x k
+  int64_t cols;
+  int64_t k;
+
+  const double* input_row(int64_t r) const { return &x[static_cast<size_t>(r * cols)]; }
+  const double* output_row(int64_t r) const { return &o[static_cast<size_t>(r * k)]; }
+
+  // The record of a row rule (anomaly, hard example, sample) that matched row `r`.
+  std::string RowRecord(std::string_view kind, const std::string& rule, int64_t r,
+                        std::string_view score_name, double score, const FieldList& fields) const {
     std::string json = Header(kind, task.model, task.version, task.time_ms);
     json += ",\"rule\":";
     AppendString(json, rule);
@@ -622,9 +671,9 @@ void Evaluator::Evaluate(Task& task) {
     json += ",\"score_value\":";
     AppendNumber(json, score);
     json += ",\"output\":";
-    AppendDoubles(json, &o[static_cast<size_t>(r * k)], static_cast<size_t>(k));
+    AppendDoubles(json, output_row(r), static_cast<size_t>(k));
     json += ",\"inputs\":{";
-    const double* xr = &x[static_cast<size_t>(r * cols)];
+    const double* xr = input_row(r);
     auto one = [&](int64_t c, bool first) {
       if (!first) json.push_back(',');
       AppendString(json, FeatureName(rules, c));
@@ -638,130 +687,166 @@ void Evaluator::Evaluate(Task& task) {
     }
     json += "}}";
     return json;
-  };
+  }
 
-  const std::string& stream = task.model;
-  for (int64_t r = 0; r < rows; ++r) {
-    const double* xr = &x[static_cast<size_t>(r * cols)];
-    const double* orow = &o[static_cast<size_t>(r * k)];
-    ++agg.rows;
-    for (int64_t c = 0; c < cols; ++c) {
-      FeatureAgg& f = agg.features[static_cast<size_t>(c)];
-      if (std::isnan(xr[c])) {
-        ++f.missing;
-        continue;
-      }
-      ++f.count;
-      f.sum += xr[c];
-      f.min = std::min(f.min, xr[c]);
-      f.max = std::max(f.max, xr[c]);
-    }
-    const double agg_score = Score(rules.aggregate.score, orow, k, xr, cols);
-    if (std::isnan(agg_score)) {
-      ++agg.nan_scores;
-    } else {
-      ++agg.histogram[Bin(rules.aggregate.edges, agg_score)];
-    }
+  // The record of a drift rule whose PSI on one feature reached its level.
+  std::string DriftRecord(const DriftRule& rule, const FeatureBaseline& b, const FeatureWindow& w,
+                          uint64_t rows_seen, double psi, double n) const {
+    std::string json = Header("drift", task.model, task.version, task.time_ms);
+    json += ",\"rule\":";
+    AppendString(json, rule.name);
+    json += ",\"request_id\":";
+    AppendString(json, task.request_id);
+    json += ",\"feature\":";
+    AppendString(json, FeatureName(rules, b.feature));
+    json += ",\"psi\":";
+    AppendNumber(json, psi);
+    json += ",\"level\":";
+    AppendNumber(json, rule.level);
+    json += ",\"window\":";
+    AppendInt(json, static_cast<int64_t>(rule.window));
+    json += ",\"rows_seen\":";
+    AppendInt(json, static_cast<int64_t>(rows_seen));
+    json += ",\"edges\":";
+    AppendDoubles(json, b.edges.data(), b.edges.size());
+    json += ",\"baseline\":";
+    AppendDoubles(json, b.fractions.data(), b.fractions.size());
+    std::vector<double> observed;
+    for (uint32_t c : w.counts) observed.push_back(c / n);
+    json += ",\"observed\":";
+    AppendDoubles(json, observed.data(), observed.size());
+    json += "}";
+    return json;
+  }
+};
 
-    for (const AnomalyRule& rule : rules.anomalies) {
-      const double s = Score(rule.score, orow, k, xr, cols);
-      if (std::isnan(s)) continue;
-      if ((rule.above && s > *rule.above) || (rule.below && s < *rule.below)) {
-        ++agg.anomalies;
-        Emit(outbox::Kind::kAnomaly, stream,
-             row_record("anomaly", rule.name, r, ScoreKindName(rule.score.kind), s, rule.fields));
-      }
-    }
-    for (const HardExampleRule& rule : rules.hard_examples) {
-      const double confidence = MaxProbability(orow, k);
-      const double margin = Margin(orow, k);
-      std::string_view which;
-      double s = kNaN;
-      if (rule.confidence_below && confidence < *rule.confidence_below) {
-        which = "max_probability";
-        s = confidence;
-      } else if (rule.margin_below && margin < *rule.margin_below) {
-        which = "margin";
-        s = margin;
-      }
-      if (which.empty()) continue;
-      ++agg.hard_examples;
-      Emit(outbox::Kind::kHardExample, stream,
-           row_record("hard_example", rule.name, r, which, s, rule.fields));
-    }
-    for (const SampleRule& rule : rules.samples) {
-      // splitmix64: one draw per row and rule, whatever the rate.
-      uint64_t z = (rng_state_ += 0x9e3779b97f4a7c15ULL);
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-      z ^= z >> 31;
-      const double u = static_cast<double>(z >> 11) * 0x1.0p-53;
-      if (u >= rule.rate) continue;
-      ++agg.samples;
-      Emit(outbox::Kind::kSample, stream,
-           row_record("sample", rule.name, r, "value", Score({}, orow, k, xr, cols), rule.fields));
-    }
-    for (size_t d = 0; d < rules.drifts.size(); ++d) {
-      const DriftRule& rule = rules.drifts[d];
-      DriftState& ds = state.drifts[d];
-      ++ds.rows_seen;
-      for (size_t fi = 0; fi < rule.baseline.size(); ++fi) {
-        const FeatureBaseline& b = rule.baseline[fi];
-        FeatureWindow& w = ds.features[fi];
-        const double v = xr[b.feature];
-        if (std::isnan(v)) continue;
-        const uint32_t bin = static_cast<uint32_t>(Bin(b.edges, v));
-        if (w.filled == rule.window) {
-          --w.counts[w.ring[w.next]];
-        } else {
-          ++w.filled;
-        }
-        w.ring[w.next] = bin;
-        ++w.counts[bin];
-        w.next = (w.next + 1) % rule.window;
-        if (w.filled < rule.window) continue;
-        double psi = 0;
-        const double n = static_cast<double>(rule.window);
-        for (size_t i = 0; i < w.counts.size(); ++i) {
-          const double a = std::max(w.counts[i] / n, kPsiFloor);
-          const double e = std::max(b.fractions[i], kPsiFloor);
-          psi += (a - e) * std::log(a / e);
-        }
-        if (psi < rule.level) {
-          w.raised = false;
-          continue;
-        }
-        if (w.raised) continue;
-        w.raised = true;
-        ++agg.drifts;
-        std::string json = Header("drift", task.model, task.version, task.time_ms);
-        json += ",\"rule\":";
-        AppendString(json, rule.name);
-        json += ",\"request_id\":";
-        AppendString(json, task.request_id);
-        json += ",\"feature\":";
-        AppendString(json, FeatureName(rules, b.feature));
-        json += ",\"psi\":";
-        AppendNumber(json, psi);
-        json += ",\"level\":";
-        AppendNumber(json, rule.level);
-        json += ",\"window\":";
-        AppendInt(json, static_cast<int64_t>(rule.window));
-        json += ",\"rows_seen\":";
-        AppendInt(json, static_cast<int64_t>(ds.rows_seen));
-        json += ",\"edges\":";
-        AppendDoubles(json, b.edges.data(), b.edges.size());
-        json += ",\"baseline\":";
-        AppendDoubles(json, b.fractions.data(), b.fractions.size());
-        std::vector<double> observed;
-        for (uint32_t c : w.counts) observed.push_back(c / n);
-        json += ",\"observed\":";
-        AppendDoubles(json, observed.data(), observed.size());
-        json += "}";
-        Emit(outbox::Kind::kDrift, stream, std::move(json));
-      }
+Evaluator::ModelState& Evaluator::StateFor(const ModelKey& key, const Task& task) {
+  std::unique_ptr<ModelState>& slot = states_[key];
+  if (slot != nullptr && slot->rules != task.rules) {
+    FlushAggregate(key, *slot);
+    slot.reset();
+  }
+  if (slot == nullptr) slot = std::make_unique<ModelState>(task.rules);
+  return *slot;
+}
+
+void Evaluator::CountBatch(const ModelKey& key, ModelState& state, int64_t time_ms, int64_t cols) {
+  // The minute this batch counts in.
+  const RuleSet& rules = *state.rules;
+  Aggregate& agg = state.agg;
+  const int64_t minute = time_ms - time_ms % kMinuteMs;
+  if (agg.minute_ms >= 0 && minute > agg.minute_ms) FlushAggregate(key, state);
+  if (agg.minute_ms < 0) {
+    agg.minute_ms = minute;
+    agg.histogram.assign(rules.aggregate.edges.size() + 1, 0);
+  }
+  if (agg.features.size() < static_cast<size_t>(cols))
+    agg.features.resize(static_cast<size_t>(cols));
+  ++agg.batches;
+}
+
+void Evaluator::EvaluateRow(const Batch& b, ModelState& state, int64_t r) {
+  CountRow(state.agg, b.rules, b.input_row(r), b.output_row(r), b.k, b.cols);
+  ApplyAnomalyRules(b, state, r);
+  ApplyHardExampleRules(b, state, r);
+  ApplySampleRules(b, state, r);
+  ApplyDriftRules(b, state, r);
+}
+
+void Evaluator::ApplyAnomalyRules(const Batch& b, ModelState& state, int64_t r) {
+  const double* xr = b.input_row(r);
+  const double* orow = b.output_row(r);
+  for (const AnomalyRule& rule : b.rules.anomalies) {
+    const double s = Score(rule.score, orow, b.k, xr, b.cols);
+    if (std::isnan(s)) continue;
+    if ((rule.above && s > *rule.above) || (rule.below && s < *rule.below)) {
+      ++state.agg.anomalies;
+      Emit(outbox::Kind::kAnomaly, b.task.model,
+           b.RowRecord("anomaly", rule.name, r, ScoreKindName(rule.score.kind), s, rule.fields));
     }
   }
+}
+
+void Evaluator::ApplyHardExampleRules(const Batch& b, ModelState& state, int64_t r) {
+  const double* orow = b.output_row(r);
+  for (const HardExampleRule& rule : b.rules.hard_examples) {
+    const double confidence = MaxProbability(orow, b.k);
+    const double margin = Margin(orow, b.k);
+    std::string_view which;
+    double s = kNaN;
+    if (rule.confidence_below && confidence < *rule.confidence_below) {
+      which = "max_probability";
+      s = confidence;
+    } else if (rule.margin_below && margin < *rule.margin_below) {
+      which = "margin";
+      s = margin;
+    }
+    if (which.empty()) continue;
+    ++state.agg.hard_examples;
+    Emit(outbox::Kind::kHardExample, b.task.model,
+         b.RowRecord("hard_example", rule.name, r, which, s, rule.fields));
+  }
+}
+
+void Evaluator::ApplySampleRules(const Batch& b, ModelState& state, int64_t r) {
+  const double* xr = b.input_row(r);
+  const double* orow = b.output_row(r);
+  for (const SampleRule& rule : b.rules.samples) {
+    // One draw per row and rule, whatever the rate.
+    const double u = NextUniform(rng_state_);
+    if (u >= rule.rate) continue;
+    ++state.agg.samples;
+    Emit(outbox::Kind::kSample, b.task.model,
+         b.RowRecord("sample", rule.name, r, "value", Score({}, orow, b.k, xr, b.cols),
+                     rule.fields));
+  }
+}
+
+void Evaluator::ApplyDriftRules(const Batch& b, ModelState& state, int64_t r) {
+  const double* xr = b.input_row(r);
+  for (size_t d = 0; d < b.rules.drifts.size(); ++d) {
+    const DriftRule& rule = b.rules.drifts[d];
+    DriftState& ds = state.drifts[d];
+    ++ds.rows_seen;
+    for (size_t fi = 0; fi < rule.baseline.size(); ++fi) {
+      const FeatureBaseline& base = rule.baseline[fi];
+      FeatureWindow& w = ds.features[fi];
+      const double v = xr[base.feature];
+      if (std::isnan(v)) continue;
+      const uint32_t bin = static_cast<uint32_t>(Bin(base.edges, v));
+      if (!PushReading(w, rule.window, bin)) continue;
+      const double n = static_cast<double>(rule.window);
+      const double psi = WindowPsi(w, base, n);
+      if (psi < rule.level) {
+        w.raised = false;
+        continue;
+      }
+      if (w.raised) continue;
+      w.raised = true;
+      ++state.agg.drifts;
+      Emit(outbox::Kind::kDrift, b.task.model, b.DriftRecord(rule, base, w, ds.rows_seen, psi, n));
+    }
+  }
+}
+
+void Evaluator::Evaluate(Task& task) {
+  const RuleSet& rules = *task.rules;
+  int64_t rows = 0, cols = 0, k = 0;
+  std::vector<double> x, o;
+  const std::string_view why = CheckBatch(rules, task.input, task.output, rows, cols, k, x, o);
+  if (!why.empty()) {
+    OUTPOST_LOG(kWarning) << "insight rules skipped a batch: " << why << Field("model", task.model)
+                          << Field("version", task.version);
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.batches_invalid;
+    return;
+  }
+
+  ModelKey key(task.model, task.version);
+  ModelState& state = StateFor(key, task);
+  CountBatch(key, state, task.time_ms, cols);
+  const Batch batch{.task = task, .rules = rules, .x = x, .o = o, .cols = cols, .k = k};
+  for (int64_t r = 0; r < rows; ++r) EvaluateRow(batch, state, r);
   std::lock_guard<std::mutex> lock(mu_);
   ++stats_.batches_evaluated;
   stats_.rows_evaluated += static_cast<uint64_t>(rows);

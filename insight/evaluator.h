@@ -130,6 +130,7 @@ class Evaluator final : public InsightSink {
  private:
   struct Task;
   struct ModelState;
+  struct Batch;  // one valid batch as the rules read it (evaluator.cc)
   using ModelKey = std::pair<std::string, int64_t>;
   struct Drops {
     uint64_t batches = 0;
@@ -142,6 +143,18 @@ class Evaluator final : public InsightSink {
   void AppenderLoop();
   // Worker thread only.
   void Evaluate(Task& task);
+  // The state of `key`, made afresh when the task brings other rules (the old aggregate is
+  // written first).
+  ModelState& StateFor(const ModelKey& key, const Task& task);
+  // Counts a batch at `time_ms` into its minute's aggregate, writing the previous minute's.
+  void CountBatch(const ModelKey& key, ModelState& state, int64_t time_ms, int64_t cols);
+  // Counts row `r` and runs every rule on it; each rule that matches emits its record.
+  void EvaluateRow(const Batch& b, ModelState& state, int64_t r);
+  void ApplyAnomalyRules(const Batch& b, ModelState& state, int64_t r);
+  void ApplyHardExampleRules(const Batch& b, ModelState& state, int64_t r);
+  void ApplySampleRules(const Batch& b, ModelState& state, int64_t r);
+  // Moves each drift window on by row `r`; a record when a feature's PSI reaches the level.
+  void ApplyDriftRules(const Batch& b, ModelState& state, int64_t r);
   void FlushDue(int64_t now_ms);
   void FlushAggregate(const ModelKey& key, ModelState& state);
   void ReportDrops();
