@@ -152,13 +152,14 @@ class PgResult {
   }
   bool IsNull(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
   std::string GetText(int row, int col) const {
-    return std::string(PQgetvalue(r_, row, col),
-                       static_cast<size_t>(PQgetlength(r_, row, col)));
+    return std::string(PQgetvalue(r_, row, col), static_cast<size_t>(PQgetlength(r_, row, col)));
   }
   int64_t GetInt(int row, int col) const {
     return std::strtoll(PQgetvalue(r_, row, col), nullptr, 10);
   }
-  double GetDouble(int row, int col) const { return std::strtod(PQgetvalue(r_, row, col), nullptr); }
+  double GetDouble(int row, int col) const {
+    return std::strtod(PQgetvalue(r_, row, col), nullptr);
+  }
 
  private:
   PGresult* r_;
@@ -205,8 +206,8 @@ class Conn {
       types[i] = params[i].type;
     }
     std::string text(sql);
-    PgResult res(PQexecParams(conn_, text.c_str(), static_cast<int>(params.size()),
-                              types.data(), values.data(), lengths.data(), formats.data(),
+    PgResult res(PQexecParams(conn_, text.c_str(), static_cast<int>(params.size()), types.data(),
+                              values.data(), lengths.data(), formats.data(),
                               /*resultFormat=*/0));
     PGresult* raw = res.raw();
     ExecStatusType st = raw != nullptr ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
@@ -240,8 +241,8 @@ class Conn {
         formats[i] = q.params[i].binary ? 1 : 0;
         types[i] = q.params[i].type;
       }
-      if (PQsendQueryParams(conn_, q.sql.c_str(), static_cast<int>(q.params.size()),
-                            types.data(), values.data(), lengths.data(), formats.data(),
+      if (PQsendQueryParams(conn_, q.sql.c_str(), static_cast<int>(q.params.size()), types.data(),
+                            values.data(), lengths.data(), formats.data(),
                             /*resultFormat=*/0) != 1) {
         broken_ = true;
         return UnavailableError("sending a pipeline: " + std::string(PQerrorMessage(conn_)));
@@ -257,8 +258,7 @@ class Conn {
       PGresult* raw = PQgetResult(conn_);
       if (raw == nullptr) {
         broken_ = true;
-        return UnavailableError("the pipeline ended early: " +
-                                std::string(PQerrorMessage(conn_)));
+        return UnavailableError("the pipeline ended early: " + std::string(PQerrorMessage(conn_)));
       }
       PgResult res(raw);
       ExecStatusType st = PQresultStatus(raw);
@@ -339,8 +339,7 @@ class Pool {
 
   void Release(PGconn* c, bool broken) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (broken || PQstatus(c) != CONNECTION_OK ||
-        PQtransactionStatus(c) != PQTRANS_IDLE) {
+    if (broken || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) {
       PQfinish(c);
       --open_;
     } else {
@@ -405,6 +404,171 @@ std::string PgPlaceholder(int n, bool is_int) {
   return "$" + std::to_string(n) + (is_int ? "::bigint" : "::text");
 }
 
+// ---------------------------------------------------------------------------------------
+// Ingest (STORE.md §4).
+
+// Rolls the open transaction back; a connection that cannot is closed instead of reused.
+void RollbackOrBreak(Conn& c) {
+  if (!c.Exec("ROLLBACK").ok()) c.MarkBroken();
+}
+
+// The statements of one ingest's pipeline and where their answers are.
+struct IngestPipeline {
+  std::vector<Conn::Query> queries;
+  size_t cas_index = 0;      // the audit head's CAS, followed by the audit lines (with an audit)
+  size_t records_index = 0;  // the records with the site's counters
+};
+
+// Appends the compare-and-set of the node's audit head and the insert of the segment's lines.
+void AppendAuditQueries(std::vector<Conn::Query>& queries, const BatchKey& key,
+                        const AuditSegment& audit) {
+  bool from_zero = audit.from_seq == 0 && audit.from_hash == ZeroHash();
+  if (from_zero) {
+    queries.push_back(
+        {"INSERT INTO audit_heads(site_id, node_id, seq, hash) VALUES ($1, $2, $3, $4) ON "
+         "CONFLICT(site_id, node_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash "
+         "WHERE audit_heads.seq = 0 AND audit_heads.hash = $5",
+         {Text(key.site_id), Text(audit.node_id), Int(static_cast<int64_t>(audit.to_seq)),
+          Text(audit.to_hash), Text(ZeroHash())}});
+  } else {
+    queries.push_back(
+        {"UPDATE audit_heads SET seq = $3, hash = $4 WHERE site_id = $1 AND node_id = $2 "
+         "AND seq = $5 AND hash = $6",
+         {Text(key.site_id), Text(audit.node_id), Int(static_cast<int64_t>(audit.to_seq)),
+          Text(audit.to_hash), Int(static_cast<int64_t>(audit.from_seq)), Text(audit.from_hash)}});
+  }
+  std::vector<std::string> lines = SplitAuditLines(audit.lines);
+  BinaryArray arr(kTextOid, lines.size());
+  for (const std::string& l : lines) arr.AddBytes(l);
+  queries.push_back(
+      {"INSERT INTO audit_lines(site_id, node_id, line) SELECT $1, $2, t.line FROM "
+       "unnest($3::text[]) WITH ORDINALITY AS t(line, n) ORDER BY t.n",
+       {Text(key.site_id), Text(audit.node_id), std::move(arr).ToParam(kTextArrayOid)}});
+}
+
+// The ingest's pipeline: BEGIN, the batch row, the audit CAS and lines, the records with the
+// site's counters.
+IngestPipeline BuildIngestPipeline(const BatchKey& key, size_t count,
+                                   const std::vector<Param>& insert_params,
+                                   const std::optional<AuditSegment>& audit, int64_t now_ms) {
+  IngestPipeline pipeline;
+  std::vector<Conn::Query>& queries = pipeline.queries;
+  queries.push_back({"BEGIN", {}});
+  // The site's tenant and the batch row. The batch row is written first so that
+  // concurrent ingests of one key serialize on it.
+  queries.push_back(
+      {"WITH s AS (SELECT tenant FROM sites WHERE site_id = $1), "
+       "b AS (INSERT INTO batches(site_id, node_id, stream, first_seq, last_seq, "
+       "content_sha256, received_ms) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 "
+       "FROM s) ON CONFLICT DO NOTHING RETURNING 1) "
+       "SELECT (SELECT tenant FROM s), (SELECT count(*) FROM b)",
+       {Text(key.site_id), Text(key.node_id), Text(key.stream),
+        Int(static_cast<int64_t>(key.first_seq)), Int(static_cast<int64_t>(key.last_seq)),
+        Text(key.content_sha256), Int(now_ms)}});
+  if (audit) {
+    pipeline.cas_index = queries.size();
+    AppendAuditQueries(queries, key, *audit);
+  }
+  // The records (a NULL tenant, for a site that does not exist, fails the statement; the
+  // batch row's answer says why), the site's counters, and, only when some record was
+  // not inserted, what was there before: rows of the statement's snapshot with the same
+  // or another content hash.
+  pipeline.records_index = queries.size();
+  std::vector<Param> records_params = insert_params;
+  records_params.push_back(Int(static_cast<int64_t>(count)));
+  queries.push_back(
+      {"WITH t AS (SELECT * FROM unnest($5::bigint[], $6::text[], $7::bigint[], $8::text[], "
+       "$9::bytea[]) AS t(seq, kind, created_ms, payload, h)), "
+       "ins AS (INSERT INTO records(tenant, site_id, node_id, stream, seq, kind, created_ms, "
+       "received_ms, payload, content_hash) SELECT (SELECT tenant FROM sites WHERE site_id = "
+       "$1), $1, $2, $3, t.seq, t.kind, t.created_ms, $4, t.payload, t.h FROM t "
+       "ON CONFLICT(site_id, node_id, stream, seq) DO NOTHING RETURNING created_ms), "
+       "agg AS (SELECT count(*) AS n, max(created_ms) AS newest FROM ins), "
+       "upd AS (UPDATE sites SET last_contact_ms = $4, record_count = record_count + "
+       "(SELECT n FROM agg), newest_record_ms = GREATEST(newest_record_ms, (SELECT newest "
+       "FROM agg)) WHERE site_id = $1) "
+       "SELECT n, CASE WHEN n < $10 THEN (SELECT count(*) FROM t JOIN records r ON "
+       "r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq = t.seq WHERE "
+       "r.content_hash = t.h) ELSE 0 END, CASE WHEN n < $10 THEN (SELECT count(*) FROM t "
+       "JOIN records r ON r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq = "
+       "t.seq WHERE r.content_hash <> t.h) ELSE 0 END FROM agg",
+       records_params});
+  return pipeline;
+}
+
+// The answer for a batch key that was stored before (or by a writer that committed
+// meanwhile), once the transaction is rolled back: a duplicate, which counts as contact, when
+// its content is the same, a conflict when not.
+Result<IngestResult> AnswerStoredBatch(Conn& c, const BatchKey& key, size_t count, int64_t now_ms) {
+  OUTPOST_ASSIGN_OR_RETURN(
+      auto e,
+      c.Exec("SELECT content_sha256 FROM batches WHERE site_id = $1 AND node_id = "
+             "$2 AND stream = $3 AND first_seq = $4 AND last_seq = $5",
+             {Text(key.site_id), Text(key.node_id), Text(key.stream),
+              Int(static_cast<int64_t>(key.first_seq)), Int(static_cast<int64_t>(key.last_seq))}));
+  if (e.rows() == 0) return AbortedError("batch row vanished; retry");
+  if (e.GetText(0, 0) != key.content_sha256) {
+    return IngestResult{.outcome = IngestOutcome::kConflict};
+  }
+  OUTPOST_RETURN_IF_ERROR(c.Exec("UPDATE sites SET last_contact_ms = $2 WHERE site_id = $1",
+                                 {Text(key.site_id), Int(now_ms)}));
+  return IngestResult{.outcome = IngestOutcome::kDuplicate, .records_duplicate = count};
+}
+
+// The audit statements' answers: their error, or audit_gap when the stored head was not the
+// one the segment continues.
+Status CheckAuditAnswers(const std::vector<Result<PgResult>>& results, size_t cas_index,
+                         const AuditSegment& audit) {
+  for (size_t i = cas_index; i < cas_index + 2; ++i) {
+    if (!results[i].ok()) return results[i].status();
+  }
+  if (results[cas_index]->affected() != 1) {
+    return FailedPreconditionError(
+        "audit_gap: the segment continues seq " + std::to_string(audit.from_seq) +
+        " but the stored head of node " + audit.node_id + " is elsewhere");
+  }
+  return Status::Ok();
+}
+
+// From the records statement's answer `ins`: a conflict (rolled back) when a record's key
+// holds other content, else COMMIT and the counts of stored and duplicate records.
+Result<IngestResult> FinishIngest(Conn& c, const BatchKey& key, size_t count, const PgResult& ins,
+                                  const Param& seq_param, const Param& hash_param) {
+  IngestResult result;
+  result.records_stored = static_cast<uint64_t>(ins.GetInt(0, 0));
+  uint64_t before_same = static_cast<uint64_t>(ins.GetInt(0, 1));
+  uint64_t before_other = static_cast<uint64_t>(ins.GetInt(0, 2));
+  if (before_other == 0 && result.records_stored + before_same < count) {
+    // A record key was inserted by a writer that committed after this statement's
+    // snapshot was taken: look again, now that it is visible.
+    Result<PgResult> diff = c.Exec(
+        "SELECT count(*) FROM records r JOIN unnest($4::bigint[], $5::bytea[]) AS "
+        "t(seq, h) ON r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq = "
+        "t.seq WHERE r.content_hash <> t.h",
+        {Text(key.site_id), Text(key.node_id), Text(key.stream), seq_param, hash_param});
+    if (!diff.ok()) {
+      RollbackOrBreak(c);
+      return diff.status();
+    }
+    before_other = static_cast<uint64_t>(diff->GetInt(0, 0));
+  }
+  if (before_other > 0) {
+    RollbackOrBreak(c);
+    return IngestResult{.outcome = IngestOutcome::kConflict};
+  }
+  result.records_duplicate = count - result.records_stored;
+  Result<PgResult> commit = c.Exec("COMMIT");
+  if (!commit.ok()) {
+    if (commit.status().code() == StatusCode::kAborted) return commit.status();
+    // The outcome of a commit whose answer was lost is unknown: the caller retries the
+    // whole call, which Ingest's idempotency makes safe.
+    c.MarkBroken();
+    return UnavailableError("commit_unknown: " + std::string(commit.status().message()));
+  }
+  result.outcome = IngestOutcome::kStored;
+  return result;
+}
+
 class PostgresStore final : public Store {
  public:
   explicit PostgresStore(std::string url) : pool_(std::move(url)) {}
@@ -413,44 +577,46 @@ class PostgresStore final : public Store {
 
   Status Init() {
     bool rollback = false;
-    return Transaction<bool>([&](Conn& c, bool*) -> Result<bool> {
-             OUTPOST_RETURN_IF_ERROR(
-                 c.Exec("SELECT pg_advisory_xact_lock($1)", {Int(kAdvisoryLock)}));
-             OUTPOST_ASSIGN_OR_RETURN(
-                 auto r, c.Exec("SELECT to_regclass('outpost_meta') IS NOT NULL, "
-                                "to_regclass('sites') IS NOT NULL"));
-             bool has_meta = r.GetText(0, 0) == "t";
-             bool has_sites = r.GetText(0, 1) == "t";
-             if (!has_meta) {
-               if (has_sites) {
-                 return DataLossError(
-                     "schema_unknown: the database has a sites table but no outpost_meta");
-               }
-               // The schema is constant text without parameters: one simple-protocol call.
-               PGresult* raw = PQexec(c.raw(), kSchemaV1);
-               PgResult res(raw);
-               if (raw == nullptr || PQresultStatus(raw) != PGRES_COMMAND_OK) {
-                 return FromPg(c.raw(), raw, "creating the hub schema");
-               }
-               return true;
-             }
-             OUTPOST_ASSIGN_OR_RETURN(
-                 auto v, c.Exec("SELECT value FROM outpost_meta WHERE name = 'schema_version'"));
-             if (v.rows() == 0) return DataLossError("schema_unknown: no schema_version row");
-             std::string value = v.GetText(0, 0);
-             char* end = nullptr;
-             long long version = std::strtoll(value.c_str(), &end, 10);
-             if (value.empty() || *end != '\0' || version < 1) {
-               return DataLossError("schema_unknown: schema_version \"" + value + "\"");
-             }
-             if (version > kSchemaVersion) {
-               return FailedPreconditionError(
-                   "schema_too_new: database schema version " + std::to_string(version) +
-                   ", this binary knows up to " + std::to_string(kSchemaVersion));
-             }
-             return true;
-           },
-           &rollback)
+    return Transaction<bool>(
+               [&](Conn& c, bool*) -> Result<bool> {
+                 OUTPOST_RETURN_IF_ERROR(
+                     c.Exec("SELECT pg_advisory_xact_lock($1)", {Int(kAdvisoryLock)}));
+                 OUTPOST_ASSIGN_OR_RETURN(auto r,
+                                          c.Exec("SELECT to_regclass('outpost_meta') IS NOT NULL, "
+                                                 "to_regclass('sites') IS NOT NULL"));
+                 bool has_meta = r.GetText(0, 0) == "t";
+                 bool has_sites = r.GetText(0, 1) == "t";
+                 if (!has_meta) {
+                   if (has_sites) {
+                     return DataLossError(
+                         "schema_unknown: the database has a sites table but no outpost_meta");
+                   }
+                   // The schema is constant text without parameters: one simple-protocol call.
+                   PGresult* raw = PQexec(c.raw(), kSchemaV1);
+                   PgResult res(raw);
+                   if (raw == nullptr || PQresultStatus(raw) != PGRES_COMMAND_OK) {
+                     return FromPg(c.raw(), raw, "creating the hub schema");
+                   }
+                   return true;
+                 }
+                 OUTPOST_ASSIGN_OR_RETURN(
+                     auto v,
+                     c.Exec("SELECT value FROM outpost_meta WHERE name = 'schema_version'"));
+                 if (v.rows() == 0) return DataLossError("schema_unknown: no schema_version row");
+                 std::string value = v.GetText(0, 0);
+                 char* end = nullptr;
+                 long long version = std::strtoll(value.c_str(), &end, 10);
+                 if (value.empty() || *end != '\0' || version < 1) {
+                   return DataLossError("schema_unknown: schema_version \"" + value + "\"");
+                 }
+                 if (version > kSchemaVersion) {
+                   return FailedPreconditionError(
+                       "schema_too_new: database schema version " + std::to_string(version) +
+                       ", this binary knows up to " + std::to_string(kSchemaVersion));
+                 }
+                 return true;
+               },
+               &rollback)
         .status();
   }
 
@@ -469,12 +635,13 @@ class PostgresStore final : public Store {
   }
 
   Result<Site> GetSite(std::string_view site_id) override {
-    if (!ValidateId("site_id", site_id).ok()) return NotFoundError("no site " + std::string(site_id));
+    if (!ValidateId("site_id", site_id).ok())
+      return NotFoundError("no site " + std::string(site_id));
 
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
-    OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(std::string("SELECT ") + kSiteColumns +
-                                                 " FROM sites WHERE site_id = $1",
-                                             {Text(site_id)}));
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec(std::string("SELECT ") + kSiteColumns + " FROM sites WHERE site_id = $1",
+                        {Text(site_id)}));
     if (r.rows() == 0) return NotFoundError("no site " + std::string(site_id));
     return ReadSite(r, 0);
   }
@@ -487,8 +654,7 @@ class PostgresStore final : public Store {
   }
 
   Status RevokeSite(std::string_view site_id) override {
-    return UpdateSite("UPDATE sites SET revoked = 1 WHERE site_id = $1", {Text(site_id)},
-                      site_id);
+    return UpdateSite("UPDATE sites SET revoked = 1 WHERE site_id = $1", {Text(site_id)}, site_id);
   }
 
   Status TouchSite(std::string_view site_id, int64_t now_ms) override {
@@ -503,8 +669,7 @@ class PostgresStore final : public Store {
     OUTPOST_ASSIGN_OR_RETURN(
         auto r, c->Exec("INSERT INTO enrolment_tokens(token_sha256, site_id, expires_ms) "
                         "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                        {Text(token.token_sha256), Text(token.site_id),
-                         Int(token.expires_ms)}));
+                        {Text(token.token_sha256), Text(token.site_id), Int(token.expires_ms)}));
     if (r.affected() == 0) return AlreadyExistsError("enrolment token exists");
     return Status::Ok();
   }
@@ -515,10 +680,10 @@ class PostgresStore final : public Store {
                                 ? Status::Ok()
                                 : NotFoundError("unknown or already used enrolment token"));
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
-    OUTPOST_ASSIGN_OR_RETURN(
-        auto r, c->Exec("DELETE FROM enrolment_tokens WHERE token_sha256 = $1 AND "
-                        "expires_ms > $2 RETURNING token_sha256, site_id, expires_ms",
-                        {Text(token_sha256), Int(now_ms)}));
+    OUTPOST_ASSIGN_OR_RETURN(auto r,
+                             c->Exec("DELETE FROM enrolment_tokens WHERE token_sha256 = $1 AND "
+                                     "expires_ms > $2 RETURNING token_sha256, site_id, expires_ms",
+                                     {Text(token_sha256), Int(now_ms)}));
     if (r.rows() == 1) {
       return EnrolmentToken{.token_sha256 = r.GetText(0, 0),
                             .site_id = r.GetText(0, 1),
@@ -532,8 +697,7 @@ class PostgresStore final : public Store {
   }
 
   Result<IngestResult> Ingest(const BatchKey& key, std::span<const HubRecord> records,
-                              const std::optional<AuditSegment>& audit,
-                              int64_t now_ms) override {
+                              const std::optional<AuditSegment>& audit, int64_t now_ms) override {
     OUTPOST_RETURN_IF_ERROR(ValidateIngest(key, records, audit));
     // The records' columns as binary arrays, built once for every attempt.
     BinaryArray seqs(kInt8Oid, records.size());
@@ -550,15 +714,20 @@ class PostgresStore final : public Store {
     }
     Param seq_param = std::move(seqs).ToParam(kInt8ArrayOid);
     Param hash_param = std::move(hashes).ToParam(kByteaArrayOid);
-    std::vector<Param> insert_params = {
-        Text(key.site_id), Text(key.node_id), Text(key.stream), Int(now_ms), seq_param,
-        std::move(kinds).ToParam(kTextArrayOid), std::move(created).ToParam(kInt8ArrayOid),
-        std::move(payloads).ToParam(kTextArrayOid), hash_param};
+    std::vector<Param> insert_params = {Text(key.site_id),
+                                        Text(key.node_id),
+                                        Text(key.stream),
+                                        Int(now_ms),
+                                        seq_param,
+                                        std::move(kinds).ToParam(kTextArrayOid),
+                                        std::move(created).ToParam(kInt8ArrayOid),
+                                        std::move(payloads).ToParam(kTextArrayOid),
+                                        hash_param};
     Status last;
     for (int attempt = 0; attempt < kMaxTransactionAttempts; ++attempt) {
       OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
-      Result<IngestResult> r = IngestOnce(*c, key, records.size(), insert_params, seq_param,
-                                          hash_param, audit, now_ms);
+      Result<IngestResult> r =
+          IngestOnce(*c, key, records.size(), insert_params, seq_param, hash_param, audit, now_ms);
       // Aborted: a concurrent writer; Unavailable before COMMIT: nothing was committed.
       // Either way the whole transaction runs again.
       if (!r.ok() && (r.status().code() == StatusCode::kAborted ||
@@ -593,14 +762,14 @@ class PostgresStore final : public Store {
     }
 
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
-    OUTPOST_ASSIGN_OR_RETURN(
-        auto site, c->Exec("SELECT 1 FROM sites WHERE site_id = $1 AND tenant = $2",
-                           {Text(site_id), Text(tenant)}));
+    OUTPOST_ASSIGN_OR_RETURN(auto site,
+                             c->Exec("SELECT 1 FROM sites WHERE site_id = $1 AND tenant = $2",
+                                     {Text(site_id), Text(tenant)}));
     if (site.rows() == 0) return NotFoundError("no site " + std::string(site_id));
     OUTPOST_ASSIGN_OR_RETURN(
-        auto r, c->Exec("SELECT line FROM audit_lines WHERE site_id = $1 ORDER BY id LIMIT $2",
-                        {Text(site_id),
-                         Int(static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)))}));
+        auto r,
+        c->Exec("SELECT line FROM audit_lines WHERE site_id = $1 ORDER BY id LIMIT $2",
+                {Text(site_id), Int(static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)))}));
     std::vector<std::string> out;
     out.reserve(static_cast<size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) out.push_back(r.GetText(i, 0));
@@ -617,17 +786,17 @@ class PostgresStore final : public Store {
     }
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     return c
-        ->Exec("INSERT INTO node_status(site_id, node_id, reported_ms, received_ms, "
-               "backlog_records, backlog_bytes, autonomy_days, models_json) VALUES ($1, $2, "
-               "$3, $4, $5, $6, $7, $8) ON CONFLICT(site_id, node_id) DO UPDATE SET "
-               "reported_ms = excluded.reported_ms, received_ms = excluded.received_ms, "
-               "backlog_records = excluded.backlog_records, backlog_bytes = "
-               "excluded.backlog_bytes, autonomy_days = excluded.autonomy_days, models_json = "
-               "excluded.models_json WHERE excluded.reported_ms >= node_status.reported_ms",
-               {Text(status.site_id), Text(status.node_id), Int(status.reported_ms),
-                Int(now_ms), Int(static_cast<int64_t>(status.backlog_records)),
-                Int(static_cast<int64_t>(status.backlog_bytes)), days,
-                Text(status.models_json)})
+        ->Exec(
+            "INSERT INTO node_status(site_id, node_id, reported_ms, received_ms, "
+            "backlog_records, backlog_bytes, autonomy_days, models_json) VALUES ($1, $2, "
+            "$3, $4, $5, $6, $7, $8) ON CONFLICT(site_id, node_id) DO UPDATE SET "
+            "reported_ms = excluded.reported_ms, received_ms = excluded.received_ms, "
+            "backlog_records = excluded.backlog_records, backlog_bytes = "
+            "excluded.backlog_bytes, autonomy_days = excluded.autonomy_days, models_json = "
+            "excluded.models_json WHERE excluded.reported_ms >= node_status.reported_ms",
+            {Text(status.site_id), Text(status.node_id), Int(status.reported_ms), Int(now_ms),
+             Int(static_cast<int64_t>(status.backlog_records)),
+             Int(static_cast<int64_t>(status.backlog_bytes)), days, Text(status.models_json)})
         .status();
   }
 
@@ -714,12 +883,12 @@ class PostgresStore final : public Store {
     OUTPOST_RETURN_IF_ERROR(ValidateJson("artifact_path", entry.artifact_path));
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     OUTPOST_ASSIGN_OR_RETURN(
-        auto r, c->Exec("INSERT INTO models(name, version, state, metrics_json, lineage_json, "
-                        "artifact_path, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON "
-                        "CONFLICT DO NOTHING",
-                        {Text(entry.name), Int(entry.version), Text(entry.state),
-                         Text(entry.metrics_json), Text(entry.lineage_json),
-                         Text(entry.artifact_path), Int(entry.created_ms)}));
+        auto r,
+        c->Exec("INSERT INTO models(name, version, state, metrics_json, lineage_json, "
+                "artifact_path, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON "
+                "CONFLICT DO NOTHING",
+                {Text(entry.name), Int(entry.version), Text(entry.state), Text(entry.metrics_json),
+                 Text(entry.lineage_json), Text(entry.artifact_path), Int(entry.created_ms)}));
     if (r.affected() == 0) {
       return AlreadyExistsError("model " + entry.name + " version " +
                                 std::to_string(entry.version) + " is registered");
@@ -727,8 +896,7 @@ class PostgresStore final : public Store {
     return Status::Ok();
   }
 
-  Status SetModelState(std::string_view name, int64_t version,
-                       std::string_view state) override {
+  Status SetModelState(std::string_view name, int64_t version, std::string_view state) override {
     if (!ValidateId("model name", name).ok()) return NotFoundError("no model " + std::string(name));
 
     OUTPOST_RETURN_IF_ERROR(ValidateModelState(state));
@@ -737,8 +905,7 @@ class PostgresStore final : public Store {
         auto r, c->Exec("UPDATE models SET state = $3 WHERE name = $1 AND version = $2",
                         {Text(name), Int(version), Text(state)}));
     if (r.affected() == 0) {
-      return NotFoundError("no model " + std::string(name) + " version " +
-                           std::to_string(version));
+      return NotFoundError("no model " + std::string(name) + " version " + std::to_string(version));
     }
     return Status::Ok();
   }
@@ -786,7 +953,7 @@ class PostgresStore final : public Store {
       }
       Result<T> result = body(*c, rollback);
       if (!result.ok() || *rollback) {
-        if (!c->Exec("ROLLBACK").ok()) c->MarkBroken();
+        RollbackOrBreak(*c);
         if (!result.ok() && result.status().code() == StatusCode::kAborted) {
           last = result.status();
           continue;
@@ -810,7 +977,8 @@ class PostgresStore final : public Store {
   }
 
   Status UpdateSite(const char* sql, std::vector<Param> params, std::string_view site_id) {
-    if (!ValidateId("site_id", site_id).ok()) return NotFoundError("no site " + std::string(site_id));
+    if (!ValidateId("site_id", site_id).ok())
+      return NotFoundError("no site " + std::string(site_id));
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(sql, params));
     if (r.affected() == 0) return NotFoundError("no site " + std::string(site_id));
@@ -849,7 +1017,8 @@ class PostgresStore final : public Store {
       if (!n.IsNull(i, 6)) ns.autonomy_days = n.GetDouble(i, 6);
       ns.models_json = n.GetText(i, 7);
       while (j < out.size() && out[j].site.site_id < ns.site_id) ++j;
-      if (j < out.size() && out[j].site.site_id == ns.site_id) out[j].nodes.push_back(std::move(ns));
+      if (j < out.size() && out[j].site.site_id == ns.site_id)
+        out[j].nodes.push_back(std::move(ns));
     }
     return out;
   }
@@ -858,159 +1027,39 @@ class PostgresStore final : public Store {
   // pipeline (BEGIN, the batch row, the audit CAS and lines, the records with the site's
   // counters) and then COMMIT or ROLLBACK.
   Result<IngestResult> IngestOnce(Conn& c, const BatchKey& key, size_t count,
-                                  const std::vector<Param>& insert_params,
-                                  const Param& seq_param, const Param& hash_param,
-                                  const std::optional<AuditSegment>& audit, int64_t now_ms) {
-    std::vector<Conn::Query> queries;
-    queries.push_back({"BEGIN", {}});
-    // The site's tenant and the batch row. The batch row is written first so that
-    // concurrent ingests of one key serialize on it.
-    queries.push_back(
-        {"WITH s AS (SELECT tenant FROM sites WHERE site_id = $1), "
-         "b AS (INSERT INTO batches(site_id, node_id, stream, first_seq, last_seq, "
-         "content_sha256, received_ms) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 "
-         "FROM s) ON CONFLICT DO NOTHING RETURNING 1) "
-         "SELECT (SELECT tenant FROM s), (SELECT count(*) FROM b)",
-         {Text(key.site_id), Text(key.node_id), Text(key.stream),
-          Int(static_cast<int64_t>(key.first_seq)), Int(static_cast<int64_t>(key.last_seq)),
-          Text(key.content_sha256), Int(now_ms)}});
-    size_t cas_index = 0;
-    if (audit) {
-      bool from_zero = audit->from_seq == 0 && audit->from_hash == ZeroHash();
-      cas_index = queries.size();
-      if (from_zero) {
-        queries.push_back(
-            {"INSERT INTO audit_heads(site_id, node_id, seq, hash) VALUES ($1, $2, $3, $4) ON "
-             "CONFLICT(site_id, node_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash "
-             "WHERE audit_heads.seq = 0 AND audit_heads.hash = $5",
-             {Text(key.site_id), Text(audit->node_id), Int(static_cast<int64_t>(audit->to_seq)),
-              Text(audit->to_hash), Text(ZeroHash())}});
-      } else {
-        queries.push_back(
-            {"UPDATE audit_heads SET seq = $3, hash = $4 WHERE site_id = $1 AND node_id = $2 "
-             "AND seq = $5 AND hash = $6",
-             {Text(key.site_id), Text(audit->node_id), Int(static_cast<int64_t>(audit->to_seq)),
-              Text(audit->to_hash), Int(static_cast<int64_t>(audit->from_seq)),
-              Text(audit->from_hash)}});
-      }
-      std::vector<std::string> lines = SplitAuditLines(audit->lines);
-      BinaryArray arr(kTextOid, lines.size());
-      for (const std::string& l : lines) arr.AddBytes(l);
-      queries.push_back(
-          {"INSERT INTO audit_lines(site_id, node_id, line) SELECT $1, $2, t.line FROM "
-           "unnest($3::text[]) WITH ORDINALITY AS t(line, n) ORDER BY t.n",
-           {Text(key.site_id), Text(audit->node_id), std::move(arr).ToParam(kTextArrayOid)}});
-    }
-    // The records (a NULL tenant, for a site that does not exist, fails the statement; the
-    // batch row's answer says why), the site's counters, and, only when some record was
-    // not inserted, what was there before: rows of the statement's snapshot with the same
-    // or another content hash.
-    size_t records_index = queries.size();
-    std::vector<Param> records_params = insert_params;
-    records_params.push_back(Int(static_cast<int64_t>(count)));
-    queries.push_back(
-        {"WITH t AS (SELECT * FROM unnest($5::bigint[], $6::text[], $7::bigint[], $8::text[], "
-         "$9::bytea[]) AS t(seq, kind, created_ms, payload, h)), "
-         "ins AS (INSERT INTO records(tenant, site_id, node_id, stream, seq, kind, created_ms, "
-         "received_ms, payload, content_hash) SELECT (SELECT tenant FROM sites WHERE site_id = "
-         "$1), $1, $2, $3, t.seq, t.kind, t.created_ms, $4, t.payload, t.h FROM t "
-         "ON CONFLICT(site_id, node_id, stream, seq) DO NOTHING RETURNING created_ms), "
-         "agg AS (SELECT count(*) AS n, max(created_ms) AS newest FROM ins), "
-         "upd AS (UPDATE sites SET last_contact_ms = $4, record_count = record_count + "
-         "(SELECT n FROM agg), newest_record_ms = GREATEST(newest_record_ms, (SELECT newest "
-         "FROM agg)) WHERE site_id = $1) "
-         "SELECT n, CASE WHEN n < $10 THEN (SELECT count(*) FROM t JOIN records r ON "
-         "r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq = t.seq WHERE "
-         "r.content_hash = t.h) ELSE 0 END, CASE WHEN n < $10 THEN (SELECT count(*) FROM t "
-         "JOIN records r ON r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq = "
-         "t.seq WHERE r.content_hash <> t.h) ELSE 0 END FROM agg",
-         records_params});
-
-    OUTPOST_ASSIGN_OR_RETURN(std::vector<Result<PgResult>> results, c.Pipeline(queries));
-    auto rollback = [&] {
-      if (!c.Exec("ROLLBACK").ok()) c.MarkBroken();
-    };
+                                  const std::vector<Param>& insert_params, const Param& seq_param,
+                                  const Param& hash_param, const std::optional<AuditSegment>& audit,
+                                  int64_t now_ms) {
+    IngestPipeline pipeline = BuildIngestPipeline(key, count, insert_params, audit, now_ms);
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<Result<PgResult>> results, c.Pipeline(pipeline.queries));
     for (size_t i = 0; i < 2; ++i) {
       if (!results[i].ok()) {
-        rollback();
+        RollbackOrBreak(c);
         return results[i].status();
       }
     }
     const PgResult& b = *results[1];
     if (b.IsNull(0, 0)) {
-      rollback();
+      RollbackOrBreak(c);
       return NotFoundError("no site " + key.site_id);
     }
     if (b.GetInt(0, 1) == 0) {
       // The key was stored before (or by a writer that committed meanwhile).
-      rollback();
-      OUTPOST_ASSIGN_OR_RETURN(
-          auto e, c.Exec("SELECT content_sha256 FROM batches WHERE site_id = $1 AND node_id = "
-                         "$2 AND stream = $3 AND first_seq = $4 AND last_seq = $5",
-                         {Text(key.site_id), Text(key.node_id), Text(key.stream),
-                          Int(static_cast<int64_t>(key.first_seq)),
-                          Int(static_cast<int64_t>(key.last_seq))}));
-      if (e.rows() == 0) return AbortedError("batch row vanished; retry");
-      if (e.GetText(0, 0) != key.content_sha256) {
-        return IngestResult{.outcome = IngestOutcome::kConflict};
-      }
-      OUTPOST_RETURN_IF_ERROR(c.Exec("UPDATE sites SET last_contact_ms = $2 WHERE site_id = $1",
-                                     {Text(key.site_id), Int(now_ms)}));
-      return IngestResult{.outcome = IngestOutcome::kDuplicate, .records_duplicate = count};
+      RollbackOrBreak(c);
+      return AnswerStoredBatch(c, key, count, now_ms);
     }
     if (audit) {
-      for (size_t i = cas_index; i < cas_index + 2; ++i) {
-        if (!results[i].ok()) {
-          rollback();
-          return results[i].status();
-        }
-      }
-      if (results[cas_index]->affected() != 1) {
-        rollback();
-        return FailedPreconditionError("audit_gap: the segment continues seq " +
-                                       std::to_string(audit->from_seq) +
-                                       " but the stored head of node " + audit->node_id +
-                                       " is elsewhere");
+      Status checked = CheckAuditAnswers(results, pipeline.cas_index, *audit);
+      if (!checked.ok()) {
+        RollbackOrBreak(c);
+        return checked;
       }
     }
-    if (!results[records_index].ok()) {
-      rollback();
-      return results[records_index].status();
+    if (!results[pipeline.records_index].ok()) {
+      RollbackOrBreak(c);
+      return results[pipeline.records_index].status();
     }
-    const PgResult& ins = *results[records_index];
-    IngestResult result;
-    result.records_stored = static_cast<uint64_t>(ins.GetInt(0, 0));
-    uint64_t before_same = static_cast<uint64_t>(ins.GetInt(0, 1));
-    uint64_t before_other = static_cast<uint64_t>(ins.GetInt(0, 2));
-    if (before_other == 0 && result.records_stored + before_same < count) {
-      // A record key was inserted by a writer that committed after this statement's
-      // snapshot was taken: look again, now that it is visible.
-      Result<PgResult> diff =
-          c.Exec("SELECT count(*) FROM records r JOIN unnest($4::bigint[], $5::bytea[]) AS "
-                 "t(seq, h) ON r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq = "
-                 "t.seq WHERE r.content_hash <> t.h",
-                 {Text(key.site_id), Text(key.node_id), Text(key.stream), seq_param, hash_param});
-      if (!diff.ok()) {
-        rollback();
-        return diff.status();
-      }
-      before_other = static_cast<uint64_t>(diff->GetInt(0, 0));
-    }
-    if (before_other > 0) {
-      rollback();
-      return IngestResult{.outcome = IngestOutcome::kConflict};
-    }
-    result.records_duplicate = count - result.records_stored;
-    Result<PgResult> commit = c.Exec("COMMIT");
-    if (!commit.ok()) {
-      if (commit.status().code() == StatusCode::kAborted) return commit.status();
-      // The outcome of a commit whose answer was lost is unknown: the caller retries the
-      // whole call, which Ingest's idempotency makes safe.
-      c.MarkBroken();
-      return UnavailableError("commit_unknown: " + std::string(commit.status().message()));
-    }
-    result.outcome = IngestOutcome::kStored;
-    return result;
+    return FinishIngest(c, key, count, *results[pipeline.records_index], seq_param, hash_param);
   }
 
   Pool pool_;
