@@ -29,20 +29,34 @@ using ::onnx::ValueInfoProto;
 
 Result<DataType> FromOnnxType(int32_t t) {
   switch (t) {
-    case TensorProto::FLOAT: return DataType::kFp32;
-    case TensorProto::UINT8: return DataType::kUint8;
-    case TensorProto::INT8: return DataType::kInt8;
-    case TensorProto::UINT16: return DataType::kUint16;
-    case TensorProto::INT16: return DataType::kInt16;
-    case TensorProto::INT32: return DataType::kInt32;
-    case TensorProto::INT64: return DataType::kInt64;
-    case TensorProto::STRING: return DataType::kBytes;
-    case TensorProto::BOOL: return DataType::kBool;
-    case TensorProto::FLOAT16: return DataType::kFp16;
-    case TensorProto::DOUBLE: return DataType::kFp64;
-    case TensorProto::UINT32: return DataType::kUint32;
-    case TensorProto::UINT64: return DataType::kUint64;
-    case TensorProto::BFLOAT16: return DataType::kBf16;
+    case TensorProto::FLOAT:
+      return DataType::kFp32;
+    case TensorProto::UINT8:
+      return DataType::kUint8;
+    case TensorProto::INT8:
+      return DataType::kInt8;
+    case TensorProto::UINT16:
+      return DataType::kUint16;
+    case TensorProto::INT16:
+      return DataType::kInt16;
+    case TensorProto::INT32:
+      return DataType::kInt32;
+    case TensorProto::INT64:
+      return DataType::kInt64;
+    case TensorProto::STRING:
+      return DataType::kBytes;
+    case TensorProto::BOOL:
+      return DataType::kBool;
+    case TensorProto::FLOAT16:
+      return DataType::kFp16;
+    case TensorProto::DOUBLE:
+      return DataType::kFp64;
+    case TensorProto::UINT32:
+      return DataType::kUint32;
+    case TensorProto::UINT64:
+      return DataType::kUint64;
+    case TensorProto::BFLOAT16:
+      return DataType::kBf16;
     case TensorProto::COMPLEX64:
     case TensorProto::COMPLEX128:
       return UnimplementedError("complex tensors are not supported");
@@ -53,20 +67,34 @@ Result<DataType> FromOnnxType(int32_t t) {
 
 int32_t ToOnnxType(DataType t) {
   switch (t) {
-    case DataType::kFp32: return TensorProto::FLOAT;
-    case DataType::kUint8: return TensorProto::UINT8;
-    case DataType::kInt8: return TensorProto::INT8;
-    case DataType::kUint16: return TensorProto::UINT16;
-    case DataType::kInt16: return TensorProto::INT16;
-    case DataType::kInt32: return TensorProto::INT32;
-    case DataType::kInt64: return TensorProto::INT64;
-    case DataType::kBytes: return TensorProto::STRING;
-    case DataType::kBool: return TensorProto::BOOL;
-    case DataType::kFp16: return TensorProto::FLOAT16;
-    case DataType::kFp64: return TensorProto::DOUBLE;
-    case DataType::kUint32: return TensorProto::UINT32;
-    case DataType::kUint64: return TensorProto::UINT64;
-    case DataType::kBf16: return TensorProto::BFLOAT16;
+    case DataType::kFp32:
+      return TensorProto::FLOAT;
+    case DataType::kUint8:
+      return TensorProto::UINT8;
+    case DataType::kInt8:
+      return TensorProto::INT8;
+    case DataType::kUint16:
+      return TensorProto::UINT16;
+    case DataType::kInt16:
+      return TensorProto::INT16;
+    case DataType::kInt32:
+      return TensorProto::INT32;
+    case DataType::kInt64:
+      return TensorProto::INT64;
+    case DataType::kBytes:
+      return TensorProto::STRING;
+    case DataType::kBool:
+      return TensorProto::BOOL;
+    case DataType::kFp16:
+      return TensorProto::FLOAT16;
+    case DataType::kFp64:
+      return TensorProto::DOUBLE;
+    case DataType::kUint32:
+      return TensorProto::UINT32;
+    case DataType::kUint64:
+      return TensorProto::UINT64;
+    case DataType::kBf16:
+      return TensorProto::BFLOAT16;
   }
   return TensorProto::UNDEFINED;
 }
@@ -107,8 +135,7 @@ Result<std::string> ReadExternal(const Reader& r, const std::string& location, u
   if (size < 0) return InvalidArgumentError("external data file \"" + location + "\" unreadable");
   const uint64_t file_size = static_cast<uint64_t>(size);
   if (offset > file_size) {
-    return InvalidArgumentError("external data offset lies beyond the end of \"" + location +
-                                "\"");
+    return InvalidArgumentError("external data offset lies beyond the end of \"" + location + "\"");
   }
   if (length == std::numeric_limits<uint64_t>::max()) length = file_size - offset;
   if (length > file_size - offset) {
@@ -141,7 +168,16 @@ void CopyConverted(const Src& src, Dst* dst) {
   for (int i = 0; i < src.size(); ++i) dst[i] = static_cast<Dst>(src.Get(i));
 }
 
-Result<Tensor> ReadTensor(const Reader& r, const TensorProto& p) {
+// A tensor's element type and shape, with its element count and byte size.
+struct TensorHeader {
+  DataType type;
+  Shape shape;
+  size_t n = 0;        // elements
+  uint64_t bytes = 0;  // n times the element size; 0 for STRING tensors
+};
+
+// Reads the element type and shape, refusing those over the rank and tensor size limits.
+Result<TensorHeader> ReadTensorHeader(const Reader& r, const TensorProto& p) {
   if (!p.has_data_type() || p.data_type() == TensorProto::UNDEFINED) {
     return InvalidArgumentError("tensor has no element type");
   }
@@ -160,73 +196,94 @@ Result<Tensor> ReadTensor(const Reader& r, const TensorProto& p) {
                                   " exceeds the tensor size limit");
   }
   const uint64_t bytes = static_cast<uint64_t>(count) * elem;
-  const auto n = static_cast<size_t>(count);
+  return TensorHeader{type, std::move(shape), static_cast<size_t>(count), bytes};
+}
 
-  std::string external;
-  const std::string* raw = nullptr;
-  if (p.data_location() == TensorProto::EXTERNAL) {
-    std::string location;
-    uint64_t offset = 0;
-    uint64_t length = std::numeric_limits<uint64_t>::max();
-    for (const auto& kv : p.external_data()) {
-      if (kv.key() == "location") {
-        location = kv.value();
-      } else if (kv.key() == "offset") {
-        OUTPOST_ASSIGN_OR_RETURN(offset, ParseUint(kv.value(), "external data offset"));
-      } else if (kv.key() == "length") {
-        OUTPOST_ASSIGN_OR_RETURN(length, ParseUint(kv.value(), "external data length"));
-      }
+// Reads the segment of an external file that the tensor's external_data names.
+Result<std::string> ReadExternalData(const Reader& r, const TensorProto& p, DataType type) {
+  std::string location;
+  uint64_t offset = 0;
+  uint64_t length = std::numeric_limits<uint64_t>::max();
+  for (const auto& kv : p.external_data()) {
+    if (kv.key() == "location") {
+      location = kv.value();
+    } else if (kv.key() == "offset") {
+      OUTPOST_ASSIGN_OR_RETURN(offset, ParseUint(kv.value(), "external data offset"));
+    } else if (kv.key() == "length") {
+      OUTPOST_ASSIGN_OR_RETURN(length, ParseUint(kv.value(), "external data length"));
     }
-    if (type == DataType::kBytes) {
-      return InvalidArgumentError("STRING tensors cannot use external data");
-    }
-    OUTPOST_ASSIGN_OR_RETURN(external, ReadExternal(r, location, offset, length));
-    raw = &external;
-  } else if (p.has_raw_data()) {
-    raw = &p.raw_data();
   }
-
-  // Sizes are checked against the bytes present before anything is allocated, so a small
-  // file cannot make the engine allocate a large tensor.
-  auto check = [&](int size) -> Status {
-    if (static_cast<size_t>(size) != n) {
-      return InvalidArgumentError("tensor has " + std::to_string(size) + " typed elements for " +
-                                  std::to_string(n) + " expected");
-    }
-    return Status();
-  };
   if (type == DataType::kBytes) {
-    if (raw != nullptr) return InvalidArgumentError("STRING tensor uses raw_data");
-    OUTPOST_RETURN_IF_ERROR(check(p.string_data_size()));
-    Tensor t(type, std::move(shape));
-    for (size_t i = 0; i < n; ++i) t.strings()[i] = p.string_data(static_cast<int>(i));
-    return t;
+    return InvalidArgumentError("STRING tensors cannot use external data");
   }
-  if (raw != nullptr) {
-    if (raw->size() != bytes) {
-      return InvalidArgumentError("tensor data has " + std::to_string(raw->size()) +
-                                  " bytes but its shape needs " + std::to_string(bytes));
-    }
-    Tensor t(type, std::move(shape));
-    if (bytes > 0) std::memcpy(t.data(), raw->data(), bytes);
-    if (type == DataType::kBool) {
-      // Normalise to 0/1 so that kernels may rely on it.
-      for (auto& b : t.values<uint8_t>()) b = b != 0;
-    }
-    return t;
+  return ReadExternal(r, location, offset, length);
+}
+
+// The tensor's contents as raw bytes: its external data (read into `external`), its
+// raw_data, or null when the contents are in the typed fields.
+Result<const std::string*> RawData(const Reader& r, const TensorProto& p, DataType type,
+                                   std::string& external) {
+  if (p.data_location() == TensorProto::EXTERNAL) {
+    OUTPOST_ASSIGN_OR_RETURN(external, ReadExternalData(r, p, type));
+    return &external;
   }
-  int typed = 0;
+  if (p.has_raw_data()) return &p.raw_data();
+  return nullptr;
+}
+
+// Sizes are checked against the elements present before anything is allocated, so a small
+// file cannot make the engine allocate a large tensor.
+Status CheckTypedCount(int size, size_t n) {
+  if (static_cast<size_t>(size) != n) {
+    return InvalidArgumentError("tensor has " + std::to_string(size) + " typed elements for " +
+                                std::to_string(n) + " expected");
+  }
+  return Status();
+}
+
+// A STRING tensor from string_data.
+Result<Tensor> StringTensor(const TensorProto& p, TensorHeader h) {
+  OUTPOST_RETURN_IF_ERROR(CheckTypedCount(p.string_data_size(), h.n));
+  Tensor t(h.type, std::move(h.shape));
+  for (size_t i = 0; i < h.n; ++i) t.strings()[i] = p.string_data(static_cast<int>(i));
+  return t;
+}
+
+// A tensor from its raw bytes; BOOL elements are normalised to 0/1.
+Result<Tensor> TensorFromRaw(const std::string& raw, TensorHeader h) {
+  if (raw.size() != h.bytes) {
+    return InvalidArgumentError("tensor data has " + std::to_string(raw.size()) +
+                                " bytes but its shape needs " + std::to_string(h.bytes));
+  }
+  Tensor t(h.type, std::move(h.shape));
+  if (h.bytes > 0) std::memcpy(t.data(), raw.data(), h.bytes);
+  if (h.type == DataType::kBool) {
+    // Normalise to 0/1 so that kernels may rely on it.
+    for (auto& b : t.values<uint8_t>()) b = b != 0;
+  }
+  return t;
+}
+
+// How many elements the typed field that holds `type` has.
+int TypedFieldSize(const TensorProto& p, DataType type) {
   switch (type) {
-    case DataType::kFp32: typed = p.float_data_size(); break;
-    case DataType::kFp64: typed = p.double_data_size(); break;
-    case DataType::kInt64: typed = p.int64_data_size(); break;
+    case DataType::kFp32:
+      return p.float_data_size();
+    case DataType::kFp64:
+      return p.double_data_size();
+    case DataType::kInt64:
+      return p.int64_data_size();
     case DataType::kUint64:
-    case DataType::kUint32: typed = p.uint64_data_size(); break;
-    default: typed = p.int32_data_size(); break;
+    case DataType::kUint32:
+      return p.uint64_data_size();
+    default:
+      return p.int32_data_size();
   }
-  OUTPOST_RETURN_IF_ERROR(check(typed));
-  Tensor t(type, std::move(shape));
-  switch (type) {
+}
+
+// Copies the `n` elements of the typed field that holds t's type into `t`.
+void CopyTypedField(const TensorProto& p, size_t n, Tensor& t) {
+  switch (t.type()) {
     case DataType::kFp32:
       CopyConverted(p.float_data(), t.values<float>().data());
       break;
@@ -268,7 +325,26 @@ Result<Tensor> ReadTensor(const Reader& r, const TensorProto& p) {
     case DataType::kBytes:
       break;
   }
+}
+
+// A numeric tensor from the typed field (float_data, int32_data, ...) that holds its type.
+Result<Tensor> TensorFromTypedField(const TensorProto& p, TensorHeader h) {
+  OUTPOST_RETURN_IF_ERROR(CheckTypedCount(TypedFieldSize(p, h.type), h.n));
+  Tensor t(h.type, std::move(h.shape));
+  CopyTypedField(p, h.n, t);
   return t;
+}
+
+Result<Tensor> ReadTensor(const Reader& r, const TensorProto& p) {
+  OUTPOST_ASSIGN_OR_RETURN(TensorHeader h, ReadTensorHeader(r, p));
+  std::string external;
+  OUTPOST_ASSIGN_OR_RETURN(const std::string* raw, RawData(r, p, h.type, external));
+  if (h.type == DataType::kBytes) {
+    if (raw != nullptr) return InvalidArgumentError("STRING tensor uses raw_data");
+    return StringTensor(p, std::move(h));
+  }
+  if (raw != nullptr) return TensorFromRaw(*raw, std::move(h));
+  return TensorFromTypedField(p, std::move(h));
 }
 
 Result<ValueInfo> ReadValueInfo(const Reader& r, const ValueInfoProto& vi) {
@@ -304,6 +380,20 @@ Result<ValueInfo> ReadValueInfo(const Reader& r, const ValueInfoProto& vi) {
   return info;
 }
 
+// Files from IR version 1 may omit an attribute's type; takes it from the field that is set.
+Result<AttributeProto::AttributeType> TypeFromValue(const AttributeProto& a) {
+  if (a.has_f()) return AttributeProto::FLOAT;
+  if (a.has_i()) return AttributeProto::INT;
+  if (a.has_s()) return AttributeProto::STRING;
+  if (a.has_t()) return AttributeProto::TENSOR;
+  if (a.has_g()) return AttributeProto::GRAPH;
+  if (a.floats_size() > 0) return AttributeProto::FLOATS;
+  if (a.ints_size() > 0) return AttributeProto::INTS;
+  if (a.strings_size() > 0) return AttributeProto::STRINGS;
+  if (a.tensors_size() > 0) return AttributeProto::TENSORS;
+  return InvalidArgumentError("attribute \"" + a.name() + "\" has no type and no value");
+}
+
 Result<Attribute> ReadAttribute(const Reader& r, const AttributeProto& a) {
   Attribute out;
   out.name = a.name();
@@ -312,17 +402,7 @@ Result<Attribute> ReadAttribute(const Reader& r, const AttributeProto& a) {
   }
   AttributeProto::AttributeType type = a.type();
   if (type == AttributeProto::UNDEFINED) {
-    // Files from IR version 1 may omit the type; take it from the field that is set.
-    if (a.has_f()) type = AttributeProto::FLOAT;
-    else if (a.has_i()) type = AttributeProto::INT;
-    else if (a.has_s()) type = AttributeProto::STRING;
-    else if (a.has_t()) type = AttributeProto::TENSOR;
-    else if (a.has_g()) type = AttributeProto::GRAPH;
-    else if (a.floats_size() > 0) type = AttributeProto::FLOATS;
-    else if (a.ints_size() > 0) type = AttributeProto::INTS;
-    else if (a.strings_size() > 0) type = AttributeProto::STRINGS;
-    else if (a.tensors_size() > 0) type = AttributeProto::TENSORS;
-    else return InvalidArgumentError("attribute \"" + a.name() + "\" has no type and no value");
+    OUTPOST_ASSIGN_OR_RETURN(type, TypeFromValue(a));
   }
   switch (type) {
     case AttributeProto::FLOAT:
@@ -378,8 +458,8 @@ std::string NormalizeDomain(const std::string& domain) {
   return domain == "ai.onnx" ? std::string() : domain;
 }
 
-Result<Graph> ReadModel(const Reader& r, const ModelProto& model) {
-  Graph g;
+// Reads the IR version, the producer and the opset imports.
+Status ReadModelHeader(const ModelProto& model, Graph& g) {
   g.ir_version = model.ir_version();
   g.producer_name = model.producer_name();
   if (g.ir_version < 3) {
@@ -388,16 +468,16 @@ Result<Graph> ReadModel(const Reader& r, const ModelProto& model) {
   }
   for (const auto& op : model.opset_import()) {
     if (op.version() < 1 || op.version() > 1000) {
-      return InvalidArgumentError("opset import of domain \"" + op.domain() +
-                                  "\" has version " + std::to_string(op.version()));
+      return InvalidArgumentError("opset import of domain \"" + op.domain() + "\" has version " +
+                                  std::to_string(op.version()));
     }
     g.opsets[NormalizeDomain(op.domain())] = static_cast<int>(op.version());
   }
-  if (model.functions_size() > 0) {
-    // Functions matter only when a node calls one; the check is per node below.
-  }
-  if (!model.has_graph()) return InvalidArgumentError("the model has no graph");
-  const GraphProto& gp = model.graph();
+  return Status();
+}
+
+// Refuses graphs over the node and value limits, and sparse initializers.
+Status CheckGraphLimits(const Reader& r, const GraphProto& gp) {
   if (static_cast<size_t>(gp.node_size()) > r.options.max_nodes) {
     return ResourceExhaustedError("the graph has " + std::to_string(gp.node_size()) +
                                   " nodes, more than the limit");
@@ -410,111 +490,161 @@ Result<Graph> ReadModel(const Reader& r, const ModelProto& model) {
   if (gp.sparse_initializer_size() > 0) {
     return UnimplementedError("sparse initializers are not supported");
   }
+  return Status();
+}
 
+// The state of reading one graph: the graph so far and its values by name.
+struct GraphReader {
+  const Reader& r;
+  const ModelProto& model;
+  const GraphProto& gp;
+  Graph& g;
   std::unordered_map<std::string, ValueId> by_name;
-  auto define = [&](const std::string& name, Value::Kind kind) -> Result<ValueId> {
+
+  // Adds a value under a new, non-empty name.
+  Result<ValueId> Define(const std::string& name, Value::Kind kind) {
     if (name.empty()) return InvalidArgumentError("a value has an empty name");
     auto [it, inserted] = by_name.emplace(name, static_cast<ValueId>(g.values.size()));
     if (!inserted) return InvalidArgumentError("value \"" + name + "\" is defined twice");
     g.AddValue(name, kind);
     return it->second;
-  };
-
-  // Initializers first: a graph input with an initializer (IR < 4 style) is a constant.
-  for (const TensorProto& tp : gp.initializer()) {
-    auto t = ReadTensor(r, tp);
-    if (!t.ok()) return t.status().WithContext("initializer \"" + tp.name() + "\"");
-    OUTPOST_ASSIGN_OR_RETURN(ValueId id, define(tp.name(), Value::Kind::kConstant));
-    g.values[static_cast<size_t>(id)].constant = std::make_shared<const Tensor>(std::move(t).value());
   }
-  for (const ValueInfoProto& vi : gp.input()) {
-    auto info = ReadValueInfo(r, vi);
+};
+
+// Defines the initializers as constants, then the graph inputs that are not initializers.
+Status ReadInitializersAndInputs(GraphReader& gr) {
+  // Initializers first: a graph input with an initializer (IR < 4 style) is a constant.
+  for (const TensorProto& tp : gr.gp.initializer()) {
+    auto t = ReadTensor(gr.r, tp);
+    if (!t.ok()) return t.status().WithContext("initializer \"" + tp.name() + "\"");
+    OUTPOST_ASSIGN_OR_RETURN(ValueId id, gr.Define(tp.name(), Value::Kind::kConstant));
+    gr.g.values[static_cast<size_t>(id)].constant =
+        std::make_shared<const Tensor>(std::move(t).value());
+  }
+  for (const ValueInfoProto& vi : gr.gp.input()) {
+    auto info = ReadValueInfo(gr.r, vi);
     if (!info.ok()) return info.status().WithContext("graph input \"" + vi.name() + "\"");
-    auto it = by_name.find(vi.name());
-    if (it != by_name.end()) {
-      g.values[static_cast<size_t>(it->second)].info = std::move(info).value();
+    auto it = gr.by_name.find(vi.name());
+    if (it != gr.by_name.end()) {
+      gr.g.values[static_cast<size_t>(it->second)].info = std::move(info).value();
       continue;  // an initializer's declaration
     }
-    OUTPOST_ASSIGN_OR_RETURN(ValueId id, define(vi.name(), Value::Kind::kGraphInput));
-    g.values[static_cast<size_t>(id)].info = std::move(info).value();
-    g.inputs.push_back(id);
+    OUTPOST_ASSIGN_OR_RETURN(ValueId id, gr.Define(vi.name(), Value::Kind::kGraphInput));
+    gr.g.values[static_cast<size_t>(id)].info = std::move(info).value();
+    gr.g.inputs.push_back(id);
   }
+  return Status();
+}
 
-  g.nodes.reserve(static_cast<size_t>(gp.node_size()));
-  // Node outputs are defined before inputs are resolved, so that nodes may appear in any
-  // order in the file (the compiler sorts them).
-  for (int n = 0; n < gp.node_size(); ++n) {
-    const NodeProto& np = gp.node(n);
-    Node node;
-    node.name = np.name();
-    node.op_type = np.op_type();
-    node.domain = NormalizeDomain(np.domain());
-    const std::string context = node.Describe(static_cast<size_t>(n));
-    if (node.op_type.empty()) return InvalidArgumentError(context + ": empty op_type");
-    if (node.domain == kOutpostDomain) {
-      return InvalidArgumentError(context + ": the domain is reserved for the engine");
+// The model's opset version for the node's domain. `context` names the node in errors.
+Result<int> NodeOpset(const GraphReader& gr, const NodeProto& np, const Node& node,
+                      const std::string& context) {
+  auto opset = gr.g.opsets.find(node.domain);
+  if (opset == gr.g.opsets.end()) {
+    bool is_function = false;
+    for (const auto& f : gr.model.functions()) {
+      if (f.domain() == np.domain() && f.name() == np.op_type()) is_function = true;
     }
-    auto opset = g.opsets.find(node.domain);
-    if (opset == g.opsets.end()) {
-      bool is_function = false;
-      for (const auto& f : model.functions()) {
-        if (f.domain() == np.domain() && f.name() == np.op_type()) is_function = true;
-      }
-      if (is_function) {
-        return UnimplementedError(context + ": model-local functions are not supported");
-      }
-      return InvalidArgumentError(context + ": domain \"" + node.domain +
-                                  "\" is not in the model's opset imports");
+    if (is_function) {
+      return UnimplementedError(context + ": model-local functions are not supported");
     }
-    node.opset = opset->second;
-    if (g.values.size() + static_cast<size_t>(np.output_size()) > r.options.max_values) {
-      return ResourceExhaustedError(context + ": the graph has more values than the limit");
-    }
-    for (const std::string& out : np.output()) {
-      if (out.empty()) {
-        node.outputs.push_back(kNoValue);
-        continue;
-      }
-      auto id = define(out, Value::Kind::kNodeOutput);
-      if (!id.ok()) return id.status().WithContext(context);
-      g.values[static_cast<size_t>(*id)].producer = n;
-      node.outputs.push_back(*id);
-    }
-    for (const AttributeProto& ap : np.attribute()) {
-      auto a = ReadAttribute(r, ap);
-      if (!a.ok()) return a.status().WithContext(context);
-      node.attributes.push_back(std::move(a).value());
-    }
-    g.nodes.push_back(std::move(node));
+    return InvalidArgumentError(context + ": domain \"" + node.domain +
+                                "\" is not in the model's opset imports");
   }
-  for (int n = 0; n < gp.node_size(); ++n) {
-    const NodeProto& np = gp.node(n);
-    Node& node = g.nodes[static_cast<size_t>(n)];
+  return opset->second;
+}
+
+// Reads node `n` and defines its outputs; its inputs are resolved later.
+Status ReadNode(GraphReader& gr, int n) {
+  const NodeProto& np = gr.gp.node(n);
+  Node node;
+  node.name = np.name();
+  node.op_type = np.op_type();
+  node.domain = NormalizeDomain(np.domain());
+  const std::string context = node.Describe(static_cast<size_t>(n));
+  if (node.op_type.empty()) return InvalidArgumentError(context + ": empty op_type");
+  if (node.domain == kOutpostDomain) {
+    return InvalidArgumentError(context + ": the domain is reserved for the engine");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(node.opset, NodeOpset(gr, np, node, context));
+  if (gr.g.values.size() + static_cast<size_t>(np.output_size()) > gr.r.options.max_values) {
+    return ResourceExhaustedError(context + ": the graph has more values than the limit");
+  }
+  for (const std::string& out : np.output()) {
+    if (out.empty()) {
+      node.outputs.push_back(kNoValue);
+      continue;
+    }
+    auto id = gr.Define(out, Value::Kind::kNodeOutput);
+    if (!id.ok()) return id.status().WithContext(context);
+    gr.g.values[static_cast<size_t>(*id)].producer = n;
+    node.outputs.push_back(*id);
+  }
+  for (const AttributeProto& ap : np.attribute()) {
+    auto a = ReadAttribute(gr.r, ap);
+    if (!a.ok()) return a.status().WithContext(context);
+    node.attributes.push_back(std::move(a).value());
+  }
+  gr.g.nodes.push_back(std::move(node));
+  return Status();
+}
+
+// Points each node's inputs at the values defined by then.
+Status ResolveNodeInputs(GraphReader& gr) {
+  for (int n = 0; n < gr.gp.node_size(); ++n) {
+    const NodeProto& np = gr.gp.node(n);
+    Node& node = gr.g.nodes[static_cast<size_t>(n)];
     for (const std::string& in : np.input()) {
       if (in.empty()) {
         node.inputs.push_back(kNoValue);
         continue;
       }
-      auto it = by_name.find(in);
-      if (it == by_name.end()) {
+      auto it = gr.by_name.find(in);
+      if (it == gr.by_name.end()) {
         return InvalidArgumentError(node.Describe(static_cast<size_t>(n)) + ": input \"" + in +
                                     "\" is not defined in the graph");
       }
       node.inputs.push_back(it->second);
     }
   }
-  for (const ValueInfoProto& vi : gp.output()) {
-    auto it = by_name.find(vi.name());
-    if (it == by_name.end()) {
+  return Status();
+}
+
+// Reads the graph outputs; the declared type and shape is kept for node outputs only.
+Status ReadGraphOutputs(GraphReader& gr) {
+  for (const ValueInfoProto& vi : gr.gp.output()) {
+    auto it = gr.by_name.find(vi.name());
+    if (it == gr.by_name.end()) {
       return InvalidArgumentError("graph output \"" + vi.name() + "\" is not defined");
     }
-    auto info = ReadValueInfo(r, vi);
+    auto info = ReadValueInfo(gr.r, vi);
     if (!info.ok()) return info.status().WithContext("graph output \"" + vi.name() + "\"");
-    Value& v = g.values[static_cast<size_t>(it->second)];
+    Value& v = gr.g.values[static_cast<size_t>(it->second)];
     if (v.kind == Value::Kind::kNodeOutput) v.info = std::move(info).value();
-    g.outputs.push_back(it->second);
+    gr.g.outputs.push_back(it->second);
   }
-  if (g.outputs.empty()) return InvalidArgumentError("the graph has no outputs");
+  if (gr.g.outputs.empty()) return InvalidArgumentError("the graph has no outputs");
+  return Status();
+}
+
+Result<Graph> ReadModel(const Reader& r, const ModelProto& model) {
+  Graph g;
+  OUTPOST_RETURN_IF_ERROR(ReadModelHeader(model, g));
+  if (model.functions_size() > 0) {
+    // Functions matter only when a node calls one; the check is per node (NodeOpset).
+  }
+  if (!model.has_graph()) return InvalidArgumentError("the model has no graph");
+  const GraphProto& gp = model.graph();
+  OUTPOST_RETURN_IF_ERROR(CheckGraphLimits(r, gp));
+
+  GraphReader gr{r, model, gp, g, {}};
+  OUTPOST_RETURN_IF_ERROR(ReadInitializersAndInputs(gr));
+  g.nodes.reserve(static_cast<size_t>(gp.node_size()));
+  // Node outputs are defined before inputs are resolved, so that nodes may appear in any
+  // order in the file (the compiler sorts them).
+  for (int n = 0; n < gp.node_size(); ++n) OUTPOST_RETURN_IF_ERROR(ReadNode(gr, n));
+  OUTPOST_RETURN_IF_ERROR(ResolveNodeInputs(gr));
+  OUTPOST_RETURN_IF_ERROR(ReadGraphOutputs(gr));
   return g;
 }
 
@@ -647,7 +777,8 @@ Result<std::string> ExportModel(const Graph& graph) {
       WriteTensor(*v.constant, tp);
     }
   }
-  for (ValueId id : graph.inputs) WriteValueInfo(graph.values[static_cast<size_t>(id)], gp->add_input());
+  for (ValueId id : graph.inputs)
+    WriteValueInfo(graph.values[static_cast<size_t>(id)], gp->add_input());
   for (ValueId id : graph.outputs) {
     WriteValueInfo(graph.values[static_cast<size_t>(id)], gp->add_output());
   }
@@ -661,8 +792,7 @@ Result<std::string> ExportModel(const Graph& graph) {
       np->add_input(in == kNoValue ? std::string() : graph.values[static_cast<size_t>(in)].name);
     }
     for (ValueId out : node.outputs) {
-      np->add_output(out == kNoValue ? std::string()
-                                     : graph.values[static_cast<size_t>(out)].name);
+      np->add_output(out == kNoValue ? std::string() : graph.values[static_cast<size_t>(out)].name);
     }
     for (const Attribute& a : node.attributes) {
       Status s = WriteAttribute(a, np->add_attribute());
