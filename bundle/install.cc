@@ -85,8 +85,7 @@ Status CopyFile(const std::string& from, const std::string& to) {
 }
 
 int64_t NowSeconds(const Clock& clock) {
-  return std::chrono::duration_cast<std::chrono::seconds>(clock.Now().time_since_epoch())
-      .count();
+  return std::chrono::duration_cast<std::chrono::seconds>(clock.Now().time_since_epoch()).count();
 }
 
 const JsonObject* Object(const Json& j) { return std::get_if<JsonObject>(&j.v); }
@@ -181,7 +180,8 @@ Result<std::vector<ModelFile>> ModelFiles(const std::string& layout, const Model
     const Json* digest = o == nullptr ? nullptr : Member(*o, "digest");
     const Json* ann = o == nullptr ? nullptr : Member(*o, "annotations");
     const JsonObject* ann_o = ann == nullptr ? nullptr : Object(*ann);
-    const Json* title = ann_o == nullptr ? nullptr : Member(*ann_o, "org.opencontainers.image.title");
+    const Json* title =
+        ann_o == nullptr ? nullptr : Member(*ann_o, "org.opencontainers.image.title");
     const std::string* d = digest == nullptr ? nullptr : std::get_if<std::string>(&digest->v);
     const std::string* t = title == nullptr ? nullptr : std::get_if<std::string>(&title->v);
     if (d == nullptr || t == nullptr || d->size() != 71 || d->rfind("sha256:", 0) != 0) {
@@ -189,8 +189,7 @@ Result<std::vector<ModelFile>> ModelFiles(const std::string& layout, const Model
     }
     bool ok = *t == "config.yaml" ||
               (t->rfind(version_prefix, 0) == 0 &&
-               t->find('/', version_prefix.size()) == std::string::npos &&
-               IsSafeEntryName(*t));
+               t->find('/', version_prefix.size()) == std::string::npos && IsSafeEntryName(*t));
     if (!ok) return bad("layer title \"" + *t + "\" is outside the model version");
     out.push_back({.title = *t, .blob = d->substr(7)});
   }
@@ -198,6 +197,150 @@ Result<std::vector<ModelFile>> ModelFiles(const std::string& layout, const Model
 }
 
 std::string ModelKey(const ModelVersion& m) { return m.name + "/" + std::to_string(m.version); }
+
+// The targets of kept bundle `v` (state_dir/bundles/<v>/targets.json).
+Result<Targets> LoadKeptTargets(const std::string& state_dir, uint64_t v) {
+  std::string path = JoinPath(state_dir, "bundles/" + std::to_string(v) + "/targets.json");
+  OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(path, kMaxStateFileBytes));
+  auto json = ParseJson(text, true);
+  if (!json.ok()) return DataLossError(path + " is damaged");
+  auto t = TargetsFromJson(*json);
+  if (!t.ok()) return DataLossError(path + " is damaged");
+  return t;
+}
+
+// The model versions a switch goes to and comes from.
+struct SwitchSets {
+  std::set<std::pair<std::string, uint64_t>> target_set, current_set;
+  std::set<std::string> target_names;
+};
+
+SwitchSets SetsOf(const Targets& target, const Targets* current) {
+  SwitchSets out;
+  for (const ModelRef& m : target.models) {
+    out.target_set.insert({m.name, m.version});
+    out.target_names.insert(m.name);
+  }
+  if (current != nullptr) {
+    for (const ModelRef& m : current->models) out.current_set.insert({m.name, m.version});
+  }
+  return out;
+}
+
+// Step 1 of a switch: complete copies of every model version of `target` from `layout` in
+// the emptied work folder, fsync'd. Fills `configs` (models whose bundle ships a
+// config.yaml) and `models`.
+Status StageCopies(const std::string& work, const std::string& layout, const Targets& target,
+                   std::set<std::string>* configs, std::vector<ModelVersion>* models) {
+  OUTPOST_RETURN_IF_ERROR(RemoveTree(work));
+  for (const ModelRef& m : target.models) {
+    models->push_back({m.name, m.version});
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<ModelFile> files, ModelFiles(layout, m));
+    std::string vdir = JoinPath(work, "new/" + m.name + "/" + std::to_string(m.version));
+    OUTPOST_RETURN_IF_ERROR(MakeDirectories(vdir));
+    for (const ModelFile& f : files) {
+      std::string dest = JoinPath(JoinPath(work, "new/" + m.name), f.title);
+      if (f.title == "config.yaml") {
+        if (configs->count(m.name) > 0) continue;  // several versions ship the same config
+        configs->insert(m.name);
+      }
+      OUTPOST_RETURN_IF_ERROR(CopyFile(JoinPath(layout, "blobs/sha256/" + f.blob), dest));
+    }
+    OUTPOST_RETURN_IF_ERROR(SyncDirectory(vdir));
+    OUTPOST_RETURN_IF_ERROR(SyncDirectory(Parent(vdir)));
+  }
+  return Status::Ok();
+}
+
+// One rename of a switch's journal.
+struct Rename {
+  std::string from, to;  // relative to the repository
+  bool backup = false;   // done by a copy before the journal; only undone
+};
+
+// The renames that bring the target's models in: new models as one folder, then new
+// versions, then each config.yaml (its old text copied aside first, a `backup` entry).
+Status AddIncomingMoves(const std::string& repo, const std::string& work, const SwitchSets& sets,
+                        const std::set<std::string>& configs, std::set<std::string>* whole_models,
+                        std::vector<Rename>* moves) {
+  std::string w(kWork);
+  for (const std::string& name : sets.target_names) {
+    if (!PathExists(JoinPath(repo, name))) {
+      whole_models->insert(name);
+      moves->push_back({w + "/new/" + name, name});
+    } else {
+      OUTPOST_RETURN_IF_ERROR(MakeDirectories(JoinPath(work, "old/" + name)));
+    }
+  }
+  for (const auto& [name, version] : sets.target_set) {
+    if (whole_models->count(name) > 0) continue;
+    std::string v = name + "/" + std::to_string(version);
+    if (PathExists(JoinPath(repo, v))) moves->push_back({v, w + "/old/" + v});
+    moves->push_back({w + "/new/" + v, v});
+  }
+  for (const std::string& name : sets.target_names) {
+    if (whole_models->count(name) > 0 || configs.count(name) == 0) continue;
+    std::string config = name + "/config.yaml";
+    if (PathExists(JoinPath(repo, config))) {
+      OUTPOST_RETURN_IF_ERROR(CopyFile(JoinPath(repo, config), JoinPath(work, "old/" + config)));
+      moves->push_back({config, w + "/old/" + config, /*backup=*/true});
+    }
+    moves->push_back({w + "/new/" + config, config});
+  }
+  return Status::Ok();
+}
+
+// The renames that take out the current versions the target does not keep, and the whole
+// folder of each model that leaves with the bundle.
+Status AddLeavingMoves(const std::string& repo, const std::string& work, const SwitchSets& sets,
+                       std::vector<Rename>* moves) {
+  std::string w(kWork);
+  for (const auto& [name, version] : sets.current_set) {
+    if (sets.target_set.count({name, version}) > 0) continue;
+    std::string v = name + "/" + std::to_string(version);
+    if (sets.target_names.count(name) == 0) {
+      // The model leaves with the bundle: its whole folder goes.
+      const std::string& leaving = name;  // a structured binding cannot be captured (C++20)
+      if (PathExists(JoinPath(repo, name)) &&
+          std::none_of(moves->begin(), moves->end(),
+                       [&leaving](const Rename& mv) { return mv.from == leaving; })) {
+        OUTPOST_RETURN_IF_ERROR(MakeDirectories(JoinPath(work, "old-models")));
+        moves->push_back({name, w + "/old-models/" + name});
+      }
+      continue;
+    }
+    if (PathExists(JoinPath(repo, v))) {
+      OUTPOST_RETURN_IF_ERROR(MakeDirectories(JoinPath(work, "old/" + name)));
+      moves->push_back({v, w + "/old/" + v});
+    }
+  }
+  return Status::Ok();
+}
+
+// The journal's text (see Installer::Recover for its shape).
+Result<std::string> JournalText(const std::string& op, uint64_t serial,
+                                const std::vector<uint64_t>& new_history,
+                                const std::vector<Rename>& moves, const SiteState* new_state,
+                                const std::string& root_file) {
+  JsonArray move_json;
+  for (const Rename& m : moves) {
+    JsonArray entry{Json{m.from}, Json{m.to}};
+    if (m.backup) entry.push_back(Json{std::string("backup")});
+    move_json.push_back(ArrayJson(std::move(entry)));
+  }
+  Json state_json{nullptr};
+  if (new_state != nullptr) {
+    state_json = Json{JsonObject{
+        {"installed_version", Json{new_state->installed_version}},
+        {"time_floor", Json{static_cast<uint64_t>(std::max<int64_t>(0, new_state->time_floor))}}}};
+  }
+  return Canonical(Json{JsonObject{{"op", Json{op}},
+                                   {"serial", Json{serial}},
+                                   {"history", HistoryJson(new_history)},
+                                   {"moves", ArrayJson(std::move(move_json))},
+                                   {"state", state_json},
+                                   {"root", Json{root_file}}}});
+}
 
 }  // namespace
 
@@ -276,10 +419,10 @@ Status Installer::Recover() {
             !std::holds_alternative<uint64_t>(version->v)) {
           return damaged;
         }
-        OUTPOST_RETURN_IF_ERROR(SaveSiteState(
-            JoinPath(options_.state_dir, "state.json"),
-            {.time_floor = static_cast<int64_t>(std::get<uint64_t>(floor->v)),
-             .installed_version = std::get<uint64_t>(version->v)}));
+        OUTPOST_RETURN_IF_ERROR(
+            SaveSiteState(JoinPath(options_.state_dir, "state.json"),
+                          {.time_floor = static_cast<int64_t>(std::get<uint64_t>(floor->v)),
+                           .installed_version = std::get<uint64_t>(version->v)}));
       }
       OUTPOST_LOG(kInfo) << "bundle: finished an interrupted switch" << Field("serial", wanted);
     } else {
@@ -296,7 +439,8 @@ Status Installer::Recover() {
           OUTPOST_RETURN_IF_ERROR(Move(t, f));
         }
       }
-      OUTPOST_LOG(kWarning) << "bundle: undid an interrupted switch" << Field("journal", journal_path);
+      OUTPOST_LOG(kWarning) << "bundle: undid an interrupted switch"
+                            << Field("journal", journal_path);
     }
     OUTPOST_RETURN_IF_ERROR(RemoveTree(JoinPath(repo, std::string(kWork))));
     if (::unlink(journal_path.c_str()) != 0) return ErrnoToStatus(errno, "removing", journal_path);
@@ -343,14 +487,8 @@ Result<SiteStatus> Installer::Describe() {
   out.root_version = root_.version;
   out.installed = history_;
   if (!history_.empty()) {
-    std::string path = JoinPath(options_.state_dir,
-                                "bundles/" + std::to_string(history_.back()) + "/targets.json");
-    OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(path, kMaxStateFileBytes));
-    auto json = ParseJson(text, true);
-    if (!json.ok()) return DataLossError(path + " is damaged");
-    auto targets = TargetsFromJson(*json);
-    if (!targets.ok()) return DataLossError(path + " is damaged");
-    for (const ModelRef& m : targets->models) out.models.push_back({m.name, m.version});
+    OUTPOST_ASSIGN_OR_RETURN(Targets targets, LoadKeptTargets(options_.state_dir, history_.back()));
+    for (const ModelRef& m : targets.models) out.models.push_back({m.name, m.version});
   }
   return out;
 }
@@ -399,8 +537,8 @@ Result<InstallResult> Installer::Install(const std::string& bundle_path) {
                     new_history.end());
   new_history.push_back(version);
   uint64_t from = history_.empty() ? 0 : history_.back();
-  Result<InstallResult> result = Switch("install", from, version, new_history,
-                                        &verified->new_state, verified->trusted_root_file);
+  Result<InstallResult> result = Switch("install", from, version, new_history, &verified->new_state,
+                                        verified->trusted_root_file);
   Event(result.ok() ? "bundle_installed" : "bundle_install_failed", version,
         result.ok() ? outpost::Status::Ok() : result.status(), models)
       .IgnoreError();
@@ -428,155 +566,49 @@ Result<InstallResult> Installer::Switch(const std::string& op, uint64_t from, ui
                                         std::vector<uint64_t> new_history,
                                         const SiteState* new_state, const std::string& root_file) {
   const std::string& repo = options_.repository;
-  auto load_targets = [&](uint64_t v) -> Result<Targets> {
-    std::string path = JoinPath(options_.state_dir, "bundles/" + std::to_string(v) + "/targets.json");
-    OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(path, kMaxStateFileBytes));
-    auto json = ParseJson(text, true);
-    if (!json.ok()) return DataLossError(path + " is damaged");
-    auto t = TargetsFromJson(*json);
-    if (!t.ok()) return DataLossError(path + " is damaged");
-    return t;
-  };
-  OUTPOST_ASSIGN_OR_RETURN(Targets target, load_targets(to));
-  std::set<std::pair<std::string, uint64_t>> target_set, current_set;
-  std::set<std::string> target_names;
-  for (const ModelRef& m : target.models) {
-    target_set.insert({m.name, m.version});
-    target_names.insert(m.name);
-  }
+  OUTPOST_ASSIGN_OR_RETURN(Targets target, LoadKeptTargets(options_.state_dir, to));
+  std::optional<Targets> current;
   if (from != 0) {
-    OUTPOST_ASSIGN_OR_RETURN(Targets current, load_targets(from));
-    for (const ModelRef& m : current.models) current_set.insert({m.name, m.version});
+    OUTPOST_ASSIGN_OR_RETURN(current, LoadKeptTargets(options_.state_dir, from));
   }
+  const SwitchSets sets = SetsOf(target, current ? &*current : nullptr);
 
   // 1. Complete copies of every model version in the work folder, fsync'd.
   std::string work = JoinPath(repo, std::string(kWork));
-  OUTPOST_RETURN_IF_ERROR(RemoveTree(work));
   std::string layout = JoinPath(options_.state_dir, "bundles/" + std::to_string(to));
   std::set<std::string> configs;  // models whose bundle ships a config.yaml
   std::vector<ModelVersion> models;
-  for (const ModelRef& m : target.models) {
-    models.push_back({m.name, m.version});
-    OUTPOST_ASSIGN_OR_RETURN(std::vector<ModelFile> files, ModelFiles(layout, m));
-    std::string vdir = JoinPath(work, "new/" + m.name + "/" + std::to_string(m.version));
-    OUTPOST_RETURN_IF_ERROR(MakeDirectories(vdir));
-    for (const ModelFile& f : files) {
-      std::string dest = JoinPath(JoinPath(work, "new/" + m.name), f.title);
-      if (f.title == "config.yaml") {
-        if (configs.count(m.name) > 0) continue;  // several versions ship the same config
-        configs.insert(m.name);
-      }
-      OUTPOST_RETURN_IF_ERROR(CopyFile(JoinPath(layout, "blobs/sha256/" + f.blob), dest));
-    }
-    OUTPOST_RETURN_IF_ERROR(SyncDirectory(vdir));
-    OUTPOST_RETURN_IF_ERROR(SyncDirectory(Parent(vdir)));
-  }
+  OUTPOST_RETURN_IF_ERROR(StageCopies(work, layout, target, &configs, &models));
   CrashPoint("staged");
 
   // 2. The renames, written down before the first is made. New versions come in first, then
   // each config.yaml is replaced in one rename (its old text copied aside beforehand, a
   // `backup` entry that the switch does not perform but an undo restores), then the versions
   // that leave go out. Every version folder present is complete at every moment.
-  struct Rename {
-    std::string from, to;  // relative to the repository
-    bool backup = false;   // done by a copy before the journal; only undone
-  };
   std::vector<Rename> moves;
-  std::string w(kWork);
   std::set<std::string> whole_models;  // models new to the repository: moved in as one folder
-  for (const std::string& name : target_names) {
-    if (!PathExists(JoinPath(repo, name))) {
-      whole_models.insert(name);
-      moves.push_back({w + "/new/" + name, name});
-    } else {
-      OUTPOST_RETURN_IF_ERROR(MakeDirectories(JoinPath(work, "old/" + name)));
-    }
-  }
-  for (const auto& [name, version] : target_set) {
-    if (whole_models.count(name) > 0) continue;
-    std::string v = name + "/" + std::to_string(version);
-    if (PathExists(JoinPath(repo, v))) moves.push_back({v, w + "/old/" + v});
-    moves.push_back({w + "/new/" + v, v});
-  }
-  for (const std::string& name : target_names) {
-    if (whole_models.count(name) > 0 || configs.count(name) == 0) continue;
-    std::string config = name + "/config.yaml";
-    if (PathExists(JoinPath(repo, config))) {
-      OUTPOST_RETURN_IF_ERROR(
-          CopyFile(JoinPath(repo, config), JoinPath(work, "old/" + config)));
-      moves.push_back({config, w + "/old/" + config, /*backup=*/true});
-    }
-    moves.push_back({w + "/new/" + config, config});
-  }
-  for (const auto& [name, version] : current_set) {
-    if (target_set.count({name, version}) > 0) continue;
-    std::string v = name + "/" + std::to_string(version);
-    if (target_names.count(name) == 0) {
-      // The model leaves with the bundle: its whole folder goes.
-      const std::string& leaving = name;  // a structured binding cannot be captured (C++20)
-      if (PathExists(JoinPath(repo, name)) &&
-          std::none_of(moves.begin(), moves.end(),
-                       [&leaving](const Rename& mv) { return mv.from == leaving; })) {
-        OUTPOST_RETURN_IF_ERROR(MakeDirectories(JoinPath(work, "old-models")));
-        moves.push_back({name, w + "/old-models/" + name});
-      }
-      continue;
-    }
-    if (PathExists(JoinPath(repo, v))) {
-      OUTPOST_RETURN_IF_ERROR(MakeDirectories(JoinPath(work, "old/" + name)));
-      moves.push_back({v, w + "/old/" + v});
-    }
-  }
+  OUTPOST_RETURN_IF_ERROR(AddIncomingMoves(repo, work, sets, configs, &whole_models, &moves));
+  OUTPOST_RETURN_IF_ERROR(AddLeavingMoves(repo, work, sets, &moves));
   OUTPOST_RETURN_IF_ERROR(SyncDirectory(work));
-  JsonArray move_json;
-  for (const Rename& m : moves) {
-    JsonArray entry{Json{m.from}, Json{m.to}};
-    if (m.backup) entry.push_back(Json{std::string("backup")});
-    move_json.push_back(ArrayJson(std::move(entry)));
-  }
-  Json state_json{nullptr};
-  if (new_state != nullptr) {
-    state_json = Json{JsonObject{
-        {"installed_version", Json{new_state->installed_version}},
-        {"time_floor", Json{static_cast<uint64_t>(std::max<int64_t>(0, new_state->time_floor))}}}};
-  }
-  OUTPOST_ASSIGN_OR_RETURN(
-      std::string journal,
-      Canonical(Json{JsonObject{{"op", Json{op}},
-                                {"serial", Json{serial_ + 1}},
-                                {"history", HistoryJson(new_history)},
-                                {"moves", ArrayJson(std::move(move_json))},
-                                {"state", state_json},
-                                {"root", Json{root_file}}}}));
+  OUTPOST_ASSIGN_OR_RETURN(std::string journal,
+                           JournalText(op, serial_ + 1, new_history, moves, new_state, root_file));
   std::string journal_path = JoinPath(options_.state_dir, "journal.json");
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(journal_path, journal + "\n"));
   CrashPoint("journal");
 
   // 3. The switch; the edge's watcher picks each rename up.
-  auto undo = [&]() -> outpost::Status { return Recover(); };
   for (size_t i = 0; i < moves.size(); ++i) {
     if (moves[i].backup) continue;
     if (outpost::Status s = Move(JoinPath(repo, moves[i].from), JoinPath(repo, moves[i].to));
         !s.ok()) {
-      undo().IgnoreError();
+      Recover().IgnoreError();
       return s;
     }
     CrashPoint("move-" + std::to_string(i + 1));
   }
 
   // 4. The health check decides.
-  if (options_.health_check) {
-    for (const ModelVersion& m : models) {
-      outpost::Status s = options_.health_check(JoinPath(repo, m.name), m.name, m.version);
-      if (!s.ok()) {
-        outpost::Status failed = ReasonError(
-            Reason::kHealthCheck, ModelKey(m) + " failed its health check (" + s.ToString() +
-                                      "); the switch was undone");
-        OUTPOST_RETURN_IF_ERROR(undo());
-        return failed;
-      }
-    }
-  }
+  OUTPOST_RETURN_IF_ERROR(CheckHealth(models));
   CrashPoint("checked");
 
   // 5. Commit: installed.json is the commit point; Recover() finishes the rest after a crash.
@@ -585,7 +617,8 @@ Result<InstallResult> Installer::Switch(const std::string& op, uint64_t from, ui
   ++serial_;
   CrashPoint("committed");
   if (!root_file.empty()) {
-    OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(options_.state_dir, "root.json"), root_file));
+    OUTPOST_RETURN_IF_ERROR(
+        WriteFileAtomically(JoinPath(options_.state_dir, "root.json"), root_file));
     OUTPOST_ASSIGN_OR_RETURN(root_, ParseTrustedRoot(root_file));
   }
   CrashPoint("root");
@@ -599,7 +632,27 @@ Result<InstallResult> Installer::Switch(const std::string& op, uint64_t from, ui
   CrashPoint("finished");
   uint64_t previous = history_.empty() ? 0 : history_.back();
   history_ = std::move(new_history);
-  // Keep the last `keep` bundles for rollback.
+  OUTPOST_RETURN_IF_ERROR(KeepLastBundles());
+  return InstallResult{.bundle_version = to, .previous_version = previous, .models = models};
+}
+
+outpost::Status Installer::CheckHealth(const std::vector<ModelVersion>& models) {
+  if (!options_.health_check) return Status::Ok();
+  for (const ModelVersion& m : models) {
+    outpost::Status s =
+        options_.health_check(JoinPath(options_.repository, m.name), m.name, m.version);
+    if (!s.ok()) {
+      outpost::Status failed =
+          ReasonError(Reason::kHealthCheck, ModelKey(m) + " failed its health check (" +
+                                                s.ToString() + "); the switch was undone");
+      OUTPOST_RETURN_IF_ERROR(Recover());
+      return failed;
+    }
+  }
+  return Status::Ok();
+}
+
+outpost::Status Installer::KeepLastBundles() {
   while (history_.size() > options_.keep) history_.erase(history_.begin());
   OUTPOST_RETURN_IF_ERROR(SaveHistory(JoinPath(options_.state_dir, "installed.json"),
                                       {.versions = history_, .serial = serial_}));
@@ -611,7 +664,7 @@ Result<InstallResult> Installer::Switch(const std::string& op, uint64_t from, ui
       RemoveTree(JoinPath(bundles, k)).IgnoreError();
     }
   }
-  return InstallResult{.bundle_version = to, .previous_version = previous, .models = models};
+  return Status::Ok();
 }
 
 }  // namespace outpost::bundle

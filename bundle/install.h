@@ -105,6 +105,12 @@ class Installer {
   Result<InstallResult> Switch(const std::string& op, uint64_t from, uint64_t to,
                                std::vector<uint64_t> new_history, const SiteState* new_state,
                                const std::string& root_file);
+  // Step 4 of a switch: runs the health check on each model version; on the first failure
+  // undoes the switch (Recover) and returns kHealthCheck.
+  outpost::Status CheckHealth(const std::vector<ModelVersion>& models);
+  // Drops all but the last `keep` bundles from history_, saves installed.json, and removes
+  // the kept layouts that history_ no longer names.
+  outpost::Status KeepLastBundles();
   outpost::Status Event(const std::string& type, uint64_t bundle_version,
                         const outpost::Status& outcome, const std::vector<ModelVersion>& models);
 
