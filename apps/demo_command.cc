@@ -216,6 +216,19 @@ Status WriteModelFolder(const std::string& models, int version, const std::strin
   return WriteFileAtomically(JoinPath(dir, "descriptor.json"), d);
 }
 
+// The first pump model: XGBoost on the synthetic original set, which it leaves in
+// `original`; the model as XGBoost JSON.
+Result<std::string> TrainFirstPump(const DemoFlags& flags, train::Dataset& original) {
+  OUTPOST_ASSIGN_OR_RETURN(original,
+                           train::MakePumpReadings({.rows = kOriginalRows, .seed = kOriginalSeed,
+                                                    .fault_rate = kFaultRate}));
+  train::TrainOptions options;
+  options.params["max_depth"] = std::to_string(flags.depth);
+  options.rounds = flags.trees;
+  OUTPOST_ASSIGN_OR_RETURN(auto model, train::TrainXGBoost(original, options));
+  return model->Serialize(train::ModelFormat::kJson);
+}
+
 // Runs `outpost ARGS...`; its stdout on success, or an error with its stderr.
 Result<std::string> Outpost(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {SelfPath()};
@@ -740,76 +753,115 @@ Status ReadShadowOutcome(hub::Store& store, Site& site) {
   return Status();
 }
 
-Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
-  const auto started = std::chrono::steady_clock::now();
-  if (flags.shadow_rows >= flags.rows) {
+// What the demo's steps share: the folders and files of the hub and the sites, the running
+// processes, the operator's client of the hub's API, and the numbers later steps, the summary
+// and the closing line read. Members are destroyed in reverse order: the operator's client,
+// then the hub, then the sites' edges, then the store, as the locals of one function were.
+struct DemoContext {
+  const DemoFlags& flags;
+  std::string workdir;
+  std::chrono::steady_clock::time_point started;
+  std::string hub_dir, store_url, keys, root, policy, bundles;
+
+  // 1. The first model.
+  std::unique_ptr<hub::Store> store;
+  std::string first_json, config_yaml;
+  // 2. Keys and a signed bundle.
+  std::string bundle1;
+  // 3. and 4. The sites; the hub and its dashboard.
+  Site sites[2];
+  Process hub_server{.name = "outpost hub serve"};
+  std::string dashboard;
+  // 7. Retraining: the operator's client, the job and the registry's decision.
+  std::unique_ptr<HttpClient> op;
+  RetrainRun run;
+  Metrics champion, challenger;
+  std::string decision;
+  int64_t new_version = 0, holdout_rows = 0;
+  // 8. The release.
+  uint64_t bundle_version = 0;
+  // 9. The account.
+  bool balanced = true, promoted = true;
+  double seconds = 0;
+};
+
+// Checks the flags and writes the files every step reads: folders, the policy, train.yaml.
+Status PrepareWorkdir(DemoContext& ctx) {
+  if (ctx.flags.shadow_rows >= ctx.flags.rows) {
     // The shadow phase's labels must not reach the retraining threshold (2 x --rows) again.
     return InvalidArgumentError("--shadow-rows must be below --rows");
   }
-  const std::string hub_dir = JoinPath(workdir, "hub");
-  const std::string store_url = "sqlite:" + JoinPath(hub_dir, "hub.db");
-  const std::string keys = JoinPath(workdir, "keys");
-  const std::string root = JoinPath(keys, "root.json");
-  const std::string policy = JoinPath(workdir, "policy.yaml");
-  const std::string bundles = JoinPath(workdir, "bundles");
-  for (const std::string& d : {hub_dir, bundles, JoinPath(workdir, "usb-stick")}) {
+  ctx.hub_dir = JoinPath(ctx.workdir, "hub");
+  ctx.store_url = "sqlite:" + JoinPath(ctx.hub_dir, "hub.db");
+  ctx.keys = JoinPath(ctx.workdir, "keys");
+  ctx.root = JoinPath(ctx.keys, "root.json");
+  ctx.policy = JoinPath(ctx.workdir, "policy.yaml");
+  ctx.bundles = JoinPath(ctx.workdir, "bundles");
+  for (const std::string& d : {ctx.hub_dir, ctx.bundles, JoinPath(ctx.workdir, "usb-stick")}) {
     OUTPOST_RETURN_IF_ERROR(MakeDirectories(d));
   }
-  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(policy, kPolicy));
-  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(workdir, "train.yaml"), TrainYaml(flags)));
+  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(ctx.policy, kPolicy));
+  OUTPOST_RETURN_IF_ERROR(
+      WriteFileAtomically(JoinPath(ctx.workdir, "train.yaml"), TrainYaml(ctx.flags)));
 
-  std::printf("Outpost demo: a hub and two sites on this machine, in %s\n\n", workdir.c_str());
+  std::printf("Outpost demo: a hub and two sites on this machine, in %s\n\n", ctx.workdir.c_str());
+  return Status();
+}
 
-  // --- 1. The first model ---
+// 1. The hub trains the first model and registers it as pump version 1, approved.
+Status TrainFirstModel(DemoContext& ctx) {
   std::printf("1. The hub trains the first pump-fault model\n");
-  OUTPOST_ASSIGN_OR_RETURN(train::Dataset original,
-                           train::MakePumpReadings({.rows = kOriginalRows, .seed = kOriginalSeed,
-                                                    .fault_rate = kFaultRate}));
-  train::TrainOptions options;
-  options.params["max_depth"] = std::to_string(flags.depth);
-  options.rounds = flags.trees;
-  OUTPOST_ASSIGN_OR_RETURN(auto first, train::TrainXGBoost(original, options));
-  OUTPOST_ASSIGN_OR_RETURN(std::string first_json, first->Serialize(train::ModelFormat::kJson));
-  const std::string first_dir = JoinPath(JoinPath(hub_dir, "models"), "pump-1");
+  train::Dataset original;
+  OUTPOST_ASSIGN_OR_RETURN(ctx.first_json, TrainFirstPump(ctx.flags, original));
+  const std::string first_dir = JoinPath(JoinPath(ctx.hub_dir, "models"), "pump-1");
   OUTPOST_RETURN_IF_ERROR(MakeDirectories(first_dir));
-  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(first_dir, "model.json"), first_json));
-  const std::string config_yaml = ModelConfig(original);
-  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(workdir, "pump-config.yaml"),
-                                              ModelConfig(original, /*with_version_policy=*/false)));
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, hub::OpenStore(store_url));
-  OUTPOST_RETURN_IF_ERROR(store->RegisterModel(
-      {.name = "pump", .version = 1, .state = "approved",
+  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(first_dir, "model.json"), ctx.first_json));
+  ctx.config_yaml = ModelConfig(original);
+  OUTPOST_RETURN_IF_ERROR(
+      WriteFileAtomically(JoinPath(ctx.workdir, "pump-config.yaml"),
+                          ModelConfig(original, /*with_version_policy=*/false)));
+  OUTPOST_ASSIGN_OR_RETURN(ctx.store, hub::OpenStore(ctx.store_url));
+  OUTPOST_RETURN_IF_ERROR(ctx.store->RegisterModel(
+      {.name = "pump",
+       .version = 1,
+       .state = "approved",
        .lineage_json = R"({"v":1,"model":"pump","version":1,"original":{"source":"synthetic"}})",
        .artifact_path = JoinPath(first_dir, "model.json"),
        .created_ms = UnixMillis(SystemClock().Now())}));
   std::printf("   %d simulated pump readings (%.0f%% faults), XGBoost, %d trees of depth %d\n",
-              kOriginalRows, kFaultRate * 100, flags.trees, flags.depth);
+              kOriginalRows, kFaultRate * 100, ctx.flags.trees, ctx.flags.depth);
   std::printf("   registered pump version 1 in the hub's model registry (%s), approved\n",
-              store_url.c_str());
+              ctx.store_url.c_str());
+  return Status();
+}
 
-  // --- 2. Keys and a signed bundle ---
+// 2. Signing keys, and a signed bundle of version 1 for both sites.
+Status SignFirstBundle(DemoContext& ctx) {
   std::printf("2. Signing keys and a signed offline bundle of version 1 for site-a and site-b\n");
-  OUTPOST_ASSIGN_OR_RETURN(std::string keys_out, Outpost({"keys", "generate", "--dir", keys}));
+  OUTPOST_ASSIGN_OR_RETURN(std::string keys_out, Outpost({"keys", "generate", "--dir", ctx.keys}));
   std::printf("   %s\n", FirstLine(keys_out).c_str());
-  const std::string models_v1 = JoinPath(workdir, "release-1");
-  OUTPOST_RETURN_IF_ERROR(WriteModelFolder(models_v1, 1, config_yaml, first_json, NAN,
-                                           train::Sha256Hex("pump version 1: synthetic original set")));
-  const std::string bundle1 = JoinPath(bundles, "pump-1.bundle");
-  OUTPOST_ASSIGN_OR_RETURN(std::string created,
-                           Outpost({"bundle", "create", "--models", models_v1, "--keys", keys,
-                                    "--version", "1", "--site", "site-a", "--site", "site-b",
-                                    "-o", bundle1}));
+  const std::string models_v1 = JoinPath(ctx.workdir, "release-1");
+  OUTPOST_RETURN_IF_ERROR(
+      WriteModelFolder(models_v1, 1, ctx.config_yaml, ctx.first_json, NAN,
+                       train::Sha256Hex("pump version 1: synthetic original set")));
+  ctx.bundle1 = JoinPath(ctx.bundles, "pump-1.bundle");
+  OUTPOST_ASSIGN_OR_RETURN(
+      std::string created,
+      Outpost({"bundle", "create", "--models", models_v1, "--keys", ctx.keys, "--version", "1",
+               "--site", "site-a", "--site", "site-b", "-o", ctx.bundle1}));
   std::printf("   %s\n", FirstLine(created).c_str());
-  OUTPOST_RETURN_IF_ERROR(store->SetModelState("pump", 1, "bundled"));
+  OUTPOST_RETURN_IF_ERROR(ctx.store->SetModelState("pump", 1, "bundled"));
+  return Status();
+}
 
-  // --- 3. Offline install ---
+// 3. Both sites get their folders and install the first bundle offline.
+Status InstallFirstBundle(DemoContext& ctx) {
   std::printf("3. The bundle is carried to both sites and installed offline\n");
-  Site sites[2];
-  sites[0].id = "site-a";
-  sites[0].live = true;
-  sites[1].id = "site-b";
-  for (Site& s : sites) {
-    s.dir = JoinPath(workdir, s.id);
+  ctx.sites[0].id = "site-a";
+  ctx.sites[0].live = true;
+  ctx.sites[1].id = "site-b";
+  for (Site& s : ctx.sites) {
+    s.dir = JoinPath(ctx.workdir, s.id);
     s.models = JoinPath(s.dir, "models");
     s.state = JoinPath(s.dir, "bundle-state");
     s.data = JoinPath(s.dir, "data");
@@ -818,366 +870,480 @@ Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
     s.export_config = JoinPath(s.dir, "export.yaml");
     s.log = JoinPath(s.dir, "edge.log");
     OUTPOST_RETURN_IF_ERROR(MakeDirectories(s.models));
-    OUTPOST_ASSIGN_OR_RETURN(std::string line, InstallBundle(s, bundle1, root));
+    OUTPOST_ASSIGN_OR_RETURN(std::string line, InstallBundle(s, ctx.bundle1, ctx.root));
     std::printf("   %s: %s\n", s.id.c_str(), line.c_str());
   }
+  return Status();
+}
 
-  // --- 4. The hub, enrolment ---
-  std::printf("4. The hub starts; both sites are enrolled once (commissioning)\n");
-  for (Site& s : sites) {
-    OUTPOST_ASSIGN_OR_RETURN(std::string token,
-                             Outpost({"hub", "site", "add", "--data-dir", hub_dir, "--store",
-                                      store_url, "--site", s.id, "--tenant", kTenant, "--region",
-                                      "field"}));
-    s.token = FirstLine(token);
-  }
-  Process hub{.name = "outpost hub serve"};
-  const std::string hub_log = JoinPath(hub_dir, "hub.log");
-  const std::string hub_config = JoinPath(workdir, "hub.yaml");
-  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(hub_config, HubConfig(flags, workdir, keys)));
+// Writes the hub's config and starts `outpost hub serve`; its site and operator URLs.
+Status StartHub(DemoContext& ctx) {
+  Process& hub = ctx.hub_server;
+  const std::string hub_log = JoinPath(ctx.hub_dir, "hub.log");
+  const std::string hub_config = JoinPath(ctx.workdir, "hub.yaml");
+  OUTPOST_RETURN_IF_ERROR(
+      WriteFileAtomically(hub_config, HubConfig(ctx.flags, ctx.workdir, ctx.keys)));
   OUTPOST_ASSIGN_OR_RETURN(
-      hub.proc,
-      Subprocess::Start({SelfPath(), "hub", "serve", "--config", hub_config, "--data-dir",
-                         hub_dir, "--store", store_url,
-                         "--listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0",
-                         "--policy", policy, "--operator-token",
-                         std::string(kOperatorToken) + "=" + kTenant, "--log-level", "warning"},
-                        hub_log));
+      hub.proc, Subprocess::Start(
+                    {SelfPath(), "hub", "serve", "--config", hub_config, "--data-dir", ctx.hub_dir,
+                     "--store", ctx.store_url, "--listen", "127.0.0.1:0", "--operator-listen",
+                     "127.0.0.1:0", "--policy", ctx.policy, "--operator-token",
+                     std::string(kOperatorToken) + "=" + kTenant, "--log-level", "warning"},
+                    hub_log));
   OUTPOST_ASSIGN_OR_RETURN(hub.url, ExpectLine(*hub.proc, "listening on ", hub.name, hub_log));
-  OUTPOST_ASSIGN_OR_RETURN(std::string dashboard,
+  OUTPOST_ASSIGN_OR_RETURN(ctx.dashboard,
                            ExpectLine(*hub.proc, "operator listening on ", hub.name, hub_log));
   std::printf("   sites connect to %s (mutual TLS); the dashboard is on %s\n", hub.url.c_str(),
-              dashboard.c_str());
-  for (Site& s : sites) {
-    OUTPOST_ASSIGN_OR_RETURN(std::string enrolled,
-                             Outpost({"enrol", "--hub", hub.url, "--token", s.token, "--site",
-                                      s.id, "--credentials", s.credentials}));
-    std::printf("   %s\n", FirstLine(enrolled).c_str());
-    std::string common = "site_id: " + s.id +
-                         "\nnode_id: edge-1\nlisten: 127.0.0.1:0\ngrpc_listen: \"\"\n"
-                         "threads: 2\nlog_level: warning\nmodel_repository: " + s.models +
-                         "\ndata_dir: " + s.data + "\n";
-    std::string sync = "sync:\n  policy_file: " + policy +
-                       "\n  backoff_initial_ms: 200\n  backoff_max_ms: 2000\n"
-                       "  status_interval_s: 2\n"
-                       "  encrypt_exports: true\n";  // export files sealed to the hub's key
-    OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(s.edge_config, common + (s.live ? sync : "")));
-    OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(s.export_config, common + sync));
-  }
-  std::printf("   site-a keeps a live link to the hub; site-b has none from here on\n");
+              ctx.dashboard.c_str());
+  return Status();
+}
 
-  // --- 5. Traffic and labels ---
-  std::printf("5. Both sites score live traffic; their pumps run hotter than in the training data "
-              "(bearing temperature +%.1f sigma), with a failing bearing injected every %d "
-              "readings; operators label every reading\n",
-              kShiftSigmas, kInjectEvery);
-  for (Site& s : sites) OUTPOST_RETURN_IF_ERROR(StartEdge(s));
-  {
-    Status results[2];
-    std::thread b([&] { results[1] = StreamTraffic(sites[1], flags.rows, 12, 'r'); });
-    results[0] = StreamTraffic(sites[0], flags.rows, 11, 'r');
-    b.join();
-    for (const Status& st : results) OUTPOST_RETURN_IF_ERROR(st);
+// Enrols a site with its token and writes its edge config (with a `sync:` section only for
+// the live site) and its export config (always with one).
+Status EnrolSite(DemoContext& ctx, Site& s) {
+  OUTPOST_ASSIGN_OR_RETURN(std::string enrolled,
+                           Outpost({"enrol", "--hub", ctx.hub_server.url, "--token", s.token,
+                                    "--site", s.id, "--credentials", s.credentials}));
+  std::printf("   %s\n", FirstLine(enrolled).c_str());
+  std::string common = "site_id: " + s.id +
+                       "\nnode_id: edge-1\nlisten: 127.0.0.1:0\ngrpc_listen: \"\"\n"
+                       "threads: 2\nlog_level: warning\nmodel_repository: " +
+                       s.models + "\ndata_dir: " + s.data + "\n";
+  std::string sync = "sync:\n  policy_file: " + ctx.policy +
+                     "\n  backoff_initial_ms: 200\n  backoff_max_ms: 2000\n"
+                     "  status_interval_s: 2\n"
+                     "  encrypt_exports: true\n";  // export files sealed to the hub's key
+  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(s.edge_config, common + (s.live ? sync : "")));
+  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(s.export_config, common + sync));
+  return Status();
+}
+
+// 4. One-time tokens for both sites, the hub starts, both sites enrol.
+Status StartHubAndEnrol(DemoContext& ctx) {
+  std::printf("4. The hub starts; both sites are enrolled once (commissioning)\n");
+  for (Site& s : ctx.sites) {
+    OUTPOST_ASSIGN_OR_RETURN(
+        std::string token,
+        Outpost({"hub", "site", "add", "--data-dir", ctx.hub_dir, "--store", ctx.store_url,
+                 "--site", s.id, "--tenant", kTenant, "--region", "field"}));
+    s.token = FirstLine(token);
   }
-  for (Site& s : sites) {
-    OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> c, HttpClient::Connect("127.0.0.1", s.edge.port));
+  OUTPOST_RETURN_IF_ERROR(StartHub(ctx));
+  for (Site& s : ctx.sites) OUTPOST_RETURN_IF_ERROR(EnrolSite(ctx, s));
+  std::printf("   site-a keeps a live link to the hub; site-b has none from here on\n");
+  return Status();
+}
+
+// Streams `rows` labelled readings at both sites at once (site B on a second thread).
+Status StreamTrafficAtBoth(DemoContext& ctx, int64_t rows, uint64_t seed_a, uint64_t seed_b,
+                           char phase) {
+  Status results[2];
+  std::thread b([&] { results[1] = StreamTraffic(ctx.sites[1], rows, seed_b, phase); });
+  results[0] = StreamTraffic(ctx.sites[0], rows, seed_a, phase);
+  b.join();
+  for (const Status& st : results) OUTPOST_RETURN_IF_ERROR(st);
+  return Status();
+}
+
+// 5. Both edges start and score drifted, labelled traffic.
+Status ScoreTraffic(DemoContext& ctx) {
+  std::printf(
+      "5. Both sites score live traffic; their pumps run hotter than in the training data "
+      "(bearing temperature +%.1f sigma), with a failing bearing injected every %d "
+      "readings; operators label every reading\n",
+      kShiftSigmas, kInjectEvery);
+  for (Site& s : ctx.sites) OUTPOST_RETURN_IF_ERROR(StartEdge(s));
+  OUTPOST_RETURN_IF_ERROR(StreamTrafficAtBoth(ctx, ctx.flags.rows, 11, 12, 'r'));
+  for (Site& s : ctx.sites) {
+    OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> c,
+                             HttpClient::Connect("127.0.0.1", s.edge.port));
     OUTPOST_ASSIGN_OR_RETURN(s.serving_before, ServingVersions(*c));
     OUTPOST_ASSIGN_OR_RETURN(uint64_t held, OutboxRecords(*c));
-    std::printf("   %s (%s, serving pump %s): %lld readings, %lld flagged (p >= 0.5), %lld "
-                "injected faults, %lld labels; %llu records in its outbox now\n",
-                s.id.c_str(), s.edge.url.c_str(), s.serving_before.c_str(),
-                static_cast<long long>(s.readings), static_cast<long long>(s.flagged),
-                static_cast<long long>(s.injected), static_cast<long long>(s.feedback),
-                static_cast<unsigned long long>(held));
+    std::printf(
+        "   %s (%s, serving pump %s): %lld readings, %lld flagged (p >= 0.5), %lld "
+        "injected faults, %lld labels; %llu records in its outbox now\n",
+        s.id.c_str(), s.edge.url.c_str(), s.serving_before.c_str(),
+        static_cast<long long>(s.readings), static_cast<long long>(s.flagged),
+        static_cast<long long>(s.injected), static_cast<long long>(s.feedback),
+        static_cast<unsigned long long>(held));
   }
+  return Status();
+}
 
-  // --- 6. Records to the hub ---
+// 6. Site A's records go live; site B's by export file, import at the hub and receipt.
+Status RecordsToHub(DemoContext& ctx) {
   std::printf("6. Records travel to the hub\n");
-  OUTPOST_RETURN_IF_ERROR(WaitDrained(sites[0], 60));
-  OUTPOST_ASSIGN_OR_RETURN(uint64_t live_now, HubRecords(*store, "site-a", nullptr));
+  OUTPOST_RETURN_IF_ERROR(WaitDrained(ctx.sites[0], 60));
+  OUTPOST_ASSIGN_OR_RETURN(uint64_t live_now, HubRecords(*ctx.store, "site-a", nullptr));
   std::printf("   site-a, live over mutual TLS: the hub holds %llu of its records\n",
               static_cast<unsigned long long>(live_now));
   std::printf("   site-b, disconnected: its edge stops, records go to a file on a USB stick\n");
-  OUTPOST_RETURN_IF_ERROR(ExportRound(sites[1], workdir, hub_dir, store_url, policy, true));
+  return ExportRound(ctx.sites[1], ctx.workdir, ctx.hub_dir, ctx.store_url, ctx.policy, true);
+}
 
-  // --- 7. Retraining ---
-  std::printf("7. The hub retrains pump by its schedule: a job once %d new labels have arrived "
-              "(every reading of both sites)\n",
-              2 * flags.rows);
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> op,
-                           HttpClient::Connect("127.0.0.1", PortOf(dashboard), kOperatorToken));
-  OUTPOST_ASSIGN_OR_RETURN(RetrainRun run, WaitRetrained(*op, 120));
-  std::printf("   the hub saw %lld labels and ran outpost train: pump version %lld, %s\n",
-              static_cast<long long>(run.labels), static_cast<long long>(run.version),
-              run.outcome.c_str());
-  OUTPOST_ASSIGN_OR_RETURN(HttpResult listed, op->Request("GET", "/api/v1/models/pump/versions"));
-  if (listed.status != 200) return InternalError("GET /api/v1/models/pump/versions: " + listed.body);
+// Reads the registry's judgement of the retrained version (GET /api/v1/models/pump/versions),
+// prints both models' metrics, and fails unless the challenger became a candidate.
+Status ReadRetrainDecision(DemoContext& ctx) {
+  OUTPOST_ASSIGN_OR_RETURN(HttpResult listed,
+                           ctx.op->Request("GET", "/api/v1/models/pump/versions"));
+  if (listed.status != 200)
+    return InternalError("GET /api/v1/models/pump/versions: " + listed.body);
   simdjson::dom::parser parser;
   simdjson::dom::element listed_doc, metrics_doc;
   simdjson::dom::array versions_e;
-  if (parser.parse(listed.body).get(listed_doc) || listed_doc["versions"].get_array().get(versions_e)) {
+  if (parser.parse(listed.body).get(listed_doc) ||
+      listed_doc["versions"].get_array().get(versions_e)) {
     return InternalError("GET /api/v1/models/pump/versions: unexpected answer " + listed.body);
   }
   bool found = false;
   for (simdjson::dom::element v : versions_e) {
     int64_t version = 0;
-    if (!v["version"].get_int64().get(version) && version == run.version &&
+    if (!v["version"].get_int64().get(version) && version == ctx.run.version &&
         !v["metrics"].get(metrics_doc)) {
       found = true;
     }
   }
-  if (!found) return InternalError("the registry does not list pump " + std::to_string(run.version));
+  if (!found)
+    return InternalError("the registry does not list pump " + std::to_string(ctx.run.version));
   std::string_view decision;
-  int64_t new_version = 0, holdout_rows = 0;
   simdjson::dom::element champion_e, challenger_e;
   if (metrics_doc["decision"].get_string().get(decision) ||
-      metrics_doc["version"].get_int64().get(new_version) ||
-      metrics_doc["holdout"]["rows"].get_int64().get(holdout_rows) ||
+      metrics_doc["version"].get_int64().get(ctx.new_version) ||
+      metrics_doc["holdout"]["rows"].get_int64().get(ctx.holdout_rows) ||
       metrics_doc["challenger"].get(challenger_e) || metrics_doc["champion"].get(champion_e)) {
     return InternalError("the registry's metrics lack the decision: " + listed.body);
   }
-  Metrics challenger = ReadMetrics(challenger_e);
-  challenger.version = new_version;
-  Metrics champion = ReadMetrics(champion_e);
-  const std::string decision_s(decision);
+  ctx.challenger = ReadMetrics(challenger_e);
+  ctx.challenger.version = ctx.new_version;
+  ctx.champion = ReadMetrics(champion_e);
+  ctx.decision = std::string(decision);
+  const Metrics& champion = ctx.champion;
+  const Metrics& challenger = ctx.challenger;
   std::printf("   holdout: %lld edge-labelled readings the training never saw\n",
-              static_cast<long long>(holdout_rows));
+              static_cast<long long>(ctx.holdout_rows));
   std::printf("   champion   pump %lld: AUC %s, accuracy %s, log loss %s\n",
               static_cast<long long>(champion.version), Num(champion.auc).c_str(),
               Num(champion.accuracy).c_str(), Num(champion.logloss).c_str());
   std::printf("   challenger pump %lld: AUC %s, accuracy %s, log loss %s -> %s\n",
               static_cast<long long>(challenger.version), Num(challenger.auc).c_str(),
               Num(challenger.accuracy).c_str(), Num(challenger.logloss).c_str(),
-              decision_s.c_str());
-  if (decision_s != "candidate") {
+              ctx.decision.c_str());
+  if (ctx.decision != "candidate") {
     return FailedPreconditionError("the challenger did not beat the champion: " + listed.body);
   }
+  return Status();
+}
 
-  // --- 8. Approval, release, shadow, promotion ---
-  std::printf("8. An operator approves pump %lld through the hub's API; the hub bundles and signs "
-              "it as the shadow of pump %lld\n",
-              static_cast<long long>(new_version), static_cast<long long>(champion.version));
+// 7. The hub's retraining schedule runs `outpost train`; the registry judges the challenger.
+Status Retrain(DemoContext& ctx) {
+  std::printf(
+      "7. The hub retrains pump by its schedule: a job once %d new labels have arrived "
+      "(every reading of both sites)\n",
+      2 * ctx.flags.rows);
+  OUTPOST_ASSIGN_OR_RETURN(ctx.op,
+                           HttpClient::Connect("127.0.0.1", PortOf(ctx.dashboard), kOperatorToken));
+  OUTPOST_ASSIGN_OR_RETURN(ctx.run, WaitRetrained(*ctx.op, 120));
+  std::printf("   the hub saw %lld labels and ran outpost train: pump version %lld, %s\n",
+              static_cast<long long>(ctx.run.labels), static_cast<long long>(ctx.run.version),
+              ctx.run.outcome.c_str());
+  return ReadRetrainDecision(ctx);
+}
+
+// An operator approves the challenger through the hub's API; the path of the bundle the hub
+// built and signed, which must ship the challenger as the champion's shadow.
+Result<std::string> ApproveChallenger(DemoContext& ctx) {
   OUTPOST_ASSIGN_OR_RETURN(
       HttpResult approved,
-      op->Request("POST", "/api/v1/models/pump/versions/" + std::to_string(new_version) + "/approve"));
+      ctx.op->Request(
+          "POST", "/api/v1/models/pump/versions/" + std::to_string(ctx.new_version) + "/approve"));
   simdjson::dom::parser approve_parser;
   simdjson::dom::element approve_doc;
   std::string_view bundle_view;
-  uint64_t bundle_version = 0;
   bool shadow = false;
   if (approved.status != 200 || approve_parser.parse(approved.body).get(approve_doc) ||
       approve_doc["bundle"].get_string().get(bundle_view) ||
-      approve_doc["bundle_version"].get_uint64().get(bundle_version) ||
+      approve_doc["bundle_version"].get_uint64().get(ctx.bundle_version) ||
       approve_doc["shadow"].get_bool().get(shadow)) {
-    return InternalError("the hub did not release pump " + std::to_string(new_version) + ": " +
+    return InternalError("the hub did not release pump " + std::to_string(ctx.new_version) + ": " +
                          std::to_string(approved.status) + " " + approved.body);
   }
   if (!shadow) return InternalError("the hub's release has no shadow period: " + approved.body);
   const std::string bundle2(bundle_view);
   std::printf("   %s: bundle version %llu, pump %lld serves, pump %lld in its shadow\n",
-              bundle2.c_str(), static_cast<unsigned long long>(bundle_version),
-              static_cast<long long>(champion.version), static_cast<long long>(new_version));
-  // The edge picks the new folder and config.yaml up by watching its repository; traffic waits
-  // until it has loaded the shadow beside the champion.
+              bundle2.c_str(), static_cast<unsigned long long>(ctx.bundle_version),
+              static_cast<long long>(ctx.champion.version),
+              static_cast<long long>(ctx.new_version));
+  return bundle2;
+}
+
+// Installs the release bundle at both running sites and waits until each edge serves the
+// challenger beside the champion. The edge picks the new folder and config.yaml up by watching
+// its repository; traffic waits until it has loaded the shadow beside the champion.
+Status InstallShadow(DemoContext& ctx, const std::string& bundle2) {
   const std::string both =
-      std::to_string(champion.version) + "," + std::to_string(new_version);
-  for (Site& s : sites) {
-    OUTPOST_ASSIGN_OR_RETURN(std::string line, InstallBundle(s, bundle2, root));
+      std::to_string(ctx.champion.version) + "," + std::to_string(ctx.new_version);
+  for (Site& s : ctx.sites) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string line, InstallBundle(s, bundle2, ctx.root));
     OUTPOST_ASSIGN_OR_RETURN(std::string loaded, WaitServing(s, both));
     if (loaded != both) {
-      return InternalError(s.id + " did not load pump " + std::to_string(new_version) +
-                           " beside pump " + std::to_string(champion.version) + " (it has \"" +
+      return InternalError(s.id + " did not load pump " + std::to_string(ctx.new_version) +
+                           " beside pump " + std::to_string(ctx.champion.version) + " (it has \"" +
                            loaded + "\"); see " + s.log);
     }
     std::printf("   %s: %s; loaded pump %s\n", s.id.c_str(), line.c_str(), loaded.c_str());
   }
-  std::printf("   %d more labelled readings at each site: both versions score each, the champion "
-              "answers; each site's shadow rule (%s) decides\n",
-              flags.shadow_rows, ShadowRule(flags).c_str());
-  {
-    Status results[2];
-    std::thread b([&] { results[1] = StreamTraffic(sites[1], flags.shadow_rows, 22, 's'); });
-    results[0] = StreamTraffic(sites[0], flags.shadow_rows, 21, 's');
-    b.join();
-    for (const Status& st : results) OUTPOST_RETURN_IF_ERROR(st);
-  }
-  for (Site& s : sites) {
-    OUTPOST_ASSIGN_OR_RETURN(s.serving_after, WaitServing(s, std::to_string(new_version)));
+  return Status();
+}
+
+// Waits until each site serves only the challenger: its shadow rule promoted it.
+Status CheckPromoted(DemoContext& ctx) {
+  for (Site& s : ctx.sites) {
+    OUTPOST_ASSIGN_OR_RETURN(s.serving_after, WaitServing(s, std::to_string(ctx.new_version)));
     std::printf("   %s: now serving pump %s\n", s.id.c_str(), s.serving_after.c_str());
-    if (s.serving_after != std::to_string(new_version)) {
-      return InternalError(s.id + " did not promote pump " + std::to_string(new_version) +
+    if (s.serving_after != std::to_string(ctx.new_version)) {
+      return InternalError(s.id + " did not promote pump " + std::to_string(ctx.new_version) +
                            " (it serves \"" + s.serving_after + "\"; " + ShadowMetrics(s) +
                            "); see " + s.log);
     }
   }
+  return Status();
+}
 
-  // --- 9. The account ---
-  std::printf("9. Every record accounted for\n");
-  OUTPOST_RETURN_IF_ERROR(WaitDrained(sites[0], 30));
-  OUTPOST_RETURN_IF_ERROR(sites[0].edge.Stop());
-  std::printf("   site-b's second trip: what it recorded since (the shadow phase's readings and "
-              "labels, the install and promotion events)\n");
-  OUTPOST_RETURN_IF_ERROR(ExportRound(sites[1], workdir, hub_dir, store_url, policy, false));
-  bool balanced = true;
-  std::map<std::string, uint64_t> hub_by_kind;
-  for (Site& s : sites) {
+// 8. Approval and release as a shadow, install at both sites, shadow traffic, promotion.
+Status ApproveShadowPromote(DemoContext& ctx) {
+  std::printf(
+      "8. An operator approves pump %lld through the hub's API; the hub bundles and signs "
+      "it as the shadow of pump %lld\n",
+      static_cast<long long>(ctx.new_version), static_cast<long long>(ctx.champion.version));
+  OUTPOST_ASSIGN_OR_RETURN(std::string bundle2, ApproveChallenger(ctx));
+  OUTPOST_RETURN_IF_ERROR(InstallShadow(ctx, bundle2));
+  std::printf(
+      "   %d more labelled readings at each site: both versions score each, the champion "
+      "answers; each site's shadow rule (%s) decides\n",
+      ctx.flags.shadow_rows, ShadowRule(ctx.flags).c_str());
+  OUTPOST_RETURN_IF_ERROR(StreamTrafficAtBoth(ctx, ctx.flags.shadow_rows, 21, 22, 's'));
+  return CheckPromoted(ctx);
+}
+
+// Each site's account (from its stopped outbox) against its records at the hub; adds the
+// hub's records to `hub_by_kind` and clears ctx.balanced where a site does not balance.
+Status BalanceSites(DemoContext& ctx, std::map<std::string, uint64_t>& hub_by_kind) {
+  for (Site& s : ctx.sites) {
     OUTPOST_RETURN_IF_ERROR(AccountSite(s));
-    OUTPOST_ASSIGN_OR_RETURN(s.at_hub, HubRecords(*store, s.id, &hub_by_kind));
+    OUTPOST_ASSIGN_OR_RETURN(s.at_hub, HubRecords(*ctx.store, s.id, &hub_by_kind));
     const uint64_t expected = s.produced - s.held - s.evicted - s.quarantined - s.withheld;
     const bool ok = s.at_hub == expected;
-    balanced = balanced && ok;
-    std::printf("   %s: produced %llu = at the hub %llu + still at the site %llu + evicted %llu "
-                "+ quarantined %llu + withheld by policy %llu  %s\n",
-                s.id.c_str(), static_cast<unsigned long long>(s.produced),
-                static_cast<unsigned long long>(s.at_hub), static_cast<unsigned long long>(s.held),
-                static_cast<unsigned long long>(s.evicted),
-                static_cast<unsigned long long>(s.quarantined),
-                static_cast<unsigned long long>(s.withheld), ok ? "(balanced)" : "(MISMATCH)");
+    ctx.balanced = ctx.balanced && ok;
+    std::printf(
+        "   %s: produced %llu = at the hub %llu + still at the site %llu + evicted %llu "
+        "+ quarantined %llu + withheld by policy %llu  %s\n",
+        s.id.c_str(), static_cast<unsigned long long>(s.produced),
+        static_cast<unsigned long long>(s.at_hub), static_cast<unsigned long long>(s.held),
+        static_cast<unsigned long long>(s.evicted), static_cast<unsigned long long>(s.quarantined),
+        static_cast<unsigned long long>(s.withheld), ok ? "(balanced)" : "(MISMATCH)");
   }
-  bool promoted = true;
-  for (Site& s : sites) {
-    OUTPOST_RETURN_IF_ERROR(ReadShadowOutcome(*store, s));
-    promoted = promoted && s.shadow_event == "shadow_promoted" && s.shadow_winner == new_version;
-    std::printf("   %s's shadow decision, as its event record reached the hub: %s pump %lld after "
-                "%llu readings compared (agreement %s) and %llu labelled (accuracy: champion %s, "
-                "shadow %s)\n",
-                s.id.c_str(), s.shadow_event.empty() ? "(none arrived)" : s.shadow_event.c_str(),
-                static_cast<long long>(s.shadow_winner),
-                static_cast<unsigned long long>(s.shadow_compared),
-                Num(s.shadow_agreement, 3).c_str(),
-                static_cast<unsigned long long>(s.shadow_labelled),
-                Num(s.champion_accuracy, 3).c_str(), Num(s.shadow_accuracy, 3).c_str());
+  return Status();
+}
+
+// Each site's shadow decision as its event record reached the hub; clears ctx.promoted where
+// a site's promotion of the challenger did not arrive.
+Status ReadShadowDecisions(DemoContext& ctx) {
+  for (Site& s : ctx.sites) {
+    OUTPOST_RETURN_IF_ERROR(ReadShadowOutcome(*ctx.store, s));
+    ctx.promoted =
+        ctx.promoted && s.shadow_event == "shadow_promoted" && s.shadow_winner == ctx.new_version;
+    std::printf(
+        "   %s's shadow decision, as its event record reached the hub: %s pump %lld after "
+        "%llu readings compared (agreement %s) and %llu labelled (accuracy: champion %s, "
+        "shadow %s)\n",
+        s.id.c_str(), s.shadow_event.empty() ? "(none arrived)" : s.shadow_event.c_str(),
+        static_cast<long long>(s.shadow_winner), static_cast<unsigned long long>(s.shadow_compared),
+        Num(s.shadow_agreement, 3).c_str(), static_cast<unsigned long long>(s.shadow_labelled),
+        Num(s.champion_accuracy, 3).c_str(), Num(s.shadow_accuracy, 3).c_str());
   }
+  return Status();
+}
+
+// 9. Both edges stop (site B after its second trip) and every record is accounted for.
+Status AccountForRecords(DemoContext& ctx) {
+  std::printf("9. Every record accounted for\n");
+  OUTPOST_RETURN_IF_ERROR(WaitDrained(ctx.sites[0], 30));
+  OUTPOST_RETURN_IF_ERROR(ctx.sites[0].edge.Stop());
+  std::printf(
+      "   site-b's second trip: what it recorded since (the shadow phase's readings and "
+      "labels, the install and promotion events)\n");
+  OUTPOST_RETURN_IF_ERROR(
+      ExportRound(ctx.sites[1], ctx.workdir, ctx.hub_dir, ctx.store_url, ctx.policy, false));
+  std::map<std::string, uint64_t> hub_by_kind;
+  OUTPOST_RETURN_IF_ERROR(BalanceSites(ctx, hub_by_kind));
+  OUTPOST_RETURN_IF_ERROR(ReadShadowDecisions(ctx));
   std::string kinds;
   for (const auto& [kind, n] : hub_by_kind) {
     kinds += (kinds.empty() ? "" : ", ") + kind + " " + std::to_string(n);
   }
   std::printf("   at the hub by kind: %s\n", kinds.c_str());
-  std::printf("   site-b by file: %llu records exported in %llu trips, %llu stored by the hub, "
-              "%llu deleted at the site by the receipts\n",
-              static_cast<unsigned long long>(sites[1].exported),
-              static_cast<unsigned long long>(sites[1].exports),
-              static_cast<unsigned long long>(sites[1].imported_at_hub),
-              static_cast<unsigned long long>(sites[1].receipt_deleted));
+  const Site& b = ctx.sites[1];
+  std::printf(
+      "   site-b by file: %llu records exported in %llu trips, %llu stored by the hub, "
+      "%llu deleted at the site by the receipts\n",
+      static_cast<unsigned long long>(b.exported), static_cast<unsigned long long>(b.exports),
+      static_cast<unsigned long long>(b.imported_at_hub),
+      static_cast<unsigned long long>(b.receipt_deleted));
+  return Status();
+}
 
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  if (!flags.summary.empty()) {
-    std::string j;
-    JsonWriter w(j);
-    w.BeginObject();
-    w.Key("v");
-    w.Int(1);
-    w.Key("workdir");
-    w.String(workdir);
-    w.Key("store");
-    w.String(store_url);
-    w.Key("tenant");
-    w.String(kTenant);
-    w.Key("dashboard");
-    w.String(dashboard);
-    w.Key("shadow");
-    w.Bool(true);
-    w.Key("bundle_version");
-    w.Uint(bundle_version);
-    w.Key("retrain_labels");
-    w.Int(run.labels);
-    w.Key("decision");
-    w.String(decision_s);
-    w.Key("holdout_rows");
-    w.Int(holdout_rows);
-    w.Key("champion");
-    WriteMetrics(w, champion);
-    w.Key("challenger");
-    WriteMetrics(w, challenger);
-    w.Key("balanced");
-    w.Bool(balanced);
-    w.Key("seconds");
-    w.Double(seconds);
-    w.Key("sites");
-    w.BeginArray();
-    for (const Site& s : sites) {
-      w.BeginObject();
-      w.Key("site_id");
-      w.String(s.id);
-      w.Key("live");
-      w.Bool(s.live);
-      w.Key("models");
-      w.String(s.models);
-      w.Key("data_dir");
-      w.String(s.data);
-      w.Key("readings");
-      w.Int(s.readings);
-      w.Key("flagged");
-      w.Int(s.flagged);
-      w.Key("injected");
-      w.Int(s.injected);
-      w.Key("feedback");
-      w.Int(s.feedback);
-      w.Key("serving_before");
-      w.String(s.serving_before);
-      w.Key("serving_after");
-      w.String(s.serving_after);
-      w.Key("shadow_event");
-      w.String(s.shadow_event);
-      w.Key("shadow_winner");
-      w.Int(s.shadow_winner);
-      w.Key("shadow_compared");
-      w.Uint(s.shadow_compared);
-      w.Key("shadow_labelled");
-      w.Uint(s.shadow_labelled);
-      w.Key("shadow_agreement");
-      w.OptionalDouble(Finite(s.shadow_agreement));
-      w.Key("champion_accuracy");
-      w.OptionalDouble(Finite(s.champion_accuracy));
-      w.Key("shadow_accuracy");
-      w.OptionalDouble(Finite(s.shadow_accuracy));
-      for (auto [key, value] : {std::pair<const char*, uint64_t>{"produced", s.produced},
-                                {"held", s.held},
-                                {"evicted", s.evicted},
-                                {"quarantined", s.quarantined},
-                                {"withheld", s.withheld},
-                                {"at_hub", s.at_hub},
-                                {"exported", s.exported},
-                                {"imported_at_hub", s.imported_at_hub},
-                                {"receipt_deleted", s.receipt_deleted}}) {
-        w.Key(key);
-        w.Uint(value);
-      }
-      w.EndObject();
-    }
-    w.EndArray();
-    w.EndObject();
-    OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(flags.summary, j + "\n"));
+// One site's object in the summary.
+void WriteSiteSummary(JsonWriter& w, const Site& s) {
+  w.BeginObject();
+  w.Key("site_id");
+  w.String(s.id);
+  w.Key("live");
+  w.Bool(s.live);
+  w.Key("models");
+  w.String(s.models);
+  w.Key("data_dir");
+  w.String(s.data);
+  w.Key("readings");
+  w.Int(s.readings);
+  w.Key("flagged");
+  w.Int(s.flagged);
+  w.Key("injected");
+  w.Int(s.injected);
+  w.Key("feedback");
+  w.Int(s.feedback);
+  w.Key("serving_before");
+  w.String(s.serving_before);
+  w.Key("serving_after");
+  w.String(s.serving_after);
+  w.Key("shadow_event");
+  w.String(s.shadow_event);
+  w.Key("shadow_winner");
+  w.Int(s.shadow_winner);
+  w.Key("shadow_compared");
+  w.Uint(s.shadow_compared);
+  w.Key("shadow_labelled");
+  w.Uint(s.shadow_labelled);
+  w.Key("shadow_agreement");
+  w.OptionalDouble(Finite(s.shadow_agreement));
+  w.Key("champion_accuracy");
+  w.OptionalDouble(Finite(s.champion_accuracy));
+  w.Key("shadow_accuracy");
+  w.OptionalDouble(Finite(s.shadow_accuracy));
+  for (auto [key, value] : {std::pair<const char*, uint64_t>{"produced", s.produced},
+                            {"held", s.held},
+                            {"evicted", s.evicted},
+                            {"quarantined", s.quarantined},
+                            {"withheld", s.withheld},
+                            {"at_hub", s.at_hub},
+                            {"exported", s.exported},
+                            {"imported_at_hub", s.imported_at_hub},
+                            {"receipt_deleted", s.receipt_deleted}}) {
+    w.Key(key);
+    w.Uint(value);
   }
-  store.reset();
+  w.EndObject();
+}
 
-  std::printf("\nThe loop closed in %.0f s: the sites' data made pump %lld (AUC %s) beat pump %lld "
-              "(AUC %s) on readings it never saw; both sites ran it in the shadow of pump %lld and "
-              "promoted it.\n",
-              seconds, static_cast<long long>(challenger.version), Num(challenger.auc, 3).c_str(),
-              static_cast<long long>(champion.version), Num(champion.auc, 3).c_str(),
-              static_cast<long long>(champion.version));
-  if (!balanced) return DataLossError("the hub's records do not add up to what the sites produced");
-  if (!promoted) {
-    return InternalError("a site's promotion of pump " + std::to_string(new_version) +
+// Writes the outcome as JSON to --summary (the integration test reads it).
+Status WriteSummary(const DemoContext& ctx) {
+  std::string j;
+  JsonWriter w(j);
+  w.BeginObject();
+  w.Key("v");
+  w.Int(1);
+  w.Key("workdir");
+  w.String(ctx.workdir);
+  w.Key("store");
+  w.String(ctx.store_url);
+  w.Key("tenant");
+  w.String(kTenant);
+  w.Key("dashboard");
+  w.String(ctx.dashboard);
+  w.Key("shadow");
+  w.Bool(true);
+  w.Key("bundle_version");
+  w.Uint(ctx.bundle_version);
+  w.Key("retrain_labels");
+  w.Int(ctx.run.labels);
+  w.Key("decision");
+  w.String(ctx.decision);
+  w.Key("holdout_rows");
+  w.Int(ctx.holdout_rows);
+  w.Key("champion");
+  WriteMetrics(w, ctx.champion);
+  w.Key("challenger");
+  WriteMetrics(w, ctx.challenger);
+  w.Key("balanced");
+  w.Bool(ctx.balanced);
+  w.Key("seconds");
+  w.Double(ctx.seconds);
+  w.Key("sites");
+  w.BeginArray();
+  for (const Site& s : ctx.sites) WriteSiteSummary(w, s);
+  w.EndArray();
+  w.EndObject();
+  return WriteFileAtomically(ctx.flags.summary, j + "\n");
+}
+
+// Blocks until SIGINT or SIGTERM arrives (--keep-running).
+void WaitForStopSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  int sig = 0;
+  sigwait(&set, &sig);
+}
+
+// Closes the store, prints the closing line, fails where a site did not balance or its
+// promotion did not arrive, keeps the hub up with --keep-running, and stops it.
+Status CloseLoop(DemoContext& ctx) {
+  ctx.store.reset();
+
+  std::printf(
+      "\nThe loop closed in %.0f s: the sites' data made pump %lld (AUC %s) beat pump %lld "
+      "(AUC %s) on readings it never saw; both sites ran it in the shadow of pump %lld and "
+      "promoted it.\n",
+      ctx.seconds, static_cast<long long>(ctx.challenger.version),
+      Num(ctx.challenger.auc, 3).c_str(), static_cast<long long>(ctx.champion.version),
+      Num(ctx.champion.auc, 3).c_str(), static_cast<long long>(ctx.champion.version));
+  if (!ctx.balanced) {
+    return DataLossError("the hub's records do not add up to what the sites produced");
+  }
+  if (!ctx.promoted) {
+    return InternalError("a site's promotion of pump " + std::to_string(ctx.new_version) +
                          " did not reach the hub as an event record");
   }
 
-  if (flags.keep_running) {
-    std::printf("\nThe hub keeps running. Dashboard: %s/ (operator token: %s)\n"
-                "Press Ctrl-C to stop it.\n",
-                dashboard.c_str(), kOperatorToken);
+  if (ctx.flags.keep_running) {
+    std::printf(
+        "\nThe hub keeps running. Dashboard: %s/ (operator token: %s)\n"
+        "Press Ctrl-C to stop it.\n",
+        ctx.dashboard.c_str(), kOperatorToken);
     std::fflush(stdout);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    int sig = 0;
-    sigwait(&set, &sig);
+    WaitForStopSignal();
   }
-  return hub.Stop();
+  return ctx.hub_server.Stop();
+}
+
+// The demo's story, one function per step over one shared context.
+Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
+  DemoContext ctx{.flags = flags, .workdir = workdir, .started = std::chrono::steady_clock::now()};
+  OUTPOST_RETURN_IF_ERROR(PrepareWorkdir(ctx));
+  OUTPOST_RETURN_IF_ERROR(TrainFirstModel(ctx));       // 1.
+  OUTPOST_RETURN_IF_ERROR(SignFirstBundle(ctx));       // 2.
+  OUTPOST_RETURN_IF_ERROR(InstallFirstBundle(ctx));    // 3.
+  OUTPOST_RETURN_IF_ERROR(StartHubAndEnrol(ctx));      // 4.
+  OUTPOST_RETURN_IF_ERROR(ScoreTraffic(ctx));          // 5.
+  OUTPOST_RETURN_IF_ERROR(RecordsToHub(ctx));          // 6.
+  OUTPOST_RETURN_IF_ERROR(Retrain(ctx));               // 7.
+  OUTPOST_RETURN_IF_ERROR(ApproveShadowPromote(ctx));  // 8.
+  OUTPOST_RETURN_IF_ERROR(AccountForRecords(ctx));     // 9.
+  ctx.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.started).count();
+  if (!flags.summary.empty()) OUTPOST_RETURN_IF_ERROR(WriteSummary(ctx));
+  return CloseLoop(ctx);
 }
 
 #else
@@ -1190,14 +1356,8 @@ Status RunLoop(const DemoFlags&, const std::string&) {
 
 Status RunDemo(const DemoFlags& flags) {
   if (!flags.write_repository.empty()) {
-    OUTPOST_ASSIGN_OR_RETURN(train::Dataset original,
-                             train::MakePumpReadings({.rows = kOriginalRows, .seed = kOriginalSeed,
-                                                      .fault_rate = kFaultRate}));
-    train::TrainOptions options;
-    options.params["max_depth"] = std::to_string(flags.depth);
-    options.rounds = flags.trees;
-    OUTPOST_ASSIGN_OR_RETURN(auto model, train::TrainXGBoost(original, options));
-    OUTPOST_ASSIGN_OR_RETURN(std::string json, model->Serialize(train::ModelFormat::kJson));
+    train::Dataset original;
+    OUTPOST_ASSIGN_OR_RETURN(std::string json, TrainFirstPump(flags, original));
     OUTPOST_RETURN_IF_ERROR(WriteModelFolder(flags.write_repository, 1, ModelConfig(original), json,
                                              NAN, train::Sha256Hex("pump version 1")));
     std::printf("wrote the pump model to %s/pump\n", flags.write_repository.c_str());
