@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 
 #include "base/file.h"
 #include "base/json_writer.h"
@@ -31,12 +32,18 @@ BatchOutcome Refused(int status, std::string_view reason, std::string_view error
   return out;
 }
 
+// Sets the audit head an outcome reports.
+void SetAuditHead(BatchOutcome& out, const std::pair<uint64_t, std::string>& head) {
+  out.has_audit_head = true;
+  out.audit_seq = head.first;
+  out.audit_hash = head.second;
+}
+
 }  // namespace
 
 // --- PolicySet ---
 
-Result<PolicySet> PolicySet::Load(
-    const std::vector<std::pair<std::string, std::string>>& files) {
+Result<PolicySet> PolicySet::Load(const std::vector<std::pair<std::string, std::string>>& files) {
   PolicySet set;
   for (const auto& [tenant, path] : files) {
     if (tenant != "*") OUTPOST_RETURN_IF_ERROR(ValidateName("policy tenant", tenant));
@@ -149,9 +156,9 @@ Result<Caller> HubService::Authenticate(const PeerCredential& peer, HubResponse*
     return refuse(401, "credential_missing", "a site client certificate is required");
   }
   if (!peer.verified) {
-    return refuse(401, "credential_untrusted",
-                  "the client certificate does not verify against this hub's CA: " +
-                      peer.verify_error);
+    return refuse(
+        401, "credential_untrusted",
+        "the client certificate does not verify against this hub's CA: " + peer.verify_error);
   }
   Result<Site> site = store_.GetSite(peer.certificate.common_name);
   if (!site.ok()) {
@@ -244,154 +251,197 @@ BatchOutcome HubService::IngestBatch(const Caller& caller, std::string_view byte
   return IngestDecoded(caller, *decoded, event);
 }
 
-BatchOutcome HubService::IngestDecoded(const Caller& caller, const sync::DecodedBatch& decoded,
-                                       std::string_view event) {
-  const sync::Batch& batch = decoded.batch;
-  BatchKey key{.site_id = decoded.key.site_id,
-               .node_id = decoded.key.node_id,
-               .stream = decoded.key.stream,
-               .first_seq = decoded.key.first_seq,
-               .last_seq = decoded.key.last_seq,
-               .content_sha256 = decoded.key.content_sha256};
-  auto refuse = [&](int status, std::string_view reason, std::string_view error,
-                    bool audit = false) {
-    if (audit) AuditRefusal(caller, key, event, reason, error);
+// The steps of one IngestDecoded call, sharing who sent the batch, its key, the audit event of
+// a refusal and the records that passed the policy. Lives for one call; `service` and
+// `caller` outlive it.
+class HubService::BatchIngest {
+ public:
+  BatchIngest(HubService& service, const Caller& caller, const sync::DecodedBatch& decoded,
+              std::string_view event)
+      : service_(service),
+        caller_(caller),
+        batch_(decoded.batch),
+        event_(event),
+        key_{.site_id = decoded.key.site_id,
+             .node_id = decoded.key.node_id,
+             .stream = decoded.key.stream,
+             .first_seq = decoded.key.first_seq,
+             .last_seq = decoded.key.last_seq,
+             .content_sha256 = decoded.key.content_sha256} {}
+
+  // A refusal carrying the batch's key; written to the hub's audit log when `audit`.
+  BatchOutcome Refuse(int status, std::string_view reason, std::string_view error,
+                      bool audit = false) {
+    if (audit) service_.AuditRefusal(caller_, key_, event_, reason, error);
     BatchOutcome out = Refused(status, reason, error);
-    out.key = key;
+    out.key = key_;
     return out;
-  };
-  if (caller.kind != Caller::Kind::kSite || caller.site_id.empty()) {
-    return refuse(401, "credential_missing", "only a site may send batches");
   }
-  // Site and tenant come from the credential alone.
-  if (batch.site_id != caller.site_id) {
-    return refuse(403, "site_mismatch",
-                  "the batch names site \"" + batch.site_id + "\", the credential \"" +
-                      caller.site_id + "\"",
-                  /*audit=*/true);
+
+  // The outcome of a batch the store took, stored or duplicate.
+  BatchOutcome Accepted(const IngestResult& result) const {
+    BatchOutcome out;
+    out.key = key_;
+    out.result = result;
+    out.records = records_.size();
+    return out;
   }
-  const policy::Policy* site_policy = policies_.Find(caller.tenant);
-  if (site_policy == nullptr) {
-    return refuse(422, "no_policy", "the hub has no policy for tenant \"" + caller.tenant + "\"",
-                  true);
-  }
-  std::vector<HubRecord> records;
-  records.reserve(batch.records.size());
-  for (const sync::BatchRecord& r : batch.records) {
-    std::string_view kind = outbox::KindName(static_cast<outbox::Kind>(r.kind));
-    policy::Decision decision = policy::Check(
-        *site_policy, policy::RecordView{.kind = kind,
-                                         .site = batch.site_id,
-                                         .node = batch.node_id,
-                                         .stream = batch.stream,
-                                         .seq = r.seq,
-                                         .payload = r.payload});
-    if (!decision.allowed()) {
-      return refuse(422, decision.reason,
-                    "record " + std::to_string(r.seq) + " (" + std::string(kind) +
-                        ") breaks the policy: " + decision.detail,
-                    true);
+
+  // Checks every record against the tenant's policy and collects them as the hub stores
+  // them; the refusal of the first record that breaks the policy.
+  std::optional<BatchOutcome> CheckRecords(const policy::Policy& site_policy) {
+    records_.reserve(batch_.records.size());
+    for (const sync::BatchRecord& r : batch_.records) {
+      std::string_view kind = outbox::KindName(static_cast<outbox::Kind>(r.kind));
+      policy::Decision decision =
+          policy::Check(site_policy, policy::RecordView{.kind = kind,
+                                                        .site = batch_.site_id,
+                                                        .node = batch_.node_id,
+                                                        .stream = batch_.stream,
+                                                        .seq = r.seq,
+                                                        .payload = r.payload});
+      if (!decision.allowed()) {
+        return Refuse(422, decision.reason,
+                      "record " + std::to_string(r.seq) + " (" + std::string(kind) +
+                          ") breaks the policy: " + decision.detail,
+                      true);
+      }
+      records_.push_back(HubRecord{.site_id = batch_.site_id,
+                                   .node_id = batch_.node_id,
+                                   .stream = batch_.stream,
+                                   .seq = r.seq,
+                                   .kind = std::string(kind),
+                                   .created_ms = r.created_ms,
+                                   .payload = r.payload});
     }
-    records.push_back(HubRecord{.site_id = batch.site_id,
-                                .node_id = batch.node_id,
-                                .stream = batch.stream,
-                                .seq = r.seq,
-                                .kind = std::string(kind),
-                                .created_ms = r.created_ms,
-                                .payload = r.payload});
+    return std::nullopt;
   }
-  std::optional<AuditSegment> segment;
-  Result<std::pair<uint64_t, std::string>> head = store_.AuditHead(batch.site_id, batch.node_id);
-  if (!head.ok()) return refuse(503, "store_unavailable", head.status().message());
-  if (batch.audit.has_value()) {
-    const sync::BatchAudit& audit = *batch.audit;
-    auto gap = [&](std::string_view why) {
-      BatchOutcome out = refuse(409, "audit_gap", why);
-      out.has_audit_head = true;
-      out.audit_seq = head->first;
-      out.audit_hash = head->second;
-      return out;
-    };
-    if (audit.from_seq == head->first && audit.from_hash != head->second) {
-      return refuse(422, "audit_edited",
+
+  // Checks the batch's audit segment against the hub's `head` of the node. Sets *segment to
+  // what the store appends, or returns the outcome that ends the ingest: a refusal, or the
+  // acknowledgement of a batch the hub already holds.
+  std::optional<BatchOutcome> CheckAuditSegment(const std::pair<uint64_t, std::string>& head,
+                                                std::optional<AuditSegment>* segment) {
+    const sync::BatchAudit& audit = *batch_.audit;
+    if (audit.from_seq == head.first && audit.from_hash != head.second) {
+      return Refuse(422, "audit_edited",
                     "the audit segment continues entry " + std::to_string(audit.from_seq) +
                         " with another hash than the hub holds",
                     true);
     }
-    if (audit.from_seq != head->first) {
+    if (audit.from_seq != head.first) {
       // A batch the hub already holds (a retry whose acknowledgement was lost, a replayed
       // export) carries an audit segment the chain has moved past: it is a duplicate.
-      Result<bool> held = store_.HasBatch(key);
-      if (held.ok() && *held) {
-        Result<IngestResult> dup = store_.Ingest(key, records, std::nullopt,
-                                                 UnixMillis(clock_.Now()));
-        if (dup.ok() && dup->outcome == IngestOutcome::kDuplicate) {
-          BatchOutcome out;
-          out.key = key;
-          out.result = *dup;
-          out.records = records.size();
-          out.has_audit_head = true;
-          out.audit_seq = head->first;
-          out.audit_hash = head->second;
-          return out;
-        }
-      }
+      if (std::optional<BatchOutcome> held = HeldDuplicate(head)) return held;
       // Overlapping or missing lines: the site re-sends from the hub's head (FORMAT.md).
-      return gap("the audit segment starts at " + std::to_string(audit.from_seq) +
-                 ", the hub holds " + std::to_string(head->first));
+      BatchOutcome out = Refuse(409, "audit_gap",
+                                "the audit segment starts at " + std::to_string(audit.from_seq) +
+                                    ", the hub holds " + std::to_string(head.first));
+      SetAuditHead(out, head);
+      return out;
     }
     Result<policy::ChainHead> reached = policy::VerifyAuditChain(
         audit.lines, policy::ChainHead{.seq = audit.from_seq, .hash = audit.from_hash},
         policy::ChainHead{.seq = audit.to_seq, .hash = audit.to_hash});
     if (!reached.ok()) {
-      return refuse(422, ReasonOrDefault(reached.status(), "audit_malformed"),
+      return Refuse(422, ReasonOrDefault(reached.status(), "audit_malformed"),
                     reached.status().message(), true);
     }
     if (reached->seq != audit.to_seq || reached->hash != audit.to_hash) {
-      return refuse(422, reached->seq < audit.to_seq ? "audit_cut" : "audit_edited",
+      return Refuse(422, reached->seq < audit.to_seq ? "audit_cut" : "audit_edited",
                     "the audit segment does not reach the head it names", true);
     }
-    segment = AuditSegment{.node_id = batch.node_id,
-                           .from_seq = audit.from_seq,
-                           .from_hash = audit.from_hash,
-                           .to_seq = audit.to_seq,
-                           .to_hash = audit.to_hash,
-                           .lines = audit.lines};
+    *segment = AuditSegment{.node_id = batch_.node_id,
+                            .from_seq = audit.from_seq,
+                            .from_hash = audit.from_hash,
+                            .to_seq = audit.to_seq,
+                            .to_hash = audit.to_hash,
+                            .lines = audit.lines};
+    return std::nullopt;
   }
-  Result<IngestResult> result =
-      store_.Ingest(key, records, segment, UnixMillis(clock_.Now()));
-  if (!result.ok()) {
-    const Status& s = result.status();
-    if (s.code() == StatusCode::kFailedPrecondition) {
-      Result<std::pair<uint64_t, std::string>> now_head =
-          store_.AuditHead(batch.site_id, batch.node_id);
-      BatchOutcome out = refuse(409, "audit_gap", s.message());
-      if (now_head.ok()) {
-        out.has_audit_head = true;
-        out.audit_seq = now_head->first;
-        out.audit_hash = now_head->second;
+
+  // The acknowledgement, with the hub's `head`, when the store already holds this batch as
+  // it is; nothing otherwise.
+  std::optional<BatchOutcome> HeldDuplicate(const std::pair<uint64_t, std::string>& head) {
+    Result<bool> held = service_.store_.HasBatch(key_);
+    if (!held.ok() || !*held) return std::nullopt;
+    Result<IngestResult> dup =
+        service_.store_.Ingest(key_, records_, std::nullopt, UnixMillis(service_.clock_.Now()));
+    if (!dup.ok() || dup->outcome != IngestOutcome::kDuplicate) return std::nullopt;
+    BatchOutcome out = Accepted(*dup);
+    SetAuditHead(out, head);
+    return out;
+  }
+
+  // Stores the records (and `segment`) and answers with the stored audit head, or the
+  // refusal the store's answer calls for.
+  BatchOutcome StoreRecords(const std::optional<AuditSegment>& segment) {
+    Result<IngestResult> result =
+        service_.store_.Ingest(key_, records_, segment, UnixMillis(service_.clock_.Now()));
+    if (!result.ok()) {
+      const Status& s = result.status();
+      if (s.code() == StatusCode::kFailedPrecondition) {
+        Result<std::pair<uint64_t, std::string>> now_head =
+            service_.store_.AuditHead(batch_.site_id, batch_.node_id);
+        BatchOutcome out = Refuse(409, "audit_gap", s.message());
+        if (now_head.ok()) SetAuditHead(out, *now_head);
+        return out;
       }
-      return out;
+      if (s.code() == StatusCode::kInvalidArgument) {
+        return Refuse(400, "batch_malformed", s.message());
+      }
+      return Refuse(503, "store_unavailable", s.message());
     }
-    if (s.code() == StatusCode::kInvalidArgument) return refuse(400, "batch_malformed", s.message());
-    return refuse(503, "store_unavailable", s.message());
+    if (result->outcome == IngestOutcome::kConflict) {
+      return Refuse(409, "batch_conflict",
+                    "this batch key (or a record in it) was stored before with other content",
+                    true);
+    }
+    BatchOutcome out = Accepted(*result);
+    Result<std::pair<uint64_t, std::string>> after =
+        service_.store_.AuditHead(batch_.site_id, batch_.node_id);
+    if (after.ok()) SetAuditHead(out, *after);
+    return out;
   }
-  if (result->outcome == IngestOutcome::kConflict) {
-    return refuse(409, "batch_conflict",
-                  "this batch key (or a record in it) was stored before with other content",
-                  true);
+
+ private:
+  HubService& service_;
+  const Caller& caller_;
+  const sync::Batch& batch_;
+  std::string_view event_;
+  BatchKey key_;
+  std::vector<HubRecord> records_;  // the batch's records as stored, once they pass the policy
+};
+
+BatchOutcome HubService::IngestDecoded(const Caller& caller, const sync::DecodedBatch& decoded,
+                                       std::string_view event) {
+  const sync::Batch& batch = decoded.batch;
+  BatchIngest ingest(*this, caller, decoded, event);
+  if (caller.kind != Caller::Kind::kSite || caller.site_id.empty()) {
+    return ingest.Refuse(401, "credential_missing", "only a site may send batches");
   }
-  BatchOutcome out;
-  out.key = key;
-  out.result = *result;
-  out.records = records.size();
-  Result<std::pair<uint64_t, std::string>> after = store_.AuditHead(batch.site_id, batch.node_id);
-  if (after.ok()) {
-    out.has_audit_head = true;
-    out.audit_seq = after->first;
-    out.audit_hash = after->second;
+  // Site and tenant come from the credential alone.
+  if (batch.site_id != caller.site_id) {
+    return ingest.Refuse(
+        403, "site_mismatch",
+        "the batch names site \"" + batch.site_id + "\", the credential \"" + caller.site_id + "\"",
+        /*audit=*/true);
   }
-  return out;
+  const policy::Policy* site_policy = policies_.Find(caller.tenant);
+  if (site_policy == nullptr) {
+    return ingest.Refuse(422, "no_policy",
+                         "the hub has no policy for tenant \"" + caller.tenant + "\"", true);
+  }
+  if (std::optional<BatchOutcome> refused = ingest.CheckRecords(*site_policy)) return *refused;
+  std::optional<AuditSegment> segment;
+  Result<std::pair<uint64_t, std::string>> head = store_.AuditHead(batch.site_id, batch.node_id);
+  if (!head.ok()) return ingest.Refuse(503, "store_unavailable", head.status().message());
+  if (batch.audit.has_value()) {
+    if (std::optional<BatchOutcome> ended = ingest.CheckAuditSegment(*head, &segment)) {
+      return *ended;
+    }
+  }
+  return ingest.StoreRecords(segment);
 }
 
 HubResponse HubService::HandleStatus(const Caller& caller, const HubRequest& request) {

@@ -133,6 +133,9 @@ class HubService {
   Store& store() { return store_; }
 
  private:
+  // The steps of IngestDecoded for one batch (ingest.cc).
+  class BatchIngest;
+
   HubResponse HandleStatus(const Caller& caller, const HubRequest& request);
   void AuditRefusal(const Caller& caller, const BatchKey& key, std::string_view event,
                     std::string_view reason, std::string_view detail);
