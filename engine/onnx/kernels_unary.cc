@@ -12,10 +12,44 @@ namespace outpost::engine::onnx {
 namespace {
 
 enum class UnaryOp {
-  kAbs, kNeg, kSqrt, kExp, kLog, kRelu, kLeakyRelu, kSigmoid, kTanh, kErf, kReciprocal,
-  kFloor, kCeil, kRound, kSign, kElu, kSelu, kCelu, kHardSigmoid, kHardSwish, kSoftplus,
-  kSoftsign, kThresholdedRelu, kShrink, kIsNaN, kIsInf, kNot, kSin, kCos, kTan, kAsin, kAcos,
-  kAtan, kSinh, kCosh, kAsinh, kAcosh, kAtanh,
+  kAbs,
+  kNeg,
+  kSqrt,
+  kExp,
+  kLog,
+  kRelu,
+  kLeakyRelu,
+  kSigmoid,
+  kTanh,
+  kErf,
+  kReciprocal,
+  kFloor,
+  kCeil,
+  kRound,
+  kSign,
+  kElu,
+  kSelu,
+  kCelu,
+  kHardSigmoid,
+  kHardSwish,
+  kSoftplus,
+  kSoftsign,
+  kThresholdedRelu,
+  kShrink,
+  kIsNaN,
+  kIsInf,
+  kNot,
+  kSin,
+  kCos,
+  kTan,
+  kAsin,
+  kAcos,
+  kAtan,
+  kSinh,
+  kCosh,
+  kAsinh,
+  kAcosh,
+  kAtanh,
 };
 
 struct UnaryParams {
@@ -48,8 +82,10 @@ void Map(const TensorRef& in, const TensorRef& out, F f) {
   for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(f(static_cast<C>(x[i])));
 }
 
+// Operators defined for every numeric type (and Shrink, computed in double); false when `op`
+// is not one of them.
 template <typename T>
-Status ComputeUnary(UnaryOp op, const UnaryParams& p, const TensorRef& in, const TensorRef& out) {
+bool MapAnyType(UnaryOp op, const UnaryParams& p, const TensorRef& in, const TensorRef& out) {
   using C = MathT<T>;
   switch (op) {
     case UnaryOp::kAbs:
@@ -58,124 +94,191 @@ Status ComputeUnary(UnaryOp op, const UnaryParams& p, const TensorRef& in, const
       } else {
         Map<T>(in, out, [](C v) { return IsNeg(v) ? WrapNeg(v) : v; });
       }
-      return Status();
+      return true;
     case UnaryOp::kNeg:
       Map<T>(in, out, [](C v) { return WrapNeg(v); });
-      return Status();
+      return true;
     case UnaryOp::kSign:
       Map<T>(in, out, [](C v) { return v > C(0) ? C(1) : (IsNeg(v) ? WrapNeg(C(1)) : C(0)); });
-      return Status();
+      return true;
     case UnaryOp::kRelu:
       // NaN stays NaN, as in ONNX Runtime.
       Map<T>(in, out, [](C v) { return IsNeg(v) ? C(0) : v; });
-      return Status();
+      return true;
     case UnaryOp::kShrink: {
       const double lambd = p.alpha, bias = p.beta;
       Map<T>(in, out, [=](C v) {
         const double d = static_cast<double>(v);
         return static_cast<C>(d < -lambd ? d + bias : (d > lambd ? d - bias : 0.0));
       });
-      return Status();
+      return true;
     }
     default:
+      return false;
+  }
+}
+
+// The vectorised forms of the common activations, for float tensors; false when `op` has
+// none.
+bool MapVectorised(UnaryOp op, const TensorRef& in, const TensorRef& out) {
+  switch (op) {
+    case UnaryOp::kExp:
+      ExpF(in.get<float>(), out.mut<float>(), in.count);
+      return true;
+    case UnaryOp::kSigmoid:
+      SigmoidF(in.get<float>(), out.mut<float>(), in.count);
+      return true;
+    case UnaryOp::kTanh:
+      TanhF(in.get<float>(), out.mut<float>(), in.count);
+      return true;
+    case UnaryOp::kErf:
+      ErfF(in.get<float>(), out.mut<float>(), in.count);
+      return true;
+    default:
+      return false;
+  }
+}
+
+// IsNaN and IsInf: a BOOL output per element of a floating-point input.
+template <typename T>
+void ComputePredicate(UnaryOp op, const UnaryParams& p, const TensorRef& in, const TensorRef& out) {
+  using C = MathT<T>;
+  const T* x = in.get<T>();
+  bool* y = out.mut<bool>();
+  if (op == UnaryOp::kIsNaN) {
+    for (int64_t i = 0; i < in.count; ++i) y[i] = std::isnan(static_cast<C>(x[i]));
+    return;
+  }
+  for (int64_t i = 0; i < in.count; ++i) {
+    const C v = static_cast<C>(x[i]);
+    y[i] = std::isinf(v) && ((v > 0 && p.detect_positive) || (v < 0 && p.detect_negative));
+  }
+}
+
+// The operators defined for floating-point types only, computed in MathT<T>.
+template <typename T>
+Status MapFloat(UnaryOp op, const UnaryParams& p, const TensorRef& in, const TensorRef& out) {
+  using C = MathT<T>;
+  const C alpha = static_cast<C>(p.alpha);
+  const C beta = static_cast<C>(p.beta);
+  const C gamma = static_cast<C>(p.gamma);
+  switch (op) {
+    case UnaryOp::kSqrt:
+      Map<T>(in, out, [](C v) { return std::sqrt(v); });
       break;
+    case UnaryOp::kExp:
+      Map<T>(in, out, [](C v) { return std::exp(v); });
+      break;
+    case UnaryOp::kLog:
+      Map<T>(in, out, [](C v) { return std::log(v); });
+      break;
+    case UnaryOp::kLeakyRelu:
+      Map<T>(in, out, [=](C v) { return v >= C(0) ? v : alpha * v; });
+      break;
+    case UnaryOp::kSigmoid:
+      Map<T>(in, out, [](C v) {
+        // Split by sign so that exp never overflows.
+        if (v >= C(0)) return C(1) / (C(1) + std::exp(-v));
+        const C e = std::exp(v);
+        return e / (C(1) + e);
+      });
+      break;
+    case UnaryOp::kTanh:
+      Map<T>(in, out, [](C v) { return std::tanh(v); });
+      break;
+    case UnaryOp::kErf:
+      Map<T>(in, out, [](C v) { return std::erf(v); });
+      break;
+    case UnaryOp::kReciprocal:
+      Map<T>(in, out, [](C v) { return C(1) / v; });
+      break;
+    case UnaryOp::kFloor:
+      Map<T>(in, out, [](C v) { return std::floor(v); });
+      break;
+    case UnaryOp::kCeil:
+      Map<T>(in, out, [](C v) { return std::ceil(v); });
+      break;
+    case UnaryOp::kRound:
+      Map<T>(in, out, [](C v) { return std::nearbyint(v); });
+      break;
+    case UnaryOp::kElu:
+      Map<T>(in, out, [=](C v) { return v >= C(0) ? v : alpha * (std::exp(v) - C(1)); });
+      break;
+    case UnaryOp::kSelu:
+      Map<T>(in, out,
+             [=](C v) { return v > C(0) ? gamma * v : gamma * (alpha * std::exp(v) - alpha); });
+      break;
+    case UnaryOp::kCelu:
+      Map<T>(in, out, [=](C v) {
+        return std::max(C(0), v) + std::min(C(0), alpha * (std::exp(v / alpha) - C(1)));
+      });
+      break;
+    case UnaryOp::kHardSigmoid:
+      Map<T>(in, out, [=](C v) { return std::max(C(0), std::min(C(1), alpha * v + beta)); });
+      break;
+    case UnaryOp::kHardSwish:
+      Map<T>(in, out, [](C v) { return v * std::max(C(0), std::min(C(1), v / C(6) + C(0.5))); });
+      break;
+    case UnaryOp::kSoftplus:
+      Map<T>(in, out,
+             [](C v) { return v > C(0) ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v)); });
+      break;
+    case UnaryOp::kSoftsign:
+      Map<T>(in, out, [](C v) { return v / (C(1) + std::abs(v)); });
+      break;
+    case UnaryOp::kThresholdedRelu:
+      Map<T>(in, out, [=](C v) { return v > alpha ? v : C(0); });
+      break;
+    case UnaryOp::kSin:
+      Map<T>(in, out, [](C v) { return std::sin(v); });
+      break;
+    case UnaryOp::kCos:
+      Map<T>(in, out, [](C v) { return std::cos(v); });
+      break;
+    case UnaryOp::kTan:
+      Map<T>(in, out, [](C v) { return std::tan(v); });
+      break;
+    case UnaryOp::kAsin:
+      Map<T>(in, out, [](C v) { return std::asin(v); });
+      break;
+    case UnaryOp::kAcos:
+      Map<T>(in, out, [](C v) { return std::acos(v); });
+      break;
+    case UnaryOp::kAtan:
+      Map<T>(in, out, [](C v) { return std::atan(v); });
+      break;
+    case UnaryOp::kSinh:
+      Map<T>(in, out, [](C v) { return std::sinh(v); });
+      break;
+    case UnaryOp::kCosh:
+      Map<T>(in, out, [](C v) { return std::cosh(v); });
+      break;
+    case UnaryOp::kAsinh:
+      Map<T>(in, out, [](C v) { return std::asinh(v); });
+      break;
+    case UnaryOp::kAcosh:
+      Map<T>(in, out, [](C v) { return std::acosh(v); });
+      break;
+    case UnaryOp::kAtanh:
+      Map<T>(in, out, [](C v) { return std::atanh(v); });
+      break;
+    case UnaryOp::kIsNaN:
+    case UnaryOp::kIsInf:
+      ComputePredicate<T>(op, p, in, out);
+      break;
+    default:
+      return InternalError("unary operator without a float implementation");
   }
+  return Status();
+}
+
+template <typename T>
+Status ComputeUnary(UnaryOp op, const UnaryParams& p, const TensorRef& in, const TensorRef& out) {
+  if (MapAnyType<T>(op, p, in, out)) return Status();
   if constexpr (std::is_same_v<T, float>) {
-    // The vectorised forms of the common activations.
-    switch (op) {
-      case UnaryOp::kExp: ExpF(in.get<float>(), out.mut<float>(), in.count); return Status();
-      case UnaryOp::kSigmoid: SigmoidF(in.get<float>(), out.mut<float>(), in.count); return Status();
-      case UnaryOp::kTanh: TanhF(in.get<float>(), out.mut<float>(), in.count); return Status();
-      case UnaryOp::kErf: ErfF(in.get<float>(), out.mut<float>(), in.count); return Status();
-      default: break;
-    }
+    if (MapVectorised(op, in, out)) return Status();
   }
-  if constexpr (kIsFloat<T>) {
-    const C alpha = static_cast<C>(p.alpha);
-    const C beta = static_cast<C>(p.beta);
-    const C gamma = static_cast<C>(p.gamma);
-    switch (op) {
-      case UnaryOp::kSqrt: Map<T>(in, out, [](C v) { return std::sqrt(v); }); break;
-      case UnaryOp::kExp: Map<T>(in, out, [](C v) { return std::exp(v); }); break;
-      case UnaryOp::kLog: Map<T>(in, out, [](C v) { return std::log(v); }); break;
-      case UnaryOp::kLeakyRelu:
-        Map<T>(in, out, [=](C v) { return v >= C(0) ? v : alpha * v; });
-        break;
-      case UnaryOp::kSigmoid:
-        Map<T>(in, out, [](C v) {
-          // Split by sign so that exp never overflows.
-          if (v >= C(0)) return C(1) / (C(1) + std::exp(-v));
-          const C e = std::exp(v);
-          return e / (C(1) + e);
-        });
-        break;
-      case UnaryOp::kTanh: Map<T>(in, out, [](C v) { return std::tanh(v); }); break;
-      case UnaryOp::kErf: Map<T>(in, out, [](C v) { return std::erf(v); }); break;
-      case UnaryOp::kReciprocal: Map<T>(in, out, [](C v) { return C(1) / v; }); break;
-      case UnaryOp::kFloor: Map<T>(in, out, [](C v) { return std::floor(v); }); break;
-      case UnaryOp::kCeil: Map<T>(in, out, [](C v) { return std::ceil(v); }); break;
-      case UnaryOp::kRound: Map<T>(in, out, [](C v) { return std::nearbyint(v); }); break;
-      case UnaryOp::kElu:
-        Map<T>(in, out, [=](C v) { return v >= C(0) ? v : alpha * (std::exp(v) - C(1)); });
-        break;
-      case UnaryOp::kSelu:
-        Map<T>(in, out, [=](C v) {
-          return v > C(0) ? gamma * v : gamma * (alpha * std::exp(v) - alpha);
-        });
-        break;
-      case UnaryOp::kCelu:
-        Map<T>(in, out, [=](C v) {
-          return std::max(C(0), v) + std::min(C(0), alpha * (std::exp(v / alpha) - C(1)));
-        });
-        break;
-      case UnaryOp::kHardSigmoid:
-        Map<T>(in, out, [=](C v) { return std::max(C(0), std::min(C(1), alpha * v + beta)); });
-        break;
-      case UnaryOp::kHardSwish:
-        Map<T>(in, out, [](C v) {
-          return v * std::max(C(0), std::min(C(1), v / C(6) + C(0.5)));
-        });
-        break;
-      case UnaryOp::kSoftplus:
-        Map<T>(in, out, [](C v) {
-          return v > C(0) ? v + std::log1p(std::exp(-v)) : std::log1p(std::exp(v));
-        });
-        break;
-      case UnaryOp::kSoftsign: Map<T>(in, out, [](C v) { return v / (C(1) + std::abs(v)); }); break;
-      case UnaryOp::kThresholdedRelu:
-        Map<T>(in, out, [=](C v) { return v > alpha ? v : C(0); });
-        break;
-      case UnaryOp::kSin: Map<T>(in, out, [](C v) { return std::sin(v); }); break;
-      case UnaryOp::kCos: Map<T>(in, out, [](C v) { return std::cos(v); }); break;
-      case UnaryOp::kTan: Map<T>(in, out, [](C v) { return std::tan(v); }); break;
-      case UnaryOp::kAsin: Map<T>(in, out, [](C v) { return std::asin(v); }); break;
-      case UnaryOp::kAcos: Map<T>(in, out, [](C v) { return std::acos(v); }); break;
-      case UnaryOp::kAtan: Map<T>(in, out, [](C v) { return std::atan(v); }); break;
-      case UnaryOp::kSinh: Map<T>(in, out, [](C v) { return std::sinh(v); }); break;
-      case UnaryOp::kCosh: Map<T>(in, out, [](C v) { return std::cosh(v); }); break;
-      case UnaryOp::kAsinh: Map<T>(in, out, [](C v) { return std::asinh(v); }); break;
-      case UnaryOp::kAcosh: Map<T>(in, out, [](C v) { return std::acosh(v); }); break;
-      case UnaryOp::kAtanh: Map<T>(in, out, [](C v) { return std::atanh(v); }); break;
-      case UnaryOp::kIsNaN: {
-        const T* x = in.get<T>();
-        bool* y = out.mut<bool>();
-        for (int64_t i = 0; i < in.count; ++i) y[i] = std::isnan(static_cast<C>(x[i]));
-        break;
-      }
-      case UnaryOp::kIsInf: {
-        const T* x = in.get<T>();
-        bool* y = out.mut<bool>();
-        for (int64_t i = 0; i < in.count; ++i) {
-          const C v = static_cast<C>(x[i]);
-          y[i] = std::isinf(v) && ((v > 0 && p.detect_positive) || (v < 0 && p.detect_negative));
-        }
-        break;
-      }
-      default:
-        return InternalError("unary operator without a float implementation");
-    }
-    return Status();
-  }
+  if constexpr (kIsFloat<T>) return MapFloat<T>(op, p, in, out);
   return UnsupportedType(in.type);
 }
 
@@ -199,9 +302,8 @@ class UnaryKernel : public Kernel {
       for (int64_t i = 0; i < in.count; ++i) y[i] = !x[i];
       return Status();
     }
-    return Dispatch<kNumericTypes>(in.type, [&](auto tag) {
-      return ComputeUnary<decltype(tag)>(op_, params_, in, out);
-    });
+    return Dispatch<kNumericTypes>(
+        in.type, [&](auto tag) { return ComputeUnary<decltype(tag)>(op_, params_, in, out); });
   }
 
  private:
