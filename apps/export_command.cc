@@ -216,103 +216,110 @@ Status WriteLedger(const std::string& path, const ExportLedger& ledger) {
   return WriteFileAtomically(path, out);
 }
 
-Status RunExport(const ExportFlags& flags) {
-  OUTPOST_ASSIGN_OR_RETURN(EdgeConfig config, LoadConfig(flags));
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<DataDirLock> lock, DataDirLock::Acquire(config.data_dir));
-  const std::string creds = CredentialsDir(config);
-  OUTPOST_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(JoinPath(creds, "site.key"), 1 << 16));
-  OUTPOST_ASSIGN_OR_RETURN(std::string cert_pem, ReadFile(JoinPath(creds, "site.crt"), 1 << 16));
-  // The key to seal to is settled before anything is taken from the outbox.
-  const bool encrypt =
-      flags.encrypt || config.sync.encrypt_exports || !flags.hub_public_key.empty();
-  std::string hub_export_pem;
-  std::string hub_key_id;
-  if (encrypt) {
-    const std::string path = flags.hub_public_key.empty() ? JoinPath(creds, "hub_export.pub")
-                                                          : flags.hub_public_key;
-    if (!PathExists(path)) {
-      return FailedPreconditionError(
-          "export_no_hub_key: encrypting an export needs the hub's export key, and " + path +
-          " does not exist. `outpost enrol` writes it when the hub sends one (enrol again with "
-          "--force and a token from `outpost hub site add --reissue`), or pass "
-          "--hub-public-key FILE with a copy of the hub's <data_dir>/export.pub");
-    }
-    OUTPOST_ASSIGN_OR_RETURN(hub_export_pem, ReadFile(path, 1 << 16));
-    if (hub_export_pem.find("PRIVATE KEY") != std::string::npos) {
-      return InvalidArgumentError("export_no_hub_key: " + path + " holds a private key; give "
-                                  "the hub's export.pub (export.key never leaves the hub)");
-    }
-    Result<std::string> id = sync::ExportKeyIdHex(hub_export_pem);
-    if (!id.ok()) {
-      return InvalidArgumentError("export_no_hub_key: " + path + " is not the hub's X25519 "
-                                  "export key: " + std::string(id.status().message()));
-    }
-    hub_key_id = std::move(*id);
-  }
-  OUTPOST_ASSIGN_OR_RETURN(std::string policy_text, ReadFile(config.sync.policy_file, 1 << 20));
-  Result<std::shared_ptr<const policy::Policy>> pol = policy::ParsePolicy(policy_text);
-  if (!pol.ok()) return pol.status().WithContext(config.sync.policy_file);
-  std::string key_path = config.sync.hash_key_file.empty() ? JoinPath(creds, "hash.key")
-                                                           : config.sync.hash_key_file;
-  OUTPOST_ASSIGN_OR_RETURN(std::string secret, LoadOrCreateHashKey(key_path));
-  OUTPOST_ASSIGN_OR_RETURN(policy::HashKey hash_key, policy::HashKey::Create(secret));
+// The hub's X25519 export key an export is sealed to (sync/FORMAT.md section 6).
+struct SealKey {
+  std::string pem;
+  std::string id_hex;
+};
 
-  const std::string ledger_path = LedgerPath(config);
-  OUTPOST_ASSIGN_OR_RETURN(ExportLedger ledger, ReadLedger(ledger_path));
+// Reads the key to seal to: --hub-public-key, or <credentials>/hub_export.pub. Refuses a
+// missing file, a private key, and anything that is not the hub's X25519 export key.
+Result<SealKey> ReadSealKey(const ExportFlags& flags, const std::string& creds) {
+  SealKey key;
+  const std::string path =
+      flags.hub_public_key.empty() ? JoinPath(creds, "hub_export.pub") : flags.hub_public_key;
+  if (!PathExists(path)) {
+    return FailedPreconditionError(
+        "export_no_hub_key: encrypting an export needs the hub's export key, and " + path +
+        " does not exist. `outpost enrol` writes it when the hub sends one (enrol again with "
+        "--force and a token from `outpost hub site add --reissue`), or pass "
+        "--hub-public-key FILE with a copy of the hub's <data_dir>/export.pub");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(key.pem, ReadFile(path, 1 << 16));
+  if (key.pem.find("PRIVATE KEY") != std::string::npos) {
+    return InvalidArgumentError("export_no_hub_key: " + path +
+                                " holds a private key; give "
+                                "the hub's export.pub (export.key never leaves the hub)");
+  }
+  Result<std::string> id = sync::ExportKeyIdHex(key.pem);
+  if (!id.ok()) {
+    return InvalidArgumentError("export_no_hub_key: " + path +
+                                " is not the hub's X25519 "
+                                "export key: " +
+                                std::string(id.status().message()));
+  }
+  key.id_hex = std::move(*id);
+  return key;
+}
+
+// The (stream, seq) of every record in an export that waits for its receipt.
+std::set<std::pair<std::string, uint64_t>> PendingRecords(const ExportLedger& ledger) {
   std::set<std::pair<std::string, uint64_t>> pending;
   for (const auto& [id, batches] : ledger) {
     for (const ExportedBatch& b : batches) {
       for (uint64_t s : b.seqs) pending.insert({b.key.stream, s});
     }
   }
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<outbox::Outbox> box, OpenOutbox(config));
-  OUTPOST_ASSIGN_OR_RETURN(
-      outbox::LeasedBatch lease,
-      box->Lease({.max_records = static_cast<size_t>(flags.max_records + pending.size()),
-                  .max_bytes = uint64_t{2} << 30,
-                  .duration = std::chrono::hours(1)}));
-  const int64_t now_ms = UnixMillis(SystemClock().Now());
-  std::vector<policy::AuditEntry> entries;
-  std::vector<outbox::RecordKey> withheld;
-  std::map<std::string, std::vector<sync::BatchRecord>> groups;
+  return pending;
+}
+
+// The leased records that are in no pending export, at most `max_records`, by stream and seq.
+std::vector<const outbox::Record*> TakeRecords(
+    const outbox::LeasedBatch& lease, const std::set<std::pair<std::string, uint64_t>>& pending,
+    uint64_t max_records) {
   uint64_t taken = 0;
   std::vector<const outbox::Record*> records;
   for (const outbox::Record& r : lease.records) {
     if (pending.count({r.stream, r.seq})) continue;
-    if (taken++ >= flags.max_records) break;
+    if (taken++ >= max_records) break;
     records.push_back(&r);
   }
   std::sort(records.begin(), records.end(), [](const outbox::Record* a, const outbox::Record* b) {
     return std::tie(a->stream, a->seq) < std::tie(b->stream, b->seq);
   });
+  return records;
+}
+
+// What the policy made of the records taken: an audit entry for each, the keys of those it
+// withheld, and the payloads it lets leave, grouped by stream.
+struct ScreenedRecords {
+  std::vector<policy::AuditEntry> entries;
+  std::vector<outbox::RecordKey> withheld;
+  std::map<std::string, std::vector<sync::BatchRecord>> groups;
+};
+
+ScreenedRecords ScreenRecords(const std::vector<const outbox::Record*>& records,
+                              const policy::Policy& pol, const policy::HashKey& hash_key,
+                              const EdgeConfig& config, int64_t now_ms) {
+  ScreenedRecords out;
   for (const outbox::Record* r : records) {
-    policy::RecordView view{.kind = outbox::KindName(r->kind), .site = config.site_id,
-                            .node = config.node_id, .stream = r->stream, .seq = r->seq,
+    policy::RecordView view{.kind = outbox::KindName(r->kind),
+                            .site = config.site_id,
+                            .node = config.node_id,
+                            .stream = r->stream,
+                            .seq = r->seq,
                             .payload = r->payload};
-    policy::Decision d = policy::Apply(**pol, hash_key, view);
-    entries.push_back(policy::MakeAuditEntry(**pol, view, d, now_ms));
+    policy::Decision d = policy::Apply(pol, hash_key, view);
+    out.entries.push_back(policy::MakeAuditEntry(pol, view, d, now_ms));
     if (!d.allowed()) {
-      withheld.push_back({r->stream, r->seq});
+      out.withheld.push_back({r->stream, r->seq});
       continue;
     }
-    groups[r->stream].push_back({.seq = r->seq, .kind = static_cast<uint8_t>(r->kind),
-                                 .created_ms = r->created_ms, .payload = std::move(d.payload)});
+    out.groups[r->stream].push_back({.seq = r->seq,
+                                     .kind = static_cast<uint8_t>(r->kind),
+                                     .created_ms = r->created_ms,
+                                     .payload = std::move(d.payload)});
   }
-  std::string audit_path = JoinPath(config.data_dir, "audit.log");
-  {
-    Result<std::unique_ptr<policy::AuditLog>> audit = policy::AuditLog::Open(audit_path);
-    if (!audit.ok()) return audit.status().WithContext("audit log " + audit_path);
-    OUTPOST_RETURN_IF_ERROR((*audit)->Append(entries));
-  }
-  sync::AuditCursor cursor(audit_path, JoinPath(config.data_dir, "sync_state.json"));
-  cursor.Init();
+  return out;
+}
 
-  OUTPOST_ASSIGN_OR_RETURN(std::string export_id, sync::RandomBytes(16));
-  sync::ExportFile file{.cert_pem = cert_pem, .site_id = config.site_id,
-                        .node_id = config.node_id, .created_ms = now_ms,
-                        .export_id = export_id};
+// Cuts each stream's records into batches of at most 5000, the first of the export carrying
+// the audit lines the hub has not acknowledged, and adds them encoded to `file`; what each
+// batch holds, for the ledger. Adds the records packed to `exported_records`.
+Result<std::vector<ExportedBatch>> PackBatches(
+    std::map<std::string, std::vector<sync::BatchRecord>>& groups, const EdgeConfig& config,
+    sync::AuditCursor& cursor, sync::ExportFile& file, uint64_t* exported_records) {
   std::vector<ExportedBatch> exported;
-  uint64_t exported_records = 0;
   bool audit_sent = false;
   constexpr size_t kMaxPerBatch = 5000;
   for (auto& [stream, recs] : groups) {
@@ -333,14 +340,69 @@ Status RunExport(const ExportFlags& flags) {
       if (!bytes.ok()) return bytes.status().WithContext("stream " + stream);
       OUTPOST_ASSIGN_OR_RETURN(e.key, sync::KeyOf(batch));
       for (const auto& r : batch.records) e.seqs.push_back(r.seq);
-      exported_records += batch.records.size();
+      *exported_records += batch.records.size();
       file.batches.push_back(std::move(*bytes));
       exported.push_back(std::move(e));
     }
   }
+  return exported;
+}
+
+Status RunExport(const ExportFlags& flags) {
+  OUTPOST_ASSIGN_OR_RETURN(EdgeConfig config, LoadConfig(flags));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<DataDirLock> lock,
+                           DataDirLock::Acquire(config.data_dir));
+  const std::string creds = CredentialsDir(config);
+  OUTPOST_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(JoinPath(creds, "site.key"), 1 << 16));
+  OUTPOST_ASSIGN_OR_RETURN(std::string cert_pem, ReadFile(JoinPath(creds, "site.crt"), 1 << 16));
+  // The key to seal to is settled before anything is taken from the outbox.
+  const bool encrypt =
+      flags.encrypt || config.sync.encrypt_exports || !flags.hub_public_key.empty();
+  SealKey seal_key;
+  if (encrypt) {
+    OUTPOST_ASSIGN_OR_RETURN(seal_key, ReadSealKey(flags, creds));
+  }
+  OUTPOST_ASSIGN_OR_RETURN(std::string policy_text, ReadFile(config.sync.policy_file, 1 << 20));
+  Result<std::shared_ptr<const policy::Policy>> pol = policy::ParsePolicy(policy_text);
+  if (!pol.ok()) return pol.status().WithContext(config.sync.policy_file);
+  std::string key_path =
+      config.sync.hash_key_file.empty() ? JoinPath(creds, "hash.key") : config.sync.hash_key_file;
+  OUTPOST_ASSIGN_OR_RETURN(std::string secret, LoadOrCreateHashKey(key_path));
+  OUTPOST_ASSIGN_OR_RETURN(policy::HashKey hash_key, policy::HashKey::Create(secret));
+
+  const std::string ledger_path = LedgerPath(config);
+  OUTPOST_ASSIGN_OR_RETURN(ExportLedger ledger, ReadLedger(ledger_path));
+  const std::set<std::pair<std::string, uint64_t>> pending = PendingRecords(ledger);
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<outbox::Outbox> box, OpenOutbox(config));
+  OUTPOST_ASSIGN_OR_RETURN(
+      outbox::LeasedBatch lease,
+      box->Lease({.max_records = static_cast<size_t>(flags.max_records + pending.size()),
+                  .max_bytes = uint64_t{2} << 30,
+                  .duration = std::chrono::hours(1)}));
+  const int64_t now_ms = UnixMillis(SystemClock().Now());
+  ScreenedRecords screened = ScreenRecords(TakeRecords(lease, pending, flags.max_records), **pol,
+                                           hash_key, config, now_ms);
+  std::string audit_path = JoinPath(config.data_dir, "audit.log");
+  {
+    Result<std::unique_ptr<policy::AuditLog>> audit = policy::AuditLog::Open(audit_path);
+    if (!audit.ok()) return audit.status().WithContext("audit log " + audit_path);
+    OUTPOST_RETURN_IF_ERROR((*audit)->Append(screened.entries));
+  }
+  sync::AuditCursor cursor(audit_path, JoinPath(config.data_dir, "sync_state.json"));
+  cursor.Init();
+
+  OUTPOST_ASSIGN_OR_RETURN(std::string export_id, sync::RandomBytes(16));
+  sync::ExportFile file{.cert_pem = cert_pem,
+                        .site_id = config.site_id,
+                        .node_id = config.node_id,
+                        .created_ms = now_ms,
+                        .export_id = export_id};
+  uint64_t exported_records = 0;
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<ExportedBatch> exported,
+                           PackBatches(screened.groups, config, cursor, file, &exported_records));
   OUTPOST_ASSIGN_OR_RETURN(std::string signed_file, sync::WriteExport(file, key_pem));
   if (encrypt) {
-    OUTPOST_ASSIGN_OR_RETURN(signed_file, sync::SealExport(signed_file, hub_export_pem));
+    OUTPOST_ASSIGN_OR_RETURN(signed_file, sync::SealExport(signed_file, seal_key.pem));
   }
   // The file first, then the ledger: a crash between them only lets these records be
   // exported (or uploaded) again, which the hub stores once.
@@ -350,15 +412,17 @@ Status RunExport(const ExportFlags& flags) {
     ledger[id_hex] = std::move(exported);
     OUTPOST_RETURN_IF_ERROR(WriteLedger(ledger_path, ledger));
   }
+  const std::vector<outbox::RecordKey>& withheld = screened.withheld;
   if (!withheld.empty()) OUTPOST_RETURN_IF_ERROR(box->Delete(withheld));
   (void)box->Release(lease.lease_id);
-  std::printf("exported %llu records in %zu batches to %s (export %s); %zu withheld by the "
-              "policy\n",
-              static_cast<unsigned long long>(exported_records), file.batches.size(),
-              flags.to.c_str(), id_hex.c_str(), withheld.size());
+  std::printf(
+      "exported %llu records in %zu batches to %s (export %s); %zu withheld by the "
+      "policy\n",
+      static_cast<unsigned long long>(exported_records), file.batches.size(), flags.to.c_str(),
+      id_hex.c_str(), withheld.size());
   if (encrypt) {
     std::printf("sealed: encrypted to the hub's export key %s\n",
-                hub_key_id.substr(0, 16).c_str());
+                seal_key.id_hex.substr(0, 16).c_str());
   } else {
     std::printf("not sealed: signed, readable by anyone holding the file (--encrypt seals it)\n");
   }
