@@ -124,10 +124,10 @@ class SqliteStore final : public Store {
   Status CreateSite(const Site& site) override {
     OUTPOST_RETURN_IF_ERROR(ValidateSite(site));
     std::lock_guard<std::mutex> lock(mu_);
-    OUTPOST_ASSIGN_OR_RETURN(
-        auto st, db_->Prepare("INSERT INTO sites(site_id, tenant, region, created_ms, "
-                              "credential_serial, revoked, last_contact_ms) VALUES "
-                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING"));
+    OUTPOST_ASSIGN_OR_RETURN(auto st,
+                             db_->Prepare("INSERT INTO sites(site_id, tenant, region, created_ms, "
+                                          "credential_serial, revoked, last_contact_ms) VALUES "
+                                          "(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING"));
     st->BindText(1, site.site_id);
     st->BindText(2, site.tenant);
     st->BindText(3, site.region);
@@ -141,7 +141,8 @@ class SqliteStore final : public Store {
   }
 
   Result<Site> GetSite(std::string_view site_id) override {
-    if (!ValidateId("site_id", site_id).ok()) return NotFoundError("no site " + std::string(site_id));
+    if (!ValidateId("site_id", site_id).ok())
+      return NotFoundError("no site " + std::string(site_id));
 
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare(std::string("SELECT ") + kSiteColumns +
@@ -211,8 +212,7 @@ class SqliteStore final : public Store {
   }
 
   Result<IngestResult> Ingest(const BatchKey& key, std::span<const HubRecord> records,
-                              const std::optional<AuditSegment>& audit,
-                              int64_t now_ms) override {
+                              const std::optional<AuditSegment>& audit, int64_t now_ms) override {
     OUTPOST_RETURN_IF_ERROR(ValidateIngest(key, records, audit));
     std::vector<std::string> hashes;
     hashes.reserve(records.size());
@@ -264,15 +264,14 @@ class SqliteStore final : public Store {
     OUTPOST_RETURN_IF_ERROR(ValidateNodeStatus(status));
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_ASSIGN_OR_RETURN(
-        auto st,
-        db_->Prepare("INSERT INTO node_status(site_id, node_id, reported_ms, received_ms, "
-                     "backlog_records, backlog_bytes, autonomy_days, models_json) VALUES "
-                     "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(site_id, node_id) DO "
-                     "UPDATE SET reported_ms = excluded.reported_ms, received_ms = "
-                     "excluded.received_ms, backlog_records = excluded.backlog_records, "
-                     "backlog_bytes = excluded.backlog_bytes, autonomy_days = "
-                     "excluded.autonomy_days, models_json = excluded.models_json WHERE "
-                     "excluded.reported_ms >= node_status.reported_ms"));
+        auto st, db_->Prepare("INSERT INTO node_status(site_id, node_id, reported_ms, received_ms, "
+                              "backlog_records, backlog_bytes, autonomy_days, models_json) VALUES "
+                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(site_id, node_id) DO "
+                              "UPDATE SET reported_ms = excluded.reported_ms, received_ms = "
+                              "excluded.received_ms, backlog_records = excluded.backlog_records, "
+                              "backlog_bytes = excluded.backlog_bytes, autonomy_days = "
+                              "excluded.autonomy_days, models_json = excluded.models_json WHERE "
+                              "excluded.reported_ms >= node_status.reported_ms"));
     st->BindText(1, status.site_id);
     st->BindText(2, status.node_id);
     st->BindInt(3, status.reported_ms);
@@ -427,8 +426,7 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
-  Status SetModelState(std::string_view name, int64_t version,
-                       std::string_view state) override {
+  Status SetModelState(std::string_view name, int64_t version, std::string_view state) override {
     if (!ValidateId("model name", name).ok()) return NotFoundError("no model " + std::string(name));
 
     OUTPOST_RETURN_IF_ERROR(ValidateModelState(state));
@@ -440,8 +438,7 @@ class SqliteStore final : public Store {
     st->BindText(3, state);
     OUTPOST_RETURN_IF_ERROR(st->Run());
     if (db_->Changes() == 0) {
-      return NotFoundError("no model " + std::string(name) + " version " +
-                           std::to_string(version));
+      return NotFoundError("no model " + std::string(name) + " version " + std::to_string(version));
     }
     return Status::Ok();
   }
@@ -506,7 +503,8 @@ class SqliteStore final : public Store {
 
   template <typename Bind>
   Status UpdateSite(const char* sql, std::string_view site_id, Bind bind) {
-    if (!ValidateId("site_id", site_id).ok()) return NotFoundError("no site " + std::string(site_id));
+    if (!ValidateId("site_id", site_id).ok())
+      return NotFoundError("no site " + std::string(site_id));
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare(sql));
     st->BindText(1, site_id);
@@ -536,8 +534,7 @@ class SqliteStore final : public Store {
     st->BindText(2, node_id);
     OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
     if (!row) return std::make_pair(uint64_t{0}, ZeroHash());
-    return std::make_pair(static_cast<uint64_t>(st->ColumnInt(0)),
-                          std::string(st->ColumnText(1)));
+    return std::make_pair(static_cast<uint64_t>(st->ColumnInt(0)), std::string(st->ColumnText(1)));
   }
 
   // STORE.md §4 steps 2-6 inside the caller's transaction. kConflict and errors make the
@@ -545,129 +542,158 @@ class SqliteStore final : public Store {
   Result<IngestResult> IngestLocked(const BatchKey& key, std::span<const HubRecord> records,
                                     const std::vector<std::string>& hashes,
                                     const std::optional<AuditSegment>& audit, int64_t now_ms) {
-    std::string tenant;
-    {
-      OUTPOST_ASSIGN_OR_RETURN(auto st,
-                               db_->Prepare("SELECT tenant FROM sites WHERE site_id = ?1"));
-      st->BindText(1, key.site_id);
-      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
-      if (!row) return NotFoundError("no site " + key.site_id);
-      tenant = std::string(st->ColumnText(0));
-    }
-    IngestResult result;
-    {
-      OUTPOST_ASSIGN_OR_RETURN(
-          auto st, db_->Prepare("SELECT content_sha256 FROM batches WHERE site_id = ?1 AND "
-                                "node_id = ?2 AND stream = ?3 AND first_seq = ?4 AND "
-                                "last_seq = ?5"));
-      st->BindText(1, key.site_id);
-      st->BindText(2, key.node_id);
-      st->BindText(3, key.stream);
-      st->BindInt(4, static_cast<int64_t>(key.first_seq));
-      st->BindInt(5, static_cast<int64_t>(key.last_seq));
-      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
-      if (row) {
-        if (st->ColumnText(0) != key.content_sha256) {
-          result.outcome = IngestOutcome::kConflict;
-          return result;
-        }
-        result.outcome = IngestOutcome::kDuplicate;
-        result.records_duplicate = records.size();
-        st.reset();
-        OUTPOST_RETURN_IF_ERROR(TouchLocked(key.site_id, now_ms, 0, std::nullopt));
-        return result;
-      }
-    }
+    OUTPOST_ASSIGN_OR_RETURN(std::string tenant, SiteTenantLocked(key.site_id));
+    OUTPOST_ASSIGN_OR_RETURN(std::optional<IngestResult> stored_before,
+                             StoredBatchLocked(key, records.size(), now_ms));
+    if (stored_before) return *stored_before;
     if (audit) {
-      OUTPOST_ASSIGN_OR_RETURN(auto head, AuditHeadLocked(key.site_id, audit->node_id));
-      if (head.first != audit->from_seq || head.second != audit->from_hash) {
-        return FailedPreconditionError(
-            "audit_gap: the segment continues seq " + std::to_string(audit->from_seq) +
-            " but the stored head of node " + audit->node_id + " is seq " +
-            std::to_string(head.first));
-      }
-      OUTPOST_ASSIGN_OR_RETURN(
-          auto st, db_->Prepare("INSERT INTO audit_heads(site_id, node_id, seq, hash) VALUES "
-                                "(?1, ?2, ?3, ?4) ON CONFLICT(site_id, node_id) DO UPDATE "
-                                "SET seq = excluded.seq, hash = excluded.hash"));
-      st->BindText(1, key.site_id);
-      st->BindText(2, audit->node_id);
-      st->BindInt(3, static_cast<int64_t>(audit->to_seq));
-      st->BindText(4, audit->to_hash);
-      OUTPOST_RETURN_IF_ERROR(st->Run());
-      OUTPOST_ASSIGN_OR_RETURN(
-          auto line_st,
-          db_->Prepare("INSERT INTO audit_lines(site_id, node_id, line) VALUES (?1, ?2, ?3)"));
-      for (const std::string& line : SplitAuditLines(audit->lines)) {
-        line_st->BindText(1, key.site_id);
-        line_st->BindText(2, audit->node_id);
-        line_st->BindText(3, line);
-        OUTPOST_RETURN_IF_ERROR(line_st->Run());
-      }
+      OUTPOST_RETURN_IF_ERROR(AppendAuditLocked(key.site_id, *audit));
     }
     int64_t newest = INT64_MIN;
-    {
-      OUTPOST_ASSIGN_OR_RETURN(
-          auto ins, db_->Prepare("INSERT INTO records(tenant, site_id, node_id, stream, seq, "
-                                 "kind, created_ms, received_ms, payload, content_hash) "
-                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON "
-                                 "CONFLICT(site_id, node_id, stream, seq) DO NOTHING"));
-      OUTPOST_ASSIGN_OR_RETURN(
-          auto existing, db_->Prepare("SELECT content_hash FROM records WHERE site_id = ?1 "
-                                      "AND node_id = ?2 AND stream = ?3 AND seq = ?4"));
-      for (size_t i = 0; i < records.size(); ++i) {
-        const HubRecord& r = records[i];
-        ins->BindText(1, tenant);
-        ins->BindText(2, key.site_id);
-        ins->BindText(3, key.node_id);
-        ins->BindText(4, key.stream);
-        ins->BindInt(5, static_cast<int64_t>(r.seq));
-        ins->BindText(6, r.kind);
-        ins->BindInt(7, r.created_ms);
-        ins->BindInt(8, now_ms);
-        ins->BindText(9, r.payload);
-        ins->BindBlob(10, hashes[i]);
-        OUTPOST_RETURN_IF_ERROR(ins->Run());
-        if (db_->Changes() == 1) {
-          ++result.records_stored;
-          newest = std::max(newest, r.created_ms);
-          continue;
-        }
-        existing->BindText(1, key.site_id);
-        existing->BindText(2, key.node_id);
-        existing->BindText(3, key.stream);
-        existing->BindInt(4, static_cast<int64_t>(r.seq));
-        OUTPOST_ASSIGN_OR_RETURN(bool row, existing->Step());
-        bool same = row && existing->ColumnBlob(0) == hashes[i];
-        existing->Reset();
-        if (!same) {
-          result.outcome = IngestOutcome::kConflict;
-          result.records_stored = 0;
-          result.records_duplicate = 0;
-          return result;
-        }
-        ++result.records_duplicate;
-      }
-    }
-    {
-      OUTPOST_ASSIGN_OR_RETURN(
-          auto st, db_->Prepare("INSERT INTO batches(site_id, node_id, stream, first_seq, "
-                                "last_seq, content_sha256, received_ms) "
-                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
-      st->BindText(1, key.site_id);
-      st->BindText(2, key.node_id);
-      st->BindText(3, key.stream);
-      st->BindInt(4, static_cast<int64_t>(key.first_seq));
-      st->BindInt(5, static_cast<int64_t>(key.last_seq));
-      st->BindText(6, key.content_sha256);
-      st->BindInt(7, now_ms);
-      OUTPOST_RETURN_IF_ERROR(st->Run());
-    }
+    OUTPOST_ASSIGN_OR_RETURN(IngestResult result,
+                             InsertRecordsLocked(key, tenant, records, hashes, now_ms, &newest));
+    if (result.outcome == IngestOutcome::kConflict) return result;
+    OUTPOST_RETURN_IF_ERROR(InsertBatchLocked(key, now_ms));
     OUTPOST_RETURN_IF_ERROR(
         TouchLocked(key.site_id, now_ms, result.records_stored,
                     newest == INT64_MIN ? std::nullopt : std::optional<int64_t>(newest)));
     result.outcome = IngestOutcome::kStored;
     return result;
+  }
+
+  // The tenant of site `site_id`; NotFound when there is no such site.
+  Result<std::string> SiteTenantLocked(const std::string& site_id) {
+    OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT tenant FROM sites WHERE site_id = ?1"));
+    st->BindText(1, site_id);
+    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) return NotFoundError("no site " + site_id);
+    return std::string(st->ColumnText(0));
+  }
+
+  // The answer for a batch key stored before: kConflict when its content differs, else
+  // kDuplicate of all `count` records, which counts as contact. Nothing for a new key.
+  Result<std::optional<IngestResult>> StoredBatchLocked(const BatchKey& key, size_t count,
+                                                        int64_t now_ms) {
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("SELECT content_sha256 FROM batches WHERE site_id = ?1 AND "
+                              "node_id = ?2 AND stream = ?3 AND first_seq = ?4 AND "
+                              "last_seq = ?5"));
+    st->BindText(1, key.site_id);
+    st->BindText(2, key.node_id);
+    st->BindText(3, key.stream);
+    st->BindInt(4, static_cast<int64_t>(key.first_seq));
+    st->BindInt(5, static_cast<int64_t>(key.last_seq));
+    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) return std::optional<IngestResult>();
+    IngestResult result;
+    if (st->ColumnText(0) != key.content_sha256) {
+      result.outcome = IngestOutcome::kConflict;
+      return std::optional<IngestResult>(result);
+    }
+    result.outcome = IngestOutcome::kDuplicate;
+    result.records_duplicate = count;
+    st.reset();
+    OUTPOST_RETURN_IF_ERROR(TouchLocked(key.site_id, now_ms, 0, std::nullopt));
+    return std::optional<IngestResult>(result);
+  }
+
+  // Moves the node's audit head from the segment's start to its end and appends its lines;
+  // FailedPrecondition (audit_gap) when the stored head is not where the segment starts.
+  Status AppendAuditLocked(const std::string& site_id, const AuditSegment& audit) {
+    OUTPOST_ASSIGN_OR_RETURN(auto head, AuditHeadLocked(site_id, audit.node_id));
+    if (head.first != audit.from_seq || head.second != audit.from_hash) {
+      return FailedPreconditionError("audit_gap: the segment continues seq " +
+                                     std::to_string(audit.from_seq) +
+                                     " but the stored head of node " + audit.node_id + " is seq " +
+                                     std::to_string(head.first));
+    }
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("INSERT INTO audit_heads(site_id, node_id, seq, hash) VALUES "
+                              "(?1, ?2, ?3, ?4) ON CONFLICT(site_id, node_id) DO UPDATE "
+                              "SET seq = excluded.seq, hash = excluded.hash"));
+    st->BindText(1, site_id);
+    st->BindText(2, audit.node_id);
+    st->BindInt(3, static_cast<int64_t>(audit.to_seq));
+    st->BindText(4, audit.to_hash);
+    OUTPOST_RETURN_IF_ERROR(st->Run());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto line_st,
+        db_->Prepare("INSERT INTO audit_lines(site_id, node_id, line) VALUES (?1, ?2, ?3)"));
+    for (const std::string& line : SplitAuditLines(audit.lines)) {
+      line_st->BindText(1, site_id);
+      line_st->BindText(2, audit.node_id);
+      line_st->BindText(3, line);
+      OUTPOST_RETURN_IF_ERROR(line_st->Run());
+    }
+    return Status::Ok();
+  }
+
+  // Inserts each record whose key is new and counts the others, which must hold the same
+  // content (`hashes`, one per record). The counts and, in *newest, the newest creation time
+  // stored; kConflict with zero counts at the first record whose key holds other content.
+  Result<IngestResult> InsertRecordsLocked(const BatchKey& key, const std::string& tenant,
+                                           std::span<const HubRecord> records,
+                                           const std::vector<std::string>& hashes, int64_t now_ms,
+                                           int64_t* newest) {
+    IngestResult result;
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto ins, db_->Prepare("INSERT INTO records(tenant, site_id, node_id, stream, seq, "
+                               "kind, created_ms, received_ms, payload, content_hash) "
+                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON "
+                               "CONFLICT(site_id, node_id, stream, seq) DO NOTHING"));
+    OUTPOST_ASSIGN_OR_RETURN(auto existing,
+                             db_->Prepare("SELECT content_hash FROM records WHERE site_id = ?1 "
+                                          "AND node_id = ?2 AND stream = ?3 AND seq = ?4"));
+    for (size_t i = 0; i < records.size(); ++i) {
+      const HubRecord& r = records[i];
+      ins->BindText(1, tenant);
+      ins->BindText(2, key.site_id);
+      ins->BindText(3, key.node_id);
+      ins->BindText(4, key.stream);
+      ins->BindInt(5, static_cast<int64_t>(r.seq));
+      ins->BindText(6, r.kind);
+      ins->BindInt(7, r.created_ms);
+      ins->BindInt(8, now_ms);
+      ins->BindText(9, r.payload);
+      ins->BindBlob(10, hashes[i]);
+      OUTPOST_RETURN_IF_ERROR(ins->Run());
+      if (db_->Changes() == 1) {
+        ++result.records_stored;
+        *newest = std::max(*newest, r.created_ms);
+        continue;
+      }
+      existing->BindText(1, key.site_id);
+      existing->BindText(2, key.node_id);
+      existing->BindText(3, key.stream);
+      existing->BindInt(4, static_cast<int64_t>(r.seq));
+      OUTPOST_ASSIGN_OR_RETURN(bool row, existing->Step());
+      bool same = row && existing->ColumnBlob(0) == hashes[i];
+      existing->Reset();
+      if (!same) {
+        result.outcome = IngestOutcome::kConflict;
+        result.records_stored = 0;
+        result.records_duplicate = 0;
+        return result;
+      }
+      ++result.records_duplicate;
+    }
+    return result;
+  }
+
+  // Inserts the batch row, which makes a later batch with this key a duplicate.
+  Status InsertBatchLocked(const BatchKey& key, int64_t now_ms) {
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("INSERT INTO batches(site_id, node_id, stream, first_seq, "
+                              "last_seq, content_sha256, received_ms) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+    st->BindText(1, key.site_id);
+    st->BindText(2, key.node_id);
+    st->BindText(3, key.stream);
+    st->BindInt(4, static_cast<int64_t>(key.first_seq));
+    st->BindInt(5, static_cast<int64_t>(key.last_seq));
+    st->BindText(6, key.content_sha256);
+    st->BindInt(7, now_ms);
+    return st->Run();
   }
 
   Status TouchLocked(const std::string& site_id, int64_t now_ms, uint64_t stored,
