@@ -67,8 +67,9 @@ struct TreeAttributes {
   std::vector<double> target_weights;
 };
 
-template <typename T>
-Result<Forest<T>> BuildForest(const TreeAttributes& a, int64_t n_targets) {
+// Checks the sizes of the node attributes and of the target (or class) attributes: each
+// group has one length, within the kernel's limits.
+Status CheckAttributeLengths(const TreeAttributes& a) {
   const size_t n = a.tree_ids.size();
   if (n == 0) return InvalidArgumentError("the ensemble has no nodes");
   if (n > (size_t{1} << 31)) return ResourceExhaustedError("the ensemble has too many nodes");
@@ -87,22 +88,28 @@ Result<Forest<T>> BuildForest(const TreeAttributes& a, int64_t n_targets) {
     return InvalidArgumentError("the target (or class) attributes must have the same length");
   }
   if (nt > (size_t{1} << 31)) return ResourceExhaustedError("the ensemble has too many weights");
+  return Status();
+}
 
-  struct Key {
-    int64_t tree, node;
-    bool operator==(const Key& o) const { return tree == o.tree && node == o.node; }
-  };
-  struct KeyHash {
-    size_t operator()(const Key& k) const {
-      return std::hash<int64_t>()(k.tree) * 1000003u ^ std::hash<int64_t>()(k.node);
-    }
-  };
-  std::unordered_map<Key, uint32_t, KeyHash> index;
-  index.reserve(n);
-  std::vector<uint8_t> modes(n);
-  for (size_t i = 0; i < n; ++i) {
+// A node's key in the attributes: its tree id and node id.
+struct NodeKey {
+  int64_t tree, node;
+  bool operator==(const NodeKey& o) const { return tree == o.tree && node == o.node; }
+};
+struct NodeKeyHash {
+  size_t operator()(const NodeKey& k) const {
+    return std::hash<int64_t>()(k.tree) * 1000003u ^ std::hash<int64_t>()(k.node);
+  }
+};
+// Node key -> the node's position in the attributes.
+using NodeIndex = std::unordered_map<NodeKey, uint32_t, NodeKeyHash>;
+
+// Parses every node's mode into `modes` and indexes the nodes by key. Refuses a node
+// defined twice and a branch whose feature id is out of range.
+Status IndexNodes(const TreeAttributes& a, NodeIndex& index, std::vector<uint8_t>& modes) {
+  for (size_t i = 0; i < modes.size(); ++i) {
     OUTPOST_ASSIGN_OR_RETURN(modes[i], ParseMode(a.modes[i]));
-    if (!index.emplace(Key{a.tree_ids[i], a.node_ids[i]}, static_cast<uint32_t>(i)).second) {
+    if (!index.emplace(NodeKey{a.tree_ids[i], a.node_ids[i]}, static_cast<uint32_t>(i)).second) {
       return InvalidArgumentError("node " + std::to_string(a.node_ids[i]) + " of tree " +
                                   std::to_string(a.tree_ids[i]) + " is defined twice");
     }
@@ -112,11 +119,17 @@ Result<Forest<T>> BuildForest(const TreeAttributes& a, int64_t n_targets) {
                                   std::to_string(a.feature_ids[i]));
     }
   }
-  // Weights per leaf, in attribute order. Weights on branch nodes are ignored, as ONNX
-  // Runtime ignores them (old converters emitted some).
-  std::vector<std::vector<uint32_t>> leaf_weights(n);
-  for (size_t k = 0; k < nt; ++k) {
-    auto it = index.find(Key{a.target_tree_ids[k], a.target_node_ids[k]});
+  return Status();
+}
+
+// Weights per leaf, in attribute order. Weights on branch nodes are ignored, as ONNX
+// Runtime ignores them (old converters emitted some).
+Result<std::vector<std::vector<uint32_t>>> LeafWeights(const TreeAttributes& a, int64_t n_targets,
+                                                       const NodeIndex& index,
+                                                       const std::vector<uint8_t>& modes) {
+  std::vector<std::vector<uint32_t>> leaf_weights(modes.size());
+  for (size_t k = 0; k < a.target_ids.size(); ++k) {
+    auto it = index.find(NodeKey{a.target_tree_ids[k], a.target_node_ids[k]});
     if (it == index.end()) {
       return InvalidArgumentError("a weight names node " + std::to_string(a.target_node_ids[k]) +
                                   " of tree " + std::to_string(a.target_tree_ids[k]) +
@@ -128,82 +141,141 @@ Result<Forest<T>> BuildForest(const TreeAttributes& a, int64_t n_targets) {
     }
     if (modes[it->second] == kLeaf) leaf_weights[it->second].push_back(static_cast<uint32_t>(k));
   }
+  return leaf_weights;
+}
+
+// The state of laying the trees out in pre-order into `f`.
+template <typename T>
+struct ForestLayout {
+  const TreeAttributes& a;
+  const NodeIndex& index;
+  const std::vector<uint8_t>& modes;
+  const std::vector<std::vector<uint32_t>>& leaf_weights;
+  Forest<T>& f;
+  std::vector<bool> seen;  // per node in the attributes: laid out already
+  // (original index, index of the parent whose true_child to patch, or -1)
+  std::vector<std::pair<uint32_t, int64_t>> stack;
+  int first_mode = -1;  // the first branch's mode, or -1
+};
+
+// Appends the leaf at `orig` in the attributes, with its weights.
+template <typename T>
+Status AppendLeaf(ForestLayout<T>& l, uint32_t orig, TreeNode<T> node, const std::string& where) {
+  const auto& ws = l.leaf_weights[orig];
+  if (ws.empty()) return InvalidArgumentError(where + " is a leaf without weights");
+  node.true_child = static_cast<uint32_t>(l.f.weight_target.size());
+  node.feature = static_cast<uint32_t>(ws.size());
+  node.value = static_cast<T>(l.a.target_weights[ws[0]]);
+  for (uint32_t k : ws) {
+    l.f.weight_target.push_back(static_cast<uint32_t>(l.a.target_ids[k]));
+    l.f.weight_value.push_back(static_cast<T>(l.a.target_weights[k]));
+  }
+  l.f.nodes.push_back(node);
+  return Status();
+}
+
+// The position in the attributes of node `id` of the tree of node `orig`.
+Result<uint32_t> ChildIndex(const TreeAttributes& a, const NodeIndex& index, uint32_t orig,
+                            int64_t id, const std::string& where) {
+  auto it = index.find(NodeKey{a.tree_ids[orig], id});
+  if (it == index.end()) {
+    return InvalidArgumentError(where + " has child " + std::to_string(id) +
+                                ", which does not exist");
+  }
+  return it->second;
+}
+
+// Appends the branch at `orig` in the attributes, laid out at `at`, and pushes its children:
+// the false child is popped first, so it lands right after this node.
+template <typename T>
+Status AppendBranch(ForestLayout<T>& l, uint32_t orig, uint32_t at, TreeNode<T> node,
+                    const std::string& where) {
+  const TreeAttributes& a = l.a;
+  Forest<T>& f = l.f;
+  node.feature = static_cast<uint32_t>(a.feature_ids[orig]);
+  node.value = static_cast<T>(a.values[orig]);
+  node.missing_true = orig < a.missing_true.size() && a.missing_true[orig] == 1;
+  f.has_missing = f.has_missing || node.missing_true;
+  f.max_feature = std::max<int64_t>(f.max_feature, node.feature);
+  if (l.first_mode < 0) l.first_mode = node.mode;
+  if (node.mode != l.first_mode) f.same_mode = false;
+  OUTPOST_ASSIGN_OR_RETURN(uint32_t t, ChildIndex(a, l.index, orig, a.true_ids[orig], where));
+  OUTPOST_ASSIGN_OR_RETURN(uint32_t e, ChildIndex(a, l.index, orig, a.false_ids[orig], where));
+  f.nodes.push_back(node);
+  l.stack.emplace_back(t, at);
+  l.stack.emplace_back(e, -1);
+  return Status();
+}
+
+// Lays out the tree whose root is at `root` in the attributes, in pre-order. Refuses a node
+// reached twice (a cycle or a shared subtree).
+template <typename T>
+Status LayOutTree(ForestLayout<T>& l, size_t root) {
+  const TreeAttributes& a = l.a;
+  Forest<T>& f = l.f;
+  f.roots.push_back(static_cast<uint32_t>(f.nodes.size()));
+  l.stack.clear();
+  l.stack.emplace_back(static_cast<uint32_t>(root), -1);
+  while (!l.stack.empty()) {
+    const uint32_t orig = l.stack.back().first;
+    const int64_t patch = l.stack.back().second;
+    l.stack.pop_back();
+    const std::string where =
+        "node " + std::to_string(a.node_ids[orig]) + " of tree " + std::to_string(a.tree_ids[orig]);
+    if (l.seen[orig]) {
+      return InvalidArgumentError(where + " is reached twice (a cycle or a shared subtree)");
+    }
+    l.seen[orig] = true;
+    const auto at = static_cast<uint32_t>(f.nodes.size());
+    if (patch >= 0) f.nodes[static_cast<size_t>(patch)].true_child = at;
+    TreeNode<T> node{};
+    node.mode = l.modes[orig];
+    if (node.mode == kLeaf) {
+      OUTPOST_RETURN_IF_ERROR(AppendLeaf(l, orig, node, where));
+    } else {
+      OUTPOST_RETURN_IF_ERROR(AppendBranch(l, orig, at, node, where));
+    }
+  }
+  return Status();
+}
+
+template <typename T>
+Result<Forest<T>> BuildForest(const TreeAttributes& a, int64_t n_targets) {
+  OUTPOST_RETURN_IF_ERROR(CheckAttributeLengths(a));
+  const size_t n = a.tree_ids.size();
+  NodeIndex index;
+  index.reserve(n);
+  std::vector<uint8_t> modes(n);
+  OUTPOST_RETURN_IF_ERROR(IndexNodes(a, index, modes));
+  OUTPOST_ASSIGN_OR_RETURN(auto leaf_weights, LeafWeights(a, n_targets, index, modes));
 
   Forest<T> f;
   f.nodes.reserve(n);
-  std::vector<bool> seen(n, false);
-  // (original index, index of the parent whose true_child to patch, or -1)
-  std::vector<std::pair<uint32_t, int64_t>> stack;
-  int first_mode = -1;
+  ForestLayout<T> layout{a, index, modes, leaf_weights, f, std::vector<bool>(n, false), {}, -1};
   for (size_t i = 0; i < n; ++i) {
     // ONNX Runtime's rule: a tree starts where the tree id changes; its first node is the root.
     if (i > 0 && a.tree_ids[i] == a.tree_ids[i - 1]) continue;
-    f.roots.push_back(static_cast<uint32_t>(f.nodes.size()));
-    stack.clear();
-    stack.emplace_back(static_cast<uint32_t>(i), -1);
-    while (!stack.empty()) {
-      const uint32_t orig = stack.back().first;
-      const int64_t patch = stack.back().second;
-      stack.pop_back();
-      const std::string where = "node " + std::to_string(a.node_ids[orig]) + " of tree " +
-                                std::to_string(a.tree_ids[orig]);
-      if (seen[orig]) {
-        return InvalidArgumentError(where + " is reached twice (a cycle or a shared subtree)");
-      }
-      seen[orig] = true;
-      const auto at = static_cast<uint32_t>(f.nodes.size());
-      if (patch >= 0) f.nodes[static_cast<size_t>(patch)].true_child = at;
-      TreeNode<T> node{};
-      node.mode = modes[orig];
-      if (node.mode == kLeaf) {
-        const auto& ws = leaf_weights[orig];
-        if (ws.empty()) return InvalidArgumentError(where + " is a leaf without weights");
-        node.true_child = static_cast<uint32_t>(f.weight_target.size());
-        node.feature = static_cast<uint32_t>(ws.size());
-        node.value = static_cast<T>(a.target_weights[ws[0]]);
-        for (uint32_t k : ws) {
-          f.weight_target.push_back(static_cast<uint32_t>(a.target_ids[k]));
-          f.weight_value.push_back(static_cast<T>(a.target_weights[k]));
-        }
-        f.nodes.push_back(node);
-        continue;
-      }
-      node.feature = static_cast<uint32_t>(a.feature_ids[orig]);
-      node.value = static_cast<T>(a.values[orig]);
-      node.missing_true = orig < a.missing_true.size() && a.missing_true[orig] == 1;
-      f.has_missing = f.has_missing || node.missing_true;
-      f.max_feature = std::max<int64_t>(f.max_feature, node.feature);
-      if (first_mode < 0) first_mode = node.mode;
-      if (node.mode != first_mode) f.same_mode = false;
-      auto child = [&](int64_t id) -> Result<uint32_t> {
-        auto it = index.find(Key{a.tree_ids[orig], id});
-        if (it == index.end()) {
-          return InvalidArgumentError(where + " has child " + std::to_string(id) +
-                                      ", which does not exist");
-        }
-        return it->second;
-      };
-      OUTPOST_ASSIGN_OR_RETURN(uint32_t t, child(a.true_ids[orig]));
-      OUTPOST_ASSIGN_OR_RETURN(uint32_t e, child(a.false_ids[orig]));
-      f.nodes.push_back(node);
-      // The false child is popped first, so it lands right after this node.
-      stack.emplace_back(t, at);
-      stack.emplace_back(e, -1);
-    }
+    OUTPOST_RETURN_IF_ERROR(LayOutTree(layout, i));
   }
-  if (first_mode >= 0) f.mode = static_cast<uint8_t>(first_mode);
+  if (layout.first_mode >= 0) f.mode = static_cast<uint8_t>(layout.first_mode);
   return f;
 }
 
 template <typename X, typename T>
 inline bool Goes(uint8_t mode, X v, T t) {
   switch (mode) {
-    case kLeq: return v <= t;
-    case kLt: return v < t;
-    case kGte: return v >= t;
-    case kGt: return v > t;
-    case kEq: return v == t;
-    default: return v != t;
+    case kLeq:
+      return v <= t;
+    case kLt:
+      return v < t;
+    case kGte:
+      return v >= t;
+    case kGt:
+      return v > t;
+    case kEq:
+      return v == t;
+    default:
+      return v != t;
   }
 }
 
@@ -255,9 +327,8 @@ class TreeEnsembleKernel : public Kernel {
 
   Status Infer(InferContext& ctx) const override {
     const DataType t = ctx.input_type(0);
-    OUTPOST_RETURN_IF_ERROR(CheckType(t, TypeBit(DataType::kFp32) | TypeBit(DataType::kFp64) |
-                                             kIndexTypes,
-                                      "X"));
+    OUTPOST_RETURN_IF_ERROR(
+        CheckType(t, TypeBit(DataType::kFp32) | TypeBit(DataType::kFp64) | kIndexTypes, "X"));
     const Shape& x = ctx.input_shape(0);
     if (x.empty() || x.size() > 2) return InvalidArgumentError("X must be 1-D or 2-D");
     const int64_t n = x.size() == 1 ? 1 : x[0];
@@ -370,13 +441,14 @@ class TreeEnsembleKernel : public Kernel {
     }
     for (uint32_t root : f_.roots) {
       for (int64_t r = 0; r < rows; ++r) {
-        const TreeNode<T>& leaf = nodes[Descend<X, T, kMode, kMissing>(nodes, root, x + r * stride)];
+        const TreeNode<T>& leaf =
+            nodes[Descend<X, T, kMode, kMissing>(nodes, root, x + r * stride)];
         T* s = scores + r * nt;
         uint8_t* h = has + r * nt;
         if (nt == 1 && !c_.classifier) {
           // Min / Max over the leaves' inline weights.
-          const bool take = !h[0] || (c_.aggregate == Aggregate::kMin ? leaf.value < s[0]
-                                                                       : leaf.value > s[0]);
+          const bool take =
+              !h[0] || (c_.aggregate == Aggregate::kMin ? leaf.value < s[0] : leaf.value > s[0]);
           if (take) s[0] = leaf.value;
           h[0] = 1;
           continue;
@@ -411,12 +483,18 @@ class TreeEnsembleKernel : public Kernel {
       const T origin = c_.base_values.size() == 1 ? c_.base_values[0] : T(0);
       T v;
       switch (c_.aggregate) {
-        case Aggregate::kSum: v = s[0] + origin; break;
-        case Aggregate::kAverage: v = s[0] / trees + origin; break;
-        default: v = h[0] ? s[0] + origin : origin; break;
+        case Aggregate::kSum:
+          v = s[0] + origin;
+          break;
+        case Aggregate::kAverage:
+          v = s[0] / trees + origin;
+          break;
+        default:
+          v = h[0] ? s[0] + origin : origin;
+          break;
       }
-      out[0] = c_.post == PostTransform::kProbit ? Probit(static_cast<float>(v))
-                                                 : static_cast<float>(v);
+      out[0] =
+          c_.post == PostTransform::kProbit ? Probit(static_cast<float>(v)) : static_cast<float>(v);
       return;
     }
     const bool use_base = c_.base_values.size() == static_cast<size_t>(nt);
@@ -424,9 +502,15 @@ class TreeEnsembleKernel : public Kernel {
       const T base = use_base ? c_.base_values[static_cast<size_t>(k)] : T(0);
       T v = s[k];
       switch (c_.aggregate) {
-        case Aggregate::kSum: v = v + base; break;
-        case Aggregate::kAverage: v = v / trees + base; break;
-        default: v = base + (h[k] ? v : T(0)); break;
+        case Aggregate::kSum:
+          v = v + base;
+          break;
+        case Aggregate::kAverage:
+          v = v / trees + base;
+          break;
+        default:
+          v = base + (h[k] ? v : T(0));
+          break;
       }
       // A target no tree scored reads as 0 (ONNX Runtime's ScoreValue rule).
       out[k] = h[k] ? static_cast<float>(v) : 0.0f;
