@@ -137,177 +137,230 @@ Status RemoveTree(const std::string& path) {
   return Status::Ok();
 }
 
+// What pass 1 of CreateBundle gathers: the targets, and the blobs pass 2 writes.
+struct Contents {
+  Targets targets;
+  std::map<std::string, std::string> small_blobs;  // hex digest -> bytes (metadata-sized)
+  std::map<std::string, std::string> file_blobs;   // hex digest -> path
+  JsonArray index_manifests;
+  std::string created;  // the bundle's creation time in RFC 3339
+
+  // Lists metadata-sized `bytes` as a blob; returns its hex digest.
+  std::string AddSmall(std::string bytes) {
+    std::string hex = ToHex(Sha256Of(bytes));
+    targets.targets[std::string(kBlobPrefix) + hex] = {.length = bytes.size(), .sha256 = hex};
+    small_blobs[hex] = std::move(bytes);
+    return hex;
+  }
+};
+
+// A layer descriptor annotated with its file's title.
+Json TitledDescriptor(std::string_view media_type, std::string_view hex, uint64_t size,
+                      const std::string& title) {
+  Json d = Descriptor(media_type, hex, size);
+  std::get<JsonObject>(d.v)["annotations"] =
+      Json{JsonObject{{"org.opencontainers.image.title", Json{title}}}};
+  return d;
+}
+
+// One entry of an OCI image configuration's history.
+Json HistoryEntry(const std::string& created, const std::string& comment) {
+  return Json{JsonObject{{"created", Json{created}},
+                         {"created_by", Json{std::string("outpost bundle create")}},
+                         {"comment", Json{comment}}}};
+}
+
+// The parsed descriptor.json of `version_dir`, which must name model `name` at `version`.
+Result<ModelDescriptor> CheckedDescriptor(const std::string& name, const std::string& version,
+                                          const std::string& version_dir,
+                                          const std::string& descriptor_bytes) {
+  auto descriptor = ParseModelDescriptor(descriptor_bytes);
+  if (!descriptor.ok()) {
+    return InvalidArgumentError(version_dir +
+                                "/descriptor.json: " + std::string(descriptor.status().message()));
+  }
+  if (descriptor->name != name || std::to_string(descriptor->version) != version) {
+    return InvalidArgumentError(version_dir + "/descriptor.json names another model");
+  }
+  return descriptor;
+}
+
+// The model's shared files followed by the version's own files (descriptor.json aside).
+Result<std::vector<Layer>> VersionLayers(const std::string& version, const std::string& version_dir,
+                                         const std::vector<Layer>& shared) {
+  std::vector<Layer> layers = shared;
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> files, Entries(version_dir));
+  for (const std::string& file : files) {
+    if (file == "descriptor.json") continue;
+    std::string title = version + "/" + file;
+    if (!IsSafeEntryName(title) || title.find('/') != version.size()) {
+      return InvalidArgumentError("bad model file name " + JoinPath(version_dir, file));
+    }
+    layers.push_back({.title = title, .path = JoinPath(version_dir, file)});
+  }
+  return layers;
+}
+
+// A proper OCI image configuration, so that image tools (skopeo, umoci) read the whole
+// manifest; the layers are the model's files as they are (uncompressed, one per file).
+Json ImageConfig(const std::string& name, const std::string& version, const std::string& created,
+                 const std::string& descriptor_hex, JsonArray diff_ids, JsonArray history) {
+  return Json{JsonObject{
+      {"architecture", Json{std::string("amd64")}},
+      {"created", Json{created}},
+      {"os", Json{std::string("linux")}},
+      {"config",
+       Json{JsonObject{{"Labels", Json{JsonObject{{"org.outpost.model.name", Json{name}},
+                                                  {"org.outpost.model.version", Json{version}},
+                                                  {"org.outpost.model.descriptor",
+                                                   Json{"sha256:" + descriptor_hex}}}}}}}},
+      {"rootfs", Json{JsonObject{{"type", Json{std::string("layers")}},
+                                 {"diff_ids", Json{std::move(diff_ids)}}}}},
+      {"history", Json{std::move(history)}}}};
+}
+
+// Hashes the files of one model version, lists them, and adds the version's OCI manifest
+// (descriptor first, then the files) to the index.
+Status AddVersion(const std::string& name, const std::string& version,
+                  const std::string& version_dir, const std::vector<Layer>& shared, Contents* c) {
+  OUTPOST_ASSIGN_OR_RETURN(std::string descriptor_bytes,
+                           ReadFile(JoinPath(version_dir, "descriptor.json"), 1 << 20));
+  OUTPOST_ASSIGN_OR_RETURN(ModelDescriptor descriptor,
+                           CheckedDescriptor(name, version, version_dir, descriptor_bytes));
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<Layer> layers, VersionLayers(version, version_dir, shared));
+  uint64_t descriptor_size = descriptor_bytes.size();
+  std::string descriptor_hex = c->AddSmall(std::move(descriptor_bytes));
+  // The descriptor travels as the first layer, so registries and copies carry it too.
+  JsonArray layer_json{TitledDescriptor("application/vnd.outpost.model.descriptor.v1+json",
+                                        descriptor_hex, descriptor_size,
+                                        version + "/descriptor.json")};
+  JsonArray diff_ids{Json{"sha256:" + descriptor_hex}};
+  JsonArray history{HistoryEntry(c->created, version + "/descriptor.json")};
+  for (Layer& layer : layers) {
+    OUTPOST_ASSIGN_OR_RETURN(layer.digest, HashFile(layer.path, nullptr));
+    c->targets.targets[std::string(kBlobPrefix) + layer.digest.sha256] = {
+        .length = layer.digest.length, .sha256 = layer.digest.sha256};
+    c->file_blobs.emplace(layer.digest.sha256, layer.path);
+    layer_json.push_back(TitledDescriptor("application/vnd.outpost.model.file.v1",
+                                          layer.digest.sha256, layer.digest.length, layer.title));
+    diff_ids.push_back(Json{"sha256:" + layer.digest.sha256});
+    history.push_back(HistoryEntry(c->created, layer.title));
+  }
+  Json image_config = ImageConfig(name, version, c->created, descriptor_hex, std::move(diff_ids),
+                                  std::move(history));
+  OUTPOST_ASSIGN_OR_RETURN(std::string config_bytes, CanonicalJson(image_config));
+  uint64_t config_size = config_bytes.size();
+  std::string config_hex = c->AddSmall(std::move(config_bytes));
+  Json manifest{JsonObject{
+      {"schemaVersion", Json{uint64_t{2}}},
+      {"mediaType", Json{std::string("application/vnd.oci.image.manifest.v1+json")}},
+      {"artifactType", Json{std::string("application/vnd.outpost.model.v1")}},
+      {"config", Descriptor("application/vnd.oci.image.config.v1+json", config_hex, config_size)},
+      {"layers", Json{std::move(layer_json)}}}};
+  OUTPOST_ASSIGN_OR_RETURN(std::string manifest_bytes, CanonicalJson(manifest));
+  uint64_t manifest_size = manifest_bytes.size();
+  std::string manifest_hex = c->AddSmall(std::move(manifest_bytes));
+  Json entry =
+      Descriptor("application/vnd.oci.image.manifest.v1+json", manifest_hex, manifest_size);
+  std::get<JsonObject>(entry.v)["annotations"] =
+      Json{JsonObject{{"org.opencontainers.image.ref.name", Json{name + "-" + version}}}};
+  c->index_manifests.push_back(std::move(entry));
+  c->targets.models.push_back({.name = name,
+                               .version = descriptor.version,
+                               .manifest = manifest_hex,
+                               .descriptor = descriptor_hex});
+  return Status::Ok();
+}
+
+// Adds every version folder of model `name` (with its config.yaml, if any, in each).
+Status AddModel(const std::string& name, const std::string& model_dir, Contents* c) {
+  if (!IsValidModelName(name)) return InvalidArgumentError("bad model name \"" + name + "\"");
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> children, Entries(model_dir));
+  std::vector<Layer> shared;
+  if (PathExists(JoinPath(model_dir, "config.yaml"))) {
+    shared.push_back({.title = "config.yaml", .path = JoinPath(model_dir, "config.yaml")});
+  }
+  for (const std::string& version : children) {
+    std::string version_dir = JoinPath(model_dir, version);
+    if (!IsDirectory(version_dir)) continue;
+    if (!IsDigits(version) || version[0] == '0') {
+      return InvalidArgumentError("bad version folder " + version_dir);
+    }
+    OUTPOST_RETURN_IF_ERROR(AddVersion(name, version, version_dir, shared, c));
+  }
+  return Status::Ok();
+}
+
+// Pass 2 of CreateBundle: the archive, written to `fd` (the file `tmp`) and fsync'd.
+Status WriteArchive(int fd, const std::string& tmp, const CreateOptions& options,
+                    const std::string& targets_file, const std::string& index_bytes, Contents& c) {
+  TarWriter tar(fd);
+  auto put = [&](std::string_view name, std::string_view bytes) -> Status {
+    OUTPOST_RETURN_IF_ERROR(tar.Begin(name, bytes.size()));
+    return tar.Write(bytes);
+  };
+  for (const std::string& root_file : options.root_chain) {
+    OUTPOST_ASSIGN_OR_RETURN(Envelope env, ParseEnvelope(root_file));
+    OUTPOST_ASSIGN_OR_RETURN(Root root, RootFromJson(env.signed_value));
+    OUTPOST_RETURN_IF_ERROR(
+        put(std::string(kRootPrefix) + std::to_string(root.version) + ".json", root_file));
+  }
+  OUTPOST_RETURN_IF_ERROR(put(kTargetsName, targets_file));
+  OUTPOST_RETURN_IF_ERROR(put("oci-layout", kOciLayout));
+  OUTPOST_RETURN_IF_ERROR(put("index.json", index_bytes));
+  for (const auto& [hex, bytes] : c.small_blobs) {
+    OUTPOST_RETURN_IF_ERROR(put(std::string(kBlobPrefix) + hex, bytes));
+  }
+  for (const auto& [hex, path] : c.file_blobs) {
+    if (c.small_blobs.count(hex) > 0) continue;  // same bytes as a descriptor or manifest
+    const TargetFile& expected = c.targets.targets[std::string(kBlobPrefix) + hex];
+    OUTPOST_RETURN_IF_ERROR(tar.Begin(std::string(kBlobPrefix) + hex, expected.length));
+    OUTPOST_ASSIGN_OR_RETURN(FileDigest copied, HashFile(path, &tar));
+    if (copied.length != expected.length || copied.sha256 != hex) {
+      return AbortedError(path + " changed while it was being bundled");
+    }
+  }
+  OUTPOST_RETURN_IF_ERROR(tar.Finish());
+  if (::fsync(fd) != 0) return ErrnoToStatus(errno, "fsync", tmp);
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status CreateBundle(const std::string& models_dir, const std::vector<KeyPair>& targets_keys,
                     const CreateOptions& options, const std::string& out_path) {
   if (targets_keys.empty()) return InvalidArgumentError("no targets keys to sign with");
-  Targets targets{.version = options.version,
-                  .created = options.created,
-                  .expires = options.expires,
-                  .channel = options.channel,
-                  .sites = options.sites,
-                  .site_groups = options.site_groups};
-  std::map<std::string, std::string> small_blobs;  // hex digest -> bytes (metadata-sized)
-  std::map<std::string, std::string> file_blobs;   // hex digest -> path
-  auto add_small = [&](std::string bytes) {
-    std::string hex = ToHex(Sha256Of(bytes));
-    targets.targets[std::string(kBlobPrefix) + hex] = {.length = bytes.size(), .sha256 = hex};
-    small_blobs[hex] = std::move(bytes);
-    return hex;
-  };
-  JsonArray index_manifests;
-  const std::string created = Rfc3339(options.created);
+  Contents c{.targets = {.version = options.version,
+                         .created = options.created,
+                         .expires = options.expires,
+                         .channel = options.channel,
+                         .sites = options.sites,
+                         .site_groups = options.site_groups},
+             .created = Rfc3339(options.created)};
 
   // Pass 1: hash every model file and build the OCI manifests.
   OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> names, Entries(models_dir));
   for (const std::string& name : names) {
     std::string model_dir = JoinPath(models_dir, name);
     if (!IsDirectory(model_dir)) continue;
-    if (!IsValidModelName(name)) return InvalidArgumentError("bad model name \"" + name + "\"");
-    OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> children, Entries(model_dir));
-    std::vector<Layer> shared;
-    if (PathExists(JoinPath(model_dir, "config.yaml"))) {
-      shared.push_back({.title = "config.yaml", .path = JoinPath(model_dir, "config.yaml")});
-    }
-    for (const std::string& version : children) {
-      std::string version_dir = JoinPath(model_dir, version);
-      if (!IsDirectory(version_dir)) continue;
-      if (!IsDigits(version) || version[0] == '0') {
-        return InvalidArgumentError("bad version folder " + version_dir);
-      }
-      OUTPOST_ASSIGN_OR_RETURN(std::string descriptor_bytes,
-                               ReadFile(JoinPath(version_dir, "descriptor.json"), 1 << 20));
-      auto descriptor = ParseModelDescriptor(descriptor_bytes);
-      if (!descriptor.ok()) {
-        return InvalidArgumentError(version_dir + "/descriptor.json: " +
-                                    std::string(descriptor.status().message()));
-      }
-      if (descriptor->name != name || std::to_string(descriptor->version) != version) {
-        return InvalidArgumentError(version_dir + "/descriptor.json names another model");
-      }
-      std::vector<Layer> layers = shared;
-      OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> files, Entries(version_dir));
-      for (const std::string& file : files) {
-        if (file == "descriptor.json") continue;
-        std::string title = version + "/" + file;
-        if (!IsSafeEntryName(title) || title.find('/') != version.size()) {
-          return InvalidArgumentError("bad model file name " + JoinPath(version_dir, file));
-        }
-        layers.push_back({.title = title, .path = JoinPath(version_dir, file)});
-      }
-      uint64_t descriptor_size = descriptor_bytes.size();
-      std::string descriptor_hex = add_small(std::move(descriptor_bytes));
-      // The descriptor travels as the first layer, so registries and copies carry it too.
-      Json descriptor_layer = Descriptor("application/vnd.outpost.model.descriptor.v1+json",
-                                         descriptor_hex, descriptor_size);
-      std::get<JsonObject>(descriptor_layer.v)["annotations"] = Json{JsonObject{
-          {"org.opencontainers.image.title", Json{version + "/descriptor.json"}}}};
-      JsonArray layer_json{std::move(descriptor_layer)};
-      JsonArray diff_ids{Json{"sha256:" + descriptor_hex}};
-      JsonArray history{Json{JsonObject{{"created", Json{created}},
-                                        {"created_by", Json{std::string("outpost bundle create")}},
-                                        {"comment", Json{version + "/descriptor.json"}}}}};
-      for (Layer& layer : layers) {
-        OUTPOST_ASSIGN_OR_RETURN(layer.digest, HashFile(layer.path, nullptr));
-        targets.targets[std::string(kBlobPrefix) + layer.digest.sha256] = {
-            .length = layer.digest.length, .sha256 = layer.digest.sha256};
-        file_blobs.emplace(layer.digest.sha256, layer.path);
-        Json d = Descriptor("application/vnd.outpost.model.file.v1", layer.digest.sha256,
-                            layer.digest.length);
-        std::get<JsonObject>(d.v)["annotations"] = Json{JsonObject{
-            {"org.opencontainers.image.title", Json{layer.title}}}};
-        layer_json.push_back(std::move(d));
-        diff_ids.push_back(Json{"sha256:" + layer.digest.sha256});
-        history.push_back(Json{JsonObject{{"created", Json{created}},
-                                          {"created_by", Json{std::string("outpost bundle create")}},
-                                          {"comment", Json{layer.title}}}});
-      }
-      // A proper OCI image configuration, so that image tools (skopeo, umoci) read the whole
-      // manifest; the layers are the model's files as they are (uncompressed, one per file).
-      Json image_config{JsonObject{
-          {"architecture", Json{std::string("amd64")}},
-          {"created", Json{created}},
-          {"os", Json{std::string("linux")}},
-          {"config", Json{JsonObject{{"Labels", Json{JsonObject{
-                         {"org.outpost.model.name", Json{name}},
-                         {"org.outpost.model.version", Json{version}},
-                         {"org.outpost.model.descriptor", Json{"sha256:" + descriptor_hex}}}}}}}},
-          {"rootfs", Json{JsonObject{{"type", Json{std::string("layers")}},
-                                     {"diff_ids", Json{std::move(diff_ids)}}}}},
-          {"history", Json{std::move(history)}}}};
-      OUTPOST_ASSIGN_OR_RETURN(std::string config_bytes, CanonicalJson(image_config));
-      uint64_t config_size = config_bytes.size();
-      std::string config_hex = add_small(std::move(config_bytes));
-      Json manifest{JsonObject{
-          {"schemaVersion", Json{uint64_t{2}}},
-          {"mediaType", Json{std::string("application/vnd.oci.image.manifest.v1+json")}},
-          {"artifactType", Json{std::string("application/vnd.outpost.model.v1")}},
-          {"config", Descriptor("application/vnd.oci.image.config.v1+json", config_hex,
-                                config_size)},
-          {"layers", Json{std::move(layer_json)}}}};
-      OUTPOST_ASSIGN_OR_RETURN(std::string manifest_bytes, CanonicalJson(manifest));
-      uint64_t manifest_size = manifest_bytes.size();
-      std::string manifest_hex = add_small(std::move(manifest_bytes));
-      Json entry = Descriptor("application/vnd.oci.image.manifest.v1+json", manifest_hex,
-                              manifest_size);
-      std::get<JsonObject>(entry.v)["annotations"] = Json{JsonObject{
-          {"org.opencontainers.image.ref.name", Json{name + "-" + version}}}};
-      index_manifests.push_back(std::move(entry));
-      targets.models.push_back({.name = name,
-                                .version = descriptor->version,
-                                .manifest = manifest_hex,
-                                .descriptor = descriptor_hex});
-    }
+    OUTPOST_RETURN_IF_ERROR(AddModel(name, model_dir, &c));
   }
-  Json index{JsonObject{
-      {"schemaVersion", Json{uint64_t{2}}},
-      {"mediaType", Json{std::string("application/vnd.oci.image.index.v1+json")}},
-      {"manifests", Json{std::move(index_manifests)}}}};
+  Json index{JsonObject{{"schemaVersion", Json{uint64_t{2}}},
+                        {"mediaType", Json{std::string("application/vnd.oci.image.index.v1+json")}},
+                        {"manifests", Json{std::move(c.index_manifests)}}}};
   OUTPOST_ASSIGN_OR_RETURN(std::string index_bytes, CanonicalJson(index));
-  targets.targets["index.json"] = {.length = index_bytes.size(),
-                                   .sha256 = ToHex(Sha256Of(index_bytes))};
-  targets.targets["oci-layout"] = {.length = kOciLayout.size(),
-                                   .sha256 = ToHex(Sha256Of(kOciLayout))};
-  OUTPOST_ASSIGN_OR_RETURN(Json targets_json, TargetsToJson(targets));
+  c.targets.targets["index.json"] = {.length = index_bytes.size(),
+                                     .sha256 = ToHex(Sha256Of(index_bytes))};
+  c.targets.targets["oci-layout"] = {.length = kOciLayout.size(),
+                                     .sha256 = ToHex(Sha256Of(kOciLayout))};
+  OUTPOST_ASSIGN_OR_RETURN(Json targets_json, TargetsToJson(c.targets));
   OUTPOST_ASSIGN_OR_RETURN(std::string targets_file, SignMetadata(targets_json, targets_keys));
 
   // Pass 2: write the archive to a temporary file, then rename it into place.
   std::string tmp = out_path + ".tmp";
   Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (out.get() < 0) return ErrnoToStatus(errno, "creating", tmp);
-  auto write_all = [&]() -> Status {
-    TarWriter tar(out.get());
-    auto put = [&](std::string_view name, std::string_view bytes) -> Status {
-      OUTPOST_RETURN_IF_ERROR(tar.Begin(name, bytes.size()));
-      return tar.Write(bytes);
-    };
-    for (const std::string& root_file : options.root_chain) {
-      OUTPOST_ASSIGN_OR_RETURN(Envelope env, ParseEnvelope(root_file));
-      OUTPOST_ASSIGN_OR_RETURN(Root root, RootFromJson(env.signed_value));
-      OUTPOST_RETURN_IF_ERROR(
-          put(std::string(kRootPrefix) + std::to_string(root.version) + ".json", root_file));
-    }
-    OUTPOST_RETURN_IF_ERROR(put(kTargetsName, targets_file));
-    OUTPOST_RETURN_IF_ERROR(put("oci-layout", kOciLayout));
-    OUTPOST_RETURN_IF_ERROR(put("index.json", index_bytes));
-    for (const auto& [hex, bytes] : small_blobs) {
-      OUTPOST_RETURN_IF_ERROR(put(std::string(kBlobPrefix) + hex, bytes));
-    }
-    for (const auto& [hex, path] : file_blobs) {
-      if (small_blobs.count(hex) > 0) continue;  // same bytes as a descriptor or manifest
-      const TargetFile& expected = targets.targets[std::string(kBlobPrefix) + hex];
-      OUTPOST_RETURN_IF_ERROR(tar.Begin(std::string(kBlobPrefix) + hex, expected.length));
-      OUTPOST_ASSIGN_OR_RETURN(FileDigest copied, HashFile(path, &tar));
-      if (copied.length != expected.length || copied.sha256 != hex) {
-        return AbortedError(path + " changed while it was being bundled");
-      }
-    }
-    OUTPOST_RETURN_IF_ERROR(tar.Finish());
-    if (::fsync(out.get()) != 0) return ErrnoToStatus(errno, "fsync", tmp);
-    return Status::Ok();
-  };
-  if (Status s = write_all(); !s.ok()) {
+  if (Status s = WriteArchive(out.get(), tmp, options, targets_file, index_bytes, c); !s.ok()) {
     ::unlink(tmp.c_str());
     return s;
   }
@@ -346,15 +399,163 @@ Status SaveSiteState(const std::string& path, const SiteState& state) {
     merged.time_floor = std::max(old.time_floor, state.time_floor);
   }
   if (merged.time_floor < 0) return InvalidArgumentError("negative time floor");
-  OUTPOST_ASSIGN_OR_RETURN(
-      std::string text,
-      CanonicalJson(Json{JsonObject{
-          {"installed_version", Json{merged.installed_version}},
-          {"time_floor", Json{static_cast<uint64_t>(merged.time_floor)}}}}));
+  OUTPOST_ASSIGN_OR_RETURN(std::string text,
+                           CanonicalJson(Json{JsonObject{
+                               {"installed_version", Json{merged.installed_version}},
+                               {"time_floor", Json{static_cast<uint64_t>(merged.time_floor)}}}}));
   return WriteFileAtomically(path, text + "\n");
 }
 
 namespace {
+
+// The body of VerifyBundle's metadata step: the root chain (each new root checked against
+// the one before it, into out->trusted_root), then the targets (into out->targets).
+Status ReadMetadata(TarReader& tar, const VerifyOptions& options, VerifiedBundle* out) {
+  std::optional<TarEntry> entry;
+  uint64_t last_root_file = 0;
+  for (;;) {
+    OUTPOST_ASSIGN_OR_RETURN(entry, tar.Next());
+    if (!entry) break;
+    std::string_view name = entry->name;
+    bool is_root = name.rfind(kRootPrefix, 0) == 0;
+    if (!is_root && name != kTargetsName) {
+      return ReasonError(Reason::kBadLayout, "\"" + entry->name + "\" comes before the targets");
+    }
+    if (!is_root) {
+      OUTPOST_ASSIGN_OR_RETURN(std::string text, tar.ReadAll(options.max_metadata_bytes));
+      OUTPOST_ASSIGN_OR_RETURN(out->targets, VerifyTargets(out->trusted_root, text));
+      return Status::Ok();
+    }
+    // "<N>.json", N ascending; roots the site already trusts are skipped unread.
+    std::string_view file = name.substr(kRootPrefix.size());
+    std::string_view digits = file.substr(0, file.find('.'));
+    if (!IsDigits(digits) || digits[0] == '0' || file != std::string(digits) + ".json") {
+      return ReasonError(Reason::kBadLayout, "bad root file name \"" + entry->name + "\"");
+    }
+    uint64_t n = std::stoull(std::string(digits));
+    if (n <= last_root_file) {
+      return ReasonError(Reason::kBadLayout, "root files are not in ascending order");
+    }
+    last_root_file = n;
+    if (n <= out->trusted_root.version) continue;
+    if (n != out->trusted_root.version + 1) {
+      return ReasonError(Reason::kRootChain, "\"" + entry->name + "\" where root " +
+                                                 std::to_string(out->trusted_root.version + 1) +
+                                                 " should follow");
+    }
+    OUTPOST_ASSIGN_OR_RETURN(std::string text, tar.ReadAll(options.max_metadata_bytes));
+    OUTPOST_ASSIGN_OR_RETURN(out->trusted_root, VerifyNextRoot(out->trusted_root, text));
+    out->trusted_root_file = std::move(text);
+  }
+  return ReasonError(Reason::kMetadataMissing, "no outpost/targets.json");
+}
+
+// Freshness, rollback and binding, all from signed fields, at time `now`.
+Status CheckSignedFields(const Root& root, const Targets& t, const SiteState& state,
+                         const VerifyOptions& options, int64_t now) {
+  if (root.expires <= now) {
+    return ReasonError(Reason::kRootExpired,
+                       "the trusted root expired at " + std::to_string(root.expires));
+  }
+  if (t.expires <= now) {
+    return ReasonError(Reason::kExpired, "the bundle expired at " + std::to_string(t.expires) +
+                                             " (now counts as " + std::to_string(now) + ")");
+  }
+  if (t.version < state.installed_version) {
+    return ReasonError(Reason::kVersionRollback, "bundle version " + std::to_string(t.version) +
+                                                     " is below the installed " +
+                                                     std::to_string(state.installed_version));
+  }
+  bool for_us = std::find(t.sites.begin(), t.sites.end(), options.site_id) != t.sites.end();
+  for (const std::string& g : options.site_groups) {
+    for_us =
+        for_us || std::find(t.site_groups.begin(), t.site_groups.end(), g) != t.site_groups.end();
+  }
+  if (!for_us) {
+    return ReasonError(Reason::kWrongSite,
+                       "the bundle is not for site \"" + options.site_id + "\" or its groups");
+  }
+  return Status::Ok();
+}
+
+// Streams the current tar entry into a new file at `path` through SHA-256 (using `buf`),
+// checks the hash against `listed` and fsyncs the file.
+Status StageEntry(TarReader& tar, const std::string& entry_name, const TargetFile& listed,
+                  const std::string& path, std::string& buf) {
+  Fd staged(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (staged.get() < 0) {
+    return ReasonError(Reason::kIo, ErrnoToStatus(errno, "creating", path).message());
+  }
+  Sha256 h;
+  for (;;) {
+    OUTPOST_ASSIGN_OR_RETURN(size_t n, tar.Read(buf.data(), buf.size()));
+    if (n == 0) break;
+    std::string_view piece(buf.data(), n);
+    h.Update(piece);
+    if (Status s = WriteAll(staged.get(), piece, path); !s.ok()) {
+      return ReasonError(Reason::kIo, s.message());
+    }
+  }
+  if (ToHex(h.Finish()) != listed.sha256) {
+    return ReasonError(Reason::kTargetHash, "\"" + entry_name + "\" does not match its hash");
+  }
+  if (::fsync(staged.get()) != 0) {
+    return ReasonError(Reason::kIo, ErrnoToStatus(errno, "fsync", path).message());
+  }
+  return Status::Ok();
+}
+
+// Content: streams every remaining entry, each a listed target of its listed length, into
+// the staging folder; every listed target must come.
+Status StageContent(TarReader& tar, const Targets& t, const std::string& staging_dir) {
+  std::set<std::string> seen;
+  std::string buf(kChunk, '\0');
+  for (;;) {
+    OUTPOST_ASSIGN_OR_RETURN(std::optional<TarEntry> entry, tar.Next());
+    if (!entry) break;
+    auto listed = t.targets.find(entry->name);
+    if (listed == t.targets.end()) {
+      return ReasonError(Reason::kTargetUnlisted, "\"" + entry->name + "\" is not in the targets");
+    }
+    if (entry->size != listed->second.length) {
+      return ReasonError(Reason::kTargetLength,
+                         "\"" + entry->name + "\" has " + std::to_string(entry->size) + " bytes, " +
+                             std::to_string(listed->second.length) + " listed");
+    }
+    seen.insert(entry->name);
+    // Names are listed targets, which are checked to be oci-layout, index.json or
+    // blobs/sha256/<hex>, so the path stays inside the staging folder.
+    std::string path = JoinPath(staging_dir, entry->name);
+    OUTPOST_RETURN_IF_ERROR(StageEntry(tar, entry->name, listed->second, path, buf));
+  }
+  for (const auto& [name, file] : t.targets) {
+    if (seen.count(name) == 0) {
+      return ReasonError(Reason::kTargetMissing, "\"" + name + "\" is listed but absent");
+    }
+  }
+  return Status::Ok();
+}
+
+// The staged descriptor of each model, which must name that model.
+Status ReadDescriptors(const Targets& t, const std::string& blob_dir, uint64_t max_bytes,
+                       std::vector<ModelDescriptor>* out) {
+  for (const ModelRef& m : t.models) {
+    std::string path = JoinPath(blob_dir, m.descriptor);
+    auto text = ReadFile(path, max_bytes);
+    if (!text.ok()) {
+      bool too_big = text.status().code() == StatusCode::kResourceExhausted;
+      return ReasonError(too_big ? Reason::kSizeLimit : Reason::kIo, text.status().message());
+    }
+    auto d = ParseModelDescriptor(*text);
+    if (!d.ok()) return d.status().WithContext("descriptor of model " + m.name);
+    if (d->name != m.name || d->version != m.version) {
+      return ReasonError(Reason::kMetadataMalformed,
+                         "the descriptor of " + m.name + " names another model");
+    }
+    out->push_back(std::move(*d));
+  }
+  return Status::Ok();
+}
 
 // The body of VerifyBundle; the caller removes the staging folder when it fails.
 Result<VerifiedBundle> VerifyInto(const std::string& bundle_path, const Root& trusted_root,
@@ -368,139 +569,22 @@ Result<VerifiedBundle> VerifyInto(const std::string& bundle_path, const Root& tr
   out.staging_dir = options.staging_dir;
 
   // Metadata: the root chain, then the targets.
-  std::optional<TarEntry> entry;
-  bool have_targets = false;
-  uint64_t last_root_file = 0;
-  for (;;) {
-    OUTPOST_ASSIGN_OR_RETURN(entry, tar.Next());
-    if (!entry) break;
-    std::string_view name = entry->name;
-    bool is_root = name.rfind(kRootPrefix, 0) == 0;
-    if (!is_root && name != kTargetsName) {
-      return ReasonError(Reason::kBadLayout, "\"" + entry->name + "\" comes before the targets");
-    }
-    if (is_root) {
-      // "<N>.json", N ascending; roots the site already trusts are skipped unread.
-      std::string_view file = name.substr(kRootPrefix.size());
-      std::string_view digits = file.substr(0, file.find('.'));
-      if (!IsDigits(digits) || digits[0] == '0' || file != std::string(digits) + ".json") {
-        return ReasonError(Reason::kBadLayout, "bad root file name \"" + entry->name + "\"");
-      }
-      uint64_t n = std::stoull(std::string(digits));
-      if (n <= last_root_file) {
-        return ReasonError(Reason::kBadLayout, "root files are not in ascending order");
-      }
-      last_root_file = n;
-      if (n <= out.trusted_root.version) continue;
-      if (n != out.trusted_root.version + 1) {
-        return ReasonError(Reason::kRootChain, "\"" + entry->name + "\" where root " +
-                                                   std::to_string(out.trusted_root.version + 1) +
-                                                   " should follow");
-      }
-      OUTPOST_ASSIGN_OR_RETURN(std::string text, tar.ReadAll(options.max_metadata_bytes));
-      OUTPOST_ASSIGN_OR_RETURN(out.trusted_root, VerifyNextRoot(out.trusted_root, text));
-      out.trusted_root_file = std::move(text);
-      continue;
-    }
-    OUTPOST_ASSIGN_OR_RETURN(std::string text, tar.ReadAll(options.max_metadata_bytes));
-    OUTPOST_ASSIGN_OR_RETURN(out.targets, VerifyTargets(out.trusted_root, text));
-    have_targets = true;
-    break;
-  }
-  if (!have_targets) return ReasonError(Reason::kMetadataMissing, "no outpost/targets.json");
+  OUTPOST_RETURN_IF_ERROR(ReadMetadata(tar, options, &out));
 
   // Freshness, rollback and binding, all from signed fields.
-  int64_t wall = std::chrono::duration_cast<std::chrono::seconds>(
-                     options.clock->Now().time_since_epoch())
-                     .count();
+  int64_t wall =
+      std::chrono::duration_cast<std::chrono::seconds>(options.clock->Now().time_since_epoch())
+          .count();
   int64_t now = std::max(wall, state.time_floor);
-  if (out.trusted_root.expires <= now) {
-    return ReasonError(Reason::kRootExpired, "the trusted root expired at " +
-                                                 std::to_string(out.trusted_root.expires));
-  }
   const Targets& t = out.targets;
-  if (t.expires <= now) {
-    return ReasonError(Reason::kExpired, "the bundle expired at " + std::to_string(t.expires) +
-                                             " (now counts as " + std::to_string(now) + ")");
-  }
-  if (t.version < state.installed_version) {
-    return ReasonError(Reason::kVersionRollback,
-                       "bundle version " + std::to_string(t.version) + " is below the installed " +
-                           std::to_string(state.installed_version));
-  }
-  bool for_us = std::find(t.sites.begin(), t.sites.end(), options.site_id) != t.sites.end();
-  for (const std::string& g : options.site_groups) {
-    for_us = for_us || std::find(t.site_groups.begin(), t.site_groups.end(), g) !=
-                           t.site_groups.end();
-  }
-  if (!for_us) {
-    return ReasonError(Reason::kWrongSite, "the bundle is not for site \"" + options.site_id +
-                                               "\" or its groups");
-  }
+  OUTPOST_RETURN_IF_ERROR(CheckSignedFields(out.trusted_root, t, state, options, now));
 
   // Content: stream every listed entry into the staging folder through SHA-256.
   std::string blob_dir = JoinPath(options.staging_dir, "blobs/sha256");
   if (Status s = MakeDirectories(blob_dir); !s.ok()) return ReasonError(Reason::kIo, s.message());
-  std::set<std::string> seen;
-  std::string buf(kChunk, '\0');
-  for (;;) {
-    OUTPOST_ASSIGN_OR_RETURN(entry, tar.Next());
-    if (!entry) break;
-    auto listed = t.targets.find(entry->name);
-    if (listed == t.targets.end()) {
-      return ReasonError(Reason::kTargetUnlisted, "\"" + entry->name + "\" is not in the targets");
-    }
-    if (entry->size != listed->second.length) {
-      return ReasonError(Reason::kTargetLength, "\"" + entry->name + "\" has " +
-                                                    std::to_string(entry->size) + " bytes, " +
-                                                    std::to_string(listed->second.length) +
-                                                    " listed");
-    }
-    seen.insert(entry->name);
-    // Names are listed targets, which are checked to be oci-layout, index.json or
-    // blobs/sha256/<hex>, so the path stays inside the staging folder.
-    std::string path = JoinPath(options.staging_dir, entry->name);
-    Fd staged(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
-    if (staged.get() < 0) {
-      return ReasonError(Reason::kIo, ErrnoToStatus(errno, "creating", path).message());
-    }
-    Sha256 h;
-    for (;;) {
-      OUTPOST_ASSIGN_OR_RETURN(size_t n, tar.Read(buf.data(), buf.size()));
-      if (n == 0) break;
-      std::string_view piece(buf.data(), n);
-      h.Update(piece);
-      if (Status s = WriteAll(staged.get(), piece, path); !s.ok()) {
-        return ReasonError(Reason::kIo, s.message());
-      }
-    }
-    if (ToHex(h.Finish()) != listed->second.sha256) {
-      return ReasonError(Reason::kTargetHash, "\"" + entry->name + "\" does not match its hash");
-    }
-    if (::fsync(staged.get()) != 0) {
-      return ReasonError(Reason::kIo, ErrnoToStatus(errno, "fsync", path).message());
-    }
-  }
-  for (const auto& [name, file] : t.targets) {
-    if (seen.count(name) == 0) {
-      return ReasonError(Reason::kTargetMissing, "\"" + name + "\" is listed but absent");
-    }
-  }
-  for (const ModelRef& m : t.models) {
-    std::string path = JoinPath(blob_dir, m.descriptor);
-    auto text = ReadFile(path, options.max_metadata_bytes);
-    if (!text.ok()) {
-      bool too_big = text.status().code() == StatusCode::kResourceExhausted;
-      return ReasonError(too_big ? Reason::kSizeLimit : Reason::kIo, text.status().message());
-    }
-    auto d = ParseModelDescriptor(*text);
-    if (!d.ok()) return d.status().WithContext("descriptor of model " + m.name);
-    if (d->name != m.name || d->version != m.version) {
-      return ReasonError(Reason::kMetadataMalformed,
-                         "the descriptor of " + m.name + " names another model");
-    }
-    out.descriptors.push_back(std::move(*d));
-  }
+  OUTPOST_RETURN_IF_ERROR(StageContent(tar, t, options.staging_dir));
+  OUTPOST_RETURN_IF_ERROR(
+      ReadDescriptors(t, blob_dir, options.max_metadata_bytes, &out.descriptors));
   if (Status s = SyncDirectory(blob_dir); !s.ok()) return ReasonError(Reason::kIo, s.message());
   out.new_state = {.time_floor = std::max(now, t.created), .installed_version = t.version};
   return out;
