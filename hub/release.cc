@@ -440,6 +440,29 @@ struct ModelSlot {
   std::mutex release_mu;        // serializes approve, reject and auto-approve of this model
 };
 
+// What one retraining job did, as the model's status reports it.
+struct JobResult {
+  std::string outcome = "failed";  // the registered version's state, or "failed"
+  std::string error;
+  std::string state;  // the version's state after auto-approval
+  std::string bundle_path;
+  int64_t version = 0;
+  bool interrupted = false;  // Stop() was under way when `outpost train` ended
+};
+
+// The version `outpost train` registered: newer than `newest_before`, and the one whose
+// artifact is `artifact` where several are; null when there is none.
+const ModelEntry* RegisteredVersion(const std::vector<ModelEntry>& after, int64_t newest_before,
+                                    const std::string& artifact) {
+  const ModelEntry* registered = nullptr;
+  for (const ModelEntry& e : after) {
+    if (e.version > newest_before && (registered == nullptr || e.artifact_path == artifact)) {
+      registered = &e;
+    }
+  }
+  return registered;
+}
+
 HubResponse JsonResponse(int status, std::string body) {
   HubResponse r;
   r.status = status;
@@ -711,91 +734,106 @@ struct RetrainScheduler::Impl {
       Result<int64_t> counted = CountLabels(c);
       if (counted.ok()) labels = *counted;
     }
-    std::string outcome = "failed", error, state, bundle_path;
-    int64_t version = 0;
-    bool interrupted = false;
+    JobResult job;
     const std::string out = AbsolutePath(JoinPath(JoinPath(options.data_dir, "training"),
                                                   c.model + "-" + std::to_string(started_ms)));
-    const std::string log_path = JoinPath(out, "train.log");
-
-    auto run = [&]() -> Status {
-      OUTPOST_RETURN_IF_ERROR(MakeDirectories(out));
-      OUTPOST_ASSIGN_OR_RETURN(std::vector<ModelEntry> before, store.ListModels(c.model));
-      int64_t newest_before = 0;
-      for (const ModelEntry& e : before) newest_before = std::max(newest_before, e.version);
-      std::vector<std::string> argv = {options.self, "train", "--store",  options.store_url,
-                                       "--model",    c.model, "--config", c.train_config,
-                                       "--out",      out};
-      if (c.workers > 0) {
-        argv.push_back("--workers");
-        argv.push_back(std::to_string(c.workers));
-      }
-      OUTPOST_LOG(kInfo) << "retraining started" << Field("model", c.model) << Field("trigger", why)
-                         << Field("out", out) << Field("labels", labels.value_or(-1));
-      OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> child,
-                               Subprocess::Start(argv, log_path));
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        m.child = child.get();
-        if (stopping) child->Signal(SIGTERM).IgnoreError();
-      }
-      for (size_t lines = 0;; ++lines) {
-        Result<std::string> line = child->ReadLine();
-        if (!line.ok()) break;
-        if (lines < 1000) {
-          OUTPOST_LOG(kInfo) << "outpost train: " << *line << Field("model", c.model);
-        }
-      }
-      {
-        // The child is not reaped before this, so a signal sent under mu reaches it alone.
-        std::lock_guard<std::mutex> lock(mu);
-        m.child = nullptr;
-        interrupted = stopping;
-      }
-      const int code = child->Wait();
-      if (code != 0) {
-        std::string tail = FileTail(log_path, kMaxErrorTail);
-        return InternalError("outpost train exited with " + std::to_string(code) +
-                             (tail.empty() ? "" : ": " + tail));
-      }
-      OUTPOST_ASSIGN_OR_RETURN(std::vector<ModelEntry> after, store.ListModels(c.model));
-      const ModelEntry* registered = nullptr;
-      const std::string artifact = JoinPath(out, "model.json");
-      for (const ModelEntry& e : after) {
-        if (e.version > newest_before && (registered == nullptr || e.artifact_path == artifact)) {
-          registered = &e;
-        }
-      }
-      if (registered == nullptr) {
-        return InternalError("outpost train exited 0 but registered no version of " + c.model);
-      }
-      version = registered->version;
-      outcome = registered->state;
-      state = registered->state;
-      OUTPOST_LOG(kInfo) << "retraining finished" << Field("model", c.model)
-                         << Field("version", version) << Field("outcome", outcome);
-      if (c.auto_approve && state == "candidate") {
-        std::lock_guard<std::mutex> release_lock(m.release_mu);
-        Result<ReleaseResult> released =
-            ApproveAndRelease(store, c, version, options.data_dir, clock);
-        if (released.ok()) {
-          state = "bundled";
-          bundle_path = released->bundle_path;
-        } else {
-          state = "approved";
-          error = "release failed: " + released.status().ToString();
-        }
-      }
-      return Status::Ok();
-    };
-    Status s = run();
+    Status s = TrainAndRegister(m, why, labels, out, job);
     if (!s.ok()) {
-      outcome = "failed";
-      error = s.ToString();
+      job.outcome = "failed";
+      job.error = s.ToString();
       OUTPOST_LOG(kWarning) << "retraining failed" << Field("model", c.model) << Field("error", s);
     }
+    FinishJob(m, job, s, started_ms, labels);
+  }
+
+  // Runs `outpost train` into `out`, finds the version it registered and, with auto_approve,
+  // releases a candidate. Fills `job` as it goes.
+  Status TrainAndRegister(ModelSlot& m, const std::string& why, std::optional<int64_t> labels,
+                          const std::string& out, JobResult& job) {
+    const RetrainConfig& c = m.config;
+    OUTPOST_RETURN_IF_ERROR(MakeDirectories(out));
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<ModelEntry> before, store.ListModels(c.model));
+    int64_t newest_before = 0;
+    for (const ModelEntry& e : before) newest_before = std::max(newest_before, e.version);
+    std::vector<std::string> argv = {options.self, "train", "--store",  options.store_url,
+                                     "--model",    c.model, "--config", c.train_config,
+                                     "--out",      out};
+    if (c.workers > 0) {
+      argv.push_back("--workers");
+      argv.push_back(std::to_string(c.workers));
+    }
+    OUTPOST_LOG(kInfo) << "retraining started" << Field("model", c.model) << Field("trigger", why)
+                       << Field("out", out) << Field("labels", labels.value_or(-1));
+    OUTPOST_RETURN_IF_ERROR(RunTrainer(m, argv, JoinPath(out, "train.log"), job.interrupted));
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<ModelEntry> after, store.ListModels(c.model));
+    const ModelEntry* registered =
+        RegisteredVersion(after, newest_before, JoinPath(out, "model.json"));
+    if (registered == nullptr) {
+      return InternalError("outpost train exited 0 but registered no version of " + c.model);
+    }
+    job.version = registered->version;
+    job.outcome = registered->state;
+    job.state = registered->state;
+    OUTPOST_LOG(kInfo) << "retraining finished" << Field("model", c.model)
+                       << Field("version", job.version) << Field("outcome", job.outcome);
+    if (c.auto_approve && job.state == "candidate") AutoRelease(m, job);
+    return Status::Ok();
+  }
+
+  // Runs `outpost train` with `argv`, its output in `log_path` and its lines in our log, as
+  // m.child so that Stop() can signal it. Sets `interrupted` when Stop() was under way as it
+  // ended; an error with the log's tail when it exits non-zero.
+  Status RunTrainer(ModelSlot& m, const std::vector<std::string>& argv, const std::string& log_path,
+                    bool& interrupted) {
+    OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> child, Subprocess::Start(argv, log_path));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      m.child = child.get();
+      if (stopping) child->Signal(SIGTERM).IgnoreError();
+    }
+    for (size_t lines = 0;; ++lines) {
+      Result<std::string> line = child->ReadLine();
+      if (!line.ok()) break;
+      if (lines < 1000) {
+        OUTPOST_LOG(kInfo) << "outpost train: " << *line << Field("model", m.config.model);
+      }
+    }
+    {
+      // The child is not reaped before this, so a signal sent under mu reaches it alone.
+      std::lock_guard<std::mutex> lock(mu);
+      m.child = nullptr;
+      interrupted = stopping;
+    }
+    const int code = child->Wait();
+    if (code != 0) {
+      std::string tail = FileTail(log_path, kMaxErrorTail);
+      return InternalError("outpost train exited with " + std::to_string(code) +
+                           (tail.empty() ? "" : ": " + tail));
+    }
+    return Status::Ok();
+  }
+
+  // Approves and releases the candidate `job.version`: "bundled" with its bundle, or
+  // "approved" with the release's error.
+  void AutoRelease(ModelSlot& m, JobResult& job) {
+    std::lock_guard<std::mutex> release_lock(m.release_mu);
+    Result<ReleaseResult> released =
+        ApproveAndRelease(store, m.config, job.version, options.data_dir, clock);
+    if (released.ok()) {
+      job.state = "bundled";
+      job.bundle_path = released->bundle_path;
+    } else {
+      job.state = "approved";
+      job.error = "release failed: " + released.status().ToString();
+    }
+  }
+
+  // Records the finished job (status `s`) in m.status and, unless Stop() interrupted it, in
+  // the model's state file; then tells on_update.
+  void FinishJob(ModelSlot& m, const JobResult& job, const Status& s, int64_t started_ms,
+                 std::optional<int64_t> labels) {
     // A job that Stop() interrupted is not recorded: it runs again after a restart.
-    const bool record = !(interrupted && !s.ok());
+    const bool record = !(job.interrupted && !s.ok());
     RetrainStatus snapshot;
     std::string state_text;
     {
@@ -803,11 +841,11 @@ struct RetrainScheduler::Impl {
       RetrainStatus& st = m.status;
       st.running = false;
       st.last_finished_ms = UnixMillis(clock.Now());
-      st.last_outcome = outcome;
-      st.last_version = version;
-      st.last_state = state;
-      st.last_bundle = bundle_path;
-      st.last_error = interrupted && !s.ok() ? "stopped: " + error : error;
+      st.last_outcome = job.outcome;
+      st.last_version = job.version;
+      st.last_state = job.state;
+      st.last_bundle = job.bundle_path;
+      st.last_error = job.interrupted && !s.ok() ? "stopped: " + job.error : job.error;
       if (record) {
         ++st.runs;
         st.last_run_ms = started_ms;
