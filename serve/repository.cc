@@ -122,7 +122,8 @@ Result<std::unique_ptr<engine::Model>> LoadModelVersion(const ModelConfig& confi
   }
   if (config.backend == "onnx") {
     if (!config.parameters.empty()) {
-      return InvalidArgumentError("unknown onnx parameter \"" + config.parameters.begin()->first + "\"");
+      return InvalidArgumentError("unknown onnx parameter \"" + config.parameters.begin()->first +
+                                  "\"");
     }
     std::string path = JoinPath(version_dir, "model.onnx");
     if (!PathExists(path)) return NotFoundError("no model.onnx in " + version_dir);
@@ -171,9 +172,9 @@ std::unique_ptr<ModelRepository> ModelRepository::FromModels(
     copy->insight_rules.resize(copy->ready.size());
     if (copy->schedulers.size() != copy->ready.size()) {
       copy->schedulers.clear();
-      const SchedulerOptions scheduler_options =
-          copy->config != nullptr ? SchedulerOptionsFor(*copy->config)
-                                  : SchedulerOptionsFor(ModelConfig());
+      const SchedulerOptions scheduler_options = copy->config != nullptr
+                                                     ? SchedulerOptionsFor(*copy->config)
+                                                     : SchedulerOptionsFor(ModelConfig());
       for (size_t i = 0; i < copy->ready.size(); ++i) {
         copy->schedulers.push_back(std::make_shared<Scheduler>(
             copy->ready[i].second, scheduler_options, copy->stats[i].get()));
@@ -193,6 +194,167 @@ std::shared_ptr<ModelStats> ModelRepository::StatsFor(const std::string& name, i
   return stats;
 }
 
+namespace {
+
+using RulesResult = Result<std::shared_ptr<const insight::RuleSet>>;
+
+// The load of model `name` whose config.yaml does not read or parse (`reason`): the versions
+// that served before keep serving when there were any, else `servable` carries the error.
+std::shared_ptr<const ServableModel> ConfigFailed(
+    const std::string& name, const std::shared_ptr<const ServableModel>& previous, bool had_ready,
+    std::shared_ptr<ServableModel> servable, std::string reason) {
+  if (had_ready) {
+    // The versions serving now keep serving; the failure is reported.
+    auto kept = std::make_shared<ServableModel>(*previous);
+    kept->unloaded = false;
+    kept->reload_error = reason;
+    OUTPOST_LOG(kError) << "model reload failed; earlier versions keep serving"
+                        << Field("model", name) << Field("reason", reason);
+    return kept;
+  }
+  servable->error = std::move(reason);
+  OUTPOST_LOG(kError) << "model failed to load" << Field("model", name)
+                      << Field("reason", servable->error);
+  return servable;
+}
+
+// The version folders in `dir`, ascending.
+std::vector<int64_t> AvailableVersions(const std::string& dir) {
+  std::vector<int64_t> available;
+  Result<std::vector<std::string>> entries = ListDirectory(dir);
+  if (entries.ok()) {
+    for (const std::string& entry : *entries) {
+      std::optional<int64_t> v = ParseVersionFolder(entry);
+      if (v && IsDirectory(JoinPath(dir, entry))) available.push_back(*v);
+    }
+  }
+  std::sort(available.begin(), available.end());
+  return available;
+}
+
+// The versions to load, ascending: the policy's choice among the available ones, and the
+// shadow version, which is loaded beside them.
+std::vector<int64_t> WantedVersions(const ModelConfig& config,
+                                    const std::vector<int64_t>& available) {
+  const int64_t shadow_version = config.shadow.version;
+  std::vector<int64_t> others = available;
+  std::erase(others, shadow_version);
+  std::vector<int64_t> wanted = config.version_policy.Select(others);
+  if (shadow_version > 0) wanted.push_back(shadow_version);
+  std::sort(wanted.begin(), wanted.end());
+  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+  return wanted;
+}
+
+// Appends the i-th ready version of `previous` (model, stats, rules, scheduler) to `servable`
+// with `fingerprint`.
+void AppendPreviousVersion(ServableModel& servable, const ServableModel& previous, size_t i,
+                           std::string fingerprint) {
+  servable.ready.push_back(previous.ready[i]);
+  servable.stats.push_back(previous.stats[i]);
+  servable.insight_rules.push_back(i < previous.insight_rules.size() ? previous.insight_rules[i]
+                                                                     : nullptr);
+  servable.schedulers.push_back(i < previous.schedulers.size() ? previous.schedulers[i] : nullptr);
+  servable.fingerprints.push_back(std::move(fingerprint));
+}
+
+// Keeps version `v` from `previous` when it was loaded from a folder with the same
+// fingerprint; false when it was not.
+bool KeepUnchanged(ServableModel& servable, const ServableModel& previous, int64_t v,
+                   const std::string& fingerprint) {
+  for (size_t i = 0; i < previous.ready.size(); ++i) {
+    if (previous.ready[i].first == v && i < previous.fingerprints.size() &&
+        previous.fingerprints[i] == fingerprint) {
+      AppendPreviousVersion(servable, previous, i, fingerprint);
+      return true;
+    }
+  }
+  return false;
+}
+
+// A failed update leaves the versions that served before it in service.
+void KeepServingAfterFailure(const std::string& name, const ServableModel& previous,
+                             ServableModel& servable) {
+  for (size_t i = 0; i < previous.ready.size(); ++i) {
+    const int64_t v = previous.ready[i].first;
+    bool present = false;
+    for (const auto& [r, m] : servable.ready) present = present || r == v;
+    if (present) continue;
+    AppendPreviousVersion(
+        servable, previous, i,
+        i < previous.fingerprints.size() ? previous.fingerprints[i] : std::string());
+    servable.versions.push_back({.version = v, .state = VersionState::kReady});
+    OUTPOST_LOG(kWarning) << "model version keeps serving after a failed update"
+                          << Field("model", name) << Field("version", v);
+  }
+  if (!servable.error.empty()) {
+    servable.reload_error = std::move(servable.error);
+    servable.error.clear();
+  }
+}
+
+// A copy of `servable` with `ready` and `versions` ascending by version, `stats`,
+// `insight_rules`, `schedulers` and `fingerprints` alongside.
+std::shared_ptr<const ServableModel> SortedByVersion(const ServableModel& servable) {
+  std::vector<size_t> order(servable.ready.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return servable.ready[a].first < servable.ready[b].first; });
+  auto sorted = std::make_shared<ServableModel>(servable);
+  for (size_t i = 0; i < order.size(); ++i) {
+    sorted->ready[i] = servable.ready[order[i]];
+    sorted->stats[i] = servable.stats[order[i]];
+    sorted->insight_rules[i] = servable.insight_rules[order[i]];
+    sorted->schedulers[i] = servable.schedulers[order[i]];
+    sorted->fingerprints[i] = servable.fingerprints[order[i]];
+  }
+  std::sort(sorted->versions.begin(), sorted->versions.end(),
+            [](const VersionStatus& a, const VersionStatus& b) { return a.version < b.version; });
+  return sorted;
+}
+
+}  // namespace
+
+void ModelRepository::LoadVersion(const std::string& name, int64_t v, const std::string& vdir,
+                                  const ServableModel* same_config_previous,
+                                  const RulesResult& rules, ServableModel& servable,
+                                  VersionStatus& status) {
+  std::string fingerprint = Fingerprint(vdir);
+  // Unchanged since it was loaded: keep the model object as it is.
+  if (same_config_previous != nullptr && !fingerprint.empty() &&
+      KeepUnchanged(servable, *same_config_previous, v, fingerprint)) {
+    status.state = VersionState::kReady;
+    return;
+  }
+  if (!rules.ok()) {
+    status.reason = rules.status().WithContext("insight rules").ToString();
+    return;
+  }
+  const ModelLoader& loader = options_.loader;
+  Result<std::unique_ptr<engine::Model>> model =
+      loader ? loader(*servable.config, vdir) : LoadModelVersion(*servable.config, vdir);
+  RulesResult version_rules = model.ok() ? RulesFor(*servable.config, **model, *rules)
+                                         : RulesResult(std::shared_ptr<const insight::RuleSet>());
+  Status checked = version_rules.ok() ? Status() : version_rules.status();
+  Status warm = model.ok() && checked.ok() && options_.warm_up ? WarmUp(**model) : Status();
+  if (!(model.ok() && checked.ok() && warm.ok())) {
+    status.reason = !model.ok()     ? model.status().ToString()
+                    : !checked.ok() ? checked.ToString()
+                                    : warm.ToString();
+    return;
+  }
+  status.state = VersionState::kReady;
+  std::shared_ptr<const engine::Model> loaded(std::move(*model));
+  std::shared_ptr<ModelStats> stats = StatsFor(name, v);
+  servable.schedulers.push_back(
+      std::make_shared<Scheduler>(loaded, SchedulerOptionsFor(*servable.config), stats.get()));
+  servable.ready.emplace_back(v, std::move(loaded));
+  servable.stats.push_back(std::move(stats));
+  servable.insight_rules.push_back(std::move(*version_rules));
+  servable.fingerprints.push_back(std::move(fingerprint));
+  OUTPOST_LOG(kInfo) << "model version loaded" << Field("model", name) << Field("version", v);
+}
+
 std::shared_ptr<const ServableModel> ModelRepository::LoadFromDisk(
     const std::string& name, const std::shared_ptr<const ServableModel>& previous) {
   const std::string& root = options_.root;
@@ -204,107 +366,32 @@ std::shared_ptr<const ServableModel> ModelRepository::LoadFromDisk(
   Result<ModelConfig> config =
       text.ok() ? ParseModelConfig(*text, name) : Result<ModelConfig>(text.status());
   if (!config.ok()) {
-    std::string reason = config.status().WithContext("model \"" + name + "\"").ToString();
-    if (had_ready) {
-      // The versions serving now keep serving; the failure is reported.
-      auto kept = std::make_shared<ServableModel>(*previous);
-      kept->unloaded = false;
-      kept->reload_error = reason;
-      OUTPOST_LOG(kError) << "model reload failed; earlier versions keep serving"
-                          << Field("model", name) << Field("reason", reason);
-      return kept;
-    }
-    servable->error = std::move(reason);
-    OUTPOST_LOG(kError) << "model failed to load" << Field("model", name)
-                        << Field("reason", servable->error);
-    return servable;
+    return ConfigFailed(name, previous, had_ready, std::move(servable),
+                        config.status().WithContext("model \"" + name + "\"").ToString());
   }
   servable->config = std::make_shared<const ModelConfig>(std::move(*config));
   servable->config_text = *text;
   // The insight rules every version loaded with this config uses, each checked against its
   // version's signature below.
-  Result<std::shared_ptr<const insight::RuleSet>> rules = insight::ParseInsightConfig(*text);
+  RulesResult rules = insight::ParseInsightConfig(*text);
   const bool same_config = previous != nullptr && previous->config != nullptr &&
                            previous->config_text == servable->config_text;
 
-  std::vector<int64_t> available;
-  Result<std::vector<std::string>> entries = ListDirectory(dir);
-  if (entries.ok()) {
-    for (const std::string& entry : *entries) {
-      std::optional<int64_t> v = ParseVersionFolder(entry);
-      if (v && IsDirectory(JoinPath(dir, entry))) available.push_back(*v);
-    }
-  }
-  std::sort(available.begin(), available.end());
-  // A shadow version is loaded beside the policy's, which chooses among the others.
-  const int64_t shadow_version = servable->config->shadow.version;
-  std::vector<int64_t> others = available;
-  std::erase(others, shadow_version);
-  std::vector<int64_t> wanted = servable->config->version_policy.Select(others);
-  if (shadow_version > 0) wanted.push_back(shadow_version);
-  std::sort(wanted.begin(), wanted.end());
-  wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+  const std::vector<int64_t> available = AvailableVersions(dir);
+  const std::vector<int64_t> wanted = WantedVersions(*servable->config, available);
   if (wanted.empty()) {
     servable->error = "model \"" + name + "\" has no version folder (e.g. " + dir + "/1/)";
     OUTPOST_LOG(kError) << "model has no versions" << Field("model", name);
   }
   bool any_failed = !servable->error.empty();
-  const ModelLoader& loader = options_.loader;
   for (int64_t v : wanted) {
     VersionStatus status{.version = v};
-    const std::string vdir = JoinPath(dir, std::to_string(v));
     if (std::find(available.begin(), available.end(), v) == available.end()) {
       status.reason =
           "version " + std::to_string(v) + " named by the version policy is not in " + dir;
     } else {
-      std::string fingerprint = Fingerprint(vdir);
-      // Unchanged since it was loaded: keep the model object as it is.
-      bool kept = false;
-      if (same_config && !fingerprint.empty()) {
-        for (size_t i = 0; i < previous->ready.size(); ++i) {
-          if (previous->ready[i].first == v && i < previous->fingerprints.size() &&
-              previous->fingerprints[i] == fingerprint) {
-            servable->ready.push_back(previous->ready[i]);
-            servable->stats.push_back(previous->stats[i]);
-            servable->insight_rules.push_back(
-                i < previous->insight_rules.size() ? previous->insight_rules[i] : nullptr);
-            servable->schedulers.push_back(
-                i < previous->schedulers.size() ? previous->schedulers[i] : nullptr);
-            servable->fingerprints.push_back(fingerprint);
-            status.state = VersionState::kReady;
-            kept = true;
-            break;
-          }
-        }
-      }
-      if (!kept && !rules.ok()) {
-        status.reason = rules.status().WithContext("insight rules").ToString();
-      } else if (!kept) {
-        Result<std::unique_ptr<engine::Model>> model =
-            loader ? loader(*servable->config, vdir) : LoadModelVersion(*servable->config, vdir);
-        Result<std::shared_ptr<const insight::RuleSet>> version_rules =
-            model.ok() ? RulesFor(*servable->config, **model, *rules)
-                       : Result<std::shared_ptr<const insight::RuleSet>>(std::shared_ptr<const insight::RuleSet>());
-        Status checked = version_rules.ok() ? Status() : version_rules.status();
-        Status warm = model.ok() && checked.ok() && options_.warm_up ? WarmUp(**model) : Status();
-        if (model.ok() && checked.ok() && warm.ok()) {
-          status.state = VersionState::kReady;
-          std::shared_ptr<const engine::Model> loaded(std::move(*model));
-          std::shared_ptr<ModelStats> stats = StatsFor(name, v);
-          servable->schedulers.push_back(std::make_shared<Scheduler>(
-              loaded, SchedulerOptionsFor(*servable->config), stats.get()));
-          servable->ready.emplace_back(v, std::move(loaded));
-          servable->stats.push_back(std::move(stats));
-          servable->insight_rules.push_back(std::move(*version_rules));
-          servable->fingerprints.push_back(std::move(fingerprint));
-          OUTPOST_LOG(kInfo) << "model version loaded" << Field("model", name)
-                             << Field("version", v);
-        } else {
-          status.reason = !model.ok()    ? model.status().ToString()
-                          : !checked.ok() ? checked.ToString()
-                                          : warm.ToString();
-        }
-      }
+      LoadVersion(name, v, JoinPath(dir, std::to_string(v)), same_config ? previous.get() : nullptr,
+                  rules, *servable, status);
     }
     if (status.state != VersionState::kReady) {
       any_failed = true;
@@ -315,45 +402,8 @@ std::shared_ptr<const ServableModel> ModelRepository::LoadFromDisk(
     servable->versions.push_back(std::move(status));
   }
   if (any_failed && had_ready) {
-    // A failed update leaves the versions that served before it in service.
-    for (size_t i = 0; i < previous->ready.size(); ++i) {
-      const int64_t v = previous->ready[i].first;
-      bool present = false;
-      for (const auto& [r, m] : servable->ready) present = present || r == v;
-      if (present) continue;
-      servable->ready.push_back(previous->ready[i]);
-      servable->stats.push_back(previous->stats[i]);
-      servable->insight_rules.push_back(
-          i < previous->insight_rules.size() ? previous->insight_rules[i] : nullptr);
-      servable->schedulers.push_back(
-          i < previous->schedulers.size() ? previous->schedulers[i] : nullptr);
-      servable->fingerprints.push_back(
-          i < previous->fingerprints.size() ? previous->fingerprints[i] : std::string());
-      servable->versions.push_back({.version = v, .state = VersionState::kReady});
-      OUTPOST_LOG(kWarning) << "model version keeps serving after a failed update"
-                            << Field("model", name) << Field("version", v);
-    }
-    if (!servable->error.empty()) {
-      servable->reload_error = std::move(servable->error);
-      servable->error.clear();
-    }
-    // `ready` and `versions` ascending by version, `stats` and `fingerprints` alongside.
-    std::vector<size_t> order(servable->ready.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-      return servable->ready[a].first < servable->ready[b].first;
-    });
-    auto sorted = std::make_shared<ServableModel>(*servable);
-    for (size_t i = 0; i < order.size(); ++i) {
-      sorted->ready[i] = servable->ready[order[i]];
-      sorted->stats[i] = servable->stats[order[i]];
-      sorted->insight_rules[i] = servable->insight_rules[order[i]];
-      sorted->schedulers[i] = servable->schedulers[order[i]];
-      sorted->fingerprints[i] = servable->fingerprints[order[i]];
-    }
-    std::sort(sorted->versions.begin(), sorted->versions.end(),
-              [](const VersionStatus& a, const VersionStatus& b) { return a.version < b.version; });
-    return sorted;
+    KeepServingAfterFailure(name, *previous, *servable);
+    return SortedByVersion(*servable);
   }
   return servable;
 }
@@ -446,8 +496,7 @@ Status ModelRepository::Refresh(std::string_view name) {
       options_.root.empty() || !IsDirectory(JoinPath(options_.root, model))) {
     if (previous != nullptr) {
       Publish(name, nullptr);
-      OUTPOST_LOG(kInfo) << "model folder removed; model no longer served"
-                         << Field("model", model);
+      OUTPOST_LOG(kInfo) << "model folder removed; model no longer served" << Field("model", model);
     }
     return Status();
   }
@@ -484,8 +533,8 @@ std::vector<IndexEntry> ModelRepository::Index() const {
       continue;
     }
     for (const VersionStatus& v : model->versions) {
-      IndexEntry entry{.name = model->name, .version = v.version, .state = v.state,
-                       .reason = v.reason};
+      IndexEntry entry{
+          .name = model->name, .version = v.version, .state = v.state, .reason = v.reason};
       if (v.state == VersionState::kReady && !model->reload_error.empty()) {
         entry.reason = "serving; the last reload failed: " + model->reload_error;
       }

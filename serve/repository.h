@@ -201,6 +201,14 @@ class ModelRepository {
   // reload_mu_.
   std::shared_ptr<const ServableModel> LoadFromDisk(
       const std::string& name, const std::shared_ptr<const ServableModel>& previous);
+  // Loads version `v` of model `name` from `vdir` into `servable` (whose config is set), or
+  // keeps it from `same_config_previous` (the previous load when its config text is the
+  // same, else null) when its folder did not change; fills `status`. Caller holds
+  // reload_mu_.
+  void LoadVersion(const std::string& name, int64_t v, const std::string& vdir,
+                   const ServableModel* same_config_previous,
+                   const Result<std::shared_ptr<const insight::RuleSet>>& rules,
+                   ServableModel& servable, VersionStatus& status);
   // The statistics object of one version, created on first use. Caller holds reload_mu_.
   std::shared_ptr<ModelStats> StatsFor(const std::string& name, int64_t version);
   // Status of a model's load as Load() reports it.
