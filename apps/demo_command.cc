@@ -50,13 +50,11 @@
 #include "base/file.h"
 #include "base/json_writer.h"
 #include "base/subprocess.h"
+#include "hub/release.h"
+#include "hub/store.h"
 #include "train/digest.h"
 #include "train/synthetic.h"
 #include "train/xgboost_trainer.h"
-#ifdef OUTPOST_HAS_HUB_STORE
-#include "hub/release.h"
-#include "hub/store.h"
-#endif
 
 namespace outpost::apps {
 namespace {
@@ -560,8 +558,6 @@ Status AccountSite(Site& site) {
   site.withheld = dropped.size();
   return Status();
 }
-
-#ifdef OUTPOST_HAS_HUB_STORE
 
 // Per-kind record counts and a site's total at the hub (through the store's query).
 Result<uint64_t> HubRecords(hub::Store& store, const std::string& site_id,
@@ -1345,14 +1341,6 @@ Status RunLoop(const DemoFlags& flags, const std::string& workdir) {
   if (!flags.summary.empty()) OUTPOST_RETURN_IF_ERROR(WriteSummary(ctx));
   return CloseLoop(ctx);
 }
-
-#else
-
-Status RunLoop(const DemoFlags&, const std::string&) {
-  return UnimplementedError("this build of outpost has no hub store: the demo needs the hub");
-}
-
-#endif  // OUTPOST_HAS_HUB_STORE
 
 Status RunDemo(const DemoFlags& flags) {
   if (!flags.write_repository.empty()) {

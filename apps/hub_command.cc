@@ -27,17 +27,13 @@
 #include "base/file.h"
 #include "base/logging.h"
 #include "hub/ca.h"
+#include "hub/dashboard.h"
 #include "hub/enrol.h"
+#include "hub/import.h"
 #include "hub/ingest.h"
 #include "hub/release.h"
 #include "hub/server.h"
 #include "hub/store.h"
-#ifdef OUTPOST_HUB_HAS_DASHBOARD
-#include "hub/dashboard.h"
-#endif
-#ifdef OUTPOST_HUB_HAS_IMPORT
-#include "hub/import.h"
-#endif
 
 namespace outpost::apps {
 namespace {
@@ -229,31 +225,8 @@ Result<std::unique_ptr<hub::Store>> OpenHubStore(const std::string& url) {
   return store;
 }
 
-Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
-  OUTPOST_RETURN_IF_ERROR(LoadHubConfig(flags, cmd));
-  OUTPOST_ASSIGN_OR_RETURN(LogFormat format, ParseLogFormat(flags.log_format));
-  OUTPOST_ASSIGN_OR_RETURN(LogLevel level, ParseLogLevel(flags.log_level));
-  SetLogOptions({.format = format, .min_level = level});
-  // SIGTERM and SIGINT are taken by sigwait below; blocked before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  OUTPOST_RETURN_IF_ERROR(PrepareDataDir(flags));
-  OUTPOST_ASSIGN_OR_RETURN(auto site_listen, ParseHostPort(flags.listen));
-  std::pair<std::string, uint16_t> operator_listen;
-  if (!flags.operator_listen.empty()) {
-    OUTPOST_ASSIGN_OR_RETURN(operator_listen, ParseHostPort(flags.operator_listen));
-  }
-  std::vector<std::string> names = flags.server_names;
-  names.push_back(site_listen.first);
-  if (!operator_listen.first.empty()) names.push_back(operator_listen.first);
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubCa> ca,
-                           hub::HubCa::OpenOrCreate(flags.data_dir, names));
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, OpenHubStore(flags.store_url));
-
+// --policy [TENANT=]FILE as (tenant, file) pairs; "*" where no tenant is named.
+std::vector<std::pair<std::string, std::string>> PolicyFiles(const HubFlags& flags) {
   std::vector<std::pair<std::string, std::string>> policy_files;
   for (const std::string& p : flags.policies) {
     size_t eq = p.find('=');
@@ -263,85 +236,60 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
       policy_files.emplace_back(p.substr(0, eq), p.substr(eq + 1));
     }
   }
-  OUTPOST_ASSIGN_OR_RETURN(hub::PolicySet policies, hub::PolicySet::Load(policy_files));
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubAuditLog> audit_log,
-                           hub::HubAuditLog::Open(JoinPath(flags.data_dir, "audit.log")));
+  return policy_files;
+}
 
-  hub::HubServiceOptions service_options;
-  service_options.limits.max_encoded_bytes = flags.max_body_bytes;
+// Puts each --operator-token TOKEN=TENANT into `options`; InvalidArgument for another form.
+Status AddOperatorTokens(const HubFlags& flags, hub::HubServiceOptions& options) {
   for (const std::string& t : flags.operator_tokens) {
     size_t eq = t.rfind('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == t.size()) {
       return InvalidArgumentError("--operator-token takes TOKEN=TENANT");
     }
-    service_options.operator_tokens[t.substr(0, eq)] = t.substr(eq + 1);
+    options.operator_tokens[t.substr(0, eq)] = t.substr(eq + 1);
   }
-#ifdef OUTPOST_HUB_HAS_DASHBOARD
-  auto dashboard = std::make_unique<hub::Dashboard>(
-      store.get(), flags.web_dir.empty() ? hub::DefaultAssetsDir() : flags.web_dir);
-  service_options.dashboard = [d = dashboard.get()](const hub::HubRequest& r) {
-    return d->Handle(r);
-  };
-#endif
-  // The retraining schedule and the registry's operator API (hub/release.h): requests under
-  // /api/v1/models go to it, everything else on the operator listener as before.
+  return Status::Ok();
+}
+
+// The retraining schedule and the registry's operator API (hub/release.h), started when the
+// config has a `retrain:` list (else nullptr): requests under /api/v1/models go to it,
+// everything else on the operator listener to `options.dashboard` as before. `store` must
+// outlive the scheduler.
+Result<std::unique_ptr<hub::RetrainScheduler>> StartRetraining(const HubFlags& flags,
+                                                               hub::Store& store,
+                                                               hub::HubServiceOptions& options) {
   std::unique_ptr<hub::RetrainScheduler> scheduler;
-  if (!flags.retrain.empty()) {
-    OUTPOST_ASSIGN_OR_RETURN(std::string self, SelfExecutable());
-    OUTPOST_ASSIGN_OR_RETURN(scheduler,
-                             hub::RetrainScheduler::Start(*store, {.self = self,
-                                                                   .store_url = flags.store_url,
-                                                                   .data_dir = flags.data_dir,
-                                                                   .models = flags.retrain}));
-    std::function<hub::HubResponse(const hub::HubRequest&)> next =
-        std::move(service_options.dashboard);
-    service_options.dashboard = [s = scheduler.get(),
-                                 next = std::move(next)](const hub::HubRequest& r) {
-      if (s->Handles(r)) return s->Handle(r);
-      if (next) return next(r);
-      if (r.caller.kind != hub::Caller::Kind::kOperator) {
-        return hub::HubResponse{.status = 401,
-                                .body = R"({"error":"an operator bearer token is required",)"
-                                        R"("reason":"operator_token"})"};
-      }
-      return hub::HubResponse{
-          .status = 404,
-          .body = R"({"error":"this build has no dashboard","reason":"not_found"})"};
-    };
-  }
-  hub::Enrolment enrolment(*store, *ca);
-  hub::HubService service(*store, enrolment, policies, audit_log.get(),
-                          std::move(service_options));
-  hub::HubServerOptions server_options{
-      .site_address = site_listen.first,
-      .site_port = site_listen.second,
-      .operator_address = operator_listen.first,
-      .operator_port = operator_listen.second,
-      .ca_cert_path = ca->ca_path(),
-      .server_cert_path = ca->server_cert_path(),
-      .server_key_path = ca->server_key_path(),
-      .max_body_bytes = flags.max_body_bytes,
-      .max_connections = flags.max_connections};
-  OUTPOST_ASSIGN_OR_RETURN(
-      std::unique_ptr<hub::HubServer> server,
-      hub::HubServer::Start(
-          server_options,
-          [&service](const hub::HubRequest& r, const hub::PeerCredential& p) {
-            return service.HandleSite(r, p);
-          },
-          [&service](const hub::HubRequest& r) { return service.HandleOperator(r); }));
-  OUTPOST_LOG(kInfo) << "outpost hub serving" << Field("store", store->engine())
-                     << Field("site_port", server->site_port())
-                     << Field("operator_port", server->operator_port())
-                     << Field("ca_fingerprint", ca->fingerprint());
-  std::printf("listening on https://%s:%u\n", UrlHost(site_listen.first).c_str(),
-              static_cast<unsigned>(server->site_port()));
-  if (!operator_listen.first.empty()) {
-    std::printf("operator listening on %s://%s:%u\n", server->operator_tls() ? "https" : "http",
-                UrlHost(operator_listen.first).c_str(),
-                static_cast<unsigned>(server->operator_port()));
-  }
-  std::fflush(stdout);
+  if (flags.retrain.empty()) return scheduler;
+  OUTPOST_ASSIGN_OR_RETURN(std::string self, SelfExecutable());
+  OUTPOST_ASSIGN_OR_RETURN(scheduler,
+                           hub::RetrainScheduler::Start(store, {.self = self,
+                                                                .store_url = flags.store_url,
+                                                                .data_dir = flags.data_dir,
+                                                                .models = flags.retrain}));
+  std::function<hub::HubResponse(const hub::HubRequest&)> next = std::move(options.dashboard);
+  options.dashboard = [s = scheduler.get(), next = std::move(next)](const hub::HubRequest& r) {
+    if (s->Handles(r)) return s->Handle(r);
+    if (next) return next(r);
+    if (r.caller.kind != hub::Caller::Kind::kOperator) {
+      return hub::HubResponse{.status = 401,
+                              .body = R"({"error":"an operator bearer token is required",)"
+                                      R"("reason":"operator_token"})"};
+    }
+    return hub::HubResponse{
+        .status = 404, .body = R"({"error":"this build has no dashboard","reason":"not_found"})"};
+  };
+  return scheduler;
+}
+
+// Starts both listeners (the site one with mutual TLS under `ca`) in front of `service`,
+// which must outlive the server.
+Result<std::unique_ptr<hub::HubServer>> StartHubServer(
+    const HubFlags& flags, const hub::HubCa& ca, hub::HubService& service,
+    const std::pair<std::string, uint16_t>& site_listen,
+    const std::pair<std::string, uint16_t>& operator_listen) {
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubServer> server,
+                           StartHubServer(flags, *ca, service, site_listen, operator_listen));
+  AnnounceHubServing(*store, *ca, *server, site_listen, operator_listen);
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   OUTPOST_LOG(kInfo) << "shutting down: requests in progress finish, new ones are refused"
@@ -431,7 +379,6 @@ void AddHubCommand(CLI::App& app, Action& run) {
     run = [flags, site_flags] { return RunSiteRevoke(*flags, site_flags->site); };
   });
 
-#ifdef OUTPOST_HUB_HAS_IMPORT
   auto import_flags = std::make_shared<std::pair<std::string, std::string>>();
   CLI::App* import_cmd = hub->add_subcommand("import", "Ingest an export file, write a receipt");
   AddStoreFlags(*import_cmd, *flags);
@@ -473,7 +420,6 @@ void AddHubCommand(CLI::App& app, Action& run) {
       return Status::Ok();
     };
   });
-#endif
 
   // The site side: `outpost enrol`.
   auto enrol = std::make_shared<hub::EnrolSiteOptions>();

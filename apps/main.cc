@@ -18,21 +18,11 @@ int Main(int argc, char** argv) {
   outpost::apps::AddEdgeCommand(app, run);
   outpost::apps::AddVersionCommand(app, run);
   outpost::apps::AddDemoCommand(app, run);
-#ifdef OUTPOST_HAS_HUB_COMMAND
   outpost::apps::AddHubCommand(app, run);
-#endif
-#ifdef OUTPOST_HAS_EXPORT_COMMAND
   outpost::apps::AddExportCommands(app, run);
-#endif
-#ifdef OUTPOST_HAS_KEYS_COMMAND
   outpost::apps::AddKeysCommand(app, run);
-#endif
-#ifdef OUTPOST_HAS_BUNDLE_COMMAND
   outpost::apps::AddBundleCommand(app, run);
-#endif
-#ifdef OUTPOST_HAS_TRAIN_COMMAND
   outpost::apps::AddTrainCommand(app, run);
-#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

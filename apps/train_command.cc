@@ -24,12 +24,10 @@
 #include "apps/commands.h"
 #include "base/clock.h"
 #include "base/file.h"
+#include "hub/store.h"
 #include "train/distributed.h"
 #include "train/retrain.h"
 #include "train/train_config.h"
-#ifdef OUTPOST_HAS_HUB_STORE
-#include "hub/store.h"
-#endif
 
 namespace outpost::apps {
 namespace {
@@ -76,8 +74,6 @@ Status RunWorker(const TrainFlags& flags) {
   }
   return train::RunTrainingWorker(job);
 }
-
-#ifdef OUTPOST_HAS_HUB_STORE
 
 Result<std::string> SelfExecutable() {
   char path[PATH_MAX];
@@ -193,14 +189,6 @@ Status RunTrain(const TrainFlags& flags) {
               static_cast<long long>(result.edge.holdout.rows), out_dir.c_str());
   return Status();
 }
-
-#else
-
-Status RunTrain(const TrainFlags&) {
-  return UnimplementedError("this build of outpost has no hub store to read records from");
-}
-
-#endif  // OUTPOST_HAS_HUB_STORE
 
 }  // namespace
 

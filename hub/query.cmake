@@ -8,16 +8,12 @@ outpost_library(outpost_hub_query
 target_compile_definitions(outpost_hub_query PRIVATE
   OUTPOST_WEB_DIST_DIR="${PROJECT_SOURCE_DIR}/web/dist")
 
-if(TARGET outpost_hub_store AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/dashboard_test.cc)
-  outpost_test(dashboard_test
-    SOURCES dashboard_test.cc
-    DEPS outpost_hub_query outpost_hub_store outpost_testing simdjson::simdjson)
-endif()
+outpost_test(dashboard_test
+  SOURCES dashboard_test.cc
+  DEPS outpost_hub_query outpost_hub_store outpost_testing simdjson::simdjson)
 
-if(TARGET outpost_hub_store)
-  outpost_fuzz(dashboard_fuzz
-    SOURCES dashboard_fuzz.cc
-    DEPS outpost_hub_query outpost_hub_store
-    RUNS 20000
-    CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/testdata/dashboard_query_seeds)
-endif()
+outpost_fuzz(dashboard_fuzz
+  SOURCES dashboard_fuzz.cc
+  DEPS outpost_hub_query outpost_hub_store
+  RUNS 20000
+  CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/testdata/dashboard_query_seeds)

@@ -1,11 +1,6 @@
 # outpost_hub_release: the release step of the retraining loop (a registry version becomes a
 # signed bundle) and the retraining schedule with its operator API (release.h). release.cc
 # is the yaml-cpp adapter of hub/ (the model config template and the release's config.yaml).
-if(NOT TARGET outpost_hub_store OR NOT TARGET outpost_bundle)
-  message(STATUS "outpost_hub_release is not built: it needs outpost_hub_store and outpost_bundle")
-  return()
-endif()
-
 outpost_library(outpost_hub_release
   SOURCES release.cc
   DEPS outpost_base outpost_hub_store outpost_bundle
@@ -13,20 +8,16 @@ outpost_library(outpost_hub_release
 
 # Real SQLite stores, real keys, real XGBoost models and a real `outpost train` child. The
 # release's config.yaml is checked with the scoring server's own parser.
-if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/release_test.cc)
-  outpost_test(release_test
-    SOURCES release_test.cc
-    DEPS outpost_hub_release outpost_hub_store outpost_bundle outpost_train outpost_serve
-         outpost_testing
-    LABELS hub)
-  add_dependencies(release_test outpost)
-endif()
+outpost_test(release_test
+  SOURCES release_test.cc
+  DEPS outpost_hub_release outpost_hub_store outpost_bundle outpost_train outpost_serve
+       outpost_testing
+  LABELS hub)
+add_dependencies(release_test outpost)
 
 # The operator API's request parsing (targets, methods, callers) over untrusted bytes.
-if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/release_api_fuzz.cc)
-  outpost_fuzz(release_api_fuzz
-    SOURCES release_api_fuzz.cc
-    DEPS outpost_hub_release outpost_hub_store
-    RUNS 20000
-    CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/testdata/release_api_seeds)
-endif()
+outpost_fuzz(release_api_fuzz
+  SOURCES release_api_fuzz.cc
+  DEPS outpost_hub_release outpost_hub_store
+  RUNS 20000
+  CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/testdata/release_api_seeds)

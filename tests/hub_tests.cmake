@@ -1,32 +1,25 @@
 # `outpost hub` and `outpost enrol` as operators run them: real processes, real TLS sockets
 # on port 0, curl as the mutual-TLS client.
-if(TARGET outpost_hub)
-  outpost_test(hub_cli_test
-    SOURCES hub_cli_test.cc
-    DEPS outpost_hub outpost_sync outpost_testing
-    LABELS hub)
-  add_dependencies(hub_cli_test outpost)
-endif()
+outpost_test(hub_cli_test
+  SOURCES hub_cli_test.cc
+  DEPS outpost_hub outpost_sync outpost_testing
+  LABELS hub)
+add_dependencies(hub_cli_test outpost)
 
-# Export → import → receipt with real processes on both sides (needs `outpost export` and
+# Export → import → receipt with real processes on both sides (`outpost export` and
 # `outpost hub import`).
-if(TARGET outpost_hub AND EXISTS ${PROJECT_SOURCE_DIR}/apps/export_command.cc
-   AND EXISTS ${PROJECT_SOURCE_DIR}/hub/import.cc AND EXISTS ${PROJECT_SOURCE_DIR}/sync/export.h)
-  outpost_test(hub_roundtrip_test
-    SOURCES hub_roundtrip_test.cc sync_test_support.cc
-    DEPS outpost_hub outpost_sync outpost_outbox outpost_hub_store outpost_apps outpost_testing
-         simdjson::simdjson
-    LABELS hub)
-  add_dependencies(hub_roundtrip_test outpost)
-endif()
+outpost_test(hub_roundtrip_test
+  SOURCES hub_roundtrip_test.cc sync_test_support.cc
+  DEPS outpost_hub outpost_sync outpost_outbox outpost_hub_store outpost_apps outpost_testing
+       simdjson::simdjson
+  LABELS hub)
+add_dependencies(hub_roundtrip_test outpost)
 
 # Sealed export files (sync/FORMAT.md section 6): enrol, export sealed to the hub's key, import,
 # receipt; another hub's key and an altered file refused. Real processes on both sides.
-if(TARGET hub_roundtrip_test)
-  outpost_test(hub_sealed_export_test
-    SOURCES hub_sealed_export_test.cc sync_test_support.cc
-    DEPS outpost_hub outpost_sync outpost_outbox outpost_hub_store outpost_apps outpost_testing
-         simdjson::simdjson
-    LABELS hub)
-  add_dependencies(hub_sealed_export_test outpost)
-endif()
+outpost_test(hub_sealed_export_test
+  SOURCES hub_sealed_export_test.cc sync_test_support.cc
+  DEPS outpost_hub outpost_sync outpost_outbox outpost_hub_store outpost_apps outpost_testing
+       simdjson::simdjson
+  LABELS hub)
+add_dependencies(hub_sealed_export_test outpost)

@@ -8,9 +8,7 @@ outpost_test(train_distributed_test
 add_dependencies(train_distributed_test outpost)
 
 # `outpost train` against the hub's store (SQLite): records in, registry entries out.
-if(TARGET outpost_hub_store)
-  outpost_test(train_command_test
-    SOURCES train_command_test.cc
-    DEPS outpost_train outpost_hub_store outpost_testing)
-  add_dependencies(train_command_test outpost)
-endif()
+outpost_test(train_command_test
+  SOURCES train_command_test.cc
+  DEPS outpost_train outpost_hub_store outpost_testing)
+add_dependencies(train_command_test outpost)
