@@ -32,7 +32,8 @@ bool IsHexHash(std::string_view h) {
 Status Validate(const Batch& batch) {
   for (std::string_view name : {std::string_view(batch.site_id), std::string_view(batch.node_id),
                                 std::string_view(batch.stream)}) {
-    if (!IsValidName(name)) return Malformed("batch_malformed", "bad name \"" + std::string(name) + "\"");
+    if (!IsValidName(name))
+      return Malformed("batch_malformed", "bad name \"" + std::string(name) + "\"");
   }
   if (batch.records.empty()) return Malformed("batch_malformed", "no records");
   DecodeLimits limits;
@@ -159,7 +160,17 @@ Result<std::string> EncodeBatch(const Batch& batch, int level) {
   return out;
 }
 
-Result<DecodedBatch> DecodeBatch(std::string_view bytes, const DecodeLimits& limits) {
+namespace {
+
+// The fixed-size envelope before a batch's zstd frame.
+struct EnvelopeFields {
+  uint8_t flags = 0;
+  uint32_t body_size = 0;
+  std::string_view frame;  // the zstd frame, exactly compressed_size bytes
+};
+
+// Checks the envelope of `bytes` and the sizes it states against `limits`.
+Result<EnvelopeFields> ReadEnvelope(std::string_view bytes, const DecodeLimits& limits) {
   if (bytes.size() > limits.max_encoded_bytes) {
     return OverLimit("batch_too_large", std::to_string(bytes.size()) + " bytes, limit " +
                                             std::to_string(limits.max_encoded_bytes));
@@ -178,7 +189,8 @@ Result<DecodedBatch> DecodeBatch(std::string_view bytes, const DecodeLimits& lim
   env.U32(body_size);
   env.U32(compressed_size);
   if (version != kBatchVersion) {
-    return Malformed("batch_version", "version " + std::to_string(version) + ", this reader knows 1");
+    return Malformed("batch_version",
+                     "version " + std::to_string(version) + ", this reader knows 1");
   }
   if ((flags & ~kFlagAudit) != 0 || reserved != 0) {
     return Malformed("batch_flags", "unknown flags or reserved bits set");
@@ -199,31 +211,35 @@ Result<DecodedBatch> DecodeBatch(std::string_view bytes, const DecodeLimits& lim
                                         std::to_string(compressed_size) + ", ratio limit " +
                                         std::to_string(limits.max_ratio));
   }
-  OUTPOST_ASSIGN_OR_RETURN(std::string body, ZstdDecompress(frame, body_size));
+  return EnvelopeFields{.flags = flags, .body_size = body_size, .frame = frame};
+}
 
-  DecodedBatch out;
-  out.body_bytes = body.size();
-  Batch& b = out.batch;
-  wire::Reader r(body);
-  auto truncated = [] { return Malformed("batch_truncated", "the body ends inside a field"); };
+Status Truncated() { return Malformed("batch_truncated", "the body ends inside a field"); }
+
+// Reads the body's header into `b` (names) and first, last and count, checked.
+Status ReadBodyHeader(wire::Reader& r, const DecodeLimits& limits, Batch& b, uint64_t& first,
+                      uint64_t& last, uint32_t& count) {
   std::string_view site, node, stream;
-  if (!r.Str8(site) || !r.Str8(node) || !r.Str8(stream)) return truncated();
+  if (!r.Str8(site) || !r.Str8(node) || !r.Str8(stream)) return Truncated();
   for (std::string_view name : {site, node, stream}) {
     if (!IsValidName(name)) return Malformed("batch_malformed", "bad name");
   }
   b.site_id = site;
   b.node_id = node;
   b.stream = stream;
-  uint64_t first = 0, last = 0;
-  uint32_t count = 0;
-  if (!r.U64(first) || !r.U64(last) || !r.U32(count)) return truncated();
+  if (!r.U64(first) || !r.U64(last) || !r.U32(count)) return Truncated();
   if (count == 0) return Malformed("batch_malformed", "no records");
   if (count > limits.max_records) {
     return OverLimit("batch_too_many_records", std::to_string(count) + " records, limit " +
                                                    std::to_string(limits.max_records));
   }
   // Each record takes at least 21 bytes, so `count` is bounded by the body too.
-  if (r.left() / 21 < count) return truncated();
+  if (r.left() / 21 < count) return Truncated();
+  return Status::Ok();
+}
+
+// Reads `count` records into b.records, seqs ascending from 1.
+Status ReadRecords(wire::Reader& r, uint32_t count, const DecodeLimits& limits, Batch& b) {
   b.records.reserve(count);
   uint64_t prev = 0;
   for (uint32_t i = 0; i < count; ++i) {
@@ -231,7 +247,7 @@ Result<DecodedBatch> DecodeBatch(std::string_view bytes, const DecodeLimits& lim
     uint32_t len = 0;
     std::string_view payload;
     if (!r.U64(rec.seq) || !r.U8(rec.kind) || !r.I64(rec.created_ms) || !r.U32(len)) {
-      return truncated();
+      return Truncated();
     }
     if (rec.seq == 0) return Malformed("batch_malformed", "seq 0");
     if (i > 0 && rec.seq <= prev) {
@@ -247,48 +263,71 @@ Result<DecodedBatch> DecodeBatch(std::string_view bytes, const DecodeLimits& lim
       return OverLimit("batch_payload_too_large", std::to_string(len) + " bytes, limit " +
                                                       std::to_string(limits.max_payload_bytes));
     }
-    if (!r.Bytes(len, payload)) return truncated();
+    if (!r.Bytes(len, payload)) return Truncated();
     rec.payload = payload;
     b.records.push_back(std::move(rec));
   }
+  return Status::Ok();
+}
+
+// Reads the audit section that follows the records when the envelope's audit flag is set.
+Result<BatchAudit> ReadAudit(wire::Reader& r, const DecodeLimits& limits) {
+  BatchAudit a;
+  std::string_view from_hash, to_hash, lines;
+  uint32_t lines_len = 0;
+  if (!r.U64(a.from_seq) || !r.Bytes(64, from_hash) || !r.U64(a.to_seq) || !r.Bytes(64, to_hash) ||
+      !r.U32(lines_len)) {
+    return Truncated();
+  }
+  if (!IsHexHash(from_hash) || !IsHexHash(to_hash)) {
+    return Malformed("batch_audit_malformed", "a head hash is not 64 lowercase hex digits");
+  }
+  if (a.to_seq < a.from_seq) return Malformed("batch_audit_malformed", "to_seq < from_seq");
+  if (lines_len > limits.max_audit_bytes) {
+    return OverLimit("batch_audit_too_large", std::to_string(lines_len) + " bytes, limit " +
+                                                  std::to_string(limits.max_audit_bytes));
+  }
+  if (!r.Bytes(lines_len, lines)) return Truncated();
+  if (!lines.empty() && lines.back() != '\n') {
+    return Malformed("batch_audit_malformed", "lines do not end in a newline");
+  }
+  a.from_hash = from_hash;
+  a.to_hash = to_hash;
+  a.lines = lines;
+  return a;
+}
+
+}  // namespace
+
+Result<DecodedBatch> DecodeBatch(std::string_view bytes, const DecodeLimits& limits) {
+  OUTPOST_ASSIGN_OR_RETURN(EnvelopeFields envelope, ReadEnvelope(bytes, limits));
+  OUTPOST_ASSIGN_OR_RETURN(std::string body, ZstdDecompress(envelope.frame, envelope.body_size));
+
+  DecodedBatch out;
+  out.body_bytes = body.size();
+  Batch& b = out.batch;
+  wire::Reader r(body);
+  uint64_t first = 0, last = 0;
+  uint32_t count = 0;
+  OUTPOST_RETURN_IF_ERROR(ReadBodyHeader(r, limits, b, first, last, count));
+  OUTPOST_RETURN_IF_ERROR(ReadRecords(r, count, limits, b));
   if (first != b.records.front().seq || last != b.records.back().seq) {
     return Malformed("batch_range", "first/last seq " + std::to_string(first) + ".." +
                                         std::to_string(last) + " disagree with the records");
   }
   size_t records_end = r.pos();
-  if (flags & kFlagAudit) {
-    BatchAudit a;
-    std::string_view from_hash, to_hash, lines;
-    uint32_t lines_len = 0;
-    if (!r.U64(a.from_seq) || !r.Bytes(64, from_hash) || !r.U64(a.to_seq) ||
-        !r.Bytes(64, to_hash) || !r.U32(lines_len)) {
-      return truncated();
-    }
-    if (!IsHexHash(from_hash) || !IsHexHash(to_hash)) {
-      return Malformed("batch_audit_malformed", "a head hash is not 64 lowercase hex digits");
-    }
-    if (a.to_seq < a.from_seq) return Malformed("batch_audit_malformed", "to_seq < from_seq");
-    if (lines_len > limits.max_audit_bytes) {
-      return OverLimit("batch_audit_too_large", std::to_string(lines_len) + " bytes, limit " +
-                                                    std::to_string(limits.max_audit_bytes));
-    }
-    if (!r.Bytes(lines_len, lines)) return truncated();
-    if (!lines.empty() && lines.back() != '\n') {
-      return Malformed("batch_audit_malformed", "lines do not end in a newline");
-    }
-    a.from_hash = from_hash;
-    a.to_hash = to_hash;
-    a.lines = lines;
+  if (envelope.flags & kFlagAudit) {
+    OUTPOST_ASSIGN_OR_RETURN(BatchAudit a, ReadAudit(r, limits));
     b.audit = std::move(a);
   }
   if (r.left() != 0) return Malformed("batch_trailing_bytes", "bytes after the last field");
-  out.key = BatchKeyFields{.site_id = b.site_id,
-                           .node_id = b.node_id,
-                           .stream = b.stream,
-                           .first_seq = first,
-                           .last_seq = last,
-                           .content_sha256 = policy::Sha256Hex(
-                               std::string_view(body).substr(0, records_end))};
+  out.key = BatchKeyFields{
+      .site_id = b.site_id,
+      .node_id = b.node_id,
+      .stream = b.stream,
+      .first_seq = first,
+      .last_seq = last,
+      .content_sha256 = policy::Sha256Hex(std::string_view(body).substr(0, records_end))};
   return out;
 }
 
