@@ -287,6 +287,83 @@ Result<std::unique_ptr<hub::HubServer>> StartHubServer(
     const HubFlags& flags, const hub::HubCa& ca, hub::HubService& service,
     const std::pair<std::string, uint16_t>& site_listen,
     const std::pair<std::string, uint16_t>& operator_listen) {
+  hub::HubServerOptions server_options{.site_address = site_listen.first,
+                                       .site_port = site_listen.second,
+                                       .operator_address = operator_listen.first,
+                                       .operator_port = operator_listen.second,
+                                       .ca_cert_path = ca.ca_path(),
+                                       .server_cert_path = ca.server_cert_path(),
+                                       .server_key_path = ca.server_key_path(),
+                                       .max_body_bytes = flags.max_body_bytes,
+                                       .max_connections = flags.max_connections};
+  return hub::HubServer::Start(
+      server_options,
+      [&service](const hub::HubRequest& r, const hub::PeerCredential& p) {
+        return service.HandleSite(r, p);
+      },
+      [&service](const hub::HubRequest& r) { return service.HandleOperator(r); });
+}
+
+// Logs that the hub serves, and prints the "listening on" lines (the operator's when it has
+// a listener).
+void AnnounceHubServing(const hub::Store& store, const hub::HubCa& ca, const hub::HubServer& server,
+                        const std::pair<std::string, uint16_t>& site_listen,
+                        const std::pair<std::string, uint16_t>& operator_listen) {
+  OUTPOST_LOG(kInfo) << "outpost hub serving" << Field("store", store.engine())
+                     << Field("site_port", server.site_port())
+                     << Field("operator_port", server.operator_port())
+                     << Field("ca_fingerprint", ca.fingerprint());
+  std::printf("listening on https://%s:%u\n", UrlHost(site_listen.first).c_str(),
+              static_cast<unsigned>(server.site_port()));
+  if (!operator_listen.first.empty()) {
+    std::printf("operator listening on %s://%s:%u\n", server.operator_tls() ? "https" : "http",
+                UrlHost(operator_listen.first).c_str(),
+                static_cast<unsigned>(server.operator_port()));
+  }
+  std::fflush(stdout);
+}
+
+Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
+  OUTPOST_RETURN_IF_ERROR(LoadHubConfig(flags, cmd));
+  OUTPOST_ASSIGN_OR_RETURN(LogFormat format, ParseLogFormat(flags.log_format));
+  OUTPOST_ASSIGN_OR_RETURN(LogLevel level, ParseLogLevel(flags.log_level));
+  SetLogOptions({.format = format, .min_level = level});
+  // SIGTERM and SIGINT are taken by sigwait below; blocked before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  OUTPOST_RETURN_IF_ERROR(PrepareDataDir(flags));
+  OUTPOST_ASSIGN_OR_RETURN(auto site_listen, ParseHostPort(flags.listen));
+  std::pair<std::string, uint16_t> operator_listen;
+  if (!flags.operator_listen.empty()) {
+    OUTPOST_ASSIGN_OR_RETURN(operator_listen, ParseHostPort(flags.operator_listen));
+  }
+  std::vector<std::string> names = flags.server_names;
+  names.push_back(site_listen.first);
+  if (!operator_listen.first.empty()) names.push_back(operator_listen.first);
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubCa> ca,
+                           hub::HubCa::OpenOrCreate(flags.data_dir, names));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, OpenHubStore(flags.store_url));
+
+  OUTPOST_ASSIGN_OR_RETURN(hub::PolicySet policies, hub::PolicySet::Load(PolicyFiles(flags)));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubAuditLog> audit_log,
+                           hub::HubAuditLog::Open(JoinPath(flags.data_dir, "audit.log")));
+
+  hub::HubServiceOptions service_options;
+  service_options.limits.max_encoded_bytes = flags.max_body_bytes;
+  OUTPOST_RETURN_IF_ERROR(AddOperatorTokens(flags, service_options));
+  auto dashboard = std::make_unique<hub::Dashboard>(
+      store.get(), flags.web_dir.empty() ? hub::DefaultAssetsDir() : flags.web_dir);
+  service_options.dashboard = [d = dashboard.get()](const hub::HubRequest& r) {
+    return d->Handle(r);
+  };
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::RetrainScheduler> scheduler,
+                           StartRetraining(flags, *store, service_options));
+  hub::Enrolment enrolment(*store, *ca);
+  hub::HubService service(*store, enrolment, policies, audit_log.get(), std::move(service_options));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubServer> server,
                            StartHubServer(flags, *ca, service, site_listen, operator_listen));
   AnnounceHubServing(*store, *ca, *server, site_listen, operator_listen);
