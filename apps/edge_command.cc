@@ -154,6 +154,97 @@ Result<EdgeConfig> ResolveConfig(const EdgeFlags& flags) {
   return config;
 }
 
+// Blocks SIGTERM and SIGINT in this thread, which takes them by sigwait; called before any
+// other thread starts so that every thread inherits the mask. The set, for sigwait.
+sigset_t BlockStopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+// Scores shadow versions (config.yaml `shadow:`) beside their champions; each outcome is an
+// `event` record on the model's stream. `box` is not owned and must outlive the runner.
+std::unique_ptr<serve::ShadowRunner> MakeShadowRunner(serve::ModelRepository& repository,
+                                                      outbox::Outbox* box) {
+  return std::make_unique<serve::ShadowRunner>(serve::ShadowOptions{
+      .repository = &repository, .on_event = [box](const std::string& model, std::string payload) {
+        return box
+            ->Append({.kind = outbox::Kind::kEvent, .stream = model, .payload = std::move(payload)})
+            .status();
+      }});
+}
+
+// The scoring handler's options: limits from the config, insight records by `evaluator`.
+serve::HandlerOptions MakeHandlerOptions(const EdgeConfig& config, insight::Evaluator* evaluator) {
+  serve::HandlerOptions handler_options;
+  handler_options.server_version = OutpostVersion();
+  handler_options.limits.max_total_elements = static_cast<int64_t>(config.max_elements);
+  handler_options.limits.max_depth = static_cast<size_t>(config.max_json_depth);
+  handler_options.limits.max_body_bytes = config.max_body_bytes;
+  handler_options.insight = evaluator;
+  return handler_options;
+}
+
+// The HTTP listener: the edge's own API (EdgeApi::Owns) and the Open Inference Protocol.
+// `handler` and `edge_api` are not owned and must outlive the server.
+Result<std::unique_ptr<serve::HttpServer>> StartHttpServer(const EdgeConfig& config,
+                                                           serve::Handler& handler,
+                                                           serve::EdgeApi& edge_api) {
+  serve::HttpServerOptions server_options;
+  server_options.address = config.listen_address;
+  server_options.port = config.listen_port;
+  server_options.threads = config.threads;
+  server_options.max_body_bytes = config.max_body_bytes;
+  return serve::HttpServer::Start(
+      server_options,
+      [&handler, &edge_api](const serve::HttpRequest& request, serve::HttpResponse& response) {
+        if (serve::EdgeApi::Owns(request.target)) {
+          edge_api.Handle(request, response);
+        } else {
+          handler.Handle(request, response);
+        }
+      });
+}
+
+// The gRPC listener, or nullptr when the config has none. `repository` and `evaluator` are
+// not owned and must outlive the server.
+Result<std::unique_ptr<serve::GrpcServer>> StartGrpcServer(const EdgeConfig& config,
+                                                           serve::ModelRepository& repository,
+                                                           insight::Evaluator* evaluator) {
+  if (!config.grpc_enabled) return std::unique_ptr<serve::GrpcServer>();
+  return serve::GrpcServer::Start(
+      repository, {.address = config.grpc_listen_address,
+                   .port = config.grpc_listen_port,
+                   // gRPC's own ceiling is INT32_MAX bytes.
+                   .max_message_bytes = std::min<uint64_t>(config.max_body_bytes, 0x7fffffff),
+                   .max_total_elements = static_cast<int64_t>(config.max_elements),
+                   .server_version = OutpostVersion(),
+                   .insight = evaluator});
+}
+
+// Logs that the edge serves, and prints the "listening on" lines.
+void AnnounceServing(const EdgeConfig& config, const serve::HttpServer& server,
+                     const serve::GrpcServer* grpc_server, const serve::ModelRepository& repository,
+                     const std::string& outbox_path) {
+  OUTPOST_LOG(kInfo) << "outpost edge serving" << Field("site", config.site_id)
+                     << Field("node", config.node_id) << Field("port", server.port())
+                     << Field("grpc_port", grpc_server ? grpc_server->port() : 0)
+                     << Field("models", repository.Models().size()) << Field("outbox", outbox_path)
+                     << Field("ready", repository.IsReady() ? "yes" : "no");
+  // Tests and scripts read this line to learn the port when it was chosen by the system.
+  std::printf("listening on http://%s:%u\n", config.listen_address.c_str(),
+              static_cast<unsigned>(server.port()));
+  // Always after the HTTP line, which tests and scripts read first.
+  if (grpc_server != nullptr) {
+    std::printf("grpc listening on %s:%u\n", config.grpc_listen_address.c_str(),
+                static_cast<unsigned>(grpc_server->port()));
+  }
+  std::fflush(stdout);
+}
+
 Status RunEdge(const EdgeFlags& flags) {
   OUTPOST_ASSIGN_OR_RETURN(EdgeConfig config, ResolveConfig(flags));
   OUTPOST_ASSIGN_OR_RETURN(LogFormat format, ParseLogFormat(config.log_format));
@@ -162,11 +253,7 @@ Status RunEdge(const EdgeFlags& flags) {
 
   // SIGTERM and SIGINT are taken by sigwait below, in this thread only: block them before
   // any other thread starts so that every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  sigset_t signals = BlockStopSignals();
 
   if (!IsDirectory(config.model_repository)) {
     return NotFoundError("model repository \"" + config.model_repository + "\" is not a folder");
@@ -189,17 +276,9 @@ Status RunEdge(const EdgeFlags& flags) {
 
   OUTPOST_ASSIGN_OR_RETURN(
       std::unique_ptr<serve::ModelRepository> repository,
-      serve::ModelRepository::Open({.root = config.model_repository,
-                                    .strict_readiness = config.strict_readiness}));
-  // Shadow versions (config.yaml `shadow:`) are scored beside their champions; each outcome
-  // is an `event` record on the model's stream.
-  auto shadow = std::make_unique<serve::ShadowRunner>(serve::ShadowOptions{
-      .repository = repository.get(),
-      .on_event = [box = outbox.get()](const std::string& model, std::string payload) {
-        return box->Append({.kind = outbox::Kind::kEvent, .stream = model,
-                            .payload = std::move(payload)})
-            .status();
-      }});
+      serve::ModelRepository::Open(
+          {.root = config.model_repository, .strict_readiness = config.strict_readiness}));
+  std::unique_ptr<serve::ShadowRunner> shadow = MakeShadowRunner(*repository, outbox.get());
   repository->SetShadowRunner(shadow.get());
   auto flusher = std::make_unique<AggregateFlusher>(*evaluator);
   // New and changed model versions on disk are loaded while serving.
@@ -210,60 +289,14 @@ Status RunEdge(const EdgeFlags& flags) {
   // Uploads the outbox to the hub when the config has a `sync:` section.
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<sync::Forwarder> forwarder,
                            StartEdgeForwarder(config, outbox.get(), *repository));
-  serve::HandlerOptions handler_options;
-  handler_options.server_version = OutpostVersion();
-  handler_options.limits.max_total_elements = static_cast<int64_t>(config.max_elements);
-  handler_options.limits.max_depth = static_cast<size_t>(config.max_json_depth);
-  handler_options.limits.max_body_bytes = config.max_body_bytes;
-  handler_options.insight = evaluator.get();
-  serve::Handler handler(*repository, handler_options);
+  serve::Handler handler(*repository, MakeHandlerOptions(config, evaluator.get()));
   serve::EdgeApi edge_api({.outbox = outbox.get(), .shadow = shadow.get()});
 
-  serve::HttpServerOptions server_options;
-  server_options.address = config.listen_address;
-  server_options.port = config.listen_port;
-  server_options.threads = config.threads;
-  server_options.max_body_bytes = config.max_body_bytes;
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<serve::HttpServer> server,
-                           serve::HttpServer::Start(server_options,
-                                                    [&handler, &edge_api](
-                                                        const serve::HttpRequest& request,
-                                                        serve::HttpResponse& response) {
-                                                      if (serve::EdgeApi::Owns(request.target)) {
-                                                        edge_api.Handle(request, response);
-                                                      } else {
-                                                        handler.Handle(request, response);
-                                                      }
-                                                    }));
-  std::unique_ptr<serve::GrpcServer> grpc_server;
-  if (config.grpc_enabled) {
-    OUTPOST_ASSIGN_OR_RETURN(
-        grpc_server,
-        serve::GrpcServer::Start(*repository,
-                                 {.address = config.grpc_listen_address,
-                                  .port = config.grpc_listen_port,
-                                  // gRPC's own ceiling is INT32_MAX bytes.
-                                  .max_message_bytes = std::min<uint64_t>(
-                                      config.max_body_bytes, 0x7fffffff),
-                                  .max_total_elements = static_cast<int64_t>(config.max_elements),
-                                  .server_version = OutpostVersion(),
-                                  .insight = evaluator.get()}));
-  }
-  OUTPOST_LOG(kInfo) << "outpost edge serving" << Field("site", config.site_id)
-                     << Field("node", config.node_id) << Field("port", server->port())
-                     << Field("grpc_port", grpc_server ? grpc_server->port() : 0)
-                     << Field("models", repository->Models().size())
-                     << Field("outbox", outbox_options.path)
-                     << Field("ready", repository->IsReady() ? "yes" : "no");
-  // Tests and scripts read this line to learn the port when it was chosen by the system.
-  std::printf("listening on http://%s:%u\n", config.listen_address.c_str(),
-              static_cast<unsigned>(server->port()));
-  // Always after the HTTP line, which tests and scripts read first.
-  if (grpc_server != nullptr) {
-    std::printf("grpc listening on %s:%u\n", config.grpc_listen_address.c_str(),
-                static_cast<unsigned>(grpc_server->port()));
-  }
-  std::fflush(stdout);
+                           StartHttpServer(config, handler, edge_api));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<serve::GrpcServer> grpc_server,
+                           StartGrpcServer(config, *repository, evaluator.get()));
+  AnnounceServing(config, *server, grpc_server.get(), *repository, outbox_options.path);
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
