@@ -92,6 +92,70 @@ std::string PutTarget(const std::string& location, const std::string& digest) {
   return target + "digest=" + digest;
 }
 
+// Reads the bundle's index.json (the reader's current entry) into `manifests`: the hex
+// digest of each manifest that has a ref name, and that name.
+Status ReadIndexManifests(bundle::TarReader& reader,
+                          std::map<std::string, std::string>& manifests) {
+  OUTPOST_ASSIGN_OR_RETURN(std::string text, reader.ReadAll(1 << 20));
+  OUTPOST_ASSIGN_OR_RETURN(bundle::Json index, bundle::ParseJson(text, false));
+  const auto* o = std::get_if<bundle::JsonObject>(&index.v);
+  auto it = o == nullptr ? bundle::JsonObject::const_iterator{} : o->find("manifests");
+  if (o == nullptr || it == o->end()) return InvalidArgumentError("index.json has no manifests");
+  const auto* list = std::get_if<bundle::JsonArray>(&it->second.v);
+  for (const bundle::Json& m : list == nullptr ? bundle::JsonArray{} : *list) {
+    const auto* mo = std::get_if<bundle::JsonObject>(&m.v);
+    if (mo == nullptr || !mo->count("digest") || !mo->count("annotations")) continue;
+    const auto* digest = std::get_if<std::string>(&mo->at("digest").v);
+    const auto* ann = std::get_if<bundle::JsonObject>(&mo->at("annotations").v);
+    if (digest == nullptr || ann == nullptr || !ann->count("org.opencontainers.image.ref.name")) {
+      continue;
+    }
+    const auto* ref = std::get_if<std::string>(&ann->at("org.opencontainers.image.ref.name").v);
+    if (ref != nullptr && digest->size() == 71) manifests[digest->substr(7)] = *ref;
+  }
+  return Status();
+}
+
+// Streams the reader's current entry into `path` (created or truncated), through `buf`.
+Status CopyEntryToFile(bundle::TarReader& reader, const std::string& path, std::string& buf) {
+  int out = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (out < 0) return ErrnoToStatus(errno, "creating", path);
+  Status copied;
+  for (;;) {
+    Result<size_t> n = reader.Read(buf.data(), buf.size());
+    if (!n.ok()) {
+      copied = n.status();
+      break;
+    }
+    if (*n == 0) break;
+    if (::write(out, buf.data(), *n) != static_cast<ssize_t>(*n)) {
+      copied = ErrnoToStatus(errno, "writing", path);
+      break;
+    }
+  }
+  ::close(out);
+  return copied;
+}
+
+// Uploads the blob in `blob_file` as `digest`: an upload started by POST, then one PUT.
+Status UploadBlob(Registry& registry, const std::string& repository, const std::string& digest,
+                  const std::string& blob_file) {
+  http::request<http::empty_body> start(http::verb::post, "/v2/" + repository + "/blobs/uploads/",
+                                        11);
+  OUTPOST_ASSIGN_OR_RETURN(Answer started, registry.Send(start));
+  if (started.status != 202 || started.location.empty()) {
+    return Refused("starting the upload of " + digest, started);
+  }
+  http::request<http::file_body> put(http::verb::put, PutTarget(started.location, digest), 11);
+  beast::error_code ec;
+  put.body().open(blob_file.c_str(), beast::file_mode::scan, ec);
+  if (ec) return UnavailableError("opening " + blob_file + ": " + ec.message());
+  put.set(http::field::content_type, "application/octet-stream");
+  OUTPOST_ASSIGN_OR_RETURN(Answer done, registry.Send(put));
+  if (done.status != 201) return Refused("uploading " + digest, done);
+  return Status();
+}
+
 }  // namespace
 
 Result<std::vector<std::string>> PushBundle(const std::string& bundle_path,
@@ -128,23 +192,7 @@ Result<std::vector<std::string>> PushBundle(const std::string& bundle_path,
       OUTPOST_ASSIGN_OR_RETURN(std::optional<bundle::TarEntry> e, reader.Next());
       if (!e) break;
       if (e->name == "index.json") {
-        OUTPOST_ASSIGN_OR_RETURN(std::string text, reader.ReadAll(1 << 20));
-        OUTPOST_ASSIGN_OR_RETURN(bundle::Json index, bundle::ParseJson(text, false));
-        const auto* o = std::get_if<bundle::JsonObject>(&index.v);
-        auto it = o == nullptr ? bundle::JsonObject::const_iterator{} : o->find("manifests");
-        if (o == nullptr || it == o->end()) return InvalidArgumentError("index.json has no manifests");
-        const auto* list = std::get_if<bundle::JsonArray>(&it->second.v);
-        for (const bundle::Json& m : list == nullptr ? bundle::JsonArray{} : *list) {
-          const auto* mo = std::get_if<bundle::JsonObject>(&m.v);
-          if (mo == nullptr || !mo->count("digest") || !mo->count("annotations")) continue;
-          const auto* digest = std::get_if<std::string>(&mo->at("digest").v);
-          const auto* ann = std::get_if<bundle::JsonObject>(&mo->at("annotations").v);
-          if (digest == nullptr || ann == nullptr || !ann->count("org.opencontainers.image.ref.name")) {
-            continue;
-          }
-          const auto* ref = std::get_if<std::string>(&ann->at("org.opencontainers.image.ref.name").v);
-          if (ref != nullptr && digest->size() == 71) manifests[digest->substr(7)] = *ref;
-        }
+        OUTPOST_RETURN_IF_ERROR(ReadIndexManifests(reader, manifests));
         continue;
       }
       if (e->name.rfind(kBlobPrefix, 0) != 0) continue;
@@ -159,38 +207,8 @@ Result<std::vector<std::string>> PushBundle(const std::string& bundle_path,
       OUTPOST_ASSIGN_OR_RETURN(Answer have, registry.Send(head));
       if (have.status == 200) continue;
       // Stream the blob to a temporary file, then upload it in one PUT.
-      {
-        int out = ::open(blob_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (out < 0) return ErrnoToStatus(errno, "creating", blob_file);
-        Status copied;
-        for (;;) {
-          Result<size_t> n = reader.Read(buf.data(), buf.size());
-          if (!n.ok()) {
-            copied = n.status();
-            break;
-          }
-          if (*n == 0) break;
-          if (::write(out, buf.data(), *n) != static_cast<ssize_t>(*n)) {
-            copied = ErrnoToStatus(errno, "writing", blob_file);
-            break;
-          }
-        }
-        ::close(out);
-        OUTPOST_RETURN_IF_ERROR(copied);
-      }
-      http::request<http::empty_body> start(http::verb::post,
-                                            "/v2/" + repository + "/blobs/uploads/", 11);
-      OUTPOST_ASSIGN_OR_RETURN(Answer started, registry.Send(start));
-      if (started.status != 202 || started.location.empty()) {
-        return Refused("starting the upload of " + digest, started);
-      }
-      http::request<http::file_body> put(http::verb::put, PutTarget(started.location, digest), 11);
-      beast::error_code ec;
-      put.body().open(blob_file.c_str(), beast::file_mode::scan, ec);
-      if (ec) return UnavailableError("opening " + blob_file + ": " + ec.message());
-      put.set(http::field::content_type, "application/octet-stream");
-      OUTPOST_ASSIGN_OR_RETURN(Answer done, registry.Send(put));
-      if (done.status != 201) return Refused("uploading " + digest, done);
+      OUTPOST_RETURN_IF_ERROR(CopyEntryToFile(reader, blob_file, buf));
+      OUTPOST_RETURN_IF_ERROR(UploadBlob(registry, repository, digest, blob_file));
     }
     std::vector<std::string> pushed;
     for (const auto& [hex, ref] : manifests) {
