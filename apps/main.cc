@@ -1,4 +1,4 @@
-// The `outpost` binary: one program, one subcommand per role (DESIGN.md).
+// The `outpost` binary: one program, one subcommand per role (docs/ARCHITECTURE.md section 2).
 // Exit codes: 0 ok, 1 failure (with a one-line reason on stderr), 2 usage error.
 #include <CLI/CLI.hpp>
 

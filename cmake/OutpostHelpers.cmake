@@ -2,7 +2,7 @@
 
 # Flags every target of ours gets. Added per target, never globally.
 function(outpost_target_flags target)
-  # Designated initializers that leave fields at their defaults are house style (STYLE.md),
+  # Designated initializers that leave fields at their defaults are house style (docs/STYLE.md),
   # so -Wextra's missing-field-initializers is off. -Wpsabi only notes that wide vector types
   # would pass differently across an ABI boundary; ours never cross one (internal kernels).
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wshadow -Wno-missing-field-initializers

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake make ccache pkg-config clang libclang-rt-14-dev
-  # libraries (DESIGN.md, "Dependencies")
+  # libraries (docs/ARCHITECTURE.md section 5, "Dependencies and why we chose them")
   libboost-dev libxgboost-dev xgboost libsimdjson-dev libyaml-cpp-dev libcli11-dev
   libssl-dev libzstd-dev libsqlite3-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc

@@ -29,7 +29,7 @@ namespace outpost::engine {
 namespace {
 
 // The phase-1 operator set: 50 core operators and 37 breadth operators (see
-// ../../shared/reference/onnx-engine.md §6), for the summary lines.
+// engine/PIPELINE.md, "Kernels" and "Conformance"), for the summary lines.
 const char* const kCoreOps[] = {
     "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Sqrt", "Pow", "Exp", "Log",
     "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Erf", "Clip", "Softmax", "LogSoftmax", "Gemm",

@@ -1,7 +1,8 @@
-// Edge records as train/ reads them: the plain form of what a site sent (DESIGN.md "record"),
-// and the parts of their JSON payloads (serve/FORMAT.md feedback, insight/FORMAT.md row
-// records) that the join rule of train/FORMAT.md section 4 needs. train/ does not depend on
-// the hub: whoever holds the records (the hub's store, a file) converts them to EdgeRecord.
+// Edge records as train/ reads them: the plain form of what a site sent ("record" in
+// docs/ARCHITECTURE.md section 4), and the parts of their JSON payloads (serve/FORMAT.md
+// feedback, insight/FORMAT.md row records) that the join rule of train/FORMAT.md section 4
+// needs. train/ does not depend on the hub: whoever holds the records (the hub's store, a
+// file) converts them to EdgeRecord.
 #ifndef OUTPOST_TRAIN_EDGE_RECORDS_H_
 #define OUTPOST_TRAIN_EDGE_RECORDS_H_
 

@@ -11,8 +11,9 @@
 //   Compute()  writes the outputs, whose buffers are already sized as Infer() said. Inputs
 //              are read-only. Errors only for data-dependent faults (an index out of range).
 //
-// Registration is explicit (registry.cc lists every operator with its opset range); there is
-// no static-initialiser or macro registration.
+// Registration is explicit: KernelRegistry::Builtin() (kernel.cc) calls the Register*Kernels
+// function of each kernels_*.cc file, which lists its operators with their opset ranges; there
+// is no static-initialiser or macro registration.
 #ifndef OUTPOST_ENGINE_ONNX_KERNEL_H_
 #define OUTPOST_ENGINE_ONNX_KERNEL_H_
 

@@ -10,7 +10,8 @@
 // trees in the outer loop, so a tree stays in cache while a block of rows walks it.
 //
 // Semantics (aggregation, base values, post-transforms, the binary special cases) follow
-// ONNX Runtime, the reference that exported models are validated against; see PIPELINE.md.
+// ONNX Runtime, the reference that exported models are validated against; see
+// engine/PIPELINE.md.
 #include <algorithm>
 #include <cmath>
 #include <cstring>

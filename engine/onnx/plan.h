@@ -3,7 +3,7 @@
 // Compile() binds a kernel to every node (by domain, operator and the model's opset), folds
 // constant subgraphs, removes Identity and inference-mode Dropout, fuses MatMul/Gemm with
 // bias and activation (pre-packing the weights), drops dead nodes, fixes the execution order
-// and infers the signature (see PIPELINE.md). After Compile() nothing in it changes, so one
+// and infers the signature (see engine/PIPELINE.md). After Compile() nothing in it changes, so one
 // std::shared_ptr<const CompiledModel> serves any number of Sessions on any threads.
 #ifndef OUTPOST_ENGINE_ONNX_PLAN_H_
 #define OUTPOST_ENGINE_ONNX_PLAN_H_
