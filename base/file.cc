@@ -9,6 +9,8 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 
 namespace outpost {
 namespace {
@@ -127,6 +129,13 @@ Status MakeDirectories(const std::string& dir) {
     if (pos == std::string::npos) break;
   }
   if (!IsDirectory(dir)) return FailedPreconditionError("\"" + dir + "\" exists and is not a folder");
+  return Status();
+}
+
+Status RemoveTree(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (ec) return UnavailableError("removing " + path + ": " + ec.message());
   return Status();
 }
 

@@ -29,6 +29,11 @@ Status SyncDirectory(const std::string& dir);
 // Creates `dir` and its parents (mode 0755); OK when it exists already.
 Status MakeDirectories(const std::string& dir);
 
+// Removes `path` and, when it is a folder, everything under it (symbolic links are removed,
+// never followed). OK when `path` does not exist. Unavailable "removing <path>: <reason>" when
+// something could not be removed; part of the tree may be gone by then.
+Status RemoveTree(const std::string& path);
+
 // Names of the entries of `dir` (not "." or ".."), sorted.
 Result<std::vector<std::string>> ListDirectory(const std::string& dir);
 

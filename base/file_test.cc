@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/testing/test_util.h"
 
@@ -53,6 +54,24 @@ TEST(File, MakeDirectoriesCreatesParentsAndIsIdempotent) {
   EXPECT_TRUE(IsDirectory(deep));
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("f"), "x"));
   EXPECT_EQ(MakeDirectories(dir.File("f")).code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(File, RemoveTreeRemovesAFolderAndLeavesWhatALinkPointsAt) {
+  TempDir dir;
+  std::string kept = dir.File("kept");
+  OUTPOST_ASSERT_OK(MakeDirectories(kept));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(JoinPath(kept, "f"), "x"));
+  std::string tree = dir.File("tree");
+  OUTPOST_ASSERT_OK(MakeDirectories(JoinPath(tree, "a/b")));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(JoinPath(tree, "a/b/f"), "x"));
+  ASSERT_EQ(::symlink(kept.c_str(), JoinPath(tree, "link").c_str()), 0);
+  OUTPOST_ASSERT_OK(RemoveTree(tree));
+  EXPECT_FALSE(PathExists(tree));
+  EXPECT_TRUE(PathExists(JoinPath(kept, "f")));
+  // A missing path is already removed; a plain file is removed too.
+  OUTPOST_EXPECT_OK(RemoveTree(tree));
+  OUTPOST_ASSERT_OK(RemoveTree(JoinPath(kept, "f")));
+  EXPECT_FALSE(PathExists(JoinPath(kept, "f")));
 }
 
 TEST(File, JoinPathAddsOneSlash) {

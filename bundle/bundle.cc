@@ -130,13 +130,6 @@ Result<std::vector<std::string>> Entries(const std::string& dir) {
   return r;
 }
 
-Status RemoveTree(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-  if (ec) return UnavailableError("removing " + path + ": " + ec.message());
-  return Status::Ok();
-}
-
 // What pass 1 of CreateBundle gathers: the targets, and the blobs pass 2 writes.
 struct Contents {
   Targets targets;

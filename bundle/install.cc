@@ -24,13 +24,6 @@ namespace {
 constexpr std::string_view kWork = ".outpost-install";
 constexpr uint64_t kMaxStateFileBytes = 16 << 20;
 
-Status RemoveTree(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-  if (ec) return UnavailableError("removing " + path + ": " + ec.message());
-  return Status::Ok();
-}
-
 std::string Parent(const std::string& path) {
   std::string p = std::filesystem::path(path).parent_path().string();
   return p.empty() ? "." : p;

@@ -1,7 +1,8 @@
 #include "base/testing/test_util.h"
 
 #include <cstdlib>
-#include <filesystem>
+
+#include "base/file.h"
 
 namespace outpost::testing {
 
@@ -29,9 +30,6 @@ std::string BinaryDir() {
   return dir && *dir ? dir : OUTPOST_TEST_BINARY_DIR;
 }
 
-void RemoveTree(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-}
+void RemoveTree(const std::string& path) { outpost::RemoveTree(path).IgnoreError(); }
 
 }  // namespace outpost::testing

@@ -31,7 +31,8 @@ std::string SourceDir();
 // The build folder (OUTPOST_BINARY_DIR, else this build's), where the `outpost` binary is.
 std::string BinaryDir();
 
-// Removes a folder tree; errors are ignored (tests clean up best-effort).
+// Removes a folder tree with outpost::RemoveTree(); errors are ignored (tests clean up
+// best-effort).
 void RemoveTree(const std::string& path);
 
 }  // namespace outpost::testing
