@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "base/coding.h"
 #include "policy/crypto.h"
 #include "sync/compress.h"
 #include "sync/wire.h"
@@ -18,14 +19,6 @@ Status Malformed(std::string_view reason, std::string_view detail) {
 }
 Status OverLimit(std::string_view reason, std::string_view detail) {
   return ResourceExhaustedError(std::string(reason) + ": " + std::string(detail));
-}
-
-bool IsHexHash(std::string_view h) {
-  if (h.size() != 64) return false;
-  for (char c : h) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
 }
 
 // Checks what Decode would refuse about `batch` under the default limits.
@@ -57,7 +50,7 @@ Status Validate(const Batch& batch) {
   }
   if (batch.audit) {
     const BatchAudit& a = *batch.audit;
-    if (!IsHexHash(a.from_hash) || !IsHexHash(a.to_hash)) {
+    if (!IsHex64(a.from_hash) || !IsHex64(a.to_hash)) {
       return Malformed("batch_audit_malformed", "a head hash is not 64 lowercase hex digits");
     }
     if (a.to_seq < a.from_seq) return Malformed("batch_audit_malformed", "to_seq < from_seq");
@@ -80,14 +73,14 @@ std::string EncodeRecordsPart(const Batch& batch) {
   wire::PutStr8(body, batch.site_id);
   wire::PutStr8(body, batch.node_id);
   wire::PutStr8(body, batch.stream);
-  wire::PutU64(body, batch.records.front().seq);
-  wire::PutU64(body, batch.records.back().seq);
-  wire::PutU32(body, static_cast<uint32_t>(batch.records.size()));
+  PutU64LE(body, batch.records.front().seq);
+  PutU64LE(body, batch.records.back().seq);
+  PutU32LE(body, static_cast<uint32_t>(batch.records.size()));
   for (const BatchRecord& r : batch.records) {
-    wire::PutU64(body, r.seq);
+    PutU64LE(body, r.seq);
     wire::PutU8(body, r.kind);
-    wire::PutU64(body, static_cast<uint64_t>(r.created_ms));
-    wire::PutU32(body, static_cast<uint32_t>(r.payload.size()));
+    PutU64LE(body, static_cast<uint64_t>(r.created_ms));
+    PutU32LE(body, static_cast<uint32_t>(r.payload.size()));
     body.append(r.payload);
   }
   return body;
@@ -133,11 +126,11 @@ Result<std::string> EncodeBatch(const Batch& batch, int level) {
   std::string body = EncodeRecordsPart(batch);
   if (batch.audit) {
     const BatchAudit& a = *batch.audit;
-    wire::PutU64(body, a.from_seq);
+    PutU64LE(body, a.from_seq);
     body.append(a.from_hash);
-    wire::PutU64(body, a.to_seq);
+    PutU64LE(body, a.to_seq);
     body.append(a.to_hash);
-    wire::PutU32(body, static_cast<uint32_t>(a.lines.size()));
+    PutU32LE(body, static_cast<uint32_t>(a.lines.size()));
     body.append(a.lines);
   }
   DecodeLimits limits;
@@ -150,9 +143,9 @@ Result<std::string> EncodeBatch(const Batch& batch, int level) {
   out.append(kMagic, 4);
   wire::PutU8(out, kBatchVersion);
   wire::PutU8(out, batch.audit ? kFlagAudit : 0);
-  wire::PutU16(out, 0);
-  wire::PutU32(out, static_cast<uint32_t>(body.size()));
-  wire::PutU32(out, static_cast<uint32_t>(frame.size()));
+  PutU16LE(out, 0);
+  PutU32LE(out, static_cast<uint32_t>(body.size()));
+  PutU32LE(out, static_cast<uint32_t>(frame.size()));
   out.append(frame);
   if (out.size() > limits.max_encoded_bytes) {
     return OverLimit("batch_too_large", std::to_string(out.size()) + " bytes encoded");
@@ -279,7 +272,7 @@ Result<BatchAudit> ReadAudit(wire::Reader& r, const DecodeLimits& limits) {
       !r.U32(lines_len)) {
     return Truncated();
   }
-  if (!IsHexHash(from_hash) || !IsHexHash(to_hash)) {
+  if (!IsHex64(from_hash) || !IsHex64(to_hash)) {
     return Malformed("batch_audit_malformed", "a head hash is not 64 lowercase hex digits");
   }
   if (a.to_seq < a.from_seq) return Malformed("batch_audit_malformed", "to_seq < from_seq");

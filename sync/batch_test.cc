@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "base/coding.h"
 #include "base/testing/test_util.h"
 #include "sync/compress.h"
 #include "sync/wire.h"
@@ -29,10 +30,10 @@ std::string Envelope(const std::string& body, uint8_t flags = 0, uint8_t version
   std::string out = "OPSB";
   wire::PutU8(out, version);
   wire::PutU8(out, flags);
-  wire::PutU16(out, 0);
-  wire::PutU32(out, announced < 0 ? static_cast<uint32_t>(body.size())
-                                  : static_cast<uint32_t>(announced));
-  wire::PutU32(out, static_cast<uint32_t>(frame.size()));
+  PutU16LE(out, 0);
+  PutU32LE(out,
+           announced < 0 ? static_cast<uint32_t>(body.size()) : static_cast<uint32_t>(announced));
+  PutU32LE(out, static_cast<uint32_t>(frame.size()));
   return out + frame;
 }
 
@@ -42,14 +43,14 @@ std::string Body(uint64_t first, uint64_t last, const std::vector<BatchRecord>& 
   wire::PutStr8(body, site);
   wire::PutStr8(body, "n");
   wire::PutStr8(body, "st");
-  wire::PutU64(body, first);
-  wire::PutU64(body, last);
-  wire::PutU32(body, count_override ? count_override : static_cast<uint32_t>(records.size()));
+  PutU64LE(body, first);
+  PutU64LE(body, last);
+  PutU32LE(body, count_override ? count_override : static_cast<uint32_t>(records.size()));
   for (const BatchRecord& r : records) {
-    wire::PutU64(body, r.seq);
+    PutU64LE(body, r.seq);
     wire::PutU8(body, r.kind);
-    wire::PutU64(body, static_cast<uint64_t>(r.created_ms));
-    wire::PutU32(body, static_cast<uint32_t>(r.payload.size()));
+    PutU64LE(body, static_cast<uint64_t>(r.created_ms));
+    PutU32LE(body, static_cast<uint32_t>(r.payload.size()));
     body += r.payload;
   }
   return body;
@@ -204,18 +205,18 @@ TEST(Batch, BodyReasonCodes) {
   // The audit flag with no segment, then a segment with bad fields.
   EXPECT_EQ(ReasonOfDecode(Envelope(body, 1)), "batch_truncated");
   std::string audit = body;
-  wire::PutU64(audit, 0);
+  PutU64LE(audit, 0);
   audit += std::string(64, '0');
-  wire::PutU64(audit, 1);
+  PutU64LE(audit, 1);
   audit += std::string(64, 'G');
-  wire::PutU32(audit, 0);
+  PutU32LE(audit, 0);
   EXPECT_EQ(ReasonOfDecode(Envelope(audit, 1)), "batch_audit_malformed");
   std::string no_newline = body;
-  wire::PutU64(no_newline, 0);
+  PutU64LE(no_newline, 0);
   no_newline += std::string(64, '0');
-  wire::PutU64(no_newline, 1);
+  PutU64LE(no_newline, 1);
   no_newline += std::string(64, 'a');
-  wire::PutU32(no_newline, 3);
+  PutU32LE(no_newline, 3);
   no_newline += "abc";
   EXPECT_EQ(ReasonOfDecode(Envelope(no_newline, 1)), "batch_audit_malformed");
 }

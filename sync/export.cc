@@ -1,5 +1,6 @@
 #include "sync/export.h"
 
+#include "base/coding.h"
 #include "sync/crypto.h"
 #include "sync/signed_file.h"
 #include "sync/wire.h"
@@ -35,15 +36,7 @@ Status Bad(std::string_view reason, std::string_view detail) {
 
 }  // namespace
 
-std::string ExportIdHex(std::string_view export_id) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (char c : export_id) {
-    out.push_back(kHex[(static_cast<unsigned char>(c) >> 4) & 0xf]);
-    out.push_back(kHex[static_cast<unsigned char>(c) & 0xf]);
-  }
-  return out;
-}
+std::string ExportIdHex(std::string_view export_id) { return HexEncode(export_id); }
 
 Result<std::string> WriteExport(const ExportFile& file, std::string_view key_pem) {
   ExportLimits limits;
@@ -58,12 +51,12 @@ Result<std::string> WriteExport(const ExportFile& file, std::string_view key_pem
   std::string out = BeginSignedFile(kExport, file.cert_pem);
   wire::PutStr8(out, file.site_id);
   wire::PutStr8(out, file.node_id);
-  wire::PutU64(out, static_cast<uint64_t>(file.created_ms));
+  PutU64LE(out, static_cast<uint64_t>(file.created_ms));
   out += file.export_id;
-  wire::PutU32(out, static_cast<uint32_t>(file.batches.size()));
+  PutU32LE(out, static_cast<uint32_t>(file.batches.size()));
   for (const std::string& b : file.batches) {
     if (b.size() > limits.max_batch_bytes) return Bad("export_too_large", "a batch is too large");
-    wire::PutU32(out, static_cast<uint32_t>(b.size()));
+    PutU32LE(out, static_cast<uint32_t>(b.size()));
     out += b;
   }
   if (out.size() + 66 > limits.max_file_bytes) return Bad("export_too_large", "file too large");
@@ -132,11 +125,11 @@ Result<std::string> SealExport(std::string_view signed_export, std::string_view 
   out += kSealedMagic;
   wire::PutU8(out, kSealedVersion);
   wire::PutU8(out, 0);   // flags
-  wire::PutU16(out, 0);  // reserved
+  PutU16LE(out, 0);      // reserved
   out += Sha256Raw(*recipient);
   out += ephemeral_pub;
   out += nonce;
-  wire::PutU64(out, signed_export.size());
+  PutU64LE(out, signed_export.size());
   OUTPOST_ASSIGN_OR_RETURN(std::string sealed, AesGcmSeal(key, nonce, out, signed_export));
   out += sealed;
   return out;

@@ -1,5 +1,6 @@
 #include "sync/receipt.h"
 
+#include "base/coding.h"
 #include "sync/crypto.h"
 #include "sync/signed_file.h"
 #include "sync/wire.h"
@@ -11,34 +12,6 @@ constexpr SignedFileKind kReceipt{.magic = "OPSR", .prefix = "receipt", .noun = 
 
 Status Bad(std::string_view reason, std::string_view detail) {
   return InvalidArgumentError(std::string(reason) + ": " + std::string(detail));
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-// 64 lowercase hex digits -> 32 bytes; false otherwise.
-bool HexToRaw(std::string_view hex, std::string* raw) {
-  if (hex.size() != 64) return false;
-  raw->clear();
-  for (size_t i = 0; i < 64; i += 2) {
-    int hi = HexValue(hex[i]), lo = HexValue(hex[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    raw->push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return true;
-}
-
-std::string RawToHex(std::string_view raw) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (char c : raw) {
-    out.push_back(kHex[(static_cast<unsigned char>(c) >> 4) & 0xf]);
-    out.push_back(kHex[static_cast<unsigned char>(c) & 0xf]);
-  }
-  return out;
 }
 
 }  // namespace
@@ -54,19 +27,18 @@ Result<std::string> WriteReceipt(const Receipt& receipt, std::string_view signer
   std::string out = BeginSignedFile(kReceipt, receipt.cert_pem);
   wire::PutStr8(out, receipt.site_id);
   out += receipt.export_id;
-  wire::PutU64(out, static_cast<uint64_t>(receipt.created_ms));
-  wire::PutU32(out, static_cast<uint32_t>(receipt.keys.size()));
-  std::string raw;
+  PutU64LE(out, static_cast<uint64_t>(receipt.created_ms));
+  PutU32LE(out, static_cast<uint32_t>(receipt.keys.size()));
   for (const BatchKeyFields& k : receipt.keys) {
     if (!IsValidName(k.node_id) || !IsValidName(k.stream) || k.first_seq > k.last_seq ||
-        !HexToRaw(k.content_sha256, &raw)) {
+        !IsHex64(k.content_sha256)) {
       return Bad("receipt_malformed", "bad batch key");
     }
     wire::PutStr8(out, k.node_id);
     wire::PutStr8(out, k.stream);
-    wire::PutU64(out, k.first_seq);
-    wire::PutU64(out, k.last_seq);
-    out += raw;
+    PutU64LE(out, k.first_seq);
+    PutU64LE(out, k.last_seq);
+    out += *HexDecode(k.content_sha256);  // 32 bytes: IsHex64 held
   }
   OUTPOST_RETURN_IF_ERROR(FinishSignedFile(out, signer_key_pem));
   return out;
@@ -104,7 +76,7 @@ Result<Receipt> ReadReceipt(std::string_view bytes, const ReceiptLimits& limits)
     k.site_id = site;
     k.node_id = node;
     k.stream = stream;
-    k.content_sha256 = RawToHex(sha);
+    k.content_sha256 = HexEncode(sha);
     out.keys.push_back(std::move(k));
   }
   OUTPOST_RETURN_IF_ERROR(VerifySignedFileTail(bytes, kReceipt, r, cert));

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "base/coding.h"
 #include "sync/crypto.h"
 
 namespace outpost::sync {
@@ -28,15 +29,15 @@ std::string BeginSignedFile(const SignedFileKind& kind, std::string_view cert_pe
   std::string out(kind.magic);
   wire::PutU8(out, kVersion);
   wire::PutU8(out, 0);
-  wire::PutU16(out, 0);
-  wire::PutU32(out, static_cast<uint32_t>(cert_pem.size()));
+  PutU16LE(out, 0);
+  PutU32LE(out, static_cast<uint32_t>(cert_pem.size()));
   out += cert_pem;
   return out;
 }
 
 Status FinishSignedFile(std::string& out, std::string_view key_pem) {
   OUTPOST_ASSIGN_OR_RETURN(std::string sig, SignEd25519(key_pem, out));
-  wire::PutU16(out, static_cast<uint16_t>(sig.size()));
+  PutU16LE(out, static_cast<uint16_t>(sig.size()));
   out += sig;
   return Status();
 }
