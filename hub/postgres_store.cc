@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/coding.h"
 #include "hub/store.h"
 #include "hub/store_internal.h"
 
@@ -95,30 +96,26 @@ struct Param {
 Param Text(std::string_view v) { return Param{.value = std::string(v)}; }
 Param Int(int64_t v) { return Param{.value = std::to_string(v), .type = kInt8Oid}; }
 
-void PutU32(std::string* out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
-}
-
-// A one-dimensional array in PostgreSQL's binary array format (array_send): ndim, has-null
-// flag, element type, then length and lower bound, then each element as length + bytes.
+// A one-dimensional array in PostgreSQL's binary array format (array_send), every integer
+// big-endian: ndim, has-null flag, element type, then length and lower bound, then each
+// element as length + bytes.
 class BinaryArray {
  public:
   BinaryArray(Oid element_type, size_t count) {
-    PutU32(&buf_, count == 0 ? 0 : 1);
-    PutU32(&buf_, 0);
-    PutU32(&buf_, element_type);
+    PutU32BE(buf_, count == 0 ? 0 : 1);
+    PutU32BE(buf_, 0);
+    PutU32BE(buf_, element_type);
     if (count > 0) {
-      PutU32(&buf_, static_cast<uint32_t>(count));
-      PutU32(&buf_, 1);
+      PutU32BE(buf_, static_cast<uint32_t>(count));
+      PutU32BE(buf_, 1);
     }
   }
   void AddInt(int64_t v) {
-    PutU32(&buf_, 8);
-    uint64_t u = static_cast<uint64_t>(v);
-    for (int shift = 56; shift >= 0; shift -= 8) buf_.push_back(static_cast<char>(u >> shift));
+    PutU32BE(buf_, 8);
+    PutU64BE(buf_, static_cast<uint64_t>(v));
   }
   void AddBytes(std::string_view v) {
-    PutU32(&buf_, static_cast<uint32_t>(v.size()));
+    PutU32BE(buf_, static_cast<uint32_t>(v.size()));
     buf_.append(v);
   }
   Param ToParam(Oid array_type) && {

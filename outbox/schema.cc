@@ -1,23 +1,14 @@
 #include "outbox/schema.h"
 
+#include "base/coding.h"
 #include "outbox/checksum.h"
 #include "outbox/sqlite.h"
 
 namespace outpost::outbox {
 namespace {
 
-void PutU16(std::string& out, uint16_t v) {
-  out.push_back(static_cast<char>(v & 0xFF));
-  out.push_back(static_cast<char>(v >> 8));
-}
-void PutU32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
-void PutU64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
 void PutString(std::string& out, std::string_view s) {
-  PutU16(out, static_cast<uint16_t>(s.size()));
+  PutU16LE(out, static_cast<uint16_t>(s.size()));
   out.append(s);
 }
 
@@ -157,7 +148,7 @@ uint32_t MetaChecksum(std::string_view key, std::string_view value_bytes) {
 
 uint32_t StreamChecksum(std::string_view stream, uint64_t next_seq) {
   std::string tail(1, '\0');
-  PutU64(tail, next_seq);
+  PutU64LE(tail, next_seq);
   return Crc32c(Crc32c(0, stream), tail);
 }
 
@@ -238,15 +229,15 @@ std::string EnvelopeHeader(std::string_view site_id, std::string_view node_id,
   PutString(out, site_id);
   PutString(out, node_id);
   PutString(out, stream);
-  PutU64(out, seq);
+  PutU64LE(out, seq);
   out.push_back(static_cast<char>(kind));
-  PutU64(out, static_cast<uint64_t>(created_ms));
+  PutU64LE(out, static_cast<uint64_t>(created_ms));
   return out;
 }
 
 uint32_t RecordChecksum(std::string_view header, std::string_view stored_payload) {
   std::string len;
-  PutU32(len, static_cast<uint32_t>(stored_payload.size()));
+  PutU32LE(len, static_cast<uint32_t>(stored_payload.size()));
   uint32_t crc = Crc32c(0, header);
   crc = Crc32c(crc, len);
   return Crc32c(crc, stored_payload);

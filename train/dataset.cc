@@ -8,6 +8,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "base/coding.h"
 #include "train/digest.h"
 
 namespace outpost::train {
@@ -16,14 +17,8 @@ namespace {
 constexpr char kMagic[8] = {'O', 'P', 'D', 'S', 0, 0, 0, 1};
 constexpr uint32_t kCanonicalNan = 0x7FC00000u;
 
-void PutU32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
-void PutU64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
 void PutF32(std::string& out, float f) {
-  PutU32(out, std::isnan(f) ? kCanonicalNan : std::bit_cast<uint32_t>(f));
+  PutU32LE(out, std::isnan(f) ? kCanonicalNan : std::bit_cast<uint32_t>(f));
 }
 
 // Reads little-endian values from a byte string, failing with "truncated" at its end.
@@ -39,15 +34,13 @@ class Reader {
   bool U32(uint32_t& v) {
     std::string_view b;
     if (!Take(4, b)) return false;
-    v = 0;
-    for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(b[static_cast<size_t>(i)]);
+    v = GetU32LE(b.data());
     return true;
   }
   bool U64(uint64_t& v) {
     std::string_view b;
     if (!Take(8, b)) return false;
-    v = 0;
-    for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(b[static_cast<size_t>(i)]);
+    v = GetU64LE(b.data());
     return true;
   }
   size_t remaining() const { return bytes_.size() - pos_; }
@@ -87,15 +80,15 @@ Result<std::string> EncodeDataset(const Dataset& data) {
     return InvalidArgumentError("bad_count: the data set is larger than a data set file holds");
   }
   std::string out(kMagic, sizeof(kMagic));
-  PutU32(out, static_cast<uint32_t>(data.cols()));
+  PutU32LE(out, static_cast<uint32_t>(data.cols()));
   for (const std::string& name : data.feature_names) {
     if (name.empty() || name.size() > kMaxFeatureNameBytes) {
       return InvalidArgumentError("bad_count: a feature name must have 1 to 256 bytes");
     }
-    PutU32(out, static_cast<uint32_t>(name.size()));
+    PutU32LE(out, static_cast<uint32_t>(name.size()));
     out.append(name);
   }
-  PutU64(out, static_cast<uint64_t>(data.rows));
+  PutU64LE(out, static_cast<uint64_t>(data.rows));
   const bool labelled = !data.labels.empty();
   out.push_back(labelled ? 1 : 0);
   out.reserve(out.size() + 4 * (data.features.size() + data.labels.size()));
