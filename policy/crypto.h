@@ -1,5 +1,5 @@
-// Hashing for policy/: SHA-256 and HMAC-SHA256, as lowercase hex. The OpenSSL adapter of
-// policy/ (crypto.cc is the only file here that includes OpenSSL). Thread-safe.
+// Hashing for policy/: SHA-256 and HMAC-SHA256, as lowercase hex, over the crypto adapter
+// (base/crypto/crypto.h). Thread-safe.
 #ifndef OUTPOST_POLICY_CRYPTO_H_
 #define OUTPOST_POLICY_CRYPTO_H_
 
