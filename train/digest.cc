@@ -1,26 +1,21 @@
-// The OpenSSL adapter of train/: the only file of train/ that includes an OpenSSL header.
+// train/'s SHA-256 (as bytes and as lowercase hex), over the crypto adapter
+// (base/crypto/crypto.h).
 #include "train/digest.h"
 
-#include <openssl/sha.h>
+#include <cstring>
+
+#include "base/coding.h"
+#include "base/crypto/crypto.h"
 
 namespace outpost::train {
 
 std::array<uint8_t, 32> Sha256(std::string_view bytes) {
   std::array<uint8_t, 32> out{};
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), out.data());
+  std::string digest = crypto::Sha256(bytes);
+  std::memcpy(out.data(), digest.data(), out.size());
   return out;
 }
 
-std::string Sha256Hex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::array<uint8_t, 32> digest = Sha256(bytes);
-  std::string out;
-  out.reserve(64);
-  for (uint8_t b : digest) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 15]);
-  }
-  return out;
-}
+std::string Sha256Hex(std::string_view bytes) { return HexEncode(crypto::Sha256(bytes)); }
 
 }  // namespace outpost::train
