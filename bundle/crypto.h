@@ -1,4 +1,4 @@
-// Ed25519 signatures and SHA-256 for bundles: the only code of bundle/ that sees OpenSSL.
+// Ed25519 signatures and SHA-256 for bundles, over the crypto adapter (base/crypto/crypto.h).
 // Keys and signatures are raw bytes (32-byte seeds and public keys, 64-byte signatures);
 // FORMAT.md section 2 says how they are written in metadata.
 #ifndef OUTPOST_BUNDLE_CRYPTO_H_
