@@ -1,4 +1,4 @@
-// Encryption at rest of outbox payloads: the only code of the outbox that sees OpenSSL.
+// Encryption at rest of outbox payloads, over the crypto adapter (base/crypto/crypto.h).
 // Layout, key derivation and nonce rules are in FORMAT.md section 7.
 #ifndef OUTPOST_OUTBOX_CRYPTO_H_
 #define OUTPOST_OUTBOX_CRYPTO_H_
