@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <set>
 
+#include "base/coding.h"
 #include "bundle/reason.h"
 #include "bundle/tar.h"
 
@@ -179,14 +180,6 @@ class Reader {
   std::string what_;
 };
 
-bool IsHexDigest(std::string_view s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
 bool IsLabel(std::string_view s, size_t max_len) {
   if (s.empty() || s.size() > max_len) return false;
   for (char c : s) {
@@ -250,7 +243,7 @@ Status CheckTargetsContent(const Targets& t) {
     if (!IsSafeEntryName(name) || name.size() > 100 || name.rfind("outpost/", 0) == 0) {
       return InvalidArgumentError("bad target name \"" + name.substr(0, 100) + "\"");
     }
-    if (!IsHexDigest(file.sha256)) return InvalidArgumentError("bad target digest");
+    if (!IsHex64(file.sha256)) return InvalidArgumentError("bad target digest");
     if (file.length > kMaxCanonicalInteger) return InvalidArgumentError("target too long");
     if (name.rfind("blobs/sha256/", 0) == 0) {
       if (name.substr(13) != file.sha256) {
@@ -382,7 +375,7 @@ Result<Envelope> ParseEnvelope(std::string_view text) {
     OUTPOST_ASSIGN_OR_RETURN(Reader sr, Reader::Of(s, "signature", {"keyid", "sig"}));
     OUTPOST_ASSIGN_OR_RETURN(std::string keyid, sr.String("keyid"));
     OUTPOST_ASSIGN_OR_RETURN(std::string sig_hex, sr.String("sig"));
-    if (!IsHexDigest(keyid)) return Malformed("a signature's keyid is not a SHA-256 hex digest");
+    if (!IsHex64(keyid)) return Malformed("a signature's keyid is not a SHA-256 hex digest");
     auto sig = FromHex(sig_hex);
     if (!sig.ok() || sig->size() != kSignatureBytes) {
       return Malformed("a signature is not 64 bytes of hex");
@@ -534,7 +527,7 @@ Result<ModelDescriptor> ParseModelDescriptor(std::string_view text) {
   if (!IsLabel(d.engine, 32) || d.engine_version.empty() || d.engine_version.size() > 32) {
     return Malformed("bad descriptor engine");
   }
-  if (!IsHexDigest(d.lineage_sha256)) return Malformed("lineage_sha256 is not a SHA-256 digest");
+  if (!IsHex64(d.lineage_sha256)) return Malformed("lineage_sha256 is not a SHA-256 digest");
   for (auto [key, out] : {std::pair{"inputs", &d.inputs}, std::pair{"outputs", &d.outputs}}) {
     OUTPOST_ASSIGN_OR_RETURN(const JsonArray* specs, r.Array(key));
     for (const Json& s : *specs) {

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "base/coding.h"
 #include "base/file.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
@@ -19,14 +20,6 @@ namespace outpost::hub {
 namespace {
 
 constexpr std::string_view kTokenPrefix = "op1.";
-
-bool IsHex64(std::string_view s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
 
 HubResponse Json(int status, std::string body) {
   return HubResponse{.status = status, .body = std::move(body)};

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "base/coding.h"
 #include "bundle/crypto.h"
 #include "hub/store.h"
 #include "hub/store_internal.h"
@@ -53,13 +54,6 @@ bool IsValidUtf8(std::string_view s) {
       return false;
     }
     i += n + 1;
-  }
-  return true;
-}
-
-bool IsLowerHex(std::string_view s) {
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
   return true;
 }
@@ -196,8 +190,7 @@ Status ValidateIngest(const BatchKey& key, std::span<const HubRecord> records,
     if (audit->to_seq < audit->from_seq) {
       return InvalidArgumentError("audit segment ends before it starts");
     }
-    if (audit->from_hash.size() != 64 || audit->to_hash.size() != 64 ||
-        !IsLowerHex(audit->from_hash) || !IsLowerHex(audit->to_hash)) {
+    if (!IsHex64(audit->from_hash) || !IsHex64(audit->to_hash)) {
       return InvalidArgumentError("audit hashes must be 64 lowercase hex digits");
     }
     if (audit->lines.find('\0') != std::string::npos || !IsValidUtf8(audit->lines)) {

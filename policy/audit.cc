@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "base/coding.h"
 #include "base/file.h"
 #include "base/json_writer.h"
 #include "policy/crypto.h"
@@ -17,14 +18,6 @@ namespace dom = simdjson::dom;
 
 Status ChainError(std::string_view reason, const std::string& detail) {
   return DataLossError(std::string(reason) + ": " + detail);
-}
-
-bool IsHex64(std::string_view s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
 }
 
 // Checks that a line has every key with its type; returns its seq and prev.

@@ -7,6 +7,7 @@
 #include <limits>
 #include <unordered_set>
 
+#include "base/coding.h"
 #include "base/json_writer.h"
 #include "policy/crypto.h"
 
@@ -197,12 +198,8 @@ class Walker {
     }
     if (checking_) {
       std::string_view text;
-      bool ok = value.get_string().get(text) == simdjson::SUCCESS &&
-                text.size() == kHashPrefix.size() + 64 && text.starts_with(kHashPrefix);
-      for (size_t i = kHashPrefix.size(); ok && i < text.size(); ++i) {
-        const char c = text[i];
-        ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-      }
+      const bool ok = value.get_string().get(text) == simdjson::SUCCESS &&
+                      text.starts_with(kHashPrefix) && IsHex64(text.substr(kHashPrefix.size()));
       if (!ok) return Error("field_not_hashed", "member \"" + path + "\" must be a h1: digest");
       out.String(text);
       return true;

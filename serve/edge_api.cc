@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/coding.h"
 #include "base/json_writer.h"
 
 namespace outpost::serve {
@@ -66,13 +67,6 @@ Status OutboxStatus(const Status& s) {
     default:
       return s.WithContext("outbox");
   }
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // Decodes %XX and '+' of a query component; nullopt for a broken escape.
