@@ -24,6 +24,7 @@
 #include "apps/commands.h"
 #include "base/clock.h"
 #include "base/file.h"
+#include "hub/model_artifact.h"
 #include "hub/store.h"
 #include "train/distributed.h"
 #include "train/retrain.h"
@@ -129,23 +130,6 @@ Result<std::vector<train::EdgeRecord>> ReadRecords(hub::Store& store, const std:
   return out;
 }
 
-// The model file of a registry entry: artifact_path is the file, or a folder holding
-// model.json or model.ubj.
-Result<std::string> ReadModelArtifact(const hub::ModelEntry& entry) {
-  std::string path = entry.artifact_path;
-  if (IsDirectory(path)) {
-    path = PathExists(JoinPath(path, "model.json")) ? JoinPath(path, "model.json")
-                                                    : JoinPath(path, "model.ubj");
-  }
-  Result<std::string> bytes = ReadFile(path);
-  if (!bytes.ok()) {
-    return FailedPreconditionError("the champion " + entry.name + " version " +
-                                   std::to_string(entry.version) + " has no readable model (" +
-                                   bytes.status().ToString() + ")");
-  }
-  return bytes;
-}
-
 Status RunTrain(const TrainFlags& flags) {
   OUTPOST_ASSIGN_OR_RETURN(train::TrainConfig config, train::LoadTrainConfig(flags.config_file));
   const int workers = flags.workers > 0 ? flags.workers : config.workers;
@@ -160,8 +144,9 @@ Status RunTrain(const TrainFlags& flags) {
   for (const hub::ModelEntry& e : entries) {
     newest = std::max(newest, e.version);
     if (!inputs.champion.has_value() && (e.state == "approved" || e.state == "bundled")) {
-      OUTPOST_ASSIGN_OR_RETURN(std::string bytes, ReadModelArtifact(e));
-      inputs.champion = train::Champion{.version = e.version, .model_bytes = std::move(bytes)};
+      Result<std::string> bytes = hub::ReadModelArtifact(e);
+      if (!bytes.ok()) return bytes.status().WithContext("the champion");
+      inputs.champion = train::Champion{.version = e.version, .model_bytes = std::move(*bytes)};
     }
   }
   inputs.version = newest + 1;

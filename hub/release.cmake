@@ -1,8 +1,11 @@
 # outpost_hub_release: the release step of the retraining loop (a registry version becomes a
-# signed bundle) and the retraining schedule with its operator API (release.h). release.cc
-# is the yaml-cpp adapter of hub/ (the model config template and the release's config.yaml).
+# signed bundle) and the retraining schedule with its operator API (release.h).
 outpost_library(outpost_hub_release
-  SOURCES release.cc
+  SOURCES
+    release.cc            # release folders, config.yaml, bundles; the yaml-cpp adapter of hub/
+    model_artifact.cc     # a registry entry's model file (also read by `outpost train`)
+    retrain_scheduler.cc  # the checking thread, the `outpost train` jobs, their state files
+    registry_api.cc       # the operator's routes under /api/v1/models
   DEPS outpost_base outpost_hub_store outpost_bundle
   PRIVATE_DEPS yaml-cpp Threads::Threads)
 

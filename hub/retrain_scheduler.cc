@@ -1,0 +1,445 @@
+// RetrainScheduler's schedule and jobs (hub/release.h): the thread that counts each model's
+// labels, the jobs that run `outpost train` as a child process and read back the version it
+// registered, and the state files that carry the schedule across restarts (hub/FORMAT.md
+// section 8). The operator's routes are in registry_api.cc.
+#include "hub/retrain_scheduler.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+#include <system_error>
+#include <utility>
+
+#include "base/file.h"
+#include "base/json_writer.h"
+#include "base/logging.h"
+#include "bundle/metadata.h"
+
+namespace outpost::hub {
+namespace {
+
+using retrain_internal::JobResult;
+using retrain_internal::ModelSlot;
+
+constexpr uint64_t kMaxStateBytes = 64 << 10;  // retrain-<model>.json
+constexpr size_t kMaxErrorTail = 2000;         // bytes of train.log kept as the error
+
+// `path` made absolute and normal; `path` itself when that fails.
+std::string AbsolutePath(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::absolute(path, ec);
+  if (ec) return path;
+  return p.lexically_normal().string();
+}
+
+// The version `outpost train` registered: newer than `newest_before`, and the one whose
+// artifact is `artifact` where several are; null when there is none.
+const ModelEntry* RegisteredVersion(const std::vector<ModelEntry>& after, int64_t newest_before,
+                                    const std::string& artifact) {
+  const ModelEntry* registered = nullptr;
+  for (const ModelEntry& e : after) {
+    if (e.version > newest_before && (registered == nullptr || e.artifact_path == artifact)) {
+      registered = &e;
+    }
+  }
+  return registered;
+}
+
+// The last `max` bytes of a file, from a line start where one is near; empty when unreadable.
+std::string FileTail(const std::string& path, size_t max) {
+  Result<std::string> text = ReadFile(path, uint64_t{64} << 20);
+  if (!text.ok()) return "";
+  std::string s = std::move(*text);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  if (s.size() > max) {
+    s = s.substr(s.size() - max);
+    size_t nl = s.find('\n');
+    if (nl != std::string::npos && nl + 1 < s.size()) s = s.substr(nl + 1);
+  }
+  return s;
+}
+
+// Reads retrain-<model>.json into `status` (hub/FORMAT.md section 8). A missing file leaves
+// it as it is; DataLoss for a file that is not the format.
+Status LoadState(const std::string& path, RetrainStatus& status) {
+  if (!PathExists(path)) return Status::Ok();
+  OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(path, kMaxStateBytes));
+  auto damaged = [&](const std::string& why) {
+    return DataLossError(path + " is damaged (" + why +
+                         "); remove it to count labels from zero again");
+  };
+  Result<bundle::Json> doc = bundle::ParseJson(text, false);
+  if (!doc.ok()) return damaged(std::string(doc.status().message()));
+  const auto* top = std::get_if<bundle::JsonObject>(&doc->v);
+  if (top == nullptr) return damaged("not a JSON object");
+  auto integer = [&](const char* key, bool required, int64_t& out) -> Status {
+    auto it = top->find(key);
+    if (it == top->end()) {
+      return required ? damaged(std::string("no ") + key) : Status::Ok();
+    }
+    if (const uint64_t* u = std::get_if<uint64_t>(&it->second.v);
+        u != nullptr && *u <= static_cast<uint64_t>(INT64_MAX)) {
+      out = static_cast<int64_t>(*u);
+      return Status::Ok();
+    }
+    return damaged(std::string(key) + " is not a non-negative integer");
+  };
+  int64_t v = 0;
+  OUTPOST_RETURN_IF_ERROR(integer("v", true, v));
+  if (v != 1) return damaged("format version " + std::to_string(v) + " is not 1");
+  OUTPOST_RETURN_IF_ERROR(integer("last_run_ms", true, status.last_run_ms));
+  OUTPOST_RETURN_IF_ERROR(integer("labels_at_last_run", true, status.labels_at_last_run));
+  OUTPOST_RETURN_IF_ERROR(integer("runs", false, status.runs));
+  return Status::Ok();
+}
+
+std::string StateJson(const RetrainStatus& s) {
+  std::string out;
+  JsonWriter w(out);
+  w.BeginObject();
+  w.Key("v");
+  w.Int(1);
+  w.Key("model");
+  w.String(s.model);
+  w.Key("last_run_ms");
+  w.Int(s.last_run_ms);
+  w.Key("labels_at_last_run");
+  w.Int(s.labels_at_last_run);
+  w.Key("runs");
+  w.Int(s.runs);
+  w.EndObject();
+  out.push_back('\n');
+  return out;
+}
+
+}  // namespace
+
+ModelSlot* RetrainScheduler::Impl::Find(std::string_view model) const {
+  for (const auto& m : models) {
+    if (m->config.model == model) return m.get();
+  }
+  return nullptr;
+}
+
+// Feedback records of the model's stream in its tenant: one count per (site, bucket), a
+// bucket of 2^40 ms, summed — no payload is read. A store that refuses the count (more
+// buckets than it answers) is read page by page instead.
+Result<int64_t> RetrainScheduler::Impl::CountLabels(const RetrainConfig& c) {
+  CountQuery q{
+      .tenant = c.tenant, .kind = "feedback", .stream = c.model, .bucket_ms = int64_t{1} << 40};
+  Result<std::vector<CountBucket>> buckets = store.CountRecords(q);
+  if (buckets.ok()) {
+    int64_t n = 0;
+    for (const CountBucket& b : *buckets) n += static_cast<int64_t>(b.count);
+    return n;
+  }
+  if (buckets.status().code() != StatusCode::kInvalidArgument) return buckets.status();
+  RecordQuery rq{.tenant = c.tenant, .kind = "feedback", .stream = c.model, .limit = 10000};
+  int64_t n = 0;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<HubRecord> page, store.QueryRecords(rq));
+    for (const HubRecord& r : page) rq.after_id = std::max(rq.after_id, r.id);
+    n += static_cast<int64_t>(page.size());
+    if (page.size() < rq.limit) break;
+  }
+  return n;
+}
+
+void RetrainScheduler::Impl::UpdateDue(ModelSlot& m) {
+  m.status.next_due_ms =
+      m.config.every.count() > 0
+          ? m.status.last_run_ms +
+                std::chrono::duration_cast<std::chrono::milliseconds>(m.config.every).count()
+          : 0;
+}
+
+void RetrainScheduler::Impl::Notify(const RetrainStatus& status) {
+  if (options.on_update) options.on_update(status);
+}
+
+// Starts a job of `m` (not running; mu held). Returns the thread of the previous job, which
+// the caller joins once mu is released.
+std::thread RetrainScheduler::Impl::StartJobLocked(ModelSlot& m, std::optional<int64_t> labels,
+                                                   std::string why) {
+  m.status.running = true;
+  m.status.last_started_ms = UnixMillis(clock.Now());
+  std::thread previous = std::move(m.job);
+  m.job = std::thread([this, &m, labels, why = std::move(why)] { RunJob(m, labels, why); });
+  return previous;
+}
+
+void RetrainScheduler::Impl::Check(ModelSlot& m) {
+  Result<int64_t> labels = CountLabels(m.config);
+  std::thread previous;
+  RetrainStatus snapshot;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ++m.status.checks;
+    if (!labels.ok()) {
+      m.status.last_check_error = labels.status().ToString();
+      OUTPOST_LOG(kWarning) << "retraining: counting labels failed"
+                            << Field("model", m.config.model) << Field("error", labels.status());
+    } else {
+      m.status.last_check_error.clear();
+      m.status.labels_now = *labels;
+      const int64_t now_ms = UnixMillis(clock.Now());
+      const int64_t every_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(m.config.every).count();
+      std::string why;
+      if (m.config.min_new_labels > 0 &&
+          *labels - m.status.labels_at_last_run >= m.config.min_new_labels) {
+        why = "labels";
+      } else if (every_ms > 0 && now_ms - m.status.last_run_ms >= every_ms) {
+        why = "schedule";
+      }
+      if (!why.empty() && !m.status.running && !stopping) {
+        OUTPOST_LOG(kInfo) << "retraining due" << Field("model", m.config.model)
+                           << Field("trigger", why) << Field("labels_now", *labels)
+                           << Field("labels_at_last_run", m.status.labels_at_last_run);
+        previous = StartJobLocked(m, *labels, why);
+      }
+    }
+    snapshot = m.status;
+  }
+  if (previous.joinable()) previous.join();
+  Notify(snapshot);
+}
+
+void RetrainScheduler::Impl::Loop() {
+  std::unique_lock<std::mutex> lock(mu);
+  while (!stopping) {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<ModelSlot*> due;
+    auto next = now + std::chrono::hours(24);
+    for (auto& m : models) {
+      if (m->next_check <= now) {
+        due.push_back(m.get());
+        m->next_check = now + m->config.check_every;
+      }
+      next = std::min(next, m->next_check);
+    }
+    if (!due.empty()) {
+      lock.unlock();
+      for (ModelSlot* m : due) Check(*m);
+      lock.lock();
+      continue;
+    }
+    wake.wait_until(lock, next, [&] { return stopping; });
+  }
+}
+
+void RetrainScheduler::Impl::RunJob(ModelSlot& m, std::optional<int64_t> labels_at_start,
+                                    const std::string& why) {
+  const RetrainConfig& c = m.config;
+  int64_t started_ms = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    started_ms = m.status.last_started_ms;
+  }
+  std::optional<int64_t> labels = labels_at_start;
+  if (!labels) {
+    Result<int64_t> counted = CountLabels(c);
+    if (counted.ok()) labels = *counted;
+  }
+  JobResult job;
+  const std::string out = AbsolutePath(
+      JoinPath(JoinPath(options.data_dir, "training"), c.model + "-" + std::to_string(started_ms)));
+  Status s = TrainAndRegister(m, why, labels, out, job);
+  if (!s.ok()) {
+    job.outcome = "failed";
+    job.error = s.ToString();
+    OUTPOST_LOG(kWarning) << "retraining failed" << Field("model", c.model) << Field("error", s);
+  }
+  FinishJob(m, job, s, started_ms, labels);
+}
+
+// Runs `outpost train` into `out`, finds the version it registered and, with auto_approve,
+// releases a candidate. Fills `job` as it goes.
+Status RetrainScheduler::Impl::TrainAndRegister(ModelSlot& m, const std::string& why,
+                                                std::optional<int64_t> labels,
+                                                const std::string& out, JobResult& job) {
+  const RetrainConfig& c = m.config;
+  OUTPOST_RETURN_IF_ERROR(MakeDirectories(out));
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<ModelEntry> before, store.ListModels(c.model));
+  int64_t newest_before = 0;
+  for (const ModelEntry& e : before) newest_before = std::max(newest_before, e.version);
+  std::vector<std::string> argv = {options.self, "train", "--store",  options.store_url,
+                                   "--model",    c.model, "--config", c.train_config,
+                                   "--out",      out};
+  if (c.workers > 0) {
+    argv.push_back("--workers");
+    argv.push_back(std::to_string(c.workers));
+  }
+  OUTPOST_LOG(kInfo) << "retraining started" << Field("model", c.model) << Field("trigger", why)
+                     << Field("out", out) << Field("labels", labels.value_or(-1));
+  OUTPOST_RETURN_IF_ERROR(RunTrainer(m, argv, JoinPath(out, "train.log"), job.interrupted));
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<ModelEntry> after, store.ListModels(c.model));
+  const ModelEntry* registered =
+      RegisteredVersion(after, newest_before, JoinPath(out, "model.json"));
+  if (registered == nullptr) {
+    return InternalError("outpost train exited 0 but registered no version of " + c.model);
+  }
+  job.version = registered->version;
+  job.outcome = registered->state;
+  job.state = registered->state;
+  OUTPOST_LOG(kInfo) << "retraining finished" << Field("model", c.model)
+                     << Field("version", job.version) << Field("outcome", job.outcome);
+  if (c.auto_approve && job.state == "candidate") AutoRelease(m, job);
+  return Status::Ok();
+}
+
+// Runs `outpost train` with `argv`, its output in `log_path` and its lines in our log, as
+// m.child so that Stop() can signal it. Sets `interrupted` when Stop() was under way as it
+// ended; an error with the log's tail when it exits non-zero.
+Status RetrainScheduler::Impl::RunTrainer(ModelSlot& m, const std::vector<std::string>& argv,
+                                          const std::string& log_path, bool& interrupted) {
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> child, Subprocess::Start(argv, log_path));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    m.child = child.get();
+    if (stopping) child->Signal(SIGTERM).IgnoreError();
+  }
+  for (size_t lines = 0;; ++lines) {
+    Result<std::string> line = child->ReadLine();
+    if (!line.ok()) break;
+    if (lines < 1000) {
+      OUTPOST_LOG(kInfo) << "outpost train: " << *line << Field("model", m.config.model);
+    }
+  }
+  {
+    // The child is not reaped before this, so a signal sent under mu reaches it alone.
+    std::lock_guard<std::mutex> lock(mu);
+    m.child = nullptr;
+    interrupted = stopping;
+  }
+  const int code = child->Wait();
+  if (code != 0) {
+    std::string tail = FileTail(log_path, kMaxErrorTail);
+    return InternalError("outpost train exited with " + std::to_string(code) +
+                         (tail.empty() ? "" : ": " + tail));
+  }
+  return Status::Ok();
+}
+
+// Approves and releases the candidate `job.version`: "bundled" with its bundle, or
+// "approved" with the release's error.
+void RetrainScheduler::Impl::AutoRelease(ModelSlot& m, JobResult& job) {
+  std::lock_guard<std::mutex> release_lock(m.release_mu);
+  Result<ReleaseResult> released =
+      ApproveAndRelease(store, m.config, job.version, options.data_dir, clock);
+  if (released.ok()) {
+    job.state = "bundled";
+    job.bundle_path = released->bundle_path;
+  } else {
+    job.state = "approved";
+    job.error = "release failed: " + released.status().ToString();
+  }
+}
+
+// Records the finished job (status `s`) in m.status and, unless Stop() interrupted it, in
+// the model's state file; then tells on_update.
+void RetrainScheduler::Impl::FinishJob(ModelSlot& m, const JobResult& job, const Status& s,
+                                       int64_t started_ms, std::optional<int64_t> labels) {
+  // A job that Stop() interrupted is not recorded: it runs again after a restart.
+  const bool record = !(job.interrupted && !s.ok());
+  RetrainStatus snapshot;
+  std::string state_text;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    RetrainStatus& st = m.status;
+    st.running = false;
+    st.last_finished_ms = UnixMillis(clock.Now());
+    st.last_outcome = job.outcome;
+    st.last_version = job.version;
+    st.last_state = job.state;
+    st.last_bundle = job.bundle_path;
+    st.last_error = job.interrupted && !s.ok() ? "stopped: " + job.error : job.error;
+    if (record) {
+      ++st.runs;
+      st.last_run_ms = started_ms;
+      if (labels) st.labels_at_last_run = *labels;
+      UpdateDue(m);
+      state_text = StateJson(st);
+    }
+    snapshot = st;
+  }
+  if (record) {
+    Status saved = WriteFileAtomically(m.state_path, state_text, 0600);
+    if (!saved.ok()) {
+      OUTPOST_LOG(kError) << "retraining: the state file could not be written"
+                          << Field("path", m.state_path) << Field("error", saved);
+    }
+  }
+  Notify(snapshot);
+}
+
+Result<std::unique_ptr<RetrainScheduler>> RetrainScheduler::Start(Store& store, Options options) {
+  if (options.data_dir.empty()) return InvalidArgumentError("the retraining needs a data folder");
+  if (options.self.empty()) return InvalidArgumentError("the retraining needs the outpost program");
+  std::set<std::string> names;
+  for (const RetrainConfig& c : options.models) {
+    OUTPOST_RETURN_IF_ERROR(ValidateRetrainConfig(c));
+    if (!names.insert(c.model).second) {
+      return InvalidArgumentError("retrain: model " + c.model + " is configured twice");
+    }
+  }
+  OUTPOST_RETURN_IF_ERROR(MakeDirectories(options.data_dir));
+  auto impl = std::make_unique<Impl>(store, std::move(options));
+  for (const RetrainConfig& c : impl->options.models) {
+    auto slot = std::make_unique<ModelSlot>();
+    slot->config = c;
+    slot->status.model = c.model;
+    slot->state_path = JoinPath(impl->options.data_dir, "retrain-" + c.model + ".json");
+    OUTPOST_RETURN_IF_ERROR(LoadState(slot->state_path, slot->status));
+    impl->UpdateDue(*slot);
+    OUTPOST_LOG(kInfo) << "retraining configured" << Field("model", c.model)
+                       << Field("tenant", c.tenant) << Field("min_new_labels", c.min_new_labels)
+                       << Field("every_s", c.every.count())
+                       << Field("labels_at_last_run", slot->status.labels_at_last_run)
+                       << Field("auto_approve", c.auto_approve);
+    impl->models.push_back(std::move(slot));
+  }
+  Impl* raw = impl.get();
+  raw->loop = std::thread([raw] { raw->Loop(); });
+  return std::unique_ptr<RetrainScheduler>(new RetrainScheduler(std::move(impl)));
+}
+
+RetrainScheduler::RetrainScheduler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+RetrainScheduler::~RetrainScheduler() { Stop(); }
+
+void RetrainScheduler::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+    for (auto& m : impl_->models) {
+      if (m->child != nullptr) {
+        OUTPOST_LOG(kInfo) << "stopping a running retraining job"
+                           << Field("model", m->config.model);
+        m->child->Signal(SIGTERM).IgnoreError();
+      }
+    }
+  }
+  impl_->wake.notify_all();
+  if (impl_->loop.joinable()) impl_->loop.join();
+  // No job starts once stopping is set and the loop has ended; the API refuses new ones.
+  for (auto& m : impl_->models) {
+    std::thread job;
+    {
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      job = std::move(m->job);
+    }
+    if (job.joinable()) job.join();
+  }
+}
+
+Result<RetrainStatus> RetrainScheduler::RunStatus(const std::string& model) const {
+  ModelSlot* m = impl_->Find(model);
+  if (m == nullptr) return NotFoundError("no retraining is configured for " + model);
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return m->status;
+}
+
+}  // namespace outpost::hub

@@ -1,0 +1,113 @@
+// The inside of RetrainScheduler (hub/release.h), shared by its two files and by nothing
+// else: retrain_scheduler.cc (the checking thread, the jobs and their state files) and
+// registry_api.cc (the operator's routes under /api/v1/models). Code outside
+// outpost_hub_release includes hub/release.h, never this header.
+#ifndef OUTPOST_HUB_RETRAIN_SCHEDULER_H_
+#define OUTPOST_HUB_RETRAIN_SCHEDULER_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "base/subprocess.h"
+#include "hub/http.h"
+#include "hub/release.h"
+#include "hub/store.h"
+
+namespace outpost::hub {
+namespace retrain_internal {
+
+// One configured model: its configuration and what the scheduler knows of it.
+struct ModelSlot {
+  RetrainConfig config;
+  RetrainStatus status;
+  std::string state_path;
+  std::chrono::steady_clock::time_point next_check{};
+  std::thread job;              // the current or last job's thread
+  Subprocess* child = nullptr;  // the running `outpost train`; owned by the job's thread
+  std::mutex release_mu;        // serializes approve, reject and auto-approve of this model
+};
+
+// What one retraining job did, as the model's status reports it.
+struct JobResult {
+  std::string outcome = "failed";  // the registered version's state, or "failed"
+  std::string error;
+  std::string state;  // the version's state after auto-approval
+  std::string bundle_path;
+  int64_t version = 0;
+  bool interrupted = false;  // Stop() was under way when `outpost train` ended
+};
+
+}  // namespace retrain_internal
+
+struct RetrainScheduler::Impl {
+  using ModelSlot = retrain_internal::ModelSlot;
+  using JobResult = retrain_internal::JobResult;
+
+  Store& store;
+  Options options;
+  Clock& clock;
+  // The slots never move once made (the vector is filled before any thread starts).
+  std::vector<std::unique_ptr<ModelSlot>> models;
+
+  mutable std::mutex mu;  // guards every slot's status, next_check, job and child; stopping
+  std::condition_variable wake;
+  bool stopping = false;
+  std::thread loop;
+
+  Impl(Store& s, Options o)
+      : store(s), options(std::move(o)), clock(options.clock ? *options.clock : SystemClock()) {}
+
+  // --- the schedule and the jobs (retrain_scheduler.cc) ---
+
+  // The slot of `model`; null when it is not configured.
+  ModelSlot* Find(std::string_view model) const;
+  Result<int64_t> CountLabels(const RetrainConfig& c);
+  void UpdateDue(ModelSlot& m);
+  void Notify(const RetrainStatus& status);
+  std::thread StartJobLocked(ModelSlot& m, std::optional<int64_t> labels, std::string why);
+  // Counts the model's labels and starts a job when a trigger fires.
+  void Check(ModelSlot& m);
+  // The checking thread: checks each model every check_every until Stop().
+  void Loop();
+  // One job's thread: trains, registers, maybe releases, and records the outcome.
+  void RunJob(ModelSlot& m, std::optional<int64_t> labels_at_start, const std::string& why);
+  Status TrainAndRegister(ModelSlot& m, const std::string& why, std::optional<int64_t> labels,
+                          const std::string& out, JobResult& job);
+  Status RunTrainer(ModelSlot& m, const std::vector<std::string>& argv, const std::string& log_path,
+                    bool& interrupted);
+  void AutoRelease(ModelSlot& m, JobResult& job);
+  void FinishJob(ModelSlot& m, const JobResult& job, const Status& s, int64_t started_ms,
+                 std::optional<int64_t> labels);
+
+  // --- the operator API (registry_api.cc) ---
+
+  // GET /api/v1/models: the caller's tenant's configured models.
+  HubResponse ListConfigured(const Caller& caller);
+  // GET .../{model}/versions: the registry's versions of the model.
+  HubResponse Versions(ModelSlot& m);
+  Result<ModelEntry> Entry(ModelSlot& m, int64_t version, HubResponse* refusal);
+  // POST .../versions/{v}/approve: approves and releases the version.
+  HubResponse Approve(ModelSlot& m, int64_t version);
+  // POST .../versions/{v}/reject.
+  HubResponse Reject(ModelSlot& m, int64_t version);
+  // POST .../{model}/retrain: starts a job now.
+  HubResponse StartRetrain(ModelSlot& m);
+  // GET .../{model}/retrain: the model's RetrainStatus.
+  HubResponse RetrainStatusResponse(ModelSlot& m);
+  // Every target under /api/v1/models (RetrainScheduler::Handle).
+  HubResponse Handle(const HubRequest& request);
+};
+
+}  // namespace outpost::hub
+
+#endif  // OUTPOST_HUB_RETRAIN_SCHEDULER_H_
