@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/coding.h"
 #include "base/logging.h"
 #include "engine/model.h"
 #include "engine/tensor.h"
@@ -238,10 +239,7 @@ Result<Tensor> FromRaw(DataType type, const engine::Shape& shape, int64_t count,
         return InvalidArgumentError(where + ": raw BYTES data ends inside the length of element " +
                                     std::to_string(i));
       }
-      uint32_t length = 0;
-      for (int b = 3; b >= 0; --b) {
-        length = (length << 8) | static_cast<uint8_t>(raw[pos + static_cast<size_t>(b)]);
-      }
+      const uint32_t length = GetU32LE(raw.data() + pos);
       pos += 4;
       if (raw.size() - pos < length) {
         return InvalidArgumentError(where + ": raw BYTES element " + std::to_string(i) + " says " +

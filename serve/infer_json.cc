@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "base/coding.h"
 #include "base/json_writer.h"
 
 namespace outpost::serve {
@@ -419,12 +420,6 @@ Result<std::optional<bool>> BoolParameter(const Parameters& parameters, std::str
                               " must be true or false");
 }
 
-uint32_t ReadUint32Le(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-
 // Takes `size` bytes of binary tensor data for `input` (its shape and datatype already known)
 // and fills `tensor` from them. Checks the size against the shape before allocating.
 Status FillFromBinary(std::string_view input, DataType type, engine::Shape shape, int64_t count,
@@ -451,7 +446,7 @@ Status FillFromBinary(std::string_view input, DataType type, engine::Shape shape
       if (bytes.size() - pos < 4) {
         return InvalidArgumentError(where + ": binary data ends inside a BYTES element's length");
       }
-      const uint32_t length = ReadUint32Le(bytes.data() + pos);
+      const uint32_t length = GetU32LE(bytes.data() + pos);
       pos += 4;
       if (length > bytes.size() - pos) {
         return InvalidArgumentError(where + ": a BYTES element of " + std::to_string(length) +
@@ -776,10 +771,7 @@ void AppendBinary(const Tensor& t, std::string& out) {
     return;
   }
   for (const std::string& s : t.strings()) {
-    const uint32_t length = static_cast<uint32_t>(s.size());
-    const char prefix[4] = {static_cast<char>(length), static_cast<char>(length >> 8),
-                            static_cast<char>(length >> 16), static_cast<char>(length >> 24)};
-    out.append(prefix, 4);
+    PutU32LE(out, static_cast<uint32_t>(s.size()));
     out.append(s);
   }
 }

@@ -8,6 +8,7 @@
 #include <tuple>
 #include <unordered_set>
 
+#include "base/coding.h"
 #include "train/digest.h"
 
 namespace outpost::train {
@@ -50,8 +51,7 @@ bool InHoldout(std::string_view site_id, std::string_view request_id, std::strin
   key.append(request_id).push_back('\0');
   key.append(salt);
   std::array<uint8_t, 32> digest = Sha256(key);
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | digest[static_cast<size_t>(i)];
+  const uint64_t v = GetU64BE(reinterpret_cast<const char*>(digest.data()));
   return static_cast<double>(v) * 0x1.0p-64 < fraction;
 }
 
