@@ -1,8 +1,9 @@
 // Signatures and certificates for export files and receipts (FORMAT.md sections 4 and 5):
 // Ed25519 over the file's bytes, X.509 certificates in PEM checked against a CA; and the
 // primitives that seal an export file to a hub's key (section 6): X25519, HKDF-SHA256,
-// AES-256-GCM, SHA-256. crypto.cc is the OpenSSL adapter of sync/ for these (https_client.cc
-// is the one for TLS). Thread-safe.
+// AES-256-GCM, SHA-256. crypto.cc builds these on the crypto adapter (base/crypto/crypto.h);
+// certificate.cc is the OpenSSL X.509 adapter of sync/ for the certificate functions
+// (https_client.cc is the one for TLS). Thread-safe.
 #ifndef OUTPOST_SYNC_CRYPTO_H_
 #define OUTPOST_SYNC_CRYPTO_H_
 
