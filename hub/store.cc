@@ -5,7 +5,7 @@
 #include <string>
 
 #include "base/coding.h"
-#include "bundle/crypto.h"
+#include "base/crypto/crypto.h"
 #include "hub/store.h"
 #include "hub/store_internal.h"
 
@@ -222,7 +222,7 @@ std::string RecordContentHash(const HubRecord& record) {
   AppendI64(&buf, record.created_ms);
   AppendU32(&buf, static_cast<uint32_t>(record.payload.size()));
   buf += record.payload;
-  return bundle::Sha256Of(buf);
+  return crypto::Sha256(buf);
 }
 
 std::vector<std::string> SplitAuditLines(std::string_view lines) {

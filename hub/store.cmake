@@ -9,7 +9,7 @@ outpost_library(outpost_hub_store
     sqlite_store.cc
     postgres_store.cc    # the libpq adapter of hub/
   DEPS outpost_base
-  PRIVATE_DEPS outpost_outbox outpost_bundle PostgreSQL::PostgreSQL)
+  PRIVATE_DEPS outpost_outbox outpost_crypto PostgreSQL::PostgreSQL)
 
 # A private PostgreSQL cluster for tests and benchmarks (testing/postgres_cluster.h).
 outpost_library(outpost_hub_testing
