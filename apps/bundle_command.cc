@@ -174,8 +174,7 @@ Result<bundle::VerifiedBundle> VerifyOnly(const BundleFlags& f) {
       f.bundle, root, state,
       {.site_id = f.sites.empty() ? "" : f.sites[0], .site_groups = f.groups,
        .staging_dir = JoinPath(tmpl, "staging"), .clock = &SystemClock()});
-  std::error_code ec;
-  std::filesystem::remove_all(tmpl, ec);
+  RemoveTree(tmpl).IgnoreError();
   return v;
 }
 

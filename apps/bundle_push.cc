@@ -228,8 +228,7 @@ Result<std::vector<std::string>> PushBundle(const std::string& bundle_path,
   };
   Result<std::vector<std::string>> result = push();
   ::close(fd);
-  std::error_code ec;
-  std::filesystem::remove_all(tmp_dir, ec);
+  RemoveTree(tmp_dir).IgnoreError();
   return result;
 }
 

@@ -1369,9 +1369,8 @@ Status RunDemo(const DemoFlags& flags) {
   }
   Status s = RunLoop(flags, workdir);
   if (temporary) {
-    std::error_code ec;
     if (s.ok()) {
-      std::filesystem::remove_all(workdir, ec);
+      RemoveTree(workdir).IgnoreError();
     } else {
       std::fprintf(stderr, "the demo's files (logs included) are kept in %s\n", workdir.c_str());
     }

@@ -8,7 +8,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <vector>
 
 #include "base/file.h"
@@ -133,10 +132,7 @@ PostgresCluster::~PostgresCluster() {
     RunResult r = RunProgram(argv);
     if (r.exit_code != 0) fprintf(stderr, "pg_ctl stop failed: %s\n", r.err.c_str());
   }
-  if (!dir_.empty()) {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  if (!dir_.empty()) RemoveTree(dir_).IgnoreError();
 }
 
 Status PostgresCluster::Restart() {
