@@ -4,8 +4,8 @@
 // appears here: keys, digests, nonces and ciphertexts are raw bytes in std::string.
 //
 // What each subsystem builds on it (bundle signatures, sealed exports, outbox encryption at
-// rest, policy HMACs, data set digests) and the formats they write are described in the
-// subsystems' FORMAT.md files; this layer only computes.
+// rest, policy HMACs, data set digests) and the formats they write are described in each
+// subsystem's format document; this layer only computes.
 //
 // Every function is thread-safe. Sizes are checked: a key, seed, nonce or signature of the
 // wrong length is InvalidArgument (or false, for the verifiers), never a crash.
