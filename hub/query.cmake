@@ -1,7 +1,18 @@
 # The dashboard: the JSON query API under /api/v1/ (hub/QUERY_API.md) and the built web
 # assets (web/, built by scripts/setup.sh into web/dist).
+# The handlers read stored payloads with simdjson: dashboard_internal.h includes simdjson.h,
+# so every file here but dashboard_query.cc sees it.
 outpost_library(outpost_hub_query
-  SOURCES dashboard.cc  # the simdjson adapter of the dashboard
+  SOURCES
+    dashboard.cc             # the router; responses, payload readers, paging shared below
+    dashboard_query.cc       # query strings and the parameters every route checks
+    dashboard_sites.cc       # /api/v1/sites, /api/v1/sites/{site}
+    dashboard_series.cc      # /api/v1/sites/{site}/series
+    dashboard_audit.cc       # /api/v1/sites/{site}/audit
+    dashboard_aggregates.cc  # /api/v1/aggregates
+    dashboard_records.cc     # /api/v1/records
+    dashboard_training.cc    # /api/v1/training
+    dashboard_assets.cc      # the built web assets (web/dist)
   DEPS outpost_base
   PRIVATE_DEPS simdjson::simdjson)
 # Where the hub finds the built assets unless told otherwise.

@@ -1,0 +1,94 @@
+// What the dashboard's route handlers share (hub/dashboard.h): the request's context, the
+// JSON and error responses, the readers of stored payloads, paging through records, and one
+// handler per resource, each in its own file:
+//   dashboard_sites.cc       GET /api/v1/sites, GET /api/v1/sites/{site}
+//   dashboard_series.cc      GET /api/v1/sites/{site}/series
+//   dashboard_audit.cc       GET /api/v1/sites/{site}/audit
+//   dashboard_aggregates.cc  GET /api/v1/aggregates
+//   dashboard_records.cc     GET /api/v1/records
+//   dashboard_training.cc    GET /api/v1/training
+//   dashboard_assets.cc      the built web assets
+// dashboard.cc routes a request to them. Internal to outpost_hub_query, whose files alone
+// include simdjson.h (a private dependency of the library).
+#ifndef OUTPOST_HUB_DASHBOARD_INTERNAL_H_
+#define OUTPOST_HUB_DASHBOARD_INTERNAL_H_
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "hub/dashboard.h"
+#include "hub/dashboard_query.h"
+#include "hub/http.h"
+#include "hub/store.h"
+
+namespace outpost::hub::dashboard_internal {
+
+// One API request: the store, the options, the time it is answered at and the caller's
+// tenant (every handler answers for this tenant alone).
+struct ApiContext {
+  Store& store;  // the dashboard's; outlives the request
+  const DashboardOptions& options;
+  int64_t now_ms = 0;
+  std::string tenant;
+};
+
+// --- responses ---
+
+// A JSON answer, not to be cached.
+HubResponse Json(int status, std::string body);
+// An error answer {"error", "reason"}, not to be cached.
+HubResponse Error(int status, std::string_view reason, std::string_view message);
+// 400 for an InvalidArgument from the parameter parsers ("reason: message").
+HubResponse BadRequest(const Status& status);
+// 404 site_not_found, 400 bad_parameter or 503 store_unavailable for a store's error.
+HubResponse StoreError(const Status& status);
+
+// --- payloads ---
+
+// Reads a JSON number (any of simdjson's three kinds) as a double.
+std::optional<double> Number(simdjson::dom::element e);
+std::optional<double> NumberField(simdjson::dom::object o, std::string_view key);
+// A count: a finite number in [0, 1e18]; 0 otherwise.
+uint64_t CountField(simdjson::dom::object o, std::string_view key);
+// A string field; empty when absent or not a string.
+std::string StringField(simdjson::dom::object o, std::string_view key);
+// Parses `json` as an object; false when it is not one.
+bool ParseObject(simdjson::dom::parser& parser, const std::string& json,
+                 simdjson::dom::object& out);
+
+// --- the store ---
+
+// Reads every record that `query` selects, page by page, up to `max_records`. Sets
+// *truncated when more were there.
+Status ScanRecords(Store& store, RecordQuery query, size_t max_records,
+                   const std::function<void(const HubRecord&)>& visit, bool* truncated);
+
+// The caller's site named `site_id`, or NotFound (also for another tenant's site).
+Result<SiteSummary> FindSite(Store& store, const std::string& tenant, std::string_view site_id);
+
+// --- the handlers, one per resource; each gets the parsed parameters ---
+
+HubResponse SitesResponse(const ApiContext& api, const QueryParams& params);
+HubResponse SiteResponse(const ApiContext& api, std::string_view site_id,
+                         const QueryParams& params);
+HubResponse SeriesResponse(const ApiContext& api, std::string_view site_id,
+                           const QueryParams& params);
+HubResponse AuditResponse(const ApiContext& api, std::string_view site_id,
+                          const QueryParams& params);
+HubResponse AggregatesResponse(const ApiContext& api, const QueryParams& params);
+HubResponse RecordsResponse(const ApiContext& api, const QueryParams& params);
+HubResponse TrainingResponse(const ApiContext& api, const QueryParams& params);
+
+// GET of `path` (the target's path) from the built assets in `assets_dir`: 404 for a path
+// that is not an asset, 503 when the assets are not built.
+HubResponse AssetResponse(const std::string& assets_dir, std::string_view path);
+
+}  // namespace outpost::hub::dashboard_internal
+
+#endif  // OUTPOST_HUB_DASHBOARD_INTERNAL_H_

@@ -1,0 +1,295 @@
+// GET /api/v1/sites and GET /api/v1/sites/{site} (dashboard_internal.h): each site's
+// identity, its nodes' reports and models, and its health, honest about disconnection.
+#include <simdjson.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "base/json_writer.h"
+#include "hub/dashboard_internal.h"
+
+namespace outpost::hub::dashboard_internal {
+namespace {
+
+struct ModelRef {
+  std::string name;
+  int64_t version = 0;
+  std::string state;
+};
+
+std::vector<ModelRef> ParseModels(simdjson::dom::parser& parser, const std::string& json) {
+  std::vector<ModelRef> models;
+  simdjson::dom::element e;
+  if (parser.parse(json).get(e) != simdjson::SUCCESS) return models;
+  simdjson::dom::array array;
+  if (e.get_array().get(array) != simdjson::SUCCESS) return models;
+  for (simdjson::dom::element item : array) {
+    simdjson::dom::object o;
+    if (item.get_object().get(o) != simdjson::SUCCESS) continue;
+    ModelRef ref;
+    ref.name = StringField(o, "name");
+    std::optional<double> version = NumberField(o, "version");
+    if (version && std::isfinite(*version) && std::fabs(*version) < 9e15) {
+      ref.version = static_cast<int64_t>(*version);
+    }
+    ref.state = StringField(o, "state");
+    if (!ref.name.empty() && models.size() < 256) models.push_back(std::move(ref));
+  }
+  return models;
+}
+
+std::string AgoText(int64_t elapsed_ms) {
+  auto plural = [](int64_t n, std::string_view unit) {
+    return std::to_string(n) + " " + std::string(unit) + (n == 1 ? "" : "s");
+  };
+  if (elapsed_ms < 0) elapsed_ms = 0;
+  if (elapsed_ms >= kMsPerDay)
+    return "last heard " + plural(elapsed_ms / kMsPerDay, "day") + " ago";
+  if (elapsed_ms >= kMsPerHour) {
+    return "last heard " + plural(elapsed_ms / kMsPerHour, "hour") + " ago";
+  }
+  return "last heard " + plural(elapsed_ms / kMsPerMinute, "minute") + " ago";
+}
+
+std::string FormatDays(double days) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), std::round(days * 10) / 10,
+                                 std::chars_format::fixed, 1);
+  (void)ec;
+  return std::string(buf, end);
+}
+
+// Writes a model's name, version and state as three keys of the open object.
+void WriteModelFields(JsonWriter& w, const ModelRef& model) {
+  w.Key("name");
+  w.String(model.name);
+  w.Key("version");
+  w.Int(model.version);
+  w.Key("state");
+  w.String(model.state);
+}
+
+// Writes the site's own fields: identity, contact times and its record count.
+void WriteSiteIdentity(JsonWriter& w, const SiteSummary& summary) {
+  const Site& site = summary.site;
+  w.Key("site_id");
+  w.String(site.site_id);
+  w.Key("region");
+  w.String(site.region);
+  w.Key("created_ms");
+  w.Int(site.created_ms);
+  w.Key("revoked");
+  w.Bool(site.revoked);
+  w.Key("last_contact_ms");
+  if (site.last_contact_ms > 0) {
+    w.Int(site.last_contact_ms);
+  } else {
+    w.Null();
+  }
+  w.Key("newest_record_ms");
+  if (summary.newest_record_ms) {
+    w.Int(*summary.newest_record_ms);
+  } else {
+    w.Null();
+  }
+  w.Key("records");
+  w.Uint(summary.records);
+}
+
+// What a site's node reports add up to.
+struct NodeTotals {
+  uint64_t backlog_records = 0;
+  uint64_t backlog_bytes = 0;
+  std::optional<double> reported;                  // the smallest autonomy a node reported, in days
+  std::optional<double> left;                      // the smallest autonomy left at now_ms, in days
+  std::vector<std::vector<ModelRef>> node_models;  // each node's models, in node order
+};
+
+// Sums the node reports of `summary` as of `now_ms` and parses each node's models.
+NodeTotals SumNodes(simdjson::dom::parser& parser, const SiteSummary& summary, int64_t now_ms) {
+  NodeTotals totals;
+  for (const NodeStatus& node : summary.nodes) {
+    totals.backlog_records += node.backlog_records;
+    totals.backlog_bytes += node.backlog_bytes;
+    if (node.autonomy_days && std::isfinite(*node.autonomy_days)) {
+      double days = *node.autonomy_days;
+      double since_report = static_cast<double>(std::max<int64_t>(0, now_ms - node.received_ms)) /
+                            static_cast<double>(kMsPerDay);
+      double remaining = std::max(0.0, days - since_report);
+      totals.reported = totals.reported ? std::min(*totals.reported, days) : days;
+      totals.left = totals.left ? std::min(*totals.left, remaining) : remaining;
+    }
+    totals.node_models.push_back(ParseModels(parser, node.models_json));
+  }
+  return totals;
+}
+
+// Writes the site's backlog and autonomy totals and the models of all its nodes.
+void WriteNodeTotals(JsonWriter& w, const SiteSummary& summary, const NodeTotals& totals) {
+  w.Key("backlog_records");
+  w.Uint(totals.backlog_records);
+  w.Key("backlog_bytes");
+  w.Uint(totals.backlog_bytes);
+  w.Key("autonomy_days_reported");
+  w.OptionalDouble(totals.reported);
+  w.Key("autonomy_days_left");
+  if (totals.left) {
+    w.Double(std::round(*totals.left * 1000) / 1000);
+  } else {
+    w.Null();
+  }
+  w.Key("models");
+  w.BeginArray();
+  for (size_t i = 0; i < summary.nodes.size(); ++i) {
+    for (const ModelRef& model : totals.node_models[i]) {
+      w.BeginObject();
+      WriteModelFields(w, model);
+      w.Key("node_id");
+      w.String(summary.nodes[i].node_id);
+      w.EndObject();
+    }
+  }
+  w.EndArray();
+}
+
+// Writes the "nodes" array: each node's report with its models.
+void WriteNodes(JsonWriter& w, const SiteSummary& summary, const NodeTotals& totals) {
+  w.Key("nodes");
+  w.BeginArray();
+  for (size_t i = 0; i < summary.nodes.size(); ++i) {
+    const NodeStatus& node = summary.nodes[i];
+    w.BeginObject();
+    w.Key("node_id");
+    w.String(node.node_id);
+    w.Key("reported_ms");
+    w.Int(node.reported_ms);
+    w.Key("received_ms");
+    w.Int(node.received_ms);
+    w.Key("backlog_records");
+    w.Uint(node.backlog_records);
+    w.Key("backlog_bytes");
+    w.Uint(node.backlog_bytes);
+    w.Key("autonomy_days");
+    w.OptionalDouble(node.autonomy_days);
+    w.Key("models");
+    w.BeginArray();
+    for (const ModelRef& model : totals.node_models[i]) {
+      w.BeginObject();
+      WriteModelFields(w, model);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+struct SiteHealth {
+  std::string health;  // "ok", "warning", "silent", "never" or "revoked"
+  std::string text;    // the health in words, for the page
+};
+
+// The site's health, honest about disconnection: a silent site is never "ok".
+SiteHealth HealthOf(const Site& site, std::optional<double> left, int64_t elapsed,
+                    const DashboardOptions& options) {
+  if (site.revoked) return {"revoked", "credential revoked"};
+  if (site.last_contact_ms <= 0) return {"never", "never heard from"};
+  if (elapsed > options.silent_after.count()) return {"silent", AgoText(elapsed)};
+  if (left && *left < options.autonomy_warning_days) {
+    return {"warning", "autonomy " + FormatDays(*left) + " days left"};
+  }
+  return {"ok", AgoText(elapsed)};
+}
+
+void WriteSite(JsonWriter& w, simdjson::dom::parser& parser, const SiteSummary& summary,
+               int64_t now_ms, const DashboardOptions& options,
+               std::map<std::string, int>* counts) {
+  const Site& site = summary.site;
+  w.BeginObject();
+  WriteSiteIdentity(w, summary);
+  NodeTotals totals = SumNodes(parser, summary, now_ms);
+  WriteNodeTotals(w, summary, totals);
+  WriteNodes(w, summary, totals);
+
+  int64_t elapsed = now_ms - site.last_contact_ms;
+  SiteHealth health = HealthOf(site, totals.left, elapsed, options);
+  if (counts != nullptr) ++(*counts)[health.health];
+  w.Key("health");
+  w.String(health.health);
+  w.Key("health_text");
+  w.String(health.text);
+  w.Key("silent_for_ms");
+  if (site.last_contact_ms > 0) {
+    w.Int(std::max<int64_t>(0, elapsed));
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+}
+
+}  // namespace
+
+HubResponse SitesResponse(const ApiContext& api, const QueryParams& params) {
+  simdjson::dom::parser parser;  // one per request: handlers run on many threads
+  if (Status s = OnlyKnown(params, {}); !s.ok()) return BadRequest(s);
+  auto sites = api.store.ListSites(api.tenant);
+  if (!sites.ok()) return StoreError(sites.status());
+  std::sort(sites->begin(), sites->end(), [](const SiteSummary& a, const SiteSummary& b) {
+    return a.site.site_id < b.site.site_id;
+  });
+  std::map<std::string, int> counts = {
+      {"ok", 0}, {"warning", 0}, {"silent", 0}, {"never", 0}, {"revoked", 0}};
+  std::string rows;
+  JsonWriter rw(rows);
+  rw.BeginArray();
+  for (const SiteSummary& summary : *sites) {
+    if (summary.site.tenant != api.tenant) continue;  // never another tenant's
+    WriteSite(rw, parser, summary, api.now_ms, api.options, &counts);
+  }
+  rw.EndArray();
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject();
+  w.Key("now_ms");
+  w.Int(api.now_ms);
+  w.Key("silent_after_ms");
+  w.Int(api.options.silent_after.count());
+  w.Key("counts");
+  w.BeginObject();
+  for (std::string_view health : {"ok", "warning", "silent", "never", "revoked"}) {
+    w.Key(health);
+    w.Int(counts[std::string(health)]);
+  }
+  w.EndObject();
+  w.Key("sites");
+  w.Raw(rows);
+  w.EndObject();
+  return Json(200, std::move(body));
+}
+
+HubResponse SiteResponse(const ApiContext& api, std::string_view site_id,
+                         const QueryParams& params) {
+  simdjson::dom::parser parser;  // one per request: handlers run on many threads
+  if (Status s = OnlyKnown(params, {}); !s.ok()) return BadRequest(s);
+  auto summary = FindSite(api.store, api.tenant, site_id);
+  if (!summary.ok()) return StoreError(summary.status());
+  std::string body;
+  JsonWriter w(body);
+  WriteSite(w, parser, *summary, api.now_ms, api.options, nullptr);
+  // The site object plus now_ms, so the page can state "as of".
+  body.pop_back();
+  body += ",\"now_ms\":";
+  AppendJsonNumber(body, api.now_ms);
+  body += "}";
+  return Json(200, std::move(body));
+}
+
+}  // namespace outpost::hub::dashboard_internal
