@@ -7,16 +7,11 @@
 #include <system_error>
 #include <utility>
 
+#include "base/coding.h"
+
 namespace outpost::hub {
 namespace dashboard_internal {
 namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 Result<std::string> Decode(std::string_view in, size_t max_bytes) {
   std::string out;
