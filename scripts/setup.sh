@@ -24,6 +24,8 @@ packages=(
   chromium
   # the demo's record account reads a stopped site's outbox with the SQLite shell
   sqlite3
+  # scripts/function_lengths.py finds functions with ctags
+  universal-ctags
 )
 
 missing=()
