@@ -26,5 +26,5 @@ outpost_test(dashboard_test
 outpost_fuzz(dashboard_fuzz
   SOURCES dashboard_fuzz.cc
   DEPS outpost_hub_query outpost_hub_store
-  RUNS 20000
+  RUNS 100000
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/testdata/dashboard_query_seeds)

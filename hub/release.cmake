@@ -22,5 +22,5 @@ add_dependencies(release_test outpost)
 outpost_fuzz(release_api_fuzz
   SOURCES release_api_fuzz.cc
   DEPS outpost_hub_release outpost_hub_store
-  RUNS 20000
+  RUNS 250000
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/testdata/release_api_seeds)

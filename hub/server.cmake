@@ -20,5 +20,5 @@ outpost_test(hub_server_test
 outpost_fuzz(hub_enrol_fuzz
   SOURCES enrol_fuzz.cc
   DEPS outpost_hub
-  RUNS 20000
+  RUNS 50000
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/testdata/enrol_seeds)

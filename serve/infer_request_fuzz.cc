@@ -67,8 +67,9 @@ std::unique_ptr<World>& TheWorld() {
 //   - a status that HttpStatusFor can give (no 401/403: the handler has no credentials);
 //   - an error is a JSON object {"error": ...};
 //   - GET /metrics is Prometheus text; POST /v2/repository/index a JSON array; every other
-//     route a JSON object, followed by the bytes of binary outputs when the answer gives an
-//     Inference-Header-Content-Length, which then ends the object.
+//     route a JSON object (application/json), or, when the answer gives an
+//     Inference-Header-Content-Length, that many bytes of JSON object followed by the bytes
+//     of the binary outputs (application/octet-stream).
 void CheckAnswer(const HttpRequest& request, const HttpResponse& response) {
   switch (response.status) {
     case 200:
@@ -88,16 +89,21 @@ void CheckAnswer(const HttpRequest& request, const HttpResponse& response) {
     if (!response.content_type.starts_with("text/plain")) std::abort();
     return;
   }
-  if (response.content_type != "application/json") std::abort();
+  // JSON, or (binary tensor data) the JSON followed by the outputs' bytes, as octets.
+  bool binary = false;
   std::string_view json = response.body;
   for (const auto& [name, value] : response.headers) {
     if (name != "Inference-Header-Content-Length") continue;
+    binary = true;
     size_t json_size = 0;
     auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), json_size);
     if (ec != std::errc() || end != value.data() + value.size() || json_size > json.size()) {
       std::abort();
     }
     json = json.substr(0, json_size);
+  }
+  if (response.content_type != (binary ? "application/octet-stream" : "application/json")) {
+    std::abort();
   }
   const bool array = response.status == 200 && path == "/v2/repository/index";
   if (json.size() < 2 || json.front() != (array ? '[' : '{') ||
