@@ -135,6 +135,11 @@ Result<Dataset> DecodeDataset(std::string_view bytes) {
     return InvalidArgumentError("bad_count: the labelled flag must be 0 or 1");
   }
   const bool labelled = flag[0] == 1;
+  if (labelled && rows == 0) {
+    // An empty data set has no labels to carry; one encoding per data set keeps its digest
+    // its own.
+    return InvalidArgumentError("bad_count: a data set of no rows is written with labelled 0");
+  }
   const uint64_t values = rows * cols + (labelled ? rows : 0);
   if (in.remaining() < values * 4) return Truncated();
   if (in.remaining() > values * 4) {
