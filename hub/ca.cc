@@ -17,6 +17,7 @@
 #include <cctype>
 #include <ctime>
 
+#include "base/coding.h"
 #include "base/file.h"
 
 namespace outpost::hub {
@@ -36,17 +37,6 @@ using Bio = std::unique_ptr<BIO, Free>;
 using Bn = std::unique_ptr<BIGNUM, Free>;
 
 constexpr int64_t kDaySeconds = 86400;
-
-std::string Hex(const unsigned char* data, size_t size) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (size_t i = 0; i < size; ++i) {
-    out.push_back(kDigits[data[i] >> 4]);
-    out.push_back(kDigits[data[i] & 15]);
-  }
-  return out;
-}
 
 std::string BioText(BIO* bio) {
   char* data = nullptr;
@@ -130,7 +120,7 @@ Result<CertInfo> Describe(X509* cert) {
   if (X509_digest(cert, EVP_sha256(), digest, &digest_size) != 1) {
     return InternalError("certificate digest failed");
   }
-  info.fingerprint = Hex(digest, digest_size);
+  info.fingerprint = HexEncode(std::span<const uint8_t>(digest, digest_size));
   struct tm tm {};
   if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1) {
     info.not_after_ms = static_cast<int64_t>(timegm(&tm)) * 1000;
@@ -382,7 +372,7 @@ std::string RandomHex(size_t bytes) {
     // The CSPRNG failing is not recoverable: a predictable secret must never be issued.
     std::abort();
   }
-  return Hex(buf.data(), buf.size());
+  return HexEncode(std::span<const uint8_t>(buf.data(), buf.size()));
 }
 
 }  // namespace outpost::hub
