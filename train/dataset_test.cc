@@ -102,7 +102,7 @@ TEST(DatasetFile, AnEmptyDataSetHasOneEncoding) {
   flagged.back() = 1;
   Result<Dataset> refused = DecodeDataset(flagged);
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().message().rfind("bad_count", 0), 0u) << refused.status();
+  EXPECT_EQ(refused.status().message().rfind("bad_count", 0), 0u) << refused.status().message();
 }
 
 TEST(CsvDataset, ReadsNamedColumnsInTheConfiguredOrder) {
