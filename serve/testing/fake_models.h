@@ -6,6 +6,7 @@
 #include <latch>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -49,8 +50,16 @@ class AddSubModel final : public engine::Model {
     auto sum = out[0].values<T>();
     auto diff = out[1].values<T>();
     for (size_t i = 0; i < a.size(); ++i) {
-      sum[i] = static_cast<T>(a[i] + b[i]);
-      diff[i] = static_cast<T>(a[i] - b[i]);
+      if constexpr (std::is_integral_v<T>) {
+        // Two's complement wrap-around, as Triton's "simple" model and numpy compute it (a
+        // fuzzed INT32_MAX + 1 is not undefined behaviour here).
+        using U = std::make_unsigned_t<T>;
+        sum[i] = static_cast<T>(static_cast<U>(a[i]) + static_cast<U>(b[i]));
+        diff[i] = static_cast<T>(static_cast<U>(a[i]) - static_cast<U>(b[i]));
+      } else {
+        sum[i] = static_cast<T>(a[i] + b[i]);
+        diff[i] = static_cast<T>(a[i] - b[i]);
+      }
     }
   }
   engine::Signature signature_;
