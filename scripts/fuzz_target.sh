@@ -8,7 +8,8 @@
 #   1. every committed input that once failed (REGRESSIONS) and every seed (SEEDS folders) is
 #      run once, on its own;
 #   2. then RUNS inputs are fuzzed from a fixed seed (-seed=1), starting from those inputs in
-#      a fresh corpus folder, so that nothing a previous run found changes this one.
+#      a fresh corpus folder, so that nothing a previous run found changes this one, with
+#      address-space randomisation off, so that the seed takes the same path every time.
 # explore (make fuzz) looks for new failures: a random seed, a corpus kept in WORKDIR between
 # runs, SECONDS of fuzzing (OUTPOST_FUZZ_SECONDS overrides). A failing input is written into
 # REGRESSIONS, in the source tree, where it can be committed; from then on `check` replays it.
@@ -35,6 +36,15 @@ done
 common=(-rss_limit_mb=2048 -print_final_stats=1)
 case "$mode" in
   check)
+    # Address-space randomisation changes the values libFuzzer sees compared (pointers, and
+    # the order of tables keyed by them), so one seed would take another path on each run:
+    # the check runs with it off where the kernel allows (setarch -R, util-linux).
+    fixed=()
+    if setarch "$(uname -m)" -R true 2>/dev/null; then
+      fixed=(setarch "$(uname -m)" -R)
+    else
+      echo "fuzz check: cannot turn address-space randomisation off; runs may differ" >&2
+    fi
     rm -rf "$work"
     mkdir -p "$work/corpus" "$work/artifacts"
     files=()
@@ -43,11 +53,13 @@ case "$mode" in
     fi
     if [ ${#files[@]} -gt 0 ]; then
       echo "fuzz check: replaying ${#files[@]} committed inputs"
-      "$binary" "${common[@]}" -artifact_prefix="$work/artifacts/" "${files[@]}"
+      "${fixed[@]}" "$binary" "${common[@]}" -artifact_prefix="$work/artifacts/" "${files[@]}"
     fi
     echo "fuzz check: $amount runs from seed 1"
-    if ! "$binary" "${common[@]}" -seed=1 -runs="$amount" -artifact_prefix="$work/artifacts/" \
-         "$work/corpus" "${inputs[@]}"; then
+    # -reload=0: libFuzzer otherwise rereads its corpus folder every few seconds, which
+    # makes the path depend on how fast the machine is.
+    if ! "${fixed[@]}" "$binary" "${common[@]}" -seed=1 -runs="$amount" -reload=0 \
+         -artifact_prefix="$work/artifacts/" "$work/corpus" "${inputs[@]}"; then
       echo "fuzz check: the failing input is in $work/artifacts/; copy it into $regressions" \
            "and commit it" >&2
       exit 1
