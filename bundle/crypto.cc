@@ -26,19 +26,6 @@ bool Verify(std::string_view public_key, std::string_view message, std::string_v
   return crypto::Ed25519Verify(public_key, message, signature);
 }
 
-struct Sha256::State {
-  crypto::Sha256Hasher hasher;
-};
-
-Sha256::Sha256() : state_(std::make_unique<State>()) {}
-Sha256::~Sha256() = default;
-
-void Sha256::Reset() { state_->hasher.Reset(); }
-
-void Sha256::Update(std::string_view data) { state_->hasher.Update(data); }
-
-std::string Sha256::Finish() { return state_->hasher.Finish(); }
-
 std::string Sha256Of(std::string_view data) { return crypto::Sha256(data); }
 
 std::string ToHex(std::string_view bytes) { return HexEncode(bytes); }

@@ -5,10 +5,10 @@
 #define OUTPOST_BUNDLE_CRYPTO_H_
 
 #include <cstddef>
-#include <memory>
 #include <string>
 #include <string_view>
 
+#include "base/crypto/crypto.h"
 #include "base/status.h"
 
 namespace outpost::bundle {
@@ -35,23 +35,8 @@ Result<std::string> Sign(std::string_view seed, std::string_view message);
 // input (wrong sizes, invalid point) is simply false.
 bool Verify(std::string_view public_key, std::string_view message, std::string_view signature);
 
-// Streaming SHA-256. Not thread-safe; one hash per object.
-class Sha256 {
- public:
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-
-  void Update(std::string_view data);
-  // The 32-byte digest; the object must not be used afterwards except by Reset().
-  std::string Finish();
-  void Reset();
-
- private:
-  struct State;
-  std::unique_ptr<State> state_;
-};
+// Streaming SHA-256: the crypto adapter's hasher (Update, Finish, Reset).
+using Sha256 = crypto::Sha256Hasher;
 
 // SHA-256 of `data` as 32 raw bytes.
 std::string Sha256Of(std::string_view data);

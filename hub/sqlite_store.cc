@@ -387,17 +387,8 @@ class SqliteStore final : public Store {
       return false;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    OUTPOST_ASSIGN_OR_RETURN(
-        auto st, db_->Prepare("SELECT content_sha256 FROM batches WHERE site_id = ?1 AND "
-                              "node_id = ?2 AND stream = ?3 AND first_seq = ?4 AND "
-                              "last_seq = ?5"));
-    st->BindText(1, key.site_id);
-    st->BindText(2, key.node_id);
-    st->BindText(3, key.stream);
-    st->BindInt(4, static_cast<int64_t>(key.first_seq));
-    st->BindInt(5, static_cast<int64_t>(key.last_seq));
-    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
-    return row && st->ColumnText(0) == key.content_sha256;
+    OUTPOST_ASSIGN_OR_RETURN(std::optional<std::string> stored, StoredContentLocked(key));
+    return stored.has_value() && *stored == key.content_sha256;
   }
 
   Status RegisterModel(const ModelEntry& entry) override {
@@ -570,10 +561,9 @@ class SqliteStore final : public Store {
     return std::string(st->ColumnText(0));
   }
 
-  // The answer for a batch key stored before: kConflict when its content differs, else
-  // kDuplicate of all `count` records, which counts as contact. Nothing for a new key.
-  Result<std::optional<IngestResult>> StoredBatchLocked(const BatchKey& key, size_t count,
-                                                        int64_t now_ms) {
+  // The content digest stored for the batch `key` names (site, node, stream, first and last
+  // seq); nothing when no such batch was stored.
+  Result<std::optional<std::string>> StoredContentLocked(const BatchKey& key) {
     OUTPOST_ASSIGN_OR_RETURN(
         auto st, db_->Prepare("SELECT content_sha256 FROM batches WHERE site_id = ?1 AND "
                               "node_id = ?2 AND stream = ?3 AND first_seq = ?4 AND "
@@ -584,15 +574,23 @@ class SqliteStore final : public Store {
     st->BindInt(4, static_cast<int64_t>(key.first_seq));
     st->BindInt(5, static_cast<int64_t>(key.last_seq));
     OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
-    if (!row) return std::optional<IngestResult>();
+    if (!row) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(st->ColumnText(0)));
+  }
+
+  // The answer for a batch key stored before: kConflict when its content differs, else
+  // kDuplicate of all `count` records, which counts as contact. Nothing for a new key.
+  Result<std::optional<IngestResult>> StoredBatchLocked(const BatchKey& key, size_t count,
+                                                        int64_t now_ms) {
+    OUTPOST_ASSIGN_OR_RETURN(std::optional<std::string> stored, StoredContentLocked(key));
+    if (!stored.has_value()) return std::optional<IngestResult>();
     IngestResult result;
-    if (st->ColumnText(0) != key.content_sha256) {
+    if (*stored != key.content_sha256) {
       result.outcome = IngestOutcome::kConflict;
       return std::optional<IngestResult>(result);
     }
     result.outcome = IngestOutcome::kDuplicate;
     result.records_duplicate = count;
-    st.reset();
     OUTPOST_RETURN_IF_ERROR(TouchLocked(key.site_id, now_ms, 0, std::nullopt));
     return std::optional<IngestResult>(result);
   }
