@@ -25,10 +25,52 @@ std::string_view StatusCodeName(StatusCode code) {
   return "UNKNOWN";
 }
 
+std::string_view StatusCodeReason(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return "ok";
+    case StatusCode::kCancelled: return "cancelled";
+    case StatusCode::kUnknown: return "unknown";
+    case StatusCode::kInvalidArgument: return "invalid_argument";
+    case StatusCode::kDeadlineExceeded: return "deadline_exceeded";
+    case StatusCode::kNotFound: return "not_found";
+    case StatusCode::kAlreadyExists: return "already_exists";
+    case StatusCode::kPermissionDenied: return "permission_denied";
+    case StatusCode::kResourceExhausted: return "resource_exhausted";
+    case StatusCode::kFailedPrecondition: return "failed_precondition";
+    case StatusCode::kAborted: return "aborted";
+    case StatusCode::kOutOfRange: return "out_of_range";
+    case StatusCode::kUnimplemented: return "unimplemented";
+    case StatusCode::kInternal: return "internal";
+    case StatusCode::kUnavailable: return "unavailable";
+    case StatusCode::kDataLoss: return "data_loss";
+    case StatusCode::kUnauthenticated: return "unauthenticated";
+  }
+  return "unknown";
+}
+
 Status::Status(StatusCode code, std::string_view message) {
   if (code != StatusCode::kOk) {
-    rep_ = std::make_shared<const Rep>(Rep{code, std::string(message)});
+    rep_ = std::make_shared<const Rep>(Rep{code, std::string(message), std::string()});
   }
+}
+
+std::string_view Status::reason() const {
+  if (rep_ == nullptr) return "";
+  if (!rep_->reason.empty()) return rep_->reason;
+  return StatusCodeReason(rep_->code);
+}
+
+Status Status::WithReason(std::string_view reason) const {
+  if (ok()) return *this;
+  std::string token(reason);
+  for (char& c : token) {
+    bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '_' || c == '.' || c == '-';
+    if (!keep) c = '_';
+  }
+  Status out;
+  out.rep_ = std::make_shared<const Rep>(Rep{rep_->code, rep_->message, std::move(token)});
+  return out;
 }
 
 Status Status::WithContext(std::string_view context) const {
@@ -36,7 +78,9 @@ Status Status::WithContext(std::string_view context) const {
   std::string message(context);
   message += ": ";
   message += rep_->message;
-  return Status(rep_->code, message);
+  Status out;
+  out.rep_ = std::make_shared<const Rep>(Rep{rep_->code, std::move(message), rep_->reason});
+  return out;
 }
 
 std::string Status::ToString() const {
@@ -45,6 +89,13 @@ std::string Status::ToString() const {
   out += ": ";
   out += message();
   return out;
+}
+
+Status ErrorWithReason(StatusCode code, std::string_view reason, std::string_view detail) {
+  std::string message(reason);
+  message += ": ";
+  message += detail;
+  return Status(code, message).WithReason(reason);
 }
 
 #define OUTPOST_DEFINE_ERROR_(Name, Code) \

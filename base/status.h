@@ -16,8 +16,15 @@
 //   kCancelled          the caller gave up.
 //   kInternal           a bug of ours; report it.
 //
+// An error also carries a reason: a stable, machine-readable token (lower_snake by
+// convention: "site_not_found", "commit_unknown"; bundle refusals keep the upper-case names
+// their format fixes: "TARGET_HASH") chosen where the error starts, with WithReason(). Code
+// reads the reason, never the message: the message is for people and may gain context.
+// Without an explicit reason, reason() is the code's name in lower case ("not_found").
+//
 // Status is cheap to copy when OK (no allocation); an error carries a message to which each
-// boundary prepends its context with WithContext(). Thread-compatible.
+// boundary prepends its context with WithContext(), which keeps the code and the reason.
+// Thread-compatible.
 #ifndef OUTPOST_BASE_STATUS_H_
 #define OUTPOST_BASE_STATUS_H_
 
@@ -53,6 +60,8 @@ enum class StatusCode : int {
 
 // The canonical upper-snake name of a code ("INVALID_ARGUMENT"), stable for logs and APIs.
 std::string_view StatusCodeName(StatusCode code);
+// The default reason of a code: its name in lower case ("invalid_argument").
+std::string_view StatusCodeReason(StatusCode code);
 
 class [[nodiscard]] Status {
  public:
@@ -67,7 +76,18 @@ class [[nodiscard]] Status {
   // Empty for OK.
   std::string_view message() const { return rep_ ? std::string_view(rep_->message) : ""; }
 
-  // Returns a copy whose message is "<context>: <message>". OK stays OK.
+  // The machine-readable reason: the one given to WithReason(), else the code's name in
+  // lower case ("invalid_argument"). Empty for OK.
+  std::string_view reason() const;
+  // Whether WithReason() gave this status a reason of its own.
+  bool has_reason() const { return rep_ != nullptr && !rep_->reason.empty(); }
+
+  // Returns a copy with `reason` as its reason (a stable token of letters, digits, '_', '.'
+  // and '-'; anything else is replaced by '_'). OK stays OK.
+  Status WithReason(std::string_view reason) const;
+
+  // Returns a copy whose message is "<context>: <message>", with the same code and reason.
+  // OK stays OK.
   Status WithContext(std::string_view context) const;
 
   // "OK" or "INVALID_ARGUMENT: message".
@@ -77,13 +97,14 @@ class [[nodiscard]] Status {
   void IgnoreError() const {}
 
   friend bool operator==(const Status& a, const Status& b) {
-    return a.code() == b.code() && a.message() == b.message();
+    return a.code() == b.code() && a.message() == b.message() && a.reason() == b.reason();
   }
 
  private:
   struct Rep {
     StatusCode code;
     std::string message;
+    std::string reason;  // empty: the code's default reason
   };
   // Null when OK. Shared so that copies are cheap; never mutated after construction.
   std::shared_ptr<const Rep> rep_;
@@ -106,6 +127,12 @@ Status InternalError(std::string_view message);
 Status UnavailableError(std::string_view message);
 Status DataLossError(std::string_view message);
 Status UnauthenticatedError(std::string_view message);
+
+// An error of code `code` whose reason is `reason` and whose message is "<reason>: <detail>":
+// the form of the refusals whose format documents a reason code (sync's batches, exports and
+// receipts, the hub's enrolment and registry, data set files), so that people reading a log
+// see the code too. Code reads status.reason(), never the message.
+Status ErrorWithReason(StatusCode code, std::string_view reason, std::string_view detail);
 
 // Result<T> holds either a value or a non-OK Status.
 template <typename T>

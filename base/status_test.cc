@@ -45,6 +45,45 @@ TEST(Status, WithContextPrependsAndKeepsCode) {
   EXPECT_TRUE(Status().WithContext("ignored").ok());
 }
 
+TEST(Status, ReasonDefaultsToTheCodeInLowerCase) {
+  EXPECT_EQ(NotFoundError("x").reason(), "not_found");
+  EXPECT_EQ(InvalidArgumentError("x").reason(), "invalid_argument");
+  EXPECT_FALSE(NotFoundError("x").has_reason());
+  EXPECT_EQ(Status().reason(), "");
+}
+
+TEST(Status, WithContextKeepsTheReason) {
+  Status s = FailedPreconditionError("the commit's outcome is unknown")
+                 .WithReason("commit_unknown")
+                 .WithContext("store")
+                 .WithContext("batch 7");
+  EXPECT_EQ(s.reason(), "commit_unknown");
+  EXPECT_TRUE(s.has_reason());
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.message(), "batch 7: store: the commit's outcome is unknown");
+  // A context that looks like a reason does not become one: code never parses messages.
+  Status plain = NotFoundError("x").WithContext("site_gone");
+  EXPECT_EQ(plain.reason(), "not_found");
+}
+
+TEST(Status, ErrorWithReasonPrefixesTheMessage) {
+  Status s = ErrorWithReason(StatusCode::kInvalidArgument, "batch_seq_order", "seq 5 after 7");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.reason(), "batch_seq_order");
+  EXPECT_EQ(s.message(), "batch_seq_order: seq 5 after 7");
+  EXPECT_EQ(s.WithContext("batch 3").reason(), "batch_seq_order");
+}
+
+TEST(Status, WithReasonKeepsCodeAndMessageAndSanitisesTheToken) {
+  Status s = UnavailableError("down").WithReason("store unavailable!");
+  EXPECT_EQ(s.reason(), "store_unavailable_");
+  EXPECT_EQ(s.message(), "down");
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(Status().WithReason("x").ok());
+  EXPECT_NE(s, UnavailableError("down"));
+  EXPECT_EQ(s, UnavailableError("down").WithReason("store_unavailable_"));
+}
+
 TEST(Status, ConstructingWithOkCodeIsOk) {
   EXPECT_TRUE(Status(StatusCode::kOk, "ignored").ok());
 }

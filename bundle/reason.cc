@@ -16,49 +16,44 @@ constexpr std::string_view kNames[] = {
 constexpr size_t kCount = sizeof(kNames) / sizeof(kNames[0]);
 static_assert(kCount == static_cast<size_t>(Reason::kHealthCheck) + 1);
 
-bool IsNameChar(char c) { return (c >= 'A' && c <= 'Z') || c == '_'; }
 
 }  // namespace
 
 std::string_view ReasonName(Reason reason) { return kNames[static_cast<size_t>(reason)]; }
 
-Status ReasonError(Reason reason, std::string_view message) {
-  std::string text = std::string(ReasonName(reason)) + ": " + std::string(message);
+namespace {
+
+StatusCode CodeFor(Reason reason) {
   switch (reason) {
     case Reason::kIo:
-      return UnavailableError(text);
+      return StatusCode::kUnavailable;
     case Reason::kSizeLimit:
-      return ResourceExhaustedError(text);
+      return StatusCode::kResourceExhausted;
     case Reason::kRootExpired:
     case Reason::kExpired:
     case Reason::kVersionRollback:
     case Reason::kWrongSite:
     case Reason::kHealthCheck:
-      return FailedPreconditionError(text);
+      return StatusCode::kFailedPrecondition;
     case Reason::kRootSignature:
     case Reason::kSignatureThreshold:
-      return PermissionDeniedError(text);
+      return StatusCode::kPermissionDenied;
     default:
-      return DataLossError(text);
+      return StatusCode::kDataLoss;
   }
 }
 
+}  // namespace
+
+Status ReasonError(Reason reason, std::string_view message) {
+  std::string text = std::string(ReasonName(reason)) + ": " + std::string(message);
+  return Status(CodeFor(reason), text).WithReason(ReasonName(reason));
+}
+
 std::optional<Reason> ReasonOf(const Status& status) {
-  if (status.ok()) return std::nullopt;
-  std::string_view m = status.message();
-  // The first known "NAME:" that starts the message or follows a space, so context
-  // prepended with WithContext ("verifying x: NAME: ...") is skipped.
-  for (size_t i = 0; i < m.size();) {
-    size_t j = i;
-    while (j < m.size() && IsNameChar(m[j])) ++j;
-    if (j > i && j < m.size() && m[j] == ':' &&
-        (i == 0 || m[i - 1] == ' ')) {
-      std::string_view word = m.substr(i, j - i);
-      for (size_t r = 0; r < kCount; ++r) {
-        if (kNames[r] == word) return static_cast<Reason>(r);
-      }
-    }
-    i = j > i ? j : i + 1;
+  if (status.ok() || !status.has_reason()) return std::nullopt;
+  for (size_t r = 0; r < kCount; ++r) {
+    if (kNames[r] == status.reason()) return static_cast<Reason>(r);
   }
   return std::nullopt;
 }

@@ -1,7 +1,7 @@
 // The stable reason codes of every bundle refusal (FORMAT.md section 6). A refusal is a
-// Status whose message starts with the reason's name and a colon ("TARGET_HASH: ..."); the
-// status code follows from the reason (ReasonError). Names never change: they are recorded
-// in events sent to the hub.
+// Status whose reason() is the reason's name ("TARGET_HASH") and whose message, for people,
+// starts with the same name and a colon; the status code follows from the reason
+// (ReasonError). Names never change: they are recorded in events sent to the hub.
 #ifndef OUTPOST_BUNDLE_REASON_H_
 #define OUTPOST_BUNDLE_REASON_H_
 
@@ -49,8 +49,8 @@ std::string_view ReasonName(Reason reason);
 // for signature failures, DataLoss for everything else (the bundle is damaged or forged).
 Status ReasonError(Reason reason, std::string_view message);
 
-// The reason of a status made by ReasonError (context prepended later is skipped); nullopt
-// for OK and for other statuses.
+// The reason of a status made by ReasonError, read from Status::reason() (never from the
+// message; WithContext keeps it); nullopt for OK and for other statuses.
 std::optional<Reason> ReasonOf(const Status& status);
 
 }  // namespace outpost::bundle

@@ -45,8 +45,13 @@ std::string Quote(std::string_view s) {
   return out;
 }
 
-grpc::Status ToGrpc(const Status& status) {
+// The one Status -> gRPC mapping (base/status_mapping.h); the reason travels in the trailing
+// metadata, as the HTTP listeners carry it in their error body.
+grpc::Status ToGrpc(const Status& status, grpc::ServerContext* context) {
   if (status.ok()) return grpc::Status::OK;
+  if (context != nullptr) {
+    context->AddTrailingMetadata(std::string(kGrpcReasonKey), std::string(status.reason()));
+  }
   return grpc::Status(static_cast<grpc::StatusCode>(GrpcCodeFor(status.code())),
                       std::string(status.message()));
 }
@@ -410,9 +415,9 @@ void FillTensorMetadata(
 
 // Calls `body`, turning a library exception into INTERNAL.
 template <typename Body>
-grpc::Status Guard(std::string_view rpc, Body&& body) {
+grpc::Status Guard(grpc::ServerContext* context, std::string_view rpc, Body&& body) {
   try {
-    return ToGrpc(body());
+    return ToGrpc(body(), context);
   } catch (const std::exception& e) {
     OUTPOST_LOG(kError) << "gRPC call failed" << Field("rpc", rpc) << Field("error", e.what());
     return grpc::Status(grpc::StatusCode::INTERNAL, std::string(rpc) + ": " + e.what());
@@ -437,9 +442,10 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status ModelReady(grpc::ServerContext*, const inference::ModelReadyRequest* request,
+  grpc::Status ModelReady(grpc::ServerContext* context,
+                          const inference::ModelReadyRequest* request,
                           inference::ModelReadyResponse* response) override {
-    return Guard("ModelReady", [&]() -> Status {
+    return Guard(context, "ModelReady", [&]() -> Status {
       Result<ModelHandle> handle = FindModel(repository_, request->name(), request->version());
       // A model or version that failed to load is known but not ready.
       if (!handle.ok() && handle.status().code() != StatusCode::kUnavailable) {
@@ -458,9 +464,10 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status ModelMetadata(grpc::ServerContext*, const inference::ModelMetadataRequest* request,
+  grpc::Status ModelMetadata(grpc::ServerContext* context,
+                             const inference::ModelMetadataRequest* request,
                              inference::ModelMetadataResponse* response) override {
-    return Guard("ModelMetadata", [&]() -> Status {
+    return Guard(context, "ModelMetadata", [&]() -> Status {
       OUTPOST_ASSIGN_OR_RETURN(ModelHandle handle,
                                FindModel(repository_, request->name(), request->version()));
       response->set_name(handle.servable->name);
@@ -478,7 +485,7 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   grpc::Status ModelInfer(grpc::ServerContext* context,
                           const inference::ModelInferRequest* request,
                           inference::ModelInferResponse* response) override {
-    return Guard("ModelInfer", [&]() -> Status {
+    return Guard(context, "ModelInfer", [&]() -> Status {
       Status status = Infer(repository_, options_, *request, *response, context);
       if (!status.ok()) response->Clear();
       return status;
@@ -491,40 +498,6 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
 };
 
 }  // namespace
-
-int GrpcCodeFor(StatusCode code) {
-  grpc::StatusCode out = grpc::StatusCode::INTERNAL;
-  switch (code) {
-    case StatusCode::kOk:
-      out = grpc::StatusCode::OK;
-      break;
-    case StatusCode::kCancelled:
-      out = grpc::StatusCode::CANCELLED;
-      break;
-    case StatusCode::kInvalidArgument:
-      out = grpc::StatusCode::INVALID_ARGUMENT;
-      break;
-    case StatusCode::kDeadlineExceeded:
-      out = grpc::StatusCode::DEADLINE_EXCEEDED;
-      break;
-    case StatusCode::kNotFound:
-      out = grpc::StatusCode::NOT_FOUND;
-      break;
-    case StatusCode::kResourceExhausted:
-      out = grpc::StatusCode::RESOURCE_EXHAUSTED;
-      break;
-    case StatusCode::kUnimplemented:
-      out = grpc::StatusCode::UNIMPLEMENTED;
-      break;
-    case StatusCode::kUnavailable:
-      out = grpc::StatusCode::UNAVAILABLE;
-      break;
-    default:
-      out = grpc::StatusCode::INTERNAL;
-      break;
-  }
-  return static_cast<int>(out);
-}
 
 Status ModelInferSerialized(const ModelRepository& repository, const GrpcServerOptions& options,
                             std::string_view request, std::string& response) {

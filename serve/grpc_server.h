@@ -21,7 +21,8 @@
 //     output's data in raw_output_contents (same index as `outputs`), never in `contents`.
 //   - Parameters Outpost does not offer (shared_memory_*, classification) are rejected.
 //
-// Errors: GrpcCodeFor() is the one place a Status becomes a gRPC status code.
+// Errors: base/status_mapping.h's GrpcCodeFor() is the one place a Status becomes a gRPC
+// status code; the Status's reason is sent as the trailing metadata "outpost-reason".
 //
 // Thread-safety: Start() and Stop() from one owning thread; RPCs are served concurrently on
 // gRPC's own threads.
@@ -36,16 +37,11 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "base/status_mapping.h"
 #include "insight/evaluator.h"
 #include "serve/repository.h"
 
 namespace outpost::serve {
-
-// The numeric gRPC status code (as on the wire: 3 INVALID_ARGUMENT, 5 NOT_FOUND, ...) for a
-// Status code: OK 0, InvalidArgument 3, DeadlineExceeded 4, NotFound 5,
-// ResourceExhausted 8, Cancelled 1, Unimplemented 12, Unavailable 14, anything else
-// INTERNAL 13.
-int GrpcCodeFor(StatusCode code);
 
 struct GrpcServerOptions {
   // Host to listen on: an IPv4 or IPv6 address (without brackets) or a name.

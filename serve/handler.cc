@@ -145,21 +145,17 @@ Route Resolve(std::string_view path) {
   return route;
 }
 
-void SetError(int status, std::string_view message, HttpResponse& response) {
+void SetError(int status, std::string_view reason, std::string_view message,
+              HttpResponse& response) {
   response.status = status;
   response.content_type = "application/json";
-  response.body.clear();
-  JsonWriter w(response.body);
-  w.BeginObject();
-  w.Key("error");
-  w.String(message);
-  w.EndObject();
+  response.body = ErrorBody(reason, message);
 }
 
 // 405 is the one status that does not come from a Status: it is about HTTP, not Outpost.
 void SetMethodNotAllowed(std::string_view method, std::string_view allowed,
                          HttpResponse& response) {
-  SetError(405, "method " + Quote(method) + " is not allowed here; use " + std::string(allowed),
+  SetError(405, "method_not_allowed", "method " + Quote(method) + " is not allowed here; use " + std::string(allowed),
            response);
   response.headers.emplace_back("Allow", std::string(allowed));
 }
@@ -177,40 +173,11 @@ Result<std::optional<int64_t>> ParseVersion(std::string_view text) {
 
 }  // namespace
 
-int HttpStatusFor(StatusCode code) {
-  switch (code) {
-    case StatusCode::kOk:
-      return 200;
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kOutOfRange:
-    case StatusCode::kFailedPrecondition:
-    case StatusCode::kAlreadyExists:
-    case StatusCode::kCancelled:
-    case StatusCode::kUnknown:
-    case StatusCode::kAborted:
-      return 400;
-    case StatusCode::kUnauthenticated:
-      return 401;
-    case StatusCode::kPermissionDenied:
-      return 403;
-    case StatusCode::kNotFound:
-      return 404;
-    case StatusCode::kResourceExhausted:
-      return 413;
-    case StatusCode::kUnimplemented:
-      return 501;
-    case StatusCode::kUnavailable:
-    case StatusCode::kDeadlineExceeded:
-      return 503;
-    case StatusCode::kInternal:
-    case StatusCode::kDataLoss:
-      return 500;
-  }
-  return 500;
-}
-
 void SetErrorResponse(const Status& status, HttpResponse& response) {
-  SetError(HttpStatusFor(status.code()), status.message(), response);
+  response.status = HttpStatusFor(status.code());
+  response.content_type = "application/json";
+  response.body.clear();
+  AppendErrorBody(status, response.body);
 }
 
 std::string_view HttpRequest::Header(std::string_view name) const {

@@ -27,7 +27,7 @@
 //   404 unknown model, version or path, 405 wrong method (with an Allow header),
 //   413 body or tensors larger than the limits, 501 an extension Outpost does not offer,
 //   503 server or model not ready, 500 a fault of Outpost or of the model's backend.
-// HttpStatusFor() is the one place where a Status becomes an HTTP status.
+// base/status_mapping.h HttpStatusFor() is the one place where a Status becomes an HTTP status.
 #ifndef OUTPOST_SERVE_HANDLER_H_
 #define OUTPOST_SERVE_HANDLER_H_
 
@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "base/status_mapping.h"
 #include "insight/evaluator.h"
 #include "serve/infer_json.h"
 #include "serve/metrics.h"
@@ -84,15 +85,8 @@ struct HttpResponse {
   }
 };
 
-// The HTTP status for a non-OK Status:
-//   InvalidArgument, OutOfRange, FailedPrecondition, AlreadyExists, Cancelled, Unknown -> 400
-//   Unauthenticated 401, PermissionDenied 403, NotFound 404,
-//   ResourceExhausted 413 (a bound on the request's own size; a full queue should be
-//   reported as Unavailable), Unimplemented 501, Unavailable and DeadlineExceeded 503,
-//   Internal, DataLoss and anything else 500.
-int HttpStatusFor(StatusCode code);
-
-// Fills `response` with {"error": message} and HttpStatusFor(status.code()).
+// Fills `response` with base/status_mapping.h's error body ({"error": message, "reason":
+// reason}) and HttpStatusFor(status.code()).
 void SetErrorResponse(const Status& status, HttpResponse& response);
 
 // Runs a parsed infer request on the model version `handle` holds, with the checks every

@@ -152,7 +152,7 @@ TEST_F(HandlerTest, ModelMetadataListsVersionsAsStringsAndVariableDimsAsMinusOne
 TEST_F(HandlerTest, UnknownModelIs404) {
   HttpResponse r = Call("GET", "/v2/models/nope");
   EXPECT_EQ(r.status, 404);
-  EXPECT_EQ(r.body, R"({"error":"unknown model \"nope\""})");
+  EXPECT_EQ(r.body, R"({"error":"unknown model \"nope\"","reason":"not_found"})");
   EXPECT_EQ(Call("GET", "/v2/models/nope/ready").status, 404);
   EXPECT_EQ(Infer("nope", std::string(kSimpleRequest)).status, 404);
 }
@@ -405,14 +405,14 @@ TEST_F(HandlerTest, UnknownInputIsRejected) {
                          R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]},)"
                          R"({"name":"z","datatype":"FP32","shape":[1],"data":[1]}]})");
   EXPECT_EQ(r.status, 400);
-  EXPECT_EQ(r.body, R"({"error":"unexpected input \"z\" for model \"echo_fp32\""})");
+  EXPECT_EQ(r.body, R"({"error":"unexpected input \"z\" for model \"echo_fp32\"","reason":"invalid_argument"})");
 }
 
 TEST_F(HandlerTest, MissingInputIsRejected) {
   HttpResponse r = Infer(
       "simple", R"({"inputs":[{"name":"INPUT0","datatype":"INT32","shape":[1,4],"data":[1,2,3,4]}]})");
   EXPECT_EQ(r.status, 400);
-  EXPECT_EQ(r.body, R"({"error":"missing input \"INPUT1\" for model \"simple\""})");
+  EXPECT_EQ(r.body, R"({"error":"missing input \"INPUT1\" for model \"simple\"","reason":"invalid_argument"})");
 }
 
 TEST_F(HandlerTest, InputGivenTwiceIsRejected) {
@@ -559,7 +559,7 @@ TEST_F(HandlerTest, UnknownOrRepeatedRequestedOutputIsRejected) {
   body.insert(body.size() - 1, R"(,"outputs":[{"name":"OUTPUT9"}])");
   HttpResponse r = Infer("simple", body);
   EXPECT_EQ(r.status, 400);
-  EXPECT_EQ(r.body, R"({"error":"unknown requested output \"OUTPUT9\" for model \"simple\""})");
+  EXPECT_EQ(r.body, R"({"error":"unknown requested output \"OUTPUT9\" for model \"simple\"","reason":"invalid_argument"})");
   std::string twice(kSimpleRequest);
   twice.insert(twice.size() - 1, R"(,"outputs":[{"name":"OUTPUT0"},{"name":"OUTPUT0"}])");
   EXPECT_EQ(Infer("simple", twice).status, 400);
@@ -783,16 +783,16 @@ TEST_F(HandlerTest, ModelErrorsKeepTheirMeaning) {
   std::string body = R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]})";
   HttpResponse internal = Infer("failing", body);
   EXPECT_EQ(internal.status, 500);
-  EXPECT_EQ(internal.body, R"({"error":"model \"failing\" version 1: backend exploded"})");
+  EXPECT_EQ(internal.body, R"({"error":"model \"failing\" version 1: backend exploded","reason":"internal"})");
   HttpResponse invalid = Infer("rejecting", body);
   EXPECT_EQ(invalid.status, 400);
-  EXPECT_EQ(invalid.body, R"({"error":"model \"rejecting\" version 1: NaN in row 0"})");
+  EXPECT_EQ(invalid.body, R"({"error":"model \"rejecting\" version 1: NaN in row 0","reason":"invalid_argument"})");
 }
 
 TEST_F(HandlerTest, ErrorMessagesAreValidJsonEvenForHostileNames) {
   HttpResponse r = Call("GET", "/v2/models/a\"b\\c\x01/ready");
   EXPECT_EQ(r.status, 404);
-  EXPECT_EQ(r.body, R"({"error":"unknown model \"a\"b\\c\u0001\""})");
+  EXPECT_EQ(r.body, R"({"error":"unknown model \"a\"b\\c\u0001\"","reason":"not_found"})");
 }
 
 TEST(HttpStatusFor, MapsEveryCodeTheWayTritonDoes) {

@@ -223,7 +223,7 @@ TEST_F(HttpServerTest, ErrorStatusesArriveWithJsonBodies) {
 
   Response missing = client.Call(http::verb::get, "/v2/models/nope");
   EXPECT_EQ(missing.result_int(), 404);
-  EXPECT_EQ(missing.body(), R"({"error":"unknown model \"nope\""})");
+  EXPECT_EQ(missing.body(), R"({"error":"unknown model \"nope\"","reason":"not_found"})");
 
   Response no_path = client.Call(http::verb::get, "/v3/nothing");
   EXPECT_EQ(no_path.result_int(), 404);
@@ -243,7 +243,7 @@ TEST_F(HttpServerTest, ErrorStatusesArriveWithJsonBodies) {
   Response internal = client.Call(http::verb::post, "/v2/models/failing/infer",
                                   R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]})");
   EXPECT_EQ(internal.result_int(), 500);
-  EXPECT_EQ(internal.body(), R"({"error":"model \"failing\" version 1: backend exploded"})");
+  EXPECT_EQ(internal.body(), R"({"error":"model \"failing\" version 1: backend exploded","reason":"internal"})");
 
   // Every error above left the connection open.
   EXPECT_EQ(client.Call(http::verb::get, "/v2/health/live").result_int(), 200);
@@ -462,7 +462,7 @@ TEST_F(HttpServerTest, StopDrainsInFlightRequestsAndRefusesNewWork) {
     if (r.result_int() != 200) break;
   }
   EXPECT_EQ(r.result_int(), 503);
-  EXPECT_EQ(r.body(), R"({"error":"the server is shutting down"})");
+  EXPECT_EQ(r.body(), R"({"error":"the server is shutting down","reason":"draining"})");
   EXPECT_EQ(r[http::field::connection], "close");
   EXPECT_TRUE(other.ClosedByServer());
 
