@@ -1,5 +1,5 @@
-// The SQLite engine of hub/store.h (STORE.md), on the outbox's SQLite adapter
-// (outbox/sqlite.h, the one file of Outpost that sees sqlite3.h).
+// The SQLite engine of hub/store.h (STORE.md), on Outpost's SQLite adapter
+// (base/sqlite/sqlite.h, the one file of Outpost that sees sqlite3.h).
 //
 // One connection in WAL mode with synchronous=FULL, guarded by one mutex: SQLite has one
 // writer at a time anyway, and a hub that outgrows it moves to PostgreSQL.
@@ -9,15 +9,15 @@
 #include <utility>
 #include <vector>
 
+#include "base/sqlite/sqlite.h"
 #include "hub/store.h"
 #include "hub/store_internal.h"
-#include "outbox/sqlite.h"
 
 namespace outpost::hub::internal {
 namespace {
 
-using outbox::Db;
-using outbox::Statement;
+using sqlite::Db;
+using sqlite::Statement;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE outpost_meta(name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -468,12 +468,12 @@ class SqliteStore final : public Store {
           int64_t has_sites,
           db_->QueryInt("SELECT count(*) FROM sqlite_schema WHERE name = 'sites'"));
       if (has_sites == 0) return db_->Exec(kSchemaV1);
-      return DataLossError("schema_unknown: the database has a sites table but no outpost_meta");
+      return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown", "the database has a sites table but no outpost_meta");
     }
     OUTPOST_ASSIGN_OR_RETURN(
         auto st, db_->Prepare("SELECT value FROM outpost_meta WHERE name = 'schema_version'"));
     OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
-    if (!row) return DataLossError("schema_unknown: no schema_version row");
+    if (!row) return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown", "no schema_version row");
     std::string value(st->ColumnText(0));
     int64_t version = 0;
     try {
@@ -483,9 +483,9 @@ class SqliteStore final : public Store {
     } catch (...) {
       version = -1;
     }
-    if (version < 1) return DataLossError("schema_unknown: schema_version \"" + value + "\"");
+    if (version < 1) return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown", "schema_version \"" + value + "\"");
     if (version > kSchemaVersion) {
-      return FailedPreconditionError("schema_too_new: database schema version " +
+      return ErrorWithReason(StatusCode::kFailedPrecondition, "schema_too_new", "database schema version " +
                                      std::to_string(version) + ", this binary knows up to " +
                                      std::to_string(kSchemaVersion));
     }
@@ -600,7 +600,7 @@ class SqliteStore final : public Store {
   Status AppendAuditLocked(const std::string& site_id, const AuditSegment& audit) {
     OUTPOST_ASSIGN_OR_RETURN(auto head, AuditHeadLocked(site_id, audit.node_id));
     if (head.first != audit.from_seq || head.second != audit.from_hash) {
-      return FailedPreconditionError("audit_gap: the segment continues seq " +
+      return ErrorWithReason(StatusCode::kFailedPrecondition, "audit_gap", "the segment continues seq " +
                                      std::to_string(audit.from_seq) +
                                      " but the stored head of node " + audit.node_id + " is seq " +
                                      std::to_string(head.first));
@@ -719,7 +719,7 @@ class SqliteStore final : public Store {
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
-  OUTPOST_ASSIGN_OR_RETURN(auto db, Db::Open(path, outbox::DbOptions{.create = true}));
+  OUTPOST_ASSIGN_OR_RETURN(auto db, Db::Open(path, sqlite::DbOptions{.create = true}));
   auto store = std::make_unique<SqliteStore>(std::move(db));
   OUTPOST_RETURN_IF_ERROR(store->Init().WithContext("opening hub store " + path));
   return std::unique_ptr<Store>(std::move(store));

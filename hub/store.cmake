@@ -1,5 +1,5 @@
 # outpost_hub_store: the hub's Store (store.h) with its two engines, SQLite (through the
-# outbox's SQLite adapter) and PostgreSQL (libpq; postgres_store.cc is the only file that
+# SQLite adapter of base/sqlite/) and PostgreSQL (libpq; postgres_store.cc is the only file that
 # includes libpq-fe.h). Schema and rules: STORE.md.
 find_package(PostgreSQL REQUIRED)
 
@@ -9,7 +9,7 @@ outpost_library(outpost_hub_store
     sqlite_store.cc
     postgres_store.cc    # the libpq adapter of hub/
   DEPS outpost_base
-  PRIVATE_DEPS outpost_outbox outpost_crypto PostgreSQL::PostgreSQL)
+  PRIVATE_DEPS outpost_sqlite outpost_crypto PostgreSQL::PostgreSQL)
 
 # A private PostgreSQL cluster for tests and benchmarks (testing/postgres_cluster.h).
 outpost_library(outpost_hub_testing

@@ -5,11 +5,11 @@
 
 #include "base/file.h"
 #include "base/logging.h"
+#include "base/sqlite/file_faults.h"
+#include "base/sqlite/sqlite.h"
 #include "outbox/crypto.h"
-#include "outbox/file_faults.h"
 #include "outbox/salvage.h"
 #include "outbox/schema.h"
-#include "outbox/sqlite.h"
 
 namespace outpost::outbox {
 
@@ -174,7 +174,7 @@ Status ValidateOptions(const OutboxOptions& o) {
 }
 
 struct Opened {
-  std::unique_ptr<Db> db;
+  std::unique_ptr<sqlite::Db> db;
   std::unique_ptr<const RecordCipher> cipher;
   Meta meta;
 };
@@ -185,8 +185,9 @@ Result<Opened> OpenAndCheck(const OutboxOptions& o, const std::optional<std::str
                             Clock& clock) {
   bool existed = PathExists(o.path);
   Opened out;
-  OUTPOST_ASSIGN_OR_RETURN(out.db, Db::Open(o.path, DbOptions{.create = true, .faults = o.faults}));
-  Db& db = *out.db;
+  OUTPOST_ASSIGN_OR_RETURN(
+      out.db, sqlite::Db::Open(o.path, sqlite::DbOptions{.create = true, .faults = o.faults}));
+  sqlite::Db& db = *out.db;
   OUTPOST_RETURN_IF_ERROR(ConfigureConnection(db, o.max_bytes));
   OUTPOST_ASSIGN_OR_RETURN(int64_t app_id, db.QueryInt("PRAGMA application_id"));
   OUTPOST_ASSIGN_OR_RETURN(int64_t tables, db.QueryInt("SELECT count(*) FROM sqlite_schema"));
@@ -294,7 +295,7 @@ Result<std::unique_ptr<Outbox>> Outbox::Open(OutboxOptions options) {
   }
 }
 
-Status Outbox::Init(std::unique_ptr<Db> db, std::unique_ptr<const RecordCipher> cipher) {
+Status Outbox::Init(std::unique_ptr<sqlite::Db> db, std::unique_ptr<const RecordCipher> cipher) {
   std::lock_guard<std::mutex> l(db_mu_);
   db_ = std::move(db);
   cipher_ = std::move(cipher);
@@ -345,7 +346,7 @@ Outbox::~Outbox() {
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-Outbox::RowView Outbox::ReadRow(const Statement& s) {
+Outbox::RowView Outbox::ReadRow(const sqlite::Statement& s) {
   Outbox::RowView v;
   v.id = s.ColumnInt(0);
   v.stream = std::string(s.ColumnText(1));
@@ -384,14 +385,14 @@ Status Outbox::CheckLocked(const Status& s) {
   return s;
 }
 
-Result<Statement*> Outbox::StmtLocked(std::string_view sql) {
+Result<sqlite::Statement*> Outbox::StmtLocked(std::string_view sql) {
   auto it = statements_.find(std::string(sql));
   if (it != statements_.end()) {
     it->second->Reset();
     return it->second.get();
   }
   OUTPOST_ASSIGN_OR_RETURN(auto stmt, db_->Prepare(sql));
-  Statement* raw = stmt.get();
+  sqlite::Statement* raw = stmt.get();
   statements_.emplace(std::string(sql), std::move(stmt));
   return raw;
 }
@@ -404,7 +405,7 @@ Status Outbox::BeginLocked() {
 
 Status Outbox::CommitLocked() {
   if (!dirty_streams_.empty()) {
-    OUTPOST_ASSIGN_OR_RETURN(Statement * up, StmtLocked(kUpsertStreamSql));
+    OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * up, StmtLocked(kUpsertStreamSql));
     for (const auto& [stream, before] : dirty_streams_) {
       uint64_t next = next_seq_[stream];
       up->BindText(1, stream);
@@ -439,7 +440,7 @@ Result<uint64_t> Outbox::NextSeqLocked(const std::string& stream) {
   if (it != next_seq_.end()) {
     seq = it->second;
   } else {
-    OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kSelectStream));
+    OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(kSelectStream));
     s->BindText(1, stream);
     OUTPOST_ASSIGN_OR_RETURN(bool row, s->Step());
     seq = row ? static_cast<uint64_t>(s->ColumnInt(0)) : seq_floor_;
@@ -477,7 +478,7 @@ Status Outbox::InsertLocked(const std::string& stream, uint64_t seq, Kind kind, 
     OUTPOST_RETURN_IF_ERROR(cipher_->Seal(next_nonce_++, RecordAad(header), payload, &sealed));
     stored = sealed;
   }
-  OUTPOST_ASSIGN_OR_RETURN(Statement * ins, StmtLocked(kInsertRecord));
+  OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * ins, StmtLocked(kInsertRecord));
   ins->BindText(1, stream);
   ins->BindInt(2, static_cast<int64_t>(seq));
   ins->BindInt(3, code);
@@ -492,7 +493,7 @@ Status Outbox::InsertLocked(const std::string& stream, uint64_t seq, Kind kind, 
 }
 
 Status Outbox::BumpCounterLocked(const std::string& name, int64_t delta) {
-  OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kBumpCounter));
+  OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(kBumpCounter));
   s->BindText(1, name);
   s->BindInt(2, delta);
   return s->Run();
@@ -744,7 +745,7 @@ Result<bool> Outbox::MakeRoomLocked(Kind kind, uint64_t bytes) {
 }
 
 Result<bool> Outbox::EvictOldestLocked(Kind victim, uint64_t* freed) {
-  OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kOldestOfKind));
+  OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(kOldestOfKind));
   s->BindInt(1, static_cast<int>(victim));
   int64_t id = -1;
   uint64_t bytes = 0;
@@ -759,7 +760,7 @@ Result<bool> Outbox::EvictOldestLocked(Kind victim, uint64_t* freed) {
   }
   s->Reset();
   if (id < 0) return false;
-  OUTPOST_ASSIGN_OR_RETURN(Statement * del, StmtLocked(kDeleteById));
+  OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * del, StmtLocked(kDeleteById));
   del->BindInt(1, id);
   OUTPOST_RETURN_IF_ERROR(del->Run());
   int i = static_cast<int>(victim);
@@ -810,7 +811,7 @@ Status Outbox::QuarantineLocked(const std::vector<std::pair<RowView, std::string
     OUTPOST_RETURN_IF_ERROR(BeginLocked());
     std::map<std::string, uint64_t> reasons;
     for (const auto& [row, reason] : bad) {
-      OUTPOST_ASSIGN_OR_RETURN(Statement * q, StmtLocked(kInsertQuarantine));
+      OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * q, StmtLocked(kInsertQuarantine));
       q->BindText(1, row.stream);
       q->BindInt(2, static_cast<int64_t>(row.seq));
       q->BindInt(3, row.kind);
@@ -819,7 +820,7 @@ Status Outbox::QuarantineLocked(const std::vector<std::pair<RowView, std::string
       q->BindText(6, reason);
       q->BindInt(7, now_ms);
       OUTPOST_RETURN_IF_ERROR(q->Run());
-      OUTPOST_ASSIGN_OR_RETURN(Statement * del, StmtLocked(kDeleteById));
+      OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * del, StmtLocked(kDeleteById));
       del->BindInt(1, row.id);
       OUTPOST_RETURN_IF_ERROR(del->Run());
       if (db_->Changes() == 1) {
@@ -874,7 +875,7 @@ Result<LeasedBatch> Outbox::Lease(const LeaseOptions& options) {
   bool full = options.max_records == 0;
   for (Kind kind : options_.priority) {
     if (full) break;
-    OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kRowsOfKind));
+    OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(kRowsOfKind));
     s->BindInt(1, static_cast<int>(kind));
     s->BindInt(2, std::numeric_limits<int64_t>::min());
     while (!full) {
@@ -916,7 +917,7 @@ Status Outbox::DeleteLeaseEntriesLocked(const std::vector<LeaseEntry>& entries) 
   Status s = [&]() -> Status {
     OUTPOST_RETURN_IF_ERROR(BeginLocked());
     for (const LeaseEntry& e : entries) {
-      OUTPOST_ASSIGN_OR_RETURN(Statement * del, StmtLocked(kDeleteLeased));
+      OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * del, StmtLocked(kDeleteLeased));
       del->BindInt(1, e.id);
       del->BindText(2, e.stream);
       del->BindInt(3, static_cast<int64_t>(e.seq));
@@ -969,7 +970,7 @@ Status Outbox::Delete(std::span<const RecordKey> keys) {
   Status s = [&]() -> Status {
     OUTPOST_RETURN_IF_ERROR(BeginLocked());
     for (const RecordKey& key : keys) {
-      OUTPOST_ASSIGN_OR_RETURN(Statement * del, StmtLocked(kDeleteByKey));
+      OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * del, StmtLocked(kDeleteByKey));
       del->BindText(1, key.stream);
       del->BindInt(2, static_cast<int64_t>(key.seq));
       OUTPOST_ASSIGN_OR_RETURN(bool row, del->Step());
@@ -1007,7 +1008,7 @@ Result<std::vector<Record>> Outbox::Query(const QueryOptions& options) {
   std::vector<std::pair<RowView, std::string>> bad;
   for (Kind kind : kAllKinds) {
     if (options.kind && *options.kind != kind) continue;
-    OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kRowsOfKind));
+    OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(kRowsOfKind));
     s->BindInt(1, static_cast<int>(kind));
     s->BindInt(2, options.since_ms);
     size_t taken = 0;
@@ -1042,7 +1043,7 @@ Result<ScrubReport> Outbox::Scrub() {
   while (true) {
     std::lock_guard<std::mutex> l(db_mu_);  // released between chunks so commits go on
     if (!failed_.ok()) return failed_;
-    OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kRowsAfterId));
+    OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(kRowsAfterId));
     s->BindInt(1, after);
     std::vector<std::pair<RowView, std::string>> bad;
     size_t n = 0;
@@ -1108,7 +1109,7 @@ Result<OutboxStats> Outbox::Stats() {
   // Counters over the file's life.
   std::map<std::string, int64_t> counters;
   {
-    Result<std::unique_ptr<Statement>> s = db_->Prepare("SELECT name, value FROM counters");
+    Result<std::unique_ptr<sqlite::Statement>> s = db_->Prepare("SELECT name, value FROM counters");
     if (!s.ok()) return CheckLocked(s.status());
     while (true) {
       Result<bool> row = (*s)->Step();
@@ -1134,7 +1135,7 @@ Result<OutboxStats> Outbox::Stats() {
     c.evicted_bytes = static_cast<uint64_t>(counters["evicted_bytes." + name]);
     c.ingest_bytes_per_s = static_cast<double>(bytes_in_window[i]) / seconds;
     if (c.records > 0) {
-      OUTPOST_ASSIGN_OR_RETURN(Statement * s, StmtLocked(kOldestCreated));
+      OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(kOldestCreated));
       s->BindInt(1, i);
       Result<bool> row = s->Step();
       if (!row.ok()) return CheckLocked(row.status());

@@ -51,12 +51,15 @@
 #include "base/clock.h"
 #include "base/status.h"
 
-namespace outpost::outbox {
-
+namespace outpost::sqlite {
 class Db;
 class FileFaults;
-class RecordCipher;
 class Statement;
+}  // namespace outpost::sqlite
+
+namespace outpost::outbox {
+
+class RecordCipher;
 
 // The kinds of record, with their stored codes (FORMAT.md section 3).
 enum class Kind : uint8_t {
@@ -152,7 +155,7 @@ struct OutboxOptions {
   Clock* clock = nullptr;
   // Test seam: the file layer under SQLite (file_faults.h). Null in production. Not owned;
   // must outlive the Outbox.
-  FileFaults* faults = nullptr;
+  sqlite::FileFaults* faults = nullptr;
 };
 
 struct LeaseOptions {
@@ -283,17 +286,17 @@ class Outbox {
     std::array<uint64_t, kNumKinds + 1> bytes{};
   };
   struct RowView;  // a row being read (outbox.cc)
-  static RowView ReadRow(const Statement& s);
+  static RowView ReadRow(const sqlite::Statement& s);
 
   explicit Outbox(OutboxOptions options);
-  Status Init(std::unique_ptr<Db> db, std::unique_ptr<const RecordCipher> cipher);
+  Status Init(std::unique_ptr<sqlite::Db> db, std::unique_ptr<const RecordCipher> cipher);
 
   // Commits one batch and answers its producers.
   void CommitBatch(std::vector<Pending*>& batch);
   Status CommitBatchLocked(std::vector<Pending*>& batch, int64_t now_ms);
 
   // A cached prepared statement, reset and ready.
-  Result<Statement*> StmtLocked(std::string_view sql);
+  Result<sqlite::Statement*> StmtLocked(std::string_view sql);
   // Transactions: Begin snapshots the accounting; Commit writes the streams touched;
   // Rollback restores both (and skips SQLite's ROLLBACK after a fatal error).
   Status BeginLocked();
@@ -349,9 +352,9 @@ class Outbox {
   // --- The database and everything derived from it. ---
   std::atomic<bool> failed_flag_{false};  // failed_ is not OK; read without db_mu_
   mutable std::mutex db_mu_;              // guards every field below
-  std::unique_ptr<Db> db_;
+  std::unique_ptr<sqlite::Db> db_;
   std::unique_ptr<const RecordCipher> cipher_;
-  std::map<std::string, std::unique_ptr<Statement>> statements_;
+  std::map<std::string, std::unique_ptr<sqlite::Statement>> statements_;
   Status failed_;  // OK while healthy
   Accounting acct_;
   Accounting acct_snapshot_;                            // acct_ when the open transaction began

@@ -15,13 +15,14 @@
 
 #include "base/clock.h"
 #include "base/file.h"
+#include "base/sqlite/file_faults.h"
 #include "base/testing/test_util.h"
-#include "outbox/file_faults.h"
 #include "outbox/outbox.h"
 
 namespace outpost::outbox {
 namespace {
 
+using sqlite::FileFaults;
 using Op = FileFaults::Op;
 
 OutboxOptions Options(const testing::TempDir& dir, FileFaults* faults = nullptr) {

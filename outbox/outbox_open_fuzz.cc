@@ -14,13 +14,14 @@
 #include <string>
 
 #include "base/file.h"
-#include "outbox/file_faults.h"
+#include "base/sqlite/file_faults.h"
 #include "outbox/outbox.h"
 
 namespace {
 
 using namespace outpost;          // NOLINT: a fuzz target's main file
 using namespace outpost::outbox;  // NOLINT
+using namespace outpost::sqlite;  // NOLINT
 
 constexpr int kRecords = 30;
 

@@ -10,8 +10,8 @@
 
 #include "base/clock.h"
 #include "base/file.h"
+#include "base/sqlite/sqlite.h"
 #include "base/testing/test_util.h"
-#include "outbox/sqlite.h"
 
 namespace outpost::outbox {
 namespace {
@@ -550,7 +550,7 @@ TEST(Outbox, RefusesAFileOfANewerFormatWithoutTouchingIt) {
   OutboxOptions o = Options(dir, nullptr);
   { OUTPOST_ASSERT_OK(Outbox::Open(o).status()); }
   {
-    OUTPOST_ASSERT_OK_AND_ASSIGN(auto db, Db::Open(o.path, {}));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto db, sqlite::Db::Open(o.path, {}));
     OUTPOST_ASSERT_OK(db->Exec("PRAGMA user_version=2"));
   }
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string before, ReadFile(o.path));
@@ -565,7 +565,7 @@ TEST(Outbox, RefusesAnotherApplicationsDatabaseAndAnotherNodesOutbox) {
   testing::TempDir dir;
   OutboxOptions o = Options(dir, nullptr);
   {
-    OUTPOST_ASSERT_OK_AND_ASSIGN(auto db, Db::Open(o.path, {}));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto db, sqlite::Db::Open(o.path, {}));
     OUTPOST_ASSERT_OK(db->Exec("CREATE TABLE t(x)"));
   }
   EXPECT_EQ(Outbox::Open(o).status().code(), StatusCode::kFailedPrecondition);

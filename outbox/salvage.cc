@@ -9,10 +9,10 @@
 
 #include "base/file.h"
 #include "base/logging.h"
+#include "base/sqlite/sqlite.h"
 #include "outbox/crypto.h"
 #include "outbox/outbox.h"
 #include "outbox/schema.h"
-#include "outbox/sqlite.h"
 
 namespace outpost::outbox {
 namespace {
@@ -51,7 +51,7 @@ struct Row {
   int64_t checksum = 0;
 };
 
-Row ReadRowFrom(const Statement& s) {
+Row ReadRowFrom(const sqlite::Statement& s) {
   return Row{s.ColumnInt(0), std::string(s.ColumnText(1)), s.ColumnInt(2), s.ColumnInt(3),
              s.ColumnInt(4), std::string(s.ColumnBlob(5)), s.ColumnInt(6)};
 }
@@ -68,16 +68,16 @@ struct OldState {
 };
 
 // Opens the damaged file for reading; null when it is missing or does not open.
-std::unique_ptr<Db> OpenDamaged(const SalvageContext& ctx, const std::string& from) {
+std::unique_ptr<sqlite::Db> OpenDamaged(const SalvageContext& ctx, const std::string& from) {
   if (!PathExists(from)) return nullptr;
-  Result<std::unique_ptr<Db>> opened =
-      Db::Open(from, DbOptions{.create = false, .faults = ctx.faults});
+  Result<std::unique_ptr<sqlite::Db>> opened =
+      sqlite::Db::Open(from, sqlite::DbOptions{.create = false, .faults = ctx.faults});
   if (!opened.ok()) return nullptr;
   return std::move(opened).value();
 }
 
 // Reads the meta, streams and counters tables of the damaged file.
-OldState ReadOldState(Db& src) {
+OldState ReadOldState(sqlite::Db& src) {
   OldState old;
   // writable_schema lets SQLite read a file shorter than its header says (a truncated
   // file); nothing is written through this connection.
@@ -136,14 +136,14 @@ constexpr std::string_view kInsertRecordSql =
 struct Copier {
   const SalvageContext& ctx;
   bool salt_lost = false;
-  std::unique_ptr<Statement> ins;
-  std::unique_ptr<Statement> exists;
-  std::unique_ptr<Statement> quar;
+  std::unique_ptr<sqlite::Statement> ins;
+  std::unique_ptr<sqlite::Statement> exists;
+  std::unique_ptr<sqlite::Statement> quar;
   uint64_t salvaged = 0, quarantined = 0, unreadable = 0;
   std::map<std::string, int64_t> max_seq;
   int64_t max_seq_all = 0;
 
-  Status Prepare(Db& dst) {
+  Status Prepare(sqlite::Db& dst) {
     OUTPOST_ASSIGN_OR_RETURN(ins, dst.Prepare(kInsertRecordSql));
     OUTPOST_ASSIGN_OR_RETURN(exists,
                              dst.Prepare("SELECT 1 FROM records WHERE stream = ?1 AND seq = ?2"));
@@ -199,7 +199,7 @@ struct Copier {
 
 // Takes the rows of one chunk (ids after *last, in id order) and moves *last to the highest
 // id taken. *n counts the rows read; *error is the read error that ended the chunk, if any.
-Status TakeChunk(Statement& chunk, Copier& c, int64_t* last, size_t* n, Status* error) {
+Status TakeChunk(sqlite::Statement& chunk, Copier& c, int64_t* last, size_t* n, Status* error) {
   chunk.BindInt(1, *last);
   while (true) {
     Result<bool> row = chunk.Step();
@@ -220,7 +220,8 @@ Status TakeChunk(Statement& chunk, Copier& c, int64_t* last, size_t* n, Status* 
 }
 
 // Walks the damaged file's records in id order, stepping over what cannot be read.
-Status TakeRecords(Statement& chunk, Statement& one, Statement& next_id, Copier& c) {
+Status TakeRecords(sqlite::Statement& chunk, sqlite::Statement& one, sqlite::Statement& next_id,
+                   Copier& c) {
   int64_t last = 0, skip = 1;
   // Each pass either reads rows or moves `last` forward, so this ends.
   while (last < (int64_t{1} << 62)) {
@@ -261,7 +262,7 @@ Status TakeRecords(Statement& chunk, Statement& one, Statement& next_id, Copier&
 }
 
 // Copies the damaged file's earlier quarantine entries, where readable.
-Status CopyOldQuarantine(Db& src, Copier& c) {
+Status CopyOldQuarantine(sqlite::Db& src, Copier& c) {
   if (auto q = src.Prepare("SELECT stream, seq, kind, created_ms, payload_bytes, reason, "
                            "quarantined_ms FROM quarantine");
       q.ok()) {
@@ -283,7 +284,7 @@ Status CopyOldQuarantine(Db& src, Copier& c) {
 
 // Copies what can be read of the damaged file's records and quarantine into the new file.
 // The statements of `src` end here, before it closes.
-Status CopyFromDamaged(Db& src, Copier& c) {
+Status CopyFromDamaged(sqlite::Db& src, Copier& c) {
   auto chunk = src.Prepare(std::string(kRowCols) + "WHERE id > ?1 ORDER BY id LIMIT 256");
   auto one = src.Prepare(std::string(kRowCols) + "WHERE id = ?1");
   auto next_id = src.Prepare("SELECT id FROM records WHERE id > ?1 ORDER BY id LIMIT 1");
@@ -297,8 +298,8 @@ Status CopyFromDamaged(Db& src, Copier& c) {
 
 // The next seq of each stream: never give a seq twice (FORMAT.md section 8). When the old
 // streams are lost, every stream starts at a new floor, stored in `dst` and `meta`.
-Result<std::map<std::string, int64_t>> NextSeqs(Db& dst, const OldState& old, const Copier& c,
-                                                Meta* meta) {
+Result<std::map<std::string, int64_t>> NextSeqs(sqlite::Db& dst, const OldState& old,
+                                                const Copier& c, Meta* meta) {
   std::map<std::string, int64_t> next;
   if (old.streams_ok) {
     next = old.streams;
@@ -327,7 +328,7 @@ std::string SalvageEventJson(const std::string& from, const Copier& c, bool stre
 
 // Writes the event record `json` at `event_seq` of the event stream, sealed with `cipher`
 // when there is one.
-Status WriteEvent(Db& dst, const SalvageContext& ctx, const RecordCipher* cipher,
+Status WriteEvent(sqlite::Db& dst, const SalvageContext& ctx, const RecordCipher* cipher,
                   uint64_t nonce_base, int64_t event_seq, const std::string& json) {
   const std::string event_stream(kEventStream);
   std::string header =
@@ -349,7 +350,7 @@ Status WriteEvent(Db& dst, const SalvageContext& ctx, const RecordCipher* cipher
 }
 
 // Writes the streams table and the counters, the salvage counted in.
-Status WriteStreamsAndCounters(Db& dst, const std::map<std::string, int64_t>& next,
+Status WriteStreamsAndCounters(sqlite::Db& dst, const std::map<std::string, int64_t>& next,
                                std::map<std::string, int64_t>* counters, uint64_t quarantined) {
   OUTPOST_ASSIGN_OR_RETURN(auto up, dst.Prepare(kUpsertStreamSql));
   for (const auto& [stream, n] : next) {
@@ -372,7 +373,7 @@ Status WriteStreamsAndCounters(Db& dst, const std::map<std::string, int64_t>& ne
 
 // Copies what can be read from the damaged file `from` into the new file `to`.
 Status Build(const SalvageContext& ctx, const std::string& from, const std::string& to) {
-  std::unique_ptr<Db> src = OpenDamaged(ctx, from);
+  std::unique_ptr<sqlite::Db> src = OpenDamaged(ctx, from);
   OldState old;
   if (src) old = ReadOldState(*src);
 
@@ -384,7 +385,8 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
   meta.nonce_reserved = nonce_base + kNonceReserveStep;
   std::unique_ptr<const RecordCipher> cipher = EventCipher(ctx, meta);
 
-  OUTPOST_ASSIGN_OR_RETURN(auto dst, Db::Open(to, DbOptions{.create = true, .faults = ctx.faults}));
+  OUTPOST_ASSIGN_OR_RETURN(
+      auto dst, sqlite::Db::Open(to, sqlite::DbOptions{.create = true, .faults = ctx.faults}));
   OUTPOST_RETURN_IF_ERROR(ConfigureConnection(*dst, uint64_t{1} << 40));
   OUTPOST_RETURN_IF_ERROR(CreateSchema(*dst, meta));
   OUTPOST_RETURN_IF_ERROR(dst->Exec("BEGIN IMMEDIATE"));

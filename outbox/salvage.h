@@ -9,9 +9,11 @@
 
 #include "base/status.h"
 
-namespace outpost::outbox {
-
+namespace outpost::sqlite {
 class FileFaults;
+}  // namespace outpost::sqlite
+
+namespace outpost::outbox {
 
 struct SalvageContext {
   std::string path{};  // the outbox database
@@ -19,7 +21,7 @@ struct SalvageContext {
   std::string node_id{};
   std::optional<std::string> key{};  // the file key when the store is encrypted
   int64_t now_ms = 0;                // wall time, for names and the event record
-  FileFaults* faults = nullptr;      // the file layer under SQLite (file_faults.h); not owned
+  sqlite::FileFaults* faults = nullptr;  // the file layer under SQLite (file_faults.h); not owned
 };
 
 // True when a salvage of `path` was started and has not finished (its marker exists).

@@ -1,8 +1,8 @@
 #include "outbox/schema.h"
 
 #include "base/coding.h"
+#include "base/sqlite/sqlite.h"
 #include "outbox/checksum.h"
-#include "outbox/sqlite.h"
 
 namespace outpost::outbox {
 namespace {
@@ -25,7 +25,7 @@ bool ValidName(std::string_view name) {
   return true;
 }
 
-Status ConfigureConnection(Db& db, uint64_t max_bytes) {
+Status ConfigureConnection(sqlite::Db& db, uint64_t max_bytes) {
   uint64_t pages = (2 * max_bytes + (uint64_t{16} << 20)) / 4096;
   if (pages > 0xFFFFFFFEull) pages = 0xFFFFFFFEull;
   return db.Exec(
@@ -35,7 +35,7 @@ Status ConfigureConnection(Db& db, uint64_t max_bytes) {
       std::to_string(pages) + ";");
 }
 
-Status CreateSchema(Db& db, const Meta& meta) {
+Status CreateSchema(sqlite::Db& db, const Meta& meta) {
   OUTPOST_RETURN_IF_ERROR(db.Exec("PRAGMA page_size=4096; PRAGMA journal_mode=WAL;"));
   OUTPOST_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
   Status s = [&]() -> Status {
@@ -97,7 +97,7 @@ Status CreateSchema(Db& db, const Meta& meta) {
   return db.Exec("COMMIT");
 }
 
-Result<Meta> ReadMeta(Db& db) {
+Result<Meta> ReadMeta(sqlite::Db& db) {
   OUTPOST_ASSIGN_OR_RETURN(auto stmt,
                            db.Prepare("SELECT key, CAST(value AS BLOB), checksum FROM meta"));
   Meta meta;
@@ -152,7 +152,7 @@ uint32_t StreamChecksum(std::string_view stream, uint64_t next_seq) {
   return Crc32c(Crc32c(0, stream), tail);
 }
 
-Status SetMetaInt(Db& db, std::string_view key, int64_t value) {
+Status SetMetaInt(sqlite::Db& db, std::string_view key, int64_t value) {
   OUTPOST_ASSIGN_OR_RETURN(auto stmt,
                            db.Prepare("UPDATE meta SET value = ?2, checksum = ?3 WHERE key = ?1"));
   stmt->BindText(1, key);
@@ -161,7 +161,7 @@ Status SetMetaInt(Db& db, std::string_view key, int64_t value) {
   return stmt->Run();
 }
 
-Status ReadStreams(Db& db, std::map<std::string, uint64_t>* out) {
+Status ReadStreams(sqlite::Db& db, std::map<std::string, uint64_t>* out) {
   OUTPOST_ASSIGN_OR_RETURN(auto stmt, db.Prepare("SELECT stream, next_seq, checksum FROM streams"));
   while (true) {
     OUTPOST_ASSIGN_OR_RETURN(bool row, stmt->Step());
@@ -179,7 +179,7 @@ Status ReadStreams(Db& db, std::map<std::string, uint64_t>* out) {
 namespace {
 
 // "type name tbl_name sql" of every schema row, sorted by name.
-Result<std::string> SchemaText(Db& db) {
+Result<std::string> SchemaText(sqlite::Db& db) {
   OUTPOST_ASSIGN_OR_RETURN(auto stmt, db.Prepare("SELECT type, name, tbl_name, sql FROM "
                                                  "sqlite_schema ORDER BY name"));
   std::string out;
@@ -195,14 +195,14 @@ Result<std::string> SchemaText(Db& db) {
 }
 
 Result<std::string> ExpectedSchema() {
-  OUTPOST_ASSIGN_OR_RETURN(auto db, Db::Open(":memory:", DbOptions{}));
+  OUTPOST_ASSIGN_OR_RETURN(auto db, sqlite::Db::Open(":memory:", sqlite::DbOptions{}));
   OUTPOST_RETURN_IF_ERROR(CreateSchema(*db, Meta{.site_id = "x", .node_id = "x"}));
   return SchemaText(*db);
 }
 
 }  // namespace
 
-Status CheckSchema(Db& db) {
+Status CheckSchema(sqlite::Db& db) {
   static const Result<std::string>* expected = new Result<std::string>(ExpectedSchema());
   if (!expected->ok()) return expected->status();
   OUTPOST_ASSIGN_OR_RETURN(std::string actual, SchemaText(db));
@@ -212,7 +212,7 @@ Status CheckSchema(Db& db) {
   return Status::Ok();
 }
 
-Status QuickCheck(Db& db) {
+Status QuickCheck(sqlite::Db& db) {
   OUTPOST_ASSIGN_OR_RETURN(auto stmt, db.Prepare("PRAGMA quick_check(1)"));
   OUTPOST_ASSIGN_OR_RETURN(bool row, stmt->Step());
   if (!row) return DataLossError("quick_check returned nothing");

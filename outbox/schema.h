@@ -10,9 +10,11 @@
 
 #include "base/status.h"
 
-namespace outpost::outbox {
-
+namespace outpost::sqlite {
 class Db;
+}  // namespace outpost::sqlite
+
+namespace outpost::outbox {
 
 inline constexpr int64_t kApplicationId = 0x4F504F42;  // "OPOB"
 inline constexpr int64_t kFormatVersion = 1;
@@ -38,19 +40,19 @@ struct Meta {
 
 // Per-connection settings of FORMAT.md section 1 (synchronous=FULL, cell_size_check, ...).
 // `max_bytes` sets the max_page_count backstop.
-Status ConfigureConnection(Db& db, uint64_t max_bytes);
+Status ConfigureConnection(sqlite::Db& db, uint64_t max_bytes);
 // Creates format 1 in an empty database, in one transaction, with `meta`.
-Status CreateSchema(Db& db, const Meta& meta);
+Status CreateSchema(sqlite::Db& db, const Meta& meta);
 // Reads the meta table. DataLoss when a required key is missing or malformed.
-Result<Meta> ReadMeta(Db& db);
+Result<Meta> ReadMeta(sqlite::Db& db);
 // Row checksums of `meta` and `streams` (FORMAT.md section 4). An INTEGER meta value is
 // checksummed as its decimal text.
 uint32_t MetaChecksum(std::string_view key, std::string_view value_bytes);
 uint32_t StreamChecksum(std::string_view stream, uint64_t next_seq);
 // Sets an INTEGER meta value with its checksum (inside the caller's transaction, if any).
-Status SetMetaInt(Db& db, std::string_view key, int64_t value);
+Status SetMetaInt(sqlite::Db& db, std::string_view key, int64_t value);
 // Reads every stream's next seq, checking each row. DataLoss on a mismatch.
-Status ReadStreams(Db& db, std::map<std::string, uint64_t>* out);
+Status ReadStreams(sqlite::Db& db, std::map<std::string, uint64_t>* out);
 // SQL that upserts a stream row: ?1 stream, ?2 next_seq, ?3 checksum.
 inline constexpr std::string_view kUpsertStreamSql =
     "INSERT INTO streams(stream, next_seq, checksum) VALUES(?1, ?2, ?3) "
@@ -60,10 +62,10 @@ inline constexpr std::string_view kUpsertStreamSql =
 // Checks that the file's tables and indexes are exactly those of format 1 (their SQL text
 // included). DataLoss otherwise: the schema is stored as data, so damage there passes
 // quick_check but breaks every statement.
-Status CheckSchema(Db& db);
+Status CheckSchema(sqlite::Db& db);
 
 // Runs PRAGMA quick_check; DataLoss with SQLite's first complaint when it is not "ok".
-Status QuickCheck(Db& db);
+Status QuickCheck(sqlite::Db& db);
 
 // The little-endian envelope of FORMAT.md section 4 up to and including created_ms.
 std::string EnvelopeHeader(std::string_view site_id, std::string_view node_id,

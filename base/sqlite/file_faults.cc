@@ -1,4 +1,4 @@
-#include "outbox/file_faults.h"
+#include "base/sqlite/file_faults.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 
 #include "base/file.h"
 
-namespace outpost::outbox {
+namespace outpost::sqlite {
 namespace {
 
 bool EndsWith(std::string_view s, std::string_view suffix) {
@@ -169,4 +169,4 @@ Status FileFaults::PowerLoss() {
   return Status::Ok();
 }
 
-}  // namespace outpost::outbox
+}  // namespace outpost::sqlite

@@ -1,8 +1,8 @@
-// FileFaults: the injectable file layer under the outbox's SQLite database.
+// FileFaults: the injectable file layer under a SQLite database (the outbox's, in its tests).
 //
-// When OutboxOptions::faults points at a FileFaults, the store opens its database through a
-// wrapping SQLite VFS (outbox/sqlite.cc) that asks this object before every read, write,
-// truncate and sync of the database and its WAL. It can
+// When DbOptions::faults (OutboxOptions::faults for the outbox) points at a FileFaults, the
+// database is opened through a wrapping SQLite VFS (base/sqlite/sqlite.cc) that asks this
+// object before every read, write, truncate and sync of the database and its WAL. It can
 //   - fail a chosen call, or every call after it, with an errno (EIO, ENOSPC, ...), the way
 //     SQLite's own I/O-error tests do;
 //   - play a small disk: writes that would grow the files beyond a capacity get ENOSPC;
@@ -12,10 +12,10 @@
 //   - play a disk that lies about sync (SetSyncIsNoop), the negative control that shows the
 //     power-cut test can fail.
 //
-// The production path never creates one. Thread-safe: the VFS calls it from the outbox's
-// threads while a test thread arms rules.
-#ifndef OUTPOST_OUTBOX_FILE_FAULTS_H_
-#define OUTPOST_OUTBOX_FILE_FAULTS_H_
+// The production path never creates one. Thread-safe: the VFS calls it from the database
+// user's threads while a test thread arms rules.
+#ifndef OUTPOST_BASE_SQLITE_FILE_FAULTS_H_
+#define OUTPOST_BASE_SQLITE_FILE_FAULTS_H_
 
 #include <cstdint>
 #include <map>
@@ -26,7 +26,7 @@
 
 #include "base/status.h"
 
-namespace outpost::outbox {
+namespace outpost::sqlite {
 
 class FileFaults {
  public:
@@ -71,7 +71,7 @@ class FileFaults {
   // (without faults) as the machine would after the power comes back.
   Status PowerLoss();
 
-  // --- Called by the VFS adapter (outbox/sqlite.cc), one call per file operation. ---
+  // --- Called by the VFS adapter (base/sqlite/sqlite.cc), one call per file operation. ---
   // Each returns 0 to let the operation proceed, or the errno it must fail with.
   int BeforeRead(const std::string& path);
   int BeforeWrite(const std::string& path, uint64_t offset, uint64_t amount);
@@ -115,6 +115,6 @@ class FileFaults {
   std::map<std::string, FileState> files_;
 };
 
-}  // namespace outpost::outbox
+}  // namespace outpost::sqlite
 
-#endif  // OUTPOST_OUTBOX_FILE_FAULTS_H_
+#endif  // OUTPOST_BASE_SQLITE_FILE_FAULTS_H_

@@ -1,6 +1,6 @@
 // The only file of Outpost that includes sqlite3.h (see sqlite.h). It also holds the
 // fault-injecting VFS through which FileFaults (file_faults.h) reaches the file layer.
-#include "outbox/sqlite.h"
+#include "base/sqlite/sqlite.h"
 
 #include <sqlite3.h>
 
@@ -8,9 +8,9 @@
 #include <cerrno>
 #include <cstring>
 
-#include "outbox/file_faults.h"
+#include "base/sqlite/file_faults.h"
 
-namespace outpost::outbox {
+namespace outpost::sqlite {
 
 // ---------------------------------------------------------------------------------------
 // The fault-injecting VFS: forwards every call to the default VFS ("unix"), after asking
@@ -530,4 +530,4 @@ Status Db::Close(bool checkpoint) {
 
 std::string_view SqliteVersion() { return sqlite3_libversion(); }
 
-}  // namespace outpost::outbox
+}  // namespace outpost::sqlite

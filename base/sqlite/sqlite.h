@@ -1,4 +1,5 @@
-// The outbox's adapter to SQLite: the only code of Outpost that sees sqlite3.h.
+// The SQLite adapter of Outpost (library outpost_sqlite, namespace outpost::sqlite): the only
+// code of Outpost that sees sqlite3.h. The outbox's queue and the hub's SQLite store use it.
 //
 // Db is one connection to one database file; Statement is a prepared statement on it.
 // SQLite's result codes become Status codes here, and nowhere else:
@@ -10,9 +11,10 @@
 //   anything else                      -> kInternal
 //
 // Thread-compatible: a Db and its statements are used by one thread at a time (the outbox
-// serializes them under its own mutex); the connection is opened without SQLite's mutexes.
-#ifndef OUTPOST_OUTBOX_SQLITE_H_
-#define OUTPOST_OUTBOX_SQLITE_H_
+// and the hub's store serialize them under their own mutexes); the connection is opened
+// without SQLite's mutexes.
+#ifndef OUTPOST_BASE_SQLITE_SQLITE_H_
+#define OUTPOST_BASE_SQLITE_SQLITE_H_
 
 #include <cstdint>
 #include <memory>
@@ -24,7 +26,7 @@
 struct sqlite3;
 struct sqlite3_stmt;
 
-namespace outpost::outbox {
+namespace outpost::sqlite {
 
 class FileFaults;
 struct FaultVfs;  // defined in sqlite.cc
@@ -107,6 +109,6 @@ class Db {
 // The SQLite library's version, e.g. "3.40.1".
 std::string_view SqliteVersion();
 
-}  // namespace outpost::outbox
+}  // namespace outpost::sqlite
 
-#endif  // OUTPOST_OUTBOX_SQLITE_H_
+#endif  // OUTPOST_BASE_SQLITE_SQLITE_H_

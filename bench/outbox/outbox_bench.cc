@@ -25,14 +25,15 @@
 #include <vector>
 
 #include "base/file.h"
+#include "base/sqlite/sqlite.h"
 #include "outbox/outbox.h"
 #include "outbox/schema.h"
-#include "outbox/sqlite.h"
 
 namespace {
 
 using namespace outpost;          // NOLINT: a benchmark's main file
 using namespace outpost::outbox;  // NOLINT
+using namespace outpost::sqlite;  // NOLINT
 using Steady = std::chrono::steady_clock;
 
 struct Args {
