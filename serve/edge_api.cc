@@ -14,6 +14,7 @@
 
 #include "base/coding.h"
 #include "base/json_writer.h"
+#include "base/names.h"
 
 namespace outpost::serve {
 namespace {
@@ -24,19 +25,6 @@ namespace dom = simdjson::dom;
 constexpr size_t kFeedbackMaxDepth = 8;
 // Stored payloads are at most the outbox's largest (16 MiB).
 constexpr size_t kMaxPayloadBytes = size_t{16} << 20;
-
-bool IsStreamChar(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == ':' || c == '-';
-}
-
-// [A-Za-z0-9][A-Za-z0-9._:-]{0,127}: what the outbox accepts as a stream.
-bool IsModelName(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  char first = name.front();
-  if (first == '.' || first == '_' || first == ':' || first == '-') return false;
-  return std::all_of(name.begin(), name.end(), IsStreamChar);
-}
 
 // A string member of the feedback object, checked against `max_bytes`.
 Status ReadString(dom::element value, std::string_view key, size_t max_bytes, bool allow_empty,
@@ -148,9 +136,12 @@ Result<Feedback> ParseFeedback(std::string_view body, const FeedbackLimits& limi
                                          /*allow_empty=*/false, feedback.request_id));
     } else if (key == "model") {
       OUTPOST_RETURN_IF_ERROR(ReadString(member.value, key, 128, false, feedback.model));
-      if (!IsModelName(feedback.model)) {
+      // The bundle's rule (base/names.h): a model that can be fed back can be bundled.
+      if (!ModelName::IsValid(feedback.model)) {
         return InvalidArgumentError("feedback \"model\" \"" + Truncated(feedback.model) +
-                                    "\" is not a model name ([A-Za-z0-9][A-Za-z0-9._:-]*)");
+                                    "\" is not a model name (" +
+                                    std::string(kModelNameRule.pattern) + ")")
+            .WithReason(kModelNameRule.reason);
       }
     } else if (key == "note") {
       OUTPOST_RETURN_IF_ERROR(

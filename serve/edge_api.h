@@ -47,7 +47,7 @@ struct FeedbackLimits {
 // One parsed POST /v1/feedback body.
 struct Feedback {
   std::string request_id{};
-  std::string model{};  // a valid outbox stream name
+  std::string model{};  // a ModelName (base/names.h), which is also a valid outbox stream
   // The label: a number as the client wrote it (int64 when integral and in range, else a
   // finite double) or a string.
   std::variant<int64_t, double, std::string> label{};
@@ -55,9 +55,10 @@ struct Feedback {
 };
 
 // Parses a feedback body: a JSON object with "request_id" (non-empty string), "model" (a
-// model name: [A-Za-z0-9][A-Za-z0-9._:-]{0,127}), "label" (number or string) and optional
+// ModelName of base/names.h, the rule bundles use), "label" (number or string) and optional
 // "note" (string); any other key, a wrong type, a missing key or a size over `limits` is
-// InvalidArgument naming the key; a body over max_body_bytes is ResourceExhausted.
+// InvalidArgument naming the key (reason invalid_model_name for a model that is not a
+// ModelName); a body over max_body_bytes is ResourceExhausted.
 Result<Feedback> ParseFeedback(std::string_view body, const FeedbackLimits& limits = {});
 
 // The payload stored for a feedback record (serve/FORMAT.md): {"v":1,"kind":"feedback",

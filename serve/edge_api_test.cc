@@ -7,6 +7,7 @@
 #include <simdjson.h>
 
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/testing/test_util.h"
@@ -117,6 +118,32 @@ TEST_F(EdgeApiTest, BadFeedbackBodiesGet400WithAReasonAndStoreNothing) {
   }
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto records, outbox_->Query({}));
   EXPECT_TRUE(records.empty());
+}
+
+TEST_F(EdgeApiTest, FeedbackRefusesAModelNameThatCouldNeverBeBundled) {
+  // The feedback rule is the bundle rule (base/names.h ModelName): lower case, at most 64.
+  HttpResponse other = Call("POST", "/v1/feedback", R"({"request_id":"r","label":1})");
+  ASSERT_EQ(other.status, 400);
+  for (const std::string& model :
+       std::vector<std::string>{"Pump", "PUMP", "a:b", std::string(65, 'm'), "-pump", ".pump"}) {
+    HttpResponse r = Call("POST", "/v1/feedback",
+                          R"({"request_id":"r","model":")" + model + R"(","label":1})");
+    EXPECT_EQ(r.status, 400) << model;
+    EXPECT_NE(ErrorOf(r).find("is not a model name"), std::string::npos) << r.body;
+    // The same error body shape as any other invalid argument: the same members.
+    std::vector<std::string> keys, other_keys;
+    for (auto member : Json(r).get_object()) keys.emplace_back(member.key);
+    for (auto member : Json(other).get_object()) other_keys.emplace_back(member.key);
+    EXPECT_EQ(keys, other_keys) << r.body << " vs " << other.body;
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto records, outbox_->Query({}));
+  EXPECT_TRUE(records.empty());
+  // The longest name a bundle takes is taken here too.
+  std::string longest(64, 'm');
+  EXPECT_EQ(Call("POST", "/v1/feedback",
+                 R"({"request_id":"r","model":")" + longest + R"(","label":1})")
+                .status,
+            200);
 }
 
 TEST_F(EdgeApiTest, OversizedFeedbackBodyGets413) {
