@@ -13,6 +13,7 @@
 #include <set>
 
 #include "base/file.h"
+#include "base/names.h"
 #include "bundle/reason.h"
 
 namespace outpost::bundle {
@@ -267,7 +268,7 @@ Status AddVersion(const std::string& name, const std::string& version,
 
 // Adds every version folder of model `name` (with its config.yaml, if any, in each).
 Status AddModel(const std::string& name, const std::string& model_dir, Contents* c) {
-  if (!IsValidModelName(name)) return InvalidArgumentError("bad model name \"" + name + "\"");
+  if (!ModelName::IsValid(name)) return InvalidArgumentError("bad model name \"" + name + "\"");
   OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> children, Entries(model_dir));
   std::vector<Layer> shared;
   if (PathExists(JoinPath(model_dir, "config.yaml"))) {

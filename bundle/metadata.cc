@@ -7,6 +7,7 @@
 #include <set>
 
 #include "base/coding.h"
+#include "base/names.h"
 #include "bundle/reason.h"
 #include "bundle/tar.h"
 
@@ -257,7 +258,7 @@ Status CheckTargetsContent(const Targets& t) {
     return InvalidArgumentError("targets must list oci-layout and index.json");
   }
   for (const ModelRef& m : t.models) {
-    if (!IsValidModelName(m.name) || m.version == 0) {
+    if (!ModelName::IsValid(m.name) || m.version == 0) {
       return InvalidArgumentError("bad model name or version");
     }
     for (const std::string* d : {&m.manifest, &m.descriptor}) {
@@ -288,12 +289,6 @@ Result<Json> ParseJson(std::string_view text, bool canonical_numbers_only) {
 }
 
 std::string KeyId(std::string_view public_key) { return ToHex(Sha256Of(public_key)); }
-
-bool IsValidModelName(std::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= '0' && name[0] <= '9'))) return false;
-  return IsLabel(name, 64);
-}
 
 Result<Json> RootToJson(const Root& root) {
   OUTPOST_RETURN_IF_ERROR(CheckRole(root.root, root.keys, "root"));
@@ -523,7 +518,7 @@ Result<ModelDescriptor> ParseModelDescriptor(std::string_view text) {
   OUTPOST_ASSIGN_OR_RETURN(d.engine, r.String("engine"));
   OUTPOST_ASSIGN_OR_RETURN(d.engine_version, r.String("engine_version"));
   OUTPOST_ASSIGN_OR_RETURN(d.lineage_sha256, r.String("lineage_sha256"));
-  if (!IsValidModelName(d.name) || d.version == 0) return Malformed("bad descriptor name/version");
+  if (!ModelName::IsValid(d.name) || d.version == 0) return Malformed("bad descriptor name/version");
   if (!IsLabel(d.engine, 32) || d.engine_version.empty() || d.engine_version.size() > 32) {
     return Malformed("bad descriptor engine");
   }

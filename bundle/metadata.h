@@ -137,9 +137,6 @@ struct ModelDescriptor {
 // METADATA_MALFORMED on any deviation, including unknown members.
 Result<ModelDescriptor> ParseModelDescriptor(std::string_view text);
 
-// True for names FORMAT.md allows: model names [a-z0-9][a-z0-9_.-]{0,63}.
-bool IsValidModelName(std::string_view name);
-
 }  // namespace outpost::bundle
 
 #endif  // OUTPOST_BUNDLE_METADATA_H_

@@ -17,6 +17,7 @@
 #include "base/file.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
+#include "base/names.h"
 #include "bundle/bundle.h"
 #include "bundle/crypto.h"
 #include "bundle/keys.h"
@@ -140,7 +141,7 @@ std::string Lower(std::string_view s) {
 Status WriteReleaseFolder(const std::string& out, const std::string& name,
                           const std::string& config_yaml,
                           const std::map<int64_t, ReleaseVersion>& versions) {
-  if (!bundle::IsValidModelName(name)) {
+  if (!ModelName::IsValid(name)) {
     return InvalidArgumentError("\"" + name + "\" is not a model name bundles allow");
   }
   if (versions.empty()) return InvalidArgumentError("a release folder needs a version");
@@ -253,7 +254,7 @@ Status ValidateRetrainConfig(const RetrainConfig& c) {
   auto bad = [&](const std::string& what) {
     return InvalidArgumentError("retrain " + c.model + ": " + what);
   };
-  if (!bundle::IsValidModelName(c.model)) {
+  if (!ModelName::IsValid(c.model)) {
     return InvalidArgumentError("retrain: \"" + c.model +
                                 "\" is not a model name ([a-z0-9][a-z0-9_.-]{0,63})");
   }
