@@ -44,12 +44,9 @@ HubResponse Error(int status, std::string_view reason, std::string_view message)
   return response;
 }
 
-// An InvalidArgument from the parsers below carries "reason: message".
+// An InvalidArgument from the query parsers (dashboard_query.h) carries its own reason.
 HubResponse BadRequest(const Status& status) {
-  std::string_view message = status.message();
-  size_t colon = message.find(": ");
-  if (colon == std::string_view::npos) return Error(400, "bad_parameter", message);
-  return Error(400, message.substr(0, colon), message);
+  return Error(400, status.has_reason() ? status.reason() : "bad_parameter", status.message());
 }
 
 HubResponse StoreError(const Status& status) {

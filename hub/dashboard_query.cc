@@ -38,10 +38,7 @@ Result<std::string> Decode(std::string_view in, size_t max_bytes) {
 }  // namespace
 
 Status Bad(std::string_view reason, std::string_view message) {
-  std::string text(reason);
-  text += ": ";
-  text += message;
-  return InvalidArgumentError(text);
+  return ErrorWithReason(StatusCode::kInvalidArgument, reason, message);
 }
 
 bool IsNameChar(char c, bool allow_colon) {

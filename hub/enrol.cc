@@ -27,12 +27,7 @@ HubResponse Json(int status, std::string body) {
 
 // The reason code at the start of a status message ("bad_public_key: ..."), else `fallback`.
 std::string ReasonIn(const Status& status, std::string_view fallback) {
-  std::string_view m = status.message();
-  size_t colon = m.find(':');
-  std::string_view head = m.substr(0, colon);
-  bool code = !head.empty() && colon != std::string_view::npos;
-  for (char c : head) code = code && (std::islower(static_cast<unsigned char>(c)) || c == '_');
-  return std::string(code ? head : fallback);
+  return std::string(status.has_reason() ? status.reason() : fallback);
 }
 
 }  // namespace
@@ -53,12 +48,13 @@ Result<TokenParts> ParseToken(std::string_view token) {
   if (token.size() != kTokenPrefix.size() + 64 + 1 + 64 ||
       token.substr(0, kTokenPrefix.size()) != kTokenPrefix ||
       token[kTokenPrefix.size() + 64] != '.') {
-    return InvalidArgumentError("bad_token: not an enrolment token of the form op1.<64 hex>.<64 hex>");
+    return ErrorWithReason(StatusCode::kInvalidArgument, "bad_token",
+                           "not an enrolment token of the form op1.<64 hex>.<64 hex>");
   }
   TokenParts parts{.secret = std::string(token.substr(kTokenPrefix.size(), 64)),
                    .ca_fingerprint = std::string(token.substr(kTokenPrefix.size() + 65))};
   if (!IsHex64(parts.secret) || !IsHex64(parts.ca_fingerprint)) {
-    return InvalidArgumentError("bad_token: not lowercase hex");
+    return ErrorWithReason(StatusCode::kInvalidArgument, "bad_token", "not lowercase hex");
   }
   return parts;
 }
@@ -81,12 +77,13 @@ Result<std::string> Enrolment::AddSite(std::string_view site_id, std::string_vie
                                 "\" and region \"" + existing->region + "\"");
     }
     if (existing->revoked) {
-      return PermissionDeniedError("site_revoked: site \"" + std::string(site_id) +
-                                   "\" is revoked");
+      return ErrorWithReason(StatusCode::kPermissionDenied, "site_revoked",
+                             "site \"" + std::string(site_id) + "\" is revoked");
     }
     if (!existing->credential_serial.empty() && !reissue) {
-      return FailedPreconditionError("site_enrolled: site \"" + std::string(site_id) +
-                                     "\" is enrolled; --reissue issues a new token");
+      return ErrorWithReason(
+          StatusCode::kFailedPrecondition, "site_enrolled",
+          "site \"" + std::string(site_id) + "\" is enrolled; --reissue issues a new token");
     }
   } else if (existing.status().code() == StatusCode::kNotFound) {
     OUTPOST_RETURN_IF_ERROR(store_.CreateSite(Site{.site_id = std::string(site_id),
@@ -203,8 +200,8 @@ Status EnrolSite(const EnrolSiteOptions& options) {
   const std::string dir = options.credentials_dir;
   if (!options.force && (PathExists(JoinPath(dir, "site.key")) ||
                          PathExists(JoinPath(dir, "site.crt")))) {
-    return AlreadyExistsError("credentials_exist: " + dir +
-                              " already holds a site credential (--force replaces it)");
+    return ErrorWithReason(StatusCode::kAlreadyExists, "credentials_exist",
+                           dir + " already holds a site credential (--force replaces it)");
   }
   // 1. The CA, from an unverified connection, checked against the token's pin.
   OUTPOST_ASSIGN_OR_RETURN(HttpsResponse ca_answer,
@@ -215,9 +212,9 @@ Status EnrolSite(const EnrolSiteOptions& options) {
   }
   Result<CertInfo> ca_info = ParseCertificatePem(ca_answer.body);
   if (!ca_info.ok() || ca_info->fingerprint != parts.ca_fingerprint) {
-    return PermissionDeniedError(
-        "ca_mismatch: the server at " + hub_url +
-        " does not hold the CA this token pins; nothing was sent");
+    return ErrorWithReason(
+        StatusCode::kPermissionDenied, "ca_mismatch",
+        "the server at " + hub_url + " does not hold the CA this token pins; nothing was sent");
   }
   // 2. The key, then the enrolment over a connection verified against that CA.
   OUTPOST_ASSIGN_OR_RETURN(KeyPairPem key, GenerateEd25519Key());
@@ -266,13 +263,15 @@ Status EnrolSite(const EnrolSiteOptions& options) {
   if (cert.common_name != options.site_id) {
     return DataLossError("the hub issued a certificate for \"" + cert.common_name + "\"");
   }
-  if (ca_pem != ca_answer.body) return PermissionDeniedError("ca_mismatch: the hub changed CA");
+  if (ca_pem != ca_answer.body)
+    return ErrorWithReason(StatusCode::kPermissionDenied, "ca_mismatch", "the hub changed CA");
   // The key export files are sealed to; an older hub sends none.
   std::string_view export_pub;
   bool has_export_key = root["export_public_key_pem"].get(export_pub) == simdjson::SUCCESS;
   if (has_export_key && !sync::X25519RawPublicKey(export_pub).ok()) {
-    return DataLossError("bad_export_key: the hub's export_public_key_pem is not an X25519 "
-                         "public key; nothing was written");
+    return ErrorWithReason(StatusCode::kDataLoss, "bad_export_key",
+                           "the hub's export_public_key_pem is not an X25519 "
+                           "public key; nothing was written");
   }
   OUTPOST_RETURN_IF_ERROR(MakeDirectories(dir));
   ::chmod(dir.c_str(), 0700);

@@ -29,8 +29,9 @@ Result<ImportSummary> ImportExport(HubService& service, const HubCa& ca,
   if (sealed) {
     Result<std::string> key_pem = ReadFile(ca.export_key_path(), 1 << 16);
     if (!key_pem.ok()) {
-      return PermissionDeniedError("sealed_wrong_key: this hub has no export key: " +
-                                   std::string(key_pem.status().message()));
+      return ErrorWithReason(
+          StatusCode::kPermissionDenied, "sealed_wrong_key",
+          "this hub has no export key: " + std::string(key_pem.status().message()));
     }
     OUTPOST_ASSIGN_OR_RETURN(bytes, sync::OpenSealedExport(bytes, *key_pem, limits));
   }

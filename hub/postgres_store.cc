@@ -520,9 +520,9 @@ Status CheckAuditAnswers(const std::vector<Result<PgResult>>& results, size_t ca
     if (!results[i].ok()) return results[i].status();
   }
   if (results[cas_index]->affected() != 1) {
-    return FailedPreconditionError(
-        "audit_gap: the segment continues seq " + std::to_string(audit.from_seq) +
-        " but the stored head of node " + audit.node_id + " is elsewhere");
+    return ErrorWithReason(StatusCode::kFailedPrecondition, "audit_gap",
+                           "the segment continues seq " + std::to_string(audit.from_seq) +
+                               " but the stored head of node " + audit.node_id + " is elsewhere");
   }
   return Status::Ok();
 }
@@ -560,7 +560,8 @@ Result<IngestResult> FinishIngest(Conn& c, const BatchKey& key, size_t count, co
     // The outcome of a commit whose answer was lost is unknown: the caller retries the
     // whole call, which Ingest's idempotency makes safe.
     c.MarkBroken();
-    return UnavailableError("commit_unknown: " + std::string(commit.status().message()));
+    return ErrorWithReason(StatusCode::kUnavailable, "commit_unknown",
+                           std::string(commit.status().message()));
   }
   result.outcome = IngestOutcome::kStored;
   return result;
@@ -585,8 +586,8 @@ class PostgresStore final : public Store {
                  bool has_sites = r.GetText(0, 1) == "t";
                  if (!has_meta) {
                    if (has_sites) {
-                     return DataLossError(
-                         "schema_unknown: the database has a sites table but no outpost_meta");
+                     return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown",
+                                            "the database has a sites table but no outpost_meta");
                    }
                    // The schema is constant text without parameters: one simple-protocol call.
                    PGresult* raw = PQexec(c.raw(), kSchemaV1);
@@ -599,17 +600,21 @@ class PostgresStore final : public Store {
                  OUTPOST_ASSIGN_OR_RETURN(
                      auto v,
                      c.Exec("SELECT value FROM outpost_meta WHERE name = 'schema_version'"));
-                 if (v.rows() == 0) return DataLossError("schema_unknown: no schema_version row");
+                 if (v.rows() == 0)
+                   return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown",
+                                          "no schema_version row");
                  std::string value = v.GetText(0, 0);
                  char* end = nullptr;
                  long long version = std::strtoll(value.c_str(), &end, 10);
                  if (value.empty() || *end != '\0' || version < 1) {
-                   return DataLossError("schema_unknown: schema_version \"" + value + "\"");
+                   return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown",
+                                          "schema_version \"" + value + "\"");
                  }
                  if (version > kSchemaVersion) {
-                   return FailedPreconditionError(
-                       "schema_too_new: database schema version " + std::to_string(version) +
-                       ", this binary knows up to " + std::to_string(kSchemaVersion));
+                   return ErrorWithReason(StatusCode::kFailedPrecondition, "schema_too_new",
+                                          "database schema version " + std::to_string(version) +
+                                              ", this binary knows up to " +
+                                              std::to_string(kSchemaVersion));
                  }
                  return true;
                },
@@ -729,7 +734,7 @@ class PostgresStore final : public Store {
       // Either way the whole transaction runs again.
       if (!r.ok() && (r.status().code() == StatusCode::kAborted ||
                       (r.status().code() == StatusCode::kUnavailable &&
-                       r.status().message().find("commit_unknown") == std::string_view::npos))) {
+                       r.status().reason() != "commit_unknown"))) {
         last = r.status();
         continue;
       }

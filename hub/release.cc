@@ -290,9 +290,12 @@ Result<ReleaseResult> ApproveAndRelease(Store& store, const RetrainConfig& confi
   for (const ModelEntry& e : entries) {
     if (e.version == version) entry = &e;
   }
-  if (entry == nullptr) return NotFoundError("version_not_found: the registry has no " + what);
+  if (entry == nullptr)
+    return ErrorWithReason(StatusCode::kNotFound, "version_not_found",
+                           "the registry has no " + what);
   if (entry->state != "candidate" && entry->state != "approved") {
-    return FailedPreconditionError("not_candidate: " + what + " is " + entry->state);
+    return ErrorWithReason(StatusCode::kFailedPrecondition, "not_candidate",
+                           what + " is " + entry->state);
   }
   if (entry->state == "candidate") {
     OUTPOST_RETURN_IF_ERROR(store.SetModelState(model, version, "approved"));

@@ -15,10 +15,10 @@ constexpr size_t kEnvelopeBytes = 16;
 constexpr uint8_t kFlagAudit = 1;
 
 Status Malformed(std::string_view reason, std::string_view detail) {
-  return InvalidArgumentError(std::string(reason) + ": " + std::string(detail));
+  return ErrorWithReason(StatusCode::kInvalidArgument, reason, detail);
 }
 Status OverLimit(std::string_view reason, std::string_view detail) {
-  return ResourceExhaustedError(std::string(reason) + ": " + std::string(detail));
+  return ErrorWithReason(StatusCode::kResourceExhausted, reason, detail);
 }
 
 // Checks what Decode would refuse about `batch` under the default limits.
@@ -101,14 +101,7 @@ bool IsValidName(std::string_view name) {
 }
 
 std::string_view ReasonOf(const Status& status) {
-  std::string_view m = status.message();
-  size_t colon = m.find(':');
-  if (colon == std::string_view::npos || colon == 0) return {};
-  std::string_view code = m.substr(0, colon);
-  for (char c : code) {
-    if (!((c >= 'a' && c <= 'z') || c == '_' || (c >= '0' && c <= '9'))) return {};
-  }
-  return code;
+  return status.has_reason() ? status.reason() : std::string_view();
 }
 
 Result<BatchKeyFields> KeyOf(const Batch& batch) {

@@ -91,8 +91,8 @@ Result<DecodedBatch> DecodeBatch(std::string_view bytes, const DecodeLimits& lim
 // EncodeBatch.
 Result<BatchKeyFields> KeyOf(const Batch& batch);
 
-// The reason code a sync error message begins with ("batch_seq_order"), or "" when the
-// message has none.
+// The reason code of a sync refusal ("batch_seq_order": Status::reason(), set where the
+// refusal starts), or "" for a status that has no reason of its own.
 std::string_view ReasonOf(const Status& status);
 
 // Whether `name` is a valid site, node or stream name (FORMAT.md).

@@ -18,17 +18,18 @@ Result<std::string> ZstdCompress(std::string_view data, int level) {
 Result<std::string> ZstdDecompress(std::string_view frame, size_t expected_size) {
   size_t frame_size = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
   if (ZSTD_isError(frame_size)) {
-    return InvalidArgumentError(std::string("batch_decompress: not a zstd frame: ") +
-                                ZSTD_getErrorName(frame_size));
+    return ErrorWithReason(StatusCode::kInvalidArgument, "batch_decompress",
+                           std::string("not a zstd frame: ") + ZSTD_getErrorName(frame_size));
   }
   if (frame_size != frame.size()) {
-    return InvalidArgumentError("batch_decompress: bytes after the zstd frame");
+    return ErrorWithReason(StatusCode::kInvalidArgument, "batch_decompress",
+                           "bytes after the zstd frame");
   }
   unsigned long long announced = ZSTD_getFrameContentSize(frame.data(), frame.size());
   if (announced != ZSTD_CONTENTSIZE_UNKNOWN && announced != expected_size) {
-    return InvalidArgumentError("batch_decompress: the frame holds " + std::to_string(announced) +
-                                " bytes, the envelope announces " +
-                                std::to_string(expected_size));
+    return ErrorWithReason(StatusCode::kInvalidArgument, "batch_decompress",
+                           "the frame holds " + std::to_string(announced) +
+                               " bytes, the envelope announces " + std::to_string(expected_size));
   }
   // Streaming into a buffer of exactly the announced size: a frame that would produce more
   // stops at the buffer's end and is refused.
@@ -47,21 +48,23 @@ Result<std::string> ZstdDecompress(std::string_view frame, size_t expected_size)
     size_t out_before = ob.pos;
     size_t r = ZSTD_decompressStream(ctx.get(), ob.pos < ob.size ? &ob : &pb, &in);
     if (ZSTD_isError(r)) {
-      return InvalidArgumentError(std::string("batch_decompress: ") + ZSTD_getErrorName(r));
+      return ErrorWithReason(StatusCode::kInvalidArgument, "batch_decompress",
+                             ZSTD_getErrorName(r));
     }
     if (pb.pos != 0) {
-      return InvalidArgumentError("batch_decompress: the frame holds more than " +
-                                  std::to_string(expected_size) + " bytes");
+      return ErrorWithReason(
+          StatusCode::kInvalidArgument, "batch_decompress",
+          "the frame holds more than " + std::to_string(expected_size) + " bytes");
     }
     if (r == 0) break;  // the frame is complete
     if (in.pos == in_before && ob.pos == out_before) {
-      return InvalidArgumentError("batch_decompress: truncated frame");
+      return ErrorWithReason(StatusCode::kInvalidArgument, "batch_decompress", "truncated frame");
     }
   }
   if (ob.pos != expected_size) {
-    return InvalidArgumentError("batch_decompress: the frame holds " + std::to_string(ob.pos) +
-                                " bytes, the envelope announces " +
-                                std::to_string(expected_size));
+    return ErrorWithReason(StatusCode::kInvalidArgument, "batch_decompress",
+                           "the frame holds " + std::to_string(ob.pos) +
+                               " bytes, the envelope announces " + std::to_string(expected_size));
   }
   return out;
 }

@@ -31,7 +31,7 @@ Result<std::string> SealedFileKey(std::string_view shared_secret, std::string_vi
 }
 
 Status Bad(std::string_view reason, std::string_view detail) {
-  return InvalidArgumentError(std::string(reason) + ": " + std::string(detail));
+  return ErrorWithReason(StatusCode::kInvalidArgument, reason, detail);
 }
 
 }  // namespace
@@ -78,7 +78,8 @@ Result<ExportFile> ReadExport(std::string_view bytes, const ExportLimits& limits
   }
   if (!IsValidName(site) || !IsValidName(node)) return Bad("export_malformed", "bad name");
   if (count > limits.max_batches) {
-    return ResourceExhaustedError("export_too_large: " + std::to_string(count) + " batches");
+    return ErrorWithReason(StatusCode::kResourceExhausted, "export_too_large",
+                           std::to_string(count) + " batches");
   }
   if (r.left() / 4 < count) return truncated();
   f.batches.reserve(count);
@@ -87,8 +88,8 @@ Result<ExportFile> ReadExport(std::string_view bytes, const ExportLimits& limits
     std::string_view b;
     if (!r.U32(len)) return truncated();
     if (len > limits.max_batch_bytes) {
-      return ResourceExhaustedError("export_too_large: a batch of " + std::to_string(len) +
-                                    " bytes");
+      return ErrorWithReason(StatusCode::kResourceExhausted, "export_too_large",
+                             "a batch of " + std::to_string(len) + " bytes");
     }
     if (!r.Bytes(len, b)) return truncated();
     f.batches.emplace_back(b);
@@ -111,8 +112,8 @@ Result<std::string> SealExport(std::string_view signed_export, std::string_view 
   Result<std::string> recipient = X25519RawPublicKey(hub_public_pem);
   if (!recipient.ok()) return Bad("sealed_bad_key", recipient.status().message());
   if (signed_export.size() > ExportLimits{}.max_file_bytes) {
-    return ResourceExhaustedError("sealed_too_large: " + std::to_string(signed_export.size()) +
-                                  " bytes");
+    return ErrorWithReason(StatusCode::kResourceExhausted, "sealed_too_large",
+                           std::to_string(signed_export.size()) + " bytes");
   }
   OUTPOST_ASSIGN_OR_RETURN(X25519KeyPem ephemeral, GenerateX25519Key());
   OUTPOST_ASSIGN_OR_RETURN(std::string ephemeral_pub, X25519RawPublicKey(ephemeral.public_pem));
@@ -157,8 +158,8 @@ Result<std::string> OpenSealedExport(std::string_view bytes, std::string_view hu
     return truncated();
   }
   if (length > limits.max_file_bytes) {
-    return ResourceExhaustedError("sealed_too_large: a ciphertext of " + std::to_string(length) +
-                                  " bytes");
+    return ErrorWithReason(StatusCode::kResourceExhausted, "sealed_too_large",
+                           "a ciphertext of " + std::to_string(length) + " bytes");
   }
   if (r.left() < kTagBytes || r.left() - kTagBytes < length) return truncated();
   if (r.left() - kTagBytes > length) {
@@ -167,29 +168,33 @@ Result<std::string> OpenSealedExport(std::string_view bytes, std::string_view hu
   }
   Result<std::string> own = X25519RawPublicKey(hub_private_pem);
   if (!own.ok()) {
-    return PermissionDeniedError("sealed_wrong_key: the hub's export key is unusable: " +
-                                 std::string(own.status().message()));
+    return ErrorWithReason(
+        StatusCode::kPermissionDenied, "sealed_wrong_key",
+        "the hub's export key is unusable: " + std::string(own.status().message()));
   }
   if (Sha256Raw(*own) != key_id) {
-    return PermissionDeniedError("sealed_wrong_key: the file is sealed to key " +
-                                 ExportIdHex(key_id) + ", this hub's is " +
-                                 ExportIdHex(Sha256Raw(*own)));
+    return ErrorWithReason(StatusCode::kPermissionDenied, "sealed_wrong_key",
+                           "the file is sealed to key " + ExportIdHex(key_id) + ", this hub's is " +
+                               ExportIdHex(Sha256Raw(*own)));
   }
   Result<std::string> shared = X25519SharedSecret(hub_private_pem, ephemeral_pub);
   if (shared.status().code() == StatusCode::kInvalidArgument) {
-    return PermissionDeniedError("sealed_wrong_key: the hub's export key is unusable: " +
-                                 std::string(shared.status().message()));
+    return ErrorWithReason(
+        StatusCode::kPermissionDenied, "sealed_wrong_key",
+        "the hub's export key is unusable: " + std::string(shared.status().message()));
   }
   if (!shared.ok()) {
-    return PermissionDeniedError("sealed_corrupt: " + std::string(shared.status().message()));
+    return ErrorWithReason(StatusCode::kPermissionDenied, "sealed_corrupt",
+                           std::string(shared.status().message()));
   }
   OUTPOST_ASSIGN_OR_RETURN(std::string key, SealedFileKey(*shared, ephemeral_pub, *own));
   Result<std::string> plain = AesGcmOpen(key, nonce, bytes.substr(0, kSealedHeaderBytes),
                                          bytes.substr(kSealedHeaderBytes));
   if (!plain.ok()) {
     if (plain.status().code() == StatusCode::kPermissionDenied) {
-      return PermissionDeniedError("sealed_corrupt: authentication failed (the file was "
-                                   "altered or damaged)");
+      return ErrorWithReason(StatusCode::kPermissionDenied, "sealed_corrupt",
+                             "authentication failed (the file was "
+                             "altered or damaged)");
     }
     return plain.status();
   }
@@ -198,12 +203,14 @@ Result<std::string> OpenSealedExport(std::string_view bytes, std::string_view hu
 
 Status VerifyExportSite(const ExportFile& file, std::string_view site_ca_pem) {
   Status chain = VerifyCertificateChain(file.cert_pem, site_ca_pem);
-  if (!chain.ok()) return PermissionDeniedError("export_cert: " + std::string(chain.message()));
+  if (!chain.ok())
+    return ErrorWithReason(StatusCode::kPermissionDenied, "export_cert",
+                           std::string(chain.message()));
   OUTPOST_ASSIGN_OR_RETURN(CertificateNames names, ReadCertificateNames(file.cert_pem));
   if (names.common_name != file.site_id) {
-    return PermissionDeniedError("export_site_mismatch: the certificate is for \"" +
-                                 names.common_name + "\", the file names \"" + file.site_id +
-                                 "\"");
+    return ErrorWithReason(StatusCode::kPermissionDenied, "export_site_mismatch",
+                           "the certificate is for \"" + names.common_name +
+                               "\", the file names \"" + file.site_id + "\"");
   }
   return Status();
 }

@@ -11,7 +11,7 @@ namespace {
 constexpr SignedFileKind kReceipt{.magic = "OPSR", .prefix = "receipt", .noun = "a receipt"};
 
 Status Bad(std::string_view reason, std::string_view detail) {
-  return InvalidArgumentError(std::string(reason) + ": " + std::string(detail));
+  return ErrorWithReason(StatusCode::kInvalidArgument, reason, detail);
 }
 
 }  // namespace
@@ -58,7 +58,8 @@ Result<Receipt> ReadReceipt(std::string_view bytes, const ReceiptLimits& limits)
   }
   if (!IsValidName(site)) return Bad("receipt_malformed", "bad site name");
   if (count > limits.max_keys) {
-    return ResourceExhaustedError("receipt_too_large: " + std::to_string(count) + " keys");
+    return ErrorWithReason(StatusCode::kResourceExhausted, "receipt_too_large",
+                           std::to_string(count) + " keys");
   }
   // Each key takes at least 52 bytes.
   if (r.left() / 52 < count) return truncated();
@@ -90,11 +91,13 @@ Result<Receipt> ReadReceipt(std::string_view bytes, const ReceiptLimits& limits)
 Status VerifyReceiptFor(const Receipt& receipt, std::string_view hub_ca_pem,
                         std::string_view site_id) {
   Status chain = VerifyCertificateChain(receipt.cert_pem, hub_ca_pem);
-  if (!chain.ok()) return PermissionDeniedError("receipt_cert: " + std::string(chain.message()));
+  if (!chain.ok())
+    return ErrorWithReason(StatusCode::kPermissionDenied, "receipt_cert",
+                           std::string(chain.message()));
   if (receipt.site_id != site_id) {
-    return PermissionDeniedError("receipt_site_mismatch: the receipt is for \"" +
-                                 receipt.site_id + "\", this site is \"" +
-                                 std::string(site_id) + "\"");
+    return ErrorWithReason(StatusCode::kPermissionDenied, "receipt_site_mismatch",
+                           "the receipt is for \"" + receipt.site_id + "\", this site is \"" +
+                               std::string(site_id) + "\"");
   }
   return Status();
 }

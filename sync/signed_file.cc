@@ -18,7 +18,7 @@ std::string Reason(const SignedFileKind& kind, std::string_view reason) {
 
 Status SignedFileError(const SignedFileKind& kind, std::string_view reason,
                        std::string_view detail) {
-  return InvalidArgumentError(Reason(kind, reason) + ": " + std::string(detail));
+  return ErrorWithReason(StatusCode::kInvalidArgument, Reason(kind, reason), detail);
 }
 
 Status SignedFileTruncated(const SignedFileKind& kind) {
@@ -46,8 +46,8 @@ Status ReadSignedFileHead(std::string_view bytes, const SignedFileKind& kind,
                           size_t max_file_bytes, size_t max_cert_bytes, wire::Reader& reader,
                           std::string_view& cert) {
   if (bytes.size() > max_file_bytes) {
-    return ResourceExhaustedError(Reason(kind, "too_large") + ": " +
-                                  std::to_string(bytes.size()) + " bytes");
+    return ErrorWithReason(StatusCode::kResourceExhausted, Reason(kind, "too_large"),
+                           std::to_string(bytes.size()) + " bytes");
   }
   if (bytes.size() < 8) return SignedFileTruncated(kind);
   if (bytes.substr(0, 4) != kind.magic) {
@@ -69,8 +69,8 @@ Status ReadSignedFileHead(std::string_view bytes, const SignedFileKind& kind,
   uint32_t cert_len = 0;
   if (!reader.U32(cert_len)) return SignedFileTruncated(kind);
   if (cert_len > max_cert_bytes) {
-    return ResourceExhaustedError(Reason(kind, "too_large") + ": certificate of " +
-                                  std::to_string(cert_len) + " bytes");
+    return ErrorWithReason(StatusCode::kResourceExhausted, Reason(kind, "too_large"),
+                           "certificate of " + std::to_string(cert_len) + " bytes");
   }
   if (!reader.Bytes(cert_len, cert)) return SignedFileTruncated(kind);
   return Status();
@@ -90,8 +90,8 @@ Status VerifySignedFileTail(std::string_view bytes, const SignedFileKind& kind,
     if (verified.code() == StatusCode::kInvalidArgument) {
       return SignedFileError(kind, "cert", verified.message());
     }
-    return PermissionDeniedError(Reason(kind, "signature") + ": " +
-                                 std::string(verified.message()));
+    return ErrorWithReason(StatusCode::kPermissionDenied, Reason(kind, "signature"),
+                           verified.message());
   }
   return Status();
 }

@@ -50,7 +50,9 @@ class Reader {
   size_t pos_ = 0;
 };
 
-Status Truncated() { return InvalidArgumentError("truncated: the data set file ends early"); }
+Status Truncated() {
+  return ErrorWithReason(StatusCode::kInvalidArgument, "truncated", "the data set file ends early");
+}
 
 }  // namespace
 
@@ -77,13 +79,15 @@ Result<std::string> EncodeDataset(const Dataset& data) {
   OUTPOST_RETURN_IF_ERROR(CheckDataset(data, /*need_labels=*/false));
   if (data.cols() > kMaxDatasetCols || data.rows > kMaxDatasetRows ||
       data.features.size() > kMaxDatasetValues) {
-    return InvalidArgumentError("bad_count: the data set is larger than a data set file holds");
+    return ErrorWithReason(StatusCode::kInvalidArgument, "bad_count",
+                           "the data set is larger than a data set file holds");
   }
   std::string out(kMagic, sizeof(kMagic));
   PutU32LE(out, static_cast<uint32_t>(data.cols()));
   for (const std::string& name : data.feature_names) {
     if (name.empty() || name.size() > kMaxFeatureNameBytes) {
-      return InvalidArgumentError("bad_count: a feature name must have 1 to 256 bytes");
+      return ErrorWithReason(StatusCode::kInvalidArgument, "bad_count",
+                             "a feature name must have 1 to 256 bytes");
     }
     PutU32LE(out, static_cast<uint32_t>(name.size()));
     out.append(name);
@@ -102,23 +106,26 @@ Result<Dataset> DecodeDataset(std::string_view bytes) {
   std::string_view magic;
   if (!in.Take(sizeof(kMagic), magic)) return Truncated();
   if (magic.substr(0, 4) != "OPDS") {
-    return InvalidArgumentError("bad_magic: not an Outpost data set file");
+    return ErrorWithReason(StatusCode::kInvalidArgument, "bad_magic",
+                           "not an Outpost data set file");
   }
   if (magic != std::string_view(kMagic, sizeof(kMagic))) {
-    return InvalidArgumentError("unsupported_version: the data set file has another version");
+    return ErrorWithReason(StatusCode::kInvalidArgument, "unsupported_version",
+                           "the data set file has another version");
   }
   uint32_t cols = 0;
   if (!in.U32(cols)) return Truncated();
   if (cols < 1 || cols > kMaxDatasetCols) {
-    return InvalidArgumentError("bad_count: " + std::to_string(cols) + " columns");
+    return ErrorWithReason(StatusCode::kInvalidArgument, "bad_count",
+                           std::to_string(cols) + " columns");
   }
   Dataset data;
   for (uint32_t c = 0; c < cols; ++c) {
     uint32_t length = 0;
     if (!in.U32(length)) return Truncated();
     if (length < 1 || length > kMaxFeatureNameBytes) {
-      return InvalidArgumentError("bad_count: a feature name of " + std::to_string(length) +
-                                  " bytes");
+      return ErrorWithReason(StatusCode::kInvalidArgument, "bad_count",
+                             "a feature name of " + std::to_string(length) + " bytes");
     }
     std::string_view name;
     if (!in.Take(length, name)) return Truncated();
@@ -127,23 +134,27 @@ Result<Dataset> DecodeDataset(std::string_view bytes) {
   uint64_t rows = 0;
   if (!in.U64(rows)) return Truncated();
   if (rows > static_cast<uint64_t>(kMaxDatasetRows) || rows * cols > kMaxDatasetValues) {
-    return InvalidArgumentError("bad_count: " + std::to_string(rows) + " rows");
+    return ErrorWithReason(StatusCode::kInvalidArgument, "bad_count",
+                           std::to_string(rows) + " rows");
   }
   std::string_view flag;
   if (!in.Take(1, flag)) return Truncated();
   if (flag[0] != 0 && flag[0] != 1) {
-    return InvalidArgumentError("bad_count: the labelled flag must be 0 or 1");
+    return ErrorWithReason(StatusCode::kInvalidArgument, "bad_count",
+                           "the labelled flag must be 0 or 1");
   }
   const bool labelled = flag[0] == 1;
   if (labelled && rows == 0) {
     // An empty data set has no labels to carry; one encoding per data set keeps its digest
     // its own.
-    return InvalidArgumentError("bad_count: a data set of no rows is written with labelled 0");
+    return ErrorWithReason(StatusCode::kInvalidArgument, "bad_count",
+                           "a data set of no rows is written with labelled 0");
   }
   const uint64_t values = rows * cols + (labelled ? rows : 0);
   if (in.remaining() < values * 4) return Truncated();
   if (in.remaining() > values * 4) {
-    return InvalidArgumentError("trailing_bytes: bytes follow the last value");
+    return ErrorWithReason(StatusCode::kInvalidArgument, "trailing_bytes",
+                           "bytes follow the last value");
   }
   data.rows = static_cast<int64_t>(rows);
   // Only the canonical NaN: a file has exactly one encoding, so its digest is its data set's.
@@ -159,7 +170,8 @@ Result<Dataset> DecodeDataset(std::string_view bytes) {
   data.features.resize(static_cast<size_t>(rows * cols));
   if (labelled) data.labels.resize(static_cast<size_t>(rows));
   if (!read_values(data.features) || !read_values(data.labels)) {
-    return InvalidArgumentError("bad_value: a NaN other than 0x7FC00000");
+    return ErrorWithReason(StatusCode::kInvalidArgument, "bad_value",
+                           "a NaN other than 0x7FC00000");
   }
   return data;
 }
