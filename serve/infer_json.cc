@@ -1,9 +1,7 @@
-// The simdjson adapter of serve/: the only file of the scoring server that includes
-// simdjson.h. It uses simdjson's DOM API without exceptions (every access checks an
-// error_code), so no simdjson exception leaves this file.
+// The infer call's JSON bodies, read through the JSON adapter (base/json/json.h) and written
+// with base/json_writer.h. Tensor data is read with the adapter's bulk leaf readers, so an
+// element costs no call of its own.
 #include "serve/infer_json.h"
-
-#include <simdjson.h>
 
 #include <cmath>
 #include <cstring>
@@ -13,16 +11,16 @@
 #include <utility>
 
 #include "base/coding.h"
+#include "base/json/json.h"
 #include "base/json_writer.h"
 
 namespace outpost::serve {
 namespace {
 
-namespace dom = simdjson::dom;
 using engine::DataType;
 using engine::Tensor;
 
-static_assert(kJsonPadding >= simdjson::SIMDJSON_PADDING);
+static_assert(kJsonPadding >= json::kPadding);
 
 // A parser keeps its buffers between requests; one that grew past this for a large body is
 // dropped afterwards so that an idle thread does not keep the memory.
@@ -33,7 +31,7 @@ constexpr size_t kMaxQuotedName = 128;
 
 // The calling thread's parser and the depth limit it was made for.
 struct ThreadParserSlot {
-  std::unique_ptr<dom::parser> parser;
+  std::unique_ptr<json::Parser> parser;
   size_t max_depth = 0;
 };
 ThreadParserSlot& ThreadSlot() {
@@ -43,12 +41,11 @@ ThreadParserSlot& ThreadSlot() {
 
 // The calling thread's parser, made for documents nesting at most `max_depth` deep; null with
 // `status` set when it cannot be allocated.
-dom::parser* ThreadParser(size_t max_depth, Status& status) {
+json::Parser* ThreadParser(size_t max_depth, Status& status) {
   ThreadParserSlot& slot = ThreadSlot();
   if (slot.parser == nullptr || slot.max_depth != max_depth) {
-    slot.parser = std::make_unique<dom::parser>();
-    // simdjson's limit is exclusive: it accepts documents nesting up to max_depth - 1.
-    if (slot.parser->allocate(kInitialParserCapacity, max_depth + 1) != simdjson::SUCCESS) {
+    slot.parser = std::make_unique<json::Parser>(json::ParserLimits{.max_depth = max_depth});
+    if (!slot.parser->Reserve(kInitialParserCapacity).ok()) {
       slot.parser.reset();
       status = ResourceExhaustedError("cannot allocate the JSON parser");
       return nullptr;
@@ -72,103 +69,7 @@ std::string Quote(std::string_view s) {
   return out;
 }
 
-std::string_view JsonTypeName(dom::element_type type) {
-  switch (type) {
-    case dom::element_type::ARRAY:
-      return "an array";
-    case dom::element_type::OBJECT:
-      return "an object";
-    case dom::element_type::INT64:
-    case dom::element_type::UINT64:
-    case dom::element_type::DOUBLE:
-      return "a number";
-    case dom::element_type::STRING:
-      return "a string";
-    case dom::element_type::BOOL:
-      return "a boolean";
-    case dom::element_type::NULL_VALUE:
-      return "null";
-  }
-  return "a value";
-}
-
-// Element conversion outcomes; the message is built only on failure.
-enum class Bad { kNone, kType, kNotInteger, kRange };
-
-template <typename T>
-Bad ToInteger(dom::element e, T& out) {
-  using Limits = std::numeric_limits<T>;
-  switch (e.type()) {
-    case dom::element_type::INT64: {
-      int64_t v = e.get_int64().value_unsafe();
-      if constexpr (std::is_signed_v<T>) {
-        if (v < static_cast<int64_t>(Limits::min()) || v > static_cast<int64_t>(Limits::max())) {
-          return Bad::kRange;
-        }
-      } else {
-        if (v < 0 || static_cast<uint64_t>(v) > static_cast<uint64_t>(Limits::max())) {
-          return Bad::kRange;
-        }
-      }
-      out = static_cast<T>(v);
-      return Bad::kNone;
-    }
-    case dom::element_type::UINT64: {
-      // simdjson uses UINT64 only for values above INT64_MAX.
-      uint64_t v = e.get_uint64().value_unsafe();
-      if (v > static_cast<uint64_t>(Limits::max())) return Bad::kRange;
-      out = static_cast<T>(v);
-      return Bad::kNone;
-    }
-    case dom::element_type::DOUBLE:
-      return Bad::kNotInteger;
-    default:
-      return Bad::kType;
-  }
-}
-
-Bad ToDouble(dom::element e, double& out) {
-  switch (e.type()) {
-    case dom::element_type::INT64:
-      out = static_cast<double>(e.get_int64().value_unsafe());
-      return Bad::kNone;
-    case dom::element_type::UINT64:
-      out = static_cast<double>(e.get_uint64().value_unsafe());
-      return Bad::kNone;
-    case dom::element_type::DOUBLE:
-      out = e.get_double().value_unsafe();
-      return Bad::kNone;
-    case dom::element_type::NULL_VALUE:
-      // JSON has no NaN: null is a missing value (NaN), as the response writer emits it.
-      out = std::numeric_limits<double>::quiet_NaN();
-      return Bad::kNone;
-    default:
-      return Bad::kType;
-  }
-}
-
-// The smallest magnitude that rounds to infinity as a float: halfway between FLT_MAX and
-// 2^128 (ties go to the even neighbour, which is 2^128).
-constexpr double kFloatOverflow = 0x1.ffffffp127;
-
-Bad ToFloat(dom::element e, float& out) {
-  double d = 0;
-  Bad bad = ToDouble(e, d);
-  if (bad != Bad::kNone) return bad;
-  if (std::isnan(d)) {
-    out = std::numeric_limits<float>::quiet_NaN();
-    return Bad::kNone;
-  }
-  if (std::fabs(d) >= kFloatOverflow) return Bad::kRange;
-  out = static_cast<float>(d);
-  return Bad::kNone;
-}
-
-Bad ToBool(dom::element e, uint8_t& out) {
-  if (e.type() != dom::element_type::BOOL) return Bad::kType;
-  out = e.get_bool().value_unsafe() ? 1 : 0;
-  return Bad::kNone;
-}
+std::string_view JsonTypeName(json::Type type) { return json::TypeName(type); }
 
 std::string_view ExpectedKind(DataType type) {
   switch (type) {
@@ -184,161 +85,116 @@ std::string_view ExpectedKind(DataType type) {
   }
 }
 
-// Calls leaf(element) for every non-array element under `array`, depth first, until leaf
-// returns false. Recursion is bounded by the parser's depth limit.
-template <typename Leaf>
-bool WalkLeaves(dom::array array, Leaf& leaf) {
-  for (dom::element child : array) {
-    if (child.type() == dom::element_type::ARRAY) {
-      if (!WalkLeaves(child.get_array().value_unsafe(), leaf)) return false;
-    } else if (!leaf(child)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-int64_t CountLeaves(dom::array array) {
-  int64_t count = 0;
-  auto leaf = [&count](dom::element) {
-    ++count;
-    return true;
-  };
-  WalkLeaves(array, leaf);
-  return count;
-}
-
 Status CountMismatch(std::string_view input, const engine::Shape& shape, int64_t expected,
-                     dom::array data) {
+                     json::Value data) {
   return InvalidArgumentError("input " + Quote(input) +
                               ": shape does not match true shape of \"data\": shape " +
                               engine::ShapeToString(shape) + " has " + std::to_string(expected) +
-                              " elements but \"data\" has " + std::to_string(CountLeaves(data)));
+                              " elements but \"data\" has " + std::to_string(json::CountLeaves(data)));
+}
+
+// Reads the leaves of `data` into `values` (typed for the tensor's datatype).
+template <typename T>
+json::LeafRead ReadInto(json::Value data, std::span<T> values) {
+  return json::ReadLeaves<T>(data, values);
 }
 
 // Fills `tensor` (allocated for its shape) from the leaves of `data`.
-Status FillTensor(std::string_view input, dom::array data, Tensor& tensor) {
+Status FillTensor(std::string_view input, json::Value data, Tensor& tensor) {
   const int64_t count = tensor.element_count();
   const DataType type = tensor.type();
-  int64_t index = 0;
-  Bad bad = Bad::kNone;
-  dom::element bad_element;
-
-  auto fill = [&](auto* out, auto convert) {
-    auto leaf = [&](dom::element e) {
-      if (index == count) return false;
-      bad = convert(e, out[index]);
-      if (bad != Bad::kNone) {
-        bad_element = e;
-        return false;
-      }
-      ++index;
-      return true;
-    };
-    return WalkLeaves(data, leaf);
-  };
-
-  bool complete = false;
+  json::LeafRead read;
   switch (type) {
     case DataType::kBool:
-      complete = fill(tensor.values<uint8_t>().data(), ToBool);
+      read = json::ReadBoolLeaves(data, tensor.values<uint8_t>());
       break;
     case DataType::kUint8:
-      complete = fill(tensor.values<uint8_t>().data(), ToInteger<uint8_t>);
+      read = ReadInto(data, tensor.values<uint8_t>());
       break;
     case DataType::kUint16:
-      complete = fill(tensor.values<uint16_t>().data(), ToInteger<uint16_t>);
+      read = ReadInto(data, tensor.values<uint16_t>());
       break;
     case DataType::kUint32:
-      complete = fill(tensor.values<uint32_t>().data(), ToInteger<uint32_t>);
+      read = ReadInto(data, tensor.values<uint32_t>());
       break;
     case DataType::kUint64:
-      complete = fill(tensor.values<uint64_t>().data(), ToInteger<uint64_t>);
+      read = ReadInto(data, tensor.values<uint64_t>());
       break;
     case DataType::kInt8:
-      complete = fill(tensor.values<int8_t>().data(), ToInteger<int8_t>);
+      read = ReadInto(data, tensor.values<int8_t>());
       break;
     case DataType::kInt16:
-      complete = fill(tensor.values<int16_t>().data(), ToInteger<int16_t>);
+      read = ReadInto(data, tensor.values<int16_t>());
       break;
     case DataType::kInt32:
-      complete = fill(tensor.values<int32_t>().data(), ToInteger<int32_t>);
+      read = ReadInto(data, tensor.values<int32_t>());
       break;
     case DataType::kInt64:
-      complete = fill(tensor.values<int64_t>().data(), ToInteger<int64_t>);
+      read = ReadInto(data, tensor.values<int64_t>());
       break;
     case DataType::kFp32:
-      complete = fill(tensor.values<float>().data(), ToFloat);
+      read = ReadInto(data, tensor.values<float>());
       break;
     case DataType::kFp64:
-      complete = fill(tensor.values<double>().data(), ToDouble);
+      read = ReadInto(data, tensor.values<double>());
       break;
-    case DataType::kBytes: {
-      auto to_string = [](dom::element e, std::string& out) {
-        std::string_view s;
-        if (e.get_string().get(s) != simdjson::SUCCESS) return Bad::kType;
-        out.assign(s);
-        return Bad::kNone;
-      };
-      complete = fill(tensor.strings().data(), to_string);
+    case DataType::kBytes:
+      read = ReadInto(data, std::span<std::string>(tensor.strings()));
       break;
-    }
     case DataType::kFp16:
     case DataType::kBf16:
       return InternalError("FP16/BF16 reached the JSON tensor filler");
   }
 
-  if (bad != Bad::kNone) {
-    std::string where =
-        "input " + Quote(input) + ": element " + std::to_string(index) + " of \"data\" ";
-    std::string type_name(engine::DataTypeName(type));
-    switch (bad) {
-      case Bad::kType:
-        return InvalidArgumentError(where + "is " + std::string(JsonTypeName(bad_element.type())) +
-                                    " but " + type_name + " needs " +
-                                    std::string(ExpectedKind(type)));
-      case Bad::kNotInteger:
-        return InvalidArgumentError(where + "(" + simdjson::to_string(bad_element) +
-                                    ") is not an integer; " + type_name +
-                                    " needs an integer without fraction or exponent");
-      case Bad::kRange:
-        return InvalidArgumentError(where + "(" + simdjson::to_string(bad_element) +
-                                    ") is out of range for " + type_name);
-      case Bad::kNone:
-        break;
-    }
+  const std::string type_name(engine::DataTypeName(type));
+  auto where = [&] {
+    return "input " + Quote(input) + ": element " + std::to_string(read.count) + " of \"data\" ";
+  };
+  switch (read.error) {
+    case json::LeafError::kType:
+      return InvalidArgumentError(where() + "is " + std::string(JsonTypeName(read.bad.type())) +
+                                  " but " + type_name + " needs " +
+                                  std::string(ExpectedKind(type)));
+    case json::LeafError::kNotInteger:
+      return InvalidArgumentError(where() + "(" + read.bad.ToJson() + ") is not an integer; " +
+                                  type_name + " needs an integer without fraction or exponent");
+    case json::LeafError::kRange:
+      return InvalidArgumentError(where() + "(" + read.bad.ToJson() + ") is out of range for " +
+                                  type_name);
+    case json::LeafError::kTooMany:
+    case json::LeafError::kNone:
+      break;
   }
-  if (!complete || index != count) {
+  if (read.error == json::LeafError::kTooMany || read.count != static_cast<size_t>(count)) {
     return CountMismatch(input, tensor.shape(), count, data);
   }
   return Status();
 }
 
-Status ParseParameters(dom::element value, std::string_view where, Parameters& out) {
-  dom::object object;
-  if (value.get_object().get(object) != simdjson::SUCCESS) {
+Status ParseParameters(json::Value value, std::string_view where, Parameters& out) {
+  if (!value.is_object()) {
     return InvalidArgumentError(std::string(where) + ": \"parameters\" must be an object");
   }
   out.clear();
-  for (dom::key_value_pair field : object) {
+  for (json::Member field : value.Members()) {
     Parameter p;
     p.name.assign(field.key);
-    dom::element v = field.value;
+    json::Value v = field.value;
     switch (v.type()) {
-      case dom::element_type::STRING:
-        p.value = std::string(v.get_string().value_unsafe());
+      case json::Type::kString:
+        p.value = std::string(*v.GetString());
         break;
-      case dom::element_type::INT64:
-        p.value = v.get_int64().value_unsafe();
+      case json::Type::kInt64:
+        p.value = *v.GetInt64();
         break;
-      case dom::element_type::UINT64:
-        p.value = v.get_uint64().value_unsafe();
+      case json::Type::kUint64:
+        p.value = *v.GetUint64();
         break;
-      case dom::element_type::DOUBLE:
-        p.value = v.get_double().value_unsafe();
+      case json::Type::kDouble:
+        p.value = *v.GetDouble();
         break;
-      case dom::element_type::BOOL:
-        p.value = v.get_bool().value_unsafe();
+      case json::Type::kBool:
+        p.value = *v.GetBool();
         break;
       default:
         return InvalidArgumentError(std::string(where) + ": parameter " + Quote(field.key) +
@@ -373,19 +229,18 @@ Status CheckOnce(unsigned& seen, unsigned bit, std::string_view key, std::string
   return Status();
 }
 
-Status ParseShape(dom::element value, std::string_view input, engine::Shape& shape) {
-  dom::array array;
-  if (value.get_array().get(array) != simdjson::SUCCESS) {
+Status ParseShape(json::Value value, std::string_view input, engine::Shape& shape) {
+  if (!value.is_array()) {
     return InvalidArgumentError("input " + Quote(input) + ": \"shape\" must be an array");
   }
   shape.clear();
-  for (dom::element d : array) {
+  for (json::Value d : value.Items()) {
     if (shape.size() == kMaxShapeRank) {
       return InvalidArgumentError("input " + Quote(input) + ": \"shape\" has more than " +
                                   std::to_string(kMaxShapeRank) + " dimensions");
     }
     int64_t dim = 0;
-    if (d.type() != dom::element_type::INT64 || (dim = d.get_int64().value_unsafe()) < 0) {
+    if (d.type() != json::Type::kInt64 || (dim = *d.GetInt64()) < 0) {
       return InvalidArgumentError("input " + Quote(input) +
                                   ": \"shape\" must hold non-negative integers");
     }
@@ -483,25 +338,22 @@ Status FillFromBinary(std::string_view input, DataType type, engine::Shape shape
   return Status();
 }
 
-Status ParseInput(dom::element value, size_t position, ParseState& state, InferInput& input) {
+Status ParseInput(json::Value value, size_t position, ParseState& state, InferInput& input) {
   std::string where = "input " + std::to_string(position);
-  dom::object object;
-  if (value.get_object().get(object) != simdjson::SUCCESS) {
+  if (!value.is_object()) {
     return InvalidArgumentError(where + " must be an object");
   }
   enum : unsigned { kName = 1, kShape = 2, kDatatype = 4, kParameters = 8, kData = 16 };
   unsigned seen = 0;
-  dom::element shape_value, datatype_value, data_value;
+  json::Value shape_value, datatype_value, data_value;
   bool has_name = false;
-  for (dom::key_value_pair field : object) {
+  for (json::Member field : value.Members()) {
     std::string_view key = field.key;
     if (key == "name") {
       OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kName, key, where));
-      std::string_view name;
-      if (field.value.get_string().get(name) != simdjson::SUCCESS) {
-        return InvalidArgumentError(where + ": \"name\" must be a string");
-      }
-      input.name.assign(name);
+      Result<std::string_view> name = field.value.GetString();
+      if (!name.ok()) return InvalidArgumentError(where + ": \"name\" must be a string");
+      input.name.assign(*name);
       has_name = true;
     } else if (key == "shape") {
       OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kShape, key, where));
@@ -537,10 +389,10 @@ Status ParseInput(dom::element value, size_t position, ParseState& state, InferI
     return InvalidArgumentError(where + " has no \"data\"");
   }
 
-  std::string_view datatype_name;
-  if (datatype_value.get_string().get(datatype_name) != simdjson::SUCCESS) {
+  if (!datatype_value.is_string()) {
     return InvalidArgumentError(where + ": \"datatype\" must be a string");
   }
+  const std::string_view datatype_name = *datatype_value.GetString();
   Result<DataType> type = engine::ParseDataType(datatype_name);
   if (!type.ok()) return type.status().WithContext(where);
   if (!binary_size && (*type == DataType::kFp16 || *type == DataType::kBf16)) {
@@ -564,10 +416,8 @@ Status ParseInput(dom::element value, size_t position, ParseState& state, InferI
                           input.tensor);
   }
 
-  dom::array data;
-  if (data_value.get_array().get(data) != simdjson::SUCCESS) {
-    return InvalidArgumentError(where + ": \"data\" must be an array");
-  }
+  const json::Value data = data_value;
+  if (!data.is_array()) return InvalidArgumentError(where + ": \"data\" must be an array");
   // Every element takes at least one byte of the body, so a shape with more elements than
   // the body has bytes cannot match; say so before allocating for it.
   if (static_cast<uint64_t>(*count) > state.body_size) {
@@ -577,22 +427,19 @@ Status ParseInput(dom::element value, size_t position, ParseState& state, InferI
   return FillTensor(input.name, data, input.tensor);
 }
 
-Status ParseRequestedOutput(dom::element value, size_t position, InferRequestedOutput& output) {
+Status ParseRequestedOutput(json::Value value, size_t position, InferRequestedOutput& output) {
   std::string where = "requested output " + std::to_string(position);
-  dom::object object;
-  if (value.get_object().get(object) != simdjson::SUCCESS) {
+  if (!value.is_object()) {
     return InvalidArgumentError(where + " must be an object");
   }
   enum : unsigned { kName = 1, kParameters = 2 };
   unsigned seen = 0;
-  for (dom::key_value_pair field : object) {
+  for (json::Member field : value.Members()) {
     if (field.key == "name") {
       OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kName, field.key, where));
-      std::string_view name;
-      if (field.value.get_string().get(name) != simdjson::SUCCESS) {
-        return InvalidArgumentError(where + ": \"name\" must be a string");
-      }
-      output.name.assign(name);
+      Result<std::string_view> name = field.value.GetString();
+      if (!name.ok()) return InvalidArgumentError(where + ": \"name\" must be a string");
+      output.name.assign(*name);
     } else if (field.key == "parameters") {
       OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kParameters, field.key, where));
       OUTPOST_RETURN_IF_ERROR(ParseParameters(field.value, where, output.parameters));
@@ -606,47 +453,40 @@ Status ParseRequestedOutput(dom::element value, size_t position, InferRequestedO
   return Status();
 }
 
-Status ParseDocument(dom::element root, ParseState& state, InferRequest& request) {
-  dom::object object;
-  if (root.get_object().get(object) != simdjson::SUCCESS) {
+Status ParseDocument(json::Value root, ParseState& state, InferRequest& request) {
+  if (!root.is_object()) {
     return InvalidArgumentError("the request body must be a JSON object");
   }
   enum : unsigned { kId = 1, kParameters = 2, kInputs = 4, kOutputs = 8 };
   unsigned seen = 0;
   constexpr std::string_view kWhere = "request";
-  for (dom::key_value_pair field : object) {
+  for (json::Member field : root.Members()) {
     std::string_view key = field.key;
     if (key == "id") {
       OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kId, key, kWhere));
-      std::string_view id;
-      if (field.value.get_string().get(id) != simdjson::SUCCESS) {
-        return InvalidArgumentError("\"id\" must be a string");
-      }
-      request.id.emplace(id);
+      Result<std::string_view> id = field.value.GetString();
+      if (!id.ok()) return InvalidArgumentError("\"id\" must be a string");
+      request.id.emplace(*id);
     } else if (key == "parameters") {
       OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kParameters, key, kWhere));
       OUTPOST_RETURN_IF_ERROR(ParseParameters(field.value, kWhere, request.parameters));
     } else if (key == "inputs") {
       OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kInputs, key, kWhere));
-      dom::array inputs;
-      if (field.value.get_array().get(inputs) != simdjson::SUCCESS) {
-        return InvalidArgumentError("\"inputs\" must be an array");
-      }
+      const json::Value inputs = field.value;
+      if (!inputs.is_array()) return InvalidArgumentError("\"inputs\" must be an array");
       request.inputs.resize(inputs.size());
       size_t i = 0;
-      for (dom::element input : inputs) {
+      for (json::Value input : inputs.Items()) {
         OUTPOST_RETURN_IF_ERROR(ParseInput(input, i, state, request.inputs[i]));
         ++i;
       }
     } else if (key == "outputs") {
       OUTPOST_RETURN_IF_ERROR(CheckOnce(seen, kOutputs, key, kWhere));
-      dom::array outputs;
-      if (field.value.get_array().get(outputs) != simdjson::SUCCESS) {
-        return InvalidArgumentError("\"outputs\" must be an array");
-      }
+      const json::Value outputs = field.value;
+      if (!outputs.is_array()) return InvalidArgumentError("\"outputs\" must be an array");
       request.outputs.resize(outputs.size());
       size_t i = 0;
-      for (dom::element output : outputs) {
+      for (json::Value output : outputs.Items()) {
         OUTPOST_RETURN_IF_ERROR(ParseRequestedOutput(output, i, request.outputs[i]));
         ++i;
       }
@@ -694,32 +534,28 @@ Status ParseImpl(const char* data, size_t size, size_t json_size, size_t readabl
                                 " bytes but the body has only " + std::to_string(size));
   }
   if (json_size == 0) {
-    // Never handed to simdjson: an empty view may have no address at all, and simdjson
-    // would copy from it.
+    // Never handed to the parser, which would call it malformed.
     return InvalidArgumentError("the request has no JSON: its body is empty");
   }
-  const bool padded = readable - json_size >= simdjson::SIMDJSON_PADDING;
-  // simdjson needs a depth of at least 1; a limit of 0 would reject every document anyway.
+  // The parser needs a depth of at least 1; a limit of 0 would reject every document anyway.
   const size_t max_depth = std::max<size_t>(limits.max_depth, 1);
   Status status;
-  dom::parser* parser = ThreadParser(max_depth, status);
+  json::Parser* parser = ThreadParser(max_depth, status);
   if (parser == nullptr) return status;
 
-  dom::element root;
-  simdjson::error_code error =
-      parser->parse(data, json_size, /*realloc_if_needed=*/!padded).get(root);
-  if (error == simdjson::DEPTH_ERROR) {
-    status = InvalidArgumentError("the request's JSON nests deeper than " +
-                                  std::to_string(max_depth) + " levels");
-  } else if (error == simdjson::MEMALLOC) {
-    status = ResourceExhaustedError("cannot allocate memory to parse the request");
-  } else if (error != simdjson::SUCCESS) {
-    status = InvalidArgumentError(std::string("malformed JSON: ") + simdjson::error_message(error));
-  } else {
+  Result<json::Value> root = parser->Parse(std::string_view(data, json_size), readable);
+  if (root.ok()) {
     ParseState state{.limits = limits,
                      .body_size = size,
                      .binary = std::string_view(data + json_size, size - json_size)};
-    status = ParseDocument(root, state, request);
+    status = ParseDocument(*root, state, request);
+  } else if (root.status().reason() == "json_too_deep") {
+    status = InvalidArgumentError("the request's JSON nests deeper than " +
+                                  std::to_string(max_depth) + " levels");
+  } else if (root.status().reason() == "json_out_of_memory") {
+    status = ResourceExhaustedError("cannot allocate memory to parse the request");
+  } else {
+    status = InvalidArgumentError("malformed JSON: " + std::string(root.status().message()));
   }
   if (parser->capacity() > kKeepParserCapacity) {
     // Free the large buffers; the next request on this thread starts small again.
@@ -844,41 +680,41 @@ Result<RepositoryRequest> ParseRepositoryRequest(std::string_view body, Reposito
   if (body.empty()) return parsed;
   // Repository calls are rare and their bodies small: a parser of their own, not the
   // thread's infer parser (whose depth limit they would reset).
-  constexpr size_t kMaxRepositoryDepth = 16;
-  dom::parser parser;
-  if (parser.allocate(std::max<size_t>(body.size(), 64), kMaxRepositoryDepth) !=
-      simdjson::SUCCESS) {
+  constexpr size_t kMaxRepositoryDepth = 15;
+  json::Parser parser({.max_depth = kMaxRepositoryDepth});
+  if (!parser.Reserve(std::max<size_t>(body.size(), 64)).ok()) {
     return ResourceExhaustedError("cannot allocate memory to parse the request");
   }
-  dom::element root;
-  if (auto error = parser.parse(body.data(), body.size(), /*realloc_if_needed=*/true).get(root);
-      error != simdjson::SUCCESS) {
-    return InvalidArgumentError(std::string("malformed JSON: ") + simdjson::error_message(error));
+  Result<json::Value> parsed_root = parser.Parse(body);
+  if (!parsed_root.ok()) {
+    return InvalidArgumentError("malformed JSON: " + std::string(parsed_root.status().message()));
   }
-  dom::object object;
-  if (root.get_object().get(object) != simdjson::SUCCESS) {
+  const json::Value root = *parsed_root;
+  if (!root.is_object()) {
     return InvalidArgumentError("the request body must be a JSON object, not " +
                                 std::string(JsonTypeName(root.type())));
   }
   bool seen_ready = false, seen_parameters = false;
-  for (dom::key_value_pair field : object) {
+  for (json::Member field : root.Members()) {
     if (field.key == "ready" && call == RepositoryCall::kIndex) {
       if (seen_ready) return InvalidArgumentError("\"ready\" is given twice");
       seen_ready = true;
-      if (field.value.get_bool().get(parsed.ready_only) != simdjson::SUCCESS) {
+      Result<bool> ready = field.value.GetBool();
+      if (!ready.ok()) {
         return InvalidArgumentError("\"ready\" must be a boolean, not " +
                                     std::string(JsonTypeName(field.value.type())));
       }
+      parsed.ready_only = *ready;
     } else if (field.key == "parameters" && call != RepositoryCall::kIndex) {
       if (seen_parameters) return InvalidArgumentError("\"parameters\" is given twice");
       seen_parameters = true;
-      dom::object parameters;
-      if (field.value.get_object().get(parameters) != simdjson::SUCCESS) {
+      if (!field.value.is_object()) {
         return InvalidArgumentError("\"parameters\" must be an object, not " +
                                     std::string(JsonTypeName(field.value.type())));
       }
+      const json::ObjectRange parameters = field.value.Members();
       if (auto first = parameters.begin(); first != parameters.end()) {
-        return InvalidArgumentError("parameter " + Quote(first.key()) +
+        return InvalidArgumentError("parameter " + Quote((*first).key) +
                                     " is not supported: Outpost loads and unloads models only "
                                     "as their repository folder defines them");
       }

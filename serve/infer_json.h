@@ -1,6 +1,6 @@
 // The bodies of the Open Inference Protocol's infer call (KServe v2 / Triton REST), JSON and
 // Triton's binary tensor data extension: parsing a request into tensors and writing a
-// response. This file and infer_json.cc are the only ones of serve/ that see simdjson.
+// response. infer_json.cc reads the JSON through the JSON adapter (base/json/json.h).
 //
 // Request, as the protocol defines it:
 //   {"id": "r1",                                   optional string, echoed back
