@@ -1,0 +1,40 @@
+// The request and response structs' helpers (message.h).
+#include "base/http/message.h"
+
+#include "base/json_writer.h"
+
+namespace outpost::http {
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string_view Request::Header(std::string_view name) const {
+  for (const HeaderField& h : headers) {
+    if (EqualsIgnoreCase(h.name, name)) return h.value;
+  }
+  return {};
+}
+
+void SetErrorBody(int status, std::string_view reason, std::string_view message,
+                  Response& response) {
+  response.status = status;
+  response.content_type = "application/json";
+  response.body.clear();
+  JsonWriter w(response.body);
+  w.BeginObject();
+  w.Key("error");
+  w.String(message);
+  w.Key("reason");
+  w.String(reason);
+  w.EndObject();
+}
+
+}  // namespace outpost::http

@@ -1,0 +1,103 @@
+// The request and the response that every Outpost listener hands to its handlers: the scoring
+// server's REST API (serve/handler.h), the edge's own routes, and the hub's site and operator
+// listeners. Plain structs with no sockets, so that every handler is tested and fuzzed
+// without a network; base/http/server.h fills them from the wire.
+//
+// A request also carries what the listener established about its peer (TLS, and the client
+// certificate when one was asked for) and, once an application has authenticated it, who the
+// caller is. Neither is ever read from the payload.
+//
+// Thread-compatible: a handler reads its request and fills its response on one thread.
+#ifndef OUTPOST_BASE_HTTP_MESSAGE_H_
+#define OUTPOST_BASE_HTTP_MESSAGE_H_
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace outpost::http {
+
+// Bytes of spare capacity a listener leaves past the end of every request body, so that a
+// JSON parser that reads a block at a time (simdjson's SIMDJSON_PADDING; serve/infer_json.h's
+// kJsonPadding) may parse the body in place.
+inline constexpr size_t kBodyPadding = 64;
+
+// One request header. Both views point into the listener's buffer (or, in tests, into
+// literals) and stay valid until the handler returns.
+struct HeaderField {
+  std::string_view name;
+  std::string_view value;
+};
+
+// What the TLS layer established about a connection's peer.
+struct PeerInfo {
+  bool tls = false;                  // the connection is TLS
+  bool cert_presented = false;       // the client sent a certificate (one was asked for)
+  bool cert_verified = false;        // ... and it verified against the listener's client CA
+  std::string verify_error{};        // OpenSSL's reason when presented and not verified
+  std::string cert_der{};            // the client's certificate (DER), when presented
+};
+
+// Who sent a request, as an application established it from a credential alone (a client
+// certificate, a bearer token), never from the payload. The listener leaves it empty.
+struct Caller {
+  enum class Kind { kNone, kSite, kOperator };
+  Kind kind = Kind::kNone;
+  std::string tenant{};
+  std::string site_id{};  // kSite only
+};
+
+// One HTTP request as a listener read it.
+struct Request {
+  std::string method{};  // "GET", "POST", ... as sent
+  std::string target{};  // "/v2/models/iris/infer?x=1", as sent
+  std::vector<HeaderField> headers{};
+  // The body. A listener leaves kBodyPadding bytes of capacity past its size, so that a JSON
+  // body is parsed in place instead of being copied.
+  std::string body{};
+  // True once the client is gone (its connection closed); empty = never. A request that
+  // waits in a queue asks it and is not run when it is.
+  std::function<bool()> client_gone{};
+  // What the listener established about the connection.
+  PeerInfo peer{};
+  // Who the application has found the caller to be; the listener leaves it kNone.
+  Caller caller{};
+
+  // The value of the first header called `name` (compared without case); empty when there
+  // is none.
+  std::string_view Header(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  // Points to static storage (a string literal).
+  std::string_view content_type = "application/json";
+  std::string body{};
+  // Extra headers, e.g. Allow on a 405. Content-Type, Content-Length and Connection are the
+  // listener's.
+  std::vector<std::pair<std::string, std::string>> headers{};
+
+  // Resets to an empty 200 response, keeping the body's capacity.
+  void Clear() {
+    status = 200;
+    content_type = "application/json";
+    body.clear();
+    headers.clear();
+  }
+};
+
+// Whether two header names (or tokens) are equal without regard to ASCII case.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+
+// Makes `response` an error answer: `status`, Content-Type application/json, and the body
+// every Outpost listener answers errors with, {"error": <message>, "reason": <reason>}.
+// Extra headers already set are kept.
+void SetErrorBody(int status, std::string_view reason, std::string_view message,
+                  Response& response);
+
+}  // namespace outpost::http
+
+#endif  // OUTPOST_BASE_HTTP_MESSAGE_H_

@@ -1,0 +1,850 @@
+// The Boost.Beast / Asio adapter of Outpost's HTTP server core and, for its TLS sessions, the
+// OpenSSL (asio::ssl) adapter: the only file of the server that includes them. Every Asio
+// call that can fail is made in its error_code form; exceptions that escape an event loop
+// (std::bad_alloc, a throwing handler) are caught and logged here.
+//
+// Design, for speed on small requests:
+//   - one io_context and thread per event loop; a separate accept thread hands each new
+//     socket to the next loop, so a slow handler never delays accepting or shutting down;
+//   - requests are parsed by a Beast basic_parser subclass that copies the request line into
+//     the request's own strings, the headers into one per-connection buffer, and the body
+//     into a per-connection string with room for a JSON parser's padding, so a request
+//     allocates nothing once a connection has warmed up;
+//   - responses are written as two buffers (status line and headers formatted here, then the
+//     handler's body), with no Beast message object.
+// A connection is one class template over its stream: a plain TCP stream, or a TLS stream
+// over it; timeouts are kept by the TCP stream underneath either.
+#include <utility>  // Boost 1.74's Asio uses std::exchange without including it
+
+#include "base/http/server.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include "base/logging.h"
+
+namespace outpost::http {
+namespace {
+
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+// Connections use their loop's concrete executor type rather than the type-erased
+// any_io_executor, which costs a copy and a destruction of an erased object per operation.
+using Executor = net::io_context::executor_type;
+using Socket = net::basic_stream_socket<tcp, Executor>;
+using TcpStream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
+using TlsStream = ssl::stream<TcpStream>;
+
+// Bytes asked of the socket per read.
+constexpr size_t kReadSize = 16 << 10;
+// Per-connection buffers that grew past this for one large request are released after it.
+constexpr size_t kKeepBufferBytes = 1 << 20;
+// How long a closing connection keeps reading (and discarding) what the client still sends,
+// so that the client sees our last response instead of a reset.
+constexpr auto kLingerTimeout = std::chrono::seconds(2);
+// Pause before accepting again after the accept call itself failed (e.g. out of descriptors).
+constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(50);
+
+std::string_view Sv(beast::string_view s) { return std::string_view(s.data(), s.size()); }
+
+void AppendNumber(std::string& out, uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  (void)ec;
+  out.append(buf, static_cast<size_t>(end - buf));
+}
+
+// What the parser gathers for one request, reused by a connection for all of its requests.
+struct RequestState {
+  // Each header's name and value, back to back.
+  std::string text;
+  struct Span {
+    size_t offset = 0;
+    size_t size = 0;
+  };
+  std::vector<std::pair<Span, Span>> fields;
+  int version = 11;  // 10 or 11
+  bool is_head = false;
+  bool expect_continue = false;
+  // The request line and the body, plus views into `text` once the header is complete. Its
+  // peer is set once per connection.
+  Request request;
+
+  Span Append(std::string_view s) {
+    Span span{text.size(), s.size()};
+    text.append(s.data(), s.size());
+    return span;
+  }
+  std::string_view View(Span s) const { return std::string_view(text).substr(s.offset, s.size); }
+};
+
+// Beast's HTTP/1.1 request parser, feeding a RequestState.
+class RequestParser final : public bhttp::basic_parser<true> {
+ public:
+  // `state` is the connection's and outlives the parser.
+  explicit RequestParser(RequestState& request_state) : state_(request_state) {}
+
+ private:
+  void on_request_impl(bhttp::verb method, beast::string_view method_text,
+                       beast::string_view target, int version, beast::error_code&) override {
+    state_.text.clear();
+    state_.fields.clear();
+    state_.request.body.clear();
+    state_.request.method.assign(method_text.data(), method_text.size());
+    state_.request.target.assign(target.data(), target.size());
+    state_.version = version;
+    state_.is_head = method == bhttp::verb::head;
+    state_.expect_continue = false;
+  }
+
+  void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override {
+    ec = bhttp::error::bad_version;  // never called for a request parser
+  }
+
+  void on_field_impl(bhttp::field name, beast::string_view name_text, beast::string_view value,
+                     beast::error_code&) override {
+    if (name == bhttp::field::expect && EqualsIgnoreCase(Sv(value), "100-continue")) {
+      state_.expect_continue = true;
+    }
+    RequestState::Span n = state_.Append(Sv(name_text));
+    RequestState::Span v = state_.Append(Sv(value));
+    state_.fields.emplace_back(n, v);
+  }
+
+  void on_header_impl(beast::error_code&) override {
+    Request& request = state_.request;
+    request.headers.clear();
+    for (const auto& [n, v] : state_.fields) {
+      request.headers.push_back(HeaderField{state_.View(n), state_.View(v)});
+    }
+  }
+
+  void on_body_init_impl(const boost::optional<uint64_t>& content_length,
+                         beast::error_code&) override {
+    // The parser has already checked the length against the body limit.
+    if (content_length) state_.request.body.reserve(*content_length + kBodyPadding);
+  }
+
+  size_t on_body_impl(beast::string_view body, beast::error_code&) override {
+    state_.request.body.append(body.data(), body.size());
+    return body.size();
+  }
+
+  void on_chunk_header_impl(uint64_t, beast::string_view, beast::error_code&) override {}
+
+  size_t on_chunk_body_impl(uint64_t, beast::string_view body, beast::error_code&) override {
+    state_.request.body.append(body.data(), body.size());
+    return body.size();
+  }
+
+  void on_finish_impl(beast::error_code&) override {
+    std::string& body = state_.request.body;
+    if (body.capacity() - body.size() < kBodyPadding) body.reserve(body.size() + kBodyPadding);
+  }
+
+  RequestState& state_;
+};
+
+// Whether the peer of a connected socket has closed it or its sending side, without reading
+// anything: a pipelined request waiting to be read does not count.
+bool PeerClosed(int fd) {
+  pollfd p{.fd = fd, .events = POLLIN | POLLRDHUP, .revents = 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+// What the handshake established about a TLS peer's certificate.
+void ReadPeerCertificate(SSL* handle, PeerInfo& peer) {
+  peer.tls = true;
+  X509* cert = SSL_get1_peer_certificate(handle);
+  if (cert == nullptr) return;
+  peer.cert_presented = true;
+  long verify = SSL_get_verify_result(handle);
+  peer.cert_verified = verify == X509_V_OK;
+  if (!peer.cert_verified) peer.verify_error = X509_verify_cert_error_string(verify);
+  unsigned char* der = nullptr;
+  int size = i2d_X509(cert, &der);
+  if (size > 0) {
+    peer.cert_der.assign(reinterpret_cast<const char*>(der), static_cast<size_t>(size));
+    OPENSSL_free(der);
+  }
+  X509_free(cert);
+}
+
+class ConnectionBase;
+
+// What every connection shares: options, handler, TLS context and the drain bookkeeping.
+struct ServerState {
+  ServerOptions options;
+  HandlerFn handler;
+  ssl::context tls{ssl::context::tls_server};
+  // Set once Stop() has stopped accepting: requests are then answered with 503.
+  std::atomic<bool> stopping{false};
+  // Responses being produced or written.
+  std::atomic<int64_t> in_flight{0};
+  std::atomic<size_t> open_connections{0};
+  std::mutex drain_mu;  // guards nothing but pairs with drained (in_flight is atomic)
+  std::condition_variable drained;
+
+  void ResponseDone() {
+    if (in_flight.fetch_sub(1) == 1 && stopping.load()) {
+      { std::lock_guard<std::mutex> lock(drain_mu); }
+      drained.notify_all();
+    }
+  }
+};
+
+// One event loop, its thread and its connections.
+struct Worker {
+  // Open connections of this loop, an intrusive list touched only on the loop's thread (or
+  // after it has ended). Declared before `ioc`, so it outlives the handlers `ioc` destroys.
+  ConnectionBase* connections = nullptr;
+  net::io_context ioc{1};
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::thread thread;
+};
+
+// A connection as its worker's list sees it.
+class ConnectionBase {
+ public:
+  explicit ConnectionBase(ServerState& state, Worker& worker) : server_(state), worker_(worker) {
+    next_ = worker_.connections;
+    if (next_ != nullptr) next_->prev_ = this;
+    worker_.connections = this;
+  }
+  virtual ~ConnectionBase() {
+    if (prev_ != nullptr) prev_->next_ = next_;
+    if (next_ != nullptr) next_->prev_ = prev_;
+    if (worker_.connections == this) worker_.connections = next_;
+    server_.open_connections.fetch_sub(1);
+  }
+  ConnectionBase(const ConnectionBase&) = delete;
+  ConnectionBase& operator=(const ConnectionBase&) = delete;
+
+  // Closes the socket; pending operations end with operation_aborted. Worker's thread only.
+  virtual void Close() = 0;
+
+  ConnectionBase* next() const { return next_; }
+
+ protected:
+  ServerState& server_;
+  Worker& worker_;
+
+ private:
+  ConnectionBase* prev_ = nullptr;  // neighbours in worker_.connections
+  ConnectionBase* next_ = nullptr;
+};
+
+template <typename StreamT>
+class Connection final : public ConnectionBase,
+                         public std::enable_shared_from_this<Connection<StreamT>> {
+ public:
+  static constexpr bool kTls = std::is_same_v<StreamT, TlsStream>;
+
+  // `state` and `worker` outlive every connection (the server joins its threads and
+  // destroys its loops before they go). Worker's thread only.
+  Connection(Socket socket, ServerState& state, Worker& worker)
+      : ConnectionBase(state, worker), stream_(MakeStream(std::move(socket), state)) {}
+
+  // Runs on the worker's thread.
+  void Start() {
+    beast::error_code ec;
+    Tcp().socket().set_option(tcp::no_delay(true), ec);
+    if constexpr (kTls) {
+      Tcp().expires_after(server_.options.read_timeout);
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code hs_ec) {
+                                self->OnHandshake(hs_ec);
+                              });
+    } else {
+      StartRequest();
+    }
+  }
+
+  void Close() override {
+    closed_ = true;
+    Tcp().close();
+  }
+
+ private:
+  static StreamT MakeStream(Socket socket, ServerState& state) {
+    if constexpr (kTls) {
+      return StreamT(std::move(socket), state.tls);
+    } else {
+      (void)state;
+      return StreamT(std::move(socket));
+    }
+  }
+
+  TcpStream& Tcp() {
+    if constexpr (kTls) {
+      return stream_.next_layer();
+    } else {
+      return stream_;
+    }
+  }
+
+  void OnHandshake(beast::error_code ec) {
+    if (ec || closed_) {
+      OUTPOST_LOG(kDebug) << "TLS handshake failed" << Field("error", ec.message());
+      Tcp().close();
+      return;
+    }
+    if constexpr (kTls) ReadPeerCertificate(stream_.native_handle(), req_.request.peer);
+    StartRequest();
+  }
+
+  void StartRequest() {
+    parser_.emplace(req_);
+    parser_->header_limit(static_cast<uint32_t>(
+        std::min<size_t>(server_.options.max_header_bytes, UINT32_MAX)));
+    parser_->body_limit(server_.options.max_body_bytes);
+    parser_->eager(true);
+    request_started_ = false;
+    continue_sent_ = false;
+    Read();
+  }
+
+  // Parses what is buffered; reads more when the request is not complete yet.
+  void Read() {
+    while (buffer_.size() > 0) {
+      if (!request_started_) {
+        request_started_ = true;
+        deadline_ = Clock::now() + server_.options.read_timeout;
+      }
+      beast::error_code ec;
+      size_t n = parser_->put(buffer_.data(), ec);
+      buffer_.consume(n);
+      if (ec == bhttp::error::need_more) break;
+      if (ec) {
+        OnParseError(ec);
+        return;
+      }
+      if (parser_->is_done()) {
+        OnRequest();
+        return;
+      }
+      if (n == 0) break;
+    }
+    if (parser_->is_header_done() && req_.expect_continue && !continue_sent_) {
+      SendContinue();
+      return;
+    }
+    if (request_started_) {
+      Tcp().expires_at(deadline_);
+    } else {
+      Tcp().expires_after(server_.options.idle_timeout);
+    }
+    stream_.async_read_some(buffer_.prepare(kReadSize),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                              self->OnRead(ec, n);
+                            });
+  }
+
+  void OnRead(beast::error_code ec, size_t n) {
+    if (ec || closed_) {
+      // End of stream, time-out (the stream has closed the socket), reset, or Close().
+      Tcp().close();
+      return;
+    }
+    buffer_.commit(n);
+    Read();
+  }
+
+  void SendContinue() {
+    continue_sent_ = true;
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    Tcp().expires_after(server_.options.write_timeout);
+    net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec || self->closed_) {
+                         self->Tcp().close();
+                         return;
+                       }
+                       self->Read();
+                     });
+  }
+
+  void OnParseError(beast::error_code ec) {
+    server_.in_flight.fetch_add(1);
+    response_.Clear();
+    if (ec == bhttp::error::body_limit) {
+      SetErrorBody(413, "body_too_large",
+                   "the request body is larger than the limit of " +
+                       std::to_string(server_.options.max_body_bytes) + " bytes",
+                   response_);
+    } else if (ec == bhttp::error::header_limit) {
+      SetErrorBody(431, "headers_too_large",
+                   "the request header is larger than the limit of " +
+                       std::to_string(server_.options.max_header_bytes) + " bytes",
+                   response_);
+    } else {
+      SetErrorBody(400, "malformed_request", "malformed HTTP request: " + ec.message(),
+                   response_);
+    }
+    req_.is_head = false;
+    Respond(/*close=*/true);
+  }
+
+  void OnRequest() {
+    server_.in_flight.fetch_add(1);
+    bool close = !parser_->keep_alive();
+    response_.Clear();
+    if (server_.stopping.load()) {
+      SetErrorBody(503, "draining", "the server is shutting down", response_);
+      close = true;
+    } else {
+      try {
+        // A handler may ask while the request waits in a queue: a client that has closed
+        // its connection (or its sending side) gets no answer, so its request is not run.
+        if (!req_.request.client_gone) {
+          const int fd = Tcp().socket().native_handle();
+          req_.request.client_gone = [fd] { return PeerClosed(fd); };
+        }
+        server_.handler(req_.request, response_);
+      } catch (const std::exception& e) {
+        OUTPOST_LOG(kError) << "request handler failed" << Field("error", e.what());
+        response_.Clear();
+        SetErrorBody(500, "internal", "the request handler failed", response_);
+      }
+    }
+    Respond(close);
+  }
+
+  void FormatHead(bool close) {
+    head_.clear();
+    head_.append("HTTP/1.1 ");
+    AppendNumber(head_, static_cast<uint64_t>(response_.status));
+    head_.push_back(' ');
+    beast::string_view reason =
+        bhttp::obsolete_reason(bhttp::int_to_status(static_cast<unsigned>(response_.status)));
+    head_.append(reason.data(), reason.size());
+    if (!server_.options.server_header.empty()) {
+      head_.append("\r\nServer: ");
+      head_.append(server_.options.server_header);
+    }
+    head_.append("\r\nContent-Type: ");
+    head_.append(response_.content_type);
+    head_.append("\r\nContent-Length: ");
+    AppendNumber(head_, response_.body.size());
+    head_.append("\r\n");
+    for (const auto& [name, value] : response_.headers) {
+      head_.append(name);
+      head_.append(": ");
+      head_.append(value);
+      head_.append("\r\n");
+    }
+    if (close) {
+      head_.append("Connection: close\r\n");
+    } else if (req_.version == 10) {
+      head_.append("Connection: keep-alive\r\n");
+    }
+    head_.append("\r\n");
+  }
+
+  void Respond(bool close) {
+    FormatHead(close);
+    std::array<net::const_buffer, 2> buffers = {
+        net::buffer(head_), req_.is_head ? net::const_buffer() : net::buffer(response_.body)};
+    Tcp().expires_after(server_.options.write_timeout);
+    net::async_write(stream_, buffers,
+                     [self = this->shared_from_this(), close](beast::error_code ec, size_t) {
+                       self->OnWritten(ec, close);
+                     });
+  }
+
+  void OnWritten(beast::error_code ec, bool close) {
+    server_.ResponseDone();
+    if (ec || closed_) {
+      Tcp().close();
+      return;
+    }
+    if (close) {
+      Linger();
+      return;
+    }
+    if (req_.request.body.capacity() > kKeepBufferBytes) req_.request.body = std::string();
+    if (response_.body.capacity() > kKeepBufferBytes) response_.body = std::string();
+    if (buffer_.capacity() > kKeepBufferBytes && buffer_.size() == 0) buffer_.shrink_to_fit();
+    StartRequest();
+  }
+
+  // Ends our side, then discards what the client still sends until it closes or
+  // kLingerTimeout passes, so that it reads our last response before the socket goes. A TLS
+  // connection first sends its close_notify; reading the peer's ends at the same deadline,
+  // and whatever follows is discarded undecrypted.
+  void Linger() {
+    Tcp().expires_after(kLingerTimeout);
+    if constexpr (kTls) {
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
+        if (self->closed_) return;
+        self->ShutdownSendAndDiscard();
+      });
+    } else {
+      ShutdownSendAndDiscard();
+    }
+  }
+
+  void ShutdownSendAndDiscard() {
+    beast::error_code ec;
+    Tcp().socket().shutdown(net::socket_base::shutdown_send, ec);
+    if (ec) {
+      Tcp().close();
+      return;
+    }
+    DiscardUntilClosed();
+  }
+
+  void DiscardUntilClosed() {
+    buffer_.clear();
+    Tcp().async_read_some(buffer_.prepare(kReadSize),
+                          [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                            if (ec || self->closed_) {
+                              self->Tcp().close();
+                              return;
+                            }
+                            self->DiscardUntilClosed();
+                          });
+  }
+
+  StreamT stream_;
+  beast::flat_buffer buffer_;  // bytes read and not yet parsed
+  RequestState req_;  // what the parser gathers; reused for every request
+  std::optional<RequestParser> parser_;
+  Response response_;
+  std::string head_;  // the response's status line and headers
+  bool request_started_ = false;  // a byte of the current request has arrived
+  Clock::time_point deadline_;    // when the current request must have arrived
+  bool continue_sent_ = false;    // "100 Continue" was sent for the current request
+  bool closed_ = false;           // Close() was called
+};
+
+// The address to listen on: a numeric IPv4 or IPv6 address (IPv6 possibly in brackets), or
+// "localhost".
+Result<net::ip::address> ListenAddress(const std::string& address) {
+  std::string host = address == "localhost" ? "127.0.0.1" : address;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  beast::error_code ec;
+  net::ip::address ip = net::ip::make_address(host, ec);
+  if (ec) return InvalidArgumentError("listen address \"" + address + "\" is not an IP address");
+  return ip;
+}
+
+// TLS 1.2 or newer with the server's certificate; a client certificate asked for (and
+// perhaps required) when a client CA is given.
+Status SetUpTls(const TlsServerOptions& options, ssl::context& tls) {
+  beast::error_code ec;
+  tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                      ssl::context::no_tlsv1_1,
+                  ec);
+  if (!ec) tls.use_certificate_chain_file(options.cert_chain_path, ec);
+  if (!ec) tls.use_private_key_file(options.key_path, ssl::context::pem, ec);
+  if (ec) return FailedPreconditionError("TLS server certificate: " + ec.message());
+  if (options.client_ca_path.empty()) return Status::Ok();
+  tls.load_verify_file(options.client_ca_path, ec);
+  if (ec) {
+    return FailedPreconditionError("TLS client CA " + options.client_ca_path + ": " +
+                                   ec.message());
+  }
+  STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(options.client_ca_path.c_str());
+  if (names != nullptr) SSL_CTX_set_client_CA_list(tls.native_handle(), names);
+  if (options.require_client_cert) {
+    tls.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert, ec);
+  } else {
+    // Asked for, not required: every verification result is kept and judged per request,
+    // so that a refusal carries a reason instead of a bare TLS alert.
+    tls.set_verify_mode(ssl::verify_peer, ec);
+    if (!ec) tls.set_verify_callback([](bool, ssl::verify_context&) { return true; }, ec);
+  }
+  if (ec) return InternalError("TLS verify setup: " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace
+
+struct Server::Impl {
+  // Declared first: connections refer to it until the loops below are destroyed.
+  ServerState state;
+  std::vector<std::unique_ptr<Worker>> workers;
+  // The accept loop, on its own thread.
+  net::io_context accept_ioc{1};
+  tcp::acceptor acceptor{accept_ioc};
+  net::steady_timer accept_retry{accept_ioc};
+  std::optional<Socket> pending;  // the socket being accepted into; accept thread only
+  std::thread accept_thread;
+  size_t next_worker = 0;  // accept thread only
+  uint16_t port = 0;
+
+  std::mutex stop_mu;  // guards stopped; held for the whole of Stop()
+  bool stopped = false;
+
+  // Starts a connection on `target`'s thread.
+  void Launch(Worker& target, Socket socket) {
+    net::post(target.ioc, [this, &target, s = std::move(socket)]() mutable {
+      if (state.options.tls) {
+        auto connection = std::make_shared<Connection<TlsStream>>(std::move(s), state, target);
+        connection->Start();
+      } else {
+        auto connection = std::make_shared<Connection<TcpStream>>(std::move(s), state, target);
+        connection->Start();
+      }
+    });
+  }
+
+  void Accept() {
+    Worker& target = *workers[next_worker];
+    next_worker = (next_worker + 1) % workers.size();
+    // The socket is made on the target loop's executor and accepted into from this thread.
+    pending.emplace(target.ioc.get_executor());
+    acceptor.async_accept(*pending, [this, &target](beast::error_code ec) {
+      Socket socket = std::move(*pending);
+      pending.reset();
+      if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+      if (ec) {
+        OUTPOST_LOG(kWarning) << "accepting a connection failed" << Field("error", ec.message());
+        accept_retry.expires_after(kAcceptRetryDelay);
+        accept_retry.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec) Accept();
+        });
+        return;
+      }
+      if (state.open_connections.fetch_add(1) >= state.options.max_connections) {
+        state.open_connections.fetch_sub(1);
+        beast::error_code close_ec;
+        socket.close(close_ec);
+      } else {
+        Launch(target, std::move(socket));
+      }
+      Accept();
+    });
+  }
+
+  static void RunLoop(net::io_context& ioc, std::string_view name) {
+    for (;;) {
+      try {
+        ioc.run();
+        return;
+      } catch (const std::exception& e) {
+        OUTPOST_LOG(kError) << "HTTP event loop caught an exception" << Field("loop", name)
+                            << Field("error", e.what());
+      }
+    }
+  }
+
+  // Runs `fn` on `ioc`'s thread and waits for it.
+  template <typename Fn>
+  static void RunOn(net::io_context& ioc, Fn fn) {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;  // guarded by mu
+    net::post(ioc, [&] {
+      fn();
+      std::lock_guard<std::mutex> lock(mu);
+      done = true;
+      cv.notify_all();
+    });
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done; });
+  }
+
+  // Opens, binds and listens on `endpoint`.
+  Status Listen(const tcp::endpoint& endpoint, const std::string& where) {
+    beast::error_code ec;
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (!ec) port = acceptor.local_endpoint(ec).port();
+    if (ec) {
+      return FailedPreconditionError("cannot listen on " + where + ": " + ec.message())
+          .WithReason("listen_failed");
+    }
+    return Status::Ok();
+  }
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() { Stop(); }
+
+uint16_t Server::port() const { return impl_->port; }
+
+Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, HandlerFn handler) {
+  if (!handler) return InvalidArgumentError("the HTTP server needs a handler");
+  if (options.threads < 0) return InvalidArgumentError("threads must be >= 0");
+  int threads = options.threads;
+  if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+  OUTPOST_ASSIGN_OR_RETURN(net::ip::address address, ListenAddress(options.address));
+  auto impl = std::make_unique<Impl>();
+  if (options.tls) OUTPOST_RETURN_IF_ERROR(SetUpTls(*options.tls, impl->state.tls));
+  const tcp::endpoint endpoint(address, options.port);
+  const std::string where = options.address + ":" + std::to_string(options.port);
+  impl->state.options = std::move(options);
+  impl->state.handler = std::move(handler);
+  OUTPOST_RETURN_IF_ERROR(impl->Listen(endpoint, where));
+
+  for (int i = 0; i < threads; ++i) {
+    auto worker = std::make_unique<Worker>();
+    worker->work.emplace(worker->ioc.get_executor());
+    Worker* w = worker.get();
+    worker->thread = std::thread([w] { Impl::RunLoop(w->ioc, "worker"); });
+    impl->workers.push_back(std::move(worker));
+  }
+  Impl* raw = impl.get();
+  net::post(raw->accept_ioc, [raw] { raw->Accept(); });
+  raw->accept_thread = std::thread([raw] { Impl::RunLoop(raw->accept_ioc, "accept"); });
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+void Server::Stop() {
+  Impl& impl = *impl_;
+  std::lock_guard<std::mutex> stop_lock(impl.stop_mu);
+  if (impl.stopped) return;
+  impl.stopped = true;
+
+  // 1. Refuse new connections. The accept loop runs no handlers, so this never waits on one.
+  Impl::RunOn(impl.accept_ioc, [&impl] {
+    beast::error_code ec;
+    impl.acceptor.close(ec);
+    impl.accept_retry.cancel();
+  });
+  impl.accept_thread.join();
+
+  // 2. Answer new requests with 503 and wait for the responses in flight.
+  impl.state.stopping.store(true);
+  {
+    std::unique_lock<std::mutex> lock(impl.state.drain_mu);
+    if (!impl.state.drained.wait_for(lock, impl.state.options.drain_timeout,
+                                     [&impl] { return impl.state.in_flight.load() == 0; })) {
+      OUTPOST_LOG(kWarning) << "HTTP requests still running after the drain time-out; closing"
+                            << Field("requests", impl.state.in_flight.load());
+    }
+  }
+
+  // 3. Close every connection, end each loop, and let the aborted operations finish so that
+  // every connection is released here.
+  for (auto& worker : impl.workers) {
+    Worker* w = worker.get();
+    net::post(w->ioc, [w] {
+      for (ConnectionBase* c = w->connections; c != nullptr; c = c->next()) c->Close();
+      w->ioc.stop();
+    });
+  }
+  for (auto& worker : impl.workers) {
+    worker->thread.join();
+    worker->work.reset();
+    worker->ioc.restart();
+    try {
+      worker->ioc.poll();
+    } catch (const std::exception& e) {
+      OUTPOST_LOG(kError) << "HTTP event loop failed while stopping" << Field("error", e.what());
+    }
+  }
+}
+
+// Router.
+
+namespace {
+
+// The target's path: everything before its '?'.
+std::string_view PathOf(std::string_view target) {
+  size_t q = target.find('?');
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+}  // namespace
+
+void Router::Exact(std::string method, std::string path, HandlerFn handler) {
+  routes_.push_back(Route{std::move(method), std::move(path), false, std::move(handler)});
+}
+
+void Router::Prefix(std::string method, std::string prefix, HandlerFn handler) {
+  routes_.push_back(Route{std::move(method), std::move(prefix), true, std::move(handler)});
+}
+
+void Router::Handle(const Request& request, Response& response) const {
+  const std::string_view path = PathOf(request.target);
+  // The best route for the path (exact first, then the longest prefix) and its method.
+  const Route* best = nullptr;
+  bool path_known = false;
+  std::string allow;
+  auto better = [](const Route* current, const Route& candidate) {
+    if (current == nullptr) return true;
+    if (current->prefix != candidate.prefix) return !candidate.prefix;
+    return candidate.path.size() > current->path.size();
+  };
+  const Route* best_path = nullptr;
+  for (const Route& route : routes_) {
+    const bool matches = route.prefix ? path.starts_with(route.path) : path == route.path;
+    if (!matches) continue;
+    if (better(best_path, route)) best_path = &route;
+  }
+  if (best_path != nullptr) {
+    path_known = true;
+    for (const Route& route : routes_) {
+      if (route.prefix != best_path->prefix || route.path != best_path->path) continue;
+      if (route.method == "*" || route.method == request.method) {
+        best = &route;
+        break;
+      }
+      if (!allow.empty()) allow.append(", ");
+      allow.append(route.method);
+    }
+  }
+  if (best != nullptr) {
+    best->handler(request, response);
+    return;
+  }
+  if (!path_known) {
+    SetErrorBody(404, "not_found", "no such path \"" + std::string(path) + "\"", response);
+    return;
+  }
+  response.headers.emplace_back("Allow", std::move(allow));
+  SetErrorBody(405, "method_not_allowed",
+               "method " + request.method + " is not allowed on \"" + std::string(path) + "\"",
+               response);
+}
+
+HandlerFn Router::AsHandler() const {
+  return [this](const Request& request, Response& response) { Handle(request, response); };
+}
+
+}  // namespace outpost::http

@@ -1,0 +1,166 @@
+// Server: Outpost's one HTTP/1.1 server core, plain or TLS, with keep-alive, answering each
+// request with a handler function (or a Router of them). Every listener runs on it: the
+// scoring server's REST front end (serve/), the edge's own routes, and the hub's site and
+// operator listeners (hub/server.h). This header and server.cc are the only files of Outpost
+// that see Boost.Beast, Asio and, for the TLS sessions, OpenSSL's TLS layer.
+//
+//   auto server = http::Server::Start({.port = 8000, .threads = 2},
+//                                     [&](const http::Request& rq, http::Response& rs) {
+//                                       handler.Handle(rq, rs);
+//                                     });
+//   ...                 // SIGTERM arrives
+//   (*server)->Stop();  // drains, then returns
+//
+// Threads: `threads` event loops, each with its own connections; a new connection goes to
+// the next loop in turn (round-robin from the first), and every request of a connection is
+// answered on that loop's thread, one at a time and in order (pipelined requests included).
+// The handler therefore runs on several threads at once and must be thread-safe; a handler
+// that blocks delays the other connections of its loop.
+//
+// Limits and time-outs (client-controlled sizes are all bounded):
+//   - a request whose header (request line included) passes max_header_bytes gets 431
+//     (reason headers_too_large), a body longer than max_body_bytes gets 413
+//     (body_too_large) as soon as its length is known (from Content-Length, before the body
+//     is read; or when a chunked body passes the limit), malformed HTTP gets 400
+//     (malformed_request); each of these closes the connection, lingering (below).
+//   - a connection with no request in progress is closed after idle_timeout; a request must
+//     arrive completely within read_timeout of its first byte (a TLS handshake within
+//     read_timeout of the connection); a response must be written within write_timeout.
+//     Absolute deadlines: a client sending a byte at a time cannot extend them.
+//   - beyond max_connections open connections, new ones are closed at once.
+//   - "Expect: 100-continue" is answered before the body is read.
+// Every error the server answers by itself has the body {"error": ..., "reason": ...}.
+//
+// Lingering close: a connection closed by the server (after "Connection: close", an error
+// above, or during a drain) first shuts its sending side, then reads and discards what the
+// client still sends for up to 2 s, so that a client still uploading reads the answer
+// instead of a reset. A TLS connection sends its close_notify first.
+//
+// TLS (options.tls set): TLS 1.2 or newer with the given certificate chain and key. With a
+// client CA, a client certificate is asked for; it is required only with
+// require_client_cert, otherwise the handshake succeeds without one or with one that does
+// not verify, and the handler reads the outcome in Request::peer.
+//
+// Shutdown: Stop() stops accepting (new connections are refused), lets requests in flight
+// finish and be answered, answers requests that arrive meanwhile on open connections with
+// 503 (reason draining) and "Connection: close", then closes every connection and returns.
+// Requests still running after drain_timeout are abandoned (their connections are closed).
+#ifndef OUTPOST_BASE_HTTP_SERVER_H_
+#define OUTPOST_BASE_HTTP_SERVER_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/http/message.h"
+#include "base/status.h"
+
+namespace outpost::http {
+
+struct TlsServerOptions {
+  // PEM files of the server's certificate chain and its private key.
+  std::string cert_chain_path{};
+  std::string key_path{};
+  // PEM file of the CA that client certificates are verified against; empty = no client
+  // certificate is asked for.
+  std::string client_ca_path{};
+  // With a client CA: whether a handshake without a certificate that verifies fails. When
+  // false, the certificate is asked for, never required, and Request::peer tells the outcome.
+  bool require_client_cert = false;
+};
+
+struct ServerOptions {
+  // Numeric IPv4 or IPv6 address to listen on ("0.0.0.0", "::", "127.0.0.1", "[::1]"), or
+  // "localhost" (127.0.0.1).
+  std::string address = "0.0.0.0";
+  // 0 picks a free port; Server::port() tells which.
+  uint16_t port = 8000;
+  // Event-loop threads; 0 = one per CPU core.
+  int threads = 0;
+  // Largest request body (413 beyond it).
+  size_t max_body_bytes = 64 << 20;
+  // Largest request line plus headers (431 beyond it).
+  size_t max_header_bytes = 16 << 10;
+  // How long a connection may wait for the first byte of its next request.
+  std::chrono::milliseconds idle_timeout = std::chrono::seconds(60);
+  // How long a request may take to arrive, from its first byte.
+  std::chrono::milliseconds read_timeout = std::chrono::seconds(30);
+  // How long writing one response may take.
+  std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
+  // Most open connections; more are closed as soon as they are accepted.
+  size_t max_connections = 10000;
+  // How long Stop() waits for requests in flight before closing their connections.
+  std::chrono::milliseconds drain_timeout = std::chrono::seconds(30);
+  // The Server header of every response; empty = none.
+  std::string server_header{};
+  // TLS; absent = plain HTTP.
+  std::optional<TlsServerOptions> tls{};
+};
+
+// Answers one request; called on an event-loop thread. `response` arrives cleared (as by
+// Response::Clear()) and is sent as the handler leaves it.
+using HandlerFn = std::function<void(const Request& request, Response& response)>;
+
+// Routes requests to the handlers that subsystems register, by the target's path (the
+// target up to its '?') and method. A path no route matches gets 404 (reason not_found); a
+// path matched only for other methods gets 405 (reason method_not_allowed) with an Allow
+// header. An exact route wins over a prefix route, and a longer prefix over a shorter one.
+// Register every route before the server starts; Handle() is then thread-safe.
+class Router {
+ public:
+  // `method` is matched exactly ("GET"); "*" matches any method.
+  void Exact(std::string method, std::string path, HandlerFn handler);
+  void Prefix(std::string method, std::string prefix, HandlerFn handler);
+
+  void Handle(const Request& request, Response& response) const;
+
+  // A handler function for Server::Start that routes with this router, which must outlive
+  // the server.
+  HandlerFn AsHandler() const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::string path;
+    bool prefix = false;
+    HandlerFn handler;
+  };
+  std::vector<Route> routes_;
+};
+
+class Server {
+ public:
+  // Listens and starts the threads. InvalidArgument for a bad address or option;
+  // FailedPrecondition (reason listen_failed) when the address cannot be bound (e.g. the
+  // port is in use), and FailedPrecondition when the TLS certificate, key or client CA
+  // cannot be loaded.
+  static Result<std::unique_ptr<Server>> Start(ServerOptions options, HandlerFn handler);
+
+  // Stops (see Stop()) if that has not been done.
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The port the server listens on (the chosen one when options.port was 0).
+  uint16_t port() const;
+
+  // Graceful shutdown as described above; returns when every thread has finished. Safe to
+  // call from any thread except the server's own, and more than once (later calls wait for
+  // the first to finish).
+  void Stop();
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace outpost::http
+
+#endif  // OUTPOST_BASE_HTTP_SERVER_H_
