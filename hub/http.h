@@ -9,7 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "base/json_writer.h"
+#include "base/status.h"
+#include "base/status_mapping.h"
 
 namespace outpost::hub {
 
@@ -45,17 +46,19 @@ struct HubResponse {
   std::vector<std::pair<std::string, std::string>> headers{};  // extra headers
 };
 
-// An error answer of every hub listener and API: {"error": <message for people>, "reason":
-// <stable code>}.
+// An error answer of every hub listener and API, in the body every Outpost listener uses
+// (base/status_mapping.h): {"error": <message for people>, "reason": <stable code>}. For an
+// error about HTTP itself (405, 413, 414, 431) or one whose status the API fixes.
 inline HubResponse ErrorResponse(int status, std::string_view reason, std::string_view message) {
   HubResponse response{.status = status};
-  JsonWriter w(response.body);
-  w.BeginObject();
-  w.Key("error");
-  w.String(message);
-  w.Key("reason");
-  w.String(reason);
-  w.EndObject();
+  response.body = ErrorBody(reason, message);
+  return response;
+}
+
+// The answer for a failed operation: the one Status -> HTTP mapping, with its reason.
+inline HubResponse ErrorResponse(const Status& status) {
+  HubResponse response{.status = HttpStatusFor(status.code())};
+  AppendErrorBody(status, response.body);
   return response;
 }
 
