@@ -138,12 +138,12 @@ TEST(EnrolmentToken, HasPrefixSecretAndPin) {
 }
 
 TEST(SiteNames, FollowTheFormat) {
-  OUTPOST_EXPECT_OK(ValidateName("site", "plant-7.a_b"));
-  EXPECT_FALSE(ValidateName("site", "").ok());
-  EXPECT_FALSE(ValidateName("site", "-x").ok());
-  EXPECT_FALSE(ValidateName("site", ".x").ok());
-  EXPECT_FALSE(ValidateName("site", "a b").ok());
-  EXPECT_FALSE(ValidateName("site", std::string(65, 'a')).ok());
+  OUTPOST_EXPECT_OK(ValidateEnrolledSiteId("plant-7.a_b"));
+  EXPECT_FALSE(ValidateEnrolledSiteId("").ok());
+  EXPECT_FALSE(ValidateEnrolledSiteId("-x").ok());
+  EXPECT_FALSE(ValidateEnrolledSiteId(".x").ok());
+  EXPECT_FALSE(ValidateEnrolledSiteId("a b").ok());
+  EXPECT_FALSE(ValidateEnrolledSiteId(std::string(65, 'a')).ok());
 }
 
 }  // namespace

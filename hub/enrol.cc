@@ -12,6 +12,7 @@
 #include "base/file.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
+#include "base/names.h"
 #include "hub/server.h"
 #include "policy/crypto.h"
 #include "sync/crypto.h"
@@ -32,14 +33,15 @@ std::string ReasonIn(const Status& status, std::string_view fallback) {
 
 }  // namespace
 
-Status ValidateName(std::string_view what, std::string_view name) {
-  bool ok = !name.empty() && name.size() <= 64 && name.front() != '.' && name.front() != '-';
-  for (char c : name) {
-    ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-');
-  }
-  if (!ok) {
-    return InvalidArgumentError(std::string(what) +
-                                " must be 1 to 64 of [A-Za-z0-9._-], not starting with . or -");
+Status ValidateEnrolledSiteId(std::string_view site_id) {
+  // RFC 5280's ub-common-name: the site id is the certificate's CN.
+  constexpr size_t kMaxCommonNameBytes = 64;
+  OUTPOST_RETURN_IF_ERROR(CheckName(kSiteIdRule, site_id));
+  if (site_id.size() > kMaxCommonNameBytes) {
+    return InvalidArgumentError("site id is " + std::to_string(site_id.size()) +
+                                " bytes; an enrolled site's id is its certificate's common name, "
+                                "at most 64 bytes")
+        .WithReason(kSiteIdRule.reason);
   }
   return Status::Ok();
 }
@@ -62,9 +64,9 @@ Result<TokenParts> ParseToken(std::string_view token) {
 Result<std::string> Enrolment::AddSite(std::string_view site_id, std::string_view tenant,
                                        std::string_view region, std::chrono::seconds ttl,
                                        bool reissue) {
-  OUTPOST_RETURN_IF_ERROR(ValidateName("site", site_id));
-  OUTPOST_RETURN_IF_ERROR(ValidateName("tenant", tenant));
-  OUTPOST_RETURN_IF_ERROR(ValidateName("region", region));
+  OUTPOST_RETURN_IF_ERROR(ValidateEnrolledSiteId(site_id));
+  OUTPOST_RETURN_IF_ERROR(Tenant::Parse(tenant));
+  OUTPOST_RETURN_IF_ERROR(Region::Parse(region));
   if (ttl.count() <= 0 || ttl > kMaxTokenTtl) {
     return InvalidArgumentError("token lifetime must be between 1 s and 30 days");
   }
@@ -129,7 +131,7 @@ HubResponse Enrolment::Handle(const HubRequest& request) {
     return ErrorResponse(400, "missing_field",
                          "token, site_id and public_key_pem are required strings");
   }
-  if (!ValidateName("site_id", site_id).ok()) {
+  if (!ValidateEnrolledSiteId(site_id).ok()) {
     return ErrorResponse(400, "bad_site_id", "site_id is not a valid site id");
   }
   Result<TokenParts> parts = ParseToken(token);
@@ -193,7 +195,7 @@ HubResponse Enrolment::Handle(const HubRequest& request) {
 }
 
 Status EnrolSite(const EnrolSiteOptions& options) {
-  OUTPOST_RETURN_IF_ERROR(ValidateName("site", options.site_id));
+  OUTPOST_RETURN_IF_ERROR(ValidateEnrolledSiteId(options.site_id));
   OUTPOST_ASSIGN_OR_RETURN(TokenParts parts, ParseToken(options.token));
   std::string hub_url = options.hub_url;
   while (!hub_url.empty() && hub_url.back() == '/') hub_url.pop_back();

@@ -21,8 +21,10 @@ inline constexpr size_t kMaxEnrolBodyBytes = 16 * 1024;
 inline constexpr std::chrono::hours kDefaultTokenTtl{24};
 inline constexpr std::chrono::hours kMaxTokenTtl{24 * 30};
 
-// OK when `name` is a valid site id, tenant or region (FORMAT.md section 3).
-Status ValidateName(std::string_view what, std::string_view name);
+// OK when `site_id` is a SiteId (base/names.h) that also fits a certificate's common name,
+// which X.509 bounds at 64 bytes (FORMAT.md section 3); InvalidArgument with reason
+// invalid_site_id otherwise. Tenants and regions are checked with Tenant and Region.
+Status ValidateEnrolledSiteId(std::string_view site_id);
 
 // The parts of an enrolment token "op1.<secret>.<ca fingerprint>".
 struct TokenParts {

@@ -12,6 +12,7 @@
 #include "base/file.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
+#include "base/names.h"
 #include "outbox/outbox.h"
 #include "policy/audit.h"
 #include "policy/evaluate.h"
@@ -46,7 +47,7 @@ void SetAuditHead(BatchOutcome& out, const std::pair<uint64_t, std::string>& hea
 Result<PolicySet> PolicySet::Load(const std::vector<std::pair<std::string, std::string>>& files) {
   PolicySet set;
   for (const auto& [tenant, path] : files) {
-    if (tenant != "*") OUTPOST_RETURN_IF_ERROR(ValidateName("policy tenant", tenant));
+    if (tenant != "*") OUTPOST_RETURN_IF_ERROR(Tenant::Parse(tenant));
     OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(path, policy::kMaxPolicyBytes + 1));
     Result<std::shared_ptr<const policy::Policy>> parsed = policy::ParsePolicy(text);
     if (!parsed.ok()) return parsed.status().WithContext("policy " + path);
@@ -458,7 +459,7 @@ HubResponse HubService::HandleStatus(const Caller& caller, const HubRequest& req
   NodeStatus status;
   std::string_view site_id, node_id;
   if (root["site_id"].get(site_id) != simdjson::SUCCESS ||
-      root["node_id"].get(node_id) != simdjson::SUCCESS || !sync::IsValidName(node_id)) {
+      root["node_id"].get(node_id) != simdjson::SUCCESS || !NodeId::IsValid(node_id)) {
     return ErrorResponse(400, "missing_field", "site_id and node_id are required");
   }
   if (site_id != caller.site_id) {
