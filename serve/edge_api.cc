@@ -1,8 +1,6 @@
-// The edge API's routes (edge_api.h). Feedback bodies and stored payloads are read with
-// simdjson's DOM parser here, error codes only (no simdjson exception escapes this file).
+// The edge API's routes (edge_api.h). Feedback bodies and stored payloads are read through
+// the JSON adapter (base/json/json.h).
 #include "serve/edge_api.h"
-
-#include <simdjson.h>
 
 #include <algorithm>
 #include <charconv>
@@ -13,26 +11,26 @@
 #include <vector>
 
 #include "base/coding.h"
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "base/names.h"
 
 namespace outpost::serve {
 namespace {
 
-namespace dom = simdjson::dom;
-
 // Feedback bodies are flat objects; deeper nesting is refused by the parser.
-constexpr size_t kFeedbackMaxDepth = 8;
+constexpr size_t kFeedbackMaxDepth = 7;
 // Stored payloads are at most the outbox's largest (16 MiB).
 constexpr size_t kMaxPayloadBytes = size_t{16} << 20;
 
 // A string member of the feedback object, checked against `max_bytes`.
-Status ReadString(dom::element value, std::string_view key, size_t max_bytes, bool allow_empty,
+Status ReadString(json::Value value, std::string_view key, size_t max_bytes, bool allow_empty,
                   std::string& out) {
-  std::string_view s;
-  if (value.get(s) != simdjson::SUCCESS) {
+  Result<std::string_view> text = value.GetString();
+  if (!text.ok()) {
     return InvalidArgumentError("feedback \"" + std::string(key) + "\" must be a string");
   }
+  const std::string_view s = *text;
   if (s.empty() && !allow_empty) {
     return InvalidArgumentError("feedback \"" + std::string(key) + "\" must not be empty");
   }
@@ -97,25 +95,20 @@ Result<Feedback> ParseFeedback(std::string_view body, const FeedbackLimits& limi
     return ResourceExhaustedError("feedback body is larger than " +
                                   std::to_string(limits.max_body_bytes) + " bytes");
   }
-  dom::parser parser;
-  if (parser.allocate(std::max<size_t>(body.size(), 64), kFeedbackMaxDepth) != simdjson::SUCCESS) {
+  json::Parser parser({.max_depth = kFeedbackMaxDepth});
+  if (!parser.Reserve(std::max<size_t>(body.size(), 64)).ok()) {
     return ResourceExhaustedError("cannot allocate the JSON parser");
   }
-  dom::element root;
-  // An empty view may have no address, and simdjson would copy from it.
   if (body.empty()) return InvalidArgumentError("feedback body is empty; it must be a JSON object");
-  if (auto error = parser.parse(body.data(), body.size(), /*realloc_if_needed=*/true).get(root);
-      error != simdjson::SUCCESS) {
-    return InvalidArgumentError(std::string("feedback body is not valid JSON: ") +
-                                simdjson::error_message(error));
+  Result<json::Value> root = parser.Parse(body);
+  if (!root.ok()) {
+    return InvalidArgumentError("feedback body is not valid JSON: " +
+                                std::string(root.status().message()));
   }
-  dom::object object;
-  if (root.get(object) != simdjson::SUCCESS) {
-    return InvalidArgumentError("feedback body must be a JSON object");
-  }
+  if (!root->is_object()) return InvalidArgumentError("feedback body must be a JSON object");
   Feedback feedback;
   bool has_request_id = false, has_model = false, has_label = false, has_note = false;
-  for (dom::key_value_pair member : object) {
+  for (json::Member member : root->Members()) {
     std::string_view key = member.key;
     bool* seen = nullptr;
     if (key == "request_id") {
@@ -147,18 +140,18 @@ Result<Feedback> ParseFeedback(std::string_view body, const FeedbackLimits& limi
       OUTPOST_RETURN_IF_ERROR(
           ReadString(member.value, key, limits.max_note_bytes, true, feedback.note));
     } else {  // label
-      dom::element value = member.value;
+      json::Value value = member.value;
       switch (value.type()) {
-        case dom::element_type::INT64:
-          feedback.label = value.get_int64().value_unsafe();
+        case json::Type::kInt64:
+          feedback.label = *value.GetInt64();
           break;
-        case dom::element_type::UINT64:
-          feedback.label = static_cast<double>(value.get_uint64().value_unsafe());
+        case json::Type::kUint64:
+          feedback.label = static_cast<double>(*value.GetUint64());
           break;
-        case dom::element_type::DOUBLE:
-          feedback.label = value.get_double().value_unsafe();
+        case json::Type::kDouble:
+          feedback.label = *value.GetDouble();
           break;
-        case dom::element_type::STRING: {
+        case json::Type::kString: {
           std::string label;
           OUTPOST_RETURN_IF_ERROR(
               ReadString(value, key, limits.max_label_bytes, false, label));
@@ -336,7 +329,7 @@ void EdgeApi::GetRecords(std::string_view query, HttpResponse& response) const {
   Result<std::vector<outbox::Record>> records = options_.outbox->Query(q);
   if (!records.ok()) return SetErrorResponse(OutboxStatus(records.status()), response);
 
-  dom::parser parser(kMaxPayloadBytes);
+  json::Parser parser({.max_bytes = kMaxPayloadBytes});
   JsonWriter w(response.body);
   w.BeginObject();
   w.Key("records");
@@ -358,8 +351,7 @@ void EdgeApi::GetRecords(std::string_view query, HttpResponse& response) const {
     w.Key("created_ms");
     w.Int(record.created_ms);
     // Payloads are JSON by convention and embedded as such; anything else is quoted.
-    dom::element parsed;
-    bool is_json = parser.parse(record.payload).get(parsed) == simdjson::SUCCESS;
+    bool is_json = parser.Parse(record.payload).ok();
     if (is_json) {
       w.Key("payload");
       w.Raw(record.payload);

@@ -17,8 +17,8 @@
 //   serve::EdgeApi edge_api({.outbox = outbox.get()});
 //   if (serve::EdgeApi::Owns(request.target)) edge_api.Handle(request, response);
 //
-// Parsing: feedback bodies are read with simdjson in edge_api.cc (serve's second simdjson
-// user beside infer_json.cc; each catches nothing, as simdjson reports errors by code).
+// Parsing: feedback bodies are read through the JSON adapter (base/json/json.h), which
+// reports errors as Status values.
 // Thread-safe: any number of threads may call Handle at once.
 #ifndef OUTPOST_SERVE_EDGE_API_H_
 #define OUTPOST_SERVE_EDGE_API_H_

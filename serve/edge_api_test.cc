@@ -4,12 +4,12 @@
 #include "serve/edge_api.h"
 
 #include <gtest/gtest.h>
-#include <simdjson.h>
 
 #include <string>
 #include <vector>
 
 #include "base/clock.h"
+#include "base/json/json.h"
 #include "base/testing/test_util.h"
 #include "outbox/outbox.h"
 
@@ -42,24 +42,24 @@ class EdgeApiTest : public ::testing::Test {
   }
 
   // The parsed JSON of a response body (owned by parser_).
-  simdjson::dom::element Json(const HttpResponse& response) {
-    simdjson::dom::element root;
-    EXPECT_EQ(parser_.parse(response.body).get(root), simdjson::SUCCESS) << response.body;
-    return root;
+  json::Value Json(const HttpResponse& response) {
+    Result<json::Value> root = parser_.Parse(response.body);
+    EXPECT_TRUE(root.ok()) << response.body;
+    return root.ok() ? *root : json::Value();
   }
 
   // The "error" message of an error response.
   std::string ErrorOf(const HttpResponse& response) {
-    std::string_view message;
-    if (Json(response)["error"].get(message) != simdjson::SUCCESS) return "<no error>";
-    return std::string(message);
+    Result<std::string_view> message = Json(response)["error"].GetString();
+    if (!message.ok()) return "<no error>";
+    return std::string(*message);
   }
 
   TempDir dir_;
   FakeClock clock_;
   std::unique_ptr<outbox::Outbox> outbox_;
   std::unique_ptr<EdgeApi> api_;
-  simdjson::dom::parser parser_;
+  json::Parser parser_;
 };
 
 TEST_F(EdgeApiTest, FeedbackIsStoredAsAFeedbackRecordOnTheModelsStream) {
@@ -132,8 +132,8 @@ TEST_F(EdgeApiTest, FeedbackRefusesAModelNameThatCouldNeverBeBundled) {
     EXPECT_NE(ErrorOf(r).find("is not a model name"), std::string::npos) << r.body;
     // The same error body shape as any other invalid argument: the same members.
     std::vector<std::string> keys, other_keys;
-    for (auto member : Json(r).get_object()) keys.emplace_back(member.key);
-    for (auto member : Json(other).get_object()) other_keys.emplace_back(member.key);
+    for (auto member : Json(r).Members()) keys.emplace_back(member.key);
+    for (auto member : Json(other).Members()) other_keys.emplace_back(member.key);
     EXPECT_EQ(keys, other_keys) << r.body << " vs " << other.body;
   }
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto records, outbox_->Query({}));
@@ -183,25 +183,25 @@ TEST_F(EdgeApiTest, RecordsQueryFiltersByKindSinceAndLimitAndEmbedsJsonPayloads)
 
   HttpResponse all = Call("GET", "/v1/records");
   ASSERT_EQ(all.status, 200) << all.body;
-  simdjson::dom::array records = Json(all)["records"].get_array().value();
+  json::Value records = Json(all)["records"];
   ASSERT_EQ(records.size(), 5u);
-  EXPECT_EQ(std::string_view(records.at(0)["kind"].get_string().value()), "anomaly");
-  EXPECT_EQ(records.at(0)["payload"]["score_value"].get_double().value(), 0.9);
-  EXPECT_EQ(records.at(4)["payload_text"].get_string().value(), "not json \x01");
+  EXPECT_EQ(std::string_view(records.At(0)["kind"].GetString().value()), "anomaly");
+  EXPECT_EQ(records.At(0)["payload"]["score_value"].GetDouble().value(), 0.9);
+  EXPECT_EQ(records.At(4)["payload_text"].GetString().value(), "not json \x01");
 
   HttpResponse feedback = Call("GET", "/v1/records?kind=feedback&limit=2");
   ASSERT_EQ(feedback.status, 200) << feedback.body;
-  simdjson::dom::element fb = Json(feedback);
-  simdjson::dom::array two = fb["records"].get_array().value();
+  json::Value fb = Json(feedback);
+  json::Value two = fb["records"];
   ASSERT_EQ(two.size(), 2u);
-  EXPECT_EQ(std::string_view(two.at(0)["payload"]["request_id"].get_string().value()), "r0");
-  EXPECT_EQ(two.at(1)["seq"].get_uint64().value(), 3u);  // the anomaly took seq 1 on "pump"
-  EXPECT_TRUE(fb["more"].get_bool().value());
+  EXPECT_EQ(std::string_view(two.At(0)["payload"]["request_id"].GetString().value()), "r0");
+  EXPECT_EQ(two.At(1)["seq"].GetUint64().value(), 3u);  // the anomaly took seq 1 on "pump"
+  EXPECT_TRUE(fb["more"].GetBool().value());
 
   HttpResponse since =
       Call("GET", "/v1/records?since=" + std::to_string(second) + "&kind=anomaly");
   ASSERT_EQ(since.status, 200) << since.body;
-  EXPECT_EQ(Json(since)["records"].get_array().value().size(), 0u);
+  EXPECT_EQ(Json(since)["records"].size(), 0u);
 }
 
 TEST_F(EdgeApiTest, BadRecordQueriesGet400) {
@@ -225,34 +225,34 @@ TEST_F(EdgeApiTest, BadRecordQueriesGet400) {
 TEST_F(EdgeApiTest, OutboxStateReportsDepthBytesAgeAndRatePerClass) {
   HttpResponse empty = Call("GET", "/v1/outbox");
   ASSERT_EQ(empty.status, 200) << empty.body;
-  simdjson::dom::element e = Json(empty);
-  EXPECT_EQ(e["records"].get_uint64().value(), 0u);
+  json::Value e = Json(empty);
+  EXPECT_EQ(e["records"].GetUint64().value(), 0u);
   EXPECT_TRUE(e["oldest_record_age_ms"].is_null());
   EXPECT_TRUE(e["autonomy_days"].is_null());
-  EXPECT_EQ(std::string_view(e["site_id"].get_string().value()), "site-1");
+  EXPECT_EQ(std::string_view(e["site_id"].GetString().value()), "site-1");
 
   ASSERT_EQ(Call("POST", "/v1/feedback", R"({"request_id":"a","model":"m","label":1})").status,
             200);
   clock_.Advance(std::chrono::seconds(30));
   HttpResponse one = Call("GET", "/v1/outbox");
   ASSERT_EQ(one.status, 200) << one.body;
-  simdjson::dom::element o = Json(one);
-  EXPECT_EQ(o["records"].get_uint64().value(), 1u);
-  EXPECT_GT(o["bytes"].get_uint64().value(), 0u);
-  EXPECT_EQ(o["max_bytes"].get_uint64().value(), uint64_t{1} << 30);
-  EXPECT_EQ(o["oldest_record_age_ms"].get_int64().value(), 30000);
-  EXPECT_GT(o["ingest_records_per_s"].get_double().value(), 0.0);
-  EXPECT_GT(o["autonomy_days"].get_double().value(), 0.0);
-  EXPECT_FALSE(o["failed"].get_bool().value());
+  json::Value o = Json(one);
+  EXPECT_EQ(o["records"].GetUint64().value(), 1u);
+  EXPECT_GT(o["bytes"].GetUint64().value(), 0u);
+  EXPECT_EQ(o["max_bytes"].GetUint64().value(), uint64_t{1} << 30);
+  EXPECT_EQ(o["oldest_record_age_ms"].GetInt64().value(), 30000);
+  EXPECT_GT(o["ingest_records_per_s"].GetDouble().value(), 0.0);
+  EXPECT_GT(o["autonomy_days"].GetDouble().value(), 0.0);
+  EXPECT_FALSE(o["failed"].GetBool().value());
   int classes = 0;
-  simdjson::dom::array class_list = o["classes"].get_array().value();
-  for (simdjson::dom::element c : class_list) {
+  json::Value class_list = o["classes"];
+  for (json::Value c : class_list.Items()) {
     ++classes;
-    if (std::string_view(c["kind"].get_string().value()) == "feedback") {
-      EXPECT_EQ(c["records"].get_uint64().value(), 1u);
-      EXPECT_EQ(c["oldest_age_ms"].get_int64().value(), 30000);
+    if (std::string_view(c["kind"].GetString().value()) == "feedback") {
+      EXPECT_EQ(c["records"].GetUint64().value(), 1u);
+      EXPECT_EQ(c["oldest_age_ms"].GetInt64().value(), 30000);
     } else {
-      EXPECT_EQ(c["records"].get_uint64().value(), 0u);
+      EXPECT_EQ(c["records"].GetUint64().value(), 0u);
       EXPECT_TRUE(c["oldest_age_ms"].is_null());
     }
   }
