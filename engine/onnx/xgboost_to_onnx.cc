@@ -1,15 +1,14 @@
-// The simdjson adapter of engine/onnx/: the only file of the ONNX engine that includes
-// simdjson.h. It uses simdjson's DOM API without exceptions (every access checks an
-// error_code).
+// XGBoost's JSON model as an ONNX tree ensemble. The model is read through the JSON adapter
+// (base/json/json.h).
 #include "engine/onnx/xgboost_to_onnx.h"
-
-#include <simdjson.h>
 
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
+#include "base/json/json.h"
 #include "engine/onnx/graph.h"
 #include "engine/onnx/onnx_import.h"
 #include "engine/xgboost_model_check.h"
@@ -17,31 +16,26 @@
 namespace outpost::engine::onnx {
 namespace {
 
-namespace dom = simdjson::dom;
 
 Status Bad(const std::string& path, const std::string& what) {
   return InvalidArgumentError(path + ": " + what);
 }
 
-Result<dom::element> At(dom::element e, std::string_view key, const std::string& path) {
-  dom::element out;
-  if (e[key].get(out) != simdjson::SUCCESS) {
-    return Bad(path, "missing \"" + std::string(key) + "\"");
-  }
-  return out;
+Result<json::Value> At(json::Value e, std::string_view key, const std::string& path) {
+  std::optional<json::Value> out = e.Find(key);
+  if (!out) return Bad(path, "missing \"" + std::string(key) + "\"");
+  return *out;
 }
 
-Result<std::string> StringAt(dom::element e, std::string_view key, const std::string& path) {
-  OUTPOST_ASSIGN_OR_RETURN(dom::element v, At(e, key, path));
-  std::string_view s;
-  if (v.get_string().get(s) != simdjson::SUCCESS) {
-    return Bad(path + "." + std::string(key), "not a string");
-  }
-  return std::string(s);
+Result<std::string> StringAt(json::Value e, std::string_view key, const std::string& path) {
+  OUTPOST_ASSIGN_OR_RETURN(json::Value v, At(e, key, path));
+  Result<std::string_view> s = v.GetString();
+  if (!s.ok()) return Bad(path + "." + std::string(key), "not a string");
+  return std::string(*s);
 }
 
 // XGBoost writes its parameters as strings of numbers ("num_feature": "4").
-Result<double> NumberInString(dom::element e, std::string_view key, const std::string& path) {
+Result<double> NumberInString(json::Value e, std::string_view key, const std::string& path) {
   OUTPOST_ASSIGN_OR_RETURN(std::string s, StringAt(e, key, path));
   char* end = nullptr;
   const double v = std::strtod(s.c_str(), &end);
@@ -51,21 +45,16 @@ Result<double> NumberInString(dom::element e, std::string_view key, const std::s
   return v;
 }
 
-Result<std::vector<double>> Numbers(dom::element e, std::string_view key, const std::string& path) {
-  OUTPOST_ASSIGN_OR_RETURN(dom::element v, At(e, key, path));
-  dom::array a;
-  if (v.get_array().get(a) != simdjson::SUCCESS) {
-    return Bad(path + "." + std::string(key), "not an array");
-  }
+Result<std::vector<double>> Numbers(json::Value e, std::string_view key, const std::string& path) {
+  OUTPOST_ASSIGN_OR_RETURN(json::Value v, At(e, key, path));
+  if (!v.is_array()) return Bad(path + "." + std::string(key), "not an array");
   std::vector<double> out;
-  out.reserve(a.size());
-  for (dom::element x : a) {
-    double d;
-    bool b;
-    if (x.get_double().get(d) == simdjson::SUCCESS) {
-      out.push_back(d);
-    } else if (x.get_bool().get(b) == simdjson::SUCCESS) {
-      out.push_back(b ? 1 : 0);
+  out.reserve(v.size());
+  for (json::Value x : v.Items()) {
+    if (Result<double> d = x.GetDouble(); d.ok()) {
+      out.push_back(*d);
+    } else if (Result<bool> b = x.GetBool(); b.ok()) {
+      out.push_back(*b ? 1 : 0);
     } else {
       return Bad(path + "." + std::string(key), "holds a value that is not a number");
     }
@@ -154,18 +143,18 @@ struct XGBoostTrees {
   double base_score = 0;
   std::vector<double> tree_weights;  // dart boosters only: one weight per tree
   std::vector<double> tree_info;     // each tree's output group
-  dom::array trees;
+  json::Value trees;
 };
 
 // Reads base_score, the dart weights, tree_info and the trees array from the parsed model.
-Result<XGBoostTrees> ReadTrees(dom::element doc, const XGBoostModelSummary& summary) {
+Result<XGBoostTrees> ReadTrees(json::Value doc, const XGBoostModelSummary& summary) {
   XGBoostTrees out;
-  OUTPOST_ASSIGN_OR_RETURN(dom::element learner, At(doc, "learner", ""));
-  OUTPOST_ASSIGN_OR_RETURN(dom::element lmp, At(learner, "learner_model_param", "learner"));
+  OUTPOST_ASSIGN_OR_RETURN(json::Value learner, At(doc, "learner", ""));
+  OUTPOST_ASSIGN_OR_RETURN(json::Value lmp, At(learner, "learner_model_param", "learner"));
   OUTPOST_ASSIGN_OR_RETURN(out.base_score,
                            NumberInString(lmp, "base_score", "learner.learner_model_param"));
-  OUTPOST_ASSIGN_OR_RETURN(dom::element booster, At(learner, "gradient_booster", "learner"));
-  dom::element model = booster;
+  OUTPOST_ASSIGN_OR_RETURN(json::Value booster, At(learner, "gradient_booster", "learner"));
+  json::Value model = booster;
   if (summary.booster == "dart") {
     OUTPOST_ASSIGN_OR_RETURN(out.tree_weights,
                              Numbers(booster, "weight_drop", "learner.gradient_booster"));
@@ -174,10 +163,9 @@ Result<XGBoostTrees> ReadTrees(dom::element doc, const XGBoostModelSummary& summ
   OUTPOST_ASSIGN_OR_RETURN(model, At(model, "model", "learner.gradient_booster"));
   const std::string mpath = kModelPath;
   OUTPOST_ASSIGN_OR_RETURN(out.tree_info, Numbers(model, "tree_info", mpath));
-  OUTPOST_ASSIGN_OR_RETURN(dom::element trees_el, At(model, "trees", mpath));
-  if (trees_el.get_array().get(out.trees) != simdjson::SUCCESS) {
-    return Bad(mpath + ".trees", "not an array");
-  }
+  OUTPOST_ASSIGN_OR_RETURN(json::Value trees_el, At(model, "trees", mpath));
+  if (!trees_el.is_array()) return Bad(mpath + ".trees", "not an array");
+  out.trees = trees_el;
   return out;
 }
 
@@ -206,7 +194,7 @@ struct EnsembleAttributes {
 };
 
 // Appends tree number `t` of the model to `e`.
-Status AppendTree(dom::element tree, size_t t, const XGBoostTrees& model, EnsembleAttributes& e) {
+Status AppendTree(json::Value tree, size_t t, const XGBoostTrees& model, EnsembleAttributes& e) {
   const std::string mpath = kModelPath;
   const std::string tpath = mpath + ".trees[" + std::to_string(t) + "]";
   OUTPOST_ASSIGN_OR_RETURN(std::vector<double> left, Numbers(tree, "left_children", tpath));
@@ -254,7 +242,7 @@ Status AppendTree(dom::element tree, size_t t, const XGBoostTrees& model, Ensemb
 Result<EnsembleAttributes> FlattenTrees(const XGBoostTrees& model) {
   EnsembleAttributes ensemble;
   size_t t = 0;
-  for (dom::element tree : model.trees) {
+  for (json::Value tree : model.trees.Items()) {
     OUTPOST_RETURN_IF_ERROR(AppendTree(tree, t, model, ensemble));
     ++t;
   }
@@ -359,13 +347,10 @@ Result<std::string> ConvertXGBoostToOnnx(std::string_view json) {
   }
   OUTPOST_ASSIGN_OR_RETURN(Link link, LinkOf(summary.objective));
 
-  dom::parser parser;
-  simdjson::padded_string padded(json.data(), json.size());
-  dom::element doc;
-  if (parser.parse(padded).get(doc) != simdjson::SUCCESS) {
-    return InvalidArgumentError("the model is not valid JSON");
-  }
-  OUTPOST_ASSIGN_OR_RETURN(XGBoostTrees model, ReadTrees(doc, summary));
+  outpost::json::Parser parser;  // `json` is the text here
+  Result<outpost::json::Value> doc = parser.Parse(json);
+  if (!doc.ok()) return InvalidArgumentError("the model is not valid JSON");
+  OUTPOST_ASSIGN_OR_RETURN(XGBoostTrees model, ReadTrees(*doc, summary));
   OUTPOST_ASSIGN_OR_RETURN(float margin, BaseMargin(link, model.base_score));
   OUTPOST_ASSIGN_OR_RETURN(EnsembleAttributes ensemble, FlattenTrees(model));
 
