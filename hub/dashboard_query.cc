@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "base/coding.h"
+#include "base/names.h"
 
 namespace outpost::hub {
 namespace dashboard_internal {
@@ -46,17 +47,6 @@ bool IsNameChar(char c, bool allow_colon) {
          c == '_' || c == '-' || (allow_colon && c == ':');
 }
 
-bool IsSiteId(std::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return IsNameChar(c, false); });
-}
-
-bool IsModelName(std::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
-  if (s[0] == '.' || s[0] == '_' || s[0] == '-' || s[0] == ':') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return IsNameChar(c, true); });
-}
-
 bool IsKind(std::string_view s) {
   static constexpr std::string_view kKinds[] = {"anomaly",   "drift",  "feedback", "hard_example",
                                                 "aggregate", "sample", "event"};
@@ -91,15 +81,17 @@ Result<int64_t> IntParam(const QueryParams& params, std::string_view name, int64
 Result<std::optional<std::string>> SiteParam(const QueryParams& params) {
   const std::string* value = params.Find("site");
   if (value == nullptr || value->empty()) return std::optional<std::string>();
-  if (!IsSiteId(*value)) return Bad("bad_parameter", "site must match [A-Za-z0-9._-]{1,128}");
+  if (!SiteId::IsValid(*value)) {
+    return Bad("bad_parameter", "site must match " + std::string(kSiteIdRule.pattern));
+  }
   return std::optional<std::string>(*value);
 }
 
 Result<std::optional<std::string>> ModelParam(const QueryParams& params) {
   const std::string* value = params.Find("model");
   if (value == nullptr || value->empty()) return std::optional<std::string>();
-  if (!IsModelName(*value)) {
-    return Bad("bad_parameter", "model must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}");
+  if (!ModelName::IsValid(*value)) {
+    return Bad("bad_parameter", "model must match " + std::string(kModelNameRule.pattern));
   }
   return std::optional<std::string>(*value);
 }

@@ -26,8 +26,6 @@ Status Bad(std::string_view reason, std::string_view message);
 
 // [A-Za-z0-9._-], and ':' when `allow_colon`.
 bool IsNameChar(char c, bool allow_colon);
-bool IsSiteId(std::string_view s);
-bool IsModelName(std::string_view s);
 // One of the record kinds the hub stores.
 bool IsKind(std::string_view s);
 
