@@ -1,12 +1,11 @@
-// The simdjson adapter of bundle/ (see metadata.h).
+// Bundle metadata (see metadata.h); JSON is read through the JSON adapter (base/json/json.h).
 #include "bundle/metadata.h"
-
-#include <simdjson.h>
 
 #include <cstdio>
 #include <set>
 
 #include "base/coding.h"
+#include "base/json/json.h"
 #include "base/names.h"
 #include "bundle/reason.h"
 #include "bundle/tar.h"
@@ -14,50 +13,46 @@
 namespace outpost::bundle {
 namespace {
 
-namespace dom = simdjson::dom;
 
 Status Malformed(std::string_view what) { return ReasonError(Reason::kMetadataMalformed, what); }
 
-Result<Json> FromDom(dom::element e, size_t depth, bool canonical_numbers_only) {
+Result<Json> FromDom(json::Value e, size_t depth, bool canonical_numbers_only) {
   if (depth > kMaxJsonDepth) return Malformed("JSON nested too deeply");
   switch (e.type()) {
-    case dom::element_type::NULL_VALUE:
+    case json::Type::kNull:
       return Json{nullptr};
-    case dom::element_type::BOOL:
-      return Json{bool(e.get_bool().value_unsafe())};
-    case dom::element_type::INT64: {
-      int64_t v = e.get_int64().value_unsafe();
+    case json::Type::kBool:
+      return Json{bool(*e.GetBool())};
+    case json::Type::kInt64: {
+      int64_t v = *e.GetInt64();
       if (v >= 0 && static_cast<uint64_t>(v) <= kMaxCanonicalInteger) {
         return Json{static_cast<uint64_t>(v)};
       }
       if (canonical_numbers_only) return Malformed("a number outside [0, 2^53)");
       return Json{v};
     }
-    case dom::element_type::UINT64: {
-      uint64_t v = e.get_uint64().value_unsafe();
+    case json::Type::kUint64: {
+      uint64_t v = *e.GetUint64();
       if (v <= kMaxCanonicalInteger) return Json{v};
       if (canonical_numbers_only) return Malformed("a number outside [0, 2^53)");
       return Json{static_cast<double>(v)};
     }
-    case dom::element_type::DOUBLE:
+    case json::Type::kDouble:
       if (canonical_numbers_only) return Malformed("a non-integer number");
-      return Json{e.get_double().value_unsafe()};
-    case dom::element_type::STRING:
-      return Json{std::string(e.get_string().value_unsafe())};
-    case dom::element_type::ARRAY: {
+      return Json{*e.GetDouble()};
+    case json::Type::kString:
+      return Json{std::string(*e.GetString())};
+    case json::Type::kArray: {
       JsonArray out;
-      // Kept in a variable: iterating the temporary's value would outlive it.
-      dom::array array = e.get_array().value_unsafe();
-      for (dom::element item : array) {
+      for (json::Value item : e.Items()) {
         OUTPOST_ASSIGN_OR_RETURN(Json j, FromDom(item, depth + 1, canonical_numbers_only));
         out.push_back(std::move(j));
       }
       return Json{std::move(out)};
     }
-    case dom::element_type::OBJECT: {
+    case json::Type::kObject: {
       JsonObject out;
-      dom::object object = e.get_object().value_unsafe();
-      for (dom::key_value_pair kv : object) {
+      for (json::Member kv : e.Members()) {
         OUTPOST_ASSIGN_OR_RETURN(Json j, FromDom(kv.value, depth + 1, canonical_numbers_only));
         if (!out.emplace(std::string(kv.key), std::move(j)).second) {
           return Malformed("duplicate key \"" + std::string(kv.key).substr(0, 64) + "\"");
@@ -279,13 +274,10 @@ Result<std::string> CanonicalJson(const Json& value) {
 }
 
 Result<Json> ParseJson(std::string_view text, bool canonical_numbers_only) {
-  dom::parser parser;
-  dom::element root;
-  simdjson::padded_string padded(text);
-  if (auto error = parser.parse(padded).get(root); error != simdjson::SUCCESS) {
-    return Malformed(std::string("not JSON: ") + simdjson::error_message(error));
-  }
-  return FromDom(root, 0, canonical_numbers_only);
+  json::Parser parser;
+  Result<json::Value> root = parser.Parse(text);
+  if (!root.ok()) return Malformed("not JSON: " + std::string(root.status().message()));
+  return FromDom(*root, 0, canonical_numbers_only);
 }
 
 std::string KeyId(std::string_view public_key) { return ToHex(Sha256Of(public_key)); }
