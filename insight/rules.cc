@@ -9,10 +9,11 @@
 #include <set>
 #include <utility>
 
+#include "base/names.h"
+
 namespace outpost::insight {
 namespace {
 
-constexpr size_t kMaxRuleName = 64;
 constexpr size_t kMaxName = 256;
 
 Status Error(const std::string& path, std::string_view what) {
@@ -68,18 +69,6 @@ Result<std::string> GetName(const YAML::Node& node, const std::string& path, siz
     }
   }
   return s;
-}
-
-bool ValidRuleName(std::string_view s) {
-  auto ok = [](char c, bool first) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           (!first && (c == '.' || c == '_' || c == '-'));
-  };
-  if (s.empty() || s.size() > kMaxRuleName) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (!ok(s[i], i == 0)) return false;
-  }
-  return true;
 }
 
 Result<std::vector<double>> GetEdges(const YAML::Node& node, const std::string& path) {
@@ -337,8 +326,9 @@ Result<std::shared_ptr<const RuleSet>> ParseSectionNode(const YAML::Node& root) 
       std::string p = path + ".rules[" + std::to_string(i) + "]";
       if (!n.IsMap()) return Error(p, "must be a map");
       if (!n["name"]) return Error(p, "needs a name");
-      if (!n["name"].IsScalar() || !ValidRuleName(n["name"].Scalar())) {
-        return Error(p + ".name", "must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}");
+      if (!n["name"].IsScalar() || !RuleName::IsValid(n["name"].Scalar())) {
+        return Error(p + ".name", "must match " + std::string(kRuleNameRule.pattern))
+            .WithReason(kRuleNameRule.reason);
       }
       std::string name = n["name"].Scalar();
       if (!seen.insert(name).second) return Error(p + ".name", "\"" + name + "\" is used twice");
