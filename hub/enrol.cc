@@ -109,12 +109,12 @@ bool Enrolment::Owns(std::string_view target) {
 
 HubResponse Enrolment::Handle(const HubRequest& request) {
   if (request.target == "/enrol/v1/ca") {
-    if (request.method != "GET") return ErrorResponse(405, "method", "use GET");
+    if (request.method != "GET") return ErrorResponse(405, "method_not_allowed", "use GET");
     return HubResponse{.status = 200, .content_type = "application/x-pem-file",
                        .body = ca_.ca_pem()};
   }
   if (request.target != "/enrol/v1") return ErrorResponse(404, "not_found", "no such endpoint");
-  if (request.method != "POST") return ErrorResponse(405, "method", "use POST");
+  if (request.method != "POST") return ErrorResponse(405, "method_not_allowed", "use POST");
   if (request.body.size() > kMaxEnrolBodyBytes) {
     return ErrorResponse(413, "body_too_large", "enrolment body over 16 KiB");
   }

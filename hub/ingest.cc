@@ -185,7 +185,7 @@ HubResponse HubService::HandleSite(const HubRequest& request, const PeerCredenti
   HubResponse refusal;
   Result<Caller> caller = Authenticate(peer, &refusal);
   if (!caller.ok()) return refusal;
-  if (request.method != "POST") return ErrorResponse(405, "method", "use POST");
+  if (request.method != "POST") return ErrorResponse(405, "method_not_allowed", "use POST");
   if (target == "/sync/v1/status") return HandleStatus(*caller, request);
   BatchOutcome outcome = IngestBatch(*caller, request.body);
   return HubResponse{.status = outcome.http_status, .body = outcome.Body()};

@@ -217,7 +217,8 @@ void EdgeApi::Handle(const HttpRequest& request, HttpResponse& response) const {
       question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
   auto wrong_method = [&](const char* allow) {
     SetErrorResponse(InvalidArgumentError("method " + Truncated(request.method) +
-                                          " is not allowed on " + std::string(path)),
+                                          " is not allowed on " + std::string(path))
+                         .WithReason("method_not_allowed"),
                      response);
     response.status = 405;
     response.headers.emplace_back("Allow", allow);

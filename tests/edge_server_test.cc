@@ -207,6 +207,11 @@ TEST_F(EdgeServerTest, GrpcPredictionsEqualXGBoostsOwn) {
   request.set_model_name("valve");
   EXPECT_EQ(stub->ModelInfer(&unknown_context, request, &response).error_code(),
             grpc::StatusCode::NOT_FOUND);
+  // The reason travels as the REST listener's error body carries it.
+  const auto& trailers = unknown_context.GetServerTrailingMetadata();
+  auto reason = trailers.find("outpost-reason");
+  ASSERT_NE(reason, trailers.end());
+  EXPECT_EQ(std::string(reason->second.data(), reason->second.size()), "not_found");
 }
 
 TEST_F(EdgeServerTest, NewVersionLoadedThroughTheRepositoryExtensionServesAtOnce) {

@@ -23,3 +23,12 @@ outpost_test(hub_sealed_export_test
        simdjson::simdjson
   LABELS hub)
 add_dependencies(hub_sealed_export_test outpost)
+
+# The same error body shape ({"error", "reason"}) and reason for the same failure on every
+# listener: the edge's REST listener and the hub's site and operator listeners, with curl.
+outpost_test(error_body_test
+  SOURCES error_body_test.cc sync_test_support.cc
+  DEPS outpost_hub outpost_sync outpost_outbox outpost_hub_store outpost_apps outpost_json
+       outpost_testing
+  LABELS hub)
+add_dependencies(error_body_test outpost)
