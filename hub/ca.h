@@ -1,44 +1,36 @@
 // The hub's site CA and its certificates (hub/FORMAT.md section 1): the CA that issues each
 // site's credential at enrolment, the hub's TLS server certificate, the receipt signing key,
-// the export key that sealed export files are encrypted to (sync/FORMAT.md section 6), and the small X.509 and key helpers the enrolment and the listeners need. ca.cc is the
-// OpenSSL adapter of hub/ (with server.cc, which holds the TLS sessions).
+// the export key that sealed export files are encrypted to (sync/FORMAT.md section 6), and the
+// names the enrolment and the listeners use for what they read from certificates. The X.509
+// work is the crypto adapter's (base/crypto/x509.h); ca.cc decides what is issued.
 #ifndef OUTPOST_HUB_CA_H_
 #define OUTPOST_HUB_CA_H_
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/crypto/x509.h"
 #include "base/status.h"
 
 namespace outpost::hub {
 
-// What the hub reads from a certificate.
-struct CertInfo {
-  std::string common_name{};    // subject CN
-  std::string organization{};   // subject O (may be empty)
-  std::string serial{};         // lowercase hex, no leading zeros
-  std::string fingerprint{};    // SHA-256 (hex) of the DER
-  int64_t not_after_ms = 0;
-};
+// What the hub reads from a certificate (subject CN and O, serial, SHA-256 fingerprint of the
+// DER, validity), and the parsers of one PEM or DER certificate: the crypto adapter's.
+using CertInfo = crypto::CertificateInfo;
+using crypto::ParseCertificateDer;
+using crypto::ParseCertificatePem;
 
-// Parses one PEM certificate (the first in `pem`). InvalidArgument when it is not one.
-Result<CertInfo> ParseCertificatePem(std::string_view pem);
-// Parses one DER certificate.
-Result<CertInfo> ParseCertificateDer(std::string_view der);
-
-struct KeyPairPem {
-  std::string private_pem{};  // PKCS#8
-  std::string public_pem{};   // SubjectPublicKeyInfo
-};
+// A key pair in PEM: PKCS#8 private key, SubjectPublicKeyInfo public key.
+using KeyPairPem = crypto::KeyPairPem;
 
 // A fresh Ed25519 key pair (a site's key).
 Result<KeyPairPem> GenerateEd25519Key();
 
-// `bytes` random bytes from the OpenSSL CSPRNG, as lowercase hex.
+// `bytes` random bytes from the operating system's generator, as lowercase hex. Aborts when
+// the generator fails: a predictable secret is never handed out.
 std::string RandomHex(size_t bytes);
 
 // The certificate a site receives at enrolment.
@@ -53,8 +45,8 @@ class HubCa {
  public:
   // Opens the CA, server, receipt and export key files in `data_dir` (which must exist),
   // creating any set that is absent (FORMAT.md section 1); an export.pub that is missing is
-  // derived again from export.key, never the other way round. `server_names` are extra DNS names or IP
-  // literals for the server certificate's SAN when it is created. DataLoss when a file is
+  // derived again from export.key, never the other way round. `server_names` are extra DNS names or
+  // IP literals for the server certificate's SAN when it is created. DataLoss when a file is
   // present but unreadable as what it should be.
   static Result<std::unique_ptr<HubCa>> OpenOrCreate(const std::string& data_dir,
                                                      const std::vector<std::string>& server_names);
@@ -83,18 +75,18 @@ class HubCa {
                                                  std::string_view site_id,
                                                  std::string_view tenant) const;
 
-  struct Keys;  // the OpenSSL objects (ca.cc)
-
  private:
   HubCa() = default;
+  // Creates the CA (ca.key, ca.crt) when either file is absent, then loads it.
+  Status OpenCa();
+  // Creates export.key when absent, then loads it and checks (or writes) export.pub.
+  Status OpenExportKey();
 
   std::string data_dir_;
   std::string ca_pem_;
   std::string fingerprint_;
   std::string export_public_pem_;
-  std::unique_ptr<Keys> keys_;
-  // Serializes signing with the CA key.
-  mutable std::mutex mu_;
+  std::unique_ptr<crypto::CertificateIssuer> issuer_;
 };
 
 }  // namespace outpost::hub

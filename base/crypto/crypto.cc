@@ -17,6 +17,8 @@
 #include <climits>
 #include <cstdlib>
 
+#include "base/coding.h"
+
 namespace outpost::crypto {
 namespace {
 
@@ -103,6 +105,8 @@ std::string Sha256(std::string_view data) {
   }
   return out;
 }
+
+std::string Sha256Hex(std::string_view data) { return HexEncode(Sha256(data)); }
 
 struct Sha256Hasher::State {
   MdCtxPtr ctx{EVP_MD_CTX_new()};

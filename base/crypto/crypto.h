@@ -1,6 +1,7 @@
 // The crypto adapter of Outpost: the primitives every subsystem uses, over OpenSSL's libcrypto.
-// crypto.cc is the only file of ours that includes OpenSSL headers for primitives (TLS and
-// X.509 certificates have their own adapters; docs/LAYERING.md section 4). No OpenSSL type
+// crypto.cc is the only file of ours that includes OpenSSL headers for primitives (X.509
+// certificates are x509.h's, in the same library; TLS has its own adapter; docs/LAYERING.md
+// section 4). No OpenSSL type
 // appears here: keys, digests, nonces and ciphertexts are raw bytes in std::string.
 //
 // What each subsystem builds on it (bundle signatures, sealed exports, outbox encryption at
@@ -34,6 +35,9 @@ inline constexpr size_t kGcmTagBytes = 16;
 
 // The raw 32-byte SHA-256 of `data`.
 std::string Sha256(std::string_view data);
+// The same as 64 lowercase hex digits (base/coding.h's HexEncode): the spelling of digests in
+// Outpost's formats (audit chains, batch and data set digests, enrolment token hashes).
+std::string Sha256Hex(std::string_view data);
 
 // Streaming SHA-256. Thread-compatible: one hash at a time per object.
 class Sha256Hasher {
