@@ -184,14 +184,11 @@ HubResponse RetrainScheduler::Impl::Approve(ModelSlot& m, int64_t version) {
   Result<ReleaseResult> released =
       ApproveAndRelease(store, m.config, version, options.data_dir, clock);
   if (!released.ok()) {
-    const std::string_view msg = released.status().message();
-    if (released.status().code() == StatusCode::kFailedPrecondition &&
-        msg.starts_with("not_candidate")) {
-      return ErrorResponse(409, "not_candidate", msg);
+    const Status& failed = released.status();
+    if (failed.reason() == "not_candidate") {
+      return ErrorResponse(409, "not_candidate", failed.message());
     }
-    if (released.status().code() == StatusCode::kNotFound && msg.starts_with("version_not_found")) {
-      return ErrorResponse(404, "version_not_found", msg);
-    }
+    if (failed.reason() == "version_not_found") return ErrorResponse(failed);
     return ErrorResponse(500, "release_failed", released.status().ToString());
   }
   std::string body;
