@@ -1,55 +1,47 @@
 #include "policy/audit.h"
 
 #include <fcntl.h>
-#include <simdjson.h>
 #include <unistd.h>
 
 #include <cerrno>
 
 #include "base/coding.h"
 #include "base/file.h"
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "policy/crypto.h"
 
 namespace outpost::policy {
 namespace {
 
-namespace dom = simdjson::dom;
 
 Status ChainError(std::string_view reason, const std::string& detail) {
   return DataLossError(std::string(reason) + ": " + detail);
 }
 
 // Checks that a line has every key with its type; returns its seq and prev.
-Status ParseLine(dom::parser& parser, std::string_view line, uint64_t* seq, std::string* prev) {
-  dom::element root;
-  dom::object object;
-  // An empty view may have no address, and simdjson would copy from it.
-  if (line.empty() || parser.parse(line.data(), line.size()).get(root) != simdjson::SUCCESS ||
-      root.get_object().get(object) != simdjson::SUCCESS) {
-    return InvalidArgumentError("not a JSON object");
-  }
-  int64_t time_ms = 0;
-  uint64_t rseq = 0;
-  std::string_view text;
-  if (object["seq"].get_uint64().get(*seq) != simdjson::SUCCESS || *seq == 0) {
+Status ParseLine(json::Parser& parser, std::string_view line, uint64_t* seq, std::string* prev) {
+  Result<json::Value> root = line.empty() ? Result<json::Value>(InvalidArgumentError("empty"))
+                                          : parser.Parse(line);
+  if (!root.ok() || !root->is_object()) return InvalidArgumentError("not a JSON object");
+  const json::Value object = *root;
+  Result<uint64_t> seq_value = object["seq"].GetUint64();
+  if (!seq_value.ok() || *seq_value == 0) {
     return InvalidArgumentError("`seq` must be an integer >= 1");
   }
-  if (object["time_ms"].get_int64().get(time_ms) != simdjson::SUCCESS) {
+  *seq = *seq_value;
+  if (!object["time_ms"].GetInt64().ok()) {
     return InvalidArgumentError("`time_ms` must be an integer");
   }
   for (const char* key : {"decision", "reason", "kind", "site", "node", "stream", "policy"}) {
-    if (object[key].get_string().get(text) != simdjson::SUCCESS) {
+    if (!object[key].is_string()) {
       return InvalidArgumentError(std::string("`") + key + "` must be a string");
     }
   }
-  if (object["rseq"].get_uint64().get(rseq) != simdjson::SUCCESS) {
-    return InvalidArgumentError("`rseq` must be an integer");
-  }
-  if (object["prev"].get_string().get(text) != simdjson::SUCCESS || !IsHex64(text)) {
-    return InvalidArgumentError("`prev` must be 64 hex digits");
-  }
-  *prev = std::string(text);
+  if (!object["rseq"].GetUint64().ok()) return InvalidArgumentError("`rseq` must be an integer");
+  Result<std::string_view> text = object["prev"].GetString();
+  if (!text.ok() || !IsHex64(*text)) return InvalidArgumentError("`prev` must be 64 hex digits");
+  *prev = std::string(*text);
   return Status::Ok();
 }
 
@@ -101,7 +93,7 @@ std::string FormatAuditLine(uint64_t seq, const AuditEntry& entry, std::string_v
 Result<ChainHead> VerifyAuditChain(std::string_view text, const ChainHead& anchor,
                                    const std::optional<ChainHead>& known_head) {
   ChainHead head = anchor;
-  dom::parser parser;
+  json::Parser parser;
   size_t start = 0;
   while (start < text.size()) {
     const size_t end = text.find('\n', start);

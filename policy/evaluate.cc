@@ -1,20 +1,18 @@
 #include "policy/evaluate.h"
 
-#include <simdjson.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <unordered_set>
 
 #include "base/coding.h"
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "policy/crypto.h"
 
 namespace outpost::policy {
 namespace {
 
-namespace dom = simdjson::dom;
 
 constexpr std::string_view kHashPrefix = "h1:";
 
@@ -62,10 +60,10 @@ class Walker {
   const Failure& failure() const { return failure_; }
 
   // Writes the object's members that leave (apply) or verifies them (check). False on failure.
-  bool Object(dom::object object, std::string_view prefix, JsonWriter& out) {
+  bool Object(json::Value object, std::string_view prefix, JsonWriter& out) {
     if (!NoDuplicateKeys(object, prefix)) return false;
     out.BeginObject();
-    for (dom::key_value_pair member : object) {
+    for (json::Member member : object.Members()) {
       std::string value_json;
       JsonWriter value(value_json);
       bool present = false;
@@ -87,10 +85,10 @@ class Walker {
     return false;
   }
 
-  bool NoDuplicateKeys(dom::object object, std::string_view prefix) {
+  bool NoDuplicateKeys(json::Value object, std::string_view prefix) {
     if (object.size() < 2) return true;
     std::unordered_set<std::string_view> seen;
-    for (dom::key_value_pair member : object) {
+    for (json::Member member : object.Members()) {
       if (!seen.insert(member.key).second) {
         return Error("malformed_payload",
                      "repeated member \"" + JoinPath(prefix, member.key) + "\"");
@@ -100,7 +98,7 @@ class Walker {
   }
 
   // One member: the rule that applies (FORMAT.md, Field paths) and its action.
-  bool Member(std::string_view key, dom::element value, std::string_view prefix,
+  bool Member(std::string_view key, json::Value value, std::string_view prefix,
               JsonWriter& out, bool* present) {
     const bool plain = IsPlainSegment(key);
     const std::string path = JoinPath(prefix, key);
@@ -108,10 +106,10 @@ class Walker {
       if (auto it = kind_.fields.find(path); it != kind_.fields.end()) {
         return Rule(it->second, value, path, out, present);
       }
-      if (value.type() == dom::element_type::OBJECT && kind_.prefixes.contains(path)) {
+      if (value.type() == json::Type::kObject && kind_.prefixes.contains(path)) {
         std::string nested_json;
         JsonWriter nested(nested_json);
-        if (!Object(dom::object(value), path, nested)) return false;
+        if (!Object(value, path, nested)) return false;
         if (nested_json != "{}") {
           out.Raw(nested_json);
           *present = true;
@@ -127,7 +125,7 @@ class Walker {
     return Rule(fallback, value, path, out, present);
   }
 
-  bool Rule(const FieldRule& rule, dom::element value, const std::string& path, JsonWriter& out,
+  bool Rule(const FieldRule& rule, json::Value value, const std::string& path, JsonWriter& out,
             bool* present) {
     switch (rule.action) {
       case Action::kDrop:
@@ -149,64 +147,65 @@ class Walker {
   }
 
   // Writes `value` as it is (checking repeated members on the way).
-  bool Write(dom::element value, const std::string& path, JsonWriter& out) {
+  bool Write(json::Value value, const std::string& path, JsonWriter& out) {
     switch (value.type()) {
-      case dom::element_type::OBJECT: {
-        dom::object object(value);
+      case json::Type::kObject: {
+        json::Value object = value;
         if (!NoDuplicateKeys(object, path)) return false;
         out.BeginObject();
-        for (dom::key_value_pair member : object) {
+        for (json::Member member : object.Members()) {
           out.Key(member.key);
           if (!Write(member.value, JoinPath(path, member.key), out)) return false;
         }
         out.EndObject();
         return true;
       }
-      case dom::element_type::ARRAY:
+      case json::Type::kArray:
         out.BeginArray();
-        for (dom::element item : dom::array(value)) {
+        for (json::Value item : value.Items()) {
           if (!Write(item, path, out)) return false;
         }
         out.EndArray();
         return true;
-      case dom::element_type::STRING:
-        out.String(std::string_view(value));
+      case json::Type::kString:
+        out.String(*value.GetString());
         return true;
-      case dom::element_type::INT64:
-        out.Int(int64_t(value));
+      case json::Type::kInt64:
+        out.Int(*value.GetInt64());
         return true;
-      case dom::element_type::UINT64:
-        out.Uint(uint64_t(value));
+      case json::Type::kUint64:
+        out.Uint(*value.GetUint64());
         return true;
-      case dom::element_type::DOUBLE:
-        out.Double(double(value));
+      case json::Type::kDouble:
+        out.Double(*value.GetDouble());
         return true;
-      case dom::element_type::BOOL:
-        out.Bool(bool(value));
+      case json::Type::kBool:
+        out.Bool(*value.GetBool());
         return true;
-      case dom::element_type::NULL_VALUE:
+      case json::Type::kNull:
         out.Null();
         return true;
     }
     return Error("malformed_payload", "unknown JSON type at \"" + path + "\"");
   }
 
-  bool Hash(dom::element value, const std::string& path, JsonWriter& out) {
-    if (value.type() == dom::element_type::NULL_VALUE) {
+  bool Hash(json::Value value, const std::string& path, JsonWriter& out) {
+    if (value.type() == json::Type::kNull) {
       out.Null();
       return true;
     }
     if (checking_) {
-      std::string_view text;
-      const bool ok = value.get_string().get(text) == simdjson::SUCCESS &&
+      Result<std::string_view> text_or = value.GetString();
+      const std::string_view text = text_or.ok() ? *text_or : std::string_view();
+      const bool ok = text_or.ok() &&
                       text.starts_with(kHashPrefix) && IsHex64(text.substr(kHashPrefix.size()));
       if (!ok) return Error("field_not_hashed", "member \"" + path + "\" must be a h1: digest");
       out.String(text);
       return true;
     }
     std::string message;
-    if (value.type() == dom::element_type::STRING) {
-      message = std::string(std::string_view(value));
+    if (value.type() == json::Type::kString) {
+      message = std::string(*value.GetString());
     } else {
       JsonWriter text(message);
       if (!Write(value, path, text)) return false;
@@ -216,33 +215,33 @@ class Walker {
   }
 
   // The generalized form of a number, or nullopt when `rule` cannot take it.
-  bool Generalize(const FieldRule& rule, dom::element value, const std::string& path,
+  bool Generalize(const FieldRule& rule, json::Value value, const std::string& path,
                   JsonWriter& out) {
     switch (value.type()) {
-      case dom::element_type::NULL_VALUE:
+      case json::Type::kNull:
         out.Null();
         return true;
-      case dom::element_type::ARRAY:
+      case json::Type::kArray:
         out.BeginArray();
-        for (dom::element item : dom::array(value)) {
+        for (json::Value item : value.Items()) {
           if (!Generalize(rule, item, path, out)) return false;
         }
         out.EndArray();
         return true;
-      case dom::element_type::OBJECT: {
-        dom::object object(value);
+      case json::Type::kObject: {
+        json::Value object = value;
         if (!NoDuplicateKeys(object, path)) return false;
         out.BeginObject();
-        for (dom::key_value_pair member : object) {
+        for (json::Member member : object.Members()) {
           out.Key(member.key);
           if (!Generalize(rule, member.value, JoinPath(path, member.key), out)) return false;
         }
         out.EndObject();
         return true;
       }
-      case dom::element_type::INT64:
-      case dom::element_type::UINT64:
-      case dom::element_type::DOUBLE:
+      case json::Type::kInt64:
+      case json::Type::kUint64:
+      case json::Type::kDouble:
         break;
       default:
         return Error("field_type_mismatch", "member \"" + path + "\" must hold numbers to be " +
@@ -250,8 +249,8 @@ class Walker {
     }
     if (rule.action == Action::kTruncateTime) {
       int64_t t = 0;
-      if (value.type() == dom::element_type::INT64) t = int64_t(value);
-      if (value.type() != dom::element_type::INT64 || t < 0) {
+      if (value.type() == json::Type::kInt64) t = *value.GetInt64();
+      if (value.type() != json::Type::kInt64 || t < 0) {
         return Error("field_type_mismatch",
                      "member \"" + path + "\" must be a non-negative integer of Unix ms");
       }
@@ -263,9 +262,9 @@ class Walker {
       return true;
     }
     double n = 0;
-    if (value.type() == dom::element_type::INT64) n = double(int64_t(value));
-    else if (value.type() == dom::element_type::UINT64) n = double(uint64_t(value));
-    else n = double(value);
+    if (value.type() == json::Type::kInt64) n = double(*value.GetInt64());
+    else if (value.type() == json::Type::kUint64) n = double(*value.GetUint64());
+    else n = *value.GetDouble();
     if (checking_) {
       // On the grid: n is within 1e-9 of a step (or a few units in the last place, for
       // numbers so large that doubles cannot resolve the step) of round(n / S) * S.
@@ -292,22 +291,22 @@ class Walker {
 };
 
 // The count a count_field path names: found, and a non-negative integer.
-std::optional<uint64_t> FindCount(dom::element root, std::string_view path) {
-  dom::element at = root;
+std::optional<uint64_t> FindCount(json::Value root, std::string_view path) {
+  json::Value at = root;
   size_t start = 0;
   while (true) {
     const size_t dot = path.find('.', start);
     std::string_view segment =
         path.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    dom::object object;
-    if (at.get_object().get(object) != simdjson::SUCCESS) return std::nullopt;
-    if (object.at_key(segment).get(at) != simdjson::SUCCESS) return std::nullopt;
+    std::optional<json::Value> next = at.Find(segment);
+    if (!next) return std::nullopt;
+    at = *next;
     if (dot == std::string_view::npos) break;
     start = dot + 1;
   }
-  if (at.type() == dom::element_type::UINT64) return uint64_t(at);
-  if (at.type() == dom::element_type::INT64 && int64_t(at) >= 0) {
-    return static_cast<uint64_t>(int64_t(at));
+  if (at.type() == json::Type::kUint64) return *at.GetUint64();
+  if (at.type() == json::Type::kInt64 && *at.GetInt64() >= 0) {
+    return static_cast<uint64_t>(*at.GetInt64());
   }
   return std::nullopt;
 }
@@ -335,23 +334,21 @@ Decision Evaluate(const Policy& policy, const HashKey* key, const RecordView& re
                 "the site's region takes aggregates only; \"" + std::string(record.kind) +
                     "\" records are raw");
   }
-  dom::parser parser;
-  if (parser.allocate(std::max<size_t>(record.payload.size(), 64), kMaxPayloadDepth) !=
-      simdjson::SUCCESS) {
+  json::Parser parser({.max_depth = kMaxPayloadDepth - 1});
+  if (!parser.Reserve(std::max<size_t>(record.payload.size(), 64)).ok()) {
     return Fail(Outcome::kRejected, "payload_too_large", "no memory to parse the payload");
   }
-  dom::element root;
-  // An empty view may have no address, and simdjson would copy from it.
   if (record.payload.empty()) {
     return Fail(Outcome::kRejected, "malformed_payload", "payload is empty, not JSON");
   }
-  if (auto error = parser.parse(record.payload.data(), record.payload.size()).get(root);
-      error != simdjson::SUCCESS) {
+  Result<json::Value> parsed = parser.Parse(record.payload);
+  if (!parsed.ok()) {
     return Fail(Outcome::kRejected, "malformed_payload",
-                std::string("payload is not JSON: ") + simdjson::error_message(error));
+                "payload is not JSON: " + std::string(parsed.status().message()));
   }
-  dom::object object;
-  if (root.get_object().get(object) != simdjson::SUCCESS) {
+  const json::Value root = *parsed;
+  const json::Value object = root;
+  if (!object.is_object()) {
     return Fail(Outcome::kRejected, "malformed_payload", "payload is not a JSON object");
   }
   if (!kind->count_field.empty()) {
