@@ -1,15 +1,16 @@
 // Signatures and certificates for export files and receipts (FORMAT.md sections 4 and 5):
 // Ed25519 over the file's bytes, X.509 certificates in PEM checked against a CA; and the
 // primitives that seal an export file to a hub's key (section 6): X25519, HKDF-SHA256,
-// AES-256-GCM, SHA-256. crypto.cc builds these on the crypto adapter (base/crypto/crypto.h);
-// certificate.cc is the OpenSSL X.509 adapter of sync/ for the certificate functions
-// (https_client.cc is the one for TLS). Thread-safe.
+// AES-256-GCM, SHA-256. crypto.cc builds these on the crypto adapter (base/crypto/crypto.h),
+// certificate.cc the certificate functions on its X.509 half (base/crypto/x509.h);
+// https_client.cc is the TLS adapter of sync/. Thread-safe.
 #ifndef OUTPOST_SYNC_CRYPTO_H_
 #define OUTPOST_SYNC_CRYPTO_H_
 
 #include <string>
 #include <string_view>
 
+#include "base/crypto/x509.h"
 #include "base/status.h"
 
 namespace outpost::sync {
@@ -25,8 +26,8 @@ Status VerifyWithCertificate(std::string_view cert_pem, std::string_view data,
                              std::string_view signature);
 
 // Checks that `cert_pem` was issued by the CA certificate(s) in `ca_pem` and is valid now.
-// PermissionDenied (with OpenSSL's reason) otherwise.
-Status VerifyCertificateChain(std::string_view cert_pem, std::string_view ca_pem);
+// PermissionDenied (with OpenSSL's reason) otherwise: the crypto adapter's.
+using crypto::VerifyCertificateChain;
 
 struct CertificateNames {
   std::string common_name{};
