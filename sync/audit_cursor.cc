@@ -1,12 +1,12 @@
 #include "sync/audit_cursor.h"
 
 #include <fcntl.h>
-#include <simdjson.h>
 #include <unistd.h>
 
 #include <cerrno>
 
 #include "base/file.h"
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
 #include "policy/crypto.h"
@@ -20,42 +20,31 @@ AuditHead ReadState(const std::string& path) {
   AuditHead head;
   Result<std::string> text = ReadFile(path, 64 * 1024);
   if (!text.ok()) return head;
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  if (parser.parse(*text).get(root) != simdjson::SUCCESS) return head;
-  uint64_t seq = 0;
-  std::string_view hash;
-  if (root["audit_acked"]["seq"].get_uint64().get(seq) != simdjson::SUCCESS ||
-      root["audit_acked"]["hash"].get_string().get(hash) != simdjson::SUCCESS ||
-      hash.size() != 64) {
-    return head;
-  }
-  head.seq = seq;
-  head.hash = std::string(hash);
+  json::Parser parser;
+  Result<json::Value> root = parser.Parse(*text);
+  if (!root.ok()) return head;
+  Result<uint64_t> seq = (*root)["audit_acked"]["seq"].GetUint64();
+  Result<std::string_view> hash = (*root)["audit_acked"]["hash"].GetString();
+  if (!seq.ok() || !hash.ok() || hash->size() != 64) return head;
+  head.seq = *seq;
+  head.hash = std::string(*hash);
   return head;
 }
 
 // The audit head in a hub answer ("audit_head":{"seq":..,"hash":..}), if any.
-std::optional<AuditHead> HeadOf(simdjson::dom::element root) {
-  uint64_t seq = 0;
-  std::string_view hash;
-  if (root["audit_head"]["seq"].get_uint64().get(seq) != simdjson::SUCCESS ||
-      root["audit_head"]["hash"].get_string().get(hash) != simdjson::SUCCESS ||
-      hash.size() != 64) {
-    return std::nullopt;
-  }
-  return AuditHead{seq, std::string(hash)};
+std::optional<AuditHead> HeadOf(json::Value root) {
+  Result<uint64_t> seq = root["audit_head"]["seq"].GetUint64();
+  Result<std::string_view> hash = root["audit_head"]["hash"].GetString();
+  if (!seq.ok() || !hash.ok() || hash->size() != 64) return std::nullopt;
+  return AuditHead{*seq, std::string(*hash)};
 }
 }  // namespace
 
 std::optional<AuditHead> ParseAuditHead(std::string_view json) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  // An empty view may have no address, and simdjson would copy from it.
-  if (json.empty() || parser.parse(json.data(), json.size()).get(root) != simdjson::SUCCESS) {
-    return std::nullopt;
-  }
-  return HeadOf(root);
+  outpost::json::Parser parser;  // `json` is the text here
+  Result<outpost::json::Value> root = parser.Parse(json);
+  if (!root.ok()) return std::nullopt;
+  return HeadOf(*root);
 }
 
 void AuditCursor::Init() {

@@ -1,7 +1,6 @@
 #include "sync/forwarder.h"
 
 #include <fcntl.h>
-#include <simdjson.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 #include <utility>
 
 #include "base/file.h"
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
 #include "policy/crypto.h"
@@ -240,14 +240,15 @@ Forwarder::Upload Forwarder::UploadGroup(const std::string& stream,
         OUTPOST_LOG(kDebug) << "upload failed" << Field("error", r.status());
         return Upload::kFailed;
       }
-      simdjson::dom::parser parser;
-      simdjson::dom::element root;
-      bool json = parser.parse(r->body).get(root) == simdjson::SUCCESS;
+      outpost::json::Parser parser;
+      Result<outpost::json::Value> root = parser.Parse(r->body);
+      const bool json = root.ok();
       std::string_view reason;
-      if (json && root["reason"].get_string().get(reason) != simdjson::SUCCESS) reason = {};
+      if (json) reason = (*root)["reason"].GetString().value_or(std::string_view());
       if (r->status == 200) {
-        std::string_view outcome;
-        if (!json || root["outcome"].get_string().get(outcome) != simdjson::SUCCESS ||
+        const std::string_view outcome =
+            json ? (*root)["outcome"].GetString().value_or(std::string_view()) : std::string_view();
+        if (!json || !(*root)["outcome"].is_string() ||
             (outcome != "stored" && outcome != "duplicate")) {
           NoteError("hub answered 200 without an acknowledgement: " + r->body.substr(0, 200));
           return Upload::kFailed;
