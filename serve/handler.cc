@@ -180,13 +180,6 @@ void SetErrorResponse(const Status& status, HttpResponse& response) {
   AppendErrorBody(status, response.body);
 }
 
-std::string_view HttpRequest::Header(std::string_view name) const {
-  for (const HttpHeader& h : headers) {
-    if (EqualsIgnoreCase(h.name, name)) return h.value;
-  }
-  return {};
-}
-
 Handler::Handler(ModelRepository& repository, HandlerOptions options)
     : repository_(repository), options_(std::move(options)) {
   if (options_.server_version.empty()) options_.server_version = OUTPOST_VERSION;
@@ -208,7 +201,7 @@ Handler::Handler(ModelRepository& repository, HandlerOptions options)
 
 void Handler::Handle(const HttpRequest& request, HttpResponse& response) const {
   response.Clear();
-  std::string_view path = request.target.substr(0, request.target.find('?'));
+  std::string_view path = std::string_view(request.target).substr(0, request.target.find('?'));
   const Route route = Resolve(path);
   if (route.kind == Route::Kind::kUnknown) {
     SetErrorResponse(NotFoundError("no such path " + Quote(path)), response);

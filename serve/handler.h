@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/http/message.h"
 #include "base/status.h"
 #include "base/status_mapping.h"
 #include "insight/evaluator.h"
@@ -46,44 +47,11 @@
 
 namespace outpost::serve {
 
-struct HttpHeader {
-  std::string_view name;
-  std::string_view value;
-};
-
-// One HTTP request as the server read it. The views stay valid until Handle() returns.
-struct HttpRequest {
-  std::string_view method;  // "GET", "POST", ...
-  std::string_view target;  // "/v2/models/iris/infer?x=1", as sent
-  std::vector<HttpHeader> headers{};
-  // The body. When its capacity leaves kJsonPadding bytes past its size, an infer body is
-  // parsed in place instead of being copied.
-  std::string body{};
-  // True once the client is gone (its connection closed); empty = never. An infer request
-  // that waits in a model's queue asks it and is not run when it is.
-  std::function<bool()> client_gone{};
-
-  // The first header called `name` (compared without case); empty when there is none.
-  std::string_view Header(std::string_view name) const;
-};
-
-struct HttpResponse {
-  int status = 200;
-  // Points to static storage (a string literal).
-  std::string_view content_type = "application/json";
-  std::string body{};
-  // Extra headers, e.g. Allow on a 405. Content-Type, Content-Length and Connection are the
-  // server's.
-  std::vector<std::pair<std::string, std::string>> headers{};
-
-  // Resets to an empty 200 response, keeping the body's capacity.
-  void Clear() {
-    status = 200;
-    content_type = "application/json";
-    body.clear();
-    headers.clear();
-  }
-};
+// The request and response of every Outpost listener (base/http/message.h): the server
+// fills them from the wire; the views of a request stay valid until Handle() returns.
+using HttpHeader = http::HeaderField;
+using HttpRequest = http::Request;
+using HttpResponse = http::Response;
 
 // Fills `response` with base/status_mapping.h's error body ({"error": message, "reason":
 // reason}) and HttpStatusFor(status.code()).

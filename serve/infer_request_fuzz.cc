@@ -84,7 +84,8 @@ void CheckAnswer(const HttpRequest& request, const HttpResponse& response) {
     default:
       std::abort();
   }
-  const std::string_view path = request.target.substr(0, request.target.find('?'));
+  const std::string_view path =
+      std::string_view(request.target).substr(0, request.target.find('?'));
   if (response.status == 200 && path == "/metrics") {
     if (!response.content_type.starts_with("text/plain")) std::abort();
     return;
