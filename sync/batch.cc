@@ -3,6 +3,7 @@
 #include <string>
 
 #include "base/coding.h"
+#include "base/names.h"
 #include "policy/crypto.h"
 #include "sync/compress.h"
 #include "sync/wire.h"
@@ -23,10 +24,12 @@ Status OverLimit(std::string_view reason, std::string_view detail) {
 
 // Checks what Decode would refuse about `batch` under the default limits.
 Status Validate(const Batch& batch) {
-  for (std::string_view name : {std::string_view(batch.site_id), std::string_view(batch.node_id),
-                                std::string_view(batch.stream)}) {
-    if (!IsValidName(name))
-      return Malformed("batch_malformed", "bad name \"" + std::string(name) + "\"");
+  const std::pair<std::string_view, bool> names[] = {
+      {batch.site_id, SiteId::IsValid(batch.site_id)},
+      {batch.node_id, NodeId::IsValid(batch.node_id)},
+      {batch.stream, StreamName::IsValid(batch.stream)}};
+  for (const auto& [name, valid] : names) {
+    if (!valid) return Malformed("batch_malformed", "bad name \"" + std::string(name) + "\"");
   }
   if (batch.records.empty()) return Malformed("batch_malformed", "no records");
   DecodeLimits limits;
@@ -87,18 +90,6 @@ std::string EncodeRecordsPart(const Batch& batch) {
 }
 
 }  // namespace
-
-bool IsValidName(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    if (alnum || c == '_') continue;
-    if (i > 0 && (c == '.' || c == ':' || c == '-')) continue;
-    return false;
-  }
-  return true;
-}
 
 std::string_view ReasonOf(const Status& status) {
   return status.has_reason() ? status.reason() : std::string_view();
@@ -207,8 +198,8 @@ Status ReadBodyHeader(wire::Reader& r, const DecodeLimits& limits, Batch& b, uin
                       uint64_t& last, uint32_t& count) {
   std::string_view site, node, stream;
   if (!r.Str8(site) || !r.Str8(node) || !r.Str8(stream)) return Truncated();
-  for (std::string_view name : {site, node, stream}) {
-    if (!IsValidName(name)) return Malformed("batch_malformed", "bad name");
+  if (!SiteId::IsValid(site) || !NodeId::IsValid(node) || !StreamName::IsValid(stream)) {
+    return Malformed("batch_malformed", "bad name");
   }
   b.site_id = site;
   b.node_id = node;

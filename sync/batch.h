@@ -95,9 +95,6 @@ Result<BatchKeyFields> KeyOf(const Batch& batch);
 // refusal starts), or "" for a status that has no reason of its own.
 std::string_view ReasonOf(const Status& status);
 
-// Whether `name` is a valid site, node or stream name (FORMAT.md).
-bool IsValidName(std::string_view name);
-
 }  // namespace outpost::sync
 
 #endif  // OUTPOST_SYNC_BATCH_H_

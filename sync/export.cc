@@ -1,6 +1,7 @@
 #include "sync/export.h"
 
 #include "base/coding.h"
+#include "base/names.h"
 #include "sync/crypto.h"
 #include "sync/signed_file.h"
 #include "sync/wire.h"
@@ -40,7 +41,7 @@ std::string ExportIdHex(std::string_view export_id) { return HexEncode(export_id
 
 Result<std::string> WriteExport(const ExportFile& file, std::string_view key_pem) {
   ExportLimits limits;
-  if (!IsValidName(file.site_id) || !IsValidName(file.node_id)) {
+  if (!SiteId::IsValid(file.site_id) || !NodeId::IsValid(file.node_id)) {
     return Bad("export_malformed", "bad site or node name");
   }
   if (file.export_id.size() != 16) return Bad("export_malformed", "export id must be 16 bytes");
@@ -76,7 +77,7 @@ Result<ExportFile> ReadExport(std::string_view bytes, const ExportLimits& limits
   if (!r.Str8(site) || !r.Str8(node) || !r.U64(created) || !r.Bytes(16, id) || !r.U32(count)) {
     return truncated();
   }
-  if (!IsValidName(site) || !IsValidName(node)) return Bad("export_malformed", "bad name");
+  if (!SiteId::IsValid(site) || !NodeId::IsValid(node)) return Bad("export_malformed", "bad name");
   if (count > limits.max_batches) {
     return ErrorWithReason(StatusCode::kResourceExhausted, "export_too_large",
                            std::to_string(count) + " batches");

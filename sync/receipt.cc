@@ -1,6 +1,7 @@
 #include "sync/receipt.h"
 
 #include "base/coding.h"
+#include "base/names.h"
 #include "sync/crypto.h"
 #include "sync/signed_file.h"
 #include "sync/wire.h"
@@ -18,7 +19,7 @@ Status Bad(std::string_view reason, std::string_view detail) {
 
 Result<std::string> WriteReceipt(const Receipt& receipt, std::string_view signer_key_pem) {
   ReceiptLimits limits;
-  if (!IsValidName(receipt.site_id)) return Bad("receipt_malformed", "bad site name");
+  if (!SiteId::IsValid(receipt.site_id)) return Bad("receipt_malformed", "bad site name");
   if (receipt.export_id.size() != 16) return Bad("receipt_malformed", "export id must be 16 bytes");
   if (receipt.cert_pem.empty() || receipt.cert_pem.size() > limits.max_cert_bytes) {
     return Bad("receipt_cert", "certificate missing or too large");
@@ -30,7 +31,7 @@ Result<std::string> WriteReceipt(const Receipt& receipt, std::string_view signer
   PutU64LE(out, static_cast<uint64_t>(receipt.created_ms));
   PutU32LE(out, static_cast<uint32_t>(receipt.keys.size()));
   for (const BatchKeyFields& k : receipt.keys) {
-    if (!IsValidName(k.node_id) || !IsValidName(k.stream) || k.first_seq > k.last_seq ||
+    if (!NodeId::IsValid(k.node_id) || !StreamName::IsValid(k.stream) || k.first_seq > k.last_seq ||
         !IsHex64(k.content_sha256)) {
       return Bad("receipt_malformed", "bad batch key");
     }
@@ -56,7 +57,7 @@ Result<Receipt> ReadReceipt(std::string_view bytes, const ReceiptLimits& limits)
   if (!r.Str8(site) || !r.Bytes(16, id) || !r.U64(created) || !r.U32(count)) {
     return truncated();
   }
-  if (!IsValidName(site)) return Bad("receipt_malformed", "bad site name");
+  if (!SiteId::IsValid(site)) return Bad("receipt_malformed", "bad site name");
   if (count > limits.max_keys) {
     return ErrorWithReason(StatusCode::kResourceExhausted, "receipt_too_large",
                            std::to_string(count) + " keys");
@@ -71,7 +72,7 @@ Result<Receipt> ReadReceipt(std::string_view bytes, const ReceiptLimits& limits)
         !r.Bytes(32, sha)) {
       return truncated();
     }
-    if (!IsValidName(node) || !IsValidName(stream) || k.first_seq > k.last_seq) {
+    if (!NodeId::IsValid(node) || !StreamName::IsValid(stream) || k.first_seq > k.last_seq) {
       return Bad("receipt_malformed", "bad batch key");
     }
     k.site_id = site;
