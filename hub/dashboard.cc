@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/names.h"
+#include "base/names.h"
 #include "hub/dashboard_internal.h"
 
 #ifndef OUTPOST_WEB_DIST_DIR
@@ -196,7 +197,9 @@ HubResponse Dashboard::Handle(const HubRequest& request) const {
       std::string_view site_id = rest.substr(0, slash);
       std::string_view sub =
           slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
-      if (!SiteId::IsValid(site_id)) return strip_body(Error(404, "site_not_found", "no such site"));
+      if (!SiteId::IsValid(site_id)) {
+        return strip_body(Error(404, "site_not_found", "no such site"));
+      }
       if (slash == std::string_view::npos) return strip_body(SiteResponse(api, site_id, *params));
       if (sub == "series") return strip_body(SeriesResponse(api, site_id, *params));
       if (sub == "audit") return strip_body(AuditResponse(api, site_id, *params));
