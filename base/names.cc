@@ -52,8 +52,9 @@ Status Refuse(const NameRule& rule, std::string_view text, std::string_view why)
 Status CheckName(const NameRule& rule, std::string_view text) {
   if (text.empty()) return Refuse(rule, text, "is empty");
   if (text.size() > rule.max_bytes) {
-    return Refuse(rule, text, "is " + std::to_string(text.size()) + " bytes, more than " +
-                                  std::to_string(rule.max_bytes));
+    return Refuse(rule, text,
+                  "is " + std::to_string(text.size()) + " bytes, more than " +
+                      std::to_string(rule.max_bytes));
   }
   for (size_t i = 0; i < text.size(); ++i) {
     if (!Allowed(rule, text[i], i == 0)) {

@@ -49,29 +49,28 @@ struct NameRule {
   std::string_view reason;   // the Status reason of a refusal
   std::string_view pattern;  // the rule as written above, for messages
   size_t max_bytes;
-  bool upper_case;  // A-Z allowed
-  bool colon;       // ':' allowed after the first character
+  bool upper_case;        // A-Z allowed
+  bool colon;             // ':' allowed after the first character
   bool underscore_first;  // '_' allowed as the first character
 };
 
-inline constexpr NameRule kModelNameRule{"model name", "invalid_model_name",
-                                         "[a-z0-9][a-z0-9._-]{0,63}", 64, false, false, false};
-inline constexpr NameRule kSiteIdRule{"site id", "invalid_site_id",
-                                      "[A-Za-z0-9_][A-Za-z0-9._:-]{0,127}", 128, true, true, true};
-inline constexpr NameRule kNodeIdRule{"node id", "invalid_node_id",
-                                      "[A-Za-z0-9_][A-Za-z0-9._:-]{0,127}", 128, true, true, true};
-inline constexpr NameRule kStreamNameRule{"stream", "invalid_stream_name",
-                                          "[A-Za-z0-9_][A-Za-z0-9._:-]{0,127}", 128, true, true,
-                                          true};
-inline constexpr NameRule kTenantRule{"tenant", "invalid_tenant",
-                                      "[A-Za-z0-9_][A-Za-z0-9._-]{0,63}", 64, true, false, true};
-inline constexpr NameRule kRegionRule{"region", "invalid_region",
-                                      "[A-Za-z0-9_][A-Za-z0-9._-]{0,63}", 64, true, false, true};
-inline constexpr NameRule kRuleNameRule{"rule name", "invalid_rule_name",
-                                        "[A-Za-z0-9][A-Za-z0-9._-]{0,63}", 64, true, false, false};
+inline constexpr NameRule kModelNameRule{
+    "model name", "invalid_model_name", "[a-z0-9][a-z0-9._-]{0,63}", 64, false, false, false};
+inline constexpr NameRule kSiteIdRule{
+    "site id", "invalid_site_id", "[A-Za-z0-9_][A-Za-z0-9._:-]{0,127}", 128, true, true, true};
+inline constexpr NameRule kNodeIdRule{
+    "node id", "invalid_node_id", "[A-Za-z0-9_][A-Za-z0-9._:-]{0,127}", 128, true, true, true};
+inline constexpr NameRule kStreamNameRule{
+    "stream", "invalid_stream_name", "[A-Za-z0-9_][A-Za-z0-9._:-]{0,127}", 128, true, true, true};
+inline constexpr NameRule kTenantRule{
+    "tenant", "invalid_tenant", "[A-Za-z0-9_][A-Za-z0-9._-]{0,63}", 64, true, false, true};
+inline constexpr NameRule kRegionRule{
+    "region", "invalid_region", "[A-Za-z0-9_][A-Za-z0-9._-]{0,63}", 64, true, false, true};
+inline constexpr NameRule kRuleNameRule{
+    "rule name", "invalid_rule_name", "[A-Za-z0-9][A-Za-z0-9._-]{0,63}", 64, true, false, false};
 
 // OK when `text` follows `rule`; otherwise InvalidArgument with the rule's reason and a
-// message saying what was wrong ("model name \"Pump\" has 'P' at byte 0; model names are
+// message saying what was wrong ("model name \"Pump\" has 'P' at byte 0; a model name is
 // [a-z0-9][a-z0-9._-]{0,63}"). The offending text is quoted at most 64 bytes long, with
 // bytes outside printable ASCII escaped.
 Status CheckName(const NameRule& rule, std::string_view text);

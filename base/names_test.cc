@@ -15,9 +15,9 @@ using namespace std::string_literals;
 // control character, NUL or a byte outside ASCII, or begin with '.' or '-'.
 const std::vector<std::string>& CommonRefusals() {
   static const std::vector<std::string> refused = {
-      "",      ".",     "..",      "../etc", "a/b",        "a\\b",       "/abs", "-flag",
-      ".dot",  "a b",   " a",      "a\n",    "a\0b"s,      "\0"s,        "a\tb", "caf\xc3\xa9",
-      "\xff",  "a\"b",  "a*b",     "a$b",    "a%2fb",      "a@b",        "a+b",  "a,b"};
+      "",     ".",    "..",  "../etc", "a/b",   "a\\b", "/abs", "-flag",
+      ".dot", "a b",  " a",  "a\n",    "a\0b"s, "\0"s,  "a\tb", "caf\xc3\xa9",
+      "\xff", "a\"b", "a*b", "a$b",    "a%2fb", "a@b",  "a+b",  "a,b"};
   return refused;
 }
 
@@ -73,7 +73,8 @@ TEST(ModelName, RefusalSaysWhatWasWrong) {
       << nul.status().message();
   Result<ModelName> long_name = ModelName::Parse(std::string(200, 'm'));
   ASSERT_FALSE(long_name.ok());
-  EXPECT_NE(long_name.status().message().find("is 200 bytes, more than 64"), std::string_view::npos);
+  EXPECT_NE(long_name.status().message().find("is 200 bytes, more than 64"),
+            std::string_view::npos);
   EXPECT_LT(long_name.status().message().size(), 200u);
 }
 
@@ -139,7 +140,8 @@ TEST(RuleName, AcceptsTheInsightRule) {
 
 TEST(RuleName, RefusesBadNames) {
   ExpectCommonRefusals<RuleName>("invalid_rule_name");
-  for (std::string bad : {"_x", "bad name", "a:b"}) ExpectRefused<RuleName>(bad, "invalid_rule_name");
+  for (std::string bad : {"_x", "bad name", "a:b"})
+    ExpectRefused<RuleName>(bad, "invalid_rule_name");
   ExpectRefused<RuleName>(std::string(65, 'r'), "invalid_rule_name");
 }
 
