@@ -99,6 +99,23 @@ enum class HexCase {
 // length, and "not lowercase hex" (kLower) or "not hex" (kEither) for any other character.
 Result<std::string> HexDecode(std::string_view hex, HexCase accept = HexCase::kLower);
 
+// ---- Base64 (RFC 4648)
+
+enum class Base64Alphabet {
+  kStandard,  // section 4: '+' and '/', padded with '=' (PEM bodies, MIME)
+  kUrl,       // section 5: '-' and '_', no padding (tokens and values in URLs and headers)
+};
+
+// `bytes` in base64 of the given alphabet.
+std::string Base64Encode(std::string_view bytes, Base64Alphabet alphabet = Base64Alphabet::kStandard);
+
+// The bytes `text` spells. Strict, so that one value has one spelling: no whitespace, only
+// the alphabet's characters, padding exactly as the alphabet says (kStandard: a length that
+// is a multiple of 4, '=' only at the end; kUrl: no '='), and the unused low bits of the last
+// character zero. InvalidArgument (reason "bad_base64") otherwise.
+Result<std::string> Base64Decode(std::string_view text,
+                                 Base64Alphabet alphabet = Base64Alphabet::kStandard);
+
 }  // namespace outpost
 
 #endif  // OUTPOST_BASE_CODING_H_

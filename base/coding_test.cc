@@ -161,3 +161,52 @@ TEST(Coding, HexDecodeRefusesBadHex) {
 
 }  // namespace
 }  // namespace outpost
+
+namespace outpost {
+namespace {
+
+TEST(Base64, EncodesTheRfc4648Vectors) {
+  const std::pair<std::string_view, std::string_view> vectors[] = {
+      {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},        {"foo", "Zm9v"},
+      {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+  for (const auto& [plain, coded] : vectors) {
+    EXPECT_EQ(Base64Encode(plain), coded);
+    Result<std::string> back = Base64Decode(coded);
+    ASSERT_TRUE(back.ok()) << coded;
+    EXPECT_EQ(*back, plain);
+  }
+}
+
+TEST(Base64, UrlAlphabetHasNoPaddingAndItsOwnTwoCharacters) {
+  std::string bytes = "\xfb\xff\xbf";
+  EXPECT_EQ(Base64Encode(bytes), "+/+/");
+  EXPECT_EQ(Base64Encode(bytes, Base64Alphabet::kUrl), "-_-_");
+  EXPECT_EQ(Base64Encode("f", Base64Alphabet::kUrl), "Zg");
+  Result<std::string> back = Base64Decode("Zm9vYg", Base64Alphabet::kUrl);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, "foob");
+  for (int n = 0; n < 40; ++n) {
+    std::string all;
+    for (int i = 0; i < n; ++i) all.push_back(static_cast<char>(i * 37 + n));
+    for (Base64Alphabet a : {Base64Alphabet::kStandard, Base64Alphabet::kUrl}) {
+      Result<std::string> round = Base64Decode(Base64Encode(all, a), a);
+      ASSERT_TRUE(round.ok()) << n;
+      EXPECT_EQ(*round, all);
+    }
+  }
+}
+
+TEST(Base64, RefusesEverySecondSpelling) {
+  for (std::string_view bad : {"Zg", "Zg=", "Z===", "Zh==", "Zm9=v", "Zm 9v", "Zm9v\n", "-_-_",
+                               "Zm9vY", "===="}) {
+    Result<std::string> r = Base64Decode(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().reason(), "bad_base64") << bad;
+  }
+  for (std::string_view bad : {"Zg==", "+/+/", "Zh", "Z"}) {
+    EXPECT_FALSE(Base64Decode(bad, Base64Alphabet::kUrl).ok()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace outpost
