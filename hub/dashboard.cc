@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "base/names.h"
-#include "base/names.h"
 #include "hub/dashboard_internal.h"
 
 #ifndef OUTPOST_WEB_DIST_DIR
