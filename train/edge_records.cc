@@ -1,24 +1,23 @@
-// The simdjson adapter of train/: the only file of train/ that includes simdjson.h.
+// Edge records' payloads as training rows, read through the JSON adapter (base/json/json.h).
 #include "train/edge_records.h"
-
-#include <simdjson.h>
 
 #include <cmath>
 #include <limits>
 
+#include "base/json/json.h"
+
 namespace outpost::train {
 namespace {
 
-namespace dom = simdjson::dom;
 
-constexpr size_t kMaxDepth = 16;
+// Deepest nesting a payload may have (the top-level object counts as 1).
+constexpr size_t kMaxDepth = 15;
 constexpr size_t kMaxStringBytes = 4096;
 
-Status ReadString(dom::element value, std::string_view key, std::string& out) {
-  std::string_view s;
-  if (value.get(s) != simdjson::SUCCESS) {
-    return InvalidArgumentError("\"" + std::string(key) + "\" is not a string");
-  }
+Status ReadString(json::Value value, std::string_view key, std::string& out) {
+  Result<std::string_view> text = value.GetString();
+  if (!text.ok()) return InvalidArgumentError("\"" + std::string(key) + "\" is not a string");
+  const std::string_view s = *text;
   if (s.size() > kMaxStringBytes) {
     return InvalidArgumentError("\"" + std::string(key) + "\" is longer than 4096 bytes");
   }
@@ -27,18 +26,18 @@ Status ReadString(dom::element value, std::string_view key, std::string& out) {
 }
 
 // A JSON number as a double; `null` as NaN when `allow_null`.
-bool ReadNumber(dom::element value, bool allow_null, double& out) {
+bool ReadNumber(json::Value value, bool allow_null, double& out) {
   switch (value.type()) {
-    case dom::element_type::INT64:
-      out = static_cast<double>(value.get_int64().value_unsafe());
+    case json::Type::kInt64:
+      out = static_cast<double>(*value.GetInt64());
       return true;
-    case dom::element_type::UINT64:
-      out = static_cast<double>(value.get_uint64().value_unsafe());
+    case json::Type::kUint64:
+      out = static_cast<double>(*value.GetUint64());
       return true;
-    case dom::element_type::DOUBLE:
-      out = value.get_double().value_unsafe();
+    case json::Type::kDouble:
+      out = *value.GetDouble();
       return true;
-    case dom::element_type::NULL_VALUE:
+    case json::Type::kNull:
       out = std::numeric_limits<double>::quiet_NaN();
       return allow_null;
     default:
@@ -46,12 +45,9 @@ bool ReadNumber(dom::element value, bool allow_null, double& out) {
   }
 }
 
-Status ReadInputs(dom::element value, std::map<std::string, double, std::less<>>& out) {
-  dom::object object;
-  if (value.get(object) != simdjson::SUCCESS) {
-    return InvalidArgumentError("\"inputs\" is not an object");
-  }
-  for (dom::key_value_pair member : object) {
+Status ReadInputs(json::Value value, std::map<std::string, double, std::less<>>& out) {
+  if (!value.is_object()) return InvalidArgumentError("\"inputs\" is not an object");
+  for (json::Member member : value.Members()) {
     if (out.size() >= kMaxPayloadInputs) {
       return InvalidArgumentError("\"inputs\" has more than 4096 entries");
     }
@@ -77,27 +73,22 @@ Result<RecordPayload> ParseRecordPayload(std::string_view kind, std::string_view
   if (payload.size() > kMaxPayloadBytes) {
     return InvalidArgumentError("the payload is larger than 1 MiB");
   }
-  dom::parser parser;
-  if (parser.allocate(std::max<size_t>(payload.size(), 64), kMaxDepth) != simdjson::SUCCESS) {
+  json::Parser parser({.max_depth = kMaxDepth});
+  if (!parser.Reserve(std::max<size_t>(payload.size(), 64)).ok()) {
     return ResourceExhaustedError("cannot allocate the JSON parser");
   }
-  dom::element root;
-  // An empty view may have no address, and simdjson would copy from it.
   if (payload.empty()) return InvalidArgumentError("the payload is empty, not JSON");
-  if (auto error = parser.parse(payload.data(), payload.size(), /*realloc_if_needed=*/true)
-                       .get(root);
-      error != simdjson::SUCCESS) {
-    return InvalidArgumentError(std::string("the payload is not valid JSON: ") +
-                                simdjson::error_message(error));
+  Result<json::Value> root = parser.Parse(payload);
+  if (!root.ok()) {
+    return InvalidArgumentError("the payload is not valid JSON: " +
+                                std::string(root.status().message()));
   }
-  dom::object object;
-  if (root.get(object) != simdjson::SUCCESS) {
-    return InvalidArgumentError("the payload is not a JSON object");
-  }
+  const json::Value object = *root;
+  if (!object.is_object()) return InvalidArgumentError("the payload is not a JSON object");
   RecordPayload out;
   out.kind = std::string(kind);
   bool has_model = false, has_request_id = false, has_label = false, has_row = false;
-  for (dom::key_value_pair member : object) {
+  for (json::Member member : object.Members()) {
     std::string_view key = member.key;
     if (key == "model" && !has_model) {
       has_model = true;
@@ -115,14 +106,13 @@ Result<RecordPayload> ParseRecordPayload(std::string_view kind, std::string_view
     } else if (key == "label" && feedback && !has_label) {
       has_label = true;
       double number = 0;
-      std::string_view text;
       if (ReadNumber(member.value, /*allow_null=*/false, number)) {
         out.label = number;
-      } else if (member.value.get(text) == simdjson::SUCCESS) {
-        if (text.size() > kMaxStringBytes) {
+      } else if (Result<std::string_view> text = member.value.GetString(); text.ok()) {
+        if (text->size() > kMaxStringBytes) {
           return InvalidArgumentError("\"label\" is longer than 4096 bytes");
         }
-        out.label = std::string(text);
+        out.label = std::string(*text);
       } else {
         return InvalidArgumentError("\"label\" is not a number or a string");
       }

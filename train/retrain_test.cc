@@ -4,9 +4,9 @@
 #include "train/retrain.h"
 
 #include <gtest/gtest.h>
-#include <simdjson.h>
 
 #include "base/file.h"
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "base/testing/test_util.h"
 #include "train/synthetic.h"
@@ -86,15 +86,13 @@ TEST(Retrain, ChallengerTrainedOnShiftedSiteDataBeatsTheChampion) {
                                            2500}));
   EXPECT_EQ(r.edge.ranges[1], (RecordRange{"plant-7", "n2", "pump", "feedback", 1, 2500,
                                            2500}));
-  simdjson::dom::parser parser;
-  simdjson::dom::element lineage;
-  ASSERT_EQ(parser.parse(r.lineage_json).get(lineage), simdjson::SUCCESS);
-  std::string_view digest;
-  ASSERT_EQ(lineage["training_set"]["sha256"].get(digest), simdjson::SUCCESS);
+  json::Parser parser;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(json::Value lineage, parser.Parse(r.lineage_json));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string_view digest,
+                               lineage["training_set"]["sha256"].GetString());
   EXPECT_EQ(digest, r.training_set_sha256);
   EXPECT_EQ(digest.size(), 64u);
-  int64_t parent = 0;
-  ASSERT_EQ(lineage["parent_version"].get(parent), simdjson::SUCCESS);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(int64_t parent, lineage["parent_version"].GetInt64());
   EXPECT_EQ(parent, 1);
 
   testing::TempDir dir;
