@@ -1,12 +1,12 @@
-// The yaml-cpp adapter of apps/: yaml-cpp's exceptions stop here and become a Status.
+// The edge config (edge_config.h), read through the YAML adapter (base/yaml/yaml.h).
 #include "apps/edge_config.h"
-
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <charconv>
 #include <set>
 #include <vector>
+
+#include "base/yaml/yaml.h"
 
 namespace outpost::apps {
 
@@ -33,29 +33,57 @@ Status ParseHostPort(std::string_view listen, std::string_view what, std::string
 }
 
 // The `outbox:` section onto `options` (checked further by Outbox::Open).
-Status ParseOutboxSection(const YAML::Node& node, outbox::OutboxOptions& options) {
+Status ParseOutboxClasses(const yaml::Node& node, outbox::OutboxOptions& options) {
+  if (!node.IsMap()) return InvalidArgumentError("outbox.classes must be a map");
+  for (const auto& cls : node.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string name, cls.first.As<std::string>());
+    Result<outbox::Kind> kind = outbox::ParseKind(name);
+    if (!kind.ok()) return kind.status().WithContext("outbox.classes");
+    if (!cls.second.IsMap()) {
+      return InvalidArgumentError("outbox.classes." + name + " must be a map");
+    }
+    outbox::ClassPolicy& policy = options.classes[static_cast<int>(*kind) - 1];
+    for (const auto& field : cls.second.entries()) {
+      OUTPOST_ASSIGN_OR_RETURN(std::string fkey, field.first.As<std::string>());
+      if (fkey == "max_bytes") {
+        OUTPOST_ASSIGN_OR_RETURN(policy.max_bytes, field.second.As<uint64_t>());
+      } else if (fkey == "evictable") {
+        OUTPOST_ASSIGN_OR_RETURN(policy.evictable, field.second.As<bool>());
+      } else {
+        return InvalidArgumentError("unknown key \"" + fkey + "\" in outbox.classes." + name);
+      }
+    }
+  }
+  return Status();
+}
+
+Status ParseOutboxSection(const yaml::Node& node, outbox::OutboxOptions& options) {
   if (!node.IsMap()) return InvalidArgumentError("outbox must be a map");
-  for (const auto& kv : node) {
-    std::string key = kv.first.as<std::string>();
+  for (const auto& kv : node.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string key, kv.first.As<std::string>());
     if (key == "max_bytes") {
-      options.max_bytes = kv.second.as<uint64_t>();
+      OUTPOST_ASSIGN_OR_RETURN(options.max_bytes, kv.second.As<uint64_t>());
       if (options.max_bytes == 0) return InvalidArgumentError("outbox.max_bytes must be > 0");
     } else if (key == "max_payload_bytes") {
-      options.max_payload_bytes = kv.second.as<size_t>();
+      OUTPOST_ASSIGN_OR_RETURN(options.max_payload_bytes, kv.second.As<uint64_t>());
       if (options.max_payload_bytes == 0 || options.max_payload_bytes > (size_t{16} << 20)) {
         return InvalidArgumentError("outbox.max_payload_bytes must be 1 to 16777216");
       }
     } else if (key == "key_file") {
-      options.key_file = kv.second.IsNull() ? "" : kv.second.as<std::string>();
+      if (kv.second.IsNull()) {
+        options.key_file = "";
+      } else {
+        OUTPOST_ASSIGN_OR_RETURN(options.key_file, kv.second.As<std::string>());
+      }
     } else if (key == "priority") {
       if (!kv.second.IsSequence()) return InvalidArgumentError("outbox.priority must be a list");
       std::vector<outbox::Kind> priority;
-      for (const auto& item : kv.second) {
-        Result<outbox::Kind> kind = outbox::ParseKind(item.as<std::string>());
+      for (const auto& item : kv.second.items()) {
+        OUTPOST_ASSIGN_OR_RETURN(std::string name, item.As<std::string>());
+        Result<outbox::Kind> kind = outbox::ParseKind(name);
         if (!kind.ok()) return kind.status().WithContext("outbox.priority");
         if (std::find(priority.begin(), priority.end(), *kind) != priority.end()) {
-          return InvalidArgumentError("outbox.priority lists \"" + item.as<std::string>() +
-                                      "\" twice");
+          return InvalidArgumentError("outbox.priority lists \"" + name + "\" twice");
         }
         priority.push_back(*kind);
       }
@@ -64,26 +92,7 @@ Status ParseOutboxSection(const YAML::Node& node, outbox::OutboxOptions& options
       }
       options.priority = std::move(priority);
     } else if (key == "classes") {
-      if (!kv.second.IsMap()) return InvalidArgumentError("outbox.classes must be a map");
-      for (const auto& cls : kv.second) {
-        std::string name = cls.first.as<std::string>();
-        Result<outbox::Kind> kind = outbox::ParseKind(name);
-        if (!kind.ok()) return kind.status().WithContext("outbox.classes");
-        if (!cls.second.IsMap()) {
-          return InvalidArgumentError("outbox.classes." + name + " must be a map");
-        }
-        outbox::ClassPolicy& policy = options.classes[static_cast<int>(*kind) - 1];
-        for (const auto& field : cls.second) {
-          std::string fkey = field.first.as<std::string>();
-          if (fkey == "max_bytes") {
-            policy.max_bytes = field.second.as<uint64_t>();
-          } else if (fkey == "evictable") {
-            policy.evictable = field.second.as<bool>();
-          } else {
-            return InvalidArgumentError("unknown key \"" + fkey + "\" in outbox.classes." + name);
-          }
-        }
-      }
+      OUTPOST_RETURN_IF_ERROR(ParseOutboxClasses(kv.second, options));
     } else {
       return InvalidArgumentError("unknown key \"" + key + "\" in outbox");
     }
@@ -91,30 +100,40 @@ Status ParseOutboxSection(const YAML::Node& node, outbox::OutboxOptions& options
   return Status();
 }
 
+// A string setting that a bare `key:` (YAML null) leaves empty.
+Status ReadOptionalString(const yaml::Node& v, std::string& out) {
+  if (v.IsNull()) {
+    out = "";
+    return Status();
+  }
+  OUTPOST_ASSIGN_OR_RETURN(out, v.As<std::string>());
+  return Status();
+}
+
 // The `sync:` section (see edge_config.h).
-Status ParseSyncSection(const YAML::Node& node, EdgeSyncConfig& sync) {
+Status ParseSyncSection(const yaml::Node& node, EdgeSyncConfig& sync) {
   if (!node.IsMap()) return InvalidArgumentError("sync must be a map");
   sync.enabled = true;
-  auto positive = [](const YAML::Node& v, std::string_view key, int64_t min,
+  auto positive = [](const yaml::Node& v, std::string_view key, int64_t min,
                      int64_t max) -> Result<int64_t> {
-    int64_t x = v.as<int64_t>();
+    OUTPOST_ASSIGN_OR_RETURN(int64_t x, v.As<int64_t>());
     if (x < min || x > max) {
       return InvalidArgumentError("sync." + std::string(key) + " must be " + std::to_string(min) +
                                   " to " + std::to_string(max));
     }
     return x;
   };
-  for (const auto& kv : node) {
-    std::string key = kv.first.as<std::string>();
-    const YAML::Node& v = kv.second;
+  for (const auto& kv : node.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string key, kv.first.As<std::string>());
+    const yaml::Node& v = kv.second;
     if (key == "hub_url") {
-      sync.hub_url = v.IsNull() ? "" : v.as<std::string>();
+      OUTPOST_RETURN_IF_ERROR(ReadOptionalString(v, sync.hub_url));
     } else if (key == "credentials_dir") {
-      sync.credentials_dir = v.IsNull() ? "" : v.as<std::string>();
+      OUTPOST_RETURN_IF_ERROR(ReadOptionalString(v, sync.credentials_dir));
     } else if (key == "policy_file") {
-      sync.policy_file = v.IsNull() ? "" : v.as<std::string>();
+      OUTPOST_RETURN_IF_ERROR(ReadOptionalString(v, sync.policy_file));
     } else if (key == "hash_key_file") {
-      sync.hash_key_file = v.IsNull() ? "" : v.as<std::string>();
+      OUTPOST_RETURN_IF_ERROR(ReadOptionalString(v, sync.hash_key_file));
     } else if (key == "bandwidth_bytes_per_s") {
       OUTPOST_ASSIGN_OR_RETURN(int64_t x, positive(v, key, 0, int64_t{1} << 40));
       sync.bandwidth_bytes_per_s = static_cast<uint64_t>(x);
@@ -135,7 +154,7 @@ Status ParseSyncSection(const YAML::Node& node, EdgeSyncConfig& sync) {
     } else if (key == "request_timeout_ms") {
       OUTPOST_ASSIGN_OR_RETURN(sync.request_timeout_ms, positive(v, key, 100, 600'000));
     } else if (key == "encrypt_exports") {
-      sync.encrypt_exports = v.as<bool>();
+      OUTPOST_ASSIGN_OR_RETURN(sync.encrypt_exports, v.As<bool>());
     } else {
       return InvalidArgumentError("unknown key \"" + key + "\" in sync");
     }
@@ -145,6 +164,91 @@ Status ParseSyncSection(const YAML::Node& node, EdgeSyncConfig& sync) {
   }
   if (sync.policy_file.empty()) {
     return InvalidArgumentError("sync.policy_file is required: records leave only under a policy");
+  }
+  return Status();
+}
+
+// The `limits:` section.
+Status ParseLimits(const yaml::Node& limits, EdgeConfig& config) {
+  if (!limits.IsMap()) return InvalidArgumentError("limits must be a map");
+  for (const auto& kv : limits.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string key, kv.first.As<std::string>());
+    if (key == "max_body_bytes") {
+      OUTPOST_ASSIGN_OR_RETURN(config.max_body_bytes, kv.second.As<uint64_t>());
+    } else if (key == "max_elements") {
+      OUTPOST_ASSIGN_OR_RETURN(config.max_elements, kv.second.As<uint64_t>());
+    } else if (key == "max_json_depth") {
+      OUTPOST_ASSIGN_OR_RETURN(config.max_json_depth, kv.second.As<int>());
+      if (config.max_json_depth < 2 || config.max_json_depth > 1024) {
+        return InvalidArgumentError("limits.max_json_depth must be 2 to 1024");
+      }
+    } else {
+      return InvalidArgumentError("unknown key \"" + key + "\" in limits");
+    }
+  }
+  if (config.max_body_bytes == 0) return InvalidArgumentError("limits.max_body_bytes must be > 0");
+  return Status();
+}
+
+// The edge config's top-level map onto `config`.
+Status ParseEdgeRoot(const yaml::Node& root, EdgeConfig& config) {
+  static const std::set<std::string> kKeys = {
+      "site_id", "node_id", "listen", "grpc_listen", "model_repository", "threads",
+      "strict_readiness", "watch_repository", "limits", "log_format", "log_level", "data_dir",
+      "outbox", "sync"};
+  for (const auto& kv : root.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string key, kv.first.As<std::string>());
+    if (!kKeys.count(key)) {
+      return InvalidArgumentError("unknown key \"" + key + "\" in the edge config");
+    }
+  }
+  if (root["site_id"]) {
+    OUTPOST_ASSIGN_OR_RETURN(config.site_id, root["site_id"].As<std::string>());
+  }
+  if (root["node_id"]) {
+    OUTPOST_ASSIGN_OR_RETURN(config.node_id, root["node_id"].As<std::string>());
+  }
+  if (root["listen"]) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string listen, root["listen"].As<std::string>());
+    OUTPOST_RETURN_IF_ERROR(ParseListen(listen, config));
+  }
+  if (yaml::Node node = root["grpc_listen"]) {
+    // A bare `grpc_listen:` is YAML null: as "", no gRPC.
+    std::string listen;
+    OUTPOST_RETURN_IF_ERROR(ReadOptionalString(node, listen));
+    OUTPOST_RETURN_IF_ERROR(ParseGrpcListen(listen, config));
+  }
+  if (root["model_repository"]) {
+    OUTPOST_ASSIGN_OR_RETURN(config.model_repository, root["model_repository"].As<std::string>());
+  }
+  if (root["threads"]) {
+    OUTPOST_ASSIGN_OR_RETURN(config.threads, root["threads"].As<int>());
+    if (config.threads < 0 || config.threads > 1024) {
+      return InvalidArgumentError("threads must be 0 (one per core) to 1024");
+    }
+  }
+  if (root["strict_readiness"]) {
+    OUTPOST_ASSIGN_OR_RETURN(config.strict_readiness, root["strict_readiness"].As<bool>());
+  }
+  if (root["watch_repository"]) {
+    OUTPOST_ASSIGN_OR_RETURN(config.watch_repository, root["watch_repository"].As<bool>());
+  }
+  if (yaml::Node limits = root["limits"]) OUTPOST_RETURN_IF_ERROR(ParseLimits(limits, config));
+  if (root["log_format"]) {
+    OUTPOST_ASSIGN_OR_RETURN(config.log_format, root["log_format"].As<std::string>());
+  }
+  if (root["log_level"]) {
+    OUTPOST_ASSIGN_OR_RETURN(config.log_level, root["log_level"].As<std::string>());
+  }
+  if (root["data_dir"]) {
+    OUTPOST_ASSIGN_OR_RETURN(config.data_dir, root["data_dir"].As<std::string>());
+    if (config.data_dir.empty()) return InvalidArgumentError("data_dir must not be empty");
+  }
+  if (yaml::Node outbox = root["outbox"]) {
+    OUTPOST_RETURN_IF_ERROR(ParseOutboxSection(outbox, config.outbox));
+  }
+  if (yaml::Node sync = root["sync"]) {
+    OUTPOST_RETURN_IF_ERROR(ParseSyncSection(sync, config.sync));
   }
   return Status();
 }
@@ -174,70 +278,13 @@ Status ResolveGrpcListen(EdgeConfig& config) {
 }
 
 Result<EdgeConfig> ParseEdgeConfig(std::string_view yaml_text, EdgeConfig config) {
-  try {
-    YAML::Node root = YAML::Load(std::string(yaml_text));
-    if (!root || root.IsNull()) return config;
-    if (!root.IsMap()) return InvalidArgumentError("the edge config must be a map of keys");
-    static const std::set<std::string> kKeys = {
-        "site_id", "node_id", "listen", "grpc_listen", "model_repository", "threads",
-        "strict_readiness", "watch_repository", "limits", "log_format", "log_level", "data_dir",
-        "outbox", "sync"};
-    for (const auto& kv : root) {
-      std::string key = kv.first.as<std::string>();
-      if (!kKeys.count(key)) return InvalidArgumentError("unknown key \"" + key + "\" in the edge config");
-    }
-    if (root["site_id"]) config.site_id = root["site_id"].as<std::string>();
-    if (root["node_id"]) config.node_id = root["node_id"].as<std::string>();
-    if (root["listen"]) OUTPOST_RETURN_IF_ERROR(ParseListen(root["listen"].as<std::string>(), config));
-    if (root["grpc_listen"]) {
-      // A bare `grpc_listen:` is YAML null: as "", no gRPC.
-      const YAML::Node& node = root["grpc_listen"];
-      OUTPOST_RETURN_IF_ERROR(ParseGrpcListen(node.IsNull() ? "" : node.as<std::string>(), config));
-    }
-    if (root["model_repository"]) config.model_repository = root["model_repository"].as<std::string>();
-    if (root["threads"]) {
-      config.threads = root["threads"].as<int>();
-      if (config.threads < 0 || config.threads > 1024) {
-        return InvalidArgumentError("threads must be 0 (one per core) to 1024");
-      }
-    }
-    if (root["strict_readiness"]) config.strict_readiness = root["strict_readiness"].as<bool>();
-    if (root["watch_repository"]) config.watch_repository = root["watch_repository"].as<bool>();
-    if (const YAML::Node& limits = root["limits"]) {
-      if (!limits.IsMap()) return InvalidArgumentError("limits must be a map");
-      for (const auto& kv : limits) {
-        std::string key = kv.first.as<std::string>();
-        if (key == "max_body_bytes") {
-          config.max_body_bytes = kv.second.as<uint64_t>();
-        } else if (key == "max_elements") {
-          config.max_elements = kv.second.as<uint64_t>();
-        } else if (key == "max_json_depth") {
-          config.max_json_depth = kv.second.as<int>();
-          if (config.max_json_depth < 2 || config.max_json_depth > 1024) {
-            return InvalidArgumentError("limits.max_json_depth must be 2 to 1024");
-          }
-        } else {
-          return InvalidArgumentError("unknown key \"" + key + "\" in limits");
-        }
-      }
-      if (config.max_body_bytes == 0) return InvalidArgumentError("limits.max_body_bytes must be > 0");
-    }
-    if (root["log_format"]) config.log_format = root["log_format"].as<std::string>();
-    if (root["log_level"]) config.log_level = root["log_level"].as<std::string>();
-    if (root["data_dir"]) {
-      config.data_dir = root["data_dir"].as<std::string>();
-      if (config.data_dir.empty()) return InvalidArgumentError("data_dir must not be empty");
-    }
-    if (const YAML::Node& outbox = root["outbox"]) {
-      OUTPOST_RETURN_IF_ERROR(ParseOutboxSection(outbox, config.outbox));
-    }
-    if (const YAML::Node& sync = root["sync"]) {
-      OUTPOST_RETURN_IF_ERROR(ParseSyncSection(sync, config.sync));
-    }
-    return config;
-  } catch (const YAML::Exception& e) {
-    return InvalidArgumentError(std::string("edge config: ") + e.what());
-  }
+  Result<yaml::Node> root = yaml::Parse(yaml_text);
+  if (!root.ok()) return yaml::WithYamlContext(root.status(), "edge config");
+  if (root->IsNull()) return config;
+  if (!root->IsMap()) return InvalidArgumentError("the edge config must be a map of keys");
+  Status status = ParseEdgeRoot(*root, config);
+  if (!status.ok()) return yaml::WithYamlContext(status, "edge config");
+  return config;
 }
 
 }  // namespace outpost::apps

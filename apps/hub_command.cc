@@ -8,7 +8,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <yaml-cpp/yaml.h>
 
 #include <unistd.h>
 
@@ -26,6 +25,7 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/logging.h"
+#include "base/yaml/yaml.h"
 #include "hub/ca.h"
 #include "hub/dashboard.h"
 #include "hub/enrol.h"
@@ -86,59 +86,150 @@ std::string UrlHost(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
+// The `release:` map of a `retrain:` entry.
+Status ParseRetrainRelease(const yaml::Node& v, hub::RetrainConfig& c) {
+  if (!v.IsMap()) return InvalidArgumentError("retrain.release must be a map");
+  for (const auto& r : v.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(const std::string name, r.first.As<std::string>());
+    const yaml::Node& rv = r.second;
+    if (name == "model_config") {
+      OUTPOST_ASSIGN_OR_RETURN(c.release.model_config_path, rv.As<std::string>());
+    } else if (name == "keys") {
+      OUTPOST_ASSIGN_OR_RETURN(c.release.keys_dir, rv.As<std::string>());
+    } else if (name == "sites") {
+      OUTPOST_ASSIGN_OR_RETURN(c.release.sites, rv.AsStringList());
+    } else if (name == "groups") {
+      OUTPOST_ASSIGN_OR_RETURN(c.release.groups, rv.AsStringList());
+    } else if (name == "expires_days") {
+      OUTPOST_ASSIGN_OR_RETURN(c.release.expires_days, rv.As<int>());
+    } else if (name == "shadow") {
+      if (!rv.IsMap()) return InvalidArgumentError("retrain.release.shadow must be a map");
+      OUTPOST_ASSIGN_OR_RETURN(c.release.shadow_yaml, yaml::Emit(rv));
+    } else {
+      return InvalidArgumentError("unknown key \"retrain.release." + name + "\"");
+    }
+  }
+  return Status::Ok();
+}
+
 // One entry of the config's `retrain:` list (hub/FORMAT.md section 7). Unknown keys are
 // refused; the scheduler checks the values (hub::ValidateRetrainConfig).
-Result<hub::RetrainConfig> ParseRetrain(const YAML::Node& node) {
+Result<hub::RetrainConfig> ParseRetrain(const yaml::Node& node) {
   if (!node.IsMap()) return InvalidArgumentError("each retrain entry must be a map");
   hub::RetrainConfig c;
-  for (const auto& item : node) {
-    const std::string key = item.first.as<std::string>();
-    const YAML::Node& v = item.second;
+  for (const auto& item : node.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(const std::string key, item.first.As<std::string>());
+    const yaml::Node& v = item.second;
     if (key == "model") {
-      c.model = v.as<std::string>();
+      OUTPOST_ASSIGN_OR_RETURN(c.model, v.As<std::string>());
     } else if (key == "tenant") {
-      c.tenant = v.as<std::string>();
+      OUTPOST_ASSIGN_OR_RETURN(c.tenant, v.As<std::string>());
     } else if (key == "train_config") {
-      c.train_config = v.as<std::string>();
+      OUTPOST_ASSIGN_OR_RETURN(c.train_config, v.As<std::string>());
     } else if (key == "workers") {
-      c.workers = v.as<int>();
+      OUTPOST_ASSIGN_OR_RETURN(c.workers, v.As<int>());
     } else if (key == "every_s") {
-      c.every = std::chrono::seconds(v.as<int64_t>());
+      OUTPOST_ASSIGN_OR_RETURN(int64_t s, v.As<int64_t>());
+      c.every = std::chrono::seconds(s);
     } else if (key == "min_new_labels") {
-      c.min_new_labels = v.as<int64_t>();
+      OUTPOST_ASSIGN_OR_RETURN(c.min_new_labels, v.As<int64_t>());
     } else if (key == "check_every_s") {
-      c.check_every = std::chrono::seconds(v.as<int64_t>());
+      OUTPOST_ASSIGN_OR_RETURN(int64_t s, v.As<int64_t>());
+      c.check_every = std::chrono::seconds(s);
     } else if (key == "auto_approve") {
-      c.auto_approve = v.as<bool>();
+      OUTPOST_ASSIGN_OR_RETURN(c.auto_approve, v.As<bool>());
     } else if (key == "release") {
-      if (!v.IsMap()) return InvalidArgumentError("retrain.release must be a map");
-      for (const auto& r : v) {
-        const std::string name = r.first.as<std::string>();
-        const YAML::Node& rv = r.second;
-        if (name == "model_config") {
-          c.release.model_config_path = rv.as<std::string>();
-        } else if (name == "keys") {
-          c.release.keys_dir = rv.as<std::string>();
-        } else if (name == "sites") {
-          c.release.sites = rv.as<std::vector<std::string>>();
-        } else if (name == "groups") {
-          c.release.groups = rv.as<std::vector<std::string>>();
-        } else if (name == "expires_days") {
-          c.release.expires_days = rv.as<int>();
-        } else if (name == "shadow") {
-          if (!rv.IsMap()) return InvalidArgumentError("retrain.release.shadow must be a map");
-          YAML::Emitter emitter;
-          emitter << rv;
-          c.release.shadow_yaml = emitter.c_str();
-        } else {
-          return InvalidArgumentError("unknown key \"retrain.release." + name + "\"");
-        }
-      }
+      OUTPOST_RETURN_IF_ERROR(ParseRetrainRelease(v, c));
     } else {
       return InvalidArgumentError("unknown key \"retrain." + key + "\"");
     }
   }
   return c;
+}
+
+// "<a>=<b>" from the `a_key` and `b_key` strings of `entry` (an operator or a policy).
+Result<std::string> JoinedPair(const yaml::Node& entry, const char* a_key, const char* b_key) {
+  OUTPOST_ASSIGN_OR_RETURN(std::string a, entry[a_key].As<std::string>());
+  OUTPOST_ASSIGN_OR_RETURN(std::string b, entry[b_key].As<std::string>());
+  return a + "=" + b;
+}
+
+// The hub config's `limits:` map (a non-empty list there is the adapter's "invalid node").
+Status ParseHubLimits(const yaml::Node& v, HubFlags& flags) {
+  OUTPOST_ASSIGN_OR_RETURN(auto limits, v.MapEntries());
+  for (const auto& limit : limits) {
+    OUTPOST_ASSIGN_OR_RETURN(const std::string name, limit.first.As<std::string>());
+    if (name == "max_body_bytes") {
+      OUTPOST_ASSIGN_OR_RETURN(flags.max_body_bytes, limit.second.As<uint64_t>());
+    } else if (name == "max_connections") {
+      OUTPOST_ASSIGN_OR_RETURN(flags.max_connections, limit.second.As<uint64_t>());
+    } else {
+      return InvalidArgumentError(flags.config_path + ": unknown key \"limits." + name + "\"");
+    }
+  }
+  return Status::Ok();
+}
+
+// The hub config's top-level map onto `flags`, except where `given` says the command line set
+// the value.
+Status ParseHubConfigRoot(const yaml::Node& root, HubFlags& flags,
+                          const std::function<bool(const char*)>& given) {
+  for (const auto& item : root.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(const std::string key, item.first.As<std::string>());
+    const yaml::Node& v = item.second;
+    auto set = [&](const char* flag, std::string& out) -> Status {
+      if (given(flag)) return Status::Ok();
+      OUTPOST_ASSIGN_OR_RETURN(out, v.As<std::string>());
+      return Status::Ok();
+    };
+    if (key == "data_dir") {
+      OUTPOST_RETURN_IF_ERROR(set("--data-dir", flags.data_dir));
+    } else if (key == "store") {
+      OUTPOST_RETURN_IF_ERROR(set("--store", flags.store_url));
+    } else if (key == "listen") {
+      OUTPOST_RETURN_IF_ERROR(set("--listen", flags.listen));
+    } else if (key == "operator_listen") {
+      OUTPOST_RETURN_IF_ERROR(set("--operator-listen", flags.operator_listen));
+    } else if (key == "web_dir") {
+      OUTPOST_RETURN_IF_ERROR(set("--web-dir", flags.web_dir));
+    } else if (key == "server_names") {
+      OUTPOST_ASSIGN_OR_RETURN(auto names, v.ListItems());
+      for (const auto& n : names) {
+        OUTPOST_ASSIGN_OR_RETURN(std::string name, n.As<std::string>());
+        flags.server_names.push_back(std::move(name));
+      }
+    } else if (key == "operators") {
+      OUTPOST_ASSIGN_OR_RETURN(auto ops, v.ListItems());
+      for (const auto& op : ops) {
+        OUTPOST_ASSIGN_OR_RETURN(std::string token, JoinedPair(op, "token", "tenant"));
+        flags.operator_tokens.push_back(std::move(token));
+      }
+    } else if (key == "policies") {
+      OUTPOST_ASSIGN_OR_RETURN(auto policies, v.ListItems());
+      for (const auto& p : policies) {
+        OUTPOST_ASSIGN_OR_RETURN(std::string policy, JoinedPair(p, "tenant", "file"));
+        flags.policies.push_back(std::move(policy));
+      }
+    } else if (key == "retrain") {
+      if (!v.IsSequence()) {
+        return InvalidArgumentError(flags.config_path + ": retrain must be a list");
+      }
+      for (const auto& entry : v.items()) {
+        Result<hub::RetrainConfig> c = ParseRetrain(entry);
+        if (!c.ok()) {
+          // Either way the message reads "<config path>: ...".
+          if (c.status().reason() == yaml::kErrorReason) return c.status();
+          return c.status().WithContext(flags.config_path);
+        }
+        flags.retrain.push_back(std::move(*c));
+      }
+    } else if (key == "limits") {
+      OUTPOST_RETURN_IF_ERROR(ParseHubLimits(v, flags));
+    } else {
+      return InvalidArgumentError(flags.config_path + ": unknown key \"" + key + "\"");
+    }
+  }
+  return Status::Ok();
 }
 
 // Reads the hub config (hub/FORMAT.md section 7) into `flags`; flags given on the command
@@ -147,61 +238,10 @@ Status LoadHubConfig(HubFlags& flags, const CLI::App& cmd) {
   if (flags.config_path.empty()) return Status::Ok();
   OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(flags.config_path, 1 << 20));
   auto given = [&](const char* name) { return cmd.count(name) > 0; };
-  try {
-    YAML::Node root = YAML::Load(text);
-    if (!root.IsMap()) return InvalidArgumentError(flags.config_path + ": not a YAML mapping");
-    for (const auto& item : root) {
-      const std::string key = item.first.as<std::string>();
-      const YAML::Node& v = item.second;
-      if (key == "data_dir") {
-        if (!given("--data-dir")) flags.data_dir = v.as<std::string>();
-      } else if (key == "store") {
-        if (!given("--store")) flags.store_url = v.as<std::string>();
-      } else if (key == "listen") {
-        if (!given("--listen")) flags.listen = v.as<std::string>();
-      } else if (key == "operator_listen") {
-        if (!given("--operator-listen")) flags.operator_listen = v.as<std::string>();
-      } else if (key == "web_dir") {
-        if (!given("--web-dir")) flags.web_dir = v.as<std::string>();
-      } else if (key == "server_names") {
-        for (const auto& n : v) flags.server_names.push_back(n.as<std::string>());
-      } else if (key == "operators") {
-        for (const auto& op : v) {
-          flags.operator_tokens.push_back(op["token"].as<std::string>() + "=" +
-                                          op["tenant"].as<std::string>());
-        }
-      } else if (key == "policies") {
-        for (const auto& p : v) {
-          flags.policies.push_back(p["tenant"].as<std::string>() + "=" +
-                                   p["file"].as<std::string>());
-        }
-      } else if (key == "retrain") {
-        if (!v.IsSequence()) return InvalidArgumentError(flags.config_path + ": retrain must be a list");
-        for (const auto& entry : v) {
-          Result<hub::RetrainConfig> c = ParseRetrain(entry);
-          if (!c.ok()) return c.status().WithContext(flags.config_path);
-          flags.retrain.push_back(std::move(*c));
-        }
-      } else if (key == "limits") {
-        for (const auto& limit : v) {
-          const std::string name = limit.first.as<std::string>();
-          if (name == "max_body_bytes") {
-            flags.max_body_bytes = limit.second.as<uint64_t>();
-          } else if (name == "max_connections") {
-            flags.max_connections = limit.second.as<size_t>();
-          } else {
-            return InvalidArgumentError(flags.config_path + ": unknown key \"limits." + name +
-                                        "\"");
-          }
-        }
-      } else {
-        return InvalidArgumentError(flags.config_path + ": unknown key \"" + key + "\"");
-      }
-    }
-  } catch (const YAML::Exception& e) {
-    return InvalidArgumentError(flags.config_path + ": " + e.what());
-  }
-  return Status::Ok();
+  Result<yaml::Node> root = yaml::Parse(text);
+  if (!root.ok()) return yaml::WithYamlContext(root.status(), flags.config_path);
+  if (!root->IsMap()) return InvalidArgumentError(flags.config_path + ": not a YAML mapping");
+  return yaml::WithYamlContext(ParseHubConfigRoot(*root, flags, given), flags.config_path);
 }
 
 Status PrepareDataDir(HubFlags& flags) {
