@@ -1,6 +1,5 @@
 // The evaluator on a real outbox (a real SQLite file in a temporary folder) with a fake clock.
 #include <gtest/gtest.h>
-#include <simdjson.h>
 
 #include <algorithm>
 #include <chrono>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/json/json.h"
 #include "base/testing/test_util.h"
 #include "engine/model.h"
 #include "engine/tensor.h"
@@ -25,6 +25,13 @@ namespace {
 
 using engine::DataType;
 using engine::Tensor;
+
+// A parsed payload's member as the test expects it; a missing member or another kind throws,
+// which fails the test.
+int64_t AsInt(const json::Value& v) { return v.GetInt64().value(); }
+uint64_t AsUint(const json::Value& v) { return v.GetUint64().value(); }
+double AsDouble(const json::Value& v) { return v.GetDouble().value(); }
+std::string_view AsString(const json::Value& v) { return v.GetString().value(); }
 
 // The pump model's signature: 8 readings in, a fault probability out.
 const engine::Signature& PumpSignature() {
@@ -105,27 +112,27 @@ class InsightTest : public ::testing::Test {
   }
 
   // Every stored record of `kind`, parsed, oldest first.
-  std::vector<simdjson::dom::element> Records(outbox::Kind kind) {
+  std::vector<json::Value> Records(outbox::Kind kind) {
     auto records = outbox_->Query({.kind = kind, .limit = 10000});
     EXPECT_TRUE(records.ok()) << records.status().ToString();
-    std::vector<simdjson::dom::element> out;
+    std::vector<json::Value> out;
     if (!records.ok()) return out;
     for (const outbox::Record& r : *records) {
       EXPECT_EQ(r.stream, "pump");
-      parsers_.push_back(std::make_unique<simdjson::dom::parser>());
-      simdjson::dom::element doc = parsers_.back()->parse(r.payload);
-      EXPECT_EQ(std::string_view(doc["kind"]), outbox::KindName(kind));
-      EXPECT_EQ(int64_t(doc["v"]), 1);
-      EXPECT_EQ(std::string_view(doc["model"]), "pump");
-      EXPECT_EQ(int64_t(doc["version"]), 3);
+      parsers_.push_back(std::make_unique<json::Parser>());
+      json::Value doc = parsers_.back()->Parse(r.payload).value();
+      EXPECT_EQ(AsString(doc["kind"]), outbox::KindName(kind));
+      EXPECT_EQ(AsInt(doc["v"]), 1);
+      EXPECT_EQ(AsString(doc["model"]), "pump");
+      EXPECT_EQ(AsInt(doc["version"]), 3);
       out.push_back(doc);
     }
     return out;
   }
 
-  static std::set<std::string> Keys(simdjson::dom::object o) {
+  static std::set<std::string> Keys(json::Value o) {
     std::set<std::string> keys;
-    for (auto field : o) keys.insert(std::string(field.key));
+    for (json::Member field : o.Members()) keys.insert(std::string(field.key));
     return keys;
   }
 
@@ -134,7 +141,7 @@ class InsightTest : public ::testing::Test {
   std::unique_ptr<outbox::Outbox> outbox_;
   std::shared_ptr<const RuleSet> rules_;
   std::unique_ptr<Evaluator> evaluator_;
-  std::vector<std::unique_ptr<simdjson::dom::parser>> parsers_;
+  std::vector<std::unique_ptr<json::Parser>> parsers_;
 };
 
 TEST_F(InsightTest, InjectedAnomalyYieldsExactlyOneAnomalyRecord) {
@@ -150,18 +157,18 @@ rules:
 
   auto anomalies = Records(outbox::Kind::kAnomaly);
   ASSERT_EQ(anomalies.size(), 1u);
-  simdjson::dom::element a = anomalies[0];
-  EXPECT_EQ(std::string_view(a["rule"]), "fault_likely");
-  EXPECT_EQ(std::string_view(a["request_id"]), "req-anomaly");
-  EXPECT_EQ(int64_t(a["row"]), 17);
-  EXPECT_EQ(std::string_view(a["score"]), "value");
-  EXPECT_NEAR(double(a["score_value"]), 0.97, 1e-6);
-  EXPECT_EQ(int64_t(a["time_ms"]), 1'700'000'000'000);
+  json::Value a = anomalies[0];
+  EXPECT_EQ(AsString(a["rule"]), "fault_likely");
+  EXPECT_EQ(AsString(a["request_id"]), "req-anomaly");
+  EXPECT_EQ(AsInt(a["row"]), 17);
+  EXPECT_EQ(AsString(a["score"]), "value");
+  EXPECT_NEAR(AsDouble(a["score_value"]), 0.97, 1e-6);
+  EXPECT_EQ(AsInt(a["time_ms"]), 1'700'000'000'000);
   // Exactly the fields the rule names, with the row's readings.
-  simdjson::dom::object inputs = a["inputs"];
+  json::Value inputs = a["inputs"];
   EXPECT_EQ(Keys(inputs), (std::set<std::string>{"vibration_mm_s", "bearing_temp_c"}));
-  EXPECT_EQ(double(inputs["bearing_temp_c"]), data.Row(17)[0]);
-  EXPECT_EQ(double(inputs["vibration_mm_s"]), data.Row(17)[1]);
+  EXPECT_EQ(AsDouble(inputs["bearing_temp_c"]), data.Row(17)[0]);
+  EXPECT_EQ(AsDouble(inputs["vibration_mm_s"]), data.Row(17)[1]);
   EXPECT_EQ(evaluator_->stats().records_appended, 1u);
   EXPECT_TRUE(Records(outbox::Kind::kHardExample).empty());
 }
@@ -174,7 +181,7 @@ TEST_F(InsightTest, BandCatchesRowsOnBothSides) {
   evaluator_->Drain();
   auto anomalies = Records(outbox::Kind::kAnomaly);
   ASSERT_EQ(anomalies.size(), 2u);
-  std::set<int64_t> rows = {int64_t(anomalies[0]["row"]), int64_t(anomalies[1]["row"])};
+  std::set<int64_t> rows = {AsInt(anomalies[0]["row"]), AsInt(anomalies[1]["row"])};
   EXPECT_EQ(rows, (std::set<int64_t>{0, 2}));
   // No fields named: the record carries none.
   EXPECT_TRUE(Keys(anomalies[0]["inputs"]).empty());
@@ -212,13 +219,13 @@ TEST_F(InsightTest, HardExampleOnSmallMarginBetweenTopTwoClasses) {
   e->Drain();
   auto hard = Records(outbox::Kind::kHardExample);
   ASSERT_EQ(hard.size(), 1u);
-  EXPECT_EQ(int64_t(hard[0]["row"]), 1);
-  EXPECT_EQ(std::string_view(hard[0]["score"]), "margin");
-  EXPECT_NEAR(double(hard[0]["score_value"]), 0.01, 1e-6);
-  simdjson::dom::object inputs = hard[0]["inputs"];
+  EXPECT_EQ(AsInt(hard[0]["row"]), 1);
+  EXPECT_EQ(AsString(hard[0]["score"]), "margin");
+  EXPECT_NEAR(AsDouble(hard[0]["score_value"]), 0.01, 1e-6);
+  json::Value inputs = hard[0]["inputs"];
   EXPECT_EQ(Keys(inputs), (std::set<std::string>{"a", "b"}));
-  EXPECT_EQ(double(inputs["a"]), 3.0);
-  simdjson::dom::array output = hard[0]["output"];
+  EXPECT_EQ(AsDouble(inputs["a"]), 3.0);
+  json::Value output = hard[0]["output"];
   EXPECT_EQ(output.size(), 3u);
 }
 
@@ -231,8 +238,8 @@ TEST_F(InsightTest, HardExampleOnLowConfidenceOfABinaryProbability) {
   evaluator_->Drain();
   auto hard = Records(outbox::Kind::kHardExample);
   ASSERT_EQ(hard.size(), 1u);
-  EXPECT_EQ(int64_t(hard[0]["row"]), 0);
-  EXPECT_EQ(std::string_view(hard[0]["score"]), "max_probability");
+  EXPECT_EQ(AsInt(hard[0]["row"]), 0);
+  EXPECT_EQ(AsString(hard[0]["score"]), "max_probability");
 }
 
 // A drift rule on every pump reading, its baseline the deciles of a training set.
@@ -296,15 +303,15 @@ TEST_F(InsightTest, DriftOnShiftedStreamIsDetectedWithinTheWindow) {
   auto drifts = Records(outbox::Kind::kDrift);
   // One record for the shifted reading, raised once although PSI stays above the level.
   ASSERT_EQ(drifts.size(), 1u);
-  simdjson::dom::element d = drifts[0];
-  EXPECT_EQ(std::string_view(d["feature"]), "bearing_temp_c");
-  EXPECT_EQ(std::string_view(d["rule"]), "moved");
-  EXPECT_GE(double(d["psi"]), 0.2);
-  const int64_t rows_seen = int64_t(d["rows_seen"]);
+  json::Value d = drifts[0];
+  EXPECT_EQ(AsString(d["feature"]), "bearing_temp_c");
+  EXPECT_EQ(AsString(d["rule"]), "moved");
+  EXPECT_GE(AsDouble(d["psi"]), 0.2);
+  const int64_t rows_seen = AsInt(d["rows_seen"]);
   EXPECT_GT(rows_seen, 1000);
   EXPECT_LE(rows_seen, 1000 + kWindow);
-  simdjson::dom::array observed = d["observed"];
-  simdjson::dom::array baseline = d["baseline"];
+  json::Value observed = d["observed"];
+  json::Value baseline = d["baseline"];
   EXPECT_EQ(observed.size(), baseline.size());
 }
 
@@ -338,18 +345,18 @@ TEST_F(InsightTest, AggregatesAddUpToTheRowsSentPerMinute) {
 
   auto aggs = Records(outbox::Kind::kAggregate);
   ASSERT_EQ(aggs.size(), 2u);
-  EXPECT_EQ(int64_t(aggs[0]["minute_ms"]), minute_one);
-  EXPECT_EQ(int64_t(aggs[1]["minute_ms"]), minute_one + 60'000);
-  EXPECT_EQ(int64_t(aggs[0]["batches"]), 3);
-  EXPECT_EQ(int64_t(aggs[0]["rows"]), 30);
-  EXPECT_EQ(int64_t(aggs[0]["anomalies"]), 2);
-  EXPECT_EQ(int64_t(aggs[1]["batches"]), 2);
-  EXPECT_EQ(int64_t(aggs[1]["rows"]), 13);
-  EXPECT_EQ(int64_t(aggs[1]["anomalies"]), 3);
-  simdjson::dom::array counts = aggs[0]["score"]["counts"];
+  EXPECT_EQ(AsInt(aggs[0]["minute_ms"]), minute_one);
+  EXPECT_EQ(AsInt(aggs[1]["minute_ms"]), minute_one + 60'000);
+  EXPECT_EQ(AsInt(aggs[0]["batches"]), 3);
+  EXPECT_EQ(AsInt(aggs[0]["rows"]), 30);
+  EXPECT_EQ(AsInt(aggs[0]["anomalies"]), 2);
+  EXPECT_EQ(AsInt(aggs[1]["batches"]), 2);
+  EXPECT_EQ(AsInt(aggs[1]["rows"]), 13);
+  EXPECT_EQ(AsInt(aggs[1]["anomalies"]), 3);
+  json::Value counts = aggs[0]["score"]["counts"];
   ASSERT_EQ(counts.size(), 2u);
-  EXPECT_EQ(int64_t(counts.at(0)), 25);
-  EXPECT_EQ(int64_t(counts.at(1)), 5);
+  EXPECT_EQ(AsInt(counts.At(0)), 25);
+  EXPECT_EQ(AsInt(counts.At(1)), 5);
   EXPECT_EQ(Records(outbox::Kind::kAnomaly).size(), 5u);
 
   // Per-feature statistics of the first minute's 30 rows.
@@ -360,11 +367,11 @@ TEST_F(InsightTest, AggregatesAddUpToTheRowsSentPerMinute) {
     lo = std::min(lo, v);
     hi = std::max(hi, v);
   }
-  simdjson::dom::element vib = aggs[0]["features"]["vibration_mm_s"];
-  EXPECT_EQ(int64_t(vib["count"]), 30);
-  EXPECT_NEAR(double(vib["mean"]), sum / 30, 1e-9);
-  EXPECT_EQ(double(vib["min"]), lo);
-  EXPECT_EQ(double(vib["max"]), hi);
+  json::Value vib = aggs[0]["features"]["vibration_mm_s"];
+  EXPECT_EQ(AsInt(vib["count"]), 30);
+  EXPECT_NEAR(AsDouble(vib["mean"]), sum / 30, 1e-9);
+  EXPECT_EQ(AsDouble(vib["min"]), lo);
+  EXPECT_EQ(AsDouble(vib["max"]), hi);
   EXPECT_EQ(Keys(aggs[0]["features"]).size(), 8u);
 }
 
@@ -376,7 +383,7 @@ TEST_F(InsightTest, ShutdownWritesTheOpenAggregate) {
   evaluator_.reset();
   auto aggs = Records(outbox::Kind::kAggregate);
   ASSERT_EQ(aggs.size(), 1u);
-  EXPECT_EQ(int64_t(aggs[0]["rows"]), 2);
+  EXPECT_EQ(AsInt(aggs[0]["rows"]), 2);
 }
 
 TEST_F(InsightTest, SamplingRespectsTheRateForASeed) {
@@ -422,8 +429,8 @@ TEST_F(InsightTest, SameSeedSamplesTheSameRows) {
     }
     auto records = (*box)->Query({.kind = outbox::Kind::kSample, .limit = 10000});
     EXPECT_TRUE(records.ok());
-    simdjson::dom::parser parser;
-    for (const auto& r : *records) rows.insert(int64_t(parser.parse(r.payload)["row"]));
+    json::Parser parser;
+    for (const auto& r : *records) rows.insert(AsInt(parser.Parse(r.payload).value()["row"]));
     return rows;
   };
   std::set<int64_t> a = sampled_rows(7), b = sampled_rows(7), c = sampled_rows(8);
@@ -474,9 +481,9 @@ TEST_F(InsightTest, FullQueueDropsBatchesAndReportsThemAsAnEvent) {
   EXPECT_EQ(stats.rows_dropped, stats.batches_dropped);
   uint64_t reported = 0;
   auto events = Records(outbox::Kind::kEvent);
-  for (simdjson::dom::element e : events) {
-    EXPECT_EQ(std::string_view(e["event"]), "insight_dropped");
-    reported += uint64_t(e["batches"]);
+  for (json::Value e : events) {
+    EXPECT_EQ(AsString(e["event"]), "insight_dropped");
+    reported += AsUint(e["batches"]);
   }
   EXPECT_EQ(reported, stats.batches_dropped);
   EXPECT_EQ(Records(outbox::Kind::kSample).size(), stats.batches_evaluated);
@@ -507,10 +514,10 @@ TEST_F(InsightTest, ReconstructionErrorOfAnAutoencoderFlagsTheRowItCannotRebuild
   e->Drain();
   auto anomalies = Records(outbox::Kind::kAnomaly);
   ASSERT_EQ(anomalies.size(), 1u);
-  EXPECT_EQ(int64_t(anomalies[0]["row"]), 1);
-  EXPECT_EQ(std::string_view(anomalies[0]["score"]), "reconstruction_error");
-  EXPECT_DOUBLE_EQ(double(anomalies[0]["score_value"]), 4.5);
-  EXPECT_EQ(double(anomalies[0]["inputs"]["f0"]), 3.0);
+  EXPECT_EQ(AsInt(anomalies[0]["row"]), 1);
+  EXPECT_EQ(AsString(anomalies[0]["score"]), "reconstruction_error");
+  EXPECT_DOUBLE_EQ(AsDouble(anomalies[0]["score_value"]), 4.5);
+  EXPECT_EQ(AsDouble(anomalies[0]["inputs"]["f0"]), 3.0);
 }
 
 TEST_F(InsightTest, ReloadedRulesStartAFreshAggregate) {
@@ -527,11 +534,11 @@ TEST_F(InsightTest, ReloadedRulesStartAFreshAggregate) {
   evaluator_->Drain();
   auto aggs = Records(outbox::Kind::kAggregate);
   ASSERT_EQ(aggs.size(), 1u);
-  EXPECT_EQ(int64_t(aggs[0]["rows"]), 3);
+  EXPECT_EQ(AsInt(aggs[0]["rows"]), 3);
   evaluator_.reset();
   aggs = Records(outbox::Kind::kAggregate);
   ASSERT_EQ(aggs.size(), 2u);
-  EXPECT_EQ(int64_t(aggs[1]["rows"]), 1);
+  EXPECT_EQ(AsInt(aggs[1]["rows"]), 1);
 }
 
 // A real XGBoost model scores pump readings; its config.yaml's rules see its own output.
@@ -578,15 +585,15 @@ TEST_F(InsightTest, RealModelScoresFeedTheRules) {
   ASSERT_FALSE(expected.empty());
   ASSERT_LT(expected.size(), p.size());
   std::set<int64_t> got;
-  for (simdjson::dom::element a : Records(outbox::Kind::kAnomaly)) {
-    got.insert(int64_t(a["row"]));
+  for (json::Value a : Records(outbox::Kind::kAnomaly)) {
+    got.insert(AsInt(a["row"]));
     EXPECT_EQ(Keys(a["inputs"]), (std::set<std::string>{"flow_m3h"}));
   }
   EXPECT_EQ(got, expected);
   auto aggs = Records(outbox::Kind::kAggregate);
   ASSERT_EQ(aggs.size(), 1u);
-  EXPECT_EQ(int64_t(aggs[0]["rows"]), live.rows);
-  EXPECT_EQ(uint64_t(aggs[0]["anomalies"]), expected.size());
+  EXPECT_EQ(AsInt(aggs[0]["rows"]), live.rows);
+  EXPECT_EQ(AsUint(aggs[0]["anomalies"]), expected.size());
 }
 
 TEST(Evaluator, CreateRefusesBadOptions) {
