@@ -1,11 +1,11 @@
-// The yaml-cpp adapter of serve/: the only file here that includes yaml-cpp. yaml-cpp reports
-// errors by throwing; every exception is caught here and becomes a Status.
+// A model's config.yaml (model_config.h), read and rewritten through the YAML adapter
+// (base/yaml/yaml.h).
 #include "serve/model_config.h"
-
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <set>
+
+#include "base/yaml/yaml.h"
 
 namespace outpost::serve {
 namespace {
@@ -14,10 +14,10 @@ constexpr size_t kMaxTensors = 256;
 constexpr size_t kMaxRank = 16;
 constexpr size_t kMaxNameLength = 256;
 
-Status CheckKeys(const YAML::Node& node, const std::set<std::string>& allowed,
+Status CheckKeys(const yaml::Node& node, const std::set<std::string>& allowed,
                  std::string_view where) {
-  for (const auto& kv : node) {
-    std::string key = kv.first.as<std::string>();
+  for (const auto& kv : node.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string key, kv.first.As<std::string>());
     if (!allowed.count(key)) {
       return InvalidArgumentError("unknown key \"" + key + "\" in " + std::string(where));
     }
@@ -25,9 +25,9 @@ Status CheckKeys(const YAML::Node& node, const std::set<std::string>& allowed,
   return Status();
 }
 
-Result<std::string> ParseName(const YAML::Node& node, std::string_view what) {
+Result<std::string> ParseName(const yaml::Node& node, std::string_view what) {
   if (!node || !node.IsScalar()) return InvalidArgumentError(std::string(what) + " needs a name");
-  std::string name = node.as<std::string>();
+  OUTPOST_ASSIGN_OR_RETURN(std::string name, node.As<std::string>());
   if (name.empty() || name.size() > kMaxNameLength) {
     return InvalidArgumentError(std::string(what) + " name must have 1 to 256 characters");
   }
@@ -40,13 +40,13 @@ Result<std::string> ParseName(const YAML::Node& node, std::string_view what) {
   return name;
 }
 
-Result<std::vector<engine::TensorSpec>> ParseTensors(const YAML::Node& node, std::string_view key) {
+Result<std::vector<engine::TensorSpec>> ParseTensors(const yaml::Node& node, std::string_view key) {
   std::vector<engine::TensorSpec> out;
   if (!node) return out;
   if (!node.IsSequence()) return InvalidArgumentError(std::string(key) + " must be a list");
   if (node.size() > kMaxTensors) return InvalidArgumentError(std::string(key) + " has too many entries");
   std::set<std::string> seen;
-  for (const YAML::Node& t : node) {
+  for (const yaml::Node& t : node.items()) {
     if (!t.IsMap()) return InvalidArgumentError("each entry of " + std::string(key) + " must be a map");
     OUTPOST_RETURN_IF_ERROR(CheckKeys(t, {"name", "datatype", "shape"}, key));
     engine::TensorSpec spec;
@@ -55,14 +55,15 @@ Result<std::vector<engine::TensorSpec>> ParseTensors(const YAML::Node& node, std
       return InvalidArgumentError(std::string(key) + " names \"" + spec.name + "\" twice");
     }
     if (!t["datatype"]) return InvalidArgumentError(std::string(key) + " \"" + spec.name + "\" needs a datatype");
-    OUTPOST_ASSIGN_OR_RETURN(spec.type, engine::ParseDataType(t["datatype"].as<std::string>()));
-    const YAML::Node& shape = t["shape"];
+    OUTPOST_ASSIGN_OR_RETURN(std::string datatype, t["datatype"].As<std::string>());
+    OUTPOST_ASSIGN_OR_RETURN(spec.type, engine::ParseDataType(datatype));
+    const yaml::Node shape = t["shape"];
     if (!shape || !shape.IsSequence() || shape.size() > kMaxRank) {
       return InvalidArgumentError(std::string(key) + " \"" + spec.name +
                                   "\" needs a shape: a list of at most 16 dimensions");
     }
-    for (const YAML::Node& d : shape) {
-      int64_t dim = d.as<int64_t>();
+    for (const yaml::Node& d : shape.items()) {
+      OUTPOST_ASSIGN_OR_RETURN(int64_t dim, d.As<int64_t>());
       if (dim < -1) {
         return InvalidArgumentError(std::string(key) + " \"" + spec.name +
                                     "\": a dimension is -1 (variable) or >= 0");
@@ -74,7 +75,7 @@ Result<std::vector<engine::TensorSpec>> ParseTensors(const YAML::Node& node, std
   return out;
 }
 
-Result<VersionPolicy> ParseVersionPolicy(const YAML::Node& node) {
+Result<VersionPolicy> ParseVersionPolicy(const yaml::Node& node) {
   VersionPolicy policy;
   if (!node) return policy;
   if (!node.IsMap() || node.size() != 1) {
@@ -82,20 +83,21 @@ Result<VersionPolicy> ParseVersionPolicy(const YAML::Node& node) {
   }
   OUTPOST_RETURN_IF_ERROR(CheckKeys(node, {"latest", "all", "specific"}, "version_policy"));
   if (node["latest"]) {
-    int n = node["latest"].as<int>();
+    OUTPOST_ASSIGN_OR_RETURN(int n, node["latest"].As<int>());
     if (n < 1) return InvalidArgumentError("version_policy.latest must be at least 1");
     policy.latest = n;
   } else if (node["all"]) {
-    if (!node["all"].as<bool>()) return InvalidArgumentError("version_policy.all must be true");
+    OUTPOST_ASSIGN_OR_RETURN(bool all, node["all"].As<bool>());
+    if (!all) return InvalidArgumentError("version_policy.all must be true");
     policy.kind = VersionPolicy::Kind::kAll;
   } else {
     policy.kind = VersionPolicy::Kind::kSpecific;
-    const YAML::Node& list = node["specific"];
+    const yaml::Node list = node["specific"];
     if (!list.IsSequence() || list.size() == 0) {
       return InvalidArgumentError("version_policy.specific must be a non-empty list of versions");
     }
-    for (const YAML::Node& v : list) {
-      int64_t version = v.as<int64_t>();
+    for (const yaml::Node& v : list.items()) {
+      OUTPOST_ASSIGN_OR_RETURN(int64_t version, v.As<int64_t>());
       if (version < 1) return InvalidArgumentError("versions are positive integers");
       policy.versions.push_back(version);
     }
@@ -106,7 +108,7 @@ Result<VersionPolicy> ParseVersionPolicy(const YAML::Node& node) {
   return policy;
 }
 
-Result<BatchingConfig> ParseBatching(const YAML::Node& node, int64_t max_batch_size) {
+Result<BatchingConfig> ParseBatching(const yaml::Node& node, int64_t max_batch_size) {
   BatchingConfig batching;
   if (!node) return batching;
   if (!node.IsMap()) return InvalidArgumentError("batching must be a map");
@@ -115,12 +117,12 @@ Result<BatchingConfig> ParseBatching(const YAML::Node& node, int64_t max_batch_s
                                      "instance_count", "max_queue_size",
                                      "default_timeout_microseconds"},
                                     "batching"));
-  if (const YAML::Node& sizes = node["preferred_batch_sizes"]) {
+  if (const yaml::Node sizes = node["preferred_batch_sizes"]) {
     if (!sizes.IsSequence() || sizes.size() > 32) {
       return InvalidArgumentError("batching.preferred_batch_sizes must be a list of at most 32 sizes");
     }
-    for (const YAML::Node& size : sizes) {
-      const int64_t n = size.as<int64_t>();
+    for (const yaml::Node& size : sizes.items()) {
+      OUTPOST_ASSIGN_OR_RETURN(const int64_t n, size.As<int64_t>());
       if (n < 1 || n > max_batch_size) {
         return InvalidArgumentError("batching.preferred_batch_sizes: " + std::to_string(n) +
                                     " is not within 1..max_batch_size (" +
@@ -136,7 +138,7 @@ Result<BatchingConfig> ParseBatching(const YAML::Node& node, int64_t max_batch_s
   auto integer = [&node](const char* key, int64_t low, int64_t high,
                          int64_t& out) -> Status {
     if (!node[key]) return Status();
-    const int64_t v = node[key].as<int64_t>();
+    OUTPOST_ASSIGN_OR_RETURN(const int64_t v, node[key].As<int64_t>());
     if (v < low || v > high) {
       return InvalidArgumentError("batching." + std::string(key) + " must be within " +
                                   std::to_string(low) + ".." + std::to_string(high));
@@ -156,19 +158,19 @@ Result<BatchingConfig> ParseBatching(const YAML::Node& node, int64_t max_batch_s
   return batching;
 }
 
-Result<ShadowConfig> ParseShadow(const YAML::Node& node) {
+Result<ShadowConfig> ParseShadow(const yaml::Node& node) {
   ShadowConfig shadow;
   if (!node) return shadow;
   if (!node.IsMap()) return InvalidArgumentError("shadow must be a map");
   OUTPOST_RETURN_IF_ERROR(
       CheckKeys(node, {"version", "decision_threshold", "tolerance", "promote"}, "shadow"));
   if (!node["version"]) return InvalidArgumentError("shadow needs a version");
-  shadow.version = node["version"].as<int64_t>();
+  OUTPOST_ASSIGN_OR_RETURN(shadow.version, node["version"].As<int64_t>());
   if (shadow.version < 1) return InvalidArgumentError("shadow.version must be a positive integer");
-  auto number = [](const YAML::Node& n, const char* key, double low, double high,
+  auto number = [](const yaml::Node& n, const char* key, double low, double high,
                    double& out) -> Status {
     if (!n[key]) return Status();
-    const double v = n[key].as<double>();
+    OUTPOST_ASSIGN_OR_RETURN(const double v, n[key].As<double>());
     if (!(v >= low && v <= high)) {
       return InvalidArgumentError("shadow: " + std::string(key) + " must be within " +
                                   std::to_string(low) + ".." + std::to_string(high));
@@ -179,7 +181,7 @@ Result<ShadowConfig> ParseShadow(const YAML::Node& node) {
   OUTPOST_RETURN_IF_ERROR(number(node, "decision_threshold", -1e9, 1e9,
                                  shadow.decision_threshold));
   OUTPOST_RETURN_IF_ERROR(number(node, "tolerance", 0, 1e9, shadow.tolerance));
-  if (const YAML::Node& rule = node["promote"]) {
+  if (const yaml::Node rule = node["promote"]) {
     if (!rule.IsMap()) return InvalidArgumentError("shadow.promote must be a map");
     OUTPOST_RETURN_IF_ERROR(CheckKeys(
         rule, {"min_requests", "min_agreement", "min_labelled", "min_accuracy_gain"},
@@ -197,7 +199,7 @@ Result<ShadowConfig> ParseShadow(const YAML::Node& node) {
   return shadow;
 }
 
-Result<ModelConfig> ParseNode(const YAML::Node& root, std::string_view folder_name) {
+Result<ModelConfig> ParseNode(const yaml::Node& root, std::string_view folder_name) {
   ModelConfig config;
   config.name = std::string(folder_name);
   if (!root || root.IsNull()) return InvalidArgumentError("config.yaml is empty; it needs at least a backend");
@@ -214,14 +216,14 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, std::string_view folder_na
     }
   }
   if (!root["backend"]) return InvalidArgumentError("config.yaml needs a backend (xgboost or onnx)");
-  config.backend = root["backend"].as<std::string>();
+  OUTPOST_ASSIGN_OR_RETURN(config.backend, root["backend"].As<std::string>());
   if (config.backend != "xgboost" && config.backend != "onnx") {
     return InvalidArgumentError("backend \"" + config.backend + "\" is not one of xgboost, onnx");
   }
   OUTPOST_ASSIGN_OR_RETURN(config.version_policy, ParseVersionPolicy(root["version_policy"]));
   config.has_insight_section = static_cast<bool>(root["insight"]);
   if (root["max_batch_size"]) {
-    config.max_batch_size = root["max_batch_size"].as<int64_t>();
+    OUTPOST_ASSIGN_OR_RETURN(config.max_batch_size, root["max_batch_size"].As<int64_t>());
     if (config.max_batch_size < 0 || config.max_batch_size > (int64_t{1} << 20)) {
       return InvalidArgumentError("max_batch_size must be within 0..1048576");
     }
@@ -231,13 +233,14 @@ Result<ModelConfig> ParseNode(const YAML::Node& root, std::string_view folder_na
   OUTPOST_ASSIGN_OR_RETURN(config.shadow, ParseShadow(root["shadow"]));
   OUTPOST_ASSIGN_OR_RETURN(config.inputs, ParseTensors(root["inputs"], "inputs"));
   OUTPOST_ASSIGN_OR_RETURN(config.outputs, ParseTensors(root["outputs"], "outputs"));
-  if (const YAML::Node& params = root["parameters"]) {
+  if (const yaml::Node params = root["parameters"]) {
     if (!params.IsMap()) return InvalidArgumentError("parameters must be a map of strings");
-    for (const auto& kv : params) {
+    for (const auto& kv : params.entries()) {
+      OUTPOST_ASSIGN_OR_RETURN(std::string key, kv.first.As<std::string>());
       if (!kv.second.IsScalar()) {
-        return InvalidArgumentError("parameter \"" + kv.first.as<std::string>() + "\" must be a scalar");
+        return InvalidArgumentError("parameter \"" + key + "\" must be a scalar");
       }
-      config.parameters[kv.first.as<std::string>()] = kv.second.as<std::string>();
+      OUTPOST_ASSIGN_OR_RETURN(config.parameters[key], kv.second.As<std::string>());
     }
   }
   return config;
@@ -262,35 +265,30 @@ std::vector<int64_t> VersionPolicy::Select(std::vector<int64_t> available) const
 }
 
 Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, std::string_view folder_name) {
-  try {
-    YAML::Node root = YAML::Load(std::string(yaml_text));
-    return ParseNode(root, folder_name);
-  } catch (const YAML::Exception& e) {
-    return InvalidArgumentError(std::string("config.yaml: ") + e.what());
-  }
+  Result<yaml::Node> root = yaml::Parse(yaml_text);
+  if (!root.ok()) return yaml::WithYamlContext(root.status(), "config.yaml");
+  Result<ModelConfig> config = ParseNode(*root, folder_name);
+  if (!config.ok()) return yaml::WithYamlContext(config.status(), "config.yaml");
+  return config;
 }
 
 Result<std::string> ConfigAfterShadow(std::string_view yaml_text, std::string_view folder_name,
                                       const std::vector<int64_t>& versions) {
   OUTPOST_RETURN_IF_ERROR(ParseModelConfig(yaml_text, folder_name).status());
   if (versions.empty()) return InvalidArgumentError("a version policy needs a version");
-  try {
-    YAML::Node root = YAML::Load(std::string(yaml_text));
-    root.remove("shadow");
-    YAML::Node policy(YAML::NodeType::Map);
-    YAML::Node list(YAML::NodeType::Sequence);
-    for (int64_t v : versions) list.push_back(v);
-    policy["specific"] = list;
-    root["version_policy"] = policy;
-    YAML::Emitter emitter;
-    emitter << root;
-    if (!emitter.good()) return InternalError("config.yaml: " + emitter.GetLastError());
-    std::string text = std::string(emitter.c_str()) + "\n";
-    OUTPOST_RETURN_IF_ERROR(ParseModelConfig(text, folder_name).status());
-    return text;
-  } catch (const YAML::Exception& e) {
-    return InvalidArgumentError(std::string("config.yaml: ") + e.what());
-  }
+  Result<yaml::Node> root = yaml::Parse(yaml_text);
+  if (!root.ok()) return yaml::WithYamlContext(root.status(), "config.yaml");
+  root->Remove("shadow");
+  yaml::Node policy = yaml::Node::Map();
+  yaml::Node list = yaml::Node::Sequence();
+  for (int64_t v : versions) list.Push(yaml::Node::Int(v));
+  policy.Set("specific", list);
+  root->Set("version_policy", policy);
+  Result<std::string> emitted = yaml::Emit(*root);
+  if (!emitted.ok()) return emitted.status().WithContext("config.yaml");
+  std::string text = *emitted + "\n";
+  OUTPOST_RETURN_IF_ERROR(ParseModelConfig(text, folder_name).status());
+  return text;
 }
 
 }  // namespace outpost::serve
