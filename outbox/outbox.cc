@@ -5,6 +5,7 @@
 
 #include "base/file.h"
 #include "base/logging.h"
+#include "base/names.h"
 #include "base/sqlite/file_faults.h"
 #include "base/sqlite/sqlite.h"
 #include "outbox/crypto.h"
@@ -143,14 +144,8 @@ namespace {
 
 Status ValidateOptions(const OutboxOptions& o) {
   if (o.path.empty()) return InvalidArgumentError("outbox path is empty");
-  if (!ValidName(o.site_id) || o.site_id[0] == '_') {
-    return InvalidArgumentError("site_id \"" + o.site_id.substr(0, 64) +
-                                "\" must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}");
-  }
-  if (!ValidName(o.node_id) || o.node_id[0] == '_') {
-    return InvalidArgumentError("node_id \"" + o.node_id.substr(0, 64) +
-                                "\" must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}");
-  }
+  OUTPOST_RETURN_IF_ERROR(CheckName(kSiteIdRule, o.site_id).WithContext("outbox site_id"));
+  OUTPOST_RETURN_IF_ERROR(CheckName(kNodeIdRule, o.node_id).WithContext("outbox node_id"));
   if (o.max_bytes == 0) return InvalidArgumentError("outbox max_bytes must be > 0");
   if (o.max_payload_bytes == 0 || o.max_payload_bytes > kMaxPayloadLimit) {
     return InvalidArgumentError("outbox max_payload_bytes must be in 1..16 MiB");
@@ -555,9 +550,12 @@ void Outbox::NoteIngestLocked(Kind kind, uint64_t bytes) {
 Result<RecordKey> Outbox::Append(NewRecord record) {
   int code = static_cast<int>(record.kind);
   if (!KnownKind(code)) return InvalidArgumentError("unknown record kind " + std::to_string(code));
-  if (!ValidName(record.stream) || record.stream[0] == '_') {
+  // A StreamName (base/names.h), not one of the outbox's own ("_outbox").
+  OUTPOST_RETURN_IF_ERROR(CheckName(kStreamNameRule, record.stream));
+  if (record.stream[0] == '_') {
     return InvalidArgumentError("stream \"" + record.stream.substr(0, 64) +
-                                "\" must match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}");
+                                "\" begins with '_', which marks the outbox's own streams")
+        .WithReason(kStreamNameRule.reason);
   }
   if (record.payload.size() > options_.max_payload_bytes) {
     return InvalidArgumentError("payload of " + std::to_string(record.payload.size()) +

@@ -94,8 +94,8 @@ struct RecordKey {
 // What a producer appends.
 struct NewRecord {
   Kind kind = Kind::kSample;
-  // Names the sequence the record is counted in, e.g. the model name. Matches
-  // [A-Za-z0-9][A-Za-z0-9._:-]{0,127}; streams beginning with "_" are the outbox's own.
+  // Names the sequence the record is counted in, e.g. the model name. A StreamName
+  // (base/names.h) not beginning with "_": those are the outbox's own.
   std::string stream{};
   // Opaque bytes (JSON by convention), at most OutboxOptions::max_payload_bytes.
   std::string payload{};
@@ -127,7 +127,7 @@ struct OutboxOptions {
   // The database file. Its folder must exist.
   std::string path{};
   // Identity stamped on every record; fixed when the file is created, and a file written
-  // for another site or node is refused. Both match [A-Za-z0-9][A-Za-z0-9._:-]{0,127}.
+  // for another site or node is refused. A SiteId and a NodeId (base/names.h).
   std::string site_id{};
   std::string node_id{};
   // The total byte bound over stored records (charged as FORMAT.md section 3 says).

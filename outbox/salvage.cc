@@ -9,6 +9,7 @@
 
 #include "base/file.h"
 #include "base/logging.h"
+#include "base/names.h"
 #include "base/sqlite/sqlite.h"
 #include "outbox/crypto.h"
 #include "outbox/outbox.h"
@@ -176,7 +177,7 @@ struct Copier {
     std::string header =
         EnvelopeHeader(ctx.site_id, ctx.node_id, r.stream, static_cast<uint64_t>(r.seq),
                        static_cast<uint8_t>(r.kind), r.created_ms);
-    if (!ValidName(r.stream) ||
+    if (!StreamName::IsValid(r.stream) ||
         RecordChecksum(header, r.payload) != static_cast<uint32_t>(r.checksum)) {
       return Quarantine(r, "checksum mismatch");
     }

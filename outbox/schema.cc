@@ -14,17 +14,6 @@ void PutString(std::string& out, std::string_view s) {
 
 }  // namespace
 
-bool ValidName(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  for (size_t i = 0; i < name.size(); ++i) {
-    char c = name[i];
-    bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    bool ok = alnum || c == '_' || (i > 0 && (c == '.' || c == ':' || c == '-'));
-    if (!ok) return false;
-  }
-  return true;
-}
-
 Status ConfigureConnection(sqlite::Db& db, uint64_t max_bytes) {
   uint64_t pages = (2 * max_bytes + (uint64_t{16} << 20)) / 4096;
   if (pages > 0xFFFFFFFEull) pages = 0xFFFFFFFEull;

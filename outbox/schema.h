@@ -23,9 +23,6 @@ inline constexpr uint64_t kNonceReserveStep = uint64_t{1} << 20;
 inline constexpr std::string_view kEventStream = "_outbox";
 inline constexpr size_t kMaxPayloadLimit = size_t{16} << 20;
 
-// True for [A-Za-z0-9_][A-Za-z0-9._:-]{0,127} (site, node and stream names; FORMAT.md 2).
-bool ValidName(std::string_view name);
-
 // The meta table of one file.
 struct Meta {
   std::string site_id{};
