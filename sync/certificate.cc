@@ -1,6 +1,6 @@
 // The certificate half of sync/crypto.h: export files and receipts name their signer by a
 // certificate (FORMAT.md sections 4 and 5), whose key must be Ed25519. The X.509 work is the
-// crypto adapter's (base/crypto/x509.h); TLS is https_client.cc's.
+// crypto adapter's (base/crypto/x509.h); TLS is base/http/client.cc's.
 #include "base/crypto/crypto.h"
 #include "base/crypto/x509.h"
 #include "sync/crypto.h"

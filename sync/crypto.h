@@ -3,7 +3,7 @@
 // primitives that seal an export file to a hub's key (section 6): X25519, HKDF-SHA256,
 // AES-256-GCM, SHA-256. crypto.cc builds these on the crypto adapter (base/crypto/crypto.h),
 // certificate.cc the certificate functions on its X.509 half (base/crypto/x509.h);
-// https_client.cc is the TLS adapter of sync/. Thread-safe.
+// TLS is base/http/client.cc's. Thread-safe.
 #ifndef OUTPOST_SYNC_CRYPTO_H_
 #define OUTPOST_SYNC_CRYPTO_H_
 

@@ -25,7 +25,7 @@ constexpr char kAuditFile[] = "audit.log";
 
 }  // namespace
 
-Forwarder::Forwarder(ForwarderOptions options, std::unique_ptr<HttpsClient> client,
+Forwarder::Forwarder(ForwarderOptions options, std::unique_ptr<HubClient> client,
                      std::unique_ptr<policy::AuditLog> audit, std::unique_ptr<AuditCursor> cursor,
                      policy::HashKey key)
     : options_(std::move(options)),
@@ -47,7 +47,7 @@ Result<std::unique_ptr<Forwarder>> Forwarder::Start(ForwarderOptions options) {
     return InvalidArgumentError("forwarder: bad lease, backoff or audit settings");
   }
   OUTPOST_ASSIGN_OR_RETURN(policy::HashKey key, policy::HashKey::Create(options.hash_key_secret));
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<HttpsClient> client, HttpsClient::Create(options.https));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<HubClient> client, HubClient::Create(options.https));
   std::string log_path = JoinPath(options.state_dir, kAuditFile);
   Result<std::unique_ptr<policy::AuditLog>> audit = policy::AuditLog::Open(log_path);
   if (!audit.ok()) return audit.status().WithContext("audit log " + log_path);
@@ -233,7 +233,7 @@ Forwarder::Upload Forwarder::UploadGroup(const std::string& stream,
         std::lock_guard<std::mutex> lock(mu_);
         stats_.bytes_sent += bytes->size();
       }
-      Result<HttpsResponse> r =
+      Result<http::ClientResponse> r =
           client_->Post("/sync/v1/batches", "application/octet-stream", *bytes);
       if (!r.ok()) {
         NoteError(r.status().ToString());
@@ -330,7 +330,7 @@ void Forwarder::ReportStatus() {
   w.Key("models");
   w.Raw(options_.models_json ? options_.models_json() : "[]");
   w.EndObject();
-  Result<HttpsResponse> r = client_->Post("/sync/v1/status", "application/json", body);
+  Result<http::ClientResponse> r = client_->Post("/sync/v1/status", "application/json", body);
   if (r.ok() && r->status == 200) {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.status_reports;

@@ -35,7 +35,7 @@
 #include "policy/evaluate.h"
 #include "policy/policy.h"
 #include "sync/audit_cursor.h"
-#include "sync/https_client.h"
+#include "sync/hub_client.h"
 
 namespace outpost::sync {
 
@@ -43,7 +43,7 @@ struct ForwarderOptions {
   // The node's outbox. Not owned; must outlive the Forwarder.
   outbox::Outbox* outbox = nullptr;
   // The hub: base URL and the site's credentials (FORMAT.md; written by `outpost enrol`).
-  HttpsClientOptions https{};
+  HubClientOptions https{};
   // The policy every record passes before it leaves, and the site secret of its hash rules.
   std::shared_ptr<const policy::Policy> policy{};
   std::string hash_key_secret{};
@@ -102,7 +102,7 @@ class Forwarder {
  private:
   enum class Upload { kAcked, kSetAside, kFailed };
 
-  Forwarder(ForwarderOptions options, std::unique_ptr<HttpsClient> client,
+  Forwarder(ForwarderOptions options, std::unique_ptr<HubClient> client,
             std::unique_ptr<policy::AuditLog> audit, std::unique_ptr<AuditCursor> cursor,
             policy::HashKey key);
   void Loop();
@@ -118,7 +118,7 @@ class Forwarder {
 
   ForwarderOptions options_;
   Clock* clock_;
-  std::unique_ptr<HttpsClient> client_;
+  std::unique_ptr<HubClient> client_;
   std::unique_ptr<policy::AuditLog> audit_;
   std::unique_ptr<AuditCursor> cursor_;  // used only by the loop thread
   policy::HashKey key_;
