@@ -1,13 +1,10 @@
-// The yaml-cpp adapter of policy/: the only file here that includes yaml-cpp. yaml-cpp throws
-// from Load and from conversions; every exception is caught here and becomes InvalidArgument.
-#include <yaml-cpp/yaml.h>
-
+// The policy's YAML (FORMAT.md), read through the YAML adapter (base/yaml/yaml.h).
 #include <cmath>
-#include <exception>
 #include <set>
 #include <string>
 #include <utility>
 
+#include "base/yaml/yaml.h"
 #include "policy/crypto.h"
 #include "policy/policy.h"
 
@@ -23,59 +20,59 @@ std::string Join(std::string_view a, std::string_view b) {
 }
 
 // The members of a map node in order, each key a scalar string; duplicates are errors.
-Result<std::vector<std::pair<std::string, YAML::Node>>> Members(const YAML::Node& node,
+Result<std::vector<std::pair<std::string, yaml::Node>>> Members(const yaml::Node& node,
                                                                 std::string_view where) {
   if (!node.IsMap()) return KeyError(where, "must be a map");
-  std::vector<std::pair<std::string, YAML::Node>> out;
+  std::vector<std::pair<std::string, yaml::Node>> out;
   std::set<std::string> seen;
-  for (const auto& item : node) {
+  for (const auto& item : node.entries()) {
     if (!item.first.IsScalar()) return KeyError(where, "keys must be strings");
-    std::string key = item.first.Scalar();
+    std::string key = item.first.scalar();
     if (!seen.insert(key).second) return KeyError(Join(where, key), "repeated key");
     out.emplace_back(std::move(key), item.second);
   }
   return out;
 }
 
-Result<std::string> Scalar(const YAML::Node& node, std::string_view key) {
+Result<std::string> Scalar(const yaml::Node& node, std::string_view key) {
   if (!node.IsScalar()) return KeyError(key, "must be a scalar");
-  return node.Scalar();
+  return node.scalar();
 }
 
-Result<int64_t> Integer(const YAML::Node& node, std::string_view key) {
+Result<int64_t> Integer(const yaml::Node& node, std::string_view key) {
   OUTPOST_ASSIGN_OR_RETURN(std::string text, Scalar(node, key));
   int64_t value = 0;
-  if (!YAML::convert<int64_t>::decode(node, value)) return KeyError(key, "must be an integer");
+  if (!node.Decode(value)) return KeyError(key, "must be an integer");
   return value;
 }
 
-Result<double> Number(const YAML::Node& node, std::string_view key) {
+Result<double> Number(const yaml::Node& node, std::string_view key) {
   OUTPOST_ASSIGN_OR_RETURN(std::string text, Scalar(node, key));
   double value = 0;
-  if (!YAML::convert<double>::decode(node, value) || !std::isfinite(value)) {
+  if (!node.Decode(value) || !std::isfinite(value)) {
     return KeyError(key, "must be a finite number");
   }
   return value;
 }
 
-Result<bool> Boolean(const YAML::Node& node, std::string_view key) {
+Result<bool> Boolean(const yaml::Node& node, std::string_view key) {
   OUTPOST_ASSIGN_OR_RETURN(std::string text, Scalar(node, key));
   bool value = false;
-  if (!YAML::convert<bool>::decode(node, value)) return KeyError(key, "must be true or false");
+  if (!node.Decode(value)) return KeyError(key, "must be true or false");
   return value;
 }
 
-Result<Action> KeepOrDrop(const YAML::Node& node, std::string_view key) {
+Result<Action> KeepOrDrop(const yaml::Node& node, std::string_view key) {
   OUTPOST_ASSIGN_OR_RETURN(std::string text, Scalar(node, key));
   if (text == "keep") return Action::kKeep;
   if (text == "drop") return Action::kDrop;
   return KeyError(key, "must be keep or drop");
 }
 
-Result<FieldRule> ParseFieldRule(const YAML::Node& node, std::string_view key) {
+Result<FieldRule> ParseFieldRule(const yaml::Node& node, std::string_view key) {
   FieldRule rule;
   if (node.IsScalar()) {
-    const std::string& text = node.Scalar();
+    const std::string& text = node.scalar();
     if (text == "keep") rule.action = Action::kKeep;
     else if (text == "drop") rule.action = Action::kDrop;
     else if (text == "hash") rule.action = Action::kHash;
@@ -128,7 +125,7 @@ Result<FieldRule> ParseFieldRule(const YAML::Node& node, std::string_view key) {
   return rule;
 }
 
-Result<KindRule> ParseKind(const std::string& kind, const YAML::Node& node,
+Result<KindRule> ParseKind(const std::string& kind, const yaml::Node& node,
                            std::string_view key) {
   KindRule rule;
   std::optional<RecordClass> record_class = internal::DefaultClass(kind);
@@ -183,7 +180,7 @@ Result<KindRule> ParseKind(const std::string& kind, const YAML::Node& node,
   return rule;
 }
 
-Result<std::shared_ptr<const Policy>> ParseRoot(const YAML::Node& root, std::string_view text) {
+Result<std::shared_ptr<const Policy>> ParseRoot(const yaml::Node& root, std::string_view text) {
   if (!root.IsMap()) return InvalidArgumentError("policy: must be a map of keys");
   auto policy = std::make_shared<Policy>();
   policy->digest = "sha256:" + Sha256Hex(text);
@@ -209,7 +206,9 @@ Result<std::shared_ptr<const Policy>> ParseRoot(const YAML::Node& root, std::str
       if (regions.size() > kMaxRegions) return KeyError(name, "more than 256 regions");
       for (const auto& [region_name, region_node] : regions) {
         const std::string at = Join(name, region_name);
-        if (Status s = internal::ValidateName(region_name); !s.ok()) return KeyError(at, s.message());
+        if (Status s = CheckName(kRegionRule, region_name); !s.ok()) {
+          return KeyError(at, s.message()).WithReason(s.reason());
+        }
         Region region;
         bool have_raw = false;
         OUTPOST_ASSIGN_OR_RETURN(auto fields, Members(region_node, at));
@@ -273,12 +272,9 @@ Result<std::shared_ptr<const Policy>> ParsePolicy(std::string_view yaml_text) {
   if (yaml_text.size() > kMaxPolicyBytes) {
     return InvalidArgumentError("policy: larger than 256 KiB");
   }
-  try {
-    YAML::Node root = YAML::Load(std::string(yaml_text));
-    return ParseRoot(root, yaml_text);
-  } catch (const std::exception& e) {
-    return InvalidArgumentError(std::string("policy: not valid YAML: ") + e.what());
-  }
+  Result<yaml::Node> root = yaml::Parse(yaml_text);
+  if (!root.ok()) return yaml::WithYamlContext(root.status(), "policy: not valid YAML");
+  return ParseRoot(*root, yaml_text);
 }
 
 }  // namespace outpost::policy
