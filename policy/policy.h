@@ -92,7 +92,8 @@ Result<std::shared_ptr<const Policy>> ParsePolicy(std::string_view yaml_text);
 namespace internal {
 // OK when `path` is a valid field path (FORMAT.md, Field paths).
 Status ValidatePath(std::string_view path);
-// OK when `name` is 1..kMaxNameBytes bytes of printable ASCII without spaces.
+// OK when `name` is 1..kMaxNameBytes bytes of printable ASCII without spaces: the rule of
+// kind names. Regions and sites are Region and SiteId of base/names.h.
 Status ValidateName(std::string_view name);
 // The default class of a well-known kind, nullopt for another name.
 std::optional<RecordClass> DefaultClass(std::string_view kind);

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "base/yaml/yaml.h"
+#include "base/names.h"
 #include "policy/crypto.h"
 #include "policy/policy.h"
 
@@ -233,7 +234,9 @@ Result<std::shared_ptr<const Policy>> ParseRoot(const yaml::Node& root, std::str
       if (sites.size() > kMaxSites) return KeyError(name, "more than 100000 sites");
       for (const auto& [site, region_node] : sites) {
         const std::string at = Join(name, site);
-        if (Status s = internal::ValidateName(site); !s.ok()) return KeyError(at, s.message());
+        if (Status s = CheckName(kSiteIdRule, site); !s.ok()) {
+          return KeyError(at, s.message()).WithReason(s.reason());
+        }
         OUTPOST_ASSIGN_OR_RETURN(std::string region, Scalar(region_node, at));
         policy->sites.emplace(site, std::move(region));
       }
