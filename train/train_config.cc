@@ -1,24 +1,23 @@
-// The yaml-cpp adapter of train/: the only file of train/ that includes a yaml-cpp header.
+// train.yaml (train_config.h), read through the YAML adapter (base/yaml/yaml.h).
 #include "train/train_config.h"
-
-#include <yaml-cpp/yaml.h>
 
 #include <cmath>
 #include <filesystem>
 #include <set>
 
 #include "base/file.h"
+#include "base/yaml/yaml.h"
 
 namespace outpost::train {
 namespace {
 
 constexpr size_t kMaxConfigBytes = 1 << 20;
 
-Status CheckKeys(const YAML::Node& node, std::string_view where,
+Status CheckKeys(const yaml::Node& node, std::string_view where,
                  const std::set<std::string, std::less<>>& allowed) {
   if (!node.IsMap()) return InvalidArgumentError(std::string(where) + " must be a map");
-  for (const auto& entry : node) {
-    const std::string key = entry.first.as<std::string>();
+  for (const auto& entry : node.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(const std::string key, entry.first.As<std::string>());
     if (!allowed.contains(key)) {
       return InvalidArgumentError("unknown key \"" + key.substr(0, 64) + "\" in " +
                                   std::string(where));
@@ -28,65 +27,35 @@ Status CheckKeys(const YAML::Node& node, std::string_view where,
 }
 
 template <typename T>
-Status Read(const YAML::Node& node, std::string_view key, T& out) {
-  try {
-    out = node.as<T>();
-  } catch (const YAML::Exception&) {
+Status Read(const yaml::Node& node, std::string_view key, T& out) {
+  Result<T> value = node.As<T>();
+  if (!value.ok()) {
     return InvalidArgumentError("\"" + std::string(key) + "\" has the wrong type");
   }
+  out = std::move(*value);
   return Status();
 }
 
-std::string Scalar(const YAML::Node& node) {
-  return node.IsScalar() ? node.Scalar() : std::string();
+std::string Scalar(const yaml::Node& node) {
+  return node.IsScalar() ? node.scalar() : std::string();
 }
 
-Result<TrainConfig> Parse(const YAML::Node& root, const std::string& base_dir) {
-  TrainConfig config;
-  OUTPOST_RETURN_IF_ERROR(CheckKeys(root, "train.yaml",
-                                    {"features", "labels", "original", "xgboost", "holdout",
-                                     "decision", "tenant", "max_records", "workers"}));
-  const YAML::Node features = root["features"];
-  if (!features || !features.IsSequence()) {
-    return InvalidArgumentError("\"features\" must be a list of feature names");
-  }
-  std::set<std::string> seen;
-  for (const YAML::Node& f : features) {
-    std::string name = Scalar(f);
-    if (name.empty() || name.size() > kMaxFeatureNameBytes) {
-      return InvalidArgumentError("\"features\": a name must have 1 to 256 bytes");
-    }
-    if (!seen.insert(name).second) {
-      return InvalidArgumentError("\"features\": \"" + name + "\" repeats");
-    }
-    config.features.push_back(std::move(name));
-  }
-  if (config.features.empty() || config.features.size() > kMaxDatasetCols) {
-    return InvalidArgumentError("\"features\" must name 1 to 4096 features");
-  }
-  if (const YAML::Node labels = root["labels"]) {
-    if (!labels.IsMap()) return InvalidArgumentError("\"labels\" must be a map");
-    for (const auto& entry : labels) {
-      double v = -1;
-      OUTPOST_RETURN_IF_ERROR(Read(entry.second, "labels", v));
-      if (v != 0.0 && v != 1.0) return InvalidArgumentError("\"labels\" values must be 0 or 1");
-      config.labels[entry.first.as<std::string>()] = static_cast<float>(v);
-    }
-  }
-  const YAML::Node original = root["original"];
+// The `original:` section: a CSV file (relative to train.yaml's folder) or synthetic readings.
+Status ParseOriginal(const yaml::Node& original, const std::string& base_dir,
+                     TrainConfig& config) {
   if (!original) return InvalidArgumentError("\"original\" is required");
   OUTPOST_RETURN_IF_ERROR(CheckKeys(original, "original", {"csv", "synthetic"}));
   if (original["csv"].IsDefined() == original["synthetic"].IsDefined()) {
     return InvalidArgumentError("\"original\" needs exactly one of \"csv\" and \"synthetic\"");
   }
-  if (const YAML::Node csv = original["csv"]) {
+  if (const yaml::Node csv = original["csv"]) {
     std::string path = Scalar(csv);
     if (path.empty()) return InvalidArgumentError("\"original.csv\" must be a path");
     config.original_csv = std::filesystem::path(path).is_absolute()
                               ? path
                               : (std::filesystem::path(base_dir) / path).lexically_normal().string();
   } else {
-    const YAML::Node synthetic = original["synthetic"];
+    const yaml::Node synthetic = original["synthetic"];
     OUTPOST_RETURN_IF_ERROR(CheckKeys(
         synthetic, "original.synthetic",
         {"rows", "seed", "fault_rate", "shift_feature", "shift_sigmas", "missing_rate"}));
@@ -108,24 +77,62 @@ Result<TrainConfig> Parse(const YAML::Node& root, const std::string& base_dir) {
     }
     config.original_synthetic = pump;
   }
-  if (const YAML::Node xgb = root["xgboost"]) {
+  return Status();
+}
+
+Result<TrainConfig> Parse(const yaml::Node& root, const std::string& base_dir) {
+  TrainConfig config;
+  OUTPOST_RETURN_IF_ERROR(CheckKeys(root, "train.yaml",
+                                    {"features", "labels", "original", "xgboost", "holdout",
+                                     "decision", "tenant", "max_records", "workers"}));
+  const yaml::Node features = root["features"];
+  if (!features || !features.IsSequence()) {
+    return InvalidArgumentError("\"features\" must be a list of feature names");
+  }
+  std::set<std::string> seen;
+  for (const yaml::Node& f : features.items()) {
+    std::string name = Scalar(f);
+    if (name.empty() || name.size() > kMaxFeatureNameBytes) {
+      return InvalidArgumentError("\"features\": a name must have 1 to 256 bytes");
+    }
+    if (!seen.insert(name).second) {
+      return InvalidArgumentError("\"features\": \"" + name + "\" repeats");
+    }
+    config.features.push_back(std::move(name));
+  }
+  if (config.features.empty() || config.features.size() > kMaxDatasetCols) {
+    return InvalidArgumentError("\"features\" must name 1 to 4096 features");
+  }
+  if (const yaml::Node labels = root["labels"]) {
+    if (!labels.IsMap()) return InvalidArgumentError("\"labels\" must be a map");
+    for (const auto& entry : labels.entries()) {
+      double v = -1;
+      OUTPOST_RETURN_IF_ERROR(Read(entry.second, "labels", v));
+      if (v != 0.0 && v != 1.0) return InvalidArgumentError("\"labels\" values must be 0 or 1");
+      OUTPOST_ASSIGN_OR_RETURN(const std::string label, entry.first.As<std::string>());
+      config.labels[label] = static_cast<float>(v);
+    }
+  }
+  OUTPOST_RETURN_IF_ERROR(ParseOriginal(root["original"], base_dir, config));
+  if (const yaml::Node xgb = root["xgboost"]) {
     OUTPOST_RETURN_IF_ERROR(CheckKeys(xgb, "xgboost", {"rounds", "params"}));
     if (xgb["rounds"]) OUTPOST_RETURN_IF_ERROR(Read(xgb["rounds"], "rounds", config.xgboost.rounds));
     if (config.xgboost.rounds < 1 || config.xgboost.rounds > 100000) {
       return InvalidArgumentError("\"xgboost.rounds\" must be between 1 and 100000");
     }
-    if (const YAML::Node params = xgb["params"]) {
+    if (const yaml::Node params = xgb["params"]) {
       if (!params.IsMap()) return InvalidArgumentError("\"xgboost.params\" must be a map");
-      for (const auto& entry : params) {
+      for (const auto& entry : params.entries()) {
         std::string value = Scalar(entry.second);
         if (value.empty()) {
           return InvalidArgumentError("\"xgboost.params\" values must be scalars");
         }
-        config.xgboost.params[entry.first.as<std::string>()] = value;
+        OUTPOST_ASSIGN_OR_RETURN(const std::string param, entry.first.As<std::string>());
+        config.xgboost.params[param] = value;
       }
     }
   }
-  if (const YAML::Node holdout = root["holdout"]) {
+  if (const yaml::Node holdout = root["holdout"]) {
     OUTPOST_RETURN_IF_ERROR(CheckKeys(holdout, "holdout", {"fraction", "salt"}));
     if (holdout["fraction"]) {
       OUTPOST_RETURN_IF_ERROR(Read(holdout["fraction"], "fraction", config.holdout_fraction));
@@ -135,7 +142,7 @@ Result<TrainConfig> Parse(const YAML::Node& root, const std::string& base_dir) {
   if (!(config.holdout_fraction > 0.0 && config.holdout_fraction < 1.0)) {
     return InvalidArgumentError("\"holdout.fraction\" must be in (0, 1)");
   }
-  if (const YAML::Node decision = root["decision"]) {
+  if (const yaml::Node decision = root["decision"]) {
     OUTPOST_RETURN_IF_ERROR(CheckKeys(decision, "decision", {"metric", "margin"}));
     if (decision["metric"]) {
       OUTPOST_ASSIGN_OR_RETURN(config.metric, ParseMetric(Scalar(decision["metric"])));
@@ -164,12 +171,11 @@ Result<TrainConfig> Parse(const YAML::Node& root, const std::string& base_dir) {
 
 Result<TrainConfig> ParseTrainConfig(std::string_view yaml, const std::string& base_dir) {
   if (yaml.size() > kMaxConfigBytes) return InvalidArgumentError("train.yaml is over 1 MiB");
-  try {
-    YAML::Node root = YAML::Load(std::string(yaml));
-    return Parse(root, base_dir);
-  } catch (const YAML::Exception& e) {
-    return InvalidArgumentError(std::string("train.yaml: ") + e.what());
-  }
+  Result<yaml::Node> root = yaml::Parse(yaml);
+  if (!root.ok()) return yaml::WithYamlContext(root.status(), "train.yaml");
+  Result<TrainConfig> config = Parse(*root, base_dir);
+  if (!config.ok()) return yaml::WithYamlContext(config.status(), "train.yaml");
+  return config;
 }
 
 Result<TrainConfig> LoadTrainConfig(const std::string& path) {
