@@ -6,6 +6,7 @@
 #include <set>
 #include <vector>
 
+#include "base/names.h"
 #include "base/yaml/yaml.h"
 
 namespace outpost::apps {
@@ -204,9 +205,14 @@ Status ParseEdgeRoot(const yaml::Node& root, EdgeConfig& config) {
   }
   if (root["site_id"]) {
     OUTPOST_ASSIGN_OR_RETURN(config.site_id, root["site_id"].As<std::string>());
+    OUTPOST_RETURN_IF_ERROR(CheckName(kSiteIdRule, config.site_id).WithContext("site_id"));
   }
   if (root["node_id"]) {
     OUTPOST_ASSIGN_OR_RETURN(config.node_id, root["node_id"].As<std::string>());
+    // Empty means the host name, checked when it is filled in.
+    if (!config.node_id.empty()) {
+      OUTPOST_RETURN_IF_ERROR(CheckName(kNodeIdRule, config.node_id).WithContext("node_id"));
+    }
   }
   if (root["listen"]) {
     OUTPOST_ASSIGN_OR_RETURN(std::string listen, root["listen"].As<std::string>());

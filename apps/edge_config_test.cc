@@ -51,6 +51,21 @@ TEST(EdgeConfig, RejectsUnknownKeysAndBadValues) {
   }
 }
 
+TEST(EdgeConfig, SiteAndNodeIdsFollowTheirNameRules) {
+  // base/names.h: SiteId and NodeId; an empty node_id stands for the host name.
+  for (const char* yaml : {"site_id: ../etc\n", "site_id: \"\"\n", "site_id: a b\n",
+                           "node_id: -n\n", "node_id: a/b\n"}) {
+    Result<EdgeConfig> r = ParseEdgeConfig(yaml);
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << yaml;
+    std::string_view reason = r.status().reason();
+    EXPECT_TRUE(reason == "invalid_site_id" || reason == "invalid_node_id")
+        << yaml << r.status().ToString();
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig c, ParseEdgeConfig("site_id: Ship:9\nnode_id: \"\"\n"));
+  EXPECT_EQ(c.site_id, "Ship:9");
+  EXPECT_EQ(c.node_id, "");
+}
+
 TEST(ParseListen, AcceptsHostPortForms) {
   EdgeConfig c;
   OUTPOST_ASSERT_OK(ParseListen(":0", c));
