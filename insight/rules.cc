@@ -1,8 +1,5 @@
-// The yaml-cpp adapter of insight/: the only file here that includes yaml-cpp. yaml-cpp
-// reports errors by throwing; every exception is caught here and becomes a Status.
+// The insight rules of config.yaml (rules.h), read through the YAML adapter (base/yaml/yaml.h).
 #include "insight/rules.h"
-
-#include <yaml-cpp/yaml.h>
 
 #include <cmath>
 #include <map>
@@ -10,6 +7,7 @@
 #include <utility>
 
 #include "base/names.h"
+#include "base/yaml/yaml.h"
 
 namespace outpost::insight {
 namespace {
@@ -20,27 +18,27 @@ Status Error(const std::string& path, std::string_view what) {
   return InvalidArgumentError(path + ": " + std::string(what));
 }
 
-Status CheckKeys(const YAML::Node& node, const std::set<std::string>& allowed,
+Status CheckKeys(const yaml::Node& node, const std::set<std::string>& allowed,
                  const std::string& path) {
-  for (const auto& kv : node) {
+  for (const auto& kv : node.entries()) {
     if (!kv.first.IsScalar()) return Error(path, "keys must be plain names");
-    std::string key = kv.first.Scalar();
+    std::string key = kv.first.scalar();
     if (!allowed.count(key)) return Error(path + "." + key, "unknown key");
   }
   return Status();
 }
 
-Result<double> GetDouble(const YAML::Node& node, const std::string& path) {
+Result<double> GetDouble(const yaml::Node& node, const std::string& path) {
   double v = 0;
-  if (!node.IsScalar() || !YAML::convert<double>::decode(node, v) || !std::isfinite(v)) {
+  if (!node.IsScalar() || !node.Decode(v) || !std::isfinite(v)) {
     return Error(path, "must be a finite number");
   }
   return v;
 }
 
-Result<int64_t> GetInt(const YAML::Node& node, const std::string& path, int64_t lo, int64_t hi) {
+Result<int64_t> GetInt(const yaml::Node& node, const std::string& path, int64_t lo, int64_t hi) {
   int64_t v = 0;
-  if (!node.IsScalar() || !YAML::convert<int64_t>::decode(node, v)) {
+  if (!node.IsScalar() || !node.Decode(v)) {
     return Error(path, "must be an integer");
   }
   if (v < lo || v > hi) {
@@ -49,17 +47,17 @@ Result<int64_t> GetInt(const YAML::Node& node, const std::string& path, int64_t 
   return v;
 }
 
-Result<bool> GetBool(const YAML::Node& node, const std::string& path) {
+Result<bool> GetBool(const yaml::Node& node, const std::string& path) {
   bool v = false;
-  if (!node.IsScalar() || !YAML::convert<bool>::decode(node, v)) {
+  if (!node.IsScalar() || !node.Decode(v)) {
     return Error(path, "must be true or false");
   }
   return v;
 }
 
-Result<std::string> GetName(const YAML::Node& node, const std::string& path, size_t max_len) {
+Result<std::string> GetName(const yaml::Node& node, const std::string& path, size_t max_len) {
   if (!node.IsScalar()) return Error(path, "must be a name");
-  const std::string& s = node.Scalar();
+  const std::string& s = node.scalar();
   if (s.empty() || s.size() > max_len) {
     return Error(path, "must have 1 to " + std::to_string(max_len) + " characters");
   }
@@ -71,7 +69,7 @@ Result<std::string> GetName(const YAML::Node& node, const std::string& path, siz
   return s;
 }
 
-Result<std::vector<double>> GetEdges(const YAML::Node& node, const std::string& path) {
+Result<std::vector<double>> GetEdges(const yaml::Node& node, const std::string& path) {
   if (!node.IsSequence() || node.size() == 0 || node.size() > kMaxEdges) {
     return Error(path, "must be a list of 1 to " + std::to_string(kMaxEdges) + " numbers");
   }
@@ -121,10 +119,10 @@ class FeatureNames {
   std::map<std::string, int> index_;
 };
 
-Result<FieldList> GetFields(const YAML::Node& node, const std::string& path, FeatureNames& names) {
+Result<FieldList> GetFields(const yaml::Node& node, const std::string& path, FeatureNames& names) {
   FieldList out;
   if (!node) return out;
-  if (node.IsScalar() && node.Scalar() == "all") {
+  if (node.IsScalar() && node.scalar() == "all") {
     out.all = true;
     return out;
   }
@@ -142,11 +140,11 @@ Result<FieldList> GetFields(const YAML::Node& node, const std::string& path, Fea
   return out;
 }
 
-Result<ScoreSpec> GetScore(const YAML::Node& map, const std::string& path) {
+Result<ScoreSpec> GetScore(const yaml::Node& map, const std::string& path) {
   ScoreSpec spec;
-  if (const YAML::Node& s = map["score"]) {
+  if (const yaml::Node& s = map["score"]) {
     if (!s.IsScalar()) return Error(path + ".score", "must be a score name");
-    const std::string& v = s.Scalar();
+    const std::string& v = s.scalar();
     if (v == "value") {
       spec.kind = ScoreKind::kValue;
     } else if (v == "max_probability") {
@@ -160,7 +158,7 @@ Result<ScoreSpec> GetScore(const YAML::Node& map, const std::string& path) {
                    "\"" + v + "\" is not value, max_probability, margin or reconstruction_error");
     }
   }
-  if (const YAML::Node& c = map["column"]) {
+  if (const yaml::Node& c = map["column"]) {
     if (spec.kind != ScoreKind::kValue)
       return Error(path + ".column", "only goes with score: value");
     OUTPOST_ASSIGN_OR_RETURN(spec.column, GetInt(c, path + ".column", 0, 1 << 20));
@@ -168,7 +166,7 @@ Result<ScoreSpec> GetScore(const YAML::Node& map, const std::string& path) {
   return spec;
 }
 
-Status ParseAnomaly(const YAML::Node& n, const std::string& path, std::string name,
+Status ParseAnomaly(const yaml::Node& n, const std::string& path, std::string name,
                     FeatureNames& names, RuleSet& rules) {
   OUTPOST_RETURN_IF_ERROR(
       CheckKeys(n, {"name", "kind", "score", "column", "above", "below", "fields"}, path));
@@ -190,7 +188,7 @@ Status ParseAnomaly(const YAML::Node& n, const std::string& path, std::string na
   return Status();
 }
 
-Status ParseHardExample(const YAML::Node& n, const std::string& path, std::string name,
+Status ParseHardExample(const yaml::Node& n, const std::string& path, std::string name,
                         FeatureNames& names, RuleSet& rules) {
   OUTPOST_RETURN_IF_ERROR(
       CheckKeys(n, {"name", "kind", "confidence_below", "margin_below", "fields"}, path));
@@ -210,7 +208,7 @@ Status ParseHardExample(const YAML::Node& n, const std::string& path, std::strin
   return Status();
 }
 
-Status ParseDrift(const YAML::Node& n, const std::string& path, std::string name,
+Status ParseDrift(const yaml::Node& n, const std::string& path, std::string name,
                   FeatureNames& names, RuleSet& rules) {
   OUTPOST_RETURN_IF_ERROR(CheckKeys(n, {"name", "kind", "window", "level", "baseline"}, path));
   DriftRule r{.name = std::move(name)};
@@ -221,24 +219,24 @@ Status ParseDrift(const YAML::Node& n, const std::string& path, std::string name
   if (!n["level"]) return Error(path, "a drift rule needs `level`");
   OUTPOST_ASSIGN_OR_RETURN(r.level, GetDouble(n["level"], path + ".level"));
   if (!(r.level > 0)) return Error(path + ".level", "must be greater than 0");
-  const YAML::Node& base = n["baseline"];
+  const yaml::Node& base = n["baseline"];
   if (!base) return Error(path, "a drift rule needs `baseline`");
   if (!base.IsMap() || base.size() == 0) {
     return Error(path + ".baseline", "must map feature names to histograms");
   }
   std::set<int> seen;
-  for (const auto& kv : base) {
+  for (const auto& kv : base.entries()) {
     OUTPOST_ASSIGN_OR_RETURN(std::string feature, GetName(kv.first, path + ".baseline", kMaxName));
     std::string p = path + ".baseline." + feature;
     FeatureBaseline fb;
     OUTPOST_ASSIGN_OR_RETURN(fb.feature, names.Resolve(feature, p));
     if (!seen.insert(fb.feature).second) return Error(p, "is given twice");
-    const YAML::Node& h = kv.second;
+    const yaml::Node& h = kv.second;
     if (!h.IsMap()) return Error(p, "must have `edges` and `fractions`");
     OUTPOST_RETURN_IF_ERROR(CheckKeys(h, {"edges", "fractions"}, p));
     if (!h["edges"] || !h["fractions"]) return Error(p, "must have `edges` and `fractions`");
     OUTPOST_ASSIGN_OR_RETURN(fb.edges, GetEdges(h["edges"], p + ".edges"));
-    const YAML::Node& f = h["fractions"];
+    const yaml::Node& f = h["fractions"];
     if (!f.IsSequence() || f.size() != fb.edges.size() + 1) {
       return Error(p + ".fractions", "must have one more value than `edges`");
     }
@@ -261,7 +259,7 @@ Status ParseDrift(const YAML::Node& n, const std::string& path, std::string name
   return Status();
 }
 
-Status ParseSample(const YAML::Node& n, const std::string& path, std::string name,
+Status ParseSample(const yaml::Node& n, const std::string& path, std::string name,
                    FeatureNames& names, RuleSet& rules) {
   OUTPOST_RETURN_IF_ERROR(CheckKeys(n, {"name", "kind", "rate", "fields"}, path));
   SampleRule r{.name = std::move(name)};
@@ -273,7 +271,7 @@ Status ParseSample(const YAML::Node& n, const std::string& path, std::string nam
   return Status();
 }
 
-Status ParseAggregate(const YAML::Node& n, const std::string& path, AggregateSpec& spec) {
+Status ParseAggregate(const yaml::Node& n, const std::string& path, AggregateSpec& spec) {
   if (!n.IsMap()) return Error(path, "must be a map");
   OUTPOST_RETURN_IF_ERROR(CheckKeys(n, {"enabled", "score", "column", "edges"}, path));
   if (n["enabled"]) {
@@ -286,7 +284,7 @@ Status ParseAggregate(const YAML::Node& n, const std::string& path, AggregateSpe
   return Status();
 }
 
-Result<std::shared_ptr<const RuleSet>> ParseSectionNode(const YAML::Node& root) {
+Result<std::shared_ptr<const RuleSet>> ParseSectionNode(const yaml::Node& root) {
   auto rules = std::make_shared<RuleSet>();
   rules->aggregate.edges = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
   if (!root || root.IsNull()) return std::shared_ptr<const RuleSet>(std::move(rules));
@@ -300,7 +298,7 @@ Result<std::shared_ptr<const RuleSet>> ParseSectionNode(const YAML::Node& root) 
   if (root["output"]) {
     OUTPOST_ASSIGN_OR_RETURN(rules->output, GetName(root["output"], path + ".output", kMaxName));
   }
-  if (const YAML::Node& f = root["features"]) {
+  if (const yaml::Node& f = root["features"]) {
     if (!f.IsSequence() || f.size() == 0 || f.size() > kMaxFeatures) {
       return Error(path + ".features",
                    "must be a list of 1 to " + std::to_string(kMaxFeatures) + " names");
@@ -315,25 +313,25 @@ Result<std::shared_ptr<const RuleSet>> ParseSectionNode(const YAML::Node& root) 
     rules->features_declared = true;
   }
   FeatureNames names(*rules);
-  if (const YAML::Node& list = root["rules"]) {
+  if (const yaml::Node& list = root["rules"]) {
     if (!list.IsSequence() || list.size() > kMaxRules) {
       return Error(path + ".rules",
                    "must be a list of at most " + std::to_string(kMaxRules) + " rules");
     }
     std::set<std::string> seen;
     for (size_t i = 0; i < list.size(); ++i) {
-      const YAML::Node& n = list[i];
+      const yaml::Node& n = list[i];
       std::string p = path + ".rules[" + std::to_string(i) + "]";
       if (!n.IsMap()) return Error(p, "must be a map");
       if (!n["name"]) return Error(p, "needs a name");
-      if (!n["name"].IsScalar() || !RuleName::IsValid(n["name"].Scalar())) {
+      if (!n["name"].IsScalar() || !RuleName::IsValid(n["name"].scalar())) {
         return Error(p + ".name", "must match " + std::string(kRuleNameRule.pattern))
             .WithReason(kRuleNameRule.reason);
       }
-      std::string name = n["name"].Scalar();
+      std::string name = n["name"].scalar();
       if (!seen.insert(name).second) return Error(p + ".name", "\"" + name + "\" is used twice");
       if (!n["kind"] || !n["kind"].IsScalar()) return Error(p, "needs a kind");
-      const std::string& kind = n["kind"].Scalar();
+      const std::string& kind = n["kind"].scalar();
       if (kind == "anomaly") {
         OUTPOST_RETURN_IF_ERROR(ParseAnomaly(n, p, name, names, *rules));
       } else if (kind == "hard_example") {
@@ -347,29 +345,17 @@ Result<std::shared_ptr<const RuleSet>> ParseSectionNode(const YAML::Node& root) 
       }
     }
   }
-  if (const YAML::Node& a = root["aggregate"]) {
+  if (const yaml::Node& a = root["aggregate"]) {
     OUTPOST_RETURN_IF_ERROR(ParseAggregate(a, path + ".aggregate", rules->aggregate));
   }
   return std::shared_ptr<const RuleSet>(std::move(rules));
 }
 
-// Loads YAML text, turning yaml-cpp's exceptions into InvalidArgument.
-Result<YAML::Node> Load(std::string_view text, std::string_view what) {
-  try {
-    return YAML::Load(std::string(text));
-  } catch (const std::exception& e) {
-    return InvalidArgumentError(std::string(what) + ": " + e.what());
-  }
-}
-
-// Runs a parse that may throw (yaml-cpp throws from accessors on odd documents).
-template <typename F>
-Result<std::shared_ptr<const RuleSet>> Guarded(F&& f) {
-  try {
-    return f();
-  } catch (const std::exception& e) {
-    return InvalidArgumentError(std::string("insight: ") + e.what());
-  }
+// Parses YAML text; a document that does not parse is InvalidArgument naming `what`.
+Result<yaml::Node> Load(std::string_view text, std::string_view what) {
+  Result<yaml::Node> root = yaml::Parse(text);
+  if (!root.ok()) return yaml::WithYamlContext(root.status(), what);
+  return root;
 }
 
 Result<int64_t> Columns(const engine::Shape& shape) {
@@ -396,20 +382,18 @@ std::string_view ScoreKindName(ScoreKind kind) {
 }
 
 Result<std::shared_ptr<const RuleSet>> ParseInsightConfig(std::string_view config_yaml) {
-  OUTPOST_ASSIGN_OR_RETURN(YAML::Node root, Load(config_yaml, "config.yaml"));
-  return Guarded([&]() -> Result<std::shared_ptr<const RuleSet>> {
-    if (root && !root.IsNull() && !root.IsMap()) {
-      return InvalidArgumentError("config.yaml must be a map of keys");
-    }
-    YAML::Node section;
-    if (root && root.IsMap()) section = root["insight"];
-    return ParseSectionNode(section);
-  });
+  OUTPOST_ASSIGN_OR_RETURN(yaml::Node root, Load(config_yaml, "config.yaml"));
+  if (root && !root.IsNull() && !root.IsMap()) {
+    return InvalidArgumentError("config.yaml must be a map of keys");
+  }
+  yaml::Node section;
+  if (root && root.IsMap()) section = root["insight"];
+  return ParseSectionNode(section);
 }
 
 Result<std::shared_ptr<const RuleSet>> ParseInsightSection(std::string_view section_yaml) {
-  OUTPOST_ASSIGN_OR_RETURN(YAML::Node root, Load(section_yaml, "insight"));
-  return Guarded([&]() { return ParseSectionNode(root); });
+  OUTPOST_ASSIGN_OR_RETURN(yaml::Node root, Load(section_yaml, "insight"));
+  return ParseSectionNode(root);
 }
 
 Status CheckSignature(const RuleSet& rules, const engine::Signature& signature) {
