@@ -4,8 +4,6 @@
 // responses, the payload readers and paging through the store.
 #include "hub/dashboard.h"
 
-#include <simdjson.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -16,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/json/json.h"
 #include "base/names.h"
 #include "hub/dashboard_internal.h"
 
@@ -60,41 +59,37 @@ HubResponse StoreError(const Status& status) {
   return Error(503, "store_unavailable", "the hub's store failed: " + status.ToString());
 }
 
-// Reads a JSON number (any of simdjson's three kinds) as a double.
-std::optional<double> Number(simdjson::dom::element e) {
-  double d = 0;
-  if (e.get_double().get(d) == simdjson::SUCCESS) return d;
-  int64_t i = 0;
-  if (e.get_int64().get(i) == simdjson::SUCCESS) return static_cast<double>(i);
-  uint64_t u = 0;
-  if (e.get_uint64().get(u) == simdjson::SUCCESS) return static_cast<double>(u);
-  return std::nullopt;
+// Reads a JSON number (any of the three kinds) as a double.
+std::optional<double> Number(json::Value e) {
+  Result<double> d = e.GetDouble();
+  if (!d.ok()) return std::nullopt;
+  return *d;
 }
 
-std::optional<double> NumberField(simdjson::dom::object o, std::string_view key) {
-  simdjson::dom::element e;
-  if (o.at_key(key).get(e) != simdjson::SUCCESS) return std::nullopt;
-  return Number(e);
+std::optional<double> NumberField(json::Value o, std::string_view key) {
+  std::optional<json::Value> e = o.Find(key);
+  if (!e) return std::nullopt;
+  return Number(*e);
 }
 
-uint64_t CountField(simdjson::dom::object o, std::string_view key) {
+uint64_t CountField(json::Value o, std::string_view key) {
   std::optional<double> v = NumberField(o, key);
   if (!v || !std::isfinite(*v) || *v < 0 || *v > 1e18) return 0;
   return static_cast<uint64_t>(*v);
 }
 
-std::string StringField(simdjson::dom::object o, std::string_view key) {
-  std::string_view s;
-  if (o.at_key(key).get_string().get(s) != simdjson::SUCCESS) return {};
-  return std::string(s);
+std::string StringField(json::Value o, std::string_view key) {
+  Result<std::string_view> s = o[key].GetString();
+  if (!s.ok()) return {};
+  return std::string(*s);
 }
 
-// Parses `json` as an object; false when it is not one.
-bool ParseObject(simdjson::dom::parser& parser, const std::string& json,
-                 simdjson::dom::object& out) {
-  simdjson::dom::element e;
-  if (parser.parse(json).get(e) != simdjson::SUCCESS) return false;
-  return e.get_object().get(out) == simdjson::SUCCESS;
+// Parses `text` as an object; false when it is not one.
+bool ParseObject(json::Parser& parser, const std::string& text, json::Value& out) {
+  Result<json::Value> e = parser.Parse(text);
+  if (!e.ok() || !e->is_object()) return false;
+  out = *e;
+  return true;
 }
 
 // Reads every record that `query` selects, page by page, up to `max_records`. Sets

@@ -1,6 +1,5 @@
 // GET /api/v1/aggregates (dashboard_internal.h): the aggregate records summed per (site,
 // model, version) over a time range.
-#include <simdjson.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +11,7 @@
 #include <tuple>
 #include <utility>
 
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "hub/dashboard_internal.h"
 
@@ -23,7 +23,7 @@ constexpr size_t kMaxAggregateGroups = 10'000;  // (site, model, version) groups
 }  // namespace
 
 HubResponse AggregatesResponse(const ApiContext& api, const QueryParams& params) {
-  simdjson::dom::parser parser;  // one per request: handlers run on many threads
+  json::Parser parser;  // one per request: handlers run on many threads
   if (Status s = OnlyKnown(params, {"site", "model", "since", "until"}); !s.ok()) {
     return BadRequest(s);
   }
@@ -53,7 +53,7 @@ HubResponse AggregatesResponse(const ApiContext& api, const QueryParams& params)
   Status s = ScanRecords(
       api.store, query, api.options.max_scan_records,
       [&](const HubRecord& record) {
-        simdjson::dom::object o;
+        json::Value o;
         if (!ParseObject(parser, record.payload, o)) return;
         std::optional<double> version = NumberField(o, "version");
         int64_t v = version && std::fabs(*version) < 9e15 ? static_cast<int64_t>(*version) : 0;

@@ -8,12 +8,10 @@
 //   dashboard_records.cc     GET /api/v1/records
 //   dashboard_training.cc    GET /api/v1/training
 //   dashboard_assets.cc      the built web assets
-// dashboard.cc routes a request to them. Internal to outpost_hub_query, whose files alone
-// include simdjson.h (a private dependency of the library).
+// dashboard.cc routes a request to them. Internal to outpost_hub_query; stored payloads are
+// read through the JSON adapter (base/json/json.h).
 #ifndef OUTPOST_HUB_DASHBOARD_INTERNAL_H_
 #define OUTPOST_HUB_DASHBOARD_INTERNAL_H_
-
-#include <simdjson.h>
 
 #include <cstdint>
 #include <functional>
@@ -21,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/json/json.h"
 #include "base/status.h"
 #include "hub/dashboard.h"
 #include "hub/dashboard_query.h"
@@ -51,16 +50,16 @@ HubResponse StoreError(const Status& status);
 
 // --- payloads ---
 
-// Reads a JSON number (any of simdjson's three kinds) as a double.
-std::optional<double> Number(simdjson::dom::element e);
-std::optional<double> NumberField(simdjson::dom::object o, std::string_view key);
+// Reads a JSON number (any of the three kinds) as a double.
+std::optional<double> Number(json::Value e);
+std::optional<double> NumberField(json::Value o, std::string_view key);
 // A count: a finite number in [0, 1e18]; 0 otherwise.
-uint64_t CountField(simdjson::dom::object o, std::string_view key);
+uint64_t CountField(json::Value o, std::string_view key);
 // A string field; empty when absent or not a string.
-std::string StringField(simdjson::dom::object o, std::string_view key);
-// Parses `json` as an object; false when it is not one.
-bool ParseObject(simdjson::dom::parser& parser, const std::string& json,
-                 simdjson::dom::object& out);
+std::string StringField(json::Value o, std::string_view key);
+// Parses `text` with `parser` as an object into `out` (valid until the parser's next parse);
+// false when it is not one.
+bool ParseObject(json::Parser& parser, const std::string& text, json::Value& out);
 
 // --- the store ---
 

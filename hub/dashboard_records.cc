@@ -1,6 +1,5 @@
 // GET /api/v1/records (dashboard_internal.h): one page of the caller's records, filtered by
 // site, kind, model and time, each payload re-serialized by the JSON parser.
-#include <simdjson.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -8,13 +7,14 @@
 #include <optional>
 #include <string>
 
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "hub/dashboard_internal.h"
 
 namespace outpost::hub::dashboard_internal {
 
 HubResponse RecordsResponse(const ApiContext& api, const QueryParams& params) {
-  simdjson::dom::parser parser;  // one per request: handlers run on many threads
+  json::Parser parser;  // one per request: handlers run on many threads
   if (Status s = OnlyKnown(params, {"site", "kind", "model", "since", "until", "after", "limit"});
       !s.ok()) {
     return BadRequest(s);
@@ -78,11 +78,10 @@ HubResponse RecordsResponse(const ApiContext& api, const QueryParams& params) {
     w.Int(record.created_ms);
     w.Key("received_ms");
     w.Int(record.received_ms);
-    simdjson::dom::element e;
-    if (parser.parse(record.payload).get(e) == simdjson::SUCCESS) {
-      // Validated JSON, re-serialized minified by simdjson (never the raw bytes).
+    if (Result<json::Value> e = parser.Parse(record.payload); e.ok()) {
+      // Validated JSON, re-serialized compactly by the parser (never the raw bytes).
       w.Key("payload");
-      w.Raw(simdjson::minify(e));
+      w.Raw(e->ToJson());
     } else {
       w.Key("payload_text");
       w.String(record.payload);

@@ -1,6 +1,5 @@
 // GET /api/v1/sites/{site}/series (dashboard_internal.h): one site's aggregate, anomaly and
 // drift records counted into time buckets per model, with the drift points.
-#include <simdjson.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "hub/dashboard_internal.h"
 
@@ -66,7 +66,7 @@ struct SeriesBuilder {
   }
 
   // Counts `record`, of `kind` "aggregate", "anomaly" or "drift", into its bucket.
-  void Add(std::string_view kind, const HubRecord& record, simdjson::dom::parser& parser) {
+  void Add(std::string_view kind, const HubRecord& record, json::Parser& parser) {
     if (record.created_ms < grid.first_ms) return;
     size_t i = static_cast<size_t>((record.created_ms - grid.first_ms) / grid.width_ms);
     ModelSeries* found = SeriesOf(record.stream);
@@ -77,7 +77,7 @@ struct SeriesBuilder {
       ++b.anomaly_records;
       return;
     }
-    simdjson::dom::object o;
+    json::Value o;
     if (!ParseObject(parser, record.payload, o)) return;
     if (kind == "aggregate") {
       b.rows += CountField(o, "rows");
@@ -188,7 +188,7 @@ std::string SeriesBody(std::string_view site_id, const TimeRange& range, SeriesB
 
 HubResponse SeriesResponse(const ApiContext& api, std::string_view site_id,
                            const QueryParams& params) {
-  simdjson::dom::parser parser;  // one per request: handlers run on many threads
+  json::Parser parser;  // one per request: handlers run on many threads
   if (Status s = OnlyKnown(params, {"model", "since", "until", "bucket"}); !s.ok()) {
     return BadRequest(s);
   }

@@ -1,6 +1,5 @@
 // GET /api/v1/sites and GET /api/v1/sites/{site} (dashboard_internal.h): each site's
 // identity, its nodes' reports and models, and its health, honest about disconnection.
-#include <simdjson.h>
 
 #include <algorithm>
 #include <charconv>
@@ -13,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "hub/dashboard_internal.h"
 
@@ -25,15 +25,12 @@ struct ModelRef {
   std::string state;
 };
 
-std::vector<ModelRef> ParseModels(simdjson::dom::parser& parser, const std::string& json) {
+std::vector<ModelRef> ParseModels(json::Parser& parser, const std::string& text) {
   std::vector<ModelRef> models;
-  simdjson::dom::element e;
-  if (parser.parse(json).get(e) != simdjson::SUCCESS) return models;
-  simdjson::dom::array array;
-  if (e.get_array().get(array) != simdjson::SUCCESS) return models;
-  for (simdjson::dom::element item : array) {
-    simdjson::dom::object o;
-    if (item.get_object().get(o) != simdjson::SUCCESS) continue;
+  Result<json::Value> e = parser.Parse(text);
+  if (!e.ok() || !e->is_array()) return models;
+  for (json::Value o : e->Items()) {
+    if (!o.is_object()) continue;
     ModelRef ref;
     ref.name = StringField(o, "name");
     std::optional<double> version = NumberField(o, "version");
@@ -114,7 +111,7 @@ struct NodeTotals {
 };
 
 // Sums the node reports of `summary` as of `now_ms` and parses each node's models.
-NodeTotals SumNodes(simdjson::dom::parser& parser, const SiteSummary& summary, int64_t now_ms) {
+NodeTotals SumNodes(json::Parser& parser, const SiteSummary& summary, int64_t now_ms) {
   NodeTotals totals;
   for (const NodeStatus& node : summary.nodes) {
     totals.backlog_records += node.backlog_records;
@@ -209,7 +206,7 @@ SiteHealth HealthOf(const Site& site, std::optional<double> left, int64_t elapse
   return {"ok", AgoText(elapsed)};
 }
 
-void WriteSite(JsonWriter& w, simdjson::dom::parser& parser, const SiteSummary& summary,
+void WriteSite(JsonWriter& w, json::Parser& parser, const SiteSummary& summary,
                int64_t now_ms, const DashboardOptions& options,
                std::map<std::string, int>* counts) {
   const Site& site = summary.site;
@@ -238,7 +235,7 @@ void WriteSite(JsonWriter& w, simdjson::dom::parser& parser, const SiteSummary& 
 }  // namespace
 
 HubResponse SitesResponse(const ApiContext& api, const QueryParams& params) {
-  simdjson::dom::parser parser;  // one per request: handlers run on many threads
+  json::Parser parser;  // one per request: handlers run on many threads
   if (Status s = OnlyKnown(params, {}); !s.ok()) return BadRequest(s);
   auto sites = api.store.ListSites(api.tenant);
   if (!sites.ok()) return StoreError(sites.status());
@@ -277,7 +274,7 @@ HubResponse SitesResponse(const ApiContext& api, const QueryParams& params) {
 
 HubResponse SiteResponse(const ApiContext& api, std::string_view site_id,
                          const QueryParams& params) {
-  simdjson::dom::parser parser;  // one per request: handlers run on many threads
+  json::Parser parser;  // one per request: handlers run on many threads
   if (Status s = OnlyKnown(params, {}); !s.ok()) return BadRequest(s);
   auto summary = FindSite(api.store, api.tenant, site_id);
   if (!summary.ok()) return StoreError(summary.status());

@@ -1,12 +1,12 @@
 // GET /api/v1/training (dashboard_internal.h): per model and site, the feedback records
 // (labelled or not) and hard examples the hub holds, beside the model's registry versions.
-#include <simdjson.h>
 
 #include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
 
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "hub/dashboard_internal.h"
 
@@ -18,7 +18,7 @@ constexpr size_t kMaxTrainingGroups = 10'000;  // (model, site) pairs in one ans
 }  // namespace
 
 HubResponse TrainingResponse(const ApiContext& api, const QueryParams& params) {
-  simdjson::dom::parser parser;  // one per request: handlers run on many threads
+  json::Parser parser;  // one per request: handlers run on many threads
   if (Status s = OnlyKnown(params, {"model"}); !s.ok()) return BadRequest(s);
   auto model = ModelParam(params);
   if (!model.ok()) return BadRequest(model.status());
@@ -51,10 +51,9 @@ HubResponse TrainingResponse(const ApiContext& api, const QueryParams& params) {
             return;
           }
           ++c.feedback;
-          simdjson::dom::object o;
-          simdjson::dom::element label;
-          if (ParseObject(parser, record.payload, o) &&
-              o.at_key("label").get(label) == simdjson::SUCCESS && !label.is_null()) {
+          json::Value o;
+          if (ParseObject(parser, record.payload, o) && o.Find("label") &&
+              !o["label"].is_null()) {
             ++c.labelled;
           }
         },

@@ -1,7 +1,6 @@
 # The dashboard: the JSON query API under /api/v1/ (hub/QUERY_API.md) and the built web
 # assets (web/, built by scripts/setup.sh into web/dist).
-# The handlers read stored payloads with simdjson: dashboard_internal.h includes simdjson.h,
-# so every file here but dashboard_query.cc sees it.
+# The handlers read stored payloads through the JSON adapter (outpost_json).
 outpost_library(outpost_hub_query
   SOURCES
     dashboard.cc             # the router; responses, payload readers, paging shared below
@@ -14,14 +13,14 @@ outpost_library(outpost_hub_query
     dashboard_training.cc    # /api/v1/training
     dashboard_assets.cc      # the built web assets (web/dist)
   DEPS outpost_base
-  PRIVATE_DEPS simdjson::simdjson)
+  PRIVATE_DEPS outpost_json)
 # Where the hub finds the built assets unless told otherwise.
 target_compile_definitions(outpost_hub_query PRIVATE
   OUTPOST_WEB_DIST_DIR="${PROJECT_SOURCE_DIR}/web/dist")
 
 outpost_test(dashboard_test
   SOURCES dashboard_test.cc
-  DEPS outpost_hub_query outpost_hub_store outpost_testing simdjson::simdjson)
+  DEPS outpost_hub_query outpost_hub_store outpost_testing outpost_json)
 
 outpost_fuzz(dashboard_fuzz
   SOURCES dashboard_fuzz.cc
