@@ -9,12 +9,13 @@
 #include <cstdio>
 
 #include "base/coding.h"
+#include "base/crypto/crypto.h"
 #include "base/file.h"
+#include "base/http/client.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
 #include "base/names.h"
 #include "hub/server.h"
-#include "policy/crypto.h"
 #include "sync/crypto.h"
 
 namespace outpost::hub {
@@ -97,7 +98,7 @@ Result<std::string> Enrolment::AddSite(std::string_view site_id, std::string_vie
   }
   std::string token = std::string(kTokenPrefix) + RandomHex(32) + "." + ca_.fingerprint();
   OUTPOST_RETURN_IF_ERROR(store_.PutEnrolmentToken(EnrolmentToken{
-      .token_sha256 = policy::Sha256Hex(token),
+      .token_sha256 = crypto::Sha256Hex(token),
       .site_id = std::string(site_id),
       .expires_ms = now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(ttl).count()}));
   return token;
@@ -149,7 +150,7 @@ HubResponse Enrolment::Handle(const HubRequest& request) {
     return ErrorResponse(403, "site_revoked", "the site is revoked");
   }
   Result<EnrolmentToken> consumed =
-      store_.ConsumeEnrolmentToken(policy::Sha256Hex(token), now_ms);
+      store_.ConsumeEnrolmentToken(crypto::Sha256Hex(token), now_ms);
   if (!consumed.ok()) {
     switch (consumed.status().code()) {
       case StatusCode::kNotFound:
@@ -206,8 +207,9 @@ Status EnrolSite(const EnrolSiteOptions& options) {
                            dir + " already holds a site credential (--force replaces it)");
   }
   // 1. The CA, from an unverified connection, checked against the token's pin.
-  OUTPOST_ASSIGN_OR_RETURN(HttpsResponse ca_answer,
-                           HttpsRequest(hub_url, "GET", "/enrol/v1/ca", "", "", {}));
+  OUTPOST_ASSIGN_OR_RETURN(
+      http::ClientResponse ca_answer,
+      http::Fetch({.base_url = hub_url, .skip_verification = true}, {.target = "/enrol/v1/ca"}));
   if (ca_answer.status != 200) {
     return UnavailableError("hub answered " + std::to_string(ca_answer.status) +
                             " for its CA certificate");
@@ -231,9 +233,10 @@ Status EnrolSite(const EnrolSiteOptions& options) {
   w.String(key.public_pem);
   w.EndObject();
   OUTPOST_ASSIGN_OR_RETURN(
-      HttpsResponse answer,
-      HttpsRequest(hub_url, "POST", "/enrol/v1", body, "application/json",
-                   HttpsClientOptions{.ca_pem = ca_answer.body}));
+      http::ClientResponse answer,
+      http::Fetch({.base_url = hub_url, .ca_pem = ca_answer.body},
+                  {.method = "POST", .target = "/enrol/v1", .content_type = "application/json",
+                   .body = body}));
   simdjson::dom::parser parser;
   simdjson::dom::element root;
   simdjson::padded_string padded(answer.body);

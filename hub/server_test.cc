@@ -12,7 +12,9 @@
 #include <string>
 
 #include "base/clock.h"
+#include "base/crypto/crypto.h"
 #include "base/file.h"
+#include "base/http/client.h"
 #include "base/testing/test_util.h"
 #include "hub/ca.h"
 #include "hub/enrol.h"
@@ -20,7 +22,6 @@
 #include "hub/server.h"
 #include "hub/store.h"
 #include "policy/audit.h"
-#include "policy/crypto.h"
 #include "policy/policy.h"
 #include "sync/batch.h"
 #if __has_include("hub/testing/postgres_cluster.h")
@@ -32,6 +33,7 @@ namespace outpost::hub {
 namespace {
 
 using ::outpost::testing::TempDir;
+using HttpsResponse = http::ClientResponse;
 
 constexpr char kPolicy[] = R"(format: 1
 version: 1
@@ -132,9 +134,10 @@ class HubServerTest : public ::testing::TestWithParam<std::string> {
 
   HttpsResponse Post(const Credential& cred, std::string_view target, std::string_view body,
                      std::string_view content_type = "application/octet-stream") {
-    Result<HttpsResponse> r = HttpsRequest(url_, "POST", target, body, content_type,
-                                           {.ca_pem = ca_->ca_pem(), .cert_pem = cred.cert_pem,
-                                            .key_pem = cred.key_pem});
+    Result<HttpsResponse> r = http::Fetch(
+        {.base_url = url_, .ca_pem = ca_->ca_pem(), .cert_pem = cred.cert_pem,
+         .key_pem = cred.key_pem},
+        {.method = "POST", .target = target, .content_type = content_type, .body = body});
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : HttpsResponse{};
   }
@@ -173,7 +176,7 @@ class HubServerTest : public ::testing::TestWithParam<std::string> {
                                .rseq = from.seq + static_cast<uint64_t>(i),
                                .policy_digest = "sha256:00"};
       std::string line = policy::FormatAuditLine(from.seq + static_cast<uint64_t>(i), entry, prev);
-      prev = policy::Sha256Hex(line);
+      prev = crypto::Sha256Hex(line);
       audit.lines += line + "\n";
     }
     Result<policy::ChainHead> head = policy::VerifyAuditChain(audit.lines, from);
