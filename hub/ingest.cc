@@ -3,13 +3,13 @@
 #include "hub/ingest.h"
 
 #include <fcntl.h>
-#include <simdjson.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <optional>
 
 #include "base/file.h"
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
 #include "base/names.h"
@@ -449,37 +449,39 @@ HubResponse HubService::HandleStatus(const Caller& caller, const HubRequest& req
   if (request.body.size() > kMaxStatusBodyBytes) {
     return ErrorResponse(413, "body_too_large", "status report over 1 MiB");
   }
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  simdjson::padded_string body(request.body);
-  simdjson::dom::object object;
-  if (parser.parse(body).get(root) != simdjson::SUCCESS || root.get(object) != simdjson::SUCCESS) {
+  json::Parser parser;
+  Result<json::Value> parsed = parser.Parse(std::string_view(request.body));
+  if (!parsed.ok() || !parsed->is_object()) {
     return ErrorResponse(400, "malformed_json", "the status report is not a JSON object");
   }
+  const json::Value root = *parsed;
   NodeStatus status;
-  std::string_view site_id, node_id;
-  if (root["site_id"].get(site_id) != simdjson::SUCCESS ||
-      root["node_id"].get(node_id) != simdjson::SUCCESS || !NodeId::IsValid(node_id)) {
+  Result<std::string_view> site_value = root["site_id"].GetString();
+  Result<std::string_view> node_value = root["node_id"].GetString();
+  if (!site_value.ok() || !node_value.ok() || !NodeId::IsValid(*node_value)) {
     return ErrorResponse(400, "missing_field", "site_id and node_id are required");
   }
+  const std::string_view site_id = *site_value, node_id = *node_value;
   if (site_id != caller.site_id) {
     return ErrorResponse(403, "site_mismatch", "the report names another site");
   }
   status.site_id = std::string(site_id);
   status.node_id = std::string(node_id);
-  int64_t reported = 0;
-  if (root["reported_ms"].get(reported) == simdjson::SUCCESS) status.reported_ms = reported;
-  uint64_t n = 0;
-  if (root["backlog_records"].get(n) == simdjson::SUCCESS) status.backlog_records = n;
-  if (root["backlog_bytes"].get(n) == simdjson::SUCCESS) status.backlog_bytes = n;
-  double days = 0;
-  if (root["autonomy_days"].get(days) == simdjson::SUCCESS) status.autonomy_days = days;
-  simdjson::dom::array models;
-  if (root["models"].get(models) == simdjson::SUCCESS) {
+  if (Result<int64_t> reported = root["reported_ms"].GetInt64(); reported.ok()) {
+    status.reported_ms = *reported;
+  }
+  if (Result<uint64_t> n = root["backlog_records"].GetUint64(); n.ok()) {
+    status.backlog_records = *n;
+  }
+  if (Result<uint64_t> n = root["backlog_bytes"].GetUint64(); n.ok()) status.backlog_bytes = *n;
+  if (Result<double> days = root["autonomy_days"].GetDouble(); days.ok()) {
+    status.autonomy_days = *days;
+  }
+  if (const json::Value models = root["models"]; models.is_array()) {
     if (models.size() > kMaxStatusModels) {
       return ErrorResponse(413, "too_many_models", "at most 1,000 models");
     }
-    status.models_json = simdjson::minify(models);
+    status.models_json = models.ToJson();
   }
   Status put = store_.PutNodeStatus(status, UnixMillis(clock_.Now()));
   if (!put.ok()) return ErrorResponse(503, "store_unavailable", put.message());
