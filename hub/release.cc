@@ -1,12 +1,10 @@
 // The release step (release.h): a registry version becomes a release folder, with its
 // config.yaml made from the model's template, and then a signed bundle (ApproveAndRelease);
 // ValidateRetrainConfig checks a `retrain:` entry against the same template rules. This file
-// is the yaml-cpp adapter of hub/: the model config template is read and the release's
-// config.yaml written here, and nowhere else in hub/. The retraining schedule is in
-// retrain_scheduler.cc, its operator API in registry_api.cc.
+// reads the model config template and writes the release's config.yaml through the YAML
+// adapter (base/yaml/yaml.h). The retraining schedule is in retrain_scheduler.cc, its
+// operator API in registry_api.cc.
 #include "hub/release.h"
-
-#include <yaml-cpp/yaml.h>
 
 #include <cmath>
 #include <optional>
@@ -17,6 +15,7 @@
 #include "base/file.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
+#include "base/yaml/yaml.h"
 #include "base/names.h"
 #include "bundle/bundle.h"
 #include "bundle/crypto.h"
@@ -29,36 +28,33 @@ namespace {
 
 constexpr uint64_t kMaxTemplateBytes = 1 << 20;  // a model's config.yaml template
 
-// --- YAML (the adapter) ---
+// --- YAML ---
 
 // A YAML document as a map, or InvalidArgument naming `what`.
-Result<YAML::Node> LoadYamlMap(const std::string& text, const std::string& what) {
-  try {
-    YAML::Node node = YAML::Load(text);
-    if (!node.IsMap()) return InvalidArgumentError(what + " is not a YAML map");
-    return node;
-  } catch (const YAML::Exception& e) {
-    return InvalidArgumentError(what + ": " + e.what());
-  }
+Result<yaml::Node> LoadYamlMap(const std::string& text, const std::string& what) {
+  Result<yaml::Node> node = yaml::Parse(text);
+  if (!node.ok()) return yaml::WithYamlContext(node.status(), what);
+  if (!node->IsMap()) return InvalidArgumentError(what + " is not a YAML map");
+  return node;
 }
 
 // The tensors of config.yaml's `inputs` or `outputs` as descriptor JSON.
-Result<std::string> TensorsJson(const YAML::Node& root, const char* key) {
+Result<std::string> TensorsJson(const yaml::Node& root, const char* key) {
   std::string out;
   JsonWriter w(out);
   w.BeginArray();
-  const YAML::Node& list = root[key];
+  const yaml::Node list = root[key];
   if (list) {
     if (!list.IsSequence()) {
       return InvalidArgumentError(std::string("config.yaml: ") + key + " is not a list");
     }
-    for (const YAML::Node& t : list) {
+    for (const yaml::Node& t : list.items()) {
       if (!t.IsMap() || !t["name"] || !t["datatype"] || !t["shape"] || !t["shape"].IsSequence()) {
         return InvalidArgumentError(std::string("config.yaml: each of ") + key +
                                     " needs a name, a datatype and a shape list");
       }
-      const std::string name = t["name"].as<std::string>();
-      const std::string datatype = t["datatype"].as<std::string>();
+      OUTPOST_ASSIGN_OR_RETURN(const std::string name, t["name"].As<std::string>());
+      OUTPOST_ASSIGN_OR_RETURN(const std::string datatype, t["datatype"].As<std::string>());
       if (name.empty() || name.size() > 64 || datatype.empty() || datatype.size() > 16) {
         return InvalidArgumentError(std::string("config.yaml: a tensor of ") + key +
                                     " has a bad name or datatype");
@@ -70,8 +66,8 @@ Result<std::string> TensorsJson(const YAML::Node& root, const char* key) {
       w.String(datatype);
       w.Key("shape");
       w.BeginArray();
-      for (const YAML::Node& d : t["shape"]) {
-        const int64_t dim = d.as<int64_t>();
+      for (const yaml::Node& d : t["shape"].items()) {
+        OUTPOST_ASSIGN_OR_RETURN(const int64_t dim, d.As<int64_t>());
         if (dim < -1) {
           return InvalidArgumentError(std::string("config.yaml: a shape of ") + key +
                                       " has a dimension below -1");
@@ -87,15 +83,12 @@ Result<std::string> TensorsJson(const YAML::Node& root, const char* key) {
 }
 
 Result<std::pair<std::string, std::string>> DescriptorTensors(const std::string& config_yaml) {
-  OUTPOST_ASSIGN_OR_RETURN(YAML::Node root, LoadYamlMap(config_yaml, "config.yaml"));
-  try {
-    const YAML::Node& croot = root;
-    OUTPOST_ASSIGN_OR_RETURN(std::string inputs, TensorsJson(croot, "inputs"));
-    OUTPOST_ASSIGN_OR_RETURN(std::string outputs, TensorsJson(croot, "outputs"));
-    return std::make_pair(std::move(inputs), std::move(outputs));
-  } catch (const YAML::Exception& e) {
-    return InvalidArgumentError(std::string("config.yaml: ") + e.what());
-  }
+  OUTPOST_ASSIGN_OR_RETURN(yaml::Node root, LoadYamlMap(config_yaml, "config.yaml"));
+  Result<std::string> inputs = TensorsJson(root, "inputs");
+  if (!inputs.ok()) return yaml::WithYamlContext(inputs.status(), "config.yaml");
+  Result<std::string> outputs = TensorsJson(root, "outputs");
+  if (!outputs.ok()) return yaml::WithYamlContext(outputs.status(), "config.yaml");
+  return std::make_pair(std::move(*inputs), std::move(*outputs));
 }
 
 // --- JSON read with the bundle library's strict parser ---
@@ -210,44 +203,42 @@ Status WriteReleaseFolder(const std::string& out, const std::string& name,
 Result<std::string> ReleaseConfigYaml(const std::string& template_yaml, int64_t serving,
                                       int64_t shadow_version, const std::string& shadow_yaml) {
   if (serving < 1) return InvalidArgumentError("the serving version must be >= 1");
-  OUTPOST_ASSIGN_OR_RETURN(YAML::Node root, LoadYamlMap(template_yaml, "the model config"));
-  try {
-    const YAML::Node& croot = root;
-    for (const char* key : {"version_policy", "shadow"}) {
-      if (croot[key]) {
-        return InvalidArgumentError(std::string("the model config sets `") + key +
-                                    "`; the hub sets it in each release");
-      }
+  OUTPOST_ASSIGN_OR_RETURN(yaml::Node root, LoadYamlMap(template_yaml, "the model config"));
+  for (const char* key : {"version_policy", "shadow"}) {
+    if (root[key]) {
+      return InvalidArgumentError(std::string("the model config sets `") + key +
+                                  "`; the hub sets it in each release");
     }
-    YAML::Node list(YAML::NodeType::Sequence);
-    list.push_back(serving);
-    YAML::Node policy(YAML::NodeType::Map);
-    policy["specific"] = list;
-    policy.SetStyle(YAML::EmitterStyle::Flow);
-    root["version_policy"] = policy;
-    if (shadow_version > 0) {
-      YAML::Node shadow(YAML::NodeType::Map);
-      shadow["version"] = shadow_version;
-      if (!shadow_yaml.empty()) {
-        YAML::Node rule = YAML::Load(shadow_yaml);
-        if (!rule.IsNull()) {
-          if (!rule.IsMap()) return InvalidArgumentError("the shadow rule is not a YAML map");
-          const YAML::Node& crule = rule;
-          if (crule["version"]) {
-            return InvalidArgumentError("the shadow rule names `version`; the hub sets it");
-          }
-          for (const auto& kv : crule) shadow[kv.first.as<std::string>()] = kv.second;
+  }
+  yaml::Node list = yaml::Node::Sequence();
+  list.Push(yaml::Node::Int(serving));
+  yaml::Node policy = yaml::Node::Map();
+  policy.Set("specific", list);
+  policy.SetStyle(yaml::Style::kFlow);
+  root.Set("version_policy", policy);
+  if (shadow_version > 0) {
+    yaml::Node shadow = yaml::Node::Map();
+    shadow.Set("version", yaml::Node::Int(shadow_version));
+    if (!shadow_yaml.empty()) {
+      Result<yaml::Node> rule = yaml::Parse(shadow_yaml);
+      if (!rule.ok()) return yaml::WithYamlContext(rule.status(), "the model config");
+      if (!rule->IsNull()) {
+        if (!rule->IsMap()) return InvalidArgumentError("the shadow rule is not a YAML map");
+        if ((*rule)["version"]) {
+          return InvalidArgumentError("the shadow rule names `version`; the hub sets it");
+        }
+        for (const auto& kv : rule->entries()) {
+          Result<std::string> key = kv.first.As<std::string>();
+          if (!key.ok()) return yaml::WithYamlContext(key.status(), "the model config");
+          shadow.Set(*key, kv.second);
         }
       }
-      root["shadow"] = shadow;
     }
-    YAML::Emitter emitter;
-    emitter << root;
-    if (!emitter.good()) return InternalError("config.yaml: " + emitter.GetLastError());
-    return std::string(emitter.c_str()) + "\n";
-  } catch (const YAML::Exception& e) {
-    return InvalidArgumentError(std::string("the model config: ") + e.what());
+    root.Set("shadow", shadow);
   }
+  Result<std::string> emitted = yaml::Emit(root);
+  if (!emitted.ok()) return emitted.status().WithContext("config.yaml");
+  return *emitted + "\n";
 }
 
 Status ValidateRetrainConfig(const RetrainConfig& c) {

@@ -2,12 +2,12 @@
 # signed bundle) and the retraining schedule with its operator API (release.h).
 outpost_library(outpost_hub_release
   SOURCES
-    release.cc            # release folders, config.yaml, bundles; the yaml-cpp adapter of hub/
+    release.cc            # release folders, config.yaml (through outpost_yaml), bundles
     model_artifact.cc     # a registry entry's model file (also read by `outpost train`)
     retrain_scheduler.cc  # the checking thread, the `outpost train` jobs, their state files
     registry_api.cc       # the operator's routes under /api/v1/models
   DEPS outpost_base outpost_hub_store outpost_bundle
-  PRIVATE_DEPS yaml-cpp Threads::Threads)
+  PRIVATE_DEPS outpost_yaml Threads::Threads)
 
 # Real SQLite stores, real keys, real XGBoost models and a real `outpost train` child. The
 # release's config.yaml is checked with the scoring server's own parser.
