@@ -1,7 +1,6 @@
 // Enrolment, hub and site sides (hub/FORMAT.md sections 2 to 4).
 #include "hub/enrol.h"
 
-#include <simdjson.h>
 #include <sys/stat.h>
 
 #include <cctype>
@@ -12,6 +11,7 @@
 #include "base/crypto/crypto.h"
 #include "base/file.h"
 #include "base/http/client.h"
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
 #include "base/names.h"
@@ -119,19 +119,19 @@ HubResponse Enrolment::Handle(const HubRequest& request) {
   if (request.body.size() > kMaxEnrolBodyBytes) {
     return ErrorResponse(413, "body_too_large", "enrolment body over 16 KiB");
   }
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  simdjson::padded_string body(request.body);
-  if (parser.parse(body).get(root) != simdjson::SUCCESS || !root.is_object()) {
+  json::Parser parser;
+  Result<json::Value> root = parser.Parse(std::string_view(request.body));
+  if (!root.ok() || !root->is_object()) {
     return ErrorResponse(400, "malformed_json", "the body is not a JSON object");
   }
-  std::string_view token, site_id, public_key_pem;
-  if (root["token"].get(token) != simdjson::SUCCESS ||
-      root["site_id"].get(site_id) != simdjson::SUCCESS ||
-      root["public_key_pem"].get(public_key_pem) != simdjson::SUCCESS) {
+  const json::Value token_value = (*root)["token"], site_value = (*root)["site_id"],
+                    key_value = (*root)["public_key_pem"];
+  if (!token_value.is_string() || !site_value.is_string() || !key_value.is_string()) {
     return ErrorResponse(400, "missing_field",
                          "token, site_id and public_key_pem are required strings");
   }
+  const std::string_view token = *token_value.GetString(), site_id = *site_value.GetString(),
+                         public_key_pem = *key_value.GetString();
   if (!ValidateEnrolledSiteId(site_id).ok()) {
     return ErrorResponse(400, "bad_site_id", "site_id is not a valid site id");
   }
@@ -237,17 +237,16 @@ Status EnrolSite(const EnrolSiteOptions& options) {
       http::Fetch({.base_url = hub_url, .ca_pem = ca_answer.body},
                   {.method = "POST", .target = "/enrol/v1", .content_type = "application/json",
                    .body = body}));
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  simdjson::padded_string padded(answer.body);
-  if (parser.parse(padded).get(root) != simdjson::SUCCESS) {
+  json::Parser parser;
+  Result<json::Value> parsed = parser.Parse(std::string_view(answer.body));
+  if (!parsed.ok()) {
     return UnavailableError("hub answered " + std::to_string(answer.status) +
                             " with a body that is not JSON");
   }
+  const json::Value root = *parsed;
   if (answer.status != 200) {
-    std::string_view reason = "unknown", error = "";
-    if (root["reason"].get(reason) != simdjson::SUCCESS) reason = "unknown";
-    if (root["error"].get(error) != simdjson::SUCCESS) error = "";
+    const std::string_view reason = root["reason"].GetString().value_or("unknown");
+    const std::string_view error = root["error"].GetString().value_or("");
     std::string message = std::string(reason) + ": " + std::string(error);
     switch (answer.status) {
       case 403:
@@ -259,11 +258,11 @@ Status EnrolSite(const EnrolSiteOptions& options) {
         return UnavailableError(message);
     }
   }
-  std::string_view cert_pem, ca_pem;
-  if (root["certificate_pem"].get(cert_pem) != simdjson::SUCCESS ||
-      root["ca_pem"].get(ca_pem) != simdjson::SUCCESS) {
+  if (!root["certificate_pem"].is_string() || !root["ca_pem"].is_string()) {
     return UnavailableError("enrolment answer lacks certificate_pem or ca_pem");
   }
+  const std::string_view cert_pem = *root["certificate_pem"].GetString(),
+                         ca_pem = *root["ca_pem"].GetString();
   OUTPOST_ASSIGN_OR_RETURN(CertInfo cert, ParseCertificatePem(cert_pem));
   if (cert.common_name != options.site_id) {
     return DataLossError("the hub issued a certificate for \"" + cert.common_name + "\"");
@@ -271,8 +270,8 @@ Status EnrolSite(const EnrolSiteOptions& options) {
   if (ca_pem != ca_answer.body)
     return ErrorWithReason(StatusCode::kPermissionDenied, "ca_mismatch", "the hub changed CA");
   // The key export files are sealed to; an older hub sends none.
-  std::string_view export_pub;
-  bool has_export_key = root["export_public_key_pem"].get(export_pub) == simdjson::SUCCESS;
+  const std::string_view export_pub = root["export_public_key_pem"].GetString().value_or("");
+  bool has_export_key = root["export_public_key_pem"].is_string();
   if (has_export_key && !sync::X25519RawPublicKey(export_pub).ok()) {
     return ErrorWithReason(StatusCode::kDataLoss, "bad_export_key",
                            "the hub's export_public_key_pem is not an X25519 "

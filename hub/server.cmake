@@ -2,19 +2,19 @@
 # (decode, policy check, audit chain, store), import of export files and receipts.
 # ca.cc decides the CA's keys and certificates over the crypto adapter (base/crypto/x509.h),
 # server.cc runs the listeners on base/http's server core and enrol.cc calls the hub with its
-# client; enrol.cc and ingest.cc read JSON with simdjson.
+# client; enrol.cc and ingest.cc read JSON through outpost_json.
 outpost_library(outpost_hub
   SOURCES ca.cc enrol.cc ingest.cc server.cc import.cc
   DEPS outpost_base outpost_crypto outpost_http outpost_policy outpost_sync outpost_outbox
        outpost_hub_store
        outpost_hub_query  # the operator listener hands everything but ingestion to the dashboard
-  PRIVATE_DEPS simdjson::simdjson Threads::Threads)
+  PRIVATE_DEPS outpost_json Threads::Threads)
 
 # Real TLS sockets on port 0; the ingestion suite runs against SQLite and, with the private
 # cluster fixture, PostgreSQL.
 outpost_test(hub_server_test
   SOURCES ca_test.cc server_test.cc
-  DEPS outpost_hub outpost_hub_testing outpost_testing simdjson::simdjson
+  DEPS outpost_hub outpost_hub_testing outpost_testing outpost_json
   LABELS hub postgres)
 
 outpost_fuzz(hub_enrol_fuzz

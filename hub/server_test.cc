@@ -5,16 +5,17 @@
 // The store engines run from one parameterised suite: SQLite always, PostgreSQL on a
 // private cluster when this build has the fixture.
 #include <gtest/gtest.h>
-#include <simdjson.h>
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/clock.h"
 #include "base/crypto/crypto.h"
 #include "base/file.h"
 #include "base/http/client.h"
+#include "base/json/json.h"
 #include "base/testing/test_util.h"
 #include "hub/ca.h"
 #include "hub/enrol.h"
@@ -55,15 +56,13 @@ struct Credential {
 };
 
 std::string Json(std::string_view body, std::string_view member) {
-  simdjson::dom::parser parser;
-  simdjson::padded_string padded(body);
-  simdjson::dom::element root;
-  if (parser.parse(padded).get(root) != simdjson::SUCCESS) return "<not json>";
-  simdjson::dom::element value;
-  if (root[member].get(value) != simdjson::SUCCESS) return "<absent>";
-  std::string_view s;
-  if (value.get(s) == simdjson::SUCCESS) return std::string(s);
-  return simdjson::minify(value);
+  json::Parser parser;
+  Result<json::Value> root = parser.Parse(body);
+  if (!root.ok()) return "<not json>";
+  std::optional<json::Value> value = root->Find(member);
+  if (!value) return "<absent>";
+  if (Result<std::string_view> s = value->GetString(); s.ok()) return std::string(*s);
+  return value->ToJson();
 }
 
 #ifdef OUTPOST_HUB_TEST_POSTGRES
