@@ -25,6 +25,7 @@
 #include "base/clock.h"
 #include "base/file.h"
 #include "base/logging.h"
+#include "base/names.h"
 #include "base/yaml/yaml.h"
 #include "hub/ca.h"
 #include "hub/dashboard.h"
@@ -432,6 +433,7 @@ Status RunSiteAdd(HubFlags flags, const SiteFlags& site) {
 }
 
 Status RunSiteRevoke(HubFlags flags, const std::string& site_id) {
+  OUTPOST_RETURN_IF_ERROR(SiteId::Parse(site_id).status().WithContext("--site"));
   OUTPOST_RETURN_IF_ERROR(PrepareDataDir(flags));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, OpenHubStore(flags.store_url));
   OUTPOST_RETURN_IF_ERROR(store->GetSite(site_id).status());

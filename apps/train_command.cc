@@ -24,6 +24,7 @@
 #include "apps/commands.h"
 #include "base/clock.h"
 #include "base/file.h"
+#include "base/names.h"
 #include "hub/model_artifact.h"
 #include "hub/store.h"
 #include "train/distributed.h"
@@ -131,6 +132,7 @@ Result<std::vector<train::EdgeRecord>> ReadRecords(hub::Store& store, const std:
 }
 
 Status RunTrain(const TrainFlags& flags) {
+  OUTPOST_RETURN_IF_ERROR(ModelName::Parse(flags.model).status().WithContext("--model"));
   OUTPOST_ASSIGN_OR_RETURN(train::TrainConfig config, train::LoadTrainConfig(flags.config_file));
   const int workers = flags.workers > 0 ? flags.workers : config.workers;
   OUTPOST_ASSIGN_OR_RETURN(train::OriginalSet original, train::LoadOriginalSet(config));
