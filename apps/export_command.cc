@@ -21,7 +21,6 @@
 // refuse to run while an edge holds it (stop the edge, export, start it again).
 #include <CLI/CLI.hpp>
 #include <fcntl.h>
-#include <simdjson.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -40,6 +39,7 @@
 #include "apps/edge_forwarder.h"
 #include "base/clock.h"
 #include "base/file.h"
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "outbox/outbox.h"
 #include "policy/audit.h"
@@ -136,38 +136,40 @@ Result<ExportLedger> ReadLedger(const std::string& path) {
   ExportLedger ledger;
   if (!PathExists(path)) return ledger;
   OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(path, uint64_t{1} << 30));
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
+  json::Parser parser;
   auto bad = [&] { return DataLossError(path + " is damaged"); };
-  if (parser.parse(text).get(root) != simdjson::SUCCESS) return bad();
-  simdjson::dom::object exports;
-  if (root["exports"].get_object().get(exports) != simdjson::SUCCESS) return bad();
-  for (auto [id, batches] : exports) {
-    simdjson::dom::array list;
-    if (batches.get_array().get(list) != simdjson::SUCCESS) return bad();
-    auto& out = ledger[std::string(id)];
-    for (simdjson::dom::element b : list) {
+  Result<json::Value> root = parser.Parse(text);
+  if (!root.ok()) return bad();
+  const json::Value exports = (*root)["exports"];
+  if (!exports.is_object()) return bad();
+  for (json::Member m : exports.Members()) {
+    if (!m.value.is_array()) return bad();
+    auto& out = ledger[std::string(m.key)];
+    for (json::Value b : m.value.Items()) {
       ExportedBatch e;
-      std::string_view node, stream, sha, hash;
-      simdjson::dom::array seqs;
-      if (b["node"].get_string().get(node) || b["stream"].get_string().get(stream) ||
-          b["first"].get_uint64().get(e.key.first_seq) ||
-          b["last"].get_uint64().get(e.key.last_seq) || b["sha256"].get_string().get(sha) ||
-          b["seqs"].get_array().get(seqs)) {
+      Result<std::string_view> node = b["node"].GetString(), stream = b["stream"].GetString(),
+                               sha = b["sha256"].GetString();
+      Result<uint64_t> first = b["first"].GetUint64(), last = b["last"].GetUint64();
+      if (!node.ok() || !stream.ok() || !first.ok() || !last.ok() || !sha.ok() ||
+          !b["seqs"].is_array()) {
         return bad();
       }
-      e.key.node_id = node;
-      e.key.stream = stream;
-      e.key.content_sha256 = sha;
-      for (simdjson::dom::element s : seqs) {
-        uint64_t seq = 0;
-        if (s.get_uint64().get(seq)) return bad();
-        e.seqs.push_back(seq);
+      e.key.node_id = *node;
+      e.key.stream = *stream;
+      e.key.first_seq = *first;
+      e.key.last_seq = *last;
+      e.key.content_sha256 = *sha;
+      for (json::Value s : b["seqs"].Items()) {
+        Result<uint64_t> seq = s.GetUint64();
+        if (!seq.ok()) return bad();
+        e.seqs.push_back(*seq);
       }
-      if (b["audit_to_seq"].get_uint64().get(e.audit_to.seq) == simdjson::SUCCESS &&
-          b["audit_to_hash"].get_string().get(hash) == simdjson::SUCCESS) {
+      Result<uint64_t> audit_seq = b["audit_to_seq"].GetUint64();
+      if (audit_seq.ok()) e.audit_to.seq = *audit_seq;
+      Result<std::string_view> hash = b["audit_to_hash"].GetString();
+      if (audit_seq.ok() && hash.ok()) {
         e.carried_audit = true;
-        e.audit_to.hash = hash;
+        e.audit_to.hash = *hash;
       }
       out.push_back(std::move(e));
     }
