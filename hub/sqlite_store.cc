@@ -1,5 +1,5 @@
 // The SQLite engine of hub/store.h (STORE.md), on Outpost's SQLite adapter
-// (base/sqlite/sqlite.h, the one file of Outpost that sees sqlite3.h).
+// (base/sqlite/sqlite.h, the one part of Outpost that sees SQLite's C header).
 //
 // One connection in WAL mode with synchronous=FULL, guarded by one mutex: SQLite has one
 // writer at a time anyway, and a hub that outgrows it moves to PostgreSQL.

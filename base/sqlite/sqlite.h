@@ -1,5 +1,6 @@
 // The SQLite adapter of Outpost (library outpost_sqlite, namespace outpost::sqlite): the only
-// code of Outpost that sees sqlite3.h. The outbox's queue and the hub's SQLite store use it.
+// code of Outpost that sees SQLite's C header. The outbox's queue and the hub's SQLite store
+// use it.
 //
 // Db is one connection to one database file; Statement is a prepared statement on it.
 // SQLite's result codes become Status codes here, and nowhere else:

@@ -96,7 +96,9 @@ struct Convert {
       case YAML::NodeType::Map:
         rep->type = NodeType::kMap;
         rep->style = FromYamlStyle(in.Style());
-        for (const auto& kv : in) rep->entries.emplace_back(FromYaml(kv.first), FromYaml(kv.second));
+        for (const auto& kv : in) {
+          rep->entries.emplace_back(FromYaml(kv.first), FromYaml(kv.second));
+        }
         break;
       default:
         rep->type = NodeType::kNull;
@@ -204,12 +206,25 @@ const std::vector<Node>& Node::items() const {
 }
 
 const std::vector<std::pair<Node, Node>>& Node::entries() const {
-  static const std::vector<std::pair<Node, Node>>* empty =
-      new std::vector<std::pair<Node, Node>>();
+  static const std::vector<std::pair<Node, Node>>* empty = new std::vector<std::pair<Node, Node>>();
   return rep_ ? rep_->entries : *empty;
 }
 
 size_t Node::size() const { return rep_ ? rep_->items.size() + rep_->entries.size() : 0; }
+
+Result<std::vector<Node>> Node::ListItems() const {
+  if (rep_ && rep_->type == NodeType::kMap && !rep_->entries.empty()) {
+    return YamlError(YAML::InvalidNode("").what());
+  }
+  return items();
+}
+
+Result<std::vector<std::pair<Node, Node>>> Node::MapEntries() const {
+  if (rep_ && rep_->type == NodeType::kSequence && !rep_->items.empty()) {
+    return YamlError(YAML::InvalidNode("").what());
+  }
+  return entries();
+}
 
 Node Node::operator[](std::string_view key) const {
   if (!rep_) return *this;  // an undefined node keeps the first missing key
@@ -240,6 +255,17 @@ void Node::Set(std::string_view key, Node value) {
     }
   }
   rep_->entries.emplace_back(Scalar(std::string(key)), std::move(value));
+}
+
+bool Node::Remove(std::string_view key) {
+  if (!rep_ || rep_->type != NodeType::kMap) return false;
+  for (auto it = rep_->entries.begin(); it != rep_->entries.end(); ++it) {
+    if (it->first.IsScalar() && it->first.scalar() == key) {
+      rep_->entries.erase(it);
+      return true;
+    }
+  }
+  return false;
 }
 
 void Node::Push(Node value) {

@@ -10,6 +10,11 @@
 namespace outpost::yaml {
 namespace {
 
+// The library's messages start with its own name, which only yaml.cc spells out.
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
 TEST(YamlParse, MapKeepsKeyOrderAndMarks) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(Node root, Parse("zeta: 1\nalpha:\n  - a\n  - b\nmid: ~\n"));
   ASSERT_TRUE(root.IsMap());
@@ -38,7 +43,8 @@ TEST(YamlParse, ParseErrorIsYamlCppsText) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(r.status().reason(), kErrorReason);
-  EXPECT_EQ(r.status().message().rfind("yaml-cpp: error at line ", 0), 0u) << r.status().ToString();
+  EXPECT_NE(r.status().message().find(": error at line 1, column "), std::string::npos)
+      << r.status().ToString();
 }
 
 TEST(YamlRead, BoolSpellings) {
@@ -55,7 +61,8 @@ TEST(YamlRead, BoolSpellings) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(Node n, Parse("v: 1"));
   Result<bool> one = n["v"].As<bool>();
   ASSERT_FALSE(one.ok());
-  EXPECT_EQ(one.status().message(), "yaml-cpp: error at line 1, column 4: bad conversion");
+  EXPECT_TRUE(EndsWith(one.status().message(), ": error at line 1, column 4: bad conversion"))
+      << one.status().ToString();
 }
 
 TEST(YamlRead, Numbers) {
@@ -79,7 +86,7 @@ TEST(YamlRead, Numbers) {
 TEST(YamlRead, Strings) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(Node n, Parse("a: hello\nb:\nc: [x, y]\nd: {k: v}\n"));
   EXPECT_EQ(*n["a"].As<std::string>(), "hello");
-  EXPECT_EQ(*n["b"].As<std::string>(), "null");  // as yaml-cpp reads a null node
+  EXPECT_EQ(*n["b"].As<std::string>(), "null");  // as the library reads a null node
   std::string s;
   EXPECT_FALSE(n["b"].Decode(s));
   EXPECT_FALSE(n["d"].As<std::string>().ok());
@@ -95,15 +102,17 @@ TEST(YamlRead, MissingKeyAndScalarSubscript) {
   EXPECT_EQ(missing.status().message(), "invalid node; first invalid key: \"backend\"");
   Result<int> sub = n["a"]["b"].As<int>();
   ASSERT_FALSE(sub.ok());
-  EXPECT_EQ(sub.status().message(),
-            "yaml-cpp: error at line 1, column 4: operator[] call on a scalar (key: \"b\")");
+  EXPECT_TRUE(EndsWith(sub.status().message(),
+                       ": error at line 1, column 4: operator[] call on a scalar (key: \"b\")"))
+      << sub.status().ToString();
 }
 
 TEST(YamlContext, PrefixesOnlyAdapterErrors) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(Node n, Parse("a: x\n"));
   Status bad = n["a"].As<int>().status();
+  EXPECT_TRUE(EndsWith(bad.message(), ": error at line 1, column 4: bad conversion"));
   Status wrapped = WithYamlContext(bad, "edge config");
-  EXPECT_EQ(wrapped.message(), "edge config: yaml-cpp: error at line 1, column 4: bad conversion");
+  EXPECT_EQ(wrapped.message(), "edge config: " + std::string(bad.message()));
   EXPECT_EQ(wrapped.reason(), "invalid_argument");
   Status own = InvalidArgumentError("threads must be 0 to 1024");
   EXPECT_EQ(WithYamlContext(own, "edge config"), own);
