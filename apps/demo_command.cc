@@ -45,14 +45,14 @@
 #include <thread>
 
 #include "apps/commands.h"
-#include "apps/http_client.h"
 #include "base/clock.h"
+#include "base/crypto/crypto.h"
 #include "base/file.h"
+#include "base/http/client.h"
 #include "base/json_writer.h"
 #include "base/subprocess.h"
 #include "hub/release.h"
 #include "hub/store.h"
-#include "train/digest.h"
 #include "train/synthetic.h"
 #include "train/xgboost_trainer.h"
 
@@ -322,11 +322,11 @@ Status StartEdge(Site& site) {
   OUTPOST_ASSIGN_OR_RETURN(site.edge.url,
                            ExpectLine(*site.edge.proc, "listening on ", site.edge.name, site.log));
   site.edge.port = PortOf(site.edge.url);
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> client,
-                           HttpClient::Connect("127.0.0.1", site.edge.port));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client,
+                           http::Client::Connect("127.0.0.1", site.edge.port));
   // Ready once the model loaded (strict readiness); bounded so a broken model cannot hang.
   for (int i = 0; i < 600; ++i) {
-    Result<HttpResult> ready = client->Request("GET", "/v2/health/ready");
+    Result<http::ClientResponse> ready = client->Request("GET", "/v2/health/ready");
     if (ready.ok() && ready->status == 200) return Status();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -334,8 +334,8 @@ Status StartEdge(Site& site) {
 }
 
 // The model versions an edge serves, from GET /v2/models/pump ("2", or "1,2").
-Result<std::string> ServingVersions(HttpClient& client) {
-  OUTPOST_ASSIGN_OR_RETURN(HttpResult r, client.Request("GET", "/v2/models/pump"));
+Result<std::string> ServingVersions(http::Client& client) {
+  OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse r, client.Request("GET", "/v2/models/pump"));
   if (r.status != 200) return InternalError("GET /v2/models/pump: " + std::to_string(r.status) + " " + r.body);
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -352,8 +352,8 @@ Result<std::string> ServingVersions(HttpClient& client) {
 }
 
 // The outbox's record count from GET /v1/outbox.
-Result<uint64_t> OutboxRecords(HttpClient& client) {
-  OUTPOST_ASSIGN_OR_RETURN(HttpResult r, client.Request("GET", "/v1/outbox"));
+Result<uint64_t> OutboxRecords(http::Client& client) {
+  OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse r, client.Request("GET", "/v1/outbox"));
   if (r.status != 200) return InternalError("GET /v1/outbox: " + r.body);
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -409,8 +409,8 @@ Status StreamTraffic(Site& site, int64_t rows, uint64_t seed, char phase) {
                                                     .fault_rate = kFaultRate,
                                                     .shift_feature = "bearing_temp_c",
                                                     .shift_sigmas = kShiftSigmas}));
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> client,
-                           HttpClient::Connect("127.0.0.1", site.edge.port));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client,
+                           http::Client::Connect("127.0.0.1", site.edge.port));
   for (int64_t r = 0; r < rows; ++r) {
     std::vector<float> row(data.Row(r).begin(), data.Row(r).end());
     bool fault = data.labels[static_cast<size_t>(r)] == 1.0f;
@@ -425,7 +425,7 @@ Status StreamTraffic(Site& site, int64_t rows, uint64_t seed, char phase) {
     char id[48];
     std::snprintf(id, sizeof(id), "%s-%c%06lld", site.id.c_str(), phase,
                   static_cast<long long>(r + 1));
-    OUTPOST_ASSIGN_OR_RETURN(HttpResult res,
+    OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse res,
                              client->Request("POST", "/v2/models/pump/infer", InferBody(id, row)));
     if (res.status != 200) return InternalError(site.id + ": scoring failed: " + res.body);
     OUTPOST_ASSIGN_OR_RETURN(float p, ParseProbability(res.body));
@@ -435,7 +435,7 @@ Status StreamTraffic(Site& site, int64_t rows, uint64_t seed, char phase) {
     site.caught += fault && p >= 0.5f;
     std::string label = std::string("{\"request_id\":\"") + id +
                         "\",\"model\":\"pump\",\"label\":" + (fault ? "1" : "0") + "}";
-    OUTPOST_ASSIGN_OR_RETURN(HttpResult fb, client->Request("POST", "/v1/feedback", label));
+    OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse fb, client->Request("POST", "/v1/feedback", label));
     if (fb.status != 200) return InternalError(site.id + ": feedback refused: " + fb.body);
     ++site.feedback;
   }
@@ -445,8 +445,8 @@ Status StreamTraffic(Site& site, int64_t rows, uint64_t seed, char phase) {
 // Waits (bounded) until the live site's outbox is empty: its forwarder has uploaded
 // everything and the hub acknowledged it.
 Status WaitDrained(Site& site, int seconds) {
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> client,
-                           HttpClient::Connect("127.0.0.1", site.edge.port));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client,
+                           http::Client::Connect("127.0.0.1", site.edge.port));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   while (std::chrono::steady_clock::now() < deadline) {
     OUTPOST_ASSIGN_OR_RETURN(uint64_t held, OutboxRecords(*client));
@@ -619,9 +619,9 @@ void WriteMetrics(JsonWriter& w, const Metrics& m) {
 
 // The edge's shadow counters from GET /metrics, "name value" each, for an error message.
 std::string ShadowMetrics(Site& site) {
-  Result<std::unique_ptr<HttpClient>> client = HttpClient::Connect("127.0.0.1", site.edge.port);
+  Result<std::unique_ptr<http::Client>> client = http::Client::Connect("127.0.0.1", site.edge.port);
   if (!client.ok()) return client.status().ToString();
-  Result<HttpResult> r = (*client)->Request("GET", "/metrics");
+  Result<http::ClientResponse> r = (*client)->Request("GET", "/metrics");
   if (!r.ok()) return r.status().ToString();
   std::string out;
   size_t start = 0;
@@ -639,8 +639,8 @@ std::string ShadowMetrics(Site& site) {
 
 // Waits (bounded) until the edge serves exactly `want` (e.g. "2").
 Result<std::string> WaitServing(Site& site, const std::string& want) {
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> client,
-                           HttpClient::Connect("127.0.0.1", site.edge.port));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client,
+                           http::Client::Connect("127.0.0.1", site.edge.port));
   std::string serving;
   for (int i = 0; i < 1200; ++i) {
     Result<std::string> s = ServingVersions(*client);
@@ -690,11 +690,11 @@ struct RetrainRun {
 
 // Waits (bounded) until the hub's first retraining job of pump has finished
 // (GET /api/v1/models/pump/retrain).
-Result<RetrainRun> WaitRetrained(HttpClient& op, int seconds) {
+Result<RetrainRun> WaitRetrained(http::Client& op, int seconds) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   std::string last;
   while (std::chrono::steady_clock::now() < deadline) {
-    OUTPOST_ASSIGN_OR_RETURN(HttpResult r, op.Request("GET", "/api/v1/models/pump/retrain"));
+    OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse r, op.Request("GET", "/api/v1/models/pump/retrain"));
     if (r.status != 200) return InternalError("GET /api/v1/models/pump/retrain: " + r.body);
     last = r.body;
     simdjson::dom::parser parser;
@@ -769,7 +769,7 @@ struct DemoContext {
   Process hub_server{.name = "outpost hub serve"};
   std::string dashboard;
   // 7. Retraining: the operator's client, the job and the registry's decision.
-  std::unique_ptr<HttpClient> op;
+  std::unique_ptr<http::Client> op;
   RetrainRun run;
   Metrics champion, challenger;
   std::string decision;
@@ -839,7 +839,7 @@ Status SignFirstBundle(DemoContext& ctx) {
   const std::string models_v1 = JoinPath(ctx.workdir, "release-1");
   OUTPOST_RETURN_IF_ERROR(
       WriteModelFolder(models_v1, 1, ctx.config_yaml, ctx.first_json, NAN,
-                       train::Sha256Hex("pump version 1: synthetic original set")));
+                       crypto::Sha256Hex("pump version 1: synthetic original set")));
   ctx.bundle1 = JoinPath(ctx.bundles, "pump-1.bundle");
   OUTPOST_ASSIGN_OR_RETURN(
       std::string created,
@@ -951,8 +951,8 @@ Status ScoreTraffic(DemoContext& ctx) {
   for (Site& s : ctx.sites) OUTPOST_RETURN_IF_ERROR(StartEdge(s));
   OUTPOST_RETURN_IF_ERROR(StreamTrafficAtBoth(ctx, ctx.flags.rows, 11, 12, 'r'));
   for (Site& s : ctx.sites) {
-    OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> c,
-                             HttpClient::Connect("127.0.0.1", s.edge.port));
+    OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> c,
+                             http::Client::Connect("127.0.0.1", s.edge.port));
     OUTPOST_ASSIGN_OR_RETURN(s.serving_before, ServingVersions(*c));
     OUTPOST_ASSIGN_OR_RETURN(uint64_t held, OutboxRecords(*c));
     std::printf(
@@ -980,7 +980,7 @@ Status RecordsToHub(DemoContext& ctx) {
 // Reads the registry's judgement of the retrained version (GET /api/v1/models/pump/versions),
 // prints both models' metrics, and fails unless the challenger became a candidate.
 Status ReadRetrainDecision(DemoContext& ctx) {
-  OUTPOST_ASSIGN_OR_RETURN(HttpResult listed,
+  OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse listed,
                            ctx.op->Request("GET", "/api/v1/models/pump/versions"));
   if (listed.status != 200)
     return InternalError("GET /api/v1/models/pump/versions: " + listed.body);
@@ -1037,7 +1037,7 @@ Status Retrain(DemoContext& ctx) {
       "(every reading of both sites)\n",
       2 * ctx.flags.rows);
   OUTPOST_ASSIGN_OR_RETURN(ctx.op,
-                           HttpClient::Connect("127.0.0.1", PortOf(ctx.dashboard), kOperatorToken));
+                           http::Client::Connect("127.0.0.1", PortOf(ctx.dashboard), kOperatorToken));
   OUTPOST_ASSIGN_OR_RETURN(ctx.run, WaitRetrained(*ctx.op, 120));
   std::printf("   the hub saw %lld labels and ran outpost train: pump version %lld, %s\n",
               static_cast<long long>(ctx.run.labels), static_cast<long long>(ctx.run.version),
@@ -1049,7 +1049,7 @@ Status Retrain(DemoContext& ctx) {
 // built and signed, which must ship the challenger as the champion's shadow.
 Result<std::string> ApproveChallenger(DemoContext& ctx) {
   OUTPOST_ASSIGN_OR_RETURN(
-      HttpResult approved,
+      http::ClientResponse approved,
       ctx.op->Request(
           "POST", "/api/v1/models/pump/versions/" + std::to_string(ctx.new_version) + "/approve"));
   simdjson::dom::parser approve_parser;
@@ -1347,7 +1347,7 @@ Status RunDemo(const DemoFlags& flags) {
     train::Dataset original;
     OUTPOST_ASSIGN_OR_RETURN(std::string json, TrainFirstPump(flags, original));
     OUTPOST_RETURN_IF_ERROR(WriteModelFolder(flags.write_repository, 1, ModelConfig(original), json,
-                                             NAN, train::Sha256Hex("pump version 1")));
+                                             NAN, crypto::Sha256Hex("pump version 1")));
     std::printf("wrote the pump model to %s/pump\n", flags.write_repository.c_str());
     return Status();
   }

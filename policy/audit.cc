@@ -6,10 +6,10 @@
 #include <cerrno>
 
 #include "base/coding.h"
+#include "base/crypto/crypto.h"
 #include "base/file.h"
 #include "base/json/json.h"
 #include "base/json_writer.h"
-#include "policy/crypto.h"
 
 namespace outpost::policy {
 namespace {
@@ -128,7 +128,7 @@ Result<ChainHead> VerifyAuditChain(std::string_view text, const ChainHead& ancho
                                             std::to_string(seq) + " names");
     }
     head.seq = seq;
-    head.hash = Sha256Hex(line);
+    head.hash = crypto::Sha256Hex(line);
   }
   if (known_head) {
     if (head.seq < known_head->seq) {
@@ -195,7 +195,7 @@ Status AuditLog::Append(std::span<const AuditEntry> entries) {
       return InvalidArgumentError("audit entry over 4096 bytes (record key too long)");
     }
     head.seq += 1;
-    head.hash = Sha256Hex(line);
+    head.hash = crypto::Sha256Hex(line);
     batch += line;
     batch.push_back('\n');
   }

@@ -1,12 +1,10 @@
-// policy/'s hashes as lowercase hex, over the crypto adapter (base/crypto/crypto.h).
+// policy/'s keyed hash as lowercase hex, over the crypto adapter (base/crypto/crypto.h).
 #include "policy/crypto.h"
 
 #include "base/coding.h"
 #include "base/crypto/crypto.h"
 
 namespace outpost::policy {
-
-std::string Sha256Hex(std::string_view data) { return HexEncode(crypto::Sha256(data)); }
 
 std::string HmacSha256Hex(std::string_view key, std::string_view message) {
   return HexEncode(crypto::HmacSha256(key, message));

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "base/crypto/crypto.h"
 #include "base/file.h"
 #include "base/testing/test_util.h"
 #include "policy/audit.h"
@@ -85,7 +86,7 @@ TEST(ParsePolicy, ReadsVersionNameRegionsSitesAndDigest) {
   auto policy = TestPolicy();
   EXPECT_EQ(policy->version, 7);
   EXPECT_EQ(policy->name, "pump-fleet");
-  EXPECT_EQ(policy->digest, "sha256:" + Sha256Hex(kPolicy));
+  EXPECT_EQ(policy->digest, "sha256:" + crypto::Sha256Hex(kPolicy));
   ASSERT_NE(policy->FindRegion("plant-eu"), nullptr);
   EXPECT_FALSE(policy->FindRegion("plant-eu")->raw_allowed);
   EXPECT_EQ(policy->FindRegion("plant-eu")->min_count, 20);
@@ -441,7 +442,7 @@ TEST(AuditLog, AppendsAChainThatVerifies) {
   EXPECT_EQ(log->head.seq, 5u);
   auto lines = Lines(log->text);
   ASSERT_EQ(lines.size(), 5u);
-  EXPECT_EQ(log->head.hash, Sha256Hex(lines[4]));
+  EXPECT_EQ(log->head.hash, crypto::Sha256Hex(lines[4]));
   EXPECT_EQ(lines[0], FormatAuditLine(1, Entry(1), std::string(64, '0')));
   EXPECT_NE(lines[1].find(R"("decision":"withheld","reason":"raw_not_allowed_in_region")"),
             std::string::npos);
@@ -508,7 +509,7 @@ TEST(AuditLog, RecordsEachDecisionWithTheRecordKeyAndThePolicyDigest) {
   EXPECT_NE(lines[1].find(R"("decision":"withheld","reason":"raw_not_allowed_in_region")"),
             std::string::npos);
   EXPECT_NE(lines[1].find(R"("rseq":43)"), std::string::npos);
-  EXPECT_NE(lines[1].find(R"("prev":")" + Sha256Hex(lines[0])), std::string::npos);
+  EXPECT_NE(lines[1].find(R"("prev":")" + crypto::Sha256Hex(lines[0])), std::string::npos);
 }
 
 void ExpectChainError(const Result<ChainHead>& result, std::string_view reason) {
@@ -566,7 +567,7 @@ TEST(VerifyAuditChain, DetectsAReorder) {
 TEST(VerifyAuditChain, VerifiesAPieceFromAnAnchorAndRejectsMalformedLines) {
   auto log = WriteFive();
   auto lines = Lines(log->text);
-  ChainHead anchor{.seq = 2, .hash = Sha256Hex(lines[1])};
+  ChainHead anchor{.seq = 2, .hash = crypto::Sha256Hex(lines[1])};
   auto head = VerifyAuditChain(Join({lines[2], lines[3], lines[4]}), anchor, log->head);
   ASSERT_TRUE(head.ok()) << head.status().ToString();
   EXPECT_EQ(*head, log->head);

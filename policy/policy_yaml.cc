@@ -4,9 +4,9 @@
 #include <string>
 #include <utility>
 
+#include "base/crypto/crypto.h"
 #include "base/yaml/yaml.h"
 #include "base/names.h"
-#include "policy/crypto.h"
 #include "policy/policy.h"
 
 namespace outpost::policy {
@@ -184,7 +184,7 @@ Result<KindRule> ParseKind(const std::string& kind, const yaml::Node& node,
 Result<std::shared_ptr<const Policy>> ParseRoot(const yaml::Node& root, std::string_view text) {
   if (!root.IsMap()) return InvalidArgumentError("policy: must be a map of keys");
   auto policy = std::make_shared<Policy>();
-  policy->digest = "sha256:" + Sha256Hex(text);
+  policy->digest = "sha256:" + crypto::Sha256Hex(text);
   OUTPOST_ASSIGN_OR_RETURN(auto members, Members(root, "policy"));
   bool have_format = false, have_version = false, have_regions = false;
   for (const auto& [name, value] : members) {

@@ -5,11 +5,11 @@
 
 #include <cerrno>
 
+#include "base/crypto/crypto.h"
 #include "base/file.h"
 #include "base/json/json.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
-#include "policy/crypto.h"
 
 namespace outpost::sync {
 namespace {
@@ -82,7 +82,7 @@ Result<BatchAudit> AuditCursor::Segment(size_t max_bytes) {
     start = nl + 1;
   }
   a.to_seq = acked_.seq + count;
-  a.to_hash = policy::Sha256Hex(last);
+  a.to_hash = crypto::Sha256Hex(last);
   a.lines = std::move(buf);
   return a;
 }
@@ -115,7 +115,7 @@ bool AuditCursor::Seek(const AuditHead& head) {
     if (nl == std::string::npos) break;
     ++seq;
     if (seq == head.seq) {
-      if (policy::Sha256Hex(std::string_view(*text).substr(start, nl - start)) != head.hash) {
+      if (crypto::Sha256Hex(std::string_view(*text).substr(start, nl - start)) != head.hash) {
         return false;
       }
       acked_ = head;

@@ -3,8 +3,8 @@
 #include <string>
 
 #include "base/coding.h"
+#include "base/crypto/crypto.h"
 #include "base/names.h"
-#include "policy/crypto.h"
 #include "sync/compress.h"
 #include "sync/wire.h"
 
@@ -102,7 +102,7 @@ Result<BatchKeyFields> KeyOf(const Batch& batch) {
                         .stream = batch.stream,
                         .first_seq = batch.records.front().seq,
                         .last_seq = batch.records.back().seq,
-                        .content_sha256 = policy::Sha256Hex(EncodeRecordsPart(batch))};
+                        .content_sha256 = crypto::Sha256Hex(EncodeRecordsPart(batch))};
 }
 
 Result<std::string> EncodeBatch(const Batch& batch, int level) {
@@ -304,7 +304,7 @@ Result<DecodedBatch> DecodeBatch(std::string_view bytes, const DecodeLimits& lim
       .stream = b.stream,
       .first_seq = first,
       .last_seq = last,
-      .content_sha256 = policy::Sha256Hex(std::string_view(body).substr(0, records_end))};
+      .content_sha256 = crypto::Sha256Hex(std::string_view(body).substr(0, records_end))};
   return out;
 }
 

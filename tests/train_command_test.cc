@@ -7,12 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "base/crypto/crypto.h"
 #include "base/file.h"
 #include "base/json_writer.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "hub/store.h"
-#include "train/digest.h"
 #include "train/synthetic.h"
 #include "train/testing/edge_payloads.h"
 #include "train/xgboost_trainer.h"
@@ -49,7 +49,7 @@ void Upload(hub::Store& store, const train::Dataset& data, const std::string& si
   for (auto* batch : {&rows, &feedback}) {
     hub::BatchKey key{.site_id = site, .node_id = batch->front().node_id, .stream = "pump",
                       .first_seq = 1, .last_seq = static_cast<uint64_t>(data.rows),
-                      .content_sha256 = train::Sha256Hex(batch->front().node_id + site)};
+                      .content_sha256 = crypto::Sha256Hex(batch->front().node_id + site)};
     auto result = store.Ingest(key, *batch, std::nullopt, 1);
     ASSERT_TRUE(result.ok()) << result.status().ToString();
     EXPECT_EQ(result->records_stored, static_cast<uint64_t>(data.rows));

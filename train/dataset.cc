@@ -9,7 +9,7 @@
 #include <unordered_map>
 
 #include "base/coding.h"
-#include "train/digest.h"
+#include "base/crypto/crypto.h"
 
 namespace outpost::train {
 namespace {
@@ -178,7 +178,7 @@ Result<Dataset> DecodeDataset(std::string_view bytes) {
 
 Result<std::string> DatasetSha256(const Dataset& data) {
   OUTPOST_ASSIGN_OR_RETURN(std::string bytes, EncodeDataset(data));
-  return Sha256Hex(bytes);
+  return crypto::Sha256Hex(bytes);
 }
 
 Status AppendRows(Dataset& a, const Dataset& b) {

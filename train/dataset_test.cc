@@ -5,8 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "base/crypto/crypto.h"
 #include "base/testing/test_util.h"
-#include "train/digest.h"
 
 namespace outpost::train {
 namespace {
@@ -47,8 +47,8 @@ TEST(DatasetFile, TheLayoutIsLittleEndianAsFormatMdSays) {
 TEST(DatasetFile, DigestIsTheSha256OfTheFileAndSeesEveryValue) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, EncodeDataset(Small()));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string digest, DatasetSha256(Small()));
-  EXPECT_EQ(digest, Sha256Hex(bytes));
-  EXPECT_EQ(Sha256Hex("abc"),
+  EXPECT_EQ(digest, crypto::Sha256Hex(bytes));
+  EXPECT_EQ(crypto::Sha256Hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   Dataset other = Small();
   other.labels[1] = 0.0f;

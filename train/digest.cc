@@ -1,10 +1,9 @@
-// train/'s SHA-256 (as bytes and as lowercase hex), over the crypto adapter
+// train/'s SHA-256 as bytes, over the crypto adapter
 // (base/crypto/crypto.h).
 #include "train/digest.h"
 
 #include <cstring>
 
-#include "base/coding.h"
 #include "base/crypto/crypto.h"
 
 namespace outpost::train {
@@ -15,7 +14,5 @@ std::array<uint8_t, 32> Sha256(std::string_view bytes) {
   std::memcpy(out.data(), digest.data(), out.size());
   return out;
 }
-
-std::string Sha256Hex(std::string_view bytes) { return HexEncode(crypto::Sha256(bytes)); }
 
 }  // namespace outpost::train

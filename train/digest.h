@@ -1,4 +1,5 @@
-// SHA-256 for train/: data set digests (FORMAT.md section 2) and the holdout split (section 4).
+// SHA-256 for train/ as bytes: the holdout split (FORMAT.md section 4). Data set digests
+// (section 2) are crypto::Sha256Hex (base/crypto/crypto.h).
 #ifndef OUTPOST_TRAIN_DIGEST_H_
 #define OUTPOST_TRAIN_DIGEST_H_
 
@@ -10,8 +11,6 @@
 namespace outpost::train {
 
 std::array<uint8_t, 32> Sha256(std::string_view bytes);
-// Lowercase hex, 64 characters.
-std::string Sha256Hex(std::string_view bytes);
 
 }  // namespace outpost::train
 

@@ -19,11 +19,11 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/crypto/crypto.h"
 #include "base/json_writer.h"
 #include "base/status.h"
 #include "hub/store.h"
 #include "policy/audit.h"
-#include "policy/crypto.h"
 #include "policy/evaluate.h"
 
 namespace outpost::hub {
@@ -107,7 +107,7 @@ class StreamWriter {
                              .policy_digest = std::string(kPolicy)};
     std::string line = policy::FormatAuditLine(chain_.seq + 1, entry, chain_.hash);
     ++chain_.seq;
-    chain_.hash = policy::Sha256Hex(line);
+    chain_.hash = crypto::Sha256Hex(line);
     lines_ += line;
     lines_ += '\n';
     if (decision != policy::Outcome::kAllowed) return;  // withheld: only the audit line leaves
@@ -131,7 +131,7 @@ class StreamWriter {
                  // Withheld records before the first stored one lie within the range too.
                  .first_seq = first_unflushed_,
                  .last_seq = batch_.back().seq,
-                 .content_sha256 = policy::Sha256Hex(content)};
+                 .content_sha256 = crypto::Sha256Hex(content)};
     AuditSegment audit{.node_id = node_,
                        .from_seq = chain_.stored_seq,
                        .from_hash = chain_.stored_hash,
