@@ -110,9 +110,9 @@ class Node {
 
   // The node converted as the library's `node.as<T>()` converts it, for T in std::string, bool,
   // int, int64_t, uint64_t (size_t), double and float: the same spellings are accepted
-  // (`true`/`yes`/`on`/`y`..., decimal, `0x` and `0o` integers, `.inf`, `.nan`) and the same
-  // ones refused; a null node reads as the string "null". An error is InvalidArgument with
-  // the library's message and kErrorReason.
+  // (`true`/`yes`/`on`/`y`..., decimal, `0x` and leading-zero octal integers, `.inf`, `.nan`)
+  // and the same ones refused; a null node reads as the string "null". An error is
+  // InvalidArgument with the library's message and kErrorReason.
   template <typename T>
   Result<T> As() const;
   // A sequence of strings, as `node.as<std::vector<std::string>>()`.
