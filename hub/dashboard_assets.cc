@@ -67,7 +67,7 @@ HubResponse AssetResponse(const std::string& assets_dir, std::string_view path) 
   if (!contents.ok()) return Error(404, "not_found", "no such asset");
   HubResponse response;
   response.status = 200;
-  response.content_type = std::string(ContentType(rel));
+  response.content_type = ContentType(rel);  // a literal: static storage
   response.body = std::move(*contents);
   // Vite names bundles by content hash under assets/; index.html must be revalidated.
   response.headers.emplace_back("cache-control", rel.starts_with("assets/")

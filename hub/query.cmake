@@ -12,7 +12,7 @@ outpost_library(outpost_hub_query
     dashboard_records.cc     # /api/v1/records
     dashboard_training.cc    # /api/v1/training
     dashboard_assets.cc      # the built web assets (web/dist)
-  DEPS outpost_base
+  DEPS outpost_base outpost_http  # hub/http.h: base/http's request and response
   PRIVATE_DEPS outpost_json)
 # Where the hub finds the built assets unless told otherwise.
 target_compile_definitions(outpost_hub_query PRIVATE

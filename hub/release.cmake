@@ -6,7 +6,7 @@ outpost_library(outpost_hub_release
     model_artifact.cc     # a registry entry's model file (also read by `outpost train`)
     retrain_scheduler.cc  # the checking thread, the `outpost train` jobs, their state files
     registry_api.cc       # the operator's routes under /api/v1/models
-  DEPS outpost_base outpost_hub_store outpost_bundle
+  DEPS outpost_base outpost_http outpost_hub_store outpost_bundle
   PRIVATE_DEPS outpost_yaml Threads::Threads)
 
 # Real SQLite stores, real keys, real XGBoost models and a real `outpost train` child. The

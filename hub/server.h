@@ -1,12 +1,9 @@
-// The hub's listeners (hub/FORMAT.md sections 5 and 6): a TLS listener for sites that asks
-// for a client certificate and checks it against the hub CA, and an operator listener (TLS,
-// or plain HTTP on a loopback address only). Both hand each request, with what the TLS layer
-// established about the peer, to a handler with no sockets (HubRequest → HubResponse).
-//
-// Also the small HTTPS client that `outpost enrol` and the tests use, with the same TLS
-// settings (TLS 1.2+, the server verified against a given CA and the URL's host).
-//
-// server.cc is the Boost.Beast adapter of hub/ and, for the TLS sessions, of OpenSSL.
+// The hub's listeners (hub/FORMAT.md sections 5 and 6), both on base/http's server core
+// (base/http/server.h: limits, deadlines, lingering close, graceful drain): a TLS listener for
+// sites that asks for a client certificate and checks it against the hub CA, and an operator
+// listener (TLS, or plain HTTP on a loopback address only). Both hand each request, with what
+// the TLS layer established about the peer, to a handler with no sockets
+// (HubRequest → HubResponse).
 #ifndef OUTPOST_HUB_SERVER_H_
 #define OUTPOST_HUB_SERVER_H_
 
@@ -49,10 +46,17 @@ struct HubServerOptions {
   size_t max_connections = 256;
   // A connection that sends nothing for this long is closed.
   std::chrono::seconds idle_timeout{30};
+  // How long one request may take to arrive from its first byte, and one answer to be
+  // written: absolute deadlines, long enough for a full batch over a slow site link.
+  std::chrono::seconds read_timeout{300};
+  std::chrono::seconds write_timeout{300};
+  // Event-loop threads per listener; 0 = one per CPU core, at least 4. A handler runs on a
+  // loop's thread, so a slow one delays the other connections of its loop.
+  int threads = 0;
 };
 
-// Thread-per-connection listeners (the hub's load is a few sites' uploads, not the scoring
-// path). Thread-safe: Stop may be called from any thread.
+// Event-loop listeners (HubServerOptions::threads). Thread-safe: Stop may be called from any
+// thread but a handler's.
 class HubServer {
  public:
   // Binds both listeners and starts accepting. InvalidArgument for an operator listener on
@@ -67,37 +71,14 @@ class HubServer {
   virtual uint16_t operator_port() const = 0;
   // Whether the operator listener speaks TLS.
   virtual bool operator_tls() const = 0;
-  // Stops accepting, lets requests in progress finish (answers written), closes idle
-  // connections, and returns when every connection thread has ended.
+  // Stops accepting, lets requests in progress finish (answers written; requests arriving
+  // meanwhile get 503, reason draining), closes every connection, and returns when every
+  // listener thread has ended.
   virtual void Stop() = 0;
 };
 
 // Whether `address` is a loopback address (127.0.0.0/8, ::1, "localhost").
 bool IsLoopback(std::string_view address);
-
-struct HttpsClientOptions {
-  // PEM of the CA that must have issued the server's certificate; the host is checked
-  // against its SAN. Empty: the server is not verified (only for fetching a CA that the
-  // caller then checks against a pin).
-  std::string ca_pem{};
-  // A client certificate and its key (PEM), or empty.
-  std::string cert_pem{};
-  std::string key_pem{};
-  std::chrono::seconds timeout{30};
-  size_t max_response_bytes = 16 << 20;
-};
-
-struct HttpsResponse {
-  int status = 0;
-  std::string body{};
-};
-
-// One request over a fresh TLS connection to `base_url` ("https://host:port", an IPv6 host
-// in brackets). Unavailable for connection and TLS errors (the message names them).
-Result<HttpsResponse> HttpsRequest(std::string_view base_url, std::string_view method,
-                                   std::string_view target, std::string_view body,
-                                   std::string_view content_type,
-                                   const HttpsClientOptions& options);
 
 }  // namespace outpost::hub
 
