@@ -7,13 +7,11 @@ add_executable(web_seed_hub web/seed_hub.cc)
 target_link_libraries(web_seed_hub PRIVATE outpost_hub_store outpost_policy outpost_base)
 outpost_target_flags(web_seed_hub)
 
-# A real HTTP server on a loopback port around hub::Dashboard (Boost.Beast): what
-# dashboard.test.mjs --server runs, the dashboard without the rest of the hub.
+# A real HTTP server on a loopback port around hub::Dashboard (base/http's server core):
+# what dashboard.test.mjs --server runs, the dashboard without the rest of the hub.
 add_executable(web_dashboard_server web/dashboard_server.cc)
-target_link_libraries(web_dashboard_server PRIVATE outpost_hub_query outpost_hub_store
-                                                   Boost::boost Threads::Threads)
-# Boost 1.74's Asio uses std::exchange without including <utility> (g++ 12, C++20).
-target_compile_options(web_dashboard_server PRIVATE -include utility)
+target_link_libraries(web_dashboard_server PRIVATE outpost_http outpost_hub_query
+                                                   outpost_hub_store Threads::Threads)
 outpost_target_flags(web_dashboard_server)
 
 # The test runs under Debian's node (scripts/setup.sh installs it); without node it is not

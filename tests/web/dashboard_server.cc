@@ -1,6 +1,6 @@
-// dashboard_server: a small real HTTP server (Boost.Beast, loopback, a port the kernel
-// picks) around hub::Dashboard, for the browser tests while they do not run `outpost hub`
-// itself. It maps operator bearer tokens to tenants as the hub's operator listener does
+// dashboard_server: a small real HTTP server (base/http's server core, loopback, a port the
+// kernel picks) around hub::Dashboard, for the browser tests while they do not run `outpost
+// hub` itself. It maps operator bearer tokens to tenants as the hub's operator listener does
 // (hub/FORMAT.md §6): /api/ without a known token is 401 operator_token; the static assets
 // carry no data and are served to any caller.
 //
@@ -8,10 +8,7 @@
 //                    --operator-token tok-acme=acme [--operator-token ...]
 //
 // Prints "listening on 127.0.0.1:PORT" once it accepts connections; runs until killed.
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -20,15 +17,12 @@
 #include <thread>
 #include <utility>
 
+#include "base/http/server.h"
 #include "hub/dashboard.h"
 #include "hub/store.h"
 
 namespace outpost::hub {
 namespace {
-
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = boost::asio::ip::tcp;
 
 struct Config {
   std::string store_url;
@@ -44,49 +38,21 @@ HubResponse Unauthorized() {
   return response;
 }
 
-// Serves one connection (keep-alive) until the client closes it or sends garbage.
-void Serve(tcp::socket socket, const Dashboard& dashboard, const Config& config) {
-  beast::flat_buffer buffer;
-  beast::error_code ec;
-  while (true) {
-    http::request_parser<http::string_body> parser;
-    parser.body_limit(64 * 1024);
-    parser.header_limit(16 * 1024);
-    http::read(socket, buffer, parser, ec);
-    if (ec) break;
-    const auto& req = parser.get();
-    HubRequest request;
-    request.method = std::string(req.method_string());
-    request.target = std::string(req.target());
-    for (const auto& field : req) {
-      std::string name(field.name_string());
-      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      request.headers.emplace_back(std::move(name), std::string(field.value()));
+// Answers one request: the caller is the operator whose bearer token it carries.
+void Serve(const HubRequest& request, HubResponse& response, const Dashboard& dashboard,
+           const Config& config) {
+  HubRequest with_caller = request;
+  std::string_view auth = request.Header("authorization");
+  if (auth.starts_with("Bearer ")) {
+    auto it = config.tokens.find(std::string(auth.substr(7)));
+    if (it != config.tokens.end()) {
+      with_caller.caller = Caller{.kind = Caller::Kind::kOperator, .tenant = it->second};
     }
-    request.body = req.body();
-    std::string_view auth = request.Header("authorization");
-    if (auth.starts_with("Bearer ")) {
-      auto it = config.tokens.find(std::string(auth.substr(7)));
-      if (it != config.tokens.end()) {
-        request.caller = Caller{.kind = Caller::Kind::kOperator, .tenant = it->second};
-      }
-    }
-    HubResponse response = request.target.starts_with("/api/") &&
-                                   request.caller.kind != Caller::Kind::kOperator
-                               ? Unauthorized()
-                               : dashboard.Handle(request);
-    http::response<http::string_body> res{static_cast<http::status>(response.status),
-                                          req.version()};
-    res.set(http::field::server, "outpost-dashboard-test");
-    res.set(http::field::content_type, response.content_type);
-    for (const auto& [name, value] : response.headers) res.set(name, value);
-    res.keep_alive(req.keep_alive());
-    res.body() = std::move(response.body);
-    res.prepare_payload();
-    http::write(socket, res, ec);
-    if (ec || !res.keep_alive()) break;
   }
-  socket.shutdown(tcp::socket::shutdown_send, ec);
+  response = with_caller.target.starts_with("/api/") &&
+                     with_caller.caller.kind != Caller::Kind::kOperator
+                 ? Unauthorized()
+                 : dashboard.Handle(with_caller);
 }
 
 int Main(int argc, char** argv) {
@@ -118,25 +84,25 @@ int Main(int argc, char** argv) {
     return 1;
   }
   Dashboard dashboard(store->get(), config.assets_dir);
-  boost::asio::io_context io;
-  beast::error_code ec;
-  tcp::acceptor acceptor(io);
-  tcp::endpoint endpoint(boost::asio::ip::make_address("127.0.0.1"), 0);
-  if (acceptor.open(endpoint.protocol(), ec); !ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(64, ec);
-  if (ec) {
-    std::fprintf(stderr, "dashboard_server: cannot listen: %s\n", ec.message().c_str());
+  auto server = outpost::http::Server::Start(
+      {.address = "127.0.0.1",
+       .port = 0,
+       .threads = 4,
+       .max_body_bytes = 64 * 1024,
+       .max_header_bytes = 16 * 1024,
+       .server_header = "outpost-dashboard-test"},
+      [&dashboard, &config](const HubRequest& request, HubResponse& response) {
+        Serve(request, response, dashboard, config);
+      });
+  if (!server.ok()) {
+    std::fprintf(stderr, "dashboard_server: cannot listen: %s\n",
+                 server.status().ToString().c_str());
     return 1;
   }
-  std::printf("listening on 127.0.0.1:%u\n", acceptor.local_endpoint().port());
+  std::printf("listening on 127.0.0.1:%u\n", static_cast<unsigned>((*server)->port()));
   std::fflush(stdout);
-  while (true) {
-    tcp::socket socket(io);
-    acceptor.accept(socket, ec);
-    if (ec) continue;
-    // One thread per connection: a browser opens a handful; the process lives for one test.
-    std::thread(Serve, std::move(socket), std::cref(dashboard), std::cref(config)).detach();
-  }
+  // Serves until killed.
+  while (true) std::this_thread::sleep_for(std::chrono::hours(1));
 }
 
 }  // namespace
