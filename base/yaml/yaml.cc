@@ -7,6 +7,7 @@
 
 #include <exception>
 #include <map>
+#include <set>
 #include <type_traits>
 
 namespace outpost::yaml {
@@ -72,11 +73,19 @@ Style FromYamlStyle(YAML::EmitterStyle::value style) {
 struct Convert {
   std::map<const std::string*, Node> parsed;
   std::map<const Node::Rep*, YAML::Node> emitted;
+  // The nodes being copied (the path from the root) and whether an alias pointed at one of
+  // them: a cycle, which shared handles would never free, so Parse refuses it.
+  std::set<const std::string*> open;
+  bool cycle = false;
 
   Node FromYaml(const YAML::Node& in) {
     const std::string* identity = &in.Scalar();
     auto it = parsed.find(identity);
-    if (it != parsed.end()) return it->second;
+    if (it != parsed.end()) {
+      if (open.count(identity)) cycle = true;
+      return it->second;
+    }
+    open.insert(identity);
     auto rep = std::make_shared<Node::Rep>();
     const YAML::Mark m = in.Mark();
     rep->mark = Mark{m.pos, m.line, m.column};
@@ -104,7 +113,16 @@ struct Convert {
         rep->type = NodeType::kNull;
         break;
     }
+    open.erase(identity);
     return out;
+  }
+
+  // Drops every copied node's references to its children, so that a cyclic tree is freed.
+  void BreakCycles() {
+    for (auto& [identity, node] : parsed) {
+      node.rep_->items.clear();
+      node.rep_->entries.clear();
+    }
   }
 
   YAML::Node ToYaml(const Node& in) {
@@ -329,7 +347,12 @@ Result<Node> Parse(std::string_view text) {
   try {
     YAML::Node root = YAML::Load(std::string(text));
     Convert convert;
-    return convert.FromYaml(root);
+    Node out = convert.FromYaml(root);
+    if (convert.cycle) {
+      convert.BreakCycles();
+      return YamlError("an alias refers to a node that contains it");
+    }
+    return out;
   } catch (const std::exception& e) {
     return YamlError(e.what());
   }

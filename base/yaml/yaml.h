@@ -131,7 +131,8 @@ class Node {
 };
 
 // Parses one YAML document (the first, when there are several). An empty document is a null
-// node. InvalidArgument with the library's parse error and kErrorReason when it does not parse.
+// node. InvalidArgument with the library's parse error and kErrorReason when it does not parse,
+// or when an alias points at a node that contains it (a cycle).
 Result<Node> Parse(std::string_view text);
 
 // The document the library's emitter writes for `node` (without a final newline): block style

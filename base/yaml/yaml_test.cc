@@ -145,5 +145,11 @@ TEST(YamlParse, AliasesShareTheirNode) {
   EXPECT_EQ(out, "a: &1 {k: 1}\nb: *1");
 }
 
+TEST(YamlParse, AliasCycleIsRefused) {
+  Result<Node> r = Parse("a: &x [1, *x]\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().reason(), kErrorReason);
+}
+
 }  // namespace
 }  // namespace outpost::yaml
