@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "base/file.h"
+#include "base/http/client.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
-#include "apps/http_client.h"
 #include "bundle/crypto.h"
 #include "train/synthetic.h"
 #include "train/xgboost_trainer.h"
@@ -356,14 +356,14 @@ TEST_F(BundleInstallTest, RunningEdgeServesInstalledVersionsAndReceivesEvents) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, edge->ReadLine());
   ASSERT_EQ(line.rfind("listening on http://127.0.0.1:", 0), 0u) << line;
   uint16_t port = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, apps::HttpClient::Connect("127.0.0.1", port));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult events,
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, http::Client::Connect("127.0.0.1", port));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse events,
                                client->Request("GET", "/v1/records?kind=event"));
   EXPECT_EQ(events.status, 200) << events.body;
   EXPECT_NE(events.body.find("bundle_installed"), std::string::npos) << events.body;
   EXPECT_NE(events.body.find("HEALTH_CHECK"), std::string::npos) << events.body;
   EXPECT_TRUE(Tree(dir_.File("e/data/spool")).empty());
-  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult ready,
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse ready,
                                client->Request("GET", "/v2/models/pump/versions/1/ready"));
   EXPECT_EQ(ready.status, 200) << ready.body;
 

@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "apps/http_client.h"
 #include "base/file.h"
+#include "base/http/client.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "hub/store.h"
@@ -245,8 +245,8 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, edge->ReadLine());
     ASSERT_EQ(line.rfind("listening on http://127.0.0.1:", 0), 0u) << line;
     const uint16_t port = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
-    OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, apps::HttpClient::Connect("127.0.0.1", port));
-    OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult info, client->Request("GET", "/v2/models/pump"));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, http::Client::Connect("127.0.0.1", port));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse info, client->Request("GET", "/v2/models/pump"));
     EXPECT_EQ(info.status, 200) << info.body;
     EXPECT_NE(info.body.find("\"versions\":[\"2\"]"), std::string::npos) << info.body;
     OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset rows, train::MakePumpReadings({.rows = 4, .seed = 3}));
@@ -257,7 +257,7 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
       body += (i ? "," : "") + std::string(buf, p);
     }
     body += "]}]}";
-    OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult scored,
+    OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse scored,
                                  client->Request("POST", "/v2/models/pump/infer", body));
     ASSERT_EQ(scored.status, 200) << scored.body;
     EXPECT_NE(scored.body.find("\"model_version\":\"2\""), std::string::npos) << scored.body;

@@ -12,8 +12,8 @@
 #include <cstring>
 #include <cstdlib>
 
-#include "apps/http_client.h"
 #include "base/file.h"
+#include "base/http/client.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "serve/inference.grpc.pb.h"
@@ -92,7 +92,7 @@ outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string grpc_line, edge_->ReadLine());
     ASSERT_EQ(grpc_line.rfind("grpc listening on 127.0.0.1:", 0), 0u) << grpc_line;
     grpc_port_ = static_cast<uint16_t>(std::atoi(grpc_line.c_str() + grpc_line.rfind(':') + 1));
-    OUTPOST_ASSERT_OK_AND_ASSIGN(client_, apps::HttpClient::Connect("127.0.0.1", port_));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(client_, http::Client::Connect("127.0.0.1", port_));
   }
 
   std::string Body(int64_t begin, int64_t end) {
@@ -126,7 +126,7 @@ outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]
   std::unique_ptr<Subprocess> edge_;
   uint16_t port_ = 0;
   uint16_t grpc_port_ = 0;
-  std::unique_ptr<apps::HttpClient> client_;
+  std::unique_ptr<http::Client> client_;
 };
 
 // Extracts the numbers of the first "data":[...] array of a response (flat, as the server
@@ -152,7 +152,7 @@ TEST_F(EdgeServerTest, PredictionsOverHttpEqualXGBoostsOwn) {
   const int64_t rows = 200;
   std::vector<float> served;
   for (int64_t begin = 0; begin < rows; begin += 40) {
-    OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult res,
+    OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse res,
                                  client_->Request("POST", "/v2/models/pump/infer", Body(begin, begin + 40)));
     ASSERT_EQ(res.status, 200) << res.body;
     EXPECT_NE(res.body.find("\"id\":\"r" + std::to_string(begin) + "\""), std::string::npos);
@@ -221,30 +221,30 @@ TEST_F(EdgeServerTest, NewVersionLoadedThroughTheRepositoryExtensionServesAtOnce
   OUTPOST_ASSERT_OK(MakeDirectories(repo + "/.staging-4"));
   OUTPOST_ASSERT_OK(WriteFileAtomically(repo + "/.staging-4/model.ubj", model_bytes_));
   ASSERT_EQ(::rename((repo + "/.staging-4").c_str(), (repo + "/pump/4").c_str()), 0);
-  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult load,
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse load,
                                client_->Request("POST", "/v2/repository/models/pump/load", "{}"));
   EXPECT_EQ(load.status, 200) << load.body;
-  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult res,
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse res,
                                client_->Request("POST", "/v2/models/pump/infer", Body(0, 1)));
   ASSERT_EQ(res.status, 200) << res.body;
   EXPECT_NE(res.body.find("\"model_version\":\"4\""), std::string::npos) << res.body;
-  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult index,
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse index,
                                client_->Request("POST", "/v2/repository/index", "{}"));
   EXPECT_NE(index.body.find("\"version\":\"4\""), std::string::npos) << index.body;
-  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult metrics, client_->Request("GET", "/metrics"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse metrics, client_->Request("GET", "/metrics"));
   EXPECT_NE(metrics.body.find("version=\"4\""), std::string::npos) << metrics.body;
 }
 
 TEST_F(EdgeServerTest, BrokenModelIsReportedWhileOthersServe) {
-  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult ready, client_->Request("GET", "/v2/models/pump/ready"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse ready, client_->Request("GET", "/v2/models/pump/ready"));
   EXPECT_EQ(ready.status, 200);
-  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult broken, client_->Request("GET", "/v2/models/broken/ready"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse broken, client_->Request("GET", "/v2/models/broken/ready"));
   EXPECT_EQ(broken.status, 503) << broken.body;
   EXPECT_NE(broken.body.find("\"error\""), std::string::npos);
   // Strict readiness: the server is live but not ready while a model is broken.
   EXPECT_EQ(client_->Request("GET", "/v2/health/live")->status, 200);
   EXPECT_EQ(client_->Request("GET", "/v2/health/ready")->status, 503);
-  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult meta, client_->Request("GET", "/v2/models/pump"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse meta, client_->Request("GET", "/v2/models/pump"));
   EXPECT_EQ(meta.status, 200);
   EXPECT_NE(meta.body.find("\"platform\":\"xgboost_ubj\""), std::string::npos) << meta.body;
 }

@@ -20,8 +20,8 @@
 #include <sstream>
 #include <thread>
 
-#include "apps/http_client.h"
 #include "base/file.h"
+#include "base/http/client.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "serve/inference.grpc.pb.h"
@@ -162,7 +162,7 @@ class ServeOverloadTest : public ::testing::Test {
   }
 
   std::string Metrics() {
-    auto client = apps::HttpClient::Connect("127.0.0.1", port_);
+    auto client = http::Client::Connect("127.0.0.1", port_);
     if (!client.ok()) return "";
     auto r = (*client)->Request("GET", "/metrics");
     return r.ok() ? r->body : "";
@@ -186,9 +186,9 @@ TEST_F(ServeOverloadTest, RestShedsPastTheQueueBoundRecoversAndCountsEveryReques
   int64_t shed = 0;
   // Warm-up, one request at a time: all succeed.
   {
-    OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, apps::HttpClient::Connect("127.0.0.1", port_));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, http::Client::Connect("127.0.0.1", port_));
     for (int i = 0; i < 5; ++i) {
-      OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult r,
+      OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse r,
                                    client->Request("POST", "/v2/models/heavy/infer", Body(i)));
       ASSERT_EQ(r.status, 200) << r.body;
       EXPECT_TRUE(HoldsRows(r.body, i));
@@ -221,7 +221,7 @@ TEST_F(ServeOverloadTest, RestShedsPastTheQueueBoundRecoversAndCountsEveryReques
     std::vector<std::thread> clients;
     for (int c = 0; c < kClients; ++c) {
       clients.emplace_back([&, b, c] {
-        auto client = apps::HttpClient::Connect("127.0.0.1", port_);
+        auto client = http::Client::Connect("127.0.0.1", port_);
         if (!client.ok()) {
           wrong.fetch_add(1);
           return;
@@ -259,9 +259,9 @@ TEST_F(ServeOverloadTest, RestShedsPastTheQueueBoundRecoversAndCountsEveryReques
 
   // Recovered: every request succeeds again.
   {
-    OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, apps::HttpClient::Connect("127.0.0.1", port_));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, http::Client::Connect("127.0.0.1", port_));
     for (int i = 0; i < 10; ++i) {
-      OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult r,
+      OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse r,
                                    client->Request("POST", "/v2/models/heavy/infer", Body(i * 3)));
       ASSERT_EQ(r.status, 200) << r.body;
       EXPECT_TRUE(HoldsRows(r.body, i * 3));
@@ -352,7 +352,7 @@ TEST_F(ServeOverloadTest, GrpcShedsWithUnavailableAndRecovers) {
     ASSERT_TRUE(status.ok()) << status.error_message();
     EXPECT_TRUE(holds_rows(response, i));
   }
-  auto client = apps::HttpClient::Connect("127.0.0.1", port_);
+  auto client = http::Client::Connect("127.0.0.1", port_);
   ASSERT_TRUE(client.ok());
   auto r = (*client)->Request("GET", "/metrics");
   ASSERT_TRUE(r.ok());
@@ -361,16 +361,16 @@ TEST_F(ServeOverloadTest, GrpcShedsWithUnavailableAndRecovers) {
 }
 
 TEST_F(ServeOverloadTest, TimeoutParameterIsCheckedOverBothProtocols) {
-  OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, apps::HttpClient::Connect("127.0.0.1", port_));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, http::Client::Connect("127.0.0.1", port_));
   std::string body = Body(0);
   body.insert(1, R"("parameters":{"timeout":-3},)");
-  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult bad,
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse bad,
                                client->Request("POST", "/v2/models/heavy/infer", body));
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find("timeout"), std::string::npos) << bad.body;
   body = Body(0);
   body.insert(1, R"("parameters":{"timeout":5000000},)");
-  OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult good,
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse good,
                                client->Request("POST", "/v2/models/heavy/infer", body));
   EXPECT_EQ(good.status, 200) << good.body;
 

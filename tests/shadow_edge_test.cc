@@ -9,8 +9,8 @@
 #include <cstdlib>
 #include <thread>
 
-#include "apps/http_client.h"
 #include "base/file.h"
+#include "base/http/client.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "serve/model_config.h"
@@ -64,7 +64,7 @@ TEST(ShadowEdge, LosingShadowIsDroppedAndTheEventIsStored) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, edge->ReadLine());
   ASSERT_EQ(line.rfind("listening on http://127.0.0.1:", 0), 0u) << line;
   const auto port = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, apps::HttpClient::Connect("127.0.0.1", port));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, http::Client::Connect("127.0.0.1", port));
 
   OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset data,
                                train::MakePumpReadings({.rows = 30, .seed = 42,
@@ -81,7 +81,7 @@ TEST(ShadowEdge, LosingShadowIsDroppedAndTheEventIsStored) {
     }
     body.back() = ']';
     body += "}]}";
-    OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult served,
+    OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse served,
                                  client->Request("POST", "/v2/models/pump/infer", body));
     ASSERT_EQ(served.status, 200) << served.body;
     EXPECT_NE(served.body.find("\"model_version\":\"1\""), std::string::npos) << served.body;
@@ -91,7 +91,7 @@ TEST(ShadowEdge, LosingShadowIsDroppedAndTheEventIsStored) {
   const std::string compared = "outpost_shadow_compared_total{model=\"pump\",shadow_version=\"2\"} 30";
   bool counted = false;
   for (int i = 0; i < 600 && !counted; ++i) {
-    OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult metrics, client->Request("GET", "/metrics"));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse metrics, client->Request("GET", "/metrics"));
     counted = metrics.body.find(compared) != std::string::npos;
     if (!counted) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -100,13 +100,13 @@ TEST(ShadowEdge, LosingShadowIsDroppedAndTheEventIsStored) {
     std::string body = "{\"request_id\":\"q" + std::to_string(r) +
                        "\",\"model\":\"pump\",\"label\":" +
                        std::to_string(static_cast<int>(data.labels[static_cast<size_t>(r)])) + "}";
-    OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult fed, client->Request("POST", "/v1/feedback", body));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse fed, client->Request("POST", "/v1/feedback", body));
     ASSERT_EQ(fed.status, 200) << fed.body;
   }
   // The decision follows the tenth label on the runner's thread.
   std::string events;
   for (int i = 0; i < 600; ++i) {
-    OUTPOST_ASSERT_OK_AND_ASSIGN(apps::HttpResult records,
+    OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse records,
                                  client->Request("GET", "/v1/records?kind=event"));
     events = records.body;
     if (events.find("shadow_dropped") != std::string::npos) break;

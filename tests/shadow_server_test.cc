@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "apps/http_client.h"
 #include "base/file.h"
+#include "base/http/client.h"
 #include "base/testing/test_util.h"
 #include "outbox/outbox.h"
 #include "serve/edge_api.h"
@@ -102,7 +102,7 @@ class ShadowServerTest : public ::testing::Test {
                          handler_->Handle(request, response);
                        }
                      }));
-    OUTPOST_ASSERT_OK_AND_ASSIGN(client_, apps::HttpClient::Connect("127.0.0.1", server_->port()));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(client_, http::Client::Connect("127.0.0.1", server_->port()));
     OUTPOST_ASSERT_OK_AND_ASSIGN(
         data_, train::MakePumpReadings({.rows = kRequests, .seed = 99, .fault_rate = 0.3}));
   }
@@ -124,10 +124,10 @@ class ShadowServerTest : public ::testing::Test {
     return body + "]}]}";
   }
 
-  apps::HttpResult Post(const std::string& target, const std::string& body) {
-    Result<apps::HttpResult> r = client_->Request("POST", target, body);
+  http::ClientResponse Post(const std::string& target, const std::string& body) {
+    Result<http::ClientResponse> r = client_->Request("POST", target, body);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : apps::HttpResult{};
+    return r.ok() ? *r : http::ClientResponse{};
   }
 
   // The first number of the first output of an infer response.
@@ -143,9 +143,9 @@ class ShadowServerTest : public ::testing::Test {
   int ScoreAll() {
     int differing = 0;
     for (int row = 0; row < kRequests; ++row) {
-      apps::HttpResult served = Post("/v2/models/pump/infer", Body(row));
-      apps::HttpResult champion = Post("/v2/models/pump/versions/1/infer", Body(row));
-      apps::HttpResult shadow = Post("/v2/models/pump/versions/2/infer", Body(row));
+      http::ClientResponse served = Post("/v2/models/pump/infer", Body(row));
+      http::ClientResponse champion = Post("/v2/models/pump/versions/1/infer", Body(row));
+      http::ClientResponse shadow = Post("/v2/models/pump/versions/2/infer", Body(row));
       EXPECT_EQ(served.status, 200) << served.body;
       EXPECT_EQ(served.body, champion.body);
       EXPECT_NE(served.body.find("\"model_version\":\"1\""), std::string::npos) << served.body;
@@ -165,7 +165,7 @@ class ShadowServerTest : public ::testing::Test {
                          "\",\"model\":\"pump\",\"label\":" +
                          std::to_string(static_cast<int>(data_.labels[static_cast<size_t>(row)])) +
                          "}";
-      apps::HttpResult r = Post("/v1/feedback", body);
+      http::ClientResponse r = Post("/v1/feedback", body);
       EXPECT_EQ(r.status, 200) << r.body;
     }
   }
@@ -192,7 +192,7 @@ class ShadowServerTest : public ::testing::Test {
   std::unique_ptr<serve::Handler> handler_;
   std::unique_ptr<serve::EdgeApi> edge_api_;
   std::unique_ptr<serve::HttpServer> server_;
-  std::unique_ptr<apps::HttpClient> client_;
+  std::unique_ptr<http::Client> client_;
   std::vector<double> champion_scores_, shadow_scores_;
 };
 
@@ -243,7 +243,7 @@ TEST_F(ShadowServerTest, AgreeingShadowIsPromotedDurably) {
   EXPECT_EQ(c->outcome, serve::ShadowOutcome::kPromoted);
 
   // The promoted version serves, now and after a restart: config.yaml names it alone.
-  apps::HttpResult after = Post("/v2/models/pump/infer", Body(0));
+  http::ClientResponse after = Post("/v2/models/pump/infer", Body(0));
   EXPECT_NE(after.body.find("\"model_version\":\"2\""), std::string::npos) << after.body;
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string config, ReadFile(root_ + "/pump/config.yaml"));
   EXPECT_EQ(config.find("shadow"), std::string::npos) << config;
@@ -263,7 +263,7 @@ TEST_F(ShadowServerTest, AgreeingShadowIsPromotedDurably) {
   EXPECT_NE(events[0].find("\"agreed\":" + std::to_string(e.agreed)), std::string::npos)
       << events[0];
   EXPECT_NE(events[0].find("\"persisted\":true"), std::string::npos) << events[0];
-  Result<apps::HttpResult> metrics = client_->Request("GET", "/metrics");
+  Result<http::ClientResponse> metrics = client_->Request("GET", "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics->body.find("outpost_shadow_compared_total{model=\"pump\",shadow_version=\"2\"} 60"),
             std::string::npos) << metrics->body;
@@ -290,7 +290,7 @@ TEST_F(ShadowServerTest, DisagreeingShadowIsDroppedAndNeverAnswers) {
   EXPECT_EQ(c->outcome, serve::ShadowOutcome::kDropped);
 
   // The champion keeps serving; the shadow is no longer loaded, now or after a restart.
-  apps::HttpResult after = Post("/v2/models/pump/infer", Body(0));
+  http::ClientResponse after = Post("/v2/models/pump/infer", Body(0));
   EXPECT_NE(after.body.find("\"model_version\":\"1\""), std::string::npos) << after.body;
   EXPECT_EQ(Post("/v2/models/pump/versions/2/infer", Body(0)).status, 404);
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto restarted, serve::ModelRepository::Open({.root = root_}));

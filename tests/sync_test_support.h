@@ -15,9 +15,9 @@
 #include "base/status.h"
 #include "base/subprocess.h"
 
-namespace outpost::apps {
-class HttpClient;
-}  // namespace outpost::apps
+namespace outpost::http {
+class Client;
+}  // namespace outpost::http
 
 namespace outpost::testing {
 
@@ -41,7 +41,7 @@ Status EnrolSite(uint16_t port, const std::string& token, const std::string& sit
                  const std::string& credentials_dir);
 
 // The number of records a running edge still holds (GET /v1/outbox).
-Result<uint64_t> EdgeBacklog(apps::HttpClient& client);
+Result<uint64_t> EdgeBacklog(http::Client& client);
 
 // Records of tenant "acme" in the SQLite store of the hub folder `hub_dir` (0 when it cannot
 // be opened).
