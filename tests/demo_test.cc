@@ -13,7 +13,6 @@
 //     site's model repository), with XGBoost's own predictions of the new model.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <simdjson.h>
 
 #include <charconv>
 #include <map>
@@ -23,6 +22,8 @@
 
 #include "base/file.h"
 #include "base/http/client.h"
+#include "base/json/json.h"
+#include "base/json/json_testing.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "hub/store.h"
@@ -31,6 +32,9 @@
 
 namespace outpost {
 namespace {
+
+using json::Missing;
+using json::MissingArray;
 
 std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
 
@@ -66,17 +70,17 @@ uint64_t Withheld(const std::string& audit_path) {
   auto text = ReadFile(audit_path);
   EXPECT_TRUE(text.ok());
   std::set<std::pair<std::string, uint64_t>> dropped;
-  simdjson::dom::parser parser;
+  json::Parser parser;
   size_t start = 0;
   while (text.ok() && start < text->size()) {
     size_t end = text->find('\n', start);
     if (end == std::string::npos) break;
-    simdjson::dom::element e;
-    EXPECT_FALSE(parser.parse(text->data() + start, end - start).get(e));
+    json::Value e;
+    EXPECT_FALSE(Missing(parser.Parse(std::string_view(text->data() + start, end - start)), e));
     std::string_view decision, stream;
     uint64_t rseq = 0;
-    if (!e["decision"].get_string().get(decision) && decision != "allowed" &&
-        !e["stream"].get_string().get(stream) && !e["rseq"].get_uint64().get(rseq)) {
+    if (!Missing(e["decision"].GetString(), decision) && decision != "allowed" &&
+        !Missing(e["stream"].GetString(), stream) && !Missing(e["rseq"].GetUint64(), rseq)) {
       dropped.emplace(std::string(stream), rseq);
     }
     start = end + 1;
@@ -90,17 +94,17 @@ std::string ShadowEvents(hub::Store& store, const std::string& site) {
   auto events = store.QueryRecords(q);
   EXPECT_TRUE(events.ok()) << events.status().ToString();
   std::string out;
-  simdjson::dom::parser parser;
+  json::Parser parser;
   for (const hub::HubRecord& r : events.ok() ? *events : std::vector<hub::HubRecord>{}) {
-    simdjson::dom::element e;
+    json::Value e;
     std::string_view event;
     int64_t version = 0, champion = 0;
-    if (parser.parse(r.payload).get(e) || e["event"].get_string().get(event) ||
+    if (Missing(parser.Parse(r.payload), e) || Missing(e["event"].GetString(), event) ||
         event.rfind("shadow_", 0) != 0) {
       continue;
     }
-    EXPECT_FALSE(e["version"].get_int64().get(version)) << r.payload;
-    EXPECT_FALSE(e["champion_version"].get_int64().get(champion)) << r.payload;
+    EXPECT_FALSE(Missing(e["version"].GetInt64(), version)) << r.payload;
+    EXPECT_FALSE(Missing(e["champion_version"].GetInt64(), champion)) << r.payload;
     out += std::string(event) + " " + std::to_string(version) + " champion " +
            std::to_string(champion) + ";";
   }
@@ -119,11 +123,11 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
   ASSERT_EQ(demo.exit_code, 0) << demo.err;
 
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string summary_text, ReadFile(summary_path));
-  simdjson::dom::parser parser;
-  simdjson::dom::element summary;
-  ASSERT_FALSE(parser.parse(summary_text).get(summary)) << summary_text;
+  json::Parser parser;
+  json::Value summary;
+  ASSERT_FALSE(Missing(parser.Parse(summary_text), summary)) << summary_text;
   std::string_view store_url;
-  ASSERT_FALSE(summary["store"].get_string().get(store_url));
+  ASSERT_FALSE(Missing(summary["store"].GetString(), store_url));
   auto opened = hub::OpenStore(store_url);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   hub::Store& store = **opened;
@@ -141,45 +145,45 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
       models[0].artifact_path.substr(0, models[0].artifact_path.rfind('/'));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string metrics_text,
                                ReadFile(JoinPath(job_dir, "metrics.json")));
-  simdjson::dom::parser metrics_parser;
-  simdjson::dom::element metrics;
-  ASSERT_FALSE(metrics_parser.parse(metrics_text).get(metrics));
+  json::Parser metrics_parser;
+  json::Value metrics;
+  ASSERT_FALSE(Missing(metrics_parser.Parse(metrics_text), metrics));
   std::string_view decision;
   double challenger_auc = 0, champion_auc = 0, margin = 0;
   int64_t holdout_rows = 0, champion_version = 0;
-  ASSERT_FALSE(metrics["decision"].get_string().get(decision));
-  ASSERT_FALSE(metrics["challenger"]["auc"].get_double().get(challenger_auc)) << metrics_text;
-  ASSERT_FALSE(metrics["champion"]["auc"].get_double().get(champion_auc)) << metrics_text;
-  ASSERT_FALSE(metrics["champion"]["version"].get_int64().get(champion_version));
-  ASSERT_FALSE(metrics["margin"].get_double().get(margin));
-  ASSERT_FALSE(metrics["holdout"]["rows"].get_int64().get(holdout_rows));
+  ASSERT_FALSE(Missing(metrics["decision"].GetString(), decision));
+  ASSERT_FALSE(Missing(metrics["challenger"]["auc"].GetDouble(), challenger_auc)) << metrics_text;
+  ASSERT_FALSE(Missing(metrics["champion"]["auc"].GetDouble(), champion_auc)) << metrics_text;
+  ASSERT_FALSE(Missing(metrics["champion"]["version"].GetInt64(), champion_version));
+  ASSERT_FALSE(Missing(metrics["margin"].GetDouble(), margin));
+  ASSERT_FALSE(Missing(metrics["holdout"]["rows"].GetInt64(), holdout_rows));
   EXPECT_EQ(decision, "candidate");
   EXPECT_EQ(champion_version, 1);
   EXPECT_GT(holdout_rows, 100);
   EXPECT_GE(challenger_auc, champion_auc + margin) << metrics_text;
   double summary_auc = 0;
-  ASSERT_FALSE(summary["challenger"]["auc"].get_double().get(summary_auc));
+  ASSERT_FALSE(Missing(summary["challenger"]["auc"].GetDouble(), summary_auc));
   EXPECT_DOUBLE_EQ(summary_auc, challenger_auc);
   bool shadow = false;
-  ASSERT_FALSE(summary["shadow"].get_bool().get(shadow));
+  ASSERT_FALSE(Missing(summary["shadow"].GetBool(), shadow));
   EXPECT_TRUE(shadow);
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string new_model, ReadFile(models[0].artifact_path));
 
-  simdjson::dom::array sites;
-  ASSERT_FALSE(summary["sites"].get_array().get(sites));
+  json::Value sites;
+  ASSERT_FALSE(MissingArray(summary["sites"], sites));
   int seen = 0;
-  for (simdjson::dom::element s : sites) {
+  for (json::Value s : sites.Items()) {
     ++seen;
     std::string_view id_view, data_view, models_view, serving;
     int64_t readings = 0, feedback = 0;
     bool live = false;
-    ASSERT_FALSE(s["site_id"].get_string().get(id_view));
-    ASSERT_FALSE(s["data_dir"].get_string().get(data_view));
-    ASSERT_FALSE(s["models"].get_string().get(models_view));
-    ASSERT_FALSE(s["serving_after"].get_string().get(serving));
-    ASSERT_FALSE(s["readings"].get_int64().get(readings));
-    ASSERT_FALSE(s["feedback"].get_int64().get(feedback));
-    ASSERT_FALSE(s["live"].get_bool().get(live));
+    ASSERT_FALSE(Missing(s["site_id"].GetString(), id_view));
+    ASSERT_FALSE(Missing(s["data_dir"].GetString(), data_view));
+    ASSERT_FALSE(Missing(s["models"].GetString(), models_view));
+    ASSERT_FALSE(Missing(s["serving_after"].GetString(), serving));
+    ASSERT_FALSE(Missing(s["readings"].GetInt64(), readings));
+    ASSERT_FALSE(Missing(s["feedback"].GetInt64(), feedback));
+    ASSERT_FALSE(Missing(s["live"].GetBool(), live));
     const std::string id(id_view), data(data_view), repo(models_view);
     SCOPED_TRACE(id);
     EXPECT_EQ(readings, kRows + kShadowRows);
@@ -204,7 +208,7 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
         << "produced " << produced << " held " << held << " evicted " << evicted
         << " quarantined " << quarantined << " withheld " << withheld;
     uint64_t summary_at_hub = 0;
-    ASSERT_FALSE(s["at_hub"].get_uint64().get(summary_at_hub));
+    ASSERT_FALSE(Missing(s["at_hub"].GetUint64(), summary_at_hub));
     EXPECT_EQ(summary_at_hub, at_hub);
     // Every label and every scored reading (the sample rule keeps all) reached the hub, and
     // the insight rules' records came with them.
@@ -219,9 +223,9 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
       // Site B: only by file. Everything exported was stored, and the receipts emptied the
       // outbox of it.
       uint64_t exported = 0, imported = 0, deleted = 0;
-      ASSERT_FALSE(s["exported"].get_uint64().get(exported));
-      ASSERT_FALSE(s["imported_at_hub"].get_uint64().get(imported));
-      ASSERT_FALSE(s["receipt_deleted"].get_uint64().get(deleted));
+      ASSERT_FALSE(Missing(s["exported"].GetUint64(), exported));
+      ASSERT_FALSE(Missing(s["imported_at_hub"].GetUint64(), imported));
+      ASSERT_FALSE(Missing(s["receipt_deleted"].GetUint64(), deleted));
       EXPECT_EQ(imported, at_hub);
       EXPECT_EQ(exported, at_hub);
       EXPECT_EQ(deleted, at_hub);
@@ -263,18 +267,18 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
     EXPECT_NE(scored.body.find("\"model_version\":\"2\""), std::string::npos) << scored.body;
     OUTPOST_ASSERT_OK_AND_ASSIGN(train::Predictions want,
                                  train::ReferencePredict(new_model, rows.features, 4, 8));
-    simdjson::dom::parser answer_parser;
-    simdjson::dom::element answer;
-    ASSERT_FALSE(answer_parser.parse(scored.body).get(answer));
-    simdjson::dom::array outputs;
-    ASSERT_FALSE(answer["outputs"].get_array().get(outputs));
+    json::Parser answer_parser;
+    json::Value answer;
+    ASSERT_FALSE(Missing(answer_parser.Parse(scored.body), answer));
+    json::Value outputs;
+    ASSERT_FALSE(MissingArray(answer["outputs"], outputs));
     std::vector<float> got;
-    for (simdjson::dom::element out : outputs) {
-      simdjson::dom::array values;
-      ASSERT_FALSE(out["data"].get_array().get(values));
-      for (simdjson::dom::element v : values) {
+    for (json::Value out : outputs.Items()) {
+      json::Value values;
+      ASSERT_FALSE(MissingArray(out["data"], values));
+      for (json::Value v : values.Items()) {
         double d = 0;
-        ASSERT_FALSE(v.get_double().get(d));
+        ASSERT_FALSE(Missing(v.GetDouble(), d));
         got.push_back(static_cast<float>(d));
       }
     }
