@@ -1,29 +1,24 @@
-// The Boost.Beast adapter of `outpost bundle push`.
+// `outpost bundle push` over base/http's client: one kept connection to the registry, blobs
+// streamed from a temporary file.
 #include "apps/bundle_push.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 
 #include "base/file.h"
+#include "base/http/client.h"
 #include "bundle/metadata.h"
 #include "bundle/tar.h"
 
 namespace outpost::apps {
 namespace {
-
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
 
 constexpr std::string_view kBlobPrefix = "blobs/sha256/";
 
@@ -33,43 +28,21 @@ struct Answer {
   std::string body;
 };
 
+// The registry over one kept connection (reopened when the registry closes it).
 class Registry {
  public:
-  Registry(std::string host, std::string port) : host_(std::move(host)), port_(std::move(port)) {}
+  explicit Registry(std::unique_ptr<http::Client> client) : client_(std::move(client)) {}
 
-  template <typename Body>
-  Result<Answer> Send(http::request<Body>& req) {
-    try {
-      if (!stream_) {
-        stream_ = std::make_unique<beast::tcp_stream>(ioc_);
-        tcp::resolver resolver(ioc_);
-        stream_->connect(resolver.resolve(host_, port_));
-      }
-      req.set(http::field::host, host_ + ":" + port_);
-      req.set(http::field::user_agent, "outpost");
-      req.prepare_payload();
-      http::write(*stream_, req);
-      beast::flat_buffer buffer;
-      http::response_parser<http::string_body> parser;
-      parser.body_limit(16 << 20);
-      if (req.method() == http::verb::head) parser.skip(true);
-      http::read(*stream_, buffer, parser);
-      auto& res = parser.get();
-      Answer a{.status = static_cast<int>(res.result_int()),
-               .location = std::string(res[http::field::location]),
-               .body = res.body()};
-      if (!res.keep_alive()) stream_.reset();
-      return a;
-    } catch (const std::exception& e) {
-      stream_.reset();
-      return UnavailableError("registry " + host_ + ":" + port_ + ": " + e.what());
-    }
+  Result<Answer> Send(const http::ClientRequest& request) {
+    Result<http::ClientResponse> r = client_->Send(request);
+    if (!r.ok()) return r.status().WithContext("registry");
+    return Answer{.status = r->status,
+                  .location = r->Header("Location"),
+                  .body = std::move(r->body)};
   }
 
  private:
-  std::string host_, port_;
-  asio::io_context ioc_;
-  std::unique_ptr<beast::tcp_stream> stream_;
+  std::unique_ptr<http::Client> client_;
 };
 
 Status Refused(const std::string& what, const Answer& a) {
@@ -140,18 +113,16 @@ Status CopyEntryToFile(bundle::TarReader& reader, const std::string& path, std::
 // Uploads the blob in `blob_file` as `digest`: an upload started by POST, then one PUT.
 Status UploadBlob(Registry& registry, const std::string& repository, const std::string& digest,
                   const std::string& blob_file) {
-  http::request<http::empty_body> start(http::verb::post, "/v2/" + repository + "/blobs/uploads/",
-                                        11);
-  OUTPOST_ASSIGN_OR_RETURN(Answer started, registry.Send(start));
+  const std::string uploads = "/v2/" + repository + "/blobs/uploads/";
+  OUTPOST_ASSIGN_OR_RETURN(Answer started, registry.Send({.method = "POST", .target = uploads}));
   if (started.status != 202 || started.location.empty()) {
     return Refused("starting the upload of " + digest, started);
   }
-  http::request<http::file_body> put(http::verb::put, PutTarget(started.location, digest), 11);
-  beast::error_code ec;
-  put.body().open(blob_file.c_str(), beast::file_mode::scan, ec);
-  if (ec) return UnavailableError("opening " + blob_file + ": " + ec.message());
-  put.set(http::field::content_type, "application/octet-stream");
-  OUTPOST_ASSIGN_OR_RETURN(Answer done, registry.Send(put));
+  const std::string target = PutTarget(started.location, digest);
+  OUTPOST_ASSIGN_OR_RETURN(Answer done,
+                           registry.Send({.method = "PUT", .target = target,
+                                          .content_type = "application/octet-stream",
+                                          .body_file = blob_file}));
   if (done.status != 201) return Refused("uploading " + digest, done);
   return Status();
 }
@@ -173,7 +144,15 @@ Result<std::vector<std::string>> PushBundle(const std::string& bundle_path,
               c == '_' || c == '-';
     if (!ok || repository.empty()) return InvalidArgumentError("bad repository " + repository);
   }
-  Registry registry(hostport.substr(0, colon), hostport.substr(colon + 1));
+  Result<std::unique_ptr<http::Client>> client = http::Client::Create({
+      .base_url = "http://" + hostport,
+      .io_timeout = std::chrono::minutes(30),  // one large blob goes up in one PUT
+      .keep_alive = true,
+      .headers = {{"User-Agent", "outpost"}}});
+  if (!client.ok()) {
+    return InvalidArgumentError("registry URL must be http://host:port, not " + registry_url);
+  }
+  Registry registry(std::move(*client));
 
   int fd = ::open(bundle_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoToStatus(errno, "opening", bundle_path);
@@ -202,9 +181,8 @@ Result<std::vector<std::string>> PushBundle(const std::string& bundle_path,
         OUTPOST_ASSIGN_OR_RETURN(manifest_bytes[hex], reader.ReadAll(4 << 20));
         continue;
       }
-      http::request<http::empty_body> head(http::verb::head,
-                                           "/v2/" + repository + "/blobs/" + digest, 11);
-      OUTPOST_ASSIGN_OR_RETURN(Answer have, registry.Send(head));
+      const std::string blob = "/v2/" + repository + "/blobs/" + digest;
+      OUTPOST_ASSIGN_OR_RETURN(Answer have, registry.Send({.method = "HEAD", .target = blob}));
       if (have.status == 200) continue;
       // Stream the blob to a temporary file, then upload it in one PUT.
       OUTPOST_RETURN_IF_ERROR(CopyEntryToFile(reader, blob_file, buf));
@@ -216,11 +194,12 @@ Result<std::vector<std::string>> PushBundle(const std::string& bundle_path,
       if (bytes == manifest_bytes.end()) {
         return InvalidArgumentError("manifest " + hex + " is missing from the bundle");
       }
-      http::request<http::string_body> put(http::verb::put,
-                                           "/v2/" + repository + "/manifests/" + ref, 11);
-      put.set(http::field::content_type, "application/vnd.oci.image.manifest.v1+json");
-      put.body() = bytes->second;
-      OUTPOST_ASSIGN_OR_RETURN(Answer done, registry.Send(put));
+      const std::string manifest = "/v2/" + repository + "/manifests/" + ref;
+      OUTPOST_ASSIGN_OR_RETURN(
+          Answer done,
+          registry.Send({.method = "PUT", .target = manifest,
+                         .content_type = "application/vnd.oci.image.manifest.v1+json",
+                         .body = bytes->second}));
       if (done.status != 201) return Refused("putting manifest " + ref, done);
       pushed.push_back(hostport + "/" + repository + ":" + ref);
     }

@@ -14,7 +14,9 @@ Result<std::unique_ptr<HubClient>> HubClient::Create(HubClientOptions options) {
   std::string pem[3];
   const std::string* files[3] = {&options.ca_file, &options.cert_file, &options.key_file};
   for (int i = 0; i < 3; ++i) {
-    if (!PathExists(*files[i])) return NotFoundError("credential file " + *files[i] + " is missing");
+    if (!PathExists(*files[i])) {
+      return NotFoundError("credential file " + *files[i] + " is missing");
+    }
     Result<std::string> text = ReadFile(*files[i], 1 << 20);
     if (!text.ok()) return text.status().WithContext("cannot load " + *files[i]);
     pem[i] = std::move(*text);

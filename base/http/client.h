@@ -22,11 +22,11 @@
 // it is dropped, so a connection broken by the network spoils one request at most.
 //
 // Errors of a request: InvalidArgument for a bad request (target, method), the error of a
-// local file that cannot be opened, and
-// Unavailable when no complete answer came (name not resolved, refused, reset, timed out, TLS
-// failure, an answer over the size limit): the message reads "<scheme> <host>:<port> <step>:
-// <detail>", and a certificate the client refused adds " (certificate: <why>)". The request
-// may or may not have reached the server then. Any HTTP status is an answer, not an error.
+// local file that cannot be opened, and Unavailable when no complete answer came (name not
+// resolved, refused, reset, timed out, TLS failure, an answer over the size limit): the
+// message reads "<scheme> <host>:<port> <step>: <detail>", and a certificate the client
+// refused adds " (certificate: <why>)". The request may or may not have reached the server
+// then. Any HTTP status is an answer, not an error.
 //
 // client.cc is the Boost.Beast / Asio / OpenSSL TLS adapter of base/http: no header of ours
 // names their types. Thread-compatible: one request at a time per Client.

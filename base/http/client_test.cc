@@ -59,7 +59,8 @@ KeyAndCert MakeCertificate(const std::string& name, const KeyAndCert* issuer,
   EVP_PKEY* key = EVP_EC_gen("P-256");
   X509* cert = X509_new();
   X509_set_version(cert, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert), static_cast<long>(std::hash<std::string>{}(name) & 0x7fffffff));
+  const long serial = static_cast<long>(std::hash<std::string>{}(name) & 0x7fffffff);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), serial);
   X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
   X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
   X509_set_pubkey(cert, key);
