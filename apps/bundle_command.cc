@@ -21,6 +21,7 @@
 #include "apps/bundle_push.h"
 #include "apps/commands.h"
 #include "base/clock.h"
+#include "base/coding.h"
 #include "base/file.h"
 #include "bundle/bundle.h"
 #include "bundle/install.h"
@@ -112,14 +113,14 @@ Status Sign(const BundleFlags& f) {
         bundle::JsonArray sigs;
         for (const auto& [id, sig] : env.signatures) {
           sigs.push_back(bundle::Json{bundle::JsonObject{{"keyid", bundle::Json{id}},
-                                                         {"sig", bundle::Json{bundle::ToHex(sig)}}}});
+                                                         {"sig", bundle::Json{HexEncode(sig)}}}});
         }
         for (const std::string& k : f.key_files) {
           OUTPOST_ASSIGN_OR_RETURN(bundle::KeyPair pair, LoadKeyFile(k));
           OUTPOST_ASSIGN_OR_RETURN(std::string sig, bundle::Sign(pair.seed, env.canonical));
           sigs.push_back(bundle::Json{bundle::JsonObject{
               {"keyid", bundle::Json{bundle::KeyId(pair.public_key)}},
-              {"sig", bundle::Json{bundle::ToHex(sig)}}}});
+              {"sig", bundle::Json{HexEncode(sig)}}}});
         }
         OUTPOST_ASSIGN_OR_RETURN(
             std::string signed_text,

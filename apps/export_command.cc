@@ -38,6 +38,7 @@
 #include "apps/edge_config.h"
 #include "apps/edge_forwarder.h"
 #include "base/clock.h"
+#include "base/coding.h"
 #include "base/file.h"
 #include "base/json/json.h"
 #include "base/json_writer.h"
@@ -409,7 +410,7 @@ Status RunExport(const ExportFlags& flags) {
   // The file first, then the ledger: a crash between them only lets these records be
   // exported (or uploaded) again, which the hub stores once.
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(flags.to, signed_file).WithContext(flags.to));
-  std::string id_hex = sync::ExportIdHex(export_id);
+  std::string id_hex = HexEncode(export_id);
   if (!exported.empty()) {
     ledger[id_hex] = std::move(exported);
     OUTPOST_RETURN_IF_ERROR(WriteLedger(ledger_path, ledger));
@@ -444,7 +445,7 @@ Status RunImportReceipt(const ExportFlags& flags) {
       sync::VerifyReceiptFor(*receipt, ca_pem, config.site_id).WithContext(flags.receipt));
   const std::string ledger_path = LedgerPath(config);
   OUTPOST_ASSIGN_OR_RETURN(ExportLedger ledger, ReadLedger(ledger_path));
-  std::string id_hex = sync::ExportIdHex(receipt->export_id);
+  std::string id_hex = HexEncode(receipt->export_id);
   auto it = ledger.find(id_hex);
   if (it == ledger.end()) {
     return FailedPreconditionError("receipt_unknown_export: export " + id_hex +

@@ -19,6 +19,7 @@
 
 #include "apps/bundle_keys.h"
 #include "apps/commands.h"
+#include "base/coding.h"
 #include "base/file.h"
 #include "bundle/crypto.h"
 #include "bundle/metadata.h"
@@ -37,8 +38,8 @@ struct KeysFlags {
 
 Status WriteKeyFiles(const std::string& dir, const std::string& stem, const bundle::KeyPair& k) {
   OUTPOST_RETURN_IF_ERROR(
-      WriteFileAtomically(JoinPath(dir, stem + ".key"), bundle::ToHex(k.seed) + "\n", 0600));
-  return WriteFileAtomically(JoinPath(dir, stem + ".pub"), bundle::ToHex(k.public_key) + "\n");
+      WriteFileAtomically(JoinPath(dir, stem + ".key"), HexEncode(k.seed) + "\n", 0600));
+  return WriteFileAtomically(JoinPath(dir, stem + ".pub"), HexEncode(k.public_key) + "\n");
 }
 
 // Generates fresh keys into `dir` and returns the root naming them (version and expiry set).

@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 
+#include "base/coding.h"
 #include "base/file.h"
 #include "base/names.h"
 #include "bundle/reason.h"
@@ -99,7 +100,7 @@ Result<FileDigest> HashFile(const std::string& path, TarWriter* copy_to) {
       if (!s.ok()) return AbortedError(path + " grew while it was being bundled");
     }
   }
-  d.sha256 = ToHex(h.Finish());
+  d.sha256 = HexEncode(h.Finish());
   return d;
 }
 
@@ -141,7 +142,7 @@ struct Contents {
 
   // Lists metadata-sized `bytes` as a blob; returns its hex digest.
   std::string AddSmall(std::string bytes) {
-    std::string hex = ToHex(Sha256Of(bytes));
+    std::string hex = HexEncode(Sha256Of(bytes));
     targets.targets[std::string(kBlobPrefix) + hex] = {.length = bytes.size(), .sha256 = hex};
     small_blobs[hex] = std::move(bytes);
     return hex;
@@ -344,9 +345,9 @@ Status CreateBundle(const std::string& models_dir, const std::vector<KeyPair>& t
                         {"manifests", Json{std::move(c.index_manifests)}}}};
   OUTPOST_ASSIGN_OR_RETURN(std::string index_bytes, CanonicalJson(index));
   c.targets.targets["index.json"] = {.length = index_bytes.size(),
-                                     .sha256 = ToHex(Sha256Of(index_bytes))};
+                                     .sha256 = HexEncode(Sha256Of(index_bytes))};
   c.targets.targets["oci-layout"] = {.length = kOciLayout.size(),
-                                     .sha256 = ToHex(Sha256Of(kOciLayout))};
+                                     .sha256 = HexEncode(Sha256Of(kOciLayout))};
   OUTPOST_ASSIGN_OR_RETURN(Json targets_json, TargetsToJson(c.targets));
   OUTPOST_ASSIGN_OR_RETURN(std::string targets_file, SignMetadata(targets_json, targets_keys));
 
@@ -490,7 +491,7 @@ Status StageEntry(TarReader& tar, const std::string& entry_name, const TargetFil
       return ReasonError(Reason::kIo, s.message());
     }
   }
-  if (ToHex(h.Finish()) != listed.sha256) {
+  if (HexEncode(h.Finish()) != listed.sha256) {
     return ReasonError(Reason::kTargetHash, "\"" + entry_name + "\" does not match its hash");
   }
   if (::fsync(staged.get()) != 0) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/coding.h"
 #include "base/file.h"
 #include "base/testing/test_util.h"
 #include "bundle/bundle.h"
@@ -321,8 +322,8 @@ TEST_F(TamperMatrix, EveryMutatedBundleIsRefusedWithItsReason) {
   }
   {
     // A blob of the other bundle in place of one of ours, under our name and under its own.
-    std::string pump4 = "blobs/sha256/" + ToHex(Sha256Of(R"({"learner":"pump four"})"));
-    std::string pump3 = "blobs/sha256/" + ToHex(Sha256Of(R"({"learner":"pump three"})"));
+    std::string pump4 = "blobs/sha256/" + HexEncode(Sha256Of(R"({"learner":"pump four"})"));
+    std::string pump3 = "blobs/sha256/" + HexEncode(Sha256Of(R"({"learner":"pump three"})"));
     Entries e = entries;
     Find(e, pump3)->data = Find(other, pump4)->data;
     cases.push_back({"other bundle's blob under our name", Join(e),

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/coding.h"
 #include "base/file.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
@@ -234,7 +235,7 @@ TEST(Crypto, SignatureVerifiesOnlyForItsMessageAndKey) {
   EXPECT_TRUE(Verify(k.public_key, "message", *sig));
   EXPECT_FALSE(Verify(k.public_key, "messagf", *sig));
   EXPECT_FALSE(Verify(Key('y').public_key, "message", *sig));
-  EXPECT_EQ(ToHex(Sha256Of("abc")),
+  EXPECT_EQ(HexEncode(Sha256Of("abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
@@ -261,7 +262,7 @@ TEST_F(BundleTest, RoundTripStagesTheOciLayoutAndAdvancesTheState) {
   auto layout = ReadFile(v.staging_dir + "/oci-layout");
   ASSERT_TRUE(layout.ok());
   EXPECT_EQ(*layout, R"({"imageLayoutVersion":"1.0.0"})");
-  auto model = ReadFile(v.staging_dir + "/blobs/sha256/" + ToHex(Sha256Of(kModel)));
+  auto model = ReadFile(v.staging_dir + "/blobs/sha256/" + HexEncode(Sha256Of(kModel)));
   ASSERT_TRUE(model.ok());
   EXPECT_EQ(*model, kModel);
   auto index = ReadFile(v.staging_dir + "/index.json");
@@ -275,7 +276,7 @@ TEST_F(BundleTest, RoundTripStagesTheOciLayoutAndAdvancesTheState) {
 
 TEST_F(BundleTest, BitFlipInABlobIsRefusedAsTargetHash) {
   std::string bytes = Create();
-  auto pos = FindEntry(bytes, "blobs/sha256/" + ToHex(Sha256Of(kModel)));
+  auto pos = FindEntry(bytes, "blobs/sha256/" + HexEncode(Sha256Of(kModel)));
   ASSERT_TRUE(pos.has_value());
   bytes[pos->data + 3] ^= 0x01;
   ExpectRefused(Verify(bytes), Reason::kTargetHash);
@@ -305,7 +306,7 @@ TEST_F(BundleTest, BitFlipInASignatureIsRefusedAsSignatureThreshold) {
 TEST_F(BundleTest, TruncatedBundleIsRefused) {
   std::string bytes = Create();
   ExpectRefused(Verify(bytes.substr(0, bytes.size() / 2)), Reason::kTarTruncated);
-  auto pos = FindEntry(bytes, "blobs/sha256/" + ToHex(Sha256Of(kModel)));
+  auto pos = FindEntry(bytes, "blobs/sha256/" + HexEncode(Sha256Of(kModel)));
   ASSERT_TRUE(pos.has_value());
   ExpectRefused(Verify(bytes.substr(0, pos->data + 5)), Reason::kTarTruncated);
   // Cut right before the end-of-archive blocks: every entry is whole, the end is missing.
@@ -376,12 +377,12 @@ TEST_F(BundleTest, ExtraOrMissingEntriesAreRefused) {
   std::string extra = bytes;
   auto layout = FindEntry(extra, "oci-layout");
   ASSERT_TRUE(layout.has_value());
-  std::string hex = ToHex(Sha256Of("x"));
+  std::string hex = HexEncode(Sha256Of("x"));
   extra.insert(layout->header, RawHeader("blobs/sha256/" + hex, '0', 1) + Padded("x"));
   ExpectRefused(Verify(extra), Reason::kTargetUnlisted);
 
   std::string missing = bytes;
-  auto blob = FindEntry(missing, "blobs/sha256/" + ToHex(Sha256Of(kModel)));
+  auto blob = FindEntry(missing, "blobs/sha256/" + HexEncode(Sha256Of(kModel)));
   ASSERT_TRUE(blob.has_value());
   missing.erase(blob->header, blob->end - blob->header);
   ExpectRefused(Verify(missing), Reason::kTargetMissing);
@@ -449,8 +450,8 @@ TEST_F(BundleTest, EntriesSwappedBetweenTwoValidBundlesAreRefused) {
   ASSERT_TRUE(WriteFileAtomically(dir_.File("models/pump/3/model.json"), "{\"other\":1}").ok());
   std::string b = Create();
   OUTPOST_ASSERT_OK(Verify(b));
-  std::string blob_a = "blobs/sha256/" + ToHex(Sha256Of(kModel));
-  std::string blob_b = "blobs/sha256/" + ToHex(Sha256Of("{\"other\":1}"));
+  std::string blob_a = "blobs/sha256/" + HexEncode(Sha256Of(kModel));
+  std::string blob_b = "blobs/sha256/" + HexEncode(Sha256Of("{\"other\":1}"));
   Entries b_entries = Split(b);
   // B's targets in A: A's index.json (same length, other manifest digest) no longer matches.
   Entries entries = Split(a);
@@ -567,7 +568,7 @@ TEST_F(BundleTest, SkopeoAndUmociReadTheOciLayout) {
   RunResult copied = RunProgram({"/usr/bin/skopeo", "copy", "--quiet",
                                  "oci:" + v.staging_dir + ":pump-3", "dir:" + copy});
   EXPECT_EQ(copied.exit_code, 0) << copied.err;
-  auto model = ReadFile(copy + "/" + ToHex(Sha256Of(kModel)));
+  auto model = ReadFile(copy + "/" + HexEncode(Sha256Of(kModel)));
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   EXPECT_EQ(*model, kModel);
 }

@@ -1,8 +1,7 @@
-// bundle/'s signatures and hashes over the crypto adapter (base/crypto/crypto.h), with the
-// hex spelling of FORMAT.md section 2 (base/coding.h).
+// bundle/'s signatures and hashes over the crypto adapter (base/crypto/crypto.h). Their hex
+// spelling in metadata (FORMAT.md section 2) is base/coding.h's HexEncode and HexDecode.
 #include "bundle/crypto.h"
 
-#include "base/coding.h"
 #include "base/crypto/crypto.h"
 
 namespace outpost::bundle {
@@ -27,9 +26,5 @@ bool Verify(std::string_view public_key, std::string_view message, std::string_v
 }
 
 std::string Sha256Of(std::string_view data) { return crypto::Sha256(data); }
-
-std::string ToHex(std::string_view bytes) { return HexEncode(bytes); }
-
-Result<std::string> FromHex(std::string_view hex) { return HexDecode(hex, HexCase::kLower); }
 
 }  // namespace outpost::bundle

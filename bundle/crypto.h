@@ -41,9 +41,6 @@ using Sha256 = crypto::Sha256Hasher;
 // SHA-256 of `data` as 32 raw bytes.
 std::string Sha256Of(std::string_view data);
 
-// Lowercase hexadecimal of raw bytes, and back (InvalidArgument on odd length or non-hex).
-std::string ToHex(std::string_view bytes);
-Result<std::string> FromHex(std::string_view hex);
 
 }  // namespace outpost::bundle
 

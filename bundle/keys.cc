@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "base/coding.h"
 #include "base/file.h"
 
 namespace outpost::bundle {
@@ -10,7 +11,7 @@ namespace outpost::bundle {
 Result<KeyPair> LoadKeyFile(const std::string& path) {
   OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(path, 1024));
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  Result<std::string> seed = FromHex(text);
+  Result<std::string> seed = HexDecode(text);
   if (!seed.ok() || seed->size() != kSeedBytes) {
     return InvalidArgumentError(path + " is not a key file (64 hex digits)");
   }

@@ -280,7 +280,7 @@ Result<Json> ParseJson(std::string_view text, bool canonical_numbers_only) {
   return FromDom(*root, 0, canonical_numbers_only);
 }
 
-std::string KeyId(std::string_view public_key) { return ToHex(Sha256Of(public_key)); }
+std::string KeyId(std::string_view public_key) { return HexEncode(Sha256Of(public_key)); }
 
 Result<Json> RootToJson(const Root& root) {
   OUTPOST_RETURN_IF_ERROR(CheckRole(root.root, root.keys, "root"));
@@ -291,7 +291,7 @@ Result<Json> RootToJson(const Root& root) {
       return InvalidArgumentError("a root key is not stored under its key id");
     }
     keys[id] = Json{JsonObject{{"keytype", Json{std::string("ed25519")}},
-                               {"public", Json{ToHex(pub)}}}};
+                               {"public", Json{HexEncode(pub)}}}};
   }
   if (root.version == 0 || root.expires < 0) return InvalidArgumentError("bad root version");
   return Json{JsonObject{
@@ -340,7 +340,7 @@ Result<std::string> SignMetadata(const Json& signed_value, const std::vector<Key
   for (const KeyPair& key : keys) {
     OUTPOST_ASSIGN_OR_RETURN(std::string sig, Sign(key.seed, canonical));
     sigs.push_back(Json{JsonObject{{"keyid", Json{KeyId(key.public_key)}},
-                                   {"sig", Json{ToHex(sig)}}}});
+                                   {"sig", Json{HexEncode(sig)}}}});
   }
   return CanonicalJson(Json{JsonObject{{"signatures", Json{std::move(sigs)}},
                                        {"signed", signed_value}}});
@@ -363,7 +363,7 @@ Result<Envelope> ParseEnvelope(std::string_view text) {
     OUTPOST_ASSIGN_OR_RETURN(std::string keyid, sr.String("keyid"));
     OUTPOST_ASSIGN_OR_RETURN(std::string sig_hex, sr.String("sig"));
     if (!IsHex64(keyid)) return Malformed("a signature's keyid is not a SHA-256 hex digest");
-    auto sig = FromHex(sig_hex);
+    auto sig = HexDecode(sig_hex);
     if (!sig.ok() || sig->size() != kSignatureBytes) {
       return Malformed("a signature is not 64 bytes of hex");
     }
@@ -404,7 +404,7 @@ Result<Root> RootFromJson(const Json& value) {
     OUTPOST_ASSIGN_OR_RETURN(std::string keytype, kr.String("keytype"));
     OUTPOST_ASSIGN_OR_RETURN(std::string pub_hex, kr.String("public"));
     if (keytype != "ed25519") return Malformed("unsupported key type");
-    auto pub = FromHex(pub_hex);
+    auto pub = HexDecode(pub_hex);
     if (!pub.ok() || pub->size() != kPublicKeyBytes) return Malformed("a public key is not 32 bytes");
     if (KeyId(*pub) != id) return Malformed("a key is stored under another key id");
     root.keys[id] = std::move(*pub);

@@ -313,7 +313,7 @@ Result<ReleaseResult> ApproveAndRelease(Store& store, const RetrainConfig& confi
       OUTPOST_ASSIGN_OR_RETURN(std::string bytes, ReadModelArtifact(e));
       versions[e.version] =
           ReleaseVersion{.model_bytes = std::move(bytes),
-                         .lineage_sha256 = bundle::ToHex(bundle::Sha256Of(e.lineage_json)),
+                         .lineage_sha256 = HexEncode(bundle::Sha256Of(e.lineage_json)),
                          .metrics = ChallengerMetrics(e.metrics_json)};
       return Status::Ok();
     };

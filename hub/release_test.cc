@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "base/coding.h"
 #include "base/file.h"
 #include "base/json_writer.h"
 #include "base/subprocess.h"
@@ -83,7 +84,7 @@ Result<bundle::VerifiedBundle> Verify(const std::string& path, const bundle::Roo
 }
 
 bool ListsContent(const bundle::VerifiedBundle& b, const std::string& content) {
-  const std::string digest = bundle::ToHex(bundle::Sha256Of(content));
+  const std::string digest = HexEncode(bundle::Sha256Of(content));
   for (const auto& [name, target] : b.targets.targets) {
     if (target.sha256 == digest && target.length == content.size()) return true;
   }
@@ -174,10 +175,10 @@ TEST_F(ReleaseTest, ApprovedCandidateShipsAsTheShadowOfTheBundledChampion) {
     if (d.version == 2) {
       // The challenger's holdout metrics; a null one is left out.
       EXPECT_EQ(d.metrics, (std::map<std::string, double>{{"accuracy", 0.93}, {"auc", 0.91}}));
-      EXPECT_EQ(d.lineage_sha256, bundle::ToHex(bundle::Sha256Of(kLineageV2)));
+      EXPECT_EQ(d.lineage_sha256, HexEncode(bundle::Sha256Of(kLineageV2)));
     } else {
       EXPECT_TRUE(d.metrics.empty());
-      EXPECT_EQ(d.lineage_sha256, bundle::ToHex(bundle::Sha256Of("{}")));
+      EXPECT_EQ(d.lineage_sha256, HexEncode(bundle::Sha256Of("{}")));
     }
   }
   std::sort(versions.begin(), versions.end());
@@ -310,7 +311,7 @@ TEST(ReleaseFolder, WritesTheLayoutBundleCreateReads) {
   testing::TempDir dir;
   std::string model;
   ASSERT_NO_FATAL_FAILURE(TrainModel(3, &model));
-  const std::string digest = bundle::ToHex(bundle::Sha256Of("lineage"));
+  const std::string digest = HexEncode(bundle::Sha256Of("lineage"));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string config, ReleaseConfigYaml(kTemplate, 4, 0, ""));
   // A stale file from an earlier release is gone after the rewrite.
   OUTPOST_ASSERT_OK(MakeDirectories(dir.File("out/pump/3")));
@@ -635,7 +636,7 @@ void Upload(Store& store, const train::Dataset& data, int64_t from, int64_t to) 
                  .stream = "pump",
                  .first_seq = static_cast<uint64_t>(from + 1),
                  .last_seq = static_cast<uint64_t>(to),
-                 .content_sha256 = bundle::ToHex(
+                 .content_sha256 = HexEncode(
                      bundle::Sha256Of(batch->front().node_id + std::to_string(from)))};
     auto result = store.Ingest(key, *batch, std::nullopt, 1);
     ASSERT_TRUE(result.ok()) << result.status().ToString();

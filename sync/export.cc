@@ -1,6 +1,7 @@
 #include "sync/export.h"
 
 #include "base/coding.h"
+#include "base/crypto/crypto.h"
 #include "base/names.h"
 #include "sync/crypto.h"
 #include "sync/signed_file.h"
@@ -36,8 +37,6 @@ Status Bad(std::string_view reason, std::string_view detail) {
 }
 
 }  // namespace
-
-std::string ExportIdHex(std::string_view export_id) { return HexEncode(export_id); }
 
 Result<std::string> WriteExport(const ExportFile& file, std::string_view key_pem) {
   ExportLimits limits;
@@ -106,7 +105,7 @@ Result<ExportFile> ReadExport(std::string_view bytes, const ExportLimits& limits
 
 Result<std::string> ExportKeyIdHex(std::string_view public_pem) {
   OUTPOST_ASSIGN_OR_RETURN(std::string raw, X25519RawPublicKey(public_pem));
-  return ExportIdHex(Sha256Raw(raw));
+  return crypto::Sha256Hex(raw);
 }
 
 Result<std::string> SealExport(std::string_view signed_export, std::string_view hub_public_pem) {
@@ -175,8 +174,8 @@ Result<std::string> OpenSealedExport(std::string_view bytes, std::string_view hu
   }
   if (Sha256Raw(*own) != key_id) {
     return ErrorWithReason(StatusCode::kPermissionDenied, "sealed_wrong_key",
-                           "the file is sealed to key " + ExportIdHex(key_id) + ", this hub's is " +
-                               ExportIdHex(Sha256Raw(*own)));
+                           "the file is sealed to key " + HexEncode(key_id) + ", this hub's is " +
+                               HexEncode(Sha256Raw(*own)));
   }
   Result<std::string> shared = X25519SharedSecret(hub_private_pem, ephemeral_pub);
   if (shared.status().code() == StatusCode::kInvalidArgument) {

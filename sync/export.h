@@ -47,9 +47,6 @@ struct ExportLimits {
   uint64_t max_batch_bytes = uint64_t{16} << 20;
 };
 
-// Lowercase hex of an export id.
-std::string ExportIdHex(std::string_view export_id);
-
 // Encodes and signs `file` with the site's PEM Ed25519 private key. InvalidArgument for bad
 // names, an export id that is not 16 bytes, or over the limits.
 Result<std::string> WriteExport(const ExportFile& file, std::string_view key_pem);

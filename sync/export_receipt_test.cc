@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "base/coding.h"
 #include "base/file.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
@@ -81,7 +82,7 @@ TEST_F(ExportReceiptTest, ExportRoundTripsAndVerifiesAgainstTheSiteCa) {
   EXPECT_EQ(got->node_id, "n1");
   EXPECT_EQ(got->created_ms, 1234);
   EXPECT_EQ(got->batches, SampleExport().batches);
-  EXPECT_EQ(ExportIdHex(got->export_id), "07070707070707070707070707070707");
+  EXPECT_EQ(HexEncode(got->export_id), "07070707070707070707070707070707");
   OUTPOST_EXPECT_OK(VerifyExportSite(*got, hub_->ca()));
   EXPECT_EQ(ReasonOf(VerifyExportSite(*got, other_->ca())), "export_cert");
 }

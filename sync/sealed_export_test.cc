@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "base/coding.h"
 #include "base/file.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
@@ -18,7 +19,7 @@ namespace {
 constexpr char kPayload[] = "{\"reading\":\"secret-payload-4711\"}";
 constexpr size_t kHeaderBytes = 92;
 
-std::string HexOf(std::string_view raw) { return ExportIdHex(raw); }
+std::string HexOf(std::string_view raw) { return HexEncode(raw); }
 
 class SealedExportTest : public ::testing::Test {
  protected:

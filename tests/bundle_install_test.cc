@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "base/coding.h"
 #include "base/file.h"
 #include "base/http/client.h"
 #include "base/subprocess.h"
@@ -29,7 +30,7 @@ namespace {
 using testing::TempDir;
 
 std::string ToHexSha256(std::string_view bytes) {
-  return bundle::ToHex(bundle::Sha256Of(bytes));
+  return HexEncode(bundle::Sha256Of(bytes));
 }
 
 std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/coding.h"
 #include "base/file.h"
 #include "base/subprocess.h"
 #include "bundle/crypto.h"
@@ -135,7 +136,7 @@ std::string CopyScript(const std::vector<PreparedBatch>& batches, bool per_batch
              std::to_string(r.created_ms) + '\t' + std::to_string(now) + '\t';
       AppendCopyText(&out, r.payload);
       // The same content hash the store computes (its input is irrelevant to COPY's cost).
-      out += "\t\\\\x" + bundle::ToHex(bundle::Sha256Of(r.payload)) + '\n';
+      out += "\t\\\\x" + HexEncode(bundle::Sha256Of(r.payload)) + '\n';
     }
     if (per_batch) {
       out += "\\.\n";
