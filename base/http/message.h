@@ -21,9 +21,22 @@
 namespace outpost::http {
 
 // Bytes of spare capacity a listener leaves past the end of every request body, so that a
-// JSON parser that reads a block at a time (simdjson's SIMDJSON_PADDING; serve/infer_json.h's
+// JSON parser that reads a block at a time (base/json/json.h's kPadding; serve/infer_json.h's
 // kJsonPadding) may parse the body in place.
 inline constexpr size_t kBodyPadding = 64;
+
+// A string that a request owns (its method, its target), made implicitly from a literal, a
+// std::string (moved when it can be) or a std::string_view (copied), so that listeners, tests
+// and fuzz targets fill requests from whichever they hold. It is a std::string in every other
+// respect; a listener reuses its capacity from one request to the next.
+class RequestText : public std::string {
+ public:
+  RequestText() = default;
+  RequestText(const char* text) : std::string(text) {}
+  RequestText(std::string text) : std::string(std::move(text)) {}
+  RequestText(std::string_view text) : std::string(text) {}
+  using std::string::operator=;
+};
 
 // One request header. Both views point into the listener's buffer (or, in tests, into
 // literals) and stay valid until the handler returns.
@@ -52,8 +65,8 @@ struct Caller {
 
 // One HTTP request as a listener read it.
 struct Request {
-  std::string method{};  // "GET", "POST", ... as sent
-  std::string target{};  // "/v2/models/iris/infer?x=1", as sent
+  RequestText method{};  // "GET", "POST", ... as sent
+  RequestText target{};  // "/v2/models/iris/infer?x=1", as sent
   std::vector<HeaderField> headers{};
   // The body. A listener leaves kBodyPadding bytes of capacity past its size, so that a JSON
   // body is parsed in place instead of being copied.
