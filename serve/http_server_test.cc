@@ -1,11 +1,13 @@
 // The scoring server over real sockets: a real HttpServer on a loopback port chosen by the
-// kernel, driven by a small synchronous Beast client.
+// kernel, driven by a small synchronous client that shows what is on the wire
+// (base/http/testing/wire_client.h).
 #include "serve/http_server.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <latch>
 #include <map>
@@ -14,17 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
-
 #include "base/file.h"
+#include "base/http/testing/wire_client.h"
 #include "base/testing/test_util.h"
 #include "serve/handler.h"
 #include "serve/testing/fake_models.h"
@@ -32,74 +25,12 @@
 namespace outpost::serve {
 namespace {
 
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = net::ip::tcp;
 using engine::DataType;
 using ::testing::HasSubstr;
 
-using Response = http::response<http::string_body>;
-
-// A blocking HTTP/1.1 client on one connection.
-class Client {
- public:
-  explicit Client(uint16_t port) : socket_(ioc_) {
-    beast::error_code ec;
-    socket_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
-    connect_error_ = ec;
-  }
-
-  const beast::error_code& connect_error() const { return connect_error_; }
-
-  // Writes raw bytes.
-  void Send(std::string_view bytes) {
-    beast::error_code ec;
-    net::write(socket_, net::buffer(bytes.data(), bytes.size()), ec);
-    ASSERT_FALSE(ec) << ec.message();
-  }
-
-  // Reads one response; `head` when it answers a HEAD request (no body follows).
-  Response Read(bool head = false) {
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(64 << 20);
-    parser.skip(head);
-    beast::error_code ec;
-    http::read(socket_, buffer_, parser, ec);
-    EXPECT_FALSE(ec) << ec.message();
-    return parser.release();
-  }
-
-  // Sends one request (HTTP/1.1, keep-alive) and reads its response.
-  Response Call(http::verb method, std::string_view target, std::string body = "",
-                std::vector<std::pair<std::string, std::string>> headers = {}) {
-    http::request<http::string_body> request(method, std::string(target), 11);
-    request.set(http::field::host, "127.0.0.1");
-    for (const auto& [name, value] : headers) request.set(name, value);
-    request.body() = std::move(body);
-    request.prepare_payload();
-    beast::error_code ec;
-    http::write(socket_, request, ec);
-    EXPECT_FALSE(ec) << ec.message();
-    return Read(method == http::verb::head);
-  }
-
-  // Whether the server has closed the connection: a read ends with end-of-stream (or a
-  // reset) and no bytes.
-  bool ClosedByServer() {
-    if (buffer_.size() > 0) return false;
-    char byte;
-    beast::error_code ec;
-    size_t n = socket_.read_some(net::buffer(&byte, 1), ec);
-    return n == 0 && (ec == net::error::eof || ec == net::error::connection_reset);
-  }
-
- private:
-  net::io_context ioc_;
-  tcp::socket socket_;
-  beast::flat_buffer buffer_;
-  beast::error_code connect_error_;
-};
+// A blocking HTTP/1.1 client on one connection, and the responses it reads.
+using Client = http::testing::WireClient;
+using Response = http::testing::WireResponse;
 
 constexpr std::string_view kSimpleRequest =
     R"({"inputs":[{"name":"INPUT0","datatype":"INT32","shape":[1,4],"data":[1,2,3,4]},)"
@@ -157,29 +88,29 @@ TEST_F(HttpServerTest, EveryEndpointAnswersOverTheWire) {
   Client client(port());
   ASSERT_FALSE(client.connect_error());
 
-  Response meta = client.Call(http::verb::get, "/v2");
+  Response meta = client.Call("GET", "/v2");
   EXPECT_EQ(meta.result_int(), 200);
-  EXPECT_EQ(meta[http::field::content_type], "application/json");
+  EXPECT_EQ(meta["Content-Type"], "application/json");
   EXPECT_EQ(meta.body(), R"({"name":"outpost","version":"0.1.0","extensions":["binary_tensor_data","model_repository","statistics"]})");
 
-  Response live = client.Call(http::verb::get, "/v2/health/live");
+  Response live = client.Call("GET", "/v2/health/live");
   EXPECT_EQ(live.result_int(), 200);
   EXPECT_EQ(live.body(), R"({"live":true})");
 
-  Response ready = client.Call(http::verb::get, "/v2/health/ready");
+  Response ready = client.Call("GET", "/v2/health/ready");
   EXPECT_EQ(ready.result_int(), 200);
   EXPECT_EQ(ready.body(), R"({"ready":true})");
 
-  Response model = client.Call(http::verb::get, "/v2/models/simple/versions/1");
+  Response model = client.Call("GET", "/v2/models/simple/versions/1");
   EXPECT_EQ(model.result_int(), 200);
   EXPECT_THAT(model.body(), HasSubstr(R"("name":"simple","versions":["1"])"));
 
-  Response model_ready = client.Call(http::verb::get, "/v2/models/simple/ready");
+  Response model_ready = client.Call("GET", "/v2/models/simple/ready");
   EXPECT_EQ(model_ready.result_int(), 200);
   EXPECT_EQ(model_ready.body(), R"({"name":"simple","ready":true})");
 
   Response infer =
-      client.Call(http::verb::post, "/v2/models/simple/infer", std::string(kSimpleRequest),
+      client.Call("POST", "/v2/models/simple/infer", std::string(kSimpleRequest),
                   {{"Content-Type", "application/json"}});
   EXPECT_EQ(infer.result_int(), 200);
   EXPECT_EQ(infer.body(), kSimpleResponse);
@@ -195,11 +126,11 @@ TEST_F(HttpServerTest, BinaryTensorDataTravelsBothWays) {
       R"({"name":"INPUT1","datatype":"INT32","shape":[1,4],"data":[1,1,1,1]}]})";
   const int32_t input0[4] = {1, 2, 3, 4};
   std::string body = json + std::string(reinterpret_cast<const char*>(input0), sizeof(input0));
-  Response r = client.Call(http::verb::post, "/v2/models/simple/infer", body,
+  Response r = client.Call("POST", "/v2/models/simple/infer", body,
                            {{"Content-Type", "application/octet-stream"},
                             {"Inference-Header-Content-Length", std::to_string(json.size())}});
   ASSERT_EQ(r.result_int(), 200) << r.body();
-  EXPECT_EQ(r[http::field::content_type], "application/octet-stream");
+  EXPECT_EQ(r["Content-Type"], "application/octet-stream");
   const size_t json_size = std::stoul(std::string(r["Inference-Header-Content-Length"]));
   EXPECT_EQ(r.body().substr(0, json_size),
             R"({"model_name":"simple","model_version":"1","outputs":[)"
@@ -216,40 +147,40 @@ TEST_F(HttpServerTest, ErrorStatusesArriveWithJsonBodies) {
       {testing::BrokenServable("broken", 1, "model.json is missing")}));
   Client client(port());
 
-  Response bad = client.Call(http::verb::post, "/v2/models/simple/infer", "{not json");
+  Response bad = client.Call("POST", "/v2/models/simple/infer", "{not json");
   EXPECT_EQ(bad.result_int(), 400);
-  EXPECT_EQ(bad[http::field::content_type], "application/json");
+  EXPECT_EQ(bad["Content-Type"], "application/json");
   EXPECT_THAT(bad.body(), HasSubstr(R"({"error":"malformed JSON)"));
 
-  Response missing = client.Call(http::verb::get, "/v2/models/nope");
+  Response missing = client.Call("GET", "/v2/models/nope");
   EXPECT_EQ(missing.result_int(), 404);
   EXPECT_EQ(missing.body(), R"({"error":"unknown model \"nope\"","reason":"not_found"})");
 
-  Response no_path = client.Call(http::verb::get, "/v3/nothing");
+  Response no_path = client.Call("GET", "/v3/nothing");
   EXPECT_EQ(no_path.result_int(), 404);
 
-  Response method = client.Call(http::verb::get, "/v2/models/simple/infer");
+  Response method = client.Call("GET", "/v2/models/simple/infer");
   EXPECT_EQ(method.result_int(), 405);
-  EXPECT_EQ(method[http::field::allow], "POST");
+  EXPECT_EQ(method["Allow"], "POST");
 
-  Response unavailable = client.Call(http::verb::get, "/v2/models/broken/ready");
+  Response unavailable = client.Call("GET", "/v2/models/broken/ready");
   EXPECT_EQ(unavailable.result_int(), 503);
   EXPECT_THAT(unavailable.body(), HasSubstr("model.json is missing"));
 
-  Response not_ready = client.Call(http::verb::get, "/v2/health/ready");
+  Response not_ready = client.Call("GET", "/v2/health/ready");
   EXPECT_EQ(not_ready.result_int(), 503);
   EXPECT_THAT(not_ready.body(), HasSubstr(R"({"error":)"));
 
-  Response internal = client.Call(http::verb::post, "/v2/models/failing/infer",
+  Response internal = client.Call("POST", "/v2/models/failing/infer",
                                   R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[1]}]})");
   EXPECT_EQ(internal.result_int(), 500);
   EXPECT_EQ(internal.body(), R"({"error":"model \"failing\" version 1: backend exploded","reason":"internal"})");
 
   // Every error above left the connection open.
-  EXPECT_EQ(client.Call(http::verb::get, "/v2/health/live").result_int(), 200);
+  EXPECT_EQ(client.Call("GET", "/v2/health/live").result_int(), 200);
 
   Response too_large =
-      client.Call(http::verb::post, "/v2/models/simple/infer", std::string(2048, ' '));
+      client.Call("POST", "/v2/models/simple/infer", std::string(2048, ' '));
   EXPECT_EQ(too_large.result_int(), 413);
   EXPECT_THAT(too_large.body(), HasSubstr("larger than the limit of 1024 bytes"));
   EXPECT_FALSE(too_large.keep_alive());
@@ -264,7 +195,7 @@ TEST_F(HttpServerTest, OversizedBodyIsRefusedFromItsLengthBeforeItIsSent) {
       "POST /v2/models/simple/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n");
   Response r = client.Read();
   EXPECT_EQ(r.result_int(), 413);
-  EXPECT_EQ(r[http::field::connection], "close");
+  EXPECT_EQ(r["Connection"], "close");
   EXPECT_TRUE(client.ClosedByServer());
 }
 
@@ -301,7 +232,7 @@ TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
   ASSERT_NO_FATAL_FAILURE(StartServer({.threads = 2}));
   Client client(port());
   for (int i = 0; i < 20; ++i) {
-    Response r = client.Call(http::verb::post, "/v2/models/simple/infer",
+    Response r = client.Call("POST", "/v2/models/simple/infer",
                              std::string(kSimpleRequest));
     ASSERT_EQ(r.result_int(), 200) << i;
     EXPECT_EQ(r.body(), kSimpleResponse);
@@ -369,34 +300,34 @@ TEST_F(HttpServerTest, Http10KeepAliveIsHonoured) {
     client.Send("GET /v2/health/live HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     Response r = client.Read();
     EXPECT_EQ(r.result_int(), 200);
-    EXPECT_EQ(r[http::field::connection], "keep-alive");
+    EXPECT_EQ(r["Connection"], "keep-alive");
   }
 }
 
 TEST_F(HttpServerTest, ConnectionCloseFromTheClientIsHonoured) {
   ASSERT_NO_FATAL_FAILURE(StartServer({.threads = 1}));
   Client client(port());
-  Response r = client.Call(http::verb::get, "/v2/health/live", "", {{"Connection", "close"}});
+  Response r = client.Call("GET", "/v2/health/live", "", {{"Connection", "close"}});
   EXPECT_EQ(r.result_int(), 200);
-  EXPECT_EQ(r[http::field::connection], "close");
+  EXPECT_EQ(r["Connection"], "close");
   EXPECT_TRUE(client.ClosedByServer());
 }
 
 TEST_F(HttpServerTest, HeadGetsHeadersWithoutABody) {
   ASSERT_NO_FATAL_FAILURE(StartServer({.threads = 1}));
   Client client(port());
-  Response head = client.Call(http::verb::head, "/v2/health/live");
+  Response head = client.Call("HEAD", "/v2/health/live");
   EXPECT_EQ(head.result_int(), 405);
   EXPECT_TRUE(head.body().empty());
   // Nothing but the header was sent: the next response on the connection parses cleanly.
-  EXPECT_EQ(client.Call(http::verb::get, "/v2/health/live").body(), R"({"live":true})");
+  EXPECT_EQ(client.Call("GET", "/v2/health/live").body(), R"({"live":true})");
 }
 
 TEST_F(HttpServerTest, IdleConnectionIsClosedAfterTheIdleTimeout) {
   ASSERT_NO_FATAL_FAILURE(
       StartServer({.threads = 1, .idle_timeout = std::chrono::milliseconds(50)}));
   Client client(port());
-  EXPECT_EQ(client.Call(http::verb::get, "/v2/health/live").result_int(), 200);
+  EXPECT_EQ(client.Call("GET", "/v2/health/live").result_int(), 200);
   EXPECT_TRUE(client.ClosedByServer());
 }
 
@@ -411,11 +342,11 @@ TEST_F(HttpServerTest, RequestTrickledSlowerThanTheReadTimeoutIsCutOff) {
 TEST_F(HttpServerTest, ConnectionsBeyondTheLimitAreClosed) {
   ASSERT_NO_FATAL_FAILURE(StartServer({.threads = 1, .max_connections = 1}));
   Client first(port());
-  EXPECT_EQ(first.Call(http::verb::get, "/v2/health/live").result_int(), 200);
+  EXPECT_EQ(first.Call("GET", "/v2/health/live").result_int(), 200);
   Client second(port());
   ASSERT_FALSE(second.connect_error());  // the kernel accepts; the server then closes it
   EXPECT_TRUE(second.ClosedByServer());
-  EXPECT_EQ(first.Call(http::verb::get, "/v2/health/live").result_int(), 200);
+  EXPECT_EQ(first.Call("GET", "/v2/health/live").result_int(), 200);
 }
 
 TEST_F(HttpServerTest, BusyPortIsReported) {
@@ -450,7 +381,7 @@ TEST_F(HttpServerTest, StopDrainsInFlightRequestsAndRefusesNewWork) {
   entered.wait();  // the request is in the model
 
   Client other(port());
-  ASSERT_EQ(other.Call(http::verb::get, "/v2/health/live").result_int(), 200);
+  ASSERT_EQ(other.Call("GET", "/v2/health/live").result_int(), 200);
 
   std::thread stopper([this] { server_->Stop(); });
 
@@ -458,17 +389,17 @@ TEST_F(HttpServerTest, StopDrainsInFlightRequestsAndRefusesNewWork) {
   // new requests on open connections get 503 and the connection is closed.
   Response r;
   for (int i = 0; i < 1'000'000; ++i) {
-    r = other.Call(http::verb::get, "/v2/health/live");
+    r = other.Call("GET", "/v2/health/live");
     if (r.result_int() != 200) break;
   }
   EXPECT_EQ(r.result_int(), 503);
   EXPECT_EQ(r.body(), R"({"error":"the server is shutting down","reason":"draining"})");
-  EXPECT_EQ(r[http::field::connection], "close");
+  EXPECT_EQ(r["Connection"], "close");
   EXPECT_TRUE(other.ClosedByServer());
 
   // The listener is closed: new connections are refused.
   Client late(port());
-  EXPECT_EQ(late.connect_error(), net::error::connection_refused);
+  EXPECT_EQ(late.connect_error(), ECONNREFUSED);
 
   // The request in flight still completes and is answered.
   release.count_down();
@@ -484,14 +415,14 @@ TEST_F(HttpServerTest, StopDrainsInFlightRequestsAndRefusesNewWork) {
 TEST_F(HttpServerTest, StopWithIdleConnectionsReturnsAndIsIdempotent) {
   ASSERT_NO_FATAL_FAILURE(StartServer({.threads = 2}));
   Client a(port()), b(port());
-  EXPECT_EQ(a.Call(http::verb::get, "/v2/health/live").result_int(), 200);
-  EXPECT_EQ(b.Call(http::verb::get, "/v2/health/live").result_int(), 200);
+  EXPECT_EQ(a.Call("GET", "/v2/health/live").result_int(), 200);
+  EXPECT_EQ(b.Call("GET", "/v2/health/live").result_int(), 200);
   server_->Stop();
   EXPECT_TRUE(a.ClosedByServer());
   EXPECT_TRUE(b.ClosedByServer());
   server_->Stop();
   Client late(port());
-  EXPECT_EQ(late.connect_error(), net::error::connection_refused);
+  EXPECT_EQ(late.connect_error(), ECONNREFUSED);
 }
 
 // Issue 8's acceptance: a model updated through the repository extension while several
@@ -531,7 +462,7 @@ TEST_F(HttpServerTest, ModelUpdatedUnderLoadFailsNoRequestAndMetricsMatch) {
       Client client(port());
       for (int i = 0; !stop.load() || i == 0; ++i) {
         const int x = c * 100000 + i;
-        Response r = client.Call(http::verb::post, "/v2/models/m/infer",
+        Response r = client.Call("POST", "/v2/models/m/infer",
                                  R"({"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":[)" +
                                      std::to_string(x) + "]}]}");
         int version = 0;
@@ -556,7 +487,7 @@ TEST_F(HttpServerTest, ModelUpdatedUnderLoadFailsNoRequestAndMetricsMatch) {
   Client admin(port());
   for (int v = 2; v <= kLastVersion; ++v) {
     write_version(v);
-    Response load = admin.Call(http::verb::post, "/v2/repository/models/m/load");
+    Response load = admin.Call("POST", "/v2/repository/models/m/load");
     EXPECT_EQ(load.result_int(), 200) << load.body();
   }
   stop.store(true);
@@ -569,7 +500,7 @@ TEST_F(HttpServerTest, ModelUpdatedUnderLoadFailsNoRequestAndMetricsMatch) {
   for (const auto& per_client : answered) {
     for (const auto& [v, n] : per_client) total[v] += n;
   }
-  Response metrics = admin.Call(http::verb::get, "/metrics");
+  Response metrics = admin.Call("GET", "/metrics");
   EXPECT_EQ(metrics.result_int(), 200);
   EXPECT_THAT(metrics.body(),
               HasSubstr("outpost_inference_request_success_total{model=\"m\",version=\"" +
