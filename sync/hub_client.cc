@@ -11,8 +11,8 @@ Result<std::unique_ptr<HubClient>> HubClient::Create(HubClientOptions options) {
     return InvalidArgumentError("hub URL \"" + options.base_url + "\" must begin with https://");
   }
   OUTPOST_RETURN_IF_ERROR(http::ParseUrl(options.base_url).status());
-  std::string pem[3];
-  const std::string* files[3] = {&options.ca_file, &options.cert_file, &options.key_file};
+  std::string pem[3];  // certificate, key, CA
+  const std::string* files[3] = {&options.cert_file, &options.key_file, &options.ca_file};
   for (int i = 0; i < 3; ++i) {
     if (!PathExists(*files[i])) {
       return NotFoundError("credential file " + *files[i] + " is missing");
@@ -23,16 +23,16 @@ Result<std::unique_ptr<HubClient>> HubClient::Create(HubClientOptions options) {
   }
   Result<std::unique_ptr<http::Client>> client = http::Client::Create({
       .base_url = options.base_url,
-      .ca_pem = std::move(pem[0]),
-      .cert_pem = std::move(pem[1]),
-      .key_pem = std::move(pem[2]),
+      .ca_pem = std::move(pem[2]),
+      .cert_pem = std::move(pem[0]),
+      .key_pem = std::move(pem[1]),
       .connect_timeout = options.timeout,
       .io_timeout = options.timeout,
       .max_response_bytes = options.max_response_bytes,
       .keep_alive = true});
   if (!client.ok()) {
-    return client.status().WithContext("cannot load " + options.ca_file + ", " +
-                                       options.cert_file + ", " + options.key_file);
+    return client.status().WithContext("cannot load " + options.cert_file + ", " +
+                                       options.key_file + ", " + options.ca_file);
   }
   return std::unique_ptr<HubClient>(new HubClient(std::move(*client)));
 }
