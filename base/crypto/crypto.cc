@@ -18,16 +18,16 @@
 #include <cstdlib>
 
 #include "base/coding.h"
+#include "base/crypto/openssl_handles.h"
 
 namespace outpost::crypto {
 namespace {
 
-template <typename T, void (*F)(T*)>
-struct Deleter {
-  void operator()(T* p) const { F(p); }
-};
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
+using internal::BioPtr;
+using internal::BioText;
+using internal::Deleter;
+using internal::MemBio;
+using internal::PkeyPtr;
 using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
 using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, Deleter<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>>;
@@ -59,16 +59,6 @@ std::string OpenSslError() {
 
 int PkeyId(KeyType type) { return type == KeyType::kEd25519 ? EVP_PKEY_ED25519 : EVP_PKEY_X25519; }
 const char* KeyName(KeyType type) { return type == KeyType::kEd25519 ? "Ed25519" : "X25519"; }
-
-BioPtr MemBio(std::string_view data) {
-  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
-
-std::string BioText(BIO* bio) {
-  char* data = nullptr;
-  long size = BIO_get_mem_data(bio, &data);
-  return size > 0 ? std::string(data, static_cast<size_t>(size)) : std::string();
-}
 
 Result<PkeyPtr> RawPrivateKey(KeyType type, std::string_view key) {
   if (key.size() != 32) {

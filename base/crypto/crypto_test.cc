@@ -4,32 +4,22 @@
 
 #include <string>
 
+#include "base/coding.h"
 #include "base/testing/test_util.h"
 
 namespace outpost::crypto {
 namespace {
 
-// Test-only hex helpers (lowercase out, any case in).
-std::string Hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
-std::string Unhex(std::string_view hex) {
-  std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
+TEST(Sha256, Abc) {
+  EXPECT_EQ(HexEncode(Sha256("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(HexEncode(Sha256("")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
-TEST(Sha256, Abc) {
-  EXPECT_EQ(Hex(Sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  EXPECT_EQ(Hex(Sha256("")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+TEST(Sha256, HexIsLowercaseHexOfTheDigest) {
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Sha256Hex(""), HexEncode(Sha256("")));
 }
 
 TEST(Sha256, StreamingEqualsOneShotAndResets) {
@@ -45,10 +35,10 @@ TEST(Sha256, StreamingEqualsOneShotAndResets) {
 
 TEST(HmacSha256, Rfc4231) {
   // Test case 1.
-  EXPECT_EQ(Hex(HmacSha256(std::string(20, '\x0b'), "Hi There")),
+  EXPECT_EQ(HexEncode(HmacSha256(std::string(20, '\x0b'), "Hi There")),
             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
   // Test case 2.
-  EXPECT_EQ(Hex(HmacSha256("Jefe", "what do ya want for nothing?")),
+  EXPECT_EQ(HexEncode(HmacSha256("Jefe", "what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
   // An empty key is a key of zero bytes, not "no key".
   EXPECT_EQ(HmacSha256("", "m"), HmacSha256(std::string(64, '\0'), "m"));
@@ -56,9 +46,9 @@ TEST(HmacSha256, Rfc4231) {
 
 TEST(HkdfSha256, Rfc5869Case1) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(
-      std::string okm, HkdfSha256(std::string(22, '\x0b'), Unhex("000102030405060708090a0b0c"),
-                                  Unhex("f0f1f2f3f4f5f6f7f8f9"), 42));
-  EXPECT_EQ(Hex(okm),
+      std::string okm, HkdfSha256(std::string(22, '\x0b'), *HexDecode("000102030405060708090a0b0c"),
+                                  *HexDecode("f0f1f2f3f4f5f6f7f8f9"), 42));
+  EXPECT_EQ(HexEncode(okm),
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
   EXPECT_EQ(HkdfSha256("", "", "", 32).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(HkdfSha256("k", "", "", 0).status().code(), StatusCode::kInvalidArgument);
@@ -83,12 +73,12 @@ TEST(ConstantTimeEquals, ComparesContentAndLength) {
 
 TEST(Ed25519, Rfc8032Test1) {
   const std::string seed =
-      Unhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+      *HexDecode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
   OUTPOST_ASSERT_OK_AND_ASSIGN(Ed25519KeyPair pair, Ed25519KeyFromSeed(seed));
-  EXPECT_EQ(Hex(pair.public_key),
+  EXPECT_EQ(HexEncode(pair.public_key),
             "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string sig, Ed25519Sign(seed, ""));
-  EXPECT_EQ(Hex(sig),
+  EXPECT_EQ(HexEncode(sig),
             "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39"
             "701cf9b46bd25bf5f0595bbe24655141438e7a100b");
   EXPECT_TRUE(Ed25519Verify(pair.public_key, "", sig));
@@ -132,21 +122,23 @@ TEST(Ed25519, GeneratedKeysSignAndRoundTripThroughPem) {
 
 TEST(X25519, Rfc7748Section6_1) {
   const std::string alice =
-      Unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
-  const std::string bob = Unhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");
+      *HexDecode("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+  const std::string bob =
+      *HexDecode("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string alice_pub, X25519PublicKey(alice));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bob_pub, X25519PublicKey(bob));
-  EXPECT_EQ(Hex(alice_pub), "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
-  EXPECT_EQ(Hex(bob_pub), "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+  EXPECT_EQ(HexEncode(alice_pub),
+            "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+  EXPECT_EQ(HexEncode(bob_pub), "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string ab, X25519(alice, bob_pub));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string ba, X25519(bob, alice_pub));
-  EXPECT_EQ(Hex(ab), "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+  EXPECT_EQ(HexEncode(ab), "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
   EXPECT_EQ(ab, ba);
 }
 
 TEST(X25519, RefusesLowOrderPeersAndBadSizes) {
   const std::string alice =
-      Unhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+      *HexDecode("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
   EXPECT_EQ(X25519(alice, std::string(32, '\0')).status().code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(X25519(alice, "short").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(X25519("short", std::string(32, '\x09')).status().code(), StatusCode::kInvalidArgument);
@@ -174,14 +166,15 @@ TEST(X25519, GeneratedKeysAgreeThroughPem) {
 TEST(AesGcm, SpecTestCase13) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string sealed,
                                AesGcmSeal(std::string(32, '\0'), std::string(12, '\0'), "", ""));
-  EXPECT_EQ(Hex(sealed), "530f8afbc74536b9a963b4f1c4cb738b");
+  EXPECT_EQ(HexEncode(sealed), "530f8afbc74536b9a963b4f1c4cb738b");
 }
 
 TEST(AesGcm, SpecTestCase16) {
-  const std::string key = Unhex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308");
-  const std::string nonce = Unhex("cafebabefacedbaddecaf888");
-  const std::string aad = Unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
-  const std::string plaintext = Unhex(
+  const std::string key =
+      *HexDecode("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308");
+  const std::string nonce = *HexDecode("cafebabefacedbaddecaf888");
+  const std::string aad = *HexDecode("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+  const std::string plaintext = *HexDecode(
       "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e24"
       "49a6b525b16aedf5aa0de657ba637b39");
   const std::string expected =
@@ -189,7 +182,7 @@ TEST(AesGcm, SpecTestCase16) {
       "56828838c5f61e6393ba7a0abcc9f662"
       "76fc6ece0f4e1768cddf8853bb2d551b";
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string sealed, AesGcmSeal(key, nonce, aad, plaintext));
-  EXPECT_EQ(Hex(sealed), expected);
+  EXPECT_EQ(HexEncode(sealed), expected);
 
   std::string appended = "prefix";
   OUTPOST_ASSERT_OK(AesGcmSealAppend(key, nonce, aad, plaintext, &appended));

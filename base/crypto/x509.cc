@@ -21,16 +21,16 @@
 #include <utility>
 
 #include "base/coding.h"
+#include "base/crypto/openssl_handles.h"
 
 namespace outpost::crypto {
 namespace {
 
-template <typename T, void (*F)(T*)>
-struct Deleter {
-  void operator()(T* p) const { F(p); }
-};
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
+using internal::BioPtr;
+using internal::BioText;
+using internal::Deleter;
+using internal::MemBio;
+using internal::PkeyPtr;
 using CertPtr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 using BnPtr = std::unique_ptr<BIGNUM, Deleter<BIGNUM, BN_free>>;
 using ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION, X509_EXTENSION_free>>;
@@ -45,16 +45,6 @@ constexpr size_t kMaxCertBytes = size_t{1} << 20;
 struct ClearErrorsOnExit {
   ~ClearErrorsOnExit() { ERR_clear_error(); }
 };
-
-BioPtr MemBio(std::string_view data) {
-  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
-
-std::string BioText(BIO* bio) {
-  char* data = nullptr;
-  long size = BIO_get_mem_data(bio, &data);
-  return size > 0 ? std::string(data, static_cast<size_t>(size)) : std::string();
-}
 
 KeyAlgorithm AlgorithmOf(const EVP_PKEY* key) {
   switch (EVP_PKEY_get_id(key)) {
