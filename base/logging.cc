@@ -46,7 +46,7 @@ std::string FormatTime(Clock::WallTime t) {
   return buf;
 }
 
-// Source paths are shown relative to the project: "serve/http_server.cc".
+// Source paths are shown relative to the project: "serve/handler.cc".
 std::string_view ShortFile(const char* file) {
   std::string_view f(file);
   for (std::string_view dir : {"/base/", "/engine/", "/serve/", "/apps/", "/train/", "/outbox/",
