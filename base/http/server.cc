@@ -211,7 +211,8 @@ class ConnectionBase;
 struct ServerState {
   ServerOptions options;
   HandlerFn handler;
-  ssl::context tls{ssl::context::tls_server};
+  // The TLS settings of every connection; absent for plain HTTP.
+  std::optional<ssl::context> tls;
   // Set once Stop() has stopped accepting: requests are then answered with 503.
   std::atomic<bool> stopping{false};
   // Responses being produced or written.
@@ -303,7 +304,7 @@ class Connection final : public ConnectionBase,
  private:
   static StreamT MakeStream(Socket socket, ServerState& state) {
     if constexpr (kTls) {
-      return StreamT(std::move(socket), state.tls);
+      return StreamT(std::move(socket), *state.tls);
     } else {
       (void)state;
       return StreamT(std::move(socket));
@@ -714,7 +715,14 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, HandlerFn h
 
   OUTPOST_ASSIGN_OR_RETURN(net::ip::address address, ListenAddress(options.address));
   auto impl = std::make_unique<Impl>();
-  if (options.tls) OUTPOST_RETURN_IF_ERROR(SetUpTls(*options.tls, impl->state.tls));
+  if (options.tls) {
+    try {
+      impl->state.tls.emplace(ssl::context::tls_server);
+    } catch (const std::exception& e) {
+      return InternalError(std::string("TLS context: ") + e.what());
+    }
+    OUTPOST_RETURN_IF_ERROR(SetUpTls(*options.tls, *impl->state.tls));
+  }
   const tcp::endpoint endpoint(address, options.port);
   const std::string where = options.address + ":" + std::to_string(options.port);
   impl->state.options = std::move(options);
