@@ -39,6 +39,7 @@
 #include "apps/edge_forwarder.h"
 #include "base/clock.h"
 #include "base/coding.h"
+#include "base/crypto/crypto.h"
 #include "base/file.h"
 #include "base/json/json.h"
 #include "base/json_writer.h"
@@ -394,7 +395,7 @@ Status RunExport(const ExportFlags& flags) {
   sync::AuditCursor cursor(audit_path, JoinPath(config.data_dir, "sync_state.json"));
   cursor.Init();
 
-  OUTPOST_ASSIGN_OR_RETURN(std::string export_id, sync::RandomBytes(16));
+  OUTPOST_ASSIGN_OR_RETURN(std::string export_id, crypto::RandomBytes(16));
   sync::ExportFile file{.cert_pem = cert_pem,
                         .site_id = config.site_id,
                         .node_id = config.node_id,

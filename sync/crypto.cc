@@ -29,8 +29,6 @@ Result<std::string> SignEd25519(std::string_view key_pem, std::string_view data)
   return crypto::Ed25519Sign(seed, data);
 }
 
-Result<std::string> RandomBytes(size_t n) { return crypto::RandomBytes(n); }
-
 Result<X25519KeyPem> GenerateX25519Key() {
   OUTPOST_ASSIGN_OR_RETURN(std::string private_key, crypto::X25519GeneratePrivateKey());
   OUTPOST_ASSIGN_OR_RETURN(std::string public_key, crypto::X25519PublicKey(private_key));
@@ -62,8 +60,6 @@ Result<std::string> HkdfSha256(std::string_view secret, std::string_view salt,
   }
   return crypto::HkdfSha256(secret, salt, info, length);
 }
-
-std::string Sha256Raw(std::string_view data) { return crypto::Sha256(data); }
 
 Result<std::string> AesGcmSeal(std::string_view key, std::string_view nonce, std::string_view aad,
                                std::string_view plaintext) {

@@ -1,7 +1,8 @@
 // Signatures and certificates for export files and receipts (FORMAT.md sections 4 and 5):
 // Ed25519 over the file's bytes, X.509 certificates in PEM checked against a CA; and the
 // primitives that seal an export file to a hub's key (section 6): X25519, HKDF-SHA256,
-// AES-256-GCM, SHA-256. crypto.cc builds these on the crypto adapter (base/crypto/crypto.h),
+// AES-256-GCM, with the bounds sync/ puts on them (SHA-256 and random bytes are the crypto
+// adapter's own, called directly). crypto.cc builds these on the crypto adapter (base/crypto/crypto.h),
 // certificate.cc the certificate functions on its X.509 half (base/crypto/x509.h);
 // TLS is base/http/client.cc's. Thread-safe.
 #ifndef OUTPOST_SYNC_CRYPTO_H_
@@ -38,9 +39,6 @@ struct CertificateNames {
 // not parse.
 Result<CertificateNames> ReadCertificateNames(std::string_view cert_pem);
 
-// `n` random bytes from the operating system's generator.
-Result<std::string> RandomBytes(size_t n);
-
 // An X25519 key pair in PEM: PKCS#8 private key, SubjectPublicKeyInfo public key.
 struct X25519KeyPem {
   std::string private_pem{};
@@ -62,9 +60,6 @@ Result<std::string> X25519SharedSecret(std::string_view private_pem, std::string
 // HKDF-SHA256 (RFC 5869): `length` bytes (at most 255 * 32) from `secret`, `salt`, `info`.
 Result<std::string> HkdfSha256(std::string_view secret, std::string_view salt,
                                std::string_view info, size_t length);
-
-// The raw 32-byte SHA-256 of `data`.
-std::string Sha256Raw(std::string_view data);
 
 // AES-256-GCM with a 32-byte `key` and a 12-byte `nonce`: the ciphertext (as long as
 // `plaintext`) followed by the 16-byte tag. InvalidArgument for a key or nonce of another

@@ -120,14 +120,14 @@ Result<std::string> SealExport(std::string_view signed_export, std::string_view 
   OUTPOST_ASSIGN_OR_RETURN(std::string shared,
                            X25519SharedSecret(ephemeral.private_pem, *recipient));
   OUTPOST_ASSIGN_OR_RETURN(std::string key, SealedFileKey(shared, ephemeral_pub, *recipient));
-  OUTPOST_ASSIGN_OR_RETURN(std::string nonce, RandomBytes(kNonceBytes));
+  OUTPOST_ASSIGN_OR_RETURN(std::string nonce, crypto::RandomBytes(kNonceBytes));
   std::string out;
   out.reserve(kSealedHeaderBytes + signed_export.size() + kTagBytes);
   out += kSealedMagic;
   wire::PutU8(out, kSealedVersion);
   wire::PutU8(out, 0);   // flags
   PutU16LE(out, 0);      // reserved
-  out += Sha256Raw(*recipient);
+  out += crypto::Sha256(*recipient);
   out += ephemeral_pub;
   out += nonce;
   PutU64LE(out, signed_export.size());
@@ -172,10 +172,10 @@ Result<std::string> OpenSealedExport(std::string_view bytes, std::string_view hu
         StatusCode::kPermissionDenied, "sealed_wrong_key",
         "the hub's export key is unusable: " + std::string(own.status().message()));
   }
-  if (Sha256Raw(*own) != key_id) {
+  if (crypto::Sha256(*own) != key_id) {
     return ErrorWithReason(StatusCode::kPermissionDenied, "sealed_wrong_key",
                            "the file is sealed to key " + HexEncode(key_id) + ", this hub's is " +
-                               HexEncode(Sha256Raw(*own)));
+                               HexEncode(crypto::Sha256(*own)));
   }
   Result<std::string> shared = X25519SharedSecret(hub_private_pem, ephemeral_pub);
   if (shared.status().code() == StatusCode::kInvalidArgument) {

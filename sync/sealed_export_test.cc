@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/coding.h"
+#include "base/crypto/crypto.h"
 #include "base/file.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
@@ -218,7 +219,7 @@ TEST(SealPrimitives, HkdfSha256MatchesRfc5869WithEmptySalt) {
 }
 
 TEST(SealPrimitives, Sha256MatchesTheKnownDigest) {
-  EXPECT_EQ(HexOf(Sha256Raw("abc")),
+  EXPECT_EQ(HexOf(crypto::Sha256("abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
