@@ -25,10 +25,9 @@
 // It prints the story with the numbers; `--summary FILE` writes them as JSON (the integration
 // test reads it); `--keep-running` leaves the hub and its dashboard up until SIGINT/SIGTERM.
 //
-// This file is also apps/'s simdjson adapter for the demo (it reads the servers' JSON).
+// It reads the servers' JSON through the JSON adapter (base/json/json.h).
 #include <CLI/CLI.hpp>
 #include <signal.h>
-#include <simdjson.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -49,6 +48,7 @@
 #include "base/crypto/crypto.h"
 #include "base/file.h"
 #include "base/http/client.h"
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "base/subprocess.h"
 #include "hub/release.h"
@@ -58,6 +58,25 @@
 
 namespace outpost::apps {
 namespace {
+
+// The demo reads answers it expects in one shape; each of these stores what it read in `out`
+// and answers true when it is missing or of another kind.
+template <typename T, typename U>
+bool Missing(const Result<T>& read, U& out) {
+  if (!read.ok()) return true;
+  out = *read;
+  return false;
+}
+bool MissingArray(json::Value value, json::Value& out) {
+  if (!value.is_array()) return true;
+  out = value;
+  return false;
+}
+bool MissingValue(json::Value value, json::Value& out) {
+  if (value.is_missing()) return true;
+  out = value;
+  return false;
+}
 
 struct DemoFlags {
   std::string workdir;           // empty = a temporary folder, removed afterwards
@@ -337,15 +356,15 @@ Status StartEdge(Site& site) {
 Result<std::string> ServingVersions(http::Client& client) {
   OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse r, client.Request("GET", "/v2/models/pump"));
   if (r.status != 200) return InternalError("GET /v2/models/pump: " + std::to_string(r.status) + " " + r.body);
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  if (parser.parse(r.body).get(doc)) return InternalError("not JSON: " + r.body);
-  simdjson::dom::array versions;
-  if (doc["versions"].get_array().get(versions)) return InternalError("no versions in " + r.body);
+  json::Parser parser;
+  json::Value doc;
+  if (Missing(parser.Parse(r.body), doc)) return InternalError("not JSON: " + r.body);
+  json::Value versions;
+  if (MissingArray(doc["versions"], versions)) return InternalError("no versions in " + r.body);
   std::string out;
-  for (simdjson::dom::element v : versions) {
+  for (json::Value v : versions.Items()) {
     std::string_view s;
-    if (v.get_string().get(s)) return InternalError("a version that is not a string: " + r.body);
+    if (Missing(v.GetString(), s)) return InternalError("a version that is not a string: " + r.body);
     out += (out.empty() ? "" : ",") + std::string(s);
   }
   return out;
@@ -355,10 +374,10 @@ Result<std::string> ServingVersions(http::Client& client) {
 Result<uint64_t> OutboxRecords(http::Client& client) {
   OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse r, client.Request("GET", "/v1/outbox"));
   if (r.status != 200) return InternalError("GET /v1/outbox: " + r.body);
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
+  json::Parser parser;
+  json::Value doc;
   uint64_t records = 0;
-  if (parser.parse(r.body).get(doc) || doc["records"].get_uint64().get(records)) {
+  if (Missing(parser.Parse(r.body), doc) || Missing(doc["records"].GetUint64(), records)) {
     return InternalError("GET /v1/outbox: unexpected answer " + r.body);
   }
   return records;
@@ -380,17 +399,17 @@ std::string InferBody(const std::string& id, std::span<const float> row) {
 }
 
 Result<float> ParseProbability(const std::string& body) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  if (parser.parse(body).get(doc)) return InternalError("the server's answer is not JSON: " + body);
-  simdjson::dom::array outputs;
-  if (doc["outputs"].get_array().get(outputs)) return InternalError("no outputs in " + body);
-  for (simdjson::dom::element out : outputs) {
-    simdjson::dom::array values;
-    if (out["data"].get_array().get(values)) continue;
-    for (simdjson::dom::element v : values) {
+  json::Parser parser;
+  json::Value doc;
+  if (Missing(parser.Parse(body), doc)) return InternalError("the server's answer is not JSON: " + body);
+  json::Value outputs;
+  if (MissingArray(doc["outputs"], outputs)) return InternalError("no outputs in " + body);
+  for (json::Value out : outputs.Items()) {
+    json::Value values;
+    if (MissingArray(out["data"], values)) continue;
+    for (json::Value v : values.Items()) {
       double d;
-      if (v.get_double().get(d)) return InternalError("a non-number in " + body);
+      if (Missing(v.GetDouble(), d)) return InternalError("a non-number in " + body);
       return static_cast<float>(d);
     }
   }
@@ -539,17 +558,17 @@ Status AccountSite(Site& site) {
   const std::string audit = JoinPath(site.data, "audit.log");
   if (PathExists(audit)) {
     OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(audit));
-    simdjson::dom::parser parser;
+    json::Parser parser;
     size_t start = 0;
     while (start < text.size()) {
       size_t end = text.find('\n', start);
       if (end == std::string::npos) break;
-      simdjson::dom::element e;
+      json::Value e;
       std::string_view decision, stream;
       uint64_t rseq = 0;
-      if (!parser.parse(text.data() + start, end - start).get(e) &&
-          !e["decision"].get_string().get(decision) && decision != "allowed" &&
-          !e["stream"].get_string().get(stream) && !e["rseq"].get_uint64().get(rseq)) {
+      if (!Missing(parser.Parse(std::string_view(text.data() + start, end - start)), e) &&
+          !Missing(e["decision"].GetString(), decision) && decision != "allowed" &&
+          !Missing(e["stream"].GetString(), stream) && !Missing(e["rseq"].GetUint64(), rseq)) {
         dropped.emplace(std::string(stream), rseq);
       }
       start = end + 1;
@@ -585,16 +604,16 @@ struct Metrics {
 };
 
 // The number at `key` of a JSON object, or NaN (DoubleAt) / 0 (IntAt) where there is none.
-double DoubleAt(simdjson::dom::element e, const char* key) {
+double DoubleAt(json::Value e, const char* key) {
   double d;
-  return e[key].get_double().get(d) ? NAN : d;
+  return Missing(e[key].GetDouble(), d) ? NAN : d;
 }
-int64_t IntAt(simdjson::dom::element e, const char* key) {
+int64_t IntAt(json::Value e, const char* key) {
   int64_t v;
-  return e[key].get_int64().get(v) ? 0 : v;
+  return Missing(e[key].GetInt64(), v) ? 0 : v;
 }
 
-Metrics ReadMetrics(simdjson::dom::element e) {
+Metrics ReadMetrics(json::Value e) {
   return Metrics{.auc = DoubleAt(e, "auc"), .accuracy = DoubleAt(e, "accuracy"),
                  .logloss = DoubleAt(e, "logloss"), .version = IntAt(e, "version")};
 }
@@ -697,20 +716,20 @@ Result<RetrainRun> WaitRetrained(http::Client& op, int seconds) {
     OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse r, op.Request("GET", "/api/v1/models/pump/retrain"));
     if (r.status != 200) return InternalError("GET /api/v1/models/pump/retrain: " + r.body);
     last = r.body;
-    simdjson::dom::parser parser;
-    simdjson::dom::element doc;
+    json::Parser parser;
+    json::Value doc;
     uint64_t runs = 0;
     bool running = true;
-    if (parser.parse(r.body).get(doc) || doc["runs"].get_uint64().get(runs) ||
-        doc["running"].get_bool().get(running)) {
+    if (Missing(parser.Parse(r.body), doc) || Missing(doc["runs"].GetUint64(), runs) ||
+        Missing(doc["running"].GetBool(), running)) {
       return InternalError("GET /api/v1/models/pump/retrain: unexpected answer " + r.body);
     }
     if (runs > 0 && !running) {
       RetrainRun run;
       std::string_view outcome, error;
-      if (doc["last_outcome"].get_string().get(outcome) ||
-          doc["last_version"].get_int64().get(run.version) ||
-          doc["labels_at_last_run"].get_int64().get(run.labels)) {
+      if (Missing(doc["last_outcome"].GetString(), outcome) ||
+          Missing(doc["last_version"].GetInt64(), run.version) ||
+          Missing(doc["labels_at_last_run"].GetInt64(), run.labels)) {
         return InternalError("the hub's retraining job did not register a version: " + r.body);
       }
       run.outcome = std::string(outcome);
@@ -730,11 +749,11 @@ Result<RetrainRun> WaitRetrained(http::Client& op, int seconds) {
 Status ReadShadowOutcome(hub::Store& store, Site& site) {
   hub::RecordQuery q{.tenant = kTenant, .site_id = site.id, .kind = "event", .limit = 10000};
   OUTPOST_ASSIGN_OR_RETURN(std::vector<hub::HubRecord> events, store.QueryRecords(q));
-  simdjson::dom::parser parser;
+  json::Parser parser;
   for (const hub::HubRecord& r : events) {
-    simdjson::dom::element e;
+    json::Value e;
     std::string_view event;
-    if (parser.parse(r.payload).get(e) || e["event"].get_string().get(event) ||
+    if (Missing(parser.Parse(r.payload), e) || Missing(e["event"].GetString(), event) ||
         (event != "shadow_promoted" && event != "shadow_dropped")) {
       continue;
     }
@@ -984,29 +1003,29 @@ Status ReadRetrainDecision(DemoContext& ctx) {
                            ctx.op->Request("GET", "/api/v1/models/pump/versions"));
   if (listed.status != 200)
     return InternalError("GET /api/v1/models/pump/versions: " + listed.body);
-  simdjson::dom::parser parser;
-  simdjson::dom::element listed_doc, metrics_doc;
-  simdjson::dom::array versions_e;
-  if (parser.parse(listed.body).get(listed_doc) ||
-      listed_doc["versions"].get_array().get(versions_e)) {
+  json::Parser parser;
+  json::Value listed_doc, metrics_doc;
+  json::Value versions_e;
+  if (Missing(parser.Parse(listed.body), listed_doc) ||
+      MissingArray(listed_doc["versions"], versions_e)) {
     return InternalError("GET /api/v1/models/pump/versions: unexpected answer " + listed.body);
   }
   bool found = false;
-  for (simdjson::dom::element v : versions_e) {
+  for (json::Value v : versions_e.Items()) {
     int64_t version = 0;
-    if (!v["version"].get_int64().get(version) && version == ctx.run.version &&
-        !v["metrics"].get(metrics_doc)) {
+    if (!Missing(v["version"].GetInt64(), version) && version == ctx.run.version &&
+        !MissingValue(v["metrics"], metrics_doc)) {
       found = true;
     }
   }
   if (!found)
     return InternalError("the registry does not list pump " + std::to_string(ctx.run.version));
   std::string_view decision;
-  simdjson::dom::element champion_e, challenger_e;
-  if (metrics_doc["decision"].get_string().get(decision) ||
-      metrics_doc["version"].get_int64().get(ctx.new_version) ||
-      metrics_doc["holdout"]["rows"].get_int64().get(ctx.holdout_rows) ||
-      metrics_doc["challenger"].get(challenger_e) || metrics_doc["champion"].get(champion_e)) {
+  json::Value champion_e, challenger_e;
+  if (Missing(metrics_doc["decision"].GetString(), decision) ||
+      Missing(metrics_doc["version"].GetInt64(), ctx.new_version) ||
+      Missing(metrics_doc["holdout"]["rows"].GetInt64(), ctx.holdout_rows) ||
+      MissingValue(metrics_doc["challenger"], challenger_e) || MissingValue(metrics_doc["champion"], champion_e)) {
     return InternalError("the registry's metrics lack the decision: " + listed.body);
   }
   ctx.challenger = ReadMetrics(challenger_e);
@@ -1052,14 +1071,14 @@ Result<std::string> ApproveChallenger(DemoContext& ctx) {
       http::ClientResponse approved,
       ctx.op->Request(
           "POST", "/api/v1/models/pump/versions/" + std::to_string(ctx.new_version) + "/approve"));
-  simdjson::dom::parser approve_parser;
-  simdjson::dom::element approve_doc;
+  json::Parser approve_parser;
+  json::Value approve_doc;
   std::string_view bundle_view;
   bool shadow = false;
-  if (approved.status != 200 || approve_parser.parse(approved.body).get(approve_doc) ||
-      approve_doc["bundle"].get_string().get(bundle_view) ||
-      approve_doc["bundle_version"].get_uint64().get(ctx.bundle_version) ||
-      approve_doc["shadow"].get_bool().get(shadow)) {
+  if (approved.status != 200 || Missing(approve_parser.Parse(approved.body), approve_doc) ||
+      Missing(approve_doc["bundle"].GetString(), bundle_view) ||
+      Missing(approve_doc["bundle_version"].GetUint64(), ctx.bundle_version) ||
+      Missing(approve_doc["shadow"].GetBool(), shadow)) {
     return InternalError("the hub did not release pump " + std::to_string(ctx.new_version) + ": " +
                          std::to_string(approved.status) + " " + approved.body);
   }
