@@ -36,9 +36,8 @@ class Registry {
   Result<Answer> Send(const http::ClientRequest& request) {
     Result<http::ClientResponse> r = client_->Send(request);
     if (!r.ok()) return r.status().WithContext("registry");
-    return Answer{.status = r->status,
-                  .location = r->Header("Location"),
-                  .body = std::move(r->body)};
+    return Answer{
+        .status = r->status, .location = r->Header("Location"), .body = std::move(r->body)};
   }
 
  private:
@@ -119,10 +118,10 @@ Status UploadBlob(Registry& registry, const std::string& repository, const std::
     return Refused("starting the upload of " + digest, started);
   }
   const std::string target = PutTarget(started.location, digest);
-  OUTPOST_ASSIGN_OR_RETURN(Answer done,
-                           registry.Send({.method = "PUT", .target = target,
-                                          .content_type = "application/octet-stream",
-                                          .body_file = blob_file}));
+  OUTPOST_ASSIGN_OR_RETURN(Answer done, registry.Send({.method = "PUT",
+                                                       .target = target,
+                                                       .content_type = "application/octet-stream",
+                                                       .body_file = blob_file}));
   if (done.status != 201) return Refused("uploading " + digest, done);
   return Status();
 }
@@ -144,11 +143,11 @@ Result<std::vector<std::string>> PushBundle(const std::string& bundle_path,
               c == '_' || c == '-';
     if (!ok || repository.empty()) return InvalidArgumentError("bad repository " + repository);
   }
-  Result<std::unique_ptr<http::Client>> client = http::Client::Create({
-      .base_url = "http://" + hostport,
-      .io_timeout = std::chrono::minutes(30),  // one large blob goes up in one PUT
-      .keep_alive = true,
-      .headers = {{"User-Agent", "outpost"}}});
+  Result<std::unique_ptr<http::Client>> client = http::Client::Create(
+      {.base_url = "http://" + hostport,
+       .io_timeout = std::chrono::minutes(30),  // one large blob goes up in one PUT
+       .keep_alive = true,
+       .headers = {{"User-Agent", "outpost"}}});
   if (!client.ok()) {
     return InvalidArgumentError("registry URL must be http://host:port, not " + registry_url);
   }
@@ -196,10 +195,10 @@ Result<std::vector<std::string>> PushBundle(const std::string& bundle_path,
       }
       const std::string manifest = "/v2/" + repository + "/manifests/" + ref;
       OUTPOST_ASSIGN_OR_RETURN(
-          Answer done,
-          registry.Send({.method = "PUT", .target = manifest,
-                         .content_type = "application/vnd.oci.image.manifest.v1+json",
-                         .body = bytes->second}));
+          Answer done, registry.Send({.method = "PUT",
+                                      .target = manifest,
+                                      .content_type = "application/vnd.oci.image.manifest.v1+json",
+                                      .body = bytes->second}));
       if (done.status != 201) return Refused("putting manifest " + ref, done);
       pushed.push_back(hostport + "/" + repository + ":" + ref);
     }

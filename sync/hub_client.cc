@@ -21,15 +21,15 @@ Result<std::unique_ptr<HubClient>> HubClient::Create(HubClientOptions options) {
     if (!text.ok()) return text.status().WithContext("cannot load " + *files[i]);
     pem[i] = std::move(*text);
   }
-  Result<std::unique_ptr<http::Client>> client = http::Client::Create({
-      .base_url = options.base_url,
-      .ca_pem = std::move(pem[2]),
-      .cert_pem = std::move(pem[0]),
-      .key_pem = std::move(pem[1]),
-      .connect_timeout = options.timeout,
-      .io_timeout = options.timeout,
-      .max_response_bytes = options.max_response_bytes,
-      .keep_alive = true});
+  Result<std::unique_ptr<http::Client>> client =
+      http::Client::Create({.base_url = options.base_url,
+                            .ca_pem = std::move(pem[2]),
+                            .cert_pem = std::move(pem[0]),
+                            .key_pem = std::move(pem[1]),
+                            .connect_timeout = options.timeout,
+                            .io_timeout = options.timeout,
+                            .max_response_bytes = options.max_response_bytes,
+                            .keep_alive = true});
   if (!client.ok()) {
     return client.status().WithContext("cannot load " + options.cert_file + ", " +
                                        options.key_file + ", " + options.ca_file);
@@ -37,8 +37,7 @@ Result<std::unique_ptr<HubClient>> HubClient::Create(HubClientOptions options) {
   return std::unique_ptr<HubClient>(new HubClient(std::move(*client)));
 }
 
-Result<http::ClientResponse> HubClient::Post(std::string_view target,
-                                             std::string_view content_type,
+Result<http::ClientResponse> HubClient::Post(std::string_view target, std::string_view content_type,
                                              std::string_view body) {
   return client_->Send(
       {.method = "POST", .target = target, .content_type = content_type, .body = body});

@@ -59,8 +59,8 @@ Status FileError(const beast::error_code& ec, std::string_view what, const std::
 }
 
 bool HostCharacterOk(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_' || c == ':' || c == '%';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == ':' || c == '%';
 }
 
 // One open connection: plain or TLS, with the read buffer that belongs to it.
@@ -459,8 +459,7 @@ Result<ClientResponse> Client::Send(const ClientRequest& request) {
       attempt.status = UnavailableError(impl_->Where() + ": " + e.what());
     }
     if (attempt.status.ok()) return out;
-    const bool again = attempt.unanswered &&
-                       (attempt.reused || impl_->options.retry_unanswered);
+    const bool again = attempt.unanswered && (attempt.reused || impl_->options.retry_unanswered);
     if (tries >= 2 || !again) return attempt.status;
   }
 }

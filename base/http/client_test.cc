@@ -59,7 +59,7 @@ KeyAndCert MakeCertificate(const std::string& name, const KeyAndCert* issuer,
   EVP_PKEY* key = EVP_EC_gen("P-256");
   X509* cert = X509_new();
   X509_set_version(cert, 2);
-  const long serial = static_cast<long>(std::hash<std::string>{}(name) & 0x7fffffff);
+  const long serial = static_cast<long>(std::hash<std::string>{}(name)&0x7fffffff);
   ASN1_INTEGER_set(X509_get_serialNumber(cert), serial);
   X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
   X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
@@ -128,10 +128,12 @@ void Echo(const Request& rq, Response& rs) {
 }
 
 std::unique_ptr<Server> StartServer(std::optional<TlsServerOptions> tls = std::nullopt) {
-  Result<std::unique_ptr<Server>> server =
-      Server::Start({.address = "127.0.0.1", .port = 0, .threads = 2,
-                     .drain_timeout = std::chrono::seconds(2), .tls = std::move(tls)},
-                    Echo);
+  Result<std::unique_ptr<Server>> server = Server::Start({.address = "127.0.0.1",
+                                                          .port = 0,
+                                                          .threads = 2,
+                                                          .drain_timeout = std::chrono::seconds(2),
+                                                          .tls = std::move(tls)},
+                                                         Echo);
   EXPECT_TRUE(server.ok()) << server.status().ToString();
   return server.ok() ? std::move(*server) : nullptr;
 }
@@ -174,10 +176,10 @@ TEST(ParseUrl, SplitsSchemeHostPortAndPath) {
 }
 
 TEST(ParseUrl, RefusesWhatItCannotUse) {
-  for (const char* bad : {"ftp://host", "host:80", "http://", "http://:80", "http://h:0",
-                          "http://h:65536", "http://h:8x", "http://h:", "http://[::1",
-                          "http://[::1]x", "http://[host]:80", "http://::1:80",
-                          "http://user@h", "http://h/a?b=c", "http://h/a b", "http://h#f"}) {
+  for (const char* bad :
+       {"ftp://host", "host:80", "http://", "http://:80", "http://h:0", "http://h:65536",
+        "http://h:8x", "http://h:", "http://[::1", "http://[::1]x", "http://[host]:80",
+        "http://::1:80", "http://user@h", "http://h/a?b=c", "http://h/a b", "http://h#f"}) {
     Result<Url> url = ParseUrl(bad);
     ASSERT_FALSE(url.ok()) << bad;
     EXPECT_EQ(url.status().code(), StatusCode::kInvalidArgument) << bad;
@@ -191,7 +193,8 @@ TEST(HttpClient, SendsRequestsOverOneKeptConnection) {
   std::unique_ptr<Server> server = StartServer();
   ASSERT_NE(server, nullptr);
   Result<std::unique_ptr<Client>> client =
-      Client::Create({.base_url = PlainUrl(*server) + "/api/", .keep_alive = true,
+      Client::Create({.base_url = PlainUrl(*server) + "/api/",
+                      .keep_alive = true,
                       .headers = {{"User-Agent", "outpost-test"}}});
   ASSERT_TRUE(client.ok()) << client.status().ToString();
   for (int i = 0; i < 3; ++i) {
@@ -261,14 +264,15 @@ TEST(HttpClient, StreamsBodiesFromAndIntoFiles) {
   ASSERT_TRUE(WriteFileAtomically(dir.File("upload"), contents).ok());
   Result<std::unique_ptr<Client>> client = Client::Create({.base_url = PlainUrl(*server)});
   ASSERT_TRUE(client.ok()) << client.status().ToString();
-  Result<ClientResponse> sent = (*client)->Send({.method = "PUT", .target = "/size",
+  Result<ClientResponse> sent = (*client)->Send({.method = "PUT",
+                                                 .target = "/size",
                                                  .content_type = "application/octet-stream",
                                                  .body_file = dir.File("upload")});
   ASSERT_TRUE(sent.ok()) << sent.status().ToString();
   EXPECT_EQ(sent->body, std::to_string(contents.size()));
 
-  Result<ClientResponse> got = (*client)->Send({.target = "/big?n=2000000",
-                                                .response_file = dir.File("download")});
+  Result<ClientResponse> got =
+      (*client)->Send({.target = "/big?n=2000000", .response_file = dir.File("download")});
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->body, "");
   EXPECT_EQ(got->body_bytes, 2000000u);
@@ -280,21 +284,21 @@ TEST(HttpClient, StreamsBodiesFromAndIntoFiles) {
   Result<std::unique_ptr<Client>> limited =
       Client::Create({.base_url = PlainUrl(*server), .max_response_bytes = 1000});
   ASSERT_TRUE(limited.ok());
-  Result<ClientResponse> cut = (*limited)->Send({.target = "/big?n=5000",
-                                                 .response_file = dir.File("cut")});
+  Result<ClientResponse> cut =
+      (*limited)->Send({.target = "/big?n=5000", .response_file = dir.File("cut")});
   EXPECT_EQ(cut.status().code(), StatusCode::kUnavailable);
   EXPECT_FALSE(PathExists(dir.File("cut")));
 
-  Result<ClientResponse> no_file = (*client)->Send({.method = "PUT", .target = "/size",
-                                                    .body_file = dir.File("absent")});
+  Result<ClientResponse> no_file =
+      (*client)->Send({.method = "PUT", .target = "/size", .body_file = dir.File("absent")});
   EXPECT_EQ(no_file.status().code(), StatusCode::kNotFound) << no_file.status().ToString();
 }
 
 TEST(HttpClient, GivesUpAtTheDeadline) {
   std::unique_ptr<Server> server = StartServer();
   ASSERT_NE(server, nullptr);
-  Result<std::unique_ptr<Client>> client = Client::Create(
-      {.base_url = PlainUrl(*server), .io_timeout = std::chrono::milliseconds(100)});
+  Result<std::unique_ptr<Client>> client =
+      Client::Create({.base_url = PlainUrl(*server), .io_timeout = std::chrono::milliseconds(100)});
   ASSERT_TRUE(client.ok());
   const auto start = std::chrono::steady_clock::now();
   Result<ClientResponse> r = (*client)->Send({.target = "/slow"});
@@ -321,10 +325,10 @@ class HttpsClientTest : public ::testing::Test {
   }
 
   std::unique_ptr<Server> Start(const std::string& which, bool require_client = false) {
-    return StartServer(TlsServerOptions{
-        .cert_chain_path = dir_.File(which + ".crt"), .key_path = dir_.File(which + ".key"),
-        .client_ca_path = require_client ? dir_.File("ca.crt") : "",
-        .require_client_cert = require_client});
+    return StartServer(TlsServerOptions{.cert_chain_path = dir_.File(which + ".crt"),
+                                        .key_path = dir_.File(which + ".key"),
+                                        .client_ca_path = require_client ? dir_.File("ca.crt") : "",
+                                        .require_client_cert = require_client});
   }
 
   static std::string Url(const Server& server) {
@@ -343,8 +347,8 @@ TEST_F(HttpsClientTest, VerifiesTheServerAgainstThePinnedCa) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->body, "POST /echo  x");
-  Result<ClientResponse> peer = Fetch({.base_url = Url(*server), .ca_pem = ca_.cert_pem},
-                                      {.target = "/peer"});
+  Result<ClientResponse> peer =
+      Fetch({.base_url = Url(*server), .ca_pem = ca_.cert_pem}, {.target = "/peer"});
   ASSERT_TRUE(peer.ok()) << peer.status().ToString();
   EXPECT_EQ(peer->body, "tls");
 }
@@ -388,10 +392,11 @@ TEST_F(HttpsClientTest, SkipsVerificationOnlyWhenAsked) {
 TEST_F(HttpsClientTest, PresentsAClientCertificateForMutualTls) {
   std::unique_ptr<Server> server = Start("ip", /*require_client=*/true);
   ASSERT_NE(server, nullptr);
-  Result<std::unique_ptr<Client>> client =
-      Client::Create({.base_url = Url(*server), .ca_pem = ca_.cert_pem,
-                      .cert_pem = client_.cert_pem, .key_pem = client_.key_pem,
-                      .keep_alive = true});
+  Result<std::unique_ptr<Client>> client = Client::Create({.base_url = Url(*server),
+                                                           .ca_pem = ca_.cert_pem,
+                                                           .cert_pem = client_.cert_pem,
+                                                           .key_pem = client_.key_pem,
+                                                           .keep_alive = true});
   ASSERT_TRUE(client.ok()) << client.status().ToString();
   for (int i = 0; i < 2; ++i) {
     Result<ClientResponse> r = (*client)->Send({.target = "/peer"});
@@ -411,18 +416,21 @@ TEST_F(HttpsClientTest, RefusesCredentialsThatDoNotFit) {
     Result<std::unique_ptr<Client>> c = Client::Create(options);
     return c.ok() ? StatusCode::kOk : c.status().code();
   };
-  EXPECT_EQ(code({.base_url = url, .ca_pem = "not a certificate"}),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(code({.base_url = url, .ca_pem = "not a certificate"}), StatusCode::kInvalidArgument);
   EXPECT_EQ(code({.base_url = url, .ca_pem = ca_.cert_pem, .cert_pem = client_.cert_pem}),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(code({.base_url = url, .ca_pem = ca_.cert_pem, .cert_pem = client_.cert_pem,
+  EXPECT_EQ(code({.base_url = url,
+                  .ca_pem = ca_.cert_pem,
+                  .cert_pem = client_.cert_pem,
                   .key_pem = server_ip_.key_pem}),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(code({.base_url = url, .ca_pem = ca_.cert_pem, .skip_verification = true}),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(code({.base_url = "http://127.0.0.1:1", .ca_pem = ca_.cert_pem}),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(code({.base_url = url, .ca_pem = ca_.cert_pem, .cert_pem = client_.cert_pem,
+  EXPECT_EQ(code({.base_url = url,
+                  .ca_pem = ca_.cert_pem,
+                  .cert_pem = client_.cert_pem,
                   .key_pem = client_.key_pem}),
             StatusCode::kOk);
 }
