@@ -23,12 +23,15 @@ namespace {
 constexpr int64_t kStart = 1767225600;
 constexpr int64_t kEnd = kStart + 2 * 365 * 86400;
 
-CertificateSpec CaSpec() {
+// A CA valid from `start` for 20 years.
+CertificateSpec CaSpec(int64_t start) {
   return {.common_name = "Test CA",
-          .validity = {.not_before_s = kStart, .not_after_s = kStart + 20 * 365 * 86400},
+          .validity = {.not_before_s = start, .not_after_s = start + 20 * 365 * 86400},
           .is_ca = true,
           .key_usage = kKeyCertSign | kCrlSign};
 }
+
+int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
 
 // The extensions of a PEM certificate as (short name, critical), in order.
 std::vector<std::pair<std::string, bool>> Extensions(const std::string& pem) {
@@ -69,7 +72,7 @@ struct TestCa {
 TestCa MakeCa() {
   TestCa ca;
   ca.key = *GenerateKeyPairPem(KeyAlgorithm::kEcdsaP256);
-  ca.cert_pem = *SelfSignCertificate(CaSpec(), ca.key.private_pem);
+  ca.cert_pem = *SelfSignCertificate(CaSpec(Now() - 300), ca.key.private_pem);
   ca.issuer = std::move(*CertificateIssuer::Open(ca.cert_pem, ca.key.private_pem));
   return ca;
 }
@@ -115,7 +118,8 @@ TEST(X509Keys, RefusesWhatIsNotAKeyOfTheAskedKind) {
 
 TEST(X509Certificates, SelfSignedCaReadsBack) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(KeyPairPem key, GenerateKeyPairPem(KeyAlgorithm::kEcdsaP256));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string pem, SelfSignCertificate(CaSpec(), key.private_pem));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string pem,
+                               SelfSignCertificate(CaSpec(kStart), key.private_pem));
   EXPECT_EQ(pem.rfind("-----BEGIN CERTIFICATE-----\n", 0), 0u);
   OUTPOST_ASSERT_OK_AND_ASSIGN(CertificateInfo info, ParseCertificatePem(pem));
   EXPECT_EQ(info.common_name, "Test CA");
@@ -135,8 +139,11 @@ TEST(X509Certificates, SelfSignedCaReadsBack) {
   std::vector<std::pair<std::string, bool>> want = {
       {"subjectKeyIdentifier", false}, {"basicConstraints", true}, {"keyUsage", true}};
   EXPECT_EQ(Extensions(pem), want);
-  // The CA verifies itself.
-  OUTPOST_EXPECT_OK(VerifyCertificateChain(pem, pem));
+}
+
+TEST(X509Certificates, CaVerifiesItself) {
+  TestCa ca = MakeCa();
+  OUTPOST_EXPECT_OK(VerifyCertificateChain(ca.cert_pem, ca.cert_pem));
 }
 
 TEST(X509Certificates, IssuedServerCertificateCarriesItsNames) {
@@ -165,7 +172,7 @@ TEST(X509Certificates, IssuedSiteCertificateVerifiesAgainstItsCaOnly) {
   TestCa ca = MakeCa();
   TestCa other = MakeCa();
   OUTPOST_ASSERT_OK_AND_ASSIGN(KeyPairPem key, GenerateKeyPairPem(KeyAlgorithm::kEd25519));
-  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const int64_t now = Now();
   CertificateSpec spec{.common_name = "plant-7",
                        .organization = "acme",
                        .validity = {.not_before_s = now - 300, .not_after_s = now + 86400},
@@ -220,7 +227,7 @@ TEST(X509Certificates, IssuerRefusesWithReasons) {
   EXPECT_EQ(CertificateIssuer::Open(ca.cert_pem, other.private_pem).status().reason(),
             "key_mismatch");
   // A subject key must be a public key.
-  Result<std::string> issued = ca.issuer->Issue(CaSpec(), other.private_pem);
+  Result<std::string> issued = ca.issuer->Issue(CaSpec(kStart), other.private_pem);
   EXPECT_EQ(issued.status().message(), "not a PEM public key");
 }
 
