@@ -23,11 +23,6 @@
 namespace outpost::crypto {
 namespace {
 
-using internal::BioPtr;
-using internal::BioText;
-using internal::Deleter;
-using internal::MemBio;
-using internal::PkeyPtr;
 using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
 using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, Deleter<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>>;

@@ -1,6 +1,7 @@
 // Owning handles for OpenSSL objects and memory-BIO helpers, shared by the two files of the
 // crypto adapter (crypto.cc and x509.cc). Internal to outpost_crypto: no other file of ours
-// includes it, since it includes OpenSSL (docs/LAYERING.md section 4).
+// includes it, since it includes OpenSSL (docs/LAYERING.md section 4), so these names are seen
+// by the adapter only.
 #ifndef OUTPOST_BASE_CRYPTO_OPENSSL_HANDLES_H_
 #define OUTPOST_BASE_CRYPTO_OPENSSL_HANDLES_H_
 
@@ -11,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-namespace outpost::crypto::internal {
+namespace outpost::crypto {
 
 // A unique_ptr deleter calling OpenSSL's free function `F`.
 template <typename T, void (*F)(T*)>
@@ -33,6 +34,6 @@ inline std::string BioText(BIO* bio) {
   return size > 0 ? std::string(data, static_cast<size_t>(size)) : std::string();
 }
 
-}  // namespace outpost::crypto::internal
+}  // namespace outpost::crypto
 
 #endif  // OUTPOST_BASE_CRYPTO_OPENSSL_HANDLES_H_

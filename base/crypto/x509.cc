@@ -26,11 +26,6 @@
 namespace outpost::crypto {
 namespace {
 
-using internal::BioPtr;
-using internal::BioText;
-using internal::Deleter;
-using internal::MemBio;
-using internal::PkeyPtr;
 using CertPtr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 using BnPtr = std::unique_ptr<BIGNUM, Deleter<BIGNUM, BN_free>>;
 using ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION, X509_EXTENSION_free>>;
