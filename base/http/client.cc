@@ -182,6 +182,9 @@ struct Client::Impl {
   Attempt ReadInto(bhttp::request<ReqBody>& req, const ClientRequest& request, SteadyTime total,
                    ClientResponse* out);
   template <typename ReqBody, typename ResBody>
+  Attempt ConnectAndExchange(bhttp::request<ReqBody>& req, bhttp::response_parser<ResBody>& parser,
+                             SteadyTime total, ClientResponse* out);
+  template <typename ReqBody, typename ResBody>
   Attempt Exchange(bhttp::request<ReqBody>& req, bhttp::response_parser<ResBody>& parser,
                    SteadyTime total, ClientResponse* out);
 };
@@ -352,44 +355,50 @@ Attempt Client::Impl::ReadInto(bhttp::request<ReqBody>& req, const ClientRequest
                                SteadyTime total, ClientResponse* out) {
   if (request.response_file.empty()) {
     bhttp::response_parser<bhttp::string_body> parser;
-    return Exchange(req, parser, total, out);
+    return ConnectAndExchange(req, parser, total, out);
   }
   bhttp::response_parser<bhttp::file_body> parser;
   beast::error_code ec;
   parser.get().body().open(request.response_file.c_str(), beast::file_mode::write, ec);
   if (ec) return {FileError(ec, "creating", request.response_file)};
-  Attempt attempt = Exchange(req, parser, total, out);
+  Attempt attempt = ConnectAndExchange(req, parser, total, out);
   parser.get().body().close();
   if (!attempt.status.ok()) std::remove(request.response_file.c_str());
   return attempt;
 }
 
+template <typename ReqBody, typename ResBody>
+Attempt Client::Impl::ConnectAndExchange(bhttp::request<ReqBody>& req,
+                                         bhttp::response_parser<ResBody>& parser, SteadyTime total,
+                                         ClientResponse* out) {
+  const bool reused = conn != nullptr;
+  if (!reused) {
+    Attempt connected;
+    connected.status = Connect(total, &connected.unanswered);
+    if (!connected.status.ok()) return connected;
+  }
+  Attempt done = Exchange(req, parser, total, out);
+  done.reused = reused;
+  return done;
+}
+
+// Local files are opened before any connection is made, so that a missing one costs none.
 Attempt Client::Impl::TryOnce(const ClientRequest& request, ClientResponse* out) {
   const SteadyTime total = options.total_timeout.count() > 0
                                ? std::chrono::steady_clock::now() + options.total_timeout
                                : SteadyTime::max();
-  Attempt attempt;
-  attempt.reused = conn != nullptr;
-  if (!conn) {
-    attempt.status = Connect(total, &attempt.unanswered);
-    if (!attempt.status.ok()) return attempt;
-  }
-  Attempt done;
   if (request.body_file.empty()) {
     bhttp::request<bhttp::string_body> req;
     req.body() = std::string(request.body);
     FillRequest(req, request);
-    done = ReadInto(req, request, total, out);
-  } else {
-    bhttp::request<bhttp::file_body> req;
-    beast::error_code ec;
-    req.body().open(request.body_file.c_str(), beast::file_mode::scan, ec);
-    if (ec) return {FileError(ec, "opening", request.body_file)};
-    FillRequest(req, request);
-    done = ReadInto(req, request, total, out);
+    return ReadInto(req, request, total, out);
   }
-  done.reused = attempt.reused;
-  return done;
+  bhttp::request<bhttp::file_body> req;
+  beast::error_code ec;
+  req.body().open(request.body_file.c_str(), beast::file_mode::scan, ec);
+  if (ec) return {FileError(ec, "opening", request.body_file)};
+  FillRequest(req, request);
+  return ReadInto(req, request, total, out);
 }
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
