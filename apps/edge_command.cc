@@ -29,6 +29,7 @@
 #include "apps/edge_forwarder.h"
 #include "base/file.h"
 #include "base/logging.h"
+#include "base/names.h"
 #include "insight/evaluator.h"
 #include "outbox/outbox.h"
 #include "serve/edge_api.h"
@@ -137,7 +138,10 @@ Result<EdgeConfig> ResolveConfig(const EdgeFlags& flags) {
   if (flags.grpc_listen_given) OUTPOST_RETURN_IF_ERROR(ParseGrpcListen(flags.grpc_listen, config));
   OUTPOST_RETURN_IF_ERROR(ResolveGrpcListen(config));
   if (!flags.model_repository.empty()) config.model_repository = flags.model_repository;
-  if (!flags.site_id.empty()) config.site_id = flags.site_id;
+  if (!flags.site_id.empty()) {
+    OUTPOST_RETURN_IF_ERROR(CheckName(kSiteIdRule, flags.site_id).WithContext("--site-id"));
+    config.site_id = flags.site_id;
+  }
   if (flags.threads >= 0) config.threads = flags.threads;
   if (!flags.log_format.empty()) config.log_format = flags.log_format;
   if (!flags.log_level.empty()) config.log_level = flags.log_level;
