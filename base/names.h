@@ -4,14 +4,14 @@
 // This header is the one place the rules are written down; formats, docs and error messages
 // refer to it (docs/NAMES.md says which boundary parses which name). The rules are:
 //
-//   type        rule                              refusal reason
-//   ModelName   [a-z0-9][a-z0-9._-]{0,63}         invalid_model_name
-//   SiteId      [A-Za-z0-9_][A-Za-z0-9._:-]{0,127}  invalid_site_id
-//   NodeId      [A-Za-z0-9_][A-Za-z0-9._:-]{0,127}  invalid_node_id
-//   StreamName  [A-Za-z0-9_][A-Za-z0-9._:-]{0,127}  invalid_stream_name
-//   Tenant      [A-Za-z0-9_][A-Za-z0-9._-]{0,63}    invalid_tenant
-//   Region      [A-Za-z0-9_][A-Za-z0-9._-]{0,63}    invalid_region
-//   RuleName    [A-Za-z0-9][A-Za-z0-9._-]{0,63}     invalid_rule_name
+//   type        rule                                 refusal reason
+//   ModelName   [a-z0-9][a-z0-9._-]{0,63}            invalid_model_name
+//   SiteId      [A-Za-z0-9_][A-Za-z0-9._:-]{0,127}   invalid_site_id
+//   NodeId      [A-Za-z0-9_][A-Za-z0-9._:-]{0,127}   invalid_node_id
+//   StreamName  [A-Za-z0-9_][A-Za-z0-9._:-]{0,127}   invalid_stream_name
+//   Tenant      [A-Za-z0-9_][A-Za-z0-9._-]{0,63}     invalid_tenant
+//   Region      [A-Za-z0-9_][A-Za-z0-9._-]{0,63}     invalid_region
+//   RuleName    [A-Za-z0-9][A-Za-z0-9._-]{0,63}      invalid_rule_name
 //
 // Every rule is ASCII only, has no '/', '\\', space, control character or NUL, and cannot
 // begin with '.' or '-', so that a name is always one safe path component, never "." or "..",
@@ -20,12 +20,13 @@
 // Why these rules:
 // - A model name ends up in bundle file paths and registry folders, so it is the bundle
 //   format's rule (bundle/FORMAT.md), the strictest of the old ones; the edge's /v1/feedback
-//   now refuses what a bundle refuses.
+//   takes only a model a bundle can carry.
 // - Sites, nodes and streams are numbered together in the outbox and travel in sync batches;
 //   their rule is the batch's (sync/FORMAT.md), the widest of the old ones, so that every
 //   outbox file, batch and enrolled site that exists today stays valid. A stream beginning
-//   with '_' is one of the outbox's own (StreamName::reserved()); callers refuse such streams
-//   where a stream is chosen from outside.
+//   with '_' is one of the outbox's own (reserved()); the outbox refuses to append to one.
+//   An enrolled site's id is also its certificate's common name, which X.509 bounds at 64
+//   bytes: enrolment adds that bound (hub/enrol.h ValidateEnrolledSiteId).
 // - Tenants and regions are the enrolment rule (hub/FORMAT.md section 3).
 // - Insight rule names are the insight config's rule (insight/rules.cc).
 //
