@@ -118,9 +118,11 @@ Status HubCa::OpenCa() {
       crypto::CertificateIssuer::Open(ca_pem_, key_text);
   if (!issuer.ok()) {
     const std::string_view reason = issuer.status().reason();
-    if (reason == "key_mismatch")
+    if (reason == "key_mismatch") {
       return DataLossError(ca_key_path + " does not match " + ca_path());
-    const std::string& path = reason == "bad_private_key" ? ca_key_path : ca_path();
+    }
+    // The file that does not read as what it should be.
+    const std::string path = reason == "bad_private_key" ? ca_key_path : ca_path();
     return DataLossError(path + ": " + std::string(issuer.status().message()));
   }
   issuer_ = std::move(*issuer);
