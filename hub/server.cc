@@ -38,8 +38,8 @@ PeerCredential CredentialOf(const outpost::http::PeerInfo& peer) {
 // hub's server certificate when `tls`, asking for a client certificate (never requiring it:
 // enrolment comes without one) against the hub CA when `client_cert`.
 outpost::http::ServerOptions ListenerOptions(const HubServerOptions& options,
-                                             const std::string& address, uint16_t port,
-                                             bool tls, bool client_cert) {
+                                             const std::string& address, uint16_t port, bool tls,
+                                             bool client_cert) {
   const int threads = options.threads > 0
                           ? options.threads
                           : static_cast<int>(std::max(4u, std::thread::hardware_concurrency()));
@@ -109,13 +109,12 @@ Result<std::unique_ptr<HubServer>> HubServer::Start(const HubServerOptions& opti
                                                     OperatorHandlerFn operator_handler) {
   auto server = std::make_unique<HubServerImpl>();
   OUTPOST_ASSIGN_OR_RETURN(
-      server->site_,
-      StartListener(ListenerOptions(options, options.site_address, options.site_port,
-                                    /*tls=*/true, /*client_cert=*/true),
-                    [handler = std::move(site_handler)](const HubRequest& request,
-                                                        HubResponse& response) {
-                      response = handler(request, CredentialOf(request.peer));
-                    }));
+      server->site_, StartListener(ListenerOptions(options, options.site_address, options.site_port,
+                                                   /*tls=*/true, /*client_cert=*/true),
+                                   [handler = std::move(site_handler)](const HubRequest& request,
+                                                                       HubResponse& response) {
+                                     response = handler(request, CredentialOf(request.peer));
+                                   }));
   if (!options.operator_address.empty()) {
     server->operator_tls_ = !IsLoopback(options.operator_address);
     OUTPOST_ASSIGN_OR_RETURN(

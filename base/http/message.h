@@ -47,11 +47,11 @@ struct HeaderField {
 
 // What the TLS layer established about a connection's peer.
 struct PeerInfo {
-  bool tls = false;                  // the connection is TLS
-  bool cert_presented = false;       // the client sent a certificate (one was asked for)
-  bool cert_verified = false;        // ... and it verified against the listener's client CA
-  std::string verify_error{};        // OpenSSL's reason when presented and not verified
-  std::string cert_der{};            // the client's certificate (DER), when presented
+  bool tls = false;             // the connection is TLS
+  bool cert_presented = false;  // the client sent a certificate (one was asked for)
+  bool cert_verified = false;   // ... and it verified against the listener's client CA
+  std::string verify_error{};   // OpenSSL's reason when presented and not verified
+  std::string cert_der{};       // the client's certificate (DER), when presented
 };
 
 // Who sent a request, as an application established it from a credential alone (a client

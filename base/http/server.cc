@@ -32,6 +32,9 @@
 #include <type_traits>
 #include <vector>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -47,9 +50,6 @@
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509_vfy.h>
 
 #include "base/logging.h"
 
@@ -287,10 +287,9 @@ class Connection final : public ConnectionBase,
     Tcp().socket().set_option(tcp::no_delay(true), ec);
     if constexpr (kTls) {
       Tcp().expires_after(server_.options.read_timeout);
-      stream_.async_handshake(ssl::stream_base::server,
-                              [self = this->shared_from_this()](beast::error_code hs_ec) {
-                                self->OnHandshake(hs_ec);
-                              });
+      stream_.async_handshake(
+          ssl::stream_base::server,
+          [self = this->shared_from_this()](beast::error_code hs_ec) { self->OnHandshake(hs_ec); });
     } else {
       StartRequest();
     }
@@ -331,8 +330,8 @@ class Connection final : public ConnectionBase,
 
   void StartRequest() {
     parser_.emplace(req_);
-    parser_->header_limit(static_cast<uint32_t>(
-        std::min<size_t>(server_.options.max_header_bytes, UINT32_MAX)));
+    parser_->header_limit(
+        static_cast<uint32_t>(std::min<size_t>(server_.options.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(server_.options.max_body_bytes);
     parser_->eager(true);
     request_started_ = false;
@@ -370,10 +369,9 @@ class Connection final : public ConnectionBase,
     } else {
       Tcp().expires_after(server_.options.idle_timeout);
     }
-    stream_.async_read_some(buffer_.prepare(kReadSize),
-                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
-                              self->OnRead(ec, n);
-                            });
+    stream_.async_read_some(
+        buffer_.prepare(kReadSize),
+        [self = this->shared_from_this()](beast::error_code ec, size_t n) { self->OnRead(ec, n); });
   }
 
   void OnRead(beast::error_code ec, size_t n) {
@@ -414,8 +412,7 @@ class Connection final : public ConnectionBase,
                        std::to_string(server_.options.max_header_bytes) + " bytes",
                    response_);
     } else {
-      SetErrorBody(400, "malformed_request", "malformed HTTP request: " + ec.message(),
-                   response_);
+      SetErrorBody(400, "malformed_request", "malformed HTTP request: " + ec.message(), response_);
     }
     req_.is_head = false;
     Respond(/*close=*/true);
@@ -544,10 +541,10 @@ class Connection final : public ConnectionBase,
 
   StreamT stream_;
   beast::flat_buffer buffer_;  // bytes read and not yet parsed
-  RequestState req_;  // what the parser gathers; reused for every request
+  RequestState req_;           // what the parser gathers; reused for every request
   std::optional<RequestParser> parser_;
   Response response_;
-  std::string head_;  // the response's status line and headers
+  std::string head_;              // the response's status line and headers
   bool request_started_ = false;  // a byte of the current request has arrived
   Clock::time_point deadline_;    // when the current request must have arrived
   bool continue_sent_ = false;    // "100 Continue" was sent for the current request
@@ -572,8 +569,7 @@ Result<net::ip::address> ListenAddress(const std::string& address) {
 Status SetUpTls(const TlsServerOptions& options, ssl::context& tls) {
   beast::error_code ec;
   tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                      ssl::context::no_tlsv1_1,
+                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
                   ec);
   if (!ec) tls.use_certificate_chain_file(options.cert_chain_path, ec);
   if (!ec) tls.use_private_key_file(options.key_path, ssl::context::pem, ec);
@@ -581,8 +577,7 @@ Status SetUpTls(const TlsServerOptions& options, ssl::context& tls) {
   if (options.client_ca_path.empty()) return Status::Ok();
   tls.load_verify_file(options.client_ca_path, ec);
   if (ec) {
-    return FailedPreconditionError("TLS client CA " + options.client_ca_path + ": " +
-                                   ec.message());
+    return FailedPreconditionError("TLS client CA " + options.client_ca_path + ": " + ec.message());
   }
   STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(options.client_ca_path.c_str());
   if (names != nullptr) SSL_CTX_set_client_CA_list(tls.native_handle(), names);

@@ -45,9 +45,8 @@ TEST(HttpServer, OwnErrorsCarryTheCommonBodyAndReason) {
     WireResponse r = client.Call("POST", "/x", std::string(64, 'b'));
     EXPECT_EQ(r.status, 413);
     EXPECT_EQ(r["Content-Type"], "application/json");
-    EXPECT_EQ(r.body(),
-              R"({"error":"the request body is larger than the limit of 16 bytes",)"
-              R"("reason":"body_too_large"})");
+    EXPECT_EQ(r.body(), R"({"error":"the request body is larger than the limit of 16 bytes",)"
+                        R"("reason":"body_too_large"})");
     EXPECT_TRUE(client.ClosedByServer());
   }
   {
@@ -98,8 +97,8 @@ TEST(HttpServer, RequestsArrivingDuringTheDrainGet503Draining) {
 }
 
 TEST(HttpServer, ServerHeaderAndLocalhostAddress) {
-  auto server = StartOrDie({.address = "localhost", .threads = 1, .server_header = "outpost-x"},
-                           Echo);
+  auto server =
+      StartOrDie({.address = "localhost", .threads = 1, .server_header = "outpost-x"}, Echo);
   ASSERT_NE(server, nullptr);
   WireClient client(server->port());
   WireResponse r = client.Call("GET", "/a?b=1");
@@ -155,9 +154,7 @@ TEST(Router, MatchesExactBeforePrefixAndTheLongestPrefix) {
 
 TEST(Router, RoutesRequestsOfARunningServer) {
   Router router;
-  router.Exact("GET", "/hello", [](const Request&, Response& response) {
-    response.body = "hi";
-  });
+  router.Exact("GET", "/hello", [](const Request&, Response& response) { response.body = "hi"; });
   auto server = StartOrDie({.threads = 1}, router.AsHandler());
   ASSERT_NE(server, nullptr);
   WireClient client(server->port());

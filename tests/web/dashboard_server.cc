@@ -33,7 +33,8 @@ struct Config {
 HubResponse Unauthorized() {
   HubResponse response;
   response.status = 401;
-  response.body = R"({"error":"a known operator bearer token is needed","reason":"operator_token"})";
+  response.body =
+      R"({"error":"a known operator bearer token is needed","reason":"operator_token"})";
   response.headers.emplace_back("www-authenticate", "Bearer");
   return response;
 }
@@ -49,10 +50,10 @@ void Serve(const HubRequest& request, HubResponse& response, const Dashboard& da
       with_caller.caller = Caller{.kind = Caller::Kind::kOperator, .tenant = it->second};
     }
   }
-  response = with_caller.target.starts_with("/api/") &&
-                     with_caller.caller.kind != Caller::Kind::kOperator
-                 ? Unauthorized()
-                 : dashboard.Handle(with_caller);
+  response =
+      with_caller.target.starts_with("/api/") && with_caller.caller.kind != Caller::Kind::kOperator
+          ? Unauthorized()
+          : dashboard.Handle(with_caller);
 }
 
 int Main(int argc, char** argv) {
