@@ -1,7 +1,8 @@
 // X.509 certificates and the keys they carry, in the crypto adapter of Outpost: key pairs in
 // PEM, self-signed and issued certificates, reading a certificate's names, serial, validity
-// and fingerprint, and checking a certificate against a CA. x509.cc is, with crypto.cc, the
-// only file of ours that includes OpenSSL headers outside TLS (docs/LAYERING.md section 4).
+// and fingerprint, and checking a certificate against a CA. x509.cc is, with crypto.cc and
+// the handles they share (openssl_handles.h), the only file of ours that includes OpenSSL
+// headers outside TLS (docs/LAYERING.md section 4).
 // No OpenSSL type appears here: certificates and keys are PEM (or DER) text in std::string,
 // and what a certificate says is a plain struct.
 //
