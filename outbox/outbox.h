@@ -153,7 +153,7 @@ struct OutboxOptions {
   // Time source for created_ms, lease expiry and rates. Null = SystemClock(). Not owned;
   // must outlive the Outbox.
   Clock* clock = nullptr;
-  // Test seam: the file layer under SQLite (file_faults.h). Null in production. Not owned;
+  // Test seam: the file layer under SQLite (base/sqlite/file_faults.h). Null in production. Not owned;
   // must outlive the Outbox.
   sqlite::FileFaults* faults = nullptr;
 };

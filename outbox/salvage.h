@@ -21,7 +21,8 @@ struct SalvageContext {
   std::string node_id{};
   std::optional<std::string> key{};  // the file key when the store is encrypted
   int64_t now_ms = 0;                // wall time, for names and the event record
-  sqlite::FileFaults* faults = nullptr;  // the file layer under SQLite (file_faults.h); not owned
+  // The file layer under SQLite (base/sqlite/file_faults.h); not owned.
+  sqlite::FileFaults* faults = nullptr;
 };
 
 // True when a salvage of `path` was started and has not finished (its marker exists).
