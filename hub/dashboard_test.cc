@@ -394,6 +394,16 @@ TEST_F(DashboardTest, TrainingDataCountsLabelledFeedbackAndHardExamples) {
   EXPECT_EQ(AsInt(pump["registry"].At(0)["version"]), 4);
 }
 
+TEST_F(DashboardTest, SiteAndModelParametersFollowTheRulesOfBaseNames) {
+  // ModelName is the bundle rule: no registry model is called "Pump" or "a:b".
+  EXPECT_EQ(Reason("/api/v1/records?model=Pump", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/records?model=a:b", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/records?model=" + std::string(65, 'm'), 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/records?site=.hidden", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/records?site=-x", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/sites/.x", 404), "site_not_found");
+}
+
 TEST_F(DashboardTest, BadParametersAreRefusedWithAReason) {
   EXPECT_EQ(Reason("/api/v1/records?limit=0", 400), "bad_parameter");
   EXPECT_EQ(Reason("/api/v1/records?limit=1001", 400), "bad_parameter");

@@ -133,6 +133,29 @@ TEST(Outbox, RejectsBadStreamsOutboxStreamsAndOversizedPayloads) {
   OUTPOST_EXPECT_OK(box->Append(Rec(Kind::kSample, "model-1.v2:a_b", std::string(100, 'x'))));
 }
 
+TEST(Outbox, SiteAndNodeIdsFollowTheRulesOfBaseNames) {
+  // SiteId and NodeId (base/names.h): what enrolment and batches take, a leading '_' too.
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.site_id = "_Ship:9";
+  o.node_id = "_edge-0";
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  OUTPOST_EXPECT_OK(box->Append(Rec(Kind::kSample, "pump", "x")));
+  box.reset();
+  for (std::string bad : {"../x", "-x", "a/b", ""}) {
+    o = Options(dir, &clock);
+    o.path = dir.File("other.db");
+    o.site_id = bad;
+    Result<std::unique_ptr<Outbox>> opened = Outbox::Open(o);
+    EXPECT_EQ(opened.status().reason(), "invalid_site_id") << bad;
+    o.site_id = "site-1";
+    o.node_id = bad;
+    opened = Outbox::Open(o);
+    EXPECT_EQ(opened.status().reason(), "invalid_node_id") << bad;
+  }
+}
+
 TEST(Outbox, RejectsBadOptions) {
   testing::TempDir dir;
   OutboxOptions o = Options(dir, nullptr);

@@ -155,6 +155,24 @@ TEST(ParsePolicy, MistakesAreInvalidArgumentNamingTheKey) {
   }
 }
 
+TEST(ParsePolicy, RegionsAndSitesFollowTheRulesOfBaseNames) {
+  const std::string head = "format: 1\nversion: 1\nregions: {r: {raw: true}}\n";
+  const std::pair<std::string, std::string> refused[] = {
+      {"format: 1\nversion: 1\nregions: {\"a/b\": {raw: true}}\n", "invalid_region"},
+      {"format: 1\nversion: 1\nregions: {\"a:b\": {raw: true}}\n", "invalid_region"},
+      {head + "sites: {\"a/b\": r}\n", "invalid_site_id"},
+      {head + "sites: {\"-s\": r}\n", "invalid_site_id"},
+  };
+  for (const auto& [yaml, reason] : refused) {
+    auto policy = ParsePolicy(yaml);
+    ASSERT_FALSE(policy.ok()) << yaml;
+    EXPECT_EQ(policy.status().code(), StatusCode::kInvalidArgument) << yaml;
+    EXPECT_EQ(policy.status().reason(), reason) << policy.status().ToString();
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto policy, ParsePolicy(head + "sites: {\"Ship:9\": r}\n"));
+  EXPECT_EQ(policy->sites.count("Ship:9"), 1u);
+}
+
 TEST(ParsePolicy, RefusesOversizedDocumentsAndTooManyKinds) {
   std::string big = "format: 1\nversion: 1\nregions: {r: {raw: true}}\nname: x\n#";
   big.append(kMaxPolicyBytes, 'x');
