@@ -207,6 +207,28 @@ class BundleTest : public ::testing::Test {
   std::string last_staging_;
 };
 
+TEST(TargetsMetadata, BindsEverySiteIdEnrolmentAcceptsAndOnlyThose) {
+  // Sites are SiteIds (base/names.h); site groups stay lower-case labels.
+  Targets t{.created = 1, .expires = 2};
+  t.targets["oci-layout"] = TargetFile{.length = 1, .sha256 = std::string(64, 'a')};
+  t.targets["index.json"] = TargetFile{.length = 1, .sha256 = std::string(64, 'b')};
+  for (const std::string& site :
+       std::vector<std::string>{"site-a", "Plant-7", "ship:9", "_x", std::string(128, 's')}) {
+    t.sites = {site};
+    EXPECT_TRUE(TargetsToJson(t).ok()) << site;
+  }
+  for (const std::string& site :
+       std::vector<std::string>{"", "a/b", "..", "-x", "a b", std::string(129, 's')}) {
+    t.sites = {site};
+    EXPECT_FALSE(TargetsToJson(t).ok()) << site;
+  }
+  t.sites = {};
+  t.site_groups = {"North"};
+  EXPECT_FALSE(TargetsToJson(t).ok());
+  t.site_groups = {"north"};
+  OUTPOST_EXPECT_OK(TargetsToJson(t).status());
+}
+
 TEST(CanonicalJson, SortsKeysEscapesAndRefusesNonIntegers) {
   auto j = ParseJson(R"({"b":[1,"x\"\\\n"],"a":{"d":null,"c":true}})", true);
   ASSERT_TRUE(j.ok()) << j.status().ToString();

@@ -230,10 +230,13 @@ Result<int64_t> Seconds(const Reader& r, std::string_view key) {
 
 Status CheckTargetsContent(const Targets& t) {
   if (!IsLabel(t.channel, 32)) return InvalidArgumentError("bad channel name");
-  for (const auto& list : {&t.sites, &t.site_groups}) {
-    for (const std::string& s : *list) {
-      if (!IsLabel(s, 64)) return InvalidArgumentError("bad site or site group \"" + s + "\"");
-    }
+  // A site is named by its SiteId (base/names.h), so that every site enrolment accepts can be
+  // bound; a site group is a label.
+  for (const std::string& s : t.sites) {
+    if (!SiteId::IsValid(s)) return InvalidArgumentError("bad site or site group \"" + s + "\"");
+  }
+  for (const std::string& s : t.site_groups) {
+    if (!IsLabel(s, 64)) return InvalidArgumentError("bad site or site group \"" + s + "\"");
   }
   for (const auto& [name, file] : t.targets) {
     if (!IsSafeEntryName(name) || name.size() > 100 || name.rfind("outpost/", 0) == 0) {
