@@ -114,11 +114,13 @@ using RuleName = BasicName<kRuleNameRule>;
 
 }  // namespace outpost
 
+namespace std {
 template <const outpost::NameRule& Rule>
-struct std::hash<outpost::BasicName<Rule>> {
+struct hash<outpost::BasicName<Rule>> {
   size_t operator()(const outpost::BasicName<Rule>& name) const {
-    return std::hash<std::string_view>()(name.view());
+    return hash<string_view>()(name.view());
   }
 };
+}  // namespace std
 
 #endif  // OUTPOST_BASE_NAMES_H_
