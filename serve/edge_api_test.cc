@@ -130,6 +130,7 @@ TEST_F(EdgeApiTest, FeedbackRefusesAModelNameThatCouldNeverBeBundled) {
                           R"({"request_id":"r","model":")" + model + R"(","label":1})");
     EXPECT_EQ(r.status, 400) << model;
     EXPECT_NE(ErrorOf(r).find("is not a model name"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find(R"("reason":"invalid_model_name")"), std::string::npos) << r.body;
     // The same error body shape as any other invalid argument: the same members.
     std::vector<std::string> keys, other_keys;
     for (auto member : Json(r).Members()) keys.emplace_back(member.key);
