@@ -157,6 +157,15 @@ const KernelRegistry& KernelRegistry::Builtin() {
     RegisterConvKernels(*r);
     RegisterNormKernels(*r);
     RegisterIndexKernels(*r);
+    RegisterRnnKernels(*r);
+    RegisterConvTransposeKernels(*r);
+    RegisterResizeKernels(*r);
+    RegisterDetectKernels(*r);
+    RegisterEinsumKernels(*r);
+    RegisterSampleKernels(*r);
+    RegisterSignalKernels(*r);
+    RegisterExtraKernels(*r);
+    RegisterQuantKernels(*r);
     RegisterMlKernels(*r);
     return r;
   }();

@@ -230,6 +230,15 @@ void RegisterTreeKernels(KernelRegistry& registry);
 void RegisterConvKernels(KernelRegistry& registry);
 void RegisterNormKernels(KernelRegistry& registry);
 void RegisterIndexKernels(KernelRegistry& registry);
+void RegisterRnnKernels(KernelRegistry& registry);
+void RegisterConvTransposeKernels(KernelRegistry& registry);
+void RegisterResizeKernels(KernelRegistry& registry);
+void RegisterDetectKernels(KernelRegistry& registry);
+void RegisterEinsumKernels(KernelRegistry& registry);
+void RegisterSampleKernels(KernelRegistry& registry);
+void RegisterSignalKernels(KernelRegistry& registry);
+void RegisterExtraKernels(KernelRegistry& registry);
+void RegisterQuantKernels(KernelRegistry& registry);
 
 }  // namespace outpost::engine::onnx
 

@@ -1,0 +1,558 @@
+// Tests of the phase-2 operators (recurrent layers, ConvTranspose, Resize, detection,
+// sampling, signal, quantized and the smaller ones): shapes, attributes and an edge case each,
+// with expected values worked out by hand from the operator definitions.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <optional>
+
+#include "base/testing/test_util.h"
+#include "engine/onnx/counting_allocator.h"
+#include "engine/onnx/onnx_import.h"
+#include "engine/onnx/onnx_model.h"
+#include "engine/onnx/test_models.h"
+
+namespace outpost::engine::onnx {
+namespace {
+
+using testing::FloatAttr;
+using testing::FloatsAttr;
+using testing::FloatTensor;
+using testing::GraphBuilder;
+using testing::IntAttr;
+using testing::IntsAttr;
+using testing::StringAttr;
+using testing::StringsAttr;
+
+Tensor Ints64(std::vector<int64_t> shape, std::vector<int64_t> v) {
+  Tensor t(DataType::kInt64, std::move(shape));
+  for (size_t i = 0; i < v.size(); ++i) t.values<int64_t>()[i] = v[i];
+  return t;
+}
+
+Tensor Bytes(DataType type, std::vector<int64_t> shape, std::vector<int> v) {
+  Tensor t(type, std::move(shape));
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (type == DataType::kInt8) {
+      t.values<int8_t>()[i] = static_cast<int8_t>(v[i]);
+    } else {
+      t.values<uint8_t>()[i] = static_cast<uint8_t>(v[i]);
+    }
+  }
+  return t;
+}
+
+// One node over graph inputs (nullopt: an omitted optional input), run once.
+struct OpCase {
+  std::string op;
+  std::vector<std::optional<Tensor>> inputs;
+  std::vector<Attribute> attrs;
+  size_t outputs = 1;
+  int opset = 17;
+};
+
+Result<std::unique_ptr<Model>> LoadCase(const OpCase& c) {
+  GraphBuilder b(c.opset);
+  std::vector<ValueId> ins;
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    if (!c.inputs[i]) {
+      ins.push_back(kNoValue);
+      continue;
+    }
+    ins.push_back(b.Input("in" + std::to_string(i), c.inputs[i]->type(), c.inputs[i]->shape()));
+  }
+  std::vector<std::string> outs;
+  for (size_t i = 0; i < c.outputs; ++i) outs.push_back("out" + std::to_string(i));
+  ValueId first = b.Op(c.op, ins, outs, c.attrs);
+  for (size_t i = 0; i < c.outputs; ++i) b.Output(first + static_cast<ValueId>(i));
+  OUTPOST_ASSIGN_OR_RETURN(std::string bytes, ExportModel(b.graph()));
+  return LoadOnnxModelFromBytes(std::as_bytes(std::span<const char>(bytes.data(), bytes.size())));
+}
+
+Result<std::vector<Tensor>> RunCase(const OpCase& c) {
+  OUTPOST_ASSIGN_OR_RETURN(auto model, LoadCase(c));
+  std::vector<Tensor> in;
+  for (const auto& t : c.inputs) {
+    if (t) in.push_back(*t);
+  }
+  std::vector<Tensor> out;
+  OUTPOST_RETURN_IF_ERROR(model->Run(in, out));
+  return out;
+}
+
+std::vector<float> Floats(const Tensor& t) {
+  return std::vector<float>(t.values<float>().begin(), t.values<float>().end());
+}
+
+void ExpectNear(const Tensor& t, const std::vector<float>& want, float tol = 1e-5f) {
+  ASSERT_EQ(t.element_count(), static_cast<int64_t>(want.size()));
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_NEAR(t.values<float>()[i], want[i], tol) << "element " << i;
+  }
+}
+
+float Sig(float v) { return 1.0f / (1.0f + std::exp(-v)); }
+
+// ---- recurrent layers ----
+
+TEST(OnnxOps, RnnForwardReverseAndSequenceLengths) {
+  // hidden 1, input 1: h_t = tanh(x_t + 0.5 h_{t-1})
+  OpCase c{"RNN",
+           {FloatTensor({3, 2, 1}, {0.5f, 1.0f, -0.5f, 2.0f, 0.25f, 3.0f}),
+            FloatTensor({1, 1, 1}, {1.0f}), FloatTensor({1, 1, 1}, {0.5f}), std::nullopt,
+            Ints64({2}, {3, 2})},
+           {IntAttr("hidden_size", 1)},
+           2};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+  ASSERT_EQ(out[0].shape(), (Shape{3, 1, 2, 1}));
+  const float h = std::tanh(0.5f);
+  const float b0_1 = std::tanh(-0.5f + 0.5f * h);
+  const float b0_2 = std::tanh(0.25f + 0.5f * b0_1);
+  const float b1_0 = std::tanh(1.0f), b1_1 = std::tanh(2.0f + 0.5f * b1_0);
+  // Batch entry 1 stops after 2 steps: its third output is zero, Y_h its second state.
+  ExpectNear(out[0], {h, b1_0, b0_1, b1_1, b0_2, 0.0f});
+  ExpectNear(out[1], {b0_2, b1_1});
+
+  c.attrs.push_back(StringAttr("direction", "reverse"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(c));
+  // Reverse: batch 0 runs t = 2, 1, 0; batch 1 runs t = 1, 0.
+  const float r0_2 = std::tanh(0.25f), r0_1 = std::tanh(-0.5f + 0.5f * r0_2);
+  const float r0_0 = std::tanh(0.5f + 0.5f * r0_1);
+  const float r1_1 = std::tanh(2.0f), r1_0 = std::tanh(1.0f + 0.5f * r1_1);
+  ExpectNear(out[0], {r0_0, r1_0, r0_1, r1_1, r0_2, 0.0f});
+  ExpectNear(out[1], {r0_0, r1_0});
+}
+
+TEST(OnnxOps, LstmMatchesTheGateEquationsAndBatchFirstLayout) {
+  // hidden 1, input 1, gates i, o, f, c with weights wi, wo, wf, wc and no recurrence.
+  const float wi = 0.5f, wo = -0.25f, wf = 1.0f, wc = 2.0f;
+  OpCase c{"LSTM",
+           {FloatTensor({2, 1, 1}, {1.0f, -1.0f}), FloatTensor({1, 4, 1}, {wi, wo, wf, wc}),
+            FloatTensor({1, 4, 1}, {0, 0, 0, 0})},
+           {IntAttr("hidden_size", 1)},
+           3};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+  float cell = 0, hidden = 0;
+  std::vector<float> ys;
+  for (float x : {1.0f, -1.0f}) {
+    const float i = Sig(wi * x), o = Sig(wo * x), f = Sig(wf * x), g = std::tanh(wc * x);
+    cell = f * cell + i * g;
+    hidden = o * std::tanh(cell);
+    ys.push_back(hidden);
+  }
+  ExpectNear(out[0], ys);
+  ExpectNear(out[1], {hidden});
+  ExpectNear(out[2], {cell});
+
+  // layout 1: X is [batch, seq, input]; Y [batch, seq, dirs, hidden].
+  c.attrs.push_back(IntAttr("layout", 1));
+  c.inputs[0] = FloatTensor({1, 2, 1}, {1.0f, -1.0f});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(c));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 2, 1, 1}));
+  ExpectNear(out[0], ys);
+}
+
+TEST(OnnxOps, LstmBidirectionalShapesAndUnknownActivationIsRefusedByName) {
+  OpCase c{"LSTM",
+           {FloatTensor({3, 2, 2}, std::vector<float>(12, 0.1f)),
+            FloatTensor({2, 8, 2}, std::vector<float>(32, 0.2f)),
+            FloatTensor({2, 8, 2}, std::vector<float>(32, -0.1f))},
+           {IntAttr("hidden_size", 2), StringAttr("direction", "bidirectional")},
+           3};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+  EXPECT_EQ(out[0].shape(), (Shape{3, 2, 2, 2}));
+  EXPECT_EQ(out[1].shape(), (Shape{2, 2, 2}));
+  // Same weights both ways and a constant input: the last forward state equals the last
+  // reverse state.
+  EXPECT_NEAR(out[1].values<float>()[0], out[1].values<float>()[4], 1e-6f);
+
+  c.attrs.push_back(StringsAttr("activations", {"Sigmoid", "Gelu", "Tanh"}));
+  auto bad = LoadCase(c);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("activations"), std::string::npos);
+  EXPECT_NE(bad.status().message().find("out0_node"), std::string::npos);
+}
+
+TEST(OnnxOps, GruLinearBeforeResetChangesTheCandidate) {
+  // hidden 1, input 1; gates z, r, h. Rh = 1, Rbh = 0.5.
+  const float x = 1.0f, h0 = 0.5f;
+  std::vector<float> bias = {0, 0, 0, 0, 0, 0.5f};
+  for (int lbr : {0, 1}) {
+    OpCase c{"GRU",
+             {FloatTensor({1, 1, 1}, {x}), FloatTensor({1, 3, 1}, {0.5f, -0.5f, 1.0f}),
+              FloatTensor({1, 3, 1}, {0, 0, 1.0f}), FloatTensor({1, 6}, bias), std::nullopt,
+              FloatTensor({1, 1, 1}, {h0})},
+             {IntAttr("hidden_size", 1), IntAttr("linear_before_reset", lbr)},
+             2};
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+    const float z = Sig(0.5f * x), r = Sig(-0.5f * x);
+    const float cand = lbr ? std::tanh(x + r * (h0 + 0.5f)) : std::tanh(x + r * h0 + 0.5f);
+    ExpectNear(out[1], {(1 - z) * cand + z * h0});
+  }
+}
+
+TEST(OnnxOps, LstmRunAllocatesNothingOnceWarm) {
+  if (!testing::AllocationCountingAvailable()) GTEST_SKIP();
+  OpCase c{"LSTM",
+           {FloatTensor({5, 3, 4}, std::vector<float>(60, 0.3f)),
+            FloatTensor({1, 24, 4}, std::vector<float>(96, 0.1f)),
+            FloatTensor({1, 24, 6}, std::vector<float>(144, -0.05f))},
+           {IntAttr("hidden_size", 6)},
+           3};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, LoadCase(c));
+  std::vector<Tensor> in = {*c.inputs[0], *c.inputs[1], *c.inputs[2]};
+  std::vector<Tensor> out;
+  OUTPOST_ASSERT_OK(model->Run(in, out));
+  int64_t allocations = -1;
+  Status st;
+  {
+    testing::CountAllocations count(&allocations);
+    st = model->Run(in, out);
+  }
+  OUTPOST_ASSERT_OK(st);
+  EXPECT_EQ(allocations, 0);
+}
+
+// ---- ConvTranspose ----
+
+TEST(OnnxOps, ConvTransposeStridesPadsOutputPaddingAndGroups) {
+  // 1-D, one channel, kernel [1, 2], stride 2: each input spreads over two outputs.
+  OpCase c{"ConvTranspose",
+           {FloatTensor({1, 1, 3}, {1, 2, 3}), FloatTensor({1, 1, 2}, {1, 10})},
+           {IntsAttr("strides", {2})}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+  ExpectNear(out[0], {1, 10, 2, 20, 3, 30});
+
+  c.attrs.push_back(IntsAttr("output_padding", {1}));
+  c.attrs.push_back(IntsAttr("pads", {1, 0}));
+  c.inputs.push_back(FloatTensor({1}, {0.5f}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(c));
+  ExpectNear(out[0], {10.5f, 2.5f, 20.5f, 3.5f, 30.5f, 0.5f});
+
+  // output_shape beyond the full output leaves the bias; SAME_UPPER gives in * stride.
+  OpCase s{"ConvTranspose",
+           {FloatTensor({1, 1, 2}, {1, 2}), FloatTensor({1, 1, 3}, {1, 1, 1})},
+           {IntsAttr("strides", {2}), StringAttr("auto_pad", "SAME_UPPER")}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(s));
+  // Full output: [1, 1, 3, 2, 2]; total padding 1 goes at the end.
+  ExpectNear(out[0], {1, 1, 3, 2});
+
+  // Two groups of one channel each, W [C=2, M/group=1, 1].
+  OpCase g{"ConvTranspose",
+           {FloatTensor({1, 2, 2}, {1, 2, 3, 4}), FloatTensor({2, 1, 1}, {2, -1})},
+           {IntAttr("group", 2)}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(g));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 2, 2}));
+  ExpectNear(out[0], {2, 4, -3, -4});
+}
+
+// ---- Resize, Upsample ----
+
+TEST(OnnxOps, ResizeNearestLinearAndCubic) {
+  const Tensor x = FloatTensor({1, 1, 1, 2}, {1, 3});
+  OpCase c{"Resize",
+           {x, std::nullopt, FloatTensor({4}, {1, 1, 1, 2})},
+           {StringAttr("mode", "nearest")}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 1, 1, 4}));
+  ExpectNear(out[0], {1, 1, 3, 3});
+
+  c.attrs = {StringAttr("mode", "linear"),
+             StringAttr("coordinate_transformation_mode", "align_corners")};
+  c.inputs[2] = std::nullopt;
+  c.inputs.push_back(Ints64({4}, {1, 1, 1, 3}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(c));
+  ExpectNear(out[0], {1, 2, 3});
+
+  // half_pixel linear, scale 2: positions -0.25, 0.25, 0.75, 1.25 (clamped at the edges).
+  c.attrs = {StringAttr("mode", "linear")};
+  c.inputs[3] = Ints64({4}, {1, 1, 1, 4});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(c));
+  ExpectNear(out[0], {1, 1.5f, 2.5f, 3});
+
+  // Cubic on a linear ramp with exclude_outside keeps a ramp between the samples.
+  c.attrs = {StringAttr("mode", "cubic"), IntAttr("exclude_outside", 1),
+             StringAttr("coordinate_transformation_mode", "align_corners")};
+  c.inputs[0] = FloatTensor({1, 1, 1, 4}, {0, 1, 2, 3});
+  c.inputs[3] = Ints64({4}, {1, 1, 1, 7});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(c));
+  EXPECT_NEAR(out[0].values<float>()[3], 1.5f, 1e-5f);
+  EXPECT_NEAR(out[0].values<float>()[6], 3.0f, 1e-5f);
+}
+
+TEST(OnnxOps, ResizeRefusesAntialiasByNameAndUpsampleDoublesNearest) {
+  OpCase c{"Resize",
+           {FloatTensor({1, 1, 2, 2}, {1, 2, 3, 4}), std::nullopt,
+            FloatTensor({4}, {1, 1, 2, 2})},
+           {StringAttr("mode", "linear"), IntAttr("antialias", 1)},
+           1,
+           18};
+  auto bad = LoadCase(c);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(bad.status().message().find("antialias"), std::string::npos);
+
+  OpCase u{"Upsample",
+           {FloatTensor({1, 1, 2, 2}, {1, 2, 3, 4}), FloatTensor({4}, {1, 1, 2, 2})},
+           {StringAttr("mode", "nearest")},
+           1,
+           9};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(u));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 1, 4, 4}));
+  ExpectNear(out[0], {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4});
+}
+
+// ---- NonMaxSuppression ----
+
+TEST(OnnxOps, NonMaxSuppressionHasADataDependentLength) {
+  // Boxes 0 and 1 overlap (IoU 0.9); box 2 is apart. Inputs are graph inputs, so the
+  // output length is found during the run.
+  OpCase c{"NonMaxSuppression",
+           {FloatTensor({1, 3, 4}, {0, 0, 1, 1, 0, 0.1f, 1, 1.0f, 5, 5, 6, 6}),
+            FloatTensor({1, 1, 3}, {0.9f, 0.95f, 0.5f}), Ints64({1}, {10}),
+            FloatTensor({1}, {0.5f}), FloatTensor({1}, {0.0f})},
+           {}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+  ASSERT_EQ(out[0].shape(), (Shape{2, 3}));
+  EXPECT_EQ(out[0].values<int64_t>()[2], 1);  // highest score first
+  EXPECT_EQ(out[0].values<int64_t>()[5], 2);
+
+  // A score threshold above every score selects nothing.
+  c.inputs[4] = FloatTensor({1}, {0.99f});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(c));
+  EXPECT_EQ(out[0].shape(), (Shape{0, 3}));
+}
+
+// ---- Einsum ----
+
+TEST(OnnxOps, EinsumMatmulTransposeTraceAndImplicitOutput) {
+  const Tensor a = FloatTensor({2, 2}, {1, 2, 3, 4});
+  const Tensor b = FloatTensor({2, 2}, {5, 6, 7, 8});
+  OpCase c{"Einsum", {a, b}, {StringAttr("equation", "ij,jk->ik")}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+  ExpectNear(out[0], {19, 22, 43, 50});
+  c.attrs = {StringAttr("equation", "ij,jk")};  // implicit: ik
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(c));
+  ExpectNear(out[0], {19, 22, 43, 50});
+  OpCase t{"Einsum", {a}, {StringAttr("equation", "ij->ji")}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(t));
+  ExpectNear(out[0], {1, 3, 2, 4});
+  t.attrs = {StringAttr("equation", "ii")};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(t));
+  EXPECT_EQ(out[0].shape(), Shape{});
+  ExpectNear(out[0], {5});
+  OpCase e{"Einsum", {FloatTensor({2, 1, 2}, {1, 2, 3, 4})}, {StringAttr("equation", "...j->...")}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(e));
+  EXPECT_EQ(out[0].shape(), (Shape{2, 1}));
+  ExpectNear(out[0], {3, 7});
+}
+
+// ---- GridSample, RoiAlign ----
+
+TEST(OnnxOps, GridSampleIdentityGridAndZeroPadding) {
+  const Tensor x = FloatTensor({1, 1, 2, 2}, {1, 2, 3, 4});
+  // align_corners: -1 and 1 are the corner pixels' centres.
+  const Tensor grid = FloatTensor({1, 1, 3, 2}, {-1, -1, 1, 1, 3, 3});
+  OpCase c{"GridSample", {x, grid}, {IntAttr("align_corners", 1)}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 1, 1, 3}));
+  ExpectNear(out[0], {1, 4, 0});
+  c.attrs.push_back(StringAttr("padding_mode", "border"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(c));
+  ExpectNear(out[0], {1, 4, 4});
+}
+
+TEST(OnnxOps, RoiAlignAveragesAConstantImage) {
+  OpCase c{"RoiAlign",
+           {FloatTensor({1, 1, 4, 4}, std::vector<float>(16, 2.5f)),
+            FloatTensor({1, 4}, {0, 0, 3, 3}), Ints64({1}, {0})},
+           {IntAttr("output_height", 2), IntAttr("output_width", 2), IntAttr("sampling_ratio", 2)},
+           1,
+           16};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 1, 2, 2}));
+  ExpectNear(out[0], {2.5f, 2.5f, 2.5f, 2.5f});
+  c.inputs[2] = Ints64({1}, {3});
+  EXPECT_FALSE(RunCase(c).ok());  // batch index out of range
+}
+
+// ---- signal ----
+
+TEST(OnnxOps, WindowsDftAndStft) {
+  Tensor size(DataType::kInt32, Shape{});
+  size.values<int32_t>()[0] = 4;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase({"HannWindow", {size}, {}}));
+  ExpectNear(out[0], {0, 0.5f, 1, 0.5f});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase({"HammingWindow", {size}, {IntAttr("periodic", 0)}}));
+  EXPECT_NEAR(out[0].values<float>()[0], 25.0f / 46 - 21.0f / 46, 1e-6f);
+
+  // An impulse transforms to all ones; onesided keeps n / 2 + 1 bins.
+  OpCase d{"DFT", {FloatTensor({1, 4, 1}, {1, 0, 0, 0})}, {}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(d));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 4, 2}));
+  ExpectNear(out[0], {1, 0, 1, 0, 1, 0, 1, 0});
+  d.attrs = {IntAttr("onesided", 1)};
+  d.inputs[0] = FloatTensor({1, 4, 1}, {1, 1, 1, 1});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(d));
+  ExpectNear(out[0], {4, 0, 0, 0, 0, 0});
+
+  OpCase s{"STFT",
+           {FloatTensor({1, 6, 1}, {1, 1, 1, 1, 1, 1}), Ints64({}, {2}), std::nullopt,
+            Ints64({}, {4})},
+           {}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(s));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 2, 3, 2}));
+  EXPECT_NEAR(out[0].values<float>()[0], 4.0f, 1e-6f);
+}
+
+TEST(OnnxOps, MelWeightMatrixShape) {
+  Tensor bins(DataType::kInt32, Shape{}), dft(DataType::kInt32, Shape{}), rate(DataType::kInt32, Shape{});
+  bins.values<int32_t>()[0] = 4;
+  dft.values<int32_t>()[0] = 16;
+  rate.values<int32_t>()[0] = 8000;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto out, RunCase({"MelWeightMatrix",
+                         {bins, dft, rate, FloatTensor({}, {0}), FloatTensor({}, {4000})},
+                         {}}));
+  ASSERT_EQ(out[0].shape(), (Shape{9, 4}));
+  float total = 0;
+  for (float v : Floats(out[0])) total += v;
+  EXPECT_GT(total, 0);
+}
+
+// ---- normalisation and small operators ----
+
+TEST(OnnxOps, LrnMvnGroupNormAndMish) {
+  OpCase l{"LRN", {FloatTensor({1, 1, 1, 2}, {1, 2})},
+           {IntAttr("size", 1), FloatAttr("alpha", 1), FloatAttr("beta", 1), FloatAttr("bias", 1)}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(l));
+  ExpectNear(out[0], {1.0f / 2, 2.0f / 5});
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      out, RunCase({"MeanVarianceNormalization", {FloatTensor({1, 2, 1, 2}, {1, 3, 5, 5})}, {}}));
+  ExpectNear(out[0], {-1, 1, 0, 0}, 1e-4f);
+
+  OpCase g{"GroupNormalization",
+           {FloatTensor({1, 2, 2}, {2, 2, 10, 10}), FloatTensor({1}, {2}), FloatTensor({1}, {1})},
+           {IntAttr("num_groups", 1), FloatAttr("epsilon", 0)},
+           1,
+           18};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(g));
+  // mean 6, variance 16: (x - 6) / 4 * 2 + 1
+  ExpectNear(out[0], {-1, -1, 3, 3});
+
+  OpCase m{"Mish", {FloatTensor({2}, {0, 1})}, {}, 1, 18};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(m));
+  ExpectNear(out[0], {0, std::tanh(std::log1p(std::exp(1.0f)))});
+}
+
+TEST(OnnxOps, DetMaxUnpoolUniqueAndTfIdf) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto out, RunCase({"Det", {FloatTensor({2, 2, 2}, {1, 2, 3, 4, 0, 1, 1, 0})}, {}}));
+  ExpectNear(out[0], {-2, -1});
+
+  OpCase u{"MaxUnpool",
+           {FloatTensor({1, 1, 1, 2}, {5, 7}), Ints64({1, 1, 1, 2}, {1, 2})},
+           {IntsAttr("kernel_shape", {1, 2}), IntsAttr("strides", {1, 2})}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(u));
+  ExpectNear(out[0], {0, 5, 7, 0});
+
+  OpCase q{"Unique", {FloatTensor({4}, {2, 1, 1, 3})}, {}, 4};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(q));
+  ExpectNear(out[0], {1, 2, 3});
+  EXPECT_EQ(std::vector<int64_t>(out[1].values<int64_t>().begin(), out[1].values<int64_t>().end()),
+            (std::vector<int64_t>{1, 0, 3}));
+  EXPECT_EQ(std::vector<int64_t>(out[2].values<int64_t>().begin(), out[2].values<int64_t>().end()),
+            (std::vector<int64_t>{1, 0, 0, 2}));
+  EXPECT_EQ(std::vector<int64_t>(out[3].values<int64_t>().begin(), out[3].values<int64_t>().end()),
+            (std::vector<int64_t>{2, 1, 1}));
+  q.attrs = {IntAttr("sorted", 0)};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(q));
+  ExpectNear(out[0], {2, 1, 3});
+
+  OpCase t{"TfIdfVectorizer",
+           {Ints64({5}, {1, 2, 1, 2, 3})},
+           {StringAttr("mode", "TF"), IntAttr("min_gram_length", 1), IntAttr("max_gram_length", 2),
+            IntAttr("max_skip_count", 0), IntsAttr("ngram_counts", {0, 2}),
+            IntsAttr("ngram_indexes", {0, 1, 2}), IntsAttr("pool_int64s", {1, 3, 1, 2})},
+           1,
+           9};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(t));
+  ExpectNear(out[0], {2, 1, 2});
+  t.attrs.push_back(StringsAttr("pool_strings", {"a"}));
+  auto bad = LoadCase(t);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("pool_strings"), std::string::npos);
+}
+
+// ---- quantized ----
+
+TEST(OnnxOps, QuantizeDequantizeRoundTripAndPerAxis) {
+  OpCase q{"QuantizeLinear",
+           {FloatTensor({4}, {0, 1.5f, 2.5f, 1000}), FloatTensor({}, {1}),
+            Bytes(DataType::kUint8, {}, {10})},
+           {},
+           1,
+           13};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(q));
+  // Half to even, then saturation.
+  EXPECT_EQ(out[0].values<uint8_t>()[0], 10);
+  EXPECT_EQ(out[0].values<uint8_t>()[1], 12);
+  EXPECT_EQ(out[0].values<uint8_t>()[2], 12);
+  EXPECT_EQ(out[0].values<uint8_t>()[3], 255);
+
+  OpCase d{"DequantizeLinear",
+           {Bytes(DataType::kInt8, {2, 2}, {-1, 2, 3, 4}), FloatTensor({2}, {0.5f, 2}),
+            Bytes(DataType::kInt8, {2}, {1, 0})},
+           {IntAttr("axis", 0)},
+           1,
+           13};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(d));
+  ExpectNear(out[0], {-1, 0.5f, 6, 8});
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      out, RunCase({"DynamicQuantizeLinear", {FloatTensor({3}, {0, 2.55f, 1})}, {}, 3, 11}));
+  EXPECT_NEAR(out[1].values<float>()[0], 0.01f, 1e-6f);
+  EXPECT_EQ(out[2].values<uint8_t>()[0], 0);
+  EXPECT_EQ(out[0].values<uint8_t>()[1], 255);
+}
+
+TEST(OnnxOps, IntegerAndQLinearMatMulAndConv) {
+  OpCase m{"MatMulInteger",
+           {Bytes(DataType::kUint8, {1, 2}, {3, 4}), Bytes(DataType::kUint8, {2, 1}, {5, 6}),
+            Bytes(DataType::kUint8, {}, {1})},
+           {},
+           1,
+           10};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(m));
+  EXPECT_EQ(out[0].values<int32_t>()[0], 2 * 5 + 3 * 6);
+
+  OpCase q{"QLinearMatMul",
+           {Bytes(DataType::kUint8, {1, 2}, {3, 4}), FloatTensor({}, {0.5f}),
+            Bytes(DataType::kUint8, {}, {1}), Bytes(DataType::kUint8, {2, 1}, {5, 6}),
+            FloatTensor({}, {1}), Bytes(DataType::kUint8, {}, {0}), FloatTensor({}, {2}),
+            Bytes(DataType::kUint8, {}, {100})},
+           {},
+           1,
+           10};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(q));
+  // 28 * 0.5 / 2 = 7, + 100
+  EXPECT_EQ(out[0].values<uint8_t>()[0], 107);
+
+  OpCase c{"ConvInteger",
+           {Bytes(DataType::kUint8, {1, 1, 2, 2}, {1, 2, 3, 4}),
+            Bytes(DataType::kUint8, {1, 1, 1, 1}, {2}), Bytes(DataType::kUint8, {}, {1})},
+           {IntsAttr("pads", {0, 0, 0, 1})},
+           1,
+           10};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(c));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 1, 2, 3}));
+  // (x - 1) * 2, padding contributes nothing.
+  EXPECT_EQ(out[0].values<int32_t>()[1], 2);
+  EXPECT_EQ(out[0].values<int32_t>()[2], 0);
+  EXPECT_EQ(out[0].values<int32_t>()[5], 0);
+  EXPECT_EQ(out[0].values<int32_t>()[4], 6);
+}
+
+}  // namespace
+}  // namespace outpost::engine::onnx
