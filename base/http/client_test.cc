@@ -294,6 +294,29 @@ TEST(HttpClient, StreamsBodiesFromAndIntoFiles) {
   EXPECT_EQ(no_file.status().code(), StatusCode::kNotFound) << no_file.status().ToString();
 }
 
+TEST(HttpClient, SendsAgainOnANewConnectionWhenTheServerClosedTheKeptOne) {
+  // The server closes a connection idle for 100 ms; the client's next request finds it closed
+  // before any answer and goes out once more on a new connection.
+  Result<std::unique_ptr<Server>> server =
+      Server::Start({.address = "127.0.0.1",
+                     .port = 0,
+                     .threads = 1,
+                     .idle_timeout = std::chrono::milliseconds(100),
+                     .drain_timeout = std::chrono::seconds(2)},
+                    Echo);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  Result<std::unique_ptr<Client>> client =
+      Client::Create({.base_url = PlainUrl(**server), .keep_alive = true});
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  for (int i = 0; i < 3; ++i) {
+    Result<ClientResponse> r =
+        (*client)->Send({.method = "POST", .target = "/echo", .body = std::to_string(i)});
+    ASSERT_TRUE(r.ok()) << i << ": " << r.status().ToString();
+    EXPECT_EQ(r->body, "POST /echo  " + std::to_string(i));
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  }
+}
+
 TEST(HttpClient, GivesUpAtTheDeadline) {
   std::unique_ptr<Server> server = StartServer();
   ASSERT_NE(server, nullptr);
