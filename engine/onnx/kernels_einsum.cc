@@ -53,6 +53,9 @@ Result<Term> ParseTerm(std::string_view s) {
   return t;
 }
 
+// Most operands an equation may name.
+inline constexpr size_t kMaxOperands = 16;
+
 class EinsumKernel : public Kernel {
  public:
   EinsumKernel(std::vector<Term> inputs, Term output, bool implicit)
@@ -65,52 +68,64 @@ class EinsumKernel : public Kernel {
     }
     const DataType t = ctx.input_type(0);
     OUTPOST_RETURN_IF_ERROR(CheckType(t, kNumericTypes, "Inputs"));
-    std::vector<Shape> shapes;
+    std::array<std::span<const int64_t>, kMaxOperands> shapes;
     for (size_t i = 0; i < inputs_.size(); ++i) {
       if (ctx.input_type(i) != t) return InvalidArgumentError("the operands differ in element type");
-      shapes.push_back(ctx.input_shape(i));
+      shapes[i] = ctx.input_shape(i);
     }
     Resolved r;
-    OUTPOST_RETURN_IF_ERROR(Resolve(shapes, r));
-    OUTPOST_RETURN_IF_ERROR(CheckedElements(r.out_shape).status());
-    ctx.SetOutput(0, t, r.out_shape);
+    OUTPOST_RETURN_IF_ERROR(Resolve(std::span(shapes).first(inputs_.size()), r));
+    Shape out;
+    for (size_t i = 0; i < r.n_out; ++i) out.push_back(r.size[static_cast<size_t>(r.order[i])]);
+    OUTPOST_RETURN_IF_ERROR(CheckedElements(out).status());
+    // The run visits every combination of the labels: bounded, so that a small model cannot
+    // ask for an endless loop ("i,j->" over two long vectors).
+    double combinations = 1;
+    for (size_t i = 0; i < r.n_order; ++i) {
+      combinations *= static_cast<double>(r.size[static_cast<size_t>(r.order[i])]);
+    }
+    if (combinations > static_cast<double>(int64_t{1} << 34)) {
+      return ResourceExhaustedError("the equation's label combinations are too many");
+    }
+    ctx.SetOutput(0, t, std::move(out));
     return Status();
   }
 
   Status Compute(ComputeContext& ctx) const override {
+    const size_t n_in = ctx.num_inputs();
+    std::array<std::span<const int64_t>, kMaxOperands> shapes;
+    for (size_t i = 0; i < n_in; ++i) shapes[i] = ctx.input(i).shape;
     Resolved r;
-    std::vector<Shape> shapes;
-    for (size_t i = 0; i < ctx.num_inputs(); ++i) {
-      shapes.emplace_back(ctx.input(i).shape.begin(), ctx.input(i).shape.end());
-    }
-    OUTPOST_RETURN_IF_ERROR(Resolve(shapes, r));
+    OUTPOST_RETURN_IF_ERROR(Resolve(std::span(shapes).first(n_in), r));
     const TensorRef& y = ctx.output(0);
     return Dispatch<kNumericTypes & ~TypeBit(DataType::kBool)>(y.type, [&](auto tag) {
       using T = decltype(tag);
       using C = MathT<T>;
       T* out = y.mut<T>();
-      const size_t n_in = ctx.num_inputs();
-      const size_t n_labels = r.order.size();
       std::array<int64_t, kMaxLabels> counter{};
-      std::vector<int64_t> offset(n_in, 0);
+      std::array<int64_t, kMaxOperands> offset{};
+      std::array<const T*, kMaxOperands> data{};
+      for (size_t k = 0; k < n_in; ++k) data[k] = ctx.input(k).get<T>();
       int64_t out_index = 0;
       int64_t total = 1;
-      for (int l : r.order) total *= r.size[static_cast<size_t>(l)];
-      const int64_t inner = total / std::max<int64_t>(1, y.count);
+      for (size_t i = 0; i < r.n_order; ++i) total *= r.size[static_cast<size_t>(r.order[i])];
       if (y.count == 0) return Status();
+      if (total == 0) {
+        std::fill_n(out, y.count, T(C(0)));
+        return Status();
+      }
+      // Summed labels are innermost: each output element is `inner` consecutive iterations.
+      const int64_t inner = total / y.count;
       C acc = 0;
       for (int64_t it = 0; it < total; ++it) {
         C prod = 1;
-        for (size_t k = 0; k < n_in; ++k) {
-          prod = WrapMul(prod, C(ctx.input(k).get<T>()[offset[k]]));
-        }
+        for (size_t k = 0; k < n_in; ++k) prod = WrapMul(prod, C(data[k][offset[k]]));
         acc = WrapAdd(acc, prod);
         if ((it + 1) % inner == 0) {
           out[out_index++] = T(acc);
           acc = 0;
         }
-        // Advance the innermost label.
-        for (size_t p = n_labels; p-- > 0;) {
+        for (size_t p = r.n_order; p-- > 0;) {
           const size_t l = static_cast<size_t>(r.order[p]);
           if (++counter[p] < r.size[l]) {
             for (size_t k = 0; k < n_in; ++k) offset[k] += r.stride[k][l];
@@ -120,28 +135,27 @@ class EinsumKernel : public Kernel {
           for (size_t k = 0; k < n_in; ++k) offset[k] -= r.stride[k][l] * (r.size[l] - 1);
         }
       }
-      if (total == 0) std::fill_n(out, y.count, T(C(0)));
       return Status();
     });
   }
 
  private:
+  // The equation applied to given shapes; fixed-size, so a run allocates nothing.
   struct Resolved {
     std::array<int64_t, kMaxLabels> size{};
-    std::vector<std::array<int64_t, kMaxLabels>> stride;  // per operand
-    std::vector<int> order;                                // output labels, then summed ones
-    Shape out_shape;
+    std::array<std::array<int64_t, kMaxLabels>, kMaxOperands> stride{};  // per operand
+    std::array<int, kMaxLabels> order{};  // output labels (n_out), then the summed ones
+    size_t n_order = 0, n_out = 0;
   };
 
-  Status Resolve(const std::vector<Shape>& shapes, Resolved& r) const {
-    std::array<bool, kMaxLabels> seen{};
+  Status Resolve(std::span<const std::span<const int64_t>> shapes, Resolved& r) const {
+    std::array<bool, kMaxLabels> seen{}, in_output{};
     std::array<int, kMaxLabels> uses{};
     r.size.fill(1);
     size_t ellipsis_rank = 0;
-    r.stride.assign(shapes.size(), std::array<int64_t, kMaxLabels>{});
     for (size_t k = 0; k < shapes.size(); ++k) {
       const Term& t = inputs_[k];
-      const Shape& s = shapes[k];
+      const std::span<const int64_t> s = shapes[k];
       const size_t named = t.labels.size() - (t.has_ellipsis ? 1 : 0);
       if (s.size() < named || (!t.has_ellipsis && s.size() != named)) {
         return InvalidArgumentError("operand " + std::to_string(k) + " has rank " +
@@ -151,8 +165,8 @@ class EinsumKernel : public Kernel {
       const size_t er = s.size() - named;
       if (er > kMaxRank) return InvalidArgumentError("too many broadcast dimensions");
       ellipsis_rank = std::max(ellipsis_rank, er);
-      // Strides of the operand's dimensions.
-      std::array<int64_t, kMaxRank> st{};
+      std::array<int64_t, kMaxRank + 52> st{};
+      if (s.size() > st.size()) return InvalidArgumentError("operand rank is too large");
       int64_t acc = 1;
       for (size_t d = s.size(); d-- > 0;) {
         st[d] = acc;
@@ -173,39 +187,36 @@ class EinsumKernel : public Kernel {
         ++dim;
       }
     }
-    // Output labels.
-    std::vector<int> out_labels;
-    auto add_ellipsis = [&] {
-      for (size_t e = ellipsis_rank; e-- > 0;) {
-        out_labels.push_back(kEllipsisLabel + static_cast<int>(e));
-      }
+    r.n_order = 0;
+    auto put = [&r, &in_output](int l) {
+      r.order[r.n_order++] = l;
+      in_output[static_cast<size_t>(l)] = true;
+    };
+    auto put_ellipsis = [&] {
+      for (size_t e = ellipsis_rank; e-- > 0;) put(kEllipsisLabel + static_cast<int>(e));
     };
     if (implicit_) {
-      add_ellipsis();
+      put_ellipsis();
       for (int l = 0; l < kEllipsisLabel; ++l) {
-        if (uses[static_cast<size_t>(l)] == 1) out_labels.push_back(l);
+        if (uses[static_cast<size_t>(l)] == 1) put(l);
       }
     } else {
       for (int l : output_.labels) {
         if (l == kEllipsisMarker) {
-          add_ellipsis();
+          put_ellipsis();
         } else if (!seen[static_cast<size_t>(l)]) {
           return InvalidArgumentError("the output names a label no operand has");
-        } else if (std::count(out_labels.begin(), out_labels.end(), l) > 0) {
+        } else if (in_output[static_cast<size_t>(l)]) {
           return InvalidArgumentError("the output repeats a label");
         } else {
-          out_labels.push_back(l);
+          put(l);
         }
       }
     }
-    r.order = out_labels;
+    r.n_out = r.n_order;
     for (size_t l = 0; l < kMaxLabels; ++l) {
-      if (seen[l] && std::count(out_labels.begin(), out_labels.end(), static_cast<int>(l)) == 0) {
-        r.order.push_back(static_cast<int>(l));
-      }
+      if (seen[l] && !in_output[l]) r.order[r.n_order++] = static_cast<int>(l);
     }
-    r.out_shape.clear();
-    for (int l : out_labels) r.out_shape.push_back(r.size[static_cast<size_t>(l)]);
     return Status();
   }
 
@@ -252,6 +263,9 @@ Result<std::unique_ptr<Kernel>> MakeEinsum(const KernelBuildContext& ctx) {
   Term output;
   if (arrow != std::string::npos) {
     OUTPOST_ASSIGN_OR_RETURN(output, ParseTerm(std::string_view(eq).substr(arrow + 2)));
+  }
+  if (inputs.size() > kMaxOperands) {
+    return UnimplementedError("attribute \"equation\" names more than 16 operands");
   }
   if (ctx.num_inputs() != inputs.size()) {
     return InvalidArgumentError("attribute \"equation\" names " + std::to_string(inputs.size()) +

@@ -580,6 +580,8 @@ class TfIdfKernel : public Kernel {
     for (int64_t r = 0; r < rows; ++r) {
       float* out = y + r * width_;
       for (int64_t skip = 0; skip <= max_skip_; ++skip) {
+        // Beyond the row's length only unigrams fit, and they are counted at skip 0.
+        if (skip > 0 && skip + 1 >= len) break;
         for (int64_t start = 0; start < len; ++start) {
           for (int64_t n = 1; n <= max_n_; ++n) {
             const int64_t pos = start + (n - 1) * (skip + 1);

@@ -155,7 +155,11 @@ class RnnKernel : public Kernel {
     int64_t layout = 0;
     std::vector<Act> acts;
   };
-  explicit RnnKernel(Options o) : o_(std::move(o)) {}
+  // Weights packed for the GEMM, per direction; packed once when W and R are constants.
+  struct Packed {
+    std::vector<float> w, r, rh;
+  };
+  RnnKernel(Options o, std::vector<Packed> packed) : o_(std::move(o)), packed_(std::move(packed)) {}
 
   Status Infer(InferContext& ctx) const override;
   Status Compute(ComputeContext& ctx) const override;
@@ -169,9 +173,11 @@ class RnnKernel : public Kernel {
   Status RunDirection(ComputeContext& ctx, const Dims& dm, int dir, bool reverse,
                       float* scratch) const;
   void Step(const Dims& dm, int dir, const int64_t* rows, const float* peep,
-            const RnnScratch& sc, float* base) const;
+            const RnnScratch& sc, float* base, const float* packed_r,
+            const float* packed_rh) const;
 
   Options o_;
+  std::vector<Packed> packed_;  // empty: packed into scratch by each run
 };
 
 RnnScratch RnnKernel::Layout(const Dims& d) const {
@@ -308,17 +314,27 @@ Status RnnKernel::RunDirection(ComputeContext& ctx, const Dims& dm, int dir, boo
   } else if (o_.cell == Cell::kGru) {
     std::fill_n(base + sc.rbh, h, 0.0f);
   }
-  PackB(w, dm.in, true, dm.in, gh, base + sc.packed_w);
-  if (o_.cell == Cell::kGru) {
-    PackB(r, h, true, h, 2 * h, base + sc.packed_r);
-    PackB(r + 2 * h * h, h, true, h, h, base + sc.packed_rh);
+  const float* pw = base + sc.packed_w;
+  const float* pr = base + sc.packed_r;
+  const float* prh = base + sc.packed_rh;
+  if (!packed_.empty()) {
+    const Packed& p = packed_[static_cast<size_t>(dir)];
+    pw = p.w.data();
+    pr = p.r.data();
+    prh = p.rh.data();
   } else {
-    PackB(r, h, true, h, gh, base + sc.packed_r);
+    PackB(w, dm.in, true, dm.in, gh, base + sc.packed_w);
+    if (o_.cell == Cell::kGru) {
+      PackB(r, h, true, h, 2 * h, base + sc.packed_r);
+      PackB(r + 2 * h * h, h, true, h, h, base + sc.packed_rh);
+    } else {
+      PackB(r, h, true, h, gh, base + sc.packed_r);
+    }
   }
   const int64_t rows = dm.t * b;
   if (rows > 0 && gh > 0) {
-    GemmPacked(rows, gh, dm.in, ctx.input(0).get<float>(), dm.in, 1, base + sc.packed_w,
-               base + sc.xw, gh, 1.0f, false, bias);
+    GemmPacked(rows, gh, dm.in, ctx.input(0).get<float>(), dm.in, 1, pw, base + sc.xw, gh, 1.0f,
+               false, bias);
   }
   // Initial states.
   float* hs = base + sc.h;
@@ -349,7 +365,7 @@ Status RnnKernel::RunDirection(ComputeContext& ctx, const Dims& dm, int dir, boo
       if (s >= len) t = -1;
       row_of[bb] = t < 0 ? -1 : (o_.layout == 0 ? t * b + bb : bb * dm.t + t);
     }
-    Step(dm, dir, row_of, peep, sc, base);
+    Step(dm, dir, row_of, peep, sc, base, pr, prh);
     if (y == nullptr) continue;
     for (int64_t bb = 0; bb < b; ++bb) {
       const int64_t row = row_of[bb];
@@ -373,7 +389,8 @@ Status RnnKernel::RunDirection(ComputeContext& ctx, const Dims& dm, int dir, boo
 }
 
 void RnnKernel::Step(const Dims& dm, int dir, const int64_t* rows, const float* peep,
-                     const RnnScratch& sc, float* base) const {
+                     const RnnScratch& sc, float* base, const float* packed_r,
+                     const float* packed_rh) const {
   const int64_t g = Gates(), h = dm.h, b = dm.b, gh = g * h;
   const float* xw = base + sc.xw;
   const Act* acts = o_.acts.data() + static_cast<size_t>(dir) * ActivationsOf(o_.cell);
@@ -382,7 +399,7 @@ void RnnKernel::Step(const Dims& dm, int dir, const int64_t* rows, const float* 
   float* gates = base + sc.gates;
   const int64_t nr = o_.cell == Cell::kGru ? 2 * h : gh;
   if (b > 0 && h > 0) {
-    GemmPacked(b, nr, h, hs, h, 1, base + sc.packed_r, gates, gh, 1.0f, false, nullptr);
+    GemmPacked(b, nr, h, hs, h, 1, packed_r, gates, gh, 1.0f, false, nullptr);
   }
   const float clip = o_.clip;
   auto clamp = [clip](float* v, int64_t n) {
@@ -446,8 +463,8 @@ void RnnKernel::Step(const Dims& dm, int dir, const int64_t* rows, const float* 
     if (rows[bb] < 0 && !o_.linear_before_reset) std::fill_n(base + sc.rh + bb * h, h, 0.0f);
   }
   if (b > 0 && h > 0) {
-    GemmPacked(b, h, h, o_.linear_before_reset ? hs : rh, h, 1, base + sc.packed_rh, hh, h, 1.0f,
-               false, nullptr);
+    GemmPacked(b, h, h, o_.linear_before_reset ? hs : rh, h, 1, packed_rh, hh, h, 1.0f, false,
+               nullptr);
   }
   for (int64_t bb = 0; bb < b; ++bb) {
     if (rows[bb] < 0) continue;
@@ -465,6 +482,42 @@ void RnnKernel::Step(const Dims& dm, int dir, const int64_t* rows, const float* 
     float* hv = hs + bb * h;
     for (int64_t i = 0; i < h; ++i) hv[i] = (1.0f - gv[i]) * cand[i] + gv[i] * hv[i];
   }
+}
+
+// Packs constant W and R once, per direction; empty when either is not a constant FLOAT
+// tensor of consistent shape (Infer() then reports any mismatch).
+std::vector<RnnKernel::Packed> PackConstantWeights(const KernelBuildContext& ctx,
+                                                   const RnnKernel::Options& o) {
+  const Tensor* w = ctx.constant_input(1);
+  const Tensor* r = ctx.constant_input(2);
+  if (w == nullptr || r == nullptr || w->type() != DataType::kFp32 ||
+      r->type() != DataType::kFp32 || w->shape().size() != 3 || r->shape().size() != 3) {
+    return {};
+  }
+  const int64_t g = GatesOf(o.cell), h = r->shape()[2], in = w->shape()[2];
+  const int64_t gh = g * h;
+  if (w->shape()[0] != o.dirs || r->shape()[0] != o.dirs || w->shape()[1] != gh ||
+      r->shape()[1] != gh || (o.hidden >= 0 && o.hidden != h)) {
+    return {};
+  }
+  std::vector<RnnKernel::Packed> packed(static_cast<size_t>(o.dirs));
+  for (int d = 0; d < o.dirs; ++d) {
+    RnnKernel::Packed& p = packed[static_cast<size_t>(d)];
+    const float* wd = w->values<float>().data() + d * gh * in;
+    const float* rd = r->values<float>().data() + d * gh * h;
+    p.w.resize(PackedSize(in, gh));
+    PackB(wd, in, true, in, gh, p.w.data());
+    if (o.cell == Cell::kGru) {
+      p.r.resize(PackedSize(h, 2 * h));
+      PackB(rd, h, true, h, 2 * h, p.r.data());
+      p.rh.resize(PackedSize(h, h));
+      PackB(rd + 2 * h * h, h, true, h, h, p.rh.data());
+    } else {
+      p.r.resize(PackedSize(h, gh));
+      PackB(rd, h, true, h, gh, p.r.data());
+    }
+  }
+  return packed;
 }
 
 Result<std::unique_ptr<Kernel>> MakeRnn(const KernelBuildContext& ctx, Cell cell) {
@@ -498,7 +551,7 @@ Result<std::unique_ptr<Kernel>> MakeRnn(const KernelBuildContext& ctx, Cell cell
     return InvalidArgumentError("attribute \"layout\" must be 0 or 1");
   }
   OUTPOST_ASSIGN_OR_RETURN(o.acts, ReadActivations(ctx, cell, o.dirs));
-  return std::unique_ptr<Kernel>(new RnnKernel(std::move(o)));
+  return std::unique_ptr<Kernel>(new RnnKernel(o, PackConstantWeights(ctx, o)));
 }
 
 Result<std::unique_ptr<Kernel>> MakeSimpleRnn(const KernelBuildContext& ctx) {

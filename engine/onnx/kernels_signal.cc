@@ -215,6 +215,11 @@ class DftKernel : public Kernel {
     }
     Shape out = x;
     out[static_cast<size_t>(axis)] = onesided_ ? length / 2 + 1 : length;
+    // Direct sums: bounded so that a small model cannot ask for an endless transform.
+    const double work = static_cast<double>(NumElements(x)) * static_cast<double>(length);
+    if (work > static_cast<double>(int64_t{1} << 36)) {
+      return ResourceExhaustedError("the transform is too long for the direct DFT");
+    }
     out.back() = 2;
     ctx.SetOutput(0, t, std::move(out));
     return Status();
@@ -292,6 +297,11 @@ class StftKernel : public Kernel {
     if (hop < 1) return InvalidArgumentError("frame_step must be positive");
     if (length > x[1]) return InvalidArgumentError("the frame is longer than the signal");
     const int64_t frames = (x[1] - length) / hop + 1;
+    const double work = static_cast<double>(x[0]) * static_cast<double>(frames) *
+                        static_cast<double>(length) * static_cast<double>(length);
+    if (work > static_cast<double>(int64_t{1} << 36)) {
+      return ResourceExhaustedError("the transform is too long for the direct DFT");
+    }
     ctx.SetOutput(0, t, {x[0], frames, onesided_ ? length / 2 + 1 : length, 2});
     return Status();
   }

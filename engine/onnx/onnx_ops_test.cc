@@ -191,6 +191,38 @@ TEST(OnnxOps, GruLinearBeforeResetChangesTheCandidate) {
   }
 }
 
+TEST(OnnxOps, RecurrentLayersWithConstantWeightsMatchFedWeights) {
+  // Constant W and R are packed once when the model loads; fed ones by each run.
+  for (const char* op : {"LSTM", "GRU", "RNN"}) {
+    const int64_t g = std::string(op) == "LSTM" ? 4 : (std::string(op) == "GRU" ? 3 : 1);
+    const int64_t h = 3, in = 2;
+    std::vector<float> w(static_cast<size_t>(2 * g * h * in)), r(static_cast<size_t>(2 * g * h * h));
+    for (size_t i = 0; i < w.size(); ++i) w[i] = std::sin(static_cast<float>(i));
+    for (size_t i = 0; i < r.size(); ++i) r[i] = 0.5f * std::cos(static_cast<float>(i));
+    const Tensor x = FloatTensor({4, 2, in}, {0.1f, -0.2f, 0.3f, 0.4f, -0.5f, 0.6f, 0.7f, -0.8f,
+                                              0.9f, 1.0f, -1.1f, 1.2f, 0.3f, 0.2f, 0.1f, 0.0f});
+    std::vector<Attribute> attrs = {IntAttr("hidden_size", h),
+                                    StringAttr("direction", "bidirectional")};
+    OpCase fed{op, {x, FloatTensor({2, g * h, in}, w), FloatTensor({2, g * h, h}, r)}, attrs, 2};
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto want, RunCase(fed));
+
+    GraphBuilder b(17);
+    ValueId xi = b.Input("x", DataType::kFp32, {4, 2, in});
+    ValueId y = b.Op(op, {xi, b.Floats("w", {2, g * h, in}, w), b.Floats("r", {2, g * h, h}, r)},
+                     {"y", "y_h"}, attrs);
+    b.Output(y);
+    b.Output(y + 1);
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, ExportModel(b.graph()));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(
+        auto model,
+        LoadOnnxModelFromBytes(std::as_bytes(std::span<const char>(bytes.data(), bytes.size()))));
+    std::vector<Tensor> out;
+    OUTPOST_ASSERT_OK(model->Run(std::vector<Tensor>{x}, out));
+    ExpectNear(out[0], Floats(want[0]), 1e-6f);
+    ExpectNear(out[1], Floats(want[1]), 1e-6f);
+  }
+}
+
 TEST(OnnxOps, LstmRunAllocatesNothingOnceWarm) {
   if (!testing::AllocationCountingAvailable()) GTEST_SKIP();
   OpCase c{"LSTM",
@@ -323,6 +355,34 @@ TEST(OnnxOps, NonMaxSuppressionHasADataDependentLength) {
   EXPECT_EQ(out[0].shape(), (Shape{0, 3}));
 }
 
+TEST(OnnxOps, NonMaxSuppressionFeedsADownstreamNodeAndRepeatedRunsReplan) {
+  // selected_indices -> Gather(column 2) -> the box indices, all planned during the run.
+  GraphBuilder b(17);
+  ValueId boxes = b.Input("boxes", DataType::kFp32, {1, 3, 4});
+  ValueId scores = b.Input("scores", DataType::kFp32, {1, 1, 3});
+  ValueId sel = b.Op("NonMaxSuppression",
+                     {boxes, scores, b.Ints("max", {1}, {5}), b.Floats("iou", {1}, {0.5f})},
+                     {"selected"});
+  ValueId col = b.Op("Gather", {sel, b.Ints("two", {}, {2})}, {"box_index"}, {IntAttr("axis", 1)});
+  b.Output(col);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, ExportModel(b.graph()));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto model,
+      LoadOnnxModelFromBytes(std::as_bytes(std::span<const char>(bytes.data(), bytes.size()))));
+  std::vector<Tensor> in = {FloatTensor({1, 3, 4}, {0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3}),
+                            FloatTensor({1, 1, 3}, {0.1f, 0.9f, 0.5f})};
+  std::vector<Tensor> out;
+  OUTPOST_ASSERT_OK(model->Run(in, out));
+  ASSERT_EQ(out[0].shape(), (Shape{2}));
+  EXPECT_EQ(out[0].values<int64_t>()[0], 1);
+  EXPECT_EQ(out[0].values<int64_t>()[1], 2);
+  // Boxes apart: all three kept, in score order.
+  in[0] = FloatTensor({1, 3, 4}, {0, 0, 1, 1, 5, 5, 6, 6, 2, 2, 3, 3});
+  OUTPOST_ASSERT_OK(model->Run(in, out));
+  ASSERT_EQ(out[0].shape(), (Shape{3}));
+  EXPECT_EQ(out[0].values<int64_t>()[2], 0);
+}
+
 // ---- Einsum ----
 
 TEST(OnnxOps, EinsumMatmulTransposeTraceAndImplicitOutput) {
@@ -345,6 +405,16 @@ TEST(OnnxOps, EinsumMatmulTransposeTraceAndImplicitOutput) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(e));
   EXPECT_EQ(out[0].shape(), (Shape{2, 1}));
   ExpectNear(out[0], {3, 7});
+
+  // Every label combination is visited: an outer product of two long vectors summed to a
+  // scalar is refused when the model loads instead of running for hours.
+  OpCase big{"Einsum",
+             {FloatTensor({1 << 18}, std::vector<float>(1 << 18, 1.0f)),
+              FloatTensor({1 << 17}, std::vector<float>(1 << 17, 1.0f))},
+             {StringAttr("equation", "i,j->")}};
+  auto refused = LoadCase(big);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
 }
 
 // ---- GridSample, RoiAlign ----
@@ -483,6 +553,64 @@ TEST(OnnxOps, DetMaxUnpoolUniqueAndTfIdf) {
   auto bad = LoadCase(t);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("pool_strings"), std::string::npos);
+}
+
+TEST(OnnxOps, StringNormalizerRemovesStopwordsAndChangesCase) {
+  Tensor x(DataType::kBytes, Shape{1, 3});
+  x.strings()[0] = "Monday";
+  x.strings()[1] = "tuesday";
+  x.strings()[2] = "monday";
+  OpCase c{"StringNormalizer",
+           {x},
+           {StringAttr("case_change_action", "UPPER"), StringsAttr("stopwords", {"MONDAY"})},
+           1,
+           10};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 1}));
+  EXPECT_EQ(out[0].strings()[0], "TUESDAY");
+  // Case sensitive: "MONDAY" matches nothing; everything is kept and lower-cased.
+  c.attrs = {StringAttr("case_change_action", "LOWER"), IntAttr("is_case_sensitive", 1),
+             StringsAttr("stopwords", {"MONDAY"})};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(c));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 3}));
+  EXPECT_EQ(out[0].strings()[0], "monday");
+  // Everything removed: one empty string.
+  c.attrs = {StringsAttr("stopwords", {"monday", "tuesday"})};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(c));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 1}));
+  EXPECT_EQ(out[0].strings()[0], "");
+}
+
+TEST(OnnxOps, UnsupportedAttributeValuesNameTheNodeAndTheAttribute) {
+  const std::vector<std::pair<OpCase, std::string>> cases = {
+      {{"ConvTranspose",
+        {FloatTensor({1, 1, 2}, {1, 2}), FloatTensor({1, 1, 1}, {1})},
+        {StringAttr("auto_pad", "SAME_MIDDLE")}},
+       "auto_pad"},
+      {{"GridSample",
+        {FloatTensor({1, 1, 2, 2}, {1, 2, 3, 4}), FloatTensor({1, 1, 1, 2}, {0, 0})},
+        {StringAttr("mode", "lanczos")},
+        1,
+        16},
+       "mode"},
+      {{"Resize",
+        {FloatTensor({1, 2}, {1, 2}), std::nullopt, FloatTensor({2}, {1, 2})},
+        {StringAttr("coordinate_transformation_mode", "half_pixel_symmetric")}},
+       "coordinate_transformation_mode"},
+      {{"GRU",
+        {FloatTensor({1, 1, 1}, {1}), FloatTensor({1, 3, 1}, {1, 1, 1}),
+         FloatTensor({1, 3, 1}, {1, 1, 1})},
+        {StringAttr("direction", "sideways")}},
+       "direction"},
+  };
+  for (const auto& [c, attribute] : cases) {
+    auto refused = LoadCase(c);
+    ASSERT_FALSE(refused.ok()) << c.op;
+    EXPECT_NE(refused.status().message().find("out0_node"), std::string::npos)
+        << refused.status().ToString();
+    EXPECT_NE(refused.status().message().find(attribute), std::string::npos)
+        << refused.status().ToString();
+  }
 }
 
 // ---- quantized ----
