@@ -160,6 +160,22 @@ class ConvTransposeKernel : public Kernel {
           }
           const float* src = cols + r * p_in;
           float* plane = out + oc * p_out;
+          if (k == 2) {
+            // Images: whole rows at a time.
+            const int64_t in_h = x.shape[2], in_w = x.shape[3];
+            for (int64_t ih = 0; ih < in_h; ++ih) {
+              const int64_t oh = ih * g.strides[0] - g.pad_begin[0] + kpos[0] * g.dilations[0];
+              if (oh < 0 || oh >= g.out[0]) continue;
+              const float* srow = src + ih * in_w;
+              float* drow = plane + oh * g.out[1];
+              const int64_t shift = kpos[1] * g.dilations[1] - g.pad_begin[1];
+              for (int64_t iw = 0; iw < in_w; ++iw) {
+                const int64_t ow = iw * g.strides[1] + shift;
+                if (ow >= 0 && ow < g.out[1]) drow[ow] += srow[iw];
+              }
+            }
+            continue;
+          }
           std::fill_n(ipos.begin(), k, 0);
           for (int64_t ip = 0; ip < p_in; ++ip) {
             int64_t off = 0;

@@ -37,6 +37,7 @@ class GridSampleKernel : public Kernel {
     if (x.size() != 4 || g.size() != 4 || g[0] != x[0] || g[3] != 2) {
       return InvalidArgumentError("X must be [N, C, H, W] and grid [N, H_out, W_out, 2]");
     }
+    if (x[2] < 1 || x[3] < 1) return InvalidArgumentError("X must not be empty in H or W");
     ctx.SetOutput(0, DataType::kFp32, {x[0], x[1], g[1], g[2]});
     return Status();
   }
@@ -182,6 +183,7 @@ class RoiAlignKernel : public Kernel {
       return InvalidArgumentError(
           "X must be [N, C, H, W], rois [num_rois, 4] and batch_indices [num_rois]");
     }
+    if (x[2] < 1 || x[3] < 1) return InvalidArgumentError("X must not be empty in H or W");
     ctx.SetOutput(0, DataType::kFp32, {rois[0], x[1], a_.out_h, a_.out_w});
     return Status();
   }

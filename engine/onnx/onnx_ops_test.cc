@@ -245,6 +245,42 @@ TEST(OnnxOps, LstmRunAllocatesNothingOnceWarm) {
   EXPECT_EQ(allocations, 0);
 }
 
+TEST(OnnxOps, VisionChainRunAllocatesNothingOnceWarm) {
+  if (!testing::AllocationCountingAvailable()) GTEST_SKIP();
+  // x -> ConvTranspose (stride 2) -> Resize (linear, x2) -> GroupNormalization -> Einsum
+  // (NCHW -> NHWC): every step planned statically, so a warm run allocates nothing.
+  GraphBuilder b(18);
+  ValueId x = b.Input("x", DataType::kFp32, {1, 2, 4, 4});
+  std::vector<float> w(2 * 2 * 3 * 3);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
+  ValueId up = b.Op("ConvTranspose", {x, b.Floats("w", {2, 2, 3, 3}, w)}, {"up"},
+                    {IntsAttr("strides", {2, 2}), IntsAttr("pads", {1, 1, 0, 0})});
+  ValueId rs = b.Op("Resize", {up, kNoValue, b.Floats("scales", {4}, {1, 1, 2, 2})}, {"rs"},
+                    {StringAttr("mode", "linear")});
+  ValueId gn = b.Op("GroupNormalization",
+                    {rs, b.Floats("gamma", {2}, {1, 2}), b.Floats("beta", {2}, {0, 1})}, {"gn"},
+                    {IntAttr("num_groups", 2)});
+  ValueId y = b.Op("Einsum", {gn}, {"y"}, {StringAttr("equation", "nchw->nhwc")});
+  b.Output(y);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, ExportModel(b.graph()));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto model,
+      LoadOnnxModelFromBytes(std::as_bytes(std::span<const char>(bytes.data(), bytes.size()))));
+  EXPECT_EQ(model->signature().outputs[0].shape, (Shape{1, 16, 16, 2}));
+  std::vector<Tensor> in = {FloatTensor({1, 2, 4, 4}, std::vector<float>(32, 0.5f))};
+  for (size_t i = 0; i < 32; ++i) in[0].values<float>()[i] = std::sin(static_cast<float>(i));
+  std::vector<Tensor> out;
+  OUTPOST_ASSERT_OK(model->Run(in, out));
+  int64_t allocations = -1;
+  Status st;
+  {
+    testing::CountAllocations count(&allocations);
+    st = model->Run(in, out);
+  }
+  OUTPOST_ASSERT_OK(st);
+  EXPECT_EQ(allocations, 0);
+}
+
 // ---- ConvTranspose ----
 
 TEST(OnnxOps, ConvTransposeStridesPadsOutputPaddingAndGroups) {
