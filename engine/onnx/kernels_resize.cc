@@ -54,6 +54,9 @@ class ResizeKernel : public Kernel {
               Shape& out, bool& known) const;
   Taps MapCoordinate(int64_t x, int64_t in, int64_t out, float scale, double roi_start,
                      double roi_end) const;
+  template <typename T>
+  void ResizePlanes(const T* x, T* y, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w,
+                    int64_t planes, const Taps* th, const Taps* tw) const;
 
   ResizeAttrs a_;
 };
@@ -179,6 +182,9 @@ Taps ResizeKernel::MapCoordinate(int64_t xo, int64_t in, int64_t out, float scal
       (orig < 0 || orig > static_cast<double>(in - 1))) {
     return t;  // count 0: extrapolated
   }
+  // Bounded (and NaN mapped to 0) before any conversion to an index: hostile scales or roi
+  // values cannot make the conversion overflow.
+  orig = orig == orig ? std::clamp(orig, -4.0, static_cast<double>(in) + 4.0) : 0.0;
   auto clamp_index = [in](int64_t i) { return std::clamp<int64_t>(i, 0, in - 1); };
   if (a_.mode == ResizeMode::kNearest) {
     double r = 0;
@@ -237,6 +243,42 @@ Taps ResizeKernel::MapCoordinate(int64_t xo, int64_t in, int64_t out, float scal
   return t;
 }
 
+template <typename T>
+void ResizeKernel::ResizePlanes(const T* x, T* y, int64_t in_h, int64_t in_w, int64_t out_h,
+                                int64_t out_w, int64_t planes, const Taps* th,
+                                const Taps* tw) const {
+  using C = MathT<T>;
+  const T extrapolated = CastFromDouble<T>(a_.extrapolation);
+  for (int64_t p = 0; p < planes; ++p) {
+    const T* src = x + p * in_h * in_w;
+    T* dst = y + p * out_h * out_w;
+    for (int64_t oh = 0; oh < out_h; ++oh) {
+      const Taps& h = th[oh];
+      T* row = dst + oh * out_w;
+      for (int64_t ow = 0; ow < out_w; ++ow) {
+        const Taps& w = tw[ow];
+        if (h.count == 0 || w.count == 0) {
+          row[ow] = extrapolated;
+        } else if (a_.mode == ResizeMode::kNearest) {
+          row[ow] = src[h.index[0] * in_w + w.index[0]];
+        } else {
+          double acc = 0;
+          for (int32_t i = 0; i < h.count; ++i) {
+            const T* line = src + h.index[static_cast<size_t>(i)] * in_w;
+            double part = 0;
+            for (int32_t j = 0; j < w.count; ++j) {
+              part += static_cast<double>(w.weight[static_cast<size_t>(j)]) *
+                      static_cast<double>(static_cast<C>(line[w.index[static_cast<size_t>(j)]]));
+            }
+            acc += static_cast<double>(h.weight[static_cast<size_t>(i)]) * part;
+          }
+          row[ow] = T(static_cast<C>(acc));
+        }
+      }
+    }
+  }
+}
+
 Status ResizeKernel::Compute(ComputeContext& ctx) const {
   const TensorRef& x = ctx.input(0);
   const TensorRef& y = ctx.output(0);
@@ -259,6 +301,8 @@ Status ResizeKernel::Compute(ComputeContext& ctx) const {
       scales[d] = a_.attr_scales[d];
     }
   }
+  if (y.count == 0) return Status();
+  if (x.count == 0) return InvalidArgumentError("cannot resize an empty input to a non-empty output");
   const TensorRef* roi = a_.transform == Transform::kTfCropAndResize
                              ? &ctx.input(static_cast<size_t>(a_.roi_input))
                              : nullptr;
@@ -281,19 +325,33 @@ Status ResizeKernel::Compute(ComputeContext& ctx) const {
     }
     next += y.shape[d];
   }
-  if (y.count == 0) return Status();
-  if (x.count == 0) return InvalidArgumentError("cannot resize an empty input to a non-empty output");
+  // Images: when every axis but the last two maps each position to itself, resize plane by
+  // plane with the two axes' taps, without the per-element walk over every axis.
+  bool planes = rank >= 2;
+  for (size_t d = 0; planes && d + 2 < rank; ++d) {
+    planes = x.shape[d] == y.shape[d];
+    for (int64_t o = 0; planes && o < y.shape[d]; ++o) {
+      const Taps& t = axis_taps[d][o];
+      planes = t.count == 1 && t.index[0] == o && t.weight[0] == 1.0f;
+    }
+  }
   return Dispatch<kNumericTypes>(x.type, [&](auto tag) {
     using T = decltype(tag);
     const T* xv = x.get<T>();
     T* yv = y.mut<T>();
+    if (planes) {
+      ResizePlanes(xv, yv, x.shape[rank - 2], x.shape[rank - 1], y.shape[rank - 2],
+                   y.shape[rank - 1], y.count / (y.shape[rank - 2] * y.shape[rank - 1]),
+                   axis_taps[rank - 2], axis_taps[rank - 1]);
+      return Status();
+    }
     std::array<int64_t, kMaxRank> opos{};
     std::array<int32_t, kMaxRank> tap{};
     for (int64_t o = 0; o < y.count; ++o) {
       bool outside = false;
       for (size_t d = 0; d < rank; ++d) outside = outside || axis_taps[d][opos[d]].count == 0;
       if (outside) {
-        yv[o] = T(static_cast<MathT<T>>(a_.extrapolation));
+        yv[o] = CastFromDouble<T>(a_.extrapolation);
       } else if (a_.mode == ResizeMode::kNearest) {
         int64_t off = 0;
         for (size_t d = 0; d < rank; ++d) off += axis_taps[d][opos[d]].index[0] * in_stride[d];
