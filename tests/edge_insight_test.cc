@@ -6,15 +6,15 @@
 // same data folder, so they are also shown to be durable.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <simdjson.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <string>
 
-#include "apps/http_client.h"
 #include "base/file.h"
+#include "base/http/client.h"
+#include "base/json/json.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "train/synthetic.h"
@@ -105,7 +105,7 @@ class EdgeInsightTest : public ::testing::Test {
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, edge_->ReadLine());
     ASSERT_EQ(line.rfind("listening on http://127.0.0.1:", 0), 0u) << line;
     uint16_t port = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
-    OUTPOST_ASSERT_OK_AND_ASSIGN(client_, apps::HttpClient::Connect("127.0.0.1", port));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(client_, http::Client::Connect("127.0.0.1", port));
   }
 
   // Stops the edge gracefully (the evaluator writes what it holds) and starts it again.
@@ -125,35 +125,36 @@ class EdgeInsightTest : public ::testing::Test {
     }
     body.back() = ']';
     body += "}]}";
-    Result<apps::HttpResult> res = client_->Request("POST", "/v2/models/" + model + "/infer", body);
+    Result<http::ClientResponse> res = client_->Request("POST", "/v2/models/" + model + "/infer", body);
     ASSERT_TRUE(res.ok()) << res.status().ToString();
     ASSERT_EQ(res->status, 200) << res->body;
   }
 
   // The payloads of the records of `kind` for `model`, via GET /v1/records.
-  std::vector<simdjson::dom::element> Records(std::string_view kind, std::string_view model) {
-    Result<apps::HttpResult> res =
+  std::vector<json::Value> Records(std::string_view kind, std::string_view model) {
+    Result<http::ClientResponse> res =
         client_->Request("GET", "/v1/records?kind=" + std::string(kind) + "&limit=1000");
     EXPECT_TRUE(res.ok() && res->status == 200);
     if (!res.ok()) return {};
     bodies_.push_back(std::move(res->body));
-    simdjson::dom::element root;
-    std::vector<simdjson::dom::element> out;
-    EXPECT_EQ(parser_.parse(bodies_.back()).get(root), simdjson::SUCCESS);
-    simdjson::dom::array records = root["records"].get_array().value();
-    for (simdjson::dom::element record : records) {
-      simdjson::dom::element payload = record["payload"].value();
-      if (payload["model"].get_string().value() == model) out.push_back(payload);
+    Result<json::Value> parsed = parser_.Parse(bodies_.back());
+    EXPECT_TRUE(parsed.ok());
+    const json::Value root = parsed.ok() ? *parsed : json::Value();
+    std::vector<json::Value> out;
+    json::Value records = root["records"];
+    for (json::Value record : records.Items()) {
+      json::Value payload = record["payload"];
+      if (payload["model"].GetString().value() == model) out.push_back(payload);
     }
-    EXPECT_FALSE(root["more"].get_bool().value());
+    EXPECT_FALSE(root["more"].GetBool().value());
     return out;
   }
 
   TempDir dir_;
   std::string model_bytes_;
   std::unique_ptr<Subprocess> edge_;
-  std::unique_ptr<apps::HttpClient> client_;
-  simdjson::dom::parser parser_;
+  std::unique_ptr<http::Client> client_;
+  json::Parser parser_;
   std::vector<std::string> bodies_;  // keep parsed documents' text alive
 };
 
@@ -195,30 +196,30 @@ TEST_F(EdgeInsightTest, AnomalyDriftAndAggregatesFromARealServer) {
 
   Restart();
 
-  std::vector<simdjson::dom::element> anomalies = Records("anomaly", "pump");
+  std::vector<json::Value> anomalies = Records("anomaly", "pump");
   ASSERT_EQ(anomalies.size(), 1u);
-  EXPECT_EQ(anomalies[0]["rule"].get_string().value(), "fault_likely");
-  EXPECT_DOUBLE_EQ(anomalies[0]["inputs"]["bearing_temp_c"].get_double().value(),
+  EXPECT_EQ(anomalies[0]["rule"].GetString().value(), "fault_likely");
+  EXPECT_DOUBLE_EQ(anomalies[0]["inputs"]["bearing_temp_c"].GetDouble().value(),
                    traffic.Row(injected)[0]);
-  EXPECT_EQ(anomalies[0]["inputs"].get_object().value().size(), 2u);
+  EXPECT_EQ(anomalies[0]["inputs"].size(), 2u);
 
-  std::vector<simdjson::dom::element> drifts = Records("drift", "pump_drift");
+  std::vector<json::Value> drifts = Records("drift", "pump_drift");
   ASSERT_EQ(drifts.size(), 1u);
-  EXPECT_EQ(drifts[0]["feature"].get_string().value(), "bearing_temp_c");
-  int64_t rows_seen = drifts[0]["rows_seen"].get_int64().value();
+  EXPECT_EQ(drifts[0]["feature"].GetString().value(), "bearing_temp_c");
+  int64_t rows_seen = drifts[0]["rows_seen"].GetInt64().value();
   EXPECT_GT(rows_seen, 400) << "no drift may be raised on the unshifted stream";
   EXPECT_LE(rows_seen, 400 + kWindow) << "drift must be raised within the window";
 
   int64_t aggregated = 0, anomalies_counted = 0;
-  for (simdjson::dom::element a : Records("aggregate", "pump")) {
-    aggregated += a["rows"].get_int64().value();
-    anomalies_counted += a["anomalies"].get_int64().value();
+  for (json::Value a : Records("aggregate", "pump")) {
+    aggregated += a["rows"].GetInt64().value();
+    anomalies_counted += a["anomalies"].GetInt64().value();
   }
   EXPECT_EQ(aggregated, pump_rows);
   EXPECT_EQ(anomalies_counted, 1);
   int64_t drift_rows = 0;
-  for (simdjson::dom::element a : Records("aggregate", "pump_drift")) {
-    drift_rows += a["rows"].get_int64().value();
+  for (json::Value a : Records("aggregate", "pump_drift")) {
+    drift_rows += a["rows"].GetInt64().value();
   }
   EXPECT_EQ(drift_rows, 800);
   EXPECT_TRUE(Records("event", "pump").empty()) << "no batch may have been dropped";

@@ -4,13 +4,13 @@
 // data_dir.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <simdjson.h>
 
 #include <cstdlib>
 #include <string>
 
-#include "apps/http_client.h"
 #include "base/file.h"
+#include "base/http/client.h"
+#include "base/json/json.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
 
@@ -42,61 +42,60 @@ class EdgeOutboxTest : public ::testing::Test {
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, edge_->ReadLine());
     ASSERT_EQ(line.rfind("listening on http://127.0.0.1:", 0), 0u) << line;
     uint16_t port = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
-    OUTPOST_ASSERT_OK_AND_ASSIGN(client_, apps::HttpClient::Connect("127.0.0.1", port));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(client_, http::Client::Connect("127.0.0.1", port));
   }
 
   // Sends one request and parses its JSON answer, which must have `status`.
-  simdjson::dom::element Call(std::string_view method, std::string_view target, int status,
-                              std::string_view body = {}) {
-    Result<apps::HttpResult> result = client_->Request(method, target, body);
+  json::Value Call(std::string_view method, std::string_view target, int status,
+                   std::string_view body = {}) {
+    Result<http::ClientResponse> result = client_->Request(method, target, body);
     EXPECT_TRUE(result.ok()) << result.status().ToString();
     if (!result.ok()) return {};
     EXPECT_EQ(result->status, status) << target << " -> " << result->body;
     bodies_.push_back(result->body);
-    simdjson::dom::element root;
-    EXPECT_EQ(parser_.parse(bodies_.back()).get(root), simdjson::SUCCESS) << result->body;
-    return root;
+    Result<json::Value> root = parser_.Parse(bodies_.back());
+    EXPECT_TRUE(root.ok()) << result->body;
+    return root.ok() ? *root : json::Value();
   }
 
   // The request ids of the feedback records the edge lists, in its order.
   std::vector<std::string> FeedbackIds() {
     std::vector<std::string> ids;
-    simdjson::dom::array records;
-    if (Call("GET", "/v1/records?kind=feedback", 200)["records"].get(records) !=
-        simdjson::SUCCESS) {
+    json::Value records = Call("GET", "/v1/records?kind=feedback", 200)["records"];
+    if (records.is_missing()) {
       ADD_FAILURE() << "no records array";
       return ids;
     }
-    for (simdjson::dom::element r : records) {
-      EXPECT_EQ(std::string_view(r["kind"].get_string().value()), "feedback");
-      ids.emplace_back(r["payload"]["request_id"].get_string().value());
+    for (json::Value r : records.Items()) {
+      EXPECT_EQ(std::string_view(r["kind"].GetString().value()), "feedback");
+      ids.emplace_back(r["payload"]["request_id"].GetString().value());
     }
     return ids;
   }
 
   TempDir dir_;
   std::unique_ptr<Subprocess> edge_;
-  std::unique_ptr<apps::HttpClient> client_;
-  simdjson::dom::parser parser_;
+  std::unique_ptr<http::Client> client_;
+  json::Parser parser_;
   std::vector<std::string> bodies_;  // kept: parsed elements point into the parser only
 };
 
 TEST_F(EdgeOutboxTest, FeedbackIsListedCountedAndSurvivesSigkillOfTheEdge) {
   ASSERT_NO_FATAL_FAILURE(Start());
-  simdjson::dom::element ack = Call("POST", "/v1/feedback", 200,
-                                    R"({"request_id":"r-42","model":"pump","label":1})");
-  EXPECT_EQ(std::string_view(ack["stream"].get_string().value()), "pump");
-  EXPECT_EQ(ack["seq"].get_uint64().value(), 1u);
+  json::Value ack = Call("POST", "/v1/feedback", 200,
+                         R"({"request_id":"r-42","model":"pump","label":1})");
+  EXPECT_EQ(std::string_view(ack["stream"].GetString().value()), "pump");
+  EXPECT_EQ(ack["seq"].GetUint64().value(), 1u);
 
   EXPECT_EQ(FeedbackIds(), std::vector<std::string>{"r-42"});
-  simdjson::dom::element state = Call("GET", "/v1/outbox", 200);
-  EXPECT_EQ(state["records"].get_uint64().value(), 1u);
-  EXPECT_EQ(std::string_view(state["site_id"].get_string().value()), "plant-7");
-  EXPECT_EQ(std::string_view(state["node_id"].get_string().value()), "edge-1");
-  simdjson::dom::array classes = state["classes"].get_array().value();
-  for (simdjson::dom::element c : classes) {
-    bool is_feedback = std::string_view(c["kind"].get_string().value()) == "feedback";
-    EXPECT_EQ(c["records"].get_uint64().value(), is_feedback ? 1u : 0u);
+  json::Value state = Call("GET", "/v1/outbox", 200);
+  EXPECT_EQ(state["records"].GetUint64().value(), 1u);
+  EXPECT_EQ(std::string_view(state["site_id"].GetString().value()), "plant-7");
+  EXPECT_EQ(std::string_view(state["node_id"].GetString().value()), "edge-1");
+  json::Value classes = state["classes"];
+  for (json::Value c : classes.Items()) {
+    bool is_feedback = std::string_view(c["kind"].GetString().value()) == "feedback";
+    EXPECT_EQ(c["records"].GetUint64().value(), is_feedback ? 1u : 0u);
   }
   // A bad body is refused and stores nothing.
   Call("POST", "/v1/feedback", 400, R"({"request_id":"r-43","model":"pump"})");
@@ -110,11 +109,11 @@ TEST_F(EdgeOutboxTest, FeedbackIsListedCountedAndSurvivesSigkillOfTheEdge) {
   // The stream's seq goes on after the restart.
   EXPECT_EQ(Call("POST", "/v1/feedback", 200,
                  R"({"request_id":"r-44","model":"pump","label":"ok"})")["seq"]
-                .get_uint64()
+                .GetUint64()
                 .value(),
             2u);
   EXPECT_EQ(FeedbackIds(), (std::vector<std::string>{"r-42", "r-44"}));
-  EXPECT_EQ(Call("GET", "/v1/outbox", 200)["records"].get_uint64().value(), 2u);
+  EXPECT_EQ(Call("GET", "/v1/outbox", 200)["records"].GetUint64().value(), 2u);
 
   OUTPOST_ASSERT_OK(edge_->Signal(SIGTERM));
   EXPECT_EQ(edge_->Wait(), 0);

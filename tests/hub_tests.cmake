@@ -11,7 +11,7 @@ add_dependencies(hub_cli_test outpost)
 outpost_test(hub_roundtrip_test
   SOURCES hub_roundtrip_test.cc sync_test_support.cc
   DEPS outpost_hub outpost_sync outpost_outbox outpost_hub_store outpost_apps outpost_testing
-       simdjson::simdjson
+       outpost_json
   LABELS hub)
 add_dependencies(hub_roundtrip_test outpost)
 
@@ -20,7 +20,7 @@ add_dependencies(hub_roundtrip_test outpost)
 outpost_test(hub_sealed_export_test
   SOURCES hub_sealed_export_test.cc sync_test_support.cc
   DEPS outpost_hub outpost_sync outpost_outbox outpost_hub_store outpost_apps outpost_testing
-       simdjson::simdjson
+       outpost_json
   LABELS hub)
 add_dependencies(hub_sealed_export_test outpost)
 

@@ -6,12 +6,12 @@
 // `outpost edge` holds the data_dir.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <simdjson.h>
 
 #include <string>
 
-#include "apps/http_client.h"
 #include "base/file.h"
+#include "base/http/client.h"
+#include "base/json/json.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "sync/batch.h"
@@ -48,7 +48,7 @@ class SyncExportTest : public ::testing::Test {
     auto started = testing::StartEdge(dir_.File("edge.yaml"), dir_.File("edge.log"));
     OUTPOST_ASSERT_OK(started);
     edge_ = std::move(started->first);
-    OUTPOST_ASSERT_OK_AND_ASSIGN(client_, apps::HttpClient::Connect("127.0.0.1", started->second));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(client_, http::Client::Connect("127.0.0.1", started->second));
   }
   void StopEdge() {
     client_.reset();
@@ -65,8 +65,8 @@ class SyncExportTest : public ::testing::Test {
   }
   uint64_t Backlog() {
     auto r = client_->Request("GET", "/v1/outbox", "");
-    simdjson::dom::parser parser;
-    return parser.parse(r->body)["records"].get_uint64().value();
+    json::Parser parser;
+    return parser.Parse(r->body).value()["records"].GetUint64().value();
   }
   RunResult Outpost(std::vector<std::string> args) {
     args.insert(args.begin(), outpost::Outpost());
@@ -97,7 +97,7 @@ class SyncExportTest : public ::testing::Test {
 
   TempDir dir_;
   std::unique_ptr<Subprocess> edge_;
-  std::unique_ptr<apps::HttpClient> client_;
+  std::unique_ptr<http::Client> client_;
 };
 
 TEST_F(SyncExportTest, ExportThenReceiptDeletesExactlyTheExportedRecords) {

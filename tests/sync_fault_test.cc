@@ -9,7 +9,6 @@
 // edge's own audit head.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <simdjson.h>
 
 #include <atomic>
 #include <chrono>
@@ -19,8 +18,9 @@
 #include <thread>
 #include <tuple>
 
-#include "apps/http_client.h"
 #include "base/file.h"
+#include "base/http/client.h"
+#include "base/json/json.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "policy/audit.h"
@@ -83,22 +83,22 @@ TEST(SyncFault, EveryAcknowledgedRecordReachesTheHubExactlyOnceThroughFaultEpiso
   std::vector<std::thread> producers;
   for (int p = 0; p < 2; ++p) {
     producers.emplace_back([&, p] {
-      auto client = apps::HttpClient::Connect("127.0.0.1", edge_port);
+      auto client = http::Client::Connect("127.0.0.1", edge_port);
       if (!client.ok()) return;
-      simdjson::dom::parser parser;
+      json::Parser parser;
       for (int i = 0; producing; ++i) {
         std::string body = "{\"request_id\":\"r-" + std::to_string(p) + "-" + std::to_string(i) +
                            "\",\"model\":\"" + (p == 0 ? "pump" : "fan") + "\",\"label\":" +
                            std::to_string(i % 3) + "}";
         auto r = (*client)->Request("POST", "/v1/feedback", body);
-        simdjson::dom::element root;
-        std::string_view stream;
-        uint64_t seq = 0;
-        if (r.ok() && r->status == 200 && parser.parse(r->body).get(root) == simdjson::SUCCESS &&
-            root["stream"].get_string().get(stream) == simdjson::SUCCESS &&
-            root["seq"].get_uint64().get(seq) == simdjson::SUCCESS) {
+        Result<json::Value> root =
+            r.ok() && r->status == 200 ? parser.Parse(r->body) : Result<json::Value>(r.status());
+        Result<std::string_view> stream =
+            root.ok() ? (*root)["stream"].GetString() : Result<std::string_view>(root.status());
+        Result<uint64_t> seq = root.ok() ? (*root)["seq"].GetUint64() : root.status();
+        if (r.ok() && r->status == 200 && root.ok() && stream.ok() && seq.ok()) {
           std::lock_guard<std::mutex> lock(acked_mu);
-          acked.insert({"edge-1", std::string(stream), seq});
+          acked.insert({"edge-1", std::string(*stream), *seq});
         } else {
           ++refused;
         }
@@ -135,7 +135,7 @@ TEST(SyncFault, EveryAcknowledgedRecordReachesTheHubExactlyOnceThroughFaultEpiso
   proxy.SetMode(FaultProxy::Mode::kPass);
 
   // The faults have ended: the backlog drains (bounded by leases set aside, 3 s each).
-  auto client = apps::HttpClient::Connect("127.0.0.1", edge_port);
+  auto client = http::Client::Connect("127.0.0.1", edge_port);
   OUTPOST_ASSERT_OK(client);
   uint64_t backlog = 1;
   for (int i = 0; i < 600 && backlog != 0; ++i) {

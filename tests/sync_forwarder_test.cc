@@ -7,7 +7,6 @@
 // while the hub is unreachable, and it reports the node's status.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <simdjson.h>
 
 #include <chrono>
 #include <random>
@@ -15,8 +14,9 @@
 #include <string>
 #include <thread>
 
-#include "apps/http_client.h"
 #include "base/file.h"
+#include "base/http/client.h"
+#include "base/json/json.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "outbox/outbox.h"
@@ -52,19 +52,17 @@ std::string EdgeConfig(const TempDir& dir, uint16_t hub_port) {
 }
 
 // Posts `n` feedback records; returns the seqs the edge acknowledged.
-std::set<uint64_t> Produce(apps::HttpClient& client, int n) {
+std::set<uint64_t> Produce(http::Client& client, int n) {
   std::set<uint64_t> seqs;
-  simdjson::dom::parser parser;
+  json::Parser parser;
   for (int i = 0; i < n; ++i) {
     std::string body = "{\"request_id\":\"r-" + std::to_string(i) +
                        "\",\"model\":\"pump\",\"label\":" + std::to_string(i % 3) + "}";
     auto r = client.Request("POST", "/v1/feedback", body);
-    simdjson::dom::element root;
-    uint64_t seq = 0;
-    if (r.ok() && r->status == 200 && parser.parse(r->body).get(root) == simdjson::SUCCESS &&
-        root["seq"].get_uint64().get(seq) == simdjson::SUCCESS) {
-      seqs.insert(seq);
-    }
+    if (!r.ok() || r->status != 200) continue;
+    Result<json::Value> root = parser.Parse(r->body);
+    if (!root.ok()) continue;
+    if (Result<uint64_t> seq = (*root)["seq"].GetUint64(); seq.ok()) seqs.insert(*seq);
   }
   return seqs;
 }
@@ -100,7 +98,7 @@ TEST(SyncForwarder, RefusesAHubWhoseCertificateComesFromAnotherCa) {
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("edge.yaml"), EdgeConfig(dir, proxy.port())));
   auto edge = testing::StartEdge(dir.File("edge.yaml"), dir.File("edge.log"));
   OUTPOST_ASSERT_OK(edge);
-  auto client = apps::HttpClient::Connect("127.0.0.1", edge->second);
+  auto client = http::Client::Connect("127.0.0.1", edge->second);
   OUTPOST_ASSERT_OK(client);
   const std::set<uint64_t> acked = Produce(**client, 30);
   ASSERT_EQ(acked.size(), 30u);
@@ -144,7 +142,7 @@ TEST(SyncForwarder, AnAggregatesOnlyRegionNeverSendsARawRecord) {
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("edge.yaml"), EdgeConfig(dir, hub->port)));
   auto edge = testing::StartEdge(dir.File("edge.yaml"), dir.File("edge.log"));
   OUTPOST_ASSERT_OK(edge);
-  auto client = apps::HttpClient::Connect("127.0.0.1", edge->second);
+  auto client = http::Client::Connect("127.0.0.1", edge->second);
   OUTPOST_ASSERT_OK(client);
   const std::set<uint64_t> acked = Produce(**client, 50);
   ASSERT_EQ(acked.size(), 50u);
@@ -170,18 +168,15 @@ TEST(SyncForwarder, AnAggregatesOnlyRegionNeverSendsARawRecord) {
   OUTPOST_ASSERT_OK(policy::VerifyAuditChain(*log).status());
   std::set<uint64_t> withheld;
   uint64_t allowed = 0;
-  simdjson::dom::parser parser;
+  json::Parser parser;
   size_t start = 0;
   while (start < log->size()) {
     size_t end = log->find('\n', start);
     if (end == std::string::npos) end = log->size();
-    simdjson::dom::element e;
-    ASSERT_EQ(parser.parse(log->substr(start, end - start)).get(e), simdjson::SUCCESS);
-    std::string_view decision, reason;
-    uint64_t rseq = 0;
-    ASSERT_EQ(e["decision"].get_string().get(decision), simdjson::SUCCESS);
-    ASSERT_EQ(e["reason"].get_string().get(reason), simdjson::SUCCESS);
-    ASSERT_EQ(e["rseq"].get_uint64().get(rseq), simdjson::SUCCESS);
+    OUTPOST_ASSERT_OK_AND_ASSIGN(json::Value e, parser.Parse(log->substr(start, end - start)));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string_view decision, e["decision"].GetString());
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string_view reason, e["reason"].GetString());
+    OUTPOST_ASSERT_OK_AND_ASSIGN(uint64_t rseq, e["rseq"].GetUint64());
     if (decision == "withheld" && reason == "raw_not_allowed_in_region") withheld.insert(rseq);
     if (decision == "allowed") ++allowed;
     start = end + 1;

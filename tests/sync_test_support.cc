@@ -1,14 +1,13 @@
 #include "tests/sync_test_support.h"
 
-#include <simdjson.h>
-
 #include <sys/stat.h>
 
 #include <cstdlib>
 
 #include "base/file.h"
+#include "base/http/client.h"
+#include "base/json/json.h"
 #include "base/testing/test_util.h"
-#include "apps/http_client.h"
 #include "hub/store.h"
 #include "outbox/outbox.h"
 
@@ -133,16 +132,15 @@ Result<HubContents> ReadHubStore(const std::string& store_url, const std::string
   return out;
 }
 
-Result<uint64_t> EdgeBacklog(apps::HttpClient& client) {
-  OUTPOST_ASSIGN_OR_RETURN(apps::HttpResult r, client.Request("GET", "/v1/outbox", ""));
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  uint64_t records = 0;
-  if (r.status != 200 || parser.parse(r.body).get(root) != simdjson::SUCCESS ||
-      root["records"].get_uint64().get(records) != simdjson::SUCCESS) {
+Result<uint64_t> EdgeBacklog(http::Client& client) {
+  OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse r, client.Request("GET", "/v1/outbox", ""));
+  json::Parser parser;
+  Result<json::Value> root = parser.Parse(r.body);
+  Result<uint64_t> records = root.ok() ? (*root)["records"].GetUint64() : root.status();
+  if (r.status != 200 || !records.ok()) {
     return InternalError("bad /v1/outbox answer: " + r.body);
   }
-  return records;
+  return *records;
 }
 
 size_t HubRecordCount(const std::string& hub_dir) {

@@ -3,7 +3,7 @@
 
 outpost_test(sync_fault_test
   SOURCES sync_fault_test.cc sync_fault_proxy.cc sync_test_support.cc
-  DEPS outpost_apps outpost_policy outpost_hub_store outpost_testing simdjson::simdjson
+  DEPS outpost_apps outpost_policy outpost_hub_store outpost_testing outpost_json
   LABELS sync
   TIMEOUT 300)
 add_dependencies(sync_fault_test outpost)
@@ -11,7 +11,7 @@ add_dependencies(sync_fault_test outpost)
 # `outpost export` and `outpost import-receipt` at the site.
 outpost_test(sync_export_test
   SOURCES sync_export_test.cc sync_test_support.cc
-  DEPS outpost_apps outpost_sync outpost_hub_store outpost_testing simdjson::simdjson
+  DEPS outpost_apps outpost_sync outpost_hub_store outpost_testing outpost_json
   LABELS sync)
 add_dependencies(sync_export_test outpost)
 
@@ -19,6 +19,6 @@ add_dependencies(sync_export_test outpost)
 # region; in this process: the bandwidth cap, backoff while the hub is down, status reports.
 outpost_test(sync_forwarder_test
   SOURCES sync_forwarder_test.cc sync_fault_proxy.cc sync_test_support.cc
-  DEPS outpost_apps outpost_policy outpost_hub_store outpost_testing simdjson::simdjson
+  DEPS outpost_apps outpost_policy outpost_hub_store outpost_testing outpost_json
   LABELS sync)
 add_dependencies(sync_forwarder_test outpost)
