@@ -22,17 +22,6 @@ namespace {
 // Paths and names quoted in error messages are cut to this many bytes.
 constexpr size_t kMaxQuoted = 200;
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 std::string Quote(std::string_view s) {
   std::string out = "\"";
   out.append(s.substr(0, kMaxQuoted));
@@ -389,7 +378,7 @@ void Handler::Infer(const HttpRequest& request, const ModelHandle& handle,
 Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
                          InferenceRecorder& recorder, HttpResponse& response) const {
   std::string_view encoding = request.Header("Content-Encoding");
-  if (!encoding.empty() && !EqualsIgnoreCase(encoding, "identity")) {
+  if (!encoding.empty() && !http::EqualsIgnoreCase(encoding, "identity")) {
     return UnimplementedError("Content-Encoding " + Quote(encoding) +
                               " is not supported; send the body uncompressed");
   }

@@ -1,7 +1,7 @@
 // The request and response structs' helpers (message.h).
 #include "base/http/message.h"
 
-#include "base/json_writer.h"
+#include "base/status_mapping.h"
 
 namespace outpost::http {
 
@@ -27,14 +27,7 @@ void SetErrorBody(int status, std::string_view reason, std::string_view message,
                   Response& response) {
   response.status = status;
   response.content_type = "application/json";
-  response.body.clear();
-  JsonWriter w(response.body);
-  w.BeginObject();
-  w.Key("error");
-  w.String(message);
-  w.Key("reason");
-  w.String(reason);
-  w.EndObject();
+  response.body = ErrorBody(reason, message);
 }
 
 }  // namespace outpost::http
