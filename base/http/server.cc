@@ -787,13 +787,23 @@ void Server::Stop() {
 
 namespace {
 
-// The target's path: everything before its '?'.
-std::string_view PathOf(std::string_view target) {
-  size_t q = target.find('?');
-  return q == std::string_view::npos ? target : target.substr(0, q);
+// How much of an unknown path a 404 or 405 message quotes (as serve/handler.cc does).
+constexpr size_t kMaxQuotedPath = 200;
+
+std::string QuotedPath(std::string_view path) {
+  std::string out = "\"";
+  out.append(path.substr(0, kMaxQuotedPath));
+  if (path.size() > kMaxQuotedPath) out.append("...");
+  out.push_back('"');
+  return out;
 }
 
 }  // namespace
+
+std::string_view Router::PathOf(std::string_view target) {
+  size_t q = target.find('?');
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
 
 void Router::Exact(std::string method, std::string path, HandlerFn handler) {
   routes_.push_back(Route{std::move(method), std::move(path), false, std::move(handler)});
@@ -803,47 +813,50 @@ void Router::Prefix(std::string method, std::string prefix, HandlerFn handler) {
   routes_.push_back(Route{std::move(method), std::move(prefix), true, std::move(handler)});
 }
 
-void Router::Handle(const Request& request, Response& response) const {
-  const std::string_view path = PathOf(request.target);
-  // The best route for the path (exact first, then the longest prefix) and its method.
+const Router::Route* Router::BestPath(std::string_view path) const {
   const Route* best = nullptr;
-  bool path_known = false;
-  std::string allow;
-  auto better = [](const Route* current, const Route& candidate) {
-    if (current == nullptr) return true;
-    if (current->prefix != candidate.prefix) return !candidate.prefix;
-    return candidate.path.size() > current->path.size();
-  };
-  const Route* best_path = nullptr;
   for (const Route& route : routes_) {
     const bool matches = route.prefix ? path.starts_with(route.path) : path == route.path;
     if (!matches) continue;
-    if (better(best_path, route)) best_path = &route;
-  }
-  if (best_path != nullptr) {
-    path_known = true;
-    for (const Route& route : routes_) {
-      if (route.prefix != best_path->prefix || route.path != best_path->path) continue;
-      if (route.method == "*" || route.method == request.method) {
-        best = &route;
-        break;
-      }
-      if (!allow.empty()) allow.append(", ");
-      allow.append(route.method);
+    if (best == nullptr || (best->prefix && !route.prefix) ||
+        (best->prefix == route.prefix && route.path.size() > best->path.size())) {
+      best = &route;
     }
   }
-  if (best != nullptr) {
-    best->handler(request, response);
+  return best;
+}
+
+const Router::Route* Router::ForMethod(const Route& best, std::string_view method) const {
+  const Route* get = nullptr;
+  for (const Route& route : routes_) {
+    if (route.prefix != best.prefix || route.path != best.path) continue;
+    if (route.method == "*" || route.method == method) return &route;
+    if (get == nullptr && route.method == "GET") get = &route;
+  }
+  // HEAD is GET without the body (the server leaves the body out).
+  return method == "HEAD" ? get : nullptr;
+}
+
+void Router::Handle(const Request& request, Response& response) const {
+  const std::string_view path = PathOf(request.target);
+  const Route* best_path = BestPath(path);
+  if (best_path == nullptr) {
+    SetErrorBody(404, "not_found", "no such path " + QuotedPath(path), response);
     return;
   }
-  if (!path_known) {
-    SetErrorBody(404, "not_found", "no such path \"" + std::string(path) + "\"", response);
+  if (const Route* route = ForMethod(*best_path, request.method)) {
+    route->handler(request, response);
     return;
+  }
+  std::string allow;
+  for (const Route& route : routes_) {
+    if (route.prefix != best_path->prefix || route.path != best_path->path) continue;
+    if (!allow.empty()) allow.append(", ");
+    allow.append(route.method);
   }
   response.headers.emplace_back("Allow", std::move(allow));
   SetErrorBody(405, "method_not_allowed",
-               "method " + request.method + " is not allowed on \"" + std::string(path) + "\"",
-               response);
+               "method " + request.method + " is not allowed on " + QuotedPath(path), response);
 }
 
 HandlerFn Router::AsHandler() const {

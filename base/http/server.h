@@ -108,15 +108,27 @@ struct ServerOptions {
 using HandlerFn = std::function<void(const Request& request, Response& response)>;
 
 // Routes requests to the handlers that subsystems register, by the target's path (the
-// target up to its '?') and method. A path no route matches gets 404 (reason not_found); a
-// path matched only for other methods gets 405 (reason method_not_allowed) with an Allow
-// header. An exact route wins over a prefix route, and a longer prefix over a shorter one.
-// Register every route before the server starts; Handle() is then thread-safe.
+// target up to its '?'; the query string is the handler's) and method. A path no route
+// matches gets 404 (reason not_found); a path matched only for other methods gets 405
+// (reason method_not_allowed) with an Allow header naming the registered methods in the
+// order they were registered. An exact route wins over a prefix route, and a longer prefix
+// over a shorter one. A HEAD request that no HEAD (or "*") route of its path takes goes to
+// the path's GET route; the server sends a HEAD answer without its body.
+// Register every route before the server starts; Handle() is then thread-safe, and routing
+// a request that a route takes allocates nothing (views of the target, no strings built).
+//
+//   http::Router router;
+//   router.Exact("POST", "/v1/feedback", [&](const http::Request& rq, http::Response& rs) {...});
+//   router.Prefix("*", "/v2", [&](const http::Request& rq, http::Response& rs) {...});
+//   auto server = http::Server::Start(options, router.AsHandler());
 class Router {
  public:
   // `method` is matched exactly ("GET"); "*" matches any method.
   void Exact(std::string method, std::string path, HandlerFn handler);
   void Prefix(std::string method, std::string prefix, HandlerFn handler);
+
+  // The path part of a request target: everything before its '?'.
+  static std::string_view PathOf(std::string_view target);
 
   void Handle(const Request& request, Response& response) const;
 
@@ -131,6 +143,11 @@ class Router {
     bool prefix = false;
     HandlerFn handler;
   };
+  // The route of `path` that routing prefers (exact, then the longest prefix), or nullptr.
+  const Route* BestPath(std::string_view path) const;
+  // Among the routes registered for best's path, the one that takes `method`, or nullptr.
+  const Route* ForMethod(const Route& best, std::string_view method) const;
+
   std::vector<Route> routes_;
 };
 

@@ -1,9 +1,10 @@
 // The server core on 127.0.0.1, port 0, driven by the wire client: the errors it answers by
 // itself carry the common body {"error", "reason"} (body_too_large, headers_too_large,
 // malformed_request, draining), the Server header, "localhost" as a listen address, and the
-// Router's matching (exact over prefix, longest prefix, 404 and 405 with Allow). The scoring
-// server's suite (serve/http_server_test.cc) covers keep-alive, pipelining, deadlines and
-// drain over the same core; base/http/client_test.cc covers TLS and client certificates.
+// Router's matching (exact over prefix, longest prefix, the path without its query string,
+// HEAD on GET routes, 404 and 405 with Allow). The scoring server's suite
+// (serve/http_server_test.cc) covers keep-alive, pipelining, deadlines and drain over the
+// same core; base/http/client_test.cc covers TLS and client certificates.
 #include "base/http/server.h"
 
 #include <gmock/gmock.h>
@@ -21,6 +22,7 @@ namespace outpost::http {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::WireClient;
 using testing::WireResponse;
 
@@ -150,6 +152,88 @@ TEST(Router, MatchesExactBeforePrefixAndTheLongestPrefix) {
   EXPECT_EQ(wrong.headers[0].first, "Allow");
   EXPECT_EQ(wrong.headers[0].second, "GET");
   EXPECT_THAT(wrong.body, HasSubstr(R"("reason":"method_not_allowed")"));
+}
+
+TEST(Router, MatchesThePathWithoutTheQueryString) {
+  Router router;
+  std::string seen;
+  router.Exact("GET", "/v1/records", [&](const Request& request, Response& response) {
+    seen = request.target;
+    response.body = "records";
+  });
+  router.Prefix("GET", "/assets/", [](const Request&, Response& response) {
+    response.body = "asset";
+  });
+  auto call = [&](std::string method, std::string target) {
+    Response response;
+    router.Handle(Request{.method = method, .target = target}, response);
+    return response;
+  };
+  // The handler sees the whole target and reads the query itself.
+  EXPECT_EQ(call("GET", "/v1/records?kind=feedback&limit=2").body, "records");
+  EXPECT_EQ(seen, "/v1/records?kind=feedback&limit=2");
+  EXPECT_EQ(call("GET", "/v1/records?").body, "records");
+  EXPECT_EQ(call("GET", "/assets/app.js?v=3").body, "asset");
+  // A '?' ends the path: the query never makes a prefix or an exact path match.
+  EXPECT_EQ(call("GET", "/v1?/records").status, 404);
+  EXPECT_EQ(call("GET", "/assets?/app.js").status, 404);
+  Response missing = call("GET", "/v1/recordsx?kind=feedback");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.body, R"({"error":"no such path \"/v1/recordsx\"","reason":"not_found"})");
+  // A long unknown path is quoted up to 200 bytes.
+  Response long_path = call("GET", "/" + std::string(300, 'x'));
+  EXPECT_EQ(long_path.status, 404);
+  EXPECT_THAT(long_path.body, HasSubstr(std::string(199, 'x') + R"(...\")"));
+  EXPECT_THAT(long_path.body, Not(HasSubstr(std::string(200, 'x'))));
+}
+
+TEST(Router, HeadGoesToTheGetRouteUnlessAHeadRouteTakesIt) {
+  Router router;
+  auto answer = [](std::string text) {
+    return [text](const Request& request, Response& response) {
+      response.body = text + " " + request.method;
+    };
+  };
+  router.Exact("GET", "/page", answer("page"));
+  router.Exact("GET", "/own", answer("get"));
+  router.Exact("HEAD", "/own", answer("head"));
+  router.Exact("POST", "/post-only", answer("post"));
+  router.Prefix("*", "/any/", answer("any"));
+  auto call = [&](std::string method, std::string target) {
+    Response response;
+    router.Handle(Request{.method = method, .target = target}, response);
+    return response;
+  };
+  EXPECT_EQ(call("HEAD", "/page?x=1").body, "page HEAD");
+  EXPECT_EQ(call("HEAD", "/own").body, "head HEAD");
+  EXPECT_EQ(call("GET", "/own").body, "get GET");
+  EXPECT_EQ(call("HEAD", "/any/thing").body, "any HEAD");
+  // No GET route: HEAD is a method like any other.
+  Response head_on_post = call("HEAD", "/post-only");
+  EXPECT_EQ(head_on_post.status, 405);
+  ASSERT_EQ(head_on_post.headers.size(), 1u);
+  EXPECT_EQ(head_on_post.headers[0].second, "POST");
+  // Allow names the registered methods in registration order.
+  Response wrong = call("DELETE", "/own");
+  EXPECT_EQ(wrong.status, 405);
+  ASSERT_EQ(wrong.headers.size(), 1u);
+  EXPECT_EQ(wrong.headers[0].first, "Allow");
+  EXPECT_EQ(wrong.headers[0].second, "GET, HEAD");
+  EXPECT_EQ(wrong.body, R"({"error":"method DELETE is not allowed on \"/own\"",)"
+                        R"("reason":"method_not_allowed"})");
+}
+
+TEST(Router, HeadOverARunningServerSendsTheHeadersOnly) {
+  Router router;
+  router.Exact("GET", "/hello", [](const Request&, Response& response) { response.body = "hi"; });
+  auto server = StartOrDie({.threads = 1}, router.AsHandler());
+  ASSERT_NE(server, nullptr);
+  WireClient client(server->port());
+  auto head = client.Call("HEAD", "/hello");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.body(), "");
+  EXPECT_EQ(head["Content-Length"], "2");  // the GET answer's length, no body
+  EXPECT_EQ(client.Call("GET", "/hello").body(), "hi");
 }
 
 TEST(Router, RoutesRequestsOfARunningServer) {
