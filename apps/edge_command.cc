@@ -28,6 +28,7 @@
 #include "apps/edge_config.h"
 #include "apps/edge_forwarder.h"
 #include "base/file.h"
+#include "base/http/server.h"
 #include "base/logging.h"
 #include "base/names.h"
 #include "insight/evaluator.h"
@@ -192,25 +193,17 @@ serve::HandlerOptions MakeHandlerOptions(const EdgeConfig& config, insight::Eval
   return handler_options;
 }
 
-// The HTTP listener: the edge's own API (EdgeApi::Owns) and the Open Inference Protocol.
-// `handler` and `edge_api` are not owned and must outlive the server.
+// The HTTP listener, routing with `router`: the edge's own API and the Open Inference
+// Protocol register their routes on it. `router` (and what its routes point at) is not owned
+// and must outlive the server.
 Result<std::unique_ptr<serve::HttpServer>> StartHttpServer(const EdgeConfig& config,
-                                                           serve::Handler& handler,
-                                                           serve::EdgeApi& edge_api) {
+                                                           const http::Router& router) {
   serve::HttpServerOptions server_options;
   server_options.address = config.listen_address;
   server_options.port = config.listen_port;
   server_options.threads = config.threads;
   server_options.max_body_bytes = config.max_body_bytes;
-  return serve::HttpServer::Start(
-      server_options,
-      [&handler, &edge_api](const serve::HttpRequest& request, serve::HttpResponse& response) {
-        if (serve::EdgeApi::Owns(request.target)) {
-          edge_api.Handle(request, response);
-        } else {
-          handler.Handle(request, response);
-        }
-      });
+  return serve::HttpServer::Start(server_options, router.AsHandler());
 }
 
 // The gRPC listener, or nullptr when the config has none. `repository` and `evaluator` are
@@ -295,9 +288,12 @@ Status RunEdge(const EdgeFlags& flags) {
                            StartEdgeForwarder(config, outbox.get(), *repository));
   serve::Handler handler(*repository, MakeHandlerOptions(config, evaluator.get()));
   serve::EdgeApi edge_api({.outbox = outbox.get(), .shadow = shadow.get()});
+  http::Router router;
+  serve::RegisterRoutes(router, handler);  // /v2/..., /metrics
+  edge_api.RegisterRoutes(router);         // /v1/feedback, /v1/records, /v1/outbox
 
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<serve::HttpServer> server,
-                           StartHttpServer(config, handler, edge_api));
+                           StartHttpServer(config, router));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<serve::GrpcServer> grpc_server,
                            StartGrpcServer(config, *repository, evaluator.get()));
   AnnounceServing(config, *server, grpc_server.get(), *repository, outbox_options.path);

@@ -201,44 +201,46 @@ std::string FeedbackPayload(const Feedback& feedback, int64_t time_ms) {
 
 EdgeApi::EdgeApi(EdgeApiOptions options)
     : options_(std::move(options)),
-      clock_(options_.clock != nullptr ? options_.clock : &SystemClock()) {}
+      clock_(options_.clock != nullptr ? options_.clock : &SystemClock()) {
+  RegisterRoutes(router_);
+}
 
 bool EdgeApi::Owns(std::string_view target) {
   std::string_view path = target.substr(0, target.find('?'));
   return path == "/v1" || path.rfind("/v1/", 0) == 0;
 }
 
+void EdgeApi::RegisterRoutes(http::Router& router) const {
+  // Every route answers 503 on a node that has no outbox.
+  auto route = [this](auto answer) {
+    return [this, answer](const HttpRequest& request, HttpResponse& response) {
+      if (options_.outbox == nullptr) {
+        SetErrorResponse(UnavailableError("this node has no outbox"), response);
+        return;
+      }
+      answer(request, response);
+    };
+  };
+  router.Exact("POST", "/v1/feedback",
+               route([this](const HttpRequest& request, HttpResponse& response) {
+                 PostFeedback(request, response);
+               }));
+  router.Exact("GET", "/v1/records",
+               route([this](const HttpRequest& request, HttpResponse& response) {
+                 std::string_view target = request.target;
+                 const size_t question = target.find('?');
+                 GetRecords(question == std::string_view::npos ? std::string_view()
+                                                               : target.substr(question + 1),
+                            response);
+               }));
+  router.Exact("GET", "/v1/outbox", route([this](const HttpRequest&, HttpResponse& response) {
+                 GetOutbox(response);
+               }));
+}
+
 void EdgeApi::Handle(const HttpRequest& request, HttpResponse& response) const {
   response.Clear();
-  std::string_view target = request.target;
-  size_t question = target.find('?');
-  std::string_view path = target.substr(0, question);
-  std::string_view query =
-      question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
-  auto wrong_method = [&](const char* allow) {
-    SetErrorResponse(InvalidArgumentError("method " + Truncated(request.method) +
-                                          " is not allowed on " + std::string(path))
-                         .WithReason("method_not_allowed"),
-                     response);
-    response.status = 405;
-    response.headers.emplace_back("Allow", allow);
-  };
-  if (options_.outbox == nullptr) {
-    SetErrorResponse(UnavailableError("this node has no outbox"), response);
-    return;
-  }
-  if (path == "/v1/feedback") {
-    if (request.method != "POST") return wrong_method("POST");
-    PostFeedback(request, response);
-  } else if (path == "/v1/records") {
-    if (request.method != "GET") return wrong_method("GET");
-    GetRecords(query, response);
-  } else if (path == "/v1/outbox") {
-    if (request.method != "GET") return wrong_method("GET");
-    GetOutbox(response);
-  } else {
-    SetErrorResponse(NotFoundError("no such path: " + Truncated(path)), response);
-  }
+  router_.Handle(request, response);
 }
 
 void EdgeApi::PostFeedback(const HttpRequest& request, HttpResponse& response) const {

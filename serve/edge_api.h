@@ -7,19 +7,22 @@
 //   GET  /v1/records?kind=&since=&limit=     records still held at the site, oldest first
 //   GET  /v1/outbox                          depth and bytes per class, oldest record's age,
 //                                            ingest rate, days of autonomy left
-// Errors are {"error": "<message>"} as everywhere in serve/: 400 for a malformed body or
-// query, 404 for an unknown /v1 path, 405 for a wrong method (with Allow), 413 for a body
-// over max_body_bytes, 503 when the outbox is full or failed (nothing was stored).
+// Errors are {"error": "<message>", "reason": "<code>"} as everywhere in serve/: 400 for a
+// malformed body or query, 404 for an unknown /v1 path, 405 for a wrong method (with Allow;
+// both from the router, base/http/server.h), 413 for a body over max_body_bytes, 503 when
+// the outbox is full or failed (nothing was stored).
 //
 // A feedback answer of 200 means the record is durable (the outbox's group commit was
 // fsynced); any other answer means it was not stored.
 //
 //   serve::EdgeApi edge_api({.outbox = outbox.get()});
-//   if (serve::EdgeApi::Owns(request.target)) edge_api.Handle(request, response);
+//   http::Router router;
+//   edge_api.RegisterRoutes(router);  // beside serve::RegisterRoutes(router, handler)
+//   auto server = http::Server::Start(options, router.AsHandler());
 //
 // Parsing: feedback bodies are read through the JSON adapter (base/json/json.h), which
 // reports errors as Status values.
-// Thread-safe: any number of threads may call Handle at once.
+// Thread-safe: any number of threads may call Handle (and the registered routes) at once.
 #ifndef OUTPOST_SERVE_EDGE_API_H_
 #define OUTPOST_SERVE_EDGE_API_H_
 
@@ -29,6 +32,7 @@
 #include <string_view>
 #include <variant>
 
+#include "base/http/server.h"
 #include "base/status.h"
 #include "outbox/outbox.h"
 #include "serve/handler.h"
@@ -85,11 +89,19 @@ struct EdgeApiOptions {
 class EdgeApi {
  public:
   explicit EdgeApi(EdgeApiOptions options);
+  // The routes point at this object.
+  EdgeApi(const EdgeApi&) = delete;
+  EdgeApi& operator=(const EdgeApi&) = delete;
 
   // True for targets this API answers: the path is /v1 or starts with /v1/.
   static bool Owns(std::string_view target);
 
-  // Answers one /v1 request. `response` is overwritten.
+  // Registers the routes above on a listener's router, one by one: POST /v1/feedback,
+  // GET /v1/records, GET /v1/outbox. This API must outlive the router's server.
+  void RegisterRoutes(http::Router& router) const;
+
+  // Answers one /v1 request through the same routes, without a listener (tests, fuzzing).
+  // `response` is overwritten.
   void Handle(const HttpRequest& request, HttpResponse& response) const;
 
  private:
@@ -99,6 +111,7 @@ class EdgeApi {
 
   EdgeApiOptions options_;
   Clock* clock_;  // not owned
+  http::Router router_;  // this API's routes alone, for Handle
 };
 
 }  // namespace outpost::serve

@@ -169,6 +169,14 @@ void SetErrorResponse(const Status& status, HttpResponse& response) {
   AppendErrorBody(status, response.body);
 }
 
+void RegisterRoutes(http::Router& router, const Handler& handler) {
+  auto answer = [&handler](const HttpRequest& request, HttpResponse& response) {
+    handler.Handle(request, response);
+  };
+  router.Prefix("*", "/v2", answer);
+  router.Exact("*", "/metrics", answer);
+}
+
 Handler::Handler(ModelRepository& repository, HandlerOptions options)
     : repository_(repository), options_(std::move(options)) {
   if (options_.server_version.empty()) options_.server_version = OUTPOST_VERSION;

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "base/http/message.h"
+#include "base/http/server.h"
 #include "base/status.h"
 #include "base/status_mapping.h"
 #include "insight/evaluator.h"
@@ -119,6 +120,12 @@ class Handler {
   HandlerOptions options_;
   std::string server_metadata_;  // the GET /v2 body, built once
 };
+
+// Registers the Open Inference Protocol on a listener's router (base/http/server.h): every
+// path that starts with /v2, and /metrics, for any method, go to `handler`, which reads the
+// rest of the path itself (model, version, action) and answers its own 404s and 405s (with
+// Allow) as listed above. `handler` is not owned and must outlive the router's server.
+void RegisterRoutes(http::Router& router, const Handler& handler);
 
 }  // namespace outpost::serve
 
