@@ -33,6 +33,14 @@ std::string Node::Describe(size_t index) const {
   return "node \"" + name + "\" (" + op + ")";
 }
 
+size_t Node::CapturedInputs() const {
+  size_t n = 0;
+  for (const Attribute& a : attributes) {
+    if (a.type == AttrType::kGraph && a.graph) n += a.graph->captured;
+  }
+  return n;
+}
+
 ValueId Graph::AddValue(std::string name, Value::Kind kind) {
   Value v;
   v.name = std::move(name);

@@ -41,11 +41,13 @@ enum class AttrType : uint8_t {
   kInts,
   kStrings,
   kTensors,
-  kGraph,  // a subgraph; kept as a marker only (no phase-1 operator takes one)
+  kGraph,  // a subgraph (If's branches, Loop's and Scan's bodies)
   kOther,  // sparse tensors, type protos, lists of graphs: not interpreted
 };
 
 std::string_view AttrTypeName(AttrType type);
+
+struct Graph;
 
 struct Attribute {
   std::string name;
@@ -58,6 +60,7 @@ struct Attribute {
   std::vector<std::string> strings;
   std::shared_ptr<const Tensor> tensor;  // kTensor
   std::vector<std::shared_ptr<const Tensor>> tensors;  // kTensors
+  std::shared_ptr<const Graph> graph;                  // kGraph
 };
 
 struct Node {
@@ -73,6 +76,9 @@ struct Node {
   const Attribute* FindAttribute(std::string_view attr_name) const;
   // `node "fc1" (Gemm)`, or `node #3 (Gemm)` when unnamed; used as error context.
   std::string Describe(size_t index) const;
+  // How many of `inputs` are values its subgraphs read from the enclosing graph (appended
+  // after the node's own inputs, subgraph by subgraph in attribute order).
+  size_t CapturedInputs() const;
 };
 
 // One dimension of a declared shape: a size, or a symbol ("batch"), or unknown.
@@ -107,6 +113,9 @@ struct Graph {
   std::vector<Node> nodes;
   std::vector<ValueId> inputs;   // graph inputs fed by the caller, in order
   std::vector<ValueId> outputs;  // in order; may repeat or name inputs and constants
+  // Subgraphs only: the last `captured` entries of `inputs` are values of the enclosing
+  // graphs that the subgraph reads by name; the owning node takes them as extra inputs.
+  size_t captured = 0;
 
   // Adds a value and returns its id.
   ValueId AddValue(std::string name, Value::Kind kind);

@@ -166,6 +166,7 @@ const KernelRegistry& KernelRegistry::Builtin() {
     RegisterSignalKernels(*r);
     RegisterExtraKernels(*r);
     RegisterQuantKernels(*r);
+    RegisterControlKernels(*r);
     RegisterMlKernels(*r);
     return r;
   }();

@@ -239,6 +239,7 @@ void RegisterSampleKernels(KernelRegistry& registry);
 void RegisterSignalKernels(KernelRegistry& registry);
 void RegisterExtraKernels(KernelRegistry& registry);
 void RegisterQuantKernels(KernelRegistry& registry);
+void RegisterControlKernels(KernelRegistry& registry);
 
 }  // namespace outpost::engine::onnx
 

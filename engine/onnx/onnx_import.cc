@@ -394,7 +394,11 @@ Result<AttributeProto::AttributeType> TypeFromValue(const AttributeProto& a) {
   return InvalidArgumentError("attribute \"" + a.name() + "\" has no type and no value");
 }
 
-Result<Attribute> ReadAttribute(const Reader& r, const AttributeProto& a) {
+struct GraphReader;
+Result<std::shared_ptr<const Graph>> ReadSubgraph(const GraphReader& outer, const GraphProto& gp);
+
+// Reads one attribute; `gr` is the graph being read, which a subgraph attribute extends.
+Result<Attribute> ReadAttribute(const GraphReader& gr, const Reader& r, const AttributeProto& a) {
   Attribute out;
   out.name = a.name();
   if (!a.ref_attr_name().empty()) {
@@ -444,9 +448,13 @@ Result<Attribute> ReadAttribute(const Reader& r, const AttributeProto& a) {
         out.tensors.push_back(std::make_shared<const Tensor>(std::move(t).value()));
       }
       break;
-    case AttributeProto::GRAPH:
+    case AttributeProto::GRAPH: {
       out.type = AttrType::kGraph;
+      auto sub = ReadSubgraph(gr, a.g());
+      if (!sub.ok()) return sub.status().WithContext("attribute \"" + a.name() + "\"");
+      out.graph = std::move(sub).value();
       break;
+    }
     default:
       out.type = AttrType::kOther;
       break;
@@ -500,6 +508,9 @@ struct GraphReader {
   const GraphProto& gp;
   Graph& g;
   std::unordered_map<std::string, ValueId> by_name;
+  // Subgraphs: names not defined inside are read from the enclosing graphs (captured).
+  bool subgraph = false;
+  int depth = 0;
 
   // Adds a value under a new, non-empty name.
   Result<ValueId> Define(const std::string& name, Value::Kind kind) {
@@ -581,7 +592,7 @@ Status ReadNode(GraphReader& gr, int n) {
     node.outputs.push_back(*id);
   }
   for (const AttributeProto& ap : np.attribute()) {
-    auto a = ReadAttribute(gr.r, ap);
+    auto a = ReadAttribute(gr, gr.r, ap);
     if (!a.ok()) return a.status().WithContext(context);
     node.attributes.push_back(std::move(a).value());
   }
@@ -589,22 +600,44 @@ Status ReadNode(GraphReader& gr, int n) {
   return Status();
 }
 
-// Points each node's inputs at the values defined by then.
+// The value named `name`; in a subgraph, a name defined only in an enclosing graph becomes
+// a captured input (appended to the subgraph's inputs). kNoValue when undefined.
+ValueId Lookup(GraphReader& gr, const std::string& name) {
+  auto it = gr.by_name.find(name);
+  if (it != gr.by_name.end()) return it->second;
+  if (!gr.subgraph) return kNoValue;
+  auto id = gr.Define(name, Value::Kind::kGraphInput);
+  if (!id.ok()) return kNoValue;
+  gr.g.inputs.push_back(*id);
+  ++gr.g.captured;
+  return *id;
+}
+
+// Points each node's inputs at the values defined by then, then appends the values its
+// subgraphs capture from this graph.
 Status ResolveNodeInputs(GraphReader& gr) {
   for (int n = 0; n < gr.gp.node_size(); ++n) {
     const NodeProto& np = gr.gp.node(n);
     Node& node = gr.g.nodes[static_cast<size_t>(n)];
-    for (const std::string& in : np.input()) {
+    std::vector<std::string> names(np.input().begin(), np.input().end());
+    for (const Attribute& a : node.attributes) {
+      if (a.type != AttrType::kGraph || !a.graph) continue;
+      const Graph& sub = *a.graph;
+      for (size_t i = sub.inputs.size() - sub.captured; i < sub.inputs.size(); ++i) {
+        names.push_back(sub.values[static_cast<size_t>(sub.inputs[i])].name);
+      }
+    }
+    for (const std::string& in : names) {
       if (in.empty()) {
         node.inputs.push_back(kNoValue);
         continue;
       }
-      auto it = gr.by_name.find(in);
-      if (it == gr.by_name.end()) {
+      const ValueId id = Lookup(gr, in);
+      if (id == kNoValue) {
         return InvalidArgumentError(node.Describe(static_cast<size_t>(n)) + ": input \"" + in +
                                     "\" is not defined in the graph");
       }
-      node.inputs.push_back(it->second);
+      node.inputs.push_back(id);
     }
   }
   return Status();
@@ -613,18 +646,40 @@ Status ResolveNodeInputs(GraphReader& gr) {
 // Reads the graph outputs; the declared type and shape is kept for node outputs only.
 Status ReadGraphOutputs(GraphReader& gr) {
   for (const ValueInfoProto& vi : gr.gp.output()) {
-    auto it = gr.by_name.find(vi.name());
-    if (it == gr.by_name.end()) {
+    const ValueId id = Lookup(gr, vi.name());
+    if (id == kNoValue) {
       return InvalidArgumentError("graph output \"" + vi.name() + "\" is not defined");
     }
     auto info = ReadValueInfo(gr.r, vi);
     if (!info.ok()) return info.status().WithContext("graph output \"" + vi.name() + "\"");
-    Value& v = gr.g.values[static_cast<size_t>(it->second)];
+    Value& v = gr.g.values[static_cast<size_t>(id)];
     if (v.kind == Value::Kind::kNodeOutput) v.info = std::move(info).value();
-    gr.g.outputs.push_back(it->second);
+    gr.g.outputs.push_back(id);
   }
   if (gr.g.outputs.empty()) return InvalidArgumentError("the graph has no outputs");
   return Status();
+}
+
+// Deepest nesting of subgraphs the engine reads.
+inline constexpr int kMaxSubgraphDepth = 8;
+
+Result<std::shared_ptr<const Graph>> ReadSubgraph(const GraphReader& outer, const GraphProto& gp) {
+  if (outer.depth + 1 > kMaxSubgraphDepth) {
+    return ResourceExhaustedError("subgraphs are nested more than " +
+                                  std::to_string(kMaxSubgraphDepth) + " deep");
+  }
+  OUTPOST_RETURN_IF_ERROR(CheckGraphLimits(outer.r, gp));
+  auto g = std::make_shared<Graph>();
+  g->ir_version = outer.g.ir_version;
+  g->producer_name = outer.g.producer_name;
+  g->opsets = outer.g.opsets;
+  GraphReader gr{outer.r, outer.model, gp, *g, {}, true, outer.depth + 1};
+  OUTPOST_RETURN_IF_ERROR(ReadInitializersAndInputs(gr));
+  g->nodes.reserve(static_cast<size_t>(gp.node_size()));
+  for (int n = 0; n < gp.node_size(); ++n) OUTPOST_RETURN_IF_ERROR(ReadNode(gr, n));
+  OUTPOST_RETURN_IF_ERROR(ResolveNodeInputs(gr));
+  OUTPOST_RETURN_IF_ERROR(ReadGraphOutputs(gr));
+  return std::shared_ptr<const Graph>(std::move(g));
 }
 
 Result<Graph> ReadModel(const Reader& r, const ModelProto& model) {
@@ -659,6 +714,8 @@ void WriteTensor(const Tensor& t, TensorProto* p) {
     p->set_raw_data(reinterpret_cast<const char*>(t.data()), t.byte_size());
   }
 }
+
+Status WriteGraph(const Graph& graph, GraphProto* gp);
 
 Status WriteAttribute(const Attribute& a, AttributeProto* p) {
   p->set_name(a.name);
@@ -696,6 +753,9 @@ Status WriteAttribute(const Attribute& a, AttributeProto* p) {
       for (const auto& t : a.tensors) WriteTensor(*t, p->add_tensors());
       break;
     case AttrType::kGraph:
+      if (!a.graph) return InvalidArgumentError("attribute \"" + a.name + "\" has no graph");
+      p->set_type(AttributeProto::GRAPH);
+      return WriteGraph(*a.graph, p->mutable_g());
     case AttrType::kOther:
       return InvalidArgumentError("attribute \"" + a.name + "\" cannot be exported");
   }
@@ -759,16 +819,10 @@ Result<Tensor> ImportTensor(std::span<const std::byte> bytes, const ImportOption
   return ReadTensor(r, p);
 }
 
-Result<std::string> ExportModel(const Graph& graph) {
-  ModelProto model;
-  model.set_ir_version(graph.ir_version > 0 ? graph.ir_version : 8);
-  model.set_producer_name(graph.producer_name.empty() ? "outpost" : graph.producer_name);
-  for (const auto& [domain, version] : graph.opsets) {
-    auto* op = model.add_opset_import();
-    op->set_domain(domain);
-    op->set_version(version);
-  }
-  GraphProto* gp = model.mutable_graph();
+namespace {
+
+// Writes a graph; captured values (read from enclosing graphs) are referred to by name only.
+Status WriteGraph(const Graph& graph, GraphProto* gp) {
   gp->set_name("outpost");
   for (const Value& v : graph.values) {
     if (v.kind == Value::Kind::kConstant && v.constant) {
@@ -777,8 +831,9 @@ Result<std::string> ExportModel(const Graph& graph) {
       WriteTensor(*v.constant, tp);
     }
   }
-  for (ValueId id : graph.inputs)
-    WriteValueInfo(graph.values[static_cast<size_t>(id)], gp->add_input());
+  for (size_t i = 0; i + graph.captured < graph.inputs.size(); ++i) {
+    WriteValueInfo(graph.values[static_cast<size_t>(graph.inputs[i])], gp->add_input());
+  }
   for (ValueId id : graph.outputs) {
     WriteValueInfo(graph.values[static_cast<size_t>(id)], gp->add_output());
   }
@@ -788,7 +843,9 @@ Result<std::string> ExportModel(const Graph& graph) {
     np->set_name(node.name);
     np->set_op_type(node.op_type);
     np->set_domain(node.domain);
-    for (ValueId in : node.inputs) {
+    const size_t own = node.inputs.size() - node.CapturedInputs();
+    for (size_t i = 0; i < own; ++i) {
+      const ValueId in = node.inputs[i];
       np->add_input(in == kNoValue ? std::string() : graph.values[static_cast<size_t>(in)].name);
     }
     for (ValueId out : node.outputs) {
@@ -799,6 +856,21 @@ Result<std::string> ExportModel(const Graph& graph) {
       if (!s.ok()) return s.WithContext(node.Describe(n));
     }
   }
+  return Status();
+}
+
+}  // namespace
+
+Result<std::string> ExportModel(const Graph& graph) {
+  ModelProto model;
+  model.set_ir_version(graph.ir_version > 0 ? graph.ir_version : 8);
+  model.set_producer_name(graph.producer_name.empty() ? "outpost" : graph.producer_name);
+  for (const auto& [domain, version] : graph.opsets) {
+    auto* op = model.add_opset_import();
+    op->set_domain(domain);
+    op->set_version(version);
+  }
+  OUTPOST_RETURN_IF_ERROR(WriteGraph(graph, model.mutable_graph()));
   std::string out;
   if (!model.SerializeToString(&out)) return InternalError("serializing the model failed");
   return out;

@@ -50,8 +50,9 @@ Result<Graph> ImportModelFile(const std::string& path, const ImportOptions& opti
 // STRING elements become BYTES. Unimplemented for complex types.
 Result<Tensor> ImportTensor(std::span<const std::byte> bytes, const ImportOptions& options = {});
 
-// Serializes a graph as a ModelProto (initializers as raw_data). Subgraph attributes are not
-// written (InvalidArgument). The inverse of ImportModel for graphs the engine builds itself.
+// Serializes a graph as a ModelProto (initializers as raw_data; subgraphs nested, their
+// captured values referred to by name). The inverse of ImportModel for graphs the engine
+// builds itself.
 Result<std::string> ExportModel(const Graph& graph);
 
 }  // namespace outpost::engine::onnx

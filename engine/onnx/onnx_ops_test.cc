@@ -649,6 +649,122 @@ TEST(OnnxOps, UnsupportedAttributeValuesNameTheNodeAndTheAttribute) {
   }
 }
 
+// ---- control flow ----
+
+Attribute GraphAttr(const std::string& name, Graph g) {
+  Attribute a;
+  a.name = name;
+  a.type = AttrType::kGraph;
+  a.graph = std::make_shared<const Graph>(std::move(g));
+  return a;
+}
+
+Result<std::unique_ptr<Model>> LoadGraph(Graph& g) {
+  OUTPOST_ASSIGN_OR_RETURN(std::string bytes, ExportModel(g));
+  return LoadOnnxModelFromBytes(std::as_bytes(std::span<const char>(bytes.data(), bytes.size())));
+}
+
+// A branch computing `x * factor`, reading x from the enclosing graph.
+Graph ScaleBranch(const std::string& prefix, float factor) {
+  GraphBuilder t(17);
+  ValueId x = t.Input("x", DataType::kFp32, {2});
+  t.graph().captured = 1;
+  t.Output(t.Op("Mul", {x, t.Floats(prefix + "_factor", {1}, {factor})}, {prefix + "_out"}));
+  return t.graph();
+}
+
+TEST(OnnxOps, IfRunsTheBranchTheConditionPicksAndFeedsLaterNodes) {
+  GraphBuilder b(17);
+  ValueId x = b.Input("x", DataType::kFp32, {2});
+  ValueId cond = b.Input("cond", DataType::kBool, {});
+  ValueId y = b.Op("If", {cond, x, x}, {"y"},
+                   {GraphAttr("then_branch", ScaleBranch("then", 2)),
+                    GraphAttr("else_branch", ScaleBranch("else", 3))});
+  b.Output(b.Op("Add", {y, b.Floats("one", {1}, {1})}, {"z"}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, LoadGraph(b.graph()));
+  std::vector<Tensor> in = {FloatTensor({2}, {1, 2}), Tensor(DataType::kBool, Shape{})};
+  in[1].values<bool>()[0] = true;
+  std::vector<Tensor> out;
+  OUTPOST_ASSERT_OK(model->Run(in, out));
+  ExpectNear(out[0], {3, 5});
+  in[1].values<bool>()[0] = false;
+  OUTPOST_ASSERT_OK(model->Run(in, out));
+  ExpectNear(out[0], {4, 7});
+}
+
+TEST(OnnxOps, LoopCarriesValuesAndStacksScanOutputs) {
+  // v = v + x, three times; the scan output collects each v.
+  GraphBuilder body(17);
+  body.Input("i", DataType::kInt64, {});
+  ValueId cond_in = body.Input("cond_in", DataType::kBool, {});
+  ValueId v = body.Input("v", DataType::kFp32, {2});
+  ValueId x = body.Input("x", DataType::kFp32, {2});
+  body.graph().captured = 1;
+  body.Output(body.Op("Identity", {cond_in}, {"cond_out"}));
+  ValueId next = body.Op("Add", {v, x}, {"v_out"});
+  body.Output(next);
+  body.Output(body.Op("Identity", {next}, {"scan_out"}));
+
+  GraphBuilder b(17);
+  ValueId xi = b.Input("x", DataType::kFp32, {2});
+  ValueId trips = b.Input("trips", DataType::kInt64, {});
+  ValueId y = b.Op("Loop", {trips, kNoValue, b.Floats("v0", {2}, {0, 0}), xi}, {"v_final", "scan"},
+                   {GraphAttr("body", body.graph())});
+  b.Output(y);
+  b.Output(y + 1);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, LoadGraph(b.graph()));
+  std::vector<Tensor> in = {FloatTensor({2}, {1, 10}), Ints64({}, {3})};
+  std::vector<Tensor> out;
+  OUTPOST_ASSERT_OK(model->Run(in, out));
+  ExpectNear(out[0], {3, 30});
+  ASSERT_EQ(out[1].shape(), (Shape{3, 2}));
+  ExpectNear(out[1], {1, 10, 2, 20, 3, 30});
+  // Zero trips: the carried value comes back unchanged.
+  in[1] = Ints64({}, {0});
+  OUTPOST_ASSERT_OK(model->Run(in, out));
+  ExpectNear(out[0], {0, 0});
+}
+
+TEST(OnnxOps, ScanSumsRowsForwardAndBackward) {
+  GraphBuilder body(17);
+  ValueId s = body.Input("s", DataType::kFp32, {2});
+  ValueId row = body.Input("row", DataType::kFp32, {2});
+  ValueId next = body.Op("Add", {s, row}, {"s_out"});
+  body.Output(next);
+  body.Output(body.Op("Identity", {next}, {"partial"}));
+
+  for (int64_t dir : {0, 1}) {
+    GraphBuilder b(17);
+    ValueId x = b.Input("x", DataType::kFp32, {3, 2});
+    ValueId y = b.Op("Scan", {b.Floats("s0", {2}, {0, 0}), x}, {"total", "partials"},
+                     {GraphAttr("body", body.graph()), IntAttr("num_scan_inputs", 1),
+                      IntsAttr("scan_input_directions", {dir})});
+    b.Output(y);
+    b.Output(y + 1);
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, LoadGraph(b.graph()));
+    std::vector<Tensor> in = {FloatTensor({3, 2}, {1, 2, 3, 4, 5, 6})};
+    std::vector<Tensor> out;
+    OUTPOST_ASSERT_OK(model->Run(in, out));
+    ExpectNear(out[0], {9, 12});
+    if (dir == 0) {
+      ExpectNear(out[1], {1, 2, 4, 6, 9, 12});
+    } else {
+      ExpectNear(out[1], {5, 6, 8, 10, 9, 12});
+    }
+  }
+}
+
+TEST(OnnxOps, IfWithoutABranchIsRefusedNamingTheAttribute) {
+  GraphBuilder b(17);
+  ValueId x = b.Input("x", DataType::kFp32, {2});
+  ValueId cond = b.Input("cond", DataType::kBool, {});
+  b.Output(b.Op("If", {cond, x}, {"y"}, {GraphAttr("then_branch", ScaleBranch("then", 2))}));
+  auto refused = LoadGraph(b.graph());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("else_branch"), std::string::npos);
+  EXPECT_NE(refused.status().message().find("y_node"), std::string::npos);
+}
+
 // ---- quantized ----
 
 TEST(OnnxOps, QuantizeDequantizeRoundTripAndPerAxis) {

@@ -283,7 +283,7 @@ Result<std::shared_ptr<const CompiledModel>> CompiledModel::Compile(
     const Node& node = g.nodes[static_cast<size_t>(n)];
     m->steps_.push_back({n, k, node.inputs, node.outputs});
   }
-  OUTPOST_RETURN_IF_ERROR(m->InferSignature());
+  if (options.infer_signature) OUTPOST_RETURN_IF_ERROR(m->InferSignature());
   return std::shared_ptr<const CompiledModel>(std::move(m));
 }
 

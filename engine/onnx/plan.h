@@ -30,6 +30,9 @@ struct CompileOptions {
   uint64_t max_plan_bytes = uint64_t{4} << 30;
   // Input-shape plans each Session keeps (most recently used first).
   size_t plan_cache_size = 4;
+  // Probe the graph for its signature. Off for subgraphs (If, Loop, Scan), whose inputs
+  // read from the enclosing graph declare no type; their owner plans them per run.
+  bool infer_signature = true;
 };
 
 class CompiledModel {
