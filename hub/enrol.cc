@@ -108,14 +108,30 @@ bool Enrolment::Owns(std::string_view target) {
   return target == "/enrol/v1" || target == "/enrol/v1/ca";
 }
 
+void Enrolment::RegisterRoutes(http::Router& router) {
+  router.Exact("GET", "/enrol/v1/ca",
+               [this](const HubRequest&, HubResponse& response) { response = CaCertificate(); });
+  router.Exact("POST", "/enrol/v1", [this](const HubRequest& request, HubResponse& response) {
+    response = Enrol(request);
+  });
+}
+
 HubResponse Enrolment::Handle(const HubRequest& request) {
   if (request.target == "/enrol/v1/ca") {
     if (request.method != "GET") return ErrorResponse(405, "method_not_allowed", "use GET");
-    return HubResponse{.status = 200, .content_type = "application/x-pem-file",
-                       .body = ca_.ca_pem()};
+    return CaCertificate();
   }
   if (request.target != "/enrol/v1") return ErrorResponse(404, "not_found", "no such endpoint");
   if (request.method != "POST") return ErrorResponse(405, "method_not_allowed", "use POST");
+  return Enrol(request);
+}
+
+HubResponse Enrolment::CaCertificate() const {
+  return HubResponse{.status = 200, .content_type = "application/x-pem-file",
+                     .body = ca_.ca_pem()};
+}
+
+HubResponse Enrolment::Enrol(const HubRequest& request) {
   if (request.body.size() > kMaxEnrolBodyBytes) {
     return ErrorResponse(413, "body_too_large", "enrolment body over 16 KiB");
   }

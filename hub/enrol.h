@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "base/clock.h"
+#include "base/http/server.h"
 #include "base/status.h"
 #include "hub/ca.h"
 #include "hub/http.h"
@@ -50,10 +51,19 @@ class Enrolment {
 
   // Whether `target` is an enrolment endpoint.
   static bool Owns(std::string_view target);
-  // GET /enrol/v1/ca and POST /enrol/v1 (FORMAT.md section 3).
+  // Registers GET /enrol/v1/ca and POST /enrol/v1 (FORMAT.md section 3) on the site
+  // listener's router (base/http/server.h), which answers other methods with 405. This
+  // object must outlive the router's server.
+  void RegisterRoutes(http::Router& router);
+  // Answers an enrolment request without a router (tests, fuzzing): the routes above, 405
+  // for another method, 404 for another target.
   HubResponse Handle(const HubRequest& request);
 
  private:
+  HubResponse CaCertificate() const;
+  // POST /enrol/v1: spends the token and issues the site's certificate.
+  HubResponse Enrol(const HubRequest& request);
+
   Store& store_;
   const HubCa& ca_;
   Clock& clock_;

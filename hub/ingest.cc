@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <optional>
+#include <utility>
 
 #include "base/file.h"
 #include "base/json/json.h"
@@ -176,17 +177,87 @@ Result<Caller> HubService::Authenticate(const PeerCredential& peer, HubResponse*
   return Caller{.kind = Caller::Kind::kSite, .tenant = site->tenant, .site_id = site->site_id};
 }
 
-HubResponse HubService::HandleSite(const HubRequest& request, const PeerCredential& peer) {
-  std::string_view target = request.target;
-  if (Enrolment::Owns(target)) return enrolment_.Handle(request);
-  if (target != "/sync/v1/batches" && target != "/sync/v1/status") {
-    return ErrorResponse(404, "not_found", "no such endpoint");
+namespace {
+
+// The site credential of the request that HandleSite is routing on this thread: the router
+// runs a route on its caller's thread before Handle returns, and the credential is not part
+// of the request (tests and fuzzing hand it in beside it).
+thread_local const PeerCredential* routed_peer = nullptr;
+
+// A route's answer from a handler that returns it.
+template <typename Fn>
+http::HandlerFn Answering(Fn fn) {
+  return [fn = std::move(fn)](const HubRequest& request, HubResponse& response) {
+    response = fn(request);
+  };
+}
+
+}  // namespace
+
+HubService::HubService(Store& store, Enrolment& enrolment, const PolicySet& policies,
+                       HubAuditLog* audit_log, HubServiceOptions options, Clock& clock)
+    : store_(store),
+      enrolment_(enrolment),
+      policies_(policies),
+      audit_log_(audit_log),
+      options_(std::move(options)),
+      clock_(clock) {
+  RegisterSiteRoutes();
+  RegisterOperatorRoutes();
+}
+
+void HubService::RegisterSiteRoutes() {
+  enrolment_.RegisterRoutes(site_router_);
+  // Any method: a peer without a credential is refused (401, 403) before the method counts.
+  auto sync = Answering([this](const HubRequest& request) {
+    return HandleSync(request, *routed_peer);
+  });
+  site_router_.Exact("*", "/sync/v1/batches", sync);
+  site_router_.Exact("*", "/sync/v1/status", sync);
+}
+
+void HubService::RegisterOperatorRoutes() {
+  auto site_paths = Answering([](const HubRequest&) {
+    return ErrorResponse(404, "not_found", "sites use the site listener");
+  });
+  operator_router_.Prefix("*", "/sync/", site_paths);
+  operator_router_.Prefix("*", "/enrol/", site_paths);
+  if (options_.operator_routes) {
+    options_.operator_routes(operator_router_);
+    return;
   }
+  if (options_.dashboard) {
+    operator_router_.Prefix("*", "/", Answering(options_.dashboard));
+    return;
+  }
+  operator_router_.Prefix("*", "/", Answering([](const HubRequest& request) {
+    if (request.caller.kind != Caller::Kind::kOperator) {
+      return ErrorResponse(401, "operator_token", "an operator bearer token is required");
+    }
+    return ErrorResponse(404, "not_found", "this build has no dashboard");
+  }));
+}
+
+HubResponse HubService::HandleSite(const HubRequest& request, const PeerCredential& peer) {
+  const PeerCredential* outer = std::exchange(routed_peer, &peer);
+  HubResponse response;
+  site_router_.Handle(request, response);
+  routed_peer = outer;
+  return response;
+}
+
+HubResponse HubService::HandleSync(const HubRequest& request, const PeerCredential& peer) {
   HubResponse refusal;
   Result<Caller> caller = Authenticate(peer, &refusal);
   if (!caller.ok()) return refusal;
-  if (request.method != "POST") return ErrorResponse(405, "method_not_allowed", "use POST");
-  if (target == "/sync/v1/status") return HandleStatus(*caller, request);
+  if (request.method != "POST") {
+    HubResponse response = ErrorResponse(405, "method_not_allowed", "use POST");
+    response.headers.emplace_back("Allow", "POST");
+    return response;
+  }
+  if (http::Router::PathOf(request.target) == "/sync/v1/status") {
+    return HandleStatus(*caller, request);
+  }
   BatchOutcome outcome = IngestBatch(*caller, request.body);
   return HubResponse{.status = outcome.http_status, .body = outcome.Body()};
 }
@@ -206,14 +277,9 @@ HubResponse HubService::HandleOperator(const HubRequest& request) {
   } else {
     with_caller.caller = Caller{};
   }
-  if (request.target.rfind("/sync/", 0) == 0 || request.target.rfind("/enrol/", 0) == 0) {
-    return ErrorResponse(404, "not_found", "sites use the site listener");
-  }
-  if (options_.dashboard) return options_.dashboard(with_caller);
-  if (with_caller.caller.kind != Caller::Kind::kOperator) {
-    return ErrorResponse(401, "operator_token", "an operator bearer token is required");
-  }
-  return ErrorResponse(404, "not_found", "this build has no dashboard");
+  HubResponse response;
+  operator_router_.Handle(with_caller, response);
+  return response;
 }
 
 void HubService::AuditRefusal(const Caller& caller, const BatchKey& key, std::string_view event,

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/http/server.h"
 #include "base/status.h"
 #include "hub/enrol.h"
 #include "hub/http.h"
@@ -96,27 +97,35 @@ struct HubServiceOptions {
   sync::DecodeLimits limits{};
   // Operator bearer token → tenant.
   std::map<std::string, std::string, std::less<>> operator_tokens{};
-  // Everything on the operator listener that is not ours (the dashboard); null: 404.
+  // Registers the operator listener's routes (the dashboard's API and assets,
+  // Dashboard::RegisterRoutes; the registry, RetrainScheduler::RegisterRoutes) on its
+  // router, once, when the service is made. What they point at must outlive the service.
+  std::function<void(http::Router&)> operator_routes{};
+  // Everything on the operator listener that no route above takes, as one handler (the
+  // dashboard, composed by hand); null with no operator_routes: 401 without an operator
+  // token, else 404.
   std::function<HubResponse(const HubRequest&)> dashboard{};
 };
 
-// The handlers of both listeners. `store`, `enrolment`, `policies`, `audit_log` and
-// `clock` outlive the service; `audit_log` may be null (refusals are then only logged).
-// Thread-safe.
+// The handlers of both listeners, each dispatching through its router (base/http/server.h):
+// the site listener's holds enrolment's routes (Enrolment::RegisterRoutes) and ingestion's
+// (/sync/v1/batches, /sync/v1/status); the operator listener's holds a 404 for the site
+// paths and whatever HubServiceOptions registers. `store`, `enrolment`, `policies`,
+// `audit_log` and `clock` outlive the service; `audit_log` may be null (refusals are then
+// only logged). Thread-safe.
 class HubService {
  public:
   HubService(Store& store, Enrolment& enrolment, const PolicySet& policies,
-             HubAuditLog* audit_log, HubServiceOptions options, Clock& clock = SystemClock())
-      : store_(store),
-        enrolment_(enrolment),
-        policies_(policies),
-        audit_log_(audit_log),
-        options_(std::move(options)),
-        clock_(clock) {}
+             HubAuditLog* audit_log, HubServiceOptions options, Clock& clock = SystemClock());
+  // The routes point at this object.
+  HubService(const HubService&) = delete;
+  HubService& operator=(const HubService&) = delete;
 
-  // The site listener: /enrol/v1... without a credential, /sync/v1/... with one.
+  // The site listener: /enrol/v1... without a credential, /sync/v1/... with one (`peer`);
+  // 404 for another path.
   HubResponse HandleSite(const HubRequest& request, const PeerCredential& peer);
-  // The operator listener: bearer token → tenant, then the dashboard.
+  // The operator listener: bearer token → tenant (checked once, before any route), then the
+  // operator routes.
   HubResponse HandleOperator(const HubRequest& request);
 
   // The site a credential belongs to (hub/FORMAT.md section 5), or the refusal.
@@ -136,6 +145,10 @@ class HubService {
   // The steps of IngestDecoded for one batch (ingest.cc).
   class BatchIngest;
 
+  void RegisterSiteRoutes();
+  void RegisterOperatorRoutes();
+  // POST /sync/v1/batches and /sync/v1/status: the credential first, then the method.
+  HubResponse HandleSync(const HubRequest& request, const PeerCredential& peer);
   HubResponse HandleStatus(const Caller& caller, const HubRequest& request);
   void AuditRefusal(const Caller& caller, const BatchKey& key, std::string_view event,
                     std::string_view reason, std::string_view detail);
@@ -146,6 +159,8 @@ class HubService {
   HubAuditLog* audit_log_;
   const HubServiceOptions options_;
   Clock& clock_;
+  http::Router site_router_;
+  http::Router operator_router_;
 };
 
 }  // namespace outpost::hub
