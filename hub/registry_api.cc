@@ -1,6 +1,7 @@
-// The model registry's operator API (hub/release.h, RetrainScheduler::Handles and Handle;
-// hub/QUERY_API.md "Model registry and retraining"): GET /api/v1/models, the versions of a
-// model, approve and reject, and POST/GET .../retrain over the scheduler's state.
+// The model registry's operator API (hub/release.h, RetrainScheduler::Handles, Handle and
+// RegisterRoutes; hub/QUERY_API.md "Model registry and retraining"): GET /api/v1/models, the
+// versions of a model, approve and reject, and POST/GET .../retrain over the scheduler's
+// state.
 #include "hub/retrain_scheduler.h"
 
 #include <optional>
@@ -372,5 +373,13 @@ bool RetrainScheduler::Handles(const HubRequest& request) const {
 }
 
 HubResponse RetrainScheduler::Handle(const HubRequest& request) { return impl_->Handle(request); }
+
+void RetrainScheduler::RegisterRoutes(http::Router& router) {
+  auto answer = [this](const HubRequest& request, HubResponse& response) {
+    response = Handle(request);
+  };
+  router.Exact("*", std::string(kModelsPrefix), answer);
+  router.Prefix("*", std::string(kModelsPrefix) + "/", answer);
+}
 
 }  // namespace outpost::hub

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/http/server.h"
 #include "base/status.h"
 #include "hub/http.h"
 #include "hub/store.h"
@@ -194,6 +195,11 @@ class RetrainScheduler {
   // with 404 "not_found" for one that names no route.
   bool Handles(const HubRequest& request) const;
   HubResponse Handle(const HubRequest& request);
+  // Registers those targets on the operator listener's router (base/http/server.h):
+  // /api/v1/models exactly and every path under /api/v1/models/, for any method, into
+  // Handle, which reads the model, version and action itself and answers its own 401, 404
+  // and 405. The scheduler must outlive the router's server.
+  void RegisterRoutes(http::Router& router);
 
  private:
   struct Impl;
