@@ -1,6 +1,6 @@
-// The dashboard's router (dashboard.h): checks the method, the target and the caller, and
-// hands each API route to its resource's handler (dashboard_internal.h lists their files) and
-// every other path to the static assets. Also here: what those handlers share, the
+// The dashboard's routes (dashboard.h): each API route checks the target and the caller,
+// then hands the request to its resource's handler (dashboard_internal.h lists their files);
+// every other path goes to the static assets. Also here: what those handlers share, the
 // responses, the payload readers and paging through the store.
 #include "hub/dashboard.h"
 
@@ -140,69 +140,116 @@ using dashboard_internal::TrainingResponse;
 
 std::string DefaultAssetsDir() { return OUTPOST_WEB_DIST_DIR; }
 
+namespace {
+
+// The part of a target after its '?'; empty when it has none.
+std::string_view QueryOf(std::string_view target) {
+  const size_t question = target.find('?');
+  return question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+}
+
+// A route's handler from a function that returns its answer: the target's length is checked
+// first, and a HEAD answer loses its body.
+template <typename Fn>
+http::HandlerFn Route(Fn answer) {
+  return [answer = std::move(answer)](const HubRequest& request, HubResponse& response) {
+    if (request.target.size() > kMaxTargetBytes) {
+      response = Error(414, "target_too_long", "the request target is over 4096 bytes");
+    } else {
+      response = answer(request);
+    }
+    if (request.method == "HEAD") response.body.clear();
+  };
+}
+
+// Registers `handler` for GET and HEAD (a 405's Allow names both).
+void AddGet(http::Router& router, std::string_view path, bool prefix,
+            const http::HandlerFn& handler) {
+  for (const char* method : {"GET", "HEAD"}) {
+    if (prefix) {
+      router.Prefix(method, std::string(path), handler);
+    } else {
+      router.Exact(method, std::string(path), handler);
+    }
+  }
+}
+
+// GET /api/v1/sites/{site}[/series|/audit]; `rest` is what follows "sites/".
+HubResponse SiteRoutes(const ApiContext& api, std::string_view rest, const QueryParams& params) {
+  const size_t slash = rest.find('/');
+  const std::string_view site_id = rest.substr(0, slash);
+  if (!SiteId::IsValid(site_id)) return Error(404, "site_not_found", "no such site");
+  if (slash == std::string_view::npos) return SiteResponse(api, site_id, params);
+  const std::string_view sub = rest.substr(slash + 1);
+  if (sub == "series") return SeriesResponse(api, site_id, params);
+  if (sub == "audit") return AuditResponse(api, site_id, params);
+  return Error(404, "not_found", "no such route");
+}
+
+}  // namespace
+
 Dashboard::Dashboard(Store* store, std::string assets_dir, DashboardOptions options)
     : store_(store),
       assets_dir_(std::move(assets_dir)),
       options_(options),
-      clock_(options.clock != nullptr ? options.clock : &SystemClock()) {}
+      clock_(options.clock != nullptr ? options.clock : &SystemClock()) {
+  RegisterRoutes(router_);
+}
+
+void Dashboard::RegisterRoutes(http::Router& router) const {
+  // An API route: an operator caller and a well-formed query string before anything else.
+  auto api = [this](auto answer) {
+    return Route([this, answer](const HubRequest& request) {
+      if (request.caller.kind != Caller::Kind::kOperator || request.caller.tenant.empty()) {
+        HubResponse response =
+            Error(401, "unauthenticated", "an operator's bearer token is needed");
+        response.headers.emplace_back("www-authenticate", "Bearer");
+        return response;
+      }
+      Result<QueryParams> params = ParseQueryString(QueryOf(request.target));
+      if (!params.ok()) return BadRequest(params.status());
+      const ApiContext context{.store = *store_,
+                               .options = options_,
+                               .now_ms = UnixMillis(clock_->Now()),
+                               .tenant = request.caller.tenant};
+      return answer(context, http::Router::PathOf(request.target), *params);
+    });
+  };
+  constexpr std::string_view kSites = "/api/v1/sites/";
+  AddGet(router, "/api/v1/sites", false,
+         api([](const ApiContext& c, std::string_view, const QueryParams& p) {
+           return SitesResponse(c, p);
+         }));
+  AddGet(router, "/api/v1/aggregates", false,
+         api([](const ApiContext& c, std::string_view, const QueryParams& p) {
+           return AggregatesResponse(c, p);
+         }));
+  AddGet(router, "/api/v1/records", false,
+         api([](const ApiContext& c, std::string_view, const QueryParams& p) {
+           return RecordsResponse(c, p);
+         }));
+  AddGet(router, "/api/v1/training", false,
+         api([](const ApiContext& c, std::string_view, const QueryParams& p) {
+           return TrainingResponse(c, p);
+         }));
+  AddGet(router, kSites, true,
+         api([kSites](const ApiContext& c, std::string_view path, const QueryParams& p) {
+           return SiteRoutes(c, path.substr(kSites.size()), p);
+         }));
+  // Any other /api/ path: still the operator and the query first, then 404.
+  AddGet(router, "/api/", true, api([](const ApiContext&, std::string_view, const QueryParams&) {
+           return Error(404, "not_found", "no such route");
+         }));
+  // Everything else: the built assets, no data in them, to any caller.
+  AddGet(router, "/", true, Route([this](const HubRequest& request) {
+           return AssetResponse(assets_dir_, http::Router::PathOf(request.target));
+         }));
+}
 
 HubResponse Dashboard::Handle(const HubRequest& request) const {
-  if (request.target.size() > kMaxTargetBytes) {
-    return Error(414, "target_too_long", "the request target is over 4096 bytes");
-  }
-  std::string_view target = request.target;
-  size_t question = target.find('?');
-  std::string_view path = target.substr(0, question);
-  std::string_view query =
-      question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
-  bool head = request.method == "HEAD";
-  if (request.method != "GET" && !head) {
-    HubResponse response = Error(405, "method_not_allowed", "only GET and HEAD are served");
-    response.headers.emplace_back("allow", "GET, HEAD");
-    return response;
-  }
-  auto strip_body = [head](HubResponse response) {
-    if (head) response.body.clear();
-    return response;
-  };
-
-  constexpr std::string_view kApi = "/api/v1/";
-  if (path.starts_with("/api/")) {
-    if (request.caller.kind != Caller::Kind::kOperator || request.caller.tenant.empty()) {
-      HubResponse response = Error(401, "unauthenticated", "an operator's bearer token is needed");
-      response.headers.emplace_back("www-authenticate", "Bearer");
-      return strip_body(std::move(response));
-    }
-    auto params = ParseQueryString(query);
-    if (!params.ok()) return strip_body(BadRequest(params.status()));
-    if (!path.starts_with(kApi)) return strip_body(Error(404, "not_found", "no such route"));
-    std::string_view route = path.substr(kApi.size());
-    const ApiContext api{.store = *store_,
-                         .options = options_,
-                         .now_ms = UnixMillis(clock_->Now()),
-                         .tenant = request.caller.tenant};
-    if (route == "sites") return strip_body(SitesResponse(api, *params));
-    if (route == "aggregates") return strip_body(AggregatesResponse(api, *params));
-    if (route == "records") return strip_body(RecordsResponse(api, *params));
-    if (route == "training") return strip_body(TrainingResponse(api, *params));
-    if (route.starts_with("sites/")) {
-      std::string_view rest = route.substr(6);
-      size_t slash = rest.find('/');
-      std::string_view site_id = rest.substr(0, slash);
-      std::string_view sub =
-          slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
-      if (!SiteId::IsValid(site_id)) {
-        return strip_body(Error(404, "site_not_found", "no such site"));
-      }
-      if (slash == std::string_view::npos) return strip_body(SiteResponse(api, site_id, *params));
-      if (sub == "series") return strip_body(SeriesResponse(api, site_id, *params));
-      if (sub == "audit") return strip_body(AuditResponse(api, site_id, *params));
-    }
-    return strip_body(Error(404, "not_found", "no such route"));
-  }
-
-  // Static assets: the built dashboard, no data in them.
-  return strip_body(AssetResponse(assets_dir_, path));
+  HubResponse response;
+  router_.Handle(request, response);
+  return response;
 }
 
 }  // namespace outpost::hub

@@ -4,6 +4,7 @@
 // HubResponse. hub/QUERY_API.md documents every route, parameter, limit and reason code.
 //
 //   hub::Dashboard dashboard(store.get(), hub::DefaultAssetsDir(), {});
+//   dashboard.RegisterRoutes(operator_router);   // or, without a listener:
 //   hub::HubResponse response = dashboard.Handle(request);
 //
 // Tenancy: the tenant comes from request.caller alone (an operator's bearer token, mapped by
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/http/server.h"
 #include "base/status.h"
 #include "hub/http.h"
 #include "hub/store.h"
@@ -70,8 +72,20 @@ class Dashboard {
   // output of `npm run build` in web/); when it is missing, asset requests answer 503.
   Dashboard(Store* store, std::string assets_dir, DashboardOptions options = {});
 
-  // Serves GET /api/v1/... (operators only: 401 without an operator caller and tenant) and
-  // GET of the static assets (no data in them: served to any caller).
+  // The routes point at this object.
+  Dashboard(const Dashboard&) = delete;
+  Dashboard& operator=(const Dashboard&) = delete;
+
+  // Registers the dashboard's routes on the operator listener's router (base/http/server.h),
+  // each for GET and HEAD (a HEAD answer has no body; other methods get the router's 405):
+  // /api/v1/sites, /api/v1/aggregates, /api/v1/records, /api/v1/training, the paths under
+  // /api/v1/sites/ (a site, its series, its audit), a 404 for any other path under /api/, and
+  // the static assets for every other path. The API routes are for operators only (401
+  // without an operator caller and tenant); the assets hold no data and go to any caller.
+  // The dashboard must outlive the router's server.
+  void RegisterRoutes(http::Router& router) const;
+
+  // Answers one request through the same routes, without a listener (tests, fuzzing).
   HubResponse Handle(const HubRequest& request) const;
 
  private:
@@ -79,6 +93,7 @@ class Dashboard {
   std::string assets_dir_;
   DashboardOptions options_;
   Clock* clock_;  // not owned
+  http::Router router_;  // the routes above, for Handle
 };
 
 }  // namespace outpost::hub
