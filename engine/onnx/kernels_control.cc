@@ -5,8 +5,8 @@
 // Which branch runs and how often a body runs depend on the data, so these nodes are planned
 // as dynamic (Infer() defers until every input is known): at run time Infer() executes the
 // subgraphs to learn the output shapes and Compute() executes them again into the outputs.
-// Each execution uses a fresh Session, so these nodes allocate; the rest of the model keeps
-// its static plan.
+// Each execution uses a fresh Session (one per loop, its plan reused by every iteration), so
+// these nodes allocate; the rest of the model keeps its static plan.
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -52,10 +52,9 @@ size_t CapturedOf(const KernelBuildContext& ctx, std::string_view name) {
   return (a != nullptr && a->graph) ? a->graph->captured : 0;
 }
 
-// Runs a compiled subgraph once.
-Status RunSubgraph(const std::shared_ptr<const CompiledModel>& model, std::vector<Tensor>& in,
-                   std::vector<Tensor>& out) {
-  Session session(model);
+// Runs a subgraph once. A loop keeps one Session for all its iterations, so that the plan
+// for the body's input shapes is built once.
+Status RunSubgraph(Session& session, std::vector<Tensor>& in, std::vector<Tensor>& out) {
   out.clear();  // tensors moved out of an earlier run must not be written in place
   return session.Run(in, out);
 }
@@ -122,7 +121,8 @@ class IfKernel : public ControlKernel {
     const size_t first = cond ? 1 : 1 + then_captured_;
     const size_t count = cond ? then_captured_ : else_captured_;
     for (size_t i = first; i < first + count; ++i) args.push_back(ToTensor(in[i]));
-    OUTPOST_RETURN_IF_ERROR(RunSubgraph(cond ? then_ : else_, args, results));
+    Session session(cond ? then_ : else_);
+    OUTPOST_RETURN_IF_ERROR(RunSubgraph(session, args, results));
     if (results.size() != outputs) {
       return InvalidArgumentError(std::string(cond ? "then_branch" : "else_branch") + " has " +
                                   std::to_string(results.size()) + " outputs, the node " +
@@ -205,6 +205,7 @@ class LoopKernel : public ControlKernel {
     for (size_t i = 0; i < carried; ++i) state.push_back(ToTensor(in[2 + i]));
     std::vector<std::vector<Tensor>> scan_slices(scans);
     std::vector<Tensor> args, out;
+    Session session(body_);
     int64_t it = 0;
     for (; it < trips && cond; ++it) {
       if (it >= kMaxIterations) return ResourceExhaustedError("the loop runs too many iterations");
@@ -217,7 +218,7 @@ class LoopKernel : public ControlKernel {
       args.push_back(std::move(c));
       for (Tensor& s : state) args.push_back(std::move(s));
       for (size_t i = 0; i < captured_; ++i) args.push_back(ToTensor(in[2 + carried + i]));
-      OUTPOST_RETURN_IF_ERROR(RunSubgraph(body_, args, out));
+      OUTPOST_RETURN_IF_ERROR(RunSubgraph(session, args, out));
       if (out.size() != 1 + carried + scans) {
         return InvalidArgumentError("the body has " + std::to_string(out.size()) +
                                     " outputs, expected " + std::to_string(1 + carried + scans));
@@ -342,6 +343,7 @@ class ScanKernel : public ControlKernel {
     for (size_t i = 0; i < states; ++i) state.push_back(ToTensor(in[i]));
     std::vector<std::vector<Tensor>> slices(k);
     std::vector<Tensor> args, out;
+    Session session(body_);
     for (int64_t t = 0; t < length; ++t) {
       args.clear();
       for (Tensor& s : state) args.push_back(std::move(s));
@@ -350,7 +352,7 @@ class ScanKernel : public ControlKernel {
         args.push_back(SliceAlong(in[states + j], axes[j], reverse ? length - 1 - t : t));
       }
       for (size_t i = 0; i < captured_; ++i) args.push_back(ToTensor(in[states + m + i]));
-      OUTPOST_RETURN_IF_ERROR(RunSubgraph(body_, args, out));
+      OUTPOST_RETURN_IF_ERROR(RunSubgraph(session, args, out));
       if (out.size() != states + k) {
         return InvalidArgumentError("the body has " + std::to_string(out.size()) +
                                     " outputs, expected " + std::to_string(states + k));
