@@ -1,7 +1,8 @@
 // Operators of phase 2 outside the big families: LRN, MeanVarianceNormalization,
 // GroupNormalization, Mish, Det, MaxUnpool, TfIdfVectorizer, and Unique and StringNormalizer
 // (whose output lengths depend on the data, so their shapes are computed during each run
-// when the input is not a constant, like NonZero's).
+// when the input is not a constant, like NonZero's), and the optimiser steps of the
+// ai.onnx.preview.training domain (Adagrad, Momentum, Adam).
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -789,6 +790,129 @@ Result<std::unique_ptr<Kernel>> MakeStringNormalizer(const KernelBuildContext& c
   return std::unique_ptr<Kernel>(new StringNormalizerKernel(change, sensitive != 0, std::move(stops)));
 }
 
+// ---- ai.onnx.preview.training: Adagrad, Adam, Momentum ----
+
+// One optimiser step over n tensors: inputs R, T, then groups of n tensors (X, G, and the
+// optimiser's state: H; V; or V and H), outputs X_new and the new state, group by group.
+enum class Optimizer : uint8_t { kAdagrad, kMomentum, kNesterov, kAdam };
+
+struct OptimizerAttrs {
+  Optimizer kind = Optimizer::kAdagrad;
+  double norm = 0, norm_post = 0, epsilon = 0, decay = 0, alpha = 0, beta = 0;
+};
+
+class OptimizerKernel : public Kernel {
+ public:
+  explicit OptimizerKernel(OptimizerAttrs a) : a_(a) {}
+
+  Status Infer(InferContext& ctx) const override {
+    const size_t groups = Groups();
+    if (ctx.num_inputs() < 2 || (ctx.num_inputs() - 2) % groups != 0 ||
+        ctx.num_outputs() != (ctx.num_inputs() - 2) / groups * (groups - 1)) {
+      return InvalidArgumentError("inputs and outputs do not form whole groups of tensors");
+    }
+    const size_t n = (ctx.num_inputs() - 2) / groups;
+    for (size_t i = 0; i < n; ++i) {
+      const Shape& x = ctx.input_shape(2 + i);
+      OUTPOST_RETURN_IF_ERROR(CheckType(ctx.input_type(2 + i), kFloatTypes, "X"));
+      for (size_t g = 1; g < groups; ++g) {
+        if (ctx.input_shape(2 + g * n + i) != x || ctx.input_type(2 + g * n + i) != ctx.input_type(2 + i)) {
+          return InvalidArgumentError("tensor " + std::to_string(i) +
+                                      " differs in shape or type across its group");
+        }
+      }
+      for (size_t g = 0; g + 1 < groups; ++g) ctx.SetOutput(g * n + i, ctx.input_type(2 + i), x);
+    }
+    return Status();
+  }
+
+  Status Compute(ComputeContext& ctx) const override {
+    const size_t n = (ctx.num_inputs() - 2) / Groups();
+    const double r = ReadDouble(ctx.input(0), 0);
+    const double t = static_cast<double>(ReadInt64(ctx.input(1), 0));
+    for (size_t i = 0; i < n; ++i) {
+      const TensorRef& x = ctx.input(2 + i);
+      const TensorRef& g = ctx.input(2 + n + i);
+      const TensorRef& s1 = ctx.input(2 + 2 * n + i);
+      for (int64_t e = 0; e < x.count; ++e) {
+        const double xv = ReadDouble(x, e);
+        const double gr = a_.norm * xv + ReadDouble(g, e);
+        double x_new = 0, s1_new = 0, s2_new = 0;
+        if (a_.kind == Optimizer::kAdagrad) {
+          s1_new = ReadDouble(s1, e) + gr * gr;
+          x_new = xv - r / (1 + t * a_.decay) * gr / (std::sqrt(s1_new) + a_.epsilon);
+        } else if (a_.kind == Optimizer::kAdam) {
+          s1_new = a_.alpha * ReadDouble(s1, e) + (1 - a_.alpha) * gr;
+          s2_new = a_.beta * ReadDouble(ctx.input(2 + 3 * n + i), e) + (1 - a_.beta) * gr * gr;
+          const double ra = t > 0 ? r * std::sqrt(1 - std::pow(a_.beta, t)) / (1 - std::pow(a_.alpha, t)) : r;
+          x_new = (1 - a_.norm_post) * (xv - ra * (s1_new / (std::sqrt(s2_new) + a_.epsilon)));
+        } else {
+          s1_new = a_.alpha * ReadDouble(s1, e) + (t > 0 ? a_.beta : 1.0) * gr;
+          x_new = a_.kind == Optimizer::kNesterov ? xv - r * (gr + a_.alpha * s1_new) : xv - r * s1_new;
+        }
+        Write(ctx, i, e, x_new);
+        Write(ctx, n + i, e, s1_new);
+        if (a_.kind == Optimizer::kAdam) Write(ctx, 2 * n + i, e, s2_new);
+      }
+    }
+    return Status();
+  }
+
+ private:
+  // Input groups: X, G and the state tensors.
+  size_t Groups() const { return a_.kind == Optimizer::kAdam ? 4 : 3; }
+  static void Write(ComputeContext& ctx, size_t out, int64_t e, double v) {
+    if (!ctx.has_output(out)) return;
+    const TensorRef& o = ctx.output(out);
+    (void)Dispatch<kFloatTypes>(o.type, [&](auto tag) {
+      using T = decltype(tag);
+      o.mut<T>()[e] = T(static_cast<MathT<T>>(v));
+      return Status();
+    });
+  }
+
+  OptimizerAttrs a_;
+};
+
+template <Optimizer kKind>
+Result<std::unique_ptr<Kernel>> MakeOptimizer(const KernelBuildContext& ctx) {
+  OptimizerAttrs a;
+  a.kind = kKind;
+  OUTPOST_ASSIGN_OR_RETURN(float norm, ctx.Float("norm_coefficient", 0));
+  a.norm = norm;
+  if (kKind == Optimizer::kAdagrad) {
+    OUTPOST_ASSIGN_OR_RETURN(float eps, ctx.Float("epsilon", 0));
+    OUTPOST_ASSIGN_OR_RETURN(float decay, ctx.Float("decay_factor", 0));
+    a.epsilon = eps;
+    a.decay = decay;
+  } else if (kKind == Optimizer::kAdam) {
+    OUTPOST_ASSIGN_OR_RETURN(float alpha, ctx.Float("alpha", 0.9f));
+    OUTPOST_ASSIGN_OR_RETURN(float beta, ctx.Float("beta", 0.999f));
+    OUTPOST_ASSIGN_OR_RETURN(float eps, ctx.Float("epsilon", 0));
+    OUTPOST_ASSIGN_OR_RETURN(float post, ctx.Float("norm_coefficient_post", 0));
+    a.alpha = alpha;
+    a.beta = beta;
+    a.epsilon = eps;
+    a.norm_post = post;
+  } else {
+    for (const char* required : {"alpha", "beta", "mode", "norm_coefficient"}) {
+      if (!ctx.Has(required)) {
+        return InvalidArgumentError(std::string("attribute \"") + required + "\" is required");
+      }
+    }
+    OUTPOST_ASSIGN_OR_RETURN(float alpha, ctx.Float("alpha", 0));
+    OUTPOST_ASSIGN_OR_RETURN(float beta, ctx.Float("beta", 0));
+    OUTPOST_ASSIGN_OR_RETURN(std::string mode, ctx.String("mode", ""));
+    if (mode != "standard" && mode != "nesterov") {
+      return InvalidArgumentError("attribute \"mode\" has unknown value \"" + mode + "\"");
+    }
+    a.kind = mode == "nesterov" ? Optimizer::kNesterov : Optimizer::kMomentum;
+    a.alpha = alpha;
+    a.beta = beta;
+  }
+  return std::unique_ptr<Kernel>(new OptimizerKernel(a));
+}
+
 }  // namespace
 
 void RegisterExtraKernels(KernelRegistry& r) {
@@ -801,6 +925,9 @@ void RegisterExtraKernels(KernelRegistry& r) {
   r.Add({"", "Unique", 11, 1000, &MakeUnique});
   r.Add({"", "TfIdfVectorizer", 9, 1000, &MakeTfIdf});
   r.Add({"", "StringNormalizer", 10, 1000, &MakeStringNormalizer});
+  r.Add({"ai.onnx.preview.training", "Adagrad", 1, 1000, &MakeOptimizer<Optimizer::kAdagrad>});
+  r.Add({"ai.onnx.preview.training", "Momentum", 1, 1000, &MakeOptimizer<Optimizer::kMomentum>});
+  r.Add({"ai.onnx.preview.training", "Adam", 1, 1000, &MakeOptimizer<Optimizer::kAdam>});
 }
 
 }  // namespace outpost::engine::onnx

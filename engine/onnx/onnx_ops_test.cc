@@ -765,6 +765,34 @@ TEST(OnnxOps, IfWithoutABranchIsRefusedNamingTheAttribute) {
   EXPECT_NE(refused.status().message().find("y_node"), std::string::npos);
 }
 
+TEST(OnnxOps, TrainingMomentumStepFollowsTheDefinition) {
+  GraphBuilder b(17);
+  b.graph().opsets["ai.onnx.preview.training"] = 1;
+  ValueId r = b.Input("r", DataType::kFp32, {});
+  ValueId t = b.Input("t", DataType::kInt64, {});
+  ValueId x = b.Input("x", DataType::kFp32, {2});
+  ValueId g = b.Input("g", DataType::kFp32, {2});
+  ValueId v = b.Input("v", DataType::kFp32, {2});
+  ValueId y = b.Op("Momentum", {r, t, x, g, v}, {"x_new", "v_new"},
+                   {FloatAttr("alpha", 0.5f), FloatAttr("beta", 2.0f),
+                    FloatAttr("norm_coefficient", 0.0f), StringAttr("mode", "standard")},
+                   "ai.onnx.preview.training");
+  b.Output(y);
+  b.Output(y + 1);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, LoadGraph(b.graph()));
+  std::vector<Tensor> in = {FloatTensor({}, {0.1f}), Ints64({}, {1}), FloatTensor({2}, {1, 2}),
+                            FloatTensor({2}, {1, -1}), FloatTensor({2}, {4, 4})};
+  std::vector<Tensor> out;
+  OUTPOST_ASSERT_OK(model->Run(in, out));
+  // v' = 0.5 v + 2 g; x' = x - 0.1 v'
+  ExpectNear(out[1], {4, 0});
+  ExpectNear(out[0], {0.6f, 2});
+  // At t = 0 the gradient enters unscaled.
+  in[1] = Ints64({}, {0});
+  OUTPOST_ASSERT_OK(model->Run(in, out));
+  ExpectNear(out[1], {3, 1});
+}
+
 // ---- quantized ----
 
 TEST(OnnxOps, QuantizeDequantizeRoundTripAndPerAxis) {
