@@ -4,10 +4,12 @@
 //
 // Which branch runs and how often a body runs depend on the data, so these nodes are planned
 // as dynamic (Infer() defers until every input is known): at run time Infer() executes the
-// subgraphs to learn the output shapes and Compute() executes them again into the outputs.
+// subgraphs to learn the output shapes, and the Compute() that follows copies those results
+// (it executes again only when its inputs differ from what Infer() saw on this thread).
 // Each execution uses a fresh Session (one per loop, its plan reused by every iteration), so
 // these nodes allocate; the rest of the model keeps its static plan.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <limits>
 
@@ -59,10 +61,47 @@ Status RunSubgraph(Session& session, std::vector<Tensor>& in, std::vector<Tensor
   return session.Run(in, out);
 }
 
+// The results of the last Infer() on this thread, with copies of the inputs they came
+// from: the Compute() that follows on the same inputs (a dynamic step runs Infer() then
+// Compute()) takes them instead of executing the subgraphs a second time.
+struct LastExecution {
+  uint64_t kernel = 0;  // ControlKernel::id_; 0: none
+  std::vector<Tensor> inputs;  // BOOL-typed placeholders stand for omitted inputs
+  std::vector<bool> present;
+  std::vector<Tensor> results;
+};
+
+LastExecution& ThreadLastExecution() {
+  thread_local LastExecution last;
+  return last;
+}
+
+bool SameInputs(const LastExecution& last, const std::vector<TensorRef>& in,
+                const std::vector<bool>& present) {
+  if (last.present != present) return false;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (!present[i]) continue;
+    const Tensor& t = last.inputs[i];
+    const TensorRef& r = in[i];
+    if (t.type() != r.type || !std::equal(t.shape().begin(), t.shape().end(), r.shape.begin(),
+                                          r.shape.end())) {
+      return false;
+    }
+    if (r.type == DataType::kBytes) {
+      if (!std::equal(t.strings().begin(), t.strings().end(), r.strings)) return false;
+    } else if (r.count > 0 && std::memcmp(t.data(), r.data, t.byte_size()) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Base of the control-flow kernels: collects the inputs (or defers), runs Execute(), and
 // reports or copies the results.
 class ControlKernel : public Kernel {
  public:
+  ControlKernel() : id_(NextId()) {}
+
   Status Infer(InferContext& ctx) const override {
     std::vector<TensorRef> in(ctx.num_inputs());
     for (size_t i = 0; i < ctx.num_inputs(); ++i) {
@@ -76,6 +115,15 @@ class ControlKernel : public Kernel {
     for (size_t i = 0; i < results.size(); ++i) {
       ctx.SetOutput(i, results[i].type(), results[i].shape());
     }
+    LastExecution& last = ThreadLastExecution();
+    last.kernel = id_;
+    last.inputs.clear();
+    last.present.clear();
+    for (size_t i = 0; i < in.size(); ++i) {
+      last.present.push_back(ctx.has_input(i));
+      last.inputs.push_back(ctx.has_input(i) ? ToTensor(in[i]) : Tensor(DataType::kBool, Shape{}));
+    }
+    last.results = std::move(results);
     return Status();
   }
 
@@ -84,8 +132,16 @@ class ControlKernel : public Kernel {
     for (size_t i = 0; i < ctx.num_inputs(); ++i) {
       if (ctx.has_input(i)) in[i] = ctx.input(i);
     }
+    std::vector<bool> present(ctx.num_inputs());
+    for (size_t i = 0; i < ctx.num_inputs(); ++i) present[i] = ctx.has_input(i);
     std::vector<Tensor> results;
-    OUTPOST_RETURN_IF_ERROR(Execute(in, ctx.num_outputs(), results));
+    LastExecution& last = ThreadLastExecution();
+    if (last.kernel == id_ && SameInputs(last, in, present)) {
+      results = std::move(last.results);
+      last.kernel = 0;
+    } else {
+      OUTPOST_RETURN_IF_ERROR(Execute(in, ctx.num_outputs(), results));
+    }
     for (size_t i = 0; i < results.size() && i < ctx.num_outputs(); ++i) {
       if (!ctx.has_output(i)) continue;
       const TensorRef& o = ctx.output(i);
@@ -101,6 +157,15 @@ class ControlKernel : public Kernel {
   // Computes every output of the node from its inputs (absent ones have no data).
   virtual Status Execute(const std::vector<TensorRef>& in, size_t outputs,
                          std::vector<Tensor>& results) const = 0;
+
+ private:
+  // Ids unique for the process's life (an address could be reused by another model's node).
+  static uint64_t NextId() {
+    static std::atomic<uint64_t> next{1};
+    return next.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  uint64_t id_;
 };
 
 // ---- If ----
