@@ -293,12 +293,9 @@ Status AddOperatorTokens(const HubFlags& flags, hub::HubServiceOptions& options)
 }
 
 // The retraining schedule and the registry's operator API (hub/release.h), started when the
-// config has a `retrain:` list (else nullptr): requests under /api/v1/models go to it,
-// everything else on the operator listener to `options.dashboard` as before. `store` must
-// outlive the scheduler.
+// config has a `retrain:` list (else nullptr). `store` must outlive the scheduler.
 Result<std::unique_ptr<hub::RetrainScheduler>> StartRetraining(const HubFlags& flags,
-                                                               hub::Store& store,
-                                                               hub::HubServiceOptions& options) {
+                                                               hub::Store& store) {
   std::unique_ptr<hub::RetrainScheduler> scheduler;
   if (flags.retrain.empty()) return scheduler;
   OUTPOST_ASSIGN_OR_RETURN(std::string self, SelfExecutable());
@@ -307,18 +304,6 @@ Result<std::unique_ptr<hub::RetrainScheduler>> StartRetraining(const HubFlags& f
                                                                 .store_url = flags.store_url,
                                                                 .data_dir = flags.data_dir,
                                                                 .models = flags.retrain}));
-  std::function<hub::HubResponse(const hub::HubRequest&)> next = std::move(options.dashboard);
-  options.dashboard = [s = scheduler.get(), next = std::move(next)](const hub::HubRequest& r) {
-    if (s->Handles(r)) return s->Handle(r);
-    if (next) return next(r);
-    if (r.caller.kind != hub::Caller::Kind::kOperator) {
-      return hub::HubResponse{.status = 401,
-                              .body = R"({"error":"an operator bearer token is required",)"
-                                      R"("reason":"operator_token"})"};
-    }
-    return hub::HubResponse{
-        .status = 404, .body = R"({"error":"this build has no dashboard","reason":"not_found"})"};
-  };
   return scheduler;
 }
 
@@ -398,11 +383,15 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
   OUTPOST_RETURN_IF_ERROR(AddOperatorTokens(flags, service_options));
   auto dashboard = std::make_unique<hub::Dashboard>(
       store.get(), flags.web_dir.empty() ? hub::DefaultAssetsDir() : flags.web_dir);
-  service_options.dashboard = [d = dashboard.get()](const hub::HubRequest& r) {
-    return d->Handle(r);
-  };
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::RetrainScheduler> scheduler,
-                           StartRetraining(flags, *store, service_options));
+                           StartRetraining(flags, *store));
+  // The operator listener's routes: the registry's under /api/v1/models, the dashboard's
+  // API and assets everywhere else (the longer prefix wins).
+  service_options.operator_routes = [d = dashboard.get(), s = scheduler.get()](
+                                        http::Router& router) {
+    if (s != nullptr) s->RegisterRoutes(router);
+    d->RegisterRoutes(router);
+  };
   hub::Enrolment enrolment(*store, *ca);
   hub::HubService service(*store, enrolment, policies, audit_log.get(), std::move(service_options));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubServer> server,
