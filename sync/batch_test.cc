@@ -222,8 +222,13 @@ TEST(Batch, BodyReasonCodes) {
 }
 
 TEST(Batch, ReasonOfReadsTheCode) {
-  EXPECT_EQ(ReasonOf(InvalidArgumentError("batch_range: x")), "batch_range");
-  EXPECT_EQ(ReasonOf(InvalidArgumentError("Not a code: x")), "");
+  EXPECT_EQ(ReasonOf(ErrorWithReason(StatusCode::kInvalidArgument, "batch_range", "x")),
+            "batch_range");
+  // The reason is the Status's own, kept through context, never read from the message.
+  EXPECT_EQ(ReasonOf(ErrorWithReason(StatusCode::kInvalidArgument, "batch_range", "x")
+                         .WithContext("upload")),
+            "batch_range");
+  EXPECT_EQ(ReasonOf(InvalidArgumentError("batch_range: x")), "");
   EXPECT_EQ(ReasonOf(Status()), "");
 }
 

@@ -43,7 +43,7 @@ TEST(YamlParse, ParseErrorIsYamlCppsText) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(r.status().reason(), kErrorReason);
-  EXPECT_NE(r.status().message().find(": error at line 1, column "), std::string::npos)
+  EXPECT_NE(r.status().message().find(": error at line "), std::string::npos)
       << r.status().ToString();
 }
 
