@@ -233,24 +233,27 @@ Result<SealKey> ReadSealKey(const ExportFlags& flags, const std::string& creds) 
   const std::string path =
       flags.hub_public_key.empty() ? JoinPath(creds, "hub_export.pub") : flags.hub_public_key;
   if (!PathExists(path)) {
-    return FailedPreconditionError(
-        "export_no_hub_key: encrypting an export needs the hub's export key, and " + path +
-        " does not exist. `outpost enrol` writes it when the hub sends one (enrol again with "
-        "--force and a token from `outpost hub site add --reissue`), or pass "
-        "--hub-public-key FILE with a copy of the hub's <data_dir>/export.pub");
+    return ErrorWithReason(
+        StatusCode::kFailedPrecondition, "export_no_hub_key",
+        "encrypting an export needs the hub's export key, and " + path +
+            " does not exist. `outpost enrol` writes it when the hub sends one (enrol again with "
+            "--force and a token from `outpost hub site add --reissue`), or pass "
+            "--hub-public-key FILE with a copy of the hub's <data_dir>/export.pub");
   }
   OUTPOST_ASSIGN_OR_RETURN(key.pem, ReadFile(path, 1 << 16));
   if (key.pem.find("PRIVATE KEY") != std::string::npos) {
-    return InvalidArgumentError("export_no_hub_key: " + path +
-                                " holds a private key; give "
-                                "the hub's export.pub (export.key never leaves the hub)");
+    return ErrorWithReason(StatusCode::kInvalidArgument, "export_no_hub_key",
+                           path +
+                               " holds a private key; give "
+                               "the hub's export.pub (export.key never leaves the hub)");
   }
   Result<std::string> id = sync::ExportKeyIdHex(key.pem);
   if (!id.ok()) {
-    return InvalidArgumentError("export_no_hub_key: " + path +
-                                " is not the hub's X25519 "
-                                "export key: " +
-                                std::string(id.status().message()));
+    return ErrorWithReason(StatusCode::kInvalidArgument, "export_no_hub_key",
+                           path +
+                               " is not the hub's X25519 "
+                               "export key: " +
+                               std::string(id.status().message()));
   }
   key.id_hex = std::move(*id);
   return key;
@@ -449,9 +452,10 @@ Status RunImportReceipt(const ExportFlags& flags) {
   std::string id_hex = HexEncode(receipt->export_id);
   auto it = ledger.find(id_hex);
   if (it == ledger.end()) {
-    return FailedPreconditionError("receipt_unknown_export: export " + id_hex +
-                                   " is not pending at this site (its receipt was imported "
-                                   "already, or it was written elsewhere)");
+    return ErrorWithReason(StatusCode::kFailedPrecondition, "receipt_unknown_export",
+                           "export " + id_hex +
+                               " is not pending at this site (its receipt was imported "
+                               "already, or it was written elsewhere)");
   }
   std::vector<outbox::RecordKey> keys;
   std::vector<ExportedBatch> remaining;

@@ -27,7 +27,7 @@ HubResponse Json(int status, std::string body) {
   return HubResponse{.status = status, .body = std::move(body)};
 }
 
-// The reason code at the start of a status message ("bad_public_key: ..."), else `fallback`.
+// The reason a status carries (ErrorWithReason), else `fallback`.
 std::string ReasonIn(const Status& status, std::string_view fallback) {
   return std::string(status.has_reason() ? status.reason() : fallback);
 }
@@ -263,15 +263,15 @@ Status EnrolSite(const EnrolSiteOptions& options) {
   if (answer.status != 200) {
     const std::string_view reason = root["reason"].GetString().value_or("unknown");
     const std::string_view error = root["error"].GetString().value_or("");
-    std::string message = std::string(reason) + ": " + std::string(error);
+    // The hub's reason becomes this side's: `outpost enrol` reports it as the hub said it.
     switch (answer.status) {
       case 403:
-        return PermissionDeniedError(message);
+        return ErrorWithReason(StatusCode::kPermissionDenied, reason, error);
       case 400:
       case 413:
-        return InvalidArgumentError(message);
+        return ErrorWithReason(StatusCode::kInvalidArgument, reason, error);
       default:
-        return UnavailableError(message);
+        return ErrorWithReason(StatusCode::kUnavailable, reason, error);
     }
   }
   if (!root["certificate_pem"].is_string() || !root["ca_pem"].is_string()) {

@@ -11,7 +11,7 @@ namespace outpost::hub {
 namespace {
 
 Status WithCode(StatusCode code, std::string_view reason, std::string_view detail) {
-  return Status(code, std::string(reason) + ": " + std::string(detail));
+  return ErrorWithReason(code, reason, detail);
 }
 
 }  // namespace

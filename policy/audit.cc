@@ -16,7 +16,7 @@ namespace {
 
 
 Status ChainError(std::string_view reason, const std::string& detail) {
-  return DataLossError(std::string(reason) + ": " + detail);
+  return ErrorWithReason(StatusCode::kDataLoss, reason, detail);
 }
 
 // Checks that a line has every key with its type; returns its seq and prev.
