@@ -1,6 +1,6 @@
-// Resize (opsets 10 to 18) and Upsample (7 to 9): nearest with every nearest_mode, N-linear
-// and N-cubic interpolation over any axes, every coordinate_transformation_mode, scales or
-// sizes. Antialiasing and opset 18's axes and keep_aspect_ratio_policy are refused.
+// Resize (opsets 10 on) and Upsample (7 to 9): nearest with every nearest_mode, N-linear
+// and N-cubic interpolation over any axes, every coordinate_transformation_mode (opset 19's
+// half_pixel_symmetric included), scales or sizes, opset 18's axes. Antialiasing and keep_aspect_ratio_policy are refused.
 //
 // Each output coordinate of each axis is mapped once per run to at most four input taps
 // (index, weight) held in scratch memory; an output element is then the weighted sum over the
@@ -16,7 +16,8 @@ namespace {
 
 enum class ResizeMode : uint8_t { kNearest, kLinear, kCubic };
 enum class Transform : uint8_t {
-  kHalfPixel, kPytorchHalfPixel, kAlignCorners, kAsymmetric, kTfHalfPixelForNn, kTfCropAndResize
+  kHalfPixel, kPytorchHalfPixel, kAlignCorners, kAsymmetric, kTfHalfPixelForNn, kTfCropAndResize,
+  kHalfPixelSymmetric
 };
 enum class Rounding : uint8_t { kRoundPreferFloor, kRoundPreferCeil, kFloor, kCeil };
 
@@ -30,6 +31,7 @@ struct ResizeAttrs {
   // Input positions of roi, scales and sizes (-1: absent).
   int roi_input = -1, scales_input = -1, sizes_input = -1;
   std::vector<float> attr_scales;  // Upsample-7
+  std::vector<int64_t> axes;       // opset 18: the axes scales, sizes and roi describe
 };
 
 // One axis's taps for one output coordinate.
@@ -54,6 +56,20 @@ class ResizeKernel : public Kernel {
               Shape& out, bool& known) const;
   Taps MapCoordinate(int64_t x, int64_t in, int64_t out, float scale, double roi_start,
                      double roi_end) const;
+  // The entry of scales, sizes and roi that describes axis d of a rank-`rank` input, or -1
+  // when `axes` leaves the axis alone.
+  int64_t AxisSlot(size_t d, size_t rank) const {
+    if (a_.axes.empty()) return static_cast<int64_t>(d);
+    for (size_t k = 0; k < a_.axes.size(); ++k) {
+      const int64_t ax = a_.axes[k] < 0 ? a_.axes[k] + static_cast<int64_t>(rank) : a_.axes[k];
+      if (ax == static_cast<int64_t>(d)) return static_cast<int64_t>(k);
+    }
+    return -1;
+  }
+  // Entries scales, sizes and roi (per half) have.
+  int64_t Described(size_t rank) const {
+    return a_.axes.empty() ? static_cast<int64_t>(rank) : static_cast<int64_t>(a_.axes.size());
+  }
   template <typename T>
   void ResizePlanes(const T* x, T* y, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w,
                     int64_t planes, const Taps* th, const Taps* tw) const;
@@ -78,11 +94,13 @@ Status ResizeKernel::Plan(std::span<const int64_t> in, GetInput&& get,
     if (sc != nullptr && sc->count > 0) {
       return InvalidArgumentError("only one of scales and sizes may be given");
     }
-    if (sizes->count != static_cast<int64_t>(rank)) {
-      return InvalidArgumentError("sizes must have one entry per dimension of X");
+    if (sizes->count != Described(rank)) {
+      return InvalidArgumentError("sizes must have one entry per resized axis of X");
     }
     for (size_t i = 0; i < rank; ++i) {
-      out[i] = ReadInt64(*sizes, static_cast<int64_t>(i));
+      const int64_t k = AxisSlot(i, rank);
+      if (k < 0) continue;
+      out[i] = ReadInt64(*sizes, k);
       if (out[i] < 0) return InvalidArgumentError("sizes must not be negative");
       scales[i] = in[i] == 0 ? 1.0f
                              : static_cast<float>(out[i]) / static_cast<float>(in[i]);
@@ -90,10 +108,13 @@ Status ResizeKernel::Plan(std::span<const int64_t> in, GetInput&& get,
     return Status();
   }
   if (sc != nullptr && sc->count > 0) {
-    if (sc->count != static_cast<int64_t>(rank)) {
-      return InvalidArgumentError("scales must have one entry per dimension of X");
+    if (sc->count != Described(rank)) {
+      return InvalidArgumentError("scales must have one entry per resized axis of X");
     }
-    for (size_t i = 0; i < rank; ++i) scales[i] = static_cast<float>(ReadDouble(*sc, static_cast<int64_t>(i)));
+    for (size_t i = 0; i < rank; ++i) {
+      const int64_t k = AxisSlot(i, rank);
+      if (k >= 0) scales[i] = static_cast<float>(ReadDouble(*sc, k));
+    }
   } else if (!a_.attr_scales.empty()) {
     if (a_.attr_scales.size() != rank) {
       return InvalidArgumentError("attribute \"scales\" must have one entry per dimension of X");
@@ -119,6 +140,12 @@ Status ResizeKernel::Infer(InferContext& ctx) const {
   }
   const Shape& x = ctx.input_shape(0);
   if (x.empty() || x.size() > kMaxRank) return InvalidArgumentError("X must have rank 1 to 32");
+  std::array<bool, kMaxRank> named{};
+  for (int64_t axis : a_.axes) {
+    OUTPOST_ASSIGN_OR_RETURN(int64_t ax, NormalizeAxis(axis, static_cast<int64_t>(x.size())));
+    if (named[static_cast<size_t>(ax)]) return InvalidArgumentError("attribute \"axes\" repeats an axis");
+    named[static_cast<size_t>(ax)] = true;
+  }
   auto get = [&ctx](int i) -> const TensorRef* {
     if (!ctx.has_input(static_cast<size_t>(i))) {
       static const TensorRef kEmpty;
@@ -137,9 +164,8 @@ Status ResizeKernel::Infer(InferContext& ctx) const {
     if (a_.roi_input < 0 || !ctx.has_input(static_cast<size_t>(a_.roi_input))) {
       return InvalidArgumentError("tf_crop_and_resize needs roi");
     }
-    if (NumElements(ctx.input_shape(static_cast<size_t>(a_.roi_input))) !=
-        2 * static_cast<int64_t>(x.size())) {
-      return InvalidArgumentError("roi must have 2 entries per dimension of X");
+    if (NumElements(ctx.input_shape(static_cast<size_t>(a_.roi_input))) != 2 * Described(x.size())) {
+      return InvalidArgumentError("roi must have 2 entries per resized axis of X");
     }
   }
   size_t taps = 0;
@@ -158,6 +184,13 @@ Taps ResizeKernel::MapCoordinate(int64_t xo, int64_t in, int64_t out, float scal
     case Transform::kHalfPixel:
       orig = (x + 0.5) / s - 0.5;
       break;
+    case Transform::kHalfPixelSymmetric: {
+      // Centred: the rounding of the output length is spread over both ends.
+      const double adjustment = static_cast<double>(out) / (s * static_cast<double>(in));
+      const double center = static_cast<double>(in) / 2;
+      orig = center * (1 - adjustment) + (x + 0.5) / s - 0.5;
+      break;
+    }
     case Transform::kPytorchHalfPixel:
       orig = out > 1 ? (x + 0.5) / s - 0.5 : 0.0;
       break;
@@ -292,11 +325,14 @@ Status ResizeKernel::Compute(ComputeContext& ctx) const {
                             ? &ctx.input(static_cast<size_t>(a_.scales_input))
                             : nullptr;
   for (size_t d = 0; d < rank; ++d) {
-    if (sizes != nullptr && sizes->count > 0) {
+    const int64_t k = AxisSlot(d, rank);
+    if (k < 0) {
+      scales[d] = 1.0f;
+    } else if (sizes != nullptr && sizes->count > 0) {
       scales[d] = x.shape[d] == 0 ? 1.0f
                                   : static_cast<float>(y.shape[d]) / static_cast<float>(x.shape[d]);
     } else if (sc != nullptr && sc->count > 0) {
-      scales[d] = static_cast<float>(ReadDouble(*sc, static_cast<int64_t>(d)));
+      scales[d] = static_cast<float>(ReadDouble(*sc, k));
     } else {
       scales[d] = a_.attr_scales[d];
     }
@@ -318,8 +354,9 @@ Status ResizeKernel::Compute(ComputeContext& ctx) const {
   }
   for (size_t d = 0; d < rank; ++d) {
     axis_taps[d] = next;
-    const double rs = roi != nullptr ? ReadDouble(*roi, static_cast<int64_t>(d)) : 0.0;
-    const double re = roi != nullptr ? ReadDouble(*roi, static_cast<int64_t>(rank + d)) : 1.0;
+    const int64_t k = AxisSlot(d, rank);
+    const double rs = roi != nullptr && k >= 0 ? ReadDouble(*roi, k) : 0.0;
+    const double re = roi != nullptr && k >= 0 ? ReadDouble(*roi, Described(rank) + k) : 1.0;
     for (int64_t o = 0; o < y.shape[d]; ++o) {
       next[o] = MapCoordinate(o, x.shape[d], y.shape[d], scales[d], rs, re);
     }
@@ -419,6 +456,8 @@ Result<std::unique_ptr<Kernel>> MakeResize(const KernelBuildContext& ctx) {
       a.transform = Transform::kTfHalfPixelForNn;
     } else if (tr == "tf_crop_and_resize") {
       a.transform = Transform::kTfCropAndResize;
+    } else if (tr == "half_pixel_symmetric") {
+      a.transform = Transform::kHalfPixelSymmetric;
     } else {
       return UnimplementedError("attribute \"coordinate_transformation_mode\": \"" + tr +
                                 "\" is not supported");
@@ -449,7 +488,8 @@ Result<std::unique_ptr<Kernel>> MakeResize(const KernelBuildContext& ctx) {
   if (antialias != 0) {
     return UnimplementedError("attribute \"antialias\": antialiased Resize is not supported");
   }
-  if (ctx.Has("axes")) return UnimplementedError("attribute \"axes\" is not supported");
+  OUTPOST_ASSIGN_OR_RETURN(a.axes, ctx.Ints("axes"));
+  if (ctx.Has("axes") && a.axes.empty()) return InvalidArgumentError("attribute \"axes\" is empty");
   OUTPOST_ASSIGN_OR_RETURN(std::string policy, ctx.String("keep_aspect_ratio_policy", "stretch"));
   if (policy != "stretch") {
     return UnimplementedError("attribute \"keep_aspect_ratio_policy\": \"" + policy +

@@ -348,6 +348,36 @@ TEST(OnnxOps, ResizeNearestLinearAndCubic) {
   EXPECT_NEAR(out[0].values<float>()[6], 3.0f, 1e-5f);
 }
 
+TEST(OnnxOps, ResizeAxesAndHalfPixelSymmetric) {
+  // Opset 18: scales name only the last axis.
+  OpCase c{"Resize",
+           {FloatTensor({1, 1, 2, 2}, {1, 2, 3, 4}), std::nullopt, FloatTensor({1}, {2})},
+           {StringAttr("mode", "nearest"), IntsAttr("axes", {-1})},
+           1,
+           18};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 1, 2, 4}));
+  ExpectNear(out[0], {1, 1, 2, 2, 3, 3, 4, 4});
+  c.attrs.push_back(IntsAttr("axes", {3}));
+  c.attrs.erase(c.attrs.begin() + 1);
+  c.inputs[2] = FloatTensor({2}, {1, 2});
+  EXPECT_FALSE(RunCase(c).ok());  // two scales for one axis (refused when the run plans it)
+
+  // Opset 19's half_pixel_symmetric centres the rounding: scale 1.7 on a ramp of 3 gives 5
+  // outputs whose middle one lands exactly on the middle input.
+  OpCase h{"Resize",
+           {FloatTensor({3}, {0, 1, 2}), std::nullopt, FloatTensor({1}, {1.7f})},
+           {StringAttr("mode", "linear"),
+            StringAttr("coordinate_transformation_mode", "half_pixel_symmetric")},
+           1,
+           19};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(h));
+  ASSERT_EQ(out[0].shape(), (Shape{5}));
+  EXPECT_NEAR(out[0].values<float>()[2], 1.0f, 1e-5f);
+  EXPECT_NEAR(out[0].values<float>()[0], 0.0f, 1e-6f);
+  EXPECT_NEAR(out[0].values<float>()[4], 2.0f, 1e-6f);
+}
+
 TEST(OnnxOps, ResizeRefusesAntialiasByNameAndUpsampleDoublesNearest) {
   OpCase c{"Resize",
            {FloatTensor({1, 1, 2, 2}, {1, 2, 3, 4}), std::nullopt,
@@ -631,7 +661,7 @@ TEST(OnnxOps, UnsupportedAttributeValuesNameTheNodeAndTheAttribute) {
        "mode"},
       {{"Resize",
         {FloatTensor({1, 2}, {1, 2}), std::nullopt, FloatTensor({2}, {1, 2})},
-        {StringAttr("coordinate_transformation_mode", "half_pixel_symmetric")}},
+        {StringAttr("coordinate_transformation_mode", "quarter_pixel")}},
        "coordinate_transformation_mode"},
       {{"GRU",
         {FloatTensor({1, 1, 1}, {1}), FloatTensor({1, 3, 1}, {1, 1, 1}),
