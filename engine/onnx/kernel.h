@@ -147,12 +147,19 @@ class Kernel {
   virtual bool ReadsOnlyShapes() const { return false; }
 };
 
+struct CompileOptions;  // plan.h
+
 // What a kernel factory sees of its node: attributes (type-checked accessors), the opset,
-// and the inputs that are constants of the model.
+// the inputs that are constants of the model, and the model's compile options (which the
+// control-flow kernels pass on to their subgraphs).
 class KernelBuildContext {
  public:
-  KernelBuildContext(const Node& node, std::vector<const Tensor*> constant_inputs)
-      : node_(node), constants_(std::move(constant_inputs)) {}
+  KernelBuildContext(const Node& node, std::vector<const Tensor*> constant_inputs,
+                     const CompileOptions* options = nullptr)
+      : node_(node), constants_(std::move(constant_inputs)), options_(options) {}
+
+  // Null when the caller gave none.
+  const CompileOptions* compile_options() const { return options_; }
 
   const Node& node() const { return node_; }
   int opset() const { return node_.opset; }
@@ -186,6 +193,7 @@ class KernelBuildContext {
  private:
   const Node& node_;
   std::vector<const Tensor*> constants_;
+  const CompileOptions* options_;
 };
 
 using KernelFactory = Result<std::unique_ptr<Kernel>> (*)(const KernelBuildContext& ctx);

@@ -21,7 +21,7 @@ namespace outpost::engine::onnx {
 namespace {
 
 // Most iterations a Loop or Scan may run, so that a hostile model cannot run forever.
-inline constexpr int64_t kMaxIterations = int64_t{1} << 24;
+inline constexpr int64_t kMaxIterations = int64_t{1} << 20;
 
 Tensor ToTensor(const TensorRef& r) {
   Tensor t(r.type, Shape(r.shape.begin(), r.shape.end()));
@@ -40,7 +40,9 @@ Result<std::shared_ptr<const CompiledModel>> CompileSubgraph(const KernelBuildCo
   if (a == nullptr || a->type != AttrType::kGraph || !a->graph) {
     return InvalidArgumentError("attribute \"" + std::string(name) + "\" (a graph) is required");
   }
-  CompileOptions options;
+  // Subgraphs live under the model's limits.
+  CompileOptions options = ctx.compile_options() != nullptr ? *ctx.compile_options()
+                                                            : CompileOptions();
   options.infer_signature = false;
   auto compiled = CompiledModel::Compile(*a->graph, options);
   if (!compiled.ok()) {

@@ -784,6 +784,35 @@ TEST(OnnxOps, ScanSumsRowsForwardAndBackward) {
   }
 }
 
+TEST(OnnxOps, SubgraphsLiveUnderTheModelsLimits) {
+  // The body tiles x a thousand times: 4000 bytes, over a 1 KiB value limit.
+  GraphBuilder body(17);
+  body.Input("i", DataType::kInt64, {});
+  ValueId cond_in = body.Input("cond_in", DataType::kBool, {});
+  ValueId x = body.Input("x", DataType::kFp32, {1});
+  body.graph().captured = 1;
+  body.Output(body.Op("Identity", {cond_in}, {"cond_out"}));
+  body.Output(body.Op("Tile", {x, body.Ints("reps", {1}, {1000})}, {"big"}));
+
+  GraphBuilder b(17);
+  ValueId xi = b.Input("x", DataType::kFp32, {1});
+  ValueId y = b.Op("Loop", {b.Ints("trips", {}, {1}), kNoValue, xi}, {"scan"},
+                   {GraphAttr("body", body.graph())});
+  b.Output(y);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, ExportModel(b.graph()));
+  const auto span = std::as_bytes(std::span<const char>(bytes.data(), bytes.size()));
+  std::vector<Tensor> in = {FloatTensor({1}, {2})};
+  std::vector<Tensor> out;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto roomy, LoadOnnxModelFromBytes(span));
+  OUTPOST_ASSERT_OK(roomy->Run(in, out));
+  EXPECT_EQ(out[0].shape(), (Shape{1, 1000}));
+  OnnxOptions tight;
+  tight.compile.max_value_bytes = 1024;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, LoadOnnxModelFromBytes(span, tight));
+  const Status st = model->Run(in, out);
+  EXPECT_EQ(st.code(), StatusCode::kResourceExhausted) << st.ToString();
+}
+
 TEST(OnnxOps, IfWithoutABranchIsRefusedNamingTheAttribute) {
   GraphBuilder b(17);
   ValueId x = b.Input("x", DataType::kFp32, {2});

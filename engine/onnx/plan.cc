@@ -56,7 +56,7 @@ Status CompiledModel::RebindKernel(int32_t index, const KernelRegistry& registry
   for (ValueId id : node.inputs) {
     constant_inputs.push_back(id == kNoValue ? nullptr : constants_[static_cast<size_t>(id)].get());
   }
-  KernelBuildContext ctx(node, std::move(constant_inputs));
+  KernelBuildContext ctx(node, std::move(constant_inputs), &options_);
   auto kernel = def->create(ctx);
   if (!kernel.ok()) return kernel.status().WithContext(node.Describe(static_cast<size_t>(index)));
   kernels_[static_cast<size_t>(index)] = std::move(kernel).value();
