@@ -1,6 +1,7 @@
 // Resize (opsets 10 on) and Upsample (7 to 9): nearest with every nearest_mode, N-linear
 // and N-cubic interpolation over any axes, every coordinate_transformation_mode (opset 19's
-// half_pixel_symmetric included), scales or sizes, opset 18's axes. Antialiasing and keep_aspect_ratio_policy are refused.
+// half_pixel_symmetric included), scales or sizes, opset 18's axes and
+// keep_aspect_ratio_policy. Antialiasing is refused.
 //
 // Each output coordinate of each axis is mapped once per run to at most four input taps
 // (index, weight) held in scratch memory; an output element is then the weighted sum over the
@@ -20,6 +21,9 @@ enum class Transform : uint8_t {
   kHalfPixelSymmetric
 };
 enum class Rounding : uint8_t { kRoundPreferFloor, kRoundPreferCeil, kFloor, kCeil };
+// Opset 18's keep_aspect_ratio_policy for sizes: stretch each axis, or one scale for every
+// resized axis, the smallest (not_larger) or the largest (not_smaller) of sizes / input.
+enum class AspectPolicy : uint8_t { kStretch, kNotLarger, kNotSmaller };
 
 struct ResizeAttrs {
   ResizeMode mode = ResizeMode::kNearest;
@@ -32,6 +36,7 @@ struct ResizeAttrs {
   int roi_input = -1, scales_input = -1, sizes_input = -1;
   std::vector<float> attr_scales;  // Upsample-7
   std::vector<int64_t> axes;       // opset 18: the axes scales, sizes and roi describe
+  AspectPolicy policy = AspectPolicy::kStretch;
 };
 
 // One axis's taps for one output coordinate.
@@ -65,6 +70,19 @@ class ResizeKernel : public Kernel {
       if (ax == static_cast<int64_t>(d)) return static_cast<int64_t>(k);
     }
     return -1;
+  }
+  // The one scale of every resized axis under a keep_aspect_ratio_policy other than stretch.
+  float AspectScale(const TensorRef& sizes, std::span<const int64_t> in) const {
+    float best = 0;
+    bool first = true;
+    for (size_t i = 0; i < in.size(); ++i) {
+      const int64_t k = AxisSlot(i, in.size());
+      if (k < 0 || in[i] == 0) continue;
+      const float s = static_cast<float>(ReadInt64(sizes, k)) / static_cast<float>(in[i]);
+      if (first || (a_.policy == AspectPolicy::kNotLarger ? s < best : s > best)) best = s;
+      first = false;
+    }
+    return first ? 1.0f : best;
   }
   // Entries scales, sizes and roi (per half) have.
   int64_t Described(size_t rank) const {
@@ -101,9 +119,19 @@ Status ResizeKernel::Plan(std::span<const int64_t> in, GetInput&& get,
       const int64_t k = AxisSlot(i, rank);
       if (k < 0) continue;
       out[i] = ReadInt64(*sizes, k);
-      if (out[i] < 0) return InvalidArgumentError("sizes must not be negative");
+      if (out[i] < 0 || out[i] > (int64_t{1} << 32)) {
+        return InvalidArgumentError("sizes must be in [0, 2^32]");
+      }
       scales[i] = in[i] == 0 ? 1.0f
                              : static_cast<float>(out[i]) / static_cast<float>(in[i]);
+    }
+    if (a_.policy != AspectPolicy::kStretch) {
+      const float scale = AspectScale(*sizes, in);
+      for (size_t i = 0; i < rank; ++i) {
+        if (AxisSlot(i, rank) < 0) continue;
+        scales[i] = scale;
+        out[i] = static_cast<int64_t>(std::floor(scale * static_cast<float>(in[i]) + 0.5f));
+      }
     }
     return Status();
   }
@@ -329,8 +357,10 @@ Status ResizeKernel::Compute(ComputeContext& ctx) const {
     if (k < 0) {
       scales[d] = 1.0f;
     } else if (sizes != nullptr && sizes->count > 0) {
-      scales[d] = x.shape[d] == 0 ? 1.0f
-                                  : static_cast<float>(y.shape[d]) / static_cast<float>(x.shape[d]);
+      scales[d] = a_.policy != AspectPolicy::kStretch ? AspectScale(*sizes, x.shape)
+                  : x.shape[d] == 0
+                      ? 1.0f
+                      : static_cast<float>(y.shape[d]) / static_cast<float>(x.shape[d]);
     } else if (sc != nullptr && sc->count > 0) {
       scales[d] = static_cast<float>(ReadDouble(*sc, k));
     } else {
@@ -491,9 +521,13 @@ Result<std::unique_ptr<Kernel>> MakeResize(const KernelBuildContext& ctx) {
   OUTPOST_ASSIGN_OR_RETURN(a.axes, ctx.Ints("axes"));
   if (ctx.Has("axes") && a.axes.empty()) return InvalidArgumentError("attribute \"axes\" is empty");
   OUTPOST_ASSIGN_OR_RETURN(std::string policy, ctx.String("keep_aspect_ratio_policy", "stretch"));
-  if (policy != "stretch") {
-    return UnimplementedError("attribute \"keep_aspect_ratio_policy\": \"" + policy +
-                              "\" is not supported");
+  if (policy == "not_larger") {
+    a.policy = AspectPolicy::kNotLarger;
+  } else if (policy == "not_smaller") {
+    a.policy = AspectPolicy::kNotSmaller;
+  } else if (policy != "stretch") {
+    return InvalidArgumentError("attribute \"keep_aspect_ratio_policy\" has unknown value \"" +
+                                policy + "\"");
   }
   return std::unique_ptr<Kernel>(new ResizeKernel(std::move(a)));
 }

@@ -363,6 +363,20 @@ TEST(OnnxOps, ResizeAxesAndHalfPixelSymmetric) {
   c.inputs[2] = FloatTensor({2}, {1, 2});
   EXPECT_FALSE(RunCase(c).ok());  // two scales for one axis (refused when the run plans it)
 
+  // keep_aspect_ratio_policy: one scale for the named axes, the smaller or the larger.
+  for (const char* policy : {"not_larger", "not_smaller"}) {
+    OpCase k{"Resize",
+             {FloatTensor({1, 1, 2, 4}, std::vector<float>(8, 1.0f)), std::nullopt, std::nullopt,
+              Ints64({2}, {4, 4})},
+             {StringAttr("mode", "nearest"), IntsAttr("axes", {2, 3}),
+              StringAttr("keep_aspect_ratio_policy", policy)},
+             1,
+             18};
+    OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(k));
+    EXPECT_EQ(out[0].shape(), std::string(policy) == "not_larger" ? (Shape{1, 1, 2, 4})
+                                                                  : (Shape{1, 1, 4, 8}));
+  }
+
   // Opset 19's half_pixel_symmetric centres the rounding: scale 1.7 on a ramp of 3 gives 5
   // outputs whose middle one lands exactly on the middle input.
   OpCase h{"Resize",
