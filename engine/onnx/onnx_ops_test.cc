@@ -535,6 +535,11 @@ TEST(OnnxOps, WindowsDftAndStft) {
   ExpectNear(out[0], {0, 0.5f, 1, 0.5f});
   OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase({"HammingWindow", {size}, {IntAttr("periodic", 0)}}));
   EXPECT_NEAR(out[0].values<float>()[0], 25.0f / 46 - 21.0f / 46, 1e-6f);
+  // Blackman, periodic, N = 4: 0.42 - 0.5 cos(pi n / 2) + 0.08 cos(pi n).
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase({"BlackmanWindow", {size}, {IntAttr("output_datatype", 11)}}));
+  ASSERT_EQ(out[0].type(), DataType::kFp64);
+  EXPECT_NEAR(out[0].values<double>()[1], 0.42 - 0.08, 1e-9);
+  EXPECT_NEAR(out[0].values<double>()[2], 0.42 + 0.5 + 0.08, 1e-9);
 
   // An impulse transforms to all ones; onesided keeps n / 2 + 1 bins.
   OpCase d{"DFT", {FloatTensor({1, 4, 1}, {1, 0, 0, 0})}, {}};
@@ -933,6 +938,24 @@ TEST(OnnxOps, IntegerAndQLinearMatMulAndConv) {
   EXPECT_EQ(out[0].values<int32_t>()[2], 0);
   EXPECT_EQ(out[0].values<int32_t>()[5], 0);
   EXPECT_EQ(out[0].values<int32_t>()[4], 6);
+
+  // QLinearConv with an INT32 bias and per-output-channel weight scales: y = round(acc * sx *
+  // sw / sy) + zy, saturated.
+  OpCase ql{"QLinearConv",
+            {Bytes(DataType::kUint8, {1, 1, 1, 2}, {10, 20}), FloatTensor({}, {0.5f}),
+             Bytes(DataType::kUint8, {}, {0}), Bytes(DataType::kInt8, {2, 1, 1, 1}, {2, -3}),
+             FloatTensor({2}, {1, 1}), Bytes(DataType::kInt8, {2}, {0, 0}), FloatTensor({}, {1}),
+             Bytes(DataType::kUint8, {}, {100}), std::nullopt},
+            {},
+            1,
+            10};
+  ql.inputs.pop_back();
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(ql));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 2, 1, 2}));
+  EXPECT_EQ(out[0].values<uint8_t>()[0], 110);  // 10 * 2 * 0.5 + 100
+  EXPECT_EQ(out[0].values<uint8_t>()[1], 120);
+  EXPECT_EQ(out[0].values<uint8_t>()[2], 85);   // 10 * -3 * 0.5 + 100
+  EXPECT_EQ(out[0].values<uint8_t>()[3], 70);
 }
 
 }  // namespace
