@@ -1,5 +1,5 @@
 // Operators of phase 2 outside the big families: LRN, MeanVarianceNormalization,
-// GroupNormalization, Mish, Det, MaxUnpool, TfIdfVectorizer, and Unique and StringNormalizer
+// GroupNormalization, Mish, Gelu, Det, MaxUnpool, TfIdfVectorizer, and Unique and StringNormalizer
 // (whose output lengths depend on the data, so their shapes are computed during each run
 // when the input is not a constant, like NonZero's), and the optimiser steps of the
 // ai.onnx.preview.training domain (Adagrad, Momentum, Adam).
@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstring>
+#include <numbers>
 #include <numeric>
 
 #include "engine/onnx/kernel_util.h"
@@ -256,6 +257,39 @@ Status ComputeMish(ComputeContext& ctx) {
 Result<std::unique_ptr<Kernel>> MakeMish(const KernelBuildContext& ctx) {
   OUTPOST_RETURN_IF_ERROR(ctx.ExpectInputs(1, 1));
   return std::unique_ptr<Kernel>(new FunctionKernel(&InferSameFloat, &ComputeMish));
+}
+
+// ---- Gelu (opset 20) ----
+
+template <bool kTanh>
+Status ComputeGelu(ComputeContext& ctx) {
+  const TensorRef& x = ctx.input(0);
+  const TensorRef& y = ctx.output(0);
+  return Dispatch<kFloatTypes>(x.type, [&](auto tag) {
+    using T = decltype(tag);
+    const T* xv = x.get<T>();
+    T* yv = y.mut<T>();
+    for (int64_t i = 0; i < x.count; ++i) {
+      const double v = static_cast<double>(static_cast<MathT<T>>(xv[i]));
+      const double g =
+          kTanh ? 0.5 * v * (1 + std::tanh(std::sqrt(2 / std::numbers::pi) * (v + 0.044715 * v * v * v)))
+                : 0.5 * v * (1 + std::erf(v / std::numbers::sqrt2));
+      yv[i] = T(static_cast<MathT<T>>(g));
+    }
+    return Status();
+  });
+}
+
+Result<std::unique_ptr<Kernel>> MakeGelu(const KernelBuildContext& ctx) {
+  OUTPOST_RETURN_IF_ERROR(ctx.ExpectInputs(1, 1));
+  OUTPOST_ASSIGN_OR_RETURN(std::string approximate, ctx.String("approximate", "none"));
+  if (approximate == "none") {
+    return std::unique_ptr<Kernel>(new FunctionKernel(&InferSameFloat, &ComputeGelu<false>));
+  }
+  if (approximate == "tanh") {
+    return std::unique_ptr<Kernel>(new FunctionKernel(&InferSameFloat, &ComputeGelu<true>));
+  }
+  return InvalidArgumentError("attribute \"approximate\" has unknown value \"" + approximate + "\"");
 }
 
 // ---- Det ----
@@ -920,6 +954,7 @@ void RegisterExtraKernels(KernelRegistry& r) {
   r.Add({"", "MeanVarianceNormalization", 9, 1000, &MakeMvn});
   r.Add({"", "GroupNormalization", 18, 1000, &MakeGroupNorm});
   r.Add({"", "Mish", 18, 1000, &MakeMish});
+  r.Add({"", "Gelu", 20, 1000, &MakeGelu});
   r.Add({"", "Det", 11, 1000, &MakeDet});
   r.Add({"", "MaxUnpool", 9, 1000, &MakeMaxUnpool});
   r.Add({"", "Unique", 11, 1000, &MakeUnique});

@@ -1,4 +1,4 @@
-// Signal processing (opset 17): HannWindow, HammingWindow, BlackmanWindow, MelWeightMatrix,
+// Signal processing (opset 17 on; DFT-20's axis input too): HannWindow, HammingWindow, BlackmanWindow, MelWeightMatrix,
 // DFT and STFT. Transforms are direct sums in double precision with exact twiddle angles
 // ((k·n mod N) / N), which matches a float64 FFT well within the node tests' tolerance.
 #include <algorithm>
@@ -185,8 +185,9 @@ void Transform(const T* in, int64_t in_step, bool complex_in, int64_t n_in, cons
 
 class DftKernel : public Kernel {
  public:
-  DftKernel(int64_t axis, bool inverse, bool onesided)
-      : axis_(axis), inverse_(inverse), onesided_(onesided) {}
+  // `axis_input`: opset 20 on, where the axis is input 2 (default -2), not an attribute.
+  DftKernel(int64_t axis, bool axis_input, bool inverse, bool onesided)
+      : axis_(axis), axis_input_(axis_input), inverse_(inverse), onesided_(onesided) {}
 
   Status Infer(InferContext& ctx) const override {
     const DataType t = ctx.input_type(0);
@@ -197,9 +198,15 @@ class DftKernel : public Kernel {
     if (x.size() < 3 || (x.back() != 1 && x.back() != 2)) {
       return InvalidArgumentError("input must be [batch, signal..., 1 or 2]");
     }
-    OUTPOST_ASSIGN_OR_RETURN(int64_t axis, NormalizeAxis(axis_, static_cast<int64_t>(x.size())));
+    int64_t raw_axis = axis_;
+    if (axis_input_ && ctx.has_input(2)) {
+      const TensorRef* a = ctx.input_value(2);
+      if (a == nullptr) return ctx.Defer();
+      raw_axis = ReadInt64(*a, 0);
+    }
+    OUTPOST_ASSIGN_OR_RETURN(int64_t axis, NormalizeAxis(raw_axis, static_cast<int64_t>(x.size())));
     if (axis == 0 || axis == static_cast<int64_t>(x.size()) - 1) {
-      return InvalidArgumentError("attribute \"axis\" must name a signal dimension");
+      return InvalidArgumentError("the axis must name a signal dimension");
     }
     int64_t length = x[static_cast<size_t>(axis)];
     if (ctx.has_input(1)) {
@@ -228,7 +235,10 @@ class DftKernel : public Kernel {
   Status Compute(ComputeContext& ctx) const override {
     const TensorRef& x = ctx.input(0);
     const TensorRef& y = ctx.output(0);
-    const size_t axis = static_cast<size_t>(axis_ < 0 ? axis_ + static_cast<int64_t>(x.rank()) : axis_);
+    const int64_t raw_axis =
+        axis_input_ && ctx.has_input(2) ? ReadInt64(ctx.input(2), 0) : axis_;
+    const size_t axis = static_cast<size_t>(
+        raw_axis < 0 ? raw_axis + static_cast<int64_t>(x.rank()) : raw_axis);
     const int64_t length = ctx.has_input(1) ? ReadInt64(ctx.input(1), 0) : x.shape[axis];
     const int64_t comps = x.shape.back();
     const int64_t outer = DimProduct(x.shape, 0, axis);
@@ -250,15 +260,17 @@ class DftKernel : public Kernel {
 
  private:
   int64_t axis_;
-  bool inverse_, onesided_;
+  bool axis_input_, inverse_, onesided_;
 };
 
 Result<std::unique_ptr<Kernel>> MakeDft(const KernelBuildContext& ctx) {
-  OUTPOST_RETURN_IF_ERROR(ctx.ExpectInputs(1, 2));
+  const bool axis_input = ctx.opset() >= 20;
+  OUTPOST_RETURN_IF_ERROR(ctx.ExpectInputs(1, axis_input ? 3 : 2));
   OUTPOST_ASSIGN_OR_RETURN(int64_t axis, ctx.Int("axis", 1));
+  if (axis_input) axis = -2;
   OUTPOST_ASSIGN_OR_RETURN(int64_t inverse, ctx.Int("inverse", 0));
   OUTPOST_ASSIGN_OR_RETURN(int64_t onesided, ctx.Int("onesided", 0));
-  return std::unique_ptr<Kernel>(new DftKernel(axis, inverse != 0, onesided != 0));
+  return std::unique_ptr<Kernel>(new DftKernel(axis, axis_input, inverse != 0, onesided != 0));
 }
 
 class StftKernel : public Kernel {

@@ -550,6 +550,13 @@ TEST(OnnxOps, WindowsDftAndStft) {
   d.inputs[0] = FloatTensor({1, 4, 1}, {1, 1, 1, 1});
   OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(d));
   ExpectNear(out[0], {4, 0, 0, 0, 0, 0});
+  // Opset 20: the axis is an input (default -2, the last signal axis).
+  OpCase d20{"DFT", {FloatTensor({1, 2, 2, 1}, {1, 2, 3, 4})}, {}, 1, 20};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(d20));
+  ExpectNear(out[0], {3, 0, -1, 0, 7, 0, -1, 0});
+  d20.inputs = {FloatTensor({1, 2, 2, 1}, {1, 2, 3, 4}), std::nullopt, Ints64({}, {1})};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(d20));
+  ExpectNear(out[0], {4, 0, 6, 0, -2, 0, -2, 0});
 
   OpCase s{"STFT",
            {FloatTensor({1, 6, 1}, {1, 1, 1, 1, 1, 1}), Ints64({}, {2}), std::nullopt,
@@ -599,6 +606,13 @@ TEST(OnnxOps, LrnMvnGroupNormAndMish) {
   OpCase m{"Mish", {FloatTensor({2}, {0, 1})}, {}, 1, 18};
   OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(m));
   ExpectNear(out[0], {0, std::tanh(std::log1p(std::exp(1.0f)))});
+
+  OpCase gelu{"Gelu", {FloatTensor({2}, {0, 1})}, {}, 1, 20};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(gelu));
+  ExpectNear(out[0], {0, 0.8413447f});
+  gelu.attrs = {StringAttr("approximate", "tanh")};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(gelu));
+  ExpectNear(out[0], {0, 0.8411920f});
 }
 
 TEST(OnnxOps, DetMaxUnpoolUniqueAndTfIdf) {
