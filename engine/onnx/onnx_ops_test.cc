@@ -855,6 +855,23 @@ TEST(OnnxOps, IfWithoutABranchIsRefusedNamingTheAttribute) {
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("else_branch"), std::string::npos);
   EXPECT_NE(refused.status().message().find("y_node"), std::string::npos);
+
+  // An operator the engine lacks inside a branch: the model fails to load naming it.
+  GraphBuilder bad_branch(17);
+  ValueId bx = bad_branch.Input("x", DataType::kFp32, {2});
+  bad_branch.graph().captured = 1;
+  bad_branch.Output(bad_branch.Op("FancyOp", {bx}, {"fancy_out"}));
+  GraphBuilder c(17);
+  ValueId cx = c.Input("x", DataType::kFp32, {2});
+  ValueId ccond = c.Input("cond", DataType::kBool, {});
+  c.Output(c.Op("If", {ccond, cx, cx}, {"y"},
+                {GraphAttr("then_branch", bad_branch.graph()),
+                 GraphAttr("else_branch", ScaleBranch("else", 3))}));
+  auto unsupported = LoadGraph(c.graph());
+  ASSERT_FALSE(unsupported.ok());
+  EXPECT_EQ(unsupported.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(unsupported.status().message().find("FancyOp"), std::string::npos);
+  EXPECT_NE(unsupported.status().message().find("then_branch"), std::string::npos);
 }
 
 TEST(OnnxOps, TrainingMomentumStepFollowsTheDefinition) {
