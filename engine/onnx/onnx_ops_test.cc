@@ -80,6 +80,19 @@ Result<std::vector<Tensor>> RunCase(const OpCase& c) {
   return out;
 }
 
+Attribute GraphAttr(const std::string& name, Graph g) {
+  Attribute a;
+  a.name = name;
+  a.type = AttrType::kGraph;
+  a.graph = std::make_shared<const Graph>(std::move(g));
+  return a;
+}
+
+Result<std::unique_ptr<Model>> LoadGraph(Graph& g) {
+  OUTPOST_ASSIGN_OR_RETURN(std::string bytes, ExportModel(g));
+  return LoadOnnxModelFromBytes(std::as_bytes(std::span<const char>(bytes.data(), bytes.size())));
+}
+
 std::vector<float> Floats(const Tensor& t) {
   return std::vector<float>(t.values<float>().begin(), t.values<float>().end());
 }
@@ -271,6 +284,43 @@ TEST(OnnxOps, VisionChainRunAllocatesNothingOnceWarm) {
   for (size_t i = 0; i < 32; ++i) in[0].values<float>()[i] = std::sin(static_cast<float>(i));
   std::vector<Tensor> out;
   OUTPOST_ASSERT_OK(model->Run(in, out));
+  int64_t allocations = -1;
+  Status st;
+  {
+    testing::CountAllocations count(&allocations);
+    st = model->Run(in, out);
+  }
+  OUTPOST_ASSERT_OK(st);
+  EXPECT_EQ(allocations, 0);
+}
+
+TEST(OnnxOps, QuantizedChainRunAllocatesNothingOnceWarm) {
+  if (!testing::AllocationCountingAvailable()) GTEST_SKIP();
+  // x -> DynamicQuantizeLinear -> MatMulInteger (constant UINT8 weights) -> Cast ->
+  // Mul(scale) -> QuantizeLinear -> DequantizeLinear.
+  GraphBuilder b(13);
+  ValueId x = b.Input("x", DataType::kFp32, {4, 3});
+  ValueId q = b.Op("DynamicQuantizeLinear", {x}, {"xq", "xs", "xz"});
+  Tensor w(DataType::kUint8, Shape{3, 2});
+  for (int i = 0; i < 6; ++i) w.values<uint8_t>()[static_cast<size_t>(i)] = static_cast<uint8_t>(120 + 3 * i);
+  Tensor wz(DataType::kUint8, Shape{});
+  wz.values<uint8_t>()[0] = 128;
+  ValueId mm = b.Op("MatMulInteger", {q, b.Constant("w", w), q + 2, b.Constant("wz", wz)}, {"acc"});
+  ValueId f = b.Op("Cast", {mm}, {"accf"}, {IntAttr("to", 1)});
+  ValueId scaled = b.Op("Mul", {f, q + 1}, {"scaled"});
+  Tensor yz(DataType::kUint8, Shape{});
+  yz.values<uint8_t>()[0] = 128;
+  ValueId yq = b.Op("QuantizeLinear", {scaled, b.Floats("ys", {}, {0.05f}), b.Constant("yz", yz)},
+                    {"yq"});
+  ValueId y = b.Op("DequantizeLinear", {yq, b.Floats("ys2", {}, {0.05f}), b.Constant("yz2", yz)},
+                   {"y"});
+  b.Output(y);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, LoadGraph(b.graph()));
+  std::vector<Tensor> in = {FloatTensor({4, 3}, {0.1f, -0.2f, 0.3f, 0.4f, -0.5f, 0.6f, 0.7f,
+                                                 -0.8f, 0.9f, 1.0f, -1.1f, 1.2f})};
+  std::vector<Tensor> out;
+  OUTPOST_ASSERT_OK(model->Run(in, out));
+  ASSERT_EQ(out[0].shape(), (Shape{4, 2}));
   int64_t allocations = -1;
   Status st;
   {
@@ -713,19 +763,6 @@ TEST(OnnxOps, UnsupportedAttributeValuesNameTheNodeAndTheAttribute) {
 }
 
 // ---- control flow ----
-
-Attribute GraphAttr(const std::string& name, Graph g) {
-  Attribute a;
-  a.name = name;
-  a.type = AttrType::kGraph;
-  a.graph = std::make_shared<const Graph>(std::move(g));
-  return a;
-}
-
-Result<std::unique_ptr<Model>> LoadGraph(Graph& g) {
-  OUTPOST_ASSIGN_OR_RETURN(std::string bytes, ExportModel(g));
-  return LoadOnnxModelFromBytes(std::as_bytes(std::span<const char>(bytes.data(), bytes.size())));
-}
 
 // A branch computing `x * factor`, reading x from the enclosing graph.
 Graph ScaleBranch(const std::string& prefix, float factor) {
