@@ -14,28 +14,24 @@ target_link_libraries(web_dashboard_server PRIVATE outpost_http outpost_hub_quer
                                                    outpost_hub_store Threads::Threads)
 outpost_target_flags(web_dashboard_server)
 
-# The test runs under Debian's node (scripts/setup.sh installs it); without node it is not
-# registered. The pages are served by `outpost hub serve` (its operator listener hands them
+# The test runs under Debian's node (scripts/setup.sh installs it; configuring fails without
+# it). The pages are served by `outpost hub serve` (its operator listener hands them
 # to the dashboard).
-find_program(OUTPOST_NODE node)
-if(OUTPOST_NODE)
-  add_test(NAME web_dashboard_browser
-           COMMAND ${OUTPOST_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/web/dashboard.test.mjs
-                   --seed $<TARGET_FILE:web_seed_hub>
-                   --hub $<TARGET_FILE:outpost>
-                   --web ${PROJECT_SOURCE_DIR}/web
-                   --out ${CMAKE_CURRENT_BINARY_DIR}/web_screenshots)
-  set_tests_properties(web_dashboard_browser PROPERTIES LABELS "web" TIMEOUT 300)
-endif()
+find_program(OUTPOST_NODE node REQUIRED)
+add_test(NAME web_dashboard_browser
+         COMMAND ${OUTPOST_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/web/dashboard.test.mjs
+                 --seed $<TARGET_FILE:web_seed_hub>
+                 --hub $<TARGET_FILE:outpost>
+                 --web ${PROJECT_SOURCE_DIR}/web
+                 --out ${CMAKE_CURRENT_BINARY_DIR}/web_screenshots)
+set_tests_properties(web_dashboard_browser PROPERTIES LABELS "web" TIMEOUT 300)
 
 # The same dashboard on the demo's own data: `outpost demo` into a fresh folder, then `outpost
 # hub serve` on the demo's hub store; the pages are compared with the API and the demo's
 # --summary JSON. Screenshots go to web_screenshots_demo/ in the build folder.
-if(OUTPOST_NODE)
-  add_test(NAME web_dashboard_browser_demo
-           COMMAND ${OUTPOST_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/web/dashboard_demo.test.mjs
-                   --outpost $<TARGET_FILE:outpost>
-                   --web ${PROJECT_SOURCE_DIR}/web
-                   --out ${CMAKE_CURRENT_BINARY_DIR}/web_screenshots_demo)
-  set_tests_properties(web_dashboard_browser_demo PROPERTIES LABELS "web" TIMEOUT 300)
-endif()
+add_test(NAME web_dashboard_browser_demo
+         COMMAND ${OUTPOST_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/web/dashboard_demo.test.mjs
+                 --outpost $<TARGET_FILE:outpost>
+                 --web ${PROJECT_SOURCE_DIR}/web
+                 --out ${CMAKE_CURRENT_BINARY_DIR}/web_screenshots_demo)
+set_tests_properties(web_dashboard_browser_demo PROPERTIES LABELS "web" TIMEOUT 300)
