@@ -73,7 +73,6 @@ HubResponse AssetResponse(const std::string& assets_dir, std::string_view path) 
   response.headers.emplace_back("cache-control", rel.starts_with("assets/")
                                                      ? "public, max-age=31536000, immutable"
                                                      : "no-cache");
-  response.headers.emplace_back("x-content-type-options", "nosniff");
   return response;
 }
 

@@ -85,7 +85,8 @@ HubResponse RecordsResponse(const ApiContext& api, const QueryParams& params);
 HubResponse TrainingResponse(const ApiContext& api, const QueryParams& params);
 
 // GET of `path` (the target's path) from the built assets in `assets_dir`: 404 for a path
-// that is not an asset, 503 when the assets are not built.
+// that is not an asset, 503 when the assets are not built. The route adds the security
+// headers (dashboard.cc, AddSecurityHeaders).
 HubResponse AssetResponse(const std::string& assets_dir, std::string_view path);
 
 }  // namespace outpost::hub::dashboard_internal

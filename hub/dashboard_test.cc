@@ -8,6 +8,8 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -462,6 +464,58 @@ TEST_F(DashboardTest, ServesBuiltAssetsAndNothingOutsideThem) {
   }
   Dashboard unbuilt(store_.get(), dir_.File("missing"), DashboardOptions{.clock = &clock_});
   EXPECT_EQ(unbuilt.Handle(HubRequest{.method = "GET", .target = "/"}).status, 503);
+}
+
+// The value of header `name` (names compared without case); "(absent)" when missing,
+// "(twice)" when it is there more than once.
+std::string HeaderOf(const HubResponse& response, std::string_view name) {
+  std::string found = "(absent)";
+  int count = 0;
+  for (const auto& [key, value] : response.headers) {
+    if (http::EqualsIgnoreCase(key, name)) {
+      found = value;
+      ++count;
+    }
+  }
+  return count > 1 ? "(twice)" : found;
+}
+
+// Every answer, page, asset, API or error, carries the policy for the bundled front end
+// (nothing from elsewhere, no inline script or style, no framing) and the other headers.
+TEST_F(DashboardTest, EveryAnswerCarriesTheSecurityHeaders) {
+  HubRequest head{.method = "HEAD", .target = "/assets/app-1.js"};
+  const std::vector<std::pair<std::string, HubResponse>> answers = {
+      {"page", Get("/", "")},
+      {"asset", Get("/assets/app-1.js", "")},
+      {"head", dashboard_->Handle(head)},
+      {"api", Get("/api/v1/sites")},
+      {"unauthenticated", Get("/api/v1/sites", "")},
+      {"bad parameter", Get("/api/v1/sites?x=1")},
+      {"no route", Get("/api/v1/nothing")},
+      {"no asset", Get("/../hub.db", "")},
+      {"target too long", Get("/api/v1/records?" + std::string(5000, 'a'))},
+  };
+  for (const auto& [what, response] : answers) {
+    SCOPED_TRACE(what);
+    const std::string csp = HeaderOf(response, "Content-Security-Policy");
+    EXPECT_EQ(csp,
+              "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+              "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; "
+              "frame-ancestors 'none'");
+    EXPECT_EQ(csp.find("unsafe"), std::string::npos);
+    EXPECT_EQ(HeaderOf(response, "X-Frame-Options"), "DENY");
+    EXPECT_EQ(HeaderOf(response, "X-Content-Type-Options"), "nosniff");
+    EXPECT_EQ(HeaderOf(response, "Referrer-Policy"), "no-referrer");
+  }
+  EXPECT_EQ(answers[0].second.status, 200);
+  EXPECT_EQ(answers[1].second.status, 200);
+  EXPECT_EQ(answers[3].second.status, 200);
+  EXPECT_EQ(answers[4].second.status, 401);
+  EXPECT_EQ(answers[7].second.status, 404);
+  Dashboard unbuilt(store_.get(), dir_.File("missing"), DashboardOptions{.clock = &clock_});
+  EXPECT_EQ(HeaderOf(unbuilt.Handle(HubRequest{.method = "GET", .target = "/"}),
+                     "X-Frame-Options"),
+            "DENY");
 }
 
 TEST(QueryString, DecodesAndKeepsOrder) {
