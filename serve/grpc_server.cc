@@ -346,7 +346,7 @@ Status Infer(const ModelRepository& repository, const GrpcServerOptions& options
     Result<int64_t> count = engine::ElementCount(shape);
     if (!count.ok()) return count.status().WithContext(where);
     if (*count > options.max_total_elements - total_elements) {
-      return ResourceExhaustedError("the request's inputs hold more than " +
+      return ResourceExhaustedError(where + ": the request's inputs hold more than " +
                                     std::to_string(options.max_total_elements) +
                                     " elements (the server's limit)");
     }

@@ -619,6 +619,28 @@ TEST_F(GrpcServerTest, MoreElementsThanTheLimitAreResourceExhaustedBeforeAnyAllo
   ExpectError(request, grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
+// A BYTES shape claiming billions of strings, or more than its contents carry, is refused
+// naming the input before a std::string is allocated per claimed element.
+TEST_F(GrpcServerTest, ABytesShapeTheMessageCannotHoldIsRefusedBeforeAllocating) {
+  ModelInferRequest billions = EchoRequest("echo_bytes", "BYTES", int64_t{4} << 30);
+  billions.add_raw_input_contents(RawStrings({"a"}));
+  EXPECT_NE(ExpectError(billions, grpc::StatusCode::RESOURCE_EXHAUSTED).find("input \"x\""),
+            std::string::npos);
+
+  ModelInferRequest raw = EchoRequest("echo_bytes", "BYTES", 1 << 20);
+  raw.add_raw_input_contents(RawStrings({"a", "b"}));
+  std::string message = ExpectError(raw, grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(message.find("input \"x\""), std::string::npos) << message;
+  EXPECT_NE(message.find("cannot hold 1048576 BYTES elements"), std::string::npos) << message;
+
+  ModelInferRequest typed = EchoRequest("echo_bytes", "BYTES", 1 << 20);
+  typed.mutable_inputs(0)->mutable_contents()->add_bytes_contents("a");
+  message = ExpectError(typed, grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(message.find("input \"x\""), std::string::npos) << message;
+  EXPECT_NE(message.find("contents.bytes_contents has 1 elements"), std::string::npos)
+      << message;
+}
+
 TEST_F(GrpcServerTest, ModelFailuresKeepTheirCode) {
   ModelInferRequest failing = EchoRequest("failing", "FP32", 1);
   failing.add_raw_input_contents(RawOf<float>({1}));

@@ -533,6 +533,28 @@ TEST_F(HandlerTest, MoreElementsThanTheLimitIs413) {
   EXPECT_THAT(sum_over.body, HasSubstr("the request's inputs have 80 elements or more"));
 }
 
+// A BYTES shape claiming far more strings than the body holds is refused, naming the input,
+// before a std::string is allocated per claimed element: billions over the element limit,
+// and within the limit a body padded out so that its size alone cannot rule the shape out.
+TEST_F(HandlerTest, ABytesShapeTheBodyCannotHoldIsRefusedBeforeAllocating) {
+  HttpResponse billions = EchoInfer("bytes", "BYTES", "[4000000000]", R"(["a"])");
+  EXPECT_EQ(billions.status, 413) << billions.body;
+  EXPECT_THAT(billions.body, HasSubstr("input \\\"x\\\": the request's inputs have"));
+
+  const InferJsonLimits limits{.max_body_bytes = 4 << 20, .max_total_elements = 1 << 20};
+  Handler roomy(*repository_, {.limits = limits});
+  const std::string padded = R"({"id":")" + std::string(2 << 20, 'p') +
+                             R"(","inputs":[{"name":"blob","datatype":"BYTES",)"
+                             R"("shape":[1000000],"data":["a","b"]}]})";
+  HttpRequest request{.method = "POST", .target = "/v2/models/echo_bytes/infer", .body = padded};
+  HttpResponse response;
+  roomy.Handle(request, response);
+  EXPECT_EQ(response.status, 400) << response.body;
+  EXPECT_THAT(response.body, HasSubstr("input \\\"blob\\\""));
+  EXPECT_THAT(response.body, HasSubstr("shape [1000000] has 1000000 elements but "
+                                       "\\\"data\\\" has 2"));
+}
+
 TEST_F(HandlerTest, RequestedOutputsSelectAndOrderTheResponse) {
   std::string body(kSimpleRequest);
   body.insert(body.size() - 1, R"(,"outputs":[{"name":"OUTPUT1"}])");

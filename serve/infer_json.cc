@@ -408,7 +408,7 @@ Status ParseInput(json::Value value, size_t position, ParseState& state, InferIn
   state.total_elements += *count;
   if (state.total_elements > state.limits.max_total_elements) {
     return ResourceExhaustedError(
-        "the request's inputs have " + std::to_string(state.total_elements) +
+        where + ": the request's inputs have " + std::to_string(state.total_elements) +
         " elements or more; the limit is " + std::to_string(state.limits.max_total_elements));
   }
   if (binary_size) {
@@ -421,6 +421,12 @@ Status ParseInput(json::Value value, size_t position, ParseState& state, InferIn
   // Every element takes at least one byte of the body, so a shape with more elements than
   // the body has bytes cannot match; say so before allocating for it.
   if (static_cast<uint64_t>(*count) > state.body_size) {
+    return CountMismatch(input.name, shape, *count, data);
+  }
+  // A BYTES element costs a std::string (32 bytes) however short its JSON string is, so the
+  // body bound above still lets a small body claim ~10x its size; count the strings that are
+  // there first (a walk, no allocation) and allocate only for a shape they fill.
+  if (*type == DataType::kBytes && static_cast<uint64_t>(*count) > json::CountLeaves(data)) {
     return CountMismatch(input.name, shape, *count, data);
   }
   input.tensor = Tensor(*type, std::move(shape));
