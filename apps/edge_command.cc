@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,8 +21,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "apps/bundle_spool.h"
 #include "apps/commands.h"
@@ -68,7 +71,7 @@ class DataDirLock {
  public:
   static Result<std::unique_ptr<DataDirLock>> Acquire(const std::string& data_dir) {
     std::string path = JoinPath(data_dir, "LOCK");
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return UnavailableError("cannot open " + path + ": " + std::strerror(errno));
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int error = errno;
@@ -89,6 +92,29 @@ class DataDirLock {
   explicit DataDirLock(int fd) : fd_(fd) {}
   int fd_;
 };
+
+// The edge's files hold what the site scored and its keys: the process creates everything
+// for its owner alone (umask 077, set at start), data_dir is 0700 and its LOCK 0600 (the
+// outbox sees to its own files, outbox.cc). A data_dir or LOCK left looser by an older
+// Outpost is tightened, with a warning naming it; one that cannot be (another owner's) is
+// warned about and used as it is.
+Status PrepareDataDir(const std::string& data_dir) {
+  OUTPOST_RETURN_IF_ERROR(MakeDirectories(data_dir, 0700).WithContext("data_dir"));
+  for (const auto& [path, mode] : {std::pair<std::string, int>{data_dir, 0700},
+                                   std::pair<std::string, int>{JoinPath(data_dir, "LOCK"), 0600}}) {
+    Result<std::optional<int>> had = TightenFileMode(path, mode);
+    if (!had.ok()) {
+      OUTPOST_LOG(kWarning) << "cannot check or tighten the mode of a data_dir entry"
+                            << Field("path", path) << Field("error", had.status());
+    } else if (had->has_value()) {
+      char was[8];
+      std::snprintf(was, sizeof(was), "%04o", **had);
+      OUTPOST_LOG(kWarning) << "a data_dir entry was open to other users; made it the owner's alone"
+                            << Field("path", path) << Field("mode_was", std::string(was));
+    }
+  }
+  return Status();
+}
 
 // Asks the evaluator every kAggregateFlushInterval to write the aggregates of minutes that
 // have ended, so that a quiet minute is written without waiting for its next request.
@@ -243,6 +269,7 @@ void AnnounceServing(const EdgeConfig& config, const serve::HttpServer& server,
 }
 
 Status RunEdge(const EdgeFlags& flags) {
+  ::umask(077);  // every file the edge creates is its owner's alone (PrepareDataDir)
   OUTPOST_ASSIGN_OR_RETURN(EdgeConfig config, ResolveConfig(flags));
   OUTPOST_ASSIGN_OR_RETURN(LogFormat format, ParseLogFormat(config.log_format));
   OUTPOST_ASSIGN_OR_RETURN(LogLevel level, ParseLogLevel(config.log_level));
@@ -256,7 +283,7 @@ Status RunEdge(const EdgeFlags& flags) {
     return NotFoundError("model repository \"" + config.model_repository + "\" is not a folder");
   }
   // The outbox first: records are kept before anything is scored.
-  OUTPOST_RETURN_IF_ERROR(MakeDirectories(config.data_dir).WithContext("data_dir"));
+  OUTPOST_RETURN_IF_ERROR(PrepareDataDir(config.data_dir));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<DataDirLock> data_dir_lock,
                            DataDirLock::Acquire(config.data_dir));
   outbox::OutboxOptions outbox_options = config.outbox;

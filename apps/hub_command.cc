@@ -350,6 +350,10 @@ void AnnounceHubServing(const hub::Store& store, const hub::HubCa& ca, const hub
 }
 
 Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
+  // The hub's store, keys and spool are its owner's alone: everything it creates is 0600
+  // (folders 0700), whatever the shell's umask; its public certificates too, which the
+  // enrolment API hands out.
+  ::umask(077);
   OUTPOST_RETURN_IF_ERROR(LoadHubConfig(flags, cmd));
   OUTPOST_ASSIGN_OR_RETURN(LogFormat format, ParseLogFormat(flags.log_format));
   OUTPOST_ASSIGN_OR_RETURN(LogLevel level, ParseLogLevel(flags.log_level));

@@ -117,13 +117,13 @@ Status WriteFileAtomically(const std::string& path, std::string_view contents, i
   return status;
 }
 
-Status MakeDirectories(const std::string& dir) {
+Status MakeDirectories(const std::string& dir, int mode) {
   if (dir.empty()) return Status();
   size_t pos = 0;
   while (true) {
     pos = dir.find('/', pos + 1);
     std::string part = dir.substr(0, pos);
-    if (!part.empty() && ::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) {
+    if (!part.empty() && ::mkdir(part.c_str(), static_cast<mode_t>(mode)) != 0 && errno != EEXIST) {
       return ErrnoToStatus(errno, "cannot create folder", part);
     }
     if (pos == std::string::npos) break;
@@ -151,6 +151,20 @@ Result<std::vector<std::string>> ListDirectory(const std::string& dir) {
   ::closedir(d);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+Result<std::optional<int>> TightenFileMode(const std::string& path, int mode) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return std::optional<int>();
+    return ErrnoToStatus(errno, "cannot stat", path);
+  }
+  const int had = static_cast<int>(st.st_mode & 07777);
+  if ((had & ~mode) == 0) return std::optional<int>();
+  if (::chmod(path.c_str(), static_cast<mode_t>(had & mode)) != 0) {
+    return ErrnoToStatus(errno, "cannot chmod", path);
+  }
+  return std::optional<int>(had);
 }
 
 bool PathExists(const std::string& path) {

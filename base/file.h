@@ -7,6 +7,7 @@
 #define OUTPOST_BASE_FILE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,8 +27,15 @@ Status WriteFileAtomically(const std::string& path, std::string_view contents, i
 // fsyncs a folder, making renames and creations inside it durable.
 Status SyncDirectory(const std::string& dir);
 
-// Creates `dir` and its parents (mode 0755); OK when it exists already.
-Status MakeDirectories(const std::string& dir);
+// Creates `dir` and its parents with `mode` (less the process's umask); OK when it exists
+// already, whatever its mode (TightenFileMode checks that).
+Status MakeDirectories(const std::string& dir, int mode = 0755);
+
+// When `path` (a file or folder, links followed) grants a permission bit outside `mode`,
+// clears those bits (0644 under 0600 becomes 0600; 0444 stays 0444) and answers the mode it
+// had, for the caller to report; nullopt when it is absent or already within `mode`. Errors
+// as ErrnoToStatus for a failed stat or chmod.
+Result<std::optional<int>> TightenFileMode(const std::string& path, int mode);
 
 // Removes `path` and, when it is a folder, everything under it (symbolic links are removed,
 // never followed). OK when `path` does not exist. Unavailable "removing <path>: <reason>" when

@@ -31,6 +31,33 @@ TEST(File, AtomicWriteAppliesMode) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
+TEST(File, MakeDirectoriesAppliesModeAndTightenClearsOnlyTheBitsOutsideIt) {
+  TempDir dir;
+  const mode_t umask_was = ::umask(022);
+  const std::string folder = dir.File("data/site");
+  OUTPOST_ASSERT_OK(MakeDirectories(folder, 0700));
+  struct stat st;
+  ASSERT_EQ(::stat(folder.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+
+  const std::string file = dir.File("outbox.db");
+  OUTPOST_ASSERT_OK(WriteFileAtomically(file, "x", 0644));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::optional<int> had, TightenFileMode(file, 0600));
+  EXPECT_EQ(had, std::optional<int>(0644));
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(had, TightenFileMode(file, 0600));
+  EXPECT_EQ(had, std::nullopt);  // already the owner's alone
+  ASSERT_EQ(::chmod(file.c_str(), 0444), 0);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(had, TightenFileMode(file, 0600));
+  EXPECT_EQ(had, std::optional<int>(0444));
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0400u);  // read-only stays read-only
+  OUTPOST_ASSERT_OK_AND_ASSIGN(had, TightenFileMode(dir.File("absent"), 0600));
+  EXPECT_EQ(had, std::nullopt);
+  ::umask(umask_was);
+}
+
 TEST(File, AtomicWriteIntoMissingFolderFailsWithNotFound) {
   TempDir dir;
   Status s = WriteFileAtomically(dir.File("missing/x"), "data");

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <optional>
 
 #include "base/file.h"
 #include "base/logging.h"
@@ -168,6 +170,28 @@ Status ValidateOptions(const OutboxOptions& o) {
   return Status::Ok();
 }
 
+// The outbox holds what the site scored, so its file, WAL and shared-memory file are the
+// owner's alone: created 0600 (SQLite gives the WAL and -shm the database's mode).
+constexpr int kFileMode = 0600;
+
+// Clears the group and other bits of an existing outbox file, WAL or shared-memory file (one
+// left by an older Outpost, or copied in), warning with its name and the mode it had. A file
+// that cannot be changed (another owner's) is warned about and opened as it is.
+void TightenFileModes(const std::string& path) {
+  for (const std::string& file : {path, path + "-wal", path + "-shm"}) {
+    Result<std::optional<int>> had = TightenFileMode(file, kFileMode);
+    if (!had.ok()) {
+      OUTPOST_LOG(kWarning) << "cannot check or tighten the mode of an outbox file"
+                            << Field("path", file) << Field("error", had.status());
+    } else if (had->has_value()) {
+      char mode[8];
+      std::snprintf(mode, sizeof(mode), "%04o", **had);
+      OUTPOST_LOG(kWarning) << "outbox file was open to other users; made it the owner's alone"
+                            << Field("path", file) << Field("mode_was", std::string(mode));
+    }
+  }
+}
+
 struct Opened {
   std::unique_ptr<sqlite::Db> db;
   std::unique_ptr<const RecordCipher> cipher;
@@ -181,7 +205,9 @@ Result<Opened> OpenAndCheck(const OutboxOptions& o, const std::optional<std::str
   bool existed = PathExists(o.path);
   Opened out;
   OUTPOST_ASSIGN_OR_RETURN(
-      out.db, sqlite::Db::Open(o.path, sqlite::DbOptions{.create = true, .faults = o.faults}));
+      out.db,
+      sqlite::Db::Open(
+          o.path, sqlite::DbOptions{.create = true, .faults = o.faults, .file_mode = kFileMode}));
   sqlite::Db& db = *out.db;
   OUTPOST_RETURN_IF_ERROR(ConfigureConnection(db, o.max_bytes));
   OUTPOST_ASSIGN_OR_RETURN(int64_t app_id, db.QueryInt("PRAGMA application_id"));
@@ -255,6 +281,7 @@ Result<std::unique_ptr<Outbox>> Outbox::Open(OutboxOptions options) {
   }
   Clock* clock = options.clock != nullptr ? options.clock : &SystemClock();
   const std::string path = options.path;
+  TightenFileModes(path);
   SalvageContext salvage{.path = path,
                          .site_id = options.site_id,
                          .node_id = options.node_id,

@@ -3,6 +3,7 @@
 #include "outbox/outbox.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <set>
@@ -598,6 +599,36 @@ TEST(Outbox, RefusesAnotherApplicationsDatabaseAndAnotherNodesOutbox) {
   Result<std::unique_ptr<Outbox>> r = Outbox::Open(o);
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(r.status().message().find("node-1"), std::string_view::npos);
+}
+
+int ModeOf(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int>(st.st_mode & 07777);
+}
+
+// The outbox holds what the site scored: its file, WAL and shared-memory file are the
+// owner's alone whatever the umask, and one an older Outpost left looser is tightened.
+TEST(Outbox, FilesAreTheOwnersAloneAndLooserOnesAreTightened) {
+  testing::TempDir dir;
+  FakeClock clock;
+  const mode_t umask_was = ::umask(022);
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "pump", "x")));
+    const std::string path = dir.File("outbox.db");
+    EXPECT_EQ(ModeOf(path), 0600);
+    EXPECT_EQ(ModeOf(path + "-wal"), 0600);
+    EXPECT_EQ(ModeOf(path + "-shm"), 0600);
+  }
+  ASSERT_EQ(::chmod(dir.File("outbox.db").c_str(), 0644), 0);
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &clock)));
+    EXPECT_EQ(ModeOf(dir.File("outbox.db")), 0600);
+    EXPECT_EQ(ModeOf(dir.File("outbox.db-wal")), 0600);
+    EXPECT_EQ(All(*box).size(), 1u);
+  }
+  ::umask(umask_was);
 }
 
 TEST(Outbox, KindNamesRoundTrip) {

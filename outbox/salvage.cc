@@ -387,7 +387,9 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
   std::unique_ptr<const RecordCipher> cipher = EventCipher(ctx, meta);
 
   OUTPOST_ASSIGN_OR_RETURN(
-      auto dst, sqlite::Db::Open(to, sqlite::DbOptions{.create = true, .faults = ctx.faults}));
+      auto dst, sqlite::Db::Open(to, sqlite::DbOptions{.create = true,
+                                                       .faults = ctx.faults,
+                                                       .file_mode = 0600}));  // as the outbox's
   OUTPOST_RETURN_IF_ERROR(ConfigureConnection(*dst, uint64_t{1} << 40));
   OUTPOST_RETURN_IF_ERROR(CreateSchema(*dst, meta));
   OUTPOST_RETURN_IF_ERROR(dst->Exec("BEGIN IMMEDIATE"));

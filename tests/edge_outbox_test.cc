@@ -4,6 +4,7 @@
 // data_dir.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 #include <string>
@@ -141,6 +142,48 @@ TEST_F(EdgeOutboxTest, ASecondEdgeOnTheSameDataDirIsRefusedWhileTheFirstRuns) {
       << second.err;
   // The first one still answers.
   Call("GET", "/v1/outbox", 200);
+}
+
+int ModeOf(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int>(st.st_mode & 07777);
+}
+
+// What the edge keeps is its owner's alone: data_dir 0700, LOCK and the outbox's files 0600.
+// A data_dir and LOCK an older Outpost left open to others are tightened, with a warning
+// naming each.
+TEST_F(EdgeOutboxTest, TheDataDirAndItsFilesAreTheOwnersAlone) {
+  const std::string data = dir_.File("data");
+  OUTPOST_ASSERT_OK(MakeDirectories(data));
+  ASSERT_EQ(::chmod(data.c_str(), 0755), 0);
+  OUTPOST_ASSERT_OK(WriteFileAtomically(JoinPath(data, "LOCK"), "", 0644));
+  ASSERT_EQ(::chmod(JoinPath(data, "LOCK").c_str(), 0644), 0);
+  ASSERT_NO_FATAL_FAILURE(Start());
+  Call("POST", "/v1/feedback", 200, R"({"request_id":"r-1","model":"pump","label":0})");
+  EXPECT_EQ(ModeOf(data), 0700);
+  EXPECT_EQ(ModeOf(JoinPath(data, "LOCK")), 0600);
+  for (const char* name : {"outbox.db", "outbox.db-wal", "outbox.db-shm"}) {
+    EXPECT_EQ(ModeOf(JoinPath(data, name)), 0600) << name;
+  }
+  OUTPOST_ASSERT_OK(edge_->Signal(SIGTERM));
+  EXPECT_EQ(edge_->Wait(), 0);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string log, ReadFile(dir_.File("edge.log")));
+  EXPECT_NE(log.find("made it the owner's alone"), std::string::npos) << log;
+  EXPECT_NE(log.find(JoinPath(data, "LOCK")), std::string::npos) << log;
+
+  // A fresh data_dir is created private, whatever the umask the edge was started with.
+  const std::string fresh = dir_.File("fresh/data");
+  OUTPOST_ASSERT_OK(WriteFileAtomically(
+      dir_.File("edge.yaml"), "listen: 127.0.0.1:0\ngrpc_listen: \"\"\nthreads: 2\n"
+                              "site_id: plant-7\nnode_id: edge-1\n"
+                              "model_repository: " + dir_.File("models") + "\n"
+                              "data_dir: " + fresh + "\n"));
+  ASSERT_NO_FATAL_FAILURE(Start());
+  EXPECT_EQ(ModeOf(fresh), 0700);
+  EXPECT_EQ(ModeOf(JoinPath(fresh, "outbox.db")), 0600);
+  OUTPOST_ASSERT_OK(edge_->Signal(SIGTERM));
+  EXPECT_EQ(edge_->Wait(), 0);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "base/sqlite/sqlite.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <cerrno>
@@ -467,8 +468,19 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, const DbOptions& o
   }
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
   if (options.create) flags |= SQLITE_OPEN_CREATE;
+  struct stat before;
+  const bool creating = options.create && options.file_mode != 0 &&
+                        ::stat(path.c_str(), &before) != 0 && errno == ENOENT;
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, flags, vfs ? vfs->name.c_str() : nullptr);
+  // The file exists (empty) once the open returns; set its mode before the first write.
+  if (rc == SQLITE_OK && creating &&
+      ::chmod(path.c_str(), static_cast<mode_t>(options.file_mode)) != 0 && errno != ENOENT) {
+    const int error = errno;
+    sqlite3_close(db);
+    if (vfs) sqlite3_vfs_unregister(&vfs->vfs);
+    return UnavailableError("cannot set the mode of \"" + path + "\": " + std::strerror(error));
+  }
   if (rc != SQLITE_OK) {
     Status s = FromSqlite(db, rc, "cannot open \"" + path + "\"");
     sqlite3_close(db);

@@ -70,6 +70,10 @@ struct DbOptions {
   // When set, all file I/O goes through a wrapping VFS that consults it. Not owned; must
   // outlive the Db.
   FileFaults* faults = nullptr;
+  // When nonzero, a database file this Open creates is given these permission bits before
+  // anything is written to it; SQLite creates the WAL and shared-memory files with the
+  // database's bits. 0: SQLite's 0644 less the umask. An existing file is left as it is.
+  int file_mode = 0;
 };
 
 class Db {
