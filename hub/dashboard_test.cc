@@ -513,8 +513,7 @@ TEST_F(DashboardTest, EveryAnswerCarriesTheSecurityHeaders) {
   EXPECT_EQ(answers[4].second.status, 401);
   EXPECT_EQ(answers[7].second.status, 404);
   Dashboard unbuilt(store_.get(), dir_.File("missing"), DashboardOptions{.clock = &clock_});
-  EXPECT_EQ(HeaderOf(unbuilt.Handle(HubRequest{.method = "GET", .target = "/"}),
-                     "X-Frame-Options"),
+  EXPECT_EQ(HeaderOf(unbuilt.Handle(HubRequest{.method = "GET", .target = "/"}), "X-Frame-Options"),
             "DENY");
 }
 

@@ -637,8 +637,7 @@ TEST_F(GrpcServerTest, ABytesShapeTheMessageCannotHoldIsRefusedBeforeAllocating)
   typed.mutable_inputs(0)->mutable_contents()->add_bytes_contents("a");
   message = ExpectError(typed, grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(message.find("input \"x\""), std::string::npos) << message;
-  EXPECT_NE(message.find("contents.bytes_contents has 1 elements"), std::string::npos)
-      << message;
+  EXPECT_NE(message.find("contents.bytes_contents has 1 elements"), std::string::npos) << message;
 }
 
 TEST_F(GrpcServerTest, ModelFailuresKeepTheirCode) {
