@@ -350,10 +350,6 @@ void AnnounceHubServing(const hub::Store& store, const hub::HubCa& ca, const hub
 }
 
 Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
-  // The hub's store, keys and spool are its owner's alone: everything it creates is 0600
-  // (folders 0700), whatever the shell's umask; its public certificates too, which the
-  // enrolment API hands out.
-  ::umask(077);
   OUTPOST_RETURN_IF_ERROR(LoadHubConfig(flags, cmd));
   OUTPOST_ASSIGN_OR_RETURN(LogFormat format, ParseLogFormat(flags.log_format));
   OUTPOST_ASSIGN_OR_RETURN(LogLevel level, ParseLogLevel(flags.log_level));
@@ -376,6 +372,10 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
   if (!operator_listen.first.empty()) names.push_back(operator_listen.first);
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubCa> ca,
                            hub::HubCa::OpenOrCreate(flags.data_dir, names));
+  // From here on everything the hub creates (its store, spool, training runs) is its owner's
+  // alone (0600, folders 0700) whatever the shell's umask. Set after the CA, whose public
+  // certificates keep their documented 0644 (hub/FORMAT.md); its keys are 0600 anyway.
+  ::umask(077);
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, OpenHubStore(flags.store_url));
 
   OUTPOST_ASSIGN_OR_RETURN(hub::PolicySet policies, hub::PolicySet::Load(PolicyFiles(flags)));
