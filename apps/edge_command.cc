@@ -95,7 +95,7 @@ class DataDirLock {
 
 // The edge's files hold what the site scored and its keys: the process creates everything
 // for its owner alone (umask 077, set at start), data_dir is 0700 and its LOCK 0600 (the
-// outbox sees to its own files, outbox.cc). A data_dir or LOCK left looser by an older
+// outbox sees to its own files, outbox/outbox.cc). A data_dir or LOCK left looser by an older
 // Outpost is tightened, with a warning naming it; one that cannot be (another owner's) is
 // warned about and used as it is.
 Status PrepareDataDir(const std::string& data_dir) {
