@@ -30,14 +30,7 @@ Result<std::string> SignEd25519(std::string_view key_pem, std::string_view data)
 }
 
 Result<X25519KeyPem> GenerateX25519Key() {
-  OUTPOST_ASSIGN_OR_RETURN(std::string private_key, crypto::X25519GeneratePrivateKey());
-  OUTPOST_ASSIGN_OR_RETURN(std::string public_key, crypto::X25519PublicKey(private_key));
-  X25519KeyPem out;
-  OUTPOST_ASSIGN_OR_RETURN(out.private_pem,
-                           crypto::PrivateKeyToPem(crypto::KeyType::kX25519, private_key));
-  OUTPOST_ASSIGN_OR_RETURN(out.public_pem,
-                           crypto::PublicKeyToPem(crypto::KeyType::kX25519, public_key));
-  return out;
+  return crypto::GenerateKeyPairPem(crypto::KeyAlgorithm::kX25519);
 }
 
 Result<std::string> X25519RawPublicKey(std::string_view pem) {

@@ -39,12 +39,10 @@ struct CertificateNames {
 // not parse.
 Result<CertificateNames> ReadCertificateNames(std::string_view cert_pem);
 
-// An X25519 key pair in PEM: PKCS#8 private key, SubjectPublicKeyInfo public key.
-struct X25519KeyPem {
-  std::string private_pem{};
-  std::string public_pem{};
-};
-// A fresh X25519 key pair.
+// An X25519 key pair in PEM: PKCS#8 private key, SubjectPublicKeyInfo public key (the crypto
+// adapter's key pair).
+using X25519KeyPem = crypto::KeyPairPem;
+// A fresh X25519 key pair: crypto::GenerateKeyPairPem(KeyAlgorithm::kX25519).
 Result<X25519KeyPem> GenerateX25519Key();
 
 // The raw 32-byte X25519 public key of `pem`, which may hold either a public key
