@@ -7,6 +7,10 @@ function(outpost_target_flags target)
   # would pass differently across an ABI boundary; ours never cross one (internal kernels).
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wshadow -Wno-missing-field-initializers
                                            -Wno-psabi)
+  # Debug sections are most of a linked test's size (Asio's and Beast's long type names);
+  # compressed, a full clean-clone build fits a CI disk several times smaller. gdb, addr2line
+  # and the sanitizers' symbolizer read them as they are.
+  target_link_options(${target} PRIVATE -Wl,--compress-debug-sections=zlib)
   if(OUTPOST_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()
