@@ -12,6 +12,7 @@
 #define OUTPOST_BASE_HTTP_MESSAGE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -57,10 +58,18 @@ struct PeerInfo {
 // Who sent a request, as an application established it from a credential alone (a client
 // certificate, a bearer token), never from the payload. The listener leaves it empty.
 struct Caller {
-  enum class Kind { kNone, kSite, kOperator };
+  enum class Kind {
+    kNone,
+    kSite,       // the hub: an enrolled site's certificate
+    kOperator,   // the hub: an operator's token
+    kClient,     // the edge: an entry of its credentials file (base/auth/auth.h)
+    kAnonymous,  // the edge without credentials (loopback, or the explicit insecure opt-in)
+  };
   Kind kind = Kind::kNone;
   std::string tenant{};
-  std::string site_id{};  // kSite only
+  std::string site_id{};     // kSite only
+  std::string credential{};  // kClient: the entry's name
+  uint32_t roles = 0;        // kClient, kAnonymous: base/auth's role bits
 };
 
 // One HTTP request as a listener read it.
@@ -76,8 +85,10 @@ struct Request {
   std::function<bool()> client_gone{};
   // What the listener established about the connection.
   PeerInfo peer{};
-  // Who the application has found the caller to be; the listener leaves it kNone.
-  Caller caller{};
+  // Who the application has found the caller to be; the listener leaves it kNone. Mutable:
+  // a Router's authorizer sets it on the request it routes (which handlers see as const),
+  // before the route's handler runs; nothing else writes it after the listener.
+  mutable Caller caller{};
 
   // The value of the first header called `name` (compared without case); empty when there
   // is none.

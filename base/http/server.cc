@@ -805,13 +805,17 @@ std::string_view Router::PathOf(std::string_view target) {
   return q == std::string_view::npos ? target : target.substr(0, q);
 }
 
-void Router::Exact(std::string method, std::string path, HandlerFn handler) {
-  routes_.push_back(Route{std::move(method), std::move(path), false, std::move(handler)});
+void Router::Exact(std::string method, std::string path, HandlerFn handler, uint32_t access) {
+  routes_.push_back(
+      Route{std::move(method), std::move(path), false, access, std::move(handler)});
 }
 
-void Router::Prefix(std::string method, std::string prefix, HandlerFn handler) {
-  routes_.push_back(Route{std::move(method), std::move(prefix), true, std::move(handler)});
+void Router::Prefix(std::string method, std::string prefix, HandlerFn handler, uint32_t access) {
+  routes_.push_back(
+      Route{std::move(method), std::move(prefix), true, access, std::move(handler)});
 }
+
+void Router::SetAuthorizer(AuthorizeFn authorizer) { authorizer_ = std::move(authorizer); }
 
 const Router::Route* Router::BestPath(std::string_view path) const {
   const Route* best = nullptr;
@@ -845,6 +849,7 @@ void Router::Handle(const Request& request, Response& response) const {
     return;
   }
   if (const Route* route = ForMethod(*best_path, request.method)) {
+    if (authorizer_ && !authorizer_(request, route->access, response)) return;
     route->handler(request, response);
     return;
   }

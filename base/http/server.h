@@ -117,15 +117,31 @@ using HandlerFn = std::function<void(const Request& request, Response& response)
 // Register every route before the server starts; Handle() is then thread-safe, and routing
 // a request that a route takes allocates nothing (views of the target, no strings built).
 //
+// Access: each route names the access it needs, an application's bit (base/auth's roles on
+// the edge; 0 = open to anyone). With an authorizer set, the router hands it every request a
+// route takes, with that route's access, before the route's handler: the authorizer either
+// sets request.caller and lets the handler run, or writes its refusal (401, 403, ...) and
+// the handler never runs. Without one, access is not checked (listeners that authenticate in
+// their handlers, as the hub's do).
+//
 //   http::Router router;
-//   router.Exact("POST", "/v1/feedback", [&](const http::Request& rq, http::Response& rs) {...});
+//   router.Exact("POST", "/v1/feedback", [&](const http::Request& rq, http::Response& rs) {...},
+//                auth::RoleBit(auth::Role::kLabel));
 //   router.Prefix("*", "/v2", [&](const http::Request& rq, http::Response& rs) {...});
+//   router.SetAuthorizer(gate.AsAuthorizer());
 //   auto server = http::Server::Start(options, router.AsHandler());
 class Router {
  public:
+  // Decides whether `request` may run a route that needs `access`: true after setting
+  // request.caller; false after writing the refusal into `refusal`.
+  using AuthorizeFn =
+      std::function<bool(const Request& request, uint32_t access, Response& refusal)>;
+
   // `method` is matched exactly ("GET"); "*" matches any method.
-  void Exact(std::string method, std::string path, HandlerFn handler);
-  void Prefix(std::string method, std::string prefix, HandlerFn handler);
+  void Exact(std::string method, std::string path, HandlerFn handler, uint32_t access = 0);
+  void Prefix(std::string method, std::string prefix, HandlerFn handler, uint32_t access = 0);
+  // Before the server starts.
+  void SetAuthorizer(AuthorizeFn authorizer);
 
   // The path part of a request target: everything before its '?'.
   static std::string_view PathOf(std::string_view target);
@@ -141,6 +157,7 @@ class Router {
     std::string method;
     std::string path;
     bool prefix = false;
+    uint32_t access = 0;
     HandlerFn handler;
   };
   // The route of `path` that routing prefers (exact, then the longest prefix), or nullptr.
@@ -149,6 +166,7 @@ class Router {
   const Route* ForMethod(const Route& best, std::string_view method) const;
 
   std::vector<Route> routes_;
+  AuthorizeFn authorizer_;
 };
 
 class Server {
