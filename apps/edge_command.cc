@@ -30,6 +30,8 @@
 #include "apps/commands.h"
 #include "apps/edge_config.h"
 #include "apps/edge_forwarder.h"
+#include "base/auth/auth.h"
+#include "base/auth/http_gate.h"
 #include "base/file.h"
 #include "base/http/server.h"
 #include "base/logging.h"
@@ -59,6 +61,10 @@ struct EdgeFlags {
   std::string log_level;
   std::string data_dir;
   bool no_watch = false;  // --no-watch: models change only on restart or through the API
+  std::string credentials_file;
+  // --insecure-listen-without-credentials: the explicit opt-in to serve beyond loopback with
+  // no credentials (anyone who reaches the port scores, labels and reads).
+  bool insecure_open = false;
 };
 
 // How often the evaluator is asked to write the aggregates of minutes that have ended.
@@ -163,7 +169,6 @@ Result<EdgeConfig> ResolveConfig(const EdgeFlags& flags) {
   }
   if (!flags.listen.empty()) OUTPOST_RETURN_IF_ERROR(ParseListen(flags.listen, config));
   if (flags.grpc_listen_given) OUTPOST_RETURN_IF_ERROR(ParseGrpcListen(flags.grpc_listen, config));
-  OUTPOST_RETURN_IF_ERROR(ResolveGrpcListen(config));
   if (!flags.model_repository.empty()) config.model_repository = flags.model_repository;
   if (!flags.site_id.empty()) {
     OUTPOST_RETURN_IF_ERROR(CheckName(kSiteIdRule, flags.site_id).WithContext("--site-id"));
@@ -174,6 +179,23 @@ Result<EdgeConfig> ResolveConfig(const EdgeFlags& flags) {
   if (!flags.log_level.empty()) config.log_level = flags.log_level;
   if (flags.no_watch) config.watch_repository = false;
   if (!flags.data_dir.empty()) config.data_dir = flags.data_dir;
+  if (!flags.credentials_file.empty()) config.auth.credentials_file = flags.credentials_file;
+  if (config.auth.credentials_file.empty()) {
+    std::string in_data_dir = JoinPath(config.data_dir, "credentials.yaml");
+    if (PathExists(in_data_dir)) config.auth.credentials_file = in_data_dir;
+  }
+  // Least privilege: without credentials the default address is loopback only.
+  if (!config.listen_given) {
+    config.listen_address = config.auth.credentials_file.empty() ? "127.0.0.1" : "0.0.0.0";
+  }
+  OUTPOST_RETURN_IF_ERROR(ResolveGrpcListen(config));
+  if (config.tls.site_certificate) {
+    std::string dir = config.sync.credentials_dir.empty()
+                          ? JoinPath(config.data_dir, "credentials")
+                          : config.sync.credentials_dir;
+    config.tls.cert_file = JoinPath(dir, "site.crt");
+    config.tls.key_file = JoinPath(dir, "site.key");
+  }
   if (config.node_id.empty()) {
     char host[256] = {};
     ::gethostname(host, sizeof(host) - 1);
@@ -185,13 +207,14 @@ Result<EdgeConfig> ResolveConfig(const EdgeFlags& flags) {
   return config;
 }
 
-// Blocks SIGTERM and SIGINT in this thread, which takes them by sigwait; called before any
-// other thread starts so that every thread inherits the mask. The set, for sigwait.
+// Blocks SIGTERM, SIGINT and SIGHUP in this thread, which takes them by sigwait; called
+// before any other thread starts so that every thread inherits the mask. The set, for sigwait.
 sigset_t BlockStopSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
 }
@@ -206,6 +229,100 @@ std::unique_ptr<serve::ShadowRunner> MakeShadowRunner(serve::ModelRepository& re
             ->Append({.kind = outbox::Kind::kEvent, .stream = model, .payload = std::move(payload)})
             .status();
       }});
+}
+
+bool IsLoopbackAddress(std::string_view address) {
+  return address == "localhost" || address == "::1" || address.starts_with("127.");
+}
+
+// Least privilege: an edge without credentials answers loopback only, unless the operator
+// opted in by the flag whose name says what it does; that choice is logged at every start.
+Status CheckExposure(const EdgeConfig& config, bool have_credentials, bool insecure_open) {
+  if (have_credentials) return Status();
+  std::string exposed;
+  if (!IsLoopbackAddress(config.listen_address)) exposed = config.listen_address;
+  if (config.grpc_enabled && !IsLoopbackAddress(config.grpc_listen_address)) {
+    exposed += (exposed.empty() ? "" : " and ") + config.grpc_listen_address + " (gRPC)";
+  }
+  if (exposed.empty()) return Status();
+  if (!insecure_open) {
+    return ErrorWithReason(
+        StatusCode::kFailedPrecondition, "listen_requires_credentials",
+        "the edge would listen on " + exposed +
+            " with no credentials, so anyone on the network could score, label and read "
+            "records: add one (`outpost edge credential add --data-dir " + config.data_dir +
+            " --name NAME --role infer`), listen on 127.0.0.1, or start with "
+            "--insecure-listen-without-credentials");
+  }
+  OUTPOST_LOG(kWarning) << "INSECURE: serving beyond loopback with no credentials "
+                           "(--insecure-listen-without-credentials): anyone who reaches the "
+                           "port may score, label and read records"
+                        << Field("address", exposed);
+  return Status();
+}
+
+// The credentials file, the client CA and its CRL as one authenticator; null when no
+// credentials file is configured (callers are then anonymous).
+Result<std::shared_ptr<const auth::Authenticator>> LoadAuthenticator(const EdgeConfig& config) {
+  if (config.auth.credentials_file.empty()) {
+    if (!config.tls.client_ca_file.empty()) {
+      return InvalidArgumentError(
+          "tls.client_ca_file needs auth.credentials_file: it names the roles of each client "
+          "certificate");
+    }
+    return std::shared_ptr<const auth::Authenticator>();
+  }
+  Result<std::shared_ptr<const auth::Authenticator>> loaded =
+      auth::Authenticator::Load({.credentials_file = config.auth.credentials_file,
+                                 .client_ca_file = config.tls.client_ca_file,
+                                 .client_crl_file = config.tls.client_crl_file});
+  if (!loaded.ok()) return loaded.status().WithContext("credentials");
+  return loaded;
+}
+
+// The REST listener's TLS, or none.
+std::optional<http::TlsServerOptions> HttpTls(const EdgeConfig& config) {
+  if (!config.tls.enabled) return std::nullopt;
+  // A client certificate is asked for, never required by the handshake: the authenticator
+  // verifies it, so that every refusal has its reason (base/auth/auth.h).
+  return http::TlsServerOptions{.cert_chain_path = config.tls.cert_file,
+                                .key_path = config.tls.key_file,
+                                .client_ca_path = config.tls.client_ca_file,
+                                .require_client_cert = false};
+}
+
+// The roles named by auth.raw_read_roles.
+Result<auth::RoleSet> RawReadRoles(const EdgeConfig& config) {
+  auth::RoleSet roles = 0;
+  for (const std::string& name : config.auth.raw_read_roles) {
+    Result<auth::Role> role = auth::ParseRole(name);
+    if (!role.ok()) return role.status().WithContext("auth.raw_read_roles");
+    roles |= auth::RoleBit(*role);
+  }
+  return roles;
+}
+
+// SIGHUP: the credentials, the client CA and CRL, and the TLS certificate are read again.
+// What does not load is logged and the running one stays.
+void Reload(const EdgeConfig& config, auth::HttpGate& gate, serve::HttpServer& server) {
+  Result<std::shared_ptr<const auth::Authenticator>> authenticator = LoadAuthenticator(config);
+  if (!authenticator.ok()) {
+    OUTPOST_LOG(kError) << "reload: credentials not reloaded; the previous ones stay"
+                        << Field("error", authenticator.status());
+  } else if (*authenticator == nullptr && gate.authenticator() != nullptr) {
+    OUTPOST_LOG(kError) << "reload: the credentials file is gone; the previous credentials stay";
+  } else {
+    gate.SetAuthenticator(*authenticator);
+    OUTPOST_LOG(kInfo) << "reload: credentials reloaded"
+                       << Field("entries", *authenticator ? (*authenticator)->size() : 0);
+  }
+  if (std::optional<http::TlsServerOptions> tls = HttpTls(config)) {
+    Status s = server.ReloadTls(*tls);
+    if (!s.ok()) {
+      OUTPOST_LOG(kError) << "reload: TLS certificate not reloaded; the previous one stays"
+                          << Field("error", s);
+    }
+  }
 }
 
 // The scoring handler's options: limits from the config, insight records by `evaluator`.
@@ -225,6 +342,7 @@ serve::HandlerOptions MakeHandlerOptions(const EdgeConfig& config, insight::Eval
 Result<std::unique_ptr<serve::HttpServer>> StartHttpServer(const EdgeConfig& config,
                                                            const http::Router& router) {
   serve::HttpServerOptions server_options;
+  server_options.tls = HttpTls(config);
   server_options.address = config.listen_address;
   server_options.port = config.listen_port;
   server_options.threads = config.threads;
@@ -236,16 +354,24 @@ Result<std::unique_ptr<serve::HttpServer>> StartHttpServer(const EdgeConfig& con
 // not owned and must outlive the server.
 Result<std::unique_ptr<serve::GrpcServer>> StartGrpcServer(const EdgeConfig& config,
                                                            serve::ModelRepository& repository,
-                                                           insight::Evaluator* evaluator) {
+                                                           insight::Evaluator* evaluator,
+                                                           const auth::HttpGate& gate) {
   if (!config.grpc_enabled) return std::unique_ptr<serve::GrpcServer>();
-  return serve::GrpcServer::Start(
-      repository, {.address = config.grpc_listen_address,
-                   .port = config.grpc_listen_port,
-                   // gRPC's own ceiling is INT32_MAX bytes.
-                   .max_message_bytes = std::min<uint64_t>(config.max_body_bytes, 0x7fffffff),
-                   .max_total_elements = static_cast<int64_t>(config.max_elements),
-                   .server_version = OutpostVersion(),
-                   .insight = evaluator});
+  serve::GrpcServerOptions options{
+      .address = config.grpc_listen_address,
+      .port = config.grpc_listen_port,
+      // gRPC's own ceiling is INT32_MAX bytes.
+      .max_message_bytes = std::min<uint64_t>(config.max_body_bytes, 0x7fffffff),
+      .max_total_elements = static_cast<int64_t>(config.max_elements),
+      .server_version = OutpostVersion(),
+      .insight = evaluator};
+  if (config.tls.enabled) {
+    options.tls_cert_file = config.tls.cert_file;
+    options.tls_key_file = config.tls.key_file;
+  }
+  // The REST gate's authenticator, so that a reload reaches both listeners at once.
+  options.authenticator = [&gate] { return gate.authenticator(); };
+  return serve::GrpcServer::Start(repository, std::move(options));
 }
 
 // Logs that the edge serves, and prints the "listening on" lines.
@@ -258,7 +384,8 @@ void AnnounceServing(const EdgeConfig& config, const serve::HttpServer& server,
                      << Field("models", repository.Models().size()) << Field("outbox", outbox_path)
                      << Field("ready", repository.IsReady() ? "yes" : "no");
   // Tests and scripts read this line to learn the port when it was chosen by the system.
-  std::printf("listening on http://%s:%u\n", config.listen_address.c_str(),
+  std::printf("listening on %s://%s:%u\n", config.tls.enabled ? "https" : "http",
+              config.listen_address.c_str(),
               static_cast<unsigned>(server.port()));
   // Always after the HTTP line, which tests and scripts read first.
   if (grpc_server != nullptr) {
@@ -282,6 +409,14 @@ Status RunEdge(const EdgeFlags& flags) {
   if (!IsDirectory(config.model_repository)) {
     return NotFoundError("model repository \"" + config.model_repository + "\" is not a folder");
   }
+  // Who may call, before anything listens or is opened.
+  OUTPOST_ASSIGN_OR_RETURN(std::shared_ptr<const auth::Authenticator> authenticator,
+                           LoadAuthenticator(config));
+  OUTPOST_RETURN_IF_ERROR(CheckExposure(config, authenticator != nullptr, flags.insecure_open));
+  OUTPOST_ASSIGN_OR_RETURN(auth::RoleSet raw_read_roles, RawReadRoles(config));
+  auth::HttpGate gate({.allowed_hosts = config.auth.allowed_hosts});
+  gate.SetAuthenticator(authenticator);
+
   // The outbox first: records are kept before anything is scored.
   OUTPOST_RETURN_IF_ERROR(PrepareDataDir(config.data_dir));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<DataDirLock> data_dir_lock,
@@ -318,15 +453,18 @@ Status RunEdge(const EdgeFlags& flags) {
   http::Router router;
   serve::RegisterRoutes(router, handler);  // /v2/..., /metrics
   edge_api.RegisterRoutes(router);         // /v1/feedback, /v1/records, /v1/outbox
+  router.SetAuthorizer(gate.AsAuthorizer());
 
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<serve::HttpServer> server,
                            StartHttpServer(config, router));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<serve::GrpcServer> grpc_server,
-                           StartGrpcServer(config, *repository, evaluator.get()));
+                           StartGrpcServer(config, *repository, evaluator.get(), gate));
   AnnounceServing(config, *server, grpc_server.get(), *repository, outbox_options.path);
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    Reload(config, gate, *server);
+  }
   OUTPOST_LOG(kInfo) << "shutting down: in-flight requests finish, new ones are refused"
                      << Field("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   if (watcher != nullptr) watcher->Stop();
@@ -346,6 +484,9 @@ Status RunEdge(const EdgeFlags& flags) {
 
 }  // namespace
 
+// credential_command.cc: `outpost edge credential add|list|remove` under `edge`.
+CLI::App* AddEdgeCredentialCommand(CLI::App* edge, Action& run);
+
 void AddEdgeCommand(CLI::App& app, Action& run) {
   auto flags = std::make_shared<EdgeFlags>();
   CLI::App* cmd = app.add_subcommand("edge", "Serve models at a site over the Open Inference Protocol");
@@ -364,7 +505,14 @@ void AddEdgeCommand(CLI::App& app, Action& run) {
   cmd->add_option("--log-format", flags->log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
   cmd->add_option("--log-level", flags->log_level, "debug, info, warning or error")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
-  cmd->callback([&run, flags, grpc_listen] {
+  cmd->add_option("--credentials-file", flags->credentials_file,
+                  "Who may call, and for what (default <data_dir>/credentials.yaml when present)");
+  cmd->add_flag("--insecure-listen-without-credentials", flags->insecure_open,
+                "Serve beyond loopback with no credentials: anyone who reaches the port may "
+                "score, label and read records (logged at every start)");
+  CLI::App* credential = AddEdgeCredentialCommand(cmd, run);
+  cmd->callback([&run, flags, grpc_listen, credential] {
+    if (credential->parsed()) return;  // `outpost edge credential ...` set its own action
     flags->grpc_listen_given = grpc_listen->count() > 0;
     run = [flags] { return RunEdge(*flags); };
   });

@@ -169,6 +169,78 @@ Status ParseSyncSection(const yaml::Node& node, EdgeSyncConfig& sync) {
   return Status();
 }
 
+// A list of strings.
+Status ReadStringList(const yaml::Node& v, std::string_view what, std::vector<std::string>& out) {
+  if (!v.IsSequence()) return InvalidArgumentError(std::string(what) + " must be a list");
+  out.clear();
+  for (const auto& item : v.items()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string text, item.As<std::string>());
+    out.push_back(std::move(text));
+  }
+  return Status();
+}
+
+// The `tls:` section.
+Status ParseTlsSection(const yaml::Node& node, EdgeTlsConfig& tls) {
+  if (!node.IsMap()) return InvalidArgumentError("tls must be a map");
+  tls.enabled = true;
+  for (const auto& kv : node.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string key, kv.first.As<std::string>());
+    const yaml::Node& v = kv.second;
+    if (key == "cert_file") {
+      OUTPOST_RETURN_IF_ERROR(ReadOptionalString(v, tls.cert_file));
+    } else if (key == "key_file") {
+      OUTPOST_RETURN_IF_ERROR(ReadOptionalString(v, tls.key_file));
+    } else if (key == "site_certificate") {
+      OUTPOST_ASSIGN_OR_RETURN(tls.site_certificate, v.As<bool>());
+    } else if (key == "client_ca_file") {
+      OUTPOST_RETURN_IF_ERROR(ReadOptionalString(v, tls.client_ca_file));
+    } else if (key == "client_crl_file") {
+      OUTPOST_RETURN_IF_ERROR(ReadOptionalString(v, tls.client_crl_file));
+    } else {
+      return InvalidArgumentError("unknown key \"" + key + "\" in tls");
+    }
+  }
+  if (tls.site_certificate != (tls.cert_file.empty() && tls.key_file.empty())) {
+    return InvalidArgumentError(
+        "tls needs either cert_file and key_file, or site_certificate: true");
+  }
+  if (!tls.site_certificate && (tls.cert_file.empty() || tls.key_file.empty())) {
+    return InvalidArgumentError("tls.cert_file and tls.key_file go together");
+  }
+  if (tls.client_ca_file.empty() && !tls.client_crl_file.empty()) {
+    return InvalidArgumentError("tls.client_crl_file needs tls.client_ca_file");
+  }
+  return Status();
+}
+
+// The `auth:` section.
+Status ParseAuthSection(const yaml::Node& node, EdgeAuthConfig& auth) {
+  if (!node.IsMap()) return InvalidArgumentError("auth must be a map");
+  for (const auto& kv : node.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string key, kv.first.As<std::string>());
+    const yaml::Node& v = kv.second;
+    if (key == "credentials_file") {
+      OUTPOST_RETURN_IF_ERROR(ReadOptionalString(v, auth.credentials_file));
+    } else if (key == "raw_read_roles") {
+      OUTPOST_RETURN_IF_ERROR(ReadStringList(v, "auth.raw_read_roles", auth.raw_read_roles));
+    } else if (key == "allowed_hosts") {
+      OUTPOST_RETURN_IF_ERROR(ReadStringList(v, "auth.allowed_hosts", auth.allowed_hosts));
+    } else if (key == "model_control") {
+      OUTPOST_ASSIGN_OR_RETURN(auth.model_control, v.As<bool>());
+    } else if (key == "feedback_per_second" || key == "feedback_burst") {
+      OUTPOST_ASSIGN_OR_RETURN(double x, v.As<double>());
+      if (!(x > 0 && x <= 1e6)) {
+        return InvalidArgumentError("auth." + key + " must be > 0 and at most 1000000");
+      }
+      (key == "feedback_burst" ? auth.feedback_burst : auth.feedback_per_second) = x;
+    } else {
+      return InvalidArgumentError("unknown key \"" + key + "\" in auth");
+    }
+  }
+  return Status();
+}
+
 // The `limits:` section.
 Status ParseLimits(const yaml::Node& limits, EdgeConfig& config) {
   if (!limits.IsMap()) return InvalidArgumentError("limits must be a map");
@@ -196,7 +268,7 @@ Status ParseEdgeRoot(const yaml::Node& root, EdgeConfig& config) {
   static const std::set<std::string> kKeys = {
       "site_id", "node_id", "listen", "grpc_listen", "model_repository", "threads",
       "strict_readiness", "watch_repository", "limits", "log_format", "log_level", "data_dir",
-      "outbox", "sync"};
+      "outbox", "sync", "tls", "auth"};
   for (const auto& kv : root.entries()) {
     OUTPOST_ASSIGN_OR_RETURN(std::string key, kv.first.As<std::string>());
     if (!kKeys.count(key)) {
@@ -256,12 +328,15 @@ Status ParseEdgeRoot(const yaml::Node& root, EdgeConfig& config) {
   if (yaml::Node sync = root["sync"]) {
     OUTPOST_RETURN_IF_ERROR(ParseSyncSection(sync, config.sync));
   }
+  if (yaml::Node tls = root["tls"]) OUTPOST_RETURN_IF_ERROR(ParseTlsSection(tls, config.tls));
+  if (yaml::Node auth = root["auth"]) OUTPOST_RETURN_IF_ERROR(ParseAuthSection(auth, config.auth));
   return Status();
 }
 
 }  // namespace
 
 Status ParseListen(std::string_view listen, EdgeConfig& config) {
+  config.listen_given = true;
   return ParseHostPort(listen, "listen", config.listen_address, config.listen_port);
 }
 

@@ -2,7 +2,10 @@
 //
 //   site_id: mine-7              # the site this node belongs to
 //   node_id: node-1              # this node, unique within the site (default: the host name)
-//   listen: 0.0.0.0:8000         # HTTP address and port (port 0 = any free port)
+//   listen: 0.0.0.0:8000         # HTTP address and port (port 0 = any free port). Default:
+//                                # 0.0.0.0:8000 with credentials, 127.0.0.1:8000 without;
+//                                # any address beyond loopback without credentials is refused
+//                                # unless --insecure-listen-without-credentials is given
 //   grpc_listen: 0.0.0.0:8001    # gRPC address and port; "" = no gRPC. Default: the HTTP
 //                                # host and the HTTP port + 1 (port 0 when HTTP's is 0)
 //   model_repository: /var/lib/outpost/models
@@ -13,6 +16,23 @@
 //     max_body_bytes: 67108864   # a larger request gets 413 (RESOURCE_EXHAUSTED on gRPC)
 //     max_elements: 16777216     # total tensor elements in one request
 //     max_json_depth: 64         # nesting of `data` and the rest of the JSON
+//   tls:                         # present = both listeners speak TLS 1.2+ only
+//     cert_file: /etc/outpost/edge.crt   # PEM chain and key; or site_certificate: true for
+//     key_file: /etc/outpost/edge.key    # the enrolment's <credentials_dir>/site.crt, site.key
+//     site_certificate: false
+//     client_ca_file: /etc/outpost/clients-ca.crt   # client certificates (mutual TLS) must
+//     client_crl_file: /etc/outpost/clients.crl     # chain here and not be revoked
+//   auth:
+//     credentials_file: /etc/outpost/credentials.yaml  # base/auth/FORMAT.md; default
+//                                # <data_dir>/credentials.yaml when that file exists; none =
+//                                # callers are anonymous (infer, label, read) on loopback
+//     raw_read_roles: [admin]    # /v1/records unfiltered by the policy for these roles
+//     allowed_hosts: [edge-1.plant.example]   # Host names beside loopback and the host name
+//     model_control: false       # /v2/repository/.../load|unload, for the admin role
+//     feedback_per_second: 50    # labels per credential, a token bucket of feedback_burst
+//     feedback_burst: 200
+//   SIGHUP reloads the credentials file, the client CA and CRL, and the TLS certificate;
+//   connections open at the time keep theirs.
 //   log_format: text             # text | json
 //   log_level: info              # debug | info | warning | error
 //   data_dir: /var/lib/outpost   # the node's durable state: <data_dir>/outbox.db, and LOCK,
@@ -49,6 +69,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 #include "outbox/outbox.h"
@@ -73,9 +94,30 @@ struct EdgeSyncConfig {
   bool encrypt_exports = false;  // seal export files (sync/FORMAT.md section 6)
 };
 
+// The `tls:` section.
+struct EdgeTlsConfig {
+  bool enabled = false;  // the section is present
+  std::string cert_file;
+  std::string key_file;
+  bool site_certificate = false;  // cert and key from the sync credentials_dir
+  std::string client_ca_file;
+  std::string client_crl_file;
+};
+
+// The `auth:` section.
+struct EdgeAuthConfig {
+  std::string credentials_file;  // empty = <data_dir>/credentials.yaml when present
+  std::vector<std::string> raw_read_roles;
+  std::vector<std::string> allowed_hosts;
+  bool model_control = false;
+  double feedback_per_second = 50;
+  double feedback_burst = 200;
+};
+
 struct EdgeConfig {
   std::string site_id = "site";
   std::string node_id;  // empty = host name
+  bool listen_given = false;  // false = the default address, chosen by whether there are credentials
   std::string listen_address = "0.0.0.0";
   uint16_t listen_port = 8000;
   // gRPC: see ResolveGrpcListen. grpc_enabled false = no gRPC server.
@@ -98,6 +140,8 @@ struct EdgeConfig {
   // from data_dir, site_id and node_id.
   outbox::OutboxOptions outbox{};
   EdgeSyncConfig sync{};
+  EdgeTlsConfig tls{};
+  EdgeAuthConfig auth{};
 };
 
 // Parses the YAML text of an edge config on top of `base` (the defaults).
