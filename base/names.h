@@ -12,6 +12,7 @@
 //   Tenant      [A-Za-z0-9_][A-Za-z0-9._-]{0,63}     invalid_tenant
 //   Region      [A-Za-z0-9_][A-Za-z0-9._-]{0,63}     invalid_region
 //   RuleName    [A-Za-z0-9][A-Za-z0-9._-]{0,63}      invalid_rule_name
+//   CredentialName [a-z0-9][a-z0-9._-]{0,63}         invalid_credential_name
 //
 // Every rule is ASCII only, has no '/', '\\', space, control character or NUL, and cannot
 // begin with '.' or '-', so that a name is always one safe path component, never "." or "..",
@@ -29,6 +30,8 @@
 //   bytes: enrolment adds that bound (hub/enrol.h ValidateEnrolledSiteId).
 // - Tenants and regions are the enrolment rule (hub/FORMAT.md section 3).
 // - Insight rule names are the insight config's rule (insight/rules.cc).
+// - Credential names (the edge's credentials file, base/auth/FORMAT.md) take the model rule:
+//   they appear in logs, the audit log and the records a caller's labels make.
 //
 // Values are immutable and thread-compatible; copies are cheap strings.
 #ifndef OUTPOST_BASE_NAMES_H_
@@ -69,6 +72,9 @@ inline constexpr NameRule kRegionRule{
     "region", "invalid_region", "[A-Za-z0-9_][A-Za-z0-9._-]{0,63}", 64, true, false, true};
 inline constexpr NameRule kRuleNameRule{
     "rule name", "invalid_rule_name", "[A-Za-z0-9][A-Za-z0-9._-]{0,63}", 64, true, false, false};
+inline constexpr NameRule kCredentialNameRule{"credential name", "invalid_credential_name",
+                                              "[a-z0-9][a-z0-9._-]{0,63}", 64, false, false,
+                                              false};
 
 // OK when `text` follows `rule`; otherwise InvalidArgument with the rule's reason and a
 // message saying what was wrong ("model name \"Pump\" has 'P' at byte 0; a model name is
@@ -111,6 +117,7 @@ using StreamName = BasicName<kStreamNameRule>;
 using Tenant = BasicName<kTenantRule>;
 using Region = BasicName<kRegionRule>;
 using RuleName = BasicName<kRuleNameRule>;
+using CredentialName = BasicName<kCredentialNameRule>;
 
 }  // namespace outpost
 
