@@ -30,6 +30,9 @@ using CertPtr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 using BnPtr = std::unique_ptr<BIGNUM, Deleter<BIGNUM, BN_free>>;
 using ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION, X509_EXTENSION_free>>;
 using NamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
+using PurposesPtr =
+    std::unique_ptr<EXTENDED_KEY_USAGE, Deleter<EXTENDED_KEY_USAGE, EXTENDED_KEY_USAGE_free>>;
+using ObjectPtr = std::unique_ptr<ASN1_OBJECT, Deleter<ASN1_OBJECT, ASN1_OBJECT_free>>;
 using StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE, X509_STORE_free>>;
 using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX, X509_STORE_CTX_free>>;
 
@@ -147,6 +150,28 @@ std::vector<std::string> AltNames(X509* cert) {
   return out;
 }
 
+// The extendedKeyUsage's purposes as dotted OIDs; empty without the extension.
+Result<std::vector<std::string>> KeyPurposes(X509* cert) {
+  std::vector<std::string> out;
+  int critical = 0;
+  PurposesPtr purposes(static_cast<EXTENDED_KEY_USAGE*>(
+      X509_get_ext_d2i(cert, NID_ext_key_usage, &critical, nullptr)));
+  // -1: no such extension; -2: present more than once; otherwise it must decode.
+  if (!purposes) {
+    if (critical == -1) return out;
+    return InvalidArgumentError("certificate extendedKeyUsage unreadable");
+  }
+  for (int i = 0; i < sk_ASN1_OBJECT_num(purposes.get()); ++i) {
+    char text[256] = {};
+    int len = OBJ_obj2txt(text, sizeof(text), sk_ASN1_OBJECT_value(purposes.get(), i), 1);
+    if (len <= 0 || static_cast<size_t>(len) >= sizeof(text)) {
+      return InvalidArgumentError("certificate extendedKeyUsage holds an unreadable purpose");
+    }
+    out.emplace_back(text, static_cast<size_t>(len));
+  }
+  return out;
+}
+
 Result<CertificateInfo> Describe(X509* cert) {
   CertificateInfo info;
   X509_NAME* subject = X509_get_subject_name(cert);
@@ -168,6 +193,7 @@ Result<CertificateInfo> Describe(X509* cert) {
   info.not_after_ms = TimeMs(X509_get0_notAfter(cert));
   info.not_before_ms = TimeMs(X509_get0_notBefore(cert));
   info.subject_alt_names = AltNames(cert);
+  OUTPOST_ASSIGN_OR_RETURN(info.extended_key_usages, KeyPurposes(cert));
   return info;
 }
 
@@ -192,11 +218,39 @@ std::string KeyUsageValue(uint32_t usage) {
   return out;
 }
 
-std::string ExtendedKeyUsageValue(const std::vector<ExtendedKeyUsage>& usages) {
+// Two or more arcs of decimal digits joined by single dots, none with a leading zero
+// ("2.25.1"; not "1..2", "1.2.", "01.2"). OpenSSL's own parser is more lenient.
+bool IsDottedOid(std::string_view oid) {
+  size_t arcs = 0;
+  size_t start = 0;
+  while (start <= oid.size()) {
+    size_t end = oid.find('.', start);
+    if (end == std::string_view::npos) end = oid.size();
+    std::string_view arc = oid.substr(start, end - start);
+    if (arc.empty() || (arc.size() > 1 && arc[0] == '0')) return false;
+    for (char c : arc) {
+      if (c < '0' || c > '9') return false;
+    }
+    ++arcs;
+    start = end + 1;
+  }
+  return arcs >= 2;
+}
+
+// "serverAuth,clientAuth,2.25....": the named purposes, then the dotted OIDs, each of which
+// must parse as an OID in numeric form (so that no text reaches OpenSSL's configuration
+// syntax as anything but a number).
+Result<std::string> ExtendedKeyUsageValue(const CertificateSpec& spec) {
   std::string out;
-  for (ExtendedKeyUsage usage : usages) {
+  for (ExtendedKeyUsage usage : spec.extended_key_usage) {
     if (!out.empty()) out += ",";
     out += usage == ExtendedKeyUsage::kServerAuth ? "serverAuth" : "clientAuth";
+  }
+  for (const std::string& oid : spec.extended_key_usage_oids) {
+    ObjectPtr object(IsDottedOid(oid) ? OBJ_txt2obj(oid.c_str(), 1) : nullptr);
+    if (!object) return InvalidArgumentError("not a dotted OID: \"" + oid + "\"");
+    if (!out.empty()) out += ",";
+    out += oid;
   }
   return out;
 }
@@ -227,9 +281,9 @@ Status AddExtensions(const CertificateSpec& spec, X509* cert, X509* signer, bool
     OUTPOST_RETURN_IF_ERROR(
         AddExtension(cert, signer, NID_key_usage, KeyUsageValue(spec.key_usage)));
   }
-  if (!spec.extended_key_usage.empty()) {
-    OUTPOST_RETURN_IF_ERROR(AddExtension(cert, signer, NID_ext_key_usage,
-                                         ExtendedKeyUsageValue(spec.extended_key_usage)));
+  if (!spec.extended_key_usage.empty() || !spec.extended_key_usage_oids.empty()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string purposes, ExtendedKeyUsageValue(spec));
+    OUTPOST_RETURN_IF_ERROR(AddExtension(cert, signer, NID_ext_key_usage, purposes));
   }
   if (!spec.subject_alt_names.empty()) {
     OUTPOST_RETURN_IF_ERROR(

@@ -63,7 +63,15 @@ struct CertificateInfo {
   int64_t not_before_ms = 0;   // likewise
   // The subjectAltName's DNS names and IP addresses (as text: "127.0.0.1", "::1"), in order.
   std::vector<std::string> subject_alt_names{};
+  // The extendedKeyUsage's key purposes as dotted OIDs, in order (kServerAuthOid,
+  // kClientAuthOid, or a private one such as sync/FORMAT.md section 5's receipt signing);
+  // empty when the certificate has no extendedKeyUsage.
+  std::vector<std::string> extended_key_usages{};
 };
+
+// The dotted OIDs of the two TLS key purposes (RFC 5280 section 4.2.1.12).
+inline constexpr char kServerAuthOid[] = "1.3.6.1.5.5.7.3.1";
+inline constexpr char kClientAuthOid[] = "1.3.6.1.5.5.7.3.2";
 
 // The first certificate in `pem`. InvalidArgument "not a PEM certificate" (or "certificate
 // too large" past 1 MiB).
@@ -80,6 +88,44 @@ Result<std::string> CertificatePublicKey(std::string_view cert_pem, KeyType type
 // `ca_pem` and is valid now. InvalidArgument when either does not parse ("no CA certificate in
 // the trust anchor"); PermissionDenied "certificate not trusted: <OpenSSL's reason>".
 Status VerifyCertificateChain(std::string_view cert_pem, std::string_view ca_pem);
+
+// ---- Client certificates
+
+// Checks the certificates that callers of a listener present (base/auth/auth.h) against the
+// CA that the listener trusts for its callers and that CA's revocation lists. Immutable after
+// Create; Verify may be called from any thread at once.
+class ClientCertificateVerifier {
+ public:
+  // `ca_pem`: one or more CA certificates (PEM); `crl_pem`: "" for none, or one or more CRLs
+  // (PEM) of the CA that issues the client certificates. InvalidArgument with reason
+  // bad_client_ca when `ca_pem` holds no certificate, bad_client_crl when `crl_pem` is not
+  // empty and holds no CRL (or a CRL is not valid PEM).
+  static Result<std::unique_ptr<ClientCertificateVerifier>> Create(std::string_view ca_pem,
+                                                                   std::string_view crl_pem);
+  ~ClientCertificateVerifier();
+  ClientCertificateVerifier(const ClientCertificateVerifier&) = delete;
+  ClientCertificateVerifier& operator=(const ClientCertificateVerifier&) = delete;
+
+  // OK when the certificate `der` (DER) chains to the CA, is within its validity period at
+  // `now_s` (seconds since the Unix epoch), as is its chain, is fit for TLS client
+  // authentication (an extendedKeyUsage, when present, names clientAuth) and no CRL lists it.
+  // A CRL is used even past its nextUpdate. Otherwise PermissionDenied with reason
+  // certificate_expired (outside a validity period), certificate_revoked (a CRL lists it) or
+  // certificate_untrusted (anything else: no chain, a bad signature, the wrong purpose, bytes
+  // that are not a certificate), and OpenSSL's text in the message.
+  Status Verify(std::string_view der, int64_t now_s) const;
+
+  struct State;  // the OpenSSL objects (x509.cc)
+
+ private:
+  explicit ClientCertificateVerifier(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+// One certificate checked as ClientCertificateVerifier does, with a verifier made for it:
+// InvalidArgument as Create, PermissionDenied as Verify.
+Status VerifyClientCertificateDer(std::string_view der, std::string_view ca_pem,
+                                  std::string_view crl_pem, int64_t now_s);
 
 // ---- Making certificates
 
@@ -110,6 +156,11 @@ struct CertificateSpec {
   bool is_ca = false;
   uint32_t key_usage = 0;  // KeyUsage bits
   std::vector<ExtendedKeyUsage> extended_key_usage{};
+  // Further key purposes, as dotted OIDs ("2.25.<uuid>.1.1"), written after those of
+  // extended_key_usage in the same extension (left out when both are empty). Which private
+  // purposes exist is the callers' (sync/FORMAT.md section 5); an OID that does not parse is
+  // InvalidArgument when the certificate is made.
+  std::vector<std::string> extended_key_usage_oids{};
   // DNS names and IP literals (IPv4 or IPv6); each is written as an IP address when it parses
   // as one.
   std::vector<std::string> subject_alt_names{};
@@ -139,6 +190,14 @@ class CertificateIssuer {
   // Internal when OpenSSL fails.
   Result<std::string> Issue(const CertificateSpec& spec,
                             std::string_view subject_public_key_pem) const;
+
+  // A certificate revocation list (version 2) of this CA, as PEM: it lists the certificates
+  // whose serials are `revoked_serials` (lowercase or upper-case hex, as CertificateInfo's
+  // serial), each revoked at validity.not_before_s, which is also the list's thisUpdate;
+  // validity.not_after_s is its nextUpdate. InvalidArgument for a serial that is not hex or a
+  // time out of range; Internal when OpenSSL fails.
+  Result<std::string> IssueCrl(const std::vector<std::string>& revoked_serials,
+                               const Validity& validity) const;
 
   struct State;  // the OpenSSL objects (x509.cc)
 

@@ -206,6 +206,47 @@ TEST(X509Certificates, IssuedSiteCertificateVerifiesAgainstItsCaOnly) {
             "the certificate's key is not Ed25519");
 }
 
+TEST(X509Certificates, ExtendedKeyUsagesReadBackAsDottedOids) {
+  TestCa ca = MakeCa();
+  OUTPOST_ASSERT_OK_AND_ASSIGN(KeyPairPem key, GenerateKeyPairPem(KeyAlgorithm::kEd25519));
+  const std::string private_oid = "2.25.49729270687702727671154857416644360551.1.1";
+  CertificateSpec spec{.common_name = "both",
+                       .validity = {.not_before_s = kStart, .not_after_s = kEnd},
+                       .key_usage = kDigitalSignature,
+                       .extended_key_usage = {ExtendedKeyUsage::kClientAuth,
+                                              ExtendedKeyUsage::kServerAuth}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string tls, ca.issuer->Issue(spec, key.public_pem));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(CertificateInfo tls_info, ParseCertificatePem(tls));
+  EXPECT_EQ(tls_info.extended_key_usages,
+            (std::vector<std::string>{kClientAuthOid, kServerAuthOid}));
+
+  // A private purpose alone: one extendedKeyUsage, holding only that OID (a 128-bit arc).
+  spec.extended_key_usage = {};
+  spec.extended_key_usage_oids = {private_oid};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string own, ca.issuer->Issue(spec, key.public_pem));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(CertificateInfo own_info, ParseCertificatePem(own));
+  EXPECT_EQ(own_info.extended_key_usages, (std::vector<std::string>{private_oid}));
+  std::vector<std::pair<std::string, bool>> want = {{"subjectKeyIdentifier", false},
+                                                    {"authorityKeyIdentifier", false},
+                                                    {"basicConstraints", true},
+                                                    {"keyUsage", true},
+                                                    {"extendedKeyUsage", false}};
+  EXPECT_EQ(Extensions(own), want);
+
+  // None: no extension, nothing read.
+  spec.extended_key_usage_oids = {};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string none, ca.issuer->Issue(spec, key.public_pem));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(CertificateInfo none_info, ParseCertificatePem(none));
+  EXPECT_TRUE(none_info.extended_key_usages.empty());
+
+  // What is not a dotted OID never reaches OpenSSL's configuration syntax.
+  for (const char* bad : {"", "7", "serverAuth", "1.2,DNS:x", "1..2", "1.2.", "01.2"}) {
+    spec.extended_key_usage_oids = {bad};
+    Result<std::string> refused = ca.issuer->Issue(spec, key.public_pem);
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 TEST(X509Certificates, ExpiredCertificateIsNotTrusted) {
   TestCa ca = MakeCa();
   OUTPOST_ASSERT_OK_AND_ASSIGN(KeyPairPem key, GenerateKeyPairPem(KeyAlgorithm::kEd25519));
