@@ -58,6 +58,8 @@ std::array<ClassPolicy, kNumKinds> DefaultClassPolicies() {
   p[static_cast<int>(Kind::kHardExample) - 1].evictable = true;
   p[static_cast<int>(Kind::kAggregate) - 1].evictable = true;
   p[static_cast<int>(Kind::kSample) - 1].evictable = true;
+  p[static_cast<int>(Kind::kFeedback) - 1] = {
+      .max_percent = 10, .evictable = true, .evicted_by_own_kind_only = true};
   return p;
 }
 
@@ -153,6 +155,13 @@ Status ValidateOptions(const OutboxOptions& o) {
     return InvalidArgumentError("outbox max_payload_bytes must be in 1..16 MiB");
   }
   if (o.max_batch_records == 0) return InvalidArgumentError("max_batch_records must be >= 1");
+  if (o.max_streams == 0) return InvalidArgumentError("outbox max_streams must be >= 1");
+  for (Kind k : kAllKinds) {
+    if (o.classes[static_cast<int>(k) - 1].max_percent > 100) {
+      return InvalidArgumentError("outbox class " + std::string(KindName(k)) +
+                                  " max_percent must be 0..100");
+    }
+  }
   if (o.priority.size() != kNumKinds) {
     return InvalidArgumentError("outbox priority must list each of the 7 kinds once");
   }
@@ -299,8 +308,8 @@ Result<std::unique_ptr<Outbox>> Outbox::Open(OutboxOptions options) {
       if (opened.ok()) {
         std::unique_ptr<Outbox> outbox(new Outbox(options));
         outbox->seq_floor_ = opened->meta.seq_floor;
-        outbox->nonce_reserved_ = opened->meta.nonce_reserved;
-        outbox->next_nonce_ = opened->meta.nonce_reserved + 1;
+        outbox->seals_reserved_ = opened->meta.nonce_reserved;
+        outbox->next_seal_ = opened->meta.nonce_reserved + 1;
         status = outbox->Init(std::move(opened->db), std::move(opened->cipher));
         if (status.ok()) return outbox;
         outbox->failed_ = status;  // closes without a checkpoint
@@ -334,6 +343,13 @@ Status Outbox::Init(std::unique_ptr<sqlite::Db> db, std::unique_ptr<const Record
       acct_.records[k] += n;
       acct_.bytes[k] += static_cast<uint64_t>(stmt->ColumnInt(2)) + n * kEnvelopeCharge;
     }
+  }
+  // Streams started by producers, for max_streams (the outbox's own begin with '_').
+  {
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto stmt, db_->Prepare("SELECT count(*) FROM streams WHERE substr(stream, 1, 1) <> '_'"));
+    OUTPOST_ASSIGN_OR_RETURN(bool row, stmt->Step());
+    if (row) producer_streams_ = static_cast<uint64_t>(stmt->ColumnInt(0));
   }
   // Rows with a kind this format does not define can only come from damage.
   if (acct_.records[0] > 0) {
@@ -421,6 +437,7 @@ Result<sqlite::Statement*> Outbox::StmtLocked(std::string_view sql) {
 
 Status Outbox::BeginLocked() {
   acct_snapshot_ = acct_;
+  producer_streams_snapshot_ = producer_streams_;
   dirty_streams_.clear();
   return db_->Exec("BEGIN IMMEDIATE");
 }
@@ -454,6 +471,7 @@ void Outbox::RollbackLocked(bool fatal) {
   }
   dirty_streams_.clear();
   acct_ = acct_snapshot_;
+  producer_streams_ = producer_streams_snapshot_;
 }
 
 Result<uint64_t> Outbox::NextSeqLocked(const std::string& stream) {
@@ -471,6 +489,7 @@ Result<uint64_t> Outbox::NextSeqLocked(const std::string& stream) {
     if (!intact) {
       return DataLossError("outbox stream \"" + stream + "\" fails its checksum");
     }
+    if (!row && stream[0] != '_') ++producer_streams_;
     it = next_seq_.emplace(stream, seq).first;
   }
   // Remember the value before this transaction (0 = not known before) for a rollback.
@@ -479,12 +498,18 @@ Result<uint64_t> Outbox::NextSeqLocked(const std::string& stream) {
   return seq;
 }
 
-Status Outbox::ReserveNoncesLocked(uint64_t count) {
-  if (!cipher_ || next_nonce_ + count - 1 <= nonce_reserved_) return Status::Ok();
-  uint64_t reserved = next_nonce_ + count + kNonceReserveStep;
-  // Its own durable transaction, before any nonce of the range is used.
+Status Outbox::ReserveSealsLocked(uint64_t count) {
+  if (!cipher_ || next_seal_ + count - 1 <= seals_reserved_) return Status::Ok();
+  if (next_seal_ + count - 1 > kMaxSealsPerDataKey) {
+    return ErrorWithReason(StatusCode::kResourceExhausted, "outbox_key_exhausted",
+                           "this file's data key has sealed " + std::to_string(next_seal_ - 1) +
+                               " payloads, the most random nonces allow; drain the outbox and "
+                               "start a new file (outbox/FORMAT.md section 7)");
+  }
+  uint64_t reserved = next_seal_ + count + kNonceReserveStep;
+  // Its own durable transaction, before any seal of the range is made.
   OUTPOST_RETURN_IF_ERROR(SetMetaInt(*db_, "nonce_reserved", static_cast<int64_t>(reserved)));
-  nonce_reserved_ = reserved;
+  seals_reserved_ = reserved;
   return Status::Ok();
 }
 
@@ -496,8 +521,9 @@ Status Outbox::InsertLocked(const std::string& stream, uint64_t seq, Kind kind, 
   std::string sealed;
   std::string_view stored = payload;
   if (cipher_) {
-    if (next_nonce_ > nonce_reserved_) return InternalError("nonce used before its reservation");
-    OUTPOST_RETURN_IF_ERROR(cipher_->Seal(next_nonce_++, RecordAad(header), payload, &sealed));
+    if (next_seal_ > seals_reserved_) return InternalError("a seal made before it was counted");
+    OUTPOST_RETURN_IF_ERROR(cipher_->Seal(RecordAad(header), payload, &sealed));
+    ++next_seal_;
     stored = sealed;
   }
   OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * ins, StmtLocked(kInsertRecord));
@@ -561,6 +587,27 @@ void Outbox::ExpireLeasesLocked() {
       ++it;
     }
   }
+}
+
+Result<bool> Outbox::StreamAllowedLocked(const std::string& stream) {
+  if (stream[0] == '_' || producer_streams_ < options_.max_streams) return true;
+  if (next_seq_.count(stream) > 0) return true;
+  OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(kSelectStream));
+  s->BindText(1, stream);
+  OUTPOST_ASSIGN_OR_RETURN(bool row, s->Step());
+  s->Reset();
+  return row;
+}
+
+uint64_t Outbox::QuotaBytes(Kind kind) const {
+  const ClassPolicy& p = Policy(kind);
+  uint64_t quota = p.max_bytes;
+  if (p.max_percent > 0) {
+    const uint64_t share = options_.max_bytes / 100 * p.max_percent +
+                           options_.max_bytes % 100 * p.max_percent / 100;
+    quota = quota == 0 ? share : std::min(quota, share);
+  }
+  return quota;
 }
 
 void Outbox::NoteIngestLocked(Kind kind, uint64_t bytes) {
@@ -663,8 +710,8 @@ void Outbox::CommitBatch(std::vector<Pending*>& batch) {
 }
 
 Status Outbox::CommitBatchLocked(std::vector<Pending*>& batch, int64_t now_ms) {
-  // Nonces for the batch and for a possible event record, reserved durably beforehand.
-  OUTPOST_RETURN_IF_ERROR(ReserveNoncesLocked(batch.size() + 1));
+  // Seals for the batch and for a possible event record, counted durably beforehand.
+  OUTPOST_RETURN_IF_ERROR(ReserveSealsLocked(batch.size() + 1));
   OUTPOST_RETURN_IF_ERROR(BeginLocked());
   evicted_ = {};
   evicted_bytes_ = {};
@@ -674,14 +721,22 @@ Status Outbox::CommitBatchLocked(std::vector<Pending*>& batch, int64_t now_ms) {
     NewRecord& r = p->record;
     uint64_t stored = r.payload.size() + (cipher_ ? RecordCipher::kOverhead : 0);
     uint64_t charge = ChargedBytes(r.stream.size(), stored);
+    OUTPOST_ASSIGN_OR_RETURN(bool allowed, StreamAllowedLocked(r.stream));
+    if (!allowed) {
+      p->result = ErrorWithReason(
+          StatusCode::kResourceExhausted, "too_many_streams",
+          "stream \"" + r.stream.substr(0, 64) + "\" would be a new stream beyond the " +
+              std::to_string(options_.max_streams) + " this outbox allows");
+      continue;
+    }
     OUTPOST_ASSIGN_OR_RETURN(bool fits, MakeRoomLocked(r.kind, charge));
     if (!fits) {
       p->result = ResourceExhaustedError(
           "outbox full: a " + std::string(KindName(r.kind)) + " record of " +
           std::to_string(charge) + " bytes does not fit (" + std::to_string(TotalBytes()) + " of " +
           std::to_string(options_.max_bytes) + " bytes used" +
-          (Policy(r.kind).max_bytes > 0
-               ? ", class quota " + std::to_string(Policy(r.kind).max_bytes)
+          (QuotaBytes(r.kind) > 0
+               ? ", class quota " + std::to_string(QuotaBytes(r.kind))
                : std::string()) +
           ") and nothing of the same or lower priority may be evicted");
       continue;
@@ -730,13 +785,18 @@ uint64_t Outbox::TotalBytes() const {
 Result<bool> Outbox::MakeRoomLocked(Kind kind, uint64_t bytes) {
   const int k = static_cast<int>(kind);
   const ClassPolicy& own = Policy(kind);
+  const uint64_t quota = QuotaBytes(kind);
   auto evictable_bytes = [&](int i) {
     return acct_.bytes[i] - std::min(acct_.bytes[i], leased_bytes_[i]);
   };
+  // Whether records of `victim` may be evicted for this record.
+  auto may_evict = [&](Kind victim) {
+    const ClassPolicy& p = Policy(victim);
+    return p.evictable && (!p.evicted_by_own_kind_only || victim == kind);
+  };
   // Decide first, evict second: nothing is evicted for a record that is then refused.
-  if (own.max_bytes > 0 && acct_.bytes[k] + bytes > own.max_bytes) {
-    if (!own.evictable || bytes > own.max_bytes ||
-        acct_.bytes[k] + bytes - evictable_bytes(k) > own.max_bytes) {
+  if (quota > 0 && acct_.bytes[k] + bytes > quota) {
+    if (!own.evictable || bytes > quota || acct_.bytes[k] + bytes - evictable_bytes(k) > quota) {
       return false;
     }
   }
@@ -745,7 +805,7 @@ Result<bool> Outbox::MakeRoomLocked(Kind kind, uint64_t bytes) {
     uint64_t can_free = 0;
     for (int r = kNumKinds - 1; r >= Rank(kind); --r) {
       Kind victim = options_.priority[static_cast<size_t>(r)];
-      if (Policy(victim).evictable) can_free += evictable_bytes(static_cast<int>(victim));
+      if (may_evict(victim)) can_free += evictable_bytes(static_cast<int>(victim));
     }
     if (bytes > options_.max_bytes ||
         total + bytes - std::min(total, can_free) > options_.max_bytes) {
@@ -753,7 +813,7 @@ Result<bool> Outbox::MakeRoomLocked(Kind kind, uint64_t bytes) {
     }
   }
   uint64_t freed = 0;
-  while (own.max_bytes > 0 && acct_.bytes[k] + bytes > own.max_bytes) {
+  while (quota > 0 && acct_.bytes[k] + bytes > quota) {
     OUTPOST_ASSIGN_OR_RETURN(bool ok, EvictOldestLocked(kind, &freed));
     if (!ok) return false;
   }
@@ -761,7 +821,7 @@ Result<bool> Outbox::MakeRoomLocked(Kind kind, uint64_t bytes) {
     bool evicted = false;
     for (int r = kNumKinds - 1; r >= Rank(kind) && !evicted; --r) {
       Kind victim = options_.priority[static_cast<size_t>(r)];
-      if (!Policy(victim).evictable || evictable_bytes(static_cast<int>(victim)) == 0) continue;
+      if (!may_evict(victim) || evictable_bytes(static_cast<int>(victim)) == 0) continue;
       OUTPOST_ASSIGN_OR_RETURN(evicted, EvictOldestLocked(victim, &freed));
     }
     if (!evicted) return false;
@@ -831,7 +891,7 @@ Result<Record> Outbox::DecodeLocked(const RowView& row, std::string* reason) con
 Status Outbox::QuarantineLocked(const std::vector<std::pair<RowView, std::string>>& bad) {
   if (bad.empty()) return Status::Ok();
   int64_t now_ms = UnixMillis(clock_->Now());
-  OUTPOST_RETURN_IF_ERROR(ReserveNoncesLocked(1));
+  OUTPOST_RETURN_IF_ERROR(ReserveSealsLocked(1));
   Status s = [&]() -> Status {
     OUTPOST_RETURN_IF_ERROR(BeginLocked());
     std::map<std::string, uint64_t> reasons;
@@ -1154,7 +1214,7 @@ Result<OutboxStats> Outbox::Stats() {
     c.kind = kind;
     c.records = acct_.records[i];
     c.bytes = acct_.bytes[i];
-    c.quota_bytes = Policy(kind).max_bytes;
+    c.quota_bytes = QuotaBytes(kind);
     std::string name(KindName(kind));
     c.evicted_records = static_cast<uint64_t>(counters["evicted_records." + name]);
     c.evicted_bytes = static_cast<uint64_t>(counters["evicted_bytes." + name]);

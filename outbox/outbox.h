@@ -110,17 +110,25 @@ struct Record {
   std::string payload{};   // decrypted when the store is encrypted
 };
 
-// How one class (kind) is bounded.
+// How one class (kind) is bounded (FORMAT.md section 3, class bounds).
 struct ClassPolicy {
-  // A quota for this class alone; 0 = only the total bound applies.
+  // A quota for this class alone; 0 = none.
   uint64_t max_bytes = 0;
+  // A quota for this class alone as a share of OutboxOptions::max_bytes, 0..100; 0 = none.
+  // With max_bytes also set, the smaller of the two holds.
+  uint32_t max_percent = 0;
   // May be evicted to make room for records of its own or a higher priority.
   bool evictable = false;
+  // With evictable: evicted only to make room for records of this same kind (at its quota
+  // or at the total bound), never for another class.
+  bool evicted_by_own_kind_only = false;
 };
 
-// Defaults: sample, aggregate and hard_example are evictable; anomaly, drift, feedback and
-// event are not (labels and findings are not replaced by newer ones; event may never be, as
-// events are what reports evictions). No quotas.
+// Defaults: sample, aggregate and hard_example are evictable; anomaly, drift and event are
+// not (findings are not replaced by newer ones; event may never be, as events are what
+// reports evictions). feedback has a quota of 10% of the total bound and is evictable by
+// newer feedback only, so that a flood of labels can never refuse or push out anomalies,
+// drift or events.
 std::array<ClassPolicy, kNumKinds> DefaultClassPolicies();
 
 struct OutboxOptions {
@@ -138,6 +146,9 @@ struct OutboxOptions {
   std::array<ClassPolicy, kNumKinds> classes = DefaultClassPolicies();
   // The largest payload Append accepts (at most 16 MiB).
   size_t max_payload_bytes = size_t{1} << 20;
+  // The most streams producers may ever start (the outbox's own "_" streams aside); an
+  // Append that would start one more is refused (reason too_many_streams). At least 1.
+  size_t max_streams = 1024;
   // Group commit: how long the producer that leads a commit waits for more producers once
   // the queue holds fewer records than the last batch had. The only wait that uses the real clock:
   // it trades latency for batch size and decides nothing else.
@@ -237,7 +248,9 @@ class Outbox {
   // Stores one record durably and returns its key; blocks until its group commit is on disk.
   //   InvalidArgument     bad stream name, payload too large, or an outbox-only stream;
   //   ResourceExhausted   full: its class quota or the total bound would be exceeded and
-  //                       nothing may be evicted, or the disk is full. Nothing was stored;
+  //                       nothing may be evicted, or the disk is full; or its stream is new
+  //                       and max_streams streams exist (reason too_many_streams). Nothing
+  //                       was stored;
   //   Unavailable         the commit failed with an I/O error; the store is now failed;
   //   DataLoss            corruption found while committing; the store is now failed;
   //   FailedPrecondition  the store failed earlier (reopen it) or is closing.
@@ -302,10 +315,16 @@ class Outbox {
   Status BeginLocked();
   Status CommitLocked();
   void RollbackLocked(bool fatal);
-  // Durably reserves nonces so that `count` more may be used (FORMAT.md section 7).
-  Status ReserveNoncesLocked(uint64_t count);
+  // Durably raises the count of seals under the file's data key so that `count` more may be
+  // made; ResourceExhausted ("outbox_key_exhausted") past kMaxSealsPerDataKey (FORMAT.md
+  // section 7).
+  Status ReserveSealsLocked(uint64_t count);
   // The next seq of `stream`, advancing it within the open transaction.
   Result<uint64_t> NextSeqLocked(const std::string& stream);
+  // Whether `stream` exists or may be started under max_streams.
+  Result<bool> StreamAllowedLocked(const std::string& stream);
+  // The quota of `kind` in bytes (ClassPolicy's max_bytes and max_percent); 0 = none.
+  uint64_t QuotaBytes(Kind kind) const;
   Status InsertLocked(const std::string& stream, uint64_t seq, Kind kind, int64_t created_ms,
                       std::string_view payload, uint64_t* bytes);
   // Makes room for `bytes` of `kind` by eviction; false (and nothing evicted) when it cannot.
@@ -366,8 +385,10 @@ class Outbox {
   std::array<uint64_t, kNumKinds + 1> evicted_bytes_{};
   uint64_t seq_floor_ = 1;
   std::unordered_map<std::string, uint64_t> next_seq_;  // streams seen since open
-  uint64_t next_nonce_ = 1;
-  uint64_t nonce_reserved_ = 0;
+  uint64_t producer_streams_ = 0;           // streams not beginning with '_' in the file
+  uint64_t producer_streams_snapshot_ = 0;  // producer_streams_ when the transaction began
+  uint64_t next_seal_ = 1;       // the number of the next payload sealed (FORMAT.md section 7)
+  uint64_t seals_reserved_ = 0;  // meta.nonce_reserved: seals counted durably so far
   uint64_t next_lease_id_ = 1;
   std::map<uint64_t, LeaseInfo> leases_;
   std::unordered_map<int64_t, uint64_t> leased_ids_;  // row id -> live lease

@@ -440,6 +440,100 @@ TEST(Outbox, ClassQuotaEvictsItsOwnOldestRecordsOrRefusesWhenNotEvictable) {
   EXPECT_EQ(events, 2);
 }
 
+// The default feedback quota (10% of the total bound) under a flood of labels: older
+// feedback makes way for newer, and every anomaly and event stays where it was.
+TEST(Outbox, FeedbackFloodAtItsDefaultQuotaEvictsOnlyOlderFeedback) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_bytes = 1000 * kCharge;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  for (int i = 0; i < 5; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(i))));
+    clock.Advance(milliseconds(1));
+  }
+  for (int i = 0; i < 300; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kFeedback, "s", Payload31(1000 + i))));
+    clock.Advance(milliseconds(1));
+  }
+  std::vector<std::string> anomalies, feedback;
+  int events = 0;
+  for (const Record& r : All(*box)) {
+    if (r.kind == Kind::kAnomaly) anomalies.push_back(r.payload);
+    if (r.kind == Kind::kFeedback) feedback.push_back(r.payload);
+    if (r.kind == Kind::kEvent) ++events;
+  }
+  EXPECT_EQ(anomalies, (std::vector<std::string>{Payload31(0), Payload31(1), Payload31(2),
+                                                 Payload31(3), Payload31(4)}));
+  ASSERT_EQ(feedback.size(), 100u);  // 100 x 80 bytes = 10% of 80,000
+  EXPECT_EQ(feedback.front(), Payload31(1200));
+  EXPECT_EQ(feedback.back(), Payload31(1299));
+  EXPECT_EQ(events, 200);  // each eviction is reported, and no event was evicted
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  for (const ClassStats& c : st.classes) {
+    if (c.kind == Kind::kFeedback) {
+      EXPECT_EQ(c.quota_bytes, 100 * kCharge);
+      EXPECT_EQ(c.evicted_records, 200u);
+    } else {
+      EXPECT_EQ(c.evicted_records, 0u) << KindName(c.kind);
+    }
+  }
+  // Anomalies still have the rest of the bound.
+  for (int i = 0; i < 100; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(10 + i))));
+  }
+}
+
+TEST(Outbox, FeedbackIsNeverEvictedForAnotherClassByDefault) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_bytes = 20 * kCharge;  // feedback quota: 2 records
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kFeedback, "s", Payload31(0))));
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kFeedback, "s", Payload31(1))));
+  for (int i = 0; i < 18; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(10 + i))));
+  }
+  Result<RecordKey> refused = box->Append(Rec(Kind::kAnomaly, "s", Payload31(99)));
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  int feedback = 0, anomalies = 0;
+  for (const Record& r : All(*box)) {
+    if (r.kind == Kind::kFeedback) ++feedback;
+    if (r.kind == Kind::kAnomaly) ++anomalies;
+  }
+  EXPECT_EQ(feedback, 2);
+  EXPECT_EQ(anomalies, 18);
+}
+
+TEST(Outbox, NewStreamBeyondMaxStreamsIsRefusedAndStoresNothing) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_streams = 2;
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kFeedback, "a", "1")));
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kFeedback, "b", "2")));
+    Result<RecordKey> third = box->Append(Rec(Kind::kFeedback, "c", "3"));
+    EXPECT_EQ(third.status().code(), StatusCode::kResourceExhausted);
+    EXPECT_EQ(third.status().reason(), "too_many_streams");
+    EXPECT_EQ(All(*box).size(), 2u);
+    // The streams that exist go on, and the store is healthy.
+    OUTPOST_ASSERT_OK_AND_ASSIGN(RecordKey k, box->Append(Rec(Kind::kAnomaly, "a", "4")));
+    EXPECT_EQ(k.seq, 2u);
+    OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+    EXPECT_FALSE(st.failed);
+  }
+  // The count survives a reopen, even once the records are gone.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch b, box->Lease({}));
+  OUTPOST_ASSERT_OK(box->Ack(b.lease_id));
+  EXPECT_EQ(box->Append(Rec(Kind::kSample, "d", "5")).status().reason(), "too_many_streams");
+  OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "b", "6")));
+  EXPECT_EQ(All(*box).size(), 1u);
+}
+
 TEST(Outbox, QueryFiltersByKindAndCreationTimeOldestFirst) {
   testing::TempDir dir;
   FakeClock clock;
