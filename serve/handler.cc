@@ -7,6 +7,7 @@
 #include <span>
 #include <utility>
 
+#include "base/auth/auth.h"
 #include "base/json_writer.h"
 #include "engine/model.h"
 #include "serve/metrics.h"
@@ -173,8 +174,15 @@ void RegisterRoutes(http::Router& router, const Handler& handler) {
   auto answer = [&handler](const HttpRequest& request, HttpResponse& response) {
     handler.Handle(request, response);
   };
-  router.Prefix("*", "/v2", answer);
-  router.Exact("*", "/metrics", answer);
+  // Every route reaches the same handler, which resolves the path itself; the routes differ
+  // only in the access they need (the router prefers an exact path, then the longest prefix).
+  constexpr uint32_t kOpen = 0;
+  router.Exact("*", "/v2/health/live", answer, kOpen);
+  router.Exact("*", "/v2/health/ready", answer, kOpen);
+  router.Prefix("*", "/v2/repository", answer, auth::RoleBit(auth::Role::kAdmin));
+  router.Prefix("*", "/v2/models", answer, auth::RoleBit(auth::Role::kInfer));
+  router.Prefix("*", "/v2", answer, auth::RoleBit(auth::Role::kInfer));
+  router.Exact("*", "/metrics", answer, auth::RoleBit(auth::Role::kRead));
 }
 
 Handler::Handler(ModelRepository& repository, HandlerOptions options)
@@ -238,6 +246,13 @@ void Handler::Handle(const HttpRequest& request, HttpResponse& response) const {
     }
     case Route::Kind::kRepositoryLoad:
     case Route::Kind::kRepositoryUnload: {
+      if (!options_.allow_model_control) {
+        SetErrorResponse(ErrorWithReason(StatusCode::kPermissionDenied, "model_control_disabled",
+                                         "loading and unloading models is turned off on this "
+                                         "server; its operator may enable model control"),
+                         response);
+        return;
+      }
       const bool load = route.kind == Route::Kind::kRepositoryLoad;
       Result<RepositoryRequest> body = ParseRepositoryRequest(
           request.body, load ? RepositoryCall::kLoad : RepositoryCall::kUnload);

@@ -17,6 +17,9 @@
 //   POST /v2/repository/models/{m}/load             (re)load m from disk: 200 {} when every
 //                                                   version its policy wants is ready
 //   POST /v2/repository/models/{m}/unload           stop serving m: 200 {}
+//                                                   (load and unload only with
+//                                                   HandlerOptions::allow_model_control;
+//                                                   otherwise 403 model_control_disabled)
 //   GET  /metrics                                   Prometheus text format 0.0.4 (metrics.h)
 // {v} is digits only; without it the highest ready version answers. An infer response with
 // binary outputs has Content-Type application/octet-stream and an
@@ -92,6 +95,12 @@ struct HandlerOptions {
   // Receives every successfully scored batch for the model's insight rules (anomalies, hard
   // examples, drift, samples, aggregates). Not owned; must outlive the handler. Null = none.
   insight::InsightSink* insight = nullptr;
+  // Whether POST /v2/repository/models/{m}/load and .../unload may change what is served.
+  // Off by default (as Triton refuses dynamic model control unless asked): both answer 403
+  // with reason model_control_disabled, before reading the body or looking up the model.
+  // The repository index stays available either way. RegisterRoutes also puts the whole
+  // /v2/repository prefix behind the admin role.
+  bool allow_model_control = false;
 };
 
 class Handler {
@@ -125,6 +134,12 @@ class Handler {
 // path that starts with /v2, and /metrics, for any method, go to `handler`, which reads the
 // rest of the path itself (model, version, action) and answers its own 404s and 405s (with
 // Allow) as listed above. `handler` is not owned and must outlive the router's server.
+// Each route names the role its caller needs (base/auth/auth.h; the router's authorizer
+// checks it before the handler runs, and the router's longest match picks the route):
+//   /v2/health/live, /v2/health/ready   open (0): probes carry no credential
+//   /v2/repository...                   admin (index, load, unload)
+//   /v2/models..., /v2 and the rest     infer (metadata, readiness, infer, statistics)
+//   /metrics                            read
 void RegisterRoutes(http::Router& router, const Handler& handler);
 
 }  // namespace outpost::serve

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "base/auth/auth.h"
+#include "base/http/server.h"
 #include "base/testing/test_util.h"
 #include "serve/testing/fake_models.h"
 
@@ -90,6 +92,63 @@ constexpr std::string_view kSimpleOutputs =
     R"({"name":"OUTPUT1","datatype":"INT32","shape":[1,4],"data":[0,1,2,3]}]})";
 
 // ---- Routes ----
+
+TEST_F(HandlerTest, RegisteredRoutesNameTheRoleEachPathNeedsAndAllReachTheHandler) {
+  http::Router router;
+  RegisterRoutes(router, handler_);
+  constexpr uint32_t kNotAsked = 0xFFFFFFFF;
+  uint32_t asked = kNotAsked;
+  router.SetAuthorizer([&asked](const http::Request&, uint32_t access, http::Response&) {
+    asked = access;
+    return true;
+  });
+  const uint32_t infer = auth::RoleBit(auth::Role::kInfer);
+  const uint32_t admin = auth::RoleBit(auth::Role::kAdmin);
+  const uint32_t read = auth::RoleBit(auth::Role::kRead);
+  struct Case {
+    std::string method;
+    std::string target;
+    uint32_t access;
+    std::string body = "";
+  };
+  const std::vector<Case> cases = {
+      {"GET", "/v2/health/live", 0},
+      {"GET", "/v2/health/ready?probe=1", 0},
+      {"DELETE", "/v2/health/live", 0},              // the handler's 405
+      {"GET", "/v2/health/live/more", infer},        // not a health path: the /v2 prefix
+      {"GET", "/v2", infer},
+      {"GET", "/v2/", infer},
+      {"GET", "/v2/models/simple", infer},
+      {"GET", "/v2/models/simple/versions/2/ready", infer},
+      {"POST", "/v2/models/simple/infer", infer, std::string(kSimpleRequest)},
+      {"GET", "/v2/models/stats", infer},
+      {"GET", "/v2/nothing", infer},                 // the handler's 404
+      {"POST", "/v2/repository/index", admin, "{}"},
+      {"POST", "/v2/repository/models/simple/unload", admin},
+      {"GET", "/metrics", read},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.method + " " + c.target);
+    asked = kNotAsked;
+    HttpRequest request{.method = c.method, .target = c.target, .body = c.body};
+    HttpResponse routed;
+    router.Handle(request, routed);
+    EXPECT_EQ(asked, c.access);
+    HttpResponse direct = Call(c.method, c.target, c.body);
+    EXPECT_EQ(routed.status, direct.status);
+    EXPECT_EQ(routed.content_type, direct.content_type);
+    EXPECT_EQ(routed.body, direct.body);
+  }
+}
+
+TEST_F(HandlerTest, UnloadIsRefusedByDefaultAndTheModelKeepsServing) {
+  HttpResponse refused = Call("POST", "/v2/repository/models/simple/unload", "{}");
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_THAT(refused.body, HasSubstr(R"("reason":"model_control_disabled")"));
+  HttpResponse infer = Infer("simple", std::string(kSimpleRequest));
+  EXPECT_EQ(infer.status, 200) << infer.body;
+  EXPECT_EQ(Call("GET", "/v2/models/simple/ready").status, 200);
+}
 
 TEST_F(HandlerTest, ServerMetadataNamesOutpostAndItsVersion) {
   for (std::string_view target : {"/v2", "/v2/"}) {

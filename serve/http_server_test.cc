@@ -65,10 +65,10 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_NE(server_->port(), 0);
   }
 
-  // Serves `repository` instead of the fixed models.
+  // Serves `repository` instead of the fixed models, with model control (load, unload) on.
   void StartOn(std::unique_ptr<ModelRepository> repository) {
     repository_ = std::move(repository);
-    handler_ = std::make_unique<Handler>(*repository_, HandlerOptions{});
+    handler_ = std::make_unique<Handler>(*repository_, HandlerOptions{.allow_model_control = true});
     Result<std::unique_ptr<HttpServer>> server = HttpServer::Start(
         {.address = "127.0.0.1", .port = 0},
         [this](const HttpRequest& rq, HttpResponse& rs) { handler_->Handle(rq, rs); });

@@ -54,7 +54,8 @@ std::unique_ptr<World> MakeWorld() {
   w->handler = std::make_unique<Handler>(
       *w->repository,
       HandlerOptions{
-          .limits = {.max_body_bytes = 1 << 20, .max_total_elements = 1 << 16, .max_depth = 32}});
+          .limits = {.max_body_bytes = 1 << 20, .max_total_elements = 1 << 16, .max_depth = 32},
+          .allow_model_control = true});  // so that load and unload are fuzzed too
   return w;
 }
 

@@ -355,7 +355,7 @@ TEST_F(LiveUpdateTest, RepositoryExtensionIndexesLoadsAndUnloadsOverTheHandler) 
   WriteConfig("b");
   WriteVersion("b", 1, "broken");
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open(Options()));
-  Handler handler(*repo, {});
+  Handler handler(*repo, {.allow_model_control = true});
 
   HttpResponse index = Call(handler, "POST", "/v2/repository/index", "{}");
   EXPECT_EQ(index.status, 200);
@@ -390,13 +390,41 @@ TEST_F(LiveUpdateTest, RepositoryExtensionIndexesLoadsAndUnloadsOverTheHandler) 
   EXPECT_EQ(Call(handler, "GET", "/v2/repository/index").status, 405);
 }
 
+TEST_F(LiveUpdateTest, LoadAndUnloadAreRefusedUnlessModelControlIsAllowed) {
+  WriteConfig("m");
+  WriteVersion("m", 1, "tag 1");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open(Options()));
+  Handler handler(*repo, {});  // model control off: the default
+  const std::string full_index = Call(handler, "POST", "/v2/repository/index").body;
+  ASSERT_THAT(full_index, HasSubstr(R"("name":"m","version":"1","state":"READY")"));
+
+  // Refused before the body or the model name is looked at, for known and unknown models.
+  WriteVersion("m", 2, "tag 2");
+  const int loads = loads_.load();
+  for (const char* path : {"/v2/repository/models/m/unload", "/v2/repository/models/m/load",
+                           "/v2/repository/models/zz/load"}) {
+    SCOPED_TRACE(path);
+    for (const char* body : {"", "{}", "not json"}) {
+      HttpResponse refused = Call(handler, "POST", path, body);
+      EXPECT_EQ(refused.status, 403);
+      EXPECT_THAT(refused.body, HasSubstr(R"("reason":"model_control_disabled")"));
+    }
+  }
+  // Nothing changed: version 1 still answers and the index is as it was.
+  HttpResponse infer = Call(handler, "POST", "/v2/models/m/infer", InferBody(1));
+  EXPECT_EQ(infer.status, 200);
+  EXPECT_THAT(infer.body, HasSubstr(R"("model_version":"1")"));
+  EXPECT_EQ(Call(handler, "POST", "/v2/repository/index").body, full_index);
+  EXPECT_EQ(loads_.load(), loads);
+}
+
 TEST_F(LiveUpdateTest, RepositoryBodiesAreJsonObjectsOrRefusedWithNothingChanged) {
   WriteConfig("m");
   WriteVersion("m", 1, "tag 1");
   WriteConfig("b");
   WriteVersion("b", 1, "broken");
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open(Options()));
-  Handler handler(*repo, {});
+  Handler handler(*repo, {.allow_model_control = true});
   const std::string full_index = Call(handler, "POST", "/v2/repository/index").body;
   ASSERT_THAT(full_index, HasSubstr(R"("name":"b")"));
 
