@@ -495,4 +495,189 @@ Result<std::string> CertificateIssuer::Issue(const CertificateSpec& spec,
   return CertPem(cert.get());
 }
 
+// ---- Certificate revocation lists
+
+namespace {
+
+using CrlPtr = std::unique_ptr<X509_CRL, Deleter<X509_CRL, X509_CRL_free>>;
+using RevokedPtr = std::unique_ptr<X509_REVOKED, Deleter<X509_REVOKED, X509_REVOKED_free>>;
+using TimePtr = std::unique_ptr<ASN1_TIME, Deleter<ASN1_TIME, ASN1_TIME_free>>;
+using IntegerPtr = std::unique_ptr<ASN1_INTEGER, Deleter<ASN1_INTEGER, ASN1_INTEGER_free>>;
+
+// The largest client CRL text read.
+constexpr size_t kMaxCrlBytes = size_t{16} << 20;
+
+// The serial `hex` as an ASN.1 integer; null when it is not hex.
+IntegerPtr SerialFromHex(const std::string& hex) {
+  for (char c : hex) {
+    if (HexValue(c) < 0) return nullptr;
+  }
+  BIGNUM* raw = nullptr;
+  if (hex.empty() || BN_hex2bn(&raw, hex.c_str()) != static_cast<int>(hex.size())) {
+    BN_free(raw);
+    return nullptr;
+  }
+  BnPtr serial(raw);
+  return IntegerPtr(BN_to_ASN1_INTEGER(serial.get(), nullptr));
+}
+
+Status AddRevoked(X509_CRL* crl, const std::string& serial_hex, ASN1_TIME* when) {
+  IntegerPtr serial = SerialFromHex(serial_hex);
+  if (!serial) return InvalidArgumentError("revoked serial is not hex: \"" + serial_hex + "\"");
+  RevokedPtr revoked(X509_REVOKED_new());
+  if (!revoked || X509_REVOKED_set_serialNumber(revoked.get(), serial.get()) != 1 ||
+      X509_REVOKED_set_revocationDate(revoked.get(), when) != 1 ||
+      X509_CRL_add0_revoked(crl, revoked.get()) != 1) {
+    return InternalError("adding a revoked certificate to the CRL failed");
+  }
+  revoked.release();  // the CRL owns it now
+  return Status::Ok();
+}
+
+// Clears the errors about the CRL's own validity period, so that a CRL past its nextUpdate
+// still revokes what it lists (x509.h, ClientCertificateVerifier::Verify).
+int AcceptStaleCrl(int ok, X509_STORE_CTX* ctx) {
+  if (ok == 0) {
+    int error = X509_STORE_CTX_get_error(ctx);
+    if (error == X509_V_ERR_CRL_HAS_EXPIRED || error == X509_V_ERR_CRL_NOT_YET_VALID) {
+      X509_STORE_CTX_set_error(ctx, X509_V_OK);
+      return 1;
+    }
+  }
+  return ok;
+}
+
+// The reason of a failed client certificate verification.
+std::string_view ClientVerifyReason(int error) {
+  switch (error) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+      return "certificate_expired";
+    case X509_V_ERR_CERT_REVOKED:
+      return "certificate_revoked";
+    default:
+      return "certificate_untrusted";
+  }
+}
+
+}  // namespace
+
+Result<std::string> CertificateIssuer::IssueCrl(const std::vector<std::string>& revoked_serials,
+                                                const Validity& validity) const {
+  ClearErrorsOnExit clear;
+  CrlPtr crl(X509_CRL_new());
+  TimePtr this_update(ASN1_TIME_set(nullptr, static_cast<time_t>(validity.not_before_s)));
+  TimePtr next_update(ASN1_TIME_set(nullptr, static_cast<time_t>(validity.not_after_s)));
+  if (!this_update || !next_update) return InvalidArgumentError("CRL validity out of range");
+  if (!crl || X509_CRL_set_version(crl.get(), 1) != 1 ||
+      X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(state_->cert.get())) != 1 ||
+      X509_CRL_set1_lastUpdate(crl.get(), this_update.get()) != 1 ||
+      X509_CRL_set1_nextUpdate(crl.get(), next_update.get()) != 1) {
+    return InternalError("setting up the CRL failed");
+  }
+  for (const std::string& serial : revoked_serials) {
+    OUTPOST_RETURN_IF_ERROR(AddRevoked(crl.get(), serial, this_update.get()));
+  }
+  X509_CRL_sort(crl.get());
+  const EVP_MD* md =
+      EVP_PKEY_get_id(state_->key.get()) == EVP_PKEY_ED25519 ? nullptr : EVP_sha256();
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    if (X509_CRL_sign(crl.get(), state_->key.get(), md) <= 0) {
+      return InternalError("X509_CRL_sign failed");
+    }
+  }
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (!bio || PEM_write_bio_X509_CRL(bio.get(), crl.get()) != 1) {
+    return InternalError("writing a CRL as PEM failed");
+  }
+  return BioText(bio.get());
+}
+
+// ---- Client certificates
+
+struct ClientCertificateVerifier::State {
+  StorePtr store;  // the CA certificates and CRLs; shared by concurrent verifications
+};
+
+ClientCertificateVerifier::ClientCertificateVerifier(std::unique_ptr<State> state)
+    : state_(std::move(state)) {}
+ClientCertificateVerifier::~ClientCertificateVerifier() = default;
+
+Result<std::unique_ptr<ClientCertificateVerifier>> ClientCertificateVerifier::Create(
+    std::string_view ca_pem, std::string_view crl_pem) {
+  ClearErrorsOnExit clear;
+  auto state = std::make_unique<State>();
+  state->store.reset(X509_STORE_new());
+  if (!state->store) return InternalError("cannot set up certificate verification");
+  X509_STORE* store = state->store.get();
+  BioPtr ca_bio = ca_pem.size() <= kMaxCertBytes ? MemBio(ca_pem) : nullptr;
+  int cas = 0;
+  while (X509* ca = ca_bio ? PEM_read_bio_X509(ca_bio.get(), nullptr, nullptr, nullptr) : nullptr) {
+    int added = X509_STORE_add_cert(store, ca);
+    X509_free(ca);
+    if (added != 1) {
+      return ErrorWithReason(StatusCode::kInvalidArgument, "bad_client_ca",
+                             "a client CA certificate cannot be used");
+    }
+    ++cas;
+  }
+  if (cas == 0) {
+    return ErrorWithReason(StatusCode::kInvalidArgument, "bad_client_ca",
+                           "no certificate in the client CA");
+  }
+  if (!crl_pem.empty()) {
+    BioPtr crl_bio = crl_pem.size() <= kMaxCrlBytes ? MemBio(crl_pem) : nullptr;
+    int crls = 0;
+    while (X509_CRL* crl = crl_bio ? PEM_read_bio_X509_CRL(crl_bio.get(), nullptr, nullptr, nullptr)
+                                   : nullptr) {
+      int added = X509_STORE_add_crl(store, crl);
+      X509_CRL_free(crl);
+      if (added != 1) {
+        return ErrorWithReason(StatusCode::kInvalidArgument, "bad_client_crl",
+                               "a client CRL cannot be used");
+      }
+      ++crls;
+    }
+    if (crls == 0) {
+      return ErrorWithReason(StatusCode::kInvalidArgument, "bad_client_crl",
+                             "no CRL in the client CRL file");
+    }
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+  }
+  X509_STORE_set_purpose(store, X509_PURPOSE_SSL_CLIENT);
+  X509_STORE_set_verify_cb(store, AcceptStaleCrl);
+  return std::unique_ptr<ClientCertificateVerifier>(
+      new ClientCertificateVerifier(std::move(state)));
+}
+
+Status ClientCertificateVerifier::Verify(std::string_view der, int64_t now_s) const {
+  ClearErrorsOnExit clear;
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
+  CertPtr cert(der.empty() || der.size() > kMaxCertBytes
+                   ? nullptr
+                   : d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+  if (!cert || p != reinterpret_cast<const unsigned char*>(der.data()) + der.size()) {
+    return ErrorWithReason(StatusCode::kPermissionDenied, "certificate_untrusted",
+                           "the client certificate is not one DER certificate");
+  }
+  StoreCtxPtr ctx(X509_STORE_CTX_new());
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), state_->store.get(), cert.get(), nullptr) != 1) {
+    return InternalError("cannot set up certificate verification");
+  }
+  X509_STORE_CTX_set_time(ctx.get(), 0, static_cast<time_t>(now_s));
+  if (X509_verify_cert(ctx.get()) == 1) return Status::Ok();
+  int error = X509_STORE_CTX_get_error(ctx.get());
+  return ErrorWithReason(
+      StatusCode::kPermissionDenied, ClientVerifyReason(error),
+      std::string("client certificate refused: ") + X509_verify_cert_error_string(error));
+}
+
+Status VerifyClientCertificateDer(std::string_view der, std::string_view ca_pem,
+                                  std::string_view crl_pem, int64_t now_s) {
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<ClientCertificateVerifier> verifier,
+                           ClientCertificateVerifier::Create(ca_pem, crl_pem));
+  return verifier->Verify(der, now_s);
+}
+
 }  // namespace outpost::crypto

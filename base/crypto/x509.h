@@ -96,10 +96,10 @@ Status VerifyCertificateChain(std::string_view cert_pem, std::string_view ca_pem
 // Create; Verify may be called from any thread at once.
 class ClientCertificateVerifier {
  public:
-  // `ca_pem`: one or more CA certificates (PEM); `crl_pem`: "" for none, or one or more CRLs
-  // (PEM) of the CA that issues the client certificates. InvalidArgument with reason
-  // bad_client_ca when `ca_pem` holds no certificate, bad_client_crl when `crl_pem` is not
-  // empty and holds no CRL (or a CRL is not valid PEM).
+  // `ca_pem`: one or more CA certificates (PEM, at most 1 MiB); `crl_pem`: "" for none, or
+  // one or more CRLs (PEM, at most 16 MiB) of the CA that issues the client certificates.
+  // InvalidArgument with reason bad_client_ca when `ca_pem` holds no certificate,
+  // bad_client_crl when `crl_pem` is not empty and holds no CRL.
   static Result<std::unique_ptr<ClientCertificateVerifier>> Create(std::string_view ca_pem,
                                                                    std::string_view crl_pem);
   ~ClientCertificateVerifier();
