@@ -9,7 +9,8 @@
 #                saved under its subsystem's testdata/fuzz_regressions/<target>/ to be
 #                committed, and `make test` replays it from then on
 #   make bench   the benchmarks that compare Outpost with peers (not tests): the REST server
-#                against nginx, the scoring server's load sweep against nginx and a bare
+#                against nginx, the secure edge (TLS and a token) against a plain one, the
+#                scoring server's load sweep against nginx and a bare
 #                grpc++ server, the outbox against plain SQLite, the hub's ingestion against
 #                PostgreSQL's COPY, bundles against sha256sum
 
@@ -73,6 +74,7 @@ fuzz: fuzz-build
 
 bench: build
 	@bench/serve_rest/run.sh $(BUILD)
+	@bench/serve_tls/run.sh $(BUILD)
 	@bench/serve_load/run.sh $(BUILD)
 	@$(BUILD)/bench/outbox/outbox_bench
 	@$(BUILD)/bench/ingest/ingest_bench

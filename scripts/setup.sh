@@ -14,7 +14,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-onnx
-  curl wrk nginx-light
+  curl wrk nginx-light openssl
   skopeo umoci docker-registry nghttp2-client
   # the hub's production store, and its contract tests against a real server
   postgresql libpq-dev
