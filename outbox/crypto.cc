@@ -1,6 +1,6 @@
 // Encryption at rest of outbox payloads (FORMAT.md section 7) over the crypto adapter
 // (base/crypto/crypto.h): key files, the data key and key check derived with HKDF-SHA256,
-// and AES-256-GCM with counter nonces.
+// and AES-256-GCM with a random nonce per payload.
 #include "outbox/crypto.h"
 
 #include "base/coding.h"
@@ -57,15 +57,13 @@ Result<std::unique_ptr<const RecordCipher>> RecordCipher::Create(std::string_vie
   return std::unique_ptr<const RecordCipher>(std::move(c));
 }
 
-Status RecordCipher::Seal(uint64_t counter, std::string_view aad, std::string_view plaintext,
+Status RecordCipher::Seal(std::string_view aad, std::string_view plaintext,
                           std::string* out) const {
-  // The nonce is the counter, big-endian, in the last 8 of its 12 bytes.
-  char nonce[kNonceBytes] = {0};
-  for (int i = 0; i < 8; ++i) nonce[kNonceBytes - 1 - i] = static_cast<char>(counter >> (8 * i));
+  // A fresh random nonce for every payload, stored in front of it (FORMAT.md section 7).
+  OUTPOST_ASSIGN_OR_RETURN(std::string nonce, RandomBytes(kNonceBytes));
   const size_t start = out->size();
-  out->append(nonce, kNonceBytes);
-  Status sealed = crypto::AesGcmSealAppend(data_key_, std::string_view(nonce, kNonceBytes), aad,
-                                           plaintext, out);
+  out->append(nonce);
+  Status sealed = crypto::AesGcmSealAppend(data_key_, nonce, aad, plaintext, out);
   if (!sealed.ok()) {
     out->resize(start);
     return InternalError(sealed.message());

@@ -17,6 +17,10 @@ inline constexpr size_t kKeySaltBytes = 16;
 inline constexpr size_t kKeyCheckBytes = 16;
 inline constexpr size_t kNonceBytes = 12;
 inline constexpr size_t kTagBytes = 16;
+// Seals allowed under one data key (one file), half of the 2^32 bound for random 96-bit
+// nonces; the other half is the margin for seals an older restored copy no longer counts
+// (FORMAT.md section 7).
+inline constexpr uint64_t kMaxSealsPerDataKey = uint64_t{1} << 31;
 
 // Reads a key file: 32 raw bytes, or 64 hexadecimal characters with an optional trailing
 // newline. InvalidArgument for anything else, with the reason; NotFound when missing.
@@ -36,9 +40,11 @@ class RecordCipher {
   // The 16 bytes stored as meta.key_check: equal iff the file key (and salt) are equal.
   const std::string& key_check() const { return key_check_; }
 
-  // Appends nonce || ciphertext || tag to `out`. `counter` must never repeat for one file.
-  Status Seal(uint64_t counter, std::string_view aad, std::string_view plaintext,
-              std::string* out) const;
+  // Appends nonce || ciphertext || tag to `out`, under a fresh random 96-bit nonce (FORMAT.md
+  // section 7: no state, so a restored older copy of a file never repeats one). The caller
+  // keeps the seals under one data key below kMaxSealsPerDataKey. Internal when no random
+  // bytes can be had or sealing fails; `out` is then unchanged.
+  Status Seal(std::string_view aad, std::string_view plaintext, std::string* out) const;
   // The plaintext of a stored payload; DataLoss when it is too short or fails
   // authentication (wrong record, damaged bytes).
   Result<std::string> Open(std::string_view aad, std::string_view stored) const;

@@ -506,7 +506,7 @@ Status Outbox::ReserveSealsLocked(uint64_t count) {
                                " payloads, the most random nonces allow; drain the outbox and "
                                "start a new file (outbox/FORMAT.md section 7)");
   }
-  uint64_t reserved = next_seal_ + count + kNonceReserveStep;
+  uint64_t reserved = std::min(next_seal_ + count + kNonceReserveStep, kMaxSealsPerDataKey);
   // Its own durable transaction, before any seal of the range is made.
   OUTPOST_RETURN_IF_ERROR(SetMetaInt(*db_, "nonce_reserved", static_cast<int64_t>(reserved)));
   seals_reserved_ = reserved;

@@ -6,13 +6,18 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <map>
 #include <set>
 #include <thread>
 
 #include "base/clock.h"
+#include "base/crypto/crypto.h"
 #include "base/file.h"
 #include "base/sqlite/sqlite.h"
 #include "base/testing/test_util.h"
+#include "outbox/crypto.h"
+#include "outbox/schema.h"
 
 namespace outpost::outbox {
 namespace {
@@ -651,6 +656,152 @@ TEST(Outbox, EncryptedStoreRoundTripsAndKeepsPayloadsOutOfTheFile) {
   { OUTPOST_ASSERT_OK(Outbox::Open(clear).status()); }
   clear.key_file = dir.File("key");
   EXPECT_EQ(Outbox::Open(clear).status().code(), StatusCode::kFailedPrecondition);
+}
+
+using Key = std::pair<std::string, int64_t>;
+
+// The 12-byte nonce in front of every stored payload, by (stream, seq).
+std::map<Key, std::string> StoredNonces(const std::string& path) {
+  std::map<Key, std::string> out;
+  auto db = sqlite::Db::Open(path, {});
+  EXPECT_TRUE(db.ok()) << db.status().ToString();
+  if (!db.ok()) return out;
+  auto s = (*db)->Prepare("SELECT stream, seq, payload FROM records");
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  if (!s.ok()) return out;
+  for (;;) {
+    Result<bool> row = (*s)->Step();
+    EXPECT_TRUE(row.ok()) << row.status().ToString();
+    if (!row.ok() || !*row) break;
+    out[{std::string((*s)->ColumnText(0)), (*s)->ColumnInt(1)}] =
+        std::string((*s)->ColumnBlob(2).substr(0, kNonceBytes));
+  }
+  (*db)->Close(/*checkpoint=*/true).IgnoreError();
+  return out;
+}
+
+// Copies the outbox file and its WAL (when there is one) from `from` to `to`.
+void CopyOutboxFile(const std::string& from, const std::string& to) {
+  for (const std::string suffix : {"", "-wal"}) {
+    std::filesystem::remove(to + suffix);
+    if (PathExists(from + suffix)) std::filesystem::copy_file(from + suffix, to + suffix);
+  }
+  std::filesystem::remove(to + "-shm");
+}
+
+TEST(Outbox, RestoringAnOlderCopyOfAnEncryptedFileNeverRepeatsANonce) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("key"), std::string(64, 'a') + "\n", 0600));
+  OutboxOptions o = Options(dir, &clock);
+  o.key_file = dir.File("key");
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+    for (int i = 0; i < 3; ++i) OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", "before")));
+  }
+  CopyOutboxFile(o.path, dir.File("backup.db"));
+  auto writes = [&](const std::string& payload) {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+    for (int i = 0; i < 5; ++i) OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", payload)));
+  };
+  writes("first life");
+  auto first = StoredNonces(o.path);
+  ASSERT_EQ(first.size(), 8u);
+  // The older copy comes back (a backup restored), and the node writes again: the same seqs
+  // 4..8, sealed again, must not reuse the nonces of the first life.
+  CopyOutboxFile(dir.File("backup.db"), o.path);
+  writes("second life");
+  auto second = StoredNonces(o.path);
+  ASSERT_EQ(second.size(), 8u);
+  std::set<std::string> all;
+  for (const auto& [key, nonce] : first) all.insert(nonce);
+  for (const auto& [key, nonce] : second) all.insert(nonce);
+  // 3 records kept from before the copy, 5 of each life: 13 distinct nonces.
+  EXPECT_EQ(all.size(), 13u);
+  for (int64_t seq = 1; seq <= 3; ++seq) EXPECT_EQ(first[Key("s", seq)], second[Key("s", seq)]);
+  for (int64_t seq = 4; seq <= 8; ++seq) EXPECT_NE(first[Key("s", seq)], second[Key("s", seq)]);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  std::vector<Record> records = All(*box);
+  ASSERT_EQ(records.size(), 8u);
+  EXPECT_EQ(records[7].payload, "second life");
+}
+
+// A record sealed the way files were written before random nonces (a big-endian counter as
+// the nonce) still opens: the nonce is read from the stored payload (FORMAT.md section 7).
+TEST(Outbox, RecordsSealedWithCounterNoncesStillOpen) {
+  testing::TempDir dir;
+  FakeClock clock;
+  const std::string key(32, 'k');
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("key"), key, 0600));
+  OutboxOptions o = Options(dir, &clock);
+  o.key_file = dir.File("key");
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", "placeholder")));
+  }
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto db, sqlite::Db::Open(o.path, {}));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto q, db->Prepare("SELECT value FROM meta WHERE key = 'key_salt'"));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(bool found, q->Step());
+    ASSERT_TRUE(found);
+    std::string salt(q->ColumnBlob(0));
+    q.reset();
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string data_key,
+                                 crypto::HkdfSha256(key, salt, "outpost outbox v1 data key", 32));
+    std::string header = EnvelopeHeader("site-1", "node-1", "s", 1,
+                                        static_cast<uint8_t>(Kind::kAnomaly), UnixMillis(clock.Now()));
+    std::string nonce(kNonceBytes, '\0');
+    nonce[kNonceBytes - 1] = 7;  // counter 7, big-endian
+    std::string stored = nonce;
+    OUTPOST_ASSERT_OK(
+        crypto::AesGcmSealAppend(data_key, nonce, RecordAad(header), "written by counter", &stored));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(
+        auto u, db->Prepare("UPDATE records SET payload = ?1, checksum = ?2 WHERE seq = 1"));
+    u->BindBlob(1, stored);
+    u->BindInt(2, RecordChecksum(header, stored));
+    OUTPOST_ASSERT_OK(u->Run());
+    u.reset();
+    OUTPOST_ASSERT_OK(db->Close(/*checkpoint=*/true));
+  }
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", "written at random")));
+    std::vector<Record> records = All(*box);
+    ASSERT_EQ(records.size(), 2u);
+    EXPECT_EQ(records[0].payload, "written by counter");
+    EXPECT_EQ(records[1].payload, "written at random");
+  }
+  auto nonces = StoredNonces(o.path);
+  EXPECT_EQ(nonces[Key("s", 1)], std::string(kNonceBytes - 1, '\0') + '\x07');
+  EXPECT_NE(nonces[Key("s", 2)], std::string(kNonceBytes - 1, '\0') + '\x08');
+}
+
+TEST(Outbox, AFileWhoseDataKeySealedItsBoundRefusesToSealMore) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("key"), std::string(32, 'k'), 0600));
+  OutboxOptions o = Options(dir, &clock);
+  o.key_file = dir.File("key");
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", "kept")));
+  }
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto db, sqlite::Db::Open(o.path, {}));
+    OUTPOST_ASSERT_OK(db->Exec("UPDATE meta SET value = " + std::to_string(kMaxSealsPerDataKey) +
+                               " WHERE key = 'nonce_reserved'"));
+    OUTPOST_ASSERT_OK(db->Close(/*checkpoint=*/true));
+  }
+  auto before = StoredNonces(o.path);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  Result<RecordKey> refused = box->Append(Rec(Kind::kAnomaly, "s", "one too many"));
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(refused.status().reason(), "outbox_key_exhausted");
+  std::vector<Record> records = All(*box);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].payload, "kept");
+  box.reset();
+  EXPECT_EQ(StoredNonces(o.path), before);
 }
 
 TEST(Outbox, MalformedKeyFileIsRefusedWithItsReason) {

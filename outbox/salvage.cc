@@ -330,7 +330,7 @@ std::string SalvageEventJson(const std::string& from, const Copier& c, bool stre
 // Writes the event record `json` at `event_seq` of the event stream, sealed with `cipher`
 // when there is one.
 Status WriteEvent(sqlite::Db& dst, const SalvageContext& ctx, const RecordCipher* cipher,
-                  uint64_t nonce_base, int64_t event_seq, const std::string& json) {
+                  int64_t event_seq, const std::string& json) {
   const std::string event_stream(kEventStream);
   std::string header =
       EnvelopeHeader(ctx.site_id, ctx.node_id, event_stream, static_cast<uint64_t>(event_seq),
@@ -338,7 +338,7 @@ Status WriteEvent(sqlite::Db& dst, const SalvageContext& ctx, const RecordCipher
   std::string stored = json;
   if (cipher) {
     stored.clear();
-    OUTPOST_RETURN_IF_ERROR(cipher->Seal(nonce_base + 1, RecordAad(header), json, &stored));
+    OUTPOST_RETURN_IF_ERROR(cipher->Seal(RecordAad(header), json, &stored));
   }
   OUTPOST_ASSIGN_OR_RETURN(auto ev, dst.Prepare(kInsertRecordSql));
   ev->BindText(1, event_stream);
@@ -382,8 +382,10 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
   Meta meta{.site_id = ctx.site_id, .node_id = ctx.node_id, .created_ms = ctx.now_ms};
   bool salt_lost = false;
   OUTPOST_RETURN_IF_ERROR(FillEncryption(ctx, old.meta, &meta, &salt_lost));
-  uint64_t nonce_base = old.meta ? old.meta->nonce_reserved : 0;
-  meta.nonce_reserved = nonce_base + kNonceReserveStep;
+  // The count of seals under the data key goes on (FORMAT.md section 7); the step covers the
+  // salvage event's.
+  uint64_t seals_before = old.meta ? old.meta->nonce_reserved : 0;
+  meta.nonce_reserved = seals_before + kNonceReserveStep;
   std::unique_ptr<const RecordCipher> cipher = EventCipher(ctx, meta);
 
   OUTPOST_ASSIGN_OR_RETURN(
@@ -407,7 +409,7 @@ Status Build(const SalvageContext& ctx, const std::string& from, const std::stri
   std::string json = SalvageEventJson(from, copier, old.streams_ok, meta.seq_floor);
   bool write_event = meta.encryption == "none" || cipher != nullptr;
   if (write_event) {
-    OUTPOST_RETURN_IF_ERROR(WriteEvent(*dst, ctx, cipher.get(), nonce_base, event_seq, json));
+    OUTPOST_RETURN_IF_ERROR(WriteEvent(*dst, ctx, cipher.get(), event_seq, json));
     next[event_stream] = event_seq + 1;
   }
   OUTPOST_RETURN_IF_ERROR(WriteStreamsAndCounters(*dst, next, &old.counters, copier.quarantined));

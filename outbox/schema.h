@@ -31,7 +31,7 @@ struct Meta {
   std::string encryption = "none";  // "none" or "aes-256-gcm"
   std::string key_salt{};           // 16 bytes when encrypted
   std::string key_check{};          // 16 bytes when encrypted
-  uint64_t nonce_reserved = 0;
+  uint64_t nonce_reserved = 0;      // seals counted under the data key (FORMAT.md section 7)
   uint64_t seq_floor = 1;
 };
 
