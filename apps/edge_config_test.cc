@@ -15,6 +15,61 @@ TEST(EdgeConfig, EmptyTextKeepsDefaults) {
   EXPECT_TRUE(c.watch_repository);
 }
 
+TEST(EdgeConfig, ListenIsMarkedGivenOnlyWhenSet) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig none, ParseEdgeConfig("site_id: a"));
+  EXPECT_FALSE(none.listen_given);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig given, ParseEdgeConfig("listen: 0.0.0.0:9000"));
+  EXPECT_TRUE(given.listen_given);
+}
+
+TEST(EdgeConfig, ParsesTheTlsAndAuthSections) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig c, ParseEdgeConfig(R"(
+tls: {cert_file: /etc/e.crt, key_file: /etc/e.key, client_ca_file: /etc/ca.crt,
+      client_crl_file: /etc/ca.crl}
+auth:
+  credentials_file: /etc/creds.yaml
+  raw_read_roles: [admin, read]
+  allowed_hosts: [edge-1.plant.example]
+  model_control: true
+  feedback_per_second: 5
+  feedback_burst: 10
+)"));
+  EXPECT_TRUE(c.tls.enabled);
+  EXPECT_EQ(c.tls.cert_file, "/etc/e.crt");
+  EXPECT_EQ(c.tls.key_file, "/etc/e.key");
+  EXPECT_EQ(c.tls.client_ca_file, "/etc/ca.crt");
+  EXPECT_EQ(c.tls.client_crl_file, "/etc/ca.crl");
+  EXPECT_EQ(c.auth.credentials_file, "/etc/creds.yaml");
+  EXPECT_EQ(c.auth.raw_read_roles, (std::vector<std::string>{"admin", "read"}));
+  EXPECT_EQ(c.auth.allowed_hosts, (std::vector<std::string>{"edge-1.plant.example"}));
+  EXPECT_TRUE(c.auth.model_control);
+  EXPECT_EQ(c.auth.feedback_per_second, 5);
+  EXPECT_EQ(c.auth.feedback_burst, 10);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig site, ParseEdgeConfig("tls: {site_certificate: true}"));
+  EXPECT_TRUE(site.tls.site_certificate);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig plain, ParseEdgeConfig("site_id: a"));
+  EXPECT_FALSE(plain.tls.enabled);
+  EXPECT_FALSE(plain.auth.model_control);
+}
+
+TEST(EdgeConfig, RejectsIncompleteTlsAndBadAuth) {
+  for (const char* text : {
+           "tls: {}",
+           "tls: {cert_file: /a.crt}",
+           "tls: {key_file: /a.key}",
+           "tls: {site_certificate: true, cert_file: /a.crt, key_file: /a.key}",
+           "tls: {cert_file: /a.crt, key_file: /a.key, client_crl_file: /c.crl}",
+           "tls: {cert_file: /a.crt, key_file: /a.key, pin: x}",
+           "auth: {tokens: [abc]}",
+           "auth: {raw_read_roles: admin}",
+           "auth: {feedback_per_second: 0}",
+           "auth: {feedback_burst: -1}",
+           "auth: []",
+       }) {
+    EXPECT_FALSE(ParseEdgeConfig(text).ok()) << text;
+  }
+}
+
 TEST(EdgeConfig, ParsesEveryKey) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig c, ParseEdgeConfig(R"(
 site_id: mine-7
