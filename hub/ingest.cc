@@ -263,19 +263,16 @@ HubResponse HubService::HandleSync(const HubRequest& request, const PeerCredenti
 }
 
 HubResponse HubService::HandleOperator(const HubRequest& request) {
+  if (TokenInQuery(request.target)) {
+    return ErrorResponse(400, "token_in_url",
+                         "tokens are never taken from a URL; send Authorization: Bearer <token>");
+  }
   HubRequest with_caller = request;
-  std::string_view auth = request.Header("authorization");
-  if (!auth.empty()) {
-    constexpr std::string_view kBearer = "Bearer ";
-    auto it = auth.substr(0, kBearer.size()) == kBearer
-                  ? options_.operator_tokens.find(auth.substr(kBearer.size()))
-                  : options_.operator_tokens.end();
-    if (it == options_.operator_tokens.end()) {
-      return ErrorResponse(401, "operator_token", "unknown operator token");
-    }
-    with_caller.caller = Caller{.kind = Caller::Kind::kOperator, .tenant = it->second};
-  } else {
-    with_caller.caller = Caller{};
+  with_caller.caller = Caller{};
+  if (std::string_view auth = request.Header("authorization"); !auth.empty()) {
+    Result<Caller> caller = AuthenticateOperator(options_.operator_tokens, auth);
+    if (!caller.ok()) return ErrorResponse(caller.status());
+    with_caller.caller = std::move(*caller);
   }
   HubResponse response;
   operator_router_.Handle(with_caller, response);

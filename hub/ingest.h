@@ -20,6 +20,7 @@
 #include "base/status.h"
 #include "hub/enrol.h"
 #include "hub/http.h"
+#include "hub/operator_tokens.h"
 #include "hub/server.h"
 #include "hub/store.h"
 #include "policy/policy.h"
@@ -95,8 +96,9 @@ struct BatchOutcome {
 
 struct HubServiceOptions {
   sync::DecodeLimits limits{};
-  // Operator bearer token → tenant.
-  std::map<std::string, std::string, std::less<>> operator_tokens{};
+  // The operators and the hashes of their tokens (hub/operator_tokens.h); none = every
+  // operator request is unauthenticated.
+  OperatorTokens operator_tokens{};
   // Registers the operator listener's routes (the dashboard's API and assets,
   // Dashboard::RegisterRoutes; the registry, RetrainScheduler::RegisterRoutes) on its
   // router, once, when the service is made. What they point at must outlive the service.
@@ -124,8 +126,10 @@ class HubService {
   // The site listener: /enrol/v1... without a credential, /sync/v1/... with one (`peer`);
   // 404 for another path.
   HubResponse HandleSite(const HubRequest& request, const PeerCredential& peer);
-  // The operator listener: bearer token → tenant (checked once, before any route), then the
-  // operator routes.
+  // The operator listener: a target with a token in its query string is refused (400,
+  // token_in_url) before anything else; then the bearer token → the operator's tenant
+  // (checked once, before any route: 401 operator_token for a bad one), then the operator
+  // routes.
   HubResponse HandleOperator(const HubRequest& request);
 
   // The site a credential belongs to (hub/FORMAT.md section 5), or the refusal.

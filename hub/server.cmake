@@ -5,15 +5,17 @@
 # client; enrol.cc and ingest.cc read JSON through outpost_json.
 outpost_library(outpost_hub
   SOURCES ca.cc enrol.cc ingest.cc server.cc import.cc
+          operator_tokens.cc  # the operators' hashed tokens (hub/FORMAT.md section 6)
   DEPS outpost_base outpost_crypto outpost_http outpost_policy outpost_sync outpost_outbox
        outpost_hub_store
+       outpost_auth       # ParseBearer and MakeToken for operator tokens
        outpost_hub_query  # the operator listener hands everything but ingestion to the dashboard
   PRIVATE_DEPS outpost_json Threads::Threads)
 
 # Real TLS sockets on port 0; the ingestion suite runs against SQLite and, with the private
 # cluster fixture, PostgreSQL.
 outpost_test(hub_server_test
-  SOURCES ca_test.cc server_test.cc
+  SOURCES ca_test.cc server_test.cc operator_tokens_test.cc
   DEPS outpost_hub outpost_hub_testing outpost_testing outpost_json
   LABELS hub postgres)
 

@@ -6,6 +6,7 @@
 // private cluster when this build has the fixture.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -49,6 +50,9 @@ kinds:
       v: keep
       score: keep
 )";
+
+// An operator's token: 26 characters of the bearer alphabet (over the 22 = 128 bits minimum).
+constexpr char kOperatorToken[] = "op-secret-0123456789abcdef";
 
 struct Credential {
   std::string cert_pem;
@@ -97,7 +101,20 @@ class HubServerTest : public ::testing::TestWithParam<std::string> {
     enrolment_ = std::make_unique<Enrolment>(*store_, *ca_, clock_);
     HubServiceOptions options;
     options.limits.max_records = 100;
-    options.operator_tokens["op-secret"] = "acme";
+    options.operator_tokens.entries.push_back(OperatorEntry{
+        .name = "ops", .tenant = "acme", .token_sha256 = crypto::Sha256(kOperatorToken)});
+    options.operator_routes = [this](http::Router& router) {
+      // A route that changes something, to show what a refusal leaves alone.
+      router.Exact("POST", "/api/v1/touch", [this](const HubRequest& r, HubResponse& rs) {
+        ++touched_;
+        rs.body = "{\"tenant\":\"" + r.caller.tenant + "\"}";
+      });
+      router.Prefix("*", "/", [](const HubRequest& r, HubResponse& rs) {
+        rs = r.caller.kind == Caller::Kind::kOperator
+                 ? ErrorResponse(404, "not_found", "no such page")
+                 : ErrorResponse(401, "operator_token", "an operator bearer token is required");
+      });
+    };
     service_ = std::make_unique<HubService>(*store_, *enrolment_, policies_, audit_log_.get(),
                                             options, clock_);
     OUTPOST_ASSERT_OK_AND_ASSIGN(
@@ -195,6 +212,7 @@ class HubServerTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<HubService> service_;
   std::unique_ptr<HubServer> server_;
   std::string url_;
+  std::atomic<int> touched_{0};  // calls of the operator route POST /api/v1/touch
 };
 
 TEST_P(HubServerTest, EnrolmentWritesTheCredentialContract) {
@@ -498,19 +516,57 @@ TEST_P(HubServerTest, StatusReportIsStoredForTheCredentialsSite) {
 }
 
 TEST_P(HubServerTest, OperatorListenerNeedsABearerToken) {
-  std::string base = "127.0.0.1:" + std::to_string(server_->operator_port());
   EXPECT_FALSE(server_->operator_tls());
-  HubResponse none = service_->HandleOperator(HubRequest{.method = "GET", .target = "/api/v1/sites"});
+  auto call = [&](std::string target, std::string authorization) {
+    HubRequest request{.method = "POST", .target = std::move(target)};
+    if (!authorization.empty()) request.headers = {{"authorization", authorization}};
+    return service_->HandleOperator(request);
+  };
+  const std::string bearer = std::string("Bearer ") + kOperatorToken;
+  HubResponse none = call("/api/v1/touch", "");
   EXPECT_EQ(none.status, 401);
-  HubResponse wrong = service_->HandleOperator(
-      HubRequest{.method = "GET", .target = "/api/v1/sites",
-                 .headers = {{"authorization", "Bearer nope"}}});
-  EXPECT_EQ(wrong.status, 401);
-  EXPECT_EQ(Json(wrong.body, "reason"), "operator_token");
-  HubResponse sync_path = service_->HandleOperator(
-      HubRequest{.method = "POST", .target = "/sync/v1/batches",
-                 .headers = {{"authorization", "Bearer op-secret"}}});
+  // Unknown, short (under 128 bits), not Bearer, and a known token's prefix: each 401.
+  for (const std::string& header :
+       {std::string("Bearer nope-nope-nope-nope-nope"), std::string("Bearer op-secret"),
+        std::string("Basic b3A6c2VjcmV0"), bearer.substr(0, bearer.size() - 1),
+        bearer + "x"}) {
+    HubResponse wrong = call("/api/v1/touch", header);
+    EXPECT_EQ(wrong.status, 401) << header;
+    EXPECT_EQ(Json(wrong.body, "reason"), "operator_token") << header;
+  }
+  EXPECT_EQ(touched_, 0);
+  HubResponse served = call("/api/v1/touch", bearer);
+  EXPECT_EQ(served.status, 200) << served.body;
+  EXPECT_EQ(Json(served.body, "tenant"), "acme");
+  EXPECT_EQ(touched_, 1);
+  HubResponse sync_path = call("/sync/v1/batches", bearer);
   EXPECT_EQ(sync_path.status, 404);
+}
+
+TEST_P(HubServerTest, OperatorListenerRefusesATokenInTheUrlAndDoesNothing) {
+  const std::string bearer = std::string("Bearer ") + kOperatorToken;
+  // With the right token in the URL, and even with it in the header as well: refused before
+  // routing, whatever the path.
+  for (const std::string& target :
+       {"/api/v1/touch?token=" + std::string(kOperatorToken),
+        "/api/v1/touch?a=1&TOKEN=" + std::string(kOperatorToken),
+        "/api/v1/touch?access_token=" + std::string(kOperatorToken), std::string("/?token="),
+        std::string("/sync/v1/batches?token=x")}) {
+    for (bool header : {false, true}) {
+      HubRequest request{.method = "POST", .target = target};
+      if (header) request.headers = {{"authorization", bearer}};
+      HubResponse refused = service_->HandleOperator(request);
+      EXPECT_EQ(refused.status, 400) << target;
+      EXPECT_EQ(Json(refused.body, "reason"), "token_in_url") << target;
+    }
+  }
+  EXPECT_EQ(touched_, 0);
+  // A parameter that only contains the word is not a token.
+  HubResponse fine = service_->HandleOperator(HubRequest{
+      .method = "POST", .target = "/api/v1/touch?tokens=1&my_token=2",
+      .headers = {{"authorization", bearer}}});
+  EXPECT_EQ(fine.status, 200) << fine.body;
+  EXPECT_EQ(touched_, 1);
 }
 
 std::vector<std::string> Engines() {

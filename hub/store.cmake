@@ -8,6 +8,7 @@ outpost_library(outpost_hub_store
     store.cc
     sqlite_store.cc
     postgres_store.cc    # the libpq adapter of hub/
+    secrets.cc           # store URLs off command lines, secret files (hub/FORMAT.md section 6)
   DEPS outpost_base
   PRIVATE_DEPS outpost_sqlite outpost_crypto PostgreSQL::PostgreSQL)
 
