@@ -26,6 +26,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -88,6 +89,27 @@ void AppendNumber(std::string& out, uint64_t v) {
   out.append(buf, static_cast<size_t>(end - buf));
 }
 
+// The bytes of request bodies buffered across every connection of a server, against
+// ServerOptions::max_buffered_bytes. Thread-safe.
+struct BufferBudget {
+  size_t cap = 0;  // 0 = none; set before the server's threads start
+  std::atomic<size_t> used{0};
+
+  // Counts `bytes` more; false, with nothing counted, when that would pass the cap.
+  bool Take(size_t bytes) {
+    if (bytes == 0) return true;
+    const size_t now = used.fetch_add(bytes) + bytes;
+    if (cap != 0 && (now > cap || now < bytes)) {
+      used.fetch_sub(bytes);
+      return false;
+    }
+    return true;
+  }
+  void Give(size_t bytes) {
+    if (bytes != 0) used.fetch_sub(bytes);
+  }
+};
+
 // What the parser gathers for one request, reused by a connection for all of its requests.
 struct RequestState {
   // Each header's name and value, back to back.
@@ -100,6 +122,11 @@ struct RequestState {
   int version = 11;  // 10 or 11
   bool is_head = false;
   bool expect_continue = false;
+  // Bytes of this request's body counted in the server's BufferBudget (given back once its
+  // handler returns, or when the connection goes).
+  size_t body_counted = 0;
+  // A chunked body grew past the server's max_buffered_bytes.
+  bool over_buffer_cap = false;
   // The request line and the body, plus views into `text` once the header is complete. Its
   // peer is set once per connection.
   Request request;
@@ -115,8 +142,9 @@ struct RequestState {
 // Beast's HTTP/1.1 request parser, feeding a RequestState.
 class RequestParser final : public bhttp::basic_parser<true> {
  public:
-  // `state` is the connection's and outlives the parser.
-  explicit RequestParser(RequestState& request_state) : state_(request_state) {}
+  // `state` is the connection's and `budget` the server's; both outlive the parser.
+  RequestParser(RequestState& request_state, BufferBudget& budget)
+      : state_(request_state), budget_(budget) {}
 
  private:
   void on_request_impl(bhttp::verb method, beast::string_view method_text,
@@ -129,6 +157,7 @@ class RequestParser final : public bhttp::basic_parser<true> {
     state_.version = version;
     state_.is_head = method == bhttp::verb::head;
     state_.expect_continue = false;
+    state_.over_buffer_cap = false;
   }
 
   void on_response_impl(int, beast::string_view, int, beast::error_code& ec) override {
@@ -166,7 +195,18 @@ class RequestParser final : public bhttp::basic_parser<true> {
 
   void on_chunk_header_impl(uint64_t, beast::string_view, beast::error_code&) override {}
 
-  size_t on_chunk_body_impl(uint64_t, beast::string_view body, beast::error_code&) override {
+  // A chunked body counts against the server's cap as it grows (a body with a
+  // Content-Length was counted whole before its first byte).
+  size_t on_chunk_body_impl(uint64_t, beast::string_view body, beast::error_code& ec) override {
+    const size_t total = state_.request.body.size() + body.size();
+    if (total > state_.body_counted) {
+      if (!budget_.Take(total - state_.body_counted)) {
+        state_.over_buffer_cap = true;
+        ec = bhttp::error::body_limit;
+        return 0;
+      }
+      state_.body_counted = total;
+    }
     state_.request.body.append(body.data(), body.size());
     return body.size();
   }
@@ -177,6 +217,7 @@ class RequestParser final : public bhttp::basic_parser<true> {
   }
 
   RequestState& state_;
+  BufferBudget& budget_;
 };
 
 // Whether the peer of a connected socket has closed it or its sending side, without reading
@@ -206,13 +247,72 @@ void ReadPeerCertificate(SSL* handle, PeerInfo& peer) {
 }
 
 class ConnectionBase;
+class AddressCounts;
+
+// One counted connection of a peer address, given back when the lease goes (whether or not
+// its connection ever started). An empty lease counts nothing. Move-only.
+class AddressLease {
+ public:
+  AddressLease() = default;
+  // `counts` outlives the lease.
+  AddressLease(AddressCounts* counts, net::ip::address address)
+      : counts_(counts), address_(std::move(address)) {}
+  AddressLease(AddressLease&& other) noexcept
+      : counts_(std::exchange(other.counts_, nullptr)), address_(other.address_) {}
+  AddressLease& operator=(AddressLease&&) = delete;
+  ~AddressLease();
+
+ private:
+  AddressCounts* counts_ = nullptr;
+  net::ip::address address_;
+};
+
+// Open connections per peer IP address, for max_connections_per_address. Thread-safe: the
+// accept thread counts, every event loop gives back.
+class AddressCounts {
+ public:
+  // 0 = no limit (nothing is counted); set before the server's threads start.
+  size_t limit = 0;
+
+  // A lease on one more connection from `address`; nullopt, with nothing counted, when the
+  // address already has `limit` open.
+  std::optional<AddressLease> Acquire(const net::ip::address& address) {
+    if (limit == 0) return AddressLease();
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t& open = counts_[address];
+    if (open >= limit) return std::nullopt;
+    ++open;
+    return AddressLease(this, address);
+  }
+
+  void Release(const net::ip::address& address) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = counts_.find(address);
+    if (it == counts_.end()) return;
+    if (--it->second == 0) counts_.erase(it);
+  }
+
+ private:
+  std::mutex mu_;
+  // Only addresses with open connections are present.
+  std::map<net::ip::address, size_t> counts_;  // guarded by mu_
+};
+
+AddressLease::~AddressLease() {
+  if (counts_ != nullptr) counts_->Release(address_);
+}
 
 // What every connection shares: options, handler, TLS context and the drain bookkeeping.
 struct ServerState {
   ServerOptions options;
   HandlerFn handler;
-  // The TLS settings of every connection; absent for plain HTTP.
-  std::optional<ssl::context> tls;
+  // The TLS settings of new connections; null for plain HTTP. Each connection holds the one
+  // it started with, so that ReloadTls() can swap this one while they run.
+  std::shared_ptr<ssl::context> tls;  // guarded by tls_mu
+  std::mutex tls_mu;
+  // Open connections per peer address, and the bodies buffered across all connections.
+  AddressCounts per_address;
+  BufferBudget buffered;
   // Set once Stop() has stopped accepting: requests are then answered with 503.
   std::atomic<bool> stopping{false};
   // Responses being produced or written.
@@ -226,6 +326,12 @@ struct ServerState {
       { std::lock_guard<std::mutex> lock(drain_mu); }
       drained.notify_all();
     }
+  }
+
+  // The TLS context for a connection starting now.
+  std::shared_ptr<ssl::context> TlsContext() {
+    std::lock_guard<std::mutex> lock(tls_mu);
+    return tls;
   }
 };
 
@@ -242,7 +348,8 @@ struct Worker {
 // A connection as its worker's list sees it.
 class ConnectionBase {
  public:
-  explicit ConnectionBase(ServerState& state, Worker& worker) : server_(state), worker_(worker) {
+  ConnectionBase(ServerState& state, Worker& worker, AddressLease lease)
+      : server_(state), worker_(worker), lease_(std::move(lease)) {
     next_ = worker_.connections;
     if (next_ != nullptr) next_->prev_ = this;
     worker_.connections = this;
@@ -266,6 +373,7 @@ class ConnectionBase {
   Worker& worker_;
 
  private:
+  AddressLease lease_;              // this connection's count of its peer address
   ConnectionBase* prev_ = nullptr;  // neighbours in worker_.connections
   ConnectionBase* next_ = nullptr;
 };
@@ -277,16 +385,24 @@ class Connection final : public ConnectionBase,
   static constexpr bool kTls = std::is_same_v<StreamT, TlsStream>;
 
   // `state` and `worker` outlive every connection (the server joins its threads and
-  // destroys its loops before they go). Worker's thread only.
-  Connection(Socket socket, ServerState& state, Worker& worker)
-      : ConnectionBase(state, worker), stream_(MakeStream(std::move(socket), state)) {}
+  // destroys its loops before they go). `tls` is the TLS context of a TLS connection, which
+  // holds it for its whole life (null for plain HTTP). `accepted` is when the socket was
+  // accepted, the start of the first request's deadline. Worker's thread only.
+  Connection(Socket socket, std::shared_ptr<ssl::context> tls, ServerState& state,
+             Worker& worker, AddressLease lease, Clock::time_point accepted)
+      : ConnectionBase(state, worker, std::move(lease)),
+        tls_(std::move(tls)),
+        stream_(MakeStream(std::move(socket), tls_.get())),
+        first_deadline_(accepted + FirstRequestTimeout(state.options)) {}
+
+  ~Connection() override { ReleaseBody(); }
 
   // Runs on the worker's thread.
   void Start() {
     beast::error_code ec;
     Tcp().socket().set_option(tcp::no_delay(true), ec);
     if constexpr (kTls) {
-      Tcp().expires_after(server_.options.read_timeout);
+      Tcp().expires_at(first_deadline_);
       stream_.async_handshake(
           ssl::stream_base::server,
           [self = this->shared_from_this()](beast::error_code hs_ec) { self->OnHandshake(hs_ec); });
@@ -301,13 +417,18 @@ class Connection final : public ConnectionBase,
   }
 
  private:
-  static StreamT MakeStream(Socket socket, ServerState& state) {
+  static StreamT MakeStream(Socket socket, ssl::context* tls) {
     if constexpr (kTls) {
-      return StreamT(std::move(socket), *state.tls);
+      return StreamT(std::move(socket), *tls);
     } else {
-      (void)state;
+      (void)tls;
       return StreamT(std::move(socket));
     }
+  }
+
+  static std::chrono::milliseconds FirstRequestTimeout(const ServerOptions& options) {
+    return options.first_request_timeout.count() > 0 ? options.first_request_timeout
+                                                     : options.read_timeout;
   }
 
   TcpStream& Tcp() {
@@ -329,12 +450,15 @@ class Connection final : public ConnectionBase,
   }
 
   void StartRequest() {
-    parser_.emplace(req_);
+    parser_.emplace(req_, server_.buffered);
     parser_->header_limit(
         static_cast<uint32_t>(std::min<size_t>(server_.options.max_header_bytes, UINT32_MAX)));
     parser_->body_limit(server_.options.max_body_bytes);
-    parser_->eager(true);
+    // The parser stops once the header is complete, so that AdmitBody() runs before any
+    // byte of the body is parsed; it is eager from then on.
+    parser_->eager(false);
     request_started_ = false;
+    head_checked_ = false;
     continue_sent_ = false;
     Read();
   }
@@ -354,6 +478,11 @@ class Connection final : public ConnectionBase,
         OnParseError(ec);
         return;
       }
+      if (!head_checked_ && parser_->is_header_done()) {
+        head_checked_ = true;
+        if (!AdmitBody()) return;
+        parser_->eager(true);
+      }
       if (parser_->is_done()) {
         OnRequest();
         return;
@@ -364,11 +493,10 @@ class Connection final : public ConnectionBase,
       SendContinue();
       return;
     }
-    if (request_started_) {
-      Tcp().expires_at(deadline_);
-    } else {
-      Tcp().expires_after(server_.options.idle_timeout);
-    }
+    Clock::time_point expiry =
+        request_started_ ? deadline_ : Clock::now() + server_.options.idle_timeout;
+    if (first_request_) expiry = std::min(expiry, first_deadline_);
+    Tcp().expires_at(expiry);
     stream_.async_read_some(
         buffer_.prepare(kReadSize),
         [self = this->shared_from_this()](beast::error_code ec, size_t n) { self->OnRead(ec, n); });
@@ -398,7 +526,66 @@ class Connection final : public ConnectionBase,
                      });
   }
 
+  // The checks made once a request's header is read, before any byte of its body: the
+  // before_body hook, then the server's cap on buffered bodies (a Content-Length counts
+  // whole here). False after sending the refusal (the connection then closes, lingering).
+  bool AdmitBody() {
+    if (server_.options.before_body) {
+      response_.Clear();
+      bool admitted = false;
+      try {
+        admitted = server_.options.before_body(req_.request, response_);
+      } catch (const std::exception& e) {
+        OUTPOST_LOG(kError) << "request check before the body failed" << Field("error", e.what());
+        response_.Clear();
+        SetErrorBody(500, "internal", "the request check failed", response_);
+      }
+      if (!admitted) {
+        RespondAndClose();
+        return false;
+      }
+    }
+    const boost::optional<uint64_t> length = parser_->content_length();
+    if (length && *length > 0) {
+      if (!server_.buffered.Take(static_cast<size_t>(*length))) {
+        RefuseBusy();
+        return false;
+      }
+      req_.body_counted = static_cast<size_t>(*length);
+    }
+    return true;
+  }
+
+  // 503 server_busy: the bodies buffered across the server are at max_buffered_bytes.
+  void RefuseBusy() {
+    response_.Clear();
+    SetErrorBody(503, "server_busy",
+                 "the server is buffering as many request bodies as it may; retry shortly",
+                 response_);
+    response_.headers.emplace_back("Retry-After", "1");
+    RespondAndClose();
+  }
+
+  // Sends response_ as the answer to a request that is not read further, and closes.
+  void RespondAndClose() {
+    ReleaseBody();
+    server_.in_flight.fetch_add(1);
+    Respond(/*close=*/true);
+  }
+
+  // Gives back what the current request's body counted against the server's cap.
+  void ReleaseBody() {
+    server_.buffered.Give(req_.body_counted);
+    req_.body_counted = 0;
+  }
+
   void OnParseError(beast::error_code ec) {
+    if (req_.over_buffer_cap) {
+      req_.is_head = false;
+      RefuseBusy();
+      return;
+    }
+    ReleaseBody();
     server_.in_flight.fetch_add(1);
     response_.Clear();
     if (ec == bhttp::error::body_limit) {
@@ -419,6 +606,7 @@ class Connection final : public ConnectionBase,
   }
 
   void OnRequest() {
+    first_request_ = false;
     server_.in_flight.fetch_add(1);
     bool close = !parser_->keep_alive();
     response_.Clear();
@@ -440,6 +628,7 @@ class Connection final : public ConnectionBase,
         SetErrorBody(500, "internal", "the request handler failed", response_);
       }
     }
+    ReleaseBody();
     Respond(close);
   }
 
@@ -539,6 +728,8 @@ class Connection final : public ConnectionBase,
                           });
   }
 
+  // Declared before stream_, which uses it until it goes.
+  std::shared_ptr<ssl::context> tls_;
   StreamT stream_;
   beast::flat_buffer buffer_;  // bytes read and not yet parsed
   RequestState req_;           // what the parser gathers; reused for every request
@@ -547,6 +738,10 @@ class Connection final : public ConnectionBase,
   std::string head_;              // the response's status line and headers
   bool request_started_ = false;  // a byte of the current request has arrived
   Clock::time_point deadline_;    // when the current request must have arrived
+  bool head_checked_ = false;     // AdmitBody() has run for the current request
+  bool first_request_ = true;     // the connection's first request has not arrived yet
+  // When the handshake and the whole first request must have arrived.
+  Clock::time_point first_deadline_;
   bool continue_sent_ = false;    // "100 Continue" was sent for the current request
   bool closed_ = false;           // Close() was called
 };
@@ -593,6 +788,33 @@ Status SetUpTls(const TlsServerOptions& options, ssl::context& tls) {
   return Status::Ok();
 }
 
+// Sessions can be resumed, from the server's cache or a ticket: a client that reconnects
+// skips the full handshake (most of TLS's cost on short keep-alive connections). With a
+// client certificate asked for, OpenSSL resumes only sessions of a named context.
+Status EnableSessionResumption(ssl::context& tls) {
+  static constexpr unsigned char kSessionContext[] = "outpost-http";
+  SSL_CTX* ctx = tls.native_handle();
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+  if (SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1) != 1) {
+    return InternalError("TLS session id context could not be set");
+  }
+  return Status::Ok();
+}
+
+// A TLS server context loaded from `options`' files. FailedPrecondition when one does not
+// load.
+Result<std::shared_ptr<ssl::context>> MakeTlsContext(const TlsServerOptions& options) {
+  std::shared_ptr<ssl::context> tls;
+  try {
+    tls = std::make_shared<ssl::context>(ssl::context::tls_server);
+  } catch (const std::exception& e) {
+    return InternalError(std::string("TLS context: ") + e.what());
+  }
+  OUTPOST_RETURN_IF_ERROR(SetUpTls(options, *tls));
+  OUTPOST_RETURN_IF_ERROR(EnableSessionResumption(*tls));
+  return tls;
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -611,17 +833,44 @@ struct Server::Impl {
   std::mutex stop_mu;  // guards stopped; held for the whole of Stop()
   bool stopped = false;
 
-  // Starts a connection on `target`'s thread.
-  void Launch(Worker& target, Socket socket) {
-    net::post(target.ioc, [this, &target, s = std::move(socket)]() mutable {
+  // Starts a connection on `target`'s thread, with the TLS context current when it starts.
+  void Launch(Worker& target, Socket socket, AddressLease lease) {
+    const Clock::time_point accepted = Clock::now();
+    net::post(target.ioc, [this, &target, s = std::move(socket), l = std::move(lease),
+                           accepted]() mutable {
       if (state.options.tls) {
-        auto connection = std::make_shared<Connection<TlsStream>>(std::move(s), state, target);
+        auto connection = std::make_shared<Connection<TlsStream>>(
+            std::move(s), state.TlsContext(), state, target, std::move(l), accepted);
         connection->Start();
       } else {
-        auto connection = std::make_shared<Connection<TcpStream>>(std::move(s), state, target);
+        auto connection = std::make_shared<Connection<TcpStream>>(
+            std::move(s), nullptr, state, target, std::move(l), accepted);
         connection->Start();
       }
     });
+  }
+
+  // Counts an accepted socket against max_connections and max_connections_per_address and
+  // starts its connection, or closes it at once past either. Accept thread only.
+  void Admit(Worker& target, Socket socket) {
+    beast::error_code ec;
+    if (state.open_connections.fetch_add(1) >= state.options.max_connections) {
+      state.open_connections.fetch_sub(1);
+      socket.close(ec);
+      return;
+    }
+    const tcp::endpoint peer = socket.remote_endpoint(ec);
+    std::optional<AddressLease> lease =
+        ec ? std::optional<AddressLease>() : state.per_address.Acquire(peer.address());
+    if (!lease) {
+      // Past the limit of its address (or gone already): never a connection.
+      OUTPOST_LOG(kDebug) << "connection refused: too many from its address"
+                          << Field("peer", ec ? ec.message() : peer.address().to_string());
+      state.open_connections.fetch_sub(1);
+      socket.close(ec);
+      return;
+    }
+    Launch(target, std::move(socket), std::move(*lease));
   }
 
   void Accept() {
@@ -641,13 +890,7 @@ struct Server::Impl {
         });
         return;
       }
-      if (state.open_connections.fetch_add(1) >= state.options.max_connections) {
-        state.open_connections.fetch_sub(1);
-        beast::error_code close_ec;
-        socket.close(close_ec);
-      } else {
-        Launch(target, std::move(socket));
-      }
+      Admit(target, std::move(socket));
       Accept();
     });
   }
@@ -702,6 +945,18 @@ Server::~Server() { Stop(); }
 
 uint16_t Server::port() const { return impl_->port; }
 
+Status Server::ReloadTls(TlsServerOptions tls) {
+  ServerState& state = impl_->state;
+  if (!state.options.tls) {
+    return FailedPreconditionError("the HTTP server runs plain HTTP: there is no TLS to reload");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(std::shared_ptr<ssl::context> context, MakeTlsContext(tls));
+  std::lock_guard<std::mutex> lock(state.tls_mu);
+  // The context replaced here goes when the last connection that started with it does.
+  state.tls.swap(context);
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, HandlerFn handler) {
   if (!handler) return InvalidArgumentError("the HTTP server needs a handler");
   if (options.threads < 0) return InvalidArgumentError("threads must be >= 0");
@@ -711,15 +966,12 @@ Result<std::unique_ptr<Server>> Server::Start(ServerOptions options, HandlerFn h
   OUTPOST_ASSIGN_OR_RETURN(net::ip::address address, ListenAddress(options.address));
   auto impl = std::make_unique<Impl>();
   if (options.tls) {
-    try {
-      impl->state.tls.emplace(ssl::context::tls_server);
-    } catch (const std::exception& e) {
-      return InternalError(std::string("TLS context: ") + e.what());
-    }
-    OUTPOST_RETURN_IF_ERROR(SetUpTls(*options.tls, *impl->state.tls));
+    OUTPOST_ASSIGN_OR_RETURN(impl->state.tls, MakeTlsContext(*options.tls));
   }
   const tcp::endpoint endpoint(address, options.port);
   const std::string where = options.address + ":" + std::to_string(options.port);
+  impl->state.per_address.limit = options.max_connections_per_address;
+  impl->state.buffered.cap = options.max_buffered_bytes;
   impl->state.options = std::move(options);
   impl->state.handler = std::move(handler);
   OUTPOST_RETURN_IF_ERROR(impl->Listen(endpoint, where));

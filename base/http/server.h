@@ -24,11 +24,26 @@
 //     is read; or when a chunked body passes the limit), malformed HTTP gets 400
 //     (malformed_request); each of these closes the connection, lingering (below).
 //   - a connection with no request in progress is closed after idle_timeout; a request must
-//     arrive completely within read_timeout of its first byte (a TLS handshake within
-//     read_timeout of the connection); a response must be written within write_timeout.
-//     Absolute deadlines: a client sending a byte at a time cannot extend them.
-//   - beyond max_connections open connections, new ones are closed at once.
-//   - "Expect: 100-continue" is answered before the body is read.
+//     arrive completely within read_timeout of its first byte; a response must be written
+//     within write_timeout. A new connection has one deadline for everything before its first
+//     request is complete: the TLS handshake, the wait for the first byte, that request's
+//     header and its body must all be done within first_request_timeout of the accept
+//     (read_timeout when 0), so that a client that sends nothing useful holds a connection
+//     that long at most. Absolute deadlines: a client sending a byte at a time cannot extend
+//     them. A connection past a deadline is closed without an answer.
+//   - beyond max_connections open connections, new ones are closed at once; so is a
+//     connection from a peer address that already has max_connections_per_address open.
+//   - the bodies being read and handled count against max_buffered_bytes, across every
+//     connection: a body's Content-Length is counted once its header is read, before any
+//     byte of it (a chunked body as it grows), and given back when its handler returns. A
+//     request that would pass the cap gets 503 (reason server_busy, "Retry-After: 1")
+//     without its body being read (a chunked one as soon as it passes) and the connection
+//     closes, lingering; its handler never runs.
+//   - before_body, when set, sees every request's line and headers before any byte of its
+//     body is read (and before "100 Continue"); when it refuses, its refusal is sent, the
+//     body is never read and the connection closes, lingering.
+//   - "Expect: 100-continue" is answered before the body is read, once the checks above
+//     have passed.
 // Every error the server answers by itself has the body {"error": ..., "reason": ...}.
 //
 // Lingering close: a connection closed by the server (after "Connection: close", an error
@@ -39,7 +54,11 @@
 // TLS (options.tls set): TLS 1.2 or newer with the given certificate chain and key. With a
 // client CA, a client certificate is asked for; it is required only with
 // require_client_cert, otherwise the handshake succeeds without one or with one that does
-// not verify, and the handler reads the outcome in Request::peer.
+// not verify, and the handler reads the outcome in Request::peer. Sessions can be resumed
+// (the server's session cache and tickets, with or without a client certificate), so that a
+// client reconnecting skips the full handshake. ReloadTls() swaps in new certificate, key
+// and client CA files for the connections accepted after it; open connections keep the
+// ones they started with, and are not dropped.
 //
 // Shutdown: Stop() stops accepting (new connections are refused), lets requests in flight
 // finish and be answered, answers requests that arrive meanwhile on open connections with
@@ -93,14 +112,31 @@ struct ServerOptions {
   std::chrono::milliseconds read_timeout = std::chrono::seconds(30);
   // How long writing one response may take.
   std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
+  // Deadline of everything before a connection's first request is complete (TLS handshake,
+  // the wait for its first byte, its header and body), counted from the accept; 0 = the
+  // read_timeout.
+  std::chrono::milliseconds first_request_timeout = std::chrono::milliseconds(0);
   // Most open connections; more are closed as soon as they are accepted.
   size_t max_connections = 10000;
+  // Most open connections from one peer IP address; more are closed as soon as they are
+  // accepted. 0 = no limit per address.
+  size_t max_connections_per_address = 64;
+  // Most bytes of request bodies buffered at once across every connection (503 server_busy
+  // beyond it); 0 = no cap. Keep it at or above max_body_bytes, or a body between the two
+  // is always refused.
+  size_t max_buffered_bytes = size_t{512} << 20;
   // How long Stop() waits for requests in flight before closing their connections.
   std::chrono::milliseconds drain_timeout = std::chrono::seconds(30);
   // The Server header of every response; empty = none.
   std::string server_header{};
   // TLS; absent = plain HTTP.
   std::optional<TlsServerOptions> tls{};
+  // Called on the event loop's thread once a request's line and headers are read, before
+  // any byte of its body (and before "100 Continue"): `head` has the method, target, headers
+  // and peer, and an empty body. True lets the request go on; false sends what it wrote into
+  // `refusal` (which arrives cleared) and closes the connection without reading the body.
+  // Must be thread-safe, as the handler. Absent = every request goes on.
+  std::function<bool(const Request& head, Response& refusal)> before_body{};
 };
 
 // Answers one request; called on an event-loop thread. `response` arrives cleared (as by
@@ -184,6 +220,12 @@ class Server {
 
   // The port the server listens on (the chosen one when options.port was 0).
   uint16_t port() const;
+
+  // Loads `tls`'s certificate chain, key and client CA into a new TLS context and uses it for
+  // every connection accepted afterwards; connections already open keep theirs. Thread-safe.
+  // FailedPrecondition when the server runs plain HTTP, or when a file does not load (the
+  // context in use stays).
+  Status ReloadTls(TlsServerOptions tls);
 
   // Graceful shutdown as described above; returns when every thread has finished. Safe to
   // call from any thread except the server's own, and more than once (later calls wait for
