@@ -13,9 +13,12 @@
 // link comes back first, the forwarder may upload them too: the hub stores them once either
 // way.
 //
-// import-receipt: verifies the hub's receipt against hub_ca.crt and this site's id, then
+// import-receipt: accepts the hub's receipt only when it is signed by the receipt certificate
+// this site pinned at enrolment (<credentials>/hub_receipt.crt, sync/FORMAT.md section 5) and
+// names this site's id; a site enrolled before the pin is told how to re-enrol. Then it
 // deletes exactly the records recorded for the batch keys it lists, and moves the
 // acknowledged audit head forward when the batch that carried the audit lines is among them.
+// A refused receipt deletes nothing.
 //
 // Both need the data_dir to themselves: they take <data_dir>/LOCK as `outpost edge` does and
 // refuse to run while an edge holds it (stop the edge, export, start it again).
@@ -439,14 +442,14 @@ Status RunExport(const ExportFlags& flags) {
 Status RunImportReceipt(const ExportFlags& flags) {
   OUTPOST_ASSIGN_OR_RETURN(EdgeConfig config, LoadConfig(flags));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<DataDirLock> lock, DataDirLock::Acquire(config.data_dir));
-  const std::string creds = CredentialsDir(config);
-  OUTPOST_ASSIGN_OR_RETURN(std::string ca_pem, ReadFile(JoinPath(creds, "hub_ca.crt"), 1 << 20));
+  OUTPOST_ASSIGN_OR_RETURN(sync::ReceiptTrust trust,
+                           sync::LoadReceiptTrust(CredentialsDir(config)));
   sync::ReceiptLimits limits;
   OUTPOST_ASSIGN_OR_RETURN(std::string bytes, ReadFile(flags.receipt, limits.max_file_bytes));
   Result<sync::Receipt> receipt = sync::ReadReceipt(bytes, limits);
   if (!receipt.ok()) return receipt.status().WithContext(flags.receipt);
   OUTPOST_RETURN_IF_ERROR(
-      sync::VerifyReceiptFor(*receipt, ca_pem, config.site_id).WithContext(flags.receipt));
+      sync::VerifyReceiptFor(*receipt, trust, config.site_id).WithContext(flags.receipt));
   const std::string ledger_path = LedgerPath(config);
   OUTPOST_ASSIGN_OR_RETURN(ExportLedger ledger, ReadLedger(ledger_path));
   std::string id_hex = HexEncode(receipt->export_id);

@@ -11,6 +11,8 @@
 #include "base/coding.h"
 #include "base/crypto/crypto.h"
 #include "base/file.h"
+#include "base/logging.h"
+#include "sync/receipt.h"
 
 namespace outpost::hub {
 namespace {
@@ -83,13 +85,7 @@ Result<std::unique_ptr<HubCa>> HubCa::OpenOrCreate(const std::string& data_dir,
     OUTPOST_RETURN_IF_ERROR(IssueWithNewKey(*ca->issuer_, KeyAlgorithm::kEcdsaP256, spec,
                                             ca->server_key_path(), ca->server_cert_path()));
   }
-  if (!PathExists(ca->receipt_cert_path()) || !PathExists(ca->receipt_key_path())) {
-    crypto::CertificateSpec spec{.common_name = "outpost-hub receipts",
-                                 .validity = ValidFor(5 * 365),
-                                 .key_usage = crypto::kDigitalSignature};
-    OUTPOST_RETURN_IF_ERROR(IssueWithNewKey(*ca->issuer_, KeyAlgorithm::kEd25519, spec,
-                                            ca->receipt_key_path(), ca->receipt_cert_path()));
-  }
+  OUTPOST_RETURN_IF_ERROR(ca->OpenReceiptKey());
   OUTPOST_RETURN_IF_ERROR(ca->OpenExportKey());
   OUTPOST_RETURN_IF_ERROR(SyncDirectory(data_dir));
   return ca;
@@ -131,6 +127,36 @@ Status HubCa::OpenCa() {
   return Status::Ok();
 }
 
+// Sites pin receipt.crt at enrolment, so it is made once and lives as long as the CA; only an
+// older hub's certificate, which lacks the receipt key purpose and so signs nothing a site
+// accepts, is replaced.
+Status HubCa::OpenReceiptKey() {
+  bool make = !PathExists(receipt_cert_path()) || !PathExists(receipt_key_path());
+  if (!make) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string pem, ReadFile(receipt_cert_path(), 1 << 20));
+    Result<crypto::CertificateInfo> info = crypto::ParseCertificatePem(pem);
+    if (!info.ok()) {
+      return DataLossError(receipt_cert_path() + ": " + std::string(info.status().message()));
+    }
+    make = info->extended_key_usages != std::vector<std::string>{sync::kReceiptSigningOid};
+    if (make) {
+      OUTPOST_LOG(kWarning) << "receipt.crt lacks the receipt key purpose; making a new receipt "
+                               "key and certificate (sites enrolled before re-enrol)"
+                            << Field("path", receipt_cert_path());
+    }
+  }
+  if (make) {
+    crypto::CertificateSpec spec{.common_name = "outpost-hub receipts",
+                                 .validity = ValidFor(20 * 365),
+                                 .key_usage = crypto::kDigitalSignature,
+                                 .extended_key_usage_oids = {sync::kReceiptSigningOid}};
+    OUTPOST_RETURN_IF_ERROR(IssueWithNewKey(*issuer_, KeyAlgorithm::kEd25519, spec,
+                                            receipt_key_path(), receipt_cert_path()));
+  }
+  OUTPOST_ASSIGN_OR_RETURN(receipt_pem_, ReadFile(receipt_cert_path(), 1 << 20));
+  return Status::Ok();
+}
+
 // The export key is independent of the CA: sealed files in transit stay readable when the CA
 // is replaced, so it is only ever created when absent.
 Status HubCa::OpenExportKey() {
@@ -169,11 +195,14 @@ Result<IssuedCertificate> HubCa::IssueSiteCertificate(std::string_view public_ke
   if (*algorithm != KeyAlgorithm::kEd25519) {
     return ErrorWithReason(StatusCode::kInvalidArgument, "bad_public_key", "not an Ed25519 key");
   }
-  crypto::CertificateSpec spec{.common_name = std::string(site_id),
-                               .organization = std::string(tenant),
-                               .validity = ValidFor(2 * 365),
-                               .key_usage = crypto::kDigitalSignature,
-                               .extended_key_usage = {ExtendedKeyUsage::kClientAuth}};
+  // serverAuth too: the edge may serve TLS with its site certificate, under its site id.
+  crypto::CertificateSpec spec{
+      .common_name = std::string(site_id),
+      .organization = std::string(tenant),
+      .validity = ValidFor(2 * 365),
+      .key_usage = crypto::kDigitalSignature,
+      .extended_key_usage = {ExtendedKeyUsage::kClientAuth, ExtendedKeyUsage::kServerAuth},
+      .subject_alt_names = {std::string(site_id)}};
   OUTPOST_ASSIGN_OR_RETURN(std::string pem, issuer_->Issue(spec, public_key_pem));
   OUTPOST_ASSIGN_OR_RETURN(crypto::CertificateInfo info, crypto::ParseCertificatePem(pem));
   return IssuedCertificate{.certificate_pem = std::move(pem), .serial = std::move(info.serial)};

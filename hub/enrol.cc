@@ -17,6 +17,7 @@
 #include "base/names.h"
 #include "hub/server.h"
 #include "sync/crypto.h"
+#include "sync/receipt.h"
 
 namespace outpost::hub {
 namespace {
@@ -25,6 +26,26 @@ constexpr std::string_view kTokenPrefix = "op1.";
 
 HubResponse Json(int status, std::string body) {
   return HubResponse{.status = status, .body = std::move(body)};
+}
+
+// Writes `text` to `path` (0644) when the hub sent it (`sent`); otherwise removes a file an
+// earlier enrolment left there, so that a site never keeps a key or a pin of another hub.
+Status WriteOrRemove(const std::string& path, bool sent, std::string_view text) {
+  if (sent) return WriteFileAtomically(path, text, 0644);
+  if (PathExists(path) && std::remove(path.c_str()) != 0) {
+    return ErrnoToStatus(errno, "remove", path);
+  }
+  return Status::Ok();
+}
+
+// The receipt certificate of an enrolment answer must be one of the CA the site pinned
+// (sync/FORMAT.md section 5): DataLoss bad_receipt_certificate otherwise.
+Status CheckReceiptPin(std::string_view receipt_pem, std::string_view ca_pem) {
+  Status checked = sync::CheckReceiptCertificate(receipt_pem, ca_pem);
+  if (checked.ok()) return checked;
+  return ErrorWithReason(StatusCode::kDataLoss, "bad_receipt_certificate",
+                         "the hub's receipt_certificate_pem is not a receipt certificate of its "
+                         "CA (" + std::string(checked.message()) + "); nothing was written");
 }
 
 // The reason a status carries (ErrorWithReason), else `fallback`.
@@ -207,6 +228,8 @@ HubResponse Enrolment::Enrol(const HubRequest& request) {
   w.String(site->tenant);
   w.Key("export_public_key_pem");
   w.String(ca_.export_public_pem());
+  w.Key("receipt_certificate_pem");
+  w.String(ca_.receipt_pem());
   w.EndObject();
   return Json(200, std::move(out));
 }
@@ -293,17 +316,20 @@ Status EnrolSite(const EnrolSiteOptions& options) {
                            "the hub's export_public_key_pem is not an X25519 "
                            "public key; nothing was written");
   }
+  // The receipt certificate the site pins (sync/FORMAT.md section 5); an older hub sends none.
+  const std::string_view receipt_pem =
+      root["receipt_certificate_pem"].GetString().value_or("");
+  const bool has_receipt_cert = root["receipt_certificate_pem"].is_string();
+  if (has_receipt_cert) OUTPOST_RETURN_IF_ERROR(CheckReceiptPin(receipt_pem, ca_pem));
   OUTPOST_RETURN_IF_ERROR(MakeDirectories(dir));
   ::chmod(dir.c_str(), 0700);
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "hub_ca.crt"), ca_pem, 0644));
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "site.crt"), cert_pem, 0644));
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "hub.url"), hub_url + "\n", 0644));
-  const std::string export_pub_path = JoinPath(dir, "hub_export.pub");
-  if (has_export_key) {
-    OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(export_pub_path, export_pub, 0644));
-  } else if (PathExists(export_pub_path) && std::remove(export_pub_path.c_str()) != 0) {
-    return ErrnoToStatus(errno, "remove", export_pub_path);
-  }
+  OUTPOST_RETURN_IF_ERROR(
+      WriteOrRemove(JoinPath(dir, "hub_export.pub"), has_export_key, export_pub));
+  OUTPOST_RETURN_IF_ERROR(WriteOrRemove(JoinPath(dir, sync::kPinnedReceiptCertificateFile),
+                                        has_receipt_cert, receipt_pem));
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(JoinPath(dir, "site.key"), key.private_pem, 0600));
   return SyncDirectory(dir);
 }

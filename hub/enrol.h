@@ -77,9 +77,11 @@ struct EnrolSiteOptions {
   std::string credentials_dir{};
   bool force = false;             // overwrite existing credentials
 };
-// Enrols and writes site.key, site.crt, hub_ca.crt, hub.url and, when the hub sends its
-// export key, hub_export.pub (FORMAT.md section 4). Errors carry the hub's reason
-// ("token_expired", "ca_mismatch", "bad_export_key", ...) at the start of their message.
+// Enrols and writes site.key, site.crt, hub_ca.crt, hub.url and, when the hub sends them, its
+// export key as hub_export.pub and its receipt certificate as hub_receipt.crt, the pin every
+// receipt is checked against (FORMAT.md section 4). Errors carry the hub's reason
+// ("token_expired", "ca_mismatch", "bad_export_key", "bad_receipt_certificate", ...) at the
+// start of their message.
 Status EnrolSite(const EnrolSiteOptions& options);
 
 }  // namespace outpost::hub

@@ -21,12 +21,21 @@ class Pki {
     Run({"req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout", Path("ca.key"), "-out",
          Path("ca.crt"), "-days", "2", "-subj", "/CN=" + name + " CA"});
   }
-  // Issues a certificate for `subject`; returns {key_pem, cert_pem}.
-  std::pair<std::string, std::string> Issue(const std::string& file, const std::string& subject) {
+  // Issues a certificate for `subject` with the extensions `ext` (openssl's extfile syntax,
+  // "" for none); returns {key_pem, cert_pem}.
+  std::pair<std::string, std::string> Issue(const std::string& file, const std::string& subject,
+                                            const std::string& ext = "") {
     Run({"req", "-new", "-newkey", "ed25519", "-nodes", "-keyout", Path(file + ".key"), "-out",
          Path(file + ".csr"), "-subj", subject});
-    Run({"x509", "-req", "-in", Path(file + ".csr"), "-CA", Path("ca.crt"), "-CAkey",
-         Path("ca.key"), "-set_serial", "4242", "-days", "2", "-out", Path(file + ".crt")});
+    std::vector<std::string> args = {"x509", "-req", "-in", Path(file + ".csr"), "-CA",
+                                     Path("ca.crt"), "-CAkey", Path("ca.key"), "-set_serial",
+                                     "4242", "-days", "2", "-out", Path(file + ".crt")};
+    if (!ext.empty()) {
+      EXPECT_TRUE(WriteFileAtomically(Path(file + ".ext"), ext + "\n").ok());
+      args.push_back("-extfile");
+      args.push_back(Path(file + ".ext"));
+    }
+    Run(args);
     return {*ReadFile(Path(file + ".key")), *ReadFile(Path(file + ".crt"))};
   }
   std::string ca() const { return *ReadFile(Path("ca.crt")); }
@@ -41,6 +50,15 @@ class Pki {
   std::string dir_, name_;
 };
 
+// What the hub's receipt certificate carries (sync/FORMAT.md section 5), and what a site
+// certificate carries (hub/FORMAT.md section 3).
+const std::string kReceiptExt = std::string(
+    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+    "extendedKeyUsage=") + kReceiptSigningOid;
+const std::string kSiteExt =
+    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+    "extendedKeyUsage=clientAuth,serverAuth\nsubjectAltName=DNS:plant-7";
+
 std::string Batch1(std::string_view site = "plant-7") {
   Batch b{.site_id = std::string(site), .node_id = "n1", .stream = "pump"};
   b.records.push_back({.seq = 1, .kind = 3, .created_ms = 5, .payload = "{\"a\":1}"});
@@ -52,9 +70,17 @@ class ExportReceiptTest : public ::testing::Test {
   void SetUp() override {
     hub_ = std::make_unique<Pki>(dir_.path(), "hub");
     other_ = std::make_unique<Pki>(dir_.path(), "other");
-    site_ = hub_->Issue("site", "/CN=plant-7/O=acme");
-    signer_ = hub_->Issue("signer", "/CN=hub receipts");
-    foreign_signer_ = other_->Issue("signer", "/CN=hub receipts");
+    site_ = hub_->Issue("site", "/CN=plant-7/O=acme", kSiteExt);
+    signer_ = hub_->Issue("signer", "/CN=hub receipts", kReceiptExt);
+    foreign_signer_ = other_->Issue("signer", "/CN=hub receipts", kReceiptExt);
+  }
+  // What plant-7 trusts receipts by, pinning `pinned` ("" for a site enrolled before pins).
+  ReceiptTrust Trust(const std::string& pinned) {
+    return ReceiptTrust{.hub_ca_pem = hub_->ca(),
+                        .pinned_cert_pem = pinned,
+                        .credentials_dir = "/etc/outpost/credentials",
+                        .hub_url = "https://hub.example:8443",
+                        .tenant = "acme"};
   }
   ExportFile SampleExport() {
     return ExportFile{.cert_pem = site_.second, .site_id = "plant-7", .node_id = "n1",
@@ -140,13 +166,107 @@ TEST_F(ExportReceiptTest, ReceiptRoundTripsAndIsRefusedFromAnotherHubOrForAnothe
   ASSERT_EQ(got->keys.size(), 1u);
   EXPECT_EQ(got->keys[0], DecodeBatch(Batch1())->key);
   EXPECT_EQ(got->created_ms, 99);
-  OUTPOST_EXPECT_OK(VerifyReceiptFor(*got, hub_->ca(), "plant-7"));
-  EXPECT_EQ(ReasonOf(VerifyReceiptFor(*got, hub_->ca(), "plant-8")), "receipt_site_mismatch");
+  OUTPOST_EXPECT_OK(VerifyReceiptFor(*got, Trust(signer_.second), "plant-7"));
+  EXPECT_EQ(ReasonOf(VerifyReceiptFor(*got, Trust(signer_.second), "plant-8")),
+            "receipt_site_mismatch");
 
   Result<Receipt> foreign =
       ReadReceipt(*WriteReceipt(SampleReceipt(foreign_signer_.second), foreign_signer_.first));
   OUTPOST_ASSERT_OK(foreign);
-  EXPECT_EQ(ReasonOf(VerifyReceiptFor(*foreign, hub_->ca(), "plant-7")), "receipt_cert");
+  EXPECT_EQ(ReasonOf(VerifyReceiptFor(*foreign, Trust(signer_.second), "plant-7")),
+            "receipt_cert");
+}
+
+TEST_F(ExportReceiptTest, AReceiptSignedWithASiteKeyIsRefusedThoughItChainsToTheHubCa) {
+  // Whoever holds plant-8's key signs a receipt for plant-7 with plant-8's certificate: the
+  // signature verifies and the certificate chains to the hub CA, as every site's does.
+  auto plant8 = hub_->Issue("plant8", "/CN=plant-8/O=acme", kSiteExt);
+  OUTPOST_ASSERT_OK(VerifyCertificateChain(plant8.second, hub_->ca()));
+  Result<Receipt> forged = ReadReceipt(*WriteReceipt(SampleReceipt(plant8.second), plant8.first));
+  OUTPOST_ASSERT_OK(forged);
+  Status refused = VerifyReceiptFor(*forged, Trust(signer_.second), "plant-7");
+  EXPECT_EQ(refused.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(ReasonOf(refused), "receipt_cert");
+  EXPECT_NE(refused.message().find("not by the hub's receipt certificate this site pinned"),
+            std::string::npos)
+      << refused.message();
+  // The victim's own key, too.
+  Result<Receipt> own = ReadReceipt(*WriteReceipt(SampleReceipt(site_.second), site_.first));
+  OUTPOST_ASSERT_OK(own);
+  EXPECT_EQ(ReasonOf(VerifyReceiptFor(*own, Trust(signer_.second), "plant-7")), "receipt_cert");
+  // Even a certificate of the hub CA with the receipt purpose is refused unless it is the
+  // pinned one.
+  auto second = hub_->Issue("second", "/CN=hub receipts", kReceiptExt);
+  OUTPOST_ASSERT_OK(CheckReceiptCertificate(second.second, hub_->ca()));
+  Result<Receipt> unpinned = ReadReceipt(*WriteReceipt(SampleReceipt(second.second), second.first));
+  OUTPOST_ASSERT_OK(unpinned);
+  EXPECT_EQ(ReasonOf(VerifyReceiptFor(*unpinned, Trust(signer_.second), "plant-7")),
+            "receipt_cert");
+  // A pin that is a site certificate (a damaged or hand-made credentials folder) is no pin.
+  Status bad_pin = VerifyReceiptFor(*own, Trust(site_.second), "plant-7");
+  EXPECT_EQ(bad_pin.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(bad_pin), "receipt_certificate_invalid");
+  EXPECT_NE(bad_pin.message().find("re-enrol this site"), std::string::npos)
+      << bad_pin.message();
+}
+
+TEST_F(ExportReceiptTest, ASiteWithoutAPinnedReceiptCertificateIsToldToReEnrol) {
+  Result<Receipt> genuine =
+      ReadReceipt(*WriteReceipt(SampleReceipt(signer_.second), signer_.first));
+  OUTPOST_ASSERT_OK(genuine);
+  Status refused = VerifyReceiptFor(*genuine, Trust(""), "plant-7");
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(refused), "receipt_certificate_missing");
+  const std::string message(refused.message());
+  for (const char* part :
+       {"/etc/outpost/credentials/hub_receipt.crt", "re-enrol this site",
+        "outpost hub site add --site plant-7 --tenant acme --region REGION --reissue",
+        "outpost enrol --hub https://hub.example:8443 --token TOKEN --site plant-7 "
+        "--credentials /etc/outpost/credentials --force",
+        "Nothing was deleted"}) {
+    EXPECT_NE(message.find(part), std::string::npos) << part << "\n" << message;
+  }
+  // The missing pin is reported first, whoever signed the receipt.
+  Result<Receipt> forged = ReadReceipt(*WriteReceipt(SampleReceipt(site_.second), site_.first));
+  OUTPOST_ASSERT_OK(forged);
+  EXPECT_EQ(ReasonOf(VerifyReceiptFor(*forged, Trust(""), "plant-7")),
+            "receipt_certificate_missing");
+}
+
+TEST_F(ExportReceiptTest, OnlyAReceiptCertificateOfTheHubCaIsOne) {
+  OUTPOST_EXPECT_OK(CheckReceiptCertificate(signer_.second, hub_->ca()));
+  // Another hub's, a site's (clientAuth and serverAuth), none, or the purpose beside a TLS one.
+  EXPECT_FALSE(CheckReceiptCertificate(signer_.second, other_->ca()).ok());
+  EXPECT_FALSE(CheckReceiptCertificate(site_.second, hub_->ca()).ok());
+  auto plain = hub_->Issue("plain", "/CN=hub receipts");
+  EXPECT_FALSE(CheckReceiptCertificate(plain.second, hub_->ca()).ok());
+  auto mixed = hub_->Issue("mixed", "/CN=hub receipts",
+                           std::string("extendedKeyUsage=serverAuth,") + kReceiptSigningOid);
+  Status refused = CheckReceiptCertificate(mixed.second, hub_->ca());
+  EXPECT_EQ(refused.code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(refused.message().find("1.3.6.1.5.5.7.3.1"), std::string::npos) << refused.message();
+  EXPECT_FALSE(CheckReceiptCertificate("not a certificate", hub_->ca()).ok());
+}
+
+TEST_F(ExportReceiptTest, LoadsTheTrustFromTheCredentialsFolder) {
+  const std::string creds = dir_.File("credentials");
+  OUTPOST_ASSERT_OK(MakeDirectories(creds));
+  EXPECT_FALSE(LoadReceiptTrust(creds).ok());  // no hub_ca.crt: not a credentials folder
+  OUTPOST_ASSERT_OK(WriteFileAtomically(JoinPath(creds, "hub_ca.crt"), hub_->ca()));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ReceiptTrust older, LoadReceiptTrust(creds));
+  EXPECT_EQ(older.hub_ca_pem, hub_->ca());
+  EXPECT_TRUE(older.pinned_cert_pem.empty());
+  EXPECT_TRUE(older.hub_url.empty());
+  EXPECT_TRUE(older.tenant.empty());
+  EXPECT_EQ(older.credentials_dir, creds);
+
+  OUTPOST_ASSERT_OK(WriteFileAtomically(JoinPath(creds, "hub_receipt.crt"), signer_.second));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(JoinPath(creds, "hub.url"), "https://10.0.0.5:8443\n"));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(JoinPath(creds, "site.crt"), site_.second));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ReceiptTrust pinned, LoadReceiptTrust(creds));
+  EXPECT_EQ(pinned.pinned_cert_pem, signer_.second);
+  EXPECT_EQ(pinned.hub_url, "https://10.0.0.5:8443");
+  EXPECT_EQ(pinned.tenant, "acme");
 }
 
 TEST_F(ExportReceiptTest, ATamperedReceiptIsRefused) {

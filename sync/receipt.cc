@@ -1,6 +1,7 @@
 #include "sync/receipt.h"
 
 #include "base/coding.h"
+#include "base/file.h"
 #include "base/names.h"
 #include "sync/crypto.h"
 #include "sync/signed_file.h"
@@ -13,6 +14,35 @@ constexpr SignedFileKind kReceipt{.magic = "OPSR", .prefix = "receipt", .noun = 
 
 Status Bad(std::string_view reason, std::string_view detail) {
   return ErrorWithReason(StatusCode::kInvalidArgument, reason, detail);
+}
+
+// The commands that re-enrol this site (hub/FORMAT.md sections 2 and 4), with what the site
+// knows of their arguments filled in.
+std::string ReEnrolInstruction(const ReceiptTrust& trust, std::string_view site_id) {
+  const std::string site(site_id);
+  const std::string tenant = trust.tenant.empty() ? "TENANT" : trust.tenant;
+  const std::string hub = trust.hub_url.empty() ? "https://HUB:PORT" : trust.hub_url;
+  const std::string dir = trust.credentials_dir.empty() ? "DIR" : trust.credentials_dir;
+  return "re-enrol this site: at the hub run `outpost hub site add --site " + site +
+         " --tenant " + tenant + " --region REGION --reissue` (it prints a one-time token), "
+         "then here `outpost enrol --hub " + hub + " --token TOKEN --site " + site +
+         " --credentials " + dir + " --force`, and import the receipt again. Nothing was "
+         "deleted";
+}
+
+// SHA-256 of the DER of the first certificate in `pem`; "" when it does not parse.
+std::string FingerprintOf(std::string_view pem) {
+  Result<crypto::CertificateInfo> info = crypto::ParseCertificatePem(pem);
+  return info.ok() ? info->fingerprint : std::string();
+}
+
+// The file in `dir`, or "" when it is absent; other read errors are returned.
+Result<std::string> ReadOptional(const std::string& dir, std::string_view name) {
+  const std::string path = JoinPath(dir, std::string(name));
+  if (!PathExists(path)) return std::string();
+  Result<std::string> text = ReadFile(path, 1 << 20);
+  if (!text.ok()) return text.status().WithContext(path);
+  return text;
 }
 
 }  // namespace
@@ -89,12 +119,76 @@ Result<Receipt> ReadReceipt(std::string_view bytes, const ReceiptLimits& limits)
   return out;
 }
 
-Status VerifyReceiptFor(const Receipt& receipt, std::string_view hub_ca_pem,
+Status CheckReceiptCertificate(std::string_view cert_pem, std::string_view hub_ca_pem) {
+  Status chain = VerifyCertificateChain(cert_pem, hub_ca_pem);
+  if (!chain.ok()) {
+    return Status(chain.code(), "not issued by the hub CA, or not valid now: " +
+                                    std::string(chain.message()));
+  }
+  OUTPOST_ASSIGN_OR_RETURN(crypto::CertificateInfo info, crypto::ParseCertificatePem(cert_pem));
+  OUTPOST_RETURN_IF_ERROR(
+      crypto::CertificatePublicKey(cert_pem, crypto::KeyType::kEd25519).status());
+  const std::vector<std::string>& purposes = info.extended_key_usages;
+  if (purposes.size() != 1 || purposes[0] != kReceiptSigningOid) {
+    std::string held;
+    for (const std::string& oid : purposes) held += (held.empty() ? "" : ", ") + oid;
+    return PermissionDeniedError("certificate \"" + info.common_name +
+                                 "\" is not a receipt certificate: its extendedKeyUsage must "
+                                 "hold exactly " + kReceiptSigningOid + ", and holds " +
+                                 (held.empty() ? std::string("nothing") : held));
+  }
+  return Status::Ok();
+}
+
+Result<ReceiptTrust> LoadReceiptTrust(const std::string& credentials_dir) {
+  ReceiptTrust trust{.credentials_dir = credentials_dir};
+  const std::string ca_path = JoinPath(credentials_dir, "hub_ca.crt");
+  Result<std::string> ca = ReadFile(ca_path, 1 << 20);
+  if (!ca.ok()) return ca.status().WithContext(ca_path);
+  trust.hub_ca_pem = std::move(*ca);
+  OUTPOST_ASSIGN_OR_RETURN(trust.pinned_cert_pem,
+                           ReadOptional(credentials_dir, kPinnedReceiptCertificateFile));
+  OUTPOST_ASSIGN_OR_RETURN(std::string url, ReadOptional(credentials_dir, "hub.url"));
+  while (!url.empty() && (url.back() == '\n' || url.back() == '\r')) url.pop_back();
+  trust.hub_url = std::move(url);
+  // The tenant only fills in the instruction to re-enrol: unreadable is merely unknown.
+  Result<std::string> site_cert = ReadOptional(credentials_dir, "site.crt");
+  if (site_cert.ok() && !site_cert->empty()) {
+    Result<crypto::CertificateInfo> info = crypto::ParseCertificatePem(*site_cert);
+    if (info.ok()) trust.tenant = info->organization;
+  }
+  return trust;
+}
+
+Status VerifyReceiptFor(const Receipt& receipt, const ReceiptTrust& trust,
                         std::string_view site_id) {
-  Status chain = VerifyCertificateChain(receipt.cert_pem, hub_ca_pem);
-  if (!chain.ok())
-    return ErrorWithReason(StatusCode::kPermissionDenied, "receipt_cert",
-                           std::string(chain.message()));
+  const std::string pin_path = JoinPath(trust.credentials_dir, kPinnedReceiptCertificateFile);
+  if (trust.pinned_cert_pem.empty()) {
+    return ErrorWithReason(StatusCode::kFailedPrecondition, "receipt_certificate_missing",
+                           "this site has no pinned receipt certificate (" + pin_path +
+                               "): it was enrolled before its hub sent one, so no receipt can "
+                               "be trusted; " + ReEnrolInstruction(trust, site_id));
+  }
+  Status pinned = CheckReceiptCertificate(trust.pinned_cert_pem, trust.hub_ca_pem);
+  if (!pinned.ok()) {
+    return ErrorWithReason(StatusCode::kFailedPrecondition, "receipt_certificate_invalid",
+                           pin_path + ": " + std::string(pinned.message()) + "; " +
+                               ReEnrolInstruction(trust, site_id));
+  }
+  const std::string pinned_fingerprint = FingerprintOf(trust.pinned_cert_pem);
+  const std::string signer_fingerprint = FingerprintOf(receipt.cert_pem);
+  if (signer_fingerprint.empty() || signer_fingerprint != pinned_fingerprint) {
+    Result<crypto::CertificateInfo> signer = crypto::ParseCertificatePem(receipt.cert_pem);
+    const std::string who = signer.ok() ? "\"" + signer->common_name + "\"" : "an unreadable one";
+    return ErrorWithReason(
+        StatusCode::kPermissionDenied, "receipt_cert",
+        "the receipt is signed by certificate " + who + " (sha256 " +
+            signer_fingerprint.substr(0, 16) + "), not by the hub's receipt certificate this "
+            "site pinned at enrolment (" + pin_path + ", sha256 " +
+            pinned_fingerprint.substr(0, 16) + "): a receipt from another hub, or signed with "
+            "a site's key; nothing was deleted (a receipt written before the hub replaced its "
+            "receipt certificate: re-enrol, or import the export at the hub again)");
+  }
   if (receipt.site_id != site_id) {
     return ErrorWithReason(StatusCode::kPermissionDenied, "receipt_site_mismatch",
                            "the receipt is for \"" + receipt.site_id + "\", this site is \"" +
