@@ -9,6 +9,10 @@
 //   outpost train --store sqlite:/var/lib/outpost-hub/hub.db --model pump
 //                 --config train.yaml --out /var/lib/outpost-hub/models/pump-4 [--workers 2]
 //
+// A store URL with a password never comes on the command line (hub/FORMAT.md section 6):
+// --store refuses one; it comes from --store-url-file or OUTPOST_STORE_URL, which is how
+// `outpost hub serve` hands its URL to the `outpost train` it starts.
+//
 // `outpost train --worker ...` is one worker process of distributed training
 // (train/distributed.h); the coordinator starts it, people do not.
 #include <CLI/CLI.hpp>
@@ -26,6 +30,7 @@
 #include "base/file.h"
 #include "base/names.h"
 #include "hub/model_artifact.h"
+#include "hub/secrets.h"
 #include "hub/store.h"
 #include "train/distributed.h"
 #include "train/retrain.h"
@@ -36,6 +41,7 @@ namespace {
 
 struct TrainFlags {
   std::string store_url;
+  std::string store_url_file;
   std::string model;
   std::string config_file;
   std::string out_dir;
@@ -136,7 +142,10 @@ Status RunTrain(const TrainFlags& flags) {
   OUTPOST_ASSIGN_OR_RETURN(train::TrainConfig config, train::LoadTrainConfig(flags.config_file));
   const int workers = flags.workers > 0 ? flags.workers : config.workers;
   OUTPOST_ASSIGN_OR_RETURN(train::OriginalSet original, train::LoadOriginalSet(config));
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, hub::OpenStore(flags.store_url));
+  OUTPOST_ASSIGN_OR_RETURN(
+      const std::string store_url,
+      hub::ResolveStoreUrl({.url = flags.store_url, .url_file = flags.store_url_file}));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, hub::OpenStore(store_url));
   OUTPOST_ASSIGN_OR_RETURN(std::vector<hub::ModelEntry> entries, store->ListModels(flags.model));
 
   // The champion: the newest version approved for (or already in) a bundle.
@@ -184,7 +193,10 @@ void AddTrainCommand(CLI::App& app, Action& run) {
   CLI::App* cmd = app.add_subcommand(
       "train", "Retrain a model on what the sites collected, and register the challenger");
   cmd->add_option("--store", flags->store_url,
-                  "The hub's store: sqlite:PATH or postgresql://...");
+                  "The hub's store: sqlite:PATH or postgresql://... without a password "
+                  "(else --store-url-file or OUTPOST_STORE_URL)");
+  cmd->add_option("--store-url-file", flags->store_url_file,
+                  "A file (0600) holding the store's URL, password included");
   cmd->add_option("--model", flags->model, "The model's name (the records' stream)");
   cmd->add_option("--config", flags->config_file, "train.yaml (train/FORMAT.md)")
       ->check(CLI::ExistingFile);
@@ -206,9 +218,10 @@ void AddTrainCommand(CLI::App& app, Action& run) {
   cmd->callback([&run, flags] {
     run = [flags]() -> Status {
       if (flags->worker) return RunWorker(*flags);
-      if (flags->store_url.empty() || flags->model.empty() || flags->config_file.empty() ||
-          flags->out_dir.empty()) {
-        return InvalidArgumentError("outpost train needs --store, --model, --config and --out");
+      if (flags->model.empty() || flags->config_file.empty() || flags->out_dir.empty()) {
+        return InvalidArgumentError(
+            "outpost train needs --model, --config and --out, and a store (--store, "
+            "--store-url-file or OUTPOST_STORE_URL)");
       }
       return RunTrain(*flags);
     };

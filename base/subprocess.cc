@@ -8,15 +8,48 @@
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
+#include <string_view>
 #include <utility>
 
 #include "base/file.h"
 
-namespace outpost {
+extern char** environ;
 
-Result<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::string>& argv,
-                                                      const std::string& stderr_file) {
+namespace outpost {
+namespace {
+
+// This process's environment with `overrides` set, as "NAME=value" strings; built before
+// fork, since the child of a threaded process may only make async-signal-safe calls.
+std::vector<std::string> ChildEnvironment(
+    const std::vector<std::pair<std::string, std::string>>& overrides) {
+  std::vector<std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    std::string_view name = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const auto& [n, v] : overrides) replaced = replaced || n == name;
+    if (!replaced) env.emplace_back(entry);
+  }
+  for (const auto& [name, value] : overrides) env.push_back(name + "=" + value);
+  return env;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Subprocess>> Subprocess::Start(
+    const std::vector<std::string>& argv, const std::string& stderr_file,
+    const std::vector<std::pair<std::string, std::string>>& environment) {
   if (argv.empty()) return InvalidArgumentError("no program to run");
+  for (const auto& [name, value] : environment) {
+    if (name.empty() || name.find('=') != std::string::npos) {
+      return InvalidArgumentError("bad environment variable name \"" + name + "\"");
+    }
+  }
+  const std::vector<std::string> env_strings =
+      environment.empty() ? std::vector<std::string>() : ChildEnvironment(environment);
+  std::vector<char*> envp;
+  for (const std::string& e : env_strings) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return ErrnoToStatus(errno, "pipe for", argv[0]);
   std::vector<char*> args;
@@ -34,7 +67,11 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::str
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execv(args[0], args.data());
+    if (environment.empty()) {
+      ::execv(args[0], args.data());
+    } else {
+      ::execve(args[0], args.data(), envp.data());
+    }
     ::_exit(127);
   }
   ::close(out[1]);

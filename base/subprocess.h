@@ -9,6 +9,7 @@
 #include <memory>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -18,9 +19,14 @@ namespace outpost {
 class Subprocess {
  public:
   // Starts argv[0] (a path) with the given arguments. stdout is piped to this object;
-  // stderr goes to `stderr_file` when given, else is inherited.
-  static Result<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
-                                                   const std::string& stderr_file = "");
+  // stderr goes to `stderr_file` when given, else is inherited. The child inherits this
+  // process's environment, with each (name, value) of `environment` set (replacing a
+  // variable of that name): the way to hand a child a secret, which its command line would
+  // show to every user of the machine (/proc/<pid>/cmdline) and its environment shows only
+  // to its owner.
+  static Result<std::unique_ptr<Subprocess>> Start(
+      const std::vector<std::string>& argv, const std::string& stderr_file = "",
+      const std::vector<std::pair<std::string, std::string>>& environment = {});
   // Kills (SIGKILL) and reaps the child if it is still running.
   ~Subprocess();
 

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <stdlib.h>
+
+#include <string>
 
 #include "base/testing/test_util.h"
 
@@ -22,6 +25,29 @@ TEST(Subprocess, SignalledChildReportsSignal) {
   OUTPOST_ASSERT_OK(p->Signal(SIGKILL));
   EXPECT_EQ(p->Wait(), 128 + SIGKILL);
   EXPECT_FALSE(p->Signal(SIGTERM).ok());
+}
+
+TEST(Subprocess, EnvironmentReachesTheChildAndNotItsCommandLine) {
+  ::setenv("OUTPOST_SUBPROCESS_TEST_KEEP", "kept", 1);
+  ::setenv("OUTPOST_SUBPROCESS_TEST_SECRET", "old", 1);
+  // The shell prints its own command line (as /proc shows it to every user) and the two
+  // variables.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto p, Subprocess::Start({"/bin/sh", "-c",
+                                 "tr '\\0' ' ' < /proc/$$/cmdline; echo; "
+                                 "echo \"$OUTPOST_SUBPROCESS_TEST_SECRET\"; "
+                                 "echo \"$OUTPOST_SUBPROCESS_TEST_KEEP\""},
+                                "", {{"OUTPOST_SUBPROCESS_TEST_SECRET", "s3cret=x"}}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string cmdline, p->ReadLine());
+  EXPECT_NE(cmdline.find("/bin/sh"), std::string::npos) << cmdline;
+  EXPECT_EQ(cmdline.find("s3cret"), std::string::npos) << cmdline;
+  EXPECT_EQ(*p->ReadLine(), "s3cret=x");  // replaced, not appended beside the old value
+  EXPECT_EQ(*p->ReadLine(), "kept");      // the rest is inherited
+  EXPECT_EQ(p->Wait(), 0);
+  ::unsetenv("OUTPOST_SUBPROCESS_TEST_KEEP");
+  ::unsetenv("OUTPOST_SUBPROCESS_TEST_SECRET");
+  EXPECT_EQ(Subprocess::Start({"/bin/true"}, "", {{"A=B", "c"}}).status().code(),
+            StatusCode::kInvalidArgument);
 }
 
 TEST(RunProgram, CapturesStdoutStderrAndCode) {

@@ -163,7 +163,7 @@ class RetrainScheduler {
  public:
   struct Options {
     std::string self{};       // the outpost executable
-    std::string store_url{};  // what `outpost train --store` gets
+    std::string store_url{};  // what `outpost train` gets, in its OUTPOST_STORE_URL
     std::string data_dir{};
     std::vector<RetrainConfig> models{};
     Clock* clock = nullptr;   // null = SystemClock()

@@ -16,6 +16,7 @@
 #include "base/json_writer.h"
 #include "base/logging.h"
 #include "bundle/metadata.h"
+#include "hub/secrets.h"
 
 namespace outpost::hub {
 namespace {
@@ -265,9 +266,10 @@ Status RetrainScheduler::Impl::TrainAndRegister(ModelSlot& m, const std::string&
   OUTPOST_ASSIGN_OR_RETURN(std::vector<ModelEntry> before, store.ListModels(c.model));
   int64_t newest_before = 0;
   for (const ModelEntry& e : before) newest_before = std::max(newest_before, e.version);
-  std::vector<std::string> argv = {options.self, "train", "--store",  options.store_url,
-                                   "--model",    c.model, "--config", c.train_config,
-                                   "--out",      out};
+  // The store URL (it may hold a password) goes in the child's environment, never in its
+  // argv, which every user of the machine reads in /proc/<pid>/cmdline.
+  std::vector<std::string> argv = {options.self, "train",          "--model", c.model,
+                                   "--config",   c.train_config, "--out",   out};
   if (c.workers > 0) {
     argv.push_back("--workers");
     argv.push_back(std::to_string(c.workers));
@@ -295,7 +297,9 @@ Status RetrainScheduler::Impl::TrainAndRegister(ModelSlot& m, const std::string&
 // ended; an error with the log's tail when it exits non-zero.
 Status RetrainScheduler::Impl::RunTrainer(ModelSlot& m, const std::vector<std::string>& argv,
                                           const std::string& log_path, bool& interrupted) {
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> child, Subprocess::Start(argv, log_path));
+  OUTPOST_ASSIGN_OR_RETURN(
+      std::unique_ptr<Subprocess> child,
+      Subprocess::Start(argv, log_path, {{kStoreUrlEnv, options.store_url}}));
   {
     std::lock_guard<std::mutex> lock(mu);
     m.child = child.get();
