@@ -55,6 +55,8 @@ struct BundleFlags {
   std::string registry;
   std::string registry_repository = "outpost/models";
   std::string image = "outpost:latest";
+  // The installer's step hook: null in the shipped binary (apps/main.cc).
+  bundle::StepHook step_hook;
 };
 
 int64_t Now() {
@@ -221,8 +223,16 @@ Status Inspect(const BundleFlags& f) {
   return s;
 }
 
-Result<std::unique_ptr<bundle::Installer>> OpenInstaller(const BundleFlags& f) {
-  if (f.repository.empty() || f.state_dir.empty()) {
+// The site's installer. `elsewhere`: for a deploy to a cluster, which needs no repository.
+Result<std::unique_ptr<bundle::Installer>> OpenInstaller(const BundleFlags& f,
+                                                         bool elsewhere = false) {
+  if (f.state_dir.empty()) {
+    return InvalidArgumentError(
+        elsewhere ? "give --state-dir: the site's trusted root and state (anti-rollback version, "
+                    "time floor) are kept there"
+                  : "give --repository and --state-dir");
+  }
+  if (f.repository.empty() && !elsewhere) {
     return InvalidArgumentError("give --repository and --state-dir");
   }
   bundle::InstallerOptions options{
@@ -231,7 +241,8 @@ Result<std::unique_ptr<bundle::Installer>> OpenInstaller(const BundleFlags& f) {
       .spool_dir = f.data_dir.empty() ? "" : JoinPath(f.data_dir, "spool"),
       .site_id = f.sites.empty() ? "" : f.sites[0],
       .site_groups = f.groups,
-      .clock = &SystemClock()};
+      .clock = &SystemClock(),
+      .step_hook = f.step_hook};
   if (!f.no_health_check) options.health_check = CheckModelHealth;
   if (!f.trusted_root.empty()) {
     OUTPOST_ASSIGN_OR_RETURN(options.provision_root, ReadFile(f.trusted_root, 1 << 20));
@@ -249,9 +260,15 @@ void PrintResult(const char* what, const bundle::InstallResult& r) {
   std::printf("\n");
 }
 
-Status Install(const BundleFlags& f) {
-  if (!f.kubernetes.empty()) {
-    OUTPOST_ASSIGN_OR_RETURN(bundle::VerifiedBundle v, VerifyOnly(f));
+// `install --kubernetes`: the site's installer verifies the bundle as a plain install does
+// (trusted root, root chain, anti-rollback version, time floor) and commits the new site
+// state once the overlay is rendered (and applied, when a cluster is configured); a refusal
+// or a failed render changes nothing (bundle/install.h, Installer::Deploy).
+Status InstallOnKubernetes(const BundleFlags& f) {
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<bundle::Installer> installer,
+                           OpenInstaller(f, /*elsewhere=*/true));
+  KubernetesOutcome outcome;
+  auto deploy = [&](const bundle::VerifiedBundle& v) -> Status {
     KubernetesInstall k{.base_dir = f.kubernetes,
                         .out_dir = f.out,
                         .image = f.image,
@@ -262,12 +279,19 @@ Status Install(const BundleFlags& f) {
     for (const bundle::ModelRef& m : v.targets.models) {
       k.model_refs.push_back(m.name + "-" + std::to_string(m.version));
     }
-    OUTPOST_ASSIGN_OR_RETURN(KubernetesOutcome outcome, RenderAndApply(k));
-    std::printf("bundle version %llu: overlay %s; %s\n",
-                static_cast<unsigned long long>(v.targets.version), f.out.c_str(),
-                outcome.message.c_str());
+    OUTPOST_ASSIGN_OR_RETURN(outcome, RenderAndApply(k));
     return Status::Ok();
-  }
+  };
+  OUTPOST_ASSIGN_OR_RETURN(bundle::InstallResult r, installer->Deploy(f.bundle, deploy));
+  std::printf("bundle version %llu (was %llu): overlay %s; %s\n",
+              static_cast<unsigned long long>(r.bundle_version),
+              static_cast<unsigned long long>(r.previous_version), f.out.c_str(),
+              outcome.message.c_str());
+  return Status::Ok();
+}
+
+Status Install(const BundleFlags& f) {
+  if (!f.kubernetes.empty()) return InstallOnKubernetes(f);
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<bundle::Installer> installer, OpenInstaller(f));
   OUTPOST_ASSIGN_OR_RETURN(bundle::InstallResult r, installer->Install(f.bundle));
   PrintResult("installed", r);
@@ -307,10 +331,11 @@ Status Push(const BundleFlags& f) {
 
 }  // namespace
 
-void AddBundleCommand(CLI::App& app, Action& run) {
+void AddBundleCommand(CLI::App& app, Action& run, BundleStepHook step_hook) {
   CLI::App* b = app.add_subcommand("bundle", "Signed offline bundles of models");
   b->require_subcommand(1);
   auto f = std::make_shared<BundleFlags>();
+  f->step_hook = std::move(step_hook);
   auto site = [&](CLI::App* cmd) {
     cmd->add_option("--site", f->sites, "This site's id");
     cmd->add_option("--group", f->groups, "A site group this site belongs to (repeatable)");
@@ -363,7 +388,8 @@ void AddBundleCommand(CLI::App& app, Action& run) {
   install->add_option("bundle", f->bundle, "Bundle file")->required();
   node(install);
   install->add_option("--kubernetes", f->kubernetes,
-                      "Kustomize base (deploy/k8s): render an overlay and kubectl apply it");
+                      "Kustomize base (deploy/k8s): render an overlay and kubectl apply it "
+                      "(needs --state-dir, where the site state is kept)");
   install->add_option("-o,--out", f->out, "With --kubernetes: where the overlay is rendered");
   install->add_option("--image", f->image, "With --kubernetes: the outpost image");
   install->add_option("--registry", f->registry, "With --kubernetes: the site registry (host:port)");

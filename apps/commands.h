@@ -6,6 +6,7 @@
 #define OUTPOST_APPS_COMMANDS_H_
 
 #include <functional>
+#include <string_view>
 
 #include "base/status.h"
 
@@ -31,8 +32,13 @@ void AddHubCommand(CLI::App& app, Action& run);
 void AddExportCommands(CLI::App& app, Action& run);
 // `outpost keys generate|rotate` (keys_command.cc).
 void AddKeysCommand(CLI::App& app, Action& run);
+// Called at each named step of a bundle switch (bundle/install.h, StepHook); null in the
+// shipped binary.
+using BundleStepHook = std::function<void(std::string_view step)>;
 // `outpost bundle create|sign|verify|inspect|install|rollback|list|push` (bundle_command.cc).
-void AddBundleCommand(CLI::App& app, Action& run);
+// `step_hook` reaches the installer; only the test build of the binary passes one
+// (apps/main.cc).
+void AddBundleCommand(CLI::App& app, Action& run, BundleStepHook step_hook = nullptr);
 // `outpost train` (train_command.cc): data set from the hub's records, train, evaluate,
 // register.
 void AddTrainCommand(CLI::App& app, Action& run);

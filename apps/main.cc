@@ -8,7 +8,30 @@
 #include "apps/commands.h"
 #include "base/logging.h"
 
+#ifdef OUTPOST_TEST_HOOKS
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#endif
+
 namespace {
+
+#ifdef OUTPOST_TEST_HOOKS
+// Compiled only into `outpost_test_hooks`, the build of this program that the crash tests
+// run (apps/CMakeLists.txt): OUTPOST_BUNDLE_CRASH_AT=<step> kills the process with SIGKILL
+// at that step of a bundle switch (bundle/install.h, StepHook). The shipped `outpost` is
+// compiled without it and ignores the variable.
+outpost::apps::BundleStepHook BundleStepHook() {
+  const char* at = std::getenv("OUTPOST_BUNDLE_CRASH_AT");
+  if (at == nullptr || *at == '\0') return nullptr;
+  return [crash_at = std::string(at)](std::string_view step) {
+    if (step == crash_at) ::kill(::getpid(), SIGKILL);
+  };
+}
+#else
+outpost::apps::BundleStepHook BundleStepHook() { return nullptr; }
+#endif
 
 int Main(int argc, char** argv) {
   CLI::App app("Outpost: AI for sites that are cut off from the internet.", "outpost");
@@ -21,7 +44,7 @@ int Main(int argc, char** argv) {
   outpost::apps::AddHubCommand(app, run);
   outpost::apps::AddExportCommands(app, run);
   outpost::apps::AddKeysCommand(app, run);
-  outpost::apps::AddBundleCommand(app, run);
+  outpost::apps::AddBundleCommand(app, run, BundleStepHook());
   outpost::apps::AddTrainCommand(app, run);
   try {
     app.parse(argc, argv);

@@ -1,7 +1,6 @@
 #include "bundle/install.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -337,18 +336,17 @@ Result<std::string> JournalText(const std::string& op, uint64_t serial,
 
 }  // namespace
 
-void CrashPoint(std::string_view step) {
-  const char* at = std::getenv("OUTPOST_BUNDLE_CRASH_AT");
-  if (at != nullptr && step == at) ::kill(::getpid(), SIGKILL);
+void Installer::Step(std::string_view step) const {
+  if (options_.step_hook) options_.step_hook(step);
 }
 
 Result<std::unique_ptr<Installer>> Installer::Open(InstallerOptions options) {
-  if (options.repository.empty() || options.state_dir.empty() || options.clock == nullptr) {
-    return InvalidArgumentError("the installer needs a repository, a state folder and a clock");
+  if (options.state_dir.empty() || options.clock == nullptr) {
+    return InvalidArgumentError("the installer needs a state folder and a clock");
   }
   options.keep = std::max<size_t>(options.keep, 2);
   OUTPOST_RETURN_IF_ERROR(MakeDirectories(options.state_dir));
-  OUTPOST_RETURN_IF_ERROR(MakeDirectories(options.repository));
+  if (!options.repository.empty()) OUTPOST_RETURN_IF_ERROR(MakeDirectories(options.repository));
   std::unique_ptr<Installer> installer(new Installer(std::move(options)));
   const InstallerOptions& o = installer->options_;
   std::string root_path = JoinPath(o.state_dir, "root.json");
@@ -420,6 +418,10 @@ Status Installer::Recover() {
       OUTPOST_LOG(kInfo) << "bundle: finished an interrupted switch" << Field("serial", wanted);
     } else {
       // Before the commit point: undo the renames that were made, newest first.
+      if (repo.empty() && !ma->empty()) {
+        return FailedPreconditionError(journal_path + " is an interrupted switch of a repository;"
+                                       " give --repository to recover it");
+      }
       for (auto it = ma->rbegin(); it != ma->rend(); ++it) {
         const JsonArray* pair = std::get_if<JsonArray>(&it->v);
         if (pair == nullptr || pair->size() < 2 || pair->size() > 3) return damaged;
@@ -435,12 +437,12 @@ Status Installer::Recover() {
       OUTPOST_LOG(kWarning) << "bundle: undid an interrupted switch"
                             << Field("journal", journal_path);
     }
-    OUTPOST_RETURN_IF_ERROR(RemoveTree(JoinPath(repo, std::string(kWork))));
+    if (!repo.empty()) OUTPOST_RETURN_IF_ERROR(RemoveTree(JoinPath(repo, std::string(kWork))));
     if (::unlink(journal_path.c_str()) != 0) return ErrnoToStatus(errno, "removing", journal_path);
     OUTPOST_RETURN_IF_ERROR(SyncDirectory(options_.state_dir));
   }
   // A crash before the journal leaves only unreferenced copies.
-  OUTPOST_RETURN_IF_ERROR(RemoveTree(JoinPath(repo, std::string(kWork))));
+  if (!repo.empty()) OUTPOST_RETURN_IF_ERROR(RemoveTree(JoinPath(repo, std::string(kWork))));
   OUTPOST_RETURN_IF_ERROR(RemoveTree(JoinPath(options_.state_dir, "staging")));
   return Status::Ok();
 }
@@ -486,7 +488,7 @@ Result<SiteStatus> Installer::Describe() {
   return out;
 }
 
-Result<InstallResult> Installer::Install(const std::string& bundle_path) {
+Result<VerifiedBundle> Installer::VerifyForSite(const std::string& bundle_path) {
   OUTPOST_ASSIGN_OR_RETURN(SiteState state,
                            LoadSiteState(JoinPath(options_.state_dir, "state.json")));
   std::string staging = JoinPath(options_.state_dir, "staging");
@@ -500,7 +502,17 @@ Result<InstallResult> Installer::Install(const std::string& bundle_path) {
     Event("bundle_refused", 0, verified.status(), {}).IgnoreError();
     return verified.status();
   }
-  CrashPoint("verified");
+  Step("verified");
+  return verified;
+}
+
+Result<InstallResult> Installer::Install(const std::string& bundle_path) {
+  if (options_.repository.empty()) {
+    return FailedPreconditionError("installing on this node needs its model repository");
+  }
+  std::string staging = JoinPath(options_.state_dir, "staging");
+  Result<VerifiedBundle> verified = VerifyForSite(bundle_path);
+  if (!verified.ok()) return verified.status();
   uint64_t version = verified->targets.version;
   std::vector<ModelVersion> models;
   for (const ModelRef& m : verified->targets.models) models.push_back({m.name, m.version});
@@ -524,7 +536,7 @@ Result<InstallResult> Installer::Install(const std::string& bundle_path) {
     Event("bundle_install_failed", version, s, models).IgnoreError();
     return s;
   }
-  CrashPoint("kept");
+  Step("kept");
   std::vector<uint64_t> new_history = history_;
   new_history.erase(std::remove(new_history.begin(), new_history.end(), version),
                     new_history.end());
@@ -539,6 +551,9 @@ Result<InstallResult> Installer::Install(const std::string& bundle_path) {
 }
 
 Result<InstallResult> Installer::Rollback() {
+  if (options_.repository.empty()) {
+    return FailedPreconditionError("rolling back this node needs its model repository");
+  }
   if (history_.size() < 2) {
     outpost::Status s =
         FailedPreconditionError("NO_PREVIOUS_BUNDLE: no earlier bundle is kept to roll back to");
@@ -572,7 +587,7 @@ Result<InstallResult> Installer::Switch(const std::string& op, uint64_t from, ui
   std::set<std::string> configs;  // models whose bundle ships a config.yaml
   std::vector<ModelVersion> models;
   OUTPOST_RETURN_IF_ERROR(StageCopies(work, layout, target, &configs, &models));
-  CrashPoint("staged");
+  Step("staged");
 
   // 2. The renames, written down before the first is made. New versions come in first, then
   // each config.yaml is replaced in one rename (its old text copied aside beforehand, a
@@ -587,7 +602,7 @@ Result<InstallResult> Installer::Switch(const std::string& op, uint64_t from, ui
                            JournalText(op, serial_ + 1, new_history, moves, new_state, root_file));
   std::string journal_path = JoinPath(options_.state_dir, "journal.json");
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(journal_path, journal + "\n"));
-  CrashPoint("journal");
+  Step("journal");
 
   // 3. The switch; the edge's watcher picks each rename up.
   for (size_t i = 0; i < moves.size(); ++i) {
@@ -597,36 +612,76 @@ Result<InstallResult> Installer::Switch(const std::string& op, uint64_t from, ui
       Recover().IgnoreError();
       return s;
     }
-    CrashPoint("move-" + std::to_string(i + 1));
+    Step("move-" + std::to_string(i + 1));
   }
 
   // 4. The health check decides.
   OUTPOST_RETURN_IF_ERROR(CheckHealth(models));
-  CrashPoint("checked");
+  Step("checked");
 
   // 5. Commit: installed.json is the commit point; Recover() finishes the rest after a crash.
+  OUTPOST_RETURN_IF_ERROR(Commit(new_history, new_state, root_file));
+  OUTPOST_RETURN_IF_ERROR(RemoveTree(work));
+  Step("finished");
+  uint64_t previous = history_.empty() ? 0 : history_.back();
+  history_ = std::move(new_history);
+  OUTPOST_RETURN_IF_ERROR(KeepLastBundles());
+  return InstallResult{.bundle_version = to, .previous_version = previous, .models = models};
+}
+
+outpost::Status Installer::Commit(const std::vector<uint64_t>& history,
+                                  const SiteState* new_state, const std::string& root_file) {
   OUTPOST_RETURN_IF_ERROR(SaveHistory(JoinPath(options_.state_dir, "installed.json"),
-                                      {.versions = new_history, .serial = serial_ + 1}));
+                                      {.versions = history, .serial = serial_ + 1}));
   ++serial_;
-  CrashPoint("committed");
+  Step("committed");
   if (!root_file.empty()) {
     OUTPOST_RETURN_IF_ERROR(
         WriteFileAtomically(JoinPath(options_.state_dir, "root.json"), root_file));
     OUTPOST_ASSIGN_OR_RETURN(root_, ParseTrustedRoot(root_file));
   }
-  CrashPoint("root");
+  Step("root");
   if (new_state != nullptr) {
     OUTPOST_RETURN_IF_ERROR(SaveSiteState(JoinPath(options_.state_dir, "state.json"), *new_state));
   }
-  CrashPoint("state");
+  Step("state");
+  std::string journal_path = JoinPath(options_.state_dir, "journal.json");
   if (::unlink(journal_path.c_str()) != 0) return ErrnoToStatus(errno, "removing", journal_path);
-  OUTPOST_RETURN_IF_ERROR(SyncDirectory(options_.state_dir));
-  OUTPOST_RETURN_IF_ERROR(RemoveTree(work));
-  CrashPoint("finished");
-  uint64_t previous = history_.empty() ? 0 : history_.back();
-  history_ = std::move(new_history);
-  OUTPOST_RETURN_IF_ERROR(KeepLastBundles());
-  return InstallResult{.bundle_version = to, .previous_version = previous, .models = models};
+  return SyncDirectory(options_.state_dir);
+}
+
+Result<InstallResult> Installer::Deploy(const std::string& bundle_path, const Deployer& deploy) {
+  OUTPOST_ASSIGN_OR_RETURN(SiteState before,
+                           LoadSiteState(JoinPath(options_.state_dir, "state.json")));
+  Result<VerifiedBundle> verified = VerifyForSite(bundle_path);
+  if (!verified.ok()) return verified.status();
+  const uint64_t version = verified->targets.version;
+  std::vector<ModelVersion> models;
+  for (const ModelRef& m : verified->targets.models) models.push_back({m.name, m.version});
+  InstallResult result{
+      .bundle_version = version, .previous_version = before.installed_version, .models = models};
+  // The same journal as a switch's, with no renames: a crash after the commit point is
+  // finished by Recover(), one before it leaves the old state.
+  std::string journal_path = JoinPath(options_.state_dir, "journal.json");
+  outpost::Status s = [&]() -> outpost::Status {
+    OUTPOST_ASSIGN_OR_RETURN(std::string journal,
+                             JournalText("deploy", serial_ + 1, history_, {},
+                                         &verified->new_state, verified->trusted_root_file));
+    OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(journal_path, journal + "\n"));
+    Step("journal");
+    outpost::Status deployed = deploy(*verified);
+    if (!deployed.ok()) {
+      ::unlink(journal_path.c_str());
+      return deployed;
+    }
+    Step("checked");
+    return Commit(history_, &verified->new_state, verified->trusted_root_file);
+  }();
+  RemoveTree(verified->staging_dir).IgnoreError();
+  Event(s.ok() ? "bundle_installed" : "bundle_install_failed", version, s, models).IgnoreError();
+  if (!s.ok()) return s;
+  Step("finished");
+  return result;
 }
 
 outpost::Status Installer::CheckHealth(const std::vector<ModelVersion>& models) {

@@ -28,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/clock.h"
@@ -41,8 +42,16 @@ namespace outpost::bundle {
 using HealthCheck =
     std::function<Status(const std::string& model_dir, const std::string& name, uint64_t version)>;
 
+// Called at each named step of a switch or a deploy: verified, kept, staged, journal,
+// move-<i> (after the i-th rename, from 1), checked, committed, root, state, finished.
+// Production leaves it null; the crash tests' build of `outpost` kills the process there
+// (apps/main.cc, OUTPOST_TEST_HOOKS).
+using StepHook = std::function<void(std::string_view step)>;
+
 struct InstallerOptions {
-  std::string repository;  // the model repository the edge node serves from; required
+  // The model repository the edge node serves from. Required for Install and Rollback;
+  // empty only for an installer that deploys elsewhere (Deploy).
+  std::string repository;
   std::string state_dir;   // required; created when missing
   std::string spool_dir;   // where events are written; empty = no events
   std::string site_id;     // required for installs
@@ -55,6 +64,7 @@ struct InstallerOptions {
   std::string provision_root;
   // How many installed bundles are kept for rollback (the active one included), at least 2.
   size_t keep = 3;
+  StepHook step_hook;  // null = none (production)
 };
 
 // One model version of a bundle.
@@ -89,6 +99,20 @@ class Installer {
   // Every refusal, failure and success is spooled as an event.
   Result<InstallResult> Install(const std::string& bundle_path);
 
+  // Hands a verified bundle to something other than this node's repository (a Kubernetes
+  // cluster); OK when it took the bundle.
+  using Deployer = std::function<outpost::Status(const VerifiedBundle& bundle)>;
+
+  // Installs a bundle somewhere other than the repository: verifies it exactly as Install
+  // does (the trusted root, whose own signatures were checked at Open, the root chain the
+  // bundle carries, the site state), calls `deploy` with it (its layout in staging_dir,
+  // removed afterwards), and when deploy succeeds commits the rotated root and the new site
+  // state (time floor, anti-rollback version) through the same journal and commit as
+  // Install (FORMAT.md section 8). A refusal (with Install's reason) or a failed deploy
+  // changes nothing. The repository and the kept bundles are not touched, so Rollback never
+  // returns to a deployed bundle. Events are spooled as Install's.
+  Result<InstallResult> Deploy(const std::string& bundle_path, const Deployer& deploy);
+
   // Switches back to the previously installed bundle. FailedPrecondition
   // ("NO_PREVIOUS_BUNDLE") when there is none; HEALTH_CHECK as Install. The anti-rollback
   // version is unchanged, so the bundle rolled back from can be installed again.
@@ -101,6 +125,17 @@ class Installer {
   explicit Installer(InstallerOptions options) : options_(std::move(options)) {}
   struct Plan;
   outpost::Status Recover();
+  // Runs the step hook, when there is one.
+  void Step(std::string_view step) const;
+  // Loads the site state and verifies the bundle into <state_dir>/staging against root_;
+  // a refusal is spooled. Install and Deploy both verify through it.
+  Result<VerifiedBundle> VerifyForSite(const std::string& bundle_path);
+  // Step 6 of a switch, and the end of a deploy (FORMAT.md section 8): installed.json with
+  // `history` and the next serial (the commit point), then the rotated root (when
+  // `root_file` is not empty) and the site state (when `new_state` is set), then the journal
+  // removed. Install and Deploy both persist the site state through it.
+  outpost::Status Commit(const std::vector<uint64_t>& history, const SiteState* new_state,
+                         const std::string& root_file);
   // Switches from the models of `from` (0 = none) to those of kept bundle `to`.
   Result<InstallResult> Switch(const std::string& op, uint64_t from, uint64_t to,
                                std::vector<uint64_t> new_history, const SiteState* new_state,
@@ -119,12 +154,6 @@ class Installer {
   std::vector<uint64_t> history_;  // installed.json
   uint64_t serial_ = 0;            // installed.json: switches committed so far
 };
-
-// The test-only crash hook: when the environment variable OUTPOST_BUNDLE_CRASH_AT names
-// `step`, the process kills itself with SIGKILL there. The steps are, in order: verified,
-// kept, staged, journal, move-<i> (after the i-th rename, from 1), checked, committed,
-// root, state, finished.
-void CrashPoint(std::string_view step);
 
 }  // namespace outpost::bundle
 

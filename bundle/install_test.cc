@@ -195,6 +195,113 @@ TEST_F(InstallerTest, RecoveryUndoesBeforeTheCommitPointAndFinishesAfterIt) {
   EXPECT_EQ(Tree(dir_.File("mid/repo")), expected_[2]);
 }
 
+// An installer for a site whose models are deployed elsewhere (a cluster): no repository.
+std::unique_ptr<Installer> OpenElsewhere(const TempDir& dir, const FakeClock& clock,
+                                         const std::string& root_file) {
+  auto installer = Installer::Open({.state_dir = dir.File("k/state"),
+                                    .spool_dir = dir.File("k/spool"),
+                                    .site_id = "site-a",
+                                    .clock = &clock,
+                                    .provision_root = root_file});
+  EXPECT_TRUE(installer.ok()) << installer.status().ToString();
+  return installer.ok() ? std::move(*installer) : nullptr;
+}
+
+TEST_F(InstallerTest, DeployPersistsTheSiteStateAndRefusesARollbackWithInstallsReason) {
+  std::string b1 = Bundle(1, 1, "model one"), b2 = Bundle(2, 2, "model two");
+  auto installer = OpenElsewhere(dir_, clock_, root_file_);
+  ASSERT_NE(installer, nullptr);
+  std::vector<uint64_t> deployed;
+  auto deploy = [&](const VerifiedBundle& v) -> Status {
+    EXPECT_TRUE(PathExists(v.staging_dir + "/index.json"));
+    deployed.push_back(v.targets.version);
+    return Status::Ok();
+  };
+  OUTPOST_ASSERT_OK_AND_ASSIGN(InstallResult r, installer->Deploy(b2, deploy));
+  EXPECT_EQ(r.bundle_version, 2u);
+  EXPECT_EQ(r.previous_version, 0u);
+  EXPECT_EQ(r.models, (std::vector<ModelVersion>{{"pump", 2}}));
+  EXPECT_EQ(deployed, (std::vector<uint64_t>{2}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(SiteState state, LoadSiteState(dir_.File("k/state/state.json")));
+  EXPECT_EQ(state.installed_version, 2u);
+  EXPECT_EQ(state.time_floor, kStart);
+  EXPECT_FALSE(PathExists(dir_.File("k/state/journal.json")));
+  EXPECT_FALSE(PathExists(dir_.File("k/state/staging")));
+
+  // The older bundle is refused with the reason a plain install gives, before deploy runs,
+  // and nothing in the state folder changes.
+  auto before = Tree(dir_.File("k/state"));
+  Result<InstallResult> attack = installer->Deploy(b1, deploy);
+  EXPECT_EQ(ReasonOf(attack.status()), Reason::kVersionRollback) << attack.status().ToString();
+  EXPECT_EQ(deployed, (std::vector<uint64_t>{2}));
+  EXPECT_EQ(Tree(dir_.File("k/state")), before);
+  auto plain = Open("s");
+  ASSERT_NE(plain, nullptr);
+  OUTPOST_ASSERT_OK(plain->Install(b2).status());
+  EXPECT_EQ(ReasonOf(plain->Install(b1).status()), Reason::kVersionRollback);
+
+  // A reopened installer keeps the state; Install and Rollback need a repository.
+  installer.reset();
+  installer = OpenElsewhere(dir_, clock_, root_file_);
+  ASSERT_NE(installer, nullptr);
+  EXPECT_EQ(ReasonOf(installer->Deploy(b1, deploy).status()), Reason::kVersionRollback);
+  EXPECT_EQ(installer->Install(b2).status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(installer->Rollback().status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Tree(dir_.File("k/state")), before);
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::vector<std::string> events, ListSpool(dir_.File("k/spool")));
+  std::string all;
+  for (const std::string& e : events) all += *ReadFile(dir_.File("k/spool/" + e));
+  EXPECT_NE(all.find("\"event\":\"bundle_installed\""), std::string::npos) << all;
+  EXPECT_NE(all.find("\"reason\":\"VERSION_ROLLBACK\""), std::string::npos) << all;
+}
+
+TEST_F(InstallerTest, AFailedDeployChangesNothing) {
+  std::string b1 = Bundle(1, 1, "model one"), b2 = Bundle(2, 2, "model two");
+  auto installer = OpenElsewhere(dir_, clock_, root_file_);
+  ASSERT_NE(installer, nullptr);
+  OUTPOST_ASSERT_OK(installer->Deploy(b1, [](const VerifiedBundle&) { return Status::Ok(); })
+                        .status());
+  auto before = Tree(dir_.File("k/state"));
+  Result<InstallResult> failed = installer->Deploy(
+      b2, [](const VerifiedBundle&) { return FailedPreconditionError("kubectl apply failed"); });
+  EXPECT_EQ(failed.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Tree(dir_.File("k/state")), before);
+  EXPECT_FALSE(PathExists(dir_.File("k/state/journal.json")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(SiteState state, LoadSiteState(dir_.File("k/state/state.json")));
+  EXPECT_EQ(state.installed_version, 1u);
+  // The same bundle deploys once the cluster takes it.
+  OUTPOST_ASSERT_OK(installer->Deploy(b2, [](const VerifiedBundle&) { return Status::Ok(); })
+                        .status());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(state, LoadSiteState(dir_.File("k/state/state.json")));
+  EXPECT_EQ(state.installed_version, 2u);
+}
+
+// A deploy killed after its commit point (installed.json written, the state not yet) is
+// finished by the next installer, as a switch is.
+TEST_F(InstallerTest, ADeployInterruptedAfterItsCommitPointIsFinishedOnOpen) {
+  std::string b1 = Bundle(1, 1, "model one");
+  auto installer = OpenElsewhere(dir_, clock_, root_file_);
+  ASSERT_NE(installer, nullptr);
+  OUTPOST_ASSERT_OK(installer->Deploy(b1, [&](const VerifiedBundle&) {
+    // The folder as a crash right after the commit point would leave it: the journal is
+    // written; the commit is simulated on a copy.
+    std::filesystem::copy(dir_.File("k"), dir_.File("mid"),
+                          std::filesystem::copy_options::recursive);
+    return Status::Ok();
+  }).status());
+  ASSERT_TRUE(PathExists(dir_.File("mid/state/journal.json")));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("mid/state/installed.json"),
+                                        "{\"history\":[],\"serial\":1}\n"));
+  auto finished = Installer::Open({.state_dir = dir_.File("mid/state"),
+                                   .site_id = "site-a",
+                                   .clock = &clock_});
+  OUTPOST_ASSERT_OK(finished.status());
+  EXPECT_FALSE(PathExists(dir_.File("mid/state/journal.json")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(SiteState state, LoadSiteState(dir_.File("mid/state/state.json")));
+  EXPECT_EQ(state.installed_version, 1u);
+}
+
 TEST(Spool, EventsAreWrittenAtomicallyAndListedInOrder) {
   TempDir dir;
   EXPECT_TRUE(ListSpool(dir.File("none"))->empty());

@@ -4,6 +4,9 @@
 // the installer (a real `outpost bundle install|rollback` process) is killed with SIGKILL at
 // every step of install and of rollback; after each kill the repository holds complete
 // versions only, and a restarted installer leaves exactly the old or exactly the new set.
+// The killed processes are `outpost_test_hooks`, the build of `outpost` with the crash hook
+// compiled in (apps/CMakeLists.txt); the shipped `outpost` recovers after each kill and is
+// checked to ignore the hook's variable.
 #include <gtest/gtest.h>
 
 #include <charconv>
@@ -34,11 +37,14 @@ std::string ToHexSha256(std::string_view bytes) {
 }
 
 std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
+// The same program built with OUTPOST_TEST_HOOKS: OUTPOST_BUNDLE_CRASH_AT kills it.
+std::string OutpostWithTestHooks() { return JoinPath(testing::BinaryDir(), "outpost_test_hooks"); }
 
+// Runs the shipped `outpost`, or, with `crash_at`, the test build killed at that step.
 RunResult RunOutpost(std::vector<std::string> args, const std::string& crash_at = "") {
   std::vector<std::string> argv = {"/usr/bin/env"};
   if (!crash_at.empty()) argv.push_back("OUTPOST_BUNDLE_CRASH_AT=" + crash_at);
-  argv.push_back(Outpost());
+  argv.push_back(crash_at.empty() ? Outpost() : OutpostWithTestHooks());
   argv.insert(argv.end(), args.begin(), args.end());
   return RunProgram(argv);
 }
@@ -259,15 +265,46 @@ TEST_F(BundleInstallTest, KilledAtEveryStepTheRepositoryIsOldOrNew) {
   }
 }
 
-TEST_F(BundleInstallTest, KubernetesOverlayIsRenderedAndApplyingIsSkippedWithoutACluster) {
-  std::string base = JoinPath(OUTPOST_SOURCE_DIR, "deploy/k8s");
-  std::string out = dir_.File("overlay");
-  RunResult r = RunProgram({"/usr/bin/env", "KUBECONFIG=" + dir_.File("no-kubeconfig"), Outpost(),
-                            "bundle", "install", b2_, "--kubernetes", base, "-o", out,
-                            "--trusted-root", dir_.File("keys/root.json"), "--site", "site-a",
-                            "--image", "registry.local:5000/outpost:0.1.0", "--registry",
-                            "registry.local:5000"});
+TEST_F(BundleInstallTest, TheShippedBinaryIgnoresTheCrashHooksVariable) {
+  RunResult r = RunProgram({"/usr/bin/env", "OUTPOST_BUNDLE_CRASH_AT=verified", Outpost(), "bundle",
+                            "install", b1_, "--repository", dir_.File("h/repo"), "--state-dir",
+                            dir_.File("h/state"), "--trusted-root", dir_.File("keys/root.json"),
+                            "--site", "site-a"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Tree(dir_.File("h/repo")), Expected("v1"));
+  // The test build does stop there, and leaves the repository as it was.
+  r = RunOutpost(Site("h", {"bundle", "install", b2_}), "verified");
+  EXPECT_EQ(r.exit_code, 128 + 9) << r.err;
+  EXPECT_EQ(Tree(dir_.File("h/repo")), Expected("v1"));
+}
+
+// The arguments of `outpost bundle install --kubernetes` for `bundle`, rendering into `out`
+// with the site state in <site>/state.
+std::vector<std::string> KubernetesArgs(const std::string& bundle, const std::string& out,
+                                        const std::string& state_dir,
+                                        const std::string& trusted_root, const std::string& site) {
+  return {Outpost(), "bundle", "install", bundle, "--kubernetes",
+          JoinPath(OUTPOST_SOURCE_DIR, "deploy/k8s"), "-o", out, "--state-dir", state_dir,
+          "--trusted-root", trusted_root, "--site", site, "--image",
+          "registry.local:5000/outpost:0.1.0", "--registry", "registry.local:5000"};
+}
+
+RunResult RunWithoutCluster(const TempDir& dir, std::vector<std::string> args) {
+  args.insert(args.begin(), {"/usr/bin/env", "KUBECONFIG=" + dir.File("no-kubeconfig")});
+  return RunProgram(args);
+}
+
+TEST_F(BundleInstallTest, KubernetesOverlayIsRenderedAndApplyingIsSkippedWithoutACluster) {
+  std::string out = dir_.File("overlay");
+  std::string state = dir_.File("k/state");
+  RunResult r = RunWithoutCluster(
+      dir_, KubernetesArgs(b2_, out, state, dir_.File("keys/root.json"), "site-a"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The site state is persisted as a plain install persists it: anti-rollback version 2.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string state_text, ReadFile(state + "/state.json"));
+  EXPECT_NE(state_text.find("\"installed_version\":2"), std::string::npos) << state_text;
+  EXPECT_TRUE(PathExists(state + "/root.json"));
+  EXPECT_FALSE(PathExists(state + "/journal.json"));
   if (!PathExists("/usr/bin/kubectl")) GTEST_SKIP() << "kubectl is not installed";
   EXPECT_NE(r.out.find("no Kubernetes cluster is configured"), std::string::npos) << r.out;
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string y, ReadFile(out + "/rendered.yaml"));
@@ -279,12 +316,62 @@ TEST_F(BundleInstallTest, KubernetesOverlayIsRenderedAndApplyingIsSkippedWithout
     EXPECT_NE(y.find(want), std::string::npos) << want << " missing from\n" << y;
   }
   // A bundle for another site is refused before anything is rendered.
-  r = RunProgram({Outpost(), "bundle", "install", b2_, "--kubernetes", base, "-o",
-                  dir_.File("overlay2"), "--trusted-root", dir_.File("keys/root.json"), "--site",
-                  "site-b"});
+  r = RunWithoutCluster(dir_, KubernetesArgs(b2_, dir_.File("overlay2"), dir_.File("k2/state"),
+                                             dir_.File("keys/root.json"), "site-b"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("WRONG_SITE"), std::string::npos) << r.err;
   EXPECT_FALSE(PathExists(dir_.File("overlay2")));
+}
+
+// The --kubernetes path keeps the site state as the plain install does: an older bundle after
+// a newer one is refused with the plain install's reason, and nothing changes.
+TEST_F(BundleInstallTest, KubernetesInstallRefusesARollbackAndChangesNothing) {
+  std::string out = dir_.File("overlay");
+  std::string state = dir_.File("k/state");
+  RunResult r = RunWithoutCluster(
+      dir_, KubernetesArgs(b2_, out, state, dir_.File("keys/root.json"), "site-a"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto state_before = Tree(state);
+  auto overlay_before = Tree(out);
+  ASSERT_FALSE(overlay_before.empty());
+  r = RunWithoutCluster(dir_,
+                        KubernetesArgs(b1_, out, state, dir_.File("keys/root.json"), "site-a"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("VERSION_ROLLBACK"), std::string::npos) << r.err;
+  EXPECT_EQ(Tree(state), state_before);
+  EXPECT_EQ(Tree(out), overlay_before);
+  // The plain install on a node refuses the same bundle with the same reason.
+  ASSERT_EQ(RunOutpost(Site("plain", {"bundle", "install", b2_})).exit_code, 0);
+  RunResult plain = RunOutpost(Site("plain", {"bundle", "install", b1_}));
+  EXPECT_EQ(plain.exit_code, 1);
+  EXPECT_NE(plain.err.find("VERSION_ROLLBACK"), std::string::npos) << plain.err;
+  // Without a state folder there is no state to keep: refused as a usage error of the flags.
+  r = RunWithoutCluster(dir_, {Outpost(), "bundle", "install", b2_, "--kubernetes",
+                               JoinPath(OUTPOST_SOURCE_DIR, "deploy/k8s"), "-o",
+                               dir_.File("overlay3"), "--trusted-root",
+                               dir_.File("keys/root.json"), "--site", "site-a"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--state-dir"), std::string::npos) << r.err;
+  EXPECT_FALSE(PathExists(dir_.File("overlay3")));
+}
+
+// The trusted root must be signed by its own root keys on the --kubernetes path too.
+TEST_F(BundleInstallTest, KubernetesInstallRefusesATrustedRootNotSignedByItsOwnKeys) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string root, ReadFile(dir_.File("keys/root.json")));
+  size_t sig = root.find("\"sig\":\"");
+  ASSERT_NE(sig, std::string::npos) << root;
+  char& c = root[sig + 7];
+  c = c == '0' ? '1' : '0';
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("forged-root.json"), root));
+  std::string state = dir_.File("f/state");
+  RunResult r = RunWithoutCluster(
+      dir_, KubernetesArgs(b2_, dir_.File("overlay"), state, dir_.File("forged-root.json"),
+                           "site-a"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("ROOT_SIGNATURE"), std::string::npos) << r.err;
+  EXPECT_FALSE(PathExists(dir_.File("overlay")));
+  EXPECT_FALSE(PathExists(state + "/root.json"));
+  EXPECT_FALSE(PathExists(state + "/state.json"));
 }
 
 // k-of-n signing across people (`bundle sign`), then a key rotation: a site provisioned with

@@ -7,4 +7,6 @@ outpost_test(bundle_install_test
   LABELS bundle
   TIMEOUT 600)
 target_compile_definitions(bundle_install_test PRIVATE OUTPOST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
-add_dependencies(bundle_install_test outpost)
+# The crash test kills `outpost_test_hooks` (the binary with OUTPOST_TEST_HOOKS, apps/main.cc);
+# everything else runs the shipped `outpost`.
+add_dependencies(bundle_install_test outpost outpost_test_hooks)
