@@ -1,5 +1,7 @@
 // The hub CA: created once and reopened unchanged, site certificates with the site's
-// identity and a fresh serial, keys that are not Ed25519 refused, and tokens' form.
+// identity, a fresh serial and both TLS purposes, the receipt certificate with only the
+// receipt key purpose (an older one without it replaced), keys that are not Ed25519 refused,
+// and tokens' form.
 #include "hub/ca.h"
 
 #include <gtest/gtest.h>
@@ -7,11 +9,13 @@
 
 #include <cstdio>
 
+#include "base/clock.h"
 #include "base/file.h"
 #include "base/testing/test_util.h"
 #include "hub/enrol.h"
 #include "sync/batch.h"
 #include "sync/export.h"
+#include "sync/receipt.h"
 
 namespace outpost::hub {
 namespace {
@@ -103,6 +107,79 @@ TEST(HubCa, IssuesSiteCertificatesWithIdentityAndFreshSerials) {
   EXPECT_EQ(info.organization, "acme");
   EXPECT_EQ(info.serial, a.serial);
   EXPECT_GT(info.not_after_ms, 0);
+}
+
+TEST(HubCa, SiteCertificatesMayServeTlsUnderTheSiteIdButNeverSignReceipts) {
+  TempDir dir;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto ca, HubCa::OpenOrCreate(dir.path(), {}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(KeyPairPem key, GenerateEd25519Key());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(IssuedCertificate site,
+                               ca->IssueSiteCertificate(key.public_pem, "plant-7", "acme"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(CertInfo info, ParseCertificatePem(site.certificate_pem));
+  EXPECT_EQ(info.extended_key_usages,
+            (std::vector<std::string>{crypto::kClientAuthOid, crypto::kServerAuthOid}));
+  EXPECT_EQ(info.subject_alt_names, std::vector<std::string>{"plant-7"});
+  OUTPOST_EXPECT_OK(crypto::VerifyCertificateChain(site.certificate_pem, ca->ca_pem()));
+  EXPECT_FALSE(sync::CheckReceiptCertificate(site.certificate_pem, ca->ca_pem()).ok());
+}
+
+TEST(HubCa, TheReceiptCertificateCarriesOnlyTheReceiptKeyPurpose) {
+  TempDir dir;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto ca, HubCa::OpenOrCreate(dir.path(), {}));
+  EXPECT_EQ(Mode(ca->receipt_key_path()), 0600);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string pem, ReadFile(ca->receipt_cert_path()));
+  EXPECT_EQ(ca->receipt_pem(), pem);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(CertInfo info, ParseCertificatePem(pem));
+  EXPECT_EQ(info.common_name, "outpost-hub receipts");
+  EXPECT_EQ(info.extended_key_usages, std::vector<std::string>{sync::kReceiptSigningOid});
+  OUTPOST_EXPECT_OK(sync::CheckReceiptCertificate(pem, ca->ca_pem()));
+  // It lives as long as the CA: sites pin it.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(CertInfo ca_info, ParseCertificatePem(ca->ca_pem()));
+  EXPECT_GE(info.not_after_ms, ca_info.not_after_ms - int64_t{86400} * 1000);
+  // The server certificate is no receipt certificate.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string server_pem, ReadFile(ca->server_cert_path()));
+  EXPECT_FALSE(sync::CheckReceiptCertificate(server_pem, ca->ca_pem()).ok());
+
+  // Reopened: the same key and certificate.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string key_pem, ReadFile(ca->receipt_key_path()));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto again, HubCa::OpenOrCreate(dir.path(), {}));
+  EXPECT_EQ(again->receipt_pem(), pem);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string key_again, ReadFile(ca->receipt_key_path()));
+  EXPECT_EQ(key_again, key_pem);
+}
+
+TEST(HubCa, AnOlderReceiptCertificateWithoutThePurposeIsReplaced) {
+  TempDir dir;
+  std::string ca_pem;
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto ca, HubCa::OpenOrCreate(dir.path(), {}));
+    ca_pem = ca->ca_pem();
+  }
+  // What an older hub wrote: a receipt certificate of the same CA with no extendedKeyUsage.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string ca_key, ReadFile(dir.File("ca.key")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto issuer, crypto::CertificateIssuer::Open(ca_pem, ca_key));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(KeyPairPem old_key, GenerateEd25519Key());
+  const int64_t now = UnixMillis(SystemClock().Now()) / 1000;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      std::string old_pem,
+      issuer->Issue({.common_name = "outpost-hub receipts",
+                     .validity = {.not_before_s = now - 60, .not_after_s = now + 86400},
+                     .key_usage = crypto::kDigitalSignature},
+                    old_key.public_pem));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("receipt.crt"), old_pem));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("receipt.key"), old_key.private_pem, 0600));
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto upgraded, HubCa::OpenOrCreate(dir.path(), {}));
+  EXPECT_EQ(upgraded->ca_pem(), ca_pem);  // the CA, and so every site credential, stays
+  EXPECT_NE(upgraded->receipt_pem(), old_pem);
+  OUTPOST_EXPECT_OK(sync::CheckReceiptCertificate(upgraded->receipt_pem(), ca_pem));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string new_key, ReadFile(dir.File("receipt.key")));
+  EXPECT_NE(new_key, old_key.private_pem);
+  EXPECT_EQ(Mode(dir.File("receipt.key")), 0600);
+
+  // A receipt.crt that is not a certificate is data loss, not silently replaced.
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("receipt.crt"), "damaged"));
+  EXPECT_EQ(HubCa::OpenOrCreate(dir.path(), {}).status().code(), StatusCode::kDataLoss);
 }
 
 TEST(HubCa, RefusesKeysThatAreNotEd25519) {

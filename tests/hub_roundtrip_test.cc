@@ -1,14 +1,19 @@
 // Records across the air gap on disk, with real processes on both sides: a site enrolled
 // with `outpost enrol`, records in its outbox, `outpost export`, `outpost hub import` (stores
 // them and writes a signed receipt), a replayed export (nothing stored twice), a tampered
-// export (refused, nothing stored), a receipt signed by another hub (refused by
-// `outpost import-receipt`), and the real receipt deleting exactly what was exported.
+// export (refused, nothing stored), a receipt signed by another hub, one forged with the
+// site's own key (it chains to the hub CA, but is not the receipt certificate the site pinned
+// at enrolment) and the real one at a site without that pin (told to re-enrol) all refused by
+// `outpost import-receipt` with nothing deleted, and the real receipt deleting exactly what
+// was exported.
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
+#include "base/crypto/x509.h"
 #include "base/file.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
@@ -55,6 +60,19 @@ TEST(HubRoundTrip, ExportImportReceipt) {
     OUTPOST_ASSERT_OK(hub->Signal(SIGTERM));
     ASSERT_EQ(hub->Wait(), 0);
   }
+  // Enrolment pinned the hub's receipt certificate, and issued a site certificate that may
+  // serve TLS under the site's id but can never sign a receipt.
+  const std::string creds = JoinPath(edge_dir, "credentials");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string pinned, ReadFile(JoinPath(creds, "hub_receipt.crt")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string hub_receipt_crt,
+                               ReadFile(JoinPath(hub_dir, "receipt.crt")));
+  EXPECT_EQ(pinned, hub_receipt_crt);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string site_crt, ReadFile(JoinPath(creds, "site.crt")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(crypto::CertificateInfo site_info,
+                               crypto::ParseCertificatePem(site_crt));
+  EXPECT_EQ(site_info.extended_key_usages,
+            (std::vector<std::string>{crypto::kClientAuthOid, crypto::kServerAuthOid}));
+  EXPECT_EQ(site_info.subject_alt_names, std::vector<std::string>{"plant-7"});
 
   // Records waiting in the site's outbox.
   {
@@ -120,6 +138,35 @@ TEST(HubRoundTrip, ExportImportReceipt) {
   EXPECT_EQ(forged_run.exit_code, 1);
   EXPECT_NE(forged_run.err.find("receipt_cert"), std::string::npos) << forged_run.err;
   EXPECT_EQ(testing::OutboxRecordCount(edge_dir), static_cast<size_t>(kRecords));
+
+  // The same keys signed with the site's own key: its certificate chains to this hub's CA, as
+  // every site's does, and still the receipt is refused and nothing deleted.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(receipt.cert_pem, ReadFile(JoinPath(creds, "site.crt")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string site_key, ReadFile(JoinPath(creds, "site.key")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string site_signed, sync::WriteReceipt(receipt, site_key));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("site_signed.receipt"), site_signed));
+  RunResult site_signed_run = RunProgram({Outpost(), "import-receipt",
+                                          dir.File("site_signed.receipt"), "--config",
+                                          dir.File("edge.yaml")});
+  EXPECT_EQ(site_signed_run.exit_code, 1);
+  EXPECT_NE(site_signed_run.err.find("receipt_cert"), std::string::npos) << site_signed_run.err;
+  EXPECT_EQ(testing::OutboxRecordCount(edge_dir), static_cast<size_t>(kRecords));
+
+  // A site enrolled before the pin existed: the hub's genuine receipt is refused with the
+  // commands that re-enrol it, naming this hub, and nothing is deleted.
+  const std::string pin = JoinPath(creds, "hub_receipt.crt");
+  ASSERT_EQ(std::rename(pin.c_str(), dir.File("pin.crt").c_str()), 0);
+  RunResult unpinned = RunProgram({Outpost(), "import-receipt", receipt_file, "--config",
+                                   dir.File("edge.yaml")});
+  EXPECT_EQ(unpinned.exit_code, 1);
+  EXPECT_NE(unpinned.err.find("receipt_certificate_missing"), std::string::npos) << unpinned.err;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string hub_url, ReadFile(JoinPath(creds, "hub.url")));
+  hub_url.pop_back();  // the newline
+  EXPECT_NE(unpinned.err.find("outpost enrol --hub " + hub_url + " --token TOKEN --site plant-7"),
+            std::string::npos)
+      << unpinned.err;
+  EXPECT_EQ(testing::OutboxRecordCount(edge_dir), static_cast<size_t>(kRecords));
+  ASSERT_EQ(std::rename(dir.File("pin.crt").c_str(), pin.c_str()), 0);
 
   // The hub's own receipt deletes exactly what was exported.
   RunResult accepted = RunProgram({Outpost(), "import-receipt", receipt_file, "--config",

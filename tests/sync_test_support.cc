@@ -10,6 +10,7 @@
 #include "base/testing/test_util.h"
 #include "hub/store.h"
 #include "outbox/outbox.h"
+#include "sync/receipt.h"
 
 namespace outpost::testing {
 namespace {
@@ -53,6 +54,16 @@ Status MakeTestPki(const std::string& hub_dir, const std::string& credentials_di
                                 JoinPath(credentials_dir, "site.crt"),
                                 "/CN=" + site_id + "/O=" + tenant, "basicConstraints=CA:FALSE"));
   ::chmod(JoinPath(credentials_dir, "site.key").c_str(), 0600);
+  // The hub's receipt certificate (sync/FORMAT.md section 5), pinned as enrolment pins it.
+  OUTPOST_RETURN_IF_ERROR(Issue(hub_dir, JoinPath(hub_dir, "receipt.key"),
+                                JoinPath(hub_dir, "receipt.crt"), "/CN=outpost-hub receipts",
+                                std::string("basicConstraints=critical,CA:FALSE\n"
+                                            "keyUsage=critical,digitalSignature\n"
+                                            "extendedKeyUsage=") +
+                                    sync::kReceiptSigningOid));
+  OUTPOST_ASSIGN_OR_RETURN(std::string receipt_crt, ReadFile(JoinPath(hub_dir, "receipt.crt")));
+  OUTPOST_RETURN_IF_ERROR(
+      WriteFileAtomically(JoinPath(credentials_dir, "hub_receipt.crt"), receipt_crt));
   OUTPOST_ASSIGN_OR_RETURN(std::string ca, ReadFile(JoinPath(hub_dir, "ca.crt")));
   return WriteFileAtomically(JoinPath(credentials_dir, "hub_ca.crt"), ca);
 }

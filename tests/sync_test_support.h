@@ -21,8 +21,10 @@ class Client;
 
 namespace outpost::testing {
 
-// Writes into `hub_dir`: ca.key, ca.crt, server.key, server.crt (SAN IP:127.0.0.1); into
-// `credentials_dir`: site.key (0600), site.crt (CN=site_id, O=tenant), hub_ca.crt.
+// Writes into `hub_dir`: ca.key, ca.crt, server.key, server.crt (SAN IP:127.0.0.1),
+// receipt.key and receipt.crt (the receipt key purpose, sync/FORMAT.md section 5); into
+// `credentials_dir`: site.key (0600), site.crt (CN=site_id, O=tenant), hub_ca.crt and
+// hub_receipt.crt (the pin, a copy of receipt.crt).
 Status MakeTestPki(const std::string& hub_dir, const std::string& credentials_dir,
                    const std::string& site_id, const std::string& tenant = "acme");
 
