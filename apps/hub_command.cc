@@ -32,7 +32,9 @@
 #include "hub/enrol.h"
 #include "hub/import.h"
 #include "hub/ingest.h"
+#include "hub/operator_tokens.h"
 #include "hub/release.h"
+#include "hub/secrets.h"
 #include "hub/server.h"
 #include "hub/store.h"
 
@@ -43,17 +45,27 @@ struct HubFlags {
   std::string config_path;
   std::string data_dir;
   std::string store_url;
+  std::string store_url_file;  // the URL, password included (hub/FORMAT.md section 6)
   std::string listen = "127.0.0.1:8443";
   std::string operator_listen;
-  std::vector<std::string> policies;         // [TENANT=]FILE
-  std::vector<std::string> operator_tokens;  // TOKEN=TENANT
+  std::vector<std::string> policies;  // [TENANT=]FILE
+  std::string operator_tokens_file;   // hashes of the operators' tokens (hub/FORMAT.md §6)
   std::vector<std::string> server_names;
   std::string web_dir;
   uint64_t max_body_bytes = (uint64_t{16} << 20) + 4096;
   size_t max_connections = 256;
+  size_t max_connections_per_address = 32;
+  uint64_t max_buffered_bytes = uint64_t{256} << 20;
+  int64_t first_request_timeout_s = 120;
   std::string log_format = "text";
   std::string log_level = "info";
   std::vector<hub::RetrainConfig> retrain;  // the config's `retrain:` list
+};
+
+struct OperatorFlags {
+  std::string tokens_file;
+  std::string name;
+  std::string tenant;
 };
 
 struct SiteFlags {
@@ -148,7 +160,7 @@ Result<hub::RetrainConfig> ParseRetrain(const yaml::Node& node) {
   return c;
 }
 
-// "<a>=<b>" from the `a_key` and `b_key` strings of `entry` (an operator or a policy).
+// "<a>=<b>" from the `a_key` and `b_key` strings of `entry` (a policy).
 Result<std::string> JoinedPair(const yaml::Node& entry, const char* a_key, const char* b_key) {
   OUTPOST_ASSIGN_OR_RETURN(std::string a, entry[a_key].As<std::string>());
   OUTPOST_ASSIGN_OR_RETURN(std::string b, entry[b_key].As<std::string>());
@@ -164,6 +176,16 @@ Status ParseHubLimits(const yaml::Node& v, HubFlags& flags) {
       OUTPOST_ASSIGN_OR_RETURN(flags.max_body_bytes, limit.second.As<uint64_t>());
     } else if (name == "max_connections") {
       OUTPOST_ASSIGN_OR_RETURN(flags.max_connections, limit.second.As<uint64_t>());
+    } else if (name == "max_connections_per_address") {
+      OUTPOST_ASSIGN_OR_RETURN(flags.max_connections_per_address, limit.second.As<uint64_t>());
+    } else if (name == "max_buffered_bytes") {
+      OUTPOST_ASSIGN_OR_RETURN(flags.max_buffered_bytes, limit.second.As<uint64_t>());
+    } else if (name == "first_request_timeout_s") {
+      OUTPOST_ASSIGN_OR_RETURN(flags.first_request_timeout_s, limit.second.As<int64_t>());
+      if (flags.first_request_timeout_s < 1) {
+        return InvalidArgumentError(flags.config_path +
+                                    ": limits.first_request_timeout_s must be at least 1");
+      }
     } else {
       return InvalidArgumentError(flags.config_path + ": unknown key \"limits." + name + "\"");
     }
@@ -183,10 +205,18 @@ Status ParseHubConfigRoot(const yaml::Node& root, HubFlags& flags,
       OUTPOST_ASSIGN_OR_RETURN(out, v.As<std::string>());
       return Status::Ok();
     };
+    // The store is the command line's when it names one either way.
+    const bool store_given = given("--store") || given("--store-url-file");
     if (key == "data_dir") {
       OUTPOST_RETURN_IF_ERROR(set("--data-dir", flags.data_dir));
-    } else if (key == "store") {
-      OUTPOST_RETURN_IF_ERROR(set("--store", flags.store_url));
+    } else if (key == "store" && !store_given) {
+      OUTPOST_ASSIGN_OR_RETURN(flags.store_url, v.As<std::string>());
+    } else if (key == "store_url_file" && !store_given) {
+      OUTPOST_ASSIGN_OR_RETURN(flags.store_url_file, v.As<std::string>());
+    } else if ((key == "store" || key == "store_url_file") && store_given) {
+      continue;
+    } else if (key == "operator_tokens_file") {
+      OUTPOST_RETURN_IF_ERROR(set("--operator-tokens-file", flags.operator_tokens_file));
     } else if (key == "listen") {
       OUTPOST_RETURN_IF_ERROR(set("--listen", flags.listen));
     } else if (key == "operator_listen") {
@@ -200,11 +230,11 @@ Status ParseHubConfigRoot(const yaml::Node& root, HubFlags& flags,
         flags.server_names.push_back(std::move(name));
       }
     } else if (key == "operators") {
-      OUTPOST_ASSIGN_OR_RETURN(auto ops, v.ListItems());
-      for (const auto& op : ops) {
-        OUTPOST_ASSIGN_OR_RETURN(std::string token, JoinedPair(op, "token", "tenant"));
-        flags.operator_tokens.push_back(std::move(token));
-      }
+      return InvalidArgumentError(
+          flags.config_path +
+          ": operators: held tokens in the clear and is no longer read; make each operator's "
+          "token with `outpost hub operator add --tokens-file FILE` and name FILE in "
+          "operator_tokens_file: (hub/FORMAT.md section 6)");
     } else if (key == "policies") {
       OUTPOST_ASSIGN_OR_RETURN(auto policies, v.ListItems());
       for (const auto& p : policies) {
@@ -245,11 +275,19 @@ Status LoadHubConfig(HubFlags& flags, const CLI::App& cmd) {
   return yaml::WithYamlContext(ParseHubConfigRoot(*root, flags, given), flags.config_path);
 }
 
+// Creates the data folder and settles the store's URL (hub/secrets.h's ResolveStoreUrl: a
+// password never on the command line or in the config; the default store in the folder).
 Status PrepareDataDir(HubFlags& flags) {
   if (flags.data_dir.empty()) return InvalidArgumentError("--data-dir (or data_dir:) is required");
+  OUTPOST_ASSIGN_OR_RETURN(
+      flags.store_url,
+      hub::ResolveStoreUrl({.url = flags.store_url,
+                            .url_file = flags.store_url_file,
+                            .url_flag = "--store (or the config's store:)",
+                            .fallback = "sqlite:" + JoinPath(flags.data_dir, "hub.db")}));
+  flags.store_url_file.clear();
   OUTPOST_RETURN_IF_ERROR(MakeDirectories(flags.data_dir).WithContext("data_dir"));
   ::chmod(flags.data_dir.c_str(), 0700);
-  if (flags.store_url.empty()) flags.store_url = "sqlite:" + JoinPath(flags.data_dir, "hub.db");
   return Status::Ok();
 }
 
@@ -280,15 +318,20 @@ std::vector<std::pair<std::string, std::string>> PolicyFiles(const HubFlags& fla
   return policy_files;
 }
 
-// Puts each --operator-token TOKEN=TENANT into `options`; InvalidArgument for another form.
+// Reads the operator tokens file into `options` (hub/FORMAT.md section 6); without one, the
+// operator listener serves its assets to anyone and its API to no one, which is logged.
 Status AddOperatorTokens(const HubFlags& flags, hub::HubServiceOptions& options) {
-  for (const std::string& t : flags.operator_tokens) {
-    size_t eq = t.rfind('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == t.size()) {
-      return InvalidArgumentError("--operator-token takes TOKEN=TENANT");
+  if (flags.operator_tokens_file.empty()) {
+    if (!flags.operator_listen.empty()) {
+      OUTPOST_LOG(kWarning) << "no --operator-tokens-file: no operator can use the dashboard's "
+                               "API; make a token with `outpost hub operator add`";
     }
-    options.operator_tokens[t.substr(0, eq)] = t.substr(eq + 1);
+    return Status::Ok();
   }
+  OUTPOST_ASSIGN_OR_RETURN(options.operator_tokens,
+                           hub::LoadOperatorTokens(flags.operator_tokens_file));
+  OUTPOST_LOG(kInfo) << "operator tokens loaded" << Field("file", flags.operator_tokens_file)
+                     << Field("operators", options.operator_tokens.entries.size());
   return Status::Ok();
 }
 
@@ -321,7 +364,12 @@ Result<std::unique_ptr<hub::HubServer>> StartHubServer(
                                        .server_cert_path = ca.server_cert_path(),
                                        .server_key_path = ca.server_key_path(),
                                        .max_body_bytes = flags.max_body_bytes,
-                                       .max_connections = flags.max_connections};
+                                       .max_connections = flags.max_connections,
+                                       .max_connections_per_address =
+                                           flags.max_connections_per_address,
+                                       .max_buffered_bytes = flags.max_buffered_bytes,
+                                       .first_request_timeout =
+                                           std::chrono::seconds(flags.first_request_timeout_s)};
   return hub::HubServer::Start(
       server_options,
       [&service](const hub::HubRequest& r, const hub::PeerCredential& p) {
@@ -425,6 +473,36 @@ Status RunSiteAdd(HubFlags flags, const SiteFlags& site) {
   return Status::Ok();
 }
 
+// `outpost hub operator add`: the new token on stdout, once; only its hash is kept.
+Status RunOperatorAdd(const OperatorFlags& op) {
+  OUTPOST_ASSIGN_OR_RETURN(std::string token,
+                           hub::AddOperatorToken(op.tokens_file, op.name, op.tenant));
+  std::printf("%s\n", token.c_str());
+  std::fflush(stdout);
+  std::fprintf(stderr,
+               "added operator %s of tenant %s to %s; the token above is shown only this once\n",
+               op.name.c_str(), op.tenant.c_str(), op.tokens_file.c_str());
+  return Status::Ok();
+}
+
+// `outpost hub operator add --tokens-file F --name N --tenant T`.
+void AddOperatorCommand(CLI::App& hub, Action& run) {
+  CLI::App* op = hub.add_subcommand("operator", "Manage the operators of the dashboard and API");
+  op->require_subcommand(1);
+  auto flags = std::make_shared<OperatorFlags>();
+  CLI::App* add = op->add_subcommand(
+      "add", "Add an operator and print its token once (the file keeps only its hash)");
+  add->add_option("--tokens-file", flags->tokens_file,
+                  "The operator tokens file (created 0600; hub serve --operator-tokens-file)")
+      ->required();
+  add->add_option("--name", flags->name, "The operator's name, as logs show it")->required();
+  add->add_option("--tenant", flags->tenant, "The tenant whose sites the operator sees")
+      ->required();
+  add->callback([flags, &run] {
+    run = [flags] { return RunOperatorAdd(*flags); };
+  });
+}
+
 Status RunSiteRevoke(HubFlags flags, const std::string& site_id) {
   OUTPOST_RETURN_IF_ERROR(SiteId::Parse(site_id).status().WithContext("--site"));
   OUTPOST_RETURN_IF_ERROR(PrepareDataDir(flags));
@@ -438,7 +516,10 @@ Status RunSiteRevoke(HubFlags flags, const std::string& site_id) {
 void AddStoreFlags(CLI::App& cmd, HubFlags& flags) {
   cmd.add_option("--data-dir", flags.data_dir, "The hub's data folder (CA, keys, default store)");
   cmd.add_option("--store", flags.store_url,
-                 "Store URL: sqlite:PATH or postgresql://... (default sqlite:<data-dir>/hub.db)");
+                 "Store URL without a password: sqlite:PATH or postgresql://USER@HOST/DB "
+                 "(default: OUTPOST_STORE_URL, else sqlite:<data-dir>/hub.db)");
+  cmd.add_option("--store-url-file", flags.store_url_file,
+                 "A file (0600) holding the store URL, password included");
 }
 
 }  // namespace
@@ -457,7 +538,8 @@ void AddHubCommand(CLI::App& app, Action& run) {
                     "HOST:PORT for operators and the dashboard (plain HTTP on loopback only)");
   serve->add_option("--policy", flags->policies,
                     "[TENANT=]FILE: the compliance policy for a tenant (no TENANT: every tenant)");
-  serve->add_option("--operator-token", flags->operator_tokens, "TOKEN=TENANT for an operator");
+  serve->add_option("--operator-tokens-file", flags->operator_tokens_file,
+                    "The operators' token hashes (`outpost hub operator add` writes it)");
   serve->add_option("--server-name", flags->server_names,
                     "Extra DNS name or IP for the TLS certificate when it is created");
   serve->add_option("--web-dir", flags->web_dir, "The dashboard's built assets");
@@ -469,6 +551,8 @@ void AddHubCommand(CLI::App& app, Action& run) {
   serve->callback([flags, serve, &run] {
     run = [flags, serve] { return RunHubServe(*flags, *serve); };
   });
+
+  AddOperatorCommand(*hub, run);
 
   CLI::App* site = hub->add_subcommand("site", "Manage sites");
   site->require_subcommand(1);

@@ -560,6 +560,37 @@ TEST_F(SchedulerApiTest, OneJobAtATimeAndStopEndsTheChild) {
   EXPECT_EQ(s->Handle(Request("POST", "/api/v1/models/pump/retrain")).status, 503);
 }
 
+TEST_F(SchedulerApiTest, TheTrainerGetsTheStoreUrlInItsEnvironmentNeverOnItsCommandLine) {
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("train.yaml"), "features: [a]\n"));
+  // The trainer stand-in writes down its command line as /proc shows it to every user of
+  // the machine, and the URL its environment holds.
+  const std::string secret_url = "postgresql://hub:s3cret-pw@db.example:5432/outpost";
+  const std::string script =
+      Script(dir_, "peek.sh",
+             "tr '\\0' ' ' < /proc/$$/cmdline > " + dir_.File("cmdline.txt") +
+                 "; printf '%s' \"$OUTPOST_STORE_URL\" > " + dir_.File("env.txt") + "; exit 3");
+  auto s = RetrainScheduler::Start(*store_, {.self = script,
+                                             .store_url = secret_url,
+                                             .data_dir = data_dir_,
+                                             .models = {config_},
+                                             .clock = &clock_,
+                                             .on_update = updates_.Callback()});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ((*s)->Handle(Request("POST", "/api/v1/models/pump/retrain")).status, 202);
+  RetrainStatus done = updates_.WaitFor([](const RetrainStatus& u) { return u.runs == 1; });
+  EXPECT_NE(done.last_error.find("exited with 3"), std::string::npos) << done.last_error;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string cmdline, ReadFile(dir_.File("cmdline.txt")));
+  EXPECT_NE(cmdline.find(" train "), std::string::npos) << cmdline;
+  EXPECT_NE(cmdline.find("--model pump"), std::string::npos) << cmdline;
+  EXPECT_EQ(cmdline.find("s3cret-pw"), std::string::npos) << cmdline;
+  EXPECT_EQ(cmdline.find("postgresql:"), std::string::npos) << cmdline;
+  EXPECT_EQ(cmdline.find("--store"), std::string::npos) << cmdline;
+  EXPECT_EQ(ReadFile(dir_.File("env.txt")).value_or(""), secret_url);
+  // Nor does the job's status or its log carry it.
+  EXPECT_EQ(done.last_error.find("s3cret-pw"), std::string::npos) << done.last_error;
+  (*s)->Stop();
+}
+
 TEST_F(SchedulerApiTest, TheScheduleRunsAJobWhenItsTimeHasCome) {
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("train.yaml"), "features: [a]\n"));
   RetrainConfig hourly = config_;
@@ -756,12 +787,18 @@ TEST_F(ReleaseTest, HubServeRunsTheScheduleFromItsConfig) {
   EXPECT_NE(bad.err.find("unknown key \"retrain.colour\""), std::string::npos) << bad.err;
 
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("hub.yaml"), entry));
+  // The operator's token, made by `outpost hub operator add` and shown once.
+  RunResult added = RunProgram({Outpost(), "hub", "operator", "add", "--tokens-file",
+                                dir_.File("operators.yaml"), "--name", "ops", "--tenant", "acme"});
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  const std::string operator_token = added.out.substr(0, added.out.find('\n'));
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       std::unique_ptr<Subprocess> hub,
       Subprocess::Start({Outpost(), "hub", "serve", "--config", dir_.File("hub.yaml"), "--data-dir",
                          data_dir_, "--store", "sqlite:" + dir_.File("hub.db"), "--listen",
-                         "127.0.0.1:0", "--operator-listen", "127.0.0.1:0", "--operator-token",
-                         "op-secret=acme", "--log-level", "warning"}));
+                         "127.0.0.1:0", "--operator-listen", "127.0.0.1:0",
+                         "--operator-tokens-file", dir_.File("operators.yaml"), "--log-level",
+                         "warning"}));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, hub->ReadLine());
   ASSERT_EQ(line.rfind("listening on ", 0), 0u) << line;
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string op_line, hub->ReadLine());
@@ -771,7 +808,7 @@ TEST_F(ReleaseTest, HubServeRunsTheScheduleFromItsConfig) {
     std::vector<std::string> argv = {"/usr/bin/curl", "-sS", "-X", method, "-w", "\n%{http_code}"};
     if (token) {
       argv.push_back("-H");
-      argv.push_back("Authorization: Bearer op-secret");
+      argv.push_back("Authorization: Bearer " + operator_token);
     }
     argv.push_back(url + path);
     return RunProgram(argv).out;
@@ -787,6 +824,12 @@ TEST_F(ReleaseTest, HubServeRunsTheScheduleFromItsConfig) {
   std::string status = curl("GET", "/api/v1/models/pump/retrain", true);
   EXPECT_NE(status.find(R"("min_new_labels":100)"), std::string::npos) << status;
   EXPECT_TRUE(curl("GET", "/api/v1/models/pump/retrain", false).ends_with("\n401"));
+  // A token in the URL is refused, even the right one, and starts nothing.
+  std::string in_url = curl("POST", "/api/v1/models/pump/retrain?token=" + operator_token, false);
+  EXPECT_TRUE(in_url.ends_with("\n400")) << in_url;
+  EXPECT_NE(in_url.find(R"("reason":"token_in_url")"), std::string::npos) << in_url;
+  EXPECT_NE(curl("GET", "/api/v1/models/pump/retrain", true).find(R"("running":false)"),
+            std::string::npos);
   // Everything else still reaches the dashboard (or its 404 where the build has none).
   std::string sites = curl("GET", "/api/v1/sites", true);
   EXPECT_TRUE(sites.ends_with("\n200") || sites.ends_with("\n404")) << sites;

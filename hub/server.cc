@@ -36,7 +36,8 @@ PeerCredential CredentialOf(const outpost::http::PeerInfo& peer) {
 
 // One listener's settings on the server core: the hub's limits and time-outs; TLS with the
 // hub's server certificate when `tls`, asking for a client certificate (never requiring it:
-// enrolment comes without one) against the hub CA when `client_cert`.
+// enrolment comes without one) against the hub CA when `client_cert`, whose requests'
+// heads CheckSiteHead sees before their bodies are read.
 outpost::http::ServerOptions ListenerOptions(const HubServerOptions& options,
                                              const std::string& address, uint16_t port, bool tls,
                                              bool client_cert) {
@@ -51,8 +52,14 @@ outpost::http::ServerOptions ListenerOptions(const HubServerOptions& options,
                                    .idle_timeout = options.idle_timeout,
                                    .read_timeout = options.read_timeout,
                                    .write_timeout = options.write_timeout,
+                                   .first_request_timeout = options.first_request_timeout,
                                    .max_connections = options.max_connections,
+                                   .max_connections_per_address =
+                                       options.max_connections_per_address,
+                                   .max_buffered_bytes =
+                                       std::max(options.max_buffered_bytes, options.max_body_bytes),
                                    .server_header = "outpost-hub"};
+  if (client_cert) out.before_body = CheckSiteHead;
   if (tls) {
     out.tls = outpost::http::TlsServerOptions{
         .cert_chain_path = options.server_cert_path,
@@ -92,6 +99,21 @@ class HubServerImpl final : public HubServer {
 };
 
 }  // namespace
+
+bool CheckSiteHead(const HubRequest& head, HubResponse& refusal) {
+  if (outpost::http::Router::PathOf(head.target).starts_with("/enrol/")) return true;
+  if (!head.peer.cert_presented) {
+    refusal = ErrorResponse(401, "credential_missing", "a site client certificate is required");
+    return false;
+  }
+  if (!head.peer.cert_verified) {
+    refusal = ErrorResponse(
+        401, "credential_untrusted",
+        "the client certificate does not verify against this hub's CA: " + head.peer.verify_error);
+    return false;
+  }
+  return true;
+}
 
 bool IsLoopback(std::string_view address) {
   if (address == "localhost") return true;

@@ -44,6 +44,18 @@ struct HubServerOptions {
   size_t max_header_bytes = 16 * 1024;
   // Connections open at once per listener; more are closed at accept.
   size_t max_connections = 256;
+  // Connections open at once from one peer address, per listener; more are closed at accept,
+  // so that one host cannot take every connection of a listener. Sites behind one NAT
+  // address share it.
+  size_t max_connections_per_address = 32;
+  // Bytes of request bodies held at once across a listener's connections (at least
+  // max_body_bytes is used); a request that would pass it gets 503 server_busy before its
+  // body is read.
+  size_t max_buffered_bytes = size_t{256} << 20;
+  // One deadline for everything before a connection's first request is complete: the TLS
+  // handshake, the wait for its first byte, its header and its body, counted from the
+  // accept. A peer that sends nothing useful holds a connection this long at most.
+  std::chrono::seconds first_request_timeout{120};
   // A connection that sends nothing for this long is closed.
   std::chrono::seconds idle_timeout{30};
   // How long one request may take to arrive from its first byte, and one answer to be
@@ -76,6 +88,15 @@ class HubServer {
   // listener thread has ended.
   virtual void Stop() = 0;
 };
+
+// The site listener's check of a request's line and headers, before any byte of its body is
+// read (base/http/server.h's before_body): every path but enrolment's (/enrol/, which comes
+// without a certificate) needs a client certificate that verified against the hub CA, else
+// `refusal` is 401 credential_missing or credential_untrusted (hub/FORMAT.md section 5) and
+// the body is never read, so a peer without a credential cannot make the hub buffer
+// max_body_bytes. HubService::Authenticate still checks the site, its serial and its
+// revocation once the request is whole. False when refused.
+bool CheckSiteHead(const HubRequest& head, HubResponse& refusal);
 
 // Whether `address` is a loopback address (127.0.0.0/8, ::1, "localhost").
 bool IsLoopback(std::string_view address);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "base/clock.h"
 #include "base/crypto/crypto.h"
@@ -233,6 +234,13 @@ TEST_P(HubServerTest, EnrolmentWritesTheCredentialContract) {
   EXPECT_EQ(export_pub, ca_->export_public_pem());
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string hub_export_pub, ReadFile(ca_->export_public_key_path()));
   EXPECT_EQ(export_pub, hub_export_pub);
+  // The pin every receipt is checked against is the hub's receipt.crt, byte for byte; the
+  // site's own certificate is for TLS, both ways, under its site id.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string receipt_pin, ReadFile(creds + "/hub_receipt.crt"));
+  EXPECT_EQ(receipt_pin, ca_->receipt_pem());
+  EXPECT_EQ(cert.extended_key_usages,
+            (std::vector<std::string>{crypto::kClientAuthOid, crypto::kServerAuthOid}));
+  EXPECT_EQ(cert.subject_alt_names, std::vector<std::string>{"plant-7"});
   // Enrolling into a folder that holds a credential needs --force.
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string token,
                                enrolment_->AddSite("plant-7", "acme", "us", std::chrono::hours(1),
@@ -567,6 +575,34 @@ TEST_P(HubServerTest, OperatorListenerRefusesATokenInTheUrlAndDoesNothing) {
       .headers = {{"authorization", bearer}}});
   EXPECT_EQ(fine.status, 200) << fine.body;
   EXPECT_EQ(touched_, 1);
+}
+
+// The site listener's head check, as the server core calls it before reading a body.
+TEST(CheckSiteHead, SyncPathsNeedAVerifiedCertificateBeforeTheBodyEnrolmentDoesNot) {
+  auto check = [](std::string target, http::PeerInfo peer) {
+    HubRequest head{.method = "POST", .target = std::move(target)};
+    head.peer = std::move(peer);
+    HubResponse refusal;
+    const bool passed = CheckSiteHead(head, refusal);
+    return std::make_pair(passed, passed ? std::string() : Json(refusal.body, "reason"));
+  };
+  const http::PeerInfo none{.tls = true};
+  const http::PeerInfo untrusted{.tls = true, .cert_presented = true, .verify_error = "bad"};
+  const http::PeerInfo verified{.tls = true, .cert_presented = true, .cert_verified = true};
+  for (const std::string target :
+       {"/sync/v1/batches", "/sync/v1/status?x=1", "/", "//sync/v1/batches", "/other"}) {
+    EXPECT_EQ(check(target, none), std::make_pair(false, std::string("credential_missing")))
+        << target;
+    EXPECT_EQ(check(target, untrusted), std::make_pair(false, std::string("credential_untrusted")))
+        << target;
+    EXPECT_EQ(check(target, verified), std::make_pair(true, std::string())) << target;
+  }
+  HubResponse refusal;
+  HubRequest head{.method = "POST", .target = "/sync/v1/batches"};
+  EXPECT_FALSE(CheckSiteHead(head, refusal));
+  EXPECT_EQ(refusal.status, 401);
+  // Enrolment comes without a certificate.
+  EXPECT_EQ(check("/enrol/v1/enrol", none), std::make_pair(true, std::string()));
 }
 
 std::vector<std::string> Engines() {
