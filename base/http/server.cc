@@ -79,6 +79,9 @@ constexpr size_t kKeepBufferBytes = 1 << 20;
 constexpr auto kLingerTimeout = std::chrono::seconds(2);
 // Pause before accepting again after the accept call itself failed (e.g. out of descriptors).
 constexpr auto kAcceptRetryDelay = std::chrono::milliseconds(50);
+// How long after its full handshake a TLS session may be resumed: the window in which a
+// client certificate, verified at that handshake, is not verified again.
+constexpr std::chrono::seconds kTlsSessionLifetime(300);
 
 std::string_view Sv(beast::string_view s) { return std::string_view(s.data(), s.size()); }
 
@@ -388,8 +391,8 @@ class Connection final : public ConnectionBase,
   // destroys its loops before they go). `tls` is the TLS context of a TLS connection, which
   // holds it for its whole life (null for plain HTTP). `accepted` is when the socket was
   // accepted, the start of the first request's deadline. Worker's thread only.
-  Connection(Socket socket, std::shared_ptr<ssl::context> tls, ServerState& state,
-             Worker& worker, AddressLease lease, Clock::time_point accepted)
+  Connection(Socket socket, std::shared_ptr<ssl::context> tls, ServerState& state, Worker& worker,
+             AddressLease lease, Clock::time_point accepted)
       : ConnectionBase(state, worker, std::move(lease)),
         tls_(std::move(tls)),
         stream_(MakeStream(std::move(socket), tls_.get())),
@@ -742,8 +745,8 @@ class Connection final : public ConnectionBase,
   bool first_request_ = true;     // the connection's first request has not arrived yet
   // When the handshake and the whole first request must have arrived.
   Clock::time_point first_deadline_;
-  bool continue_sent_ = false;    // "100 Continue" was sent for the current request
-  bool closed_ = false;           // Close() was called
+  bool continue_sent_ = false;  // "100 Continue" was sent for the current request
+  bool closed_ = false;         // Close() was called
 };
 
 // The address to listen on: a numeric IPv4 or IPv6 address (IPv6 possibly in brackets), or
@@ -788,13 +791,17 @@ Status SetUpTls(const TlsServerOptions& options, ssl::context& tls) {
   return Status::Ok();
 }
 
-// Sessions can be resumed, from the server's cache or a ticket: a client that reconnects
-// skips the full handshake (most of TLS's cost on short keep-alive connections). With a
-// client certificate asked for, OpenSSL resumes only sessions of a named context.
+// Sessions can be resumed, from the server's cache or a ticket, for kTlsSessionLifetime
+// after their full handshake: a client that reconnects skips the full handshake (most of
+// TLS's cost on short connections). A resumed session carries the client certificate and
+// its verification result from that handshake; a context made by ReloadTls() resumes none
+// of the sessions of the one before (each has its own cache and ticket keys). With a client
+// certificate asked for, OpenSSL resumes only sessions of a named context.
 Status EnableSessionResumption(ssl::context& tls) {
   static constexpr unsigned char kSessionContext[] = "outpost-http";
   SSL_CTX* ctx = tls.native_handle();
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+  SSL_CTX_set_timeout(ctx, static_cast<long>(kTlsSessionLifetime.count()));
   if (SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1) != 1) {
     return InternalError("TLS session id context could not be set");
   }
@@ -836,18 +843,18 @@ struct Server::Impl {
   // Starts a connection on `target`'s thread, with the TLS context current when it starts.
   void Launch(Worker& target, Socket socket, AddressLease lease) {
     const Clock::time_point accepted = Clock::now();
-    net::post(target.ioc, [this, &target, s = std::move(socket), l = std::move(lease),
-                           accepted]() mutable {
-      if (state.options.tls) {
-        auto connection = std::make_shared<Connection<TlsStream>>(
-            std::move(s), state.TlsContext(), state, target, std::move(l), accepted);
-        connection->Start();
-      } else {
-        auto connection = std::make_shared<Connection<TcpStream>>(
-            std::move(s), nullptr, state, target, std::move(l), accepted);
-        connection->Start();
-      }
-    });
+    net::post(target.ioc,
+              [this, &target, s = std::move(socket), l = std::move(lease), accepted]() mutable {
+                if (state.options.tls) {
+                  auto connection = std::make_shared<Connection<TlsStream>>(
+                      std::move(s), state.TlsContext(), state, target, std::move(l), accepted);
+                  connection->Start();
+                } else {
+                  auto connection = std::make_shared<Connection<TcpStream>>(
+                      std::move(s), nullptr, state, target, std::move(l), accepted);
+                  connection->Start();
+                }
+              });
   }
 
   // Counts an accepted socket against max_connections and max_connections_per_address and
@@ -864,7 +871,7 @@ struct Server::Impl {
         ec ? std::optional<AddressLease>() : state.per_address.Acquire(peer.address());
     if (!lease) {
       // Past the limit of its address (or gone already): never a connection.
-      OUTPOST_LOG(kDebug) << "connection refused: too many from its address"
+      OUTPOST_LOG(kDebug) << "connection closed at once: its address has too many open"
                           << Field("peer", ec ? ec.message() : peer.address().to_string());
       state.open_connections.fetch_sub(1);
       socket.close(ec);

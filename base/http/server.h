@@ -55,10 +55,12 @@
 // client CA, a client certificate is asked for; it is required only with
 // require_client_cert, otherwise the handshake succeeds without one or with one that does
 // not verify, and the handler reads the outcome in Request::peer. Sessions can be resumed
-// (the server's session cache and tickets, with or without a client certificate), so that a
-// client reconnecting skips the full handshake. ReloadTls() swaps in new certificate, key
-// and client CA files for the connections accepted after it; open connections keep the
-// ones they started with, and are not dropped.
+// for 5 minutes after their full handshake (the server's session cache and tickets, with or
+// without a client certificate), so that a client reconnecting skips the full handshake; a
+// resumed session keeps the client certificate and its verification result from that
+// handshake. ReloadTls() swaps in new certificate, key and client CA files for the
+// connections accepted after it (no session from before is resumed under them); open
+// connections keep the ones they started with, and are not dropped.
 //
 // Shutdown: Stop() stops accepting (new connections are refused), lets requests in flight
 // finish and be answered, answers requests that arrive meanwhile on open connections with
@@ -119,8 +121,9 @@ struct ServerOptions {
   // Most open connections; more are closed as soon as they are accepted.
   size_t max_connections = 10000;
   // Most open connections from one peer IP address; more are closed as soon as they are
-  // accepted. 0 = no limit per address.
-  size_t max_connections_per_address = 64;
+  // accepted. 0 = no limit per address. (Above the 64 connections of the load benchmarks,
+  // which run on loopback.)
+  size_t max_connections_per_address = 128;
   // Most bytes of request bodies buffered at once across every connection (503 server_busy
   // beyond it); 0 = no cap. Keep it at or above max_body_bytes, or a body between the two
   // is always refused.

@@ -2,21 +2,38 @@
 // itself carry the common body {"error", "reason"} (body_too_large, headers_too_large,
 // malformed_request, draining), the Server header, "localhost" as a listen address, and the
 // Router's matching (exact over prefix, longest prefix, the path without its query string,
-// HEAD on GET routes, 404 and 405 with Allow). The scoring server's suite
+// HEAD on GET routes, 404 and 405 with Allow); its limits (connections per address, the cap
+// on buffered bodies, the first request's deadline, the before_body check); and TLS: reload
+// of the certificate files with open connections kept, session resumption with a client
+// certificate asked for, the handshake's deadline. The scoring server's suite
 // (serve/http_server_test.cc) covers keep-alive, pipelining, deadlines and drain over the
 // same core; base/http/client_test.cc covers TLS and client certificates.
 #include "base/http/server.h"
 
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <latch>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
+#include "base/crypto/x509.h"
+#include "base/file.h"
+#include "base/http/client.h"
 #include "base/http/testing/wire_client.h"
+#include "base/testing/test_util.h"
 
 namespace outpost::http {
 namespace {
@@ -121,6 +138,429 @@ TEST(HttpServer, BadListenAddressIsInvalidArgumentAndBusyPortIsListenFailed) {
   ASSERT_FALSE(busy.ok());
   EXPECT_EQ(busy.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(busy.status().reason(), "listen_failed");
+}
+
+// ---- Limits
+
+// Whether a new connection is served: a request on it is answered (false when the server
+// closes it unanswered).
+bool ServedOnANewConnection(uint16_t port) {
+  WireClient probe(port);
+  if (probe.connect_error() != 0) return false;
+  probe.Send("GET /probe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  if (probe.ClosedByServer()) return false;
+  return probe.Read().status == 200;
+}
+
+TEST(HttpServer, ConnectionsBeyondThePerAddressLimitAreClosedAndGoneOnesFreeTheirPlace) {
+  // Four loops: the address's count holds across them.
+  auto server = StartOrDie({.threads = 4, .max_connections_per_address = 2}, Echo);
+  ASSERT_NE(server, nullptr);
+  WireClient first(server->port());
+  auto second = std::make_unique<WireClient>(server->port());
+  EXPECT_EQ(first.Call("GET", "/1").status, 200);
+  EXPECT_EQ(second->Call("GET", "/2").status, 200);
+  {
+    WireClient third(server->port());
+    ASSERT_EQ(third.connect_error(), 0);  // the kernel accepts; the server then closes it
+    EXPECT_TRUE(third.ClosedByServer());
+  }
+  // The open ones are untouched, and a refused connection took no place.
+  EXPECT_EQ(first.Call("GET", "/1").status, 200);
+  EXPECT_EQ(second->Call("GET", "/2").status, 200);
+  EXPECT_FALSE(ServedOnANewConnection(server->port()));
+
+  // A connection that goes gives its place back once the server has seen it close.
+  second.reset();
+  bool served = false;
+  for (int i = 0; i < 500 && !served; ++i) {
+    served = ServedOnANewConnection(server->port());
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(served);
+  EXPECT_EQ(first.Call("GET", "/1").status, 200);
+}
+
+TEST(HttpServer, ABodyPastTheBufferedCapGets503ServerBusyUnreadAndUnhandled) {
+  std::atomic<int> handled{0};
+  std::latch entered(1), release(1);
+  // Four loops, so that each connection below has a loop of its own.
+  auto server = StartOrDie({.threads = 4, .max_body_bytes = 1 << 20, .max_buffered_bytes = 1000},
+                           [&](const Request& request, Response& response) {
+                             handled.fetch_add(1);
+                             if (request.target == "/hold") {
+                               entered.count_down();
+                               release.wait();
+                             }
+                             response.body = std::to_string(request.body.size());
+                           });
+  ASSERT_NE(server, nullptr);
+  {
+    // Larger than the cap alone: refused on its header, before "100 Continue".
+    WireClient client(server->port());
+    client.Send(
+        "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\nExpect: 100-continue\r\n\r\n");
+    WireResponse r = client.Read();
+    EXPECT_EQ(r.status, 503);
+    EXPECT_EQ(r["Retry-After"], "1");
+    EXPECT_EQ(r["Connection"], "close");
+    EXPECT_THAT(r.body(), HasSubstr(R"("reason":"server_busy")"));
+    EXPECT_TRUE(client.ClosedByServer());
+  }
+  EXPECT_EQ(handled.load(), 0);
+
+  // 600 bytes held by a running handler; 600 more would pass the cap.
+  WireClient holder(server->port());
+  holder.Send("POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 600\r\n\r\n" +
+              std::string(600, 'h'));
+  entered.wait();
+  {
+    WireClient client(server->port());
+    WireResponse r = client.Call("POST", "/other", std::string(600, 'o'));
+    EXPECT_EQ(r.status, 503);
+    EXPECT_THAT(r.body(), HasSubstr(R"("reason":"server_busy")"));
+  }
+  {
+    // A chunked body is counted as it grows: refused once it passes the cap.
+    WireClient client(server->port());
+    client.Send("POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                std::string("12c\r\n") + std::string(300, 'c') + "\r\n" + "12c\r\n" +
+                std::string(300, 'c') + "\r\n0\r\n\r\n");
+    WireResponse r = client.Read();
+    EXPECT_EQ(r.status, 503);
+    EXPECT_THAT(r.body(), HasSubstr(R"("reason":"server_busy")"));
+  }
+  EXPECT_EQ(handled.load(), 1);  // the holder only
+
+  // The holder's bytes are given back when its handler returns.
+  release.count_down();
+  EXPECT_EQ(holder.Read().body(), "600");
+  WireClient after(server->port());
+  WireResponse r = after.Call("POST", "/other", std::string(600, 'o'));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body(), "600");
+  EXPECT_EQ(after.Call("POST", "/again", std::string(900, 'o')).body(), "900");
+  EXPECT_EQ(handled.load(), 3);
+}
+
+TEST(HttpServer, BeforeBodyRefusesOnTheHeaderWithoutReadingTheBody) {
+  std::atomic<int> handled{0};
+  std::mutex mu;
+  std::vector<std::string> seen;  // guarded by mu: "<method> <target> <X-Site> <body bytes>"
+  ServerOptions options{.threads = 1, .max_body_bytes = 32 << 20};
+  options.before_body = [&](const Request& head, Response& refusal) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      seen.push_back(head.method + " " + head.target + " " + std::string(head.Header("X-Site")) +
+                     " " + std::to_string(head.body.size()));
+    }
+    if (head.target.starts_with("/site") && head.Header("X-Site").empty()) {
+      SetErrorBody(401, "client_certificate_required", "site routes need a certificate", refusal);
+      return false;
+    }
+    return true;
+  };
+  auto server = StartOrDie(std::move(options), [&](const Request& request, Response& response) {
+    handled.fetch_add(1);
+    response.body = std::to_string(request.body.size());
+  });
+  ASSERT_NE(server, nullptr);
+  {
+    // 16 MiB announced, none sent: the refusal comes instead of "100 Continue".
+    WireClient client(server->port());
+    client.Send(
+        "POST /site/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 16777216\r\n"
+        "Expect: 100-continue\r\n\r\n");
+    WireResponse r = client.Read();
+    EXPECT_EQ(r.status, 401);
+    EXPECT_EQ(r["Connection"], "close");
+    EXPECT_EQ(r.body(), R"({"error":"site routes need a certificate",)"
+                        R"("reason":"client_certificate_required"})");
+    EXPECT_TRUE(client.ClosedByServer());
+  }
+  {
+    // The body's first bytes arrived with the header: still refused unread.
+    WireClient client(server->port());
+    client.Send("POST /site/batches HTTP/1.1\r\nHost: x\r\nContent-Length: 16777216\r\n\r\n" +
+                std::string(1000, 'b'));
+    EXPECT_EQ(client.Read().status, 401);
+    EXPECT_TRUE(client.ClosedByServer());
+  }
+  EXPECT_EQ(handled.load(), 0);
+  WireClient client(server->port());
+  EXPECT_EQ(client.Call("POST", "/site/batches", "12345", {{"X-Site", "s1"}}).body(), "5");
+  EXPECT_EQ(client.Call("GET", "/open").status, 200);
+  EXPECT_EQ(handled.load(), 2);
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_THAT(seen, ::testing::ElementsAre("POST /site/batches  0", "POST /site/batches  0",
+                                           "POST /site/batches s1 0", "GET /open  0"));
+}
+
+TEST(HttpServer, TheFirstRequestHasOneDeadlineFromTheAccept) {
+  // Idle and read time-outs of a minute each; the first request must be in within 1 s.
+  auto server = StartOrDie({.threads = 1,
+                            .idle_timeout = std::chrono::seconds(60),
+                            .read_timeout = std::chrono::seconds(60),
+                            .first_request_timeout = std::chrono::seconds(1)},
+                           Echo);
+  ASSERT_NE(server, nullptr);
+  const auto start = std::chrono::steady_clock::now();
+  {
+    WireClient silent(server->port());
+    EXPECT_TRUE(silent.ClosedByServer());
+  }
+  {
+    WireClient trickle(server->port());
+    trickle.Send("GET /x HTTP/1.1\r\nHost: x\r\n");  // the header never ends
+    EXPECT_TRUE(trickle.ClosedByServer());
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  // Once the first request is in, the idle time-out applies between requests.
+  WireClient kept(server->port());
+  EXPECT_EQ(kept.Call("GET", "/1").status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(kept.Call("GET", "/2").status, 200);
+}
+
+// ---- TLS
+
+int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A CA of its own with a server certificate for 127.0.0.1 and a client certificate it
+// issued, as PEM files.
+struct TestPki {
+  std::string ca_pem;
+  TlsServerOptions server;  // the server's files, with this CA as the client CA
+  std::string client_cert_path;
+  std::string client_key_path;
+};
+
+Result<TestPki> MakePki(const ::outpost::testing::TempDir& dir, const std::string& name) {
+  const int64_t now = UnixNow();
+  const crypto::Validity validity{.not_before_s = now - 3600, .not_after_s = now + 24 * 3600};
+  OUTPOST_ASSIGN_OR_RETURN(crypto::KeyPairPem ca_key,
+                           crypto::GenerateKeyPairPem(crypto::KeyAlgorithm::kEcdsaP256));
+  OUTPOST_ASSIGN_OR_RETURN(
+      std::string ca_pem,
+      crypto::SelfSignCertificate({.common_name = name + " CA",
+                                   .validity = validity,
+                                   .is_ca = true,
+                                   .key_usage = crypto::kKeyCertSign | crypto::kCrlSign},
+                                  ca_key.private_pem));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<crypto::CertificateIssuer> issuer,
+                           crypto::CertificateIssuer::Open(ca_pem, ca_key.private_pem));
+  const std::string prefix = dir.File(name);
+  for (const bool server : {true, false}) {
+    OUTPOST_ASSIGN_OR_RETURN(crypto::KeyPairPem key,
+                             crypto::GenerateKeyPairPem(crypto::KeyAlgorithm::kEcdsaP256));
+    crypto::CertificateSpec spec{.common_name = name + (server ? " server" : " client"),
+                                 .validity = validity,
+                                 .key_usage = crypto::kDigitalSignature};
+    if (server) {
+      spec.extended_key_usage = {crypto::ExtendedKeyUsage::kServerAuth};
+      spec.subject_alt_names = {"127.0.0.1"};
+    } else {
+      spec.extended_key_usage = {crypto::ExtendedKeyUsage::kClientAuth};
+    }
+    OUTPOST_ASSIGN_OR_RETURN(std::string cert, issuer->Issue(spec, key.public_pem));
+    const std::string base = prefix + (server ? "-server" : "-client");
+    OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(base + ".crt", cert, 0600));
+    OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(base + ".key", key.private_pem, 0600));
+  }
+  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(prefix + "-ca.crt", ca_pem, 0600));
+  TestPki pki;
+  pki.ca_pem = ca_pem;
+  pki.server = {.cert_chain_path = prefix + "-server.crt",
+                .key_path = prefix + "-server.key",
+                .client_ca_path = prefix + "-ca.crt"};
+  pki.client_cert_path = prefix + "-client.crt";
+  pki.client_key_path = prefix + "-client.key";
+  return pki;
+}
+
+// Answers "<target> <tls|plain>[ presented][ verified]" from what TLS established.
+void PeerEcho(const Request& request, Response& response) {
+  response.content_type = "text/plain";
+  response.body = request.target + (request.peer.tls ? " tls" : " plain") +
+                  (request.peer.cert_presented ? " presented" : "") +
+                  (request.peer.cert_verified ? " verified" : "");
+}
+
+std::string HttpsUrl(const Server& server) {
+  return "https://127.0.0.1:" + std::to_string(server.port());
+}
+
+// One request on a connection of its own, trusting `ca_pem` only.
+Result<ClientResponse> FetchTrusting(const Server& server, const std::string& ca_pem,
+                                     std::string_view target) {
+  return Fetch({.base_url = HttpsUrl(server),
+                .ca_pem = ca_pem,
+                .connect_timeout = std::chrono::seconds(10),
+                .io_timeout = std::chrono::seconds(10)},
+               {.target = target});
+}
+
+TEST(HttpServerTls, ReloadServesNewConnectionsWithTheNewFilesAndKeepsOpenOnes) {
+  ::outpost::testing::TempDir dir;
+  Result<TestPki> a = MakePki(dir, "a");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  Result<TestPki> b = MakePki(dir, "b");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  auto server = StartOrDie({.threads = 2, .tls = a->server}, PeerEcho);
+  ASSERT_NE(server, nullptr);
+
+  // A kept connection, opened under a's certificate. Its client trusts a's CA only: were the
+  // connection dropped, its next request would go out on a new one and fail to verify b's.
+  Result<std::unique_ptr<Client>> kept =
+      Client::Create({.base_url = HttpsUrl(*server), .ca_pem = a->ca_pem, .keep_alive = true});
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  Result<ClientResponse> before = (*kept)->Request("GET", "/before");
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_EQ(before->body, "/before tls");
+
+  Status reloaded = server->ReloadTls(b->server);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.ToString();
+  Result<ClientResponse> after = (*kept)->Request("GET", "/after");
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->body, "/after tls");
+  // New connections get b's certificate.
+  Result<ClientResponse> old_ca = FetchTrusting(*server, a->ca_pem, "/new");
+  ASSERT_FALSE(old_ca.ok());
+  EXPECT_EQ(old_ca.status().code(), StatusCode::kUnavailable);
+  Result<ClientResponse> new_ca = FetchTrusting(*server, b->ca_pem, "/new");
+  ASSERT_TRUE(new_ca.ok()) << new_ca.status().ToString();
+  EXPECT_EQ(new_ca->body, "/new tls");
+
+  // Files that do not load are refused, and b's stay in use.
+  TlsServerOptions mismatched = b->server;
+  mismatched.key_path = a->server.key_path;
+  TlsServerOptions missing_cert = b->server;
+  missing_cert.cert_chain_path = dir.File("missing.crt");
+  TlsServerOptions missing_ca = b->server;
+  missing_ca.client_ca_path = dir.File("missing-ca.crt");
+  for (const TlsServerOptions& bad : {mismatched, missing_cert, missing_ca}) {
+    Status refused = server->ReloadTls(bad);
+    EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition)
+        << bad.cert_chain_path << " " << bad.key_path << " " << bad.client_ca_path;
+  }
+  new_ca = FetchTrusting(*server, b->ca_pem, "/still");
+  ASSERT_TRUE(new_ca.ok()) << new_ca.status().ToString();
+  EXPECT_EQ(new_ca->body, "/still tls");
+  EXPECT_FALSE(FetchTrusting(*server, a->ca_pem, "/still").ok());
+  after = (*kept)->Request("GET", "/kept");
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->body, "/kept tls");
+
+  // A plain server has no TLS to reload.
+  auto plain = StartOrDie({.threads = 1}, PeerEcho);
+  ASSERT_NE(plain, nullptr);
+  EXPECT_EQ(plain->ReloadTls(b->server).code(), StatusCode::kFailedPrecondition);
+}
+
+// A bare OpenSSL client of one TLS version that presents a client certificate and offers
+// the session of its last connection on the next one. It does not verify the server: the
+// test is about sessions.
+class ResumingTlsClient {
+ public:
+  ResumingTlsClient(int version, const TestPki& pki) : ctx_(SSL_CTX_new(TLS_client_method())) {
+    SSL_CTX_set_min_proto_version(ctx_, version);
+    SSL_CTX_set_max_proto_version(ctx_, version);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
+    EXPECT_EQ(SSL_CTX_use_certificate_file(ctx_, pki.client_cert_path.c_str(), SSL_FILETYPE_PEM),
+              1);
+    EXPECT_EQ(SSL_CTX_use_PrivateKey_file(ctx_, pki.client_key_path.c_str(), SSL_FILETYPE_PEM), 1);
+  }
+  ~ResumingTlsClient() {
+    if (session_ != nullptr) SSL_SESSION_free(session_);
+    SSL_CTX_free(ctx_);
+  }
+  ResumingTlsClient(const ResumingTlsClient&) = delete;
+  ResumingTlsClient& operator=(const ResumingTlsClient&) = delete;
+
+  // "GET target" with "Connection: close" on a new connection; the whole answer ("" when the
+  // handshake failed), and in `resumed` whether the session was resumed.
+  std::string Get(uint16_t port, std::string_view target, bool& resumed) {
+    resumed = false;
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address))) {
+      ADD_FAILURE() << "connect failed";
+      if (fd >= 0) ::close(fd);
+      return "";
+    }
+    SSL* ssl = SSL_new(ctx_);
+    SSL_set_fd(ssl, fd);
+    if (session_ != nullptr) SSL_set_session(ssl, session_);
+    std::string answer;
+    if (SSL_connect(ssl) == 1) {
+      const std::string request = "GET " + std::string(target) +
+                                  " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+      if (SSL_write(ssl, request.data(), static_cast<int>(request.size())) > 0) {
+        char chunk[4096];
+        for (int n; (n = SSL_read(ssl, chunk, sizeof(chunk))) > 0;) {
+          answer.append(chunk, static_cast<size_t>(n));
+        }
+      }
+      resumed = SSL_session_reused(ssl) == 1;
+      // A connection ended without our close_notify would spoil its session for resumption.
+      SSL_shutdown(ssl);
+      if (SSL_SESSION* session = SSL_get1_session(ssl)) {
+        if (session_ != nullptr) SSL_SESSION_free(session_);
+        session_ = session;
+      }
+    }
+    SSL_free(ssl);
+    ::close(fd);
+    return answer;
+  }
+
+ private:
+  SSL_CTX* ctx_;
+  SSL_SESSION* session_ = nullptr;
+};
+
+TEST(HttpServerTls, SessionsAreResumedWithAClientCertificateAskedFor) {
+  ::outpost::testing::TempDir dir;
+  Result<TestPki> pki = MakePki(dir, "r");
+  ASSERT_TRUE(pki.ok()) << pki.status().ToString();
+  auto server = StartOrDie({.threads = 2, .tls = pki->server}, PeerEcho);
+  ASSERT_NE(server, nullptr);
+  for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    SCOPED_TRACE(version == TLS1_2_VERSION ? "TLS 1.2" : "TLS 1.3");
+    ResumingTlsClient client(version, *pki);
+    bool resumed = true;
+    EXPECT_THAT(client.Get(server->port(), "/full", resumed),
+                HasSubstr("/full tls presented verified"));
+    EXPECT_FALSE(resumed);
+    // The resumed session still tells the handler about the client's certificate.
+    EXPECT_THAT(client.Get(server->port(), "/resumed", resumed),
+                HasSubstr("/resumed tls presented verified"));
+    EXPECT_TRUE(resumed);
+  }
+}
+
+TEST(HttpServerTls, TheHandshakeIsWithinTheFirstRequestDeadline) {
+  ::outpost::testing::TempDir dir;
+  Result<TestPki> pki = MakePki(dir, "h");
+  ASSERT_TRUE(pki.ok()) << pki.status().ToString();
+  auto server = StartOrDie({.threads = 1,
+                            .idle_timeout = std::chrono::seconds(60),
+                            .read_timeout = std::chrono::seconds(60),
+                            .first_request_timeout = std::chrono::seconds(1),
+                            .tls = pki->server},
+                           PeerEcho);
+  ASSERT_NE(server, nullptr);
+  const auto start = std::chrono::steady_clock::now();
+  WireClient silent(server->port());  // connects and never says hello
+  EXPECT_TRUE(silent.ClosedByServer());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
 }
 
 TEST(Router, MatchesExactBeforePrefixAndTheLongestPrefix) {
