@@ -53,10 +53,11 @@ struct HubFlags {
   std::vector<std::string> server_names;
   std::string web_dir;
   uint64_t max_body_bytes = (uint64_t{16} << 20) + 4096;
-  size_t max_connections = 256;
+  // Defaults as hub::HubServerOptions.
+  size_t max_connections = 1024;
   size_t max_connections_per_address = 32;
   uint64_t max_buffered_bytes = uint64_t{256} << 20;
-  int64_t first_request_timeout_s = 120;
+  int64_t first_request_timeout_s = 30;
   std::string log_format = "text";
   std::string log_level = "info";
   std::vector<hub::RetrainConfig> retrain;  // the config's `retrain:` list

@@ -42,8 +42,9 @@ struct HubServerOptions {
   std::string server_key_path{};
   size_t max_body_bytes = (uint64_t{16} << 20) + 4096;  // one encoded batch and some
   size_t max_header_bytes = 16 * 1024;
-  // Connections open at once per listener; more are closed at accept.
-  size_t max_connections = 256;
+  // Connections open at once per listener; more are closed at accept. Connections cost
+  // no thread (event loops) and bodies are bounded by max_buffered_bytes, so this is high.
+  size_t max_connections = 1024;
   // Connections open at once from one peer address, per listener; more are closed at accept,
   // so that one host cannot take every connection of a listener. Sites behind one NAT
   // address share it.
@@ -54,8 +55,10 @@ struct HubServerOptions {
   size_t max_buffered_bytes = size_t{256} << 20;
   // One deadline for everything before a connection's first request is complete: the TLS
   // handshake, the wait for its first byte, its header and its body, counted from the
-  // accept. A peer that sends nothing useful holds a connection this long at most.
-  std::chrono::seconds first_request_timeout{120};
+  // accept. A peer that sends nothing useful holds a connection this long at most. The
+  // forwarder's batches (1 MiB by default) arrive well within it over a link of 300 kbit/s;
+  // raise it for slower links or larger batches.
+  std::chrono::seconds first_request_timeout{30};
   // A connection that sends nothing for this long is closed.
   std::chrono::seconds idle_timeout{30};
   // How long one request may take to arrive from its first byte, and one answer to be
