@@ -603,8 +603,8 @@ uint64_t Outbox::QuotaBytes(Kind kind) const {
   const ClassPolicy& p = Policy(kind);
   uint64_t quota = p.max_bytes;
   if (p.max_percent > 0) {
-    const uint64_t share = options_.max_bytes / 100 * p.max_percent +
-                           options_.max_bytes % 100 * p.max_percent / 100;
+    const uint64_t share =
+        options_.max_bytes / 100 * p.max_percent + options_.max_bytes % 100 * p.max_percent / 100;
     quota = quota == 0 ? share : std::min(quota, share);
   }
   return quota;
@@ -723,10 +723,10 @@ Status Outbox::CommitBatchLocked(std::vector<Pending*>& batch, int64_t now_ms) {
     uint64_t charge = ChargedBytes(r.stream.size(), stored);
     OUTPOST_ASSIGN_OR_RETURN(bool allowed, StreamAllowedLocked(r.stream));
     if (!allowed) {
-      p->result = ErrorWithReason(
-          StatusCode::kResourceExhausted, "too_many_streams",
-          "stream \"" + r.stream.substr(0, 64) + "\" would be a new stream beyond the " +
-              std::to_string(options_.max_streams) + " this outbox allows");
+      p->result = ErrorWithReason(StatusCode::kResourceExhausted, "too_many_streams",
+                                  "stream \"" + r.stream.substr(0, 64) +
+                                      "\" would be a new stream beyond the " +
+                                      std::to_string(options_.max_streams) + " this outbox allows");
       continue;
     }
     OUTPOST_ASSIGN_OR_RETURN(bool fits, MakeRoomLocked(r.kind, charge));
@@ -735,9 +735,8 @@ Status Outbox::CommitBatchLocked(std::vector<Pending*>& batch, int64_t now_ms) {
           "outbox full: a " + std::string(KindName(r.kind)) + " record of " +
           std::to_string(charge) + " bytes does not fit (" + std::to_string(TotalBytes()) + " of " +
           std::to_string(options_.max_bytes) + " bytes used" +
-          (QuotaBytes(r.kind) > 0
-               ? ", class quota " + std::to_string(QuotaBytes(r.kind))
-               : std::string()) +
+          (QuotaBytes(r.kind) > 0 ? ", class quota " + std::to_string(QuotaBytes(r.kind))
+                                  : std::string()) +
           ") and nothing of the same or lower priority may be evicted");
       continue;
     }

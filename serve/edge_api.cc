@@ -13,6 +13,7 @@
 #include "base/coding.h"
 #include "base/json/json.h"
 #include "base/json_writer.h"
+#include "base/logging.h"
 #include "base/names.h"
 
 namespace outpost::serve {
@@ -43,16 +44,27 @@ Status ReadString(json::Value value, std::string_view key, size_t max_bytes, boo
 }
 
 // The outbox's answer as the HTTP client should see it: a full or failed store is the
-// server's condition (503), not a fault of the request.
+// server's condition (503), not a fault of the request. A reason the outbox gave
+// (too_many_streams) is kept.
 Status OutboxStatus(const Status& s) {
+  Status out;
   switch (s.code()) {
     case StatusCode::kResourceExhausted:
-      return UnavailableError("outbox full, nothing stored: " + std::string(s.message()));
+      out = UnavailableError("outbox full, nothing stored: " + std::string(s.message()));
+      break;
     case StatusCode::kFailedPrecondition:
-      return UnavailableError("outbox unavailable: " + std::string(s.message()));
+      out = UnavailableError("outbox unavailable: " + std::string(s.message()));
+      break;
     default:
       return s.WithContext("outbox");
   }
+  return s.has_reason() ? out.WithReason(s.reason()) : out;
+}
+
+// The name a caller goes by in logs: its credential, or "anonymous".
+std::string_view CallerName(const http::Caller& caller) {
+  return caller.kind == http::Caller::Kind::kClient ? std::string_view(caller.credential)
+                                                    : std::string_view("anonymous");
 }
 
 // Decodes %XX and '+' of a query component; nullopt for a broken escape.
@@ -169,7 +181,16 @@ Result<Feedback> ParseFeedback(std::string_view body, const FeedbackLimits& limi
   return feedback;
 }
 
-std::string FeedbackPayload(const Feedback& feedback, int64_t time_ms) {
+LabelSource LabelSourceOf(const http::Caller& caller) {
+  LabelSource source;
+  if (caller.kind == http::Caller::Kind::kClient) {
+    source.credential = caller.credential;
+    source.trusted = (caller.roles & auth::RoleBit(auth::Role::kLabel)) != 0;
+  }
+  return source;
+}
+
+std::string FeedbackPayload(const Feedback& feedback, int64_t time_ms, const LabelSource& source) {
   std::string out;
   JsonWriter w(out);
   w.BeginObject();
@@ -195,6 +216,12 @@ std::string FeedbackPayload(const Feedback& feedback, int64_t time_ms) {
   }
   w.Key("time_ms");
   w.Int(time_ms);
+  if (!source.credential.empty()) {
+    w.Key("credential");
+    w.String(source.credential);
+  }
+  w.Key("trusted");
+  w.Bool(source.trusted);
   w.EndObject();
   return out;
 }
@@ -224,18 +251,21 @@ void EdgeApi::RegisterRoutes(http::Router& router) const {
   router.Exact("POST", "/v1/feedback",
                route([this](const HttpRequest& request, HttpResponse& response) {
                  PostFeedback(request, response);
-               }));
+               }),
+               auth::RoleBit(auth::Role::kLabel));
   router.Exact("GET", "/v1/records",
                route([this](const HttpRequest& request, HttpResponse& response) {
                  std::string_view target = request.target;
                  const size_t question = target.find('?');
-                 GetRecords(question == std::string_view::npos ? std::string_view()
+                 GetRecords(request,
+                            question == std::string_view::npos ? std::string_view()
                                                                : target.substr(question + 1),
                             response);
-               }));
-  router.Exact("GET", "/v1/outbox", route([this](const HttpRequest&, HttpResponse& response) {
-                 GetOutbox(response);
-               }));
+               }),
+               auth::RoleBit(auth::Role::kRead));
+  router.Exact("GET", "/v1/outbox",
+               route([this](const HttpRequest&, HttpResponse& response) { GetOutbox(response); }),
+               auth::RoleBit(auth::Role::kRead));
 }
 
 void EdgeApi::Handle(const HttpRequest& request, HttpResponse& response) const {
@@ -243,21 +273,70 @@ void EdgeApi::Handle(const HttpRequest& request, HttpResponse& response) const {
   router_.Handle(request, response);
 }
 
+bool EdgeApi::TakeFeedbackToken(std::string_view key, int64_t* retry_after_s) const {
+  const double rate = options_.feedback_per_second;
+  if (!(rate > 0)) return true;
+  const double burst = static_cast<double>(std::max<size_t>(options_.feedback_burst, 1));
+  const Clock::MonoTime now = clock_->Monotonic();
+  std::lock_guard<std::mutex> lock(rate_mu_);
+  auto it = buckets_.find(key);
+  if (it == buckets_.end()) {
+    it = buckets_.emplace(std::string(key), Bucket{.tokens = burst, .last = now}).first;
+  }
+  Bucket& b = it->second;
+  const double elapsed_s = std::chrono::duration<double>(now - b.last).count();
+  if (elapsed_s > 0) {
+    b.tokens = std::min(burst, b.tokens + elapsed_s * rate);
+    b.last = now;
+  }
+  if (b.tokens >= 1) {
+    b.tokens -= 1;
+    return true;
+  }
+  *retry_after_s = std::max<int64_t>(1, static_cast<int64_t>(std::ceil((1 - b.tokens) / rate)));
+  return false;
+}
+
 void EdgeApi::PostFeedback(const HttpRequest& request, HttpResponse& response) const {
+  const LabelSource source = LabelSourceOf(request.caller);
+  // Callers without a credential share one bucket, keyed "" (no credential has that name).
+  int64_t retry_after_s = 0;
+  if (!TakeFeedbackToken(source.credential, &retry_after_s)) {
+    SetErrorResponse(
+        ErrorWithReason(StatusCode::kResourceExhausted, "rate_limited",
+                        "caller \"" + std::string(CallerName(request.caller)) +
+                            "\" sent more than its feedback rate; nothing stored, retry in " +
+                            std::to_string(retry_after_s) + " s"),
+        response);
+    // Too Many Requests: a bound on this caller's rate, which base/status_mapping.h has no
+    // code for.
+    response.status = 429;
+    response.headers.emplace_back("Retry-After", std::to_string(retry_after_s));
+    return;
+  }
   Result<Feedback> feedback = ParseFeedback(request.body, options_.feedback);
   if (!feedback.ok()) return SetErrorResponse(feedback.status(), response);
+  if (options_.repository == nullptr || !options_.repository->Knows(feedback->model)) {
+    return SetErrorResponse(
+        ErrorWithReason(StatusCode::kNotFound, "model_unknown",
+                        "feedback names model \"" + feedback->model +
+                            "\", which this node does not serve and has not served"),
+        response);
+  }
   std::string stream = feedback->model;
   Result<outbox::RecordKey> key = options_.outbox->Append(
       {.kind = outbox::Kind::kFeedback,
        .stream = std::move(stream),
-       .payload = FeedbackPayload(*feedback, UnixMillis(clock_->Now()))});
+       .payload = FeedbackPayload(*feedback, UnixMillis(clock_->Now()), source)});
   if (!key.ok()) return SetErrorResponse(OutboxStatus(key.status()), response);
   if (options_.shadow != nullptr) {
-    // A numeric label also scores the champion and the shadow (serve/shadow.h).
+    // A numeric label also scores the champion and the shadow (serve/shadow.h), which
+    // counts it only when it is trusted.
     if (const auto* i = std::get_if<int64_t>(&feedback->label)) {
-      options_.shadow->OnFeedback(feedback->model, feedback->request_id, static_cast<double>(*i));
+      options_.shadow->OnFeedback(feedback->model, feedback->request_id, static_cast<double>(*i),
+                                  source);
     } else if (const auto* d = std::get_if<double>(&feedback->label)) {
-      options_.shadow->OnFeedback(feedback->model, feedback->request_id, *d);
+      options_.shadow->OnFeedback(feedback->model, feedback->request_id, *d, source);
     }
   }
   JsonWriter w(response.body);
@@ -269,7 +348,8 @@ void EdgeApi::PostFeedback(const HttpRequest& request, HttpResponse& response) c
   w.EndObject();
 }
 
-void EdgeApi::GetRecords(std::string_view query, HttpResponse& response) const {
+void EdgeApi::GetRecords(const HttpRequest& request, std::string_view query,
+                         HttpResponse& response) const {
   outbox::QueryOptions q{.limit = options_.default_query_limit};
   bool seen_kind = false, seen_since = false, seen_limit = false;
   while (!query.empty()) {
@@ -331,18 +411,45 @@ void EdgeApi::GetRecords(std::string_view query, HttpResponse& response) const {
   }
   Result<std::vector<outbox::Record>> records = options_.outbox->Query(q);
   if (!records.ok()) return SetErrorResponse(OutboxStatus(records.status()), response);
+  WriteRecords(request.caller, *records, q.limit, response);
+}
 
+void EdgeApi::WriteRecords(const http::Caller& caller, std::vector<outbox::Record>& records,
+                           size_t limit, HttpResponse& response) const {
+  // Raw for a caller holding a raw-read role; otherwise each payload as the forwarder would
+  // upload it (policy::Apply), and nothing the policy keeps at the site.
+  const bool raw = (caller.roles & options_.raw_read_roles) != 0;
+  const bool can_filter = options_.policy != nullptr && options_.policy_hash_key.has_value();
+  const outbox::Outbox& box = *options_.outbox;
   json::Parser parser({.max_bytes = kMaxPayloadBytes});
   JsonWriter w(response.body);
   w.BeginObject();
   w.Key("records");
   w.BeginArray();
   bool more = false;
-  size_t written = 0;
-  for (const outbox::Record& record : *records) {
+  size_t written = 0, withheld = 0;
+  for (outbox::Record& record : records) {
     if (written > 0 && response.body.size() >= options_.max_response_bytes) {
       more = true;
       break;
+    }
+    if (!raw) {
+      if (!can_filter) {
+        ++withheld;
+        continue;
+      }
+      policy::RecordView view{.kind = outbox::KindName(record.kind),
+                              .site = box.site_id(),
+                              .node = box.node_id(),
+                              .stream = record.stream,
+                              .seq = record.seq,
+                              .payload = record.payload};
+      policy::Decision d = policy::Apply(*options_.policy, *options_.policy_hash_key, view);
+      if (!d.allowed()) {
+        ++withheld;
+        continue;
+      }
+      record.payload = std::move(d.payload);
     }
     w.BeginObject();
     w.Key("stream");
@@ -367,8 +474,14 @@ void EdgeApi::GetRecords(std::string_view query, HttpResponse& response) const {
   }
   w.EndArray();
   w.Key("more");
-  w.Bool(more || records->size() == q.limit);
+  w.Bool(more || records.size() == limit);
   w.EndObject();
+  OUTPOST_LOG(kInfo) << "records read" << Field("credential", CallerName(caller))
+                     << Field("access", raw ? "raw" : "filtered")
+                     << Field("policy", raw          ? std::string("-")
+                                        : can_filter ? options_.policy->digest
+                                                     : std::string("none"))
+                     << Field("listed", written) << Field("withheld", withheld);
 }
 
 void EdgeApi::GetOutbox(HttpResponse& response) const {

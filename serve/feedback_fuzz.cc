@@ -15,7 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (feedback.ok()) {
     if (feedback->request_id.empty() || feedback->request_id.size() > limits.max_request_id_bytes ||
         feedback->note.size() > limits.max_note_bytes ||
-        outpost::serve::FeedbackPayload(*feedback, 0).empty()) {
+        outpost::serve::FeedbackPayload(*feedback, 0, {}).empty()) {
       std::abort();
     }
   }

@@ -429,7 +429,10 @@ void ModelRepository::Publish(std::string_view name,
                              [](const auto& m, std::string_view n) { return m->name < n; });
   const bool present = it != next->models.end() && (*it)->name == name;
   if (servable == nullptr) {
-    if (present) next->models.erase(it);
+    if (present) {
+      removed_.emplace(name);
+      next->models.erase(it);
+    }
   } else if (present) {
     *it = std::move(servable);
   } else {
@@ -542,6 +545,12 @@ std::vector<IndexEntry> ModelRepository::Index() const {
     }
   }
   return index;
+}
+
+bool ModelRepository::Knows(std::string_view name) const {
+  if (Current(name) != nullptr) return true;
+  std::lock_guard<std::mutex> lock(mu_);
+  return removed_.find(name) != removed_.end();
 }
 
 Result<ModelHandle> ModelRepository::Find(std::string_view name,

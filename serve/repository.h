@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -180,6 +181,11 @@ class ModelRepository {
   // Every model version the repository knows, sorted by model then version.
   std::vector<IndexEntry> Index() const;
 
+  // Whether this repository holds model `name` now (loaded, unloaded or failed) or held it
+  // at any time since it was opened (a model whose folder was removed). The edge API takes
+  // feedback only for such models.
+  bool Knows(std::string_view name) const;
+
   const RepositoryOptions& options() const { return options_; }
 
   // The runner that scores shadow versions (serve/shadow.h); null = shadows are loaded but
@@ -215,8 +221,10 @@ class ModelRepository {
   static Status LoadOutcome(const ServableModel& servable);
 
   RepositoryOptions options_;
-  mutable std::mutex mu_;  // guards snapshot_ (the pointer, not what it points to)
+  mutable std::mutex mu_;  // guards snapshot_ (the pointer, not what it points to), removed_
   std::shared_ptr<const Snapshot> snapshot_;
+  // Models removed from the snapshot since open (bounded by the folders ever in the root).
+  std::set<std::string, std::less<>> removed_;
   // Serializes loads, unloads and rescans (which take seconds) so that two reloads of one
   // model do not race; Find() never takes it. Guards stats_.
   std::mutex reload_mu_;

@@ -139,8 +139,8 @@ void ShadowRunner::Offer(const ModelHandle& champion, std::string_view request_i
   cv_.notify_one();
 }
 
-void ShadowRunner::OnFeedback(std::string_view model, std::string_view request_id,
-                              double label) {
+void ShadowRunner::OnFeedback(std::string_view model, std::string_view request_id, double label,
+                              const LabelSource& source) {
   if (!std::isfinite(label)) return;
   bool due = false;
   {
@@ -151,6 +151,14 @@ void ShadowRunner::OnFeedback(std::string_view model, std::string_view request_i
     if (state.counters.outcome != ShadowOutcome::kPending) return;
     auto tracked = state.tracked.find(std::string(request_id));
     if (tracked == state.tracked.end()) return;
+    if (!source.trusted) {
+      // Kept for a trusted label that may follow; never scored.
+      ++state.counters.untrusted_labels;
+      return;
+    }
+    if (state.label_credentials.insert(source.credential).second) {
+      state.counters.label_credentials = state.label_credentials.size();
+    }
     const double t = state.config.decision_threshold;
     const bool truth = label >= t;
     ++state.counters.labelled;
@@ -301,6 +309,7 @@ void ShadowRunner::Decide(const std::string& model) {
                      << Field("model", model) << Field("shadow_version", c.shadow_version)
                      << Field("champion_version", c.champion_version)
                      << Field("agreement", agreement) << Field("labelled", c.labelled)
+                     << Field("label_credentials", c.label_credentials)
                      << Field("champion_accuracy", champion_accuracy)
                      << Field("shadow_accuracy", shadow_accuracy);
 
@@ -331,6 +340,10 @@ void ShadowRunner::Decide(const std::string& model) {
   w.Double(agreement);
   w.Key("labelled");
   w.Uint(c.labelled);
+  w.Key("label_credentials");
+  w.Uint(c.label_credentials);
+  w.Key("untrusted_labels");
+  w.Uint(c.untrusted_labels);
   w.Key("champion_accuracy");
   w.Double(champion_accuracy);
   w.Key("shadow_accuracy");
@@ -399,18 +412,21 @@ void ShadowRunner::WriteMetrics(std::string& out) const {
   static constexpr Metric kMetrics[] = {
       {"outpost_shadow_compared_total", "Rows scored by both the champion and the shadow.",
        "counter", &ShadowCounters::compared},
-      {"outpost_shadow_agreed_total", "Rows where the shadow agreed with the champion.",
-       "counter", &ShadowCounters::agreed},
+      {"outpost_shadow_agreed_total", "Rows where the shadow agreed with the champion.", "counter",
+       &ShadowCounters::agreed},
       {"outpost_shadow_skipped_total", "Batches the shadow did not score: its queue was full.",
        "counter", &ShadowCounters::skipped},
       {"outpost_shadow_failed_total", "Batches the shadow could not score.", "counter",
        &ShadowCounters::failed},
-      {"outpost_shadow_labelled_total", "Compared requests that got a numeric label.",
+      {"outpost_shadow_labelled_total", "Compared requests that got a trusted numeric label.",
        "counter", &ShadowCounters::labelled},
+      {"outpost_shadow_untrusted_labels_total",
+       "Numeric labels ignored: not from an authenticated credential with the label role.",
+       "counter", &ShadowCounters::untrusted_labels},
       {"outpost_shadow_champion_correct_total", "Labelled requests the champion got right.",
        "counter", &ShadowCounters::champion_correct},
-      {"outpost_shadow_shadow_correct_total", "Labelled requests the shadow got right.",
-       "counter", &ShadowCounters::shadow_correct},
+      {"outpost_shadow_shadow_correct_total", "Labelled requests the shadow got right.", "counter",
+       &ShadowCounters::shadow_correct},
   };
   auto labels = [](const std::string& model, const State& state) {
     return "{model=\"" + LabelValue(model) + "\",shadow_version=\"" +

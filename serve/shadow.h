@@ -12,6 +12,9 @@
 // numeric label arriving later through POST /v1/feedback scores both versions: a version is
 // right when its decision equals the label's (label >= decision_threshold).
 //
+// Only trusted labels count (LabelSource: sent by an authenticated credential with the label
+// role); untrusted ones are counted as ignored and never move a decision.
+//
 // Once `promote.min_requests` rows were compared and `promote.min_labelled` labels arrived,
 // the rule decides: the shadow is promoted when agreement >= min_agreement and (shadow
 // accuracy - champion accuracy) >= min_accuracy_gain, else dropped. Either way config.yaml
@@ -32,6 +35,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,6 +49,14 @@
 #include "serve/repository.h"
 
 namespace outpost::serve {
+
+// Who sent a label, as its feedback record says (serve/FORMAT.md, POST /v1/feedback).
+struct LabelSource {
+  // The credential's name; empty when the caller had none (anonymous).
+  std::string credential{};
+  // Sent by an authenticated credential that holds the label role.
+  bool trusted = false;
+};
 
 struct ShadowOptions {
   // Where shadow versions are found and reloaded after a decision. Not owned; required.
@@ -73,7 +85,9 @@ struct ShadowCounters {
   uint64_t agreed = 0;
   uint64_t skipped = 0;  // batches not scored by the shadow: its queue was full
   uint64_t failed = 0;   // batches the shadow could not score (error, other output shape)
-  uint64_t labelled = 0;  // remembered requests that got a numeric label
+  uint64_t labelled = 0;           // remembered requests that got a trusted numeric label
+  uint64_t label_credentials = 0;  // distinct credentials among those labels
+  uint64_t untrusted_labels = 0;   // numeric labels ignored: not trusted
   uint64_t champion_correct = 0;
   uint64_t shadow_correct = 0;
   ShadowOutcome outcome = ShadowOutcome::kPending;
@@ -92,9 +106,11 @@ class ShadowRunner {
   void Offer(const ModelHandle& champion, std::string_view request_id,
              std::span<const engine::Tensor> inputs, std::span<const engine::Tensor> outputs);
 
-  // A numeric label for request `request_id` of `model`; ignored unless that request was
-  // compared and is still remembered. Each request is counted once.
-  void OnFeedback(std::string_view model, std::string_view request_id, double label);
+  // A numeric label for request `request_id` of `model` from `source`; ignored unless that
+  // request was compared and is still remembered, and (counted as untrusted_labels) unless
+  // `source` is trusted. Each request is counted once.
+  void OnFeedback(std::string_view model, std::string_view request_id, double label,
+                  const LabelSource& source);
 
   // Appends the Prometheus text of every model's shadow counters.
   void WriteMetrics(std::string& out) const;
@@ -125,6 +141,7 @@ class ShadowRunner {
     ShadowConfig config;
     std::unordered_map<std::string, Tracked> tracked;
     std::deque<std::string> order;  // tracked ids, oldest first
+    std::set<std::string> label_credentials;  // who gave the counted labels
     bool deciding = false;
   };
 

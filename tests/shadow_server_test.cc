@@ -5,12 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <charconv>
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "base/auth/auth.h"
 #include "base/file.h"
 #include "base/http/client.h"
 #include "base/testing/test_util.h"
@@ -90,13 +92,22 @@ class ShadowServerTest : public ::testing::Test {
         .max_queue = max_queue});
     repository_->SetShadowRunner(shadow_.get());
     handler_ = std::make_unique<serve::Handler>(*repository_, serve::HandlerOptions{});
-    edge_api_ = std::make_unique<serve::EdgeApi>(
-        serve::EdgeApiOptions{.outbox = outbox_.get(), .shadow = shadow_.get()});
+    edge_api_ =
+        std::make_unique<serve::EdgeApi>(serve::EdgeApiOptions{.outbox = outbox_.get(),
+                                                               .shadow = shadow_.get(),
+                                                               .repository = repository_.get(),
+                                                               .feedback_per_second = 0});
     OUTPOST_ASSERT_OK_AND_ASSIGN(
         server_, serve::HttpServer::Start(
                      {.address = "127.0.0.1", .port = 0, .threads = 2},
                      [this](const serve::HttpRequest& request, serve::HttpResponse& response) {
                        if (serve::EdgeApi::Owns(request.target)) {
+                         // What the listener's authorizer sets for an operator's token with
+                         // the label role: only such labels count for promotion.
+                         {
+                           std::lock_guard<std::mutex> lock(caller_mu_);
+                           request.caller = caller_;
+                         }
                          edge_api_->Handle(request, response);
                        } else {
                          handler_->Handle(request, response);
@@ -159,8 +170,14 @@ class ShadowServerTest : public ::testing::Test {
     return differing;
   }
 
-  void Label() {
-    for (int row = 0; row < kLabelled; ++row) {
+  // Who the next requests come from, as the listener's authorizer would set it.
+  void CallAs(http::Caller caller) {
+    std::lock_guard<std::mutex> lock(caller_mu_);
+    caller_ = std::move(caller);
+  }
+
+  void Label(int from = 0, int to = kLabelled) {
+    for (int row = from; row < to; ++row) {
       std::string body = "{\"request_id\":\"r" + std::to_string(row) +
                          "\",\"model\":\"pump\",\"label\":" +
                          std::to_string(static_cast<int>(data_.labels[static_cast<size_t>(row)])) +
@@ -194,6 +211,11 @@ class ShadowServerTest : public ::testing::Test {
   std::unique_ptr<serve::HttpServer> server_;
   std::unique_ptr<http::Client> client_;
   std::vector<double> champion_scores_, shadow_scores_;
+  std::mutex caller_mu_;  // guards caller_
+  // An operator's token with the label role: only such labels count for promotion.
+  http::Caller caller_{.kind = http::Caller::Kind::kClient,
+                       .credential = "operator",
+                       .roles = auth::RoleBit(auth::Role::kLabel)};
 };
 
 // What the runner must have counted, computed from the versions' own answers.
@@ -213,6 +235,63 @@ Expected Expect(const std::vector<double>& champion, const std::vector<double>& 
     }
   }
   return e;
+}
+
+TEST_F(ShadowServerTest, UntrustedLabelsNeverPromoteAndTheEventCountsTheCredentials) {
+  Start(TrainModel(6000, 6, 40, false),
+        "{min_requests: 60, min_agreement: 0.8, min_labelled: 20, min_accuracy_gain: -0.2}");
+  ScoreAll();
+  shadow_->WaitIdle();
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string config_before, ReadFile(root_ + "/pump/config.yaml"));
+  // Every label from callers that are not trusted: anonymous with the label role (an open
+  // listener), and a credential without it.
+  CallAs({.kind = http::Caller::Kind::kAnonymous, .roles = auth::RoleBit(auth::Role::kLabel)});
+  Label(0, kLabelled / 2);
+  CallAs({.kind = http::Caller::Kind::kClient,
+          .credential = "reader",
+          .roles = auth::RoleBit(auth::Role::kRead)});
+  Label(kLabelled / 2, kLabelled);
+  shadow_->WaitIdle();
+  std::optional<serve::ShadowCounters> ignored = shadow_->Counters("pump");
+  ASSERT_TRUE(ignored.has_value());
+  EXPECT_EQ(ignored->labelled, 0u);
+  EXPECT_EQ(ignored->untrusted_labels, static_cast<uint64_t>(kLabelled));
+  EXPECT_EQ(ignored->outcome, serve::ShadowOutcome::kPending);
+  // Nothing changed: the same config.yaml, no event, and the champion still answers.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string config_after, ReadFile(root_ + "/pump/config.yaml"));
+  EXPECT_EQ(config_after, config_before);
+  EXPECT_TRUE(Events().empty());
+  http::ClientResponse served = Post("/v2/models/pump/infer", Body(0));
+  EXPECT_NE(served.body.find("\"model_version\":\"1\""), std::string::npos) << served.body;
+  // The labels were stored all the same, marked as untrusted.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto stored, outbox_->Query({.kind = outbox::Kind::kFeedback}));
+  ASSERT_EQ(stored.size(), static_cast<size_t>(kLabelled));
+  EXPECT_NE(stored.front().payload.find("\"trusted\":false"), std::string::npos);
+  EXPECT_EQ(stored.front().payload.find("\"credential\""), std::string::npos);
+  EXPECT_NE(stored.back().payload.find("\"credential\":\"reader\",\"trusted\":false"),
+            std::string::npos)
+      << stored.back().payload;
+
+  // The same labels from two operators' tokens with the label role decide.
+  CallAs({.kind = http::Caller::Kind::kClient,
+          .credential = "op-a",
+          .roles = auth::RoleBit(auth::Role::kLabel)});
+  Label(0, kLabelled / 2);
+  CallAs({.kind = http::Caller::Kind::kClient,
+          .credential = "op-b",
+          .roles = auth::RoleBit(auth::Role::kLabel) | auth::RoleBit(auth::Role::kRead)});
+  Label(kLabelled / 2, kLabelled);
+  shadow_->WaitIdle();
+  std::optional<serve::ShadowCounters> c = shadow_->Counters("pump");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->labelled, static_cast<uint64_t>(kLabelled));
+  EXPECT_EQ(c->label_credentials, 2u);
+  EXPECT_EQ(c->outcome, serve::ShadowOutcome::kPromoted);
+  std::vector<std::string> events = Events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_NE(events[0].find("\"labelled\":20,\"label_credentials\":2,\"untrusted_labels\":20"),
+            std::string::npos)
+      << events[0];
 }
 
 TEST_F(ShadowServerTest, AgreeingShadowIsPromotedDurably) {
@@ -260,6 +339,7 @@ TEST_F(ShadowServerTest, AgreeingShadowIsPromotedDurably) {
   EXPECT_NE(events[0].find("\"event\":\"shadow_promoted\""), std::string::npos) << events[0];
   EXPECT_NE(events[0].find("\"compared\":60"), std::string::npos) << events[0];
   EXPECT_NE(events[0].find("\"labelled\":20"), std::string::npos) << events[0];
+  EXPECT_NE(events[0].find("\"label_credentials\":1"), std::string::npos) << events[0];
   EXPECT_NE(events[0].find("\"agreed\":" + std::to_string(e.agreed)), std::string::npos)
       << events[0];
   EXPECT_NE(events[0].find("\"persisted\":true"), std::string::npos) << events[0];
