@@ -101,7 +101,7 @@ class HubServerImpl final : public HubServer {
 }  // namespace
 
 bool CheckSiteHead(const HubRequest& head, HubResponse& refusal) {
-  if (outpost::http::Router::PathOf(head.target).starts_with("/enrol/")) return true;
+  if (!outpost::http::Router::PathOf(head.target).starts_with("/sync/")) return true;
   if (!head.peer.cert_presented) {
     refusal = ErrorResponse(401, "credential_missing", "a site client certificate is required");
     return false;

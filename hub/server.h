@@ -93,12 +93,13 @@ class HubServer {
 };
 
 // The site listener's check of a request's line and headers, before any byte of its body is
-// read (base/http/server.h's before_body): every path but enrolment's (/enrol/, which comes
-// without a certificate) needs a client certificate that verified against the hub CA, else
-// `refusal` is 401 credential_missing or credential_untrusted (hub/FORMAT.md section 5) and
-// the body is never read, so a peer without a credential cannot make the hub buffer
-// max_body_bytes. HubService::Authenticate still checks the site, its serial and its
-// revocation once the request is whole. False when refused.
+// read (base/http/server.h's before_body): a request for a site route (/sync/...) needs a
+// client certificate that verified against the hub CA, else `refusal` is 401
+// credential_missing or credential_untrusted (hub/FORMAT.md section 5) and the body is never
+// read, so a peer without a credential cannot make the hub buffer a batch. Enrolment
+// (/enrol/) comes without a certificate, and other paths are 404 whoever asks.
+// HubService::Authenticate still checks the site, its serial and its revocation once the
+// request is whole. False when refused.
 bool CheckSiteHead(const HubRequest& head, HubResponse& refusal);
 
 // Whether `address` is a loopback address (127.0.0.0/8, ::1, "localhost").

@@ -82,11 +82,15 @@ class ErrorBodyTest : public ::testing::Test {
     ASSERT_EQ(line.rfind("listening on http://", 0), 0u) << line;
     edge_url_ = line.substr(std::string("listening on ").size());
 
+    RunResult op = RunProgram({Outpost(), "hub", "operator", "add", "--tokens-file",
+                               dir_.File("operators.yaml"), "--name", "ops", "--tenant", "acme"});
+    ASSERT_EQ(op.exit_code, 0) << op.err;
+    operator_token_ = op.out.substr(0, op.out.find('\n'));
     OUTPOST_ASSERT_OK_AND_ASSIGN(
         hub_, Subprocess::Start({Outpost(), "hub", "serve", "--data-dir", dir_.File("hub"),
                                  "--listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0",
-                                 "--policy", dir_.File("policy.yaml"), "--operator-token",
-                                 "op-secret=acme"},
+                                 "--policy", dir_.File("policy.yaml"), "--operator-tokens-file",
+                                 dir_.File("operators.yaml")},
                                 dir_.File("hub.log")));
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string site_line, hub_->ReadLine());
     ASSERT_EQ(site_line.rfind("listening on https://", 0), 0u) << site_line;
@@ -113,13 +117,13 @@ class ErrorBodyTest : public ::testing::Test {
     return Curl(args);
   }
   Answer Operator(std::vector<std::string> args) {
-    args.insert(args.begin(), {"-H", "Authorization: Bearer op-secret"});
+    args.insert(args.begin(), {"-H", "Authorization: Bearer " + operator_token_});
     return Curl(args);
   }
 
   TempDir dir_;
   std::unique_ptr<Subprocess> edge_, hub_;
-  std::string edge_url_, site_url_, operator_url_;
+  std::string edge_url_, site_url_, operator_url_, operator_token_;
 };
 
 TEST_F(ErrorBodyTest, AnUnknownPathIsNotFoundEverywhere) {

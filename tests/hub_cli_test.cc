@@ -56,10 +56,16 @@ TEST(HubCli, EnrolUploadRevokeAndDrain) {
   const std::string token = add.out.substr(0, add.out.find('\n'));
   EXPECT_EQ(token.rfind("op1.", 0), 0u) << token;
 
+  RunResult op = RunProgram({Outpost(), "hub", "operator", "add", "--tokens-file",
+                             dir.File("operators.yaml"), "--name", "ops", "--tenant", "acme"});
+  ASSERT_EQ(op.exit_code, 0) << op.err;
+  const std::string op_token = op.out.substr(0, op.out.find('\n'));
+
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       auto hub, Subprocess::Start({Outpost(), "hub", "serve", "--data-dir", data, "--listen",
                                    "127.0.0.1:0", "--operator-listen", "127.0.0.1:0", "--policy",
-                                   dir.File("policy.yaml"), "--operator-token", "op-secret=acme"},
+                                   dir.File("policy.yaml"), "--operator-tokens-file",
+                                   dir.File("operators.yaml")},
                                   dir.File("hub.log")));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, hub->ReadLine());
   ASSERT_EQ(line.rfind("listening on https://127.0.0.1:", 0), 0u) << line;
@@ -113,6 +119,12 @@ TEST(HubCli, EnrolUploadRevokeAndDrain) {
   EXPECT_EQ(no_token.status, 401) << no_token.body;
   CurlResult bad_token = Curl({"-H", "Authorization: Bearer nope", op_url + "/api/v1/sites"});
   EXPECT_EQ(bad_token.status, 401) << bad_token.body;
+  CurlResult good_token =
+      Curl({"-H", "Authorization: Bearer " + op_token, op_url + "/api/v1/sites"});
+  EXPECT_NE(good_token.status, 401) << good_token.body;
+  CurlResult in_url = Curl({op_url + "/api/v1/sites?token=" + op_token});
+  EXPECT_EQ(in_url.status, 400) << in_url.body;
+  EXPECT_NE(in_url.body.find("token_in_url"), std::string::npos) << in_url.body;
 
   // Revoked while serving: the next upload is refused.
   RunResult revoke = RunProgram({Outpost(), "hub", "site", "revoke", "--data-dir", data,
