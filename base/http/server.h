@@ -121,8 +121,8 @@ struct ServerOptions {
   // Most open connections; more are closed as soon as they are accepted.
   size_t max_connections = 10000;
   // Most open connections from one peer IP address; more are closed as soon as they are
-  // accepted. 0 = no limit per address. (Above the 64 connections of the load benchmarks,
-  // which run on loopback.)
+  // accepted. 0 = no limit per address. The default leaves room for the load benchmarks'
+  // 64 connections, all from loopback.
   size_t max_connections_per_address = 128;
   // Most bytes of request bodies buffered at once across every connection (503 server_busy
   // beyond it); 0 = no cap. Keep it at or above max_body_bytes, or a body between the two
@@ -137,8 +137,9 @@ struct ServerOptions {
   // Called on the event loop's thread once a request's line and headers are read, before
   // any byte of its body (and before "100 Continue"): `head` has the method, target, headers
   // and peer, and an empty body. True lets the request go on; false sends what it wrote into
-  // `refusal` (which arrives cleared) and closes the connection without reading the body.
-  // Must be thread-safe, as the handler. Absent = every request goes on.
+  // `refusal` (which arrives cleared) and closes the connection without reading the body
+  // (one that throws: 500, reason internal, likewise). Must be thread-safe, as the handler.
+  // Absent = every request goes on.
   std::function<bool(const Request& head, Response& refusal)> before_body{};
 };
 
