@@ -1,6 +1,7 @@
-// The `outpost` binary as a site operator runs it: exit codes, a real server on a free port,
-// predictions over HTTP that equal XGBoost's own, one broken model beside a good one, and a
-// graceful SIGTERM.
+// The `outpost` binary as a site operator runs it: exit codes, a real server on a free port
+// called with a credential made by `outpost edge credential add` (repository control turned
+// on, as it is off by default), predictions over HTTP that equal XGBoost's own, one broken
+// model beside a good one, and a graceful SIGTERM.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -77,10 +78,19 @@ outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]
     OUTPOST_ASSERT_OK(MakeDirectories(repo + "/broken/1"));
     OUTPOST_ASSERT_OK(WriteFileAtomically(repo + "/broken/config.yaml", "backend: xgboost\n"));
     OUTPOST_ASSERT_OK(WriteFileAtomically(repo + "/broken/1/model.json", "{\"learner\": 12"));
+    // A credential holding every role, as an operator makes one (its token is printed once);
+    // repository load and unload are turned on, as they are off by default.
+    RunResult added = RunProgram({Outpost(), "edge", "credential", "add", "--data-dir",
+                                  dir_.File("data"), "--name", "operator", "--role", "infer",
+                                  "--role", "label", "--role", "read", "--role", "admin"});
+    ASSERT_EQ(added.exit_code, 0) << added.err;
+    token_ = added.out.substr(0, added.out.find('\n'));
+    ASSERT_EQ(token_.rfind("opt_", 0), 0u) << added.out;
     OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("edge.yaml"),
                                           "listen: 127.0.0.1:0\nthreads: 2\nsite_id: test-site\n"
                                           "model_repository: " + repo + "\n"
-                                          "data_dir: " + dir_.File("data") + "\n"));
+                                          "data_dir: " + dir_.File("data") + "\n"
+                                          "auth:\n  model_control: true\n"));
 
     OUTPOST_ASSERT_OK_AND_ASSIGN(edge_, Subprocess::Start({Outpost(), "edge", "--config",
                                                            dir_.File("edge.yaml"), "--log-format",
@@ -92,7 +102,7 @@ outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string grpc_line, edge_->ReadLine());
     ASSERT_EQ(grpc_line.rfind("grpc listening on 127.0.0.1:", 0), 0u) << grpc_line;
     grpc_port_ = static_cast<uint16_t>(std::atoi(grpc_line.c_str() + grpc_line.rfind(':') + 1));
-    OUTPOST_ASSERT_OK_AND_ASSIGN(client_, http::Client::Connect("127.0.0.1", port_));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(client_, http::Client::Connect("127.0.0.1", port_, token_));
   }
 
   std::string Body(int64_t begin, int64_t end) {
@@ -123,6 +133,7 @@ outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]
   TempDir dir_;
   train::Dataset data_;
   std::string model_bytes_;
+  std::string token_;
   std::unique_ptr<Subprocess> edge_;
   uint16_t port_ = 0;
   uint16_t grpc_port_ = 0;
@@ -190,6 +201,7 @@ TEST_F(EdgeServerTest, GrpcPredictionsEqualXGBoostsOwn) {
                                            rows * 8 * sizeof(float));
   inference::ModelInferResponse response;
   grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer " + token_);
   grpc::Status status = stub->ModelInfer(&context, request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.id(), "g1");
@@ -204,6 +216,7 @@ TEST_F(EdgeServerTest, GrpcPredictionsEqualXGBoostsOwn) {
   for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(served[r], want.values[r]) << "row " << r;
 
   grpc::ClientContext unknown_context;
+  unknown_context.AddMetadata("authorization", "Bearer " + token_);
   request.set_model_name("valve");
   EXPECT_EQ(stub->ModelInfer(&unknown_context, request, &response).error_code(),
             grpc::StatusCode::NOT_FOUND);
