@@ -2,8 +2,14 @@
 // inference.* messages. Exceptions from either library are caught here.
 #include "serve/grpc_server.h"
 
+#include <grpc/grpc_security_constants.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <exception>
@@ -15,14 +21,15 @@
 #include <vector>
 
 #include "base/coding.h"
+#include "base/file.h"
 #include "base/logging.h"
 #include "engine/model.h"
 #include "engine/tensor.h"
 #include "serve/handler.h"
 #include "serve/infer_json.h"
-#include "serve/metrics.h"
 #include "serve/inference.grpc.pb.h"
 #include "serve/inference.pb.h"
+#include "serve/metrics.h"
 
 #ifndef OUTPOST_VERSION
 #define OUTPOST_VERSION "unknown"
@@ -324,7 +331,8 @@ Status Infer(const ModelRepository& repository, const GrpcServerOptions& options
     if (us < 0 || us > kMaxRequestTimeoutUs) {
       return InvalidArgumentError(
           "request: parameter \"timeout\" must be an integer number of microseconds within "
-          "0.." + std::to_string(kMaxRequestTimeoutUs));
+          "0.." +
+          std::to_string(kMaxRequestTimeoutUs));
     }
     infer.timeout_us = static_cast<uint64_t>(us);
   }
@@ -424,28 +432,99 @@ grpc::Status Guard(grpc::ServerContext* context, std::string_view rpc, Body&& bo
   }
 }
 
+std::string_view View(const grpc::string_ref& ref) { return {ref.data(), ref.size()}; }
+
+// The DER bytes of the first certificate in `pem` (RFC 7468: the base64 between the BEGIN and
+// END CERTIFICATE lines). InvalidArgument when `pem` holds none.
+Result<std::string> FirstCertificateDer(std::string_view pem) {
+  constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
+  constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
+  size_t begin = pem.find(kBegin);
+  if (begin == std::string_view::npos) return InvalidArgumentError("not a PEM certificate");
+  begin += kBegin.size();
+  const size_t end = pem.find(kEnd, begin);
+  if (end == std::string_view::npos) return InvalidArgumentError("not a PEM certificate");
+  std::string base64;
+  base64.reserve(end - begin);
+  for (char c : pem.substr(begin, end - begin)) {
+    if (c != '\n' && c != '\r' && c != ' ' && c != '\t') base64.push_back(c);
+  }
+  return Base64Decode(base64);
+}
+
+// What one method needs of its caller and its request.
+struct MethodPolicy {
+  std::string_view name;
+  std::optional<auth::Role> role;  // nullopt = open to anyone
+  bool small_request = true;       // bounded by kMaxSmallRequestBytes (else max_message_bytes)
+};
+constexpr MethodPolicy kServerLive{"ServerLive", std::nullopt};
+constexpr MethodPolicy kServerReady{"ServerReady", std::nullopt};
+constexpr MethodPolicy kModelReady{"ModelReady", auth::Role::kInfer};
+constexpr MethodPolicy kServerMetadata{"ServerMetadata", auth::Role::kInfer};
+constexpr MethodPolicy kModelMetadata{"ModelMetadata", auth::Role::kInfer};
+constexpr MethodPolicy kModelInfer{"ModelInfer", auth::Role::kInfer, false};
+
+// Whether the caller of `context` may make a call that needs `role`: the one check of every
+// method (see grpc_server.h). Unauthenticated or PermissionDenied with base/auth/auth.h's
+// reasons.
+Status Admit(grpc::ServerContext& context, const GrpcServerOptions& options, auth::Role role) {
+  std::shared_ptr<const auth::Authenticator> authenticator =
+      options.authenticator ? options.authenticator() : nullptr;
+  if (authenticator == nullptr) {
+    return auth::Authorize(auth::Principal{.name = "anonymous", .roles = options.anonymous_roles},
+                           role);
+  }
+  std::string_view authorization;
+  const auto& metadata = context.client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    authorization = View(it->second);
+  }
+  // The peer's certificate, as the TLS layer received it (PEM); present only over TLS.
+  std::string cert_der;
+  if (std::shared_ptr<const grpc::AuthContext> peer = context.auth_context()) {
+    std::vector<grpc::string_ref> pems = peer->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+    if (!pems.empty()) {
+      Result<std::string> der = FirstCertificateDer(View(pems.front()));
+      if (!der.ok()) {
+        return ErrorWithReason(StatusCode::kUnauthenticated, "certificate_untrusted",
+                               "the client certificate could not be read");
+      }
+      cert_der = std::move(der).value();
+    }
+  }
+  OUTPOST_ASSIGN_OR_RETURN(
+      auth::Principal principal,
+      authenticator->Authenticate({.authorization = authorization, .cert_der = cert_der}));
+  return auth::Authorize(principal, role);
+}
+
 class InferenceService final : public inference::GRPCInferenceService::Service {
  public:
   // `repository` outlives the service (GrpcServer's contract).
   InferenceService(const ModelRepository& repository, const GrpcServerOptions& options)
       : repository_(repository), options_(options) {}
 
-  grpc::Status ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
+  grpc::Status ServerLive(grpc::ServerContext* context, const inference::ServerLiveRequest* request,
                           inference::ServerLiveResponse* response) override {
-    response->set_live(true);
-    return grpc::Status::OK;
+    return Serve(context, kServerLive, *request, [&]() -> Status {
+      response->set_live(true);
+      return Status();
+    });
   }
 
-  grpc::Status ServerReady(grpc::ServerContext*, const inference::ServerReadyRequest*,
+  grpc::Status ServerReady(grpc::ServerContext* context,
+                           const inference::ServerReadyRequest* request,
                            inference::ServerReadyResponse* response) override {
-    response->set_ready(repository_.IsReady());
-    return grpc::Status::OK;
+    return Serve(context, kServerReady, *request, [&]() -> Status {
+      response->set_ready(repository_.IsReady());
+      return Status();
+    });
   }
 
-  grpc::Status ModelReady(grpc::ServerContext* context,
-                          const inference::ModelReadyRequest* request,
+  grpc::Status ModelReady(grpc::ServerContext* context, const inference::ModelReadyRequest* request,
                           inference::ModelReadyResponse* response) override {
-    return Guard(context, "ModelReady", [&]() -> Status {
+    return Serve(context, kModelReady, *request, [&]() -> Status {
       Result<ModelHandle> handle = FindModel(repository_, request->name(), request->version());
       // A model or version that failed to load is known but not ready.
       if (!handle.ok() && handle.status().code() != StatusCode::kUnavailable) {
@@ -456,18 +535,21 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
     });
   }
 
-  grpc::Status ServerMetadata(grpc::ServerContext*, const inference::ServerMetadataRequest*,
+  grpc::Status ServerMetadata(grpc::ServerContext* context,
+                              const inference::ServerMetadataRequest* request,
                               inference::ServerMetadataResponse* response) override {
-    response->set_name(options_.server_name);
-    response->set_version(options_.server_version);
-    // No protocol extension is offered over gRPC yet.
-    return grpc::Status::OK;
+    return Serve(context, kServerMetadata, *request, [&]() -> Status {
+      response->set_name(options_.server_name);
+      response->set_version(options_.server_version);
+      // No protocol extension is offered over gRPC yet.
+      return Status();
+    });
   }
 
   grpc::Status ModelMetadata(grpc::ServerContext* context,
                              const inference::ModelMetadataRequest* request,
                              inference::ModelMetadataResponse* response) override {
-    return Guard(context, "ModelMetadata", [&]() -> Status {
+    return Serve(context, kModelMetadata, *request, [&]() -> Status {
       OUTPOST_ASSIGN_OR_RETURN(ModelHandle handle,
                                FindModel(repository_, request->name(), request->version()));
       response->set_name(handle.servable->name);
@@ -482,10 +564,9 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
     });
   }
 
-  grpc::Status ModelInfer(grpc::ServerContext* context,
-                          const inference::ModelInferRequest* request,
+  grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* request,
                           inference::ModelInferResponse* response) override {
-    return Guard(context, "ModelInfer", [&]() -> Status {
+    return Serve(context, kModelInfer, *request, [&]() -> Status {
       Status status = Infer(repository_, options_, *request, *response, context);
       if (!status.ok()) response->Clear();
       return status;
@@ -493,6 +574,24 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
   }
 
  private:
+  // Every method's frame: admits the caller (Admit), bounds the request, then runs `body`;
+  // an error or an exception becomes the call's status with its reason.
+  template <typename Request, typename Body>
+  grpc::Status Serve(grpc::ServerContext* context, const MethodPolicy& method,
+                     const Request& request, Body&& body) {
+    return Guard(context, method.name, [&]() -> Status {
+      if (method.role.has_value()) {
+        OUTPOST_RETURN_IF_ERROR(Admit(*context, options_, *method.role));
+      }
+      if (method.small_request && request.ByteSizeLong() > kMaxSmallRequestBytes) {
+        return ErrorWithReason(StatusCode::kResourceExhausted, "message_too_large",
+                               std::string(method.name) + " requests are at most " +
+                                   std::to_string(kMaxSmallRequestBytes) + " bytes");
+      }
+      return body();
+    });
+  }
+
   const ModelRepository& repository_;
   const GrpcServerOptions& options_;  // owned by GrpcServer::Impl, which owns this service
 };
@@ -524,6 +623,94 @@ Status ModelInferSerialized(const ModelRepository& repository, const GrpcServerO
   }
 }
 
+namespace {
+
+// The bounds of `options` that Start checks, with their messages.
+Status CheckOptions(const GrpcServerOptions& options) {
+  if (options.max_message_bytes == 0 ||
+      options.max_message_bytes > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+    return InvalidArgumentError("gRPC max_message_bytes must be 1 to 2147483647");
+  }
+  if (options.max_total_elements <= 0) {
+    return InvalidArgumentError("gRPC max_total_elements must be positive");
+  }
+  if (options.address.empty()) return InvalidArgumentError("gRPC listen address is empty");
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return InvalidArgumentError("gRPC TLS needs both a certificate file and a key file");
+  }
+  if (options.tls_reload_interval < std::chrono::seconds(1) ||
+      options.tls_reload_interval > std::chrono::hours(24)) {
+    return InvalidArgumentError("gRPC tls_reload_interval must be 1 s to 24 h");
+  }
+  if (options.handshake_timeout < std::chrono::milliseconds(1) ||
+      options.handshake_timeout > std::chrono::hours(1)) {
+    return InvalidArgumentError("gRPC handshake_timeout must be 1 ms to 1 h");
+  }
+  if (options.max_threads < 2) return InvalidArgumentError("gRPC max_threads must be at least 2");
+  if (options.max_concurrent_streams < 1) {
+    return InvalidArgumentError("gRPC max_concurrent_streams must be at least 1");
+  }
+  return Status();
+}
+
+// FailedPrecondition unless `path` can be read and holds a PEM block whose label ends with
+// `label_end` ("CERTIFICATE", "PRIVATE KEY"). gRPC's file watcher only logs a file it cannot
+// read, and its listener would then fail every handshake; this makes Start fail instead.
+Status CheckPemFile(const std::string& path, std::string_view label_end, std::string_view what) {
+  Result<std::string> text = ReadFile(path, uint64_t{1} << 20);
+  if (!text.ok()) {
+    return FailedPreconditionError("gRPC TLS " + std::string(what) + " " + path + ": " +
+                                   std::string(text.status().message()));
+  }
+  const std::string marker = std::string(label_end) + "-----";
+  if (text->find("-----BEGIN ") == std::string::npos || text->find(marker) == std::string::npos) {
+    return FailedPreconditionError("gRPC TLS " + std::string(what) + " " + path + " holds no PEM " +
+                                   std::string(label_end));
+  }
+  return Status();
+}
+
+// The listener's credentials: plaintext, or TLS from the certificate and key files, watched
+// for renewal. A client certificate is asked for and its key proven by the handshake, but no
+// chain is checked here: Admit's authenticator does that, with the same reasons as REST.
+Result<std::shared_ptr<grpc::ServerCredentials>> ListenerCredentials(
+    const GrpcServerOptions& options) {
+  if (options.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  OUTPOST_RETURN_IF_ERROR(CheckPemFile(options.tls_cert_file, "CERTIFICATE", "certificate"));
+  OUTPOST_RETURN_IF_ERROR(CheckPemFile(options.tls_key_file, "PRIVATE KEY", "key"));
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      options.tls_key_file, options.tls_cert_file,
+      static_cast<unsigned int>(options.tls_reload_interval.count()));
+  // gRPC's TLS credentials negotiate TLS 1.2 or 1.3 (their default range in gRPC 1.51).
+  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  tls.watch_identity_key_cert_pairs();
+  tls.set_cert_request_type(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
+  tls.set_certificate_verifier(std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
+  std::shared_ptr<grpc::ServerCredentials> credentials =
+      grpc::experimental::TlsServerCredentials(tls);
+  if (credentials == nullptr) {
+    return FailedPreconditionError("gRPC refused the TLS options for " + options.tls_cert_file);
+  }
+  return credentials;
+}
+
+// The bounds of the whole listener: memory and threads (gRPC's resource quota), calls per
+// connection, message sizes, the handshake's deadline.
+void ApplyBounds(const GrpcServerOptions& options, grpc::ServerBuilder& builder) {
+  grpc::ResourceQuota quota;
+  quota.Resize(std::max(options.max_buffered_bytes, options.max_message_bytes));
+  quota.SetMaxThreads(options.max_threads);
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                             static_cast<int>(options.handshake_timeout.count()));
+  const int max_message = static_cast<int>(options.max_message_bytes);
+  builder.SetMaxReceiveMessageSize(max_message);
+  builder.SetMaxSendMessageSize(max_message);
+}
+
+}  // namespace
+
 struct GrpcServer::Impl {
   Impl(const ModelRepository& repository, GrpcServerOptions opts)
       : options(std::move(opts)), service(repository, options) {}
@@ -541,27 +728,20 @@ GrpcServer::~GrpcServer() { Stop(); }
 
 Result<std::unique_ptr<GrpcServer>> GrpcServer::Start(const ModelRepository& repository,
                                                       GrpcServerOptions options) {
-  if (options.max_message_bytes == 0 ||
-      options.max_message_bytes > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
-    return InvalidArgumentError("gRPC max_message_bytes must be 1 to 2147483647");
-  }
-  if (options.max_total_elements <= 0) {
-    return InvalidArgumentError("gRPC max_total_elements must be positive");
-  }
-  if (options.address.empty()) return InvalidArgumentError("gRPC listen address is empty");
+  OUTPOST_RETURN_IF_ERROR(CheckOptions(options));
   if (options.server_version.empty()) options.server_version = OUTPOST_VERSION;
   const std::string host = options.address.find(':') != std::string::npos
                                ? "[" + options.address + "]"
                                : options.address;
   const std::string target = host + ":" + std::to_string(options.port);
-  const int max_message = static_cast<int>(options.max_message_bytes);
   try {
+    OUTPOST_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                             ListenerCredentials(options));
     auto impl = std::make_unique<Impl>(repository, std::move(options));
     grpc::ServerBuilder builder;
     int selected_port = 0;
-    builder.AddListeningPort(target, grpc::InsecureServerCredentials(), &selected_port);
-    builder.SetMaxReceiveMessageSize(max_message);
-    builder.SetMaxSendMessageSize(max_message);
+    builder.AddListeningPort(target, std::move(credentials), &selected_port);
+    ApplyBounds(impl->options, builder);
     // A port another process (or another Outpost) holds is an error, not a shared port.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.RegisterService(&impl->service);

@@ -24,6 +24,28 @@
 // Errors: base/status_mapping.h's GrpcCodeFor() is the one place a Status becomes a gRPC
 // status code; the Status's reason is sent as the trailing metadata "outpost-reason".
 //
+// Transport: plaintext, or TLS only (1.2 or newer) with the PEM certificate and key files of
+// GrpcServerOptions, re-read every tls_reload_interval so that a renewed certificate reaches
+// new connections while open ones keep theirs. The TLS layer asks for a client certificate
+// and proves that the client holds its key, but does not judge it: the authenticator does.
+//
+// Who may call, decided in one place before every method's own work, the same way as the REST
+// listener's gate (base/auth/http_gate.h), so both answer one caller with the same reasons:
+//   ServerLive, ServerReady                          open (probes carry no credential)
+//   ModelReady, ServerMetadata, ModelMetadata,       role infer
+//   ModelInfer
+// With an authenticator, the "authorization" metadata ("Bearer <token>") and the client's
+// certificate are authenticated (UNAUTHENTICATED with base/auth/auth.h's 401 reasons:
+// credential_missing, credential_malformed, credential_invalid, certificate_untrusted,
+// certificate_expired, certificate_revoked) and must hold the role (PERMISSION_DENIED,
+// role_required). Without one the caller is anonymous and holds anonymous_roles.
+//
+// Bounds: ModelInfer takes messages of up to max_message_bytes (gRPC refuses a larger one);
+// every other method's request is at most kMaxSmallRequestBytes (RESOURCE_EXHAUSTED, reason
+// message_too_large). Memory buffered by gRPC across all connections is capped by
+// max_buffered_bytes, its threads by max_threads, and each connection's concurrent calls by
+// max_concurrent_streams; a TLS handshake must finish within handshake_timeout.
+//
 // Thread-safety: Start() and Stop() from one owning thread; RPCs are served concurrently on
 // gRPC's own threads.
 #ifndef OUTPOST_SERVE_GRPC_SERVER_H_
@@ -32,16 +54,21 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "base/auth/auth.h"
 #include "base/status.h"
 #include "base/status_mapping.h"
 #include "insight/evaluator.h"
 #include "serve/repository.h"
 
 namespace outpost::serve {
+
+// The largest request of every method but ModelInfer (names and versions only), in bytes.
+inline constexpr size_t kMaxSmallRequestBytes = 64 << 10;
 
 struct GrpcServerOptions {
   // Host to listen on: an IPv4 or IPv6 address (without brackets) or a name.
@@ -60,6 +87,39 @@ struct GrpcServerOptions {
   // Receives every successfully scored batch for the model's insight rules, as the REST
   // handler's HandlerOptions::insight. Not owned; must outlive the server. Null = none.
   insight::InsightSink* insight = nullptr;
+
+  // TLS: both set = TLS only (1.2 or newer), with this PEM certificate chain and PEM private
+  // key; both empty = plaintext; one without the other is InvalidArgument. Both are read at
+  // Start (FailedPrecondition when either cannot be read or holds no PEM of its kind), then
+  // every tls_reload_interval: replace them atomically (a rename), the key first when it
+  // changes too. A key that does not match the certificate fails every handshake.
+  std::string tls_cert_file = "";
+  std::string tls_key_file = "";
+  // How often the certificate and key files are re-read; at least 1 s.
+  std::chrono::seconds tls_reload_interval = std::chrono::seconds(10);
+  // How long a connection may take to finish its TLS (or HTTP/2) handshake.
+  std::chrono::milliseconds handshake_timeout = std::chrono::seconds(10);
+
+  // Who may call: called for every call that needs a role, and returns the authenticator of
+  // the moment, so that a reload (a swap of the pointer, as auth::HttpGate::SetAuthenticator)
+  // reaches calls that start after it. Must be thread-safe and outlive the server. A null
+  // function, or a null pointer returned, means no credentials: every caller is anonymous
+  // and holds anonymous_roles.
+  std::function<std::shared_ptr<const auth::Authenticator>()> authenticator{};
+  // The roles of an anonymous caller (see above).
+  auth::RoleSet anonymous_roles = auth::RoleBit(auth::Role::kInfer) |
+                                  auth::RoleBit(auth::Role::kLabel) |
+                                  auth::RoleBit(auth::Role::kRead);
+
+  // Bytes gRPC may hold for all connections together (its resource quota): messages read and
+  // being written, and connection buffers. Raised to max_message_bytes when smaller, so that
+  // one largest message always fits. Calls beyond it are refused by gRPC.
+  size_t max_buffered_bytes = size_t{512} << 20;
+  // Most threads gRPC runs for calls and polling; at least 2. A call that finds none free is
+  // refused by gRPC with RESOURCE_EXHAUSTED.
+  int max_threads = 256;
+  // Most calls in flight on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); at least 1.
+  int max_concurrent_streams = 100;
 };
 
 // What the service does for one ModelInfer call, without a network: parses `request` as a
@@ -73,7 +133,8 @@ Status ModelInferSerialized(const ModelRepository& repository, const GrpcServerO
 class GrpcServer {
  public:
   // Listens and starts serving. `repository` is not owned and must outlive the server.
-  // InvalidArgument for bad options; Unavailable when the address cannot be bound.
+  // InvalidArgument for bad options; FailedPrecondition when a TLS file cannot be read;
+  // Unavailable when the address cannot be bound.
   static Result<std::unique_ptr<GrpcServer>> Start(const ModelRepository& repository,
                                                    GrpcServerOptions options);
 

@@ -4,16 +4,21 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <functional>
 #include <latch>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "base/auth/auth.h"
+#include "base/crypto/crypto.h"
+#include "base/crypto/x509.h"
+#include "base/file.h"
 #include "base/testing/test_util.h"
 #include "serve/inference.grpc.pb.h"
 #include "serve/testing/fake_models.h"
@@ -874,6 +879,441 @@ TEST(GrpcServerScheduling, CallCancelledWhileQueuedIsNotRunAndFullQueueIsUnavail
   ASSERT_TRUE(stub->ModelInfer(&context, request_of(4), &response).ok());
   EXPECT_EQ(gate->runs(), 2);
   server->Stop(std::chrono::seconds(5));
+}
+
+// ---- Security: TLS, credentials, roles and bounds ----
+
+constexpr std::string_view kInferToken = "opt_grpc-infer-token-0123456789abcdefghijklmn";
+constexpr std::string_view kLabelToken = "opt_grpc-label-token-0123456789abcdefghijklmn";
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A key pair and a certificate for it.
+struct Identity {
+  crypto::KeyPairPem key;
+  std::string cert_pem;
+};
+
+// A CA that issues certificates valid from an hour ago for a day.
+struct TestCa {
+  std::string cert_pem;
+  std::unique_ptr<crypto::CertificateIssuer> issuer;
+
+  static Result<TestCa> Make(const std::string& name) {
+    OUTPOST_ASSIGN_OR_RETURN(crypto::KeyPairPem key,
+                             crypto::GenerateKeyPairPem(crypto::KeyAlgorithm::kEcdsaP256));
+    OUTPOST_ASSIGN_OR_RETURN(
+        std::string ca_pem,
+        crypto::SelfSignCertificate({.common_name = name,
+                                     .validity = Validity(),
+                                     .is_ca = true,
+                                     .key_usage = crypto::kKeyCertSign | crypto::kCrlSign},
+                                    key.private_pem));
+    OUTPOST_ASSIGN_OR_RETURN(auto ca_issuer,
+                             crypto::CertificateIssuer::Open(ca_pem, key.private_pem));
+    return TestCa{.cert_pem = std::move(ca_pem), .issuer = std::move(ca_issuer)};
+  }
+
+  static crypto::Validity Validity() {
+    return {.not_before_s = NowSeconds() - 3600, .not_after_s = NowSeconds() + 86400};
+  }
+
+  // A certificate for `key` (a new one when empty) named `common_name`.
+  Result<Identity> Issue(const std::string& common_name, crypto::ExtendedKeyUsage usage,
+                         crypto::KeyPairPem key = {}) const {
+    if (key.private_pem.empty()) {
+      OUTPOST_ASSIGN_OR_RETURN(key, crypto::GenerateKeyPairPem(crypto::KeyAlgorithm::kEcdsaP256));
+    }
+    std::vector<std::string> names;
+    if (usage == crypto::ExtendedKeyUsage::kServerAuth) names = {"localhost", "127.0.0.1"};
+    OUTPOST_ASSIGN_OR_RETURN(std::string leaf_pem,
+                             issuer->Issue({.common_name = common_name,
+                                            .validity = Validity(),
+                                            .key_usage = crypto::kDigitalSignature,
+                                            .extended_key_usage = {usage},
+                                            .subject_alt_names = names},
+                                           key.public_pem));
+    return Identity{.key = std::move(key), .cert_pem = std::move(leaf_pem)};
+  }
+};
+
+// A TLS channel to 127.0.0.1:`port` that trusts `root_pem`, with `client` as its certificate
+// (none when its cert_pem is empty), on a connection of its own.
+std::unique_ptr<GRPCInferenceService::Stub> ConnectTls(uint16_t port, const std::string& root_pem,
+                                                       const Identity& client = {}) {
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = root_pem;
+  ssl.pem_private_key = client.key.private_pem;
+  ssl.pem_cert_chain = client.cert_pem;
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return GRPCInferenceService::NewStub(grpc::CreateCustomChannel(
+      "127.0.0.1:" + std::to_string(port), grpc::SslCredentials(ssl), args));
+}
+
+enum class Rpc {
+  kServerLive,
+  kServerReady,
+  kModelReady,
+  kServerMetadata,
+  kModelMetadata,
+  kModelInfer
+};
+constexpr Rpc kEveryRpc[] = {Rpc::kServerLive,     Rpc::kServerReady,   Rpc::kModelReady,
+                             Rpc::kServerMetadata, Rpc::kModelMetadata, Rpc::kModelInfer};
+constexpr Rpc kRoleRpcs[] = {Rpc::kModelReady, Rpc::kServerMetadata, Rpc::kModelMetadata,
+                             Rpc::kModelInfer};
+
+std::string_view RpcName(Rpc rpc) {
+  constexpr std::string_view kNames[] = {"ServerLive",     "ServerReady",   "ModelReady",
+                                         "ServerMetadata", "ModelMetadata", "ModelInfer"};
+  return kNames[static_cast<int>(rpc)];
+}
+
+// How a call ended: its code, message and the "outpost-reason" trailer ("" when none).
+struct Answer {
+  grpc::StatusCode code = grpc::StatusCode::OK;
+  std::string message;
+  std::string reason;
+};
+
+// Calls `rpc` on model "simple" with `authorization` as the metadata of that name ("" =
+// none). `model_name` overrides the model named (to make a request large).
+Answer Call(GRPCInferenceService::Stub& stub, Rpc rpc, std::string_view authorization,
+            const std::string& model_name = "simple") {
+  grpc::ClientContext context;
+  if (!authorization.empty()) context.AddMetadata("authorization", std::string(authorization));
+  grpc::Status status;
+  switch (rpc) {
+    case Rpc::kServerLive: {
+      inference::ServerLiveResponse response;
+      status = stub.ServerLive(&context, {}, &response);
+      break;
+    }
+    case Rpc::kServerReady: {
+      inference::ServerReadyResponse response;
+      status = stub.ServerReady(&context, {}, &response);
+      break;
+    }
+    case Rpc::kModelReady: {
+      inference::ModelReadyRequest request;
+      request.set_name(model_name);
+      inference::ModelReadyResponse response;
+      status = stub.ModelReady(&context, request, &response);
+      break;
+    }
+    case Rpc::kServerMetadata: {
+      inference::ServerMetadataResponse response;
+      status = stub.ServerMetadata(&context, {}, &response);
+      break;
+    }
+    case Rpc::kModelMetadata: {
+      inference::ModelMetadataRequest request;
+      request.set_name(model_name);
+      inference::ModelMetadataResponse response;
+      status = stub.ModelMetadata(&context, request, &response);
+      break;
+    }
+    case Rpc::kModelInfer: {
+      ModelInferRequest request = SimpleRawRequest();
+      request.set_model_name(model_name);
+      ModelInferResponse response;
+      status = stub.ModelInfer(&context, request, &response);
+      break;
+    }
+  }
+  Answer answer{.code = status.error_code(), .message = status.error_message()};
+  const auto& trailers = context.GetServerTrailingMetadata();
+  if (auto it = trailers.find(std::string(kGrpcReasonKey)); it != trailers.end()) {
+    answer.reason.assign(it->second.data(), it->second.size());
+  }
+  return answer;
+}
+
+std::string Bearer(std::string_view token) { return "Bearer " + std::string(token); }
+
+// A TLS listener whose callers authenticate: "scorer" (kInferToken, role infer), "labeller"
+// (kLabelToken, role label) and "client-a" (a client certificate from the site CA, role
+// infer).
+class GrpcSecurityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(site_ca_, TestCa::Make("site CA"));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(server_identity_,
+                                 site_ca_.Issue("edge", crypto::ExtendedKeyUsage::kServerAuth));
+    cert_file_ = dir_.path() + "/server.crt";
+    key_file_ = dir_.path() + "/server.key";
+    OUTPOST_ASSERT_OK(WriteFileAtomically(cert_file_, server_identity_.cert_pem));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(key_file_, server_identity_.key.private_pem, 0600));
+
+    auth::Credentials credentials{.entries = {{.name = "scorer",
+                                               .roles = auth::RoleBit(auth::Role::kInfer),
+                                               .token_sha256 = crypto::Sha256(kInferToken)},
+                                              {.name = "labeller",
+                                               .roles = auth::RoleBit(auth::Role::kLabel),
+                                               .token_sha256 = crypto::Sha256(kLabelToken)},
+                                              {.name = "client-a",
+                                               .roles = auth::RoleBit(auth::Role::kInfer),
+                                               .cert_common_name = "client-a"}}};
+    OUTPOST_ASSERT_OK_AND_ASSIGN(
+        authenticator_,
+        auth::Authenticator::FromParts(std::move(credentials), site_ca_.cert_pem, ""));
+    repository_ = ModelRepository::FromModels(Models());
+    OUTPOST_ASSERT_OK_AND_ASSIGN(simple_, repository_->Find("simple", std::nullopt));
+  }
+
+  void Start(GrpcServerOptions options = {}) {
+    options.address = "127.0.0.1";
+    options.port = 0;
+    options.tls_cert_file = cert_file_;
+    options.tls_key_file = key_file_;
+    options.authenticator = [this] { return authenticator_; };
+    OUTPOST_ASSERT_OK_AND_ASSIGN(server_, GrpcServer::Start(*repository_, std::move(options)));
+  }
+
+  std::unique_ptr<GRPCInferenceService::Stub> Stub(const Identity& client = {}) {
+    return ConnectTls(server_->port(), site_ca_.cert_pem, client);
+  }
+
+  // Model runs of "simple" so far: a refused call must not add one.
+  uint64_t Runs() const { return simple_.stats->execution_count.load(); }
+
+  outpost::testing::TempDir dir_;
+  TestCa site_ca_;
+  Identity server_identity_;
+  std::string cert_file_, key_file_;
+  std::shared_ptr<const auth::Authenticator> authenticator_;
+  std::unique_ptr<ModelRepository> repository_;
+  ModelHandle simple_;
+  std::unique_ptr<GrpcServer> server_;
+};
+
+TEST_F(GrpcSecurityTest, TlsWithATokenOfTheRoleServesEveryMethod) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  auto stub = Stub();
+  for (Rpc rpc : kEveryRpc) {
+    Answer answer = Call(*stub, rpc, Bearer(kInferToken));
+    EXPECT_EQ(answer.code, grpc::StatusCode::OK) << RpcName(rpc) << ": " << answer.message;
+  }
+  EXPECT_EQ(Runs(), 1u);
+}
+
+TEST_F(GrpcSecurityTest, NoCredentialIsUnauthenticatedAndOnlyTheHealthMethodsAreOpen) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  auto stub = Stub();
+  EXPECT_EQ(Call(*stub, Rpc::kServerLive, "").code, grpc::StatusCode::OK);
+  EXPECT_EQ(Call(*stub, Rpc::kServerReady, "").code, grpc::StatusCode::OK);
+  for (Rpc rpc : kRoleRpcs) {
+    Answer answer = Call(*stub, rpc, "");
+    EXPECT_EQ(answer.code, grpc::StatusCode::UNAUTHENTICATED) << RpcName(rpc);
+    EXPECT_EQ(answer.reason, "credential_missing") << RpcName(rpc);
+  }
+  EXPECT_EQ(Runs(), 0u);
+}
+
+TEST_F(GrpcSecurityTest, AWrongOrMalformedTokenIsUnauthenticatedWithItsReason) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  auto stub = Stub();
+  for (Rpc rpc : kRoleRpcs) {
+    Answer wrong = Call(*stub, rpc, Bearer("opt_not-a-token-of-this-site-0123456789abcdefgh"));
+    EXPECT_EQ(wrong.code, grpc::StatusCode::UNAUTHENTICATED) << RpcName(rpc);
+    EXPECT_EQ(wrong.reason, "credential_invalid") << RpcName(rpc);
+    EXPECT_EQ(wrong.message.find(kInferToken), std::string::npos);
+    Answer malformed = Call(*stub, rpc, "Basic " + std::string(kInferToken));
+    EXPECT_EQ(malformed.code, grpc::StatusCode::UNAUTHENTICATED) << RpcName(rpc);
+    EXPECT_EQ(malformed.reason, "credential_malformed") << RpcName(rpc);
+  }
+  EXPECT_EQ(Runs(), 0u);
+}
+
+TEST_F(GrpcSecurityTest, ATokenWithoutTheRoleIsPermissionDenied) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  auto stub = Stub();
+  for (Rpc rpc : kRoleRpcs) {
+    Answer answer = Call(*stub, rpc, Bearer(kLabelToken));
+    EXPECT_EQ(answer.code, grpc::StatusCode::PERMISSION_DENIED) << RpcName(rpc);
+    EXPECT_EQ(answer.reason, "role_required") << RpcName(rpc);
+  }
+  // The health methods do not care who calls.
+  EXPECT_EQ(Call(*stub, Rpc::kServerLive, Bearer(kLabelToken)).code, grpc::StatusCode::OK);
+  EXPECT_EQ(Call(*stub, Rpc::kServerReady, Bearer(kLabelToken)).code, grpc::StatusCode::OK);
+  EXPECT_EQ(Runs(), 0u);
+}
+
+TEST_F(GrpcSecurityTest, AClientCertificateFromTheSiteCaAuthenticates) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Identity client,
+                               site_ca_.Issue("client-a", crypto::ExtendedKeyUsage::kClientAuth));
+  auto stub = Stub(client);
+  Answer answer = Call(*stub, Rpc::kModelInfer, "");
+  EXPECT_EQ(answer.code, grpc::StatusCode::OK) << answer.message;
+  EXPECT_EQ(Runs(), 1u);
+}
+
+TEST_F(GrpcSecurityTest, AClientCertificateFromAnotherCaIsUnauthenticated) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(TestCa other_ca, TestCa::Make("another CA"));
+  // The same name as a credential of this site, from a CA the site does not trust.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Identity stranger,
+                               other_ca.Issue("client-a", crypto::ExtendedKeyUsage::kClientAuth));
+  auto stub = Stub(stranger);
+  for (Rpc rpc : kRoleRpcs) {
+    Answer answer = Call(*stub, rpc, "");
+    EXPECT_EQ(answer.code, grpc::StatusCode::UNAUTHENTICATED) << RpcName(rpc);
+    EXPECT_EQ(answer.reason, "certificate_untrusted") << RpcName(rpc);
+  }
+  EXPECT_EQ(Call(*stub, Rpc::kServerLive, "").code, grpc::StatusCode::OK);
+  EXPECT_EQ(Runs(), 0u);
+}
+
+TEST_F(GrpcSecurityTest, APlaintextClientIsRefusedByATlsListener) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  auto plain = Connect(server_->port());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ModelInferResponse response;
+  grpc::Status status = plain->ModelInfer(&context, SimpleRawRequest(), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_EQ(Runs(), 0u);
+}
+
+TEST_F(GrpcSecurityTest, EveryMethodButModelInferRefusesARequestOverItsBound) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  auto stub = Stub();
+  const std::string long_name(kMaxSmallRequestBytes + 1, 'm');
+  for (Rpc rpc : {Rpc::kModelReady, Rpc::kModelMetadata}) {
+    Answer answer = Call(*stub, rpc, Bearer(kInferToken), long_name);
+    EXPECT_EQ(answer.code, grpc::StatusCode::RESOURCE_EXHAUSTED) << RpcName(rpc);
+    EXPECT_EQ(answer.reason, "message_too_large") << RpcName(rpc);
+  }
+  // The same bound checked after the caller: a stranger learns nothing of it.
+  EXPECT_EQ(Call(*stub, Rpc::kModelMetadata, "", long_name).reason, "credential_missing");
+  // ModelInfer takes messages up to max_message_bytes: 256 KiB of input is served.
+  ModelInferRequest large;
+  large.set_model_name("echo_fp32");
+  AddInput(large, "x", "FP32", {64 << 10});
+  large.add_raw_input_contents(std::string(256 << 10, '\0'));
+  grpc::ClientContext context;
+  context.AddMetadata("authorization", Bearer(kInferToken));
+  ModelInferResponse response;
+  grpc::Status status = stub->ModelInfer(&context, large, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(Runs(), 0u);  // "simple" never ran
+}
+
+TEST_F(GrpcSecurityTest, ARenewedCertificateReachesNewConnectionsWhileOpenOnesKeepServing) {
+  ASSERT_NO_FATAL_FAILURE(Start({.tls_reload_interval = std::chrono::seconds(1)}));
+  auto open = Stub();
+  ASSERT_EQ(Call(*open, Rpc::kServerLive, "").code, grpc::StatusCode::OK);
+
+  // The same key, a new certificate (a new serial), swapped in by a rename.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      Identity renewed,
+      site_ca_.Issue("edge", crypto::ExtendedKeyUsage::kServerAuth, server_identity_.key));
+  ASSERT_NE(renewed.cert_pem, server_identity_.cert_pem);
+  OUTPOST_ASSERT_OK(WriteFileAtomically(cert_file_, renewed.cert_pem));
+
+  // gRPC re-reads the files on its own timer, with no hook to wait on: new connections are
+  // polled until one is served the renewed certificate.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(crypto::CertificateInfo wanted,
+                               crypto::ParseCertificatePem(renewed.cert_pem));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::string served;  // the fingerprint of the certificate a new connection was served
+  while (served != wanted.fingerprint && std::chrono::steady_clock::now() < deadline) {
+    auto fresh = Stub();
+    grpc::ClientContext context;
+    inference::ServerLiveResponse response;
+    ASSERT_TRUE(fresh->ServerLive(&context, {}, &response).ok());
+    std::vector<grpc::string_ref> pems =
+        context.auth_context()->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+    ASSERT_FALSE(pems.empty());
+    OUTPOST_ASSERT_OK_AND_ASSIGN(
+        crypto::CertificateInfo info,
+        crypto::ParseCertificatePem(std::string_view(pems.front().data(), pems.front().size())));
+    served = info.fingerprint;
+    if (served != wanted.fingerprint) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(served, wanted.fingerprint);
+  // The connection opened before the renewal was not dropped.
+  Answer answer = Call(*open, Rpc::kModelInfer, Bearer(kInferToken));
+  EXPECT_EQ(answer.code, grpc::StatusCode::OK) << answer.message;
+}
+
+TEST_F(GrpcSecurityTest, TlsFilesThatCannotServeFailTheStart) {
+  const std::string no_pem = dir_.path() + "/empty.pem";
+  OUTPOST_ASSERT_OK(WriteFileAtomically(no_pem, "not a certificate\n"));
+  struct Case {
+    std::string cert, key;
+    StatusCode code;
+  };
+  for (const Case& c :
+       {Case{cert_file_, "", StatusCode::kInvalidArgument},
+        Case{"", key_file_, StatusCode::kInvalidArgument},
+        Case{dir_.path() + "/missing.crt", key_file_, StatusCode::kFailedPrecondition},
+        Case{no_pem, key_file_, StatusCode::kFailedPrecondition},
+        Case{cert_file_, no_pem, StatusCode::kFailedPrecondition},
+        Case{cert_file_, cert_file_, StatusCode::kFailedPrecondition}}) {
+    SCOPED_TRACE(c.cert + " " + c.key);
+    Result<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(
+        *repository_,
+        {.address = "127.0.0.1", .port = 0, .tls_cert_file = c.cert, .tls_key_file = c.key});
+    ASSERT_FALSE(server.ok());
+    EXPECT_EQ(server.status().code(), c.code) << server.status().ToString();
+  }
+}
+
+TEST(GrpcServer, WithoutAnAuthenticatorCallersAreAnonymousWithTheConfiguredRoles) {
+  auto repository = ModelRepository::FromModels(Models());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle simple, repository->Find("simple", std::nullopt));
+  // An authenticator function that returns none counts as no credentials.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto server,
+      GrpcServer::Start(
+          *repository,
+          {.address = "127.0.0.1",
+           .port = 0,
+           .authenticator = [] { return std::shared_ptr<const auth::Authenticator>(); },
+           .anonymous_roles = auth::RoleBit(auth::Role::kRead)}));
+  auto stub = Connect(server->port());
+  EXPECT_EQ(Call(*stub, Rpc::kServerLive, "").code, grpc::StatusCode::OK);
+  for (Rpc rpc : kRoleRpcs) {
+    Answer answer = Call(*stub, rpc, Bearer(kInferToken));
+    EXPECT_EQ(answer.code, grpc::StatusCode::PERMISSION_DENIED) << RpcName(rpc);
+    EXPECT_EQ(answer.reason, "role_required") << RpcName(rpc);
+  }
+  EXPECT_EQ(simple.stats->execution_count.load(), 0u);
+
+  // The default anonymous roles include infer.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto open,
+                               GrpcServer::Start(*repository, {.address = "127.0.0.1", .port = 0}));
+  auto open_stub = Connect(open->port());
+  EXPECT_EQ(Call(*open_stub, Rpc::kModelInfer, "").code, grpc::StatusCode::OK);
+  EXPECT_EQ(simple.stats->execution_count.load(), 1u);
+}
+
+TEST(GrpcServer, BoundsOutsideTheirRangeAreInvalid) {
+  auto repository = ModelRepository::FromModels(Models());
+  for (GrpcServerOptions options :
+       {GrpcServerOptions{.port = 0, .max_threads = 1},
+        GrpcServerOptions{.port = 0, .max_concurrent_streams = 0},
+        GrpcServerOptions{.port = 0, .tls_reload_interval = std::chrono::seconds(0)},
+        GrpcServerOptions{.port = 0, .handshake_timeout = std::chrono::milliseconds(0)}}) {
+    Result<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(*repository, options);
+    ASSERT_FALSE(server.ok());
+    EXPECT_EQ(server.status().code(), StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(GrpcServer, UnauthenticatedAndPermissionDeniedMapToTheirGrpcCodes) {
+  EXPECT_EQ(GrpcCodeFor(StatusCode::kUnauthenticated),
+            static_cast<int>(grpc::StatusCode::UNAUTHENTICATED));
+  EXPECT_EQ(GrpcCodeFor(StatusCode::kPermissionDenied),
+            static_cast<int>(grpc::StatusCode::PERMISSION_DENIED));
 }
 
 }  // namespace
