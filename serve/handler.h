@@ -25,8 +25,11 @@
 // binary outputs has Content-Type application/octet-stream and an
 // Inference-Header-Content-Length header giving its JSON's length.
 //
-// Every error is answered with Content-Type application/json and {"error": "<message>"}:
+// Every error is answered with Content-Type application/json and {"error": "<message>",
+// "reason": "<reason>"} (401 and 403 for a caller without the route's role come from the
+// router's authorizer, before the handler; see RegisterRoutes):
 //   400 bad request (malformed JSON, wrong input, wrong shape, bad version),
+//   403 repository load or unload while model control is off (model_control_disabled),
 //   404 unknown model, version or path, 405 wrong method (with an Allow header),
 //   413 body or tensors larger than the limits, 501 an extension Outpost does not offer,
 //   503 server or model not ready, 500 a fault of Outpost or of the model's backend.
