@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/coding.h"
@@ -564,6 +566,38 @@ TEST_F(CertificateTest, AStaleCrlStillRevokes) {
   ExpectRefused(stale->Authenticate({.cert_der = der}).status(), StatusCode::kUnauthenticated,
                 "certificate_revoked");
   EXPECT_TRUE(stale->Authenticate({.cert_der = pinned_der_}).ok());
+}
+
+TEST_F(CertificateTest, ManyDistinctCertificatesOverflowTheCacheWithoutChangingAnswers) {
+  // More distinct certificates than the cache holds: each is refused, and the ones that
+  // pass still pass afterwards.
+  for (int i = 0; i < 1100; ++i) {
+    ExpectRefused(Refusal("not a certificate " + std::to_string(i)), StatusCode::kUnauthenticated,
+                  "certificate_untrusted");
+  }
+  EXPECT_TRUE(authenticator_->Authenticate({.cert_der = pinned_der_}).ok());
+  ExpectRefused(Refusal(revoked_der_), StatusCode::kUnauthenticated, "certificate_revoked");
+}
+
+TEST_F(CertificateTest, ConcurrentCallersGetTheSameAnswers) {
+  const std::string by_name = ca_.Client("historian.plant.example");
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        Result<Principal> pinned = authenticator_->Authenticate({.cert_der = pinned_der_});
+        Result<Principal> named = authenticator_->Authenticate({.cert_der = by_name});
+        Status revoked = Refusal(revoked_der_);
+        if (!pinned.ok() || pinned->name != "camera" || !named.ok() || named->name != "historian" ||
+            revoked.reason() != "certificate_revoked") {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST(ClientCertificateVerifier, GivesEachReasonDirectly) {
