@@ -7,7 +7,7 @@ outpost_library(outpost_hub_release
     retrain_scheduler.cc  # the checking thread, the `outpost train` jobs, their state files
     registry_api.cc       # the operator's routes under /api/v1/models
   DEPS outpost_base outpost_http outpost_hub_store outpost_bundle
-  PRIVATE_DEPS outpost_yaml Threads::Threads)
+  PRIVATE_DEPS outpost_yaml outpost_json Threads::Threads)
 
 # Real SQLite stores, real keys, real XGBoost models and a real `outpost train` child. The
 # release's config.yaml is checked with the scoring server's own parser.

@@ -57,7 +57,7 @@ struct RetrainConfig {
   int workers = 0;             // 0: train.yaml's
   // Triggers; either, both or neither (then only POST .../retrain starts a job).
   std::chrono::seconds every{0};    // a job when this long has passed since the last
-  int64_t min_new_labels = 0;       // a job when this many feedback records arrived since
+  int64_t min_new_labels = 0;       // a job when this many trusted labels arrived since
   std::chrono::seconds check_every{30};
   bool auto_approve = false;  // a candidate is released at once, without an operator
   ReleaseConfig release{};
@@ -145,7 +145,8 @@ struct RetrainStatus {
 };
 
 // Runs the configured retraining jobs: a thread checks each model every check_every (real
-// time), counting the feedback records of the model's stream in its tenant, and starts a job
+// time), counting the trusted labels (feedback records whose payload says "trusted": true,
+// serve/FORMAT.md) of the model's stream in its tenant, and starts a job
 // when min_new_labels have arrived since the last job, when `every` has passed since it
 // (measured on options.clock), or when an operator asks (POST .../retrain). A job runs
 // `outpost train` (this program, `self`) as a child process into

@@ -532,6 +532,50 @@ TEST_F(SchedulerApiTest, RoutesAuthAndTheRegistry) {
   s->Stop();
 }
 
+TEST_F(SchedulerApiTest, OnlyTrustedLabelsCountTowardsTheLabelTrigger) {
+  OUTPOST_ASSERT_OK(store_->CreateSite({.site_id = "plant-7", .tenant = "acme", .region = "eu"}));
+  // 10 labels from an operator's credential, and 20 that are not trusted: sent anonymously,
+  // without the member (an older site, or a policy that dropped it), or not JSON.
+  std::vector<HubRecord> feedback;
+  for (int i = 0; i < 30; ++i) {
+    const std::string id = "r" + std::to_string(i);
+    std::string payload = i < 10   ? train::fixtures::FeedbackPayload(id, "1", /*trusted=*/true)
+                          : i < 20 ? train::fixtures::FeedbackPayload(id, "1", /*trusted=*/false)
+                          : i < 25 ? R"({"v":1,"kind":"feedback","model":"pump","request_id":")" +
+                                         id + R"(","label":1})"
+                                   : std::string("not json");
+    feedback.push_back({.site_id = "plant-7",
+                        .node_id = "n2",
+                        .stream = "pump",
+                        .seq = static_cast<uint64_t>(i + 1),
+                        .kind = "feedback",
+                        .created_ms = 9000 + i,
+                        .payload = std::move(payload)});
+  }
+  BatchKey key{.site_id = "plant-7",
+               .node_id = "n2",
+               .stream = "pump",
+               .first_seq = 1,
+               .last_seq = 30,
+               .content_sha256 = HexEncode(bundle::Sha256Of("untrusted labels"))};
+  OUTPOST_ASSERT_OK(store_->Ingest(key, feedback, std::nullopt, 1).status());
+
+  RetrainConfig c = config_;
+  c.min_new_labels = 11;
+  c.check_every = std::chrono::seconds(1);
+  // A job would fail at once; none may start.
+  std::unique_ptr<RetrainScheduler> s = StartScheduler(Script(dir_, "never.sh", "exit 9"), {c});
+  ASSERT_NE(s, nullptr);
+  RetrainStatus checked = updates_.WaitFor([](const RetrainStatus& u) { return u.checks >= 2; });
+  EXPECT_EQ(checked.labels_now, 10);
+  EXPECT_EQ(checked.last_check_error, "");
+  EXPECT_FALSE(checked.running);
+  EXPECT_EQ(checked.runs, 0);
+  EXPECT_EQ(checked.last_started_ms, 0);
+  s->Stop();
+  EXPECT_FALSE(PathExists(JoinPath(data_dir_, "retrain-pump.json")));
+}
+
 TEST_F(SchedulerApiTest, OneJobAtATimeAndStopEndsTheChild) {
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("train.yaml"), "features: [a]\n"));
   // A training run that only ends when it is told to.

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "base/file.h"
+#include "base/json/json.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
 #include "bundle/metadata.h"
@@ -127,22 +128,31 @@ ModelSlot* RetrainScheduler::Impl::Find(std::string_view model) const {
 // Feedback records of the model's stream in its tenant: one count per (site, bucket), a
 // bucket of 2^40 ms, summed — no payload is read. A store that refuses the count (more
 // buckets than it answers) is read page by page instead.
+namespace {
+
+// Whether a stored feedback payload is a trusted label (serve/FORMAT.md, POST /v1/feedback):
+// its "trusted" member is true. Anything else (false, absent, not JSON) is not.
+bool TrustedLabel(json::Parser& parser, std::string_view payload) {
+  Result<json::Value> root = parser.Parse(payload);
+  if (!root.ok() || !root->is_object()) return false;
+  Result<bool> trusted = (*root)["trusted"].GetBool();
+  return trusted.ok() && *trusted;
+}
+
+}  // namespace
+
 Result<int64_t> RetrainScheduler::Impl::CountLabels(const RetrainConfig& c) {
-  CountQuery q{
-      .tenant = c.tenant, .kind = "feedback", .stream = c.model, .bucket_ms = int64_t{1} << 40};
-  Result<std::vector<CountBucket>> buckets = store.CountRecords(q);
-  if (buckets.ok()) {
-    int64_t n = 0;
-    for (const CountBucket& b : *buckets) n += static_cast<int64_t>(b.count);
-    return n;
-  }
-  if (buckets.status().code() != StatusCode::kInvalidArgument) return buckets.status();
+  // Only labels sent by an authenticated credential with the label role count, so each
+  // payload is read (Store::CountRecords cannot tell them apart).
   RecordQuery rq{.tenant = c.tenant, .kind = "feedback", .stream = c.model, .limit = 10000};
+  json::Parser parser;
   int64_t n = 0;
   while (true) {
     OUTPOST_ASSIGN_OR_RETURN(std::vector<HubRecord> page, store.QueryRecords(rq));
-    for (const HubRecord& r : page) rq.after_id = std::max(rq.after_id, r.id);
-    n += static_cast<int64_t>(page.size());
+    for (const HubRecord& r : page) {
+      rq.after_id = std::max(rq.after_id, r.id);
+      if (TrustedLabel(parser, r.payload)) ++n;
+    }
     if (page.size() < rq.limit) break;
   }
   return n;

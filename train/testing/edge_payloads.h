@@ -50,10 +50,13 @@ inline std::string HardExamplePayload(const Dataset& data, int64_t r, std::strin
 }
 
 // The feedback record labelling `request_id` of model "pump"; `label_json` is the label as
-// JSON (1, 0, "fault").
-inline std::string FeedbackPayload(std::string_view request_id, std::string_view label_json) {
+// JSON (1, 0, "fault"). `trusted`: sent by an operator's credential with the label role (the
+// labels the hub's retraining trigger counts), else by an anonymous caller.
+inline std::string FeedbackPayload(std::string_view request_id, std::string_view label_json,
+                                   bool trusted = true) {
   return std::string(R"({"v":1,"kind":"feedback","model":"pump","request_id":")") +
-         std::string(request_id) + R"(","label":)" + std::string(label_json) + "}";
+         std::string(request_id) + R"(","label":)" + std::string(label_json) +
+         (trusted ? R"(,"credential":"operator","trusted":true})" : R"(,"trusted":false})");
 }
 
 }  // namespace outpost::train::fixtures
