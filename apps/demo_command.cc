@@ -90,7 +90,6 @@ struct DemoFlags {
 };
 
 constexpr char kTenant[] = "demo";
-constexpr char kOperatorToken[] = "demo-operator";
 constexpr int kOriginalRows = 3000;
 constexpr uint64_t kOriginalSeed = 1;
 constexpr double kFaultRate = 0.1;
@@ -787,6 +786,9 @@ struct DemoContext {
   Site sites[2];
   Process hub_server{.name = "outpost hub serve"};
   std::string dashboard;
+  // The operator's token (`outpost hub operator add`; the hub keeps its hash in
+  // operator_tokens_file).
+  std::string operator_token, operator_tokens_file;
   // 7. Retraining: the operator's client, the job and the registry's decision.
   std::unique_ptr<http::Client> op;
   RetrainRun run;
@@ -891,19 +893,26 @@ Status InstallFirstBundle(DemoContext& ctx) {
   return Status();
 }
 
-// Writes the hub's config and starts `outpost hub serve`; its site and operator URLs.
+// Writes the hub's config, makes the operator's token and starts `outpost hub serve`; its
+// site and operator URLs.
 Status StartHub(DemoContext& ctx) {
   Process& hub = ctx.hub_server;
   const std::string hub_log = JoinPath(ctx.hub_dir, "hub.log");
   const std::string hub_config = JoinPath(ctx.workdir, "hub.yaml");
   OUTPOST_RETURN_IF_ERROR(
       WriteFileAtomically(hub_config, HubConfig(ctx.flags, ctx.workdir, ctx.keys)));
+  ctx.operator_tokens_file = JoinPath(ctx.workdir, "operators.yaml");
+  OUTPOST_ASSIGN_OR_RETURN(std::string token,
+                           Outpost({"hub", "operator", "add", "--tokens-file",
+                                    ctx.operator_tokens_file, "--name", "demo-operator",
+                                    "--tenant", kTenant}));
+  ctx.operator_token = FirstLine(token);
   OUTPOST_ASSIGN_OR_RETURN(
       hub.proc, Subprocess::Start(
                     {SelfPath(), "hub", "serve", "--config", hub_config, "--data-dir", ctx.hub_dir,
                      "--store", ctx.store_url, "--listen", "127.0.0.1:0", "--operator-listen",
-                     "127.0.0.1:0", "--policy", ctx.policy, "--operator-token",
-                     std::string(kOperatorToken) + "=" + kTenant, "--log-level", "warning"},
+                     "127.0.0.1:0", "--policy", ctx.policy, "--operator-tokens-file",
+                     ctx.operator_tokens_file, "--log-level", "warning"},
                     hub_log));
   OUTPOST_ASSIGN_OR_RETURN(hub.url, ExpectLine(*hub.proc, "listening on ", hub.name, hub_log));
   OUTPOST_ASSIGN_OR_RETURN(ctx.dashboard,
@@ -1056,7 +1065,8 @@ Status Retrain(DemoContext& ctx) {
       "(every reading of both sites)\n",
       2 * ctx.flags.rows);
   OUTPOST_ASSIGN_OR_RETURN(ctx.op,
-                           http::Client::Connect("127.0.0.1", PortOf(ctx.dashboard), kOperatorToken));
+                           http::Client::Connect("127.0.0.1", PortOf(ctx.dashboard),
+                                                 ctx.operator_token));
   OUTPOST_ASSIGN_OR_RETURN(ctx.run, WaitRetrained(*ctx.op, 120));
   std::printf("   the hub saw %lld labels and ran outpost train: pump version %lld, %s\n",
               static_cast<long long>(ctx.run.labels), static_cast<long long>(ctx.run.version),
@@ -1333,9 +1343,9 @@ Status CloseLoop(DemoContext& ctx) {
 
   if (ctx.flags.keep_running) {
     std::printf(
-        "\nThe hub keeps running. Dashboard: %s/ (operator token: %s)\n"
+        "\nThe hub keeps running. Dashboard: %s/ (operator token: %s; its hash is in %s)\n"
         "Press Ctrl-C to stop it.\n",
-        ctx.dashboard.c_str(), kOperatorToken);
+        ctx.dashboard.c_str(), ctx.operator_token.c_str(), ctx.operator_tokens_file.c_str());
     std::fflush(stdout);
     WaitForStopSignal();
   }

@@ -11,7 +11,7 @@ outpost_target_flags(web_seed_hub)
 # what dashboard.test.mjs --server runs, the dashboard without the rest of the hub.
 add_executable(web_dashboard_server web/dashboard_server.cc)
 target_link_libraries(web_dashboard_server PRIVATE outpost_http outpost_hub_query
-                                                   outpost_hub_store Threads::Threads)
+                                                   outpost_hub_store outpost_hub Threads::Threads)
 outpost_target_flags(web_dashboard_server)
 
 # The test runs under Debian's node (scripts/setup.sh installs it; configuring fails without

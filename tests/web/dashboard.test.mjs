@@ -16,6 +16,7 @@
 // the test server.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -32,13 +33,34 @@ const require = createRequire(resolve(args.web, 'package.json'));
 const { chromium } = require('playwright-core');
 
 const CHROMIUM = process.env.OUTPOST_CHROMIUM || '/usr/bin/chromium';
-const TOKENS = { acme: 'tok-acme-7f3a', globex: 'tok-globex-91c2' };
+// Bearer tokens of 128 bits or more (22 characters at least), as the hub requires.
+const TOKENS = { acme: 'tok-acme-7f3a-5c1d9e0b2a64f873', globex: 'tok-globex-91c2-e4b07a3d65f1c298' };
 const out = args.out;
 mkdirSync(out, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), 'outpost-web-'));
 let server = null;
 let browser = null;
 let passed = 0;
+
+// The operator tokens file the hub reads (hub/FORMAT.md section 6): only each token's SHA-256,
+// with a name and a tenant, mode 0600.
+function writeTokensFile(path, tokens) {
+  const lines = ['operators:'];
+  for (const [tenant, token] of Object.entries(tokens)) {
+    lines.push(`  - name: ${tenant}-operator`, `    tenant: ${tenant}`,
+      `    token_sha256: ${createHash('sha256').update(token).digest('hex')}`);
+  }
+  writeFileSync(path, `${lines.join('\n')}\n`, { mode: 0o600 });
+}
+
+// Signs in as the dashboard's users do: the page's 401 shows a form, the token is typed in
+// (never put in a URL, which the hub refuses).
+async function signIn(page, base, token) {
+  await page.goto(`${base}/#/`);
+  await page.waitForSelector('form.login #token', { timeout: 30000 });
+  await page.fill('form.login #token', token);
+  await page.click('form.login button[type="submit"]');
+}
 
 function step(name) {
   passed += 1;
@@ -58,7 +80,9 @@ async function main() {
   assert.equal(seeded.status, 0, `seed_hub failed: ${seeded.stderr}`);
   console.log(`# ${seeded.stdout.trim()}`);
 
-  const tokens = ['--operator-token', `${TOKENS.acme}=acme`, '--operator-token', `${TOKENS.globex}=globex`];
+  const tokensFile = join(work, 'operators.yaml');
+  writeTokensFile(tokensFile, TOKENS);
+  const tokens = ['--operator-tokens-file', tokensFile];
   // `outpost hub serve` itself when given (--hub), else the test server around the dashboard.
   const [command, commandArgs, listening] = args.hub
     ? [args.hub, ['hub', 'serve', '--data-dir', join(work, 'hub'), '--store', storeUrl,
@@ -125,7 +149,11 @@ async function main() {
   const modelsText = (site) => [...new Set(site.models.map((m) => `${m.name} v${m.version}`))].sort().join(', ') || '—';
 
   // ---- the fleet page --------------------------------------------------------------------
-  await page.goto(`${base}/?token=${TOKENS.acme}#/`);
+  // A token in the URL is refused before anything is served, even the right one.
+  const inUrl = await fetch(`${base}/?token=${TOKENS.acme}`);
+  assert.equal(inUrl.status, 400, 'a token in the URL is refused');
+  assert.equal((await inUrl.json()).reason, 'token_in_url');
+  await signIn(page, base, TOKENS.acme);
   await ready('/');
   const fleet = await api('sites');
   assert.ok(fleet.sites.length >= 4, 'the seeded tenant has its sites');
@@ -304,7 +332,7 @@ async function main() {
   // ---- another tenant -----------------------------------------------------------------------------
   const other = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page2 = await other.newPage();
-  await page2.goto(`${base}/?token=${TOKENS.globex}#/`);
+  await signIn(page2, base, TOKENS.globex);
   await page2.waitForSelector('body[data-ready="1"][data-route="/"]');
   const globexSites = await page2.locator('#fleet-table tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.site));
   assert.deepEqual(globexSites, (await api('sites', 'globex')).sites.map((s) => s.site_id));

@@ -18,6 +18,7 @@
 //   node dashboard_demo.test.mjs --outpost OUTPOST --web WEB_DIR --out DIR
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -33,7 +34,8 @@ const require = createRequire(resolve(args.web, 'package.json'));
 const { chromium } = require('playwright-core');
 
 const CHROMIUM = process.env.OUTPOST_CHROMIUM || '/usr/bin/chromium';
-const TOKEN = 'tok-webdemo-5d1e';
+// A bearer token of 128 bits or more (22 characters at least), as the hub requires.
+const TOKEN = 'tok-webdemo-5d1e-8a27c4f90b3e61d2';
 const out = args.out;
 mkdirSync(out, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), 'outpost-webdemo-'));
@@ -67,6 +69,26 @@ function run(command, commandArgs, timeoutMs) {
   });
 }
 
+// The operator tokens file the hub reads (hub/FORMAT.md section 6): only each token's SHA-256,
+// with a name and a tenant, mode 0600.
+function writeTokensFile(path, tokens) {
+  const lines = ['operators:'];
+  for (const [tenant, token] of Object.entries(tokens)) {
+    lines.push(`  - name: ${tenant}-operator`, `    tenant: ${tenant}`,
+      `    token_sha256: ${createHash('sha256').update(token).digest('hex')}`);
+  }
+  writeFileSync(path, `${lines.join('\n')}\n`, { mode: 0o600 });
+}
+
+// Signs in as the dashboard's users do: the page's 401 shows a form, the token is typed in
+// (never put in a URL, which the hub refuses).
+async function signIn(page, base, token) {
+  await page.goto(`${base}/#/`);
+  await page.waitForSelector('form.login #token', { timeout: 30000 });
+  await page.fill('form.login #token', token);
+  await page.click('form.login button[type="submit"]');
+}
+
 async function main() {
   assert.ok(existsSync(join(args.web, 'dist', 'index.html')),
     'web/dist is not built: run scripts/setup.sh (npm run build in web/)');
@@ -86,7 +108,8 @@ async function main() {
   const hubDir = join(workdir, 'hub');
   const serveArgs = ['hub', 'serve', '--data-dir', hubDir, '--store', summary.store,
     '--listen', '127.0.0.1:0', '--operator-listen', '127.0.0.1:0',
-    '--web-dir', join(args.web, 'dist'), '--operator-token', `${TOKEN}=${summary.tenant}`];
+    '--web-dir', join(args.web, 'dist'), '--operator-tokens-file', join(work, 'operators.yaml')];
+  writeTokensFile(join(work, 'operators.yaml'), { [summary.tenant]: TOKEN });
   if (existsSync(join(workdir, 'policy.yaml'))) serveArgs.push('--policy', join(workdir, 'policy.yaml'));
   server = spawn(args.outpost, serveArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
   const base = await new Promise((resolve, reject) => {
@@ -146,7 +169,7 @@ async function main() {
   const demoSite = (id) => summary.sites.find((s) => s.site_id === id);
 
   // ---- the fleet page --------------------------------------------------------------------
-  await page.goto(`${base}/?token=${TOKEN}#/`);
+  await signIn(page, base, TOKEN);
   await ready('/');
   const fleet = await api('sites');
   assert.deepEqual(fleet.sites.map((s) => s.site_id).sort(), summary.sites.map((s) => s.site_id).sort(),

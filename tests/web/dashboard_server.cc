@@ -1,11 +1,12 @@
 // dashboard_server: a small real HTTP server (base/http's server core, loopback, a port the
 // kernel picks) around hub::Dashboard, for the browser tests while they do not run `outpost
-// hub` itself. It maps operator bearer tokens to tenants as the hub's operator listener does
-// (hub/FORMAT.md §6): /api/ without a known token is 401 operator_token; the static assets
-// carry no data and are served to any caller.
+// hub` itself. It checks operator bearer tokens as the hub's operator listener does, with its
+// code (hub/operator_tokens.h, hub/FORMAT.md §6): a token in the URL is 400 token_in_url;
+// /api/ without a known token is 401 operator_token; the static assets carry no data and are
+// served to any caller.
 //
 //   dashboard_server --store sqlite:/tmp/x/hub.db --assets web/dist
-//                    --operator-token tok-acme=acme [--operator-token ...]
+//                    --operator-tokens-file operators.yaml
 //
 // Prints "listening on 127.0.0.1:PORT" once it accepts connections; runs until killed.
 #include <chrono>
@@ -19,6 +20,7 @@
 
 #include "base/http/server.h"
 #include "hub/dashboard.h"
+#include "hub/operator_tokens.h"
 #include "hub/store.h"
 
 namespace outpost::hub {
@@ -27,7 +29,8 @@ namespace {
 struct Config {
   std::string store_url;
   std::string assets_dir = DefaultAssetsDir();
-  std::map<std::string, std::string> tokens;  // token -> tenant
+  std::string tokens_file;
+  OperatorTokens tokens;
 };
 
 HubResponse Unauthorized() {
@@ -42,13 +45,14 @@ HubResponse Unauthorized() {
 // Answers one request: the caller is the operator whose bearer token it carries.
 void Serve(const HubRequest& request, HubResponse& response, const Dashboard& dashboard,
            const Config& config) {
+  if (TokenInQuery(request.target)) {
+    response = ErrorResponse(400, "token_in_url", "tokens are never taken from a URL");
+    return;
+  }
   HubRequest with_caller = request;
-  std::string_view auth = request.Header("authorization");
-  if (auth.starts_with("Bearer ")) {
-    auto it = config.tokens.find(std::string(auth.substr(7)));
-    if (it != config.tokens.end()) {
-      with_caller.caller = Caller{.kind = Caller::Kind::kOperator, .tenant = it->second};
-    }
+  if (Result<Caller> caller = AuthenticateOperator(config.tokens, request.Header("authorization"));
+      caller.ok()) {
+    with_caller.caller = std::move(*caller);
   }
   response =
       with_caller.target.starts_with("/api/") && with_caller.caller.kind != Caller::Kind::kOperator
@@ -64,20 +68,22 @@ int Main(int argc, char** argv) {
       config.store_url = argv[++i];
     } else if (arg == "--assets" && i + 1 < argc) {
       config.assets_dir = argv[++i];
-    } else if (arg == "--operator-token" && i + 1 < argc) {
-      std::string_view pair = argv[++i];
-      size_t eq = pair.find('=');
-      if (eq == std::string_view::npos || eq == 0 || eq + 1 == pair.size()) {
-        std::fprintf(stderr, "dashboard_server: --operator-token wants TOKEN=TENANT\n");
-        return 2;
-      }
-      config.tokens[std::string(pair.substr(0, eq))] = std::string(pair.substr(eq + 1));
+    } else if (arg == "--operator-tokens-file" && i + 1 < argc) {
+      config.tokens_file = argv[++i];
     } else {
       std::fprintf(stderr,
                    "usage: dashboard_server --store URL [--assets DIR] "
-                   "--operator-token TOKEN=TENANT ...\n");
+                   "--operator-tokens-file FILE\n");
       return 2;
     }
+  }
+  if (!config.tokens_file.empty()) {
+    Result<OperatorTokens> tokens = LoadOperatorTokens(config.tokens_file);
+    if (!tokens.ok()) {
+      std::fprintf(stderr, "dashboard_server: %s\n", tokens.status().ToString().c_str());
+      return 1;
+    }
+    config.tokens = std::move(*tokens);
   }
   auto store = OpenStore(config.store_url);
   if (!store.ok()) {

@@ -163,18 +163,10 @@ export class ApiError extends Error {
 
 const TOKEN_KEY = 'outpost.token';
 
-// The operator's token: from ?token= once (then removed from the address bar), else from
-// this tab's session storage.
+// The operator's token, as typed into the sign-in form, from this tab's session storage. It
+// travels only in the Authorization header: never in a URL, which the hub refuses (400
+// token_in_url) because proxies, logs and browser history keep URLs.
 export function token(): string | null {
-  const params = new URLSearchParams(window.location.search);
-  const given = params.get('token');
-  if (given) {
-    sessionStorage.setItem(TOKEN_KEY, given);
-    params.delete('token');
-    const rest = params.toString();
-    history.replaceState(null, '', window.location.pathname + (rest ? `?${rest}` : '') +
-      window.location.hash);
-  }
   return sessionStorage.getItem(TOKEN_KEY);
 }
 

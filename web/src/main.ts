@@ -9,7 +9,6 @@ import {
   ApiError,
   get,
   setToken,
-  token,
   type Aggregates,
   type Audit,
   type Fleet,
@@ -408,7 +407,6 @@ async function trainingPage(): Promise<void> {
 // ----- router ------------------------------------------------------------------------------------
 
 async function route(): Promise<void> {
-  token();
   const hash = window.location.hash.replace(/^#/, '') || '/';
   const [path, query = ''] = hash.split('?', 2);
   const params = new URLSearchParams(query);
