@@ -334,10 +334,9 @@ Result<Role> ParseRole(std::string_view name) {
   for (Role role : kRoles) {
     if (RoleName(role) == name) return role;
   }
-  return ErrorWithReason(StatusCode::kInvalidArgument, "bad_role",
-                         "unknown role " + Quote(name) +
-                             "; the roles are infer, label, read and "
-                             "admin");
+  return ErrorWithReason(
+      StatusCode::kInvalidArgument, "bad_role",
+      "unknown role " + Quote(name) + "; the roles are infer, label, read and admin");
 }
 
 std::string RoleSetName(RoleSet roles) {
