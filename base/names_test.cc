@@ -145,6 +145,21 @@ TEST(RuleName, RefusesBadNames) {
   ExpectRefused<RuleName>(std::string(65, 'r'), "invalid_rule_name");
 }
 
+TEST(CredentialName, AcceptsTheModelRule) {
+  for (std::string ok : {"scorer-1", "historian", "line-3.camera_x", "0"}) {
+    ExpectAccepted<CredentialName>(ok);
+  }
+  ExpectAccepted<CredentialName>(std::string(64, 'c'));
+}
+
+TEST(CredentialName, RefusesBadNames) {
+  ExpectCommonRefusals<CredentialName>("invalid_credential_name");
+  for (std::string bad : {"Scorer", "_x", "bad name", "a:b", "a/b"}) {
+    ExpectRefused<CredentialName>(bad, "invalid_credential_name");
+  }
+  ExpectRefused<CredentialName>(std::string(65, 'c'), "invalid_credential_name");
+}
+
 TEST(Names, CompareOrderAndHashByTheirText) {
   ModelName a = *ModelName::Parse("a");
   ModelName b = *ModelName::Parse("b");
