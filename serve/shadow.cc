@@ -262,6 +262,29 @@ void ShadowRunner::Compare(Item& item) {
   }
 }
 
+namespace {
+
+// Rewrites `model`'s config.yaml to name `winner` alone, without its shadow section, and
+// reloads the model. FailedPrecondition when the repository has no folder or the config no
+// longer names `shadow_version`; otherwise the file system's or the reload's error.
+Status PersistOutcome(ModelRepository& repository, const std::string& model, int64_t shadow_version,
+                      int64_t winner) {
+  const std::string& root = repository.options().root;
+  if (root.empty()) return FailedPreconditionError("the repository has no folder to rewrite");
+  const std::string path = JoinPath(JoinPath(root, model), "config.yaml");
+  OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  Result<ModelConfig> current = ParseModelConfig(text, model);
+  if (!current.ok() || current->shadow.version != shadow_version) {
+    return FailedPreconditionError("config.yaml no longer names shadow version " +
+                                   std::to_string(shadow_version));
+  }
+  OUTPOST_ASSIGN_OR_RETURN(std::string rewritten, ConfigAfterShadow(text, model, {winner}));
+  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(path, rewritten));
+  return repository.Load(model);
+}
+
+}  // namespace
+
 void ShadowRunner::Decide(const std::string& model) {
   ShadowCounters c;
   ShadowRule rule;
@@ -280,27 +303,7 @@ void ShadowRunner::Decide(const std::string& model) {
   const int64_t winner = promote ? c.shadow_version : c.champion_version;
 
   // Durable first: config.yaml names the winner alone, then the model is reloaded.
-  Status persisted;
-  const std::string& root = options_.repository->options().root;
-  if (root.empty()) {
-    persisted = FailedPreconditionError("the repository has no folder to rewrite");
-  } else {
-    const std::string path = JoinPath(JoinPath(root, model), "config.yaml");
-    Result<std::string> text = ReadFile(path);
-    if (!text.ok()) {
-      persisted = text.status();
-    } else {
-      Result<ModelConfig> current = ParseModelConfig(*text, model);
-      if (!current.ok() || current->shadow.version != c.shadow_version) {
-        persisted = FailedPreconditionError("config.yaml no longer names shadow version " +
-                                            std::to_string(c.shadow_version));
-      } else {
-        Result<std::string> rewritten = ConfigAfterShadow(*text, model, {winner});
-        persisted = rewritten.ok() ? WriteFileAtomically(path, *rewritten) : rewritten.status();
-      }
-    }
-    if (persisted.ok()) persisted = options_.repository->Load(model);
-  }
+  const Status persisted = PersistOutcome(*options_.repository, model, c.shadow_version, winner);
   if (!persisted.ok()) {
     OUTPOST_LOG(kError) << "shadow outcome not applied to the model repository"
                         << Field("model", model) << Field("error", persisted);
