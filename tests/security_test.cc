@@ -127,17 +127,17 @@ Result<TestPki> MakePki() {
   OUTPOST_ASSIGN_OR_RETURN(Pem other_ca, MakeCa("another ca"));
   OUTPOST_ASSIGN_OR_RETURN(pki.foreign,
                            IssueFrom(other_ca, "good-client", false, now - 3600, now + 86400));
-  OUTPOST_ASSIGN_OR_RETURN(pki.expired, IssueFrom(pki.client_ca, "expired-client", false,
-                                                  now - 7 * 86400, now - 3600));
-  OUTPOST_ASSIGN_OR_RETURN(pki.revoked, IssueFrom(pki.client_ca, "revoked-client", false,
-                                                  now - 3600, now + 86400));
+  OUTPOST_ASSIGN_OR_RETURN(
+      pki.expired, IssueFrom(pki.client_ca, "expired-client", false, now - 7 * 86400, now - 3600));
+  OUTPOST_ASSIGN_OR_RETURN(
+      pki.revoked, IssueFrom(pki.client_ca, "revoked-client", false, now - 3600, now + 86400));
   OUTPOST_ASSIGN_OR_RETURN(crypto::CertificateInfo revoked_info,
                            crypto::ParseCertificatePem(pki.revoked.cert));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<crypto::CertificateIssuer> issuer,
                            crypto::CertificateIssuer::Open(pki.client_ca.cert, pki.client_ca.key));
-  OUTPOST_ASSIGN_OR_RETURN(pki.crl, issuer->IssueCrl({revoked_info.serial},
-                                                     {.not_before_s = now - 60,
-                                                      .not_after_s = now + 86400}));
+  OUTPOST_ASSIGN_OR_RETURN(
+      pki.crl, issuer->IssueCrl({revoked_info.serial},
+                                {.not_before_s = now - 60, .not_after_s = now + 86400}));
   return pki;
 }
 
@@ -147,8 +147,8 @@ Result<TestPki> MakePki() {
 // `outpost edge credential add` for a new token: the token it printed once.
 Result<std::string> AddTokenCredential(const std::string& data_dir, const std::string& name,
                                        const std::vector<std::string>& roles) {
-  std::vector<std::string> argv = {Outpost(), "edge", "credential", "add", "--data-dir",
-                                   data_dir, "--name", name};
+  std::vector<std::string> argv = {Outpost(),    "edge",   "credential", "add",
+                                   "--data-dir", data_dir, "--name",     name};
   for (const std::string& role : roles) {
     argv.push_back("--role");
     argv.push_back(role);
@@ -163,9 +163,8 @@ Result<std::string> AddTokenCredential(const std::string& data_dir, const std::s
 // `outpost edge credential add --cert-cn`: nothing on stdout.
 Status AddCertCredential(const std::string& data_dir, const std::string& name,
                          const std::string& common_name, const std::vector<std::string>& roles) {
-  std::vector<std::string> argv = {Outpost(), "edge",         "credential", "add",
-                                   "--data-dir", data_dir,    "--name",     name,
-                                   "--cert-cn",  common_name};
+  std::vector<std::string> argv = {Outpost(), "edge",   "credential", "add",       "--data-dir",
+                                   data_dir,  "--name", name,         "--cert-cn", common_name};
   for (const std::string& role : roles) {
     argv.push_back("--role");
     argv.push_back(role);
@@ -185,8 +184,7 @@ struct EdgeProcess {
 };
 
 Result<EdgeProcess> StartEdgeProcess(const std::string& config, const std::string& log,
-                                     const std::vector<std::string>& extra = {},
-                                     bool grpc = true) {
+                                     const std::vector<std::string>& extra = {}, bool grpc = true) {
   std::vector<std::string> argv = {Outpost(), "edge", "--config", config, "--log-format", "json"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   EdgeProcess edge;
@@ -202,8 +200,7 @@ Result<EdgeProcess> StartEdgeProcess(const std::string& config, const std::strin
     if (grpc_line.rfind("grpc listening on ", 0) != 0) {
       return InternalError("no gRPC line: " + grpc_line);
     }
-    edge.grpc_port =
-        static_cast<uint16_t>(std::atoi(grpc_line.c_str() + grpc_line.rfind(':') + 1));
+    edge.grpc_port = static_cast<uint16_t>(std::atoi(grpc_line.c_str() + grpc_line.rfind(':') + 1));
   }
   return edge;
 }
@@ -211,19 +208,18 @@ Result<EdgeProcess> StartEdgeProcess(const std::string& config, const std::strin
 // A pump model (small: only its being served matters here), with `insight` appended to its
 // config.yaml, as <repo>/pump/3.
 Status WritePumpModel(const std::string& repo, const std::string& insight = "") {
-  OUTPOST_ASSIGN_OR_RETURN(train::Dataset data,
-                           train::MakePumpReadings({.rows = 300, .seed = 3}));
+  OUTPOST_ASSIGN_OR_RETURN(train::Dataset data, train::MakePumpReadings({.rows = 300, .seed = 3}));
   train::TrainOptions options;
   options.rounds = 3;
   OUTPOST_ASSIGN_OR_RETURN(auto model, train::TrainXGBoost(data, options));
   OUTPOST_ASSIGN_OR_RETURN(std::string bytes, model->Serialize(train::ModelFormat::kUbjson));
   OUTPOST_RETURN_IF_ERROR(MakeDirectories(repo + "/pump/3"));
-  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(
-      repo + "/pump/config.yaml",
-      "backend: xgboost\n"
-      "inputs: [{name: features, datatype: FP32, shape: [-1, 8]}]\n"
-      "outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]\n" +
-          insight));
+  OUTPOST_RETURN_IF_ERROR(
+      WriteFileAtomically(repo + "/pump/config.yaml",
+                          "backend: xgboost\n"
+                          "inputs: [{name: features, datatype: FP32, shape: [-1, 8]}]\n"
+                          "outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]\n" +
+                              insight));
   return WriteFileAtomically(repo + "/pump/3/model.ubj", bytes);
 }
 
@@ -325,31 +321,33 @@ Status BuildSecureEdge(SecureEdge& s) {
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(
       s.dir.File("edge.yaml"),
       "site_id: test-site\nnode_id: n1\nlisten: 127.0.0.1:0\ngrpc_listen: 127.0.0.1:0\n"
-      "threads: 2\nmodel_repository: " + s.dir.File("models") + "\ndata_dir: " + s.data_dir +
-          "\ntls:\n  cert_file: " + pki_dir + "/edge.crt\n  key_file: " + pki_dir +
-          "/edge.key\n  client_ca_file: " + pki_dir + "/clients-ca.crt\n  client_crl_file: " +
-          pki_dir + "/clients.crl\n"
+      "threads: 2\nmodel_repository: " +
+          s.dir.File("models") + "\ndata_dir: " + s.data_dir + "\ntls:\n  cert_file: " + pki_dir +
+          "/edge.crt\n  key_file: " + pki_dir + "/edge.key\n  client_ca_file: " + pki_dir +
+          "/clients-ca.crt\n  client_crl_file: " + pki_dir +
+          "/clients.crl\n"
           "auth:\n  raw_read_roles: [admin]\n  model_control: true\n"
           "  feedback_per_second: 1\n  feedback_burst: 20\n"));
-  OUTPOST_ASSIGN_OR_RETURN(s.edge, StartEdgeProcess(s.dir.File("edge.yaml"), s.dir.File("edge.log")));
+  OUTPOST_ASSIGN_OR_RETURN(s.edge,
+                           StartEdgeProcess(s.dir.File("edge.yaml"), s.dir.File("edge.log")));
   if (s.edge.scheme != "https") return InternalError("the edge is not on TLS: " + s.edge.scheme);
   return Status();
 }
 
 // The secure edge of this process, built on first use (each TEST runs in a process of its
-// own, so every case starts from the same state).
+// own, so every case starts from the same state); at exit the edge is killed and its folder
+// removed. Null when it could not be built (the failure is reported once).
 SecureEdge* Secure() {
-  static SecureEdge* edge = [] {
-    auto* s = new SecureEdge;
+  static std::unique_ptr<SecureEdge> edge = [] {
+    auto s = std::make_unique<SecureEdge>();
     Status built = BuildSecureEdge(*s);
     if (!built.ok()) {
       ADD_FAILURE() << "building the secure edge: " << built.ToString();
-      delete s;
-      return static_cast<SecureEdge*>(nullptr);
+      s.reset();
     }
     return s;
   }();
-  return edge;
+  return edge.get();
 }
 
 // Who calls, as a REST or gRPC client presents it.
@@ -502,16 +500,26 @@ Expected ExpectedFor(Who who) {
 
 const char* WhoName(Who who) {
   switch (who) {
-    case Who::kNone: return "NoCredential";
-    case Who::kMalformed: return "MalformedHeader";
-    case Who::kShortToken: return "ShortToken";
-    case Who::kUnknownToken: return "UnknownToken";
-    case Who::kForeignCert: return "ForeignCaCert";
-    case Who::kExpiredCert: return "ExpiredCert";
-    case Who::kRevokedCert: return "RevokedCert";
-    case Who::kWrongRole: return "WrongRole";
-    case Who::kRightToken: return "RightRoleToken";
-    case Who::kRightCert: return "RightRoleCert";
+    case Who::kNone:
+      return "NoCredential";
+    case Who::kMalformed:
+      return "MalformedHeader";
+    case Who::kShortToken:
+      return "ShortToken";
+    case Who::kUnknownToken:
+      return "UnknownToken";
+    case Who::kForeignCert:
+      return "ForeignCaCert";
+    case Who::kExpiredCert:
+      return "ExpiredCert";
+    case Who::kRevokedCert:
+      return "RevokedCert";
+    case Who::kWrongRole:
+      return "WrongRole";
+    case Who::kRightToken:
+      return "RightRoleToken";
+    case Who::kRightCert:
+      return "RightRoleCert";
   }
   return "?";
 }
@@ -527,16 +535,26 @@ std::string RightRoleOf(const Route& route) {
 
 Presented PresentedFor(const SecureEdge& s, const Route& route, Who who) {
   switch (who) {
-    case Who::kNone: return {};
-    case Who::kMalformed: return {.authorization = "Basic b3V0cG9zdDpzZWNyZXQ="};
-    case Who::kShortToken: return {.authorization = "Bearer abc"};
-    case Who::kUnknownToken: return Bearer("opt_" + std::string(43, 'Q'));
-    case Who::kForeignCert: return {.cert = &s.pki.foreign};
-    case Who::kExpiredCert: return {.cert = &s.pki.expired};
-    case Who::kRevokedCert: return {.cert = &s.pki.revoked};
-    case Who::kWrongRole: return Bearer(s.tokens.at(route.wrong_role));
-    case Who::kRightToken: return Bearer(s.tokens.at(RightRoleOf(route)));
-    case Who::kRightCert: return {.cert = &s.pki.good};
+    case Who::kNone:
+      return {};
+    case Who::kMalformed:
+      return {.authorization = "Basic b3V0cG9zdDpzZWNyZXQ="};
+    case Who::kShortToken:
+      return {.authorization = "Bearer abc"};
+    case Who::kUnknownToken:
+      return Bearer("opt_" + std::string(43, 'Q'));
+    case Who::kForeignCert:
+      return {.cert = &s.pki.foreign};
+    case Who::kExpiredCert:
+      return {.cert = &s.pki.expired};
+    case Who::kRevokedCert:
+      return {.cert = &s.pki.revoked};
+    case Who::kWrongRole:
+      return Bearer(s.tokens.at(route.wrong_role));
+    case Who::kRightToken:
+      return Bearer(s.tokens.at(RightRoleOf(route)));
+    case Who::kRightCert:
+      return {.cert = &s.pki.good};
   }
   return {};
 }
@@ -572,9 +590,8 @@ TEST_P(RestAccessTest, RefusedWithItsReasonOrServedAndNothingElseChanges) {
   const std::string body = route.effect == Effect::kInference  ? InferBody()
                            : route.effect == Effect::kFeedback ? std::string(kFeedbackBody)
                                                                : std::string(route.body);
-  OUTPOST_ASSERT_OK_AND_ASSIGN(
-      http::ClientResponse res,
-      Call(*s, PresentedFor(*s, route, who), route.method, route.target, body));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse res, Call(*s, PresentedFor(*s, route, who),
+                                                              route.method, route.target, body));
   ASSERT_EQ(res.status, want.status) << res.body;
   if (want.status != 200) {
     EXPECT_EQ(ReasonOf(res.body), want.reason) << res.body;
@@ -648,18 +665,19 @@ TEST_P(OpenRouteTest, HealthProbesAreServedToAnyone) {
   EXPECT_EQ(after, before);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Probes, OpenRouteTest,
-    ::testing::Values(OpenCase{"/v2/health/live", Who::kNone},
-                      OpenCase{"/v2/health/live", Who::kUnknownToken},
-                      OpenCase{"/v2/health/live", Who::kForeignCert},
-                      OpenCase{"/v2/health/ready", Who::kNone},
-                      OpenCase{"/v2/health/ready", Who::kUnknownToken},
-                      OpenCase{"/v2/health/ready", Who::kRevokedCert}),
-    [](const ::testing::TestParamInfo<OpenCase>& p) {
-      return std::string(std::string_view(p.param.target).ends_with("live") ? "Live" : "Ready") +
-             "_" + WhoName(p.param.who);
-    });
+INSTANTIATE_TEST_SUITE_P(Probes, OpenRouteTest,
+                         ::testing::Values(OpenCase{"/v2/health/live", Who::kNone},
+                                           OpenCase{"/v2/health/live", Who::kUnknownToken},
+                                           OpenCase{"/v2/health/live", Who::kForeignCert},
+                                           OpenCase{"/v2/health/ready", Who::kNone},
+                                           OpenCase{"/v2/health/ready", Who::kUnknownToken},
+                                           OpenCase{"/v2/health/ready", Who::kRevokedCert}),
+                         [](const ::testing::TestParamInfo<OpenCase>& p) {
+                           return std::string(std::string_view(p.param.target).ends_with("live")
+                                                  ? "Live"
+                                                  : "Ready") +
+                                  "_" + WhoName(p.param.who);
+                         });
 
 // ---------------------------------------------------------------------------------------
 // The HTTP gate: Host (DNS rebinding) and Content-Type (drive-by POSTs), with a credential
@@ -679,8 +697,8 @@ const GateCase kGateCases[] = {
     {"ForeignHostGet", "GET", "/v2", "evil.example", "", 421, "host_not_allowed"},
     {"ForeignHostWithPortInfer", "POST", "/v2/models/pump/infer", "evil.example:8000",
      "application/json", 421, "host_not_allowed"},
-    {"ForeignHostInfer", "POST", "/v2/models/pump/infer", "evil.example", "application/json",
-     421, "host_not_allowed"},
+    {"ForeignHostInfer", "POST", "/v2/models/pump/infer", "evil.example", "application/json", 421,
+     "host_not_allowed"},
     {"ForeignHostFeedback", "POST", "/v1/feedback", "evil.example", "application/json", 421,
      "host_not_allowed"},
     {"ForeignHostUnload", "POST", "/v2/repository/models/pump/unload", "rebind.evil.example",
@@ -690,8 +708,8 @@ const GateCase kGateCases[] = {
      "unsupported_content_type"},
     {"FormInfer", "POST", "/v2/models/pump/infer", "", "application/x-www-form-urlencoded", 415,
      "unsupported_content_type"},
-    {"MultipartInfer", "POST", "/v2/models/pump/infer", "", "multipart/form-data; boundary=x",
-     415, "unsupported_content_type"},
+    {"MultipartInfer", "POST", "/v2/models/pump/infer", "", "multipart/form-data; boundary=x", 415,
+     "unsupported_content_type"},
     {"TextPlainFeedback", "POST", "/v1/feedback", "", "text/plain", 415,
      "unsupported_content_type"},
     {"FormUnload", "POST", "/v2/repository/models/pump/unload", "",
@@ -719,10 +737,9 @@ TEST_P(GateTest, HostAndContentTypeAreCheckedBeforeAnyHandler) {
     if (host == "localhost") host += ":" + std::to_string(s->edge.port);
     headers.emplace_back("Host", host);
   }
-  OUTPOST_ASSERT_OK_AND_ASSIGN(
-      http::ClientResponse res,
-      Call(*s, Bearer(s->tokens.at(RightRoleOf(route))), c.method, c.target, body,
-           c.content_type, headers));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse res,
+                               Call(*s, Bearer(s->tokens.at(RightRoleOf(route))), c.method,
+                                    c.target, body, c.content_type, headers));
   ASSERT_EQ(res.status, c.status) << res.body;
   if (c.status != 200) {
     EXPECT_EQ(ReasonOf(res.body), c.reason) << res.body;
@@ -752,12 +769,18 @@ struct GrpcCase {
 
 const char* GrpcMethodName(GrpcMethod m) {
   switch (m) {
-    case GrpcMethod::kLive: return "ServerLive";
-    case GrpcMethod::kReady: return "ServerReady";
-    case GrpcMethod::kServerMetadata: return "ServerMetadata";
-    case GrpcMethod::kModelMetadata: return "ModelMetadata";
-    case GrpcMethod::kModelReady: return "ModelReady";
-    case GrpcMethod::kInfer: return "ModelInfer";
+    case GrpcMethod::kLive:
+      return "ServerLive";
+    case GrpcMethod::kReady:
+      return "ServerReady";
+    case GrpcMethod::kServerMetadata:
+      return "ServerMetadata";
+    case GrpcMethod::kModelMetadata:
+      return "ModelMetadata";
+    case GrpcMethod::kModelReady:
+      return "ModelReady";
+    case GrpcMethod::kInfer:
+      return "ModelInfer";
   }
   return "?";
 }
@@ -905,9 +928,8 @@ TEST(SecureEdgeRecords, ReadersWithoutARawReadRoleGetOnlyWhatThePolicyLetsLeave)
   EXPECT_EQ(filtered.body.find("\"request_id\""), std::string::npos) << filtered.body;
   EXPECT_EQ(filtered.body.find("\"seq\""), std::string::npos) << filtered.body;
   // read and admin (auth.raw_read_roles: [admin]): the record as it was stored.
-  OUTPOST_ASSERT_OK_AND_ASSIGN(
-      http::ClientResponse raw,
-      Call(*s, Bearer(s->tokens.at("probe")), "GET", "/v1/records?kind=feedback"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse raw, Call(*s, Bearer(s->tokens.at("probe")),
+                                                              "GET", "/v1/records?kind=feedback"));
   ASSERT_EQ(raw.status, 200) << raw.body;
   EXPECT_NE(raw.body.find("\"request_id\":\"s1\""), std::string::npos) << raw.body;
   OUTPOST_ASSERT_OK_AND_ASSIGN(Snapshot after, Take(*s));
@@ -983,7 +1005,8 @@ TEST(SecureEdgeBounds, BytesBombIsRefusedWithoutTheAllocation) {
                      R"(,"data":["a","b"]}]})");
   }
   bodies.push_back(R"({"inputs":[{"name":"features","datatype":"BYTES","shape":[500000000],)"
-                   R"("data":[)" + std::string(4 << 20, ' ') + R"("x"]}]})");
+                   R"("data":[)" +
+                   std::string(4 << 20, ' ') + R"("x"]}]})");
   for (const std::string& body : bodies) {
     SCOPED_TRACE(body.substr(0, 120));
     OUTPOST_ASSERT_OK_AND_ASSIGN(
@@ -1022,6 +1045,42 @@ TEST(SecureEdgeFiles, DataDirOutboxLockAndCredentialsAreTheOwnersAlone) {
   }
 }
 
+// SIGHUP reloads the credentials file: a removed credential is refused from then on, with
+// nothing else changed, and a new one is served.
+TEST(SecureEdgeReload, ARemovedCredentialIsRefusedAfterSighup) {
+  SecureEdge* s = Secure();
+  ASSERT_NE(s, nullptr);
+  Presented reader = Bearer(s->tokens.at("read"));
+  ASSERT_EQ(Call(*s, reader, "GET", "/v1/outbox")->status, 200);
+  RunResult removed = RunProgram(
+      {Outpost(), "edge", "credential", "remove", "--data-dir", s->data_dir, "--name", "read"});
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string fresh,
+                               AddTokenCredential(s->data_dir, "reader-2", {"read"}));
+  EXPECT_EQ(ModeOf(s->credentials_file), 0600);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Snapshot before, Take(*s));
+  OUTPOST_ASSERT_OK(s->edge.process->Signal(SIGHUP));
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse res, Call(*s, reader, "GET", "/v1/outbox"));
+    status = res.status;
+    if (status == 401) {
+      EXPECT_EQ(ReasonOf(res.body), "credential_invalid") << res.body;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(status, 401) << "the removed credential is still served after SIGHUP";
+  OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse served,
+                               Call(*s, Bearer(fresh), "GET", "/v1/outbox"));
+  EXPECT_EQ(served.status, 200) << served.body;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Snapshot after, Take(*s));
+  EXPECT_EQ(after, before);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string log, ReadFile(s->dir.File("edge.log")));
+  EXPECT_NE(log.find("credentials reloaded"), std::string::npos) << log;
+}
+
 // ---------------------------------------------------------------------------------------
 // Least privilege by default: plain edges without TLS.
 
@@ -1035,11 +1094,11 @@ class EdgeDefaultsTest : public ::testing::Test {
   // An edge config on `listen` (no auth: section unless given).
   std::string Config(const std::string& listen, const std::string& extra = "") {
     std::string path = dir_.File("edge-" + std::to_string(++configs_) + ".yaml");
-    EXPECT_TRUE(WriteFileAtomically(path, "site_id: test-site\nnode_id: n1\nlisten: " + listen +
-                                              "\nthreads: 2\nmodel_repository: " +
-                                              dir_.File("models") + "\ndata_dir: " + data_dir_ +
-                                              "\n" + extra)
-                    .ok());
+    EXPECT_TRUE(
+        WriteFileAtomically(path, "site_id: test-site\nnode_id: n1\nlisten: " + listen +
+                                      "\nthreads: 2\nmodel_repository: " + dir_.File("models") +
+                                      "\ndata_dir: " + data_dir_ + "\n" + extra)
+            .ok());
     return path;
   }
 
@@ -1061,7 +1120,7 @@ TEST_F(EdgeDefaultsTest, BeyondLoopbackWithoutCredentialsRefusesToStart) {
   };
   for (const Refusal& r : refusals) {
     SCOPED_TRACE(r.what);
-    std::vector<std::string> argv = {Outpost(), "edge", "--model-repository",
+    std::vector<std::string> argv = {Outpost(),           "edge",       "--model-repository",
                                      dir_.File("models"), "--data-dir", data_dir_};
     argv.insert(argv.end(), r.args.begin(), r.args.end());
     RunResult run = RunProgram(argv);
@@ -1105,9 +1164,9 @@ TEST_F(EdgeDefaultsTest, TheInsecureOptInIsLoudAndAnonymousCallersNeverHoldAdmin
 TEST_F(EdgeDefaultsTest, ModelControlIsOffUnlessTheConfigTurnsItOn) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string admin,
                                AddTokenCredential(data_dir_, "admin", {"admin", "infer"}));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(
-      EdgeProcess edge, StartEdgeProcess(Config("127.0.0.1:0", "grpc_listen: \"\"\n"),
-                                         dir_.File("edge.log"), {}, false));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeProcess edge,
+                               StartEdgeProcess(Config("127.0.0.1:0", "grpc_listen: \"\"\n"),
+                                                dir_.File("edge.log"), {}, false));
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, http::Client::Connect("127.0.0.1", edge.port, admin));
   OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse index_before,
                                client->Request("POST", "/v2/repository/index", "{}"));
@@ -1126,9 +1185,9 @@ TEST_F(EdgeDefaultsTest, ModelControlIsOffUnlessTheConfigTurnsItOn) {
 TEST_F(EdgeDefaultsTest, ALooseDataDirIsTightenedAtStartWithAWarning) {
   OUTPOST_ASSERT_OK(MakeDirectories(data_dir_, 0755));
   ASSERT_EQ(::chmod(data_dir_.c_str(), 0755), 0);
-  OUTPOST_ASSERT_OK_AND_ASSIGN(
-      EdgeProcess edge, StartEdgeProcess(Config("127.0.0.1:0", "grpc_listen: \"\"\n"),
-                                         dir_.File("edge.log"), {}, false));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeProcess edge,
+                               StartEdgeProcess(Config("127.0.0.1:0", "grpc_listen: \"\"\n"),
+                                                dir_.File("edge.log"), {}, false));
   EXPECT_EQ(ModeOf(data_dir_), 0700);
   EXPECT_EQ(ModeOf(JoinPath(data_dir_, "outbox.db")), 0600);
   EXPECT_EQ(ModeOf(JoinPath(data_dir_, "LOCK")), 0600);
@@ -1169,12 +1228,11 @@ TEST_F(EdgeDefaultsTest, AFeedbackFloodLeavesEveryAnomalyInPlace) {
 
   int stored = 0, refused = 0;
   for (int i = 0; i < 400; ++i) {
-    OUTPOST_ASSERT_OK_AND_ASSIGN(
-        http::ClientResponse res,
-        client->Request("POST", "/v1/feedback",
-                        R"({"request_id":"flood-)" + std::to_string(i) +
-                            R"(","model":"pump","label":1,"note":")" + std::string(100, 'n') +
-                            R"("})"));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse res,
+                                 client->Request("POST", "/v1/feedback",
+                                                 R"({"request_id":"flood-)" + std::to_string(i) +
+                                                     R"(","model":"pump","label":1,"note":")" +
+                                                     std::string(100, 'n') + R"("})"));
     if (res.status == 200) {
       ++stored;
     } else {
@@ -1211,8 +1269,8 @@ class HubSecurityTest : public ::testing::Test {
     OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("policy.yaml"), testing::kAnomalyPolicy));
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string token,
                                  testing::AddHubSite(hub_dir_, "plant-7", "acme", "us"));
-    OUTPOST_ASSERT_OK_AND_ASSIGN(auto hub, testing::StartHub(hub_dir_, dir_.File("policy.yaml"),
-                                                             dir_.File("hub.log")));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(
+        auto hub, testing::StartHub(hub_dir_, dir_.File("policy.yaml"), dir_.File("hub.log")));
     hub_ = std::move(hub.first);
     hub_port_ = hub.second;
     OUTPOST_ASSERT_OK(
@@ -1220,9 +1278,8 @@ class HubSecurityTest : public ::testing::Test {
     OUTPOST_ASSERT_OK(WriteFileAtomically(
         dir_.File("edge.yaml"),
         "site_id: plant-7\nnode_id: n1\nlisten: 127.0.0.1:0\ngrpc_listen: \"\"\ndata_dir: " +
-            edge_dir_ + "\nmodel_repository: " + dir_.File("models") +
-            "\nsync:\n  policy_file: " + dir_.File("policy.yaml") +
-            "\n  backoff_initial_ms: 100\n  backoff_max_ms: 500\n"));
+            edge_dir_ + "\nmodel_repository: " + dir_.File("models") + "\nsync:\n  policy_file: " +
+            dir_.File("policy.yaml") + "\n  backoff_initial_ms: 100\n  backoff_max_ms: 500\n"));
   }
 
   void StopHub() {
@@ -1235,13 +1292,16 @@ class HubSecurityTest : public ::testing::Test {
   // Anomaly records waiting in the site's outbox.
   void FillOutbox(int records) {
     OUTPOST_ASSERT_OK_AND_ASSIGN(
-        auto outbox, outbox::Outbox::Open({.path = JoinPath(edge_dir_, "outbox.db"),
-                                           .site_id = "plant-7", .node_id = "n1"}));
+        auto outbox,
+        outbox::Outbox::Open(
+            {.path = JoinPath(edge_dir_, "outbox.db"), .site_id = "plant-7", .node_id = "n1"}));
     for (int i = 0; i < records; ++i) {
-      OUTPOST_ASSERT_OK(outbox->Append({.kind = outbox::Kind::kAnomaly, .stream = "pump",
-                                        .payload = "{\"v\":1,\"score\":0." +
-                                                   std::to_string(i % 10) + "}"})
-                            .status());
+      OUTPOST_ASSERT_OK(
+          outbox
+              ->Append({.kind = outbox::Kind::kAnomaly,
+                        .stream = "pump",
+                        .payload = "{\"v\":1,\"score\":0." + std::to_string(i % 10) + "}"})
+              .status());
     }
   }
 
@@ -1257,11 +1317,11 @@ TEST_F(HubSecurityTest, AReceiptForgedWithASiteKeyDeletesNothing) {
   constexpr int kRecords = 12;
   FillOutbox(kRecords);
   const std::string export_file = dir_.File("records.opsx");
-  RunResult exported = RunProgram({Outpost(), "export", "--config", dir_.File("edge.yaml"),
-                                   "--to", export_file});
+  RunResult exported =
+      RunProgram({Outpost(), "export", "--config", dir_.File("edge.yaml"), "--to", export_file});
   ASSERT_EQ(exported.exit_code, 0) << exported.err;
-  RunResult imported = RunProgram({Outpost(), "hub", "import", export_file, "--data-dir",
-                                   hub_dir_, "--policy", dir_.File("policy.yaml")});
+  RunResult imported = RunProgram({Outpost(), "hub", "import", export_file, "--data-dir", hub_dir_,
+                                   "--policy", dir_.File("policy.yaml")});
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string receipt_bytes, ReadFile(export_file + ".receipt"));
   OUTPOST_ASSERT_OK_AND_ASSIGN(sync::Receipt receipt, sync::ReadReceipt(receipt_bytes));
@@ -1283,8 +1343,8 @@ TEST_F(HubSecurityTest, AReceiptForgedWithASiteKeyDeletesNothing) {
   EXPECT_EQ(ReadFile(exports_json).value_or(""), exports_before);
 
   // The hub's own receipt still works: the refusal was about the signer alone.
-  RunResult accepted = RunProgram({Outpost(), "import-receipt", export_file + ".receipt",
-                                   "--config", dir_.File("edge.yaml")});
+  RunResult accepted = RunProgram(
+      {Outpost(), "import-receipt", export_file + ".receipt", "--config", dir_.File("edge.yaml")});
   ASSERT_EQ(accepted.exit_code, 0) << accepted.err;
   EXPECT_EQ(testing::OutboxRecordCount(edge_dir_), 0u);
 }
@@ -1292,8 +1352,8 @@ TEST_F(HubSecurityTest, AReceiptForgedWithASiteKeyDeletesNothing) {
 TEST_F(HubSecurityTest, OperatorTokensComeFromAFileAndNeverFromAUrl) {
   StopHub();
   const std::string tokens_file = dir_.File("operators.yaml");
-  RunResult added = RunProgram({Outpost(), "hub", "operator", "add", "--tokens-file",
-                                tokens_file, "--name", "alice", "--tenant", "acme"});
+  RunResult added = RunProgram({Outpost(), "hub", "operator", "add", "--tokens-file", tokens_file,
+                                "--name", "alice", "--tenant", "acme"});
   ASSERT_EQ(added.exit_code, 0) << added.err;
   const std::string token = added.out.substr(0, added.out.find('\n'));
   ASSERT_GE(token.size(), 22u) << added.out;
@@ -1303,32 +1363,31 @@ TEST_F(HubSecurityTest, OperatorTokensComeFromAFileAndNeverFromAUrl) {
 
   // A token on the command line is a usage error, and tokens in the clear in the config are
   // refused pointing at the file: the hub does not start either way.
-  RunResult on_command_line = RunProgram(
-      {Outpost(), "hub", "serve", "--data-dir", hub_dir_, "--listen", "127.0.0.1:0",
-       "--operator-listen", "127.0.0.1:0", "--policy", dir_.File("policy.yaml"),
-       "--operator-token", token + "=acme"});
+  RunResult on_command_line =
+      RunProgram({Outpost(), "hub", "serve", "--data-dir", hub_dir_, "--listen", "127.0.0.1:0",
+                  "--operator-listen", "127.0.0.1:0", "--policy", dir_.File("policy.yaml"),
+                  "--operator-token", token + "=acme"});
   EXPECT_EQ(on_command_line.exit_code, 2) << on_command_line.err;
-  EXPECT_NE(on_command_line.err.find("--operator-token"), std::string::npos)
-      << on_command_line.err;
-  OUTPOST_ASSERT_OK(WriteFileAtomically(
-      dir_.File("hub.yaml"), "data_dir: " + hub_dir_ +
-                                 "\nlisten: 127.0.0.1:0\noperator_listen: 127.0.0.1:0\n"
-                                 "operators:\n  - {token: " + token + ", tenant: acme}\n"));
+  EXPECT_NE(on_command_line.err.find("--operator-token"), std::string::npos) << on_command_line.err;
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("hub.yaml"),
+                                        "data_dir: " + hub_dir_ +
+                                            "\nlisten: 127.0.0.1:0\noperator_listen: 127.0.0.1:0\n"
+                                            "operators:\n  - {token: " +
+                                            token + ", tenant: acme}\n"));
   RunResult in_config = RunProgram({Outpost(), "hub", "serve", "--config", dir_.File("hub.yaml"),
                                     "--policy", dir_.File("policy.yaml")});
   EXPECT_NE(in_config.exit_code, 0);
   EXPECT_NE(in_config.err.find("operator_tokens_file"), std::string::npos) << in_config.err;
 
   OUTPOST_ASSERT_OK_AND_ASSIGN(
-      auto hub, Subprocess::Start({Outpost(), "hub", "serve", "--data-dir", hub_dir_, "--listen",
-                                   "127.0.0.1:0", "--operator-listen", "127.0.0.1:0",
-                                   "--operator-tokens-file", tokens_file, "--policy",
-                                   dir_.File("policy.yaml")},
-                                  dir_.File("hub2.log")));
+      auto hub, Subprocess::Start(
+                    {Outpost(), "hub", "serve", "--data-dir", hub_dir_, "--listen", "127.0.0.1:0",
+                     "--operator-listen", "127.0.0.1:0", "--operator-tokens-file", tokens_file,
+                     "--policy", dir_.File("policy.yaml")},
+                    dir_.File("hub2.log")));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string site_line, hub->ReadLine());
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string operator_line, hub->ReadLine());
-  ASSERT_EQ(operator_line.rfind("operator listening on http://127.0.0.1:", 0), 0u)
-      << operator_line;
+  ASSERT_EQ(operator_line.rfind("operator listening on http://127.0.0.1:", 0), 0u) << operator_line;
   const uint16_t port =
       static_cast<uint16_t>(std::atoi(operator_line.c_str() + operator_line.rfind(':') + 1));
   const size_t records_before = testing::HubRecordCount(hub_dir_);
@@ -1360,8 +1419,8 @@ TEST_F(HubSecurityTest, OperatorTokensComeFromAFileAndNeverFromAUrl) {
     OUTPOST_ASSERT_OK_AND_ASSIGN(http::ClientResponse res, get(c.target, c.bearer));
     EXPECT_EQ(res.status, c.status) << res.body;
     if (c.status != 200) {
-    EXPECT_EQ(ReasonOf(res.body), c.reason) << res.body;
-  }
+      EXPECT_EQ(ReasonOf(res.body), c.reason) << res.body;
+    }
     EXPECT_EQ(testing::HubRecordCount(hub_dir_), records_before);
     EXPECT_EQ(ReadFile(tokens_file).value_or(""), file);
   }
@@ -1404,9 +1463,8 @@ TEST_F(HubSecurityTest, SlowClientsDoNotStopAnEnrolledSitesUpload) {
     slow.push_back(fd);
   }
   FillOutbox(kRecords);
-  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeProcess edge,
-                               StartEdgeProcess(dir_.File("edge.yaml"), dir_.File("edge.log"), {},
-                                                false));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      EdgeProcess edge, StartEdgeProcess(dir_.File("edge.yaml"), dir_.File("edge.log"), {}, false));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (testing::HubRecordCount(hub_dir_) < static_cast<size_t>(kRecords) &&
          std::chrono::steady_clock::now() < deadline) {
@@ -1462,26 +1520,26 @@ TEST(BundleKubernetesSecurity, ARollbackIsRefusedOnTheKubernetesPath) {
             R"(,"engine":"xgboost","engine_version":"0.1.0",)"
             R"("inputs":[{"name":"features","datatype":"FP32","shape":[-1,8]}],)"
             R"("outputs":[{"name":"fault_probability","datatype":"FP32","shape":[-1]}],)"
-            R"("metrics":{"auc":0.9},"lineage_sha256":")" + std::string(64, 'c') + R"("})"));
+            R"("metrics":{"auc":0.9},"lineage_sha256":")" +
+            std::string(64, 'c') + R"("})"));
     const std::string out = dir.File("v" + std::to_string(version) + ".bundle");
-    RunResult created = outpost_run({"bundle", "create", "--models", models, "--keys",
-                                     dir.File("keys"), "--version", std::to_string(version),
-                                     "--site", "site-a", "-o", out});
+    RunResult created =
+        outpost_run({"bundle", "create", "--models", models, "--keys", dir.File("keys"),
+                     "--version", std::to_string(version), "--site", "site-a", "-o", out});
     ASSERT_EQ(created.exit_code, 0) << created.err;
     bundles.push_back(out);
   }
   const std::string base = JoinPath(testing::SourceDir(), "deploy/k8s");
   const std::string state = dir.File("state");
   auto install = [&](const std::string& bundle, const std::string& out) {
-    return outpost_run({"bundle", "install", bundle, "--kubernetes", base, "-o", out,
-                        "--state-dir", state, "--trusted-root", dir.File("keys/root.json"),
-                        "--site", "site-a", "--image", "registry.local:5000/outpost:0.1.0",
-                        "--registry", "registry.local:5000"});
+    return outpost_run({"bundle", "install", bundle, "--kubernetes", base, "-o", out, "--state-dir",
+                        state, "--trusted-root", dir.File("keys/root.json"), "--site", "site-a",
+                        "--image", "registry.local:5000/outpost:0.1.0", "--registry",
+                        "registry.local:5000"});
   };
   RunResult newer = install(bundles[1], dir.File("overlay2"));
   ASSERT_EQ(newer.exit_code, 0) << newer.err;
-  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string state_after_v2,
-                               ReadFile(JoinPath(state, "state.json")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string state_after_v2, ReadFile(JoinPath(state, "state.json")));
 
   RunResult older = install(bundles[0], dir.File("overlay1"));
   EXPECT_EQ(older.exit_code, 1);
