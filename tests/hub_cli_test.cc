@@ -162,5 +162,42 @@ TEST(HubCli, BadInvocationsFailWithOneLine) {
   EXPECT_NE(bad_config.err.find("unknown key \"listne\""), std::string::npos) << bad_config.err;
 }
 
+// A store URL with a password is refused wherever others could read it (a command line, the
+// config), without echoing it and before anything is created; from a file it is taken.
+TEST(HubCli, AStorePasswordNeverComesOnACommandLine) {
+  TempDir dir;
+  const std::string secret_url = "postgresql://hub:s3cret-pw@127.0.0.1:1/outpost";
+  const std::string data = dir.File("hub");
+  auto expect_refused = [&](const RunResult& r, const std::string& what) {
+    EXPECT_EQ(r.exit_code, 1) << what << ": " << r.err;
+    EXPECT_NE(r.err.find("store_url_password"), std::string::npos) << what << ": " << r.err;
+    EXPECT_EQ(r.err.find("s3cret-pw"), std::string::npos) << what << ": " << r.err;
+  };
+  expect_refused(RunProgram({Outpost(), "hub", "serve", "--data-dir", data, "--store",
+                             secret_url, "--listen", "127.0.0.1:0"}),
+                 "hub serve --store");
+  expect_refused(RunProgram({Outpost(), "hub", "site", "add", "--data-dir", data, "--store",
+                             secret_url, "--site", "s", "--tenant", "t", "--region", "r"}),
+                 "hub site add --store");
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("train.yaml"), "features: [a]\n"));
+  expect_refused(RunProgram({Outpost(), "train", "--store", secret_url, "--model", "pump",
+                             "--config", dir.File("train.yaml"), "--out", dir.File("out")}),
+                 "train --store");
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("hub.yaml"), "store: " + secret_url + "\n"));
+  expect_refused(RunProgram({Outpost(), "hub", "serve", "--config", dir.File("hub.yaml"),
+                             "--data-dir", data, "--listen", "127.0.0.1:0"}),
+                 "the config's store:");
+  EXPECT_FALSE(PathExists(data)) << "nothing is created before the refusal";
+
+  // From a file (or OUTPOST_STORE_URL) the URL is taken: this one names no server, so the
+  // store fails to open, which proves it got that far.
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("store-url"), secret_url + "\n", 0600));
+  RunResult from_file = RunProgram({Outpost(), "hub", "site", "revoke", "--data-dir", data,
+                                    "--store-url-file", dir.File("store-url"), "--site", "s"});
+  EXPECT_EQ(from_file.exit_code, 1);
+  EXPECT_EQ(from_file.err.find("store_url_password"), std::string::npos) << from_file.err;
+  EXPECT_NE(from_file.err.find("store"), std::string::npos) << from_file.err;
+}
+
 }  // namespace
 }  // namespace outpost
