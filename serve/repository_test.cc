@@ -160,6 +160,23 @@ TEST_F(RepositoryTest, OnnxVersionWithoutModelFileIsUnavailable) {
   EXPECT_NE(s.message().find("no model.onnx"), std::string::npos) << s.ToString();
 }
 
+TEST_F(RepositoryTest, KnowsEveryModelItHoldsOrHeldSinceItOpened) {
+  AddModel("pump", "backend: xgboost\n", {1});
+  AddModel("valve", "backend: xgboost\n", {1});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open({.root = dir_.path()}));
+  EXPECT_TRUE(repo->Knows("pump"));
+  EXPECT_TRUE(repo->Knows("valve"));
+  EXPECT_FALSE(repo->Knows("ghost"));
+  // Unloaded: still held. Its folder removed: no longer served, but it was.
+  OUTPOST_ASSERT_OK(repo->Unload("pump"));
+  EXPECT_TRUE(repo->Knows("pump"));
+  OUTPOST_ASSERT_OK(RemoveTree(JoinPath(dir_.path(), "valve")));
+  OUTPOST_EXPECT_OK(repo->Rescan());
+  EXPECT_EQ(repo->Find("valve", std::nullopt).status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(repo->Knows("valve"));
+  EXPECT_FALSE(repo->Knows("ghost"));
+}
+
 TEST(Repository, MissingRootIsNotFound) {
   EXPECT_EQ(ModelRepository::Open({.root = "/nonexistent/outpost"}).status().code(),
             StatusCode::kNotFound);
