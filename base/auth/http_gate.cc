@@ -1,6 +1,8 @@
 // The edge's REST authorizer (see http_gate.h): Host, Content-Type, then the route's access.
 #include "base/auth/http_gate.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -63,6 +65,17 @@ std::string HostOf(std::string_view value) {
   return CanonicalHost(host);
 }
 
+// Whether a canonical host is an IPv4 or IPv6 address rather than a name. DNS rebinding works
+// through a name the attacker controls, so a Host that is an address is answered: that is how
+// probes and clients reach a node by its pod or LAN address.
+bool IsAddressLiteral(const std::string& host) {
+  unsigned char buffer[sizeof(struct in6_addr)];
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    return ::inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buffer) == 1;
+  }
+  return ::inet_pton(AF_INET, host.c_str(), buffer) == 1;
+}
+
 // Whether `value` (a Content-Type header) names one of the body types the edge reads.
 bool AcceptedContentType(std::string_view value) {
   const std::string type = Lower(Trim(value.substr(0, value.find(';'))));
@@ -116,7 +129,7 @@ bool HttpGate::Authorize(const http::Request& request, uint32_t access,
   if (!any_host_) {
     const std::string_view header = request.Header("host");
     const std::string host = HostOf(header);
-    bool allowed = false;
+    bool allowed = !host.empty() && IsAddressLiteral(host);
     for (const std::string& name : hosts_) allowed = allowed || (!host.empty() && host == name);
     if (!allowed) {
       const std::string detail = header.empty() ? "the request names no Host"

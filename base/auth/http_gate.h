@@ -1,8 +1,8 @@
 // HttpGate: the edge's REST listener's authorizer (http::Router::SetAuthorizer). For every
 // request a route takes it checks, in this order:
-//   1. Host: the request names a host the listener answers for (its listen address, the
-//      loopback names, the machine's names, and those the config adds); anything else is 421
-//      (reason host_not_allowed). This stops DNS rebinding: a page on another origin that
+//   1. Host: the request names a host the listener answers for (an IPv4 or IPv6 address, the
+//      loopback names, the machine's names, and those the config adds); any other name is
+//      421 (reason host_not_allowed). This stops DNS rebinding: a page on another origin that
 //      resolves its own name to the edge's address still sends its own name.
 //   2. Content-Type: a request with a body says application/json (parameters allowed) or,
 //      for the binary tensor extension, application/octet-stream; anything else is 415

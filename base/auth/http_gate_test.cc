@@ -114,9 +114,22 @@ TEST(HttpGateHost, RefusesOtherHostsAndMalformedOnesWith421) {
   HttpGate gate({.allowed_hosts = {"edge.plant.example"}});
   for (std::string host : {"", "evil.example", "evil.example:8000", "localhost.evil.example",
                            "localhost:", "localhost:80a", "localhost:8000:1", "[::1", "[::1]x",
-                           "::1", "127.0.0.2", "edge.plant.example.evil", "user@localhost"}) {
+                           "::1", "127.0.0.2.evil", "edge.plant.example.evil", "user@localhost",
+                           "10.0.0.256", "[fe80::zz]"}) {
     TestRequest rq("GET", host);
     ExpectRefusal(gate, rq.request, kInfer, 421, "host_not_allowed");
+  }
+}
+
+// DNS rebinding needs a name the attacker controls; a Host that is an address is how probes
+// and LAN clients reach a node by its pod or interface address.
+TEST(HttpGateHost, AcceptsAnyAddressLiteral) {
+  HttpGate gate({});
+  for (std::string host : {"127.0.0.2", "10.1.2.3:8000", "192.168.0.9", "[fe80::1]:8000",
+                           "[2001:db8::7]"}) {
+    TestRequest rq("GET", host);
+    http::Response refusal;
+    EXPECT_TRUE(gate.Authorize(rq.request, 0, refusal)) << host;
   }
 }
 
