@@ -179,10 +179,10 @@ Result<Caller> HubService::Authenticate(const PeerCredential& peer, HubResponse*
 
 namespace {
 
-// The site credential of the request that HandleSite is routing on this thread: the router
-// runs a route on its caller's thread before Handle returns, and the credential is not part
-// of the request (tests and fuzzing hand it in beside it).
-thread_local const PeerCredential* routed_peer = nullptr;
+// The site listener's routes that only an enrolled site may use.
+bool IsSyncRoute(std::string_view path) {
+  return path == "/sync/v1/batches" || path == "/sync/v1/status";
+}
 
 // A route's answer from a handler that returns it.
 template <typename Fn>
@@ -208,10 +208,9 @@ HubService::HubService(Store& store, Enrolment& enrolment, const PolicySet& poli
 
 void HubService::RegisterSiteRoutes() {
   enrolment_.RegisterRoutes(site_router_);
-  // Any method: a peer without a credential is refused (401, 403) before the method counts.
-  auto sync = Answering([this](const HubRequest& request) {
-    return HandleSync(request, *routed_peer);
-  });
+  // Any method: a peer without a credential is refused (401, 403, by HandleSite) before the
+  // method counts.
+  auto sync = Answering([this](const HubRequest& request) { return HandleSync(request); });
   site_router_.Exact("*", "/sync/v1/batches", sync);
   site_router_.Exact("*", "/sync/v1/status", sync);
 }
@@ -239,26 +238,35 @@ void HubService::RegisterOperatorRoutes() {
 }
 
 HubResponse HubService::HandleSite(const HubRequest& request, const PeerCredential& peer) {
-  const PeerCredential* outer = std::exchange(routed_peer, &peer);
+  // The caller comes from the credential alone: a sync route's is authenticated here, before
+  // the route runs, and travels on the request (Request::caller, which the listener leaves
+  // empty); every other route's stays empty.
+  request.caller = Caller{};
+  if (IsSyncRoute(http::Router::PathOf(request.target))) {
+    HubResponse refusal;
+    Result<Caller> caller = Authenticate(peer, &refusal);
+    if (!caller.ok()) return refusal;
+    request.caller = std::move(*caller);
+  }
   HubResponse response;
   site_router_.Handle(request, response);
-  routed_peer = outer;
   return response;
 }
 
-HubResponse HubService::HandleSync(const HubRequest& request, const PeerCredential& peer) {
-  HubResponse refusal;
-  Result<Caller> caller = Authenticate(peer, &refusal);
-  if (!caller.ok()) return refusal;
+HubResponse HubService::HandleSync(const HubRequest& request) {
+  const Caller& caller = request.caller;
+  if (caller.kind != Caller::Kind::kSite) {
+    return ErrorResponse(401, "credential_missing", "a site client certificate is required");
+  }
   if (request.method != "POST") {
     HubResponse response = ErrorResponse(405, "method_not_allowed", "use POST");
     response.headers.emplace_back("Allow", "POST");
     return response;
   }
   if (http::Router::PathOf(request.target) == "/sync/v1/status") {
-    return HandleStatus(*caller, request);
+    return HandleStatus(caller, request);
   }
-  BatchOutcome outcome = IngestBatch(*caller, request.body);
+  BatchOutcome outcome = IngestBatch(caller, request.body);
   return HubResponse{.status = outcome.http_status, .body = outcome.Body()};
 }
 

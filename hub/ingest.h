@@ -151,8 +151,9 @@ class HubService {
 
   void RegisterSiteRoutes();
   void RegisterOperatorRoutes();
-  // POST /sync/v1/batches and /sync/v1/status: the credential first, then the method.
-  HubResponse HandleSync(const HubRequest& request, const PeerCredential& peer);
+  // POST /sync/v1/batches and /sync/v1/status for request.caller, the site HandleSite
+  // authenticated (401 without one); then the method.
+  HubResponse HandleSync(const HubRequest& request);
   HubResponse HandleStatus(const Caller& caller, const HubRequest& request);
   void AuditRefusal(const Caller& caller, const BatchKey& key, std::string_view event,
                     std::string_view reason, std::string_view detail);
