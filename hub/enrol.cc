@@ -43,9 +43,11 @@ Status WriteOrRemove(const std::string& path, bool sent, std::string_view text) 
 Status CheckReceiptPin(std::string_view receipt_pem, std::string_view ca_pem) {
   Status checked = sync::CheckReceiptCertificate(receipt_pem, ca_pem);
   if (checked.ok()) return checked;
+  const std::string detail(checked.message());
+  const std::string why =
+      "the hub's receipt_certificate_pem is not a receipt certificate of its CA (" + detail + ")";
   return ErrorWithReason(StatusCode::kDataLoss, "bad_receipt_certificate",
-                         "the hub's receipt_certificate_pem is not a receipt certificate of its "
-                         "CA (" + std::string(checked.message()) + "); nothing was written");
+                         why + "; nothing was written");
 }
 
 // The reason a status carries (ErrorWithReason), else `fallback`.
@@ -317,8 +319,7 @@ Status EnrolSite(const EnrolSiteOptions& options) {
                            "public key; nothing was written");
   }
   // The receipt certificate the site pins (sync/FORMAT.md section 5); an older hub sends none.
-  const std::string_view receipt_pem =
-      root["receipt_certificate_pem"].GetString().value_or("");
+  const std::string_view receipt_pem = root["receipt_certificate_pem"].GetString().value_or("");
   const bool has_receipt_cert = root["receipt_certificate_pem"].is_string();
   if (has_receipt_cert) OUTPOST_RETURN_IF_ERROR(CheckReceiptPin(receipt_pem, ca_pem));
   OUTPOST_RETURN_IF_ERROR(MakeDirectories(dir));

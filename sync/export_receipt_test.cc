@@ -27,9 +27,10 @@ class Pki {
                                             const std::string& ext = "") {
     Run({"req", "-new", "-newkey", "ed25519", "-nodes", "-keyout", Path(file + ".key"), "-out",
          Path(file + ".csr"), "-subj", subject});
-    std::vector<std::string> args = {"x509", "-req", "-in", Path(file + ".csr"), "-CA",
-                                     Path("ca.crt"), "-CAkey", Path("ca.key"), "-set_serial",
-                                     "4242", "-days", "2", "-out", Path(file + ".crt")};
+    std::vector<std::string> args = {
+        "x509",         "-req",   "-in",          Path(file + ".csr"), "-CA",
+        Path("ca.crt"), "-CAkey", Path("ca.key"), "-set_serial",       "4242",
+        "-days",        "2",      "-out",         Path(file + ".crt")};
     if (!ext.empty()) {
       EXPECT_TRUE(WriteFileAtomically(Path(file + ".ext"), ext + "\n").ok());
       args.push_back("-extfile");
@@ -52,9 +53,11 @@ class Pki {
 
 // What the hub's receipt certificate carries (sync/FORMAT.md section 5), and what a site
 // certificate carries (hub/FORMAT.md section 3).
-const std::string kReceiptExt = std::string(
-    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-    "extendedKeyUsage=") + kReceiptSigningOid;
+const std::string kReceiptExt =
+    std::string(
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=") +
+    kReceiptSigningOid;
 const std::string kSiteExt =
     "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
     "extendedKeyUsage=clientAuth,serverAuth\nsubjectAltName=DNS:plant-7";
@@ -173,8 +176,7 @@ TEST_F(ExportReceiptTest, ReceiptRoundTripsAndIsRefusedFromAnotherHubOrForAnothe
   Result<Receipt> foreign =
       ReadReceipt(*WriteReceipt(SampleReceipt(foreign_signer_.second), foreign_signer_.first));
   OUTPOST_ASSERT_OK(foreign);
-  EXPECT_EQ(ReasonOf(VerifyReceiptFor(*foreign, Trust(signer_.second), "plant-7")),
-            "receipt_cert");
+  EXPECT_EQ(ReasonOf(VerifyReceiptFor(*foreign, Trust(signer_.second), "plant-7")), "receipt_cert");
 }
 
 TEST_F(ExportReceiptTest, AReceiptSignedWithASiteKeyIsRefusedThoughItChainsToTheHubCa) {
@@ -206,8 +208,7 @@ TEST_F(ExportReceiptTest, AReceiptSignedWithASiteKeyIsRefusedThoughItChainsToThe
   Status bad_pin = VerifyReceiptFor(*own, Trust(site_.second), "plant-7");
   EXPECT_EQ(bad_pin.code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(ReasonOf(bad_pin), "receipt_certificate_invalid");
-  EXPECT_NE(bad_pin.message().find("re-enrol this site"), std::string::npos)
-      << bad_pin.message();
+  EXPECT_NE(bad_pin.message().find("re-enrol this site"), std::string::npos) << bad_pin.message();
 }
 
 TEST_F(ExportReceiptTest, ASiteWithoutAPinnedReceiptCertificateIsToldToReEnrol) {

@@ -23,11 +23,12 @@ std::string ReEnrolInstruction(const ReceiptTrust& trust, std::string_view site_
   const std::string tenant = trust.tenant.empty() ? "TENANT" : trust.tenant;
   const std::string hub = trust.hub_url.empty() ? "https://HUB:PORT" : trust.hub_url;
   const std::string dir = trust.credentials_dir.empty() ? "DIR" : trust.credentials_dir;
-  return "re-enrol this site: at the hub run `outpost hub site add --site " + site +
-         " --tenant " + tenant + " --region REGION --reissue` (it prints a one-time token), "
-         "then here `outpost enrol --hub " + hub + " --token TOKEN --site " + site +
-         " --credentials " + dir + " --force`, and import the receipt again. Nothing was "
-         "deleted";
+  const std::string add =
+      "outpost hub site add --site " + site + " --tenant " + tenant + " --region REGION --reissue";
+  const std::string enrol = "outpost enrol --hub " + hub + " --token TOKEN --site " + site +
+                            " --credentials " + dir + " --force";
+  return "re-enrol this site: at the hub run `" + add + "` (it prints a one-time token), then " +
+         "here `" + enrol + "`, and import the receipt again. Nothing was deleted";
 }
 
 // SHA-256 of the DER of the first certificate in `pem`; "" when it does not parse.
@@ -122,8 +123,8 @@ Result<Receipt> ReadReceipt(std::string_view bytes, const ReceiptLimits& limits)
 Status CheckReceiptCertificate(std::string_view cert_pem, std::string_view hub_ca_pem) {
   Status chain = VerifyCertificateChain(cert_pem, hub_ca_pem);
   if (!chain.ok()) {
-    return Status(chain.code(), "not issued by the hub CA, or not valid now: " +
-                                    std::string(chain.message()));
+    return Status(chain.code(),
+                  "not issued by the hub CA, or not valid now: " + std::string(chain.message()));
   }
   OUTPOST_ASSIGN_OR_RETURN(crypto::CertificateInfo info, crypto::ParseCertificatePem(cert_pem));
   OUTPOST_RETURN_IF_ERROR(
@@ -132,10 +133,11 @@ Status CheckReceiptCertificate(std::string_view cert_pem, std::string_view hub_c
   if (purposes.size() != 1 || purposes[0] != kReceiptSigningOid) {
     std::string held;
     for (const std::string& oid : purposes) held += (held.empty() ? "" : ", ") + oid;
+    if (held.empty()) held = "nothing";
+    const std::string must = std::string("its extendedKeyUsage must hold exactly ") +
+                             kReceiptSigningOid + ", and holds " + held;
     return PermissionDeniedError("certificate \"" + info.common_name +
-                                 "\" is not a receipt certificate: its extendedKeyUsage must "
-                                 "hold exactly " + kReceiptSigningOid + ", and holds " +
-                                 (held.empty() ? std::string("nothing") : held));
+                                 "\" is not a receipt certificate: " + must);
   }
   return Status::Ok();
 }
@@ -164,10 +166,11 @@ Status VerifyReceiptFor(const Receipt& receipt, const ReceiptTrust& trust,
                         std::string_view site_id) {
   const std::string pin_path = JoinPath(trust.credentials_dir, kPinnedReceiptCertificateFile);
   if (trust.pinned_cert_pem.empty()) {
+    const std::string why = "this site has no pinned receipt certificate (" + pin_path +
+                            "): it was enrolled before its hub sent one, so no receipt can be "
+                            "trusted; ";
     return ErrorWithReason(StatusCode::kFailedPrecondition, "receipt_certificate_missing",
-                           "this site has no pinned receipt certificate (" + pin_path +
-                               "): it was enrolled before its hub sent one, so no receipt can "
-                               "be trusted; " + ReEnrolInstruction(trust, site_id));
+                           why + ReEnrolInstruction(trust, site_id));
   }
   Status pinned = CheckReceiptCertificate(trust.pinned_cert_pem, trust.hub_ca_pem);
   if (!pinned.ok()) {
@@ -180,14 +183,16 @@ Status VerifyReceiptFor(const Receipt& receipt, const ReceiptTrust& trust,
   if (signer_fingerprint.empty() || signer_fingerprint != pinned_fingerprint) {
     Result<crypto::CertificateInfo> signer = crypto::ParseCertificatePem(receipt.cert_pem);
     const std::string who = signer.ok() ? "\"" + signer->common_name + "\"" : "an unreadable one";
+    const std::string signed_by = "the receipt is signed by certificate " + who + " (sha256 " +
+                                  signer_fingerprint.substr(0, 16) + ")";
+    const std::string pinned_one = "the hub's receipt certificate this site pinned at enrolment (" +
+                                   pin_path + ", sha256 " + pinned_fingerprint.substr(0, 16) + ")";
     return ErrorWithReason(
         StatusCode::kPermissionDenied, "receipt_cert",
-        "the receipt is signed by certificate " + who + " (sha256 " +
-            signer_fingerprint.substr(0, 16) + "), not by the hub's receipt certificate this "
-            "site pinned at enrolment (" + pin_path + ", sha256 " +
-            pinned_fingerprint.substr(0, 16) + "): a receipt from another hub, or signed with "
-            "a site's key; nothing was deleted (a receipt written before the hub replaced its "
-            "receipt certificate: re-enrol, or import the export at the hub again)");
+        signed_by + ", not by " + pinned_one +
+            ": a receipt from another hub, or signed with a site's key; nothing was deleted (a "
+            "receipt written before the hub replaced its receipt certificate: re-enrol, or "
+            "import the export at the hub again)");
   }
   if (receipt.site_id != site_id) {
     return ErrorWithReason(StatusCode::kPermissionDenied, "receipt_site_mismatch",

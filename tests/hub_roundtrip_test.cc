@@ -145,9 +145,9 @@ TEST(HubRoundTrip, ExportImportReceipt) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string site_key, ReadFile(JoinPath(creds, "site.key")));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string site_signed, sync::WriteReceipt(receipt, site_key));
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("site_signed.receipt"), site_signed));
-  RunResult site_signed_run = RunProgram({Outpost(), "import-receipt",
-                                          dir.File("site_signed.receipt"), "--config",
-                                          dir.File("edge.yaml")});
+  RunResult site_signed_run =
+      RunProgram({Outpost(), "import-receipt", dir.File("site_signed.receipt"), "--config",
+                  dir.File("edge.yaml")});
   EXPECT_EQ(site_signed_run.exit_code, 1);
   EXPECT_NE(site_signed_run.err.find("receipt_cert"), std::string::npos) << site_signed_run.err;
   EXPECT_EQ(testing::OutboxRecordCount(edge_dir), static_cast<size_t>(kRecords));
@@ -156,8 +156,8 @@ TEST(HubRoundTrip, ExportImportReceipt) {
   // commands that re-enrol it, naming this hub, and nothing is deleted.
   const std::string pin = JoinPath(creds, "hub_receipt.crt");
   ASSERT_EQ(std::rename(pin.c_str(), dir.File("pin.crt").c_str()), 0);
-  RunResult unpinned = RunProgram({Outpost(), "import-receipt", receipt_file, "--config",
-                                   dir.File("edge.yaml")});
+  RunResult unpinned =
+      RunProgram({Outpost(), "import-receipt", receipt_file, "--config", dir.File("edge.yaml")});
   EXPECT_EQ(unpinned.exit_code, 1);
   EXPECT_NE(unpinned.err.find("receipt_certificate_missing"), std::string::npos) << unpinned.err;
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string hub_url, ReadFile(JoinPath(creds, "hub.url")));

@@ -80,8 +80,8 @@ class SyncExportTest : public ::testing::Test {
   }
   // A receipt for the batches of `file`, signed with the key in `key` and carrying the
   // certificate in `crt`.
-  std::string Receipt(const sync::ExportFile& file, const std::string& key,
-                      const std::string& crt, const std::string& site = "plant-7") {
+  std::string Receipt(const sync::ExportFile& file, const std::string& key, const std::string& crt,
+                      const std::string& site = "plant-7") {
     sync::Receipt r{.cert_pem = *ReadFile(crt), .site_id = site, .export_id = file.export_id,
                     .created_ms = 1};
     for (const std::string& b : file.batches) r.keys.push_back(sync::DecodeBatch(b)->key);
@@ -104,8 +104,7 @@ class SyncExportTest : public ::testing::Test {
         crt + ".ext", std::string("extendedKeyUsage=") + sync::kReceiptSigningOid + "\n"));
     ASSERT_EQ(RunProgram({"/usr/bin/openssl", "x509", "-req", "-in", crt + ".csr", "-CA",
                           JoinPath(ca_dir, "ca.crt"), "-CAkey", JoinPath(ca_dir, "ca.key"),
-                          "-set_serial", "77", "-days", "2", "-extfile", crt + ".ext", "-out",
-                          crt})
+                          "-set_serial", "77", "-days", "2", "-extfile", crt + ".ext", "-out", crt})
                   .exit_code,
               0);
   }
@@ -217,8 +216,8 @@ TEST_F(SyncExportTest, AReceiptForgedWithASiteKeyDeletesNothing) {
   // site the receipt names.
   for (const char* site : {"plant-7", "plant-8"}) {
     OUTPOST_ASSERT_OK(WriteFileAtomically(
-        dir_.File("forged.rcpt"), Receipt(a, dir_.File("credentials/site.key"),
-                                          dir_.File("credentials/site.crt"), site)));
+        dir_.File("forged.rcpt"),
+        Receipt(a, dir_.File("credentials/site.key"), dir_.File("credentials/site.crt"), site)));
     RunResult forged = Outpost({"import-receipt", dir_.File("forged.rcpt")});
     EXPECT_EQ(forged.exit_code, 1);
     EXPECT_NE(forged.err.find("receipt_cert"), std::string::npos) << forged.err;
@@ -226,9 +225,9 @@ TEST_F(SyncExportTest, AReceiptForgedWithASiteKeyDeletesNothing) {
   }
   // A second certificate of the hub CA with the receipt key purpose is not the pinned one.
   ASSERT_NO_FATAL_FAILURE(MakeReceiptSigner(dir_.File("hub")));
-  OUTPOST_ASSERT_OK(WriteFileAtomically(
-      dir_.File("unpinned.rcpt"),
-      Receipt(a, dir_.File("hub/signer.key"), dir_.File("hub/signer.crt"))));
+  OUTPOST_ASSERT_OK(
+      WriteFileAtomically(dir_.File("unpinned.rcpt"),
+                          Receipt(a, dir_.File("hub/signer.key"), dir_.File("hub/signer.crt"))));
   RunResult unpinned = Outpost({"import-receipt", dir_.File("unpinned.rcpt")});
   EXPECT_EQ(unpinned.exit_code, 1);
   EXPECT_NE(unpinned.err.find("receipt_cert"), std::string::npos) << unpinned.err;
@@ -260,8 +259,8 @@ TEST_F(SyncExportTest, ASiteEnrolledBeforeReceiptPinsIsToldToReEnrolAndDeletesNo
   EXPECT_EQ(refused.exit_code, 1);
   for (const std::string& part :
        {std::string("receipt_certificate_missing"), pin, std::string("re-enrol this site"),
-        std::string("outpost hub site add --site plant-7 --tenant acme"),
-        std::string("--reissue"), std::string("outpost enrol --hub"),
+        std::string("outpost hub site add --site plant-7 --tenant acme"), std::string("--reissue"),
+        std::string("outpost enrol --hub"),
         std::string("--site plant-7 --credentials ") + dir_.File("credentials") + " --force"}) {
     EXPECT_NE(refused.err.find(part), std::string::npos) << part << "\n" << refused.err;
   }

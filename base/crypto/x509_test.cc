@@ -210,11 +210,11 @@ TEST(X509Certificates, ExtendedKeyUsagesReadBackAsDottedOids) {
   TestCa ca = MakeCa();
   OUTPOST_ASSERT_OK_AND_ASSIGN(KeyPairPem key, GenerateKeyPairPem(KeyAlgorithm::kEd25519));
   const std::string private_oid = "2.25.49729270687702727671154857416644360551.1.1";
-  CertificateSpec spec{.common_name = "both",
-                       .validity = {.not_before_s = kStart, .not_after_s = kEnd},
-                       .key_usage = kDigitalSignature,
-                       .extended_key_usage = {ExtendedKeyUsage::kClientAuth,
-                                              ExtendedKeyUsage::kServerAuth}};
+  CertificateSpec spec{
+      .common_name = "both",
+      .validity = {.not_before_s = kStart, .not_after_s = kEnd},
+      .key_usage = kDigitalSignature,
+      .extended_key_usage = {ExtendedKeyUsage::kClientAuth, ExtendedKeyUsage::kServerAuth}};
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string tls, ca.issuer->Issue(spec, key.public_pem));
   OUTPOST_ASSERT_OK_AND_ASSIGN(CertificateInfo tls_info, ParseCertificatePem(tls));
   EXPECT_EQ(tls_info.extended_key_usages,
