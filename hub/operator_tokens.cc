@@ -120,8 +120,10 @@ std::string FormatOperatorTokens(const OperatorTokens& tokens) {
   if (tokens.entries.empty()) return out + "operators: []\n";
   out += "operators:\n";
   for (const OperatorEntry& e : tokens.entries) {
-    out += "  - name: " + e.name + "\n    tenant: " + e.tenant +
-           "\n    token_sha256: " + HexEncode(e.token_sha256) + "\n";
+    // Quoted: the name rules allow no quote or backslash, and a bare `null` or `true`
+    // would read back as another type.
+    out += "  - name: \"" + e.name + "\"\n    tenant: \"" + e.tenant +
+           "\"\n    token_sha256: " + HexEncode(e.token_sha256) + "\n";
   }
   return out;
 }

@@ -67,6 +67,16 @@ TEST(OperatorTokens, ParsesEntriesAndFormatsThemBackUnchanged) {
   ASSERT_EQ(again.entries.size(), 2u);
   EXPECT_EQ(again.entries[1].name, "bob.ops");
   EXPECT_EQ(again.entries[1].token_sha256, tokens.entries[1].token_sha256);
+  // Names that YAML would read as another type when bare are written quoted.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      OperatorTokens typed,
+      ParseOperatorTokens("operators:\n" + Entry("\"true\"", "\"null\"", kHashA)));
+  EXPECT_EQ(typed.entries[0].tenant, "null");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OperatorTokens typed_again,
+                               ParseOperatorTokens(FormatOperatorTokens(typed)));
+  EXPECT_EQ(typed_again.entries[0].name, "true");
+  EXPECT_EQ(typed_again.entries[0].tenant, "null");
+  EXPECT_FALSE(ParseOperatorTokens("operators:\n" + Entry("alice", "null", kHashA)).ok());
   // An empty file, or an empty list, holds no operator.
   EXPECT_TRUE(ParseOperatorTokens("").value().entries.empty());
   EXPECT_TRUE(ParseOperatorTokens("operators: []\n").value().entries.empty());

@@ -19,6 +19,12 @@ outpost_test(hub_server_test
   DEPS outpost_hub outpost_hub_testing outpost_testing outpost_json
   LABELS hub postgres)
 
+# The operator's Authorization header and the operator tokens file (hub/FORMAT.md section 6).
+outpost_fuzz(hub_operator_tokens_fuzz
+  SOURCES operator_tokens_fuzz.cc
+  DEPS outpost_hub
+  CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/testdata/operator_tokens_seeds)
+
 outpost_fuzz(hub_enrol_fuzz
   SOURCES enrol_fuzz.cc
   DEPS outpost_hub
