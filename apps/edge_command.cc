@@ -38,6 +38,7 @@
 #include "base/names.h"
 #include "insight/evaluator.h"
 #include "outbox/outbox.h"
+#include "policy/evaluate.h"
 #include "serve/edge_api.h"
 #include "serve/grpc_server.h"
 #include "serve/handler.h"
@@ -325,6 +326,23 @@ void Reload(const EdgeConfig& config, auth::HttpGate& gate, serve::HttpServer& s
   }
 }
 
+// The edge API's options from the config: who reads records unfiltered, the policy that
+// filters them for everyone else, and the feedback rate per credential.
+Result<serve::EdgeApiOptions> MakeEdgeApiOptions(const EdgeConfig& config,
+                                                 auth::RoleSet raw_read_roles) {
+  serve::EdgeApiOptions options;
+  OUTPOST_ASSIGN_OR_RETURN(EdgePolicy loaded, LoadEdgePolicy(config));
+  if (loaded.policy != nullptr) {
+    OUTPOST_ASSIGN_OR_RETURN(policy::HashKey key, policy::HashKey::Create(loaded.hash_key_secret));
+    options.policy = std::move(loaded.policy);
+    options.policy_hash_key = std::move(key);
+  }
+  options.raw_read_roles = raw_read_roles;
+  options.feedback_per_second = config.auth.feedback_per_second;
+  options.feedback_burst = static_cast<size_t>(config.auth.feedback_burst);
+  return options;
+}
+
 // The scoring handler's options: limits from the config, insight records by `evaluator`.
 serve::HandlerOptions MakeHandlerOptions(const EdgeConfig& config, insight::Evaluator* evaluator) {
   serve::HandlerOptions handler_options;
@@ -333,6 +351,7 @@ serve::HandlerOptions MakeHandlerOptions(const EdgeConfig& config, insight::Eval
   handler_options.limits.max_depth = static_cast<size_t>(config.max_json_depth);
   handler_options.limits.max_body_bytes = config.max_body_bytes;
   handler_options.insight = evaluator;
+  handler_options.allow_model_control = config.auth.model_control;
   return handler_options;
 }
 
@@ -449,7 +468,12 @@ Status RunEdge(const EdgeFlags& flags) {
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<sync::Forwarder> forwarder,
                            StartEdgeForwarder(config, outbox.get(), *repository));
   serve::Handler handler(*repository, MakeHandlerOptions(config, evaluator.get()));
-  serve::EdgeApi edge_api({.outbox = outbox.get(), .shadow = shadow.get()});
+  OUTPOST_ASSIGN_OR_RETURN(serve::EdgeApiOptions edge_api_options,
+                           MakeEdgeApiOptions(config, raw_read_roles));
+  edge_api_options.outbox = outbox.get();
+  edge_api_options.shadow = shadow.get();
+  edge_api_options.repository = repository.get();
+  serve::EdgeApi edge_api(std::move(edge_api_options));
   http::Router router;
   serve::RegisterRoutes(router, handler);  // /v2/..., /metrics
   edge_api.RegisterRoutes(router);         // /v1/feedback, /v1/records, /v1/outbox

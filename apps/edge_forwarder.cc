@@ -33,6 +33,19 @@ Result<std::string> LoadOrCreateHashKey(const std::string& path) {
   return ReadFile(path, 4096);
 }
 
+Result<EdgePolicy> LoadEdgePolicy(const EdgeConfig& config) {
+  const EdgeSyncConfig& s = config.sync;
+  if (!s.enabled) return EdgePolicy{};
+  OUTPOST_ASSIGN_OR_RETURN(std::string policy_text, ReadFile(s.policy_file, 1 << 20));
+  Result<std::shared_ptr<const policy::Policy>> policy = policy::ParsePolicy(policy_text);
+  if (!policy.ok()) return policy.status().WithContext("sync.policy_file " + s.policy_file);
+  std::string key_path =
+      s.hash_key_file.empty() ? JoinPath(CredentialsDir(config), "hash.key") : s.hash_key_file;
+  Result<std::string> secret = LoadOrCreateHashKey(key_path);
+  if (!secret.ok()) return secret.status().WithContext("sync hash key " + key_path);
+  return EdgePolicy{.policy = std::move(*policy), .hash_key_secret = std::move(*secret)};
+}
+
 Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
     const EdgeConfig& config, outbox::Outbox* outbox, const serve::ModelRepository& repository) {
   const EdgeSyncConfig& s = config.sync;
@@ -52,12 +65,7 @@ Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
       hub_url.pop_back();
     }
   }
-  OUTPOST_ASSIGN_OR_RETURN(std::string policy_text, ReadFile(s.policy_file, 1 << 20));
-  Result<std::shared_ptr<const policy::Policy>> policy = policy::ParsePolicy(policy_text);
-  if (!policy.ok()) return policy.status().WithContext("sync.policy_file " + s.policy_file);
-  std::string key_path = s.hash_key_file.empty() ? JoinPath(creds, "hash.key") : s.hash_key_file;
-  Result<std::string> secret = LoadOrCreateHashKey(key_path);
-  if (!secret.ok()) return secret.status().WithContext("sync hash key " + key_path);
+  OUTPOST_ASSIGN_OR_RETURN(EdgePolicy loaded, LoadEdgePolicy(config));
 
   sync::ForwarderOptions options;
   options.outbox = outbox;
@@ -66,8 +74,8 @@ Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
                    .key_file = JoinPath(creds, "site.key"),
                    .ca_file = JoinPath(creds, "hub_ca.crt"),
                    .timeout = std::chrono::milliseconds(s.request_timeout_ms)};
-  options.policy = std::move(*policy);
-  options.hash_key_secret = std::move(*secret);
+  options.policy = std::move(loaded.policy);
+  options.hash_key_secret = std::move(loaded.hash_key_secret);
   options.state_dir = config.data_dir;
   options.lease = {.max_records = s.batch_max_records,
                    .max_bytes = s.batch_max_bytes,

@@ -7,14 +7,27 @@
 #define OUTPOST_APPS_EDGE_FORWARDER_H_
 
 #include <memory>
+#include <string>
 
 #include "apps/edge_config.h"
 #include "base/status.h"
 #include "outbox/outbox.h"
+#include "policy/policy.h"
 #include "serve/repository.h"
 #include "sync/forwarder.h"
 
 namespace outpost::apps {
+
+// The compliance policy records leave under, and the site secret of its hash rules: what the
+// forwarder applies before an upload and GET /v1/records before it answers.
+struct EdgePolicy {
+  std::shared_ptr<const policy::Policy> policy;  // null without a `sync:` section
+  std::string hash_key_secret;
+};
+
+// Reads sync.policy_file and the hash key (created when missing); an empty EdgePolicy when
+// the config has no `sync:` section.
+Result<EdgePolicy> LoadEdgePolicy(const EdgeConfig& config);
 
 // Starts the forwarder when config.sync is enabled; null (and OK) when it is not. `outbox`
 // and `repository` must outlive the forwarder: destroy it before closing the outbox.
