@@ -127,9 +127,9 @@ Status HubCa::OpenCa() {
   return Status::Ok();
 }
 
-// Sites pin receipt.crt at enrolment, so it is made once and lives as long as the CA; only an
-// older hub's certificate, which lacks the receipt key purpose and so signs nothing a site
-// accepts, is replaced.
+// Sites pin receipt.crt at enrolment, so it is made once and lives as long as the CA; only a
+// certificate that signs nothing a site accepts (an older hub's, without the receipt key
+// purpose; or one that does not verify against this CA) is replaced.
 Status HubCa::OpenReceiptKey() {
   bool make = !PathExists(receipt_cert_path()) || !PathExists(receipt_key_path());
   if (!make) {
@@ -138,11 +138,13 @@ Status HubCa::OpenReceiptKey() {
     if (!info.ok()) {
       return DataLossError(receipt_cert_path() + ": " + std::string(info.status().message()));
     }
-    make = info->extended_key_usages != std::vector<std::string>{sync::kReceiptSigningOid};
+    // An older hub's (no receipt key purpose), or one this CA no longer vouches for.
+    Status usable = sync::CheckReceiptCertificate(pem, ca_pem_);
+    make = !usable.ok();
     if (make) {
-      OUTPOST_LOG(kWarning) << "receipt.crt lacks the receipt key purpose; making a new receipt "
-                               "key and certificate (sites enrolled before re-enrol)"
-                            << Field("path", receipt_cert_path());
+      OUTPOST_LOG(kWarning) << "receipt.crt cannot sign receipts that sites accept; making a "
+                               "new receipt key and certificate (sites enrolled before re-enrol)"
+                            << Field("path", receipt_cert_path()) << Field("why", usable.message());
     }
   }
   if (make) {

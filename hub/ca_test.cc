@@ -148,7 +148,7 @@ TEST(HubCa, TheReceiptCertificateCarriesOnlyTheReceiptKeyPurpose) {
   EXPECT_EQ(key_again, key_pem);
 }
 
-TEST(HubCa, AnOlderReceiptCertificateWithoutThePurposeIsReplaced) {
+TEST(HubCa, AReceiptCertificateSitesWouldRefuseIsReplaced) {
   TempDir dir;
   std::string ca_pem;
   {
@@ -176,6 +176,14 @@ TEST(HubCa, AnOlderReceiptCertificateWithoutThePurposeIsReplaced) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string new_key, ReadFile(dir.File("receipt.key")));
   EXPECT_NE(new_key, old_key.private_pem);
   EXPECT_EQ(Mode(dir.File("receipt.key")), 0600);
+
+  // Another hub's receipt certificate (the right purpose, the wrong CA) is replaced too.
+  TempDir other;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto other_ca, HubCa::OpenOrCreate(other.path(), {}));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("receipt.crt"), other_ca->receipt_pem()));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto reopened, HubCa::OpenOrCreate(dir.path(), {}));
+  EXPECT_NE(reopened->receipt_pem(), other_ca->receipt_pem());
+  OUTPOST_EXPECT_OK(sync::CheckReceiptCertificate(reopened->receipt_pem(), ca_pem));
 
   // A receipt.crt that is not a certificate is data loss, not silently replaced.
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("receipt.crt"), "damaged"));
