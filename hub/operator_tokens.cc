@@ -17,13 +17,9 @@ namespace {
 
 constexpr std::string_view kBadFile = "bad_operator_tokens";
 
-inline constexpr NameRule kOperatorNameRule{"operator name",
-                                            kBadFile,
-                                            "[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
-                                            64,
-                                            /*upper_case=*/true,
-                                            /*colon=*/false,
-                                            /*underscore_first=*/false};
+// An operator's name: upper case allowed, no ':', no '_' first (as base/names.h's rule names).
+inline constexpr NameRule kOperatorNameRule{
+    "operator name", kBadFile, "[A-Za-z0-9][A-Za-z0-9._-]{0,63}", 64, true, false, false};
 
 Status Bad(std::string_view detail) {
   return ErrorWithReason(StatusCode::kInvalidArgument, kBadFile, detail);
@@ -115,8 +111,9 @@ Result<OperatorTokens> ParseOperatorTokens(std::string_view yaml_text) {
 }
 
 std::string FormatOperatorTokens(const OperatorTokens& tokens) {
-  std::string out = "# outpost hub operator add writes this file (hub/FORMAT.md section 6):\n"
-                    "# the SHA-256 of each operator's token, never the token.\n";
+  std::string out =
+      "# outpost hub operator add writes this file (hub/FORMAT.md section 6):\n"
+      "# the SHA-256 of each operator's token, never the token.\n";
   if (tokens.entries.empty()) return out + "operators: []\n";
   out += "operators:\n";
   for (const OperatorEntry& e : tokens.entries) {
@@ -130,8 +127,7 @@ std::string FormatOperatorTokens(const OperatorTokens& tokens) {
 
 Result<OperatorTokens> LoadOperatorTokens(const std::string& path) {
   OUTPOST_ASSIGN_OR_RETURN(
-      std::string text,
-      ReadSecretFile(path, "the operator tokens file", kMaxOperatorTokensBytes));
+      std::string text, ReadSecretFile(path, "the operator tokens file", kMaxOperatorTokensBytes));
   Result<OperatorTokens> tokens = ParseOperatorTokens(text);
   if (!tokens.ok()) return tokens.status().WithContext(path);
   return tokens;
@@ -149,8 +145,7 @@ Result<std::string> AddOperatorToken(const std::string& path, std::string_view n
   for (const OperatorEntry& e : tokens.entries) {
     if (e.name == name) {
       return ErrorWithReason(StatusCode::kAlreadyExists, "operator_exists",
-                             "operator \"" + std::string(name) + "\" is in " + path +
-                                 " already");
+                             "operator \"" + std::string(name) + "\" is in " + path + " already");
     }
   }
   if (tokens.entries.size() >= kMaxOperators) return Bad(path + " holds 10,000 operators");
@@ -178,8 +173,8 @@ Result<Caller> AuthenticateOperator(const OperatorTokens& tokens, std::string_vi
     if (same && match == nullptr) match = &entry;
   }
   if (match == nullptr) return Unauthenticated("unknown operator token");
-  return Caller{.kind = Caller::Kind::kOperator, .tenant = match->tenant,
-                .credential = match->name};
+  return Caller{
+      .kind = Caller::Kind::kOperator, .tenant = match->tenant, .credential = match->name};
 }
 
 bool TokenInQuery(std::string_view target) {

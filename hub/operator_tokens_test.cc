@@ -53,10 +53,9 @@ class LogCapture {
 };
 
 TEST(OperatorTokens, ParsesEntriesAndFormatsThemBackUnchanged) {
-  OUTPOST_ASSERT_OK_AND_ASSIGN(
-      OperatorTokens tokens,
-      ParseOperatorTokens("operators:\n" + Entry("alice", "acme", kHashA) +
-                          Entry("bob.ops", "globex", kHashB)));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OperatorTokens tokens,
+                               ParseOperatorTokens("operators:\n" + Entry("alice", "acme", kHashA) +
+                                                   Entry("bob.ops", "globex", kHashB)));
   ASSERT_EQ(tokens.entries.size(), 2u);
   EXPECT_EQ(tokens.entries[0].name, "alice");
   EXPECT_EQ(tokens.entries[0].tenant, "acme");
@@ -88,12 +87,12 @@ TEST(OperatorTokens, RefusesEveryMalformedFileWithItsReason) {
       "operators: {a: 1}\n",
       "- a list\n",
       "operators:\n" + Entry("alice", "acme", kHashA) + "tokens: []\n",  // unknown top key
-      "operators:\n  - {name: alice, tenant: acme}\n",                    // no hash
+      "operators:\n  - {name: alice, tenant: acme}\n",                   // no hash
       "operators:\n  - {name: alice, tenant: acme, token_sha256: " + kHashA + ", role: x}\n",
       "operators:\n  - {name: alice, tenant: acme, token: op-secret}\n",  // a token in the clear
       "operators:\n" + Entry("alice", "acme", std::string(63, 'a')),
-      "operators:\n" + Entry("alice", "acme", std::string(64, 'A')),    // upper case
-      "operators:\n" + Entry("alice", "acme", std::string(64, 'g')),    // not hex
+      "operators:\n" + Entry("alice", "acme", std::string(64, 'A')),  // upper case
+      "operators:\n" + Entry("alice", "acme", std::string(64, 'g')),  // not hex
       "operators:\n" + Entry("al ice", "acme", kHashA),
       "operators:\n" + Entry("alice", "ac/me", kHashA),
       "operators:\n" + Entry("alice", "acme", kHashA) + Entry("alice", "globex", kHashB),
@@ -105,7 +104,8 @@ TEST(OperatorTokens, RefusesEveryMalformedFileWithItsReason) {
     Result<OperatorTokens> parsed = ParseOperatorTokens(text);
     ASSERT_FALSE(parsed.ok()) << text;
     EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument) << text;
-    EXPECT_EQ(parsed.status().reason(), "bad_operator_tokens") << text << parsed.status().ToString();
+    EXPECT_EQ(parsed.status().reason(), "bad_operator_tokens")
+        << text << parsed.status().ToString();
   }
   EXPECT_FALSE(ParseOperatorTokens(std::string(kMaxOperatorTokensBytes + 1, '#')).ok());
 }
@@ -174,20 +174,21 @@ TEST(OperatorTokens, PresentedTokensAreCheckedAgainstEveryEntry) {
   const std::string token = "opt_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
   OperatorTokens tokens;
   tokens.entries.push_back({.name = "a", .tenant = "acme", .token_sha256 = crypto::Sha256("x")});
-  tokens.entries.push_back({.name = "b", .tenant = "globex", .token_sha256 = crypto::Sha256(token)});
+  tokens.entries.push_back(
+      {.name = "b", .tenant = "globex", .token_sha256 = crypto::Sha256(token)});
   OUTPOST_ASSERT_OK_AND_ASSIGN(Caller caller, AuthenticateOperator(tokens, "Bearer " + token));
   EXPECT_EQ(caller.tenant, "globex");
   const std::vector<std::string> refused = {
-      "",                                   // none
-      "Bearer",                             // no token
-      "Bearer x",                           // the first entry's token, far under 128 bits
-      "Bearer " + token.substr(0, 21),      // 21 characters: under the minimum
-      "Bearer " + token + "A",              // a longer token
+      "",                               // none
+      "Bearer",                         // no token
+      "Bearer x",                       // the first entry's token, far under 128 bits
+      "Bearer " + token.substr(0, 21),  // 21 characters: under the minimum
+      "Bearer " + token + "A",          // a longer token
       "Bearer " + token.substr(0, token.size() - 1),
-      "Basic " + token,                     // another scheme
-      "Bearer " + token + " extra",         // trailing text
-      "Bearer " + std::string(600, 'a'),    // over the maximum
-      token,                                // no scheme
+      "Basic " + token,                   // another scheme
+      "Bearer " + token + " extra",       // trailing text
+      "Bearer " + std::string(600, 'a'),  // over the maximum
+      token,                              // no scheme
   };
   for (const std::string& header : refused) {
     Result<Caller> who = AuthenticateOperator(tokens, header);

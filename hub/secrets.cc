@@ -109,8 +109,8 @@ Result<std::string> ResolveStoreUrl(const StoreUrlSources& sources) {
     return std::string(env);
   }
   if (sources.fallback.empty()) {
-    return InvalidArgumentError("no store: give " + sources.url_flag +
-                                ", --store-url-file or " + kStoreUrlEnv);
+    return InvalidArgumentError("no store: give " + sources.url_flag + ", --store-url-file or " +
+                                kStoreUrlEnv);
   }
   return sources.fallback;
 }
