@@ -1047,6 +1047,48 @@ TEST(SecureEdgeFiles, DataDirOutboxLockAndCredentialsAreTheOwnersAlone) {
   }
 }
 
+// Both listeners speak TLS only: plain text gets no answer, and a client that pins another
+// CA refuses the edge's certificate.
+TEST(SecureEdgeTls, NeitherListenerServesPlainText) {
+  SecureEdge* s = Secure();
+  ASSERT_NE(s, nullptr);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Snapshot before, Take(*s));
+  http::ClientOptions plain;
+  plain.base_url = "http://127.0.0.1:" + std::to_string(s->edge.port);
+  plain.headers.emplace_back("Authorization", "Bearer " + s->tokens.at("infer"));
+  plain.io_timeout = std::chrono::seconds(5);
+  const std::string body = InferBody();
+  Result<http::ClientResponse> over_http = http::Fetch(plain, {.method = "POST",
+                                                               .target = "/v2/models/pump/infer",
+                                                               .content_type = "application/json",
+                                                               .body = body});
+  EXPECT_FALSE(over_http.ok() && over_http->status == 200) << "plain HTTP was served";
+
+  http::ClientOptions wrong_ca;
+  wrong_ca.base_url = "https://127.0.0.1:" + std::to_string(s->edge.port);
+  wrong_ca.ca_pem = s->pki.client_ca.cert;  // a CA that did not issue the edge's certificate
+  wrong_ca.headers = plain.headers;
+  Result<http::ClientResponse> untrusted =
+      http::Fetch(wrong_ca, {.method = "POST",
+                             .target = "/v2/models/pump/infer",
+                             .content_type = "application/json",
+                             .body = body});
+  EXPECT_FALSE(untrusted.ok()) << "a client pinning another CA reached the edge";
+
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(s->edge.grpc_port),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = inference::GRPCInferenceService::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  context.AddMetadata("authorization", "Bearer " + s->tokens.at("infer"));
+  inference::ServerLiveRequest request;
+  inference::ServerLiveResponse response;
+  EXPECT_FALSE(stub->ServerLive(&context, request, &response).ok())
+      << "gRPC answered in plain text";
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Snapshot after, Take(*s));
+  EXPECT_EQ(after, before);
+}
+
 // SIGHUP reloads the credentials file: a removed credential is refused from then on, with
 // nothing else changed, and a new one is served.
 TEST(SecureEdgeReload, ARemovedCredentialIsRefusedAfterSighup) {
