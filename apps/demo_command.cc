@@ -902,10 +902,9 @@ Status StartHub(DemoContext& ctx) {
   OUTPOST_RETURN_IF_ERROR(
       WriteFileAtomically(hub_config, HubConfig(ctx.flags, ctx.workdir, ctx.keys)));
   ctx.operator_tokens_file = JoinPath(ctx.workdir, "operators.yaml");
-  OUTPOST_ASSIGN_OR_RETURN(std::string token,
-                           Outpost({"hub", "operator", "add", "--tokens-file",
-                                    ctx.operator_tokens_file, "--name", "demo-operator",
-                                    "--tenant", kTenant}));
+  OUTPOST_ASSIGN_OR_RETURN(std::string token, Outpost({"hub", "operator", "add", "--tokens-file",
+                                                       ctx.operator_tokens_file, "--name",
+                                                       "demo-operator", "--tenant", kTenant}));
   ctx.operator_token = FirstLine(token);
   OUTPOST_ASSIGN_OR_RETURN(
       hub.proc, Subprocess::Start(
@@ -1064,9 +1063,8 @@ Status Retrain(DemoContext& ctx) {
       "7. The hub retrains pump by its schedule: a job once %d new labels have arrived "
       "(every reading of both sites)\n",
       2 * ctx.flags.rows);
-  OUTPOST_ASSIGN_OR_RETURN(ctx.op,
-                           http::Client::Connect("127.0.0.1", PortOf(ctx.dashboard),
-                                                 ctx.operator_token));
+  OUTPOST_ASSIGN_OR_RETURN(
+      ctx.op, http::Client::Connect("127.0.0.1", PortOf(ctx.dashboard), ctx.operator_token));
   OUTPOST_ASSIGN_OR_RETURN(ctx.run, WaitRetrained(*ctx.op, 120));
   std::printf("   the hub saw %lld labels and ran outpost train: pump version %lld, %s\n",
               static_cast<long long>(ctx.run.labels), static_cast<long long>(ctx.run.version),

@@ -357,20 +357,19 @@ Result<std::unique_ptr<hub::HubServer>> StartHubServer(
     const HubFlags& flags, const hub::HubCa& ca, hub::HubService& service,
     const std::pair<std::string, uint16_t>& site_listen,
     const std::pair<std::string, uint16_t>& operator_listen) {
-  hub::HubServerOptions server_options{.site_address = site_listen.first,
-                                       .site_port = site_listen.second,
-                                       .operator_address = operator_listen.first,
-                                       .operator_port = operator_listen.second,
-                                       .ca_cert_path = ca.ca_path(),
-                                       .server_cert_path = ca.server_cert_path(),
-                                       .server_key_path = ca.server_key_path(),
-                                       .max_body_bytes = flags.max_body_bytes,
-                                       .max_connections = flags.max_connections,
-                                       .max_connections_per_address =
-                                           flags.max_connections_per_address,
-                                       .max_buffered_bytes = flags.max_buffered_bytes,
-                                       .first_request_timeout =
-                                           std::chrono::seconds(flags.first_request_timeout_s)};
+  hub::HubServerOptions server_options{
+      .site_address = site_listen.first,
+      .site_port = site_listen.second,
+      .operator_address = operator_listen.first,
+      .operator_port = operator_listen.second,
+      .ca_cert_path = ca.ca_path(),
+      .server_cert_path = ca.server_cert_path(),
+      .server_key_path = ca.server_key_path(),
+      .max_body_bytes = flags.max_body_bytes,
+      .max_connections = flags.max_connections,
+      .max_connections_per_address = flags.max_connections_per_address,
+      .max_buffered_bytes = flags.max_buffered_bytes,
+      .first_request_timeout = std::chrono::seconds(flags.first_request_timeout_s)};
   return hub::HubServer::Start(
       server_options,
       [&service](const hub::HubRequest& r, const hub::PeerCredential& p) {
@@ -499,9 +498,7 @@ void AddOperatorCommand(CLI::App& hub, Action& run) {
   add->add_option("--name", flags->name, "The operator's name, as logs show it")->required();
   add->add_option("--tenant", flags->tenant, "The tenant whose sites the operator sees")
       ->required();
-  add->callback([flags, &run] {
-    run = [flags] { return RunOperatorAdd(*flags); };
-  });
+  add->callback([flags, &run] { run = [flags] { return RunOperatorAdd(*flags); }; });
 }
 
 Status RunSiteRevoke(HubFlags flags, const std::string& site_id) {

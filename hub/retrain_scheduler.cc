@@ -278,7 +278,7 @@ Status RetrainScheduler::Impl::TrainAndRegister(ModelSlot& m, const std::string&
   for (const ModelEntry& e : before) newest_before = std::max(newest_before, e.version);
   // The store URL (it may hold a password) goes in the child's environment, never in its
   // argv, which every user of the machine reads in /proc/<pid>/cmdline.
-  std::vector<std::string> argv = {options.self, "train",          "--model", c.model,
+  std::vector<std::string> argv = {options.self, "train",        "--model", c.model,
                                    "--config",   c.train_config, "--out",   out};
   if (c.workers > 0) {
     argv.push_back("--workers");
@@ -307,9 +307,8 @@ Status RetrainScheduler::Impl::TrainAndRegister(ModelSlot& m, const std::string&
 // ended; an error with the log's tail when it exits non-zero.
 Status RetrainScheduler::Impl::RunTrainer(ModelSlot& m, const std::vector<std::string>& argv,
                                           const std::string& log_path, bool& interrupted) {
-  OUTPOST_ASSIGN_OR_RETURN(
-      std::unique_ptr<Subprocess> child,
-      Subprocess::Start(argv, log_path, {{kStoreUrlEnv, options.store_url}}));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> child,
+                           Subprocess::Start(argv, log_path, {{kStoreUrlEnv, options.store_url}}));
   {
     std::lock_guard<std::mutex> lock(mu);
     m.child = child.get();

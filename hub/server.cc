@@ -44,21 +44,20 @@ outpost::http::ServerOptions ListenerOptions(const HubServerOptions& options,
   const int threads = options.threads > 0
                           ? options.threads
                           : static_cast<int>(std::max(4u, std::thread::hardware_concurrency()));
-  outpost::http::ServerOptions out{.address = address,
-                                   .port = port,
-                                   .threads = threads,
-                                   .max_body_bytes = options.max_body_bytes,
-                                   .max_header_bytes = options.max_header_bytes,
-                                   .idle_timeout = options.idle_timeout,
-                                   .read_timeout = options.read_timeout,
-                                   .write_timeout = options.write_timeout,
-                                   .first_request_timeout = options.first_request_timeout,
-                                   .max_connections = options.max_connections,
-                                   .max_connections_per_address =
-                                       options.max_connections_per_address,
-                                   .max_buffered_bytes =
-                                       std::max(options.max_buffered_bytes, options.max_body_bytes),
-                                   .server_header = "outpost-hub"};
+  outpost::http::ServerOptions out{
+      .address = address,
+      .port = port,
+      .threads = threads,
+      .max_body_bytes = options.max_body_bytes,
+      .max_header_bytes = options.max_header_bytes,
+      .idle_timeout = options.idle_timeout,
+      .read_timeout = options.read_timeout,
+      .write_timeout = options.write_timeout,
+      .first_request_timeout = options.first_request_timeout,
+      .max_connections = options.max_connections,
+      .max_connections_per_address = options.max_connections_per_address,
+      .max_buffered_bytes = std::max(options.max_buffered_bytes, options.max_body_bytes),
+      .server_header = "outpost-hub"};
   if (client_cert) out.before_body = CheckSiteHead;
   if (tls) {
     out.tls = outpost::http::TlsServerOptions{

@@ -536,8 +536,7 @@ TEST_P(HubServerTest, OperatorListenerNeedsABearerToken) {
   // Unknown, short (under 128 bits), not Bearer, and a known token's prefix: each 401.
   for (const std::string& header :
        {std::string("Bearer nope-nope-nope-nope-nope"), std::string("Bearer op-secret"),
-        std::string("Basic b3A6c2VjcmV0"), bearer.substr(0, bearer.size() - 1),
-        bearer + "x"}) {
+        std::string("Basic b3A6c2VjcmV0"), bearer.substr(0, bearer.size() - 1), bearer + "x"}) {
     HubResponse wrong = call("/api/v1/touch", header);
     EXPECT_EQ(wrong.status, 401) << header;
     EXPECT_EQ(Json(wrong.body, "reason"), "operator_token") << header;
@@ -570,9 +569,10 @@ TEST_P(HubServerTest, OperatorListenerRefusesATokenInTheUrlAndDoesNothing) {
   }
   EXPECT_EQ(touched_, 0);
   // A parameter that only contains the word is not a token.
-  HubResponse fine = service_->HandleOperator(HubRequest{
-      .method = "POST", .target = "/api/v1/touch?tokens=1&my_token=2",
-      .headers = {{"authorization", bearer}}});
+  HubResponse fine =
+      service_->HandleOperator(HubRequest{.method = "POST",
+                                          .target = "/api/v1/touch?tokens=1&my_token=2",
+                                          .headers = {{"authorization", bearer}}});
   EXPECT_EQ(fine.status, 200) << fine.body;
   EXPECT_EQ(touched_, 1);
 }

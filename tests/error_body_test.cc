@@ -87,11 +87,11 @@ class ErrorBodyTest : public ::testing::Test {
     ASSERT_EQ(op.exit_code, 0) << op.err;
     operator_token_ = op.out.substr(0, op.out.find('\n'));
     OUTPOST_ASSERT_OK_AND_ASSIGN(
-        hub_, Subprocess::Start({Outpost(), "hub", "serve", "--data-dir", dir_.File("hub"),
-                                 "--listen", "127.0.0.1:0", "--operator-listen", "127.0.0.1:0",
-                                 "--policy", dir_.File("policy.yaml"), "--operator-tokens-file",
-                                 dir_.File("operators.yaml")},
-                                dir_.File("hub.log")));
+        hub_, Subprocess::Start(
+                  {Outpost(), "hub", "serve", "--data-dir", dir_.File("hub"), "--listen",
+                   "127.0.0.1:0", "--operator-listen", "127.0.0.1:0", "--policy",
+                   dir_.File("policy.yaml"), "--operator-tokens-file", dir_.File("operators.yaml")},
+                  dir_.File("hub.log")));
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string site_line, hub_->ReadLine());
     ASSERT_EQ(site_line.rfind("listening on https://", 0), 0u) << site_line;
     site_url_ = site_line.substr(std::string("listening on ").size());

@@ -62,11 +62,11 @@ TEST(HubCli, EnrolUploadRevokeAndDrain) {
   const std::string op_token = op.out.substr(0, op.out.find('\n'));
 
   OUTPOST_ASSERT_OK_AND_ASSIGN(
-      auto hub, Subprocess::Start({Outpost(), "hub", "serve", "--data-dir", data, "--listen",
-                                   "127.0.0.1:0", "--operator-listen", "127.0.0.1:0", "--policy",
-                                   dir.File("policy.yaml"), "--operator-tokens-file",
-                                   dir.File("operators.yaml")},
-                                  dir.File("hub.log")));
+      auto hub,
+      Subprocess::Start({Outpost(), "hub", "serve", "--data-dir", data, "--listen", "127.0.0.1:0",
+                         "--operator-listen", "127.0.0.1:0", "--policy", dir.File("policy.yaml"),
+                         "--operator-tokens-file", dir.File("operators.yaml")},
+                        dir.File("hub.log")));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, hub->ReadLine());
   ASSERT_EQ(line.rfind("listening on https://127.0.0.1:", 0), 0u) << line;
   const std::string url = line.substr(std::string("listening on ").size());
@@ -173,8 +173,8 @@ TEST(HubCli, AStorePasswordNeverComesOnACommandLine) {
     EXPECT_NE(r.err.find("store_url_password"), std::string::npos) << what << ": " << r.err;
     EXPECT_EQ(r.err.find("s3cret-pw"), std::string::npos) << what << ": " << r.err;
   };
-  expect_refused(RunProgram({Outpost(), "hub", "serve", "--data-dir", data, "--store",
-                             secret_url, "--listen", "127.0.0.1:0"}),
+  expect_refused(RunProgram({Outpost(), "hub", "serve", "--data-dir", data, "--store", secret_url,
+                             "--listen", "127.0.0.1:0"}),
                  "hub serve --store");
   expect_refused(RunProgram({Outpost(), "hub", "site", "add", "--data-dir", data, "--store",
                              secret_url, "--site", "s", "--tenant", "t", "--region", "r"}),
