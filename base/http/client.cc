@@ -237,18 +237,24 @@ Status Client::Impl::Connect(SteadyTime total, bool* unanswered) {
   if (tls) {
     c->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ioc, *tls);
     ssl = c->secure->native_handle();
+    // The name verified and sent as SNI: server_name when given, else the URL's host.
+    const bool named = !options.server_name.empty();
+    const std::string& name = named ? options.server_name : url.host;
+    beast::error_code ip_ec;
+    if (named) asio::ip::make_address(name, ip_ec);
+    const bool name_is_ip = named ? !ip_ec : url.host_is_ip;
     if (!options.skip_verification) {
       X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
       int set = 0;
-      if (url.host_is_ip) {
-        set = X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str());
+      if (name_is_ip) {
+        set = X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
       } else {
         X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        set = X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), url.host.size());
+        set = X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
       }
-      if (set != 1) return InvalidArgumentError("cannot verify against the host " + url.host);
+      if (set != 1) return InvalidArgumentError("cannot verify against the host " + name);
     }
-    if (!url.host_is_ip) SSL_set_tlsext_host_name(ssl, url.host.c_str());
+    if (!name_is_ip) SSL_set_tlsext_host_name(ssl, name.c_str());
   } else {
     c->plain = std::make_unique<beast::tcp_stream>(ioc);
   }
@@ -430,7 +436,8 @@ Result<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
   if (impl->url.tls()) {
     OUTPOST_RETURN_IF_ERROR(impl->LoadTls());
   } else if (!impl->options.ca_pem.empty() || !impl->options.cert_pem.empty() ||
-             !impl->options.key_pem.empty() || impl->options.skip_verification) {
+             !impl->options.key_pem.empty() || impl->options.skip_verification ||
+             !impl->options.server_name.empty()) {
     return InvalidArgumentError(impl->options.base_url + ": TLS settings for a plain http:// URL");
   }
   return std::unique_ptr<Client>(new Client(std::move(impl)));

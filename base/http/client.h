@@ -9,12 +9,12 @@
 //       .method = "POST", .target = "/sync/v1/batches",
 //       .content_type = "application/octet-stream", .body = bytes}));
 //
-// HTTPS verifies the server's certificate against a pinned CA (PEM) and the URL's host: an IP
-// address against the certificate's IP names, a host name against its DNS names (and the name
-// goes out as SNI). The one exception, asked for explicitly with skip_verification, is the
-// bootstrap of CA pinning: fetching a CA certificate that the caller then compares with a
-// fingerprint it already trusts (`outpost enrol`). Credentials are PEM text in memory, never
-// file names on a command line.
+// HTTPS verifies the server's certificate against a pinned CA (PEM) and the URL's host, or
+// ClientOptions::server_name when given: an IP address against the certificate's IP names, a
+// host name against its DNS names (and the name goes out as SNI). The one exception, asked for
+// explicitly with skip_verification, is the bootstrap of CA pinning: fetching a CA certificate
+// that the caller then compares with a fingerprint it already trusts (`outpost enrol`).
+// Credentials are PEM text in memory, never file names on a command line.
 //
 // Bodies go out from memory or are streamed from a file, and come back into memory or are
 // streamed into a file; every answer's body is bounded by max_response_bytes. Every step has
@@ -75,6 +75,11 @@ struct ClientOptions {
   // HTTPS without verifying the server at all. Only for the bootstrap of CA pinning: fetching
   // a CA certificate that the caller then checks against a fingerprint it already holds.
   bool skip_verification = false;
+  // HTTPS: the name (a DNS name or an IP address) the server's certificate must carry and, for
+  // a DNS name, the SNI sent, when it is not the URL's host: the client connects to the URL's
+  // address and verifies this name (an edge on 127.0.0.1 serving its site certificate, which
+  // names the site id). Empty: the URL's host. The Host header stays the URL's.
+  std::string server_name{};
   // Mutual TLS: the client's certificate (chain) and its private key, PEM; both or neither.
   std::string cert_pem{};
   std::string key_pem{};

@@ -1,7 +1,8 @@
 // The HTTP client against base/http's server on 127.0.0.1, port 0: the URL parser, plain HTTP
 // with keep-alive, the answer size limit, bodies streamed from and into files, and HTTPS with
-// a pinned CA (another CA and another host refused, verification skipped only when asked),
-// mutual TLS and deadlines. The test makes its certificates with OpenSSL directly.
+// a pinned CA (another CA and another host refused, a given server name verified at the URL's
+// address, verification skipped only when asked), mutual TLS and deadlines. The test makes
+// its certificates with OpenSSL directly.
 #include "base/http/client.h"
 
 #include <gtest/gtest.h>
@@ -105,7 +106,8 @@ KeyAndCert MakeCertificate(const std::string& name, const KeyAndCert* issuer,
 // ---- A server that echoes what it received
 
 // Answers /echo with "<method> <target> <content-type> <body>", /big with `n` bytes (query
-// n=...), /slow after 500 ms, /peer with what TLS established about the client.
+// n=...), /slow after 500 ms, /peer with what TLS established about the client, /size with
+// the body's length, /host with the Host header.
 void Echo(const Request& rq, Response& rs) {
   rs.content_type = "text/plain";
   std::string_view target = rq.target;
@@ -120,6 +122,8 @@ void Echo(const Request& rq, Response& rs) {
               (rq.peer.cert_verified ? " verified" : "");
   } else if (target == "/size") {
     rs.body = std::to_string(rq.body.size());
+  } else if (target == "/host") {
+    rs.body = std::string(rq.Header("Host"));
   } else {
     rs.body = std::string(rq.method) + " " + std::string(rq.target) + " " +
               std::string(rq.Header("Content-Type")) + " " + rq.body;
@@ -400,6 +404,36 @@ TEST_F(HttpsClientTest, RefusesACertificateForAnotherHost) {
       << r.status().ToString();
 }
 
+TEST_F(HttpsClientTest, VerifiesTheServerNameItWasGivenAtTheUrlsAddress) {
+  std::unique_ptr<Server> server = Start("name");  // names hub.example, reached at 127.0.0.1
+  ASSERT_NE(server, nullptr);
+  Result<ClientResponse> r =
+      Fetch({.base_url = Url(*server), .ca_pem = ca_.cert_pem, .server_name = "hub.example"},
+            {.target = "/host"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+  // The Host header is still the URL's.
+  EXPECT_EQ(r->body, "127.0.0.1:" + std::to_string(server->port()));
+  // Another name, or an address the certificate does not carry, is refused in the handshake.
+  for (const char* name : {"other.example", "127.0.0.1"}) {
+    Result<ClientResponse> refused =
+        Fetch({.base_url = Url(*server), .ca_pem = ca_.cert_pem, .server_name = name},
+              {.target = "/host"});
+    ASSERT_FALSE(refused.ok()) << name;
+    EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+    EXPECT_NE(refused.status().message().find("(certificate: "), std::string::npos)
+        << refused.status().ToString();
+  }
+  // A certificate for 127.0.0.1 is refused when the caller expects the name hub.example.
+  std::unique_ptr<Server> by_ip = Start("ip");
+  ASSERT_NE(by_ip, nullptr);
+  Result<ClientResponse> wrong =
+      Fetch({.base_url = Url(*by_ip), .ca_pem = ca_.cert_pem, .server_name = "hub.example"},
+            {.target = "/host"});
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().code(), StatusCode::kUnavailable);
+}
+
 TEST_F(HttpsClientTest, SkipsVerificationOnlyWhenAsked) {
   std::unique_ptr<Server> server = Start("name");
   ASSERT_NE(server, nullptr);
@@ -450,6 +484,8 @@ TEST_F(HttpsClientTest, RefusesCredentialsThatDoNotFit) {
   EXPECT_EQ(code({.base_url = url, .ca_pem = ca_.cert_pem, .skip_verification = true}),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(code({.base_url = "http://127.0.0.1:1", .ca_pem = ca_.cert_pem}),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(code({.base_url = "http://127.0.0.1:1", .server_name = "hub.example"}),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(code({.base_url = url,
                   .ca_pem = ca_.cert_pem,
