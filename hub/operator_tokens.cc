@@ -2,6 +2,7 @@
 // a presented token (hub/FORMAT.md section 6).
 #include "hub/operator_tokens.h"
 
+#include <cstdint>
 #include <utility>
 
 #include "base/auth/auth.h"
@@ -166,12 +167,17 @@ Result<Caller> AuthenticateOperator(const OperatorTokens& tokens, std::string_vi
         "characters");
   }
   const std::string digest = crypto::Sha256(*token);
-  // Every entry is compared, whichever matches: no early exit, no lookup by the secret.
-  const OperatorEntry* match = nullptr;
-  for (const OperatorEntry& entry : tokens.entries) {
-    const bool same = crypto::ConstantTimeEquals(digest, entry.token_sha256);
-    if (same && match == nullptr) match = &entry;
+  // Every entry is compared, whichever matches, and the match is selected without a branch
+  // on it: no lookup keyed by the secret, and the time taken does not say which entry, if
+  // any, holds the token.
+  size_t found = SIZE_MAX;
+  for (size_t i = 0; i < tokens.entries.size(); ++i) {
+    const size_t mask =
+        ~(static_cast<size_t>(crypto::ConstantTimeEquals(digest, tokens.entries[i].token_sha256)) -
+          1);
+    found = (found & ~mask) | (i & mask);
   }
+  const OperatorEntry* match = found == SIZE_MAX ? nullptr : &tokens.entries[found];
   if (match == nullptr) return Unauthenticated("unknown operator token");
   return Caller{
       .kind = Caller::Kind::kOperator, .tenant = match->tenant, .credential = match->name};
