@@ -6,9 +6,15 @@
 //   2. signing keys, and a signed bundle of version 1 for site A and site B;
 //   3. the bundle is installed offline at both sites;
 //   4. `outpost hub serve` starts; both sites are enrolled once (commissioning); site A keeps a
-//      live link (its edge's `sync:` section), site B runs disconnected;
+//      live link (its edge's `sync:` section), site B runs disconnected. Each site's edge is
+//      secured as an operator would: `outpost edge credential add` makes one token for the
+//      scoring client (role infer), one for the operators' labels (label) and one for the
+//      reader of the outbox's state and the metrics (read); the edge serves HTTPS with the
+//      site certificate enrolment issued, and the demo's clients pin the hub's CA and verify
+//      the site id the certificate names;
 //   5. both sites score traffic that has drifted from the training data, with injected
-//      faults; operators label every scored reading through POST /v1/feedback;
+//      faults; operators label every scored reading through POST /v1/feedback; a request
+//      without a credential, and one whose credential lacks the route's role, are refused;
 //   6. site A's records reach the hub live; site B's leave by `outpost export` (a signed file
 //      sealed to the hub's export key), enter the hub by `outpost hub import`, and the receipt
 //      returns by `outpost import-receipt`;
@@ -316,6 +322,14 @@ struct Site {
   std::string dir, models, state, data, credentials, edge_config, export_config, log;
   std::string token;  // the one-time enrolment token
   Process edge;
+  // The edge's callers, each a token made by `outpost edge credential add` (the edge keeps
+  // only their hashes, in <data>/credentials.yaml): the scoring client (role infer), the
+  // operators' labelling client (label) and the reader of the outbox's state and the metrics
+  // (read).
+  std::string scorer_token, labeller_token, reader_token;
+  // <credentials>/hub_ca.crt, from enrolment: the CA that issued the site certificate the
+  // edge serves, which the clients pin.
+  std::string hub_ca_pem;
 
   // Traffic.
   int64_t readings = 0, injected = 0, flagged = 0, feedback = 0, faults = 0, caught = 0;
@@ -332,6 +346,23 @@ struct Site {
   double shadow_agreement = NAN, champion_accuracy = NAN, shadow_accuracy = NAN;
 };
 
+// A kept HTTPS connection to the site's edge at 127.0.0.1 that pins the hub's CA (which issued
+// the site certificate the edge serves) and verifies the name that certificate carries, the
+// site id. A non-empty `token` goes out in every request's Authorization header; an empty one
+// makes an anonymous caller, which the edge admits to its health probes only.
+Result<std::unique_ptr<http::Client>> EdgeClient(const Site& site, const std::string& token) {
+  http::ClientOptions options{.base_url = "https://127.0.0.1:" + std::to_string(site.edge.port),
+                              .ca_pem = site.hub_ca_pem,
+                              .server_name = site.id,
+                              .keep_alive = true,
+                              .retry_unanswered = true};
+  if (!token.empty()) options.headers.emplace_back("Authorization", "Bearer " + token);
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client,
+                           http::Client::Create(std::move(options)));
+  OUTPOST_RETURN_IF_ERROR(client->Open().WithContext(site.id + "'s edge"));
+  return client;
+}
+
 Status StartEdge(Site& site) {
   site.edge.name = "outpost edge (" + site.id + ")";
   OUTPOST_ASSIGN_OR_RETURN(site.edge.proc,
@@ -340,8 +371,8 @@ Status StartEdge(Site& site) {
   OUTPOST_ASSIGN_OR_RETURN(site.edge.url,
                            ExpectLine(*site.edge.proc, "listening on ", site.edge.name, site.log));
   site.edge.port = PortOf(site.edge.url);
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client,
-                           http::Client::Connect("127.0.0.1", site.edge.port));
+  // The readiness probe needs no credential.
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client, EdgeClient(site, ""));
   // Ready once the model loaded (strict readiness); bounded so a broken model cannot hang.
   for (int i = 0; i < 600; ++i) {
     Result<http::ClientResponse> ready = client->Request("GET", "/v2/health/ready");
@@ -415,11 +446,28 @@ Result<float> ParseProbability(const std::string& body) {
   return InternalError("no probability in " + body);
 }
 
+// Sends one label with the labelling credential. A 429 (the edge's per-credential feedback
+// rate) waits for its Retry-After and sends it again, a bounded number of times.
+Status SendLabel(const Site& site, http::Client& labeller, const std::string& label) {
+  for (int attempt = 0; attempt < 30; ++attempt) {
+    OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse fb,
+                             labeller.Request("POST", "/v1/feedback", label));
+    if (fb.status == 200) return Status();
+    if (fb.status != 429) {
+      return InternalError(site.id + ": feedback refused: " + std::to_string(fb.status) + " " +
+                           fb.body);
+    }
+    const int wait_s = std::clamp(std::atoi(fb.Header("Retry-After").c_str()), 1, 10);
+    std::this_thread::sleep_for(std::chrono::seconds(wait_s));
+  }
+  return ResourceExhaustedError(site.id + ": feedback still rate-limited after 30 tries");
+}
+
 // Scores `rows` readings of drifted pumps at one site (one reading a request, so that a label
-// names exactly one row), injects a fault every kInjectEvery readings, and sends the
-// operators' label of every reading to POST /v1/feedback: 1 for a fault, 0 for a healthy
-// pump (numbers, so that a shadow rule can score both versions by them). Request ids are
-// <site>-<phase><n>.
+// names exactly one row) with the scorer's credential, injects a fault every kInjectEvery
+// readings, and sends the operators' label of every reading to POST /v1/feedback with the
+// labeller's: 1 for a fault, 0 for a healthy pump (numbers, so that a shadow rule can score
+// both versions by them). Request ids are <site>-<phase><n>.
 Status StreamTraffic(Site& site, int64_t rows, uint64_t seed, char phase) {
   OUTPOST_ASSIGN_OR_RETURN(train::Dataset data,
                            train::MakePumpReadings({.rows = rows,
@@ -427,8 +475,10 @@ Status StreamTraffic(Site& site, int64_t rows, uint64_t seed, char phase) {
                                                     .fault_rate = kFaultRate,
                                                     .shift_feature = "bearing_temp_c",
                                                     .shift_sigmas = kShiftSigmas}));
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client,
-                           http::Client::Connect("127.0.0.1", site.edge.port));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> scorer,
+                           EdgeClient(site, site.scorer_token));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> labeller,
+                           EdgeClient(site, site.labeller_token));
   for (int64_t r = 0; r < rows; ++r) {
     std::vector<float> row(data.Row(r).begin(), data.Row(r).end());
     bool fault = data.labels[static_cast<size_t>(r)] == 1.0f;
@@ -444,7 +494,7 @@ Status StreamTraffic(Site& site, int64_t rows, uint64_t seed, char phase) {
     std::snprintf(id, sizeof(id), "%s-%c%06lld", site.id.c_str(), phase,
                   static_cast<long long>(r + 1));
     OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse res,
-                             client->Request("POST", "/v2/models/pump/infer", InferBody(id, row)));
+                             scorer->Request("POST", "/v2/models/pump/infer", InferBody(id, row)));
     if (res.status != 200) return InternalError(site.id + ": scoring failed: " + res.body);
     OUTPOST_ASSIGN_OR_RETURN(float p, ParseProbability(res.body));
     ++site.readings;
@@ -453,8 +503,7 @@ Status StreamTraffic(Site& site, int64_t rows, uint64_t seed, char phase) {
     site.caught += fault && p >= 0.5f;
     std::string label = std::string("{\"request_id\":\"") + id +
                         "\",\"model\":\"pump\",\"label\":" + (fault ? "1" : "0") + "}";
-    OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse fb, client->Request("POST", "/v1/feedback", label));
-    if (fb.status != 200) return InternalError(site.id + ": feedback refused: " + fb.body);
+    OUTPOST_RETURN_IF_ERROR(SendLabel(site, *labeller, label));
     ++site.feedback;
   }
   return Status();
@@ -464,7 +513,7 @@ Status StreamTraffic(Site& site, int64_t rows, uint64_t seed, char phase) {
 // everything and the hub acknowledged it.
 Status WaitDrained(Site& site, int seconds) {
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client,
-                           http::Client::Connect("127.0.0.1", site.edge.port));
+                           EdgeClient(site, site.reader_token));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   while (std::chrono::steady_clock::now() < deadline) {
     OUTPOST_ASSIGN_OR_RETURN(uint64_t held, OutboxRecords(*client));
@@ -637,7 +686,7 @@ void WriteMetrics(JsonWriter& w, const Metrics& m) {
 
 // The edge's shadow counters from GET /metrics, "name value" each, for an error message.
 std::string ShadowMetrics(Site& site) {
-  Result<std::unique_ptr<http::Client>> client = http::Client::Connect("127.0.0.1", site.edge.port);
+  Result<std::unique_ptr<http::Client>> client = EdgeClient(site, site.reader_token);
   if (!client.ok()) return client.status().ToString();
   Result<http::ClientResponse> r = (*client)->Request("GET", "/metrics");
   if (!r.ok()) return r.status().ToString();
@@ -658,7 +707,7 @@ std::string ShadowMetrics(Site& site) {
 // Waits (bounded) until the edge serves exactly `want` (e.g. "2").
 Result<std::string> WaitServing(Site& site, const std::string& want) {
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client,
-                           http::Client::Connect("127.0.0.1", site.edge.port));
+                           EdgeClient(site, site.scorer_token));
   std::string serving;
   for (int i = 0; i < 1200; ++i) {
     Result<std::string> s = ServingVersions(*client);
@@ -789,6 +838,9 @@ struct DemoContext {
   // The operator's token (`outpost hub operator add`; the hub keeps its hash in
   // operator_tokens_file).
   std::string operator_token, operator_tokens_file;
+  // 5. The edge's refusals of a caller without a credential and of one without the role,
+  // "<status> <reason>".
+  std::string refused_no_credential, refused_wrong_role;
   // 7. Retraining: the operator's client, the job and the registry's decision.
   std::unique_ptr<http::Client> op;
   RetrainRun run;
@@ -921,13 +973,43 @@ Status StartHub(DemoContext& ctx) {
   return Status();
 }
 
-// Enrols a site with its token and writes its edge config (with a `sync:` section only for
-// the live site) and its export config (always with one).
+// Secures a site's edge as its operator would once the site has enrolled: a credential for
+// each of its callers, made with `outpost edge credential add` (each token printed once, on
+// that command's stdout; the edge keeps only their hashes, in <data>/credentials.yaml), and
+// the hub's CA that the callers pin. The edge config's tls: and auth: sections: HTTPS with the
+// site certificate enrolment issued, and the credentials file. The operators label every
+// reading the moment it is scored, far faster than people would, so each credential's
+// feedback rate is raised above its default (50 a second, in bursts of 200).
+Result<std::string> SecureEdge(Site& s) {
+  struct Caller {
+    const char* name;
+    const char* role;
+    std::string* token;
+  };
+  for (const Caller& c : {Caller{"scorer", "infer", &s.scorer_token},
+                          Caller{"labeller", "label", &s.labeller_token},
+                          Caller{"reader", "read", &s.reader_token}}) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string token,
+                             Outpost({"edge", "credential", "add", "--data-dir", s.data, "--name",
+                                      c.name, "--role", c.role}));
+    *c.token = FirstLine(token);
+  }
+  OUTPOST_ASSIGN_OR_RETURN(s.hub_ca_pem, ReadFile(JoinPath(s.credentials, "hub_ca.crt")));
+  return "tls: {site_certificate: true}\n"
+         "auth:\n"
+         "  credentials_file: " + JoinPath(s.data, "credentials.yaml") + "\n"
+         "  feedback_per_second: 5000\n"
+         "  feedback_burst: 5000\n";
+}
+
+// Enrols a site with its token, secures its edge (SecureEdge), and writes its edge config
+// (with a `sync:` section only for the live site) and its export config (always with one).
 Status EnrolSite(DemoContext& ctx, Site& s) {
   OUTPOST_ASSIGN_OR_RETURN(std::string enrolled,
                            Outpost({"enrol", "--hub", ctx.hub_server.url, "--token", s.token,
                                     "--site", s.id, "--credentials", s.credentials}));
   std::printf("   %s\n", FirstLine(enrolled).c_str());
+  OUTPOST_ASSIGN_OR_RETURN(std::string secure, SecureEdge(s));
   std::string common = "site_id: " + s.id +
                        "\nnode_id: edge-1\nlisten: 127.0.0.1:0\ngrpc_listen: \"\"\n"
                        "threads: 2\nlog_level: warning\nmodel_repository: " +
@@ -936,7 +1018,8 @@ Status EnrolSite(DemoContext& ctx, Site& s) {
                      "\n  backoff_initial_ms: 200\n  backoff_max_ms: 2000\n"
                      "  status_interval_s: 2\n"
                      "  encrypt_exports: true\n";  // export files sealed to the hub's key
-  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(s.edge_config, common + (s.live ? sync : "")));
+  OUTPOST_RETURN_IF_ERROR(
+      WriteFileAtomically(s.edge_config, common + secure + (s.live ? sync : "")));
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(s.export_config, common + sync));
   return Status();
 }
@@ -954,6 +1037,12 @@ Status StartHubAndEnrol(DemoContext& ctx) {
   OUTPOST_RETURN_IF_ERROR(StartHub(ctx));
   for (Site& s : ctx.sites) OUTPOST_RETURN_IF_ERROR(EnrolSite(ctx, s));
   std::printf("   site-a keeps a live link to the hub; site-b has none from here on\n");
+  std::printf(
+      "   each site's edge serves HTTPS with its site certificate (named by the site id, "
+      "issued by the hub's CA, which its clients pin) and admits three tokens made with "
+      "outpost edge credential add (printed once; the edge keeps their hashes): the scorer "
+      "(role infer), the operators' labeller (label) and the reader of the outbox and metrics "
+      "(read)\n");
   return Status();
 }
 
@@ -968,6 +1057,42 @@ Status StreamTrafficAtBoth(DemoContext& ctx, int64_t rows, uint64_t seed_a, uint
   return Status();
 }
 
+// Sends `body` to `target` expecting a refusal; "<status> <reason>" from the edge's error
+// body (e.g. "401 credential_missing"). An error when the edge served the request.
+Result<std::string> Refusal(http::Client& client, std::string_view target, std::string_view body) {
+  OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse r, client.Request("POST", target, body));
+  json::Parser parser;
+  json::Value doc;
+  std::string_view reason;
+  if (r.status < 400 || Missing(parser.Parse(r.body), doc) ||
+      Missing(doc["reason"].GetString(), reason)) {
+    return InternalError("POST " + std::string(target) + " should have been refused: " +
+                         std::to_string(r.status) + " " + r.body);
+  }
+  return std::to_string(r.status) + " " + std::string(reason);
+}
+
+// The edge turns away a caller without a credential, and a credential without the route's
+// role, before the request reaches scoring or the outbox: prints both refusals and keeps them
+// for the summary.
+Status ShowRefusals(DemoContext& ctx) {
+  const Site& s = ctx.sites[0];
+  const std::string reading(InferBody(s.id + "-refused", std::vector<float>(8, 0.0f)));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> anonymous, EdgeClient(s, ""));
+  OUTPOST_ASSIGN_OR_RETURN(ctx.refused_no_credential,
+                           Refusal(*anonymous, "/v2/models/pump/infer", reading));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> scorer, EdgeClient(s, s.scorer_token));
+  OUTPOST_ASSIGN_OR_RETURN(
+      ctx.refused_wrong_role,
+      Refusal(*scorer, "/v1/feedback",
+              "{\"request_id\":\"" + s.id + "-refused\",\"model\":\"pump\",\"label\":1}"));
+  std::printf(
+      "   %s refuses a reading sent without a credential (POST /v2/models/pump/infer -> %s) "
+      "and a label sent with the scorer's token (POST /v1/feedback -> %s)\n",
+      s.id.c_str(), ctx.refused_no_credential.c_str(), ctx.refused_wrong_role.c_str());
+  return Status();
+}
+
 // 5. Both edges start and score drifted, labelled traffic.
 Status ScoreTraffic(DemoContext& ctx) {
   std::printf(
@@ -976,12 +1101,13 @@ Status ScoreTraffic(DemoContext& ctx) {
       "readings; operators label every reading\n",
       kShiftSigmas, kInjectEvery);
   for (Site& s : ctx.sites) OUTPOST_RETURN_IF_ERROR(StartEdge(s));
+  OUTPOST_RETURN_IF_ERROR(ShowRefusals(ctx));
   OUTPOST_RETURN_IF_ERROR(StreamTrafficAtBoth(ctx, ctx.flags.rows, 11, 12, 'r'));
   for (Site& s : ctx.sites) {
-    OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> c,
-                             http::Client::Connect("127.0.0.1", s.edge.port));
-    OUTPOST_ASSIGN_OR_RETURN(s.serving_before, ServingVersions(*c));
-    OUTPOST_ASSIGN_OR_RETURN(uint64_t held, OutboxRecords(*c));
+    OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> scorer, EdgeClient(s, s.scorer_token));
+    OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> reader, EdgeClient(s, s.reader_token));
+    OUTPOST_ASSIGN_OR_RETURN(s.serving_before, ServingVersions(*scorer));
+    OUTPOST_ASSIGN_OR_RETURN(uint64_t held, OutboxRecords(*reader));
     std::printf(
         "   %s (%s, serving pump %s): %lld readings, %lld flagged (p >= 0.5), %lld "
         "injected faults, %lld labels; %llu records in its outbox now\n",
@@ -1296,6 +1422,13 @@ Status WriteSummary(const DemoContext& ctx) {
   WriteMetrics(w, ctx.champion);
   w.Key("challenger");
   WriteMetrics(w, ctx.challenger);
+  w.Key("refusals");
+  w.BeginObject();
+  w.Key("no_credential");
+  w.String(ctx.refused_no_credential);
+  w.Key("wrong_role");
+  w.String(ctx.refused_wrong_role);
+  w.EndObject();
   w.Key("balanced");
   w.Bool(ctx.balanced);
   w.Key("seconds");
