@@ -10,9 +10,15 @@
 //   - shadow and promotion: each site's `shadow_promoted` event record for version 2 is in the
 //     hub's store;
 //   - serving: the promoted version serves at both sites (asked of an edge started on each
-//     site's model repository), with XGBoost's own predictions of the new model.
+//     site's model repository), with XGBoost's own predictions of the new model;
+//   - security: each site's edge served HTTPS with its site certificate and admitted three
+//     tokens made by `outpost edge credential add` (scorer: infer, labeller: label, reader:
+//     read), kept as hashes in a 0600 file; the demo showed a request without a credential
+//     refused with 401 credential_missing and a label with the scorer's token with 403
+//     role_required, and printed no token.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <charconv>
 #include <map>
@@ -126,6 +132,18 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
   json::Parser parser;
   json::Value summary;
   ASSERT_FALSE(Missing(parser.Parse(summary_text), summary)) << summary_text;
+
+  // The edge refused a caller without a credential, and a credential without the role, and
+  // the story says so; no edge token (opt_...) reached the story.
+  std::string_view no_credential, wrong_role;
+  ASSERT_FALSE(Missing(summary["refusals"]["no_credential"].GetString(), no_credential));
+  ASSERT_FALSE(Missing(summary["refusals"]["wrong_role"].GetString(), wrong_role));
+  EXPECT_EQ(no_credential, "401 credential_missing");
+  EXPECT_EQ(wrong_role, "403 role_required");
+  EXPECT_NE(demo.out.find("POST /v2/models/pump/infer -> 401 credential_missing"),
+            std::string::npos);
+  EXPECT_NE(demo.out.find("POST /v1/feedback -> 403 role_required"), std::string::npos);
+  EXPECT_EQ(demo.out.find("opt_"), std::string::npos);
   std::string_view store_url;
   ASSERT_FALSE(Missing(summary["store"].GetString(), store_url));
   auto opened = hub::OpenStore(store_url);
@@ -186,6 +204,21 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
     ASSERT_FALSE(Missing(s["live"].GetBool(), live));
     const std::string id(id_view), data(data_view), repo(models_view);
     SCOPED_TRACE(id);
+
+    // The edge's callers: one token each, made by outpost edge credential add, stored as
+    // hashes in a file only its owner reads; the edge served HTTPS with its site certificate.
+    const std::string credentials = JoinPath(data, "credentials.yaml");
+    struct stat mode {};
+    ASSERT_EQ(::stat(credentials.c_str(), &mode), 0) << credentials;
+    EXPECT_EQ(mode.st_mode & 0777, 0600u);
+    RunResult listed = RunProgram({Outpost(), "edge", "credential", "list", "--data-dir", data});
+    EXPECT_EQ(listed.exit_code, 0) << listed.err;
+    EXPECT_EQ(listed.out, "scorer\ttoken\tinfer\nlabeller\ttoken\tlabel\nreader\ttoken\tread\n");
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string credentials_text, ReadFile(credentials));
+    EXPECT_EQ(credentials_text.find("opt_"), std::string::npos);
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string edge_yaml,
+                                 ReadFile(JoinPath(work, id + "/edge.yaml")));
+    EXPECT_NE(edge_yaml.find("tls: {site_certificate: true}"), std::string::npos) << edge_yaml;
     EXPECT_EQ(readings, kRows + kShadowRows);
     EXPECT_EQ(feedback, kRows + kShadowRows);
     EXPECT_EQ(serving, "2");
