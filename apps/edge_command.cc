@@ -239,13 +239,20 @@ bool IsLoopbackAddress(std::string_view address) {
 // Least privilege: an edge without credentials answers loopback only, unless the operator
 // opted in by the flag whose name says what it does; that choice is logged at every start.
 Status CheckExposure(const EdgeConfig& config, bool have_credentials, bool insecure_open) {
-  if (have_credentials) return Status();
   std::string exposed;
   if (!IsLoopbackAddress(config.listen_address)) exposed = config.listen_address;
   if (config.grpc_enabled && !IsLoopbackAddress(config.grpc_listen_address)) {
     exposed += (exposed.empty() ? "" : " and ") + config.grpc_listen_address + " (gRPC)";
   }
   if (exposed.empty()) return Status();
+  if (have_credentials) {
+    if (!config.tls.enabled) {
+      OUTPOST_LOG(kWarning) << "serving beyond loopback without TLS: tokens, inputs and answers "
+                               "cross the network in clear; add a tls: section"
+                            << Field("address", exposed);
+    }
+    return Status();
+  }
   if (!insecure_open) {
     return ErrorWithReason(
         StatusCode::kFailedPrecondition, "listen_requires_credentials",
@@ -305,7 +312,13 @@ Result<auth::RoleSet> RawReadRoles(const EdgeConfig& config) {
 
 // SIGHUP: the credentials, the client CA and CRL, and the TLS certificate are read again.
 // What does not load is logged and the running one stays.
-void Reload(const EdgeConfig& config, auth::HttpGate& gate, serve::HttpServer& server) {
+void Reload(EdgeConfig& config, auth::HttpGate& gate, serve::HttpServer& server) {
+  // The first credential added to an edge that started without any: <data_dir>'s file is
+  // looked for again. The listen address chosen at start (loopback) stays.
+  if (config.auth.credentials_file.empty()) {
+    std::string in_data_dir = JoinPath(config.data_dir, "credentials.yaml");
+    if (PathExists(in_data_dir)) config.auth.credentials_file = in_data_dir;
+  }
   Result<std::shared_ptr<const auth::Authenticator>> authenticator = LoadAuthenticator(config);
   if (!authenticator.ok()) {
     OUTPOST_LOG(kError) << "reload: credentials not reloaded; the previous ones stay"
@@ -362,6 +375,11 @@ Result<std::unique_ptr<serve::HttpServer>> StartHttpServer(const EdgeConfig& con
                                                            const http::Router& router) {
   serve::HttpServerOptions server_options;
   server_options.tls = HttpTls(config);
+  // Who calls, and for what, is settled from the request's head: a refused caller's body is
+  // never read.
+  server_options.before_body = [&router](const http::Request& head, http::Response& refusal) {
+    return router.AuthorizeHead(head, refusal);
+  };
   server_options.address = config.listen_address;
   server_options.port = config.listen_port;
   server_options.threads = config.threads;

@@ -1123,6 +1123,14 @@ void Router::Handle(const Request& request, Response& response) const {
                "method " + request.method + " is not allowed on " + QuotedPath(path), response);
 }
 
+bool Router::AuthorizeHead(const Request& head, Response& refusal) const {
+  if (!authorizer_) return true;
+  const Route* best_path = BestPath(PathOf(head.target));
+  if (best_path == nullptr) return true;
+  const Route* route = ForMethod(*best_path, head.method);
+  return route == nullptr || authorizer_(head, route->access, refusal);
+}
+
 HandlerFn Router::AsHandler() const {
   return [this](const Request& request, Response& response) { Handle(request, response); };
 }

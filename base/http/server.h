@@ -188,6 +188,12 @@ class Router {
 
   void Handle(const Request& request, Response& response) const;
 
+  // Runs the authorizer on a request's head (ServerOptions::before_body) for the route that
+  // will take it: true when the router has no authorizer, no route takes the request (its
+  // 404 or 405 comes later), or the authorizer lets it through; false with its refusal.
+  // A listener that authorizes before the body is read passes this as before_body.
+  bool AuthorizeHead(const Request& head, Response& refusal) const;
+
   // A handler function for Server::Start that routes with this router, which must outlive
   // the server.
   HandlerFn AsHandler() const;

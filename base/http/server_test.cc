@@ -594,6 +594,51 @@ TEST(Router, MatchesExactBeforePrefixAndTheLongestPrefix) {
   EXPECT_THAT(wrong.body, HasSubstr(R"("reason":"method_not_allowed")"));
 }
 
+// The authorizer sees each routed request with its route's access, before the handler; a
+// refusal is the answer and the handler never runs. AuthorizeHead asks the same of a head.
+TEST(Router, AskTheAuthorizerWithTheRoutesAccessBeforeTheHandler) {
+  Router router;
+  int handled = 0;
+  auto handler = [&](const Request& request, Response& response) {
+    ++handled;
+    response.body = request.caller.credential;
+  };
+  router.Exact("GET", "/open", handler);
+  router.Exact("POST", "/label", handler, 2);
+  std::vector<uint32_t> asked;
+  router.SetAuthorizer([&](const Request& request, uint32_t access, Response& refusal) {
+    asked.push_back(access);
+    if (request.Header("authorization") != "ok") {
+      SetErrorBody(401, "credential_missing", "no", refusal);
+      return false;
+    }
+    request.caller.kind = Caller::Kind::kClient;
+    request.caller.credential = "alice";
+    return true;
+  });
+  Request refused{.method = "POST", .target = "/label"};
+  Response response;
+  router.Handle(refused, response);
+  EXPECT_EQ(response.status, 401);
+  EXPECT_EQ(handled, 0);
+  EXPECT_FALSE(router.AuthorizeHead(refused, response));
+
+  Request allowed{.method = "POST", .target = "/label", .headers = {{"Authorization", "ok"}}};
+  Response served;
+  router.Handle(allowed, served);
+  EXPECT_EQ(served.status, 200);
+  EXPECT_EQ(served.body, "alice");
+  EXPECT_EQ(handled, 1);
+  EXPECT_TRUE(router.AuthorizeHead(allowed, served));
+  EXPECT_EQ(asked, (std::vector<uint32_t>{2, 2, 2, 2}));
+
+  // No route, or no route for the method: the head passes, and the 404/405 come later.
+  Response ignored;
+  EXPECT_TRUE(router.AuthorizeHead(Request{.method = "GET", .target = "/none"}, ignored));
+  EXPECT_TRUE(router.AuthorizeHead(Request{.method = "GET", .target = "/label"}, ignored));
+  EXPECT_EQ(asked.size(), 4u);
+}
+
 TEST(Router, MatchesThePathWithoutTheQueryString) {
   Router router;
   std::string seen;
