@@ -596,7 +596,7 @@ TEST(Router, MatchesExactBeforePrefixAndTheLongestPrefix) {
 
 // The authorizer sees each routed request with its route's access, before the handler; a
 // refusal is the answer and the handler never runs. AuthorizeHead asks the same of a head.
-TEST(Router, AskTheAuthorizerWithTheRoutesAccessBeforeTheHandler) {
+TEST(Router, AsksTheAuthorizerWithTheRoutesAccessBeforeTheHandler) {
   Router router;
   int handled = 0;
   auto handler = [&](const Request& request, Response& response) {
