@@ -433,11 +433,14 @@ TEST_F(BundleInstallTest, SignAddsSignaturesAndRotatedKeysAreTrustedThroughTheCh
 TEST_F(BundleInstallTest, RunningEdgeServesInstalledVersionsAndReceivesEvents) {
   ASSERT_EQ(RunOutpost(Site("e", {"bundle", "install", b1_})).exit_code, 0);
   ASSERT_EQ(RunOutpost(Site("e", {"bundle", "install", broken_})).exit_code, 1);
+  // The events are read as they were written: without a policy, GET /v1/records lists them
+  // only to a raw-read role, here read, which an anonymous caller on loopback holds.
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("edge.yaml"),
                                         "listen: 127.0.0.1:0\nthreads: 2\nsite_id: site-a\n"
                                         "grpc_listen: \"\"\n"
                                         "model_repository: " + dir_.File("e/repo") + "\n"
-                                        "data_dir: " + dir_.File("e/data") + "\n"));
+                                        "data_dir: " + dir_.File("e/data") + "\n"
+                                        "auth:\n  raw_read_roles: [read]\n"));
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       auto edge, Subprocess::Start({Outpost(), "edge", "--config", dir_.File("edge.yaml")},
                                    dir_.File("edge.log")));

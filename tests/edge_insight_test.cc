@@ -83,11 +83,14 @@ class EdgeInsightTest : public ::testing::Test {
                                  "      baseline:\n"
                                  "        bearing_temp_c: {edges: " + edges +
                                  ", fractions: " + fractions + "}\n");
+    // The records are read back as they were written: without a policy, GET /v1/records lists
+    // them only to a raw-read role, here read, which an anonymous caller on loopback holds.
     OUTPOST_ASSERT_OK(WriteFileAtomically(
         dir_.File("edge.yaml"), "listen: 127.0.0.1:0\ngrpc_listen: \"\"\nthreads: 2\n"
                                 "site_id: plant-7\nnode_id: edge-1\n"
                                 "model_repository: " + dir_.File("models") + "\n"
-                                "data_dir: " + dir_.File("data") + "\n"));
+                                "data_dir: " + dir_.File("data") + "\n"
+                                "auth:\n  raw_read_roles: [read]\n"));
   }
 
   void WriteModel(const std::string& name, const std::string& config) {

@@ -25,12 +25,17 @@ std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
 class EdgeOutboxTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    OUTPOST_ASSERT_OK(MakeDirectories(dir_.File("models")));
+    // Feedback is taken only for a model the repository holds or held: a folder for pump
+    // (nothing in it loads; the labels need only its name). The records are listed as they
+    // were written: without a policy, GET /v1/records lists them only to a raw-read role,
+    // here read, which an anonymous caller on loopback holds.
+    OUTPOST_ASSERT_OK(MakeDirectories(dir_.File("models/pump")));
     OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("edge.yaml"),
                                           "listen: 127.0.0.1:0\ngrpc_listen: \"\"\nthreads: 2\n"
                                           "site_id: plant-7\nnode_id: edge-1\n"
                                           "model_repository: " + dir_.File("models") + "\n"
-                                          "data_dir: " + dir_.File("data") + "\n"));
+                                          "data_dir: " + dir_.File("data") + "\n"
+                                          "auth:\n  raw_read_roles: [read]\n"));
   }
 
   // Starts the edge and connects a client to it.

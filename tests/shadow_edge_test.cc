@@ -14,6 +14,7 @@
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "serve/model_config.h"
+#include "tests/edge_test_support.h"
 #include "train/synthetic.h"
 #include "train/xgboost_trainer.h"
 
@@ -53,18 +54,25 @@ TEST(ShadowEdge, LosingShadowIsDroppedAndTheEventIsStored) {
       "inputs: [{name: features, datatype: FP32, shape: [-1, 8]}]\n"
       "outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]\n"
       "shadow: {version: 2, promote: {min_requests: 30, min_agreement: 0.9, min_labelled: 10}}\n"));
+  // The shadow counts only trusted labels, those sent with a credential that holds the label
+  // role: the client holds one (and infer and read, to score and to read the metrics and the
+  // events). The events are read as they were written, by a raw-read role.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      std::string token,
+      testing::AddEdgeCredential(dir.File("data"), "operator", {"infer", "label", "read"}));
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("edge.yaml"),
                                         "listen: 127.0.0.1:0\nthreads: 2\nsite_id: test-site\n"
                                         "grpc_listen: \"\"\n"
                                         "model_repository: " + repo + "\n"
-                                        "data_dir: " + dir.File("data") + "\n"));
+                                        "data_dir: " + dir.File("data") + "\n"
+                                        "auth:\n  raw_read_roles: [read]\n"));
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       auto edge, Subprocess::Start({Outpost(), "edge", "--config", dir.File("edge.yaml")},
                                    dir.File("edge.log")));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, edge->ReadLine());
   ASSERT_EQ(line.rfind("listening on http://127.0.0.1:", 0), 0u) << line;
   const auto port = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, http::Client::Connect("127.0.0.1", port));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto client, http::Client::Connect("127.0.0.1", port, token));
 
   OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset data,
                                train::MakePumpReadings({.rows = 30, .seed = 42,

@@ -9,7 +9,7 @@ outpost_test(shadow_server_test
 
 # The same through the `outpost` binary: `outpost edge` wires the shadow runner.
 outpost_test(shadow_edge_test
-  SOURCES ${CMAKE_CURRENT_LIST_DIR}/shadow_edge_test.cc
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/shadow_edge_test.cc ${CMAKE_CURRENT_LIST_DIR}/edge_test_support.cc
   DEPS outpost_serve outpost_train outpost_http outpost_testing Threads::Threads
   LABELS serve)
 add_dependencies(shadow_edge_test outpost)
