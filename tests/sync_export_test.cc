@@ -34,7 +34,9 @@ std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
 class SyncExportTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    OUTPOST_ASSERT_OK(MakeDirectories(dir_.File("models")));
+    // Feedback is taken only for a model the repository holds: a folder for pump (nothing in
+    // it loads; the labels need only its name).
+    OUTPOST_ASSERT_OK(MakeDirectories(dir_.File("models/pump")));
     OUTPOST_ASSERT_OK(
         testing::MakeTestPki(dir_.File("hub"), dir_.File("credentials"), "plant-7"));
     OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("policy.yaml"), testing::kFeedbackPolicy));

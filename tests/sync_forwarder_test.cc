@@ -86,7 +86,9 @@ Result<EnrolledHub> StartEnrolledHub(const TempDir& dir, const std::string& data
 
 TEST(SyncForwarder, RefusesAHubWhoseCertificateComesFromAnotherCa) {
   TempDir dir;
-  OUTPOST_ASSERT_OK(MakeDirectories(dir.File("models")));
+  // Feedback is taken only for a model the repository holds: a folder for pump (nothing in
+  // it loads; the labels need only its name).
+  OUTPOST_ASSERT_OK(MakeDirectories(dir.File("models/pump")));
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("policy.yaml"), testing::kFeedbackPolicy));
   // The site enrols with hub A; hub B (its own CA, the same site added) is what it dials.
   Result<EnrolledHub> hub_a =
@@ -135,7 +137,9 @@ TEST(SyncForwarder, RefusesAHubWhoseCertificateComesFromAnotherCa) {
 
 TEST(SyncForwarder, AnAggregatesOnlyRegionNeverSendsARawRecord) {
   TempDir dir;
-  OUTPOST_ASSERT_OK(MakeDirectories(dir.File("models")));
+  // Feedback is taken only for a model the repository holds: a folder for pump (nothing in
+  // it loads; the labels need only its name).
+  OUTPOST_ASSERT_OK(MakeDirectories(dir.File("models/pump")));
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("policy.yaml"), kAggregatesOnlyPolicy));
   Result<EnrolledHub> hub = StartEnrolledHub(dir, dir.File("hub"), dir.File("credentials"));
   OUTPOST_ASSERT_OK(hub);
