@@ -90,8 +90,9 @@ pids+=($!)
 wait_http "http://127.0.0.1:$port/v2/health/ready"
 wait_http "http://127.0.0.1:$wport/v2/health/ready"
 url="/v2/models/tiny/infer"
-json_answer=$(curl -sf -X POST --data-binary @"$work/body.json" "http://127.0.0.1:$port$url")
-bin_size=$(curl -sf -X POST -H "$bin_header" --data-binary @"$work/body.bin" "http://127.0.0.1:$port$url" | wc -c)
+# The edge reads a body only when its Content-Type says what it is (curl's default is a form).
+json_answer=$(curl -sf -X POST -H 'Content-Type: application/json' --data-binary @"$work/body.json" "http://127.0.0.1:$port$url")
+bin_size=$(curl -sf -X POST -H 'Content-Type: application/octet-stream' -H "$bin_header" --data-binary @"$work/body.bin" "http://127.0.0.1:$port$url" | wc -c)
 echo "outpost answers (JSON, ${#json_answer} bytes): $json_answer"
 echo "outpost answers (binary): $bin_size bytes"
 
