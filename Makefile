@@ -53,7 +53,7 @@ test-release: build
 
 test-asan: setup
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DOUTPOST_WERROR=$(WERROR) \
-	  -DOUTPOST_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
+	  -DOUTPOST_SANITIZE=address,undefined -DOUTPOST_SHARED_LIBS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

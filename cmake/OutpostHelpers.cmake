@@ -29,10 +29,11 @@ function(outpost_target_flags target)
   endif()
 endfunction()
 
-# outpost_library(NAME SOURCES ... DEPS ...): the static library of one subsystem.
+# outpost_library(NAME SOURCES ... DEPS ...): the library of one subsystem, static (shared
+# with OUTPOST_SHARED_LIBS).
 function(outpost_library name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PRIVATE_DEPS" ${ARGN})
-  add_library(${name} STATIC ${ARG_SOURCES})
+  add_library(${name} ${OUTPOST_LIBRARY_TYPE} ${ARG_SOURCES})
   target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
   target_link_libraries(${name} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
   outpost_target_flags(${name})
