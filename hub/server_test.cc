@@ -105,8 +105,12 @@ class HubServerTest : public ::testing::TestWithParam<std::string> {
     options.operator_tokens.entries.push_back(OperatorEntry{
         .name = "ops", .tenant = "acme", .token_sha256 = crypto::Sha256(kOperatorToken)});
     options.operator_routes = [this](http::Router& router) {
-      // A route that changes something, to show what a refusal leaves alone.
+      // A route that changes something, as the registry's approve does, for operators only.
       router.Exact("POST", "/api/v1/touch", [this](const HubRequest& r, HubResponse& rs) {
+        if (r.caller.kind != Caller::Kind::kOperator) {
+          rs = ErrorResponse(401, "unauthenticated", "an operator bearer token is required");
+          return;
+        }
         ++touched_;
         rs.body = "{\"tenant\":\"" + r.caller.tenant + "\"}";
       });
