@@ -138,13 +138,14 @@ Result<std::vector<train::EdgeRecord>> ReadRecords(hub::Store& store, const std:
 }
 
 Status RunTrain(const TrainFlags& flags) {
+  // First: a store URL with a password on the command line is refused before anything else.
+  OUTPOST_ASSIGN_OR_RETURN(
+      const std::string store_url,
+      hub::ResolveStoreUrl({.url = flags.store_url, .url_file = flags.store_url_file}));
   OUTPOST_RETURN_IF_ERROR(ModelName::Parse(flags.model).status().WithContext("--model"));
   OUTPOST_ASSIGN_OR_RETURN(train::TrainConfig config, train::LoadTrainConfig(flags.config_file));
   const int workers = flags.workers > 0 ? flags.workers : config.workers;
   OUTPOST_ASSIGN_OR_RETURN(train::OriginalSet original, train::LoadOriginalSet(config));
-  OUTPOST_ASSIGN_OR_RETURN(
-      const std::string store_url,
-      hub::ResolveStoreUrl({.url = flags.store_url, .url_file = flags.store_url_file}));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, hub::OpenStore(store_url));
   OUTPOST_ASSIGN_OR_RETURN(std::vector<hub::ModelEntry> entries, store->ListModels(flags.model));
 
