@@ -275,15 +275,20 @@ HubResponse HubService::HandleOperator(const HubRequest& request) {
     return ErrorResponse(400, "token_in_url",
                          "tokens are never taken from a URL; send Authorization: Bearer <token>");
   }
-  HubRequest with_caller = request;
-  with_caller.caller = Caller{};
+  // The caller travels on the request (Request::caller; the listener leaves it empty), which
+  // is routed as it came, body uncopied.
+  request.caller = Caller{};
   if (std::string_view auth = request.Header("authorization"); !auth.empty()) {
     Result<Caller> caller = AuthenticateOperator(options_.operator_tokens, auth);
-    if (!caller.ok()) return ErrorResponse(caller.status());
-    with_caller.caller = std::move(*caller);
+    if (!caller.ok()) {
+      HubResponse refusal = ErrorResponse(caller.status());
+      refusal.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return refusal;
+    }
+    request.caller = std::move(*caller);
   }
   HubResponse response;
-  operator_router_.Handle(with_caller, response);
+  operator_router_.Handle(request, response);
   return response;
 }
 
