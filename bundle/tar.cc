@@ -7,37 +7,25 @@
 #include <cstring>
 
 #include "base/file.h"
+#include "base/ustar.h"
 #include "bundle/reason.h"
 
 namespace outpost::bundle {
 namespace {
 
-// ustar header field offsets and sizes.
-constexpr size_t kNameOff = 0, kNameLen = 100;
-constexpr size_t kModeOff = 100, kUidOff = 108, kGidOff = 116;
-constexpr size_t kSizeOff = 124, kSizeLen = 12;
-constexpr size_t kMtimeOff = 136, kMtimeLen = 12;
-constexpr size_t kChksumOff = 148, kChksumLen = 8;
-constexpr size_t kTypeOff = 156;
-constexpr size_t kMagicOff = 257;
-constexpr size_t kPrefixOff = 345, kPrefixLen = 155;
+// The ustar header's fields (base/ustar.h) under the names this file uses.
+constexpr size_t kNameOff = kUstarNameOff, kNameLen = kUstarNameLen;
+constexpr size_t kModeOff = kUstarModeOff, kUidOff = kUstarUidOff, kGidOff = kUstarGidOff;
+constexpr size_t kSizeOff = kUstarSizeOff, kSizeLen = kUstarSizeLen;
+constexpr size_t kMtimeOff = kUstarMtimeOff, kMtimeLen = kUstarMtimeLen;
+constexpr size_t kChksumOff = kUstarChksumOff, kChksumLen = kUstarChksumLen;
+constexpr size_t kTypeOff = kUstarTypeOff;
+constexpr size_t kMagicOff = kUstarMagicOff;
+constexpr size_t kPrefixOff = kUstarPrefixOff, kPrefixLen = kUstarPrefixLen;
 constexpr uint64_t kMaxOctalSize = uint64_t{1} << 36;
 
-// A NUL- or space-terminated octal field; nullopt when malformed or too large.
 std::optional<uint64_t> ParseOctal(const char* field, size_t len) {
-  size_t i = 0;
-  while (i < len && field[i] == ' ') ++i;  // leading spaces are allowed by old writers
-  uint64_t v = 0;
-  size_t digits = 0;
-  for (; i < len && field[i] >= '0' && field[i] <= '7'; ++i, ++digits) {
-    v = v * 8 + static_cast<uint64_t>(field[i] - '0');
-    if (v >= kMaxOctalSize * 8) return std::nullopt;
-  }
-  if (digits == 0) return std::nullopt;
-  for (; i < len; ++i) {
-    if (field[i] != '\0' && field[i] != ' ') return std::nullopt;
-  }
-  return v;
+  return ParseUstarOctal(field, len);
 }
 
 // The bytes of a NUL-padded string field (up to the first NUL).
@@ -52,25 +40,9 @@ bool IsZero(const char* p, size_t n) {
   return true;
 }
 
-uint64_t Padding(uint64_t size) { return (kTarBlock - size % kTarBlock) % kTarBlock; }
+uint64_t Padding(uint64_t size) { return UstarPadding(size); }
 
-void PutOctal(char* field, size_t len, uint64_t v) {
-  // len-1 digits, zero-filled, then NUL.
-  for (size_t i = len - 1; i-- > 0;) {
-    field[i] = static_cast<char>('0' + (v & 7));
-    v >>= 3;
-  }
-  field[len - 1] = '\0';
-}
-
-unsigned HeaderChecksum(const char* h) {
-  unsigned sum = 0;
-  for (size_t i = 0; i < kTarBlock; ++i) {
-    bool in_field = i >= kChksumOff && i < kChksumOff + kChksumLen;
-    sum += in_field ? ' ' : static_cast<unsigned char>(h[i]);
-  }
-  return sum;
-}
+unsigned HeaderChecksum(const char* h) { return UstarChecksum(h); }
 
 }  // namespace
 
@@ -262,18 +234,9 @@ Status TarWriter::Begin(std::string_view name, uint64_t size) {
     return InvalidArgumentError("cannot write tar entry \"" + std::string(name) + "\"");
   }
   if (size >= kMaxOctalSize) return InvalidArgumentError("tar entry too large");
-  char h[kTarBlock] = {};
-  std::memcpy(h + kNameOff, name.data(), name.size());
-  PutOctal(h + kModeOff, 8, 0644);
-  PutOctal(h + kUidOff, 8, 0);
-  PutOctal(h + kGidOff, 8, 0);
-  PutOctal(h + kSizeOff, kSizeLen, size);
-  PutOctal(h + kMtimeOff, kMtimeLen, 0);
-  h[kTypeOff] = '0';
-  std::memcpy(h + kMagicOff, "ustar\0" "00", 8);
-  unsigned sum = HeaderChecksum(h);
-  PutOctal(h + kChksumOff, 7, sum);  // six digits, NUL, then a space (as GNU tar writes)
-  h[kChksumOff + 7] = ' ';
+  char h[kTarBlock];
+  OUTPOST_RETURN_IF_ERROR(EncodeUstarHeader(
+      UstarFields{.name = name, .type = kUstarRegular, .mode = 0644, .size = size}, h));
   OUTPOST_RETURN_IF_ERROR(WriteRaw(std::string_view(h, kTarBlock)));
   remaining_ = size;
   padding_ = Padding(size);
