@@ -19,6 +19,7 @@
 #include "apps/bundle_keys.h"
 #include "apps/bundle_kubernetes.h"
 #include "apps/bundle_push.h"
+#include "apps/bundle_signature.h"
 #include "apps/commands.h"
 #include "base/clock.h"
 #include "base/coding.h"
@@ -44,6 +45,7 @@ struct BundleFlags {
   std::string channel = "stable";
   int expires_days = 30;
   std::string out;
+  bool no_model_check = false;
   // site
   std::string repository;
   std::string state_dir;
@@ -63,6 +65,19 @@ int64_t Now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// "'x' FP32 [-1,4], 'mask' BOOL [-1]": tensors as `bundle create` reports a derived descriptor.
+std::string Tensors(const std::vector<bundle::TensorSpec>& specs) {
+  std::string out;
+  for (const bundle::TensorSpec& spec : specs) {
+    out += (out.empty() ? "'" : ", '") + spec.name + "' " + spec.datatype + " [";
+    for (size_t i = 0; i < spec.shape.size(); ++i) {
+      out += (i == 0 ? "" : ",") + std::to_string(spec.shape[i]);
+    }
+    out += "]";
+  }
+  return out.empty() ? "none" : out;
 }
 
 Status Create(const BundleFlags& f) {
@@ -85,9 +100,24 @@ Status Create(const BundleFlags& f) {
   if (!f.keys_dir.empty()) {
     OUTPOST_ASSIGN_OR_RETURN(options.root_chain, LoadRootChain(f.keys_dir));
   }
+  // Each model is read by the engine that will serve it: a version folder without
+  // descriptor.json gets one derived from the model, and a written one must agree with it.
+  std::vector<bundle::ModelDescriptor> derived;
+  if (!f.no_model_check) {
+    options.read_signature = ReadModelSignature;
+    options.on_derived = [&derived](const bundle::ModelDescriptor& d) { derived.push_back(d); };
+  }
   OUTPOST_RETURN_IF_ERROR(bundle::CreateBundle(f.models, keys, options, f.out));
   std::printf("created %s: bundle version %llu\n", f.out.c_str(),
               static_cast<unsigned long long>(f.version));
+  for (const bundle::ModelDescriptor& d : derived) {
+    std::printf("%s version %llu: descriptor derived from the model by the %s engine %s: "
+                "inputs %s; outputs %s; metrics and lineage empty (write %llu/descriptor.json "
+                "to state them)\n",
+                d.name.c_str(), static_cast<unsigned long long>(d.version), d.engine.c_str(),
+                d.engine_version.c_str(), Tensors(d.inputs).c_str(), Tensors(d.outputs).c_str(),
+                static_cast<unsigned long long>(d.version));
+  }
   return Status::Ok();
 }
 
@@ -365,6 +395,9 @@ void AddBundleCommand(CLI::App& app, Action& run, BundleStepHook step_hook) {
   create->add_option("--channel", f->channel, "Channel");
   create->add_option("--expires-days", f->expires_days, "Days until it expires")->check(CLI::Range(1, 3650));
   create->add_option("-o,--out", f->out, "Bundle file to write")->required();
+  create->add_flag("--no-model-check", f->no_model_check,
+                   "Take each descriptor.json as written, without loading the models (every "
+                   "version folder then needs one)");
   create->callback(action(Create));
 
   CLI::App* sign = b->add_subcommand("sign", "Add targets signatures to a bundle");

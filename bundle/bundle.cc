@@ -139,6 +139,7 @@ struct Contents {
   std::map<std::string, std::string> file_blobs;   // hex digest -> path
   JsonArray index_manifests;
   std::string created;  // the bundle's creation time in RFC 3339
+  const CreateOptions* options = nullptr;
 
   // Lists metadata-sized `bytes` as a blob; returns its hex digest.
   std::string AddSmall(std::string bytes) {
@@ -165,19 +166,136 @@ Json HistoryEntry(const std::string& created, const std::string& comment) {
                          {"comment", Json{comment}}}};
 }
 
-// The parsed descriptor.json of `version_dir`, which must name model `name` at `version`.
+// The parsed descriptor `what` (a descriptor.json, or one derived), which must name model
+// `name` at `version`.
 Result<ModelDescriptor> CheckedDescriptor(const std::string& name, const std::string& version,
-                                          const std::string& version_dir,
+                                          const std::string& what,
                                           const std::string& descriptor_bytes) {
   auto descriptor = ParseModelDescriptor(descriptor_bytes);
   if (!descriptor.ok()) {
-    return InvalidArgumentError(version_dir +
-                                "/descriptor.json: " + std::string(descriptor.status().message()));
+    return InvalidArgumentError(what + ": " + std::string(descriptor.status().message()));
   }
   if (descriptor->name != name || std::to_string(descriptor->version) != version) {
-    return InvalidArgumentError(version_dir + "/descriptor.json names another model");
+    return InvalidArgumentError(what + " names another model");
   }
   return descriptor;
+}
+
+// "FP32 [-1,4]": a tensor's datatype and shape as the refusals name them.
+std::string TypeAndShape(const TensorSpec& spec) {
+  std::string out = spec.datatype + " [";
+  for (size_t i = 0; i < spec.shape.size(); ++i) {
+    out += (i == 0 ? "" : ",") + std::to_string(spec.shape[i]);
+  }
+  return out + "]";
+}
+
+std::string NameList(const std::vector<TensorSpec>& specs) {
+  std::string out;
+  for (const TensorSpec& spec : specs) out += (out.empty() ? "'" : ", '") + spec.name + "'";
+  return out.empty() ? "none" : out;
+}
+
+// Where the tensors `written` of a descriptor differ from those `read` from the model: each
+// difference named ("input 'x': descriptor says FP32 [-1,4], the model says FP32 [-1,3]").
+void TensorDifferences(std::string_view kind, const std::vector<TensorSpec>& written,
+                       const std::vector<TensorSpec>& read, std::vector<std::string>* out) {
+  const std::string k(kind);
+  for (const TensorSpec& w : written) {
+    auto it = std::find_if(read.begin(), read.end(),
+                           [&](const TensorSpec& r) { return r.name == w.name; });
+    if (it == read.end()) {
+      out->push_back(k + " '" + w.name + "': in the descriptor, not in the model (the model's " +
+                     k + "s: " + NameList(read) + ")");
+    } else if (it->datatype != w.datatype || it->shape != w.shape) {
+      out->push_back(k + " '" + w.name + "': descriptor says " + TypeAndShape(w) +
+                     ", the model says " + TypeAndShape(*it));
+    }
+  }
+  for (const TensorSpec& r : read) {
+    auto it = std::find_if(written.begin(), written.end(),
+                           [&](const TensorSpec& w) { return w.name == r.name; });
+    if (it == written.end()) {
+      out->push_back(k + " '" + r.name + "': in the model (" + TypeAndShape(r) +
+                     "), not in the descriptor");
+    }
+  }
+  if (out->empty() && written.size() == read.size()) {
+    for (size_t i = 0; i < written.size(); ++i) {
+      if (written[i].name != read[i].name) {
+        out->push_back(k + "s: descriptor lists " + NameList(written) + ", the model takes " +
+                       NameList(read) + " in that order");
+        break;
+      }
+    }
+  }
+}
+
+// Every way a written descriptor disagrees with the model's signature, joined by "; ";
+// empty when it agrees. The engine version, metrics and lineage are the writer's to state.
+std::string DescriptorDifferences(const ModelDescriptor& written, const ModelSignature& read) {
+  std::vector<std::string> diffs;
+  if (written.engine != read.engine) {
+    diffs.push_back("engine: descriptor says " + written.engine + ", the model is served by " +
+                    read.engine);
+  }
+  std::vector<std::string> tensors;
+  TensorDifferences("input", written.inputs, read.inputs, &tensors);
+  diffs.insert(diffs.end(), tensors.begin(), tensors.end());
+  tensors.clear();
+  TensorDifferences("output", written.outputs, read.outputs, &tensors);
+  diffs.insert(diffs.end(), tensors.begin(), tensors.end());
+  std::string out;
+  for (const std::string& d : diffs) out += (out.empty() ? "" : "; ") + d;
+  return out;
+}
+
+// A version's descriptor and its bytes as they travel in the bundle.
+struct VersionDescriptor {
+  std::string bytes;
+  ModelDescriptor parsed;
+};
+
+// The descriptor of one model version: its descriptor.json as written (checked against the
+// model's signature when the options give a reader), or, with a reader and no
+// descriptor.json, one derived from the signature with empty metrics and lineage.
+Result<VersionDescriptor> DescriptorOf(const std::string& name, const std::string& version,
+                                       const std::string& model_dir,
+                                       const std::string& version_dir,
+                                       const CreateOptions& options) {
+  const std::string path = JoinPath(version_dir, "descriptor.json");
+  const bool written = !options.read_signature || PathExists(path);
+  VersionDescriptor out;
+  if (written) {
+    OUTPOST_ASSIGN_OR_RETURN(out.bytes, ReadFile(path, 1 << 20));
+    OUTPOST_ASSIGN_OR_RETURN(out.parsed, CheckedDescriptor(name, version, path, out.bytes));
+    if (!options.read_signature) return out;
+  }
+  const uint64_t v = std::stoull(version);  // IsDigits and at most 18 digits (AddModel)
+  Result<ModelSignature> signature = options.read_signature(model_dir, name, v);
+  if (!signature.ok()) {
+    return signature.status().WithContext(name + " version " + version +
+                                          ": reading the model's signature");
+  }
+  if (written) {
+    std::string diffs = DescriptorDifferences(out.parsed, *signature);
+    if (diffs.empty()) return out;
+    return ErrorWithReason(StatusCode::kInvalidArgument, "descriptor_mismatch",
+                           path + " disagrees with the model: " + diffs);
+  }
+  ModelDescriptor derived{.name = name,
+                          .version = v,
+                          .engine = signature->engine,
+                          .engine_version = signature->engine_version,
+                          .inputs = signature->inputs,
+                          .outputs = signature->outputs};
+  out.bytes = ModelDescriptorJson(derived);
+  // The derived descriptor meets the rules a written one meets (names, datatypes, engine).
+  OUTPOST_ASSIGN_OR_RETURN(
+      out.parsed,
+      CheckedDescriptor(name, version, "the descriptor derived from " + version_dir, out.bytes));
+  if (options.on_derived) options.on_derived(out.parsed);
+  return out;
 }
 
 // The model's shared files followed by the version's own files (descriptor.json aside).
@@ -217,11 +335,12 @@ Json ImageConfig(const std::string& name, const std::string& version, const std:
 // Hashes the files of one model version, lists them, and adds the version's OCI manifest
 // (descriptor first, then the files) to the index.
 Status AddVersion(const std::string& name, const std::string& version,
-                  const std::string& version_dir, const std::vector<Layer>& shared, Contents* c) {
-  OUTPOST_ASSIGN_OR_RETURN(std::string descriptor_bytes,
-                           ReadFile(JoinPath(version_dir, "descriptor.json"), 1 << 20));
-  OUTPOST_ASSIGN_OR_RETURN(ModelDescriptor descriptor,
-                           CheckedDescriptor(name, version, version_dir, descriptor_bytes));
+                  const std::string& model_dir, const std::vector<Layer>& shared, Contents* c) {
+  const std::string version_dir = JoinPath(model_dir, version);
+  OUTPOST_ASSIGN_OR_RETURN(VersionDescriptor vd,
+                           DescriptorOf(name, version, model_dir, version_dir, *c->options));
+  std::string descriptor_bytes = std::move(vd.bytes);
+  const ModelDescriptor& descriptor = vd.parsed;
   OUTPOST_ASSIGN_OR_RETURN(std::vector<Layer> layers, VersionLayers(version, version_dir, shared));
   uint64_t descriptor_size = descriptor_bytes.size();
   std::string descriptor_hex = c->AddSmall(std::move(descriptor_bytes));
@@ -281,7 +400,7 @@ Status AddModel(const std::string& name, const std::string& model_dir, Contents*
     if (!IsDigits(version) || version[0] == '0') {
       return InvalidArgumentError("bad version folder " + version_dir);
     }
-    OUTPOST_RETURN_IF_ERROR(AddVersion(name, version, version_dir, shared, c));
+    OUTPOST_RETURN_IF_ERROR(AddVersion(name, version, model_dir, shared, c));
   }
   return Status::Ok();
 }
@@ -331,7 +450,8 @@ Status CreateBundle(const std::string& models_dir, const std::vector<KeyPair>& t
                          .channel = options.channel,
                          .sites = options.sites,
                          .site_groups = options.site_groups},
-             .created = Rfc3339(options.created)};
+             .created = Rfc3339(options.created),
+             .options = &options};
 
   // Pass 1: hash every model file and build the OCI manifests.
   OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> names, Entries(models_dir));

@@ -9,6 +9,7 @@
 #define OUTPOST_BUNDLE_BUNDLE_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,21 @@
 
 namespace outpost::bundle {
 
+// What the engine that will serve a model version reads from its files: the descriptor's
+// engine, inputs and outputs (FORMAT.md section 5, "Derived and checked descriptors").
+struct ModelSignature {
+  std::string engine;          // the backend of the model's config.yaml: "xgboost", "onnx"
+  std::string engine_version;  // the version of the engine that read it
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+};
+
+// Reads the signature of version `version` of model `name`, whose folder is `model_dir`
+// (config.yaml and the version folders), as the edge would load it. The bundle library
+// knows no engine: the caller that links one (apps/) supplies the reader.
+using SignatureReader = std::function<Result<ModelSignature>(
+    const std::string& model_dir, const std::string& name, uint64_t version)>;
+
 struct CreateOptions {
   uint64_t version = 1;            // the bundle version (targets.version), > 0
   int64_t created = 0;             // Unix seconds written as targets.created
@@ -29,13 +45,21 @@ struct CreateOptions {
   std::vector<std::string> site_groups;  // site groups the bundle is for
   // Signed root files to ship for rotation (FORMAT.md section 3), in ascending version order.
   std::vector<std::string> root_chain;
+  // Reads each model version's signature from its files. When set, a version folder without
+  // descriptor.json gets a descriptor derived from the signature (metrics and lineage empty),
+  // and a descriptor.json that disagrees with it is refused (reason descriptor_mismatch).
+  // When null, every version folder needs its descriptor.json, taken as written.
+  SignatureReader read_signature = nullptr;
+  // Told of each descriptor derived, during the first pass (before anything is written).
+  std::function<void(const ModelDescriptor&)> on_derived = nullptr;
 };
 
 // Writes a bundle of every model version under `models_dir` (FORMAT.md section 5 layout) to
 // `out_path` atomically (temporary file, fsync, rename), with targets signed by each of
-// `targets_keys`. InvalidArgument for a bad layout, descriptor or option; NotFound when a
-// folder is missing; Aborted when a model file changed while it was being bundled; I/O errors
-// otherwise.
+// `targets_keys`. InvalidArgument for a bad layout, descriptor or option (reason
+// descriptor_mismatch for a descriptor that disagrees with options.read_signature); NotFound
+// when a folder or a descriptor is missing; Aborted when a model file changed while it was
+// being bundled; I/O errors otherwise. Nothing is written before every descriptor passed.
 Status CreateBundle(const std::string& models_dir, const std::vector<KeyPair>& targets_keys,
                     const CreateOptions& options, const std::string& out_path);
 

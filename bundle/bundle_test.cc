@@ -7,6 +7,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -593,6 +596,171 @@ TEST_F(BundleTest, SkopeoAndUmociReadTheOciLayout) {
   auto model = ReadFile(copy + "/" + HexEncode(Sha256Of(kModel)));
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   EXPECT_EQ(*model, kModel);
+}
+
+// --- Descriptors derived from the model, or checked against it (FORMAT.md section 5) ---
+
+// Every file under `dir` with its bytes: what a refused create must leave as it was.
+std::map<std::string, std::string> Files(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) out[e.path().string()] = ReadFile(e.path().string()).value_or("?");
+  }
+  return out;
+}
+
+// A signature reader standing in for the engine: it reports `signature` for every version
+// and records what it was asked.
+struct FakeReader {
+  ModelSignature signature{.engine = "xgboost",
+                           .engine_version = "9.9.9",
+                           .inputs = {{.name = "features", .datatype = "FP32", .shape = {-1, 4}}},
+                           .outputs = {{.name = "score", .datatype = "FP32", .shape = {-1}}}};
+  std::vector<std::string> asked;
+
+  SignatureReader Reader() {
+    return [this](const std::string& model_dir, const std::string& name, uint64_t version) {
+      asked.push_back(model_dir + " " + name + " " + std::to_string(version));
+      return Result<ModelSignature>(signature);
+    };
+  }
+};
+
+TEST_F(BundleTest, VersionFolderWithoutADescriptorGetsOneDerivedFromTheModel) {
+  OUTPOST_ASSERT_OK(RemoveTree(dir_.File("models/pump/3/descriptor.json")));
+  const auto before = Files(dir_.File("models"));
+  FakeReader fake;
+  std::vector<ModelDescriptor> derived;
+  CreateOptions options = Options();
+  options.read_signature = fake.Reader();
+  options.on_derived = [&](const ModelDescriptor& d) { derived.push_back(d); };
+  std::string bytes = Create({t1_, t2_}, options);
+  EXPECT_EQ(fake.asked, (std::vector<std::string>{dir_.File("models") + "/pump pump 3"}));
+  ASSERT_EQ(derived.size(), 1u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(VerifiedBundle v, Verify(bytes));
+  ASSERT_EQ(v.descriptors.size(), 1u);
+  const ModelDescriptor& d = v.descriptors[0];
+  EXPECT_EQ(d.name, "pump");
+  EXPECT_EQ(d.version, 3u);
+  EXPECT_EQ(d.engine, "xgboost");
+  EXPECT_EQ(d.engine_version, "9.9.9");
+  ASSERT_EQ(d.inputs.size(), 1u);
+  EXPECT_EQ(d.inputs[0].name, "features");
+  EXPECT_EQ(d.inputs[0].datatype, "FP32");
+  EXPECT_EQ(d.inputs[0].shape, (std::vector<int64_t>{-1, 4}));
+  ASSERT_EQ(d.outputs.size(), 1u);
+  EXPECT_EQ(d.outputs[0].name, "score");
+  EXPECT_EQ(d.outputs[0].shape, (std::vector<int64_t>{-1}));
+  EXPECT_TRUE(d.metrics.empty());
+  EXPECT_EQ(d.lineage_sha256, "");
+  EXPECT_EQ(derived[0].inputs[0].shape, d.inputs[0].shape);
+  // The descriptor travels in the bundle only: the model folder is as it was.
+  EXPECT_EQ(Files(dir_.File("models")), before);
+}
+
+TEST_F(BundleTest, WrittenDescriptorThatAgreesWithTheModelIsTakenAsWritten) {
+  FakeReader fake;
+  bool any_derived = false;
+  CreateOptions options = Options();
+  options.read_signature = fake.Reader();
+  options.on_derived = [&](const ModelDescriptor&) { any_derived = true; };
+  OUTPOST_ASSERT_OK_AND_ASSIGN(VerifiedBundle v, Verify(Create({t1_, t2_}, options)));
+  EXPECT_FALSE(any_derived);
+  ASSERT_EQ(v.descriptors.size(), 1u);
+  EXPECT_EQ(v.descriptors[0].engine_version, "0.1.0");  // the writer's, not the reader's
+  EXPECT_DOUBLE_EQ(v.descriptors[0].metrics.at("auc"), 0.93);
+  EXPECT_EQ(v.descriptors[0].lineage_sha256, std::string(64, 'a'));
+}
+
+TEST_F(BundleTest, WrittenDescriptorThatDisagreesWithTheModelIsRefusedNamingTheDifference) {
+  const auto before = Files(dir_.File("models"));
+  const std::string out = dir_.File("refused.bundle");
+  struct Case {
+    std::function<void(ModelSignature&)> change;
+    std::vector<std::string> named;
+  };
+  const std::vector<Case> cases = {
+      {[](ModelSignature& s) { s.inputs[0].shape = {-1, 3}; },
+       {"input 'features': descriptor says FP32 [-1,4], the model says FP32 [-1,3]"}},
+      {[](ModelSignature& s) { s.inputs[0].datatype = "FP64"; },
+       {"input 'features': descriptor says FP32 [-1,4], the model says FP64 [-1,4]"}},
+      {[](ModelSignature& s) {
+         s.engine = "onnx";
+         s.outputs[0].name = "probability";
+       },
+       {"engine: descriptor says xgboost, the model is served by onnx",
+        "output 'score': in the descriptor, not in the model (the model's outputs: "
+        "'probability')",
+        "output 'probability': in the model (FP32 [-1]), not in the descriptor"}},
+      {[](ModelSignature& s) {
+         s.inputs.insert(s.inputs.begin(), {.name = "mask", .datatype = "BOOL", .shape = {-1}});
+       },
+       {"input 'mask': in the model (BOOL [-1]), not in the descriptor"}},
+  };
+  for (const Case& c : cases) {
+    FakeReader fake;
+    c.change(fake.signature);
+    CreateOptions options = Options();
+    options.read_signature = fake.Reader();
+    Status s = CreateBundle(dir_.File("models"), {t1_, t2_}, options, out);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+    EXPECT_EQ(s.reason(), "descriptor_mismatch") << s.ToString();
+    for (const std::string& n : c.named) {
+      EXPECT_NE(s.message().find(n), std::string_view::npos) << n << "\n" << s.ToString();
+    }
+    EXPECT_FALSE(PathExists(out));
+    EXPECT_FALSE(PathExists(out + ".tmp"));
+    EXPECT_EQ(Files(dir_.File("models")), before);
+  }
+}
+
+TEST_F(BundleTest, ModelWhoseSignatureCannotBeReadIsRefusedAndNothingIsWritten) {
+  OUTPOST_ASSERT_OK(RemoveTree(dir_.File("models/pump/3/descriptor.json")));
+  const auto before = Files(dir_.File("models"));
+  const std::string out = dir_.File("refused.bundle");
+  CreateOptions options = Options();
+  options.read_signature = [](const std::string&, const std::string&, uint64_t) {
+    return Result<ModelSignature>(InvalidArgumentError("model.json is not an XGBoost model"));
+  };
+  Status s = CreateBundle(dir_.File("models"), {t1_, t2_}, options, out);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("pump version 3: reading the model's signature: model.json is not"),
+            std::string_view::npos)
+      << s.ToString();
+  EXPECT_FALSE(PathExists(out));
+  EXPECT_EQ(Files(dir_.File("models")), before);
+  // Without a reader (a caller that links no engine) the descriptor stays required.
+  s = CreateBundle(dir_.File("models"), {t1_, t2_}, Options(), out);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.ToString();
+  EXPECT_NE(s.message().find("descriptor.json"), std::string_view::npos) << s.ToString();
+  EXPECT_FALSE(PathExists(out));
+}
+
+TEST(ModelDescriptorJson, ReadsBackToTheSameDescriptor) {
+  ModelDescriptor d{.name = "iris",
+                    .version = 2,
+                    .engine = "onnx",
+                    .engine_version = "0.1.0",
+                    .inputs = {{.name = "x", .datatype = "FP32", .shape = {-1, 4}},
+                               {.name = "mask", .datatype = "BOOL", .shape = {3}}},
+                    .outputs = {{.name = "y", .datatype = "INT64", .shape = {-1}}},
+                    .metrics = {{"auc", 0.5}}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelDescriptor back, ParseModelDescriptor(ModelDescriptorJson(d)));
+  EXPECT_EQ(back.name, "iris");
+  EXPECT_EQ(back.engine, "onnx");
+  ASSERT_EQ(back.inputs.size(), 2u);
+  EXPECT_EQ(back.inputs[1].name, "mask");
+  EXPECT_EQ(back.inputs[1].datatype, "BOOL");
+  EXPECT_EQ(back.inputs[1].shape, (std::vector<int64_t>{3}));
+  EXPECT_EQ(back.outputs[0].datatype, "INT64");
+  EXPECT_DOUBLE_EQ(back.metrics.at("auc"), 0.5);
+  EXPECT_EQ(back.lineage_sha256, "");
+  // A lineage is empty or a digest, nothing between.
+  d.lineage_sha256 = "abc";
+  EXPECT_FALSE(ParseModelDescriptor(ModelDescriptorJson(d)).ok());
+  d.lineage_sha256 = std::string(64, 'f');
+  OUTPOST_EXPECT_OK(ParseModelDescriptor(ModelDescriptorJson(d)).status());
 }
 
 TEST(SiteState, TimeFloorNeverMovesBack) {

@@ -6,6 +6,7 @@
 
 #include "base/coding.h"
 #include "base/json/json.h"
+#include "base/json_writer.h"
 #include "base/names.h"
 #include "bundle/reason.h"
 #include "bundle/tar.h"
@@ -517,7 +518,9 @@ Result<ModelDescriptor> ParseModelDescriptor(std::string_view text) {
   if (!IsLabel(d.engine, 32) || d.engine_version.empty() || d.engine_version.size() > 32) {
     return Malformed("bad descriptor engine");
   }
-  if (!IsHex64(d.lineage_sha256)) return Malformed("lineage_sha256 is not a SHA-256 digest");
+  if (!d.lineage_sha256.empty() && !IsHex64(d.lineage_sha256)) {
+    return Malformed("lineage_sha256 is neither empty nor a SHA-256 digest");
+  }
   for (auto [key, out] : {std::pair{"inputs", &d.inputs}, std::pair{"outputs", &d.outputs}}) {
     OUTPOST_ASSIGN_OR_RETURN(const JsonArray* specs, r.Array(key));
     for (const Json& s : *specs) {
@@ -555,6 +558,49 @@ Result<ModelDescriptor> ParseModelDescriptor(std::string_view text) {
     }
   }
   return d;
+}
+
+std::string ModelDescriptorJson(const ModelDescriptor& descriptor) {
+  std::string out;
+  JsonWriter w(out);
+  w.BeginObject();
+  w.Key("name");
+  w.String(descriptor.name);
+  w.Key("version");
+  w.Uint(descriptor.version);
+  w.Key("engine");
+  w.String(descriptor.engine);
+  w.Key("engine_version");
+  w.String(descriptor.engine_version);
+  for (auto [key, specs] : {std::pair{"inputs", &descriptor.inputs},
+                            std::pair{"outputs", &descriptor.outputs}}) {
+    w.Key(key);
+    w.BeginArray();
+    for (const TensorSpec& spec : *specs) {
+      w.BeginObject();
+      w.Key("name");
+      w.String(spec.name);
+      w.Key("datatype");
+      w.String(spec.datatype);
+      w.Key("shape");
+      w.BeginArray();
+      for (int64_t dim : spec.shape) w.Int(dim);
+      w.EndArray();
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  w.Key("metrics");
+  w.BeginObject();
+  for (const auto& [k, v] : descriptor.metrics) {
+    w.Key(k);
+    w.Double(v);
+  }
+  w.EndObject();
+  w.Key("lineage_sha256");
+  w.String(descriptor.lineage_sha256);
+  w.EndObject();
+  return out;
 }
 
 }  // namespace outpost::bundle

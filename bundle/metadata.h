@@ -132,10 +132,16 @@ struct ModelDescriptor {
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
   std::map<std::string, double> metrics;
-  std::string lineage_sha256;  // hex
+  // Hex SHA-256 of the training-data lineage record; empty when there is none (a descriptor
+  // that `outpost bundle create` derived from the model itself).
+  std::string lineage_sha256;
 };
 // METADATA_MALFORMED on any deviation, including unknown members.
 Result<ModelDescriptor> ParseModelDescriptor(std::string_view text);
+// The descriptor's JSON text (members in the order of FORMAT.md section 5), which
+// ParseModelDescriptor reads back to the same descriptor. Hashed, not signed, so not
+// canonical JSON: shapes carry -1.
+std::string ModelDescriptorJson(const ModelDescriptor& descriptor);
 
 }  // namespace outpost::bundle
 
