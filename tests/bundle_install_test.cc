@@ -18,12 +18,19 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/coding.h"
 #include "base/file.h"
 #include "base/http/client.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
+#include "bundle/bundle.h"
 #include "bundle/crypto.h"
+#include "bundle/metadata.h"
+#include "engine/onnx/onnx_import.h"
+#include "engine/onnx/test_models.h"
+#include "serve/model_config.h"
+#include "serve/repository.h"
 #include "train/synthetic.h"
 #include "train/xgboost_trainer.h"
 
@@ -521,6 +528,171 @@ TEST_F(BundleInstallTest, PushToARegistryOnLoopback) {
   EXPECT_EQ(refused.exit_code, 1);
   RunResult usage = RunOutpost({"bundle", "push", b2_});
   EXPECT_EQ(usage.exit_code, 2);
+}
+
+// --- Bring your own model: `bundle create` derives the descriptor from the model, or checks a
+// written one against it (bundle/FORMAT.md section 5, "Derived and checked descriptors") ---
+
+class BundleCreateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(RunOutpost({"keys", "generate", "--dir", dir_.File("keys"), "--targets-keys", "1",
+                          "--targets-threshold", "1"})
+                  .exit_code,
+              0);
+  }
+
+  RunResult Create(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"bundle", "create", "--models", dir_.File("models"),
+                                     "--keys", dir_.File("keys"), "--version", "1", "--site",
+                                     "site-a", "-o", Out()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunOutpost(args);
+  }
+  std::string Out() const { return dir_.File("byo.bundle"); }
+
+  // The descriptors of the bundle, verified as site-a verifies it.
+  std::vector<bundle::ModelDescriptor> Descriptors() {
+    Result<std::string> root_text = ReadFile(dir_.File("keys/root.json"));
+    EXPECT_TRUE(root_text.ok());
+    Result<bundle::Envelope> env = bundle::ParseEnvelope(root_text.value_or(""));
+    EXPECT_TRUE(env.ok()) << env.status().ToString();
+    if (!env.ok()) return {};
+    Result<bundle::Root> root = bundle::RootFromJson(env->signed_value);
+    EXPECT_TRUE(root.ok()) << root.status().ToString();
+    if (!root.ok()) return {};
+    Result<bundle::VerifiedBundle> v = bundle::VerifyBundle(
+        Out(), *root, {},
+        {.site_id = "site-a", .staging_dir = dir_.File("staging"), .clock = &SystemClock()});
+    EXPECT_TRUE(v.ok()) << v.status().ToString();
+    return v.ok() ? v->descriptors : std::vector<bundle::ModelDescriptor>{};
+  }
+
+  // Expects the descriptor's engine, inputs and outputs to be the signature that the engine
+  // serving `model` (config.yaml's backend) reads from version 1.
+  void ExpectSignatureOf(const std::string& model, const bundle::ModelDescriptor& d) {
+    const std::string dir = dir_.File("models/" + model);
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string config_text, ReadFile(dir + "/config.yaml"));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(serve::ModelConfig config,
+                                 serve::ParseModelConfig(config_text, model));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto loaded, serve::LoadModelVersion(config, dir + "/1"));
+    const engine::Signature& sig = loaded->signature();
+    EXPECT_EQ(d.engine, config.backend);
+    for (auto [written, read] : {std::pair{&d.inputs, &sig.inputs},
+                                 std::pair{&d.outputs, &sig.outputs}}) {
+      ASSERT_EQ(written->size(), read->size());
+      for (size_t i = 0; i < read->size(); ++i) {
+        EXPECT_EQ((*written)[i].name, (*read)[i].name);
+        EXPECT_EQ((*written)[i].datatype, engine::DataTypeName((*read)[i].type));
+        EXPECT_EQ((*written)[i].shape, (*read)[i].shape);
+      }
+    }
+    EXPECT_TRUE(d.metrics.empty());
+    EXPECT_EQ(d.lineage_sha256, "");
+  }
+
+  TempDir dir_;
+};
+
+// A tiny ONNX model: x FP32 [N, 3] -> Gemm (3x2) -> y.
+std::string TinyOnnxModel() {
+  engine::onnx::testing::GraphBuilder b;
+  engine::onnx::ValueId x = b.Input("x", engine::DataType::kFp32, {-1, 3});
+  engine::onnx::ValueId y =
+      b.Op("Gemm", {x, b.Floats("w", {3, 2}, {1, 2, 3, 4, 5, 6}), b.Floats("b", {2}, {0.5, -0.5})},
+           {"y"});
+  b.Output(y);
+  Result<std::string> bytes = engine::onnx::ExportModel(b.graph());
+  EXPECT_TRUE(bytes.ok()) << bytes.status().ToString();
+  return bytes.value_or("");
+}
+
+TEST_F(BundleCreateTest, OnnxModelWithOnlyItsConfigBundlesWithTheModelsSignature) {
+  OUTPOST_ASSERT_OK(MakeDirectories(dir_.File("models/iris/1")));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("models/iris/config.yaml"), "backend: onnx\n"));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("models/iris/1/model.onnx"), TinyOnnxModel()));
+  const auto before = Tree(dir_.File("models"));
+  RunResult r = Create();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (std::string said : {"created ", "iris version 1: descriptor derived from the model by the "
+                           "onnx engine", "inputs 'x' FP32 [-1,3]", "metrics and lineage empty"}) {
+    EXPECT_NE(r.out.find(said), std::string::npos) << said << " in " << r.out;
+  }
+  EXPECT_EQ(Tree(dir_.File("models")), before);  // no descriptor.json written into the folder
+  std::vector<bundle::ModelDescriptor> d = Descriptors();
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].name, "iris");
+  EXPECT_EQ(d[0].version, 1u);
+  ASSERT_EQ(d[0].inputs.size(), 1u);
+  EXPECT_EQ(d[0].inputs[0].shape, (std::vector<int64_t>{-1, 3}));
+  ExpectSignatureOf("iris", d[0]);
+
+  // The site's health check loads what was bundled (warm-up on a zero input).
+  r = RunOutpost({"bundle", "install", Out(), "--repository", dir_.File("site/repo"),
+                  "--state-dir", dir_.File("site/state"), "--data-dir", dir_.File("site/data"),
+                  "--trusted-root", dir_.File("keys/root.json"), "--site", "site-a"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(PathExists(dir_.File("site/repo/iris/1/model.onnx")));
+}
+
+TEST_F(BundleCreateTest, XGBoostModelWithoutADescriptorBundlesWithTheModelsSignature) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset data,
+                               train::MakePumpReadings({.rows = 200, .seed = 5}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, train::TrainXGBoost(data, {.rounds = 3}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, model->Serialize(train::ModelFormat::kJson));
+  OUTPOST_ASSERT_OK(MakeDirectories(dir_.File("models/pump/1")));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("models/pump/config.yaml"), "backend: xgboost\n"));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("models/pump/1/model.json"), bytes));
+  RunResult r = Create();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("pump version 1: descriptor derived from the model by the xgboost engine"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("inputs 'input' FP32 [-1,8]"), std::string::npos) << r.out;
+  EXPECT_FALSE(PathExists(dir_.File("models/pump/1/descriptor.json")));
+  std::vector<bundle::ModelDescriptor> d = Descriptors();
+  ASSERT_EQ(d.size(), 1u);
+  ExpectSignatureOf("pump", d[0]);
+}
+
+TEST_F(BundleCreateTest, WrittenDescriptorThatDisagreesWithTheModelIsRefusedAndNothingIsWritten) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset data,
+                               train::MakePumpReadings({.rows = 200, .seed = 5}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, train::TrainXGBoost(data, {.rounds = 3}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, model->Serialize(train::ModelFormat::kJson));
+  OUTPOST_ASSERT_OK(MakeDirectories(dir_.File("models/pump/1")));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(
+      dir_.File("models/pump/config.yaml"),
+      "backend: xgboost\ninputs: [{name: features, datatype: FP32, shape: [-1, 8]}]\n"
+      "outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]\n"));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("models/pump/1/model.json"), bytes));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(
+      dir_.File("models/pump/1/descriptor.json"),
+      R"({"name":"pump","version":1,"engine":"xgboost","engine_version":"0.1.0",)"
+      R"("inputs":[{"name":"features","datatype":"FP32","shape":[-1,4]}],)"
+      R"("outputs":[{"name":"fault_probability","datatype":"FP32","shape":[-1]}],)"
+      R"("metrics":{"auc":0.9},"lineage_sha256":")" + std::string(64, 'c') + R"("})"));
+  const auto before = Tree(dir_.File("models"));
+  RunResult r = Create();
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("descriptor_mismatch"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("input 'features': descriptor says FP32 [-1,4], the model says FP32 [-1,8]"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(PathExists(Out()));
+  EXPECT_FALSE(PathExists(Out() + ".tmp"));
+  EXPECT_EQ(Tree(dir_.File("models")), before);
+
+  // A model folder whose config names no backend cannot be read, so it is refused too.
+  OUTPOST_ASSERT_OK(RemoveTree(dir_.File("models/pump/config.yaml")));
+  r = Create();
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("config.yaml is missing"), std::string::npos) << r.err;
+  EXPECT_FALSE(PathExists(Out()));
+
+  // --no-model-check takes the descriptor as written, as before this check existed.
+  r = Create({"--no-model-check"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 }  // namespace
