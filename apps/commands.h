@@ -39,6 +39,8 @@ using BundleStepHook = std::function<void(std::string_view step)>;
 // `step_hook` reaches the installer; only the test build of the binary passes one
 // (apps/main.cc).
 void AddBundleCommand(CLI::App& app, Action& run, BundleStepHook step_hook = nullptr);
+// `outpost image build` (image_command.cc): the runtime OCI image (image/FORMAT.md).
+void AddImageCommand(CLI::App& app, Action& run);
 // `outpost train` (train_command.cc): data set from the hub's records, train, evaluate,
 // register.
 void AddTrainCommand(CLI::App& app, Action& run);

@@ -46,6 +46,7 @@ int Main(int argc, char** argv) {
   outpost::apps::AddKeysCommand(app, run);
   outpost::apps::AddBundleCommand(app, run, BundleStepHook());
   outpost::apps::AddTrainCommand(app, run);
+  outpost::apps::AddImageCommand(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

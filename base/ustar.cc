@@ -81,7 +81,8 @@ Status EncodeUstarHeader(const UstarFields& fields, char* block) {
                                 "\": a size, time, mode or owner too large for ustar");
   }
   block[kUstarTypeOff] = fields.type;
-  std::memcpy(block + kUstarMagicOff, "ustar\0" "00", 8);
+  static constexpr char kMagic[8] = {'u', 's', 't', 'a', 'r', '\0', '0', '0'};
+  std::memcpy(block + kUstarMagicOff, kMagic, sizeof(kMagic));
   unsigned sum = UstarChecksum(block);
   PutOctal(block + kUstarChksumOff, 7, sum);  // six digits, NUL, then a space
   block[kUstarChksumOff + 7] = ' ';

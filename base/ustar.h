@@ -57,7 +57,8 @@ struct UstarFields {
 // digits, a NUL and a space (as GNU tar writes it). A name over 100 bytes is split at a "/"
 // into the prefix field (at most 155 bytes) and the name field. InvalidArgument for a name
 // that cannot be split so, a link target over 100 bytes, or a size, mtime, mode or id too
-// large for the octal digits of its field (a size of 8 GiB or more, for one). The same fields always give the same bytes.
+// large for the octal digits of its field (a size of 8 GiB or more, for one). The same fields
+// always give the same bytes.
 Status EncodeUstarHeader(const UstarFields& fields, char* block);
 
 // A NUL- or space-terminated octal field (leading spaces allowed, as old writers put them);

@@ -9,6 +9,8 @@ packages=(
   # libraries (docs/ARCHITECTURE.md section 5, "Dependencies and why we chose them")
   libboost-dev libxgboost-dev xgboost libsimdjson-dev libyaml-cpp-dev libcli11-dev
   libssl-dev libzstd-dev libsqlite3-dev
+  # the runtime image: gzip layers (zlib), the CA bundle it carries (image/FORMAT.md)
+  zlib1g-dev ca-certificates
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libonnx-dev libonnx-testdata
   # tests and benchmarks
