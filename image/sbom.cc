@@ -52,10 +52,10 @@ Result<std::map<std::string, std::string>> DpkgOwners(const std::vector<std::str
   std::istringstream lines(run.out);
   std::string line;
   while (std::getline(lines, line)) {
-    if (line.rfind("diversion ", 0) == 0) continue;
     size_t sep = line.find(": ");
     if (sep == std::string::npos) continue;
     std::string pkgs = line.substr(0, sep);
+    if (pkgs.find("diversion") != std::string::npos) continue;
     std::string path = line.substr(sep + 2);
     std::vector<std::string> names;
     std::istringstream split(pkgs);

@@ -58,7 +58,8 @@ class LayerBuilder {
   Status AddSymlink(std::string_view path, std::string target);
 
   bool Contains(std::string_view path) const;
-  // The entries in the order they are written: sorted by path, byte by byte.
+  // The entries in the order they are written: sorted by path (without a folder's trailing
+  // "/"), byte by byte.
   std::vector<const LayerEntry*> Entries() const;
 
   // Writes the archive (folders named with a trailing "/"; two zero blocks; padded to a
