@@ -39,7 +39,9 @@ Result<uint64_t> BuildTime(const std::string& flag) {
 
 double Mib(uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
 
-Status RunImageBuild(const ImageFlags& f) {
+Status RunImageBuild(ImageFlags f) {
+  // "image/" names the folder "image": the layout is staged beside it, then renamed.
+  while (f.out.size() > 1 && f.out.back() == '/') f.out.pop_back();
   OUTPOST_ASSIGN_OR_RETURN(uint64_t epoch, BuildTime(f.source_date_epoch));
   OUTPOST_ASSIGN_OR_RETURN(image::ImageBuildResult r,
                            image::BuildImage(image::ImageBuildOptions{.binary = f.binary,
