@@ -788,8 +788,8 @@ TEST(Outbox, AFileWhoseDataKeySealedItsBoundRefusesToSealMore) {
   }
   {
     OUTPOST_ASSERT_OK_AND_ASSIGN(auto db, sqlite::Db::Open(o.path, {}));
-    OUTPOST_ASSERT_OK(db->Exec("UPDATE meta SET value = " + std::to_string(kMaxSealsPerDataKey) +
-                               " WHERE key = 'nonce_reserved'"));
+    // Through the schema's own writer, so that the value's checksum matches.
+    OUTPOST_ASSERT_OK(SetMetaInt(*db, "nonce_reserved", static_cast<int64_t>(kMaxSealsPerDataKey)));
     OUTPOST_ASSERT_OK(db->Close(/*checkpoint=*/true));
   }
   auto before = StoredNonces(o.path);
