@@ -123,6 +123,41 @@ Status PrepareDataDir(const std::string& data_dir) {
   return Status();
 }
 
+// <data_dir>/access_audit.jsonl: one JSON line per audited access (serve/FORMAT.md, GET
+// /v1/records), appended and flushed to disk before the answer is sent; 0600, never rewritten.
+class AccessAudit {
+ public:
+  static Result<std::unique_ptr<AccessAudit>> Open(const std::string& path) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return ErrnoToStatus(errno, "open", path);
+    return std::unique_ptr<AccessAudit>(new AccessAudit(fd, path));
+  }
+  ~AccessAudit() { ::close(fd_); }
+  AccessAudit(const AccessAudit&) = delete;
+  AccessAudit& operator=(const AccessAudit&) = delete;
+
+  // Thread-safe.
+  Status Append(std::string_view line) {
+    std::string out(line);
+    out.push_back('\n');
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t done = 0; done < out.size();) {
+      ssize_t n = ::write(fd_, out.data() + done, out.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoToStatus(errno, "write", path_);
+      done += static_cast<size_t>(n);
+    }
+    if (::fdatasync(fd_) != 0) return ErrnoToStatus(errno, "fdatasync", path_);
+    return Status();
+  }
+
+ private:
+  AccessAudit(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  std::mutex mu_;  // one line at a time
+  int fd_;
+  std::string path_;
+};
+
 // Asks the evaluator every kAggregateFlushInterval to write the aggregates of minutes that
 // have ended, so that a quiet minute is written without waiting for its next request.
 class AggregateFlusher {
@@ -491,6 +526,11 @@ Status RunEdge(const EdgeFlags& flags) {
   edge_api_options.outbox = outbox.get();
   edge_api_options.shadow = shadow.get();
   edge_api_options.repository = repository.get();
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<AccessAudit> access_audit,
+                           AccessAudit::Open(JoinPath(config.data_dir, "access_audit.jsonl")));
+  edge_api_options.audit = [audit = access_audit.get()](std::string_view line) {
+    return audit->Append(line);
+  };
   serve::EdgeApi edge_api(std::move(edge_api_options));
   http::Router router;
   serve::RegisterRoutes(router, handler);  // /v2/..., /metrics

@@ -476,12 +476,42 @@ void EdgeApi::WriteRecords(const http::Caller& caller, std::vector<outbox::Recor
   w.Key("more");
   w.Bool(more || records.size() == limit);
   w.EndObject();
+  const std::string policy_digest = raw          ? std::string("-")
+                                    : can_filter ? options_.policy->digest
+                                                 : std::string("none");
   OUTPOST_LOG(kInfo) << "records read" << Field("credential", CallerName(caller))
                      << Field("access", raw ? "raw" : "filtered")
-                     << Field("policy", raw          ? std::string("-")
-                                        : can_filter ? options_.policy->digest
-                                                     : std::string("none"))
-                     << Field("listed", written) << Field("withheld", withheld);
+                     << Field("policy", policy_digest) << Field("listed", written)
+                     << Field("withheld", withheld);
+  if (!options_.audit) return;
+  std::string line;
+  JsonWriter a(line);
+  a.BeginObject();
+  a.Key("v");
+  a.Int(1);
+  a.Key("time_ms");
+  a.Int(UnixMillis(clock_->Now()));
+  a.Key("event");
+  a.String("records_read");
+  a.Key("credential");
+  a.String(CallerName(caller));
+  a.Key("access");
+  a.String(raw ? "raw" : "filtered");
+  a.Key("policy");
+  a.String(policy_digest);
+  a.Key("listed");
+  a.Uint(written);
+  a.Key("withheld");
+  a.Uint(withheld);
+  a.EndObject();
+  // No record leaves without its line in the audit.
+  if (Status audited = options_.audit(line); !audited.ok()) {
+    response.Clear();
+    SetErrorResponse(ErrorWithReason(StatusCode::kUnavailable, "audit_unavailable",
+                                     "the access audit cannot be written: " +
+                                         std::string(audited.message())),
+                     response);
+  }
 }
 
 void EdgeApi::GetOutbox(HttpResponse& response) const {

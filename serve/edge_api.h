@@ -39,6 +39,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -124,6 +125,10 @@ struct EdgeApiOptions {
   std::optional<policy::HashKey> policy_hash_key{};
   // Callers holding any of these roles read records as stored, unfiltered. 0 = nobody.
   auth::RoleSet raw_read_roles = 0;
+  // Records each GET /v1/records in the node's access audit (FORMAT.md): called with one JSON
+  // line before the answer is sent; an error makes the read a 503 audit_unavailable. Null =
+  // no audit (tests, embedding).
+  std::function<Status(std::string_view line)> audit{};
 };
 
 class EdgeApi {

@@ -546,5 +546,43 @@ TEST_F(EdgeApiTest, RecordsShowWhatThePolicyLetsLeaveUnlessTheCallerHoldsARawRol
   EXPECT_EQ(held[0].payload, anomaly);
 }
 
+// Every read is in the access audit before its answer; a read the audit cannot record is
+// refused with no records in it.
+TEST_F(EdgeApiTest, EachRecordsReadIsAuditedAndAnUnwritableAuditRefusesTheRead) {
+  std::vector<std::string> lines;
+  Status audit_status;
+  options_.audit = [&](std::string_view line) {
+    if (audit_status.ok()) lines.emplace_back(line);
+    return audit_status;
+  };
+  MakeApi();
+  ASSERT_EQ(Call("POST", "/v1/feedback", R"({"request_id":"r-1","model":"pump","label":1})").status,
+            200);
+  caller_ = Client("auditor", auth::RoleBit(auth::Role::kRead) | auth::RoleBit(auth::Role::kAdmin));
+  HttpResponse raw = Call("GET", "/v1/records");
+  ASSERT_EQ(raw.status, 200) << raw.body;
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0], R"({"v":1,"time_ms":1700000000000,"event":"records_read",)"
+                      R"("credential":"auditor","access":"raw","policy":"-","listed":1,)"
+                      R"("withheld":0})");
+  caller_ = Client("reader", auth::RoleBit(auth::Role::kRead));
+  ASSERT_EQ(Call("GET", "/v1/records").status, 200);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[1].find(R"("credential":"reader","access":"filtered","policy":"none",)"
+                          R"("listed":0,"withheld":1)"),
+            std::string::npos)
+      << lines[1];
+
+  audit_status = UnavailableError("disk full");
+  caller_ = Client("auditor", auth::RoleBit(auth::Role::kRead) | auth::RoleBit(auth::Role::kAdmin));
+  HttpResponse refused = Call("GET", "/v1/records");
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_EQ(ReasonOf(refused), "audit_unavailable");
+  EXPECT_EQ(refused.body.find("r-1"), std::string::npos) << refused.body;
+  EXPECT_EQ(lines.size(), 2u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto held, outbox_->Query({}));
+  EXPECT_EQ(held.size(), 1u);
+}
+
 }  // namespace
 }  // namespace outpost::serve
