@@ -180,6 +180,8 @@ class RequestParser final : public bhttp::basic_parser<true> {
   void on_header_impl(beast::error_code&) override {
     Request& request = state_.request;
     request.headers.clear();
+    // Who called is established anew for every request of a connection.
+    request.caller = Caller{};
     for (const auto& [n, v] : state_.fields) {
       request.headers.push_back(HeaderField{state_.View(n), state_.View(v)});
     }

@@ -127,6 +127,20 @@ TEST(HttpServer, ServerHeaderAndLocalhostAddress) {
   EXPECT_EQ(r.body(), "GET /a?b=1");
 }
 
+// Who called is settled per request: what an authorizer set on one request of a kept
+// connection never reaches the next.
+TEST(HttpServer, EveryRequestOfAConnectionStartsWithNoCaller) {
+  auto server = StartOrDie({.threads = 1}, [](const Request& request, Response& response) {
+    response.content_type = "text/plain";
+    response.body = request.caller.credential.empty() ? "none" : request.caller.credential;
+    request.caller.credential = "set-by-" + std::string(request.target);
+  });
+  ASSERT_NE(server, nullptr);
+  WireClient client(server->port());
+  EXPECT_EQ(client.Call("GET", "/first").body(), "none");
+  EXPECT_EQ(client.Call("GET", "/second").body(), "none");
+}
+
 TEST(HttpServer, BadListenAddressIsInvalidArgumentAndBusyPortIsListenFailed) {
   Result<std::unique_ptr<Server>> bad = Server::Start({.address = "not-an-address"}, Echo);
   ASSERT_FALSE(bad.ok());
