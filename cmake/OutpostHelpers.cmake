@@ -11,6 +11,12 @@ function(outpost_target_flags target)
   # compressed, a full clean-clone build fits a CI disk several times smaller. gdb, addr2line
   # and the sanitizers' symbolizer read them as they are.
   target_link_options(${target} PRIVATE -Wl,--compress-debug-sections=zlib)
+  # Shared subsystems (the sanitizer build): a library's private dependencies are not on its
+  # users' link lines, as they are for static ones; the linker follows the shared libraries'
+  # own DT_NEEDED entries instead, so both builds link the same target lists.
+  if(OUTPOST_SHARED_LIBS)
+    target_link_options(${target} PRIVATE -Wl,--copy-dt-needed-entries)
+  endif()
   if(OUTPOST_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

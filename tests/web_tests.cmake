@@ -4,7 +4,7 @@
 
 # Fills a store through the Store interface as ingestion would.
 add_executable(web_seed_hub web/seed_hub.cc)
-target_link_libraries(web_seed_hub PRIVATE outpost_hub_store outpost_policy outpost_base)
+target_link_libraries(web_seed_hub PRIVATE outpost_hub_store outpost_policy outpost_crypto outpost_base)
 outpost_target_flags(web_seed_hub)
 
 # A real HTTP server on a loopback port around hub::Dashboard (base/http's server core):
