@@ -56,6 +56,7 @@ test-asan: setup
 	  -DOUTPOST_SANITIZE=address,undefined -DOUTPOST_SHARED_LIBS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan_suppressions.txt:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest -j$(JOBS) --label-exclude "fuzz|no_sanitizer" --timeout 1800
 

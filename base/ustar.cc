@@ -68,9 +68,13 @@ Status EncodeUstarHeader(const UstarFields& fields, char* block) {
     return InvalidArgumentError("link target of tar entry \"" + std::string(fields.name) +
                                 "\" is over 100 bytes");
   }
-  std::memcpy(block + kUstarNameOff, name.data(), name.size());
-  std::memcpy(block + kUstarPrefixOff, prefix.data(), prefix.size());
-  std::memcpy(block + kUstarLinkOff, fields.linkname.data(), fields.linkname.size());
+  // An empty view may hold a null pointer, which memcpy must never be given.
+  auto put = [block](size_t offset, std::string_view text) {
+    if (!text.empty()) std::memcpy(block + offset, text.data(), text.size());
+  };
+  put(kUstarNameOff, name);
+  put(kUstarPrefixOff, prefix);
+  put(kUstarLinkOff, fields.linkname);
   bool fits = PutOctal(block + kUstarModeOff, kUstarIdLen, fields.mode) &&
               PutOctal(block + kUstarUidOff, kUstarIdLen, fields.uid) &&
               PutOctal(block + kUstarGidOff, kUstarIdLen, fields.gid) &&
