@@ -48,6 +48,7 @@
 #include "outbox/outbox.h"
 #include "serve/inference.grpc.pb.h"
 #include "sync/receipt.h"
+#include "tests/edge_test_support.h"
 #include "tests/sync_test_support.h"
 #include "train/synthetic.h"
 #include "train/xgboost_trainer.h"
@@ -143,22 +144,6 @@ Result<TestPki> MakePki() {
 
 // ---------------------------------------------------------------------------------------
 // Processes and files.
-
-// `outpost edge credential add` for a new token: the token it printed once.
-Result<std::string> AddTokenCredential(const std::string& data_dir, const std::string& name,
-                                       const std::vector<std::string>& roles) {
-  std::vector<std::string> argv = {Outpost(),    "edge",   "credential", "add",
-                                   "--data-dir", data_dir, "--name",     name};
-  for (const std::string& role : roles) {
-    argv.push_back("--role");
-    argv.push_back(role);
-  }
-  RunResult r = RunProgram(argv);
-  if (r.exit_code != 0) return InternalError("credential add " + name + ": " + r.err);
-  std::string token = r.out.substr(0, r.out.find('\n'));
-  if (token.rfind("opt_", 0) != 0) return InternalError("credential add printed: " + r.out);
-  return token;
-}
 
 // `outpost edge credential add --cert-cn`: nothing on stdout.
 Status AddCertCredential(const std::string& data_dir, const std::string& name,
@@ -309,7 +294,7 @@ Status BuildSecureEdge(SecureEdge& s) {
       {"probe", {"infer", "label", "read", "admin"}},
       {"flood", {"label"}}};
   for (const auto& [name, roles] : token_entries) {
-    OUTPOST_ASSIGN_OR_RETURN(s.tokens[name], AddTokenCredential(s.data_dir, name, roles));
+    OUTPOST_ASSIGN_OR_RETURN(s.tokens[name], testing::AddEdgeCredential(s.data_dir, name, roles));
   }
   // The good client by its CN; the expired and revoked ones are named too, so that their
   // refusal comes from the certificate and not from a missing entry.
@@ -787,6 +772,31 @@ const char* GrpcMethodName(GrpcMethod m) {
   return "?";
 }
 
+// One unary call, `rpc` of `stub` with `request`; its response is dropped.
+template <typename Request, typename Response>
+grpc::Status CallUnary(inference::GRPCInferenceService::Stub& stub,
+                       grpc::Status (inference::GRPCInferenceService::Stub::*rpc)(
+                           grpc::ClientContext*, const Request&, Response*),
+                       grpc::ClientContext* context, const Request& request) {
+  Response response;
+  return (stub.*rpc)(context, request, &response);
+}
+
+// ModelInfer of one row of the pump model, as raw FP32 contents.
+inference::ModelInferRequest PumpInferRequest() {
+  inference::ModelInferRequest request;
+  request.set_model_name("pump");
+  request.set_id("g1");
+  auto* input = request.add_inputs();
+  input->set_name("features");
+  input->set_datatype("FP32");
+  input->add_shape(1);
+  input->add_shape(8);
+  const float row[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  request.add_raw_input_contents()->assign(reinterpret_cast<const char*>(row), sizeof(row));
+  return request;
+}
+
 // Calls `method` once; the status and the "outpost-reason" trailer ("" when absent).
 std::pair<grpc::Status, std::string> CallGrpc(const SecureEdge& s, GrpcMethod method,
                                               const Presented& who) {
@@ -805,54 +815,31 @@ std::pair<grpc::Status, std::string> CallGrpc(const SecureEdge& s, GrpcMethod me
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   if (!who.authorization.empty()) context.AddMetadata("authorization", who.authorization);
   grpc::Status status;
+  using Stub = inference::GRPCInferenceService::Stub;
+  inference::ModelMetadataRequest model_metadata;
+  model_metadata.set_name("pump");
+  inference::ModelReadyRequest model_ready;
+  model_ready.set_name("pump");
   switch (method) {
-    case GrpcMethod::kLive: {
-      inference::ServerLiveRequest request;
-      inference::ServerLiveResponse response;
-      status = stub->ServerLive(&context, request, &response);
+    case GrpcMethod::kLive:
+      status = CallUnary(*stub, &Stub::ServerLive, &context, inference::ServerLiveRequest());
       break;
-    }
-    case GrpcMethod::kReady: {
-      inference::ServerReadyRequest request;
-      inference::ServerReadyResponse response;
-      status = stub->ServerReady(&context, request, &response);
+    case GrpcMethod::kReady:
+      status = CallUnary(*stub, &Stub::ServerReady, &context, inference::ServerReadyRequest());
       break;
-    }
-    case GrpcMethod::kServerMetadata: {
-      inference::ServerMetadataRequest request;
-      inference::ServerMetadataResponse response;
-      status = stub->ServerMetadata(&context, request, &response);
+    case GrpcMethod::kServerMetadata:
+      status =
+          CallUnary(*stub, &Stub::ServerMetadata, &context, inference::ServerMetadataRequest());
       break;
-    }
-    case GrpcMethod::kModelMetadata: {
-      inference::ModelMetadataRequest request;
-      request.set_name("pump");
-      inference::ModelMetadataResponse response;
-      status = stub->ModelMetadata(&context, request, &response);
+    case GrpcMethod::kModelMetadata:
+      status = CallUnary(*stub, &Stub::ModelMetadata, &context, model_metadata);
       break;
-    }
-    case GrpcMethod::kModelReady: {
-      inference::ModelReadyRequest request;
-      request.set_name("pump");
-      inference::ModelReadyResponse response;
-      status = stub->ModelReady(&context, request, &response);
+    case GrpcMethod::kModelReady:
+      status = CallUnary(*stub, &Stub::ModelReady, &context, model_ready);
       break;
-    }
-    case GrpcMethod::kInfer: {
-      inference::ModelInferRequest request;
-      request.set_model_name("pump");
-      request.set_id("g1");
-      auto* input = request.add_inputs();
-      input->set_name("features");
-      input->set_datatype("FP32");
-      input->add_shape(1);
-      input->add_shape(8);
-      const float row[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-      request.add_raw_input_contents()->assign(reinterpret_cast<const char*>(row), sizeof(row));
-      inference::ModelInferResponse response;
-      status = stub->ModelInfer(&context, request, &response);
+    case GrpcMethod::kInfer:
+      status = CallUnary(*stub, &Stub::ModelInfer, &context, PumpInferRequest());
       break;
-    }
   }
   std::string reason;
   const auto& trailers = context.GetServerTrailingMetadata();
@@ -1102,7 +1089,7 @@ TEST(SecureEdgeReload, ARemovedCredentialIsRefusedAfterSighup) {
       {Outpost(), "edge", "credential", "remove", "--data-dir", s->data_dir, "--name", "read"});
   ASSERT_EQ(removed.exit_code, 0) << removed.err;
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string fresh,
-                               AddTokenCredential(s->data_dir, "reader-2", {"read"}));
+                               testing::AddEdgeCredential(s->data_dir, "reader-2", {"read"}));
   EXPECT_EQ(ModeOf(s->credentials_file), 0600);
   OUTPOST_ASSERT_OK_AND_ASSIGN(Snapshot before, Take(*s));
   OUTPOST_ASSERT_OK(s->edge.process->Signal(SIGHUP));
@@ -1209,7 +1196,7 @@ TEST_F(EdgeDefaultsTest, TheInsecureOptInIsLoudAndAnonymousCallersNeverHoldAdmin
 
 TEST_F(EdgeDefaultsTest, ModelControlIsOffUnlessTheConfigTurnsItOn) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string admin,
-                               AddTokenCredential(data_dir_, "admin", {"admin", "infer"}));
+                               testing::AddEdgeCredential(data_dir_, "admin", {"admin", "infer"}));
   OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeProcess edge,
                                StartEdgeProcess(Config("127.0.0.1:0", "grpc_listen: \"\"\n"),
                                                 dir_.File("edge.log"), {}, false));

@@ -9,6 +9,7 @@
 # http_server_test, serve_grpc_test, serve_edge_api_test and the fuzz targets.
 outpost_test(security_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/security_test.cc ${CMAKE_CURRENT_LIST_DIR}/sync_test_support.cc
+          ${CMAKE_CURRENT_LIST_DIR}/edge_test_support.cc
   DEPS outpost_apps outpost_train outpost_testing outpost_serve_grpc_proto outpost_crypto
        outpost_json outpost_sync outpost_outbox outpost_hub_store
   LABELS no_sanitizer
