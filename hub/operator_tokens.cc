@@ -166,17 +166,10 @@ Result<Caller> AuthenticateOperator(const OperatorTokens& tokens, std::string_vi
         "the Authorization header is not \"Bearer <token>\" with a token of 22 to 512 "
         "characters");
   }
-  const std::string digest = crypto::Sha256(*token);
-  // Every entry is compared, whichever matches, and the match is selected without a branch
-  // on it: no lookup keyed by the secret, and the time taken does not say which entry, if
-  // any, holds the token.
-  size_t found = SIZE_MAX;
-  for (size_t i = 0; i < tokens.entries.size(); ++i) {
-    const size_t mask =
-        ~(static_cast<size_t>(crypto::ConstantTimeEquals(digest, tokens.entries[i].token_sha256)) -
-          1);
-    found = (found & ~mask) | (i & mask);
-  }
+  // Constant time: every entry is compared, and the time taken does not say which matched.
+  const size_t found = auth::FindTokenHash(*token, tokens.entries.size(), [&tokens](size_t i) {
+    return std::string_view(tokens.entries[i].token_sha256);
+  });
   const OperatorEntry* match = found == SIZE_MAX ? nullptr : &tokens.entries[found];
   if (match == nullptr) return Unauthenticated("unknown operator token");
   return Caller{

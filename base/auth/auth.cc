@@ -384,6 +384,17 @@ Result<std::string> MakeToken() {
   return std::string(kTokenPrefix) + Base64Encode(random, Base64Alphabet::kUrl);
 }
 
+size_t FindTokenHash(std::string_view token, size_t count,
+                     const std::function<std::string_view(size_t)>& hash_at) {
+  const std::string digest = crypto::Sha256(token);
+  size_t found = SIZE_MAX;
+  for (size_t i = 0; i < count; ++i) {
+    const size_t mask = ~(static_cast<size_t>(crypto::ConstantTimeEquals(digest, hash_at(i))) - 1);
+    found = (found & ~mask) | (i & mask);
+  }
+  return found;
+}
+
 // ---- The credentials file
 
 Result<Credentials> ParseCredentials(std::string_view yaml_text) {
@@ -478,15 +489,8 @@ struct Authenticator::Impl {
 
 Result<Principal> Authenticator::Impl::AuthenticateToken(std::string_view authorization) const {
   OUTPOST_ASSIGN_OR_RETURN(std::string_view token, ParseBearer(authorization));
-  const std::string digest = crypto::Sha256(token);
-  // Every stored hash is compared, whatever matched, and the match is selected without a
-  // branch on it: the time taken does not say which entry, if any, holds the token.
-  size_t found = SIZE_MAX;
-  for (size_t i = 0; i < token_hashes.size(); ++i) {
-    const size_t mask =
-        ~(static_cast<size_t>(crypto::ConstantTimeEquals(digest, token_hashes[i])) - 1);
-    found = (found & ~mask) | (i & mask);
-  }
+  const size_t found = FindTokenHash(
+      token, token_hashes.size(), [this](size_t i) { return std::string_view(token_hashes[i]); });
   if (found == SIZE_MAX) {
     return Unauthenticated("credential_invalid", "no credential holds this bearer token");
   }

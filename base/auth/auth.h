@@ -32,6 +32,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -95,6 +96,14 @@ std::string FormatCredentials(const Credentials& credentials);
 
 // A new random token: "opt_" and 43 base64url characters (256 bits).
 Result<std::string> MakeToken();
+
+// The index, below `count`, of the stored hash that is the SHA-256 of `token`
+// (`hash_at(i)` gives the raw 32 bytes of the i-th), or SIZE_MAX when none is. Every stored
+// hash is compared, whichever matches, and the match is selected without a branch on it: no
+// lookup keyed by the secret, and the time taken does not say which entry, if any, holds the
+// token. The edge's credentials and the hub's operator tokens are both checked with it.
+size_t FindTokenHash(std::string_view token, size_t count,
+                     const std::function<std::string_view(size_t)>& hash_at);
 
 // What a transport established about one call.
 struct Presented {

@@ -196,6 +196,19 @@ TEST(ParseBearer, RefusesEverythingElseAsMalformed) {
   }
 }
 
+TEST(FindTokenHash, GivesTheIndexOfTheMatchingHashAndSizeMaxForNone) {
+  const std::vector<std::string> hashes = {crypto::Sha256("opt_first-token-of-the-three"),
+                                           crypto::Sha256("opt_second-token-of-the-three"),
+                                           crypto::Sha256("opt_third-token-of-the-three")};
+  auto at = [&hashes](size_t i) { return std::string_view(hashes[i]); };
+  EXPECT_EQ(FindTokenHash("opt_first-token-of-the-three", hashes.size(), at), 0u);
+  EXPECT_EQ(FindTokenHash("opt_third-token-of-the-three", hashes.size(), at), 2u);
+  EXPECT_EQ(FindTokenHash("opt_a-token-nobody-holds-here", hashes.size(), at), SIZE_MAX);
+  // Only the first `count` hashes are looked at.
+  EXPECT_EQ(FindTokenHash("opt_third-token-of-the-three", 2, at), SIZE_MAX);
+  EXPECT_EQ(FindTokenHash("opt_first-token-of-the-three", 0, at), SIZE_MAX);
+}
+
 TEST(MakeToken, MakesDistinctLongTokensThatParse) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string a, MakeToken());
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string b, MakeToken());
