@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "base/coding.h"
+#include "base/crypto/x509.h"
 #include "base/file.h"
 #include "base/logging.h"
 #include "engine/model.h"
@@ -434,24 +435,6 @@ grpc::Status Guard(grpc::ServerContext* context, std::string_view rpc, Body&& bo
 
 std::string_view View(const grpc::string_ref& ref) { return {ref.data(), ref.size()}; }
 
-// The DER bytes of the first certificate in `pem` (RFC 7468: the base64 between the BEGIN and
-// END CERTIFICATE lines). InvalidArgument when `pem` holds none.
-Result<std::string> FirstCertificateDer(std::string_view pem) {
-  constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
-  constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
-  size_t begin = pem.find(kBegin);
-  if (begin == std::string_view::npos) return InvalidArgumentError("not a PEM certificate");
-  begin += kBegin.size();
-  const size_t end = pem.find(kEnd, begin);
-  if (end == std::string_view::npos) return InvalidArgumentError("not a PEM certificate");
-  std::string base64;
-  base64.reserve(end - begin);
-  for (char c : pem.substr(begin, end - begin)) {
-    if (c != '\n' && c != '\r' && c != ' ' && c != '\t') base64.push_back(c);
-  }
-  return Base64Decode(base64);
-}
-
 // What one method needs of its caller and its request.
 struct MethodPolicy {
   std::string_view name;
@@ -485,7 +468,7 @@ Status Admit(grpc::ServerContext& context, const GrpcServerOptions& options, aut
   if (std::shared_ptr<const grpc::AuthContext> peer = context.auth_context()) {
     std::vector<grpc::string_ref> pems = peer->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
     if (!pems.empty()) {
-      Result<std::string> der = FirstCertificateDer(View(pems.front()));
+      Result<std::string> der = crypto::CertificatePemToDer(View(pems.front()));
       if (!der.ok()) {
         return ErrorWithReason(StatusCode::kUnauthenticated, "certificate_untrusted",
                                "the client certificate could not be read");

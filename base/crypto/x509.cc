@@ -403,6 +403,17 @@ Result<CertificateInfo> ParseCertificateDer(std::string_view der) {
   return Describe(cert.get());
 }
 
+Result<std::string> CertificatePemToDer(std::string_view pem) {
+  ClearErrorsOnExit clear;
+  OUTPOST_ASSIGN_OR_RETURN(CertPtr cert, ReadCert(pem));
+  unsigned char* der = nullptr;
+  const int size = i2d_X509(cert.get(), &der);
+  if (size <= 0) return InternalError("the certificate could not be encoded as DER");
+  std::string out(reinterpret_cast<const char*>(der), static_cast<size_t>(size));
+  OPENSSL_free(der);
+  return out;
+}
+
 Result<std::string> CertificatePublicKey(std::string_view cert_pem, KeyType type) {
   ClearErrorsOnExit clear;
   OUTPOST_ASSIGN_OR_RETURN(CertPtr cert, ReadCert(cert_pem));

@@ -78,6 +78,10 @@ inline constexpr char kClientAuthOid[] = "1.3.6.1.5.5.7.3.2";
 Result<CertificateInfo> ParseCertificatePem(std::string_view pem);
 // One DER certificate. InvalidArgument "not a DER certificate".
 Result<CertificateInfo> ParseCertificateDer(std::string_view der);
+// The DER encoding of the first certificate in `pem` (what a TLS layer that hands over PEM
+// received; the bytes ParseCertificateDer reads and client certificate entries hash).
+// InvalidArgument as ParseCertificatePem.
+Result<std::string> CertificatePemToDer(std::string_view pem);
 
 // The raw 32-byte public key of the first certificate in `cert_pem`, which must be a key of
 // `type`. InvalidArgument as ParseCertificatePem, or "the certificate's key is not Ed25519"

@@ -132,6 +132,8 @@ TEST(X509Certificates, SelfSignedCaReadsBack) {
   EXPECT_EQ(info.fingerprint, Sha256Hex(Der(pem)));
   OUTPOST_ASSERT_OK_AND_ASSIGN(CertificateInfo from_der, ParseCertificateDer(Der(pem)));
   EXPECT_EQ(from_der.fingerprint, info.fingerprint);
+  EXPECT_EQ(CertificatePemToDer(pem).value_or(""), Der(pem));
+  EXPECT_EQ(CertificatePemToDer("Subject: Test CA\n" + pem).value_or(""), Der(pem));
   EXPECT_EQ(from_der.serial, info.serial);
   EXPECT_EQ(info.not_before_ms, kStart * 1000);
   EXPECT_EQ(info.not_after_ms, (kStart + 20 * 365 * 86400) * 1000);
@@ -280,6 +282,9 @@ TEST(X509Certificates, ParsesOnlyCertificates) {
             "certificate too large");
   EXPECT_EQ(ParseCertificateDer(std::string(10, '\x30')).status().message(),
             "not a DER certificate");
+  EXPECT_EQ(CertificatePemToDer("").status().message(), "not a PEM certificate");
+  EXPECT_EQ(CertificatePemToDer(std::string((1 << 20) + 1, 'a')).status().message(),
+            "certificate too large");
 }
 
 }  // namespace
