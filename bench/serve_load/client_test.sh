@@ -11,14 +11,8 @@
 set -euo pipefail
 load=$1
 floor=$2
-work=$(mktemp -d /tmp/outpost-serve-load-test-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
+bench_workdir outpost-serve-load-test
 
 # Waits for a server's "... port N" line in FILE and prints N.
 listening_port() {

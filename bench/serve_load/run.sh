@@ -27,17 +27,8 @@ floor="$build/bench/serve_load/serve_load_grpc_floor"
 for b in "$outpost" "$load" "$floor"; do
   [[ -x $b ]] || { echo "missing $b: build targets outpost serve_load serve_load_grpc_floor" >&2; exit 1; }
 done
-work=$(mktemp -d /tmp/outpost-serve-load-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 200); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
+bench_workdir outpost-serve-load
 
 # 1. Models: a tiny one and a compute-bound one (the demo's pump model, trained here).
 echo "training the models (tiny: 10 trees depth 3; compute-bound: 500 trees depth 8)..."

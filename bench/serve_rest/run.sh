@@ -15,16 +15,8 @@ build=$(cd "${1:-build}" && pwd)
 duration=${DURATION:-10}
 threads=${THREADS:-2}
 outpost="$build/outpost"
-work=$(mktemp -d /tmp/outpost-bench-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$here/../lib.sh"
+bench_workdir outpost-bench
 
 # 1. A tiny model in a repository, and the request body.
 "$outpost" demo --write-repository "$work/models" --trees 10 --depth 3 >/dev/null
@@ -58,10 +50,7 @@ port=$(free_port)
 "$outpost" edge --model-repository "$work/models" --listen "127.0.0.1:$port" --threads "$threads" \
   --grpc-listen "" --data-dir "$work/data" --no-watch --log-level warning > "$work/edge.out" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null && break
-  sleep 0.1
-done
+wait_http "http://127.0.0.1:$port/v2/health/ready"
 answer=$(curl -sf -X POST -H 'Content-Type: application/json' --data-binary @"$work/body.json" \
   "http://127.0.0.1:$port/v2/models/pump/infer")
 echo "outpost answers: $answer"
@@ -91,27 +80,13 @@ http {
 CONF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 pids+=($!)
-for _ in $(seq 100); do
-  curl -sf -X POST --data-binary @"$work/body.json" "http://127.0.0.1:$nport/v2/models/pump/infer" >/dev/null && break
-  sleep 0.1
-done
+wait_http "http://127.0.0.1:$nport/v2/models/pump/infer" -X POST --data-binary @"$work/body.json"
 
 # 4. wrk at concurrency 1 and 32 against both.
 run_wrk() {  # url connections -> "rps p50_us p99_us"
   local url=$1 conns=$2 t=$(( $2 < threads ? $2 : threads ))
   BODY_FILE="$work/body.json" wrk -t"$t" -c"$conns" -d"${duration}s" --latency -s "$here/post.lua" "$url" |
-    /usr/bin/python3 -c '
-import re, sys
-text = sys.stdin.read()
-def us(v):
-    m = re.match(r"([\d.]+)(us|ms|s)", v)
-    return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p50 = us(re.search(r"\s50%\s+(\S+)", text).group(1))
-p99 = us(re.search(r"\s99%\s+(\S+)", text).group(1))
-non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-if non2xx: sys.exit("wrk saw %s non-2xx answers" % non2xx.group(1))
-print(rps, p50, p99)'
+    wrk_summary
 }
 
 printf '\n%-12s %-8s %12s %10s %10s\n' server conc "requests/s" "p50 us" "p99 us"

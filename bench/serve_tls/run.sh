@@ -14,17 +14,9 @@ build=$(cd "${1:-build}" && pwd)
 duration=${DURATION:-10}
 threads=${THREADS:-2}
 outpost="$build/outpost"
-work=$(mktemp -d /tmp/outpost-bench-tls-XXXXXX)
+. "$here/../lib.sh"
+bench_workdir outpost-bench-tls
 chmod 700 "$work"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # 1. The model, a server certificate (P-256, for 127.0.0.1) and a token with the infer role.
 "$outpost" demo --write-repository "$work/models" --trees 10 --depth 3 >/dev/null
@@ -54,11 +46,8 @@ sport=$(free_port)
 pport=$(free_port)
 start_edge secure "$sport" --config "$work/secure.yaml"
 start_edge plain "$pport"
-for _ in $(seq 100); do
-  curl -sfk "https://127.0.0.1:$sport/v2/health/ready" >/dev/null &&
-    curl -sf "http://127.0.0.1:$pport/v2/health/ready" >/dev/null && break
-  sleep 0.1
-done
+wait_http "https://127.0.0.1:$sport/v2/health/ready" -k
+wait_http "http://127.0.0.1:$pport/v2/health/ready"
 # The secure edge refuses a request without the token, and serves one with it.
 code=$(curl -sk -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
   --data-binary @"$work/body.json" "https://127.0.0.1:$sport/v2/models/pump/infer")
@@ -68,26 +57,15 @@ echo "secure edge: $(curl -sfk -X POST -H 'Content-Type: application/json' \
   "https://127.0.0.1:$sport/v2/models/pump/infer")"
 
 # 3. wrk, alternately: plain, secure, plain, secure.
-run_wrk() {  # url [token] -> "rps p99_us"
+run_wrk() {  # url [token] -> "rps p50_us p99_us"
   BODY_FILE="$work/body.json" TOKEN="${2:-}" wrk -t"$threads" -c32 -d"${duration}s" --latency \
-    -s "$here/../serve_rest/post.lua" "$1" |
-    /usr/bin/python3 -c '
-import re, sys
-text = sys.stdin.read()
-def us(v):
-    m = re.match(r"([\d.]+)(us|ms|s)", v)
-    return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p99 = us(re.search(r"\s99%\s+(\S+)", text).group(1))
-non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-if non2xx: sys.exit("wrk saw %s non-2xx answers" % non2xx.group(1))
-print(rps, p99)'
+    -s "$here/../serve_rest/post.lua" "$1" | wrk_summary
 }
 printf '\n%-22s %12s %10s\n' "edge (concurrency 32)" "requests/s" "p99 us"
 p_sum=0; s_sum=0; p_p99=0; s_p99=0
 for round in 1 2; do
-  read -r p_rps p_lat < <(run_wrk "http://127.0.0.1:$pport/v2/models/pump/infer")
-  read -r s_rps s_lat < <(run_wrk "https://127.0.0.1:$sport/v2/models/pump/infer" "$token")
+  read -r p_rps _ p_lat < <(run_wrk "http://127.0.0.1:$pport/v2/models/pump/infer")
+  read -r s_rps _ s_lat < <(run_wrk "https://127.0.0.1:$sport/v2/models/pump/infer" "$token")
   printf '%-22s %12.0f %10.0f\n' "plain, round $round" "$p_rps" "$p_lat"
   printf '%-22s %12.0f %10.0f\n' "TLS+token, round $round" "$s_rps" "$s_lat"
   p_sum=$(/usr/bin/python3 -c "print($p_sum + $p_rps)"); s_sum=$(/usr/bin/python3 -c "print($s_sum + $s_rps)")
