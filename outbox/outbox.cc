@@ -60,6 +60,18 @@ std::array<ClassPolicy, kNumKinds> DefaultClassPolicies() {
   p[static_cast<int>(Kind::kSample) - 1].evictable = true;
   p[static_cast<int>(Kind::kFeedback) - 1] = {
       .max_percent = 10, .evictable = true, .evicted_by_own_kind_only = true};
+  // Reserved shares and storm sampling (FORMAT.md sections 3 and 12).
+  p[static_cast<int>(Kind::kAggregate) - 1].reserved_percent = 10;
+  p[static_cast<int>(Kind::kDrift) - 1].reserved_percent = 5;
+  p[static_cast<int>(Kind::kEvent) - 1].reserved_percent = 2;
+  ClassPolicy& anomaly = p[static_cast<int>(Kind::kAnomaly) - 1];
+  anomaly.storm_first = 1000;
+  anomaly.storm_sample = 100;
+  anomaly.storm_percent = 40;
+  ClassPolicy& hard = p[static_cast<int>(Kind::kHardExample) - 1];
+  hard.storm_first = 100;
+  hard.storm_sample = 20;
+  hard.storm_percent = 20;
   return p;
 }
 
@@ -76,6 +88,27 @@ std::string JsonString(std::string_view s) {
 }
 
 constexpr std::chrono::seconds kBucket(10);
+constexpr int64_t kHourMs = 3600 * 1000;
+// Rule names are counted by their first 128 bytes (FORMAT.md section 9).
+constexpr size_t kMaxCountedRuleName = 128;
+
+// share% of `total`, without overflow.
+uint64_t Share(uint64_t total, uint32_t percent) {
+  return total / 100 * percent + total % 100 * percent / 100;
+}
+
+// splitmix64: the storm sampling generator.
+uint64_t NextRandom(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+int64_t CounterValue(const std::map<std::string, int64_t>& counters, const std::string& name) {
+  auto it = counters.find(name);
+  return it == counters.end() ? 0 : it->second;
+}
 
 // SQL used by the store, prepared once.
 constexpr std::string_view kInsertRecord =
@@ -86,6 +119,16 @@ constexpr std::string_view kSelectStream =
 constexpr std::string_view kBumpCounter =
     "INSERT INTO counters(name, value) VALUES(?1, ?2) "
     "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value";
+constexpr std::string_view kLowerCounter =
+    "INSERT INTO counters(name, value) VALUES(?1, ?2) "
+    "ON CONFLICT(name) DO UPDATE SET value = min(value, excluded.value)";
+constexpr std::string_view kRaiseCounter =
+    "INSERT INTO counters(name, value) VALUES(?1, ?2) "
+    "ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)";
+constexpr std::string_view kClearWindow = "DELETE FROM counters WHERE substr(name, 1, 7) = 'window.'";
+constexpr std::string_view kAllCounters = "SELECT name, value FROM counters";
+constexpr std::string_view kSampleMember =
+    "SELECT id, length(stream) + length(payload) FROM records WHERE stream = ?1 AND seq = ?2";
 constexpr std::string_view kOldestOfKind =
     "SELECT id, length(stream) + length(payload) FROM records WHERE kind = ?1 "
     "ORDER BY created_ms, id";
@@ -138,6 +181,7 @@ Outbox::Outbox(OutboxOptions options)
     rank_[static_cast<int>(options_.priority[r])] = static_cast<int>(r);
   }
   opened_at_ = clock_->Monotonic();
+  sample_rng_ = options_.sample_seed;
   size_t n = static_cast<size_t>(std::max<int64_t>(
       1, std::chrono::duration_cast<std::chrono::seconds>(options_.rate_window).count() /
              kBucket.count()));
@@ -156,11 +200,23 @@ Status ValidateOptions(const OutboxOptions& o) {
   }
   if (o.max_batch_records == 0) return InvalidArgumentError("max_batch_records must be >= 1");
   if (o.max_streams == 0) return InvalidArgumentError("outbox max_streams must be >= 1");
+  if (o.summary_interval.count() <= 0) {
+    return InvalidArgumentError("outbox summary_interval must be > 0");
+  }
+  if (o.max_tracked_rules == 0) return InvalidArgumentError("max_tracked_rules must be >= 1");
+  uint32_t reserved = 0;
   for (Kind k : kAllKinds) {
-    if (o.classes[static_cast<int>(k) - 1].max_percent > 100) {
+    const ClassPolicy& c = o.classes[static_cast<int>(k) - 1];
+    if (c.max_percent > 100 || c.reserved_percent > 100 || c.storm_percent > 100) {
       return InvalidArgumentError("outbox class " + std::string(KindName(k)) +
-                                  " max_percent must be 0..100");
+                                  " max_percent, reserved_percent and storm_percent must be "
+                                  "0..100");
     }
+    reserved += c.reserved_percent;
+  }
+  if (reserved > 100) {
+    return InvalidArgumentError("outbox reserved shares add up to " + std::to_string(reserved) +
+                                "%; at most 100");
   }
   if (o.priority.size() != kNumKinds) {
     return InvalidArgumentError("outbox priority must list each of the 7 kinds once");
@@ -351,6 +407,28 @@ Status Outbox::Init(std::unique_ptr<sqlite::Db> db, std::unique_ptr<const Record
     OUTPOST_ASSIGN_OR_RETURN(bool row, stmt->Step());
     if (row) producer_streams_ = static_cast<uint64_t>(stmt->ColumnInt(0));
   }
+  // The account: tracked rules, the open summary window, and a start for older files.
+  {
+    OUTPOST_ASSIGN_OR_RETURN(auto stmt, db_->Prepare(kAllCounters));
+    bool started = false;
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, stmt->Step());
+      if (!row) break;
+      std::string_view name = stmt->ColumnText(0);
+      int64_t value = stmt->ColumnInt(1);
+      if (name.starts_with("rule.raised.")) {
+        tracked_rules_.emplace(name.substr(std::string_view("rule.raised.").size()));
+      } else if (name == "window.from_ms") {
+        window_from_ms_ = value;
+      } else if (name == "window.lost") {
+        window_lost_ = value > 0;
+      } else if (name == "account_since_ms") {
+        started = true;
+      }
+    }
+    stmt.reset();
+    if (!started) OUTPOST_RETURN_IF_ERROR(StartAccountLocked());
+  }
   // Rows with a kind this format does not define can only come from damage.
   if (acct_.records[0] > 0) {
     OUTPOST_ASSIGN_OR_RETURN(
@@ -439,10 +517,32 @@ Status Outbox::BeginLocked() {
   acct_snapshot_ = acct_;
   producer_streams_snapshot_ = producer_streams_;
   dirty_streams_.clear();
+  counter_add_.clear();
+  counter_min_.clear();
+  counter_max_.clear();
+  rules_added_.clear();
+  window_from_ms_snapshot_ = window_from_ms_;
+  window_lost_snapshot_ = window_lost_;
   return db_->Exec("BEGIN IMMEDIATE");
 }
 
+Status Outbox::FlushCountersLocked() {
+  const std::pair<std::string_view, std::map<std::string, int64_t>*> kinds[] = {
+      {kBumpCounter, &counter_add_}, {kLowerCounter, &counter_min_}, {kRaiseCounter, &counter_max_}};
+  for (const auto& [sql, values] : kinds) {
+    for (const auto& [name, value] : *values) {
+      OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(sql));
+      s->BindText(1, name);
+      s->BindInt(2, value);
+      OUTPOST_RETURN_IF_ERROR(s->Run());
+    }
+    values->clear();
+  }
+  return Status::Ok();
+}
+
 Status Outbox::CommitLocked() {
+  OUTPOST_RETURN_IF_ERROR(FlushCountersLocked());
   if (!dirty_streams_.empty()) {
     OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * up, StmtLocked(kUpsertStreamSql));
     for (const auto& [stream, before] : dirty_streams_) {
@@ -472,6 +572,13 @@ void Outbox::RollbackLocked(bool fatal) {
   dirty_streams_.clear();
   acct_ = acct_snapshot_;
   producer_streams_ = producer_streams_snapshot_;
+  counter_add_.clear();
+  counter_min_.clear();
+  counter_max_.clear();
+  for (const std::string& key : rules_added_) tracked_rules_.erase(key);
+  rules_added_.clear();
+  window_from_ms_ = window_from_ms_snapshot_;
+  window_lost_ = window_lost_snapshot_;
 }
 
 Result<uint64_t> Outbox::NextSeqLocked(const std::string& stream) {
@@ -541,17 +648,17 @@ Status Outbox::InsertLocked(const std::string& stream, uint64_t seq, Kind kind, 
 }
 
 Status Outbox::BumpCounterLocked(const std::string& name, int64_t delta) {
-  OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(kBumpCounter));
-  s->BindText(1, name);
-  s->BindInt(2, delta);
-  return s->Run();
+  // Written with the transaction's other counters when it commits.
+  counter_add_[name] += delta;
+  return Status::Ok();
 }
 
 Status Outbox::WriteEventLocked(std::string_view json, int64_t now_ms) {
   std::string stream(kEventStream);
   OUTPOST_ASSIGN_OR_RETURN(uint64_t seq, NextSeqLocked(stream));
   uint64_t bytes = 0;
-  return InsertLocked(stream, seq, Kind::kEvent, now_ms, json, &bytes);
+  OUTPOST_RETURN_IF_ERROR(InsertLocked(stream, seq, Kind::kEvent, now_ms, json, &bytes));
+  return BumpCounterLocked("raised_records.event", 1);
 }
 
 void Outbox::MarkLeasedLocked(const LeaseEntry& e, uint64_t lease_id) {
@@ -603,11 +710,34 @@ uint64_t Outbox::QuotaBytes(Kind kind) const {
   const ClassPolicy& p = Policy(kind);
   uint64_t quota = p.max_bytes;
   if (p.max_percent > 0) {
-    const uint64_t share =
-        options_.max_bytes / 100 * p.max_percent + options_.max_bytes % 100 * p.max_percent / 100;
+    const uint64_t share = Share(options_.max_bytes, p.max_percent);
     quota = quota == 0 ? share : std::min(quota, share);
   }
   return quota;
+}
+
+uint64_t Outbox::ReservedBytes(Kind kind) const {
+  return Share(options_.max_bytes, Policy(kind).reserved_percent);
+}
+
+uint64_t Outbox::HoldBackLocked(Kind kind) const {
+  uint64_t held_back = 0;
+  for (Kind other : kAllKinds) {
+    if (other == kind) continue;
+    const uint64_t reserved = ReservedBytes(other);
+    const uint64_t used = acct_.bytes[static_cast<int>(other)];
+    if (reserved > used) held_back += reserved - used;
+  }
+  return held_back;
+}
+
+bool Outbox::OwnEventFitsLocked(uint64_t bytes) const {
+  const int e = static_cast<int>(Kind::kEvent);
+  const uint64_t reserved = ReservedBytes(Kind::kEvent);
+  if (reserved > 0 && acct_.bytes[e] + bytes > reserved) return false;
+  const uint64_t quota = QuotaBytes(Kind::kEvent);
+  if (quota > 0 && acct_.bytes[e] + bytes > quota) return false;
+  return TotalBytes() + HoldBackLocked(Kind::kEvent) + bytes <= options_.max_bytes;
 }
 
 void Outbox::NoteIngestLocked(Kind kind, uint64_t bytes) {
@@ -694,6 +824,7 @@ void Outbox::CommitBatch(std::vector<Pending*>& batch) {
       FailLocked(s);
     } else {
       rejected_ += batch.size();
+      CountBatchRefusedLocked(batch, now_ms);
     }
     Status answer = s.WithContext("the record is not stored");
     for (Pending* p : batch) p->result = answer;
@@ -703,7 +834,8 @@ void Outbox::CommitBatch(std::vector<Pending*>& batch) {
   for (Pending* p : batch) {
     if (p->result.ok()) {
       ++committed_records_;
-    } else if (p->result.status().code() == StatusCode::kResourceExhausted) {
+    } else if (p->result.status().code() == StatusCode::kResourceExhausted &&
+               p->result.status().reason() != "storm_sampled_out") {
       ++rejected_;
     }
   }
@@ -717,62 +849,373 @@ Status Outbox::CommitBatchLocked(std::vector<Pending*>& batch, int64_t now_ms) {
   evicted_bytes_ = {};
   std::vector<std::pair<Kind, uint64_t>> ingested;
   ingested.reserve(batch.size());
-  for (Pending* p : batch) {
-    NewRecord& r = p->record;
-    uint64_t stored = r.payload.size() + (cipher_ ? RecordCipher::kOverhead : 0);
-    uint64_t charge = ChargedBytes(r.stream.size(), stored);
-    OUTPOST_ASSIGN_OR_RETURN(bool allowed, StreamAllowedLocked(r.stream));
-    if (!allowed) {
-      p->result = ErrorWithReason(StatusCode::kResourceExhausted, "too_many_streams",
-                                  "stream \"" + r.stream.substr(0, 64) +
-                                      "\" would be a new stream beyond the " +
-                                      std::to_string(options_.max_streams) + " this outbox allows");
-      continue;
-    }
-    OUTPOST_ASSIGN_OR_RETURN(bool fits, MakeRoomLocked(r.kind, charge));
-    if (!fits) {
-      p->result = ResourceExhaustedError(
-          "outbox full: a " + std::string(KindName(r.kind)) + " record of " +
-          std::to_string(charge) + " bytes does not fit (" + std::to_string(TotalBytes()) + " of " +
-          std::to_string(options_.max_bytes) + " bytes used" +
-          (QuotaBytes(r.kind) > 0 ? ", class quota " + std::to_string(QuotaBytes(r.kind))
-                                  : std::string()) +
-          ") and nothing of the same or lower priority may be evicted");
-      continue;
-    }
-    OUTPOST_ASSIGN_OR_RETURN(uint64_t seq, NextSeqLocked(r.stream));
-    uint64_t bytes = 0;
-    OUTPOST_RETURN_IF_ERROR(InsertLocked(r.stream, seq, r.kind, now_ms, r.payload, &bytes));
-    p->result = RecordKey{r.stream, seq};
-    ingested.emplace_back(r.kind, bytes);
-  }
+  for (Pending* p : batch) OUTPOST_RETURN_IF_ERROR(AppendOneLocked(*p, now_ms, &ingested));
+  // Evictions are counted, never reported record by record (FORMAT.md section 9).
+  const bool lost_before = window_lost_;
   uint64_t evicted_total = 0, evicted_bytes_total = 0;
-  std::string by_kind;
   for (Kind k : kAllKinds) {
     int i = static_cast<int>(k);
     if (evicted_[i] == 0) continue;
     evicted_total += evicted_[i];
     evicted_bytes_total += evicted_bytes_[i];
-    if (!by_kind.empty()) by_kind += ",";
-    by_kind += JsonString(KindName(k)) + ":{\"records\":" + std::to_string(evicted_[i]) +
-               ",\"bytes\":" + std::to_string(evicted_bytes_[i]) + "}";
     std::string name(KindName(k));
     OUTPOST_RETURN_IF_ERROR(
         BumpCounterLocked("evicted_records." + name, static_cast<int64_t>(evicted_[i])));
     OUTPOST_RETURN_IF_ERROR(
         BumpCounterLocked("evicted_bytes." + name, static_cast<int64_t>(evicted_bytes_[i])));
+    NoteLossLocked("evicted", k, evicted_[i], now_ms);
   }
-  if (evicted_total > 0) {
-    OUTPOST_RETURN_IF_ERROR(WriteEventLocked(
-        "{\"type\":\"eviction\",\"records\":" + std::to_string(evicted_total) +
-            ",\"bytes\":" + std::to_string(evicted_bytes_total) + ",\"by_kind\":{" + by_kind + "}}",
-        now_ms));
-    OUTPOST_LOG(kWarning) << "outbox full: evicted records to make room"
+  if (evicted_total > 0 && !lost_before) {
+    OUTPOST_LOG(kWarning) << "outbox full: evicting records to make room (counted, and "
+                             "reported by the next summary record)"
                           << Field("records", evicted_total) << Field("bytes", evicted_bytes_total);
   }
+  OUTPOST_RETURN_IF_ERROR(MaybeWriteSummaryLocked(now_ms));
   OUTPOST_RETURN_IF_ERROR(CommitLocked());
   for (const auto& [kind, bytes] : ingested) NoteIngestLocked(kind, bytes);
   return Status::Ok();
+}
+
+Status Outbox::AppendOneLocked(Pending& p, int64_t now_ms,
+                               std::vector<std::pair<Kind, uint64_t>>* ingested) {
+  NewRecord& r = p.record;
+  const std::string rule_key = r.rule.empty() ? std::string() : RuleKeyLocked(r.kind, r.stream, r.rule);
+  CountLocked("raised", r.kind, rule_key, now_ms);
+  auto refuse = [&](Status why) {
+    CountLocked("refused", r.kind, rule_key, now_ms);
+    NoteLossLocked("refused", r.kind, 1, now_ms);
+    p.result = std::move(why);
+  };
+  OUTPOST_ASSIGN_OR_RETURN(bool allowed, StreamAllowedLocked(r.stream));
+  if (!allowed) {
+    refuse(ErrorWithReason(StatusCode::kResourceExhausted, "too_many_streams",
+                           "stream \"" + r.stream.substr(0, 64) +
+                               "\" would be a new stream beyond the " +
+                               std::to_string(options_.max_streams) + " this outbox allows"));
+    return Status::Ok();
+  }
+  // Storm sampling, per rule (records without one: per stream) and hour.
+  const std::string storm_key =
+      rule_key.empty() ? std::string(KindName(r.kind)) + "." + r.stream + "/" : rule_key;
+  size_t slot = 0;
+  StormStep step = StormStepLocked(r.kind, storm_key, now_ms, &slot);
+  auto sampled_out = [&] {
+    CountLocked("sampled_out", r.kind, rule_key, now_ms);
+    NoteLossLocked("sampled_out", r.kind, 1, now_ms);
+  };
+  if (step == StormStep::kReplace) {
+    std::vector<uint64_t>& sample = storms_[storm_key].sample_seqs;
+    OUTPOST_ASSIGN_OR_RETURN(int dropped, DropSampleMemberLocked(r.kind, r.stream, sample[slot]));
+    if (dropped < 0) {
+      step = StormStep::kDrop;  // the member is on its way to the hub: it stays
+    } else if (dropped > 0) {
+      sampled_out();  // the member the new record replaces
+    }
+  }
+  if (step == StormStep::kDrop) {
+    sampled_out();
+    p.result = ErrorWithReason(StatusCode::kResourceExhausted, "storm_sampled_out",
+                               "a " + std::string(KindName(r.kind)) +
+                                   " storm: the record was counted, and not kept in the hour's "
+                                   "sample (outbox/FORMAT.md section 12)");
+    return Status::Ok();
+  }
+  uint64_t stored = r.payload.size() + (cipher_ ? RecordCipher::kOverhead : 0);
+  uint64_t charge = ChargedBytes(r.stream.size(), stored);
+  OUTPOST_ASSIGN_OR_RETURN(bool fits, MakeRoomLocked(r.kind, charge));
+  if (!fits) {
+    if (step == StormStep::kReplace) {
+      std::vector<uint64_t>& sample = storms_[storm_key].sample_seqs;
+      sample.erase(sample.begin() + static_cast<std::ptrdiff_t>(slot));
+    }
+    refuse(ResourceExhaustedError(
+        "outbox full: a " + std::string(KindName(r.kind)) + " record of " + std::to_string(charge) +
+        " bytes does not fit (" + std::to_string(TotalBytes()) + " of " +
+        std::to_string(options_.max_bytes) + " bytes used" +
+        (QuotaBytes(r.kind) > 0 ? ", class quota " + std::to_string(QuotaBytes(r.kind))
+                                : std::string()) +
+        ") and nothing of the same or lower priority may be evicted"));
+    return Status::Ok();
+  }
+  OUTPOST_ASSIGN_OR_RETURN(uint64_t seq, NextSeqLocked(r.stream));
+  uint64_t bytes = 0;
+  OUTPOST_RETURN_IF_ERROR(InsertLocked(r.stream, seq, r.kind, now_ms, r.payload, &bytes));
+  if (step == StormStep::kStoreInSample) storms_[storm_key].sample_seqs.push_back(seq);
+  if (step == StormStep::kReplace) storms_[storm_key].sample_seqs[slot] = seq;
+  CountLocked("kept", r.kind, rule_key, now_ms);
+  p.result = RecordKey{r.stream, seq};
+  ingested->emplace_back(r.kind, bytes);
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// The account, storms and the summary record (FORMAT.md sections 9, 11, 12)
+
+Status Outbox::StartAccountLocked() {
+  std::map<std::string, int64_t> counters;
+  {
+    OUTPOST_ASSIGN_OR_RETURN(auto stmt, db_->Prepare(kAllCounters));
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, stmt->Step());
+      if (!row) break;
+      counters[std::string(stmt->ColumnText(0))] = stmt->ColumnInt(1);
+    }
+  }
+  Status s = [&]() -> Status {
+    OUTPOST_RETURN_IF_ERROR(BeginLocked());
+    // A file written before the account: what it holds and what it evicted were raised.
+    for (Kind k : kAllKinds) {
+      std::string name(KindName(k));
+      int64_t raised = static_cast<int64_t>(acct_.records[static_cast<int>(k)]) +
+                       CounterValue(counters, "evicted_records." + name);
+      if (raised > 0) counter_add_["raised_records." + name] += raised;
+    }
+    counter_add_["account_since_ms"] = UnixMillis(clock_->Now());
+    return CommitLocked();
+  }();
+  if (!s.ok()) RollbackLocked(s.code() != StatusCode::kResourceExhausted);
+  return s;
+}
+
+std::string Outbox::RuleKeyLocked(Kind kind, const std::string& stream, const std::string& rule) {
+  std::string key = std::string(KindName(kind)) + "." + stream + "/" +
+                    rule.substr(0, kMaxCountedRuleName);
+  if (tracked_rules_.count(key) > 0) return key;
+  if (tracked_rules_.size() >= options_.max_tracked_rules) {
+    return std::string(KindName(kind)) + "._other/_other";
+  }
+  tracked_rules_.insert(key);
+  rules_added_.push_back(key);
+  return key;
+}
+
+void Outbox::OpenWindowLocked(int64_t now_ms) {
+  if (window_from_ms_ != 0) return;
+  window_from_ms_ = std::max<int64_t>(1, now_ms);
+  counter_min_["window.from_ms"] = window_from_ms_;
+}
+
+void Outbox::CountLocked(std::string_view field, Kind kind, const std::string& rule_key,
+                         int64_t now_ms) {
+  const std::string f(field);
+  if (f != "kept") counter_add_[f + "_records." + std::string(KindName(kind))] += 1;
+  if (rule_key.empty()) return;
+  OpenWindowLocked(now_ms);
+  if (f != "kept") counter_add_["rule." + f + "." + rule_key] += 1;
+  counter_add_["window.rule." + f + "." + rule_key] += 1;
+  if (f == "sampled_out") {
+    auto [lo, fresh] = counter_min_.emplace("window.rule.first_ms." + rule_key, now_ms);
+    if (!fresh) lo->second = std::min(lo->second, now_ms);
+    int64_t& hi = counter_max_["window.rule.last_ms." + rule_key];
+    hi = std::max(hi, now_ms);
+  }
+}
+
+void Outbox::NoteLossLocked(std::string_view field, Kind kind, uint64_t n, int64_t now_ms) {
+  if (n == 0) return;
+  OpenWindowLocked(now_ms);
+  counter_add_["window." + std::string(field) + "." + std::string(KindName(kind))] +=
+      static_cast<int64_t>(n);
+  counter_add_["window.lost"] += static_cast<int64_t>(n);
+  window_lost_ = true;
+}
+
+Outbox::StormStep Outbox::StormStepLocked(Kind kind, const std::string& rule_key, int64_t now_ms,
+                                          size_t* slot) {
+  const ClassPolicy& p = Policy(kind);
+  if (p.storm_first == 0) return StormStep::kStore;
+  StormState& st = storms_[rule_key];
+  const int64_t hour = now_ms / kHourMs;
+  if (st.hour != hour) st = StormState{.hour = hour};
+  ++st.raised;
+  if (st.raised <= p.storm_first) return StormStep::kStore;
+  // In a storm once the class holds its storm share, and for the rest of the hour.
+  if (st.storm_seen == 0 &&
+      acct_.bytes[static_cast<int>(kind)] < Share(options_.max_bytes, p.storm_percent)) {
+    return StormStep::kStore;
+  }
+  ++st.storm_seen;
+  if (st.sample_seqs.size() < p.storm_sample) return StormStep::kStoreInSample;
+  const uint64_t j = NextRandom(sample_rng_) % st.storm_seen;
+  if (j < st.sample_seqs.size()) {
+    *slot = static_cast<size_t>(j);
+    return StormStep::kReplace;
+  }
+  return StormStep::kDrop;
+}
+
+Result<int> Outbox::DropSampleMemberLocked(Kind kind, const std::string& stream, uint64_t seq) {
+  OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(kSampleMember));
+  s->BindText(1, stream);
+  s->BindInt(2, static_cast<int64_t>(seq));
+  OUTPOST_ASSIGN_OR_RETURN(bool row, s->Step());
+  const int64_t id = row ? s->ColumnInt(0) : -1;
+  const uint64_t bytes = row ? static_cast<uint64_t>(s->ColumnInt(1)) + kEnvelopeCharge : 0;
+  s->Reset();
+  if (!row) return 0;
+  if (leased_ids_.count(id) > 0) return -1;
+  OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * del, StmtLocked(kDeleteById));
+  del->BindInt(1, id);
+  OUTPOST_RETURN_IF_ERROR(del->Run());
+  const int i = static_cast<int>(kind);
+  acct_.records[i] -= std::min<uint64_t>(acct_.records[i], 1);
+  acct_.bytes[i] -= std::min(acct_.bytes[i], bytes);
+  return 1;
+}
+
+void Outbox::CountBatchRefusedLocked(const std::vector<Pending*>& batch, int64_t now_ms) {
+  Status s = [&]() -> Status {
+    OUTPOST_RETURN_IF_ERROR(BeginLocked());
+    for (Pending* p : batch) {
+      const NewRecord& r = p->record;
+      const std::string key =
+          r.rule.empty() ? std::string() : RuleKeyLocked(r.kind, r.stream, r.rule);
+      CountLocked("raised", r.kind, key, now_ms);
+      CountLocked("refused", r.kind, key, now_ms);
+      NoteLossLocked("refused", r.kind, 1, now_ms);
+    }
+    return CommitLocked();
+  }();
+  if (!s.ok()) {
+    RollbackLocked(s.code() != StatusCode::kResourceExhausted);
+    CheckLocked(s).IgnoreError();
+  }
+}
+
+Status Outbox::MaybeWriteSummaryLocked(int64_t now_ms) {
+  if (window_from_ms_ == 0 || now_ms - window_from_ms_ < options_.summary_interval.count()) {
+    return Status::Ok();
+  }
+  OUTPOST_RETURN_IF_ERROR(FlushCountersLocked());
+  if (window_lost_) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string json, SummaryJsonLocked(now_ms));
+    const uint64_t stored = json.size() + (cipher_ ? RecordCipher::kOverhead : 0);
+    if (!OwnEventFitsLocked(ChargedBytes(kEventStream.size(), stored))) {
+      return Status::Ok();  // the window goes on; its counts are durable meanwhile
+    }
+    OUTPOST_RETURN_IF_ERROR(WriteEventLocked(json, now_ms));
+  }
+  // A window that lost nothing closes without a record.
+  OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * clear, StmtLocked(kClearWindow));
+  OUTPOST_RETURN_IF_ERROR(clear->Run());
+  window_from_ms_ = 0;
+  window_lost_ = false;
+  return Status::Ok();
+}
+
+namespace {
+
+// A rule key "<kind>.<stream>/<rule>" split into its parts; false when malformed.
+bool SplitRuleKey(std::string_view key, Kind* kind, std::string* stream, std::string* rule) {
+  size_t dot = key.find('.');
+  if (dot == std::string_view::npos) return false;
+  size_t slash = key.find('/', dot + 1);
+  if (slash == std::string_view::npos) return false;
+  Result<Kind> k = ParseKind(key.substr(0, dot));
+  if (!k.ok()) return false;
+  *kind = *k;
+  *stream = std::string(key.substr(dot + 1, slash - dot - 1));
+  *rule = std::string(key.substr(slash + 1));
+  return true;
+}
+
+// Every counter's value, read in the open transaction.
+Result<std::map<std::string, int64_t>> ReadCounters(sqlite::Statement& s) {
+  std::map<std::string, int64_t> counters;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    counters[std::string(s.ColumnText(0))] = s.ColumnInt(1);
+  }
+  s.Reset();
+  return counters;
+}
+
+// The per-rule fields of the window and of the file's life, from the counters.
+std::vector<RuleStats> RulesFromCounters(const std::map<std::string, int64_t>& counters) {
+  std::map<std::string, RuleStats> rules;
+  const std::pair<std::string_view, uint64_t RuleStats::*> lifetime[] = {
+      {"rule.raised.", &RuleStats::raised_records},
+      {"rule.refused.", &RuleStats::refused_records},
+      {"rule.sampled_out.", &RuleStats::sampled_out_records},
+      {"window.rule.raised.", &RuleStats::window_raised},
+      {"window.rule.kept.", &RuleStats::window_kept},
+      {"window.rule.sampled_out.", &RuleStats::window_sampled_out}};
+  for (const auto& [name, value] : counters) {
+    for (const auto& [prefix, field] : lifetime) {
+      if (!std::string_view(name).starts_with(prefix)) continue;
+      std::string key = name.substr(prefix.size());
+      RuleStats& r = rules[key];
+      if (!SplitRuleKey(key, &r.kind, &r.stream, &r.rule)) continue;
+      r.*field = static_cast<uint64_t>(value);
+    }
+    if (name.starts_with("window.rule.first_ms.")) {
+      rules[name.substr(std::string_view("window.rule.first_ms.").size())].storm_from_ms = value;
+    } else if (name.starts_with("window.rule.last_ms.")) {
+      rules[name.substr(std::string_view("window.rule.last_ms.").size())].storm_to_ms = value;
+    }
+  }
+  std::vector<RuleStats> out;
+  for (auto& [key, r] : rules) {
+    if (SplitRuleKey(key, &r.kind, &r.stream, &r.rule)) out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> Outbox::SummaryJsonLocked(int64_t now_ms) {
+  OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(kAllCounters));
+  OUTPOST_ASSIGN_OR_RETURN(auto counters, ReadCounters(*s));
+  std::string json = "{\"type\":\"outbox_summary\",\"from_ms\":" +
+                     std::to_string(window_from_ms_) + ",\"to_ms\":" + std::to_string(now_ms) +
+                     ",\"classes\":{";
+  auto n = [&](const std::string& name) { return std::to_string(CounterValue(counters, name)); };
+  for (Kind k : kAllKinds) {
+    const std::string name(KindName(k));
+    if (k != kAllKinds.front()) json += ",";
+    json += JsonString(name) + ":{\"raised\":" + n("raised_records." + name) +
+            ",\"held\":" + std::to_string(acct_.records[static_cast<int>(k)]) +
+            ",\"delivered\":" + n("delivered_records." + name) +
+            ",\"withheld\":" + n("withheld_records." + name) +
+            ",\"evicted\":" + n("evicted_records." + name) +
+            ",\"refused\":" + n("refused_records." + name) +
+            ",\"sampled_out\":" + n("sampled_out_records." + name) +
+            ",\"quarantined\":" + n("quarantined_records." + name) + "}";
+  }
+  json += "},\"window\":{";
+  bool first = true;
+  for (Kind k : kAllKinds) {
+    const std::string name(KindName(k));
+    const int64_t e = CounterValue(counters, "window.evicted." + name);
+    const int64_t r = CounterValue(counters, "window.refused." + name);
+    const int64_t o = CounterValue(counters, "window.sampled_out." + name);
+    if (e == 0 && r == 0 && o == 0) continue;
+    if (!first) json += ",";
+    first = false;
+    json += JsonString(name) + ":{\"evicted\":" + std::to_string(e) +
+            ",\"refused\":" + std::to_string(r) + ",\"sampled_out\":" + std::to_string(o) + "}";
+  }
+  json += "},\"rules\":[";
+  first = true;
+  for (const RuleStats& r : RulesFromCounters(counters)) {
+    const std::string key = std::string(KindName(r.kind)) + "." + r.stream + "/" + r.rule;
+    const int64_t refused = CounterValue(counters, "window.rule.refused." + key);
+    if (refused == 0 && r.window_sampled_out == 0) continue;
+    if (!first) json += ",";
+    first = false;
+    json += "{\"kind\":" + JsonString(KindName(r.kind)) + ",\"stream\":" + JsonString(r.stream) +
+            ",\"rule\":" + JsonString(r.rule) + ",\"raised\":" + std::to_string(r.window_raised) +
+            ",\"kept\":" + std::to_string(r.window_kept) + ",\"refused\":" +
+            std::to_string(refused) + ",\"sampled_out\":" + std::to_string(r.window_sampled_out);
+    if (r.storm_from_ms && r.storm_to_ms) {
+      json += ",\"storm_from_ms\":" + std::to_string(*r.storm_from_ms) +
+              ",\"storm_to_ms\":" + std::to_string(*r.storm_to_ms);
+    }
+    json += "}";
+  }
+  json += "]}";
+  return json;
 }
 
 uint64_t Outbox::TotalBytes() const {
@@ -785,8 +1228,13 @@ Result<bool> Outbox::MakeRoomLocked(Kind kind, uint64_t bytes) {
   const int k = static_cast<int>(kind);
   const ClassPolicy& own = Policy(kind);
   const uint64_t quota = QuotaBytes(kind);
+  // What evicting records of class i can free for this record: its records that are not
+  // leased, and of another class only what lies above its reserved share.
   auto evictable_bytes = [&](int i) {
-    return acct_.bytes[i] - std::min(acct_.bytes[i], leased_bytes_[i]);
+    const uint64_t unleased = acct_.bytes[i] - std::min(acct_.bytes[i], leased_bytes_[i]);
+    if (i == k) return unleased;
+    const uint64_t reserved = ReservedBytes(static_cast<Kind>(i));
+    return std::min(unleased, acct_.bytes[i] > reserved ? acct_.bytes[i] - reserved : 0);
   };
   // Whether records of `victim` may be evicted for this record.
   auto may_evict = [&](Kind victim) {
@@ -799,7 +1247,8 @@ Result<bool> Outbox::MakeRoomLocked(Kind kind, uint64_t bytes) {
       return false;
     }
   }
-  const uint64_t total = TotalBytes();
+  // Other classes' unused reservations count as taken (FORMAT.md section 3).
+  const uint64_t total = TotalBytes() + HoldBackLocked(kind);
   if (total + bytes > options_.max_bytes) {
     uint64_t can_free = 0;
     for (int r = kNumKinds - 1; r >= Rank(kind); --r) {
@@ -816,7 +1265,7 @@ Result<bool> Outbox::MakeRoomLocked(Kind kind, uint64_t bytes) {
     OUTPOST_ASSIGN_OR_RETURN(bool ok, EvictOldestLocked(kind, &freed));
     if (!ok) return false;
   }
-  while (TotalBytes() + bytes > options_.max_bytes) {
+  while (TotalBytes() + HoldBackLocked(kind) + bytes > options_.max_bytes) {
     bool evicted = false;
     for (int r = kNumKinds - 1; r >= Rank(kind) && !evicted; --r) {
       Kind victim = options_.priority[static_cast<size_t>(r)];
@@ -912,6 +1361,9 @@ Status Outbox::QuarantineLocked(const std::vector<std::pair<RowView, std::string
         uint64_t bytes = ChargedBytes(row.stream.size(), row.payload.size());
         acct_.records[i] -= std::min<uint64_t>(acct_.records[i], 1);
         acct_.bytes[i] -= std::min(acct_.bytes[i], bytes);
+        if (i != 0) {
+          counter_add_["quarantined_records." + std::string(KindName(static_cast<Kind>(i)))] += 1;
+        }
       }
       reasons[reason] += 1;
     }
@@ -926,7 +1378,11 @@ Status Outbox::QuarantineLocked(const std::vector<std::pair<RowView, std::string
       json += JsonString(reason) + ":" + std::to_string(n);
     }
     json += "}}";
-    OUTPOST_RETURN_IF_ERROR(WriteEventLocked(json, now_ms));
+    // Within the event class's reserved share, like every outbox event (FORMAT.md section 9).
+    const uint64_t stored = json.size() + (cipher_ ? RecordCipher::kOverhead : 0);
+    if (OwnEventFitsLocked(ChargedBytes(kEventStream.size(), stored))) {
+      OUTPOST_RETURN_IF_ERROR(WriteEventLocked(json, now_ms));
+    }
     return CommitLocked();
   }();
   if (!s.ok()) {
@@ -997,7 +1453,10 @@ Result<LeasedBatch> Outbox::Lease(const LeaseOptions& options) {
   return batch;
 }
 
-Status Outbox::DeleteLeaseEntriesLocked(const std::vector<LeaseEntry>& entries) {
+Status Outbox::DeleteLeaseEntriesLocked(const std::vector<LeaseEntry>& entries,
+                                        Disposal disposal) {
+  const std::string counter =
+      disposal == Disposal::kWithheld ? "withheld_records." : "delivered_records.";
   Status s = [&]() -> Status {
     OUTPOST_RETURN_IF_ERROR(BeginLocked());
     for (const LeaseEntry& e : entries) {
@@ -1010,6 +1469,7 @@ Status Outbox::DeleteLeaseEntriesLocked(const std::vector<LeaseEntry>& entries) 
         int i = static_cast<int>(e.kind);
         acct_.records[i] -= std::min<uint64_t>(acct_.records[i], 1);
         acct_.bytes[i] -= std::min(acct_.bytes[i], e.bytes);
+        if (i != 0) counter_add_[counter + std::string(KindName(e.kind))] += 1;
       }
     }
     return CommitLocked();
@@ -1030,7 +1490,7 @@ Status Outbox::Ack(uint64_t lease_id) {
                          " is not known: acknowledged or released already, or issued before "
                          "a restart");
   }
-  OUTPOST_RETURN_IF_ERROR(DeleteLeaseEntriesLocked(it->second.entries));
+  OUTPOST_RETURN_IF_ERROR(DeleteLeaseEntriesLocked(it->second.entries, Disposal::kDelivered));
   for (const LeaseEntry& e : it->second.entries) UnmarkLeasedLocked(e, lease_id);
   leases_.erase(it);
   return Status::Ok();
@@ -1047,9 +1507,11 @@ Status Outbox::Release(uint64_t lease_id) {
   return Status::Ok();
 }
 
-Status Outbox::Delete(std::span<const RecordKey> keys) {
+Status Outbox::Delete(std::span<const RecordKey> keys, Disposal disposal) {
   std::lock_guard<std::mutex> l(db_mu_);
   if (!failed_.ok()) return failed_;
+  const std::string counter =
+      disposal == Disposal::kWithheld ? "withheld_records." : "delivered_records.";
   std::vector<LeaseEntry> deleted;
   Status s = [&]() -> Status {
     OUTPOST_RETURN_IF_ERROR(BeginLocked());
@@ -1065,6 +1527,7 @@ Status Outbox::Delete(std::span<const RecordKey> keys) {
             LeaseEntry{del->ColumnInt(0), key.stream, key.seq, static_cast<Kind>(i), bytes});
         acct_.records[i] -= std::min<uint64_t>(acct_.records[i], 1);
         acct_.bytes[i] -= std::min(acct_.bytes[i], bytes);
+        if (i != 0) counter_add_[counter + std::string(KindName(static_cast<Kind>(i)))] += 1;
         OUTPOST_ASSIGN_OR_RETURN(row, del->Step());  // finish the statement
       }
       del->Reset();
@@ -1203,6 +1666,8 @@ Result<OutboxStats> Outbox::Stats() {
     }
   }
   st.quarantined_records = static_cast<uint64_t>(counters["quarantined_records"]);
+  st.account_since_ms = counters["account_since_ms"];
+  st.rules = RulesFromCounters(counters);
 
   std::optional<int64_t> oldest;
   std::optional<double> autonomy_s;
@@ -1217,6 +1682,13 @@ Result<OutboxStats> Outbox::Stats() {
     std::string name(KindName(kind));
     c.evicted_records = static_cast<uint64_t>(counters["evicted_records." + name]);
     c.evicted_bytes = static_cast<uint64_t>(counters["evicted_bytes." + name]);
+    c.reserved_bytes = ReservedBytes(kind);
+    c.raised_records = static_cast<uint64_t>(counters["raised_records." + name]);
+    c.delivered_records = static_cast<uint64_t>(counters["delivered_records." + name]);
+    c.withheld_records = static_cast<uint64_t>(counters["withheld_records." + name]);
+    c.refused_records = static_cast<uint64_t>(counters["refused_records." + name]);
+    c.sampled_out_records = static_cast<uint64_t>(counters["sampled_out_records." + name]);
+    c.quarantined_records = static_cast<uint64_t>(counters["quarantined_records." + name]);
     c.ingest_bytes_per_s = static_cast<double>(bytes_in_window[i]) / seconds;
     if (c.records > 0) {
       OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(kOldestCreated));

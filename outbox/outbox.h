@@ -12,10 +12,13 @@
 //   OUTPOST_ASSIGN_OR_RETURN(auto key, outbox->Append({.kind = outbox::Kind::kAnomaly,
 //                                                      .stream = "iris", .payload = json}));
 //
-// Bounds: a total byte bound and optional per-class quotas. When a record does not fit,
-// records of the same or lower priority that are evictable are evicted, lowest class first
-// and oldest first within a class; every eviction is counted and reported by an `event`
-// record. When nothing may be evicted, Append returns kResourceExhausted and stores nothing.
+// Bounds: a total byte bound, optional per-class quotas and reserved shares that other
+// classes may not take. When a record does not fit, records of the same or lower priority
+// that are evictable are evicted, lowest class first and oldest first within a class; a
+// rule that floods its class keeps a reservoir sample per hour (FORMAT.md section 12). When
+// nothing may be evicted, Append returns kResourceExhausted and stores nothing. Everything
+// raised is accounted for in durable counters (section 11), and what could not be kept is
+// reported by at most one summary `event` record per summary interval (section 9).
 //
 // Failure: an I/O error (failed write, fsync, read) or corruption found while running puts
 // the store into a failed state: the commit in flight is answered with the error and every
@@ -99,6 +102,15 @@ struct NewRecord {
   std::string stream{};
   // Opaque bytes (JSON by convention), at most OutboxOptions::max_payload_bytes.
   std::string payload{};
+  // The rule that raised the record, for the per-rule account and storm sampling (FORMAT.md
+  // sections 11, 12); not stored with the record. Empty = none named (counted per class only).
+  std::string rule{};
+};
+
+// Why records are deleted, for the account (FORMAT.md section 11).
+enum class Disposal {
+  kDelivered,  // the hub holds them
+  kWithheld,   // the forwarder's policy withheld them from the hub
 };
 
 // A stored record as read back (Lease, Query).
@@ -122,13 +134,24 @@ struct ClassPolicy {
   // With evictable: evicted only to make room for records of this same kind (at its quota
   // or at the total bound), never for another class.
   bool evicted_by_own_kind_only = false;
+  // A share of OutboxOptions::max_bytes, 0..100, that no other class may take (FORMAT.md
+  // section 3, reserved shares). The shares of all classes add up to at most 100.
+  uint32_t reserved_percent = 0;
+  // Storm sampling (FORMAT.md section 12): per rule and hour the first `storm_first` records
+  // are kept; past them, while the class holds at least `storm_percent` of the total bound, a
+  // reservoir of `storm_sample` records is kept and the rest counted. storm_first = 0: off.
+  uint32_t storm_first = 0;
+  uint32_t storm_sample = 0;
+  uint32_t storm_percent = 0;
 };
 
 // Defaults: sample, aggregate and hard_example are evictable; anomaly, drift and event are
 // not (findings are not replaced by newer ones; event may never be, as events are what
 // reports evictions). feedback has a quota of 10% of the total bound and is evictable by
 // newer feedback only, so that a flood of labels can never refuse or push out anomalies,
-// drift or events.
+// drift or events. aggregate, drift and event have reserved shares of 10%, 5% and 2%;
+// anomaly samples storms past 1000 per rule and hour (100 more, at 40% of the bound), and
+// hard_example past 100 (20 more, at 20%) (FORMAT.md sections 3 and 12).
 std::array<ClassPolicy, kNumKinds> DefaultClassPolicies();
 
 struct OutboxOptions {
@@ -161,6 +184,12 @@ struct OutboxOptions {
   std::string key_file{};
   // The window over which Stats() measures the ingest rate.
   std::chrono::minutes rate_window = std::chrono::minutes(60);
+  // The shortest window one summary record covers (FORMAT.md section 9); > 0.
+  std::chrono::milliseconds summary_interval = std::chrono::hours(1);
+  // Rules counted by name in the account; later ones are counted as "_other" (>= 1).
+  size_t max_tracked_rules = 64;
+  // Seeds the storm sampling generator (FORMAT.md section 12).
+  uint64_t sample_seed = 0x6f75747073746f72;
   // Time source for created_ms, lease expiry and rates. Null = SystemClock(). Not owned;
   // must outlive the Outbox.
   Clock* clock = nullptr;
@@ -199,6 +228,32 @@ struct ClassStats {
   uint64_t evicted_records = 0;                // over the file's life
   uint64_t evicted_bytes = 0;
   double ingest_bytes_per_s = 0;  // over the rate window
+  uint64_t reserved_bytes = 0;    // the reserved share; 0 = none
+  // The account over the file's life (FORMAT.md section 11):
+  // raised = records + delivered + withheld + evicted + refused + sampled_out + quarantined.
+  uint64_t raised_records = 0;
+  uint64_t delivered_records = 0;
+  uint64_t withheld_records = 0;
+  uint64_t refused_records = 0;
+  uint64_t sampled_out_records = 0;
+  uint64_t quarantined_records = 0;
+};
+
+// The account of one rule (FORMAT.md sections 9, 11, 12).
+struct RuleStats {
+  Kind kind = Kind::kAnomaly;
+  std::string stream{};
+  std::string rule{};
+  // Over the file's life.
+  uint64_t raised_records = 0;
+  uint64_t refused_records = 0;
+  uint64_t sampled_out_records = 0;
+  // In the summary window not yet reported.
+  uint64_t window_raised = 0;
+  uint64_t window_kept = 0;
+  uint64_t window_sampled_out = 0;
+  std::optional<int64_t> storm_from_ms{};  // first record sampled out in the window
+  std::optional<int64_t> storm_to_ms{};    // the last
 };
 
 struct OutboxStats {
@@ -219,6 +274,8 @@ struct OutboxStats {
   uint64_t active_leases = 0;
   uint64_t quarantined_records = 0;  // over the file's life
   uint64_t rejected_records = 0;     // Appends refused as full since open
+  int64_t account_since_ms = 0;      // when the file's account began
+  std::vector<RuleStats> rules{};    // tracked rules, by kind, stream and rule
   uint64_t commits = 0;              // group commits since open
   uint64_t committed_records = 0;    // producer records stored since open
   bool failed = false;
@@ -266,9 +323,10 @@ class Outbox {
   Status Ack(uint64_t lease_id);
   // Returns a lease's records to the queue now.
   Status Release(uint64_t lease_id);
-  // Deletes records by key (e.g. from a hub receipt for an exported file); keys that are
-  // not stored are ignored.
-  Status Delete(std::span<const RecordKey> keys);
+  // Deletes records by key (e.g. from a hub receipt for an exported file, or records the
+  // forwarder's policy withheld); keys that are not stored are ignored. `disposal` says which
+  // count of the account they go to.
+  Status Delete(std::span<const RecordKey> keys, Disposal disposal = Disposal::kDelivered);
 
   // Local reads: records oldest first (by created time) that pass their checksum.
   Result<std::vector<Record>> Query(const QueryOptions& options);
@@ -299,6 +357,14 @@ class Outbox {
     std::array<uint64_t, kNumKinds + 1> bytes{};
   };
   struct RowView;  // a row being read (outbox.cc)
+  // One rule's storm sampling in the current hour (FORMAT.md section 12); memory only.
+  struct StormState {
+    int64_t hour = -1;
+    uint64_t raised = 0;      // records of the rule raised this hour
+    uint64_t storm_seen = 0;  // of those, records past storm_first while in a storm
+    std::vector<uint64_t> sample_seqs{};  // the stored sample (seqs of the rule's stream)
+  };
+  enum class StormStep { kStore, kStoreInSample, kReplace, kDrop };
   static RowView ReadRow(const sqlite::Statement& s);
 
   explicit Outbox(OutboxOptions options);
@@ -341,7 +407,39 @@ class Outbox {
   void MarkLeasedLocked(const LeaseEntry& e, uint64_t lease_id);
   // Forgets that e is leased; with lease_id != 0 only when that lease holds it.
   void UnmarkLeasedLocked(const LeaseEntry& e, uint64_t lease_id);
-  Status DeleteLeaseEntriesLocked(const std::vector<LeaseEntry>& entries);
+  Status DeleteLeaseEntriesLocked(const std::vector<LeaseEntry>& entries, Disposal disposal);
+
+  // --- The account (FORMAT.md sections 9, 11, 12); inside the open transaction. ---
+  // Starts the account of a file written before it.
+  Status StartAccountLocked();
+  // The counter key of a record's rule, "<kind>.<stream>/<rule>" ("_other" past the cap).
+  std::string RuleKeyLocked(Kind kind, const std::string& stream, const std::string& rule);
+  // Counts `field` ("raised", "refused", "sampled_out", "kept") for a record's class and rule.
+  void CountLocked(std::string_view field, Kind kind, const std::string& rule_key, int64_t now_ms);
+  // Counts records that were lost (evicted, refused, sampled out) in the summary window.
+  void NoteLossLocked(std::string_view field, Kind kind, uint64_t n, int64_t now_ms);
+  void OpenWindowLocked(int64_t now_ms);
+  // Counts the refusals of a batch whose transaction failed as a whole, in one of their own.
+  void CountBatchRefusedLocked(const std::vector<Pending*>& batch, int64_t now_ms);
+  // What storm sampling does with the next record of `rule_key`; *slot is the sample member a
+  // kReplace replaces.
+  StormStep StormStepLocked(Kind kind, const std::string& rule_key, int64_t now_ms, size_t* slot);
+  // Deletes the sample member `seq` of `stream` for a replacement: 1 deleted, 0 gone already
+  // (delivered or evicted), -1 leased (kept).
+  Result<int> DropSampleMemberLocked(Kind kind, const std::string& stream, uint64_t seq);
+  // Stores one producer record of a commit batch, counting it.
+  Status AppendOneLocked(Pending& p, int64_t now_ms,
+                         std::vector<std::pair<Kind, uint64_t>>* ingested);
+  // Writes the counters of the open transaction.
+  Status FlushCountersLocked();
+  // Writes the summary record when its window has lasted the interval and lost something.
+  Status MaybeWriteSummaryLocked(int64_t now_ms);
+  Result<std::string> SummaryJsonLocked(int64_t now_ms);
+  // Whether an outbox event of `bytes` fits the event class's reserved share and the bound.
+  bool OwnEventFitsLocked(uint64_t bytes) const;
+  // Bytes of other classes' reservations that `kind` may not use now.
+  uint64_t HoldBackLocked(Kind kind) const;
+  uint64_t ReservedBytes(Kind kind) const;
 
   // Puts the store into the failed state with `cause` (if not failed already).
   void FailLocked(const Status& cause);
@@ -383,6 +481,23 @@ class Outbox {
   // Evictions of the commit batch in progress, per kind.
   std::array<uint64_t, kNumKinds + 1> evicted_{};
   std::array<uint64_t, kNumKinds + 1> evicted_bytes_{};
+  // Counter changes of the open transaction, written by CommitLocked and dropped by
+  // RollbackLocked: added to, lowered to (min), raised to (max), and names removed.
+  std::map<std::string, int64_t> counter_add_;
+  std::map<std::string, int64_t> counter_min_;
+  std::map<std::string, int64_t> counter_max_;
+  // The summary window (FORMAT.md section 9): its start (0 = none open), whether it lost a
+  // record, and both when the open transaction began.
+  int64_t window_from_ms_ = 0;
+  int64_t window_from_ms_snapshot_ = 0;
+  bool window_lost_ = false;
+  bool window_lost_snapshot_ = false;
+  // Rule keys counted in the file (at most max_tracked_rules), and those the open
+  // transaction added.
+  std::set<std::string> tracked_rules_;
+  std::vector<std::string> rules_added_;
+  std::map<std::string, StormState> storms_;  // by rule key
+  uint64_t sample_rng_ = 0;
   uint64_t seq_floor_ = 1;
   std::unordered_map<std::string, uint64_t> next_seq_;  // streams seen since open
   uint64_t producer_streams_ = 0;           // streams not beginning with '_' in the file

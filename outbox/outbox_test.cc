@@ -310,11 +310,40 @@ std::string Payload31(int i) {
   return p;
 }
 
-TEST(Outbox, FullStoreEvictsTheLowestClassOldestFirstAndReportsItAsAnEvent) {
+// Tests of eviction order and quotas count records on tiny bounds: without reserved shares
+// or storm sampling (FORMAT.md sections 3, 12), which have tests of their own.
+void NoShares(OutboxOptions& o) {
+  for (ClassPolicy& c : o.classes) {
+    c.reserved_percent = 0;
+    c.storm_first = 0;
+  }
+}
+
+const ClassStats& ClassOf(const OutboxStats& st, Kind kind) {
+  for (const ClassStats& c : st.classes) {
+    if (c.kind == kind) return c;
+  }
+  static const ClassStats kNone;
+  return kNone;
+}
+
+// raised = held + delivered + withheld + evicted + refused + sampled_out + quarantined, for
+// every class (FORMAT.md section 11).
+void ExpectAccountBalances(const OutboxStats& st) {
+  for (const ClassStats& c : st.classes) {
+    EXPECT_EQ(c.raised_records, c.records + c.delivered_records + c.withheld_records +
+                                    c.evicted_records + c.refused_records +
+                                    c.sampled_out_records + c.quarantined_records)
+        << KindName(c.kind);
+  }
+}
+
+TEST(Outbox, FullStoreEvictsTheLowestClassOldestFirstAndCountsItWithoutAnEventPerCommit) {
   testing::TempDir dir;
   FakeClock clock;
   OutboxOptions o = Options(dir, &clock);
   o.max_bytes = 10 * kCharge;
+  NoShares(o);
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
   for (int i = 0; i < 6; ++i) {
     OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", Payload31(i))));
@@ -324,8 +353,8 @@ TEST(Outbox, FullStoreEvictsTheLowestClassOldestFirstAndReportsItAsAnEvent) {
     OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAggregate, "s", Payload31(100 + i))));
     clock.Advance(milliseconds(1));
   }
-  // Full. The first anomaly evicts the oldest sample, not an aggregate; the eviction event
-  // it leaves (142 bytes) is charged too, so the second anomaly evicts three more samples.
+  // Full. Each anomaly evicts the oldest sample, not an aggregate; no eviction event is
+  // written (evictions are counted, and reported by the hourly summary).
   OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(200))));
   OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(201))));
   std::vector<Record> all = All(*box);
@@ -337,22 +366,20 @@ TEST(Outbox, FullStoreEvictsTheLowestClassOldestFirstAndReportsItAsAnEvent) {
     if (r.kind == Kind::kAggregate) ++aggregates;
     if (r.kind == Kind::kAnomaly) ++anomalies;
   }
-  EXPECT_EQ(samples, (std::vector<std::string>{Payload31(4), Payload31(5)}));
+  EXPECT_EQ(samples, (std::vector<std::string>{Payload31(2), Payload31(3), Payload31(4),
+                                               Payload31(5)}));
   EXPECT_EQ(aggregates, 4);
   EXPECT_EQ(anomalies, 2);
-  ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(events[0],
-            "{\"type\":\"eviction\",\"records\":1,\"bytes\":80,\"by_kind\":{\"sample\":"
-            "{\"records\":1,\"bytes\":80}}}");
-  EXPECT_EQ(events[1],
-            "{\"type\":\"eviction\",\"records\":3,\"bytes\":240,\"by_kind\":{\"sample\":"
-            "{\"records\":3,\"bytes\":240}}}");
+  EXPECT_TRUE(events.empty());
   OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  EXPECT_LE(st.bytes, st.max_bytes);
+  ExpectAccountBalances(st);
   for (const ClassStats& c : st.classes) {
     if (c.kind == Kind::kSample) {
-      EXPECT_EQ(c.evicted_records, 4u);
-      EXPECT_EQ(c.evicted_bytes, 4 * kCharge);
-      EXPECT_EQ(c.records, 2u);
+      EXPECT_EQ(c.evicted_records, 2u);
+      EXPECT_EQ(c.evicted_bytes, 2 * kCharge);
+      EXPECT_EQ(c.records, 4u);
+      EXPECT_EQ(c.raised_records, 6u);
     }
     if (c.kind == Kind::kAggregate) {
       EXPECT_EQ(c.evicted_records, 0u);
@@ -365,6 +392,7 @@ TEST(Outbox, FullStoreRefusesWithResourceExhaustedWhenNothingMayBeEvicted) {
   FakeClock clock;
   OutboxOptions o = Options(dir, &clock);
   o.max_bytes = 5 * kCharge;
+  NoShares(o);
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
   for (int i = 0; i < 5; ++i)
     OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(i))));
@@ -380,6 +408,9 @@ TEST(Outbox, FullStoreRefusesWithResourceExhaustedWhenNothingMayBeEvicted) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
   EXPECT_EQ(st.rejected_records, 2u);
   EXPECT_FALSE(st.failed);
+  EXPECT_EQ(ClassOf(st, Kind::kAnomaly).refused_records, 1u);
+  EXPECT_EQ(ClassOf(st, Kind::kSample).refused_records, 1u);
+  ExpectAccountBalances(st);
   OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch b, box->Lease({.max_records = 1}));
   OUTPOST_ASSERT_OK(box->Ack(b.lease_id));
   OUTPOST_ASSERT_OK_AND_ASSIGN(RecordKey k, box->Append(Rec(Kind::kAnomaly, "s", Payload31(7))));
@@ -391,6 +422,7 @@ TEST(Outbox, RecordLargerThanWhatEvictionCouldFreeEvictsNothing) {
   FakeClock clock;
   OutboxOptions o = Options(dir, &clock);
   o.max_bytes = 4 * kCharge;
+  NoShares(o);
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
   OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(0))));
   OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(1))));
@@ -407,6 +439,7 @@ TEST(Outbox, LeasedRecordsAreNotEvicted) {
   FakeClock clock;
   OutboxOptions o = Options(dir, &clock);
   o.max_bytes = 3 * kCharge;
+  NoShares(o);
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
   for (int i = 0; i < 3; ++i) OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", Payload31(i))));
   OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch a, box->Lease({.max_records = 2}));  // samples 0, 1
@@ -442,7 +475,11 @@ TEST(Outbox, ClassQuotaEvictsItsOwnOldestRecordsOrRefusesWhenNotEvictable) {
     if (r.kind == Kind::kEvent) ++events;
   }
   EXPECT_EQ(samples, (std::vector<std::string>{Payload31(2), Payload31(3)}));
-  EXPECT_EQ(events, 2);
+  EXPECT_EQ(events, 0);  // evictions are counted, not reported one event per commit
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  EXPECT_EQ(ClassOf(st, Kind::kSample).evicted_records, 2u);
+  EXPECT_EQ(ClassOf(st, Kind::kDrift).refused_records, 1u);
+  ExpectAccountBalances(st);
 }
 
 // The default feedback quota (10% of the total bound) under a flood of labels: older
@@ -473,7 +510,7 @@ TEST(Outbox, FeedbackFloodAtItsDefaultQuotaEvictsOnlyOlderFeedback) {
   ASSERT_EQ(feedback.size(), 100u);  // 100 x 80 bytes = 10% of 80,000
   EXPECT_EQ(feedback.front(), Payload31(1200));
   EXPECT_EQ(feedback.back(), Payload31(1299));
-  EXPECT_EQ(events, 200);  // each eviction is reported, and no event was evicted
+  EXPECT_EQ(events, 0);  // evictions are counted, not one event per commit
   OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
   for (const ClassStats& c : st.classes) {
     if (c.kind == Kind::kFeedback) {
@@ -494,6 +531,7 @@ TEST(Outbox, FeedbackIsNeverEvictedForAnotherClassByDefault) {
   FakeClock clock;
   OutboxOptions o = Options(dir, &clock);
   o.max_bytes = 20 * kCharge;  // feedback quota: 2 records
+  NoShares(o);
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
   OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kFeedback, "s", Payload31(0))));
   OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kFeedback, "s", Payload31(1))));

@@ -362,6 +362,7 @@ Status WriteStreamsAndCounters(sqlite::Db& dst, const std::map<std::string, int6
   }
   (*counters)["salvages"] += 1;
   (*counters)["quarantined_records"] += static_cast<int64_t>(quarantined);
+  (*counters)["raised_records.event"] += 1;  // the salvage event (FORMAT.md section 11)
   OUTPOST_ASSIGN_OR_RETURN(auto cnt, dst.Prepare("INSERT INTO counters(name, value) "
                                                  "VALUES(?1, ?2)"));
   for (const auto& [name, v] : *counters) {
