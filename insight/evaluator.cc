@@ -461,6 +461,8 @@ void Evaluator::AppenderLoop() {
       --records_in_flight_;
       if (key.ok()) {
         ++stats_.records_appended;
+      } else if (key.status().reason() == "storm_sampled_out") {
+        ++stats_.records_sampled_out;
       } else {
         failed = ++stats_.records_failed;
       }
@@ -475,12 +477,13 @@ void Evaluator::AppenderLoop() {
   }
 }
 
-void Evaluator::Emit(outbox::Kind kind, const std::string& stream, std::string payload) {
+void Evaluator::Emit(outbox::Kind kind, const std::string& stream, std::string payload,
+                     const std::string& rule) {
   {
     std::unique_lock<std::mutex> lock(mu_);
     space_cv_.wait(lock, [&] { return records_.size() < options_.max_pending_records; });
-    records_.push_back(
-        outbox::NewRecord{.kind = kind, .stream = stream, .payload = std::move(payload)});
+    records_.push_back(outbox::NewRecord{
+        .kind = kind, .stream = stream, .payload = std::move(payload), .rule = rule});
   }
   append_cv_.notify_one();
 }
@@ -762,7 +765,8 @@ void Evaluator::ApplyAnomalyRules(const Batch& b, ModelState& state, int64_t r) 
     if ((rule.above && s > *rule.above) || (rule.below && s < *rule.below)) {
       ++state.agg.anomalies;
       Emit(outbox::Kind::kAnomaly, b.task.model,
-           b.RowRecord("anomaly", rule.name, r, ScoreKindName(rule.score.kind), s, rule.fields));
+           b.RowRecord("anomaly", rule.name, r, ScoreKindName(rule.score.kind), s, rule.fields),
+           rule.name);
     }
   }
 }
@@ -784,7 +788,7 @@ void Evaluator::ApplyHardExampleRules(const Batch& b, ModelState& state, int64_t
     if (which.empty()) continue;
     ++state.agg.hard_examples;
     Emit(outbox::Kind::kHardExample, b.task.model,
-         b.RowRecord("hard_example", rule.name, r, which, s, rule.fields));
+         b.RowRecord("hard_example", rule.name, r, which, s, rule.fields), rule.name);
   }
 }
 
@@ -798,7 +802,8 @@ void Evaluator::ApplySampleRules(const Batch& b, ModelState& state, int64_t r) {
     ++state.agg.samples;
     Emit(outbox::Kind::kSample, b.task.model,
          b.RowRecord("sample", rule.name, r, "value", Score({}, orow, b.k, xr, b.cols),
-                     rule.fields));
+                     rule.fields),
+         rule.name);
   }
 }
 
@@ -824,7 +829,8 @@ void Evaluator::ApplyDriftRules(const Batch& b, ModelState& state, int64_t r) {
       if (w.raised) continue;
       w.raised = true;
       ++state.agg.drifts;
-      Emit(outbox::Kind::kDrift, b.task.model, b.DriftRecord(rule, base, w, ds.rows_seen, psi, n));
+      Emit(outbox::Kind::kDrift, b.task.model, b.DriftRecord(rule, base, w, ds.rows_seen, psi, n),
+           rule.name);
     }
   }
 }

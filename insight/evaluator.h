@@ -98,6 +98,9 @@ struct EvaluatorStats {
   uint64_t records_appended = 0;
   // Records the outbox refused (full: ResourceExhausted; failed store; bad stream name).
   uint64_t records_failed = 0;
+  // Records a storm left out of its sample: counted by the outbox, not failures
+  // (outbox/FORMAT.md section 12).
+  uint64_t records_sampled_out = 0;
 };
 
 class Evaluator final : public InsightSink {
@@ -158,8 +161,10 @@ class Evaluator final : public InsightSink {
   void FlushDue(int64_t now_ms);
   void FlushAggregate(const ModelKey& key, ModelState& state);
   void ReportDrops();
-  // Hands one record to the appenders; waits while max_pending_records wait.
-  void Emit(outbox::Kind kind, const std::string& stream, std::string payload);
+  // Hands one record to the appenders; waits while max_pending_records wait. `rule` names the
+  // rule that raised it, for the outbox's per-rule account (outbox/FORMAT.md section 11).
+  void Emit(outbox::Kind kind, const std::string& stream, std::string payload,
+            const std::string& rule = std::string());
 
   EvaluatorOptions options_;
   Clock* clock_;  // not owned
