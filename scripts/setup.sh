@@ -68,3 +68,15 @@ if [ -f "$web/package.json" ]; then
     fi
   fi
 fi
+
+# onnxruntime-node, the ONNX engine's reference peer (bench/engine/): the build scores the
+# large golden models with it (tests/onnx_golden/models.py, reference.js) and run_bench.js
+# times it. Its install script only fetches GPU providers, so it is skipped; the CPU binaries
+# ship in the package.
+engine_bench="$(cd "$(dirname "$0")/.." && pwd)/bench/engine"
+if [ ! -f "$engine_bench/node_modules/.package-lock.json" ] ||
+   [ "$engine_bench/package-lock.json" -nt "$engine_bench/node_modules/.package-lock.json" ]; then
+  if ! log=$(cd "$engine_bench" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error 2>&1); then
+    echo "$log" >&2; echo "setup: npm ci in bench/engine/ failed" >&2; exit 1
+  fi
+fi

@@ -1,7 +1,8 @@
 // Scores the golden models with onnxruntime-node (the reference peer) and writes the outputs
 // next to them:   node tests/onnx_golden/reference.js DIR
 // Reads DIR/inputs.txt (written by generate.py); writes DIR/<model>.<output>.bin and
-// DIR/outputs.txt with lines "output <model> <name> <dtype> <dims> <file>".
+// DIR/outputs.txt with lines "output <model> <name> <dtype> <dims> <file>". Other lines of
+// inputs.txt (models.py's "compare" rules) are the C++ tests' business.
 // onnxruntime-node comes from bench/engine/node_modules (npm install --ignore-scripts).
 'use strict';
 const fs = require('fs');
@@ -57,10 +58,15 @@ async function main() {
     else if (f[0] === 'input') models.get(f[1]).feeds[f[2]] = readTensor(dir, f[3], f[4], f[5]);
   }
   const out = [];
+  // Cases that share a model file (batch 1 and batch 8) share its session.
+  const sessions = new Map();
   for (const [name, m] of models) {
-    const session = await ort.InferenceSession.create(path.join(dir, m.file), {
-      executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3,
-    });
+    if (!sessions.has(m.file)) {
+      sessions.set(m.file, await ort.InferenceSession.create(path.join(dir, m.file), {
+        executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3,
+      }));
+    }
+    const session = sessions.get(m.file);
     const result = await session.run(m.feeds);
     for (const oname of session.outputNames) {
       const t = result[oname];
@@ -70,8 +76,8 @@ async function main() {
                   : t.type === 'int64' ? 'int64' : t.type === 'int32' ? 'int32' : 'string';
       out.push(`output ${name} ${oname} ${dtype} ${t.dims.join(',')} ${file}`);
     }
-    await session.release();
   }
+  for (const session of sessions.values()) await session.release();
   fs.writeFileSync(path.join(dir, 'outputs.txt'), out.join('\n') + '\n');
   console.log(`${models.size} models scored by onnxruntime-node ${require(path.join(__dirname, '../../bench/engine/node_modules/onnxruntime-node/package.json')).version}`);
 }
