@@ -310,6 +310,17 @@ std::string Payload31(int i) {
   return p;
 }
 
+// Appends `count` records of `kind` on stream "s", with the payloads Payload31(first) onwards;
+// with a clock, it moves on by 1 ms after each, so that the records' ages differ.
+Status AppendPayloads(Outbox& box, FakeClock* clock, Kind kind, int first, int count) {
+  for (int i = 0; i < count; ++i) {
+    Result<RecordKey> key = box.Append(Rec(kind, "s", Payload31(first + i)));
+    if (!key.ok()) return key.status();
+    if (clock != nullptr) clock->Advance(milliseconds(1));
+  }
+  return Status();
+}
+
 // Tests of eviction order and quotas count records on tiny bounds: without reserved shares
 // or storm sampling (FORMAT.md sections 3, 12), which have tests of their own.
 void NoShares(OutboxOptions& o) {
@@ -345,14 +356,8 @@ TEST(Outbox, FullStoreEvictsTheLowestClassOldestFirstAndCountsItWithoutAnEventPe
   o.max_bytes = 10 * kCharge;
   NoShares(o);
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
-  for (int i = 0; i < 6; ++i) {
-    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", Payload31(i))));
-    clock.Advance(milliseconds(1));
-  }
-  for (int i = 0; i < 4; ++i) {
-    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAggregate, "s", Payload31(100 + i))));
-    clock.Advance(milliseconds(1));
-  }
+  OUTPOST_ASSERT_OK(AppendPayloads(*box, &clock, Kind::kSample, 0, 6));
+  OUTPOST_ASSERT_OK(AppendPayloads(*box, &clock, Kind::kAggregate, 100, 4));
   // Full. Each anomaly evicts the oldest sample, not an aggregate; no eviction event is
   // written (evictions are counted, and reported by the hourly summary).
   OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(200))));
@@ -461,10 +466,7 @@ TEST(Outbox, ClassQuotaEvictsItsOwnOldestRecordsOrRefusesWhenNotEvictable) {
   o.classes[static_cast<int>(Kind::kSample) - 1].max_bytes = 2 * kCharge;
   o.classes[static_cast<int>(Kind::kDrift) - 1].max_bytes = 1 * kCharge;
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
-  for (int i = 0; i < 4; ++i) {
-    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", Payload31(i))));
-    clock.Advance(milliseconds(1));
-  }
+  OUTPOST_ASSERT_OK(AppendPayloads(*box, &clock, Kind::kSample, 0, 4));
   OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kDrift, "s", Payload31(10))));
   EXPECT_EQ(box->Append(Rec(Kind::kDrift, "s", Payload31(11))).status().code(),
             StatusCode::kResourceExhausted);
@@ -490,14 +492,8 @@ TEST(Outbox, FeedbackFloodAtItsDefaultQuotaEvictsOnlyOlderFeedback) {
   OutboxOptions o = Options(dir, &clock);
   o.max_bytes = 1000 * kCharge;
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
-  for (int i = 0; i < 5; ++i) {
-    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(i))));
-    clock.Advance(milliseconds(1));
-  }
-  for (int i = 0; i < 300; ++i) {
-    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kFeedback, "s", Payload31(1000 + i))));
-    clock.Advance(milliseconds(1));
-  }
+  OUTPOST_ASSERT_OK(AppendPayloads(*box, &clock, Kind::kAnomaly, 0, 5));
+  OUTPOST_ASSERT_OK(AppendPayloads(*box, &clock, Kind::kFeedback, 1000, 300));
   std::vector<std::string> anomalies, feedback;
   int events = 0;
   for (const Record& r : All(*box)) {
@@ -521,9 +517,7 @@ TEST(Outbox, FeedbackFloodAtItsDefaultQuotaEvictsOnlyOlderFeedback) {
     }
   }
   // Anomalies still have the rest of the bound.
-  for (int i = 0; i < 100; ++i) {
-    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(10 + i))));
-  }
+  OUTPOST_ASSERT_OK(AppendPayloads(*box, nullptr, Kind::kAnomaly, 10, 100));
 }
 
 TEST(Outbox, FeedbackIsNeverEvictedForAnotherClassByDefault) {
@@ -535,9 +529,7 @@ TEST(Outbox, FeedbackIsNeverEvictedForAnotherClassByDefault) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
   OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kFeedback, "s", Payload31(0))));
   OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kFeedback, "s", Payload31(1))));
-  for (int i = 0; i < 18; ++i) {
-    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kAnomaly, "s", Payload31(10 + i))));
-  }
+  OUTPOST_ASSERT_OK(AppendPayloads(*box, nullptr, Kind::kAnomaly, 10, 18));
   Result<RecordKey> refused = box->Append(Rec(Kind::kAnomaly, "s", Payload31(99)));
   EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
   int feedback = 0, anomalies = 0;
