@@ -15,62 +15,24 @@
 // With --hub, the pages are served by `outpost hub serve` (its operator listener) instead of
 // the test server.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { countColoured, decodePng } from './png.mjs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  checkAggregatesAndAudit, checkFleetRow, checkSeriesTotals, checkSiteFacts, checkTrainingTable,
+  chartPixels, filterSiteRecords, getApi, number, openPage, reader, readArgs, runTest, session,
+  signIn, startServer, step, writeTokensFile,
+} from './browser.mjs';
 
-const args = {};
-for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
-for (const k of ['seed', 'web', 'out']) {
-  if (!args[k]) throw new Error(`missing --${k}`);
-}
+const args = readArgs(['seed', 'web', 'out']);
 if (!args.server && !args.hub) throw new Error('missing --server or --hub');
-const require = createRequire(resolve(args.web, 'package.json'));
-const { chromium } = require('playwright-core');
 
-const CHROMIUM = process.env.OUTPOST_CHROMIUM || '/usr/bin/chromium';
 // Bearer tokens of 128 bits or more (22 characters at least), as the hub requires.
 const TOKENS = { acme: 'tok-acme-7f3a-5c1d9e0b2a64f873', globex: 'tok-globex-91c2-e4b07a3d65f1c298' };
 const out = args.out;
 mkdirSync(out, { recursive: true });
-const work = mkdtempSync(join(tmpdir(), 'outpost-web-'));
-let server = null;
-let browser = null;
-let passed = 0;
-
-// The operator tokens file the hub reads (hub/FORMAT.md section 6): only each token's SHA-256,
-// with a name and a tenant, mode 0600.
-function writeTokensFile(path, tokens) {
-  const lines = ['operators:'];
-  for (const [tenant, token] of Object.entries(tokens)) {
-    lines.push(`  - name: ${tenant}-operator`, `    tenant: ${tenant}`,
-      `    token_sha256: ${createHash('sha256').update(token).digest('hex')}`);
-  }
-  writeFileSync(path, `${lines.join('\n')}\n`, { mode: 0o600 });
-}
-
-// Signs in as the dashboard's users do: the page's 401 shows a form, the token is typed in
-// (never put in a URL, which the hub refuses).
-async function signIn(page, base, token) {
-  await page.goto(`${base}/#/`);
-  await page.waitForSelector('form.login #token', { timeout: 30000 });
-  await page.fill('form.login #token', token);
-  await page.click('form.login button[type="submit"]');
-}
-
-function step(name) {
-  passed += 1;
-  console.log(`ok ${passed} - ${name}`);
-}
-
-function cleanup() {
-  if (server && server.exitCode === null) server.kill('SIGTERM');
-  rmSync(work, { recursive: true, force: true });
-}
+const s = session('outpost-web-');
+const work = s.work;
 
 async function main() {
   assert.ok(existsSync(join(args.web, 'dist', 'index.html')),
@@ -90,63 +52,12 @@ async function main() {
       ...tokens], /operator listening on (http:\/\/\S+)/]
     : [args.server, ['--store', storeUrl, '--assets', join(args.web, 'dist'), ...tokens],
       /listening on (http:\/\/\S+|\S+)/];
-  server = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const base = await new Promise((resolve, reject) => {
-    let text = '';
-    server.stdout.on('data', (chunk) => {
-      text += chunk;
-      const m = text.match(listening);
-      if (m) resolve(m[1].startsWith('http') ? m[1] : `http://${m[1]}`);
-    });
-    server.on('exit', (code) => reject(new Error(`${command} exited with ${code}`)));
-  });
+  const base = await startServer(s, command, commandArgs, listening);
   console.log(`# serving on ${base}`);
 
-  const api = async (path, tenant = 'acme') => {
-    const response = await fetch(`${base}/api/v1/${path}`, {
-      headers: { Authorization: `Bearer ${TOKENS[tenant]}` },
-    });
-    assert.equal(response.status, 200, `GET ${path}: ${response.status}`);
-    return response.json();
-  };
-
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox', // CI runs as root
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-default-apps',
-      '--disable-sync',
-      '--disable-extensions',
-      '--disable-domain-reliability',
-      '--disable-client-side-phishing-detection',
-      '--metrics-recording-only',
-      '--no-first-run',
-      '--no-default-browser-check',
-      '--no-pings',
-      '--safebrowsing-disable-auto-update',
-      '--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,AutofillServerCommunication',
-      '--disable-gpu',
-    ],
-  });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  const outside = [];
-  page.on('request', (request) => {
-    if (!request.url().startsWith(base) && !request.url().startsWith('data:')) outside.push(request.url());
-  });
-  const pageErrors = [];
-  page.on('pageerror', (error) => pageErrors.push(String(error)));
-
-  const ready = async (route) => {
-    await page.waitForSelector(`body[data-ready="1"][data-route="${route}"]`, { timeout: 30000 });
-  };
-  const text = async (selector) => (await page.locator(selector).first().innerText()).trim();
-  const number = (s) => Number(s.replace(/,/g, ''));
-  const days = (d) => (d === null ? '—' : `${d.toFixed(1)} d`);
-  const modelsText = (site) => [...new Set(site.models.map((m) => `${m.name} v${m.version}`))].sort().join(', ') || '—';
+  const api = (path, tenant = 'acme') => getApi(base, path, TOKENS[tenant]);
+  const { page, outside, pageErrors } = await openPage(s, args.web, base);
+  const { ready, text } = reader(page);
 
   // ---- the fleet page --------------------------------------------------------------------
   // A token in the URL is refused before anything is served, even the right one.
@@ -160,18 +71,9 @@ async function main() {
   const rows = await page.locator('#fleet-table tbody tr').count();
   assert.equal(rows, fleet.sites.length, 'one row per site of the tenant');
   for (const site of fleet.sites) {
-    const row = `#fleet-table tr[data-site="${site.site_id}"]`;
-    assert.equal(await text(`${row} [data-k="region"]`), site.region);
-    assert.equal(await text(`${row} [data-k="health"]`), site.health, `${site.site_id} health`);
-    assert.equal(await text(`${row} [data-k="health_text"]`), site.health_text, `${site.site_id} status`);
-    assert.equal(number(await text(`${row} [data-k="backlog_records"]`)), site.backlog_records);
-    assert.equal(number(await text(`${row} [data-k="records"]`)), site.records);
-    assert.equal(await text(`${row} [data-k="autonomy_days_left"]`), days(site.autonomy_days_left));
-    assert.equal(await text(`${row} [data-k="models"]`), modelsText(site));
-    assert.equal(await page.locator(`${row} [data-k="last_contact_ms"]`).getAttribute('data-ms'),
-      String(site.last_contact_ms ?? ''));
-    assert.equal(await page.locator(`${row} [data-k="newest_record_ms"]`).getAttribute('data-ms'),
-      String(site.newest_record_ms ?? ''));
+    await checkFleetRow(page, site);
+    assert.equal(await text(`#fleet-table tr[data-site="${site.site_id}"] [data-k="health_text"]`),
+      site.health_text, `${site.site_id} status`);
   }
   for (const h of Object.keys(fleet.counts)) {
     assert.equal(number(await text(`[data-count="${h}"]`)), fleet.counts[h], `count of ${h}`);
@@ -184,7 +86,7 @@ async function main() {
   assert.equal(await page.locator('#fleet-table tr[data-site="depot-1"]').count(), 0,
     'another tenant\'s sites are not listed');
   await page.screenshot({ path: join(out, 'fleet.png'), fullPage: true });
-  step('fleet page shows the API\'s numbers; the silent site says "last heard 4 days ago"');
+  step(s, 'fleet page shows the API\'s numbers; the silent site says "last heard 4 days ago"');
 
   // ---- the silent site's own page is as honest -----------------------------------------------
   await page.goto(`${base}/#/site/ship-atlantic`);
@@ -193,78 +95,46 @@ async function main() {
   assert.equal(await text('#site-facts [data-k="health_text"]'), 'last heard 4 days ago');
   await page.goto(`${base}/#/`);
   await ready('/');
-  step('the silent site\'s page says "last heard 4 days ago" too');
+  step(s, 'the silent site\'s page says "last heard 4 days ago" too');
 
   // ---- follow a site -----------------------------------------------------------------------
   await page.click('#fleet-table tr[data-site="mine-andes"] a.site-link');
   await ready('/site/mine-andes');
   const site = await api('sites/mine-andes');
-  for (const k of ['region', 'health_text']) assert.equal(await text(`#site-facts [data-k="${k}"]`), site[k]);
-  assert.equal(number(await text('#site-facts [data-k="backlog_records"]')), site.backlog_records);
-  assert.equal(number(await text('#site-facts [data-k="records"]')), site.records);
-  assert.equal(await text('#site-facts [data-k="autonomy_days_left"]'), days(site.autonomy_days_left));
-  assert.equal(await text('#site-facts [data-k="models"]'), modelsText(site));
+  await checkSiteFacts(page, site, ['region', 'health_text']);
 
   const totals = page.locator('#series-totals');
   const q = await totals.evaluate((t) => ({ since: t.dataset.since, until: t.dataset.until, bucket: t.dataset.bucket }));
   const series = await api(`sites/mine-andes/series?since=${q.since}&until=${q.until}&bucket=${q.bucket}`);
   assert.ok(series.models.length >= 1, 'the site has series');
   for (const m of series.models) {
-    const row = `#series-totals tr[data-model="${m.model}"]`;
-    const sum = (f) => m.buckets.reduce((a, b) => a + b[f], 0);
-    assert.equal(number(await text(`${row} [data-k="rows"]`)), sum('rows'), `${m.model} rows`);
-    assert.equal(number(await text(`${row} [data-k="anomalies"]`)), sum('anomalies'));
-    assert.equal(number(await text(`${row} [data-k="anomaly_records"]`)), sum('anomaly_records'));
-    assert.equal(number(await text(`${row} [data-k="drift_records"]`)), sum('drift_records'));
-    assert.equal(number(await text(`${row} [data-k="hard_examples"]`)), sum('hard_examples'));
-    const psis = m.drift.map((d) => d.psi);
-    assert.ok(psis.length > 0, 'the drifting site has drift records');
-    assert.equal(await text(`${row} [data-k="max_psi"]`), Math.max(...psis).toFixed(3));
+    assert.ok(m.drift.length > 0, 'the drifting site has drift records');
+    await checkSeriesTotals(page, m);
   }
   const driftRows = await page.locator('#drift-table tbody tr').count();
   assert.equal(driftRows, series.models.reduce((a, m) => a + m.drift.length, 0));
 
   const aggregates = await api('aggregates?site=mine-andes');
-  for (const a of aggregates.aggregates) {
-    const row = `#aggregates-table tr[data-agg="${a.model}:${a.version}"]`;
-    for (const k of ['minutes', 'rows', 'anomalies', 'hard_examples']) {
-      assert.equal(number(await text(`${row} [data-k="${k}"]`)), a[k], `aggregate ${k}`);
-    }
-  }
-
   const audit = await api('sites/mine-andes/audit?limit=1000');
-  for (const [d, n] of Object.entries(audit.decisions)) {
-    assert.equal(number(await text(`[data-decision="${d}"]`)), n, `audit ${d}`);
-  }
+  await checkAggregatesAndAudit(page, aggregates, audit);
   assert.ok(audit.decisions.withheld > 0, 'the audit trail shows withheld records');
-  assert.equal(await page.locator('#audit-table tbody tr').count(), Math.min(50, audit.entries.length));
 
   // The charts render: their regions hold the series' coloured strokes and points.
   for (const id of ['chart-anomaly', 'chart-drift']) {
-    const canvas = page.locator(`#${id} canvas`);
-    assert.equal(await canvas.count(), 1, `${id} has a canvas`);
-    const shot = join(out, `${id}.png`);
-    await canvas.screenshot({ path: shot });
-    const image = decodePng(readFileSync(shot));
-    const coloured = countColoured(image);
-    console.log(`# ${id}: ${image.width}x${image.height}, ${coloured} coloured pixels`);
+    const { width, height, coloured } = await chartPixels(page, id, join(out, `${id}.png`));
+    console.log(`# ${id}: ${width}x${height}, ${coloured} coloured pixels`);
     assert.ok(coloured > 400, `${id} drew its series (${coloured} coloured pixels)`);
   }
   // The top of the page: facts, nodes, both charts and the totals under them.
   await page.screenshot({ path: join(out, 'site.png'), fullPage: true, clip: { x: 0, y: 0, width: 1280, height: 1500 } });
-  step('a site page shows the API\'s numbers and its anomaly-rate and drift charts render');
+  step(s, 'a site page shows the API\'s numbers and its anomaly-rate and drift charts render');
 
   // ---- filter records on the site page ------------------------------------------------------
-  await page.selectOption('#site-records #filter-kind', 'drift');
-  await page.click('#site-records #filter-apply');
-  await page.waitForFunction(() => !document.querySelector('#site-records')?.hasAttribute('data-loading'));
-  await page.waitForSelector('#site-records #records-status[data-shown]');
+  const shownDrift = await filterSiteRecords(page, 'drift');
   const drift = await api('records?site=mine-andes&kind=drift&limit=25');
-  const shownDrift = await page.locator('#site-records #records-table tbody tr').evaluateAll(
-    (trs) => trs.map((tr) => [Number(tr.dataset.id), tr.dataset.kind]));
   assert.deepEqual(shownDrift.map((r) => r[0]), drift.records.map((r) => r.id));
   assert.ok(shownDrift.length > 0 && shownDrift.every((r) => r[1] === 'drift'));
-  step('filtering a site\'s records by kind shows exactly the API\'s records');
+  step(s, 'filtering a site\'s records by kind shows exactly the API\'s records');
 
   // ---- the records browser with several filters --------------------------------------------
   await page.click('nav a[data-nav="records"]');
@@ -306,31 +176,19 @@ async function main() {
     assert.ok(ms >= sinceMs && ms < untilMs, 'records lie within the range');
   }
   await page.screenshot({ path: join(out, 'records.png'), fullPage: true });
-  step('the records browser filters by site, kind, model and time range, and pages with the cursor');
+  step(s, 'the records browser filters by site, kind, model and time range, and pages with the cursor');
 
   // ---- training data ----------------------------------------------------------------------------
   await page.click('nav a[data-nav="training"]');
   await ready('/training');
   const training = await api('training');
   assert.ok(training.models.length >= 2);
-  for (const m of training.models) {
-    const row = `#training-table tr.model-row[data-model="${m.model}"]`;
-    for (const k of ['feedback', 'labelled', 'hard_examples', 'sites']) {
-      assert.equal(number(await text(`${row} [data-k="${k}"]`)), m[k], `${m.model} ${k}`);
-    }
-    assert.equal(await text(`${row} [data-k="registry"]`),
-      m.registry.map((r) => `v${r.version} ${r.state}`).join(', ') || '—');
-    for (const bySite of m.by_site) {
-      const siteRow = `#training-table tr.site-row[data-model="${m.model}"][data-site="${bySite.site_id}"]`;
-      assert.equal(number(await text(`${siteRow} [data-k="labelled"]`)), bySite.labelled);
-      assert.equal(number(await text(`${siteRow} [data-k="hard_examples"]`)), bySite.hard_examples);
-    }
-  }
+  await checkTrainingTable(page, training);
   await page.screenshot({ path: join(out, 'training.png'), fullPage: true });
-  step('the training data page shows the API\'s counts');
+  step(s, 'the training data page shows the API\'s counts');
 
   // ---- another tenant -----------------------------------------------------------------------------
-  const other = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const other = await s.browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page2 = await other.newPage();
   await signIn(page2, base, TOKENS.globex);
   await page2.waitForSelector('body[data-ready="1"][data-route="/"]');
@@ -343,25 +201,15 @@ async function main() {
   const noToken = await fetch(`${base}/api/v1/sites`);
   assert.equal(noToken.status, 401);
   await other.close();
-  step('another tenant sees only its sites; a site of acme is not found for it');
+  step(s, 'another tenant sees only its sites; a site of acme is not found for it');
 
   assert.deepEqual(outside, [], 'the pages load nothing from outside the hub');
   assert.deepEqual(pageErrors, [], 'no script errors');
-  step('no request left the hub and no script error happened');
+  step(s, 'no request left the hub and no script error happened');
   writeFileSync(join(out, 'README.txt'),
     'Screenshots of the dashboard from tests/web/dashboard.test.mjs: fleet.png, site.png, ' +
     'chart-anomaly.png, chart-drift.png, records.png, training.png\n');
   console.log(`# screenshots in ${out}`);
 }
 
-try {
-  await main();
-  console.log(`${passed} passed, 0 failed`);
-} catch (error) {
-  console.error(error);
-  console.log(`${passed} passed, 1 failed`);
-  process.exitCode = 1;
-} finally {
-  if (browser) await browser.close().catch(() => {});
-  cleanup();
-}
+await runTest(s, main);

@@ -18,40 +18,22 @@
 //   node dashboard_demo.test.mjs --outpost OUTPOST --web WEB_DIR --out DIR
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { countColoured, decodePng } from './png.mjs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  checkAggregatesAndAudit, checkFleetRow, checkSeriesTotals, checkSiteFacts, checkTrainingTable,
+  chartPixels, filterSiteRecords, getApi, modelsText, number, openPage, reader, readArgs, runTest,
+  session, signIn, startServer, step, writeTokensFile,
+} from './browser.mjs';
 
-const args = {};
-for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
-for (const k of ['outpost', 'web', 'out']) {
-  if (!args[k]) throw new Error(`missing --${k}`);
-}
-const require = createRequire(resolve(args.web, 'package.json'));
-const { chromium } = require('playwright-core');
+const args = readArgs(['outpost', 'web', 'out']);
 
-const CHROMIUM = process.env.OUTPOST_CHROMIUM || '/usr/bin/chromium';
 // A bearer token of 128 bits or more (22 characters at least), as the hub requires.
 const TOKEN = 'tok-webdemo-5d1e-8a27c4f90b3e61d2';
 const out = args.out;
 mkdirSync(out, { recursive: true });
-const work = mkdtempSync(join(tmpdir(), 'outpost-webdemo-'));
-let server = null;
-let browser = null;
-let passed = 0;
-
-function step(name) {
-  passed += 1;
-  console.log(`ok ${passed} - ${name}`);
-}
-
-function cleanup() {
-  if (server && server.exitCode === null) server.kill('SIGTERM');
-  rmSync(work, { recursive: true, force: true });
-}
+const s = session('outpost-webdemo-');
+const work = s.work;
 
 // Runs a command to its end; resolves with its exit code and output.
 function run(command, commandArgs, timeoutMs) {
@@ -67,26 +49,6 @@ function run(command, commandArgs, timeoutMs) {
       resolve({ code, signal, stdout, stderr });
     });
   });
-}
-
-// The operator tokens file the hub reads (hub/FORMAT.md section 6): only each token's SHA-256,
-// with a name and a tenant, mode 0600.
-function writeTokensFile(path, tokens) {
-  const lines = ['operators:'];
-  for (const [tenant, token] of Object.entries(tokens)) {
-    lines.push(`  - name: ${tenant}-operator`, `    tenant: ${tenant}`,
-      `    token_sha256: ${createHash('sha256').update(token).digest('hex')}`);
-  }
-  writeFileSync(path, `${lines.join('\n')}\n`, { mode: 0o600 });
-}
-
-// Signs in as the dashboard's users do: the page's 401 shows a form, the token is typed in
-// (never put in a URL, which the hub refuses).
-async function signIn(page, base, token) {
-  await page.goto(`${base}/#/`);
-  await page.waitForSelector('form.login #token', { timeout: 30000 });
-  await page.fill('form.login #token', token);
-  await page.click('form.login button[type="submit"]');
 }
 
 async function main() {
@@ -111,61 +73,12 @@ async function main() {
     '--web-dir', join(args.web, 'dist'), '--operator-tokens-file', join(work, 'operators.yaml')];
   writeTokensFile(join(work, 'operators.yaml'), { [summary.tenant]: TOKEN });
   if (existsSync(join(workdir, 'policy.yaml'))) serveArgs.push('--policy', join(workdir, 'policy.yaml'));
-  server = spawn(args.outpost, serveArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const base = await new Promise((resolve, reject) => {
-    let text = '';
-    server.stdout.on('data', (chunk) => {
-      text += chunk;
-      const m = text.match(/operator listening on (http:\/\/\S+)/);
-      if (m) resolve(m[1]);
-    });
-    server.on('exit', (code) => reject(new Error(`outpost hub serve exited with ${code}`)));
-  });
+  const base = await startServer(s, args.outpost, serveArgs, /operator listening on (http:\/\/\S+)/);
   console.log(`# serving the demo's hub store on ${base}`);
 
-  const api = async (path) => {
-    const response = await fetch(`${base}/api/v1/${path}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
-    assert.equal(response.status, 200, `GET ${path}: ${response.status}`);
-    return response.json();
-  };
-
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox', // CI runs as root
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-default-apps',
-      '--disable-sync',
-      '--disable-extensions',
-      '--disable-domain-reliability',
-      '--disable-client-side-phishing-detection',
-      '--metrics-recording-only',
-      '--no-first-run',
-      '--no-default-browser-check',
-      '--no-pings',
-      '--safebrowsing-disable-auto-update',
-      '--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,AutofillServerCommunication',
-      '--disable-gpu',
-    ],
-  });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  const outside = [];
-  page.on('request', (request) => {
-    if (!request.url().startsWith(base) && !request.url().startsWith('data:')) outside.push(request.url());
-  });
-  const pageErrors = [];
-  page.on('pageerror', (error) => pageErrors.push(String(error)));
-
-  const ready = async (route) => {
-    await page.waitForSelector(`body[data-ready="1"][data-route="${route}"]`, { timeout: 30000 });
-  };
-  const text = async (selector) => (await page.locator(selector).first().innerText()).trim();
-  const number = (s) => Number(s.replace(/,/g, ''));
-  const days = (d) => (d === null ? '—' : `${d.toFixed(1)} d`);
-  const modelsText = (site) => [...new Set(site.models.map((m) => `${m.name} v${m.version}`))].sort().join(', ') || '—';
+  const api = (path) => getApi(base, path, TOKEN);
+  const { page, outside, pageErrors } = await openPage(s, args.web, base);
+  const { ready, text } = reader(page);
   const demoSite = (id) => summary.sites.find((s) => s.site_id === id);
 
   // ---- the fleet page --------------------------------------------------------------------
@@ -177,19 +90,9 @@ async function main() {
   const rows = await page.locator('#fleet-table tbody tr').count();
   assert.equal(rows, fleet.sites.length, 'one row per site of the tenant');
   for (const site of fleet.sites) {
-    const row = `#fleet-table tr[data-site="${site.site_id}"]`;
     const d = demoSite(site.site_id);
     // The page shows the API's numbers ...
-    assert.equal(await text(`${row} [data-k="region"]`), site.region);
-    assert.equal(await text(`${row} [data-k="health"]`), site.health, `${site.site_id} health`);
-    assert.equal(number(await text(`${row} [data-k="backlog_records"]`)), site.backlog_records);
-    assert.equal(number(await text(`${row} [data-k="records"]`)), site.records);
-    assert.equal(await text(`${row} [data-k="autonomy_days_left"]`), days(site.autonomy_days_left));
-    assert.equal(await text(`${row} [data-k="models"]`), modelsText(site));
-    assert.equal(await page.locator(`${row} [data-k="last_contact_ms"]`).getAttribute('data-ms'),
-      String(site.last_contact_ms ?? ''));
-    assert.equal(await page.locator(`${row} [data-k="newest_record_ms"]`).getAttribute('data-ms'),
-      String(site.newest_record_ms ?? ''));
+    await checkFleetRow(page, site);
     // ... and the API's numbers are the demo's.
     assert.equal(site.records, d.at_hub, `${site.site_id}: records at the hub, as the demo counted them`);
     assert.ok(site.records > 0, `${site.site_id} delivered records`);
@@ -216,7 +119,7 @@ async function main() {
   assert.ok(fleet.sites.find((s) => s.site_id === live.site_id).models.length > 0,
     'the connected site reported the models it serves');
   await page.screenshot({ path: join(out, 'fleet.png'), fullPage: true });
-  step('the fleet page shows the API\'s numbers, which are the demo\'s');
+  step(s, 'the fleet page shows the API\'s numbers, which are the demo\'s');
 
   // ---- follow each site --------------------------------------------------------------------
   let aggregateRows = 0;
@@ -233,11 +136,7 @@ async function main() {
     await ready(`/site/${id}`);
     await page.waitForFunction(() => document.querySelector('.ranges a.active')?.dataset.range === '1d');
     const site = await api(`sites/${id}`);
-    for (const k of ['region']) assert.equal(await text(`#site-facts [data-k="${k}"]`), site[k]);
-    assert.equal(number(await text('#site-facts [data-k="backlog_records"]')), site.backlog_records);
-    assert.equal(number(await text('#site-facts [data-k="records"]')), site.records);
-    assert.equal(await text('#site-facts [data-k="autonomy_days_left"]'), days(site.autonomy_days_left));
-    assert.equal(await text('#site-facts [data-k="models"]'), modelsText(site));
+    await checkSiteFacts(page, site, ['region']);
 
     const totals = page.locator('#series-totals');
     const q = await totals.evaluate((t) => ({ since: t.dataset.since, until: t.dataset.until, bucket: t.dataset.bucket }));
@@ -245,15 +144,7 @@ async function main() {
     assert.ok(series.models.length >= 1, `${id} has series`);
     let anomalies = 0;
     for (const m of series.models) {
-      const row = `#series-totals tr[data-model="${m.model}"]`;
-      const sum = (f) => m.buckets.reduce((a, b) => a + b[f], 0);
-      assert.equal(number(await text(`${row} [data-k="rows"]`)), sum('rows'), `${m.model} rows`);
-      assert.equal(number(await text(`${row} [data-k="anomalies"]`)), sum('anomalies'));
-      assert.equal(number(await text(`${row} [data-k="anomaly_records"]`)), sum('anomaly_records'));
-      assert.equal(number(await text(`${row} [data-k="drift_records"]`)), sum('drift_records'));
-      assert.equal(number(await text(`${row} [data-k="hard_examples"]`)), sum('hard_examples'));
-      const psis = m.drift.map((x) => x.psi);
-      if (psis.length > 0) assert.equal(await text(`${row} [data-k="max_psi"]`), Math.max(...psis).toFixed(3));
+      const sum = await checkSeriesTotals(page, m);
       anomalies += sum('anomalies') + sum('anomaly_records');
       console.log(`# ${id} ${m.model}: ${sum('rows')} rows, ${sum('anomalies')} anomalies, ` +
         `${sum('anomaly_records')} anomaly records, ${m.drift.length} drift records`);
@@ -264,18 +155,8 @@ async function main() {
 
     const aggregates = await api(`aggregates?site=${id}`);
     aggregateRows += aggregates.aggregates.length;
-    for (const a of aggregates.aggregates) {
-      const row = `#aggregates-table tr[data-agg="${a.model}:${a.version}"]`;
-      for (const k of ['minutes', 'rows', 'anomalies', 'hard_examples']) {
-        assert.equal(number(await text(`${row} [data-k="${k}"]`)), a[k], `aggregate ${k}`);
-      }
-    }
-
     const audit = await api(`sites/${id}/audit?limit=1000`);
-    for (const [d, n] of Object.entries(audit.decisions)) {
-      assert.equal(number(await text(`[data-decision="${d}"]`)), n, `audit ${d}`);
-    }
-    assert.equal(await page.locator('#audit-table tbody tr').count(), Math.min(50, audit.entries.length));
+    await checkAggregatesAndAudit(page, aggregates, audit);
 
     // A chart is checked where the API has its series: the anomaly rate needs aggregates (rows)
     // and the drift chart drift records. A live site's last aggregate may still be in its
@@ -291,25 +172,15 @@ async function main() {
         continue;
       }
       charted[chart] += 1;
-      const canvas = page.locator(`#${chart} canvas`);
-      assert.equal(await canvas.count(), 1, `${chart} has a canvas`);
-      const shot = join(out, `${id}-${chart}.png`);
-      await canvas.screenshot({ path: shot });
-      const image = decodePng(readFileSync(shot));
-      const coloured = countColoured(image);
-      console.log(`# ${id} ${chart}: ${image.width}x${image.height}, ${points[chart]} points, ${coloured} coloured pixels`);
+      const { width, height, coloured } = await chartPixels(page, chart, join(out, `${id}-${chart}.png`));
+      console.log(`# ${id} ${chart}: ${width}x${height}, ${points[chart]} points, ${coloured} coloured pixels`);
       // A lone point is a dot of some 40 pixels; joined points draw lines through their buckets.
       const least = 20 * Math.min(points[chart], 24);
       assert.ok(coloured >= least, `${id} ${chart} drew its ${points[chart]} points (${coloured} coloured pixels, ${least} expected at least)`);
     }
     // The site's anomaly records, filtered on its page, are the API's.
-    await page.selectOption('#site-records #filter-kind', 'anomaly');
-    await page.click('#site-records #filter-apply');
-    await page.waitForFunction(() => !document.querySelector('#site-records')?.hasAttribute('data-loading'));
-    await page.waitForSelector('#site-records #records-status[data-shown]');
+    const shown = await filterSiteRecords(page, 'anomaly');
     const anomalyRecords = await api(`records?site=${id}&kind=anomaly&limit=25`);
-    const shown = await page.locator('#site-records #records-table tbody tr').evaluateAll(
-      (trs) => trs.map((tr) => [Number(tr.dataset.id), tr.dataset.kind]));
     assert.deepEqual(shown.map((r) => r[0]), anomalyRecords.records.map((r) => r.id), `${id} anomaly records`);
     assert.ok(shown.length > 0 && shown.every((r) => r[1] === 'anomaly'), `${id} shows its anomaly records`);
 
@@ -318,26 +189,14 @@ async function main() {
   assert.ok(aggregateRows > 0, 'the demo\'s sites sent aggregates');
   assert.ok(charted['chart-anomaly'] > 0 && charted['chart-drift'] > 0,
     `both charts were seen rendering on a site page: ${JSON.stringify(charted)}`);
-  step('each site page shows the API\'s numbers and its anomaly-rate and drift charts render');
+  step(s, 'each site page shows the API\'s numbers and its anomaly-rate and drift charts render');
 
   // ---- training data ----------------------------------------------------------------------------
   await page.click('nav a[data-nav="training"]');
   await ready('/training');
   const training = await api('training');
   assert.ok(training.models.length >= 1);
-  for (const m of training.models) {
-    const row = `#training-table tr.model-row[data-model="${m.model}"]`;
-    for (const k of ['feedback', 'labelled', 'hard_examples', 'sites']) {
-      assert.equal(number(await text(`${row} [data-k="${k}"]`)), m[k], `${m.model} ${k}`);
-    }
-    assert.equal(await text(`${row} [data-k="registry"]`),
-      m.registry.map((r) => `v${r.version} ${r.state}`).join(', ') || '—');
-    for (const bySite of m.by_site) {
-      const siteRow = `#training-table tr.site-row[data-model="${m.model}"][data-site="${bySite.site_id}"]`;
-      assert.equal(number(await text(`${siteRow} [data-k="labelled"]`)), bySite.labelled);
-      assert.equal(number(await text(`${siteRow} [data-k="hard_examples"]`)), bySite.hard_examples);
-    }
-  }
+  await checkTrainingTable(page, training);
   // The demo's operators labelled every reading, and the challenger it trained is registered.
   const pump = training.models.find((m) => m.model === 'pump');
   assert.ok(pump, 'the demo\'s pump model has training data');
@@ -349,31 +208,21 @@ async function main() {
   assert.ok(pump.registry.some((r) => r.version === summary.challenger.version),
     `the registry holds pump ${summary.challenger.version}`);
   await page.screenshot({ path: join(out, 'training.png'), fullPage: true });
-  step('the training data page shows the API\'s counts, which are the demo\'s labels');
+  step(s, 'the training data page shows the API\'s counts, which are the demo\'s labels');
 
   assert.deepEqual(outside, [], 'the pages load nothing from outside the hub');
   assert.deepEqual(pageErrors, [], 'no script errors');
-  step('no request left the hub and no script error happened');
+  step(s, 'no request left the hub and no script error happened');
   // The hub shuts down cleanly on SIGTERM (under the sanitizers: with no error or leak report).
-  const exited = new Promise((resolve) => server.on('exit', (code, signal) => resolve({ code, signal })));
-  server.kill('SIGTERM');
+  const exited = new Promise((resolve) => s.server.on('exit', (code, signal) => resolve({ code, signal })));
+  s.server.kill('SIGTERM');
   const { code, signal } = await exited;
   assert.deepEqual({ code, signal }, { code: 0, signal: null }, 'outpost hub serve exits 0 on SIGTERM');
-  step('outpost hub serve on the demo\'s store shuts down cleanly');
+  step(s, 'outpost hub serve on the demo\'s store shuts down cleanly');
   writeFileSync(join(out, 'README.txt'),
     'Screenshots of the dashboard on `outpost demo`\'s data from tests/web/dashboard_demo.test.mjs: ' +
     'fleet.png, site-SITE.png, SITE-chart-anomaly.png, SITE-chart-drift.png, training.png\n');
   console.log(`# screenshots in ${out}`);
 }
 
-try {
-  await main();
-  console.log(`${passed} passed, 0 failed`);
-} catch (error) {
-  console.error(error);
-  console.log(`${passed} passed, 1 failed`);
-  process.exitCode = 1;
-} finally {
-  if (browser) await browser.close().catch(() => {});
-  cleanup();
-}
+await runTest(s, main);
