@@ -748,6 +748,13 @@ void Outbox::NoteIngestLocked(Kind kind, uint64_t bytes) {
   b.bytes[static_cast<int>(kind)] += bytes;
 }
 
+void Outbox::NoteDrainLocked(Kind kind, uint64_t bytes) {
+  int64_t index = (clock_->Monotonic() - opened_at_) / kBucket;
+  Bucket& b = buckets_[static_cast<size_t>(index) % buckets_.size()];
+  if (b.index != index) b = Bucket{.index = index};
+  b.drained[static_cast<int>(kind)] += bytes;
+}
+
 // ---------------------------------------------------------------------------------------
 // Append and group commit
 
@@ -1491,6 +1498,7 @@ Status Outbox::Ack(uint64_t lease_id) {
                          "a restart");
   }
   OUTPOST_RETURN_IF_ERROR(DeleteLeaseEntriesLocked(it->second.entries, Disposal::kDelivered));
+  for (const LeaseEntry& e : it->second.entries) NoteDrainLocked(e.kind, e.bytes);
   for (const LeaseEntry& e : it->second.entries) UnmarkLeasedLocked(e, lease_id);
   leases_.erase(it);
   return Status::Ok();
@@ -1538,7 +1546,10 @@ Status Outbox::Delete(std::span<const RecordKey> keys, Disposal disposal) {
     RollbackLocked(s.code() != StatusCode::kResourceExhausted);
     return CheckLocked(s);
   }
-  for (const LeaseEntry& e : deleted) UnmarkLeasedLocked(e, 0);
+  for (const LeaseEntry& e : deleted) {
+    UnmarkLeasedLocked(e, 0);
+    NoteDrainLocked(e.kind, e.bytes);
+  }
   return Status::Ok();
 }
 
@@ -1616,6 +1627,77 @@ Result<ScrubReport> Outbox::Scrub() {
 // ---------------------------------------------------------------------------------------
 // Stats
 
+std::string AccountJson(const OutboxStats& stats) {
+  std::string json = "{\"since_ms\":" + std::to_string(stats.account_since_ms) + ",\"classes\":{";
+  bool first = true;
+  for (const ClassStats& c : stats.classes) {
+    if (!first) json += ",";
+    first = false;
+    json += JsonString(KindName(c.kind)) + ":{\"raised\":" + std::to_string(c.raised_records) +
+            ",\"held\":" + std::to_string(c.records) +
+            ",\"delivered\":" + std::to_string(c.delivered_records) +
+            ",\"withheld\":" + std::to_string(c.withheld_records) +
+            ",\"evicted\":" + std::to_string(c.evicted_records) +
+            ",\"refused\":" + std::to_string(c.refused_records) +
+            ",\"sampled_out\":" + std::to_string(c.sampled_out_records) +
+            ",\"quarantined\":" + std::to_string(c.quarantined_records) + "}";
+  }
+  json += "},\"rules\":[";
+  first = true;
+  for (const RuleStats& r : stats.rules) {
+    if (!first) json += ",";
+    first = false;
+    json += "{\"kind\":" + JsonString(KindName(r.kind)) + ",\"stream\":" + JsonString(r.stream) +
+            ",\"rule\":" + JsonString(r.rule) + ",\"raised\":" + std::to_string(r.raised_records) +
+            ",\"refused\":" + std::to_string(r.refused_records) +
+            ",\"sampled_out\":" + std::to_string(r.sampled_out_records) +
+            ",\"window_raised\":" + std::to_string(r.window_raised) +
+            ",\"window_kept\":" + std::to_string(r.window_kept) +
+            ",\"window_sampled_out\":" + std::to_string(r.window_sampled_out);
+    if (r.storm_from_ms && r.storm_to_ms) {
+      json += ",\"storm_from_ms\":" + std::to_string(*r.storm_from_ms) +
+              ",\"storm_to_ms\":" + std::to_string(*r.storm_to_ms);
+    }
+    json += "}";
+  }
+  json += "]}";
+  return json;
+}
+
+namespace {
+
+// The account fields of one class from the counters (FORMAT.md section 11).
+void FillAccount(std::map<std::string, int64_t>& counters, ClassStats* c) {
+  const std::string name(KindName(c->kind));
+  auto get = [&](const char* field) {
+    return static_cast<uint64_t>(counters[std::string(field) + "." + name]);
+  };
+  c->evicted_records = get("evicted_records");
+  c->evicted_bytes = get("evicted_bytes");
+  c->raised_records = get("raised_records");
+  c->delivered_records = get("delivered_records");
+  c->withheld_records = get("withheld_records");
+  c->refused_records = get("refused_records");
+  c->sampled_out_records = get("sampled_out_records");
+  c->quarantined_records = get("quarantined_records");
+}
+
+}  // namespace
+
+std::string_view AutonomyBasisName(AutonomyBasis basis) {
+  switch (basis) {
+    case AutonomyBasis::kNotEnoughHistory:
+      return "not_enough_history";
+    case AutonomyBasis::kIdle:
+      return "idle";
+    case AutonomyBasis::kDraining:
+      return "draining";
+    case AutonomyBasis::kEstimated:
+      return "estimated";
+  }
+  return "not_enough_history";
+}
+
 Result<OutboxStats> Outbox::Stats() {
   std::lock_guard<std::mutex> l(db_mu_);
   OutboxStats st;
@@ -1642,29 +1724,30 @@ Result<OutboxStats> Outbox::Stats() {
   double seconds = std::max(1.0, std::chrono::duration<double>(observed).count());
   st.rate_window = std::chrono::duration_cast<std::chrono::seconds>(observed);
   std::array<uint64_t, kNumKinds + 1> bytes_in_window{};
+  std::array<double, kNumKinds + 1> drained_in_window{};
   uint64_t records_in_window = 0;
   for (const Bucket& b : buckets_) {
     if (b.index < 0 || b.index <= current - static_cast<int64_t>(buckets_.size())) continue;
     records_in_window += b.records;
-    for (size_t i = 0; i < b.bytes.size(); ++i) bytes_in_window[i] += b.bytes[i];
-  }
-  uint64_t total_in_window = 0;
-  for (uint64_t b : bytes_in_window) total_in_window += b;
-  st.ingest_records_per_s = static_cast<double>(records_in_window) / seconds;
-  st.ingest_bytes_per_s = static_cast<double>(total_in_window) / seconds;
-
-  // Counters over the file's life.
-  std::map<std::string, int64_t> counters;
-  {
-    Result<std::unique_ptr<sqlite::Statement>> s = db_->Prepare("SELECT name, value FROM counters");
-    if (!s.ok()) return CheckLocked(s.status());
-    while (true) {
-      Result<bool> row = (*s)->Step();
-      if (!row.ok()) return CheckLocked(row.status());
-      if (!*row) break;
-      counters[std::string((*s)->ColumnText(0))] = (*s)->ColumnInt(1);
+    for (size_t i = 0; i < b.bytes.size(); ++i) {
+      bytes_in_window[i] += b.bytes[i];
+      drained_in_window[i] += static_cast<double>(b.drained[i]);
     }
   }
+  uint64_t total_in_window = 0;
+  double drained_total = 0;
+  for (uint64_t b : bytes_in_window) total_in_window += b;
+  for (double d : drained_in_window) drained_total += d;
+  st.ingest_records_per_s = static_cast<double>(records_in_window) / seconds;
+  st.ingest_bytes_per_s = static_cast<double>(total_in_window) / seconds;
+  st.drain_bytes_per_s = drained_total / seconds;
+
+  // Counters over the file's life.
+  Result<sqlite::Statement*> all = StmtLocked(kAllCounters);
+  if (!all.ok()) return CheckLocked(all.status());
+  Result<std::map<std::string, int64_t>> read = ReadCounters(**all);
+  if (!read.ok()) return CheckLocked(read.status());
+  std::map<std::string, int64_t> counters = std::move(read).value();
   st.quarantined_records = static_cast<uint64_t>(counters["quarantined_records"]);
   st.account_since_ms = counters["account_since_ms"];
   st.rules = RulesFromCounters(counters);
@@ -1679,17 +1762,10 @@ Result<OutboxStats> Outbox::Stats() {
     c.records = acct_.records[i];
     c.bytes = acct_.bytes[i];
     c.quota_bytes = QuotaBytes(kind);
-    std::string name(KindName(kind));
-    c.evicted_records = static_cast<uint64_t>(counters["evicted_records." + name]);
-    c.evicted_bytes = static_cast<uint64_t>(counters["evicted_bytes." + name]);
     c.reserved_bytes = ReservedBytes(kind);
-    c.raised_records = static_cast<uint64_t>(counters["raised_records." + name]);
-    c.delivered_records = static_cast<uint64_t>(counters["delivered_records." + name]);
-    c.withheld_records = static_cast<uint64_t>(counters["withheld_records." + name]);
-    c.refused_records = static_cast<uint64_t>(counters["refused_records." + name]);
-    c.sampled_out_records = static_cast<uint64_t>(counters["sampled_out_records." + name]);
-    c.quarantined_records = static_cast<uint64_t>(counters["quarantined_records." + name]);
+    FillAccount(counters, &c);
     c.ingest_bytes_per_s = static_cast<double>(bytes_in_window[i]) / seconds;
+    const double net = static_cast<double>(bytes_in_window[i]) - drained_in_window[i];
     if (c.records > 0) {
       OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(kOldestCreated));
       s->BindInt(1, i);
@@ -1701,9 +1777,9 @@ Result<OutboxStats> Outbox::Stats() {
       }
       s->Reset();
     }
-    if (c.quota_bytes > 0 && c.ingest_bytes_per_s > 0) {
+    if (c.quota_bytes > 0 && net > 0) {
       double left = c.quota_bytes > c.bytes ? static_cast<double>(c.quota_bytes - c.bytes) : 0;
-      double t = left / c.ingest_bytes_per_s;
+      double t = left / (net / seconds);
       if (!autonomy_s || t < *autonomy_s) autonomy_s = t;
     }
     st.records += c.records;
@@ -1712,12 +1788,23 @@ Result<OutboxStats> Outbox::Stats() {
   }
   st.records += acct_.records[0];
   st.bytes += acct_.bytes[0];
-  if (st.ingest_bytes_per_s > 0) {
+  // Honest autonomy: growth net of what is drained, over a whole rate window, never a burst.
+  const double net_total = st.ingest_bytes_per_s - st.drain_bytes_per_s;
+  if (net_total > 0) {
     double left = st.max_bytes > st.bytes ? static_cast<double>(st.max_bytes - st.bytes) : 0;
-    double t = left / st.ingest_bytes_per_s;
+    double t = left / net_total;
     if (!autonomy_s || t < *autonomy_s) autonomy_s = t;
   }
-  if (autonomy_s) st.autonomy_days = *autonomy_s / per_day;
+  if (now - opened_at_ < options_.rate_window) {
+    st.autonomy_basis = AutonomyBasis::kNotEnoughHistory;
+  } else if (st.ingest_bytes_per_s <= 0) {
+    st.autonomy_basis = AutonomyBasis::kIdle;
+  } else if (net_total <= 0 || !autonomy_s) {
+    st.autonomy_basis = AutonomyBasis::kDraining;
+  } else {
+    st.autonomy_basis = AutonomyBasis::kEstimated;
+    st.autonomy_days = *autonomy_s / per_day;
+  }
   if (oldest) {
     int64_t age = UnixMillis(clock_->Now()) - *oldest;
     st.oldest_record_age = std::chrono::milliseconds(std::max<int64_t>(0, age));

@@ -219,6 +219,16 @@ struct QueryOptions {
   size_t limit = 100;          // at most this many (capped at 10,000)
 };
 
+// Why OutboxStats::autonomy_days has a value or not.
+enum class AutonomyBasis {
+  kNotEnoughHistory,  // the store has been open for less than one rate window
+  kIdle,              // nothing arrived in the window
+  kDraining,          // the backlog does not grow: what is delivered keeps up with ingest
+  kEstimated,         // autonomy_days holds the estimate
+};
+// "not_enough_history", "idle", "draining", "estimated".
+std::string_view AutonomyBasisName(AutonomyBasis basis);
+
 struct ClassStats {
   Kind kind = Kind::kSample;
   uint64_t records = 0;
@@ -267,9 +277,13 @@ struct OutboxStats {
   double ingest_records_per_s = 0;  // records accepted from producers, over the window
   double ingest_bytes_per_s = 0;
   std::chrono::seconds rate_window{0};  // the part of the window actually observed
-  // How many days of offline running remain at the current ingest rate before the total
-  // bound or a class quota forces evictions (or refusals); empty when nothing is arriving.
+  // Bytes deleted because the hub holds them (or policy withheld them), over the window.
+  double drain_bytes_per_s = 0;
+  // How many days of offline running remain at the current net growth (ingest less drain,
+  // over a whole rate window) before the total bound or a class quota forces evictions (or
+  // refusals); empty unless autonomy_basis is kEstimated.
   std::optional<double> autonomy_days{};
+  AutonomyBasis autonomy_basis = AutonomyBasis::kNotEnoughHistory;
   uint64_t leased_records = 0;
   uint64_t active_leases = 0;
   uint64_t quarantined_records = 0;  // over the file's life
@@ -281,6 +295,14 @@ struct OutboxStats {
   bool failed = false;
   std::string failure{};  // why, when failed
 };
+
+// The account of `stats` as one JSON object (FORMAT.md section 11), as /v1/outbox and the
+// node's status report carry it: {"since_ms":N,"classes":{"<kind>":{"raised":..,"held":..,
+// "delivered":..,"withheld":..,"evicted":..,"refused":..,"sampled_out":..,"quarantined":..},
+// ...},"rules":[{"kind":..,"stream":..,"rule":..,"raised":..,"refused":..,"sampled_out":..,
+// "window_raised":..,"window_kept":..,"window_sampled_out":..,"storm_from_ms":..,
+// "storm_to_ms":..},...]} (the storm members only when the window has a storm).
+std::string AccountJson(const OutboxStats& stats);
 
 // What Scrub() found.
 struct ScrubReport {
@@ -452,6 +474,7 @@ class Outbox {
     return options_.classes[static_cast<int>(kind) - 1];
   }
   void NoteIngestLocked(Kind kind, uint64_t bytes);
+  void NoteDrainLocked(Kind kind, uint64_t bytes);
 
   OutboxOptions options_;
   Clock* clock_;                           // not owned
@@ -515,6 +538,7 @@ class Outbox {
     int64_t index = -1;  // which 10 s slot since opened_at_
     uint64_t records = 0;
     std::array<uint64_t, kNumKinds + 1> bytes{};
+    std::array<uint64_t, kNumKinds + 1> drained{};  // bytes delivered or withheld
   };
   std::vector<Bucket> buckets_{};
 };

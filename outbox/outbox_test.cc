@@ -619,8 +619,9 @@ TEST(Outbox, StatsReportDepthBytesAgeIngestRateAndDaysOfAutonomy) {
   EXPECT_EQ(st.rate_window, seconds(100));
   EXPECT_DOUBLE_EQ(st.ingest_records_per_s, 1.01);
   EXPECT_DOUBLE_EQ(st.ingest_bytes_per_s, 101.0);
-  ASSERT_TRUE(st.autonomy_days.has_value());
-  EXPECT_NEAR(*st.autonomy_days, (1'000'000.0 - 10100.0) / 101.0 / 86400.0, 1e-9);
+  // 100 s of a 10-minute window: a burst is not extrapolated.
+  EXPECT_FALSE(st.autonomy_days.has_value());
+  EXPECT_EQ(st.autonomy_basis, AutonomyBasis::kNotEnoughHistory);
   ASSERT_EQ(st.classes.size(), 7u);
   EXPECT_EQ(st.classes[0].kind, Kind::kEvent);
   EXPECT_EQ(st.classes[1].kind, Kind::kAnomaly);
@@ -633,6 +634,40 @@ TEST(Outbox, StatsReportDepthBytesAgeIngestRateAndDaysOfAutonomy) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats later, box->Stats());
   EXPECT_EQ(later.ingest_bytes_per_s, 0);
   EXPECT_FALSE(later.autonomy_days.has_value());
+  EXPECT_EQ(later.autonomy_basis, AutonomyBasis::kIdle);
+}
+
+TEST(Outbox, AutonomyIsEstimatedFromNetGrowthOverAWholeWindowAndNeverForADrainingSite) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_bytes = 1'000'000;
+  o.rate_window = std::chrono::minutes(1);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  clock.Advance(seconds(30));
+  // 10 records of 100 charged bytes, acknowledged as they come: the site drains.
+  for (int i = 0; i < 10; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", std::string(51, 'x'))));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(LeasedBatch b, box->Lease({}));
+    OUTPOST_ASSERT_OK(box->Ack(b.lease_id));
+    clock.Advance(seconds(1));
+  }
+  clock.Advance(seconds(20));  // one whole minute observed
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats draining, box->Stats());
+  EXPECT_GT(draining.ingest_bytes_per_s, 0);
+  EXPECT_DOUBLE_EQ(draining.drain_bytes_per_s, draining.ingest_bytes_per_s);
+  EXPECT_FALSE(draining.autonomy_days.has_value());
+  EXPECT_EQ(draining.autonomy_basis, AutonomyBasis::kDraining);
+  // Offline: the same traffic now stays, and the estimate is the room left at that growth.
+  for (int i = 0; i < 10; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", std::string(51, 'x'))));
+    clock.Advance(seconds(1));
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats offline, box->Stats());
+  EXPECT_EQ(offline.autonomy_basis, AutonomyBasis::kEstimated);
+  ASSERT_TRUE(offline.autonomy_days.has_value());
+  EXPECT_GT(*offline.autonomy_days, 0);
+  EXPECT_EQ(AutonomyBasisName(offline.autonomy_basis), "estimated");
 }
 
 TEST(Outbox, ClassQuotaShortensTheAutonomyEstimate) {
@@ -640,15 +675,18 @@ TEST(Outbox, ClassQuotaShortensTheAutonomyEstimate) {
   FakeClock clock;
   OutboxOptions o = Options(dir, &clock);
   o.max_bytes = 1'000'000;
+  o.rate_window = std::chrono::minutes(1);
   o.classes[static_cast<int>(Kind::kSample) - 1].max_bytes = 10'000;
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  clock.Advance(seconds(30));
   for (int i = 0; i < 10; ++i) {
     OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, "s", std::string(51, 'x'))));
     clock.Advance(seconds(1));
   }
+  clock.Advance(seconds(20));  // the whole minute: 1000 bytes in 60 s
   OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
   ASSERT_TRUE(st.autonomy_days.has_value());
-  EXPECT_NEAR(*st.autonomy_days, (10'000.0 - 1000.0) / 100.0 / 86400.0, 1e-9);
+  EXPECT_NEAR(*st.autonomy_days, (10'000.0 - 1000.0) / (1000.0 / 60.0) / 86400.0, 1e-9);
 }
 
 TEST(Outbox, EncryptedStoreRoundTripsAndKeepsPayloadsOutOfTheFile) {
