@@ -1462,6 +1462,7 @@ Result<LeasedBatch> Outbox::Lease(const LeaseOptions& options) {
 
 Status Outbox::DeleteLeaseEntriesLocked(const std::vector<LeaseEntry>& entries,
                                         Disposal disposal) {
+  std::vector<const LeaseEntry*> deleted;
   const std::string counter =
       disposal == Disposal::kWithheld ? "withheld_records." : "delivered_records.";
   Status s = [&]() -> Status {
@@ -1477,6 +1478,7 @@ Status Outbox::DeleteLeaseEntriesLocked(const std::vector<LeaseEntry>& entries,
         acct_.records[i] -= std::min<uint64_t>(acct_.records[i], 1);
         acct_.bytes[i] -= std::min(acct_.bytes[i], e.bytes);
         if (i != 0) counter_add_[counter + std::string(KindName(e.kind))] += 1;
+        deleted.push_back(&e);
       }
     }
     return CommitLocked();
@@ -1485,6 +1487,7 @@ Status Outbox::DeleteLeaseEntriesLocked(const std::vector<LeaseEntry>& entries,
     RollbackLocked(s.code() != StatusCode::kResourceExhausted);
     return CheckLocked(s);
   }
+  for (const LeaseEntry* e : deleted) NoteDrainLocked(e->kind, e->bytes);
   return Status::Ok();
 }
 
@@ -1498,7 +1501,6 @@ Status Outbox::Ack(uint64_t lease_id) {
                          "a restart");
   }
   OUTPOST_RETURN_IF_ERROR(DeleteLeaseEntriesLocked(it->second.entries, Disposal::kDelivered));
-  for (const LeaseEntry& e : it->second.entries) NoteDrainLocked(e.kind, e.bytes);
   for (const LeaseEntry& e : it->second.entries) UnmarkLeasedLocked(e, lease_id);
   leases_.erase(it);
   return Status::Ok();

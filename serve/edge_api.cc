@@ -556,6 +556,12 @@ void EdgeApi::GetOutbox(HttpResponse& response) const {
   w.Uint(stats->quarantined_records);
   w.Key("rejected_records");
   w.Uint(stats->rejected_records);
+  w.Key("autonomy_basis");
+  w.String(outbox::AutonomyBasisName(stats->autonomy_basis));
+  w.Key("drain_bytes_per_s");
+  w.Double(stats->drain_bytes_per_s);
+  w.Key("account");
+  w.Raw(outbox::AccountJson(*stats));
   w.Key("failed");
   w.Bool(stats->failed);
   if (stats->failed) {
@@ -586,6 +592,8 @@ void EdgeApi::GetOutbox(HttpResponse& response) const {
     w.Uint(c.evicted_bytes);
     w.Key("ingest_bytes_per_s");
     w.Double(c.ingest_bytes_per_s);
+    w.Key("reserved_bytes");
+    w.Uint(c.reserved_bytes);
     w.EndObject();
   }
   w.EndArray();

@@ -136,6 +136,7 @@ Result<bool> Forwarder::RunOnce(bool* failed) {
   std::vector<policy::AuditEntry> entries;
   entries.reserve(lease.records.size());
   std::vector<outbox::RecordKey> done;
+  std::vector<outbox::RecordKey> withheld_keys;  // deleted and counted as withheld
   uint64_t withheld = 0;
   // stream -> (records, their outgoing payloads), in seq order.
   std::map<std::string, std::pair<std::vector<const outbox::Record*>, std::vector<std::string>>>
@@ -156,7 +157,7 @@ Result<bool> Forwarder::RunOnce(bool* failed) {
       g.first.push_back(r);
       g.second.push_back(std::move(d.payload));
     } else {
-      done.push_back({r->stream, r->seq});
+      withheld_keys.push_back({r->stream, r->seq});
       ++withheld;
     }
   }
@@ -181,6 +182,10 @@ Result<bool> Forwarder::RunOnce(bool* failed) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.records_withheld += withheld;
+  }
+  // Withheld records leave the outbox as such, in its account (outbox/FORMAT.md section 11).
+  if (!withheld_keys.empty()) {
+    OUTPOST_RETURN_IF_ERROR(options_.outbox->Delete(withheld_keys, outbox::Disposal::kWithheld));
   }
   if (!*failed && !set_aside) {
     OUTPOST_RETURN_IF_ERROR(options_.outbox->Ack(lease.lease_id));
@@ -327,6 +332,10 @@ void Forwarder::ReportStatus() {
   } else {
     w.Null();
   }
+  w.Key("autonomy_basis");
+  w.String(outbox::AutonomyBasisName(stats->autonomy_basis));
+  w.Key("account");
+  w.Raw(outbox::AccountJson(*stats));
   w.Key("models");
   w.Raw(options_.models_json ? options_.models_json() : "[]");
   w.EndObject();
