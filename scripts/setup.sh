@@ -18,6 +18,9 @@ packages=(
   python3 python3-numpy python3-onnx
   curl wrk nginx-light openssl
   skopeo umoci docker-registry nghttp2-client
+  # the Kubernetes test (tests/kubernetes): the runtime image run by podman's `kube play` with
+  # runc and catatonit's pause, host networking; its manifests are read with python3-yaml
+  podman runc catatonit containernetworking-plugins python3-yaml
   # the hub's production store, and its contract tests against a real server
   postgresql libpq-dev
   # distributed retraining: XGBoost's tracker (rabit) as Debian ships it
