@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/coding.h"
@@ -26,6 +27,7 @@
 #include "bundle/bundle.h"
 #include "bundle/crypto.h"
 #include "bundle/metadata.h"
+#include "hub/retrain_scheduler.h"
 #include "hub/store.h"
 #include "serve/model_config.h"
 #include "train/synthetic.h"
@@ -923,6 +925,105 @@ TEST(RetrainScheduler, RefusesBadConfigAndDamagedState) {
   EXPECT_EQ(s.labels_at_last_run, 7);
   EXPECT_EQ(s.last_run_ms, 5);
   EXPECT_EQ(ok->RunStatus("fan").status().code(), StatusCode::kNotFound);
+}
+
+// The label count behind the label trigger, over feedback records held in memory: the store
+// as UpdateLabelTally sees it, with a log of the ids each read started after.
+class FeedbackRecords {
+ public:
+  void Add(int64_t id, bool trusted) {
+    records_.push_back({.payload = trusted ? R"({"trusted":true})" : R"({"x":1})", .id = id});
+    std::sort(records_.begin(), records_.end(),
+              [](const HubRecord& a, const HubRecord& b) { return a.id < b.id; });
+  }
+  retrain_internal::FeedbackPageAfter PageAfter(size_t page_size) {
+    return [this, page_size](int64_t after_id) -> Result<std::vector<HubRecord>> {
+      reads_after_.push_back(after_id);
+      if (fail_reads_) return UnavailableError("store down");
+      std::vector<HubRecord> page;
+      for (const HubRecord& r : records_) {
+        if (r.id > after_id && page.size() < page_size) page.push_back(r);
+      }
+      return page;
+    };
+  }
+  retrain_internal::FeedbackTotal Total() {
+    return [this]() -> Result<int64_t> {
+      if (fail_total_) return InvalidArgumentError("more than 100000 buckets");
+      return static_cast<int64_t>(records_.size());
+    };
+  }
+  std::vector<int64_t> TakeReads() { return std::exchange(reads_after_, {}); }
+  bool fail_reads_ = false;
+  bool fail_total_ = false;
+
+ private:
+  std::vector<HubRecord> records_;
+  std::vector<int64_t> reads_after_;
+};
+
+TEST(LabelTally, ReadsOnlyTheRecordsAfterTheLastOneRead) {
+  FeedbackRecords store;
+  for (int64_t id = 1; id <= 5; ++id) store.Add(id, id != 2);
+  retrain_internal::LabelTally tally;
+  auto update = [&] {
+    return retrain_internal::UpdateLabelTally(tally, 2, store.PageAfter(2), store.Total());
+  };
+  OUTPOST_ASSERT_OK_AND_ASSIGN(int64_t labels, update());
+  EXPECT_EQ(labels, 4);
+  EXPECT_EQ(store.TakeReads(), (std::vector<int64_t>{0, 2, 4}));
+  // Nothing new: one read after the last id, no payload read again.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(labels, update());
+  EXPECT_EQ(labels, 4);
+  EXPECT_EQ(store.TakeReads(), (std::vector<int64_t>{5}));
+  store.Add(6, true);
+  store.Add(7, false);
+  store.Add(9, true);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(labels, update());
+  EXPECT_EQ(labels, 6);
+  EXPECT_EQ(store.TakeReads(), (std::vector<int64_t>{5, 7}));
+  EXPECT_EQ(tally.after_id, 9);
+  EXPECT_EQ(tally.seen, 8);
+}
+
+TEST(LabelTally, ARecordCommittedBehindTheLastOneReadIsCountedByAFullScan) {
+  FeedbackRecords store;
+  for (int64_t id = 1; id <= 4; ++id) store.Add(id, true);
+  store.Add(6, true);
+  retrain_internal::LabelTally tally;
+  auto update = [&] {
+    return retrain_internal::UpdateLabelTally(tally, 10, store.PageAfter(10), store.Total());
+  };
+  OUTPOST_ASSERT_OK_AND_ASSIGN(int64_t labels, update());
+  EXPECT_EQ(labels, 5);
+  store.TakeReads();
+  // Id 5 commits after id 6 was read (PostgreSQL's identities allow it): the reads after 6
+  // cannot see it, the total can; the count starts again from zero and finds it.
+  store.Add(5, true);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(labels, update());
+  EXPECT_EQ(labels, 6);
+  EXPECT_EQ(store.TakeReads(), (std::vector<int64_t>{6, 6, 6, 0}));
+  EXPECT_EQ(tally.seen, 6);
+  // A store that does not answer the total is scanned in full each time, as before.
+  store.fail_total_ = true;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(labels, update());
+  EXPECT_EQ(labels, 6);
+  EXPECT_EQ(store.TakeReads(), (std::vector<int64_t>{6, 0}));
+}
+
+TEST(LabelTally, AFailedReadIsTheErrorAndTheNextUpdateGoesOn) {
+  FeedbackRecords store;
+  for (int64_t id = 1; id <= 3; ++id) store.Add(id, true);
+  retrain_internal::LabelTally tally;
+  auto update = [&] {
+    return retrain_internal::UpdateLabelTally(tally, 10, store.PageAfter(10), store.Total());
+  };
+  store.fail_reads_ = true;
+  EXPECT_EQ(update().status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(tally.seen, 0);
+  store.fail_reads_ = false;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(int64_t labels, update());
+  EXPECT_EQ(labels, 3);
 }
 
 }  // namespace

@@ -22,7 +22,9 @@
 namespace outpost::hub {
 namespace {
 
+using retrain_internal::FeedbackPageAfter;
 using retrain_internal::JobResult;
+using retrain_internal::LabelTally;
 using retrain_internal::ModelSlot;
 
 constexpr uint64_t kMaxStateBytes = 64 << 10;  // retrain-<model>.json
@@ -125,9 +127,6 @@ ModelSlot* RetrainScheduler::Impl::Find(std::string_view model) const {
   return nullptr;
 }
 
-// Feedback records of the model's stream in its tenant: one count per (site, bucket), a
-// bucket of 2^40 ms, summed — no payload is read. A store that refuses the count (more
-// buckets than it answers) is read page by page instead.
 namespace {
 
 // Whether a stored feedback payload is a trusted label (serve/FORMAT.md, POST /v1/feedback):
@@ -139,23 +138,66 @@ bool TrustedLabel(json::Parser& parser, std::string_view payload) {
   return trusted.ok() && *trusted;
 }
 
+// Reads every record after tally.after_id into `tally`.
+Status ReadAfter(LabelTally& tally, size_t page_size, const FeedbackPageAfter& page_after) {
+  json::Parser parser;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<HubRecord> page, page_after(tally.after_id));
+    for (const HubRecord& r : page) {
+      tally.after_id = std::max(tally.after_id, r.id);
+      ++tally.seen;
+      if (TrustedLabel(parser, r.payload)) ++tally.trusted;
+    }
+    if (page.size() < page_size) return Status::Ok();
+  }
+}
+
 }  // namespace
 
-Result<int64_t> RetrainScheduler::Impl::CountLabels(const RetrainConfig& c) {
-  // Only labels sent by an authenticated credential with the label role count, so each
-  // payload is read (Store::CountRecords cannot tell them apart).
-  RecordQuery rq{.tenant = c.tenant, .kind = "feedback", .stream = c.model, .limit = 10000};
-  json::Parser parser;
-  int64_t n = 0;
-  while (true) {
-    OUTPOST_ASSIGN_OR_RETURN(std::vector<HubRecord> page, store.QueryRecords(rq));
-    for (const HubRecord& r : page) {
-      rq.after_id = std::max(rq.after_id, r.id);
-      if (TrustedLabel(parser, r.payload)) ++n;
-    }
-    if (page.size() < rq.limit) break;
+namespace retrain_internal {
+
+Result<int64_t> UpdateLabelTally(LabelTally& tally, size_t page_size,
+                                 const FeedbackPageAfter& page_after, const FeedbackTotal& total) {
+  constexpr int kIncrementalTries = 3;
+  for (int attempt = 0; attempt < kIncrementalTries; ++attempt) {
+    OUTPOST_RETURN_IF_ERROR(ReadAfter(tally, page_size, page_after));
+    Result<int64_t> now = total();
+    if (!now.ok()) break;
+    if (*now == tally.seen) return tally.trusted;
   }
-  return n;
+  tally = LabelTally{};
+  OUTPOST_RETURN_IF_ERROR(ReadAfter(tally, page_size, page_after));
+  return tally.trusted;
+}
+
+}  // namespace retrain_internal
+
+Result<int64_t> RetrainScheduler::Impl::CountLabels(ModelSlot& m) {
+  // Only labels sent by an authenticated credential with the label role count, so each
+  // payload is read (Store::CountRecords cannot tell them apart) — once: the tally keeps what
+  // was read, and the store's count of the feedback records (one per site and 2^40 ms bucket,
+  // summed; no payload read) says whether anything was missed.
+  const RetrainConfig& c = m.config;
+  constexpr size_t kPage = 10000;
+  auto page_after = [&](int64_t after_id) {
+    return store.QueryRecords(RecordQuery{.tenant = c.tenant,
+                                          .kind = "feedback",
+                                          .stream = c.model,
+                                          .after_id = after_id,
+                                          .limit = kPage});
+  };
+  auto total = [&]() -> Result<int64_t> {
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<CountBucket> buckets,
+                             store.CountRecords(CountQuery{.tenant = c.tenant,
+                                                           .kind = "feedback",
+                                                           .stream = c.model,
+                                                           .bucket_ms = int64_t{1} << 40}));
+    int64_t n = 0;
+    for (const CountBucket& b : buckets) n += static_cast<int64_t>(b.count);
+    return n;
+  };
+  std::lock_guard<std::mutex> lock(m.labels_mu);
+  return retrain_internal::UpdateLabelTally(m.labels, kPage, page_after, total);
 }
 
 void RetrainScheduler::Impl::UpdateDue(ModelSlot& m) {
@@ -182,7 +224,7 @@ std::thread RetrainScheduler::Impl::StartJobLocked(ModelSlot& m, std::optional<i
 }
 
 void RetrainScheduler::Impl::Check(ModelSlot& m) {
-  Result<int64_t> labels = CountLabels(m.config);
+  Result<int64_t> labels = CountLabels(m);
   std::thread previous;
   RetrainStatus snapshot;
   {
@@ -251,7 +293,7 @@ void RetrainScheduler::Impl::RunJob(ModelSlot& m, std::optional<int64_t> labels_
   }
   std::optional<int64_t> labels = labels_at_start;
   if (!labels) {
-    Result<int64_t> counted = CountLabels(c);
+    Result<int64_t> counted = CountLabels(m);
     if (counted.ok()) labels = *counted;
   }
   JobResult job;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,6 +27,28 @@
 namespace outpost::hub {
 namespace retrain_internal {
 
+// The trusted labels of one model's feedback counted so far: the records read (up to and
+// including id after_id) and the trusted labels among them.
+struct LabelTally {
+  int64_t after_id = 0;
+  int64_t seen = 0;
+  int64_t trusted = 0;
+};
+
+// Reads the records after `after_id`, a page at a time (fewer than a full page ends the read).
+using FeedbackPageAfter = std::function<Result<std::vector<HubRecord>>(int64_t after_id)>;
+// How many feedback records the model has now.
+using FeedbackTotal = std::function<Result<int64_t>()>;
+
+// Brings `tally` up to date and returns its trusted labels. Reads only the records after the
+// last one read, then checks the total: records are never deleted, so a total that equals
+// the records read means none was missed. One that does not (a record committed after one
+// of a higher id, which PostgreSQL allows; new records meanwhile) reads the new records again,
+// a few times, then counts from zero as a full scan. Errors of `page_after` are returned (the
+// tally then holds what was read); an error of `total` counts from zero.
+Result<int64_t> UpdateLabelTally(LabelTally& tally, size_t page_size,
+                                 const FeedbackPageAfter& page_after, const FeedbackTotal& total);
+
 // One configured model: its configuration and what the scheduler knows of it.
 struct ModelSlot {
   RetrainConfig config;
@@ -35,6 +58,8 @@ struct ModelSlot {
   std::thread job;              // the current or last job's thread
   Subprocess* child = nullptr;  // the running `outpost train`; owned by the job's thread
   std::mutex release_mu;        // serializes approve, reject and auto-approve of this model
+  std::mutex labels_mu;         // serializes CountLabels of this model; guards labels
+  LabelTally labels;            // CountLabels' running count
 };
 
 // What one retraining job did, as the model's status reports it.
@@ -71,7 +96,8 @@ struct RetrainScheduler::Impl {
 
   // The slot of `model`; null when it is not configured.
   ModelSlot* Find(std::string_view model) const;
-  Result<int64_t> CountLabels(const RetrainConfig& c);
+  // The model's trusted labels now (UpdateLabelTally over the store, on m.labels).
+  Result<int64_t> CountLabels(ModelSlot& m);
   void UpdateDue(ModelSlot& m);
   void Notify(const RetrainStatus& status);
   std::thread StartJobLocked(ModelSlot& m, std::optional<int64_t> labels, std::string why);
