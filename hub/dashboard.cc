@@ -180,16 +180,29 @@ http::HandlerFn Route(Fn answer) {
   };
 }
 
-// Registers `handler` for GET and HEAD (a 405's Allow names both).
+// Every method but GET and HEAD on a dashboard path: 405, its Allow naming both.
+HubResponse MethodNotAllowed(const HubRequest& request) {
+  HubResponse response = Error(405, "method_not_allowed",
+                               "method " + request.method + " is not allowed; use GET or HEAD");
+  response.headers.emplace_back("allow", "GET, HEAD");
+  return response;
+}
+
+// Registers `handler` for GET and HEAD, and MethodNotAllowed for every other method: the
+// dashboard answers its 405s itself, with the security headers, instead of leaving them to
+// the router's, which has none.
 void AddGet(http::Router& router, std::string_view path, bool prefix,
             const http::HandlerFn& handler) {
-  for (const char* method : {"GET", "HEAD"}) {
+  auto add = [&](const char* method, const http::HandlerFn& fn) {
     if (prefix) {
-      router.Prefix(method, std::string(path), handler);
+      router.Prefix(method, std::string(path), fn);
     } else {
-      router.Exact(method, std::string(path), handler);
+      router.Exact(method, std::string(path), fn);
     }
-  }
+  };
+  add("GET", handler);
+  add("HEAD", handler);
+  add("*", Route(MethodNotAllowed));  // registered last: GET and HEAD match their own first
 }
 
 // GET /api/v1/sites/{site}[/series|/audit]; `rest` is what follows "sites/".
@@ -262,6 +275,11 @@ void Dashboard::RegisterRoutes(http::Router& router) const {
   AddGet(router, "/", true, Route([this](const HubRequest& request) {
            return AssetResponse(assets_dir_, http::Router::PathOf(request.target));
          }));
+  // A target that no path above takes (one not starting with '/', as "*"): 404, with the
+  // security headers too (the router's own 404 has none). The empty prefix is the shortest,
+  // so on a shared router it takes only what no other route does.
+  router.Prefix("*", "",
+                Route([](const HubRequest&) { return Error(404, "not_found", "no such path"); }));
 }
 
 HubResponse Dashboard::Handle(const HubRequest& request) const {

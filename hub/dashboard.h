@@ -77,10 +77,12 @@ class Dashboard {
   Dashboard& operator=(const Dashboard&) = delete;
 
   // Registers the dashboard's routes on the operator listener's router (base/http/server.h),
-  // each for GET and HEAD (a HEAD answer has no body; other methods get the router's 405):
+  // each for GET and HEAD (a HEAD answer has no body; any other method is a 405):
   // /api/v1/sites, /api/v1/aggregates, /api/v1/records, /api/v1/training, the paths under
   // /api/v1/sites/ (a site, its series, its audit), a 404 for any other path under /api/, and
-  // the static assets for every other path. The API routes are for operators only (401
+  // the static assets for every other path (a target that is no path, not starting with '/',
+  // is a 404). Every answer, 404 and 405 included, carries the security headers
+  // (Content-Security-Policy and the rest). The API routes are for operators only (401
   // without an operator caller and tenant); the assets hold no data and go to any caller.
   // The dashboard must outlive the router's server.
   void RegisterRoutes(http::Router& router) const;

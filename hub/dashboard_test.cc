@@ -484,6 +484,10 @@ std::string HeaderOf(const HubResponse& response, std::string_view name) {
 // (nothing from elsewhere, no inline script or style, no framing) and the other headers.
 TEST_F(DashboardTest, EveryAnswerCarriesTheSecurityHeaders) {
   HubRequest head{.method = "HEAD", .target = "/assets/app-1.js"};
+  HubRequest post_api{.method = "POST", .target = "/api/v1/sites"};
+  post_api.caller = Caller{.kind = Caller::Kind::kOperator, .tenant = "acme"};
+  HubRequest delete_asset{.method = "DELETE", .target = "/assets/app-1.js"};
+  HubRequest no_path{.method = "OPTIONS", .target = "*"};
   const std::vector<std::pair<std::string, HubResponse>> answers = {
       {"page", Get("/", "")},
       {"asset", Get("/assets/app-1.js", "")},
@@ -494,6 +498,9 @@ TEST_F(DashboardTest, EveryAnswerCarriesTheSecurityHeaders) {
       {"no route", Get("/api/v1/nothing")},
       {"no asset", Get("/../hub.db", "")},
       {"target too long", Get("/api/v1/records?" + std::string(5000, 'a'))},
+      {"method not allowed (api)", dashboard_->Handle(post_api)},
+      {"method not allowed (asset)", dashboard_->Handle(delete_asset)},
+      {"no path", dashboard_->Handle(no_path)},
   };
   for (const auto& [what, response] : answers) {
     SCOPED_TRACE(what);
@@ -512,6 +519,13 @@ TEST_F(DashboardTest, EveryAnswerCarriesTheSecurityHeaders) {
   EXPECT_EQ(answers[3].second.status, 200);
   EXPECT_EQ(answers[4].second.status, 401);
   EXPECT_EQ(answers[7].second.status, 404);
+  for (size_t i : {9, 10}) {
+    EXPECT_EQ(answers[i].second.status, 405) << answers[i].first;
+    EXPECT_EQ(HeaderOf(answers[i].second, "Allow"), "GET, HEAD") << answers[i].first;
+    EXPECT_NE(answers[i].second.body.find("method_not_allowed"), std::string::npos);
+  }
+  EXPECT_EQ(answers[11].second.status, 404);
+  EXPECT_NE(answers[11].second.body.find("not_found"), std::string::npos);
   Dashboard unbuilt(store_.get(), dir_.File("missing"), DashboardOptions{.clock = &clock_});
   EXPECT_EQ(HeaderOf(unbuilt.Handle(HubRequest{.method = "GET", .target = "/"}), "X-Frame-Options"),
             "DENY");
