@@ -46,6 +46,8 @@ class Answer(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+# Every client connects at once: a listen backlog for all of them.
+http.server.ThreadingHTTPServer.request_queue_size = 64
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
 print("http listening on port %d" % server.server_address[1], flush=True)
 server.serve_forever()
