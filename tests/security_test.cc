@@ -456,6 +456,11 @@ enum class Who {
   kRightCert,
 };
 
+// Every caller above: each REST route and each gRPC method but the probes is tried with all.
+constexpr Who kEveryCaller[] = {
+    Who::kNone,        Who::kMalformed,   Who::kShortToken, Who::kUnknownToken, Who::kForeignCert,
+    Who::kExpiredCert, Who::kRevokedCert, Who::kWrongRole,  Who::kRightToken,   Who::kRightCert};
+
 struct Expected {
   int status;
   const char* reason;  // "" for a served call
@@ -554,9 +559,7 @@ struct RestCase {
 std::vector<RestCase> AllRestCases() {
   std::vector<RestCase> cases;
   for (const Route& route : kRoutes) {
-    for (Who who : {Who::kNone, Who::kMalformed, Who::kShortToken, Who::kUnknownToken,
-                    Who::kForeignCert, Who::kExpiredCert, Who::kRevokedCert, Who::kWrongRole,
-                    Who::kRightToken, Who::kRightCert}) {
+    for (Who who : kEveryCaller) {
       cases.push_back({&route, who});
     }
   }
@@ -856,9 +859,7 @@ std::vector<GrpcCase> AllGrpcCases() {
   }
   for (GrpcMethod m : {GrpcMethod::kServerMetadata, GrpcMethod::kModelMetadata,
                        GrpcMethod::kModelReady, GrpcMethod::kInfer}) {
-    for (Who who : {Who::kNone, Who::kMalformed, Who::kShortToken, Who::kUnknownToken,
-                    Who::kForeignCert, Who::kExpiredCert, Who::kRevokedCert, Who::kWrongRole,
-                    Who::kRightToken, Who::kRightCert}) {
+    for (Who who : kEveryCaller) {
       cases.push_back({m, who});
     }
   }
