@@ -127,6 +127,22 @@ constexpr std::string_view kRaiseCounter =
     "ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)";
 constexpr std::string_view kClearWindow = "DELETE FROM counters WHERE substr(name, 1, 7) = 'window.'";
 constexpr std::string_view kAllCounters = "SELECT name, value FROM counters";
+// The last summary's window (prev.*, FORMAT.md section 9).
+constexpr std::string_view kClearPrevious =
+    "DELETE FROM counters WHERE substr(name, 1, 5) = 'prev.'";
+constexpr std::string_view kWindowToPrevious =
+    "UPDATE counters SET name = 'prev.' || substr(name, 8) WHERE substr(name, 1, 7) = 'window.'";
+constexpr std::string_view kPreviousFrom =
+    "SELECT value FROM counters WHERE name = 'prev.from_ms'";
+// Adds the last summary's window into the current one: spans by min and max, counts summed.
+constexpr std::string_view kMergePrevious =
+    "INSERT INTO counters(name, value) SELECT 'window.' || substr(name, 6), value FROM counters "
+    "WHERE substr(name, 1, 5) = 'prev.' AND name <> 'prev.seq' "
+    "ON CONFLICT(name) DO UPDATE SET value = CASE "
+    "WHEN name = 'window.from_ms' OR substr(name, 1, 21) = 'window.rule.first_ms.' "
+    "THEN min(value, excluded.value) "
+    "WHEN substr(name, 1, 20) = 'window.rule.last_ms.' THEN max(value, excluded.value) "
+    "ELSE value + excluded.value END";
 constexpr std::string_view kSampleMember =
     "SELECT id, length(stream) + length(payload) FROM records WHERE stream = ?1 AND seq = ?2";
 constexpr std::string_view kOldestOfKind =
@@ -422,6 +438,8 @@ Status Outbox::Init(std::unique_ptr<sqlite::Db> db, std::unique_ptr<const Record
         window_from_ms_ = value;
       } else if (name == "window.lost") {
         window_lost_ = value > 0;
+      } else if (name == "prev.seq") {
+        last_summary_seq_ = static_cast<uint64_t>(value);
       } else if (name == "account_since_ms") {
         started = true;
       }
@@ -523,6 +541,7 @@ Status Outbox::BeginLocked() {
   rules_added_.clear();
   window_from_ms_snapshot_ = window_from_ms_;
   window_lost_snapshot_ = window_lost_;
+  last_summary_seq_snapshot_ = last_summary_seq_;
   return db_->Exec("BEGIN IMMEDIATE");
 }
 
@@ -579,6 +598,7 @@ void Outbox::RollbackLocked(bool fatal) {
   rules_added_.clear();
   window_from_ms_ = window_from_ms_snapshot_;
   window_lost_ = window_lost_snapshot_;
+  last_summary_seq_ = last_summary_seq_snapshot_;
 }
 
 Result<uint64_t> Outbox::NextSeqLocked(const std::string& stream) {
@@ -653,9 +673,10 @@ Status Outbox::BumpCounterLocked(const std::string& name, int64_t delta) {
   return Status::Ok();
 }
 
-Status Outbox::WriteEventLocked(std::string_view json, int64_t now_ms) {
+Status Outbox::WriteEventLocked(std::string_view json, int64_t now_ms, uint64_t* seq_out) {
   std::string stream(kEventStream);
   OUTPOST_ASSIGN_OR_RETURN(uint64_t seq, NextSeqLocked(stream));
+  if (seq_out != nullptr) *seq_out = seq;
   uint64_t bytes = 0;
   OUTPOST_RETURN_IF_ERROR(InsertLocked(stream, seq, Kind::kEvent, now_ms, json, &bytes));
   return BumpCounterLocked("raised_records.event", 1);
@@ -1094,20 +1115,77 @@ Status Outbox::MaybeWriteSummaryLocked(int64_t now_ms) {
     return Status::Ok();
   }
   OUTPOST_RETURN_IF_ERROR(FlushCountersLocked());
-  if (window_lost_) {
-    OUTPOST_ASSIGN_OR_RETURN(std::string json, SummaryJsonLocked(now_ms));
-    const uint64_t stored = json.size() + (cipher_ ? RecordCipher::kOverhead : 0);
-    if (!OwnEventFitsLocked(ChargedBytes(kEventStream.size(), stored))) {
-      return Status::Ok();  // the window goes on; its counts are durable meanwhile
-    }
-    OUTPOST_RETURN_IF_ERROR(WriteEventLocked(json, now_ms));
+  if (!window_lost_) {
+    // A window that lost nothing closes without a record.
+    OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * clear, StmtLocked(kClearWindow));
+    OUTPOST_RETURN_IF_ERROR(clear->Run());
+    window_from_ms_ = 0;
+    return Status::Ok();
   }
-  // A window that lost nothing closes without a record.
-  OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * clear, StmtLocked(kClearWindow));
-  OUTPOST_RETURN_IF_ERROR(clear->Run());
+  const uint64_t overhead = cipher_ ? RecordCipher::kOverhead : 0;
+  OUTPOST_ASSIGN_OR_RETURN(std::string json, SummaryJsonLocked(now_ms));
+  if (!OwnEventFitsLocked(ChargedBytes(kEventStream.size(), json.size() + overhead))) {
+    // The event share is full: the newest summary, while still here, is superseded by one
+    // that covers its window too.
+    OUTPOST_ASSIGN_OR_RETURN(bool merged, SupersedeLastSummaryLocked());
+    if (!merged) return Status::Ok();  // the window goes on; its counts are durable
+    OUTPOST_RETURN_IF_ERROR(FlushCountersLocked());
+    OUTPOST_ASSIGN_OR_RETURN(json, SummaryJsonLocked(now_ms));
+    if (!OwnEventFitsLocked(ChargedBytes(kEventStream.size(), json.size() + overhead))) {
+      return Status::Ok();
+    }
+  }
+  uint64_t seq = 0;
+  OUTPOST_RETURN_IF_ERROR(WriteEventLocked(json, now_ms, &seq));
+  // The window's counts stay as the last summary's (prev.*), for a later supersession.
+  for (std::string_view sql : {kClearPrevious, kWindowToPrevious}) {
+    OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(sql));
+    OUTPOST_RETURN_IF_ERROR(s->Run());
+  }
+  counter_add_["prev.seq"] = static_cast<int64_t>(seq);
+  last_summary_seq_ = seq;
   window_from_ms_ = 0;
   window_lost_ = false;
   return Status::Ok();
+}
+
+Result<bool> Outbox::SupersedeLastSummaryLocked() {
+  if (last_summary_seq_ == 0) return false;
+  const std::string stream(kEventStream);
+  OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * s, StmtLocked(kSampleMember));
+  s->BindText(1, stream);
+  s->BindInt(2, static_cast<int64_t>(last_summary_seq_));
+  OUTPOST_ASSIGN_OR_RETURN(bool row, s->Step());
+  const int64_t id = row ? s->ColumnInt(0) : -1;
+  const uint64_t bytes = row ? static_cast<uint64_t>(s->ColumnInt(1)) + kEnvelopeCharge : 0;
+  s->Reset();
+  if (row && leased_ids_.count(id) > 0) return false;  // on its way to the hub
+  if (!row) {
+    // Delivered: its counts were reported.
+    OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * clear, StmtLocked(kClearPrevious));
+    OUTPOST_RETURN_IF_ERROR(clear->Run());
+    last_summary_seq_ = 0;
+    return false;
+  }
+  OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * del, StmtLocked(kDeleteById));
+  del->BindInt(1, id);
+  OUTPOST_RETURN_IF_ERROR(del->Run());
+  const int e = static_cast<int>(Kind::kEvent);
+  acct_.records[e] -= std::min<uint64_t>(acct_.records[e], 1);
+  acct_.bytes[e] -= std::min(acct_.bytes[e], bytes);
+  // Counted as an evicted event, so that the account balances (FORMAT.md section 9).
+  counter_add_["evicted_records.event"] += 1;
+  counter_add_["evicted_bytes.event"] += static_cast<int64_t>(bytes);
+  OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * from, StmtLocked(kPreviousFrom));
+  OUTPOST_ASSIGN_OR_RETURN(bool has_from, from->Step());
+  if (has_from) window_from_ms_ = std::min(window_from_ms_, from->ColumnInt(0));
+  from->Reset();
+  for (std::string_view sql : {kMergePrevious, kClearPrevious}) {
+    OUTPOST_ASSIGN_OR_RETURN(sqlite::Statement * m, StmtLocked(sql));
+    OUTPOST_RETURN_IF_ERROR(m->Run());
+  }
+  last_summary_seq_ = 0;
+  return true;
 }
 
 namespace {

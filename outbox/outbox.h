@@ -418,7 +418,8 @@ class Outbox {
   // Makes room for `bytes` of `kind` by eviction; false (and nothing evicted) when it cannot.
   Result<bool> MakeRoomLocked(Kind kind, uint64_t bytes);
   Result<bool> EvictOldestLocked(Kind victim, uint64_t* freed);
-  Status WriteEventLocked(std::string_view json, int64_t now_ms);
+  // Writes an outbox event on "_outbox"; its seq goes to *seq_out when given.
+  Status WriteEventLocked(std::string_view json, int64_t now_ms, uint64_t* seq_out = nullptr);
   Status BumpCounterLocked(const std::string& name, int64_t delta);
   uint64_t TotalBytes() const;
 
@@ -457,6 +458,9 @@ class Outbox {
   // Writes the summary record when its window has lasted the interval and lost something.
   Status MaybeWriteSummaryLocked(int64_t now_ms);
   Result<std::string> SummaryJsonLocked(int64_t now_ms);
+  // Deletes the newest summary record when it is still stored and not leased, and adds its
+  // window's counts back into the current window; false when there is none to supersede.
+  Result<bool> SupersedeLastSummaryLocked();
   // Whether an outbox event of `bytes` fits the event class's reserved share and the bound.
   bool OwnEventFitsLocked(uint64_t bytes) const;
   // Bytes of other classes' reservations that `kind` may not use now.
@@ -515,6 +519,9 @@ class Outbox {
   int64_t window_from_ms_snapshot_ = 0;
   bool window_lost_ = false;
   bool window_lost_snapshot_ = false;
+  // The seq on "_outbox" of the newest summary written (0 = none), and its snapshot.
+  uint64_t last_summary_seq_ = 0;
+  uint64_t last_summary_seq_snapshot_ = 0;
   // Rule keys counted in the file (at most max_tracked_rules), and those the open
   // transaction added.
   std::set<std::string> tracked_rules_;

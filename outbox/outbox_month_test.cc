@@ -1,0 +1,229 @@
+// A month offline, on a fake clock (outbox/FORMAT.md sections 3, 9, 11, 12): 30 simulated
+// days of a site producing ten times what its 4 MiB bound holds in a month, with a 6-hour
+// anomaly storm on day 12. At the end the outbox is within its bound, every class is
+// accounted, an aggregate is held for every hour of the 30 days (the site's aggregate rule
+// rolls its minutes up into hours, so one aggregate record an hour), every drift record is
+// held, the storm is visible with its counts in the summary records, and the outbox's
+// bookkeeping stayed inside the event share. Then one drain (every record handed over, and
+// deleted by key as a hub receipt would) empties the site, and what the "hub" received
+// balances with the site's account.
+//
+// Records of one simulated hour are appended by eight producers at once so that they share
+// group commits, which keeps the month within a few seconds of wall time.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/json/json.h"
+#include "base/testing/test_util.h"
+#include "outbox/outbox.h"
+
+namespace outpost::outbox {
+namespace {
+
+using std::chrono::hours;
+
+constexpr int kDays = 30;
+constexpr int kStormDay = 12;
+constexpr int kStormHours = 6;
+constexpr int kStormPerHour = 5000;
+constexpr int kAnomaliesPerHour = 4;
+constexpr int kSamplesPerHour = 24;  // 24 x 2.5 KB an hour: 10.5 times the bound in a month
+constexpr uint64_t kBound = uint64_t{4} << 20;
+
+std::string Padded(std::string json_head, size_t size) {
+  json_head += ",\"pad\":\"";
+  if (json_head.size() + 2 < size) json_head.append(size - json_head.size() - 2, 'x');
+  return json_head + "\"}";
+}
+
+struct Outcome {
+  std::atomic<uint64_t> stored{0}, sampled_out{0}, refused{0};
+};
+
+// Appends `records` from `threads` producers at once.
+void AppendAll(Outbox& box, const std::vector<NewRecord>& records, int threads, Outcome* outcome) {
+  std::vector<std::thread> producers;
+  for (int t = 0; t < threads; ++t) {
+    producers.emplace_back([&, t] {
+      for (size_t i = static_cast<size_t>(t); i < records.size(); i += threads) {
+        Result<RecordKey> k = box.Append(records[i]);
+        if (k.ok()) {
+          ++outcome->stored;
+        } else if (k.status().reason() == "storm_sampled_out") {
+          ++outcome->sampled_out;
+        } else {
+          EXPECT_EQ(k.status().code(), StatusCode::kResourceExhausted) << k.status().ToString();
+          ++outcome->refused;
+        }
+      }
+    });
+  }
+  for (std::thread& p : producers) p.join();
+}
+
+// The records the site raises in simulated hour `hour` (from 0).
+std::vector<NewRecord> HourOfRecords(int hour) {
+  std::vector<NewRecord> out;
+  const std::string h = std::to_string(hour);
+  out.push_back({.kind = Kind::kAggregate,
+                 .stream = "pump",
+                 .payload = Padded("{\"kind\":\"aggregate\",\"hour\":" + h, 400),
+                 .rule = "aggregate"});
+  if (hour % 24 == 0) {
+    out.push_back(
+        {.kind = Kind::kDrift,
+         .stream = "pump",
+         .payload = Padded("{\"kind\":\"drift\",\"day\":" + std::to_string(hour / 24), 400),
+         .rule = "inlet_drift"});
+  }
+  const bool storm = hour >= kStormDay * 24 && hour < kStormDay * 24 + kStormHours;
+  const int anomalies = storm ? kStormPerHour : kAnomaliesPerHour;
+  for (int i = 0; i < anomalies; ++i) {
+    out.push_back({.kind = Kind::kAnomaly,
+                   .stream = "pump",
+                   .payload = Padded("{\"kind\":\"anomaly\",\"hour\":" + h, 500),
+                   .rule = "high_score"});
+  }
+  for (int i = 0; i < kSamplesPerHour; ++i) {
+    out.push_back({.kind = Kind::kSample,
+                   .stream = "pump",
+                   .payload = Padded("{\"kind\":\"sample\",\"hour\":" + h, 2500),
+                   .rule = "keep_all"});
+  }
+  return out;
+}
+
+const ClassStats& ClassOf(const OutboxStats& st, Kind kind) {
+  for (const ClassStats& c : st.classes) {
+    if (c.kind == kind) return c;
+  }
+  static const ClassStats kNone;
+  return kNone;
+}
+
+TEST(OutboxMonthOffline, TenTimesTheBoundForThirtyDaysWithAStormKeepsSummariesAndAccountsAll) {
+  testing::TempDir dir;
+  FakeClock clock(Clock::WallTime(hours(472'223)));  // on the hour
+  OutboxOptions o{.path = dir.File("outbox.db"),
+                  .site_id = "site-1",
+                  .node_id = "node-1",
+                  .max_bytes = kBound,
+                  .clock = &clock};
+  // The storm settings of this site: 100 kept per rule and hour, 100 more sampled, once
+  // anomalies hold 10% of the bound. Shares are the defaults.
+  ClassPolicy& anomaly = o.classes[static_cast<int>(Kind::kAnomaly) - 1];
+  anomaly.storm_first = 100;
+  anomaly.storm_sample = 100;
+  anomaly.storm_percent = 10;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  const int64_t start_ms = UnixMillis(clock.Now());
+  Outcome outcome;
+  uint64_t raised = 0;
+  for (int hour = 0; hour < kDays * 24; ++hour) {
+    std::vector<NewRecord> records = HourOfRecords(hour);
+    raised += records.size();
+    AppendAll(*box, records, 8, &outcome);
+    clock.Advance(hours(1));
+    if (hour % 24 == 23) {
+      OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats day, box->Stats());
+      ASSERT_LE(day.bytes, day.max_bytes) << "day " << hour / 24;
+      ASSERT_LE(ClassOf(day, Kind::kEvent).bytes, ClassOf(day, Kind::kEvent).reserved_bytes);
+    }
+  }
+  // One more record after the last hour: the summary of the last window is written with it.
+  AppendAll(*box,
+            {{.kind = Kind::kSample, .stream = "pump", .payload = Padded("{\"last\":1", 2500)}}, 1,
+            &outcome);
+  raised += 1;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  EXPECT_LE(st.bytes, st.max_bytes);
+  EXPECT_EQ(outcome.refused.load(), 0u) << "only samples make room, and they are evictable";
+  // The month overflowed the bound many times; bookkeeping stayed under 2% of it.
+  const ClassStats& samples = ClassOf(st, Kind::kSample);
+  EXPECT_GT(samples.evicted_bytes, 8 * kBound);
+  EXPECT_LE(ClassOf(st, Kind::kEvent).bytes, kBound / 50);
+  uint64_t raised_total = 0;
+  for (const ClassStats& c : st.classes) {
+    EXPECT_EQ(c.raised_records, c.records + c.delivered_records + c.withheld_records +
+                                    c.evicted_records + c.refused_records + c.sampled_out_records +
+                                    c.quarantined_records)
+        << KindName(c.kind);
+    if (c.kind != Kind::kEvent) raised_total += c.raised_records;
+  }
+  EXPECT_EQ(raised_total, raised);
+  EXPECT_EQ(ClassOf(st, Kind::kAnomaly).sampled_out_records, outcome.sampled_out.load());
+  EXPECT_EQ(ClassOf(st, Kind::kAnomaly).sampled_out_records,
+            uint64_t{kStormHours} * (kStormPerHour - 200));
+
+  // The drain: every record to the "hub", then deleted by key as a receipt does.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      LeasedBatch all, box->Lease({.max_records = 1'000'000, .max_bytes = uint64_t{1} << 40}));
+  std::map<Kind, uint64_t> at_hub;
+  std::set<int> aggregate_hours;
+  int drift = 0;
+  json::Parser parser;
+  json::Value last_summary;
+  std::string last_summary_text;
+  uint64_t storm_raised = 0, storm_sampled_out = 0;
+  int64_t storm_from = 0, storm_to = 0;
+  std::vector<RecordKey> keys;
+  for (const Record& r : all.records) {
+    keys.push_back({r.stream, r.seq});
+    ++at_hub[r.kind];
+    if (r.kind == Kind::kAggregate) {
+      OUTPOST_ASSERT_OK_AND_ASSIGN(json::Value v, parser.Parse(r.payload));
+      aggregate_hours.insert(static_cast<int>(v["hour"].GetInt64().value_or(-1)));
+    }
+    if (r.kind == Kind::kDrift) ++drift;
+    if (r.kind != Kind::kEvent) continue;
+    OUTPOST_ASSERT_OK_AND_ASSIGN(json::Value v, parser.Parse(r.payload));
+    if (v["type"].GetString().value_or("") != "outbox_summary") continue;
+    for (size_t i = 0; i < v["rules"].size(); ++i) {
+      json::Value rule = v["rules"].At(i);
+      if (rule["rule"].GetString().value_or("") != "high_score") continue;
+      const uint64_t out = rule["sampled_out"].GetUint64().value_or(0);
+      if (out == 0) continue;
+      storm_raised += rule["raised"].GetUint64().value_or(0);
+      storm_sampled_out += out;
+      if (storm_from == 0) storm_from = rule["storm_from_ms"].GetInt64().value_or(0);
+      storm_to = rule["storm_to_ms"].GetInt64().value_or(0);
+    }
+    last_summary_text = r.payload;  // oldest first within the class: the last is the newest
+  }
+  EXPECT_EQ(aggregate_hours.size(), static_cast<size_t>(kDays * 24)) << "an aggregate per hour";
+  EXPECT_EQ(drift, kDays);
+  // The storm, with its counts and its span, is in the summaries the hub received.
+  EXPECT_EQ(storm_sampled_out, uint64_t{kStormHours} * (kStormPerHour - 200));
+  EXPECT_GE(storm_raised, uint64_t{kStormHours} * kStormPerHour);
+  const int64_t storm_start = start_ms + int64_t{kStormDay} * 24 * 3'600'000;
+  EXPECT_GE(storm_from, storm_start);
+  EXPECT_LT(storm_to, storm_start + int64_t{kStormHours} * 3'600'000);
+  // The newest summary's account is the site's at that moment: what the hub holds of each
+  // class is what the summary says the site held (the summary itself aside).
+  ASSERT_FALSE(last_summary_text.empty());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(last_summary, parser.Parse(last_summary_text));
+  for (Kind k : kAllKinds) {
+    const uint64_t held = last_summary["classes"][KindName(k)]["held"].GetUint64().value_or(0);
+    EXPECT_EQ(held + (k == Kind::kEvent ? 1 : 0), at_hub[k]) << KindName(k);
+  }
+  OUTPOST_ASSERT_OK(box->Delete(keys));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats drained, box->Stats());
+  EXPECT_EQ(drained.records, 0u);
+  for (const ClassStats& c : drained.classes) {
+    EXPECT_EQ(c.delivered_records, at_hub[c.kind]) << KindName(c.kind);
+    EXPECT_EQ(c.raised_records, c.delivered_records + c.evicted_records + c.refused_records +
+                                    c.sampled_out_records + c.withheld_records +
+                                    c.quarantined_records)
+        << KindName(c.kind);
+  }
+}
+
+}  // namespace
+}  // namespace outpost::outbox
