@@ -299,8 +299,15 @@ TEST_F(EdgeApiTest, OutboxStateReportsDepthBytesAgeAndRatePerClass) {
   EXPECT_EQ(o["max_bytes"].GetUint64().value(), uint64_t{1} << 30);
   EXPECT_EQ(o["oldest_record_age_ms"].GetInt64().value(), 30000);
   EXPECT_GT(o["ingest_records_per_s"].GetDouble().value(), 0.0);
-  EXPECT_GT(o["autonomy_days"].GetDouble().value(), 0.0);
+  // 30 s of an hour's rate window: no estimate from a burst, and it says why.
+  EXPECT_TRUE(o["autonomy_days"].is_null());
+  EXPECT_EQ(o["autonomy_basis"].GetString().value_or(""), "not_enough_history");
   EXPECT_FALSE(o["failed"].GetBool().value());
+  // The account: the feedback raised is held.
+  json::Value feedback = o["account"]["classes"]["feedback"];
+  EXPECT_EQ(feedback["raised"].GetUint64().value_or(0), 1u);
+  EXPECT_EQ(feedback["held"].GetUint64().value_or(0), 1u);
+  EXPECT_EQ(feedback["refused"].GetUint64().value_or(1), 0u);
   int classes = 0;
   json::Value class_list = o["classes"];
   for (json::Value c : class_list.Items()) {
