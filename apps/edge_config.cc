@@ -50,6 +50,18 @@ Status ParseOutboxClasses(const yaml::Node& node, outbox::OutboxOptions& options
         OUTPOST_ASSIGN_OR_RETURN(policy.max_bytes, field.second.As<uint64_t>());
       } else if (fkey == "evictable") {
         OUTPOST_ASSIGN_OR_RETURN(policy.evictable, field.second.As<bool>());
+      } else if (fkey == "max_percent" || fkey == "reserved_percent" || fkey == "storm_first" ||
+                 fkey == "storm_sample" || fkey == "storm_percent") {
+        OUTPOST_ASSIGN_OR_RETURN(uint64_t value, field.second.As<uint64_t>());
+        if (value > 1'000'000) {
+          return InvalidArgumentError("outbox.classes." + name + "." + fkey + " is too large");
+        }
+        const uint32_t v = static_cast<uint32_t>(value);
+        if (fkey == "max_percent") policy.max_percent = v;
+        if (fkey == "reserved_percent") policy.reserved_percent = v;
+        if (fkey == "storm_first") policy.storm_first = v;
+        if (fkey == "storm_sample") policy.storm_sample = v;
+        if (fkey == "storm_percent") policy.storm_percent = v;
       } else {
         return InvalidArgumentError("unknown key \"" + fkey + "\" in outbox.classes." + name);
       }
@@ -94,6 +106,10 @@ Status ParseOutboxSection(const yaml::Node& node, outbox::OutboxOptions& options
       options.priority = std::move(priority);
     } else if (key == "classes") {
       OUTPOST_RETURN_IF_ERROR(ParseOutboxClasses(kv.second, options));
+    } else if (key == "summary_interval_s") {
+      OUTPOST_ASSIGN_OR_RETURN(uint64_t seconds, kv.second.As<uint64_t>());
+      if (seconds == 0) return InvalidArgumentError("outbox.summary_interval_s must be > 0");
+      options.summary_interval = std::chrono::seconds(seconds);
     } else {
       return InvalidArgumentError("unknown key \"" + key + "\" in outbox");
     }

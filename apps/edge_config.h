@@ -44,6 +44,10 @@
 //     priority: [event, anomaly, drift, feedback, hard_example, aggregate, sample]
 //     classes:                   # per kind: a quota of its own, and whether it may be
 //       sample: {max_bytes: 1073741824, evictable: true}   # evicted to make room
+//       aggregate: {reserved_percent: 10}  # a share no other class may take
+//       anomaly: {storm_first: 1000, storm_sample: 100, storm_percent: 40}  # storms
+//                                # (max_percent too; outbox/FORMAT.md sections 3, 12)
+//     summary_interval_s: 3600   # at most one summary record per interval (section 9)
 //   sync:                        # present = the forwarder uploads the outbox to the hub
 //     hub_url: https://hub:8443  # default: <credentials_dir>/hub.url (written by enrol)
 //     credentials_dir: /var/lib/outpost/credentials  # site.key, site.crt, hub_ca.crt;

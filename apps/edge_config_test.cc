@@ -191,6 +191,9 @@ outbox:
   classes:
     sample: {max_bytes: 1000, evictable: true}
     feedback: {evictable: true}
+    aggregate: {reserved_percent: 25}
+    anomaly: {storm_first: 50, storm_sample: 20, storm_percent: 30}
+  summary_interval_s: 600
 )"));
   EXPECT_EQ(c.data_dir, "/var/lib/outpost");
   EXPECT_EQ(c.outbox.max_bytes, 4096u);
@@ -203,6 +206,13 @@ outbox:
   EXPECT_EQ(sample.max_bytes, 1000u);
   EXPECT_TRUE(sample.evictable);
   EXPECT_TRUE(c.outbox.classes[static_cast<int>(outbox::Kind::kFeedback) - 1].evictable);
+  EXPECT_EQ(c.outbox.classes[static_cast<int>(outbox::Kind::kAggregate) - 1].reserved_percent,
+            25u);
+  const auto& anomaly = c.outbox.classes[static_cast<int>(outbox::Kind::kAnomaly) - 1];
+  EXPECT_EQ(anomaly.storm_first, 50u);
+  EXPECT_EQ(anomaly.storm_sample, 20u);
+  EXPECT_EQ(anomaly.storm_percent, 30u);
+  EXPECT_EQ(c.outbox.summary_interval, std::chrono::seconds(600));
 }
 
 TEST(EdgeConfig, RejectsBadOutboxSections) {
@@ -212,7 +222,8 @@ TEST(EdgeConfig, RejectsBadOutboxSections) {
         "outbox: {priority: [anomaly, anomaly, drift, feedback, hard_example, sample, event]}\n",
         "outbox: {priority: [bogus, anomaly, drift, feedback, hard_example, sample, event]}\n",
         "outbox: {classes: {bogus: {max_bytes: 1}}}\n",
-        "outbox: {classes: {sample: {quota: 1}}}\n", "data_dir: ''\n"}) {
+        "outbox: {classes: {sample: {quota: 1}}}\n", "outbox: {summary_interval_s: 0}\n",
+        "data_dir: ''\n"}) {
     Result<EdgeConfig> r = ParseEdgeConfig(yaml);
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << yaml;
   }
