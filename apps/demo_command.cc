@@ -337,6 +337,8 @@ struct Site {
   uint64_t exported = 0, imported_at_hub = 0, receipt_deleted = 0, exports = 0;
   // The final account.
   uint64_t produced = 0, held = 0, evicted = 0, quarantined = 0, withheld = 0, at_hub = 0;
+  // The outbox's own account of every record raised (outbox/FORMAT.md section 11).
+  std::map<std::string, uint64_t> outbox_account;
   std::map<std::string, uint64_t> produced_by_kind;
   std::string serving_before, serving_after;
   // The shadow rule's decision, from the site's event record at the hub.
@@ -623,7 +625,33 @@ Status AccountSite(Site& site) {
     }
   }
   site.withheld = dropped.size();
+  // The outbox's account, summed over its classes.
+  for (const char* field : {"raised", "delivered", "withheld", "evicted", "refused", "sampled_out",
+                            "quarantined"}) {
+    OUTPOST_ASSIGN_OR_RETURN(
+        std::string sum, OutboxSql(site, "SELECT COALESCE(SUM(value), 0) FROM counters WHERE name "
+                                         "LIKE '" + std::string(field) + "\\_records.%' ESCAPE '\\';"));
+    site.outbox_account[field] = NumberAfter(sum, "");
+  }
   return Status();
+}
+
+// Prints the outbox's account of a site: raised = held + delivered + withheld + evicted +
+// refused + sampled out + quarantined. Whether it balances.
+bool PrintOutboxAccount(const Site& s) {
+  auto n = [&](const char* field) {
+    auto it = s.outbox_account.find(field);
+    return static_cast<unsigned long long>(it == s.outbox_account.end() ? 0 : it->second);
+  };
+  const unsigned long long sum = n("delivered") + n("withheld") + n("evicted") + n("refused") +
+                                 n("sampled_out") + n("quarantined") + s.held;
+  std::printf(
+      "   %s's outbox: raised %llu = held %llu + delivered %llu + withheld %llu + evicted %llu "
+      "+ refused %llu + sampled out in storms %llu + quarantined %llu  %s\n",
+      s.id.c_str(), n("raised"), static_cast<unsigned long long>(s.held), n("delivered"),
+      n("withheld"), n("evicted"), n("refused"), n("sampled_out"), n("quarantined"),
+      sum == n("raised") ? "(balanced)" : "(MISMATCH)");
+  return sum == n("raised");
 }
 
 // Per-kind record counts and a site's total at the hub (through the store's query).
@@ -1290,6 +1318,7 @@ Status BalanceSites(DemoContext& ctx, std::map<std::string, uint64_t>& hub_by_ki
         static_cast<unsigned long long>(s.at_hub), static_cast<unsigned long long>(s.held),
         static_cast<unsigned long long>(s.evicted), static_cast<unsigned long long>(s.quarantined),
         static_cast<unsigned long long>(s.withheld), ok ? "(balanced)" : "(MISMATCH)");
+    ctx.balanced = PrintOutboxAccount(s) && ctx.balanced;
   }
   return Status();
 }
