@@ -7,6 +7,7 @@
 //   dashboard_aggregates.cc  GET /api/v1/aggregates
 //   dashboard_records.cc     GET /api/v1/records
 //   dashboard_training.cc    GET /api/v1/training
+//   dashboard_storms.cc      a site's storms and outbox account, from its summary records
 //   dashboard_assets.cc      the built web assets
 // dashboard.cc routes a request to them. Internal to outpost_hub_query; stored payloads are
 // read through the JSON adapter (base/json/json.h).
@@ -18,8 +19,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/json/json.h"
+#include "base/json_writer.h"
 #include "base/status.h"
 #include "hub/dashboard.h"
 #include "hub/dashboard_query.h"
@@ -70,6 +73,34 @@ Status ScanRecords(Store& store, RecordQuery query, size_t max_records,
 
 // The caller's site named `site_id`, or NotFound (also for another tenant's site).
 Result<SiteSummary> FindSite(Store& store, const std::string& tenant, std::string_view site_id);
+
+// --- what a site's outbox could not keep (outbox/FORMAT.md sections 9, 11, 12) ---
+
+// One storm: a rule that flooded its class, over a run of summary windows.
+struct Storm {
+  std::string kind{};
+  std::string stream{};
+  std::string rule{};
+  uint64_t raised = 0;  // records the rule raised in the storm's windows
+  uint64_t kept = 0;    // of those, stored (not sampled out or refused)
+  int64_t from_ms = 0;  // the first record sampled out
+  int64_t to_ms = 0;    // the last
+};
+
+struct SiteOverflow {
+  std::vector<Storm> storms{};  // newest first
+  std::string account_json{};   // the newest summary's "classes"; empty = none received
+  int64_t account_as_of_ms = 0;
+};
+
+// "anomaly storm: 15.4 M raised, 1,008 kept, 06:10–08:40" (UTC).
+std::string StormText(const Storm& storm);
+// Reads the site's outbox summary records created since `since_ms`: its storms, windows of
+// one rule within two hours of each other merged, and the newest account. Store errors.
+Result<SiteOverflow> ReadSiteOverflow(Store& store, const std::string& tenant,
+                                      const std::string& site_id, int64_t since_ms);
+// Writes "storms" and "outbox_account" as keys of the open object.
+void WriteOverflow(JsonWriter& w, const SiteOverflow& overflow);
 
 // --- the handlers, one per resource; each gets the parsed parameters ---
 

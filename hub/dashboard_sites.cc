@@ -19,6 +19,10 @@
 namespace outpost::hub::dashboard_internal {
 namespace {
 
+// How far back storms are shown: the fleet view a week, the site page a month.
+constexpr int64_t kStormDaysFleet = 7;
+constexpr int64_t kStormDaysSite = 31;
+
 struct ModelRef {
   std::string name;
   int64_t version = 0;
@@ -207,7 +211,7 @@ SiteHealth HealthOf(const Site& site, std::optional<double> left, int64_t elapse
 }
 
 void WriteSite(JsonWriter& w, json::Parser& parser, const SiteSummary& summary,
-               int64_t now_ms, const DashboardOptions& options,
+               const SiteOverflow& overflow, int64_t now_ms, const DashboardOptions& options,
                std::map<std::string, int>* counts) {
   const Site& site = summary.site;
   w.BeginObject();
@@ -215,6 +219,7 @@ void WriteSite(JsonWriter& w, json::Parser& parser, const SiteSummary& summary,
   NodeTotals totals = SumNodes(parser, summary, now_ms);
   WriteNodeTotals(w, summary, totals);
   WriteNodes(w, summary, totals);
+  WriteOverflow(w, overflow);
 
   int64_t elapsed = now_ms - site.last_contact_ms;
   SiteHealth health = HealthOf(site, totals.left, elapsed, options);
@@ -249,7 +254,11 @@ HubResponse SitesResponse(const ApiContext& api, const QueryParams& params) {
   rw.BeginArray();
   for (const SiteSummary& summary : *sites) {
     if (summary.site.tenant != api.tenant) continue;  // never another tenant's
-    WriteSite(rw, parser, summary, api.now_ms, api.options, &counts);
+    // The fleet view shows the storms of the last week.
+    auto overflow = ReadSiteOverflow(api.store, api.tenant, summary.site.site_id,
+                                     api.now_ms - kStormDaysFleet * kMsPerDay);
+    if (!overflow.ok()) return StoreError(overflow.status());
+    WriteSite(rw, parser, summary, *overflow, api.now_ms, api.options, &counts);
   }
   rw.EndArray();
   std::string body;
@@ -278,9 +287,12 @@ HubResponse SiteResponse(const ApiContext& api, std::string_view site_id,
   if (Status s = OnlyKnown(params, {}); !s.ok()) return BadRequest(s);
   auto summary = FindSite(api.store, api.tenant, site_id);
   if (!summary.ok()) return StoreError(summary.status());
+  auto overflow = ReadSiteOverflow(api.store, api.tenant, summary->site.site_id,
+                                   api.now_ms - kStormDaysSite * kMsPerDay);
+  if (!overflow.ok()) return StoreError(overflow.status());
   std::string body;
   JsonWriter w(body);
-  WriteSite(w, parser, *summary, api.now_ms, api.options, nullptr);
+  WriteSite(w, parser, *summary, *overflow, api.now_ms, api.options, nullptr);
   // The site object plus now_ms, so the page can state "as of".
   body.pop_back();
   body += ",\"now_ms\":";

@@ -253,6 +253,47 @@ TEST_F(DashboardTest, ASiteTurnsSilentAsTimePassesWithoutContact) {
   EXPECT_EQ(AsString(site["health_text"]), "last heard 3 days ago");
 }
 
+// Storms reach the hub in the outbox's summary records (outbox/FORMAT.md sections 9, 12):
+// one rule's windows an hour apart are one storm, shown on the site page and the fleet view.
+TEST_F(DashboardTest, AStormFromTheOutboxSummariesIsShownWithItsCountsAndSpan) {
+  const int64_t day = kNow - kDay;  // 2023-11-14 00:00 UTC
+  auto summary = [&](int64_t from, int64_t to, int64_t storm_from, int64_t storm_to) {
+    return R"({"type":"outbox_summary","from_ms":)" + std::to_string(from) +
+           R"(,"to_ms":)" + std::to_string(to) +
+           R"(,"classes":{"anomaly":{"raised":15400000,"held":1008,"delivered":0,"withheld":0,)"
+           R"("evicted":0,"refused":0,"sampled_out":15398992,"quarantined":0}},)"
+           R"("window":{"anomaly":{"evicted":0,"refused":0,"sampled_out":7699496}},)"
+           R"("rules":[{"kind":"anomaly","stream":"pump","rule":"hot","raised":7700000,)"
+           R"("kept":600,"refused":0,"sampled_out":7699496,"storm_from_ms":)" +
+           std::to_string(storm_from) + R"(,"storm_to_ms":)" + std::to_string(storm_to) + "}]}";
+  };
+  const int64_t minute = 60'000;
+  std::vector<HubRecord> records = {
+      HubRecord{.site_id = "plant-1", .node_id = "n1", .stream = "_outbox", .seq = 1,
+                .kind = "event", .created_ms = day + 7 * kHour,
+                .payload = summary(day + 6 * kHour, day + 7 * kHour, day + 6 * kHour + 10 * minute,
+                                   day + 7 * kHour - minute)},
+      HubRecord{.site_id = "plant-1", .node_id = "n1", .stream = "_outbox", .seq = 2,
+                .kind = "event", .created_ms = day + 9 * kHour,
+                .payload = summary(day + 7 * kHour, day + 9 * kHour, day + 7 * kHour,
+                                   day + 8 * kHour + 40 * minute)}};
+  OUTPOST_ASSERT_OK(Ingest("plant-1", "n1", "_outbox", records, kNow - kHour, false));
+  json::Value site = GetJson("/api/v1/sites/plant-1");
+  ASSERT_EQ(site["storms"].size(), 1u);
+  json::Value storm = site["storms"].At(0);
+  EXPECT_EQ(AsString(storm["text"]), "anomaly storm: 15.4 M raised, 1,008 kept, 06:10\u201308:40");
+  EXPECT_EQ(AsUint(storm["raised"]), 15'400'000u);
+  EXPECT_EQ(AsUint(storm["kept"]), 1008u);
+  EXPECT_EQ(AsString(storm["rule"]), "hot");
+  EXPECT_EQ(AsInt(storm["from_ms"]), day + 6 * kHour + 10 * minute);
+  EXPECT_EQ(AsInt(site["outbox_account"]["as_of_ms"]), day + 9 * kHour);
+  EXPECT_EQ(AsUint(site["outbox_account"]["classes"]["anomaly"]["raised"]), 15'400'000u);
+  json::Value fleet = GetJson("/api/v1/sites");
+  EXPECT_EQ(SiteById(fleet, "plant-1")["storms"].size(), 1u);
+  EXPECT_EQ(SiteById(fleet, "plant-2")["storms"].size(), 0u);
+  EXPECT_TRUE(SiteById(fleet, "plant-2")["outbox_account"].is_null());
+}
+
 TEST_F(DashboardTest, AnotherTenantsSiteIsNotFound) {
   for (const std::string target :
        {"/api/v1/sites/ship-9", "/api/v1/sites/ship-9/series", "/api/v1/sites/ship-9/audit",

@@ -1,0 +1,171 @@
+// What a site's outbox could not keep, from the summary records its outbox sends
+// (outbox/FORMAT.md sections 9, 11, 12): its storms, one per rule and run of summary windows,
+// and the newest account. Read for the site page and the fleet view (dashboard_sites.cc).
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <ctime>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "base/json/json.h"
+#include "base/json_writer.h"
+#include "hub/dashboard_internal.h"
+
+namespace outpost::hub::dashboard_internal {
+namespace {
+
+// Two storm windows of one rule this close are one storm: summaries come hourly.
+constexpr int64_t kStormGapMs = 2 * 3'600'000;
+// The most summary records read per site (a month of hourly summaries, and some).
+constexpr size_t kMaxSummaries = 1000;
+
+// "15.4 M", "1,008": a count as the dashboard shows it.
+std::string CountText(uint64_t n) {
+  char buf[32];
+  if (n >= 1'000'000) {
+    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf),
+                                   std::round(static_cast<double>(n) / 100'000) / 10,
+                                   std::chars_format::fixed, 1);
+    (void)ec;
+    return std::string(buf, end) + " M";
+  }
+  std::string digits = std::to_string(n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// "06:10": the UTC hour and minute of a Unix millisecond.
+std::string ClockText(int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "%02d:%02d", tm.tm_hour, tm.tm_min);
+  return buf;
+}
+
+// Adds the storms of one summary record to `storms`, keyed by (kind, stream, rule).
+void AddStorms(json::Value summary, std::vector<Storm>& storms) {
+  json::Value rules = summary["rules"];
+  if (!rules.is_array()) return;
+  for (json::Value r : rules.Items()) {
+    const uint64_t sampled_out = CountField(r, "sampled_out");
+    std::optional<double> from = NumberField(r, "storm_from_ms");
+    std::optional<double> to = NumberField(r, "storm_to_ms");
+    if (sampled_out == 0 || !from || !to) continue;
+    Storm s{.kind = StringField(r, "kind"),
+            .stream = StringField(r, "stream"),
+            .rule = StringField(r, "rule"),
+            .raised = CountField(r, "raised"),
+            .from_ms = static_cast<int64_t>(*from),
+            .to_ms = static_cast<int64_t>(*to)};
+    if (s.kind.empty() || s.from_ms > s.to_ms) continue;
+    // Kept for good: a record stored and later replaced in the sample counts as sampled out.
+    s.kept = s.raised - std::min(s.raised, sampled_out + CountField(r, "refused"));
+    auto same = std::find_if(storms.rbegin(), storms.rend(), [&](const Storm& o) {
+      return o.kind == s.kind && o.stream == s.stream && o.rule == s.rule &&
+             s.from_ms - o.to_ms <= kStormGapMs && o.from_ms - s.to_ms <= kStormGapMs;
+    });
+    if (same == storms.rend()) {
+      storms.push_back(std::move(s));
+      continue;
+    }
+    same->raised += s.raised;
+    same->kept += s.kept;
+    same->from_ms = std::min(same->from_ms, s.from_ms);
+    same->to_ms = std::max(same->to_ms, s.to_ms);
+  }
+}
+
+}  // namespace
+
+std::string StormText(const Storm& storm) {
+  return storm.kind + " storm: " + CountText(storm.raised) + " raised, " +
+         CountText(storm.kept) + " kept, " + ClockText(storm.from_ms) + "\u2013" +
+         ClockText(storm.to_ms);
+}
+
+Result<SiteOverflow> ReadSiteOverflow(Store& store, const std::string& tenant,
+                                      const std::string& site_id, int64_t since_ms) {
+  SiteOverflow out;
+  json::Parser parser;
+  RecordQuery query{.tenant = tenant,
+                    .site_id = site_id,
+                    .kind = "event",
+                    .stream = "_outbox",
+                    .since_ms = since_ms,
+                    .limit = 1000};
+  bool truncated = false;
+  int64_t newest = -1;
+  std::string newest_classes;
+  Status scanned = ScanRecords(
+      store, query, kMaxSummaries,
+      [&](const HubRecord& record) {
+        json::Value v;
+        if (!ParseObject(parser, record.payload, v)) return;
+        if (StringField(v, "type") != "outbox_summary") return;
+        AddStorms(v, out.storms);
+        std::optional<double> to = NumberField(v, "to_ms");
+        if (to && static_cast<int64_t>(*to) > newest && v["classes"].is_object()) {
+          newest = static_cast<int64_t>(*to);
+          newest_classes = v["classes"].ToJson();
+        }
+      },
+      &truncated);
+  OUTPOST_RETURN_IF_ERROR(scanned);
+  std::sort(out.storms.begin(), out.storms.end(),
+            [](const Storm& a, const Storm& b) { return a.from_ms > b.from_ms; });
+  if (newest >= 0) {
+    out.account_as_of_ms = newest;
+    out.account_json = std::move(newest_classes);
+  }
+  return out;
+}
+
+void WriteOverflow(JsonWriter& w, const SiteOverflow& overflow) {
+  w.Key("storms");
+  w.BeginArray();
+  for (const Storm& s : overflow.storms) {
+    w.BeginObject();
+    w.Key("kind");
+    w.String(s.kind);
+    w.Key("stream");
+    w.String(s.stream);
+    w.Key("rule");
+    w.String(s.rule);
+    w.Key("raised");
+    w.Uint(s.raised);
+    w.Key("kept");
+    w.Uint(s.kept);
+    w.Key("from_ms");
+    w.Int(s.from_ms);
+    w.Key("to_ms");
+    w.Int(s.to_ms);
+    w.Key("text");
+    w.String(StormText(s));
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("outbox_account");
+  if (overflow.account_json.empty()) {
+    w.Null();
+  } else {
+    w.BeginObject();
+    w.Key("as_of_ms");
+    w.Int(overflow.account_as_of_ms);
+    w.Key("classes");
+    w.Raw(overflow.account_json);
+    w.EndObject();
+  }
+}
+
+}  // namespace outpost::hub::dashboard_internal
