@@ -116,4 +116,147 @@ void GemmPacked(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, 
   }
 }
 
+// ---- Weight-packed GEMM ----
+
+namespace {
+
+typedef float V8 __attribute__((vector_size(32)));
+typedef float V4 __attribute__((vector_size(16)));
+
+template <typename V>
+__attribute__((always_inline)) inline V LoadV(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <typename V>
+__attribute__((always_inline)) inline void StoreV(float* p, V v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+// An mr x nr tile of C (rows x cols of it stored) over kc steps: per step, kNv vectors of the
+// B panel and kMr broadcasts of the A strip; the kMr * kNv accumulators stay in registers.
+template <typename V, int kMr, int kNv>
+__attribute__((always_inline)) inline void MicroTile(int64_t kc, const float* a, const float* b,
+                                                     float* c, int64_t ldc, int64_t rows,
+                                                     int64_t cols, const float* bias,
+                                                     bool accumulate) {
+  constexpr int kW = sizeof(V) / sizeof(float);
+  constexpr int kNr = kW * kNv;
+  V acc[kMr][kNv];
+#pragma GCC unroll 16
+  for (int r = 0; r < kMr; ++r) {
+    const float init = (!accumulate && bias != nullptr && r < rows) ? bias[r] : 0.0f;
+#pragma GCC unroll 4
+    for (int v = 0; v < kNv; ++v) acc[r][v] = V{} + init;
+  }
+  for (int64_t p = 0; p < kc; ++p) {
+    V bv[kNv];
+#pragma GCC unroll 4
+    for (int v = 0; v < kNv; ++v) bv[v] = LoadV<V>(b + p * kNr + v * kW);
+#pragma GCC unroll 16
+    for (int r = 0; r < kMr; ++r) {
+      const V av = V{} + a[p * kMr + r];
+#pragma GCC unroll 4
+      for (int v = 0; v < kNv; ++v) acc[r][v] += av * bv[v];
+    }
+  }
+  for (int r = 0; r < kMr; ++r) {
+    if (r >= rows) break;
+    float* crow = c + r * ldc;
+    if (cols == kNr) {
+#pragma GCC unroll 4
+      for (int v = 0; v < kNv; ++v) {
+        V x = acc[r][v];
+        if (accumulate) x += LoadV<V>(crow + v * kW);
+        StoreV<V>(crow + v * kW, x);
+      }
+    } else {
+      float tmp[kNr];
+#pragma GCC unroll 4
+      for (int v = 0; v < kNv; ++v) StoreV<V>(tmp + v * kW, acc[r][v]);
+      for (int64_t j = 0; j < cols; ++j) crow[j] = accumulate ? crow[j] + tmp[j] : tmp[j];
+    }
+  }
+}
+
+// Panels outside, strips inside: one B panel (kc x nr) stays in L1 while every strip of A
+// passes over it.
+template <typename V, int kMr, int kNv>
+__attribute__((always_inline)) inline void BlockImpl(const GemmBlockArgs& g) {
+  constexpr int64_t kNr = static_cast<int64_t>(sizeof(V) / sizeof(float)) * kNv;
+  const int64_t panels = (g.n + kNr - 1) / kNr;
+  for (int64_t p = 0; p < panels; ++p) {
+    const float* bp = g.b + p * g.kc * kNr;
+    const int64_t cols = std::min<int64_t>(kNr, g.n - p * kNr);
+    for (int64_t i = 0, s = 0; i < g.m; i += kMr, ++s) {
+      MicroTile<V, kMr, kNv>(g.kc, g.a + s * g.a_strip, bp, g.c + i * g.ldc + p * kNr, g.ldc,
+                             std::min<int64_t>(kMr, g.m - i), cols,
+                             g.bias != nullptr ? g.bias + i : nullptr, g.accumulate);
+    }
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define OUTPOST_GEMM_X86 1
+// 12 x 32 tile: 24 zmm accumulators, 2 for the B panel.
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))) void BlockAvx512(
+    const GemmBlockArgs& g) {
+  BlockImpl<V16, 12, 2>(g);
+}
+// 6 x 16 tile: 12 ymm accumulators, 2 for the B panel, 1 broadcast.
+__attribute__((target("avx2,fma"))) void BlockAvx2(const GemmBlockArgs& g) {
+  BlockImpl<V8, 6, 2>(g);
+}
+#endif
+// 4 x 8 tile in 128-bit vectors (SSE2, NEON): 8 accumulators.
+void BlockPortable(const GemmBlockArgs& g) { BlockImpl<V4, 4, 2>(g); }
+
+#if defined(OUTPOST_GEMM_X86)
+const GemmArch kAvx512{"avx512", 12, 32, &BlockAvx512};
+const GemmArch kAvx2{"avx2", 6, 16, &BlockAvx2};
+#endif
+const GemmArch kPortable{"portable", 4, 8, &BlockPortable};
+
+}  // namespace
+
+std::vector<const GemmArch*> AvailableGemmArchs() {
+  std::vector<const GemmArch*> archs;
+#if defined(OUTPOST_GEMM_X86)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
+    archs.push_back(&kAvx512);
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) archs.push_back(&kAvx2);
+#endif
+  archs.push_back(&kPortable);
+  return archs;
+}
+
+const GemmArch& BestGemmArch() {
+  static const GemmArch* const best = AvailableGemmArchs().front();
+  return *best;
+}
+
+size_t PackedASize(const GemmArch& arch, int64_t m, int64_t k) {
+  return static_cast<size_t>((m + arch.mr - 1) / arch.mr * arch.mr) * static_cast<size_t>(k);
+}
+
+void PackA(const GemmArch& arch, const float* a, int64_t lda, int64_t m, int64_t k,
+           const float* row_scale, float* packed) {
+  const int64_t mr = arch.mr;
+  const int64_t strips = (m + mr - 1) / mr;
+  for (int64_t s = 0; s < strips; ++s) {
+    float* dst = packed + s * mr * k;
+    for (int64_t kk = 0; kk < k; ++kk) {
+      for (int64_t r = 0; r < mr; ++r) {
+        const int64_t row = s * mr + r;
+        dst[kk * mr + r] =
+            row < m ? a[row * lda + kk] * (row_scale != nullptr ? row_scale[row] : 1.0f) : 0.0f;
+      }
+    }
+  }
+}
+
 }  // namespace outpost::engine::onnx

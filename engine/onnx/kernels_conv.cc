@@ -1,10 +1,16 @@
-// Convolution and pooling over any number of spatial dimensions (1-D signals first): Conv
-// (im2col + the packed GEMM), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool.
-// FLOAT only.
+// Convolution and pooling over any number of spatial dimensions (1-D signals first): Conv,
+// MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool. FLOAT only. A Conv with constant
+// weights over one or two spatial dimensions runs the fast path of conv2d.h (weights packed
+// at compile time, implicit im2col, depthwise kernels, a fused epilogue); others im2col into
+// scratch and run the packed GEMM.
+#include "engine/onnx/kernels_conv.h"
+
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
+#include "engine/onnx/conv2d.h"
 #include "engine/onnx/gemm.h"
 #include "engine/onnx/kernel_util.h"
 
@@ -79,9 +85,54 @@ Result<Shape> Resolve(const Window& w, std::span<const int64_t> in, std::vector<
 
 // ---- Conv ----
 
+// The geometry of a 1-D or 2-D convolution whose attributes Infer() has validated, without
+// allocating (Compute() runs it on every call). A 1-D convolution is 2-D of height 1.
+Conv2dGeom GeomOf(const Window& w, std::span<const int64_t> xs, std::span<const int64_t> ws,
+                  int64_t group) {
+  const size_t k = xs.size() - 2;
+  int64_t in[2], ker[2], st[2], dl[2], pb[2], out[2];
+  for (size_t i = 0; i < k; ++i) {
+    in[i] = xs[2 + i];
+    ker[i] = w.kernel.empty() ? ws[2 + i] : w.kernel[i];
+    st[i] = w.strides.empty() ? 1 : w.strides[i];
+    dl[i] = w.dilations.empty() ? 1 : w.dilations[i];
+    pb[i] = w.pads.empty() ? 0 : w.pads[i];
+    int64_t pe = w.pads.empty() ? 0 : w.pads[k + i];
+    const int64_t span = dl[i] * (ker[i] - 1) + 1;
+    if (w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER") {
+      out[i] = (in[i] + st[i] - 1) / st[i];
+      const int64_t total = std::max<int64_t>(0, (out[i] - 1) * st[i] + span - in[i]);
+      pb[i] = w.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+    } else {
+      if (w.auto_pad == "VALID") pb[i] = pe = 0;
+      out[i] = (in[i] + pb[i] + pe - span) / st[i] + 1;
+    }
+  }
+  Conv2dGeom g;
+  g.c = xs[1];
+  g.m = ws[0];
+  g.group = group;
+  const size_t y = k == 2 ? 0 : 1;  // index of the height dimension; 1: none
+  const size_t x = k - 1;
+  g.h = g.oh = 1;
+  if (y == 0) {
+    g.h = in[0], g.oh = out[0], g.kh = ker[0], g.sh = st[0], g.dh = dl[0], g.pt = pb[0];
+  }
+  g.w = in[x], g.ow = out[x], g.kw = ker[x], g.sw = st[x], g.dw = dl[x], g.pl = pb[x];
+  return g;
+}
+
 class ConvKernel : public Kernel {
  public:
-  ConvKernel(Window w, int64_t group) : w_(std::move(w)), group_(group) {}
+  ConvKernel(Window w, int64_t group, std::unique_ptr<Conv2dWeights> fast)
+      : w_(std::move(w)), group_(group), fast_(std::move(fast)) {}
+
+  Conv2dWeights* fast() { return fast_.get(); }
+  bool has_fast() const { return fast_ != nullptr; }
+  const ActParams& act() const { return act_; }
+  void set_act(const ActParams& act) { act_ = act; }
+  bool residual() const { return residual_; }
+  void set_residual() { residual_ = true; }
 
   Status Infer(InferContext& ctx) const override {
     if (ctx.input_type(0) != DataType::kFp32 || ctx.input_type(1) != DataType::kFp32) {
@@ -110,12 +161,81 @@ class ConvKernel : public Kernel {
     if (ck > (int64_t{1} << 24) || p > (int64_t{1} << 24) || ck * p > (int64_t{1} << 28)) {
       return ResourceExhaustedError("the convolution's unfolded input is too large");
     }
-    ctx.RequestScratch((static_cast<size_t>(ck * p) + PackedSize(ck, p)) * sizeof(float) + 64);
+    if (fast_ != nullptr) {
+      const Conv2dGeom g = GeomOf(w_, x, wt, group_);
+      size_t floats = fast_->ScratchFloats(g);
+      if (residual_) {
+        if (!ctx.has_input(3) || ctx.input_type(3) != DataType::kFp32) {
+          return InvalidArgumentError("the fused residual must be FLOAT");
+        }
+        // A residual that broadcasts (rare: the optimiser cannot see shapes) is added by a
+        // second pass over the convolution's result, which then lives in scratch.
+        if (ctx.input_shape(3) != out) {
+          OUTPOST_ASSIGN_OR_RETURN(Shape sum, BroadcastShapes(out, ctx.input_shape(3)));
+          floats = (floats + 15) / 16 * 16 + static_cast<size_t>(NumElements(out));
+          out = std::move(sum);
+        }
+      }
+      ctx.RequestScratch(floats * sizeof(float) + 64);
+    } else {
+      ctx.RequestScratch((static_cast<size_t>(ck * p) + PackedSize(ck, p)) * sizeof(float) + 64);
+    }
     ctx.SetOutput(0, DataType::kFp32, std::move(out));
     return Status();
   }
 
   Status Compute(ComputeContext& ctx) const override {
+    if (fast_ != nullptr) return ComputeFast(ctx);
+    return ComputeGeneric(ctx);
+  }
+
+ private:
+  // Constant weights over one or two spatial dimensions (conv2d.h).
+  Status ComputeFast(ComputeContext& ctx) const {
+    const TensorRef& x = ctx.input(0);
+    const Conv2dGeom g = GeomOf(w_, x.shape, ctx.input(1).shape, group_);
+    const int64_t in_size = g.c * g.h * g.w, out_size = g.m * g.oh * g.ow;
+    const float* res = residual_ ? ctx.input(3).get<float>() : nullptr;
+    float* scratch = reinterpret_cast<float*>(ctx.scratch().data());
+    const TensorRef& y = ctx.output(0);
+    // The convolution's own shape: N, M, then the spatial dimensions.
+    std::array<int64_t, 4> conv_dims{x.shape[0], g.m, g.oh, g.ow};
+    std::span<const int64_t> conv_shape(conv_dims.data(), x.rank());
+    if (x.rank() == 3) conv_dims[2] = g.ow;
+    const bool broadcast =
+        residual_ && !std::equal(conv_shape.begin(), conv_shape.end(), ctx.input(3).shape.begin(),
+                                 ctx.input(3).shape.end());
+    float* conv_out = y.mut<float>();
+    if (broadcast) {
+      conv_out = scratch + (fast_->ScratchFloats(g) + 15) / 16 * 16;
+      res = nullptr;
+    }
+    const ActParams& act = broadcast ? ActParams() : act_;
+    for (int64_t b = 0; b < x.shape[0]; ++b) {
+      fast_->Forward(g, x.get<float>() + b * in_size, res != nullptr ? res + b * out_size : nullptr,
+                     act, conv_out + b * out_size, scratch);
+    }
+    if (broadcast) AddBroadcast(conv_out, conv_shape, ctx.input(3), y);
+    return Status();
+  }
+
+  // y = act(conv + residual) with numpy broadcasting.
+  void AddBroadcast(const float* conv, std::span<const int64_t> conv_shape, const TensorRef& r,
+                    const TensorRef& y) const {
+    const float* rv = r.get<float>();
+    float* yv = y.mut<float>();
+    ForEachBroadcast<2>(y.shape, {conv_shape, r.shape},
+                        [&](int64_t out, const std::array<int64_t, 2>& in, int64_t n,
+                            const std::array<int64_t, 2>& step) {
+                          for (int64_t i = 0; i < n; ++i) {
+                            yv[out + i] = conv[in[0] + i * step[0]] + rv[in[1] + i * step[1]];
+                          }
+                        });
+    AddActivate(act_, nullptr, yv, y.count);
+  }
+
+  // im2col into scratch and the packed GEMM, for any spatial rank and non-constant weights.
+  Status ComputeGeneric(ComputeContext& ctx) const {
     const TensorRef& x = ctx.input(0);
     const TensorRef& wt = ctx.input(1);
     const TensorRef& y = ctx.output(0);
@@ -195,16 +315,44 @@ class ConvKernel : public Kernel {
     return Status();
   }
 
- private:
   Window w_;
   int64_t group_;
+  std::unique_ptr<Conv2dWeights> fast_;  // null: the generic path
+  ActParams act_;                        // fused activation
+  bool residual_ = false;                // input 3 is added before the activation
 };
+
+// The fast path's weights when W (and B, if given) are FLOAT constants of rank 3 or 4 that
+// match `group`; null otherwise.
+std::unique_ptr<Conv2dWeights> FastWeights(const KernelBuildContext& ctx, int64_t group) {
+  const Tensor* wt = ctx.constant_input(1);
+  if (wt == nullptr || wt->type() != DataType::kFp32) return nullptr;
+  const Shape& ws = wt->shape();
+  if (ws.size() != 3 && ws.size() != 4) return nullptr;
+  for (int64_t d : ws) {
+    if (d < 1) return nullptr;
+  }
+  const Tensor* bias = ctx.has_input(2) ? ctx.constant_input(2) : nullptr;
+  if (ctx.has_input(2) &&
+      (bias == nullptr || bias->type() != DataType::kFp32 || bias->shape() != Shape{ws[0]})) {
+    return nullptr;
+  }
+  if (group < 1 || ws[0] % group != 0) return nullptr;
+  Conv2dGeom g;
+  g.m = ws[0];
+  g.c = ws[1] * group;
+  g.group = group;
+  g.kh = ws.size() == 4 ? ws[2] : 1;
+  g.kw = ws.back();
+  return std::make_unique<Conv2dWeights>(BestGemmArch(), g, wt->values<float>().data(),
+                                         bias != nullptr ? bias->values<float>().data() : nullptr);
+}
 
 Result<std::unique_ptr<Kernel>> MakeConv(const KernelBuildContext& ctx) {
   OUTPOST_RETURN_IF_ERROR(ctx.ExpectInputs(2, 3));
   OUTPOST_ASSIGN_OR_RETURN(Window w, ReadWindow(ctx, false));
   OUTPOST_ASSIGN_OR_RETURN(int64_t group, ctx.Int("group", 1));
-  return std::unique_ptr<Kernel>(new ConvKernel(std::move(w), group));
+  return std::unique_ptr<Kernel>(new ConvKernel(std::move(w), group, FastWeights(ctx, group)));
 }
 
 // ---- MaxPool, AveragePool ----
@@ -339,6 +487,41 @@ Result<std::unique_ptr<Kernel>> MakeGlobal(const KernelBuildContext& ctx) {
 }
 
 }  // namespace
+
+bool IsFastConv(const Kernel& kernel) {
+  const auto* conv = dynamic_cast<const ConvKernel*>(&kernel);
+  return conv != nullptr && conv->has_fast();
+}
+
+bool FoldConvScaleShift(Kernel& kernel, const std::vector<float>& scale,
+                        const std::vector<float>& shift) {
+  auto* conv = dynamic_cast<ConvKernel*>(&kernel);
+  if (conv == nullptr || conv->fast() == nullptr || conv->residual() ||
+      conv->act().kind != ActKind::kNone) {
+    return false;
+  }
+  conv->fast()->ScaleShift(scale, shift);
+  return true;
+}
+
+bool SetConvActivation(Kernel& kernel, const ActParams& act) {
+  auto* conv = dynamic_cast<ConvKernel*>(&kernel);
+  if (conv == nullptr || conv->fast() == nullptr || conv->act().kind != ActKind::kNone) {
+    return false;
+  }
+  conv->set_act(act);
+  return true;
+}
+
+bool SetConvResidual(Kernel& kernel) {
+  auto* conv = dynamic_cast<ConvKernel*>(&kernel);
+  if (conv == nullptr || conv->fast() == nullptr || conv->residual() ||
+      conv->act().kind != ActKind::kNone) {
+    return false;
+  }
+  conv->set_residual();
+  return true;
+}
 
 void RegisterConvKernels(KernelRegistry& r) {
   r.Add({"", "Conv", 1, 1000, &MakeConv});

@@ -1,8 +1,10 @@
 #include "engine/onnx/optimizer.h"
 
+#include <cmath>
 #include <limits>
 #include <vector>
 
+#include "engine/onnx/kernels_conv.h"
 #include "engine/onnx/kernels_nn.h"
 
 namespace outpost::engine::onnx {
@@ -281,6 +283,219 @@ Status FuseDense(CompiledModel& model, const KernelRegistry& registry) {
     kernels[static_cast<size_t>(n)] =
         MakeDenseKernel(d.weights, d.k, d.nn, std::move(d.bias), DenseActivation());
     FuseActivation(fg, n);
+  }
+  return Status();
+}
+
+namespace {
+
+// Whether node `n` is live, in the default domain, of type `op`, and reads `id` as input 0
+// (or, for Add and Mul, as either input).
+bool Reads(const FusionGraph& fg, int32_t n, std::string_view op, ValueId id) {
+  if (n < 0 || !fg.kernels[static_cast<size_t>(n)]) return false;
+  const Node& node = fg.g.nodes[static_cast<size_t>(n)];
+  if (!node.domain.empty() || node.op_type != op || node.inputs.empty()) return false;
+  if (op == "Add" || op == "Mul") {
+    return node.inputs.size() == 2 && (node.inputs[0] == id || node.inputs[1] == id) &&
+           node.inputs[0] != node.inputs[1];
+  }
+  return node.inputs[0] == id;
+}
+
+// The first output of `node` is its only live one.
+bool OnlyFirstOutput(const FusionGraph& fg, const Node& node) {
+  for (size_t i = 1; i < node.outputs.size(); ++i) {
+    if (node.outputs[i] != kNoValue && fg.uses[static_cast<size_t>(node.outputs[i])] > 0) {
+      return false;
+    }
+  }
+  return !node.outputs.empty() && node.outputs[0] != kNoValue;
+}
+
+// Conv + BatchNormalization (inference, constant parameters): BN's scale and shift go into
+// the convolution's weights and bias.
+bool FoldBatchNorm(FusionGraph& fg, int32_t n, int32_t bn) {
+  Node& conv = fg.g.nodes[static_cast<size_t>(n)];
+  const Node& node = fg.g.nodes[static_cast<size_t>(bn)];
+  if (node.inputs.size() != 5 || !OnlyFirstOutput(fg, node) ||
+      IntAttrOr(node, "training_mode", 0) != 0) {
+    return false;
+  }
+  const Tensor* p[4];
+  for (size_t i = 0; i < 4; ++i) {
+    p[i] = FloatConstant(fg.model, node, i + 1);
+    if (p[i] == nullptr || p[i]->shape().size() != 1) return false;
+  }
+  const int64_t m = p[0]->element_count();
+  for (const Tensor* t : p) {
+    if (t->element_count() != m) return false;
+  }
+  const float eps = FloatAttrOr(node, "epsilon", 1e-5f);
+  std::vector<float> scale(static_cast<size_t>(m)), shift(static_cast<size_t>(m));
+  for (size_t c = 0; c < static_cast<size_t>(m); ++c) {
+    const float s = p[0]->values<float>()[c] / std::sqrt(p[3]->values<float>()[c] + eps);
+    scale[c] = s;
+    shift[c] = p[1]->values<float>()[c] - p[2]->values<float>()[c] * s;
+  }
+  // The weights' output channels must match; Infer checks them against W's first dimension.
+  const Tensor* w = fg.model.constant(conv.inputs[1]);
+  if (w == nullptr || w->shape().empty() || w->shape()[0] != m) return false;
+  if (!FoldConvScaleShift(*fg.kernels[static_cast<size_t>(n)], scale, shift)) {
+    return false;
+  }
+  conv.outputs = {node.outputs[0]};
+  fg.kernels[static_cast<size_t>(bn)].reset();
+  return true;
+}
+
+// Conv + Add: the other operand becomes the convolution's input 3 when it is computed before
+// the convolution runs (a graph input, a constant is a bias and stays an Add, or the output
+// of an earlier step).
+bool FuseResidual(FusionGraph& fg, int32_t n, const std::vector<int64_t>& position, int32_t add) {
+  Node& conv = fg.g.nodes[static_cast<size_t>(n)];
+  const Node& node = fg.g.nodes[static_cast<size_t>(add)];
+  const ValueId other = node.inputs[0] == conv.outputs[0] ? node.inputs[1] : node.inputs[0];
+  if (other == kNoValue || fg.model.constant(other) != nullptr || node.outputs.size() != 1) {
+    return false;
+  }
+  const Value& v = fg.g.values[static_cast<size_t>(other)];
+  if (v.kind == Value::Kind::kNodeOutput &&
+      (v.producer < 0 || position[static_cast<size_t>(v.producer)] < 0 ||
+       position[static_cast<size_t>(v.producer)] >= position[static_cast<size_t>(n)])) {
+    return false;
+  }
+  if (!SetConvResidual(*fg.kernels[static_cast<size_t>(n)])) return false;
+  conv.inputs.resize(3, kNoValue);
+  conv.inputs.push_back(other);
+  conv.outputs = node.outputs;
+  fg.kernels[static_cast<size_t>(add)].reset();
+  return true;
+}
+
+// The activation `act` as a convolution epilogue; false when it is none.
+bool ConvActivationOf(const CompiledModel& model, const Node& act, ActParams& a) {
+  if (act.op_type == "HardSigmoid") {
+    a.kind = ActKind::kHardSigmoid;
+    a.alpha = FloatAttrOr(act, "alpha", 0.2f);
+    a.beta = FloatAttrOr(act, "beta", 0.5f);
+    return true;
+  }
+  if (act.op_type == "HardSwish") {
+    a.kind = ActKind::kHardSwish;
+    return true;
+  }
+  DenseActivation da;
+  if (!ActivationOf(model, act, da)) return false;
+  switch (da.kind) {
+    case Activation::kRelu: a.kind = ActKind::kRelu; break;
+    case Activation::kLeakyRelu: a.kind = ActKind::kLeakyRelu; a.alpha = da.alpha; break;
+    case Activation::kSigmoid: a.kind = ActKind::kSigmoid; break;
+    case Activation::kTanh: a.kind = ActKind::kTanh; break;
+    case Activation::kClip: a.kind = ActKind::kClip; a.lo = da.lo; a.hi = da.hi; break;
+    case Activation::kNone: return false;
+  }
+  return true;
+}
+
+// Conv + activation, and Conv + Sigmoid + Mul(conv, sigmoid) as SiLU.
+bool FuseConvActivation(FusionGraph& fg, int32_t n) {
+  Node& conv = fg.g.nodes[static_cast<size_t>(n)];
+  const ValueId out = conv.outputs[0];
+  const auto& readers = fg.consumers[static_cast<size_t>(out)];
+  // SiLU: the output feeds exactly a Sigmoid and the Mul that multiplies by it.
+  if (fg.uses[static_cast<size_t>(out)] == 2) {
+    int32_t sig = -1, mul = -1;
+    for (int32_t r : readers) {
+      if (Reads(fg, r, "Sigmoid", out)) sig = r;
+    }
+    if (sig >= 0) {
+      const ValueId s = fg.g.nodes[static_cast<size_t>(sig)].outputs[0];
+      const int32_t m = fg.SoleConsumer(s);
+      if (m >= 0 && Reads(fg, m, "Mul", out) && fg.g.nodes[static_cast<size_t>(m)].outputs.size() == 1) {
+        const Node& mn = fg.g.nodes[static_cast<size_t>(m)];
+        if ((mn.inputs[0] == s || mn.inputs[1] == s)) mul = m;
+      }
+    }
+    if (mul < 0) return false;
+    ActParams a;
+    a.kind = ActKind::kSilu;
+    if (!SetConvActivation(*fg.kernels[static_cast<size_t>(n)], a)) return false;
+    conv.outputs = fg.g.nodes[static_cast<size_t>(mul)].outputs;
+    fg.kernels[static_cast<size_t>(sig)].reset();
+    fg.kernels[static_cast<size_t>(mul)].reset();
+    return true;
+  }
+  const int32_t next = fg.SoleConsumer(out);
+  if (next < 0) return false;
+  const Node& act = fg.g.nodes[static_cast<size_t>(next)];
+  if (!act.domain.empty() || act.outputs.size() != 1 || act.inputs.empty() ||
+      act.inputs[0] != out) {
+    return false;
+  }
+  ActParams a;
+  if (!ConvActivationOf(fg.model, act, a)) return false;
+  if (!SetConvActivation(*fg.kernels[static_cast<size_t>(n)], a)) return false;
+  conv.outputs = act.outputs;
+  fg.kernels[static_cast<size_t>(next)].reset();
+  return true;
+}
+
+}  // namespace
+
+namespace {
+
+// A Conv whose weights became constant by folding (a Cast or DequantizeLinear of an
+// initializer) is bound again, so that it takes the fast path.
+Status RebindConv(CompiledModel& model, const KernelRegistry& registry, int32_t n,
+                  std::unique_ptr<Kernel>& kernel) {
+  const Node& node = model.graph().nodes[static_cast<size_t>(n)];
+  if (node.inputs.size() < 2 || node.inputs[1] == kNoValue ||
+      model.constant(node.inputs[1]) == nullptr) {
+    return Status();
+  }
+  const KernelDef* def = registry.Find(node.domain, node.op_type, node.opset);
+  if (def == nullptr) return Status();
+  std::vector<const Tensor*> constants;
+  for (ValueId id : node.inputs) constants.push_back(id == kNoValue ? nullptr : model.constant(id));
+  KernelBuildContext ctx(node, std::move(constants), &model.options());
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Kernel> rebuilt, def->create(ctx));
+  if (IsFastConv(*rebuilt)) kernel = std::move(rebuilt);
+  return Status();
+}
+
+}  // namespace
+
+Status FuseConv(CompiledModel& model, const KernelRegistry& registry) {
+  Graph& g = model.graph_;
+  auto& kernels = model.kernels_;
+  std::vector<int64_t> position(g.nodes.size(), -1);
+  for (size_t i = 0; i < model.order_.size(); ++i) {
+    position[static_cast<size_t>(model.order_[i])] = static_cast<int64_t>(i);
+  }
+  for (int32_t n : model.order_) {
+    if (kernels[static_cast<size_t>(n)] && g.nodes[static_cast<size_t>(n)].op_type == "Conv" &&
+        g.nodes[static_cast<size_t>(n)].domain.empty() &&
+        !IsFastConv(*kernels[static_cast<size_t>(n)])) {
+      OUTPOST_RETURN_IF_ERROR(RebindConv(model, registry, n, kernels[static_cast<size_t>(n)]));
+    }
+    if (!kernels[static_cast<size_t>(n)] || !IsFastConv(*kernels[static_cast<size_t>(n)])) continue;
+    Node& conv = g.nodes[static_cast<size_t>(n)];
+    if (!conv.domain.empty() || conv.op_type != "Conv" || conv.outputs.size() != 1) continue;
+    // Use counts change as nodes fuse: recount per convolution (compile time only).
+    FusionGraph fg{model, g, kernels, CountUses(model, g, kernels),
+                   Consumers(g, kernels, model.order_)};
+    int32_t next = fg.SoleConsumer(conv.outputs[0]);
+    if (Reads(fg, next, "BatchNormalization", conv.outputs[0])) {
+      FoldBatchNorm(fg, n, next);
+      fg.uses = CountUses(model, g, kernels);
+      fg.consumers = Consumers(g, kernels, model.order_);
+    }
+    next = fg.SoleConsumer(conv.outputs[0]);
+    if (Reads(fg, next, "Add", conv.outputs[0]) && FuseResidual(fg, n, position, next)) {
+      fg.uses = CountUses(model, g, kernels);
+      fg.consumers = Consumers(g, kernels, model.order_);
+    }
+    FuseConvActivation(fg, n);
   }
   return Status();
 }

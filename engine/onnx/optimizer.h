@@ -20,6 +20,13 @@ void RemoveIdentities(CompiledModel& model);
 // no other use.
 Status FuseDense(CompiledModel& model, const KernelRegistry& registry);
 
+// Folds into each Conv on the fast path (constant weights; kernels_conv.h) a following
+// inference BatchNormalization with constant parameters, then an Add of a residual computed
+// before the Conv (not a constant), then one activation (Relu, LeakyRelu, Clip with constant
+// bounds, HardSigmoid, HardSwish, Sigmoid, Tanh, or Sigmoid + Mul as SiLU), each only when
+// the intermediate value has no other reader.
+Status FuseConv(CompiledModel& model, const KernelRegistry& registry);
+
 }  // namespace outpost::engine::onnx
 
 #endif  // OUTPOST_ENGINE_ONNX_OPTIMIZER_H_

@@ -275,6 +275,7 @@ Result<std::shared_ptr<const CompiledModel>> CompiledModel::Compile(
     OUTPOST_RETURN_IF_ERROR(m->FoldConstants());
     RemoveIdentities(*m);
     OUTPOST_RETURN_IF_ERROR(FuseDense(*m, registry));
+    OUTPOST_RETURN_IF_ERROR(FuseConv(*m, registry));
   }
   m->RemoveDeadNodes();
   for (int32_t n : m->order_) {

@@ -72,6 +72,7 @@ class CompiledModel {
  private:
   friend void RemoveIdentities(CompiledModel& model);
   friend Status FuseDense(CompiledModel& model, const KernelRegistry& registry);
+  friend Status FuseConv(CompiledModel& model, const KernelRegistry& registry);
 
   // A graph output as the file declares it (optimisation may rewire the value it names).
   struct OutputDecl {

@@ -139,4 +139,52 @@ OUTPOST_VECTOR_CLONES void ErfF(const float* in, float* out, int64_t n) {
   Apply<Erf>(in, out, n);
 }
 
+OUTPOST_VECTOR_CLONES void AddActivate(const ActParams& act, const float* add, float* x,
+                                       int64_t n) {
+  if (add != nullptr) {
+    for (int64_t i = 0; i < n; ++i) x[i] += add[i];
+  }
+  switch (act.kind) {
+    case ActKind::kNone:
+      break;
+    case ActKind::kRelu:
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+      break;
+    case ActKind::kLeakyRelu:
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] >= 0.0f ? x[i] : x[i] * act.alpha;
+      break;
+    case ActKind::kClip:
+      for (int64_t i = 0; i < n; ++i) {
+        x[i] = x[i] < act.lo ? act.lo : (x[i] > act.hi ? act.hi : x[i]);
+      }
+      break;
+    case ActKind::kHardSigmoid:
+      for (int64_t i = 0; i < n; ++i) {
+        const float y = act.alpha * x[i] + act.beta;
+        x[i] = y < 0.0f ? 0.0f : (y > 1.0f ? 1.0f : y);
+      }
+      break;
+    case ActKind::kHardSwish:
+      for (int64_t i = 0; i < n; ++i) {
+        const float y = x[i] * (1.0f / 6.0f) + 0.5f;
+        x[i] *= y < 0.0f ? 0.0f : (y > 1.0f ? 1.0f : y);
+      }
+      break;
+    case ActKind::kSigmoid:
+      Apply<Sigmoid>(x, x, n);
+      break;
+    case ActKind::kTanh:
+      Apply<Tanh>(x, x, n);
+      break;
+    case ActKind::kSilu:
+      for (int64_t i = 0; i < n; i += 64) {
+        float s[64];
+        const int64_t len = n - i < 64 ? n - i : 64;
+        Apply<Sigmoid>(x + i, s, len);
+        for (int64_t j = 0; j < len; ++j) x[i + j] *= s[j];
+      }
+      break;
+  }
+}
+
 }  // namespace outpost::engine::onnx

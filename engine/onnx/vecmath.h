@@ -18,6 +18,21 @@ void SigmoidF(const float* in, float* out, int64_t n);
 void TanhF(const float* in, float* out, int64_t n);
 void ErfF(const float* in, float* out, int64_t n);
 
+// The activations a convolution's epilogue applies (fused by the optimiser).
+enum class ActKind : uint8_t {
+  kNone, kRelu, kLeakyRelu, kClip, kHardSigmoid, kHardSwish, kSigmoid, kSilu, kTanh
+};
+struct ActParams {
+  ActKind kind = ActKind::kNone;
+  float alpha = 0;  // LeakyRelu's slope; HardSigmoid's alpha
+  float beta = 0;   // HardSigmoid's beta
+  float lo = 0;     // Clip's bounds
+  float hi = 0;
+};
+
+// x[i] = act(x[i] + add[i]) (add may be null: x[i] = act(x[i])).
+void AddActivate(const ActParams& act, const float* add, float* x, int64_t n);
+
 }  // namespace outpost::engine::onnx
 
 #endif  // OUTPOST_ENGINE_ONNX_VECMATH_H_

@@ -1,0 +1,345 @@
+#include "engine/onnx/conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+
+// The vector type below is internal to this file and only passed between force-inlined
+// helpers, so the ABI note about passing wide vectors without AVX does not apply.
+#if defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+namespace outpost::engine::onnx {
+namespace {
+
+typedef float V16 __attribute__((vector_size(64)));
+
+// Columns (output positions) per packed block, and K rows per block: one B panel of
+// kKc x nr floats stays in L1 while every strip of the weights passes over it.
+constexpr int64_t kBlockColumns = 128;
+constexpr int64_t kKc = 256;
+
+int64_t BlockColumns(int64_t nr) { return std::max<int64_t>(nr, kBlockColumns / nr * nr); }
+
+// dst[t] = src[ix0 + t * sw] for t < len, zero where the index falls outside [0, w).
+inline void CopyRow(float* dst, const float* src, int64_t ix0, int64_t sw, int64_t len,
+                    int64_t w) {
+  int64_t lo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
+  int64_t hi = ix0 >= w ? 0 : (w - 1 - ix0) / sw + 1;
+  lo = std::min(lo, len);
+  hi = std::clamp(hi, lo, len);
+  for (int64_t t = 0; t < lo; ++t) dst[t] = 0.0f;
+  if (sw == 1) {
+    std::memcpy(dst + lo, src + ix0 + lo, static_cast<size_t>(hi - lo) * sizeof(float));
+  } else {
+    for (int64_t t = lo; t < hi; ++t) dst[t] = src[ix0 + t * sw];
+  }
+  for (int64_t t = hi; t < len; ++t) dst[t] = 0.0f;
+}
+
+// Pointwise convolutions with stride 1 and no padding read their input as one row of
+// H * W positions.
+Conv2dGeom Flattened(const Conv2dGeom& g) {
+  if (g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
+      g.oh == g.h && g.ow == g.w) {
+    Conv2dGeom f = g;
+    f.w = f.ow = g.h * g.w;
+    f.h = f.oh = 1;
+    return f;
+  }
+  return g;
+}
+
+// Depthwise convolutions run on the polyphase form of the padded input plane: for stride s,
+// s x s phase planes P[a][b][r][c] = padded[r * s + a][c * s + b], each `pw` wide. Every tap
+// (ky, kx) then reads one phase plane at a fixed offset from the output position, so with the
+// output computed `pw` wide (the extra columns dropped afterwards) the whole plane is one
+// contiguous loop, whatever the plane's width.
+struct Polyphase {
+  int64_t pw = 0;      // phase plane width (and wide output row length)
+  int64_t ph = 0;      // phase plane height
+  int64_t plane = 0;   // floats per phase plane, with slack for the last row's overreach
+};
+
+Polyphase PolyphaseOf(const Conv2dGeom& g) {
+  Polyphase p;
+  const int64_t width = std::max(g.pl + g.w, (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1);
+  const int64_t height = std::max(g.pt + g.h, (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1);
+  p.pw = (width + g.sw - 1) / g.sw;
+  p.ph = (height + g.sh - 1) / g.sh + 1;
+  p.plane = (p.ph * p.pw + p.pw + 32 + 15) / 16 * 16;
+  return p;
+}
+
+// Fills the sh * sw phase planes from plane `in`.
+void FillPhases(const Conv2dGeom& g, const Polyphase& p, const float* in, float* phases) {
+  for (int64_t r = 0; r < p.ph * g.sh; ++r) {
+    const int64_t iy = r - g.pt;
+    const float* src = iy >= 0 && iy < g.h ? in + iy * g.w : nullptr;
+    for (int64_t b = 0; b < g.sw; ++b) {
+      float* dst = phases + ((r % g.sh) * g.sw + b) * p.plane + (r / g.sh) * p.pw;
+      if (src == nullptr) {
+        std::memset(dst, 0, static_cast<size_t>(p.pw) * sizeof(float));
+        continue;
+      }
+      // Column c of this phase is padded column c * sw + b, input column c * sw + b - pl.
+      CopyRow(dst, src, b - g.pl, g.sw, p.pw, g.w);
+    }
+  }
+  // The slack past the last row is read by dropped columns only; keep it finite.
+  for (int64_t ph = 0; ph < g.sh * g.sw; ++ph) {
+    float* tail = phases + ph * p.plane + p.ph * p.pw;
+    std::memset(tail, 0, static_cast<size_t>(p.plane - p.ph * p.pw) * sizeof(float));
+  }
+}
+
+// One output plane, `pw` wide, from the phase planes: kT taps unrolled (0: any number, one
+// pass per tap).
+template <int kT>
+__attribute__((always_inline)) inline void DepthwiseWide(int64_t taps, const float* const* src,
+                                                         const float* wk, float bias, int64_t n,
+                                                         float* wide) {
+  if constexpr (kT > 0) {
+    // 16 outputs at a time, every tap's weight in a register.
+    V16 w[kT];
+    const float* sp[kT];
+#pragma GCC unroll 25
+    for (int t = 0; t < kT; ++t) {
+      w[t] = V16{} + wk[t];
+      sp[t] = src[t];
+    }
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      V16 s = V16{} + bias;
+#pragma GCC unroll 25
+      for (int t = 0; t < kT; ++t) {
+        V16 x;
+        std::memcpy(&x, sp[t] + i, sizeof(x));
+        s += w[t] * x;
+      }
+      std::memcpy(wide + i, &s, sizeof(s));
+    }
+    if (i < n) {
+      // The last vector reads into the phase planes' slack and writes into the wide
+      // buffer's (DepthwisePlane gives both room for it).
+      V16 s = V16{} + bias;
+#pragma GCC unroll 25
+      for (int t = 0; t < kT; ++t) {
+        V16 x;
+        std::memcpy(&x, sp[t] + i, sizeof(x));
+        s += w[t] * x;
+      }
+      std::memcpy(wide + i, &s, sizeof(s));
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) wide[i] = bias;
+    for (int64_t t = 0; t < taps; ++t) {
+      const float wv = wk[t];
+      const float* sp = src[t];
+      for (int64_t i = 0; i < n; ++i) wide[i] += wv * sp[i];
+    }
+  }
+}
+
+template <int kT>
+__attribute__((always_inline)) inline void DepthwisePlane(const Conv2dGeom& g, const float* in,
+                                                          const float* wk, float bias,
+                                                          float* scratch, float* out) {
+  const Polyphase p = PolyphaseOf(g);
+  FillPhases(g, p, in, scratch);
+  const int64_t taps = g.kh * g.kw;
+  const float* src[64];
+  for (int64_t ky = 0; ky < g.kh; ++ky) {
+    for (int64_t kx = 0; kx < g.kw; ++kx) {
+      const int64_t y = ky * g.dh, x = kx * g.dw;
+      src[ky * g.kw + kx] = scratch + ((y % g.sh) * g.sw + x % g.sw) * p.plane +
+                            (y / g.sh) * p.pw + x / g.sw;
+    }
+  }
+  const bool direct = p.pw == g.ow && (kT == 0 || g.oh * p.pw % 16 == 0);
+  float* wide = direct ? out : scratch + g.sh * g.sw * p.plane;
+  DepthwiseWide<kT>(taps, src, wk, bias, g.oh * p.pw, wide);
+  if (!direct) {
+    for (int64_t oy = 0; oy < g.oh; ++oy) {
+      std::memcpy(out + oy * g.ow, wide + oy * p.pw, static_cast<size_t>(g.ow) * sizeof(float));
+    }
+  }
+}
+
+using DepthwiseFn = void (*)(const Conv2dGeom&, const float*, const float*, float, float*,
+                             float*);
+
+// Each loop compiled for AVX-512, AVX2 + FMA and the baseline, chosen with the GEMM's
+// micro-kernel.
+#define OUTPOST_DEPTHWISE(name, attr)                                                    \
+  template <int kT>                                                                       \
+  attr void name(const Conv2dGeom& g, const float* in, const float* wk, float bias,       \
+                 float* scratch, float* out) {                                            \
+    DepthwisePlane<kT>(g, in, wk, bias, scratch, out);                                    \
+  }
+#if defined(__x86_64__) && defined(__GNUC__)
+OUTPOST_DEPTHWISE(DepthwiseAvx512,
+                  __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))))
+OUTPOST_DEPTHWISE(DepthwiseAvx2, __attribute__((target("avx2,fma"))))
+#endif
+OUTPOST_DEPTHWISE(DepthwisePortable, )
+#undef OUTPOST_DEPTHWISE
+
+DepthwiseFn PickDepthwise(const GemmArch& arch, const Conv2dGeom& g) {
+  const int64_t taps = g.kh * g.kw;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (std::strcmp(arch.name, "avx512") == 0) {
+    return taps == 9 ? &DepthwiseAvx512<9> : taps == 25 ? &DepthwiseAvx512<25> : &DepthwiseAvx512<0>;
+  }
+  if (std::strcmp(arch.name, "avx2") == 0) {
+    return taps == 9 ? &DepthwiseAvx2<9> : taps == 25 ? &DepthwiseAvx2<25> : &DepthwiseAvx2<0>;
+  }
+#endif
+  (void)arch;
+  return taps == 9 ? &DepthwisePortable<9> : taps == 25 ? &DepthwisePortable<25> : &DepthwisePortable<0>;
+}
+
+}  // namespace
+
+void PackConvPanels(const Conv2dGeom& g, const float* x, int64_t k0, int64_t kc, int64_t j0,
+                    int64_t nb, int64_t nr, float* dst) {
+  const int64_t ksz = g.kh * g.kw;
+  const int64_t plane = g.h * g.w;
+  const int64_t tail = nb % nr;
+  const int64_t last_panel = nb / nr;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const int64_t k = k0 + kk;
+    const int64_t ch = k / ksz, r = k % ksz;
+    const int64_t ky = r / g.kw, kx = r % g.kw;
+    const float* src = x + ch * plane;
+    int64_t oy = j0 / g.ow, ox = j0 % g.ow;
+    int64_t pos = 0;
+    while (pos < nb) {
+      const int64_t iy = oy * g.sh - g.pt + ky * g.dh;
+      const bool row_inside = iy >= 0 && iy < g.h;
+      int64_t run = std::min(nb - pos, g.ow - ox);
+      while (run > 0) {
+        const int64_t lane = pos % nr;
+        const int64_t len = std::min(run, nr - lane);
+        float* d = dst + (pos / nr) * kc * nr + kk * nr + lane;
+        if (row_inside) {
+          CopyRow(d, src + iy * g.w, ox * g.sw - g.pl + kx * g.dw, g.sw, len, g.w);
+        } else {
+          std::memset(d, 0, static_cast<size_t>(len) * sizeof(float));
+        }
+        ox += len;
+        pos += len;
+        run -= len;
+      }
+      if (ox == g.ow) {
+        ox = 0;
+        ++oy;
+      }
+    }
+    if (tail != 0) {
+      float* d = dst + last_panel * kc * nr + kk * nr;
+      std::memset(d + tail, 0, static_cast<size_t>(nr - tail) * sizeof(float));
+    }
+  }
+}
+
+Conv2dWeights::Conv2dWeights(const GemmArch& arch, const Conv2dGeom& g, const float* w,
+                             const float* bias)
+    : arch_(&arch), geom_(g) {
+  const int64_t cg = g.c / g.group;
+  const int64_t k = cg * g.kh * g.kw;
+  // Depthwise: one input channel per group, a window of at most 64 taps.
+  depthwise_ = cg == 1 && g.group == g.c && g.kh * g.kw <= 64;
+  raw_.assign(w, w + g.m * k);
+  has_bias_ = bias != nullptr;
+  bias_.assign(static_cast<size_t>(g.m), 0.0f);
+  if (bias != nullptr) bias_.assign(bias, bias + g.m);
+  PackWeights();
+}
+
+void Conv2dWeights::PackWeights() {
+  if (depthwise_) return;
+  const Conv2dGeom& g = geom_;
+  const int64_t mg = g.m / g.group;
+  const int64_t k = (g.c / g.group) * g.kh * g.kw;
+  const size_t per_group = PackedASize(*arch_, mg, k);
+  packed_.assign(per_group * static_cast<size_t>(g.group), 0.0f);
+  for (int64_t gi = 0; gi < g.group; ++gi) {
+    PackA(*arch_, raw_.data() + gi * mg * k, k, mg, k, nullptr,
+          packed_.data() + static_cast<size_t>(gi) * per_group);
+  }
+}
+
+void Conv2dWeights::ScaleShift(const std::vector<float>& scale, const std::vector<float>& shift) {
+  const Conv2dGeom& g = geom_;
+  const int64_t k = (g.c / g.group) * g.kh * g.kw;
+  for (int64_t oc = 0; oc < g.m; ++oc) {
+    const float s = scale[static_cast<size_t>(oc)];
+    for (int64_t i = 0; i < k; ++i) raw_[static_cast<size_t>(oc * k + i)] *= s;
+    bias_[static_cast<size_t>(oc)] = bias_[static_cast<size_t>(oc)] * s + shift[static_cast<size_t>(oc)];
+  }
+  has_bias_ = true;
+  PackWeights();
+}
+
+size_t Conv2dWeights::ScratchFloats(const Conv2dGeom& g) const {
+  if (depthwise_) {
+    const Polyphase p = PolyphaseOf(g);
+    return static_cast<size_t>(g.sh * g.sw * p.plane + g.oh * p.pw) + 32;
+  }
+  return static_cast<size_t>(kKc * BlockColumns(arch_->nr)) + 16;
+}
+
+void Conv2dWeights::Forward(const Conv2dGeom& geom, const float* x, const float* residual,
+                            const ActParams& act, float* y, float* scratch) const {
+  const int64_t p = geom.oh * geom.ow;
+  const bool epilogue = residual != nullptr || act.kind != ActKind::kNone;
+  if (depthwise_) {
+    const DepthwiseFn fn = PickDepthwise(*arch_, geom);
+    const int64_t mult = geom.m / geom.c;
+    const int64_t ksz = geom.kh * geom.kw;
+    for (int64_t oc = 0; oc < geom.m; ++oc) {
+      float* out = y + oc * p;
+      fn(geom, x + (oc / mult) * geom.h * geom.w, raw_.data() + oc * ksz,
+         bias_[static_cast<size_t>(oc)], scratch, out);
+      if (epilogue) AddActivate(act, residual != nullptr ? residual + oc * p : nullptr, out, p);
+    }
+    return;
+  }
+  const Conv2dGeom g = Flattened(geom);
+  const int64_t mg = g.m / g.group, cg = g.c / g.group;
+  const int64_t k = cg * g.kh * g.kw;
+  const int64_t nb_max = BlockColumns(arch_->nr);
+  const size_t per_group = PackedASize(*arch_, mg, k);
+  GemmBlockArgs args;
+  args.m = mg;
+  args.a_strip = arch_->mr * k;
+  args.b = scratch;
+  args.ldc = p;
+  for (int64_t gi = 0; gi < g.group; ++gi) {
+    const float* xg = x + gi * cg * g.h * g.w;
+    float* yg = y + gi * mg * p;
+    const float* ag = packed_.data() + static_cast<size_t>(gi) * per_group;
+    for (int64_t j0 = 0; j0 < p; j0 += nb_max) {
+      const int64_t nb = std::min(nb_max, p - j0);
+      args.n = nb;
+      args.c = yg + j0;
+      for (int64_t k0 = 0; k0 < k; k0 += kKc) {
+        const int64_t kc = std::min(kKc, k - k0);
+        PackConvPanels(g, xg, k0, kc, j0, nb, arch_->nr, scratch);
+        args.kc = kc;
+        args.a = ag + k0 * arch_->mr;
+        args.bias = bias_.data() + gi * mg;
+        args.accumulate = k0 > 0;
+        arch_->block(args);
+      }
+      if (!epilogue) continue;
+      for (int64_t r = 0; r < mg; ++r) {
+        const int64_t off = (gi * mg + r) * p + j0;
+        AddActivate(act, residual != nullptr ? residual + off : nullptr, y + off, nb);
+      }
+    }
+  }
+}
+
+}  // namespace outpost::engine::onnx

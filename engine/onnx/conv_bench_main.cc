@@ -1,0 +1,207 @@
+// onnx_conv_bench: achieved GFLOP/s of the engine's convolutions on the layer shapes of
+// resnet18 and mobilenet_v2 (batch 1, one thread), beside the machine's FMA peak.
+//
+//   onnx_conv_bench [seconds-per-case]
+//
+// Per shape: the fast path with each micro-kernel this CPU runs (conv2d.h, called directly),
+// and the generic path (im2col + GemmPacked, the phase-1 convolution) through a Session, in
+// the same run. The peak is measured with a loop of independent FMAs (one core), and the
+// nominal one is printed from /proc/cpuinfo's clock as 2 FMA units x 8 lanes x 2 flops.
+// Not a test: timings on a shared machine are noisy; compare ratios of one run.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "engine/onnx/conv2d.h"
+#include "engine/onnx/plan.h"
+#include "engine/onnx/session.h"
+#include "engine/onnx/test_models.h"
+
+namespace {
+
+using outpost::engine::DataType;
+using outpost::engine::Tensor;
+using namespace outpost::engine::onnx;  // NOLINT: a tool's main file
+
+using Clock = std::chrono::steady_clock;
+
+struct Case {
+  const char* name;
+  int64_t c, h, m, k, s, group;  // square input and kernel, pad k / 2
+};
+
+const Case kCases[] = {
+    {"r18 stem 7x7/2", 3, 224, 64, 7, 2, 1},
+    {"r18 3x3 64@56", 64, 56, 64, 3, 1, 1},
+    {"r18 3x3/2 64>128", 64, 56, 128, 3, 2, 1},
+    {"r18 3x3 128@28", 128, 28, 128, 3, 1, 1},
+    {"r18 1x1/2 64>128", 64, 56, 128, 1, 2, 1},
+    {"r18 3x3/2 128>256", 128, 28, 256, 3, 2, 1},
+    {"r18 3x3 256@14", 256, 14, 256, 3, 1, 1},
+    {"r18 3x3/2 256>512", 256, 14, 512, 3, 2, 1},
+    {"r18 3x3 512@7", 512, 7, 512, 3, 1, 1},
+    {"mv2 1x1 32>16@112", 32, 112, 16, 1, 1, 1},
+    {"mv2 1x1 16>96@112", 16, 112, 96, 1, 1, 1},
+    {"mv2 1x1 144>24@56", 144, 56, 24, 1, 1, 1},
+    {"mv2 1x1 192>64@14", 192, 14, 64, 1, 1, 1},
+    {"mv2 1x1 960>320@7", 960, 7, 320, 1, 1, 1},
+    {"mv2 dw3x3 32@112", 32, 112, 32, 3, 1, 32},
+    {"mv2 dw3x3/2 96@112", 96, 112, 96, 3, 2, 96},
+    {"mv2 dw3x3 144@56", 144, 56, 144, 3, 1, 144},
+    {"mv2 dw3x3 384@14", 384, 14, 384, 3, 1, 384},
+    {"mv2 dw3x3 960@7", 960, 7, 960, 3, 1, 960},
+};
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Median seconds per call of fn over `budget` seconds (at least 3 calls).
+template <typename Fn>
+double Time(double budget, Fn&& fn) {
+  fn();
+  std::vector<double> t;
+  const auto start = Clock::now();
+  while (t.size() < 3 || (Seconds(start, Clock::now()) < budget && t.size() < 1000)) {
+    const auto a = Clock::now();
+    fn();
+    t.push_back(Seconds(a, Clock::now()));
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// 16 independent chains of 512-bit FMAs on zero registers (no denormals), in assembly so
+// that nothing but the FMAs runs in the loop.
+__attribute__((target("avx512f"), noinline)) float FmaLoop(int64_t iters, float seed) {
+  __asm__ volatile(
+      "vxorps %%zmm0, %%zmm0, %%zmm0\n\t"
+      "vxorps %%zmm1, %%zmm1, %%zmm1\n\t" ::
+          : "xmm0", "xmm1");
+  for (int64_t it = 0; it < iters; ++it) {
+    __asm__ volatile(
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm16\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm17\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm18\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm19\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm20\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm21\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm22\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm23\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm24\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm25\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm26\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm27\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm28\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm29\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm30\n\t"
+        "vfmadd231ps %%zmm0, %%zmm1, %%zmm31\n\t" ::
+            : "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24",
+              "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31");
+  }
+  return seed;
+}
+
+// The core's FMA throughput.
+double FmaPeak(double budget) {
+  const int64_t iters = 1 << 22;
+  float sink = 0;
+  const double secs = Time(budget, [&] { sink += FmaLoop(iters, 1e-3f); });
+  if (sink == 12345.0f) std::puts("");
+  return static_cast<double>(iters) * 16 * 16 * 2 / secs / 1e9;
+}
+#else
+double FmaPeak(double) { return 0; }
+#endif
+
+double NominalPeak() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("cpu MHz", 0) == 0) {
+      return std::atof(line.substr(line.find(':') + 1).c_str()) * 1e-3 * 2 * 8 * 2;
+    }
+  }
+  return 0;
+}
+
+std::vector<float> Filled(size_t n) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<float>(static_cast<int>(i % 17) - 8) * 0.01f;
+  return v;
+}
+
+// The phase-1 path: a Conv whose weights are a graph input.
+double GenericSeconds(const Case& c, int64_t oh, double budget) {
+  testing::GraphBuilder b;
+  const std::vector<int64_t> xs{1, c.c, c.h, c.h}, ws{c.m, c.c / c.group, c.k, c.k};
+  ValueId x = b.Input("x", DataType::kFp32, xs);
+  ValueId w = b.Input("w", DataType::kFp32, ws);
+  const int64_t p = c.k / 2;
+  b.Output(b.Op("Conv", {x, w}, {"y"},
+                {testing::IntsAttr("strides", {c.s, c.s}), testing::IntsAttr("pads", {p, p, p, p}),
+                 testing::IntAttr("group", c.group)}));
+  auto model = CompiledModel::Compile(b.graph());
+  if (!model.ok()) return 0;
+  Session session(*model);
+  std::vector<Tensor> in;
+  in.push_back(testing::FloatTensor(xs, Filled(static_cast<size_t>(c.c * c.h * c.h))));
+  in.push_back(testing::FloatTensor(ws, Filled(static_cast<size_t>(c.m * c.c / c.group * c.k * c.k))));
+  std::vector<Tensor> out;
+  (void)oh;
+  return Time(budget, [&] { (void)session.Run(in, out); });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const double budget = argc > 1 ? std::atof(argv[1]) : 0.3;
+  const double peak = FmaPeak(budget);
+  std::printf("peak: measured %.1f GFLOP/s (one core, 512-bit FMA loop); nominal %.1f\n", peak,
+              NominalPeak());
+  const auto archs = AvailableGemmArchs();
+  std::printf("%-22s %8s", "layer", "MFLOP");
+  for (const GemmArch* a : archs) std::printf(" %10s %5s", a->name, "%pk");
+  std::printf(" %10s %7s\n", "phase1", "speedup");
+  for (const Case& c : kCases) {
+    Conv2dGeom g;
+    g.c = c.c;
+    g.h = g.w = c.h;
+    g.m = c.m;
+    g.kh = g.kw = c.k;
+    g.sh = g.sw = c.s;
+    g.pt = g.pl = c.k / 2;
+    g.group = c.group;
+    g.oh = g.ow = (c.h + 2 * (c.k / 2) - c.k) / c.s + 1;
+    const double flops = 2.0 * static_cast<double>(c.m * (c.c / c.group) * c.k * c.k * g.oh * g.ow);
+    std::printf("%-22s %8.1f", c.name, flops / 1e6);
+    const std::vector<float> x = Filled(static_cast<size_t>(c.c * c.h * c.h));
+    const std::vector<float> w = Filled(static_cast<size_t>(c.m * (c.c / c.group) * c.k * c.k));
+    const std::vector<float> bias = Filled(static_cast<size_t>(c.m));
+    std::vector<float> y(static_cast<size_t>(c.m * g.oh * g.ow));
+    double best = 1e30;
+    for (const GemmArch* a : archs) {
+      Conv2dWeights weights(*a, g, w.data(), bias.data());
+      std::vector<float> scratch(weights.ScratchFloats(g));
+      const double secs = Time(budget, [&] {
+        weights.Forward(g, x.data(), nullptr, ActParams(), y.data(), scratch.data());
+      });
+      best = std::min(best, secs);
+      const double gf = flops / secs / 1e9;
+      std::printf(" %10.1f %5.0f", gf, peak > 0 ? 100 * gf / peak : 0.0);
+    }
+    const double generic = GenericSeconds(c, g.oh, budget);
+    std::printf(" %10.1f %6.1fx\n", flops / generic / 1e9, generic / best);
+  }
+  return 0;
+}

@@ -1,0 +1,339 @@
+// Tests of the fast convolution (conv2d.h), the weight-packed GEMM's micro-kernels (gemm.h)
+// and the Conv fusions of the optimiser: each fast path against a direct reference written
+// here from the operator's definition, on odd shapes (padding, strides, dilations, groups,
+// channel counts that are no multiple of the vector width, batch > 1).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "base/testing/test_util.h"
+#include "engine/onnx/counting_allocator.h"
+#include "engine/onnx/gemm.h"
+#include "engine/onnx/plan.h"
+#include "engine/onnx/session.h"
+#include "engine/onnx/test_models.h"
+
+namespace outpost::engine::onnx {
+namespace {
+
+using testing::GraphBuilder;
+using testing::IntAttr;
+using testing::IntsAttr;
+using testing::StringAttr;
+
+std::vector<float> Random(size_t n, uint32_t seed) {
+  std::vector<float> v(n);
+  uint32_t s = seed * 2654435761u + 1;
+  for (float& x : v) {
+    s = s * 1664525u + 1013904223u;
+    x = static_cast<float>(static_cast<int32_t>(s >> 8) % 2001 - 1000) / 1000.0f;
+  }
+  return v;
+}
+
+// One 2-D convolution case (1-D when h == 0).
+struct ConvCase {
+  int64_t n, c, h, w, m, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, group;
+  std::string auto_pad = "NOTSET";
+};
+
+// y[n, m, oy, ox] from the definition.
+std::vector<float> ReferenceConv(const ConvCase& k, const std::vector<float>& x,
+                                 const std::vector<float>& w, const std::vector<float>& bias,
+                                 int64_t oh, int64_t ow, int64_t pt, int64_t pl) {
+  const int64_t h = k.h == 0 ? 1 : k.h;
+  const int64_t cg = k.c / k.group, mg = k.m / k.group;
+  std::vector<float> y(static_cast<size_t>(k.n * k.m * oh * ow));
+  for (int64_t b = 0; b < k.n; ++b) {
+    for (int64_t oc = 0; oc < k.m; ++oc) {
+      const int64_t g = oc / mg;
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          double s = bias.empty() ? 0.0 : bias[static_cast<size_t>(oc)];
+          for (int64_t ic = 0; ic < cg; ++ic) {
+            for (int64_t ky = 0; ky < k.kh; ++ky) {
+              for (int64_t kx = 0; kx < k.kw; ++kx) {
+                const int64_t iy = oy * k.sh - pt + ky * k.dh, ix = ox * k.sw - pl + kx * k.dw;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= k.w) continue;
+                s += static_cast<double>(
+                         x[static_cast<size_t>(((b * k.c + g * cg + ic) * h + iy) * k.w + ix)]) *
+                     w[static_cast<size_t>(((oc * cg + ic) * k.kh + ky) * k.kw + kx)];
+              }
+            }
+          }
+          y[static_cast<size_t>(((b * k.m + oc) * oh + oy) * ow + ox)] = static_cast<float>(s);
+        }
+      }
+    }
+  }
+  return y;
+}
+
+// Runs `g` once (twice: the second run reuses the plan) and returns output 0.
+Tensor RunGraph(Graph g, std::vector<Tensor> inputs, size_t* steps = nullptr) {
+  auto model = CompiledModel::Compile(std::move(g));
+  EXPECT_TRUE(model.ok()) << model.status().ToString();
+  if (!model.ok()) return Tensor();
+  if (steps != nullptr) *steps = (*model)->steps().size();
+  Session session(*model);
+  std::vector<Tensor> out;
+  Status st = session.Run(inputs, out);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  st = session.Run(inputs, out);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return out.empty() ? Tensor() : std::move(out[0]);
+}
+
+void ExpectClose(const Tensor& got, const std::vector<float>& want, const std::string& what) {
+  ASSERT_EQ(got.element_count(), static_cast<int64_t>(want.size())) << what;
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_NEAR(got.values<float>()[i], want[i], 1e-4f + 1e-4f * std::fabs(want[i]))
+        << what << " element " << i;
+  }
+}
+
+// The case with constant weights (the fast path) and with weights fed as an input (the
+// generic path), both against the reference.
+void CheckConv(const ConvCase& k) {
+  const bool one_d = k.h == 0;
+  const int64_t h = one_d ? 1 : k.h;
+  const int64_t cg = k.c / k.group;
+  std::vector<float> x = Random(static_cast<size_t>(k.n * k.c * h * k.w), 1);
+  std::vector<float> w = Random(static_cast<size_t>(k.m * cg * k.kh * k.kw), 2);
+  std::vector<float> bias = Random(static_cast<size_t>(k.m), 3);
+  int64_t oh, ow, pt = k.pt, pl = k.pl;
+  auto out_dim = [&](int64_t in, int64_t kk, int64_t s, int64_t d, int64_t& pb, int64_t pe) {
+    const int64_t span = d * (kk - 1) + 1;
+    if (k.auto_pad == "SAME_UPPER") {
+      const int64_t o = (in + s - 1) / s;
+      pb = std::max<int64_t>(0, (o - 1) * s + span - in) / 2;
+      return o;
+    }
+    return (in + pb + pe - span) / s + 1;
+  };
+  oh = one_d ? 1 : out_dim(h, k.kh, k.sh, k.dh, pt, k.pb);
+  ow = out_dim(k.w, k.kw, k.sw, k.dw, pl, k.pr);
+  const std::vector<float> want = ReferenceConv(k, x, w, bias, oh, ow, pt, pl);
+
+  std::vector<int64_t> xs = {k.n, k.c, h, k.w}, ws = {k.m, cg, k.kh, k.kw};
+  std::vector<Attribute> attrs = {IntAttr("group", k.group)};
+  if (one_d) {
+    xs = {k.n, k.c, k.w};
+    ws = {k.m, cg, k.kw};
+    attrs.push_back(IntsAttr("strides", {k.sw}));
+    attrs.push_back(IntsAttr("dilations", {k.dw}));
+    if (k.auto_pad == "NOTSET") attrs.push_back(IntsAttr("pads", {k.pl, k.pr}));
+  } else {
+    attrs.push_back(IntsAttr("strides", {k.sh, k.sw}));
+    attrs.push_back(IntsAttr("dilations", {k.dh, k.dw}));
+    if (k.auto_pad == "NOTSET") attrs.push_back(IntsAttr("pads", {k.pt, k.pl, k.pb, k.pr}));
+  }
+  if (k.auto_pad != "NOTSET") attrs.push_back(StringAttr("auto_pad", k.auto_pad));
+  for (bool constant : {true, false}) {
+    GraphBuilder b;
+    ValueId xi = b.Input("x", DataType::kFp32, xs);
+    ValueId wi = constant ? b.Floats("w", ws, w) : b.Input("w", DataType::kFp32, ws);
+    ValueId y = b.Op("Conv", {xi, wi, b.Floats("b", {k.m}, bias)}, {"y"}, attrs);
+    b.Output(y);
+    std::vector<Tensor> in;
+    in.push_back(testing::FloatTensor(xs, x));
+    if (!constant) in.push_back(testing::FloatTensor(ws, w));
+    ExpectClose(RunGraph(b.graph(), std::move(in)), want, constant ? "fast" : "generic");
+  }
+}
+
+TEST(OnnxConv, FastPathsMatchTheReferenceOnOddShapes) {
+  // n, c, h, w, m, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, group
+  const ConvCase cases[] = {
+      {2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},        // 3x3, batch 2
+      {1, 17, 11, 10, 19, 3, 3, 2, 2, 2, 1, 1, 0, 2, 1, 1},    // strides, dilation, odd pads
+      {2, 33, 5, 5, 37, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},      // pointwise, flattened
+      {1, 9, 9, 7, 13, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1},       // pointwise with stride
+      {1, 64, 12, 12, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},    // K = 576: K blocks; 2 column blocks
+      {1, 3, 23, 23, 70, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1},     // the stem
+      {2, 12, 6, 8, 9, 3, 3, 1, 2, 1, 1, 1, 1, 0, 1, 3},       // groups
+      {2, 13, 9, 11, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 13},    // depthwise 3x3
+      {1, 13, 10, 11, 13, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 13},   // depthwise stride 2
+      {1, 6, 12, 13, 6, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 6},      // depthwise 5x5 stride 2
+      {1, 5, 9, 9, 5, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 5},        // depthwise 5x5
+      {1, 7, 8, 9, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 7},       // depthwise, multiplier 2
+      {1, 4, 10, 10, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 4},      // depthwise, dilation 2
+      {1, 4, 9, 10, 4, 7, 7, 1, 3, 1, 1, 3, 3, 0, 2, 4},       // depthwise 7x7, any stride
+      {1, 4, 3, 3, 4, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 4},        // depthwise, padding > interior
+      {2, 5, 0, 20, 6, 1, 3, 1, 2, 1, 1, 0, 1, 0, 1, 1},       // 1-D
+      {2, 5, 0, 20, 5, 1, 3, 1, 1, 1, 2, 0, 2, 0, 2, 5},       // 1-D depthwise
+  };
+  for (const ConvCase& k : cases) {
+    SCOPED_TRACE(::testing::Message() << "c=" << k.c << " m=" << k.m << " k=" << k.kh << "x"
+                                      << k.kw << " s=" << k.sw << " group=" << k.group);
+    CheckConv(k);
+  }
+  ConvCase same{1, 6, 9, 8, 7, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 1};
+  same.auto_pad = "SAME_UPPER";
+  CheckConv(same);
+}
+
+TEST(OnnxConv, EveryMicroKernelMatchesTheReference) {
+  const int64_t m = 29, k = 37, n = 45;
+  const std::vector<float> a = Random(static_cast<size_t>(m * k), 4);
+  const std::vector<float> b = Random(static_cast<size_t>(k * n), 5);
+  const std::vector<float> bias = Random(static_cast<size_t>(m), 6);
+  for (const GemmArch* arch : AvailableGemmArchs()) {
+    SCOPED_TRACE(arch->name);
+    std::vector<float> packed(PackedASize(*arch, m, k));
+    PackA(*arch, a.data(), k, m, k, nullptr, packed.data());
+    const int64_t nr = arch->nr;
+    const int64_t panels = (n + nr - 1) / nr;
+    std::vector<float> c(static_cast<size_t>(m * n), 0.0f);
+    // Two K blocks (the second accumulates), B packed into panels of nr per block.
+    for (int64_t k0 : {int64_t{0}, int64_t{20}}) {
+      const int64_t kc = k0 == 0 ? 20 : k - 20;
+      std::vector<float> bp(static_cast<size_t>(panels * kc * nr), 0.0f);
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        for (int64_t j = 0; j < n; ++j) {
+          bp[static_cast<size_t>((j / nr) * kc * nr + kk * nr + j % nr)] =
+              b[static_cast<size_t>((k0 + kk) * n + j)];
+        }
+      }
+      GemmBlockArgs args;
+      args.m = m;
+      args.n = n;
+      args.kc = kc;
+      args.a = packed.data() + k0 * arch->mr;
+      args.a_strip = arch->mr * k;
+      args.b = bp.data();
+      args.c = c.data();
+      args.ldc = n;
+      args.bias = bias.data();
+      args.accumulate = k0 > 0;
+      arch->block(args);
+    }
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        double s = bias[static_cast<size_t>(i)];
+        for (int64_t kk = 0; kk < k; ++kk) {
+          s += static_cast<double>(a[static_cast<size_t>(i * k + kk)]) *
+               b[static_cast<size_t>(kk * n + j)];
+        }
+        ASSERT_NEAR(c[static_cast<size_t>(i * n + j)], s, 1e-4) << i << "," << j;
+      }
+    }
+  }
+}
+
+// x -> Conv -> BatchNormalization -> Add(x) -> Relu, and Conv -> HardSwish, Conv -> Clip.
+TEST(OnnxConv, BatchNormResidualAndActivationsFuseIntoTheConv) {
+  const int64_t c = 6, h = 5, w = 7;
+  const std::vector<float> x = Random(static_cast<size_t>(c * h * w), 7);
+  const std::vector<float> wt = Random(static_cast<size_t>(c * c * 9), 8);
+  std::vector<float> scale = Random(static_cast<size_t>(c), 9), shift = Random(c, 10),
+                     mean = Random(c, 11), var = Random(c, 12);
+  for (float& v : var) v = std::fabs(v) + 0.5f;
+  const ConvCase k{1, c, h, w, c, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  const std::vector<float> conv = ReferenceConv(k, x, wt, {}, h, w, 1, 1);
+  std::vector<float> want(conv.size()), hswish(conv.size()), clip(conv.size());
+  for (size_t i = 0; i < conv.size(); ++i) {
+    const size_t ch = i / static_cast<size_t>(h * w);
+    float v = (conv[i] - mean[ch]) / std::sqrt(var[ch] + 1e-5f) * scale[ch] + shift[ch];
+    want[i] = std::max(0.0f, v + x[i]);
+    hswish[i] = conv[i] * std::clamp(conv[i] / 6.0f + 0.5f, 0.0f, 1.0f);
+    clip[i] = std::clamp(conv[i], -0.5f, 0.25f);
+  }
+  const std::vector<int64_t> xs = {1, c, h, w};
+  auto input = [&] {
+    std::vector<Tensor> in;
+    in.push_back(testing::FloatTensor(xs, x));
+    return in;
+  };
+  const std::vector<Attribute> pads = {IntsAttr("pads", {1, 1, 1, 1})};
+  {
+    GraphBuilder b;
+    ValueId xi = b.Input("x", DataType::kFp32, xs);
+    ValueId y = b.Op("Conv", {xi, b.Floats("w", {c, c, 3, 3}, wt)}, {"conv"}, pads);
+    y = b.Op("BatchNormalization",
+             {y, b.Floats("s", {c}, scale), b.Floats("bb", {c}, shift), b.Floats("mu", {c}, mean),
+              b.Floats("var", {c}, var)},
+             {"bn"});
+    y = b.Op("Add", {xi, y}, {"sum"});
+    b.Output(b.Op("Relu", {y}, {"y"}));
+    size_t steps = 0;
+    ExpectClose(RunGraph(b.graph(), input(), &steps), want, "conv+bn+add+relu");
+    EXPECT_EQ(steps, 1u);
+  }
+  {
+    GraphBuilder b;
+    ValueId xi = b.Input("x", DataType::kFp32, xs);
+    ValueId y = b.Op("Conv", {xi, b.Floats("w", {c, c, 3, 3}, wt)}, {"conv"}, pads);
+    b.Output(b.Op("HardSwish", {y}, {"y"}));
+    size_t steps = 0;
+    ExpectClose(RunGraph(b.graph(), input(), &steps), hswish, "conv+hardswish");
+    EXPECT_EQ(steps, 1u);
+  }
+  {
+    GraphBuilder b;
+    ValueId xi = b.Input("x", DataType::kFp32, xs);
+    ValueId y = b.Op("Conv", {xi, b.Floats("w", {c, c, 3, 3}, wt)}, {"conv"}, pads);
+    b.Output(b.Op("Clip", {y, b.Floats("lo", {}, {-0.5f}), b.Floats("hi", {}, {0.25f})}, {"y"}));
+    size_t steps = 0;
+    ExpectClose(RunGraph(b.graph(), input(), &steps), clip, "conv+clip");
+    EXPECT_EQ(steps, 1u);
+  }
+}
+
+// A residual whose producer runs after the Conv, or an Add that broadcasts, is not fused;
+// the model still computes the same values.
+TEST(OnnxConv, AddsThatCannotFuseStayAddNodes) {
+  const int64_t c = 4, h = 3, w = 5;
+  const std::vector<float> x = Random(static_cast<size_t>(c * h * w), 13);
+  const std::vector<float> wt = Random(static_cast<size_t>(c * c), 14);
+  const ConvCase k{1, c, h, w, c, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1};
+  const std::vector<float> conv = ReferenceConv(k, x, wt, {}, h, w, 0, 0);
+  std::vector<float> want(conv.size());
+  for (size_t i = 0; i < conv.size(); ++i) want[i] = conv[i] + 0.5f;
+  GraphBuilder b;
+  ValueId xi = b.Input("x", DataType::kFp32, {1, c, h, w});
+  ValueId y = b.Op("Conv", {xi, b.Floats("w", {c, c, 1, 1}, wt)}, {"conv"});
+  b.Output(b.Op("Add", {y, b.Floats("half", {1}, {0.5f})}, {"y"}));
+  std::vector<Tensor> in;
+  in.push_back(testing::FloatTensor({1, c, h, w}, x));
+  size_t steps = 0;
+  ExpectClose(RunGraph(b.graph(), std::move(in), &steps), want, "conv+add(constant)");
+  EXPECT_EQ(steps, 2u);
+}
+
+TEST(OnnxConv, FusedConvRunAllocatesNothingAfterWarmUp) {
+  const int64_t c = 8, h = 9, w = 9;
+  GraphBuilder b;
+  ValueId xi = b.Input("x", DataType::kFp32, {2, c, h, w});
+  ValueId y = b.Op("Conv", {xi, b.Floats("w", {c, c, 3, 3}, Random(c * c * 9, 15))}, {"conv"},
+                   {IntsAttr("pads", {1, 1, 1, 1})});
+  y = b.Op("Add", {y, xi}, {"sum"});
+  y = b.Op("Relu", {y}, {"r"});
+  y = b.Op("Conv", {y, b.Floats("dw", {c, 1, 3, 3}, Random(c * 9, 16))}, {"dwc"},
+           {IntsAttr("pads", {1, 1, 1, 1}), IntAttr("group", c)});
+  b.Output(b.Op("Sigmoid", {y}, {"y"}));
+  auto model = CompiledModel::Compile(b.graph());
+  OUTPOST_ASSERT_OK(model.status());
+  EXPECT_EQ((*model)->steps().size(), 2u);
+  Session session(*model);
+  std::vector<Tensor> in;
+  in.push_back(testing::FloatTensor({2, c, h, w}, Random(2 * c * h * w, 17)));
+  std::vector<Tensor> out;
+  OUTPOST_ASSERT_OK(session.Run(in, out));
+  if (!testing::AllocationCountingAvailable()) {
+    GTEST_SKIP() << "allocation counting is off in sanitizer builds";
+  }
+  int64_t allocations = 0;
+  Status st;
+  {
+    testing::CountAllocations count(&allocations);
+    st = session.Run(in, out);
+  }
+  OUTPOST_ASSERT_OK(st);
+  EXPECT_EQ(allocations, 0);
+}
+
+}  // namespace
+}  // namespace outpost::engine::onnx
