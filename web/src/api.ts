@@ -19,6 +19,18 @@ export interface NodeReport {
 
 export type Health = 'ok' | 'warning' | 'silent' | 'never' | 'revoked';
 
+// A storm a site's outbox summaries report (outbox/FORMAT.md section 12).
+export interface Storm {
+  kind: string;
+  stream: string;
+  rule: string;
+  raised: number;
+  kept: number;
+  from_ms: number;
+  to_ms: number;
+  text: string;
+}
+
 export interface SiteRow {
   site_id: string;
   region: string;
@@ -36,6 +48,8 @@ export interface SiteRow {
   health: Health;
   health_text: string;
   silent_for_ms: number | null;
+  storms?: Storm[];
+  outbox_account?: { as_of_ms: number; classes: Record<string, Record<string, number>> } | null;
   now_ms?: number;
 }
 

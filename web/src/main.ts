@@ -41,6 +41,11 @@ function modelsText(site: SiteRow): string {
   return [...seen].sort().join(', ') || '—';
 }
 
+// "anomaly storm: 15.4 M raised, 1,008 kept, 06:10–08:40; ...", or "—".
+function stormsText(site: SiteRow): string {
+  return (site.storms ?? []).map((s) => s.text).join('; ') || '—';
+}
+
 function showError(error: unknown): void {
   app.replaceChildren();
   if (error instanceof ApiError && error.status === 401) {
@@ -70,7 +75,7 @@ async function fleetPage(): Promise<void> {
       el('b', { 'data-count': h }, String(fleet.counts[h])), ` ${h}`));
   }
   const head = el('tr', {}, ...['Site', 'Region', 'Health', 'Status', 'Last contact', 'Newest record',
-    'Backlog', 'Backlog size', 'Autonomy left', 'Models', 'Records'].map((h) => el('th', {}, h)));
+    'Backlog', 'Backlog size', 'Autonomy left', 'Models', 'Records', 'Storms'].map((h) => el('th', {}, h)));
   const body = el('tbody');
   for (const site of fleet.sites) {
     const link = el('a', { href: `#/site/${encodeURIComponent(site.site_id)}`, class: 'site-link' }, site.site_id);
@@ -86,6 +91,7 @@ async function fleetPage(): Promise<void> {
       cell('autonomy_days_left', days(site.autonomy_days_left)),
       cell('models', modelsText(site)),
       cell('records', int(site.records)),
+      cell('storms', stormsText(site)),
     ));
   }
   app.replaceChildren(
@@ -129,6 +135,7 @@ async function sitePage(siteId: string, params: URLSearchParams): Promise<void> 
   fact('Autonomy left', 'autonomy_days_left', days(site.autonomy_days_left));
   fact('Records received', 'records', int(site.records));
   fact('Models', 'models', modelsText(site));
+  fact('Storms', 'storms', stormsText(site));
 
   const nodes = el('tbody');
   for (const n of site.nodes) {
