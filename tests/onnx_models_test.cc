@@ -81,8 +81,12 @@ Result<Tensor> LoadTensor(const Entry& e) {
   std::istringstream dims(e.dims);
   std::string d;
   while (std::getline(dims, d, ',')) shape.push_back(std::stoll(d));
-  if (e.dtype != "float32" && e.dtype != "int64") return InvalidArgumentError(e.file + ": " + e.dtype);
-  Tensor t(e.dtype == "float32" ? DataType::kFp32 : DataType::kInt64, shape);
+  const DataType type = e.dtype == "float32" ? DataType::kFp32
+                        : e.dtype == "int64" ? DataType::kInt64
+                        : e.dtype == "int32" ? DataType::kInt32
+                                             : DataType::kBytes;
+  if (type == DataType::kBytes) return InvalidArgumentError(e.file + ": " + e.dtype);
+  Tensor t(type, shape);
   if (t.byte_size() != bytes.size()) return InvalidArgumentError(e.file + " has the wrong size");
   if (!bytes.empty()) std::memcpy(t.data(), bytes.data(), bytes.size());
   return t;

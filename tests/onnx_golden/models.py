@@ -279,31 +279,38 @@ VISION = {"resnet18": resnet18, "mobilenet_v2": mobilenet_v2,
 # ---- sequence models ---------------------------------------------------------------------
 
 def lstm_sensor(b):
-    """Two stacked LSTMs (hidden 32) over [N, 50, 6] readings, batch-first as torch exports."""
+    """torch's nn.LSTM(6, 32, num_layers=2, bidirectional=True, batch_first=True) over
+    [N, 50, 6] readings with given initial states, the last step's state into 3 classes."""
     h, x = 32, b.op("Transpose", ["input"], perm=[1, 0, 2])
     cin = 6
+    n = b.op("Slice", [b.op("Shape", ["input"]), b.i64([0]), b.i64([1])])
+    state_shape = b.op("Concat", [b.i64([2]), n, b.i64([h])], axis=0)
     for layer in range(2):
-        w = b.const(b.normal((1, 4 * h, cin), 1 / np.sqrt(h)))
-        r = b.const(b.normal((1, 4 * h, h), 1 / np.sqrt(h)))
-        bias = b.const(b.normal((1, 8 * h), 0.1))
-        y, y_h, _ = b.op("LSTM", [x, w, r, bias], outputs=3, hidden_size=h)
-        x = b.op("Squeeze", [y, b.i64([1])])
-        cin = h
-    logits = b.linear(b.op("Squeeze", [y_h, b.i64([0])]), h, 3)
+        w = b.const(b.normal((2, 4 * h, cin), 1 / np.sqrt(h)))
+        r = b.const(b.normal((2, 4 * h, h), 1 / np.sqrt(h)))
+        bias = b.const(b.normal((2, 8 * h), 0.1))
+        h0 = b.op("Expand", [b.const(b.normal((2, 1, h), 0.5)), state_shape])
+        c0 = b.op("Expand", [b.const(b.normal((2, 1, h), 0.5)), state_shape])
+        y, y_h, _ = b.op("LSTM", [x, w, r, bias, "", h0, c0], outputs=3, hidden_size=h,
+                         direction="bidirectional")
+        x = b.op("Reshape", [b.op("Transpose", [y], perm=[0, 2, 1, 3]), b.i64([0, 0, 2 * h])])
+        cin = 2 * h
+    last = b.op("Reshape", [b.op("Transpose", [y_h], perm=[1, 0, 2]), b.i64([0, 2 * h])])
+    logits = b.linear(last, 2 * h, 3)
     b.op("Identity", [logits], outputs=["logits"])
     b.op("ArgMax", [logits], outputs=["label"], axis=1, keepdims=0)
     return ["logits", "label"]
 
 
 def gru_bidirectional(b):
-    """A bidirectional GRU (hidden 24, torch's linear_before_reset) over [N, 40, 8] readings,
-    a 2-value regression at every step."""
+    """A bidirectional GRU (hidden 24, torch's linear_before_reset) over [N, 40, 8] readings of
+    per-row lengths ("lengths", INT32: a padded batch), a 2-value regression at every step."""
     h = 24
     x = b.op("Transpose", ["input"], perm=[1, 0, 2])
     w = b.const(b.normal((2, 3 * h, 8), 1 / np.sqrt(h)))
     r = b.const(b.normal((2, 3 * h, h), 1 / np.sqrt(h)))
     bias = b.const(b.normal((2, 6 * h), 0.1))
-    y, _ = b.op("GRU", [x, w, r, bias], outputs=[b.name(), "state"], hidden_size=h,
+    y, _ = b.op("GRU", [x, w, r, bias, "lengths"], outputs=[b.name(), "state"], hidden_size=h,
                 direction="bidirectional", linear_before_reset=1)
     y = b.op("Reshape", [b.op("Transpose", [y], perm=[2, 0, 1, 3]), b.i64([0, 0, 2 * h])])
     y = b.op("MatMul", [y, b.const(b.normal((2 * h, 2), 1 / np.sqrt(2 * h)))])
@@ -354,8 +361,9 @@ def transformer_encoder(b):
 
 def unet_segmenter(b):
     """A two-level U-Net over [N, 3, 64, 64]: ConvTranspose (3x3, stride 2, output_padding 1)
-    on one way up, Resize (linear, half_pixel) on the other, and an auxiliary head from the
-    bottleneck upsampled by Resize (nearest, asymmetric, floor); 4 classes per pixel."""
+    on one way up, Resize to sizes (linear, pytorch_half_pixel) on the other, and auxiliary
+    heads upsampled by Resize (cubic, align_corners; nearest, asymmetric, floor); 4 classes per
+    pixel."""
     def double(v, cin, cout):
         return b.cbr(b.cbr(v, cin, cout, 3), cout, cout, 3)
 
@@ -369,22 +377,29 @@ def unet_segmenter(b):
                                 b.const(b.normal((32,), 0.1))],
               kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])
     d1 = double(b.op("Concat", [up, e2], axis=1), 64, 32)
-    up = b.op("Resize", [d1, "", b.f32([1, 1, 2, 2])], mode="linear",
-              coordinate_transformation_mode="half_pixel")
+    # torch's F.interpolate(size=(64, 64), mode="bilinear"): sizes from the input's shape.
+    sizes = b.op("Concat", [b.op("Slice", [b.op("Shape", [d1]), b.i64([0]), b.i64([2])]),
+                            b.i64([64, 64])], axis=0)
+    up = b.op("Resize", [d1, "", "", sizes], mode="linear",
+              coordinate_transformation_mode="pytorch_half_pixel")
     up = b.conv(up, 32, 16, 1, bias=True)
     d2 = double(b.op("Concat", [up, e1], axis=1), 32, 16)
     head = b.conv(d2, 16, 4, 1, bias=True)
-    aux = b.op("Resize", [b.conv(mid, 64, 4, 1, bias=True), "", b.f32([1, 1, 4, 4])], mode="nearest",
-               coordinate_transformation_mode="asymmetric", nearest_mode="floor")
-    b.op("Add", [head, aux], outputs=["logits"])
+    # Auxiliary heads: bicubic with align_corners from the bottleneck, nearest from d1.
+    aux = b.op("Resize", [b.conv(mid, 64, 4, 1, bias=True), "", b.f32([1, 1, 4, 4])], mode="cubic",
+               cubic_coeff_a=-0.75, coordinate_transformation_mode="align_corners")
+    aux2 = b.op("Resize", [b.conv(d1, 32, 4, 1, bias=True), "", b.f32([1, 1, 2, 2])], mode="nearest",
+                coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    b.op("Add", [b.op("Add", [head, aux]), aux2], outputs=["logits"])
     b.op("ArgMax", ["logits"], outputs=["mask"], axis=1, keepdims=0)
     return ["logits", "mask"]
 
 
 def detector_nms(b):
     """A tiny single-shot detector over [N, 3, 64, 64]: a 16x16 grid of anchors, box deltas
-    decoded into corners, sigmoid scores for 3 classes, NonMaxSuppression (10 per class, IoU
-    0.5, score 0.8); outputs the selected [K, 3] indices and their boxes and scores."""
+    decoded into centres and sizes, sigmoid scores for 3 classes, NonMaxSuppression
+    (center_point_box, 10 per class, IoU 0.5, score 0.8); outputs the selected [K, 3] indices
+    and their boxes and scores."""
     f = b.cbr(b.cbr("input", 3, 16, 3, 2), 16, 32, 3, 2)
     deltas = b.op("Transpose", [b.op("Reshape", [b.conv(f, 32, 4, 1, bias=True, std=0.3),
                                                  b.i64([0, 4, 256])])], perm=[0, 2, 1])
@@ -396,9 +411,9 @@ def detector_nms(b):
     half = b.op("Mul", [b.op("Exp", [b.op("Mul", [b.op("Slice", [deltas, b.i64([2]), b.i64([4]),
                                                                  b.i64([2])]), b.f32(0.3)])]),
                         b.f32(6.0)])
-    boxes = b.op("Concat", [b.op("Sub", [ctr, half]), b.op("Add", [ctr, half])], axis=2)
+    boxes = b.op("Concat", [ctr, b.op("Add", [half, half])], axis=2)
     sel = b.op("NonMaxSuppression", [boxes, scores, b.i64([10]), b.f32([0.5]), b.f32([0.8])],
-               outputs=["selected"])
+               outputs=["selected"], center_point_box=1)
     b.op("GatherND", [boxes, b.op("Gather", [sel, b.i64([0, 2])], axis=1)], outputs=["boxes"])
     b.op("GatherND", [scores, sel], outputs=["scores"])
     return ["selected", "boxes", "scores"]
@@ -432,7 +447,8 @@ QDQ_OUT_SCALE = np.float32(8 / 255)
 
 def qdq_cnn(b):
     """A QDQ CNN over [N, 3, 32, 32] (uint8 activations, int8 per-channel weights): every
-    Conv, MaxPool, GlobalAveragePool and the Gemm between QuantizeLinear/DequantizeLinear pairs,
+    Conv, MaxPool, the residual Add, GlobalAveragePool and the Gemm between
+    QuantizeLinear/DequantizeLinear pairs,
     which onnxruntime runs as QLinearConv and friends; 10 float outputs, quantized."""
     s0, s1, s2, s3 = 8 / 255, 6 / 255, 6 / 255, 2 / 255
     x = qdq(b, "input", s0, 128)
@@ -443,6 +459,9 @@ def qdq_cnn(b):
     w, bias = qdq_weights(b, b.normal((32, 16, 3, 3), np.sqrt(2 / 144)), s1)
     x = b.op("Relu", [b.op("Conv", [x, w, bias], kernel_shape=[3, 3], pads=[1, 1, 1, 1])])
     x = qdq(b, x, s2, 0)
+    w, bias = qdq_weights(b, b.normal((32, 32, 3, 3), np.sqrt(1 / 288)), s2)
+    y = qdq(b, b.op("Conv", [x, w, bias], kernel_shape=[3, 3], pads=[1, 1, 1, 1]), 8 / 255, 128)
+    x = qdq(b, b.op("Relu", [b.op("Add", [x, y])]), s2, 0)  # a residual block
     x = qdq(b, b.op("GlobalAveragePool", [x]), s3, 0)
     x = b.op("Flatten", [x], axis=1)
     w, bias = qdq_weights(b, b.normal((10, 32), np.sqrt(1 / 32)), s3)
@@ -521,36 +540,44 @@ def tokens(rng, n):
     return {"input": ids}
 
 
+def padded_sensors(rng, n):
+    x = sensors(40, 8)(rng, n)
+    x["lengths"] = np.array([40] + [int(v) for v in rng.integers(10, 41, n - 1)], np.int32)
+    return x
+
+
 def features(rng, n):
     return {"input": rng.standard_normal((n, 64)).astype(np.float32)}
 
 
 L, S = "labels", "scale"
-# name: (builder, inputs(rng, n), input element type and dims,
+# name: (builder, inputs(rng, n), [(input name (default "input"), element type, dims)],
 #        {output: (element type, compare rule, rank)})
-MODELS = {name: (fn, images(3, 224), (F, ["N", 3, 224, 224]), {"logits": (F, S, 2)})
+MODELS = {name: (fn, images(3, 224), [(F, ["N", 3, 224, 224])], {"logits": (F, S, 2)})
           for name, fn in VISION.items()}
 MODELS.update({
-    "lstm_sensor": (lstm_sensor, sensors(50, 6), (F, ["N", 50, 6]),
+    "lstm_sensor": (lstm_sensor, sensors(50, 6), [(F, ["N", 50, 6])],
                     {"logits": (F, "rel", 2), "label": (TensorProto.INT64, L, 1)}),
-    "gru_bidirectional": (gru_bidirectional, sensors(40, 8), (F, ["N", 40, 8]),
+    "gru_bidirectional": (gru_bidirectional, padded_sensors,
+                          [(F, ["N", 40, 8]), ("lengths", TensorProto.INT32, ["N"])],
                           {"y": (F, "rel", 3), "state": (F, "rel", 3)}),
-    "transformer_encoder": (transformer_encoder, tokens, (TensorProto.INT64, ["N", 32]),
+    "transformer_encoder": (transformer_encoder, tokens, [(TensorProto.INT64, ["N", 32])],
                             {"logits": (F, "rel", 2), "label": (TensorProto.INT64, L, 1)}),
-    "unet_segmenter": (unet_segmenter, images(3, 64), (F, ["N", 3, 64, 64]),
+    "unet_segmenter": (unet_segmenter, images(3, 64), [(F, ["N", 3, 64, 64])],
                        {"logits": (F, S, 4), "mask": (TensorProto.INT64, L, 3)}),
-    "detector_nms": (detector_nms, images(3, 64), (F, ["N", 3, 64, 64]),
+    "detector_nms": (detector_nms, images(3, 64), [(F, ["N", 3, 64, 64])],
                      {"selected": (TensorProto.INT64, L, 2), "boxes": (F, "rel", 2), "scores": (F, "rel", 1)}),
-    "qdq_cnn": (qdq_cnn, images(3, 32), (F, ["N", 3, 32, 32]),
+    "qdq_cnn": (qdq_cnn, images(3, 32), [(F, ["N", 3, 32, 32])],
                 {"output": (F, f"abs {QDQ_OUT_SCALE:.9g}", 2)}),
-    "dynamic_quant_mlp": (dynamic_quant_mlp, features, (F, ["N", 64]), {"output": (F, "rel", 2)}),
-    "fp16_cnn": (fp16_cnn, images(3, 32), (F, ["N", 3, 32, 32]), {"output": (F, S, 2)}),
+    "dynamic_quant_mlp": (dynamic_quant_mlp, features, [(F, ["N", 64])], {"output": (F, "rel", 2)}),
+    "fp16_cnn": (fp16_cnn, images(3, 32), [(F, ["N", 3, 32, 32])], {"output": (F, S, 2)}),
 })
 
 
 def write_tensor(out_dir, case, name, array, manifest):
     path = f"{case}.{name}.bin"
-    dtype = {np.dtype(np.float32): "float32", np.dtype(np.int64): "int64"}[array.dtype]
+    dtype = {np.dtype(np.float32): "float32", np.dtype(np.int64): "int64",
+             np.dtype(np.int32): "int32"}[array.dtype]
     with open(os.path.join(out_dir, path), "wb") as f:
         f.write(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes())
     manifest.append(f"input {case} {name} {dtype} {','.join(str(d) for d in array.shape)} {path}")
@@ -563,12 +590,13 @@ def save_model(out_dir, name, model):
 
 
 def build(name, seed):
-    fn, inputs, (in_type, in_dims), outputs = MODELS[name]
+    fn, inputs, input_specs, outputs = MODELS[name]
     b = Builder(np.random.default_rng(seed))
     names = fn(b)
     if isinstance(names, str):  # a vision model: its last value is the logits
         b.op("Identity", [names], outputs=["logits"])
-    return b.model([helper.make_tensor_value_info("input", in_type, in_dims)],
+    specs = [spec if len(spec) == 3 else ("input",) + spec for spec in input_specs]
+    return b.model([helper.make_tensor_value_info(*spec) for spec in specs],
                    [out(o, t, r) for o, (t, _, r) in outputs.items()], name), inputs, outputs
 
 
