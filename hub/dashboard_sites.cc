@@ -111,6 +111,7 @@ struct NodeTotals {
   uint64_t backlog_bytes = 0;
   std::optional<double> reported;                  // the smallest autonomy a node reported, in days
   std::optional<double> left;                      // the smallest autonomy left at now_ms, in days
+  std::string basis;  // why there is no estimate: the most telling basis a node reported
   std::vector<std::vector<ModelRef>> node_models;  // each node's models, in node order
 };
 
@@ -129,6 +130,17 @@ NodeTotals SumNodes(json::Parser& parser, const SiteSummary& summary, int64_t no
       totals.left = totals.left ? std::min(*totals.left, remaining) : remaining;
     }
     totals.node_models.push_back(ParseModels(parser, node.models_json));
+    // Without an estimate, say why: not enough history outranks draining, which outranks idle.
+    // A node that reported a number (an older one says no basis) has an estimate.
+    const std::string_view node_basis =
+        node.autonomy_days ? std::string_view("estimated") : std::string_view(node.autonomy_basis);
+    for (std::string_view b : {"estimated", "not_enough_history", "draining", "idle"}) {
+      if (totals.basis == b) break;
+      if (node_basis == b) {
+        totals.basis = std::string(b);
+        break;
+      }
+    }
   }
   return totals;
 }
@@ -146,6 +158,12 @@ void WriteNodeTotals(JsonWriter& w, const SiteSummary& summary, const NodeTotals
     w.Double(std::round(*totals.left * 1000) / 1000);
   } else {
     w.Null();
+  }
+  w.Key("autonomy_basis");
+  if (totals.basis.empty()) {
+    w.Null();
+  } else {
+    w.String(totals.basis);
   }
   w.Key("models");
   w.BeginArray();
@@ -180,6 +198,18 @@ void WriteNodes(JsonWriter& w, const SiteSummary& summary, const NodeTotals& tot
     w.Uint(node.backlog_bytes);
     w.Key("autonomy_days");
     w.OptionalDouble(node.autonomy_days);
+    w.Key("autonomy_basis");
+    if (node.autonomy_basis.empty()) {
+      w.Null();
+    } else {
+      w.String(node.autonomy_basis);
+    }
+    w.Key("outbox_account");
+    if (node.outbox_account_json.empty()) {
+      w.Null();
+    } else {
+      w.Raw(node.outbox_account_json);
+    }
     w.Key("models");
     w.BeginArray();
     for (const ModelRef& model : totals.node_models[i]) {

@@ -231,6 +231,8 @@ TEST_F(DashboardTest, FleetShowsOnlyTheCallersSitesWithHonestHealth) {
   EXPECT_NEAR(AsDouble(ok["autonomy_days_left"]), 3.0 - 2.0 / 24, 0.001);
   EXPECT_EQ(ok["models"].size(), 2u);
   EXPECT_EQ(ok["nodes"].size(), 2u);
+  EXPECT_EQ(AsString(ok["autonomy_basis"]), "estimated");
+  EXPECT_TRUE(ok["nodes"].At(0)["autonomy_basis"].is_null());  // not reported
 
   json::Value silent = SiteById(fleet, "plant-2");
   EXPECT_EQ(AsString(silent["health"]), "silent");
@@ -292,6 +294,27 @@ TEST_F(DashboardTest, AStormFromTheOutboxSummariesIsShownWithItsCountsAndSpan) {
   EXPECT_EQ(SiteById(fleet, "plant-1")["storms"].size(), 1u);
   EXPECT_EQ(SiteById(fleet, "plant-2")["storms"].size(), 0u);
   EXPECT_TRUE(SiteById(fleet, "plant-2")["outbox_account"].is_null());
+}
+
+// A node that cannot estimate its autonomy yet says so, and a draining one is never a
+// warning (outbox/FORMAT.md section 11).
+TEST_F(DashboardTest, ANodeWithoutAnEstimateSaysWhyAndIsNoWarning) {
+  OUTPOST_ASSERT_OK(store_->PutNodeStatus(NodeStatus{.site_id = "plant-3",
+                                                     .node_id = "n1",
+                                                     .reported_ms = kNow - 60'000,
+                                                     .autonomy_basis = "draining"},
+                                          kNow - 60'000));
+  OUTPOST_ASSERT_OK(store_->PutNodeStatus(NodeStatus{.site_id = "plant-3",
+                                                     .node_id = "n2",
+                                                     .reported_ms = kNow - 60'000,
+                                                     .autonomy_basis = "not_enough_history"},
+                                          kNow - 60'000));
+  OUTPOST_ASSERT_OK(store_->TouchSite("plant-3", kNow - 60'000));
+  json::Value site = GetJson("/api/v1/sites/plant-3");
+  EXPECT_EQ(AsString(site["health"]), "ok");
+  EXPECT_TRUE(site["autonomy_days_left"].is_null());
+  EXPECT_EQ(AsString(site["autonomy_basis"]), "not_enough_history");
+  EXPECT_EQ(AsString(site["nodes"].At(0)["autonomy_basis"]), "draining");
 }
 
 TEST_F(DashboardTest, AnotherTenantsSiteIsNotFound) {

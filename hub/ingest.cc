@@ -553,6 +553,16 @@ HubResponse HubService::HandleStatus(const Caller& caller, const HubRequest& req
   if (Result<double> days = root["autonomy_days"].GetDouble(); days.ok()) {
     status.autonomy_days = *days;
   }
+  // Why there is an estimate or not, and the outbox's account (sync/FORMAT.md, status);
+  // an unknown basis is kept out rather than refusing the report.
+  if (Result<std::string_view> basis = root["autonomy_basis"].GetString(); basis.ok() &&
+      basis->size() <= 32 && basis->find_first_not_of("abcdefghijklmnopqrstuvwxyz_") ==
+                                 std::string_view::npos) {
+    status.autonomy_basis = std::string(*basis);
+  }
+  if (const json::Value account = root["account"]; account.is_object()) {
+    status.outbox_account_json = account.ToJson();
+  }
   if (const json::Value models = root["models"]; models.is_array()) {
     if (models.size() > kMaxStatusModels) {
       return ErrorResponse(413, "too_many_models", "at most 1,000 models");

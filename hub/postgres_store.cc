@@ -81,6 +81,13 @@ CREATE TABLE models(
 INSERT INTO outpost_meta(name, value) VALUES ('schema_version', '1');
 )sql";
 
+// Schema version 2 (STORE.md section 1): what a node reports of its outbox.
+constexpr const char* kMigrateV2 = R"sql(
+ALTER TABLE node_status ADD COLUMN autonomy_basis TEXT NOT NULL DEFAULT '';
+ALTER TABLE node_status ADD COLUMN outbox_account_json TEXT NOT NULL DEFAULT '';
+UPDATE outpost_meta SET value = '2' WHERE name = 'schema_version';
+)sql";
+
 constexpr const char* kSiteColumns =
     "site_id, tenant, region, created_ms, credential_serial, revoked, last_contact_ms";
 
@@ -179,6 +186,14 @@ Status FromPg(PGconn* conn, PGresult* res, std::string_view context) {
   if (code.starts_with("22")) return InvalidArgumentError(text);
   if (code == "23505") return AlreadyExistsError(text);
   return InternalError(text + " (SQLSTATE " + std::string(code) + ")");
+}
+
+// Runs constant schema text (no parameters) in one simple-protocol call.
+Status ExecSchema(PGconn* conn, const char* sql, const char* what) {
+  PGresult* raw = PQexec(conn, sql);
+  PgResult res(raw);
+  if (raw == nullptr || PQresultStatus(raw) != PGRES_COMMAND_OK) return FromPg(conn, raw, what);
+  return Status::Ok();
 }
 
 // A pooled connection, checked out for one call; returned (or closed when broken) when
@@ -590,11 +605,10 @@ class PostgresStore final : public Store {
                                             "the database has a sites table but no outpost_meta");
                    }
                    // The schema is constant text without parameters: one simple-protocol call.
-                   PGresult* raw = PQexec(c.raw(), kSchemaV1);
-                   PgResult res(raw);
-                   if (raw == nullptr || PQresultStatus(raw) != PGRES_COMMAND_OK) {
-                     return FromPg(c.raw(), raw, "creating the hub schema");
-                   }
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kSchemaV1, "creating the hub schema"));
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kMigrateV2, "migrating the hub schema to 2"));
                    return true;
                  }
                  OUTPOST_ASSIGN_OR_RETURN(
@@ -615,6 +629,10 @@ class PostgresStore final : public Store {
                                           "database schema version " + std::to_string(version) +
                                               ", this binary knows up to " +
                                               std::to_string(kSchemaVersion));
+                 }
+                 if (version == 1) {
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kMigrateV2, "migrating the hub schema to 2"));
                  }
                  return true;
                },
@@ -790,15 +808,19 @@ class PostgresStore final : public Store {
     return c
         ->Exec(
             "INSERT INTO node_status(site_id, node_id, reported_ms, received_ms, "
-            "backlog_records, backlog_bytes, autonomy_days, models_json) VALUES ($1, $2, "
-            "$3, $4, $5, $6, $7, $8) ON CONFLICT(site_id, node_id) DO UPDATE SET "
+            "backlog_records, backlog_bytes, autonomy_days, models_json, autonomy_basis, "
+            "outbox_account_json) VALUES ($1, $2, "
+            "$3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT(site_id, node_id) DO UPDATE SET "
             "reported_ms = excluded.reported_ms, received_ms = excluded.received_ms, "
             "backlog_records = excluded.backlog_records, backlog_bytes = "
             "excluded.backlog_bytes, autonomy_days = excluded.autonomy_days, models_json = "
-            "excluded.models_json WHERE excluded.reported_ms >= node_status.reported_ms",
+            "excluded.models_json, autonomy_basis = excluded.autonomy_basis, "
+            "outbox_account_json = excluded.outbox_account_json "
+            "WHERE excluded.reported_ms >= node_status.reported_ms",
             {Text(status.site_id), Text(status.node_id), Int(status.reported_ms), Int(now_ms),
              Int(static_cast<int64_t>(status.backlog_records)),
-             Int(static_cast<int64_t>(status.backlog_bytes)), days, Text(status.models_json)})
+             Int(static_cast<int64_t>(status.backlog_bytes)), days, Text(status.models_json),
+             Text(status.autonomy_basis), Text(status.outbox_account_json)})
         .status();
   }
 
@@ -1003,7 +1025,8 @@ class PostgresStore final : public Store {
     }
     OUTPOST_ASSIGN_OR_RETURN(
         auto n, c.Exec("SELECT n.site_id, n.node_id, n.reported_ms, n.received_ms, "
-                       "n.backlog_records, n.backlog_bytes, n.autonomy_days, n.models_json "
+                       "n.backlog_records, n.backlog_bytes, n.autonomy_days, n.models_json, "
+                       "n.autonomy_basis, n.outbox_account_json "
                        "FROM node_status n JOIN sites s ON s.site_id = n.site_id WHERE "
                        "s.tenant = $1 ORDER BY n.site_id COLLATE \"C\", n.node_id COLLATE \"C\"",
                        {Text(tenant)}));
@@ -1018,6 +1041,8 @@ class PostgresStore final : public Store {
       ns.backlog_bytes = static_cast<uint64_t>(n.GetInt(i, 5));
       if (!n.IsNull(i, 6)) ns.autonomy_days = n.GetDouble(i, 6);
       ns.models_json = n.GetText(i, 7);
+      ns.autonomy_basis = n.GetText(i, 8);
+      ns.outbox_account_json = n.GetText(i, 9);
       while (j < out.size() && out[j].site.site_id < ns.site_id) ++j;
       if (j < out.size() && out[j].site.site_id == ns.site_id)
         out[j].nodes.push_back(std::move(ns));

@@ -58,6 +58,13 @@ CREATE TABLE models(
 INSERT INTO outpost_meta(name, value) VALUES ('schema_version', '1');
 )sql";
 
+// Schema version 2 (STORE.md section 1): what a node reports of its outbox.
+constexpr const char* kMigrateV2 = R"sql(
+ALTER TABLE node_status ADD COLUMN autonomy_basis TEXT NOT NULL DEFAULT '';
+ALTER TABLE node_status ADD COLUMN outbox_account_json TEXT NOT NULL DEFAULT '';
+UPDATE outpost_meta SET value = '2' WHERE name = 'schema_version';
+)sql";
+
 constexpr const char* kSiteColumns =
     "site_id, tenant, region, created_ms, credential_serial, revoked, last_contact_ms";
 
@@ -86,6 +93,8 @@ NodeStatus ReadNodeStatus(const Statement& st) {
     n.autonomy_days = std::stod(std::string(st.ColumnText(6)));
   }
   n.models_json = std::string(st.ColumnText(7));
+  n.autonomy_basis = std::string(st.ColumnText(8));
+  n.outbox_account_json = std::string(st.ColumnText(9));
   return n;
 }
 
@@ -265,12 +274,16 @@ class SqliteStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_ASSIGN_OR_RETURN(
         auto st, db_->Prepare("INSERT INTO node_status(site_id, node_id, reported_ms, received_ms, "
-                              "backlog_records, backlog_bytes, autonomy_days, models_json) VALUES "
-                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(site_id, node_id) DO "
+                              "backlog_records, backlog_bytes, autonomy_days, models_json, "
+                              "autonomy_basis, outbox_account_json) VALUES "
+                              "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(site_id, "
+                              "node_id) DO "
                               "UPDATE SET reported_ms = excluded.reported_ms, received_ms = "
                               "excluded.received_ms, backlog_records = excluded.backlog_records, "
                               "backlog_bytes = excluded.backlog_bytes, autonomy_days = "
-                              "excluded.autonomy_days, models_json = excluded.models_json WHERE "
+                              "excluded.autonomy_days, models_json = excluded.models_json, "
+                              "autonomy_basis = excluded.autonomy_basis, outbox_account_json = "
+                              "excluded.outbox_account_json WHERE "
                               "excluded.reported_ms >= node_status.reported_ms"));
     st->BindText(1, status.site_id);
     st->BindText(2, status.node_id);
@@ -287,6 +300,8 @@ class SqliteStore final : public Store {
       st->BindNull(7);
     }
     st->BindText(8, status.models_json);
+    st->BindText(9, status.autonomy_basis);
+    st->BindText(10, status.outbox_account_json);
     return st->Run();
   }
 
@@ -313,7 +328,8 @@ class SqliteStore final : public Store {
     OUTPOST_ASSIGN_OR_RETURN(
         auto st, db_->Prepare("SELECT n.site_id, n.node_id, n.reported_ms, n.received_ms, "
                               "n.backlog_records, n.backlog_bytes, n.autonomy_days, "
-                              "n.models_json FROM node_status n JOIN sites s ON s.site_id = "
+                              "n.models_json, n.autonomy_basis, n.outbox_account_json "
+                              "FROM node_status n JOIN sites s ON s.site_id = "
                               "n.site_id WHERE s.tenant = ?1 ORDER BY n.site_id, n.node_id"));
     st->BindText(1, tenant);
     size_t i = 0;
@@ -467,7 +483,10 @@ class SqliteStore final : public Store {
       OUTPOST_ASSIGN_OR_RETURN(
           int64_t has_sites,
           db_->QueryInt("SELECT count(*) FROM sqlite_schema WHERE name = 'sites'"));
-      if (has_sites == 0) return db_->Exec(kSchemaV1);
+      if (has_sites == 0) {
+        OUTPOST_RETURN_IF_ERROR(db_->Exec(kSchemaV1));
+        return db_->Exec(kMigrateV2);
+      }
       return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown", "the database has a sites table but no outpost_meta");
     }
     OUTPOST_ASSIGN_OR_RETURN(
@@ -489,7 +508,8 @@ class SqliteStore final : public Store {
                                      std::to_string(version) + ", this binary knows up to " +
                                      std::to_string(kSchemaVersion));
     }
-    return Status::Ok();  // version 1 is the only one so far: nothing to migrate
+    if (version == 1) return db_->Exec(kMigrateV2);  // in Init's transaction
+    return Status::Ok();
   }
 
   template <typename Bind>

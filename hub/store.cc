@@ -204,6 +204,11 @@ Status ValidateNodeStatus(const NodeStatus& status) {
   OUTPOST_RETURN_IF_ERROR(ValidateId("site_id", status.site_id));
   OUTPOST_RETURN_IF_ERROR(ValidateId("node_id", status.node_id));
   OUTPOST_RETURN_IF_ERROR(ValidateJson("models_json", status.models_json));
+  OUTPOST_RETURN_IF_ERROR(ValidateJson("outbox_account_json", status.outbox_account_json));
+  if (status.autonomy_basis.size() > 32 ||
+      status.autonomy_basis.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos) {
+    return InvalidArgumentError("autonomy_basis must be at most 32 of a-z and _");
+  }
   if (status.autonomy_days && !std::isfinite(*status.autonomy_days)) {
     return InvalidArgumentError("autonomy_days must be a finite number");
   }

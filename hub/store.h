@@ -116,6 +116,12 @@ struct NodeStatus {
   // JSON array of the model versions the node serves: [{"name":..,"version":..,
   // "state":..}] (and whatever else the node reports; stored as given).
   std::string models_json = "[]";
+  // Why autonomy_days has a value or not: "estimated", "not_enough_history", "idle",
+  // "draining" (outbox/FORMAT.md section 11); empty = not reported (an older node).
+  std::string autonomy_basis{};
+  // The outbox's account as the node reported it (outbox/FORMAT.md section 11: its
+  // "classes" and "rules"); empty = not reported.
+  std::string outbox_account_json{};
 };
 
 // One row of the fleet table.

@@ -640,6 +640,9 @@ TEST_P(StoreContract, NodeStatusKeepsTheLatestReportPerNode) {
   NodeStatus nan = a;
   nan.autonomy_days = std::numeric_limits<double>::quiet_NaN();
   EXPECT_EQ(store_->PutNodeStatus(nan, 1).code(), StatusCode::kInvalidArgument);
+  NodeStatus bad_basis = a;
+  bad_basis.autonomy_basis = "Not Enough";
+  EXPECT_EQ(store_->PutNodeStatus(bad_basis, 1).code(), StatusCode::kInvalidArgument);
   OUTPOST_ASSERT_OK(store_->PutNodeStatus(a, 5000));  // reported 100 < 200: ignored
   newer.reported_ms = 300;
   newer.autonomy_days = 1.0 / 3.0;
@@ -705,8 +708,35 @@ TEST_P(StoreContract, NewerSchemaIsRefusedAndLeftAlone) {
       << r.status().ToString();
   RawSql("UPDATE outpost_meta SET value = 'x' WHERE name = 'schema_version'");
   EXPECT_EQ(OpenStore(url_).status().code(), StatusCode::kDataLoss);
+  RawSql("UPDATE outpost_meta SET value = '2' WHERE name = 'schema_version'");
+  Reopen();
+}
+
+// A version 1 database (no outbox columns in node_status) is migrated to 2 when opened, and
+// keeps what it held.
+TEST_P(StoreContract, SchemaVersionOneIsMigratedKeepingItsRows) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  OUTPOST_ASSERT_OK(store_->PutNodeStatus(
+      NodeStatus{.site_id = "s1", .node_id = "n1", .reported_ms = 9, .backlog_records = 3}, 60));
+  store_.reset();
+  RawSql("ALTER TABLE node_status DROP COLUMN autonomy_basis");
+  RawSql("ALTER TABLE node_status DROP COLUMN outbox_account_json");
   RawSql("UPDATE outpost_meta SET value = '1' WHERE name = 'schema_version'");
   Reopen();
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto sites, store_->ListSites("acme"));
+  ASSERT_EQ(sites.size(), 1u);
+  ASSERT_EQ(sites[0].nodes.size(), 1u);
+  EXPECT_EQ(sites[0].nodes[0].backlog_records, 3u);
+  EXPECT_EQ(sites[0].nodes[0].autonomy_basis, "");
+  NodeStatus now{.site_id = "s1",
+                 .node_id = "n1",
+                 .reported_ms = 10,
+                 .autonomy_basis = "not_enough_history",
+                 .outbox_account_json = R"({"classes":{}})"};
+  OUTPOST_ASSERT_OK(store_->PutNodeStatus(now, 70));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(sites, store_->ListSites("acme"));
+  EXPECT_EQ(sites[0].nodes[0].autonomy_basis, "not_enough_history");
+  EXPECT_EQ(sites[0].nodes[0].outbox_account_json, now.outbox_account_json);
 }
 
 TEST_P(StoreContract, ConcurrentIngestLosesAndDuplicatesNothing) {

@@ -135,6 +135,11 @@ export async function signIn(page, base, token) {
 // How the pages write numbers, days and a site's models.
 export const number = (s) => Number(s.replace(/,/g, ''));
 export const days = (d) => (d === null ? '—' : `${d.toFixed(1)} d`);
+// The autonomy cell: days left, or why a site has no estimate ("not enough history").
+export const autonomy = (site) =>
+  site.autonomy_days_left === null && site.autonomy_basis && site.autonomy_basis !== 'estimated'
+    ? site.autonomy_basis.replaceAll('_', ' ')
+    : days(site.autonomy_days_left);
 export const modelsText = (site) => [...new Set(site.models.map((m) => `${m.name} v${m.version}`))].sort().join(', ') || '—';
 
 // Reading `page`: ready(route) waits until the page has rendered `route`; text(selector) is
@@ -152,7 +157,7 @@ export async function checkSiteFacts(page, site, keys) {
   for (const k of keys) assert.equal(await text(`#site-facts [data-k="${k}"]`), site[k]);
   assert.equal(number(await text('#site-facts [data-k="backlog_records"]')), site.backlog_records);
   assert.equal(number(await text('#site-facts [data-k="records"]')), site.records);
-  assert.equal(await text('#site-facts [data-k="autonomy_days_left"]'), days(site.autonomy_days_left));
+  assert.equal(await text('#site-facts [data-k="autonomy_days_left"]'), autonomy(site));
   assert.equal(await text('#site-facts [data-k="models"]'), modelsText(site));
 }
 
@@ -233,7 +238,7 @@ export async function checkFleetRow(page, site) {
   assert.equal(await text(`${row} [data-k="health"]`), site.health, `${site.site_id} health`);
   assert.equal(number(await text(`${row} [data-k="backlog_records"]`)), site.backlog_records);
   assert.equal(number(await text(`${row} [data-k="records"]`)), site.records);
-  assert.equal(await text(`${row} [data-k="autonomy_days_left"]`), days(site.autonomy_days_left));
+  assert.equal(await text(`${row} [data-k="autonomy_days_left"]`), autonomy(site));
   assert.equal(await text(`${row} [data-k="models"]`), modelsText(site));
   assert.equal(await page.locator(`${row} [data-k="last_contact_ms"]`).getAttribute('data-ms'),
     String(site.last_contact_ms ?? ''));

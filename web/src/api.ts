@@ -14,6 +14,7 @@ export interface NodeReport {
   backlog_records: number;
   backlog_bytes: number;
   autonomy_days: number | null;
+  autonomy_basis?: string | null;
   models: ModelRef[];
 }
 
@@ -43,6 +44,7 @@ export interface SiteRow {
   backlog_bytes: number;
   autonomy_days_reported: number | null;
   autonomy_days_left: number | null;
+  autonomy_basis?: string | null;
   models: ModelRef[];
   nodes: NodeReport[];
   health: Health;

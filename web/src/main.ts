@@ -41,6 +41,12 @@ function modelsText(site: SiteRow): string {
   return [...seen].sort().join(', ') || '—';
 }
 
+// Days of autonomy left, or why there is no estimate ("not enough history", "draining").
+function autonomyText(left: number | null, basis: string | null | undefined): string {
+  if (left !== null && left !== undefined) return days(left);
+  return basis && basis !== 'estimated' ? basis.replaceAll('_', ' ') : days(null);
+}
+
 // "anomaly storm: 15.4 M raised, 1,008 kept, 06:10–08:40; ...", or "—".
 function stormsText(site: SiteRow): string {
   return (site.storms ?? []).map((s) => s.text).join('; ') || '—';
@@ -88,7 +94,7 @@ async function fleetPage(): Promise<void> {
       cell('newest_record_ms', time(site.newest_record_ms), { 'data-ms': String(site.newest_record_ms ?? '') }),
       cell('backlog_records', int(site.backlog_records)),
       cell('backlog_bytes', bytes(site.backlog_bytes)),
-      cell('autonomy_days_left', days(site.autonomy_days_left)),
+      cell('autonomy_days_left', autonomyText(site.autonomy_days_left, site.autonomy_basis)),
       cell('models', modelsText(site)),
       cell('records', int(site.records)),
       cell('storms', stormsText(site)),
@@ -132,7 +138,7 @@ async function sitePage(siteId: string, params: URLSearchParams): Promise<void> 
   fact('Newest record', 'newest_record_ms', time(site.newest_record_ms));
   fact('Backlog', 'backlog_records', int(site.backlog_records));
   fact('Backlog size', 'backlog_bytes', bytes(site.backlog_bytes));
-  fact('Autonomy left', 'autonomy_days_left', days(site.autonomy_days_left));
+  fact('Autonomy left', 'autonomy_days_left', autonomyText(site.autonomy_days_left, site.autonomy_basis));
   fact('Records received', 'records', int(site.records));
   fact('Models', 'models', modelsText(site));
   fact('Storms', 'storms', stormsText(site));
@@ -142,7 +148,7 @@ async function sitePage(siteId: string, params: URLSearchParams): Promise<void> 
     nodes.append(el('tr', { 'data-node': n.node_id },
       cell('node_id', n.node_id), cell('received_ms', time(n.received_ms)),
       cell('backlog_records', int(n.backlog_records)), cell('backlog_bytes', bytes(n.backlog_bytes)),
-      cell('autonomy_days', days(n.autonomy_days)),
+      cell('autonomy_days', autonomyText(n.autonomy_days, n.autonomy_basis)),
       cell('models', n.models.map((m) => `${m.name} v${m.version} (${m.state})`).join(', ') || '—')));
   }
 
