@@ -16,7 +16,8 @@ shufflenet_v2_x1_0, efficientnet_b0: same layers, shapes and activations, in the
 torch.onnx.export gives them, BatchNormalization kept as its own node), plus an LSTM and a
 bidirectional GRU over sensor sequences, a transformer encoder over token ids, a U-Net-style
 segmenter (ConvTranspose, Resize), a detector ending in NonMaxSuppression, a QDQ-quantized
-CNN, a dynamically quantized MLP and an FP16 CNN. Weights are random (He-scaled normal, so
+CNN, a dynamically quantized MLP and an FP16 CNN; five of them also as torch exports them at
+opset 11 (<model>_opset11). Weights are random (He-scaled normal, so
 activations keep their size through deep stacks); nothing here is trained. Each model is
 scored at batch 1 and batch 8 (cases <model>_b1 and <model>_b8).
 
@@ -29,7 +30,6 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-OPSET = [helper.make_opsetid("", 17)]
 BATCHES = (1, 8)
 MANIFEST = []
 F = TensorProto.FLOAT
@@ -40,8 +40,9 @@ F = TensorProto.FLOAT
 class Builder:
     """Accumulates nodes and initializers; names values v0, v1, ...; weights from one rng."""
 
-    def __init__(self, rng):
+    def __init__(self, rng, opset=17):
         self.rng = rng
+        self.opset = opset  # 17, or 11 for the older forms torch exports at opset 11
         self.nodes, self.inits = [], []
         self.count = 0
 
@@ -97,7 +98,37 @@ class Builder:
             return self.op("Mul", [x, self.op("Sigmoid", [x])])
         if act == "HardSigmoid":
             return self.op("HardSigmoid", [x], alpha=1.0 / 6, beta=0.5)
+        if act == "HardSwish" and self.opset < 14:  # x * hardsigmoid(x), as torch writes it
+            return self.op("Mul", [x, self.act(x, "HardSigmoid")])
         return self.op(act, [x])
+
+    # -- operators whose form changed between opset 11 and 17 --
+    def unsqueeze(self, x, axes):
+        if self.opset < 13:
+            return self.op("Unsqueeze", [x], axes=axes)
+        return self.op("Unsqueeze", [x, self.i64(axes)])
+
+    def split(self, x, sizes, axis):
+        if self.opset < 13:
+            return self.op("Split", [x], outputs=len(sizes), axis=axis, split=sizes)
+        return self.op("Split", [x, self.i64(sizes)], outputs=len(sizes), axis=axis)
+
+    def resize(self, x, scales=None, sizes=None, **attrs):
+        """Resize-11 takes roi and scales as tensors even when empty; Resize-13 omits them."""
+        empty = "" if self.opset >= 13 else self.f32(np.zeros(0, np.float32))
+        ins = [x, empty, self.f32(scales) if scales else empty] + ([sizes] if sizes else [])
+        return self.op("Resize", ins, **attrs)
+
+    def layer_norm(self, x, d):
+        scale = self.const(self.rng.uniform(0.8, 1.2, d).astype(np.float32))
+        bias = self.const(self.normal((d,), 0.1))
+        if self.opset >= 17:
+            return self.op("LayerNormalization", [x, scale, bias], axis=-1, epsilon=1e-5)
+        # torch's export before opset 17: mean, variance, normalise, scale, shift.
+        centred = self.op("Sub", [x, self.op("ReduceMean", [x], axes=[-1], keepdims=1)])
+        var = self.op("ReduceMean", [self.op("Pow", [centred, self.f32(2.0)])], axes=[-1], keepdims=1)
+        norm = self.op("Div", [centred, self.op("Sqrt", [self.op("Add", [var, self.f32(1e-5)])])])
+        return self.op("Add", [self.op("Mul", [norm, scale]), bias])
 
     def linear(self, x, cin, cout):
         w = self.const(self.normal((cout, cin), np.sqrt(1.0 / cin)))
@@ -109,7 +140,8 @@ class Builder:
 
     def model(self, inputs, outputs, name):
         g = helper.make_graph(self.nodes, name, inputs, outputs, initializer=self.inits)
-        m = helper.make_model(g, opset_imports=OPSET, producer_name="outpost-golden")
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)],
+                              producer_name="outpost-golden")
         m.ir_version = 8
         return m
 
@@ -195,7 +227,7 @@ def mobilenet_v3_small(b):
         cin = c
     x = b.cbr(x, 96, 576, 1, act="HardSwish")
     x = b.op("Flatten", [b.op("GlobalAveragePool", [x])], axis=1)
-    x = b.op("HardSwish", [b.linear(x, 576, 1024)])
+    x = b.act(b.linear(x, 576, 1024), "HardSwish")
     return b.linear(x, 1024, 1000)
 
 
@@ -240,7 +272,7 @@ def shufflenet_v2(b):
                 b1 = b.cbr(b1, cin, bf, 1)
                 b2 = b.cbr(x, cin, bf, 1)
             else:
-                b1, b2 = b.op("Split", [x, b.i64([bf, bf])], outputs=2, axis=1)
+                b1, b2 = b.split(x, [bf, bf], 1)
                 b2 = b.cbr(b2, bf, bf, 1)
             stride = 2 if i == 0 else 1
             b2 = b.bn(b.conv(b2, bf, bf, 3, stride, groups=bf), bf)
@@ -326,15 +358,11 @@ def transformer_encoder(b):
     x = b.op("Add", [x, b.const(b.normal((t, d), 0.5))])
     pad = b.op("Equal", ["input", b.i64(0)])
     mask = b.op("Where", [pad, b.f32(-1e9), b.f32(0.0)])
-    mask = b.op("Unsqueeze", [mask, b.i64([1, 2])])
+    mask = b.unsqueeze(mask, [1, 2])
 
     def dense(v, cin, cout):
         y = b.op("MatMul", [v, b.const(b.normal((cin, cout), 1 / np.sqrt(cin)))])
         return b.op("Add", [y, b.const(b.normal((cout,), 0.1))])
-
-    def layer_norm(v):
-        return b.op("LayerNormalization", [v, b.const(b.rng.uniform(0.8, 1.2, d).astype(np.float32)),
-                                           b.const(b.normal((d,), 0.1))], axis=-1, epsilon=1e-5)
 
     def split_heads(v, perm):
         return b.op("Transpose", [b.op("Reshape", [v, b.i64([0, 0, heads, d // heads])])], perm=perm)
@@ -346,11 +374,11 @@ def transformer_encoder(b):
         s = b.op("Add", [b.op("Mul", [b.op("MatMul", [q, k]), b.f32(0.25)]), mask])
         ctx = b.op("MatMul", [b.op("Softmax", [s], axis=-1), v])
         ctx = b.op("Reshape", [b.op("Transpose", [ctx], perm=[0, 2, 1, 3]), b.i64([0, 0, d])])
-        x = layer_norm(b.op("Add", [x, dense(ctx, d, d)]))
+        x = b.layer_norm(b.op("Add", [x, dense(ctx, d, d)]), d)
         f = dense(x, d, 128)
         erf = b.op("Erf", [b.op("Div", [f, b.f32(np.sqrt(2.0))])])
         f = b.op("Mul", [b.op("Mul", [f, b.op("Add", [erf, b.f32(1.0)])]), b.f32(0.5)])
-        x = layer_norm(b.op("Add", [x, dense(f, 128, d)]))
+        x = b.layer_norm(b.op("Add", [x, dense(f, 128, d)]), d)
     logits = b.linear(b.op("ReduceMean", [x], axes=[1], keepdims=0), d, 4)
     b.op("Identity", [logits], outputs=["logits"])
     b.op("ArgMax", [logits], outputs=["label"], axis=1, keepdims=0)
@@ -380,16 +408,15 @@ def unet_segmenter(b):
     # torch's F.interpolate(size=(64, 64), mode="bilinear"): sizes from the input's shape.
     sizes = b.op("Concat", [b.op("Slice", [b.op("Shape", [d1]), b.i64([0]), b.i64([2])]),
                             b.i64([64, 64])], axis=0)
-    up = b.op("Resize", [d1, "", "", sizes], mode="linear",
-              coordinate_transformation_mode="pytorch_half_pixel")
+    up = b.resize(d1, sizes=sizes, mode="linear", coordinate_transformation_mode="pytorch_half_pixel")
     up = b.conv(up, 32, 16, 1, bias=True)
     d2 = double(b.op("Concat", [up, e1], axis=1), 32, 16)
     head = b.conv(d2, 16, 4, 1, bias=True)
     # Auxiliary heads: bicubic with align_corners from the bottleneck, nearest from d1.
-    aux = b.op("Resize", [b.conv(mid, 64, 4, 1, bias=True), "", b.f32([1, 1, 4, 4])], mode="cubic",
-               cubic_coeff_a=-0.75, coordinate_transformation_mode="align_corners")
-    aux2 = b.op("Resize", [b.conv(d1, 32, 4, 1, bias=True), "", b.f32([1, 1, 2, 2])], mode="nearest",
-                coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    aux = b.resize(b.conv(mid, 64, 4, 1, bias=True), [1, 1, 4, 4], mode="cubic", cubic_coeff_a=-0.75,
+                   coordinate_transformation_mode="align_corners")
+    aux2 = b.resize(b.conv(d1, 32, 4, 1, bias=True), [1, 1, 2, 2], mode="nearest",
+                    coordinate_transformation_mode="asymmetric", nearest_mode="floor")
     b.op("Add", [b.op("Add", [head, aux]), aux2], outputs=["logits"])
     b.op("ArgMax", ["logits"], outputs=["mask"], axis=1, keepdims=0)
     return ["logits", "mask"]
@@ -551,6 +578,10 @@ def features(rng, n):
 
 
 L, S = "labels", "scale"
+# Models also written in the forms torch's exporter gives at opset 11 (Split, Unsqueeze and
+# Resize's roi as before opset 13, HardSwish as x * HardSigmoid(x), LayerNormalization as
+# its ReduceMean/Sub/Pow/Sqrt/Div decomposition): cases <model>_opset11_b1 and _b8.
+OPSET11 = ["mobilenet_v3_small", "shufflenet_v2", "lstm_sensor", "transformer_encoder", "unet_segmenter"]
 # name: (builder, inputs(rng, n), [(input name (default "input"), element type, dims)],
 #        {output: (element type, compare rule, rank)})
 MODELS = {name: (fn, images(3, 224), [(F, ["N", 3, 224, 224])], {"logits": (F, S, 2)})
@@ -590,8 +621,8 @@ def save_model(out_dir, name, model):
 
 
 def build(name, seed):
-    fn, inputs, input_specs, outputs = MODELS[name]
-    b = Builder(np.random.default_rng(seed))
+    fn, inputs, input_specs, outputs = MODELS[name.removesuffix("_opset11")]
+    b = Builder(np.random.default_rng(seed), 11 if name.endswith("_opset11") else 17)
     names = fn(b)
     if isinstance(names, str):  # a vision model: its last value is the logits
         b.op("Identity", [names], outputs=["logits"])
@@ -627,7 +658,7 @@ def main():
     out_dir = sys.argv[1]
     os.makedirs(out_dir, exist_ok=True)
     manifest = []
-    for seed, name in enumerate(MODELS):
+    for seed, name in enumerate(list(MODELS) + [m + "_opset11" for m in OPSET11]):
         model, inputs, outputs = build(name, 1000 + seed)
         save_model(out_dir, name, model)
         rng = np.random.default_rng(2000 + seed)
