@@ -6,7 +6,9 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <ctime>
+#include <optional>
 #include <map>
 #include <string>
 #include <tuple>
