@@ -43,6 +43,7 @@ class Builder:
     def __init__(self, rng, opset=17):
         self.rng = rng
         self.opset = opset  # 17, or 11 for the older forms torch exports at opset 11
+        self.gain = 2.0  # conv weights' variance is gain / fan_in (He's, for ReLU)
         self.nodes, self.inits = [], []
         self.count = 0
 
@@ -73,7 +74,7 @@ class Builder:
     def conv(self, x, cin, cout, k, stride=1, pad=None, groups=1, bias=False, dilation=1, std=None):
         pad = (k - 1) // 2 * dilation if pad is None else pad
         fan_in = cin // groups * k * k
-        w = self.const(self.normal((cout, cin // groups, k, k), std or np.sqrt(2.0 / fan_in)))
+        w = self.const(self.normal((cout, cin // groups, k, k), std or np.sqrt(self.gain / fan_in)))
         ins = [x, w] + ([self.const(self.normal((cout,), 0.1))] if bias else [])
         return self.op("Conv", ins, kernel_shape=[k, k], strides=[stride, stride],
                        pads=[pad] * 4, group=groups, dilations=[dilation, dilation])
@@ -285,6 +286,9 @@ def shufflenet_v2(b):
 
 
 def efficientnet_b0(b):
+    # SiLU keeps less of its input's variance than ReLU: with He's gain the image's part of the
+    # signal fades over the 81 convolutions and every image gets the same logits.
+    b.gain = 2.3
     x = b.cbr("input", 3, 32, 3, 2, act="SiLU")
     cin = 32
     for e, k, s, c, n in [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
