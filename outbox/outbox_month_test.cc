@@ -8,97 +8,26 @@
 // deleted by key as a hub receipt would) empties the site, and what the "hub" received
 // balances with the site's account.
 //
-// Records of one simulated hour are appended by eight producers at once so that they share
-// group commits, which keeps the month within a few seconds of wall time.
+// The month itself (what the site raises each hour, its settings) is outbox/testing/month.h,
+// shared with tests/month_offline_test.cc, which drains it through `outpost export` and a
+// receipt instead.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <map>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "base/clock.h"
 #include "base/json/json.h"
 #include "base/testing/test_util.h"
 #include "outbox/outbox.h"
+#include "outbox/testing/month.h"
 
 namespace outpost::outbox {
 namespace {
 
-using std::chrono::hours;
-
-constexpr int kDays = 30;
-constexpr int kStormDay = 12;
-constexpr int kStormHours = 6;
-constexpr int kStormPerHour = 5000;
-constexpr int kAnomaliesPerHour = 4;
-constexpr int kSamplesPerHour = 24;  // 24 x 2.5 KB an hour: 10.5 times the bound in a month
-constexpr uint64_t kBound = uint64_t{4} << 20;
-
-std::string Padded(std::string json_head, size_t size) {
-  json_head += ",\"pad\":\"";
-  if (json_head.size() + 2 < size) json_head.append(size - json_head.size() - 2, 'x');
-  return json_head + "\"}";
-}
-
-struct Outcome {
-  std::atomic<uint64_t> stored{0}, sampled_out{0}, refused{0};
-};
-
-// Appends `records` from `threads` producers at once.
-void AppendAll(Outbox& box, const std::vector<NewRecord>& records, int threads, Outcome* outcome) {
-  std::vector<std::thread> producers;
-  for (int t = 0; t < threads; ++t) {
-    producers.emplace_back([&, t] {
-      for (size_t i = static_cast<size_t>(t); i < records.size(); i += threads) {
-        Result<RecordKey> k = box.Append(records[i]);
-        if (k.ok()) {
-          ++outcome->stored;
-        } else if (k.status().reason() == "storm_sampled_out") {
-          ++outcome->sampled_out;
-        } else {
-          EXPECT_EQ(k.status().code(), StatusCode::kResourceExhausted) << k.status().ToString();
-          ++outcome->refused;
-        }
-      }
-    });
-  }
-  for (std::thread& p : producers) p.join();
-}
-
-// The records the site raises in simulated hour `hour` (from 0).
-std::vector<NewRecord> HourOfRecords(int hour) {
-  std::vector<NewRecord> out;
-  const std::string h = std::to_string(hour);
-  out.push_back({.kind = Kind::kAggregate,
-                 .stream = "pump",
-                 .payload = Padded("{\"kind\":\"aggregate\",\"hour\":" + h, 400),
-                 .rule = "aggregate"});
-  if (hour % 24 == 0) {
-    out.push_back(
-        {.kind = Kind::kDrift,
-         .stream = "pump",
-         .payload = Padded("{\"kind\":\"drift\",\"day\":" + std::to_string(hour / 24), 400),
-         .rule = "inlet_drift"});
-  }
-  const bool storm = hour >= kStormDay * 24 && hour < kStormDay * 24 + kStormHours;
-  const int anomalies = storm ? kStormPerHour : kAnomaliesPerHour;
-  for (int i = 0; i < anomalies; ++i) {
-    out.push_back({.kind = Kind::kAnomaly,
-                   .stream = "pump",
-                   .payload = Padded("{\"kind\":\"anomaly\",\"hour\":" + h, 500),
-                   .rule = "high_score"});
-  }
-  for (int i = 0; i < kSamplesPerHour; ++i) {
-    out.push_back({.kind = Kind::kSample,
-                   .stream = "pump",
-                   .payload = Padded("{\"kind\":\"sample\",\"hour\":" + h, 2500),
-                   .rule = "keep_all"});
-  }
-  return out;
-}
+using namespace outbox::testing;  // NOLINT: the month's constants and helpers
 
 const ClassStats& ClassOf(const OutboxStats& st, Kind kind) {
   for (const ClassStats& c : st.classes) {
@@ -109,46 +38,26 @@ const ClassStats& ClassOf(const OutboxStats& st, Kind kind) {
 }
 
 TEST(OutboxMonthOffline, TenTimesTheBoundForThirtyDaysWithAStormKeepsSummariesAndAccountsAll) {
-  testing::TempDir dir;
-  FakeClock clock(Clock::WallTime(hours(472'223)));  // on the hour
-  OutboxOptions o{.path = dir.File("outbox.db"),
-                  .site_id = "site-1",
-                  .node_id = "node-1",
-                  .max_bytes = kBound,
-                  .clock = &clock};
-  // The storm settings of this site: 100 kept per rule and hour, 100 more sampled, once
-  // anomalies hold 10% of the bound. Shares are the defaults.
-  ClassPolicy& anomaly = o.classes[static_cast<int>(Kind::kAnomaly) - 1];
-  anomaly.storm_first = 100;
-  anomaly.storm_sample = 100;
-  anomaly.storm_percent = 10;
-  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  outpost::testing::TempDir dir;
+  FakeClock clock(kMonthStart);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto box, Outbox::Open(MonthOptions(dir.File("outbox.db"), "site-1", "node-1", &clock)));
   const int64_t start_ms = UnixMillis(clock.Now());
-  Outcome outcome;
-  uint64_t raised = 0;
-  for (int hour = 0; hour < kDays * 24; ++hour) {
-    std::vector<NewRecord> records = HourOfRecords(hour);
-    raised += records.size();
-    AppendAll(*box, records, 8, &outcome);
-    clock.Advance(hours(1));
-    if (hour % 24 == 23) {
-      OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats day, box->Stats());
-      ASSERT_LE(day.bytes, day.max_bytes) << "day " << hour / 24;
-      ASSERT_LE(ClassOf(day, Kind::kEvent).bytes, ClassOf(day, Kind::kEvent).reserved_bytes);
-    }
-  }
-  // One more record after the last hour: the summary of the last window is written with it.
-  AppendAll(*box,
-            {{.kind = Kind::kSample, .stream = "pump", .payload = Padded("{\"last\":1", 2500)}}, 1,
-            &outcome);
-  raised += 1;
+  MonthOutcome outcome;
+  RunMonth(*box, clock, &outcome, [&](int day) {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats today, box->Stats());
+    EXPECT_LE(today.bytes, today.max_bytes) << "day " << day;
+    EXPECT_LE(ClassOf(today, Kind::kEvent).bytes, ClassOf(today, Kind::kEvent).reserved_bytes);
+  });
+  EXPECT_EQ(outcome.failed.load(), 0u);
+  const uint64_t raised = outcome.raised;
   OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
   EXPECT_LE(st.bytes, st.max_bytes);
   EXPECT_EQ(outcome.refused.load(), 0u) << "only samples make room, and they are evictable";
   // The month overflowed the bound many times; bookkeeping stayed under 2% of it.
   const ClassStats& samples = ClassOf(st, Kind::kSample);
-  EXPECT_GT(samples.evicted_bytes, 8 * kBound);
-  EXPECT_LE(ClassOf(st, Kind::kEvent).bytes, kBound / 50);
+  EXPECT_GT(samples.evicted_bytes, 8 * kMonthBound);
+  EXPECT_LE(ClassOf(st, Kind::kEvent).bytes, kMonthBound / 50);
   uint64_t raised_total = 0;
   for (const ClassStats& c : st.classes) {
     EXPECT_EQ(c.raised_records, c.records + c.delivered_records + c.withheld_records +
@@ -159,8 +68,7 @@ TEST(OutboxMonthOffline, TenTimesTheBoundForThirtyDaysWithAStormKeepsSummariesAn
   }
   EXPECT_EQ(raised_total, raised);
   EXPECT_EQ(ClassOf(st, Kind::kAnomaly).sampled_out_records, outcome.sampled_out.load());
-  EXPECT_EQ(ClassOf(st, Kind::kAnomaly).sampled_out_records,
-            uint64_t{kStormHours} * (kStormPerHour - 200));
+  EXPECT_EQ(ClassOf(st, Kind::kAnomaly).sampled_out_records, kStormSampledOut);
 
   // The drain: every record to the "hub", then deleted by key as a receipt does.
   OUTPOST_ASSERT_OK_AND_ASSIGN(
@@ -197,10 +105,11 @@ TEST(OutboxMonthOffline, TenTimesTheBoundForThirtyDaysWithAStormKeepsSummariesAn
     }
     last_summary_text = r.payload;  // oldest first within the class: the last is the newest
   }
-  EXPECT_EQ(aggregate_hours.size(), static_cast<size_t>(kDays * 24)) << "an aggregate per hour";
-  EXPECT_EQ(drift, kDays);
+  EXPECT_EQ(aggregate_hours.size(), static_cast<size_t>(kMonthDays * 24))
+      << "an aggregate per hour";
+  EXPECT_EQ(drift, kMonthDays);
   // The storm, with its counts and its span, is in the summaries the hub received.
-  EXPECT_EQ(storm_sampled_out, uint64_t{kStormHours} * (kStormPerHour - 200));
+  EXPECT_EQ(storm_sampled_out, kStormSampledOut);
   EXPECT_GE(storm_raised, uint64_t{kStormHours} * kStormPerHour);
   const int64_t storm_start = start_ms + int64_t{kStormDay} * 24 * 3'600'000;
   EXPECT_GE(storm_from, storm_start);
