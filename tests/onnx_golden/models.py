@@ -16,7 +16,7 @@ shufflenet_v2_x1_0, efficientnet_b0: same layers, shapes and activations, in the
 torch.onnx.export gives them, BatchNormalization kept as its own node), plus an LSTM and a
 bidirectional GRU over sensor sequences, a transformer encoder over token ids, a U-Net-style
 segmenter (ConvTranspose, Resize), a detector ending in NonMaxSuppression, a QDQ-quantized
-CNN, a dynamically quantized MLP and an FP16 CNN; five of them also as torch exports them at
+CNN and the same in QLinearConv/QLinearMatMul form, a dynamically quantized MLP and an FP16 CNN; five of them also as torch exports them at
 opset 11 (<model>_opset11). Weights are random (He-scaled normal, so
 activations keep their size through deep stacks); nothing here is trained. Each model is
 scored at batch 1 and batch 8 (cases <model>_b1 and <model>_b8).
@@ -502,6 +502,40 @@ def qdq_cnn(b):
     return ["output"]
 
 
+# Output quantization step of the QOperator CNN: its tolerance.
+QLINEAR_OUT_SCALE = np.float32(6 / 255)
+
+
+def qlinear_cnn(b):
+    """The QOperator form onnxruntime's static quantizer also writes: QuantizeLinear, three
+    strided QLinearConv (uint8 activations, int8 per-channel weights, int32 bias; a zero point
+    of 0 clips like Relu), GlobalAveragePool on the dequantized values, QLinearMatMul (int8
+    weights), DequantizeLinear; 10 outputs over [N, 3, 32, 32]."""
+    x_scale, x_zp = b.f32(8 / 255), b.const(np.array(128, np.uint8), "zp")
+    x = b.op("QuantizeLinear", ["input", x_scale, x_zp])
+    s_in = 8 / 255
+    for cin, cout in [(3, 16), (16, 32), (32, 32)]:
+        w = b.normal((cout, cin, 3, 3), np.sqrt(2 / cin / 9))
+        ws = (np.abs(w.reshape(cout, -1)).max(1) / 127).astype(np.float32)
+        wq = np.round(w / ws[:, None, None, None]).astype(np.int8)
+        bias = np.round(b.normal((cout,), 0.1) / (ws * s_in)).astype(np.int32)
+        y_scale, y_zp = b.f32(6 / 255), b.const(np.array(0, np.uint8), "zp")
+        x = b.op("QLinearConv", [x, x_scale, x_zp, b.const(wq), b.const(ws), b.const(np.zeros(cout, np.int8), "zp"),
+                                 y_scale, y_zp, b.const(bias)],
+                 kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+        x_scale, x_zp, s_in = y_scale, y_zp, 6 / 255
+    x = b.op("Flatten", [b.op("GlobalAveragePool", [b.op("DequantizeLinear", [x, x_scale, x_zp])])], axis=1)
+    a_scale, a_zp = b.f32(2 / 255), b.const(np.array(0, np.uint8), "zp")
+    x = b.op("QuantizeLinear", [x, a_scale, a_zp])
+    w = b.normal((32, 10), np.sqrt(1 / 32))
+    ws = np.float32(np.abs(w).max() / 127)
+    y_scale, y_zp = b.f32(QLINEAR_OUT_SCALE), b.const(np.array(128, np.uint8), "zp")
+    y = b.op("QLinearMatMul", [x, a_scale, a_zp, b.const(np.round(w / ws).astype(np.int8)), b.f32(ws),
+                               b.const(np.array(0, np.int8), "zp"), y_scale, y_zp])
+    b.op("DequantizeLinear", [y, y_scale, y_zp], outputs=["output"])
+    return ["output"]
+
+
 def dynamic_quant_mlp(b):
     """A 64-128-64-10 MLP as onnxruntime's dynamic quantizer writes it: each layer quantizes
     its input with DynamicQuantizeLinear (uint8), multiplies by int8 weights with
@@ -604,6 +638,8 @@ MODELS.update({
                      {"selected": (TensorProto.INT64, L, 2), "boxes": (F, "rel", 2), "scores": (F, "rel", 1)}),
     "qdq_cnn": (qdq_cnn, images(3, 32), [(F, ["N", 3, 32, 32])],
                 {"output": (F, f"abs {QDQ_OUT_SCALE:.9g}", 2)}),
+    "qlinear_cnn": (qlinear_cnn, images(3, 32), [(F, ["N", 3, 32, 32])],
+                    {"output": (F, f"abs {QLINEAR_OUT_SCALE:.9g}", 2)}),
     "dynamic_quant_mlp": (dynamic_quant_mlp, features, [(F, ["N", 64])], {"output": (F, "rel", 2)}),
     "fp16_cnn": (fp16_cnn, images(3, 32), [(F, ["N", 3, 32, 32])], {"output": (F, S, 2)}),
 })
