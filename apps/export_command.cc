@@ -423,7 +423,10 @@ Status RunExport(const ExportFlags& flags) {
     OUTPOST_RETURN_IF_ERROR(WriteLedger(ledger_path, ledger));
   }
   const std::vector<outbox::RecordKey>& withheld = screened.withheld;
-  if (!withheld.empty()) OUTPOST_RETURN_IF_ERROR(box->Delete(withheld));
+  // Counted as withheld in the outbox's account (outbox/FORMAT.md section 11).
+  if (!withheld.empty()) {
+    OUTPOST_RETURN_IF_ERROR(box->Delete(withheld, outbox::Disposal::kWithheld));
+  }
   (void)box->Release(lease.lease_id);
   std::printf(
       "exported %llu records in %zu batches to %s (export %s); %zu withheld by the "
