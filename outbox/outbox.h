@@ -147,7 +147,8 @@ struct ClassPolicy {
 
 // Defaults: sample, aggregate and hard_example are evictable; anomaly, drift and event are
 // not (findings are not replaced by newer ones; event may never be, as events are what
-// reports evictions). feedback has a quota of 10% of the total bound and is evictable by
+// report losses: only the outbox's own summary is superseded by a newer one, FORMAT.md
+// section 9). feedback has a quota of 10% of the total bound and is evictable by
 // newer feedback only, so that a flood of labels can never refuse or push out anomalies,
 // drift or events. aggregate, drift and event have reserved shares of 10%, 5% and 2%;
 // anomaly samples storms past 1000 per rule and hour (100 more, at 40% of the bound), and
