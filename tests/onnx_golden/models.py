@@ -16,7 +16,8 @@ shufflenet_v2_x1_0, efficientnet_b0: same layers, shapes and activations, in the
 torch.onnx.export gives them, BatchNormalization kept as its own node), plus an LSTM and a
 bidirectional GRU over sensor sequences, a transformer encoder over token ids, a U-Net-style
 segmenter (ConvTranspose, Resize), a detector ending in NonMaxSuppression, a QDQ-quantized
-CNN and the same in QLinearConv/QLinearMatMul form, a dynamically quantized MLP and an FP16 CNN; five of them also as torch exports them at
+CNN and the same in QLinearConv/QLinearMatMul form, a dynamically quantized MLP, an FP16 CNN
+and a float CNN with FP16 and BF16 weights; five of them also as torch exports them at
 opset 11 (<model>_opset11). Weights are random (He-scaled normal, so
 activations keep their size through deep stacks); nothing here is trained. Each model is
 scored at batch 1 and batch 8 (cases <model>_b1 and <model>_b8).
@@ -571,6 +572,26 @@ def fp16_cnn(b):
     return ["output"]
 
 
+def half_weights_cnn(b):
+    """A float CNN over [N, 3, 32, 32] that stores its weights at half size, converted once by
+    Cast: the convolutions' in FLOAT16, the classifier's in BFLOAT16."""
+    x = "input"
+    for cin, cout in [(3, 16), (16, 32)]:
+        w16 = b.const(b.normal((cout, cin, 3, 3), np.sqrt(2 / cin / 9)).astype(np.float16))
+        w = b.op("Cast", [w16], to=F)
+        bias = b.op("Cast", [b.const(b.normal((cout,), 0.1).astype(np.float16))], to=F)
+        x = b.op("Relu", [b.op("Conv", [x, w, bias], kernel_shape=[3, 3], pads=[1, 1, 1, 1])])
+        x = b.op("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+    x = b.op("Flatten", [b.op("GlobalAveragePool", [x])], axis=1)
+    # bfloat16: the top half of each float32's bits.
+    bits = (b.normal((10, 32), np.sqrt(1 / 32)).view(np.uint32) >> 16).astype(np.uint16)
+    name = b.name("bf16")
+    b.inits.append(helper.make_tensor(name, TensorProto.BFLOAT16, [10, 32], bits.tobytes(), raw=True))
+    y = b.op("Gemm", [x, b.op("Cast", [name], to=F), b.f32(np.full(10, 0.05, np.float32))], transB=1)
+    b.op("Identity", [y], outputs=["output"])
+    return ["output"]
+
+
 # ---- inputs, cases and files -------------------------------------------------------------
 
 def images(c, hw):
@@ -641,6 +662,7 @@ MODELS.update({
     "qlinear_cnn": (qlinear_cnn, images(3, 32), [(F, ["N", 3, 32, 32])],
                     {"output": (F, f"abs {QLINEAR_OUT_SCALE:.9g}", 2)}),
     "dynamic_quant_mlp": (dynamic_quant_mlp, features, [(F, ["N", 64])], {"output": (F, "rel", 2)}),
+    "half_weights_cnn": (half_weights_cnn, images(3, 32), [(F, ["N", 3, 32, 32])], {"output": (F, S, 2)}),
     "fp16_cnn": (fp16_cnn, images(3, 32), [(F, ["N", 3, 32, 32])], {"output": (F, S, 2)}),
 })
 
