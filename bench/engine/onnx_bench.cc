@@ -58,6 +58,7 @@ Tensor Slice(const Input& in, int64_t rows) {
   const DataType type = in.dtype == "float32"   ? DataType::kFp32
                         : in.dtype == "float64" ? DataType::kFp64
                         : in.dtype == "int64"   ? DataType::kInt64
+                        : in.dtype == "uint8"   ? DataType::kUint8
                                                 : DataType::kInt32;
   Tensor t(type, shape);
   std::memcpy(t.data(), in.bytes.data(), t.byte_size());
@@ -138,13 +139,14 @@ std::pair<double, size_t> TimeRuns(const outpost::engine::Model& model, const st
 }
 
 // The core's clock as it runs, in GHz: a chain of dependent integer adds retires one add per
-// cycle, so adds / seconds is the clock (the best of ten 20 ms tries). /proc/cpuinfo's
+// cycle, so adds / seconds is the clock (the best of forty 6 ms tries: a busy machine
+// preempts some). /proc/cpuinfo's
 // "cpu MHz" is what a guest was told at boot, not the boost clock the kernels run at.
 double MeasureClockGhz() {
 #if defined(__x86_64__)
   double best = 0;
-  for (int trial = 0; trial < 10; ++trial) {
-    constexpr int64_t kIterations = 10'000'000;
+  for (int trial = 0; trial < 40; ++trial) {
+    constexpr int64_t kIterations = 2'500'000;
     uint64_t x = 0;
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < kIterations; ++i) {

@@ -41,6 +41,7 @@ function loadInput(folder, dtype, dims, file, rows) {
   const bytes = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
   if (dtype === 'int64') return new ort.Tensor('int64', new BigInt64Array(bytes, 0, count), shape);
   if (dtype === 'int32') return new ort.Tensor('int32', new Int32Array(bytes, 0, count), shape);
+  if (dtype === 'uint8') return new ort.Tensor('uint8', new Uint8Array(bytes, 0, count), shape);
   return new ort.Tensor('float32', new Float32Array(bytes, 0, count), shape);
 }
 

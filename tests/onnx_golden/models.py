@@ -16,8 +16,8 @@ shufflenet_v2_x1_0, efficientnet_b0: same layers, shapes and activations, in the
 torch.onnx.export gives them, BatchNormalization kept as its own node), plus an LSTM and a
 bidirectional GRU over sensor sequences, a transformer encoder over token ids, a U-Net-style
 segmenter (ConvTranspose, Resize), a detector ending in NonMaxSuppression, a QDQ-quantized
-CNN and the same in QLinearConv/QLinearMatMul form, a dynamically quantized MLP, an FP16 CNN
-and a float CNN with FP16 and BF16 weights; five of them also as torch exports them at
+CNN and the same in QLinearConv/QLinearMatMul form, a dynamically quantized MLP, an FP16 CNN,
+a float CNN with FP16 and BF16 weights and a camera model's preprocessing (uint8 frames); five of them also as torch exports them at
 opset 11 (<model>_opset11). Weights are random (He-scaled normal, so
 activations keep their size through deep stacks); nothing here is trained. Each model is
 scored at batch 1 and batch 8 (cases <model>_b1 and <model>_b8).
@@ -592,6 +592,29 @@ def half_weights_cnn(b):
     return ["output"]
 
 
+def camera_preprocess(b):
+    """The front of a camera model: uint8 frames [N, 120, 160, 3] (height, width, RGB) cast to
+    float, made planar, resized to 64x64 three ways (linear, half_pixel; cubic, asymmetric;
+    nearest, round_prefer_ceil — scales of 0.533 and 0.4, not integers), normalised per channel
+    by ImageNet's mean and deviation."""
+    x = b.op("Transpose", [b.op("Cast", ["input"], to=F)], perm=[0, 3, 1, 2])
+    sizes = b.op("Concat", [b.op("Slice", [b.op("Shape", [x]), b.i64([0]), b.i64([2])]),
+                            b.i64([64, 64])], axis=0)
+    mean = b.f32(np.array([123.675, 116.28, 103.53], np.float32).reshape(1, 3, 1, 1))
+    std = b.f32(np.array([58.395, 57.12, 57.375], np.float32).reshape(1, 3, 1, 1))
+    for out_name, attrs in [("linear", dict(mode="linear", coordinate_transformation_mode="half_pixel")),
+                            ("cubic", dict(mode="cubic", coordinate_transformation_mode="asymmetric")),
+                            ("nearest", dict(mode="nearest", nearest_mode="round_prefer_ceil",
+                                             coordinate_transformation_mode="half_pixel"))]:
+        y = b.resize(x, sizes=sizes, **attrs)
+        b.op("Div", [b.op("Sub", [y, mean]), std], outputs=[out_name])
+    return ["linear", "cubic", "nearest"]
+
+
+def frames(rng, n):
+    return {"input": rng.integers(0, 256, (n, 120, 160, 3)).astype(np.uint8)}
+
+
 # ---- inputs, cases and files -------------------------------------------------------------
 
 def images(c, hw):
@@ -663,6 +686,8 @@ MODELS.update({
                     {"output": (F, f"abs {QLINEAR_OUT_SCALE:.9g}", 2)}),
     "dynamic_quant_mlp": (dynamic_quant_mlp, features, [(F, ["N", 64])], {"output": (F, "rel", 2)}),
     "half_weights_cnn": (half_weights_cnn, images(3, 32), [(F, ["N", 3, 32, 32])], {"output": (F, S, 2)}),
+    "camera_preprocess": (camera_preprocess, frames, [(TensorProto.UINT8, ["N", 120, 160, 3])],
+                          {"linear": (F, "rel", 4), "cubic": (F, "rel", 4), "nearest": (F, "rel", 4)}),
     "fp16_cnn": (fp16_cnn, images(3, 32), [(F, ["N", 3, 32, 32])], {"output": (F, S, 2)}),
 })
 
@@ -670,7 +695,7 @@ MODELS.update({
 def write_tensor(out_dir, case, name, array, manifest):
     path = f"{case}.{name}.bin"
     dtype = {np.dtype(np.float32): "float32", np.dtype(np.int64): "int64",
-             np.dtype(np.int32): "int32"}[array.dtype]
+             np.dtype(np.int32): "int32", np.dtype(np.uint8): "uint8"}[array.dtype]
     with open(os.path.join(out_dir, path), "wb") as f:
         f.write(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes())
     manifest.append(f"input {case} {name} {dtype} {','.join(str(d) for d in array.shape)} {path}")

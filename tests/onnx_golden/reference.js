@@ -18,6 +18,7 @@ function readTensor(dir, dtype, dims, file) {
     case 'float64': return new ort.Tensor('float64', new Float64Array(bytes), shape);
     case 'int64': return new ort.Tensor('int64', new BigInt64Array(bytes), shape);
     case 'int32': return new ort.Tensor('int32', new Int32Array(bytes), shape);
+    case 'uint8': return new ort.Tensor('uint8', new Uint8Array(bytes), shape);
     case 'string': {
       const out = [];
       for (let off = 0; off < buf.length;) {
