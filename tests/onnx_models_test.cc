@@ -3,7 +3,8 @@
 // and a bidirectional GRU over sensor sequences, a transformer encoder over token ids, a U-Net
 // segmenter, a detector ending in NonMaxSuppression, a QDQ-quantized CNN (and one in
 // QLinearConv/QLinearMatMul form), a dynamically quantized MLP, an FP16 CNN, a CNN with FP16
-// and BF16 weights and a camera model's preprocessing (uint8 frames), each at batch 1 and 8;
+// and BF16 weights, a camera model's preprocessing (uint8 frames) and a super-resolution
+// network (PRelu, InstanceNormalization, DepthToSpace, SpaceToDepth), each at batch 1 and 8;
 // five of them also in the forms torch exports at opset 11. The build generates them with
 // random weights from a fixed seed and scores them with onnxruntime-node (reference.js); this
 // test runs Outpost's engine on the same inputs and compares.
@@ -201,7 +202,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values("resnet18", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_1",
                     "shufflenet_v2", "efficientnet_b0", "lstm_sensor", "gru_bidirectional",
                     "transformer_encoder", "unet_segmenter", "detector_nms", "qdq_cnn", "qlinear_cnn",
-                    "dynamic_quant_mlp", "fp16_cnn", "half_weights_cnn", "camera_preprocess", "mobilenet_v3_small_opset11",
+                    "dynamic_quant_mlp", "fp16_cnn", "half_weights_cnn", "camera_preprocess", "super_resolution", "mobilenet_v3_small_opset11",
                     "shufflenet_v2_opset11", "lstm_sensor_opset11", "transformer_encoder_opset11",
                     "unet_segmenter_opset11"),
     [](const ::testing::TestParamInfo<const char*>& info) { return std::string(info.param); });

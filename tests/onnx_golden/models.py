@@ -17,12 +17,13 @@ torch.onnx.export gives them, BatchNormalization kept as its own node), plus an 
 bidirectional GRU over sensor sequences, a transformer encoder over token ids, a U-Net-style
 segmenter (ConvTranspose, Resize), a detector ending in NonMaxSuppression, a QDQ-quantized
 CNN and the same in QLinearConv/QLinearMatMul form, a dynamically quantized MLP, an FP16 CNN,
-a float CNN with FP16 and BF16 weights and a camera model's preprocessing (uint8 frames); five of them also as torch exports them at
-opset 11 (<model>_opset11). Weights are random (He-scaled normal, so
-activations keep their size through deep stacks); nothing here is trained. Each model is
-scored at batch 1 and batch 8 (cases <model>_b1 and <model>_b8).
+a float CNN with FP16 and BF16 weights, a camera model's preprocessing (uint8 frames) and a
+super-resolution network (PRelu, InstanceNormalization, DepthToSpace, SpaceToDepth); five of
+them also as torch exports them at opset 11 (<model>_opset11). Weights are random
+(He-scaled normal, so activations keep their size through deep stacks); nothing here is
+trained. Each model is scored at batch 1 and batch 8 (cases <model>_b1 and <model>_b8).
 
-Runs with Debian's interpreter and packages only: python3-onnx, python3-numpy. About 10 s.
+Runs with Debian's interpreter and packages only: python3-onnx, python3-numpy. About 5 s.
 """
 import os
 import sys
@@ -611,6 +612,26 @@ def camera_preprocess(b):
     return ["linear", "cubic", "nearest"]
 
 
+def super_resolution(b):
+    """torch's super-resolution example grown a little: [N, 1, 64, 64] luminance through
+    Conv 5x5 + PRelu, Conv 3x3 + InstanceNormalization + Relu, Conv 3x3 + Relu and Conv 3x3 to
+    9 channels, then PixelShuffle(3) as torch exports it (DepthToSpace, CRD) to [N, 1, 192, 192];
+    a second output takes the input's 2x2 blocks to channels (SpaceToDepth) and back (DCR)."""
+    x = b.conv("input", 1, 64, 5, bias=True)
+    x = b.op("PRelu", [x, b.const(b.rng.uniform(0.05, 0.3, (64, 1, 1)).astype(np.float32))])
+    x = b.conv(x, 64, 64, 3, bias=True)
+    x = b.op("InstanceNormalization", [x, b.const(b.rng.uniform(0.8, 1.2, 64).astype(np.float32)),
+                                       b.const(b.normal((64,), 0.1))], epsilon=1e-5)
+    x = b.op("Relu", [x])
+    x = b.op("Relu", [b.conv(x, 64, 32, 3, bias=True)])
+    x = b.conv(x, 32, 9, 3, bias=True)
+    b.op("DepthToSpace", [x], outputs=["upscaled"], blocksize=3, mode="CRD")
+    blocks = b.op("SpaceToDepth", ["input"], blocksize=2)
+    blocks = b.op("Add", [blocks, b.conv(blocks, 4, 4, 3, bias=True)])
+    b.op("DepthToSpace", [blocks], outputs=["refined"], blocksize=2, mode="DCR")
+    return ["upscaled", "refined"]
+
+
 def frames(rng, n):
     return {"input": rng.integers(0, 256, (n, 120, 160, 3)).astype(np.uint8)}
 
@@ -688,6 +709,8 @@ MODELS.update({
     "half_weights_cnn": (half_weights_cnn, images(3, 32), [(F, ["N", 3, 32, 32])], {"output": (F, S, 2)}),
     "camera_preprocess": (camera_preprocess, frames, [(TensorProto.UINT8, ["N", 120, 160, 3])],
                           {"linear": (F, "rel", 4), "cubic": (F, "rel", 4), "nearest": (F, "rel", 4)}),
+    "super_resolution": (super_resolution, images(1, 64), [(F, ["N", 1, 64, 64])],
+                         {"upscaled": (F, S, 4), "refined": (F, S, 4)}),
     "fp16_cnn": (fp16_cnn, images(3, 32), [(F, ["N", 3, 32, 32])], {"output": (F, S, 2)}),
 })
 
