@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 // The vector type below is internal to this file and only passed between force-inlined
 // helpers, so the ABI note about passing wide vectors without AVX does not apply.
@@ -22,19 +23,23 @@ constexpr int64_t kKc = 256;
 int64_t BlockColumns(int64_t nr) { return std::max<int64_t>(nr, kBlockColumns / nr * nr); }
 
 // dst[t] = src[ix0 + t * sw] for t < len, zero where the index falls outside [0, w).
-inline void CopyRow(float* dst, const float* src, int64_t ix0, int64_t sw, int64_t len,
-                    int64_t w) {
+__attribute__((always_inline)) inline void CopyRow(float* dst, const float* src, int64_t ix0,
+                                                   int64_t sw, int64_t len, int64_t w,
+                                                   float fill = 0.0f) {
   int64_t lo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
   int64_t hi = ix0 >= w ? 0 : (w - 1 - ix0) / sw + 1;
   lo = std::min(lo, len);
   hi = std::clamp(hi, lo, len);
-  for (int64_t t = 0; t < lo; ++t) dst[t] = 0.0f;
+  for (int64_t t = 0; t < lo; ++t) dst[t] = fill;
   if (sw == 1) {
     std::memcpy(dst + lo, src + ix0 + lo, static_cast<size_t>(hi - lo) * sizeof(float));
+  } else if (sw == 2) {
+    const float* s2 = src + ix0;  // a constant stride, so the loop vectorises
+    for (int64_t t = lo; t < hi; ++t) dst[t] = s2[2 * t];
   } else {
     for (int64_t t = lo; t < hi; ++t) dst[t] = src[ix0 + t * sw];
   }
-  for (int64_t t = hi; t < len; ++t) dst[t] = 0.0f;
+  for (int64_t t = hi; t < len; ++t) dst[t] = fill;
 }
 
 // Pointwise convolutions with stride 1 and no padding read their input as one row of
@@ -67,29 +72,46 @@ Polyphase PolyphaseOf(const Conv2dGeom& g) {
   const int64_t height = std::max(g.pt + g.h, (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1);
   p.pw = (width + g.sw - 1) / g.sw;
   p.ph = (height + g.sh - 1) / g.sh + 1;
-  p.plane = (p.ph * p.pw + p.pw + 32 + 15) / 16 * 16;
+  p.plane = (p.ph * p.pw + p.pw + 80 + 15) / 16 * 16;
   return p;
 }
 
-// Fills the sh * sw phase planes from plane `in`.
-void FillPhases(const Conv2dGeom& g, const Polyphase& p, const float* in, float* phases) {
+// Fills the sh * sw phase planes from plane `in`. The columns each phase takes from the
+// input are the same for every row, so they are worked out once.
+__attribute__((always_inline)) inline void FillPhases(const Conv2dGeom& g, const Polyphase& p,
+                                                      const float* in, float* phases,
+                                                      float fill = 0.0f) {
+  // Phase b's column c reads input column c * sw + b - pl; inside for c in [lo[b], hi[b]).
+  int64_t lo[16], hi[16];
+  for (int64_t b = 0; b < g.sw; ++b) {
+    const int64_t ix0 = b - g.pl;
+    lo[b] = std::min(p.pw, ix0 >= 0 ? 0 : (-ix0 + g.sw - 1) / g.sw);
+    hi[b] = std::clamp(ix0 >= g.w ? 0 : (g.w - 1 - ix0) / g.sw + 1, lo[b], p.pw);
+  }
   for (int64_t r = 0; r < p.ph * g.sh; ++r) {
     const int64_t iy = r - g.pt;
     const float* src = iy >= 0 && iy < g.h ? in + iy * g.w : nullptr;
     for (int64_t b = 0; b < g.sw; ++b) {
       float* dst = phases + ((r % g.sh) * g.sw + b) * p.plane + (r / g.sh) * p.pw;
       if (src == nullptr) {
-        std::memset(dst, 0, static_cast<size_t>(p.pw) * sizeof(float));
+        std::fill_n(dst, p.pw, fill);
         continue;
       }
-      // Column c of this phase is padded column c * sw + b, input column c * sw + b - pl.
-      CopyRow(dst, src, b - g.pl, g.sw, p.pw, g.w);
+      const float* s = src + b - g.pl;
+      for (int64_t c = 0; c < lo[b]; ++c) dst[c] = fill;
+      if (g.sw == 1) {
+        std::memcpy(dst + lo[b], s + lo[b], static_cast<size_t>(hi[b] - lo[b]) * sizeof(float));
+      } else if (g.sw == 2) {
+        for (int64_t c = lo[b]; c < hi[b]; ++c) dst[c] = s[2 * c];
+      } else {
+        for (int64_t c = lo[b]; c < hi[b]; ++c) dst[c] = s[c * g.sw];
+      }
+      for (int64_t c = hi[b]; c < p.pw; ++c) dst[c] = fill;
     }
   }
   // The slack past the last row is read by dropped columns only; keep it finite.
   for (int64_t ph = 0; ph < g.sh * g.sw; ++ph) {
-    float* tail = phases + ph * p.plane + p.ph * p.pw;
-    std::memset(tail, 0, static_cast<size_t>(p.plane - p.ph * p.pw) * sizeof(float));
+    std::fill_n(phases + ph * p.plane + p.ph * p.pw, p.plane - p.ph * p.pw, fill);
   }
 }
 
@@ -109,6 +131,22 @@ __attribute__((always_inline)) inline void DepthwiseWide(int64_t taps, const flo
       sp[t] = src[t];
     }
     int64_t i = 0;
+    // Four independent sums per step: one sum's taps form a chain of dependent FMAs.
+    for (; i + 64 <= n; i += 64) {
+      V16 s[4];
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; ++u) s[u] = V16{} + bias;
+#pragma GCC unroll 25
+      for (int t = 0; t < kT; ++t) {
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u) {
+          V16 x;
+          std::memcpy(&x, sp[t] + i + 16 * u, sizeof(x));
+          s[u] += w[t] * x;
+        }
+      }
+      std::memcpy(wide + i, s, sizeof(s));
+    }
     for (; i + 16 <= n; i += 16) {
       V16 s = V16{} + bias;
 #pragma GCC unroll 25
@@ -166,6 +204,52 @@ __attribute__((always_inline)) inline void DepthwisePlane(const Conv2dGeom& g, c
   }
 }
 
+// Max pooling of one plane on the polyphase form (padding reads -inf; a NaN in a window
+// gives NaN). A macro rather than an inlined helper: GCC lowers a vector comparison for the
+// target of the function it is written in, before inlining, so the comparison must be
+// written inside each target's function.
+#define OUTPOST_MAXPOOL(name, attr)                                                       \
+  attr void name(const Conv2dGeom& g, const float* in, float* scratch, float* out) {      \
+    const Polyphase p = PolyphaseOf(g);                                                   \
+    const float lowest = -std::numeric_limits<float>::infinity();                         \
+    FillPhases(g, p, in, scratch, lowest);                                                \
+    const int64_t taps = g.kh * g.kw;                                                     \
+    const float* src[64];                                                                 \
+    for (int64_t ky = 0; ky < g.kh; ++ky) {                                               \
+      for (int64_t kx = 0; kx < g.kw; ++kx) {                                             \
+        const int64_t y = ky * g.dh, x = kx * g.dw;                                       \
+        src[ky * g.kw + kx] = scratch + ((y % g.sh) * g.sw + x % g.sw) * p.plane +        \
+                              (y / g.sh) * p.pw + x / g.sw;                               \
+      }                                                                                   \
+    }                                                                                     \
+    float* wide = scratch + g.sh * g.sw * p.plane;                                        \
+    const int64_t n = g.oh * p.pw;                                                        \
+    /* Four independent maxima per step (n is rounded up into the buffers' slack). */     \
+    for (int64_t i = 0; i < n; i += 64) {                                                 \
+      V16 m[4];                                                                           \
+      for (int u = 0; u < 4; ++u) m[u] = V16{} + lowest;                                  \
+      for (int64_t t = 0; t < taps; ++t) {                                                \
+        for (int u = 0; u < 4; ++u) {                                                     \
+          V16 x;                                                                          \
+          std::memcpy(&x, src[t] + i + 16 * u, sizeof(x));                                \
+          m[u] = (x > m[u]) | (x != x) ? x : m[u];                                        \
+        }                                                                                 \
+      }                                                                                   \
+      std::memcpy(wide + i, m, sizeof(m));                                                \
+    }                                                                                     \
+    for (int64_t oy = 0; oy < g.oh; ++oy) {                                               \
+      std::memcpy(out + oy * g.ow, wide + oy * p.pw,                                      \
+                  static_cast<size_t>(g.ow) * sizeof(float));                             \
+    }                                                                                     \
+  }
+#if defined(__x86_64__) && defined(__GNUC__)
+OUTPOST_MAXPOOL(MaxPoolAvx512,
+                __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))))
+OUTPOST_MAXPOOL(MaxPoolAvx2, __attribute__((target("avx2,fma"))))
+#endif
+OUTPOST_MAXPOOL(MaxPoolPortable, )
+#undef OUTPOST_MAXPOOL
+
 using DepthwiseFn = void (*)(const Conv2dGeom&, const float*, const float*, float, float*,
                              float*);
 
@@ -200,6 +284,24 @@ DepthwiseFn PickDepthwise(const GemmArch& arch, const Conv2dGeom& g) {
 }
 
 }  // namespace
+
+size_t MaxPool2dScratchFloats(const Conv2dGeom& g) {
+  if (g.kh * g.kw > 64 || g.sw > 16) return 0;
+  const Polyphase p = PolyphaseOf(g);
+  return static_cast<size_t>(g.sh * g.sw * p.plane + g.oh * p.pw) + 80;
+}
+
+void MaxPool2d(const Conv2dGeom& g, int64_t planes, const float* x, float* scratch, float* y) {
+  auto fn = &MaxPoolPortable;
+#if defined(__x86_64__) && defined(__GNUC__)
+  const GemmArch& arch = BestGemmArch();
+  if (std::strcmp(arch.name, "avx512") == 0) fn = &MaxPoolAvx512;
+  if (std::strcmp(arch.name, "avx2") == 0) fn = &MaxPoolAvx2;
+#endif
+  for (int64_t pl = 0; pl < planes; ++pl) {
+    fn(g, x + pl * g.h * g.w, scratch, y + pl * g.oh * g.ow);
+  }
+}
 
 void PackConvPanels(const Conv2dGeom& g, const float* x, int64_t k0, int64_t kc, int64_t j0,
                     int64_t nb, int64_t nr, float* dst) {

@@ -31,12 +31,13 @@ struct Conv2dGeom {
   int64_t sh = 1, sw = 1;           // strides
   int64_t dh = 1, dw = 1;           // dilations
   int64_t pt = 0, pl = 0;           // top and left padding
+  int64_t pb = 0, pr = 0;           // bottom and right padding (the pools' counts)
   int64_t group = 1;
 };
 
 class Conv2dWeights {
  public:
-  // `w` is M x (C / group) x kh x kw; `bias` M floats or null.
+  // `w` is M x (C / group) x kh x kw; `bias` M floats or null. Strides are at most 16.
   Conv2dWeights(const GemmArch& arch, const Conv2dGeom& g, const float* w, const float* bias);
 
   // Scales output channel m by scale[m] and then adds shift[m] (BatchNormalization folded
@@ -65,6 +66,12 @@ class Conv2dWeights {
   std::vector<float> bias_;    // M floats (zeros when the model has none)
   bool has_bias_ = false;
 };
+
+// Max pooling over `planes` planes of geometry g (m, c, group unused), on the polyphase form
+// of each plane; windows of at most 64 taps and strides of at most 16
+// (MaxPool2dScratchFloats is 0 otherwise).
+size_t MaxPool2dScratchFloats(const Conv2dGeom& g);
+void MaxPool2d(const Conv2dGeom& g, int64_t planes, const float* x, float* scratch, float* y);
 
 // Packs rows [k0, k0 + kc) and output positions [j0, j0 + nb) of the im2col matrix of
 // image x (one group's channels) into panels of nr floats (exposed for tests).

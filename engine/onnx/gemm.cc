@@ -27,6 +27,8 @@ __attribute__((always_inline)) inline V16 Load(const float* p) {
 __attribute__((always_inline)) inline void Store(float* p, V16 v) {
   std::memcpy(p, &v, sizeof(v));
 }
+// Outside inner loops only: `V16{} + x` costs a scalar add and a register broadcast. Inner
+// loops multiply a vector by the scalar, which compiles to a broadcast load.
 __attribute__((always_inline)) inline V16 Splat(float x) { return V16{} + x; }
 
 // kRows x 16 tile of C from kRows rows of A and one packed panel. The accumulators stay in
@@ -43,7 +45,7 @@ __attribute__((always_inline)) inline void Tile(int64_t k, const float* a, int64
   for (int64_t p = 0; p < k; ++p) {
     const V16 b = Load(panel + p * kPanel);
 #pragma GCC unroll 8
-    for (int r = 0; r < kRows; ++r) acc[r] += Splat(a[r * a_row + p * a_col]) * b;
+    for (int r = 0; r < kRows; ++r) acc[r] += b * a[r * a_row + p * a_col];
   }
   float tmp[kPanel];
   for (int r = 0; r < kRows; ++r) {
@@ -156,9 +158,9 @@ __attribute__((always_inline)) inline void MicroTile(int64_t kc, const float* a,
     for (int v = 0; v < kNv; ++v) bv[v] = LoadV<V>(b + p * kNr + v * kW);
 #pragma GCC unroll 16
     for (int r = 0; r < kMr; ++r) {
-      const V av = V{} + a[p * kMr + r];
+      const float av = a[p * kMr + r];
 #pragma GCC unroll 4
-      for (int v = 0; v < kNv; ++v) acc[r][v] += av * bv[v];
+      for (int v = 0; v < kNv; ++v) acc[r][v] += bv[v] * av;
     }
   }
   for (int r = 0; r < kMr; ++r) {

@@ -90,7 +90,7 @@ Result<Shape> Resolve(const Window& w, std::span<const int64_t> in, std::vector<
 Conv2dGeom GeomOf(const Window& w, std::span<const int64_t> xs, std::span<const int64_t> ws,
                   int64_t group) {
   const size_t k = xs.size() - 2;
-  int64_t in[2], ker[2], st[2], dl[2], pb[2], out[2];
+  int64_t in[2], ker[2], st[2], dl[2], pb[2], pe_[2], out[2];
   for (size_t i = 0; i < k; ++i) {
     in[i] = xs[2 + i];
     ker[i] = w.kernel.empty() ? ws[2 + i] : w.kernel[i];
@@ -105,8 +105,11 @@ Conv2dGeom GeomOf(const Window& w, std::span<const int64_t> xs, std::span<const 
       pb[i] = w.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
     } else {
       if (w.auto_pad == "VALID") pb[i] = pe = 0;
-      out[i] = (in[i] + pb[i] + pe - span) / st[i] + 1;
+      const int64_t room = in[i] + pb[i] + pe - span;
+      out[i] = (w.ceil_mode ? (room + st[i] - 1) / st[i] : room / st[i]) + 1;
+      if (w.ceil_mode && (out[i] - 1) * st[i] >= in[i] + pb[i]) --out[i];
     }
+    pe_[i] = pe;
   }
   Conv2dGeom g;
   g.c = xs[1];
@@ -117,8 +120,10 @@ Conv2dGeom GeomOf(const Window& w, std::span<const int64_t> xs, std::span<const 
   g.h = g.oh = 1;
   if (y == 0) {
     g.h = in[0], g.oh = out[0], g.kh = ker[0], g.sh = st[0], g.dh = dl[0], g.pt = pb[0];
+    g.pb = pe_[0];
   }
   g.w = in[x], g.ow = out[x], g.kw = ker[x], g.sw = st[x], g.dw = dl[x], g.pl = pb[x];
+  g.pr = pe_[x];
   return g;
 }
 
@@ -324,7 +329,11 @@ class ConvKernel : public Kernel {
 
 // The fast path's weights when W (and B, if given) are FLOAT constants of rank 3 or 4 that
 // match `group`; null otherwise.
-std::unique_ptr<Conv2dWeights> FastWeights(const KernelBuildContext& ctx, int64_t group) {
+std::unique_ptr<Conv2dWeights> FastWeights(const KernelBuildContext& ctx, const Window& w,
+                                           int64_t group) {
+  for (int64_t s : w.strides) {
+    if (s > 16) return nullptr;
+  }
   const Tensor* wt = ctx.constant_input(1);
   if (wt == nullptr || wt->type() != DataType::kFp32) return nullptr;
   const Shape& ws = wt->shape();
@@ -352,7 +361,8 @@ Result<std::unique_ptr<Kernel>> MakeConv(const KernelBuildContext& ctx) {
   OUTPOST_RETURN_IF_ERROR(ctx.ExpectInputs(2, 3));
   OUTPOST_ASSIGN_OR_RETURN(Window w, ReadWindow(ctx, false));
   OUTPOST_ASSIGN_OR_RETURN(int64_t group, ctx.Int("group", 1));
-  return std::unique_ptr<Kernel>(new ConvKernel(std::move(w), group, FastWeights(ctx, group)));
+  std::unique_ptr<Conv2dWeights> fast = FastWeights(ctx, w, group);
+  return std::unique_ptr<Kernel>(new ConvKernel(std::move(w), group, std::move(fast)));
 }
 
 // ---- MaxPool, AveragePool ----
@@ -372,6 +382,9 @@ class PoolKernel : public Kernel {
                              Resolve(w_, std::span(x).subspan(2), kernel, strides, dilations, pads));
     Shape out{x[0], x[1]};
     out.insert(out.end(), spatial.begin(), spatial.end());
+    if (max_ && (x.size() == 3 || x.size() == 4)) {
+      ctx.RequestScratch(MaxPool2dScratchFloats(GeomOf(w_, x, x, 1)) * sizeof(float) + 64);
+    }
     ctx.SetOutput(0, DataType::kFp32, std::move(out));
     return Status();
   }
@@ -379,6 +392,16 @@ class PoolKernel : public Kernel {
   Status Compute(ComputeContext& ctx) const override {
     const TensorRef& x = ctx.input(0);
     const TensorRef& y = ctx.output(0);
+    if (x.rank() == 4 || x.rank() == 3) {
+      const Conv2dGeom g = GeomOf(w_, x.shape, x.shape, 1);
+      if (max_ && MaxPool2dScratchFloats(g) > 0) {
+        MaxPool2d(g, x.shape[0] * x.shape[1], x.get<float>(),
+                  reinterpret_cast<float*>(ctx.scratch().data()), y.mut<float>());
+      } else {
+        Pool2d(g, x.shape[0] * x.shape[1], x.get<float>(), y.mut<float>());
+      }
+      return Status();
+    }
     const size_t k = x.rank() - 2;
     std::vector<int64_t> kernel = w_.kernel, strides, dilations, pads;
     OUTPOST_ASSIGN_OR_RETURN(Shape spatial, Resolve(w_, x.shape.subspan(2), kernel, strides,
@@ -434,6 +457,56 @@ class PoolKernel : public Kernel {
   }
 
  private:
+  // One or two spatial dimensions: each output's window clamped to the plane once, no
+  // per-tap index arithmetic, no allocation.
+  void Pool2d(const Conv2dGeom& g, int64_t planes, const float* xv, float* yv) const {
+    for (int64_t pl = 0; pl < planes; ++pl) {
+      const float* plane = xv + pl * g.h * g.w;
+      float* out = yv + pl * g.oh * g.ow;
+      for (int64_t oy = 0; oy < g.oh; ++oy) {
+        const int64_t y0 = oy * g.sh - g.pt;
+        // Taps ky in [ky0, ky1) fall inside the plane; the padded count for averages.
+        const int64_t ky0 = y0 >= 0 ? 0 : (-y0 + g.dh - 1) / g.dh;
+        const int64_t ky1 = std::min(g.kh, y0 >= g.h ? 0 : (g.h - 1 - y0) / g.dh + 1);
+        int64_t pad_rows = 0;
+        for (int64_t ky = 0; ky < g.kh; ++ky) {
+          const int64_t iy = y0 + ky * g.dh;
+          pad_rows += iy >= -g.pt && iy < g.h + g.pb;
+        }
+        for (int64_t ox = 0; ox < g.ow; ++ox) {
+          const int64_t x0 = ox * g.sw - g.pl;
+          const int64_t kx0 = x0 >= 0 ? 0 : (-x0 + g.dw - 1) / g.dw;
+          const int64_t kx1 = std::min(g.kw, x0 >= g.w ? 0 : (g.w - 1 - x0) / g.dw + 1);
+          float acc = max_ ? -std::numeric_limits<float>::infinity() : 0.0f;
+          for (int64_t ky = ky0; ky < ky1; ++ky) {
+            const float* row = plane + (y0 + ky * g.dh) * g.w + x0;
+            for (int64_t kx = kx0; kx < kx1; ++kx) {
+              const float v = row[kx * g.dw];
+              if (max_) {
+                if (v > acc || std::isnan(v)) acc = v;
+              } else {
+                acc += v;
+              }
+            }
+          }
+          if (!max_) {
+            int64_t count = std::max<int64_t>(0, ky1 - ky0) * std::max<int64_t>(0, kx1 - kx0);
+            if (count_include_pad_) {
+              int64_t pad_cols = 0;
+              for (int64_t kx = 0; kx < g.kw; ++kx) {
+                const int64_t ix = x0 + kx * g.dw;
+                pad_cols += ix >= -g.pl && ix < g.w + g.pr;
+              }
+              count = pad_rows * pad_cols;
+            }
+            acc = count > 0 ? acc / static_cast<float>(count) : 0.0f;
+          }
+          out[oy * g.ow + ox] = acc;
+        }
+      }
+    }
+  }
+
   bool max_;
   Window w_;
   bool count_include_pad_;

@@ -175,6 +175,67 @@ TEST(OnnxConv, FastPathsMatchTheReferenceOnOddShapes) {
   CheckConv(same);
 }
 
+// MaxPool (polyphase path) and AveragePool (clamped windows) against the definition, with
+// uneven pads, strides and dilations, ceil_mode, and a NaN that must win its windows.
+TEST(OnnxConv, PoolsMatchTheReference) {
+  const int64_t n = 2, c = 3, h = 9, w = 11, kh = 3, kw = 2, sh = 2, sw = 3, dh = 1, dw = 2;
+  const int64_t pt = 1, pl = 1, pb = 0, pr = 1;
+  std::vector<float> x = Random(static_cast<size_t>(n * c * h * w), 18);
+  x[40] = std::nanf("");
+  for (bool max : {true, false}) {
+    for (int64_t ceil : {0, 1}) {
+      SCOPED_TRACE(::testing::Message() << (max ? "MaxPool" : "AveragePool") << " ceil " << ceil);
+      auto out_dim = [&](int64_t in, int64_t k, int64_t s, int64_t d, int64_t b, int64_t e) {
+        const int64_t room = in + b + e - (d * (k - 1) + 1);
+        int64_t o = (ceil ? (room + s - 1) / s : room / s) + 1;
+        if (ceil && (o - 1) * s >= in + b) --o;
+        return o;
+      };
+      const int64_t oh = out_dim(h, kh, sh, dh, pt, pb), ow = out_dim(w, kw, sw, dw, pl, pr);
+      std::vector<float> want;
+      for (int64_t p = 0; p < n * c; ++p) {
+        for (int64_t oy = 0; oy < oh; ++oy) {
+          for (int64_t ox = 0; ox < ow; ++ox) {
+            float acc = max ? -INFINITY : 0.0f;
+            int64_t count = 0;
+            for (int64_t ky = 0; ky < kh; ++ky) {
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                const int64_t iy = oy * sh - pt + ky * dh, ix = ox * sw - pl + kx * dw;
+                const bool in_pads = iy >= -pt && iy < h + pb && ix >= -pl && ix < w + pr;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w) {
+                  count += in_pads;
+                  continue;
+                }
+                const float v = x[static_cast<size_t>((p * h + iy) * w + ix)];
+                acc = max ? ((v > acc || std::isnan(v)) ? v : acc) : acc + v;
+                ++count;
+              }
+            }
+            want.push_back(max ? acc : acc / static_cast<float>(count));
+          }
+        }
+      }
+      GraphBuilder b;
+      ValueId xi = b.Input("x", DataType::kFp32, {n, c, h, w});
+      b.Output(b.Op(max ? "MaxPool" : "AveragePool", {xi}, {"y"},
+                    {IntsAttr("kernel_shape", {kh, kw}), IntsAttr("strides", {sh, sw}),
+                     IntsAttr("dilations", {dh, dw}), IntsAttr("pads", {pt, pl, pb, pr}),
+                     IntAttr("ceil_mode", ceil), IntAttr("count_include_pad", 1)}));
+      std::vector<Tensor> in;
+      in.push_back(testing::FloatTensor({n, c, h, w}, x));
+      const Tensor got = RunGraph(b.graph(), std::move(in));
+      ASSERT_EQ(got.element_count(), static_cast<int64_t>(want.size()));
+      for (size_t i = 0; i < want.size(); ++i) {
+        if (std::isnan(want[i])) {
+          EXPECT_TRUE(std::isnan(got.values<float>()[i])) << i;
+        } else {
+          ASSERT_NEAR(got.values<float>()[i], want[i], 1e-5f) << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(OnnxConv, EveryMicroKernelMatchesTheReference) {
   const int64_t m = 29, k = 37, n = 45;
   const std::vector<float> a = Random(static_cast<size_t>(m * k), 4);
