@@ -283,6 +283,14 @@ Taps ResizeKernel::MapCoordinate(int64_t xo, int64_t in, int64_t out, float scal
   const double fl = std::floor(orig);
   const double f = orig - fl;
   const int64_t base = static_cast<int64_t>(fl) - 1;
+  if (f == 0 && fl >= 0 && fl <= static_cast<double>(in - 1)) {
+    // On a sample: the kernel is 1 there and 0 at the other three. One tap, so that an axis
+    // the resize keeps (scale 1) maps each position to itself and images take the plane path.
+    t.count = 1;
+    t.index[0] = base + 1;
+    t.weight[0] = 1.0f;
+    return t;
+  }
   const double a = a_.cubic_a;
   double w[4];
   w[0] = ((a * (f + 1) - 5 * a) * (f + 1) + 8 * a) * (f + 1) - 4 * a;
