@@ -1,4 +1,4 @@
-// `outpost bundle create|sign|verify|inspect|install|rollback|list|push`: offline bundles
+// `outpost bundle create|sign|verify|inspect|install|rollback|list|push|fetch`: offline bundles
 // (bundle/FORMAT.md) from the command line. Creation and verification stream (constant
 // memory whatever the bundle's size). Every refusal exits 1 with its reason code first in the
 // message ("outpost: TARGET_HASH: ..."); usage errors exit 2.
@@ -11,10 +11,12 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "apps/bundle_fetch.h"
 #include "apps/bundle_health.h"
 #include "apps/bundle_keys.h"
 #include "apps/bundle_kubernetes.h"
@@ -56,6 +58,12 @@ struct BundleFlags {
   std::string kubernetes;
   std::string registry;
   std::string registry_repository = "outpost/models";
+  std::string runtime_repository = "outpost/runtime";
+  // create --runtime: the runtime image's OCI layout folder
+  std::string runtime;
+  // fetch (the init container of an edge pod)
+  std::string metadata_dir;
+  bool strict = false;
   std::string image = "outpost:latest";
   // The installer's step hook: null in the shipped binary (apps/main.cc).
   bundle::StepHook step_hook;
@@ -95,7 +103,8 @@ Status Create(const BundleFlags& f) {
                                 .expires = Now() + int64_t{f.expires_days} * 86400,
                                 .channel = f.channel,
                                 .sites = f.sites,
-                                .site_groups = f.groups};
+                                .site_groups = f.groups,
+                                .runtime_image = f.runtime};
   // The root chain after version 1 (provisioned at every site) travels with each bundle.
   if (!f.keys_dir.empty()) {
     OUTPOST_ASSIGN_OR_RETURN(options.root_chain, LoadRootChain(f.keys_dir));
@@ -194,8 +203,11 @@ Result<bundle::Root> TrustedRoot(const BundleFlags& f) {
   return bundle::RootFromJson(env.signed_value);
 }
 
-// Verifies a bundle into a temporary staging folder, removed afterwards.
-Result<bundle::VerifiedBundle> VerifyOnly(const BundleFlags& f) {
+// Verifies a bundle into a temporary staging folder, hands it to `use` (when given) while it
+// is staged, and removes it afterwards.
+Result<bundle::VerifiedBundle> VerifyOnly(
+    const BundleFlags& f,
+    const std::function<Status(const bundle::VerifiedBundle&)>& use = nullptr) {
   OUTPOST_ASSIGN_OR_RETURN(bundle::Root root, TrustedRoot(f));
   bundle::SiteState state;
   if (!f.state_dir.empty()) {
@@ -207,6 +219,9 @@ Result<bundle::VerifiedBundle> VerifyOnly(const BundleFlags& f) {
       f.bundle, root, state,
       {.site_id = f.sites.empty() ? "" : f.sites[0], .site_groups = f.groups,
        .staging_dir = JoinPath(tmpl, "staging"), .clock = &SystemClock()});
+  if (v.ok() && use) {
+    if (Status s = use(*v); !s.ok()) v = s;
+  }
   RemoveTree(tmpl).IgnoreError();
   return v;
 }
@@ -290,32 +305,75 @@ void PrintResult(const char* what, const bundle::InstallResult& r) {
   std::printf("\n");
 }
 
+// The overlay's settings shared by install and rollback on Kubernetes.
+KubernetesInstall KubernetesSettings(const BundleFlags& f) {
+  return KubernetesInstall{.base_dir = f.kubernetes,
+                           .out_dir = f.out,
+                           .image = f.image,
+                           .registry = f.registry,
+                           .registry_repository = f.registry_repository,
+                           .runtime_repository = f.runtime_repository,
+                           .site_id = f.sites.empty() ? "" : f.sites[0]};
+}
+
+// Fills the overlay's bundle fields from the bundle's signed targets file.
+Status DescribeForOverlay(const std::string& targets_file, KubernetesInstall* k) {
+  OUTPOST_ASSIGN_OR_RETURN(bundle::Envelope env, bundle::ParseEnvelope(targets_file));
+  OUTPOST_ASSIGN_OR_RETURN(bundle::Targets t, bundle::TargetsFromJson(env.signed_value));
+  k->bundle_version = t.version;
+  k->runtime_manifest = t.runtime_manifest;
+  k->targets_file = targets_file;
+  for (const bundle::ModelRef& m : t.models) {
+    k->model_refs.push_back(m.name + "-" + std::to_string(m.version));
+  }
+  return Status::Ok();
+}
+
 // `install --kubernetes`: the site's installer verifies the bundle as a plain install does
 // (trusted root, root chain, anti-rollback version, time floor) and commits the new site
 // state once the overlay is rendered (and applied, when a cluster is configured); a refusal
-// or a failed render changes nothing (bundle/install.h, Installer::Deploy).
+// or a failed render changes nothing (bundle/install.h, Installer::Deploy). The overlay
+// carries the signed metadata, which the pods verify again themselves; the installer keeps
+// it for `rollback --kubernetes`.
 Status InstallOnKubernetes(const BundleFlags& f) {
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<bundle::Installer> installer,
                            OpenInstaller(f, /*elsewhere=*/true));
   KubernetesOutcome outcome;
   auto deploy = [&](const bundle::VerifiedBundle& v) -> Status {
-    KubernetesInstall k{.base_dir = f.kubernetes,
-                        .out_dir = f.out,
-                        .image = f.image,
-                        .registry = f.registry,
-                        .registry_repository = f.registry_repository,
-                        .site_id = f.sites.empty() ? "" : f.sites[0],
-                        .bundle_version = v.targets.version};
-    for (const bundle::ModelRef& m : v.targets.models) {
-      k.model_refs.push_back(m.name + "-" + std::to_string(m.version));
-    }
+    KubernetesInstall k = KubernetesSettings(f);
+    OUTPOST_RETURN_IF_ERROR(DescribeForOverlay(v.targets_file, &k));
+    k.root_files = v.root_files;
+    OUTPOST_ASSIGN_OR_RETURN(k.trusted_root, ReadFile(JoinPath(f.state_dir, "root.json"), 1 << 20));
+    OUTPOST_RETURN_IF_ERROR(KeepDeployed(
+        f.state_dir, {.version = v.targets.version, .targets_file = v.targets_file,
+                      .root_files = v.root_files}));
     OUTPOST_ASSIGN_OR_RETURN(outcome, RenderAndApply(k));
-    return Status::Ok();
+    return SetActiveDeployed(f.state_dir, v.targets.version);
   };
   OUTPOST_ASSIGN_OR_RETURN(bundle::InstallResult r, installer->Deploy(f.bundle, deploy));
   std::printf("bundle version %llu (was %llu): overlay %s; %s\n",
               static_cast<unsigned long long>(r.bundle_version),
               static_cast<unsigned long long>(r.previous_version), f.out.c_str(),
+              outcome.message.c_str());
+  return Status::Ok();
+}
+
+// `rollback --kubernetes`: renders the overlay of the bundle deployed before the active one,
+// with OPERATION=rollback, so that each pod's init container returns to the copy it kept. The
+// site's anti-rollback version is unchanged (a pod accepts only the bundle it kept).
+Status RollbackOnKubernetes(const BundleFlags& f) {
+  if (f.state_dir.empty()) return InvalidArgumentError("give --state-dir");
+  OUTPOST_ASSIGN_OR_RETURN(DeployedPair deployed, PreviousDeployed(f.state_dir));
+  KubernetesInstall k = KubernetesSettings(f);
+  OUTPOST_RETURN_IF_ERROR(DescribeForOverlay(deployed.previous.targets_file, &k));
+  k.root_files = deployed.previous.root_files;
+  OUTPOST_ASSIGN_OR_RETURN(k.trusted_root, ReadFile(JoinPath(f.state_dir, "root.json"), 1 << 20));
+  k.operation = "rollback";
+  OUTPOST_ASSIGN_OR_RETURN(KubernetesOutcome outcome, RenderAndApply(k));
+  OUTPOST_RETURN_IF_ERROR(SetActiveDeployed(f.state_dir, deployed.previous.version));
+  std::printf("rolled back to bundle version %llu (was %llu): overlay %s; %s\n",
+              static_cast<unsigned long long>(deployed.previous.version),
+              static_cast<unsigned long long>(deployed.active), f.out.c_str(),
               outcome.message.c_str());
   return Status::Ok();
 }
@@ -329,6 +387,7 @@ Status Install(const BundleFlags& f) {
 }
 
 Status Rollback(const BundleFlags& f) {
+  if (!f.kubernetes.empty()) return RollbackOnKubernetes(f);
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<bundle::Installer> installer, OpenInstaller(f));
   OUTPOST_ASSIGN_OR_RETURN(bundle::InstallResult r, installer->Rollback());
   PrintResult("rolled back to", r);
@@ -352,11 +411,32 @@ Status List(const BundleFlags& f) {
   return Status::Ok();
 }
 
+// `push`: the bundle is verified first (against the trusted root, and the site state when
+// --state-dir is given), and only the verified files go to the registry.
 Status Push(const BundleFlags& f) {
-  OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> pushed,
-                           PushBundle(f.bundle, f.registry, f.registry_repository));
-  for (const std::string& ref : pushed) std::printf("pushed %s\n", ref.c_str());
+  PushResult pushed;
+  Result<bundle::VerifiedBundle> v = VerifyOnly(f, [&](const bundle::VerifiedBundle& b) -> Status {
+    OUTPOST_ASSIGN_OR_RETURN(pushed, PushVerified(b, f.registry, f.registry_repository,
+                                                  f.runtime_repository));
+    return Status::Ok();
+  });
+  if (!v.ok()) return v.status();
+  for (const std::string& ref : pushed.pushed) std::printf("pushed %s\n", ref.c_str());
+  if (!pushed.runtime.empty()) std::printf("runtime %s\n", pushed.runtime.c_str());
   return Status::Ok();
+}
+
+// `fetch`: the init container of an edge pod (apps/bundle_fetch.h).
+Status Fetch(const BundleFlags& f) {
+  if (!PathExists(JoinPath(f.metadata_dir, "targets.json"))) {
+    std::printf("no bundle is deployed (no targets.json in %s); the pod serves what its volume "
+                "holds\n", f.metadata_dir.c_str());
+    return Status::Ok();
+  }
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<bundle::Installer> installer, OpenInstaller(f));
+  return FetchAndInstall(*installer, {.metadata_dir = f.metadata_dir,
+                                      .work_dir = JoinPath(f.state_dir, "fetch"),
+                                      .strict = f.strict});
 }
 
 }  // namespace
@@ -395,6 +475,8 @@ void AddBundleCommand(CLI::App& app, Action& run, BundleStepHook step_hook) {
   create->add_option("--channel", f->channel, "Channel");
   create->add_option("--expires-days", f->expires_days, "Days until it expires")->check(CLI::Range(1, 3650));
   create->add_option("-o,--out", f->out, "Bundle file to write")->required();
+  create->add_option("--runtime", f->runtime,
+                     "The runtime image to carry: the OCI layout folder of `outpost image build`");
   create->add_flag("--no-model-check", f->no_model_check,
                    "Take each descriptor.json as written, without loading the models (every "
                    "version folder then needs one)");
@@ -427,10 +509,21 @@ void AddBundleCommand(CLI::App& app, Action& run, BundleStepHook step_hook) {
   install->add_option("--image", f->image, "With --kubernetes: the outpost image");
   install->add_option("--registry", f->registry, "With --kubernetes: the site registry (host:port)");
   install->add_option("--registry-repository", f->registry_repository, "Repository in the registry");
+  install->add_option("--runtime-repository", f->runtime_repository,
+                      "With --kubernetes: the runtime image's repository in the registry");
   install->callback(action(Install));
 
   CLI::App* rollback = b->add_subcommand("rollback", "Return to the previously installed bundle");
   node(rollback);
+  rollback->add_option("--kubernetes", f->kubernetes,
+                       "Kustomize base (deploy/k8s): render the previous deployed bundle's overlay "
+                       "and kubectl apply it (needs --state-dir)");
+  rollback->add_option("-o,--out", f->out, "With --kubernetes: where the overlay is rendered");
+  rollback->add_option("--image", f->image, "With --kubernetes: the outpost image");
+  rollback->add_option("--registry", f->registry, "With --kubernetes: the site registry (host:port)");
+  rollback->add_option("--registry-repository", f->registry_repository, "Repository in the registry");
+  rollback->add_option("--runtime-repository", f->runtime_repository,
+                       "The runtime image's repository in the registry");
   rollback->callback(action(Rollback));
 
   CLI::App* list = b->add_subcommand("list", "Show the site's installed bundles");
@@ -440,8 +533,23 @@ void AddBundleCommand(CLI::App& app, Action& run, BundleStepHook step_hook) {
   CLI::App* push = b->add_subcommand("push", "Push a bundle's OCI images to a registry");
   push->add_option("bundle", f->bundle, "Bundle file")->required();
   push->add_option("--registry", f->registry, "Registry URL, http://host:port")->required();
-  push->add_option("--repository", f->registry_repository, "Repository in the registry");
+  push->add_option("--repository", f->registry_repository, "The models' repository in the registry");
+  push->add_option("--runtime-repository", f->runtime_repository,
+                   "The runtime image's repository in the registry");
+  push->add_option("--state-dir", f->state_dir, "The site's state folder (trusted root, state)");
+  push->add_option("--trusted-root", f->trusted_root, "Signed root file to trust");
+  site(push);
   push->callback(action(Push));
+
+  CLI::App* fetch = b->add_subcommand(
+      "fetch", "Install the deployed bundle from the site registry (an edge pod's init container)");
+  node(fetch);
+  fetch->add_option("--metadata", f->metadata_dir,
+                    "The bundle's signed metadata (the mounted ConfigMap outpost-bundle)")
+      ->required();
+  fetch->add_flag("--strict", f->strict,
+                  "Fail when the bundle is refused, even if an earlier verified bundle is installed");
+  fetch->callback(action(Fetch));
 }
 
 }  // namespace outpost::apps

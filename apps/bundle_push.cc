@@ -1,5 +1,5 @@
-// `outpost bundle push` over base/http's client: one kept connection to the registry, blobs
-// streamed from a temporary file.
+// `outpost bundle push` over base/http's client: one kept connection to the registry, every
+// blob streamed from the verifier's staging folder.
 #include "apps/bundle_push.h"
 
 #include <fcntl.h>
@@ -8,19 +8,14 @@
 
 #include <chrono>
 #include <filesystem>
-#include <map>
 #include <memory>
-#include <optional>
 
 #include "base/file.h"
 #include "base/http/client.h"
 #include "bundle/metadata.h"
-#include "bundle/tar.h"
 
 namespace outpost::apps {
 namespace {
-
-constexpr std::string_view kBlobPrefix = "blobs/sha256/";
 
 struct Answer {
   int status = 0;
@@ -64,51 +59,6 @@ std::string PutTarget(const std::string& location, const std::string& digest) {
   return target + "digest=" + digest;
 }
 
-// Reads the bundle's index.json (the reader's current entry) into `manifests`: the hex
-// digest of each manifest that has a ref name, and that name.
-Status ReadIndexManifests(bundle::TarReader& reader,
-                          std::map<std::string, std::string>& manifests) {
-  OUTPOST_ASSIGN_OR_RETURN(std::string text, reader.ReadAll(1 << 20));
-  OUTPOST_ASSIGN_OR_RETURN(bundle::Json index, bundle::ParseJson(text, false));
-  const auto* o = std::get_if<bundle::JsonObject>(&index.v);
-  auto it = o == nullptr ? bundle::JsonObject::const_iterator{} : o->find("manifests");
-  if (o == nullptr || it == o->end()) return InvalidArgumentError("index.json has no manifests");
-  const auto* list = std::get_if<bundle::JsonArray>(&it->second.v);
-  for (const bundle::Json& m : list == nullptr ? bundle::JsonArray{} : *list) {
-    const auto* mo = std::get_if<bundle::JsonObject>(&m.v);
-    if (mo == nullptr || !mo->count("digest") || !mo->count("annotations")) continue;
-    const auto* digest = std::get_if<std::string>(&mo->at("digest").v);
-    const auto* ann = std::get_if<bundle::JsonObject>(&mo->at("annotations").v);
-    if (digest == nullptr || ann == nullptr || !ann->count("org.opencontainers.image.ref.name")) {
-      continue;
-    }
-    const auto* ref = std::get_if<std::string>(&ann->at("org.opencontainers.image.ref.name").v);
-    if (ref != nullptr && digest->size() == 71) manifests[digest->substr(7)] = *ref;
-  }
-  return Status();
-}
-
-// Streams the reader's current entry into `path` (created or truncated), through `buf`.
-Status CopyEntryToFile(bundle::TarReader& reader, const std::string& path, std::string& buf) {
-  int out = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (out < 0) return ErrnoToStatus(errno, "creating", path);
-  Status copied;
-  for (;;) {
-    Result<size_t> n = reader.Read(buf.data(), buf.size());
-    if (!n.ok()) {
-      copied = n.status();
-      break;
-    }
-    if (*n == 0) break;
-    if (::write(out, buf.data(), *n) != static_cast<ssize_t>(*n)) {
-      copied = ErrnoToStatus(errno, "writing", path);
-      break;
-    }
-  }
-  ::close(out);
-  return copied;
-}
-
 // Uploads the blob in `blob_file` as `digest`: an upload started by POST, then one PUT.
 Status UploadBlob(Registry& registry, const std::string& repository, const std::string& digest,
                   const std::string& blob_file) {
@@ -126,11 +76,71 @@ Status UploadBlob(Registry& registry, const std::string& repository, const std::
   return Status();
 }
 
+// The config and layer digests (hex) of an image manifest.
+Result<std::vector<std::string>> ManifestBlobs(const std::string& manifest_bytes) {
+  OUTPOST_ASSIGN_OR_RETURN(bundle::Json m, bundle::ParseJson(manifest_bytes, false));
+  const auto* o = std::get_if<bundle::JsonObject>(&m.v);
+  std::vector<const bundle::Json*> descriptors;
+  if (o != nullptr && o->count("config") > 0) descriptors.push_back(&o->at("config"));
+  const auto* layers = o == nullptr || o->count("layers") == 0
+                           ? nullptr
+                           : std::get_if<bundle::JsonArray>(&o->at("layers").v);
+  for (const bundle::Json& l : layers == nullptr ? bundle::JsonArray{} : *layers) {
+    descriptors.push_back(&l);
+  }
+  std::vector<std::string> out;
+  for (const bundle::Json* d : descriptors) {
+    const auto* dobj = std::get_if<bundle::JsonObject>(&d->v);
+    const auto* digest = dobj == nullptr || dobj->count("digest") == 0
+                             ? nullptr
+                             : std::get_if<std::string>(&dobj->at("digest").v);
+    if (digest == nullptr || digest->size() != 71) {
+      return InvalidArgumentError("the runtime image's manifest names a blob without a digest");
+    }
+    out.push_back(digest->substr(7));
+  }
+  return out;
+}
+
+// Makes blob `hex` of repository `from` present in `to`: mounted across repositories when the
+// registry can, else uploaded from the verified file.
+Status CopyBlob(Registry& registry, const std::string& from, const std::string& to,
+                const std::string& hex, const std::string& file) {
+  const std::string digest = "sha256:" + hex;
+  OUTPOST_ASSIGN_OR_RETURN(Answer have,
+                           registry.Send({.method = "HEAD", .target = "/v2/" + to + "/blobs/" + digest}));
+  if (have.status == 200) return Status();
+  OUTPOST_ASSIGN_OR_RETURN(
+      Answer mounted,
+      registry.Send({.method = "POST",
+                     .target = "/v2/" + to + "/blobs/uploads/?mount=" + digest + "&from=" + from}));
+  if (mounted.status == 201) return Status();
+  return UploadBlob(registry, to, digest, file);
+}
+
+Result<Answer> PutManifest(Registry& registry, const std::string& repository,
+                           const std::string& reference, const std::string& bytes) {
+  return registry.Send({.method = "PUT",
+                        .target = "/v2/" + repository + "/manifests/" + reference,
+                        .content_type = "application/vnd.oci.image.manifest.v1+json",
+                        .body = bytes});
+}
+
+Status CheckRepository(const std::string& repository) {
+  for (char c : repository) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '/' || c == '.' ||
+              c == '_' || c == '-';
+    if (!ok) return InvalidArgumentError("bad repository " + repository);
+  }
+  if (repository.empty()) return InvalidArgumentError("empty repository name");
+  return Status();
+}
+
 }  // namespace
 
-Result<std::vector<std::string>> PushBundle(const std::string& bundle_path,
-                                            const std::string& registry_url,
-                                            const std::string& repository) {
+Result<PushResult> PushVerified(const bundle::VerifiedBundle& v, const std::string& registry_url,
+                                const std::string& repository,
+                                const std::string& runtime_repository) {
   std::string hostport = registry_url;
   if (hostport.rfind("http://", 0) == 0) hostport = hostport.substr(7);
   while (!hostport.empty() && hostport.back() == '/') hostport.pop_back();
@@ -138,11 +148,8 @@ Result<std::vector<std::string>> PushBundle(const std::string& bundle_path,
   if (colon == std::string::npos || hostport.find('/') != std::string::npos) {
     return InvalidArgumentError("registry URL must be http://host:port, not " + registry_url);
   }
-  for (char c : repository) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '/' || c == '.' ||
-              c == '_' || c == '-';
-    if (!ok || repository.empty()) return InvalidArgumentError("bad repository " + repository);
-  }
+  OUTPOST_RETURN_IF_ERROR(CheckRepository(repository));
+  OUTPOST_RETURN_IF_ERROR(CheckRepository(runtime_repository));
   Result<std::unique_ptr<http::Client>> client = http::Client::Create(
       {.base_url = "http://" + hostport,
        .io_timeout = std::chrono::minutes(30),  // one large blob goes up in one PUT
@@ -152,62 +159,39 @@ Result<std::vector<std::string>> PushBundle(const std::string& bundle_path,
     return InvalidArgumentError("registry URL must be http://host:port, not " + registry_url);
   }
   Registry registry(std::move(*client));
-
-  int fd = ::open(bundle_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoToStatus(errno, "opening", bundle_path);
-  std::string tmp_dir = (std::filesystem::temp_directory_path() / "outpost-push-XXXXXX").string();
-  if (::mkdtemp(tmp_dir.data()) == nullptr) {
-    ::close(fd);
-    return ErrnoToStatus(errno, "creating", tmp_dir);
+  // Every target the verifier staged (checked against the signed targets), as a blob of the
+  // models' repository: an edge pod fetches them from there by digest.
+  for (const auto& [name, file] : v.targets.targets) {
+    const std::string blob = "/v2/" + repository + "/blobs/sha256:" + file.sha256;
+    OUTPOST_ASSIGN_OR_RETURN(Answer have, registry.Send({.method = "HEAD", .target = blob}));
+    if (have.status == 200) continue;
+    OUTPOST_RETURN_IF_ERROR(
+        UploadBlob(registry, repository, "sha256:" + file.sha256, JoinPath(v.staging_dir, name)));
   }
-  std::string blob_file = JoinPath(tmp_dir, "blob");
-  std::map<std::string, std::string> manifests;  // hex -> ref name
-  std::map<std::string, std::string> manifest_bytes;
-  auto push = [&]() -> Result<std::vector<std::string>> {
-    bundle::TarReader reader(fd, {});
-    std::string buf(64 * 1024, '\0');
-    for (;;) {
-      OUTPOST_ASSIGN_OR_RETURN(std::optional<bundle::TarEntry> e, reader.Next());
-      if (!e) break;
-      if (e->name == "index.json") {
-        OUTPOST_RETURN_IF_ERROR(ReadIndexManifests(reader, manifests));
-        continue;
-      }
-      if (e->name.rfind(kBlobPrefix, 0) != 0) continue;
-      std::string hex = e->name.substr(kBlobPrefix.size());
-      std::string digest = "sha256:" + hex;
-      if (manifests.count(hex) > 0) {
-        OUTPOST_ASSIGN_OR_RETURN(manifest_bytes[hex], reader.ReadAll(4 << 20));
-        continue;
-      }
-      const std::string blob = "/v2/" + repository + "/blobs/" + digest;
-      OUTPOST_ASSIGN_OR_RETURN(Answer have, registry.Send({.method = "HEAD", .target = blob}));
-      if (have.status == 200) continue;
-      // Stream the blob to a temporary file, then upload it in one PUT.
-      OUTPOST_RETURN_IF_ERROR(CopyEntryToFile(reader, blob_file, buf));
-      OUTPOST_RETURN_IF_ERROR(UploadBlob(registry, repository, digest, blob_file));
+  PushResult out;
+  for (const bundle::ModelRef& m : v.targets.models) {
+    OUTPOST_ASSIGN_OR_RETURN(
+        std::string bytes, ReadFile(JoinPath(v.staging_dir, "blobs/sha256/" + m.manifest), 4 << 20));
+    const std::string ref = m.name + "-" + std::to_string(m.version);
+    OUTPOST_ASSIGN_OR_RETURN(Answer done, PutManifest(registry, repository, ref, bytes));
+    if (done.status != 201) return Refused("putting manifest " + ref, done);
+    out.pushed.push_back(hostport + "/" + repository + ":" + ref);
+  }
+  if (!v.targets.runtime_manifest.empty()) {
+    const std::string& hex = v.targets.runtime_manifest;
+    OUTPOST_ASSIGN_OR_RETURN(std::string bytes,
+                             ReadFile(JoinPath(v.staging_dir, "blobs/sha256/" + hex), 4 << 20));
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> blobs, ManifestBlobs(bytes));
+    for (const std::string& b : blobs) {
+      OUTPOST_RETURN_IF_ERROR(CopyBlob(registry, repository, runtime_repository, b,
+                                       JoinPath(v.staging_dir, "blobs/sha256/" + b)));
     }
-    std::vector<std::string> pushed;
-    for (const auto& [hex, ref] : manifests) {
-      auto bytes = manifest_bytes.find(hex);
-      if (bytes == manifest_bytes.end()) {
-        return InvalidArgumentError("manifest " + hex + " is missing from the bundle");
-      }
-      const std::string manifest = "/v2/" + repository + "/manifests/" + ref;
-      OUTPOST_ASSIGN_OR_RETURN(
-          Answer done, registry.Send({.method = "PUT",
-                                      .target = manifest,
-                                      .content_type = "application/vnd.oci.image.manifest.v1+json",
-                                      .body = bytes->second}));
-      if (done.status != 201) return Refused("putting manifest " + ref, done);
-      pushed.push_back(hostport + "/" + repository + ":" + ref);
-    }
-    return pushed;
-  };
-  Result<std::vector<std::string>> result = push();
-  ::close(fd);
-  RemoveTree(tmp_dir).IgnoreError();
-  return result;
+    const std::string tag = "bundle-" + std::to_string(v.targets.version);
+    OUTPOST_ASSIGN_OR_RETURN(Answer done, PutManifest(registry, runtime_repository, tag, bytes));
+    if (done.status != 201) return Refused("putting the runtime image's manifest", done);
+    out.runtime = hostport + "/" + runtime_repository + "@sha256:" + hex;
+  }
+  return out;
 }
 
 }  // namespace outpost::apps

@@ -7,19 +7,26 @@
 #include <vector>
 
 #include "base/status.h"
+#include "bundle/bundle.h"
 
 namespace outpost::apps {
 
-// Pushes every blob of the bundle (skipping those the registry has), then one manifest per
-// model version, tagged with its ref name ("pump-3"), to `registry_url` ("http://host:port")
-// under `repository` ("outpost/models"). Blobs are streamed through a temporary file one at a
-// time, so memory stays constant. The bundle is read as it is: a site verifies it first
-// (`outpost bundle verify`); the registry checks every digest. Returns the pushed references
-// ("127.0.0.1:5000/outpost/models:pump-3"). Unavailable when the registry cannot be reached;
-// FailedPrecondition with the registry's answer when it refuses.
-Result<std::vector<std::string>> PushBundle(const std::string& bundle_path,
-                                            const std::string& registry_url,
-                                            const std::string& repository);
+struct PushResult {
+  std::vector<std::string> pushed;  // "127.0.0.1:5000/outpost/models:pump-3", per model version
+  std::string runtime;              // "127.0.0.1:5000/outpost/runtime@sha256:<hex>", or empty
+};
+
+// Pushes a verified bundle (its staging folder, every file of which the verifier checked
+// against the signed targets) to `registry_url` ("http://host:port"): every target as a blob
+// of `repository` (the models' repository, where an edge pod's init container fetches them
+// by digest), each model version's manifest tagged with its ref name ("pump-3"), and, when
+// the bundle carries the runtime image, that image into `runtime_repository` tagged
+// "bundle-<version>" (pods pin it by digest). Blobs the registry has are skipped. Unavailable
+// when the registry cannot be reached; FailedPrecondition with the registry's answer when it
+// refuses.
+Result<PushResult> PushVerified(const bundle::VerifiedBundle& bundle,
+                                const std::string& registry_url, const std::string& repository,
+                                const std::string& runtime_repository);
 
 }  // namespace outpost::apps
 

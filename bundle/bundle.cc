@@ -405,6 +405,63 @@ Status AddModel(const std::string& name, const std::string& model_dir, Contents*
   return Status::Ok();
 }
 
+// The one image of the OCI layout folder `dir` (`outpost image build --out DIR`), carried as
+// the bundle's runtime image: its manifest as a blob of its own, its config and layers
+// streamed from the folder, each checked against the digest that names it.
+Status AddRuntime(const std::string& dir, Contents* c) {
+  auto damaged = [&](const std::string& why) {
+    return InvalidArgumentError("runtime image " + dir + ": " + why);
+  };
+  auto member = [](const Json& j, const char* key) -> const Json* {
+    const JsonObject* o = std::get_if<JsonObject>(&j.v);
+    auto it = o == nullptr ? JsonObject::const_iterator{} : o->find(key);
+    return o == nullptr || it == o->end() ? nullptr : &it->second;
+  };
+  auto digest_of = [&](const Json* descriptor) -> std::string {
+    const Json* d = descriptor == nullptr ? nullptr : member(*descriptor, "digest");
+    const std::string* text = d == nullptr ? nullptr : std::get_if<std::string>(&d->v);
+    if (text == nullptr || text->rfind("sha256:", 0) != 0 || !IsHex64(text->substr(7))) return "";
+    return text->substr(7);
+  };
+  OUTPOST_ASSIGN_OR_RETURN(std::string index_text, ReadFile(JoinPath(dir, "index.json"), 1 << 20));
+  auto index = ParseJson(index_text, /*canonical_numbers_only=*/false);
+  if (!index.ok()) return damaged("index.json is not JSON");
+  const Json* list = member(*index, "manifests");
+  const JsonArray* manifests = list == nullptr ? nullptr : std::get_if<JsonArray>(&list->v);
+  if (manifests == nullptr || manifests->size() != 1) return damaged("not exactly one image");
+  std::string manifest_hex = digest_of(&(*manifests)[0]);
+  if (manifest_hex.empty()) return damaged("the index names no sha256 manifest");
+  OUTPOST_ASSIGN_OR_RETURN(std::string manifest_bytes,
+                           ReadFile(JoinPath(dir, "blobs/sha256/" + manifest_hex), 4 << 20));
+  if (HexEncode(Sha256Of(manifest_bytes)) != manifest_hex) return damaged("manifest altered");
+  auto manifest = ParseJson(manifest_bytes, /*canonical_numbers_only=*/false);
+  if (!manifest.ok()) return damaged("the manifest is not JSON");
+  std::vector<std::string> blobs{digest_of(member(*manifest, "config"))};
+  const Json* layers = member(*manifest, "layers");
+  const JsonArray* layer_list = layers == nullptr ? nullptr : std::get_if<JsonArray>(&layers->v);
+  if (layer_list == nullptr || layer_list->empty()) return damaged("the manifest has no layers");
+  for (const Json& layer : *layer_list) blobs.push_back(digest_of(&layer));
+  for (const std::string& hex : blobs) {
+    if (hex.empty()) return damaged("a blob of the manifest is not named by its sha256");
+    std::string path = JoinPath(dir, "blobs/sha256/" + hex);
+    OUTPOST_ASSIGN_OR_RETURN(FileDigest digest, HashFile(path, nullptr));
+    if (digest.sha256 != hex) return damaged("blob " + hex + " does not match its digest");
+    c->targets.targets[std::string(kBlobPrefix) + hex] = {.length = digest.length, .sha256 = hex};
+    c->file_blobs.emplace(hex, path);
+  }
+  uint64_t manifest_size = manifest_bytes.size();
+  c->AddSmall(std::move(manifest_bytes));
+  Json entry = Descriptor("application/vnd.oci.image.manifest.v1+json", manifest_hex, manifest_size);
+  if (const Json* platform = member((*manifests)[0], "platform")) {
+    std::get<JsonObject>(entry.v)["platform"] = *platform;
+  }
+  std::get<JsonObject>(entry.v)["annotations"] =
+      Json{JsonObject{{"org.opencontainers.image.ref.name", Json{std::string(kRuntimeRefName)}}}};
+  c->index_manifests.push_back(std::move(entry));
+  c->targets.runtime_manifest = manifest_hex;
+  return Status::Ok();
+}
+
 // Pass 2 of CreateBundle: the archive, written to `fd` (the file `tmp`) and fsync'd.
 Status WriteArchive(int fd, const std::string& tmp, const CreateOptions& options,
                     const std::string& targets_file, const std::string& index_bytes, Contents& c) {
@@ -460,6 +517,7 @@ Status CreateBundle(const std::string& models_dir, const std::vector<KeyPair>& t
     if (!IsDirectory(model_dir)) continue;
     OUTPOST_RETURN_IF_ERROR(AddModel(name, model_dir, &c));
   }
+  if (!options.runtime_image.empty()) OUTPOST_RETURN_IF_ERROR(AddRuntime(options.runtime_image, &c));
   Json index{JsonObject{{"schemaVersion", Json{uint64_t{2}}},
                         {"mediaType", Json{std::string("application/vnd.oci.image.index.v1+json")}},
                         {"manifests", Json{std::move(c.index_manifests)}}}};
@@ -539,6 +597,7 @@ Status ReadMetadata(TarReader& tar, const VerifyOptions& options, VerifiedBundle
     if (!is_root) {
       OUTPOST_ASSIGN_OR_RETURN(std::string text, tar.ReadAll(options.max_metadata_bytes));
       OUTPOST_ASSIGN_OR_RETURN(out->targets, VerifyTargets(out->trusted_root, text));
+      out->targets_file = std::move(text);
       return Status::Ok();
     }
     // "<N>.json", N ascending; roots the site already trusts are skipped unread.
@@ -560,6 +619,7 @@ Status ReadMetadata(TarReader& tar, const VerifyOptions& options, VerifiedBundle
     }
     OUTPOST_ASSIGN_OR_RETURN(std::string text, tar.ReadAll(options.max_metadata_bytes));
     OUTPOST_ASSIGN_OR_RETURN(out->trusted_root, VerifyNextRoot(out->trusted_root, text));
+    out->root_files.push_back(text);
     out->trusted_root_file = std::move(text);
   }
   return ReasonError(Reason::kMetadataMissing, "no outpost/targets.json");
@@ -672,6 +732,38 @@ Status ReadDescriptors(const Targets& t, const std::string& blob_dir, uint64_t m
   return Status::Ok();
 }
 
+// The staged runtime image's manifest, whose config and layers must all be listed targets
+// (their bytes were checked against those when they were staged).
+Status CheckRuntime(const Targets& t, const std::string& blob_dir, uint64_t max_bytes) {
+  if (t.runtime_manifest.empty()) return Status::Ok();
+  auto text = ReadFile(JoinPath(blob_dir, t.runtime_manifest), max_bytes);
+  if (!text.ok()) return ReasonError(Reason::kSizeLimit, text.status().message());
+  auto bad = [](const std::string& why) {
+    return ReasonError(Reason::kMetadataMalformed, "the runtime image's manifest " + why);
+  };
+  auto manifest = ParseJson(*text, /*canonical_numbers_only=*/false);
+  const JsonObject* o = manifest.ok() ? std::get_if<JsonObject>(&manifest->v) : nullptr;
+  if (o == nullptr || o->count("config") == 0 || o->count("layers") == 0) {
+    return bad("is not an image manifest");
+  }
+  std::vector<const Json*> descriptors{&o->at("config")};
+  const JsonArray* layers = std::get_if<JsonArray>(&o->at("layers").v);
+  if (layers == nullptr || layers->empty()) return bad("has no layers");
+  for (const Json& layer : *layers) descriptors.push_back(&layer);
+  for (const Json* d : descriptors) {
+    const JsonObject* dobj = std::get_if<JsonObject>(&d->v);
+    auto digest = dobj == nullptr ? JsonObject::const_iterator{} : dobj->find("digest");
+    const std::string* hex = dobj == nullptr || digest == dobj->end()
+                                 ? nullptr
+                                 : std::get_if<std::string>(&digest->second.v);
+    if (hex == nullptr || hex->rfind("sha256:", 0) != 0 ||
+        t.targets.count(std::string(kBlobPrefix) + hex->substr(7)) == 0) {
+      return bad("names a blob that is not listed");
+    }
+  }
+  return Status::Ok();
+}
+
 // The body of VerifyBundle; the caller removes the staging folder when it fails.
 Result<VerifiedBundle> VerifyInto(const std::string& bundle_path, const Root& trusted_root,
                                   const SiteState& state, const VerifyOptions& options) {
@@ -700,6 +792,7 @@ Result<VerifiedBundle> VerifyInto(const std::string& bundle_path, const Root& tr
   OUTPOST_RETURN_IF_ERROR(StageContent(tar, t, options.staging_dir));
   OUTPOST_RETURN_IF_ERROR(
       ReadDescriptors(t, blob_dir, options.max_metadata_bytes, &out.descriptors));
+  OUTPOST_RETURN_IF_ERROR(CheckRuntime(t, blob_dir, options.max_metadata_bytes));
   if (Status s = SyncDirectory(blob_dir); !s.ok()) return ReasonError(Reason::kIo, s.message());
   out.new_state = {.time_floor = std::max(now, t.created), .installed_version = t.version};
   return out;

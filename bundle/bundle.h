@@ -21,6 +21,9 @@
 
 namespace outpost::bundle {
 
+// The ref name of the runtime image's manifest in a bundle's index.json (FORMAT.md section 5).
+inline constexpr std::string_view kRuntimeRefName = "outpost-runtime";
+
 // What the engine that will serve a model version reads from its files: the descriptor's
 // engine, inputs and outputs (FORMAT.md section 5, "Derived and checked descriptors").
 struct ModelSignature {
@@ -52,6 +55,9 @@ struct CreateOptions {
   SignatureReader read_signature = nullptr;
   // Told of each descriptor derived, during the first pass (before anything is written).
   std::function<void(const ModelDescriptor&)> on_derived = nullptr;
+  // When not empty: an OCI image layout folder holding one image (`outpost image build
+  // --out DIR`), carried as the bundle's runtime image (FORMAT.md section 5).
+  std::string runtime_image;
 };
 
 // Writes a bundle of every model version under `models_dir` (FORMAT.md section 5 layout) to
@@ -93,6 +99,8 @@ struct VerifiedBundle {
   std::string trusted_root_file;      // its signed file when the bundle rotated the root
   SiteState new_state;                // time floor advanced, installed_version = targets.version
   std::string staging_dir;            // holds oci-layout, index.json and blobs/sha256/*
+  std::string targets_file;           // the signed targets file as the bundle carries it
+  std::vector<std::string> root_files;  // the root files read (newer than the trusted root)
 };
 
 // Verifies a bundle in the order of FORMAT.md section 6. Every refusal is a Status carrying

@@ -299,6 +299,91 @@ TEST_F(BundleTest, RoundTripStagesTheOciLayoutAndAdvancesTheState) {
   OUTPOST_EXPECT_OK(Verify(bytes, root_, {.installed_version = 5}));
 }
 
+// A minimal OCI image layout as `outpost image build` writes one: a config, one layer, the
+// manifest naming them, and an index naming the manifest. Returns the manifest's digest.
+std::string WriteImageLayout(const std::string& dir, const std::string& layer,
+                             const std::string& extra_layer_digest = "") {
+  std::string config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}})";
+  auto blob = [&](const std::string& bytes) {
+    std::string hex = HexEncode(Sha256Of(bytes));
+    EXPECT_TRUE(WriteFileAtomically(dir + "/blobs/sha256/" + hex, bytes).ok());
+    return hex;
+  };
+  EXPECT_TRUE(MakeDirectories(dir + "/blobs/sha256").ok());
+  auto descriptor = [](const std::string& type, const std::string& hex, size_t size) {
+    return R"({"mediaType":")" + type + R"(","digest":"sha256:)" + hex + R"(","size":)" +
+           std::to_string(size) + "}";
+  };
+  std::string layers = descriptor("application/vnd.oci.image.layer.v1.tar+gzip", blob(layer),
+                                  layer.size());
+  if (!extra_layer_digest.empty()) {
+    layers += "," + descriptor("application/vnd.oci.image.layer.v1.tar+gzip", extra_layer_digest, 1);
+  }
+  std::string manifest =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":)" +
+      descriptor("application/vnd.oci.image.config.v1+json", blob(config), config.size()) +
+      R"(,"layers":[)" + layers + "]}";
+  std::string manifest_hex = blob(manifest);
+  EXPECT_TRUE(WriteFileAtomically(
+                  dir + "/index.json",
+                  R"({"schemaVersion":2,"manifests":[)" +
+                      descriptor("application/vnd.oci.image.manifest.v1+json", manifest_hex,
+                                 manifest.size()) +
+                      "]}")
+                  .ok());
+  EXPECT_TRUE(WriteFileAtomically(dir + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})").ok());
+  return manifest_hex;
+}
+
+// The runtime image travels under the same signed targets as the models: listed, staged,
+// named by targets.runtime; a bit flipped in its layer is refused as any blob's would be.
+TEST_F(BundleTest, RuntimeImageIsCarriedUnderTheSignedTargets) {
+  std::string layer(100000, 'L');
+  std::string manifest_hex = WriteImageLayout(dir_.File("image"), layer);
+  CreateOptions options = Options();
+  options.runtime_image = dir_.File("image");
+  std::string bytes = Create({t1_, t2_}, options);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(VerifiedBundle v, Verify(bytes));
+  EXPECT_EQ(v.targets.runtime_manifest, manifest_hex);
+  EXPECT_EQ(v.targets.models.size(), 1u);
+  auto staged = ReadFile(v.staging_dir + "/blobs/sha256/" + HexEncode(Sha256Of(layer)));
+  ASSERT_TRUE(staged.ok());
+  EXPECT_EQ(*staged, layer);
+  auto index = ReadFile(v.staging_dir + "/index.json");
+  ASSERT_TRUE(index.ok());
+  EXPECT_NE(index->find(R"("org.opencontainers.image.ref.name":"outpost-runtime")"),
+            std::string::npos);
+  EXPECT_NE(v.targets_file.find(R"("runtime":{"manifest":")" + manifest_hex), std::string::npos);
+  // A bundle without the runtime has no "runtime" member at all.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(VerifiedBundle plain, Verify(Create()));
+  EXPECT_TRUE(plain.targets.runtime_manifest.empty());
+  EXPECT_EQ(plain.targets_file.find("\"runtime\""), std::string::npos);
+
+  auto pos = FindEntry(bytes, "blobs/sha256/" + HexEncode(Sha256Of(layer)));
+  ASSERT_TRUE(pos.has_value());
+  bytes[pos->data + 5000] ^= 0x01;
+  ExpectRefused(Verify(bytes), Reason::kTargetHash);
+}
+
+// The creator refuses an image layout whose manifest names a blob it does not hold, or whose
+// blob does not match its name, and writes nothing.
+TEST_F(BundleTest, DamagedRuntimeImageIsRefusedByTheCreator) {
+  WriteImageLayout(dir_.File("image"), "layer", std::string(64, 'f'));
+  CreateOptions options = Options();
+  options.runtime_image = dir_.File("image");
+  std::string out = dir_.File("refused.bundle");
+  EXPECT_FALSE(CreateBundle(dir_.File("models"), {t1_, t2_}, options, out).ok());
+  EXPECT_FALSE(PathExists(out));
+  std::string layer_path = dir_.File("image2/blobs/sha256/") + HexEncode(Sha256Of(std::string("layer")));
+  WriteImageLayout(dir_.File("image2"), "layer");
+  ASSERT_TRUE(WriteFileAtomically(layer_path, "LAYER").ok());
+  options.runtime_image = dir_.File("image2");
+  Status s = CreateBundle(dir_.File("models"), {t1_, t2_}, options, out);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.ToString().find("does not match its digest"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(PathExists(out));
+}
+
 TEST_F(BundleTest, BitFlipInABlobIsRefusedAsTargetHash) {
   std::string bytes = Create();
   auto pos = FindEntry(bytes, "blobs/sha256/" + HexEncode(Sha256Of(kModel)));

@@ -266,6 +266,10 @@ Status CheckTargetsContent(const Targets& t) {
       }
     }
   }
+  if (!t.runtime_manifest.empty() &&
+      t.targets.count("blobs/sha256/" + t.runtime_manifest) == 0) {
+    return InvalidArgumentError("the runtime image's manifest is not a listed blob");
+  }
   return Status::Ok();
 }
 
@@ -324,7 +328,7 @@ Result<Json> TargetsToJson(const Targets& t) {
                                      {"manifest", Json{m.manifest}},
                                      {"descriptor", Json{m.descriptor}}}});
   }
-  return Json{JsonObject{
+  JsonObject out{
       {"_type", Json{std::string("targets")}},
       {"spec_version", Json{std::string("1")}},
       {"version", Json{t.version}},
@@ -335,7 +339,12 @@ Result<Json> TargetsToJson(const Targets& t) {
       {"site_groups", StringArray(t.site_groups)},
       {"targets", Json{std::move(files)}},
       {"models", Json{std::move(models)}},
-  }};
+  };
+  // Written only when present, so that a bundle of models alone keeps its exact bytes.
+  if (!t.runtime_manifest.empty()) {
+    out["runtime"] = Json{JsonObject{{"manifest", Json{t.runtime_manifest}}}};
+  }
+  return Json{std::move(out)};
 }
 
 Result<std::string> SignMetadata(const Json& signed_value, const std::vector<KeyPair>& keys) {
@@ -428,7 +437,7 @@ Result<Targets> TargetsFromJson(const Json& value) {
   OUTPOST_ASSIGN_OR_RETURN(
       Reader r, Reader::Of(value, "targets",
                            {"_type", "spec_version", "version", "created", "expires", "channel",
-                            "sites", "site_groups", "targets", "models"}));
+                            "sites", "site_groups", "targets", "models", "runtime"}));
   OUTPOST_ASSIGN_OR_RETURN(std::string type, r.String("_type"));
   OUTPOST_ASSIGN_OR_RETURN(std::string spec, r.String("spec_version"));
   if (type != "targets") return Malformed("not targets metadata");
@@ -458,6 +467,12 @@ Result<Targets> TargetsFromJson(const Json& value) {
     OUTPOST_ASSIGN_OR_RETURN(ref.manifest, mr.String("manifest"));
     OUTPOST_ASSIGN_OR_RETURN(ref.descriptor, mr.String("descriptor"));
     t.models.push_back(std::move(ref));
+  }
+  if (r.Has("runtime")) {
+    OUTPOST_ASSIGN_OR_RETURN(const Json* runtime, r.Get("runtime"));
+    OUTPOST_ASSIGN_OR_RETURN(Reader rr, Reader::Of(*runtime, "runtime", {"manifest"}));
+    OUTPOST_ASSIGN_OR_RETURN(t.runtime_manifest, rr.String("manifest"));
+    if (!IsHex64(t.runtime_manifest)) return Malformed("bad runtime manifest digest");
   }
   if (t.version == 0) return Malformed("targets version 0");
   if (Status s = CheckTargetsContent(t); !s.ok()) return Malformed(s.message());

@@ -77,6 +77,10 @@ struct Targets {
   std::vector<std::string> site_groups;
   std::map<std::string, TargetFile> targets;  // entry name -> length and hash
   std::vector<ModelRef> models;
+  // The hex digest of the runtime image's OCI manifest (a listed blob) when the bundle
+  // carries Outpost's runtime image (FORMAT.md section 5, "The runtime image"); empty when it
+  // carries models only.
+  std::string runtime_manifest;
 };
 
 // The `signed` value of each role (as JSON), checked for internal consistency: InvalidArgument

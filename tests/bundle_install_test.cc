@@ -318,7 +318,9 @@ TEST_F(BundleInstallTest, KubernetesOverlayIsRenderedAndApplyingIsSkippedWithout
   for (std::string want : {"kind: StatefulSet", "kind: Service", "volumeClaimTemplates:",
                            "path: /v2/health/live", "path: /v2/health/ready",
                            "image: registry.local:5000/outpost:0.1.0", "BUNDLE_VERSION: \"2\"",
-                           "MODELS: pump-2", "REGISTRY: registry.local:5000/outpost/models",
+                           "MODELS: pump-2", "REGISTRY: registry.local:5000",
+                           "REGISTRY_REPOSITORY: outpost/models", "targets.json: |",
+                           "name: install", "command:",
                            "outpost.io/bundle-version: \"2\"", "value: site-a"}) {
     EXPECT_NE(y.find(want), std::string::npos) << want << " missing from\n" << y;
   }
@@ -360,6 +362,40 @@ TEST_F(BundleInstallTest, KubernetesInstallRefusesARollbackAndChangesNothing) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("--state-dir"), std::string::npos) << r.err;
   EXPECT_FALSE(PathExists(dir_.File("overlay3")));
+}
+
+// `bundle rollback --kubernetes` renders the bundle deployed before the active one with
+// OPERATION=rollback (the pods return to the copy they kept); the anti-rollback version stays,
+// and there is nothing before the first.
+TEST_F(BundleInstallTest, KubernetesRollbackRendersThePreviousBundle) {
+  if (!PathExists("/usr/bin/kubectl")) GTEST_SKIP() << "kubectl is not installed";
+  std::string out = dir_.File("overlay");
+  std::string state = dir_.File("k/state");
+  for (const std::string& b : {b1_, b2_}) {
+    RunResult r = RunWithoutCluster(
+        dir_, KubernetesArgs(b, out, state, dir_.File("keys/root.json"), "site-a"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  std::vector<std::string> rollback = {Outpost(), "bundle", "rollback", "--kubernetes",
+                                       JoinPath(OUTPOST_SOURCE_DIR, "deploy/k8s"), "-o", out,
+                                       "--state-dir", state, "--site", "site-a",
+                                       "--image", "registry.local:5000/outpost:0.1.0",
+                                       "--registry", "registry.local:5000"};
+  RunResult r = RunWithoutCluster(dir_, rollback);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("rolled back to bundle version 1 (was 2)"), std::string::npos) << r.out;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string y, ReadFile(out + "/rendered.yaml"));
+  for (std::string want : {"OPERATION: rollback", "BUNDLE_VERSION: \"1\"", "MODELS: pump-1",
+                           "outpost.io/bundle-version: \"1\""}) {
+    EXPECT_NE(y.find(want), std::string::npos) << want << " missing from\n" << y;
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string state_text, ReadFile(state + "/state.json"));
+  EXPECT_NE(state_text.find("\"installed_version\":2"), std::string::npos) << state_text;
+  auto overlay_before = Tree(out);
+  r = RunWithoutCluster(dir_, rollback);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("NO_PREVIOUS_BUNDLE"), std::string::npos) << r.err;
+  EXPECT_EQ(Tree(out), overlay_before);
 }
 
 // The trusted root must be signed by its own root keys on the --kubernetes path too.
@@ -481,32 +517,58 @@ TEST_F(BundleInstallTest, RunningEdgeServesInstalledVersionsAndReceivesEvents) {
   EXPECT_TRUE(recorded) << "the install event of bundle 2 did not reach the outbox";
 }
 
+// Debian's docker-registry on loopback, storing under <dir>/registry.
+struct Registry {
+  std::unique_ptr<Subprocess> process;
+  std::string port;
+  std::string url() const { return "http://127.0.0.1:" + port; }
+};
+
+Result<Registry> StartRegistry(const TempDir& dir) {
+  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(
+      dir.File("registry.yml"),
+      "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: " +
+          dir.File("registry") + "\nhttp:\n  addr: 127.0.0.1:0\n"));
+  Registry r;
+  OUTPOST_ASSIGN_OR_RETURN(
+      r.process, Subprocess::Start({"/bin/sh", "-c",
+                                    "exec /usr/bin/docker-registry serve " +
+                                        dir.File("registry.yml") + " 2>&1"}));
+  while (r.port.empty()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string line, r.process->ReadLine());
+    size_t at = line.find("listening on 127.0.0.1:");
+    if (at != std::string::npos) {
+      r.port = line.substr(at + 23, line.find_first_not_of("0123456789", at + 23) - at - 23);
+    }
+  }
+  return r;
+}
+
+// The bytes of blob `hex` in the registry's storage.
+std::string RegistryBlob(const TempDir& dir, const std::string& hex) {
+  return dir.File("registry/docker/registry/v2/blobs/sha256/" + hex.substr(0, 2) + "/" + hex +
+                  "/data");
+}
+
+bool HaveRegistry() {
+  return PathExists("/usr/bin/docker-registry") && PathExists("/usr/bin/skopeo");
+}
+
 // `outpost bundle push` into Debian's docker-registry on loopback; skopeo reads the images
 // back from the registry (manifest, configuration, every blob).
 TEST_F(BundleInstallTest, PushToARegistryOnLoopback) {
-  if (!PathExists("/usr/bin/docker-registry") || !PathExists("/usr/bin/skopeo")) {
+  if (!HaveRegistry()) {
     GTEST_SKIP() << "docker-registry or skopeo is not installed (scripts/setup.sh installs both)";
   }
-  OUTPOST_ASSERT_OK(WriteFileAtomically(
-      dir_.File("registry.yml"),
-      "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: " +
-          dir_.File("registry") + "\nhttp:\n  addr: 127.0.0.1:0\n"));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(
-      auto registry,
-      Subprocess::Start({"/bin/sh", "-c",
-                         "exec /usr/bin/docker-registry serve " + dir_.File("registry.yml") +
-                             " 2>&1"}));
-  std::string port;
-  while (port.empty()) {
-    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, registry->ReadLine());
-    size_t at = line.find("listening on 127.0.0.1:");
-    if (at != std::string::npos) {
-      port = line.substr(at + 23, line.find_first_not_of("0123456789", at + 23) - at - 23);
-    }
-  }
-  std::string url = "http://127.0.0.1:" + port;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Registry registry, StartRegistry(dir_));
+  const std::string& port = registry.port;
+  std::string url = registry.url();
+  std::vector<std::string> trust = {"--trusted-root", dir_.File("keys/root.json"), "--site", "site-a"};
   for (int round = 0; round < 2; ++round) {  // the second push finds every blob there
-    RunResult r = RunOutpost({"bundle", "push", b2_, "--registry", url, "--repository", "site/models"});
+    std::vector<std::string> args = {"bundle", "push", b2_, "--registry", url, "--repository",
+                                     "site/models"};
+    args.insert(args.end(), trust.begin(), trust.end());
+    RunResult r = RunOutpost(args);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, "pushed 127.0.0.1:" + port + "/site/models:pump-2\n");
   }
@@ -523,11 +585,104 @@ TEST_F(BundleInstallTest, PushToARegistryOnLoopback) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       std::string got, ReadFile(copy + "/" + ToHexSha256(model)));
   EXPECT_EQ(got, model);
+  // A bundle is verified before anything is pushed: one for another site, or without a trusted
+  // root, pushes nothing.
+  RunResult wrong = RunOutpost({"bundle", "push", b1_, "--registry", url, "--repository",
+                                "site/models", "--trusted-root", dir_.File("keys/root.json"),
+                                "--site", "site-b"});
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_NE(wrong.err.find("WRONG_SITE"), std::string::npos) << wrong.err;
+  RunResult untrusted = RunOutpost({"bundle", "push", b1_, "--registry", url});
+  EXPECT_EQ(untrusted.exit_code, 1);
+  EXPECT_EQ(RunProgram({"/usr/bin/skopeo", "inspect", "--tls-verify=false",
+                        "docker://127.0.0.1:" + port + "/site/models:pump-1"})
+                .exit_code,
+            1);
   // Nothing listens here: a clear error, exit 1.
-  RunResult refused = RunOutpost({"bundle", "push", b2_, "--registry", "http://127.0.0.1:1"});
-  EXPECT_EQ(refused.exit_code, 1);
+  std::vector<std::string> refused_args = {"bundle", "push", b2_, "--registry", "http://127.0.0.1:1"};
+  refused_args.insert(refused_args.end(), trust.begin(), trust.end());
+  EXPECT_EQ(RunOutpost(refused_args).exit_code, 1);
   RunResult usage = RunOutpost({"bundle", "push", b2_});
   EXPECT_EQ(usage.exit_code, 2);
+}
+
+// An edge pod's init container (`outpost bundle fetch`) without a container runtime: the
+// metadata folder stands for the mounted ConfigMap outpost-bundle of the rendered overlay, the
+// folders under "pod" for the pod's volume. The registry is trusted for nothing: a blob altered
+// there is refused and the pod keeps the models it had.
+TEST_F(BundleInstallTest, FetchInstallsFromTheRegistryAndRefusesAnAlteredBlob) {
+  if (!HaveRegistry()) GTEST_SKIP() << "docker-registry is not installed";
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Registry registry, StartRegistry(dir_));
+  for (const std::string& b : {b1_, b2_}) {
+    RunResult r = RunOutpost({"bundle", "push", b, "--registry", registry.url(), "--repository",
+                              "outpost/models", "--trusted-root", dir_.File("keys/root.json"),
+                              "--site", "site-a"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  // The overlay of each bundle, rendered by the operator's installer; its bundle/ folder holds
+  // the ConfigMap's files, and the literals become files as a ConfigMap volume has them.
+  auto metadata = [&](const std::string& bundle, const std::string& name,
+                      const std::string& operation) {
+    std::string out = dir_.File("overlay-" + name);
+    RunResult r = RunWithoutCluster(dir_, {Outpost(), "bundle", "install", bundle, "--kubernetes",
+                                           JoinPath(OUTPOST_SOURCE_DIR, "deploy/k8s"), "-o", out,
+                                           "--state-dir", dir_.File("operator-" + name),
+                                           "--trusted-root", dir_.File("keys/root.json"),
+                                           "--site", "site-a", "--registry",
+                                           "127.0.0.1:" + registry.port});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::string m = out + "/bundle";
+    EXPECT_TRUE(WriteFileAtomically(m + "/REGISTRY", "127.0.0.1:" + registry.port).ok());
+    EXPECT_TRUE(WriteFileAtomically(m + "/REGISTRY_REPOSITORY", "outpost/models").ok());
+    EXPECT_TRUE(WriteFileAtomically(m + "/OPERATION", operation).ok());
+    return m;
+  };
+  auto fetch = [&](const std::string& m, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"bundle", "fetch", "--metadata", m};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunOutpost(Site("pod", args));
+  };
+  std::string m1 = metadata(b1_, "1", "install");
+  std::string m2 = metadata(b2_, "2", "install");
+  RunResult r = fetch(m1);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("installed bundle version 1"), std::string::npos) << r.out;
+  EXPECT_EQ(Tree(dir_.File("pod/repo")), Expected("v1"));
+  r = fetch(m1);  // every start of the pod runs it: the second time there is nothing to do
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("installed already"), std::string::npos) << r.out;
+
+  // Bundle 2's model file, altered in the registry: refused by its hash, version 1 serves on.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string model, ReadFile(dir_.File("v2/pump/2/model.json")));
+  std::string blob = RegistryBlob(dir_, ToHexSha256(model));
+  ASSERT_TRUE(PathExists(blob));
+  std::string altered = model;
+  altered[altered.size() / 2] ^= 1;
+  OUTPOST_ASSERT_OK(WriteFileAtomically(blob, altered));
+  r = fetch(m2);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("TARGET_HASH"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("keeps serving bundle version 1"), std::string::npos) << r.out;
+  EXPECT_EQ(Tree(dir_.File("pod/repo")), Expected("v1"));
+  r = fetch(m2, {"--strict"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(Tree(dir_.File("pod/repo")), Expected("v1"));
+
+  // Put right in the registry, bundle 2 installs; the operator's rollback goes back to the
+  // copy of bundle 1 the pod kept, and an older bundle offered as an install is refused.
+  OUTPOST_ASSERT_OK(WriteFileAtomically(blob, model));
+  r = fetch(m2);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Tree(dir_.File("pod/repo")), Expected("v2"));
+  r = fetch(m1, {"--strict"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("VERSION_ROLLBACK"), std::string::npos) << r.err;
+  EXPECT_EQ(Tree(dir_.File("pod/repo")), Expected("v2"));
+  std::string back = metadata(b1_, "back", "rollback");
+  r = fetch(back);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("rolled back to bundle version 1"), std::string::npos) << r.out;
+  EXPECT_EQ(Tree(dir_.File("pod/repo")), Expected("v1"));
 }
 
 // --- Bring your own model: `bundle create` derives the descriptor from the model, or checks a
