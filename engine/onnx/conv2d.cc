@@ -18,7 +18,10 @@ typedef float V16 __attribute__((vector_size(64)));
 // Columns (output positions) per packed block, and K rows per block: one B panel of
 // kKc x nr floats stays in L1 while every strip of the weights passes over it.
 constexpr int64_t kBlockColumns = 128;
-constexpr int64_t kKc = 256;
+constexpr int64_t kKcMax = 256;
+
+// K rows per block: a B panel of at most 32 KB.
+int64_t KcOf(int64_t nr) { return std::min<int64_t>(kKcMax, 8192 / nr); }
 
 int64_t BlockColumns(int64_t nr) { return std::max<int64_t>(nr, kBlockColumns / nr * nr); }
 
@@ -272,10 +275,10 @@ OUTPOST_DEPTHWISE(DepthwisePortable, )
 DepthwiseFn PickDepthwise(const GemmArch& arch, const Conv2dGeom& g) {
   const int64_t taps = g.kh * g.kw;
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (std::strcmp(arch.name, "avx512") == 0) {
+  if (arch.isa == Isa::kAvx512) {
     return taps == 9 ? &DepthwiseAvx512<9> : taps == 25 ? &DepthwiseAvx512<25> : &DepthwiseAvx512<0>;
   }
-  if (std::strcmp(arch.name, "avx2") == 0) {
+  if (arch.isa == Isa::kAvx2) {
     return taps == 9 ? &DepthwiseAvx2<9> : taps == 25 ? &DepthwiseAvx2<25> : &DepthwiseAvx2<0>;
   }
 #endif
@@ -295,8 +298,8 @@ void MaxPool2d(const Conv2dGeom& g, int64_t planes, const float* x, float* scrat
   auto fn = &MaxPoolPortable;
 #if defined(__x86_64__) && defined(__GNUC__)
   const GemmArch& arch = BestGemmArch();
-  if (std::strcmp(arch.name, "avx512") == 0) fn = &MaxPoolAvx512;
-  if (std::strcmp(arch.name, "avx2") == 0) fn = &MaxPoolAvx2;
+  if (arch.isa == Isa::kAvx512) fn = &MaxPoolAvx512;
+  if (arch.isa == Isa::kAvx2) fn = &MaxPoolAvx2;
 #endif
   for (int64_t pl = 0; pl < planes; ++pl) {
     fn(g, x + pl * g.h * g.w, scratch, y + pl * g.oh * g.ow);
@@ -384,22 +387,32 @@ void Conv2dWeights::ScaleShift(const std::vector<float>& scale, const std::vecto
   PackWeights();
 }
 
+// Whether geometry g (not depthwise) packs straight from the input's rows: pointwise
+// convolutions (with stride 1 and no padding, the plane is one row). Others run on the
+// polyphase planes.
+bool RunsFlat(const Conv2dGeom& g) { return g.kh == 1 && g.kw == 1; }
+
 size_t Conv2dWeights::ScratchFloats(const Conv2dGeom& g) const {
   if (depthwise_) {
     const Polyphase p = PolyphaseOf(g);
     return static_cast<size_t>(g.sh * g.sw * p.plane + g.oh * p.pw) + 32;
   }
-  return static_cast<size_t>(kKc * BlockColumns(arch_->nr)) + 16;
+  const int64_t blocks = KcOf(arch_->nr) * BlockColumns(arch_->nr);
+  if (RunsFlat(g)) return static_cast<size_t>(blocks) + 16;
+  const Polyphase p = PolyphaseOf(g);
+  const int64_t mg = g.m / g.group, cg = g.c / g.group;
+  return static_cast<size_t>(cg * g.sh * g.sw * p.plane + blocks +
+                             (mg + 16) * BlockColumns(arch_->nr)) + 64;
 }
 
 void Conv2dWeights::Forward(const Conv2dGeom& geom, const float* x, const float* residual,
                             const ActParams& act, float* y, float* scratch) const {
-  const int64_t p = geom.oh * geom.ow;
-  const bool epilogue = residual != nullptr || act.kind != ActKind::kNone;
   if (depthwise_) {
+    const int64_t p = geom.oh * geom.ow;
     const DepthwiseFn fn = PickDepthwise(*arch_, geom);
     const int64_t mult = geom.m / geom.c;
     const int64_t ksz = geom.kh * geom.kw;
+    const bool epilogue = residual != nullptr || act.kind != ActKind::kNone;
     for (int64_t oc = 0; oc < geom.m; ++oc) {
       float* out = y + oc * p;
       fn(geom, x + (oc / mult) * geom.h * geom.w, raw_.data() + oc * ksz,
@@ -408,9 +421,21 @@ void Conv2dWeights::Forward(const Conv2dGeom& geom, const float* x, const float*
     }
     return;
   }
-  const Conv2dGeom g = Flattened(geom);
+  if (RunsFlat(geom)) {
+    ForwardFlat(Flattened(geom), x, residual, act, y, scratch);
+  } else {
+    ForwardPhases(geom, x, residual, act, y, scratch);
+  }
+}
+
+// Pointwise: the input's rows are packed as they are (one row when the plane can be
+// flattened); C is the output.
+void Conv2dWeights::ForwardFlat(const Conv2dGeom& g, const float* x, const float* residual,
+                                const ActParams& act, float* y, float* scratch) const {
+  const int64_t p = g.oh * g.ow;
+  const bool epilogue = residual != nullptr || act.kind != ActKind::kNone;
   const int64_t mg = g.m / g.group, cg = g.c / g.group;
-  const int64_t k = cg * g.kh * g.kw;
+  const int64_t k = cg;
   const int64_t nb_max = BlockColumns(arch_->nr);
   const size_t per_group = PackedASize(*arch_, mg, k);
   GemmBlockArgs args;
@@ -426,8 +451,9 @@ void Conv2dWeights::Forward(const Conv2dGeom& geom, const float* x, const float*
       const int64_t nb = std::min(nb_max, p - j0);
       args.n = nb;
       args.c = yg + j0;
-      for (int64_t k0 = 0; k0 < k; k0 += kKc) {
-        const int64_t kc = std::min(kKc, k - k0);
+      const int64_t kc_max = KcOf(arch_->nr);
+      for (int64_t k0 = 0; k0 < k; k0 += kc_max) {
+        const int64_t kc = std::min(kc_max, k - k0);
         PackConvPanels(g, xg, k0, kc, j0, nb, arch_->nr, scratch);
         args.kc = kc;
         args.a = ag + k0 * arch_->mr;
@@ -439,6 +465,74 @@ void Conv2dWeights::Forward(const Conv2dGeom& geom, const float* x, const float*
       for (int64_t r = 0; r < mg; ++r) {
         const int64_t off = (gi * mg + r) * p + j0;
         AddActivate(act, residual != nullptr ? residual + off : nullptr, y + off, nb);
+      }
+    }
+  }
+}
+
+// Any other geometry: each input channel is split once into its polyphase planes (see
+// PolyphaseOf), where every row of the im2col matrix is one contiguous run over the output
+// positions laid out `pw` wide. Packing a block is then a copy per row; the GEMM writes the
+// wide block into scratch, and the epilogue moves its valid columns into the output.
+void Conv2dWeights::ForwardPhases(const Conv2dGeom& g, const float* x, const float* residual,
+                                  const ActParams& act, float* y, float* scratch) const {
+  const Polyphase ph = PolyphaseOf(g);
+  const int64_t p = g.oh * g.ow, n_wide = g.oh * ph.pw;
+  const int64_t mg = g.m / g.group, cg = g.c / g.group;
+  const int64_t ksz = g.kh * g.kw, k = cg * ksz;
+  const int64_t nr = arch_->nr, nb_max = BlockColumns(nr), kc_max = KcOf(nr);
+  const int64_t chan = g.sh * g.sw * ph.plane;
+  float* planes = scratch;
+  float* bbuf = planes + cg * chan;
+  float* cbuf = bbuf + kc_max * nb_max;
+  const size_t per_group = PackedASize(*arch_, mg, k);
+  GemmBlockArgs args;
+  args.m = mg;
+  args.a_strip = arch_->mr * k;
+  args.b = bbuf;
+  args.c = cbuf;
+  args.ldc = nb_max;
+  for (int64_t gi = 0; gi < g.group; ++gi) {
+    for (int64_t ch = 0; ch < cg; ++ch) {
+      FillPhases(g, ph, x + (gi * cg + ch) * g.h * g.w, planes + ch * chan);
+    }
+    const float* ag = packed_.data() + static_cast<size_t>(gi) * per_group;
+    for (int64_t j0 = 0; j0 < n_wide; j0 += nb_max) {
+      const int64_t nb = std::min(nb_max, n_wide - j0);
+      args.n = nb;
+      for (int64_t k0 = 0; k0 < k; k0 += kc_max) {
+        const int64_t kc = std::min(kc_max, k - k0);
+        for (int64_t kk = 0; kk < kc; ++kk) {
+          const int64_t row = k0 + kk, ch = row / ksz, ky = row % ksz / g.kw, kx = row % g.kw;
+          const int64_t dy = ky * g.dh, dx = kx * g.dw;
+          const float* src = planes + ch * chan + ((dy % g.sh) * g.sw + dx % g.sw) * ph.plane +
+                             (dy / g.sh) * ph.pw + dx / g.sw + j0;
+          for (int64_t q = 0; q * nr < nb; ++q) {
+            float* dst = bbuf + q * kc * nr + kk * nr;
+            const int64_t cnt = std::min(nr, nb - q * nr);
+            for (int64_t i = 0; i < cnt; ++i) dst[i] = src[q * nr + i];
+            for (int64_t i = cnt; i < nr; ++i) dst[i] = 0.0f;
+          }
+        }
+        args.kc = kc;
+        args.a = ag + k0 * arch_->mr;
+        args.bias = bias_.data() + gi * mg;
+        args.accumulate = k0 > 0;
+        arch_->block(args);
+      }
+      // Wide column j is output (j / pw, j % pw) when j % pw < ow.
+      for (int64_t r = 0; r < mg; ++r) {
+        const int64_t out_row = (gi * mg + r) * p;
+        for (int64_t oy = j0 / ph.pw; oy * ph.pw < j0 + nb; ++oy) {
+          const int64_t a = std::max(j0, oy * ph.pw), e = std::min(j0 + nb, oy * ph.pw + g.ow);
+          if (e <= a) continue;
+          const int64_t off = out_row + oy * g.ow + (a - oy * ph.pw);
+          std::memcpy(y + off, cbuf + r * nb_max + (a - j0),
+                      static_cast<size_t>(e - a) * sizeof(float));
+          if (residual != nullptr || act.kind != ActKind::kNone) {
+            AddActivate(act, residual != nullptr ? residual + off : nullptr, y + off, e - a);
+          }
+        }
       }
     }
   }

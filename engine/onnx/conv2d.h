@@ -57,6 +57,10 @@ class Conv2dWeights {
 
  private:
   void PackWeights();
+  void ForwardFlat(const Conv2dGeom& g, const float* x, const float* residual,
+                   const ActParams& act, float* y, float* scratch) const;
+  void ForwardPhases(const Conv2dGeom& g, const float* x, const float* residual,
+                     const ActParams& act, float* y, float* scratch) const;
 
   const GemmArch* arch_;
   Conv2dGeom geom_;  // the weights' geometry (channels, kernel, group)

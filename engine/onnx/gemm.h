@@ -52,8 +52,12 @@ struct GemmBlockArgs {
   bool accumulate = false;      // add to C instead of overwriting it
 };
 
+// The instruction sets the micro-kernels are compiled for.
+enum class Isa : uint8_t { kPortable, kAvx2, kAvx512 };
+
 struct GemmArch {
   const char* name;  // "avx512", "avx2", "portable"
+  Isa isa;
   int mr;
   int nr;
   void (*block)(const GemmBlockArgs& args);
