@@ -2,6 +2,7 @@
 // and Dropout (inference mode).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -118,10 +119,30 @@ bool MapAnyType(UnaryOp op, const UnaryParams& p, const TensorRef& in, const Ten
   }
 }
 
+// Relu four lanes at a time (the width every x86-64 CPU has: wider vectors without AVX
+// enabled go through memory). Written as a scalar select, GCC at -O2 keeps a branch per
+// element, which the signs of real activations mispredict about half the time (4 ms for a
+// 64x111x111 tensor instead of 0.2). NaN compares false and stays NaN, as in ONNX Runtime.
+void ReluF(const float* x, float* y, int64_t n) {
+  using V4 = float __attribute__((vector_size(16)));
+  const V4 zero = {};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    V4 v;
+    std::memcpy(&v, x + i, sizeof v);
+    v = v < zero ? zero : v;
+    std::memcpy(y + i, &v, sizeof v);
+  }
+  for (; i < n; ++i) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
 // The vectorised forms of the common activations, for float tensors; false when `op` has
 // none.
 bool MapVectorised(UnaryOp op, const TensorRef& in, const TensorRef& out) {
   switch (op) {
+    case UnaryOp::kRelu:
+      ReluF(in.get<float>(), out.mut<float>(), in.count);
+      return true;
     case UnaryOp::kExp:
       ExpF(in.get<float>(), out.mut<float>(), in.count);
       return true;
@@ -274,10 +295,10 @@ Status MapFloat(UnaryOp op, const UnaryParams& p, const TensorRef& in, const Ten
 
 template <typename T>
 Status ComputeUnary(UnaryOp op, const UnaryParams& p, const TensorRef& in, const TensorRef& out) {
-  if (MapAnyType<T>(op, p, in, out)) return Status();
   if constexpr (std::is_same_v<T, float>) {
     if (MapVectorised(op, in, out)) return Status();
   }
+  if (MapAnyType<T>(op, p, in, out)) return Status();
   if constexpr (kIsFloat<T>) return MapFloat<T>(op, p, in, out);
   return UnsupportedType(in.type);
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <optional>
 
 #include "base/testing/test_util.h"
@@ -396,6 +397,21 @@ TEST(OnnxOps, ResizeNearestLinearAndCubic) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(out, RunCase(c));
   EXPECT_NEAR(out[0].values<float>()[3], 1.5f, 1e-5f);
   EXPECT_NEAR(out[0].values<float>()[6], 3.0f, 1e-5f);
+}
+
+TEST(OnnxOps, ResizeCubicOnSamplesAndOnTheAxesItKeeps) {
+  // 2x2 -> 3x3, align_corners: rows and columns at 0, 0.5 and 1. On a sample the kernel is
+  // 1 there; halfway between two (edge-clamped) samples, Keys' weights at f = 0.5 give each
+  // side 0.5. N and C (scale 1) keep their positions: each channel is resized on its own.
+  OpCase c{
+      "Resize",
+      {FloatTensor({1, 2, 2, 2}, {1, 2, 3, 4, 11, 12, 13, 14}), std::nullopt,
+       FloatTensor({4}, {1, 1, 1.5f, 1.5f})},
+      {StringAttr("mode", "cubic"), StringAttr("coordinate_transformation_mode", "align_corners")}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+  ASSERT_EQ(out[0].shape(), (Shape{1, 2, 3, 3}));
+  ExpectNear(out[0],
+             {1, 1.5f, 2, 2, 2.5f, 3, 3, 3.5f, 4, 11, 11.5f, 12, 12, 12.5f, 13, 13, 13.5f, 14});
 }
 
 TEST(OnnxOps, ResizeAxesAndHalfPixelSymmetric) {
@@ -1024,6 +1040,39 @@ TEST(OnnxOps, IntegerAndQLinearMatMulAndConv) {
   EXPECT_EQ(out[0].values<uint8_t>()[1], 120);
   EXPECT_EQ(out[0].values<uint8_t>()[2], 85);   // 10 * -3 * 0.5 + 100
   EXPECT_EQ(out[0].values<uint8_t>()[3], 70);
+}
+
+// ---- Relu and Pow's fast paths ----
+
+TEST(OnnxOps, ReluKeepsNaNAndNegativeZeroAcrossVectorAndTail) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  // Eleven values: two groups of four lanes and a tail of three.
+  OpCase c{"Relu", {FloatTensor({11}, {-1, 2, nan, -0.0f, inf, -inf, 0.5f, -3, 7, nan, -2})}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+  const auto y = out[0].values<float>();
+  const std::vector<float> want = {0, 2, nan, -0.0f, inf, 0, 0.5f, 0, 7, nan, 0};
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (std::isnan(want[i])) {
+      EXPECT_TRUE(std::isnan(y[i])) << i;
+    } else {
+      EXPECT_EQ(y[i], want[i]) << i;
+      EXPECT_EQ(std::signbit(y[i]), std::signbit(want[i])) << i;
+    }
+  }
+}
+
+TEST(OnnxOps, PowBySquaringEqualsPowf) {
+  const std::vector<float> x = {
+      -3, 1.5f, 0, -0.0f, 1e20f, 1e-30f, std::numeric_limits<float>::infinity(), 0.1f};
+  for (const Tensor& exponent :
+       {FloatTensor({}, {2}), FloatTensor({1}, {2}), FloatTensor({}, {3})}) {
+    OpCase c{"Pow", {FloatTensor({8}, x), exponent}};
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+    const float e = exponent.values<float>()[0];
+    for (size_t i = 0; i < x.size(); ++i)
+      EXPECT_EQ(out[0].values<float>()[i], std::pow(x[i], e)) << i;
+  }
 }
 
 }  // namespace
