@@ -200,11 +200,12 @@ TEST_P(OnnxModels, MatchesOnnxRuntimeAtBatch1And8) {
 INSTANTIATE_TEST_SUITE_P(
     Golden, OnnxModels,
     ::testing::Values("resnet18", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_1",
-                    "shufflenet_v2", "efficientnet_b0", "lstm_sensor", "gru_bidirectional",
-                    "transformer_encoder", "unet_segmenter", "detector_nms", "qdq_cnn", "qlinear_cnn",
-                    "dynamic_quant_mlp", "fp16_cnn", "half_weights_cnn", "camera_preprocess", "super_resolution", "mobilenet_v3_small_opset11",
-                    "shufflenet_v2_opset11", "lstm_sensor_opset11", "transformer_encoder_opset11",
-                    "unet_segmenter_opset11"),
+                      "shufflenet_v2", "efficientnet_b0", "lstm_sensor", "gru_bidirectional",
+                      "transformer_encoder", "unet_segmenter", "detector_nms", "qdq_cnn",
+                      "qlinear_cnn", "dynamic_quant_mlp", "fp16_cnn", "half_weights_cnn",
+                      "camera_preprocess", "super_resolution", "mobilenet_v3_small_opset11",
+                      "shufflenet_v2_opset11", "lstm_sensor_opset11", "transformer_encoder_opset11",
+                      "unet_segmenter_opset11"),
     [](const ::testing::TestParamInfo<const char*>& info) { return std::string(info.param); });
 
 }  // namespace

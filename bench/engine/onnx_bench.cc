@@ -118,8 +118,9 @@ Suite ReadSuite(const std::string& dir, const std::string& manifest) {
 
 // The p50 latency of Run over `seconds` (at least min_runs runs) after the warm-up, in
 // microseconds, and the number of runs; a negative latency when a run fails.
-std::pair<double, size_t> TimeRuns(const outpost::engine::Model& model, const std::vector<Tensor>& in,
-                                   double seconds, const Options& o) {
+std::pair<double, size_t> TimeRuns(const outpost::engine::Model& model,
+                                   const std::vector<Tensor>& in, double seconds,
+                                   const Options& o) {
   std::vector<Tensor> out;
   for (int i = 0; i < o.warmup; ++i) {
     if (!model.Run(in, out).ok()) return {-1, 0};
