@@ -1,5 +1,7 @@
 #include "engine/onnx/conv2d.h"
 
+#include "engine/onnx/thread_pool.h"
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -392,147 +394,169 @@ void Conv2dWeights::ScaleShift(const std::vector<float>& scale, const std::vecto
 // polyphase planes.
 bool RunsFlat(const Conv2dGeom& g) { return g.kh == 1 && g.kw == 1; }
 
-size_t Conv2dWeights::ScratchFloats(const Conv2dGeom& g) const {
+size_t Conv2dWeights::ScratchFloats(const Conv2dGeom& g, int threads) const {
+  const int64_t t = std::max(threads, 1);
   if (depthwise_) {
     const Polyphase p = PolyphaseOf(g);
-    return static_cast<size_t>(g.sh * g.sw * p.plane + g.oh * p.pw) + 32;
+    return static_cast<size_t>(t * ((g.sh * g.sw * p.plane + g.oh * p.pw + 32 + 15) / 16 * 16));
   }
   const int64_t blocks = KcOf(arch_->nr) * BlockColumns(arch_->nr);
-  if (RunsFlat(g)) return static_cast<size_t>(blocks) + 16;
+  if (RunsFlat(g)) return static_cast<size_t>(t * blocks) + 16;
   const Polyphase p = PolyphaseOf(g);
   const int64_t mg = g.m / g.group, cg = g.c / g.group;
-  return static_cast<size_t>(cg * g.sh * g.sw * p.plane + blocks +
-                             (mg + 16) * BlockColumns(arch_->nr)) + 64;
+  return static_cast<size_t>(cg * g.sh * g.sw * p.plane +
+                             t * (blocks + (mg + 16) * BlockColumns(arch_->nr))) + 64;
 }
 
 void Conv2dWeights::Forward(const Conv2dGeom& geom, const float* x, const float* residual,
-                            const ActParams& act, float* y, float* scratch) const {
+                            const ActParams& act, float* y, float* scratch,
+                            IntraOpPool* pool) const {
   if (depthwise_) {
     const int64_t p = geom.oh * geom.ow;
     const DepthwiseFn fn = PickDepthwise(*arch_, geom);
     const int64_t mult = geom.m / geom.c;
     const int64_t ksz = geom.kh * geom.kw;
     const bool epilogue = residual != nullptr || act.kind != ActKind::kNone;
-    for (int64_t oc = 0; oc < geom.m; ++oc) {
+    const Polyphase ph = PolyphaseOf(geom);
+    const int64_t per_thread = (geom.sh * geom.sw * ph.plane + geom.oh * ph.pw + 32 + 15) / 16 * 16;
+    auto channel = [&](int64_t oc, int thread) {
       float* out = y + oc * p;
       fn(geom, x + (oc / mult) * geom.h * geom.w, raw_.data() + oc * ksz,
-         bias_[static_cast<size_t>(oc)], scratch, out);
+         bias_[static_cast<size_t>(oc)], scratch + thread * per_thread, out);
       if (epilogue) AddActivate(act, residual != nullptr ? residual + oc * p : nullptr, out, p);
-    }
+    };
+    ParallelFor(pool, geom.m, channel);
     return;
   }
   if (RunsFlat(geom)) {
-    ForwardFlat(Flattened(geom), x, residual, act, y, scratch);
+    ForwardFlat(Flattened(geom), x, residual, act, y, scratch, pool);
   } else {
-    ForwardPhases(geom, x, residual, act, y, scratch);
+    ForwardPhases(geom, x, residual, act, y, scratch, pool);
   }
 }
 
 // Pointwise: the input's rows are packed as they are (one row when the plane can be
-// flattened); C is the output.
+// flattened); C is the output. Threads take blocks of output positions.
 void Conv2dWeights::ForwardFlat(const Conv2dGeom& g, const float* x, const float* residual,
-                                const ActParams& act, float* y, float* scratch) const {
+                                const ActParams& act, float* y, float* scratch,
+                                IntraOpPool* pool) const {
   const int64_t p = g.oh * g.ow;
   const bool epilogue = residual != nullptr || act.kind != ActKind::kNone;
   const int64_t mg = g.m / g.group, cg = g.c / g.group;
   const int64_t k = cg;
-  const int64_t nb_max = BlockColumns(arch_->nr);
+  const int64_t nb_max = BlockColumns(arch_->nr), kc_max = KcOf(arch_->nr);
+  const int64_t blocks = (p + nb_max - 1) / nb_max;
   const size_t per_group = PackedASize(*arch_, mg, k);
-  GemmBlockArgs args;
-  args.m = mg;
-  args.a_strip = arch_->mr * k;
-  args.b = scratch;
-  args.ldc = p;
-  for (int64_t gi = 0; gi < g.group; ++gi) {
-    const float* xg = x + gi * cg * g.h * g.w;
-    float* yg = y + gi * mg * p;
+  auto block = [&](int64_t task, int thread) {
+    const int64_t gi = task / blocks, j0 = task % blocks * nb_max;
+    const int64_t nb = std::min(nb_max, p - j0);
+    float* bbuf = scratch + thread * kc_max * nb_max;
+    GemmBlockArgs args;
+    args.m = mg;
+    args.n = nb;
+    args.a_strip = arch_->mr * k;
+    args.b = bbuf;
+    args.c = y + gi * mg * p + j0;
+    args.ldc = p;
+    args.bias = bias_.data() + gi * mg;
     const float* ag = packed_.data() + static_cast<size_t>(gi) * per_group;
-    for (int64_t j0 = 0; j0 < p; j0 += nb_max) {
-      const int64_t nb = std::min(nb_max, p - j0);
-      args.n = nb;
-      args.c = yg + j0;
-      const int64_t kc_max = KcOf(arch_->nr);
-      for (int64_t k0 = 0; k0 < k; k0 += kc_max) {
-        const int64_t kc = std::min(kc_max, k - k0);
-        PackConvPanels(g, xg, k0, kc, j0, nb, arch_->nr, scratch);
-        args.kc = kc;
-        args.a = ag + k0 * arch_->mr;
-        args.bias = bias_.data() + gi * mg;
-        args.accumulate = k0 > 0;
-        arch_->block(args);
-      }
-      if (!epilogue) continue;
-      for (int64_t r = 0; r < mg; ++r) {
-        const int64_t off = (gi * mg + r) * p + j0;
-        AddActivate(act, residual != nullptr ? residual + off : nullptr, y + off, nb);
-      }
+    for (int64_t k0 = 0; k0 < k; k0 += kc_max) {
+      const int64_t kc = std::min(kc_max, k - k0);
+      PackConvPanels(g, x + gi * cg * g.h * g.w, k0, kc, j0, nb, arch_->nr, bbuf);
+      args.kc = kc;
+      args.a = ag + k0 * arch_->mr;
+      args.accumulate = k0 > 0;
+      arch_->block(args);
     }
-  }
+    if (!epilogue) return;
+    for (int64_t r = 0; r < mg; ++r) {
+      const int64_t off = (gi * mg + r) * p + j0;
+      AddActivate(act, residual != nullptr ? residual + off : nullptr, y + off, nb);
+    }
+  };
+  ParallelFor(pool, g.group * blocks, block);
 }
 
 // Any other geometry: each input channel is split once into its polyphase planes (see
 // PolyphaseOf), where every row of the im2col matrix is one contiguous run over the output
 // positions laid out `pw` wide. Packing a block is then a copy per row; the GEMM writes the
 // wide block into scratch, and the epilogue moves its valid columns into the output.
+// Threads split the channels, then the blocks of output positions.
 void Conv2dWeights::ForwardPhases(const Conv2dGeom& g, const float* x, const float* residual,
-                                  const ActParams& act, float* y, float* scratch) const {
+                                  const ActParams& act, float* y, float* scratch,
+                                  IntraOpPool* pool) const {
   const Polyphase ph = PolyphaseOf(g);
-  const int64_t p = g.oh * g.ow, n_wide = g.oh * ph.pw;
+  const int64_t n_wide = g.oh * ph.pw;
+  const int64_t mg = g.m / g.group, cg = g.c / g.group;
+  const int64_t nr = arch_->nr, nb_max = BlockColumns(nr), kc_max = KcOf(nr);
+  const int64_t chan = g.sh * g.sw * ph.plane;
+  const int64_t blocks = (n_wide + nb_max - 1) / nb_max;
+  float* planes = scratch;
+  float* per_thread = planes + cg * chan;
+  const int64_t thread_floats = kc_max * nb_max + (mg + 16) * nb_max;
+  for (int64_t gi = 0; gi < g.group; ++gi) {
+    auto fill = [&](int64_t ch, int) {
+      FillPhases(g, ph, x + (gi * cg + ch) * g.h * g.w, planes + ch * chan);
+    };
+    ParallelFor(pool, cg, fill);
+    auto block = [&](int64_t b, int thread) {
+      float* bbuf = per_thread + thread * thread_floats;
+      PhasesBlock(g, gi, b * nb_max, std::min(nb_max, n_wide - b * nb_max), planes, residual,
+                  act, y, bbuf, bbuf + kc_max * nb_max);
+    };
+    ParallelFor(pool, blocks, block);
+  }
+}
+
+// One block of `nb` wide output positions from j0, all output channels of group gi.
+void Conv2dWeights::PhasesBlock(const Conv2dGeom& g, int64_t gi, int64_t j0, int64_t nb,
+                                const float* planes, const float* residual,
+                                const ActParams& act, float* y, float* bbuf,
+                                float* cbuf) const {
+  const Polyphase ph = PolyphaseOf(g);
+  const int64_t p = g.oh * g.ow;
   const int64_t mg = g.m / g.group, cg = g.c / g.group;
   const int64_t ksz = g.kh * g.kw, k = cg * ksz;
   const int64_t nr = arch_->nr, nb_max = BlockColumns(nr), kc_max = KcOf(nr);
   const int64_t chan = g.sh * g.sw * ph.plane;
-  float* planes = scratch;
-  float* bbuf = planes + cg * chan;
-  float* cbuf = bbuf + kc_max * nb_max;
-  const size_t per_group = PackedASize(*arch_, mg, k);
   GemmBlockArgs args;
   args.m = mg;
+  args.n = nb;
   args.a_strip = arch_->mr * k;
   args.b = bbuf;
   args.c = cbuf;
   args.ldc = nb_max;
-  for (int64_t gi = 0; gi < g.group; ++gi) {
-    for (int64_t ch = 0; ch < cg; ++ch) {
-      FillPhases(g, ph, x + (gi * cg + ch) * g.h * g.w, planes + ch * chan);
-    }
-    const float* ag = packed_.data() + static_cast<size_t>(gi) * per_group;
-    for (int64_t j0 = 0; j0 < n_wide; j0 += nb_max) {
-      const int64_t nb = std::min(nb_max, n_wide - j0);
-      args.n = nb;
-      for (int64_t k0 = 0; k0 < k; k0 += kc_max) {
-        const int64_t kc = std::min(kc_max, k - k0);
-        for (int64_t kk = 0; kk < kc; ++kk) {
-          const int64_t row = k0 + kk, ch = row / ksz, ky = row % ksz / g.kw, kx = row % g.kw;
-          const int64_t dy = ky * g.dh, dx = kx * g.dw;
-          const float* src = planes + ch * chan + ((dy % g.sh) * g.sw + dx % g.sw) * ph.plane +
-                             (dy / g.sh) * ph.pw + dx / g.sw + j0;
-          for (int64_t q = 0; q * nr < nb; ++q) {
-            float* dst = bbuf + q * kc * nr + kk * nr;
-            const int64_t cnt = std::min(nr, nb - q * nr);
-            for (int64_t i = 0; i < cnt; ++i) dst[i] = src[q * nr + i];
-            for (int64_t i = cnt; i < nr; ++i) dst[i] = 0.0f;
-          }
-        }
-        args.kc = kc;
-        args.a = ag + k0 * arch_->mr;
-        args.bias = bias_.data() + gi * mg;
-        args.accumulate = k0 > 0;
-        arch_->block(args);
+  args.bias = bias_.data() + gi * mg;
+  const float* ag = packed_.data() + static_cast<size_t>(gi) * PackedASize(*arch_, mg, k);
+  for (int64_t k0 = 0; k0 < k; k0 += kc_max) {
+    const int64_t kc = std::min(kc_max, k - k0);
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      const int64_t row = k0 + kk, ch = row / ksz, ky = row % ksz / g.kw, kx = row % g.kw;
+      const int64_t dy = ky * g.dh, dx = kx * g.dw;
+      const float* src = planes + ch * chan + ((dy % g.sh) * g.sw + dx % g.sw) * ph.plane +
+                         (dy / g.sh) * ph.pw + dx / g.sw + j0;
+      for (int64_t q = 0; q * nr < nb; ++q) {
+        float* dst = bbuf + q * kc * nr + kk * nr;
+        const int64_t cnt = std::min(nr, nb - q * nr);
+        for (int64_t i = 0; i < cnt; ++i) dst[i] = src[q * nr + i];
+        for (int64_t i = cnt; i < nr; ++i) dst[i] = 0.0f;
       }
-      // Wide column j is output (j / pw, j % pw) when j % pw < ow.
-      for (int64_t r = 0; r < mg; ++r) {
-        const int64_t out_row = (gi * mg + r) * p;
-        for (int64_t oy = j0 / ph.pw; oy * ph.pw < j0 + nb; ++oy) {
-          const int64_t a = std::max(j0, oy * ph.pw), e = std::min(j0 + nb, oy * ph.pw + g.ow);
-          if (e <= a) continue;
-          const int64_t off = out_row + oy * g.ow + (a - oy * ph.pw);
-          std::memcpy(y + off, cbuf + r * nb_max + (a - j0),
-                      static_cast<size_t>(e - a) * sizeof(float));
-          if (residual != nullptr || act.kind != ActKind::kNone) {
-            AddActivate(act, residual != nullptr ? residual + off : nullptr, y + off, e - a);
-          }
-        }
+    }
+    args.kc = kc;
+    args.a = ag + k0 * arch_->mr;
+    args.accumulate = k0 > 0;
+    arch_->block(args);
+  }
+  // Wide column j is output (j / pw, j % pw) when j % pw < ow.
+  for (int64_t r = 0; r < mg; ++r) {
+    const int64_t out_row = (gi * mg + r) * p;
+    for (int64_t oy = j0 / ph.pw; oy * ph.pw < j0 + nb; ++oy) {
+      const int64_t a = std::max(j0, oy * ph.pw), e = std::min(j0 + nb, oy * ph.pw + g.ow);
+      if (e <= a) continue;
+      const int64_t off = out_row + oy * g.ow + (a - oy * ph.pw);
+      std::memcpy(y + off, cbuf + r * nb_max + (a - j0), static_cast<size_t>(e - a) * sizeof(float));
+      if (residual != nullptr || act.kind != ActKind::kNone) {
+        AddActivate(act, residual != nullptr ? residual + off : nullptr, y + off, e - a);
       }
     }
   }

@@ -23,6 +23,8 @@
 
 namespace outpost::engine::onnx {
 
+class IntraOpPool;  // thread_pool.h
+
 // Geometry of one 2-D convolution (per image).
 struct Conv2dGeom {
   int64_t c = 0, h = 0, w = 0;      // input channels and plane
@@ -48,19 +50,23 @@ class Conv2dWeights {
   const GemmArch& arch() const { return *arch_; }
 
   // One image: x is C x H x W, y is M x OH x OW; residual (null or like y) is added before
-  // the activation.
+  // the activation. The work is split over `pool` when it is not null, with at most
+  // `threads` of ScratchFloats(g, threads).
   void Forward(const Conv2dGeom& g, const float* x, const float* residual, const ActParams& act,
-               float* y, float* scratch) const;
+               float* y, float* scratch, IntraOpPool* pool = nullptr) const;
 
-  // Scratch floats Forward() needs for geometry g.
-  size_t ScratchFloats(const Conv2dGeom& g) const;
+  // Scratch floats Forward() needs for geometry g on up to `threads` threads.
+  size_t ScratchFloats(const Conv2dGeom& g, int threads = 1) const;
 
  private:
   void PackWeights();
   void ForwardFlat(const Conv2dGeom& g, const float* x, const float* residual,
-                   const ActParams& act, float* y, float* scratch) const;
+                   const ActParams& act, float* y, float* scratch, IntraOpPool* pool) const;
   void ForwardPhases(const Conv2dGeom& g, const float* x, const float* residual,
-                     const ActParams& act, float* y, float* scratch) const;
+                     const ActParams& act, float* y, float* scratch, IntraOpPool* pool) const;
+  void PhasesBlock(const Conv2dGeom& g, int64_t gi, int64_t j0, int64_t nb, const float* planes,
+                   const float* residual, const ActParams& act, float* y, float* bbuf,
+                   float* cbuf) const;
 
   const GemmArch* arch_;
   Conv2dGeom geom_;  // the weights' geometry (channels, kernel, group)

@@ -2,7 +2,8 @@
 // resnet18 and mobilenet_v2 (batch 1, one thread), beside the machine's FMA peak.
 //
 //   onnx_conv_bench [seconds-per-case]
-//   onnx_conv_bench --models DIR [seconds]   (then: node engine/onnx/conv_bench_ort.js DIR)
+//   onnx_conv_bench --models DIR [seconds [threads]]
+//                   (then: node engine/onnx/conv_bench_ort.js DIR [seconds [threads]])
 //
 // Per shape: the fast path with each micro-kernel this CPU runs (conv2d.h, called directly),
 // and the generic path (im2col + GemmPacked, the phase-1 convolution) through a Session, in
@@ -269,15 +270,20 @@ Graph MobilenetV2(int64_t n) {
   return b.Head(y, 1280);
 }
 
-// Writes the models to `dir` and prints our p50 per run for each (batch 1 and 8).
-int Models(const std::string& dir, double budget) {
+// Writes the models to `dir` and prints our fastest run for each (batch 1 and 8, one
+// thread and `threads`).
+int Models(const std::string& dir, double budget, int threads) {
   for (int64_t n : {1, 8}) {
     for (const char* name : {"resnet18", "mobilenet_v2"}) {
+     for (int t : {1, threads}) {
+      if (t == threads && threads == 1) continue;
       Graph g = std::string(name) == "resnet18" ? Resnet18(n) : MobilenetV2(n);
       auto bytes = ExportModel(g);
       const std::string path = dir + "/" + name + "_b" + std::to_string(n) + ".onnx";
       std::ofstream(path, std::ios::binary) << *bytes;
-      auto model = CompiledModel::Compile(std::move(g));
+      CompileOptions options;
+      options.threads = t;
+      auto model = CompiledModel::Compile(g, options);
       if (!model.ok()) {
         std::fprintf(stderr, "%s: %s\n", name, model.status().ToString().c_str());
         return 1;
@@ -287,9 +293,10 @@ int Models(const std::string& dir, double budget) {
       in.push_back(testing::FloatTensor({n, 3, 224, 224}, Filled(static_cast<size_t>(n * 3 * 224 * 224))));
       std::vector<Tensor> out;
       const double secs = Time(budget, [&] { (void)session.Run(in, out); });
-      std::printf("ours %s_b%lld %.0f us (fastest run; %zu steps; logit0 %g)\n", name,
-                  static_cast<long long>(n), secs * 1e6, (*model)->steps().size(),
+      std::printf("ours %s_b%lld_t%d %.0f us (fastest run; %zu steps; logit0 %g)\n", name,
+                  static_cast<long long>(n), t, secs * 1e6, (*model)->steps().size(),
                   out.empty() ? 0.0 : static_cast<double>(out[0].values<float>()[0]));
+     }
     }
   }
   return 0;
@@ -299,7 +306,7 @@ int Models(const std::string& dir, double budget) {
 
 int main(int argc, char** argv) {
   if (argc > 2 && std::strcmp(argv[1], "--models") == 0) {
-    return Models(argv[2], argc > 3 ? std::atof(argv[3]) : 1.0);
+    return Models(argv[2], argc > 3 ? std::atof(argv[3]) : 1.0, argc > 4 ? std::atoi(argv[4]) : 1);
   }
   const double budget = argc > 1 ? std::atof(argv[1]) : 0.3;
   const double peak = FmaPeak(budget);

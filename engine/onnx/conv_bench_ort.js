@@ -1,17 +1,19 @@
 // onnxruntime-node's p50 (one thread, all graph optimisations) on the models that
 // `onnx_conv_bench --models DIR` writes, to set beside the engine's figures of the same run.
 //
-//   node engine/onnx/conv_bench_ort.js DIR [seconds]
+//   node engine/onnx/conv_bench_ort.js DIR [seconds [threads]]
 'use strict';
 const fs = require('fs');
 const path = require('path');
 const ort = require(path.join(__dirname, '../../bench/engine/node_modules/onnxruntime-node'));
 
-const [dir, secondsArg] = process.argv.slice(2);
+const [dir, secondsArg, threadsArg] = process.argv.slice(2);
 const seconds = Number(secondsArg || '1');
+const threads = Number(threadsArg || '1');
 
 async function main() {
-  const options = { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1,
+  for (const t of threads > 1 ? [1, threads] : [1]) {
+  const options = { executionProviders: ['cpu'], intraOpNumThreads: t, interOpNumThreads: 1,
                     executionMode: 'sequential', graphOptimizationLevel: 'all',
                     logSeverityLevel: 3 };
   for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.onnx')).sort()) {
@@ -30,7 +32,8 @@ async function main() {
     }
     // The fastest run, as onnx_conv_bench reports ours: on a shared machine the others
     // measure the neighbours.
-    console.log(`ort ${file.replace('.onnx', '')} ${Math.min(...lat).toFixed(0)} us`);
+    console.log(`ort ${file.replace('.onnx', '')}_t${t} ${Math.min(...lat).toFixed(0)} us`);
+  }
   }
 }
 

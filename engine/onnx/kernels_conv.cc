@@ -13,6 +13,8 @@
 #include "engine/onnx/conv2d.h"
 #include "engine/onnx/gemm.h"
 #include "engine/onnx/kernel_util.h"
+#include "engine/onnx/plan.h"
+#include "engine/onnx/thread_pool.h"
 
 namespace outpost::engine::onnx {
 namespace {
@@ -129,8 +131,8 @@ Conv2dGeom GeomOf(const Window& w, std::span<const int64_t> xs, std::span<const 
 
 class ConvKernel : public Kernel {
  public:
-  ConvKernel(Window w, int64_t group, std::unique_ptr<Conv2dWeights> fast)
-      : w_(std::move(w)), group_(group), fast_(std::move(fast)) {}
+  ConvKernel(Window w, int64_t group, std::unique_ptr<Conv2dWeights> fast, int threads)
+      : w_(std::move(w)), group_(group), fast_(std::move(fast)), threads_(threads) {}
 
   Conv2dWeights* fast() { return fast_.get(); }
   bool has_fast() const { return fast_ != nullptr; }
@@ -168,7 +170,7 @@ class ConvKernel : public Kernel {
     }
     if (fast_ != nullptr) {
       const Conv2dGeom g = GeomOf(w_, x, wt, group_);
-      size_t floats = fast_->ScratchFloats(g);
+      size_t floats = fast_->ScratchFloats(g, threads_);
       if (residual_) {
         if (!ctx.has_input(3) || ctx.input_type(3) != DataType::kFp32) {
           return InvalidArgumentError("the fused residual must be FLOAT");
@@ -212,13 +214,16 @@ class ConvKernel : public Kernel {
                                  ctx.input(3).shape.end());
     float* conv_out = y.mut<float>();
     if (broadcast) {
-      conv_out = scratch + (fast_->ScratchFloats(g) + 15) / 16 * 16;
+      conv_out = scratch + (fast_->ScratchFloats(g, threads_) + 15) / 16 * 16;
       res = nullptr;
     }
     const ActParams& act = broadcast ? ActParams() : act_;
+    // The run's pool (thread_pool.h); scratch was sized for threads_ of it.
+    IntraOpPool* pool = threads_ > 1 ? CurrentIntraOpPool() : nullptr;
+    if (pool != nullptr && pool->threads() > threads_) pool = nullptr;
     for (int64_t b = 0; b < x.shape[0]; ++b) {
       fast_->Forward(g, x.get<float>() + b * in_size, res != nullptr ? res + b * out_size : nullptr,
-                     act, conv_out + b * out_size, scratch);
+                     act, conv_out + b * out_size, scratch, pool);
     }
     if (broadcast) AddBroadcast(conv_out, conv_shape, ctx.input(3), y);
     return Status();
@@ -323,6 +328,7 @@ class ConvKernel : public Kernel {
   Window w_;
   int64_t group_;
   std::unique_ptr<Conv2dWeights> fast_;  // null: the generic path
+  int threads_;                          // CompileOptions::threads
   ActParams act_;                        // fused activation
   bool residual_ = false;                // input 3 is added before the activation
 };
@@ -362,7 +368,9 @@ Result<std::unique_ptr<Kernel>> MakeConv(const KernelBuildContext& ctx) {
   OUTPOST_ASSIGN_OR_RETURN(Window w, ReadWindow(ctx, false));
   OUTPOST_ASSIGN_OR_RETURN(int64_t group, ctx.Int("group", 1));
   std::unique_ptr<Conv2dWeights> fast = FastWeights(ctx, w, group);
-  return std::unique_ptr<Kernel>(new ConvKernel(std::move(w), group, std::move(fast)));
+  const int threads = ctx.compile_options() != nullptr ? ctx.compile_options()->threads : 1;
+  return std::unique_ptr<Kernel>(
+      new ConvKernel(std::move(w), group, std::move(fast), std::max(threads, 1)));
 }
 
 // ---- MaxPool, AveragePool ----

@@ -14,6 +14,7 @@
 #include "engine/onnx/plan.h"
 #include "engine/onnx/session.h"
 #include "engine/onnx/test_models.h"
+#include "engine/onnx/thread_pool.h"
 
 namespace outpost::engine::onnx {
 namespace {
@@ -391,6 +392,53 @@ TEST(OnnxConv, FusedConvRunAllocatesNothingAfterWarmUp) {
   {
     testing::CountAllocations count(&allocations);
     st = session.Run(in, out);
+  }
+  OUTPOST_ASSERT_OK(st);
+  EXPECT_EQ(allocations, 0);
+}
+
+// threads = 2: the same values as one thread (each block and channel is computed by one
+// thread the same way), and still no allocation per run after warm-up.
+TEST(OnnxConv, TwoThreadsGiveTheSameValuesAndAllocateNothing) {
+  const int64_t n = 2, c = 12, h = 19, w = 17;
+  GraphBuilder b;
+  ValueId xi = b.Input("x", DataType::kFp32, {n, c, h, w});
+  ValueId y = b.Op("Conv", {xi, b.Floats("w", {c, c, 3, 3}, Random(c * c * 9, 19))}, {"conv"},
+                   {IntsAttr("pads", {1, 1, 1, 1})});
+  y = b.Op("Add", {y, xi}, {"sum"});
+  y = b.Op("Relu", {y}, {"r"});
+  y = b.Op("Conv", {y, b.Floats("dw", {c, 1, 3, 3}, Random(c * 9, 20))}, {"dwc"},
+           {IntsAttr("pads", {1, 1, 1, 1}), IntsAttr("strides", {2, 2}), IntAttr("group", c)});
+  y = b.Op("Conv", {y, b.Floats("pw", {7, c, 1, 1}, Random(7 * c, 21))}, {"pwc"});
+  b.Output(b.Op("MaxPool", {y}, {"y"}, {IntsAttr("kernel_shape", {2, 2})}));
+  std::vector<Tensor> in;
+  in.push_back(testing::FloatTensor({n, c, h, w}, Random(n * c * h * w, 22)));
+  CompileOptions one, two;
+  two.threads = 2;
+  auto m1 = CompiledModel::Compile(b.graph(), one);
+  auto m2 = CompiledModel::Compile(b.graph(), two);
+  OUTPOST_ASSERT_OK(m1.status());
+  OUTPOST_ASSERT_OK(m2.status());
+  EXPECT_EQ((*m1)->intra_op_pool(), nullptr);
+  ASSERT_NE((*m2)->intra_op_pool(), nullptr);
+  Session s1(*m1), s2(*m2);
+  std::vector<Tensor> o1, o2;
+  OUTPOST_ASSERT_OK(s1.Run(in, o1));
+  OUTPOST_ASSERT_OK(s2.Run(in, o2));
+  ASSERT_EQ(o1[0].element_count(), o2[0].element_count());
+  for (int64_t i = 0; i < o1[0].element_count(); ++i) {
+    ASSERT_EQ(o1[0].values<float>()[static_cast<size_t>(i)],
+              o2[0].values<float>()[static_cast<size_t>(i)])
+        << i;
+  }
+  if (!testing::AllocationCountingAvailable()) {
+    GTEST_SKIP() << "allocation counting is off in sanitizer builds";
+  }
+  int64_t allocations = 0;
+  Status st;
+  {
+    testing::CountAllocations count(&allocations);
+    st = s2.Run(in, o2);
   }
   OUTPOST_ASSERT_OK(st);
   EXPECT_EQ(allocations, 0);

@@ -6,6 +6,7 @@
 
 #include "engine/onnx/optimizer.h"
 #include "engine/onnx/session.h"
+#include "engine/onnx/thread_pool.h"
 
 namespace outpost::engine::onnx {
 
@@ -264,6 +265,10 @@ Result<std::shared_ptr<const CompiledModel>> CompiledModel::Compile(
     ValueInfo info = v.info;
     if (zipmap) info = ValueInfo();
     m->output_decls_.push_back({v.name, std::move(info)});
+  }
+  // Subgraphs (compiled without a signature) run on their owner's thread: no pool of their own.
+  if (options.threads > 1 && options.infer_signature) {
+    m->pool_ = std::make_shared<IntraOpPool>(options.threads);
   }
   OUTPOST_ASSIGN_OR_RETURN(m->order_, TopologicalOrder(g));
   m->constants_.resize(g.values.size());

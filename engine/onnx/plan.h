@@ -33,7 +33,13 @@ struct CompileOptions {
   // Probe the graph for its signature. Off for subgraphs (If, Loop, Scan), whose inputs
   // read from the enclosing graph declare no type; their owner plans them per run.
   bool infer_signature = true;
+  // Threads per run (intra-op parallelism; thread_pool.h): above 1 the model owns a pool of
+  // threads - 1 workers, made here, that the convolutions split their work over. Subgraphs
+  // (infer_signature off) make no pool of their own and run on their owner's thread.
+  int threads = 1;
 };
+
+class IntraOpPool;  // thread_pool.h
 
 class CompiledModel {
  public:
@@ -66,6 +72,8 @@ class CompiledModel {
   const Tensor* constant(ValueId id) const {
     return constants_[static_cast<size_t>(id)].get();
   }
+  // The intra-op pool, or null when the model runs on one thread.
+  IntraOpPool* intra_op_pool() const { return pool_.get(); }
   // "node \"fc1\" (Gemm)" for step i.
   std::string DescribeStep(size_t i) const;
 
@@ -90,6 +98,7 @@ class CompiledModel {
 
   Graph graph_;
   CompileOptions options_;
+  std::shared_ptr<IntraOpPool> pool_;  // threads > 1 only
   std::vector<OutputDecl> output_decls_;
   std::vector<int32_t> order_;  // node indices, producers first
   std::vector<std::unique_ptr<Kernel>> kernels_;  // per node; null for removed nodes

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "engine/onnx/kernel_util.h"
+#include "engine/onnx/thread_pool.h"
 
 namespace outpost::engine::onnx {
 
@@ -491,6 +492,7 @@ Status Session::Run(std::span<const Tensor> inputs, std::vector<Tensor>& outputs
   }
   const auto& steps = model_->steps();
   std::span<std::byte> scratch(arena_ + plan->scratch_offset, plan->scratch_bytes);
+  IntraOpScope intra_op(model_->intra_op_pool());
   for (uint32_t si : plan->static_steps) {
     const CompiledModel::Step& step = steps[si];
     ComputeContext ctx(refs_, step.inputs, step.outputs, scratch);
