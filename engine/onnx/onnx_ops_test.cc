@@ -1042,22 +1042,32 @@ TEST(OnnxOps, IntegerAndQLinearMatMulAndConv) {
   EXPECT_EQ(out[0].values<uint8_t>()[3], 70);
 }
 
-// ---- Relu and Pow's fast paths ----
+// ---- the fast paths of Relu, LeakyRelu, Abs and Pow ----
 
-TEST(OnnxOps, ReluKeepsNaNAndNegativeZeroAcrossVectorAndTail) {
+TEST(OnnxOps, PiecewiseActivationsKeepNaNAndSignsAcrossVectorAndTail) {
   const float inf = std::numeric_limits<float>::infinity();
   const float nan = std::numeric_limits<float>::quiet_NaN();
   // Eleven values: two groups of four lanes and a tail of three.
-  OpCase c{"Relu", {FloatTensor({11}, {-1, 2, nan, -0.0f, inf, -inf, 0.5f, -3, 7, nan, -2})}};
-  OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
-  const auto y = out[0].values<float>();
-  const std::vector<float> want = {0, 2, nan, -0.0f, inf, 0, 0.5f, 0, 7, nan, 0};
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (std::isnan(want[i])) {
-      EXPECT_TRUE(std::isnan(y[i])) << i;
-    } else {
-      EXPECT_EQ(y[i], want[i]) << i;
-      EXPECT_EQ(std::signbit(y[i]), std::signbit(want[i])) << i;
+  const std::vector<float> x = {-1, 2, nan, -0.0f, inf, -inf, 0.5f, -3, 7, nan, -2};
+  struct Op {
+    const char* name;
+    float (*f)(float);
+  };
+  for (const Op& op : {Op{"Relu", [](float v) { return v < 0 ? 0.0f : v; }},
+                       Op{"LeakyRelu", [](float v) { return v >= 0 ? v : 0.1f * v; }},
+                       Op{"Abs", [](float v) { return v < 0 ? -v : v; }}}) {
+    OpCase c{op.name, {FloatTensor({11}, x)}};
+    if (std::string(op.name) == "LeakyRelu") c.attrs = {FloatAttr("alpha", 0.1f)};
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto out, RunCase(c));
+    const auto y = out[0].values<float>();
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float want = op.f(x[i]);
+      if (std::isnan(want)) {
+        EXPECT_TRUE(std::isnan(y[i])) << op.name << " " << i;
+      } else {
+        EXPECT_EQ(y[i], want) << op.name << " " << i;
+        EXPECT_EQ(std::signbit(y[i]), std::signbit(want)) << op.name << " " << i;
+      }
     }
   }
 }
