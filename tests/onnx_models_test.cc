@@ -206,7 +206,7 @@ INSTANTIATE_TEST_SUITE_P(
                       "camera_preprocess", "super_resolution", "mobilenet_v3_small_opset11",
                       "shufflenet_v2_opset11", "lstm_sensor_opset11", "transformer_encoder_opset11",
                       "unet_segmenter_opset11"),
-    [](const ::testing::TestParamInfo<const char*>& info) { return std::string(info.param); });
+    [](const ::testing::TestParamInfo<const char*>& p) { return std::string(p.param); });
 
 }  // namespace
 }  // namespace outpost::engine
