@@ -78,9 +78,13 @@ Status Reassemble(const FetchOptions& o, const std::string& targets_text,
     return FailedPreconditionError("the bundle metadata names no registry (REGISTRY, "
                                    "REGISTRY_REPOSITORY)");
   }
+  // No answer may be longer than the longest target the signed targets list.
+  uint64_t longest = 0;
+  for (const auto& [name, file] : t.targets) longest = std::max(longest, file.length);
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client,
                            http::Client::Create({.base_url = "http://" + registry,
                                                  .io_timeout = std::chrono::minutes(10),
+                                                 .max_response_bytes = longest,
                                                  .keep_alive = true,
                                                  .headers = {{"User-Agent", "outpost"}}}));
   OUTPOST_ASSIGN_OR_RETURN(auto roots, RootFiles(o.metadata_dir));

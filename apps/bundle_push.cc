@@ -85,8 +85,8 @@ Result<std::vector<std::string>> ManifestBlobs(const std::string& manifest_bytes
   const auto* layers = o == nullptr || o->count("layers") == 0
                            ? nullptr
                            : std::get_if<bundle::JsonArray>(&o->at("layers").v);
-  for (const bundle::Json& l : layers == nullptr ? bundle::JsonArray{} : *layers) {
-    descriptors.push_back(&l);
+  if (layers != nullptr) {
+    for (const bundle::Json& l : *layers) descriptors.push_back(&l);
   }
   std::vector<std::string> out;
   for (const bundle::Json* d : descriptors) {

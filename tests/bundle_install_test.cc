@@ -319,7 +319,7 @@ TEST_F(BundleInstallTest, KubernetesOverlayIsRenderedAndApplyingIsSkippedWithout
                            "path: /v2/health/live", "path: /v2/health/ready",
                            "image: registry.local:5000/outpost:0.1.0", "BUNDLE_VERSION: \"2\"",
                            "MODELS: pump-2", "REGISTRY: registry.local:5000",
-                           "REGISTRY_REPOSITORY: outpost/models", "targets.json: |",
+                           "REGISTRY_REPOSITORY: outpost/models", "targets.json: '{\"signatures\"",
                            "name: install", "command:",
                            "outpost.io/bundle-version: \"2\"", "value: site-a"}) {
     EXPECT_NE(y.find(want), std::string::npos) << want << " missing from\n" << y;
@@ -585,6 +585,46 @@ TEST_F(BundleInstallTest, PushToARegistryOnLoopback) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       std::string got, ReadFile(copy + "/" + ToHexSha256(model)));
   EXPECT_EQ(got, model);
+  // A bundle that carries a runtime image (a stand-in layout of one layer): the image goes to
+  // its own repository and is read back by its digest.
+  std::string image = dir_.File("image");
+  OUTPOST_ASSERT_OK(MakeDirectories(image + "/blobs/sha256"));
+  std::map<std::string, std::string> blobs;
+  auto put = [&](const std::string& bytes) {
+    std::string hex = ToHexSha256(bytes);
+    blobs[hex] = bytes;
+    EXPECT_TRUE(WriteFileAtomically(image + "/blobs/sha256/" + hex, bytes).ok());
+    return R"({"digest":"sha256:)" + hex + R"(","size":)" + std::to_string(bytes.size());
+  };
+  std::string config = put(R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})");
+  std::string layer = put(std::string(300000, 'x'));
+  std::string manifest_bytes =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":)" +
+      config + R"(,"mediaType":"application/vnd.oci.image.config.v1+json"},"layers":[)" + layer +
+      R"(,"mediaType":"application/vnd.oci.image.layer.v1.tar"}]})";
+  std::string manifest = put(manifest_bytes);
+  OUTPOST_ASSERT_OK(WriteFileAtomically(
+      image + "/index.json", R"({"schemaVersion":2,"manifests":[)" + manifest +
+                                 R"(,"mediaType":"application/vnd.oci.image.manifest.v1+json"}]})"));
+  std::string with_runtime = dir_.File("runtime.bundle");
+  RunResult created = RunOutpost({"bundle", "create", "--models", dir_.File("v2"), "--keys",
+                                  dir_.File("keys"), "--version", "4", "--site", "site-a",
+                                  "--runtime", image, "-o", with_runtime});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::vector<std::string> runtime_push = {"bundle", "push", with_runtime, "--registry", url,
+                                           "--repository", "site/models", "--runtime-repository",
+                                           "site/runtime"};
+  runtime_push.insert(runtime_push.end(), trust.begin(), trust.end());
+  RunResult pushed_runtime = RunOutpost(runtime_push);
+  ASSERT_EQ(pushed_runtime.exit_code, 0) << pushed_runtime.err;
+  std::string runtime_ref = "127.0.0.1:" + port + "/site/runtime@sha256:" + ToHexSha256(manifest_bytes);
+  EXPECT_NE(pushed_runtime.out.find("runtime " + runtime_ref), std::string::npos) << pushed_runtime.out;
+  RunResult runtime_copy = RunProgram({"/usr/bin/skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                                       "docker://" + runtime_ref, "dir:" + dir_.File("runtime-copy")});
+  ASSERT_EQ(runtime_copy.exit_code, 0) << runtime_copy.err;
+  EXPECT_EQ(ReadFile(dir_.File("runtime-copy/") + ToHexSha256(std::string(300000, 'x'))).value_or(""),
+            std::string(300000, 'x'));
+
   // A bundle is verified before anything is pushed: one for another site, or without a trusted
   // root, pushes nothing.
   RunResult wrong = RunOutpost({"bundle", "push", b1_, "--registry", url, "--repository",
