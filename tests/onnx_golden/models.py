@@ -33,14 +33,13 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 BATCHES = (1, 8)
-MANIFEST = []
 F = TensorProto.FLOAT
 
 
 # ---- a small graph builder ---------------------------------------------------------------
 
 class Builder:
-    """Accumulates nodes and initializers; names values v0, v1, ...; weights from one rng."""
+    """Accumulates nodes and initializers; names values v1, v2, ...; weights from one rng."""
 
     def __init__(self, rng, opset=17):
         self.rng = rng
