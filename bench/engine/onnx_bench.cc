@@ -1,12 +1,13 @@
 // onnx_bench: Outpost's ONNX engine on the golden models, one thread, batch 1 and batch 1000.
 //
 //   onnx_bench GOLDEN_DIR [seconds-per-case] [--as-written | --rows=N] [--warmup=N]
-//              [--min-runs=N]
+//              [--min-runs=N] [--threads=N]
 //   onnx_bench --clock      (prints "clock_ghz G": the core's clock, measured)
 //
 // --as-written runs each case at its inputs' own batch instead (the large models of
 // tests/onnx_golden/models.py, whose cases are <model>_b1 and <model>_b8); --rows=N at batch N
-// (their first N rows: models.py's layers/ at 1 and 8).
+// (their first N rows: models.py's layers/ at 1 and 8); --threads=N compiles each model with
+// N intra-op threads.
 // Prints one line per case: "ours <model> <batch> <p50 microseconds> <runs>" (with
 // --as-written, "unsupported <model> <status>" for a model the engine cannot load). The latency is
 // that of engine::Model::Run (the scoring server's call), inputs prepared once and output
@@ -69,6 +70,7 @@ Tensor Slice(const Input& in, int64_t rows) {
 struct Options {
   bool as_written = false;  // each case at its input's own batch (models.py's cases)
   int64_t rows = 0;         // each case at this batch (its inputs' first rows) instead
+  int threads = 1;          // the engine's intra-op threads (CompileOptions::threads)
   int warmup = 20;
   size_t min_runs = 20;
 };
@@ -79,6 +81,7 @@ Options ParseOptions(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--as-written") o.as_written = true;
     if (a.rfind("--rows=", 0) == 0) o.rows = std::atoll(a.c_str() + 7);
+    if (a.rfind("--threads=", 0) == 0) o.threads = std::atoi(a.c_str() + 10);
     if (a.rfind("--warmup=", 0) == 0) o.warmup = std::atoi(a.c_str() + 9);
     if (a.rfind("--min-runs=", 0) == 0) o.min_runs = static_cast<size_t>(std::atoi(a.c_str() + 11));
   }
@@ -173,7 +176,7 @@ int main(int argc, char** argv) {
   }
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s GOLDEN_DIR [seconds-per-case] [--as-written | --rows=N] "
-                 "[--warmup=N] [--min-runs=N]\n", argv[0]);
+                 "[--warmup=N] [--min-runs=N] [--threads=N]\n", argv[0]);
     return 2;
   }
   const std::string dir = argv[1];
@@ -186,7 +189,9 @@ int main(int argc, char** argv) {
   }
   Suite suite = ReadSuite(dir, *text);
   for (const std::string& model_name : suite.order) {
-    auto model = outpost::engine::LoadOnnxModel(dir + "/" + suite.files[model_name]);
+    outpost::engine::OnnxOptions load_options;
+    load_options.compile.threads = options.threads;
+    auto model = outpost::engine::LoadOnnxModel(dir + "/" + suite.files[model_name], load_options);
     if (!model.ok() && options.as_written) {  // the large models: report it and go on
       std::printf("unsupported %s %s\n", model_name.c_str(), model.status().ToString().c_str());
       continue;
