@@ -7,7 +7,8 @@
 // network (PRelu, InstanceNormalization, DepthToSpace, SpaceToDepth), each at batch 1 and 8;
 // five of them also in the forms torch exports at opset 11. The build generates them with
 // random weights from a fixed seed and scores them with onnxruntime-node (reference.js); this
-// test runs Outpost's engine on the same inputs and compares.
+// test runs Outpost's engine on the same inputs (batch 8 also on two intra-op threads) and
+// compares.
 //
 // Each output's rule is in the manifest ("compare <case> <output> <rule>"):
 //   labels  identical (INT64 outputs: class labels, masks, selected box indices);
@@ -25,6 +26,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/file.h"
@@ -164,16 +166,23 @@ TEST_P(OnnxModels, MatchesOnnxRuntimeAtBatch1And8) {
     EXPECT_EQ(loaded.status().code(), StatusCode::kUnimplemented) << loaded.status().ToString();
     GTEST_SKIP() << "pending: " << pending->second << " (" << loaded.status().ToString() << ")";
   }
-  // Batch 1 again after batch 8: a shape seen before reuses its cached plan and arena.
-  for (const char* batch : {"_b1", "_b8", "_b1"}) {
+  // Batch 1 again after batch 8: a shape seen before reuses its cached plan and arena. Then
+  // batch 8 on two intra-op threads (CompileOptions::threads), a model compiled anew.
+  int threads = 0;
+  for (const auto& [batch, run_threads] : {std::pair{"_b1", 1}, std::pair{"_b8", 1},
+                                           std::pair{"_b1", 1}, std::pair{"_b8", 2}}) {
     const std::string name = std::string(GetParam()) + batch;
-    SCOPED_TRACE(name);
+    const std::string label = name + (run_threads > 1 ? " (2 threads)" : "");
+    SCOPED_TRACE(label);
     auto it = cases.find(name);
     ASSERT_NE(it, cases.end()) << "no case " << name << " in " << Dir();
     const Case& c = it->second;
     ASSERT_FALSE(c.outputs.empty()) << "no onnxruntime outputs for " << name;
-    if (!model) {
-      OUTPOST_ASSERT_OK_AND_ASSIGN(model, LoadOnnxModel(Dir() + "/" + c.file));
+    if (threads != run_threads) {
+      OnnxOptions options;
+      options.compile.threads = run_threads;
+      OUTPOST_ASSERT_OK_AND_ASSIGN(model, LoadOnnxModel(Dir() + "/" + c.file, options));
+      threads = run_threads;
     }
     std::vector<Tensor> in, out;
     for (const TensorSpec& spec : model->signature().inputs) {
@@ -191,7 +200,7 @@ TEST_P(OnnxModels, MatchesOnnxRuntimeAtBatch1And8) {
       ASSERT_EQ(c.rules.count(e.name), 1u) << "no compare rule for " << e.name;
       OUTPOST_ASSERT_OK_AND_ASSIGN(Tensor want, LoadTensor(e));
       ASSERT_EQ(out[o].shape(), want.shape()) << e.name;
-      EXPECT_EQ(CountMismatches(name + "." + e.name, c.rules.at(e.name), out[o], want), 0u)
+      EXPECT_EQ(CountMismatches(label + "." + e.name, c.rules.at(e.name), out[o], want), 0u)
           << e.name << " differs from onnxruntime";
     }
   }
