@@ -169,8 +169,8 @@ TEST_P(OnnxModels, MatchesOnnxRuntimeAtBatch1And8) {
   // Batch 1 again after batch 8: a shape seen before reuses its cached plan and arena. Then
   // batch 8 on two intra-op threads (CompileOptions::threads), a model compiled anew.
   int threads = 0;
-  for (const auto& [batch, run_threads] : {std::pair{"_b1", 1}, std::pair{"_b8", 1},
-                                           std::pair{"_b1", 1}, std::pair{"_b8", 2}}) {
+  for (const auto& [batch, run_threads] :
+       {std::pair{"_b1", 1}, std::pair{"_b8", 1}, std::pair{"_b1", 1}, std::pair{"_b8", 2}}) {
     const std::string name = std::string(GetParam()) + batch;
     const std::string label = name + (run_threads > 1 ? " (2 threads)" : "");
     SCOPED_TRACE(label);
