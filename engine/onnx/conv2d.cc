@@ -50,8 +50,8 @@ __attribute__((always_inline)) inline void CopyRow(float* dst, const float* src,
 // Pointwise convolutions with stride 1 and no padding read their input as one row of
 // H * W positions.
 Conv2dGeom Flattened(const Conv2dGeom& g) {
-  if (g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
-      g.oh == g.h && g.ow == g.w) {
+  if (g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.oh == g.h &&
+      g.ow == g.w) {
     Conv2dGeom f = g;
     f.w = f.ow = g.h * g.w;
     f.h = f.oh = 1;
@@ -66,9 +66,9 @@ Conv2dGeom Flattened(const Conv2dGeom& g) {
 // output computed `pw` wide (the extra columns dropped afterwards) the whole plane is one
 // contiguous loop, whatever the plane's width.
 struct Polyphase {
-  int64_t pw = 0;      // phase plane width (and wide output row length)
-  int64_t ph = 0;      // phase plane height
-  int64_t plane = 0;   // floats per phase plane, with slack for the last row's overreach
+  int64_t pw = 0;     // phase plane width (and wide output row length)
+  int64_t ph = 0;     // phase plane height
+  int64_t plane = 0;  // floats per phase plane, with slack for the last row's overreach
 };
 
 Polyphase PolyphaseOf(const Conv2dGeom& g) {
@@ -195,8 +195,8 @@ __attribute__((always_inline)) inline void DepthwisePlane(const Conv2dGeom& g, c
   for (int64_t ky = 0; ky < g.kh; ++ky) {
     for (int64_t kx = 0; kx < g.kw; ++kx) {
       const int64_t y = ky * g.dh, x = kx * g.dw;
-      src[ky * g.kw + kx] = scratch + ((y % g.sh) * g.sw + x % g.sw) * p.plane +
-                            (y / g.sh) * p.pw + x / g.sw;
+      src[ky * g.kw + kx] =
+          scratch + ((y % g.sh) * g.sw + x % g.sw) * p.plane + (y / g.sh) * p.pw + x / g.sw;
     }
   }
   const bool direct = p.pw == g.ow && (kT == 0 || g.oh * p.pw % 16 == 0);
@@ -213,39 +213,38 @@ __attribute__((always_inline)) inline void DepthwisePlane(const Conv2dGeom& g, c
 // gives NaN). A macro rather than an inlined helper: GCC lowers a vector comparison for the
 // target of the function it is written in, before inlining, so the comparison must be
 // written inside each target's function.
-#define OUTPOST_MAXPOOL(name, attr)                                                       \
-  attr void name(const Conv2dGeom& g, const float* in, float* scratch, float* out) {      \
-    const Polyphase p = PolyphaseOf(g);                                                   \
-    const float lowest = -std::numeric_limits<float>::infinity();                         \
-    FillPhases(g, p, in, scratch, lowest);                                                \
-    const int64_t taps = g.kh * g.kw;                                                     \
-    const float* src[64];                                                                 \
-    for (int64_t ky = 0; ky < g.kh; ++ky) {                                               \
-      for (int64_t kx = 0; kx < g.kw; ++kx) {                                             \
-        const int64_t y = ky * g.dh, x = kx * g.dw;                                       \
-        src[ky * g.kw + kx] = scratch + ((y % g.sh) * g.sw + x % g.sw) * p.plane +        \
-                              (y / g.sh) * p.pw + x / g.sw;                               \
-      }                                                                                   \
-    }                                                                                     \
-    float* wide = scratch + g.sh * g.sw * p.plane;                                        \
-    const int64_t n = g.oh * p.pw;                                                        \
-    /* Four independent maxima per step (n is rounded up into the buffers' slack). */     \
-    for (int64_t i = 0; i < n; i += 64) {                                                 \
-      V16 m[4];                                                                           \
-      for (int u = 0; u < 4; ++u) m[u] = V16{} + lowest;                                  \
-      for (int64_t t = 0; t < taps; ++t) {                                                \
-        for (int u = 0; u < 4; ++u) {                                                     \
-          V16 x;                                                                          \
-          std::memcpy(&x, src[t] + i + 16 * u, sizeof(x));                                \
-          m[u] = (x > m[u]) | (x != x) ? x : m[u];                                        \
-        }                                                                                 \
-      }                                                                                   \
-      std::memcpy(wide + i, m, sizeof(m));                                                \
-    }                                                                                     \
-    for (int64_t oy = 0; oy < g.oh; ++oy) {                                               \
-      std::memcpy(out + oy * g.ow, wide + oy * p.pw,                                      \
-                  static_cast<size_t>(g.ow) * sizeof(float));                             \
-    }                                                                                     \
+#define OUTPOST_MAXPOOL(name, attr)                                                              \
+  attr void name(const Conv2dGeom& g, const float* in, float* scratch, float* out) {             \
+    const Polyphase p = PolyphaseOf(g);                                                          \
+    const float lowest = -std::numeric_limits<float>::infinity();                                \
+    FillPhases(g, p, in, scratch, lowest);                                                       \
+    const int64_t taps = g.kh * g.kw;                                                            \
+    const float* src[64];                                                                        \
+    for (int64_t ky = 0; ky < g.kh; ++ky) {                                                      \
+      for (int64_t kx = 0; kx < g.kw; ++kx) {                                                    \
+        const int64_t y = ky * g.dh, x = kx * g.dw;                                              \
+        src[ky * g.kw + kx] =                                                                    \
+            scratch + ((y % g.sh) * g.sw + x % g.sw) * p.plane + (y / g.sh) * p.pw + x / g.sw;   \
+      }                                                                                          \
+    }                                                                                            \
+    float* wide = scratch + g.sh * g.sw * p.plane;                                               \
+    const int64_t n = g.oh * p.pw;                                                               \
+    /* Four independent maxima per step (n is rounded up into the buffers' slack). */            \
+    for (int64_t i = 0; i < n; i += 64) {                                                        \
+      V16 m[4];                                                                                  \
+      for (int u = 0; u < 4; ++u) m[u] = V16{} + lowest;                                         \
+      for (int64_t t = 0; t < taps; ++t) {                                                       \
+        for (int u = 0; u < 4; ++u) {                                                            \
+          V16 x;                                                                                 \
+          std::memcpy(&x, src[t] + i + 16 * u, sizeof(x));                                       \
+          m[u] = (x > m[u]) | (x != x) ? x : m[u];                                               \
+        }                                                                                        \
+      }                                                                                          \
+      std::memcpy(wide + i, m, sizeof(m));                                                       \
+    }                                                                                            \
+    for (int64_t oy = 0; oy < g.oh; ++oy) {                                                      \
+      std::memcpy(out + oy * g.ow, wide + oy * p.pw, static_cast<size_t>(g.ow) * sizeof(float)); \
+    }                                                                                            \
   }
 #if defined(__x86_64__) && defined(__GNUC__)
 OUTPOST_MAXPOOL(MaxPoolAvx512,
@@ -255,16 +254,15 @@ OUTPOST_MAXPOOL(MaxPoolAvx2, __attribute__((target("avx2,fma"))))
 OUTPOST_MAXPOOL(MaxPoolPortable, )
 #undef OUTPOST_MAXPOOL
 
-using DepthwiseFn = void (*)(const Conv2dGeom&, const float*, const float*, float, float*,
-                             float*);
+using DepthwiseFn = void (*)(const Conv2dGeom&, const float*, const float*, float, float*, float*);
 
 // Each loop compiled for AVX-512, AVX2 + FMA and the baseline, chosen with the GEMM's
 // micro-kernel.
-#define OUTPOST_DEPTHWISE(name, attr)                                                    \
-  template <int kT>                                                                       \
-  attr void name(const Conv2dGeom& g, const float* in, const float* wk, float bias,       \
-                 float* scratch, float* out) {                                            \
-    DepthwisePlane<kT>(g, in, wk, bias, scratch, out);                                    \
+#define OUTPOST_DEPTHWISE(name, attr)                                               \
+  template <int kT>                                                                 \
+  attr void name(const Conv2dGeom& g, const float* in, const float* wk, float bias, \
+                 float* scratch, float* out) {                                      \
+    DepthwisePlane<kT>(g, in, wk, bias, scratch, out);                              \
   }
 #if defined(__x86_64__) && defined(__GNUC__)
 OUTPOST_DEPTHWISE(DepthwiseAvx512,
@@ -278,14 +276,18 @@ DepthwiseFn PickDepthwise(const GemmArch& arch, const Conv2dGeom& g) {
   const int64_t taps = g.kh * g.kw;
 #if defined(__x86_64__) && defined(__GNUC__)
   if (arch.isa == Isa::kAvx512) {
-    return taps == 9 ? &DepthwiseAvx512<9> : taps == 25 ? &DepthwiseAvx512<25> : &DepthwiseAvx512<0>;
+    return taps == 9    ? &DepthwiseAvx512<9>
+           : taps == 25 ? &DepthwiseAvx512<25>
+                        : &DepthwiseAvx512<0>;
   }
   if (arch.isa == Isa::kAvx2) {
     return taps == 9 ? &DepthwiseAvx2<9> : taps == 25 ? &DepthwiseAvx2<25> : &DepthwiseAvx2<0>;
   }
 #endif
   (void)arch;
-  return taps == 9 ? &DepthwisePortable<9> : taps == 25 ? &DepthwisePortable<25> : &DepthwisePortable<0>;
+  return taps == 9    ? &DepthwisePortable<9>
+         : taps == 25 ? &DepthwisePortable<25>
+                      : &DepthwisePortable<0>;
 }
 
 }  // namespace
@@ -383,7 +385,8 @@ void Conv2dWeights::ScaleShift(const std::vector<float>& scale, const std::vecto
   for (int64_t oc = 0; oc < g.m; ++oc) {
     const float s = scale[static_cast<size_t>(oc)];
     for (int64_t i = 0; i < k; ++i) raw_[static_cast<size_t>(oc * k + i)] *= s;
-    bias_[static_cast<size_t>(oc)] = bias_[static_cast<size_t>(oc)] * s + shift[static_cast<size_t>(oc)];
+    bias_[static_cast<size_t>(oc)] =
+        bias_[static_cast<size_t>(oc)] * s + shift[static_cast<size_t>(oc)];
   }
   has_bias_ = true;
   PackWeights();
@@ -405,7 +408,8 @@ size_t Conv2dWeights::ScratchFloats(const Conv2dGeom& g, int threads) const {
   const Polyphase p = PolyphaseOf(g);
   const int64_t mg = g.m / g.group, cg = g.c / g.group;
   return static_cast<size_t>(cg * g.sh * g.sw * p.plane +
-                             t * (blocks + (mg + 16) * BlockColumns(arch_->nr))) + 64;
+                             t * (blocks + (mg + 16) * BlockColumns(arch_->nr))) +
+         64;
 }
 
 void Conv2dWeights::Forward(const Conv2dGeom& geom, const float* x, const float* residual,
@@ -501,8 +505,8 @@ void Conv2dWeights::ForwardPhases(const Conv2dGeom& g, const float* x, const flo
     ParallelFor(pool, cg, fill);
     auto block = [&](int64_t b, int thread) {
       float* bbuf = per_thread + thread * thread_floats;
-      PhasesBlock(g, gi, b * nb_max, std::min(nb_max, n_wide - b * nb_max), planes, residual,
-                  act, y, bbuf, bbuf + kc_max * nb_max);
+      PhasesBlock(g, gi, b * nb_max, std::min(nb_max, n_wide - b * nb_max), planes, residual, act,
+                  y, bbuf, bbuf + kc_max * nb_max);
     };
     ParallelFor(pool, blocks, block);
   }
@@ -510,9 +514,8 @@ void Conv2dWeights::ForwardPhases(const Conv2dGeom& g, const float* x, const flo
 
 // One block of `nb` wide output positions from j0, all output channels of group gi.
 void Conv2dWeights::PhasesBlock(const Conv2dGeom& g, int64_t gi, int64_t j0, int64_t nb,
-                                const float* planes, const float* residual,
-                                const ActParams& act, float* y, float* bbuf,
-                                float* cbuf) const {
+                                const float* planes, const float* residual, const ActParams& act,
+                                float* y, float* bbuf, float* cbuf) const {
   const Polyphase ph = PolyphaseOf(g);
   const int64_t p = g.oh * g.ow;
   const int64_t mg = g.m / g.group, cg = g.c / g.group;
@@ -554,7 +557,8 @@ void Conv2dWeights::PhasesBlock(const Conv2dGeom& g, int64_t gi, int64_t j0, int
       const int64_t a = std::max(j0, oy * ph.pw), e = std::min(j0 + nb, oy * ph.pw + g.ow);
       if (e <= a) continue;
       const int64_t off = out_row + oy * g.ow + (a - oy * ph.pw);
-      std::memcpy(y + off, cbuf + r * nb_max + (a - j0), static_cast<size_t>(e - a) * sizeof(float));
+      std::memcpy(y + off, cbuf + r * nb_max + (a - j0),
+                  static_cast<size_t>(e - a) * sizeof(float));
       if (residual != nullptr || act.kind != ActKind::kNone) {
         AddActivate(act, residual != nullptr ? residual + off : nullptr, y + off, e - a);
       }

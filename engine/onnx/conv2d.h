@@ -27,13 +27,13 @@ class IntraOpPool;  // thread_pool.h
 
 // Geometry of one 2-D convolution (per image).
 struct Conv2dGeom {
-  int64_t c = 0, h = 0, w = 0;      // input channels and plane
-  int64_t m = 0, oh = 0, ow = 0;    // output channels and plane
-  int64_t kh = 1, kw = 1;           // kernel
-  int64_t sh = 1, sw = 1;           // strides
-  int64_t dh = 1, dw = 1;           // dilations
-  int64_t pt = 0, pl = 0;           // top and left padding
-  int64_t pb = 0, pr = 0;           // bottom and right padding (the pools' counts)
+  int64_t c = 0, h = 0, w = 0;    // input channels and plane
+  int64_t m = 0, oh = 0, ow = 0;  // output channels and plane
+  int64_t kh = 1, kw = 1;         // kernel
+  int64_t sh = 1, sw = 1;         // strides
+  int64_t dh = 1, dw = 1;         // dilations
+  int64_t pt = 0, pl = 0;         // top and left padding
+  int64_t pb = 0, pr = 0;         // bottom and right padding (the pools' counts)
   int64_t group = 1;
 };
 
@@ -60,8 +60,8 @@ class Conv2dWeights {
 
  private:
   void PackWeights();
-  void ForwardFlat(const Conv2dGeom& g, const float* x, const float* residual,
-                   const ActParams& act, float* y, float* scratch, IntraOpPool* pool) const;
+  void ForwardFlat(const Conv2dGeom& g, const float* x, const float* residual, const ActParams& act,
+                   float* y, float* scratch, IntraOpPool* pool) const;
   void ForwardPhases(const Conv2dGeom& g, const float* x, const float* residual,
                      const ActParams& act, float* y, float* scratch, IntraOpPool* pool) const;
   void PhasesBlock(const Conv2dGeom& g, int64_t gi, int64_t j0, int64_t nb, const float* planes,

@@ -30,6 +30,7 @@
 #include "engine/onnx/conv2d.h"
 #include "engine/onnx/onnx_import.h"
 #include "engine/onnx/plan.h"
+#include "engine/onnx/qgemm.h"
 #include "engine/onnx/session.h"
 #include "engine/onnx/test_models.h"
 
@@ -47,24 +48,15 @@ struct Case {
 };
 
 const Case kCases[] = {
-    {"r18 stem 7x7/2", 3, 224, 64, 7, 2, 1},
-    {"r18 3x3 64@56", 64, 56, 64, 3, 1, 1},
-    {"r18 3x3/2 64>128", 64, 56, 128, 3, 2, 1},
-    {"r18 3x3 128@28", 128, 28, 128, 3, 1, 1},
-    {"r18 1x1/2 64>128", 64, 56, 128, 1, 2, 1},
-    {"r18 3x3/2 128>256", 128, 28, 256, 3, 2, 1},
-    {"r18 3x3 256@14", 256, 14, 256, 3, 1, 1},
-    {"r18 3x3/2 256>512", 256, 14, 512, 3, 2, 1},
-    {"r18 3x3 512@7", 512, 7, 512, 3, 1, 1},
-    {"mv2 1x1 32>16@112", 32, 112, 16, 1, 1, 1},
-    {"mv2 1x1 16>96@112", 16, 112, 96, 1, 1, 1},
-    {"mv2 1x1 144>24@56", 144, 56, 24, 1, 1, 1},
-    {"mv2 1x1 192>64@14", 192, 14, 64, 1, 1, 1},
-    {"mv2 1x1 960>320@7", 960, 7, 320, 1, 1, 1},
-    {"mv2 dw3x3 32@112", 32, 112, 32, 3, 1, 32},
-    {"mv2 dw3x3/2 96@112", 96, 112, 96, 3, 2, 96},
-    {"mv2 dw3x3 144@56", 144, 56, 144, 3, 1, 144},
-    {"mv2 dw3x3 384@14", 384, 14, 384, 3, 1, 384},
+    {"r18 stem 7x7/2", 3, 224, 64, 7, 2, 1},       {"r18 3x3 64@56", 64, 56, 64, 3, 1, 1},
+    {"r18 3x3/2 64>128", 64, 56, 128, 3, 2, 1},    {"r18 3x3 128@28", 128, 28, 128, 3, 1, 1},
+    {"r18 1x1/2 64>128", 64, 56, 128, 1, 2, 1},    {"r18 3x3/2 128>256", 128, 28, 256, 3, 2, 1},
+    {"r18 3x3 256@14", 256, 14, 256, 3, 1, 1},     {"r18 3x3/2 256>512", 256, 14, 512, 3, 2, 1},
+    {"r18 3x3 512@7", 512, 7, 512, 3, 1, 1},       {"mv2 1x1 32>16@112", 32, 112, 16, 1, 1, 1},
+    {"mv2 1x1 16>96@112", 16, 112, 96, 1, 1, 1},   {"mv2 1x1 144>24@56", 144, 56, 24, 1, 1, 1},
+    {"mv2 1x1 192>64@14", 192, 14, 64, 1, 1, 1},   {"mv2 1x1 960>320@7", 960, 7, 320, 1, 1, 1},
+    {"mv2 dw3x3 32@112", 32, 112, 32, 3, 1, 32},   {"mv2 dw3x3/2 96@112", 96, 112, 96, 3, 2, 96},
+    {"mv2 dw3x3 144@56", 144, 56, 144, 3, 1, 144}, {"mv2 dw3x3 384@14", 384, 14, 384, 3, 1, 384},
     {"mv2 dw3x3 960@7", 960, 7, 960, 3, 1, 960},
 };
 
@@ -163,7 +155,8 @@ double GenericSeconds(const Case& c, int64_t oh, double budget) {
   Session session(*model);
   std::vector<Tensor> in;
   in.push_back(testing::FloatTensor(xs, Filled(static_cast<size_t>(c.c * c.h * c.h))));
-  in.push_back(testing::FloatTensor(ws, Filled(static_cast<size_t>(c.m * c.c / c.group * c.k * c.k))));
+  in.push_back(
+      testing::FloatTensor(ws, Filled(static_cast<size_t>(c.m * c.c / c.group * c.k * c.k))));
   std::vector<Tensor> out;
   (void)oh;
   return Time(budget, [&] { (void)session.Run(in, out); });
@@ -174,9 +167,7 @@ double GenericSeconds(const Case& c, int64_t oh, double budget) {
 // Builds a CNN layer by layer (NCHW FLOAT, batch `n`, 3 x 224 x 224 input).
 class NetBuilder {
  public:
-  explicit NetBuilder(int64_t n) : b_(13) {
-    x_ = b_.Input("x", DataType::kFp32, {n, 3, 224, 224});
-  }
+  explicit NetBuilder(int64_t n) : b_(13) { x_ = b_.Input("x", DataType::kFp32, {n, 3, 224, 224}); }
   ValueId x() const { return x_; }
 
   // Conv (bias) + activation ("Relu", "Clip6" or "").
@@ -195,8 +186,8 @@ class NetBuilder {
                       {in, b_.Floats("w" + id, {m, c / group, k, k}, w),
                        b_.Floats("b" + id, {m}, Filled(static_cast<size_t>(m)))},
                       {"conv" + id},
-                      {testing::IntsAttr("strides", {s, s}), testing::IntsAttr("pads", {p, p, p, p}),
-                       testing::IntAttr("group", group)});
+                      {testing::IntsAttr("strides", {s, s}),
+                       testing::IntsAttr("pads", {p, p, p, p}), testing::IntAttr("group", group)});
     if (act == "Relu") return b_.Op("Relu", {y}, {"relu" + id});
     if (act == "Clip6") {
       return b_.Op("Clip", {y, b_.Floats("lo" + id, {}, {0.0f}), b_.Floats("hi" + id, {}, {6.0f})},
@@ -254,7 +245,7 @@ Graph MobilenetV2(int64_t n) {
   ValueId y = b.Conv(b.x(), 3, 32, 3, 2, 1, "Clip6");
   int64_t c = 32;
   // expansion t, channels, repeats, first stride
-  const int64_t cfg[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2},
+  const int64_t cfg[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
                              {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
   for (const auto& row : cfg) {
     for (int64_t i = 0; i < row[2]; ++i) {
@@ -275,28 +266,29 @@ Graph MobilenetV2(int64_t n) {
 int Models(const std::string& dir, double budget, int threads) {
   for (int64_t n : {1, 8}) {
     for (const char* name : {"resnet18", "mobilenet_v2"}) {
-     for (int t : {1, threads}) {
-      if (t == threads && threads == 1) continue;
-      Graph g = std::string(name) == "resnet18" ? Resnet18(n) : MobilenetV2(n);
-      auto bytes = ExportModel(g);
-      const std::string path = dir + "/" + name + "_b" + std::to_string(n) + ".onnx";
-      std::ofstream(path, std::ios::binary) << *bytes;
-      CompileOptions options;
-      options.threads = t;
-      auto model = CompiledModel::Compile(g, options);
-      if (!model.ok()) {
-        std::fprintf(stderr, "%s: %s\n", name, model.status().ToString().c_str());
-        return 1;
+      for (int t : {1, threads}) {
+        if (t == threads && threads == 1) continue;
+        Graph g = std::string(name) == "resnet18" ? Resnet18(n) : MobilenetV2(n);
+        auto bytes = ExportModel(g);
+        const std::string path = dir + "/" + name + "_b" + std::to_string(n) + ".onnx";
+        std::ofstream(path, std::ios::binary) << *bytes;
+        CompileOptions options;
+        options.threads = t;
+        auto model = CompiledModel::Compile(g, options);
+        if (!model.ok()) {
+          std::fprintf(stderr, "%s: %s\n", name, model.status().ToString().c_str());
+          return 1;
+        }
+        Session session(*model);
+        std::vector<Tensor> in;
+        in.push_back(
+            testing::FloatTensor({n, 3, 224, 224}, Filled(static_cast<size_t>(n * 3 * 224 * 224))));
+        std::vector<Tensor> out;
+        const double secs = Time(budget, [&] { (void)session.Run(in, out); });
+        std::printf("ours %s_b%lld_t%d %.0f us (fastest run; %zu steps; logit0 %g)\n", name,
+                    static_cast<long long>(n), t, secs * 1e6, (*model)->steps().size(),
+                    out.empty() ? 0.0 : static_cast<double>(out[0].values<float>()[0]));
       }
-      Session session(*model);
-      std::vector<Tensor> in;
-      in.push_back(testing::FloatTensor({n, 3, 224, 224}, Filled(static_cast<size_t>(n * 3 * 224 * 224))));
-      std::vector<Tensor> out;
-      const double secs = Time(budget, [&] { (void)session.Run(in, out); });
-      std::printf("ours %s_b%lld_t%d %.0f us (fastest run; %zu steps; logit0 %g)\n", name,
-                  static_cast<long long>(n), t, secs * 1e6, (*model)->steps().size(),
-                  out.empty() ? 0.0 : static_cast<double>(out[0].values<float>()[0]));
-     }
     }
   }
   return 0;
@@ -356,9 +348,36 @@ int main(int argc, char** argv) {
     g.oh = g.ow = 56;
     const std::vector<float> x = Filled(64 * 112 * 112);
     std::vector<float> y(64 * 56 * 56), scratch(MaxPool2dScratchFloats(g));
-    const double secs =
-        Time(budget, [&] { MaxPool2d(g, 64, x.data(), scratch.data(), y.data()); });
+    const double secs = Time(budget, [&] { MaxPool2d(g, 64, x.data(), scratch.data(), y.data()); });
     std::printf("%-22s %8.1f us\n", "r18 maxpool 3x3/2", secs * 1e6);
+  }
+  {
+    // The integer GEMM (MatMulInteger's UINT8 x INT8) beside the float one, 64 x 1024 x 1024,
+    // weights packed once in both.
+    const int64_t m = 64, n = 1024, k = 1024;
+    std::vector<uint8_t> a(static_cast<size_t>(m * k), 3);
+    std::vector<int8_t> b(static_cast<size_t>(k * n), -2);
+    std::vector<int32_t> c(static_cast<size_t>(m * n));
+    std::vector<float> scratch(QGemmScratchBytes(m, n, k) / sizeof(float) + 16);
+    std::vector<int8_t> packed_b(QGemmPackedBBytes(n, k));
+    QGemmPackB(n, k, b.data(), packed_b.data());
+    const double ops = 2.0 * m * n * k;
+    for (bool vnni : {true, false}) {
+      const double secs = Time(budget, [&] {
+        QGemmU8S8Packed(m, n, k, a.data(), packed_b.data(), c.data(), n, scratch.data(), vnni);
+      });
+      std::printf("%-22s %8.1f GOP/s\n",
+                  vnni && QGemmHasVnni() ? "int8 gemm vnni" : "int8 gemm portable",
+                  ops / secs / 1e9);
+    }
+    const std::vector<float> af = Filled(static_cast<size_t>(m * k)),
+                             bf = Filled(static_cast<size_t>(k * n));
+    std::vector<float> packed(PackedSize(k, n)), cf(static_cast<size_t>(m * n));
+    PackB(bf.data(), n, false, k, n, packed.data());
+    const double secs = Time(budget, [&] {
+      GemmPacked(m, n, k, af.data(), k, 1, packed.data(), cf.data(), n, 1.0f, false, nullptr);
+    });
+    std::printf("%-22s %8.1f GFLOP/s (weights packed once)\n", "float gemm", ops / secs / 1e9);
   }
   return 0;
 }

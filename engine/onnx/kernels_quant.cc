@@ -1,13 +1,17 @@
-// Quantized operators, reference kernels: QuantizeLinear, DequantizeLinear,
-// DynamicQuantizeLinear, MatMulInteger, QLinearMatMul, ConvInteger, QLinearConv. 8-bit
-// integers (INT8, UINT8) with per-tensor or per-axis scales and zero points; products are
-// accumulated exactly in 64-bit integers and requantised with round-half-to-even and
-// saturation, as the operator definitions specify.
+// Quantized operators: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear,
+// MatMulInteger, QLinearMatMul, ConvInteger, QLinearConv. 8-bit integers (INT8, UINT8) with
+// per-tensor or per-axis scales and zero points; products are accumulated exactly (64-bit in
+// the reference kernels; UINT8 x INT8 matrix products run on the integer GEMM of qgemm.h,
+// VNNI where the CPU has it, exact up to its K limit) and requantised with
+// round-half-to-even and saturation, as the operator definitions specify.
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <memory>
+#include <vector>
 
 #include "engine/onnx/kernel_util.h"
+#include "engine/onnx/qgemm.h"
 
 namespace outpost::engine::onnx {
 namespace {
@@ -181,6 +185,20 @@ class QMatMulKernel : public Kernel {
  public:
   explicit QMatMulKernel(QuantInputs in) : in_(in) {}
 
+  // A constant 2-D INT8 B: packed once for the integer GEMM, with its column sums.
+  void PackConstantB(const Tensor& b) {
+    if (b.type() != DataType::kInt8 || b.shape().size() != 2) return;
+    const int64_t k = b.shape()[0], n = b.shape()[1];
+    if (k > kQGemmMaxK) return;
+    const int8_t* bv = b.values<int8_t>().data();
+    packed_b_.resize(QGemmPackedBBytes(n, k));
+    QGemmPackB(n, k, bv, packed_b_.data());
+    colsum_.assign(static_cast<size_t>(n), 0);
+    for (int64_t p = 0; p < k; ++p) {
+      for (int64_t j = 0; j < n; ++j) colsum_[static_cast<size_t>(j)] += bv[p * n + j];
+    }
+  }
+
   Status Infer(InferContext& ctx) const override {
     OUTPOST_RETURN_IF_ERROR(CheckType(ctx.input_type(in_.a), k8BitTypes, "A"));
     OUTPOST_RETURN_IF_ERROR(CheckType(ctx.input_type(in_.b), k8BitTypes, "B"));
@@ -201,12 +219,18 @@ class QMatMulKernel : public Kernel {
     } else {
       ctx.SetOutput(0, DataType::kInt32, std::move(batch));
     }
+    if (Fast(ctx.input_type(in_.a), ctx.input_type(in_.b), a.back())) {
+      const int64_t m = a[a.size() - 2], k = a.back(), n = b.back();
+      ctx.RequestScratch(QGemmScratchBytes(m, n, k) + static_cast<size_t>(m * n) * 4 +
+                         static_cast<size_t>(m + n) * 8 + 256);
+    }
     return Status();
   }
 
   Status Compute(ComputeContext& ctx) const override {
     const TensorRef& a = ctx.input(in_.a);
     const TensorRef& b = ctx.input(in_.b);
+    if (Fast(a.type, b.type, a.shape.back())) return ComputeFast(ctx);
     const TensorRef& y = ctx.output(0);
     const int64_t m = a.shape[a.rank() - 2], k = a.shape.back(), n = b.shape.back();
     const TensorRef* azp = ctx.has_input(in_.a_zp) ? &ctx.input(in_.a_zp) : nullptr;
@@ -249,17 +273,92 @@ class QMatMulKernel : public Kernel {
   }
 
  private:
+  // UINT8 x INT8 runs on the integer GEMM (qgemm.h; VNNI where the CPU has it).
+  static bool Fast(DataType a, DataType b, int64_t k) {
+    return a == DataType::kUint8 && b == DataType::kInt8 && k <= kQGemmMaxK;
+  }
+
+  // sum (a - za)(b - zb) = sum ab - zb * rowsum(a) - za * colsum(b) + k * za * zb, with the
+  // raw sum from the integer GEMM and the corrections in 64 bits.
+  Status ComputeFast(ComputeContext& ctx) const {
+    const TensorRef& a = ctx.input(in_.a);
+    const TensorRef& b = ctx.input(in_.b);
+    const TensorRef& y = ctx.output(0);
+    const int64_t m = a.shape[a.rank() - 2], k = a.shape.back(), n = b.shape.back();
+    const TensorRef* azp = ctx.has_input(in_.a_zp) ? &ctx.input(in_.a_zp) : nullptr;
+    const TensorRef* bzp = ctx.has_input(in_.b_zp) ? &ctx.input(in_.b_zp) : nullptr;
+    double scale = 1, yzp = 0;
+    if (in_.requantize) {
+      scale = ReadDouble(ctx.input(in_.a_scale), 0) * ReadDouble(ctx.input(in_.b_scale), 0) /
+              ReadDouble(ctx.input(in_.y_scale), 0);
+      yzp = ctx.has_input(in_.y_zp) ? ReadDouble(ctx.input(in_.y_zp), 0) : 0.0;
+    }
+    std::byte* base = ctx.scratch().data();
+    auto* raw = reinterpret_cast<int32_t*>(base);
+    auto* colsum = reinterpret_cast<int64_t*>(base + (m * n * 4 + 63) / 64 * 64);
+    auto* rowsum = colsum + n;
+    void* gemm_scratch = base + (m * n * 4 + 63) / 64 * 64 + ((m + n) * 8 + 63) / 64 * 64;
+    const auto* av = a.get<uint8_t>();
+    const auto* bv = b.get<int8_t>();
+    int64_t index = 0;
+    ForEachBroadcast<2>(
+        y.shape.first(y.rank() - 2), {a.shape.first(a.rank() - 2), b.shape.first(b.rank() - 2)},
+        [&](int64_t, const std::array<int64_t, 2>& offs, int64_t count,
+            const std::array<int64_t, 2>& steps) {
+          for (int64_t r = 0; r < count; ++r, ++index) {
+            const uint8_t* ab = av + (offs[0] + r * steps[0]) * m * k;
+            const int8_t* bb = bv + (offs[1] + r * steps[1]) * k * n;
+            if (!packed_b_.empty()) {
+              QGemmU8S8Packed(m, n, k, ab, packed_b_.data(), raw, n, gemm_scratch);
+              std::copy(colsum_.begin(), colsum_.end(), colsum);
+            } else {
+              QGemmU8S8(m, n, k, ab, bb, raw, n, gemm_scratch);
+              std::fill_n(colsum, n, int64_t{0});
+              for (int64_t p = 0; p < k; ++p) {
+                for (int64_t j = 0; j < n; ++j) colsum[j] += bb[p * n + j];
+              }
+            }
+            for (int64_t i = 0; i < m; ++i) {
+              int64_t s = 0;
+              for (int64_t p = 0; p < k; ++p) s += ab[i * k + p];
+              rowsum[i] = s;
+            }
+            for (int64_t i = 0; i < m; ++i) {
+              const int64_t za = azp == nullptr ? 0 : ReadInt64(*azp, azp->count == 1 ? 0 : i);
+              for (int64_t j = 0; j < n; ++j) {
+                const int64_t zb = bzp == nullptr ? 0 : ReadInt64(*bzp, bzp->count == 1 ? 0 : j);
+                const int64_t acc = raw[i * n + j] - zb * rowsum[i] - za * colsum[j] + k * za * zb;
+                const int64_t at = (index * m + i) * n + j;
+                if (in_.requantize) {
+                  Write8(y, at,
+                         Saturate(std::nearbyint(static_cast<double>(acc) * scale) + yzp, y.type));
+                } else {
+                  y.mut<int32_t>()[at] = static_cast<int32_t>(acc);
+                }
+              }
+            }
+          }
+        });
+    return Status();
+  }
+
   QuantInputs in_;
+  std::vector<int8_t> packed_b_;  // constant B only
+  std::vector<int64_t> colsum_;
 };
 
 Result<std::unique_ptr<Kernel>> MakeMatMulInteger(const KernelBuildContext& ctx) {
   OUTPOST_RETURN_IF_ERROR(ctx.ExpectInputs(2, 4));
-  return std::unique_ptr<Kernel>(new QMatMulKernel(kMatMulInteger));
+  auto kernel = std::make_unique<QMatMulKernel>(kMatMulInteger);
+  if (const Tensor* b = ctx.constant_input(kMatMulInteger.b)) kernel->PackConstantB(*b);
+  return std::unique_ptr<Kernel>(std::move(kernel));
 }
 
 Result<std::unique_ptr<Kernel>> MakeQLinearMatMul(const KernelBuildContext& ctx) {
   OUTPOST_RETURN_IF_ERROR(ctx.ExpectInputs(8, 8));
-  return std::unique_ptr<Kernel>(new QMatMulKernel(kQLinear));
+  auto kernel = std::make_unique<QMatMulKernel>(kQLinear);
+  if (const Tensor* b = ctx.constant_input(kQLinear.b)) kernel->PackConstantB(*b);
+  return std::unique_ptr<Kernel>(std::move(kernel));
 }
 
 // ---- ConvInteger, QLinearConv ----

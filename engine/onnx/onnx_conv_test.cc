@@ -12,6 +12,7 @@
 #include "engine/onnx/counting_allocator.h"
 #include "engine/onnx/gemm.h"
 #include "engine/onnx/plan.h"
+#include "engine/onnx/qgemm.h"
 #include "engine/onnx/session.h"
 #include "engine/onnx/test_models.h"
 #include "engine/onnx/thread_pool.h"
@@ -148,27 +149,27 @@ void CheckConv(const ConvCase& k) {
 TEST(OnnxConv, FastPathsMatchTheReferenceOnOddShapes) {
   // n, c, h, w, m, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, group
   const ConvCase cases[] = {
-      {2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},        // 3x3, batch 2
-      {1, 17, 11, 10, 19, 3, 3, 2, 2, 2, 1, 1, 0, 2, 1, 1},    // strides, dilation, odd pads
-      {2, 33, 5, 5, 37, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},      // pointwise, flattened
-      {1, 9, 9, 7, 13, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1},       // pointwise with stride
-      {1, 64, 12, 12, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},    // K = 576: K blocks; 2 column blocks
-      {1, 3, 23, 23, 70, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1},     // the stem
-      {2, 12, 6, 8, 9, 3, 3, 1, 2, 1, 1, 1, 1, 0, 1, 3},       // groups
-      {2, 13, 9, 11, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 13},    // depthwise 3x3
-      {1, 13, 10, 11, 13, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 13},   // depthwise stride 2
-      {1, 6, 12, 13, 6, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 6},      // depthwise 5x5 stride 2
-      {1, 5, 9, 9, 5, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 5},        // depthwise 5x5
-      {1, 7, 8, 9, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 7},       // depthwise, multiplier 2
-      {1, 4, 10, 10, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 4},      // depthwise, dilation 2
-      {1, 4, 9, 10, 4, 7, 7, 1, 3, 1, 1, 3, 3, 0, 2, 4},       // depthwise 7x7, any stride
-      {1, 4, 3, 3, 4, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 4},        // depthwise, padding > interior
-      {2, 5, 0, 20, 6, 1, 3, 1, 2, 1, 1, 0, 1, 0, 1, 1},       // 1-D
-      {2, 5, 0, 20, 5, 1, 3, 1, 1, 1, 2, 0, 2, 0, 2, 5},       // 1-D depthwise
+      {2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},       // 3x3, batch 2
+      {1, 17, 11, 10, 19, 3, 3, 2, 2, 2, 1, 1, 0, 2, 1, 1},   // strides, dilation, odd pads
+      {2, 33, 5, 5, 37, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},     // pointwise, flattened
+      {1, 9, 9, 7, 13, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1},      // pointwise with stride
+      {1, 64, 12, 12, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},   // K = 576: K blocks; 2 column blocks
+      {1, 3, 23, 23, 70, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1},    // the stem
+      {2, 12, 6, 8, 9, 3, 3, 1, 2, 1, 1, 1, 1, 0, 1, 3},      // groups
+      {2, 13, 9, 11, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 13},   // depthwise 3x3
+      {1, 13, 10, 11, 13, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 13},  // depthwise stride 2
+      {1, 6, 12, 13, 6, 5, 5, 2, 2, 1, 1, 2, 2, 2, 2, 6},     // depthwise 5x5 stride 2
+      {1, 5, 9, 9, 5, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 5},       // depthwise 5x5
+      {1, 7, 8, 9, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 7},      // depthwise, multiplier 2
+      {1, 4, 10, 10, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 4},     // depthwise, dilation 2
+      {1, 4, 9, 10, 4, 7, 7, 1, 3, 1, 1, 3, 3, 0, 2, 4},      // depthwise 7x7, any stride
+      {1, 4, 3, 3, 4, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 4},       // depthwise, padding > interior
+      {2, 5, 0, 20, 6, 1, 3, 1, 2, 1, 1, 0, 1, 0, 1, 1},      // 1-D
+      {2, 5, 0, 20, 5, 1, 3, 1, 1, 1, 2, 0, 2, 0, 2, 5},      // 1-D depthwise
   };
   for (const ConvCase& k : cases) {
-    SCOPED_TRACE(::testing::Message() << "c=" << k.c << " m=" << k.m << " k=" << k.kh << "x"
-                                      << k.kw << " s=" << k.sw << " group=" << k.group);
+    SCOPED_TRACE(::testing::Message() << "c=" << k.c << " m=" << k.m << " k=" << k.kh << "x" << k.kw
+                                      << " s=" << k.sw << " group=" << k.group);
     CheckConv(k);
   }
   ConvCase same{1, 6, 9, 8, 7, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 1};
@@ -395,6 +396,103 @@ TEST(OnnxConv, FusedConvRunAllocatesNothingAfterWarmUp) {
   }
   OUTPOST_ASSERT_OK(st);
   EXPECT_EQ(allocations, 0);
+}
+
+// The UINT8 x INT8 GEMM (VNNI and portable) and MatMulInteger / QLinearMatMul on it, with
+// zero points, against sums written out here.
+TEST(OnnxConv, IntegerGemmMatchesTheReference) {
+  const int64_t m = 7, n = 37, k = 45;
+  std::vector<uint8_t> a(static_cast<size_t>(m * k));
+  std::vector<int8_t> b(static_cast<size_t>(k * n));
+  uint32_t seed = 5;
+  for (uint8_t& v : a) v = static_cast<uint8_t>((seed = seed * 1664525u + 1013904223u) >> 24);
+  for (int8_t& v : b) v = static_cast<int8_t>((seed = seed * 1664525u + 1013904223u) >> 24);
+  a[0] = 255;
+  b[0] = -128;
+  std::vector<std::byte> scratch(QGemmScratchBytes(m, n, k) + 64);
+  void* aligned = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
+  for (bool vnni : {true, false}) {
+    SCOPED_TRACE(vnni && QGemmHasVnni() ? "vnni" : "portable");
+    std::vector<int32_t> c(static_cast<size_t>(m * n));
+    QGemmU8S8(m, n, k, a.data(), b.data(), c.data(), n, aligned, vnni);
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        int64_t s = 0;
+        for (int64_t p = 0; p < k; ++p) {
+          s += int64_t{a[static_cast<size_t>(i * k + p)]} * b[static_cast<size_t>(p * n + j)];
+        }
+        ASSERT_EQ(c[static_cast<size_t>(i * n + j)], s) << i << "," << j;
+      }
+    }
+  }
+  // MatMulInteger with a per-row A zero point and a scalar B zero point, batch 2 of A.
+  Tensor at(DataType::kUint8, {2, m, k}), bt(DataType::kInt8, {k, n});
+  for (int64_t i = 0; i < 2 * m * k; ++i)
+    at.values<uint8_t>()[static_cast<size_t>(i)] =
+        a[static_cast<size_t>(i % (m * k))] ^ static_cast<uint8_t>(i / (m * k));
+  std::copy(b.begin(), b.end(), bt.values<int8_t>().begin());
+  Tensor azp(DataType::kUint8, {m}), bzp(DataType::kInt8, {});
+  for (int64_t i = 0; i < m; ++i)
+    azp.values<uint8_t>()[static_cast<size_t>(i)] = static_cast<uint8_t>(120 + i);
+  bzp.values<int8_t>()[0] = -3;
+  for (bool constant_b : {true, false}) {
+    SCOPED_TRACE(constant_b ? "B packed at compile time" : "B packed per run");
+    GraphBuilder g;
+    ValueId ai = g.Input("a", DataType::kUint8, {2, m, k});
+    ValueId bi = constant_b ? g.Constant("b", bt) : g.Input("b", DataType::kInt8, {k, n});
+    ValueId y =
+        g.Op("MatMulInteger", {ai, bi, g.Constant("azp", azp), g.Constant("bzp", bzp)}, {"y"});
+    g.Output(y);
+    std::vector<Tensor> in;
+    in.push_back(at);
+    if (!constant_b) in.push_back(bt);
+    const Tensor got = RunGraph(g.graph(), std::move(in));
+    ASSERT_EQ(got.element_count(), 2 * m * n);
+    for (int64_t bb = 0; bb < 2; ++bb) {
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+          int64_t s = 0;
+          for (int64_t p = 0; p < k; ++p) {
+            s += (int64_t{at.values<uint8_t>()[static_cast<size_t>((bb * m + i) * k + p)]} -
+                  (120 + i)) *
+                 (int64_t{b[static_cast<size_t>(p * n + j)]} + 3);
+          }
+          ASSERT_EQ(got.values<int32_t>()[static_cast<size_t>((bb * m + i) * n + j)], s);
+        }
+      }
+    }
+  }
+  // QLinearMatMul, INT8 B and INT8 output: requantised with round-half-to-even, saturated.
+  GraphBuilder q;
+  Tensor a2(DataType::kUint8, {m, k});
+  std::copy(a.begin(), a.end(), a2.values<uint8_t>().begin());
+  Tensor azp1(DataType::kUint8, {}), yzp(DataType::kInt8, {});
+  azp1.values<uint8_t>()[0] = 128;
+  yzp.values<int8_t>()[0] = 5;
+  ValueId qa = q.Input("a", DataType::kUint8, {m, k});
+  q.Output(q.Op("QLinearMatMul",
+                {qa, q.Floats("sa", {}, {0.02f}), q.Constant("za", azp1), q.Constant("b", bt),
+                 q.Floats("sb", {}, {0.01f}), q.Constant("zb", bzp), q.Floats("sy", {}, {0.05f}),
+                 q.Constant("zy", yzp)},
+                {"y"}));
+  std::vector<Tensor> qin;
+  qin.push_back(a2);
+  const Tensor qy = RunGraph(q.graph(), std::move(qin));
+  ASSERT_EQ(qy.type(), DataType::kInt8);
+  const double scale = double{0.02f} * double{0.01f} / double{0.05f};
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      int64_t s = 0;
+      for (int64_t p = 0; p < k; ++p) {
+        s += (int64_t{a[static_cast<size_t>(i * k + p)]} - 128) *
+             (int64_t{b[static_cast<size_t>(p * n + j)]} + 3);
+      }
+      const double want =
+          std::clamp(std::nearbyint(static_cast<double>(s) * scale) + 5, -128.0, 127.0);
+      ASSERT_EQ(qy.values<int8_t>()[static_cast<size_t>(i * n + j)], static_cast<int8_t>(want))
+          << i << "," << j;
+    }
+  }
 }
 
 // threads = 2: the same values as one thread (each block and channel is computed by one

@@ -387,12 +387,26 @@ bool ConvActivationOf(const CompiledModel& model, const Node& act, ActParams& a)
   DenseActivation da;
   if (!ActivationOf(model, act, da)) return false;
   switch (da.kind) {
-    case Activation::kRelu: a.kind = ActKind::kRelu; break;
-    case Activation::kLeakyRelu: a.kind = ActKind::kLeakyRelu; a.alpha = da.alpha; break;
-    case Activation::kSigmoid: a.kind = ActKind::kSigmoid; break;
-    case Activation::kTanh: a.kind = ActKind::kTanh; break;
-    case Activation::kClip: a.kind = ActKind::kClip; a.lo = da.lo; a.hi = da.hi; break;
-    case Activation::kNone: return false;
+    case Activation::kRelu:
+      a.kind = ActKind::kRelu;
+      break;
+    case Activation::kLeakyRelu:
+      a.kind = ActKind::kLeakyRelu;
+      a.alpha = da.alpha;
+      break;
+    case Activation::kSigmoid:
+      a.kind = ActKind::kSigmoid;
+      break;
+    case Activation::kTanh:
+      a.kind = ActKind::kTanh;
+      break;
+    case Activation::kClip:
+      a.kind = ActKind::kClip;
+      a.lo = da.lo;
+      a.hi = da.hi;
+      break;
+    case Activation::kNone:
+      return false;
   }
   return true;
 }
@@ -411,7 +425,8 @@ bool FuseConvActivation(FusionGraph& fg, int32_t n) {
     if (sig >= 0) {
       const ValueId s = fg.g.nodes[static_cast<size_t>(sig)].outputs[0];
       const int32_t m = fg.SoleConsumer(s);
-      if (m >= 0 && Reads(fg, m, "Mul", out) && fg.g.nodes[static_cast<size_t>(m)].outputs.size() == 1) {
+      if (m >= 0 && Reads(fg, m, "Mul", out) &&
+          fg.g.nodes[static_cast<size_t>(m)].outputs.size() == 1) {
         const Node& mn = fg.g.nodes[static_cast<size_t>(m)];
         if ((mn.inputs[0] == s || mn.inputs[1] == s)) mul = m;
       }

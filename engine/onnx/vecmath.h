@@ -20,7 +20,15 @@ void ErfF(const float* in, float* out, int64_t n);
 
 // The activations a convolution's epilogue applies (fused by the optimiser).
 enum class ActKind : uint8_t {
-  kNone, kRelu, kLeakyRelu, kClip, kHardSigmoid, kHardSwish, kSigmoid, kSilu, kTanh
+  kNone,
+  kRelu,
+  kLeakyRelu,
+  kClip,
+  kHardSigmoid,
+  kHardSwish,
+  kSigmoid,
+  kSilu,
+  kTanh
 };
 struct ActParams {
   ActKind kind = ActKind::kNone;

@@ -1,0 +1,37 @@
+// 8-bit integer matrix multiplication for MatMulInteger and QLinearMatMul: C = A · B with A
+// UINT8 and B INT8 (the layout of dynamically quantised models), the raw products summed in
+// 32-bit integers. With AVX-512 VNNI (vpdpbusd) four products go into each lane per
+// instruction; other CPUs run a portable loop. Chosen at run time from the CPU's features.
+// No allocation: the caller gives QGemmScratchBytes() bytes of 64-byte aligned scratch.
+// Exact for K <= kQGemmMaxK (no 32-bit overflow: 255 * 128 * 4 per lane step).
+#ifndef OUTPOST_ENGINE_ONNX_QGEMM_H_
+#define OUTPOST_ENGINE_ONNX_QGEMM_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace outpost::engine::onnx {
+
+inline constexpr int64_t kQGemmMaxK = 1 << 15;
+
+// Whether this CPU runs the VNNI kernel.
+bool QGemmHasVnni();
+
+size_t QGemmScratchBytes(int64_t m, int64_t n, int64_t k);
+
+// B (K x N, row-major) packed for the kernels: QGemmPackedBBytes(n, k) bytes. Constant
+// weights are packed once, when the model is compiled.
+size_t QGemmPackedBBytes(int64_t n, int64_t k);
+void QGemmPackB(int64_t n, int64_t k, const int8_t* b, int8_t* packed);
+
+// c[i * ldc + j] = sum_p a[i * k + p] * b[p * n + j] (A M x K, B K x N, row-major).
+// `vnni` false forces the portable kernel (tests).
+void QGemmU8S8(int64_t m, int64_t n, int64_t k, const uint8_t* a, const int8_t* b, int32_t* c,
+               int64_t ldc, void* scratch, bool vnni = true);
+// As QGemmU8S8 with B packed by QGemmPackB; scratch: QGemmScratchBytes().
+void QGemmU8S8Packed(int64_t m, int64_t n, int64_t k, const uint8_t* a, const int8_t* packed_b,
+                     int32_t* c, int64_t ldc, void* scratch, bool vnni = true);
+
+}  // namespace outpost::engine::onnx
+
+#endif  // OUTPOST_ENGINE_ONNX_QGEMM_H_
