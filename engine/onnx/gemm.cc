@@ -17,8 +17,8 @@ namespace {
 typedef float V16 __attribute__((vector_size(64)));
 
 // Always inlined: a V16 passed between functions compiled for different targets (the
-// target_clones below) would be passed in different registers, so these helpers must never
-// be called out of line.
+// target-specific functions below) would be passed in different registers, so these helpers
+// must never be called out of line.
 __attribute__((always_inline)) inline V16 Load(const float* p) {
   V16 v;
   std::memcpy(&v, p, sizeof(v));
@@ -31,40 +31,134 @@ __attribute__((always_inline)) inline void Store(float* p, V16 v) {
 // loops multiply a vector by the scalar, which compiles to a broadcast load.
 __attribute__((always_inline)) inline V16 Splat(float x) { return V16{} + x; }
 
-// kRows x 16 tile of C from kRows rows of A and one packed panel. The accumulators stay in
-// registers for the whole K loop.
-template <int kRows>
+// kRows x (16 * kPanels) tile of C from kRows rows of A and kPanels adjacent packed panels
+// (each `panel_stride` floats after the previous). The accumulators stay in registers for
+// the whole K loop; A's elements are multiplied in as scalars (broadcast loads).
+template <int kRows, int kPanels>
 __attribute__((always_inline)) inline void Tile(int64_t k, const float* a, int64_t a_row,
-                                                int64_t a_col, const float* panel, float* c,
-                                                int64_t ldc, int64_t cols, float alpha,
-                                                bool accumulate, const float* bias) {
-  // Fully unrolled over the rows, so that the accumulators live in registers.
-  V16 acc[kRows];
+                                                int64_t a_col, const float* panel,
+                                                int64_t panel_stride, float* c, int64_t ldc,
+                                                int64_t n_left, float alpha, bool accumulate,
+                                                const float* bias) {
+  V16 acc[kRows][kPanels];
 #pragma GCC unroll 8
-  for (int r = 0; r < kRows; ++r) acc[r] = Splat(0.0f);
+  for (int r = 0; r < kRows; ++r) {
+#pragma GCC unroll 4
+    for (int q = 0; q < kPanels; ++q) acc[r][q] = Splat(0.0f);
+  }
   for (int64_t p = 0; p < k; ++p) {
-    const V16 b = Load(panel + p * kPanel);
+    V16 b[kPanels];
+#pragma GCC unroll 4
+    for (int q = 0; q < kPanels; ++q) b[q] = Load(panel + q * panel_stride + p * kPanel);
 #pragma GCC unroll 8
-    for (int r = 0; r < kRows; ++r) acc[r] += b * a[r * a_row + p * a_col];
+    for (int r = 0; r < kRows; ++r) {
+      const float av = a[r * a_row + p * a_col];
+#pragma GCC unroll 4
+      for (int q = 0; q < kPanels; ++q) acc[r][q] += b[q] * av;
+    }
   }
   float tmp[kPanel];
-  for (int r = 0; r < kRows; ++r) {
-    float* crow = c + r * ldc;
-    V16 v = acc[r] * Splat(alpha);
-    if (cols == kPanel) {
-      if (accumulate) v += Load(crow);
-      if (bias != nullptr) v += Load(bias);
-      Store(crow, v);
-    } else {
-      Store(tmp, v);
-      for (int64_t j = 0; j < cols; ++j) {
-        float x = tmp[j];
-        if (accumulate) x += crow[j];
-        if (bias != nullptr) x += bias[j];
-        crow[j] = x;
+  for (int q = 0; q < kPanels; ++q) {
+    const int64_t cols = std::min<int64_t>(kPanel, n_left - q * kPanel);
+    const float* bq = bias != nullptr ? bias + q * kPanel : nullptr;
+    for (int r = 0; r < kRows; ++r) {
+      float* crow = c + r * ldc + q * kPanel;
+      V16 v = acc[r][q] * Splat(alpha);
+      if (cols == kPanel) {
+        if (accumulate) v += Load(crow);
+        if (bq != nullptr) v += Load(bq);
+        Store(crow, v);
+      } else {
+        Store(tmp, v);
+        for (int64_t j = 0; j < cols; ++j) {
+          float x = tmp[j];
+          if (accumulate) x += crow[j];
+          if (bq != nullptr) x += bq[j];
+          crow[j] = x;
+        }
       }
     }
   }
+}
+
+// Rows of C for the kP panels from panel p, in tiles of 6 rows. (A function, not a lambda:
+// a lambda would not take the target attribute of the function it is written in.)
+template <int kP>
+__attribute__((always_inline)) inline void PanelColumns(int64_t p, int64_t m, int64_t n, int64_t k,
+                                                        const float* a, int64_t a_row,
+                                                        int64_t a_col, const float* packed_b,
+                                                        float* c, int64_t ldc, float alpha,
+                                                        bool accumulate, const float* bias) {
+  const int64_t stride = k * kPanel;
+  const float* panel = packed_b + p * stride;
+  const int64_t j0 = p * kPanel;
+  const int64_t left = n - j0;
+  const float* bias_p = bias != nullptr ? bias + j0 : nullptr;
+  int64_t i = 0;
+  for (; i + 6 <= m; i += 6) {
+    Tile<6, kP>(k, a + i * a_row, a_row, a_col, panel, stride, c + i * ldc + j0, ldc, left, alpha,
+                accumulate, bias_p);
+  }
+  const float* ai = a + i * a_row;
+  float* ci = c + i * ldc + j0;
+  switch (m - i) {
+    case 5:
+      Tile<5, kP>(k, ai, a_row, a_col, panel, stride, ci, ldc, left, alpha, accumulate, bias_p);
+      break;
+    case 4:
+      Tile<4, kP>(k, ai, a_row, a_col, panel, stride, ci, ldc, left, alpha, accumulate, bias_p);
+      break;
+    case 3:
+      Tile<3, kP>(k, ai, a_row, a_col, panel, stride, ci, ldc, left, alpha, accumulate, bias_p);
+      break;
+    case 2:
+      Tile<2, kP>(k, ai, a_row, a_col, panel, stride, ci, ldc, left, alpha, accumulate, bias_p);
+      break;
+    case 1:
+      Tile<1, kP>(k, ai, a_row, a_col, panel, stride, ci, ldc, left, alpha, accumulate, bias_p);
+      break;
+    default:
+      break;
+  }
+}
+
+// Tiles of kWide panels, then single panels for the panels left over.
+template <int kWide>
+__attribute__((always_inline)) inline void GemmPackedImpl(int64_t m, int64_t n, int64_t k,
+                                                          const float* a, int64_t a_row,
+                                                          int64_t a_col, const float* packed_b,
+                                                          float* c, int64_t ldc, float alpha,
+                                                          bool accumulate, const float* bias) {
+  const int64_t panels = (n + kPanel - 1) / kPanel;
+  int64_t p = 0;
+  for (; p + kWide <= panels; p += kWide) {
+    PanelColumns<kWide>(p, m, n, k, a, a_row, a_col, packed_b, c, ldc, alpha, accumulate, bias);
+  }
+  for (; p < panels; ++p) {
+    PanelColumns<1>(p, m, n, k, a, a_row, a_col, packed_b, c, ldc, alpha, accumulate, bias);
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// 6 rows x 4 panels: 24 zmm accumulators, 4 per broadcast.
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))) void GemmPackedAvx512(
+    int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col,
+    const float* packed_b, float* c, int64_t ldc, float alpha, bool accumulate, const float* bias) {
+  GemmPackedImpl<4>(m, n, k, a, a_row, a_col, packed_b, c, ldc, alpha, accumulate, bias);
+}
+// 6 rows x 1 panel: 12 ymm accumulators.
+__attribute__((target("avx2,fma"))) void GemmPackedAvx2(int64_t m, int64_t n, int64_t k,
+                                                        const float* a, int64_t a_row,
+                                                        int64_t a_col, const float* packed_b,
+                                                        float* c, int64_t ldc, float alpha,
+                                                        bool accumulate, const float* bias) {
+  GemmPackedImpl<1>(m, n, k, a, a_row, a_col, packed_b, c, ldc, alpha, accumulate, bias);
+}
+#endif
+void GemmPackedPortable(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row,
+                        int64_t a_col, const float* packed_b, float* c, int64_t ldc, float alpha,
+                        bool accumulate, const float* bias) {
+  GemmPackedImpl<1>(m, n, k, a, a_row, a_col, packed_b, c, ldc, alpha, accumulate, bias);
 }
 
 }  // namespace
@@ -85,37 +179,21 @@ void PackB(const float* b, int64_t ldb, bool trans, int64_t k, int64_t n, float*
   }
 }
 
-// Compiled also for x86-64-v4 (AVX-512) and x86-64-v3 (AVX2, FMA), chosen at load time.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
+// AVX-512, AVX2 + FMA or the portable code, chosen once from the CPU's features (the
+// weight-packed GEMM's choice).
 void GemmPacked(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_row, int64_t a_col,
                 const float* packed_b, float* c, int64_t ldc, float alpha, bool accumulate,
                 const float* bias) {
-  const int64_t panels = (n + kPanel - 1) / kPanel;
-  for (int64_t p = 0; p < panels; ++p) {
-    const float* panel = packed_b + p * k * kPanel;
-    const int64_t j0 = p * kPanel;
-    const int64_t cols = std::min<int64_t>(kPanel, n - j0);
-    const float* bias_p = bias != nullptr ? bias + j0 : nullptr;
-    int64_t i = 0;
-    for (; i + 6 <= m; i += 6) {
-      Tile<6>(k, a + i * a_row, a_row, a_col, panel, c + i * ldc + j0, ldc, cols, alpha,
-              accumulate, bias_p);
-    }
-    const int64_t rest = m - i;
-    const float* ai = a + i * a_row;
-    float* ci = c + i * ldc + j0;
-    switch (rest) {
-      case 5: Tile<5>(k, ai, a_row, a_col, panel, ci, ldc, cols, alpha, accumulate, bias_p); break;
-      case 4: Tile<4>(k, ai, a_row, a_col, panel, ci, ldc, cols, alpha, accumulate, bias_p); break;
-      case 3: Tile<3>(k, ai, a_row, a_col, panel, ci, ldc, cols, alpha, accumulate, bias_p); break;
-      case 2: Tile<2>(k, ai, a_row, a_col, panel, ci, ldc, cols, alpha, accumulate, bias_p); break;
-      case 1: Tile<1>(k, ai, a_row, a_col, panel, ci, ldc, cols, alpha, accumulate, bias_p); break;
-      default: break;
-    }
-  }
+  using Fn = void (*)(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*,
+                      float*, int64_t, float, bool, const float*);
+  static const Fn fn = [] {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (BestGemmArch().isa == Isa::kAvx512) return Fn{&GemmPackedAvx512};
+    if (BestGemmArch().isa == Isa::kAvx2) return Fn{&GemmPackedAvx2};
+#endif
+    return Fn{&GemmPackedPortable};
+  }();
+  fn(m, n, k, a, a_row, a_col, packed_b, c, ldc, alpha, accumulate, bias);
 }
 
 // ---- Weight-packed GEMM ----
