@@ -6,8 +6,8 @@
 //                   (then: node engine/onnx/conv_bench_ort.js DIR [seconds [threads]])
 //
 // Per shape: the fast path with each micro-kernel this CPU runs (conv2d.h, called directly),
-// and the generic path (im2col + GemmPacked, the phase-1 convolution) through a Session, in
-// the same run. The peak is measured with a loop of independent FMAs (one core), and the
+// and the generic path (im2col into scratch + GemmPacked, which Conv keeps for weights that
+// are not constant) through a Session, in the same run. The peak is measured with a loop of independent FMAs (one core), and the
 // nominal one is printed from /proc/cpuinfo's clock as 2 FMA units x 8 lanes x 2 flops.
 // With --models it writes resnet18- and mobilenet_v2-shaped models (random weights, batch 1
 // and 8) to DIR and prints the engine's p50 on each; conv_bench_ort.js times
@@ -140,7 +140,7 @@ std::vector<float> Filled(size_t n) {
   return v;
 }
 
-// The phase-1 path: a Conv whose weights are a graph input.
+// The generic path: a Conv whose weights are a graph input.
 double GenericSeconds(const Case& c, int64_t oh, double budget) {
   testing::GraphBuilder b;
   const std::vector<int64_t> xs{1, c.c, c.h, c.h}, ws{c.m, c.c / c.group, c.k, c.k};
@@ -307,7 +307,7 @@ int main(int argc, char** argv) {
   const auto archs = AvailableGemmArchs();
   std::printf("%-22s %8s", "layer", "MFLOP");
   for (const GemmArch* a : archs) std::printf(" %10s %5s", a->name, "%pk");
-  std::printf(" %10s %7s\n", "phase1", "speedup");
+  std::printf(" %10s %7s\n", "generic", "speedup");
   for (const Case& c : kCases) {
     Conv2dGeom g;
     g.c = c.c;
