@@ -399,6 +399,11 @@ class QConvKernel : public Kernel {
     } else {
       ctx.SetOutput(0, DataType::kInt32, std::move(out));
     }
+    if (Fast(ctx.input_type(in_.a), ctx.input_type(in_.b), x, w)) {
+      const int64_t p = g.out[0] * g.out[1], kk = w[1] * w[2] * w[3], mg = w[0] / a_.group;
+      ctx.RequestScratch(static_cast<size_t>(p * kk + kk * mg + p * mg * 4 + (p + mg) * 8) +
+                         QGemmScratchBytes(p, mg, kk) + 512);
+    }
     return Status();
   }
 
@@ -408,6 +413,14 @@ class QConvKernel : public Kernel {
   struct Geometry {
     std::array<int64_t, kMaxRank> kernel{}, strides{}, dilations{}, pad_begin{}, out{};
   };
+
+  // UINT8 x and INT8 w over two spatial dimensions run as an integer GEMM (qgemm.h).
+  static bool Fast(DataType xt, DataType wt, std::span<const int64_t> x,
+                   std::span<const int64_t> w) {
+    return xt == DataType::kUint8 && wt == DataType::kInt8 && x.size() == 4 &&
+           w[1] * w[2] * w[3] <= kQGemmMaxK;
+  }
+  Status ComputeFast(ComputeContext& ctx, const Geometry& g) const;
 
   Status Resolve(std::span<const int64_t> x, std::span<const int64_t> w, Geometry& g) const {
     const size_t k = x.size() - 2;
@@ -457,6 +470,7 @@ Status QConvKernel::Compute(ComputeContext& ctx) const {
   const int64_t in_size = DimProduct(x.shape, 2, x.rank());
   const int64_t out_size = DimProduct(y.shape, 2, y.rank());
   const int64_t kernel_size = DimProduct(w.shape, 2, w.rank());
+  if (Fast(x.type, w.type, x.shape, w.shape)) return ComputeFast(ctx, g);
   const int64_t xz = ctx.has_input(in_.a_zp) ? ReadInt64(ctx.input(in_.a_zp), 0) : 0;
   const TensorRef* wzp = ctx.has_input(in_.b_zp) ? &ctx.input(in_.b_zp) : nullptr;
   const TensorRef* bias = in_.requantize && ctx.has_input(kQLinearConvBias)
@@ -506,6 +520,93 @@ Status QConvKernel::Compute(ComputeContext& ctx) const {
         for (size_t d = k; d-- > 0;) {
           if (++opos[d] < y.shape[2 + d]) break;
           opos[d] = 0;
+        }
+      }
+    }
+  }
+  return Status();
+}
+
+// Per image and group: the transposed im2col of x (positions x K, padding holding x's zero
+// point) times the transposed weights (K x M) on the integer GEMM; zero points are corrections
+// in 64 bits (as in QMatMulKernel), then bias and requantisation.
+Status QConvKernel::ComputeFast(ComputeContext& ctx, const Geometry& g) const {
+  const TensorRef& x = ctx.input(in_.a);
+  const TensorRef& w = ctx.input(in_.b);
+  const TensorRef& y = ctx.output(0);
+  const int64_t n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3];
+  const int64_t m = w.shape[0], kh = w.shape[2], kw = w.shape[3];
+  const int64_t cg = c / a_.group, mg = m / a_.group, kk = cg * kh * kw;
+  const int64_t oh = g.out[0], ow = g.out[1], p = oh * ow;
+  const int64_t xz = ctx.has_input(in_.a_zp) ? ReadInt64(ctx.input(in_.a_zp), 0) : 0;
+  const TensorRef* wzp = ctx.has_input(in_.b_zp) ? &ctx.input(in_.b_zp) : nullptr;
+  const TensorRef* bias =
+      in_.requantize && ctx.has_input(kQLinearConvBias) ? &ctx.input(kQLinearConvBias) : nullptr;
+  std::byte* base = ctx.scratch().data();
+  auto align = [](int64_t bytes) { return (bytes + 63) / 64 * 64; };
+  auto* cols = reinterpret_cast<uint8_t*>(base);
+  auto* wt = reinterpret_cast<int8_t*>(base + align(p * kk));
+  auto* raw = reinterpret_cast<int32_t*>(base + align(p * kk) + align(kk * mg));
+  auto* rowsum =
+      reinterpret_cast<int64_t*>(base + align(p * kk) + align(kk * mg) + align(p * mg * 4));
+  int64_t* colsum = rowsum + p;
+  void* gemm = base + align(p * kk) + align(kk * mg) + align(p * mg * 4) + align((p + mg) * 8);
+  const auto* xv = x.get<uint8_t>();
+  const auto* wv = w.get<int8_t>();
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t grp = 0; grp < a_.group; ++grp) {
+      // cols[pos][(ch, ky, kx)] and its row sums.
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          uint8_t* row = cols + (oy * ow + ox) * kk;
+          int64_t sum = 0;
+          for (int64_t ch = 0; ch < cg; ++ch) {
+            const uint8_t* plane = xv + ((b * c + grp * cg + ch) * h) * wd;
+            for (int64_t ky = 0; ky < kh; ++ky) {
+              const int64_t iy = oy * g.strides[0] - g.pad_begin[0] + ky * g.dilations[0];
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                const int64_t ix = ox * g.strides[1] - g.pad_begin[1] + kx * g.dilations[1];
+                const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < wd;
+                const uint8_t v = inside ? plane[iy * wd + ix] : static_cast<uint8_t>(xz);
+                *row++ = v;
+                sum += v;
+              }
+            }
+          }
+          rowsum[oy * ow + ox] = sum;
+        }
+      }
+      // wt[k][oc] and its column sums.
+      for (int64_t oc = 0; oc < mg; ++oc) {
+        const int8_t* src = wv + (grp * mg + oc) * kk;
+        int64_t sum = 0;
+        for (int64_t i = 0; i < kk; ++i) {
+          wt[i * mg + oc] = src[i];
+          sum += src[i];
+        }
+        colsum[oc] = sum;
+      }
+      QGemmU8S8(p, mg, kk, cols, wt, raw, mg, gemm);
+      for (int64_t oc = 0; oc < mg; ++oc) {
+        const int64_t o = grp * mg + oc;
+        const int64_t wz = wzp == nullptr ? 0 : ReadInt64(*wzp, wzp->count == 1 ? 0 : o);
+        const int64_t b0 = bias != nullptr ? ReadInt64(*bias, o) : 0;
+        double scale = 1, yzp = 0;
+        if (in_.requantize) {
+          const TensorRef& ws = ctx.input(in_.b_scale);
+          scale = ReadDouble(ctx.input(in_.a_scale), 0) * ReadDouble(ws, ws.count == 1 ? 0 : o) /
+                  ReadDouble(ctx.input(in_.y_scale), 0);
+          yzp = ctx.has_input(in_.y_zp) ? ReadDouble(ctx.input(in_.y_zp), 0) : 0.0;
+        }
+        for (int64_t pos = 0; pos < p; ++pos) {
+          const int64_t acc =
+              b0 + raw[pos * mg + oc] - wz * rowsum[pos] - xz * colsum[oc] + kk * xz * wz;
+          const int64_t at = (b * m + o) * p + pos;
+          if (in_.requantize) {
+            Write8(y, at, Saturate(std::nearbyint(static_cast<double>(acc) * scale) + yzp, y.type));
+          } else {
+            y.mut<int32_t>()[at] = static_cast<int32_t>(acc);
+          }
         }
       }
     }

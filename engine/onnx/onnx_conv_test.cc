@@ -495,6 +495,61 @@ TEST(OnnxConv, IntegerGemmMatchesTheReference) {
   }
 }
 
+// ConvInteger with UINT8 x and INT8 w (the integer GEMM path): groups, strides, dilations,
+// uneven pads, batch 2, per-channel w zero points, against the definition.
+TEST(OnnxConv, IntegerConvMatchesTheReference) {
+  const int64_t n = 2, c = 4, h = 7, w = 6, m = 6, kh = 3, kw = 3, group = 2;
+  const int64_t sh = 2, sw = 1, dh = 1, dw = 2, pt = 1, pl = 0, pb = 1, pr = 2;
+  const int64_t oh = (h + pt + pb - (dh * (kh - 1) + 1)) / sh + 1;
+  const int64_t ow = (w + pl + pr - (dw * (kw - 1) + 1)) / sw + 1;
+  Tensor x(DataType::kUint8, {n, c, h, w}), wt(DataType::kInt8, {m, c / group, kh, kw});
+  uint32_t seed = 9;
+  for (uint8_t& v : x.values<uint8_t>())
+    v = static_cast<uint8_t>((seed = seed * 1664525u + 1013904223u) >> 24);
+  for (int8_t& v : wt.values<int8_t>())
+    v = static_cast<int8_t>((seed = seed * 1664525u + 1013904223u) >> 24);
+  Tensor xzp(DataType::kUint8, {}), wzp(DataType::kInt8, {m});
+  xzp.values<uint8_t>()[0] = 7;
+  for (int64_t i = 0; i < m; ++i)
+    wzp.values<int8_t>()[static_cast<size_t>(i)] = static_cast<int8_t>(i - 3);
+  GraphBuilder b;
+  ValueId xi = b.Input("x", DataType::kUint8, {n, c, h, w});
+  b.Output(b.Op("ConvInteger",
+                {xi, b.Constant("w", wt), b.Constant("xz", xzp), b.Constant("wz", wzp)}, {"y"},
+                {IntsAttr("strides", {sh, sw}), IntsAttr("dilations", {dh, dw}),
+                 IntsAttr("pads", {pt, pl, pb, pr}), IntAttr("group", group)}));
+  std::vector<Tensor> in;
+  in.push_back(x);
+  const Tensor got = RunGraph(b.graph(), std::move(in));
+  ASSERT_EQ(got.element_count(), n * m * oh * ow);
+  const int64_t cg = c / group, mg = m / group;
+  for (int64_t bb = 0; bb < n; ++bb) {
+    for (int64_t oc = 0; oc < m; ++oc) {
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          int64_t s = 0;
+          for (int64_t ic = 0; ic < cg; ++ic) {
+            for (int64_t ky = 0; ky < kh; ++ky) {
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                const int64_t iy = oy * sh - pt + ky * dh, ix = ox * sw - pl + kx * dw;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                const int64_t xv = x.values<uint8_t>()[static_cast<size_t>(
+                    ((bb * c + oc / mg * cg + ic) * h + iy) * w + ix)];
+                const int64_t wv =
+                    wt.values<int8_t>()[static_cast<size_t>(((oc * cg + ic) * kh + ky) * kw + kx)];
+                s += (xv - 7) * (wv - (oc - 3));
+              }
+            }
+          }
+          ASSERT_EQ(got.values<int32_t>()[static_cast<size_t>(((bb * m + oc) * oh + oy) * ow + ox)],
+                    s)
+              << bb << "," << oc << "," << oy << "," << ox;
+        }
+      }
+    }
+  }
+}
+
 // threads = 2: the same values as one thread (each block and channel is computed by one
 // thread the same way), and still no allocation per run after warm-up.
 TEST(OnnxConv, TwoThreadsGiveTheSameValuesAndAllocateNothing) {
