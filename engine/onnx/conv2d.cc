@@ -377,7 +377,17 @@ void Conv2dWeights::PackWeights() {
     PackA(*arch_, raw_.data() + gi * mg * k, k, mg, k, nullptr,
           packed_.data() + static_cast<size_t>(gi) * per_group);
   }
+  // Pointwise convolutions also keep W^T in GemmPacked's panels, for planes of a few
+  // positions (squeeze-and-excitation blocks run on 1 x 1): there vectors run along the
+  // output channels instead of the positions.
+  if (g.kh == 1 && g.kw == 1 && g.group == 1 && g.m * k <= (1 << 22)) {
+    transposed_.resize(PackedSize(k, g.m));
+    PackB(raw_.data(), k, true, k, g.m, transposed_.data());
+  }
 }
+
+// Planes of at most kFewPositions positions take the transposed path.
+constexpr int64_t kFewPositions = 8;
 
 void Conv2dWeights::ScaleShift(const std::vector<float>& scale, const std::vector<float>& shift) {
   const Conv2dGeom& g = geom_;
@@ -404,7 +414,7 @@ size_t Conv2dWeights::ScratchFloats(const Conv2dGeom& g, int threads) const {
     return static_cast<size_t>(t * ((g.sh * g.sw * p.plane + g.oh * p.pw + 32 + 15) / 16 * 16));
   }
   const int64_t blocks = KcOf(arch_->nr) * BlockColumns(arch_->nr);
-  if (RunsFlat(g)) return static_cast<size_t>(t * blocks) + 16;
+  if (RunsFlat(g)) return static_cast<size_t>(t * blocks + kFewPositions * g.m) + 16;
   const Polyphase p = PolyphaseOf(g);
   const int64_t mg = g.m / g.group, cg = g.c / g.group;
   return static_cast<size_t>(cg * g.sh * g.sw * p.plane +
@@ -448,6 +458,17 @@ void Conv2dWeights::ForwardFlat(const Conv2dGeom& g, const float* x, const float
   const bool epilogue = residual != nullptr || act.kind != ActKind::kNone;
   const int64_t mg = g.m / g.group, cg = g.c / g.group;
   const int64_t k = cg;
+  if (p <= kFewPositions && !transposed_.empty() && g.h * g.w == p) {
+    // C^T[p x M] = X^T · W^T: row j of X^T is input position j (stride p through x).
+    GemmPacked(p, g.m, k, x, 1, p, transposed_.data(), scratch, g.m, 1.0f, false, bias_.data());
+    for (int64_t oc = 0; oc < g.m; ++oc) {
+      for (int64_t j = 0; j < p; ++j) y[oc * p + j] = scratch[j * g.m + oc];
+      if (epilogue) {
+        AddActivate(act, residual != nullptr ? residual + oc * p : nullptr, y + oc * p, p);
+      }
+    }
+    return;
+  }
   const int64_t nb_max = BlockColumns(arch_->nr), kc_max = KcOf(arch_->nr);
   const int64_t blocks = (p + nb_max - 1) / nb_max;
   const size_t per_group = PackedASize(*arch_, mg, k);

@@ -73,6 +73,7 @@ class Conv2dWeights {
   bool depthwise_ = false;
   std::vector<float> raw_;     // M x K, scaled; depthwise: M x kh x kw
   std::vector<float> packed_;  // per group, PackedASize(arch, M / group, K) floats
+  std::vector<float> transposed_;  // pointwise, one group: W^T in GemmPacked's panels
   std::vector<float> bias_;    // M floats (zeros when the model has none)
   bool has_bias_ = false;
 };

@@ -153,6 +153,8 @@ TEST(OnnxConv, FastPathsMatchTheReferenceOnOddShapes) {
       {1, 17, 11, 10, 19, 3, 3, 2, 2, 2, 1, 1, 0, 2, 1, 1},   // strides, dilation, odd pads
       {2, 33, 5, 5, 37, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},     // pointwise, flattened
       {1, 9, 9, 7, 13, 1, 1, 2, 2, 1, 1, 0, 0, 0, 0, 1},      // pointwise with stride
+      {2, 33, 1, 1, 37, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},     // pointwise on 1 x 1 (W^T path)
+      {1, 16, 2, 3, 20, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},     // pointwise on 6 positions
       {1, 64, 12, 12, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},   // K = 576: K blocks; 2 column blocks
       {1, 3, 23, 23, 70, 7, 7, 2, 2, 1, 1, 3, 3, 3, 3, 1},    // the stem
       {2, 12, 6, 8, 9, 3, 3, 1, 2, 1, 1, 1, 1, 0, 1, 3},      // groups
