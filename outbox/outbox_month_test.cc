@@ -67,7 +67,10 @@ TEST(OutboxMonthOffline, TenTimesTheBoundForThirtyDaysWithAStormKeepsSummariesAn
     if (c.kind != Kind::kEvent) raised_total += c.raised_records;
   }
   EXPECT_EQ(raised_total, raised);
-  EXPECT_EQ(ClassOf(st, Kind::kAnomaly).sampled_out_records, outcome.sampled_out.load());
+  // The producer hears of the storm records the reservoir did not take; the records it took in
+  // place of ones it held were acknowledged, and those it let go are counted too.
+  EXPECT_GT(outcome.sampled_out.load(), 0u);
+  EXPECT_LE(outcome.sampled_out.load(), ClassOf(st, Kind::kAnomaly).sampled_out_records);
   EXPECT_EQ(ClassOf(st, Kind::kAnomaly).sampled_out_records, kStormSampledOut);
 
   // The drain: every record to the "hub", then deleted by key as a receipt does.

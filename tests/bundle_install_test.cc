@@ -529,18 +529,23 @@ Result<Registry> StartRegistry(const TempDir& dir) {
       dir.File("registry.yml"),
       "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: " +
           dir.File("registry") + "\nhttp:\n  addr: 127.0.0.1:0\n"));
+  // Its log goes to a file: a pipe nobody drains would stop the registry once full.
+  const std::string log = dir.File("registry.log");
   Registry r;
   OUTPOST_ASSIGN_OR_RETURN(
       r.process, Subprocess::Start({"/bin/sh", "-c",
                                     "exec /usr/bin/docker-registry serve " +
-                                        dir.File("registry.yml") + " 2>&1"}));
-  while (r.port.empty()) {
-    OUTPOST_ASSIGN_OR_RETURN(std::string line, r.process->ReadLine());
-    size_t at = line.find("listening on 127.0.0.1:");
+                                        dir.File("registry.yml") + " >" + log + " 2>&1"}));
+  for (int i = 0; i < 200 && r.port.empty(); ++i) {
+    std::string text = ReadFile(log).value_or("");
+    size_t at = text.find("listening on 127.0.0.1:");
     if (at != std::string::npos) {
-      r.port = line.substr(at + 23, line.find_first_not_of("0123456789", at + 23) - at - 23);
+      r.port = text.substr(at + 23, text.find_first_not_of("0123456789", at + 23) - at - 23);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
+  if (r.port.empty()) return UnavailableError("docker-registry did not start: " + ReadFile(log).value_or(""));
   return r;
 }
 

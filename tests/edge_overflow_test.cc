@@ -160,7 +160,7 @@ class EdgeOverflowTest : public ::testing::Test {
   void Aggregates(int64_t* rows, int64_t* minutes) {
     *rows = 0;
     *minutes = 0;
-    json::Value records = Get("/v1/records?kind=aggregate&limit=10000")["records"];
+    json::Value records = Get("/v1/records?kind=aggregate&limit=1000")["records"];
     for (json::Value r : records.Items()) {
       *rows += r["payload"]["rows"].GetInt64().value_or(0);
       ++*minutes;

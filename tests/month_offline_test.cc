@@ -37,7 +37,7 @@ std::string Outpost() { return JoinPath(outpost::testing::BinaryDir(), "outpost"
 constexpr char kEverythingPolicy[] =
     "format: 1\nversion: 1\ndefault: keep\nregions:\n  r1:\n    raw: true\n"
     "default_region: r1\nkinds:\n  anomaly: {}\n  drift: {}\n  feedback: {}\n"
-    "  hard_example: {}\n  aggregate: {}\n  sample: {}\n  event: {}\n";
+    "  hard_example: {}\n  aggregate: {fields: {rows: keep}}\n  sample: {}\n  event: {}\n";
 
 const outbox::ClassStats& ClassOf(const outbox::OutboxStats& st, outbox::Kind kind) {
   for (const outbox::ClassStats& c : st.classes) {

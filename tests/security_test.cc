@@ -238,7 +238,10 @@ int64_t NumberAfter(const std::string& body, const std::string& key) {
 
 // The records of one kind in GET /v1/outbox's "classes"; -1 when absent.
 int64_t ClassRecords(const std::string& outbox_body, const std::string& kind) {
-  size_t at = outbox_body.find("\"kind\":\"" + kind + "\"");
+  // In the "classes" list (the account before it names the classes too).
+  size_t classes = outbox_body.find("\"classes\":[");
+  if (classes == std::string::npos) return -1;
+  size_t at = outbox_body.find("\"kind\":\"" + kind + "\"", classes);
   if (at == std::string::npos) return -1;
   return NumberAfter(outbox_body.substr(at), "records");
 }

@@ -46,9 +46,9 @@ What differs from a real cluster (the test's turn of rendered.yaml into what pod
     containers' `ports:` go (podman refuses port mappings on the host's network).
   - podman 4.3 does not expand $(NAME) in a container's args from its env (the kubelet does):
     the test puts the env's value there.
-  - podman 4.3 ignores a volume mount's subPath (it mounts the whole ConfigMap as a folder at
-    /etc/outpost/edge.yaml): edge.yaml's ConfigMap is mounted as the folder /etc/outpost/config
-    and `--config` names /etc/outpost/config/edge.yaml.
+  - podman 4.3 ignores a volume mount's subPath (it would mount the whole ConfigMap as a
+    folder there): the base mounts edge.yaml's ConfigMap as the folder /etc/outpost/config, so
+    nothing changes here; a mount with a subPath would be turned into a folder mount.
   - The two Secrets the operator creates are podman secrets made with `podman secret create`
     from a Secret document whose data holds the files' text as it is, not base64: podman 4.3
     writes a secret volume's data values into the files undecoded (a Secret played with `kube
