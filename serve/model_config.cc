@@ -199,15 +199,35 @@ Result<ShadowConfig> ParseShadow(const yaml::Node& node) {
   return shadow;
 }
 
+// The `threads:` key (serve/FORMAT.md, section "Intra-op threads"): 1..kMaxModelThreads, for
+// the onnx backend only; 0 when absent.
+Result<int> ParseThreads(const yaml::Node& node, const std::string& backend) {
+  if (!node) return 0;
+  if (backend != "onnx") {
+    return ErrorWithReason(
+        StatusCode::kInvalidArgument, "model_threads_backend",
+        "threads is for the onnx backend; " + backend + " scores each run on one thread");
+  }
+  Result<int64_t> threads =
+      node.IsScalar() ? node.As<int64_t>() : Result<int64_t>(InvalidArgumentError("not a number"));
+  if (!threads.ok() || *threads < 1 || *threads > kMaxModelThreads) {
+    return ErrorWithReason(
+        StatusCode::kInvalidArgument, "model_threads_range",
+        "threads must be an integer within 1.." + std::to_string(kMaxModelThreads));
+  }
+  return static_cast<int>(*threads);
+}
+
 Result<ModelConfig> ParseNode(const yaml::Node& root, std::string_view folder_name) {
   ModelConfig config;
   config.name = std::string(folder_name);
   if (!root || root.IsNull()) return InvalidArgumentError("config.yaml is empty; it needs at least a backend");
   if (!root.IsMap()) return InvalidArgumentError("config.yaml must be a map of keys");
-  OUTPOST_RETURN_IF_ERROR(CheckKeys(root,
-                                    {"name", "backend", "version_policy", "max_batch_size", "inputs",
-                                     "outputs", "parameters", "insight", "batching", "shadow"},
-                                    "config.yaml"));
+  OUTPOST_RETURN_IF_ERROR(
+      CheckKeys(root,
+                {"name", "backend", "version_policy", "max_batch_size", "inputs", "outputs",
+                 "parameters", "insight", "batching", "shadow", "threads"},
+                "config.yaml"));
   if (root["name"]) {
     OUTPOST_ASSIGN_OR_RETURN(std::string name, ParseName(root["name"], "model"));
     if (name != folder_name) {
@@ -230,6 +250,7 @@ Result<ModelConfig> ParseNode(const yaml::Node& root, std::string_view folder_na
   }
   OUTPOST_ASSIGN_OR_RETURN(config.batching,
                            ParseBatching(root["batching"], config.max_batch_size));
+  OUTPOST_ASSIGN_OR_RETURN(config.threads, ParseThreads(root["threads"], config.backend));
   OUTPOST_ASSIGN_OR_RETURN(config.shadow, ParseShadow(root["shadow"]));
   OUTPOST_ASSIGN_OR_RETURN(config.inputs, ParseTensors(root["inputs"], "inputs"));
   OUTPOST_ASSIGN_OR_RETURN(config.outputs, ParseTensors(root["outputs"], "outputs"));
@@ -262,6 +283,12 @@ std::vector<int64_t> VersionPolicy::Select(std::vector<int64_t> available) const
       return versions;
   }
   return {};
+}
+
+int IntraOpThreadsFor(const ModelConfig& config, int instances, int thread_budget) {
+  if (config.threads > 0) return std::min(config.threads, kMaxModelThreads);
+  const int share = std::max(1, thread_budget) / std::max(1, instances);
+  return std::clamp(share, 1, kMaxModelThreads);
 }
 
 Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, std::string_view folder_name) {

@@ -7,6 +7,8 @@
 //     # all: true             #   every version folder
 //     # specific: [1, 3]      #   just these
 //   max_batch_size: 0         # rows per batch with dynamic batching; 0 or 1 = off
+//   threads: 4                # onnx only: intra-op threads per run, 1..64; default from the
+//                             #   edge's thread budget (IntraOpThreadsFor below)
 //   batching:                 # the scheduler in front of the model (serve/scheduler.h)
 //     preferred_batch_sizes: [8, 16]       # ascending, each <= max_batch_size
 //     max_queue_delay_microseconds: 100    # how long a batch waits to fill (<= 1 s)
@@ -80,11 +82,17 @@ struct ShadowConfig {
   ShadowRule promote;
 };
 
+// The `threads:` key: intra-op threads per run of an onnx model (serve/FORMAT.md, section
+// "Intra-op threads").
+inline constexpr int kMaxModelThreads = 64;
+
 struct ModelConfig {
   std::string name;
   std::string backend;
   VersionPolicy version_policy;
   int64_t max_batch_size = 0;
+  // 1..kMaxModelThreads; 0 = not given (IntraOpThreadsFor derives it). Refused for xgboost.
+  int threads = 0;
   BatchingConfig batching;
   // Empty when the config does not declare them (the backend then decides).
   std::vector<engine::TensorSpec> inputs;
@@ -99,6 +107,12 @@ struct ModelConfig {
 // Parses config.yaml text. `folder_name` is the model's folder; the config's `name`, when
 // given, must equal it. InvalidArgument with the offending key otherwise.
 Result<ModelConfig> ParseModelConfig(std::string_view yaml_text, std::string_view folder_name);
+
+// Intra-op threads per run of a model whose scheduler runs `instances` batches at once on an
+// edge whose thread budget (edge.yaml `threads`) is `thread_budget`: the config's `threads`
+// when given, else max(1, thread_budget / instances) capped at kMaxModelThreads, so that
+// instances x threads stays within the budget. Values below 1 count as 1.
+int IntraOpThreadsFor(const ModelConfig& config, int instances, int thread_budget);
 
 // config.yaml text after a shadow's outcome: the `shadow:` section removed and the version
 // policy set to `specific: versions` (the promoted shadow, or the champion it lost to), the

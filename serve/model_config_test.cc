@@ -128,6 +128,71 @@ TEST(ModelConfig, RejectsBatchingMistakesWithTheirKey) {
   }
 }
 
+TEST(ModelConfig, ParsesThreadsForOnnxAndLeavesThemUnsetWhenAbsent) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelConfig c, ParseModelConfig("backend: onnx\nthreads: 4\n", "m"));
+  EXPECT_EQ(c.threads, 4);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelConfig low,
+                               ParseModelConfig("backend: onnx\nthreads: 1\n", "m"));
+  EXPECT_EQ(low.threads, 1);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelConfig high,
+                               ParseModelConfig("backend: onnx\nthreads: 64\n", "m"));
+  EXPECT_EQ(high.threads, kMaxModelThreads);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelConfig absent, ParseModelConfig("backend: onnx\n", "m"));
+  EXPECT_EQ(absent.threads, 0);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelConfig xgb, ParseModelConfig("backend: xgboost\n", "m"));
+  EXPECT_EQ(xgb.threads, 0);
+}
+
+TEST(ModelConfig, RefusesThreadsOutOfRangeOrForXGBoostWithTheirReason) {
+  struct Case {
+    const char* yaml;
+    const char* reason;
+  } cases[] = {
+      {"backend: onnx\nthreads: 0\n", "model_threads_range"},
+      {"backend: onnx\nthreads: -2\n", "model_threads_range"},
+      {"backend: onnx\nthreads: 65\n", "model_threads_range"},
+      {"backend: onnx\nthreads: 99999999999999999999\n", "model_threads_range"},
+      {"backend: onnx\nthreads: 2.5\n", "model_threads_range"},
+      {"backend: onnx\nthreads: two\n", "model_threads_range"},
+      {"backend: onnx\nthreads: [2]\n", "model_threads_range"},
+      {"backend: onnx\nthreads: {n: 2}\n", "model_threads_range"},
+      {"backend: xgboost\nthreads: 2\n", "model_threads_backend"},
+  };
+  for (const Case& c : cases) {
+    Result<ModelConfig> r = ParseModelConfig(c.yaml, "m");
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << c.yaml;
+    EXPECT_EQ(r.status().reason(), c.reason) << c.yaml << " -> " << r.status().ToString();
+    EXPECT_NE(r.status().message().find("threads"), std::string::npos) << r.status().ToString();
+  }
+}
+
+TEST(ModelConfig, IntraOpThreadsDefaultToTheBudgetSharedByInstances) {
+  ModelConfig c;
+  c.backend = "onnx";
+  // Absent: max(1, budget / instances), so that instances x threads <= budget.
+  EXPECT_EQ(IntraOpThreadsFor(c, 1, 4), 4);
+  EXPECT_EQ(IntraOpThreadsFor(c, 2, 4), 2);
+  EXPECT_EQ(IntraOpThreadsFor(c, 3, 8), 2);
+  EXPECT_EQ(IntraOpThreadsFor(c, 4, 4), 1);
+  EXPECT_EQ(IntraOpThreadsFor(c, 8, 4), 1);
+  EXPECT_EQ(IntraOpThreadsFor(c, 1, 1024), kMaxModelThreads);
+  EXPECT_EQ(IntraOpThreadsFor(c, 0, 0), 1);
+  for (int instances = 1; instances <= 16; ++instances) {
+    for (int budget = 1; budget <= 64; ++budget) {
+      const int threads = IntraOpThreadsFor(c, instances, budget);
+      EXPECT_GE(threads, 1);
+      if (instances <= budget) {
+        EXPECT_LE(instances * threads, budget) << instances << " x " << threads;
+      }
+    }
+  }
+  // Given: used as written, whatever the budget.
+  c.threads = 3;
+  EXPECT_EQ(IntraOpThreadsFor(c, 4, 4), 3);
+  EXPECT_EQ(IntraOpThreadsFor(c, 1, 64), 3);
+}
+
 TEST(VersionPolicy, SelectsAsTritonDoes) {
   VersionPolicy latest2{.kind = VersionPolicy::Kind::kLatest, .latest = 2};
   EXPECT_EQ(latest2.Select({3, 1, 7}), (std::vector<int64_t>{3, 7}));
