@@ -147,9 +147,7 @@ size_t CountMismatches(const std::string& what, const std::string& rule, const T
 // Models the engine cannot load yet, each with its reason. A listed model must still fail to
 // load with UNIMPLEMENTED, so that the list stays exact: one that loads fails the test.
 const std::map<std::string, std::string>& Pending() {
-  static const auto* pending = new std::map<std::string, std::string>{
-      {"fp16_cnn", "Conv, MaxPool, GlobalAveragePool and Gemm run FLOAT only (issue 17, item 4)"},
-  };
+  static const auto* pending = new std::map<std::string, std::string>{};
   return *pending;
 }
 

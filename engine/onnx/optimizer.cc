@@ -1,9 +1,16 @@
 #include "engine/onnx/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
 #include <vector>
 
+#include "engine/onnx/float16.h"
 #include "engine/onnx/kernels_conv.h"
 #include "engine/onnx/kernels_nn.h"
 
@@ -513,6 +520,171 @@ Status FuseConv(CompiledModel& model, const KernelRegistry& registry) {
     FuseConvActivation(fg, n);
   }
   return Status();
+}
+
+// ---- FLOAT16 and BFLOAT16 models computed in FLOAT ----
+
+namespace {
+
+constexpr int64_t kOnnxFloat = 1;
+constexpr int64_t kOnnxFloat16 = 10;
+constexpr int64_t kOnnxBFloat16 = 16;
+
+bool IsHalf(DataType t) { return t == DataType::kFp16 || t == DataType::kBf16; }
+bool IsHalfCode(int64_t onnx_type) {
+  return onnx_type == kOnnxFloat16 || onnx_type == kOnnxBFloat16;
+}
+
+std::shared_ptr<const Tensor> HalfToFloat(const Tensor& t) {
+  auto f = std::make_shared<Tensor>(DataType::kFp32, t.shape());
+  std::span<const uint16_t> in = t.values<uint16_t>();
+  std::span<float> out = f->values<float>();
+  const bool bf16 = t.type() == DataType::kBf16;
+  for (size_t i = 0; i < in.size(); ++i) {
+    out[i] = bf16 ? BFloat16BitsToFloat(in[i]) : HalfBitsToFloat(in[i]);
+  }
+  return f;
+}
+
+// The Cast node's target when it is a 16-bit float, else 0.
+int64_t HalfCastTarget(const Node& node) {
+  if (!node.domain.empty() || node.op_type != "Cast") return 0;
+  const Attribute* to = node.FindAttribute("to");
+  return to != nullptr && to->type == AttrType::kInt && IsHalfCode(to->i) ? to->i : 0;
+}
+
+// Appends Cast(from) -> to, `to` already a value of the graph.
+void AppendCast(Graph& g, ValueId from, ValueId to, int64_t onnx_type, int opset) {
+  Node n;
+  n.name = g.values[static_cast<size_t>(to)].name + "/cast";
+  n.op_type = "Cast";
+  n.opset = opset;
+  n.inputs = {from};
+  n.outputs = {to};
+  Attribute a;
+  a.name = "to";
+  a.type = AttrType::kInt;
+  a.i = onnx_type;
+  n.attributes.push_back(std::move(a));
+  g.values[static_cast<size_t>(to)].producer = static_cast<int32_t>(g.nodes.size());
+  g.nodes.push_back(std::move(n));
+}
+
+// Node inputs reading `from` read `to` instead (graph outputs keep naming `from`).
+void ReplaceReads(Graph& g, ValueId from, ValueId to) {
+  for (Node& node : g.nodes) {
+    for (ValueId& id : node.inputs) {
+      if (id == from) id = to;
+    }
+  }
+}
+
+ValueId AddFloatValue(Graph& g, ValueId like, const char* suffix) {
+  std::string name = g.values[static_cast<size_t>(like)].name + suffix;
+  return g.AddValue(std::move(name), Value::Kind::kNodeOutput);
+}
+
+// Constants, and the tensors and dtypes of attributes; the Casts to 16-bit floats are
+// returned for the caller to follow with a Cast back.
+std::vector<int32_t> PromoteConstantsAndAttributes(Graph& g, const std::vector<bool>& is_output) {
+  for (size_t v = 0; v < is_output.size(); ++v) {
+    Value& val = g.values[v];
+    if (val.kind != Value::Kind::kConstant || !val.constant || !IsHalf(val.constant->type())) {
+      continue;
+    }
+    std::shared_ptr<const Tensor> f = HalfToFloat(*val.constant);
+    if (!is_output[v]) {
+      val.constant = std::move(f);
+      continue;
+    }
+    // A constant the model also returns keeps its type there; its readers get a FLOAT copy.
+    const ValueId copy = g.AddValue(g.values[v].name + "/float", Value::Kind::kConstant);
+    g.values[static_cast<size_t>(copy)].constant = std::move(f);
+    ReplaceReads(g, static_cast<ValueId>(v), copy);
+  }
+  std::vector<int32_t> half_casts;
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    Node& node = g.nodes[n];
+    if (!node.domain.empty()) continue;
+    for (Attribute& a : node.attributes) {
+      if (a.type == AttrType::kTensor && a.tensor && IsHalf(a.tensor->type()) &&
+          (node.op_type == "Constant" || node.op_type == "ConstantOfShape")) {
+        a.tensor = HalfToFloat(*a.tensor);
+      }
+      if (a.type == AttrType::kInt && a.name == "dtype" && IsHalfCode(a.i)) a.i = kOnnxFloat;
+    }
+    if (HalfCastTarget(node) != 0 && !node.outputs.empty() && node.outputs[0] != kNoValue) {
+      half_casts.push_back(static_cast<int32_t>(n));
+    }
+  }
+  return half_casts;
+}
+
+}  // namespace
+
+bool HasHalfFloats(const Graph& graph) {
+  for (const Value& v : graph.values) {
+    if (v.kind == Value::Kind::kConstant && v.constant && IsHalf(v.constant->type())) return true;
+    if (v.info.has_type && IsHalf(v.info.type)) return true;
+  }
+  for (const Node& node : graph.nodes) {
+    if (HalfCastTarget(node) != 0) return true;
+    for (const Attribute& a : node.attributes) {
+      if (a.type == AttrType::kTensor && a.tensor && IsHalf(a.tensor->type())) return true;
+      if (a.type == AttrType::kInt && a.name == "dtype" && IsHalfCode(a.i)) return true;
+    }
+  }
+  return false;
+}
+
+std::optional<Graph> PromoteHalfFloats(const Graph& graph) {
+  auto onnx = graph.opsets.find(kOnnxDomain);
+  if (onnx == graph.opsets.end() || !HasHalfFloats(graph)) return std::nullopt;
+  for (const Node& node : graph.nodes) {
+    for (const Attribute& a : node.attributes) {
+      if (a.type == AttrType::kGraph) return std::nullopt;
+    }
+  }
+  const int opset = std::max(onnx->second, 6);
+  Graph g = graph;
+  std::vector<bool> is_output(g.values.size(), false);
+  for (ValueId id : g.outputs) is_output[static_cast<size_t>(id)] = true;
+
+  // A Cast to a 16-bit float keeps its rounding: it writes a 16-bit value that a Cast back
+  // to FLOAT turns into the value its readers had.
+  for (int32_t n : PromoteConstantsAndAttributes(g, is_output)) {
+    const ValueId out = g.nodes[static_cast<size_t>(n)].outputs[0];
+    const ValueId rounded = AddFloatValue(g, out, "/rounded");
+    g.nodes[static_cast<size_t>(n)].outputs[0] = rounded;
+    g.values[static_cast<size_t>(rounded)].producer = n;
+    AppendCast(g, rounded, out, kOnnxFloat, opset);
+  }
+  for (ValueId id : graph.inputs) {
+    const ValueInfo& info = g.values[static_cast<size_t>(id)].info;
+    if (!info.has_type || !IsHalf(info.type)) continue;
+    const ValueId f = AddFloatValue(g, id, "/float");
+    ReplaceReads(g, id, f);
+    AppendCast(g, id, f, kOnnxFloat, opset);
+  }
+  std::vector<bool> done(g.values.size(), false);
+  for (ValueId id : graph.outputs) {
+    const Value& v = g.values[static_cast<size_t>(id)];
+    if (done[static_cast<size_t>(id)] || v.kind != Value::Kind::kNodeOutput || v.producer < 0 ||
+        !v.info.has_type || !IsHalf(v.info.type)) {
+      continue;
+    }
+    done[static_cast<size_t>(id)] = true;
+    const int64_t code = v.info.type == DataType::kBf16 ? kOnnxBFloat16 : kOnnxFloat16;
+    const int32_t producer = v.producer;
+    const ValueId f = AddFloatValue(g, id, "/float");
+    for (ValueId& o : g.nodes[static_cast<size_t>(producer)].outputs) {
+      if (o == id) o = f;
+    }
+    g.values[static_cast<size_t>(f)].producer = producer;
+    ReplaceReads(g, id, f);
+    AppendCast(g, f, id, code, opset);
+  }
+  return g;
 }
 
 }  // namespace outpost::engine::onnx

@@ -4,7 +4,10 @@
 #ifndef OUTPOST_ENGINE_ONNX_OPTIMIZER_H_
 #define OUTPOST_ENGINE_ONNX_OPTIMIZER_H_
 
+#include <optional>
+
 #include "base/status.h"
+#include "engine/onnx/graph.h"
 #include "engine/onnx/kernel.h"
 #include "engine/onnx/plan.h"
 
@@ -26,6 +29,21 @@ Status FuseDense(CompiledModel& model, const KernelRegistry& registry);
 // bounds, HardSigmoid, HardSwish, Sigmoid, Tanh, or Sigmoid + Mul as SiLU), each only when
 // the intermediate value has no other reader.
 Status FuseConv(CompiledModel& model, const KernelRegistry& registry);
+
+// Whether the graph computes in FLOAT16 or BFLOAT16 anywhere: a 16-bit constant, graph input
+// or output, a Cast to a 16-bit float, or a Constant, ConstantOfShape or dtype attribute of one.
+bool HasHalfFloats(const Graph& graph);
+
+// The graph with its FLOAT16 and BFLOAT16 arithmetic moved to FLOAT, for a model whose kernels
+// do not all accept 16-bit floats (most convolution, pooling and GEMM kernels are FLOAT only;
+// CompiledModel::Compile tries the model as written first). 16-bit constants, and the tensors
+// of Constant and ConstantOfShape, become FLOAT once, here; each 16-bit graph input is read
+// through a Cast to FLOAT and each 16-bit graph output is written by a Cast from FLOAT, so the
+// signature is unchanged; values in between are FLOAT. A Cast to a 16-bit float inside the
+// graph keeps its rounding (a Cast back to FLOAT follows it), and a dtype attribute that asks
+// for a 16-bit float asks for FLOAT. Nullopt when the graph has no 16-bit floats, imports no
+// ai.onnx opset, or has subgraphs (If, Loop, Scan), which are not rewritten.
+std::optional<Graph> PromoteHalfFloats(const Graph& graph);
 
 }  // namespace outpost::engine::onnx
 

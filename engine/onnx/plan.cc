@@ -1,6 +1,7 @@
 #include "engine/onnx/plan.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -240,6 +241,22 @@ Status CompiledModel::InferSignature() {
 }
 
 Result<std::shared_ptr<const CompiledModel>> CompiledModel::Compile(
+    Graph graph, const CompileOptions& options, const KernelRegistry& registry) {
+  // A model with FLOAT16 or BFLOAT16 values runs as written when every kernel it reaches
+  // accepts them; otherwise it runs in FLOAT (PromoteHalfFloats, optimizer.h), its signature
+  // unchanged. When neither compiles, the error is the one of the model as written.
+  std::optional<Graph> original;
+  if (HasHalfFloats(graph)) original = graph;
+  auto native = CompileGraph(std::move(graph), options, registry);
+  if (native.ok() || !original) return native;
+  std::optional<Graph> promoted = PromoteHalfFloats(*original);
+  original.reset();
+  if (!promoted) return native;
+  auto in_float = CompileGraph(std::move(*promoted), options, registry);
+  return in_float.ok() ? in_float : native;
+}
+
+Result<std::shared_ptr<const CompiledModel>> CompiledModel::CompileGraph(
     Graph graph, const CompileOptions& options, const KernelRegistry& registry) {
   std::shared_ptr<CompiledModel> m(new CompiledModel());
   m->graph_ = std::move(graph);

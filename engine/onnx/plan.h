@@ -89,6 +89,9 @@ class CompiledModel {
   };
 
   CompiledModel() = default;
+  // Compile() for the graph as given (Compile adds the FLOAT fallback of 16-bit models).
+  static Result<std::shared_ptr<const CompiledModel>> CompileGraph(
+      Graph graph, const CompileOptions& options, const KernelRegistry& registry);
   Status BindKernels(const KernelRegistry& registry);
   // (Re)creates the kernel of node `index` from its current inputs and attributes.
   Status RebindKernel(int32_t index, const KernelRegistry& registry);
