@@ -104,7 +104,8 @@ std::string_view VersionStateName(VersionState state) {
 }
 
 Result<std::unique_ptr<engine::Model>> LoadModelVersion(const ModelConfig& config,
-                                                        const std::string& version_dir) {
+                                                        const std::string& version_dir,
+                                                        int threads) {
   if (config.backend == "xgboost") {
     engine::XGBoostOptions options{.inputs = config.inputs, .outputs = config.outputs};
     for (const auto& [key, value] : config.parameters) {
@@ -127,7 +128,9 @@ Result<std::unique_ptr<engine::Model>> LoadModelVersion(const ModelConfig& confi
     }
     std::string path = JoinPath(version_dir, "model.onnx");
     if (!PathExists(path)) return NotFoundError("no model.onnx in " + version_dir);
-    return engine::LoadOnnxModel(path, {.inputs = config.inputs, .outputs = config.outputs});
+    engine::OnnxOptions options{.inputs = config.inputs, .outputs = config.outputs};
+    options.compile.threads = threads > 0 ? threads : std::max(1, config.threads);
+    return engine::LoadOnnxModel(path, options);
   }
   return InvalidArgumentError("unknown backend \"" + config.backend + "\"");
 }
@@ -197,6 +200,24 @@ std::shared_ptr<ModelStats> ModelRepository::StatsFor(const std::string& name, i
 namespace {
 
 using RulesResult = Result<std::shared_ptr<const insight::RuleSet>>;
+
+// The intra-op threads model `name`'s versions run with under the edge's `thread_budget`
+// (0 = the machine's cores); logs a warning when the config's own `threads` times its
+// instances passes the budget (it is used as written: serve/FORMAT.md, "Intra-op threads").
+int IntraOpThreadsUnder(const std::string& name, const ModelConfig& config, int thread_budget) {
+  const int budget = thread_budget > 0
+                         ? thread_budget
+                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int instances = SchedulerOptionsFor(config).instances;
+  const int threads = IntraOpThreadsFor(config, instances, budget);
+  if (config.backend == "onnx" && config.threads > 0 &&
+      static_cast<int64_t>(instances) * threads > budget) {
+    OUTPOST_LOG(kWarning) << "model threads times instances pass the edge's thread budget"
+                          << Field("model", name) << Field("threads", threads)
+                          << Field("instances", instances) << Field("budget", budget);
+  }
+  return threads;
+}
 
 // The load of model `name` whose config.yaml does not read or parse (`reason`): the versions
 // that served before keep serving when there were any, else `servable` carries the error.
@@ -331,8 +352,9 @@ void ModelRepository::LoadVersion(const std::string& name, int64_t v, const std:
     return;
   }
   const ModelLoader& loader = options_.loader;
+  const int threads = IntraOpThreadsUnder(name, *servable.config, options_.thread_budget);
   Result<std::unique_ptr<engine::Model>> model =
-      loader ? loader(*servable.config, vdir) : LoadModelVersion(*servable.config, vdir);
+      loader ? loader(*servable.config, vdir) : LoadModelVersion(*servable.config, vdir, threads);
   RulesResult version_rules = model.ok() ? RulesFor(*servable.config, **model, *rules)
                                          : RulesResult(std::shared_ptr<const insight::RuleSet>());
   Status checked = version_rules.ok() ? Status() : version_rules.status();

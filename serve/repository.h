@@ -133,6 +133,10 @@ struct RepositoryOptions {
   // Run each newly loaded version once on a zero input (batch 1 where its shape has a
   // variable dimension) before it serves; a version whose warm-up run fails is not served.
   bool warm_up = true;
+  // The edge's thread budget (edge.yaml `threads`); 0 = the machine's cores. An onnx model
+  // whose config gives no `threads` runs each request on IntraOpThreadsFor(config, its
+  // instances, this budget) threads (serve/FORMAT.md, section "Intra-op threads").
+  int thread_budget = 0;
 };
 
 class ModelRepository {
@@ -232,10 +236,12 @@ class ModelRepository {
   std::atomic<ShadowRunner*> shadow_runner_{nullptr};
 };
 
-// Loads one model version's file with the backend named in `config`. Exposed for the
-// bundle installer's health check.
+// Loads one model version's file with the backend named in `config`. `threads` is an onnx
+// model's intra-op threads per run; 0 = the config's `threads`, or 1 when it gives none.
+// Exposed for the bundle installer's health check.
 Result<std::unique_ptr<engine::Model>> LoadModelVersion(const ModelConfig& config,
-                                                        const std::string& version_dir);
+                                                        const std::string& version_dir,
+                                                        int threads = 0);
 
 }  // namespace outpost::serve
 

@@ -150,6 +150,66 @@ TEST_F(RepositoryTest, OnnxBackendServesTheConvertedPumpModelAsXGBoostDoes) {
   }
 }
 
+TEST_F(RepositoryTest, OnnxModelWithTwoThreadsLoadsAndScoresAsWithOne) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string onnx, engine::onnx::ConvertXGBoostToOnnx(*model_bytes_));
+  for (const auto& [name, config] : {std::pair<std::string, std::string>{"one", "backend: onnx\n"},
+                                     {"two", "backend: onnx\nthreads: 2\n"}}) {
+    std::string dir = JoinPath(dir_.path(), name);
+    OUTPOST_ASSERT_OK(MakeDirectories(dir + "/1"));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir + "/config.yaml", config));
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir + "/1/model.onnx", onnx));
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo,
+                               ModelRepository::Open({.root = dir_.path(), .thread_budget = 2}));
+  ASSERT_TRUE(repo->IsReady());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle one, repo->Find("one", std::nullopt));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle two, repo->Find("two", std::nullopt));
+  EXPECT_EQ(two.servable->config->threads, 2);
+
+  OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset rows,
+                               train::MakePumpReadings({.rows = 64, .seed = 9}));
+  engine::Tensor input(engine::DataType::kFp32, {rows.rows, 8});
+  std::copy(rows.features.begin(), rows.features.end(), input.values<float>().begin());
+  std::vector<engine::Tensor> inputs;
+  inputs.push_back(input);
+  std::vector<engine::Tensor> by_one, by_two;
+  OUTPOST_ASSERT_OK(one.model->Run(inputs, by_one));
+  OUTPOST_ASSERT_OK(two.model->Run(inputs, by_two));
+  ASSERT_EQ(by_two.size(), 1u);
+  ASSERT_EQ(by_two[0].element_count(), by_one[0].element_count());
+  for (int64_t i = 0; i < rows.rows; ++i) {
+    EXPECT_EQ(by_two[0].values<float>()[i], by_one[0].values<float>()[i]) << "row " << i;
+  }
+}
+
+TEST_F(RepositoryTest, BadThreadsFailTheLoadAndLeaveTheServingVersionAsItWas) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string onnx, engine::onnx::ConvertXGBoostToOnnx(*model_bytes_));
+  std::string dir = JoinPath(dir_.path(), "pump_onnx");
+  OUTPOST_ASSERT_OK(MakeDirectories(dir + "/1"));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir + "/config.yaml", "backend: onnx\nthreads: 2\n"));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir + "/1/model.onnx", onnx));
+  AddModel("pump_xgb", "backend: xgboost\nthreads: 2\n", {1});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto repo, ModelRepository::Open({.root = dir_.path()}));
+  // XGBoost scores each run on one thread: the key is refused, the model does not load.
+  Status xgb = repo->Find("pump_xgb", std::nullopt).status();
+  EXPECT_EQ(xgb.code(), StatusCode::kUnavailable);
+  EXPECT_NE(xgb.message().find("model_threads_backend"), std::string::npos) << xgb.ToString();
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle before, repo->Find("pump_onnx", std::nullopt));
+
+  for (const char* bad : {"threads: 0\n", "threads: 65\n", "threads: many\n"}) {
+    OUTPOST_ASSERT_OK(
+        WriteFileAtomically(dir + "/config.yaml", std::string("backend: onnx\n") + bad));
+    Status load = repo->Load("pump_onnx");
+    EXPECT_EQ(load.code(), StatusCode::kUnavailable) << bad;
+    EXPECT_NE(load.message().find("model_threads_range"), std::string::npos) << load.ToString();
+    // Nothing changed: the same version, model object and config keep serving.
+    OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle after, repo->Find("pump_onnx", std::nullopt));
+    EXPECT_EQ(after.version, 1);
+    EXPECT_EQ(after.model, before.model);
+    EXPECT_EQ(after.servable->config->threads, 2);
+  }
+}
+
 TEST_F(RepositoryTest, OnnxVersionWithoutModelFileIsUnavailable) {
   std::string dir = JoinPath(dir_.path(), "empty");
   OUTPOST_ASSERT_OK(MakeDirectories(dir + "/1"));
