@@ -507,8 +507,9 @@ Status RunEdge(const EdgeFlags& flags) {
 
   OUTPOST_ASSIGN_OR_RETURN(
       std::unique_ptr<serve::ModelRepository> repository,
-      serve::ModelRepository::Open(
-          {.root = config.model_repository, .strict_readiness = config.strict_readiness}));
+      serve::ModelRepository::Open({.root = config.model_repository,
+                                    .strict_readiness = config.strict_readiness,
+                                    .thread_budget = config.threads}));
   std::unique_ptr<serve::ShadowRunner> shadow = MakeShadowRunner(*repository, outbox.get());
   repository->SetShadowRunner(shadow.get());
   auto flusher = std::make_unique<AggregateFlusher>(*evaluator);

@@ -9,7 +9,9 @@
 //   grpc_listen: 0.0.0.0:8001    # gRPC address and port; "" = no gRPC. Default: the HTTP
 //                                # host and the HTTP port + 1 (port 0 when HTTP's is 0)
 //   model_repository: /var/lib/outpost/models
-//   threads: 2                   # HTTP and scoring threads (default: the number of cores)
+//   threads: 2                   # HTTP and scoring threads (default: the number of cores);
+//                                # also the budget an onnx model's intra-op threads share
+//                                # with its instances (serve/FORMAT.md, "Intra-op threads")
 //   strict_readiness: true       # ready only when every model loaded (as Triton)
 //   watch_repository: true       # reload a model when its folder changes (inotify)
 //   limits:
