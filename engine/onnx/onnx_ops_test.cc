@@ -3,12 +3,14 @@
 // with expected values worked out by hand from the operator definitions.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
 
 #include "base/testing/test_util.h"
 #include "engine/onnx/counting_allocator.h"
+#include "engine/onnx/float16.h"
 #include "engine/onnx/onnx_import.h"
 #include "engine/onnx/onnx_model.h"
 #include "engine/onnx/test_models.h"
@@ -330,6 +332,125 @@ TEST(OnnxOps, QuantizedChainRunAllocatesNothingOnceWarm) {
   }
   OUTPOST_ASSERT_OK(st);
   EXPECT_EQ(allocations, 0);
+}
+
+// ---- FLOAT16 and BFLOAT16 models ----
+
+Tensor SixteenBit(DataType type, std::vector<int64_t> shape, const std::vector<float>& v) {
+  Tensor t(type, std::move(shape));
+  for (size_t i = 0; i < v.size(); ++i) {
+    t.values<uint16_t>()[i] =
+        type == DataType::kFp16 ? FloatToHalfBits(v[i]) : FloatToBFloat16Bits(v[i]);
+  }
+  return t;
+}
+
+float SixteenBitValue(DataType type, uint16_t bits) {
+  return type == DataType::kFp16 ? HalfBitsToFloat(bits) : BFloat16BitsToFloat(bits);
+}
+
+// x [N, 2, 3, 3] -> Conv (2x2, constant weights and bias) -> MatMul (constant [2, 3]) -> Add
+// (constant [3]), all in `type`; the constants are multiples of 1/8, exact in every type.
+Graph ConvMatMulAddChain(DataType type, const std::string& tail_op = "Add") {
+  GraphBuilder b(17);
+  auto constant = [&](const std::string& name, std::vector<int64_t> shape, std::vector<float> v) {
+    return type == DataType::kFp32 ? b.Floats(name, std::move(shape), std::move(v))
+                                   : b.Constant(name, SixteenBit(type, std::move(shape), v));
+  };
+  std::vector<float> w(16);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = 0.125f * static_cast<float>((i * 5) % 9) - 0.5f;
+  ValueId x = b.Input("x", type, {-1, 2, 3, 3});
+  ValueId conv = b.Op("Conv", {x, constant("w", {2, 2, 2, 2}, w), constant("cb", {2}, {0.5f, -0.25f})},
+                      {"conv"}, {IntsAttr("kernel_shape", {2, 2})});
+  ValueId mm = b.Op("MatMul", {conv, constant("m", {2, 3}, {1, -0.5f, 0.25f, 0.75f, 2, -1})},
+                    {"mm"});
+  ValueId y = b.Op(tail_op, {mm, constant("bias", {3}, {0.125f, -0.375f, 1})}, {"y"});
+  ValueInfo& info = b.graph().values[static_cast<size_t>(y)].info;
+  info.has_type = true;
+  info.type = type;
+  b.Output(y);
+  return b.graph();
+}
+
+// The chain in `type` against the same chain in FLOAT: the 16-bit model computes in FLOAT
+// between its Casts, so its output is the FLOAT model's output rounded once.
+void ExpectChainMatchesFloat(DataType type) {
+  Graph sixteen = ConvMatMulAddChain(type);
+  Graph reference = ConvMatMulAddChain(DataType::kFp32);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, LoadGraph(sixteen));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto float_model, LoadGraph(reference));
+  ASSERT_EQ(model->signature().inputs[0].type, type);
+  ASSERT_EQ(model->signature().outputs[0].type, type);
+  EXPECT_EQ(model->signature().outputs[0].shape, (Shape{-1, 2, 2, 3}));
+  std::vector<float> xs(2 * 2 * 9);
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = 0.25f * static_cast<float>(i % 11) - 1.0f;
+  std::vector<Tensor> in = {SixteenBit(type, {2, 2, 3, 3}, xs)};
+  std::vector<Tensor> float_in = {FloatTensor({2, 2, 3, 3}, xs)};
+  std::vector<Tensor> out, want;
+  OUTPOST_ASSERT_OK(model->Run(in, out));
+  OUTPOST_ASSERT_OK(float_model->Run(float_in, want));
+  ASSERT_EQ(out[0].type(), type);
+  ASSERT_EQ(out[0].shape(), (Shape{2, 2, 2, 3}));
+  float largest = 0;
+  for (int64_t i = 0; i < out[0].element_count(); ++i) {
+    const float expect = want[0].values<float>()[static_cast<size_t>(i)];
+    const uint16_t bits = out[0].values<uint16_t>()[static_cast<size_t>(i)];
+    EXPECT_EQ(bits, SixteenBit(type, {1}, {expect}).values<uint16_t>()[0])
+        << "element " << i << ": " << SixteenBitValue(type, bits) << " vs " << expect;
+    largest = std::max(largest, std::abs(expect));
+  }
+  EXPECT_GT(largest, 1.0f);  // the chain computes something
+  if (!testing::AllocationCountingAvailable()) return;
+  int64_t allocations = -1;
+  Status st;
+  {
+    testing::CountAllocations count(&allocations);
+    st = model->Run(in, out);
+  }
+  OUTPOST_ASSERT_OK(st);
+  EXPECT_EQ(allocations, 0);
+}
+
+TEST(OnnxOps, Float16ConvMatMulAddRunsInFloatWithItsSignatureKept) {
+  ExpectChainMatchesFloat(DataType::kFp16);
+}
+
+TEST(OnnxOps, BFloat16ConvMatMulAddRunsInFloatWithItsSignatureKept) {
+  ExpectChainMatchesFloat(DataType::kBf16);
+}
+
+TEST(OnnxOps, Float16CastInsideAFloatModelKeepsItsRounding) {
+  // x (FLOAT) -> Cast to FLOAT16 -> Conv (FLOAT16 weights) -> Cast to FLOAT: the input is
+  // rounded to half precision before the convolution, as the model says.
+  GraphBuilder b(17);
+  ValueId x = b.Input("x", DataType::kFp32, {1, 1, 1, 2});
+  ValueId h = b.Op("Cast", {x}, {"h"}, {IntAttr("to", 10)});
+  ValueId conv = b.Op("Conv", {h, b.Constant("w", SixteenBit(DataType::kFp16, {1, 1, 1, 2}, {1, 1}))},
+                      {"conv"}, {IntsAttr("kernel_shape", {1, 2})});
+  ValueId y = b.Op("Cast", {conv}, {"y"}, {IntAttr("to", 1)});
+  b.Output(y);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, LoadGraph(b.graph()));
+  EXPECT_EQ(model->signature().inputs[0].type, DataType::kFp32);
+  EXPECT_EQ(model->signature().outputs[0].type, DataType::kFp32);
+  // 1 + 2^-12 rounds to 1 in half precision; in FLOAT the sum would be 2 + 2^-12.
+  std::vector<Tensor> in = {FloatTensor({1, 1, 1, 2}, {1.0f + 0x1p-12f, 1.0f})};
+  std::vector<Tensor> out;
+  OUTPOST_ASSERT_OK(model->Run(in, out));
+  ExpectNear(out[0], {2.0f}, 0.0f);
+}
+
+TEST(OnnxOps, Float16ModelWithAnUnsupportedOperatorIsRefusedAsBefore) {
+  // The chain with its Add replaced by an operator the engine lacks: the FLOAT fallback fails
+  // too, and the error is the one of the model as written, naming the node and the operator.
+  Graph g = ConvMatMulAddChain(DataType::kFp16, "NoSuchOp");
+  auto model = LoadGraph(g);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(model.status().ToString().find("\"y_node\""), std::string::npos)
+      << model.status().ToString();
+  EXPECT_NE(model.status().ToString().find("operator NoSuchOp is not supported"),
+            std::string::npos)
+      << model.status().ToString();
 }
 
 // ---- ConvTranspose ----
