@@ -102,7 +102,7 @@ inline std::vector<NewRecord> HourOfRecords(int hour) {
   const std::string h = std::to_string(hour);
   out.push_back({.kind = Kind::kAggregate,
                  .stream = "pump",
-                 .payload = Padded("{\"kind\":\"aggregate\",\"hour\":" + h, 400),
+                 .payload = Padded("{\"kind\":\"aggregate\",\"rows\":60,\"hour\":" + h, 400),
                  .rule = "aggregate"});
   if (hour % 24 == 0) {
     out.push_back({.kind = Kind::kDrift,
