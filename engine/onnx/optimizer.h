@@ -30,6 +30,18 @@ Status FuseDense(CompiledModel& model, const KernelRegistry& registry);
 // the intermediate value has no other reader.
 Status FuseConv(CompiledModel& model, const KernelRegistry& registry);
 
+// Folds QDQ node groups (as ONNX Runtime's static quantiser writes them) into the integer
+// kernels, each only in the exact form the kernel computes: DequantizeLinear (per-tensor
+// 8-bit activation) and DequantizeLinear (constant 8-bit weights, per tensor or per output
+// channel), an optional DequantizeLinear of a constant INT32 bias at x_scale * w_scale with
+// zero points of 0, Conv, an optional Relu (only where the output zero point is the type's
+// lowest value, so that saturation clips at 0), then QuantizeLinear (per tensor) become one
+// QLinearConv; the same around a MatMul with per-tensor 2-D weights becomes QLinearMatMul; and
+// a QuantizeLinear of a DequantizeLinear with the same per-tensor parameters is dropped (its
+// readers read the 8-bit value). Runs after constant folding (a folded weight
+// DequantizeLinear keeps its inputs) and before FuseDense and FuseConv.
+Status FoldQdq(CompiledModel& model, const KernelRegistry& registry);
+
 // Whether the graph computes in FLOAT16 or BFLOAT16 anywhere: a 16-bit constant, graph input
 // or output, a Cast to a 16-bit float, or a Constant, ConstantOfShape or dtype attribute of one.
 bool HasHalfFloats(const Graph& graph);

@@ -296,6 +296,7 @@ Result<std::shared_ptr<const CompiledModel>> CompiledModel::CompileGraph(
   if (options.optimize) {
     OUTPOST_RETURN_IF_ERROR(m->FoldConstants());
     RemoveIdentities(*m);
+    OUTPOST_RETURN_IF_ERROR(FoldQdq(*m, registry));
     OUTPOST_RETURN_IF_ERROR(FuseDense(*m, registry));
     OUTPOST_RETURN_IF_ERROR(FuseConv(*m, registry));
   }

@@ -81,6 +81,7 @@ class CompiledModel {
   friend void RemoveIdentities(CompiledModel& model);
   friend Status FuseDense(CompiledModel& model, const KernelRegistry& registry);
   friend Status FuseConv(CompiledModel& model, const KernelRegistry& registry);
+  friend Status FoldQdq(CompiledModel& model, const KernelRegistry& registry);
 
   // A graph output as the file declares it (optimisation may rewire the value it names).
   struct OutputDecl {
