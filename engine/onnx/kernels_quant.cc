@@ -93,6 +93,7 @@ class QuantizeKernel : public Kernel {
     const size_t axis = per_axis ? static_cast<size_t>(a) : 0;
     const int64_t axis_dim = per_axis ? x.shape[axis] : 1;
     const int64_t inner = per_axis ? DimProduct(x.shape, axis + 1, x.rank()) : 1;
+    if (ComputeRows(x, scale, zp, y, axis_dim, inner)) return Status();
     for (int64_t i = 0; i < x.count; ++i) {
       const double s = ReadDouble(scale, ParamIndex(scale, i, axis_dim, inner));
       const double z = zp != nullptr ? ReadDouble(*zp, ParamIndex(*zp, i, axis_dim, inner)) : 0.0;
@@ -117,6 +118,31 @@ class QuantizeKernel : public Kernel {
   }
 
  private:
+  // FLOAT to 8 bits or back with FLOAT scales, run by run (one scale and zero point each) on
+  // the vectorised loops of qgemm.h; false for other types (the loop above then runs).
+  bool ComputeRows(const TensorRef& x, const TensorRef& scale, const TensorRef* zp,
+                   const TensorRef& y, int64_t axis_dim, int64_t inner) const {
+    auto is8 = [](DataType t) { return t == DataType::kInt8 || t == DataType::kUint8; };
+    const bool quantize = !dequantize_ && x.type == DataType::kFp32 && is8(y.type);
+    const bool dequant = dequantize_ && is8(x.type) && y.type == DataType::kFp32;
+    if ((!quantize && !dequant) || scale.type != DataType::kFp32) return false;
+    const bool per_axis = scale.count != 1 || (zp != nullptr && zp->count != 1);
+    const int64_t params = per_axis ? axis_dim : 1, run = per_axis ? inner : x.count;
+    for (int64_t start = 0, r = 0; start < x.count; start += run, ++r) {
+      const int64_t p = r % params;
+      const float s = scale.get<float>()[scale.count == 1 ? 0 : p];
+      const auto z = static_cast<int32_t>(zp == nullptr ? 0 : ReadInt64(*zp, zp->count == 1 ? 0 : p));
+      if (quantize) {
+        QuantizeRow(x.get<float>() + start, run, s, z, y.type == DataType::kInt8,
+                    y.mut<uint8_t>() + start);
+      } else {
+        DequantizeRow(x.get<uint8_t>() + start, run, s, z, x.type == DataType::kInt8,
+                      y.mut<float>() + start);
+      }
+    }
+    return true;
+  }
+
   bool dequantize_;
   int64_t axis_;
 };

@@ -1,7 +1,9 @@
 #include "engine/onnx/qgemm.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -163,6 +165,54 @@ void QGemmU8S8(int64_t m, int64_t n, int64_t k, const uint8_t* a, const int8_t* 
   auto* bp = static_cast<int8_t*>(scratch);
   PackBImpl(n, k, b, bp);
   QGemmU8S8Packed(m, n, k, a, bp, c, ldc, scratch, vnni);
+}
+
+namespace {
+
+// One quantised value as a float in [lo, hi]: the quotient clamped well inside 2^22, where
+// adding and subtracting 1.5 * 2^23 rounds to an integer half to even (the default rounding
+// mode), then offset and saturated. Branch-free, so that the loops vectorise.
+inline float QuantizeOne(float x, float scale, float zp, float lo, float hi) {
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
+  float v = x / scale;
+  const bool nan = v != v;
+  v = std::min(std::max(v, -4.0e6f), 4.0e6f);
+  const float r = std::min(std::max(((v + kRound) - kRound) + zp, lo), hi);
+  return nan ? 0.0f : r;
+}
+
+template <typename T>
+void QuantizeRowT(const float* x, int64_t n, float scale, float zp, T* y) {
+  constexpr float lo = std::is_signed_v<T> ? -128.0f : 0.0f, hi = std::is_signed_v<T> ? 127.0f : 255.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = static_cast<T>(static_cast<int32_t>(QuantizeOne(x[i], scale, zp, lo, hi)));
+  }
+}
+
+template <typename T>
+void DequantizeRowT(const T* x, int64_t n, float scale, int32_t zp, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(static_cast<int32_t>(x[i]) - zp) * scale;
+}
+
+}  // namespace
+
+void QuantizeRow(const float* x, int64_t n, float scale, int32_t zero_point, bool to_signed,
+                 void* y) {
+  const float zp = static_cast<float>(zero_point);
+  if (to_signed) {
+    QuantizeRowT(x, n, scale, zp, static_cast<int8_t*>(y));
+  } else {
+    QuantizeRowT(x, n, scale, zp, static_cast<uint8_t*>(y));
+  }
+}
+
+void DequantizeRow(const void* x, int64_t n, float scale, int32_t zero_point, bool from_signed,
+                   float* y) {
+  if (from_signed) {
+    DequantizeRowT(static_cast<const int8_t*>(x), n, scale, zero_point, y);
+  } else {
+    DequantizeRowT(static_cast<const uint8_t*>(x), n, scale, zero_point, y);
+  }
 }
 
 }  // namespace outpost::engine::onnx

@@ -32,6 +32,17 @@ void QGemmU8S8(int64_t m, int64_t n, int64_t k, const uint8_t* a, const int8_t* 
 void QGemmU8S8Packed(int64_t m, int64_t n, int64_t k, const uint8_t* a, const int8_t* packed_b,
                      int32_t* c, int64_t ldc, void* scratch, bool vnni = true);
 
+// QuantizeLinear of FLOAT over one run of n elements with one scale and zero point, to UINT8
+// (`to_signed` false) or INT8 at y: x / scale divided in float (as the definition's reference
+// does; a multiplication by 1 / scale would round some quotients differently), rounded half
+// to even, plus the zero point, saturated; NaN gives 0 (as the reference kernel does).
+void QuantizeRow(const float* x, int64_t n, float scale, int32_t zero_point, bool to_signed,
+                 void* y);
+// DequantizeLinear to FLOAT of n UINT8 (`from_signed` false) or INT8 values: (x - zero point)
+// * scale, one rounding (as the product in double rounded to float).
+void DequantizeRow(const void* x, int64_t n, float scale, int32_t zero_point, bool from_signed,
+                   float* y);
+
 }  // namespace outpost::engine::onnx
 
 #endif  // OUTPOST_ENGINE_ONNX_QGEMM_H_
