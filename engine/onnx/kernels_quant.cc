@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "engine/onnx/kernel_util.h"
@@ -398,6 +399,11 @@ struct QConvAttrs {
 inline constexpr QuantInputs kConvInteger{0, 99, 2, 1, 99, 3, 99, 99, false};
 inline constexpr size_t kQLinearConvBias = 8;
 
+// A convolution's resolved kernel size, strides, dilations, leading pads and output size.
+struct QConvGeometry {
+  std::array<int64_t, kMaxRank> kernel{}, strides{}, dilations{}, pad_begin{}, out{};
+};
+
 class QConvKernel : public Kernel {
  public:
   QConvKernel(QuantInputs in, QConvAttrs a) : in_(in), a_(std::move(a)) {}
@@ -428,7 +434,7 @@ class QConvKernel : public Kernel {
     if (Fast(ctx.input_type(in_.a), ctx.input_type(in_.b), x, w)) {
       const int64_t p = g.out[0] * g.out[1], kk = w[1] * w[2] * w[3], mg = w[0] / a_.group;
       ctx.RequestScratch(static_cast<size_t>(p * kk + kk * mg + p * mg * 4 + (p + mg) * 8) +
-                         QGemmScratchBytes(p, mg, kk) + 512);
+                         QGemmScratchBytes(p, mg, kk) + static_cast<size_t>(mg * 24) + 576);
     }
     return Status();
   }
@@ -436,9 +442,7 @@ class QConvKernel : public Kernel {
   Status Compute(ComputeContext& ctx) const override;
 
  private:
-  struct Geometry {
-    std::array<int64_t, kMaxRank> kernel{}, strides{}, dilations{}, pad_begin{}, out{};
-  };
+  using Geometry = QConvGeometry;
 
   // UINT8 x and INT8 w over two spatial dimensions run as an integer GEMM (qgemm.h).
   static bool Fast(DataType xt, DataType wt, std::span<const int64_t> x,
@@ -577,31 +581,15 @@ Status QConvKernel::ComputeFast(ComputeContext& ctx, const Geometry& g) const {
       reinterpret_cast<int64_t*>(base + align(p * kk) + align(kk * mg) + align(p * mg * 4));
   int64_t* colsum = rowsum + p;
   void* gemm = base + align(p * kk) + align(kk * mg) + align(p * mg * 4) + align((p + mg) * 8);
+  auto* params = reinterpret_cast<double*>(static_cast<std::byte*>(gemm) +
+                                           align(static_cast<int64_t>(QGemmScratchBytes(p, mg, kk))));
   const auto* xv = x.get<uint8_t>();
   const auto* wv = w.get<int8_t>();
   for (int64_t b = 0; b < n; ++b) {
     for (int64_t grp = 0; grp < a_.group; ++grp) {
-      // cols[pos][(ch, ky, kx)] and its row sums.
-      for (int64_t oy = 0; oy < oh; ++oy) {
-        for (int64_t ox = 0; ox < ow; ++ox) {
-          uint8_t* row = cols + (oy * ow + ox) * kk;
-          int64_t sum = 0;
-          for (int64_t ch = 0; ch < cg; ++ch) {
-            const uint8_t* plane = xv + ((b * c + grp * cg + ch) * h) * wd;
-            for (int64_t ky = 0; ky < kh; ++ky) {
-              const int64_t iy = oy * g.strides[0] - g.pad_begin[0] + ky * g.dilations[0];
-              for (int64_t kx = 0; kx < kw; ++kx) {
-                const int64_t ix = ox * g.strides[1] - g.pad_begin[1] + kx * g.dilations[1];
-                const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < wd;
-                const uint8_t v = inside ? plane[iy * wd + ix] : static_cast<uint8_t>(xz);
-                *row++ = v;
-                sum += v;
-              }
-            }
-          }
-          rowsum[oy * ow + ox] = sum;
-        }
-      }
+      const QIm2ColShape shape{cg, h, wd, kh, kw, oh, ow, g.strides[0], g.strides[1],
+                               g.dilations[0], g.dilations[1], g.pad_begin[0], g.pad_begin[1]};
+      QIm2Col(xv + (b * c + grp * cg) * h * wd, shape, static_cast<uint8_t>(xz), cols, rowsum);
       // wt[k][oc] and its column sums.
       for (int64_t oc = 0; oc < mg; ++oc) {
         const int8_t* src = wv + (grp * mg + oc) * kk;
@@ -617,23 +605,29 @@ Status QConvKernel::ComputeFast(ComputeContext& ctx, const Geometry& g) const {
         const int64_t o = grp * mg + oc;
         const int64_t wz = wzp == nullptr ? 0 : ReadInt64(*wzp, wzp->count == 1 ? 0 : o);
         const int64_t b0 = bias != nullptr ? ReadInt64(*bias, o) : 0;
-        double scale = 1, yzp = 0;
-        if (in_.requantize) {
-          const TensorRef& ws = ctx.input(in_.b_scale);
-          scale = ReadDouble(ctx.input(in_.a_scale), 0) * ReadDouble(ws, ws.count == 1 ? 0 : o) /
-                  ReadDouble(ctx.input(in_.y_scale), 0);
-          yzp = ctx.has_input(in_.y_zp) ? ReadDouble(ctx.input(in_.y_zp), 0) : 0.0;
-        }
-        for (int64_t pos = 0; pos < p; ++pos) {
-          const int64_t acc =
-              b0 + raw[pos * mg + oc] - wz * rowsum[pos] - xz * colsum[oc] + kk * xz * wz;
-          const int64_t at = (b * m + o) * p + pos;
-          if (in_.requantize) {
-            Write8(y, at, Saturate(std::nearbyint(static_cast<double>(acc) * scale) + yzp, y.type));
-          } else {
-            y.mut<int32_t>()[at] = static_cast<int32_t>(acc);
+        const int64_t acc0 = b0 - xz * colsum[oc] + kk * xz * wz;
+        if (!in_.requantize) {
+          const int64_t at = (b * m + o) * p;
+          for (int64_t pos = 0; pos < p; ++pos) {
+            y.mut<int32_t>()[at + pos] =
+                static_cast<int32_t>(acc0 + raw[pos * mg + oc] - wz * rowsum[pos]);
           }
+          continue;
         }
+        const TensorRef& ws = ctx.input(in_.b_scale);
+        params[oc] = static_cast<double>(acc0);
+        params[mg + oc] = static_cast<double>(wz);
+        params[2 * mg + oc] = ReadDouble(ctx.input(in_.a_scale), 0) *
+                              ReadDouble(ws, ws.count == 1 ? 0 : o) /
+                              ReadDouble(ctx.input(in_.y_scale), 0);
+      }
+      if (!in_.requantize) continue;
+      const QRequantizeParams q{params, params + mg, params + 2 * mg,
+                                ctx.has_input(in_.y_zp) ? ReadDouble(ctx.input(in_.y_zp), 0) : 0.0};
+      if (y.type == DataType::kInt8) {
+        QRequantize(raw, mg, p, rowsum, q, y.mut<int8_t>() + (b * m + grp * mg) * p);
+      } else {
+        QRequantize(raw, mg, p, rowsum, q, y.mut<uint8_t>() + (b * m + grp * mg) * p);
       }
     }
   }

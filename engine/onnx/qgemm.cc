@@ -1,6 +1,7 @@
 #include "engine/onnx/qgemm.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -213,6 +214,134 @@ void DequantizeRow(const void* x, int64_t n, float scale, int32_t zero_point, bo
   } else {
     DequantizeRowT(static_cast<const uint8_t*>(x), n, scale, zero_point, y);
   }
+}
+
+namespace {
+
+// cols[pos][(ch, ky, kx)] for one image and group of a 2-D convolution (padding holds the zero
+// point `xz`), and each row's sum. Positions whose window lies inside the image copy without
+// bounds checks.
+void Im2ColImpl(const uint8_t* x, const QIm2ColShape& s, uint8_t xz, uint8_t* cols,
+                int64_t* rowsum) {
+  const int64_t cg = s.c, h = s.h, wd = s.w, kh = s.kh, kw = s.kw, oh = s.oh, ow = s.ow;
+  const int64_t kk = cg * kh * kw;
+  for (int64_t oy = 0; oy < oh; ++oy) {
+    const int64_t iy0 = oy * s.sh - s.pt;
+    for (int64_t ox = 0; ox < ow; ++ox) {
+      const int64_t ix0 = ox * s.sw - s.pl;
+      uint8_t* row = cols + (oy * ow + ox) * kk;
+      const bool inside = iy0 >= 0 && iy0 + (kh - 1) * s.dh < h && ix0 >= 0 &&
+                          ix0 + (kw - 1) * s.dw < wd;
+      uint8_t* out = row;
+      for (int64_t ch = 0; ch < cg; ++ch) {
+        const uint8_t* plane = x + ch * h * wd;
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const int64_t iy = iy0 + ky * s.dh;
+          if (inside) {
+            const uint8_t* src = plane + iy * wd + ix0;
+            if (kw == 3 && s.dw == 1) {
+              std::memcpy(out, src, 3);  // the common 3x3 window, without a loop
+              out += 3;
+              continue;
+            }
+            for (int64_t kx = 0; kx < kw; ++kx) *out++ = src[kx * s.dw];
+            continue;
+          }
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            const int64_t ix = ix0 + kx * s.dw;
+            *out++ = iy >= 0 && iy < h && ix >= 0 && ix < wd ? plane[iy * wd + ix] : xz;
+          }
+        }
+      }
+      uint32_t sum = 0;
+      for (int64_t i = 0; i < kk; ++i) sum += row[i];
+      rowsum[oy * ow + ox] = sum;
+    }
+  }
+}
+
+// All mg output channels' p values from the GEMM's rows (raw[pos][oc]): per position the
+// channels in chunks, the arithmetic over contiguous channels (two at a time in SSE2 on x86;
+// every value up to the product is an exact integer in double, and finite scales
+// (QRequantize checks) keep the product from NaN), then stored channel-major.
+template <typename T>
+void RequantizeImpl(const int32_t* raw, int64_t mg, int64_t p, const int64_t* rowsum,
+                    const QRequantizeParams& q, T* y) {
+  constexpr double kRound = 6755399441055744.0;  // 1.5 * 2^52
+  constexpr double lo = std::is_signed_v<T> ? -128.0 : 0.0, hi = std::is_signed_v<T> ? 127.0 : 255.0;
+  constexpr int64_t kChunk = 64;
+  alignas(64) int32_t out[kChunk];
+  for (int64_t pos = 0; pos < p; ++pos) {
+    const int32_t* r = raw + pos * mg;
+    const double rs = static_cast<double>(rowsum[pos]);
+    for (int64_t o0 = 0; o0 < mg; o0 += kChunk) {
+      const int64_t len = std::min(kChunk, mg - o0);
+      int64_t i = 0;
+#ifdef OUTPOST_QGEMM_X86
+      const __m128d rsv = _mm_set1_pd(rs), round = _mm_set1_pd(kRound), yzp = _mm_set1_pd(q.yzp);
+      const __m128d vlo = _mm_set1_pd(-1.0e15), vhi = _mm_set1_pd(1.0e15);
+      const __m128d qlo = _mm_set1_pd(lo), qhi = _mm_set1_pd(hi);
+      for (; i + 2 <= len; i += 2) {
+        const int64_t oc = o0 + i;
+        const __m128d raw2 = _mm_cvtepi32_pd(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(r + oc)));
+        const __m128d acc = _mm_sub_pd(_mm_add_pd(_mm_loadu_pd(q.base + oc), raw2),
+                                       _mm_mul_pd(_mm_loadu_pd(q.wz + oc), rsv));
+        __m128d v = _mm_mul_pd(acc, _mm_loadu_pd(q.scale + oc));
+        v = _mm_min_pd(_mm_max_pd(v, vlo), vhi);
+        v = _mm_add_pd(_mm_sub_pd(_mm_add_pd(v, round), round), yzp);
+        v = _mm_min_pd(_mm_max_pd(v, qlo), qhi);
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), _mm_cvttpd_epi32(v));
+      }
+#endif
+      for (; i < len; ++i) {
+        const int64_t oc = o0 + i;
+        double v = (q.base[oc] + static_cast<double>(r[oc]) - q.wz[oc] * rs) * q.scale[oc];
+        v = std::min(std::max(v, -1.0e15), 1.0e15);
+        const double rounded = std::min(std::max(((v + kRound) - kRound) + q.yzp, lo), hi);
+        out[i] = static_cast<int32_t>(rounded);
+      }
+      for (int64_t j = 0; j < len; ++j) y[(o0 + j) * p + pos] = static_cast<T>(out[j]);
+    }
+  }
+}
+
+bool FiniteScales(const QRequantizeParams& q, int64_t mg) {
+  for (int64_t oc = 0; oc < mg; ++oc) {
+    if (!std::isfinite(q.scale[oc])) return false;
+  }
+  return std::isfinite(q.yzp);
+}
+
+// A scale of infinity or NaN (a y_scale of 0, say): value by value, NaN giving 0.
+template <typename T>
+void RequantizeNonFinite(const int32_t* raw, int64_t mg, int64_t p, const int64_t* rowsum,
+                         const QRequantizeParams& q, T* y) {
+  const double lo = std::is_signed_v<T> ? -128.0 : 0.0, hi = std::is_signed_v<T> ? 127.0 : 255.0;
+  for (int64_t pos = 0; pos < p; ++pos) {
+    for (int64_t oc = 0; oc < mg; ++oc) {
+      const double acc = q.base[oc] + raw[pos * mg + oc] - q.wz[oc] * static_cast<double>(rowsum[pos]);
+      const double r = std::nearbyint(acc * q.scale[oc]) + q.yzp;
+      y[oc * p + pos] = static_cast<T>(r != r ? 0 : static_cast<int32_t>(std::clamp(r, lo, hi)));
+    }
+  }
+}
+
+}  // namespace
+
+void QIm2Col(const uint8_t* x, const QIm2ColShape& s, uint8_t xz, uint8_t* cols, int64_t* rowsum) {
+  Im2ColImpl(x, s, xz, cols, rowsum);
+}
+
+void QRequantize(const int32_t* raw, int64_t mg, int64_t p, const int64_t* rowsum,
+                 const QRequantizeParams& q, int8_t* y) {
+  if (!FiniteScales(q, mg)) return RequantizeNonFinite(raw, mg, p, rowsum, q, y);
+  RequantizeImpl(raw, mg, p, rowsum, q, y);
+}
+
+void QRequantize(const int32_t* raw, int64_t mg, int64_t p, const int64_t* rowsum,
+                 const QRequantizeParams& q, uint8_t* y) {
+  if (!FiniteScales(q, mg)) return RequantizeNonFinite(raw, mg, p, rowsum, q, y);
+  RequantizeImpl(raw, mg, p, rowsum, q, y);
 }
 
 }  // namespace outpost::engine::onnx

@@ -43,6 +43,31 @@ void QuantizeRow(const float* x, int64_t n, float scale, int32_t zero_point, boo
 void DequantizeRow(const void* x, int64_t n, float scale, int32_t zero_point, bool from_signed,
                    float* y);
 
+// One image and group of a 2-D convolution over UINT8 x: channels, input and kernel size,
+// output size, strides, dilations, leading pads.
+struct QIm2ColShape {
+  int64_t c, h, w, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl;
+};
+// cols[pos][(ch, ky, kx)] (padding holds the zero point xz) and each row's sum in rowsum.
+void QIm2Col(const uint8_t* x, const QIm2ColShape& s, uint8_t xz, uint8_t* cols, int64_t* rowsum);
+
+// Per output channel of a QLinear kernel: the accumulator's constant part (bias and zero-point
+// corrections), the weight zero point (times a position's row sum) and the scale
+// x_scale * w_scale / y_scale; and the output zero point.
+struct QRequantizeParams {
+  const double* base;
+  const double* wz;
+  const double* scale;
+  double yzp;
+};
+// y[oc][pos] for mg channels and p positions from the GEMM's raw[pos][oc]:
+// (base + raw - wz * rowsum[pos]) * scale rounded half to even, plus yzp, saturated to the
+// 8-bit type; NaN gives 0. Equal to Saturate(nearbyint(acc * scale) + yzp) in double.
+void QRequantize(const int32_t* raw, int64_t mg, int64_t p, const int64_t* rowsum,
+                 const QRequantizeParams& q, int8_t* y);
+void QRequantize(const int32_t* raw, int64_t mg, int64_t p, const int64_t* rowsum,
+                 const QRequantizeParams& q, uint8_t* y);
+
 }  // namespace outpost::engine::onnx
 
 #endif  // OUTPOST_ENGINE_ONNX_QGEMM_H_
