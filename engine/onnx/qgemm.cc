@@ -253,17 +253,20 @@ void Im2ColImpl(const uint8_t* x, const QIm2ColShape& s, uint8_t xz, uint8_t* co
       const bool inside = iy0 >= 0 && iy0 + (kh - 1) * s.dh < h && ix0 >= 0 &&
                           ix0 + (kw - 1) * s.dw < wd;
       uint8_t* out = row;
-      for (int64_t ch = 0; ch < cg; ++ch) {
+      const bool three = inside && kw == 3 && s.dw == 1;
+      if (three) {
+        // The common 3-wide window inside the image: three bytes per channel and row.
+        for (int64_t ch = 0; ch < cg; ++ch) {
+          const uint8_t* src = x + (ch * h + iy0) * wd + ix0;
+          for (int64_t ky = 0; ky < kh; ++ky, src += s.dh * wd, out += 3) std::memcpy(out, src, 3);
+        }
+      }
+      for (int64_t ch = 0; ch < cg && !three; ++ch) {
         const uint8_t* plane = x + ch * h * wd;
         for (int64_t ky = 0; ky < kh; ++ky) {
           const int64_t iy = iy0 + ky * s.dh;
           if (inside) {
             const uint8_t* src = plane + iy * wd + ix0;
-            if (kw == 3 && s.dw == 1) {
-              std::memcpy(out, src, 3);  // the common 3x3 window, without a loop
-              out += 3;
-              continue;
-            }
             for (int64_t kx = 0; kx < kw; ++kx) *out++ = src[kx * s.dw];
             continue;
           }
