@@ -434,7 +434,8 @@ class QConvKernel : public Kernel {
     if (Fast(ctx.input_type(in_.a), ctx.input_type(in_.b), x, w)) {
       const int64_t p = g.out[0] * g.out[1], kk = w[1] * w[2] * w[3], mg = w[0] / a_.group;
       ctx.RequestScratch(static_cast<size_t>(p * kk + kk * mg + p * mg * 4 + (p + mg) * 8) +
-                         QGemmScratchBytes(p, mg, kk) + static_cast<size_t>(mg * 24) + 576);
+                         QGemmScratchBytes(p, mg, kk) + static_cast<size_t>(mg * 24) +
+                         static_cast<size_t>(w[1] * x[2] * x[3]) + 640);
     }
     return Status();
   }
@@ -583,23 +584,27 @@ Status QConvKernel::ComputeFast(ComputeContext& ctx, const Geometry& g) const {
   void* gemm = base + align(p * kk) + align(kk * mg) + align(p * mg * 4) + align((p + mg) * 8);
   auto* params = reinterpret_cast<double*>(static_cast<std::byte*>(gemm) +
                                            align(static_cast<int64_t>(QGemmScratchBytes(p, mg, kk))));
+  auto* xt = reinterpret_cast<uint8_t*>(params) + align(mg * 24);
   const auto* xv = x.get<uint8_t>();
   const auto* wv = w.get<int8_t>();
-  for (int64_t b = 0; b < n; ++b) {
-    for (int64_t grp = 0; grp < a_.group; ++grp) {
-      const QIm2ColShape shape{cg, h, wd, kh, kw, oh, ow, g.strides[0], g.strides[1],
-                               g.dilations[0], g.dilations[1], g.pad_begin[0], g.pad_begin[1]};
-      QIm2Col(xv + (b * c + grp * cg) * h * wd, shape, static_cast<uint8_t>(xz), cols, rowsum);
-      // wt[k][oc] and its column sums.
-      for (int64_t oc = 0; oc < mg; ++oc) {
-        const int8_t* src = wv + (grp * mg + oc) * kk;
-        int64_t sum = 0;
-        for (int64_t i = 0; i < kk; ++i) {
-          wt[i * mg + oc] = src[i];
-          sum += src[i];
+  const QIm2ColShape shape{cg, h, wd, kh, kw, oh, ow, g.strides[0], g.strides[1],
+                           g.dilations[0], g.dilations[1], g.pad_begin[0], g.pad_begin[1]};
+  for (int64_t grp = 0; grp < a_.group; ++grp) {
+    // wt[(ky, kx, ch)][oc], im2col's order, and its column sums: once per group.
+    for (int64_t oc = 0; oc < mg; ++oc) {
+      const int8_t* src = wv + (grp * mg + oc) * kk;
+      int64_t sum = 0;
+      for (int64_t ch = 0; ch < cg; ++ch) {
+        for (int64_t kyx = 0; kyx < kh * kw; ++kyx) {
+          const int8_t v = src[ch * kh * kw + kyx];
+          wt[(kyx * cg + ch) * mg + oc] = v;
+          sum += v;
         }
-        colsum[oc] = sum;
       }
+      colsum[oc] = sum;
+    }
+    for (int64_t b = 0; b < n; ++b) {
+      QIm2Col(xv + (b * c + grp * cg) * h * wd, shape, static_cast<uint8_t>(xz), xt, cols, rowsum);
       QGemmU8S8(p, mg, kk, cols, wt, raw, mg, gemm);
       for (int64_t oc = 0; oc < mg; ++oc) {
         const int64_t o = grp * mg + oc;

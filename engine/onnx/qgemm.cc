@@ -238,47 +238,40 @@ void DequantizeRow(const void* x, int64_t n, float scale, int32_t zero_point, bo
 
 namespace {
 
-// cols[pos][(ch, ky, kx)] for one image and group of a 2-D convolution (padding holds the zero
-// point `xz`), and each row's sum. Positions whose window lies inside the image copy without
-// bounds checks.
-void Im2ColImpl(const uint8_t* x, const QIm2ColShape& s, uint8_t xz, uint8_t* cols,
+// cols[pos][(ky, kx, ch)] for one image and group from x in channels-last order (xt[iy][ix][ch]):
+// per kernel row one copy of the window's run inside the image, the zero point xz where the
+// window leaves it; and each row's sum.
+void Im2ColImpl(const uint8_t* xt, const QIm2ColShape& s, uint8_t xz, uint8_t* cols,
                 int64_t* rowsum) {
-  const int64_t cg = s.c, h = s.h, wd = s.w, kh = s.kh, kw = s.kw, oh = s.oh, ow = s.ow;
-  const int64_t kk = cg * kh * kw;
-  for (int64_t oy = 0; oy < oh; ++oy) {
+  const int64_t c = s.c, h = s.h, wd = s.w, kh = s.kh, kw = s.kw;
+  const int64_t kk = c * kh * kw;
+  for (int64_t oy = 0; oy < s.oh; ++oy) {
     const int64_t iy0 = oy * s.sh - s.pt;
-    for (int64_t ox = 0; ox < ow; ++ox) {
+    for (int64_t ox = 0; ox < s.ow; ++ox) {
       const int64_t ix0 = ox * s.sw - s.pl;
-      uint8_t* row = cols + (oy * ow + ox) * kk;
-      const bool inside = iy0 >= 0 && iy0 + (kh - 1) * s.dh < h && ix0 >= 0 &&
-                          ix0 + (kw - 1) * s.dw < wd;
-      uint8_t* out = row;
-      const bool three = inside && kw == 3 && s.dw == 1;
-      if (three) {
-        // The common 3-wide window inside the image: three bytes per channel and row.
-        for (int64_t ch = 0; ch < cg; ++ch) {
-          const uint8_t* src = x + (ch * h + iy0) * wd + ix0;
-          for (int64_t ky = 0; ky < kh; ++ky, src += s.dh * wd, out += 3) std::memcpy(out, src, 3);
-        }
-      }
-      for (int64_t ch = 0; ch < cg && !three; ++ch) {
-        const uint8_t* plane = x + ch * h * wd;
-        for (int64_t ky = 0; ky < kh; ++ky) {
-          const int64_t iy = iy0 + ky * s.dh;
-          if (inside) {
-            const uint8_t* src = plane + iy * wd + ix0;
-            for (int64_t kx = 0; kx < kw; ++kx) *out++ = src[kx * s.dw];
-            continue;
-          }
+      uint8_t* row = cols + (oy * s.ow + ox) * kk;
+      const bool cols_inside = ix0 >= 0 && ix0 + (kw - 1) * s.dw < wd;
+      for (int64_t ky = 0; ky < kh; ++ky) {
+        const int64_t iy = iy0 + ky * s.dh;
+        uint8_t* out = row + ky * kw * c;
+        if (iy < 0 || iy >= h) {
+          std::memset(out, xz, static_cast<size_t>(kw * c));
+        } else if (cols_inside && s.dw == 1) {
+          std::memcpy(out, xt + (iy * wd + ix0) * c, static_cast<size_t>(kw * c));
+        } else {
           for (int64_t kx = 0; kx < kw; ++kx) {
             const int64_t ix = ix0 + kx * s.dw;
-            *out++ = iy >= 0 && iy < h && ix >= 0 && ix < wd ? plane[iy * wd + ix] : xz;
+            if (ix < 0 || ix >= wd) {
+              std::memset(out + kx * c, xz, static_cast<size_t>(c));
+            } else {
+              std::memcpy(out + kx * c, xt + (iy * wd + ix) * c, static_cast<size_t>(c));
+            }
           }
         }
       }
       uint32_t sum = 0;
       for (int64_t i = 0; i < kk; ++i) sum += row[i];
-      rowsum[oy * ow + ox] = sum;
+      rowsum[oy * s.ow + ox] = sum;
     }
   }
 }
@@ -351,8 +344,14 @@ void RequantizeNonFinite(const int32_t* raw, int64_t mg, int64_t p, const int64_
 
 }  // namespace
 
-void QIm2Col(const uint8_t* x, const QIm2ColShape& s, uint8_t xz, uint8_t* cols, int64_t* rowsum) {
-  Im2ColImpl(x, s, xz, cols, rowsum);
+void QIm2Col(const uint8_t* x, const QIm2ColShape& s, uint8_t xz, uint8_t* xt, uint8_t* cols,
+             int64_t* rowsum) {
+  const int64_t plane = s.h * s.w;
+  for (int64_t ch = 0; ch < s.c; ++ch) {
+    const uint8_t* src = x + ch * plane;
+    for (int64_t i = 0; i < plane; ++i) xt[i * s.c + ch] = src[i];
+  }
+  Im2ColImpl(xt, s, xz, cols, rowsum);
 }
 
 void QRequantize(const int32_t* raw, int64_t mg, int64_t p, const int64_t* rowsum,

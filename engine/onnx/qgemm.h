@@ -48,8 +48,10 @@ void DequantizeRow(const void* x, int64_t n, float scale, int32_t zero_point, bo
 struct QIm2ColShape {
   int64_t c, h, w, kh, kw, oh, ow, sh, sw, dh, dw, pt, pl;
 };
-// cols[pos][(ch, ky, kx)] (padding holds the zero point xz) and each row's sum in rowsum.
-void QIm2Col(const uint8_t* x, const QIm2ColShape& s, uint8_t xz, uint8_t* cols, int64_t* rowsum);
+// cols[pos][(ky, kx, ch)] (padding holds the zero point xz; weights must be ordered the same
+// way) and each row's sum in rowsum; xt: c * h * w bytes of scratch for x channels-last.
+void QIm2Col(const uint8_t* x, const QIm2ColShape& s, uint8_t xz, uint8_t* xt, uint8_t* cols,
+             int64_t* rowsum);
 
 // Per output channel of a QLinear kernel: the accumulator's constant part (bias and zero-point
 // corrections), the weight zero point (times a position's row sum) and the scale
