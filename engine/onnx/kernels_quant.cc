@@ -65,17 +65,18 @@ class QuantizeKernel : public Kernel {
     const int64_t axis = normalized.ok() ? *normalized : -1;
     OUTPOST_RETURN_IF_ERROR(CheckType(ctx.input_type(1), kFloatTypes, "scale"));
     OUTPOST_RETURN_IF_ERROR(CheckParam(x, ctx.input_shape(1), axis, "scale"));
-    if (ctx.has_input(2)) OUTPOST_RETURN_IF_ERROR(CheckParam(x, ctx.input_shape(2), axis, "zero point"));
+    if (ctx.has_input(2))
+      OUTPOST_RETURN_IF_ERROR(CheckParam(x, ctx.input_shape(2), axis, "zero point"));
     if (dequantize_) {
-      OUTPOST_RETURN_IF_ERROR(CheckType(ctx.input_type(0),
-                                        k8BitTypes | TypeBit(DataType::kInt32), "x"));
+      OUTPOST_RETURN_IF_ERROR(
+          CheckType(ctx.input_type(0), k8BitTypes | TypeBit(DataType::kInt32), "x"));
       if (ctx.has_input(2) && ctx.input_type(2) != ctx.input_type(0)) {
         return InvalidArgumentError("x_zero_point differs from x in element type");
       }
       ctx.SetOutput(0, ctx.input_type(1), x);
     } else {
-      OUTPOST_RETURN_IF_ERROR(CheckType(ctx.input_type(0),
-                                        kFloatTypes | TypeBit(DataType::kInt32), "x"));
+      OUTPOST_RETURN_IF_ERROR(
+          CheckType(ctx.input_type(0), kFloatTypes | TypeBit(DataType::kInt32), "x"));
       const DataType out = ctx.has_input(2) ? ctx.input_type(2) : DataType::kUint8;
       OUTPOST_RETURN_IF_ERROR(CheckType(out, k8BitTypes, "y_zero_point"));
       ctx.SetOutput(0, out, x);
@@ -108,10 +109,10 @@ class QuantizeKernel : public Kernel {
       } else {
         // FLOAT inputs divide in float, as the definition's reference does: the rounding
         // of ties depends on it.
-        const double q = x.type == DataType::kFp64
-                             ? ReadDouble(x, i) / s
-                             : static_cast<double>(static_cast<float>(ReadDouble(x, i)) /
-                                                   static_cast<float>(s));
+        const double q =
+            x.type == DataType::kFp64
+                ? ReadDouble(x, i) / s
+                : static_cast<double>(static_cast<float>(ReadDouble(x, i)) / static_cast<float>(s));
         Write8(y, i, Saturate(std::nearbyint(q) + z, y.type));
       }
     }
@@ -132,7 +133,8 @@ class QuantizeKernel : public Kernel {
     for (int64_t start = 0, r = 0; start < x.count; start += run, ++r) {
       const int64_t p = r % params;
       const float s = scale.get<float>()[scale.count == 1 ? 0 : p];
-      const auto z = static_cast<int32_t>(zp == nullptr ? 0 : ReadInt64(*zp, zp->count == 1 ? 0 : p));
+      const auto z =
+          static_cast<int32_t>(zp == nullptr ? 0 : ReadInt64(*zp, zp->count == 1 ? 0 : p));
       if (quantize) {
         QuantizeRow(x.get<float>() + start, run, s, z, y.type == DataType::kInt8,
                     y.mut<uint8_t>() + start);
@@ -156,7 +158,8 @@ Result<std::unique_ptr<Kernel>> MakeQuantize(const KernelBuildContext& ctx) {
   if (saturate != 1) return UnimplementedError("attribute \"saturate\" 0 is not supported");
   OUTPOST_ASSIGN_OR_RETURN(int64_t block, ctx.Int("block_size", 0));
   if (block != 0) return UnimplementedError("attribute \"block_size\" is not supported");
-  if (ctx.Has("output_dtype")) return UnimplementedError("attribute \"output_dtype\" is not supported");
+  if (ctx.Has("output_dtype"))
+    return UnimplementedError("attribute \"output_dtype\" is not supported");
   return std::unique_ptr<Kernel>(new QuantizeKernel(kDequantize, axis));
 }
 
@@ -185,7 +188,9 @@ Status ComputeDynamicQuantize(ComputeContext& ctx) {
   uint8_t* y = ctx.output(0).mut<uint8_t>();
   for (int64_t i = 0; i < x.count; ++i) {
     y[i] = static_cast<uint8_t>(
-        scale == 0 ? 0 : Saturate(std::nearbyint(xv[i] / scale) + static_cast<double>(zp), DataType::kUint8));
+        scale == 0
+            ? 0
+            : Saturate(std::nearbyint(xv[i] / scale) + static_cast<double>(zp), DataType::kUint8));
   }
   if (ctx.has_output(1)) ctx.output(1).mut<float>()[0] = scale;
   if (ctx.has_output(2)) ctx.output(2).mut<uint8_t>()[0] = static_cast<uint8_t>(zp);
@@ -194,7 +199,8 @@ Status ComputeDynamicQuantize(ComputeContext& ctx) {
 
 Result<std::unique_ptr<Kernel>> MakeDynamicQuantize(const KernelBuildContext& ctx) {
   OUTPOST_RETURN_IF_ERROR(ctx.ExpectInputs(1, 1));
-  return std::unique_ptr<Kernel>(new FunctionKernel(&InferDynamicQuantize, &ComputeDynamicQuantize));
+  return std::unique_ptr<Kernel>(
+      new FunctionKernel(&InferDynamicQuantize, &ComputeDynamicQuantize));
 }
 
 // ---- MatMulInteger, QLinearMatMul ----
@@ -272,30 +278,32 @@ class QMatMulKernel : public Kernel {
     const std::span<const int64_t> b_batch = b.shape.first(b.rank() - 2);
     const std::span<const int64_t> y_batch = y.shape.first(y.rank() - 2);
     int64_t index = 0;
-    ForEachBroadcast<2>(y_batch, {a_batch, b_batch},
-                        [&](int64_t, const std::array<int64_t, 2>& offs, int64_t count,
-                            const std::array<int64_t, 2>& steps) {
-      for (int64_t r = 0; r < count; ++r, ++index) {
-        const int64_t ao = (offs[0] + r * steps[0]) * m * k;
-        const int64_t bo = (offs[1] + r * steps[1]) * k * n;
-        for (int64_t i = 0; i < m; ++i) {
-          const int64_t za = azp == nullptr ? 0 : ReadInt64(*azp, azp->count == 1 ? 0 : i);
-          for (int64_t j = 0; j < n; ++j) {
-            const int64_t zb = bzp == nullptr ? 0 : ReadInt64(*bzp, bzp->count == 1 ? 0 : j);
-            int64_t acc = 0;
-            for (int64_t p = 0; p < k; ++p) {
-              acc += (ReadInt64(a, ao + i * k + p) - za) * (ReadInt64(b, bo + p * n + j) - zb);
-            }
-            const int64_t at = (index * m + i) * n + j;
-            if (in_.requantize) {
-              Write8(y, at, Saturate(std::nearbyint(static_cast<double>(acc) * scale) + yzp, y.type));
-            } else {
-              y.mut<int32_t>()[at] = static_cast<int32_t>(acc);
+    ForEachBroadcast<2>(
+        y_batch, {a_batch, b_batch},
+        [&](int64_t, const std::array<int64_t, 2>& offs, int64_t count,
+            const std::array<int64_t, 2>& steps) {
+          for (int64_t r = 0; r < count; ++r, ++index) {
+            const int64_t ao = (offs[0] + r * steps[0]) * m * k;
+            const int64_t bo = (offs[1] + r * steps[1]) * k * n;
+            for (int64_t i = 0; i < m; ++i) {
+              const int64_t za = azp == nullptr ? 0 : ReadInt64(*azp, azp->count == 1 ? 0 : i);
+              for (int64_t j = 0; j < n; ++j) {
+                const int64_t zb = bzp == nullptr ? 0 : ReadInt64(*bzp, bzp->count == 1 ? 0 : j);
+                int64_t acc = 0;
+                for (int64_t p = 0; p < k; ++p) {
+                  acc += (ReadInt64(a, ao + i * k + p) - za) * (ReadInt64(b, bo + p * n + j) - zb);
+                }
+                const int64_t at = (index * m + i) * n + j;
+                if (in_.requantize) {
+                  Write8(y, at,
+                         Saturate(std::nearbyint(static_cast<double>(acc) * scale) + yzp, y.type));
+                } else {
+                  y.mut<int32_t>()[at] = static_cast<int32_t>(acc);
+                }
+              }
             }
           }
-        }
-      }
-    });
+        });
     return Status();
   }
 
@@ -455,8 +463,11 @@ class QConvKernel : public Kernel {
 
   Status Resolve(std::span<const int64_t> x, std::span<const int64_t> w, Geometry& g) const {
     const size_t k = x.size() - 2;
-    auto fits = [k](const std::vector<int64_t>& v, size_t n) { return v.empty() || v.size() == n * k; };
-    if (!fits(a_.kernel, 1) || !fits(a_.strides, 1) || !fits(a_.dilations, 1) || !fits(a_.pads, 2)) {
+    auto fits = [k](const std::vector<int64_t>& v, size_t n) {
+      return v.empty() || v.size() == n * k;
+    };
+    if (!fits(a_.kernel, 1) || !fits(a_.strides, 1) || !fits(a_.dilations, 1) ||
+        !fits(a_.pads, 2)) {
       return InvalidArgumentError("kernel_shape, strides, dilations or pads do not match the rank");
     }
     for (size_t i = 0; i < k; ++i) {
@@ -504,9 +515,8 @@ Status QConvKernel::Compute(ComputeContext& ctx) const {
   if (Fast(x.type, w.type, x.shape, w.shape)) return ComputeFast(ctx, g);
   const int64_t xz = ctx.has_input(in_.a_zp) ? ReadInt64(ctx.input(in_.a_zp), 0) : 0;
   const TensorRef* wzp = ctx.has_input(in_.b_zp) ? &ctx.input(in_.b_zp) : nullptr;
-  const TensorRef* bias = in_.requantize && ctx.has_input(kQLinearConvBias)
-                              ? &ctx.input(kQLinearConvBias)
-                              : nullptr;
+  const TensorRef* bias =
+      in_.requantize && ctx.has_input(kQLinearConvBias) ? &ctx.input(kQLinearConvBias) : nullptr;
   std::array<int64_t, kMaxRank> opos{}, kpos{};
   for (int64_t b = 0; b < n; ++b) {
     for (int64_t oc = 0; oc < m; ++oc) {
@@ -530,7 +540,8 @@ Status QConvKernel::Compute(ComputeContext& ctx) const {
             int64_t off = 0;
             bool inside = true;
             for (size_t d = 0; d < k; ++d) {
-              const int64_t pos = opos[d] * g.strides[d] - g.pad_begin[d] + kpos[d] * g.dilations[d];
+              const int64_t pos =
+                  opos[d] * g.strides[d] - g.pad_begin[d] + kpos[d] * g.dilations[d];
               inside = inside && pos >= 0 && pos < x.shape[2 + d];
               off = off * x.shape[2 + d] + pos;
             }
@@ -582,13 +593,24 @@ Status QConvKernel::ComputeFast(ComputeContext& ctx, const Geometry& g) const {
       reinterpret_cast<int64_t*>(base + align(p * kk) + align(kk * mg) + align(p * mg * 4));
   int64_t* colsum = rowsum + p;
   void* gemm = base + align(p * kk) + align(kk * mg) + align(p * mg * 4) + align((p + mg) * 8);
-  auto* params = reinterpret_cast<double*>(static_cast<std::byte*>(gemm) +
-                                           align(static_cast<int64_t>(QGemmScratchBytes(p, mg, kk))));
+  auto* params = reinterpret_cast<double*>(
+      static_cast<std::byte*>(gemm) + align(static_cast<int64_t>(QGemmScratchBytes(p, mg, kk))));
   auto* xt = reinterpret_cast<uint8_t*>(params) + align(mg * 24);
   const auto* xv = x.get<uint8_t>();
   const auto* wv = w.get<int8_t>();
-  const QIm2ColShape shape{cg, h, wd, kh, kw, oh, ow, g.strides[0], g.strides[1],
-                           g.dilations[0], g.dilations[1], g.pad_begin[0], g.pad_begin[1]};
+  const QIm2ColShape shape{cg,
+                           h,
+                           wd,
+                           kh,
+                           kw,
+                           oh,
+                           ow,
+                           g.strides[0],
+                           g.strides[1],
+                           g.dilations[0],
+                           g.dilations[1],
+                           g.pad_begin[0],
+                           g.pad_begin[1]};
   for (int64_t grp = 0; grp < a_.group; ++grp) {
     // wt[(ky, kx, ch)][oc], im2col's order, and its column sums: once per group.
     for (int64_t oc = 0; oc < mg; ++oc) {

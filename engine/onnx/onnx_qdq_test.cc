@@ -45,7 +45,8 @@ Tensor Scalar(DataType type, T v) {
 // The plan's operators, in order.
 std::vector<std::string> Ops(const CompiledModel& m) {
   std::vector<std::string> ops;
-  for (const auto& s : m.steps()) ops.push_back(m.graph().nodes[static_cast<size_t>(s.node)].op_type);
+  for (const auto& s : m.steps())
+    ops.push_back(m.graph().nodes[static_cast<size_t>(s.node)].op_type);
   return ops;
 }
 
@@ -70,7 +71,9 @@ std::vector<std::string> RunBoth(const Graph& g, const std::vector<Tensor>& in) 
     st = fast.Run(in, a);
   }
   EXPECT_TRUE(st.ok()) << st.ToString();
-  if (testing::AllocationCountingAvailable()) EXPECT_EQ(allocations, 0);
+  if (testing::AllocationCountingAvailable()) {
+    EXPECT_EQ(allocations, 0);
+  }
   EXPECT_EQ(a[0].type(), b[0].type());
   EXPECT_EQ(a[0].shape(), b[0].shape());
   EXPECT_EQ(a[0].byte_size(), b[0].byte_size());
@@ -105,9 +108,10 @@ Graph QdqConv(bool relu, DataType out, int64_t out_zp, float bias_scale_factor =
                     IntsAttr("strides", {stride, stride})});
   if (relu) y = b.Op("Relu", {y}, {"r"});
   ValueId ys = b.Constant("ys", Scalar<float>(DataType::kFp32, 0.5f));
-  ValueId yz = out == DataType::kUint8
-                   ? b.Constant("yz", Scalar<uint8_t>(DataType::kUint8, static_cast<uint8_t>(out_zp)))
-                   : b.Constant("yz", Scalar<int8_t>(DataType::kInt8, static_cast<int8_t>(out_zp)));
+  ValueId yz =
+      out == DataType::kUint8
+          ? b.Constant("yz", Scalar<uint8_t>(DataType::kUint8, static_cast<uint8_t>(out_zp)))
+          : b.Constant("yz", Scalar<int8_t>(DataType::kInt8, static_cast<int8_t>(out_zp)));
   b.Output(b.Op("QuantizeLinear", {y, ys, yz}, {"q"}));
   return b.graph();
 }
@@ -152,8 +156,9 @@ TEST(OnnxQdq, MatMulQuantizeFoldsIntoQLinearMatMulBitExact) {
   ValueId w = b.Constant("w", Bytes<int8_t>(DataType::kInt8, {9, 6}, 4, -128, 127));
   ValueId ws = b.Constant("ws", Scalar<float>(DataType::kFp32, 0.0625f));
   ValueId wz = b.Constant("wz", Scalar<int8_t>(DataType::kInt8, 3));
-  ValueId y = b.Op("MatMul", {b.Op("DequantizeLinear", {a, as, az}, {"da"}),
-                              b.Op("DequantizeLinear", {w, ws, wz}, {"dw"})},
+  ValueId y = b.Op("MatMul",
+                   {b.Op("DequantizeLinear", {a, as, az}, {"da"}),
+                    b.Op("DequantizeLinear", {w, ws, wz}, {"dw"})},
                    {"y"});
   ValueId ys = b.Constant("ys", Scalar<float>(DataType::kFp32, 0.25f));
   ValueId yz = b.Constant("yz", Scalar<int8_t>(DataType::kInt8, 5));
@@ -211,7 +216,8 @@ TEST(OnnxQdq, QuantizeLinearRoundsTiesToEvenAndSaturatesPerTensorAndPerAxis) {
   for (size_t i = 0; i < v.size(); ++i) {
     const size_t ch = (i / 11) % 3;
     const float q = std::nearbyint(v[i] / scales[ch]);
-    const float want = std::isnan(q) ? 0.0f : std::clamp(q + static_cast<float>(zp[ch]), -128.0f, 127.0f);
+    const float want =
+        std::isnan(q) ? 0.0f : std::clamp(q + static_cast<float>(zp[ch]), -128.0f, 127.0f);
     EXPECT_EQ(out[0].values<int8_t>()[i], static_cast<int8_t>(want)) << "element " << i;
   }
 }

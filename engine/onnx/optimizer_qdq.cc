@@ -47,7 +47,8 @@ bool ReadQParams(const CompiledModel& model, int32_t n, std::string_view op, QPa
   if (!IsOp(g, n, op)) return false;
   const Node& node = g.nodes[static_cast<size_t>(n)];
   if (node.inputs.size() != 3 || node.inputs[2] == kNoValue) return false;
-  if (node.FindAttribute("block_size") != nullptr || node.FindAttribute("output_dtype") != nullptr) {
+  if (node.FindAttribute("block_size") != nullptr ||
+      node.FindAttribute("output_dtype") != nullptr) {
     return false;
   }
   const Attribute* saturate = node.FindAttribute("saturate");
@@ -60,7 +61,8 @@ bool ReadQParams(const CompiledModel& model, int32_t n, std::string_view op, QPa
   q.zp_t = model.constant(q.zp);
   const Attribute* axis = node.FindAttribute("axis");
   q.axis = axis != nullptr ? axis->i : 1;
-  if (q.scale_t == nullptr || q.zp_t == nullptr || q.scale_t->type() != DataType::kFp32) return false;
+  if (q.scale_t == nullptr || q.zp_t == nullptr || q.scale_t->type() != DataType::kFp32)
+    return false;
   if (q.zp_t->element_count() != q.scale_t->element_count()) return false;
   for (float s : q.scale_t->values<float>()) {
     if (!(s > 0) || !std::isfinite(s)) return false;
@@ -72,11 +74,12 @@ bool Is8Bit(DataType t) { return t == DataType::kUint8 || t == DataType::kInt8; 
 
 // A per-tensor 8-bit activation: one scale, one zero point.
 bool PerTensor8(const QParams& q) {
-  return q.scale_t->element_count() == 1 && q.scale_t->shape().size() <= 1 && Is8Bit(q.zp_t->type());
+  return q.scale_t->element_count() == 1 && q.scale_t->shape().size() <= 1 &&
+         Is8Bit(q.zp_t->type());
 }
 
 int64_t ZeroPoint(const Tensor& zp, int64_t i) {
-  return zp.type() == DataType::kUint8 ? zp.values<uint8_t>()[static_cast<size_t>(i)]
+  return zp.type() == DataType::kUint8  ? zp.values<uint8_t>()[static_cast<size_t>(i)]
          : zp.type() == DataType::kInt8 ? zp.values<int8_t>()[static_cast<size_t>(i)]
                                         : zp.values<int32_t>()[static_cast<size_t>(i)];
 }
@@ -132,7 +135,8 @@ bool WeightDq(const FoldContext& c, ValueId id, bool per_axis, QParams& q) {
   const int32_t n = WriterOf(c.g, id);
   if (!ReadQParams(c.model, n, "DequantizeLinear", q)) return false;
   const Tensor* w = c.model.constant(q.x);
-  if (w == nullptr || !Is8Bit(w->type()) || w->type() != q.zp_t->type() || w->shape().empty()) return false;
+  if (w == nullptr || !Is8Bit(w->type()) || w->type() != q.zp_t->type() || w->shape().empty())
+    return false;
   const int64_t count = q.scale_t->element_count();
   if (count == 1 && q.scale_t->shape().size() <= 1) return true;
   const int64_t rank = static_cast<int64_t>(w->shape().size());
@@ -149,14 +153,16 @@ bool BiasDq(const FoldContext& c, ValueId id, float x_scale, const Tensor& w_sca
   const int32_t n = WriterOf(c.g, id);
   if (!ReadQParams(c.model, n, "DequantizeLinear", q)) return false;
   const Tensor* b = c.model.constant(q.x);
-  if (b == nullptr || b->type() != DataType::kInt32 || b->shape().size() != 1 || b->shape()[0] != m) {
+  if (b == nullptr || b->type() != DataType::kInt32 || b->shape().size() != 1 ||
+      b->shape()[0] != m) {
     return false;
   }
   const int64_t count = q.scale_t->element_count();
   if (count != 1 && count != m) return false;
   for (int64_t i = 0; i < m; ++i) {
     if (ZeroPoint(*q.zp_t, count == 1 ? 0 : i) != 0) return false;
-    const double ws = w_scale.values<float>()[w_scale.element_count() == 1 ? 0 : static_cast<size_t>(i)];
+    const double ws =
+        w_scale.values<float>()[w_scale.element_count() == 1 ? 0 : static_cast<size_t>(i)];
     const double want = static_cast<double>(static_cast<float>(x_scale * ws));
     const double have = q.scale_t->values<float>()[count == 1 ? 0 : static_cast<size_t>(i)];
     if (std::abs(have - want) > 1e-6 * want) return false;
@@ -192,8 +198,8 @@ bool OutputQ(const FoldContext& c, ValueId id, int32_t* relu, QParams& q) {
 
 // Rewrites node n as `op` over `inputs`, writing `out` (the output of the QuantizeLinear
 // `q`), and drops `q` and `relu`. Restores node n when the kernel does not bind.
-Status Rewrite(FoldContext& c, int32_t n, const char* op,
-               std::vector<ValueId> inputs, const QParams& q, int32_t relu) {
+Status Rewrite(FoldContext& c, int32_t n, const char* op, std::vector<ValueId> inputs,
+               const QParams& q, int32_t relu) {
   Graph& g = c.g;
   Node& node = g.nodes[static_cast<size_t>(n)];
   const Node saved = node;
@@ -240,8 +246,8 @@ Status FoldMatMulQdq(FoldContext& c, int32_t n) {
   if (c.model.constant(b.x)->shape().size() != 2 || !OutputQ(c, mm.outputs[0], nullptr, y)) {
     return Status();
   }
-  return Rewrite(c, n, "QLinearMatMul",
-                 {a.x, a.scale, a.zp, b.x, b.scale, b.zp, y.scale, y.zp}, y, -1);
+  return Rewrite(c, n, "QLinearMatMul", {a.x, a.scale, a.zp, b.x, b.scale, b.zp, y.scale, y.zp}, y,
+                 -1);
 }
 
 // A QuantizeLinear of a DequantizeLinear with the same per-tensor parameters gives back the
@@ -270,8 +276,11 @@ void CancelDqQ(FoldContext& c, int32_t n) {
 }  // namespace
 
 Status FoldQdq(CompiledModel& model, const KernelRegistry& registry) {
-  FoldContext c{model, model.graph_, model.kernels_,
-                [&model, &registry](int32_t n) { return model.RebindKernel(n, registry); }, {}};
+  FoldContext c{model,
+                model.graph_,
+                model.kernels_,
+                [&model, &registry](int32_t n) { return model.RebindKernel(n, registry); },
+                {}};
   c.Recount();
   const std::vector<int32_t> order = model.order_;
   for (int32_t n : order) {

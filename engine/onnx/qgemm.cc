@@ -184,7 +184,8 @@ inline float QuantizeOne(float x, float scale, float zp, float lo, float hi) {
 
 template <typename T>
 void QuantizeRowT(const float* x, int64_t n, float scale, float zp, T* y) {
-  constexpr float lo = std::is_signed_v<T> ? -128.0f : 0.0f, hi = std::is_signed_v<T> ? 127.0f : 255.0f;
+  constexpr float lo = std::is_signed_v<T> ? -128.0f : 0.0f,
+                  hi = std::is_signed_v<T> ? 127.0f : 255.0f;
   int64_t i = 0;
 #ifdef OUTPOST_QGEMM_X86
   // Eight at a time in SSE2, as QuantizeOne: NaN lanes masked to 0 at the end.
@@ -201,7 +202,8 @@ void QuantizeRowT(const float* x, int64_t n, float scale, float zp, T* y) {
   };
   for (; i + 8 <= n; i += 8) {
     const __m128i words = _mm_packs_epi32(four(x + i), four(x + i + 4));
-    const __m128i bytes = std::is_signed_v<T> ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
+    const __m128i bytes =
+        std::is_signed_v<T> ? _mm_packs_epi16(words, words) : _mm_packus_epi16(words, words);
     _mm_storel_epi64(reinterpret_cast<__m128i*>(y + i), bytes);
   }
 #endif
@@ -212,7 +214,8 @@ void QuantizeRowT(const float* x, int64_t n, float scale, float zp, T* y) {
 
 template <typename T>
 void DequantizeRowT(const T* x, int64_t n, float scale, int32_t zp, float* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(static_cast<int32_t>(x[i]) - zp) * scale;
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = static_cast<float>(static_cast<int32_t>(x[i]) - zp) * scale;
 }
 
 }  // namespace
@@ -276,6 +279,42 @@ void Im2ColImpl(const uint8_t* xt, const QIm2ColShape& s, uint8_t xz, uint8_t* c
   }
 }
 
+#ifdef OUTPOST_QGEMM_X86
+// RequantizeImpl's arithmetic for len (a multiple of 8) channels of one position, eight at a
+// time in AVX-512 (the same operations; wz * rs is an exact integer, fused or not).
+__attribute__((target("avx512f"))) void RequantizeAvx512(const int32_t* r,
+                                                         const QRequantizeParams& q, double rs,
+                                                         double lo, double hi, int64_t len,
+                                                         int32_t* out) {
+  const __m512d rsv = _mm512_set1_pd(rs), round = _mm512_set1_pd(6755399441055744.0);
+  const __m512d yzp = _mm512_set1_pd(q.yzp);
+  const __m512d vlo = _mm512_set1_pd(-1.0e15), vhi = _mm512_set1_pd(1.0e15);
+  const __m512d qlo = _mm512_set1_pd(lo), qhi = _mm512_set1_pd(hi);
+  // Zero-masked forms with every lane set: the unmasked ones start from an undefined register,
+  // which GCC 12 reports as uninitialised.
+  constexpr __mmask8 kAll = 0xff;
+  for (int64_t i = 0; i < len; i += 8) {
+    const __m256i r8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + i));
+    const __m512d raw = _mm512_maskz_cvtepi32_pd(kAll, r8);
+    const __m512d acc = _mm512_sub_pd(_mm512_add_pd(_mm512_loadu_pd(q.base + i), raw),
+                                      _mm512_mul_pd(_mm512_loadu_pd(q.wz + i), rsv));
+    __m512d v = _mm512_mul_pd(acc, _mm512_loadu_pd(q.scale + i));
+    v = _mm512_maskz_min_pd(kAll, _mm512_maskz_max_pd(kAll, v, vlo), vhi);
+    v = _mm512_add_pd(_mm512_sub_pd(_mm512_add_pd(v, round), round), yzp);
+    v = _mm512_maskz_min_pd(kAll, _mm512_maskz_max_pd(kAll, v, qlo), qhi);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_maskz_cvttpd_epi32(kAll, v));
+  }
+}
+
+bool HasAvx512() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+  }();
+  return has;
+}
+#endif
+
 // All mg output channels' p values from the GEMM's rows (raw[pos][oc]): per position the
 // channels in chunks, the arithmetic over contiguous channels (two at a time in SSE2 on x86;
 // every value up to the product is an exact integer in double, and finite scales
@@ -284,9 +323,13 @@ template <typename T>
 void RequantizeImpl(const int32_t* raw, int64_t mg, int64_t p, const int64_t* rowsum,
                     const QRequantizeParams& q, T* y) {
   constexpr double kRound = 6755399441055744.0;  // 1.5 * 2^52
-  constexpr double lo = std::is_signed_v<T> ? -128.0 : 0.0, hi = std::is_signed_v<T> ? 127.0 : 255.0;
+  constexpr double lo = std::is_signed_v<T> ? -128.0 : 0.0,
+                   hi = std::is_signed_v<T> ? 127.0 : 255.0;
   constexpr int64_t kChunk = 64;
   alignas(64) int32_t out[kChunk];
+#ifdef OUTPOST_QGEMM_X86
+  const bool avx512 = HasAvx512();
+#endif
   for (int64_t pos = 0; pos < p; ++pos) {
     const int32_t* r = raw + pos * mg;
     const double rs = static_cast<double>(rowsum[pos]);
@@ -294,12 +337,18 @@ void RequantizeImpl(const int32_t* raw, int64_t mg, int64_t p, const int64_t* ro
       const int64_t len = std::min(kChunk, mg - o0);
       int64_t i = 0;
 #ifdef OUTPOST_QGEMM_X86
+      if (avx512 && len >= 8) {
+        const QRequantizeParams at{q.base + o0, q.wz + o0, q.scale + o0, q.yzp};
+        i = len / 8 * 8;
+        RequantizeAvx512(r + o0, at, rs, lo, hi, i, out);
+      }
       const __m128d rsv = _mm_set1_pd(rs), round = _mm_set1_pd(kRound), yzp = _mm_set1_pd(q.yzp);
       const __m128d vlo = _mm_set1_pd(-1.0e15), vhi = _mm_set1_pd(1.0e15);
       const __m128d qlo = _mm_set1_pd(lo), qhi = _mm_set1_pd(hi);
       for (; i + 2 <= len; i += 2) {
         const int64_t oc = o0 + i;
-        const __m128d raw2 = _mm_cvtepi32_pd(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(r + oc)));
+        const __m128d raw2 =
+            _mm_cvtepi32_pd(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(r + oc)));
         const __m128d acc = _mm_sub_pd(_mm_add_pd(_mm_loadu_pd(q.base + oc), raw2),
                                        _mm_mul_pd(_mm_loadu_pd(q.wz + oc), rsv));
         __m128d v = _mm_mul_pd(acc, _mm_loadu_pd(q.scale + oc));
@@ -335,7 +384,8 @@ void RequantizeNonFinite(const int32_t* raw, int64_t mg, int64_t p, const int64_
   const double lo = std::is_signed_v<T> ? -128.0 : 0.0, hi = std::is_signed_v<T> ? 127.0 : 255.0;
   for (int64_t pos = 0; pos < p; ++pos) {
     for (int64_t oc = 0; oc < mg; ++oc) {
-      const double acc = q.base[oc] + raw[pos * mg + oc] - q.wz[oc] * static_cast<double>(rowsum[pos]);
+      const double acc =
+          q.base[oc] + raw[pos * mg + oc] - q.wz[oc] * static_cast<double>(rowsum[pos]);
       const double r = std::nearbyint(acc * q.scale[oc]) + q.yzp;
       y[oc * p + pos] = static_cast<T>(r != r ? 0 : static_cast<int32_t>(std::clamp(r, lo, hi)));
     }
