@@ -244,8 +244,9 @@ namespace {
 // cols[pos][(ky, kx, ch)] for one image and group from x in channels-last order (xt[iy][ix][ch]):
 // per kernel row one copy of the window's run inside the image, the zero point xz where the
 // window leaves it; and each row's sum.
-void Im2ColImpl(const uint8_t* xt, const QIm2ColShape& s, uint8_t xz, uint8_t* cols,
+void Im2ColImpl(const uint8_t* xt, const QIm2ColShape& shape, uint8_t xz, uint8_t* cols,
                 int64_t* rowsum) {
+  const QIm2ColShape s = shape;  // a copy: stores through cols may alias the caller's
   const int64_t c = s.c, h = s.h, wd = s.w, kh = s.kh, kw = s.kw;
   const int64_t kk = c * kh * kw;
   for (int64_t oy = 0; oy < s.oh; ++oy) {
@@ -396,10 +397,12 @@ void RequantizeNonFinite(const int32_t* raw, int64_t mg, int64_t p, const int64_
 
 void QIm2Col(const uint8_t* x, const QIm2ColShape& s, uint8_t xz, uint8_t* xt, uint8_t* cols,
              int64_t* rowsum) {
-  const int64_t plane = s.h * s.w;
-  for (int64_t ch = 0; ch < s.c; ++ch) {
+  // Locals, not s's fields: a byte store may alias them, so the loop would reload them.
+  const int64_t plane = s.h * s.w, c = s.c;
+  for (int64_t ch = 0; ch < c; ++ch) {
     const uint8_t* src = x + ch * plane;
-    for (int64_t i = 0; i < plane; ++i) xt[i * s.c + ch] = src[i];
+    uint8_t* dst = xt + ch;
+    for (int64_t i = 0; i < plane; ++i) dst[i * c] = src[i];
   }
   Im2ColImpl(xt, s, xz, cols, rowsum);
 }
