@@ -456,8 +456,8 @@ class QConvKernel : public Kernel {
   // UINT8 x and INT8 w over two spatial dimensions run as an integer GEMM (qgemm.h).
   static bool Fast(DataType xt, DataType wt, std::span<const int64_t> x,
                    std::span<const int64_t> w) {
-    return xt == DataType::kUint8 && wt == DataType::kInt8 && x.size() == 4 &&
-           w[1] * w[2] * w[3] <= kQGemmMaxK;
+    return (xt == DataType::kUint8 || xt == DataType::kInt8) && wt == DataType::kInt8 &&
+           x.size() == 4 && w[1] * w[2] * w[3] <= kQGemmMaxK;
   }
   Status ComputeFast(ComputeContext& ctx, const Geometry& g) const;
 
@@ -580,7 +580,10 @@ Status QConvKernel::ComputeFast(ComputeContext& ctx, const Geometry& g) const {
   const int64_t m = w.shape[0], kh = w.shape[2], kw = w.shape[3];
   const int64_t cg = c / a_.group, mg = m / a_.group, kk = cg * kh * kw;
   const int64_t oh = g.out[0], ow = g.out[1], p = oh * ow;
-  const int64_t xz = ctx.has_input(in_.a_zp) ? ReadInt64(ctx.input(in_.a_zp), 0) : 0;
+  // INT8 x runs as UINT8 x + 128 with its zero point + 128: x - x_zero_point is unchanged.
+  const bool flip = x.type == DataType::kInt8;
+  const int64_t xz =
+      (ctx.has_input(in_.a_zp) ? ReadInt64(ctx.input(in_.a_zp), 0) : 0) + (flip ? 128 : 0);
   const TensorRef* wzp = ctx.has_input(in_.b_zp) ? &ctx.input(in_.b_zp) : nullptr;
   const TensorRef* bias =
       in_.requantize && ctx.has_input(kQLinearConvBias) ? &ctx.input(kQLinearConvBias) : nullptr;
@@ -626,7 +629,8 @@ Status QConvKernel::ComputeFast(ComputeContext& ctx, const Geometry& g) const {
       colsum[oc] = sum;
     }
     for (int64_t b = 0; b < n; ++b) {
-      QIm2Col(xv + (b * c + grp * cg) * h * wd, shape, static_cast<uint8_t>(xz), xt, cols, rowsum);
+      QIm2Col(xv + (b * c + grp * cg) * h * wd, shape, static_cast<uint8_t>(xz), flip, xt, cols,
+              rowsum);
       QGemmU8S8(p, mg, kk, cols, wt, raw, mg, gemm);
       for (int64_t oc = 0; oc < mg; ++oc) {
         const int64_t o = grp * mg + oc;

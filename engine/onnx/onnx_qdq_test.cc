@@ -86,12 +86,13 @@ std::vector<std::string> RunBoth(const Graph& g, const std::vector<Tensor>& in) 
 // x (UINT8, zero point 128, scale 1/4) -> DQ -> Conv 3x3 pad 1 stride `stride` with INT8
 // weights (one power-of-two scale per output channel) and an INT32 bias -> [Relu] -> Q.
 Graph QdqConv(bool relu, DataType out, int64_t out_zp, float bias_scale_factor = 1.0f,
-              int64_t stride = 1) {
+              int64_t stride = 1, DataType in = DataType::kUint8) {
   GraphBuilder b;
   const int64_t m = 5, c = 3;
-  ValueId x = b.Input("x", DataType::kUint8, {-1, c, 7, 6});
+  ValueId x = b.Input("x", in, {-1, c, 7, 6});
   ValueId xs = b.Constant("xs", Scalar<float>(DataType::kFp32, 0.25f));
-  ValueId xz = b.Constant("xz", Scalar<uint8_t>(DataType::kUint8, 128));
+  ValueId xz = in == DataType::kUint8 ? b.Constant("xz", Scalar<uint8_t>(DataType::kUint8, 128))
+                                      : b.Constant("xz", Scalar<int8_t>(DataType::kInt8, -5));
   ValueId w = b.Constant("w", Bytes<int8_t>(DataType::kInt8, {m, c, 3, 3}, 2, -127, 127));
   ValueId ws = b.Floats("ws", {m}, {0.125f, 0.0625f, 0.25f, 0.5f, 0.03125f});
   ValueId wz = b.Constant("wz", Tensor(DataType::kInt8, {m}));
@@ -126,6 +127,15 @@ TEST(OnnxQdq, ConvReluQuantizeFoldsIntoQLinearConvBitExact) {
   EXPECT_EQ(RunBoth(QdqConv(true, DataType::kUint8, 0), ConvInput()),
             std::vector<std::string>{"QLinearConv"});
   EXPECT_EQ(RunBoth(QdqConv(true, DataType::kInt8, -128, 1.0f, 2), ConvInput()),
+            std::vector<std::string>{"QLinearConv"});
+}
+
+TEST(OnnxQdq, ConvOverInt8ActivationsFoldsBitExact) {
+  std::vector<Tensor> in;
+  in.push_back(Bytes<int8_t>(DataType::kInt8, {2, 3, 7, 6}, 8, -128, 127));
+  EXPECT_EQ(RunBoth(QdqConv(true, DataType::kInt8, -128, 1.0f, 1, DataType::kInt8), in),
+            std::vector<std::string>{"QLinearConv"});
+  EXPECT_EQ(RunBoth(QdqConv(false, DataType::kUint8, 3, 1.0f, 2, DataType::kInt8), in),
             std::vector<std::string>{"QLinearConv"});
 }
 

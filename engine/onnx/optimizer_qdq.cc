@@ -226,6 +226,9 @@ Status FoldConvQdq(FoldContext& c, int32_t n) {
   QParams x, w, y;
   if (!ActivationDq(c, conv.inputs[0], x) || !WeightDq(c, conv.inputs[1], true, w)) return Status();
   const Tensor& wq = *c.model.constant(w.x);
+  // Only the form QLinearConv's integer GEMM runs (2-D, INT8 weights); the reference loop
+  // it has for the others is slower than the float Conv.
+  if (wq.type() != DataType::kInt8 || wq.shape().size() != 4) return Status();
   ValueId bias = kNoValue;
   if (conv.inputs.size() > 2 && conv.inputs[2] != kNoValue &&
       !BiasDq(c, conv.inputs[2], x.scale_t->values<float>()[0], *w.scale_t, wq.shape()[0], bias)) {
@@ -243,6 +246,10 @@ Status FoldMatMulQdq(FoldContext& c, int32_t n) {
   if (mm.inputs.size() != 2 || mm.outputs.size() != 1) return Status();
   QParams a, b, y;
   if (!ActivationDq(c, mm.inputs[0], a) || !WeightDq(c, mm.inputs[1], false, b)) return Status();
+  // Only the form QLinearMatMul's integer GEMM runs: UINT8 x INT8.
+  if (a.zp_t->type() != DataType::kUint8 || c.model.constant(b.x)->type() != DataType::kInt8) {
+    return Status();
+  }
   if (c.model.constant(b.x)->shape().size() != 2 || !OutputQ(c, mm.outputs[0], nullptr, y)) {
     return Status();
   }

@@ -395,14 +395,15 @@ void RequantizeNonFinite(const int32_t* raw, int64_t mg, int64_t p, const int64_
 
 }  // namespace
 
-void QIm2Col(const uint8_t* x, const QIm2ColShape& s, uint8_t xz, uint8_t* xt, uint8_t* cols,
-             int64_t* rowsum) {
+void QIm2Col(const uint8_t* x, const QIm2ColShape& s, uint8_t xz, bool flip, uint8_t* xt,
+             uint8_t* cols, int64_t* rowsum) {
+  const uint8_t bias = flip ? 0x80 : 0;
   // Locals, not s's fields: a byte store may alias them, so the loop would reload them.
   const int64_t plane = s.h * s.w, c = s.c;
   for (int64_t ch = 0; ch < c; ++ch) {
     const uint8_t* src = x + ch * plane;
     uint8_t* dst = xt + ch;
-    for (int64_t i = 0; i < plane; ++i) dst[i * c] = src[i];
+    for (int64_t i = 0; i < plane; ++i) dst[i * c] = static_cast<uint8_t>(src[i] ^ bias);
   }
   Im2ColImpl(xt, s, xz, cols, rowsum);
 }

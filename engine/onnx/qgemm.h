@@ -50,8 +50,9 @@ struct QIm2ColShape {
 };
 // cols[pos][(ky, kx, ch)] (padding holds the zero point xz; weights must be ordered the same
 // way) and each row's sum in rowsum; xt: c * h * w bytes of scratch for x channels-last.
-void QIm2Col(const uint8_t* x, const QIm2ColShape& s, uint8_t xz, uint8_t* xt, uint8_t* cols,
-             int64_t* rowsum);
+// `flip`: x holds INT8, read as UINT8 x + 128 (xz is then the UINT8 zero point).
+void QIm2Col(const uint8_t* x, const QIm2ColShape& s, uint8_t xz, bool flip, uint8_t* xt,
+             uint8_t* cols, int64_t* rowsum);
 
 // Per output channel of a QLinear kernel: the accumulator's constant part (bias and zero-point
 // corrections), the weight zero point (times a position's row sum) and the scale
