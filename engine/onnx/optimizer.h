@@ -31,9 +31,10 @@ Status FuseDense(CompiledModel& model, const KernelRegistry& registry);
 Status FuseConv(CompiledModel& model, const KernelRegistry& registry);
 
 // Folds QDQ node groups (as ONNX Runtime's static quantiser writes them) into the integer
-// kernels, each only in the exact form the kernel computes: DequantizeLinear (per-tensor
-// 8-bit activation) and DequantizeLinear (constant 8-bit weights, per tensor or per output
-// channel), an optional DequantizeLinear of a constant INT32 bias at x_scale * w_scale with
+// kernels, each only in the exact form the kernel computes and only where it runs on the
+// integer GEMM (INT8 weights; 2-D convolutions; UINT8 activations for MatMul): DequantizeLinear
+// (per-tensor 8-bit activation) and DequantizeLinear (constant INT8 weights, per tensor or per
+// output channel), an optional DequantizeLinear of a constant INT32 bias at x_scale * w_scale with
 // zero points of 0, Conv, an optional Relu (only where the output zero point is the type's
 // lowest value, so that saturation clips at 0), then QuantizeLinear (per tensor) become one
 // QLinearConv; the same around a MatMul with per-tensor 2-D weights becomes QLinearMatMul; and
