@@ -461,6 +461,15 @@ void AddBundleCommand(CLI::App& app, Action& run, BundleStepHook step_hook) {
     cmd->add_flag("--no-health-check", f->no_health_check, "Skip loading the models to check them");
     site(cmd);
   };
+  // The overlay's flags of install and rollback with --kubernetes.
+  auto overlay = [&](CLI::App* cmd) {
+    cmd->add_option("-o,--out", f->out, "With --kubernetes: where the overlay is rendered");
+    cmd->add_option("--image", f->image, "With --kubernetes: the outpost image");
+    cmd->add_option("--registry", f->registry, "With --kubernetes: the site registry (host:port)");
+    cmd->add_option("--registry-repository", f->registry_repository, "Repository in the registry");
+    cmd->add_option("--runtime-repository", f->runtime_repository,
+                    "With --kubernetes: the runtime image's repository in the registry");
+  };
   auto action = [&run, f](Status (*fn)(const BundleFlags&)) {
     return [&run, f, fn] { run = [f, fn] { return fn(*f); }; };
   };
@@ -505,12 +514,7 @@ void AddBundleCommand(CLI::App& app, Action& run, BundleStepHook step_hook) {
   install->add_option("--kubernetes", f->kubernetes,
                       "Kustomize base (deploy/k8s): render an overlay and kubectl apply it "
                       "(needs --state-dir, where the site state is kept)");
-  install->add_option("-o,--out", f->out, "With --kubernetes: where the overlay is rendered");
-  install->add_option("--image", f->image, "With --kubernetes: the outpost image");
-  install->add_option("--registry", f->registry, "With --kubernetes: the site registry (host:port)");
-  install->add_option("--registry-repository", f->registry_repository, "Repository in the registry");
-  install->add_option("--runtime-repository", f->runtime_repository,
-                      "With --kubernetes: the runtime image's repository in the registry");
+  overlay(install);
   install->callback(action(Install));
 
   CLI::App* rollback = b->add_subcommand("rollback", "Return to the previously installed bundle");
@@ -518,12 +522,7 @@ void AddBundleCommand(CLI::App& app, Action& run, BundleStepHook step_hook) {
   rollback->add_option("--kubernetes", f->kubernetes,
                        "Kustomize base (deploy/k8s): render the previous deployed bundle's overlay "
                        "and kubectl apply it (needs --state-dir)");
-  rollback->add_option("-o,--out", f->out, "With --kubernetes: where the overlay is rendered");
-  rollback->add_option("--image", f->image, "With --kubernetes: the outpost image");
-  rollback->add_option("--registry", f->registry, "With --kubernetes: the site registry (host:port)");
-  rollback->add_option("--registry-repository", f->registry_repository, "Repository in the registry");
-  rollback->add_option("--runtime-repository", f->runtime_repository,
-                       "The runtime image's repository in the registry");
+  overlay(rollback);
   rollback->callback(action(Rollback));
 
   CLI::App* list = b->add_subcommand("list", "Show the site's installed bundles");
