@@ -237,7 +237,7 @@ __attribute__((always_inline)) inline void DepthwisePlane(const Conv2dGeom& g, c
         for (int u = 0; u < 4; ++u) {                                                            \
           V16 x;                                                                                 \
           std::memcpy(&x, src[t] + i + 16 * u, sizeof(x));                                       \
-          m[u] = (x > m[u]) | (x != x) ? x : m[u];                                               \
+          m[u] = ((x > m[u]) | (x != x)) ? x : m[u];                                             \
         }                                                                                        \
       }                                                                                          \
       std::memcpy(wide + i, m, sizeof(m));                                                       \
