@@ -9,4 +9,4 @@
 add_test(NAME kubernetes_podman_test
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/kubernetes/podman_test.py
                  $<TARGET_FILE_DIR:outpost>)
-set_tests_properties(kubernetes_podman_test PROPERTIES LABELS no_sanitizer TIMEOUT 900)
+set_tests_properties(kubernetes_podman_test PROPERTIES LABELS no_sanitizer TIMEOUT 1800)

@@ -92,7 +92,7 @@ RUNTIME_REPOSITORY = "outpost/runtime"
 TOLERANCE = 1e-6
 # podman's ~21 s per init container (containers/podman#16343), the image's first start and
 # the model loads: a pod that is not ready after this has failed.
-READY_SECONDS = int(os.environ.get("READY_SECONDS", 150))
+READY_SECONDS = int(os.environ.get("READY_SECONDS", 480))
 
 
 class TestFailure(Exception):
