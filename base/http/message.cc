@@ -23,6 +23,24 @@ std::string_view Request::Header(std::string_view name) const {
   return {};
 }
 
+DeferredResponse& DeferredResponse::operator=(DeferredResponse&& other) noexcept {
+  if (this != &other) {
+    Finish(/*sent=*/false);
+    completion_ = std::move(other.completion_);
+  }
+  return *this;
+}
+
+DeferredResponse::~DeferredResponse() { Finish(/*sent=*/false); }
+
+void DeferredResponse::Send() { Finish(/*sent=*/true); }
+
+void DeferredResponse::Finish(bool sent) {
+  if (completion_ == nullptr) return;
+  std::shared_ptr<Completion> completion = std::move(completion_);
+  completion->Complete(sent);
+}
+
 void SetErrorBody(int status, std::string_view reason, std::string_view message,
                   Response& response) {
   response.status = status;

@@ -7,13 +7,16 @@
 // certificate when one was asked for) and, once an application has authenticated it, who the
 // caller is. Neither is ever read from the payload.
 //
-// Thread-compatible: a handler reads its request and fills its response on one thread.
+// Thread-compatible: a handler reads its request and fills its response on one thread (a
+// deferred response, on whichever thread sends it). DeferredResponse is thread-safe in the
+// sense that matters: it may be sent or destroyed on any thread.
 #ifndef OUTPOST_BASE_HTTP_MESSAGE_H_
 #define OUTPOST_BASE_HTTP_MESSAGE_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -72,6 +75,47 @@ struct Caller {
   uint32_t roles = 0;        // kClient, kAnonymous: base/auth's role bits
 };
 
+// A response a handler has deferred: the listener sends the Response the handler was given,
+// as it is at that moment, when Send() is called (exactly once, from any thread). The
+// Request and Response the handler was given stay valid until then. Destroying it unsent
+// sends 500 (reason internal, "the request was abandoned"), so no connection hangs.
+// Move-only.
+class DeferredResponse {
+ public:
+  // The listener's side, told exactly once whether the response was sent (true) or
+  // abandoned (false); called on whichever thread calls Send() or destroys the
+  // DeferredResponse.
+  class Completion {
+   public:
+    virtual void Complete(bool sent) = 0;
+
+   protected:
+    ~Completion() = default;
+  };
+
+  DeferredResponse() = default;  // empty: Send() does nothing
+  // What a listener's Request::defer returns: `completion` is told the outcome.
+  explicit DeferredResponse(std::shared_ptr<Completion> completion)
+      : completion_(std::move(completion)) {}
+  DeferredResponse(DeferredResponse&& other) noexcept = default;
+  // Abandons (as the destructor) the response this one held.
+  DeferredResponse& operator=(DeferredResponse&& other) noexcept;
+  DeferredResponse(const DeferredResponse&) = delete;
+  DeferredResponse& operator=(const DeferredResponse&) = delete;
+  ~DeferredResponse();
+
+  explicit operator bool() const { return completion_ != nullptr; }  // holds a response to send
+
+  // Sends the response; empty afterwards.
+  void Send();
+
+ private:
+  // Tells the completion `sent` and lets go of it.
+  void Finish(bool sent);
+
+  std::shared_ptr<Completion> completion_;
+};
+
 // One HTTP request as a listener read it.
 struct Request {
   RequestText method{};  // "GET", "POST", ... as sent
@@ -89,6 +133,13 @@ struct Request {
   // a Router's authorizer sets it on the request it routes (which handlers see as const),
   // before the route's handler runs; nothing else writes it after the listener.
   mutable Caller caller{};
+  // Set by the listener while the handler runs (empty elsewhere, e.g. a test calling a
+  // handler directly): calling it makes the answer deferred. The listener then sends
+  // nothing when the handler returns, reads no further request of the connection, and
+  // sends the response when the returned DeferredResponse's Send() is called. At most one
+  // call per request (a second returns an empty DeferredResponse). A handler that does not
+  // call it answers synchronously as before.
+  std::function<DeferredResponse()> defer{};
 
   // The value of the first header called `name` (compared without case); empty when there
   // is none.

@@ -265,7 +265,10 @@ class AddressLease {
   AddressLease(AddressLease&& other) noexcept
       : counts_(std::exchange(other.counts_, nullptr)), address_(other.address_) {}
   AddressLease& operator=(AddressLease&&) = delete;
-  ~AddressLease();
+  ~AddressLease() { Release(); }
+
+  // Gives the count back now; the lease is empty afterwards.
+  void Release();
 
  private:
   AddressCounts* counts_ = nullptr;
@@ -303,8 +306,8 @@ class AddressCounts {
   std::map<net::ip::address, size_t> counts_;  // guarded by mu_
 };
 
-AddressLease::~AddressLease() {
-  if (counts_ != nullptr) counts_->Release(address_);
+void AddressLease::Release() {
+  if (counts_ != nullptr) std::exchange(counts_, nullptr)->Release(address_);
 }
 
 // What every connection shares: options, handler, TLS context and the drain bookkeeping.
@@ -359,11 +362,9 @@ class ConnectionBase {
     if (next_ != nullptr) next_->prev_ = this;
     worker_.connections = this;
   }
+  // A detached connection touches nothing of the server's (it may outlive the server).
   virtual ~ConnectionBase() {
-    if (prev_ != nullptr) prev_->next_ = next_;
-    if (next_ != nullptr) next_->prev_ = prev_;
-    if (worker_.connections == this) worker_.connections = next_;
-    server_.open_connections.fetch_sub(1);
+    if (!detached_) LetGoOfServer();
   }
   ConnectionBase(const ConnectionBase&) = delete;
   ConnectionBase& operator=(const ConnectionBase&) = delete;
@@ -371,13 +372,41 @@ class ConnectionBase {
   // Closes the socket; pending operations end with operation_aborted. Worker's thread only.
   virtual void Close() = 0;
 
+  // Called by Stop() once every loop has ended, on each connection still alive: only one
+  // that a deferred response still holds is. Gives back everything the connection holds of
+  // the server's (its socket and timers, which belong to the loop; its counts) so that it
+  // may outlive the server; a deferred response sent afterwards is dropped.
+  void Detach() {
+    std::lock_guard<std::mutex> lock(detach_mu_);
+    ReleaseServerParts();
+    LetGoOfServer();
+    detached_ = true;
+  }
+
   ConnectionBase* next() const { return next_; }
 
  protected:
+  // What Detach() gives back beyond the counts kept here.
+  virtual void ReleaseServerParts() = 0;
+
   ServerState& server_;
   Worker& worker_;
+  // Orders Detach() against a deferred response's completion on another thread.
+  std::mutex detach_mu_;
+  // Detach() has run. Read without the lock only where Detach() is known to have happened
+  // before or never to run concurrently (the loop's thread, or after a completion saw it).
+  bool detached_ = false;  // guarded by detach_mu_ (see above)
 
  private:
+  void LetGoOfServer() {
+    if (prev_ != nullptr) prev_->next_ = next_;
+    if (next_ != nullptr) next_->prev_ = prev_;
+    if (worker_.connections == this) worker_.connections = next_;
+    prev_ = next_ = nullptr;
+    server_.open_connections.fetch_sub(1);
+    lease_.Release();
+  }
+
   AddressLease lease_;              // this connection's count of its peer address
   ConnectionBase* prev_ = nullptr;  // neighbours in worker_.connections
   ConnectionBase* next_ = nullptr;
@@ -385,6 +414,7 @@ class ConnectionBase {
 
 template <typename StreamT>
 class Connection final : public ConnectionBase,
+                         public DeferredResponse::Completion,
                          public std::enable_shared_from_this<Connection<StreamT>> {
  public:
   static constexpr bool kTls = std::is_same_v<StreamT, TlsStream>;
@@ -397,10 +427,17 @@ class Connection final : public ConnectionBase,
              AddressLease lease, Clock::time_point accepted)
       : ConnectionBase(state, worker, std::move(lease)),
         tls_(std::move(tls)),
-        stream_(MakeStream(std::move(socket), tls_.get())),
-        first_deadline_(accepted + FirstRequestTimeout(state.options)) {}
+        first_deadline_(accepted + FirstRequestTimeout(state.options)) {
+    if constexpr (kTls) {
+      stream_.emplace(std::move(socket), *tls_);
+    } else {
+      stream_.emplace(std::move(socket));
+    }
+  }
 
-  ~Connection() override { ReleaseBody(); }
+  ~Connection() override {
+    if (!detached_) ReleaseBody();
+  }
 
   // Runs on the worker's thread.
   void Start() {
@@ -408,7 +445,7 @@ class Connection final : public ConnectionBase,
     Tcp().socket().set_option(tcp::no_delay(true), ec);
     if constexpr (kTls) {
       Tcp().expires_at(first_deadline_);
-      stream_.async_handshake(
+      stream_->async_handshake(
           ssl::stream_base::server,
           [self = this->shared_from_this()](beast::error_code hs_ec) { self->OnHandshake(hs_ec); });
     } else {
@@ -421,16 +458,15 @@ class Connection final : public ConnectionBase,
     Tcp().close();
   }
 
- private:
-  static StreamT MakeStream(Socket socket, ssl::context* tls) {
-    if constexpr (kTls) {
-      return StreamT(std::move(socket), *tls);
-    } else {
-      (void)tls;
-      return StreamT(std::move(socket));
-    }
+  // A deferred response was sent (or abandoned), on any thread: it is written on the loop's.
+  void Complete(bool sent) override {
+    std::lock_guard<std::mutex> lock(detach_mu_);
+    if (detached_) return;  // the server has stopped: dropped
+    net::post(worker_.ioc,
+              [self = this->shared_from_this(), sent] { self->OnDeferredDone(sent); });
   }
 
+ private:
   static std::chrono::milliseconds FirstRequestTimeout(const ServerOptions& options) {
     return options.first_request_timeout.count() > 0 ? options.first_request_timeout
                                                      : options.read_timeout;
@@ -438,9 +474,9 @@ class Connection final : public ConnectionBase,
 
   TcpStream& Tcp() {
     if constexpr (kTls) {
-      return stream_.next_layer();
+      return stream_->next_layer();
     } else {
-      return stream_;
+      return *stream_;
     }
   }
 
@@ -450,7 +486,7 @@ class Connection final : public ConnectionBase,
       Tcp().close();
       return;
     }
-    if constexpr (kTls) ReadPeerCertificate(stream_.native_handle(), req_.request.peer);
+    if constexpr (kTls) ReadPeerCertificate(stream_->native_handle(), req_.request.peer);
     StartRequest();
   }
 
@@ -502,7 +538,7 @@ class Connection final : public ConnectionBase,
         request_started_ ? deadline_ : Clock::now() + server_.options.idle_timeout;
     if (first_request_) expiry = std::min(expiry, first_deadline_);
     Tcp().expires_at(expiry);
-    stream_.async_read_some(
+    stream_->async_read_some(
         buffer_.prepare(kReadSize),
         [self = this->shared_from_this()](beast::error_code ec, size_t n) { self->OnRead(ec, n); });
   }
@@ -521,7 +557,7 @@ class Connection final : public ConnectionBase,
     continue_sent_ = true;
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     Tcp().expires_after(server_.options.write_timeout);
-    net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+    net::async_write(*stream_, net::buffer(kContinue.data(), kContinue.size()),
                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                        if (ec || self->closed_) {
                          self->Tcp().close();
@@ -619,22 +655,73 @@ class Connection final : public ConnectionBase,
       SetErrorBody(503, "draining", "the server is shutting down", response_);
       close = true;
     } else {
-      try {
-        // A handler may ask while the request waits in a queue: a client that has closed
-        // its connection (or its sending side) gets no answer, so its request is not run.
-        if (!req_.request.client_gone) {
-          const int fd = Tcp().socket().native_handle();
-          req_.request.client_gone = [fd] { return PeerClosed(fd); };
-        }
-        server_.handler(req_.request, response_);
-      } catch (const std::exception& e) {
+      RunHandler();
+      if (deferred_) {
+        // Answered by OnDeferredDone(); nothing more is read until then.
+        deferred_close_ = close;
+        return;
+      }
+    }
+    ReleaseBody();
+    Respond(close);
+  }
+
+  void RunHandler() {
+    Request& request = req_.request;
+    // Both are set once per connection and outlive every request of it.
+    if (!request.client_gone) {
+      // A handler may ask while the request waits in a queue: a client that has closed its
+      // connection (or its sending side) gets no answer, so its request is not run.
+      const int fd = Tcp().socket().native_handle();
+      request.client_gone = [this, fd] { return closed_.load() || PeerClosed(fd); };
+    }
+    if (!request.defer) request.defer = [this] { return Defer(); };
+    in_handler_ = true;
+    try {
+      server_.handler(request, response_);
+    } catch (const std::exception& e) {
+      if (deferred_) {
+        // The response is no longer the handler's to fill: whoever holds the deferred
+        // response sends it (or abandons it, which answers 500).
+        OUTPOST_LOG(kError) << "request handler failed after deferring its response"
+                            << Field("error", e.what());
+      } else {
         OUTPOST_LOG(kError) << "request handler failed" << Field("error", e.what());
         response_.Clear();
         SetErrorBody(500, "internal", "the request handler failed", response_);
       }
     }
+    in_handler_ = false;
+  }
+
+  // Request::defer: the first call while the handler runs defers the answer.
+  DeferredResponse Defer() {
+    if (!in_handler_ || deferred_) return DeferredResponse();
+    deferred_ = true;
+    // Shares the connection's ownership: the request and response stay valid until sent.
+    return DeferredResponse(std::shared_ptr<DeferredResponse::Completion>(
+        this->shared_from_this(), static_cast<DeferredResponse::Completion*>(this)));
+  }
+
+  // The deferred response was sent or abandoned; on the loop's thread.
+  void OnDeferredDone(bool sent) {
+    deferred_ = false;
     ReleaseBody();
-    Respond(close);
+    if (closed_) {
+      // Closed meanwhile (the server stopping): nothing to write to.
+      server_.ResponseDone();
+      return;
+    }
+    if (!sent) {
+      response_.Clear();
+      SetErrorBody(500, "internal", "the request was abandoned", response_);
+    }
+    Respond(deferred_close_);
+  }
+
+  void ReleaseServerParts() override {
+    ReleaseBody();
+    stream_.reset();
   }
 
   void FormatHead(bool close) {
@@ -673,7 +760,7 @@ class Connection final : public ConnectionBase,
     std::array<net::const_buffer, 2> buffers = {
         net::buffer(head_), req_.is_head ? net::const_buffer() : net::buffer(response_.body)};
     Tcp().expires_after(server_.options.write_timeout);
-    net::async_write(stream_, buffers,
+    net::async_write(*stream_, buffers,
                      [self = this->shared_from_this(), close](beast::error_code ec, size_t) {
                        self->OnWritten(ec, close);
                      });
@@ -702,7 +789,7 @@ class Connection final : public ConnectionBase,
   void Linger() {
     Tcp().expires_after(kLingerTimeout);
     if constexpr (kTls) {
-      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
+      stream_->async_shutdown([self = this->shared_from_this()](beast::error_code) {
         if (self->closed_) return;
         self->ShutdownSendAndDiscard();
       });
@@ -735,7 +822,8 @@ class Connection final : public ConnectionBase,
 
   // Declared before stream_, which uses it until it goes.
   std::shared_ptr<ssl::context> tls_;
-  StreamT stream_;
+  // Always present, except in a detached connection (its socket belonged to the loop).
+  std::optional<StreamT> stream_;
   beast::flat_buffer buffer_;  // bytes read and not yet parsed
   RequestState req_;           // what the parser gathers; reused for every request
   std::optional<RequestParser> parser_;
@@ -748,7 +836,11 @@ class Connection final : public ConnectionBase,
   // When the handshake and the whole first request must have arrived.
   Clock::time_point first_deadline_;
   bool continue_sent_ = false;  // "100 Continue" was sent for the current request
-  bool closed_ = false;         // Close() was called
+  // Close() was called; also read by client_gone on a handler's thread.
+  std::atomic<bool> closed_{false};
+  bool in_handler_ = false;      // the handler is running (Request::defer may be called)
+  bool deferred_ = false;        // the current request's answer is deferred and not yet sent
+  bool deferred_close_ = false;  // ... and the connection closes after it
 };
 
 // The address to listen on: a numeric IPv4 or IPv6 address (IPv6 possibly in brackets), or
@@ -1040,6 +1132,18 @@ void Server::Stop() {
       worker->ioc.poll();
     } catch (const std::exception& e) {
       OUTPOST_LOG(kError) << "HTTP event loop failed while stopping" << Field("error", e.what());
+    }
+  }
+
+  // 4. The connections still alive are those whose deferred responses are held by someone
+  // past the drain: they let go of the server's parts, so that they may outlive it and a
+  // response sent later is dropped.
+  for (auto& worker : impl.workers) {
+    ConnectionBase* c = worker->connections;
+    while (c != nullptr) {
+      ConnectionBase* next = c->next();
+      c->Detach();
+      c = next;
     }
   }
 }

@@ -15,7 +15,14 @@
 // the next loop in turn (round-robin from the first), and every request of a connection is
 // answered on that loop's thread, one at a time and in order (pipelined requests included).
 // The handler therefore runs on several threads at once and must be thread-safe; a handler
-// that blocks delays the other connections of its loop.
+// that blocks delays the other connections of its loop. A handler that waits for something
+// (a model's queue) defers instead, and never blocks its loop: it calls request.defer(),
+// returns, and sends the returned DeferredResponse from whichever thread finishes the work
+// (message.h). Until then the connection reads nothing more (pipelined requests wait and are
+// answered in order after it), its request and response stay valid, its body still counts
+// against max_buffered_bytes, and the loop serves its other connections. A DeferredResponse
+// destroyed unsent answers 500 (reason internal); one sent after its connection has closed
+// is dropped.
 //
 // Limits and time-outs (client-controlled sizes are all bounded):
 //   - a request whose header (request line included) passes max_header_bytes gets 431
@@ -63,9 +70,11 @@
 // connections keep the ones they started with, and are not dropped.
 //
 // Shutdown: Stop() stops accepting (new connections are refused), lets requests in flight
-// finish and be answered, answers requests that arrive meanwhile on open connections with
-// 503 (reason draining) and "Connection: close", then closes every connection and returns.
-// Requests still running after drain_timeout are abandoned (their connections are closed).
+// (deferred ones included) finish and be answered, answers requests that arrive meanwhile on
+// open connections with 503 (reason draining) and "Connection: close", then closes every
+// connection and returns. Requests still running after drain_timeout are abandoned (their
+// connections are closed); a deferred response sent after that is dropped, and its request
+// and response stay valid for whoever holds it, even once the Server is destroyed.
 #ifndef OUTPOST_BASE_HTTP_SERVER_H_
 #define OUTPOST_BASE_HTTP_SERVER_H_
 
@@ -144,7 +153,8 @@ struct ServerOptions {
 };
 
 // Answers one request; called on an event-loop thread. `response` arrives cleared (as by
-// Response::Clear()) and is sent as the handler leaves it.
+// Response::Clear()) and is sent as the handler leaves it, or, when the handler called
+// request.defer(), as it is when the DeferredResponse is sent.
 using HandlerFn = std::function<void(const Request& request, Response& response)>;
 
 // Routes requests to the handlers that subsystems register, by the target's path (the
