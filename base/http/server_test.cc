@@ -20,7 +20,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <latch>
 #include <memory>
 #include <mutex>
@@ -334,6 +336,323 @@ TEST(HttpServer, TheFirstRequestHasOneDeadlineFromTheAccept) {
   EXPECT_EQ(kept.Call("GET", "/1").status, 200);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   EXPECT_EQ(kept.Call("GET", "/2").status, 200);
+}
+
+// ---- Deferred answers
+
+// Answers a handler has deferred, kept by a test until it sends (or drops) them, with the
+// request and response each one will send. Thread-safe.
+class Deferrals {
+ public:
+  // A handler: defers every request's answer and keeps it.
+  HandlerFn Handler() {
+    return [this](const Request& request, Response& response) { Keep(request, response); };
+  }
+
+  void Keep(const Request& request, Response& response) {
+    DeferredResponse deferred = request.defer();
+    ASSERT_TRUE(deferred);
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.push_back(Held{std::move(deferred), &request, &response});
+    changed_.notify_all();
+  }
+
+  // Waits until `n` answers are held.
+  void WaitFor(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock, [&] { return held_.size() >= n; });
+  }
+
+  // The request of the oldest answer held.
+  const Request& OldestRequest() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return *held_.front().request;
+  }
+
+  // Sends the oldest answer held with `body`.
+  void SendOldest(std::string body) {
+    Held held = Pop();
+    held.response->content_type = "text/plain";
+    held.response->body = std::move(body);
+    held.deferred.Send();
+    EXPECT_FALSE(held.deferred);
+  }
+
+  // Destroys the oldest answer held unsent.
+  void DropOldest() { Pop(); }
+
+ private:
+  struct Held {
+    DeferredResponse deferred;
+    const Request* request;
+    Response* response;
+  };
+
+  Held Pop() {
+    std::lock_guard<std::mutex> lock(mu_);
+    Held held = std::move(held_.front());
+    held_.erase(held_.begin());
+    return held;
+  }
+
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<Held> held_;  // guarded by mu_; oldest first
+};
+
+// Threads that send deferred answers after a pause; joined when it goes.
+class LateSenders {
+ public:
+  ~LateSenders() {
+    for (std::thread& t : threads_) t.join();
+  }
+
+  // Sends `deferred` with `body` after `pause`, on a thread of its own; `log` (when set)
+  // gets "send <body>" just before.
+  void Send(DeferredResponse deferred, Response& response, std::string body,
+            std::chrono::milliseconds pause, std::function<void(std::string)> log = {}) {
+    std::lock_guard<std::mutex> lock(mu_);
+    threads_.emplace_back([deferred = std::move(deferred), &response, body = std::move(body),
+                           pause, log = std::move(log)]() mutable {
+      std::this_thread::sleep_for(pause);
+      if (log) log("send " + body);
+      response.content_type = "text/plain";
+      response.body = body;
+      deferred.Send();
+    });
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::thread> threads_;  // guarded by mu_
+};
+
+TEST(HttpDeferred, AnAnswerSentLaterFromAnotherThreadArrivesAndTheConnectionGoesOn) {
+  LateSenders senders;
+  Router router;  // the router hands its handlers the same request, defer included
+  router.Prefix("GET", "/", [&](const Request& request, Response& response) {
+    senders.Send(request.defer(), response, "later " + request.target,
+                 std::chrono::milliseconds(50));
+  });
+  auto server = StartOrDie({.threads = 1}, router.AsHandler());
+  ASSERT_NE(server, nullptr);
+  WireClient client(server->port());
+  WireResponse first = client.Call("GET", "/a");
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(first["Content-Type"], "text/plain");
+  EXPECT_EQ(first.body(), "later /a");
+  EXPECT_TRUE(first.keep_alive());
+  EXPECT_EQ(client.Call("GET", "/b").body(), "later /b");
+}
+
+TEST(HttpDeferred, WhileARequestIsDeferredItsLoopServesOtherConnections) {
+  Deferrals held;
+  // One loop: every connection below is served by the same thread.
+  auto server = StartOrDie({.threads = 1}, [&](const Request& request, Response& response) {
+    if (request.target == "/wait") {
+      held.Keep(request, response);
+      return;
+    }
+    Echo(request, response);
+  });
+  ASSERT_NE(server, nullptr);
+  WireClient waiting(server->port());
+  waiting.Send("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
+  held.WaitFor(1);
+  for (int i = 0; i < 3; ++i) {
+    WireClient other(server->port());
+    EXPECT_EQ(other.Call("GET", "/other").body(), "GET /other");
+  }
+  held.SendOldest("waited");
+  EXPECT_EQ(waiting.Read().body(), "waited");
+  EXPECT_EQ(waiting.Call("GET", "/after").body(), "GET /after");
+}
+
+TEST(HttpDeferred, PipelinedRequestsBehindADeferredOneAreAnsweredInOrder) {
+  std::mutex mu;
+  std::vector<std::string> log;  // guarded by mu
+  auto append = [&](std::string line) {
+    std::lock_guard<std::mutex> lock(mu);
+    log.push_back(std::move(line));
+  };
+  LateSenders senders;
+  auto server = StartOrDie({.threads = 1}, [&](const Request& request, Response& response) {
+    append("handle " + request.target);
+    if (request.target.starts_with("/deferred")) {
+      senders.Send(request.defer(), response, request.target, std::chrono::milliseconds(30),
+                   append);
+      return;
+    }
+    response.content_type = "text/plain";
+    response.body = request.target;
+  });
+  ASSERT_NE(server, nullptr);
+  WireClient client(server->port());
+  std::string requests;
+  for (const char* target : {"/deferred/1", "/sync/2", "/deferred/3", "/sync/4"}) {
+    requests += std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\n\r\n";
+  }
+  client.Send(requests);  // in one write
+  for (const char* target : {"/deferred/1", "/sync/2", "/deferred/3", "/sync/4"}) {
+    EXPECT_EQ(client.Read().body(), target);
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  // No request behind a deferred one is read before its answer is sent.
+  EXPECT_THAT(log, ::testing::ElementsAre("handle /deferred/1", "send /deferred/1",
+                                          "handle /sync/2", "handle /deferred/3",
+                                          "send /deferred/3", "handle /sync/4"));
+}
+
+TEST(HttpDeferred, AnAnswerDroppedUnsentIs500AndDeferIsOncePerRequest) {
+  LateSenders senders;
+  auto server = StartOrDie({.threads = 2}, [&](const Request& request, Response& response) {
+    response.content_type = "text/plain";
+    if (request.target == "/drop-now") {
+      response.body = "never sent";
+      request.defer();  // the DeferredResponse goes at once
+    } else if (request.target == "/drop-later") {
+      std::thread([deferred = request.defer()]() mutable {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        DeferredResponse gone = std::move(deferred);
+      }).detach();
+    } else if (request.target == "/twice") {
+      DeferredResponse first = request.defer();
+      DeferredResponse second = request.defer();
+      EXPECT_TRUE(first);
+      EXPECT_FALSE(second);
+      second.Send();  // does nothing
+      senders.Send(std::move(first), response, "once", std::chrono::milliseconds(0));
+    } else {
+      Echo(request, response);
+    }
+  });
+  ASSERT_NE(server, nullptr);
+  WireClient client(server->port());
+  for (const char* target : {"/drop-now", "/drop-later"}) {
+    WireResponse r = client.Call("GET", target);
+    EXPECT_EQ(r.status, 500) << target;
+    EXPECT_EQ(r["Content-Type"], "application/json");
+    EXPECT_EQ(r.body(), R"({"error":"the request was abandoned","reason":"internal"})");
+    EXPECT_TRUE(r.keep_alive());
+  }
+  EXPECT_EQ(client.Call("GET", "/twice").body(), "once");
+  EXPECT_EQ(client.Call("GET", "/sync").body(), "GET /sync");
+
+  // Outside a listener (a test calling a handler directly) there is nothing to defer to.
+  Request direct;
+  EXPECT_FALSE(direct.defer);
+  DeferredResponse empty;
+  EXPECT_FALSE(empty);
+  empty.Send();
+}
+
+TEST(HttpDeferred, AClientThatClosesBeforeTheAnswerIsSeenAndTheAnswerDropped) {
+  Deferrals held;
+  auto server = StartOrDie({.threads = 1}, [&](const Request& request, Response& response) {
+    if (request.target == "/gone") {
+      held.Keep(request, response);
+      return;
+    }
+    Echo(request, response);
+  });
+  ASSERT_NE(server, nullptr);
+  {
+    WireClient gone(server->port());
+    gone.Send("GET /gone HTTP/1.1\r\nHost: x\r\n\r\n");
+    held.WaitFor(1);
+    EXPECT_FALSE(held.OldestRequest().client_gone());
+  }
+  // client_gone keeps working while the answer is deferred.
+  bool seen = false;
+  for (int i = 0; i < 1000 && !seen; ++i) {
+    seen = held.OldestRequest().client_gone();
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(seen);
+  held.SendOldest("nobody reads this");
+  WireClient next(server->port());
+  EXPECT_EQ(next.Call("GET", "/next").body(), "GET /next");
+}
+
+TEST(HttpDeferred, StopWaitsForADeferredAnswerAndNewRequestsGet503) {
+  Deferrals held;
+  auto server = StartOrDie({.threads = 2}, [&](const Request& request, Response& response) {
+    if (request.target == "/wait") {
+      held.Keep(request, response);
+      return;
+    }
+    Echo(request, response);
+  });
+  ASSERT_NE(server, nullptr);
+  WireClient waiting(server->port());
+  WireClient other(server->port());
+  ASSERT_EQ(other.Call("GET", "/fast").status, 200);
+  waiting.Send("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
+  held.WaitFor(1);
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    server->Stop();
+    stopped.store(true);
+  });
+  WireResponse r;
+  for (int i = 0; i < 1000; ++i) {
+    r = other.Call("GET", "/fast");
+    if (r.status == 503) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(r.status, 503);
+  EXPECT_THAT(r.body(), HasSubstr(R"("reason":"draining")"));
+  EXPECT_FALSE(stopped.load());  // still draining: the deferred answer is in flight
+  held.SendOldest("answered while draining");
+  EXPECT_EQ(waiting.Read().body(), "answered while draining");
+  stopper.join();
+  EXPECT_TRUE(stopped.load());
+}
+
+TEST(HttpDeferred, AnAnswerHeldPastTheDrainIsDroppedAndOutlivesTheServer) {
+  Deferrals held;
+  auto server = StartOrDie({.threads = 1, .drain_timeout = std::chrono::milliseconds(50)},
+                           held.Handler());
+  ASSERT_NE(server, nullptr);
+  WireClient client(server->port());
+  client.Send("GET /kept HTTP/1.1\r\nHost: x\r\n\r\n");
+  held.WaitFor(1);
+  server->Stop();  // gives up on it after the drain time-out and closes the connection
+  EXPECT_TRUE(client.ClosedByServer());
+  server.reset();
+  // The request and response are still the holder's; sending is dropped.
+  EXPECT_EQ(held.OldestRequest().target, "/kept");
+  EXPECT_TRUE(held.OldestRequest().client_gone());
+  held.SendOldest("too late");
+}
+
+TEST(HttpDeferred, ADeferredBodyCountsAgainstTheBufferedCapUntilSent) {
+  Deferrals held;
+  auto server = StartOrDie({.threads = 2, .max_body_bytes = 1 << 20, .max_buffered_bytes = 1000},
+                           [&](const Request& request, Response& response) {
+                             if (request.target == "/hold") {
+                               held.Keep(request, response);
+                               return;
+                             }
+                             response.body = std::to_string(request.body.size());
+                           });
+  ASSERT_NE(server, nullptr);
+  WireClient holder(server->port());
+  holder.Send("POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 600\r\n\r\n" +
+              std::string(600, 'h'));
+  held.WaitFor(1);
+  {
+    // The handler has returned, its answer is not sent: its 600 bytes still count.
+    WireClient client(server->port());
+    WireResponse r = client.Call("POST", "/other", std::string(600, 'o'));
+    EXPECT_EQ(r.status, 503);
+    EXPECT_THAT(r.body(), HasSubstr(R"("reason":"server_busy")"));
+  }
+  EXPECT_EQ(held.OldestRequest().body.size(), 600u);
+  held.SendOldest("sent");
+  EXPECT_EQ(holder.Read().body(), "sent");
+  WireClient after(server->port());
+  EXPECT_EQ(after.Call("POST", "/other", std::string(600, 'o')).body(), "600");
 }
 
 // ---- TLS
