@@ -174,8 +174,25 @@ struct Outbox::Pending {
   NewRecord record;
   Result<RecordKey> result = InternalError("the record was not committed");
   bool done = false;           // guarded by queue_mu_
-  std::condition_variable cv;  // with queue_mu_: done, or this producer leads
+  std::condition_variable cv;  // with queue_mu_: done, or this producer leads (Append)
+  // AppendAsync's completion; set for an asynchronous append, whose Pending the queue owns
+  // (allocated by AppendAsync, deleted once `on_done` has returned).
+  std::function<void(Result<RecordKey>)> on_done{};
 };
+
+namespace {
+
+// True on a thread while it runs AppendAsync completions: Append and AppendAsync refuse to
+// run there (a completion that waited for a commit could wait for itself).
+thread_local bool in_completion = false;
+
+Status AppendInCompletion() {
+  return FailedPreconditionError(
+             "Append and AppendAsync may not be called from an AppendAsync completion")
+      .WithReason("append_in_completion");
+}
+
+}  // namespace
 
 struct Outbox::RowView {
   int64_t id = 0;
@@ -215,6 +232,9 @@ Status ValidateOptions(const OutboxOptions& o) {
     return InvalidArgumentError("outbox max_payload_bytes must be in 1..16 MiB");
   }
   if (o.max_batch_records == 0) return InvalidArgumentError("max_batch_records must be >= 1");
+  if (o.max_appends_in_flight == 0) {
+    return InvalidArgumentError("max_appends_in_flight must be >= 1");
+  }
   if (o.max_streams == 0) return InvalidArgumentError("outbox max_streams must be >= 1");
   if (o.summary_interval.count() <= 0) {
     return InvalidArgumentError("outbox summary_interval must be > 0");
@@ -466,6 +486,13 @@ Status Outbox::Init(std::unique_ptr<sqlite::Db> db, std::unique_ptr<const Record
 }
 
 Outbox::~Outbox() {
+  {
+    // The commit thread commits and answers what AppendAsync queued, then exits.
+    std::unique_lock<std::mutex> l(queue_mu_);
+    closing_ = true;
+    commit_cv_.notify_one();
+  }
+  if (commit_thread_.joinable()) commit_thread_.join();
   std::lock_guard<std::mutex> l(db_mu_);
   statements_.clear();
   if (db_) {
@@ -779,7 +806,7 @@ void Outbox::NoteDrainLocked(Kind kind, uint64_t bytes) {
 // ---------------------------------------------------------------------------------------
 // Append and group commit
 
-Result<RecordKey> Outbox::Append(NewRecord record) {
+Status Outbox::CheckNewRecord(const NewRecord& record) {
   int code = static_cast<int>(record.kind);
   if (!KnownKind(code)) return InvalidArgumentError("unknown record kind " + std::to_string(code));
   // A StreamName (base/names.h), not one of the outbox's own ("_outbox").
@@ -798,21 +825,85 @@ Result<RecordKey> Outbox::Append(NewRecord record) {
     std::lock_guard<std::mutex> l(db_mu_);
     return failed_;
   }
+  return Status::Ok();
+}
+
+Result<RecordKey> Outbox::Append(NewRecord record) {
+  if (in_completion) return AppendInCompletion();
+  OUTPOST_RETURN_IF_ERROR(CheckNewRecord(record));
   Pending p{.record = std::move(record)};
   std::unique_lock<std::mutex> l(queue_mu_);
   queue_.push_back(&p);
-  if (lingering_) linger_cv_.notify_one();
+  // Wake a lingering leader once, when the queue reaches what it waits for (not for every
+  // record: each wake-up is a context switch).
+  if (linger_target_ != 0 && queue_.size() == linger_target_) linger_cv_.notify_one();
   p.cv.wait(l, [&] { return p.done || (!committing_ && queue_.front() == &p); });
   if (p.done) return std::move(p.result);
-
   // This producer leads: it commits what is queued, itself first.
+  LeadCommitLocked(l);
+  return std::move(p.result);
+}
+
+void Outbox::AppendAsync(NewRecord record, std::function<void(Result<RecordKey>)> done) {
+  if (in_completion) {
+    done(AppendInCompletion());
+    return;
+  }
+  if (Status s = CheckNewRecord(record); !s.ok()) {
+    done(std::move(s));
+    return;
+  }
+  auto p = std::make_unique<Pending>();
+  p->record = std::move(record);
+  p->on_done = std::move(done);
+  std::unique_lock<std::mutex> l(queue_mu_);
+  room_cv_.wait(l, [&] { return appends_in_flight_ < options_.max_appends_in_flight; });
+  if (closing_) {
+    l.unlock();
+    p->on_done(FailedPreconditionError("outbox \"" + options_.path + "\" is closing"));
+    return;
+  }
+  if (!commit_thread_.joinable()) commit_thread_ = std::thread([this] { CommitThreadLoop(); });
+  ++appends_in_flight_;
+  queue_.push_back(p.release());
+  // Wake a lingering leader once, when the queue reaches what it waits for (not for every
+  // record: each wake-up is a context switch).
+  if (linger_target_ != 0 && queue_.size() == linger_target_) linger_cv_.notify_one();
+  if (!committing_ && queue_.size() == 1) commit_cv_.notify_one();
+}
+
+void Outbox::CommitThreadLoop() {
+  std::unique_lock<std::mutex> l(queue_mu_);
+  for (;;) {
+    commit_cv_.wait(l, [&] {
+      return (!committing_ && !queue_.empty() && queue_.front()->on_done) ||
+             (closing_ && appends_in_flight_ == 0);
+    });
+    if (!committing_ && !queue_.empty() && queue_.front()->on_done) {
+      LeadCommitLocked(l);
+    } else {
+      return;  // closing, and every asynchronous append is answered
+    }
+  }
+}
+
+void Outbox::WakeNextLeaderLocked() {
+  if (queue_.empty()) return;
+  if (queue_.front()->on_done) {
+    commit_cv_.notify_one();
+  } else {
+    queue_.front()->cv.notify_one();
+  }
+}
+
+void Outbox::LeadCommitLocked(std::unique_lock<std::mutex>& l) {
   committing_ = true;
   size_t target = std::min(last_batch_size_, options_.max_batch_records);
   if (queue_.size() < target) {
     // Producers of the last batch are likely on their way back: wait for them, briefly.
-    lingering_ = true;
+    linger_target_ = target;
     linger_cv_.wait_for(l, options_.max_commit_delay, [&] { return queue_.size() >= target; });
-    lingering_ = false;
+    linger_target_ = 0;
   }
   std::vector<Pending*> batch;
   uint64_t bytes = 0;
@@ -829,12 +920,28 @@ Result<RecordKey> Outbox::Append(NewRecord record) {
   l.lock();
   committing_ = false;
   // The next leader first, so that its batch forms while the others wake.
-  if (!queue_.empty()) queue_.front()->cv.notify_one();
+  WakeNextLeaderLocked();
+  std::vector<std::unique_ptr<Pending>> answered;
   for (Pending* q : batch) {
-    q->done = true;
-    if (q != &p) q->cv.notify_one();
+    if (q->on_done) {
+      answered.emplace_back(q);
+    } else {
+      q->done = true;
+      q->cv.notify_one();  // the leader's own cv too: nobody waits on it
+    }
   }
-  return std::move(p.result);
+  if (answered.empty()) return;
+  // Completions run without the queue lock, so that producers queue meanwhile.
+  l.unlock();
+  in_completion = true;
+  for (auto& q : answered) q->on_done(std::move(q->result));
+  in_completion = false;
+  const size_t n = answered.size();
+  answered.clear();
+  l.lock();
+  appends_in_flight_ -= n;
+  room_cv_.notify_all();
+  if (closing_ && appends_in_flight_ == 0) commit_cv_.notify_one();
 }
 
 void Outbox::CommitBatch(std::vector<Pending*>& batch) {

@@ -40,6 +40,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -48,6 +49,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -180,6 +182,10 @@ struct OutboxOptions {
   // The most records / payload bytes one commit takes from the queue.
   size_t max_batch_records = 4096;
   uint64_t max_batch_bytes = uint64_t{32} << 20;
+  // The most AppendAsync calls in flight at once (taken, not yet answered through done),
+  // over all producers: a producer past it waits in AppendAsync until one is answered. It
+  // bounds the memory the queued records hold. At least 1.
+  size_t max_appends_in_flight = 4096;
   // A key file (32 raw bytes or 64 hex characters) to encrypt payloads at rest with
   // AES-256-GCM; empty = no encryption. A file is encrypted or clear for its whole life.
   std::string key_file{};
@@ -338,6 +344,22 @@ class Outbox {
   // error (then with a key the caller never saw).
   Result<RecordKey> Append(NewRecord record);
 
+  // Append without waiting for the commit: queues `record` and returns; `done` gets what
+  // Append would have returned (the same errors, reasons and messages), after the group
+  // commit that holds the record is on disk. So one producer keeps several records in flight
+  // and a group commit takes many records of each producer. A record is acknowledged only by
+  // done with a key; records of one producer are stored in the order it called AppendAsync.
+  //   - A refusal found before queuing (a bad record, a failed or closing store) is passed
+  //     to done before AppendAsync returns, on the caller's thread.
+  //   - Past options.max_appends_in_flight, AppendAsync waits until one in flight is
+  //     answered (it never refuses for that).
+  //   - done runs on the outbox's commit thread (or on a thread inside Append that led the
+  //     commit), never with a lock of the outbox held. It must be short and must not call
+  //     Append or AppendAsync: such a call is refused (FailedPrecondition, reason
+  //     append_in_completion) and stores nothing.
+  //   - The destructor commits the records still queued, and answers them, before closing.
+  void AppendAsync(NewRecord record, std::function<void(Result<RecordKey>)> done);
+
   // Leases up to options' limits of records that are not leased now. Records that fail
   // their checksum or decryption are quarantined on the way and never returned.
   Result<LeasedBatch> Lease(const LeaseOptions& options);
@@ -393,6 +415,16 @@ class Outbox {
   explicit Outbox(OutboxOptions options);
   Status Init(std::unique_ptr<sqlite::Db> db, std::unique_ptr<const RecordCipher> cipher);
 
+  // Refusals of `record` that need no commit: a bad record, or a failed store.
+  Status CheckNewRecord(const NewRecord& record);
+  // Called with queue_mu_ held by l, !committing_ and a queue that is not empty: commits a
+  // batch from the front of the queue and answers it; returns with l held again.
+  void LeadCommitLocked(std::unique_lock<std::mutex>& l);
+  // Wakes whoever leads the next commit: the producer at the front of the queue, or the
+  // commit thread when that record is an AppendAsync's.
+  void WakeNextLeaderLocked();
+  // The commit thread: leads the commits of asynchronous appends until the store closes.
+  void CommitThreadLoop();
   // Commits one batch and answers its producers.
   void CommitBatch(std::vector<Pending*>& batch);
   Status CommitBatchLocked(std::vector<Pending*>& batch, int64_t now_ms);
@@ -487,12 +519,19 @@ class Outbox {
   Clock::MonoTime opened_at_{};
 
   // --- The commit queue. ---
-  std::mutex queue_mu_;                // guards queue_, committing_, lingering_, last_batch_size_
+  std::mutex queue_mu_;  // guards queue_, committing_, linger_target_, last_batch_size_
   std::condition_variable linger_cv_;  // wakes a lingering leader when the queue grows
   std::deque<Pending*> queue_;         // producers waiting, in arrival order
   bool committing_ = false;            // a leader is committing a batch taken from queue_
-  bool lingering_ = false;             // the leader waits for more producers
+  size_t linger_target_ = 0;           // the queue length a lingering leader waits for; 0 = none
   size_t last_batch_size_ = 1;
+  // Asynchronous appends (AppendAsync): the thread that commits them (started by the first),
+  // what wakes it, how many are in flight, and what wakes a producer waiting for room.
+  std::thread commit_thread_;            // guarded by queue_mu_ until joined
+  std::condition_variable commit_cv_;    // the commit thread: an async record leads, or closing
+  std::condition_variable room_cv_;      // AppendAsync: fewer than max_appends_in_flight
+  size_t appends_in_flight_ = 0;         // AppendAsync calls queued or committing
+  bool closing_ = false;                 // the destructor runs: the commit thread drains, exits
 
   // --- The database and everything derived from it. ---
   std::atomic<bool> failed_flag_{false};  // failed_ is not OK; read without db_mu_

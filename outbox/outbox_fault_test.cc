@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -86,6 +88,35 @@ Status AppendSome(Outbox& box, int n, Acked* acked, uint64_t* next) {
     ++*next;
   }
   return Status::Ok();
+}
+
+// AppendSome through AppendAsync: `n` records in flight at once on stream "s", each counted
+// as acknowledged only when its completion says it is stored. Returns the first error.
+Status AppendSomeAsync(Outbox& box, int n, Acked* acked, uint64_t* next) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int answered = 0;
+  Status first_error;
+  const uint64_t first = *next;
+  for (int i = 0; i < n; ++i) {
+    std::string payload = PayloadFor("s", first + static_cast<uint64_t>(i));
+    box.AppendAsync({.kind = Kind::kAnomaly, .stream = "s", .payload = payload},
+                    [&, payload](Result<RecordKey> key) {
+                      std::lock_guard<std::mutex> l(mu);
+                      if (key.ok()) {
+                        EXPECT_EQ(key->seq, *next);  // one producer's records keep its order
+                        (*acked)[{key->stream, key->seq}] = payload;
+                        ++*next;
+                      } else if (first_error.ok()) {
+                        first_error = key.status();
+                      }
+                      ++answered;
+                      cv.notify_all();
+                    });
+  }
+  std::unique_lock<std::mutex> l(mu);
+  cv.wait(l, [&] { return answered == n; });
+  return first_error;
 }
 
 class SyncFailure : public ::testing::TestWithParam<int> {};
@@ -244,6 +275,111 @@ TEST(OutboxFaults, PowerCutKeepsEveryAcknowledgedRecord) {
           std::lock_guard<std::mutex> l(mu);
           acked[{k->stream, k->seq}] = PayloadFor(stream, i);
         }
+      });
+    }
+    for (auto& p : producers) p.join();
+    OUTPOST_ASSERT_OK(faults.PowerLoss());
+  }
+  EXPECT_EQ(acked.size(), 160u);
+  CheckAfterReopen(dir, acked);
+}
+
+// The error sweep with AppendAsync in use: four records in flight at a time.
+class AsyncErrorSweep : public ::testing::TestWithParam<SweepCase> {};
+
+TEST_P(AsyncErrorSweep, NoFailedCallLosesAnAcknowledgedRecordOrBreaksTheStore) {
+  const SweepCase c = GetParam();
+  for (int64_t n = 0;; ++n) {
+    SCOPED_TRACE("failing call #" + std::to_string(n));
+    testing::TempDir dir;
+    FileFaults faults;
+    faults.Inject({.op = c.op, .skip = n, .error = c.error, .sticky = c.sticky});
+    Acked acked;
+    uint64_t next = 1;
+    bool refused_after_fatal = true;
+    {
+      Result<std::unique_ptr<Outbox>> box = Outbox::Open(Options(dir, &faults));
+      if (box.ok()) {
+        Status first_error;
+        for (int i = 0; i < 3; ++i) {
+          const size_t before = acked.size();
+          Status s = AppendSomeAsync(**box, 4, &acked, &next);
+          if (!s.ok() && first_error.ok()) {
+            first_error = s;
+          } else if (!first_error.ok() && first_error.code() != StatusCode::kResourceExhausted &&
+                     acked.size() > before) {
+            refused_after_fatal = false;  // acknowledged after a fatal error
+          }
+        }
+      }
+    }
+    EXPECT_TRUE(refused_after_fatal);
+    bool fired = faults.fired();
+    CheckAfterReopen(dir, acked);
+    if (::testing::Test::HasFailure() || !fired) break;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Calls, AsyncErrorSweep,
+    ::testing::Values(SweepCase{Op::kSync, EIO, true}, SweepCase{Op::kSync, EIO, false},
+                      SweepCase{Op::kWrite, EIO, true}, SweepCase{Op::kWrite, ENOSPC, false},
+                      SweepCase{Op::kWrite, ENOSPC, true}, SweepCase{Op::kTruncate, EIO, true}),
+    [](const ::testing::TestParamInfo<SweepCase>& p) {
+      const SweepCase& c = p.param;
+      std::string name = c.op == Op::kSync ? "Sync" : c.op == Op::kWrite ? "Write" : "Truncate";
+      name += c.error == EIO ? "Eio" : "Enospc";
+      name += c.sticky ? "Persistent" : "Once";
+      return name;
+    });
+
+TEST(OutboxFaults, AsyncSyncFailureIsAnsweredUnavailableAndTheStoreRefusesAfterwards) {
+  testing::TempDir dir;
+  FileFaults faults;
+  Acked acked;
+  uint64_t next = 1;
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &faults)));
+    OUTPOST_ASSERT_OK(AppendSomeAsync(*box, 5, &acked, &next));
+    faults.Inject({.op = Op::kSync, .error = EIO, .sticky = false});
+    Status lost = AppendSomeAsync(*box, 3, &acked, &next);
+    EXPECT_EQ(lost.code(), StatusCode::kUnavailable) << lost.ToString();
+    EXPECT_NE(lost.message().find("fsync"), std::string_view::npos) << lost.ToString();
+    EXPECT_EQ(acked.size(), 5u);
+    // Failed: refused before queuing, on the caller's thread.
+    EXPECT_EQ(AppendSomeAsync(*box, 1, &acked, &next).code(), StatusCode::kFailedPrecondition);
+  }
+  CheckAfterReopen(dir, acked);
+}
+
+// The power cut with producers that keep several appends in flight.
+TEST(OutboxFaults, PowerCutKeepsEveryRecordAcknowledgedToAnAsyncProducer) {
+  testing::TempDir dir;
+  FileFaults faults;
+  faults.SetTrackUnsynced(true);
+  std::mutex mu;  // guards acked
+  Acked acked;
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(Options(dir, &faults)));
+    std::vector<std::thread> producers;
+    for (int t = 0; t < 4; ++t) {
+      producers.emplace_back([&, t] {
+        std::string stream = "p" + std::to_string(t);
+        std::condition_variable cv;
+        int answered = 0;
+        for (uint64_t i = 1; i <= 40; ++i) {
+          box->AppendAsync(
+              {.kind = Kind::kSample, .stream = stream, .payload = PayloadFor(stream, i)},
+              [&, i](Result<RecordKey> k) {
+                std::lock_guard<std::mutex> l(mu);
+                EXPECT_TRUE(k.ok()) << k.status().ToString();
+                if (k.ok()) acked[{k->stream, k->seq}] = PayloadFor(stream, i);
+                ++answered;
+                cv.notify_all();
+              });
+        }
+        std::unique_lock<std::mutex> l(mu);
+        cv.wait(l, [&] { return answered == 40; });
       });
     }
     for (auto& p : producers) p.join();

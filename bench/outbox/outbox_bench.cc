@@ -12,14 +12,21 @@
 // next, so each producer count runs --rounds times, the outbox and plain SQLite alternating,
 // and the medians are compared.
 //
+// --in-flight N runs each producer with N appends in flight: it keeps calling AppendAsync
+// until N are unanswered, then waits for half of them to be answered (N = 1 is the blocking
+// Append).
+// A record counts, and its latency is taken, when its completion says it is stored.
+//
 // Usage: outbox_bench [--dir DIR] [--seconds S] [--rounds N] [--producers 1,8,64]
-//                     [--payload 512]
+//                     [--in-flight 1,16] [--payload 512]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +48,7 @@ struct Args {
   double seconds = 5;
   int rounds = 3;
   std::vector<int> producers = {1, 8, 64};
+  std::vector<int> in_flight = {1, 16};
   size_t payload = 512;
 };
 
@@ -56,11 +64,12 @@ Args Parse(int argc, char** argv) {
       a.rounds = std::max(1, std::atoi(v.c_str()));
     } else if (k == "--payload") {
       a.payload = static_cast<size_t>(std::atol(v.c_str()));
-    } else if (k == "--producers") {
-      a.producers.clear();
+    } else if (k == "--producers" || k == "--in-flight") {
+      std::vector<int>& list = k == "--producers" ? a.producers : a.in_flight;
+      list.clear();
       for (size_t p = 0; p < v.size();) {
         size_t q = v.find(',', p);
-        a.producers.push_back(std::atoi(v.substr(p, q - p).c_str()));
+        list.push_back(std::max(1, std::atoi(v.substr(p, q - p).c_str())));
         p = q == std::string::npos ? v.size() : q + 1;
       }
     } else {
@@ -98,7 +107,51 @@ struct OursResult {
   double mean_batch = 0;
 };
 
-OursResult RunOutbox(const Args& a, int producers) {
+// One producer of the outbox run: blocking Appends (in_flight 1) or AppendAsync with up to
+// `in_flight` unanswered; each stored record's latency goes to `lat`.
+void Produce(Outbox& box, const std::string& stream, const std::string& payload, int in_flight,
+             const std::atomic<bool>& stop, std::vector<double>& lat) {
+  auto fail = [](const Status& s) {
+    std::fprintf(stderr, "append: %s\n", s.ToString().c_str());
+    std::exit(1);
+  };
+  if (in_flight <= 1) {
+    while (!stop.load(std::memory_order_relaxed)) {
+      auto t0 = Steady::now();
+      auto k = box.Append({.kind = Kind::kSample, .stream = stream, .payload = payload});
+      auto t1 = Steady::now();
+      if (!k.ok()) fail(k.status());
+      lat.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    return;
+  }
+  // A producer that finds its window full waits until half of it is answered, then refills
+  // it: one wake-up per half window rather than one per record.
+  const int low = in_flight / 2;
+  std::mutex mu;
+  std::condition_variable cv;
+  int outstanding = 0;
+  while (!stop.load(std::memory_order_relaxed)) {
+    {
+      std::unique_lock<std::mutex> l(mu);
+      if (outstanding == in_flight) cv.wait(l, [&] { return outstanding <= low; });
+      ++outstanding;
+    }
+    auto t0 = Steady::now();
+    box.AppendAsync({.kind = Kind::kSample, .stream = stream, .payload = payload},
+                    [&, t0](Result<RecordKey> k) {
+                      if (!k.ok()) fail(k.status());
+                      auto t1 = Steady::now();
+                      std::lock_guard<std::mutex> l(mu);
+                      lat.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+                      if (--outstanding == low || outstanding == 0) cv.notify_one();
+                    });
+  }
+  std::unique_lock<std::mutex> l(mu);
+  cv.wait(l, [&] { return outstanding == 0; });
+}
+
+OursResult RunOutbox(const Args& a, int producers, int in_flight) {
   const std::string path = a.dir + "/outbox.db";
   Remove(path);
   auto box = Outbox::Open(
@@ -114,19 +167,9 @@ OursResult RunOutbox(const Args& a, int producers) {
   auto start = Steady::now();
   for (int t = 0; t < producers; ++t) {
     threads.emplace_back([&, t] {
-      std::string stream = "model-" + std::to_string(t % 8);
       auto& mine = lat[static_cast<size_t>(t)];
       mine.reserve(1 << 16);
-      while (!stop.load(std::memory_order_relaxed)) {
-        auto t0 = Steady::now();
-        auto k = (*box)->Append({.kind = Kind::kSample, .stream = stream, .payload = payload});
-        auto t1 = Steady::now();
-        if (!k.ok()) {
-          std::fprintf(stderr, "append: %s\n", k.status().ToString().c_str());
-          std::exit(1);
-        }
-        mine.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-      }
+      Produce(**box, "model-" + std::to_string(t % 8), payload, in_flight, stop, mine);
     });
   }
   std::this_thread::sleep_for(std::chrono::duration<double>(a.seconds));
@@ -220,37 +263,40 @@ int main(int argc, char** argv) {
       "outbox bench: %zu-byte records, %.1f s per run, medians of %d rounds, "
       "SQLite %s, folder %s\n",
       a.payload, a.seconds, a.rounds, std::string(SqliteVersion()).c_str(), a.dir.c_str());
-  std::printf("%9s %12s %9s %9s %9s %10s | %11s %11s %12s | %6s %6s\n", "producers", "records/s",
-              "p50 ms", "p99 ms", "max ms", "mean batch", "plain rows/s", "+spin rows/s",
-              "plain p99 ms", "ratio", "r+spin");
+  std::printf("%9s %9s %12s %9s %9s %9s %10s | %11s %11s %12s | %6s %6s\n", "producers",
+              "in flight", "records/s", "p50 ms", "p99 ms", "max ms", "mean batch", "plain rows/s",
+              "+spin rows/s", "plain p99 ms", "ratio", "r+spin");
   std::printf(
       "(ratio, r+spin: outbox records/s over plain SQLite, lone / with a spinning "
-      "thread; latencies are per Append, plain p99 per commit)\n");
+      "thread; latencies are per Append, plain p99 per commit; in flight: appends each "
+      "producer keeps unanswered, 1 = the blocking Append)\n");
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
   for (int p : a.producers) {
-    std::vector<double> rate, p50, p99, maxl, batch, lone_rate, spin_rate, plain_p99;
-    for (int round = 0; round < a.rounds; ++round) {
-      OursResult ours = RunOutbox(a, p);
-      size_t b = static_cast<size_t>(std::max(1.0, ours.mean_batch + 0.5));
-      PlainResult lone = RunPlain(a, ours.records, b, /*spin=*/false);
-      PlainResult spin = RunPlain(a, ours.records, b, /*spin=*/true);
-      rate.push_back(static_cast<double>(ours.records) / ours.seconds);
-      p50.push_back(ours.p50_ms);
-      p99.push_back(ours.p99_ms);
-      maxl.push_back(ours.max_ms);
-      batch.push_back(ours.mean_batch);
-      lone_rate.push_back(lone.rows_per_s);
-      spin_rate.push_back(spin.rows_per_s);
-      plain_p99.push_back(std::min(lone.p99_commit_ms, spin.p99_commit_ms));
+    for (int f : a.in_flight) {
+      std::vector<double> rate, p50, p99, maxl, batch, lone_rate, spin_rate, plain_p99;
+      for (int round = 0; round < a.rounds; ++round) {
+        OursResult ours = RunOutbox(a, p, f);
+        size_t b = static_cast<size_t>(std::max(1.0, ours.mean_batch + 0.5));
+        PlainResult lone = RunPlain(a, ours.records, b, /*spin=*/false);
+        PlainResult spin = RunPlain(a, ours.records, b, /*spin=*/true);
+        rate.push_back(static_cast<double>(ours.records) / ours.seconds);
+        p50.push_back(ours.p50_ms);
+        p99.push_back(ours.p99_ms);
+        maxl.push_back(ours.max_ms);
+        batch.push_back(ours.mean_batch);
+        lone_rate.push_back(lone.rows_per_s);
+        spin_rate.push_back(spin.rows_per_s);
+        plain_p99.push_back(std::min(lone.p99_commit_ms, spin.p99_commit_ms));
+      }
+      std::printf("%9d %9d %12.0f %9.2f %9.2f %9.2f %10.1f | %11.0f %11.0f %12.2f | %6.2f %6.2f\n",
+                  p, f, median(rate), median(p50), median(p99), median(maxl), median(batch),
+                  median(lone_rate), median(spin_rate), median(plain_p99),
+                  median(rate) / median(lone_rate), median(rate) / median(spin_rate));
+      std::fflush(stdout);
     }
-    std::printf("%9d %12.0f %9.2f %9.2f %9.2f %10.1f | %11.0f %11.0f %12.2f | %6.2f %6.2f\n", p,
-                median(rate), median(p50), median(p99), median(maxl), median(batch),
-                median(lone_rate), median(spin_rate), median(plain_p99),
-                median(rate) / median(lone_rate), median(rate) / median(spin_rate));
-    std::fflush(stdout);
   }
   Remove(a.dir + "/outbox.db");
   Remove(a.dir + "/plain.db");
