@@ -4,13 +4,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <map>
 #include <memory>
 #include <vector>
 
+#include "base/coding.h"
 #include "base/file.h"
 #include "base/http/client.h"
 #include "bundle/metadata.h"
@@ -37,8 +37,7 @@ Result<std::map<uint64_t, std::string>> RootFiles(const std::string& dir) {
     if (!name.starts_with("root.") || !name.ends_with(".json")) continue;
     std::string_view digits = std::string_view(name).substr(5, name.size() - 10);
     uint64_t n = 0;
-    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
-    if (ec != std::errc() || end != digits.data() + digits.size() || n == 0) continue;
+    if (!ParseDecimal(digits, &n) || n == 0) continue;
     OUTPOST_ASSIGN_OR_RETURN(roots[n], ReadFile(JoinPath(dir, name), 1 << 20));
   }
   return roots;

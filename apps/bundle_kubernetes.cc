@@ -3,7 +3,6 @@
 #include <filesystem>
 
 #include <algorithm>
-#include <charconv>
 
 #include "base/coding.h"
 #include "base/file.h"
@@ -165,11 +164,6 @@ namespace {
 
 std::string DeployedDir(const std::string& state_dir) { return JoinPath(state_dir, "kubernetes"); }
 
-bool ParseVersion(std::string_view text, uint64_t* out) {
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return ec == std::errc() && end == text.data() + text.size() && !text.empty();
-}
-
 }  // namespace
 
 Status KeepDeployed(const std::string& state_dir, const DeployedBundle& b) {
@@ -198,14 +192,14 @@ Result<DeployedPair> PreviousDeployed(const std::string& state_dir) {
   if (!PathExists(JoinPath(dir, "active"))) return none();
   OUTPOST_ASSIGN_OR_RETURN(std::string active_text, ReadFile(JoinPath(dir, "active"), 64));
   DeployedPair out;
-  if (!ParseVersion(std::string_view(active_text).substr(0, active_text.find('\n')), &out.active)) {
+  if (!ParseDecimal(std::string_view(active_text).substr(0, active_text.find('\n')), &out.active)) {
     return DataLossError(JoinPath(dir, "active") + " is damaged");
   }
   OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dir));
   uint64_t best = 0;
   for (const std::string& name : names) {
     uint64_t v = 0;
-    if (ParseVersion(name, &v) && v < out.active && v > best) best = v;
+    if (ParseDecimal(name, &v) && v < out.active && v > best) best = v;
   }
   if (best == 0) return none();
   std::string kept = JoinPath(dir, std::to_string(best));

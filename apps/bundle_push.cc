@@ -76,32 +76,6 @@ Status UploadBlob(Registry& registry, const std::string& repository, const std::
   return Status();
 }
 
-// The config and layer digests (hex) of an image manifest.
-Result<std::vector<std::string>> ManifestBlobs(const std::string& manifest_bytes) {
-  OUTPOST_ASSIGN_OR_RETURN(bundle::Json m, bundle::ParseJson(manifest_bytes, false));
-  const auto* o = std::get_if<bundle::JsonObject>(&m.v);
-  std::vector<const bundle::Json*> descriptors;
-  if (o != nullptr && o->count("config") > 0) descriptors.push_back(&o->at("config"));
-  const auto* layers = o == nullptr || o->count("layers") == 0
-                           ? nullptr
-                           : std::get_if<bundle::JsonArray>(&o->at("layers").v);
-  if (layers != nullptr) {
-    for (const bundle::Json& l : *layers) descriptors.push_back(&l);
-  }
-  std::vector<std::string> out;
-  for (const bundle::Json* d : descriptors) {
-    const auto* dobj = std::get_if<bundle::JsonObject>(&d->v);
-    const auto* digest = dobj == nullptr || dobj->count("digest") == 0
-                             ? nullptr
-                             : std::get_if<std::string>(&dobj->at("digest").v);
-    if (digest == nullptr || digest->size() != 71) {
-      return InvalidArgumentError("the runtime image's manifest names a blob without a digest");
-    }
-    out.push_back(digest->substr(7));
-  }
-  return out;
-}
-
 // Makes blob `hex` of repository `from` present in `to`: mounted across repositories when the
 // registry can, else uploaded from the verified file.
 Status CopyBlob(Registry& registry, const std::string& from, const std::string& to,
@@ -181,8 +155,12 @@ Result<PushResult> PushVerified(const bundle::VerifiedBundle& v, const std::stri
     const std::string& hex = v.targets.runtime_manifest;
     OUTPOST_ASSIGN_OR_RETURN(std::string bytes,
                              ReadFile(JoinPath(v.staging_dir, "blobs/sha256/" + hex), 4 << 20));
-    OUTPOST_ASSIGN_OR_RETURN(std::vector<std::string> blobs, ManifestBlobs(bytes));
-    for (const std::string& b : blobs) {
+    auto blobs = bundle::ImageManifestBlobs(bytes);
+    if (!blobs.ok()) {
+      return InvalidArgumentError("the runtime image's manifest " +
+                                  std::string(blobs.status().message()));
+    }
+    for (const std::string& b : *blobs) {
       OUTPOST_RETURN_IF_ERROR(CopyBlob(registry, repository, runtime_repository, b,
                                        JoinPath(v.staging_dir, "blobs/sha256/" + b)));
     }

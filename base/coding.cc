@@ -1,5 +1,7 @@
 #include "base/coding.h"
 
+#include <charconv>
+
 namespace outpost {
 namespace {
 
@@ -42,6 +44,12 @@ bool IsLowerHex(std::string_view s) {
 }
 
 bool IsHex64(std::string_view s) { return s.size() == 64 && IsLowerHex(s); }
+
+bool ParseDecimal(std::string_view text, uint64_t* out) {
+  if (text.empty() || text[0] < '0' || text[0] > '9') return false;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
 
 Result<std::string> HexDecode(std::string_view hex, HexCase accept) {
   if (hex.size() % 2 != 0) return InvalidArgumentError("odd-length hex");

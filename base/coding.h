@@ -90,6 +90,10 @@ bool IsLowerHex(std::string_view s);
 // True for exactly 64 lowercase hex digits: the canonical text of a SHA-256 digest.
 bool IsHex64(std::string_view s);
 
+// Reads `text` as an unsigned decimal number into *out: true only when it is one or more
+// ASCII digits and nothing else (no sign, space or prefix) and the value fits 64 bits.
+bool ParseDecimal(std::string_view text, uint64_t* out);
+
 enum class HexCase {
   kLower,   // only '0'-'9' and 'a'-'f': the canonical form
   kEither,  // 'A'-'F' too

@@ -14,6 +14,18 @@ namespace {
 
 using namespace std::string_literals;
 
+TEST(Coding, ParseDecimalTakesOnlyWholeUnsignedNumbers) {
+  uint64_t n = 7;
+  EXPECT_TRUE(ParseDecimal("0", &n));
+  EXPECT_EQ(n, 0u);
+  EXPECT_TRUE(ParseDecimal("18446744073709551615", &n));
+  EXPECT_EQ(n, 18446744073709551615u);
+  for (std::string_view bad : {"", "-1", "+1", " 1", "1 ", "1x", "0x10", "18446744073709551616"}) {
+    n = 7;
+    EXPECT_FALSE(ParseDecimal(bad, &n)) << bad;
+  }
+}
+
 TEST(Coding, LittleEndianPutsLowByteFirst) {
   std::string out;
   PutU16LE(out, 0x0102);

@@ -26,6 +26,23 @@ constexpr std::string_view kTargetsName = "outpost/targets.json";
 constexpr std::string_view kBlobPrefix = "blobs/sha256/";
 constexpr std::string_view kOciLayout = R"({"imageLayoutVersion":"1.0.0"})";
 
+// Member `key` of JSON object `j`, or nullptr when `j` is no object or lacks it.
+const Json* Member(const Json& j, const char* key) {
+  const JsonObject* o = std::get_if<JsonObject>(&j.v);
+  if (o == nullptr) return nullptr;
+  auto it = o->find(key);
+  return it == o->end() ? nullptr : &it->second;
+}
+
+// The hex of an OCI descriptor's "sha256:<hex>" digest; empty when `descriptor` is null or
+// names its blob any other way.
+std::string Sha256HexOf(const Json* descriptor) {
+  const Json* d = descriptor == nullptr ? nullptr : Member(*descriptor, "digest");
+  const std::string* text = d == nullptr ? nullptr : std::get_if<std::string>(&d->v);
+  if (text == nullptr || text->rfind("sha256:", 0) != 0 || !IsHex64(text->substr(7))) return "";
+  return text->substr(7);
+}
+
 // Closes a file descriptor when it goes out of scope.
 class Fd {
  public:
@@ -412,37 +429,20 @@ Status AddRuntime(const std::string& dir, Contents* c) {
   auto damaged = [&](const std::string& why) {
     return InvalidArgumentError("runtime image " + dir + ": " + why);
   };
-  auto member = [](const Json& j, const char* key) -> const Json* {
-    const JsonObject* o = std::get_if<JsonObject>(&j.v);
-    auto it = o == nullptr ? JsonObject::const_iterator{} : o->find(key);
-    return o == nullptr || it == o->end() ? nullptr : &it->second;
-  };
-  auto digest_of = [&](const Json* descriptor) -> std::string {
-    const Json* d = descriptor == nullptr ? nullptr : member(*descriptor, "digest");
-    const std::string* text = d == nullptr ? nullptr : std::get_if<std::string>(&d->v);
-    if (text == nullptr || text->rfind("sha256:", 0) != 0 || !IsHex64(text->substr(7))) return "";
-    return text->substr(7);
-  };
   OUTPOST_ASSIGN_OR_RETURN(std::string index_text, ReadFile(JoinPath(dir, "index.json"), 1 << 20));
   auto index = ParseJson(index_text, /*canonical_numbers_only=*/false);
   if (!index.ok()) return damaged("index.json is not JSON");
-  const Json* list = member(*index, "manifests");
+  const Json* list = Member(*index, "manifests");
   const JsonArray* manifests = list == nullptr ? nullptr : std::get_if<JsonArray>(&list->v);
   if (manifests == nullptr || manifests->size() != 1) return damaged("not exactly one image");
-  std::string manifest_hex = digest_of(&(*manifests)[0]);
+  std::string manifest_hex = Sha256HexOf(&(*manifests)[0]);
   if (manifest_hex.empty()) return damaged("the index names no sha256 manifest");
   OUTPOST_ASSIGN_OR_RETURN(std::string manifest_bytes,
                            ReadFile(JoinPath(dir, "blobs/sha256/" + manifest_hex), 4 << 20));
   if (HexEncode(Sha256Of(manifest_bytes)) != manifest_hex) return damaged("manifest altered");
-  auto manifest = ParseJson(manifest_bytes, /*canonical_numbers_only=*/false);
-  if (!manifest.ok()) return damaged("the manifest is not JSON");
-  std::vector<std::string> blobs{digest_of(member(*manifest, "config"))};
-  const Json* layers = member(*manifest, "layers");
-  const JsonArray* layer_list = layers == nullptr ? nullptr : std::get_if<JsonArray>(&layers->v);
-  if (layer_list == nullptr || layer_list->empty()) return damaged("the manifest has no layers");
-  for (const Json& layer : *layer_list) blobs.push_back(digest_of(&layer));
-  for (const std::string& hex : blobs) {
-    if (hex.empty()) return damaged("a blob of the manifest is not named by its sha256");
+  auto blobs = ImageManifestBlobs(manifest_bytes);
+  if (!blobs.ok()) return damaged("the manifest " + std::string(blobs.status().message()));
+  for (const std::string& hex : *blobs) {
     std::string path = JoinPath(dir, "blobs/sha256/" + hex);
     OUTPOST_ASSIGN_OR_RETURN(FileDigest digest, HashFile(path, nullptr));
     if (digest.sha256 != hex) return damaged("blob " + hex + " does not match its digest");
@@ -452,7 +452,7 @@ Status AddRuntime(const std::string& dir, Contents* c) {
   uint64_t manifest_size = manifest_bytes.size();
   c->AddSmall(std::move(manifest_bytes));
   Json entry = Descriptor("application/vnd.oci.image.manifest.v1+json", manifest_hex, manifest_size);
-  if (const Json* platform = member((*manifests)[0], "platform")) {
+  if (const Json* platform = Member((*manifests)[0], "platform")) {
     std::get<JsonObject>(entry.v)["platform"] = *platform;
   }
   std::get<JsonObject>(entry.v)["annotations"] =
@@ -741,23 +741,10 @@ Status CheckRuntime(const Targets& t, const std::string& blob_dir, uint64_t max_
   auto bad = [](const std::string& why) {
     return ReasonError(Reason::kMetadataMalformed, "the runtime image's manifest " + why);
   };
-  auto manifest = ParseJson(*text, /*canonical_numbers_only=*/false);
-  const JsonObject* o = manifest.ok() ? std::get_if<JsonObject>(&manifest->v) : nullptr;
-  if (o == nullptr || o->count("config") == 0 || o->count("layers") == 0) {
-    return bad("is not an image manifest");
-  }
-  std::vector<const Json*> descriptors{&o->at("config")};
-  const JsonArray* layers = std::get_if<JsonArray>(&o->at("layers").v);
-  if (layers == nullptr || layers->empty()) return bad("has no layers");
-  for (const Json& layer : *layers) descriptors.push_back(&layer);
-  for (const Json* d : descriptors) {
-    const JsonObject* dobj = std::get_if<JsonObject>(&d->v);
-    auto digest = dobj == nullptr ? JsonObject::const_iterator{} : dobj->find("digest");
-    const std::string* hex = dobj == nullptr || digest == dobj->end()
-                                 ? nullptr
-                                 : std::get_if<std::string>(&digest->second.v);
-    if (hex == nullptr || hex->rfind("sha256:", 0) != 0 ||
-        t.targets.count(std::string(kBlobPrefix) + hex->substr(7)) == 0) {
+  auto blobs = ImageManifestBlobs(*text);
+  if (!blobs.ok()) return bad(std::string(blobs.status().message()));
+  for (const std::string& hex : *blobs) {
+    if (t.targets.count(std::string(kBlobPrefix) + hex) == 0) {
       return bad("names a blob that is not listed");
     }
   }
@@ -815,6 +802,23 @@ Result<VerifiedBundle> VerifyBundle(const std::string& bundle_path, const Root& 
   Result<VerifiedBundle> result = VerifyInto(bundle_path, trusted_root, state, options);
   if (!result.ok()) RemoveTree(options.staging_dir).IgnoreError();
   return result;
+}
+
+Result<std::vector<std::string>> ImageManifestBlobs(std::string_view manifest_bytes) {
+  auto manifest = ParseJson(manifest_bytes, /*canonical_numbers_only=*/false);
+  const Json* config = manifest.ok() ? Member(*manifest, "config") : nullptr;
+  const Json* layers = manifest.ok() ? Member(*manifest, "layers") : nullptr;
+  if (config == nullptr || layers == nullptr) {
+    return InvalidArgumentError("is not an image manifest");
+  }
+  const JsonArray* layer_list = std::get_if<JsonArray>(&layers->v);
+  if (layer_list == nullptr || layer_list->empty()) return InvalidArgumentError("has no layers");
+  std::vector<std::string> blobs{Sha256HexOf(config)};
+  for (const Json& layer : *layer_list) blobs.push_back(Sha256HexOf(&layer));
+  for (const std::string& hex : blobs) {
+    if (hex.empty()) return InvalidArgumentError("names a blob without a sha256 digest");
+  }
+  return blobs;
 }
 
 }  // namespace outpost::bundle

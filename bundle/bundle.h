@@ -24,6 +24,12 @@ namespace outpost::bundle {
 // The ref name of the runtime image's manifest in a bundle's index.json (FORMAT.md section 5).
 inline constexpr std::string_view kRuntimeRefName = "outpost-runtime";
 
+// The blobs an OCI image manifest names, as SHA-256 hex digests: its config first, then its
+// layers in order. InvalidArgument when `manifest_bytes` is not an image manifest, has no
+// layers, or names a blob by anything but a sha256 digest. The one reader of a runtime
+// image's manifest: the bundle's creator and verifier and `outpost bundle push` all use it.
+Result<std::vector<std::string>> ImageManifestBlobs(std::string_view manifest_bytes);
+
 // What the engine that will serve a model version reads from its files: the descriptor's
 // engine, inputs and outputs (FORMAT.md section 5, "Derived and checked descriptors").
 struct ModelSignature {
