@@ -315,6 +315,9 @@ Evaluator::~Evaluator() {
   }
   append_cv_.notify_all();
   for (std::thread& t : appenders_) t.join();
+  // Every record handed to the outbox is answered before the completions' target goes.
+  std::unique_lock<std::mutex> lock(mu_);
+  done_cv_.wait(lock, [&] { return records_in_flight_ == 0; });
 }
 
 void Evaluator::OnScored(const ScoredBatch& batch) {
@@ -453,26 +456,39 @@ void Evaluator::AppenderLoop() {
     }
     space_cv_.notify_one();
     const outbox::Kind kind = record.kind;
-    const std::string stream = record.stream;
-    Result<outbox::RecordKey> key = options_.outbox->Append(std::move(record));
-    uint64_t failed = 0;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      --records_in_flight_;
-      if (key.ok()) {
-        ++stats_.records_appended;
-      } else if (key.status().reason() == "storm_sampled_out") {
-        ++stats_.records_sampled_out;
-      } else {
-        failed = ++stats_.records_failed;
-      }
+    std::string stream = record.stream;
+    // Several records in flight: the outbox answers each once its group commit is on disk
+    // (or refuses it), and waits here while too many are in flight.
+    options_.outbox->AppendAsync(
+        std::move(record), [this, kind, stream = std::move(stream)](Result<outbox::RecordKey> key) {
+          Answered(kind, stream, key);
+        });
+  }
+}
+
+void Evaluator::Answered(outbox::Kind kind, const std::string& stream,
+                         const Result<outbox::RecordKey>& key) {
+  uint64_t failed = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (key.ok()) {
+      ++stats_.records_appended;
+    } else if (key.status().reason() == "storm_sampled_out") {
+      ++stats_.records_sampled_out;
+    } else {
+      failed = ++stats_.records_failed;
     }
-    // A full or failed outbox refuses every record: the 1st, 2nd, 4th, 8th... are logged.
-    if (failed != 0 && (failed & (failed - 1)) == 0) {
-      OUTPOST_LOG(kWarning) << "insight record not stored" << Field("stream", stream)
-                            << Field("kind", outbox::KindName(kind)) << Field("failed", failed)
-                            << Field("status", key.status());
-    }
+  }
+  // A full or failed outbox refuses every record: the 1st, 2nd, 4th, 8th... are logged.
+  if (failed != 0 && (failed & (failed - 1)) == 0) {
+    OUTPOST_LOG(kWarning) << "insight record not stored" << Field("stream", stream)
+                          << Field("kind", outbox::KindName(kind)) << Field("failed", failed)
+                          << Field("status", key.status());
+  }
+  {
+    // Last: once records_in_flight_ reaches 0 the destructor may return.
+    std::lock_guard<std::mutex> lock(mu_);
+    --records_in_flight_;
     done_cv_.notify_all();
   }
 }

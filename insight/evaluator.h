@@ -4,7 +4,8 @@
 // The scoring path only copies the batch's rule input and output into a bounded queue
 // (InsightSink::OnScored never waits for the outbox or for rule evaluation); one background
 // thread evaluates queued batches in arrival order and hands the records to a few appender
-// threads, which Append them durably and so share the outbox's group commits. When the
+// threads, which pass them to Outbox::AppendAsync: many records are in flight at once and
+// share the outbox's group commits, and each is counted when the outbox answers it. When the
 // queue is full the batch is dropped, counted, and reported by an `event` record on the
 // model's stream ("insight_dropped"): scoring is never slowed down to evaluate rules.
 //
@@ -165,6 +166,9 @@ class Evaluator final : public InsightSink {
   // rule that raised it, for the outbox's per-rule account (outbox/FORMAT.md section 11).
   void Emit(outbox::Kind kind, const std::string& stream, std::string payload,
             const std::string& rule = std::string());
+  // The outbox's answer to one record (AppendAsync's completion): counts it, logs refusals.
+  void Answered(outbox::Kind kind, const std::string& stream,
+                const Result<outbox::RecordKey>& key);
 
   EvaluatorOptions options_;
   Clock* clock_;  // not owned
@@ -180,7 +184,7 @@ class Evaluator final : public InsightSink {
   uint64_t tasks_done_ = 0;
   std::map<ModelKey, Drops> drops_;  // not yet reported
   std::deque<outbox::NewRecord> records_;
-  size_t records_in_flight_ = 0;  // taken by an appender, not yet answered
+  size_t records_in_flight_ = 0;  // taken by an appender, not yet answered by the outbox
   bool worker_busy_ = false;      // the worker is evaluating or reporting drops
   bool stopping_ = false;         // the worker finishes what is queued and exits
   bool appenders_stopping_ = false;
