@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +22,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "base/http/server.h"
@@ -79,10 +81,17 @@ bool WriteAll(int fd, std::string_view bytes) {
   return true;
 }
 
-// Sends one GET and reads its answer; whether it was a 200 with the body "ok". The child's
-// own client (no gtest there): the answer is small and its Content-Length is 2.
+// Sends one request (a POST of a small JSON body, as a scoring client does) and reads its
+// answer; whether it was a 200 with the body "ok". The child's own client (no gtest there):
+// the answer is small and its Content-Length is 2.
 bool Exchange(int fd) {
-  if (!WriteAll(fd, "GET /idle HTTP/1.1\r\nHost: x\r\n\r\n")) return false;
+  static const std::string kRequest = [] {
+    const std::string body = "{\"inputs\":[" + std::string(500, '1') + "]}";
+    return "POST /idle HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Content-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }();
+  if (!WriteAll(fd, kRequest)) return false;
   std::string in;
   char chunk[512];
   for (;;) {
@@ -231,7 +240,18 @@ TEST(HttpIdleConnections, TenThousandIdleConnectionsAreHeldAndTheServerStillAnsw
               rss_after >> 10, heap_per);
   if (!kSanitized && opened >= 1000) {
     EXPECT_LE(rss_per, 16 * 1024.0);
+    EXPECT_LE(heap_per, 16 * 1024.0);
   }
+  // The loops give back the buffers of connections idle since their previous look: shown,
+  // not asserted (it depends on when they look).
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  const double heap_trimmed = opened == 0 ? 0.0
+                                          : (static_cast<double>(HeapInUse()) -
+                                             static_cast<double>(heap_before)) /
+                                                static_cast<double>(opened);
+  std::printf("after the idle buffers are given back: %.0f bytes of malloc in use per idle "
+              "connection\n",
+              heap_trimmed);
 
   const char go = 1;
   ASSERT_EQ(::write(to_child[1], &go, 1), 1);

@@ -896,6 +896,25 @@ TEST(HttpServerTls, TheHandshakeIsWithinTheFirstRequestDeadline) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
 }
 
+TEST(HttpServerTls, ADeferredAnswerIsSentOverTls) {
+  ::outpost::testing::TempDir dir;
+  Result<TestPki> pki = MakePki(dir, "d");
+  ASSERT_TRUE(pki.ok()) << pki.status().ToString();
+  LateSenders senders;
+  auto server = StartOrDie({.threads = 1, .tls = pki->server},
+                           [&](const Request& request, Response& response) {
+                             senders.Send(request.defer(), response, "deferred " + request.target,
+                                          std::chrono::milliseconds(20));
+                           });
+  ASSERT_NE(server, nullptr);
+  for (const char* target : {"/1", "/2"}) {
+    Result<ClientResponse> r = FetchTrusting(*server, pki->ca_pem, target);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, std::string("deferred ") + target);
+  }
+}
+
 TEST(Router, MatchesExactBeforePrefixAndTheLongestPrefix) {
   Router router;
   auto answer = [](std::string text) {
