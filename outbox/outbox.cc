@@ -171,12 +171,14 @@ constexpr std::string_view kOldestCreated = "SELECT min(created_ms) FROM records
 // Internal types
 
 struct Outbox::Pending {
+  // What an Append waits for: kDone (result is set) or kLead (it leads the next commit).
+  // Stored with release and waited on with acquire (std::atomic::wait), so that a producer
+  // wakes once, without taking queue_mu_, when its commit is done.
+  enum State : int { kWaiting = 0, kLead = 1, kDone = 2 };
   NewRecord record;
   Result<RecordKey> result = InternalError("the record was not committed");
-  bool done = false;           // guarded by queue_mu_
-  std::condition_variable cv;  // with queue_mu_: done, or this producer leads (Append)
-  // AppendAsync's completion; set for an asynchronous append, whose Pending the queue owns
-  // (allocated by AppendAsync, deleted once `on_done` has returned).
+  std::atomic<int> state{kWaiting};
+  // AppendAsync's completion; set for an asynchronous append.
   std::function<void(Result<RecordKey>)> on_done{};
 };
 
@@ -831,17 +833,30 @@ Status Outbox::CheckNewRecord(const NewRecord& record) {
 Result<RecordKey> Outbox::Append(NewRecord record) {
   if (in_completion) return AppendInCompletion();
   OUTPOST_RETURN_IF_ERROR(CheckNewRecord(record));
-  Pending p{.record = std::move(record)};
+  // Shared with the leader that commits it, which signals it after leaving the queue lock.
+  auto p = std::make_shared<Pending>();
+  p->record = std::move(record);
+  {
+    std::unique_lock<std::mutex> l(queue_mu_);
+    queue_.push_back(p);
+    // Wake a lingering leader once, when the queue reaches what it waits for (not for every
+    // record: each wake-up is a context switch).
+    if (linger_target_ != 0 && queue_.size() == linger_target_) linger_cv_.notify_one();
+    if (!committing_ && queue_.front() == p) {
+      // This producer leads: it commits what is queued, itself first.
+      LeadCommitLocked(l);
+      return std::move(p->result);
+    }
+  }
+  int state = Pending::kWaiting;
+  while ((state = p->state.load(std::memory_order_acquire)) == Pending::kWaiting) {
+    p->state.wait(Pending::kWaiting, std::memory_order_acquire);
+  }
+  if (state == Pending::kDone) return std::move(p->result);
+  // The last leader chose this producer, at the front of the queue, to lead the next commit.
   std::unique_lock<std::mutex> l(queue_mu_);
-  queue_.push_back(&p);
-  // Wake a lingering leader once, when the queue reaches what it waits for (not for every
-  // record: each wake-up is a context switch).
-  if (linger_target_ != 0 && queue_.size() == linger_target_) linger_cv_.notify_one();
-  p.cv.wait(l, [&] { return p.done || (!committing_ && queue_.front() == &p); });
-  if (p.done) return std::move(p.result);
-  // This producer leads: it commits what is queued, itself first.
   LeadCommitLocked(l);
-  return std::move(p.result);
+  return std::move(p->result);
 }
 
 void Outbox::AppendAsync(NewRecord record, std::function<void(Result<RecordKey>)> done) {
@@ -853,7 +868,7 @@ void Outbox::AppendAsync(NewRecord record, std::function<void(Result<RecordKey>)
     done(std::move(s));
     return;
   }
-  auto p = std::make_unique<Pending>();
+  auto p = std::make_shared<Pending>();
   p->record = std::move(record);
   p->on_done = std::move(done);
   std::unique_lock<std::mutex> l(queue_mu_);
@@ -865,7 +880,7 @@ void Outbox::AppendAsync(NewRecord record, std::function<void(Result<RecordKey>)
   }
   if (!commit_thread_.joinable()) commit_thread_ = std::thread([this] { CommitThreadLoop(); });
   ++appends_in_flight_;
-  queue_.push_back(p.release());
+  queue_.push_back(std::move(p));
   // Wake a lingering leader once, when the queue reaches what it waits for (not for every
   // record: each wake-up is a context switch).
   if (linger_target_ != 0 && queue_.size() == linger_target_) linger_cv_.notify_one();
@@ -892,7 +907,9 @@ void Outbox::WakeNextLeaderLocked() {
   if (queue_.front()->on_done) {
     commit_cv_.notify_one();
   } else {
-    queue_.front()->cv.notify_one();
+    // It waits outside the queue lock and takes it again before leading, so it stays alive.
+    queue_.front()->state.store(Pending::kLead, std::memory_order_release);
+    queue_.front()->state.notify_one();
   }
 }
 
@@ -905,13 +922,15 @@ void Outbox::LeadCommitLocked(std::unique_lock<std::mutex>& l) {
     linger_cv_.wait_for(l, options_.max_commit_delay, [&] { return queue_.size() >= target; });
     linger_target_ = 0;
   }
+  std::vector<std::shared_ptr<Pending>> taken;
   std::vector<Pending*> batch;
   uint64_t bytes = 0;
   while (!queue_.empty() && batch.size() < options_.max_batch_records) {
     uint64_t b = queue_.front()->record.payload.size();
     if (!batch.empty() && bytes + b > options_.max_batch_bytes) break;
     bytes += b;
-    batch.push_back(queue_.front());
+    batch.push_back(queue_.front().get());
+    taken.push_back(std::move(queue_.front()));
     queue_.pop_front();
   }
   last_batch_size_ = batch.size();
@@ -921,25 +940,26 @@ void Outbox::LeadCommitLocked(std::unique_lock<std::mutex>& l) {
   committing_ = false;
   // The next leader first, so that its batch forms while the others wake.
   WakeNextLeaderLocked();
-  std::vector<std::unique_ptr<Pending>> answered;
-  for (Pending* q : batch) {
-    if (q->on_done) {
-      answered.emplace_back(q);
-    } else {
-      q->done = true;
-      q->cv.notify_one();  // the leader's own cv too: nobody waits on it
-    }
-  }
-  if (answered.empty()) return;
-  // Completions run without the queue lock, so that producers queue meanwhile.
   l.unlock();
+  // Answers go out without the queue lock: a woken producer does not wait for it, and
+  // producers queue meanwhile. `taken` keeps every record alive until it is answered.
+  size_t answered = 0;
+  for (const auto& q : taken) {
+    if (q->on_done) continue;
+    q->state.store(Pending::kDone, std::memory_order_release);
+    q->state.notify_one();
+  }
   in_completion = true;
-  for (auto& q : answered) q->on_done(std::move(q->result));
+  for (const auto& q : taken) {
+    if (!q->on_done) continue;
+    q->on_done(std::move(q->result));
+    ++answered;
+  }
   in_completion = false;
-  const size_t n = answered.size();
-  answered.clear();
+  taken.clear();
   l.lock();
-  appends_in_flight_ -= n;
+  if (answered == 0) return;
+  appends_in_flight_ -= answered;
   room_cv_.notify_all();
   if (closing_ && appends_in_flight_ == 0) commit_cv_.notify_one();
 }

@@ -521,7 +521,7 @@ class Outbox {
   // --- The commit queue. ---
   std::mutex queue_mu_;  // guards queue_, committing_, linger_target_, last_batch_size_
   std::condition_variable linger_cv_;  // wakes a lingering leader when the queue grows
-  std::deque<Pending*> queue_;         // producers waiting, in arrival order
+  std::deque<std::shared_ptr<Pending>> queue_;  // records waiting, in arrival order
   bool committing_ = false;            // a leader is committing a batch taken from queue_
   size_t linger_target_ = 0;           // the queue length a lingering leader waits for; 0 = none
   size_t last_batch_size_ = 1;
