@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <utility>
@@ -159,6 +162,208 @@ Result<std::optional<int64_t>> ParseVersion(std::string_view text) {
     return NotFoundError("unknown version " + Quote(text));
   }
   return std::optional<int64_t>(version);
+}
+
+// One REST infer request from its body to its response; the run's completion owns it when
+// the response is deferred.
+struct RestInfer {
+  explicit RestInfer(const ModelHandle& h) : handle(h), recorder(h.stats) {}
+  ModelHandle handle;  // before the recorder: its stats outlive the recorder
+  InferenceRecorder recorder;
+  InferRequest parsed;
+  std::vector<engine::Tensor> outputs;
+  std::vector<OutputRef> refs;
+  http::DeferredResponse deferred;  // empty when answered before the handler returns
+};
+
+// Checks the body's encoding and Inference-Header-Content-Length, then parses the request.
+Status ParseInfer(const HttpRequest& request, const InferJsonLimits& limits,
+                  InferRequest& parsed) {
+  std::string_view encoding = request.Header("Content-Encoding");
+  if (!encoding.empty() && !http::EqualsIgnoreCase(encoding, "identity")) {
+    return UnimplementedError("Content-Encoding " + Quote(encoding) +
+                              " is not supported; send the body uncompressed");
+  }
+  // Binary tensor data: the JSON is the body's first Inference-Header-Content-Length bytes.
+  size_t json_size = request.body.size();
+  std::string_view header_length = request.Header("Inference-Header-Content-Length");
+  if (!header_length.empty()) {
+    auto [end, ec] = std::from_chars(header_length.data(),
+                                     header_length.data() + header_length.size(), json_size);
+    if (ec != std::errc() || end != header_length.data() + header_length.size() ||
+        json_size > request.body.size()) {
+      return InvalidArgumentError("Inference-Header-Content-Length " + Quote(header_length) +
+                                  " is not a length within the body's " +
+                                  std::to_string(request.body.size()) + " bytes");
+    }
+    if (json_size == 0) {
+      return UnimplementedError(
+          "raw binary requests (Inference-Header-Content-Length: 0) are not supported; send a "
+          "JSON header with binary_data_size on the input");
+    }
+  }
+  return ParseInferRequest(request.body, json_size, limits, parsed);
+}
+
+// Writes the infer response of `call` after its run ended with `status`: its outputs, or
+// the error; then records the request.
+void AnswerInfer(RestInfer& call, Status status, HttpResponse& response) {
+  if (status.ok()) {
+    bool any_binary = false;
+    for (const OutputRef& ref : call.refs) any_binary = any_binary || ref.binary;
+    size_t response_json_size = 0;
+    status = WriteInferResponse(call.handle.servable->name, call.handle.version, call.parsed.id,
+                                call.refs, response.body, response_json_size);
+    if (status.ok() && any_binary) {
+      response.content_type = "application/octet-stream";
+      response.headers.emplace_back("Inference-Header-Content-Length",
+                                    std::to_string(response_json_size));
+    }
+  }
+  call.recorder.Finish(status.ok());
+  if (!status.ok()) SetErrorResponse(status, response);
+}
+
+// One inference on its way through RunInferenceAsync: the checked inputs and what the
+// bookkeeping after the run needs. Owned by the run's completion.
+struct InferenceCall {
+  ModelHandle handle;  // first: released last, after `done` has returned
+  InferRequest* request = nullptr;
+  std::vector<engine::Tensor>* outputs = nullptr;
+  std::vector<OutputRef>* selected = nullptr;
+  InferenceRecorder* recorder = nullptr;
+  insight::InsightSink* insight = nullptr;
+  std::function<void(Status)> done;
+  std::vector<engine::Tensor> inputs;  // in signature order
+  std::vector<size_t> chosen;          // the outputs to return, as indexes into the signature
+  ScheduledRequest scheduled;
+};
+
+// The checks before a run: inputs matched to the signature by name (moved into
+// call.inputs), the requested outputs (call.chosen, and *call.selected's binary flags), then
+// engine::ValidateInputs.
+Status CheckInference(InferenceCall& call) {
+  const ModelHandle& handle = call.handle;
+  InferRequest& request = *call.request;
+  const std::string& model_name = handle.servable->name;
+  const engine::Signature& signature = handle.model->signature();
+  const size_t n_inputs = signature.inputs.size();
+  std::vector<engine::Tensor>& inputs = call.inputs;
+  inputs.resize(n_inputs);
+  std::vector<uint8_t> given(n_inputs, 0);
+  for (InferInput& input : request.inputs) {
+    size_t j = 0;
+    while (j < n_inputs && signature.inputs[j].name != input.name) ++j;
+    if (j == n_inputs) {
+      return InvalidArgumentError("unexpected input " + Quote(input.name) + " for model " +
+                                  Quote(model_name));
+    }
+    if (given[j]) {
+      return InvalidArgumentError("input " + Quote(input.name) + " is given twice");
+    }
+    given[j] = 1;
+    inputs[j] = std::move(input.tensor);
+  }
+  for (size_t j = 0; j < n_inputs; ++j) {
+    if (!given[j]) {
+      return InvalidArgumentError("missing input " + Quote(signature.inputs[j].name) +
+                                  " for model " + Quote(model_name));
+    }
+  }
+
+  // The outputs to return, as indexes into signature.outputs with their binary flag, checked
+  // before running.
+  const size_t n_outputs = signature.outputs.size();
+  std::vector<size_t>& chosen = call.chosen;
+  std::vector<OutputRef>& selected = *call.selected;
+  selected.clear();
+  if (request.outputs.empty()) {
+    chosen.resize(n_outputs);
+    for (size_t j = 0; j < n_outputs; ++j) chosen[j] = j;
+    selected.resize(n_outputs, OutputRef{.binary = request.binary_data_output});
+  } else {
+    chosen.reserve(request.outputs.size());
+    selected.reserve(request.outputs.size());
+    for (const InferRequestedOutput& requested : request.outputs) {
+      size_t j = 0;
+      while (j < n_outputs && signature.outputs[j].name != requested.name) ++j;
+      if (j == n_outputs) {
+        return InvalidArgumentError("unknown requested output " + Quote(requested.name) +
+                                    " for model " + Quote(model_name));
+      }
+      for (size_t k : chosen) {
+        if (k == j) {
+          return InvalidArgumentError("output " + Quote(requested.name) + " is requested twice");
+        }
+      }
+      chosen.push_back(j);
+      selected.push_back(
+          OutputRef{.binary = requested.binary_data.value_or(request.binary_data_output)});
+    }
+  }
+  return engine::ValidateInputs(signature, inputs);
+}
+
+// The bookkeeping after a run that ended with `run`: the recorder's phases, the model's
+// error with context, the output count, insight, the shadow, and *call.selected.
+Status AfterRun(InferenceCall& call, const Status& run) {
+  const ModelHandle& handle = call.handle;
+  const std::string& model_name = handle.servable->name;
+  const engine::Signature& signature = handle.model->signature();
+  const std::vector<engine::Tensor>& inputs = call.inputs;
+  std::vector<engine::Tensor>& outputs = *call.outputs;
+  InferenceRecorder* recorder = call.recorder;
+  if (recorder != nullptr && handle.scheduler != nullptr) {
+    recorder->Queued(call.scheduled.queue_ns);
+  }
+  if (recorder != nullptr && run.ok()) {
+    // Rows: the first input's dimension 0 (1 for a model without a batch dimension).
+    uint64_t rows = 1;
+    if (!inputs.empty() && !signature.inputs[0].shape.empty() && signature.inputs[0].shape[0] < 0 &&
+        !inputs[0].shape().empty()) {
+      rows = static_cast<uint64_t>(inputs[0].shape()[0]);
+    }
+    recorder->RunDone(rows);
+  }
+  if (!run.ok()) {
+    return run.WithContext("model " + Quote(model_name) + " version " +
+                           std::to_string(handle.version));
+  }
+  if (outputs.size() != signature.outputs.size()) {
+    return InternalError("model " + Quote(model_name) + " returned " +
+                         std::to_string(outputs.size()) + " outputs; its signature has " +
+                         std::to_string(signature.outputs.size()));
+  }
+  const std::string_view request_id =
+      call.request->id ? std::string_view(*call.request->id) : std::string_view();
+  if (call.insight != nullptr) {
+    call.insight->OnScored(
+        {.rules = handle.insight_rules != nullptr ? *handle.insight_rules : nullptr,
+         .model = model_name,
+         .version = handle.version,
+         .request_id = request_id,
+         .signature = &signature,
+         .inputs = inputs,
+         .outputs = outputs});
+  }
+  if (handle.shadow != nullptr) {
+    // Copies what it needs and returns at once; the shadow runs on its own thread.
+    handle.shadow->Offer(handle, request_id, inputs, outputs);
+  }
+  std::vector<OutputRef>& selected = *call.selected;
+  for (size_t i = 0; i < call.chosen.size(); ++i) {
+    selected[i].name = signature.outputs[call.chosen[i]].name;
+    selected[i].tensor = &outputs[call.chosen[i]];
+  }
+  return Status();
+}
+
+// AfterRun, then the caller's completion; the call, and the model handle it keeps, are
+// released once the completion has returned.
+void CompleteInference(std::shared_ptr<InferenceCall> call, Status run) {
+  Status status = AfterRun(*call, run);
+  std::function<void(Status)> done = std::move(call->done);
+  done(std::move(status));
 }
 
 }  // namespace
@@ -392,56 +597,28 @@ void Handler::ModelMetadata(const ModelHandle& handle, HttpResponse& response) c
 
 void Handler::Infer(const HttpRequest& request, const ModelHandle& handle,
                     HttpResponse& response) const {
-  InferenceRecorder recorder(handle.stats);
-  Status status = RunInfer(request, handle, recorder, response);
-  recorder.Finish(status.ok());
-  if (!status.ok()) SetErrorResponse(status, response);
-}
-
-Status Handler::RunInfer(const HttpRequest& request, const ModelHandle& handle,
-                         InferenceRecorder& recorder, HttpResponse& response) const {
-  std::string_view encoding = request.Header("Content-Encoding");
-  if (!encoding.empty() && !http::EqualsIgnoreCase(encoding, "identity")) {
-    return UnimplementedError("Content-Encoding " + Quote(encoding) +
-                              " is not supported; send the body uncompressed");
+  auto call = std::make_shared<RestInfer>(handle);
+  Status status = ParseInfer(request, options_.limits, call->parsed);
+  if (!status.ok()) {
+    AnswerInfer(*call, std::move(status), response);
+    return;
   }
-  // Binary tensor data: the JSON is the body's first Inference-Header-Content-Length bytes.
-  size_t json_size = request.body.size();
-  std::string_view header_length = request.Header("Inference-Header-Content-Length");
-  if (!header_length.empty()) {
-    auto [end, ec] = std::from_chars(header_length.data(),
-                                     header_length.data() + header_length.size(), json_size);
-    if (ec != std::errc() || end != header_length.data() + header_length.size() ||
-        json_size > request.body.size()) {
-      return InvalidArgumentError("Inference-Header-Content-Length " + Quote(header_length) +
-                                  " is not a length within the body's " +
-                                  std::to_string(request.body.size()) + " bytes");
-    }
-    if (json_size == 0) {
-      return UnimplementedError(
-          "raw binary requests (Inference-Header-Content-Length: 0) are not supported; send a "
-          "JSON header with binary_data_size on the input");
-    }
+  call->parsed.cancelled = request.client_gone;
+  if (!request.defer) {
+    status = RunInference(handle, call->parsed, call->outputs, call->refs, &call->recorder,
+                          options_.insight);
+    AnswerInfer(*call, std::move(status), response);
+    return;
   }
-
-  InferRequest parsed;
-  OUTPOST_RETURN_IF_ERROR(ParseInferRequest(request.body, json_size, options_.limits, parsed));
-  parsed.cancelled = request.client_gone;
-  std::vector<engine::Tensor> outputs;
-  std::vector<OutputRef> refs;
-  OUTPOST_RETURN_IF_ERROR(RunInference(handle, parsed, outputs, refs, &recorder, options_.insight));
-
-  bool any_binary = false;
-  for (const OutputRef& ref : refs) any_binary = any_binary || ref.binary;
-  size_t response_json_size = 0;
-  OUTPOST_RETURN_IF_ERROR(WriteInferResponse(handle.servable->name, handle.version, parsed.id, refs,
-                                             response.body, response_json_size));
-  if (any_binary) {
-    response.content_type = "application/octet-stream";
-    response.headers.emplace_back("Inference-Header-Content-Length",
-                                  std::to_string(response_json_size));
-  }
-  return Status();
+  // The listener's thread goes on with its other connections; the completion writes the
+  // response and sends it.
+  call->deferred = request.defer();
+  RestInfer& rest = *call;
+  RunInferenceAsync(handle, rest.parsed, rest.outputs, rest.refs, &rest.recorder,
+                    options_.insight, [call = std::move(call), &response](Status run) {
+                      AnswerInfer(*call, std::move(run), response);
+                      call->deferred.Send();
+                    });
 }
 
 Status RunInference(const ModelHandle& handle, InferRequest& request,
@@ -455,119 +632,64 @@ Status RunInference(const ModelHandle& handle, InferRequest& request,
 Status RunInference(const ModelHandle& handle, InferRequest& request,
                     std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected,
                     InferenceRecorder* recorder, insight::InsightSink* insight) {
-  const std::string& model_name = handle.servable->name;
-  const engine::Signature& signature = handle.model->signature();
-  const size_t n_inputs = signature.inputs.size();
-  std::vector<engine::Tensor> inputs(n_inputs);
-  std::vector<uint8_t> given(n_inputs, 0);
-  for (InferInput& input : request.inputs) {
-    size_t j = 0;
-    while (j < n_inputs && signature.inputs[j].name != input.name) ++j;
-    if (j == n_inputs) {
-      return InvalidArgumentError("unexpected input " + Quote(input.name) + " for model " +
-                                  Quote(model_name));
-    }
-    if (given[j]) {
-      return InvalidArgumentError("input " + Quote(input.name) + " is given twice");
-    }
-    given[j] = 1;
-    inputs[j] = std::move(input.tensor);
-  }
-  for (size_t j = 0; j < n_inputs; ++j) {
-    if (!given[j]) {
-      return InvalidArgumentError("missing input " + Quote(signature.inputs[j].name) +
-                                  " for model " + Quote(model_name));
-    }
-  }
+  struct Outcome {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Status status;
+  } outcome;
+  RunInferenceAsync(handle, request, outputs, selected, recorder, insight,
+                    [&outcome](Status status) {
+                      std::lock_guard<std::mutex> lock(outcome.mu);
+                      outcome.status = std::move(status);
+                      outcome.done = true;
+                      outcome.cv.notify_one();  // under the lock: `outcome` outlives it
+                    });
+  std::unique_lock<std::mutex> lock(outcome.mu);
+  outcome.cv.wait(lock, [&outcome] { return outcome.done; });
+  return std::move(outcome.status);
+}
 
-  // The outputs to return, as indexes into signature.outputs with their binary flag, checked
-  // before running.
-  const size_t n_outputs = signature.outputs.size();
-  std::vector<size_t> chosen;
-  selected.clear();
-  if (request.outputs.empty()) {
-    chosen.resize(n_outputs);
-    for (size_t j = 0; j < n_outputs; ++j) chosen[j] = j;
-    selected.resize(n_outputs, OutputRef{.binary = request.binary_data_output});
-  } else {
-    chosen.reserve(request.outputs.size());
-    selected.reserve(request.outputs.size());
-    for (const InferRequestedOutput& requested : request.outputs) {
-      size_t j = 0;
-      while (j < n_outputs && signature.outputs[j].name != requested.name) ++j;
-      if (j == n_outputs) {
-        return InvalidArgumentError("unknown requested output " + Quote(requested.name) +
-                                    " for model " + Quote(model_name));
-      }
-      for (size_t k : chosen) {
-        if (k == j) {
-          return InvalidArgumentError("output " + Quote(requested.name) + " is requested twice");
-        }
-      }
-      chosen.push_back(j);
-      selected.push_back(
-          OutputRef{.binary = requested.binary_data.value_or(request.binary_data_output)});
-    }
+void RunInferenceAsync(const ModelHandle& handle, InferRequest& request,
+                       std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected,
+                       InferenceRecorder* recorder, insight::InsightSink* insight,
+                       std::function<void(Status)> done) {
+  auto call = std::make_shared<InferenceCall>();
+  call->handle = handle;
+  call->request = &request;
+  call->outputs = &outputs;
+  call->selected = &selected;
+  call->recorder = recorder;
+  call->insight = insight;
+  call->done = std::move(done);
+  Status checked = CheckInference(*call);
+  if (!checked.ok()) {
+    std::function<void(Status)> answer = std::move(call->done);
+    answer(std::move(checked));
+    return;
   }
-
-  OUTPOST_RETURN_IF_ERROR(engine::ValidateInputs(signature, inputs));
   outputs.clear();
   if (recorder != nullptr) recorder->InputsReady();
-  Status run;
-  if (handle.scheduler != nullptr) {
-    // Queued, maybe batched with other requests; refused when the queue is full, the
-    // request's timeout passes or its client goes away while it waits.
-    ScheduledRequest scheduled{.inputs = inputs,
-                               .outputs = &outputs,
-                               .timeout = std::chrono::microseconds(
-                                   std::min<uint64_t>(request.timeout_us, kMaxRequestTimeoutUs)),
-                               .cancelled = request.cancelled};
-    run = handle.scheduler->Run(scheduled);
-    if (recorder != nullptr) recorder->Queued(scheduled.queue_ns);
-  } else {
-    run = handle.model->Run(inputs, outputs);
+  if (handle.scheduler == nullptr) {
+    Status run = handle.model->Run(call->inputs, outputs);
     if (run.ok() && handle.stats != nullptr) {
       handle.stats->execution_count.fetch_add(1, std::memory_order_relaxed);
     }
+    CompleteInference(std::move(call), std::move(run));
+    return;
   }
-  if (recorder != nullptr && run.ok()) {
-    // Rows: the first input's dimension 0 (1 for a model without a batch dimension).
-    uint64_t rows = 1;
-    if (!inputs.empty() && !signature.inputs[0].shape.empty() && signature.inputs[0].shape[0] < 0 &&
-        !inputs[0].shape().empty()) {
-      rows = static_cast<uint64_t>(inputs[0].shape()[0]);
-    }
-    recorder->RunDone(rows);
-  }
-  if (!run.ok()) {
-    return run.WithContext("model " + Quote(model_name) + " version " +
-                           std::to_string(handle.version));
-  }
-  if (outputs.size() != n_outputs) {
-    return InternalError("model " + Quote(model_name) + " returned " +
-                         std::to_string(outputs.size()) + " outputs; its signature has " +
-                         std::to_string(n_outputs));
-  }
-  if (insight != nullptr) {
-    insight->OnScored(
-        {.rules = handle.insight_rules != nullptr ? *handle.insight_rules : nullptr,
-         .model = model_name,
-         .version = handle.version,
-         .request_id = request.id ? std::string_view(*request.id) : std::string_view(),
-         .signature = &signature,
-         .inputs = inputs,
-         .outputs = outputs});
-  }
-  if (handle.shadow != nullptr) {
-    // Copies what it needs and returns at once; the shadow runs on its own thread.
-    handle.shadow->Offer(handle, request.id ? std::string_view(*request.id) : std::string_view(),
-                         inputs, outputs);
-  }
-  for (size_t i = 0; i < chosen.size(); ++i) {
-    selected[i].name = signature.outputs[chosen[i]].name;
-    selected[i].tensor = &outputs[chosen[i]];
-  }
-  return Status();
+  // Queued, maybe batched with other requests; refused when the queue is full, the
+  // request's timeout passes or its client goes away while it waits.
+  call->scheduled = ScheduledRequest{
+      .inputs = call->inputs,
+      .outputs = &outputs,
+      .timeout = std::chrono::microseconds(
+          std::min<uint64_t>(request.timeout_us, kMaxRequestTimeoutUs)),
+      .cancelled = request.cancelled};
+  ScheduledRequest& scheduled = call->scheduled;
+  handle.scheduler->Submit(scheduled, [call = std::move(call)](Status run) mutable {
+    CompleteInference(std::move(call), std::move(run));
+  });
 }
 
 }  // namespace outpost::serve

@@ -78,7 +78,9 @@ void SetErrorResponse(const Status& status, HttpResponse& response);
 // when none were), pointing into `outputs` and into the signature; `binary` follows the
 // request's binary_data parameters. A model's own error keeps its code, with the model and
 // version as context; a model returning the wrong number of outputs is Internal.
-// Records the request into handle.stats (the whole call is the request's duration).
+// Records the request into handle.stats (the whole call is the request's duration). Blocks
+// while the request waits in the queue and runs: for callers that may block (RunInferenceAsync
+// is for those that may not).
 Status RunInference(const ModelHandle& handle, InferRequest& request,
                     std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected);
 
@@ -88,6 +90,18 @@ Status RunInference(const ModelHandle& handle, InferRequest& request,
 Status RunInference(const ModelHandle& handle, InferRequest& request,
                     std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected,
                     InferenceRecorder* recorder, insight::InsightSink* insight = nullptr);
+
+// As RunInference, but returns at once; `done` is called exactly once with the status, on a
+// scheduler worker thread (or on the caller's thread when the request is refused before it
+// is queued, fails a check, or the version has no scheduler). `handle`'s model stays alive
+// until then (done is called before the handle copy the call keeps is released); request,
+// outputs, selected, recorder and insight must stay valid until `done` is called. The
+// checks, the run and the bookkeeping (recorder, insight, shadow) are RunInference's: the
+// blocking form is this one and a wait.
+void RunInferenceAsync(const ModelHandle& handle, InferRequest& request,
+                       std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected,
+                       InferenceRecorder* recorder, insight::InsightSink* insight,
+                       std::function<void(Status)> done);
 
 struct HandlerOptions {
   // Reported by GET /v2.
@@ -113,7 +127,8 @@ class Handler {
   Handler(ModelRepository& repository, HandlerOptions options);
 
   // Answers one request. `response` is overwritten (its body's capacity is reused).
-  // Thread-safe: any number of threads may call it at once.
+  // Thread-safe: any number of threads may call it at once. An infer request of a listener
+  // (request.defer set) is answered through a deferred response, after Handle returns.
   void Handle(const HttpRequest& request, HttpResponse& response) const;
 
   const HandlerOptions& options() const { return options_; }
@@ -124,9 +139,11 @@ class Handler {
   void ModelMetadata(const ModelHandle& handle, HttpResponse& response) const;
   // The index as a JSON array; with `ready_only`, only the versions that are ready.
   void RepositoryIndex(bool ready_only, HttpResponse& response) const;
+  // Parses the request and runs it. With request.defer (a listener's request), the response
+  // is deferred and written and sent from the completion, so that the listener's thread
+  // never waits for the model; without it (a handler called directly) it is written before
+  // Infer returns.
   void Infer(const HttpRequest& request, const ModelHandle& handle, HttpResponse& response) const;
-  Status RunInfer(const HttpRequest& request, const ModelHandle& handle,
-                  InferenceRecorder& recorder, HttpResponse& response) const;
 
   ModelRepository& repository_;
   HandlerOptions options_;

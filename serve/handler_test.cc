@@ -3,8 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/auth/auth.h"
@@ -292,6 +296,72 @@ TEST_F(HandlerTest, InferWithoutVersionUsesTheHighestReadyVersion) {
   EXPECT_EQ(r.content_type, "application/json");
   EXPECT_EQ(r.body,
             R"({"model_name":"simple","model_version":"2",)" + std::string(kSimpleOutputs));
+}
+
+// The completion of one RunInferenceAsync call: its status and the thread it came on.
+struct AsyncOutcome {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Status> status;
+  std::thread::id thread;
+
+  std::function<void(Status)> Callback() {
+    return [this](Status s) {
+      std::lock_guard<std::mutex> lock(mu);
+      EXPECT_FALSE(status.has_value()) << "called twice";
+      status = std::move(s);
+      thread = std::this_thread::get_id();
+      cv.notify_all();
+    };
+  }
+  Status Wait() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [this] { return status.has_value(); });
+    return *status;
+  }
+};
+
+TEST_F(HandlerTest, RunInferenceAsyncCompletesOnTheSchedulersThread) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle handle, repository_->Find("simple", std::nullopt));
+  ASSERT_NE(handle.scheduler, nullptr);
+  const uint64_t runs = handle.stats->execution_count.load();
+  InferRequest request;
+  OUTPOST_ASSERT_OK(ParseInferRequest(std::string(kSimpleRequest), {}, request));
+  std::vector<engine::Tensor> outputs;
+  std::vector<OutputRef> selected;
+  InferenceRecorder recorder(handle.stats);
+  AsyncOutcome outcome;
+  RunInferenceAsync(handle, request, outputs, selected, &recorder, nullptr, outcome.Callback());
+  OUTPOST_ASSERT_OK(outcome.Wait());
+  recorder.Finish(true);
+  EXPECT_NE(outcome.thread, std::this_thread::get_id());
+  ASSERT_EQ(selected.size(), 2u);
+  EXPECT_EQ(selected[0].name, "OUTPUT0");
+  EXPECT_EQ(selected[0].tensor, &outputs[0]);
+  EXPECT_EQ(handle.stats->execution_count.load(), runs + 1);
+}
+
+TEST_F(HandlerTest, RunInferenceAsyncRefusesABadRequestOnTheCallersThread) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle handle, repository_->Find("simple", std::nullopt));
+  const uint64_t runs = handle.stats->execution_count.load();
+  InferRequest request;
+  OUTPOST_ASSERT_OK(ParseInferRequest(
+      std::string(R"({"inputs":[{"name":"nope","datatype":"INT32","shape":[1],"data":[1]}]})"),
+      {}, request));
+  std::vector<engine::Tensor> outputs;
+  std::vector<OutputRef> selected;
+  AsyncOutcome outcome;
+  RunInferenceAsync(handle, request, outputs, selected, nullptr, nullptr, outcome.Callback());
+  {
+    std::lock_guard<std::mutex> lock(outcome.mu);
+    ASSERT_TRUE(outcome.status.has_value());  // before RunInferenceAsync returned
+  }
+  EXPECT_EQ(outcome.thread, std::this_thread::get_id());
+  EXPECT_EQ(outcome.Wait().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(outcome.Wait().message(), HasSubstr("unexpected input \"nope\""));
+  // Nothing ran.
+  EXPECT_TRUE(outputs.empty());
+  EXPECT_EQ(handle.stats->execution_count.load(), runs);
 }
 
 TEST_F(HandlerTest, InferOnANamedVersionAnswersThatVersion) {

@@ -2,22 +2,30 @@
 // dynamic batching (model config.yaml: max_batch_size and the `batching:` section, see
 // serve/model_config.h and serve/FORMAT.md).
 //
-// Every inference request of the version (REST and gRPC alike, through RunInference in
-// serve/handler.h) calls Run() on the thread that received it and waits there. There are no
-// scheduler threads: a waiting request that reaches the head of the queue while an instance
-// is free becomes the batch's leader. It takes the instance, waits at most
-// max_queue_delay for more requests to join when batching is on, takes as many requests from
-// the head of the queue as fit the batch (each with its own rows, in arrival order), runs the
-// model once on their rows stacked along dimension 0, gives each request exactly its own rows
-// of every output back, and wakes them. `instances` leaders run at once, each on one batch.
+// Every inference request of the version (REST and gRPC alike, through RunInference or
+// RunInferenceAsync in serve/handler.h) is submitted with a completion and queued; the
+// submitting thread goes on with other work (an event loop serves its other connections).
+// The scheduler owns up to `instances` worker threads, started as the load needs them (a
+// request that finds no idle worker starts one while fewer than `instances` run; they stay
+// until the scheduler is destroyed). A free worker takes the head of the queue,
+// waits at most max_queue_delay for more requests to join when batching is on, takes as many
+// requests from the head as fit the batch (each with its own rows, in arrival order), runs
+// the model once on their rows stacked along dimension 0, gives each request exactly its own
+// rows of every output back, and calls each request's completion. `instances` batches run at
+// once, each on its own worker. One more thread of the scheduler watches the queue: it
+// answers requests whose deadline passes or whose client goes away while every worker is
+// busy.
 //
 // Refusals, each answered without running the model:
-//   - Unavailable at once when max_queue_size requests already wait (load is shed, memory
-//     stays bounded);
+//   - Unavailable at once, on the submitting thread, when max_queue_size requests already
+//     wait (load is shed, memory stays bounded);
 //   - DeadlineExceeded when a request is still queued at its deadline (the request's own
 //     timeout, else the config's default);
 //   - Cancelled when the request's client is gone (its `cancelled` function says so) while it
-//     waits, checked while waiting and again just before its batch is formed.
+//     waits, checked every few milliseconds while it waits and again just before its batch
+//     is formed;
+//   - Unavailable (reason model_unloading) for requests still queued when the scheduler is
+//     destroyed.
 //
 // Statistics: the ModelStats given count batches in execution_count and keep queue_depth
 // (requests waiting, at most max_queue_size) current.
@@ -59,7 +67,8 @@ struct SchedulerOptions {
   std::chrono::microseconds default_timeout{0};
 };
 
-// One request handed to Scheduler::Run. Borrowed for the call.
+// One request handed to Scheduler::Submit or Run. Borrowed until its completion is called
+// (Run: until it returns).
 struct ScheduledRequest {
   // The inputs in signature order, validated against the signature.
   std::span<const engine::Tensor> inputs;
@@ -67,65 +76,61 @@ struct ScheduledRequest {
   std::vector<engine::Tensor>* outputs = nullptr;
   // How long the request may wait in the queue; 0 = the scheduler's default_timeout.
   std::chrono::microseconds timeout{0};
-  // True once the client has gone; empty = never. Called with the scheduler's lock held, so
-  // it must be cheap and must not call back into the scheduler.
+  // True once the client has gone; empty = never. Called on a scheduler thread with the
+  // scheduler's lock held, so it must be cheap, thread-safe and must not call back into the
+  // scheduler.
   std::function<bool()> cancelled{};
-  // Filled by Run: how long the request waited for an instance, and the rows of the batch it
-  // ran in (0 when it did not run).
+  // Filled before the completion is called: how long the request waited for an instance, and
+  // the rows of the batch it ran in (0 when it did not run).
   uint64_t queue_ns = 0;
   int64_t batch_rows = 0;
 };
+
+// Called exactly once with the request's outcome (the same statuses Run returns), on a
+// scheduler thread, or on the submitting thread when the request is refused before it is
+// queued (queue full, too many rows). The request (and what it points to) stays borrowed
+// until then. It may release the last reference to whatever owns the scheduler: the
+// scheduler's thread then leaves without touching the scheduler again.
+using ScheduledDone = std::function<void(Status)>;
 
 class Scheduler {
  public:
   // `stats` may be null (nothing recorded); otherwise it outlives the scheduler. Options out
   // of range are clamped (instances and max_queue_size to at least 1). Batching stays off
-  // when some input or output of `model` has no variable dimension 0.
+  // when some input or output of `model` has no variable dimension 0. Starts the queue's
+  // watcher thread; workers start with the first requests.
   Scheduler(std::shared_ptr<const engine::Model> model, SchedulerOptions options,
             ModelStats* stats);
+  // Answers the requests still queued with Unavailable (reason model_unloading), waits for
+  // the batches that run to finish and their completions to return, and joins the threads,
+  // except the one it is called on (from a completion): that one is detached and leaves
+  // without touching the scheduler. Nothing may submit concurrently.
+  ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Runs `request` on the model, alone or batched with others, and returns when its outputs
-  // are in request.outputs or it was refused (see above). A model's own error is returned
-  // to every request of the batch. InvalidArgument for a request with more rows than
-  // max_batch_size. Thread-safe; blocks.
+  // Queues `request` to run on the model, alone or batched with others, and returns at once;
+  // `done` is called exactly once (see ScheduledDone) when its outputs are in
+  // request.outputs or it was refused (see above). A model's own error goes to every request
+  // of the batch. InvalidArgument (on the submitting thread) for a request with more rows
+  // than max_batch_size. Thread-safe.
+  void Submit(ScheduledRequest& request, ScheduledDone done);
+
+  // Submit, then waits for the outcome: for callers that may block. Thread-safe.
   Status Run(ScheduledRequest& request);
 
   // Whether requests may be batched together.
-  bool batching() const { return max_batch_ > 1; }
-  const SchedulerOptions& options() const { return options_; }
+  bool batching() const;
+  const SchedulerOptions& options() const;
   // Requests waiting now.
   size_t queue_depth() const;
 
  private:
-  struct Pending;
+  // The queue and everything the threads share. The threads hold it too, so that a thread
+  // whose completion destroyed the scheduler can still leave cleanly.
+  struct Core;
 
-  // The rows of a request: dimension 0 of its first input when batching is on, else 1.
-  int64_t RowsOf(const ScheduledRequest& request) const;
-  // Whether `b` can share a batch with `a` (same types and shapes after dimension 0).
-  static bool Compatible(const ScheduledRequest& a, const ScheduledRequest& b);
-  // The caller holds `lock`, is at the head of the queue and has taken an instance: forms
-  // one batch, runs it with the lock released, answers its requests and gives the instance
-  // back.
-  void Lead(std::unique_lock<std::mutex>& lock, Pending& self);
-  // Removes `p` from the queue (caller holds mu_) and wakes the new head when it can lead.
-  void RemoveLocked(Pending& p);
-  void WakeHeadLocked();
-  // Runs one batch (no lock held). Each request's outputs, or the batch's error.
-  Status Execute(std::span<Pending* const> batch);
-
-  const std::shared_ptr<const engine::Model> model_;
-  const SchedulerOptions options_;
-  ModelStats* const stats_;
-  int64_t max_batch_ = 1;  // rows per batch; 1 = no batching
-  int64_t target_rows_ = 1;  // what a leader waits for
-
-  mutable std::mutex mu_;  // guards everything below
-  std::deque<Pending*> queue_;
-  int free_instances_ = 1;
-  std::condition_variable arrivals_;  // a leader waiting for its batch to fill
-  int leaders_waiting_ = 0;
+  std::shared_ptr<Core> core_;
 };
 
 }  // namespace outpost::serve

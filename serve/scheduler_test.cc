@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "base/testing/test_util.h"
@@ -438,6 +439,208 @@ TEST_F(SchedulerTest, BatchingStaysOffForAModelWithoutABatchDimension) {
   Call one(Rows(2, 1));
   OUTPOST_EXPECT_OK(scheduler.Run(one.request));
   EXPECT_EQ(one.outputs[0].values<float>()[1], 21);
+}
+
+// The completion of one Submit: its status and the thread it was called on.
+class Completion {
+ public:
+  ScheduledDone Callback() {
+    return [this](Status status) {
+      std::lock_guard<std::mutex> lock(mu_);
+      EXPECT_FALSE(status_.has_value()) << "called twice";
+      status_ = std::move(status);
+      thread_ = std::this_thread::get_id();
+      cv_.notify_all();
+    };
+  }
+  Status Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return status_.has_value(); });
+    return *status_;
+  }
+  bool called() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return status_.has_value();
+  }
+  std::thread::id thread() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return thread_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Status> status_;
+  std::thread::id thread_;
+};
+
+// One request given to Submit.
+struct Submitted {
+  std::vector<engine::Tensor> inputs;
+  std::vector<engine::Tensor> outputs;
+  ScheduledRequest request;
+  Completion completion;
+
+  explicit Submitted(engine::Tensor x) {
+    inputs.push_back(std::move(x));
+    request.inputs = inputs;
+    request.outputs = &outputs;
+  }
+  void To(Scheduler& scheduler) { scheduler.Submit(request, completion.Callback()); }
+};
+
+TEST_F(SchedulerTest, SubmitReturnsAtOnceAndCompletesOnAWorkerThread) {
+  Scheduler scheduler(model_, {.max_batch_size = 8, .instances = 1}, &stats_);
+  Submitted gate(Rows(1, 999));
+  gate.To(scheduler);  // returns while the model holds the request
+  model_->WaitRunning(1);
+  EXPECT_FALSE(gate.completion.called());
+  Submitted next(Rows(2, 3));
+  next.To(scheduler);
+  WaitForDepth(scheduler, 1);
+  EXPECT_FALSE(next.completion.called());
+  model_->Release();
+  OUTPOST_EXPECT_OK(gate.completion.Wait());
+  OUTPOST_ASSERT_OK(next.completion.Wait());
+  EXPECT_NE(gate.completion.thread(), std::this_thread::get_id());
+  EXPECT_NE(next.completion.thread(), std::this_thread::get_id());
+  ASSERT_EQ(next.outputs.size(), 2u);
+  EXPECT_THAT(next.outputs[0].values<float>(), ElementsAre(30, 41));
+  EXPECT_EQ(next.request.batch_rows, 2);
+  EXPECT_GT(next.request.queue_ns, 0u);
+  EXPECT_THAT(model_->batches(), ElementsAre(1, 2));
+  EXPECT_EQ(stats_.execution_count.load(), 2u);
+  EXPECT_EQ(stats_.queue_depth.load(), 0);
+}
+
+TEST_F(SchedulerTest, SubmitRefusedBeforeQueueingIsAnsweredOnTheCallersThread) {
+  Scheduler scheduler(model_, {.max_batch_size = 4, .instances = 1, .max_queue_size = 1},
+                      &stats_);
+  Submitted gate(Rows(1, 999));
+  gate.To(scheduler);
+  model_->WaitRunning(1);
+  Submitted queued(Rows(1, 2));
+  queued.To(scheduler);
+  WaitForDepth(scheduler, 1);
+
+  Submitted full(Rows(1, 7));
+  full.To(scheduler);
+  ASSERT_TRUE(full.completion.called());  // before Submit returned
+  EXPECT_EQ(full.completion.thread(), std::this_thread::get_id());
+  EXPECT_EQ(full.completion.Wait().code(), StatusCode::kUnavailable);
+  Submitted too_big(Rows(5, 7));
+  too_big.To(scheduler);
+  ASSERT_TRUE(too_big.completion.called());
+  EXPECT_EQ(too_big.completion.thread(), std::this_thread::get_id());
+  EXPECT_EQ(too_big.completion.Wait().code(), StatusCode::kInvalidArgument);
+  // Nothing changed: one request waits, neither refused one ran.
+  EXPECT_EQ(scheduler.queue_depth(), 1u);
+  EXPECT_EQ(stats_.queue_depth.load(), 1);
+  EXPECT_TRUE(full.outputs.empty());
+  model_->Release();
+  OUTPOST_EXPECT_OK(gate.completion.Wait());
+  OUTPOST_EXPECT_OK(queued.completion.Wait());
+  EXPECT_THAT(model_->batches(), ElementsAre(1, 1));
+}
+
+TEST_F(SchedulerTest, SubmittedRequestPastItsDeadlineIsAnsweredWithoutOtherTraffic) {
+  Scheduler scheduler(model_, {.instances = 1}, &stats_);
+  Submitted gate(Rows(1, 999));
+  gate.To(scheduler);
+  model_->WaitRunning(1);
+  // The only worker is held and nothing else arrives: the deadline alone wakes the scheduler.
+  Submitted late(Rows(1, 5));
+  late.request.timeout = std::chrono::milliseconds(20);
+  late.To(scheduler);
+  const Status status = late.completion.Wait();
+  EXPECT_EQ(status.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(status.message(), HasSubstr("20000 us"));
+  EXPECT_NE(late.completion.thread(), std::this_thread::get_id());
+  EXPECT_FALSE(gate.completion.called());  // the model still holds the gate
+  EXPECT_EQ(scheduler.queue_depth(), 0u);
+  EXPECT_EQ(stats_.queue_depth.load(), 0);
+  model_->Release();
+  OUTPOST_EXPECT_OK(gate.completion.Wait());
+  EXPECT_THAT(model_->batches(), ElementsAre(1));
+}
+
+TEST_F(SchedulerTest, SubmittedRequestWhoseClientWentAwayIsAnsweredWhileItWaits) {
+  Scheduler scheduler(model_, {.max_batch_size = 8, .instances = 1}, &stats_);
+  Submitted gate(Rows(1, 999));
+  gate.To(scheduler);
+  model_->WaitRunning(1);
+  std::atomic<bool> gone{false};
+  Submitted abandoned(Rows(1, 5));
+  abandoned.request.cancelled = [&gone] { return gone.load(); };
+  abandoned.To(scheduler);
+  Submitted kept(Rows(1, 6));
+  kept.To(scheduler);
+  WaitForDepth(scheduler, 2);
+  gone = true;
+  EXPECT_EQ(abandoned.completion.Wait().code(), StatusCode::kCancelled);
+  EXPECT_FALSE(gate.completion.called());
+  EXPECT_EQ(scheduler.queue_depth(), 1u);
+  model_->Release();
+  OUTPOST_EXPECT_OK(gate.completion.Wait());
+  OUTPOST_EXPECT_OK(kept.completion.Wait());
+  EXPECT_THAT(model_->batches(), ElementsAre(1, 1));
+  EXPECT_EQ(kept.outputs[0].values<float>()[0], 60);
+}
+
+TEST_F(SchedulerTest, DestroyingTheSchedulerAnswersItsQueuedRequestsAndFinishesItsBatch) {
+  auto scheduler = std::make_unique<Scheduler>(
+      model_, SchedulerOptions{.max_batch_size = 8, .instances = 1}, &stats_);
+  Submitted gate(Rows(1, 999));
+  gate.To(*scheduler);
+  model_->WaitRunning(1);
+  Submitted a(Rows(1, 1));
+  Submitted b(Rows(1, 2));
+  a.To(*scheduler);
+  b.To(*scheduler);
+  WaitForDepth(*scheduler, 2);
+  // The destructor waits for the running batch; the queued requests are answered first.
+  std::thread destroy([&scheduler] { scheduler.reset(); });
+  for (Submitted* queued : {&a, &b}) {
+    const Status status = queued->completion.Wait();
+    EXPECT_EQ(status.code(), StatusCode::kUnavailable);
+    EXPECT_EQ(status.reason(), "model_unloading");
+  }
+  EXPECT_FALSE(gate.completion.called());
+  EXPECT_EQ(stats_.queue_depth.load(), 0);
+  model_->Release();
+  destroy.join();
+  OUTPOST_EXPECT_OK(gate.completion.Wait());
+  EXPECT_THAT(model_->batches(), ElementsAre(1));
+}
+
+TEST_F(SchedulerTest, ACompletionMayDestroyTheScheduler) {
+  // The owner of the scheduler goes away in the completion, on the scheduler's own thread:
+  // on a worker after a run, and on the watcher after a deadline.
+  for (const bool run : {true, false}) {
+    auto owner = std::make_shared<Scheduler>(model_, SchedulerOptions{.instances = 1}, &stats_);
+    std::mutex mu;
+    std::condition_variable cv;
+    bool destroyed = false;
+    Submitted gate(Rows(1, 999));
+    if (!run) {
+      gate.To(*owner);
+      model_->WaitRunning(1);
+    }
+    Submitted last(Rows(1, 4));
+    last.request.timeout = std::chrono::milliseconds(run ? 0 : 10);
+    Scheduler& scheduler = *owner;
+    scheduler.Submit(last.request, [&, owner = std::move(owner)](Status status) mutable {
+      EXPECT_EQ(status.ok(), run);
+      if (!run) model_->Release();  // the gate's batch ends; the destructor waits for it
+      owner.reset();
+      std::lock_guard<std::mutex> lock(mu);
+      destroyed = true;
+      cv.notify_all();
+    });
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return destroyed; });
+    if (!run) OUTPOST_EXPECT_OK(gate.completion.Wait());
+  }
 }
 
 // A raw HTTP/1.1 connection to 127.0.0.1:port.
