@@ -167,8 +167,7 @@ class Evaluator final : public InsightSink {
   void Emit(outbox::Kind kind, const std::string& stream, std::string payload,
             const std::string& rule = std::string());
   // The outbox's answer to one record (AppendAsync's completion): counts it, logs refusals.
-  void Answered(outbox::Kind kind, const std::string& stream,
-                const Result<outbox::RecordKey>& key);
+  void Answered(outbox::Kind kind, const std::string& stream, const Result<outbox::RecordKey>& key);
 
   EvaluatorOptions options_;
   Clock* clock_;  // not owned

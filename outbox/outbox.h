@@ -175,9 +175,10 @@ struct OutboxOptions {
   // The most streams producers may ever start (the outbox's own "_" streams aside); an
   // Append that would start one more is refused (reason too_many_streams). At least 1.
   size_t max_streams = 1024;
-  // Group commit: how long the producer that leads a commit waits for more producers once
-  // the queue holds fewer records than the last batch had. The only wait that uses the real clock:
-  // it trades latency for batch size and decides nothing else.
+  // Group commit: how long the producer (or AppendAsync's commit thread) that leads a commit
+  // waits for more records once the queue holds fewer records than the last batch had. The
+  // only wait that uses the real clock: it trades latency for batch size and decides nothing
+  // else.
   std::chrono::microseconds max_commit_delay = std::chrono::milliseconds(2);
   // The most records / payload bytes one commit takes from the queue.
   size_t max_batch_records = 4096;
@@ -520,18 +521,20 @@ class Outbox {
 
   // --- The commit queue. ---
   std::mutex queue_mu_;  // guards queue_, committing_, linger_target_, last_batch_size_
-  std::condition_variable linger_cv_;  // wakes a lingering leader when the queue grows
+  std::condition_variable linger_cv_;  // wakes a lingering leader when the queue reaches its target
   std::deque<std::shared_ptr<Pending>> queue_;  // records waiting, in arrival order
-  bool committing_ = false;            // a leader is committing a batch taken from queue_
-  size_t linger_target_ = 0;           // the queue length a lingering leader waits for; 0 = none
+  // A leader is committing a batch taken from queue_.
+  bool committing_ = false;
+  // The queue length a lingering leader waits for; 0 = none.
+  size_t linger_target_ = 0;
   size_t last_batch_size_ = 1;
   // Asynchronous appends (AppendAsync): the thread that commits them (started by the first),
   // what wakes it, how many are in flight, and what wakes a producer waiting for room.
-  std::thread commit_thread_;            // guarded by queue_mu_ until joined
-  std::condition_variable commit_cv_;    // the commit thread: an async record leads, or closing
-  std::condition_variable room_cv_;      // AppendAsync: fewer than max_appends_in_flight
-  size_t appends_in_flight_ = 0;         // AppendAsync calls queued or committing
-  bool closing_ = false;                 // the destructor runs: the commit thread drains, exits
+  std::thread commit_thread_;          // guarded by queue_mu_ until joined
+  std::condition_variable commit_cv_;  // the commit thread: an async record leads, or closing
+  std::condition_variable room_cv_;    // AppendAsync: fewer than max_appends_in_flight
+  size_t appends_in_flight_ = 0;       // AppendAsync calls queued or committing
+  bool closing_ = false;               // the destructor runs: the commit thread drains, exits
 
   // --- The database and everything derived from it. ---
   std::atomic<bool> failed_flag_{false};  // failed_ is not OK; read without db_mu_
