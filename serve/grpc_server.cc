@@ -2,14 +2,20 @@
 // inference.* messages. Exceptions from either library are caught here.
 #include "serve/grpc_server.h"
 
+#include <google/protobuf/arena.h>
 #include <grpc/grpc_security_constants.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/proto_buffer_reader.h>
+#include <grpcpp/support/server_callback.h>
+#include <grpcpp/support/slice.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstring>
 #include <exception>
@@ -55,7 +61,7 @@ std::string Quote(std::string_view s) {
 
 // The one Status -> gRPC mapping (base/status_mapping.h); the reason travels in the trailing
 // metadata, as the HTTP listeners carry it in their error body.
-grpc::Status ToGrpc(const Status& status, grpc::ServerContext* context) {
+grpc::Status ToGrpc(const Status& status, grpc::ServerContextBase* context) {
   if (status.ok()) return grpc::Status::OK;
   if (context != nullptr) {
     context->AddTrailingMetadata(std::string(kGrpcReasonKey), std::string(status.reason()));
@@ -306,18 +312,17 @@ void AppendRaw(const Tensor& tensor, std::string& out) {
   }
 }
 
-// Runs one ModelInfer against `repository`: decodes the tensors (typed or raw contents),
-// then runs them through RunInference, the checks and bookkeeping the REST handler shares
-// (input matching, output selection, validation, statistics, insight rules).
-// `context` (null = none) tells whether the client cancelled the call while it is queued.
-Status Infer(const ModelRepository& repository, const GrpcServerOptions& options,
-             const inference::ModelInferRequest& request, inference::ModelInferResponse& response,
-             grpc::ServerContext* context) {
-  OUTPOST_ASSIGN_OR_RETURN(ModelHandle handle,
+// Decodes one ModelInfer against `repository`: the model version that answers it (`handle`)
+// and its tensors, typed or raw, into `infer`, ready for RunInference, which makes the checks
+// and bookkeeping the REST handler shares (input matching, output selection, validation,
+// statistics, insight rules).
+Status DecodeInfer(const ModelRepository& repository, const GrpcServerOptions& options,
+                   const inference::ModelInferRequest& request, ModelHandle& handle,
+                   InferRequest& infer) {
+  OUTPOST_ASSIGN_OR_RETURN(handle,
                            FindModel(repository, request.model_name(), request.model_version()));
   OUTPOST_RETURN_IF_ERROR(CheckParameters(request.parameters(), "request", false));
 
-  InferRequest infer;
   if (!request.id().empty()) infer.id = request.id();
   // How long the request may wait in the model's queue, in microseconds (as Triton).
   if (auto it = request.parameters().find("timeout"); it != request.parameters().end()) {
@@ -337,7 +342,6 @@ Status Infer(const ModelRepository& repository, const GrpcServerOptions& options
     }
     infer.timeout_us = static_cast<uint64_t>(us);
   }
-  if (context != nullptr) infer.cancelled = [context] { return context->IsCancelled(); };
   infer.inputs.reserve(static_cast<size_t>(request.inputs_size()));
   const int n_raw = request.raw_input_contents_size();
   int next_raw = 0;
@@ -390,25 +394,77 @@ Status Infer(const ModelRepository& repository, const GrpcServerOptions& options
     infer.outputs.push_back(InferRequestedOutput{.name = requested.name()});
   }
 
-  std::vector<Tensor> outputs;
-  std::vector<OutputRef> selected;
-  InferenceRecorder recorder(handle.stats);
-  Status status = RunInference(handle, infer, outputs, selected, &recorder, options.insight);
-  recorder.Finish(status.ok());
-  OUTPOST_RETURN_IF_ERROR(status);
+  return Status();
+}
 
-  response.set_model_name(handle.servable->name);
-  response.set_model_version(std::to_string(handle.version));
-  if (!request.id().empty()) response.set_id(request.id());
+// Field 6 of ModelInferResponse (raw_output_contents), length-delimited: its key byte.
+constexpr char kRawOutputContentsKey = (6 << 3) | 2;
+
+// Raw outputs of at least this many bytes are sent from the tensor's own memory; smaller ones
+// are copied next to the message's other fields, which costs less than a slice of their own.
+constexpr size_t kBorrowMinBytes = 4096;
+
+void AppendVarint(uint64_t value, std::string& out) {
+  while (value >= 0x80) {
+    out.push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out.push_back(static_cast<char>(value));
+}
+
+// Bytes of `tensor`'s data in the raw layout.
+size_t RawByteSize(const Tensor& tensor) {
+  if (tensor.type() != DataType::kBytes) return tensor.byte_size();
+  size_t total = 0;
+  for (const std::string& s : tensor.strings()) total += 4 + s.size();
+  return total;
+}
+
+// A serialized ModelInferResponse in pieces: chunks[0], the data of borrowed[0], chunks[1],
+// ..., the data of borrowed[n-1], chunks[n] (chunks has one more entry than borrowed). The
+// borrowed tensors are not owned.
+struct EncodedResponse {
+  std::vector<std::string> chunks{std::string()};
+  std::vector<const Tensor*> borrowed;
+};
+
+// The answer of a successful run: id, model name, the version that answered and each selected
+// output's metadata through protobuf, then each output's data as a raw_output_contents entry.
+// Protobuf writes the repeated field 6 last as well, so the bytes are those
+// ModelInferResponse::SerializeToString would give. Numeric outputs of at least
+// `borrow_min_bytes` are borrowed, not copied (SIZE_MAX = never).
+Result<EncodedResponse> EncodeResponse(const ModelHandle& handle, const std::string& id,
+                                       const std::vector<OutputRef>& selected,
+                                       size_t borrow_min_bytes) {
+  inference::ModelInferResponse head;
+  head.set_model_name(handle.servable->name);
+  head.set_model_version(std::to_string(handle.version));
+  if (!id.empty()) head.set_id(id);
   for (const OutputRef& ref : selected) {
     const Tensor& tensor = *ref.tensor;
-    inference::ModelInferResponse::InferOutputTensor* out = response.add_outputs();
+    inference::ModelInferResponse::InferOutputTensor* out = head.add_outputs();
     out->set_name(std::string(ref.name));
     out->set_datatype(std::string(engine::DataTypeName(tensor.type())));
     for (int64_t d : tensor.shape()) out->add_shape(d);
-    AppendRaw(tensor, *response.add_raw_output_contents());
   }
-  return Status();
+  EncodedResponse encoded;
+  if (!head.SerializeToString(&encoded.chunks.back())) {
+    return InternalError("the ModelInferResponse could not be serialized");
+  }
+  for (const OutputRef& ref : selected) {
+    const Tensor& tensor = *ref.tensor;
+    std::string& chunk = encoded.chunks.back();
+    const size_t size = RawByteSize(tensor);
+    chunk.push_back(kRawOutputContentsKey);
+    AppendVarint(size, chunk);
+    if (tensor.type() != DataType::kBytes && size >= borrow_min_bytes) {
+      encoded.borrowed.push_back(&tensor);
+      encoded.chunks.emplace_back();
+    } else {
+      AppendRaw(tensor, chunk);
+    }
+  }
+  return encoded;
 }
 
 void FillTensorMetadata(
@@ -424,7 +480,7 @@ void FillTensorMetadata(
 
 // Calls `body`, turning a library exception into INTERNAL.
 template <typename Body>
-grpc::Status Guard(grpc::ServerContext* context, std::string_view rpc, Body&& body) {
+grpc::Status Guard(grpc::ServerContextBase* context, std::string_view rpc, Body&& body) {
   try {
     return ToGrpc(body(), context);
   } catch (const std::exception& e) {
@@ -439,19 +495,18 @@ std::string_view View(const grpc::string_ref& ref) { return {ref.data(), ref.siz
 struct MethodPolicy {
   std::string_view name;
   std::optional<auth::Role> role;  // nullopt = open to anyone
-  bool small_request = true;       // bounded by kMaxSmallRequestBytes (else max_message_bytes)
 };
 constexpr MethodPolicy kServerLive{"ServerLive", std::nullopt};
 constexpr MethodPolicy kServerReady{"ServerReady", std::nullopt};
 constexpr MethodPolicy kModelReady{"ModelReady", auth::Role::kInfer};
 constexpr MethodPolicy kServerMetadata{"ServerMetadata", auth::Role::kInfer};
 constexpr MethodPolicy kModelMetadata{"ModelMetadata", auth::Role::kInfer};
-constexpr MethodPolicy kModelInfer{"ModelInfer", auth::Role::kInfer, false};
+constexpr MethodPolicy kModelInfer{"ModelInfer", auth::Role::kInfer};
 
 // Whether the caller of `context` may make a call that needs `role`: the one check of every
 // method (see grpc_server.h). Unauthenticated or PermissionDenied with base/auth/auth.h's
 // reasons.
-Status Admit(grpc::ServerContext& context, const GrpcServerOptions& options, auth::Role role) {
+Status Admit(grpc::ServerContextBase& context, const GrpcServerOptions& options, auth::Role role) {
   std::shared_ptr<const auth::Authenticator> authenticator =
       options.authenticator ? options.authenticator() : nullptr;
   if (authenticator == nullptr) {
@@ -482,31 +537,156 @@ Status Admit(grpc::ServerContext& context, const GrpcServerOptions& options, aut
   return auth::Authorize(principal, role);
 }
 
-class InferenceService final : public inference::GRPCInferenceService::Service {
+// The data of borrowed outputs stays alive while a slice of the response points into it:
+// each slice holds one of these, and the last one released frees the outputs.
+using SharedOutputs = std::shared_ptr<std::vector<Tensor>>;
+
+void ReleaseOutputs(void* holder) { delete static_cast<SharedOutputs*>(holder); }
+
+// `encoded` as the slices of one message; a borrowed tensor's slice points into `outputs`,
+// which it keeps alive.
+grpc::ByteBuffer ToByteBuffer(const EncodedResponse& encoded, const SharedOutputs& outputs) {
+  std::vector<grpc::Slice> slices;
+  slices.reserve(encoded.chunks.size() + encoded.borrowed.size());
+  for (size_t i = 0; i < encoded.chunks.size(); ++i) {
+    if (!encoded.chunks[i].empty()) slices.emplace_back(encoded.chunks[i]);
+    if (i == encoded.borrowed.size()) break;
+    const Tensor& tensor = *encoded.borrowed[i];
+    // gRPC only reads a slice it sends; its constructor takes a mutable pointer all the same.
+    slices.emplace_back(const_cast<std::byte*>(tensor.data()), tensor.byte_size(), &ReleaseOutputs,
+                        new SharedOutputs(outputs));
+  }
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+// One ModelInfer call, from its arrival to gRPC's OnDone: everything the call needs while it
+// waits for its model (the parsed request, the decoded tensors, the outputs, the recorder)
+// lives here, and the call deletes itself in OnDone, after Finish's answer has been sent.
+// The gRPC thread that starts it returns as soon as the request is submitted; the model's
+// scheduler completes it from its worker thread.
+class InferCall final : public grpc::ServerUnaryReactor {
+ public:
+  // `repository` and `options` outlive the server, hence the call; `context` and `response`
+  // are gRPC's, valid until OnDone.
+  InferCall(const ModelRepository& repository, const GrpcServerOptions& options,
+            grpc::CallbackServerContext* context, grpc::ByteBuffer* response)
+      : repository_(repository),
+        options_(options),
+        context_(context),
+        response_(response),
+        request_(google::protobuf::Arena::CreateMessage<inference::ModelInferRequest>(&arena_)) {}
+
+  // Admits the caller, parses and decodes `request`, and submits it to the model; answers at
+  // once when any of these fails. `this` may be finished (by another thread) when it returns.
+  void Start(const grpc::ByteBuffer& request) {
+    grpc::Status refused = Guard(context_, kModelInfer.name, [&] { return Prepare(request); });
+    if (!refused.ok()) {
+      Finish(refused);
+      return;
+    }
+    Run();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  Status Prepare(const grpc::ByteBuffer& request) {
+    OUTPOST_RETURN_IF_ERROR(Admit(*context_, options_, *kModelInfer.role));
+    grpc::ByteBuffer shared(request);  // shares the request's slices
+    grpc::ProtoBufferReader reader(&shared);
+    if (!reader.status().ok() || !request_->ParseFromZeroCopyStream(&reader)) {
+      return InvalidArgumentError("the request is not a serialized inference.ModelInferRequest");
+    }
+    OUTPOST_RETURN_IF_ERROR(DecodeInfer(repository_, options_, *request_, handle_, infer_));
+    infer_.cancelled = [context = context_] { return context->IsCancelled(); };
+    return Status();
+  }
+
+  // Submits the decoded request; the scheduler answers it through Answer, from its worker
+  // (or from this thread when it refuses the request before queueing it).
+  void Run() {
+    recorder_.emplace(handle_.stats);
+    try {
+      RunInferenceAsync(handle_, infer_, *outputs_, selected_, &*recorder_, options_.insight,
+                        [this](Status status) { Answer(std::move(status)); });
+    } catch (const std::exception& e) {
+      // Only an allocation before the request is queued throws; `done` was not called then.
+      Answer(InternalError(std::string(kModelInfer.name) + ": " + e.what()));
+    }
+  }
+
+  // The run's one outcome; a second (see Run) is ignored.
+  void Answer(Status status) {
+    if (answered_.exchange(true, std::memory_order_acq_rel)) return;
+    Complete(std::move(status));
+  }
+
+  // Answers with the run's outcome: the encoded outputs, or the error with its reason.
+  void Complete(Status status) {
+    recorder_->Finish(status.ok());
+    Finish(Guard(context_, kModelInfer.name, [&]() -> Status {
+      OUTPOST_RETURN_IF_ERROR(status);
+      OUTPOST_ASSIGN_OR_RETURN(EncodedResponse encoded,
+                               EncodeResponse(handle_, request_->id(), selected_, kBorrowMinBytes));
+      grpc::ByteBuffer answer = ToByteBuffer(encoded, outputs_);
+      response_->Swap(&answer);
+      return Status();
+    }));
+  }
+
+  const ModelRepository& repository_;
+  const GrpcServerOptions& options_;
+  grpc::CallbackServerContext* const context_;
+  grpc::ByteBuffer* const response_;
+  google::protobuf::Arena arena_;
+  inference::ModelInferRequest* const request_;  // on arena_
+  ModelHandle handle_;
+  InferRequest infer_;
+  // Shared with the response's slices that borrow from it (ToByteBuffer).
+  SharedOutputs outputs_ = std::make_shared<std::vector<Tensor>>();
+  std::vector<OutputRef> selected_;  // points into *outputs_ and the model's signature
+  std::optional<InferenceRecorder> recorder_;
+  std::atomic<bool> answered_{false};
+};
+
+// The service on gRPC's callback API: every method but ModelInfer answers on the gRPC thread
+// that received it (they never wait); ModelInfer takes its messages as bytes, so that its
+// request is parsed after the caller is admitted and its outputs are sent without a copy.
+using CallbackMethods = inference::GRPCInferenceService::WithCallbackMethod_ServerLive<
+    inference::GRPCInferenceService::WithCallbackMethod_ServerReady<
+        inference::GRPCInferenceService::WithCallbackMethod_ModelReady<
+            inference::GRPCInferenceService::WithCallbackMethod_ServerMetadata<
+                inference::GRPCInferenceService::WithCallbackMethod_ModelMetadata<
+                    inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
+                        inference::GRPCInferenceService::Service>>>>>>;
+
+class InferenceService final : public CallbackMethods {
  public:
   // `repository` outlives the service (GrpcServer's contract).
   InferenceService(const ModelRepository& repository, const GrpcServerOptions& options)
       : repository_(repository), options_(options) {}
 
-  grpc::Status ServerLive(grpc::ServerContext* context, const inference::ServerLiveRequest* request,
-                          inference::ServerLiveResponse* response) override {
+  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
+                                       const inference::ServerLiveRequest* request,
+                                       inference::ServerLiveResponse* response) override {
     return Serve(context, kServerLive, *request, [&]() -> Status {
       response->set_live(true);
       return Status();
     });
   }
 
-  grpc::Status ServerReady(grpc::ServerContext* context,
-                           const inference::ServerReadyRequest* request,
-                           inference::ServerReadyResponse* response) override {
+  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* context,
+                                        const inference::ServerReadyRequest* request,
+                                        inference::ServerReadyResponse* response) override {
     return Serve(context, kServerReady, *request, [&]() -> Status {
       response->set_ready(repository_.IsReady());
       return Status();
     });
   }
 
-  grpc::Status ModelReady(grpc::ServerContext* context, const inference::ModelReadyRequest* request,
-                          inference::ModelReadyResponse* response) override {
+  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* context,
+                                       const inference::ModelReadyRequest* request,
+                                       inference::ModelReadyResponse* response) override {
     return Serve(context, kModelReady, *request, [&]() -> Status {
       Result<ModelHandle> handle = FindModel(repository_, request->name(), request->version());
       // A model or version that failed to load is known but not ready.
@@ -518,9 +698,9 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
     });
   }
 
-  grpc::Status ServerMetadata(grpc::ServerContext* context,
-                              const inference::ServerMetadataRequest* request,
-                              inference::ServerMetadataResponse* response) override {
+  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* context,
+                                           const inference::ServerMetadataRequest* request,
+                                           inference::ServerMetadataResponse* response) override {
     return Serve(context, kServerMetadata, *request, [&]() -> Status {
       response->set_name(options_.server_name);
       response->set_version(options_.server_version);
@@ -529,9 +709,9 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
     });
   }
 
-  grpc::Status ModelMetadata(grpc::ServerContext* context,
-                             const inference::ModelMetadataRequest* request,
-                             inference::ModelMetadataResponse* response) override {
+  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
+                                          const inference::ModelMetadataRequest* request,
+                                          inference::ModelMetadataResponse* response) override {
     return Serve(context, kModelMetadata, *request, [&]() -> Status {
       OUTPOST_ASSIGN_OR_RETURN(ModelHandle handle,
                                FindModel(repository_, request->name(), request->version()));
@@ -547,32 +727,35 @@ class InferenceService final : public inference::GRPCInferenceService::Service {
     });
   }
 
-  grpc::Status ModelInfer(grpc::ServerContext* context, const inference::ModelInferRequest* request,
-                          inference::ModelInferResponse* response) override {
-    return Serve(context, kModelInfer, *request, [&]() -> Status {
-      Status status = Infer(repository_, options_, *request, *response, context);
-      if (!status.ok()) response->Clear();
-      return status;
-    });
+  // Bounded by max_message_bytes, which gRPC enforces before the call starts.
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override {
+    auto* call = new InferCall(repository_, options_, context, response);
+    call->Start(*request);
+    return call;
   }
 
  private:
-  // Every method's frame: admits the caller (Admit), bounds the request, then runs `body`;
-  // an error or an exception becomes the call's status with its reason.
+  // Every small method's frame: admits the caller (Admit), bounds the request, runs `body`
+  // and finishes the call at once; an error or an exception becomes the call's status with
+  // its reason.
   template <typename Request, typename Body>
-  grpc::Status Serve(grpc::ServerContext* context, const MethodPolicy& method,
-                     const Request& request, Body&& body) {
-    return Guard(context, method.name, [&]() -> Status {
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context, const MethodPolicy& method,
+                                  const Request& request, Body&& body) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(Guard(context, method.name, [&]() -> Status {
       if (method.role.has_value()) {
         OUTPOST_RETURN_IF_ERROR(Admit(*context, options_, *method.role));
       }
-      if (method.small_request && request.ByteSizeLong() > kMaxSmallRequestBytes) {
+      if (request.ByteSizeLong() > kMaxSmallRequestBytes) {
         return ErrorWithReason(StatusCode::kResourceExhausted, "message_too_large",
                                std::string(method.name) + " requests are at most " +
                                    std::to_string(kMaxSmallRequestBytes) + " bytes");
       }
       return body();
-    });
+    }));
+    return reactor;
   }
 
   const ModelRepository& repository_;
@@ -595,11 +778,19 @@ Status ModelInferSerialized(const ModelRepository& repository, const GrpcServerO
     if (!parsed.ParseFromArray(request.data(), static_cast<int>(request.size()))) {
       return InvalidArgumentError("the request is not a serialized inference.ModelInferRequest");
     }
-    inference::ModelInferResponse answer;
-    OUTPOST_RETURN_IF_ERROR(Infer(repository, options, parsed, answer, nullptr));
-    if (!answer.SerializeToString(&response)) {
-      return InternalError("the ModelInferResponse could not be serialized");
-    }
+    ModelHandle handle;
+    InferRequest infer;
+    OUTPOST_RETURN_IF_ERROR(DecodeInfer(repository, options, parsed, handle, infer));
+    std::vector<Tensor> outputs;
+    std::vector<OutputRef> selected;
+    InferenceRecorder recorder(handle.stats);
+    Status status = RunInference(handle, infer, outputs, selected, &recorder, options.insight);
+    recorder.Finish(status.ok());
+    OUTPOST_RETURN_IF_ERROR(status);
+    OUTPOST_ASSIGN_OR_RETURN(
+        EncodedResponse encoded,
+        EncodeResponse(handle, parsed.id(), selected, std::numeric_limits<size_t>::max()));
+    response = std::move(encoded.chunks.front());
     return Status();
   } catch (const std::exception& e) {
     return InternalError(std::string("ModelInfer: ") + e.what());

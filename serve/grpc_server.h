@@ -43,11 +43,25 @@
 // Bounds: ModelInfer takes messages of up to max_message_bytes (gRPC refuses a larger one);
 // every other method's request is at most kMaxSmallRequestBytes (RESOURCE_EXHAUSTED, reason
 // message_too_large). Memory buffered by gRPC across all connections is capped by
-// max_buffered_bytes, its threads by max_threads, and each connection's concurrent calls by
-// max_concurrent_streams; a TLS handshake must finish within handshake_timeout.
+// max_buffered_bytes and each connection's concurrent calls by max_concurrent_streams; a TLS
+// handshake must finish within handshake_timeout.
 //
-// Thread-safety: Start() and Stop() from one owning thread; RPCs are served concurrently on
-// gRPC's own threads.
+// Zero copy: a ModelInfer answer is written as protobuf would write it, but each numeric
+// output of 4 KiB or more goes out as a slice of the model's own output tensor, which the
+// response holds until gRPC has sent it; smaller outputs and BYTES are copied once into the
+// message. A raw input is copied twice: protobuf parses it into a string of the request, and
+// that is copied into the engine's tensor, since an engine::Tensor owns its bytes and cannot
+// read the request's in place.
+//
+// Thread-safety: Start() and Stop() from one owning thread. Every method runs on gRPC's
+// callback API, on gRPC's own threads, which no call holds while it waits: the health and
+// metadata methods answer on the thread that received them; ModelInfer admits, parses and
+// decodes there, submits the request to its model's scheduler (RunInferenceAsync) and
+// returns, and the scheduler's worker encodes and sends the answer when the run is over. A
+// call's state lives in one heap object until gRPC reports the call done. A slow or blocked
+// model thus never stops other calls, health probes included; its queue bound (UNAVAILABLE)
+// and the request's timeout (DEADLINE_EXCEEDED) limit how many calls wait for it, and a call
+// cancelled by its client (or its deadline) while queued is dropped without running.
 #ifndef OUTPOST_SERVE_GRPC_SERVER_H_
 #define OUTPOST_SERVE_GRPC_SERVER_H_
 
@@ -115,8 +129,10 @@ struct GrpcServerOptions {
   // being written, and connection buffers. Raised to max_message_bytes when smaller, so that
   // one largest message always fits. Calls beyond it are refused by gRPC.
   size_t max_buffered_bytes = size_t{512} << 20;
-  // Most threads gRPC runs for calls and polling; at least 2. A call that finds none free is
-  // refused by gRPC with RESOURCE_EXHAUSTED.
+  // Kept for configurations that set it (at least 2), and given to gRPC's resource quota,
+  // where it bounds only the threads of synchronous services. Outpost's service is on the
+  // callback API: gRPC sizes its callback threads from the machine's cores, and a call that
+  // waits for its model holds none, so this bounds nothing today.
   int max_threads = 256;
   // Most calls in flight on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); at least 1.
   int max_concurrent_streams = 100;

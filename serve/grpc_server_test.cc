@@ -439,6 +439,32 @@ TEST_F(GrpcServerTest, AMessageLargerThanGrpcsDefaultFourMebibytesIsAccepted) {
   EXPECT_EQ(response.raw_output_contents(0), request.raw_input_contents(0));
 }
 
+// An output of 4 KiB or more travels from the model's own tensor, beside the fields protobuf
+// writes; the answer is the message protobuf itself would write, byte for byte.
+TEST_F(GrpcServerTest, ALargeOutputSentFromItsTensorArrivesWholeInProtobufsOwnEncoding) {
+  for (int64_t count : {int64_t{3}, int64_t{1023}, int64_t{1024}, int64_t{40000}}) {
+    std::vector<float> values(static_cast<size_t>(count));
+    for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i) * 0.5f;
+    ModelInferRequest request = EchoRequest("echo_fp32", "FP32", count);
+    request.set_id("large-" + std::to_string(count));
+    request.add_raw_input_contents(RawOf(values));
+    ModelInferResponse response;
+    grpc::Status status = Infer(request, response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.id(), request.id());
+    ASSERT_EQ(response.outputs_size(), 1);
+    EXPECT_EQ(response.outputs(0).name(), "y");
+    EXPECT_EQ(response.outputs(0).shape(0), count);
+    ASSERT_EQ(response.raw_output_contents_size(), 1);
+    EXPECT_EQ(response.raw_output_contents(0), request.raw_input_contents(0));
+
+    std::string serialized;
+    OUTPOST_ASSERT_OK(
+        ModelInferSerialized(*repository_, {}, request.SerializeAsString(), serialized));
+    EXPECT_EQ(serialized, response.SerializeAsString()) << count;
+  }
+}
+
 TEST_F(GrpcServerTest, ConcurrentClientsEachGetTheirOwnAnswer) {
   constexpr int kThreads = 8;
   constexpr int kCalls = 40;
@@ -878,6 +904,80 @@ TEST(GrpcServerScheduling, CallCancelledWhileQueuedIsNotRunAndFullQueueIsUnavail
   ModelInferResponse response;
   ASSERT_TRUE(stub->ModelInfer(&context, request_of(4), &response).ok());
   EXPECT_EQ(gate->runs(), 2);
+  server->Stop(std::chrono::seconds(5));
+}
+
+// Calls waiting for a blocked model hold none of gRPC's threads: with more of them queued than
+// gRPC runs threads, the health and metadata methods still answer, and once the model moves
+// again every waiting call gets its own answer. (A server that held a thread per waiting
+// call would hang here.)
+TEST(GrpcServerScheduling, CallsWaitingForABlockedModelDoNotStopTheOtherMethods) {
+  auto gate = std::make_shared<GateModel>();
+  auto servable = std::make_shared<ServableModel>(*ReadyServable("gate", {{1, gate}}));
+  auto config = std::make_shared<ModelConfig>();
+  config->name = "gate";
+  config->batching.instance_count = 1;
+  servable->config = config;
+  servable->schedulers.clear();  // built by the repository from the config
+  auto repository = ModelRepository::FromModels({servable});
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle handle, repository->Find("gate", std::nullopt));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto server,
+                               GrpcServer::Start(*repository, {.address = "127.0.0.1", .port = 0}));
+  auto stub = Connect(server->port());
+
+  constexpr int kCalls = 64;
+  std::vector<grpc::Status> statuses(kCalls);
+  std::vector<ModelInferResponse> responses(kCalls);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kCalls; ++i) {
+    clients.emplace_back([&, i] {
+      ModelInferRequest request;
+      request.set_model_name("gate");
+      AddInput(request, "x", "FP32", {1});
+      request.add_raw_input_contents(RawOf<float>({static_cast<float>(i)}));
+      grpc::ClientContext context;
+      statuses[static_cast<size_t>(i)] =
+          stub->ModelInfer(&context, request, &responses[static_cast<size_t>(i)]);
+    });
+  }
+  // One call holds the model's only instance; every other one waits in its queue.
+  gate->WaitEntered();
+  while (handle.stats->queue_depth.load() != kCalls - 1) std::this_thread::yield();
+
+  {
+    grpc::ClientContext context;
+    inference::ServerLiveResponse live;
+    ASSERT_TRUE(stub->ServerLive(&context, {}, &live).ok());
+    EXPECT_TRUE(live.live());
+  }
+  {
+    grpc::ClientContext context;
+    inference::ModelReadyRequest request;
+    request.set_name("gate");
+    inference::ModelReadyResponse ready;
+    ASSERT_TRUE(stub->ModelReady(&context, request, &ready).ok());
+    EXPECT_TRUE(ready.ready());
+  }
+  {
+    // A connection of its own is served as well.
+    auto other = Connect(server->port());
+    grpc::ClientContext context;
+    inference::ServerMetadataResponse metadata;
+    ASSERT_TRUE(other->ServerMetadata(&context, {}, &metadata).ok());
+    EXPECT_EQ(metadata.name(), "outpost");
+  }
+  // Nothing waiting ran meanwhile.
+  EXPECT_EQ(gate->runs(), 1);
+  EXPECT_EQ(handle.stats->queue_depth.load(), kCalls - 1);
+
+  gate->Release();
+  for (std::thread& client : clients) client.join();
+  for (int i = 0; i < kCalls; ++i) {
+    const size_t k = static_cast<size_t>(i);
+    ASSERT_TRUE(statuses[k].ok()) << i << ": " << statuses[k].error_message();
+    EXPECT_EQ(ValuesOf<float>(responses[k].raw_output_contents(0)),
+              (std::vector<float>{static_cast<float>(i)}));
+  }
   server->Stop(std::chrono::seconds(5));
 }
 
