@@ -173,6 +173,44 @@ rules:
   EXPECT_TRUE(Records(outbox::Kind::kHardExample).empty());
 }
 
+TEST_F(InsightTest, EveryRecordIsAnsweredByTheOutboxAndRefusalsAreCounted) {
+  // Records go to the outbox with AppendAsync, many in flight: each is counted when the outbox
+  // answers it, stored or refused, and Drain waits for every answer.
+  ASSERT_NO_FATAL_FAILURE(Start(PumpFeatures() + R"(
+rules:
+  - {name: fault_likely, kind: anomaly, above: 0.9, fields: [vibration_mm_s]}
+)"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset data, train::MakePumpReadings({.rows = 200}));
+  std::vector<float> probs(200, 0.95f);
+  Send(MakeBatch(data.features, probs), "req-all");
+  evaluator_->Drain();
+  EXPECT_EQ(evaluator_->stats().records_appended, 200u);
+  EXPECT_EQ(evaluator_->stats().records_failed, 0u);
+  EXPECT_EQ(Records(outbox::Kind::kAnomaly).size(), 200u);
+  evaluator_.reset();
+  // An outbox that refuses every record (payloads over its limit): each refusal is counted as
+  // failed, and nothing is stored.
+  outbox_.reset();
+  auto box = outbox::Outbox::Open({.path = dir_.File("refusing.db"),
+                                   .site_id = "site-1",
+                                   .node_id = "edge-1",
+                                   .max_payload_bytes = 16,
+                                   .clock = &clock_});
+  ASSERT_TRUE(box.ok()) << box.status().ToString();
+  outbox_ = std::move(box).value();
+  ASSERT_NO_FATAL_FAILURE(Start(PumpFeatures() + R"(
+rules:
+  - {name: fault_likely, kind: anomaly, above: 0.9, fields: [vibration_mm_s]}
+)"));
+  Send(MakeBatch(std::span<const float>(data.features).subspan(0, 80),
+                 std::span<const float>(probs).subspan(0, 10)),
+       "req-refused");
+  evaluator_->Drain();
+  EXPECT_EQ(evaluator_->stats().records_failed, 10u);
+  EXPECT_EQ(evaluator_->stats().records_appended, 0u);
+  EXPECT_TRUE(Records(outbox::Kind::kAnomaly).empty());
+}
+
 TEST_F(InsightTest, BandCatchesRowsOnBothSides) {
   ASSERT_NO_FATAL_FAILURE(Start("rules: [{name: band, kind: anomaly, below: 0.05, above: 0.95}]"));
   std::vector<float> readings(4 * 8, 1.0f);
