@@ -32,6 +32,28 @@ namespace {
 constexpr int kMaxConnections = 8;
 constexpr int64_t kAdvisoryLock = 7077001;
 
+// The record cursor (STORE.md section 3). An identity column hands out ids when rows are
+// inserted, not when their transaction commits, so a reader paging with after_id could pass
+// the id of a record whose transaction commits a moment later, and never meet it. Instead,
+// a record's id is its inserting transaction's id (xid8, which PostgreSQL hands out in
+// order) times kIdsPerTransaction plus the record's place in its batch, and a page holds
+// only ids below kCursorHorizon: the oldest transaction id still running when the page's
+// snapshot was taken, times kIdsPerTransaction. Every transaction below that horizon has
+// ended (committed and visible to the page, or rolled back), and every transaction that
+// can still commit has an id at or above it, so no record can later appear behind a
+// cursor. Writers pay nothing for it: no lock, no extra statement, no extra round trip (a
+// lock serialising id assignment with commit, or a commit log written under one, would
+// also serialise the commits' WAL flushes of concurrent ingests). The price is on the
+// reading side: a record shows up once every write transaction older than its own has
+// ended, so a write transaction held open (in any database of the server) holds cursor
+// pages back until it ends; it never makes them skip. Ids stay below 2^63 until the server
+// has used 2^46 transaction ids.
+constexpr int64_t kIdsPerTransaction = int64_t{1} << 17;
+static_assert(kMaxRecordsPerIngest < kIdsPerTransaction, "a batch's places must fit");
+static_assert(kIdsPerTransaction == 131072, "spelled 131072 in the SQL of this file");
+constexpr const char* kCursorHorizon =
+    "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint * 131072)";
+
 // Type OIDs of PostgreSQL's built-in types (pg_type.dat; stable across versions).
 constexpr Oid kInt8Oid = 20;
 constexpr Oid kTextOid = 25;
@@ -86,6 +108,15 @@ constexpr const char* kMigrateV2 = R"sql(
 ALTER TABLE node_status ADD COLUMN autonomy_basis TEXT NOT NULL DEFAULT '';
 ALTER TABLE node_status ADD COLUMN outbox_account_json TEXT NOT NULL DEFAULT '';
 UPDATE outpost_meta SET value = '2' WHERE name = 'schema_version';
+)sql";
+
+// Schema version 3 (STORE.md section 1): records.id is given by Ingest (the record cursor
+// above), no longer by an identity. The ids the identity gave stay, below every id given
+// since: a transaction took at most 100,000 of them (fewer than kIdsPerTransaction) and an
+// ingest refused before it wrote anything at most one.
+constexpr const char* kMigrateV3 = R"sql(
+ALTER TABLE records ALTER COLUMN id DROP IDENTITY IF EXISTS;
+UPDATE outpost_meta SET value = '3' WHERE name = 'schema_version';
 )sql";
 
 constexpr const char* kSiteColumns =
@@ -490,10 +521,11 @@ IngestPipeline BuildIngestPipeline(const BatchKey& key, size_t count,
   records_params.push_back(Int(static_cast<int64_t>(count)));
   queries.push_back(
       {"WITH t AS (SELECT * FROM unnest($5::bigint[], $6::text[], $7::bigint[], $8::text[], "
-       "$9::bytea[]) AS t(seq, kind, created_ms, payload, h)), "
-       "ins AS (INSERT INTO records(tenant, site_id, node_id, stream, seq, kind, created_ms, "
-       "received_ms, payload, content_hash) SELECT (SELECT tenant FROM sites WHERE site_id = "
-       "$1), $1, $2, $3, t.seq, t.kind, t.created_ms, $4, t.payload, t.h FROM t "
+       "$9::bytea[]) WITH ORDINALITY AS t(seq, kind, created_ms, payload, h, n)), "
+       "ins AS (INSERT INTO records(id, tenant, site_id, node_id, stream, seq, kind, "
+       "created_ms, received_ms, payload, content_hash) SELECT (SELECT "
+       "pg_current_xact_id()::text::bigint * 131072) + t.n, (SELECT tenant FROM sites WHERE "
+       "site_id = $1), $1, $2, $3, t.seq, t.kind, t.created_ms, $4, t.payload, t.h FROM t "
        "ON CONFLICT(site_id, node_id, stream, seq) DO NOTHING RETURNING created_ms), "
        "agg AS (SELECT count(*) AS n, max(created_ms) AS newest FROM ins), "
        "upd AS (UPDATE sites SET last_contact_ms = $4, record_count = record_count + "
@@ -609,6 +641,8 @@ class PostgresStore final : public Store {
                        ExecSchema(c.raw(), kSchemaV1, "creating the hub schema"));
                    OUTPOST_RETURN_IF_ERROR(
                        ExecSchema(c.raw(), kMigrateV2, "migrating the hub schema to 2"));
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kMigrateV3, "migrating the hub schema to 3"));
                    return true;
                  }
                  OUTPOST_ASSIGN_OR_RETURN(
@@ -633,6 +667,10 @@ class PostgresStore final : public Store {
                  if (version == 1) {
                    OUTPOST_RETURN_IF_ERROR(
                        ExecSchema(c.raw(), kMigrateV2, "migrating the hub schema to 2"));
+                 }
+                 if (version <= 2) {
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kMigrateV3, "migrating the hub schema to 3"));
                  }
                  return true;
                },
@@ -836,7 +874,7 @@ class PostgresStore final : public Store {
 
   Result<std::vector<HubRecord>> QueryRecords(const RecordQuery& query) override {
     OUTPOST_RETURN_IF_ERROR(ValidateRecordQuery(query));
-    BuiltQuery q = BuildRecordQuery(query, PgPlaceholder);
+    BuiltQuery q = BuildRecordQuery(query, PgPlaceholder, kCursorHorizon);
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(q.sql, ToParams(q.params)));
     std::vector<HubRecord> out;

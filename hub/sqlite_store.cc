@@ -65,6 +65,12 @@ ALTER TABLE node_status ADD COLUMN outbox_account_json TEXT NOT NULL DEFAULT '';
 UPDATE outpost_meta SET value = '2' WHERE name = 'schema_version';
 )sql";
 
+// Schema version 3 (STORE.md section 1) changes only the PostgreSQL engine's record ids;
+// SQLite's are already in commit order (one writer at a time). The step writes the version.
+constexpr const char* kMigrateV3 = R"sql(
+UPDATE outpost_meta SET value = '3' WHERE name = 'schema_version';
+)sql";
+
 constexpr const char* kSiteColumns =
     "site_id, tenant, region, created_ms, credential_serial, revoked, last_contact_ms";
 
@@ -485,7 +491,8 @@ class SqliteStore final : public Store {
           db_->QueryInt("SELECT count(*) FROM sqlite_schema WHERE name = 'sites'"));
       if (has_sites == 0) {
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kSchemaV1));
-        return db_->Exec(kMigrateV2);
+        OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV2));
+        return db_->Exec(kMigrateV3);
       }
       return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown", "the database has a sites table but no outpost_meta");
     }
@@ -508,7 +515,9 @@ class SqliteStore final : public Store {
                                      std::to_string(version) + ", this binary knows up to " +
                                      std::to_string(kSchemaVersion));
     }
-    if (version == 1) return db_->Exec(kMigrateV2);  // in Init's transaction
+    // In Init's transaction.
+    if (version == 1) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV2));
+    if (version <= 2) return db_->Exec(kMigrateV3);
     return Status::Ok();
   }
 

@@ -273,7 +273,8 @@ Status ValidateCountQuery(const CountQuery& query) {
 }
 
 BuiltQuery BuildRecordQuery(const RecordQuery& query,
-                            const std::function<std::string(int, bool)>& placeholder) {
+                            const std::function<std::string(int, bool)>& placeholder,
+                            std::string_view id_below) {
   BuiltQuery out;
   out.sql =
       "SELECT id, tenant, site_id, node_id, stream, seq, kind, created_ms, received_ms, "
@@ -282,6 +283,7 @@ BuiltQuery BuildRecordQuery(const RecordQuery& query,
                 query.until_ms, placeholder, &out);
   out.params.push_back(SqlParam{.is_int = true, .int_value = query.after_id});
   out.sql += " AND id > " + placeholder(static_cast<int>(out.params.size()), true);
+  if (!id_below.empty()) out.sql += " AND id < " + std::string(id_below);
   out.params.push_back(SqlParam{
       .is_int = true,
       .int_value = static_cast<int64_t>(std::min(query.limit, kMaxQueryLimit))});

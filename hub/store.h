@@ -64,7 +64,8 @@ struct HubRecord {
   // Set by the store on reads: the tenant (from the site) and when the hub stored it.
   std::string tenant{};
   int64_t received_ms = 0;
-  // Set by the store on reads: a row id that orders records by arrival (query cursors).
+  // Set by the store on reads: a row id that orders records by arrival (query cursors;
+  // positive, not dense: PostgreSQL's are far apart, STORE.md section 3).
   int64_t id = 0;
 };
 
@@ -139,7 +140,10 @@ struct RecordQuery {
   std::optional<std::string> stream{};  // the model name, by convention
   int64_t since_ms = 0;                 // created_ms >= since_ms
   int64_t until_ms = INT64_MAX;         // created_ms < until_ms
-  int64_t after_id = 0;                 // cursor: only records with id > after_id
+  // Cursor: only records with id > after_id. Paging with the largest id met so far meets
+  // every record exactly once, also while other hubs ingest: no page holds an id below one
+  // whose transaction may still commit (STORE.md section 3, the record cursor).
+  int64_t after_id = 0;
   size_t limit = 100;                   // capped at 10,000
 };
 

@@ -1,8 +1,13 @@
 // The contract of hub/store.h, run against both engines: SQLite in a temporary folder and
 // PostgreSQL on a private cluster that this binary starts once (a gtest Environment). Each
 // test gets a fresh database.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <limits>
 #include <map>
 #include <set>
@@ -708,7 +713,7 @@ TEST_P(StoreContract, NewerSchemaIsRefusedAndLeftAlone) {
       << r.status().ToString();
   RawSql("UPDATE outpost_meta SET value = 'x' WHERE name = 'schema_version'");
   EXPECT_EQ(OpenStore(url_).status().code(), StatusCode::kDataLoss);
-  RawSql("UPDATE outpost_meta SET value = '2' WHERE name = 'schema_version'");
+  RawSql("UPDATE outpost_meta SET value = '3' WHERE name = 'schema_version'");
   Reopen();
 }
 
@@ -737,6 +742,35 @@ TEST_P(StoreContract, SchemaVersionOneIsMigratedKeepingItsRows) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(sites, store_->ListSites("acme"));
   EXPECT_EQ(sites[0].nodes[0].autonomy_basis, "not_enough_history");
   EXPECT_EQ(sites[0].nodes[0].outbox_account_json, now.outbox_account_json);
+}
+
+// A version 2 database (PostgreSQL: record ids from an identity) is migrated to 3 when
+// opened: its records keep their ids, records stored afterwards get ids above them, and a
+// cursor meets each once.
+TEST_P(StoreContract, SchemaVersionTwoIsMigratedKeepingItsRecords) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  auto before = Recs("s1", "n1", "m", 1, 3);
+  OUTPOST_ASSERT_OK(store_->Ingest(KeyOf(before), before, {}, 1));
+  store_.reset();
+  if (GetParam() == "postgresql") {
+    // What version 2 held: ids 1, 2, 3 from an identity that goes on from 4.
+    RawSql("UPDATE records SET id = seq");
+    RawSql("ALTER TABLE records ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (START WITH 4)");
+  }
+  RawSql("UPDATE outpost_meta SET value = '2' WHERE name = 'schema_version'");
+  Reopen();
+  // (With the identity left in place, PostgreSQL would refuse the ids Ingest gives.)
+  auto after = Recs("s1", "n1", "m", 4, 3);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(IngestResult r, store_->Ingest(KeyOf(after), after, {}, 2));
+  EXPECT_EQ(r.outcome, IngestOutcome::kStored);
+  Reopen();  // version 3 opens as it is
+  std::vector<HubRecord> all = All();
+  ASSERT_EQ(all.size(), 6u);
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].seq, i + 1);
+  if (GetParam() == "postgresql") {
+    EXPECT_EQ(all[0].id, 1);
+    EXPECT_EQ(all[2].id, 3);
+  }
 }
 
 TEST_P(StoreContract, ConcurrentIngestLosesAndDuplicatesNothing) {
@@ -855,6 +889,59 @@ TEST_P(StoreContract, OverlappingBatchesRacingForTheSameRecordsResolveOnce) {
   }
 }
 
+// Writers race while a reader pages with the after_id cursor the whole time, as the
+// dashboard's scans and the retraining tally do: the reader meets every committed record
+// exactly once, each page above its cursor, whatever order the writers' transactions took
+// their ids and committed in (STORE.md section 3, the record cursor).
+TEST_P(StoreContract, CursorReaderSeesEveryCommittedRecordOnceWhileWritersRace) {
+  constexpr int kWriters = 4;
+  constexpr int kBatches = 30;
+  constexpr uint64_t kPerBatch = 20;
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s2")));
+  std::atomic<int> finished{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      std::string site = w % 2 == 0 ? "s1" : "s2";
+      std::string node = "n" + std::to_string(w);
+      for (int b = 0; b < kBatches; ++b) {
+        auto recs = Recs(site, node, "m", 1 + static_cast<uint64_t>(b) * kPerBatch, kPerBatch);
+        Result<IngestResult> r = store_->Ingest(KeyOf(recs), recs, {}, 1);
+        EXPECT_TRUE(r.ok() && r->outcome == IngestOutcome::kStored)
+            << (r.ok() ? "not stored" : r.status().ToString());
+      }
+      ++finished;
+    });
+  }
+  std::map<std::tuple<std::string, std::string, uint64_t>, int> seen;
+  RecordQuery q{.tenant = "acme", .limit = 7};
+  int pages = 0;
+  while (true) {
+    // Read after the writers ended, the page that follows sees everything they stored.
+    bool writers_done = finished.load() == kWriters;
+    Result<std::vector<HubRecord>> read = store_->QueryRecords(q);
+    if (!read.ok()) {
+      ADD_FAILURE() << read.status().ToString();
+      break;
+    }
+    std::vector<HubRecord> page = std::move(*read);
+    ++pages;
+    for (const HubRecord& h : page) {
+      EXPECT_GT(h.id, q.after_id) << "a page went back below its cursor";
+      ++seen[{h.site_id, h.node_id, h.seq}];
+      q.after_id = std::max(q.after_id, h.id);
+    }
+    if (writers_done && page.size() < q.limit) break;
+  }
+  for (auto& th : writers) th.join();
+  EXPECT_GT(pages, 1);
+  EXPECT_EQ(seen.size(), kWriters * kBatches * kPerBatch);
+  for (const auto& [key, times] : seen) {
+    EXPECT_EQ(times, 1) << std::get<0>(key) << "/" << std::get<1>(key) << "/" << std::get<2>(key);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Engines, StoreContract, ::testing::Values("sqlite", "postgresql"),
                          [](const ::testing::TestParamInfo<std::string>& param_info) {
                            return param_info.param;
@@ -887,6 +974,143 @@ TEST(PostgresStore, ReconnectsAfterServerRestart) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto sites, store->ListSites("acme"));
   ASSERT_EQ(sites.size(), 1u);
   EXPECT_EQ(sites[0].records, 40u);
+}
+
+// psql's one-line answer to `sql` on `url` (unaligned, tuples only), without the newline.
+std::string PsqlValue(const std::string& url, const std::string& sql) {
+  RunResult r =
+      RunProgram({"/usr/bin/psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
+  return r.out;
+}
+
+// Asks `sql` again until psql answers `want`: the interleaving below waits for the server
+// to reach a state, never for a time. False after about a minute of asking.
+bool WaitForValue(const std::string& url, const std::string& sql, const std::string& want) {
+  for (int i = 0; i < 3000; ++i) {
+    if (PsqlValue(url, sql) == want) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+// A psql session that runs what the test writes to it, statement by statement, holding its
+// transaction open between writes: psql reads a FIFO that this object keeps open.
+class PsqlSession {
+ public:
+  PsqlSession(const std::string& url, const TempDir& dir) : fifo_(dir.File("session.sql")) {
+    EXPECT_EQ(::mkfifo(fifo_.c_str(), 0600), 0);
+    // Read and write: the open does not wait for psql, and psql meets the end of its input
+    // only when Close() lets go of it.
+    fd_ = ::open(fifo_.c_str(), O_RDWR | O_CLOEXEC);
+    EXPECT_GE(fd_, 0);
+    Result<std::unique_ptr<Subprocess>> p =
+        Subprocess::Start({"/usr/bin/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url,
+                           "-f", fifo_},
+                          dir.File("session.err"));
+    EXPECT_TRUE(p.ok()) << p.status().ToString();
+    if (p.ok()) psql_ = std::move(*p);
+  }
+  ~PsqlSession() { Close(); }
+
+  void Send(const std::string& sql) {
+    std::string line = sql + "\n";
+    EXPECT_EQ(::write(fd_, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  }
+  // Ends psql's input and returns its exit code.
+  int Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    if (psql_ == nullptr) return -1;
+    int code = psql_->Wait();
+    psql_.reset();
+    return code;
+  }
+
+ private:
+  std::string fifo_;
+  int fd_ = -1;
+  std::unique_ptr<Subprocess> psql_;
+};
+
+// PostgreSQL only (SQLite has one writer at a time): two hubs' ingests interleaved by hand.
+// Writer A takes its record ids and is held before its commit; writer B stores its records
+// and commits; a reader pages with the cursor; then A commits. Continuing from its cursor,
+// the reader must still meet A's records: the cursor never passed an id whose transaction
+// had not ended (STORE.md section 3, the record cursor).
+TEST(PostgresStore, CursorDoesNotPassARecordWhoseTransactionCommitsLate) {
+  ASSERT_NE(g_cluster, nullptr) << g_cluster_status.ToString();
+  TempDir dir;
+  static std::atomic<int> counter{0};  // a fresh database each run (--gtest_repeat)
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      std::string url, g_cluster->CreateDatabase("late_commit_" + std::to_string(counter++)));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto hub_a, OpenStore(url));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto hub_b, OpenStore(url));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto reader, OpenStore(url));
+  OUTPOST_ASSERT_OK(hub_a->CreateSite(MakeSite("s1")));
+  OUTPOST_ASSERT_OK(hub_a->CreateSite(MakeSite("s2")));
+  const std::string in_this_db = "datname = current_database() AND pid <> pg_backend_pid()";
+
+  // A session locks site s1's row: A's ingest inserts its records (taking their ids) and
+  // then waits at the update of s1's counters, in the same statement, until it lets go.
+  PsqlSession holder(url, dir);
+  holder.Send("BEGIN;");
+  holder.Send("SELECT 1 FROM sites WHERE site_id = 's1' FOR UPDATE;");
+  ASSERT_TRUE(WaitForValue(
+      url, "SELECT count(*) FROM pg_stat_activity WHERE " + in_this_db +
+               " AND state = 'idle in transaction'", "1"));
+  auto a_recs = Recs("s1", "n1", "m", 1, 3);
+  Result<IngestResult> a_result = InternalError("not run");
+  std::thread writer_a([&] { a_result = hub_a->Ingest(KeyOf(a_recs), a_recs, {}, 1); });
+  bool a_waits = WaitForValue(
+      url, "SELECT count(*) FROM pg_stat_activity WHERE " + in_this_db +
+               " AND wait_event_type = 'Lock'", "1");
+  EXPECT_TRUE(a_waits) << "writer A never reached the lock";
+
+  // B stores and commits while A is open.
+  auto b_recs = Recs("s2", "n1", "m", 1, 3);
+  Result<IngestResult> b_result = hub_b->Ingest(KeyOf(b_recs), b_recs, {}, 1);
+  EXPECT_TRUE(b_result.ok() && b_result->outcome == IngestOutcome::kStored)
+      << (b_result.ok() ? "not stored" : b_result.status().ToString());
+
+  // The reader pages now, as far as it can, and keeps its cursor.
+  std::map<std::string, int> seen;  // "site/seq"
+  RecordQuery q{.tenant = "acme", .limit = 2};
+  auto read_all = [&] {
+    while (true) {
+      Result<std::vector<HubRecord>> page = reader->QueryRecords(q);
+      if (!page.ok()) {
+        ADD_FAILURE() << page.status().ToString();
+        return;
+      }
+      for (const HubRecord& h : *page) {
+        ++seen[h.site_id + "/" + std::to_string(h.seq)];
+        q.after_id = std::max(q.after_id, h.id);
+      }
+      if (page->size() < q.limit) return;
+    }
+  };
+  read_all();
+  const int64_t cursor_while_a_open = q.after_id;
+
+  // A commits; the reader continues from its cursor.
+  holder.Send("COMMIT;");
+  EXPECT_EQ(holder.Close(), 0);
+  writer_a.join();
+  EXPECT_TRUE(a_result.ok() && a_result->outcome == IngestOutcome::kStored)
+      << (a_result.ok() ? "not stored" : a_result.status().ToString());
+  read_all();
+
+  std::map<std::string, int> want = {{"s1/1", 1}, {"s1/2", 1}, {"s1/3", 1},
+                                     {"s2/1", 1}, {"s2/2", 1}, {"s2/3", 1}};
+  EXPECT_EQ(seen, want) << "the cursor stood at " << cursor_while_a_open
+                        << " while A was open";
+  // And the reason: the cursor had not passed any of A's ids while A was open.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto a_rows, reader->QueryRecords(RecordQuery{.tenant = "acme", .site_id = "s1"}));
+  ASSERT_EQ(a_rows.size(), 3u);
+  for (const HubRecord& h : a_rows) EXPECT_GT(h.id, cursor_while_a_open);
 }
 
 TEST(OpenStore, RefusesUnknownSchemesAndUnreachableServers) {

@@ -18,7 +18,7 @@
 
 namespace outpost::hub::internal {
 
-inline constexpr int64_t kSchemaVersion = 2;
+inline constexpr int64_t kSchemaVersion = 3;
 inline constexpr size_t kMaxIdBytes = 256;
 inline constexpr size_t kMaxJsonBytes = size_t{1} << 20;
 inline constexpr size_t kMaxRecordsPerIngest = 100'000;
@@ -67,8 +67,11 @@ struct BuiltQuery {
   std::string sql{};
   std::vector<SqlParam> params{};
 };
+// `id_below` (SQL, empty for none) bounds the ids a page may hold: the engine's record
+// cursor horizon (STORE.md section 3).
 BuiltQuery BuildRecordQuery(const RecordQuery& query,
-                            const std::function<std::string(int, bool)>& placeholder);
+                            const std::function<std::string(int, bool)>& placeholder,
+                            std::string_view id_below = {});
 BuiltQuery BuildCountQuery(const CountQuery& query,
                            const std::function<std::string(int, bool)>& placeholder);
 // Orders buckets by start, then site and kind bytewise (both engines, whatever the
