@@ -37,8 +37,8 @@ void DeferredResponse::Send() { Finish(/*sent=*/true); }
 
 void DeferredResponse::Finish(bool sent) {
   if (completion_ == nullptr) return;
-  std::shared_ptr<Completion> completion = std::move(completion_);
-  completion->Complete(sent);
+  Completion* completion = completion_.get();
+  completion->Complete(std::move(completion_), sent);
 }
 
 void SetErrorBody(int status, std::string_view reason, std::string_view message,

@@ -84,10 +84,11 @@ class DeferredResponse {
  public:
   // The listener's side, told exactly once whether the response was sent (true) or
   // abandoned (false); called on whichever thread calls Send() or destroys the
-  // DeferredResponse.
+  // DeferredResponse, and handed the DeferredResponse's ownership of it (`self`), so that
+  // the listener decides on which thread the last reference goes.
   class Completion {
    public:
-    virtual void Complete(bool sent) = 0;
+    virtual void Complete(std::shared_ptr<Completion> self, bool sent) = 0;
 
    protected:
     ~Completion() = default;

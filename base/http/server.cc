@@ -322,6 +322,15 @@ void AddressLease::Release() {
   if (counts_ != nullptr) std::exchange(counts_, nullptr)->Release(address_);
 }
 
+// Whether a server's loops still run deferred responses: shared by the server and its
+// connections, so that a response sent after the server has gone finds it.
+struct Lifeline {
+  // Held while a deferred response is handed to a loop, and while Stop() detaches the
+  // connections that outlive the loops.
+  std::mutex mu;
+  bool alive = true;  // guarded by mu
+};
+
 // What every connection shares: options, handler, TLS context and the drain bookkeeping.
 struct ServerState {
   ServerOptions options;
@@ -338,6 +347,7 @@ struct ServerState {
   // Responses being produced or written.
   std::atomic<int64_t> in_flight{0};
   std::atomic<size_t> open_connections{0};
+  std::shared_ptr<Lifeline> lifeline = std::make_shared<Lifeline>();
   std::mutex drain_mu;  // guards nothing but pairs with drained (in_flight is atomic)
   std::condition_variable drained;
 
@@ -371,7 +381,7 @@ struct Worker {
 class ConnectionBase {
  public:
   ConnectionBase(ServerState& state, Worker& worker, AddressLease lease)
-      : server_(state), worker_(worker), lease_(std::move(lease)) {
+      : server_(state), worker_(worker), lifeline_(state.lifeline), lease_(std::move(lease)) {
     next_ = worker_.connections;
     if (next_ != nullptr) next_->prev_ = this;
     worker_.connections = this;
@@ -390,12 +400,12 @@ class ConnectionBase {
   // since the previous call. Worker's thread only.
   virtual void TrimIfIdle() = 0;
 
-  // Called by Stop() once every loop has ended, on each connection still alive: only one
-  // that a deferred response still holds is. Gives back everything the connection holds of
-  // the server's (its socket and timers, which belong to the loop; its counts) so that it
-  // may outlive the server; a deferred response sent afterwards is dropped.
+  // Called by Stop() once every loop has ended, with the lifeline's lock held and marked
+  // dead, on each connection still alive: only one that a deferred response still holds is.
+  // Gives back everything the connection holds of the server's (its socket and timers, which
+  // belong to the loop; its counts) so that it may outlive the server; a deferred response
+  // sent afterwards is dropped.
   void Detach() {
-    std::lock_guard<std::mutex> lock(detach_mu_);
     ReleaseServerParts();
     LetGoOfServer();
     detached_ = true;
@@ -409,11 +419,13 @@ class ConnectionBase {
 
   ServerState& server_;
   Worker& worker_;
-  // Orders Detach() against a deferred response's completion on another thread.
-  std::mutex detach_mu_;
+  // The server's; its lock orders Detach() against a deferred response's completion on
+  // another thread, and it outlives the server.
+  std::shared_ptr<Lifeline> lifeline_;
   // Detach() has run. Read without the lock only where Detach() is known to have happened
-  // before or never to run concurrently (the loop's thread, or after a completion saw it).
-  bool detached_ = false;  // guarded by detach_mu_ (see above)
+  // before or never to run concurrently (the loop's thread, or after a completion saw the
+  // lifeline dead).
+  bool detached_ = false;  // guarded by lifeline_->mu (see above)
 
  private:
   void LetGoOfServer() {
@@ -502,11 +514,14 @@ class Connection final : public ConnectionBase,
   }
 
   // A deferred response was sent (or abandoned), on any thread: it is written on the loop's.
-  void Complete(bool sent) override {
-    std::lock_guard<std::mutex> lock(detach_mu_);
-    if (detached_) return;  // the server has stopped: dropped
-    net::post(worker_.ioc,
-              [self = this->shared_from_this(), sent] { self->OnDeferredDone(sent); });
+  // `self` goes with it, so that the connection is destroyed on the loop's thread (or, once
+  // detached, wherever its last holder lets go). The lifeline is held by a copy: the loop
+  // may be done with the connection before the lock is released.
+  void Complete(std::shared_ptr<DeferredResponse::Completion> self, bool sent) override {
+    const std::shared_ptr<Lifeline> lifeline = lifeline_;
+    std::lock_guard<std::mutex> lock(lifeline->mu);
+    if (!lifeline->alive) return;  // the server has stopped: dropped
+    net::post(worker_.ioc, [this, self = std::move(self), sent] { OnDeferredDone(sent); });
   }
 
  private:
@@ -1198,6 +1213,8 @@ void Server::Stop() {
   // 4. The connections still alive are those whose deferred responses are held by someone
   // past the drain: they let go of the server's parts, so that they may outlive it and a
   // response sent later is dropped.
+  std::lock_guard<std::mutex> lifeline_lock(impl.state.lifeline->mu);
+  impl.state.lifeline->alive = false;
   for (auto& worker : impl.workers) {
     ConnectionBase* c = worker->connections;
     while (c != nullptr) {
