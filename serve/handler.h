@@ -55,7 +55,8 @@
 namespace outpost::serve {
 
 // The request and response of every Outpost listener (base/http/message.h): the server
-// fills them from the wire; the views of a request stay valid until Handle() returns.
+// fills them from the wire; the views of a request stay valid until Handle() returns, or
+// until its deferred response is sent (an infer request of a listener).
 using HttpHeader = http::HeaderField;
 using HttpRequest = http::Request;
 using HttpResponse = http::Response;

@@ -58,8 +58,8 @@ struct SchedulerOptions {
   // How long a leader waits for more requests before running a batch smaller than the
   // largest preferred size (or max_batch_size). 0 = runs what is queued at once.
   std::chrono::microseconds max_queue_delay{0};
-  // Batches that run at once (model instances share the loaded model, which is
-  // thread-safe). >= 1.
+  // Batches that run at once, each on a worker thread of the scheduler (model instances
+  // share the loaded model, which is thread-safe). >= 1.
   int instances = 1;
   // Requests that may wait for an instance; one more is refused with Unavailable. >= 1.
   size_t max_queue_size = 256;
