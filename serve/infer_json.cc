@@ -234,6 +234,7 @@ Status ParseShape(json::Value value, std::string_view input, engine::Shape& shap
     return InvalidArgumentError("input " + Quote(input) + ": \"shape\" must be an array");
   }
   shape.clear();
+  shape.reserve(std::min(value.size(), kMaxShapeRank + 1));
   for (json::Value d : value.Items()) {
     if (shape.size() == kMaxShapeRank) {
       return InvalidArgumentError("input " + Quote(input) + ": \"shape\" has more than " +
@@ -279,10 +280,10 @@ Result<std::optional<bool>> BoolParameter(const Parameters& parameters, std::str
 // and fills `tensor` from them. Checks the size against the shape before allocating.
 Status FillFromBinary(std::string_view input, DataType type, engine::Shape shape, int64_t count,
                       uint64_t size, ParseState& state, Tensor& tensor) {
-  const std::string where = "input " + Quote(input);
+  const auto where = [input] { return "input " + Quote(input); };
   const std::string_view rest = state.binary.substr(state.binary_used);
   if (size > rest.size()) {
-    return InvalidArgumentError(where + ": binary_data_size " + std::to_string(size) +
+    return InvalidArgumentError(where() + ": binary_data_size " + std::to_string(size) +
                                 " runs past the end of the body (" + std::to_string(rest.size()) +
                                 " bytes of binary data left)");
   }
@@ -291,7 +292,7 @@ Status FillFromBinary(std::string_view input, DataType type, engine::Shape shape
   if (type == DataType::kBytes) {
     // Each element is a 4-byte little-endian length and that many bytes.
     if (static_cast<uint64_t>(count) > size / 4) {
-      return InvalidArgumentError(where + ": " + std::to_string(size) +
+      return InvalidArgumentError(where() + ": " + std::to_string(size) +
                                   " bytes of binary data cannot hold the " + std::to_string(count) +
                                   " BYTES elements of shape " + engine::ShapeToString(shape));
     }
@@ -299,19 +300,19 @@ Status FillFromBinary(std::string_view input, DataType type, engine::Shape shape
     size_t pos = 0;
     for (std::string& element : tensor.strings()) {
       if (bytes.size() - pos < 4) {
-        return InvalidArgumentError(where + ": binary data ends inside a BYTES element's length");
+        return InvalidArgumentError(where() + ": binary data ends inside a BYTES element's length");
       }
       const uint32_t length = GetU32LE(bytes.data() + pos);
       pos += 4;
       if (length > bytes.size() - pos) {
-        return InvalidArgumentError(where + ": a BYTES element of " + std::to_string(length) +
+        return InvalidArgumentError(where() + ": a BYTES element of " + std::to_string(length) +
                                     " bytes runs past its binary_data_size");
       }
       element.assign(bytes.data() + pos, length);
       pos += length;
     }
     if (pos != bytes.size()) {
-      return InvalidArgumentError(where + ": binary_data_size " + std::to_string(size) +
+      return InvalidArgumentError(where() + ": binary_data_size " + std::to_string(size) +
                                   " holds more than the " + std::to_string(count) +
                                   " BYTES elements of shape " + engine::ShapeToString(shape));
     }
@@ -319,7 +320,7 @@ Status FillFromBinary(std::string_view input, DataType type, engine::Shape shape
   }
   const uint64_t expected = static_cast<uint64_t>(count) * engine::ElementSize(type);
   if (size != expected) {
-    return InvalidArgumentError(where + ": binary_data_size " + std::to_string(size) +
+    return InvalidArgumentError(where() + ": binary_data_size " + std::to_string(size) +
                                 " does not match shape " + engine::ShapeToString(shape) + " of " +
                                 std::string(engine::DataTypeName(type)) + ", which takes " +
                                 std::to_string(expected) + " bytes");
@@ -330,7 +331,7 @@ Status FillFromBinary(std::string_view input, DataType type, engine::Shape shape
     const auto values = tensor.values<uint8_t>();
     for (size_t i = 0; i < values.size(); ++i) {
       if (values[i] > 1) {
-        return InvalidArgumentError(where + ": BOOL element " + std::to_string(i) + " is byte " +
+        return InvalidArgumentError(where() + ": BOOL element " + std::to_string(i) + " is byte " +
                                     std::to_string(values[i]) + "; it must be 0 or 1");
       }
     }
@@ -339,7 +340,7 @@ Status FillFromBinary(std::string_view input, DataType type, engine::Shape shape
 }
 
 Status ParseInput(json::Value value, size_t position, ParseState& state, InferInput& input) {
-  std::string where = "input " + std::to_string(position);
+  const std::string where = "input " + std::to_string(position);
   if (!value.is_object()) {
     return InvalidArgumentError(where + " must be an object");
   }
@@ -370,45 +371,49 @@ Status ParseInput(json::Value value, size_t position, ParseState& state, InferIn
     }
   }
   if (!has_name) return InvalidArgumentError(where + " has no \"name\"");
-  where = "input " + Quote(input.name);
-  OUTPOST_RETURN_IF_ERROR(RejectUnsupportedParameters(input.parameters, where));
-  if (!(seen & kDatatype)) return InvalidArgumentError(where + " has no \"datatype\"");
-  if (!(seen & kShape)) return InvalidArgumentError(where + " has no \"shape\"");
+  // From here on messages name the input; the text is made only for a refusal, so that an
+  // accepted input costs no allocation for it.
+  const auto named = [&input] { return "input " + Quote(input.name); };
+  if (!input.parameters.empty()) {
+    OUTPOST_RETURN_IF_ERROR(RejectUnsupportedParameters(input.parameters, named()));
+  }
+  if (!(seen & kDatatype)) return InvalidArgumentError(named() + " has no \"datatype\"");
+  if (!(seen & kShape)) return InvalidArgumentError(named() + " has no \"shape\"");
   // Binary tensor data extension: the bytes follow the JSON instead of "data".
   std::optional<uint64_t> binary_size;
   if (const Parameter* p = FindParameter(input.parameters, "binary_data_size")) {
     const int64_t* size = std::get_if<int64_t>(&p->value);
     if (size == nullptr || *size < 0) {
-      return InvalidArgumentError(where + ": binary_data_size must be a non-negative integer");
+      return InvalidArgumentError(named() + ": binary_data_size must be a non-negative integer");
     }
     if (seen & kData) {
-      return InvalidArgumentError(where + " has both \"data\" and binary_data_size");
+      return InvalidArgumentError(named() + " has both \"data\" and binary_data_size");
     }
     binary_size = static_cast<uint64_t>(*size);
   } else if (!(seen & kData)) {
-    return InvalidArgumentError(where + " has no \"data\"");
+    return InvalidArgumentError(named() + " has no \"data\"");
   }
 
   if (!datatype_value.is_string()) {
-    return InvalidArgumentError(where + ": \"datatype\" must be a string");
+    return InvalidArgumentError(named() + ": \"datatype\" must be a string");
   }
   const std::string_view datatype_name = *datatype_value.GetString();
   Result<DataType> type = engine::ParseDataType(datatype_name);
-  if (!type.ok()) return type.status().WithContext(where);
+  if (!type.ok()) return type.status().WithContext(named());
   if (!binary_size && (*type == DataType::kFp16 || *type == DataType::kBf16)) {
-    return InvalidArgumentError(where + ": " + std::string(datatype_name) +
+    return InvalidArgumentError(named() + ": " + std::string(datatype_name) +
                                 " cannot be carried in JSON; use binary tensor data");
   }
 
   engine::Shape shape;
   OUTPOST_RETURN_IF_ERROR(ParseShape(shape_value, input.name, shape));
   Result<int64_t> count = engine::ElementCount(shape);
-  if (!count.ok()) return count.status().WithContext(where);
+  if (!count.ok()) return count.status().WithContext(named());
 
   state.total_elements += *count;
   if (state.total_elements > state.limits.max_total_elements) {
     return ResourceExhaustedError(
-        where + ": the request's inputs have " + std::to_string(state.total_elements) +
+        named() + ": the request's inputs have " + std::to_string(state.total_elements) +
         " elements or more; the limit is " + std::to_string(state.limits.max_total_elements));
   }
   if (binary_size) {
@@ -417,7 +422,7 @@ Status ParseInput(json::Value value, size_t position, ParseState& state, InferIn
   }
 
   const json::Value data = data_value;
-  if (!data.is_array()) return InvalidArgumentError(where + ": \"data\" must be an array");
+  if (!data.is_array()) return InvalidArgumentError(named() + ": \"data\" must be an array");
   // Every element takes at least one byte of the body, so a shape with more elements than
   // the body has bytes cannot match; say so before allocating for it.
   if (static_cast<uint64_t>(*count) > state.body_size) {
@@ -605,6 +610,61 @@ size_t BinarySize(const Tensor& t) {
   return size;
 }
 
+// The most characters AppendData writes for one element and its comma; for BYTES the
+// unescaped length is used, so the bound holds only for plain ASCII strings.
+size_t MaxElementChars(DataType type) {
+  switch (type) {
+    case DataType::kBool:
+      return 6;
+    case DataType::kUint8:
+      return 5;
+    case DataType::kUint16:
+      return 7;
+    case DataType::kUint32:
+      return 12;
+    case DataType::kInt8:
+      return 6;
+    case DataType::kInt16:
+      return 8;
+    case DataType::kInt32:
+      return 13;
+    case DataType::kUint64:
+    case DataType::kInt64:
+      return 22;
+    case DataType::kFp32:
+      return 17;
+    case DataType::kFp64:
+      return 27;
+    case DataType::kBytes:
+      return 3;
+    case DataType::kFp16:
+    case DataType::kBf16:
+      return 0;
+  }
+  return 0;
+}
+
+// About the bytes WriteInferResponse appends (exact or above for numbers, binary data and
+// ASCII strings), so that the body is allocated once rather than doubled as it grows.
+size_t ResponseSizeHint(std::string_view model_name, const std::optional<std::string>& id,
+                        std::span<const OutputRef> outputs) {
+  constexpr size_t kFixed = 96;      // the keys, quotes and brackets of the document
+  constexpr size_t kPerOutput = 96;  // the same for one output, its datatype and parameters
+  size_t size = kFixed + model_name.size() + (id ? id->size() : 0);
+  for (const OutputRef& output : outputs) {
+    const Tensor& t = *output.tensor;
+    size += kPerOutput + output.name.size() + 21 * t.shape().size();
+    if (output.binary) {
+      size += BinarySize(t);
+    } else if (t.type() == DataType::kBytes) {
+      for (const std::string& s : t.strings()) size += s.size() + 3;
+    } else {
+      size += static_cast<size_t>(t.element_count()) * MaxElementChars(t.type());
+    }
+  }
+  return size;
+}
+
 // Appends a tensor in the binary tensor data layout: its little-endian elements, or for BYTES
 // each element as a 4-byte little-endian length and its bytes.
 void AppendBinary(const Tensor& t, std::string& out) {
@@ -753,6 +813,7 @@ Status WriteInferResponse(std::string_view model_name, int64_t model_version,
                           const std::optional<std::string>& id, std::span<const OutputRef> outputs,
                           std::string& out, size_t& json_size) {
   const size_t start = out.size();
+  out.reserve(start + ResponseSizeHint(model_name, id, outputs));
   out.append("{\"model_name\":");
   AppendJsonString(out, model_name);
   out.append(",\"model_version\":\"");
