@@ -800,51 +800,8 @@ TEST(GrpcServer, StopLetsACallInFlightFinishAndThenRefusesCalls) {
   EXPECT_FALSE(stub->ServerLive(&context, {}, &live).ok());
 }
 
-// Echoes FP32 "x" as "y" and counts its runs; the first run waits until Release().
-class GateModel final : public engine::Model {
- public:
-  GateModel() {
-    signature_.inputs.push_back({.name = "x", .type = engine::DataType::kFp32, .shape = {-1}});
-    signature_.outputs.push_back({.name = "y", .type = engine::DataType::kFp32, .shape = {-1}});
-  }
-  const engine::Signature& signature() const override { return signature_; }
-  std::string_view platform() const override { return "fake_gate"; }
-  Status Run(std::span<const engine::Tensor> inputs,
-             std::vector<engine::Tensor>& outputs) const override {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (runs_++ == 0) {
-      entered_ = true;
-      cv_.notify_all();
-      cv_.wait(lock, [this] { return released_; });
-    }
-    outputs.assign(inputs.begin(), inputs.end());
-    return Status();
-  }
-  void WaitEntered() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return entered_; });
-  }
-  void Release() {
-    std::lock_guard<std::mutex> lock(mu_);
-    released_ = true;
-    cv_.notify_all();
-  }
-  int runs() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return runs_;
-  }
-
- private:
-  engine::Signature signature_;
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  mutable int runs_ = 0;
-  mutable bool entered_ = false;
-  bool released_ = false;
-};
-
 TEST(GrpcServerScheduling, CallCancelledWhileQueuedIsNotRunAndFullQueueIsUnavailable) {
-  auto gate = std::make_shared<GateModel>();
+  auto gate = std::make_shared<testing::HeldEchoModel>();
   auto servable = std::make_shared<ServableModel>(*ReadyServable("gate", {{1, gate}}));
   auto config = std::make_shared<ModelConfig>();
   config->name = "gate";
@@ -912,7 +869,7 @@ TEST(GrpcServerScheduling, CallCancelledWhileQueuedIsNotRunAndFullQueueIsUnavail
 // again every waiting call gets its own answer. (A server that held a thread per waiting
 // call would hang here.)
 TEST(GrpcServerScheduling, CallsWaitingForABlockedModelDoNotStopTheOtherMethods) {
-  auto gate = std::make_shared<GateModel>();
+  auto gate = std::make_shared<testing::HeldEchoModel>();
   auto servable = std::make_shared<ServableModel>(*ReadyServable("gate", {{1, gate}}));
   auto config = std::make_shared<ModelConfig>();
   config->name = "gate";

@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <utility>
@@ -632,22 +630,9 @@ Status RunInference(const ModelHandle& handle, InferRequest& request,
 Status RunInference(const ModelHandle& handle, InferRequest& request,
                     std::vector<engine::Tensor>& outputs, std::vector<OutputRef>& selected,
                     InferenceRecorder* recorder, insight::InsightSink* insight) {
-  struct Outcome {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    Status status;
-  } outcome;
-  RunInferenceAsync(handle, request, outputs, selected, recorder, insight,
-                    [&outcome](Status status) {
-                      std::lock_guard<std::mutex> lock(outcome.mu);
-                      outcome.status = std::move(status);
-                      outcome.done = true;
-                      outcome.cv.notify_one();  // under the lock: `outcome` outlives it
-                    });
-  std::unique_lock<std::mutex> lock(outcome.mu);
-  outcome.cv.wait(lock, [&outcome] { return outcome.done; });
-  return std::move(outcome.status);
+  return WaitForCompletion([&](ScheduledDone done) {
+    RunInferenceAsync(handle, request, outputs, selected, recorder, insight, std::move(done));
+  });
 }
 
 void RunInferenceAsync(const ModelHandle& handle, InferRequest& request,

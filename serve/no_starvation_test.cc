@@ -27,60 +27,12 @@
 #include "serve/handler.h"
 #include "serve/http_server.h"
 #include "serve/repository.h"
+#include "serve/testing/fake_models.h"
 
 namespace outpost::serve {
 namespace {
 
 using ::testing::HasSubstr;
-
-// y = x for x FP32 [-1]. With `hold`, every run waits inside Run until Release().
-class EchoModel final : public engine::Model {
- public:
-  explicit EchoModel(bool hold) : hold_(hold) {
-    signature_.inputs.push_back({.name = "x", .type = engine::DataType::kFp32, .shape = {-1}});
-    signature_.outputs.push_back({.name = "y", .type = engine::DataType::kFp32, .shape = {-1}});
-  }
-  const engine::Signature& signature() const override { return signature_; }
-  std::string_view platform() const override { return "fake_echo"; }
-  Status Run(std::span<const engine::Tensor> inputs,
-             std::vector<engine::Tensor>& outputs) const override {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      ++entered_;
-      entered_cv_.notify_all();
-      if (hold_) released_cv_.wait(lock, [this] { return released_; });
-    }
-    outputs.clear();
-    outputs.emplace_back(inputs[0].type(), inputs[0].shape());
-    auto in = inputs[0].values<float>();
-    auto out = outputs[0].values<float>();
-    std::copy(in.begin(), in.end(), out.begin());
-    return Status();
-  }
-
-  void Release() {
-    std::lock_guard<std::mutex> lock(mu_);
-    released_ = true;
-    released_cv_.notify_all();
-  }
-  void WaitEntered(int n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    entered_cv_.wait(lock, [&] { return entered_ >= n; });
-  }
-  int entered() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return entered_;
-  }
-
- private:
-  const bool hold_;
-  engine::Signature signature_;
-  mutable std::mutex mu_;
-  mutable std::condition_variable entered_cv_;
-  mutable std::condition_variable released_cv_;
-  mutable int entered_ = 0;
-  bool released_ = false;
-};
 
 std::shared_ptr<ServableModel> Servable(const std::string& name,
                                         std::shared_ptr<const engine::Model> model,
@@ -163,8 +115,8 @@ bool Answered(int fd) {
 
 TEST(NoStarvation, FastModelIsAnsweredWhileTheSlowModelHoldsItsRequests) {
   constexpr int kSlowQueue = 4;
-  auto slow = std::make_shared<EchoModel>(/*hold=*/true);
-  auto fast = std::make_shared<EchoModel>(/*hold=*/false);
+  auto slow = std::make_shared<testing::HeldEchoModel>(/*hold=*/true);
+  auto fast = std::make_shared<testing::HeldEchoModel>(/*hold=*/false);
   auto repository = ModelRepository::FromModels(
       {Servable("slow", slow, kSlowQueue), Servable("fast", fast, 64)});
   Handler handler(*repository, {});
@@ -215,10 +167,10 @@ TEST(NoStarvation, FastModelIsAnsweredWhileTheSlowModelHoldsItsRequests) {
     EXPECT_THAT(ReadResponse(quick[0]), HasSubstr("200 OK"));
   }
   for (int fd : quick) ::close(fd);
-  EXPECT_EQ(fast->entered(), 28);
+  EXPECT_EQ(fast->runs(), 28);
   // Nothing of the slow model has answered: its first request is inside the model, the
   // others in its queue, all unanswered.
-  EXPECT_EQ(slow->entered(), 1);
+  EXPECT_EQ(slow->runs(), 1);
   EXPECT_EQ(slow_handle.stats->queue_depth.load(), kSlowQueue);
   for (int fd : held) EXPECT_FALSE(Answered(fd));
 
@@ -229,7 +181,7 @@ TEST(NoStarvation, FastModelIsAnsweredWhileTheSlowModelHoldsItsRequests) {
     EXPECT_THAT(answer, HasSubstr("\"data\":[" + std::to_string(i) + "]"));
     ::close(held[i]);
   }
-  EXPECT_EQ(slow->entered(), kSlowQueue + 1);
+  EXPECT_EQ(slow->runs(), kSlowQueue + 1);
   server->Stop();
 }
 

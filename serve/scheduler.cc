@@ -245,14 +245,14 @@ void Scheduler::Submit(ScheduledRequest& request, ScheduledDone done) {
   if (watch) core.watch_cv.notify_one();
 }
 
-Status Scheduler::Run(ScheduledRequest& request) {
+Status WaitForCompletion(const std::function<void(ScheduledDone)>& submit) {
   struct Outcome {
     std::mutex mu;
     std::condition_variable cv;
     bool done = false;
     Status status;
   } outcome;
-  Submit(request, [&outcome](Status status) {
+  submit([&outcome](Status status) {
     std::lock_guard<std::mutex> lock(outcome.mu);
     outcome.status = std::move(status);
     outcome.done = true;
@@ -261,6 +261,10 @@ Status Scheduler::Run(ScheduledRequest& request) {
   std::unique_lock<std::mutex> lock(outcome.mu);
   outcome.cv.wait(lock, [&outcome] { return outcome.done; });
   return std::move(outcome.status);
+}
+
+Status Scheduler::Run(ScheduledRequest& request) {
+  return WaitForCompletion([&](ScheduledDone done) { Submit(request, std::move(done)); });
 }
 
 Status Scheduler::Core::Expired(const Pending& p, Clock::time_point now) const {

@@ -93,6 +93,11 @@ struct ScheduledRequest {
 // scheduler's thread then leaves without touching the scheduler again.
 using ScheduledDone = std::function<void(Status)>;
 
+// Calls `submit` with a completion and blocks until that completion has been called; returns
+// the status it was given. How a blocking call is made of an asynchronous one (Scheduler::Run,
+// RunInference in serve/handler.h).
+Status WaitForCompletion(const std::function<void(ScheduledDone)>& submit);
+
 class Scheduler {
  public:
   // `stats` may be null (nothing recorded); otherwise it outlives the scheduler. Options out

@@ -3,7 +3,9 @@
 #ifndef OUTPOST_SERVE_TESTING_FAKE_MODELS_H_
 #define OUTPOST_SERVE_TESTING_FAKE_MODELS_H_
 
+#include <condition_variable>
 #include <latch>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -124,6 +126,54 @@ class BlockingModel final : public engine::Model {
   engine::Signature signature_;
   std::latch& entered_;
   std::latch& release_;
+};
+
+// Echoes FP32 "x" as "y" and counts its runs. With `hold`, every run waits inside Run until
+// Release() (runs after it pass at once): a test holds requests inside the model and proves
+// what happens meanwhile by the order of events, not by timing. Without `hold` it only counts.
+class HeldEchoModel final : public engine::Model {
+ public:
+  explicit HeldEchoModel(bool hold = true) : hold_(hold) {
+    signature_.inputs.push_back({.name = "x", .type = engine::DataType::kFp32, .shape = {-1}});
+    signature_.outputs.push_back({.name = "y", .type = engine::DataType::kFp32, .shape = {-1}});
+  }
+  const engine::Signature& signature() const override { return signature_; }
+  std::string_view platform() const override { return "fake_held_echo"; }
+  Status Run(std::span<const engine::Tensor> inputs,
+             std::vector<engine::Tensor>& outputs) const override {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      ++runs_;
+      cv_.notify_all();
+      if (hold_) cv_.wait(lock, [this] { return released_; });
+    }
+    outputs.assign(inputs.begin(), inputs.end());
+    return Status();
+  }
+  // Lets every held run, and every later one, go on.
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  // Waits until `n` runs have started.
+  void WaitEntered(int n = 1) const {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return runs_ >= n; });
+  }
+  // Runs started so far.
+  int runs() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return runs_;
+  }
+
+ private:
+  const bool hold_;
+  engine::Signature signature_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  mutable int runs_ = 0;
+  bool released_ = false;
 };
 
 // y = x + tag for FP32 "x" of shape [-1]: a test gives each version its own tag, so that an
