@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -467,8 +468,24 @@ void AnnounceServing(const EdgeConfig& config, const serve::HttpServer& server,
   std::fflush(stdout);
 }
 
+// Clients of a site may hold thousands of idle keep-alive connections (the listener takes up
+// to max_connections), but a service manager often starts a process with a soft limit of
+// 1024 open files: the edge raises its soft limit to the hard one it was given.
+void RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const rlim_t was = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    OUTPOST_LOG(kWarning) << "could not raise the open-file limit"
+                          << Field("soft", static_cast<uint64_t>(was))
+                          << Field("hard", static_cast<uint64_t>(limit.rlim_max));
+  }
+}
+
 Status RunEdge(const EdgeFlags& flags) {
   ::umask(077);  // every file the edge creates is its owner's alone (PrepareDataDir)
+  RaiseOpenFileLimit();
   OUTPOST_ASSIGN_OR_RETURN(EdgeConfig config, ResolveConfig(flags));
   OUTPOST_ASSIGN_OR_RETURN(LogFormat format, ParseLogFormat(config.log_format));
   OUTPOST_ASSIGN_OR_RETURN(LogLevel level, ParseLogLevel(config.log_level));

@@ -128,7 +128,7 @@ struct ServerOptions {
   // read_timeout.
   std::chrono::milliseconds first_request_timeout = std::chrono::milliseconds(0);
   // Most open connections; more are closed as soon as they are accepted.
-  size_t max_connections = 10000;
+  size_t max_connections = 16384;
   // Most open connections from one peer IP address; more are closed as soon as they are
   // accepted. 0 = no limit per address. The default leaves room for the load benchmarks'
   // 64 connections, all from loopback.

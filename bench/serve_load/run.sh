@@ -14,6 +14,9 @@
 #  3. Compute-bound model (500 trees, depth 8, one row per request) at concurrency 32 over
 #     REST JSON and gRPC, dynamic batching on (max_batch_size 32, 500 us delay) against off,
 #     both with 2 instances: what batching does to throughput.
+#  4. IDLE (10,000 by default) idle keep-alive connections held against the first edge while
+#     REST JSON runs again at concurrency 32: requests/s without and with them, and the
+#     edge's resident memory per idle connection.
 #
 # usage: bench/serve_load/run.sh [build-dir]   (DURATION=5 THREADS=2 by default)
 # Loopback only; each run lasts DURATION seconds after a 1 s warm-up.
@@ -175,3 +178,43 @@ for proto in rest_json grpc; do
 done
 # What the scheduler saw: batches against requests on the batching model.
 curl -sf "http://127.0.0.1:$wport/metrics" | grep -E '^outpost_inference_(request_success_total|exec_count_total)\{model="heavy_batch"' || true
+
+# 5. Idle keep-alive connections: each is answered once (GET /v2/health/live) and then stays
+# silent, spread over loopback source addresses 127.0.0.2 and up, 100 each (the listener
+# takes 128 per address). The edge closes a connection idle for 60 s, so the run with them
+# comes right after they are all open.
+idle=${IDLE:-10000}
+ulimit -n "$(ulimit -Hn)"
+edge_pid=${pids[0]}
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+echo
+echo "== $idle idle keep-alive connections held, REST JSON at concurrency 32 (tiny model)"
+read -r without _ <<<"$(rest_json "$port" "$url" --closed 32)"
+rss_before=$(rss_kib "$edge_pid")
+/usr/bin/python3 - "$port" "$idle" "$work/idle.ready" <<'PY' &
+import socket, sys, time
+port, count, ready = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+held = []
+for i in range(count):
+    s = socket.socket()
+    s.bind(("127.0.0.%d" % (2 + i // 100), 0))
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: edge\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += s.recv(4096)
+    held.append(s)
+open(ready, "w").write("%d\n" % len(held))
+time.sleep(600)
+PY
+idle_pid=$!
+pids+=("$idle_pid")
+for _ in $(seq 600); do [[ -s $work/idle.ready ]] && break; sleep 0.1; done
+[[ -s $work/idle.ready ]] || { echo "the idle connections did not open" >&2; exit 1; }
+rss_after=$(rss_kib "$edge_pid")
+read -r with _ <<<"$(rest_json "$port" "$url" --closed 32)"
+still=$(curl -sf "http://127.0.0.1:$port/v2/health/live" -o /dev/null -w '%{http_code}')
+kill "$idle_pid" 2>/dev/null || true
+printf 'without idle: %s/s   with %s idle: %s/s   with / without: %sx   a new connection: %s\n' \
+  "$without" "$(cat "$work/idle.ready")" "$with" "$(ratio "$with" "$without")" "$still"
+echo "edge resident memory: $rss_before KiB before, $rss_after KiB with them: $(( (rss_after - rss_before) * 1024 / idle )) bytes per idle connection"
