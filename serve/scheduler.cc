@@ -15,6 +15,13 @@ using Clock = std::chrono::steady_clock;
 // How often the watcher looks at the clients of queued requests that may go away.
 constexpr std::chrono::milliseconds kCancelPoll(5);
 
+// The inline fast path (see scheduler.h): a version runs a request on its submitting thread
+// only while the running average of its recent runs is below kInlineRunBound and it has run
+// at least kInlineMinRuns times. The average weighs each new run by 1/kInlineRunWeight.
+constexpr std::chrono::microseconds kInlineRunBound(250);
+constexpr uint64_t kInlineMinRuns = 4;
+constexpr uint64_t kInlineRunWeight = 8;
+
 Status Unloading() {
   return UnavailableError("the model version is being unloaded; the request did not run")
       .WithReason("model_unloading");
@@ -34,7 +41,7 @@ bool BatchDimension(const std::vector<engine::TensorSpec>& specs) {
 
 }  // namespace
 
-struct Scheduler::Core {
+struct Scheduler::Core : std::enable_shared_from_this<Scheduler::Core> {
   // One queued request with its completion.
   struct Pending {
     ScheduledRequest* request;
@@ -72,6 +79,14 @@ struct Scheduler::Core {
   Status Expired(const Pending& p, Clock::time_point now) const;
   // Runs one batch (no lock held). Each request's outputs, or the batch's error.
   Status Execute(std::span<const PendingPtr> batch) const;
+  // Execute, timed into the running average of runs (no lock held).
+  Status TimedExecute(std::span<const PendingPtr> batch);
+  // Whether `p`, just submitted (mu held), may run on the submitting thread at once: it would
+  // not wait, and the version's recent runs are fast (kInlineRunBound).
+  bool MayRunInline(const Pending& p, Clock::time_point now) const;
+  // Runs `p` on the calling thread as a worker runs a batch of one and calls its completion;
+  // `lock` (on mu) is released. The completion may destroy the scheduler.
+  void RunInline(PendingPtr p, std::unique_lock<std::mutex>& lock);
   // The rows of a request: dimension 0 of its first input when batching is on, else 1.
   int64_t RowsOf(const ScheduledRequest& request) const;
   // Whether `b` can share a batch with `a` (same types and shapes after dimension 0).
@@ -96,8 +111,13 @@ struct Scheduler::Core {
   std::condition_variable fill_cv;   // the leader waiting for its batch to fill
   std::condition_variable watch_cv;  // the watcher: an earlier deadline, or stop
   int idle_workers = 0;
-  // Batches running now (read without mu by Submit: whether a request waits for one).
+  // Batches running now, at most `instances`, each started with mu held (by a worker or by
+  // a submitting thread that runs its request inline).
   std::atomic<int> running{0};
+  // The running average of the version's recent runs, in ns, and how many runs it has seen
+  // (written without mu after each run).
+  std::atomic<uint64_t> run_ns_average{0};
+  std::atomic<uint64_t> runs_timed{0};
   bool leader_filling = false;
   // When the watcher looks next while it sleeps; min() while it is awake.
   Clock::time_point watch_at = Clock::time_point::min();
@@ -229,6 +249,12 @@ void Scheduler::Submit(ScheduledRequest& request, ScheduledDone done) {
   // to a worker is not queueing).
   pending->waited = !core.queue.empty() || core.leader_filling ||
                     core.running.load(std::memory_order_relaxed) >= core.instances;
+  if (core.MayRunInline(*pending, now)) {
+    // Keeps the core alive: the completion may destroy the scheduler.
+    const std::shared_ptr<Core> keep = core_;
+    keep->RunInline(std::move(pending), lock);
+    return;
+  }
   const bool watch = pending->deadline < core.watch_at ||
                      (request.cancelled && now + kCancelPoll < core.watch_at);
   core.queue.push_back(std::move(pending));
@@ -340,7 +366,9 @@ void Scheduler::Core::Work() {
   std::unique_lock<std::mutex> lock(mu);
   std::vector<Answer> answers;
   while (!stopping) {
-    if (queue.empty() || leader_filling) {
+    if (queue.empty() || leader_filling ||
+        running.load(std::memory_order_relaxed) >= instances) {
+      // Every instance is taken (by requests running inline): RunInline wakes a worker.
       ++idle_workers;
       work_cv.wait(lock);
       --idle_workers;
@@ -363,7 +391,7 @@ void Scheduler::Core::Work() {
     if (batch.empty()) continue;
     running.fetch_add(1, std::memory_order_relaxed);
     lock.unlock();
-    const Status status = Execute(batch);
+    const Status status = TimedExecute(batch);
     if (stats != nullptr && status.ok()) {
       stats->execution_count.fetch_add(1, std::memory_order_relaxed);
     }
@@ -431,6 +459,58 @@ std::vector<Scheduler::Core::PendingPtr> Scheduler::Core::TakeBatch(
     stats->queue_depth.fetch_sub(static_cast<int64_t>(gone), std::memory_order_relaxed);
   }
   return batch;
+}
+
+bool Scheduler::Core::MayRunInline(const Pending& p, Clock::time_point now) const {
+  if (p.waited || stopping || (max_batch > 1 && options.max_queue_delay.count() > 0)) {
+    return false;
+  }
+  if (runs_timed.load(std::memory_order_relaxed) < kInlineMinRuns ||
+      run_ns_average.load(std::memory_order_relaxed) >=
+          Nanos(std::chrono::duration_cast<Clock::duration>(kInlineRunBound))) {
+    return false;
+  }
+  // A request that may not run is refused by a worker as before (the client gone).
+  return Expired(p, now).ok();
+}
+
+void Scheduler::Core::RunInline(PendingPtr p, std::unique_lock<std::mutex>& lock) {
+  running.fetch_add(1, std::memory_order_relaxed);
+  lock.unlock();
+  p->request->queue_ns = 0;
+  p->request->batch_rows = p->rows;
+  const Status status = TimedExecute(std::span<const PendingPtr>(&p, 1));
+  if (stats != nullptr && status.ok()) {
+    stats->execution_count.fetch_add(1, std::memory_order_relaxed);
+  }
+  lock.lock();
+  running.fetch_sub(1, std::memory_order_relaxed);
+  // Requests queued meanwhile found no free instance: a worker takes them now.
+  if (!queue.empty() && !leader_filling && !stopping) {
+    if (idle_workers > 0) {
+      work_cv.notify_one();
+    } else if (workers < instances) {
+      ++workers;
+      threads.emplace_back([core = shared_from_this()] { core->Work(); });
+    }
+  }
+  lock.unlock();
+  ScheduledDone done = std::move(p->done);
+  p.reset();
+  done(status);  // may destroy the scheduler; nothing of it is touched after
+}
+
+Status Scheduler::Core::TimedExecute(std::span<const PendingPtr> batch) {
+  const Clock::time_point start = Clock::now();
+  Status status = Execute(batch);
+  const uint64_t took = Nanos(Clock::now() - start);
+  const uint64_t seen = runs_timed.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t average = run_ns_average.load(std::memory_order_relaxed);
+  // Concurrent runs may each miss the other's update: an estimate is all the path needs.
+  run_ns_average.store(seen == 0 ? took
+                                 : average - average / kInlineRunWeight + took / kInlineRunWeight,
+                       std::memory_order_relaxed);
+  return status;
 }
 
 Status Scheduler::Core::Execute(std::span<const PendingPtr> batch) const {

@@ -16,6 +16,16 @@
 // answers requests whose deadline passes or whose client goes away while every worker is
 // busy.
 //
+// Fast path: a request that would not wait (nothing queued, no batch filling, an instance
+// free, and batching would not hold it: max_batch_size <= 1 or max_queue_delay 0) runs on the
+// submitting thread, inside Submit, when the version is known to be fast: it has run at least
+// kInlineMinRuns (4) times and the running average of its runs (each new run weighs 1/8) is
+// below kInlineRunBound (250 us, scheduler.cc). It takes an instance as a worker does, and
+// counts in the statistics as a batch of one that did not queue. A version with no history,
+// or a slow one, always runs on the workers, so that no front-end thread waits long for a
+// model; a request that arrives while an inline run holds the last instance queues, and a
+// worker takes it when the instance is given back.
+//
 // Refusals, each answered without running the model:
 //   - Unavailable at once, on the submitting thread, when max_queue_size requests already
 //     wait (load is shed, memory stays bounded);
@@ -76,8 +86,8 @@ struct ScheduledRequest {
   std::vector<engine::Tensor>* outputs = nullptr;
   // How long the request may wait in the queue; 0 = the scheduler's default_timeout.
   std::chrono::microseconds timeout{0};
-  // True once the client has gone; empty = never. Called on a scheduler thread with the
-  // scheduler's lock held, so it must be cheap, thread-safe and must not call back into the
+  // True once the client has gone; empty = never. Called on a scheduler thread, or on the
+  // submitting thread inside Submit (the fast path), with the scheduler's lock held, so it must be cheap, thread-safe and must not call back into the
   // scheduler.
   std::function<bool()> cancelled{};
   // Filled before the completion is called: how long the request waited for an instance, and
@@ -87,8 +97,9 @@ struct ScheduledRequest {
 };
 
 // Called exactly once with the request's outcome (the same statuses Run returns), on a
-// scheduler thread, or on the submitting thread when the request is refused before it is
-// queued (queue full, too many rows). The request (and what it points to) stays borrowed
+// scheduler thread, or on the submitting thread before Submit returns: when the request is
+// refused before it is queued (queue full, too many rows), and when it ran inline (the fast
+// path above), successfully or not. The request (and what it points to) stays borrowed
 // until then. It may release the last reference to whatever owns the scheduler: the
 // scheduler's thread then leaves without touching the scheduler again.
 using ScheduledDone = std::function<void(Status)>;

@@ -543,6 +543,124 @@ TEST_F(SchedulerTest, SubmitRefusedBeforeQueueingIsAnsweredOnTheCallersThread) {
   EXPECT_THAT(model_->batches(), ElementsAre(1, 1));
 }
 
+// Submits one-row requests one after another until one runs inline (on this thread, inside
+// Submit); returns how many ran before it, or -1 when none did within `most`.
+int SubmitUntilInline(Scheduler& scheduler, int most) {
+  for (int i = 0; i < most; ++i) {
+    Submitted one(Rows(1, 1));
+    one.To(scheduler);
+    const bool called = one.completion.called();  // a worker may have been as quick
+    OUTPOST_EXPECT_OK(one.completion.Wait());
+    if (one.completion.thread() == std::this_thread::get_id()) {
+      EXPECT_TRUE(called);  // before Submit returned
+      return i;
+    }
+  }
+  return -1;
+}
+
+// A model that takes `delay` per run (slower than the fast path's bound).
+class SlowModel final : public engine::Model {
+ public:
+  explicit SlowModel(std::chrono::microseconds delay) : delay_(delay) {
+    signature_.inputs.push_back({.name = "x", .type = engine::DataType::kFp32, .shape = {-1, 2}});
+    signature_.outputs.push_back({.name = "y", .type = engine::DataType::kFp32, .shape = {-1}});
+  }
+  const engine::Signature& signature() const override { return signature_; }
+  std::string_view platform() const override { return "fake_slow"; }
+  Status Run(std::span<const engine::Tensor> inputs,
+             std::vector<engine::Tensor>& outputs) const override {
+    std::this_thread::sleep_for(delay_);
+    outputs.clear();
+    outputs.emplace_back(engine::DataType::kFp32, engine::Shape{inputs[0].shape()[0]});
+    return Status();
+  }
+
+ private:
+  engine::Signature signature_;
+  std::chrono::microseconds delay_;
+};
+
+TEST_F(SchedulerTest, FastModelRunsInlineOnTheSubmittingThreadAfterItsWarmUp) {
+  Scheduler scheduler(model_, {.max_batch_size = 8, .instances = 1}, &stats_);
+  // Its first runs (no history yet) go to the workers; then one runs inline.
+  const int before = SubmitUntilInline(scheduler, 200);
+  ASSERT_GE(before, 4);
+  Submitted fast(Rows(2, 3));
+  fast.To(scheduler);
+  ASSERT_TRUE(fast.completion.called());  // before Submit returned
+  EXPECT_EQ(fast.completion.thread(), std::this_thread::get_id());
+  OUTPOST_ASSERT_OK(fast.completion.Wait());
+  ASSERT_EQ(fast.outputs.size(), 2u);
+  EXPECT_THAT(fast.outputs[0].values<float>(), ElementsAre(30, 41));
+  EXPECT_THAT(fast.outputs[1].values<float>(), ElementsAre(-30, -41));
+  EXPECT_EQ(fast.request.batch_rows, 2);
+  EXPECT_EQ(fast.request.queue_ns, 0u);
+  // Counted as every batch: one run each, nothing left queued.
+  EXPECT_EQ(stats_.execution_count.load(), static_cast<uint64_t>(before + 2));
+  EXPECT_EQ(stats_.queue_depth.load(), 0);
+  EXPECT_EQ(model_->batches().size(), static_cast<size_t>(before + 2));
+  EXPECT_EQ(model_->batches().back(), 2);
+
+  // A model error reaches the inline request as it reaches a batch's, uncounted.
+  Submitted failing(Rows(1, -1));
+  failing.To(scheduler);
+  ASSERT_TRUE(failing.completion.called());
+  EXPECT_EQ(failing.completion.Wait().code(), StatusCode::kInternal);
+  EXPECT_EQ(stats_.execution_count.load(), static_cast<uint64_t>(before + 2));
+}
+
+TEST_F(SchedulerTest, RequestArrivingWhileAnInlineRunHoldsTheInstanceQueuesForAWorker) {
+  Scheduler scheduler(model_, {.max_batch_size = 8, .instances = 1}, &stats_);
+  ASSERT_GE(SubmitUntilInline(scheduler, 200), 4);
+  const size_t ran_before = model_->batches().size();
+  Submitted held(Rows(1, 999));
+  std::thread::id submitter_id;
+  std::thread submitter([&] {
+    submitter_id = std::this_thread::get_id();
+    held.To(scheduler);  // runs inline, held in the model
+  });
+  model_->WaitRunning(1);
+  Submitted next(Rows(1, 5));
+  next.To(scheduler);
+  WaitForDepth(scheduler, 1);  // queued: the one instance is taken
+  EXPECT_FALSE(next.completion.called());
+  EXPECT_EQ(stats_.queue_depth.load(), 1);
+  model_->Release();
+  submitter.join();
+  OUTPOST_EXPECT_OK(held.completion.Wait());
+  OUTPOST_ASSERT_OK(next.completion.Wait());
+  EXPECT_EQ(held.completion.thread(), submitter_id);
+  EXPECT_NE(next.completion.thread(), std::this_thread::get_id());
+  EXPECT_GT(next.request.queue_ns, 0u);
+  EXPECT_EQ(next.outputs[0].values<float>()[0], 50);
+  EXPECT_EQ(model_->max_running(), 1);  // never more than `instances` at once
+  EXPECT_EQ(model_->batches().size(), ran_before + 2);
+  EXPECT_EQ(stats_.queue_depth.load(), 0);
+}
+
+TEST_F(SchedulerTest, ModelWithoutHistoryOrWithASlowOneNeverRunsInline) {
+  // No history: the first request of a version goes to a worker.
+  {
+    Scheduler scheduler(model_, {.instances = 1}, &stats_);
+    Submitted first(Rows(1, 1));
+    first.To(scheduler);
+    OUTPOST_EXPECT_OK(first.completion.Wait());
+    EXPECT_NE(first.completion.thread(), std::this_thread::get_id());
+  }
+  // A slow history (each run over the bound) keeps every run on the workers.
+  ModelStats slow_stats;
+  Scheduler slow(std::make_shared<SlowModel>(std::chrono::microseconds(1000)), {.instances = 1},
+                 &slow_stats);
+  EXPECT_EQ(SubmitUntilInline(slow, 12), -1);
+  EXPECT_EQ(slow_stats.execution_count.load(), 12u);
+  // A leader that waits for its batch to fill keeps a fast model on the workers too.
+  Scheduler batching(model_, {.max_batch_size = 8, .max_queue_delay = std::chrono::microseconds(1),
+                              .instances = 1},
+                     nullptr);
+  EXPECT_EQ(SubmitUntilInline(batching, 12), -1);
+}
+
 TEST_F(SchedulerTest, SubmittedRequestPastItsDeadlineIsAnsweredWithoutOtherTraffic) {
   Scheduler scheduler(model_, {.instances = 1}, &stats_);
   Submitted gate(Rows(1, 999));

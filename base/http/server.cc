@@ -453,6 +453,11 @@ void TrimIdle(Worker& worker) {
   });
 }
 
+// The completion of the request whose handler runs on this thread now, else null: a deferred
+// response sent (or abandoned) from inside its own handler is answered when the handler
+// returns, as a synchronous one, without a post to the loop.
+thread_local const DeferredResponse::Completion* handler_running = nullptr;
+
 template <typename StreamT>
 class Connection final : public ConnectionBase,
                          public DeferredResponse::Completion,
@@ -518,6 +523,17 @@ class Connection final : public ConnectionBase,
   // detached, wherever its last holder lets go). The lifeline is held by a copy: the loop
   // may be done with the connection before the lock is released.
   void Complete(std::shared_ptr<DeferredResponse::Completion> self, bool sent) override {
+    if (handler_running == this) {
+      // On the loop's thread inside the handler (the handler's own thread holds the
+      // connection): no longer deferred, OnRequest() answers when the handler returns.
+      deferred_ = false;
+      settled_in_handler_ = true;
+      if (!sent) {
+        response_.Clear();
+        SetErrorBody(500, "internal", "the request was abandoned", response_);
+      }
+      return;
+    }
     const std::shared_ptr<Lifeline> lifeline = lifeline_;
     std::lock_guard<std::mutex> lock(lifeline->mu);
     if (!lifeline->alive) return;  // the server has stopped: dropped
@@ -748,10 +764,12 @@ class Connection final : public ConnectionBase,
     }
     if (!request.defer) request.defer = [this] { return Defer(); };
     in_handler_ = true;
+    settled_in_handler_ = false;
+    const DeferredResponse::Completion* const outer = std::exchange(handler_running, this);
     try {
       server_.handler(request, response_);
     } catch (const std::exception& e) {
-      if (deferred_) {
+      if (deferred_ || settled_in_handler_) {
         // The response is no longer the handler's to fill: whoever holds the deferred
         // response sends it (or abandons it, which answers 500).
         OUTPOST_LOG(kError) << "request handler failed after deferring its response"
@@ -762,12 +780,13 @@ class Connection final : public ConnectionBase,
         SetErrorBody(500, "internal", "the request handler failed", response_);
       }
     }
+    handler_running = outer;
     in_handler_ = false;
   }
 
   // Request::defer: the first call while the handler runs defers the answer.
   DeferredResponse Defer() {
-    if (!in_handler_ || deferred_) return DeferredResponse();
+    if (!in_handler_ || deferred_ || settled_in_handler_) return DeferredResponse();
     deferred_ = true;
     // Shares the connection's ownership: the request and response stay valid until sent.
     return DeferredResponse(std::shared_ptr<DeferredResponse::Completion>(
@@ -911,6 +930,8 @@ class Connection final : public ConnectionBase,
   bool in_handler_ = false;      // the handler is running (Request::defer may be called)
   bool deferred_ = false;        // the current request's answer is deferred and not yet sent
   bool deferred_close_ = false;  // ... and the connection closes after it
+  // The current request's deferred answer was sent or abandoned inside its handler.
+  bool settled_in_handler_ = false;
   bool waiting_idle_ = false;    // a read for the next request, none of it buffered, is pending
   uint64_t requests_ = 0;        // requests read on this connection
   uint64_t requests_at_trim_ = 0;  // ... as TrimIfIdle() last saw them

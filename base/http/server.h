@@ -154,7 +154,10 @@ struct ServerOptions {
 
 // Answers one request; called on an event-loop thread. `response` arrives cleared (as by
 // Response::Clear()) and is sent as the handler leaves it, or, when the handler called
-// request.defer(), as it is when the DeferredResponse is sent.
+// request.defer(), as it is when the DeferredResponse is sent. A DeferredResponse sent (or
+// destroyed) on the loop's thread before the handler returns answers as a handler that did
+// not defer (no hand-over to the loop; the handler must not touch `response` after it), and
+// request.defer() then returns an empty one.
 using HandlerFn = std::function<void(const Request& request, Response& response)>;
 
 // Routes requests to the handlers that subsystems register, by the target's path (the
