@@ -546,6 +546,31 @@ TEST(HttpDeferred, AnAnswerDroppedUnsentIs500AndDeferIsOncePerRequest) {
   empty.Send();
 }
 
+TEST(HttpDeferred, AnAnswerSentInsideItsHandlerIsAnsweredAsASynchronousOne) {
+  auto server = StartOrDie({.threads = 1}, [&](const Request& request, Response& response) {
+    response.content_type = "text/plain";
+    if (request.target == "/send-now") {
+      DeferredResponse deferred = request.defer();
+      EXPECT_TRUE(deferred);
+      response.body = "sent inside";
+      deferred.Send();
+      // Settled: the request's answer may not be deferred again.
+      EXPECT_FALSE(request.defer());
+    } else {
+      Echo(request, response);
+    }
+  });
+  ASSERT_NE(server, nullptr);
+  WireClient client(server->port());
+  for (int i = 0; i < 3; ++i) {
+    WireResponse r = client.Call("GET", "/send-now");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body(), "sent inside");
+    EXPECT_TRUE(r.keep_alive());
+  }
+  EXPECT_EQ(client.Call("GET", "/sync").body(), "GET /sync");
+}
+
 TEST(HttpDeferred, AClientThatClosesBeforeTheAnswerIsSeenAndTheAnswerDropped) {
   Deferrals held;
   auto server = StartOrDie({.threads = 1}, [&](const Request& request, Response& response) {
