@@ -76,26 +76,6 @@ void SendInfer(int fd, const std::string& model, float value) {
             static_cast<ssize_t>(request.size()));
 }
 
-// Reads one whole response (its head and Content-Length bytes of body); what arrived when
-// the peer closes or the read limit passes.
-std::string ReadResponse(int fd) {
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const size_t head = out.find("\r\n\r\n");
-    if (head != std::string::npos) {
-      const size_t at = out.find("Content-Length: ");
-      if (at != std::string::npos &&
-          out.size() >= head + 4 + std::strtoul(out.c_str() + at + 16, nullptr, 10)) {
-        return out;
-      }
-    }
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
-
 // Waits until `stats` counts `depth` queued requests; false after 30 s (a front end that
 // starves the connections never gets there).
 bool WaitForDepth(const ModelStats& stats, int64_t depth) {
@@ -143,7 +123,7 @@ TEST(NoStarvation, FastModelIsAnsweredWhileTheSlowModelHoldsItsRequests) {
   const int refused = Connect(server->port());
   ASSERT_GE(refused, 0);
   SendInfer(refused, "slow", 99);
-  const std::string refusal = ReadResponse(refused);
+  const std::string refusal = outpost::testing::ReadHttpResponse(refused);
   EXPECT_THAT(refusal, HasSubstr("503 Service Unavailable"));
   EXPECT_THAT(refusal, HasSubstr("queue"));
   ::close(refused);
@@ -158,13 +138,13 @@ TEST(NoStarvation, FastModelIsAnsweredWhileTheSlowModelHoldsItsRequests) {
     quick.push_back(fd);
   }
   for (int i = 0; i < 8; ++i) {
-    const std::string answer = ReadResponse(quick[i]);
+    const std::string answer = outpost::testing::ReadHttpResponse(quick[i]);
     EXPECT_THAT(answer, HasSubstr("200 OK"));
     EXPECT_THAT(answer, HasSubstr("\"data\":[" + std::to_string(100 + i) + "]"));
   }
   for (int i = 0; i < 20; ++i) {
     SendInfer(quick[0], "fast", static_cast<float>(i));
-    EXPECT_THAT(ReadResponse(quick[0]), HasSubstr("200 OK"));
+    EXPECT_THAT(outpost::testing::ReadHttpResponse(quick[0]), HasSubstr("200 OK"));
   }
   for (int fd : quick) ::close(fd);
   EXPECT_EQ(fast->runs(), 28);
@@ -176,7 +156,7 @@ TEST(NoStarvation, FastModelIsAnsweredWhileTheSlowModelHoldsItsRequests) {
 
   slow->Release();
   for (size_t i = 0; i < held.size(); ++i) {
-    const std::string answer = ReadResponse(held[i]);
+    const std::string answer = outpost::testing::ReadHttpResponse(held[i]);
     EXPECT_THAT(answer, HasSubstr("200 OK"));
     EXPECT_THAT(answer, HasSubstr("\"data\":[" + std::to_string(i) + "]"));
     ::close(held[i]);

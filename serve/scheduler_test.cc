@@ -784,25 +784,6 @@ void SendInfer(int fd, float first) {
             static_cast<ssize_t>(request.size()));
 }
 
-// Reads until the peer closes or a whole response with a body has arrived.
-std::string ReadResponse(int fd) {
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    const size_t head = out.find("\r\n\r\n");
-    if (head != std::string::npos) {
-      const size_t at = out.find("Content-Length: ");
-      if (at != std::string::npos &&
-          out.size() >= head + 4 + std::strtoul(out.c_str() + at + 16, nullptr, 10)) {
-        return out;
-      }
-    }
-    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
-
 TEST(SchedulerOverRest, RequestOfAClientThatClosedItsConnectionWhileQueuedIsNotRun) {
   auto model = std::make_shared<RowModel>();
   auto servable = std::make_shared<ServableModel>();
@@ -842,8 +823,8 @@ TEST(SchedulerOverRest, RequestOfAClientThatClosedItsConnectionWhileQueuedIsNotR
   SendInfer(c, 7);
   while (handle.stats->queue_depth.load() != 1) std::this_thread::yield();
   model->Release();
-  EXPECT_THAT(ReadResponse(a), HasSubstr("200 OK"));
-  const std::string answer_c = ReadResponse(c);
+  EXPECT_THAT(outpost::testing::ReadHttpResponse(a), HasSubstr("200 OK"));
+  const std::string answer_c = outpost::testing::ReadHttpResponse(c);
   EXPECT_THAT(answer_c, HasSubstr("200 OK"));
   EXPECT_THAT(answer_c, HasSubstr(R"("data":[70])"));
   ::close(a);

@@ -1,5 +1,7 @@
 #include "base/testing/test_util.h"
 
+#include <sys/socket.h>
+
 #include <cstdlib>
 
 #include "base/file.h"
@@ -31,5 +33,23 @@ std::string BinaryDir() {
 }
 
 void RemoveTree(const std::string& path) { outpost::RemoveTree(path).IgnoreError(); }
+
+std::string ReadHttpResponse(int fd) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const size_t head = out.find("\r\n\r\n");
+    if (head != std::string::npos) {
+      const size_t at = out.find("Content-Length: ");
+      if (at != std::string::npos &&
+          out.size() >= head + 4 + std::strtoul(out.c_str() + at + 16, nullptr, 10)) {
+        return out;
+      }
+    }
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
 
 }  // namespace outpost::testing

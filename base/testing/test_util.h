@@ -35,6 +35,10 @@ std::string BinaryDir();
 // best-effort).
 void RemoveTree(const std::string& path);
 
+// Reads one HTTP response from socket `fd`: its head and Content-Length bytes of body; what
+// has arrived when the peer closes first.
+std::string ReadHttpResponse(int fd);
+
 }  // namespace outpost::testing
 
 #define OUTPOST_ASSERT_OK(expr)                                          \
