@@ -105,7 +105,8 @@ struct NewRecord {
   // Opaque bytes (JSON by convention), at most OutboxOptions::max_payload_bytes.
   std::string payload{};
   // The rule that raised the record, for the per-rule account and storm sampling (FORMAT.md
-  // sections 11, 12); not stored with the record. Empty = none named (counted per class only).
+  // sections 11, 12); stored with the record as its rule's slot, so that its eviction is
+  // counted for the rule too. Empty = none named (counted per class only).
   std::string rule{};
 };
 
