@@ -82,7 +82,8 @@ struct Storm {
   std::string stream{};
   std::string rule{};
   uint64_t raised = 0;  // records the rule raised in the storm's windows
-  uint64_t kept = 0;    // of those, stored (not sampled out or refused)
+  uint64_t kept = 0;    // of those, stored (not sampled out, refused or evicted)
+  uint64_t evicted = 0;  // the rule's records evicted in the storm's windows
   int64_t from_ms = 0;  // the first record sampled out
   int64_t to_ms = 0;    // the last
 };
@@ -90,6 +91,7 @@ struct Storm {
 struct SiteOverflow {
   std::vector<Storm> storms{};  // newest first
   std::string account_json{};   // the newest summary's "classes"; empty = none received
+  std::string rules_json{};     // the newest summary's "rules" (its window, per rule)
   int64_t account_as_of_ms = 0;
 };
 

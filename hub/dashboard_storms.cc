@@ -68,11 +68,13 @@ void AddStorms(json::Value summary, std::vector<Storm>& storms) {
             .stream = StringField(r, "stream"),
             .rule = StringField(r, "rule"),
             .raised = CountField(r, "raised"),
+            .evicted = CountField(r, "evicted"),
             .from_ms = static_cast<int64_t>(*from),
             .to_ms = static_cast<int64_t>(*to)};
     if (s.kind.empty() || s.from_ms > s.to_ms) continue;
-    // Kept for good: a record stored and later replaced in the sample counts as sampled out.
-    s.kept = s.raised - std::min(s.raised, sampled_out + CountField(r, "refused"));
+    // Kept for good: a record stored and later replaced in the sample counts as sampled out,
+    // and one stored and later evicted as evicted.
+    s.kept = s.raised - std::min(s.raised, sampled_out + CountField(r, "refused") + s.evicted);
     auto same = std::find_if(storms.rbegin(), storms.rend(), [&](const Storm& o) {
       return o.kind == s.kind && o.stream == s.stream && o.rule == s.rule &&
              s.from_ms - o.to_ms <= kStormGapMs && o.from_ms - s.to_ms <= kStormGapMs;
@@ -83,6 +85,7 @@ void AddStorms(json::Value summary, std::vector<Storm>& storms) {
     }
     same->raised += s.raised;
     same->kept += s.kept;
+    same->evicted += s.evicted;
     same->from_ms = std::min(same->from_ms, s.from_ms);
     same->to_ms = std::max(same->to_ms, s.to_ms);
   }
@@ -92,8 +95,9 @@ void AddStorms(json::Value summary, std::vector<Storm>& storms) {
 
 std::string StormText(const Storm& storm) {
   return storm.kind + " storm: " + CountText(storm.raised) + " raised, " +
-         CountText(storm.kept) + " kept, " + ClockText(storm.from_ms) + "\u2013" +
-         ClockText(storm.to_ms);
+         CountText(storm.kept) + " kept, " +
+         (storm.evicted > 0 ? CountText(storm.evicted) + " evicted, " : std::string()) +
+         ClockText(storm.from_ms) + "\u2013" + ClockText(storm.to_ms);
 }
 
 Result<SiteOverflow> ReadSiteOverflow(Store& store, const std::string& tenant,
@@ -108,7 +112,7 @@ Result<SiteOverflow> ReadSiteOverflow(Store& store, const std::string& tenant,
                     .limit = 1000};
   bool truncated = false;
   int64_t newest = -1;
-  std::string newest_classes;
+  std::string newest_classes, newest_rules;
   Status scanned = ScanRecords(
       store, query, kMaxSummaries,
       [&](const HubRecord& record) {
@@ -120,6 +124,7 @@ Result<SiteOverflow> ReadSiteOverflow(Store& store, const std::string& tenant,
         if (to && static_cast<int64_t>(*to) > newest && v["classes"].is_object()) {
           newest = static_cast<int64_t>(*to);
           newest_classes = v["classes"].ToJson();
+          newest_rules = v["rules"].is_array() ? v["rules"].ToJson() : "[]";
         }
       },
       &truncated);
@@ -129,6 +134,7 @@ Result<SiteOverflow> ReadSiteOverflow(Store& store, const std::string& tenant,
   if (newest >= 0) {
     out.account_as_of_ms = newest;
     out.account_json = std::move(newest_classes);
+    out.rules_json = std::move(newest_rules);
   }
   return out;
 }
@@ -148,6 +154,8 @@ void WriteOverflow(JsonWriter& w, const SiteOverflow& overflow) {
     w.Uint(s.raised);
     w.Key("kept");
     w.Uint(s.kept);
+    w.Key("evicted");
+    w.Uint(s.evicted);
     w.Key("from_ms");
     w.Int(s.from_ms);
     w.Key("to_ms");
@@ -166,6 +174,8 @@ void WriteOverflow(JsonWriter& w, const SiteOverflow& overflow) {
     w.Int(overflow.account_as_of_ms);
     w.Key("classes");
     w.Raw(overflow.account_json);
+    w.Key("rules");
+    w.Raw(overflow.rules_json.empty() ? std::string("[]") : overflow.rules_json);
     w.EndObject();
   }
 }

@@ -296,6 +296,37 @@ TEST_F(DashboardTest, AStormFromTheOutboxSummariesIsShownWithItsCountsAndSpan) {
   EXPECT_TRUE(SiteById(fleet, "plant-2")["outbox_account"].is_null());
 }
 
+// A rule's evictions (outbox/FORMAT.md section 11) reach the storm that lost them and the
+// per-rule lines of the newest summary, shown beside its classes.
+TEST_F(DashboardTest, ARulesEvictionsAreShownWithItsStormAndBesideTheClassCounts) {
+  const int64_t day = kNow - kDay;
+  const std::string payload =
+      R"({"type":"outbox_summary","from_ms":)" + std::to_string(day + 6 * kHour) +
+      R"(,"to_ms":)" + std::to_string(day + 7 * kHour) +
+      R"(,"classes":{"hard_example":{"raised":5000,"held":80,"delivered":0,"withheld":0,)"
+      R"("evicted":20,"refused":0,"sampled_out":4900,"quarantined":0}},)"
+      R"("window":{"hard_example":{"evicted":20,"refused":0,"sampled_out":4900}},)"
+      R"("rules":[{"kind":"hard_example","stream":"pump","rule":"unsure","raised":5000,)"
+      R"("kept":100,"refused":0,"sampled_out":4900,"evicted":20,"storm_from_ms":)" +
+      std::to_string(day + 6 * kHour + 60'000) + R"(,"storm_to_ms":)" +
+      std::to_string(day + 6 * kHour + 50 * 60'000) + "}]}";
+  std::vector<HubRecord> records = {
+      HubRecord{.site_id = "plant-1", .node_id = "n1", .stream = "_outbox", .seq = 1,
+                .kind = "event", .created_ms = day + 7 * kHour, .payload = payload}};
+  OUTPOST_ASSERT_OK(Ingest("plant-1", "n1", "_outbox", records, kNow - kHour, false));
+  json::Value site = GetJson("/api/v1/sites/plant-1");
+  ASSERT_EQ(site["storms"].size(), 1u);
+  json::Value storm = site["storms"].At(0);
+  EXPECT_EQ(AsUint(storm["evicted"]), 20u);
+  EXPECT_EQ(AsUint(storm["kept"]), 80u) << "raised less sampled out and evicted";
+  EXPECT_EQ(AsString(storm["text"]),
+            "hard_example storm: 5,000 raised, 80 kept, 20 evicted, 06:01\u201306:50");
+  json::Value rule = site["outbox_account"]["rules"].At(0);
+  EXPECT_EQ(AsString(rule["rule"]), "unsure");
+  EXPECT_EQ(AsUint(rule["evicted"]), 20u);
+  EXPECT_EQ(AsUint(site["outbox_account"]["classes"]["hard_example"]["evicted"]), 20u);
+}
+
 // A node that cannot estimate its autonomy yet says so, and a draining one is never a
 // warning (outbox/FORMAT.md section 11).
 TEST_F(DashboardTest, ANodeWithoutAnEstimateSaysWhyAndIsNoWarning) {

@@ -112,8 +112,8 @@ int64_t CounterValue(const std::map<std::string, int64_t>& counters, const std::
 
 // SQL used by the store, prepared once.
 constexpr std::string_view kInsertRecord =
-    "INSERT INTO records(stream, seq, kind, created_ms, payload, checksum) "
-    "VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
+    "INSERT INTO records(stream, seq, kind, created_ms, payload, checksum, rule) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 constexpr std::string_view kSelectStream =
     "SELECT next_seq, checksum FROM streams WHERE stream = ?1";
 constexpr std::string_view kBumpCounter =
@@ -146,7 +146,7 @@ constexpr std::string_view kMergePrevious =
 constexpr std::string_view kSampleMember =
     "SELECT id, length(stream) + length(payload) FROM records WHERE stream = ?1 AND seq = ?2";
 constexpr std::string_view kOldestOfKind =
-    "SELECT id, length(stream) + length(payload) FROM records WHERE kind = ?1 "
+    "SELECT id, length(stream) + length(payload), rule FROM records WHERE kind = ?1 "
     "ORDER BY created_ms, id";
 constexpr std::string_view kDeleteById = "DELETE FROM records WHERE id = ?1";
 constexpr std::string_view kRowsOfKind =
@@ -344,6 +344,10 @@ Result<Opened> OpenAndCheck(const OutboxOptions& o, const std::optional<std::str
     if (version < 1) {
       return DataLossError("\"" + o.path + "\" has an outbox application_id but format 0");
     }
+    if (version == 1) {
+      OUTPOST_RETURN_IF_ERROR(QuickCheck(db));
+      OUTPOST_RETURN_IF_ERROR(MigrateFromFormat1(db));
+    }
   }
   OUTPOST_RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode=WAL"));
   OUTPOST_RETURN_IF_ERROR(QuickCheck(db));
@@ -456,6 +460,12 @@ Status Outbox::Init(std::unique_ptr<sqlite::Db> db, std::unique_ptr<const Record
       int64_t value = stmt->ColumnInt(1);
       if (name.starts_with("rule.raised.")) {
         tracked_rules_.emplace(name.substr(std::string_view("rule.raised.").size()));
+      } else if (name.starts_with("rule_slot.")) {
+        std::string key(name.substr(std::string_view("rule_slot.").size()));
+        if (value > 0) {
+          slot_keys_[value] = key;
+          rule_slots_[key] = value;
+        }
       } else if (name == "window.from_ms") {
         window_from_ms_ = value;
       } else if (name == "window.lost") {
@@ -568,6 +578,7 @@ Status Outbox::BeginLocked() {
   counter_min_.clear();
   counter_max_.clear();
   rules_added_.clear();
+  slots_added_.clear();
   window_from_ms_snapshot_ = window_from_ms_;
   window_lost_snapshot_ = window_lost_;
   last_summary_seq_snapshot_ = last_summary_seq_;
@@ -625,6 +636,11 @@ void Outbox::RollbackLocked(bool fatal) {
   counter_max_.clear();
   for (const std::string& key : rules_added_) tracked_rules_.erase(key);
   rules_added_.clear();
+  for (const std::string& key : slots_added_) {
+    slot_keys_.erase(rule_slots_[key]);
+    rule_slots_.erase(key);
+  }
+  slots_added_.clear();
   window_from_ms_ = window_from_ms_snapshot_;
   window_lost_ = window_lost_snapshot_;
   last_summary_seq_ = last_summary_seq_snapshot_;
@@ -670,7 +686,7 @@ Status Outbox::ReserveSealsLocked(uint64_t count) {
 }
 
 Status Outbox::InsertLocked(const std::string& stream, uint64_t seq, Kind kind, int64_t created_ms,
-                            std::string_view payload, uint64_t* bytes) {
+                            std::string_view payload, uint64_t* bytes, int64_t rule_slot) {
   uint8_t code = static_cast<uint8_t>(kind);
   std::string header =
       EnvelopeHeader(options_.site_id, options_.node_id, stream, seq, code, created_ms);
@@ -689,6 +705,11 @@ Status Outbox::InsertLocked(const std::string& stream, uint64_t seq, Kind kind, 
   ins->BindInt(4, created_ms);
   ins->BindBlob(5, stored);
   ins->BindInt(6, RecordChecksum(header, stored));
+  if (rule_slot > 0) {
+    ins->BindInt(7, rule_slot);
+  } else {
+    ins->BindNull(7);
+  }
   OUTPOST_RETURN_IF_ERROR(ins->Run());
   *bytes = ChargedBytes(stream.size(), stored.size());
   acct_.records[code] += 1;
@@ -1094,7 +1115,8 @@ Status Outbox::AppendOneLocked(Pending& p, int64_t now_ms,
   }
   OUTPOST_ASSIGN_OR_RETURN(uint64_t seq, NextSeqLocked(r.stream));
   uint64_t bytes = 0;
-  OUTPOST_RETURN_IF_ERROR(InsertLocked(r.stream, seq, r.kind, now_ms, r.payload, &bytes));
+  OUTPOST_RETURN_IF_ERROR(InsertLocked(r.stream, seq, r.kind, now_ms, r.payload, &bytes,
+                                       rule_key.empty() ? 0 : RuleSlotLocked(rule_key)));
   if (step == StormStep::kStoreInSample) storms_[storm_key].sample_seqs.push_back(seq);
   if (step == StormStep::kReplace) storms_[storm_key].sample_seqs[slot] = seq;
   CountLocked("kept", r.kind, rule_key, now_ms);
@@ -1142,6 +1164,19 @@ std::string Outbox::RuleKeyLocked(Kind kind, const std::string& stream, const st
   tracked_rules_.insert(key);
   rules_added_.push_back(key);
   return key;
+}
+
+int64_t Outbox::RuleSlotLocked(const std::string& rule_key) {
+  // rule_key is a tracked rule or an "_other" key (RuleKeyLocked), so a file holds at most
+  // max_tracked_rules + 7 slots.
+  auto it = rule_slots_.find(rule_key);
+  if (it != rule_slots_.end()) return it->second;
+  const int64_t slot = slot_keys_.empty() ? 1 : slot_keys_.rbegin()->first + 1;
+  rule_slots_[rule_key] = slot;
+  slot_keys_[slot] = rule_key;
+  slots_added_.push_back(rule_key);
+  counter_add_["rule_slot." + rule_key] += slot;
+  return slot;
 }
 
 void Outbox::OpenWindowLocked(int64_t now_ms) {
@@ -1350,9 +1385,11 @@ std::vector<RuleStats> RulesFromCounters(const std::map<std::string, int64_t>& c
       {"rule.raised.", &RuleStats::raised_records},
       {"rule.refused.", &RuleStats::refused_records},
       {"rule.sampled_out.", &RuleStats::sampled_out_records},
+      {"rule.evicted.", &RuleStats::evicted_records},
       {"window.rule.raised.", &RuleStats::window_raised},
       {"window.rule.kept.", &RuleStats::window_kept},
-      {"window.rule.sampled_out.", &RuleStats::window_sampled_out}};
+      {"window.rule.sampled_out.", &RuleStats::window_sampled_out},
+      {"window.rule.evicted.", &RuleStats::window_evicted}};
   for (const auto& [name, value] : counters) {
     for (const auto& [prefix, field] : lifetime) {
       if (!std::string_view(name).starts_with(prefix)) continue;
@@ -1413,13 +1450,14 @@ Result<std::string> Outbox::SummaryJsonLocked(int64_t now_ms) {
   for (const RuleStats& r : RulesFromCounters(counters)) {
     const std::string key = std::string(KindName(r.kind)) + "." + r.stream + "/" + r.rule;
     const int64_t refused = CounterValue(counters, "window.rule.refused." + key);
-    if (refused == 0 && r.window_sampled_out == 0) continue;
+    if (refused == 0 && r.window_sampled_out == 0 && r.window_evicted == 0) continue;
     if (!first) json += ",";
     first = false;
     json += "{\"kind\":" + JsonString(KindName(r.kind)) + ",\"stream\":" + JsonString(r.stream) +
             ",\"rule\":" + JsonString(r.rule) + ",\"raised\":" + std::to_string(r.window_raised) +
             ",\"kept\":" + std::to_string(r.window_kept) + ",\"refused\":" +
-            std::to_string(refused) + ",\"sampled_out\":" + std::to_string(r.window_sampled_out);
+            std::to_string(refused) + ",\"sampled_out\":" + std::to_string(r.window_sampled_out) +
+            ",\"evicted\":" + std::to_string(r.window_evicted);
     if (r.storm_from_ms && r.storm_to_ms) {
       json += ",\"storm_from_ms\":" + std::to_string(*r.storm_from_ms) +
               ",\"storm_to_ms\":" + std::to_string(*r.storm_to_ms);
@@ -1494,6 +1532,7 @@ Result<bool> Outbox::EvictOldestLocked(Kind victim, uint64_t* freed) {
   s->BindInt(1, static_cast<int>(victim));
   int64_t id = -1;
   uint64_t bytes = 0;
+  int64_t rule_slot = 0;
   while (true) {
     OUTPOST_ASSIGN_OR_RETURN(bool row, s->Step());
     if (!row) break;
@@ -1501,6 +1540,7 @@ Result<bool> Outbox::EvictOldestLocked(Kind victim, uint64_t* freed) {
     if (leased_ids_.count(candidate)) continue;  // on its way to the hub
     id = candidate;
     bytes = static_cast<uint64_t>(s->ColumnInt(1)) + kEnvelopeCharge;
+    rule_slot = s->ColumnIsNull(2) ? 0 : s->ColumnInt(2);
     break;
   }
   s->Reset();
@@ -1514,6 +1554,12 @@ Result<bool> Outbox::EvictOldestLocked(Kind victim, uint64_t* freed) {
   evicted_[i] += 1;
   evicted_bytes_[i] += bytes;
   *freed += bytes;
+  // Per rule too (FORMAT.md section 11); the batch's class count opens the window.
+  auto slot = rule_slot > 0 ? slot_keys_.find(rule_slot) : slot_keys_.end();
+  if (slot != slot_keys_.end()) {
+    counter_add_["rule.evicted." + slot->second] += 1;
+    counter_add_["window.rule.evicted." + slot->second] += 1;
+  }
   return true;
 }
 
@@ -1858,9 +1904,11 @@ std::string AccountJson(const OutboxStats& stats) {
             ",\"rule\":" + JsonString(r.rule) + ",\"raised\":" + std::to_string(r.raised_records) +
             ",\"refused\":" + std::to_string(r.refused_records) +
             ",\"sampled_out\":" + std::to_string(r.sampled_out_records) +
+            ",\"evicted\":" + std::to_string(r.evicted_records) +
             ",\"window_raised\":" + std::to_string(r.window_raised) +
             ",\"window_kept\":" + std::to_string(r.window_kept) +
-            ",\"window_sampled_out\":" + std::to_string(r.window_sampled_out);
+            ",\"window_sampled_out\":" + std::to_string(r.window_sampled_out) +
+            ",\"window_evicted\":" + std::to_string(r.window_evicted);
     if (r.storm_from_ms && r.storm_to_ms) {
       json += ",\"storm_from_ms\":" + std::to_string(*r.storm_from_ms) +
               ",\"storm_to_ms\":" + std::to_string(*r.storm_to_ms);

@@ -105,7 +105,8 @@ struct NewRecord {
   // Opaque bytes (JSON by convention), at most OutboxOptions::max_payload_bytes.
   std::string payload{};
   // The rule that raised the record, for the per-rule account and storm sampling (FORMAT.md
-  // sections 11, 12); not stored with the record. Empty = none named (counted per class only).
+  // sections 11, 12); stored with the record as its rule's slot, so that its eviction is
+  // counted for the rule too. Empty = none named (counted per class only).
   std::string rule{};
 };
 
@@ -266,10 +267,12 @@ struct RuleStats {
   uint64_t raised_records = 0;
   uint64_t refused_records = 0;
   uint64_t sampled_out_records = 0;
+  uint64_t evicted_records = 0;  // stored, then evicted to make room
   // In the summary window not yet reported.
   uint64_t window_raised = 0;
   uint64_t window_kept = 0;
   uint64_t window_sampled_out = 0;
+  uint64_t window_evicted = 0;
   std::optional<int64_t> storm_from_ms{};  // first record sampled out in the window
   std::optional<int64_t> storm_to_ms{};    // the last
 };
@@ -308,8 +311,9 @@ struct OutboxStats {
 // node's status report carry it: {"since_ms":N,"classes":{"<kind>":{"raised":..,"held":..,
 // "delivered":..,"withheld":..,"evicted":..,"refused":..,"sampled_out":..,"quarantined":..},
 // ...},"rules":[{"kind":..,"stream":..,"rule":..,"raised":..,"refused":..,"sampled_out":..,
-// "window_raised":..,"window_kept":..,"window_sampled_out":..,"storm_from_ms":..,
-// "storm_to_ms":..},...]} (the storm members only when the window has a storm).
+// "evicted":..,"window_raised":..,"window_kept":..,"window_sampled_out":..,
+// "window_evicted":..,"storm_from_ms":..,"storm_to_ms":..},...]} (the storm members only
+// when the window has a storm).
 std::string AccountJson(const OutboxStats& stats);
 
 // What Scrub() found.
@@ -447,8 +451,9 @@ class Outbox {
   Result<bool> StreamAllowedLocked(const std::string& stream);
   // The quota of `kind` in bytes (ClassPolicy's max_bytes and max_percent); 0 = none.
   uint64_t QuotaBytes(Kind kind) const;
+  // rule_slot: the record's rule (FORMAT.md section 11); 0 = none.
   Status InsertLocked(const std::string& stream, uint64_t seq, Kind kind, int64_t created_ms,
-                      std::string_view payload, uint64_t* bytes);
+                      std::string_view payload, uint64_t* bytes, int64_t rule_slot = 0);
   // Makes room for `bytes` of `kind` by eviction; false (and nothing evicted) when it cannot.
   Result<bool> MakeRoomLocked(Kind kind, uint64_t bytes);
   Result<bool> EvictOldestLocked(Kind victim, uint64_t* freed);
@@ -471,6 +476,8 @@ class Outbox {
   Status StartAccountLocked();
   // The counter key of a record's rule, "<kind>.<stream>/<rule>" ("_other" past the cap).
   std::string RuleKeyLocked(Kind kind, const std::string& stream, const std::string& rule);
+  // The slot stored in records.rule for a rule key, given within the open transaction when new.
+  int64_t RuleSlotLocked(const std::string& rule_key);
   // Counts `field` ("raised", "refused", "sampled_out", "kept") for a record's class and rule.
   void CountLocked(std::string_view field, Kind kind, const std::string& rule_key, int64_t now_ms);
   // Counts records that were lost (evicted, refused, sampled out) in the summary window.
@@ -569,6 +576,11 @@ class Outbox {
   // transaction added.
   std::set<std::string> tracked_rules_;
   std::vector<std::string> rules_added_;
+  // Rule slots (FORMAT.md section 11, records.rule) both ways, and those the open transaction
+  // gave; at most one per rule key counted.
+  std::map<std::string, int64_t> rule_slots_;
+  std::map<int64_t, std::string> slot_keys_;
+  std::vector<std::string> slots_added_;
   std::map<std::string, StormState> storms_;  // by rule key
   uint64_t sample_rng_ = 0;
   uint64_t seq_floor_ = 1;

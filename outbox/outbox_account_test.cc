@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/file.h"
 #include "base/json/json.h"
 #include "base/sqlite/file_faults.h"
+#include "base/sqlite/sqlite.h"
 #include "base/testing/test_util.h"
 #include "outbox/outbox.h"
 
@@ -148,6 +150,7 @@ struct Summary {
   int64_t from_ms = 0, to_ms = 0;
   uint64_t window_sample_evicted = 0;
   uint64_t sample_evicted = 0;  // the account at to_ms
+  std::map<std::string, uint64_t> window_rule_evicted{};  // by rule name
 };
 
 std::vector<Summary> Summaries(Outbox& box, json::Parser& parser) {
@@ -162,6 +165,10 @@ std::vector<Summary> Summaries(Outbox& box, json::Parser& parser) {
     s.to_ms = (*v)["to_ms"].GetInt64().value_or(-1);
     s.window_sample_evicted = (*v)["window"]["sample"]["evicted"].GetUint64().value_or(0);
     s.sample_evicted = (*v)["classes"]["sample"]["evicted"].GetUint64().value_or(0);
+    for (json::Value rule : (*v)["rules"].Items()) {
+      s.window_rule_evicted[std::string(rule["rule"].GetString().value_or(""))] =
+          rule["evicted"].GetUint64().value_or(0);
+    }
     out.push_back(s);
   }
   return out;
@@ -368,6 +375,164 @@ TEST(OutboxStorms, RulesPastTheTrackedNumberAreCountedAsOther) {
             (std::map<std::string, uint64_t>{{"s/r1", 1}, {"s/r2", 1}, {"_other/_other", 2}}));
 }
 
+// --- Evictions per rule (FORMAT.md section 11, rule slots). ---
+
+// Lifetime evictions by "<kind>.<stream>/<rule>".
+std::map<std::string, uint64_t> EvictedByRule(const OutboxStats& st) {
+  std::map<std::string, uint64_t> out;
+  for (const RuleStats& r : st.rules) {
+    out[std::string(KindName(r.kind)) + "." + r.stream + "/" + r.rule] = r.evicted_records;
+  }
+  return out;
+}
+
+TEST(OutboxRules, EvictionsAreCountedPerRuleOldestFirstAlsoAfterAReopen) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_bytes = 100 * kCharge;  // 83 records of shared room
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+    for (int i = 0; i < 60; ++i) {
+      OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, Payload31(i), "keep_a")));
+    }
+    for (int i = 0; i < 60; ++i) {
+      OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, Payload31(100 + i), "keep_b")));
+    }
+    for (int i = 0; i < 10; ++i) {
+      OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, Payload31(200 + i))));  // no rule
+    }
+    OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+    EXPECT_EQ(ClassOf(st, Kind::kSample).evicted_records, 47u);
+    EXPECT_EQ(EvictedByRule(st), (std::map<std::string, uint64_t>{{"sample.s/keep_a", 47},
+                                                                  {"sample.s/keep_b", 0}}));
+  }
+  // After a reopen the stored records still know their rule: the 13 left of keep_a go first,
+  // then the 7 oldest of keep_b.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  for (int i = 0; i < 20; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, Payload31(300 + i), "keep_b")));
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  EXPECT_EQ(OfKind(*box, Kind::kSample).size(), 83u);
+  EXPECT_EQ(ClassOf(st, Kind::kSample).evicted_records, 67u);
+  EXPECT_EQ(EvictedByRule(st), (std::map<std::string, uint64_t>{{"sample.s/keep_a", 60},
+                                                                {"sample.s/keep_b", 7}}));
+  for (const RuleStats& r : st.rules) {
+    EXPECT_EQ(r.window_evicted, r.evicted_records) << r.rule;  // no summary written yet
+  }
+  ExpectAccountBalances(st);
+  // The status report's account carries them.
+  json::Parser parser;
+  const std::string account = AccountJson(st);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(json::Value v, parser.Parse(account));
+  std::map<std::string, uint64_t> reported;
+  for (json::Value r : v["rules"].Items()) {
+    reported[std::string(r["rule"].GetString().value_or(""))] = r["evicted"].GetUint64().value_or(0);
+    EXPECT_EQ(r["window_evicted"].GetUint64().value_or(99), r["evicted"].GetUint64().value_or(0));
+  }
+  EXPECT_EQ(reported, (std::map<std::string, uint64_t>{{"keep_a", 60}, {"keep_b", 7}}));
+}
+
+TEST(OutboxRules, EvictionsOfRulesPastTheTrackedNumberAreCountedAsOther) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_bytes = 100 * kCharge;
+  o.max_tracked_rules = 1;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  for (int i = 0; i < 50; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, Payload31(i), "tracked")));
+  }
+  for (int i = 0; i < 50; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, Payload31(100 + i), "late_one")));
+  }
+  for (int i = 0; i < 50; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, Payload31(200 + i), "late_two")));
+  }
+  // 150 raised, 83 held: the 50 of "tracked" and the 17 oldest of the others go.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  EXPECT_EQ(ClassOf(st, Kind::kSample).evicted_records, 67u);
+  EXPECT_EQ(EvictedByRule(st), (std::map<std::string, uint64_t>{{"sample.s/tracked", 50},
+                                                                {"sample._other/_other", 17}}));
+  EXPECT_EQ(st.rules.size(), 2u) << "memory stays bounded by the tracked rules";
+}
+
+TEST(OutboxRules, TheSummaryCarriesEachRulesEvictionsInItsWindow) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_bytes = 200'000;  // the event share: 4,000 bytes
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  // Three hours of two 1 KB samples a minute, one of each rule: three times the bound.
+  const std::string payload(1000, 's');
+  for (int minute = 0; minute < 3 * 60; ++minute) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, payload, "every_row")));
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, payload, "low_score")));
+    clock.Advance(minutes(1));
+  }
+  json::Parser parser;
+  std::vector<Summary> summaries = Summaries(*box, parser);
+  ASSERT_FALSE(summaries.empty());
+  uint64_t every_row = 0, low_score = 0, reported = 0;
+  for (const Summary& s : summaries) {
+    every_row += s.window_rule_evicted.count("every_row") ? s.window_rule_evicted.at("every_row") : 0;
+    low_score += s.window_rule_evicted.count("low_score") ? s.window_rule_evicted.at("low_score") : 0;
+    reported += s.window_sample_evicted;
+  }
+  EXPECT_GT(reported, 0u);
+  EXPECT_EQ(every_row + low_score, reported) << "every eviction reported is a named rule's";
+  // They alternate, so oldest first evicts them in turn.
+  EXPECT_LE(every_row - std::min(every_row, low_score), 1u);
+  EXPECT_LE(low_score - std::min(every_row, low_score), 1u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  uint64_t lifetime = 0;
+  for (const RuleStats& r : st.rules) lifetime += r.evicted_records;
+  EXPECT_EQ(lifetime, ClassOf(st, Kind::kSample).evicted_records);
+}
+
+TEST(OutboxRules, AFormatOneFileIsMigratedAndItsOlderRecordsCountPerClassOnly) {
+  testing::TempDir dir;
+  FakeClock clock;
+  OutboxOptions o = Options(dir, &clock);
+  o.max_bytes = 100 * kCharge;
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+    for (int i = 0; i < 50; ++i) {
+      OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, Payload31(i), "keep")));
+    }
+  }
+  {
+    // Back to format 1, as an older build wrote it: no rule column.
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto db, sqlite::Db::Open(o.path, {}));
+    OUTPOST_ASSERT_OK(db->Exec("ALTER TABLE records DROP COLUMN rule; PRAGMA user_version=1"));
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
+  EXPECT_EQ(OfKind(*box, Kind::kSample).size(), 50u) << "the migration keeps every record";
+  // Migrated, not salvaged: no damaged file was set aside.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::vector<std::string> files, ListDirectory(dir.path()));
+  for (const std::string& f : files) EXPECT_EQ(f.find("damaged"), std::string::npos) << f;
+  for (int i = 0; i < 60; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, Payload31(100 + i), "keep")));
+  }
+  // 110 raised, 83 held: 27 evicted, all written before the migration (no rule known).
+  OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
+  EXPECT_EQ(ClassOf(st, Kind::kSample).evicted_records, 27u);
+  EXPECT_EQ(EvictedByRule(st), (std::map<std::string, uint64_t>{{"sample.s/keep", 0}}));
+  for (int i = 0; i < 30; ++i) {
+    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, Payload31(200 + i), "keep")));
+  }
+  // The 23 older ones go, then 7 written since: those are counted for their rule.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(st, box->Stats());
+  EXPECT_EQ(ClassOf(st, Kind::kSample).evicted_records, 57u);
+  EXPECT_EQ(EvictedByRule(st), (std::map<std::string, uint64_t>{{"sample.s/keep", 7}}));
+  ExpectAccountBalances(st);
+  box.reset();
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto db, sqlite::Db::Open(o.path, {}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(int64_t version, db->QueryInt("PRAGMA user_version"));
+  EXPECT_EQ(version, 2);
+}
+
 // --- The account. ---
 
 TEST(OutboxAccount, EveryRaisedRecordIsAccountedAndTheAccountSurvivesAReopen) {
@@ -449,7 +614,9 @@ TEST(OutboxAccount, ACrashInTheMiddleOfAnEvictionLeavesCountersAndRecordsConsist
     o.max_bytes = 100 * kCharge;
     {
       OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
-      for (int i = 0; i < 83; ++i) OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, Payload31(i))));
+      for (int i = 0; i < 83; ++i) {
+        OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, Payload31(i), "keep")));
+      }
       faults.Inject({.op = sqlite::FileFaults::Op::kWrite, .skip = skip, .sticky = true});
       // Needs the room of twenty samples.
       Result<RecordKey> big = box->Append(Rec(Kind::kAnomaly, std::string(20 * kCharge - 49, 'a')));
@@ -465,6 +632,8 @@ TEST(OutboxAccount, ACrashInTheMiddleOfAnEvictionLeavesCountersAndRecordsConsist
     const ClassStats& anomalies = ClassOf(st, Kind::kAnomaly);
     EXPECT_EQ(OfKind(*box, Kind::kSample).size(), samples.records);
     EXPECT_EQ(samples.records + samples.evicted_records, samples.raised_records);
+    // The rule's count moved with the class's, in the same transaction.
+    EXPECT_EQ(EvictedByRule(st)["sample.s/keep"], samples.evicted_records);
     if (anomalies.records == 1) {
       EXPECT_EQ(samples.evicted_records, 20u);
     } else {

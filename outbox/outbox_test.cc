@@ -888,7 +888,7 @@ TEST(Outbox, RefusesAFileOfANewerFormatWithoutTouchingIt) {
   { OUTPOST_ASSERT_OK(Outbox::Open(o).status()); }
   {
     OUTPOST_ASSERT_OK_AND_ASSIGN(auto db, sqlite::Db::Open(o.path, {}));
-    OUTPOST_ASSERT_OK(db->Exec("PRAGMA user_version=2"));
+    OUTPOST_ASSERT_OK(db->Exec("PRAGMA user_version=3"));
   }
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string before, ReadFile(o.path));
   Result<std::unique_ptr<Outbox>> r = Outbox::Open(o);

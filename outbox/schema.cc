@@ -7,6 +7,10 @@
 namespace outpost::outbox {
 namespace {
 
+// Format 2's column (FORMAT.md sections 2 and 6): added the same way to a new file and to a
+// migrated one, so that both have the same schema text.
+constexpr std::string_view kAddRuleColumn = "ALTER TABLE records ADD COLUMN rule INTEGER";
+
 void PutString(std::string& out, std::string_view s) {
   PutU16LE(out, static_cast<uint16_t>(s.size()));
   out.append(s);
@@ -45,6 +49,7 @@ Status CreateSchema(sqlite::Db& db, const Meta& meta) {
       CREATE TABLE counters (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)
         WITHOUT ROWID;
     )sql"));
+    OUTPOST_RETURN_IF_ERROR(db.Exec(kAddRuleColumn));
     OUTPOST_ASSIGN_OR_RETURN(
         auto put, db.Prepare("INSERT INTO meta(key, value, checksum) VALUES(?1, ?2, ?3)"));
     auto text = [&](std::string_view k, std::string_view v) {
@@ -82,6 +87,17 @@ Status CreateSchema(sqlite::Db& db, const Meta& meta) {
   if (!s.ok()) {
     db.Exec("ROLLBACK").IgnoreError();
     return s.WithContext("creating the outbox schema");
+  }
+  return db.Exec("COMMIT");
+}
+
+Status MigrateFromFormat1(sqlite::Db& db) {
+  OUTPOST_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+  Status s = db.Exec(std::string(kAddRuleColumn) +
+                     "; PRAGMA user_version=" + std::to_string(kFormatVersion));
+  if (!s.ok()) {
+    db.Exec("ROLLBACK").IgnoreError();
+    return s.WithContext("migrating the outbox from format 1");
   }
   return db.Exec("COMMIT");
 }
@@ -196,7 +212,7 @@ Status CheckSchema(sqlite::Db& db) {
   if (!expected->ok()) return expected->status();
   OUTPOST_ASSIGN_OR_RETURN(std::string actual, SchemaText(db));
   if (actual != **expected) {
-    return DataLossError("the outbox file's schema is not that of format 1 (damaged)");
+    return DataLossError("the outbox file's schema is not that of format 2 (damaged)");
   }
   return Status::Ok();
 }

@@ -17,7 +17,7 @@ class Db;
 namespace outpost::outbox {
 
 inline constexpr int64_t kApplicationId = 0x4F504F42;  // "OPOB"
-inline constexpr int64_t kFormatVersion = 1;
+inline constexpr int64_t kFormatVersion = 2;
 inline constexpr uint64_t kEnvelopeCharge = 48;  // bytes charged per record besides payload
 inline constexpr uint64_t kNonceReserveStep = uint64_t{1} << 20;
 inline constexpr std::string_view kEventStream = "_outbox";
@@ -38,8 +38,10 @@ struct Meta {
 // Per-connection settings of FORMAT.md section 1 (synchronous=FULL, cell_size_check, ...).
 // `max_bytes` sets the max_page_count backstop.
 Status ConfigureConnection(sqlite::Db& db, uint64_t max_bytes);
-// Creates format 1 in an empty database, in one transaction, with `meta`.
+// Creates format 2 in an empty database, in one transaction, with `meta`.
 Status CreateSchema(sqlite::Db& db, const Meta& meta);
+// Migrates a format-1 file to format 2 in one transaction (FORMAT.md section 6).
+Status MigrateFromFormat1(sqlite::Db& db);
 // Reads the meta table. DataLoss when a required key is missing or malformed.
 Result<Meta> ReadMeta(sqlite::Db& db);
 // Row checksums of `meta` and `streams` (FORMAT.md section 4). An INTEGER meta value is
@@ -56,7 +58,7 @@ inline constexpr std::string_view kUpsertStreamSql =
     "ON CONFLICT(stream) DO UPDATE SET next_seq = excluded.next_seq, "
     "checksum = excluded.checksum";
 
-// Checks that the file's tables and indexes are exactly those of format 1 (their SQL text
+// Checks that the file's tables and indexes are exactly those of format 2 (their SQL text
 // included). DataLoss otherwise: the schema is stored as data, so damage there passes
 // quick_check but breaks every statement.
 Status CheckSchema(sqlite::Db& db);

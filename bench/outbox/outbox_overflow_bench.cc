@@ -83,7 +83,9 @@ double AppendRate(const Args& a, Outbox& box) {
     threads.emplace_back([&, t] {
       const std::string stream = "model-" + std::to_string(t % 4);
       while (!stop.load(std::memory_order_relaxed)) {
-        auto k = box.Append({.kind = Kind::kSample, .stream = stream, .payload = payload});
+        // Named by their rule, as insight's samples are: an eviction counts it per rule too.
+        auto k = box.Append(
+            {.kind = Kind::kSample, .stream = stream, .payload = payload, .rule = "keep_all"});
         if (!k.ok()) {
           std::fprintf(stderr, "append: %s\n", k.status().ToString().c_str());
           std::exit(1);
@@ -150,7 +152,10 @@ int main(int argc, char** argv) {
       std::unique_ptr<Outbox> box = OpenFresh(a, bound, nullptr);
       const std::string payload(a.payload, 's');
       for (uint64_t i = 0; i < bound / (a.payload + 56) + 16; ++i) {
-        box->Append({.kind = Kind::kSample, .stream = "model-0", .payload = payload})
+        box->Append({.kind = Kind::kSample,
+                     .stream = "model-0",
+                     .payload = payload,
+                     .rule = "keep_all"})
             .status()
             .IgnoreError();
       }

@@ -27,6 +27,7 @@ export interface Storm {
   rule: string;
   raised: number;
   kept: number;
+  evicted: number;
   from_ms: number;
   to_ms: number;
   text: string;
