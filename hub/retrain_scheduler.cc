@@ -247,7 +247,7 @@ void RetrainScheduler::Impl::Check(ModelSlot& m) {
       } else if (every_ms > 0 && now_ms - m.status.last_run_ms >= every_ms) {
         why = "schedule";
       }
-      if (!why.empty() && !m.status.running && !stopping) {
+      if (!why.empty() && !m.status.running && !stopping && HoldsLease()) {
         OUTPOST_LOG(kInfo) << "retraining due" << Field("model", m.config.model)
                            << Field("trigger", why) << Field("labels_now", *labels)
                            << Field("labels_at_last_run", m.status.labels_at_last_run);

@@ -96,6 +96,8 @@ struct RetrainScheduler::Impl {
 
   // The slot of `model`; null when it is not configured.
   ModelSlot* Find(std::string_view model) const;
+  // Whether this hub may start a job now: it schedules alone, or holds the lease.
+  bool HoldsLease() const { return options.lease == nullptr || options.lease->Held(); }
   // The model's trusted labels now (UpdateLabelTally over the store, on m.labels).
   Result<int64_t> CountLabels(ModelSlot& m);
   void UpdateDue(ModelSlot& m);

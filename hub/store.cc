@@ -219,6 +219,16 @@ Status ValidateNodeStatus(const NodeStatus& status) {
   return Status::Ok();
 }
 
+Status ValidateLease(std::string_view name, std::string_view holder, int64_t ttl_ms) {
+  OUTPOST_RETURN_IF_ERROR(ValidateId("lease name", name));
+  OUTPOST_RETURN_IF_ERROR(ValidateId("lease holder", holder));
+  if (ttl_ms < 1000 || ttl_ms > 86'400'000) {
+    return InvalidArgumentError("lease ttl_ms " + std::to_string(ttl_ms) +
+                                " is outside 1000..86400000");
+  }
+  return Status::Ok();
+}
+
 std::string RecordContentHash(const HubRecord& record) {
   std::string buf;
   buf.reserve(16 + record.kind.size() + record.payload.size());
