@@ -40,8 +40,11 @@ Result<std::unique_ptr<SchedulerLease>> SchedulerLease::Start(Store& store, Opti
     return InvalidArgumentError("the scheduler lease needs a name and a holder of 1..256 bytes");
   }
   std::unique_ptr<SchedulerLease> lease(new SchedulerLease(store, std::move(options)));
+  // The first ask before Start returns: a hub alone holds the lease from its first check on.
+  const bool held = lease->Ask();
+  lease->Report(false, held);
   SchedulerLease* raw = lease.get();
-  raw->thread_ = std::thread([raw] { raw->Loop(); });
+  raw->thread_ = std::thread([raw, held] { raw->Loop(held); });
   return lease;
 }
 
@@ -111,25 +114,28 @@ bool SchedulerLease::Ask() {
   return false;
 }
 
-void SchedulerLease::Loop() {
-  bool was_held = false;
+void SchedulerLease::Report(bool was_held, bool held) {
+  if (held == was_held) return;
+  OUTPOST_LOG(kInfo) << (held ? "the scheduler lease is taken" : "the scheduler lease is lost")
+                     << Field("lease", options_.name) << Field("holder", options_.holder)
+                     << Field("generation", generation());
+  if (options_.on_change) options_.on_change(held, generation());
+}
+
+void SchedulerLease::Loop(bool was_held) {
   const auto every = options_.ttl / 3;
   std::unique_lock<std::mutex> lock(mu_);
-  while (!stopping_) {
-    lock.unlock();
-    const bool held = Ask();
-    if (held != was_held) {
-      OUTPOST_LOG(kInfo) << (held ? "the scheduler lease is taken" : "the scheduler lease is lost")
-                         << Field("lease", options_.name) << Field("holder", options_.holder)
-                         << Field("generation", generation());
-      if (options_.on_change) options_.on_change(held, generation());
-      was_held = held;
-    }
-    lock.lock();
+  while (true) {
     // Also wakes when a held lease runs out before the next ask (a failed renewal).
     auto next = std::chrono::steady_clock::now() + every;
     if (held_until_ > std::chrono::steady_clock::now() && held_until_ < next) next = held_until_;
     wake_.wait_until(lock, next, [&] { return stopping_; });
+    if (stopping_) return;
+    lock.unlock();
+    const bool held = Ask();
+    Report(was_held, held);
+    was_held = held;
+    lock.lock();
   }
 }
 

@@ -42,7 +42,9 @@ class SchedulerLease {
     // thread (true: taken; false: lost or let go). Null: none.
     std::function<void(bool held, int64_t generation)> on_change{};
   };
-  // Checks the options (InvalidArgument), then starts the thread, which asks at once.
+  // Checks the options (InvalidArgument), asks once (so Held() is true on return in a hub
+  // that takes the lease at once), then starts the thread that asks every ttl / 3. A failed
+  // first ask is logged, not returned: the thread asks again.
   static Result<std::unique_ptr<SchedulerLease>> Start(Store& store, Options options);
   // Stop().
   ~SchedulerLease();
@@ -64,9 +66,12 @@ class SchedulerLease {
 
  private:
   SchedulerLease(Store& store, Options options);
-  void Loop();
+  // Asks every ttl / 3 until Stop(); `was_held` is what the first ask found.
+  void Loop(bool was_held);
   // One ask; returns whether this process holds the lease after it.
   bool Ask();
+  // Logs and tells on_change when the lease was taken or lost.
+  void Report(bool was_held, bool held);
 
   Store& store_;
   Options options_;
