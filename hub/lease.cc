@@ -87,6 +87,11 @@ int64_t SchedulerLease::generation() const {
   return generation_;
 }
 
+Lease SchedulerLease::current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Lease{.name = options_.name, .holder = options_.holder, .generation = generation_};
+}
+
 int64_t SchedulerLease::answers() const {
   std::lock_guard<std::mutex> lock(mu_);
   return answers_;

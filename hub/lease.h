@@ -63,6 +63,9 @@ class SchedulerLease {
   // Asks answered so far (taken, renewed or held by another; not failures). Tests wait on it.
   int64_t answers() const;
   const std::string& holder() const { return options_.holder; }
+  // The lease as this process last took or renewed it (name, holder, generation; no
+  // expiry), for Store::PutScheduleState.
+  Lease current() const;
 
  private:
   SchedulerLease(Store& store, Options options);

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -184,6 +185,41 @@ TEST_P(LeaseContract, RacingAskersAgreeOnOneHolder) {
     EXPECT_EQ(winners, 1) << "round " << round << ": " << answers[0];
     winner = answers[0];
   }
+}
+
+// The schedule's state is written only by the lease's holder at its generation; a refused
+// write changes nothing.
+TEST_P(LeaseContract, ScheduleStateIsWrittenOnlyUnderTheLease) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto none, b_->GetScheduleState("retrain/pump"));
+  EXPECT_FALSE(none.has_value());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Lease held_a, a_->AcquireLease("scheduler", "a", 60'000));
+  OUTPOST_ASSERT_OK(a_->PutScheduleState("retrain/pump", R"({"runs":1})", held_a));
+  // Not the holder; a generation that is not the lease's; bad values.
+  Status not_holder = b_->PutScheduleState("retrain/pump", R"({"runs":9})",
+                                           Lease{.name = "scheduler", .holder = "b",
+                                                 .generation = 1});
+  EXPECT_EQ(not_holder.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(not_holder.reason(), "lease_lost");
+  Lease stale = held_a;
+  stale.generation = 7;
+  EXPECT_EQ(a_->PutScheduleState("retrain/pump", R"({"runs":9})", stale).reason(), "lease_lost");
+  EXPECT_EQ(a_->PutScheduleState("retrain/pump", std::string("a\0b", 3), held_a).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(a_->PutScheduleState("retrain/pump", std::string(65 << 10, 'x'), held_a).code(),
+            StatusCode::kInvalidArgument);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto got, b_->GetScheduleState("retrain/pump"));
+  EXPECT_EQ(got, std::optional<std::string>(R"({"runs":1})"));
+
+  // Taken over: the old holder's writes are refused, the new holder's land.
+  OUTPOST_ASSERT_OK(a_->ReleaseLease("scheduler", "a"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Lease held_b, b_->AcquireLease("scheduler", "b", 60'000));
+  ASSERT_EQ(held_b.generation, 2);
+  EXPECT_EQ(a_->PutScheduleState("retrain/pump", R"({"runs":9})", held_a).reason(), "lease_lost");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(got, a_->GetScheduleState("retrain/pump"));
+  EXPECT_EQ(got, std::optional<std::string>(R"({"runs":1})"));
+  OUTPOST_ASSERT_OK(b_->PutScheduleState("retrain/pump", R"({"runs":2})", held_b));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(got, a_->GetScheduleState("retrain/pump"));
+  EXPECT_EQ(got, std::optional<std::string>(R"({"runs":2})"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, LeaseContract, ::testing::Values("sqlite", "postgresql"),

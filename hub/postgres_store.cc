@@ -123,6 +123,8 @@ UPDATE outpost_meta SET value = '3' WHERE name = 'schema_version';
 constexpr const char* kMigrateV4 = R"sql(
 CREATE TABLE leases(name TEXT PRIMARY KEY, holder TEXT NOT NULL, generation BIGINT NOT NULL,
   expires_ms BIGINT NOT NULL);
+CREATE TABLE schedule_state(name TEXT PRIMARY KEY, value TEXT NOT NULL,
+  generation BIGINT NOT NULL);
 UPDATE outpost_meta SET value = '4' WHERE name = 'schema_version';
 )sql";
 
@@ -135,6 +137,14 @@ constexpr const char* kAcquireLease =
     "leases.holder = excluded.holder THEN 0 ELSE 1 END, expires_ms = excluded.expires_ms "
     "WHERE leases.holder = excluded.holder OR leases.expires_ms <= excluded.expires_ms - $3 "
     "RETURNING holder, generation, expires_ms";
+
+// STORE.md section 7: a state written only while the writer's lease row is unchanged. FOR
+// SHARE holds a takeover of the lease until this write has committed, and sees one that
+// committed first, so the next holder reads the state after it took the lease.
+constexpr const char* kPutScheduleState =
+    "INSERT INTO schedule_state(name, value, generation) SELECT $1, $2, $5 WHERE EXISTS "
+    "(SELECT 1 FROM leases WHERE name = $3 AND holder = $4 AND generation = $5 FOR SHARE) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value, generation = excluded.generation";
 
 constexpr const char* kSiteColumns =
     "site_id, tenant, region, created_ms, credential_serial, revoked, last_contact_ms";
@@ -1044,6 +1054,26 @@ class PostgresStore final : public Store {
     return c->Exec("UPDATE leases SET expires_ms = 0 WHERE name = $1 AND holder = $2",
                    {Text(name), Text(holder)})
         .status();
+  }
+
+  Result<std::optional<std::string>> GetScheduleState(std::string_view name) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("schedule state name", name));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec("SELECT value FROM schedule_state WHERE name = $1", {Text(name)}));
+    if (r.rows() == 0) return std::optional<std::string>();
+    return std::optional<std::string>(r.GetText(0, 0));
+  }
+
+  Status PutScheduleState(std::string_view name, std::string_view value,
+                          const Lease& held) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateScheduleState(name, value, held));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(kPutScheduleState,
+                                             {Text(name), Text(value), Text(held.name),
+                                              Text(held.holder), Int(held.generation)}));
+    if (r.affected() == 0) return LeaseLost(held);
+    return Status::Ok();
   }
 
  private:

@@ -160,7 +160,7 @@ struct RetrainStatus {
 // at once when `every` is set. A failed job counts as a job (it is not retried until a
 // trigger fires again), so a broken config does not spin. Where several hubs share one
 // store, Options::lease keeps job starts in the one hub that holds the scheduler lease
-// (STORE.md section 7); the state file is still each hub's own.
+// (STORE.md section 7), and the schedule's state passes through the store to the next holder.
 //
 // Thread-safe. `store` must outlive the scheduler.
 class RetrainScheduler {

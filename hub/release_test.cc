@@ -674,7 +674,8 @@ TEST_F(SchedulerApiTest, TheScheduleRunsAJobWhenItsTimeHasCome) {
 // Two hubs on one database (two stores on one SQLite file, each hub with its own data
 // folder), each with a scheduler and the scheduler lease: a job runs only in the hub that
 // holds the lease; the other counts labels but starts nothing, by its schedule or by an
-// operator, until the holder lets go, and then it does.
+// operator, until the holder lets go; then it takes over the schedule's state from the store
+// and runs the next job when it is due, not the one the first hub ran.
 TEST_F(SchedulerApiTest, JobsStartOnlyInTheHubThatHoldsTheSchedulerLease) {
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("train.yaml"), "features: [a]\n"));
   RetrainConfig hourly = config_;
@@ -741,17 +742,29 @@ TEST_F(SchedulerApiTest, JobsStartOnlyInTheHubThatHoldsTheSchedulerLease) {
   ASSERT_EQ(ran.size(), 1u);
   EXPECT_TRUE(ran[0].starts_with(data_dir_ + "/")) << ran[0];
 
-  // The holder lets go (a hub that stops): the other takes the lease over and its due job
-  // runs; the first starts nothing more.
+  // The holder lets go (a hub that stops): the other takes the lease over, reads the state
+  // the first left in the store and finds the job done for this hour: it runs nothing.
+  const int64_t t0 = UnixMillis(clock_.Now());
   lease_a->Stop();
-  RetrainStatus taken = updates_b.WaitFor([](const RetrainStatus& u) { return u.runs == 1; });
-  EXPECT_EQ(taken.last_outcome, "failed");
-  EXPECT_TRUE(lease_b->Held());
+  ASSERT_TRUE(wait_for([&] { return lease_b->Held(); }));
   EXPECT_EQ(lease_b->generation(), 2);
+  const int64_t checks_at_takeover = (*b)->RunStatus("pump")->checks;
+  RetrainStatus taken = updates_b.WaitFor([&](const RetrainStatus& u) {
+    return u.checks >= checks_at_takeover + 2 && !u.running;
+  });
+  EXPECT_EQ(taken.runs, 1);  // the first hub's job, from the store
+  EXPECT_EQ(taken.last_run_ms, t0);
+  EXPECT_EQ(taken.next_due_ms, t0 + 3'600'000);
+  EXPECT_EQ(job_lines().size(), 1u);
+  // An hour later the new holder runs the next job; the first starts nothing more.
+  clock_.Advance(std::chrono::hours(1));
+  RetrainStatus next = updates_b.WaitFor([](const RetrainStatus& u) { return u.runs == 2; });
+  EXPECT_EQ(next.last_outcome, "failed");
   EXPECT_EQ((*a)->Handle(Request("POST", "/api/v1/models/pump/retrain")).status, 503);
   ran = job_lines();
   ASSERT_EQ(ran.size(), 2u);
   EXPECT_TRUE(ran[1].starts_with(data_b + "/")) << ran[1];
+  EXPECT_EQ((*a)->RunStatus("pump")->runs, 1);
   (*a)->Stop();
   (*b)->Stop();
 }

@@ -103,6 +103,9 @@ struct RetrainScheduler::Impl {
   void UpdateDue(ModelSlot& m);
   void Notify(const RetrainStatus& status);
   std::thread StartJobLocked(ModelSlot& m, std::optional<int64_t> labels, std::string why);
+  // With a lease (the caller holds it): takes the model's schedule state from the store,
+  // where the lease's holders write it (STORE.md section 7), unless a job of this hub runs.
+  void LoadSharedState(ModelSlot& m);
   // Counts the model's labels and starts a job when a trigger fires.
   void Check(ModelSlot& m);
   // The checking thread: checks each model every check_every until Stop().

@@ -75,6 +75,8 @@ UPDATE outpost_meta SET value = '3' WHERE name = 'schema_version';
 constexpr const char* kMigrateV4 = R"sql(
 CREATE TABLE leases(name TEXT PRIMARY KEY, holder TEXT NOT NULL, generation INTEGER NOT NULL,
   expires_ms INTEGER NOT NULL);
+CREATE TABLE schedule_state(name TEXT PRIMARY KEY, value TEXT NOT NULL,
+  generation INTEGER NOT NULL);
 UPDATE outpost_meta SET value = '4' WHERE name = 'schema_version';
 )sql";
 
@@ -87,6 +89,12 @@ constexpr const char* kAcquireLease =
     "leases.holder = excluded.holder THEN 0 ELSE 1 END, expires_ms = excluded.expires_ms "
     "WHERE leases.holder = excluded.holder OR leases.expires_ms <= excluded.expires_ms - ?3 "
     "RETURNING holder, generation, expires_ms";
+
+// STORE.md section 7: a state written only while the writer's lease row is unchanged.
+constexpr const char* kPutScheduleState =
+    "INSERT INTO schedule_state(name, value, generation) SELECT ?1, ?2, ?5 WHERE EXISTS "
+    "(SELECT 1 FROM leases WHERE name = ?3 AND holder = ?4 AND generation = ?5) ON "
+    "CONFLICT (name) DO UPDATE SET value = excluded.value, generation = excluded.generation";
 
 constexpr const char* kSiteColumns =
     "site_id, tenant, region, created_ms, credential_serial, revoked, last_contact_ms";
@@ -534,6 +542,32 @@ class SqliteStore final : public Store {
     st->BindText(1, name);
     st->BindText(2, holder);
     return st->Run();
+  }
+
+  Result<std::optional<std::string>> GetScheduleState(std::string_view name) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("schedule state name", name));
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(auto st,
+                             db_->Prepare("SELECT value FROM schedule_state WHERE name = ?1"));
+    st->BindText(1, name);
+    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(st->ColumnText(0)));
+  }
+
+  Status PutScheduleState(std::string_view name, std::string_view value,
+                          const Lease& held) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateScheduleState(name, value, held));
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare(kPutScheduleState));
+    st->BindText(1, name);
+    st->BindText(2, value);
+    st->BindText(3, held.name);
+    st->BindText(4, held.holder);
+    st->BindInt(5, held.generation);
+    OUTPOST_RETURN_IF_ERROR(st->Run());
+    if (db_->Changes() == 0) return LeaseLost(held);
+    return Status::Ok();
   }
 
  private:

@@ -250,6 +250,14 @@ class Store {
                                      int64_t ttl_ms) = 0;
   // Lets go of the lease (it expires now) when `holder` holds it; else changes nothing.
   virtual Status ReleaseLease(std::string_view name, std::string_view holder) = 0;
+  // The state of scheduled work `name` (STORE.md section 7, `schedule_state`), as the
+  // holder of the lease last wrote it; nullopt when never written.
+  virtual Result<std::optional<std::string>> GetScheduleState(std::string_view name) = 0;
+  // Writes the state of scheduled work `name` (at most 64 KiB) only while `held` (its name,
+  // holder and generation) is still the lease's row: FailedPrecondition reason "lease_lost",
+  // nothing written, once another took the lease over.
+  virtual Status PutScheduleState(std::string_view name, std::string_view value,
+                                  const Lease& held) = 0;
 };
 
 // Opens (creating the schema if absent) the store that `url` names:

@@ -764,6 +764,7 @@ TEST_P(StoreContract, SchemaVersionOneIsMigratedKeepingItsRows) {
   RawSql("ALTER TABLE node_status DROP COLUMN autonomy_basis");
   RawSql("ALTER TABLE node_status DROP COLUMN outbox_account_json");
   RawSql("DROP TABLE leases");
+  RawSql("DROP TABLE schedule_state");
   RawSql("UPDATE outpost_meta SET value = '1' WHERE name = 'schema_version'");
   Reopen();
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto sites, store_->ListSites("acme"));
@@ -782,19 +783,22 @@ TEST_P(StoreContract, SchemaVersionOneIsMigratedKeepingItsRows) {
   EXPECT_EQ(sites[0].nodes[0].outbox_account_json, now.outbox_account_json);
 }
 
-// A version 3 database (no leases table) is migrated to 4 when opened: the table is made,
-// empty, and the rows the database held stay.
+// A version 3 database (no leases or schedule_state tables) is migrated to 4 when opened:
+// the tables are made, empty, and the rows the database held stay.
 TEST_P(StoreContract, SchemaVersionThreeIsMigratedWithNoLeaseTaken) {
   OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
   OUTPOST_ASSERT_OK(store_->AcquireLease("scheduler", "a", 60'000));
   store_.reset();
   RawSql("DROP TABLE leases");
+  RawSql("DROP TABLE schedule_state");
   RawSql("UPDATE outpost_meta SET value = '3' WHERE name = 'schema_version'");
   Reopen();
   OUTPOST_ASSERT_OK(store_->GetSite("s1"));
   OUTPOST_ASSERT_OK_AND_ASSIGN(Lease l, store_->AcquireLease("scheduler", "b", 60'000));
   EXPECT_EQ(l.holder, "b");
   EXPECT_EQ(l.generation, 1);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto state, store_->GetScheduleState("retrain/pump"));
+  EXPECT_FALSE(state.has_value());
   Reopen();  // the current version opens as it is
   OUTPOST_ASSERT_OK_AND_ASSIGN(l, store_->AcquireLease("scheduler", "a", 60'000));
   EXPECT_EQ(l.holder, "b");
@@ -814,6 +818,7 @@ TEST_P(StoreContract, SchemaVersionTwoIsMigratedKeepingItsRecords) {
     RawSql("ALTER TABLE records ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (START WITH 4)");
   }
   RawSql("DROP TABLE leases");
+  RawSql("DROP TABLE schedule_state");
   RawSql("UPDATE outpost_meta SET value = '2' WHERE name = 'schema_version'");
   Reopen();
   // (With the identity left in place, PostgreSQL would refuse the ids Ingest gives.)

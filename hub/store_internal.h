@@ -42,6 +42,11 @@ Status ValidateIngest(const BatchKey& key, std::span<const HubRecord> records,
 Status ValidateNodeStatus(const NodeStatus& status);
 // InvalidArgument unless name and holder are ids and ttl_ms is within STORE.md section 7.
 Status ValidateLease(std::string_view name, std::string_view holder, int64_t ttl_ms);
+// InvalidArgument unless name is an id, value at most 64 KiB of UTF-8 without NUL and
+// `held` names a lease and a holder.
+Status ValidateScheduleState(std::string_view name, std::string_view value, const Lease& held);
+// FailedPrecondition reason "lease_lost": `held` is no longer the lease's row.
+Status LeaseLost(const Lease& held);
 
 // SHA-256 (32 raw bytes) of a record's kind, created_ms and payload (STORE.md §3).
 std::string RecordContentHash(const HubRecord& record);
