@@ -60,6 +60,12 @@ class PostgresEnvironment : public ::testing::Environment {
 const ::testing::Environment* const kPostgresEnv =
     ::testing::AddGlobalTestEnvironment(new PostgresEnvironment);
 
+// A fresh database for each run (--gtest_repeat).
+Result<std::string> FreshDatabase(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  return g_cluster->CreateDatabase(prefix + "_" + std::to_string(counter++));
+}
+
 // Asks `done` again every 20 ms until it is true; false after about two minutes.
 bool WaitFor(const std::function<bool()>& done) {
   for (int i = 0; i < 6000; ++i) {
@@ -231,7 +237,7 @@ INSTANTIATE_TEST_SUITE_P(Engines, LeaseContract, ::testing::Values("sqlite", "po
 // other takes over; both never hold it at once, as each sees it.
 TEST(SchedulerLease, OneOfTwoHoldsAndTheOtherTakesOverWhenItStops) {
   ASSERT_NE(g_cluster, nullptr) << g_cluster_status.ToString();
-  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string url, g_cluster->CreateDatabase("two_holders"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string url, FreshDatabase("two_holders"));
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto store_a, OpenStore(url));
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto store_b, OpenStore(url));
   std::atomic<int> holding{0}, overlaps{0};
@@ -293,7 +299,7 @@ TEST(LeaseChild, DISABLED_HoldsTheLeaseUntilKilled) {
 TEST(SchedulerLease, MovesWhenItsHolderIsKilled) {
   ASSERT_NE(g_cluster, nullptr) << g_cluster_status.ToString();
   TempDir dir;
-  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string url, g_cluster->CreateDatabase("killed_holder"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string url, FreshDatabase("killed_holder"));
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       auto child, Subprocess::Start({self, "--gtest_also_run_disabled_tests",
