@@ -22,9 +22,9 @@ const std::string& HubProcessId() {
     Result<std::string> random = crypto::RandomBytes(8);
     // Without random bytes the id still differs from every other live process (host, pid)
     // and from this pid's earlier processes by the start time.
-    std::string tail = random.ok()
-                           ? HexEncode(*random)
-                           : std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+    std::string tail =
+        random.ok() ? HexEncode(*random)
+                    : std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
     return std::string(host) + ":" + std::to_string(::getpid()) + ":" + tail;
   }();
   return id;

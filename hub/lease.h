@@ -36,7 +36,7 @@ class SchedulerLease {
  public:
   struct Options {
     std::string name = "scheduler";
-    std::string holder{};  // empty = HubProcessId()
+    std::string holder{};                   // empty = HubProcessId()
     std::chrono::milliseconds ttl{15'000};  // 1 s .. 1 day (Store::AcquireLease)
     // Called from the lease's thread, no lock held, each time Held() changes as seen by the
     // thread (true: taken; false: lost or let go). Null: none.

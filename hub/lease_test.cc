@@ -81,11 +81,10 @@ class LeaseContract : public ::testing::TestWithParam<std::string> {
     if (GetParam() == "sqlite") {
       url_ = "sqlite:" + dir_.File("hub.db");
     } else {
-      ASSERT_NE(g_cluster, nullptr) << "PostgreSQL did not start: "
-                                    << g_cluster_status.ToString();
+      ASSERT_NE(g_cluster, nullptr) << "PostgreSQL did not start: " << g_cluster_status.ToString();
       static std::atomic<int> counter{0};
-      OUTPOST_ASSERT_OK_AND_ASSIGN(
-          url_, g_cluster->CreateDatabase("lease_" + std::to_string(counter++)));
+      OUTPOST_ASSERT_OK_AND_ASSIGN(url_,
+                                   g_cluster->CreateDatabase("lease_" + std::to_string(counter++)));
     }
     // Two stores on one database: two hub processes, as far as the database can tell.
     OUTPOST_ASSERT_OK_AND_ASSIGN(a_, OpenStore(url_));
@@ -100,8 +99,7 @@ class LeaseContract : public ::testing::TestWithParam<std::string> {
 
 TEST_P(LeaseContract, OneHolderUntilItLetsGoOrItsLeaseExpires) {
   // Refusals change nothing: the first lease taken afterwards is generation 1.
-  EXPECT_EQ(a_->AcquireLease("scheduler", "a", 999).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(a_->AcquireLease("scheduler", "a", 999).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(a_->AcquireLease("scheduler", "a", 86'400'001).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(a_->AcquireLease("", "a", 60'000).status().code(), StatusCode::kInvalidArgument);
@@ -201,9 +199,8 @@ TEST_P(LeaseContract, ScheduleStateIsWrittenOnlyUnderTheLease) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(Lease held_a, a_->AcquireLease("scheduler", "a", 60'000));
   OUTPOST_ASSERT_OK(a_->PutScheduleState("retrain/pump", R"({"runs":1})", held_a));
   // Not the holder; a generation that is not the lease's; bad values.
-  Status not_holder = b_->PutScheduleState("retrain/pump", R"({"runs":9})",
-                                           Lease{.name = "scheduler", .holder = "b",
-                                                 .generation = 1});
+  Status not_holder = b_->PutScheduleState(
+      "retrain/pump", R"({"runs":9})", Lease{.name = "scheduler", .holder = "b", .generation = 1});
   EXPECT_EQ(not_holder.code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(not_holder.reason(), "lease_lost");
   Lease stale = held_a;
@@ -245,8 +242,8 @@ TEST(SchedulerLease, OneOfTwoHoldsAndTheOtherTakesOverWhenItStops) {
     if (held && ++holding > 1) ++overlaps;
     if (!held) --holding;
   };
-  SchedulerLease::Options options{.holder = "a", .ttl = std::chrono::milliseconds(3000),
-                                  .on_change = counting};
+  SchedulerLease::Options options{
+      .holder = "a", .ttl = std::chrono::milliseconds(3000), .on_change = counting};
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto a, SchedulerLease::Start(*store_a, options));
   ASSERT_TRUE(WaitFor([&] { return a->Held(); }));
   options.holder = "b";
@@ -285,8 +282,8 @@ TEST(LeaseChild, DISABLED_HoldsTheLeaseUntilKilled) {
   if (url == nullptr) GTEST_SKIP() << "run by SchedulerLease.MovesWhenItsHolderIsKilled";
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto store, OpenStore(url));
   OUTPOST_ASSERT_OK_AND_ASSIGN(
-      auto lease, SchedulerLease::Start(*store, {.holder = "child",
-                                                 .ttl = std::chrono::milliseconds(3000)}));
+      auto lease,
+      SchedulerLease::Start(*store, {.holder = "child", .ttl = std::chrono::milliseconds(3000)}));
   ASSERT_TRUE(WaitFor([&] { return lease->Held(); }));
   std::printf("held %lld\n", static_cast<long long>(lease->generation()));
   std::fflush(stdout);
@@ -320,12 +317,12 @@ TEST(SchedulerLease, MovesWhenItsHolderIsKilled) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto store, OpenStore(url));
   std::atomic<bool> killed{false}, held_before_kill{false};
   OUTPOST_ASSERT_OK_AND_ASSIGN(
-      auto lease,
-      SchedulerLease::Start(*store, {.holder = "parent",
-                                     .ttl = std::chrono::milliseconds(3000),
-                                     .on_change = [&](bool held, int64_t) {
-                                       if (held && !killed.load()) held_before_kill = true;
-                                     }}));
+      auto lease, SchedulerLease::Start(*store, {.holder = "parent",
+                                                 .ttl = std::chrono::milliseconds(3000),
+                                                 .on_change = [&](bool held, int64_t) {
+                                                   if (held && !killed.load())
+                                                     held_before_kill = true;
+                                                 }}));
   // Several asks, across the child's renewals: each finds the child holding it.
   ASSERT_TRUE(WaitFor([&] { return lease->answers() >= 3; }));
   EXPECT_FALSE(lease->Held());

@@ -538,7 +538,8 @@ class SqliteStore final : public Store {
     }
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_ASSIGN_OR_RETURN(
-        auto st, db_->Prepare("UPDATE leases SET expires_ms = 0 WHERE name = ?1 AND holder = ?2"));
+        auto st,
+        db_->Prepare("UPDATE leases SET expires_ms = 0 WHERE name = ?1 AND holder = ?2"));
     st->BindText(1, name);
     st->BindText(2, holder);
     return st->Run();
