@@ -32,6 +32,7 @@
 #include "hub/enrol.h"
 #include "hub/import.h"
 #include "hub/ingest.h"
+#include "hub/lease.h"
 #include "hub/operator_tokens.h"
 #include "hub/release.h"
 #include "hub/secrets.h"
@@ -337,17 +338,21 @@ Status AddOperatorTokens(const HubFlags& flags, hub::HubServiceOptions& options)
 }
 
 // The retraining schedule and the registry's operator API (hub/release.h), started when the
-// config has a `retrain:` list (else nullptr). `store` must outlive the scheduler.
-Result<std::unique_ptr<hub::RetrainScheduler>> StartRetraining(const HubFlags& flags,
-                                                               hub::Store& store) {
+// config has a `retrain:` list (else nullptr). Its jobs start only while this hub holds the
+// scheduler lease (hub/STORE.md section 7), which `lease` is set to take, so that of the hubs
+// sharing one store one runs them. `store` must outlive both, and `lease` the scheduler.
+Result<std::unique_ptr<hub::RetrainScheduler>> StartRetraining(
+    const HubFlags& flags, hub::Store& store, std::unique_ptr<hub::SchedulerLease>& lease) {
   std::unique_ptr<hub::RetrainScheduler> scheduler;
   if (flags.retrain.empty()) return scheduler;
   OUTPOST_ASSIGN_OR_RETURN(std::string self, SelfExecutable());
+  OUTPOST_ASSIGN_OR_RETURN(lease, hub::SchedulerLease::Start(store, {}));
   OUTPOST_ASSIGN_OR_RETURN(scheduler,
                            hub::RetrainScheduler::Start(store, {.self = self,
                                                                 .store_url = flags.store_url,
                                                                 .data_dir = flags.data_dir,
-                                                                .models = flags.retrain}));
+                                                                .models = flags.retrain,
+                                                                .lease = lease.get()}));
   return scheduler;
 }
 
@@ -435,8 +440,9 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
   OUTPOST_RETURN_IF_ERROR(AddOperatorTokens(flags, service_options));
   auto dashboard = std::make_unique<hub::Dashboard>(
       store.get(), flags.web_dir.empty() ? hub::DefaultAssetsDir() : flags.web_dir);
+  std::unique_ptr<hub::SchedulerLease> lease;
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::RetrainScheduler> scheduler,
-                           StartRetraining(flags, *store));
+                           StartRetraining(flags, *store, lease));
   // The operator listener's routes: the registry's under /api/v1/models, the dashboard's
   // API and assets everywhere else (the longer prefix wins).
   service_options.operator_routes = [d = dashboard.get(), s = scheduler.get()](
@@ -457,6 +463,8 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
   // After the listeners: no request reaches the scheduler any more. A running `outpost
   // train` child is stopped (SIGTERM); its job runs again after the next start.
   if (scheduler) scheduler->Stop();
+  // Then the lease is let go: another hub takes over the scheduled work at its next ask.
+  if (lease) lease->Stop();
   return Status::Ok();
 }
 

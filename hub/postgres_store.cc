@@ -119,6 +119,33 @@ ALTER TABLE records ALTER COLUMN id DROP IDENTITY IF EXISTS;
 UPDATE outpost_meta SET value = '3' WHERE name = 'schema_version';
 )sql";
 
+// Schema version 4 (STORE.md section 1): the scheduler lease (STORE.md section 7).
+constexpr const char* kMigrateV4 = R"sql(
+CREATE TABLE leases(name TEXT PRIMARY KEY, holder TEXT NOT NULL, generation BIGINT NOT NULL,
+  expires_ms BIGINT NOT NULL);
+CREATE TABLE schedule_state(name TEXT PRIMARY KEY, value TEXT NOT NULL,
+  generation BIGINT NOT NULL);
+UPDATE outpost_meta SET value = '4' WHERE name = 'schema_version';
+)sql";
+
+// STORE.md section 7: one upsert on the database's clock; a row only when the caller holds
+// the lease afterwards. $3 is the ttl; the conflict's `now` is the new expiry less the ttl.
+constexpr const char* kAcquireLease =
+    "INSERT INTO leases(name, holder, generation, expires_ms) VALUES ($1, $2, 1, "
+    "(extract(epoch FROM clock_timestamp()) * 1000)::bigint + $3) ON CONFLICT (name) DO "
+    "UPDATE SET holder = excluded.holder, generation = leases.generation + CASE WHEN "
+    "leases.holder = excluded.holder THEN 0 ELSE 1 END, expires_ms = excluded.expires_ms "
+    "WHERE leases.holder = excluded.holder OR leases.expires_ms <= excluded.expires_ms - $3 "
+    "RETURNING holder, generation, expires_ms";
+
+// STORE.md section 7: a state written only while the writer's lease row is unchanged. FOR
+// SHARE holds a takeover of the lease until this write has committed, and sees one that
+// committed first, so the next holder reads the state after it took the lease.
+constexpr const char* kPutScheduleState =
+    "INSERT INTO schedule_state(name, value, generation) SELECT $1, $2, $5 WHERE EXISTS "
+    "(SELECT 1 FROM leases WHERE name = $3 AND holder = $4 AND generation = $5 FOR SHARE) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value, generation = excluded.generation";
+
 constexpr const char* kSiteColumns =
     "site_id, tenant, region, created_ms, credential_serial, revoked, last_contact_ms";
 
@@ -643,6 +670,8 @@ class PostgresStore final : public Store {
                        ExecSchema(c.raw(), kMigrateV2, "migrating the hub schema to 2"));
                    OUTPOST_RETURN_IF_ERROR(
                        ExecSchema(c.raw(), kMigrateV3, "migrating the hub schema to 3"));
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kMigrateV4, "migrating the hub schema to 4"));
                    return true;
                  }
                  OUTPOST_ASSIGN_OR_RETURN(
@@ -671,6 +700,10 @@ class PostgresStore final : public Store {
                  if (version <= 2) {
                    OUTPOST_RETURN_IF_ERROR(
                        ExecSchema(c.raw(), kMigrateV3, "migrating the hub schema to 3"));
+                 }
+                 if (version <= 3) {
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kMigrateV4, "migrating the hub schema to 4"));
                  }
                  return true;
                },
@@ -992,6 +1025,55 @@ class PostgresStore final : public Store {
                                .created_ms = r.GetInt(i, 6)});
     }
     return out;
+  }
+
+  Result<Lease> AcquireLease(std::string_view name, std::string_view holder,
+                             int64_t ttl_ms) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateLease(name, holder, ttl_ms));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(auto r,
+                             c->Exec(kAcquireLease, {Text(name), Text(holder), Int(ttl_ms)}));
+    if (r.rows() == 0) {
+      // Another holds it: say who (it may have changed since; the caller asks again).
+      OUTPOST_ASSIGN_OR_RETURN(
+          r, c->Exec("SELECT holder, generation, expires_ms FROM leases WHERE name = $1",
+                     {Text(name)}));
+      if (r.rows() == 0) return UnavailableError("lease " + std::string(name) + " vanished");
+    }
+    return Lease{.name = std::string(name),
+                 .holder = r.GetText(0, 0),
+                 .generation = r.GetInt(0, 1),
+                 .expires_ms = r.GetInt(0, 2)};
+  }
+
+  Status ReleaseLease(std::string_view name, std::string_view holder) override {
+    if (!ValidateId("lease name", name).ok() || !ValidateId("lease holder", holder).ok()) {
+      return Status::Ok();
+    }
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    return c->Exec("UPDATE leases SET expires_ms = 0 WHERE name = $1 AND holder = $2",
+                   {Text(name), Text(holder)})
+        .status();
+  }
+
+  Result<std::optional<std::string>> GetScheduleState(std::string_view name) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("schedule state name", name));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec("SELECT value FROM schedule_state WHERE name = $1", {Text(name)}));
+    if (r.rows() == 0) return std::optional<std::string>();
+    return std::optional<std::string>(r.GetText(0, 0));
+  }
+
+  Status PutScheduleState(std::string_view name, std::string_view value,
+                          const Lease& held) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateScheduleState(name, value, held));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(kPutScheduleState,
+                                             {Text(name), Text(value), Text(held.name),
+                                              Text(held.holder), Int(held.generation)}));
+    if (r.affected() == 0) return LeaseLost(held);
+    return Status::Ok();
   }
 
  private:

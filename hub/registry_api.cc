@@ -247,6 +247,10 @@ HubResponse RetrainScheduler::Impl::StartRetrain(ModelSlot& m) {
   {
     std::lock_guard<std::mutex> lock(mu);
     if (stopping) return ErrorResponse(503, "stopping", "the hub is shutting down");
+    if (!HoldsLease()) {
+      return ErrorResponse(503, "not_scheduler",
+                           "another hub process holds the scheduler lease; ask again");
+    }
     if (m.status.running) {
       return ErrorResponse(409, "already_running",
                            "a retraining job of " + m.config.model + " is running");

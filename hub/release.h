@@ -31,6 +31,7 @@
 #include "base/http/server.h"
 #include "base/status.h"
 #include "hub/http.h"
+#include "hub/lease.h"
 #include "hub/store.h"
 
 namespace outpost::hub {
@@ -157,7 +158,9 @@ struct RetrainStatus {
 // <data_dir>/retrain-<model>.json (hub/FORMAT.md section 8); a hub without that file counts
 // from zero labels and no job, so it trains once when enough labels are already there, and
 // at once when `every` is set. A failed job counts as a job (it is not retried until a
-// trigger fires again), so a broken config does not spin.
+// trigger fires again), so a broken config does not spin. Where several hubs share one
+// store, Options::lease keeps job starts in the one hub that holds the scheduler lease
+// (STORE.md section 7), and the schedule's state passes through the store to the next holder.
 //
 // Thread-safe. `store` must outlive the scheduler.
 class RetrainScheduler {
@@ -171,6 +174,11 @@ class RetrainScheduler {
     // Called after each label check and after each job (from the scheduler's threads, with
     // no lock held; it may call RunStatus). Null: none.
     std::function<void(const RetrainStatus&)> on_update{};
+    // Where several hub processes share the store: the scheduler lease (hub/lease.h). A job
+    // starts, by a trigger or an operator, only while lease->Held(); a hub that does not hold
+    // it still counts labels and answers status. Null: this hub schedules alone. It must
+    // outlive the scheduler.
+    const SchedulerLease* lease = nullptr;
   };
   // Validates every entry (ValidateRetrainConfig, model names unique), reads the state
   // files (DataLoss naming a damaged one) and starts the thread.

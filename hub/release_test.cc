@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -27,6 +28,7 @@
 #include "bundle/bundle.h"
 #include "bundle/crypto.h"
 #include "bundle/metadata.h"
+#include "hub/lease.h"
 #include "hub/retrain_scheduler.h"
 #include "hub/store.h"
 #include "serve/model_config.h"
@@ -667,6 +669,104 @@ TEST_F(SchedulerApiTest, TheScheduleRunsAJobWhenItsTimeHasCome) {
   RetrainStatus second = updates_.WaitFor([](const RetrainStatus& u) { return u.runs == 2; });
   EXPECT_EQ(second.last_run_ms, t0 + 3'600'000);
   s->Stop();
+}
+
+// Two hubs on one database (two stores on one SQLite file, each hub with its own data
+// folder), each with a scheduler and the scheduler lease: a job runs only in the hub that
+// holds the lease; the other counts labels but starts nothing, by its schedule or by an
+// operator, until the holder lets go; then it takes over the schedule's state from the store
+// and runs the next job when it is due, not the one the first hub ran.
+TEST_F(SchedulerApiTest, JobsStartOnlyInTheHubThatHoldsTheSchedulerLease) {
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("train.yaml"), "features: [a]\n"));
+  RetrainConfig hourly = config_;
+  hourly.every = std::chrono::hours(1);
+  hourly.check_every = std::chrono::seconds(1);
+  // Each job writes down its --out folder (its hub's data folder) and fails.
+  const std::string jobs = dir_.File("jobs.txt");
+  const std::string script = Script(dir_, "job.sh", "echo \"$7\" >> " + jobs + "; exit 3");
+  auto job_lines = [&] {
+    std::vector<std::string> out;
+    std::string text = ReadFile(jobs).value_or("");
+    for (size_t at = 0, nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1) {
+      out.push_back(text.substr(at, nl - at));
+    }
+    return out;
+  };
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto store_b, OpenStore("sqlite:" + dir_.File("hub.db")));
+  const SchedulerLease::Options lease_options{.ttl = std::chrono::milliseconds(3000)};
+  SchedulerLease::Options options_a = lease_options, options_b = lease_options;
+  options_a.holder = "hub-a";
+  options_b.holder = "hub-b";
+  // Waits for a state; the guard (about two minutes) only keeps a broken build from hanging.
+  auto wait_for = [](const std::function<bool()>& done) {
+    for (int i = 0; i < 6000 && !done(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return done();
+  };
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto lease_a, SchedulerLease::Start(*store_, options_a));
+  ASSERT_TRUE(wait_for([&] { return lease_a->Held(); }));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto lease_b, SchedulerLease::Start(*store_b, options_b));
+  ASSERT_TRUE(wait_for([&] { return lease_b->answers() >= 1; }));
+  ASSERT_FALSE(lease_b->Held());
+
+  const std::string data_b = dir_.File("hub-b");
+  Updates updates_b;
+  auto a = RetrainScheduler::Start(*store_, {.self = script,
+                                             .store_url = "sqlite:" + dir_.File("hub.db"),
+                                             .data_dir = data_dir_,
+                                             .models = {hourly},
+                                             .clock = &clock_,
+                                             .on_update = updates_.Callback(),
+                                             .lease = lease_a.get()});
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  auto b = RetrainScheduler::Start(*store_b, {.self = script,
+                                              .store_url = "sqlite:" + dir_.File("hub.db"),
+                                              .data_dir = data_b,
+                                              .models = {hourly},
+                                              .clock = &clock_,
+                                              .on_update = updates_b.Callback(),
+                                              .lease = lease_b.get()});
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+
+  // Both find the job due at once (neither has run it); only the holder runs it.
+  updates_.WaitFor([](const RetrainStatus& u) { return u.runs == 1; });
+  RetrainStatus idle = updates_b.WaitFor(
+      [](const RetrainStatus& u) { return u.checks >= 3 && !u.running; });
+  EXPECT_EQ(idle.runs, 0);
+  EXPECT_EQ(idle.last_outcome, "");
+  HubResponse refused = (*b)->Handle(Request("POST", "/api/v1/models/pump/retrain"));
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_TRUE(Has(refused, R"("reason":"not_scheduler")")) << refused.body;
+  std::vector<std::string> ran = job_lines();
+  ASSERT_EQ(ran.size(), 1u);
+  EXPECT_TRUE(ran[0].starts_with(data_dir_ + "/")) << ran[0];
+
+  // The holder lets go (a hub that stops): the other takes the lease over, reads the state
+  // the first left in the store and finds the job done for this hour: it runs nothing.
+  const int64_t t0 = UnixMillis(clock_.Now());
+  lease_a->Stop();
+  ASSERT_TRUE(wait_for([&] { return lease_b->Held(); }));
+  EXPECT_EQ(lease_b->generation(), 2);
+  const int64_t checks_at_takeover = (*b)->RunStatus("pump")->checks;
+  RetrainStatus taken = updates_b.WaitFor([&](const RetrainStatus& u) {
+    return u.checks >= checks_at_takeover + 2 && !u.running;
+  });
+  EXPECT_EQ(taken.runs, 1);  // the first hub's job, from the store
+  EXPECT_EQ(taken.last_run_ms, t0);
+  EXPECT_EQ(taken.next_due_ms, t0 + 3'600'000);
+  EXPECT_EQ(job_lines().size(), 1u);
+  // An hour later the new holder runs the next job; the first starts nothing more.
+  clock_.Advance(std::chrono::hours(1));
+  RetrainStatus next = updates_b.WaitFor([](const RetrainStatus& u) { return u.runs == 2; });
+  EXPECT_EQ(next.last_outcome, "failed");
+  EXPECT_EQ((*a)->Handle(Request("POST", "/api/v1/models/pump/retrain")).status, 503);
+  ran = job_lines();
+  ASSERT_EQ(ran.size(), 2u);
+  EXPECT_TRUE(ran[1].starts_with(data_b + "/")) << ran[1];
+  EXPECT_EQ((*a)->RunStatus("pump")->runs, 1);
+  (*a)->Stop();
+  (*b)->Stop();
 }
 
 // --- the scheduler with a real `outpost train` ---

@@ -65,14 +65,12 @@ std::string FileTail(const std::string& path, size_t max) {
   return s;
 }
 
-// Reads retrain-<model>.json into `status` (hub/FORMAT.md section 8). A missing file leaves
-// it as it is; DataLoss for a file that is not the format.
-Status LoadState(const std::string& path, RetrainStatus& status) {
-  if (!PathExists(path)) return Status::Ok();
-  OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(path, kMaxStateBytes));
+// Reads the schedule's state (hub/FORMAT.md section 8) from `text` into `status`; DataLoss
+// naming `where` for text that is not the format. `hint` ends the message.
+Status ParseState(const std::string& text, const std::string& where, const std::string& hint,
+                  RetrainStatus& status) {
   auto damaged = [&](const std::string& why) {
-    return DataLossError(path + " is damaged (" + why +
-                         "); remove it to count labels from zero again");
+    return DataLossError(where + " is damaged (" + why + ")" + hint);
   };
   Result<bundle::Json> doc = bundle::ParseJson(text, false);
   if (!doc.ok()) return damaged(std::string(doc.status().message()));
@@ -98,6 +96,17 @@ Status LoadState(const std::string& path, RetrainStatus& status) {
   OUTPOST_RETURN_IF_ERROR(integer("runs", false, status.runs));
   return Status::Ok();
 }
+
+// Reads retrain-<model>.json into `status` (hub/FORMAT.md section 8). A missing file leaves
+// it as it is; DataLoss for a file that is not the format.
+Status LoadState(const std::string& path, RetrainStatus& status) {
+  if (!PathExists(path)) return Status::Ok();
+  OUTPOST_ASSIGN_OR_RETURN(std::string text, ReadFile(path, kMaxStateBytes));
+  return ParseState(text, path, "; remove it to count labels from zero again", status);
+}
+
+// The name of a model's schedule state in the store (STORE.md section 7).
+std::string SharedStateName(const std::string& model) { return "retrain/" + model; }
 
 std::string StateJson(const RetrainStatus& s) {
   std::string out;
@@ -223,7 +232,33 @@ std::thread RetrainScheduler::Impl::StartJobLocked(ModelSlot& m, std::optional<i
   return previous;
 }
 
+void RetrainScheduler::Impl::LoadSharedState(ModelSlot& m) {
+  if (options.lease == nullptr) return;
+  Result<std::optional<std::string>> text = store.GetScheduleState(SharedStateName(m.config.model));
+  RetrainStatus shared;
+  Status s = text.ok() ? Status::Ok() : text.status();
+  if (s.ok() && text->has_value()) {
+    s = ParseState(**text, "the store's schedule state " + SharedStateName(m.config.model), "",
+                   shared);
+  }
+  if (!s.ok()) {
+    OUTPOST_LOG(kWarning) << "retraining: the store's schedule state could not be read"
+                          << Field("model", m.config.model) << Field("error", s);
+    return;
+  }
+  if (!text->has_value()) return;  // no holder has finished a job yet: the file's state
+  std::lock_guard<std::mutex> lock(mu);
+  if (m.status.running) return;  // this hub's own job is under way; its end writes both
+  m.status.last_run_ms = shared.last_run_ms;
+  m.status.labels_at_last_run = shared.labels_at_last_run;
+  m.status.runs = shared.runs;
+  UpdateDue(m);
+}
+
 void RetrainScheduler::Impl::Check(ModelSlot& m) {
+  // Held before the state is read: a job starts only on the state the holder reads.
+  const bool holds = HoldsLease();
+  if (holds) LoadSharedState(m);
   Result<int64_t> labels = CountLabels(m);
   std::thread previous;
   RetrainStatus snapshot;
@@ -247,7 +282,7 @@ void RetrainScheduler::Impl::Check(ModelSlot& m) {
       } else if (every_ms > 0 && now_ms - m.status.last_run_ms >= every_ms) {
         why = "schedule";
       }
-      if (!why.empty() && !m.status.running && !stopping) {
+      if (!why.empty() && !m.status.running && !stopping && holds && HoldsLease()) {
         OUTPOST_LOG(kInfo) << "retraining due" << Field("model", m.config.model)
                            << Field("trigger", why) << Field("labels_now", *labels)
                            << Field("labels_at_last_run", m.status.labels_at_last_run);
@@ -425,6 +460,16 @@ void RetrainScheduler::Impl::FinishJob(ModelSlot& m, const JobResult& job, const
     if (!saved.ok()) {
       OUTPOST_LOG(kError) << "retraining: the state file could not be written"
                           << Field("path", m.state_path) << Field("error", saved);
+    }
+  }
+  if (record && options.lease != nullptr) {
+    // For the next holder of the lease; refused once another took it over (it judges what
+    // is due from what the holders before it wrote).
+    Status shared = store.PutScheduleState(SharedStateName(m.config.model), state_text,
+                                           options.lease->current());
+    if (!shared.ok()) {
+      OUTPOST_LOG(kWarning) << "retraining: the store's schedule state was not written"
+                            << Field("model", m.config.model) << Field("error", shared);
     }
   }
   Notify(snapshot);

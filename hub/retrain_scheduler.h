@@ -96,11 +96,16 @@ struct RetrainScheduler::Impl {
 
   // The slot of `model`; null when it is not configured.
   ModelSlot* Find(std::string_view model) const;
+  // Whether this hub may start a job now: it schedules alone, or holds the lease.
+  bool HoldsLease() const { return options.lease == nullptr || options.lease->Held(); }
   // The model's trusted labels now (UpdateLabelTally over the store, on m.labels).
   Result<int64_t> CountLabels(ModelSlot& m);
   void UpdateDue(ModelSlot& m);
   void Notify(const RetrainStatus& status);
   std::thread StartJobLocked(ModelSlot& m, std::optional<int64_t> labels, std::string why);
+  // With a lease (the caller holds it): takes the model's schedule state from the store,
+  // where the lease's holders write it (STORE.md section 7), unless a job of this hub runs.
+  void LoadSharedState(ModelSlot& m);
   // Counts the model's labels and starts a job when a trigger fires.
   void Check(ModelSlot& m);
   // The checking thread: checks each model every check_every until Stop().

@@ -71,6 +71,31 @@ constexpr const char* kMigrateV3 = R"sql(
 UPDATE outpost_meta SET value = '3' WHERE name = 'schema_version';
 )sql";
 
+// Schema version 4 (STORE.md section 1): the scheduler lease (STORE.md section 7).
+constexpr const char* kMigrateV4 = R"sql(
+CREATE TABLE leases(name TEXT PRIMARY KEY, holder TEXT NOT NULL, generation INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL);
+CREATE TABLE schedule_state(name TEXT PRIMARY KEY, value TEXT NOT NULL,
+  generation INTEGER NOT NULL);
+UPDATE outpost_meta SET value = '4' WHERE name = 'schema_version';
+)sql";
+
+// STORE.md section 7: one upsert on the database's clock (julianday('now'), the same within
+// one statement); a row only when the caller holds the lease afterwards. ?3 is the ttl.
+constexpr const char* kAcquireLease =
+    "INSERT INTO leases(name, holder, generation, expires_ms) VALUES (?1, ?2, 1, "
+    "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) + ?3) ON CONFLICT (name) DO "
+    "UPDATE SET holder = excluded.holder, generation = leases.generation + CASE WHEN "
+    "leases.holder = excluded.holder THEN 0 ELSE 1 END, expires_ms = excluded.expires_ms "
+    "WHERE leases.holder = excluded.holder OR leases.expires_ms <= excluded.expires_ms - ?3 "
+    "RETURNING holder, generation, expires_ms";
+
+// STORE.md section 7: a state written only while the writer's lease row is unchanged.
+constexpr const char* kPutScheduleState =
+    "INSERT INTO schedule_state(name, value, generation) SELECT ?1, ?2, ?5 WHERE EXISTS "
+    "(SELECT 1 FROM leases WHERE name = ?3 AND holder = ?4 AND generation = ?5) ON "
+    "CONFLICT (name) DO UPDATE SET value = excluded.value, generation = excluded.generation";
+
 constexpr const char* kSiteColumns =
     "site_id, tenant, region, created_ms, credential_serial, revoked, last_contact_ms";
 
@@ -480,6 +505,72 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Result<Lease> AcquireLease(std::string_view name, std::string_view holder,
+                             int64_t ttl_ms) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateLease(name, holder, ttl_ms));
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare(kAcquireLease));
+    st->BindText(1, name);
+    st->BindText(2, holder);
+    st->BindInt(3, ttl_ms);
+    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) {
+      // Another holds it: say who. (The upsert has run to its end.)
+      st.reset();
+      OUTPOST_ASSIGN_OR_RETURN(
+          st, db_->Prepare("SELECT holder, generation, expires_ms FROM leases WHERE name = ?1"));
+      st->BindText(1, name);
+      OUTPOST_ASSIGN_OR_RETURN(row, st->Step());
+      if (!row) return UnavailableError("lease " + std::string(name) + " vanished");
+    }
+    Lease lease{.name = std::string(name),
+                .holder = std::string(st->ColumnText(0)),
+                .generation = st->ColumnInt(1),
+                .expires_ms = st->ColumnInt(2)};
+    OUTPOST_ASSIGN_OR_RETURN(bool more, st->Step());  // runs the statement to its end
+    (void)more;
+    return lease;
+  }
+
+  Status ReleaseLease(std::string_view name, std::string_view holder) override {
+    if (!ValidateId("lease name", name).ok() || !ValidateId("lease holder", holder).ok()) {
+      return Status::Ok();
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st,
+        db_->Prepare("UPDATE leases SET expires_ms = 0 WHERE name = ?1 AND holder = ?2"));
+    st->BindText(1, name);
+    st->BindText(2, holder);
+    return st->Run();
+  }
+
+  Result<std::optional<std::string>> GetScheduleState(std::string_view name) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("schedule state name", name));
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(auto st,
+                             db_->Prepare("SELECT value FROM schedule_state WHERE name = ?1"));
+    st->BindText(1, name);
+    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(st->ColumnText(0)));
+  }
+
+  Status PutScheduleState(std::string_view name, std::string_view value,
+                          const Lease& held) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateScheduleState(name, value, held));
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare(kPutScheduleState));
+    st->BindText(1, name);
+    st->BindText(2, value);
+    st->BindText(3, held.name);
+    st->BindText(4, held.holder);
+    st->BindInt(5, held.generation);
+    OUTPOST_RETURN_IF_ERROR(st->Run());
+    if (db_->Changes() == 0) return LeaseLost(held);
+    return Status::Ok();
+  }
+
  private:
   Status InitSchemaLocked() {
     OUTPOST_ASSIGN_OR_RETURN(
@@ -492,7 +583,8 @@ class SqliteStore final : public Store {
       if (has_sites == 0) {
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kSchemaV1));
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV2));
-        return db_->Exec(kMigrateV3);
+        OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV3));
+        return db_->Exec(kMigrateV4);
       }
       return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown", "the database has a sites table but no outpost_meta");
     }
@@ -517,7 +609,8 @@ class SqliteStore final : public Store {
     }
     // In Init's transaction.
     if (version == 1) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV2));
-    if (version <= 2) return db_->Exec(kMigrateV3);
+    if (version <= 2) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV3));
+    if (version <= 3) return db_->Exec(kMigrateV4);
     return Status::Ok();
   }
 

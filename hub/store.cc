@@ -219,6 +219,33 @@ Status ValidateNodeStatus(const NodeStatus& status) {
   return Status::Ok();
 }
 
+Status ValidateLease(std::string_view name, std::string_view holder, int64_t ttl_ms) {
+  OUTPOST_RETURN_IF_ERROR(ValidateId("lease name", name));
+  OUTPOST_RETURN_IF_ERROR(ValidateId("lease holder", holder));
+  if (ttl_ms < 1000 || ttl_ms > 86'400'000) {
+    return InvalidArgumentError("lease ttl_ms " + std::to_string(ttl_ms) +
+                                " is outside 1000..86400000");
+  }
+  return Status::Ok();
+}
+
+Status ValidateScheduleState(std::string_view name, std::string_view value, const Lease& held) {
+  OUTPOST_RETURN_IF_ERROR(ValidateId("schedule state name", name));
+  OUTPOST_RETURN_IF_ERROR(ValidateId("lease name", held.name));
+  OUTPOST_RETURN_IF_ERROR(ValidateId("lease holder", held.holder));
+  if (value.size() > (size_t{64} << 10) || value.find('\0') != std::string_view::npos ||
+      !IsValidUtf8(value)) {
+    return InvalidArgumentError("a schedule state must be at most 64 KiB of UTF-8 without NUL");
+  }
+  return Status::Ok();
+}
+
+Status LeaseLost(const Lease& held) {
+  return ErrorWithReason(StatusCode::kFailedPrecondition, "lease_lost",
+                         "the lease " + held.name + " is no longer held by " + held.holder +
+                             " at generation " + std::to_string(held.generation));
+}
+
 std::string RecordContentHash(const HubRecord& record) {
   std::string buf;
   buf.reserve(16 + record.kind.size() + record.payload.size());

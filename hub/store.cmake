@@ -9,6 +9,7 @@ outpost_library(outpost_hub_store
     sqlite_store.cc
     postgres_store.cc    # the libpq adapter of hub/
     secrets.cc           # store URLs off command lines, secret files (hub/FORMAT.md section 6)
+    lease.cc             # the scheduler lease's holder thread (STORE.md section 7)
   DEPS outpost_base
   PRIVATE_DEPS outpost_sqlite outpost_crypto PostgreSQL::PostgreSQL)
 
@@ -25,3 +26,13 @@ target_link_libraries(store_contract_test PRIVATE outpost_hub_store outpost_hub_
 outpost_target_flags(store_contract_test)
 add_test(NAME store_contract_test COMMAND store_contract_test)
 set_tests_properties(store_contract_test PROPERTIES LABELS "hub;postgres" TIMEOUT 600)
+
+# The scheduler lease (STORE.md section 7) over both engines, two stores standing for two
+# hubs, and a holder in a child process killed with SIGKILL. One CTest test, like the
+# contract suite, so that the binary starts its PostgreSQL cluster once.
+add_executable(lease_test lease_test.cc)
+target_link_libraries(lease_test PRIVATE outpost_hub_store outpost_hub_testing
+                      outpost_testing GTest::gtest GTest::gtest_main)
+outpost_target_flags(lease_test)
+add_test(NAME lease_test COMMAND lease_test)
+set_tests_properties(lease_test PROPERTIES LABELS "hub;postgres" TIMEOUT 600)

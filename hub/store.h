@@ -177,6 +177,14 @@ struct ModelEntry {
   int64_t created_ms = 0;
 };
 
+// A named lease that one hub process at a time holds (STORE.md section 7).
+struct Lease {
+  std::string name{};
+  std::string holder{};
+  int64_t generation = 0;  // one more each time the lease changes holder
+  int64_t expires_ms = 0;  // on the database's clock
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -231,6 +239,25 @@ class Store {
                                std::string_view state) = 0;
   // Newest version first.
   virtual Result<std::vector<ModelEntry>> ListModels(std::string_view name) = 0;
+
+  // --- the scheduler lease (STORE.md section 7) ---
+  // Takes or renews the lease `name` for `holder` until the database's clock passes now +
+  // ttl_ms, when it is free, expired or already held by `holder`; else changes nothing.
+  // Returns the lease as it stands after the call: `holder` holds it exactly when the
+  // returned holder is `holder`. InvalidArgument for a bad name or holder, or a ttl_ms
+  // outside 1000..86,400,000.
+  virtual Result<Lease> AcquireLease(std::string_view name, std::string_view holder,
+                                     int64_t ttl_ms) = 0;
+  // Lets go of the lease (it expires now) when `holder` holds it; else changes nothing.
+  virtual Status ReleaseLease(std::string_view name, std::string_view holder) = 0;
+  // The state of scheduled work `name` (STORE.md section 7, `schedule_state`), as the
+  // holder of the lease last wrote it; nullopt when never written.
+  virtual Result<std::optional<std::string>> GetScheduleState(std::string_view name) = 0;
+  // Writes the state of scheduled work `name` (at most 64 KiB) only while `held` (its name,
+  // holder and generation) is still the lease's row: FailedPrecondition reason "lease_lost",
+  // nothing written, once another took the lease over.
+  virtual Status PutScheduleState(std::string_view name, std::string_view value,
+                                  const Lease& held) = 0;
 };
 
 // Opens (creating the schema if absent) the store that `url` names:

@@ -230,6 +230,43 @@ TEST_P(StoreContract, EnrolmentTokenRaceHasOneWinner) {
   EXPECT_EQ(not_found.load(), 7);
 }
 
+// Two stores on one database stand for two hub processes: each token of a batch is
+// presented through both at once, by several requests each; it enrols exactly once.
+TEST_P(StoreContract, EnrolmentTokenRaceAcrossTwoStoresHasOneWinner) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto other, OpenStore(url_));
+  constexpr int kTokens = 20;
+  constexpr int kRequests = 8;  // per token, half through each store
+  for (int i = 0; i < kTokens; ++i) {
+    OUTPOST_ASSERT_OK(store_->PutEnrolmentToken(EnrolmentToken{
+        .token_sha256 = Hex64('a') + std::to_string(i), .site_id = "s1", .expires_ms = 1000}));
+  }
+  std::vector<std::atomic<int>> won(kTokens), not_found(kTokens);
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kRequests; ++r) {
+    threads.emplace_back([&, r] {
+      Store& store = r % 2 == 0 ? *store_ : *other;
+      ++ready;
+      while (ready.load() < kRequests) std::this_thread::yield();
+      for (int i = 0; i < kTokens; ++i) {
+        Result<EnrolmentToken> t = store.ConsumeEnrolmentToken(Hex64('a') + std::to_string(i), 1);
+        if (t.ok()) {
+          ++won[i];
+        } else if (t.status().code() == StatusCode::kNotFound) {
+          ++not_found[i];
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kTokens; ++i) {
+    EXPECT_EQ(won[i].load(), 1) << "token " << i;
+    EXPECT_EQ(not_found[i].load(), kRequests - 1) << "token " << i;
+    EXPECT_EQ(other->ConsumeEnrolmentToken(Hex64('a') + std::to_string(i), 1).status().code(),
+              StatusCode::kNotFound);
+  }
+}
+
 TEST_P(StoreContract, IngestStoresThenDuplicateIsNoOpThenConflictIsRefused) {
   OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
   std::vector<HubRecord> recs = Recs("s1", "n1", "m", 1, 5);
@@ -713,7 +750,7 @@ TEST_P(StoreContract, NewerSchemaIsRefusedAndLeftAlone) {
       << r.status().ToString();
   RawSql("UPDATE outpost_meta SET value = 'x' WHERE name = 'schema_version'");
   EXPECT_EQ(OpenStore(url_).status().code(), StatusCode::kDataLoss);
-  RawSql("UPDATE outpost_meta SET value = '3' WHERE name = 'schema_version'");
+  RawSql("UPDATE outpost_meta SET value = '4' WHERE name = 'schema_version'");
   Reopen();
 }
 
@@ -726,6 +763,8 @@ TEST_P(StoreContract, SchemaVersionOneIsMigratedKeepingItsRows) {
   store_.reset();
   RawSql("ALTER TABLE node_status DROP COLUMN autonomy_basis");
   RawSql("ALTER TABLE node_status DROP COLUMN outbox_account_json");
+  RawSql("DROP TABLE leases");
+  RawSql("DROP TABLE schedule_state");
   RawSql("UPDATE outpost_meta SET value = '1' WHERE name = 'schema_version'");
   Reopen();
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto sites, store_->ListSites("acme"));
@@ -744,6 +783,27 @@ TEST_P(StoreContract, SchemaVersionOneIsMigratedKeepingItsRows) {
   EXPECT_EQ(sites[0].nodes[0].outbox_account_json, now.outbox_account_json);
 }
 
+// A version 3 database (no leases or schedule_state tables) is migrated to 4 when opened:
+// the tables are made, empty, and the rows the database held stay.
+TEST_P(StoreContract, SchemaVersionThreeIsMigratedWithNoLeaseTaken) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  OUTPOST_ASSERT_OK(store_->AcquireLease("scheduler", "a", 60'000));
+  store_.reset();
+  RawSql("DROP TABLE leases");
+  RawSql("DROP TABLE schedule_state");
+  RawSql("UPDATE outpost_meta SET value = '3' WHERE name = 'schema_version'");
+  Reopen();
+  OUTPOST_ASSERT_OK(store_->GetSite("s1"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Lease l, store_->AcquireLease("scheduler", "b", 60'000));
+  EXPECT_EQ(l.holder, "b");
+  EXPECT_EQ(l.generation, 1);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto state, store_->GetScheduleState("retrain/pump"));
+  EXPECT_FALSE(state.has_value());
+  Reopen();  // the current version opens as it is
+  OUTPOST_ASSERT_OK_AND_ASSIGN(l, store_->AcquireLease("scheduler", "a", 60'000));
+  EXPECT_EQ(l.holder, "b");
+}
+
 // A version 2 database (PostgreSQL: record ids from an identity) is migrated to 3 when
 // opened: its records keep their ids, records stored afterwards get ids above them, and a
 // cursor meets each once.
@@ -757,13 +817,15 @@ TEST_P(StoreContract, SchemaVersionTwoIsMigratedKeepingItsRecords) {
     RawSql("UPDATE records SET id = seq");
     RawSql("ALTER TABLE records ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (START WITH 4)");
   }
+  RawSql("DROP TABLE leases");
+  RawSql("DROP TABLE schedule_state");
   RawSql("UPDATE outpost_meta SET value = '2' WHERE name = 'schema_version'");
   Reopen();
   // (With the identity left in place, PostgreSQL would refuse the ids Ingest gives.)
   auto after = Recs("s1", "n1", "m", 4, 3);
   OUTPOST_ASSERT_OK_AND_ASSIGN(IngestResult r, store_->Ingest(KeyOf(after), after, {}, 2));
   EXPECT_EQ(r.outcome, IngestOutcome::kStored);
-  Reopen();  // version 3 opens as it is
+  Reopen();  // the current version opens as it is
   std::vector<HubRecord> all = All();
   ASSERT_EQ(all.size(), 6u);
   for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].seq, i + 1);

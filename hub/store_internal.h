@@ -18,7 +18,7 @@
 
 namespace outpost::hub::internal {
 
-inline constexpr int64_t kSchemaVersion = 3;
+inline constexpr int64_t kSchemaVersion = 4;
 inline constexpr size_t kMaxIdBytes = 256;
 inline constexpr size_t kMaxJsonBytes = size_t{1} << 20;
 inline constexpr size_t kMaxRecordsPerIngest = 100'000;
@@ -40,6 +40,13 @@ Status ValidateModelState(std::string_view state);
 Status ValidateIngest(const BatchKey& key, std::span<const HubRecord> records,
                       const std::optional<AuditSegment>& audit);
 Status ValidateNodeStatus(const NodeStatus& status);
+// InvalidArgument unless name and holder are ids and ttl_ms is within STORE.md section 7.
+Status ValidateLease(std::string_view name, std::string_view holder, int64_t ttl_ms);
+// InvalidArgument unless name is an id, value at most 64 KiB of UTF-8 without NUL and
+// `held` names a lease and a holder.
+Status ValidateScheduleState(std::string_view name, std::string_view value, const Lease& held);
+// FailedPrecondition reason "lease_lost": `held` is no longer the lease's row.
+Status LeaseLost(const Lease& held);
 
 // SHA-256 (32 raw bytes) of a record's kind, created_ms and payload (STORE.md §3).
 std::string RecordContentHash(const HubRecord& record);
