@@ -6,6 +6,10 @@
 #   free_port              prints a TCP port free on 127.0.0.1 now.
 #   wait_http URL [CURL-OPTION]...
 #                          waits up to 20 s for URL to answer 2xx; exits the script if not.
+#   start_nginx WORKERS ANSWER [BINARY_SIZE]
+#                          starts nginx with WORKERS workers on $nport, a free loopback port,
+#                          answering every request with the JSON text ANSWER, except /bin,
+#                          which answers BINARY_SIZE bytes (default 0); waits until it answers.
 #   wrk_summary            reads wrk --latency's report on stdin and prints
 #                          "requests/s p50_us p99_us"; fails if wrk saw non-2xx answers.
 
@@ -34,6 +38,32 @@ wait_http() {
   done
   echo "no answer from $url" >&2
   exit 1
+}
+
+start_nginx() {
+  local workers=$1 answer=$2 binary
+  binary=$(head -c "${3:-0}" /dev/zero | tr '\0' 'x')
+  nport=$(free_port)
+  mkdir -p "$work/nginx/logs"
+  cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes $workers;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  server {
+    listen 127.0.0.1:$nport;
+    location / { default_type application/json; return 200 '$answer'; }
+    location /bin { default_type application/octet-stream; return 200 '$binary'; }
+  }
+}
+CONF
+  nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr" &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$nport/json"
 }
 
 wrk_summary() {

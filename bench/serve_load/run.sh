@@ -91,28 +91,7 @@ echo "outpost answers (JSON, ${#json_answer} bytes): $json_answer"
 echo "outpost answers (binary): $bin_size bytes"
 
 # 3. nginx: fixed bodies of the same sizes.
-nport=$(free_port)
-mkdir -p "$work/nginx/logs"
-bin_fixed=$(head -c "$bin_size" /dev/zero | tr '\0' 'x')
-cat > "$work/nginx/nginx.conf" <<CONF
-worker_processes $threads;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  server {
-    listen 127.0.0.1:$nport;
-    location /json { default_type application/json; return 200 '$json_answer'; }
-    location /bin { default_type application/octet-stream; return 200 '$bin_fixed'; }
-  }
-}
-CONF
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr" &
-pids+=($!)
-wait_http "http://127.0.0.1:$nport/json"
+start_nginx "$threads" "$json_answer" "$bin_size"
 
 # 4. The bare grpc++ floor.
 fport=$(free_port)

@@ -46,26 +46,7 @@ url=/v2/models/tiny/infer
 answer=$(curl -sf -X POST -H 'Content-Type: application/json' --data-binary @"$work/body.json" \
   "http://127.0.0.1:$port$url")
 
-nport=$(free_port)
-mkdir -p "$work/nginx/logs"
-cat > "$work/nginx/nginx.conf" <<CONF
-worker_processes $threads;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  server {
-    listen 127.0.0.1:$nport;
-    location /json { default_type application/json; return 200 '$answer'; }
-  }
-}
-CONF
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/stderr" &
-pids+=($!)
-wait_http "http://127.0.0.1:$nport/json"
+start_nginx "$threads" "$answer"
 
 rest_json() { "$load" --http "127.0.0.1:$1" --path "$2" --body "$work/body.json" --duration "$duration" "${@:3}"; }
 ratio() { /usr/bin/python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print('%.2f' % (a/b if b else 0))" "$1" "$2"; }

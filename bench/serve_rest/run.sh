@@ -56,31 +56,7 @@ answer=$(curl -sf -X POST -H 'Content-Type: application/json' --data-binary @"$w
 echo "outpost answers: $answer"
 
 # 3. nginx answering the same bytes.
-nport=$(free_port)
-mkdir -p "$work/nginx/logs"
-printf '%s' "$answer" > "$work/nginx/answer.json"
-cat > "$work/nginx/nginx.conf" <<CONF
-worker_processes $threads;
-user root;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$nport;
-    location / {
-      default_type application/json;
-      return 200 '$(cat "$work/nginx/answer.json")';
-    }
-  }
-}
-CONF
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-pids+=($!)
-wait_http "http://127.0.0.1:$nport/v2/models/pump/infer" -X POST --data-binary @"$work/body.json"
+start_nginx "$threads" "$answer"
 
 # 4. wrk at concurrency 1 and 32 against both.
 run_wrk() {  # url connections -> "rps p50_us p99_us"
