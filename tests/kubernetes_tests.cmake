@@ -4,8 +4,7 @@
 # blobs a bundle pushed into docker-registry on loopback. What it proves and what differs from
 # a real cluster: the header of tests/kubernetes/podman_test.py. Release build only (label
 # no_sanitizer): the image ships the built `outpost`, which in the sanitizer build loads its
-# subsystems from the build tree. Each pod start waits about 21 s on podman's init container
-# (containers/podman#16343), and the test starts six.
+# subsystems from the build tree. The test starts six pods, each ready in a few seconds.
 add_test(NAME kubernetes_podman_test
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/kubernetes/podman_test.py
                  $<TARGET_FILE_DIR:outpost>)

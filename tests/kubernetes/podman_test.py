@@ -38,8 +38,10 @@ What differs from a real cluster (the test's turn of rendered.yaml into what pod
     PersistentVolumeClaim (a podman named volume) that the pod names by claimName, played once
     before the first pod: podman 4.3 takes no StatefulSet.
   - The Deployment carries the annotation io.podman.annotations.init.container.type: always:
-    podman's default ("once") fails to remove an init container after its first run. Each
-    init container costs podman about 21 s before the edge starts (containers/podman#16343).
+    podman's default ("once") fails to remove an init container after its first run. Its pod
+    has restartPolicy OnFailure, not a StatefulSet's Always: podman 4.3 applies the pod's
+    policy to init containers too (containers/podman#16343), and under Always it restarts
+    the finished init container until it happens to see it exited, about 21 s, or forever.
   - The Service, the PodDisruptionBudget and the NetworkPolicy are left out (podman takes none
     of them); the pod shares the host's network (`--network host`), so edge.yaml's listen and
     grpc_listen become free ports on 127.0.0.1 instead of 0.0.0.0:8000 and :8001, and the
@@ -90,8 +92,8 @@ SITE = "site-a"
 MODELS_REPOSITORY = "outpost/models"
 RUNTIME_REPOSITORY = "outpost/runtime"
 TOLERANCE = 1e-6
-# podman's ~21 s per init container (containers/podman#16343), the image's first start and
-# the model loads: a pod that is not ready after this has failed.
+# The init container, the image's first start and the model loads: a pod that is not ready
+# after this has failed.
 READY_SECONDS = int(os.environ.get("READY_SECONDS", 480))
 
 
@@ -373,6 +375,12 @@ def deployment_of(statefulset, names, configmaps):
     annotations = dict(metadata.get("annotations") or {})
     annotations["io.podman.annotations.init.container.type"] = "always"
     metadata["annotations"] = annotations
+    # podman 4.3 gives the pod's restart policy to its init containers too
+    # (containers/podman#16343, fixed in 4.6): under Always, an init container that finished
+    # is started again, and again, until podman happens to see it exited; at times that
+    # never happens and `kube play` hangs. OnFailure restarts neither a finished init
+    # container nor an edge that stopped cleanly, and restarts a crashed or killed edge.
+    template["spec"]["restartPolicy"] = "OnFailure"
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata,
             "spec": {"replicas": 1, "selector": spec["selector"], "template": template}}
 
