@@ -209,10 +209,25 @@ struct SweepCase {
   bool sticky;
 };
 
-class ErrorSweep : public ::testing::TestWithParam<SweepCase> {};
+const auto kSweepCases = ::testing::Values(
+    SweepCase{Op::kSync, EIO, true}, SweepCase{Op::kSync, EIO, false},
+    SweepCase{Op::kWrite, EIO, true}, SweepCase{Op::kWrite, ENOSPC, false},
+    SweepCase{Op::kWrite, ENOSPC, true}, SweepCase{Op::kTruncate, EIO, true});
 
-TEST_P(ErrorSweep, NoFailedCallLosesAnAcknowledgedRecordOrBreaksTheStore) {
-  const SweepCase c = GetParam();
+std::string SweepCaseName(const ::testing::TestParamInfo<SweepCase>& p) {
+  const SweepCase& c = p.param;
+  std::string name = c.op == Op::kSync ? "Sync" : c.op == Op::kWrite ? "Write" : "Truncate";
+  name += c.error == EIO ? "Eio" : "Enospc";
+  name += c.sticky ? "Persistent" : "Once";
+  return name;
+}
+
+// Appends `n` records to stream "s", recording the acknowledged ones; returns the first error.
+using Appender = Status (*)(Outbox&, int n, Acked* acked, uint64_t* next);
+
+// The loop for one SweepCase: each store takes `rounds` calls of `append` for `batch` records.
+// After a fatal error nothing is acknowledged any more, even if the disk is fine.
+void SweepFailingCalls(const SweepCase& c, Appender append, int rounds, int batch) {
   for (int64_t n = 0;; ++n) {
     SCOPED_TRACE("failing call #" + std::to_string(n));
     testing::TempDir dir;
@@ -225,12 +240,14 @@ TEST_P(ErrorSweep, NoFailedCallLosesAnAcknowledgedRecordOrBreaksTheStore) {
       Result<std::unique_ptr<Outbox>> box = Outbox::Open(Options(dir, &faults));
       if (box.ok()) {
         Status first_error;
-        for (int i = 0; i < 8; ++i) {
-          Status s = AppendSome(**box, 1, &acked, &next);
-          if (!s.ok() && first_error.ok()) first_error = s;
-          // After a fatal error nothing is acknowledged any more, even if the disk is fine.
-          if (s.ok() && !first_error.ok() && first_error.code() != StatusCode::kResourceExhausted) {
-            refused_after_fatal = false;
+        for (int i = 0; i < rounds; ++i) {
+          const size_t before = acked.size();
+          Status s = append(**box, batch, &acked, &next);
+          if (!s.ok() && first_error.ok()) {
+            first_error = s;
+          } else if (!first_error.ok() && first_error.code() != StatusCode::kResourceExhausted &&
+                     acked.size() > before) {
+            refused_after_fatal = false;  // acknowledged after a fatal error
           }
         }
       }
@@ -242,18 +259,22 @@ TEST_P(ErrorSweep, NoFailedCallLosesAnAcknowledgedRecordOrBreaksTheStore) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Calls, ErrorSweep,
-    ::testing::Values(SweepCase{Op::kSync, EIO, true}, SweepCase{Op::kSync, EIO, false},
-                      SweepCase{Op::kWrite, EIO, true}, SweepCase{Op::kWrite, ENOSPC, false},
-                      SweepCase{Op::kWrite, ENOSPC, true}, SweepCase{Op::kTruncate, EIO, true}),
-    [](const ::testing::TestParamInfo<SweepCase>& p) {
-      const SweepCase& c = p.param;
-      std::string name = c.op == Op::kSync ? "Sync" : c.op == Op::kWrite ? "Write" : "Truncate";
-      name += c.error == EIO ? "Eio" : "Enospc";
-      name += c.sticky ? "Persistent" : "Once";
-      return name;
-    });
+class ErrorSweep : public ::testing::TestWithParam<SweepCase> {};
+
+TEST_P(ErrorSweep, NoFailedCallLosesAnAcknowledgedRecordOrBreaksTheStore) {
+  SweepFailingCalls(GetParam(), AppendSome, /*rounds=*/8, /*batch=*/1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Calls, ErrorSweep, kSweepCases, SweepCaseName);
+
+// The same sweep with AppendAsync in use: four records in flight at a time.
+class AsyncErrorSweep : public ::testing::TestWithParam<SweepCase> {};
+
+TEST_P(AsyncErrorSweep, NoFailedCallLosesAnAcknowledgedRecordOrBreaksTheStore) {
+  SweepFailingCalls(GetParam(), AppendSomeAsync, /*rounds=*/3, /*batch=*/4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Calls, AsyncErrorSweep, kSweepCases, SweepCaseName);
 
 // A power cut loses whatever the disk had not synced. Every acknowledged record survives it.
 TEST(OutboxFaults, PowerCutKeepsEveryAcknowledgedRecord) {
@@ -283,55 +304,6 @@ TEST(OutboxFaults, PowerCutKeepsEveryAcknowledgedRecord) {
   EXPECT_EQ(acked.size(), 160u);
   CheckAfterReopen(dir, acked);
 }
-
-// The error sweep with AppendAsync in use: four records in flight at a time.
-class AsyncErrorSweep : public ::testing::TestWithParam<SweepCase> {};
-
-TEST_P(AsyncErrorSweep, NoFailedCallLosesAnAcknowledgedRecordOrBreaksTheStore) {
-  const SweepCase c = GetParam();
-  for (int64_t n = 0;; ++n) {
-    SCOPED_TRACE("failing call #" + std::to_string(n));
-    testing::TempDir dir;
-    FileFaults faults;
-    faults.Inject({.op = c.op, .skip = n, .error = c.error, .sticky = c.sticky});
-    Acked acked;
-    uint64_t next = 1;
-    bool refused_after_fatal = true;
-    {
-      Result<std::unique_ptr<Outbox>> box = Outbox::Open(Options(dir, &faults));
-      if (box.ok()) {
-        Status first_error;
-        for (int i = 0; i < 3; ++i) {
-          const size_t before = acked.size();
-          Status s = AppendSomeAsync(**box, 4, &acked, &next);
-          if (!s.ok() && first_error.ok()) {
-            first_error = s;
-          } else if (!first_error.ok() && first_error.code() != StatusCode::kResourceExhausted &&
-                     acked.size() > before) {
-            refused_after_fatal = false;  // acknowledged after a fatal error
-          }
-        }
-      }
-    }
-    EXPECT_TRUE(refused_after_fatal);
-    bool fired = faults.fired();
-    CheckAfterReopen(dir, acked);
-    if (::testing::Test::HasFailure() || !fired) break;
-  }
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Calls, AsyncErrorSweep,
-    ::testing::Values(SweepCase{Op::kSync, EIO, true}, SweepCase{Op::kSync, EIO, false},
-                      SweepCase{Op::kWrite, EIO, true}, SweepCase{Op::kWrite, ENOSPC, false},
-                      SweepCase{Op::kWrite, ENOSPC, true}, SweepCase{Op::kTruncate, EIO, true}),
-    [](const ::testing::TestParamInfo<SweepCase>& p) {
-      const SweepCase& c = p.param;
-      std::string name = c.op == Op::kSync ? "Sync" : c.op == Op::kWrite ? "Write" : "Truncate";
-      name += c.error == EIO ? "Eio" : "Enospc";
-      name += c.sticky ? "Persistent" : "Once";
-      return name;
-    });
 
 TEST(OutboxFaults, AsyncSyncFailureIsAnsweredUnavailableAndTheStoreRefusesAfterwards) {
   testing::TempDir dir;
