@@ -800,27 +800,50 @@ TEST(GrpcServer, StopLetsACallInFlightFinishAndThenRefusesCalls) {
   EXPECT_FALSE(stub->ServerLive(&context, {}, &live).ok());
 }
 
-TEST(GrpcServerScheduling, CallCancelledWhileQueuedIsNotRunAndFullQueueIsUnavailable) {
-  auto gate = std::make_shared<testing::HeldEchoModel>();
-  auto servable = std::make_shared<ServableModel>(*ReadyServable("gate", {{1, gate}}));
-  auto config = std::make_shared<ModelConfig>();
-  config->name = "gate";
-  config->batching.instance_count = 1;
-  config->batching.max_queue_size = 1;
-  servable->config = config;
-  servable->schedulers.clear();  // built by the repository from the config
-  auto repository = ModelRepository::FromModels({servable});
-  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle handle, repository->Find("gate", std::nullopt));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(auto server,
-                               GrpcServer::Start(*repository, {.address = "127.0.0.1", .port = 0}));
-  auto stub = Connect(server->port());
-  auto request_of = [](float x) {
+// A gRPC server for one model, "gate", a HeldEchoModel with one instance and a queue of
+// `max_queue_size` (0: the default). Start it with ASSERT_NO_FATAL_FAILURE.
+struct GatedServer {
+  void Start(int max_queue_size = 0) {
+    auto servable = std::make_shared<ServableModel>(*ReadyServable("gate", {{1, gate}}));
+    auto config = std::make_shared<ModelConfig>();
+    config->name = "gate";
+    config->batching.instance_count = 1;
+    if (max_queue_size > 0) config->batching.max_queue_size = max_queue_size;
+    servable->config = config;
+    servable->schedulers.clear();  // built by the repository from the config
+    repository = ModelRepository::FromModels({servable});
+    OUTPOST_ASSERT_OK_AND_ASSIGN(handle, repository->Find("gate", std::nullopt));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(
+        server, GrpcServer::Start(*repository, {.address = "127.0.0.1", .port = 0}));
+    stub = Connect(server->port());
+  }
+  ~GatedServer() {
+    if (server) server->Stop(std::chrono::seconds(5));
+  }
+
+  // A call for the gate echoing the one FP32 `x`.
+  static ModelInferRequest Request(float x) {
     ModelInferRequest request;
     request.set_model_name("gate");
     AddInput(request, "x", "FP32", {1});
     request.add_raw_input_contents(RawOf<float>({x}));
     return request;
-  };
+  }
+
+  std::shared_ptr<testing::HeldEchoModel> gate = std::make_shared<testing::HeldEchoModel>();
+  std::unique_ptr<ModelRepository> repository;
+  ModelHandle handle;
+  std::unique_ptr<GrpcServer> server;
+  std::unique_ptr<GRPCInferenceService::Stub> stub;
+};
+
+TEST(GrpcServerScheduling, CallCancelledWhileQueuedIsNotRunAndFullQueueIsUnavailable) {
+  GatedServer gated;
+  ASSERT_NO_FATAL_FAILURE(gated.Start(/*max_queue_size=*/1));
+  const auto& gate = gated.gate;
+  const ModelHandle& handle = gated.handle;
+  GRPCInferenceService::Stub* stub = gated.stub.get();
+  const auto request_of = GatedServer::Request;
 
   // The first call holds the only instance.
   grpc::Status first_status;
@@ -861,7 +884,6 @@ TEST(GrpcServerScheduling, CallCancelledWhileQueuedIsNotRunAndFullQueueIsUnavail
   ModelInferResponse response;
   ASSERT_TRUE(stub->ModelInfer(&context, request_of(4), &response).ok());
   EXPECT_EQ(gate->runs(), 2);
-  server->Stop(std::chrono::seconds(5));
 }
 
 // Calls waiting for a blocked model hold none of gRPC's threads: with more of them queued than
@@ -869,18 +891,11 @@ TEST(GrpcServerScheduling, CallCancelledWhileQueuedIsNotRunAndFullQueueIsUnavail
 // again every waiting call gets its own answer. (A server that held a thread per waiting
 // call would hang here.)
 TEST(GrpcServerScheduling, CallsWaitingForABlockedModelDoNotStopTheOtherMethods) {
-  auto gate = std::make_shared<testing::HeldEchoModel>();
-  auto servable = std::make_shared<ServableModel>(*ReadyServable("gate", {{1, gate}}));
-  auto config = std::make_shared<ModelConfig>();
-  config->name = "gate";
-  config->batching.instance_count = 1;
-  servable->config = config;
-  servable->schedulers.clear();  // built by the repository from the config
-  auto repository = ModelRepository::FromModels({servable});
-  OUTPOST_ASSERT_OK_AND_ASSIGN(ModelHandle handle, repository->Find("gate", std::nullopt));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(auto server,
-                               GrpcServer::Start(*repository, {.address = "127.0.0.1", .port = 0}));
-  auto stub = Connect(server->port());
+  GatedServer gated;
+  ASSERT_NO_FATAL_FAILURE(gated.Start());
+  const auto& gate = gated.gate;
+  const ModelHandle& handle = gated.handle;
+  GRPCInferenceService::Stub* stub = gated.stub.get();
 
   constexpr int kCalls = 64;
   std::vector<grpc::Status> statuses(kCalls);
@@ -888,13 +903,10 @@ TEST(GrpcServerScheduling, CallsWaitingForABlockedModelDoNotStopTheOtherMethods)
   std::vector<std::thread> clients;
   for (int i = 0; i < kCalls; ++i) {
     clients.emplace_back([&, i] {
-      ModelInferRequest request;
-      request.set_model_name("gate");
-      AddInput(request, "x", "FP32", {1});
-      request.add_raw_input_contents(RawOf<float>({static_cast<float>(i)}));
       grpc::ClientContext context;
       statuses[static_cast<size_t>(i)] =
-          stub->ModelInfer(&context, request, &responses[static_cast<size_t>(i)]);
+          stub->ModelInfer(&context, GatedServer::Request(static_cast<float>(i)),
+                           &responses[static_cast<size_t>(i)]);
     });
   }
   // One call holds the model's only instance; every other one waits in its queue.
@@ -917,7 +929,7 @@ TEST(GrpcServerScheduling, CallsWaitingForABlockedModelDoNotStopTheOtherMethods)
   }
   {
     // A connection of its own is served as well.
-    auto other = Connect(server->port());
+    auto other = Connect(gated.server->port());
     grpc::ClientContext context;
     inference::ServerMetadataResponse metadata;
     ASSERT_TRUE(other->ServerMetadata(&context, {}, &metadata).ok());
@@ -935,7 +947,6 @@ TEST(GrpcServerScheduling, CallsWaitingForABlockedModelDoNotStopTheOtherMethods)
     EXPECT_EQ(ValuesOf<float>(responses[k].raw_output_contents(0)),
               (std::vector<float>{static_cast<float>(i)}));
   }
-  server->Stop(std::chrono::seconds(5));
 }
 
 // ---- Security: TLS, credentials, roles and bounds ----
