@@ -470,8 +470,10 @@ bool Scheduler::Core::MayRunInline(const Pending& p, Clock::time_point now) cons
           Nanos(std::chrono::duration_cast<Clock::duration>(kInlineRunBound))) {
     return false;
   }
-  // A request that may not run is refused by a worker as before (the client gone).
-  return Expired(p, now).ok();
+  // Its client is not asked whether it has gone (a poll() per request): the request was
+  // read just now and waits for nothing, as a request that leads its batch at once is not
+  // asked. One already past its deadline is refused by a worker.
+  return now < p.deadline;
 }
 
 void Scheduler::Core::RunInline(PendingPtr p, std::unique_lock<std::mutex>& lock) {
