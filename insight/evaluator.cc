@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -14,6 +15,14 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr int64_t kMinuteMs = 60'000;
+// While batches keep coming, the worker waits for the next ones this long at most instead of
+// being woken for each: scoring threads then hand over a batch without a futex wake-up and
+// the worker runs once per nap, not once per request (at concurrency 1 each wake-up cost the
+// scoring thread a system call and the machine a context switch). A nap that finds nothing
+// ends napping: the worker sleeps until a batch wakes it.
+constexpr auto kWorkerNap = std::chrono::milliseconds(1);
+// Batches waiting that wake a napping worker early.
+constexpr size_t kWakeNappingAt = 64;
 // Fractions are floored here before PSI's logarithm (FORMAT.md section 1).
 constexpr double kPsiFloor = 1e-4;
 
@@ -373,6 +382,7 @@ void Evaluator::OnScored(const ScoredBatch& batch) {
     tasks_.push_back(std::move(task));
     ++queued_batches_;
     ++tasks_enqueued_;
+    if (worker_napping_ && queued_batches_ < kWakeNappingAt) return;
   }
   work_cv_.notify_one();
 }
@@ -403,12 +413,24 @@ EvaluatorStats Evaluator::stats() const {
 }
 
 void Evaluator::WorkerLoop() {
+  bool nap = false;  // the last wait found work: wait kWorkerNap at most next time
   for (;;) {
     std::unique_ptr<Task> task;
     bool report_drops = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [&] { return stopping_ || !tasks_.empty() || !drops_.empty(); });
+      auto work = [&] { return stopping_ || !tasks_.empty() || !drops_.empty(); };
+      if (!work()) {
+        if (nap) {
+          worker_napping_ = true;
+          nap = work_cv_.wait_for(lock, kWorkerNap, work);
+          worker_napping_ = false;
+        }
+        if (!nap) {
+          work_cv_.wait(lock, work);  // until OnScored wakes it
+          nap = true;
+        }
+      }
       if (!tasks_.empty()) {
         task = std::move(tasks_.front());
         tasks_.pop_front();

@@ -185,6 +185,8 @@ class Evaluator final : public InsightSink {
   std::deque<outbox::NewRecord> records_;
   size_t records_in_flight_ = 0;  // taken by an appender, not yet answered by the outbox
   bool worker_busy_ = false;      // the worker is evaluating or reporting drops
+  // The worker waits kWorkerNap at most and needs no wake-up (see WorkerLoop).
+  bool worker_napping_ = false;
   bool stopping_ = false;         // the worker finishes what is queued and exits
   bool appenders_stopping_ = false;
   EvaluatorStats stats_;
