@@ -10,7 +10,8 @@
 # per-call JSON, malloc, the kernel, the rest).
 #
 # usage: bench/serve_rest/profile.sh [build-dir] [out-dir]
-#        (DURATION=5 THREADS=2 ROUNDS=2 PERF=1 OUTPOST=<build-dir>/outpost by default)
+#        (DURATION=5 THREADS=2 ROUNDS=2 PERF=1 CONCURRENCY="8 32" OUTPOST=<build-dir>/outpost
+#        by default)
 # Needs the targets outpost and serve_load, and perf (/usr/bin/perf); loopback only.
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
@@ -54,7 +55,7 @@ ratio() { /usr/bin/python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv
 echo "== REST JSON, tiny model, closed loop, $duration s per point (no profiler)"
 printf '%-5s %5s | %10s %8s %8s %4s | %10s %8s %8s | %6s\n' round conc "outpost/s" "p50 us" "p99 us" err "nginx/s" "p50 us" "p99 us" ratio
 for r in $(seq "$rounds"); do
-  for c in 8 32; do
+  for c in ${CONCURRENCY:-8 32}; do
     o=$(rest_json "$port" "$url" --closed "$c")
     f=$(rest_json "$nport" /json --closed "$c")
     read -r o_rps o_p50 o_p99 o_err <<<"$o"
@@ -96,7 +97,7 @@ for (name, _), share in zip(groups, sums):
 print("  %6.2f%%  the rest (Asio and Beast, the HTTP layer, the scheduler, libc)" % rest)'
 }
 
-for c in 8 32; do
+for c in ${CONCURRENCY:-8 32}; do
   data="$outdir/perf-c$c.data"
   /usr/bin/perf record -g -o "$data" -p "$outpost_pid" -- sleep $((duration + 1)) 2>"$outdir/perf-c$c.log" &
   perf_pid=$!
