@@ -24,46 +24,25 @@
 #include "hub/lease.h"
 #include "hub/store.h"
 #include "hub/testing/postgres_cluster.h"
+#include "hub/testing/postgres_environment.h"
 
 namespace outpost::hub {
 namespace {
 
 using ::outpost::testing::TempDir;
+using testing::PostgresEnvironment;
 
 // Set in the child process of the SIGKILL test: the database it holds the lease on.
 constexpr const char* kChildUrlEnv = "OUTPOST_TEST_LEASE_CHILD_URL";
 
-testing::PostgresCluster* g_cluster = nullptr;
-Status g_cluster_status;
-
-class PostgresEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    if (std::getenv(kChildUrlEnv) != nullptr) return;  // the child uses its parent's
-    Result<std::unique_ptr<testing::PostgresCluster>> c = testing::PostgresCluster::Start();
-    if (!c.ok()) {
-      g_cluster_status = c.status();
-      return;
-    }
-    cluster_ = std::move(*c);
-    g_cluster = cluster_.get();
-  }
-  void TearDown() override {
-    g_cluster = nullptr;
-    cluster_.reset();
-  }
-
- private:
-  std::unique_ptr<testing::PostgresCluster> cluster_;
-};
-
+// The cluster shared by every PostgreSQL test of this binary.
 const ::testing::Environment* const kPostgresEnv =
-    ::testing::AddGlobalTestEnvironment(new PostgresEnvironment);
+    ::testing::AddGlobalTestEnvironment(new PostgresEnvironment(kChildUrlEnv));
 
 // A fresh database for each run (--gtest_repeat).
 Result<std::string> FreshDatabase(const std::string& prefix) {
   static std::atomic<int> counter{0};
-  return g_cluster->CreateDatabase(prefix + "_" + std::to_string(counter++));
+  return PostgresEnvironment::cluster()->CreateDatabase(prefix + "_" + std::to_string(counter++));
 }
 
 // Asks `done` again every 20 ms until it is true; false after about two minutes.
@@ -81,10 +60,11 @@ class LeaseContract : public ::testing::TestWithParam<std::string> {
     if (GetParam() == "sqlite") {
       url_ = "sqlite:" + dir_.File("hub.db");
     } else {
-      ASSERT_NE(g_cluster, nullptr) << "PostgreSQL did not start: " << g_cluster_status.ToString();
+      ASSERT_NE(PostgresEnvironment::cluster(), nullptr)
+          << "PostgreSQL did not start: " << PostgresEnvironment::status().ToString();
       static std::atomic<int> counter{0};
-      OUTPOST_ASSERT_OK_AND_ASSIGN(url_,
-                                   g_cluster->CreateDatabase("lease_" + std::to_string(counter++)));
+      OUTPOST_ASSERT_OK_AND_ASSIGN(url_, PostgresEnvironment::cluster()->CreateDatabase(
+                                             "lease_" + std::to_string(counter++)));
     }
     // Two stores on one database: two hub processes, as far as the database can tell.
     OUTPOST_ASSERT_OK_AND_ASSIGN(a_, OpenStore(url_));
@@ -233,7 +213,7 @@ INSTANTIATE_TEST_SUITE_P(Engines, LeaseContract, ::testing::Values("sqlite", "po
 // Two SchedulerLease holders on one database: exactly one holds it; when it stops, the
 // other takes over; both never hold it at once, as each sees it.
 TEST(SchedulerLease, OneOfTwoHoldsAndTheOtherTakesOverWhenItStops) {
-  ASSERT_NE(g_cluster, nullptr) << g_cluster_status.ToString();
+  ASSERT_NE(PostgresEnvironment::cluster(), nullptr) << PostgresEnvironment::status().ToString();
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string url, FreshDatabase("two_holders"));
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto store_a, OpenStore(url));
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto store_b, OpenStore(url));
@@ -294,7 +274,7 @@ TEST(LeaseChild, DISABLED_HoldsTheLeaseUntilKilled) {
 // kernel): another holder takes the lease over once it expires, and not while the dead one
 // held it.
 TEST(SchedulerLease, MovesWhenItsHolderIsKilled) {
-  ASSERT_NE(g_cluster, nullptr) << g_cluster_status.ToString();
+  ASSERT_NE(PostgresEnvironment::cluster(), nullptr) << PostgresEnvironment::status().ToString();
   TempDir dir;
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string url, FreshDatabase("killed_holder"));
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();

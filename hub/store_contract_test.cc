@@ -22,38 +22,17 @@
 #include "base/testing/test_util.h"
 #include "hub/store.h"
 #include "hub/testing/postgres_cluster.h"
+#include "hub/testing/postgres_environment.h"
 
 namespace outpost::hub {
 namespace {
 
 using ::outpost::testing::TempDir;
+using testing::PostgresEnvironment;
 
 // The cluster shared by every PostgreSQL test of this binary.
-testing::PostgresCluster* g_cluster = nullptr;
-Status g_cluster_status;
-
-class PostgresEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    Result<std::unique_ptr<testing::PostgresCluster>> c = testing::PostgresCluster::Start();
-    if (!c.ok()) {
-      g_cluster_status = c.status();
-      return;
-    }
-    cluster_ = std::move(*c);
-    g_cluster = cluster_.get();
-  }
-  void TearDown() override {
-    g_cluster = nullptr;
-    cluster_.reset();
-  }
-
- private:
-  std::unique_ptr<testing::PostgresCluster> cluster_;
-};
-
 const ::testing::Environment* const kPostgresEnv =
-    ::testing::AddGlobalTestEnvironment(new PostgresEnvironment);
+    ::testing::AddGlobalTestEnvironment(new PostgresEnvironment());
 
 std::string Hex64(char c) { return std::string(64, c); }
 
@@ -100,12 +79,11 @@ class StoreContract : public ::testing::TestWithParam<std::string> {
     if (GetParam() == "sqlite") {
       url_ = "sqlite:" + dir_.File("hub.db");
     } else {
-      ASSERT_NE(g_cluster, nullptr) << "PostgreSQL did not start: "
-                                    << g_cluster_status.ToString();
+      ASSERT_NE(PostgresEnvironment::cluster(), nullptr)
+          << "PostgreSQL did not start: " << PostgresEnvironment::status().ToString();
       static std::atomic<int> counter{0};
-      OUTPOST_ASSERT_OK_AND_ASSIGN(url_,
-                                   g_cluster->CreateDatabase("contract_" +
-                                                             std::to_string(counter++)));
+      OUTPOST_ASSERT_OK_AND_ASSIGN(url_, PostgresEnvironment::cluster()->CreateDatabase(
+                                             "contract_" + std::to_string(counter++)));
     }
     OUTPOST_ASSERT_OK_AND_ASSIGN(store_, OpenStore(url_));
     ASSERT_EQ(store_->engine(), GetParam());
@@ -1012,8 +990,9 @@ INSTANTIATE_TEST_SUITE_P(Engines, StoreContract, ::testing::Values("sqlite", "po
 // PostgreSQL only: a server restart cuts every pooled connection; the store notices on the
 // next call and reconnects, and nothing committed before is lost.
 TEST(PostgresStore, ReconnectsAfterServerRestart) {
-  ASSERT_NE(g_cluster, nullptr) << g_cluster_status.ToString();
-  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string url, g_cluster->CreateDatabase("restart"));
+  ASSERT_NE(PostgresEnvironment::cluster(), nullptr) << PostgresEnvironment::status().ToString();
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string url,
+                               PostgresEnvironment::cluster()->CreateDatabase("restart"));
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto store, OpenStore(url));
   OUTPOST_ASSERT_OK(store->CreateSite(MakeSite("s1")));
   // Several pooled connections, all idle when the server goes away.
@@ -1025,7 +1004,7 @@ TEST(PostgresStore, ReconnectsAfterServerRestart) {
     });
   }
   for (auto& th : threads) th.join();
-  OUTPOST_ASSERT_OK(g_cluster->Restart());
+  OUTPOST_ASSERT_OK(PostgresEnvironment::cluster()->Restart());
   // A plain read first (no transaction to retry): the pool must not hand out a dead one.
   for (int i = 0; i < 4; ++i) OUTPOST_ASSERT_OK(store->GetSite("s1"));
   for (int t = 0; t < 4; ++t) {
@@ -1102,11 +1081,11 @@ class PsqlSession {
 // the reader must still meet A's records: the cursor never passed an id whose transaction
 // had not ended (STORE.md section 3, the record cursor).
 TEST(PostgresStore, CursorDoesNotPassARecordWhoseTransactionCommitsLate) {
-  ASSERT_NE(g_cluster, nullptr) << g_cluster_status.ToString();
+  ASSERT_NE(PostgresEnvironment::cluster(), nullptr) << PostgresEnvironment::status().ToString();
   TempDir dir;
   static std::atomic<int> counter{0};  // a fresh database each run (--gtest_repeat)
-  OUTPOST_ASSERT_OK_AND_ASSIGN(
-      std::string url, g_cluster->CreateDatabase("late_commit_" + std::to_string(counter++)));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string url, PostgresEnvironment::cluster()->CreateDatabase(
+                                                    "late_commit_" + std::to_string(counter++)));
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto hub_a, OpenStore(url));
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto hub_b, OpenStore(url));
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto reader, OpenStore(url));
