@@ -39,12 +39,6 @@ constexpr const char* kChildUrlEnv = "OUTPOST_TEST_LEASE_CHILD_URL";
 const ::testing::Environment* const kPostgresEnv =
     ::testing::AddGlobalTestEnvironment(new PostgresEnvironment(kChildUrlEnv));
 
-// A fresh database for each run (--gtest_repeat).
-Result<std::string> FreshDatabase(const std::string& prefix) {
-  static std::atomic<int> counter{0};
-  return PostgresEnvironment::cluster()->CreateDatabase(prefix + "_" + std::to_string(counter++));
-}
-
 // Asks `done` again every 20 ms until it is true; false after about two minutes.
 bool WaitFor(const std::function<bool()>& done) {
   for (int i = 0; i < 6000; ++i) {
@@ -57,15 +51,8 @@ bool WaitFor(const std::function<bool()>& done) {
 class LeaseContract : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "sqlite") {
-      url_ = "sqlite:" + dir_.File("hub.db");
-    } else {
-      ASSERT_NE(PostgresEnvironment::cluster(), nullptr)
-          << "PostgreSQL did not start: " << PostgresEnvironment::status().ToString();
-      static std::atomic<int> counter{0};
-      OUTPOST_ASSERT_OK_AND_ASSIGN(url_, PostgresEnvironment::cluster()->CreateDatabase(
-                                             "lease_" + std::to_string(counter++)));
-    }
+    OUTPOST_ASSERT_OK_AND_ASSIGN(
+        url_, PostgresEnvironment::FreshDatabaseUrl(GetParam(), dir_.File("hub.db"), "lease"));
     // Two stores on one database: two hub processes, as far as the database can tell.
     OUTPOST_ASSERT_OK_AND_ASSIGN(a_, OpenStore(url_));
     OUTPOST_ASSERT_OK_AND_ASSIGN(b_, OpenStore(url_));
@@ -214,7 +201,8 @@ INSTANTIATE_TEST_SUITE_P(Engines, LeaseContract, ::testing::Values("sqlite", "po
 // other takes over; both never hold it at once, as each sees it.
 TEST(SchedulerLease, OneOfTwoHoldsAndTheOtherTakesOverWhenItStops) {
   ASSERT_NE(PostgresEnvironment::cluster(), nullptr) << PostgresEnvironment::status().ToString();
-  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string url, FreshDatabase("two_holders"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      std::string url, PostgresEnvironment::FreshDatabaseUrl("postgres", "", "two_holders"));
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto store_a, OpenStore(url));
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto store_b, OpenStore(url));
   std::atomic<int> holding{0}, overlaps{0};
@@ -276,7 +264,8 @@ TEST(LeaseChild, DISABLED_HoldsTheLeaseUntilKilled) {
 TEST(SchedulerLease, MovesWhenItsHolderIsKilled) {
   ASSERT_NE(PostgresEnvironment::cluster(), nullptr) << PostgresEnvironment::status().ToString();
   TempDir dir;
-  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string url, FreshDatabase("killed_holder"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      std::string url, PostgresEnvironment::FreshDatabaseUrl("postgres", "", "killed_holder"));
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       auto child, Subprocess::Start({self, "--gtest_also_run_disabled_tests",

@@ -76,15 +76,8 @@ Site MakeSite(const std::string& id, const std::string& tenant = "acme") {
 class StoreContract : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "sqlite") {
-      url_ = "sqlite:" + dir_.File("hub.db");
-    } else {
-      ASSERT_NE(PostgresEnvironment::cluster(), nullptr)
-          << "PostgreSQL did not start: " << PostgresEnvironment::status().ToString();
-      static std::atomic<int> counter{0};
-      OUTPOST_ASSERT_OK_AND_ASSIGN(url_, PostgresEnvironment::cluster()->CreateDatabase(
-                                             "contract_" + std::to_string(counter++)));
-    }
+    OUTPOST_ASSERT_OK_AND_ASSIGN(
+        url_, PostgresEnvironment::FreshDatabaseUrl(GetParam(), dir_.File("hub.db"), "contract"));
     OUTPOST_ASSERT_OK_AND_ASSIGN(store_, OpenStore(url_));
     ASSERT_EQ(store_->engine(), GetParam());
   }

@@ -6,6 +6,7 @@
 //       ::testing::AddGlobalTestEnvironment(new hub::testing::PostgresEnvironment);
 //   ...
 //   ASSERT_NE(PostgresEnvironment::cluster(), nullptr) << PostgresEnvironment::status().ToString();
+//   OUTPOST_ASSERT_OK_AND_ASSIGN(url, PostgresEnvironment::FreshDatabaseUrl(engine, file, "t"));
 //
 // A cluster that did not start leaves cluster() null and its reason in status(), so that
 // each test that needs it fails with that reason.
@@ -14,8 +15,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "base/status.h"
 #include "hub/testing/postgres_cluster.h"
@@ -43,6 +47,20 @@ class PostgresEnvironment : public ::testing::Environment {
   static PostgresCluster* cluster() { return cluster_.get(); }
   // Why the cluster did not start.
   static const Status& status() { return status_; }
+
+  // The store URL of a fresh database for `engine`: "sqlite", the file `sqlite_file`;
+  // "postgres", a new database of the cluster named `prefix`_N (N counts up, so that
+  // --gtest_repeat gets fresh ones). FailedPrecondition when the cluster did not start.
+  static Result<std::string> FreshDatabaseUrl(std::string_view engine,
+                                              const std::string& sqlite_file,
+                                              std::string_view prefix) {
+    if (engine == "sqlite") return "sqlite:" + sqlite_file;
+    if (cluster() == nullptr) {
+      return FailedPreconditionError("PostgreSQL did not start: " + status_.ToString());
+    }
+    static std::atomic<int> counter{0};
+    return cluster()->CreateDatabase(std::string(prefix) + "_" + std::to_string(counter++));
+  }
 
  private:
   const char* skip_env_;
