@@ -53,6 +53,19 @@ NewRecord Rec(Kind kind, std::string payload, std::string rule = std::string()) 
       .kind = kind, .stream = "s", .payload = std::move(payload), .rule = std::move(rule)};
 }
 
+// A sample flood: every minute for `n_hours`, one 1 KB sample of each of `rules` ("" for none),
+// the clock moving on a minute after each.
+void FloodSamples(Outbox& box, FakeClock& clock, int n_hours,
+                  const std::vector<std::string>& rules) {
+  const std::string payload(1000, 's');
+  for (int minute = 0; minute < n_hours * 60; ++minute) {
+    for (const std::string& rule : rules) {
+      OUTPOST_ASSERT_OK(box.Append(Rec(Kind::kSample, payload, rule)));
+    }
+    clock.Advance(minutes(1));
+  }
+}
+
 const ClassStats& ClassOf(const OutboxStats& st, Kind kind) {
   for (const ClassStats& c : st.classes) {
     if (c.kind == kind) return c;
@@ -181,11 +194,7 @@ TEST(OutboxSummary, EvictionsAreReportedByOneSummaryPerIntervalWithinTheEventSha
   o.max_bytes = 200'000;  // the event share: 4,000 bytes
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
   // Six hours of a sample flood, two 1 KB samples a minute: five times the bound.
-  const std::string payload(1000, 's');
-  for (int minute = 0; minute < 6 * 60; ++minute) {
-    for (int i = 0; i < 2; ++i) OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, payload)));
-    clock.Advance(minutes(1));
-  }
+  ASSERT_NO_FATAL_FAILURE(FloodSamples(*box, clock, 6, {"", ""}));
   json::Parser parser;
   std::vector<Summary> summaries = Summaries(*box, parser);
   OUTPOST_ASSERT_OK_AND_ASSIGN(OutboxStats st, box->Stats());
@@ -465,12 +474,7 @@ TEST(OutboxRules, TheSummaryCarriesEachRulesEvictionsInItsWindow) {
   o.max_bytes = 200'000;  // the event share: 4,000 bytes
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto box, Outbox::Open(o));
   // Three hours of two 1 KB samples a minute, one of each rule: three times the bound.
-  const std::string payload(1000, 's');
-  for (int minute = 0; minute < 3 * 60; ++minute) {
-    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, payload, "every_row")));
-    OUTPOST_ASSERT_OK(box->Append(Rec(Kind::kSample, payload, "low_score")));
-    clock.Advance(minutes(1));
-  }
+  ASSERT_NO_FATAL_FAILURE(FloodSamples(*box, clock, 3, {"every_row", "low_score"}));
   json::Parser parser;
   std::vector<Summary> summaries = Summaries(*box, parser);
   ASSERT_FALSE(summaries.empty());
