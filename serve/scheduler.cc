@@ -87,6 +87,9 @@ struct Scheduler::Core : std::enable_shared_from_this<Scheduler::Core> {
   // Runs `p` on the calling thread as a worker runs a batch of one and calls its completion;
   // `lock` (on mu) is released. The completion may destroy the scheduler.
   void RunInline(PendingPtr p, std::unique_lock<std::mutex>& lock);
+  // A worker for the queue's next batch (mu held): an idle one is woken, else one more is
+  // started while there are fewer than `instances`, else a busy one takes it when done.
+  void WakeWorker();
   // The rows of a request: dimension 0 of its first input when batching is on, else 1.
   int64_t RowsOf(const ScheduledRequest& request) const;
   // Whether `b` can share a batch with `a` (same types and shapes after dimension 0).
@@ -261,12 +264,8 @@ void Scheduler::Submit(ScheduledRequest& request, ScheduledDone done) {
   if (core.stats != nullptr) core.stats->queue_depth.fetch_add(1, std::memory_order_relaxed);
   if (core.leader_filling) {
     core.fill_cv.notify_one();
-  } else if (core.idle_workers > 0) {
-    core.work_cv.notify_one();
-  } else if (core.workers < core.instances) {
-    // Every worker is busy: one more takes this request (it waits for the lock).
-    ++core.workers;
-    core.threads.emplace_back([core = core_] { core->Work(); });
+  } else {
+    core.WakeWorker();
   }
   if (watch) core.watch_cv.notify_one();
 }
@@ -488,18 +487,21 @@ void Scheduler::Core::RunInline(PendingPtr p, std::unique_lock<std::mutex>& lock
   lock.lock();
   running.fetch_sub(1, std::memory_order_relaxed);
   // Requests queued meanwhile found no free instance: a worker takes them now.
-  if (!queue.empty() && !leader_filling && !stopping) {
-    if (idle_workers > 0) {
-      work_cv.notify_one();
-    } else if (workers < instances) {
-      ++workers;
-      threads.emplace_back([core = shared_from_this()] { core->Work(); });
-    }
-  }
+  if (!queue.empty() && !leader_filling && !stopping) WakeWorker();
   lock.unlock();
   ScheduledDone done = std::move(p->done);
   p.reset();
   done(status);  // may destroy the scheduler; nothing of it is touched after
+}
+
+void Scheduler::Core::WakeWorker() {
+  if (idle_workers > 0) {
+    work_cv.notify_one();
+  } else if (workers < instances) {
+    // It waits for the lock, then takes the batch.
+    ++workers;
+    threads.emplace_back([core = shared_from_this()] { core->Work(); });
+  }
 }
 
 Status Scheduler::Core::TimedExecute(std::span<const PendingPtr> batch) {

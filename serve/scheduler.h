@@ -86,9 +86,9 @@ struct ScheduledRequest {
   std::vector<engine::Tensor>* outputs = nullptr;
   // How long the request may wait in the queue; 0 = the scheduler's default_timeout.
   std::chrono::microseconds timeout{0};
-  // True once the client has gone; empty = never. Called on a scheduler thread, or on the
-  // submitting thread inside Submit (the fast path), with the scheduler's lock held, so it must be cheap, thread-safe and must not call back into the
-  // scheduler.
+  // True once the client has gone; empty = never. Called on a scheduler thread with the
+  // scheduler's lock held (never for a request the fast path runs), so it must be cheap,
+  // thread-safe and must not call back into the scheduler.
   std::function<bool()> cancelled{};
   // Filled before the completion is called: how long the request waited for an instance, and
   // the rows of the batch it ran in (0 when it did not run).

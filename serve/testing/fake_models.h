@@ -17,6 +17,15 @@
 
 namespace outpost::serve::testing {
 
+// The signature of the one-in, one-out fakes: input "x" and output "y", both of `type` and
+// shape [-1].
+inline engine::Signature EchoSignature(engine::DataType type) {
+  engine::Signature signature;
+  signature.inputs.push_back({.name = "x", .type = type, .shape = {-1}});
+  signature.outputs.push_back({.name = "y", .type = type, .shape = {-1}});
+  return signature;
+}
+
 // Triton's "simple" model: INPUT0 and INPUT1 of shape [-1, 4] in, OUTPUT0 = INPUT0 + INPUT1
 // and OUTPUT1 = INPUT0 - INPUT1 out. `type` is kInt32 or kFp32.
 class AddSubModel final : public engine::Model {
@@ -71,8 +80,7 @@ class AddSubModel final : public engine::Model {
 class EchoModel final : public engine::Model {
  public:
   explicit EchoModel(engine::DataType type) {
-    signature_.inputs.push_back({.name = "x", .type = type, .shape = {-1}});
-    signature_.outputs.push_back({.name = "y", .type = type, .shape = {-1}});
+    signature_ = EchoSignature(type);
   }
   const engine::Signature& signature() const override { return signature_; }
   std::string_view platform() const override { return "fake_echo"; }
@@ -90,8 +98,7 @@ class EchoModel final : public engine::Model {
 class FailingModel final : public engine::Model {
  public:
   explicit FailingModel(Status status) : status_(std::move(status)) {
-    signature_.inputs.push_back({.name = "x", .type = engine::DataType::kFp32, .shape = {-1}});
-    signature_.outputs.push_back({.name = "y", .type = engine::DataType::kFp32, .shape = {-1}});
+    signature_ = EchoSignature(engine::DataType::kFp32);
   }
   const engine::Signature& signature() const override { return signature_; }
   std::string_view platform() const override { return "fake_failing"; }
@@ -109,8 +116,7 @@ class FailingModel final : public engine::Model {
 class BlockingModel final : public engine::Model {
  public:
   BlockingModel(std::latch& entered, std::latch& release) : entered_(entered), release_(release) {
-    signature_.inputs.push_back({.name = "x", .type = engine::DataType::kFp32, .shape = {-1}});
-    signature_.outputs.push_back({.name = "y", .type = engine::DataType::kFp32, .shape = {-1}});
+    signature_ = EchoSignature(engine::DataType::kFp32);
   }
   const engine::Signature& signature() const override { return signature_; }
   std::string_view platform() const override { return "fake_blocking"; }
@@ -134,8 +140,7 @@ class BlockingModel final : public engine::Model {
 class HeldEchoModel final : public engine::Model {
  public:
   explicit HeldEchoModel(bool hold = true) : hold_(hold) {
-    signature_.inputs.push_back({.name = "x", .type = engine::DataType::kFp32, .shape = {-1}});
-    signature_.outputs.push_back({.name = "y", .type = engine::DataType::kFp32, .shape = {-1}});
+    signature_ = EchoSignature(engine::DataType::kFp32);
   }
   const engine::Signature& signature() const override { return signature_; }
   std::string_view platform() const override { return "fake_held_echo"; }
@@ -181,8 +186,7 @@ class HeldEchoModel final : public engine::Model {
 class TagModel final : public engine::Model {
  public:
   explicit TagModel(float tag) : tag_(tag) {
-    signature_.inputs.push_back({.name = "x", .type = engine::DataType::kFp32, .shape = {-1}});
-    signature_.outputs.push_back({.name = "y", .type = engine::DataType::kFp32, .shape = {-1}});
+    signature_ = EchoSignature(engine::DataType::kFp32);
   }
   const engine::Signature& signature() const override { return signature_; }
   std::string_view platform() const override { return "fake_tag"; }
