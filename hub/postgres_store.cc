@@ -656,10 +656,12 @@ struct Cutoffs {
   std::vector<int64_t> cutoffs;    // theirs
   int64_t other = INT64_MIN;       // every other kind's (the default)
   int64_t max = INT64_MIN;         // the largest: nothing received at or after it expired
+  int64_t today = 0;               // DayOf(now)
 };
 
 Cutoffs CutoffsOf(const RetentionPolicy& policy, int64_t now_ms) {
   Cutoffs out;
+  out.today = DayOf(now_ms);
   for (const auto& [kind, ms] : policy.kinds) {
     out.kinds.push_back(kind);
     out.cutoffs.push_back(Cutoff(now_ms, ms));
@@ -791,6 +793,9 @@ Status UnitBody(Conn& c, const ExportUnit& u, RecordExporter& exporter, int64_t 
             .status());
   }
   if (u.drop) {
+    // DROP locks all of records: ingests and reads queue behind it while it waits, so it
+    // waits little (STORE.md section 8), and the next pass tries again.
+    OUTPOST_RETURN_IF_ERROR(c.Exec("SET LOCAL lock_timeout = '2s'").status());
     OUTPOST_RETURN_IF_ERROR(c.Exec("DROP TABLE " + u.partition).status());
     return c.Exec("DELETE FROM retention_settled WHERE partition = $1", {Text(u.partition)})
         .status();
@@ -1530,8 +1535,10 @@ class PostgresStore final : public Store {
       int64_t lo = day ? *day * kDayMs : INT64_MIN;
       int64_t hi = day ? (*day + 1) * kDayMs : INT64_MAX;
       if (lo >= cut.max) continue;  // nothing in it has expired
-      if (day && hi <= cut.max) {
-        // Whole-partition drop when no row of a kind still live at its end is in it.
+      // Whole-partition drop when no row of a kind still live at its end is in it; never of
+      // the days MaintainPartitions keeps made (with a retention under a day, their expired
+      // rows are deleted instead of the partition dropped and made again every pass).
+      if (day && hi <= cut.max && *day < cut.today - 1) {
         std::vector<std::string> expired, live;
         for (size_t k = 0; k < cut.kinds.size(); ++k) {
           (cut.cutoffs[k] >= hi ? expired : live).push_back(cut.kinds[k]);

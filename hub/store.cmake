@@ -49,10 +49,10 @@ set_tests_properties(lease_test PROPERTIES LABELS "hub;postgres" TIMEOUT 600)
 # made ahead, ingest across days, exactly-once across partitions and after a drop, the
 # export files, the migration from version 4, refusals. One CTest test, like the contract
 # suite, so that the binary starts its PostgreSQL cluster once.
-add_executable(retention_test retention_test.cc)
-target_link_libraries(retention_test PRIVATE outpost_hub_retention outpost_hub_store
+add_executable(hub_retention_test retention_test.cc)
+target_link_libraries(hub_retention_test PRIVATE outpost_hub_retention outpost_hub_store
                       outpost_hub_testing outpost_json outpost_testing GTest::gtest
                       GTest::gtest_main)
-outpost_target_flags(retention_test)
-add_test(NAME retention_test COMMAND retention_test)
-set_tests_properties(retention_test PROPERTIES LABELS "hub;postgres" TIMEOUT 600)
+outpost_target_flags(hub_retention_test)
+add_test(NAME hub_retention_test COMMAND hub_retention_test)
+set_tests_properties(hub_retention_test PROPERTIES LABELS "hub;postgres" TIMEOUT 600)
