@@ -635,7 +635,9 @@ Status MigrateToV5(Conn& c) {
                         "$2 AND received_ms < $3",
                         {Int(kDayMs), Int(kFirstPartitionDay * kDayMs),
                          Int(kEndPartitionDay * kDayMs)}));
-  for (int i = 0; i < days.rows(); ++i) OUTPOST_RETURN_IF_ERROR(MakePartition(c, days.GetInt(i, 0)));
+  for (int i = 0; i < days.rows(); ++i) {
+    OUTPOST_RETURN_IF_ERROR(MakePartition(c, days.GetInt(i, 0)));
+  }
   return ExecSchema(c.raw(), kMigrateV5Rows, "migrating the hub schema to 5");
 }
 
@@ -729,9 +731,9 @@ HubRecord ExportedRecord(const PgResult& r) {
 
 // What a unit's transaction did before COMMIT.
 struct UnitOutcome {
-  bool skipped = false;   // another pass holds kRetentionLock
-  int64_t id = 0;         // the export's id; 0 = no file (nothing removed)
-  bool begun = false;     // the exporter has unit `id` open or sealed
+  bool skipped = false;  // another pass holds kRetentionLock
+  int64_t id = 0;        // the export's id; 0 = no file (nothing removed)
+  bool begun = false;    // the exporter has unit `id` open or sealed
   int64_t records = 0;
   std::string sha256;
 };

@@ -48,8 +48,8 @@ int64_t PendingId(std::string_view name) {
   constexpr std::string_view kPrefix = "records-";
   constexpr std::string_view kSuffix = ".jsonl.zst.tmp";
   if (!name.starts_with(kPrefix) || !name.ends_with(kSuffix)) return 0;
-  std::string_view digits = name.substr(kPrefix.size(), name.size() - kPrefix.size() -
-                                                           kSuffix.size());
+  std::string_view digits =
+      name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
   int64_t id = 0;
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), id);
   if (ec != std::errc() || end != digits.data() + digits.size() || id <= 0) return 0;
@@ -77,7 +77,8 @@ Result<int64_t> ParseRetentionDuration(std::string_view text) {
 
 Result<RetentionPolicy> ParseRetentionPolicy(
     const std::vector<std::pair<std::string, std::string>>& entries) {
-  if (entries.empty()) return BadRetention("retention: names no kind (leave it out to keep every record)");
+  if (entries.empty())
+    return BadRetention("retention: names no kind (leave it out to keep every record)");
   RetentionPolicy policy;
   std::set<std::string> seen;
   for (const auto& [key, value] : entries) {
@@ -140,17 +141,28 @@ Status FileExporter::Add(const HubRecord& r, std::string_view content_hash_hex) 
   if (fd_ < 0) return FailedPreconditionError("no export unit begun");
   JsonWriter w(lines_);
   w.BeginObject();
-  w.Key("id"); w.Int(r.id);
-  w.Key("tenant"); w.String(r.tenant);
-  w.Key("site_id"); w.String(r.site_id);
-  w.Key("node_id"); w.String(r.node_id);
-  w.Key("stream"); w.String(r.stream);
-  w.Key("seq"); w.Uint(r.seq);
-  w.Key("kind"); w.String(r.kind);
-  w.Key("created_ms"); w.Int(r.created_ms);
-  w.Key("received_ms"); w.Int(r.received_ms);
-  w.Key("payload"); w.String(r.payload);
-  w.Key("content_hash"); w.String(content_hash_hex);
+  w.Key("id");
+  w.Int(r.id);
+  w.Key("tenant");
+  w.String(r.tenant);
+  w.Key("site_id");
+  w.String(r.site_id);
+  w.Key("node_id");
+  w.String(r.node_id);
+  w.Key("stream");
+  w.String(r.stream);
+  w.Key("seq");
+  w.Uint(r.seq);
+  w.Key("kind");
+  w.String(r.kind);
+  w.Key("created_ms");
+  w.Int(r.created_ms);
+  w.Key("received_ms");
+  w.Int(r.received_ms);
+  w.Key("payload");
+  w.String(r.payload);
+  w.Key("content_hash");
+  w.String(content_hash_hex);
   w.EndObject();
   lines_.push_back('\n');
   if (lines_.size() >= kFrameBytes) return Flush();
@@ -184,8 +196,8 @@ Status FileExporter::Publish(int64_t unit_id, std::string_view sha256) {
   } else if (!PathExists(path)) {
     return DataLossError("the export file " + path + " is missing");
   }
-  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(path + ".sha256",
-                                              std::string(sha256) + "  " + name + "\n", 0600));
+  OUTPOST_RETURN_IF_ERROR(
+      WriteFileAtomically(path + ".sha256", std::string(sha256) + "  " + name + "\n", 0600));
   return SyncDirectory(dir_);
 }
 

@@ -78,13 +78,12 @@ class RetentionRunner {
  public:
   struct Options {
     RetentionPolicy policy{};
-    std::string export_dir{};                 // <data_dir>/retention
+    std::string export_dir{};                  // <data_dir>/retention
     std::chrono::milliseconds every{600'000};  // hub/STORE.md section 8
   };
   // FailedPrecondition reason "retention_unsupported" for a store that is not PostgreSQL;
   // errors of the export folder. `store` and `lease` must outlive the runner.
-  static Result<std::unique_ptr<RetentionRunner>> Start(Store& store,
-                                                        const SchedulerLease& lease,
+  static Result<std::unique_ptr<RetentionRunner>> Start(Store& store, const SchedulerLease& lease,
                                                         Options options);
   // Stop().
   ~RetentionRunner();

@@ -46,8 +46,7 @@ HubRecord Rec(const std::string& site, uint64_t seq, const std::string& kind,
                    .seq = seq,
                    .kind = kind,
                    .created_ms = 1000 + static_cast<int64_t>(seq),
-                   .payload = payload.empty() ? R"({"seq":)" + std::to_string(seq) + "}"
-                                              : payload};
+                   .payload = payload.empty() ? R"({"seq":)" + std::to_string(seq) + "}" : payload};
 }
 
 BatchKey KeyOf(const std::vector<HubRecord>& records, char sha = 'a') {
@@ -122,8 +121,8 @@ class Retention : public ::testing::Test {
     for (const std::string& f : *files) {
       if (!f.ends_with(".jsonl.zst")) continue;
       std::string path = JoinPath(exports_, f);
-      RunResult sum = RunProgram({"/bin/sh", "-c", "cd '" + exports_ + "' && sha256sum -c '" +
-                                                       f + ".sha256'"});
+      RunResult sum =
+          RunProgram({"/bin/sh", "-c", "cd '" + exports_ + "' && sha256sum -c '" + f + ".sha256'"});
       EXPECT_EQ(sum.exit_code, 0) << f << ": " << sum.out << sum.err;
       RunResult text = RunProgram({"/usr/bin/zstd", "-dcq", path});
       EXPECT_EQ(text.exit_code, 0) << text.err;
@@ -137,7 +136,8 @@ class Retention : public ::testing::Test {
         if (!v.ok()) continue;
         std::string site(*(*v)["site_id"].GetString());
         uint64_t seq = *(*v)["seq"].GetUint64();
-        EXPECT_EQ(std::string(*(*v)["payload"].GetString()), R"({"seq":)" + std::to_string(seq) + "}");
+        EXPECT_EQ(std::string(*(*v)["payload"].GetString()),
+                  R"({"seq":)" + std::to_string(seq) + "}");
         EXPECT_EQ((*v)["content_hash"].GetString()->size(), 64u);
         out.insert({site, seq});
       }
@@ -150,8 +150,8 @@ class Retention : public ::testing::Test {
     std::set<Key> out;
     for (const auto& [key, v] : stored_) {
       auto it = policy.kinds.find(v.first);
-      std::optional<int64_t> keep = it != policy.kinds.end() ? std::optional(it->second)
-                                                             : policy.default_ms;
+      std::optional<int64_t> keep =
+          it != policy.kinds.end() ? std::optional(it->second) : policy.default_ms;
       if (keep && *keep != INT64_MAX && v.second < now_ms - *keep) out.insert(key);
     }
     return out;
@@ -188,8 +188,8 @@ TEST_F(Retention, PartitionsAreMadeAheadAndConcurrentlyWithoutFailing) {
   }
   for (auto& t : threads) t.join();
   for (const Status& s : results) OUTPOST_EXPECT_OK(s);
-  for (const char* p : {"records_p20260119", "records_p20260120", "records_p20260121",
-                        "records_p20260122"}) {
+  for (const char* p :
+       {"records_p20260119", "records_p20260120", "records_p20260121", "records_p20260122"}) {
     EXPECT_EQ(Psql(url_, std::string("SELECT to_regclass('") + p + "') IS NOT NULL"), "t") << p;
   }
 }
@@ -303,8 +303,7 @@ TEST_F(Retention, ExportsExactlyTheExpiredRecordsThenRemovesThem) {
   // A record exported and dropped, uploaded again: the same content is a duplicate, other
   // content a conflict (its key stays in record_keys).
   std::vector<HubRecord> again = {Rec("s1", 1, "anomaly")};
-  OUTPOST_ASSERT_OK_AND_ASSIGN(IngestResult i,
-                               store_->Ingest(KeyOf(again, 'd'), again, {}, now));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(IngestResult i, store_->Ingest(KeyOf(again, 'd'), again, {}, now));
   EXPECT_EQ(i.records_duplicate, 1u);
   EXPECT_EQ(i.records_stored, 0u);
   again[0].payload = R"({"other":2})";
@@ -425,8 +424,8 @@ TEST_F(Retention, VersionFourIsMigratedIntoPartitionsKeepingEveryRecord) {
 TEST(RetentionPolicyParse, ReadsDurationsAndRefusesTheRest) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       RetentionPolicy p,
-      ParseRetentionPolicy({{"sample", "30d"}, {"anomaly", "36500d"}, {"drift", "12h"},
-                            {"default", "forever"}}));
+      ParseRetentionPolicy(
+          {{"sample", "30d"}, {"anomaly", "36500d"}, {"drift", "12h"}, {"default", "forever"}}));
   EXPECT_EQ(p.kinds.at("sample"), 30 * kDay);
   EXPECT_EQ(p.kinds.at("anomaly"), 36'500 * kDay);
   EXPECT_EQ(p.kinds.at("drift"), 12 * kHour);
@@ -455,9 +454,9 @@ TEST(RetentionPolicyParse, ReadsDurationsAndRefusesTheRest) {
 TEST_F(Retention, ABadPolicyOrTheSqliteStoreIsRefusedWithNothingChanged) {
   Put({Rec("s1", 1, "sample")}, kDay0 + kHour);
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto exporter, FileExporter::Open(exports_));
-  for (const RetentionPolicy& bad : {RetentionPolicy{.kinds = {{"sample", 0}}},
-                                     RetentionPolicy{.default_ms = -kDay},
-                                     RetentionPolicy{.kinds = {{"", kDay}}}}) {
+  for (const RetentionPolicy& bad :
+       {RetentionPolicy{.kinds = {{"sample", 0}}}, RetentionPolicy{.default_ms = -kDay},
+        RetentionPolicy{.kinds = {{"", kDay}}}}) {
     EXPECT_EQ(store_->ApplyRetention(bad, kDay0 + 10 * kDay, *exporter).status().code(),
               StatusCode::kInvalidArgument);
   }
@@ -477,8 +476,7 @@ TEST_F(Retention, ABadPolicyOrTheSqliteStoreIsRefusedWithNothingChanged) {
   EXPECT_EQ(r.status().reason(), "retention_unsupported");
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto left, sqlite->QueryRecords({.tenant = "acme"}));
   EXPECT_EQ(left.size(), 1u);
-  OUTPOST_ASSERT_OK_AND_ASSIGN(auto lease,
-                               SchedulerLease::Start(*sqlite, {.holder = "a"}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto lease, SchedulerLease::Start(*sqlite, {.holder = "a"}));
   std::string other = dir_.File("other-retention");
   Result<std::unique_ptr<RetentionRunner>> runner =
       RetentionRunner::Start(*sqlite, *lease, {.policy = policy, .export_dir = other});
