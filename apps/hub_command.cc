@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@
 #include "hub/lease.h"
 #include "hub/operator_tokens.h"
 #include "hub/release.h"
+#include "hub/retention.h"
 #include "hub/secrets.h"
 #include "hub/server.h"
 #include "hub/store.h"
@@ -69,6 +71,7 @@ struct HubFlags {
   // The scheduler lease's ttl (hub/STORE.md section 7): how long another hub waits to take
   // the scheduled work over from one that died.
   int64_t lease_ttl_s = 15;
+  std::optional<hub::RetentionPolicy> retention;  // the config's `retention:` map
 };
 
 struct OperatorFlags {
@@ -219,6 +222,21 @@ Status ParseHubScheduler(const yaml::Node& v, HubFlags& flags) {
   return Status::Ok();
 }
 
+// The `retention:` map (hub/FORMAT.md section 7): a kind or `default` to a duration.
+Status ParseHubRetention(const yaml::Node& v, HubFlags& flags) {
+  if (!v.IsMap()) return InvalidArgumentError(flags.config_path + ": retention must be a map");
+  std::vector<std::pair<std::string, std::string>> entries;
+  for (const auto& [k, d] : v.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string kind, k.As<std::string>());
+    OUTPOST_ASSIGN_OR_RETURN(std::string duration, d.As<std::string>());
+    entries.emplace_back(std::move(kind), std::move(duration));
+  }
+  Result<hub::RetentionPolicy> policy = hub::ParseRetentionPolicy(entries);
+  if (!policy.ok()) return policy.status().WithContext(flags.config_path);
+  flags.retention = std::move(*policy);
+  return Status::Ok();
+}
+
 // The hub config's top-level map onto `flags`, except where `given` says the command line set
 // the value.
 Status ParseHubConfigRoot(const yaml::Node& root, HubFlags& flags,
@@ -286,6 +304,8 @@ Status ParseHubConfigRoot(const yaml::Node& root, HubFlags& flags,
       }
     } else if (key == "limits") {
       OUTPOST_RETURN_IF_ERROR(ParseHubLimits(v, flags));
+    } else if (key == "retention") {
+      OUTPOST_RETURN_IF_ERROR(ParseHubRetention(v, flags));
     } else {
       return InvalidArgumentError(flags.config_path + ": unknown key \"" + key + "\"");
     }
@@ -372,6 +392,16 @@ Status AddOperatorTokens(const HubFlags& flags, hub::HubServiceOptions& options)
   return Status::Ok();
 }
 
+// Takes part in the scheduler lease (hub/STORE.md section 7), with the config's ttl, unless
+// `lease` is this hub's already.
+Status JoinSchedulerLease(const HubFlags& flags, hub::Store& store,
+                          std::unique_ptr<hub::SchedulerLease>& lease) {
+  if (lease) return Status::Ok();
+  OUTPOST_ASSIGN_OR_RETURN(
+      lease, hub::SchedulerLease::Start(store, {.ttl = std::chrono::seconds(flags.lease_ttl_s)}));
+  return Status::Ok();
+}
+
 // The retraining schedule and the registry's operator API (hub/release.h), started when the
 // config has a `retrain:` list (else nullptr). Its jobs start only while this hub holds the
 // scheduler lease (hub/STORE.md section 7), which `lease` is set to take, so that of the hubs
@@ -381,8 +411,7 @@ Result<std::unique_ptr<hub::RetrainScheduler>> StartRetraining(
   std::unique_ptr<hub::RetrainScheduler> scheduler;
   if (flags.retrain.empty()) return scheduler;
   OUTPOST_ASSIGN_OR_RETURN(std::string self, SelfExecutable());
-  OUTPOST_ASSIGN_OR_RETURN(
-      lease, hub::SchedulerLease::Start(store, {.ttl = std::chrono::seconds(flags.lease_ttl_s)}));
+  OUTPOST_RETURN_IF_ERROR(JoinSchedulerLease(flags, store, lease));
   OUTPOST_ASSIGN_OR_RETURN(scheduler,
                            hub::RetrainScheduler::Start(store, {.self = self,
                                                                 .store_url = flags.store_url,
@@ -390,6 +419,29 @@ Result<std::unique_ptr<hub::RetrainScheduler>> StartRetraining(
                                                                 .models = flags.retrain,
                                                                 .lease = lease.get()}));
   return scheduler;
+}
+
+// Retention (hub/STORE.md section 8), started when the config has a `retention:` map (else
+// nullptr): passes run only while this hub holds the scheduler lease, which `lease` is set to
+// take when retraining did not already. Refused with a SQLite store (retention_unsupported),
+// which keeps every record. `store` must outlive both, and `lease` the runner.
+Result<std::unique_ptr<hub::RetentionRunner>> StartRetention(
+    const HubFlags& flags, hub::Store& store, std::unique_ptr<hub::SchedulerLease>& lease) {
+  std::unique_ptr<hub::RetentionRunner> runner;
+  if (!flags.retention) return runner;
+  if (store.engine() != "postgresql") {
+    return ErrorWithReason(StatusCode::kFailedPrecondition, "retention_unsupported",
+                           flags.config_path + ": retention: needs a PostgreSQL store; the " +
+                               std::string(store.engine()) +
+                               " store keeps every record (hub/STORE.md section 8)");
+  }
+  OUTPOST_RETURN_IF_ERROR(JoinSchedulerLease(flags, store, lease));
+  OUTPOST_ASSIGN_OR_RETURN(
+      runner, hub::RetentionRunner::Start(
+                  store, *lease,
+                  {.policy = *flags.retention,
+                   .export_dir = JoinPath(flags.data_dir, "retention")}));
+  return runner;
 }
 
 // Starts both listeners (the site one with mutual TLS under `ca`) in front of `service`,
@@ -479,6 +531,8 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
   std::unique_ptr<hub::SchedulerLease> lease;
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::RetrainScheduler> scheduler,
                            StartRetraining(flags, *store, lease));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::RetentionRunner> retention,
+                           StartRetention(flags, *store, lease));
   // The operator listener's routes: the registry's under /api/v1/models, the dashboard's
   // API and assets everywhere else (the longer prefix wins).
   service_options.operator_routes = [d = dashboard.get(), s = scheduler.get()](
@@ -499,6 +553,7 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
   // After the listeners: no request reaches the scheduler any more. A running `outpost
   // train` child is stopped (SIGTERM); its job runs again after the next start.
   if (scheduler) scheduler->Stop();
+  if (retention) retention->Stop();
   // Then the lease is let go: another hub takes over the scheduled work at its next ask.
   if (lease) lease->Stop();
   return Status::Ok();

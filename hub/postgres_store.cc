@@ -15,14 +15,23 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <time.h>
+
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/coding.h"
+#include "base/logging.h"
 #include "hub/store.h"
 #include "hub/store_internal.h"
 
@@ -127,6 +136,53 @@ CREATE TABLE schedule_state(name TEXT PRIMARY KEY, value TEXT NOT NULL,
   generation BIGINT NOT NULL);
 UPDATE outpost_meta SET value = '4' WHERE name = 'schema_version';
 )sql";
+
+// Schema version 5 (STORE.md sections 1 and 8): records partitioned by the day they were
+// received, the record key's uniqueness in record_keys, the retention tables. The old rows
+// are copied in by MigrateToV5, which makes their partitions first.
+constexpr const char* kMigrateV5Tables = R"sql(
+LOCK TABLE records IN ACCESS EXCLUSIVE MODE;
+ALTER TABLE records RENAME TO records_v4;
+ALTER INDEX records_pkey RENAME TO records_v4_pkey;
+ALTER INDEX records_tenant_created RENAME TO records_v4_tenant_created;
+CREATE TABLE records(
+  id BIGINT NOT NULL, tenant TEXT NOT NULL, site_id TEXT NOT NULL, node_id TEXT NOT NULL,
+  stream TEXT NOT NULL, seq BIGINT NOT NULL, kind TEXT NOT NULL, created_ms BIGINT NOT NULL,
+  received_ms BIGINT NOT NULL, payload TEXT NOT NULL, content_hash BYTEA NOT NULL,
+  PRIMARY KEY(id, received_ms)) PARTITION BY RANGE (received_ms);
+CREATE INDEX records_tenant_created ON records(tenant, created_ms);
+CREATE TABLE records_default PARTITION OF records DEFAULT;
+CREATE TABLE record_keys(
+  site_id TEXT NOT NULL, node_id TEXT NOT NULL, stream TEXT NOT NULL, seq BIGINT NOT NULL,
+  content_hash BYTEA NOT NULL, PRIMARY KEY(site_id, node_id, stream, seq));
+CREATE SEQUENCE retention_export_ids;
+CREATE TABLE retention_exports(
+  id BIGINT PRIMARY KEY, file TEXT NOT NULL, unit TEXT NOT NULL, records BIGINT NOT NULL,
+  sha256 TEXT NOT NULL, created_ms BIGINT NOT NULL);
+CREATE TABLE retention_settled(
+  partition TEXT NOT NULL, kind TEXT NOT NULL, PRIMARY KEY(partition, kind));
+)sql";
+constexpr const char* kMigrateV5Rows = R"sql(
+INSERT INTO records SELECT id, tenant, site_id, node_id, stream, seq, kind, created_ms,
+  received_ms, payload, content_hash FROM records_v4;
+INSERT INTO record_keys SELECT site_id, node_id, stream, seq, content_hash FROM records_v4;
+DROP TABLE records_v4;
+UPDATE outpost_meta SET value = '5' WHERE name = 'schema_version';
+)sql";
+
+// Partitions (STORE.md section 8): one per UTC day of received_ms, between 2000 and 2100
+// (other days go to records_default).
+constexpr int64_t kDayMs = 86'400'000;
+constexpr int64_t kFirstPartitionDay = 10'957;  // 2000-01-01
+constexpr int64_t kEndPartitionDay = 47'482;    // 2100-01-01
+// Makers of partitions wait on each other (STORE.md section 8).
+constexpr int64_t kPartitionLock = 7077002;
+// One retention pass at a time across hubs.
+constexpr int64_t kRetentionLock = 7077003;
+// The columns of an exported record, in HubRecord order, then the content hash in hex.
+constexpr const char* kExportColumns =
+    "id, tenant, site_id, node_id, stream, seq, kind, created_ms, received_ms, payload, "
+    "encode(content_hash, 'hex')";
 
 // STORE.md section 7: one upsert on the database's clock; a row only when the caller holds
 // the lease afterwards. $3 is the ttl; the conflict's `now` is the new expiry less the ttl.
@@ -358,6 +414,44 @@ class Conn {
     return out;
   }
 
+  // Runs one statement and hands each row to `row` as it arrives (libpq's single-row mode),
+  // so a result of any size takes constant memory. Returns the rows handed over. A failure
+  // of `row` stops the handing over (the rest is read and dropped) and is returned.
+  Result<int64_t> Stream(const std::string& sql, const std::vector<Param>& params,
+                         const std::function<Status(const PgResult&)>& row) {
+    std::vector<const char*> values(params.size());
+    std::vector<int> lengths(params.size());
+    std::vector<int> formats(params.size());
+    std::vector<Oid> types(params.size());
+    for (size_t i = 0; i < params.size(); ++i) {
+      values[i] = params[i].is_null ? nullptr : params[i].value.data();
+      lengths[i] = static_cast<int>(params[i].value.size());
+      formats[i] = params[i].binary ? 1 : 0;
+      types[i] = params[i].type;
+    }
+    if (PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(params.size()), types.data(),
+                          values.data(), lengths.data(), formats.data(), 0) != 1 ||
+        PQsetSingleRowMode(conn_) != 1) {
+      broken_ = true;
+      return UnavailableError("sending a query: " + std::string(PQerrorMessage(conn_)));
+    }
+    Status failed;
+    int64_t rows = 0;
+    while (PGresult* raw = PQgetResult(conn_)) {
+      PgResult res(raw);
+      ExecStatusType st = PQresultStatus(raw);
+      if (st == PGRES_SINGLE_TUPLE) {
+        if (failed.ok()) failed = row(res);
+        ++rows;
+      } else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && failed.ok()) {
+        if (PQstatus(conn_) != CONNECTION_OK) broken_ = true;
+        failed = FromPg(conn_, raw, "running \"" + sql.substr(0, 57) + "...\"");
+      }
+    }
+    if (!failed.ok()) return failed;
+    return rows;
+  }
+
   PGconn* raw() { return conn_; }
   void MarkBroken() { broken_ = true; }
 
@@ -475,6 +569,246 @@ std::string PgPlaceholder(int n, bool is_int) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Partitions (STORE.md section 8).
+
+// The UTC day of a Unix ms (floor, also below 0).
+int64_t DayOf(int64_t ms) {
+  int64_t day = ms / kDayMs;
+  return (ms % kDayMs < 0) ? day - 1 : day;
+}
+
+// "records_pYYYYMMDD" of a day within [kFirstPartitionDay, kEndPartitionDay).
+std::string PartitionName(int64_t day) {
+  time_t t = static_cast<time_t>(day * 86'400);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "records_p%Y%m%d", &tm);
+  return buf;
+}
+
+// The day of a partition's name; nullopt for records_default or a name of another shape.
+std::optional<int64_t> PartitionDay(std::string_view name) {
+  constexpr std::string_view kPrefix = "records_p";
+  if (!name.starts_with(kPrefix) || name.size() != kPrefix.size() + 8) return std::nullopt;
+  std::string digits(name.substr(kPrefix.size()));
+  if (digits.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  struct tm tm {};
+  tm.tm_year = std::stoi(digits.substr(0, 4)) - 1900;
+  tm.tm_mon = std::stoi(digits.substr(4, 2)) - 1;
+  tm.tm_mday = std::stoi(digits.substr(6, 2));
+  int64_t day = static_cast<int64_t>(timegm(&tm)) / 86'400;
+  if (PartitionName(day) != name) return std::nullopt;
+  return day;
+}
+
+// Makes the partition of `day` unless it exists, moving the rows of its range out of the
+// default partition, in the caller's transaction (which holds kPartitionLock).
+Status MakePartition(Conn& c, int64_t day) {
+  std::string name = PartitionName(day);
+  // pg_class read with the statement's snapshot, which sees a partition that another
+  // transaction made and committed while this one waited for kPartitionLock (to_regclass
+  // reads a cache that a session refreshes only when it takes a lock on a table).
+  OUTPOST_ASSIGN_OR_RETURN(
+      auto r, c.Exec("SELECT count(*) FROM pg_class WHERE relname = $1 AND relnamespace = "
+                     "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())",
+                     {Text(name)}));
+  if (r.GetInt(0, 0) != 0) return Status::Ok();
+  // The name is made of digits and the bounds are integers: nothing here comes from input.
+  std::string lo = std::to_string(day * kDayMs);
+  std::string hi = std::to_string((day + 1) * kDayMs);
+  std::string sql = "LOCK TABLE records_default IN EXCLUSIVE MODE; CREATE TABLE " + name +
+                    " (LIKE records INCLUDING DEFAULTS); WITH m AS (DELETE FROM "
+                    "records_default WHERE received_ms >= " + lo + " AND received_ms < " +
+                    hi + " RETURNING *) INSERT INTO " + name + " SELECT * FROM m; ALTER TABLE "
+                    "records ATTACH PARTITION " + name + " FOR VALUES FROM (" + lo + ") TO (" +
+                    hi + ")";
+  return ExecSchema(c.raw(), sql.c_str(), "making a partition of records");
+}
+
+// Schema version 4 to 5 (STORE.md section 1), in Init's transaction: the partitioned table,
+// a partition for each day the old rows were received on, the rows, their keys.
+Status MigrateToV5(Conn& c) {
+  OUTPOST_RETURN_IF_ERROR(ExecSchema(c.raw(), kMigrateV5Tables, "migrating the hub schema to 5"));
+  OUTPOST_ASSIGN_OR_RETURN(
+      auto days, c.Exec("SELECT DISTINCT received_ms / $1 FROM records_v4 WHERE received_ms >= "
+                        "$2 AND received_ms < $3",
+                        {Int(kDayMs), Int(kFirstPartitionDay * kDayMs),
+                         Int(kEndPartitionDay * kDayMs)}));
+  for (int i = 0; i < days.rows(); ++i) {
+    OUTPOST_RETURN_IF_ERROR(MakePartition(c, days.GetInt(i, 0)));
+  }
+  return ExecSchema(c.raw(), kMigrateV5Rows, "migrating the hub schema to 5");
+}
+
+// ---------------------------------------------------------------------------------------
+// Retention (STORE.md section 8).
+
+// now - retention, the received_ms below which a kind's records are expired; INT64_MIN for
+// a kind kept forever.
+int64_t Cutoff(int64_t now_ms, int64_t retention_ms) {
+  if (retention_ms == INT64_MAX) return INT64_MIN;
+  int64_t out = 0;
+  if (__builtin_sub_overflow(now_ms, retention_ms, &out)) return INT64_MIN;
+  return out;
+}
+
+struct Cutoffs {
+  std::vector<std::string> kinds;  // the kinds the policy names
+  std::vector<int64_t> cutoffs;    // theirs
+  int64_t other = INT64_MIN;       // every other kind's (the default)
+  int64_t max = INT64_MIN;         // the largest: nothing received at or after it expired
+  int64_t today = 0;               // DayOf(now)
+};
+
+Cutoffs CutoffsOf(const RetentionPolicy& policy, int64_t now_ms) {
+  Cutoffs out;
+  out.today = DayOf(now_ms);
+  for (const auto& [kind, ms] : policy.kinds) {
+    out.kinds.push_back(kind);
+    out.cutoffs.push_back(Cutoff(now_ms, ms));
+    out.max = std::max(out.max, out.cutoffs.back());
+  }
+  if (policy.default_ms) out.other = Cutoff(now_ms, *policy.default_ms);
+  out.max = std::max(out.max, out.other);
+  return out;
+}
+
+Param TextArray(const std::vector<std::string>& values) {
+  BinaryArray arr(kTextOid, values.size());
+  for (const std::string& v : values) arr.AddBytes(v);
+  return std::move(arr).ToParam(kTextArrayOid);
+}
+
+Param IntArray(const std::vector<int64_t>& values) {
+  BinaryArray arr(kInt8Oid, values.size());
+  for (int64_t v : values) arr.AddInt(v);
+  return std::move(arr).ToParam(kInt8ArrayOid);
+}
+
+// One export unit (STORE.md section 8): a whole partition dropped, or its expired rows
+// deleted; the kinds (and "*" for the default) that nothing in the partition is left of.
+struct ExportUnit {
+  std::string partition;
+  bool drop = false;
+  std::string rows_sql;  // SELECT or DELETE ... RETURNING kExportColumns
+  std::vector<Param> params;
+  std::vector<std::string> settled;
+};
+
+// The unit that deletes a partition's expired rows, or nullopt when every kind that could
+// have expired rows in [lo, hi) was settled by an earlier pass.
+std::optional<ExportUnit> DeleteUnit(const std::string& partition, int64_t lo, int64_t hi,
+                                     const Cutoffs& cut, const std::set<std::string>& settled) {
+  ExportUnit u{.partition = partition};
+  bool work = false;
+  for (size_t i = 0; i < cut.kinds.size(); ++i) {
+    if (cut.cutoffs[i] > lo && !settled.contains(cut.kinds[i])) work = true;
+    if (cut.cutoffs[i] >= hi) u.settled.push_back(cut.kinds[i]);
+  }
+  if (cut.other > lo && !settled.contains("*")) work = true;
+  if (cut.other >= hi) u.settled.push_back("*");
+  if (!work) return std::nullopt;
+  u.rows_sql = "DELETE FROM " + partition + " r WHERE r.received_ms < COALESCE((SELECT x.c "
+               "FROM unnest($1::text[], $2::bigint[]) AS x(k, c) WHERE x.k = r.kind), "
+               "$3::bigint) RETURNING " + kExportColumns;
+  u.params = {TextArray(cut.kinds), IntArray(cut.cutoffs), Int(cut.other)};
+  return u;
+}
+
+HubRecord ExportedRecord(const PgResult& r) {
+  return HubRecord{.site_id = r.GetText(0, 2),
+                   .node_id = r.GetText(0, 3),
+                   .stream = r.GetText(0, 4),
+                   .seq = static_cast<uint64_t>(r.GetInt(0, 5)),
+                   .kind = r.GetText(0, 6),
+                   .created_ms = r.GetInt(0, 7),
+                   .payload = r.GetText(0, 9),
+                   .tenant = r.GetText(0, 1),
+                   .received_ms = r.GetInt(0, 8),
+                   .id = r.GetInt(0, 0)};
+}
+
+// What a unit's transaction did before COMMIT.
+struct UnitOutcome {
+  bool skipped = false;  // another pass holds kRetentionLock
+  int64_t id = 0;        // the export's id; 0 = no file (nothing removed)
+  bool begun = false;    // the exporter has unit `id` open or sealed
+  int64_t records = 0;
+  std::string sha256;
+};
+
+// Streams the unit's rows into the exporter, counting them per site.
+Status ExportRows(Conn& c, const ExportUnit& u, RecordExporter& exporter, UnitOutcome& o,
+                  std::map<std::string, int64_t>& per_site) {
+  OUTPOST_ASSIGN_OR_RETURN(auto next, c.Exec("SELECT nextval('retention_export_ids')"));
+  o.id = next.GetInt(0, 0);
+  OUTPOST_RETURN_IF_ERROR(exporter.Begin(o.id));
+  o.begun = true;
+  OUTPOST_ASSIGN_OR_RETURN(o.records,
+                           c.Stream(u.rows_sql, u.params, [&](const PgResult& row) -> Status {
+                             HubRecord rec = ExportedRecord(row);
+                             ++per_site[rec.site_id];
+                             return exporter.Add(rec, row.GetText(0, 10));
+                           }));
+  return Status::Ok();
+}
+
+// The unit's transaction up to COMMIT (STORE.md section 8, steps 1 and 2).
+Status UnitBody(Conn& c, const ExportUnit& u, RecordExporter& exporter, int64_t now_ms,
+                UnitOutcome& o) {
+  OUTPOST_RETURN_IF_ERROR(c.Exec("SET LOCAL lock_timeout = '10s'").status());
+  OUTPOST_ASSIGN_OR_RETURN(auto lock, c.Exec("SELECT pg_try_advisory_xact_lock($1)",
+                                             {Int(kRetentionLock)}));
+  if (lock.GetText(0, 0) != "t") {
+    o.skipped = true;
+    return Status::Ok();
+  }
+  if (u.drop) {
+    OUTPOST_RETURN_IF_ERROR(c.Exec("LOCK TABLE " + u.partition + " IN SHARE MODE").status());
+  }
+  std::map<std::string, int64_t> per_site;
+  OUTPOST_RETURN_IF_ERROR(ExportRows(c, u, exporter, o, per_site));
+  if (o.records == 0) {
+    OUTPOST_RETURN_IF_ERROR(exporter.Discard(o.id));
+    o.begun = false;
+    o.id = 0;
+  } else {
+    OUTPOST_ASSIGN_OR_RETURN(auto sealed, exporter.Seal());
+    o.sha256 = sealed.second;
+    OUTPOST_RETURN_IF_ERROR(
+        c.Exec("INSERT INTO retention_exports(id, file, unit, records, sha256, created_ms) "
+               "VALUES ($1, $2, $3, $4, $5, $6)",
+               {Int(o.id), Text(sealed.first), Text(u.partition), Int(o.records),
+                Text(o.sha256), Int(now_ms)})
+            .status());
+    std::vector<std::string> sites;
+    std::vector<int64_t> counts;
+    for (const auto& [site, n] : per_site) {
+      sites.push_back(site);
+      counts.push_back(n);
+    }
+    OUTPOST_RETURN_IF_ERROR(
+        c.Exec("UPDATE sites SET record_count = record_count - c.n FROM unnest($1::text[], "
+               "$2::bigint[]) AS c(site_id, n) WHERE sites.site_id = c.site_id",
+               {TextArray(sites), IntArray(counts)})
+            .status());
+  }
+  if (u.drop) {
+    // DROP locks all of records: ingests and reads queue behind it while it waits, so it
+    // waits little (STORE.md section 8), and the next pass tries again.
+    OUTPOST_RETURN_IF_ERROR(c.Exec("SET LOCAL lock_timeout = '2s'").status());
+    OUTPOST_RETURN_IF_ERROR(c.Exec("DROP TABLE " + u.partition).status());
+    return c.Exec("DELETE FROM retention_settled WHERE partition = $1", {Text(u.partition)})
+        .status();
+  }
+  return c.Exec("INSERT INTO retention_settled(partition, kind) SELECT $1, k FROM "
+                "unnest($2::text[]) AS k ON CONFLICT DO NOTHING",
+                {Text(u.partition), TextArray(u.settled)})
+      .status();
+}
+
+// ---------------------------------------------------------------------------------------
 // Ingest (STORE.md §4).
 
 // Rolls the open transaction back; a connection that cannot is closed instead of reused.
@@ -539,30 +873,33 @@ IngestPipeline BuildIngestPipeline(const BatchKey& key, size_t count,
     pipeline.cas_index = queries.size();
     AppendAuditQueries(queries, key, *audit);
   }
-  // The records (a NULL tenant, for a site that does not exist, fails the statement; the
-  // batch row's answer says why), the site's counters, and, only when some record was
-  // not inserted, what was there before: rows of the statement's snapshot with the same
-  // or another content hash.
+  // The record keys, then the records whose key was new (STORE.md section 8: the key's
+  // uniqueness is record_keys', as records is partitioned; a NULL tenant, for a site that
+  // does not exist, fails the statement; the batch row's answer says why), the site's
+  // counters, and, only when some record was not inserted, what was there before: keys of
+  // the statement's snapshot with the same or another content hash.
   pipeline.records_index = queries.size();
   std::vector<Param> records_params = insert_params;
   records_params.push_back(Int(static_cast<int64_t>(count)));
   queries.push_back(
       {"WITH t AS (SELECT * FROM unnest($5::bigint[], $6::text[], $7::bigint[], $8::text[], "
        "$9::bytea[]) WITH ORDINALITY AS t(seq, kind, created_ms, payload, h, n)), "
+       "k AS (INSERT INTO record_keys(site_id, node_id, stream, seq, content_hash) SELECT $1, "
+       "$2, $3, t.seq, t.h FROM t ON CONFLICT DO NOTHING RETURNING seq), "
        "ins AS (INSERT INTO records(id, tenant, site_id, node_id, stream, seq, kind, "
        "created_ms, received_ms, payload, content_hash) SELECT (SELECT "
        "pg_current_xact_id()::text::bigint * 131072) + t.n, (SELECT tenant FROM sites WHERE "
        "site_id = $1), $1, $2, $3, t.seq, t.kind, t.created_ms, $4, t.payload, t.h FROM t "
-       "ON CONFLICT(site_id, node_id, stream, seq) DO NOTHING RETURNING created_ms), "
+       "JOIN k ON k.seq = t.seq RETURNING created_ms), "
        "agg AS (SELECT count(*) AS n, max(created_ms) AS newest FROM ins), "
        "upd AS (UPDATE sites SET last_contact_ms = $4, record_count = record_count + "
        "(SELECT n FROM agg), newest_record_ms = GREATEST(newest_record_ms, (SELECT newest "
        "FROM agg)) WHERE site_id = $1) "
-       "SELECT n, CASE WHEN n < $10 THEN (SELECT count(*) FROM t JOIN records r ON "
+       "SELECT n, CASE WHEN n < $10 THEN (SELECT count(*) FROM t JOIN record_keys r ON "
        "r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq = t.seq WHERE "
        "r.content_hash = t.h) ELSE 0 END, CASE WHEN n < $10 THEN (SELECT count(*) FROM t "
-       "JOIN records r ON r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq = "
-       "t.seq WHERE r.content_hash <> t.h) ELSE 0 END FROM agg",
+       "JOIN record_keys r ON r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq "
+       "= t.seq WHERE r.content_hash <> t.h) ELSE 0 END FROM agg",
        records_params});
   return pipeline;
 }
@@ -613,7 +950,7 @@ Result<IngestResult> FinishIngest(Conn& c, const BatchKey& key, size_t count, co
     // A record key was inserted by a writer that committed after this statement's
     // snapshot was taken: look again, now that it is visible.
     Result<PgResult> diff = c.Exec(
-        "SELECT count(*) FROM records r JOIN unnest($4::bigint[], $5::bytea[]) AS "
+        "SELECT count(*) FROM record_keys r JOIN unnest($4::bigint[], $5::bytea[]) AS "
         "t(seq, h) ON r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq = "
         "t.seq WHERE r.content_hash <> t.h",
         {Text(key.site_id), Text(key.node_id), Text(key.stream), seq_param, hash_param});
@@ -648,6 +985,13 @@ class PostgresStore final : public Store {
   std::string_view engine() const override { return "postgresql"; }
 
   Status Init() {
+    OUTPOST_RETURN_IF_ERROR(InitSchema());
+    return MaintainPartitions(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
+  }
+
+  Status InitSchema() {
     bool rollback = false;
     return Transaction<bool>(
                [&](Conn& c, bool*) -> Result<bool> {
@@ -672,6 +1016,7 @@ class PostgresStore final : public Store {
                        ExecSchema(c.raw(), kMigrateV3, "migrating the hub schema to 3"));
                    OUTPOST_RETURN_IF_ERROR(
                        ExecSchema(c.raw(), kMigrateV4, "migrating the hub schema to 4"));
+                   OUTPOST_RETURN_IF_ERROR(MigrateToV5(c));
                    return true;
                  }
                  OUTPOST_ASSIGN_OR_RETURN(
@@ -705,6 +1050,7 @@ class PostgresStore final : public Store {
                    OUTPOST_RETURN_IF_ERROR(
                        ExecSchema(c.raw(), kMigrateV4, "migrating the hub schema to 4"));
                  }
+                 if (version <= 4) OUTPOST_RETURN_IF_ERROR(MigrateToV5(c));
                  return true;
                },
                &rollback)
@@ -790,6 +1136,7 @@ class PostgresStore final : public Store {
   Result<IngestResult> Ingest(const BatchKey& key, std::span<const HubRecord> records,
                               const std::optional<AuditSegment>& audit, int64_t now_ms) override {
     OUTPOST_RETURN_IF_ERROR(ValidateIngest(key, records, audit));
+    MaybeMaintainPartitions(now_ms);
     // The records' columns as binary arrays, built once for every attempt.
     BinaryArray seqs(kInt8Oid, records.size());
     BinaryArray kinds(kTextOid, records.size());
@@ -1076,6 +1423,199 @@ class PostgresStore final : public Store {
     return Status::Ok();
   }
 
+  // --- partitions and retention (STORE.md section 8) ---
+
+  Status MaintainPartitions(int64_t now_ms) override {
+    int64_t today = DayOf(now_ms);
+    std::vector<int64_t> days;
+    std::string names;
+    for (int64_t d = today - 1; d <= today + 2; ++d) {
+      if (d < kFirstPartitionDay || d >= kEndPartitionDay) continue;
+      days.push_back(d);
+      names += (names.empty() ? "" : ",") + PartitionName(d);
+    }
+    if (days.empty()) return Status::Ok();
+    {
+      // Most calls find every partition made: one read, no lock.
+      OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto r, c->Exec("SELECT count(*) FROM unnest(string_to_array($1::text, ',')) AS n "
+                          "WHERE to_regclass(n) IS NULL",
+                          {Text(names)}));
+      if (r.GetInt(0, 0) == 0) {
+        partitions_through_.store(days.back());
+        return Status::Ok();
+      }
+    }
+    bool rollback = false;
+    auto make = [&](Conn& c, bool*) -> Result<bool> {
+      OUTPOST_RETURN_IF_ERROR(c.Exec("SELECT pg_advisory_xact_lock($1)", {Int(kPartitionLock)}));
+      for (int64_t d : days) OUTPOST_RETURN_IF_ERROR(MakePartition(c, d));
+      return true;
+    };
+    Result<bool> made = Transaction<bool>(make, &rollback);
+    if (!made.ok()) return made.status();
+    partitions_through_.store(days.back());
+    return Status::Ok();
+  }
+
+  Result<RetentionResult> ApplyRetention(const RetentionPolicy& policy, int64_t now_ms,
+                                         RecordExporter& exporter) override {
+    for (const auto& [kind, ms] : policy.kinds) {
+      OUTPOST_RETURN_IF_ERROR(ValidateId("retention kind", kind));
+      if (ms <= 0) return InvalidArgumentError("retention of " + kind + " is not positive");
+    }
+    if (policy.default_ms && *policy.default_ms <= 0) {
+      return InvalidArgumentError("the default retention is not positive");
+    }
+    RetentionResult out;
+    OUTPOST_RETURN_IF_ERROR(MaintainPartitions(now_ms));
+    OUTPOST_ASSIGN_OR_RETURN(out.units_recovered, SettlePending(exporter));
+    if (policy.empty()) return out;
+    Cutoffs cut = CutoffsOf(policy, now_ms);
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<ExportUnit> units, PlanUnits(cut));
+    for (const ExportUnit& u : units) {
+      OUTPOST_ASSIGN_OR_RETURN(UnitOutcome o, RunUnit(u, exporter, now_ms));
+      if (o.skipped) {
+        out.skipped = true;
+        break;
+      }
+      if (o.id != 0) ++out.units;
+      out.records_removed += static_cast<uint64_t>(o.records);
+      if (u.drop) ++out.partitions_dropped;
+    }
+    return out;
+  }
+
+ private:
+  // Publishes the exporter's pending units whose transaction committed (their row exists)
+  // and discards the others (STORE.md section 8), under kRetentionLock so that no unit is in
+  // flight meanwhile. Returns the units published.
+  Result<uint64_t> SettlePending(RecordExporter& exporter) {
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<int64_t> pending, exporter.Pending());
+    if (pending.empty()) return uint64_t{0};
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_RETURN_IF_ERROR(c->Exec("BEGIN").status());
+    uint64_t published = 0;
+    Status s = [&]() -> Status {
+      OUTPOST_ASSIGN_OR_RETURN(auto lock, c->Exec("SELECT pg_try_advisory_xact_lock($1)",
+                                                  {Int(kRetentionLock)}));
+      if (lock.GetText(0, 0) != "t") return Status::Ok();  // a pass is running: later
+      for (int64_t id : pending) {
+        OUTPOST_ASSIGN_OR_RETURN(
+            auto r, c->Exec("SELECT sha256 FROM retention_exports WHERE id = $1", {Int(id)}));
+        if (r.rows() == 0) {
+          OUTPOST_RETURN_IF_ERROR(exporter.Discard(id));
+        } else {
+          OUTPOST_RETURN_IF_ERROR(exporter.Publish(id, r.GetText(0, 0)));
+          ++published;
+        }
+      }
+      return Status::Ok();
+    }();
+    RollbackOrBreak(*c);
+    OUTPOST_RETURN_IF_ERROR(s);
+    return published;
+  }
+
+  // The units of a pass, oldest partition first (STORE.md section 8).
+  Result<std::vector<ExportUnit>> PlanUnits(const Cutoffs& cut) {
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto parts, c->Exec("SELECT p.relname FROM pg_inherits i JOIN pg_class p ON p.oid = "
+                            "i.inhrelid WHERE i.inhparent = 'records'::regclass ORDER BY 1"));
+    OUTPOST_ASSIGN_OR_RETURN(auto settled_rows,
+                             c->Exec("SELECT partition, kind FROM retention_settled"));
+    std::map<std::string, std::set<std::string>> settled;
+    for (int i = 0; i < settled_rows.rows(); ++i) {
+      settled[settled_rows.GetText(i, 0)].insert(settled_rows.GetText(i, 1));
+    }
+    std::vector<ExportUnit> units;
+    for (int i = 0; i < parts.rows(); ++i) {
+      std::string name = parts.GetText(i, 0);
+      std::optional<int64_t> day = PartitionDay(name);
+      int64_t lo = day ? *day * kDayMs : INT64_MIN;
+      int64_t hi = day ? (*day + 1) * kDayMs : INT64_MAX;
+      if (lo >= cut.max) continue;  // nothing in it has expired
+      // Whole-partition drop when no row of a kind still live at its end is in it; never of
+      // the days MaintainPartitions keeps made (with a retention under a day, their expired
+      // rows are deleted instead of the partition dropped and made again every pass).
+      if (day && hi <= cut.max && *day < cut.today - 1) {
+        std::vector<std::string> expired, live;
+        for (size_t k = 0; k < cut.kinds.size(); ++k) {
+          (cut.cutoffs[k] >= hi ? expired : live).push_back(cut.kinds[k]);
+        }
+        OUTPOST_ASSIGN_OR_RETURN(
+            auto r, c->Exec("SELECT NOT EXISTS (SELECT 1 FROM " + name +
+                                " WHERE CASE WHEN kind = ANY($1::text[]) THEN false WHEN kind = "
+                                "ANY($2::text[]) THEN true ELSE $3::boolean END)",
+                            {TextArray(expired), TextArray(live),
+                             Text(cut.other < hi ? "true" : "false")}));
+        if (r.GetText(0, 0) == "t") {
+          units.push_back(ExportUnit{.partition = name,
+                                     .drop = true,
+                                     .rows_sql = std::string("SELECT ") + kExportColumns +
+                                                 " FROM " + name});
+          continue;
+        }
+      }
+      std::optional<ExportUnit> u = DeleteUnit(name, lo, hi, cut, settled[name]);
+      if (u) units.push_back(std::move(*u));
+    }
+    return units;
+  }
+
+  // One unit's transaction, then the exporter's publish or discard (STORE.md section 8).
+  Result<UnitOutcome> RunUnit(const ExportUnit& u, RecordExporter& exporter, int64_t now_ms) {
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_RETURN_IF_ERROR(c->Exec("BEGIN").status());
+    UnitOutcome o;
+    Status body = UnitBody(*c, u, exporter, now_ms, o);
+    if (!body.ok() || o.skipped) {
+      RollbackOrBreak(*c);
+      if (o.begun) {
+        Status d = exporter.Discard(o.id);
+        if (!d.ok()) {
+          OUTPOST_LOG(kWarning) << "retention: " << d.ToString();
+        }
+      }
+      if (!body.ok()) return body;
+      return o;
+    }
+    Result<PgResult> commit = c->Exec("COMMIT");
+    if (!commit.ok()) {
+      if (commit.status().code() == StatusCode::kUnavailable) {
+        // The outcome is unknown: the unit stays pending and the next pass settles it.
+        c->MarkBroken();
+      } else if (o.begun) {
+        OUTPOST_RETURN_IF_ERROR(exporter.Discard(o.id));
+      }
+      return commit.status();
+    }
+    if (o.begun) OUTPOST_RETURN_IF_ERROR(exporter.Publish(o.id, o.sha256));
+    return o;
+  }
+
+  // Makes tomorrow's partition when the store has not yet (STORE.md section 8), from
+  // Ingest: once a day per process, or once a minute while it fails. A failure only logs:
+  // records without a partition go to the default partition.
+  void MaybeMaintainPartitions(int64_t now_ms) {
+    int64_t day = DayOf(now_ms);
+    if (day + 1 <= partitions_through_.load() || day < kFirstPartitionDay ||
+        day + 1 >= kEndPartitionDay) {
+      return;
+    }
+    int64_t tried = maintain_tried_ms_.load();
+    if (tried != INT64_MIN && now_ms >= tried && now_ms - tried < 60'000) return;
+    maintain_tried_ms_.store(now_ms);
+    Status s = MaintainPartitions(now_ms);
+    if (!s.ok()) {
+      OUTPOST_LOG(kWarning) << "making partitions of records: " << s.ToString();
+    }
+  }
+
+ public:
+
  private:
   // Runs `body` in a transaction on one pooled connection. The body sets *rollback to end
   // without committing (an outcome that stores nothing). A transaction that a concurrent
@@ -1210,6 +1750,9 @@ class PostgresStore final : public Store {
   }
 
   Pool pool_;
+  // The last day whose partition this process made or found (STORE.md section 8).
+  std::atomic<int64_t> partitions_through_{INT64_MIN};
+  std::atomic<int64_t> maintain_tried_ms_{INT64_MIN};
 };
 
 }  // namespace

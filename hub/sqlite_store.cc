@@ -80,6 +80,12 @@ CREATE TABLE schedule_state(name TEXT PRIMARY KEY, value TEXT NOT NULL,
 UPDATE outpost_meta SET value = '4' WHERE name = 'schema_version';
 )sql";
 
+// Schema version 5 (STORE.md section 1): PostgreSQL's partitions and retention (STORE.md
+// section 8). SQLite keeps one records table and every record: only the version changes.
+constexpr const char* kMigrateV5 = R"sql(
+UPDATE outpost_meta SET value = '5' WHERE name = 'schema_version';
+)sql";
+
 // STORE.md section 7: one upsert on the database's clock (julianday('now'), the same within
 // one statement); a row only when the caller holds the lease afterwards. ?3 is the ttl.
 constexpr const char* kAcquireLease =
@@ -571,6 +577,14 @@ class SqliteStore final : public Store {
     return Status::Ok();
   }
 
+  // SQLite has no partitions and keeps every record (STORE.md section 8).
+  Status MaintainPartitions(int64_t) override { return Status::Ok(); }
+
+  Result<RetentionResult> ApplyRetention(const RetentionPolicy&, int64_t,
+                                         RecordExporter&) override {
+    return RetentionUnsupported("sqlite");
+  }
+
  private:
   Status InitSchemaLocked() {
     OUTPOST_ASSIGN_OR_RETURN(
@@ -584,7 +598,8 @@ class SqliteStore final : public Store {
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kSchemaV1));
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV2));
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV3));
-        return db_->Exec(kMigrateV4);
+        OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV4));
+        return db_->Exec(kMigrateV5);
       }
       return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown", "the database has a sites table but no outpost_meta");
     }
@@ -610,7 +625,8 @@ class SqliteStore final : public Store {
     // In Init's transaction.
     if (version == 1) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV2));
     if (version <= 2) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV3));
-    if (version <= 3) return db_->Exec(kMigrateV4);
+    if (version <= 3) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV4));
+    if (version <= 4) return db_->Exec(kMigrateV5);
     return Status::Ok();
   }
 

@@ -246,6 +246,13 @@ Status LeaseLost(const Lease& held) {
                              " at generation " + std::to_string(held.generation));
 }
 
+Status RetentionUnsupported(std::string_view engine) {
+  return ErrorWithReason(StatusCode::kFailedPrecondition, "retention_unsupported",
+                         "the " + std::string(engine) +
+                             " store keeps every record; retention needs the PostgreSQL store "
+                             "(hub/STORE.md section 8)");
+}
+
 std::string RecordContentHash(const HubRecord& record) {
   std::string buf;
   buf.reserve(16 + record.kind.size() + record.payload.size());
@@ -337,6 +344,14 @@ BuiltQuery BuildCountQuery(const CountQuery& query,
 }
 
 }  // namespace internal
+
+bool RetentionPolicy::empty() const {
+  if (default_ms && *default_ms != INT64_MAX) return false;
+  for (const auto& [kind, ms] : kinds) {
+    if (ms != INT64_MAX) return false;
+  }
+  return true;
+}
 
 Result<std::unique_ptr<Store>> OpenStore(std::string_view url) {
   if (url.starts_with("sqlite:")) {

@@ -13,6 +13,14 @@ outpost_library(outpost_hub_store
   DEPS outpost_base
   PRIVATE_DEPS outpost_sqlite outpost_crypto PostgreSQL::PostgreSQL)
 
+# Retention (STORE.md section 8): the config's `retention:` map, the export files of expired
+# records (FORMAT.md section 9, zstd frames through sync/compress.h), the lease holder's
+# thread that runs a pass.
+outpost_library(outpost_hub_retention
+  SOURCES retention.cc
+  DEPS outpost_hub_store outpost_crypto outpost_base
+  PRIVATE_DEPS outpost_sync)
+
 # A private PostgreSQL cluster for tests and benchmarks (testing/postgres_cluster.h).
 outpost_library(outpost_hub_testing
   SOURCES testing/postgres_cluster.cc
@@ -36,3 +44,15 @@ target_link_libraries(lease_test PRIVATE outpost_hub_store outpost_hub_testing
 outpost_target_flags(lease_test)
 add_test(NAME lease_test COMMAND lease_test)
 set_tests_properties(lease_test PROPERTIES LABELS "hub;postgres" TIMEOUT 600)
+
+# Partitions and retention (STORE.md section 8) on a private PostgreSQL cluster: partitions
+# made ahead, ingest across days, exactly-once across partitions and after a drop, the
+# export files, the migration from version 4, refusals. One CTest test, like the contract
+# suite, so that the binary starts its PostgreSQL cluster once.
+add_executable(hub_retention_test retention_test.cc)
+target_link_libraries(hub_retention_test PRIVATE outpost_hub_retention outpost_hub_store
+                      outpost_hub_testing outpost_json outpost_testing GTest::gtest
+                      GTest::gtest_main)
+outpost_target_flags(hub_retention_test)
+add_test(NAME hub_retention_test COMMAND hub_retention_test)
+set_tests_properties(hub_retention_test PROPERTIES LABELS "hub;postgres" TIMEOUT 600)

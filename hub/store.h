@@ -20,6 +20,7 @@
 #define OUTPOST_HUB_STORE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -185,6 +186,44 @@ struct Lease {
   int64_t expires_ms = 0;  // on the database's clock
 };
 
+// How long records are kept after the hub received them, per kind (STORE.md section 8).
+// A kind not in `kinds` takes `default_ms`; nullopt (or an absent kind without a default)
+// keeps records forever. Values are positive milliseconds; INT64_MAX means forever.
+struct RetentionPolicy {
+  std::map<std::string, int64_t, std::less<>> kinds{};
+  std::optional<int64_t> default_ms{};
+  // Whether any record can ever expire.
+  bool empty() const;
+};
+
+// Where retention puts records before the store removes them (STORE.md section 8, the
+// export units; hub/retention.h writes them to files, hub/FORMAT.md section 9). The store
+// calls Begin, Add for each record, Seal, and then Publish after its transaction committed
+// or Discard after it did not.
+class RecordExporter {
+ public:
+  virtual ~RecordExporter() = default;
+  // Units sealed and neither published nor discarded (a crash came between): the store
+  // publishes those its table names and discards the others, before a pass.
+  virtual Result<std::vector<int64_t>> Pending() = 0;
+  virtual Status Begin(int64_t unit_id) = 0;
+  // `content_hash_hex`: the record content hash of STORE.md section 3, 64 hex digits.
+  virtual Status Add(const HubRecord& record, std::string_view content_hash_hex) = 0;
+  // The unit is durable under its temporary name; returns its file name and SHA-256 (hex).
+  virtual Result<std::pair<std::string, std::string>> Seal() = 0;
+  virtual Status Publish(int64_t unit_id, std::string_view sha256) = 0;
+  virtual Status Discard(int64_t unit_id) = 0;
+};
+
+// What one retention pass did.
+struct RetentionResult {
+  uint64_t partitions_dropped = 0;
+  uint64_t records_removed = 0;  // exported, then dropped or deleted
+  uint64_t units = 0;            // export units committed
+  uint64_t units_recovered = 0;  // pending units published (their transaction had committed)
+  bool skipped = false;          // another pass held the lock: nothing done
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -258,6 +297,16 @@ class Store {
   // nothing written, once another took the lease over.
   virtual Status PutScheduleState(std::string_view name, std::string_view value,
                                   const Lease& held) = 0;
+
+  // --- partitions and retention (STORE.md section 8) ---
+  // Makes the partitions of records for the days around now_ms (yesterday .. in two days)
+  // that are missing. PostgreSQL only; SQLite has none and returns Ok.
+  virtual Status MaintainPartitions(int64_t now_ms) = 0;
+  // One retention pass at now_ms: settles `exporter`'s pending units, then exports and
+  // removes every expired record. SQLite: FailedPrecondition reason
+  // "retention_unsupported", nothing done.
+  virtual Result<RetentionResult> ApplyRetention(const RetentionPolicy& policy, int64_t now_ms,
+                                                 RecordExporter& exporter) = 0;
 };
 
 // Opens (creating the schema if absent) the store that `url` names:

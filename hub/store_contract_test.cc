@@ -96,6 +96,23 @@ class StoreContract : public ::testing::TestWithParam<std::string> {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
+  // PostgreSQL: puts back the records table of versions 3 and 4, rows kept, and drops the
+  // tables of version 5 (STORE.md section 8), so that a test can pretend the database is
+  // older than version 5. SQLite's records table did not change.
+  void RecordsAsInVersionFour() {
+    if (GetParam() != "postgresql") return;
+    RawSql(
+        "CREATE TABLE records_saved AS SELECT * FROM records; DROP TABLE records; DROP TABLE "
+        "record_keys; DROP TABLE retention_exports; DROP TABLE retention_settled; DROP "
+        "SEQUENCE retention_export_ids; CREATE TABLE records(id BIGINT PRIMARY KEY, tenant "
+        "TEXT NOT NULL, site_id TEXT NOT NULL, node_id TEXT NOT NULL, stream TEXT NOT NULL, "
+        "seq BIGINT NOT NULL, kind TEXT NOT NULL, created_ms BIGINT NOT NULL, received_ms "
+        "BIGINT NOT NULL, payload TEXT NOT NULL, content_hash BYTEA NOT NULL, UNIQUE(site_id, "
+        "node_id, stream, seq)); CREATE INDEX records_tenant_created ON records(tenant, "
+        "created_ms); INSERT INTO records SELECT * FROM records_saved; DROP TABLE "
+        "records_saved");
+  }
+
   std::vector<HubRecord> All(const std::string& tenant = "acme") {
     std::vector<HubRecord> out;
     RecordQuery q{.tenant = tenant, .limit = 10'000};
@@ -721,7 +738,7 @@ TEST_P(StoreContract, NewerSchemaIsRefusedAndLeftAlone) {
       << r.status().ToString();
   RawSql("UPDATE outpost_meta SET value = 'x' WHERE name = 'schema_version'");
   EXPECT_EQ(OpenStore(url_).status().code(), StatusCode::kDataLoss);
-  RawSql("UPDATE outpost_meta SET value = '4' WHERE name = 'schema_version'");
+  RawSql("UPDATE outpost_meta SET value = '5' WHERE name = 'schema_version'");
   Reopen();
 }
 
@@ -736,6 +753,7 @@ TEST_P(StoreContract, SchemaVersionOneIsMigratedKeepingItsRows) {
   RawSql("ALTER TABLE node_status DROP COLUMN outbox_account_json");
   RawSql("DROP TABLE leases");
   RawSql("DROP TABLE schedule_state");
+  RecordsAsInVersionFour();
   RawSql("UPDATE outpost_meta SET value = '1' WHERE name = 'schema_version'");
   Reopen();
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto sites, store_->ListSites("acme"));
@@ -762,6 +780,7 @@ TEST_P(StoreContract, SchemaVersionThreeIsMigratedWithNoLeaseTaken) {
   store_.reset();
   RawSql("DROP TABLE leases");
   RawSql("DROP TABLE schedule_state");
+  RecordsAsInVersionFour();
   RawSql("UPDATE outpost_meta SET value = '3' WHERE name = 'schema_version'");
   Reopen();
   OUTPOST_ASSERT_OK(store_->GetSite("s1"));
@@ -783,6 +802,7 @@ TEST_P(StoreContract, SchemaVersionTwoIsMigratedKeepingItsRecords) {
   auto before = Recs("s1", "n1", "m", 1, 3);
   OUTPOST_ASSERT_OK(store_->Ingest(KeyOf(before), before, {}, 1));
   store_.reset();
+  RecordsAsInVersionFour();
   if (GetParam() == "postgresql") {
     // What version 2 held: ids 1, 2, 3 from an identity that goes on from 4.
     RawSql("UPDATE records SET id = seq");

@@ -18,7 +18,7 @@
 
 namespace outpost::hub::internal {
 
-inline constexpr int64_t kSchemaVersion = 4;
+inline constexpr int64_t kSchemaVersion = 5;
 inline constexpr size_t kMaxIdBytes = 256;
 inline constexpr size_t kMaxJsonBytes = size_t{1} << 20;
 inline constexpr size_t kMaxRecordsPerIngest = 100'000;
@@ -47,6 +47,10 @@ Status ValidateLease(std::string_view name, std::string_view holder, int64_t ttl
 Status ValidateScheduleState(std::string_view name, std::string_view value, const Lease& held);
 // FailedPrecondition reason "lease_lost": `held` is no longer the lease's row.
 Status LeaseLost(const Lease& held);
+
+// FailedPrecondition reason "retention_unsupported": the engine `engine` keeps every record
+// (STORE.md section 8).
+Status RetentionUnsupported(std::string_view engine);
 
 // SHA-256 (32 raw bytes) of a record's kind, created_ms and payload (STORE.md §3).
 std::string RecordContentHash(const HubRecord& record);

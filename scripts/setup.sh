@@ -23,6 +23,8 @@ packages=(
   podman runc catatonit containernetworking-plugins python3-yaml
   # the hub's production store, and its contract tests against a real server
   postgresql libpq-dev
+  # retention's export files are read back in the tests with the zstd command
+  zstd
   # distributed retraining: XGBoost's tracker (rabit) as Debian ships it
   python3-xgboost
   # the dashboard's browser tests

@@ -172,6 +172,33 @@ TEST(HubCli, BadInvocationsFailWithOneLine) {
   }
 }
 
+// A bad `retention:` map is refused before the hub creates anything; `retention:` with the
+// SQLite store, which keeps every record, is refused at start-up (retention_unsupported)
+// before the hub serves, and no export folder is made (hub/STORE.md section 8).
+TEST(HubCli, RetentionIsRefusedWhenBadOrWithTheSqliteStore) {
+  TempDir dir;
+  const std::string data = dir.File("data");
+  for (const char* bad : {"retention: {sample: 30}\n", "retention: {sample: 0d}\n",
+                          "retention: {sample: 1w}\n", "retention: [30d]\n", "retention: {}\n",
+                          "retention: {sample: 30d, default: never}\n"}) {
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("hub.yaml"),
+                                          std::string("listen: 127.0.0.1:0\n") + bad));
+    RunResult r = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("hub.yaml"),
+                              "--data-dir", data});
+    EXPECT_EQ(r.exit_code, 1) << bad;
+    EXPECT_NE(r.err.find("retention"), std::string::npos) << r.err;
+    EXPECT_FALSE(PathExists(data)) << bad;
+  }
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("hub.yaml"),
+                                        "listen: 127.0.0.1:0\nretention: {sample: 30d}\n"));
+  RunResult r = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("hub.yaml"),
+                            "--data-dir", data});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("retention_unsupported"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("listening"), std::string::npos) << r.out;
+  EXPECT_FALSE(PathExists(JoinPath(data, "retention")));
+}
+
 // A store URL with a password is refused wherever others could read it (a command line, the
 // config), without echoing it and before anything is created; from a file it is taken.
 TEST(HubCli, AStorePasswordNeverComesOnACommandLine) {

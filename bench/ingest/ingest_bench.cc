@@ -175,11 +175,16 @@ int Run(const Options& o) {
 
   std::string psql = JoinPath((*cluster)->bindir(), "psql");
   // The store gives record ids itself (hub/STORE.md section 3, the record cursor); COPY
-  // takes them from an identity, as the store did before.
-  RunResult made = RunProgram({psql, "-q", "-v", "ON_ERROR_STOP=1", *url, "-c",
-                               "CREATE TABLE records_copy (LIKE records INCLUDING ALL); "
-                               "ALTER TABLE records_copy ALTER COLUMN id ADD GENERATED "
-                               "ALWAYS AS IDENTITY"});
+  // takes them from an identity, as the store did before. The table is the unpartitioned
+  // records table of schema version 4, unique record key included, whatever the store's
+  // version: the floor stays the same from one version to the next.
+  RunResult made = RunProgram(
+      {psql, "-q", "-v", "ON_ERROR_STOP=1", *url, "-c",
+       "CREATE TABLE records_copy(id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant "
+       "TEXT NOT NULL, site_id TEXT NOT NULL, node_id TEXT NOT NULL, stream TEXT NOT NULL, seq "
+       "BIGINT NOT NULL, kind TEXT NOT NULL, created_ms BIGINT NOT NULL, received_ms BIGINT NOT "
+       "NULL, payload TEXT NOT NULL, content_hash BYTEA NOT NULL, UNIQUE(site_id, node_id, "
+       "stream, seq)); CREATE INDEX ON records_copy(tenant, created_ms)"});
   if (made.exit_code != 0) return die(InternalError("psql: " + made.err));
 
   auto run_copy = [&](bool per_batch, const std::string& tag) -> Result<double> {
@@ -214,13 +219,17 @@ int Run(const Options& o) {
   Result<double> copy_batch = run_copy(true, "batch");
   if (!copy_batch.ok()) return die(copy_batch.status());
 
+  // Today's partition (hub/STORE.md section 8), made when the store opened.
+  const int64_t received_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
   std::atomic<int> failures{0};
   auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   for (int t = 0; t < o.threads; ++t) {
     threads.emplace_back([&, t] {
       for (const PreparedBatch& b : batches[static_cast<size_t>(t)]) {
-        Result<hub::IngestResult> r = (*store)->Ingest(b.key, b.records, {}, 1);
+        Result<hub::IngestResult> r = (*store)->Ingest(b.key, b.records, {}, received_ms);
         if (!r.ok() || r->outcome != hub::IngestOutcome::kStored ||
             r->records_stored != b.records.size()) {
           fprintf(stderr, "Ingest: %s\n", r.status().ToString().c_str());
