@@ -24,9 +24,13 @@ It proves, in order:
      another (single-use across replicas), and uploads a batch through another replica
      (a real `outpost edge` whose forwarder names that replica): the record is in
      PostgreSQL once;
-  4. with one replica's container killed (SIGKILL), the Services keep answering: the
-     operator Service's /readyz, and an upload through the site Service is stored once; the
-     killed replica is restarted (restartPolicy Always) and is ready again.
+  4. with one replica's hub killed (SIGKILL), the Services keep answering: the operator
+     Service's /readyz, and an upload through the site Service is stored once; the killed
+     replica is restarted (restartPolicy Always) and is ready again, and every replica,
+     asked through the operator Service with the operator's token (from its Secret), shows
+     the site with its two records.
+It prints, without asserting them, how long the replicas took to be ready and each one's
+peak resident set.
 
 What differs from a real cluster (the test's turn of the rendered manifests into what podman
 4.3 takes, `podman_documents` below):
@@ -370,9 +374,10 @@ class Hub:
         with open(os.open(os.path.join(secrets, "store-url"), os.O_WRONLY | os.O_CREAT,
                           0o600), "w") as f:
             f.write(self.postgres.url(self.gateway) + "\n")
-        self.outpost_run("hub", "operator", "add", "--tokens-file",
-                         os.path.join(secrets, "operators.yaml"), "--name", "ops",
-                         "--tenant", "acme")
+        _, out, _ = self.outpost_run("hub", "operator", "add", "--tokens-file",
+                                     os.path.join(secrets, "operators.yaml"), "--name", "ops",
+                                     "--tenant", "acme")
+        self.operator_token = out.splitlines()[0].strip()
         for name, files in SECRET_FILES.items():
             data = {}
             for file in files:
@@ -422,14 +427,16 @@ class Hub:
         self.polling = True
         threading.Thread(target=self._kubelet, daemon=True).start()
 
-    def call(self, address, port, path, timeout=3):
+    def call(self, address, port, path, timeout=3, token=None):
         """GET over TLS with the hub CA; no host name check (the pods' addresses are not in
         the server certificate, as a kubelet's probe checks none). Returns (status, body)."""
         context = ssl.create_default_context(cafile=self.path("ca", "ca.crt"))
         context.check_hostname = False
+        request = urllib.request.Request(f"https://{address}:{port}{path}")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
         try:
-            with urllib.request.urlopen(f"https://{address}:{port}{path}", context=context,
-                                        timeout=timeout) as r:
+            with urllib.request.urlopen(request, context=context, timeout=timeout) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
@@ -623,6 +630,13 @@ def replica_killed(hub):
     check(stored(hub, "through-replica-1") == 1, "the first batch is no longer stored once")
     rows = hub.postgres.sql("SELECT count(*) FROM records WHERE site_id = 'plant-7'")
     check(rows == "2", f"PostgreSQL holds {rows} records of the site, not 2")
+    # The operator's view, through the operator Service (each request to the next replica)
+    for i in range(REPLICAS):
+        status, body = hub.call("127.0.0.1", operator_port, "/api/v1/sites",
+                                token=hub.operator_token)
+        check(status == 200, f"/api/v1/sites through the Service: {status} {body}")
+        sites = {s["site_id"]: s["records"] for s in json.loads(body)["sites"]}
+        check(sites == {SITE: 2}, f"/api/v1/sites through the Service, request {i}: {sites}")
 
 
 def peak_memory(hub):
