@@ -378,10 +378,18 @@ class Hub:
                                      os.path.join(secrets, "operators.yaml"), "--name", "ops",
                                      "--tenant", "acme")
         self.operator_token = out.splitlines()[0].strip()
+        self.make_secrets(secrets)
+        self.outpost_run("image", "build", "--binary", self.outpost, "--out",
+                         self.path("image.tar"), "--tag", f"outpost:{self.id}")
+        self.podman("load", "-i", self.path("image.tar"))
+        self.image_loaded = True
+
+    def make_secrets(self, folder):
+        """The three Secrets, from the files in `folder`, as podman secrets of this run."""
         for name, files in SECRET_FILES.items():
             data = {}
             for file in files:
-                with open(os.path.join(secrets, file)) as f:
+                with open(os.path.join(folder, file)) as f:
                     data[file] = f.read()
             secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                       "metadata": {"name": self.names["secrets"][name]}, "data": data}
@@ -389,11 +397,6 @@ class Hub:
                            input=yaml.safe_dump(secret), text=True, capture_output=True,
                            env=self.env, check=True)
             self.secrets_made.append(self.names["secrets"][name])
-        self.context = ssl.create_default_context(cafile=self.path("ca", "ca.crt"))
-        self.outpost_run("image", "build", "--binary", self.outpost, "--out",
-                         self.path("image.tar"), "--tag", f"outpost:{self.id}")
-        self.podman("load", "-i", self.path("image.tar"))
-        self.image_loaded = True
 
     def render(self):
         overlay = self.path("overlay")
