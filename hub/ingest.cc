@@ -184,6 +184,21 @@ bool IsSyncRoute(std::string_view path) {
   return path == "/sync/v1/batches" || path == "/sync/v1/status";
 }
 
+// The operator listener's probes (hub/FORMAT.md section 6, "Health"), which take no token.
+bool IsHealthRoute(std::string_view path) { return path == "/healthz" || path == "/readyz"; }
+
+HubResponse PlainOk() {
+  return HubResponse{.status = 200, .content_type = "text/plain", .body = "ok"};
+}
+
+// /readyz: whether the store answers. The store's own message goes to the log only.
+HubResponse Readiness(Store& store) {
+  Status pinged = store.Ping();
+  if (pinged.ok()) return PlainOk();
+  OUTPOST_LOG(kWarning) << "not ready: the store does not answer" << Field("status", pinged);
+  return ErrorResponse(503, "store_unavailable", "the store does not answer");
+}
+
 // A route's answer from a handler that returns it.
 template <typename Fn>
 http::HandlerFn Answering(Fn fn) {
@@ -221,6 +236,9 @@ void HubService::RegisterOperatorRoutes() {
   });
   operator_router_.Prefix("*", "/sync/", site_paths);
   operator_router_.Prefix("*", "/enrol/", site_paths);
+  operator_router_.Exact("GET", "/healthz", Answering([](const HubRequest&) { return PlainOk(); }));
+  operator_router_.Exact("GET", "/readyz",
+                         Answering([this](const HubRequest&) { return Readiness(store_); }));
   if (options_.operator_routes) {
     options_.operator_routes(operator_router_);
     return;
@@ -278,7 +296,9 @@ HubResponse HubService::HandleOperator(const HubRequest& request) {
   // The caller travels on the request (Request::caller; the listener leaves it empty), which
   // is routed as it came, body uncopied.
   request.caller = Caller{};
-  if (std::string_view auth = request.Header("authorization"); !auth.empty()) {
+  // The probes' paths never read the Authorization header.
+  const bool probe = IsHealthRoute(http::Router::PathOf(request.target));
+  if (std::string_view auth = request.Header("authorization"); !auth.empty() && !probe) {
     Result<Caller> caller = AuthenticateOperator(options_.operator_tokens, auth);
     if (!caller.ok()) {
       HubResponse refusal = ErrorResponse(caller.status());

@@ -111,8 +111,9 @@ struct HubServiceOptions {
 
 // The handlers of both listeners, each dispatching through its router (base/http/server.h):
 // the site listener's holds enrolment's routes (Enrolment::RegisterRoutes) and ingestion's
-// (/sync/v1/batches, /sync/v1/status); the operator listener's holds a 404 for the site
-// paths and whatever HubServiceOptions registers. `store`, `enrolment`, `policies`,
+// (/sync/v1/batches, /sync/v1/status); the operator listener's holds the probes (GET
+// /healthz, and /readyz, which asks Store::Ping), a 404 for the site paths and whatever
+// HubServiceOptions registers. `store`, `enrolment`, `policies`,
 // `audit_log` and `clock` outlive the service; `audit_log` may be null (refusals are then
 // only logged). Thread-safe.
 class HubService {
@@ -128,8 +129,8 @@ class HubService {
   HubResponse HandleSite(const HubRequest& request, const PeerCredential& peer);
   // The operator listener: a target with a token in its query string is refused (400,
   // token_in_url) before anything else; then the bearer token → the operator's tenant
-  // (checked once, before any route: 401 operator_token for a bad one), then the operator
-  // routes.
+  // (checked once, before any route: 401 operator_token for a bad one; never read on the
+  // probes' /healthz and /readyz, hub/FORMAT.md section 6), then the operator routes.
   HubResponse HandleOperator(const HubRequest& request);
 
   // The site a credential belongs to (hub/FORMAT.md section 5), or the refusal.

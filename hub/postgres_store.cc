@@ -984,6 +984,11 @@ class PostgresStore final : public Store {
 
   std::string_view engine() const override { return "postgresql"; }
 
+  Status Ping() override {
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    return c->Exec("SELECT 1", {}).status();
+  }
+
   Status Init() {
     OUTPOST_RETURN_IF_ERROR(InitSchema());
     return MaintainPartitions(std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -18,6 +18,7 @@
 #include "base/file.h"
 #include "base/http/client.h"
 #include "base/json/json.h"
+#include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "hub/ca.h"
 #include "hub/enrol.h"
@@ -91,7 +92,8 @@ class HubServerTest : public ::testing::TestWithParam<std::string> {
     if (GetParam() == "postgresql") {
       ASSERT_NE(Cluster(), nullptr);
       static int databases = 0;
-      OUTPOST_ASSERT_OK_AND_ASSIGN(url, Cluster()->CreateDatabase("hub_server_" + std::to_string(++databases)));
+      database_ = "hub_server_" + std::to_string(++databases);
+      OUTPOST_ASSERT_OK_AND_ASSIGN(url, Cluster()->CreateDatabase(database_));
     }
 #endif
     if (GetParam() != "sqlite" && url.rfind("sqlite:", 0) == 0) GTEST_SKIP() << "no PostgreSQL";
@@ -217,6 +219,7 @@ class HubServerTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<HubService> service_;
   std::unique_ptr<HubServer> server_;
   std::string url_;
+  std::string database_;         // the PostgreSQL database of the test; empty for SQLite
   std::atomic<int> touched_{0};  // calls of the operator route POST /api/v1/touch
 };
 
@@ -579,6 +582,58 @@ TEST_P(HubServerTest, OperatorListenerRefusesATokenInTheUrlAndDoesNothing) {
                                           .headers = {{"authorization", bearer}}});
   EXPECT_EQ(fine.status, 200) << fine.body;
   EXPECT_EQ(touched_, 1);
+}
+
+// GET /healthz and /readyz answer without a token over the real listener, never read an
+// Authorization header, and say nothing about the hub; /readyz is 503 while the store does
+// not answer (PostgreSQL: the test's database refuses connections), and ready again after.
+TEST_P(HubServerTest, ProbesAnswerWithoutATokenAndReadinessFollowsTheStore) {
+  const std::string base = "http://127.0.0.1:" + std::to_string(server_->operator_port());
+  for (const std::string path : {"/healthz", "/readyz"}) {
+    Result<HttpsResponse> r = http::Fetch({.base_url = base}, {.method = "GET", .target = path});
+    OUTPOST_ASSERT_OK(r.status());
+    EXPECT_EQ(r->status, 200) << path << ": " << r->body;
+    EXPECT_EQ(r->body, "ok") << path;
+    EXPECT_EQ(r->Header("content-type"), "text/plain") << path;
+  }
+  auto call = [&](std::string method, std::string target, std::string authorization = "") {
+    HubRequest request{.method = std::move(method), .target = std::move(target)};
+    if (!authorization.empty()) request.headers = {{"authorization", authorization}};
+    return service_->HandleOperator(request);
+  };
+  // An unknown token, or a header that is not Bearer, is not read on a probe's path.
+  EXPECT_EQ(call("GET", "/readyz", "Bearer nope-nope-nope-nope-nope").status, 200);
+  EXPECT_EQ(call("GET", "/healthz", "Basic b3A6c2VjcmV0").status, 200);
+  // Another method; a token in the URL; a path beside the probes: refused as everywhere.
+  HubResponse post = call("POST", "/healthz");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(Json(post.body, "reason"), "method_not_allowed");
+  EXPECT_EQ(Json(call("GET", "/readyz?token=x").body, "reason"), "token_in_url");
+  EXPECT_EQ(call("GET", "/readyzz").status, 401);
+  EXPECT_EQ(touched_, 0);
+  if (database_.empty()) GTEST_SKIP() << "the store that stops answering is PostgreSQL's";
+#ifdef OUTPOST_HUB_TEST_POSTGRES
+  auto sql = [&](const std::string& statement) {
+    RunResult r = RunProgram(
+        {"/usr/bin/psql", "-v", "ON_ERROR_STOP=1", "-q", Cluster()->url(), "-c", statement});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  };
+  Credential site = Enrol("site-a");
+  sql("ALTER DATABASE " + database_ + " ALLOW_CONNECTIONS false");
+  sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + database_ + "'");
+  HubResponse down = call("GET", "/readyz");
+  EXPECT_EQ(down.status, 503) << down.body;
+  EXPECT_EQ(Json(down.body, "reason"), "store_unavailable");
+  EXPECT_EQ(Json(down.body, "error"), "the store does not answer");
+  EXPECT_EQ(down.body.find(database_), std::string::npos) << down.body;
+  EXPECT_EQ(call("GET", "/healthz").status, 200);
+  sql("ALTER DATABASE " + database_ + " ALLOW_CONNECTIONS true");
+  EXPECT_EQ(call("GET", "/readyz").status, 200);
+  // Nothing was lost meanwhile: the enrolled site still uploads.
+  HttpsResponse stored = Post(site, "/sync/v1/batches", Encode(MakeBatch("site-a", 1, 2)));
+  EXPECT_EQ(stored.status, 200) << stored.body;
+  EXPECT_EQ(Json(stored.body, "outcome"), "stored") << stored.body;
+#endif
 }
 
 // The site listener's head check, as the server core calls it before reading a body.

@@ -153,6 +153,12 @@ class SqliteStore final : public Store {
 
   std::string_view engine() const override { return "sqlite"; }
 
+  Status Ping() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT 1"));
+    return st->Step().status();
+  }
+
   Status Init() {
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_RETURN_IF_ERROR(db_->Exec("PRAGMA busy_timeout=10000"));

@@ -230,6 +230,10 @@ class Store {
 
   // "sqlite" or "postgresql".
   virtual std::string_view engine() const = 0;
+  // Whether the database answers a trivial query (`SELECT 1`, STORE.md section 6): Ok, or
+  // the engine's error (Unavailable when PostgreSQL cannot be reached). Reads and writes
+  // nothing; the hub's /readyz asks it.
+  virtual Status Ping() = 0;
 
   // --- sites and credentials ---
   // Creates the site, or AlreadyExists.

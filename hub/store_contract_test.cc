@@ -729,6 +729,32 @@ TEST_P(StoreContract, EverythingSurvivesCloseAndReopen) {
   OUTPOST_ASSERT_OK(store_->ConsumeEnrolmentToken(Hex64('9'), 1));
 }
 
+// Ping answers while the database does; PostgreSQL's is Unavailable while the database
+// refuses connections (every open one cut), reads and writes nothing, and answers again after.
+TEST_P(StoreContract, PingFollowsTheDatabase) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  OUTPOST_ASSERT_OK(store_->Ping());
+  OUTPOST_ASSERT_OK(store_->Ping());
+  if (GetParam() != "postgresql") GTEST_SKIP() << "an SQLite file has no server to lose";
+  const std::string database = url_.substr(url_.rfind('/') + 1);
+  auto admin = [&](const std::string& sql) {
+    RunResult r = RunProgram({"/usr/bin/psql", "-v", "ON_ERROR_STOP=1", "-q",
+                              PostgresEnvironment::cluster()->url(), "-c", sql});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  };
+  admin("ALTER DATABASE " + database + " ALLOW_CONNECTIONS false");
+  admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + database +
+        "'");
+  Status refused = store_->Ping();
+  EXPECT_EQ(refused.code(), StatusCode::kUnavailable) << refused.ToString();
+  admin("ALTER DATABASE " + database + " ALLOW_CONNECTIONS true");
+  OUTPOST_ASSERT_OK(store_->Ping());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto sites, store_->ListSites("acme"));
+  ASSERT_EQ(sites.size(), 1u);
+  EXPECT_EQ(sites[0].site.site_id, "s1");
+  EXPECT_EQ(All().size(), 0u);
+}
+
 TEST_P(StoreContract, NewerSchemaIsRefusedAndLeftAlone) {
   store_.reset();
   RawSql("UPDATE outpost_meta SET value = '99' WHERE name = 'schema_version'");
