@@ -97,6 +97,7 @@ struct Metrics {
   uint64_t late_batches = 0, status_ok = 0, status_failed = 0;
   uint64_t given_up = 0;  // batches still unacknowledged when the drain ended
   std::map<std::string, uint64_t> refused{};  // "status reason" -> count
+  std::map<std::string, uint64_t> connect_errors{};  // why a connection failed -> count
   std::vector<hub::HubRecord> saturate_records{};  // the saturation phase's rows, for COPY
   std::vector<std::pair<size_t, size_t>> saturate_batches{};  // [begin, end) into those rows
   std::vector<double> saturate_upload_ms{};

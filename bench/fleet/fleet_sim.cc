@@ -12,6 +12,8 @@
 //          [--status-every N] [--drop-rate F] [--dup-rate F] [--late-rate F]
 //          [--saturate-batches N] [--concurrency N] [--copy-peer] [--require-faults]
 //          [--psql PATH] [--tenant T] [--seed N] [--setup-threads N]
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -131,6 +133,9 @@ void PrintRun(const Options& o, const Metrics& m) {
          (unsigned long long)m.dup_resends, (unsigned long long)m.dup_resends_answered_duplicate,
          (unsigned long long)m.late_batches, (unsigned long long)m.retries,
          (unsigned long long)m.connect_failures, (unsigned long long)m.given_up);
+  for (const auto& [why, n] : m.connect_errors) {
+    printf("connect failed: %s x %llu\n", why.c_str(), (unsigned long long)n);
+  }
   for (const auto& [what, n] : m.refused) {
     printf("refused: %s x %llu\n", what.c_str(), (unsigned long long)n);
   }
@@ -170,8 +175,19 @@ int Run(const Options& o) {
   }
   fprintf(stderr, "fleet_sim: %d sites enrolled; running\n", o.sites);
   Metrics m;
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  const auto began = SteadyClock::now();
   Status ran = RunFleet(o, *sites, m);
+  getrusage(RUSAGE_SELF, &after);
   PrintRun(o, m);
+  auto cpu_s = [](const rusage& r) {
+    return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+           static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+  };
+  const double wall = std::chrono::duration<double>(SteadyClock::now() - began).count();
+  printf("fleet_sim's own CPU: %.1f s over %.1f s (%.2f cores), schedule and saturation\n",
+         cpu_s(after) - cpu_s(before), wall, (cpu_s(after) - cpu_s(before)) / wall);
   if (!ran.ok()) {
     fprintf(stderr, "fleet_sim: %s\n", ran.ToString().c_str());
     return 1;

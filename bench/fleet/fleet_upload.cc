@@ -77,19 +77,22 @@ class Connection {
     }
     auto& layer = beast::get_lowest_layer(*stream_);
     ErrorCode ec;
+    const char* step = "bind";
     layer.socket().open(tcp::v4(), ec);
     if (!ec) layer.socket().bind(tcp::endpoint(asio::ip::address_v4(site_.source_ip), 0), ec);
     if (!ec) {
+      step = "connect";
       layer.expires_after(kStepTimeout);
       co_await layer.async_connect(hub_, asio::redirect_error(use_awaitable, ec));
     }
     if (!ec) {
+      step = "handshake";
       co_await stream_->async_handshake(asio::ssl::stream_base::client,
                                         asio::redirect_error(use_awaitable, ec));
     }
     if (ec) {
       Close();
-      co_return ec.message();
+      co_return std::string(step) + ": " + ec.message();
     }
     co_return "";
   }
@@ -297,6 +300,7 @@ awaitable<Upload> Fleet::UploadBatch(Site& site, Connection& conn, const Pending
       std::string error = co_await conn.Open();
       if (!error.empty()) {
         ++metrics_.connect_failures;
+        ++metrics_.connect_errors[error];
         co_await Backoff(site, attempt);
         continue;
       }

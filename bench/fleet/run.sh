@@ -39,6 +39,13 @@ echo "PostgreSQL $pg_url; $hubs hubs: ${hub_args[*]}"
   --status-every 3 --drop-rate "${DROP_RATE:-0.01}" --dup-rate "${DUP_RATE:-0.01}" \
   --late-rate "${LATE_RATE:-0.01}" --saturate-batches "${SATURATE_BATCHES:-4000}" \
   --concurrency "${CONCURRENCY:-16}" --copy-peer
+# Where the machine's CPU went during the run (the hubs' and PostgreSQL's server processes
+# still alive; on a shared machine, other work took the rest).
+cpu_of() { ps -o times= -p "$1" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+hub_cpu=0
+for ((i = 0; i < hubs; i++)); do hub_cpu=$((hub_cpu + $(cpu_of "${pids[i]}"))); done
+pg_cpu=$(ps -o times= --ppid "$(head -1 "$work/pg/data/postmaster.pid")" | awk '{s += $1} END {print s + 0}')
+echo "CPU seconds so far: hubs $hub_cpu, PostgreSQL backends alive $pg_cpu; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The fleet page, with every site of the run in the database.
 page="http://127.0.0.1:${op_ports[0]}/api/v1/sites"
