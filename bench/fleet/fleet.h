@@ -37,18 +37,18 @@ struct Options {
   std::string region = "eu";
   std::vector<std::pair<std::string, uint16_t>> hubs{};  // site listeners, host:port
   int sites = 100;
-  int records = 100;          // per batch
-  double interval_s = 60;     // one batch per site per interval
-  double jitter = 0.1;        // each interval drawn from interval * [1 - jitter, 1 + jitter]
-  double duration_s = 120;    // batches are made for this long; then the sites drain
-  double drain_s = 120;       // how long undelivered batches may still be retried
-  int status_every = 3;       // a status report every this many batches
-  double drop_rate = 0;       // an upload attempt's connection dropped mid-upload
-  double dup_rate = 0;        // an acknowledged batch sent again
-  double late_rate = 0;       // a batch held back and sent after the next one
-  int saturate_batches = 0;   // after the schedule: this many batches as fast as they go
-  int concurrency = 16;       // sites uploading at once in that phase
-  bool copy_peer = false;     // then the COPY peer with the same rows
+  int records = 100;            // per batch
+  double interval_s = 60;       // one batch per site per interval
+  double jitter = 0.1;          // each interval drawn from interval * [1 - jitter, 1 + jitter]
+  double duration_s = 120;      // batches are made for this long; then the sites drain
+  double drain_s = 120;         // how long undelivered batches may still be retried
+  int status_every = 3;         // a status report every this many batches
+  double drop_rate = 0;         // an upload attempt's connection dropped mid-upload
+  double dup_rate = 0;          // an acknowledged batch sent again
+  double late_rate = 0;         // a batch held back and sent after the next one
+  int saturate_batches = 0;     // after the schedule: this many batches as fast as they go
+  int concurrency = 16;         // sites uploading at once in that phase
+  bool copy_peer = false;       // then the COPY peer with the same rows
   bool require_faults = false;  // exit 1 unless each fault kind happened at least once
   int setup_threads = 4;
   uint64_t seed = 1;
@@ -72,8 +72,8 @@ struct PkeyFree {
 
 struct Site {
   std::string id{};
-  size_t hub = 0;            // index into Options::hubs
-  uint32_t source_ip = 0;    // the loopback address it connects from (host order)
+  size_t hub = 0;          // index into Options::hubs
+  uint32_t source_ip = 0;  // the loopback address it connects from (host order)
   std::unique_ptr<X509, X509Free> cert{};
   std::unique_ptr<EVP_PKEY, PkeyFree> key{};
   uint64_t next_seq = 1;
@@ -95,10 +95,10 @@ struct Metrics {
   uint64_t drops_mid_body = 0, drops_ack_lost = 0, retries = 0, connect_failures = 0;
   uint64_t dup_resends = 0, dup_resends_answered_duplicate = 0;
   uint64_t late_batches = 0, status_ok = 0, status_failed = 0;
-  uint64_t given_up = 0;  // batches still unacknowledged when the drain ended
+  uint64_t given_up = 0;                      // batches still unacknowledged when the drain ended
   std::map<std::string, uint64_t> refused{};  // "status reason" -> count
   std::map<std::string, uint64_t> connect_errors{};  // why a connection failed -> count
-  std::vector<hub::HubRecord> saturate_records{};  // the saturation phase's rows, for COPY
+  std::vector<hub::HubRecord> saturate_records{};    // the saturation phase's rows, for COPY
   std::vector<std::pair<size_t, size_t>> saturate_batches{};  // [begin, end) into those rows
   std::vector<double> saturate_upload_ms{};
   double saturate_s = 0;

@@ -36,9 +36,9 @@ struct Check {
 // Reads every (site, seq) of the tenant from PostgreSQL and compares it with what the sites
 // had acknowledged.
 Result<Check> CheckStore(const Options& o, const std::vector<Site>& sites) {
-  RunResult r = RunProgram({o.psql, "-q", "-X", "-v", "ON_ERROR_STOP=1", o.store_url, "-c",
-                            "COPY (SELECT site_id, seq FROM records WHERE tenant = '" + o.tenant +
-                                "') TO STDOUT"});
+  RunResult r = RunProgram(
+      {o.psql, "-q", "-X", "-v", "ON_ERROR_STOP=1", o.store_url, "-c",
+       "COPY (SELECT site_id, seq FROM records WHERE tenant = '" + o.tenant + "') TO STDOUT"});
   if (r.exit_code != 0) return InternalError("psql: " + r.err);
   std::vector<std::vector<uint8_t>> count(sites.size());
   for (size_t i = 0; i < sites.size(); ++i) count[i].assign(sites[i].next_seq, 0);
@@ -95,10 +95,11 @@ void PrintLatency(const char* what, const std::vector<double>& ms) {
 
 void PrintRun(const Options& o, const Metrics& m) {
   const double offered = o.sites * o.records / o.interval_s;
-  printf("fleet: %d sites over %zu hubs, %d records per batch, one batch per site every %.1f s "
-         "(jitter +-%.0f%%), %.0f s of schedule, status every %d batches\n",
-         o.sites, o.hubs.size(), o.records, o.interval_s, o.jitter * 100, o.duration_s,
-         o.status_every);
+  printf(
+      "fleet: %d sites over %zu hubs, %d records per batch, one batch per site every %.1f s "
+      "(jitter +-%.0f%%), %.0f s of schedule, status every %d batches\n",
+      o.sites, o.hubs.size(), o.records, o.interval_s, o.jitter * 100, o.duration_s,
+      o.status_every);
   // Records acknowledged in the schedule's whole seconds against the offered rate.
   const size_t secs = static_cast<size_t>(o.duration_s);
   uint64_t in_window = 0;
@@ -113,26 +114,30 @@ void PrintRun(const Options& o, const Metrics& m) {
       high = std::max(high, w / 10.0);
     }
   }
-  const double sustained = secs > 0 ? static_cast<double>(in_window) / static_cast<double>(secs) : 0;
+  const double sustained =
+      secs > 0 ? static_cast<double>(in_window) / static_cast<double>(secs) : 0;
   printf("offered   %10.0f records/s  (%.1f batches/s)\n", offered, offered / o.records);
-  printf("sustained %10.0f records/s  acknowledged during the schedule = %.3fx offered; "
-         "10 s windows %.0f .. %.0f records/s\n",
-         sustained, sustained / offered, secs >= 10 ? low : 0.0, high);
+  printf(
+      "sustained %10.0f records/s  acknowledged during the schedule = %.3fx offered; "
+      "10 s windows %.0f .. %.0f records/s\n",
+      sustained, sustained / offered, secs >= 10 ? low : 0.0, high);
   PrintLatency("upload latency ms (attempt -> ack, TLS incl.)", m.upload_ms);
   PrintLatency("batch made -> acknowledged ms (faults incl.)", m.e2e_ms);
   PrintLatency("status report ms", m.status_ms);
-  printf("batches acknowledged %llu (outcome stored %llu, duplicate %llu); status ok %llu, "
-         "failed %llu\n",
-         (unsigned long long)m.batches_acked, (unsigned long long)m.outcome_stored,
-         (unsigned long long)m.outcome_duplicate, (unsigned long long)m.status_ok,
-         (unsigned long long)m.status_failed);
-  printf("faults: dropped mid-body %llu, ack lost %llu, duplicate resends %llu (answered "
-         "duplicate %llu), late batches %llu; retries %llu, connect failures %llu, "
-         "given up %llu\n",
-         (unsigned long long)m.drops_mid_body, (unsigned long long)m.drops_ack_lost,
-         (unsigned long long)m.dup_resends, (unsigned long long)m.dup_resends_answered_duplicate,
-         (unsigned long long)m.late_batches, (unsigned long long)m.retries,
-         (unsigned long long)m.connect_failures, (unsigned long long)m.given_up);
+  printf(
+      "batches acknowledged %llu (outcome stored %llu, duplicate %llu); status ok %llu, "
+      "failed %llu\n",
+      (unsigned long long)m.batches_acked, (unsigned long long)m.outcome_stored,
+      (unsigned long long)m.outcome_duplicate, (unsigned long long)m.status_ok,
+      (unsigned long long)m.status_failed);
+  printf(
+      "faults: dropped mid-body %llu, ack lost %llu, duplicate resends %llu (answered "
+      "duplicate %llu), late batches %llu; retries %llu, connect failures %llu, "
+      "given up %llu\n",
+      (unsigned long long)m.drops_mid_body, (unsigned long long)m.drops_ack_lost,
+      (unsigned long long)m.dup_resends, (unsigned long long)m.dup_resends_answered_duplicate,
+      (unsigned long long)m.late_batches, (unsigned long long)m.retries,
+      (unsigned long long)m.connect_failures, (unsigned long long)m.given_up);
   for (const auto& [why, n] : m.connect_errors) {
     printf("connect failed: %s x %llu\n", why.c_str(), (unsigned long long)n);
   }
@@ -151,7 +156,8 @@ Status RunCopyPeer(const Options& o, const Metrics& m) {
     per_worker[b % workers].emplace_back(m.saturate_records.data() + begin, end - begin);
   }
   std::vector<std::string> scripts;
-  for (const auto& batches : per_worker) scripts.push_back(bench::CopyScript(batches, true, o.tenant));
+  for (const auto& batches : per_worker)
+    scripts.push_back(bench::CopyScript(batches, true, o.tenant));
   OUTPOST_RETURN_IF_ERROR(bench::CreateCopyTable(o.psql, o.store_url));
   std::string dir = (std::filesystem::temp_directory_path() / "fleet-copy-XXXXXX").string();
   if (mkdtemp(dir.data()) == nullptr) return InternalError("mkdtemp failed");
@@ -160,9 +166,10 @@ Status RunCopyPeer(const Options& o, const Metrics& m) {
   if (!copy.ok()) return copy.status();
   const double rows = static_cast<double>(m.saturate_records.size());
   const double hubs = static_cast<double>(m.saturate_records_acked) / m.saturate_s;
-  printf("COPY peer  %10.0f records/s  (%zu psql, COPY + commit per batch of %d, same rows, "
-         "same server)\n",
-         rows / *copy, workers, o.records);
+  printf(
+      "COPY peer  %10.0f records/s  (%zu psql, COPY + commit per batch of %d, same rows, "
+      "same server)\n",
+      rows / *copy, workers, o.records);
   printf("ratio hubs/COPY = %.2f\n", hubs / (rows / *copy));
   return Status::Ok();
 }
@@ -193,11 +200,11 @@ int Run(const Options& o) {
     return 1;
   }
   if (o.saturate_batches > 0) {
-    printf("saturation %9.0f records/s  (%zu batches of %d from %d sites at once, no faults, "
-           "%.2f s)\n",
-           static_cast<double>(m.saturate_records_acked) / m.saturate_s,
-           m.saturate_batches.size(), o.records, std::min(o.concurrency, o.sites),
-           m.saturate_s);
+    printf(
+        "saturation %9.0f records/s  (%zu batches of %d from %d sites at once, no faults, "
+        "%.2f s)\n",
+        static_cast<double>(m.saturate_records_acked) / m.saturate_s, m.saturate_batches.size(),
+        o.records, std::min(o.concurrency, o.sites), m.saturate_s);
     PrintLatency("saturation upload latency ms", m.saturate_upload_ms);
   }
   Result<Check> check = CheckStore(o, *sites);
@@ -205,11 +212,12 @@ int Run(const Options& o) {
     fprintf(stderr, "fleet_sim: %s\n", check.status().ToString().c_str());
     return 1;
   }
-  printf("check (PostgreSQL): acknowledged records %llu, stored %llu: lost %llu, duplicated "
-         "%llu, unexpected %llu, stored but never acknowledged %llu\n",
-         (unsigned long long)check->acked, (unsigned long long)check->stored,
-         (unsigned long long)check->lost, (unsigned long long)check->duplicated,
-         (unsigned long long)check->unexpected, (unsigned long long)check->stored_unacked);
+  printf(
+      "check (PostgreSQL): acknowledged records %llu, stored %llu: lost %llu, duplicated "
+      "%llu, unexpected %llu, stored but never acknowledged %llu\n",
+      (unsigned long long)check->acked, (unsigned long long)check->stored,
+      (unsigned long long)check->lost, (unsigned long long)check->duplicated,
+      (unsigned long long)check->unexpected, (unsigned long long)check->stored_unacked);
   if (o.copy_peer && o.saturate_batches > 0) {
     if (Status s = RunCopyPeer(o, m); !s.ok()) {
       fprintf(stderr, "fleet_sim: %s\n", s.ToString().c_str());
@@ -223,8 +231,8 @@ int Run(const Options& o) {
     fprintf(stderr, "fleet_sim: a fault kind never happened (raise the rates)\n");
     ok = false;
   }
-  printf("%s\n", ok ? "PASS: every acknowledged record stored exactly once"
-                    : "FAIL: see the counts above");
+  printf("%s\n",
+         ok ? "PASS: every acknowledged record stored exactly once" : "FAIL: see the counts above");
   return ok ? 0 : 1;
 }
 

@@ -39,12 +39,12 @@ Status MakeSite(const Options& options, const hub::HubCa& ca, hub::Store& store,
   OUTPOST_ASSIGN_OR_RETURN(hub::KeyPairPem key, hub::GenerateEd25519Key());
   OUTPOST_ASSIGN_OR_RETURN(hub::IssuedCertificate cert,
                            ca.IssueSiteCertificate(key.public_pem, site.id, options.tenant));
-  OUTPOST_RETURN_IF_ERROR(store.CreateSite(
-      hub::Site{.site_id = site.id,
-                .tenant = options.tenant,
-                .region = options.region,
-                .created_ms = UnixMillis(std::chrono::system_clock::now()),
-                .credential_serial = cert.serial}));
+  OUTPOST_RETURN_IF_ERROR(
+      store.CreateSite(hub::Site{.site_id = site.id,
+                                 .tenant = options.tenant,
+                                 .region = options.region,
+                                 .created_ms = UnixMillis(std::chrono::system_clock::now()),
+                                 .credential_serial = cert.serial}));
   return LoadCredential(site, cert.certificate_pem, key.private_pem);
 }
 

@@ -14,13 +14,13 @@
 // Boost 1.74's asio/awaitable.hpp uses std::exchange without including <utility>.
 #include <utility>
 
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -70,8 +70,8 @@ class Connection {
     SSL* ssl = stream_->native_handle();
     if (SSL_use_certificate(ssl, site_.cert.get()) != 1 ||
         SSL_use_PrivateKey(ssl, site_.key.get()) != 1 ||
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
-                                      hub_.address().to_string().c_str()) != 1) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), hub_.address().to_string().c_str()) !=
+            1) {
       Close();
       co_return "cannot set the site's credential on the session";
     }
@@ -97,14 +97,14 @@ class Connection {
     co_return "";
   }
 
-  awaitable<Answer> Post(std::string_view target, std::string_view type,
-                         const std::string& body, Fault fault) {
-    std::string head = "POST " + std::string(target) + " HTTP/1.1\r\nHost: " +
-                       hub_.address().to_string() + "\r\nContent-Type: " + std::string(type) +
+  awaitable<Answer> Post(std::string_view target, std::string_view type, const std::string& body,
+                         Fault fault) {
+    std::string head = "POST " + std::string(target) +
+                       " HTTP/1.1\r\nHost: " + hub_.address().to_string() +
+                       "\r\nContent-Type: " + std::string(type) +
                        "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
     const size_t sent = fault == Fault::kDropMidBody ? body.size() / 2 : body.size();
-    std::array<asio::const_buffer, 2> buffers{asio::buffer(head),
-                                              asio::buffer(body.data(), sent)};
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body.data(), sent)};
     ErrorCode ec;
     beast::get_lowest_layer(*stream_).expires_after(kStepTimeout);
     co_await asio::async_write(*stream_, buffers, asio::redirect_error(use_awaitable, ec));
@@ -156,8 +156,7 @@ std::string ReasonOf(const std::string& body) {
 class Fleet {
  public:
   Fleet(const Options& options, std::vector<Site>& sites, Metrics& metrics)
-      : options_(options), sites_(sites), metrics_(metrics),
-        tls_(asio::ssl::context::tls_client) {}
+      : options_(options), sites_(sites), metrics_(metrics), tls_(asio::ssl::context::tls_client) {}
 
   Status Run();
 
@@ -209,12 +208,16 @@ Result<PendingBatch> Fleet::MakeBatch(Site& site, std::vector<hub::HubRecord>* r
   sync::Batch batch{.site_id = site.id, .node_id = kNode, .stream = kStream};
   const int64_t now_ms = UnixMillis(std::chrono::system_clock::now());
   for (int i = 0; i < options_.records; ++i, ++site.next_seq) {
-    batch.records.push_back(sync::BatchRecord{.seq = site.next_seq, .kind = 1,
+    batch.records.push_back(sync::BatchRecord{.seq = site.next_seq,
+                                              .kind = 1,
                                               .created_ms = now_ms,
                                               .payload = Payload(site.rng, site.next_seq)});
     if (rows != nullptr) {
-      rows->push_back(hub::HubRecord{.site_id = site.id, .node_id = kNode, .stream = kStream,
-                                     .seq = site.next_seq, .kind = "anomaly",
+      rows->push_back(hub::HubRecord{.site_id = site.id,
+                                     .node_id = kNode,
+                                     .stream = kStream,
+                                     .seq = site.next_seq,
+                                     .kind = "anomaly",
                                      .created_ms = now_ms,
                                      .payload = batch.records.back().payload});
     }
@@ -309,8 +312,8 @@ awaitable<Upload> Fleet::UploadBatch(Site& site, Connection& conn, const Pending
     if (Draw(site, options_.drop_rate)) {
       fault = Draw(site, 0.5) ? Fault::kDropMidBody : Fault::kDropAckLost;
     }
-    Answer answer = co_await conn.Post("/sync/v1/batches", "application/octet-stream",
-                                       batch.wire, fault);
+    Answer answer =
+        co_await conn.Post("/sync/v1/batches", "application/octet-stream", batch.wire, fault);
     if (fault != Fault::kNone) {
       ++(fault == Fault::kDropMidBody ? metrics_.drops_mid_body : metrics_.drops_ack_lost);
       ++metrics_.retries;
@@ -351,20 +354,18 @@ void Fleet::CountAcked(Site& site, const PendingBatch& batch, const Answer& answ
     ++metrics_.outcome_stored;
   }
   if (batch.late) ++metrics_.late_batches;
-  const auto second = static_cast<size_t>(
-      std::chrono::duration<double>(SteadyClock::now() - start_).count());
+  const auto second =
+      static_cast<size_t>(std::chrono::duration<double>(SteadyClock::now() - start_).count());
   if (metrics_.acked_per_s.size() <= second) metrics_.acked_per_s.resize(second + 1);
   metrics_.acked_per_s[second] += n;
 }
 
-awaitable<void> Fleet::ResendAcknowledged(Site& site, Connection& conn,
-                                          const PendingBatch& batch) {
+awaitable<void> Fleet::ResendAcknowledged(Site& site, Connection& conn, const PendingBatch& batch) {
   if (!conn.open() && !(co_await conn.Open()).empty()) co_return;
   ++metrics_.dup_resends;
-  Answer answer = co_await conn.Post("/sync/v1/batches", "application/octet-stream",
-                                     batch.wire, Fault::kNone);
-  if (answer.status == 200 &&
-      answer.body.find("\"outcome\":\"duplicate\"") != std::string::npos) {
+  Answer answer =
+      co_await conn.Post("/sync/v1/batches", "application/octet-stream", batch.wire, Fault::kNone);
+  if (answer.status == 200 && answer.body.find("\"outcome\":\"duplicate\"") != std::string::npos) {
     ++metrics_.dup_resends_answered_duplicate;
   } else {
     ++metrics_.refused["duplicate resend answered " + std::to_string(answer.status) + " " +
@@ -380,13 +381,13 @@ awaitable<void> Fleet::SendStatus(Site& site, Connection& conn) {
     co_return;
   }
   const uint64_t backlog = site.queue.size() + (site.held ? 1 : 0);
-  std::string body = "{\"site_id\":\"" + site.id + "\",\"node_id\":\"" + kNode +
-                     "\",\"reported_ms\":" +
-                     std::to_string(UnixMillis(std::chrono::system_clock::now())) +
-                     ",\"backlog_records\":" + std::to_string(backlog * options_.records) +
-                     ",\"backlog_bytes\":" + std::to_string(backlog * options_.records * 350) +
-                     ",\"autonomy_days\":null,\"autonomy_basis\":\"draining\","
-                     "\"models\":[{\"name\":\"pump\",\"version\":3,\"state\":\"READY\"}]}";
+  std::string body =
+      "{\"site_id\":\"" + site.id + "\",\"node_id\":\"" + kNode +
+      "\",\"reported_ms\":" + std::to_string(UnixMillis(std::chrono::system_clock::now())) +
+      ",\"backlog_records\":" + std::to_string(backlog * options_.records) +
+      ",\"backlog_bytes\":" + std::to_string(backlog * options_.records * 350) +
+      ",\"autonomy_days\":null,\"autonomy_basis\":\"draining\","
+      "\"models\":[{\"name\":\"pump\",\"version\":3,\"state\":\"READY\"}]}";
   Answer answer = co_await conn.Post("/sync/v1/status", "application/json", body, Fault::kNone);
   if (answer.status == 200) {
     ++metrics_.status_ok;

@@ -16,11 +16,20 @@ namespace {
 void AppendCopyText(std::string* out, std::string_view s) {
   for (char c : s) {
     switch (c) {
-      case '\\': *out += "\\\\"; break;
-      case '\t': *out += "\\t"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      default: out->push_back(c);
+      case '\\':
+        *out += "\\\\";
+        break;
+      case '\t':
+        *out += "\\t";
+        break;
+      case '\n':
+        *out += "\\n";
+        break;
+      case '\r':
+        *out += "\\r";
+        break;
+      default:
+        out->push_back(c);
     }
   }
 }
@@ -57,8 +66,8 @@ std::string CopyScript(std::span<const std::span<const hub::HubRecord>> batches,
       AppendCopyText(&out, r.node_id);
       out += '\t';
       AppendCopyText(&out, r.stream);
-      out += '\t' + std::to_string(r.seq) + '\t' + r.kind + '\t' +
-             std::to_string(r.created_ms) + '\t' + std::to_string(now) + '\t';
+      out += '\t' + std::to_string(r.seq) + '\t' + r.kind + '\t' + std::to_string(r.created_ms) +
+             '\t' + std::to_string(now) + '\t';
       AppendCopyText(&out, r.payload);
       // The same content hash the store computes (its input is irrelevant to COPY's cost).
       out += "\t\\\\x" + HexEncode(bundle::Sha256Of(r.payload)) + '\n';
