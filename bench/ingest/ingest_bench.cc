@@ -18,14 +18,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "base/coding.h"
 #include "base/file.h"
-#include "base/subprocess.h"
-#include "bundle/crypto.h"
+#include "bench/ingest/copy_peer.h"
 #include "hub/store.h"
 #include "hub/testing/postgres_cluster.h"
 #include "sync/batch.h"
@@ -99,51 +98,10 @@ Result<std::vector<std::vector<PreparedBatch>>> Prepare(const Options& o) {
   return out;
 }
 
-// COPY text format: backslash, tab, newline and carriage return escaped.
-void AppendCopyText(std::string* out, std::string_view s) {
-  for (char c : s) {
-    switch (c) {
-      case '\\': *out += "\\\\"; break;
-      case '\t': *out += "\\t"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      default: out->push_back(c);
-    }
-  }
-}
-
-// One psql script per thread: a COPY block per batch (per_batch) or one for all rows.
-std::string CopyScript(const std::vector<PreparedBatch>& batches, bool per_batch) {
-  static const char* kCopy =
-      "COPY records_copy(tenant, site_id, node_id, stream, seq, kind, created_ms, "
-      "received_ms, payload, content_hash) FROM STDIN;\n";
-  std::string out = "SET synchronous_commit = on;\n";
-  bool open = false;
-  int64_t now = 1'760'000'000'000;
-  for (const PreparedBatch& b : batches) {
-    if (!open) {
-      out += kCopy;
-      open = true;
-    }
-    for (const hub::HubRecord& r : b.records) {
-      out += "acme\t";
-      AppendCopyText(&out, r.site_id);
-      out += '\t';
-      AppendCopyText(&out, r.node_id);
-      out += '\t';
-      AppendCopyText(&out, r.stream);
-      out += '\t' + std::to_string(r.seq) + '\t' + r.kind + '\t' +
-             std::to_string(r.created_ms) + '\t' + std::to_string(now) + '\t';
-      AppendCopyText(&out, r.payload);
-      // The same content hash the store computes (its input is irrelevant to COPY's cost).
-      out += "\t\\\\x" + HexEncode(bundle::Sha256Of(r.payload)) + '\n';
-    }
-    if (per_batch) {
-      out += "\\.\n";
-      open = false;
-    }
-  }
-  if (open) out += "\\.\n";
+// The rows of one thread's batches, batch by batch, for the COPY peer.
+std::vector<std::span<const hub::HubRecord>> RecordSpans(const std::vector<PreparedBatch>& batches) {
+  std::vector<std::span<const hub::HubRecord>> out;
+  for (const PreparedBatch& b : batches) out.emplace_back(b.records);
   return out;
 }
 
@@ -174,45 +132,16 @@ int Run(const Options& o) {
   const double total = static_cast<double>(o.threads) * o.batches_per_thread * o.batch_size;
 
   std::string psql = JoinPath((*cluster)->bindir(), "psql");
-  // The store gives record ids itself (hub/STORE.md section 3, the record cursor); COPY
-  // takes them from an identity, as the store did before. The table is the unpartitioned
-  // records table of schema version 4, unique record key included, whatever the store's
-  // version: the floor stays the same from one version to the next.
-  RunResult made = RunProgram(
-      {psql, "-q", "-v", "ON_ERROR_STOP=1", *url, "-c",
-       "CREATE TABLE records_copy(id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant "
-       "TEXT NOT NULL, site_id TEXT NOT NULL, node_id TEXT NOT NULL, stream TEXT NOT NULL, seq "
-       "BIGINT NOT NULL, kind TEXT NOT NULL, created_ms BIGINT NOT NULL, received_ms BIGINT NOT "
-       "NULL, payload TEXT NOT NULL, content_hash BYTEA NOT NULL, UNIQUE(site_id, node_id, "
-       "stream, seq)); CREATE INDEX ON records_copy(tenant, created_ms)"});
-  if (made.exit_code != 0) return die(InternalError("psql: " + made.err));
+  Status made = bench::CreateCopyTable(psql, *url);
+  if (!made.ok()) return die(made);
 
   auto run_copy = [&](bool per_batch, const std::string& tag) -> Result<double> {
-    std::vector<std::string> files;
+    std::vector<std::string> scripts;
     for (int t = 0; t < o.threads; ++t) {
-      std::string f = (*cluster)->dir() + "/copy-" + tag + "-" + std::to_string(t) + ".sql";
-      OUTPOST_RETURN_IF_ERROR(
-          WriteFileAtomically(f, CopyScript(batches[static_cast<size_t>(t)], per_batch)));
-      files.push_back(f);
+      scripts.push_back(bench::CopyScript(RecordSpans(batches[static_cast<size_t>(t)]),
+                                          per_batch, "acme"));
     }
-    RunResult trunc = RunProgram({psql, "-q", *url, "-c", "TRUNCATE records_copy"});
-    if (trunc.exit_code != 0) return InternalError("psql: " + trunc.err);
-    std::atomic<int> failures{0};
-    auto start = std::chrono::steady_clock::now();
-    std::vector<std::thread> threads;
-    for (const std::string& f : files) {
-      threads.emplace_back([&, f] {
-        RunResult r = RunProgram({psql, "-q", "-v", "ON_ERROR_STOP=1", *url, "-f", f});
-        if (r.exit_code != 0) {
-          fprintf(stderr, "psql -f %s: %s\n", f.c_str(), r.err.c_str());
-          ++failures;
-        }
-      });
-    }
-    for (auto& th : threads) th.join();
-    double secs = Seconds(std::chrono::steady_clock::now() - start);
-    if (failures.load() > 0) return InternalError("COPY failed");
-    return secs;
+    return bench::RunCopy(psql, *url, (*cluster)->dir(), tag, scripts);
   };
 
   // COPY per batch first (a warm-up of the server for everyone), then Ingest, then bulk.
