@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <set>
 #include <string>
@@ -310,6 +311,90 @@ TEST_F(Retention, ExportsExactlyTheExpiredRecordsThenRemovesThem) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(i, store_->Ingest(KeyOf(again, 'e'), again, {}, now));
   EXPECT_EQ(i.outcome, IngestOutcome::kConflict);
   EXPECT_EQ(Keys(All()), left);
+}
+
+// A pass that drops a partition and deletes rows of another while four hubs ingest and a
+// reader pages with the cursor: nothing acknowledged is lost, the files hold exactly the
+// expired records, and the reader meets every record that stays exactly once.
+TEST_F(Retention, APassWhileHubsIngestLosesNothingAndTheCursorSkipsNothing) {
+  std::vector<HubRecord> old_samples, kept;
+  for (uint64_t seq = 1; seq <= 50; ++seq) old_samples.push_back(Rec("s2", seq, "sample"));
+  Put(old_samples, kDay0 - kDay + kHour);  // 2026-01-09: only samples, dropped whole
+  std::vector<HubRecord> mixed;
+  for (uint64_t seq = 51; seq <= 100; ++seq) {
+    mixed.push_back(Rec("s2", seq, seq % 2 == 0 ? "sample" : "anomaly"));
+  }
+  Put(mixed, kDay0 + kHour);  // 2026-01-10: its samples deleted, its anomalies kept
+  const int64_t now = kDay0 + 3 * kDay;
+  RetentionPolicy policy{.kinds = {{"sample", kHour}}};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto exporter, FileExporter::Open(exports_));
+
+  constexpr int kWriters = 4;
+  constexpr uint64_t kBatches = 20, kPerBatch = 10;
+  std::vector<std::unique_ptr<Store>> hubs;
+  for (int i = 0; i < kWriters + 1; ++i) {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto s, OpenStore(url_));
+    OUTPOST_ASSERT_OK(s->CreateSite(Site{.site_id = "w" + std::to_string(i), .tenant = "acme"}));
+    hubs.push_back(std::move(s));
+  }
+  std::atomic<int> writing{kWriters};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      for (uint64_t b = 0; b < kBatches; ++b) {
+        std::vector<HubRecord> batch;
+        for (uint64_t i = 1; i <= kPerBatch; ++i) {
+          batch.push_back(Rec("w" + std::to_string(w), b * kPerBatch + i, "anomaly"));
+        }
+        Result<IngestResult> r = hubs[w]->Ingest(KeyOf(batch), batch, {}, now);
+        if (!r.ok() || r->records_stored != kPerBatch) {
+          ADD_FAILURE() << r.status().ToString();
+          ++failures;
+        }
+      }
+      --writing;
+    });
+  }
+  std::multiset<Key> met;
+  threads.emplace_back([&] {
+    RecordQuery q{.tenant = "acme", .limit = 7};
+    bool last_sweep = false;
+    while (true) {
+      Result<std::vector<HubRecord>> page = hubs[kWriters]->QueryRecords(q);
+      if (!page.ok()) {
+        ++failures;
+        return;
+      }
+      for (const HubRecord& r : *page) met.insert({r.site_id, r.seq});
+      if (!page->empty()) {
+        q.after_id = page->back().id;
+        continue;
+      }
+      if (last_sweep) return;
+      last_sweep = writing.load() == 0;  // one more sweep once every writer has finished
+    }
+  });
+  OUTPOST_ASSERT_OK_AND_ASSIGN(RetentionResult r, store_->ApplyRetention(policy, now, *exporter));
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(r.records_removed, 75u);
+  EXPECT_GE(r.partitions_dropped, 1u);
+  EXPECT_EQ(Psql(url_, "SELECT to_regclass('records_p20260109') IS NULL"), "t");
+
+  std::set<Key> expired, live;
+  for (const HubRecord& h : old_samples) expired.insert({h.site_id, h.seq});
+  for (const HubRecord& h : mixed) (h.kind == "sample" ? expired : live).insert({h.site_id, h.seq});
+  for (int w = 0; w < kWriters; ++w) {
+    for (uint64_t seq = 1; seq <= kBatches * kPerBatch; ++seq) {
+      live.insert({"w" + std::to_string(w), seq});
+    }
+  }
+  std::multiset<Key> files = Exported();
+  EXPECT_EQ(files, std::multiset<Key>(expired.begin(), expired.end()));
+  EXPECT_EQ(Keys(All()), live);
+  for (const Key& k : live) EXPECT_EQ(met.count(k), 1u) << k.first << "/" << k.second;
+  for (const Key& k : expired) EXPECT_LE(met.count(k), 1u);
 }
 
 // An exporter that fails on purpose: Seal after writing the file (the transaction then rolls

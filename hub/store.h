@@ -203,7 +203,7 @@ struct RetentionPolicy {
 class RecordExporter {
  public:
   virtual ~RecordExporter() = default;
-  // Units sealed and neither published nor discarded (a crash came between): the store
+  // Units begun and neither published nor discarded (a crash came between): the store
   // publishes those its table names and discards the others, before a pass.
   virtual Result<std::vector<int64_t>> Pending() = 0;
   virtual Status Begin(int64_t unit_id) = 0;
