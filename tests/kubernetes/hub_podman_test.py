@@ -52,7 +52,9 @@ What differs from a real cluster (the test's turn of the rendered manifests into
     whose data holds the files' text as it is, not base64 (podman 4.3 writes a secret
     volume's values undecoded); their files are root's, mode 0644: podman ignores
     defaultMode and fsGroup. podman keeps ConfigMap, Secret and emptyDir volumes as named
-    volumes of the machine: the test gives them names of this run and removes them.
+    volumes of the machine: the test gives them names of this run and removes them. One
+    emptyDir is thus one volume that the three pods share, where a cluster gives each pod
+    its own: the replicas' data folder (their audit logs of refusals) is one folder here.
   - The containers' `ports:` go: podman 4.3 publishes a containerPort on the same port of
     the machine, which the second replica cannot bind. The pods' own addresses need none.
   - The ConfigMaps and the Deployment are renamed for this run; topologySpreadConstraints
