@@ -665,6 +665,9 @@ void AddHubCommand(CLI::App& app, Action& run) {
   add->add_option("--token-ttl", site_flags->token_ttl_s, "Token lifetime in seconds")
       ->capture_default_str();
   add->add_flag("--reissue", site_flags->reissue, "A new token for an enrolled site");
+  add->add_option("--server-name", flags->server_names,
+                  "Extra DNS name or IP for the hub's TLS certificate when this creates it "
+                  "(a CA folder made here for hubs elsewhere, such as a Kubernetes Secret)");
   add->callback([flags, site_flags, &run] {
     run = [flags, site_flags] { return RunSiteAdd(*flags, *site_flags); };
   });

@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
+#include "base/crypto/x509.h"
 #include "base/file.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
@@ -136,6 +138,42 @@ TEST(HubCli, EnrolUploadRevokeAndDrain) {
 
   OUTPOST_ASSERT_OK(hub->Signal(SIGTERM));
   EXPECT_EQ(hub->Wait(), 0);
+}
+
+// `hub site add --ca-dir D --server-name N` makes a CA folder for hubs elsewhere (a
+// Kubernetes Secret, deploy/k8s-hub) whose server certificate names N; a name given once the
+// certificate exists changes nothing in the folder.
+TEST(HubCli, SiteAddMakesACaFolderWithTheServerNames) {
+  TempDir dir;
+  const std::string ca = dir.File("ca");
+  RunResult add =
+      RunProgram({Outpost(), "hub", "site", "add", "--data-dir", dir.File("hub"), "--ca-dir", ca,
+                  "--server-name", "hub.example.org", "--server-name", "10.0.0.5", "--site",
+                  "plant-7", "--tenant", "acme", "--region", "us"});
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string server_pem, ReadFile(JoinPath(ca, "server.crt")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(crypto::CertificateInfo server,
+                               crypto::ParseCertificatePem(server_pem));
+  for (const std::string name : {"hub.example.org", "10.0.0.5", "localhost", "127.0.0.1"}) {
+    EXPECT_NE(std::find(server.subject_alt_names.begin(), server.subject_alt_names.end(), name),
+              server.subject_alt_names.end())
+        << name;
+  }
+  std::vector<std::string> files;
+  for (const char* name : {"ca.key", "ca.crt", "server.key", "server.crt", "receipt.key",
+                           "receipt.crt", "export.key", "export.pub"}) {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string text, ReadFile(JoinPath(ca, name)));
+    files.push_back(text);
+  }
+  RunResult again = RunProgram({Outpost(), "hub", "site", "add", "--data-dir", dir.File("hub"),
+                                "--ca-dir", ca, "--server-name", "other.example.org", "--site",
+                                "plant-8", "--tenant", "acme", "--region", "us"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  size_t i = 0;
+  for (const char* name : {"ca.key", "ca.crt", "server.key", "server.crt", "receipt.key",
+                           "receipt.crt", "export.key", "export.pub"}) {
+    EXPECT_EQ(ReadFile(JoinPath(ca, name)).value_or(""), files[i++]) << name;
+  }
 }
 
 TEST(HubCli, BadInvocationsFailWithOneLine) {

@@ -7,8 +7,8 @@ Usage: /usr/bin/python3 tests/kubernetes/hub_podman_test.py BUILD_DIR   (ctest: 
 
 What the test builds, in a temporary folder: a PostgreSQL cluster (Debian's server binaries,
 run as the `postgres` user) with a role `hub` whose password only the store URL's file
-holds; the hub's CA folder, made by `outpost hub site add` (which also adds the site
-plant-7 to the database, as an operator would from their own machine); an operators file
+holds; the hub's CA folder, made by `outpost hub site add --ca-dir` (which also adds the
+site plant-7 to the database, as an operator would from their own machine); an operators file
 (`outpost hub operator add`); the runtime image (`outpost image build`, loaded into podman
 under a tag of this run); the three Secrets; and an overlay over deploy/k8s-hub that names
 the image and replaces the placeholder policy with one that takes the site's feedback.
@@ -52,7 +52,9 @@ What differs from a real cluster (the test's turn of the rendered manifests into
     whose data holds the files' text as it is, not base64 (podman 4.3 writes a secret
     volume's values undecoded); their files are root's, mode 0644: podman ignores
     defaultMode and fsGroup. podman keeps ConfigMap, Secret and emptyDir volumes as named
-    volumes of the machine: the test gives them names of this run and removes them.
+    volumes of the machine: the test gives them names of this run and removes them. One
+    emptyDir is thus one volume that the three pods share, where a cluster gives each pod
+    its own: the replicas' data folder (their audit logs of refusals) is one folder here.
   - The containers' `ports:` go: podman 4.3 publishes a containerPort on the same port of
     the machine, which the second replica cannot bind. The pods' own addresses need none.
   - The ConfigMaps and the Deployment are renamed for this run; topologySpreadConstraints
@@ -158,12 +160,21 @@ class Postgres:
                                 "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"])
         with open(os.path.join(self.data(), "pg_hba.conf"), "a") as f:
             f.write(f"host outpost hub {subnet} scram-sha-256\n")
-        self.port = free_port()
-        run(self.as_postgres + [
-            os.path.join(self.bindir, "pg_ctl"), "-D", self.data(), "-l",
-            os.path.join(self.dir, "server.log"), "-w", "-t", "60", "-o",
-            f"-p {self.port} -k {self.dir} -c listen_addresses='*'", "start"])
-        self.running = True
+        # pg_ctl -w waits on the unix socket: a TCP port another process took meanwhile
+        # leaves the server without it, so the test looks, and starts again on another
+        for _ in range(5):
+            self.port = free_port()
+            run(self.as_postgres + [
+                os.path.join(self.bindir, "pg_ctl"), "-D", self.data(), "-l",
+                os.path.join(self.dir, "server.log"), "-w", "-t", "60", "-o",
+                f"-p {self.port} -k {self.dir} -c listen_addresses='*'", "start"])
+            self.running = True
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 5).close()
+                break
+            except OSError:
+                self.stop()
+        check(self.running, "PostgreSQL did not listen on TCP:\n" + self.log_text())
         self.password = os.urandom(18).hex()
         # The password travels on psql's standard input, never on a command line.
         self.sql(f"CREATE ROLE hub LOGIN PASSWORD '{self.password}';\n"
@@ -179,6 +190,13 @@ class Postgres:
         _, out, _ = run(["psql", "-h", self.dir, "-p", str(self.port), "-U", "outpost",
                          "-d", database, "-v", "ON_ERROR_STOP=1", "-qAt"], stdin=text)
         return out.strip()
+
+    def log_text(self):
+        try:
+            with open(os.path.join(self.dir, "server.log")) as f:
+                return f.read()
+        except OSError as e:
+            return str(e)
 
     def stop(self):
         if self.running:
@@ -365,9 +383,13 @@ class Hub:
         host_url = self.path("host-store-url")
         with open(os.open(host_url, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
             f.write(self.postgres.url("127.0.0.1") + "\n")
-        _, out, _ = self.outpost_run("hub", "site", "add", "--data-dir", self.path("ca"),
-                                     "--store-url-file", host_url, "--site", SITE,
-                                     "--tenant", "acme", "--region", "us")
+        # The CA folder as README's "The hub on Kubernetes" makes it; its server certificate
+        # names the site Service (and, always, 127.0.0.1: the test's proxies)
+        code, out, err = self.outpost_run(
+            "hub", "site", "add", "--data-dir", self.path("operator"), "--ca-dir",
+            self.path("ca"), "--server-name", "outpost-hub", "--store-url-file", host_url,
+            "--site", SITE, "--tenant", "acme", "--region", "us", check_exit=False)
+        check(code == 0, f"hub site add: {err}\nPostgreSQL's log:\n{self.postgres.log_text()}")
         self.token = out.splitlines()[0].strip()
         for name in SECRET_FILES["outpost-hub-ca"]:
             shutil.copy(self.path("ca", name), os.path.join(secrets, name))
