@@ -45,6 +45,10 @@ namespace {
 struct HubFlags {
   std::string config_path;
   std::string data_dir;
+  // The CA, server, receipt and export key files (hub/FORMAT.md section 1); empty: data_dir.
+  // Hubs that share one database share this material (a Kubernetes Secret, mounted
+  // read-only, may hold it).
+  std::string ca_dir;
   std::string store_url;
   std::string store_url_file;  // the URL, password included (hub/FORMAT.md section 6)
   std::string listen = "127.0.0.1:8443";
@@ -62,6 +66,9 @@ struct HubFlags {
   std::string log_format = "text";
   std::string log_level = "info";
   std::vector<hub::RetrainConfig> retrain;  // the config's `retrain:` list
+  // The scheduler lease's ttl (hub/STORE.md section 7): how long another hub waits to take
+  // the scheduled work over from one that died.
+  int64_t lease_ttl_s = 15;
 };
 
 struct OperatorFlags {
@@ -195,6 +202,23 @@ Status ParseHubLimits(const yaml::Node& v, HubFlags& flags) {
   return Status::Ok();
 }
 
+// The hub config's `scheduler:` map.
+Status ParseHubScheduler(const yaml::Node& v, HubFlags& flags) {
+  OUTPOST_ASSIGN_OR_RETURN(auto entries, v.MapEntries());
+  for (const auto& entry : entries) {
+    OUTPOST_ASSIGN_OR_RETURN(const std::string name, entry.first.As<std::string>());
+    if (name != "lease_ttl_s") {
+      return InvalidArgumentError(flags.config_path + ": unknown key \"scheduler." + name + "\"");
+    }
+    OUTPOST_ASSIGN_OR_RETURN(flags.lease_ttl_s, entry.second.As<int64_t>());
+    if (flags.lease_ttl_s < 1 || flags.lease_ttl_s > 86400) {
+      return InvalidArgumentError(flags.config_path +
+                                  ": scheduler.lease_ttl_s must be 1 .. 86400 seconds");
+    }
+  }
+  return Status::Ok();
+}
+
 // The hub config's top-level map onto `flags`, except where `given` says the command line set
 // the value.
 Status ParseHubConfigRoot(const yaml::Node& root, HubFlags& flags,
@@ -211,6 +235,10 @@ Status ParseHubConfigRoot(const yaml::Node& root, HubFlags& flags,
     const bool store_given = given("--store") || given("--store-url-file");
     if (key == "data_dir") {
       OUTPOST_RETURN_IF_ERROR(set("--data-dir", flags.data_dir));
+    } else if (key == "ca_dir") {
+      OUTPOST_RETURN_IF_ERROR(set("--ca-dir", flags.ca_dir));
+    } else if (key == "scheduler") {
+      OUTPOST_RETURN_IF_ERROR(ParseHubScheduler(v, flags));
     } else if (key == "store" && !store_given) {
       OUTPOST_ASSIGN_OR_RETURN(flags.store_url, v.As<std::string>());
     } else if (key == "store_url_file" && !store_given) {
@@ -290,6 +318,13 @@ Status PrepareDataDir(HubFlags& flags) {
   flags.store_url_file.clear();
   OUTPOST_RETURN_IF_ERROR(MakeDirectories(flags.data_dir).WithContext("data_dir"));
   ::chmod(flags.data_dir.c_str(), 0700);
+  if (flags.ca_dir.empty()) {
+    flags.ca_dir = flags.data_dir;
+  } else if (!PathExists(flags.ca_dir)) {
+    // The first hub of several creates the material the others are given.
+    OUTPOST_RETURN_IF_ERROR(MakeDirectories(flags.ca_dir).WithContext("ca_dir"));
+    ::chmod(flags.ca_dir.c_str(), 0700);
+  }
   return Status::Ok();
 }
 
@@ -346,7 +381,8 @@ Result<std::unique_ptr<hub::RetrainScheduler>> StartRetraining(
   std::unique_ptr<hub::RetrainScheduler> scheduler;
   if (flags.retrain.empty()) return scheduler;
   OUTPOST_ASSIGN_OR_RETURN(std::string self, SelfExecutable());
-  OUTPOST_ASSIGN_OR_RETURN(lease, hub::SchedulerLease::Start(store, {}));
+  OUTPOST_ASSIGN_OR_RETURN(
+      lease, hub::SchedulerLease::Start(store, {.ttl = std::chrono::seconds(flags.lease_ttl_s)}));
   OUTPOST_ASSIGN_OR_RETURN(scheduler,
                            hub::RetrainScheduler::Start(store, {.self = self,
                                                                 .store_url = flags.store_url,
@@ -424,7 +460,7 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
   names.push_back(site_listen.first);
   if (!operator_listen.first.empty()) names.push_back(operator_listen.first);
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubCa> ca,
-                           hub::HubCa::OpenOrCreate(flags.data_dir, names));
+                           hub::HubCa::OpenOrCreate(flags.ca_dir, names));
   // From here on everything the hub creates (its store, spool, training runs) is its owner's
   // alone (0600, folders 0700) whatever the shell's umask. Set after the CA, whose public
   // certificates keep their documented 0644 (hub/FORMAT.md); its keys are 0600 anyway.
@@ -471,7 +507,7 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
 Status RunSiteAdd(HubFlags flags, const SiteFlags& site) {
   OUTPOST_RETURN_IF_ERROR(PrepareDataDir(flags));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubCa> ca,
-                           hub::HubCa::OpenOrCreate(flags.data_dir, flags.server_names));
+                           hub::HubCa::OpenOrCreate(flags.ca_dir, flags.server_names));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, OpenHubStore(flags.store_url));
   hub::Enrolment enrolment(*store, *ca);
   OUTPOST_ASSIGN_OR_RETURN(
@@ -521,6 +557,9 @@ Status RunSiteRevoke(HubFlags flags, const std::string& site_id) {
 
 void AddStoreFlags(CLI::App& cmd, HubFlags& flags) {
   cmd.add_option("--data-dir", flags.data_dir, "The hub's data folder (CA, keys, default store)");
+  cmd.add_option("--ca-dir", flags.ca_dir,
+                 "The folder of the CA and key files, when not the data folder (shared by the "
+                 "hubs of one database; may be read-only once complete)");
   cmd.add_option("--store", flags.store_url,
                  "Store URL without a password: sqlite:PATH or postgresql://USER@HOST/DB "
                  "(default: OUTPOST_STORE_URL, else sqlite:<data-dir>/hub.db)");
@@ -593,18 +632,9 @@ void AddHubCommand(CLI::App& app, Action& run) {
       HubFlags f = *flags;
       OUTPOST_RETURN_IF_ERROR(PrepareDataDir(f));
       OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubCa> ca,
-                               hub::HubCa::OpenOrCreate(f.data_dir, f.server_names));
+                               hub::HubCa::OpenOrCreate(f.ca_dir, f.server_names));
       OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, OpenHubStore(f.store_url));
-      std::vector<std::pair<std::string, std::string>> policy_files;
-      for (const std::string& p : f.policies) {
-        size_t eq = p.find('=');
-        if (eq == std::string::npos) {
-          policy_files.emplace_back("*", p);
-        } else {
-          policy_files.emplace_back(p.substr(0, eq), p.substr(eq + 1));
-        }
-      }
-      OUTPOST_ASSIGN_OR_RETURN(hub::PolicySet policies, hub::PolicySet::Load(policy_files));
+      OUTPOST_ASSIGN_OR_RETURN(hub::PolicySet policies, hub::PolicySet::Load(PolicyFiles(f)));
       OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubAuditLog> audit_log,
                                hub::HubAuditLog::Open(JoinPath(f.data_dir, "audit.log")));
       hub::Enrolment enrolment(*store, *ca);

@@ -46,6 +46,7 @@ struct TrainFlags {
   std::string config_file;
   std::string out_dir;
   int workers = 0;  // 0: the config's
+  int64_t version = 0;  // 0: one above the newest registered
 
   // --worker mode.
   bool worker = false;
@@ -162,6 +163,18 @@ Status RunTrain(const TrainFlags& flags) {
     }
   }
   inputs.version = newest + 1;
+  if (flags.version > 0) {
+    // A job that names its version registers it at most once, however often it is run (the
+    // hub's scheduler, hub/FORMAT.md section 8): a version already there ends it at once.
+    for (const hub::ModelEntry& e : entries) {
+      if (e.version == flags.version) {
+        return AlreadyExistsError(flags.model + " version " + std::to_string(flags.version) +
+                                  " is registered already")
+            .WithReason("version_taken");
+      }
+    }
+    inputs.version = flags.version;
+  }
   OUTPOST_ASSIGN_OR_RETURN(std::vector<train::EdgeRecord> records,
                            ReadRecords(*store, flags.model, config));
   inputs.records = records;
@@ -202,6 +215,10 @@ void AddTrainCommand(CLI::App& app, Action& run) {
   cmd->add_option("--config", flags->config_file, "train.yaml (train/FORMAT.md)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--out", flags->out_dir, "Folder for model.json, metrics.json, lineage.json");
+  cmd->add_option("--version", flags->version,
+                  "Register the challenger as this version; refused (version_taken) when it is "
+                  "registered already (default: one above the newest)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 53));
   cmd->add_option("--workers", flags->workers,
                   "XGBoost worker processes on loopback (default: the config's workers)")
       ->check(CLI::Range(1, 64));

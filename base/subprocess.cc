@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,7 +39,7 @@ std::vector<std::string> ChildEnvironment(
 
 Result<std::unique_ptr<Subprocess>> Subprocess::Start(
     const std::vector<std::string>& argv, const std::string& stderr_file,
-    const std::vector<std::pair<std::string, std::string>>& environment) {
+    const std::vector<std::pair<std::string, std::string>>& environment, Lifetime lifetime) {
   if (argv.empty()) return InvalidArgumentError("no program to run");
   for (const auto& [name, value] : environment) {
     if (name.empty() || name.find('=') != std::string::npos) {
@@ -55,9 +56,15 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Start(
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return ErrnoToStatus(errno, "fork for", argv[0]);
   if (pid == 0) {
+    if (lifetime == Lifetime::kDiesWithParent) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      // The parent may have died between fork and prctl: then nothing would send the signal.
+      if (::getppid() != parent) ::_exit(127);
+    }
     ::dup2(out[1], STDOUT_FILENO);
     if (!stderr_file.empty()) {
       int fd = ::open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

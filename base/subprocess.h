@@ -24,9 +24,16 @@ class Subprocess {
   // variable of that name): the way to hand a child a secret, which its command line would
   // show to every user of the machine (/proc/<pid>/cmdline) and its environment shows only
   // to its owner.
+  //
+  // With Lifetime::kDiesWithParent the kernel kills the child (SIGKILL) when the thread that
+  // called Start ends, which includes this whole process dying by any means, SIGKILL
+  // included (PR_SET_PDEATHSIG): for work that must not outlive the process that watches it.
+  // The calling thread must then live as long as the child should (it usually waits on it).
+  enum class Lifetime { kIndependent, kDiesWithParent };
   static Result<std::unique_ptr<Subprocess>> Start(
       const std::vector<std::string>& argv, const std::string& stderr_file = "",
-      const std::vector<std::pair<std::string, std::string>>& environment = {});
+      const std::vector<std::pair<std::string, std::string>>& environment = {},
+      Lifetime lifetime = Lifetime::kIndependent);
   // Kills (SIGKILL) and reaps the child if it is still running.
   ~Subprocess();
 

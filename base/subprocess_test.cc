@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <memory>
 #include <string>
+#include <thread>
 
 #include "base/testing/test_util.h"
 
@@ -25,6 +27,28 @@ TEST(Subprocess, SignalledChildReportsSignal) {
   OUTPOST_ASSERT_OK(p->Signal(SIGKILL));
   EXPECT_EQ(p->Wait(), 128 + SIGKILL);
   EXPECT_FALSE(p->Signal(SIGTERM).ok());
+}
+
+// A child started to die with its parent is killed by the kernel when the thread that
+// started it ends (here a thread of this process; a dead process ends all its threads),
+// while an independent child started the same way lives on.
+TEST(Subprocess, AChildThatDiesWithItsParentEndsWithTheStartingThread) {
+  std::unique_ptr<Subprocess> tied, independent;
+  std::thread starter([&] {
+    auto t = Subprocess::Start({"/bin/sh", "-c", "echo up; exec sleep 600"}, "", {},
+                               Subprocess::Lifetime::kDiesWithParent);
+    auto i = Subprocess::Start({"/bin/sh", "-c", "echo up; exec sleep 600"});
+    // Each prints its line once it runs the program, after it asked for the signal.
+    if (t.ok() && t.value()->ReadLine().value_or("") == "up") tied = std::move(*t);
+    if (i.ok() && i.value()->ReadLine().value_or("") == "up") independent = std::move(*i);
+  });
+  starter.join();
+  ASSERT_NE(tied, nullptr);
+  ASSERT_NE(independent, nullptr);
+  EXPECT_EQ(tied->Wait(), 128 + SIGKILL);
+  OUTPOST_ASSERT_OK(independent->Signal(0));  // still running
+  OUTPOST_ASSERT_OK(independent->Signal(SIGTERM));
+  EXPECT_EQ(independent->Wait(), 128 + SIGTERM);
 }
 
 TEST(Subprocess, EnvironmentReachesTheChildAndNotItsCommandLine) {

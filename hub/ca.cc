@@ -75,6 +75,13 @@ Result<std::unique_ptr<HubCa>> HubCa::OpenOrCreate(const std::string& data_dir,
                                                    const std::vector<std::string>& server_names) {
   std::unique_ptr<HubCa> ca(new HubCa());
   ca->data_dir_ = data_dir;
+  // A folder that already holds every file is only read: it may be read-only (the material
+  // several hubs share, from a Kubernetes Secret).
+  bool complete = true;
+  for (const char* name : {"ca.key", "ca.crt", "server.key", "server.crt", "receipt.key",
+                           "receipt.crt", "export.key", "export.pub"}) {
+    complete = complete && PathExists(JoinPath(data_dir, name));
+  }
   OUTPOST_RETURN_IF_ERROR(ca->OpenCa());
   if (!PathExists(ca->server_cert_path()) || !PathExists(ca->server_key_path())) {
     crypto::CertificateSpec spec{.common_name = "outpost-hub",
@@ -87,7 +94,7 @@ Result<std::unique_ptr<HubCa>> HubCa::OpenOrCreate(const std::string& data_dir,
   }
   OUTPOST_RETURN_IF_ERROR(ca->OpenReceiptKey());
   OUTPOST_RETURN_IF_ERROR(ca->OpenExportKey());
-  OUTPOST_RETURN_IF_ERROR(SyncDirectory(data_dir));
+  if (!complete) OUTPOST_RETURN_IF_ERROR(SyncDirectory(data_dir));
   return ca;
 }
 

@@ -49,7 +49,8 @@ class HubCa {
   // derived again from export.key, never the other way round. A receipt.crt without the
   // receipt key purpose (an older hub's) is replaced, with a new receipt.key. `server_names`
   // are extra DNS names or IP literals for the server certificate's SAN when it is created.
-  // DataLoss when a file is present but unreadable as what it should be.
+  // DataLoss when a file is present but unreadable as what it should be. A folder that holds
+  // every file is only read, so it may be read-only (material several hubs share).
   static Result<std::unique_ptr<HubCa>> OpenOrCreate(const std::string& data_dir,
                                                      const std::vector<std::string>& server_names);
   ~HubCa();

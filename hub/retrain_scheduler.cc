@@ -23,6 +23,7 @@ namespace outpost::hub {
 namespace {
 
 using retrain_internal::FeedbackPageAfter;
+using retrain_internal::JobClaim;
 using retrain_internal::JobResult;
 using retrain_internal::LabelTally;
 using retrain_internal::ModelSlot;
@@ -38,17 +39,20 @@ std::string AbsolutePath(const std::string& path) {
   return p.lexically_normal().string();
 }
 
-// The version `outpost train` registered: newer than `newest_before`, and the one whose
-// artifact is `artifact` where several are; null when there is none.
-const ModelEntry* RegisteredVersion(const std::vector<ModelEntry>& after, int64_t newest_before,
-                                    const std::string& artifact) {
-  const ModelEntry* registered = nullptr;
-  for (const ModelEntry& e : after) {
-    if (e.version > newest_before && (registered == nullptr || e.artifact_path == artifact)) {
-      registered = &e;
-    }
+// The newest registered version of `model`; 0 when there is none.
+Result<int64_t> NewestVersion(Store& store, const std::string& model) {
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<ModelEntry> entries, store.ListModels(model));
+  int64_t newest = 0;
+  for (const ModelEntry& e : entries) newest = std::max(newest, e.version);
+  return newest;
+}
+
+// The registry's entry of `version`; null when there is none.
+const ModelEntry* FindVersion(const std::vector<ModelEntry>& entries, int64_t version) {
+  for (const ModelEntry& e : entries) {
+    if (e.version == version) return &e;
   }
-  return registered;
+  return nullptr;
 }
 
 // The last `max` bytes of a file, from a line start where one is near; empty when unreadable.
@@ -68,7 +72,7 @@ std::string FileTail(const std::string& path, size_t max) {
 // Reads the schedule's state (hub/FORMAT.md section 8) from `text` into `status`; DataLoss
 // naming `where` for text that is not the format. `hint` ends the message.
 Status ParseState(const std::string& text, const std::string& where, const std::string& hint,
-                  RetrainStatus& status) {
+                  RetrainStatus& status, std::optional<JobClaim>* claim = nullptr) {
   auto damaged = [&](const std::string& why) {
     return DataLossError(where + " is damaged (" + why + ")" + hint);
   };
@@ -94,6 +98,33 @@ Status ParseState(const std::string& text, const std::string& where, const std::
   OUTPOST_RETURN_IF_ERROR(integer("last_run_ms", true, status.last_run_ms));
   OUTPOST_RETURN_IF_ERROR(integer("labels_at_last_run", true, status.labels_at_last_run));
   OUTPOST_RETURN_IF_ERROR(integer("runs", false, status.runs));
+  if (claim == nullptr) return Status::Ok();
+  claim->reset();
+  auto job = top->find("job");
+  if (job == top->end()) return Status::Ok();
+  const auto* members = std::get_if<bundle::JsonObject>(&job->second.v);
+  if (members == nullptr) return damaged("job is not an object");
+  JobClaim c;
+  auto version = members->find("version");
+  const uint64_t* v_number =
+      version == members->end() ? nullptr : std::get_if<uint64_t>(&version->second.v);
+  if (v_number == nullptr || *v_number == 0 || *v_number > (uint64_t{1} << 53)) {
+    return damaged("job.version is not a version");
+  }
+  c.version = static_cast<int64_t>(*v_number);
+  if (auto labels = members->find("labels"); labels != members->end()) {
+    const uint64_t* n = std::get_if<uint64_t>(&labels->second.v);
+    if (n == nullptr || *n > static_cast<uint64_t>(INT64_MAX)) {
+      return damaged("job.labels is not a non-negative integer");
+    }
+    c.labels = static_cast<int64_t>(*n);
+  }
+  if (auto trigger = members->find("trigger"); trigger != members->end()) {
+    const std::string* t = std::get_if<std::string>(&trigger->second.v);
+    if (t == nullptr) return damaged("job.trigger is not a string");
+    c.trigger = *t;
+  }
+  *claim = std::move(c);
   return Status::Ok();
 }
 
@@ -108,7 +139,7 @@ Status LoadState(const std::string& path, RetrainStatus& status) {
 // The name of a model's schedule state in the store (STORE.md section 7).
 std::string SharedStateName(const std::string& model) { return "retrain/" + model; }
 
-std::string StateJson(const RetrainStatus& s) {
+std::string StateJson(const RetrainStatus& s, const JobClaim* claim = nullptr) {
   std::string out;
   JsonWriter w(out);
   w.BeginObject();
@@ -122,6 +153,19 @@ std::string StateJson(const RetrainStatus& s) {
   w.Int(s.labels_at_last_run);
   w.Key("runs");
   w.Int(s.runs);
+  if (claim != nullptr) {
+    w.Key("job");
+    w.BeginObject();
+    w.Key("version");
+    w.Int(claim->version);
+    if (claim->labels >= 0) {
+      w.Key("labels");
+      w.Int(claim->labels);
+    }
+    w.Key("trigger");
+    w.String(claim->trigger);
+    w.EndObject();
+  }
   w.EndObject();
   out.push_back('\n');
   return out;
@@ -224,11 +268,15 @@ void RetrainScheduler::Impl::Notify(const RetrainStatus& status) {
 // Starts a job of `m` (not running; mu held). Returns the thread of the previous job, which
 // the caller joins once mu is released.
 std::thread RetrainScheduler::Impl::StartJobLocked(ModelSlot& m, std::optional<int64_t> labels,
-                                                   std::string why) {
+                                                   std::string why,
+                                                   std::optional<JobClaim> resume) {
   m.status.running = true;
   m.status.last_started_ms = UnixMillis(clock.Now());
+  m.unfinished.reset();
   std::thread previous = std::move(m.job);
-  m.job = std::thread([this, &m, labels, why = std::move(why)] { RunJob(m, labels, why); });
+  m.job = std::thread([this, &m, labels, why = std::move(why), resume = std::move(resume)] {
+    RunJob(m, labels, why, resume);
+  });
   return previous;
 }
 
@@ -236,10 +284,11 @@ void RetrainScheduler::Impl::LoadSharedState(ModelSlot& m) {
   if (options.lease == nullptr) return;
   Result<std::optional<std::string>> text = store.GetScheduleState(SharedStateName(m.config.model));
   RetrainStatus shared;
+  std::optional<JobClaim> claim;
   Status s = text.ok() ? Status::Ok() : text.status();
   if (s.ok() && text->has_value()) {
     s = ParseState(**text, "the store's schedule state " + SharedStateName(m.config.model), "",
-                   shared);
+                   shared, &claim);
   }
   if (!s.ok()) {
     OUTPOST_LOG(kWarning) << "retraining: the store's schedule state could not be read"
@@ -252,6 +301,7 @@ void RetrainScheduler::Impl::LoadSharedState(ModelSlot& m) {
   m.status.last_run_ms = shared.last_run_ms;
   m.status.labels_at_last_run = shared.labels_at_last_run;
   m.status.runs = shared.runs;
+  m.unfinished = std::move(claim);
   UpdateDue(m);
 }
 
@@ -282,7 +332,18 @@ void RetrainScheduler::Impl::Check(ModelSlot& m) {
       } else if (every_ms > 0 && now_ms - m.status.last_run_ms >= every_ms) {
         why = "schedule";
       }
-      if (!why.empty() && !m.status.running && !stopping && holds && HoldsLease()) {
+      const bool may_start = !m.status.running && !stopping && holds && HoldsLease();
+      if (may_start && m.unfinished.has_value()) {
+        // Started by a holder that did not finish it (it died, or stopped): finished here,
+        // under the version it claimed, so the job registers one version however many
+        // holders start it.
+        JobClaim resume = *m.unfinished;
+        OUTPOST_LOG(kInfo) << "retraining: finishing a job another holder started"
+                           << Field("model", m.config.model) << Field("version", resume.version)
+                           << Field("trigger", resume.trigger);
+        std::optional<int64_t> at = resume.labels >= 0 ? resume.labels : *labels;
+        previous = StartJobLocked(m, at, resume.trigger, std::move(resume));
+      } else if (!why.empty() && may_start) {
         OUTPOST_LOG(kInfo) << "retraining due" << Field("model", m.config.model)
                            << Field("trigger", why) << Field("labels_now", *labels)
                            << Field("labels_at_last_run", m.status.labels_at_last_run);
@@ -319,7 +380,7 @@ void RetrainScheduler::Impl::Loop() {
 }
 
 void RetrainScheduler::Impl::RunJob(ModelSlot& m, std::optional<int64_t> labels_at_start,
-                                    const std::string& why) {
+                                    const std::string& why, std::optional<JobClaim> resume) {
   const RetrainConfig& c = m.config;
   int64_t started_ms = 0;
   {
@@ -334,7 +395,17 @@ void RetrainScheduler::Impl::RunJob(ModelSlot& m, std::optional<int64_t> labels_
   JobResult job;
   const std::string out = AbsolutePath(
       JoinPath(JoinPath(options.data_dir, "training"), c.model + "-" + std::to_string(started_ms)));
-  Status s = TrainAndRegister(m, why, labels, out, job);
+  Status s = Status::Ok();
+  JobClaim claim;
+  if (resume.has_value()) {
+    claim = *resume;
+  } else {
+    // A new job registers one above the newest version.
+    Result<int64_t> newest = NewestVersion(store, c.model);
+    s = newest.status();
+    if (s.ok()) claim = {.version = *newest + 1, .labels = labels.value_or(-1), .trigger = why};
+  }
+  if (s.ok()) s = TrainAndRegister(m, claim, out, job);
   if (!s.ok()) {
     job.outcome = "failed";
     job.error = s.ToString();
@@ -343,40 +414,75 @@ void RetrainScheduler::Impl::RunJob(ModelSlot& m, std::optional<int64_t> labels_
   FinishJob(m, job, s, started_ms, labels);
 }
 
-// Runs `outpost train` into `out`, finds the version it registered and, with auto_approve,
-// releases a candidate. Fills `job` as it goes.
-Status RetrainScheduler::Impl::TrainAndRegister(ModelSlot& m, const std::string& why,
-                                                std::optional<int64_t> labels,
+// Claims the job, then runs `outpost train` into `out` for the claimed version, unless an
+// earlier attempt of the job registered it already; with auto_approve, releases a candidate.
+// Fills `job` as it goes.
+Status RetrainScheduler::Impl::TrainAndRegister(ModelSlot& m, const JobClaim& claim,
                                                 const std::string& out, JobResult& job) {
   const RetrainConfig& c = m.config;
-  OUTPOST_RETURN_IF_ERROR(MakeDirectories(out));
+  Status claimed = ClaimJob(m, claim);
+  if (!claimed.ok()) {
+    // Another hub holds the lease now: the job is its to run, so this attempt is not
+    // recorded as a run (as when Stop() interrupts one).
+    job.interrupted = true;
+    return claimed;
+  }
   OUTPOST_ASSIGN_OR_RETURN(std::vector<ModelEntry> before, store.ListModels(c.model));
-  int64_t newest_before = 0;
-  for (const ModelEntry& e : before) newest_before = std::max(newest_before, e.version);
+  if (const ModelEntry* done = FindVersion(before, claim.version); done != nullptr) {
+    OUTPOST_LOG(kInfo) << "retraining: an earlier attempt registered the job's version"
+                       << Field("model", c.model) << Field("version", claim.version);
+    Adopt(m, *done, job);
+    return Status::Ok();
+  }
+  OUTPOST_RETURN_IF_ERROR(MakeDirectories(out));
   // The store URL (it may hold a password) goes in the child's environment, never in its
   // argv, which every user of the machine reads in /proc/<pid>/cmdline.
-  std::vector<std::string> argv = {options.self, "train",        "--model", c.model,
-                                   "--config",   c.train_config, "--out",   out};
+  std::vector<std::string> argv = {options.self, "train", "--model", c.model, "--config",
+                                   c.train_config, "--out", out, "--version",
+                                   std::to_string(claim.version)};
   if (c.workers > 0) {
     argv.push_back("--workers");
     argv.push_back(std::to_string(c.workers));
   }
-  OUTPOST_LOG(kInfo) << "retraining started" << Field("model", c.model) << Field("trigger", why)
-                     << Field("out", out) << Field("labels", labels.value_or(-1));
-  OUTPOST_RETURN_IF_ERROR(RunTrainer(m, argv, JoinPath(out, "train.log"), job.interrupted));
+  OUTPOST_LOG(kInfo) << "retraining started" << Field("model", c.model)
+                     << Field("trigger", claim.trigger) << Field("version", claim.version)
+                     << Field("out", out) << Field("labels", claim.labels);
+  Status trained = RunTrainer(m, argv, JoinPath(out, "train.log"), job.interrupted);
   OUTPOST_ASSIGN_OR_RETURN(std::vector<ModelEntry> after, store.ListModels(c.model));
-  const ModelEntry* registered =
-      RegisteredVersion(after, newest_before, JoinPath(out, "model.json"));
+  const ModelEntry* registered = FindVersion(after, claim.version);
   if (registered == nullptr) {
-    return InternalError("outpost train exited 0 but registered no version of " + c.model);
+    OUTPOST_RETURN_IF_ERROR(trained);
+    return InternalError("outpost train exited 0 but registered no version " +
+                         std::to_string(claim.version) + " of " + c.model);
   }
-  job.version = registered->version;
-  job.outcome = registered->state;
-  job.state = registered->state;
-  OUTPOST_LOG(kInfo) << "retraining finished" << Field("model", c.model)
-                     << Field("version", job.version) << Field("outcome", job.outcome);
-  if (c.auto_approve && job.state == "candidate") AutoRelease(m, job);
+  if (!trained.ok()) {
+    // Registered meanwhile by another attempt of this job (a holder that lost the lease while
+    // its `outpost train` ran): the job's outcome is that version.
+    OUTPOST_LOG(kWarning) << "retraining: the job's version was registered by another attempt"
+                          << Field("model", c.model) << Field("version", claim.version)
+                          << Field("error", trained);
+  }
+  Adopt(m, *registered, job);
   return Status::Ok();
+}
+
+Status RetrainScheduler::Impl::ClaimJob(ModelSlot& m, const JobClaim& claim) {
+  if (options.lease == nullptr) return Status::Ok();
+  std::string text;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    text = StateJson(m.status, &claim);
+  }
+  return store.PutScheduleState(SharedStateName(m.config.model), text, options.lease->current());
+}
+
+void RetrainScheduler::Impl::Adopt(ModelSlot& m, const ModelEntry& entry, JobResult& job) {
+  job.version = entry.version;
+  job.outcome = entry.state;
+  job.state = entry.state;
+  OUTPOST_LOG(kInfo) << "retraining finished" << Field("model", m.config.model)
+                     << Field("version", job.version) << Field("outcome", job.outcome);
+  if (m.config.auto_approve && job.state == "candidate") AutoRelease(m, job);
 }
 
 // Runs `outpost train` with `argv`, its output in `log_path` and its lines in our log, as
@@ -385,7 +491,10 @@ Status RetrainScheduler::Impl::TrainAndRegister(ModelSlot& m, const std::string&
 Status RetrainScheduler::Impl::RunTrainer(ModelSlot& m, const std::vector<std::string>& argv,
                                           const std::string& log_path, bool& interrupted) {
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> child,
-                           Subprocess::Start(argv, log_path, {{kStoreUrlEnv, options.store_url}}));
+                           Subprocess::Start(argv, log_path, {{kStoreUrlEnv, options.store_url}},
+                                             // A hub killed mid-job takes its child with it:
+                                             // the next holder of the lease finishes the job.
+                                             Subprocess::Lifetime::kDiesWithParent));
   {
     std::lock_guard<std::mutex> lock(mu);
     m.child = child.get();

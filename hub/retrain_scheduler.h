@@ -49,6 +49,15 @@ using FeedbackTotal = std::function<Result<int64_t>()>;
 Result<int64_t> UpdateLabelTally(LabelTally& tally, size_t page_size,
                                  const FeedbackPageAfter& page_after, const FeedbackTotal& total);
 
+// A job as the lease's holder records it in the store before it runs `outpost train`
+// (hub/FORMAT.md section 8, the state's "job"), so that the next holder finishes it if this
+// one dies: the version it registers, the labels counted when it was due, and why it ran.
+struct JobClaim {
+  int64_t version = 0;
+  int64_t labels = -1;  // -1: not counted
+  std::string trigger;
+};
+
 // One configured model: its configuration and what the scheduler knows of it.
 struct ModelSlot {
   RetrainConfig config;
@@ -60,6 +69,9 @@ struct ModelSlot {
   std::mutex release_mu;        // serializes approve, reject and auto-approve of this model
   std::mutex labels_mu;         // serializes CountLabels of this model; guards labels
   LabelTally labels;            // CountLabels' running count
+  // A job the store says was started and not finished, which no job of this hub is running:
+  // a previous holder's (or this hub's before a restart). Guarded by mu.
+  std::optional<JobClaim> unfinished;
 };
 
 // What one retraining job did, as the model's status reports it.
@@ -102,7 +114,9 @@ struct RetrainScheduler::Impl {
   Result<int64_t> CountLabels(ModelSlot& m);
   void UpdateDue(ModelSlot& m);
   void Notify(const RetrainStatus& status);
-  std::thread StartJobLocked(ModelSlot& m, std::optional<int64_t> labels, std::string why);
+  // `resume`: the unfinished job to finish (its version and labels) instead of a new one.
+  std::thread StartJobLocked(ModelSlot& m, std::optional<int64_t> labels, std::string why,
+                             std::optional<retrain_internal::JobClaim> resume = std::nullopt);
   // With a lease (the caller holds it): takes the model's schedule state from the store,
   // where the lease's holders write it (STORE.md section 7), unless a job of this hub runs.
   void LoadSharedState(ModelSlot& m);
@@ -111,9 +125,17 @@ struct RetrainScheduler::Impl {
   // The checking thread: checks each model every check_every until Stop().
   void Loop();
   // One job's thread: trains, registers, maybe releases, and records the outcome.
-  void RunJob(ModelSlot& m, std::optional<int64_t> labels_at_start, const std::string& why);
-  Status TrainAndRegister(ModelSlot& m, const std::string& why, std::optional<int64_t> labels,
+  void RunJob(ModelSlot& m, std::optional<int64_t> labels_at_start, const std::string& why,
+              std::optional<retrain_internal::JobClaim> resume);
+  // Claims the job in the store (with a lease) and runs it: trains and registers its version
+  // unless an earlier attempt registered it already.
+  Status TrainAndRegister(ModelSlot& m, const retrain_internal::JobClaim& claim,
                           const std::string& out, JobResult& job);
+  // With a lease: records `claim` in the store's schedule state, fenced by the lease.
+  Status ClaimJob(ModelSlot& m, const retrain_internal::JobClaim& claim);
+  // Takes `entry`, the job's registered version, as its outcome (releasing a candidate with
+  // auto_approve).
+  void Adopt(ModelSlot& m, const ModelEntry& entry, JobResult& job);
   Status RunTrainer(ModelSlot& m, const std::vector<std::string>& argv, const std::string& log_path,
                     bool& interrupted);
   void AutoRelease(ModelSlot& m, JobResult& job);

@@ -160,6 +160,16 @@ TEST(HubCli, BadInvocationsFailWithOneLine) {
                                      "--data-dir", dir.path()});
   EXPECT_EQ(bad_config.exit_code, 1);
   EXPECT_NE(bad_config.err.find("unknown key \"listne\""), std::string::npos) << bad_config.err;
+  // The scheduler lease's ttl is checked before anything is created.
+  for (const char* scheduler : {"scheduler: {lease_ttl_s: 0}\n", "scheduler: {lease_tll_s: 5}\n",
+                                "scheduler: {lease_ttl_s: 86401}\n"}) {
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("sched.yaml"), scheduler));
+    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("sched.yaml"),
+                                "--data-dir", dir.File("never")});
+    EXPECT_EQ(bad.exit_code, 1) << scheduler;
+    EXPECT_NE(bad.err.find("scheduler.lease_t"), std::string::npos) << bad.err;
+    EXPECT_FALSE(PathExists(dir.File("never"))) << scheduler;
+  }
 }
 
 // A store URL with a password is refused wherever others could read it (a command line, the

@@ -32,3 +32,13 @@ outpost_test(error_body_test
        outpost_testing
   LABELS hub)
 add_dependencies(error_body_test outpost)
+
+# Three `outpost hub serve` processes on one private PostgreSQL and one CA folder: SIGKILL
+# mid-upload and mid-retrain lose no acknowledged record, store none twice, move the
+# scheduler lease within its bound and register the retraining job's version once.
+outpost_test(hub_shared_store_test
+  SOURCES hub_shared_store_test.cc sync_test_support.cc
+  DEPS outpost_hub outpost_sync outpost_outbox outpost_hub_store outpost_hub_testing outpost_apps
+       outpost_train outpost_bundle outpost_testing
+  LABELS hub)
+add_dependencies(hub_shared_store_test outpost)

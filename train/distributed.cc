@@ -110,7 +110,7 @@ Result<DistributedResult> TrainDistributed(const Dataset& data, const TrainOptio
   OUTPOST_ASSIGN_OR_RETURN(
       std::unique_ptr<Subprocess> tracker,
       Subprocess::Start({distributed.python, "-c", kTrackerScript, std::to_string(n)},
-                        tracker_log));
+                        tracker_log, {}, Subprocess::Lifetime::kDiesWithParent));
   Result<std::string> port_line = tracker->ReadLine();
   int port = 0;
   if (port_line.ok()) {
@@ -134,8 +134,11 @@ Result<DistributedResult> TrainDistributed(const Dataset& data, const TrainOptio
     std::vector<std::string> argv = distributed.worker_command;
     for (std::string& arg : WorkerArguments(job)) argv.push_back(std::move(arg));
     logs.push_back(JoinPath(distributed.work_dir, "worker-" + std::to_string(i) + ".log"));
-    OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> worker,
-                             Subprocess::Start(argv, logs.back()));
+    // A coordinator that dies (its hub killed, hub/FORMAT.md section 8) takes its tracker
+    // and workers with it; this thread waits for them below.
+    OUTPOST_ASSIGN_OR_RETURN(
+        std::unique_ptr<Subprocess> worker,
+        Subprocess::Start(argv, logs.back(), {}, Subprocess::Lifetime::kDiesWithParent));
     workers.push_back(std::move(worker));
   }
 
