@@ -33,7 +33,7 @@ fleet_postgres
 fleet_hubs "$hubs" "$build/outpost"
 echo "PostgreSQL $pg_url; $hubs hubs: ${hub_args[*]}"
 
-"$build/bench/fleet/fleet_sim" --store "$pg_url" --ca-dir "$work/hub0" --psql "$psql" \
+"$build/bench/fleet/fleet_sim" --store "$pg_url" --ca-dir "$work/ca" --psql "$psql" \
   "${hub_args[@]}" --sites "$sites" --records "${RECORDS:-100}" \
   --interval-s "${INTERVAL_S:-60}" --duration-s "${DURATION_S:-300}" --drain-s 120 \
   --status-every 3 --drop-rate "${DROP_RATE:-0.01}" --dup-rate "${DUP_RATE:-0.01}" \
