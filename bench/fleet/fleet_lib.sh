@@ -5,8 +5,8 @@
 #                          --bindir`; as the postgres user when run as root) in $work/pg with
 #                          fsync on, creates the database `fleet`; sets $pg_url and $psql.
 #                          Stopped (pg_ctl stop -m fast) on exit, after the hubs.
-#   fleet_hubs N OUTPOST   makes N hub data folders sharing one CA (the first made by
-#                          `outpost hub site add`, its CA files copied into the others), a
+#   fleet_hubs N OUTPOST   makes N hub data folders and one CA folder ($work/ca, the hubs'
+#                          ca_dir, made by `outpost hub site add --ca-dir`), a
 #                          policy that keeps every anomaly, an operator token ($op_token,
 #                          tenant `fleet`), and starts N `outpost hub serve` on $pg_url; sets
 #                          $hub_args (--hub 127.0.0.1:PORT for each) and $op_ports.
@@ -45,16 +45,11 @@ fleet_postgres() {
 
 fleet_hubs() {
   local n=$1 outpost=$2 i
-  # The first folder's CA (and the store's schema) come from `site add` of a probe site of
-  # another tenant, which the fleet's tenant never sees.
-  "$outpost" hub site add --data-dir "$work/hub0" --store "$pg_url" --site probe \
-    --tenant probe --region eu >/dev/null
-  for ((i = 1; i < n; i++)); do
-    mkdir -m 700 "$work/hub$i"
-    for f in ca.key ca.crt server.key server.crt receipt.key receipt.crt export.key export.pub; do
-      cp -p "$work/hub0/$f" "$work/hub$i/$f"
-    done
-  done
+  # The hubs' one CA folder (ca_dir, hub/FORMAT.md section 7) and the store's schema come
+  # from `site add` of a probe site of another tenant, which the fleet's tenant never sees.
+  mkdir -m 700 "$work/ca"
+  "$outpost" hub site add --data-dir "$work/hub0" --ca-dir "$work/ca" --store "$pg_url" \
+    --site probe --tenant probe --region eu >/dev/null
   cat > "$work/policy.yaml" <<'YAML'
 format: 1
 version: 1
@@ -76,6 +71,7 @@ YAML
     oport=$(free_port)
     cat > "$work/hub$i.yaml" <<YAML
 data_dir: $work/hub$i
+ca_dir: $work/ca
 store: $pg_url
 listen: 127.0.0.1:$port
 operator_listen: 127.0.0.1:$oport

@@ -15,7 +15,7 @@ build=$(cd "$1" && pwd)
 bench_workdir outpost-fleet-smoke
 fleet_postgres
 fleet_hubs 2 "$build/outpost"
-"$build/bench/fleet/fleet_sim" --store "$pg_url" --ca-dir "$work/hub0" --psql "$psql" \
+"$build/bench/fleet/fleet_sim" --store "$pg_url" --ca-dir "$work/ca" --psql "$psql" \
   "${hub_args[@]}" --sites 50 --records 20 --interval-s 2 --duration-s 12 --drain-s 60 \
   --status-every 2 --drop-rate 0.15 --dup-rate 0.15 --late-rate 0.15 --require-faults
 # The hubs saw the sites' status reports: the fleet page lists all 50 with their nodes.
