@@ -315,6 +315,26 @@ Status ExecSchema(PGconn* conn, const char* sql, const char* what) {
   return Status::Ok();
 }
 
+// libpq's parallel arrays for a statement's parameters (the values point into `params`,
+// which must outlive them).
+struct ParamArrays {
+  explicit ParamArrays(const std::vector<Param>& params)
+      : values(params.size()), lengths(params.size()), formats(params.size()),
+        types(params.size()) {
+    for (size_t i = 0; i < params.size(); ++i) {
+      values[i] = params[i].is_null ? nullptr : params[i].value.data();
+      lengths[i] = static_cast<int>(params[i].value.size());
+      formats[i] = params[i].binary ? 1 : 0;
+      types[i] = params[i].type;
+    }
+  }
+  int count() const { return static_cast<int>(values.size()); }
+  std::vector<const char*> values;
+  std::vector<int> lengths;
+  std::vector<int> formats;
+  std::vector<Oid> types;
+};
+
 // A pooled connection, checked out for one call; returned (or closed when broken) when
 // destroyed.
 class Pool;
@@ -326,19 +346,10 @@ class Conn {
   Conn& operator=(const Conn&) = delete;
 
   Result<PgResult> Exec(std::string_view sql, const std::vector<Param>& params = {}) {
-    std::vector<const char*> values(params.size());
-    std::vector<int> lengths(params.size());
-    std::vector<int> formats(params.size());
-    std::vector<Oid> types(params.size());
-    for (size_t i = 0; i < params.size(); ++i) {
-      values[i] = params[i].is_null ? nullptr : params[i].value.data();
-      lengths[i] = static_cast<int>(params[i].value.size());
-      formats[i] = params[i].binary ? 1 : 0;
-      types[i] = params[i].type;
-    }
+    const ParamArrays a(params);
     std::string text(sql);
-    PgResult res(PQexecParams(conn_, text.c_str(), static_cast<int>(params.size()), types.data(),
-                              values.data(), lengths.data(), formats.data(),
+    PgResult res(PQexecParams(conn_, text.c_str(), a.count(), a.types.data(),
+                              a.values.data(), a.lengths.data(), a.formats.data(),
                               /*resultFormat=*/0));
     PGresult* raw = res.raw();
     ExecStatusType st = raw != nullptr ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
@@ -362,18 +373,9 @@ class Conn {
       return UnavailableError("cannot enter pipeline mode: " + std::string(PQerrorMessage(conn_)));
     }
     for (const Query& q : queries) {
-      std::vector<const char*> values(q.params.size());
-      std::vector<int> lengths(q.params.size());
-      std::vector<int> formats(q.params.size());
-      std::vector<Oid> types(q.params.size());
-      for (size_t i = 0; i < q.params.size(); ++i) {
-        values[i] = q.params[i].is_null ? nullptr : q.params[i].value.data();
-        lengths[i] = static_cast<int>(q.params[i].value.size());
-        formats[i] = q.params[i].binary ? 1 : 0;
-        types[i] = q.params[i].type;
-      }
-      if (PQsendQueryParams(conn_, q.sql.c_str(), static_cast<int>(q.params.size()), types.data(),
-                            values.data(), lengths.data(), formats.data(),
+      const ParamArrays a(q.params);
+      if (PQsendQueryParams(conn_, q.sql.c_str(), a.count(), a.types.data(),
+                            a.values.data(), a.lengths.data(), a.formats.data(),
                             /*resultFormat=*/0) != 1) {
         broken_ = true;
         return UnavailableError("sending a pipeline: " + std::string(PQerrorMessage(conn_)));
@@ -424,18 +426,9 @@ class Conn {
   // of `row` stops the handing over (the rest is read and dropped) and is returned.
   Result<int64_t> Stream(const std::string& sql, const std::vector<Param>& params,
                          const std::function<Status(const PgResult&)>& row) {
-    std::vector<const char*> values(params.size());
-    std::vector<int> lengths(params.size());
-    std::vector<int> formats(params.size());
-    std::vector<Oid> types(params.size());
-    for (size_t i = 0; i < params.size(); ++i) {
-      values[i] = params[i].is_null ? nullptr : params[i].value.data();
-      lengths[i] = static_cast<int>(params[i].value.size());
-      formats[i] = params[i].binary ? 1 : 0;
-      types[i] = params[i].type;
-    }
-    if (PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(params.size()), types.data(),
-                          values.data(), lengths.data(), formats.data(), 0) != 1 ||
+    const ParamArrays a(params);
+    if (PQsendQueryParams(conn_, sql.c_str(), a.count(), a.types.data(),
+                          a.values.data(), a.lengths.data(), a.formats.data(), 0) != 1 ||
         PQsetSingleRowMode(conn_) != 1) {
       broken_ = true;
       return UnavailableError("sending a query: " + std::string(PQerrorMessage(conn_)));

@@ -112,9 +112,6 @@ Result<std::vector<Site>> MakeSites(const Options& options);
 // Runs the schedule (and the saturation phase when asked) to its end on one event loop.
 Status RunFleet(const Options& options, std::vector<Site>& sites, Metrics& metrics);
 
-// A record payload as insight/ writes an anomaly (about 330 bytes of JSON).
-std::string Payload(std::mt19937_64& rng, uint64_t seq);
-
 }  // namespace outpost::fleet
 
 #endif  // OUTPOST_BENCH_FLEET_FLEET_H_

@@ -86,21 +86,4 @@ Result<std::vector<Site>> MakeSites(const Options& options) {
   return sites;
 }
 
-std::string Payload(std::mt19937_64& rng, uint64_t seq) {
-  std::uniform_real_distribution<double> u(0, 1);
-  char buf[512];
-  snprintf(buf, sizeof buf,
-           R"({"v":1,"kind":"anomaly","model":"pump-failure","version":"7","score":%.6f,)"
-           R"("threshold":0.95,"features":{"temp_c":%.2f,"vibration_mm_s":%.3f,)"
-           R"("pressure_bar":%.3f,"rpm":%d,"flow_l_min":%.2f,"hours_since_service":%d},)"
-           R"("request_id":"%016llx%016llx","seq":%llu,"explanation":[["vibration_mm_s",%.4f],)"
-           R"(["temp_c",%.4f]]})",
-           0.95 + 0.05 * u(rng), 60 + 20 * u(rng), 2 + 5 * u(rng), 5 + 2 * u(rng),
-           1400 + static_cast<int>(200 * u(rng)), 100 + 50 * u(rng),
-           static_cast<int>(2000 * u(rng)), static_cast<unsigned long long>(rng()),
-           static_cast<unsigned long long>(rng()), static_cast<unsigned long long>(seq), u(rng),
-           u(rng));
-  return buf;
-}
-
 }  // namespace outpost::fleet

@@ -27,6 +27,7 @@
 
 #include "base/clock.h"
 #include "bench/fleet/fleet.h"
+#include "bench/ingest/copy_peer.h"
 #include "sync/batch.h"
 
 namespace outpost::fleet {
@@ -208,10 +209,11 @@ Result<PendingBatch> Fleet::MakeBatch(Site& site, std::vector<hub::HubRecord>* r
   sync::Batch batch{.site_id = site.id, .node_id = kNode, .stream = kStream};
   const int64_t now_ms = UnixMillis(std::chrono::system_clock::now());
   for (int i = 0; i < options_.records; ++i, ++site.next_seq) {
-    batch.records.push_back(sync::BatchRecord{.seq = site.next_seq,
-                                              .kind = 1,
-                                              .created_ms = now_ms,
-                                              .payload = Payload(site.rng, site.next_seq)});
+    batch.records.push_back(
+        sync::BatchRecord{.seq = site.next_seq,
+                          .kind = 1,
+                          .created_ms = now_ms,
+                          .payload = bench::AnomalyPayload(site.rng, site.next_seq)});
     if (rows != nullptr) {
       rows->push_back(hub::HubRecord{.site_id = site.id,
                                      .node_id = kNode,

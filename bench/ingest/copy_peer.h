@@ -9,6 +9,7 @@
 #ifndef OUTPOST_BENCH_INGEST_COPY_PEER_H_
 #define OUTPOST_BENCH_INGEST_COPY_PEER_H_
 
+#include <random>
 #include <span>
 #include <string>
 #include <string_view>
@@ -19,8 +20,9 @@
 
 namespace outpost::bench {
 
-// Creates `records_copy` (LIKE records INCLUDING ALL, its id an identity, as the store's was
-// before it gave ids itself: hub/STORE.md section 3) in the database at `url`.
+// Creates `records_copy` in the database at `url`: the unpartitioned records table of schema
+// version 4 (hub/STORE.md), its id an identity, as the store's was before it gave ids itself,
+// whatever the store's version, so that the floor stays the same from one version to the next.
 Status CreateCopyTable(const std::string& psql, const std::string& url);
 
 // One psql script: a COPY block per batch (per_batch) or one for all the rows, every row of
@@ -32,6 +34,10 @@ std::string CopyScript(std::span<const std::span<const hub::HubRecord>> batches,
 // psql each, all at once; returns the seconds from the first start to the last exit.
 Result<double> RunCopy(const std::string& psql, const std::string& url, const std::string& dir,
                        const std::string& tag, const std::vector<std::string>& scripts);
+
+// A realistic anomaly record of a pump model: score, threshold, rule, the features that
+// triggered it and an id, as insight/ writes them (about 360 bytes of JSON).
+std::string AnomalyPayload(std::mt19937_64& rng, uint64_t seq);
 
 }  // namespace outpost::bench
 

@@ -44,25 +44,6 @@ struct PreparedBatch {
   size_t wire_bytes = 0;
 };
 
-// A realistic anomaly record of a pump model: scores, thresholds, the features that
-// triggered it and an id, as insight/ writes them (about 330 bytes of JSON).
-std::string Payload(std::mt19937_64& rng, uint64_t seq) {
-  std::uniform_real_distribution<double> u(0, 1);
-  char buf[512];
-  snprintf(buf, sizeof buf,
-           R"({"model":"pump-failure","version":"7","score":%.6f,"threshold":0.95,)"
-           R"("rule":"score_above_threshold","features":{"temp_c":%.2f,"vibration_mm_s":%.3f,)"
-           R"("pressure_bar":%.3f,"rpm":%d,"flow_l_min":%.2f,"hours_since_service":%d},)"
-           R"("request_id":"%016llx%016llx","seq":%llu,"explanation":[["vibration_mm_s",%.4f],)"
-           R"(["temp_c",%.4f]]})",
-           0.95 + 0.05 * u(rng), 60 + 20 * u(rng), 2 + 5 * u(rng), 5 + 2 * u(rng),
-           1400 + static_cast<int>(200 * u(rng)), 100 + 50 * u(rng),
-           static_cast<int>(2000 * u(rng)), static_cast<unsigned long long>(rng()),
-           static_cast<unsigned long long>(rng()), static_cast<unsigned long long>(seq),
-           u(rng), u(rng));
-  return buf;
-}
-
 Result<std::vector<std::vector<PreparedBatch>>> Prepare(const Options& o) {
   std::vector<std::vector<PreparedBatch>> out(static_cast<size_t>(o.threads));
   std::mt19937_64 rng(42);
@@ -75,7 +56,7 @@ Result<std::vector<std::vector<PreparedBatch>>> Prepare(const Options& o) {
       PreparedBatch p;
       for (int i = 0; i < o.batch_size; ++i, ++seq) {
         int64_t created = t0 + static_cast<int64_t>(seq) * 250;
-        std::string payload = Payload(rng, seq);
+        std::string payload = bench::AnomalyPayload(rng, seq);
         batch.records.push_back(sync::BatchRecord{.seq = seq, .kind = 1,
                                                   .created_ms = created, .payload = payload});
         p.records.push_back(hub::HubRecord{.site_id = batch.site_id,

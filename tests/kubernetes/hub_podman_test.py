@@ -80,6 +80,8 @@ import urllib.request
 
 import yaml
 
+from podman_support import TestFailure, check, free_port, logger, run
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASE = os.path.join(REPO, "deploy", "k8s-hub")
 CONTAINERS_CONF = os.path.join(REPO, "tests", "kubernetes", "containers.conf")
@@ -105,33 +107,7 @@ SECRET_FILES = {
 }
 
 
-class TestFailure(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise TestFailure(message)
-
-
-def log(message):
-    print(f"[hub_podman_test {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run(argv, check_exit=True, env=None, timeout=300, stdin=None):
-    """Runs a program; returns (exit code, stdout, stderr)."""
-    p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout,
-                       input=stdin)
-    if check_exit and p.returncode != 0:
-        raise TestFailure(f"{' '.join(argv)} exited {p.returncode}\nstdout: {p.stdout}\n"
-                          f"stderr: {p.stderr}")
-    return p.returncode, p.stdout, p.stderr
+log = logger("hub_podman_test")
 
 
 def wait_for(what, condition, seconds=WAIT_SECONDS, detail=lambda: ""):

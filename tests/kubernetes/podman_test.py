@@ -72,8 +72,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -86,6 +84,8 @@ import urllib.request
 import numpy
 import yaml
 
+from podman_support import TestFailure, check, free_port, logger, run
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONTAINERS_CONF = os.path.join(REPO, "tests", "kubernetes", "containers.conf")
 SITE = "site-a"
@@ -97,32 +97,7 @@ TOLERANCE = 1e-6
 READY_SECONDS = int(os.environ.get("READY_SECONDS", 480))
 
 
-class TestFailure(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise TestFailure(message)
-
-
-def log(message):
-    print(f"[podman_test {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run(argv, check_exit=True, env=None, timeout=300):
-    """Runs a program; returns (exit code, stdout, stderr)."""
-    p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
-    if check_exit and p.returncode != 0:
-        raise TestFailure(f"{' '.join(argv)} exited {p.returncode}\nstdout: {p.stdout}\n"
-                          f"stderr: {p.stderr}")
-    return p.returncode, p.stdout, p.stderr
+log = logger("podman_test")
 
 
 class Registry:
