@@ -80,7 +80,7 @@ import urllib.request
 
 import yaml
 
-from podman_support import TestFailure, check, free_port, logger, run
+from podman_support import TestFailure, check, free_port, logger, run, stop_process
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASE = os.path.join(REPO, "deploy", "k8s-hub")
@@ -537,13 +537,7 @@ class Edge:
         check(status == 200, f"feedback {request_id}: {status} {body}")
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 15)
         self.log.close()
 
 

@@ -1,5 +1,5 @@
 """What the podman tests share (podman_test.py for the edge, hub_podman_test.py for the hub):
-their failure type, logging, free loopback ports and running a program.
+their failure type, logging, free loopback ports, running a program and stopping one.
 
 Imported by name: a script's own folder is first on Python's path."""
 import socket
@@ -37,3 +37,14 @@ def run(argv, check_exit=True, env=None, timeout=300, stdin=None):
         raise TestFailure(f"{' '.join(argv)} exited {p.returncode}\nstdout: {p.stdout}\n"
                           f"stderr: {p.stderr}")
     return p.returncode, p.stdout, p.stderr
+
+
+def stop_process(process, timeout):
+    """Terminates a subprocess.Popen and waits `timeout` seconds for it, then kills it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

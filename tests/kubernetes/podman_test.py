@@ -84,7 +84,7 @@ import urllib.request
 import numpy
 import yaml
 
-from podman_support import TestFailure, check, free_port, logger, run
+from podman_support import TestFailure, check, free_port, logger, run, stop_process
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONTAINERS_CONF = os.path.join(REPO, "tests", "kubernetes", "containers.conf")
@@ -136,13 +136,7 @@ class Registry:
                             hexd, "data")
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 10)
 
 
 class Edge:
