@@ -551,7 +551,8 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
                      << Field("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   server->Stop();
   // After the listeners: no request reaches the scheduler any more. A running `outpost
-  // train` child is stopped (SIGTERM); its job runs again after the next start.
+  // train` child is stopped (SIGTERM); the lease's next holder (another hub, or this one
+  // after a restart) finishes its job (hub/FORMAT.md section 8, "The job in progress").
   if (scheduler) scheduler->Stop();
   if (retention) retention->Stop();
   // Then the lease is let go: another hub takes over the scheduled work at its next ask.
