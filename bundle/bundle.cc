@@ -13,6 +13,7 @@
 #include <set>
 
 #include "base/coding.h"
+#include "base/fd_write.h"
 #include "base/file.h"
 #include "base/names.h"
 #include "bundle/reason.h"
@@ -77,19 +78,6 @@ Result<Fd> OpenRegular(const std::string& path) {
   if (::fstat(fd.get(), &st) != 0) return ErrnoToStatus(errno, "stat", path);
   if (!S_ISREG(st.st_mode)) return InvalidArgumentError(path + " is not a regular file");
   return Fd(fd.release());
-}
-
-Status WriteAll(int fd, std::string_view data, const std::string& what) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t w = ::write(fd, data.data() + done, data.size() - done);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoToStatus(errno, "writing", what);
-    }
-    done += static_cast<size_t>(w);
-  }
-  return Status::Ok();
 }
 
 // Streams a file through SHA-256, optionally copying it into a tar writer.
@@ -667,7 +655,7 @@ Status StageEntry(TarReader& tar, const std::string& entry_name, const TargetFil
     if (n == 0) break;
     std::string_view piece(buf.data(), n);
     h.Update(piece);
-    if (Status s = WriteAll(staged.get(), piece, path); !s.ok()) {
+    if (Status s = WriteAllToFd(staged.get(), piece, path); !s.ok()) {
       return ReasonError(Reason::kIo, s.message());
     }
   }

@@ -10,6 +10,7 @@
 
 #include "base/clock.h"
 #include "base/coding.h"
+#include "base/fd_write.h"
 #include "base/file.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
@@ -29,18 +30,6 @@ constexpr std::chrono::milliseconds kLeaseCheck{5'000};
 
 Status BadRetention(const std::string& what) {
   return ErrorWithReason(StatusCode::kInvalidArgument, "bad_retention", what);
-}
-
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoToStatus(errno, "writing", path);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::Ok();
 }
 
 // The id of "records-<id>.jsonl.zst.tmp"; 0 for another name.
@@ -174,7 +163,7 @@ Status FileExporter::Flush() {
   OUTPOST_ASSIGN_OR_RETURN(std::string frame, sync::ZstdCompress(lines_, kZstdLevel));
   lines_.clear();
   hasher_->Update(frame);
-  return WriteAll(fd_, frame, JoinPath(dir_, FileName(unit_)));
+  return WriteAllToFd(fd_, frame, JoinPath(dir_, FileName(unit_)));
 }
 
 Result<std::pair<std::string, std::string>> FileExporter::Seal() {
