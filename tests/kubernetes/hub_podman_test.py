@@ -80,7 +80,7 @@ import urllib.request
 
 import yaml
 
-from podman_support import TestFailure, check, free_port, logger, run, stop_process
+from podman_support import TestFailure, check, free_port, logger, rename_volumes, run, stop_process
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASE = os.path.join(REPO, "deploy", "k8s-hub")
@@ -291,17 +291,7 @@ def podman_documents(docs, names):
     deployment["metadata"]["name"] = names["deployment"]
     pod = deployment["spec"]["template"]["spec"]
     pod.pop("topologySpreadConstraints", None)
-    renamed = {}
-    for volume in pod["volumes"]:
-        if "secret" in volume:
-            volume["secret"]["secretName"] = names["secrets"][volume["secret"]["secretName"]]
-            names["volumes"].add(volume["secret"]["secretName"])
-        elif "configMap" in volume:
-            volume["configMap"]["name"] = configmaps[volume["configMap"]["name"]]
-        elif "emptyDir" in volume:
-            renamed[volume["name"]] = f"{volume['name']}-{names['suffix']}"
-            volume["name"] = renamed[volume["name"]]
-            names["volumes"].add(volume["name"])
+    renamed = rename_volumes(pod, names, configmaps)
     for container in pod["containers"]:
         container.pop("livenessProbe")
         container.pop("readinessProbe")

@@ -48,3 +48,24 @@ def stop_process(process, timeout):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def rename_volumes(pod, names, configmaps):
+    """Gives a pod's volumes this run's podman names: each Secret its run's name (required:
+    optional false), each ConfigMap its renamed one, each emptyDir (a named volume in podman
+    4.3) the run's suffix. Records the volumes made in names["volumes"]; returns the emptyDirs'
+    old names to new ones."""
+    renamed = {}
+    for volume in pod["volumes"]:
+        if "secret" in volume:
+            secret = volume["secret"]
+            secret["secretName"] = names["secrets"][secret["secretName"]]
+            secret["optional"] = False
+            names["volumes"].add(secret["secretName"])
+        elif "configMap" in volume:
+            volume["configMap"]["name"] = configmaps[volume["configMap"]["name"]]
+        elif "emptyDir" in volume:
+            renamed[volume["name"]] = f"{volume['name']}-{names['suffix']}"
+            volume["name"] = renamed[volume["name"]]
+            names["volumes"].add(volume["name"])
+    return renamed

@@ -84,7 +84,7 @@ import urllib.request
 import numpy
 import yaml
 
-from podman_support import TestFailure, check, free_port, logger, run, stop_process
+from podman_support import TestFailure, check, free_port, logger, rename_volumes, run, stop_process
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONTAINERS_CONF = os.path.join(REPO, "tests", "kubernetes", "containers.conf")
@@ -290,20 +290,7 @@ def pod_volumes_of(pod, names, configmaps):
     """The pod's volumes under this run's podman names: the claim, the Secrets (optional:
     false), the ConfigMaps, and emptyDirs (named volumes in podman 4.3)."""
     pod["volumes"].append({"name": "data", "persistentVolumeClaim": {"claimName": names["pvc"]}})
-    renamed = {}
-    for volume in pod["volumes"]:
-        if "secret" in volume:
-            secret = volume["secret"]
-            secret["secretName"] = names["secrets"][secret["secretName"]]
-            secret["optional"] = False
-            names["volumes"].add(secret["secretName"])
-        elif "configMap" in volume:
-            volume["configMap"]["name"] = configmaps[volume["configMap"]["name"]]
-        elif "emptyDir" in volume:
-            renamed[volume["name"]] = f"{volume['name']}-{names['suffix']}"
-            volume["name"] = renamed[volume["name"]]
-            names["volumes"].add(volume["name"])
-    return renamed
+    return rename_volumes(pod, names, configmaps)
 
 
 def container_for_podman(container, renamed, configmaps):
