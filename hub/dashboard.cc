@@ -115,13 +115,7 @@ Status ScanRecords(Store& store, RecordQuery query, size_t max_records,
 
 // The caller's site named `site_id`, or NotFound (also for another tenant's site).
 Result<SiteSummary> FindSite(Store& store, const std::string& tenant, std::string_view site_id) {
-  OUTPOST_ASSIGN_OR_RETURN(std::vector<SiteSummary> sites, store.ListSites(tenant));
-  for (SiteSummary& summary : sites) {
-    if (summary.site.site_id == site_id && summary.site.tenant == tenant) {
-      return std::move(summary);
-    }
-  }
-  return NotFoundError("no such site");
+  return store.GetSiteSummary(tenant, site_id);
 }
 
 }  // namespace dashboard_internal

@@ -2,6 +2,7 @@
 // identity, its nodes' reports and models, and its health, honest about disconnection.
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -14,6 +15,7 @@
 
 #include "base/json/json.h"
 #include "base/json_writer.h"
+#include "base/names.h"
 #include "hub/dashboard_internal.h"
 
 namespace outpost::hub::dashboard_internal {
@@ -22,6 +24,11 @@ namespace {
 // How far back storms are shown: the fleet view a week, the site page a month.
 constexpr int64_t kStormDaysFleet = 7;
 constexpr int64_t kStormDaysSite = 31;
+// The most sites one page of the fleet table answers.
+constexpr int64_t kMaxSitesPage = 1000;
+// A site's health, in the order the counts are written.
+constexpr std::array<std::string_view, 5> kHealths = {"ok", "warning", "silent", "never",
+                                                      "revoked"};
 
 struct ModelRef {
   std::string name;
@@ -115,19 +122,35 @@ struct NodeTotals {
   std::vector<std::vector<ModelRef>> node_models;  // each node's models, in node order
 };
 
+// The days of autonomy a node has left at now_ms: its report less the days since the hub
+// received it, floored at 0; none when it reported no number.
+std::optional<double> NodeAutonomyLeft(const NodeStatus& node, int64_t now_ms) {
+  if (!node.autonomy_days || !std::isfinite(*node.autonomy_days)) return std::nullopt;
+  double since_report = static_cast<double>(std::max<int64_t>(0, now_ms - node.received_ms)) /
+                        static_cast<double>(kMsPerDay);
+  return std::max(0.0, *node.autonomy_days - since_report);
+}
+
+// The least autonomy left over the site's nodes at now_ms.
+std::optional<double> SiteAutonomyLeft(const SiteSummary& summary, int64_t now_ms) {
+  std::optional<double> left;
+  for (const NodeStatus& node : summary.nodes) {
+    std::optional<double> remaining = NodeAutonomyLeft(node, now_ms);
+    if (remaining) left = left ? std::min(*left, *remaining) : *remaining;
+  }
+  return left;
+}
+
 // Sums the node reports of `summary` as of `now_ms` and parses each node's models.
 NodeTotals SumNodes(json::Parser& parser, const SiteSummary& summary, int64_t now_ms) {
   NodeTotals totals;
+  totals.left = SiteAutonomyLeft(summary, now_ms);
   for (const NodeStatus& node : summary.nodes) {
     totals.backlog_records += node.backlog_records;
     totals.backlog_bytes += node.backlog_bytes;
-    if (node.autonomy_days && std::isfinite(*node.autonomy_days)) {
-      double days = *node.autonomy_days;
-      double since_report = static_cast<double>(std::max<int64_t>(0, now_ms - node.received_ms)) /
-                            static_cast<double>(kMsPerDay);
-      double remaining = std::max(0.0, days - since_report);
+    if (NodeAutonomyLeft(node, now_ms)) {
+      const double days = *node.autonomy_days;
       totals.reported = totals.reported ? std::min(*totals.reported, days) : days;
-      totals.left = totals.left ? std::min(*totals.left, remaining) : remaining;
     }
     totals.node_models.push_back(ParseModels(parser, node.models_json));
     // Without an estimate, say why: not enough history outranks draining, which outranks idle.
@@ -241,8 +264,7 @@ SiteHealth HealthOf(const Site& site, std::optional<double> left, int64_t elapse
 }
 
 void WriteSite(JsonWriter& w, json::Parser& parser, const SiteSummary& summary,
-               const SiteOverflow& overflow, int64_t now_ms, const DashboardOptions& options,
-               std::map<std::string, int>* counts) {
+               const SiteOverflow& overflow, int64_t now_ms, const DashboardOptions& options) {
   const Site& site = summary.site;
   w.BeginObject();
   WriteSiteIdentity(w, summary);
@@ -253,7 +275,6 @@ void WriteSite(JsonWriter& w, json::Parser& parser, const SiteSummary& summary,
 
   int64_t elapsed = now_ms - site.last_contact_ms;
   SiteHealth health = HealthOf(site, totals.left, elapsed, options);
-  if (counts != nullptr) ++(*counts)[health.health];
   w.Key("health");
   w.String(health.health);
   w.Key("health_text");
@@ -267,28 +288,89 @@ void WriteSite(JsonWriter& w, json::Parser& parser, const SiteSummary& summary,
   w.EndObject();
 }
 
+// The fleet table's filters and page (hub/QUERY_API.md, GET /api/v1/sites).
+struct SitesPage {
+  std::optional<size_t> limit;   // none: every matching site
+  std::string after;             // only sites ordered after this id; empty: from the first
+  std::string health;            // empty: any
+  std::string prefix;            // empty: any
+};
+
+Result<SitesPage> ParseSitesPage(const QueryParams& params) {
+  OUTPOST_RETURN_IF_ERROR(OnlyKnown(params, {"limit", "after", "health", "prefix"}));
+  SitesPage page;
+  if (params.Find("limit") != nullptr) {
+    OUTPOST_ASSIGN_OR_RETURN(int64_t limit, IntParam(params, "limit", 1, kMaxSitesPage, 0));
+    page.limit = static_cast<size_t>(limit);
+  }
+  if (const std::string* after = params.Find("after"); after != nullptr && !after->empty()) {
+    if (!SiteId::IsValid(*after)) {
+      return Bad("bad_parameter", "after must match " + std::string(kSiteIdRule.pattern));
+    }
+    page.after = *after;
+  }
+  if (const std::string* health = params.Find("health"); health != nullptr && !health->empty()) {
+    if (std::find(kHealths.begin(), kHealths.end(), *health) == kHealths.end()) {
+      return Bad("bad_parameter", "health must be ok, warning, silent, never or revoked");
+    }
+    page.health = *health;
+  }
+  if (const std::string* prefix = params.Find("prefix"); prefix != nullptr && !prefix->empty()) {
+    // A prefix of a site id: the id's characters, at most its length.
+    if (prefix->size() > 128 ||
+        !std::all_of(prefix->begin(), prefix->end(), [](char c) { return IsNameChar(c, true); })) {
+      return Bad("bad_parameter", "prefix must be at most 128 of a site id's characters");
+    }
+    page.prefix = *prefix;
+  }
+  return page;
+}
+
 }  // namespace
 
 HubResponse SitesResponse(const ApiContext& api, const QueryParams& params) {
   json::Parser parser;  // one per request: handlers run on many threads
-  if (Status s = OnlyKnown(params, {}); !s.ok()) return BadRequest(s);
+  Result<SitesPage> page = ParseSitesPage(params);
+  if (!page.ok()) return BadRequest(page.status());
   auto sites = api.store.ListSites(api.tenant);
   if (!sites.ok()) return StoreError(sites.status());
   std::sort(sites->begin(), sites->end(), [](const SiteSummary& a, const SiteSummary& b) {
     return a.site.site_id < b.site.site_id;
   });
-  std::map<std::string, int> counts = {
-      {"ok", 0}, {"warning", 0}, {"silent", 0}, {"never", 0}, {"revoked", 0}};
+  // One pass over the fleet for the counts (every site) and the page (the matching sites
+  // after the cursor). Only the page's sites are written, and only theirs have their
+  // storms read: one indexed read each (hub/STORE.md section 6).
+  std::map<std::string, int> counts;
+  for (std::string_view health : kHealths) counts[std::string(health)] = 0;
+  uint64_t matched = 0;
+  std::vector<const SiteSummary*> answered;
+  bool more = false;
+  for (const SiteSummary& summary : *sites) {
+    if (summary.site.tenant != api.tenant) continue;  // never another tenant's
+    const std::string health =
+        HealthOf(summary.site, SiteAutonomyLeft(summary, api.now_ms),
+                 api.now_ms - summary.site.last_contact_ms, api.options)
+            .health;
+    ++counts[health];
+    if (!page->health.empty() && health != page->health) continue;
+    if (!summary.site.site_id.starts_with(page->prefix)) continue;
+    ++matched;
+    if (!page->after.empty() && summary.site.site_id <= page->after) continue;
+    if (page->limit && answered.size() == *page->limit) {
+      more = true;
+      continue;
+    }
+    answered.push_back(&summary);
+  }
   std::string rows;
   JsonWriter rw(rows);
   rw.BeginArray();
-  for (const SiteSummary& summary : *sites) {
-    if (summary.site.tenant != api.tenant) continue;  // never another tenant's
+  for (const SiteSummary* summary : answered) {
     // The fleet view shows the storms of the last week.
-    auto overflow = ReadSiteOverflow(api.store, api.tenant, summary.site.site_id,
+    auto overflow = ReadSiteOverflow(api.store, api.tenant, summary->site.site_id,
                                      api.now_ms - kStormDaysFleet * kMsPerDay);
     if (!overflow.ok()) return StoreError(overflow.status());
-    WriteSite(rw, parser, summary, *overflow, api.now_ms, api.options, &counts);
+    WriteSite(rw, parser, *summary, *overflow, api.now_ms, api.options);
   }
   rw.EndArray();
   std::string body;
@@ -300,11 +382,19 @@ HubResponse SitesResponse(const ApiContext& api, const QueryParams& params) {
   w.Int(api.options.silent_after.count());
   w.Key("counts");
   w.BeginObject();
-  for (std::string_view health : {"ok", "warning", "silent", "never", "revoked"}) {
+  for (std::string_view health : kHealths) {
     w.Key(health);
     w.Int(counts[std::string(health)]);
   }
   w.EndObject();
+  w.Key("matched");
+  w.Uint(matched);
+  w.Key("next_after");
+  if (more) {
+    w.String(answered.back()->site.site_id);
+  } else {
+    w.Null();
+  }
   w.Key("sites");
   w.Raw(rows);
   w.EndObject();
@@ -322,7 +412,7 @@ HubResponse SiteResponse(const ApiContext& api, std::string_view site_id,
   if (!overflow.ok()) return StoreError(overflow.status());
   std::string body;
   JsonWriter w(body);
-  WriteSite(w, parser, *summary, *overflow, api.now_ms, api.options, nullptr);
+  WriteSite(w, parser, *summary, *overflow, api.now_ms, api.options);
   // The site object plus now_ms, so the page can state "as of".
   body.pop_back();
   body += ",\"now_ms\":";

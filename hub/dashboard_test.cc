@@ -5,8 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -245,6 +247,68 @@ TEST_F(DashboardTest, FleetShowsOnlyTheCallersSitesWithHonestHealth) {
   EXPECT_EQ(AsString(never["health"]), "never");
   EXPECT_TRUE(never["last_contact_ms"].is_null());
   EXPECT_TRUE(never["newest_record_ms"].is_null());
+}
+
+// A large fleet is read a page at a time: the cursor meets every matching site once, in id
+// order; the counts stay the whole fleet's; only the page's sites are written.
+TEST_F(DashboardTest, TheFleetIsPagedWithACursorAndFilteredByHealthAndPrefix) {
+  for (int i = 0; i < 23; ++i) {
+    std::string id = "rig-" + std::string(i < 10 ? "0" : "") + std::to_string(i);
+    OUTPOST_ASSERT_OK(store_->CreateSite(
+        Site{.site_id = id, .tenant = "acme", .region = "north", .created_ms = kNow}));
+    if (i % 4 == 0) OUTPOST_ASSERT_OK(store_->TouchSite(id, kNow - kHour));
+  }
+  // 26 sites of acme: plant-1 and 6 rigs ok, plant-2 silent, plant-3 and 17 rigs never.
+  std::vector<std::string> met;
+  std::string after;
+  for (int page = 0; page < 10; ++page) {
+    json::Value fleet = GetJson("/api/v1/sites?limit=5" + (after.empty() ? "" : "&after=" + after));
+    EXPECT_EQ(AsInt(fleet["matched"]), 26);
+    EXPECT_EQ(AsInt(fleet["counts"]["ok"]), 7);
+    EXPECT_EQ(AsInt(fleet["counts"]["never"]), 18);
+    EXPECT_LE(fleet["sites"].size(), 5u);
+    for (json::Value site : fleet["sites"].Items()) met.push_back(std::string(AsString(site["site_id"])));
+    if (fleet["next_after"].is_null()) break;
+    EXPECT_EQ(AsString(fleet["next_after"]), met.back());
+    after = met.back();
+  }
+  ASSERT_EQ(met.size(), 26u);
+  EXPECT_TRUE(std::is_sorted(met.begin(), met.end()));
+  EXPECT_EQ(std::set<std::string>(met.begin(), met.end()).size(), 26u);
+  EXPECT_EQ(met.front(), "plant-1");
+  EXPECT_EQ(met.back(), "rig-22");
+
+  // A last page that is exactly full says there is no more.
+  json::Value last = GetJson("/api/v1/sites?limit=6&after=rig-16");
+  EXPECT_EQ(last["sites"].size(), 6u);
+  EXPECT_TRUE(last["next_after"].is_null());
+
+  // Filters: by health, by prefix, both; the counts are still the fleet's.
+  json::Value ok = GetJson("/api/v1/sites?health=ok&limit=4");
+  EXPECT_EQ(AsInt(ok["matched"]), 7);
+  EXPECT_EQ(ok["sites"].size(), 4u);
+  for (json::Value site : ok["sites"].Items()) EXPECT_EQ(AsString(site["health"]), "ok");
+  EXPECT_EQ(AsString(ok["next_after"]), "rig-08");
+  json::Value rest = GetJson("/api/v1/sites?health=ok&limit=4&after=rig-08");
+  EXPECT_EQ(rest["sites"].size(), 3u);
+  EXPECT_TRUE(rest["next_after"].is_null());
+  json::Value plants = GetJson("/api/v1/sites?prefix=plant-");
+  EXPECT_EQ(AsInt(plants["matched"]), 3);
+  EXPECT_EQ(plants["sites"].size(), 3u);
+  EXPECT_EQ(AsInt(plants["counts"]["never"]), 18);
+  json::Value silent_rigs = GetJson("/api/v1/sites?prefix=rig-&health=silent");
+  EXPECT_EQ(AsInt(silent_rigs["matched"]), 0);
+  EXPECT_EQ(silent_rigs["sites"].size(), 0u);
+  // Another tenant's sites are neither counted nor listed.
+  json::Value other = GetJson("/api/v1/sites?limit=1000", 200, "other");
+  EXPECT_EQ(AsInt(other["matched"]), 1);
+  EXPECT_EQ(AsString(other["sites"].At(0)["site_id"]), "ship-9");
+
+  EXPECT_EQ(Reason("/api/v1/sites?limit=0", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/sites?limit=1001", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/sites?after=..%2Fx", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/sites?health=fine", 400), "bad_parameter");
+  EXPECT_EQ(Reason("/api/v1/sites?prefix=a%2Fb", 400), "bad_parameter");
 }
 
 TEST_F(DashboardTest, ASiteTurnsSilentAsTimePassesWithoutContact) {

@@ -171,6 +171,15 @@ DROP TABLE records_v4;
 UPDATE outpost_meta SET value = '5' WHERE name = 'schema_version';
 )sql";
 
+// Schema version 6 (STORE.md sections 1 and 3): the indexes the dashboard's reads of one
+// site and of one kind answer from (STORE.md section 6, reads at scale). An index on the
+// partitioned table is made on every partition, and on each one made later.
+constexpr const char* kMigrateV6 = R"sql(
+CREATE INDEX IF NOT EXISTS records_site_kind_created ON records(site_id, kind, created_ms);
+CREATE INDEX IF NOT EXISTS records_tenant_kind_created ON records(tenant, kind, created_ms);
+UPDATE outpost_meta SET value = '6' WHERE name = 'schema_version';
+)sql";
+
 // Partitions (STORE.md section 8): one per UTC day of received_ms, between 2000 and 2100
 // (other days go to records_default).
 constexpr int64_t kDayMs = 86'400'000;
@@ -564,6 +573,13 @@ std::vector<Param> ToParams(const std::vector<SqlParam>& params) {
 
 std::string PgPlaceholder(int n, bool is_int) {
   return "$" + std::to_string(n) + (is_int ? "::bigint" : "::text");
+}
+
+// How PostgreSQL spells the store's queries.
+const SqlDialect& PgDialect() {
+  static const SqlDialect* const dialect =
+      new SqlDialect{.placeholder = PgPlaceholder, .id_below = kCursorHorizon};
+  return *dialect;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1020,6 +1036,8 @@ class PostgresStore final : public Store {
                    OUTPOST_RETURN_IF_ERROR(
                        ExecSchema(c.raw(), kMigrateV4, "migrating the hub schema to 4"));
                    OUTPOST_RETURN_IF_ERROR(MigrateToV5(c));
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kMigrateV6, "migrating the hub schema to 6"));
                    return true;
                  }
                  OUTPOST_ASSIGN_OR_RETURN(
@@ -1054,6 +1072,10 @@ class PostgresStore final : public Store {
                        ExecSchema(c.raw(), kMigrateV4, "migrating the hub schema to 4"));
                  }
                  if (version <= 4) OUTPOST_RETURN_IF_ERROR(MigrateToV5(c));
+                 if (version <= 5) {
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kMigrateV6, "migrating the hub schema to 6"));
+                 }
                  return true;
                },
                &rollback)
@@ -1250,14 +1272,36 @@ class PostgresStore final : public Store {
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     // One snapshot for both reads.
     OUTPOST_RETURN_IF_ERROR(c->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
-    Result<std::vector<SiteSummary>> out = ListSitesIn(*c, tenant);
+    Result<std::vector<SiteSummary>> out = ListSitesIn(*c, tenant, std::nullopt);
     if (!c->Exec("COMMIT").ok()) c->MarkBroken();
     return out;
   }
 
+  Result<SiteSummary> GetSiteSummary(std::string_view tenant, std::string_view site_id) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("tenant", tenant));
+    if (!ValidateId("site_id", site_id).ok()) return SiteNotFound(site_id);
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_RETURN_IF_ERROR(c->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    Result<std::vector<SiteSummary>> out = ListSitesIn(*c, tenant, site_id);
+    if (!c->Exec("COMMIT").ok()) c->MarkBroken();
+    OUTPOST_RETURN_IF_ERROR(out.status());
+    if (out->empty()) return SiteNotFound(site_id);
+    return std::move(out->front());
+  }
+
+  Result<std::string> ExplainRecordQuery(const RecordQuery& query) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateRecordQuery(query));
+    return Explain(BuildRecordQuery(query, PgDialect()));
+  }
+
+  Result<std::string> ExplainCountQuery(const CountQuery& query) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateCountQuery(query));
+    return Explain(BuildCountQuery(query, PgDialect()));
+  }
+
   Result<std::vector<HubRecord>> QueryRecords(const RecordQuery& query) override {
     OUTPOST_RETURN_IF_ERROR(ValidateRecordQuery(query));
-    BuiltQuery q = BuildRecordQuery(query, PgPlaceholder, kCursorHorizon);
+    BuiltQuery q = BuildRecordQuery(query, PgDialect());
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(q.sql, ToParams(q.params)));
     std::vector<HubRecord> out;
@@ -1281,7 +1325,7 @@ class PostgresStore final : public Store {
 
   Result<std::vector<CountBucket>> CountRecords(const CountQuery& query) override {
     OUTPOST_RETURN_IF_ERROR(ValidateCountQuery(query));
-    BuiltQuery q = BuildCountQuery(query, PgPlaceholder);
+    BuiltQuery q = BuildCountQuery(query, PgDialect());
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(q.sql, ToParams(q.params)));
     if (static_cast<size_t>(r.rows()) > kMaxBuckets) {
@@ -1672,13 +1716,30 @@ class PostgresStore final : public Store {
     return Status::Ok();
   }
 
-  Result<std::vector<SiteSummary>> ListSitesIn(Conn& c, std::string_view tenant) {
+  // EXPLAIN's text for a built query, one plan line a line.
+  Result<std::string> Explain(const BuiltQuery& q) {
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec("EXPLAIN " + q.sql, ToParams(q.params)));
+    std::string plan;
+    for (int i = 0; i < r.rows(); ++i) plan += r.GetText(i, 0) + "\n";
+    return plan;
+  }
+
+  // The sites of `tenant` with their nodes' reports; only `site_id` when it is given.
+  Result<std::vector<SiteSummary>> ListSitesIn(Conn& c, std::string_view tenant,
+                                               std::optional<std::string_view> site_id) {
     std::vector<SiteSummary> out;
+    std::vector<Param> params = {Text(tenant)};
+    std::string only_site;
+    if (site_id) {
+      params.push_back(Text(*site_id));
+      only_site = " AND site_id = $2";
+    }
     OUTPOST_ASSIGN_OR_RETURN(
         auto r, c.Exec(std::string("SELECT ") + kSiteColumns +
-                           ", record_count, newest_record_ms FROM sites WHERE tenant = $1 "
-                           "ORDER BY site_id COLLATE \"C\"",
-                       {Text(tenant)}));
+                           ", record_count, newest_record_ms FROM sites WHERE tenant = $1" +
+                           only_site + " ORDER BY site_id COLLATE \"C\"",
+                       params));
     for (int i = 0; i < r.rows(); ++i) {
       SiteSummary s;
       s.site = ReadSite(r, i);
@@ -1691,8 +1752,9 @@ class PostgresStore final : public Store {
                        "n.backlog_records, n.backlog_bytes, n.autonomy_days, n.models_json, "
                        "n.autonomy_basis, n.outbox_account_json "
                        "FROM node_status n JOIN sites s ON s.site_id = n.site_id WHERE "
-                       "s.tenant = $1 ORDER BY n.site_id COLLATE \"C\", n.node_id COLLATE \"C\"",
-                       {Text(tenant)}));
+                       "s.tenant = $1" + (site_id ? std::string(" AND n.site_id = $2") : "") +
+                       " ORDER BY n.site_id COLLATE \"C\", n.node_id COLLATE \"C\"",
+                       params));
     size_t j = 0;
     for (int i = 0; i < n.rows(); ++i) {
       NodeStatus ns;

@@ -86,6 +86,14 @@ constexpr const char* kMigrateV5 = R"sql(
 UPDATE outpost_meta SET value = '5' WHERE name = 'schema_version';
 )sql";
 
+// Schema version 6 (STORE.md sections 1 and 3): the indexes the dashboard's reads of one
+// site and of one kind answer from (STORE.md section 6, reads at scale).
+constexpr const char* kMigrateV6 = R"sql(
+CREATE INDEX IF NOT EXISTS records_site_kind_created ON records(site_id, kind, created_ms);
+CREATE INDEX IF NOT EXISTS records_tenant_kind_created ON records(tenant, kind, created_ms);
+UPDATE outpost_meta SET value = '6' WHERE name = 'schema_version';
+)sql";
+
 // STORE.md section 7: one upsert on the database's clock (julianday('now'), the same within
 // one statement); a row only when the caller holds the lease afterwards. ?3 is the ttl.
 constexpr const char* kAcquireLease =
@@ -146,6 +154,13 @@ void BindParams(Statement* st, const std::vector<SqlParam>& params) {
 }
 
 std::string SqlitePlaceholder(int n, bool /*is_int*/) { return "?" + std::to_string(n); }
+
+// How SQLite spells the store's queries.
+const SqlDialect& SqliteDialect() {
+  static const SqlDialect* const dialect =
+      new SqlDialect{.placeholder = SqlitePlaceholder, .unary_plus_tenant = true};
+  return *dialect;
+}
 
 class SqliteStore final : public Store {
  public:
@@ -351,44 +366,31 @@ class SqliteStore final : public Store {
   Result<std::vector<SiteSummary>> ListSites(std::string_view tenant) override {
     OUTPOST_RETURN_IF_ERROR(ValidateId("tenant", tenant));
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<SiteSummary> out;
-    {
-      OUTPOST_ASSIGN_OR_RETURN(
-          auto st, db_->Prepare(std::string("SELECT ") + kSiteColumns +
-                                ", record_count, newest_record_ms FROM sites WHERE tenant = "
-                                "?1 ORDER BY site_id"));
-      st->BindText(1, tenant);
-      while (true) {
-        OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
-        if (!row) break;
-        SiteSummary s;
-        s.site = ReadSite(*st, 0);
-        s.records = static_cast<uint64_t>(st->ColumnInt(7));
-        if (!st->ColumnIsNull(8)) s.newest_record_ms = st->ColumnInt(8);
-        out.push_back(std::move(s));
-      }
-    }
-    OUTPOST_ASSIGN_OR_RETURN(
-        auto st, db_->Prepare("SELECT n.site_id, n.node_id, n.reported_ms, n.received_ms, "
-                              "n.backlog_records, n.backlog_bytes, n.autonomy_days, "
-                              "n.models_json, n.autonomy_basis, n.outbox_account_json "
-                              "FROM node_status n JOIN sites s ON s.site_id = "
-                              "n.site_id WHERE s.tenant = ?1 ORDER BY n.site_id, n.node_id"));
-    st->BindText(1, tenant);
-    size_t i = 0;
-    while (true) {
-      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
-      if (!row) break;
-      NodeStatus n = ReadNodeStatus(*st);
-      while (i < out.size() && out[i].site.site_id < n.site_id) ++i;
-      if (i < out.size() && out[i].site.site_id == n.site_id) out[i].nodes.push_back(std::move(n));
-    }
-    return out;
+    return ListSitesLocked(tenant, std::nullopt);
+  }
+
+  Result<SiteSummary> GetSiteSummary(std::string_view tenant, std::string_view site_id) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("tenant", tenant));
+    if (!ValidateId("site_id", site_id).ok()) return SiteNotFound(site_id);
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<SiteSummary> out, ListSitesLocked(tenant, site_id));
+    if (out.empty()) return SiteNotFound(site_id);
+    return std::move(out.front());
+  }
+
+  Result<std::string> ExplainRecordQuery(const RecordQuery& query) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateRecordQuery(query));
+    return Explain(BuildRecordQuery(query, SqliteDialect()));
+  }
+
+  Result<std::string> ExplainCountQuery(const CountQuery& query) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateCountQuery(query));
+    return Explain(BuildCountQuery(query, SqliteDialect()));
   }
 
   Result<std::vector<HubRecord>> QueryRecords(const RecordQuery& query) override {
     OUTPOST_RETURN_IF_ERROR(ValidateRecordQuery(query));
-    BuiltQuery q = BuildRecordQuery(query, SqlitePlaceholder);
+    BuiltQuery q = BuildRecordQuery(query, SqliteDialect());
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare(q.sql));
     BindParams(st.get(), q.params);
@@ -414,7 +416,7 @@ class SqliteStore final : public Store {
 
   Result<std::vector<CountBucket>> CountRecords(const CountQuery& query) override {
     OUTPOST_RETURN_IF_ERROR(ValidateCountQuery(query));
-    BuiltQuery q = BuildCountQuery(query, SqlitePlaceholder);
+    BuiltQuery q = BuildCountQuery(query, SqliteDialect());
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare(q.sql));
     BindParams(st.get(), q.params);
@@ -592,6 +594,63 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // EXPLAIN QUERY PLAN's details for a built query, one a line.
+  Result<std::string> Explain(const BuiltQuery& q) {
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(auto st, db_->Prepare("EXPLAIN QUERY PLAN " + q.sql));
+    BindParams(st.get(), q.params);
+    std::string plan;
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) break;
+      plan += std::string(st->ColumnText(3)) + "\n";
+    }
+    return plan;
+  }
+
+  // The sites of `tenant` with their nodes' reports; only `site_id` when it is given. mu_
+  // held.
+  Result<std::vector<SiteSummary>> ListSitesLocked(std::string_view tenant,
+                                                   std::optional<std::string_view> site_id) {
+    std::vector<SiteSummary> out;
+    {
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto st, db_->Prepare(std::string("SELECT ") + kSiteColumns +
+                                ", record_count, newest_record_ms FROM sites WHERE tenant = "
+                                "?1" + (site_id ? " AND site_id = ?2" : "") + " ORDER BY site_id"));
+      st->BindText(1, tenant);
+      if (site_id) st->BindText(2, *site_id);
+      while (true) {
+        OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+        if (!row) break;
+        SiteSummary s;
+        s.site = ReadSite(*st, 0);
+        s.records = static_cast<uint64_t>(st->ColumnInt(7));
+        if (!st->ColumnIsNull(8)) s.newest_record_ms = st->ColumnInt(8);
+        out.push_back(std::move(s));
+      }
+    }
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("SELECT n.site_id, n.node_id, n.reported_ms, n.received_ms, "
+                              "n.backlog_records, n.backlog_bytes, n.autonomy_days, "
+                              "n.models_json, n.autonomy_basis, n.outbox_account_json "
+                              "FROM node_status n JOIN sites s ON s.site_id = "
+                              "n.site_id WHERE s.tenant = ?1" +
+                              std::string(site_id ? " AND n.site_id = ?2" : "") +
+                              " ORDER BY n.site_id, n.node_id"));
+    st->BindText(1, tenant);
+    if (site_id) st->BindText(2, *site_id);
+    size_t i = 0;
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) break;
+      NodeStatus n = ReadNodeStatus(*st);
+      while (i < out.size() && out[i].site.site_id < n.site_id) ++i;
+      if (i < out.size() && out[i].site.site_id == n.site_id) out[i].nodes.push_back(std::move(n));
+    }
+    return out;
+  }
+
   Status InitSchemaLocked() {
     OUTPOST_ASSIGN_OR_RETURN(
         int64_t has_meta,
@@ -605,7 +664,8 @@ class SqliteStore final : public Store {
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV2));
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV3));
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV4));
-        return db_->Exec(kMigrateV5);
+        OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV5));
+        return db_->Exec(kMigrateV6);
       }
       return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown", "the database has a sites table but no outpost_meta");
     }
@@ -632,7 +692,8 @@ class SqliteStore final : public Store {
     if (version == 1) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV2));
     if (version <= 2) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV3));
     if (version <= 3) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV4));
-    if (version <= 4) return db_->Exec(kMigrateV5);
+    if (version <= 4) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV5));
+    if (version <= 5) return db_->Exec(kMigrateV6);
     return Status::Ok();
   }
 

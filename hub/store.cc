@@ -62,7 +62,8 @@ bool IsValidUtf8(std::string_view s) {
 void AppendFilters(const std::string& tenant, const std::optional<std::string>& site_id,
                    const std::optional<std::string>& kind,
                    const std::optional<std::string>& stream, int64_t since_ms,
-                   int64_t until_ms, const std::function<std::string(int, bool)>& placeholder,
+                   int64_t until_ms, const SqlDialect& dialect,
+                   const std::function<std::string(int, bool)>& placeholder,
                    BuiltQuery* out) {
   auto add_text = [&](std::string_view column, const std::string& value) {
     out->params.push_back(SqlParam{.text = value});
@@ -79,7 +80,8 @@ void AppendFilters(const std::string& tenant, const std::optional<std::string>& 
     out->sql += " " + placeholder(static_cast<int>(out->params.size()), true);
   };
   out->params.push_back(SqlParam{.text = tenant});
-  out->sql += " WHERE tenant = " + placeholder(1, false);
+  out->sql += (site_id && dialect.unary_plus_tenant) ? " WHERE +tenant = " : " WHERE tenant = ";
+  out->sql += placeholder(1, false);
   if (site_id) add_text("site_id", *site_id);
   if (kind) add_text("kind", *kind);
   if (stream) add_text("stream", *stream);
@@ -246,6 +248,11 @@ Status LeaseLost(const Lease& held) {
                              " at generation " + std::to_string(held.generation));
 }
 
+Status SiteNotFound(std::string_view site_id) {
+  std::string shown(site_id.substr(0, 128));
+  return ErrorWithReason(StatusCode::kNotFound, "site_not_found", "no site " + shown);
+}
+
 Status RetentionUnsupported(std::string_view engine) {
   return ErrorWithReason(StatusCode::kFailedPrecondition, "retention_unsupported",
                          "the " + std::string(engine) +
@@ -306,18 +313,17 @@ Status ValidateCountQuery(const CountQuery& query) {
   return Status::Ok();
 }
 
-BuiltQuery BuildRecordQuery(const RecordQuery& query,
-                            const std::function<std::string(int, bool)>& placeholder,
-                            std::string_view id_below) {
+BuiltQuery BuildRecordQuery(const RecordQuery& query, const SqlDialect& dialect) {
+  const auto& placeholder = dialect.placeholder;
   BuiltQuery out;
   out.sql =
       "SELECT id, tenant, site_id, node_id, stream, seq, kind, created_ms, received_ms, "
       "payload FROM records";
   AppendFilters(query.tenant, query.site_id, query.kind, query.stream, query.since_ms,
-                query.until_ms, placeholder, &out);
+                query.until_ms, dialect, placeholder, &out);
   out.params.push_back(SqlParam{.is_int = true, .int_value = query.after_id});
   out.sql += " AND id > " + placeholder(static_cast<int>(out.params.size()), true);
-  if (!id_below.empty()) out.sql += " AND id < " + std::string(id_below);
+  if (!dialect.id_below.empty()) out.sql += " AND id < " + std::string(dialect.id_below);
   out.params.push_back(SqlParam{
       .is_int = true,
       .int_value = static_cast<int64_t>(std::min(query.limit, kMaxQueryLimit))});
@@ -325,8 +331,8 @@ BuiltQuery BuildRecordQuery(const RecordQuery& query,
   return out;
 }
 
-BuiltQuery BuildCountQuery(const CountQuery& query,
-                           const std::function<std::string(int, bool)>& placeholder) {
+BuiltQuery BuildCountQuery(const CountQuery& query, const SqlDialect& dialect) {
+  const auto& placeholder = dialect.placeholder;
   BuiltQuery out;
   // The bucket is parameter 1 (used twice); the filters follow it.
   std::string b = placeholder(1, true);
@@ -334,7 +340,7 @@ BuiltQuery BuildCountQuery(const CountQuery& query,
   BuiltQuery filters;
   auto shifted = [&](int n, bool is_int) { return placeholder(n + 1, is_int); };
   AppendFilters(query.tenant, query.site_id, query.kind, query.stream, query.since_ms,
-                query.until_ms, shifted, &filters);
+                query.until_ms, dialect, shifted, &filters);
   out.sql = "SELECT created_ms - (((created_ms % " + b + ") + " + b + ") % " + b +
             ") AS bucket, site_id, kind, count(*) FROM records" + filters.sql +
             " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 LIMIT " +

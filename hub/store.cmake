@@ -45,6 +45,16 @@ outpost_target_flags(lease_test)
 add_test(NAME lease_test COMMAND lease_test)
 set_tests_properties(lease_test PROPERTIES LABELS "hub;postgres" TIMEOUT 600)
 
+# Reads at scale (STORE.md section 6): the plan of each heavy read of the dashboard, over both
+# engines, on a seeded fleet. One CTest test, so that the binary starts its PostgreSQL
+# cluster and seeds each engine's fleet once.
+add_executable(hub_query_plan_test query_plan_test.cc)
+target_link_libraries(hub_query_plan_test PRIVATE outpost_hub_store outpost_hub_testing
+                      outpost_testing GTest::gtest GTest::gmock GTest::gtest_main)
+outpost_target_flags(hub_query_plan_test)
+add_test(NAME hub_query_plan_test COMMAND hub_query_plan_test)
+set_tests_properties(hub_query_plan_test PROPERTIES LABELS "hub;postgres" TIMEOUT 600)
+
 # Partitions and retention (STORE.md section 8) on a private PostgreSQL cluster: partitions
 # made ahead, ingest across days, exactly-once across partitions and after a drop, the
 # export files, the migration from version 4, refusals. One CTest test, like the contract

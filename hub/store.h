@@ -269,9 +269,20 @@ class Store {
   virtual Status PutNodeStatus(const NodeStatus& status, int64_t now_ms) = 0;
 
   // --- reads for the dashboard, exports' receipts and training ---
+  // Every site of `tenant` with its nodes' reports, ordered by site id (bytewise).
   virtual Result<std::vector<SiteSummary>> ListSites(std::string_view tenant) = 0;
+  // One site of `tenant` with its nodes' reports: NotFound reason "site_not_found" for an
+  // unknown site and for another tenant's (the same answer). Reads one site's rows only.
+  virtual Result<SiteSummary> GetSiteSummary(std::string_view tenant,
+                                             std::string_view site_id) = 0;
   virtual Result<std::vector<HubRecord>> QueryRecords(const RecordQuery& query) = 0;
   virtual Result<std::vector<CountBucket>> CountRecords(const CountQuery& query) = 0;
+  // The engine's plan for QueryRecords(query) and CountRecords(query), as the engine prints
+  // it (PostgreSQL: EXPLAIN's text; SQLite: EXPLAIN QUERY PLAN's details, one a line), for
+  // the tests that check which index a heavy read uses (STORE.md section 6) and for an
+  // operator looking into a slow page. Runs nothing but the planner.
+  virtual Result<std::string> ExplainRecordQuery(const RecordQuery& query) = 0;
+  virtual Result<std::string> ExplainCountQuery(const CountQuery& query) = 0;
   // Whether every record of `key`'s range that the batch held is stored (receipts).
   virtual Result<bool> HasBatch(const BatchKey& key) = 0;
 

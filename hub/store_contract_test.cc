@@ -500,6 +500,18 @@ TEST_P(StoreContract, AnotherTenantsDataIsInvisible) {
   EXPECT_TRUE(sites[0].nodes.empty());
   OUTPOST_ASSERT_OK_AND_ASSIGN(sites, store_->ListSites("nobody"));
   EXPECT_TRUE(sites.empty());
+  // One site by name: another tenant's is answered as an unknown one.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(SiteSummary one, store_->GetSiteSummary("globex", "b1"));
+  EXPECT_EQ(one.site.site_id, "b1");
+  EXPECT_EQ(one.records, 4u);
+  ASSERT_EQ(one.nodes.size(), 1u);
+  EXPECT_EQ(one.nodes[0].node_id, "n1");
+  for (const std::string& unknown : {std::string("b1"), std::string("zz"), std::string(300, 'x')}) {
+    Status refused = store_->GetSiteSummary("acme", unknown).status();
+    EXPECT_EQ(refused.code(), StatusCode::kNotFound) << unknown;
+    EXPECT_NE(refused.message().find("site_not_found"), std::string_view::npos)
+        << refused.ToString();
+  }
 
   std::vector<HubRecord> got = All("acme");
   ASSERT_EQ(got.size(), 3u);
@@ -653,6 +665,11 @@ TEST_P(StoreContract, NodeStatusKeepsTheLatestReportPerNode) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto sites, store_->ListSites("acme"));
   ASSERT_EQ(sites.size(), 1u);
   ASSERT_EQ(sites[0].nodes.size(), 2u);
+  // The site read alone has the same nodes.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(SiteSummary alone, store_->GetSiteSummary("acme", "s1"));
+  ASSERT_EQ(alone.nodes.size(), 2u);
+  EXPECT_EQ(alone.nodes[0].backlog_records, 7u);
+  EXPECT_EQ(alone.nodes[1].node_id, "b");
   const NodeStatus& na = sites[0].nodes[0];
   EXPECT_EQ(na.node_id, "a");
   EXPECT_EQ(na.reported_ms, 200);
@@ -764,7 +781,7 @@ TEST_P(StoreContract, NewerSchemaIsRefusedAndLeftAlone) {
       << r.status().ToString();
   RawSql("UPDATE outpost_meta SET value = 'x' WHERE name = 'schema_version'");
   EXPECT_EQ(OpenStore(url_).status().code(), StatusCode::kDataLoss);
-  RawSql("UPDATE outpost_meta SET value = '5' WHERE name = 'schema_version'");
+  RawSql("UPDATE outpost_meta SET value = '6' WHERE name = 'schema_version'");
   Reopen();
 }
 

@@ -18,7 +18,7 @@
 
 namespace outpost::hub::internal {
 
-inline constexpr int64_t kSchemaVersion = 5;
+inline constexpr int64_t kSchemaVersion = 6;
 inline constexpr size_t kMaxIdBytes = 256;
 inline constexpr size_t kMaxJsonBytes = size_t{1} << 20;
 inline constexpr size_t kMaxRecordsPerIngest = 100'000;
@@ -47,6 +47,9 @@ Status ValidateLease(std::string_view name, std::string_view holder, int64_t ttl
 Status ValidateScheduleState(std::string_view name, std::string_view value, const Lease& held);
 // FailedPrecondition reason "lease_lost": `held` is no longer the lease's row.
 Status LeaseLost(const Lease& held);
+
+// NotFound reason "site_not_found": no site `site_id` of the caller's tenant.
+Status SiteNotFound(std::string_view site_id);
 
 // FailedPrecondition reason "retention_unsupported": the engine `engine` keeps every record
 // (STORE.md section 8).
@@ -78,13 +81,21 @@ struct BuiltQuery {
   std::string sql{};
   std::vector<SqlParam> params{};
 };
-// `id_below` (SQL, empty for none) bounds the ids a page may hold: the engine's record
-// cursor horizon (STORE.md section 3).
-BuiltQuery BuildRecordQuery(const RecordQuery& query,
-                            const std::function<std::string(int, bool)>& placeholder,
-                            std::string_view id_below = {});
-BuiltQuery BuildCountQuery(const CountQuery& query,
-                           const std::function<std::string(int, bool)>& placeholder);
+// How an engine spells the queries below.
+struct SqlDialect {
+  // The engine's spelling of parameter n (1-based) of the given type.
+  std::function<std::string(int, bool)> placeholder;
+  // SQL bounding the ids a page may hold (the engine's record cursor horizon, STORE.md
+  // section 3); empty for none.
+  std::string_view id_below{};
+  // SQLite: a query naming a site writes its tenant term `+tenant`, which keeps the term
+  // off the indexes. A site's records are a subset of its tenant's, so the site's index is
+  // never the worse choice, but SQLite without statistics may take the tenant's (STORE.md
+  // section 6, reads at scale). PostgreSQL costs both from its statistics.
+  bool unary_plus_tenant = false;
+};
+BuiltQuery BuildRecordQuery(const RecordQuery& query, const SqlDialect& dialect);
+BuiltQuery BuildCountQuery(const CountQuery& query, const SqlDialect& dialect);
 // Orders buckets by start, then site and kind bytewise (both engines, whatever the
 // database's collation).
 void SortBuckets(std::vector<CountBucket>* buckets);

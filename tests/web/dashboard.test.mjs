@@ -88,6 +88,48 @@ async function main() {
   await page.screenshot({ path: join(out, 'fleet.png'), fullPage: true });
   step(s, 'fleet page shows the API\'s numbers; the silent site says "last heard 4 days ago"');
 
+  // ---- the fleet a page at a time, and filtered ------------------------------------------
+  // The fleet page drawn for the address the browser shows now.
+  const fleetShown = () => page.waitForFunction(() => document.body.dataset.ready === '1' &&
+    document.querySelector('#fleet-pager')?.dataset.hash === window.location.hash);
+  const fleetIds = () => page.locator('#fleet-table tbody tr').evaluateAll((trs) => trs.map((tr) => tr.dataset.site));
+  // Pages of 2: "Next page" follows the API's cursor until every site was shown once.
+  await page.goto(`${base}/#/?limit=2`);
+  await fleetShown();
+  const paged = [];
+  for (let i = 0; i < 20; i++) {
+    const ids = await fleetIds();
+    assert.ok(ids.length <= 2, 'a page holds at most its limit');
+    const after = paged.length ? `&after=${paged[paged.length - 1]}` : '';
+    assert.deepEqual(ids, (await api(`sites?limit=2${after}`)).sites.map((x) => x.site_id), 'a page is the API\'s page');
+    paged.push(...ids);
+    if (await page.locator('#fleet-next').count() === 0) break;
+    await page.click('#fleet-next');
+    await fleetShown();
+  }
+  assert.deepEqual(paged, fleet.sites.map((x) => x.site_id), 'the pages together are the fleet, once each');
+  // A count filters the table by health; the counts stay the fleet's.
+  await page.goto(`${base}/#/`);
+  await fleetShown();
+  await page.click('a.count[data-filter="silent"]');
+  await fleetShown();
+  assert.equal(await page.locator('a.count.selected[data-filter="silent"]').count(), 1);
+  assert.deepEqual(await fleetIds(), fleet.sites.filter((x) => x.health === 'silent').map((x) => x.site_id));
+  assert.equal(number(await text('[data-count="ok"]')), fleet.counts.ok);
+  // A prefix finds sites by id.
+  await page.goto(`${base}/#/`);
+  await fleetShown();
+  await page.fill('#fleet-prefix', 'mine-');
+  await page.press('#fleet-prefix', 'Enter');
+  await page.waitForFunction(() => window.location.hash.includes('prefix=mine-'));
+  await fleetShown();
+  const mines = await fleetIds();
+  assert.deepEqual(mines, fleet.sites.filter((x) => x.site_id.startsWith('mine-')).map((x) => x.site_id));
+  assert.ok(mines.length > 0, 'the seeded fleet has a mine');
+  await page.goto(`${base}/#/`);
+  await fleetShown();
+  step(s, 'the fleet pages with the API\'s cursor, and filters by health and by site id');
+
   // ---- the silent site's own page is as honest -----------------------------------------------
   await page.goto(`${base}/#/site/ship-atlantic`);
   await ready('/site/ship-atlantic');
@@ -139,7 +181,7 @@ async function main() {
   // ---- the records browser with several filters --------------------------------------------
   await page.click('nav a[data-nav="records"]');
   await ready('/records');
-  await page.selectOption('#filter-site', 'plant-north');
+  await page.fill('#filter-site', 'plant-north');
   await page.selectOption('#filter-kind', 'anomaly');
   await page.selectOption('#filter-model', 'fan');
   await page.selectOption('#filter-limit', '25');

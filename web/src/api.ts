@@ -60,6 +60,8 @@ export interface Fleet {
   now_ms: number;
   silent_after_ms: number;
   counts: Record<Health, number>;
+  matched: number;
+  next_after: string | null;
   sites: SiteRow[];
 }
 

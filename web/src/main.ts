@@ -72,14 +72,44 @@ function showError(error: unknown): void {
 
 // ----- fleet -----------------------------------------------------------------------------
 
-async function fleetPage(): Promise<void> {
-  const fleet = await get<Fleet>('sites');
+// Sites per page of the fleet table (the API answers at most 1,000).
+const FLEET_PAGE = 100;
+const HEALTHS = ['ok', 'warning', 'silent', 'never', 'revoked'] as const;
+
+// The fleet route's hash for these filters and cursor (#/?health=..&prefix=..&after=..).
+function fleetHash(filters: Record<string, string>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v);
+  return `#/${q.toString() ? `?${q}` : ''}`;
+}
+
+// The fleet table, a page at a time (GET /api/v1/sites?limit=&after=&health=&prefix=): the
+// counts are the whole fleet's and filter the table when clicked; "Next" follows the cursor.
+async function fleetPage(params: URLSearchParams): Promise<void> {
+  const limit = Math.min(1000, Math.max(1, Number(params.get('limit')) || FLEET_PAGE));
+  const filters: Record<string, string> = {
+    health: params.get('health') ?? '',
+    prefix: params.get('prefix') ?? '',
+    limit: params.has('limit') ? String(limit) : '',
+  };
+  const after = params.get('after') ?? '';
+  const fleet = await get<Fleet>('sites', { ...filters, limit: String(limit), after: after || undefined });
   asof.textContent = `as of ${time(fleet.now_ms)}`;
   const counts = el('div', { class: 'counts' });
-  for (const h of ['ok', 'warning', 'silent', 'never', 'revoked'] as const) {
-    counts.append(el('span', { class: `count health-${h}` },
-      el('b', { 'data-count': h }, String(fleet.counts[h])), ` ${h}`));
+  for (const h of HEALTHS) {
+    const selected = filters.health === h;
+    counts.append(el('a', {
+      class: `count health-${h}${selected ? ' selected' : ''}`, 'data-filter': h,
+      href: fleetHash({ ...filters, health: selected ? '' : h }),
+    }, el('b', { 'data-count': h }, String(fleet.counts[h])), ` ${h}`));
   }
+  const search = el('input', { type: 'search', id: 'fleet-prefix', name: 'prefix', placeholder: 'site id starts with',
+    value: filters.prefix });
+  const form = el('form', { class: 'filters', id: 'fleet-filters' }, search, el('button', { type: 'submit' }, 'Find'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    window.location.hash = fleetHash({ ...filters, prefix: search.value.trim() });
+  });
   const head = el('tr', {}, ...['Site', 'Region', 'Health', 'Status', 'Last contact', 'Newest record',
     'Backlog', 'Backlog size', 'Autonomy left', 'Models', 'Records', 'Storms'].map((h) => el('th', {}, h)));
   const body = el('tbody');
@@ -100,10 +130,22 @@ async function fleetPage(): Promise<void> {
       cell('storms', stormsText(site)),
     ));
   }
+  const filtered = filters.health || filters.prefix;
+  // data-hash: the route this page was drawn for (the browser tests wait for it).
+  const pager = el('p', { class: 'pager', id: 'fleet-pager', 'data-matched': String(fleet.matched),
+    'data-hash': window.location.hash },
+    `${int(fleet.sites.length)} of ${int(fleet.matched)} ${filtered ? 'matching ' : ''}sites shown` +
+      (after ? ` (after ${after})` : ''));
+  if (after) pager.append(' ', el('a', { id: 'fleet-first', href: fleetHash(filters) }, 'First page'));
+  if (fleet.next_after !== null) {
+    pager.append(' ', el('a', { id: 'fleet-next', href: fleetHash({ ...filters, after: fleet.next_after }) }, 'Next page'));
+  }
   app.replaceChildren(
     el('h1', {}, 'Fleet'),
     el('p', { class: 'hint' }, `A site not heard from for ${Math.round(fleet.silent_after_ms / 3_600_000)} h is silent.`),
     counts,
+    form,
+    pager,
     el('table', { id: 'fleet-table', class: 'grid' }, el('thead', {}, head), body),
   );
 }
@@ -306,13 +348,16 @@ async function recordsBrowser(box: HTMLElement, filters: Record<string, string>,
     s.value = value;
     return s;
   };
-  const siteSelect = fixed ? null : select('site', siteIds, filters.site ?? '');
+  // The site: any id may be typed (a fleet has thousands); the first page's ids are suggested.
+  const siteSelect = fixed ? null : el('input', { name: 'site', id: 'filter-site', list: 'filter-site-ids',
+    placeholder: 'any site', value: filters.site ?? '' });
+  const siteIdList = el('datalist', { id: 'filter-site-ids' }, ...siteIds.map((id) => el('option', { value: id })));
   const kindSelect = select('kind', KINDS, filters.kind ?? '');
   const modelSelect = select('model', [...new Set([...models, ...(filters.model ? [filters.model] : [])])], filters.model ?? '');
   const since = dateInput('filter-since', filters.since ?? null);
   const until = dateInput('filter-until', filters.until ?? null);
   const limit = select('limit', ['25', '50', '100', '500'], filters.limit ?? (fixed ? '25' : '50'));
-  form.append(...(siteSelect ? [siteSelect] : []), kindSelect, modelSelect,
+  form.append(...(siteSelect ? [siteSelect, siteIdList] : []), kindSelect, modelSelect,
     el('label', {}, 'since (UTC) ', since), el('label', {}, 'until (UTC) ', until), limit,
     el('button', { type: 'submit', id: 'filter-apply' }, 'Apply'));
 
@@ -378,8 +423,12 @@ async function recordsBrowser(box: HTMLElement, filters: Record<string, string>,
   await apply();
 }
 
+// Site ids the records page suggests: the first page of the fleet (a site further on is typed).
+const SITE_SUGGESTIONS = 200;
+
 async function recordsPage(params: URLSearchParams): Promise<void> {
-  const [fleet, training] = await Promise.all([get<Fleet>('sites'), get<Training>('training')]);
+  const [fleet, training] = await Promise.all([get<Fleet>('sites', { limit: SITE_SUGGESTIONS }),
+    get<Training>('training')]);
   asof.textContent = `as of ${time(fleet.now_ms)}`;
   const models = new Set<string>(training.models.map((m) => m.model));
   for (const s of fleet.sites) for (const m of s.models) models.add(m.name);
@@ -437,7 +486,7 @@ async function route(): Promise<void> {
     } else if (path === '/training') {
       await trainingPage();
     } else {
-      await fleetPage();
+      await fleetPage(params);
     }
   } catch (e) {
     showError(e);
