@@ -405,9 +405,12 @@ Status JoinSchedulerLease(const HubFlags& flags, hub::Store& store,
 // The retraining schedule and the registry's operator API (hub/release.h), started when the
 // config has a `retrain:` list (else nullptr). Its jobs start only while this hub holds the
 // scheduler lease (hub/STORE.md section 7), which `lease` is set to take, so that of the hubs
-// sharing one store one runs them. `store` must outlive both, and `lease` the scheduler.
+// sharing one store one runs them; each operator action on the registry goes to `audit_log`
+// (hub/FORMAT.md section 1). `store` and `audit_log` must outlive both, and `lease` the
+// scheduler.
 Result<std::unique_ptr<hub::RetrainScheduler>> StartRetraining(
-    const HubFlags& flags, hub::Store& store, std::unique_ptr<hub::SchedulerLease>& lease) {
+    const HubFlags& flags, hub::Store& store, std::unique_ptr<hub::SchedulerLease>& lease,
+    hub::HubAuditLog& audit_log) {
   std::unique_ptr<hub::RetrainScheduler> scheduler;
   if (flags.retrain.empty()) return scheduler;
   OUTPOST_ASSIGN_OR_RETURN(std::string self, SelfExecutable());
@@ -417,7 +420,11 @@ Result<std::unique_ptr<hub::RetrainScheduler>> StartRetraining(
                                                                 .store_url = flags.store_url,
                                                                 .data_dir = flags.data_dir,
                                                                 .models = flags.retrain,
-                                                                .lease = lease.get()}));
+                                                                .lease = lease.get(),
+                                                                .audit = [&audit_log](
+                                                                             std::string_view line) {
+                                                                  return audit_log.AppendLine(line);
+                                                                }}));
   return scheduler;
 }
 
@@ -530,7 +537,7 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
       store.get(), flags.web_dir.empty() ? hub::DefaultAssetsDir() : flags.web_dir);
   std::unique_ptr<hub::SchedulerLease> lease;
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::RetrainScheduler> scheduler,
-                           StartRetraining(flags, *store, lease));
+                           StartRetraining(flags, *store, lease, *audit_log));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::RetentionRunner> retention,
                            StartRetention(flags, *store, lease));
   // The operator listener's routes: the registry's under /api/v1/models, the dashboard's
