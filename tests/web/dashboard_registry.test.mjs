@@ -21,6 +21,7 @@ import {
   chartPixels, getApi, number, openPage, reader, readArgs, runTest, session, signIn, startServer,
   step, writeTokensFile,
 } from './browser.mjs';
+import { checkAnomaly, checkDrift, checkWithheld, fixed } from './insights_checks.mjs';
 
 const args = readArgs(['seed', 'hub', 'web', 'out']);
 const TOKENS = { acme: 'tok-acme-7f3a-5c1d9e0b2a64f873', globex: 'tok-globex-91c2-e4b07a3d65f1c298' };
@@ -38,8 +39,6 @@ outputs:
   - {name: fault_probability, datatype: FP32, shape: [-1]}
 `;
 
-const fixed = (v, d = 4) => (v === null || v === undefined ? '—' : v.toFixed(d));
-const rate = (r) => (r === null ? '—' : `${(r * 100).toFixed(2)} %`);
 
 function hubConfig() {
   const keys = join(work, 'keys');
@@ -65,76 +64,6 @@ function hubConfig() {
     '',
   ].join('\n'));
   return config;
-}
-
-async function checkAnomaly(page, api, q, tenant) {
-  const { text } = reader(page);
-  const a = await api(`insights/anomaly?since=${q.since}&until=${q.until}&bucket=${q.bucket}`, tenant);
-  assert.equal(a.min_sites, MIN_SITES);
-  assert.equal(await page.locator('#anomaly-table tbody tr[data-site]:not([data-site=""])').count(), a.sites.length);
-  for (const site of a.sites) {
-    const row = `#anomaly-table tr[data-site="${site.site_id}"]`;
-    assert.equal(number(await text(`${row} [data-k="rows"]`)), site.rows, `${site.site_id} rows`);
-    assert.equal(number(await text(`${row} [data-k="anomalies"]`)), site.anomalies);
-    assert.equal(await text(`${row} [data-k="anomaly_rate"]`), rate(site.anomaly_rate));
-  }
-  const fleet = '#anomaly-table tr.fleet-row';
-  if (a.fleet.withheld) {
-    assert.equal(await text(`${fleet} [data-k="anomaly_rate"]`), 'withheld');
-    assert.equal(await text(`${fleet} [data-k="rows"]`), `withheld: ${a.fleet.sites} of the ${MIN_SITES} sites needed`);
-  } else {
-    assert.equal(number(await text(`${fleet} [data-k="rows"]`)), a.fleet.rows);
-    assert.equal(await text(`${fleet} [data-k="anomaly_rate"]`), rate(a.fleet.anomaly_rate));
-  }
-  const note = page.locator('#fleet-note');
-  const shown = a.fleet.buckets.filter((b) => !b.withheld).length;
-  const withheld = a.fleet.buckets.filter((b) => b.withheld && b.sites > 0).length;
-  assert.equal(Number(await note.getAttribute('data-shown')), shown);
-  assert.equal(Number(await note.getAttribute('data-withheld')), withheld);
-  // Every bucket the API shows has MIN_SITES sites or more, every other fewer.
-  for (const b of a.fleet.buckets) {
-    assert.equal(b.withheld, b.sites < MIN_SITES);
-    if (b.withheld) assert.equal(b.anomaly_rate, null);
-  }
-  return a;
-}
-
-async function checkDrift(page, api, q, tenant) {
-  const { text } = reader(page);
-  const d = await api(`insights/drift?since=${q.since}&until=${q.until}`, tenant);
-  const key = (f) => `${f.model}/${f.feature}`;
-  assert.equal(await page.locator('#drift-map tbody tr:not(.fleet-row)').count(), d.sites.length);
-  const filled = await page.locator('#drift-map td[data-k="psi"]').evaluateAll(
-    (tds) => tds.filter((td) => td.textContent !== '').length);
-  assert.equal(filled, d.cells.length, 'one coloured cell per (site, feature) with drift');
-  for (const c of d.cells) {
-    const td = page.locator(`#drift-map tr[data-site="${c.site_id}"] td[data-feature="${key(c)}"]`);
-    assert.equal((await td.innerText()).trim(), c.max_psi.toFixed(3));
-    assert.notEqual(await td.evaluate((e) => e.style.backgroundColor), '', 'the cell is coloured');
-  }
-  for (const f of d.fleet) {
-    const td = `#drift-map tr.fleet-row td[data-feature="${key(f)}"]`;
-    assert.equal(await text(td), f.withheld ? `withheld (${f.sites} of ${MIN_SITES})` : f.mean_max_psi.toFixed(3));
-  }
-  assert.equal(await page.locator('#drift-legend rect').count() > 10, true, 'the colour scale has a legend');
-  return d;
-}
-
-async function checkWithheld(page, api, q, tenant) {
-  const { text } = reader(page);
-  const w = await api(`insights/withheld?since=${q.since}&until=${q.until}`, tenant);
-  for (const site of w.sites) {
-    const row = `#withheld-table tr[data-site="${site.site_id}"]`;
-    for (const k of ['allowed', 'withheld', 'rejected']) {
-      assert.equal(number(await text(`${row} [data-k="${k}"]`)), site.decisions[k], `${site.site_id} ${k}`);
-    }
-  }
-  assert.equal(await page.locator('#withheld-fleet tbody tr').count(), w.fleet.length);
-  for (const f of w.fleet) {
-    const cell = await text(`#withheld-fleet tr[data-rule="${f.decision}:${f.reason}"] [data-k="count"]`);
-    assert.equal(cell, f.withheld ? `withheld: ${f.sites} of the ${MIN_SITES} sites needed` : f.count.toLocaleString('en-US'));
-  }
-  return w;
 }
 
 async function main() {
@@ -166,7 +95,8 @@ async function main() {
   const box = page.locator('#insights');
   const q = await box.evaluate((e) => ({ since: e.dataset.since, until: e.dataset.until, bucket: e.dataset.bucket }));
   assert.equal(Number(await box.getAttribute('data-min-sites')), MIN_SITES);
-  const anomaly = await checkAnomaly(page, api, q, 'acme');
+  const anomaly = await checkAnomaly(page, (p) => api(p, 'acme'), q);
+  assert.equal(anomaly.min_sites, MIN_SITES, 'the hub config\'s insights.min_sites');
   assert.equal(anomaly.sites.length, 4, 'the 4 sites of acme sent aggregates this week');
   assert.ok(anomaly.fleet.buckets.some((b) => !b.withheld), 'buckets where 4 sites contribute show the fleet');
   assert.ok(anomaly.fleet.buckets.some((b) => b.withheld && b.sites === 3),
@@ -176,10 +106,10 @@ async function main() {
   assert.ok(coloured > 400, `the anomaly chart drew its series (${coloured} coloured pixels)`);
   step(s, 'insights: each site\'s anomaly rate and the fleet\'s only where 4 sites contribute');
 
-  const drift = await checkDrift(page, api, q, 'acme');
+  const drift = await checkDrift(page, (p) => api(p, 'acme'), q);
   assert.ok(drift.cells.length >= 2 && drift.fleet.every((f) => f.withheld), 'one site drifts: the fleet row is withheld');
   step(s, 'insights: the drift map shows the API\'s largest PSI per cell, and withholds the fleet row');
-  const withheld = await checkWithheld(page, api, q, 'acme');
+  const withheld = await checkWithheld(page, (p) => api(p, 'acme'), q);
   const aggregatesOnly = withheld.fleet.find((f) => f.reason === 'aggregates_only');
   assert.ok(aggregatesOnly && !aggregatesOnly.withheld && aggregatesOnly.sites === 4);
   step(s, 'insights: what each site\'s policy withheld, by rule, with the fleet total at 4 sites');
@@ -194,10 +124,10 @@ async function main() {
   await page2.goto(`${base}/#/insights`);
   await page2.waitForSelector('body[data-ready="1"][data-route="/insights"]');
   const q2 = await page2.locator('#insights').evaluate((e) => ({ since: e.dataset.since, until: e.dataset.until, bucket: e.dataset.bucket }));
-  const globex = await checkAnomaly(page2, api, q2, 'globex');
+  const globex = await checkAnomaly(page2, (p) => api(p, 'globex'), q2);
   assert.ok(globex.fleet.withheld && globex.fleet.buckets.every((b) => b.withheld));
   assert.deepEqual(globex.sites.map((x) => x.site_id), ['depot-1', 'depot-2']);
-  await checkWithheld(page2, api, q2, 'globex');
+  await checkWithheld(page2, (p) => api(p, 'globex'), q2);
   await page2.screenshot({ path: join(out, 'insights-withheld.png'), fullPage: true });
   // The registry is acme's: globex is told it has none for pump.
   const foreign = await fetch(`${base}/api/v1/models/pump/versions`, { headers: { Authorization: `Bearer ${TOKENS.globex}` } });

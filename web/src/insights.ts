@@ -6,6 +6,7 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { get } from './api';
+import { lonePoints } from './charts';
 import { el, int, rate, time } from './format';
 import { psiColor, psiLegend } from './plots';
 
@@ -87,12 +88,12 @@ function anomalyChart(container: HTMLElement, a: AnomalyInsight): void {
       {},
       ...a.sites.map((s, i) => ({
         label: s.site_id, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false,
-        points: { size: 5, fill: COLORS[i % COLORS.length] },
+        points: { size: 7, fill: COLORS[i % COLORS.length], filter: lonePoints },
         value: (_u: uPlot, v: number | null) => (v === null ? '—' : `${v.toFixed(2)} %`),
       })),
       {
         label: `fleet (≥ ${a.min_sites} sites)`, stroke: FLEET_COLOR, width: 2, dash: [8, 4], spanGaps: false,
-        points: { show: false },
+        points: { size: 7, fill: FLEET_COLOR, filter: lonePoints },
         value: (_u: uPlot, v: number | null) => (v === null ? 'withheld' : `${v.toFixed(2)} %`),
       },
     ],

@@ -21,7 +21,7 @@ export interface Curve {
 export function unitPlot(id: string, title: string, xLabel: string, yLabel: string,
   curves: Curve[], dots = false): SVGSVGElement {
   const size = 300;
-  const pad = 40;
+  const pad = 48;
   const inner = size - 2 * pad;
   const svg = svgEl('svg', { id, width: size + 140, height: size, viewBox: `0 0 ${size + 140} ${size}`, role: 'img' }) as SVGSVGElement;
   const x = (v: number) => pad + v * inner;

@@ -263,13 +263,14 @@ export async function modelPage(app: HTMLElement, name: string, params: URLSearc
   const result = el('p', { id: 'action-result', 'aria-live': 'polite' });
   const retrain = el('button', { type: 'button', id: 'retrain', class: 'action' }, 'Retrain now');
   const labels = status.labels_now === null ? '—' : int(status.labels_now - status.labels_at_last_run);
+  const trigger = status.min_new_labels > 0 ? `${int(status.min_new_labels)} start one` : 'no label trigger';
 
   app.replaceChildren(
     el('p', { class: 'crumbs' }, el('a', { href: '#/models' }, 'Models'), ` / ${name}`),
     el('h1', {}, `Model ${name}`),
     el('p', { id: 'retrain-status' },
       status.running ? 'A retraining job runs now. ' : '',
-      `${int(status.runs)} jobs so far; ${labels} new labels since the last (${int(status.min_new_labels)} start one). `,
+      `${int(status.runs)} jobs so far; ${labels} new labels since the last (${trigger}). `,
       retrain),
     result,
     el('h2', {}, 'Versions'),
