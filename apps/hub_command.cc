@@ -235,8 +235,7 @@ Status ParseHubInsights(const yaml::Node& v, HubFlags& flags) {
     Result<int64_t> min_sites = entry.second.As<int64_t>();
     flags.insights_min_sites = min_sites.ok() ? *min_sites : 0;
     if (flags.insights_min_sites < 1 || flags.insights_min_sites > 1'000'000) {
-      return InvalidArgumentError(flags.config_path +
-                                  ": insights.min_sites must be 1 .. 1000000");
+      return InvalidArgumentError(flags.config_path + ": insights.min_sites must be 1 .. 1000000");
     }
   }
   return Status::Ok();
@@ -437,16 +436,15 @@ Result<std::unique_ptr<hub::RetrainScheduler>> StartRetraining(
   if (flags.retrain.empty()) return scheduler;
   OUTPOST_ASSIGN_OR_RETURN(std::string self, SelfExecutable());
   OUTPOST_RETURN_IF_ERROR(JoinSchedulerLease(flags, store, lease));
-  OUTPOST_ASSIGN_OR_RETURN(scheduler,
-                           hub::RetrainScheduler::Start(store, {.self = self,
-                                                                .store_url = flags.store_url,
-                                                                .data_dir = flags.data_dir,
-                                                                .models = flags.retrain,
-                                                                .lease = lease.get(),
-                                                                .audit = [&audit_log](
-                                                                             std::string_view line) {
-                                                                  return audit_log.AppendLine(line);
-                                                                }}));
+  OUTPOST_ASSIGN_OR_RETURN(
+      scheduler, hub::RetrainScheduler::Start(store, {.self = self,
+                                                      .store_url = flags.store_url,
+                                                      .data_dir = flags.data_dir,
+                                                      .models = flags.retrain,
+                                                      .lease = lease.get(),
+                                                      .audit = [&audit_log](std::string_view line) {
+                                                        return audit_log.AppendLine(line);
+                                                      }}));
   return scheduler;
 }
 

@@ -24,12 +24,12 @@ namespace outpost::hub::dashboard_internal {
 namespace {
 
 constexpr int64_t kMaxBuckets = 2000;
-constexpr size_t kMaxChartSites = 100;         // sites charted in one anomaly answer
-constexpr int64_t kMaxSiteBuckets = 50'000;    // site buckets in one anomaly answer
-constexpr size_t kMaxMapSites = 500;           // rows of the drift map, sites of withheld
-constexpr size_t kMaxMapFeatures = 64;         // columns of the drift map
+constexpr size_t kMaxChartSites = 100;       // sites charted in one anomaly answer
+constexpr int64_t kMaxSiteBuckets = 50'000;  // site buckets in one anomaly answer
+constexpr size_t kMaxMapSites = 500;         // rows of the drift map, sites of withheld
+constexpr size_t kMaxMapFeatures = 64;       // columns of the drift map
 constexpr size_t kMaxAuditLinesPerSite = 100'000;
-constexpr size_t kMaxRulesPerSite = 256;       // (decision, reason, kind) groups of a site
+constexpr size_t kMaxRulesPerSite = 256;  // (decision, reason, kind) groups of a site
 constexpr size_t kMaxShadowResults = 1000;
 
 // A count, or null when a fleet aggregate is withheld.
@@ -51,8 +51,7 @@ void RateOrNull(JsonWriter& w, bool shown, uint64_t rows, uint64_t anomalies) {
 }
 
 // The caller's sites' ids, ordered, at most `max` (sets *truncated past it).
-Result<std::vector<std::string>> TenantSiteIds(const ApiContext& api, size_t max,
-                                               bool* truncated) {
+Result<std::vector<std::string>> TenantSiteIds(const ApiContext& api, size_t max, bool* truncated) {
   OUTPOST_ASSIGN_OR_RETURN(std::vector<SiteSummary> sites, api.store.ListSites(api.tenant));
   std::vector<std::string> ids;
   for (const SiteSummary& s : sites) {
@@ -85,10 +84,10 @@ struct AnomalyBuilder {
   size_t max_chart_sites = 0;
   std::map<std::string, AnomalySite> sites;
   size_t charted = 0;
-  std::vector<RowCounts> fleet;                  // every site read
-  std::vector<uint32_t> fleet_sites;             // contributing sites per bucket
-  std::unordered_set<uint64_t> contributed;      // (bucket << 32 | site index) seen
-  std::map<std::string, uint32_t> index;         // site -> index
+  std::vector<RowCounts> fleet;              // every site read
+  std::vector<uint32_t> fleet_sites;         // contributing sites per bucket
+  std::unordered_set<uint64_t> contributed;  // (bucket << 32 | site index) seen
+  std::map<std::string, uint32_t> index;     // site -> index
   bool truncated = false;
 
   void Add(const HubRecord& record, json::Parser& parser) {
@@ -117,8 +116,7 @@ struct AnomalyBuilder {
     }
     fleet[i].rows += c.rows;
     fleet[i].anomalies += c.anomalies;
-    if (c.rows > 0 &&
-        contributed.insert((uint64_t{i} << 32) | index.at(record.site_id)).second) {
+    if (c.rows > 0 && contributed.insert((uint64_t{i} << 32) | index.at(record.site_id)).second) {
       ++fleet_sites[i];
     }
   }
@@ -262,71 +260,27 @@ struct DriftCell {
   int64_t last_ms = 0;
   std::optional<double> level;
 };
+using DriftCells = std::map<std::pair<std::string, FeatureKey>, DriftCell>;  // (site, feature)
 
-HubResponse DriftResponse(const ApiContext& api, const QueryParams& params) {
-  json::Parser parser;
-  if (Status s = OnlyKnown(params, {"model", "since", "until"}); !s.ok()) return BadRequest(s);
-  auto model = ModelParam(params);
-  if (!model.ok()) return BadRequest(model.status());
-  const int64_t default_until = std::min(api.now_ms + 1, kMaxTimeMs);
-  auto range = RangeParams(params, default_until - 7 * kMsPerDay, default_until);
-  if (!range.ok()) return BadRequest(range.status());
-  bool truncated = false;
-  auto site_ids = TenantSiteIds(api, kMaxMapSites, &truncated);
-  if (!site_ids.ok()) return StoreError(site_ids.status());
-  const std::set<std::string> listed(site_ids->begin(), site_ids->end());
-  std::set<FeatureKey> features;
-  std::map<std::pair<std::string, FeatureKey>, DriftCell> cells;  // (site, feature)
-  RecordQuery query{.tenant = api.tenant,
-                    .kind = "drift",
-                    .stream = *model,
-                    .since_ms = range->since_ms,
-                    .until_ms = range->until_ms};
-  Status s = ScanRecords(
-      api.store, query, api.options.max_scan_records,
-      [&](const HubRecord& record) {
-        if (!listed.count(record.site_id)) return;
-        json::Value o;
-        if (!ParseObject(parser, record.payload, o)) return;
-        std::optional<double> psi = NumberField(o, "psi");
-        if (!psi || !std::isfinite(*psi)) return;
-        FeatureKey key{record.stream, StringField(o, "feature")};
-        if (!features.count(key)) {
-          if (features.size() == kMaxMapFeatures) {
-            truncated = true;
-            return;
-          }
-          features.insert(key);
-        }
-        std::pair<std::string, FeatureKey> cell_key{record.site_id, key};
-        auto [it, added] = cells.try_emplace(std::move(cell_key));
-        DriftCell& cell = it->second;
-        cell.max_psi = added ? *psi : std::max(cell.max_psi, *psi);
-        ++cell.records;
-        cell.last_ms = std::max(cell.last_ms, record.created_ms);
-        std::optional<double> level = NumberField(o, "level");
-        if (level && std::isfinite(*level)) {
-          cell.level = cell.level ? std::max(*cell.level, *level) : *level;
-        }
-      },
-      &truncated);
-  if (!s.ok()) return StoreError(s);
-
-  const size_t min_sites = api.options.min_fleet_sites;
+// The drift answer: the map of `cells` over `site_ids` and `features`, and the fleet row of
+// each feature, withheld below `min_sites` sites.
+std::string DriftBody(const TimeRange& range, const std::vector<std::string>& site_ids,
+                      const std::set<FeatureKey>& features, const DriftCells& cells, bool truncated,
+                      size_t min_sites) {
   std::string body;
   JsonWriter w(body);
   w.BeginObject();
   w.Key("since_ms");
-  w.Int(range->since_ms);
+  w.Int(range.since_ms);
   w.Key("until_ms");
-  w.Int(range->until_ms);
+  w.Int(range.until_ms);
   w.Key("min_sites");
   w.Uint(min_sites);
   w.Key("truncated");
   w.Bool(truncated);
   w.Key("sites");
   w.BeginArray();
-  for (const std::string& id : *site_ids) w.String(id);
+  for (const std::string& id : site_ids) w.String(id);
   w.EndArray();
   w.Key("features");
   w.BeginArray();
@@ -388,7 +342,60 @@ HubResponse DriftResponse(const ApiContext& api, const QueryParams& params) {
   }
   w.EndArray();
   w.EndObject();
-  return Json(200, std::move(body));
+  return body;
+}
+
+HubResponse DriftResponse(const ApiContext& api, const QueryParams& params) {
+  json::Parser parser;
+  if (Status s = OnlyKnown(params, {"model", "since", "until"}); !s.ok()) return BadRequest(s);
+  auto model = ModelParam(params);
+  if (!model.ok()) return BadRequest(model.status());
+  const int64_t default_until = std::min(api.now_ms + 1, kMaxTimeMs);
+  auto range = RangeParams(params, default_until - 7 * kMsPerDay, default_until);
+  if (!range.ok()) return BadRequest(range.status());
+  bool truncated = false;
+  auto site_ids = TenantSiteIds(api, kMaxMapSites, &truncated);
+  if (!site_ids.ok()) return StoreError(site_ids.status());
+  const std::set<std::string> listed(site_ids->begin(), site_ids->end());
+  std::set<FeatureKey> features;
+  DriftCells cells;
+  RecordQuery query{.tenant = api.tenant,
+                    .kind = "drift",
+                    .stream = *model,
+                    .since_ms = range->since_ms,
+                    .until_ms = range->until_ms};
+  Status s = ScanRecords(
+      api.store, query, api.options.max_scan_records,
+      [&](const HubRecord& record) {
+        if (!listed.count(record.site_id)) return;
+        json::Value o;
+        if (!ParseObject(parser, record.payload, o)) return;
+        std::optional<double> psi = NumberField(o, "psi");
+        if (!psi || !std::isfinite(*psi)) return;
+        FeatureKey key{record.stream, StringField(o, "feature")};
+        if (!features.count(key)) {
+          if (features.size() == kMaxMapFeatures) {
+            truncated = true;
+            return;
+          }
+          features.insert(key);
+        }
+        std::pair<std::string, FeatureKey> cell_key{record.site_id, key};
+        auto [it, added] = cells.try_emplace(std::move(cell_key));
+        DriftCell& cell = it->second;
+        cell.max_psi = added ? *psi : std::max(cell.max_psi, *psi);
+        ++cell.records;
+        cell.last_ms = std::max(cell.last_ms, record.created_ms);
+        std::optional<double> level = NumberField(o, "level");
+        if (level && std::isfinite(*level)) {
+          cell.level = cell.level ? std::max(*cell.level, *level) : *level;
+        }
+      },
+      &truncated);
+  if (!s.ok()) return StoreError(s);
+
+  return Json(
+      200, DriftBody(*range, *site_ids, features, cells, truncated, api.options.min_fleet_sites));
 }
 
 // ---- withheld -----------------------------------------------------------------------------
@@ -573,8 +580,8 @@ void WriteShadowResult(JsonWriter& w, const ShadowResult& r, json::Parser& parse
   w.Int(r.created_ms);
   w.Key("event");
   w.String(r.event);
-  for (std::string_view key : {"version", "shadow_version", "champion_version", "compared",
-                               "agreed", "labelled"}) {
+  for (std::string_view key :
+       {"version", "shadow_version", "champion_version", "compared", "agreed", "labelled"}) {
     w.Key(key);
     if (parsed) {
       IntOrNull(w, o, key);
@@ -627,9 +634,9 @@ HubResponse ShadowResponse(const ApiContext& api, const QueryParams& params) {
       },
       &truncated);
   if (!s.ok()) return StoreError(s);
-  std::stable_sort(results.begin(), results.end(), [](const ShadowResult& a, const ShadowResult& b) {
-    return a.created_ms > b.created_ms;
-  });
+  std::stable_sort(
+      results.begin(), results.end(),
+      [](const ShadowResult& a, const ShadowResult& b) { return a.created_ms > b.created_ms; });
   if (results.size() > kMaxShadowResults) {
     results.resize(kMaxShadowResults);
     truncated = true;

@@ -30,8 +30,8 @@ constexpr int64_t kHour = 3'600'000;
 constexpr int64_t kNow = 1'700'006'400'000;  // 2023-11-15 00:00:00 UTC, a whole hour
 
 std::string Aggregate(uint64_t rows, uint64_t anomalies) {
-  return R"({"v":1,"kind":"aggregate","model":"pump","version":3,"rows":)" +
-         std::to_string(rows) + R"(,"anomalies":)" + std::to_string(anomalies) + "}";
+  return R"({"v":1,"kind":"aggregate","model":"pump","version":3,"rows":)" + std::to_string(rows) +
+         R"(,"anomalies":)" + std::to_string(anomalies) + "}";
 }
 
 std::string Drift(const std::string& feature, double psi) {
@@ -58,9 +58,9 @@ class InsightsTest : public ::testing::Test {
   void SetUp() override {
     OUTPOST_ASSERT_OK_AND_ASSIGN(store_, OpenStore("sqlite:" + dir_.File("hub.db")));
     clock_.SetWall(Clock::WallTime(std::chrono::milliseconds(kNow)));
-    for (auto [site, tenant] : {std::pair{"s1", "acme"}, std::pair{"s2", "acme"},
-                                std::pair{"s3", "acme"}, std::pair{"s4", "acme"},
-                                std::pair{"o1", "other"}}) {
+    for (auto [site, tenant] :
+         {std::pair{"s1", "acme"}, std::pair{"s2", "acme"}, std::pair{"s3", "acme"},
+          std::pair{"s4", "acme"}, std::pair{"o1", "other"}}) {
       OUTPOST_ASSERT_OK(store_->CreateSite(
           Site{.site_id = site, .tenant = tenant, .region = "eu", .created_ms = 1}));
     }
@@ -303,7 +303,7 @@ TEST_F(InsightsTest, WithheldCountsTheAuditLinesByRuleAndNeverAnswersALine) {
   EXPECT_EQ(AsString(s1["rules"].At(1)["kind"]), "sample");
   EXPECT_EQ(AsInt(s1["rules"].At(1)["count"]), 1);
   EXPECT_EQ(AsInt(e["sites"].At(1)["rules"].At(0)["count"]), 2);  // s2
-  EXPECT_EQ(AsInt(e["sites"].At(3)["lines"]), 0);                  // s4: none
+  EXPECT_EQ(AsInt(e["sites"].At(3)["lines"]), 0);                 // s4: none
   // The fleet: aggregates_only at 3 sites (4 lines) is shown; the others at one site are not.
   ASSERT_EQ(e["fleet"].size(), 3u);
   json::Value rejected = e["fleet"].At(0);
@@ -345,10 +345,11 @@ TEST_F(InsightsTest, ShadowResultsAreTheSitesShadowEventsNewestFirst) {
 TEST_F(InsightsTest, ScansAreBoundedAndSayTruncated) {
   json::Value e = GetJson(AnomalyTarget(), {.max_scan_records = 2});
   EXPECT_TRUE(*e["truncated"].GetBool());
-  EXPECT_TRUE(*GetJson("/api/v1/insights/withheld", {.max_scan_records = 3})["truncated"].GetBool());
+  EXPECT_TRUE(
+      *GetJson("/api/v1/insights/withheld", {.max_scan_records = 3})["truncated"].GetBool());
   EXPECT_TRUE(*GetJson("/api/v1/insights/shadow", {.max_scan_records = 1})["truncated"].GetBool());
-  EXPECT_TRUE(*GetJson("/api/v1/insights/drift?since=0", {.max_scan_records = 1})["truncated"]
-                   .GetBool());
+  EXPECT_TRUE(
+      *GetJson("/api/v1/insights/drift?since=0", {.max_scan_records = 1})["truncated"].GetBool());
 }
 
 TEST_F(InsightsTest, RefusalsCarryTheirReasons) {
@@ -357,10 +358,10 @@ TEST_F(InsightsTest, RefusalsCarryTheirReasons) {
   EXPECT_EQ(Reason("/api/v1/insights/anomaly?site=s1", 400), "unknown_parameter");
   EXPECT_EQ(Reason("/api/v1/insights/withheld?model=pump", 400), "unknown_parameter");
   EXPECT_EQ(Reason("/api/v1/insights/anomaly?bucket=10", 400), "bad_parameter");
-  EXPECT_EQ(Reason("/api/v1/insights/anomaly?since=0&until=" + std::to_string(kNow) +
-                       "&bucket=60000",
-                   400),
-            "bad_parameter");
+  EXPECT_EQ(
+      Reason("/api/v1/insights/anomaly?since=0&until=" + std::to_string(kNow) + "&bucket=60000",
+             400),
+      "bad_parameter");
   EXPECT_EQ(Reason("/api/v1/insights/drift?since=5&until=4", 400), "bad_parameter");
   EXPECT_EQ(Reason("/api/v1/insights/shadow?model=Bad!", 400), "bad_parameter");
 }

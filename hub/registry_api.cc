@@ -359,7 +359,7 @@ HubResponse RetrainScheduler::Impl::Handle(const HubRequest& request) {
     const bool approve = seg[3] == "approve";
     std::optional<int64_t> version = ParseVersion(seg[2]);
     HubResponse response =
-        !version ? ErrorResponse(404, "version_not_found", "a version is a positive integer")
+        !version  ? ErrorResponse(404, "version_not_found", "a version is a positive integer")
         : approve ? Approve(*m, *version)
                   : Reject(*m, *version);
     AuditAction(request, approve ? "model_approve" : "model_reject", *m, version.value_or(0),
@@ -379,8 +379,8 @@ HubResponse RetrainScheduler::Impl::Handle(const HubRequest& request) {
 }
 
 void RetrainScheduler::Impl::AuditAction(const HubRequest& request, std::string_view action,
-                                          const ModelSlot& m, int64_t version,
-                                          const HubResponse& response) {
+                                         const ModelSlot& m, int64_t version,
+                                         const HubResponse& response) {
   if (!options.audit) return;
   // The outcome: the state or "started" the success names, or the refusal's reason; the
   // detail: the bundle an approval wrote, or the refusal's message.

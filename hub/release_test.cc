@@ -573,7 +573,8 @@ TEST_F(SchedulerApiTest, EveryRegistryActionIsAuditedWithItsOperatorAndOutcome) 
   EXPECT_EQ(audit_lines_[0],
             R"({"time_ms":1700000000000,"event":"model_approve","tenant":"acme",)"
             R"("operator":"alice","model":"pump","version":2,"status":200,"outcome":"bundled",)"
-            R"("detail":")" + bundle + R"("})");
+            R"("detail":")" +
+                bundle + R"("})");
   EXPECT_NE(audit_lines_[1].find(R"("version":2,"status":409,"outcome":"not_candidate",)"),
             std::string::npos)
       << audit_lines_[1];

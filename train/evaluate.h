@@ -37,8 +37,9 @@ struct BinaryMetrics {
 
 inline constexpr size_t kMaxRocPoints = 101;
 
-// Metrics of probabilities `p` for labels 0/1, with the ROC curve and the reliability table. InvalidArgument when the sizes differ, a
-// label is not 0 or 1, or a probability is NaN or outside [0, 1].
+// Metrics of probabilities `p` for labels 0/1, with the ROC curve and the reliability table.
+// InvalidArgument when the sizes differ, a label is not 0 or 1, or a probability is NaN or outside
+// [0, 1].
 Result<BinaryMetrics> EvaluateBinary(std::span<const float> p, std::span<const float> labels);
 
 enum class Metric { kAuc, kAccuracy, kLogloss };

@@ -51,11 +51,11 @@ TEST(EvaluateBinary, RocCurvePointsPerThresholdAndTheReliabilityTable) {
   EXPECT_EQ(m.calibration[3].rows, 1);
 
   // Tied scores are one threshold; one class has no curve but still a table.
-  OUTPOST_ASSERT_OK_AND_ASSIGN(BinaryMetrics tie, EvaluateBinary(std::vector<float>{0.5f, 0.5f},
-                                                                 std::vector<float>{1, 0}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      BinaryMetrics tie, EvaluateBinary(std::vector<float>{0.5f, 0.5f}, std::vector<float>{1, 0}));
   EXPECT_EQ(tie.roc, (std::vector<std::pair<double, double>>{{0, 0}, {1, 1}}));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(BinaryMetrics one, EvaluateBinary(std::vector<float>{0.2f, 1.0f},
-                                                                 std::vector<float>{1, 1}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      BinaryMetrics one, EvaluateBinary(std::vector<float>{0.2f, 1.0f}, std::vector<float>{1, 1}));
   EXPECT_TRUE(one.roc.empty());
   ASSERT_EQ(one.calibration.size(), 2u);
   EXPECT_EQ(one.calibration[1].mean_p, 1.0);  // 1.0 lies in the last bin

@@ -383,8 +383,9 @@ std::string MetricsJson(int version) {
     w.Key("margin"); w.Double(0.01);
     w.Key("reason");
     char reason[128];
-    std::snprintf(reason, sizeof(reason), "challenger auc %.4f beats champion %.4f by %.4f >= 0.0100",
-                  auc[i], auc[i - 1], auc[i] - auc[i - 1]);
+    std::snprintf(reason, sizeof(reason),
+                  "challenger auc %.4f beats champion %.4f by %.4f >= 0.0100", auc[i],
+                  auc[i - 1], auc[i] - auc[i - 1]);
     w.String(version == 6 ? "operator-requested retrain on the newest labels" : reason);
     w.Key("holdout"); w.BeginObject();
     w.Key("rows"); w.Int(600); w.Key("positives"); w.Int(71); w.EndObject();

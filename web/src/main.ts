@@ -406,7 +406,8 @@ async function trainingPage(): Promise<void> {
     rows.append(el('tr', { 'data-model': m.model, class: 'model-row' },
       cell('model', m.model), cell('feedback', int(m.feedback)), cell('labelled', int(m.labelled)),
       cell('hard_examples', int(m.hard_examples)), cell('sites', int(m.sites)),
-      cell('registry', m.registry.map((r) => `v${r.version} ${r.state}`).join(', ') || '—')));
+      el('td', { 'data-k': 'registry' }, m.registry.length === 0 ? '—' : el('a', { href: `#/models/${encodeURIComponent(m.model)}` },
+        m.registry.map((r) => `v${r.version} ${r.state}`).join(', ')))));
     for (const s of m.by_site) {
       rows.append(el('tr', { 'data-model': m.model, 'data-site': s.site_id, class: 'site-row' },
         cell('site_id', `  ${s.site_id}`), cell('feedback', int(s.feedback)), cell('labelled', int(s.labelled)),
