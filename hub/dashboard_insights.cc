@@ -23,7 +23,6 @@
 namespace outpost::hub::dashboard_internal {
 namespace {
 
-constexpr int64_t kMaxBuckets = 2000;
 constexpr size_t kMaxChartSites = 100;       // sites charted in one anomaly answer
 constexpr int64_t kMaxSiteBuckets = 50'000;  // site buckets in one anomaly answer
 constexpr size_t kMaxMapSites = 500;         // rows of the drift map, sites of withheld
@@ -48,6 +47,20 @@ void RateOrNull(JsonWriter& w, bool shown, uint64_t rows, uint64_t anomalies) {
   } else {
     w.Null();
   }
+}
+
+// Opens an insight's answer with the members every one starts with: its range, the
+// k-threshold and whether a bound was hit.
+void BeginInsight(JsonWriter& w, const TimeRange& range, size_t min_sites, bool truncated) {
+  w.BeginObject();
+  w.Key("since_ms");
+  w.Int(range.since_ms);
+  w.Key("until_ms");
+  w.Int(range.until_ms);
+  w.Key("min_sites");
+  w.Uint(min_sites);
+  w.Key("truncated");
+  w.Bool(truncated);
 }
 
 // The caller's sites' ids, ordered, at most `max` (sets *truncated past it).
@@ -138,17 +151,9 @@ void WriteRowBucket(JsonWriter& w, int64_t start_ms, const RowCounts& c) {
 std::string AnomalyBody(const TimeRange& range, const AnomalyBuilder& b, size_t min_sites) {
   std::string body;
   JsonWriter w(body);
-  w.BeginObject();
-  w.Key("since_ms");
-  w.Int(range.since_ms);
-  w.Key("until_ms");
-  w.Int(range.until_ms);
+  BeginInsight(w, range, min_sites, b.truncated);
   w.Key("bucket_ms");
   w.Int(b.width_ms);
-  w.Key("min_sites");
-  w.Uint(min_sites);
-  w.Key("truncated");
-  w.Bool(b.truncated);
   w.Key("sites");
   w.BeginArray();
   RowCounts all;
@@ -221,18 +226,13 @@ HubResponse AnomalyResponse(const ApiContext& api, const QueryParams& params) {
   }
   auto model = ModelParam(params);
   if (!model.ok()) return BadRequest(model.status());
-  auto bucket = IntParam(params, "bucket", kMsPerMinute, 30 * kMsPerDay, kMsPerHour);
-  if (!bucket.ok()) return BadRequest(bucket.status());
-  const int64_t default_until = std::min(api.now_ms + 1, kMaxTimeMs);
-  auto range = RangeParams(params, default_until - 7 * kMsPerDay, default_until);
-  if (!range.ok()) return BadRequest(range.status());
-  const int64_t first = range->since_ms / *bucket * *bucket;
-  const int64_t count = (range->until_ms - first + *bucket - 1) / *bucket;
-  if (count > kMaxBuckets) {
-    return Error(400, "bad_parameter", "at most 2000 buckets: widen bucket or narrow since/until");
-  }
+  auto grid = BucketedRangeParams(params, api.now_ms);
+  if (!grid.ok()) return BadRequest(grid.status());
+  const TimeRange* range = &grid->range;
+  const int64_t first = grid->first_ms;
+  const int64_t count = grid->count;
   AnomalyBuilder b{.first_ms = first,
-                   .width_ms = *bucket,
+                   .width_ms = grid->bucket_ms,
                    .count = count,
                    .max_chart_sites = std::min<size_t>(
                        kMaxChartSites, static_cast<size_t>(kMaxSiteBuckets / count))};
@@ -269,15 +269,7 @@ std::string DriftBody(const TimeRange& range, const std::vector<std::string>& si
                       size_t min_sites) {
   std::string body;
   JsonWriter w(body);
-  w.BeginObject();
-  w.Key("since_ms");
-  w.Int(range.since_ms);
-  w.Key("until_ms");
-  w.Int(range.until_ms);
-  w.Key("min_sites");
-  w.Uint(min_sites);
-  w.Key("truncated");
-  w.Bool(truncated);
+  BeginInsight(w, range, min_sites, truncated);
   w.Key("sites");
   w.BeginArray();
   for (const std::string& id : site_ids) w.String(id);
@@ -508,15 +500,7 @@ HubResponse WithheldResponse(const ApiContext& api, const QueryParams& params) {
   const size_t min_sites = api.options.min_fleet_sites;
   std::string body;
   JsonWriter w(body);
-  w.BeginObject();
-  w.Key("since_ms");
-  w.Int(range->since_ms);
-  w.Key("until_ms");
-  w.Int(range->until_ms);
-  w.Key("min_sites");
-  w.Uint(min_sites);
-  w.Key("truncated");
-  w.Bool(truncated);
+  BeginInsight(w, *range, min_sites, truncated);
   w.Key("sites");
   w.BeginArray();
   for (const SiteWithheld& site : sites) WriteSiteWithheld(w, site);
