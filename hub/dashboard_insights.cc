@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -61,6 +62,19 @@ void BeginInsight(JsonWriter& w, const TimeRange& range, size_t min_sites, bool 
   w.Uint(min_sites);
   w.Key("truncated");
   w.Bool(truncated);
+}
+
+// Visits the tenant's records of `kind` (of stream `model` when set) created in `range`, at
+// most options.max_scan_records of them (sets *truncated past that). Store errors.
+Status ScanTenant(const ApiContext& api, std::string_view kind,
+                  const std::optional<std::string>& model, const TimeRange& range,
+                  const std::function<void(const HubRecord&)>& visit, bool* truncated) {
+  RecordQuery query{.tenant = api.tenant,
+                    .kind = std::string(kind),
+                    .stream = model,
+                    .since_ms = range.since_ms,
+                    .until_ms = range.until_ms};
+  return ScanRecords(api.store, query, api.options.max_scan_records, visit, truncated);
 }
 
 // The caller's sites' ids, ordered, at most `max` (sets *truncated past it).
@@ -238,14 +252,9 @@ HubResponse AnomalyResponse(const ApiContext& api, const QueryParams& params) {
                        kMaxChartSites, static_cast<size_t>(kMaxSiteBuckets / count))};
   b.fleet.resize(static_cast<size_t>(count));
   b.fleet_sites.resize(static_cast<size_t>(count));
-  RecordQuery query{.tenant = api.tenant,
-                    .kind = "aggregate",
-                    .stream = *model,
-                    .since_ms = range->since_ms,
-                    .until_ms = range->until_ms};
-  Status s = ScanRecords(
-      api.store, query, api.options.max_scan_records,
-      [&](const HubRecord& record) { b.Add(record, parser); }, &b.truncated);
+  Status s = ScanTenant(
+      api, "aggregate", *model, *range, [&](const HubRecord& record) { b.Add(record, parser); },
+      &b.truncated);
   if (!s.ok()) return StoreError(s);
   return Json(200, AnomalyBody(*range, b, api.options.min_fleet_sites));
 }
@@ -351,13 +360,8 @@ HubResponse DriftResponse(const ApiContext& api, const QueryParams& params) {
   const std::set<std::string> listed(site_ids->begin(), site_ids->end());
   std::set<FeatureKey> features;
   DriftCells cells;
-  RecordQuery query{.tenant = api.tenant,
-                    .kind = "drift",
-                    .stream = *model,
-                    .since_ms = range->since_ms,
-                    .until_ms = range->until_ms};
-  Status s = ScanRecords(
-      api.store, query, api.options.max_scan_records,
+  Status s = ScanTenant(
+      api, "drift", *model, *range,
       [&](const HubRecord& record) {
         if (!listed.count(record.site_id)) return;
         json::Value o;
@@ -601,13 +605,8 @@ HubResponse ShadowResponse(const ApiContext& api, const QueryParams& params) {
   if (!range.ok()) return BadRequest(range.status());
   bool truncated = false;
   std::vector<ShadowResult> results;
-  RecordQuery query{.tenant = api.tenant,
-                    .kind = "event",
-                    .stream = *model,
-                    .since_ms = range->since_ms,
-                    .until_ms = range->until_ms};
-  Status s = ScanRecords(
-      api.store, query, api.options.max_scan_records,
+  Status s = ScanTenant(
+      api, "event", *model, *range,
       [&](const HubRecord& record) {
         json::Value o;
         if (!ParseObject(parser, record.payload, o)) return;
