@@ -7,8 +7,8 @@
 //   - another tenant with 2 sites sees every fleet aggregate withheld;
 //   - the registry page lists every version with the API's metrics beside its champion's,
 //     draws the ROC and calibration plots, shows the lineage and the sites' shadow results;
-//   - approving and rejecting from the page change the registry as the API says, and both
-//     actions are in the hub's audit log with the operator's name;
+//   - approving and rejecting from the page change the registry as the API says, retraining
+//     starts a job, and each action is in the hub's audit log with the operator's name;
 //   - nothing is loaded from outside the hub and no script error happens.
 // Screenshots go to --out.
 //
@@ -207,14 +207,20 @@ async function main() {
   versions = await api('models/pump/versions');
   assert.equal(versions.versions.find((v) => v.version === 6).state, 'rejected');
   assert.equal(await text('#versions-table tr[data-version="6"] [data-k="state"]'), 'rejected');
+  // Retrain now: the job starts (its `outpost train` fails on this test's bare train.yaml,
+  // which is not what this test is about).
+  await page.click('#retrain');
+  await page.waitForSelector('#action-result.ok');
+  assert.equal(await text('#action-result'), 'Retraining started.');
   const audit = readFileSync(join(dataDir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const actions = audit.filter((l) => l.event.startsWith('model_'));
   assert.deepEqual(actions.map((l) => [l.event, l.operator, l.tenant, l.model, l.version, l.status, l.outcome]), [
     ['model_approve', 'acme-operator', 'acme', 'pump', 5, 200, 'bundled'],
     ['model_reject', 'acme-operator', 'acme', 'pump', 6, 200, 'rejected'],
+    ['model_retrain', 'acme-operator', 'acme', 'pump', null, 202, 'started'],
   ]);
   await page.screenshot({ path: join(out, 'registry-after.png'), fullPage: true });
-  step(s, 'approve and reject from the page change the registry, and both are in the hub\'s audit log');
+  step(s, 'approve, reject and retrain from the page act through the API, and each is in the hub\'s audit log');
 
   assert.deepEqual(outside, [], 'the pages load nothing from outside the hub');
   assert.deepEqual(pageErrors, [], 'no script errors');
