@@ -72,6 +72,8 @@ struct HubFlags {
   // the scheduled work over from one that died.
   int64_t lease_ttl_s = 15;
   std::optional<hub::RetentionPolicy> retention;  // the config's `retention:` map
+  // The config's `insights.min_sites`: the dashboard's k-threshold (hub::DashboardOptions).
+  int64_t insights_min_sites = 3;
 };
 
 struct OperatorFlags {
@@ -222,6 +224,23 @@ Status ParseHubScheduler(const yaml::Node& v, HubFlags& flags) {
   return Status::Ok();
 }
 
+// The hub config's `insights:` map.
+Status ParseHubInsights(const yaml::Node& v, HubFlags& flags) {
+  OUTPOST_ASSIGN_OR_RETURN(auto entries, v.MapEntries());
+  for (const auto& entry : entries) {
+    OUTPOST_ASSIGN_OR_RETURN(const std::string name, entry.first.As<std::string>());
+    if (name != "min_sites") {
+      return InvalidArgumentError(flags.config_path + ": unknown key \"insights." + name + "\"");
+    }
+    Result<int64_t> min_sites = entry.second.As<int64_t>();
+    flags.insights_min_sites = min_sites.ok() ? *min_sites : 0;
+    if (flags.insights_min_sites < 1 || flags.insights_min_sites > 1'000'000) {
+      return InvalidArgumentError(flags.config_path + ": insights.min_sites must be 1 .. 1000000");
+    }
+  }
+  return Status::Ok();
+}
+
 // The `retention:` map (hub/FORMAT.md section 7): a kind or `default` to a duration.
 Status ParseHubRetention(const yaml::Node& v, HubFlags& flags) {
   if (!v.IsMap()) return InvalidArgumentError(flags.config_path + ": retention must be a map");
@@ -306,6 +325,8 @@ Status ParseHubConfigRoot(const yaml::Node& root, HubFlags& flags,
       OUTPOST_RETURN_IF_ERROR(ParseHubLimits(v, flags));
     } else if (key == "retention") {
       OUTPOST_RETURN_IF_ERROR(ParseHubRetention(v, flags));
+    } else if (key == "insights") {
+      OUTPOST_RETURN_IF_ERROR(ParseHubInsights(v, flags));
     } else {
       return InvalidArgumentError(flags.config_path + ": unknown key \"" + key + "\"");
     }
@@ -405,19 +426,25 @@ Status JoinSchedulerLease(const HubFlags& flags, hub::Store& store,
 // The retraining schedule and the registry's operator API (hub/release.h), started when the
 // config has a `retrain:` list (else nullptr). Its jobs start only while this hub holds the
 // scheduler lease (hub/STORE.md section 7), which `lease` is set to take, so that of the hubs
-// sharing one store one runs them. `store` must outlive both, and `lease` the scheduler.
+// sharing one store one runs them; each operator action on the registry goes to `audit_log`
+// (hub/FORMAT.md section 1). `store` and `audit_log` must outlive both, and `lease` the
+// scheduler.
 Result<std::unique_ptr<hub::RetrainScheduler>> StartRetraining(
-    const HubFlags& flags, hub::Store& store, std::unique_ptr<hub::SchedulerLease>& lease) {
+    const HubFlags& flags, hub::Store& store, std::unique_ptr<hub::SchedulerLease>& lease,
+    hub::HubAuditLog& audit_log) {
   std::unique_ptr<hub::RetrainScheduler> scheduler;
   if (flags.retrain.empty()) return scheduler;
   OUTPOST_ASSIGN_OR_RETURN(std::string self, SelfExecutable());
   OUTPOST_RETURN_IF_ERROR(JoinSchedulerLease(flags, store, lease));
-  OUTPOST_ASSIGN_OR_RETURN(scheduler,
-                           hub::RetrainScheduler::Start(store, {.self = self,
-                                                                .store_url = flags.store_url,
-                                                                .data_dir = flags.data_dir,
-                                                                .models = flags.retrain,
-                                                                .lease = lease.get()}));
+  OUTPOST_ASSIGN_OR_RETURN(
+      scheduler, hub::RetrainScheduler::Start(store, {.self = self,
+                                                      .store_url = flags.store_url,
+                                                      .data_dir = flags.data_dir,
+                                                      .models = flags.retrain,
+                                                      .lease = lease.get(),
+                                                      .audit = [&audit_log](std::string_view line) {
+                                                        return audit_log.AppendLine(line);
+                                                      }}));
   return scheduler;
 }
 
@@ -527,10 +554,11 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
   service_options.limits.max_encoded_bytes = flags.max_body_bytes;
   OUTPOST_RETURN_IF_ERROR(AddOperatorTokens(flags, service_options));
   auto dashboard = std::make_unique<hub::Dashboard>(
-      store.get(), flags.web_dir.empty() ? hub::DefaultAssetsDir() : flags.web_dir);
+      store.get(), flags.web_dir.empty() ? hub::DefaultAssetsDir() : flags.web_dir,
+      hub::DashboardOptions{.min_fleet_sites = static_cast<size_t>(flags.insights_min_sites)});
   std::unique_ptr<hub::SchedulerLease> lease;
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::RetrainScheduler> scheduler,
-                           StartRetraining(flags, *store, lease));
+                           StartRetraining(flags, *store, lease, *audit_log));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::RetentionRunner> retention,
                            StartRetention(flags, *store, lease));
   // The operator listener's routes: the registry's under /api/v1/models, the dashboard's

@@ -126,6 +126,7 @@ using dashboard_internal::AssetResponse;
 using dashboard_internal::AuditResponse;
 using dashboard_internal::BadRequest;
 using dashboard_internal::Error;
+using dashboard_internal::InsightsResponse;
 using dashboard_internal::RecordsResponse;
 using dashboard_internal::SeriesResponse;
 using dashboard_internal::SiteResponse;
@@ -260,6 +261,11 @@ void Dashboard::RegisterRoutes(http::Router& router) const {
   AddGet(router, kSites, true,
          api([kSites](const ApiContext& c, std::string_view path, const QueryParams& p) {
            return SiteRoutes(c, path.substr(kSites.size()), p);
+         }));
+  constexpr std::string_view kInsights = "/api/v1/insights/";
+  AddGet(router, kInsights, true,
+         api([kInsights](const ApiContext& c, std::string_view path, const QueryParams& p) {
+           return InsightsResponse(c, path.substr(kInsights.size()), p);
          }));
   // Any other /api/ path: still the operator and the query first, then 404.
   AddGet(router, "/api/", true, api([](const ApiContext&, std::string_view, const QueryParams&) {

@@ -62,6 +62,9 @@ struct DashboardOptions {
   // Records that one series/aggregates/training request may read from the store, per kind;
   // past it the answer says "truncated": true.
   size_t max_scan_records = 200'000;
+  // The k-threshold of the global insights (hub/QUERY_API.md, "Global insights"): a
+  // fleet-wide aggregate is answered only where at least this many sites contribute.
+  size_t min_fleet_sites = 3;
   // The source of "now" (health, default time ranges). Must outlive the dashboard.
   Clock* clock = nullptr;  // nullptr: SystemClock()
 };
@@ -79,7 +82,8 @@ class Dashboard {
   // Registers the dashboard's routes on the operator listener's router (base/http/server.h),
   // each for GET and HEAD (a HEAD answer has no body; any other method is a 405):
   // /api/v1/sites, /api/v1/aggregates, /api/v1/records, /api/v1/training, the paths under
-  // /api/v1/sites/ (a site, its series, its audit), a 404 for any other path under /api/, and
+  // /api/v1/sites/ (a site, its series, its audit) and under /api/v1/insights/ (anomaly,
+  // drift, withheld, shadow), a 404 for any other path under /api/, and
   // the static assets for every other path (a target that is no path, not starting with '/',
   // is a 404). Every answer, 404 and 405 included, carries the security headers
   // (Content-Security-Policy and the rest). The API routes are for operators only (401

@@ -109,6 +109,21 @@ Result<TimeRange> RangeParams(const QueryParams& params, int64_t default_since,
   return range;
 }
 
+Result<BucketedRange> BucketedRangeParams(const QueryParams& params, int64_t now_ms) {
+  BucketedRange b;
+  OUTPOST_ASSIGN_OR_RETURN(b.bucket_ms,
+                           IntParam(params, "bucket", kMsPerMinute, 30 * kMsPerDay, kMsPerHour));
+  const int64_t default_until = std::min(now_ms + 1, kMaxTimeMs);
+  OUTPOST_ASSIGN_OR_RETURN(b.range,
+                           RangeParams(params, default_until - 7 * kMsPerDay, default_until));
+  b.first_ms = b.range.since_ms / b.bucket_ms * b.bucket_ms;
+  b.count = (b.range.until_ms - b.first_ms + b.bucket_ms - 1) / b.bucket_ms;
+  if (b.count > kMaxSeriesBuckets) {
+    return Bad("bad_parameter", "at most 2000 buckets: widen bucket or narrow since/until");
+  }
+  return b;
+}
+
 }  // namespace dashboard_internal
 
 using dashboard_internal::Bad;

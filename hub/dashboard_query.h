@@ -49,6 +49,18 @@ struct TimeRange {
 Result<TimeRange> RangeParams(const QueryParams& params, int64_t default_since,
                               int64_t default_until);
 
+// The range and buckets of a time series: `since` and `until` (default: the 7 days before
+// `now_ms`) and `bucket` (1 minute .. 30 days, default 1 h); the buckets run from since
+// rounded down to a whole bucket to until, at most kMaxSeriesBuckets of them.
+inline constexpr int64_t kMaxSeriesBuckets = 2000;
+struct BucketedRange {
+  TimeRange range{};
+  int64_t bucket_ms = 0;
+  int64_t first_ms = 0;  // the first bucket's start
+  int64_t count = 0;     // the buckets, >= 1
+};
+Result<BucketedRange> BucketedRangeParams(const QueryParams& params, int64_t now_ms);
+
 }  // namespace outpost::hub::dashboard_internal
 
 #endif  // OUTPOST_HUB_DASHBOARD_QUERY_H_

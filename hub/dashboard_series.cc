@@ -17,7 +17,6 @@
 namespace outpost::hub::dashboard_internal {
 namespace {
 
-constexpr int64_t kMaxBuckets = 2000;
 constexpr size_t kMaxSeriesModels = 64;  // models in one series answer
 
 // One bucket of a model's series: what its aggregate, anomaly and drift records add up to.
@@ -194,20 +193,14 @@ HubResponse SeriesResponse(const ApiContext& api, std::string_view site_id,
   }
   auto model = ModelParam(params);
   if (!model.ok()) return BadRequest(model.status());
-  auto bucket = IntParam(params, "bucket", kMsPerMinute, 30 * kMsPerDay, kMsPerHour);
-  if (!bucket.ok()) return BadRequest(bucket.status());
-  int64_t default_until = std::min(api.now_ms + 1, kMaxTimeMs);
-  auto range = RangeParams(params, default_until - 7 * kMsPerDay, default_until);
-  if (!range.ok()) return BadRequest(range.status());
-  int64_t first = range->since_ms / *bucket * *bucket;
-  int64_t count = (range->until_ms - first + *bucket - 1) / *bucket;
-  if (count > kMaxBuckets) {
-    return Error(400, "bad_parameter", "at most 2000 buckets: widen bucket or narrow since/until");
-  }
+  auto grid = BucketedRangeParams(params, api.now_ms);
+  if (!grid.ok()) return BadRequest(grid.status());
+  const TimeRange* range = &grid->range;
   auto summary = FindSite(api.store, api.tenant, site_id);
   if (!summary.ok()) return StoreError(summary.status());
 
-  SeriesBuilder built{.grid = {.first_ms = first, .width_ms = *bucket, .count = count}};
+  SeriesBuilder built{
+      .grid = {.first_ms = grid->first_ms, .width_ms = grid->bucket_ms, .count = grid->count}};
   RecordQuery query{.tenant = api.tenant,
                     .site_id = std::string(site_id),
                     .stream = *model,

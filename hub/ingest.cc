@@ -9,6 +9,7 @@
 #include <optional>
 #include <utility>
 
+#include "base/fd_write.h"
 #include "base/file.h"
 #include "base/json/json.h"
 #include "base/json_writer.h"
@@ -98,17 +99,17 @@ Status HubAuditLog::Append(const Event& event) {
   w.Key("detail");
   w.String(event.detail.substr(0, 1024));
   w.EndObject();
+  return AppendLine(line);
+}
+
+Status HubAuditLog::AppendLine(std::string_view json_line) {
+  if (json_line.find('\n') != std::string_view::npos) {
+    return InvalidArgumentError("an audit line holds no newline");
+  }
+  std::string line(json_line);
   line.push_back('\n');
   std::lock_guard<std::mutex> lock(mu_);
-  size_t done = 0;
-  while (done < line.size()) {
-    ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoToStatus(errno, "write", "hub audit log");
-    }
-    done += static_cast<size_t>(n);
-  }
+  OUTPOST_RETURN_IF_ERROR(WriteAllToFd(fd_, line, "hub audit log"));
   if (::fdatasync(fd_) != 0) return ErrnoToStatus(errno, "fdatasync", "hub audit log");
   return Status::Ok();
 }

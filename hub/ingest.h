@@ -69,6 +69,9 @@ class HubAuditLog {
     std::string detail{};
   };
   Status Append(const Event& event);
+  // Appends one line that the caller wrote (a registry action, hub/FORMAT.md section 1),
+  // with its newline, and fsyncs. InvalidArgument for a line that holds a newline.
+  Status AppendLine(std::string_view json_line);
 
  private:
   explicit HubAuditLog(int fd) : fd_(fd) {}

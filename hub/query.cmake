@@ -11,6 +11,7 @@ outpost_library(outpost_hub_query
     dashboard_aggregates.cc  # /api/v1/aggregates
     dashboard_records.cc     # /api/v1/records
     dashboard_training.cc    # /api/v1/training
+    dashboard_insights.cc    # /api/v1/insights/...: across the tenant's sites
     dashboard_storms.cc      # a site's storms and outbox account, from its summary records
     dashboard_assets.cc      # the built web assets (web/dist)
   DEPS outpost_base outpost_http  # hub/http.h: base/http's request and response
@@ -20,7 +21,7 @@ target_compile_definitions(outpost_hub_query PRIVATE
   OUTPOST_WEB_DIST_DIR="${PROJECT_SOURCE_DIR}/web/dist")
 
 outpost_test(dashboard_test
-  SOURCES dashboard_test.cc
+  SOURCES dashboard_test.cc dashboard_insights_test.cc
   DEPS outpost_hub_query outpost_hub_store outpost_testing outpost_json)
 
 outpost_fuzz(dashboard_fuzz

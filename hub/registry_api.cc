@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "base/json_writer.h"
@@ -355,18 +356,79 @@ HubResponse RetrainScheduler::Impl::Handle(const HubRequest& request) {
   }
   if (seg.size() == 4 && seg[1] == "versions" && (seg[3] == "approve" || seg[3] == "reject")) {
     if (method != "POST") return MethodNotAllowed("POST");
+    const bool approve = seg[3] == "approve";
     std::optional<int64_t> version = ParseVersion(seg[2]);
-    if (!version) {
-      return ErrorResponse(404, "version_not_found", "a version is a positive integer");
-    }
-    return seg[3] == "approve" ? Approve(*m, *version) : Reject(*m, *version);
+    HubResponse response =
+        !version  ? ErrorResponse(404, "version_not_found", "a version is a positive integer")
+        : approve ? Approve(*m, *version)
+                  : Reject(*m, *version);
+    AuditAction(request, approve ? "model_approve" : "model_reject", *m, version.value_or(0),
+                response);
+    return response;
   }
   if (seg.size() == 2 && seg[1] == "retrain") {
-    if (method == "POST") return StartRetrain(*m);
+    if (method == "POST") {
+      HubResponse response = StartRetrain(*m);
+      AuditAction(request, "model_retrain", *m, 0, response);
+      return response;
+    }
     if (method == "GET") return RetrainStatusResponse(*m);
     return MethodNotAllowed("GET, POST");
   }
   return ErrorResponse(404, "not_found", "no such route");
+}
+
+void RetrainScheduler::Impl::AuditAction(const HubRequest& request, std::string_view action,
+                                         const ModelSlot& m, int64_t version,
+                                         const HubResponse& response) {
+  if (!options.audit) return;
+  // The outcome: the state or "started" the success names, or the refusal's reason; the
+  // detail: the bundle an approval wrote, or the refusal's message.
+  std::string outcome, detail;
+  Result<bundle::Json> body = bundle::ParseJson(response.body, /*canonical_numbers_only=*/false);
+  if (body.ok()) {
+    if (const auto* o = std::get_if<bundle::JsonObject>(&body->v)) {
+      auto text = [o](const char* key) -> std::string {
+        auto it = o->find(key);
+        if (it == o->end()) return {};
+        const std::string* s = std::get_if<std::string>(&it->second.v);
+        return s != nullptr ? *s : std::string();
+      };
+      if (response.status / 100 == 2) {
+        outcome = response.status == 202 ? "started" : text("state");
+        detail = text("bundle");
+      } else {
+        outcome = text("reason");
+        detail = text("error");
+      }
+    }
+  }
+  std::string line;
+  JsonWriter w(line);
+  w.BeginObject();
+  w.Key("time_ms");
+  w.Int(UnixMillis(clock.Now()));
+  w.Key("event");
+  w.String(action);
+  w.Key("tenant");
+  w.String(request.caller.tenant);
+  w.Key("operator");
+  w.String(request.caller.credential);
+  w.Key("model");
+  w.String(m.config.model);
+  w.Key("version");
+  OptionalInt(w, version, 0);
+  w.Key("status");
+  w.Int(response.status);
+  w.Key("outcome");
+  w.String(outcome);
+  w.Key("detail");
+  w.String(detail.substr(0, 1024));
+  w.EndObject();
+  if (Status s = options.audit(line); !s.ok()) {
+    OUTPOST_LOG(kError) << "hub audit log append failed" << Field("event", action)
+                        << Field("model", m.config.model) << Field("status", s);
+  }
 }
 
 bool RetrainScheduler::Handles(const HubRequest& request) const {

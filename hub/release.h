@@ -179,6 +179,12 @@ class RetrainScheduler {
     // it still counts labels and answers status. Null: this hub schedules alone. It must
     // outlive the scheduler.
     const SchedulerLease* lease = nullptr;
+    // Records each operator action on the registry (approve, reject, retrain of a model
+    // configured for the caller's tenant, refusals included): called with the audit line of
+    // hub/FORMAT.md section 1, "Registry actions" (no trailing newline), on the request's
+    // thread, before the answer is sent. An error is logged and the answer still sent (the
+    // action has happened). Null: not recorded.
+    std::function<Status(std::string_view line)> audit{};
   };
   // Validates every entry (ValidateRetrainConfig, model names unique), reads the state
   // files (DataLoss naming a damaged one) and starts the thread.

@@ -414,11 +414,16 @@ class SchedulerApiTest : public ReleaseTest {
                                                .data_dir = data_dir_,
                                                .models = std::move(models),
                                                .clock = &clock_,
-                                               .on_update = updates_.Callback()});
+                                               .on_update = updates_.Callback(),
+                                               .audit = [this](std::string_view line) {
+                                                 audit_lines_.emplace_back(line);
+                                                 return Status();
+                                               }});
     EXPECT_TRUE(s.ok()) << s.status().ToString();
     return s.ok() ? std::move(*s) : nullptr;
   }
   Updates updates_;
+  std::vector<std::string> audit_lines_;  // what the scheduler handed to its audit log
 };
 
 TEST_F(SchedulerApiTest, RoutesAuthAndTheRegistry) {
@@ -533,6 +538,62 @@ TEST_F(SchedulerApiTest, RoutesAuthAndTheRegistry) {
   EXPECT_EQ(status.status, 200);
   EXPECT_TRUE(Has(status, R"({"model":"pump","running":false,"runs":0,)")) << status.body;
   EXPECT_TRUE(Has(status, R"("last_outcome":null)"));
+  s->Stop();
+}
+
+// Every POST on a configured model goes to the audit log with the operator's name and its
+// outcome, refusals included; reads and requests for unknown models do not.
+TEST_F(SchedulerApiTest, EveryRegistryActionIsAuditedWithItsOperatorAndOutcome) {
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("train.yaml"), "features: [a]\n"));
+  OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "pump",
+                                           .version = 3,
+                                           .state = "candidate",
+                                           .artifact_path = dir_.File("champion.json"),
+                                           .created_ms = 3000}));
+  std::unique_ptr<RetrainScheduler> s =
+      StartScheduler(Script(dir_, "never.sh", "exit 9"), {config_});
+  ASSERT_NE(s, nullptr);
+  auto as = [](HubRequest r) {
+    r.caller.credential = "alice";
+    return r;
+  };
+  clock_.SetWall(Clock::WallTime(std::chrono::milliseconds(1'700'000'000'000)));
+  EXPECT_EQ(s->Handle(as(Request("GET", "/api/v1/models/pump/versions"))).status, 200);
+  EXPECT_EQ(s->Handle(as(Request("POST", "/api/v1/models/nope/versions/2/approve"))).status, 404);
+  EXPECT_TRUE(audit_lines_.empty()) << audit_lines_[0];
+
+  ASSERT_EQ(s->Handle(as(Request("POST", "/api/v1/models/pump/versions/2/approve"))).status, 200);
+  EXPECT_EQ(s->Handle(as(Request("POST", "/api/v1/models/pump/versions/2/approve"))).status, 409);
+  EXPECT_EQ(s->Handle(as(Request("POST", "/api/v1/models/pump/versions/3/reject"))).status, 200);
+  EXPECT_EQ(s->Handle(as(Request("POST", "/api/v1/models/pump/versions/9/reject"))).status, 404);
+  EXPECT_EQ(s->Handle(as(Request("POST", "/api/v1/models/pump/versions/x/reject"))).status, 404);
+  EXPECT_EQ(s->Handle(as(Request("POST", "/api/v1/models/pump/retrain"))).status, 202);
+  ASSERT_EQ(audit_lines_.size(), 6u);
+  const std::string bundle = JoinPath(data_dir_, "bundles/pump-2.bundle");
+  EXPECT_EQ(audit_lines_[0],
+            R"({"time_ms":1700000000000,"event":"model_approve","tenant":"acme",)"
+            R"("operator":"alice","model":"pump","version":2,"status":200,"outcome":"bundled",)"
+            R"("detail":")" +
+                bundle + R"("})");
+  EXPECT_NE(audit_lines_[1].find(R"("version":2,"status":409,"outcome":"not_candidate",)"),
+            std::string::npos)
+      << audit_lines_[1];
+  EXPECT_NE(audit_lines_[2].find(R"("event":"model_reject","tenant":"acme","operator":"alice",)"
+                                 R"("model":"pump","version":3,"status":200,"outcome":"rejected",)"
+                                 R"("detail":""})"),
+            std::string::npos)
+      << audit_lines_[2];
+  EXPECT_NE(audit_lines_[3].find(R"("version":9,"status":404,"outcome":"version_not_found")"),
+            std::string::npos)
+      << audit_lines_[3];
+  EXPECT_NE(audit_lines_[4].find(R"("version":null,"status":404,"outcome":"version_not_found")"),
+            std::string::npos)
+      << audit_lines_[4];
+  EXPECT_NE(audit_lines_[5].find(R"("event":"model_retrain","tenant":"acme","operator":"alice",)"
+                                 R"("model":"pump","version":null,"status":202,)"
+                                 R"("outcome":"started")"),
+            std::string::npos)
+      << audit_lines_[5];
   s->Stop();
 }
 
@@ -967,6 +1028,12 @@ TEST_F(ReleaseTest, HubServeRunsTheScheduleFromItsConfig) {
   std::string approved = curl("POST", "/api/v1/models/pump/versions/2/approve", true);
   EXPECT_NE(approved.find(R"("champion_version":1,"shadow":true})"), std::string::npos) << approved;
   EXPECT_TRUE(PathExists(JoinPath(data_dir_, "bundles/pump-2.bundle")));
+  // The approval is in the hub's audit log, with the operator who made it.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string audit, ReadFile(JoinPath(data_dir_, "audit.log")));
+  EXPECT_NE(audit.find(R"("event":"model_approve","tenant":"acme","operator":"ops",)"
+                       R"("model":"pump","version":2,"status":200,"outcome":"bundled",)"),
+            std::string::npos)
+      << audit;
   std::string status = curl("GET", "/api/v1/models/pump/retrain", true);
   EXPECT_NE(status.find(R"("min_new_labels":100)"), std::string::npos) << status;
   EXPECT_TRUE(curl("GET", "/api/v1/models/pump/retrain", false).ends_with("\n401"));

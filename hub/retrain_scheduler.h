@@ -159,6 +159,10 @@ struct RetrainScheduler::Impl {
   HubResponse RetrainStatusResponse(ModelSlot& m);
   // Every target under /api/v1/models (RetrainScheduler::Handle).
   HubResponse Handle(const HubRequest& request);
+  // Hands the audit line of an operator's `action` ("model_approve", "model_reject",
+  // "model_retrain") on `m`, answered with `response`, to options.audit. version 0: none.
+  void AuditAction(const HubRequest& request, std::string_view action, const ModelSlot& m,
+                   int64_t version, const HubResponse& response);
 };
 
 }  // namespace outpost::hub

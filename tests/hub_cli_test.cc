@@ -208,6 +208,16 @@ TEST(HubCli, BadInvocationsFailWithOneLine) {
     EXPECT_NE(bad.err.find("scheduler.lease_t"), std::string::npos) << bad.err;
     EXPECT_FALSE(PathExists(dir.File("never"))) << scheduler;
   }
+  // So is the insights' k-threshold (hub/FORMAT.md section 7).
+  for (const char* insights : {"insights: {min_sites: 0}\n", "insights: {min_site: 3}\n",
+                               "insights: {min_sites: 1000001}\n", "insights: {min_sites: x}\n"}) {
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("insights.yaml"), insights));
+    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("insights.yaml"),
+                                "--data-dir", dir.File("never")});
+    EXPECT_EQ(bad.exit_code, 1) << insights;
+    EXPECT_NE(bad.err.find("insights.min_site"), std::string::npos) << bad.err;
+    EXPECT_FALSE(PathExists(dir.File("never"))) << insights;
+  }
 }
 
 // A bad `retention:` map is refused before the hub creates anything; `retention:` with the

@@ -35,3 +35,15 @@ add_test(NAME web_dashboard_browser_demo
                  --web ${PROJECT_SOURCE_DIR}/web
                  --out ${CMAKE_CURRENT_BINARY_DIR}/web_screenshots_demo)
 set_tests_properties(web_dashboard_browser_demo PROPERTIES LABELS "web" TIMEOUT 300)
+
+# The model registry (#/models) and global insights (#/insights) pages over the seeded store,
+# served by `outpost hub serve` with a `retrain:` entry and insights.min_sites: 4: the pages
+# against the API's numbers and the k-threshold, approve and reject from the page with their
+# audit lines. Screenshots go to web_screenshots_registry/ in the build folder.
+add_test(NAME web_dashboard_browser_registry
+         COMMAND ${OUTPOST_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/web/dashboard_registry.test.mjs
+                 --seed $<TARGET_FILE:web_seed_hub>
+                 --hub $<TARGET_FILE:outpost>
+                 --web ${PROJECT_SOURCE_DIR}/web
+                 --out ${CMAKE_CURRENT_BINARY_DIR}/web_screenshots_registry)
+set_tests_properties(web_dashboard_browser_registry PROPERTIES LABELS "web" TIMEOUT 300)

@@ -8,6 +8,58 @@
 
 namespace outpost::train {
 
+namespace {
+
+double Round4(double v) { return std::round(v * 10'000) / 10'000; }
+
+// Ten bins of width 0.1 (the last holds 1.0), empty ones left out.
+std::vector<CalibrationBin> Calibration(std::span<const float> p, std::span<const float> labels) {
+  constexpr int kBins = 10;
+  double sum_p[kBins] = {}, positives[kBins] = {};
+  int64_t rows[kBins] = {};
+  for (size_t i = 0; i < p.size(); ++i) {
+    const int bin = std::min(kBins - 1, static_cast<int>(p[i] * kBins));
+    sum_p[bin] += p[i];
+    positives[bin] += labels[i] == 1.0f ? 1 : 0;
+    ++rows[bin];
+  }
+  std::vector<CalibrationBin> out;
+  for (int b = 0; b < kBins; ++b) {
+    if (rows[b] == 0) continue;
+    const double n = static_cast<double>(rows[b]);
+    out.push_back({Round4(sum_p[b] / n), Round4(positives[b] / n), rows[b]});
+  }
+  return out;
+}
+
+// The ROC curve: one point per distinct probability as the threshold, highest first, thinned
+// to kMaxRocPoints by keeping every k-th (the first and last kept). Both classes present.
+std::vector<std::pair<double, double>> RocCurve(std::span<const float> p,
+                                                std::span<const float> labels, int64_t positives,
+                                                int64_t negatives) {
+  std::vector<size_t> order(p.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p[a] > p[b]; });
+  std::vector<std::pair<double, double>> all = {{0.0, 0.0}};
+  int64_t tp = 0, fp = 0;
+  for (size_t k = 0; k < order.size(); ++k) {
+    (labels[order[k]] == 1.0f ? tp : fp) += 1;
+    if (k + 1 < order.size() && p[order[k + 1]] == p[order[k]]) continue;
+    all.emplace_back(static_cast<double>(fp) / static_cast<double>(negatives),
+                     static_cast<double>(tp) / static_cast<double>(positives));
+  }
+  std::vector<std::pair<double, double>> out;
+  const size_t stride = (all.size() + kMaxRocPoints - 3) / (kMaxRocPoints - 1);
+  for (size_t k = 0; k < all.size(); ++k) {
+    if (k % std::max<size_t>(stride, 1) == 0 || k + 1 == all.size()) {
+      out.emplace_back(Round4(all[k].first), Round4(all[k].second));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<BinaryMetrics> EvaluateBinary(std::span<const float> p, std::span<const float> labels) {
   if (p.size() != labels.size()) {
     return InvalidArgumentError(std::to_string(p.size()) + " predictions for " +
@@ -32,8 +84,10 @@ Result<BinaryMetrics> EvaluateBinary(std::span<const float> p, std::span<const f
   if (m.rows == 0) return m;
   m.accuracy = correct / static_cast<double>(m.rows);
   m.logloss = loss / static_cast<double>(m.rows);
+  m.calibration = Calibration(p, labels);
   const int64_t negatives = m.rows - m.positives;
   if (m.positives == 0 || negatives == 0) return m;
+  m.roc = RocCurve(p, labels, m.positives, negatives);
   // Mann–Whitney U with midranks for ties.
   std::vector<size_t> order(p.size());
   std::iota(order.begin(), order.end(), size_t{0});

@@ -20,6 +20,32 @@ void WriteMetrics(JsonWriter& w, const BinaryMetrics& m) {
   optional(m.accuracy);
   w.Key("logloss");
   optional(m.logloss);
+  w.Key("roc");
+  if (m.roc.empty()) {
+    w.Null();
+  } else {
+    w.BeginArray();
+    for (const auto& [fpr, tpr] : m.roc) {
+      w.BeginArray();
+      w.Double(fpr);
+      w.Double(tpr);
+      w.EndArray();
+    }
+    w.EndArray();
+  }
+  w.Key("calibration");
+  w.BeginArray();
+  for (const CalibrationBin& bin : m.calibration) {
+    w.BeginObject();
+    w.Key("p");
+    w.Double(bin.mean_p);
+    w.Key("rate");
+    w.Double(bin.rate);
+    w.Key("rows");
+    w.Int(bin.rows);
+    w.EndObject();
+  }
+  w.EndArray();
 }
 
 Result<BinaryMetrics> Score(std::string_view model_bytes, const Dataset& holdout) {

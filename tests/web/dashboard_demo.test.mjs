@@ -11,6 +11,10 @@
 //     pixels of the series counted in screenshots of the chart regions);
 //   - the training data page shows the API's counts, and each site's labelled readings are the
 //     feedback the demo's operators gave;
+//   - the insights page shows the API's numbers per site and, with fewer sites than the default
+//     k = 3, withholds every fleet aggregate; the registry page (the hub served with the demo's
+//     hub.yaml) shows the demo's versions with their metrics, ROC and calibration plots and
+//     lineage, and the demo's approval is in the hub's audit log;
 //   - the pages load nothing from outside the hub and raise no script error, and the hub
 //     shuts down cleanly (exit 0 on SIGTERM).
 // Screenshots go to --out (the test's build folder).
@@ -25,6 +29,7 @@ import {
   chartPixels, filterSiteRecords, getApi, modelsText, number, openPage, reader, readArgs, runTest,
   session, signIn, startServer, step, writeTokensFile,
 } from './browser.mjs';
+import { checkAnomaly, checkDrift, checkWithheld, fixed } from './insights_checks.mjs';
 
 const args = readArgs(['outpost', 'web', 'out']);
 
@@ -68,7 +73,8 @@ async function main() {
 
   // ---- the demo's hub store served again, with the dashboard -------------------------------
   const hubDir = join(workdir, 'hub');
-  const serveArgs = ['hub', 'serve', '--data-dir', hubDir, '--store', summary.store,
+  // With the demo's hub config: its `retrain:` entry serves the registry's routes.
+  const serveArgs = ['hub', 'serve', '--config', join(workdir, 'hub.yaml'), '--data-dir', hubDir, '--store', summary.store,
     '--listen', '127.0.0.1:0', '--operator-listen', '127.0.0.1:0',
     '--web-dir', join(args.web, 'dist'), '--operator-tokens-file', join(work, 'operators.yaml')];
   writeTokensFile(join(work, 'operators.yaml'), { [summary.tenant]: TOKEN });
@@ -210,6 +216,64 @@ async function main() {
   await page.screenshot({ path: join(out, 'training.png'), fullPage: true });
   step(s, 'the training data page shows the API\'s counts, which are the demo\'s labels');
 
+  // ---- insights across the demo's sites: fewer than the default k = 3, so no fleet figure ----
+  await page.click('nav a[data-nav="insights"]');
+  await ready('/insights');
+  const q = await page.locator('#insights').evaluate((e) => ({ since: e.dataset.since, until: e.dataset.until, bucket: e.dataset.bucket }));
+  const anomaly = await checkAnomaly(page, api, q);
+  assert.equal(anomaly.min_sites, 3, 'the default k');
+  assert.deepEqual(anomaly.sites.map((x) => x.site_id).sort(), summary.sites.map((d) => d.site_id).sort(),
+    'every demo site sent aggregates');
+  assert.ok(anomaly.fleet.withheld && anomaly.fleet.buckets.every((b) => b.withheld),
+    `${summary.sites.length} sites are fewer than 3: every fleet aggregate is withheld`);
+  // As on the site pages: a lone point is a dot of some 40 pixels, joined points draw lines.
+  const ratePoints = anomaly.sites.reduce((a, x) => a + x.buckets.filter((b) => b.anomaly_rate !== null).length, 0);
+  const { coloured } = await chartPixels(page, 'chart-fleet-anomaly', join(out, 'chart-fleet-anomaly.png'));
+  console.log(`# chart-fleet-anomaly: ${ratePoints} points, ${coloured} coloured pixels`);
+  assert.ok(ratePoints > 0 && coloured >= 20 * Math.min(ratePoints, 24),
+    `the anomaly chart drew its ${ratePoints} points (${coloured} coloured pixels)`);
+  await checkDrift(page, api, q);
+  const withheld = await checkWithheld(page, api, q);
+  assert.ok(withheld.fleet.every((f) => f.withheld && f.count === null));
+  await page.screenshot({ path: join(out, 'insights.png'), fullPage: true });
+  step(s, 'the insights page shows the API\'s numbers per site and withholds every fleet aggregate below k');
+
+  // ---- the registry of pump: the demo's own training runs ------------------------------------
+  await page.click('nav a[data-nav="models"]');
+  await ready('/models');
+  await page.click('#models-table tr[data-model="pump"] a');
+  await ready('/models/pump');
+  const versions = await api('models/pump/versions');
+  const challenger = versions.versions.find((v) => v.version === summary.challenger.version);
+  assert.ok(challenger, `the registry holds pump ${summary.challenger.version}`);
+  assert.equal(challenger.state, 'bundled', 'the demo\'s operator approved the challenger');
+  for (const v of versions.versions) {
+    const row = `#versions-table tr[data-version="${v.version}"]`;
+    assert.equal(await text(`${row} [data-k="state"]`), v.state);
+    assert.equal(await text(`${row} [data-k="auc"]`), fixed(v.metrics?.challenger?.auc));
+  }
+  await page.click(`#versions-table tr[data-version="${challenger.version}"] [data-k="version"] a`);
+  await page.waitForSelector(`#selected-version[data-version="${challenger.version}"]`);
+  for (const k of ['auc', 'accuracy', 'logloss']) {
+    assert.equal(await text(`#metrics-table tr[data-metric="${k}"] [data-k="challenger"]`), fixed(challenger.metrics.challenger[k]));
+    assert.equal(await text(`#metrics-table tr[data-metric="${k}"] [data-k="champion"]`), fixed(challenger.metrics.champion?.[k]));
+  }
+  // `outpost train` recorded the holdout's ROC and calibration points: both plots are drawn.
+  assert.ok(challenger.metrics.challenger.roc.length >= 2, 'metrics.json has the ROC curve');
+  for (const plot of ['roc-plot', 'calibration-plot']) {
+    assert.ok(await page.locator(`#${plot} path[data-curve="v${challenger.version}"]`).count() === 1, `${plot} drawn`);
+  }
+  assert.equal(await text('#lineage-facts [data-k="training_set_sha256"]'), challenger.lineage.training_set.sha256);
+  const shadow = await api('insights/shadow?model=pump');
+  assert.equal(await page.locator('#shadow-table tbody tr').count(), shadow.results.length);
+  // The demo's approval is in the hub's audit log, with its operator.
+  const approvals = readFileSync(join(hubDir, 'audit.log'), 'utf8').split('\n').filter((l) => l.includes('"model_approve"'))
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(approvals.map((l) => [l.operator, l.version, l.outcome]),
+    [['demo-operator', summary.challenger.version, 'bundled']]);
+  await page.screenshot({ path: join(out, 'registry.png'), fullPage: true });
+  step(s, 'the registry page shows the demo\'s versions with the API\'s metrics, plots and lineage; the approval is audited');
+
   assert.deepEqual(outside, [], 'the pages load nothing from outside the hub');
   assert.deepEqual(pageErrors, [], 'no script errors');
   step(s, 'no request left the hub and no script error happened');
@@ -221,7 +285,8 @@ async function main() {
   step(s, 'outpost hub serve on the demo\'s store shuts down cleanly');
   writeFileSync(join(out, 'README.txt'),
     'Screenshots of the dashboard on `outpost demo`\'s data from tests/web/dashboard_demo.test.mjs: ' +
-    'fleet.png, site-SITE.png, SITE-chart-anomaly.png, SITE-chart-drift.png, training.png\n');
+    'fleet.png, site-SITE.png, SITE-chart-anomaly.png, SITE-chart-drift.png, training.png, insights.png, ' +
+    'chart-fleet-anomaly.png, registry.png\n');
   console.log(`# screenshots in ${out}`);
 }
 

@@ -3,10 +3,15 @@
 // a week of hourly aggregates with anomalies, drift records on one site, feedback and hard
 // examples, a hash-chained policy audit trail, and one site silent for four days.
 //
-//   seed_hub --store sqlite:/tmp/x/hub.db [--now-ms MS]
+//   seed_hub --store sqlite:/tmp/x/hub.db [--model-file PATH] [--now-ms MS]
+//
+// The model registry holds pump v3 and v4 (bundled) and v5 and v6 (candidates) with their
+// holdout metrics (ROC and calibration points included) and lineage; --model-file is the
+// model file each version names, which an approval ships.
 //
 // The data is deterministic for a given now (a fixed-seed generator); times are relative to
 // now so that "silent for 4 days" holds whenever the test runs. Prints a one-line summary.
+#include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
@@ -47,19 +52,24 @@ struct SitePlan {
   double anomaly_rate = 0.01;   // share of rows flagged
   bool drifting = false;        // drift records in the last two days
   int model_version = 3;
+  // The outcome of v4 run as the shadow of v3 that the site reported as an event record
+  // (serve/FORMAT.md "Shadow mode"): "shadow_promoted", "shadow_dropped" or none.
+  std::string shadow_event{};
 };
 
 std::vector<SitePlan> Plans() {
   return {
       {.site_id = "plant-north", .tenant = "acme", .region = "eu-west",
        .nodes = {"n1", "n2"}, .models = {"pump", "fan"}, .silent_for_ms = 10 * kMinute,
-       .autonomy_days = 12.5, .backlog_records = 42, .anomaly_rate = 0.012},
+       .autonomy_days = 12.5, .backlog_records = 42, .anomaly_rate = 0.012,
+       .shadow_event = "shadow_promoted"},
       {.site_id = "plant-south", .tenant = "acme", .region = "eu-south", .nodes = {"n1"},
        .models = {"pump"}, .silent_for_ms = 25 * kMinute, .autonomy_days = 0.6,
-       .backlog_records = 5230, .anomaly_rate = 0.03},
+       .backlog_records = 5230, .anomaly_rate = 0.03, .shadow_event = "shadow_promoted"},
       {.site_id = "mine-andes", .tenant = "acme", .region = "sa-west", .nodes = {"n1"},
        .models = {"pump"}, .silent_for_ms = 2 * kHour, .autonomy_days = 21,
-       .backlog_records = 310, .anomaly_rate = 0.02, .drifting = true, .model_version = 4},
+       .backlog_records = 310, .anomaly_rate = 0.02, .drifting = true, .model_version = 4,
+       .shadow_event = "shadow_dropped"},
       {.site_id = "ship-atlantic", .tenant = "acme", .region = "at-sea", .nodes = {"n1"},
        .models = {"pump"}, .silent_for_ms = 4 * kDay + 3 * kHour, .autonomy_days = 9,
        .backlog_records = 880, .anomaly_rate = 0.015},
@@ -168,6 +178,31 @@ std::string Payload(const std::function<void(JsonWriter&)>& fill) {
   return out;
 }
 
+// The event a site's node writes when its shadow rule decides (serve/FORMAT.md "Shadow
+// mode"): v4 against champion v3.
+std::string ShadowEvent(const SitePlan& plan, int64_t time_ms) {
+  const bool promoted = plan.shadow_event == "shadow_promoted";
+  const uint64_t compared = promoted ? 1200 : 640;
+  const uint64_t agreed = promoted ? 1130 : 470;
+  return Payload([&](JsonWriter& w) {
+    w.Key("v"); w.Int(1);
+    w.Key("kind"); w.String("event");
+    w.Key("model"); w.String("pump");
+    w.Key("version"); w.Int(promoted ? 4 : 3);
+    w.Key("time_ms"); w.Int(time_ms);
+    w.Key("event"); w.String(plan.shadow_event);
+    w.Key("shadow_version"); w.Int(4);
+    w.Key("champion_version"); w.Int(3);
+    w.Key("compared"); w.Uint(compared);
+    w.Key("agreed"); w.Uint(agreed);
+    w.Key("agreement"); w.Double(std::round(10000.0 * agreed / compared) / 10000);
+    w.Key("labelled"); w.Uint(promoted ? 80 : 55);
+    w.Key("champion_accuracy"); w.Double(promoted ? 0.85 : 0.88);
+    w.Key("shadow_accuracy"); w.Double(promoted ? 0.9 : 0.84);
+    w.Key("persisted"); w.Bool(true);
+  });
+}
+
 Status SeedSite(Store& store, const SitePlan& plan, int64_t now_ms, std::mt19937_64& rng,
                 uint64_t* records) {
   OUTPOST_RETURN_IF_ERROR(store.CreateSite(Site{.site_id = plan.site_id,
@@ -274,6 +309,9 @@ Status SeedSite(Store& store, const SitePlan& plan, int64_t now_ms, std::mt19937
           day_end += kDay;
         }
       }
+      if (!plan.shadow_event.empty() && model == "pump" && node == plan.nodes.front()) {
+        writer.Add("event", last_contact - 2 * kHour, ShadowEvent(plan, last_contact - 2 * kHour));
+      }
       OUTPOST_RETURN_IF_ERROR(writer.Flush(last_contact));
     }
     std::string models = "[";
@@ -297,17 +335,132 @@ Status SeedSite(Store& store, const SitePlan& plan, int64_t now_ms, std::mt19937
   return store.TouchSite(plan.site_id, last_contact);
 }
 
+// A holdout evaluation as train/FORMAT.md section 3 writes it: an ROC curve tpr = fpr^c
+// (whose AUC is 1 / (1 + c)) and a reliability table a little off the diagonal.
+void WriteModelMetrics(JsonWriter& w, double auc, double accuracy, double logloss, double skew) {
+  w.Key("auc"); w.Double(auc);
+  w.Key("accuracy"); w.Double(accuracy);
+  w.Key("logloss"); w.Double(logloss);
+  w.Key("roc");
+  w.BeginArray();
+  const double c = 1 / auc - 1;
+  for (int i = 0; i <= 20; ++i) {
+    const double fpr = i / 20.0;
+    w.BeginArray();
+    w.Double(fpr);
+    w.Double(std::round(std::pow(fpr, c) * 10000) / 10000);
+    w.EndArray();
+  }
+  w.EndArray();
+  w.Key("calibration");
+  w.BeginArray();
+  const int rows[10] = {310, 90, 44, 30, 22, 18, 16, 20, 22, 28};
+  for (int b = 0; b < 10; ++b) {
+    const double p = b / 10.0 + 0.05;
+    w.BeginObject();
+    w.Key("p"); w.Double(p);
+    w.Key("rate"); w.Double(std::round(std::clamp(p + skew * (p - 0.5), 0.0, 1.0) * 10000) / 10000);
+    w.Key("rows"); w.Int(rows[b]);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+// pump vN's metrics.json: vN against the champion v(N-1) on vN's holdout.
+std::string MetricsJson(int version) {
+  // AUC, accuracy, log loss and calibration skew of each version.
+  const double auc[] = {0.8, 0.84, 0.87, 0.91, 0.86};
+  const double accuracy[] = {0.86, 0.88, 0.9, 0.93, 0.89};
+  const double logloss[] = {0.34, 0.3, 0.26, 0.19, 0.28};
+  const double skew[] = {0.4, 0.3, 0.2, 0.05, 0.25};
+  const int i = version - 2;
+  return Payload([&](JsonWriter& w) {
+    w.Key("v"); w.Int(1);
+    w.Key("model"); w.String("pump");
+    w.Key("version"); w.Int(version);
+    w.Key("decision"); w.String("candidate");
+    w.Key("metric"); w.String("auc");
+    w.Key("margin"); w.Double(0.01);
+    w.Key("reason");
+    char reason[128];
+    std::snprintf(reason, sizeof(reason),
+                  "challenger auc %.4f beats champion %.4f by %.4f >= 0.0100", auc[i],
+                  auc[i - 1], auc[i] - auc[i - 1]);
+    w.String(version == 6 ? "operator-requested retrain on the newest labels" : reason);
+    w.Key("holdout"); w.BeginObject();
+    w.Key("rows"); w.Int(600); w.Key("positives"); w.Int(71); w.EndObject();
+    w.Key("challenger"); w.BeginObject();
+    WriteModelMetrics(w, auc[i], accuracy[i], logloss[i], skew[i]);
+    w.EndObject();
+    w.Key("champion"); w.BeginObject();
+    w.Key("version"); w.Int(version == 6 ? 4 : version - 1);
+    const int c = version == 6 ? 2 : i - 1;
+    WriteModelMetrics(w, auc[c], accuracy[c], logloss[c], skew[c]);
+    w.EndObject();
+    w.Key("workers"); w.Int(1);
+  });
+}
+
+// pump vN's lineage.json: which sites' records and labels trained it.
+std::string LineageJson(int version) {
+  const std::string digest = crypto::Sha256Hex("pump training set v" + std::to_string(version));
+  return Payload([&](JsonWriter& w) {
+    w.Key("v"); w.Int(1);
+    w.Key("model"); w.String("pump");
+    w.Key("version"); w.Int(version);
+    w.Key("parent_version"); w.Int(version == 6 ? 4 : version - 1);
+    w.Key("training_set"); w.BeginObject();
+    w.Key("sha256"); w.String(digest);
+    w.Key("rows"); w.Int(5000 + 100 * version);
+    w.Key("original_rows"); w.Int(5000);
+    w.Key("edge_rows"); w.Int(100 * version);
+    w.EndObject();
+    w.Key("holdout"); w.BeginObject();
+    w.Key("sha256"); w.String(crypto::Sha256Hex("pump holdout v" + std::to_string(version)));
+    w.Key("rows"); w.Int(600);
+    w.EndObject();
+    w.Key("original"); w.BeginObject();
+    w.Key("source"); w.String("synthetic:rows=5000,seed=1");
+    w.Key("sha256"); w.String(crypto::Sha256Hex("pump original"));
+    w.Key("rows"); w.Int(5000);
+    w.EndObject();
+    w.Key("records"); w.BeginArray();
+    for (const char* site : {"mine-andes", "plant-north"}) {
+      for (const char* kind : {"anomaly", "feedback"}) {
+        w.BeginObject();
+        w.Key("site_id"); w.String(site);
+        w.Key("node_id"); w.String("n1");
+        w.Key("stream"); w.String("pump");
+        w.Key("kind"); w.String(kind);
+        w.Key("first_seq"); w.Int(1);
+        w.Key("last_seq"); w.Int(400 + 10 * version);
+        w.Key("count"); w.Int(25 * version);
+        w.EndObject();
+      }
+    }
+    w.EndArray();
+    w.Key("join"); w.BeginObject();
+    w.Key("feedback"); w.Int(110 * version);
+    w.Key("labelled"); w.Int(100 * version);
+    w.Key("unmatched"); w.Int(10 * version);
+    w.EndObject();
+  });
+}
+
 int Main(int argc, char** argv) {
   std::string url;
   std::optional<int64_t> now_ms;
+  std::string model_file;  // the registry versions' model file (an approval ships it)
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--store" && i + 1 < argc) {
       url = argv[++i];
+    } else if (arg == "--model-file" && i + 1 < argc) {
+      model_file = argv[++i];
     } else if (arg == "--now-ms" && i + 1 < argc) {
       now_ms = std::strtoll(argv[++i], nullptr, 10);
     } else {
-      std::fprintf(stderr, "usage: seed_hub --store URL [--now-ms MS]\n");
+      std::fprintf(stderr, "usage: seed_hub --store URL [--model-file PATH] [--now-ms MS]\n");
       return 2;
     }
   }
@@ -330,12 +483,17 @@ int Main(int argc, char** argv) {
       return 1;
     }
   }
-  // The registry: the champion the sites run and a challenger trained since.
+  // The registry: the champion the sites run, the challengers trained since, each with the
+  // metrics.json and lineage.json `outpost train` writes (train/FORMAT.md section 3).
   for (const auto& [version, state] : {std::pair{3, "bundled"}, std::pair{4, "bundled"},
-                                       std::pair{5, "candidate"}}) {
-    Status s = (*store)->RegisterModel(ModelEntry{
-        .name = "pump", .version = version, .state = state,
-        .created_ms = now - (6 - version) * 5 * kDay});
+                                       std::pair{5, "candidate"}, std::pair{6, "candidate"}}) {
+    Status s = (*store)->RegisterModel(ModelEntry{.name = "pump",
+                                                  .version = version,
+                                                  .state = state,
+                                                  .metrics_json = MetricsJson(version),
+                                                  .lineage_json = LineageJson(version),
+                                                  .artifact_path = model_file,
+                                                  .created_ms = now - (7 - version) * 5 * kDay});
     if (!s.ok()) {
       std::fprintf(stderr, "seed_hub: registry: %s\n", s.ToString().c_str());
       return 1;

@@ -11,7 +11,7 @@ const utc = (ts: number) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC');
 // The points uPlot would leave out as too dense, except lone values: a bucket with no value on
 // either side has no line to draw, so without its point it would not show at all (a site seen
 // for one hour, on a chart of seven days).
-function lonePoints(u: uPlot, seriesIdx: number, show: boolean): number[] | null {
+export function lonePoints(u: uPlot, seriesIdx: number, show: boolean): number[] | null {
   if (show) return null;
   const ys = u.data[seriesIdx];
   const lone: number[] = [];

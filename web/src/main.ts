@@ -4,6 +4,8 @@
 //   #/site/<id>        one site
 //   #/records?site=..  records browser with filters (site, kind, model, since, until)
 //   #/training         training data per model
+//   #/models[/<name>]  the model registry (registry.ts)
+//   #/insights         insights across sites (insights.ts)
 import './style.css';
 import {
   ApiError,
@@ -18,6 +20,8 @@ import {
   type Training,
 } from './api';
 import { anomalyChart, driftChart } from './charts';
+import { insightsPage } from './insights';
+import { modelPage, modelsPage } from './registry';
 import { bytes, days, el, int, rate, time } from './format';
 
 const app = document.getElementById('app') as HTMLElement;
@@ -451,7 +455,8 @@ async function trainingPage(): Promise<void> {
     rows.append(el('tr', { 'data-model': m.model, class: 'model-row' },
       cell('model', m.model), cell('feedback', int(m.feedback)), cell('labelled', int(m.labelled)),
       cell('hard_examples', int(m.hard_examples)), cell('sites', int(m.sites)),
-      cell('registry', m.registry.map((r) => `v${r.version} ${r.state}`).join(', ') || '—')));
+      el('td', { 'data-k': 'registry' }, m.registry.length === 0 ? '—' : el('a', { href: `#/models/${encodeURIComponent(m.model)}` },
+        m.registry.map((r) => `v${r.version} ${r.state}`).join(', ')))));
     for (const s of m.by_site) {
       rows.append(el('tr', { 'data-model': m.model, 'data-site': s.site_id, class: 'site-row' },
         cell('site_id', `  ${s.site_id}`), cell('feedback', int(s.feedback)), cell('labelled', int(s.labelled)),
@@ -475,7 +480,7 @@ async function route(): Promise<void> {
   for (const a of document.querySelectorAll<HTMLAnchorElement>('nav a')) {
     const nav = a.dataset.nav;
     a.classList.toggle('active', (nav === 'fleet' && (path === '/' || path.startsWith('/site/'))) ||
-      (nav !== undefined && path === `/${nav}`));
+      (nav !== undefined && (path === `/${nav}` || path.startsWith(`/${nav}/`))));
   }
   document.body.setAttribute('data-ready', '0');
   try {
@@ -485,6 +490,14 @@ async function route(): Promise<void> {
       await recordsPage(params);
     } else if (path === '/training') {
       await trainingPage();
+    } else if (path === '/models') {
+      await modelsPage(app);
+    } else if (path.startsWith('/models/')) {
+      await modelPage(app, decodeURIComponent(path.slice(8)), params, route);
+    } else if (path === '/insights') {
+      const now = Date.now();
+      asof.textContent = `as of ${time(now)}`;
+      await insightsPage(app, params, now);
     } else {
       await fleetPage(params);
     }
