@@ -924,7 +924,8 @@ Status TrainFirstModel(DemoContext& ctx) {
        .state = "approved",
        .lineage_json = R"({"v":1,"model":"pump","version":1,"original":{"source":"synthetic"}})",
        .artifact_path = JoinPath(first_dir, "model.json"),
-       .created_ms = UnixMillis(SystemClock().Now())}));
+       .created_ms = UnixMillis(SystemClock().Now()),
+       .artifact = ctx.first_json}));
   std::printf("   %d simulated pump readings (%.0f%% faults), XGBoost, %d trees of depth %d\n",
               kOriginalRows, kFaultRate * 100, ctx.flags.trees, ctx.flags.depth);
   std::printf("   registered pump version 1 in the hub's model registry (%s), approved\n",

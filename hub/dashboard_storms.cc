@@ -25,6 +25,8 @@ namespace {
 constexpr int64_t kStormGapMs = 2 * 3'600'000;
 // The most summary records read per site (a month of hourly summaries, and some).
 constexpr size_t kMaxSummaries = 1000;
+// The most sites one read names (the store takes up to 1,000).
+constexpr size_t kMaxSitesARead = 100;
 
 // "15.4 M", "1,008": a count as the dashboard shows it.
 std::string CountText(uint64_t n) {
@@ -100,43 +102,70 @@ std::string StormText(const Storm& storm) {
          ClockText(storm.from_ms) + "\u2013" + ClockText(storm.to_ms);
 }
 
-Result<SiteOverflow> ReadSiteOverflow(Store& store, const std::string& tenant,
-                                      const std::string& site_id, int64_t since_ms) {
-  SiteOverflow out;
+Result<std::map<std::string, SiteOverflow>> ReadSitesOverflow(
+    Store& store, const std::string& tenant, const std::vector<std::string>& site_ids,
+    int64_t since_ms) {
+  // Each site's storms so far and its newest summary's account.
+  struct Reading {
+    SiteOverflow overflow;
+    size_t summaries = 0;
+    int64_t newest = -1;
+    std::string newest_classes, newest_rules;
+  };
+  std::map<std::string, Reading> readings;
+  for (const std::string& site : site_ids) readings[site];
   json::Parser parser;
-  RecordQuery query{.tenant = tenant,
-                    .site_id = site_id,
-                    .kind = "event",
-                    .stream = "_outbox",
-                    .since_ms = since_ms,
-                    .limit = 1000};
-  bool truncated = false;
-  int64_t newest = -1;
-  std::string newest_classes, newest_rules;
-  Status scanned = ScanRecords(
-      store, query, kMaxSummaries,
-      [&](const HubRecord& record) {
-        json::Value v;
-        if (!ParseObject(parser, record.payload, v)) return;
-        if (StringField(v, "type") != "outbox_summary") return;
-        AddStorms(v, out.storms);
-        std::optional<double> to = NumberField(v, "to_ms");
-        if (to && static_cast<int64_t>(*to) > newest && v["classes"].is_object()) {
-          newest = static_cast<int64_t>(*to);
-          newest_classes = v["classes"].ToJson();
-          newest_rules = v["rules"].is_array() ? v["rules"].ToJson() : "[]";
-        }
-      },
-      &truncated);
-  OUTPOST_RETURN_IF_ERROR(scanned);
-  std::sort(out.storms.begin(), out.storms.end(),
-            [](const Storm& a, const Storm& b) { return a.from_ms > b.from_ms; });
-  if (newest >= 0) {
-    out.account_as_of_ms = newest;
-    out.account_json = std::move(newest_classes);
-    out.rules_json = std::move(newest_rules);
+  // One read for every site named: their summary records, from the site index (hub/STORE.md
+  // section 6), at most kMaxSummaries a site.
+  for (size_t first = 0; first < site_ids.size(); first += kMaxSitesARead) {
+    const size_t count = std::min(kMaxSitesARead, site_ids.size() - first);
+    RecordQuery query{.tenant = tenant,
+                      .site_ids = std::vector<std::string>(site_ids.begin() + first,
+                                                           site_ids.begin() + first + count),
+                      .kind = "event",
+                      .stream = "_outbox",
+                      .since_ms = since_ms,
+                      .limit = 1000};
+    bool truncated = false;
+    Status scanned = ScanRecords(
+        store, query, kMaxSummaries * count,
+        [&](const HubRecord& record) {
+          auto it = readings.find(record.site_id);
+          if (it == readings.end() || it->second.summaries == kMaxSummaries) return;
+          Reading& r = it->second;
+          ++r.summaries;
+          json::Value v;
+          if (!ParseObject(parser, record.payload, v)) return;
+          if (StringField(v, "type") != "outbox_summary") return;
+          AddStorms(v, r.overflow.storms);
+          std::optional<double> to = NumberField(v, "to_ms");
+          if (to && static_cast<int64_t>(*to) > r.newest && v["classes"].is_object()) {
+            r.newest = static_cast<int64_t>(*to);
+            r.newest_classes = v["classes"].ToJson();
+            r.newest_rules = v["rules"].is_array() ? v["rules"].ToJson() : "[]";
+          }
+        },
+        &truncated);
+    OUTPOST_RETURN_IF_ERROR(scanned);
+  }
+  std::map<std::string, SiteOverflow> out;
+  for (auto& [site, r] : readings) {
+    std::sort(r.overflow.storms.begin(), r.overflow.storms.end(),
+              [](const Storm& a, const Storm& b) { return a.from_ms > b.from_ms; });
+    if (r.newest >= 0) {
+      r.overflow.account_as_of_ms = r.newest;
+      r.overflow.account_json = std::move(r.newest_classes);
+      r.overflow.rules_json = std::move(r.newest_rules);
+    }
+    out.emplace(site, std::move(r.overflow));
   }
   return out;
+}
+
+Result<SiteOverflow> ReadSiteOverflow(Store& store, const std::string& tenant,
+                                      const std::string& site_id, int64_t since_ms) {
+  OUTPOST_ASSIGN_OR_RETURN(auto overflows, ReadSitesOverflow(store, tenant, {site_id}, since_ms));
+  return std::move(overflows[site_id]);
 }
 
 void WriteOverflow(JsonWriter& w, const SiteOverflow& overflow) {

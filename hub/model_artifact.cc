@@ -12,7 +12,9 @@ constexpr uint64_t kMaxModelBytes = uint64_t{1} << 30;  // one model file of the
 
 }  // namespace
 
-Result<std::string> ReadModelArtifact(const ModelEntry& entry) {
+Result<std::string> ReadModelArtifact(Store& store, const ModelEntry& entry) {
+  OUTPOST_ASSIGN_OR_RETURN(std::string stored, store.GetModelArtifact(entry.name, entry.version));
+  if (!stored.empty()) return stored;
   std::string path = entry.artifact_path;
   if (path.empty()) {
     return FailedPreconditionError(entry.name + " version " + std::to_string(entry.version) +

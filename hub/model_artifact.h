@@ -10,11 +10,13 @@
 
 namespace outpost::hub {
 
-// The bytes of a registry entry's model file (1 GiB at most). `artifact_path` is the file
-// itself, or a folder holding model.json or, failing that, model.ubj (train/FORMAT.md
-// section 3). FailedPrecondition naming the model and version when the entry has no
-// artifact_path or its model file cannot be read (the read's error in parentheses).
-Result<std::string> ReadModelArtifact(const ModelEntry& entry);
+// The bytes of a registry entry's model file: those stored with the entry in `store`
+// (every hub sharing the store reads them alike), or for an entry registered without them
+// (before schema version 6) the file at `artifact_path` on this hub (1 GiB at most): the
+// file itself, or a folder holding model.json or, failing that, model.ubj (train/FORMAT.md
+// section 3). FailedPrecondition naming the model and version when neither can be read
+// (the read's error in parentheses); the store's own error when the store fails.
+Result<std::string> ReadModelArtifact(Store& store, const ModelEntry& entry);
 
 }  // namespace outpost::hub
 

@@ -172,11 +172,13 @@ UPDATE outpost_meta SET value = '5' WHERE name = 'schema_version';
 )sql";
 
 // Schema version 6 (STORE.md sections 1 and 3): the indexes the dashboard's reads of one
-// site and of one kind answer from (STORE.md section 6, reads at scale). An index on the
-// partitioned table is made on every partition, and on each one made later.
+// site and of one kind answer from (STORE.md section 6, reads at scale), and the model
+// file's bytes in the registry. An index on the partitioned table is made on every
+// partition, and on each one made later.
 constexpr const char* kMigrateV6 = R"sql(
 CREATE INDEX IF NOT EXISTS records_site_kind_created ON records(site_id, kind, created_ms);
 CREATE INDEX IF NOT EXISTS records_tenant_kind_created ON records(tenant, kind, created_ms);
+ALTER TABLE models ADD COLUMN IF NOT EXISTS artifact BYTEA;
 UPDATE outpost_meta SET value = '6' WHERE name = 'schema_version';
 )sql";
 
@@ -1370,14 +1372,18 @@ class PostgresStore final : public Store {
     OUTPOST_RETURN_IF_ERROR(ValidateJson("metrics_json", entry.metrics_json));
     OUTPOST_RETURN_IF_ERROR(ValidateJson("lineage_json", entry.lineage_json));
     OUTPOST_RETURN_IF_ERROR(ValidateJson("artifact_path", entry.artifact_path));
+    OUTPOST_RETURN_IF_ERROR(ValidateArtifact(entry.artifact));
+    Param artifact{.value = entry.artifact, .binary = true, .type = kByteaOid};
+    artifact.is_null = entry.artifact.empty();
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     OUTPOST_ASSIGN_OR_RETURN(
         auto r,
         c->Exec("INSERT INTO models(name, version, state, metrics_json, lineage_json, "
-                "artifact_path, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) ON "
-                "CONFLICT DO NOTHING",
+                "artifact_path, created_ms, artifact) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                "ON CONFLICT DO NOTHING",
                 {Text(entry.name), Int(entry.version), Text(entry.state), Text(entry.metrics_json),
-                 Text(entry.lineage_json), Text(entry.artifact_path), Int(entry.created_ms)}));
+                 Text(entry.lineage_json), Text(entry.artifact_path), Int(entry.created_ms),
+                 artifact}));
     if (r.affected() == 0) {
       return AlreadyExistsError("model " + entry.name + " version " +
                                 std::to_string(entry.version) + " is registered");
@@ -1419,6 +1425,18 @@ class PostgresStore final : public Store {
                                .created_ms = r.GetInt(i, 6)});
     }
     return out;
+  }
+
+  Result<std::string> GetModelArtifact(std::string_view name, int64_t version) override {
+    if (!ValidateId("model name", name).ok()) return ModelNotFound(name, version);
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec("SELECT encode(artifact, 'hex') FROM models WHERE name = $1 AND "
+                        "version = $2",
+                        {Text(name), Int(version)}));
+    if (r.rows() == 0) return ModelNotFound(name, version);
+    if (r.IsNull(0, 0)) return std::string();
+    return HexDecode(r.GetText(0, 0));
   }
 
   Result<Lease> AcquireLease(std::string_view name, std::string_view holder,

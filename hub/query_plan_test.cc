@@ -174,6 +174,22 @@ TEST_P(QueryPlan, ASitesSummariesAreReadFromTheSiteIndex) {
   ExpectNoFullScan(plan);
 }
 
+// A page of the fleet table: the summaries of a hundred sites in one read.
+TEST_P(QueryPlan, APageOfSitesSummariesIsReadFromTheSiteIndex) {
+  std::vector<std::string> page;
+  for (int i = 100; i < 200; ++i) page.push_back(SiteName(i));
+  const std::string plan = Plan(RecordQuery{.tenant = "acme",
+                                            .site_ids = page,
+                                            .kind = "event",
+                                            .stream = "_outbox",
+                                            .since_ms = kNow - 7 * kDayMs,
+                                            .limit = 1000});
+  EXPECT_THAT(plan, HasSubstr(IndexName("records_site_kind_created",
+                                        "site_id_kind_created_ms_idx")))
+      << plan;
+  ExpectNoFullScan(plan);
+}
+
 // A site's series: its aggregate records of a week, every model (hub/dashboard_series.cc).
 TEST_P(QueryPlan, ASitesSeriesIsReadFromTheSiteIndex) {
   const std::string plan = Plan(RecordQuery{.tenant = "acme",
@@ -243,6 +259,17 @@ TEST_P(QueryPlan, WithoutTheSiteIndexThePlanChanges) {
 }
 
 TEST_P(QueryPlan, AnExplainOfABadQueryIsRefused) {
+  EXPECT_EQ(store_->ExplainRecordQuery(RecordQuery{.tenant = "acme",
+                                                   .site_id = "a",
+                                                   .site_ids = {"b"}})
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ExplainRecordQuery(
+                    RecordQuery{.tenant = "acme", .site_ids = std::vector<std::string>(1001, "s")})
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->ExplainRecordQuery(RecordQuery{.tenant = ""}).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->ExplainCountQuery(CountQuery{.tenant = "acme", .bucket_ms = 0})
@@ -252,7 +279,9 @@ TEST_P(QueryPlan, AnExplainOfABadQueryIsRefused) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Engines, QueryPlan, ::testing::Values("sqlite", "postgresql"),
-                         [](const auto& info) { return info.param; });
+                         [](const ::testing::TestParamInfo<std::string>& param_info) {
+                           return param_info.param;
+                         });
 
 }  // namespace
 }  // namespace outpost::hub

@@ -310,7 +310,7 @@ Result<ReleaseResult> ApproveAndRelease(Store& store, const RetrainConfig& confi
                              ReadFile(config.release.model_config_path, kMaxTemplateBytes));
     std::map<int64_t, ReleaseVersion> versions;
     auto add = [&](const ModelEntry& e) -> Status {
-      OUTPOST_ASSIGN_OR_RETURN(std::string bytes, ReadModelArtifact(e));
+      OUTPOST_ASSIGN_OR_RETURN(std::string bytes, ReadModelArtifact(store, e));
       versions[e.version] =
           ReleaseVersion{.model_bytes = std::move(bytes),
                          .lineage_sha256 = HexEncode(bundle::Sha256Of(e.lineage_json)),

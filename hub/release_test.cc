@@ -260,6 +260,42 @@ TEST_F(ReleaseTest, WithoutAChampionOrAShadowRuleTheVersionShipsAlone) {
   EXPECT_EQ(fb.descriptors[0].name, "fan");
 }
 
+// A version trained by another hub, whose file is not on this one: the release ships the
+// bytes the registry keeps with the entry (hub/STORE.md section 3, models.artifact).
+TEST_F(ReleaseTest, AVersionWhoseFileIsOnlyInTheStoreShipsFromTheStore) {
+  const std::string model = R"({"learner":{"trained_on":"another hub"}})";
+  OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "fan",
+                                           .version = 4,
+                                           .state = "candidate",
+                                           .artifact_path = "/on/another/hub/model.json",
+                                           .artifact = model}));
+  RetrainConfig fan = config_;
+  fan.model = "fan";
+  OUTPOST_ASSERT_OK_AND_ASSIGN(ReleaseResult r,
+                               ApproveAndRelease(*store_, fan, 4, data_dir_, clock_));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      bundle::VerifiedBundle b, Verify(r.bundle_path, keys_.root, dir_.File("staging"), "plant-7"));
+  ASSERT_EQ(b.descriptors.size(), 1u);
+  EXPECT_EQ(b.descriptors[0].version, 4u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string shipped,
+                               ReadFile(JoinPath(data_dir_, "releases/fan-4/fan/4/model.json")));
+  EXPECT_EQ(shipped, model);
+
+  // Without the bytes in the store and without the file, the release fails and says why;
+  // the version stays approved.
+  OUTPOST_ASSERT_OK(store_->RegisterModel({.name = "fan",
+                                           .version = 5,
+                                           .state = "candidate",
+                                           .artifact_path = "/on/another/hub/model.json"}));
+  clock_.Advance(std::chrono::seconds(5));
+  Result<ReleaseResult> failed = ApproveAndRelease(*store_, fan, 5, data_dir_, clock_);
+  EXPECT_EQ(failed.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(failed.status().message().find("no readable model file"), std::string_view::npos)
+      << failed.status().ToString();
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto models, store_->ListModels("fan"));
+  EXPECT_EQ(models[0].state, "approved");
+}
+
 TEST_F(ReleaseTest, RotatedKeysSignAndTheRootChainTravelsWithTheBundle) {
   // The signer rotated every key after the sites were provisioned with root version 1.
   RunResult rotated = RunProgram({Outpost(), "keys", "rotate", "--dir", keys_.dir});

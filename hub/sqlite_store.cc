@@ -87,7 +87,8 @@ UPDATE outpost_meta SET value = '5' WHERE name = 'schema_version';
 )sql";
 
 // Schema version 6 (STORE.md sections 1 and 3): the indexes the dashboard's reads of one
-// site and of one kind answer from (STORE.md section 6, reads at scale).
+// site and of one kind answer from (STORE.md section 6, reads at scale), and the model
+// file's bytes in the registry.
 constexpr const char* kMigrateV6 = R"sql(
 CREATE INDEX IF NOT EXISTS records_site_kind_created ON records(site_id, kind, created_ms);
 CREATE INDEX IF NOT EXISTS records_tenant_kind_created ON records(tenant, kind, created_ms);
@@ -458,11 +459,13 @@ class SqliteStore final : public Store {
     OUTPOST_RETURN_IF_ERROR(ValidateJson("metrics_json", entry.metrics_json));
     OUTPOST_RETURN_IF_ERROR(ValidateJson("lineage_json", entry.lineage_json));
     OUTPOST_RETURN_IF_ERROR(ValidateJson("artifact_path", entry.artifact_path));
+    OUTPOST_RETURN_IF_ERROR(ValidateArtifact(entry.artifact));
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_ASSIGN_OR_RETURN(
         auto st, db_->Prepare("INSERT INTO models(name, version, state, metrics_json, "
-                              "lineage_json, artifact_path, created_ms) VALUES (?1, ?2, ?3, "
-                              "?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING"));
+                              "lineage_json, artifact_path, created_ms, artifact) VALUES (?1, "
+                              "?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING"));
+    if (!entry.artifact.empty()) st->BindBlob(8, entry.artifact);  // unbound: NULL
     st->BindText(1, entry.name);
     st->BindInt(2, entry.version);
     st->BindText(3, entry.state);
@@ -517,6 +520,19 @@ class SqliteStore final : public Store {
                                .created_ms = st->ColumnInt(6)});
     }
     return out;
+  }
+
+  Result<std::string> GetModelArtifact(std::string_view name, int64_t version) override {
+    if (!ValidateId("model name", name).ok()) return ModelNotFound(name, version);
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("SELECT artifact FROM models WHERE name = ?1 AND version = ?2"));
+    st->BindText(1, name);
+    st->BindInt(2, version);
+    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) return ModelNotFound(name, version);
+    if (st->ColumnIsNull(0)) return std::string();
+    return std::string(st->ColumnBlob(0));
   }
 
   Result<Lease> AcquireLease(std::string_view name, std::string_view holder,
@@ -665,7 +681,7 @@ class SqliteStore final : public Store {
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV3));
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV4));
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV5));
-        return db_->Exec(kMigrateV6);
+        return MigrateToV6Locked();
       }
       return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown", "the database has a sites table but no outpost_meta");
     }
@@ -693,8 +709,20 @@ class SqliteStore final : public Store {
     if (version <= 2) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV3));
     if (version <= 3) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV4));
     if (version <= 4) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV5));
-    if (version <= 5) return db_->Exec(kMigrateV6);
+    if (version <= 5) return MigrateToV6Locked();
     return Status::Ok();
+  }
+
+  // Schema version 6: the registry's model files (a column SQLite cannot add "if not
+  // exists", so it is looked for first) and kMigrateV6.
+  Status MigrateToV6Locked() {
+    OUTPOST_ASSIGN_OR_RETURN(
+        int64_t has_artifact,
+        db_->QueryInt("SELECT count(*) FROM pragma_table_info('models') WHERE name = 'artifact'"));
+    if (has_artifact == 0) {
+      OUTPOST_RETURN_IF_ERROR(db_->Exec("ALTER TABLE models ADD COLUMN artifact BLOB"));
+    }
+    return db_->Exec(kMigrateV6);
   }
 
   template <typename Bind>

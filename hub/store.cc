@@ -60,6 +60,7 @@ bool IsValidUtf8(std::string_view s) {
 
 // The filters shared by record and count queries; appends to `out`.
 void AppendFilters(const std::string& tenant, const std::optional<std::string>& site_id,
+                   const std::vector<std::string>& site_ids,
                    const std::optional<std::string>& kind,
                    const std::optional<std::string>& stream, int64_t since_ms,
                    int64_t until_ms, const SqlDialect& dialect,
@@ -80,9 +81,19 @@ void AppendFilters(const std::string& tenant, const std::optional<std::string>& 
     out->sql += " " + placeholder(static_cast<int>(out->params.size()), true);
   };
   out->params.push_back(SqlParam{.text = tenant});
-  out->sql += (site_id && dialect.unary_plus_tenant) ? " WHERE +tenant = " : " WHERE tenant = ";
+  const bool names_sites = site_id.has_value() || !site_ids.empty();
+  out->sql += (names_sites && dialect.unary_plus_tenant) ? " WHERE +tenant = " : " WHERE tenant = ";
   out->sql += placeholder(1, false);
   if (site_id) add_text("site_id", *site_id);
+  if (!site_ids.empty()) {
+    out->sql += " AND site_id IN (";
+    for (size_t i = 0; i < site_ids.size(); ++i) {
+      out->params.push_back(SqlParam{.text = site_ids[i]});
+      if (i > 0) out->sql += ", ";
+      out->sql += placeholder(static_cast<int>(out->params.size()), false);
+    }
+    out->sql += ")";
+  }
   if (kind) add_text("kind", *kind);
   if (stream) add_text("stream", *stream);
   if (since_ms != INT64_MIN) add_int("created_ms", ">=", since_ms);
@@ -248,6 +259,19 @@ Status LeaseLost(const Lease& held) {
                              " at generation " + std::to_string(held.generation));
 }
 
+Status ValidateArtifact(std::string_view artifact) {
+  if (artifact.size() > kMaxArtifactBytes) {
+    return InvalidArgumentError("a model file of " + std::to_string(artifact.size()) +
+                                " bytes is over the registry's 256 MiB");
+  }
+  return Status::Ok();
+}
+
+Status ModelNotFound(std::string_view name, int64_t version) {
+  return NotFoundError("no model " + std::string(name.substr(0, 128)) + " version " +
+                       std::to_string(version));
+}
+
 Status SiteNotFound(std::string_view site_id) {
   std::string shown(site_id.substr(0, 128));
   return ErrorWithReason(StatusCode::kNotFound, "site_not_found", "no site " + shown);
@@ -302,7 +326,17 @@ void SortBuckets(std::vector<CountBucket>* buckets) {
 }
 
 Status ValidateRecordQuery(const RecordQuery& query) {
-  return ValidateFilters(query.tenant, query.site_id, query.kind, query.stream);
+  OUTPOST_RETURN_IF_ERROR(ValidateFilters(query.tenant, query.site_id, query.kind, query.stream));
+  if (query.site_ids.size() > kMaxQuerySites) {
+    return InvalidArgumentError("a query names at most 1000 sites");
+  }
+  if (!query.site_ids.empty() && query.site_id) {
+    return InvalidArgumentError("a query names one site or a list of sites, not both");
+  }
+  for (const std::string& site : query.site_ids) {
+    OUTPOST_RETURN_IF_ERROR(ValidateId("site_id", site));
+  }
+  return Status::Ok();
 }
 
 Status ValidateCountQuery(const CountQuery& query) {
@@ -319,8 +353,8 @@ BuiltQuery BuildRecordQuery(const RecordQuery& query, const SqlDialect& dialect)
   out.sql =
       "SELECT id, tenant, site_id, node_id, stream, seq, kind, created_ms, received_ms, "
       "payload FROM records";
-  AppendFilters(query.tenant, query.site_id, query.kind, query.stream, query.since_ms,
-                query.until_ms, dialect, placeholder, &out);
+  AppendFilters(query.tenant, query.site_id, query.site_ids, query.kind, query.stream,
+                query.since_ms, query.until_ms, dialect, placeholder, &out);
   out.params.push_back(SqlParam{.is_int = true, .int_value = query.after_id});
   out.sql += " AND id > " + placeholder(static_cast<int>(out.params.size()), true);
   if (!dialect.id_below.empty()) out.sql += " AND id < " + std::string(dialect.id_below);
@@ -339,7 +373,7 @@ BuiltQuery BuildCountQuery(const CountQuery& query, const SqlDialect& dialect) {
   out.params.push_back(SqlParam{.is_int = true, .int_value = query.bucket_ms});
   BuiltQuery filters;
   auto shifted = [&](int n, bool is_int) { return placeholder(n + 1, is_int); };
-  AppendFilters(query.tenant, query.site_id, query.kind, query.stream, query.since_ms,
+  AppendFilters(query.tenant, query.site_id, {}, query.kind, query.stream, query.since_ms,
                 query.until_ms, dialect, shifted, &filters);
   out.sql = "SELECT created_ms - (((created_ms % " + b + ") + " + b + ") % " + b +
             ") AS bucket, site_id, kind, count(*) FROM records" + filters.sql +

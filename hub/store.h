@@ -137,6 +137,9 @@ struct SiteSummary {
 struct RecordQuery {
   std::string tenant{};                 // required
   std::optional<std::string> site_id{};
+  // Only the records of these sites (at most 1,000; not with site_id): one read for a page
+  // of sites (STORE.md section 6). Empty: no such filter.
+  std::vector<std::string> site_ids{};
   std::optional<std::string> kind{};
   std::optional<std::string> stream{};  // the model name, by convention
   int64_t since_ms = 0;                 // created_ms >= since_ms
@@ -176,6 +179,11 @@ struct ModelEntry {
   std::string lineage_json = "{}";  // data set digest, record ranges, parent version
   std::string artifact_path{};      // where the model file (or bundle) lies on the hub
   int64_t created_ms = 0;
+  // The model file's bytes (at most 256 MiB), kept in the store with the entry so that every
+  // hub sharing the store can release it (STORE.md section 3). RegisterModel stores them;
+  // ListModels leaves this empty (GetModelArtifact reads them). Empty for an entry
+  // registered before schema version 6, whose file is only at artifact_path.
+  std::string artifact{};
 };
 
 // A named lease that one hub process at a time holds (STORE.md section 7).
@@ -293,6 +301,9 @@ class Store {
                                std::string_view state) = 0;
   // Newest version first.
   virtual Result<std::vector<ModelEntry>> ListModels(std::string_view name) = 0;
+  // The model file stored with (name, version): NotFound when no such entry; empty when the
+  // entry was registered without its bytes.
+  virtual Result<std::string> GetModelArtifact(std::string_view name, int64_t version) = 0;
 
   // --- the scheduler lease (STORE.md section 7) ---
   // Takes or renews the lease `name` for `holder` until the database's clock passes now +

@@ -516,10 +516,17 @@ TEST_P(StoreContract, AnotherTenantsDataIsInvisible) {
   std::vector<HubRecord> got = All("acme");
   ASSERT_EQ(got.size(), 3u);
   for (const HubRecord& h : got) EXPECT_EQ(h.site_id, "a1");
-  // Naming the other tenant's site does not help.
+  // Naming the other tenant's site does not help, alone or in a list.
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       got, store_->QueryRecords(RecordQuery{.tenant = "acme", .site_id = "b1"}));
   EXPECT_TRUE(got.empty());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      got, store_->QueryRecords(RecordQuery{.tenant = "acme", .site_ids = {"b1", "a1", "zz"}}));
+  ASSERT_EQ(got.size(), 3u);
+  for (const HubRecord& h : got) EXPECT_EQ(h.site_id, "a1");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      got, store_->QueryRecords(RecordQuery{.tenant = "globex", .site_ids = {"b1", "a1"}}));
+  EXPECT_EQ(got.size(), 4u);
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       auto buckets, store_->CountRecords(CountQuery{.tenant = "acme", .site_id = "b1"}));
   EXPECT_TRUE(buckets.empty());
@@ -642,6 +649,32 @@ TEST_P(StoreContract, ModelRegistry) {
   EXPECT_EQ(models[0].name, "fan");
   OUTPOST_ASSERT_OK_AND_ASSIGN(models, store_->ListModels("none"));
   EXPECT_TRUE(models.empty());
+}
+
+// The registry keeps a version's model file with its entry, byte for byte (any hub sharing
+// the store releases it); an entry registered without one answers empty.
+TEST_P(StoreContract, ModelFilesAreKeptWithTheirEntries) {
+  std::string model = "{\"learner\":{}}";
+  for (int i = 0; i < 256; ++i) model.push_back(static_cast<char>(i));  // any byte, NUL too
+  model += std::string(3 << 20, 'x');
+  ModelEntry v1{.name = "pump", .version = 1, .artifact_path = "/gone/model.json",
+                .artifact = model};
+  OUTPOST_ASSERT_OK(store_->RegisterModel(v1));
+  OUTPOST_ASSERT_OK(store_->RegisterModel(ModelEntry{.name = "pump", .version = 2}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string got, store_->GetModelArtifact("pump", 1));
+  EXPECT_TRUE(got == model) << got.size();
+  OUTPOST_ASSERT_OK_AND_ASSIGN(got, store_->GetModelArtifact("pump", 2));
+  EXPECT_TRUE(got.empty());
+  EXPECT_EQ(store_->GetModelArtifact("pump", 3).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetModelArtifact("../x", 1).status().code(), StatusCode::kNotFound);
+  // The list does not carry the bytes.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto models, store_->ListModels("pump"));
+  ASSERT_EQ(models.size(), 2u);
+  EXPECT_TRUE(models[1].artifact.empty());
+  // Over 256 MiB is refused and nothing is registered.
+  ModelEntry huge{.name = "pump", .version = 3, .artifact = std::string((256 << 20) + 1, 'y')};
+  EXPECT_EQ(store_->RegisterModel(huge).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->GetModelArtifact("pump", 3).status().code(), StatusCode::kNotFound);
 }
 
 TEST_P(StoreContract, NodeStatusKeepsTheLatestReportPerNode) {

@@ -21,9 +21,11 @@ namespace outpost::hub::internal {
 inline constexpr int64_t kSchemaVersion = 6;
 inline constexpr size_t kMaxIdBytes = 256;
 inline constexpr size_t kMaxJsonBytes = size_t{1} << 20;
+inline constexpr size_t kMaxArtifactBytes = size_t{256} << 20;
 inline constexpr size_t kMaxRecordsPerIngest = 100'000;
 inline constexpr size_t kMaxAuditBytes = size_t{16} << 20;
 inline constexpr size_t kMaxQueryLimit = 10'000;
+inline constexpr size_t kMaxQuerySites = 1'000;  // RecordQuery::site_ids
 inline constexpr size_t kMaxBuckets = 100'000;
 inline constexpr int64_t kMinBucketMs = 1000;
 inline constexpr int64_t kMaxBucketMs = int64_t{1} << 40;  // ~34 years
@@ -48,6 +50,10 @@ Status ValidateScheduleState(std::string_view name, std::string_view value, cons
 // FailedPrecondition reason "lease_lost": `held` is no longer the lease's row.
 Status LeaseLost(const Lease& held);
 
+// InvalidArgument when a model file is over kMaxArtifactBytes.
+Status ValidateArtifact(std::string_view artifact);
+// NotFound: the registry has no (name, version).
+Status ModelNotFound(std::string_view name, int64_t version);
 // NotFound reason "site_not_found": no site `site_id` of the caller's tenant.
 Status SiteNotFound(std::string_view site_id);
 

@@ -451,6 +451,12 @@ TEST_F(HubSharedStoreTest, KillsMidUploadAndMidRetrainLoseNothingAndRunTheJobOnc
               artifact.starts_with(hubs_[third].data_dir + "/training/pump-"))
       << artifact;
   EXPECT_TRUE(PathExists(artifact)) << artifact;
+  // The registry keeps the file's bytes too, so a hub on another machine releases it.
+  Result<std::string> file = ReadFile(artifact);
+  OUTPOST_ASSERT_OK(file.status());
+  EXPECT_EQ(Psql("SELECT encode(sha256(artifact), 'hex') FROM models WHERE name = 'pump' AND "
+                 "version = 1"),
+            HexEncode(bundle::Sha256Of(*file)));
 
   OUTPOST_ASSERT_OK(hubs_[third].process->Signal(SIGTERM));
   EXPECT_EQ(hubs_[third].process->Wait(), 0);

@@ -82,4 +82,4 @@ a = times(sys.argv[4])
 print("whole fleet in one answer (GET /api/v1/sites, %.1f MB): %d calls, median %.1f ms" %
       (int(sys.argv[5]) / 1e6, len(a), pick(a, 0.5)))
 PY
-"$psql" -X -q -At "$pg_url" -c "SELECT 'database ' || pg_size_pretty(pg_database_size('fleet')) || ', records ' || (SELECT count(*) FROM records) || ', records table with indexes ' || pg_size_pretty(pg_total_relation_size('records'))"
+"$psql" -X -q -At "$pg_url" -c "SELECT 'database ' || pg_size_pretty(pg_database_size('fleet')) || ', records ' || (SELECT count(*) FROM records) || ', records table with indexes (every partition) ' || pg_size_pretty((SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits WHERE inhparent = 'records'::regclass)) || ', record_keys ' || pg_size_pretty(pg_total_relation_size('record_keys'))"
