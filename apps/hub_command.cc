@@ -65,6 +65,7 @@ struct HubFlags {
   size_t max_connections_per_address = 32;
   uint64_t max_buffered_bytes = uint64_t{256} << 20;
   int64_t first_request_timeout_s = 30;
+  int64_t threads = 0;  // event-loop threads per listener; 0: one per core, at least 4
   std::string log_format = "text";
   std::string log_level = "info";
   std::vector<hub::RetrainConfig> retrain;  // the config's `retrain:` list
@@ -194,6 +195,11 @@ Status ParseHubLimits(const yaml::Node& v, HubFlags& flags) {
       OUTPOST_ASSIGN_OR_RETURN(flags.max_connections_per_address, limit.second.As<uint64_t>());
     } else if (name == "max_buffered_bytes") {
       OUTPOST_ASSIGN_OR_RETURN(flags.max_buffered_bytes, limit.second.As<uint64_t>());
+    } else if (name == "threads") {
+      OUTPOST_ASSIGN_OR_RETURN(flags.threads, limit.second.As<int64_t>());
+      if (flags.threads < 0 || flags.threads > 256) {
+        return InvalidArgumentError(flags.config_path + ": limits.threads must be 0 .. 256");
+      }
     } else if (name == "first_request_timeout_s") {
       OUTPOST_ASSIGN_OR_RETURN(flags.first_request_timeout_s, limit.second.As<int64_t>());
       if (flags.first_request_timeout_s < 1) {
@@ -489,7 +495,8 @@ Result<std::unique_ptr<hub::HubServer>> StartHubServer(
       .max_connections = flags.max_connections,
       .max_connections_per_address = flags.max_connections_per_address,
       .max_buffered_bytes = flags.max_buffered_bytes,
-      .first_request_timeout = std::chrono::seconds(flags.first_request_timeout_s)};
+      .first_request_timeout = std::chrono::seconds(flags.first_request_timeout_s),
+      .threads = static_cast<int>(flags.threads)};
   return hub::HubServer::Start(
       server_options,
       [&service](const hub::HubRequest& r, const hub::PeerCredential& p) {

@@ -208,6 +208,15 @@ TEST(HubCli, BadInvocationsFailWithOneLine) {
     EXPECT_NE(bad.err.find("scheduler.lease_t"), std::string::npos) << bad.err;
     EXPECT_FALSE(PathExists(dir.File("never"))) << scheduler;
   }
+  // So are the listeners' event-loop threads.
+  for (const char* threads : {"limits: {threads: -1}\n", "limits: {threads: 257}\n"}) {
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("threads.yaml"), threads));
+    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("threads.yaml"),
+                                "--data-dir", dir.File("never")});
+    EXPECT_EQ(bad.exit_code, 1) << threads;
+    EXPECT_NE(bad.err.find("limits.threads must be 0 .. 256"), std::string::npos) << bad.err;
+    EXPECT_FALSE(PathExists(dir.File("never"))) << threads;
+  }
   // So is the insights' k-threshold (hub/FORMAT.md section 7).
   for (const char* insights : {"insights: {min_sites: 0}\n", "insights: {min_site: 3}\n",
                                "insights: {min_sites: 1000001}\n", "insights: {min_sites: x}\n"}) {
