@@ -46,10 +46,8 @@ Result<EdgePolicy> LoadEdgePolicy(const EdgeConfig& config) {
   return EdgePolicy{.policy = std::move(*policy), .hash_key_secret = std::move(*secret)};
 }
 
-Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
-    const EdgeConfig& config, outbox::Outbox* outbox, const serve::ModelRepository& repository) {
+Result<sync::HubClientOptions> EdgeHubConnection(const EdgeConfig& config) {
   const EdgeSyncConfig& s = config.sync;
-  if (!s.enabled) return std::unique_ptr<sync::Forwarder>();
   std::string creds = CredentialsDir(config);
   std::string hub_url = s.hub_url;
   if (hub_url.empty()) {
@@ -65,15 +63,25 @@ Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
       hub_url.pop_back();
     }
   }
+  return sync::HubClientOptions{.base_url = hub_url,
+                                .cert_file = JoinPath(creds, "site.crt"),
+                                .key_file = JoinPath(creds, "site.key"),
+                                .ca_file = JoinPath(creds, "hub_ca.crt"),
+                                .timeout = std::chrono::milliseconds(s.request_timeout_ms)};
+}
+
+Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
+    const EdgeConfig& config, outbox::Outbox* outbox, const serve::ModelRepository& repository,
+    std::shared_ptr<sync::Bandwidth> bandwidth) {
+  const EdgeSyncConfig& s = config.sync;
+  if (!s.enabled) return std::unique_ptr<sync::Forwarder>();
+  OUTPOST_ASSIGN_OR_RETURN(sync::HubClientOptions https, EdgeHubConnection(config));
+  const std::string hub_url = https.base_url;
   OUTPOST_ASSIGN_OR_RETURN(EdgePolicy loaded, LoadEdgePolicy(config));
 
   sync::ForwarderOptions options;
   options.outbox = outbox;
-  options.https = {.base_url = hub_url,
-                   .cert_file = JoinPath(creds, "site.crt"),
-                   .key_file = JoinPath(creds, "site.key"),
-                   .ca_file = JoinPath(creds, "hub_ca.crt"),
-                   .timeout = std::chrono::milliseconds(s.request_timeout_ms)};
+  options.https = std::move(https);
   options.policy = std::move(loaded.policy);
   options.hash_key_secret = std::move(loaded.hash_key_secret);
   options.state_dir = config.data_dir;
@@ -83,6 +91,7 @@ Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
   options.backoff_initial = std::chrono::milliseconds(s.backoff_initial_ms);
   options.backoff_max = std::chrono::milliseconds(s.backoff_max_ms);
   options.bandwidth_bytes_per_s = s.bandwidth_bytes_per_s;
+  options.bandwidth = std::move(bandwidth);
   options.status_interval = std::chrono::seconds(s.status_interval_s);
   options.models_json = [&repository] {
     std::string out;
