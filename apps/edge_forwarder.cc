@@ -9,6 +9,7 @@
 #include "base/file.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
+#include "bundle/bundle.h"
 #include "policy/policy.h"
 
 namespace outpost::apps {
@@ -93,11 +94,21 @@ Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
   options.bandwidth_bytes_per_s = s.bandwidth_bytes_per_s;
   options.bandwidth = std::move(bandwidth);
   options.status_interval = std::chrono::seconds(s.status_interval_s);
-  options.models_json = [&repository] {
+  // The installed bundle version, known where the node installs releases (sync.releases).
+  const std::string state_file = s.releases.enabled && !s.releases.state_dir.empty()
+                                     ? JoinPath(s.releases.state_dir, "state.json")
+                                     : std::string();
+  options.models_json = [&repository, state_file] {
+    uint64_t bundle_version = 0;
+    if (!state_file.empty() && PathExists(state_file)) {
+      Result<bundle::SiteState> state = bundle::LoadSiteState(state_file);
+      if (state.ok()) bundle_version = state->installed_version;
+    }
     std::string out;
     JsonWriter w(out);
     w.BeginArray();
     for (const auto& model : repository.Models()) {
+      const int64_t shadow = model->config != nullptr ? model->config->shadow.version : 0;
       for (const serve::VersionStatus& v : model->versions) {
         w.BeginObject();
         w.Key("name");
@@ -106,6 +117,13 @@ Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
         w.Int(v.version);
         w.Key("state");
         w.String(serve::VersionStateName(v.state));
+        // sync/FORMAT.md section 2: which version shadows, and the bundle installed.
+        w.Key("role");
+        w.String(shadow != 0 && v.version == shadow ? "shadow" : "serving");
+        if (bundle_version != 0) {
+          w.Key("bundle_version");
+          w.Uint(bundle_version);
+        }
         w.EndObject();
       }
     }

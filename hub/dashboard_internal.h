@@ -7,6 +7,7 @@
 //   dashboard_aggregates.cc  GET /api/v1/aggregates
 //   dashboard_records.cc     GET /api/v1/records
 //   dashboard_training.cc    GET /api/v1/training
+//   dashboard_installs.cc    GET /api/v1/installs
 //   dashboard_storms.cc      a site's storms and outbox account, from its summary records
 //   dashboard_assets.cc      the built web assets
 // dashboard.cc routes a request to them. Internal to outpost_hub_query; stored payloads are
@@ -116,6 +117,7 @@ HubResponse AuditResponse(const ApiContext& api, std::string_view site_id,
 HubResponse AggregatesResponse(const ApiContext& api, const QueryParams& params);
 HubResponse RecordsResponse(const ApiContext& api, const QueryParams& params);
 HubResponse TrainingResponse(const ApiContext& api, const QueryParams& params);
+HubResponse InstallsResponse(const ApiContext& api, const QueryParams& params);
 
 // GET of `path` (the target's path) from the built assets in `assets_dir`: 404 for a path
 // that is not an asset, 503 when the assets are not built. The route adds the security

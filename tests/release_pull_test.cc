@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -76,9 +77,14 @@ class ReleasePullTest : public ::testing::Test {
     OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("policy.yaml"), kEventPolicy));
     hub_dir_ = dir_.File("hub");
     OUTPOST_ASSERT_OK(MakeDirectories(hub_dir_, 0700));
+    RunResult op = RunOutpost({"hub", "operator", "add", "--tokens-file",
+                               dir_.File("operators.yaml"), "--name", "ops", "--tenant", "acme"});
+    ASSERT_EQ(op.exit_code, 0) << op.err;
+    operator_token_ = op.out.substr(0, op.out.find('\n'));
     OUTPOST_ASSERT_OK(WriteFileAtomically(
         dir_.File("hub.yaml"),
-        "data_dir: " + hub_dir_ + "\nlisten: 127.0.0.1:0\n"
+        "data_dir: " + hub_dir_ + "\nlisten: 127.0.0.1:0\noperator_listen: 127.0.0.1:0\n"
+        "operator_tokens_file: " + dir_.File("operators.yaml") + "\n"
         "policies:\n  - {tenant: \"*\", file: " + dir_.File("policy.yaml") + "}\n"
         "site_groups:\n  north: [plant-7]\n  south: [plant-9]\n"));
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string token7,
@@ -110,6 +116,26 @@ class ReleasePullTest : public ::testing::Test {
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, hub_->ReadLine());
     ASSERT_EQ(line.rfind("listening on https://127.0.0.1:", 0), 0u) << line;
     hub_port_ = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string op_line, hub_->ReadLine());
+    ASSERT_EQ(op_line.rfind("operator listening on http://127.0.0.1:", 0), 0u) << op_line;
+    operator_port_ = static_cast<uint16_t>(std::atoi(op_line.c_str() + op_line.rfind(':') + 1));
+  }
+
+  // GET /api/v1/installs?site=plant-7 on the hub's operator listener, parsed; its node n1.
+  std::optional<json::Value> InstallsOfN1(json::Parser& parser, std::string& body) {
+    auto client = http::Client::Connect("127.0.0.1", operator_port_, operator_token_);
+    if (!client.ok()) return std::nullopt;
+    auto r = (*client)->Request("GET", "/api/v1/installs?site=plant-7");
+    if (!r.ok() || r->status != 200) return std::nullopt;
+    body = r->body;
+    Result<json::Value> root = parser.Parse(body);
+    if (!root.ok()) return std::nullopt;
+    for (json::Value site : (*root)["sites"].Items()) {
+      for (json::Value node : site["nodes"].Items()) {
+        if (node["node_id"].GetString().value_or("") == "n1") return node;
+      }
+    }
+    return std::nullopt;
   }
 
   // A models folder <folder>/pump/<version> with a model of `rounds` rounds, its descriptor
@@ -261,6 +287,8 @@ class ReleasePullTest : public ::testing::Test {
   std::string hub_dir_;
   std::unique_ptr<Subprocess> hub_;
   uint16_t hub_port_ = 0;
+  uint16_t operator_port_ = 0;
+  std::string operator_token_;
   std::unique_ptr<Subprocess> edge_;
   uint16_t edge_port_ = 0;
 };
@@ -286,6 +314,22 @@ TEST_F(ReleasePullTest, AConnectedSiteInstallsItsReleasesByItselfAndServesThem) 
   }
   EXPECT_EQ(CountEvents("bundle_installed", 100), 1u);
   EXPECT_FALSE(PathExists(dir_.File("data/releases/refused.json")));
+  // The hub knows what runs where: the node's report names the installed bundle and the
+  // version it serves; the last install outcome comes from its events.
+  json::Parser parser;
+  std::string body;
+  ASSERT_TRUE(WaitUntil([&] {
+    std::optional<json::Value> n1 = InstallsOfN1(parser, body);
+    return n1 && (*n1)["bundle_version"].GetUint64().value_or(0) == 200 &&
+           (*n1)["serving"].size() == 1 &&
+           (*n1)["serving"].At(0)["version"].GetInt64().value_or(0) == 2;
+  })) << body;
+  std::optional<json::Value> n1 = InstallsOfN1(parser, body);
+  ASSERT_TRUE(n1.has_value()) << body;
+  EXPECT_EQ((*n1)["source"].GetString().value_or(""), "status") << body;
+  EXPECT_EQ((*n1)["last_install"]["event"].GetString().value_or(""), "bundle_installed") << body;
+  EXPECT_EQ((*n1)["last_install"]["bundle_version"].GetUint64().value_or(0), 200u) << body;
+  EXPECT_EQ((*n1)["shadow"].size(), 0u) << body;
 }
 
 TEST_F(ReleasePullTest, TheHubServesASiteOnlyItsOwnReleasesInRanges) {
