@@ -263,6 +263,11 @@ Result<std::string> ReleasePuller::Download(const OfferedRelease& release) {
     ::unlink(part.c_str());
     have = 0;
   }
+  if (have > 0) {
+    OUTPOST_LOG(kInfo) << "releases: continuing a part file" << Field("model", release.model)
+                       << Field("version", release.version) << Field("have", have)
+                       << Field("bytes", release.bytes);
+  }
   int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoToStatus(errno, "opening", part);
   const std::string target = "/sync/v1/releases/" + release.model + "/" +

@@ -14,6 +14,9 @@
 //   - a download cut at random points (a proxy resets the connection after a drawn number of
 //     bytes, several draws) resumes from its part file and installs exactly once;
 //   - a site that is offline when the release is made installs it when its link comes back;
+//   - an edge killed (SIGKILL) mid-download, under the link's bandwidth cap, continues its
+//     part file after a restart and installs once;
+//   - the hub's installs view (GET /api/v1/installs) shows the bundle and version a node runs;
 //   - the same version offered again is a no-op (nothing fetched, nothing installed).
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -172,7 +175,7 @@ class ReleasePullTest : public ::testing::Test {
     return placed;
   }
 
-  std::string EdgeYaml(uint16_t hub_port) {
+  std::string EdgeYaml(uint16_t hub_port, uint64_t bandwidth = 0) {
     return "listen: 127.0.0.1:0\ngrpc_listen: \"\"\nthreads: 2\nsite_id: plant-7\n"
            "node_id: n1\nlog_level: debug\nmodel_repository: " + dir_.File("models") + "\n"
            "data_dir: " + dir_.File("data") + "\n"
@@ -182,6 +185,7 @@ class ReleasePullTest : public ::testing::Test {
            "  policy_file: " + dir_.File("policy.yaml") + "\n"
            "  backoff_initial_ms: 20\n  backoff_max_ms: 200\n  request_timeout_ms: 3000\n"
            "  status_interval_s: 1\n"
+           "  bandwidth_bytes_per_s: " + std::to_string(bandwidth) + "\n"
            "  releases:\n"
            "    state_dir: " + dir_.File("state") + "\n"
            "    trusted_root: " + dir_.File("keys/root.json") + "\n"
@@ -189,8 +193,8 @@ class ReleasePullTest : public ::testing::Test {
            "    check_interval_s: 1\n";
   }
 
-  void StartEdge(uint16_t hub_port) {
-    OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("edge.yaml"), EdgeYaml(hub_port)));
+  void StartEdge(uint16_t hub_port, uint64_t bandwidth = 0) {
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("edge.yaml"), EdgeYaml(hub_port, bandwidth)));
     OUTPOST_ASSERT_OK_AND_ASSIGN(auto started,
                                  testing::StartEdge(dir_.File("edge.yaml"), dir_.File("edge.log")));
     edge_ = std::move(started.first);
@@ -511,6 +515,46 @@ TEST_F(ReleasePullTest, ASiteOfflineWhenTheReleaseIsMadeInstallsItWhenItReconnec
   proxy.SetMode(FaultProxy::Mode::kPass);
   ASSERT_TRUE(WaitUntil([&] { return Serves(1); })) << ReadFile(dir_.File("edge.log")).value_or("");
   ASSERT_TRUE(WaitUntil([&] { return CountEvents("bundle_installed", 100) == 1; }));
+}
+
+TEST_F(ReleasePullTest, AnEdgeKilledMidDownloadContinuesItsPartFileAfterARestart) {
+  MakeModel("v1", 1, 300);
+  const std::string placed = Release("v1", 100, "--site", "plant-7", 1);
+  const uint64_t size = ReadFile(placed).value_or("").size();
+  constexpr uint64_t kCap = 32 * 1024;  // bytes per second: chunks of 32 KiB, one a second
+  ASSERT_GT(size, 4 * kCap);
+  // The link's cap keeps the download going for seconds; the edge is killed (SIGKILL) once
+  // two chunks are in its part file.
+  StartEdge(hub_port_, kCap);
+  uint64_t kept = 0;
+  ASSERT_TRUE(WaitUntil([&] {
+    for (const std::string& name :
+         ListDirectory(dir_.File("data/releases")).value_or(std::vector<std::string>{})) {
+      if (!name.ends_with(".part")) continue;
+      kept = ReadFile(dir_.File("data/releases/" + name)).value_or("").size();
+      if (kept >= 2 * kCap) return true;
+    }
+    return false;
+  }));
+  OUTPOST_ASSERT_OK(edge_->Signal(SIGKILL));
+  edge_->Wait();
+  edge_.reset();
+  EXPECT_FALSE(PathExists(dir_.File("state/installed.json")));
+  // The restarted edge continues the part file where it was (at least what was there when it
+  // was killed), and installs once.
+  StartEdge(hub_port_, kCap);
+  ASSERT_TRUE(WaitUntil([&] { return Serves(1); })) << ReadFile(dir_.File("edge.log")).value_or("");
+  ASSERT_TRUE(WaitUntil([&] { return CountEvents("bundle_installed", 100) == 1; }));
+  const std::string log = ReadFile(dir_.File("edge.log")).value_or("");
+  const size_t at = log.find("continuing a part file");
+  ASSERT_NE(at, std::string::npos) << log;
+  const size_t have_at = log.find("\"have\":", at);
+  ASSERT_NE(have_at, std::string::npos) << log.substr(at, 300);
+  // The log's fields are JSON strings: "have":"65536".
+  const char* digits = log.c_str() + have_at + 7;
+  if (*digits == '"') ++digits;
+  EXPECT_GE(std::strtoull(digits, nullptr, 10), kept) << log.substr(at, 300);
+  EXPECT_EQ(CountEvents("bundle_installed", 100), 1u);
 }
 
 }  // namespace
