@@ -92,6 +92,57 @@ void WriteModels(JsonWriter& w, const std::vector<ModelAt>& models) {
   w.EndArray();
 }
 
+// One node of the answer; a node that never reported serves its last switch's models.
+void WriteNode(JsonWriter& w, const std::string& node_id, NodeInstalls& node) {
+  if (!node.reported && node.last_switch) node.serving = node.last_switch->models;
+  std::optional<uint64_t> bundle = node.bundle_version;
+  if (!bundle && node.last_switch && node.last_switch->bundle_version > 0) {
+    bundle = node.last_switch->bundle_version;
+  }
+  w.BeginObject();
+  w.Key("node_id");
+  w.String(node_id);
+  w.Key("source");
+  w.String(node.reported ? "status" : "events");
+  w.Key("reported_ms");
+  if (node.reported) {
+    w.Int(node.reported_ms);
+  } else {
+    w.Null();
+  }
+  w.Key("bundle_version");
+  if (bundle) {
+    w.Uint(*bundle);
+  } else {
+    w.Null();
+  }
+  w.Key("serving");
+  WriteModels(w, node.serving);
+  w.Key("shadow");
+  WriteModels(w, node.shadow);
+  w.Key("last_install");
+  if (node.last_event) {
+    const InstallEvent& e = *node.last_event;
+    w.BeginObject();
+    w.Key("event");
+    w.String(e.event);
+    w.Key("bundle_version");
+    w.Uint(e.bundle_version);
+    w.Key("reason");
+    if (e.reason.empty()) {
+      w.Null();
+    } else {
+      w.String(e.reason);
+    }
+    w.Key("created_ms");
+    w.Int(e.created_ms);
+    w.EndObject();
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+}
+
 }  // namespace
 
 HubResponse InstallsResponse(const ApiContext& api, const QueryParams& params) {
@@ -164,54 +215,7 @@ HubResponse InstallsResponse(const ApiContext& api, const QueryParams& params) {
     w.BeginArray();
     for (auto it = nodes.lower_bound({site_id, std::string()});
          it != nodes.end() && it->first.first == site_id; ++it) {
-      NodeInstalls& node = it->second;
-      if (!node.reported && node.last_switch) node.serving = node.last_switch->models;
-      std::optional<uint64_t> bundle = node.bundle_version;
-      if (!bundle && node.last_switch && node.last_switch->bundle_version > 0) {
-        bundle = node.last_switch->bundle_version;
-      }
-      w.BeginObject();
-      w.Key("node_id");
-      w.String(it->first.second);
-      w.Key("source");
-      w.String(node.reported ? "status" : "events");
-      w.Key("reported_ms");
-      if (node.reported) {
-        w.Int(node.reported_ms);
-      } else {
-        w.Null();
-      }
-      w.Key("bundle_version");
-      if (bundle) {
-        w.Uint(*bundle);
-      } else {
-        w.Null();
-      }
-      w.Key("serving");
-      WriteModels(w, node.serving);
-      w.Key("shadow");
-      WriteModels(w, node.shadow);
-      w.Key("last_install");
-      if (node.last_event) {
-        const InstallEvent& e = *node.last_event;
-        w.BeginObject();
-        w.Key("event");
-        w.String(e.event);
-        w.Key("bundle_version");
-        w.Uint(e.bundle_version);
-        w.Key("reason");
-        if (e.reason.empty()) {
-          w.Null();
-        } else {
-          w.String(e.reason);
-        }
-        w.Key("created_ms");
-        w.Int(e.created_ms);
-        w.EndObject();
-      } else {
-        w.Null();
-      }
-      w.EndObject();
+      WriteNode(w, it->first.second, it->second);
     }
     w.EndArray();
     w.EndObject();
