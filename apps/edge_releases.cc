@@ -257,6 +257,10 @@ void ReleasePuller::Remember(const OfferedRelease& release, std::string_view rea
 }
 
 Result<std::string> ReleasePuller::Download(const OfferedRelease& release) {
+  const std::string complete = JoinPath(options_.releases_dir, release.sha256 + ".bundle");
+  // Fetched and checked by an earlier round whose install failed for another reason than a
+  // refusal (I/O): installed again without being fetched again.
+  if (PathExists(complete)) return complete;
   const std::string part = JoinPath(options_.releases_dir, release.sha256 + ".part");
   OUTPOST_ASSIGN_OR_RETURN(uint64_t have, FileSize(part));
   if (have > release.bytes) {
@@ -310,7 +314,6 @@ Result<std::string> ReleasePuller::Download(const OfferedRelease& release) {
     ::unlink(part.c_str());
     return DataLossError("the fetched release's SHA-256 is not the listing's; fetched again");
   }
-  const std::string complete = JoinPath(options_.releases_dir, release.sha256 + ".bundle");
   if (::rename(part.c_str(), complete.c_str()) != 0) {
     return ErrnoToStatus(errno, "renaming", part);
   }
@@ -386,14 +389,16 @@ PullOutcome ReleasePuller::RunOnce() {
   }
   // Exactly `outpost bundle install`: verification, health check, switch, event.
   Result<bundle::InstallResult> installed = InstallBundleAtSite(options_.site, *file);
-  ::unlink(file->c_str());
+  std::optional<bundle::Reason> reason =
+      installed.ok() ? std::nullopt : bundle::ReasonOf(installed.status());
+  // Kept only for a failure that is no refusal, which the next round retries.
+  if (installed.ok() || reason) ::unlink(file->c_str());
   if (installed.ok()) {
     OUTPOST_LOG(kInfo) << "releases: installed a release from the hub"
                        << Field("model", release.model)
                        << Field("bundle_version", installed->bundle_version);
     return PullOutcome::kInstalled;
   }
-  std::optional<bundle::Reason> reason = bundle::ReasonOf(installed.status());
   if (!reason) {
     OUTPOST_LOG(kWarning) << "releases: the install failed; the next round tries again"
                           << Field("error", installed.status());

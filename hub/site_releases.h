@@ -24,7 +24,9 @@
 
 namespace outpost::hub {
 
-inline constexpr uint64_t kReleaseChunkBytes = uint64_t{4} << 20;
+// The most bytes of a bundle one answer holds: the hub's memory per release download in
+// flight (the listener's max_connections bound how many).
+inline constexpr uint64_t kReleaseChunkBytes = uint64_t{1} << 20;
 inline constexpr size_t kMaxListedReleases = 100;
 inline constexpr size_t kMaxRangeHeaderBytes = 128;
 
