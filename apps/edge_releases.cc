@@ -30,29 +30,9 @@
 namespace outpost::apps {
 namespace {
 
-constexpr size_t kMaxListBytes = size_t{1} << 20;
-constexpr size_t kMaxListEntries = 100;
-constexpr uint64_t kMinChunkBytes = 16 * 1024;
+constexpr size_t kMaxRefusedFileBytes = size_t{1} << 20;
 constexpr char kRefusedFile[] = "refused.json";
-
-Status BadList(std::string_view why) {
-  return ErrorWithReason(StatusCode::kInvalidArgument, "bad_release_list",
-                         "the hub's release list " + std::string(why));
-}
-
-bool IsHexDigest(std::string_view text) {
-  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
-std::optional<uint64_t> Decimal(std::string_view text) {
-  if (text.empty() || text.size() > 19) return std::nullopt;
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
+constexpr uint64_t kMinChunkBytes = 16 * 1024;
 
 int64_t NowMs() { return UnixMillis(SystemClock().Now()); }
 
@@ -88,52 +68,6 @@ Result<std::string> HashFile(const std::string& path) {
 }
 
 }  // namespace
-
-Result<std::vector<OfferedRelease>> ParseReleaseList(std::string_view body) {
-  if (body.size() > kMaxListBytes) return BadList("is over 1 MiB");
-  json::Parser parser;
-  Result<json::Value> root = parser.Parse(body);
-  if (!root.ok() || !root->is_object()) return BadList("is not a JSON object");
-  const json::Value list = (*root)["releases"];
-  if (!list.is_array()) return BadList("has no releases array");
-  if (list.size() > kMaxListEntries) return BadList("has over 100 entries");
-  std::vector<OfferedRelease> out;
-  for (size_t i = 0; i < list.size(); ++i) {
-    const json::Value entry = list.At(i);
-    Result<std::string_view> model = entry["model"].GetString();
-    Result<uint64_t> model_version = entry["model_version"].GetUint64();
-    Result<uint64_t> version = entry["version"].GetUint64();
-    Result<uint64_t> bytes = entry["bytes"].GetUint64();
-    Result<std::string_view> sha256 = entry["sha256"].GetString();
-    if (!model.ok() || !ModelName::IsValid(*model) || !model_version.ok() || !version.ok() ||
-        *model_version == 0 || *version == 0 || *model_version > uint64_t{INT64_MAX} ||
-        *version > uint64_t{INT64_MAX} || !bytes.ok() || !sha256.ok() || !IsHexDigest(*sha256)) {
-      return BadList("entry " + std::to_string(i) + " is malformed");
-    }
-    out.push_back(OfferedRelease{.model = std::string(*model),
-                                 .model_version = *model_version,
-                                 .version = *version,
-                                 .bytes = *bytes,
-                                 .sha256 = std::string(*sha256)});
-  }
-  return out;
-}
-
-std::optional<std::array<uint64_t, 3>> ParseContentRange(std::string_view header) {
-  constexpr std::string_view kUnit = "bytes ";
-  if (!header.starts_with(kUnit)) return std::nullopt;
-  header.remove_prefix(kUnit.size());
-  const size_t dash = header.find('-');
-  const size_t slash = header.find('/');
-  if (dash == std::string_view::npos || slash == std::string_view::npos || slash < dash) {
-    return std::nullopt;
-  }
-  std::optional<uint64_t> first = Decimal(header.substr(0, dash));
-  std::optional<uint64_t> last = Decimal(header.substr(dash + 1, slash - dash - 1));
-  std::optional<uint64_t> size = Decimal(header.substr(slash + 1));
-  if (!first || !last || !size || *last < *first || *last >= *size) return std::nullopt;
-  return std::array<uint64_t, 3>{*first, *last, *size};
-}
 
 ReleasePuller::ReleasePuller(ReleasePullerOptions options, std::unique_ptr<sync::HubClient> client)
     : options_(std::move(options)), client_(std::move(client)) {}
@@ -195,7 +129,7 @@ std::vector<std::string> ReleasePuller::RefusedDigests() {
   std::vector<std::string> out;
   const std::string path = JoinPath(options_.releases_dir, kRefusedFile);
   if (!PathExists(path)) return out;
-  Result<std::string> text = ReadFile(path, kMaxListBytes);
+  Result<std::string> text = ReadFile(path, kMaxRefusedFileBytes);
   json::Parser parser;
   Result<json::Value> root = text.ok() ? parser.Parse(*text) : Result<json::Value>(text.status());
   bool valid = root.ok() && root->is_object() && (*root)["v"].GetInt64().value_or(0) == 1 &&
@@ -204,7 +138,7 @@ std::vector<std::string> ReleasePuller::RefusedDigests() {
     const json::Value list = (*root)["refused"];
     for (size_t i = 0; i < list.size(); ++i) {
       Result<std::string_view> sha = list.At(i)["sha256"].GetString();
-      if (sha.ok() && IsHexDigest(*sha)) out.emplace_back(*sha);
+      if (sha.ok() && sync::IsHexDigest(*sha)) out.emplace_back(*sha);
     }
     return out;
   }
@@ -219,7 +153,7 @@ void ReleasePuller::Remember(const OfferedRelease& release, std::string_view rea
   // The entries kept, as JSON text, oldest first.
   std::vector<std::string> entries;
   if (PathExists(path)) {
-    Result<std::string> text = ReadFile(path, kMaxListBytes);
+    Result<std::string> text = ReadFile(path, kMaxRefusedFileBytes);
     json::Parser parser;
     Result<json::Value> root =
         text.ok() ? parser.Parse(*text) : Result<json::Value>(text.status());

@@ -31,29 +31,16 @@
 #include "base/status.h"
 #include "sync/bandwidth.h"
 #include "sync/hub_client.h"
+#include "sync/release_list.h"
 
 namespace outpost::apps {
 
+using sync::OfferedRelease;
+using sync::ParseContentRange;
+using sync::ParseReleaseList;
+
 inline constexpr uint64_t kReleaseChunkBytes = uint64_t{1} << 20;
 inline constexpr size_t kMaxRefusedReleases = 100;
-
-// One entry of GET /sync/v1/releases.
-struct OfferedRelease {
-  std::string model{};
-  uint64_t model_version = 0;
-  uint64_t version = 0;
-  uint64_t bytes = 0;
-  std::string sha256{};
-};
-
-// Parses the answer of GET /sync/v1/releases (hub/FORMAT.md section 10): at most 1 MiB and
-// 100 entries, each with a bundle model name, versions in 1 .. 2^63-1, a size and a
-// 64-hex-digit SHA-256. InvalidArgument (reason bad_release_list) otherwise.
-Result<std::vector<OfferedRelease>> ParseReleaseList(std::string_view body);
-
-// Parses a Content-Range header "bytes <first>-<last>/<size>" into its three numbers;
-// nullopt for anything else.
-std::optional<std::array<uint64_t, 3>> ParseContentRange(std::string_view header);
 
 struct ReleasePullerOptions {
   sync::HubClientOptions https{};  // the forwarder's hub and credentials
