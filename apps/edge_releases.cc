@@ -46,27 +46,6 @@ Result<uint64_t> FileSize(const std::string& path) {
   return static_cast<uint64_t>(st.st_size);
 }
 
-Result<std::string> HashFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoToStatus(errno, "opening", path);
-  crypto::Sha256Hasher hasher;
-  std::string buffer(size_t{1} << 20, '\0');
-  Status status;
-  for (;;) {
-    ssize_t n = ::read(fd, buffer.data(), buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      status = ErrnoToStatus(errno, "reading", path);
-      break;
-    }
-    if (n == 0) break;
-    hasher.Update(std::string_view(buffer.data(), static_cast<size_t>(n)));
-  }
-  ::close(fd);
-  OUTPOST_RETURN_IF_ERROR(status);
-  return HexEncode(hasher.Finish());
-}
-
 }  // namespace
 
 ReleasePuller::ReleasePuller(ReleasePullerOptions options, std::unique_ptr<sync::HubClient> client)
@@ -138,7 +117,7 @@ std::vector<std::string> ReleasePuller::RefusedDigests() {
     const json::Value list = (*root)["refused"];
     for (size_t i = 0; i < list.size(); ++i) {
       Result<std::string_view> sha = list.At(i)["sha256"].GetString();
-      if (sha.ok() && sync::IsHexDigest(*sha)) out.emplace_back(*sha);
+      if (sha.ok() && IsHex64(*sha)) out.emplace_back(*sha);
     }
     return out;
   }
@@ -243,7 +222,7 @@ Result<std::string> ReleasePuller::Download(const OfferedRelease& release) {
   Status fetched = fetch();
   ::close(fd);
   OUTPOST_RETURN_IF_ERROR(fetched);
-  OUTPOST_ASSIGN_OR_RETURN(std::string digest, HashFile(part));
+  OUTPOST_ASSIGN_OR_RETURN(std::string digest, crypto::Sha256HexOfFile(part));
   if (digest != release.sha256) {
     ::unlink(part.c_str());
     return DataLossError("the fetched release's SHA-256 is not the listing's; fetched again");

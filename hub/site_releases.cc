@@ -37,10 +37,8 @@ Status BadRange(std::string_view why) {
 
 // A decimal of 1..19 digits (so it fits in 64 bits), the whole of `text`.
 std::optional<uint64_t> Decimal(std::string_view text) {
-  if (text.empty() || text.size() > 19) return std::nullopt;
   uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  if (text.size() > 19 || !ParseDecimal(text, &value)) return std::nullopt;
   return value;
 }
 
@@ -87,24 +85,6 @@ Status ReadTargets(int fd, SiteRelease& release) {
     return Status::Ok();
   }
   return NotFoundError("no outpost/targets.json among the bundle's first entries");
-}
-
-// SHA-256 (hex) of the file open at `fd`, read from its start in blocks.
-Result<std::string> HashFile(int fd, const std::string& path) {
-  crypto::Sha256Hasher hasher;
-  std::string buffer(size_t{1} << 20, '\0');
-  off_t offset = 0;
-  for (;;) {
-    ssize_t n = ::pread(fd, buffer.data(), buffer.size(), offset);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoToStatus(errno, "reading", path);
-    }
-    if (n == 0) break;
-    hasher.Update(std::string_view(buffer.data(), static_cast<size_t>(n)));
-    offset += n;
-  }
-  return HexEncode(hasher.Finish());
 }
 
 HubResponse NotFound() {
@@ -231,7 +211,7 @@ Result<SiteRelease> SiteReleases::Load(const std::string& name) {
   cached.release.path = path;
   Status targets = ReadTargets(file.fd, cached.release);
   if (targets.ok()) {
-    Result<std::string> digest = HashFile(file.fd, path);
+    Result<std::string> digest = crypto::Sha256HexOfFile(path);
     if (!digest.ok()) return digest.status();  // an I/O error: not cached, tried again
     cached.release.sha256 = std::move(*digest);
     cached.readable = true;

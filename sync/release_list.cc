@@ -1,10 +1,10 @@
 // The hub's release answers, read by the site (hub/FORMAT.md section 10).
 #include "sync/release_list.h"
 
-#include <algorithm>
 #include <charconv>
 #include <cstdint>
 
+#include "base/coding.h"
 #include "base/json/json.h"
 #include "base/names.h"
 
@@ -19,21 +19,14 @@ Status BadList(std::string_view why) {
                          "the hub's release list " + std::string(why));
 }
 
+// A decimal of 1..19 digits (so it fits in 64 bits), the whole of `text`.
 std::optional<uint64_t> Decimal(std::string_view text) {
-  if (text.empty() || text.size() > 19) return std::nullopt;
   uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  if (text.size() > 19 || !ParseDecimal(text, &value)) return std::nullopt;
   return value;
 }
 
 }  // namespace
-
-bool IsHexDigest(std::string_view text) {
-  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
 
 Result<std::vector<OfferedRelease>> ParseReleaseList(std::string_view body) {
   if (body.size() > kMaxListBytes) return BadList("is over 1 MiB");
@@ -53,7 +46,7 @@ Result<std::vector<OfferedRelease>> ParseReleaseList(std::string_view body) {
     Result<std::string_view> sha256 = entry["sha256"].GetString();
     if (!model.ok() || !ModelName::IsValid(*model) || !model_version.ok() || !version.ok() ||
         *model_version == 0 || *version == 0 || *model_version > uint64_t{INT64_MAX} ||
-        *version > uint64_t{INT64_MAX} || !bytes.ok() || !sha256.ok() || !IsHexDigest(*sha256)) {
+        *version > uint64_t{INT64_MAX} || !bytes.ok() || !sha256.ok() || !IsHex64(*sha256)) {
       return BadList("entry " + std::to_string(i) + " is malformed");
     }
     out.push_back(OfferedRelease{.model = std::string(*model),

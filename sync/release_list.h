@@ -15,9 +15,6 @@
 
 namespace outpost::sync {
 
-// Whether `text` is a SHA-256 as the formats write it: 64 lowercase hex digits.
-bool IsHexDigest(std::string_view text);
-
 // One entry of GET /sync/v1/releases.
 struct OfferedRelease {
   std::string model{};

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "base/coding.h"
 #include "base/names.h"
 #include "sync/release_list.h"
 
@@ -17,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (list->size() > 100) std::abort();
     for (const auto& r : *list) {
       if (!outpost::ModelName::IsValid(r.model) || r.version == 0 || r.model_version == 0 ||
-          !outpost::sync::IsHexDigest(r.sha256)) {
+          !outpost::IsHex64(r.sha256)) {
         std::abort();
       }
     }
