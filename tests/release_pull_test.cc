@@ -17,7 +17,8 @@
 //   - an edge killed (SIGKILL) mid-download, under the link's bandwidth cap, continues its
 //     part file after a restart and installs once;
 //   - the hub's installs view (GET /api/v1/installs) shows the bundle and version a node runs;
-//   - the same version offered again is a no-op (nothing fetched, nothing installed).
+//   - the same version offered again is a no-op (nothing fetched, nothing installed), also
+//     when the site installed it from disk (`outpost bundle install`) before its link came back.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -555,6 +556,28 @@ TEST_F(ReleasePullTest, AnEdgeKilledMidDownloadContinuesItsPartFileAfterARestart
   if (*digits == '"') ++digits;
   EXPECT_GE(std::strtoull(digits, nullptr, 10), kept) << log.substr(at, 300);
   EXPECT_EQ(CountEvents("bundle_installed", 100), 1u);
+}
+
+TEST_F(ReleasePullTest, AReleaseInstalledFromDiskFirstIsNeitherFetchedNorInstalledAgain) {
+  MakeModel("v1", 1, 3);
+  const std::string placed = Release("v1", 100, "--site", "plant-7", 1);
+  // The same file carried to the site: `outpost bundle install`, the offline path.
+  RunResult disk = RunOutpost({"bundle", "install", placed, "--repository", dir_.File("models"),
+                               "--state-dir", dir_.File("state"), "--data-dir",
+                               dir_.File("data"), "--trusted-root", dir_.File("keys/root.json"),
+                               "--site", "plant-7"});
+  ASSERT_EQ(disk.exit_code, 0) << disk.err;
+  EXPECT_TRUE(PathExists(dir_.File("state/install.lock")));
+  std::unique_ptr<apps::ReleasePuller> puller = Puller(hub_port_, 64 * 1024);
+  ASSERT_NE(puller, nullptr);
+  // The link comes back: the hub offers the version the site runs; nothing is fetched.
+  EXPECT_EQ(puller->RunOnce(), apps::PullOutcome::kNothing);
+  EXPECT_EQ(puller->RunOnce(), apps::PullOutcome::kNothing);
+  EXPECT_TRUE(ListDirectory(dir_.File("data/releases")).value_or(std::vector<std::string>{"?"})
+                  .empty());
+  size_t installs = 0;
+  for (const auto& [event, reason] : SpooledEvents()) installs += event == "bundle_installed";
+  EXPECT_EQ(installs, 1u);
 }
 
 }  // namespace
