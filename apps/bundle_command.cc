@@ -372,7 +372,8 @@ Status RollbackOnKubernetes(const BundleFlags& f) {
 
 Status Install(const BundleFlags& f) {
   if (!f.kubernetes.empty()) return InstallOnKubernetes(f);
-  OUTPOST_ASSIGN_OR_RETURN(bundle::InstallResult r, InstallBundleAtSite(SiteFromFlags(f), f.bundle));
+  OUTPOST_ASSIGN_OR_RETURN(bundle::InstallResult r,
+                           InstallBundleAtSite(SiteFromFlags(f), f.bundle));
   PrintResult("installed", r);
   return Status::Ok();
 }

@@ -20,13 +20,13 @@ namespace outpost::apps {
 
 // Where and as whom a node installs (the flags of `outpost bundle install`).
 struct SiteInstall {
-  std::string repository{};    // the model repository the node serves; empty = elsewhere
-  std::string state_dir{};     // the trusted root, site state and kept bundles
-  std::string data_dir{};      // the edge's data_dir; events go to <data_dir>/spool
+  std::string repository{};  // the model repository the node serves; empty = elsewhere
+  std::string state_dir{};   // the trusted root, site state and kept bundles
+  std::string data_dir{};    // the edge's data_dir; events go to <data_dir>/spool
   std::string site_id{};
   std::vector<std::string> site_groups{};
-  std::string trusted_root{};  // a signed root file to provision when state_dir has none
-  bool health_check = true;    // apps/bundle_health.h's check of each new version
+  std::string trusted_root{};    // a signed root file to provision when state_dir has none
+  bool health_check = true;      // apps/bundle_health.h's check of each new version
   bundle::StepHook step_hook{};  // null in the shipped binary
 };
 

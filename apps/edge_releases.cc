@@ -54,8 +54,9 @@ ReleasePuller::ReleasePuller(ReleasePullerOptions options, std::unique_ptr<sync:
 Result<std::unique_ptr<ReleasePuller>> ReleasePuller::Create(ReleasePullerOptions options) {
   if (options.releases_dir.empty() || options.site.state_dir.empty() ||
       options.site.repository.empty()) {
-    return InvalidArgumentError("releases: a releases folder, a state folder and a repository "
-                                "are required");
+    return InvalidArgumentError(
+        "releases: a releases folder, a state folder and a repository "
+        "are required");
   }
   options.chunk_bytes = std::max(options.chunk_bytes, kMinChunkBytes);
   if (options.bandwidth != nullptr && options.bandwidth->bytes_per_s() > 0) {
@@ -134,8 +135,7 @@ void ReleasePuller::Remember(const OfferedRelease& release, std::string_view rea
   if (PathExists(path)) {
     Result<std::string> text = ReadFile(path, kMaxRefusedFileBytes);
     json::Parser parser;
-    Result<json::Value> root =
-        text.ok() ? parser.Parse(*text) : Result<json::Value>(text.status());
+    Result<json::Value> root = text.ok() ? parser.Parse(*text) : Result<json::Value>(text.status());
     if (root.ok() && root->is_object() && (*root)["refused"].is_array()) {
       const json::Value list = (*root)["refused"];
       for (size_t i = 0; i < list.size(); ++i) entries.push_back(list.At(i).ToJson());
@@ -187,8 +187,8 @@ Result<std::string> ReleasePuller::Download(const OfferedRelease& release) {
   }
   int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoToStatus(errno, "opening", part);
-  const std::string target = "/sync/v1/releases/" + release.model + "/" +
-                             std::to_string(release.model_version);
+  const std::string target =
+      "/sync/v1/releases/" + release.model + "/" + std::to_string(release.model_version);
   const std::string tag = "\"" + release.sha256 + "\"";
   auto fetch = [&]() -> Status {
     while (have < release.bytes) {
@@ -329,19 +329,19 @@ Result<std::unique_ptr<ReleasePuller>> StartEdgeReleases(
   const EdgeReleasesConfig& r = config.sync.releases;
   if (!config.sync.enabled || !r.enabled) return std::unique_ptr<ReleasePuller>();
   OUTPOST_ASSIGN_OR_RETURN(sync::HubClientOptions https, EdgeHubConnection(config));
-  Result<std::unique_ptr<ReleasePuller>> puller = ReleasePuller::Start(
-      {.https = std::move(https),
-       .bandwidth = std::move(bandwidth),
-       .site = {.repository = config.model_repository,
-                .state_dir = r.state_dir,
-                .data_dir = config.data_dir,
-                .site_id = config.site_id,
-                .site_groups = r.groups,
-                .trusted_root = r.trusted_root,
-                .health_check = r.health_check},
-       .releases_dir = JoinPath(config.data_dir, "releases"),
-       .interval = std::chrono::seconds(r.check_interval_s),
-       .max_bundle_bytes = r.max_bundle_bytes});
+  Result<std::unique_ptr<ReleasePuller>> puller =
+      ReleasePuller::Start({.https = std::move(https),
+                            .bandwidth = std::move(bandwidth),
+                            .site = {.repository = config.model_repository,
+                                     .state_dir = r.state_dir,
+                                     .data_dir = config.data_dir,
+                                     .site_id = config.site_id,
+                                     .site_groups = r.groups,
+                                     .trusted_root = r.trusted_root,
+                                     .health_check = r.health_check},
+                            .releases_dir = JoinPath(config.data_dir, "releases"),
+                            .interval = std::chrono::seconds(r.check_interval_s),
+                            .max_bundle_bytes = r.max_bundle_bytes});
   if (!puller.ok()) return puller.status().WithContext("sync.releases");
   OUTPOST_LOG(kInfo) << "release puller started" << Field("state_dir", r.state_dir)
                      << Field("every_s", r.check_interval_s);

@@ -46,8 +46,8 @@ struct ReleasePullerOptions {
   sync::HubClientOptions https{};  // the forwarder's hub and credentials
   // The link's cap, shared with the forwarder; null = none.
   std::shared_ptr<sync::Bandwidth> bandwidth{};
-  SiteInstall site{};                 // as `outpost bundle install`'s flags
-  std::string releases_dir{};         // <data_dir>/releases
+  SiteInstall site{};          // as `outpost bundle install`'s flags
+  std::string releases_dir{};  // <data_dir>/releases
   std::chrono::milliseconds interval = std::chrono::seconds(60);
   uint64_t max_bundle_bytes = uint64_t{1} << 30;
   uint64_t chunk_bytes = kReleaseChunkBytes;  // at least 16 KiB
@@ -92,7 +92,7 @@ class ReleasePuller {
 
   const ReleasePullerOptions options_;
   std::unique_ptr<sync::HubClient> client_;  // used by the rounds only
-  std::mutex mu_;  // guards stopping_
+  std::mutex mu_;                            // guards stopping_
   std::condition_variable cv_;
   bool stopping_ = false;
   std::thread thread_;

@@ -37,8 +37,8 @@ struct NodeInstalls {
   std::optional<uint64_t> bundle_version{};
   std::vector<ModelAt> serving{};
   std::vector<ModelAt> shadow{};
-  std::optional<InstallEvent> last_event{};    // any bundle event
-  std::optional<InstallEvent> last_switch{};   // the newest installed or rolled back
+  std::optional<InstallEvent> last_event{};   // any bundle event
+  std::optional<InstallEvent> last_switch{};  // the newest installed or rolled back
 };
 
 bool Newer(const InstallEvent& a, const std::optional<InstallEvent>& b) {

@@ -86,11 +86,15 @@ class ReleasePullTest : public ::testing::Test {
     ASSERT_EQ(op.exit_code, 0) << op.err;
     operator_token_ = op.out.substr(0, op.out.find('\n'));
     OUTPOST_ASSERT_OK(WriteFileAtomically(
-        dir_.File("hub.yaml"),
-        "data_dir: " + hub_dir_ + "\nlisten: 127.0.0.1:0\noperator_listen: 127.0.0.1:0\n"
-        "operator_tokens_file: " + dir_.File("operators.yaml") + "\n"
-        "policies:\n  - {tenant: \"*\", file: " + dir_.File("policy.yaml") + "}\n"
-        "site_groups:\n  north: [plant-7]\n  south: [plant-9]\n"));
+        dir_.File("hub.yaml"), "data_dir: " + hub_dir_ +
+                                   "\nlisten: 127.0.0.1:0\noperator_listen: 127.0.0.1:0\n"
+                                   "operator_tokens_file: " +
+                                   dir_.File("operators.yaml") +
+                                   "\n"
+                                   "policies:\n  - {tenant: \"*\", file: " +
+                                   dir_.File("policy.yaml") +
+                                   "}\n"
+                                   "site_groups:\n  north: [plant-7]\n  south: [plant-9]\n"));
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string token7,
                                  testing::AddHubSite(hub_dir_, "plant-7", "acme", "r1"));
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string token9,
@@ -151,11 +155,11 @@ class ReleasePullTest : public ::testing::Test {
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, model->Serialize(train::ModelFormat::kJson));
     const std::string v = dir_.File(folder + "/pump/" + std::to_string(version));
     OUTPOST_ASSERT_OK(MakeDirectories(v));
-    OUTPOST_ASSERT_OK(WriteFileAtomically(
-        dir_.File(folder + "/pump/config.yaml"),
-        "backend: xgboost\n"
-        "inputs: [{name: features, datatype: FP32, shape: [-1, 8]}]\n"
-        "outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]\n"));
+    OUTPOST_ASSERT_OK(
+        WriteFileAtomically(dir_.File(folder + "/pump/config.yaml"),
+                            "backend: xgboost\n"
+                            "inputs: [{name: features, datatype: FP32, shape: [-1, 8]}]\n"
+                            "outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]\n"));
     OUTPOST_ASSERT_OK(WriteFileAtomically(v + "/model.json", bytes));
   }
 
@@ -164,9 +168,9 @@ class ReleasePullTest : public ::testing::Test {
   std::string Release(const std::string& folder, uint64_t version, const std::string& flag,
                       const std::string& value, int model_version) {
     const std::string out = dir_.File(folder + "-" + std::to_string(version) + ".bundle");
-    RunResult r = RunOutpost({"bundle", "create", "--models", dir_.File(folder), "--keys",
-                              dir_.File("keys"), "--version", std::to_string(version), flag,
-                              value, "-o", out});
+    RunResult r =
+        RunOutpost({"bundle", "create", "--models", dir_.File(folder), "--keys", dir_.File("keys"),
+                    "--version", std::to_string(version), flag, value, "-o", out});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     const std::string placed =
         JoinPath(hub_dir_, "bundles/pump-" + std::to_string(model_version) + ".bundle");
@@ -178,18 +182,34 @@ class ReleasePullTest : public ::testing::Test {
 
   std::string EdgeYaml(uint16_t hub_port, uint64_t bandwidth = 0) {
     return "listen: 127.0.0.1:0\ngrpc_listen: \"\"\nthreads: 2\nsite_id: plant-7\n"
-           "node_id: n1\nlog_level: debug\nmodel_repository: " + dir_.File("models") + "\n"
-           "data_dir: " + dir_.File("data") + "\n"
+           "node_id: n1\nlog_level: debug\nmodel_repository: " +
+           dir_.File("models") +
+           "\n"
+           "data_dir: " +
+           dir_.File("data") +
+           "\n"
            "sync:\n"
-           "  hub_url: https://127.0.0.1:" + std::to_string(hub_port) + "\n"
-           "  credentials_dir: " + dir_.File("cred7") + "\n"
-           "  policy_file: " + dir_.File("policy.yaml") + "\n"
+           "  hub_url: https://127.0.0.1:" +
+           std::to_string(hub_port) +
+           "\n"
+           "  credentials_dir: " +
+           dir_.File("cred7") +
+           "\n"
+           "  policy_file: " +
+           dir_.File("policy.yaml") +
+           "\n"
            "  backoff_initial_ms: 20\n  backoff_max_ms: 200\n  request_timeout_ms: 3000\n"
            "  status_interval_s: 1\n"
-           "  bandwidth_bytes_per_s: " + std::to_string(bandwidth) + "\n"
+           "  bandwidth_bytes_per_s: " +
+           std::to_string(bandwidth) +
+           "\n"
            "  releases:\n"
-           "    state_dir: " + dir_.File("state") + "\n"
-           "    trusted_root: " + dir_.File("keys/root.json") + "\n"
+           "    state_dir: " +
+           dir_.File("state") +
+           "\n"
+           "    trusted_root: " +
+           dir_.File("keys/root.json") +
+           "\n"
            "    groups: [north]\n"
            "    check_interval_s: 1\n";
   }
@@ -217,9 +237,11 @@ class ReleasePullTest : public ::testing::Test {
     Result<std::unique_ptr<hub::Store>> store =
         hub::OpenStore("sqlite:" + JoinPath(hub_dir_, "hub.db"));
     if (!store.ok()) return out;
-    Result<std::vector<hub::HubRecord>> records = (*store)->QueryRecords(
-        {.tenant = "acme", .site_id = std::string("plant-7"), .stream = std::string("bundle"),
-         .limit = 1000});
+    Result<std::vector<hub::HubRecord>> records =
+        (*store)->QueryRecords({.tenant = "acme",
+                                .site_id = std::string("plant-7"),
+                                .stream = std::string("bundle"),
+                                .limit = 1000});
     if (!records.ok()) return out;
     json::Parser parser;
     for (const hub::HubRecord& r : *records) {
@@ -382,14 +404,15 @@ TEST_F(ReleasePullTest, TheHubServesASiteOnlyItsOwnReleasesInRanges) {
   ASSERT_TRUE(whole.ok());
   EXPECT_EQ(whole->status, 200);
   EXPECT_EQ(whole->body, bytes);
-  auto past = seven_client->Send(
-      {.target = "/sync/v1/releases/pump/1",
-       .headers = {{"Range", "bytes=" + std::to_string(bytes.size()) + "-"}}});
+  auto past =
+      seven_client->Send({.target = "/sync/v1/releases/pump/1",
+                          .headers = {{"Range", "bytes=" + std::to_string(bytes.size()) + "-"}}});
   ASSERT_TRUE(past.ok());
   EXPECT_EQ(past->status, 416);
   EXPECT_EQ(past->Header("Content-Range"), "bytes */" + std::to_string(bytes.size()));
-  auto changed = seven_client->Send({.target = "/sync/v1/releases/pump/1",
-                                     .headers = {{"If-Match", "\"" + std::string(64, 'a') + "\""}}});
+  auto changed =
+      seven_client->Send({.target = "/sync/v1/releases/pump/1",
+                          .headers = {{"If-Match", "\"" + std::string(64, 'a') + "\""}}});
   ASSERT_TRUE(changed.ok());
   EXPECT_EQ(changed->status, 412);
   EXPECT_NE(changed->body.find("release_changed"), std::string::npos);
@@ -403,9 +426,9 @@ TEST_F(ReleasePullTest, TheHubServesASiteOnlyItsOwnReleasesInRanges) {
   EXPECT_EQ(post->status, 405);
 
   // Without a site certificate: refused before anything is read.
-  auto anonymous = http::Client::Create(
-      {.base_url = "https://127.0.0.1:" + std::to_string(hub_port_),
-       .ca_pem = ReadFile(dir_.File("cred7/hub_ca.crt")).value_or("")});
+  auto anonymous =
+      http::Client::Create({.base_url = "https://127.0.0.1:" + std::to_string(hub_port_),
+                            .ca_pem = ReadFile(dir_.File("cred7/hub_ca.crt")).value_or("")});
   ASSERT_TRUE(anonymous.ok());
   auto refused = (*anonymous)->Request("GET", "/sync/v1/releases");
   ASSERT_TRUE(refused.ok());
@@ -563,9 +586,8 @@ TEST_F(ReleasePullTest, AReleaseInstalledFromDiskFirstIsNeitherFetchedNorInstall
   const std::string placed = Release("v1", 100, "--site", "plant-7", 1);
   // The same file carried to the site: `outpost bundle install`, the offline path.
   RunResult disk = RunOutpost({"bundle", "install", placed, "--repository", dir_.File("models"),
-                               "--state-dir", dir_.File("state"), "--data-dir",
-                               dir_.File("data"), "--trusted-root", dir_.File("keys/root.json"),
-                               "--site", "plant-7"});
+                               "--state-dir", dir_.File("state"), "--data-dir", dir_.File("data"),
+                               "--trusted-root", dir_.File("keys/root.json"), "--site", "plant-7"});
   ASSERT_EQ(disk.exit_code, 0) << disk.err;
   EXPECT_TRUE(PathExists(dir_.File("state/install.lock")));
   std::unique_ptr<apps::ReleasePuller> puller = Puller(hub_port_, 64 * 1024);
@@ -573,8 +595,8 @@ TEST_F(ReleasePullTest, AReleaseInstalledFromDiskFirstIsNeitherFetchedNorInstall
   // The link comes back: the hub offers the version the site runs; nothing is fetched.
   EXPECT_EQ(puller->RunOnce(), apps::PullOutcome::kNothing);
   EXPECT_EQ(puller->RunOnce(), apps::PullOutcome::kNothing);
-  EXPECT_TRUE(ListDirectory(dir_.File("data/releases")).value_or(std::vector<std::string>{"?"})
-                  .empty());
+  EXPECT_TRUE(
+      ListDirectory(dir_.File("data/releases")).value_or(std::vector<std::string>{"?"}).empty());
   size_t installs = 0;
   for (const auto& [event, reason] : SpooledEvents()) installs += event == "bundle_installed";
   EXPECT_EQ(installs, 1u);

@@ -1,10 +1,11 @@
 // FaultProxy: a TCP proxy for tests that sits between a site and its hub and misbehaves on
 // command, one fault mode at a time (an "episode"): connections dropped at once, traffic
 // delayed, connections reset part-way through a request, the hub's answer swallowed after
-// the hub processed the request (the acknowledgement is lost), or a blackhole that accepts and
-// never answers, or connections reset once a number of the hub's bytes went back (a
-// download cut part-way; the number is drawn per connection). Changing the mode closes every connection open under the previous one, so
-// an episode's effects end with it. The upstream port can change (a restarted hub).
+// the hub processed the request (the acknowledgement is lost), a blackhole that accepts and
+// never answers, or connections reset once a number of the hub's bytes went back (a download
+// cut part-way; the number is drawn per connection). Changing the mode closes every
+// connection open under the previous one, so an episode's effects end with it. The upstream
+// port can change (a restarted hub).
 // Thread-safe.
 #ifndef OUTPOST_TESTS_SYNC_FAULT_PROXY_H_
 #define OUTPOST_TESTS_SYNC_FAULT_PROXY_H_
@@ -23,7 +24,15 @@ namespace outpost::testing {
 
 class FaultProxy {
  public:
-  enum class Mode { kPass, kDrop, kDelay, kResetMidRequest, kLoseResponse, kBlackhole, kCutDownstream };
+  enum class Mode {
+    kPass,
+    kDrop,
+    kDelay,
+    kResetMidRequest,
+    kLoseResponse,
+    kBlackhole,
+    kCutDownstream,
+  };
   static const char* ModeName(Mode mode);
 
   // Listens on 127.0.0.1 on a port of its own, forwarding to 127.0.0.1:upstream_port.
