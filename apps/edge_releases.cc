@@ -328,6 +328,12 @@ Result<std::unique_ptr<ReleasePuller>> StartEdgeReleases(
     const EdgeConfig& config, std::shared_ptr<sync::Bandwidth> bandwidth) {
   const EdgeReleasesConfig& r = config.sync.releases;
   if (!config.sync.enabled || !r.enabled) return std::unique_ptr<ReleasePuller>();
+  // Without a trusted root no release could ever install: said at start, not every round.
+  if (r.trusted_root.empty() && !PathExists(JoinPath(r.state_dir, "root.json"))) {
+    return FailedPreconditionError("sync.releases: no trusted root: give trusted_root, or "
+                                   "install a bundle with --trusted-root once into " +
+                                   r.state_dir);
+  }
   OUTPOST_ASSIGN_OR_RETURN(sync::HubClientOptions https, EdgeHubConnection(config));
   Result<std::unique_ptr<ReleasePuller>> puller =
       ReleasePuller::Start({.https = std::move(https),

@@ -100,6 +100,7 @@ class ReleasePuller {
 
 // Starts the puller when config.sync.releases is enabled; null (and OK) when not. The hub and
 // credentials are the forwarder's (StartEdgeForwarder), `bandwidth` the cap it shares.
+// FailedPrecondition when neither trusted_root nor <state_dir>/root.json exists.
 Result<std::unique_ptr<ReleasePuller>> StartEdgeReleases(
     const EdgeConfig& config, std::shared_ptr<sync::Bandwidth> bandwidth);
 
