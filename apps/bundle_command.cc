@@ -22,6 +22,7 @@
 #include "apps/bundle_kubernetes.h"
 #include "apps/bundle_push.h"
 #include "apps/bundle_signature.h"
+#include "apps/bundle_site.h"
 #include "apps/commands.h"
 #include "base/clock.h"
 #include "base/coding.h"
@@ -268,31 +269,22 @@ Status Inspect(const BundleFlags& f) {
   return s;
 }
 
+// The site the flags name (apps/bundle_site.h): the installer's folders and identity.
+SiteInstall SiteFromFlags(const BundleFlags& f) {
+  return SiteInstall{.repository = f.repository,
+                     .state_dir = f.state_dir,
+                     .data_dir = f.data_dir,
+                     .site_id = f.sites.empty() ? "" : f.sites[0],
+                     .site_groups = f.groups,
+                     .trusted_root = f.trusted_root,
+                     .health_check = !f.no_health_check,
+                     .step_hook = f.step_hook};
+}
+
 // The site's installer. `elsewhere`: for a deploy to a cluster, which needs no repository.
 Result<std::unique_ptr<bundle::Installer>> OpenInstaller(const BundleFlags& f,
                                                          bool elsewhere = false) {
-  if (f.state_dir.empty()) {
-    return InvalidArgumentError(
-        elsewhere ? "give --state-dir: the site's trusted root and state (anti-rollback version, "
-                    "time floor) are kept there"
-                  : "give --repository and --state-dir");
-  }
-  if (f.repository.empty() && !elsewhere) {
-    return InvalidArgumentError("give --repository and --state-dir");
-  }
-  bundle::InstallerOptions options{
-      .repository = f.repository,
-      .state_dir = f.state_dir,
-      .spool_dir = f.data_dir.empty() ? "" : JoinPath(f.data_dir, "spool"),
-      .site_id = f.sites.empty() ? "" : f.sites[0],
-      .site_groups = f.groups,
-      .clock = &SystemClock(),
-      .step_hook = f.step_hook};
-  if (!f.no_health_check) options.health_check = CheckModelHealth;
-  if (!f.trusted_root.empty()) {
-    OUTPOST_ASSIGN_OR_RETURN(options.provision_root, ReadFile(f.trusted_root, 1 << 20));
-  }
-  return bundle::Installer::Open(std::move(options));
+  return OpenSiteInstaller(SiteFromFlags(f), elsewhere);
 }
 
 void PrintResult(const char* what, const bundle::InstallResult& r) {
@@ -380,14 +372,16 @@ Status RollbackOnKubernetes(const BundleFlags& f) {
 
 Status Install(const BundleFlags& f) {
   if (!f.kubernetes.empty()) return InstallOnKubernetes(f);
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<bundle::Installer> installer, OpenInstaller(f));
-  OUTPOST_ASSIGN_OR_RETURN(bundle::InstallResult r, installer->Install(f.bundle));
+  OUTPOST_ASSIGN_OR_RETURN(bundle::InstallResult r,
+                           InstallBundleAtSite(SiteFromFlags(f), f.bundle));
   PrintResult("installed", r);
   return Status::Ok();
 }
 
 Status Rollback(const BundleFlags& f) {
   if (!f.kubernetes.empty()) return RollbackOnKubernetes(f);
+  if (f.state_dir.empty()) return InvalidArgumentError("give --repository and --state-dir");
+  OUTPOST_ASSIGN_OR_RETURN(InstallLock lock, InstallLock::Acquire(f.state_dir));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<bundle::Installer> installer, OpenInstaller(f));
   OUTPOST_ASSIGN_OR_RETURN(bundle::InstallResult r, installer->Rollback());
   PrintResult("rolled back to", r);

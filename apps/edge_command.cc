@@ -31,6 +31,7 @@
 #include "apps/commands.h"
 #include "apps/edge_config.h"
 #include "apps/edge_forwarder.h"
+#include "apps/edge_releases.h"
 #include "base/auth/auth.h"
 #include "base/auth/http_gate.h"
 #include "base/file.h"
@@ -536,8 +537,13 @@ Status RunEdge(const EdgeFlags& flags) {
     OUTPOST_ASSIGN_OR_RETURN(watcher, serve::RepositoryWatcher::Start(*repository));
   }
   // Uploads the outbox to the hub when the config has a `sync:` section.
+  // The link's bandwidth cap, shared by the forwarder's uploads and the releases fetched.
+  auto bandwidth = std::make_shared<sync::Bandwidth>(config.sync.bandwidth_bytes_per_s);
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<sync::Forwarder> forwarder,
-                           StartEdgeForwarder(config, outbox.get(), *repository));
+                           StartEdgeForwarder(config, outbox.get(), *repository, bandwidth));
+  // Fetches and installs the releases the hub has for this site, with `sync.releases:`.
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<ReleasePuller> releases,
+                           StartEdgeReleases(config, bandwidth));
   serve::Handler handler(*repository, MakeHandlerOptions(config, evaluator.get()));
   OUTPOST_ASSIGN_OR_RETURN(serve::EdgeApiOptions edge_api_options,
                            MakeEdgeApiOptions(config, raw_read_roles));
@@ -575,6 +581,8 @@ Status RunEdge(const EdgeFlags& flags) {
   // No request runs now: the evaluator writes what it holds, then the outbox closes.
   flusher.reset();
   evaluator.reset();
+  // An install under way finishes first; its event is drained below or at the next start.
+  releases.reset();
   forwarder.reset();
   bundle_spool.reset();
   outbox.reset();

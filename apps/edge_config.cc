@@ -127,6 +127,44 @@ Status ReadOptionalString(const yaml::Node& v, std::string& out) {
   return Status();
 }
 
+Status ReadStringList(const yaml::Node& v, std::string_view what, std::vector<std::string>& out);
+
+// The `sync.releases:` section (see edge_config.h).
+Status ParseReleasesSection(const yaml::Node& node, EdgeReleasesConfig& releases) {
+  if (!node.IsMap()) return InvalidArgumentError("sync.releases must be a map");
+  releases.enabled = true;
+  for (const auto& kv : node.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(std::string key, kv.first.As<std::string>());
+    const yaml::Node& v = kv.second;
+    if (key == "state_dir") {
+      OUTPOST_RETURN_IF_ERROR(ReadOptionalString(v, releases.state_dir));
+    } else if (key == "trusted_root") {
+      OUTPOST_RETURN_IF_ERROR(ReadOptionalString(v, releases.trusted_root));
+    } else if (key == "groups") {
+      OUTPOST_RETURN_IF_ERROR(ReadStringList(v, "sync.releases.groups", releases.groups));
+    } else if (key == "check_interval_s") {
+      OUTPOST_ASSIGN_OR_RETURN(releases.check_interval_s, v.As<int64_t>());
+      if (releases.check_interval_s < 1 || releases.check_interval_s > 86'400) {
+        return InvalidArgumentError("sync.releases.check_interval_s must be 1 to 86400");
+      }
+    } else if (key == "health_check") {
+      OUTPOST_ASSIGN_OR_RETURN(releases.health_check, v.As<bool>());
+    } else if (key == "max_bundle_bytes") {
+      OUTPOST_ASSIGN_OR_RETURN(int64_t x, v.As<int64_t>());
+      if (x < 1 || x > (int64_t{1} << 40)) {
+        return InvalidArgumentError("sync.releases.max_bundle_bytes must be 1 to 2^40");
+      }
+      releases.max_bundle_bytes = static_cast<uint64_t>(x);
+    } else {
+      return InvalidArgumentError("unknown key \"" + key + "\" in sync.releases");
+    }
+  }
+  if (releases.state_dir.empty()) {
+    return InvalidArgumentError("sync.releases.state_dir is required: the site's installer state");
+  }
+  return Status();
+}
+
 // The `sync:` section (see edge_config.h).
 Status ParseSyncSection(const yaml::Node& node, EdgeSyncConfig& sync) {
   if (!node.IsMap()) return InvalidArgumentError("sync must be a map");
@@ -172,6 +210,8 @@ Status ParseSyncSection(const yaml::Node& node, EdgeSyncConfig& sync) {
       OUTPOST_ASSIGN_OR_RETURN(sync.request_timeout_ms, positive(v, key, 100, 600'000));
     } else if (key == "encrypt_exports") {
       OUTPOST_ASSIGN_OR_RETURN(sync.encrypt_exports, v.As<bool>());
+    } else if (key == "releases") {
+      OUTPOST_RETURN_IF_ERROR(ParseReleasesSection(v, sync.releases));
     } else {
       return InvalidArgumentError("unknown key \"" + key + "\" in sync");
     }

@@ -67,6 +67,14 @@
 //     request_timeout_ms: 30000  # each step of an upload
 //     encrypt_exports: false     # `outpost export` seals files to the hub's export key
 //                                # (<credentials_dir>/hub_export.pub, written by enrol)
+//     releases:                  # present = the node fetches and installs the releases the
+//                                # hub has for its site (sync/FORMAT.md section 7)
+//       state_dir: /var/lib/outpost/bundle-state  # required: `bundle install --state-dir`
+//       trusted_root: /etc/outpost/root.json      # provisioned when state_dir has none
+//       groups: [north]          # this site's groups (`bundle install --group`)
+//       check_interval_s: 60     # how often the hub is asked (1 .. 86400)
+//       health_check: true       # false = `bundle install --no-health-check`
+//       max_bundle_bytes: 1073741824  # a larger release is refused (RELEASE_TOO_LARGE)
 //
 // Unknown keys are rejected, so a typo does not silently leave a default in force.
 #ifndef OUTPOST_APPS_EDGE_CONFIG_H_
@@ -81,6 +89,17 @@
 #include "outbox/outbox.h"
 
 namespace outpost::apps {
+
+// The `sync.releases:` section: releases fetched from the hub (apps/edge_releases.h).
+struct EdgeReleasesConfig {
+  bool enabled = false;  // the section is present
+  std::string state_dir;     // required when enabled
+  std::string trusted_root;  // empty = state_dir's root.json must exist
+  std::vector<std::string> groups;
+  int64_t check_interval_s = 60;
+  bool health_check = true;
+  uint64_t max_bundle_bytes = uint64_t{1} << 30;
+};
 
 // The `sync:` section: the forwarder to the hub (sync/forwarder.h).
 struct EdgeSyncConfig {
@@ -98,6 +117,7 @@ struct EdgeSyncConfig {
   int64_t status_interval_s = 60;
   int64_t request_timeout_ms = 30'000;
   bool encrypt_exports = false;  // seal export files (sync/FORMAT.md section 6)
+  EdgeReleasesConfig releases{};
 };
 
 // The `tls:` section.

@@ -239,5 +239,30 @@ TEST(EdgeConfig, SyncSectionCanAskForSealedExports) {
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(EdgeConfig, ParsesTheReleasesSectionAndRefusesABadOne) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      EdgeConfig c,
+      ParseEdgeConfig("sync:\n  policy_file: p.yaml\n  releases:\n    state_dir: /s\n"
+                      "    trusted_root: /r.json\n    groups: [north, east]\n"
+                      "    check_interval_s: 5\n    health_check: false\n"
+                      "    max_bundle_bytes: 1000\n"));
+  EXPECT_TRUE(c.sync.releases.enabled);
+  EXPECT_EQ(c.sync.releases.state_dir, "/s");
+  EXPECT_EQ(c.sync.releases.trusted_root, "/r.json");
+  EXPECT_EQ(c.sync.releases.groups, (std::vector<std::string>{"north", "east"}));
+  EXPECT_EQ(c.sync.releases.check_interval_s, 5);
+  EXPECT_FALSE(c.sync.releases.health_check);
+  EXPECT_EQ(c.sync.releases.max_bundle_bytes, 1000u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(EdgeConfig none, ParseEdgeConfig("sync: {policy_file: p.yaml}\n"));
+  EXPECT_FALSE(none.sync.releases.enabled);
+  for (const char* bad : {"sync: {policy_file: p.yaml, releases: {groups: [a]}}\n",
+                          "sync: {policy_file: p.yaml, releases: {state_dir: /s, x: 1}}\n",
+                          "sync: {policy_file: p.yaml, releases: {state_dir: /s, "
+                          "check_interval_s: 0}}\n",
+                          "sync: {policy_file: p.yaml, releases: [a]}\n"}) {
+    EXPECT_EQ(ParseEdgeConfig(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace outpost::apps

@@ -9,6 +9,7 @@
 #include "base/file.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
+#include "bundle/bundle.h"
 #include "policy/policy.h"
 
 namespace outpost::apps {
@@ -46,10 +47,8 @@ Result<EdgePolicy> LoadEdgePolicy(const EdgeConfig& config) {
   return EdgePolicy{.policy = std::move(*policy), .hash_key_secret = std::move(*secret)};
 }
 
-Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
-    const EdgeConfig& config, outbox::Outbox* outbox, const serve::ModelRepository& repository) {
+Result<sync::HubClientOptions> EdgeHubConnection(const EdgeConfig& config) {
   const EdgeSyncConfig& s = config.sync;
-  if (!s.enabled) return std::unique_ptr<sync::Forwarder>();
   std::string creds = CredentialsDir(config);
   std::string hub_url = s.hub_url;
   if (hub_url.empty()) {
@@ -65,15 +64,25 @@ Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
       hub_url.pop_back();
     }
   }
+  return sync::HubClientOptions{.base_url = hub_url,
+                                .cert_file = JoinPath(creds, "site.crt"),
+                                .key_file = JoinPath(creds, "site.key"),
+                                .ca_file = JoinPath(creds, "hub_ca.crt"),
+                                .timeout = std::chrono::milliseconds(s.request_timeout_ms)};
+}
+
+Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
+    const EdgeConfig& config, outbox::Outbox* outbox, const serve::ModelRepository& repository,
+    std::shared_ptr<sync::Bandwidth> bandwidth) {
+  const EdgeSyncConfig& s = config.sync;
+  if (!s.enabled) return std::unique_ptr<sync::Forwarder>();
+  OUTPOST_ASSIGN_OR_RETURN(sync::HubClientOptions https, EdgeHubConnection(config));
+  const std::string hub_url = https.base_url;
   OUTPOST_ASSIGN_OR_RETURN(EdgePolicy loaded, LoadEdgePolicy(config));
 
   sync::ForwarderOptions options;
   options.outbox = outbox;
-  options.https = {.base_url = hub_url,
-                   .cert_file = JoinPath(creds, "site.crt"),
-                   .key_file = JoinPath(creds, "site.key"),
-                   .ca_file = JoinPath(creds, "hub_ca.crt"),
-                   .timeout = std::chrono::milliseconds(s.request_timeout_ms)};
+  options.https = std::move(https);
   options.policy = std::move(loaded.policy);
   options.hash_key_secret = std::move(loaded.hash_key_secret);
   options.state_dir = config.data_dir;
@@ -83,12 +92,23 @@ Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
   options.backoff_initial = std::chrono::milliseconds(s.backoff_initial_ms);
   options.backoff_max = std::chrono::milliseconds(s.backoff_max_ms);
   options.bandwidth_bytes_per_s = s.bandwidth_bytes_per_s;
+  options.bandwidth = std::move(bandwidth);
   options.status_interval = std::chrono::seconds(s.status_interval_s);
-  options.models_json = [&repository] {
+  // The installed bundle version, known where the node installs releases (sync.releases).
+  const std::string state_file = s.releases.enabled && !s.releases.state_dir.empty()
+                                     ? JoinPath(s.releases.state_dir, "state.json")
+                                     : std::string();
+  options.models_json = [&repository, state_file] {
+    uint64_t bundle_version = 0;
+    if (!state_file.empty() && PathExists(state_file)) {
+      Result<bundle::SiteState> state = bundle::LoadSiteState(state_file);
+      if (state.ok()) bundle_version = state->installed_version;
+    }
     std::string out;
     JsonWriter w(out);
     w.BeginArray();
     for (const auto& model : repository.Models()) {
+      const int64_t shadow = model->config != nullptr ? model->config->shadow.version : 0;
       for (const serve::VersionStatus& v : model->versions) {
         w.BeginObject();
         w.Key("name");
@@ -97,6 +117,13 @@ Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
         w.Int(v.version);
         w.Key("state");
         w.String(serve::VersionStateName(v.state));
+        // sync/FORMAT.md section 2: which version shadows, and the bundle installed.
+        w.Key("role");
+        w.String(shadow != 0 && v.version == shadow ? "shadow" : "serving");
+        if (bundle_version != 0) {
+          w.Key("bundle_version");
+          w.Uint(bundle_version);
+        }
         w.EndObject();
       }
     }

@@ -31,9 +31,17 @@ Result<EdgePolicy> LoadEdgePolicy(const EdgeConfig& config);
 
 // Starts the forwarder when config.sync is enabled; null (and OK) when it is not. `outbox`
 // and `repository` must outlive the forwarder: destroy it before closing the outbox.
-// Errors name the file at fault (policy, credentials, hub URL, hash key).
+// `bandwidth`: the link's cap, shared with the releases the edge fetches (null = the
+// forwarder's own at sync.bandwidth_bytes_per_s). Errors name the file at fault (policy,
+// credentials, hub URL, hash key).
 Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
-    const EdgeConfig& config, outbox::Outbox* outbox, const serve::ModelRepository& repository);
+    const EdgeConfig& config, outbox::Outbox* outbox, const serve::ModelRepository& repository,
+    std::shared_ptr<sync::Bandwidth> bandwidth = nullptr);
+
+// The hub's URL (sync.hub_url or <credentials_dir>/hub.url) and the site's credential files,
+// as the forwarder and the release puller connect with them. The error of an unreadable
+// hub.url.
+Result<sync::HubClientOptions> EdgeHubConnection(const EdgeConfig& config);
 
 // The site's credentials folder under `config` (sync.credentials_dir or
 // <data_dir>/credentials).

@@ -39,6 +39,7 @@
 #include "hub/retention.h"
 #include "hub/secrets.h"
 #include "hub/server.h"
+#include "hub/site_releases.h"
 #include "hub/store.h"
 
 namespace outpost::apps {
@@ -75,6 +76,9 @@ struct HubFlags {
   std::optional<hub::RetentionPolicy> retention;  // the config's `retention:` map
   // The config's `insights.min_sites`: the dashboard's k-threshold (hub::DashboardOptions).
   int64_t insights_min_sites = 3;
+  // The config's `site_groups:` (group -> sites): which releases sites fetch (hub/FORMAT.md
+  // section 10).
+  std::map<std::string, std::vector<std::string>> site_groups;
 };
 
 struct OperatorFlags {
@@ -262,6 +266,18 @@ Status ParseHubRetention(const yaml::Node& v, HubFlags& flags) {
   return Status::Ok();
 }
 
+// The config's `site_groups:` map, group -> list of site ids (hub/FORMAT.md section 10).
+Status ParseSiteGroups(const yaml::Node& v, HubFlags& flags) {
+  if (!v.IsMap()) return InvalidArgumentError("site_groups must be a map of group -> sites");
+  for (const auto& entry : v.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(const std::string group, entry.first.As<std::string>());
+    Result<std::vector<std::string>> sites = entry.second.AsStringList();
+    if (!sites.ok()) return sites.status().WithContext("site_groups." + group);
+    flags.site_groups[group] = std::move(*sites);
+  }
+  return hub::SiteReleases::ValidateSiteGroups(flags.site_groups);
+}
+
 // The hub config's top-level map onto `flags`, except where `given` says the command line set
 // the value.
 Status ParseHubConfigRoot(const yaml::Node& root, HubFlags& flags,
@@ -333,6 +349,8 @@ Status ParseHubConfigRoot(const yaml::Node& root, HubFlags& flags,
       OUTPOST_RETURN_IF_ERROR(ParseHubRetention(v, flags));
     } else if (key == "insights") {
       OUTPOST_RETURN_IF_ERROR(ParseHubInsights(v, flags));
+    } else if (key == "site_groups") {
+      OUTPOST_RETURN_IF_ERROR(ParseSiteGroups(v, flags));
     } else {
       return InvalidArgumentError(flags.config_path + ": unknown key \"" + key + "\"");
     }
@@ -574,6 +592,12 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
                                         http::Router& router) {
     if (s != nullptr) s->RegisterRoutes(router);
     d->RegisterRoutes(router);
+  };
+  // The releases sites fetch over their link (hub/FORMAT.md section 10).
+  auto site_releases = std::make_unique<hub::SiteReleases>(hub::SiteReleases::Options{
+      .bundles_dir = JoinPath(flags.data_dir, "bundles"), .site_groups = flags.site_groups});
+  service_options.site_routes = [r = site_releases.get()](http::Router& router) {
+    r->RegisterRoutes(router);
   };
   hub::Enrolment enrolment(*store, *ca);
   hub::HubService service(*store, enrolment, policies, audit_log.get(), std::move(service_options));

@@ -258,6 +258,10 @@ void Dashboard::RegisterRoutes(http::Router& router) const {
          api([](const ApiContext& c, std::string_view, const QueryParams& p) {
            return TrainingResponse(c, p);
          }));
+  AddGet(router, "/api/v1/installs", false,
+         api([](const ApiContext& c, std::string_view, const QueryParams& p) {
+           return InstallsResponse(c, p);
+         }));
   AddGet(router, kSites, true,
          api([kSites](const ApiContext& c, std::string_view path, const QueryParams& p) {
            return SiteRoutes(c, path.substr(kSites.size()), p);

@@ -8,6 +8,7 @@
 //   dashboard_records.cc     GET /api/v1/records
 //   dashboard_training.cc    GET /api/v1/training
 //   dashboard_insights.cc    GET /api/v1/insights/{anomaly,drift,withheld,shadow}
+//   dashboard_installs.cc    GET /api/v1/installs
 //   dashboard_storms.cc      a site's storms and outbox account, from its summary records
 //   dashboard_assets.cc      the built web assets
 // dashboard.cc routes a request to them. Internal to outpost_hub_query; stored payloads are
@@ -126,6 +127,7 @@ HubResponse TrainingResponse(const ApiContext& api, const QueryParams& params);
 // shadow; any other is a 404).
 HubResponse InsightsResponse(const ApiContext& api, std::string_view view,
                              const QueryParams& params);
+HubResponse InstallsResponse(const ApiContext& api, const QueryParams& params);
 
 // GET of `path` (the target's path) from the built assets in `assets_dir`: 404 for a path
 // that is not an asset, 503 when the assets are not built. The route adds the security

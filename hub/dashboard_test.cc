@@ -1,5 +1,6 @@
 // The dashboard's query API and assets over a real SQLite store: tenancy, honest health,
-// series, aggregates, records with cursors, audit trail, training data, and every bad
+// series, aggregates, records with cursors, audit trail, training data, what runs where
+// (installs, from reports and from bundle events), and every bad
 // parameter answered with its reason.
 #include "hub/dashboard.h"
 
@@ -688,6 +689,67 @@ TEST_F(DashboardTest, EveryAnswerCarriesTheSecurityHeaders) {
   Dashboard unbuilt(store_.get(), dir_.File("missing"), DashboardOptions{.clock = &clock_});
   EXPECT_EQ(HeaderOf(unbuilt.Handle(HubRequest{.method = "GET", .target = "/"}), "X-Frame-Options"),
             "DENY");
+}
+
+TEST_F(DashboardTest, InstallsShowWhatRunsWhereFromReportsAndFromEvents) {
+  // plant-2's node n9 reports its serving and shadow versions and the installed bundle.
+  NodeStatus n9{.site_id = "plant-2",
+                .node_id = "n9",
+                .reported_ms = kNow - kHour,
+                .models_json = R"([{"name":"pump","version":4,"state":"READY","role":"serving",)"
+                               R"("bundle_version":200},{"name":"pump","version":5,)"
+                               R"("state":"READY","role":"shadow","bundle_version":200}])"};
+  OUTPOST_ASSERT_OK(store_->PutNodeStatus(n9, kNow - kHour));
+  // plant-3 never reports (it only exports): its bundle events say what it runs.
+  std::vector<HubRecord> events;
+  auto event = [&](uint64_t seq, int64_t at, std::string payload) {
+    events.push_back(HubRecord{.site_id = "plant-3",
+                               .node_id = "n1",
+                               .stream = "bundle",
+                               .seq = seq,
+                               .kind = "event",
+                               .created_ms = at,
+                               .payload = std::move(payload)});
+  };
+  event(1, kNow - 3 * kHour,
+        R"({"bundle_version":100,"event":"bundle_installed","message":"","models":["pump/3"],)"
+        R"("reason":null,"site_id":"plant-3","time":1})");
+  event(2, kNow - 2 * kHour,
+        R"({"bundle_version":0,"event":"bundle_refused","message":"bad","models":[],)"
+        R"("reason":"SIGNATURE","site_id":"plant-3","time":2})");
+  OUTPOST_ASSERT_OK(Ingest("plant-3", "n1", "bundle", events, kNow - kHour, false));
+
+  json::Value exported = GetJson("/api/v1/installs?site=plant-3");
+  ASSERT_EQ(exported["sites"].size(), 1u);
+  json::Value node = exported["sites"].At(0)["nodes"].At(0);
+  EXPECT_EQ(AsString(node["node_id"]), "n1");
+  EXPECT_EQ(AsString(node["source"]), "events");
+  EXPECT_EQ(AsUint(node["bundle_version"]), 100u);
+  ASSERT_EQ(node["serving"].size(), 1u);
+  EXPECT_EQ(AsString(node["serving"].At(0)["model"]), "pump");
+  EXPECT_EQ(AsInt(node["serving"].At(0)["version"]), 3);
+  EXPECT_EQ(AsString(node["last_install"]["event"]), "bundle_refused");
+  EXPECT_EQ(AsString(node["last_install"]["reason"]), "SIGNATURE");
+
+  json::Value reported = GetJson("/api/v1/installs?site=plant-2");
+  bool found = false;
+  for (json::Value n : reported["sites"].At(0)["nodes"].Items()) {
+    if (AsString(n["node_id"]) != "n9") continue;
+    found = true;
+    EXPECT_EQ(AsString(n["source"]), "status");
+    EXPECT_EQ(AsUint(n["bundle_version"]), 200u);
+    ASSERT_EQ(n["serving"].size(), 1u);
+    EXPECT_EQ(AsInt(n["serving"].At(0)["version"]), 4);
+    ASSERT_EQ(n["shadow"].size(), 1u);
+    EXPECT_EQ(AsInt(n["shadow"].At(0)["version"]), 5);
+    EXPECT_TRUE(n["last_install"].is_null());
+  }
+  EXPECT_TRUE(found);
+  // The whole fleet of the tenant; another tenant's site is not found; unknown parameters.
+  json::Value fleet = GetJson("/api/v1/installs");
+  EXPECT_EQ(fleet["sites"].size(), 3u);
+  GetJson("/api/v1/installs?site=ship-9", 404);
+  GetJson("/api/v1/installs?model=pump", 400);
 }
 
 TEST(QueryString, DecodesAndKeepsOrder) {

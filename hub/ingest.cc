@@ -182,7 +182,8 @@ namespace {
 
 // The site listener's routes that only an enrolled site may use.
 bool IsSyncRoute(std::string_view path) {
-  return path == "/sync/v1/batches" || path == "/sync/v1/status";
+  return path == "/sync/v1/batches" || path == "/sync/v1/status" ||
+         path == "/sync/v1/releases" || path.starts_with("/sync/v1/releases/");
 }
 
 // The operator listener's probes (hub/FORMAT.md section 6, "Health"), which take no token.
@@ -229,6 +230,7 @@ void HubService::RegisterSiteRoutes() {
   auto sync = Answering([this](const HubRequest& request) { return HandleSync(request); });
   site_router_.Exact("*", "/sync/v1/batches", sync);
   site_router_.Exact("*", "/sync/v1/status", sync);
+  if (options_.site_routes) options_.site_routes(site_router_);
 }
 
 void HubService::RegisterOperatorRoutes() {

@@ -110,6 +110,10 @@ struct HubServiceOptions {
   // dashboard, composed by hand); null with no operator_routes: 401 without an operator
   // token, else 404.
   std::function<HubResponse(const HubRequest&)> dashboard{};
+  // Registers more of the site listener's routes under /sync/v1/releases (the releases sites
+  // fetch, hub/site_releases.h) on its router, once, when the service is made; their caller
+  // is authenticated as the sync routes' is. What they point at must outlive the service.
+  std::function<void(http::Router&)> site_routes{};
 };
 
 // The handlers of both listeners, each dispatching through its router (base/http/server.h):

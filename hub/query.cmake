@@ -12,6 +12,7 @@ outpost_library(outpost_hub_query
     dashboard_records.cc     # /api/v1/records
     dashboard_training.cc    # /api/v1/training
     dashboard_insights.cc    # /api/v1/insights/...: across the tenant's sites
+    dashboard_installs.cc    # /api/v1/installs
     dashboard_storms.cc      # a site's storms and outbox account, from its summary records
     dashboard_assets.cc      # the built web assets (web/dist)
   DEPS outpost_base outpost_http  # hub/http.h: base/http's request and response

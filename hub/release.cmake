@@ -6,6 +6,7 @@ outpost_library(outpost_hub_release
     model_artifact.cc     # a registry entry's model file (also read by `outpost train`)
     retrain_scheduler.cc  # the checking thread, the `outpost train` jobs, their state files
     registry_api.cc       # the operator's routes under /api/v1/models
+    site_releases.cc      # the site listener's /sync/v1/releases (hub/FORMAT.md section 10)
   DEPS outpost_base outpost_http outpost_hub_store outpost_bundle
   PRIVATE_DEPS outpost_yaml outpost_json Threads::Threads)
 
@@ -24,3 +25,10 @@ outpost_fuzz(release_api_fuzz
   DEPS outpost_hub_release outpost_hub_store
   RUNS 250000
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/testdata/release_api_seeds)
+
+# The site listener's release routes (targets, Range, If-Match) over untrusted bytes.
+outpost_fuzz(site_releases_fuzz
+  SOURCES site_releases_fuzz.cc
+  DEPS outpost_hub_release
+  RUNS 250000
+  CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/testdata/site_releases_seeds)

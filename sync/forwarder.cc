@@ -57,8 +57,9 @@ Result<std::unique_ptr<Forwarder>> Forwarder::Start(ForwarderOptions options) {
   std::unique_ptr<Forwarder> f(new Forwarder(std::move(options), std::move(client),
                                              std::move(*audit), std::move(cursor),
                                              std::move(key)));
-  f->refilled_ = std::chrono::steady_clock::now();
-  f->tokens_ = static_cast<double>(f->options_.bandwidth_bytes_per_s);
+  if (f->options_.bandwidth == nullptr) {
+    f->options_.bandwidth = std::make_shared<Bandwidth>(f->options_.bandwidth_bytes_per_s);
+  }
   f->next_status_ = std::chrono::steady_clock::now();
   f->thread_ = std::thread([p = f.get()] { p->Loop(); });
   return f;
@@ -295,19 +296,8 @@ Forwarder::Upload Forwarder::UploadGroup(const std::string& stream,
 }
 
 void Forwarder::Throttle(uint64_t bytes) {
-  const uint64_t rate = options_.bandwidth_bytes_per_s;
-  if (rate == 0) return;
-  auto now = std::chrono::steady_clock::now();
-  double elapsed = std::chrono::duration<double>(now - refilled_).count();
-  refilled_ = now;
-  // The bucket holds at most one second of traffic; a larger batch runs it into debt.
-  tokens_ = std::min<double>(static_cast<double>(rate), tokens_ + elapsed * static_cast<double>(rate));
-  tokens_ -= static_cast<double>(bytes);
-  if (tokens_ < 0) {
-    auto wait = std::chrono::duration<double>(-tokens_ / static_cast<double>(rate));
-    WaitFor(std::chrono::duration_cast<std::chrono::milliseconds>(wait) +
-            std::chrono::milliseconds(1));
-  }
+  const std::chrono::milliseconds wait = options_.bandwidth->Charge(bytes);
+  if (wait.count() > 0) WaitFor(wait);
 }
 
 void Forwarder::ReportStatus() {

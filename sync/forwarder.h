@@ -35,6 +35,7 @@
 #include "policy/evaluate.h"
 #include "policy/policy.h"
 #include "sync/audit_cursor.h"
+#include "sync/bandwidth.h"
 #include "sync/hub_client.h"
 
 namespace outpost::sync {
@@ -63,6 +64,9 @@ struct ForwarderOptions {
   std::chrono::milliseconds idle_poll = std::chrono::seconds(1);
   // Upload bandwidth cap in bytes of request body per second; 0 = none.
   uint64_t bandwidth_bytes_per_s = 0;
+  // The link's cap shared with other transfers to the hub (the releases the edge fetches,
+  // apps/edge_releases.h); null = one of the forwarder's own at bandwidth_bytes_per_s.
+  std::shared_ptr<Bandwidth> bandwidth{};
   // How often the node's status goes to the hub; 0 = never.
   std::chrono::seconds status_interval = std::chrono::seconds(60);
   // The served models as a JSON array for status reports ("[]" when unset).
@@ -123,9 +127,6 @@ class Forwarder {
   std::unique_ptr<AuditCursor> cursor_;  // used only by the loop thread
   policy::HashKey key_;
 
-  // Token bucket (loop thread only).
-  double tokens_ = 0;
-  std::chrono::steady_clock::time_point refilled_{};
   std::chrono::steady_clock::time_point next_status_{};
   uint64_t rng_state_;
 

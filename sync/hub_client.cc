@@ -43,4 +43,9 @@ Result<http::ClientResponse> HubClient::Post(std::string_view target, std::strin
       {.method = "POST", .target = target, .content_type = content_type, .body = body});
 }
 
+Result<http::ClientResponse> HubClient::Get(
+    std::string_view target, std::vector<std::pair<std::string, std::string>> headers) {
+  return client_->Send({.method = "GET", .target = target, .headers = std::move(headers)});
+}
+
 }  // namespace outpost::sync

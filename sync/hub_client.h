@@ -25,6 +25,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "base/http/client.h"
 #include "base/status.h"
@@ -56,6 +57,11 @@ class HubClient {
   // the hub then.
   Result<http::ClientResponse> Post(std::string_view target, std::string_view content_type,
                                     std::string_view body);
+
+  // GETs base path + `target` with `headers` (Range, If-Match, ...) and returns the hub's
+  // answer, whatever its status; errors as Post's.
+  Result<http::ClientResponse> Get(std::string_view target,
+                                   std::vector<std::pair<std::string, std::string>> headers = {});
 
  private:
   explicit HubClient(std::unique_ptr<http::Client> client) : client_(std::move(client)) {}

@@ -40,6 +40,7 @@ const char* FaultProxy::ModeName(Mode mode) {
     case Mode::kResetMidRequest: return "reset_mid_request";
     case Mode::kLoseResponse: return "lose_response";
     case Mode::kBlackhole: return "blackhole";
+    case Mode::kCutDownstream: return "cut-downstream";
   }
   return "?";
 }
@@ -150,6 +151,12 @@ void FaultProxy::Handle(int client, Mode mode, uint64_t episode) {
   // kResetMidRequest: the request is cut after this many bytes (TLS records included).
   uint64_t cut_after = 50 + rng() % 3000;
   uint64_t forwarded_up = 0;
+  // kCutDownstream: the hub's bytes this connection carries before it is reset.
+  std::mt19937_64 cut_rng(cut_seed_.load() * 1000003 + static_cast<uint64_t>(client) * 7919 +
+                          episode * 31 + accepted_total_.fetch_add(1));
+  const uint64_t span = cut_max_.load() > cut_min_.load() ? cut_max_ - cut_min_ + 1 : 1;
+  const uint64_t cut_down_after = cut_min_.load() + cut_rng() % span;
+  uint64_t forwarded_down = 0;
   bool reset = false;
   pollfd fds[2] = {{client, POLLIN, 0}, {upstream, POLLIN, 0}};
   char buf[16384];
@@ -194,6 +201,15 @@ void FaultProxy::Handle(int client, Mode mode, uint64_t episode) {
           withheld = true;
           continue;
         }
+        if (mode == Mode::kCutDownstream &&
+            forwarded_down + static_cast<uint64_t>(n) > cut_down_after) {
+          WriteAll(client, buf, cut_down_after - forwarded_down);
+          cuts_.fetch_add(1);
+          reset = true;
+          done = true;
+          break;
+        }
+        forwarded_down += static_cast<uint64_t>(n);
         if (!WriteAll(client, buf, static_cast<size_t>(n))) done = true;
       }
     }

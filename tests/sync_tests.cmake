@@ -22,3 +22,13 @@ outpost_test(sync_forwarder_test
   DEPS outpost_apps outpost_policy outpost_hub_store outpost_testing outpost_json
   LABELS sync)
 add_dependencies(sync_forwarder_test outpost)
+
+# Releases reach connected sites over their link: the real hub's /sync/v1/releases, the real
+# `outpost edge` with sync.releases, the puller in this process through a proxy that cuts
+# downloads; tampered, another site's, offline and repeated releases.
+outpost_test(release_pull_test
+  SOURCES release_pull_test.cc sync_fault_proxy.cc sync_test_support.cc
+  DEPS outpost_apps outpost_hub_store outpost_train outpost_testing outpost_json
+  LABELS sync
+  TIMEOUT 900)
+add_dependencies(release_pull_test outpost)

@@ -13,11 +13,16 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
 
 #include "base/coding.h"
+#include "base/file.h"
 #include "base/crypto/openssl_handles.h"
 
 namespace outpost::crypto {
@@ -418,6 +423,27 @@ Result<std::string> AesGcmOpen(std::string_view key, std::string_view nonce, std
     return PermissionDeniedError("authentication failed");
   }
   return out;
+}
+
+Result<std::string> Sha256HexOfFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoToStatus(errno, "opening", path);
+  Sha256Hasher hasher;
+  std::string buffer(size_t{1} << 20, '\0');
+  Status status;
+  for (;;) {
+    ssize_t n = ::read(fd, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      status = ErrnoToStatus(errno, "reading", path);
+      break;
+    }
+    if (n == 0) break;
+    hasher.Update(std::string_view(buffer.data(), static_cast<size_t>(n)));
+  }
+  ::close(fd);
+  OUTPOST_RETURN_IF_ERROR(status);
+  return HexEncode(hasher.Finish());
 }
 
 }  // namespace outpost::crypto

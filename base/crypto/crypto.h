@@ -59,6 +59,10 @@ class Sha256Hasher {
   std::unique_ptr<State> state_;
 };
 
+// The SHA-256 of the whole file at `path` as 64 lowercase hex digits, read a block at a time
+// (constant memory whatever its size). The error of opening or reading it, naming the path.
+Result<std::string> Sha256HexOfFile(const std::string& path);
+
 // The raw 32-byte HMAC-SHA256 (RFC 2104) of `message` under `key`, which may have any length
 // (the empty key included).
 std::string HmacSha256(std::string_view key, std::string_view message);
