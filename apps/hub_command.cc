@@ -595,7 +595,9 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
   };
   // The releases sites fetch over their link (hub/FORMAT.md section 10).
   auto site_releases = std::make_unique<hub::SiteReleases>(hub::SiteReleases::Options{
-      .bundles_dir = JoinPath(flags.data_dir, "bundles"), .site_groups = flags.site_groups});
+      .bundles_dir = JoinPath(flags.data_dir, "bundles"),
+      .store = store.get(),
+      .site_groups = flags.site_groups});
   service_options.site_routes = [r = site_releases.get()](http::Router& router) {
     r->RegisterRoutes(router);
   };

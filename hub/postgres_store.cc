@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "base/coding.h"
+#include "base/crypto/crypto.h"
 #include "base/logging.h"
 #include "hub/store.h"
 #include "hub/store_internal.h"
@@ -172,13 +173,15 @@ UPDATE outpost_meta SET value = '5' WHERE name = 'schema_version';
 )sql";
 
 // Schema version 6 (STORE.md sections 1 and 3): the indexes the dashboard's reads of one
-// site and of one kind answer from (STORE.md section 6, reads at scale), and the model
-// file's bytes in the registry. An index on the partitioned table is made on every
-// partition, and on each one made later.
+// site and of one kind answer from (STORE.md section 6, reads at scale), the model file's
+// bytes in the registry, and the release bundles. An index on the partitioned table is made
+// on every partition, and on each one made later.
 constexpr const char* kMigrateV6 = R"sql(
 CREATE INDEX IF NOT EXISTS records_site_kind_created ON records(site_id, kind, created_ms);
 CREATE INDEX IF NOT EXISTS records_tenant_kind_created ON records(tenant, kind, created_ms);
 ALTER TABLE models ADD COLUMN IF NOT EXISTS artifact BYTEA;
+CREATE TABLE IF NOT EXISTS release_bundles(name TEXT PRIMARY KEY, sha256 TEXT NOT NULL,
+  size BIGINT NOT NULL, bytes BYTEA NOT NULL, created_ms BIGINT NOT NULL);
 UPDATE outpost_meta SET value = '6' WHERE name = 'schema_version';
 )sql";
 
@@ -1439,6 +1442,44 @@ class PostgresStore final : public Store {
     return HexDecode(r.GetText(0, 0));
   }
 
+  Status PutReleaseBundle(std::string_view name, std::string_view bytes, int64_t now_ms) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateReleaseBundle(name, bytes));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    return c
+        ->Exec("INSERT INTO release_bundles(name, sha256, size, bytes, created_ms) VALUES ($1, "
+               "$2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, "
+               "size = excluded.size, bytes = excluded.bytes, created_ms = excluded.created_ms",
+               {Text(name), Text(crypto::Sha256Hex(bytes)),
+                Int(static_cast<int64_t>(bytes.size())),
+                Param{.value = std::string(bytes), .binary = true, .type = kByteaOid},
+                Int(now_ms)})
+        .status();
+  }
+
+  Result<std::vector<ReleaseBundle>> ListReleaseBundles() override {
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec("SELECT name, sha256, size, created_ms FROM "
+                                             "release_bundles ORDER BY name COLLATE \"C\""));
+    std::vector<ReleaseBundle> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      out.push_back(ReleaseBundle{.name = r.GetText(i, 0),
+                                  .sha256 = r.GetText(i, 1),
+                                  .bytes = static_cast<uint64_t>(r.GetInt(i, 2)),
+                                  .created_ms = r.GetInt(i, 3)});
+    }
+    return out;
+  }
+
+  Result<std::string> GetReleaseBundle(std::string_view name) override {
+    if (!ValidateId("release bundle name", name).ok()) return NotFoundError("no such bundle");
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    // In pieces of 16 MiB (hex doubles each on the wire), in one snapshot.
+    OUTPOST_RETURN_IF_ERROR(c->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").status());
+    Result<std::string> out = ReadReleaseBundleIn(*c, name);
+    if (!c->Exec("COMMIT").ok()) c->MarkBroken();
+    return out;
+  }
+
   Result<Lease> AcquireLease(std::string_view name, std::string_view holder,
                              int64_t ttl_ms) override {
     OUTPOST_RETURN_IF_ERROR(ValidateLease(name, holder, ttl_ms));
@@ -1732,6 +1773,28 @@ class PostgresStore final : public Store {
     OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(sql, params));
     if (r.affected() == 0) return NotFoundError("no site " + std::string(site_id));
     return Status::Ok();
+  }
+
+  // The bytes of release bundle `name`, read piece by piece on `c`.
+  Result<std::string> ReadReleaseBundleIn(Conn& c, std::string_view name) {
+    constexpr int64_t kPiece = int64_t{16} << 20;
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c.Exec("SELECT size FROM release_bundles WHERE name = $1", {Text(name)}));
+    if (r.rows() == 0) return NotFoundError("no release bundle " + std::string(name));
+    const int64_t size = r.GetInt(0, 0);
+    std::string out;
+    out.reserve(static_cast<size_t>(size));
+    for (int64_t at = 0; at < size; at += kPiece) {
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto piece,
+          c.Exec("SELECT encode(substring(bytes FROM $2::integer FOR $3::integer), 'hex') FROM "
+                 "release_bundles WHERE name = $1",
+                 {Text(name), Int(at + 1), Int(kPiece)}));
+      if (piece.rows() == 0) return NotFoundError("no release bundle " + std::string(name));
+      OUTPOST_ASSIGN_OR_RETURN(std::string bytes, HexDecode(piece.GetText(0, 0)));
+      out += bytes;
+    }
+    return out;
   }
 
   // EXPLAIN's text for a built query, one plan line a line.

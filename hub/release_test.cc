@@ -280,6 +280,9 @@ TEST_F(ReleaseTest, AVersionWhoseFileIsOnlyInTheStoreShipsFromTheStore) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string shipped,
                                ReadFile(JoinPath(data_dir_, "releases/fan-4/fan/4/model.json")));
   EXPECT_EQ(shipped, model);
+  // The store keeps the bundle as written, for the other hubs to serve.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string kept, store_->GetReleaseBundle("fan-4.bundle"));
+  EXPECT_EQ(kept, ReadFile(r.bundle_path).value_or(""));
 
   // Without the bytes in the store and without the file, the release fails and says why;
   // the version stays approved.

@@ -226,6 +226,29 @@ Result<SiteRelease> SiteReleases::Load(const std::string& name) {
   return cached.release;
 }
 
+Status SiteReleases::CopyFromStore() {
+  if (options_.store == nullptr) return Status::Ok();
+  std::lock_guard<std::mutex> lock(copy_mu_);
+  OUTPOST_ASSIGN_OR_RETURN(std::vector<ReleaseBundle> kept, options_.store->ListReleaseBundles());
+  for (const ReleaseBundle& bundle : kept) {
+    if (!ParseBundleName(bundle.name)) continue;
+    Result<SiteRelease> local = Load(bundle.name);
+    if (local.ok() && local->sha256 == bundle.sha256) continue;
+    if (!local.ok() && local.status().code() != StatusCode::kNotFound) return local.status();
+    OUTPOST_ASSIGN_OR_RETURN(std::string bytes, options_.store->GetReleaseBundle(bundle.name));
+    if (crypto::Sha256Hex(bytes) != bundle.sha256) {
+      return DataLossError("the store's release bundle " + bundle.name +
+                           " does not match its digest");
+    }
+    OUTPOST_RETURN_IF_ERROR(MakeDirectories(options_.bundles_dir));
+    OUTPOST_RETURN_IF_ERROR(
+        WriteFileAtomically(JoinPath(options_.bundles_dir, bundle.name), bytes, 0600));
+    OUTPOST_LOG(kInfo) << "releases: a bundle another hub made was copied from the store"
+                       << Field("bundle", bundle.name) << Field("sha256", bundle.sha256);
+  }
+  return Status::Ok();
+}
+
 bool SiteReleases::MeantFor(const SiteRelease& release, std::string_view site_id) const {
   if (std::find(release.sites.begin(), release.sites.end(), site_id) != release.sites.end()) {
     return true;
@@ -239,6 +262,9 @@ bool SiteReleases::MeantFor(const SiteRelease& release, std::string_view site_id
 }
 
 Result<std::vector<SiteRelease>> SiteReleases::ListFor(std::string_view site_id) {
+  if (Status copied = CopyFromStore(); !copied.ok()) {
+    return UnavailableError("copying the store's release bundles: " + copied.ToString());
+  }
   std::vector<SiteRelease> out;
   if (!IsDirectory(options_.bundles_dir)) return out;
   Result<std::vector<std::string>> names = ListDirectory(options_.bundles_dir);
@@ -310,6 +336,16 @@ HubResponse SiteReleases::Serve(const HubRequest& request, const Caller& caller)
   if (!wanted) return NotFound();
   const std::string name = wanted->first + "-" + std::to_string(wanted->second) + ".bundle";
   Result<SiteRelease> release = Load(name);
+  if (!release.ok() && release.status().code() == StatusCode::kNotFound &&
+      options_.store != nullptr) {
+    // Listed by another hub of the store: copied here first.
+    if (Status copied = CopyFromStore(); !copied.ok()) {
+      OUTPOST_LOG(kWarning) << "releases: the store's bundles cannot be copied"
+                            << Field("error", copied);
+      return Unavailable();
+    }
+    release = Load(name);
+  }
   if (!release.ok()) {
     if (release.status().code() == StatusCode::kNotFound) return NotFound();
     OUTPOST_LOG(kWarning) << "releases: a bundle cannot be read" << Field("file", name)

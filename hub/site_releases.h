@@ -21,6 +21,7 @@
 #include "base/http/server.h"
 #include "base/status.h"
 #include "hub/http.h"
+#include "hub/store.h"
 
 namespace outpost::hub {
 
@@ -68,6 +69,11 @@ class SiteReleases {
  public:
   struct Options {
     std::string bundles_dir{};  // <data_dir>/bundles
+    // The hub's store, when set: the bundles it keeps (hub/STORE.md section 3) that the
+    // folder lacks, or holds with other bytes, are copied into the folder before a listing,
+    // and before a download of a bundle the folder lacks, so that every hub sharing the
+    // store serves every release, whichever hub made it. Must outlive this object.
+    Store* store = nullptr;
     // The hub config's site_groups: group -> its sites.
     std::map<std::string, std::vector<std::string>> site_groups{};
     uint64_t max_chunk_bytes = kReleaseChunkBytes;
@@ -104,6 +110,8 @@ class SiteReleases {
   };
   // The release read from `name` (a file of bundles_dir), through the cache.
   Result<SiteRelease> Load(const std::string& name);
+  // Copies into bundles_dir what the store keeps and the folder lacks (Options::store).
+  Status CopyFromStore();
   bool MeantFor(const SiteRelease& release, std::string_view site_id) const;
   HubResponse List(const Caller& caller);
   HubResponse Serve(const HubRequest& request, const Caller& caller);
@@ -111,6 +119,7 @@ class SiteReleases {
   const Options options_;
   std::mutex mu_;  // guards cache_
   std::map<std::string, Cached> cache_;
+  std::mutex copy_mu_;  // one CopyFromStore at a time
 };
 
 }  // namespace outpost::hub

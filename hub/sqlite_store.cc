@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/crypto/crypto.h"
 #include "base/sqlite/sqlite.h"
 #include "hub/store.h"
 #include "hub/store_internal.h"
@@ -87,11 +88,13 @@ UPDATE outpost_meta SET value = '5' WHERE name = 'schema_version';
 )sql";
 
 // Schema version 6 (STORE.md sections 1 and 3): the indexes the dashboard's reads of one
-// site and of one kind answer from (STORE.md section 6, reads at scale), and the model
-// file's bytes in the registry.
+// site and of one kind answer from (STORE.md section 6, reads at scale), the model file's
+// bytes in the registry, and the release bundles.
 constexpr const char* kMigrateV6 = R"sql(
 CREATE INDEX IF NOT EXISTS records_site_kind_created ON records(site_id, kind, created_ms);
 CREATE INDEX IF NOT EXISTS records_tenant_kind_created ON records(tenant, kind, created_ms);
+CREATE TABLE IF NOT EXISTS release_bundles(name TEXT PRIMARY KEY, sha256 TEXT NOT NULL,
+  size INTEGER NOT NULL, bytes BLOB NOT NULL, created_ms INTEGER NOT NULL);
 UPDATE outpost_meta SET value = '6' WHERE name = 'schema_version';
 )sql";
 
@@ -532,6 +535,50 @@ class SqliteStore final : public Store {
     OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
     if (!row) return ModelNotFound(name, version);
     if (st->ColumnIsNull(0)) return std::string();
+    return std::string(st->ColumnBlob(0));
+  }
+
+  Status PutReleaseBundle(std::string_view name, std::string_view bytes, int64_t now_ms) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateReleaseBundle(name, bytes));
+    const std::string sha256 = crypto::Sha256Hex(bytes);
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("INSERT INTO release_bundles(name, sha256, size, bytes, "
+                              "created_ms) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO "
+                              "UPDATE SET sha256 = excluded.sha256, size = excluded.size, "
+                              "bytes = excluded.bytes, created_ms = excluded.created_ms"));
+    st->BindText(1, name);
+    st->BindText(2, sha256);
+    st->BindInt(3, static_cast<int64_t>(bytes.size()));
+    st->BindBlob(4, bytes);
+    st->BindInt(5, now_ms);
+    return st->Run();
+  }
+
+  Result<std::vector<ReleaseBundle>> ListReleaseBundles() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("SELECT name, sha256, size, created_ms FROM release_bundles "
+                              "ORDER BY name"));
+    std::vector<ReleaseBundle> out;
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) break;
+      out.push_back(ReleaseBundle{.name = std::string(st->ColumnText(0)),
+                                  .sha256 = std::string(st->ColumnText(1)),
+                                  .bytes = static_cast<uint64_t>(st->ColumnInt(2)),
+                                  .created_ms = st->ColumnInt(3)});
+    }
+    return out;
+  }
+
+  Result<std::string> GetReleaseBundle(std::string_view name) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(auto st,
+                             db_->Prepare("SELECT bytes FROM release_bundles WHERE name = ?1"));
+    st->BindText(1, name);
+    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) return NotFoundError("no release bundle " + std::string(name.substr(0, 128)));
     return std::string(st->ColumnBlob(0));
   }
 

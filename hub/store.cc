@@ -267,6 +267,31 @@ Status ValidateArtifact(std::string_view artifact) {
   return Status::Ok();
 }
 
+Status ValidateReleaseBundle(std::string_view name, std::string_view bytes) {
+  OUTPOST_RETURN_IF_ERROR(ValidateId("release bundle name", name));
+  constexpr std::string_view kSuffix = ".bundle";
+  const size_t dash = name.rfind('-');
+  const bool named = name.ends_with(kSuffix) && dash != std::string_view::npos && dash > 0 &&
+                     dash + 1 < name.size() - kSuffix.size() &&
+                     std::all_of(name.begin() + static_cast<std::ptrdiff_t>(dash) + 1,
+                                 name.end() - static_cast<std::ptrdiff_t>(kSuffix.size()),
+                                 [](char c) { return c >= '0' && c <= '9'; }) &&
+                     std::all_of(name.begin(), name.begin() + static_cast<std::ptrdiff_t>(dash),
+                                 [](char c) {
+                                   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                                          c == '.' || c == '_' || c == '-';
+                                 });
+  if (!named) {
+    return InvalidArgumentError("a release bundle is named <model>-<version>.bundle, not " +
+                                std::string(name.substr(0, 128)));
+  }
+  if (bytes.size() > kMaxReleaseBundleBytes) {
+    return InvalidArgumentError("a release bundle of " + std::to_string(bytes.size()) +
+                                " bytes is over the store's 512 MiB");
+  }
+  return Status::Ok();
+}
+
 Status ModelNotFound(std::string_view name, int64_t version) {
   return NotFoundError("no model " + std::string(name.substr(0, 128)) + " version " +
                        std::to_string(version));

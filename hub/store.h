@@ -186,6 +186,16 @@ struct ModelEntry {
   std::string artifact{};
 };
 
+// A signed release bundle the store keeps (STORE.md section 3, `release_bundles`), so that
+// every hub sharing the store serves it to the sites it is meant for (hub/FORMAT.md section
+// 10), whichever hub made it.
+struct ReleaseBundle {
+  std::string name{};    // the file name, "<model>-<version>.bundle"
+  std::string sha256{};  // lowercase hex of the bytes
+  uint64_t bytes = 0;
+  int64_t created_ms = 0;
+};
+
 // A named lease that one hub process at a time holds (STORE.md section 7).
 struct Lease {
   std::string name{};
@@ -304,6 +314,16 @@ class Store {
   // The model file stored with (name, version): NotFound when no such entry; empty when the
   // entry was registered without its bytes.
   virtual Result<std::string> GetModelArtifact(std::string_view name, int64_t version) = 0;
+
+  // --- release bundles (STORE.md section 3) ---
+  // Keeps `bytes` (at most 512 MiB) under `name` ("<model>-<version>.bundle"), replacing
+  // what was kept under it (a version released again).
+  virtual Status PutReleaseBundle(std::string_view name, std::string_view bytes,
+                                  int64_t now_ms) = 0;
+  // Every bundle kept, by name, without the bytes.
+  virtual Result<std::vector<ReleaseBundle>> ListReleaseBundles() = 0;
+  // The bytes kept under `name`; NotFound when none.
+  virtual Result<std::string> GetReleaseBundle(std::string_view name) = 0;
 
   // --- the scheduler lease (STORE.md section 7) ---
   // Takes or renews the lease `name` for `holder` until the database's clock passes now +

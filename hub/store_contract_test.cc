@@ -677,6 +677,38 @@ TEST_P(StoreContract, ModelFilesAreKeptWithTheirEntries) {
   EXPECT_EQ(store_->GetModelArtifact("pump", 3).status().code(), StatusCode::kNotFound);
 }
 
+// The release bundles every hub of the store serves: kept whole, replaced when a version is
+// released again, listed without their bytes.
+TEST_P(StoreContract, ReleaseBundlesAreKeptWholeAndReplaced) {
+  std::string bundle((33 << 20) + 7, '\0');  // read back in three pieces
+  for (size_t i = 0; i < bundle.size(); i += 4096) bundle[i] = static_cast<char>(i / 4096);
+  OUTPOST_ASSERT_OK(store_->PutReleaseBundle("pump-3.bundle", bundle, 10));
+  OUTPOST_ASSERT_OK(store_->PutReleaseBundle("fan-1.bundle", "small", 11));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto listed, store_->ListReleaseBundles());
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].name, "fan-1.bundle");
+  EXPECT_EQ(listed[1].name, "pump-3.bundle");
+  EXPECT_EQ(listed[1].bytes, bundle.size());
+  EXPECT_EQ(listed[1].sha256.size(), 64u);
+  EXPECT_EQ(listed[1].created_ms, 10);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string got, store_->GetReleaseBundle("pump-3.bundle"));
+  EXPECT_TRUE(got == bundle) << got.size();
+  // Released again: the new bytes replace the old.
+  OUTPOST_ASSERT_OK(store_->PutReleaseBundle("pump-3.bundle", "again", 12));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(got, store_->GetReleaseBundle("pump-3.bundle"));
+  EXPECT_EQ(got, "again");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(listed, store_->ListReleaseBundles());
+  EXPECT_NE(listed[1].sha256, std::string(64, '0'));
+  EXPECT_EQ(listed[1].bytes, 5u);
+  EXPECT_EQ(store_->GetReleaseBundle("pump-4.bundle").status().code(), StatusCode::kNotFound);
+  for (const char* bad : {"pump.bundle", "../pump-3.bundle", "Pump-3.bundle", "pump-3.tar",
+                          "pump-x.bundle", "-3.bundle"}) {
+    EXPECT_EQ(store_->PutReleaseBundle(bad, "x", 1).code(), StatusCode::kInvalidArgument) << bad;
+  }
+  OUTPOST_ASSERT_OK_AND_ASSIGN(listed, store_->ListReleaseBundles());
+  EXPECT_EQ(listed.size(), 2u);
+}
+
 TEST_P(StoreContract, NodeStatusKeepsTheLatestReportPerNode) {
   OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
   NodeStatus a{.site_id = "s1", .node_id = "a", .reported_ms = 100, .backlog_records = 5,

@@ -602,5 +602,53 @@ TEST_F(ReleasePullTest, AReleaseInstalledFromDiskFirstIsNeitherFetchedNorInstall
   EXPECT_EQ(installs, 1u);
 }
 
+// Hubs that share one store serve every release, whichever made it (hub/FORMAT.md section
+// 10): the store keeps the bundle as the release step leaves it, and a second hub with its
+// own, empty data folder copies it from the store when a site asks. The site connected to
+// the second hub installs it; the other site is not offered it.
+TEST_F(ReleasePullTest, AReleaseKeptInTheSharedStoreIsServedByEveryHub) {
+  MakeModel("v1", 1, 3);
+  const std::string made = Release("v1", 300, "--site", "plant-7", 1);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, ReadFile(made));
+  {
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::unique_ptr<hub::Store> store,
+                                 hub::OpenStore("sqlite:" + JoinPath(hub_dir_, "hub.db")));
+    OUTPOST_ASSERT_OK(store->PutReleaseBundle("pump-1.bundle", bytes, 1));
+  }
+  const std::string hub2_dir = dir_.File("hub2");
+  OUTPOST_ASSERT_OK(MakeDirectories(hub2_dir, 0700));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(
+      dir_.File("hub2.yaml"),
+      "data_dir: " + hub2_dir + "\nca_dir: " + hub_dir_ + "\nstore: sqlite:" +
+          JoinPath(hub_dir_, "hub.db") +
+          "\nlisten: 127.0.0.1:0\noperator_listen: 127.0.0.1:0\noperator_tokens_file: " +
+          dir_.File("operators.yaml") + "\npolicies:\n  - {tenant: \"*\", file: " +
+          dir_.File("policy.yaml") + "}\n"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Subprocess> hub2,
+      Subprocess::Start({Outpost(), "hub", "serve", "--config", dir_.File("hub2.yaml")},
+                        dir_.File("hub2.log")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, hub2->ReadLine());
+  ASSERT_EQ(line.rfind("listening on https://127.0.0.1:", 0), 0u) << line;
+  const uint16_t hub2_port = static_cast<uint16_t>(std::atoi(line.c_str() + line.rfind(':') + 1));
+  EXPECT_FALSE(PathExists(JoinPath(hub2_dir, "bundles/pump-1.bundle")));
+
+  // The other site asks first: nothing for it, though the bundle is now copied here.
+  auto other = SiteClient("cred9", hub2_port);
+  ASSERT_NE(other, nullptr);
+  Result<http::ClientResponse> listed = other->Request("GET", "/sync/v1/releases");
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  EXPECT_EQ(listed->status, 200) << listed->body;
+  EXPECT_EQ(listed->body.find("pump"), std::string::npos) << listed->body;
+  EXPECT_EQ(ReadFile(JoinPath(hub2_dir, "bundles/pump-1.bundle")).value_or(""), bytes);
+
+  StartEdge(hub2_port);
+  ASSERT_TRUE(WaitUntil([&] { return Serves(1); }))
+      << ReadFile(dir_.File("edge.log")).value_or("") << ReadFile(dir_.File("hub2.log")).value_or("");
+  ASSERT_TRUE(WaitUntil([&] { return CountEvents("bundle_installed", 300) == 1; }));
+  hub2->Signal(SIGTERM).IgnoreError();
+  EXPECT_EQ(hub2->Wait(), 0);
+}
+
 }  // namespace
 }  // namespace outpost
