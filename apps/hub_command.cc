@@ -4,10 +4,10 @@
 // `outpost hub serve` prints "listening on https://HOST:PORT" (the site listener) and then
 // "operator listening on http(s)://HOST:PORT" once both listen, and drains and exits 0 on
 // SIGTERM or SIGINT.
-#include <CLI/CLI.hpp>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <CLI/CLI.hpp>
 
 #include <unistd.h>
 
@@ -488,10 +488,9 @@ Result<std::unique_ptr<hub::RetentionRunner>> StartRetention(
   }
   OUTPOST_RETURN_IF_ERROR(JoinSchedulerLease(flags, store, lease));
   OUTPOST_ASSIGN_OR_RETURN(
-      runner, hub::RetentionRunner::Start(
-                  store, *lease,
-                  {.policy = *flags.retention,
-                   .export_dir = JoinPath(flags.data_dir, "retention")}));
+      runner, hub::RetentionRunner::Start(store, *lease,
+                                          {.policy = *flags.retention,
+                                           .export_dir = JoinPath(flags.data_dir, "retention")}));
   return runner;
 }
 
@@ -588,16 +587,16 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
                            StartRetention(flags, *store, lease));
   // The operator listener's routes: the registry's under /api/v1/models, the dashboard's
   // API and assets everywhere else (the longer prefix wins).
-  service_options.operator_routes = [d = dashboard.get(), s = scheduler.get()](
-                                        http::Router& router) {
+  service_options.operator_routes = [d = dashboard.get(),
+                                     s = scheduler.get()](http::Router& router) {
     if (s != nullptr) s->RegisterRoutes(router);
     d->RegisterRoutes(router);
   };
   // The releases sites fetch over their link (hub/FORMAT.md section 10).
-  auto site_releases = std::make_unique<hub::SiteReleases>(hub::SiteReleases::Options{
-      .bundles_dir = JoinPath(flags.data_dir, "bundles"),
-      .store = store.get(),
-      .site_groups = flags.site_groups});
+  auto site_releases = std::make_unique<hub::SiteReleases>(
+      hub::SiteReleases::Options{.bundles_dir = JoinPath(flags.data_dir, "bundles"),
+                                 .store = store.get(),
+                                 .site_groups = flags.site_groups});
   service_options.site_routes = [r = site_releases.get()](http::Router& router) {
     r->RegisterRoutes(router);
   };
@@ -627,9 +626,9 @@ Status RunSiteAdd(HubFlags flags, const SiteFlags& site) {
                            hub::HubCa::OpenOrCreate(flags.ca_dir, flags.server_names));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, OpenHubStore(flags.store_url));
   hub::Enrolment enrolment(*store, *ca);
-  OUTPOST_ASSIGN_OR_RETURN(
-      std::string token, enrolment.AddSite(site.site, site.tenant, site.region,
-                                           std::chrono::seconds(site.token_ttl_s), site.reissue));
+  OUTPOST_ASSIGN_OR_RETURN(std::string token,
+                           enrolment.AddSite(site.site, site.tenant, site.region,
+                                             std::chrono::seconds(site.token_ttl_s), site.reissue));
   std::printf("%s\n", token.c_str());
   return Status::Ok();
 }
@@ -710,9 +709,8 @@ void AddHubCommand(CLI::App& app, Action& run) {
       ->check(CLI::IsMember({"text", "json"}));
   serve->add_option("--log-level", flags->log_level, "debug, info, warning or error")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
-  serve->callback([flags, serve, &run] {
-    run = [flags, serve] { return RunHubServe(*flags, *serve); };
-  });
+  serve->callback(
+      [flags, serve, &run] { run = [flags, serve] { return RunHubServe(*flags, *serve); }; });
 
   AddOperatorCommand(*hub, run);
 
@@ -763,12 +761,12 @@ void AddHubCommand(CLI::App& app, Action& run) {
           import_flags->second.empty() ? import_flags->first + ".receipt" : import_flags->second;
       OUTPOST_ASSIGN_OR_RETURN(hub::ImportSummary summary,
                                hub::ImportExport(service, *ca, import_flags->first, receipt_path));
-      std::printf("imported %s%s: %zu batches (%zu stored, %zu duplicate), %llu records "
-                  "stored; receipt %s\n",
-                  import_flags->first.c_str(), summary.sealed ? " (sealed, opened)" : "",
-                  summary.batches, summary.batches_stored,
-                  summary.batches_duplicate,
-                  static_cast<unsigned long long>(summary.records_stored), receipt_path.c_str());
+      std::printf(
+          "imported %s%s: %zu batches (%zu stored, %zu duplicate), %llu records "
+          "stored; receipt %s\n",
+          import_flags->first.c_str(), summary.sealed ? " (sealed, opened)" : "", summary.batches,
+          summary.batches_stored, summary.batches_duplicate,
+          static_cast<unsigned long long>(summary.records_stored), receipt_path.c_str());
       return Status::Ok();
     };
   });
@@ -780,8 +778,7 @@ void AddHubCommand(CLI::App& app, Action& run) {
   enrol_cmd->add_option("--token", enrol->token, "The token `outpost hub site add` printed")
       ->required();
   enrol_cmd->add_option("--site", enrol->site_id, "This site's id")->required();
-  enrol_cmd->add_option("--credentials", enrol->credentials_dir,
-                        "Where the credential files go")
+  enrol_cmd->add_option("--credentials", enrol->credentials_dir, "Where the credential files go")
       ->required();
   enrol_cmd->add_flag("--force", enrol->force, "Replace existing credentials");
   enrol_cmd->callback([enrol, &run] {

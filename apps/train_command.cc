@@ -15,8 +15,8 @@
 //
 // `outpost train --worker ...` is one worker process of distributed training
 // (train/distributed.h); the coordinator starts it, people do not.
-#include <CLI/CLI.hpp>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <climits>
 #include <cstdio>
@@ -45,7 +45,7 @@ struct TrainFlags {
   std::string model;
   std::string config_file;
   std::string out_dir;
-  int workers = 0;  // 0: the config's
+  int workers = 0;      // 0: the config's
   int64_t version = 0;  // 0: one above the newest registered
 
   // --worker mode.
@@ -96,12 +96,11 @@ train::TrainFn Trainer(int workers, const std::string& out_dir) {
   return [workers, out_dir](const train::Dataset& data,
                             const train::TrainOptions& options) -> Result<std::string> {
     OUTPOST_ASSIGN_OR_RETURN(std::string self, SelfExecutable());
-    OUTPOST_ASSIGN_OR_RETURN(
-        train::DistributedResult result,
-        train::TrainDistributed(data, options,
-                                {.workers = workers,
-                                 .worker_command = {self, "train", "--worker"},
-                                 .work_dir = JoinPath(out_dir, "workers")}));
+    OUTPOST_ASSIGN_OR_RETURN(train::DistributedResult result,
+                             train::TrainDistributed(data, options,
+                                                     {.workers = workers,
+                                                      .worker_command = {self, "train", "--worker"},
+                                                      .work_dir = JoinPath(out_dir, "workers")}));
     return std::move(result.model_json);
   };
 }
@@ -127,9 +126,12 @@ Result<std::vector<train::EdgeRecord>> ReadRecords(hub::Store& store, const std:
                                         ") training records for " + model);
         }
         query.after_id = std::max(query.after_id, r.id);
-        out.push_back({.kind = std::move(r.kind), .site_id = std::move(r.site_id),
-                       .node_id = std::move(r.node_id), .stream = std::move(r.stream),
-                       .seq = r.seq, .created_ms = r.created_ms,
+        out.push_back({.kind = std::move(r.kind),
+                       .site_id = std::move(r.site_id),
+                       .node_id = std::move(r.node_id),
+                       .stream = std::move(r.stream),
+                       .seq = r.seq,
+                       .created_ms = r.created_ms,
                        .payload = std::move(r.payload)});
       }
       if (page.size() < query.limit) break;
@@ -228,14 +230,12 @@ void AddTrainCommand(CLI::App& app, Action& run) {
                   "XGBoost worker processes on loopback (default: the config's workers)")
       ->check(CLI::Range(1, 64));
   // One worker process of distributed training, started by the coordinator.
-  cmd->add_flag("--worker", flags->worker, "Run as one worker of distributed training")
-      ->group("");
+  cmd->add_flag("--worker", flags->worker, "Run as one worker of distributed training")->group("");
   cmd->add_option("--tracker", flags->tracker, "HOST:PORT of XGBoost's tracker")->group("");
   cmd->add_option("--task-id", flags->task_id, "This worker's task id")->group("");
   cmd->add_option("--world-size", flags->world_size, "The number of workers")->group("");
   cmd->add_option("--shard", flags->shard, "This worker's data set file")->group("");
-  cmd->add_option("--model-out", flags->model_out, "Where this worker writes its model")
-      ->group("");
+  cmd->add_option("--model-out", flags->model_out, "Where this worker writes its model")->group("");
   cmd->add_option("--rounds", flags->rounds, "Boosting rounds")->group("");
   cmd->add_option("--param", flags->params, "An XGBoost parameter, KEY=VALUE")->group("");
   cmd->callback([&run, flags] {

@@ -84,11 +84,11 @@ struct Storm {
   std::string kind{};
   std::string stream{};
   std::string rule{};
-  uint64_t raised = 0;  // records the rule raised in the storm's windows
-  uint64_t kept = 0;    // of those, stored (not sampled out, refused or evicted)
+  uint64_t raised = 0;   // records the rule raised in the storm's windows
+  uint64_t kept = 0;     // of those, stored (not sampled out, refused or evicted)
   uint64_t evicted = 0;  // the rule's records evicted in the storm's windows
-  int64_t from_ms = 0;  // the first record sampled out
-  int64_t to_ms = 0;    // the last
+  int64_t from_ms = 0;   // the first record sampled out
+  int64_t to_ms = 0;     // the last
 };
 
 struct SiteOverflow {

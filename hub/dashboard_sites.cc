@@ -116,8 +116,8 @@ void WriteSiteIdentity(JsonWriter& w, const SiteSummary& summary) {
 struct NodeTotals {
   uint64_t backlog_records = 0;
   uint64_t backlog_bytes = 0;
-  std::optional<double> reported;                  // the smallest autonomy a node reported, in days
-  std::optional<double> left;                      // the smallest autonomy left at now_ms, in days
+  std::optional<double> reported;  // the smallest autonomy a node reported, in days
+  std::optional<double> left;      // the smallest autonomy left at now_ms, in days
   std::string basis;  // why there is no estimate: the most telling basis a node reported
   std::vector<std::vector<ModelRef>> node_models;  // each node's models, in node order
 };
@@ -290,10 +290,10 @@ void WriteSite(JsonWriter& w, json::Parser& parser, const SiteSummary& summary,
 
 // The fleet table's filters and page (hub/QUERY_API.md, GET /api/v1/sites).
 struct SitesPage {
-  std::optional<size_t> limit;   // none: every matching site
-  std::string after;             // only sites ordered after this id; empty: from the first
-  std::string health;            // empty: any
-  std::string prefix;            // empty: any
+  std::optional<size_t> limit;  // none: every matching site
+  std::string after;            // only sites ordered after this id; empty: from the first
+  std::string health;           // empty: any
+  std::string prefix;           // empty: any
 };
 
 Result<SitesPage> ParseSitesPage(const QueryParams& params) {
@@ -347,10 +347,9 @@ HubResponse SitesResponse(const ApiContext& api, const QueryParams& params) {
   bool more = false;
   for (const SiteSummary& summary : *sites) {
     if (summary.site.tenant != api.tenant) continue;  // never another tenant's
-    const std::string health =
-        HealthOf(summary.site, SiteAutonomyLeft(summary, api.now_ms),
-                 api.now_ms - summary.site.last_contact_ms, api.options)
-            .health;
+    const std::string health = HealthOf(summary.site, SiteAutonomyLeft(summary, api.now_ms),
+                                        api.now_ms - summary.site.last_contact_ms, api.options)
+                                   .health;
     ++counts[health];
     if (!page->health.empty() && health != page->health) continue;
     if (!summary.site.site_id.starts_with(page->prefix)) continue;
@@ -366,8 +365,8 @@ HubResponse SitesResponse(const ApiContext& api, const QueryParams& params) {
   std::vector<std::string> ids;
   ids.reserve(answered.size());
   for (const SiteSummary* summary : answered) ids.push_back(summary->site.site_id);
-  auto overflows = ReadSitesOverflow(api.store, api.tenant, ids,
-                                     api.now_ms - kStormDaysFleet * kMsPerDay);
+  auto overflows =
+      ReadSitesOverflow(api.store, api.tenant, ids, api.now_ms - kStormDaysFleet * kMsPerDay);
   if (!overflows.ok()) return StoreError(overflows.status());
   std::string rows;
   JsonWriter rw(rows);

@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
-#include <optional>
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -32,9 +32,9 @@ constexpr size_t kMaxSitesARead = 100;
 std::string CountText(uint64_t n) {
   char buf[32];
   if (n >= 1'000'000) {
-    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf),
-                                   std::round(static_cast<double>(n) / 100'000) / 10,
-                                   std::chars_format::fixed, 1);
+    auto [end, ec] =
+        std::to_chars(buf, buf + sizeof(buf), std::round(static_cast<double>(n) / 100'000) / 10,
+                      std::chars_format::fixed, 1);
     (void)ec;
     return std::string(buf, end) + " M";
   }
@@ -96,9 +96,8 @@ void AddStorms(json::Value summary, std::vector<Storm>& storms) {
 }  // namespace
 
 std::string StormText(const Storm& storm) {
-  return storm.kind + " storm: " + CountText(storm.raised) + " raised, " +
-         CountText(storm.kept) + " kept, " +
-         (storm.evicted > 0 ? CountText(storm.evicted) + " evicted, " : std::string()) +
+  return storm.kind + " storm: " + CountText(storm.raised) + " raised, " + CountText(storm.kept) +
+         " kept, " + (storm.evicted > 0 ? CountText(storm.evicted) + " evicted, " : std::string()) +
          ClockText(storm.from_ms) + "\u2013" + ClockText(storm.to_ms);
 }
 

@@ -58,10 +58,8 @@ class DashboardTest : public ::testing::Test {
     // Tenant "other": ship-9.
     for (auto [site, tenant] : {std::pair{"plant-1", "acme"}, std::pair{"plant-2", "acme"},
                                 std::pair{"plant-3", "acme"}, std::pair{"ship-9", "other"}}) {
-      OUTPOST_ASSERT_OK(store_->CreateSite(Site{.site_id = site,
-                                                .tenant = tenant,
-                                                .region = "eu",
-                                                .created_ms = kNow - 30 * kDay}));
+      OUTPOST_ASSERT_OK(store_->CreateSite(
+          Site{.site_id = site, .tenant = tenant, .region = "eu", .created_ms = kNow - 30 * kDay}));
     }
     NodeStatus n1{.site_id = "plant-1",
                   .node_id = "n1",
@@ -268,7 +266,8 @@ TEST_F(DashboardTest, TheFleetIsPagedWithACursorAndFilteredByHealthAndPrefix) {
     EXPECT_EQ(AsInt(fleet["counts"]["ok"]), 7);
     EXPECT_EQ(AsInt(fleet["counts"]["never"]), 18);
     EXPECT_LE(fleet["sites"].size(), 5u);
-    for (json::Value site : fleet["sites"].Items()) met.push_back(std::string(AsString(site["site_id"])));
+    for (json::Value site : fleet["sites"].Items())
+      met.push_back(std::string(AsString(site["site_id"])));
     if (fleet["next_after"].is_null()) break;
     EXPECT_EQ(AsString(fleet["next_after"]), met.back());
     after = met.back();
@@ -325,8 +324,8 @@ TEST_F(DashboardTest, ASiteTurnsSilentAsTimePassesWithoutContact) {
 TEST_F(DashboardTest, AStormFromTheOutboxSummariesIsShownWithItsCountsAndSpan) {
   const int64_t day = kNow - kDay;  // 2023-11-14 00:00 UTC
   auto summary = [&](int64_t from, int64_t to, int64_t storm_from, int64_t storm_to) {
-    return R"({"type":"outbox_summary","from_ms":)" + std::to_string(from) +
-           R"(,"to_ms":)" + std::to_string(to) +
+    return R"({"type":"outbox_summary","from_ms":)" + std::to_string(from) + R"(,"to_ms":)" +
+           std::to_string(to) +
            R"(,"classes":{"anomaly":{"raised":15400000,"held":1008,"delivered":0,"withheld":0,)"
            R"("evicted":0,"refused":0,"sampled_out":15398992,"quarantined":0}},)"
            R"("window":{"anomaly":{"evicted":0,"refused":0,"sampled_out":7699496}},)"
@@ -336,12 +335,20 @@ TEST_F(DashboardTest, AStormFromTheOutboxSummariesIsShownWithItsCountsAndSpan) {
   };
   const int64_t minute = 60'000;
   std::vector<HubRecord> records = {
-      HubRecord{.site_id = "plant-1", .node_id = "n1", .stream = "_outbox", .seq = 1,
-                .kind = "event", .created_ms = day + 7 * kHour,
+      HubRecord{.site_id = "plant-1",
+                .node_id = "n1",
+                .stream = "_outbox",
+                .seq = 1,
+                .kind = "event",
+                .created_ms = day + 7 * kHour,
                 .payload = summary(day + 6 * kHour, day + 7 * kHour, day + 6 * kHour + 10 * minute,
                                    day + 7 * kHour - minute)},
-      HubRecord{.site_id = "plant-1", .node_id = "n1", .stream = "_outbox", .seq = 2,
-                .kind = "event", .created_ms = day + 9 * kHour,
+      HubRecord{.site_id = "plant-1",
+                .node_id = "n1",
+                .stream = "_outbox",
+                .seq = 2,
+                .kind = "event",
+                .created_ms = day + 9 * kHour,
                 .payload = summary(day + 7 * kHour, day + 9 * kHour, day + 7 * kHour,
                                    day + 8 * kHour + 40 * minute)}};
   OUTPOST_ASSERT_OK(Ingest("plant-1", "n1", "_outbox", records, kNow - kHour, false));
@@ -366,8 +373,8 @@ TEST_F(DashboardTest, AStormFromTheOutboxSummariesIsShownWithItsCountsAndSpan) {
 TEST_F(DashboardTest, ARulesEvictionsAreShownWithItsStormAndBesideTheClassCounts) {
   const int64_t day = kNow - kDay;
   const std::string payload =
-      R"({"type":"outbox_summary","from_ms":)" + std::to_string(day + 6 * kHour) +
-      R"(,"to_ms":)" + std::to_string(day + 7 * kHour) +
+      R"({"type":"outbox_summary","from_ms":)" + std::to_string(day + 6 * kHour) + R"(,"to_ms":)" +
+      std::to_string(day + 7 * kHour) +
       R"(,"classes":{"hard_example":{"raised":5000,"held":80,"delivered":0,"withheld":0,)"
       R"("evicted":20,"refused":0,"sampled_out":4900,"quarantined":0}},)"
       R"("window":{"hard_example":{"evicted":20,"refused":0,"sampled_out":4900}},)"
@@ -375,9 +382,13 @@ TEST_F(DashboardTest, ARulesEvictionsAreShownWithItsStormAndBesideTheClassCounts
       R"("kept":100,"refused":0,"sampled_out":4900,"evicted":20,"storm_from_ms":)" +
       std::to_string(day + 6 * kHour + 60'000) + R"(,"storm_to_ms":)" +
       std::to_string(day + 6 * kHour + 50 * 60'000) + "}]}";
-  std::vector<HubRecord> records = {
-      HubRecord{.site_id = "plant-1", .node_id = "n1", .stream = "_outbox", .seq = 1,
-                .kind = "event", .created_ms = day + 7 * kHour, .payload = payload}};
+  std::vector<HubRecord> records = {HubRecord{.site_id = "plant-1",
+                                              .node_id = "n1",
+                                              .stream = "_outbox",
+                                              .seq = 1,
+                                              .kind = "event",
+                                              .created_ms = day + 7 * kHour,
+                                              .payload = payload}};
   OUTPOST_ASSERT_OK(Ingest("plant-1", "n1", "_outbox", records, kNow - kHour, false));
   json::Value site = GetJson("/api/v1/sites/plant-1");
   ASSERT_EQ(site["storms"].size(), 1u);
@@ -416,8 +427,7 @@ TEST_F(DashboardTest, ANodeWithoutAnEstimateSaysWhyAndIsNoWarning) {
 TEST_F(DashboardTest, AnotherTenantsSiteIsNotFound) {
   for (const std::string target :
        {"/api/v1/sites/ship-9", "/api/v1/sites/ship-9/series", "/api/v1/sites/ship-9/audit",
-        "/api/v1/records?site=ship-9", "/api/v1/aggregates?site=ship-9",
-        "/api/v1/sites/nowhere"}) {
+        "/api/v1/records?site=ship-9", "/api/v1/aggregates?site=ship-9", "/api/v1/sites/nowhere"}) {
     EXPECT_EQ(Reason(target, 404), "site_not_found") << target;
   }
   // The other tenant sees its own site and none of acme's.
@@ -428,9 +438,9 @@ TEST_F(DashboardTest, AnotherTenantsSiteIsNotFound) {
 }
 
 TEST_F(DashboardTest, SeriesCountsAnomaliesRowsAndDriftPerBucket) {
-  json::Value series = GetJson(
-      "/api/v1/sites/plant-1/series?since=" + std::to_string(kNow - 4 * kHour) +
-      "&until=" + std::to_string(kNow) + "&bucket=3600000");
+  json::Value series =
+      GetJson("/api/v1/sites/plant-1/series?since=" + std::to_string(kNow - 4 * kHour) +
+              "&until=" + std::to_string(kNow) + "&bucket=3600000");
   EXPECT_FALSE(AsBool(series["truncated"]));
   ASSERT_EQ(series["models"].size(), 1u);
   json::Value pump = series["models"].At(0);
@@ -505,8 +515,7 @@ TEST_F(DashboardTest, RecordsFilterAndPageWithACursor) {
   std::vector<int64_t> ids;
   int64_t after = 0;
   for (int page = 0; page < 10; ++page) {
-    json::Value p = GetJson("/api/v1/records?site=plant-1&limit=3&after=" +
-                                       std::to_string(after));
+    json::Value p = GetJson("/api/v1/records?site=plant-1&limit=3&after=" + std::to_string(after));
     for (json::Value r : p["records"].Items()) ids.push_back(AsInt(r["id"]));
     if (p["next_after"].is_null()) break;
     after = AsInt(p["next_after"]);
@@ -516,9 +525,8 @@ TEST_F(DashboardTest, RecordsFilterAndPageWithACursor) {
   EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
 
   // A time range, and a payload that is not JSON comes as text.
-  json::Value range = GetJson(
-      "/api/v1/records?since=" + std::to_string(kNow - kHour + 61'000) +
-      "&until=" + std::to_string(kNow - kHour + 62'001) + "&kind=anomaly");
+  json::Value range = GetJson("/api/v1/records?since=" + std::to_string(kNow - kHour + 61'000) +
+                              "&until=" + std::to_string(kNow - kHour + 62'001) + "&kind=anomaly");
   EXPECT_EQ(range["records"].size(), 2u);
   json::Value event = GetJson("/api/v1/records?kind=event");
   ASSERT_EQ(event["records"].size(), 1u);
@@ -580,8 +588,7 @@ TEST_F(DashboardTest, BadParametersAreRefusedWithAReason) {
   EXPECT_EQ(Reason("/api/v1/records?kind=%zz", 400), "bad_escape");
   EXPECT_EQ(Reason("/api/v1/records?kind=%00", 400), "bad_escape");
   EXPECT_EQ(Reason("/api/v1/records?=1", 400), "empty_name");
-  EXPECT_EQ(Reason("/api/v1/records?model=" + std::string(300, 'a'), 400),
-            "parameter_too_long");
+  EXPECT_EQ(Reason("/api/v1/records?model=" + std::string(300, 'a'), 400), "parameter_too_long");
   std::string many = "/api/v1/records?";
   for (int i = 0; i < 17; ++i) many += "p" + std::to_string(i) + "=1&";
   EXPECT_EQ(Reason(many, 400), "too_many_parameters");

@@ -15,8 +15,8 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
-#include <algorithm>
 #include <time.h>
+#include <algorithm>
 
 #include <atomic>
 #include <chrono>
@@ -333,7 +333,9 @@ Status ExecSchema(PGconn* conn, const char* sql, const char* what) {
 // which must outlive them).
 struct ParamArrays {
   explicit ParamArrays(const std::vector<Param>& params)
-      : values(params.size()), lengths(params.size()), formats(params.size()),
+      : values(params.size()),
+        lengths(params.size()),
+        formats(params.size()),
         types(params.size()) {
     for (size_t i = 0; i < params.size(); ++i) {
       values[i] = params[i].is_null ? nullptr : params[i].value.data();
@@ -362,8 +364,8 @@ class Conn {
   Result<PgResult> Exec(std::string_view sql, const std::vector<Param>& params = {}) {
     const ParamArrays a(params);
     std::string text(sql);
-    PgResult res(PQexecParams(conn_, text.c_str(), a.count(), a.types.data(),
-                              a.values.data(), a.lengths.data(), a.formats.data(),
+    PgResult res(PQexecParams(conn_, text.c_str(), a.count(), a.types.data(), a.values.data(),
+                              a.lengths.data(), a.formats.data(),
                               /*resultFormat=*/0));
     PGresult* raw = res.raw();
     ExecStatusType st = raw != nullptr ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
@@ -388,8 +390,8 @@ class Conn {
     }
     for (const Query& q : queries) {
       const ParamArrays a(q.params);
-      if (PQsendQueryParams(conn_, q.sql.c_str(), a.count(), a.types.data(),
-                            a.values.data(), a.lengths.data(), a.formats.data(),
+      if (PQsendQueryParams(conn_, q.sql.c_str(), a.count(), a.types.data(), a.values.data(),
+                            a.lengths.data(), a.formats.data(),
                             /*resultFormat=*/0) != 1) {
         broken_ = true;
         return UnavailableError("sending a pipeline: " + std::string(PQerrorMessage(conn_)));
@@ -441,8 +443,8 @@ class Conn {
   Result<int64_t> Stream(const std::string& sql, const std::vector<Param>& params,
                          const std::function<Status(const PgResult&)>& row) {
     const ParamArrays a(params);
-    if (PQsendQueryParams(conn_, sql.c_str(), a.count(), a.types.data(),
-                          a.values.data(), a.lengths.data(), a.formats.data(), 0) != 1 ||
+    if (PQsendQueryParams(conn_, sql.c_str(), a.count(), a.types.data(), a.values.data(),
+                          a.lengths.data(), a.formats.data(), 0) != 1 ||
         PQsetSingleRowMode(conn_) != 1) {
       broken_ = true;
       return UnavailableError("sending a query: " + std::string(PQerrorMessage(conn_)));
@@ -638,10 +640,11 @@ Status MakePartition(Conn& c, int64_t day) {
   std::string hi = std::to_string((day + 1) * kDayMs);
   std::string sql = "LOCK TABLE records_default IN EXCLUSIVE MODE; CREATE TABLE " + name +
                     " (LIKE records INCLUDING DEFAULTS); WITH m AS (DELETE FROM "
-                    "records_default WHERE received_ms >= " + lo + " AND received_ms < " +
-                    hi + " RETURNING *) INSERT INTO " + name + " SELECT * FROM m; ALTER TABLE "
-                    "records ATTACH PARTITION " + name + " FOR VALUES FROM (" + lo + ") TO (" +
-                    hi + ")";
+                    "records_default WHERE received_ms >= " +
+                    lo + " AND received_ms < " + hi + " RETURNING *) INSERT INTO " + name +
+                    " SELECT * FROM m; ALTER TABLE "
+                    "records ATTACH PARTITION " +
+                    name + " FOR VALUES FROM (" + lo + ") TO (" + hi + ")";
   return ExecSchema(c.raw(), sql.c_str(), "making a partition of records");
 }
 
@@ -650,10 +653,10 @@ Status MakePartition(Conn& c, int64_t day) {
 Status MigrateToV5(Conn& c) {
   OUTPOST_RETURN_IF_ERROR(ExecSchema(c.raw(), kMigrateV5Tables, "migrating the hub schema to 5"));
   OUTPOST_ASSIGN_OR_RETURN(
-      auto days, c.Exec("SELECT DISTINCT received_ms / $1 FROM records_v4 WHERE received_ms >= "
-                        "$2 AND received_ms < $3",
-                        {Int(kDayMs), Int(kFirstPartitionDay * kDayMs),
-                         Int(kEndPartitionDay * kDayMs)}));
+      auto days,
+      c.Exec("SELECT DISTINCT received_ms / $1 FROM records_v4 WHERE received_ms >= "
+             "$2 AND received_ms < $3",
+             {Int(kDayMs), Int(kFirstPartitionDay * kDayMs), Int(kEndPartitionDay * kDayMs)}));
   for (int i = 0; i < days.rows(); ++i) {
     OUTPOST_RETURN_IF_ERROR(MakePartition(c, days.GetInt(i, 0)));
   }
@@ -728,9 +731,11 @@ std::optional<ExportUnit> DeleteUnit(const std::string& partition, int64_t lo, i
   if (cut.other > lo && !settled.contains("*")) work = true;
   if (cut.other >= hi) u.settled.push_back("*");
   if (!work) return std::nullopt;
-  u.rows_sql = "DELETE FROM " + partition + " r WHERE r.received_ms < COALESCE((SELECT x.c "
+  u.rows_sql = "DELETE FROM " + partition +
+               " r WHERE r.received_ms < COALESCE((SELECT x.c "
                "FROM unnest($1::text[], $2::bigint[]) AS x(k, c) WHERE x.k = r.kind), "
-               "$3::bigint) RETURNING " + kExportColumns;
+               "$3::bigint) RETURNING " +
+               kExportColumns;
   u.params = {TextArray(cut.kinds), IntArray(cut.cutoffs), Int(cut.other)};
   return u;
 }
@@ -777,8 +782,8 @@ Status ExportRows(Conn& c, const ExportUnit& u, RecordExporter& exporter, UnitOu
 Status UnitBody(Conn& c, const ExportUnit& u, RecordExporter& exporter, int64_t now_ms,
                 UnitOutcome& o) {
   OUTPOST_RETURN_IF_ERROR(c.Exec("SET LOCAL lock_timeout = '10s'").status());
-  OUTPOST_ASSIGN_OR_RETURN(auto lock, c.Exec("SELECT pg_try_advisory_xact_lock($1)",
-                                             {Int(kRetentionLock)}));
+  OUTPOST_ASSIGN_OR_RETURN(auto lock,
+                           c.Exec("SELECT pg_try_advisory_xact_lock($1)", {Int(kRetentionLock)}));
   if (lock.GetText(0, 0) != "t") {
     o.skipped = true;
     return Status::Ok();
@@ -798,8 +803,8 @@ Status UnitBody(Conn& c, const ExportUnit& u, RecordExporter& exporter, int64_t 
     OUTPOST_RETURN_IF_ERROR(
         c.Exec("INSERT INTO retention_exports(id, file, unit, records, sha256, created_ms) "
                "VALUES ($1, $2, $3, $4, $5, $6)",
-               {Int(o.id), Text(sealed.first), Text(u.partition), Int(o.records),
-                Text(o.sha256), Int(now_ms)})
+               {Int(o.id), Text(sealed.first), Text(u.partition), Int(o.records), Text(o.sha256),
+                Int(now_ms)})
             .status());
     std::vector<std::string> sites;
     std::vector<int64_t> counts;
@@ -821,9 +826,11 @@ Status UnitBody(Conn& c, const ExportUnit& u, RecordExporter& exporter, int64_t 
     return c.Exec("DELETE FROM retention_settled WHERE partition = $1", {Text(u.partition)})
         .status();
   }
-  return c.Exec("INSERT INTO retention_settled(partition, kind) SELECT $1, k FROM "
-                "unnest($2::text[]) AS k ON CONFLICT DO NOTHING",
-                {Text(u.partition), TextArray(u.settled)})
+  return c
+      .Exec(
+          "INSERT INTO retention_settled(partition, kind) SELECT $1, k FROM "
+          "unnest($2::text[]) AS k ON CONFLICT DO NOTHING",
+          {Text(u.partition), TextArray(u.settled)})
       .status();
 }
 
@@ -1446,13 +1453,12 @@ class PostgresStore final : public Store {
     OUTPOST_RETURN_IF_ERROR(ValidateReleaseBundle(name, bytes));
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
     return c
-        ->Exec("INSERT INTO release_bundles(name, sha256, size, bytes, created_ms) VALUES ($1, "
-               "$2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, "
-               "size = excluded.size, bytes = excluded.bytes, created_ms = excluded.created_ms",
-               {Text(name), Text(crypto::Sha256Hex(bytes)),
-                Int(static_cast<int64_t>(bytes.size())),
-                Param{.value = std::string(bytes), .binary = true, .type = kByteaOid},
-                Int(now_ms)})
+        ->Exec(
+            "INSERT INTO release_bundles(name, sha256, size, bytes, created_ms) VALUES ($1, "
+            "$2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, "
+            "size = excluded.size, bytes = excluded.bytes, created_ms = excluded.created_ms",
+            {Text(name), Text(crypto::Sha256Hex(bytes)), Int(static_cast<int64_t>(bytes.size())),
+             Param{.value = std::string(bytes), .binary = true, .type = kByteaOid}, Int(now_ms)})
         .status();
   }
 
@@ -1504,8 +1510,9 @@ class PostgresStore final : public Store {
       return Status::Ok();
     }
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
-    return c->Exec("UPDATE leases SET expires_ms = 0 WHERE name = $1 AND holder = $2",
-                   {Text(name), Text(holder)})
+    return c
+        ->Exec("UPDATE leases SET expires_ms = 0 WHERE name = $1 AND holder = $2",
+               {Text(name), Text(holder)})
         .status();
   }
 
@@ -1522,9 +1529,9 @@ class PostgresStore final : public Store {
                           const Lease& held) override {
     OUTPOST_RETURN_IF_ERROR(ValidateScheduleState(name, value, held));
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
-    OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(kPutScheduleState,
-                                             {Text(name), Text(value), Text(held.name),
-                                              Text(held.holder), Int(held.generation)}));
+    OUTPOST_ASSIGN_OR_RETURN(auto r,
+                             c->Exec(kPutScheduleState, {Text(name), Text(value), Text(held.name),
+                                                         Text(held.holder), Int(held.generation)}));
     if (r.affected() == 0) return LeaseLost(held);
     return Status::Ok();
   }
@@ -1604,8 +1611,8 @@ class PostgresStore final : public Store {
     OUTPOST_RETURN_IF_ERROR(c->Exec("BEGIN").status());
     uint64_t published = 0;
     Status s = [&]() -> Status {
-      OUTPOST_ASSIGN_OR_RETURN(auto lock, c->Exec("SELECT pg_try_advisory_xact_lock($1)",
-                                                  {Int(kRetentionLock)}));
+      OUTPOST_ASSIGN_OR_RETURN(
+          auto lock, c->Exec("SELECT pg_try_advisory_xact_lock($1)", {Int(kRetentionLock)}));
       if (lock.GetText(0, 0) != "t") return Status::Ok();  // a pass is running: later
       for (int64_t id : pending) {
         OUTPOST_ASSIGN_OR_RETURN(
@@ -1658,10 +1665,10 @@ class PostgresStore final : public Store {
                             {TextArray(expired), TextArray(live),
                              Text(cut.other < hi ? "true" : "false")}));
         if (r.GetText(0, 0) == "t") {
-          units.push_back(ExportUnit{.partition = name,
-                                     .drop = true,
-                                     .rows_sql = std::string("SELECT ") + kExportColumns +
-                                                 " FROM " + name});
+          units.push_back(
+              ExportUnit{.partition = name,
+                         .drop = true,
+                         .rows_sql = std::string("SELECT ") + kExportColumns + " FROM " + name});
           continue;
         }
       }
@@ -1721,7 +1728,6 @@ class PostgresStore final : public Store {
   }
 
  public:
-
  private:
   // Runs `body` in a transaction on one pooled connection. The body sets *rollback to end
   // without committing (an outcome that stores nothing). A transaction that a concurrent
@@ -1833,8 +1839,9 @@ class PostgresStore final : public Store {
                        "n.backlog_records, n.backlog_bytes, n.autonomy_days, n.models_json, "
                        "n.autonomy_basis, n.outbox_account_json "
                        "FROM node_status n JOIN sites s ON s.site_id = n.site_id WHERE "
-                       "s.tenant = $1" + (site_id ? std::string(" AND n.site_id = $2") : "") +
-                       " ORDER BY n.site_id COLLATE \"C\", n.node_id COLLATE \"C\"",
+                       "s.tenant = $1" +
+                           (site_id ? std::string(" AND n.site_id = $2") : "") +
+                           " ORDER BY n.site_id COLLATE \"C\", n.node_id COLLATE \"C\"",
                        params));
     size_t j = 0;
     for (int i = 0; i < n.rows(); ++i) {

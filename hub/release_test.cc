@@ -273,8 +273,8 @@ TEST_F(ReleaseTest, AVersionWhoseFileIsOnlyInTheStoreShipsFromTheStore) {
   fan.model = "fan";
   OUTPOST_ASSERT_OK_AND_ASSIGN(ReleaseResult r,
                                ApproveAndRelease(*store_, fan, 4, data_dir_, clock_));
-  OUTPOST_ASSERT_OK_AND_ASSIGN(
-      bundle::VerifiedBundle b, Verify(r.bundle_path, keys_.root, dir_.File("staging"), "plant-7"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(bundle::VerifiedBundle b,
+                               Verify(r.bundle_path, keys_.root, dir_.File("staging"), "plant-7"));
   ASSERT_EQ(b.descriptors.size(), 1u);
   EXPECT_EQ(b.descriptors[0].version, 4u);
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string shipped,
@@ -831,8 +831,8 @@ TEST_F(SchedulerApiTest, JobsStartOnlyInTheHubThatHoldsTheSchedulerLease) {
 
   // Both find the job due at once (neither has run it); only the holder runs it.
   updates_.WaitFor([](const RetrainStatus& u) { return u.runs == 1; });
-  RetrainStatus idle = updates_b.WaitFor(
-      [](const RetrainStatus& u) { return u.checks >= 3 && !u.running; });
+  RetrainStatus idle =
+      updates_b.WaitFor([](const RetrainStatus& u) { return u.checks >= 3 && !u.running; });
   EXPECT_EQ(idle.runs, 0);
   EXPECT_EQ(idle.last_outcome, "");
   HubResponse refused = (*b)->Handle(Request("POST", "/api/v1/models/pump/retrain"));
@@ -849,9 +849,8 @@ TEST_F(SchedulerApiTest, JobsStartOnlyInTheHubThatHoldsTheSchedulerLease) {
   ASSERT_TRUE(wait_for([&] { return lease_b->Held(); }));
   EXPECT_EQ(lease_b->generation(), 2);
   const int64_t checks_at_takeover = (*b)->RunStatus("pump")->checks;
-  RetrainStatus taken = updates_b.WaitFor([&](const RetrainStatus& u) {
-    return u.checks >= checks_at_takeover + 2 && !u.running;
-  });
+  RetrainStatus taken = updates_b.WaitFor(
+      [&](const RetrainStatus& u) { return u.checks >= checks_at_takeover + 2 && !u.running; });
   EXPECT_EQ(taken.runs, 1);  // the first hub's job, from the store
   EXPECT_EQ(taken.last_run_ms, t0);
   EXPECT_EQ(taken.next_due_ms, t0 + 3'600'000);
@@ -913,8 +912,8 @@ void Upload(Store& store, const train::Dataset& data, int64_t from, int64_t to) 
                  .stream = "pump",
                  .first_seq = static_cast<uint64_t>(from + 1),
                  .last_seq = static_cast<uint64_t>(to),
-                 .content_sha256 = HexEncode(
-                     bundle::Sha256Of(batch->front().node_id + std::to_string(from)))};
+                 .content_sha256 =
+                     HexEncode(bundle::Sha256Of(batch->front().node_id + std::to_string(from)))};
     auto result = store.Ingest(key, *batch, std::nullopt, 1);
     ASSERT_TRUE(result.ok()) << result.status().ToString();
     EXPECT_EQ(result->records_stored, static_cast<uint64_t>(to - from));

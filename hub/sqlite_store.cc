@@ -615,8 +615,7 @@ class SqliteStore final : public Store {
     }
     std::lock_guard<std::mutex> lock(mu_);
     OUTPOST_ASSIGN_OR_RETURN(
-        auto st,
-        db_->Prepare("UPDATE leases SET expires_ms = 0 WHERE name = ?1 AND holder = ?2"));
+        auto st, db_->Prepare("UPDATE leases SET expires_ms = 0 WHERE name = ?1 AND holder = ?2"));
     st->BindText(1, name);
     st->BindText(2, holder);
     return st->Run();
@@ -680,7 +679,8 @@ class SqliteStore final : public Store {
       OUTPOST_ASSIGN_OR_RETURN(
           auto st, db_->Prepare(std::string("SELECT ") + kSiteColumns +
                                 ", record_count, newest_record_ms FROM sites WHERE tenant = "
-                                "?1" + (site_id ? " AND site_id = ?2" : "") + " ORDER BY site_id"));
+                                "?1" +
+                                (site_id ? " AND site_id = ?2" : "") + " ORDER BY site_id"));
       st->BindText(1, tenant);
       if (site_id) st->BindText(2, *site_id);
       while (true) {
@@ -730,12 +730,14 @@ class SqliteStore final : public Store {
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV5));
         return MigrateToV6Locked();
       }
-      return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown", "the database has a sites table but no outpost_meta");
+      return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown",
+                             "the database has a sites table but no outpost_meta");
     }
     OUTPOST_ASSIGN_OR_RETURN(
         auto st, db_->Prepare("SELECT value FROM outpost_meta WHERE name = 'schema_version'"));
     OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
-    if (!row) return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown", "no schema_version row");
+    if (!row)
+      return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown", "no schema_version row");
     std::string value(st->ColumnText(0));
     int64_t version = 0;
     try {
@@ -745,11 +747,13 @@ class SqliteStore final : public Store {
     } catch (...) {
       version = -1;
     }
-    if (version < 1) return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown", "schema_version \"" + value + "\"");
+    if (version < 1)
+      return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown",
+                             "schema_version \"" + value + "\"");
     if (version > kSchemaVersion) {
-      return ErrorWithReason(StatusCode::kFailedPrecondition, "schema_too_new", "database schema version " +
-                                     std::to_string(version) + ", this binary knows up to " +
-                                     std::to_string(kSchemaVersion));
+      return ErrorWithReason(StatusCode::kFailedPrecondition, "schema_too_new",
+                             "database schema version " + std::to_string(version) +
+                                 ", this binary knows up to " + std::to_string(kSchemaVersion));
     }
     // In Init's transaction.
     if (version == 1) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV2));
@@ -880,10 +884,10 @@ class SqliteStore final : public Store {
   Status AppendAuditLocked(const std::string& site_id, const AuditSegment& audit) {
     OUTPOST_ASSIGN_OR_RETURN(auto head, AuditHeadLocked(site_id, audit.node_id));
     if (head.first != audit.from_seq || head.second != audit.from_hash) {
-      return ErrorWithReason(StatusCode::kFailedPrecondition, "audit_gap", "the segment continues seq " +
-                                     std::to_string(audit.from_seq) +
-                                     " but the stored head of node " + audit.node_id + " is seq " +
-                                     std::to_string(head.first));
+      return ErrorWithReason(StatusCode::kFailedPrecondition, "audit_gap",
+                             "the segment continues seq " + std::to_string(audit.from_seq) +
+                                 " but the stored head of node " + audit.node_id + " is seq " +
+                                 std::to_string(head.first));
     }
     OUTPOST_ASSIGN_OR_RETURN(
         auto st, db_->Prepare("INSERT INTO audit_heads(site_id, node_id, seq, hash) VALUES "

@@ -60,12 +60,10 @@ bool IsValidUtf8(std::string_view s) {
 
 // The filters shared by record and count queries; appends to `out`.
 void AppendFilters(const std::string& tenant, const std::optional<std::string>& site_id,
-                   const std::vector<std::string>& site_ids,
-                   const std::optional<std::string>& kind,
-                   const std::optional<std::string>& stream, int64_t since_ms,
-                   int64_t until_ms, const SqlDialect& dialect,
-                   const std::function<std::string(int, bool)>& placeholder,
-                   BuiltQuery* out) {
+                   const std::vector<std::string>& site_ids, const std::optional<std::string>& kind,
+                   const std::optional<std::string>& stream, int64_t since_ms, int64_t until_ms,
+                   const SqlDialect& dialect,
+                   const std::function<std::string(int, bool)>& placeholder, BuiltQuery* out) {
   auto add_text = [&](std::string_view column, const std::string& value) {
     out->params.push_back(SqlParam{.text = value});
     out->sql += " AND ";
@@ -114,8 +112,8 @@ Status ValidateFilters(const std::string& tenant, const std::optional<std::strin
 
 Status ValidateId(std::string_view what, std::string_view value) {
   if (value.empty() || value.size() > kMaxIdBytes) {
-    return InvalidArgumentError(std::string(what) + " must be 1.." +
-                                std::to_string(kMaxIdBytes) + " bytes");
+    return InvalidArgumentError(std::string(what) + " must be 1.." + std::to_string(kMaxIdBytes) +
+                                " bytes");
   }
   if (value.find('\0') != std::string_view::npos) {
     return InvalidArgumentError(std::string(what) + " must not contain NUL");
@@ -148,8 +146,7 @@ Status ValidateSite(const Site& site) {
 }
 
 Status ValidateModelState(std::string_view state) {
-  if (state == "candidate" || state == "approved" || state == "bundled" ||
-      state == "rejected") {
+  if (state == "candidate" || state == "approved" || state == "bundled" || state == "rejected") {
     return Status::Ok();
   }
   return InvalidArgumentError("model state must be candidate, approved, bundled or rejected");
@@ -271,16 +268,15 @@ Status ValidateReleaseBundle(std::string_view name, std::string_view bytes) {
   OUTPOST_RETURN_IF_ERROR(ValidateId("release bundle name", name));
   constexpr std::string_view kSuffix = ".bundle";
   const size_t dash = name.rfind('-');
-  const bool named = name.ends_with(kSuffix) && dash != std::string_view::npos && dash > 0 &&
-                     dash + 1 < name.size() - kSuffix.size() &&
-                     std::all_of(name.begin() + static_cast<std::ptrdiff_t>(dash) + 1,
-                                 name.end() - static_cast<std::ptrdiff_t>(kSuffix.size()),
-                                 [](char c) { return c >= '0' && c <= '9'; }) &&
-                     std::all_of(name.begin(), name.begin() + static_cast<std::ptrdiff_t>(dash),
-                                 [](char c) {
-                                   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                                          c == '.' || c == '_' || c == '-';
-                                 });
+  const bool named =
+      name.ends_with(kSuffix) && dash != std::string_view::npos && dash > 0 &&
+      dash + 1 < name.size() - kSuffix.size() &&
+      std::all_of(name.begin() + static_cast<std::ptrdiff_t>(dash) + 1,
+                  name.end() - static_cast<std::ptrdiff_t>(kSuffix.size()),
+                  [](char c) { return c >= '0' && c <= '9'; }) &&
+      std::all_of(name.begin(), name.begin() + static_cast<std::ptrdiff_t>(dash), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+      });
   if (!named) {
     return InvalidArgumentError("a release bundle is named <model>-<version>.bundle, not " +
                                 std::string(name.substr(0, 128)));
@@ -384,8 +380,7 @@ BuiltQuery BuildRecordQuery(const RecordQuery& query, const SqlDialect& dialect)
   out.sql += " AND id > " + placeholder(static_cast<int>(out.params.size()), true);
   if (!dialect.id_below.empty()) out.sql += " AND id < " + std::string(dialect.id_below);
   out.params.push_back(SqlParam{
-      .is_int = true,
-      .int_value = static_cast<int64_t>(std::min(query.limit, kMaxQueryLimit))});
+      .is_int = true, .int_value = static_cast<int64_t>(std::min(query.limit, kMaxQueryLimit))});
   out.sql += " ORDER BY id LIMIT " + placeholder(static_cast<int>(out.params.size()), true);
   return out;
 }
@@ -402,8 +397,7 @@ BuiltQuery BuildCountQuery(const CountQuery& query, const SqlDialect& dialect) {
                 query.until_ms, dialect, shifted, &filters);
   out.sql = "SELECT created_ms - (((created_ms % " + b + ") + " + b + ") % " + b +
             ") AS bucket, site_id, kind, count(*) FROM records" + filters.sql +
-            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 LIMIT " +
-            std::to_string(kMaxBuckets + 1);
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 LIMIT " + std::to_string(kMaxBuckets + 1);
   for (SqlParam& p : filters.params) out.params.push_back(std::move(p));
   return out;
 }

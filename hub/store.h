@@ -86,11 +86,11 @@ struct BatchKey {
 // with policy::VerifyAuditChain before it is stored.
 struct AuditSegment {
   std::string node_id{};
-  uint64_t from_seq = 0;       // the stored head's seq this segment continues
-  std::string from_hash{};     // the stored head's hash
-  uint64_t to_seq = 0;         // the head after the segment
+  uint64_t from_seq = 0;    // the stored head's seq this segment continues
+  std::string from_hash{};  // the stored head's hash
+  uint64_t to_seq = 0;      // the head after the segment
   std::string to_hash{};
-  std::string lines{};         // the entries' lines, each ending in '\n'
+  std::string lines{};  // the entries' lines, each ending in '\n'
 };
 
 enum class IngestOutcome {
@@ -135,7 +135,7 @@ struct SiteSummary {
 };
 
 struct RecordQuery {
-  std::string tenant{};                 // required
+  std::string tenant{};  // required
   std::optional<std::string> site_id{};
   // Only the records of these sites (at most 1,000; not with site_id): one read for a page
   // of sites (STORE.md section 6). Empty: no such filter.
@@ -148,7 +148,7 @@ struct RecordQuery {
   // every record exactly once, also while other hubs ingest: no page holds an id below one
   // whose transaction may still commit (STORE.md section 3, the record cursor).
   int64_t after_id = 0;
-  size_t limit = 100;                   // capped at 10,000
+  size_t limit = 100;  // capped at 10,000
 };
 
 // Records per time bucket, for the charts.
@@ -275,15 +275,13 @@ class Store {
   // audit segment must continue the stored head of (site, node) exactly (FailedPrecondition
   // "audit_gap" otherwise; nothing stored). Sets the site's last contact to now_ms.
   virtual Result<IngestResult> Ingest(const BatchKey& key, std::span<const HubRecord> records,
-                                      const std::optional<AuditSegment>& audit,
-                                      int64_t now_ms) = 0;
+                                      const std::optional<AuditSegment>& audit, int64_t now_ms) = 0;
   // The stored audit head of (site, node): {0, 64 zeros} when none.
   virtual Result<std::pair<uint64_t, std::string>> AuditHead(std::string_view site_id,
                                                              std::string_view node_id) = 0;
   // The audit lines stored for a site (every node), oldest first, at most `limit` lines.
   virtual Result<std::vector<std::string>> AuditLines(std::string_view tenant,
-                                                      std::string_view site_id,
-                                                      size_t limit) = 0;
+                                                      std::string_view site_id, size_t limit) = 0;
   virtual Status PutNodeStatus(const NodeStatus& status, int64_t now_ms) = 0;
 
   // --- reads for the dashboard, exports' receipts and training ---
@@ -291,8 +289,7 @@ class Store {
   virtual Result<std::vector<SiteSummary>> ListSites(std::string_view tenant) = 0;
   // One site of `tenant` with its nodes' reports: NotFound reason "site_not_found" for an
   // unknown site and for another tenant's (the same answer). Reads one site's rows only.
-  virtual Result<SiteSummary> GetSiteSummary(std::string_view tenant,
-                                             std::string_view site_id) = 0;
+  virtual Result<SiteSummary> GetSiteSummary(std::string_view tenant, std::string_view site_id) = 0;
   virtual Result<std::vector<HubRecord>> QueryRecords(const RecordQuery& query) = 0;
   virtual Result<std::vector<CountBucket>> CountRecords(const CountQuery& query) = 0;
   // The engine's plan for QueryRecords(query) and CountRecords(query), as the engine prints
@@ -307,8 +304,7 @@ class Store {
   // --- the model registry ---
   // AlreadyExists for a (name, version) that is registered.
   virtual Status RegisterModel(const ModelEntry& entry) = 0;
-  virtual Status SetModelState(std::string_view name, int64_t version,
-                               std::string_view state) = 0;
+  virtual Status SetModelState(std::string_view name, int64_t version, std::string_view state) = 0;
   // Newest version first.
   virtual Result<std::vector<ModelEntry>> ListModels(std::string_view name) = 0;
   // The model file stored with (name, version): NotFound when no such entry; empty when the

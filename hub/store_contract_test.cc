@@ -89,10 +89,10 @@ class StoreContract : public ::testing::TestWithParam<std::string> {
 
   // Runs SQL on the test's database with the engine's own command-line client.
   void RawSql(const std::string& sql) {
-    RunResult r = GetParam() == "sqlite"
-                      ? RunProgram({"/usr/bin/sqlite3", url_.substr(7), sql})
-                      : RunProgram({"/usr/bin/psql", "-v", "ON_ERROR_STOP=1", "-q", url_,
-                                    "-c", sql});
+    RunResult r =
+        GetParam() == "sqlite"
+            ? RunProgram({"/usr/bin/sqlite3", url_.substr(7), sql})
+            : RunProgram({"/usr/bin/psql", "-v", "ON_ERROR_STOP=1", "-q", url_, "-c", sql});
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
@@ -176,9 +176,9 @@ TEST_P(StoreContract, SitesAreCreatedReadUpdatedAndRevoked) {
 TEST_P(StoreContract, EnrolmentTokenIsUsedOnceAndExpires) {
   OUTPOST_ASSERT_OK(store_->PutEnrolmentToken(
       EnrolmentToken{.token_sha256 = Hex64('1'), .site_id = "s1", .expires_ms = 1000}));
-  EXPECT_EQ(store_->PutEnrolmentToken(EnrolmentToken{.token_sha256 = Hex64('1'),
-                                                     .site_id = "s2",
-                                                     .expires_ms = 5000})
+  EXPECT_EQ(store_
+                ->PutEnrolmentToken(
+                    EnrolmentToken{.token_sha256 = Hex64('1'), .site_id = "s2", .expires_ms = 5000})
                 .code(),
             StatusCode::kAlreadyExists);
   OUTPOST_ASSERT_OK(store_->PutEnrolmentToken(
@@ -187,15 +187,13 @@ TEST_P(StoreContract, EnrolmentTokenIsUsedOnceAndExpires) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(EnrolmentToken t, store_->ConsumeEnrolmentToken(Hex64('1'), 999));
   EXPECT_EQ(t.site_id, "s1");
   EXPECT_EQ(t.expires_ms, 1000);
-  EXPECT_EQ(store_->ConsumeEnrolmentToken(Hex64('1'), 999).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(store_->ConsumeEnrolmentToken(Hex64('1'), 999).status().code(), StatusCode::kNotFound);
   // Expired at its expiry instant, and every time after.
   EXPECT_EQ(store_->ConsumeEnrolmentToken(Hex64('2'), 1000).status().code(),
             StatusCode::kDeadlineExceeded);
   EXPECT_EQ(store_->ConsumeEnrolmentToken(Hex64('2'), 2000).status().code(),
             StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(store_->ConsumeEnrolmentToken(Hex64('3'), 0).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(store_->ConsumeEnrolmentToken(Hex64('3'), 0).status().code(), StatusCode::kNotFound);
 }
 
 TEST_P(StoreContract, EnrolmentTokenRaceHasOneWinner) {
@@ -321,12 +319,12 @@ TEST_P(StoreContract, RecordLevelConflictStoresNothingAndOverlapCountsDuplicates
   // Also a record whose kind or created_ms differs is another record.
   std::vector<HubRecord> kind_differs = Recs("s1", "n1", "m", 10, 2);
   kind_differs[0].kind = "drift";
-  OUTPOST_ASSERT_OK_AND_ASSIGN(r, store_->Ingest(KeyOf(kind_differs, Hex64('e')), kind_differs,
-                                                 {}, 2));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      r, store_->Ingest(KeyOf(kind_differs, Hex64('e')), kind_differs, {}, 2));
   EXPECT_EQ(r.outcome, IngestOutcome::kConflict);
   std::vector<HubRecord> time_differs = Recs("s1", "n1", "m", 10, 2, /*created_ms=*/1001);
-  OUTPOST_ASSERT_OK_AND_ASSIGN(r, store_->Ingest(KeyOf(time_differs, Hex64('f')), time_differs,
-                                                 {}, 2));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      r, store_->Ingest(KeyOf(time_differs, Hex64('f')), time_differs, {}, 2));
   EXPECT_EQ(r.outcome, IngestOutcome::kConflict);
   EXPECT_EQ(All().size(), 10u);
 
@@ -527,8 +525,8 @@ TEST_P(StoreContract, AnotherTenantsDataIsInvisible) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       got, store_->QueryRecords(RecordQuery{.tenant = "globex", .site_ids = {"b1", "a1"}}));
   EXPECT_EQ(got.size(), 4u);
-  OUTPOST_ASSERT_OK_AND_ASSIGN(
-      auto buckets, store_->CountRecords(CountQuery{.tenant = "acme", .site_id = "b1"}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto buckets,
+                               store_->CountRecords(CountQuery{.tenant = "acme", .site_id = "b1"}));
   EXPECT_TRUE(buckets.empty());
   OUTPOST_ASSERT_OK_AND_ASSIGN(buckets, store_->CountRecords(CountQuery{.tenant = "acme"}));
   ASSERT_EQ(buckets.size(), 1u);
@@ -564,7 +562,7 @@ TEST_P(StoreContract, QueriesFilterAndPageWithCursors) {
   EXPECT_EQ(count({.kind = "drift"}), 4u);
   EXPECT_EQ(count({.stream = "m2"}), 6u);
   EXPECT_EQ(count({.site_id = "s2", .kind = "anomaly", .stream = "m1"}), 2u);
-  EXPECT_EQ(count({.since_ms = 2000}), 8u);             // 2000, 2500, 3000, 3500 x2 sites
+  EXPECT_EQ(count({.since_ms = 2000}), 8u);  // 2000, 2500, 3000, 3500 x2 sites
   EXPECT_EQ(count({.since_ms = 2000, .until_ms = 3000}), 4u);
   EXPECT_EQ(count({.limit = 5}), 5u);
   EXPECT_EQ(count({.limit = 0}), 0u);
@@ -587,11 +585,10 @@ TEST_P(StoreContract, QueriesFilterAndPageWithCursors) {
 TEST_P(StoreContract, CountsRecordsPerBucketSiteAndKind) {
   OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
   OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s2")));
-  std::vector<HubRecord> a = {Rec("s1", "n", "m", 1, "anomaly", 0),
-                              Rec("s1", "n", "m", 2, "anomaly", 999),
-                              Rec("s1", "n", "m", 3, "drift", 1000),
-                              Rec("s1", "n", "m", 4, "anomaly", 2500),
-                              Rec("s1", "n", "m", 5, "anomaly", -1500)};
+  std::vector<HubRecord> a = {
+      Rec("s1", "n", "m", 1, "anomaly", 0), Rec("s1", "n", "m", 2, "anomaly", 999),
+      Rec("s1", "n", "m", 3, "drift", 1000), Rec("s1", "n", "m", 4, "anomaly", 2500),
+      Rec("s1", "n", "m", 5, "anomaly", -1500)};
   std::vector<HubRecord> b = {Rec("s2", "n", "m", 1, "anomaly", 100)};
   OUTPOST_ASSERT_OK(store_->Ingest(KeyOf(a), a, {}, 1));
   OUTPOST_ASSERT_OK(store_->Ingest(KeyOf(b), b, {}, 1));
@@ -606,8 +603,8 @@ TEST_P(StoreContract, CountsRecordsPerBucketSiteAndKind) {
                                 {1000, "s1", "drift", 1},
                                 {2000, "s1", "anomaly", 1}}));
   OUTPOST_ASSERT_OK_AND_ASSIGN(
-      buckets, store_->CountRecords(CountQuery{.tenant = "acme", .kind = "anomaly",
-                                               .bucket_ms = 3'600'000}));
+      buckets, store_->CountRecords(
+                   CountQuery{.tenant = "acme", .kind = "anomaly", .bucket_ms = 3'600'000}));
   ASSERT_EQ(buckets.size(), 2u);  // since_ms 0 drops the negative one
   EXPECT_EQ(buckets[0].count, 3u);
   EXPECT_EQ(buckets[1].count, 1u);
@@ -616,8 +613,12 @@ TEST_P(StoreContract, CountsRecordsPerBucketSiteAndKind) {
 }
 
 TEST_P(StoreContract, ModelRegistry) {
-  ModelEntry v1{.name = "pump", .version = 1, .metrics_json = R"({"auc":0.9})",
-                .lineage_json = R"({"parent":0})", .artifact_path = "/m/1", .created_ms = 10};
+  ModelEntry v1{.name = "pump",
+                .version = 1,
+                .metrics_json = R"({"auc":0.9})",
+                .lineage_json = R"({"parent":0})",
+                .artifact_path = "/m/1",
+                .created_ms = 10};
   ModelEntry v2 = v1;
   v2.version = 2;
   v2.created_ms = 20;
@@ -657,8 +658,8 @@ TEST_P(StoreContract, ModelFilesAreKeptWithTheirEntries) {
   std::string model = "{\"learner\":{}}";
   for (int i = 0; i < 256; ++i) model.push_back(static_cast<char>(i));  // any byte, NUL too
   model += std::string(3 << 20, 'x');
-  ModelEntry v1{.name = "pump", .version = 1, .artifact_path = "/gone/model.json",
-                .artifact = model};
+  ModelEntry v1{
+      .name = "pump", .version = 1, .artifact_path = "/gone/model.json", .artifact = model};
   OUTPOST_ASSERT_OK(store_->RegisterModel(v1));
   OUTPOST_ASSERT_OK(store_->RegisterModel(ModelEntry{.name = "pump", .version = 2}));
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string got, store_->GetModelArtifact("pump", 1));
@@ -711,8 +712,12 @@ TEST_P(StoreContract, ReleaseBundlesAreKeptWholeAndReplaced) {
 
 TEST_P(StoreContract, NodeStatusKeepsTheLatestReportPerNode) {
   OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
-  NodeStatus a{.site_id = "s1", .node_id = "a", .reported_ms = 100, .backlog_records = 5,
-               .backlog_bytes = 500, .autonomy_days = 1.0 / 3.0,
+  NodeStatus a{.site_id = "s1",
+               .node_id = "a",
+               .reported_ms = 100,
+               .backlog_records = 5,
+               .backlog_bytes = 500,
+               .autonomy_days = 1.0 / 3.0,
                .models_json = R"([{"name":"pump","version":"2","state":"AVAILABLE"}])"};
   OUTPOST_ASSERT_OK(store_->PutNodeStatus(a, 1000));
   NodeStatus newer = a;
@@ -786,13 +791,16 @@ TEST_P(StoreContract, EverythingSurvivesCloseAndReopen) {
   OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
   OUTPOST_ASSERT_OK(store_->PutEnrolmentToken(
       EnrolmentToken{.token_sha256 = Hex64('9'), .site_id = "s1", .expires_ms = 100}));
-  AuditSegment seg{.node_id = "n1", .from_seq = 0, .from_hash = Hex64('0'), .to_seq = 1,
-                   .to_hash = Hex64('1'), .lines = "{}\n"};
+  AuditSegment seg{.node_id = "n1",
+                   .from_seq = 0,
+                   .from_hash = Hex64('0'),
+                   .to_seq = 1,
+                   .to_hash = Hex64('1'),
+                   .lines = "{}\n"};
   std::vector<HubRecord> recs = Recs("s1", "n1", "m", 1, 3);
   OUTPOST_ASSERT_OK(store_->Ingest(KeyOf(recs), recs, seg, 50));
-  OUTPOST_ASSERT_OK(store_->PutNodeStatus(NodeStatus{.site_id = "s1", .node_id = "n1",
-                                                     .reported_ms = 9},
-                                          60));
+  OUTPOST_ASSERT_OK(
+      store_->PutNodeStatus(NodeStatus{.site_id = "s1", .node_id = "n1", .reported_ms = 9}, 60));
   OUTPOST_ASSERT_OK(store_->RegisterModel(ModelEntry{.name = "pump", .version = 1}));
 
   Reopen();
@@ -1140,8 +1148,7 @@ TEST(PostgresStore, ReconnectsAfterServerRestart) {
 
 // psql's one-line answer to `sql` on `url` (unaligned, tuples only), without the newline.
 std::string PsqlValue(const std::string& url, const std::string& sql) {
-  RunResult r =
-      RunProgram({"/usr/bin/psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql});
+  RunResult r = RunProgram({"/usr/bin/psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   while (!r.out.empty() && r.out.back() == '\n') r.out.pop_back();
   return r.out;
@@ -1167,10 +1174,9 @@ class PsqlSession {
     // only when Close() lets go of it.
     fd_ = ::open(fifo_.c_str(), O_RDWR | O_CLOEXEC);
     EXPECT_GE(fd_, 0);
-    Result<std::unique_ptr<Subprocess>> p =
-        Subprocess::Start({"/usr/bin/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url,
-                           "-f", fifo_},
-                          dir.File("session.err"));
+    Result<std::unique_ptr<Subprocess>> p = Subprocess::Start(
+        {"/usr/bin/psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url, "-f", fifo_},
+        dir.File("session.err"));
     EXPECT_TRUE(p.ok()) << p.status().ToString();
     if (p.ok()) psql_ = std::move(*p);
   }
@@ -1219,15 +1225,17 @@ TEST(PostgresStore, CursorDoesNotPassARecordWhoseTransactionCommitsLate) {
   PsqlSession holder(url, dir);
   holder.Send("BEGIN;");
   holder.Send("SELECT 1 FROM sites WHERE site_id = 's1' FOR UPDATE;");
-  ASSERT_TRUE(WaitForValue(
-      url, "SELECT count(*) FROM pg_stat_activity WHERE " + in_this_db +
-               " AND state = 'idle in transaction'", "1"));
+  ASSERT_TRUE(WaitForValue(url,
+                           "SELECT count(*) FROM pg_stat_activity WHERE " + in_this_db +
+                               " AND state = 'idle in transaction'",
+                           "1"));
   auto a_recs = Recs("s1", "n1", "m", 1, 3);
   Result<IngestResult> a_result = InternalError("not run");
   std::thread writer_a([&] { a_result = hub_a->Ingest(KeyOf(a_recs), a_recs, {}, 1); });
   bool a_waits = WaitForValue(
-      url, "SELECT count(*) FROM pg_stat_activity WHERE " + in_this_db +
-               " AND wait_event_type = 'Lock'", "1");
+      url,
+      "SELECT count(*) FROM pg_stat_activity WHERE " + in_this_db + " AND wait_event_type = 'Lock'",
+      "1");
   EXPECT_TRUE(a_waits) << "writer A never reached the lock";
 
   // B stores and commits while A is open.
@@ -1266,8 +1274,7 @@ TEST(PostgresStore, CursorDoesNotPassARecordWhoseTransactionCommitsLate) {
 
   std::map<std::string, int> want = {{"s1/1", 1}, {"s1/2", 1}, {"s1/3", 1},
                                      {"s2/1", 1}, {"s2/2", 1}, {"s2/3", 1}};
-  EXPECT_EQ(seen, want) << "the cursor stood at " << cursor_while_a_open
-                        << " while A was open";
+  EXPECT_EQ(seen, want) << "the cursor stood at " << cursor_while_a_open << " while A was open";
   // And the reason: the cursor had not passed any of A's ids while A was open.
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       auto a_rows, reader->QueryRecords(RecordQuery{.tenant = "acme", .site_id = "s1"}));

@@ -90,15 +90,24 @@ TEST(HubCli, EnrolUploadRevokeAndDrain) {
 
   sync::Batch batch{.site_id = "plant-7", .node_id = "n1", .stream = "pump"};
   for (uint64_t seq = 1; seq <= 20; ++seq) {
-    batch.records.push_back({.seq = seq, .kind = 1, .created_ms = 1'700'000'000'000,
+    batch.records.push_back({.seq = seq,
+                             .kind = 1,
+                             .created_ms = 1'700'000'000'000,
                              .payload = "{\"v\":1,\"score\":0.5}"});
   }
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, sync::EncodeBatch(batch));
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("batch.bin"), bytes));
-  const std::vector<std::string> mtls = {
-      "--cacert", JoinPath(creds, "hub_ca.crt"), "--cert", JoinPath(creds, "site.crt"),
-      "--key", JoinPath(creds, "site.key"), "-H", "Content-Type: application/octet-stream",
-      "--data-binary", "@" + dir.File("batch.bin"), url + "/sync/v1/batches"};
+  const std::vector<std::string> mtls = {"--cacert",
+                                         JoinPath(creds, "hub_ca.crt"),
+                                         "--cert",
+                                         JoinPath(creds, "site.crt"),
+                                         "--key",
+                                         JoinPath(creds, "site.key"),
+                                         "-H",
+                                         "Content-Type: application/octet-stream",
+                                         "--data-binary",
+                                         "@" + dir.File("batch.bin"),
+                                         url + "/sync/v1/batches"};
   CurlResult stored = Curl(mtls);
   EXPECT_EQ(stored.status, 200) << stored.body;
   EXPECT_NE(stored.body.find("\"outcome\":\"stored\""), std::string::npos) << stored.body;
@@ -112,8 +121,8 @@ TEST(HubCli, EnrolUploadRevokeAndDrain) {
                                "@" + dir.File("batch.bin"), url + "/sync/v1/batches"});
   EXPECT_EQ(anonymous.status, 401);
   EXPECT_NE(anonymous.body.find("credential_missing"), std::string::npos) << anonymous.body;
-  CurlResult untrusting = Curl({"--data-binary", "@" + dir.File("batch.bin"),
-                                url + "/sync/v1/batches"});
+  CurlResult untrusting =
+      Curl({"--data-binary", "@" + dir.File("batch.bin"), url + "/sync/v1/batches"});
   EXPECT_NE(untrusting.exit_code, 0);  // curl refuses a server it cannot verify
 
   // Operators.
@@ -129,8 +138,8 @@ TEST(HubCli, EnrolUploadRevokeAndDrain) {
   EXPECT_NE(in_url.body.find("token_in_url"), std::string::npos) << in_url.body;
 
   // Revoked while serving: the next upload is refused.
-  RunResult revoke = RunProgram({Outpost(), "hub", "site", "revoke", "--data-dir", data,
-                                 "--site", "plant-7"});
+  RunResult revoke =
+      RunProgram({Outpost(), "hub", "site", "revoke", "--data-dir", data, "--site", "plant-7"});
   ASSERT_EQ(revoke.exit_code, 0) << revoke.err;
   CurlResult revoked = Curl(mtls);
   EXPECT_EQ(revoked.status, 403);
@@ -184,18 +193,17 @@ TEST(HubCli, BadInvocationsFailWithOneLine) {
   RunResult bad_site = RunProgram({Outpost(), "hub", "site", "add", "--data-dir", dir.path(),
                                    "--site", "bad site", "--tenant", "t", "--region", "r"});
   EXPECT_EQ(bad_site.exit_code, 1);
-  RunResult public_plain = RunProgram({Outpost(), "hub", "serve", "--data-dir", dir.path(),
-                                       "--listen", "127.0.0.1:0", "--operator-listen",
-                                       "nonsense:1"});
+  RunResult public_plain =
+      RunProgram({Outpost(), "hub", "serve", "--data-dir", dir.path(), "--listen", "127.0.0.1:0",
+                  "--operator-listen", "nonsense:1"});
   EXPECT_EQ(public_plain.exit_code, 1);
-  RunResult bad_token = RunProgram({Outpost(), "enrol", "--hub", "https://127.0.0.1:1",
-                                    "--token", "nope", "--site", "s", "--credentials",
-                                    dir.File("c")});
+  RunResult bad_token = RunProgram({Outpost(), "enrol", "--hub", "https://127.0.0.1:1", "--token",
+                                    "nope", "--site", "s", "--credentials", dir.File("c")});
   EXPECT_EQ(bad_token.exit_code, 1);
   EXPECT_NE(bad_token.err.find("bad_token"), std::string::npos) << bad_token.err;
   OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("hub.yaml"), "listen: 127.0.0.1:0\nlistne: x\n"));
-  RunResult bad_config = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("hub.yaml"),
-                                     "--data-dir", dir.path()});
+  RunResult bad_config = RunProgram(
+      {Outpost(), "hub", "serve", "--config", dir.File("hub.yaml"), "--data-dir", dir.path()});
   EXPECT_EQ(bad_config.exit_code, 1);
   EXPECT_NE(bad_config.err.find("unknown key \"listne\""), std::string::npos) << bad_config.err;
   // The scheduler lease's ttl is checked before anything is created.
@@ -235,21 +243,21 @@ TEST(HubCli, BadInvocationsFailWithOneLine) {
 TEST(HubCli, RetentionIsRefusedWhenBadOrWithTheSqliteStore) {
   TempDir dir;
   const std::string data = dir.File("data");
-  for (const char* bad : {"retention: {sample: 30}\n", "retention: {sample: 0d}\n",
-                          "retention: {sample: 1w}\n", "retention: [30d]\n", "retention: {}\n",
-                          "retention: {sample: 30d, default: never}\n"}) {
-    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("hub.yaml"),
-                                          std::string("listen: 127.0.0.1:0\n") + bad));
-    RunResult r = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("hub.yaml"),
-                              "--data-dir", data});
+  for (const char* bad :
+       {"retention: {sample: 30}\n", "retention: {sample: 0d}\n", "retention: {sample: 1w}\n",
+        "retention: [30d]\n", "retention: {}\n", "retention: {sample: 30d, default: never}\n"}) {
+    OUTPOST_ASSERT_OK(
+        WriteFileAtomically(dir.File("hub.yaml"), std::string("listen: 127.0.0.1:0\n") + bad));
+    RunResult r = RunProgram(
+        {Outpost(), "hub", "serve", "--config", dir.File("hub.yaml"), "--data-dir", data});
     EXPECT_EQ(r.exit_code, 1) << bad;
     EXPECT_NE(r.err.find("retention"), std::string::npos) << r.err;
     EXPECT_FALSE(PathExists(data)) << bad;
   }
-  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("hub.yaml"),
-                                        "listen: 127.0.0.1:0\nretention: {sample: 30d}\n"));
-  RunResult r = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("hub.yaml"),
-                            "--data-dir", data});
+  OUTPOST_ASSERT_OK(
+      WriteFileAtomically(dir.File("hub.yaml"), "listen: 127.0.0.1:0\nretention: {sample: 30d}\n"));
+  RunResult r =
+      RunProgram({Outpost(), "hub", "serve", "--config", dir.File("hub.yaml"), "--data-dir", data});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("retention_unsupported"), std::string::npos) << r.err;
   EXPECT_EQ(r.out.find("listening"), std::string::npos) << r.out;

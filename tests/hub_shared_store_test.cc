@@ -30,9 +30,9 @@
 #include <tuple>
 #include <vector>
 
-#include "base/file.h"
 #include "base/clock.h"
 #include "base/coding.h"
+#include "base/file.h"
 #include "base/subprocess.h"
 #include "base/testing/test_util.h"
 #include "bundle/crypto.h"
@@ -105,8 +105,9 @@ class HubSharedStoreTest : public ::testing::Test {
   }
 
   LeaseRow Lease() {
-    std::string row = Psql("SELECT holder || '|' || generation || '|' || expires_ms FROM leases "
-                           "WHERE name = 'scheduler'");
+    std::string row = Psql(
+        "SELECT holder || '|' || generation || '|' || expires_ms FROM leases "
+        "WHERE name = 'scheduler'");
     LeaseRow lease;
     size_t a = row.find('|');
     size_t b = row.find('|', a == std::string::npos ? 0 : a + 1);
@@ -134,10 +135,9 @@ class HubSharedStoreTest : public ::testing::Test {
     Hub& h = hubs_[i];
     h.data_dir = dir_.File("hub-" + std::to_string(i));
     OUTPOST_ASSERT_OK_AND_ASSIGN(
-        h.process,
-        Subprocess::Start({Outpost(), "hub", "serve", "--config", dir_.File("hub.yaml"),
-                           "--data-dir", h.data_dir, "--listen", "127.0.0.1:0"},
-                          dir_.File("hub-" + std::to_string(i) + ".log")));
+        h.process, Subprocess::Start({Outpost(), "hub", "serve", "--config", dir_.File("hub.yaml"),
+                                      "--data-dir", h.data_dir, "--listen", "127.0.0.1:0"},
+                                     dir_.File("hub-" + std::to_string(i) + ".log")));
     OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, h.process->ReadLine());
     const std::string prefix = "listening on https://127.0.0.1:";
     ASSERT_EQ(line.rfind(prefix, 0), 0u) << line;
@@ -211,9 +211,9 @@ void HubSharedStoreTest::WriteConfig() {
       "tenant: acme\n"));
   OUTPOST_ASSERT_OK(WriteFileAtomically(
       dir_.File("hub.yaml"),
-      "store: " + url_ + "\nca_dir: " + dir_.File("ca") + "\npolicies:\n  - {tenant: \"*\", file: " +
-          dir_.File("policy.yaml") + "}\nscheduler: {lease_ttl_s: " +
-          std::to_string(kLeaseTtlMs / 1000) +
+      "store: " + url_ + "\nca_dir: " + dir_.File("ca") +
+          "\npolicies:\n  - {tenant: \"*\", file: " + dir_.File("policy.yaml") +
+          "}\nscheduler: {lease_ttl_s: " + std::to_string(kLeaseTtlMs / 1000) +
           "}\nretrain:\n  - model: pump\n    tenant: acme\n    train_config: " +
           dir_.File("train.yaml") +
           "\n    min_new_labels: 200\n    check_every_s: 1\n    release:\n      model_config: " +
@@ -249,10 +249,11 @@ void HubSharedStoreTest::UploadAll(int s) {
   const std::string creds = dir_.File("creds-" + site);
   std::vector<std::unique_ptr<sync::HubClient>> clients;
   for (const Hub& h : hubs_) {
-    auto client = sync::HubClient::Create({.base_url = "https://127.0.0.1:" + std::to_string(h.port),
-                                           .cert_file = JoinPath(creds, "site.crt"),
-                                           .key_file = JoinPath(creds, "site.key"),
-                                           .ca_file = JoinPath(creds, "hub_ca.crt")});
+    auto client =
+        sync::HubClient::Create({.base_url = "https://127.0.0.1:" + std::to_string(h.port),
+                                 .cert_file = JoinPath(creds, "site.crt"),
+                                 .key_file = JoinPath(creds, "site.key"),
+                                 .ca_file = JoinPath(creds, "hub_ca.crt")});
     ASSERT_TRUE(client.ok()) << client.status().ToString();
     clients.push_back(std::move(*client));
   }
@@ -297,12 +298,20 @@ void HubSharedStoreTest::IngestTrainingData(hub::Store& store) {
   for (int64_t r = 0; r < 400; ++r) {
     const std::string id = "site-0-r" + std::to_string(r);
     const uint64_t seq = static_cast<uint64_t>(r + 1);
-    rows.push_back({.site_id = "site-0", .node_id = "t1", .stream = "pump", .seq = seq,
-                    .kind = "hard_example", .created_ms = 1000 + r,
+    rows.push_back({.site_id = "site-0",
+                    .node_id = "t1",
+                    .stream = "pump",
+                    .seq = seq,
+                    .kind = "hard_example",
+                    .created_ms = 1000 + r,
                     .payload = train::fixtures::HardExamplePayload(edge, r, id, 1000 + r)});
     const char* label = edge.labels[static_cast<size_t>(r)] == 1.0f ? "\"fault\"" : "0";
-    labels.push_back({.site_id = "site-0", .node_id = "t2", .stream = "pump", .seq = seq,
-                      .kind = "feedback", .created_ms = 9000 + r,
+    labels.push_back({.site_id = "site-0",
+                      .node_id = "t2",
+                      .stream = "pump",
+                      .seq = seq,
+                      .kind = "feedback",
+                      .created_ms = 9000 + r,
                       .payload = train::fixtures::FeedbackPayload(id, label)});
   }
   for (auto* batch : {&rows, &labels}) {
@@ -350,7 +359,8 @@ bool Ended(pid_t pid) {
 int FinishedTrainingRuns(const std::string& data_dir) {
   int n = 0;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(JoinPath(data_dir, "training"), ec)) {
+  for (const auto& entry :
+       std::filesystem::directory_iterator(JoinPath(data_dir, "training"), ec)) {
     if (PathExists(JoinPath(entry.path().string(), "model.json"))) ++n;
   }
   return n;
@@ -372,7 +382,8 @@ TEST_F(HubSharedStoreTest, KillsMidUploadAndMidRetrainLoseNothingAndRunTheJobOnc
   // Every site uploads through its own hub; the lease's holder dies with SIGKILL once its
   // sites have a few batches acknowledged, while they keep sending.
   std::vector<std::thread> uploaders;
-  for (int s = 0; s < kHubs * kSitesPerHub; ++s) uploaders.emplace_back([this, s] { UploadAll(s); });
+  for (int s = 0; s < kHubs * kSitesPerHub; ++s)
+    uploaders.emplace_back([this, s] { UploadAll(s); });
   ASSERT_TRUE(WaitUntil([&] { return acked_[0] >= 5 && acked_[1] >= 5; }));
   const LeaseRow left_by_first = Kill(0);
   EXPECT_NE(left_by_first.holder.find(":" + std::to_string(hubs_[0].process->pid()) + ":"),
@@ -404,18 +415,19 @@ TEST_F(HubSharedStoreTest, KillsMidUploadAndMidRetrainLoseNothingAndRunTheJobOnc
                          "BEGIN; LOCK TABLE models IN EXCLUSIVE MODE; SELECT pg_sleep(3600);"},
                         dir_.File("lock.log")));
   ASSERT_TRUE(WaitUntil([&] {
-    return Psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                "WHERE c.relname = 'models' AND l.mode = 'ExclusiveLock' AND l.granted") == "1";
+    return Psql(
+               "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+               "WHERE c.relname = 'models' AND l.mode = 'ExclusiveLock' AND l.granted") == "1";
   }));
   ASSERT_NO_FATAL_FAILURE(IngestTrainingData(*store));
   pid_t trainer = 0;
   ASSERT_TRUE(WaitUntil([&] {
     trainer = TrainerOf(hubs_[second].process->pid());
-    return trainer != 0 && Psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
-                                "'Lock' AND query LIKE 'INSERT INTO models%'") == "1";
+    return trainer != 0 && Psql(
+                               "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = "
+                               "'Lock' AND query LIKE 'INSERT INTO models%'") == "1";
   })) << "the holder's `outpost train` never came to register its version";
-  const std::string claimed =
-      Psql("SELECT value FROM schedule_state WHERE name = 'retrain/pump'");
+  const std::string claimed = Psql("SELECT value FROM schedule_state WHERE name = 'retrain/pump'");
   EXPECT_NE(claimed.find(R"("job":{"version":1,"labels":400,"trigger":"labels"})"),
             std::string::npos)
       << claimed;
@@ -433,8 +445,8 @@ TEST_F(HubSharedStoreTest, KillsMidUploadAndMidRetrainLoseNothingAndRunTheJobOnc
   ASSERT_NO_FATAL_FAILURE(ExpectTakeoverWithinBound(left_by_second));
   const int third = Holder();
   ASSERT_TRUE(WaitUntil([&] {
-    return Psql("SELECT value FROM schedule_state WHERE name = 'retrain/pump'")
-               .find("\"job\"") == std::string::npos;
+    return Psql("SELECT value FROM schedule_state WHERE name = 'retrain/pump'").find("\"job\"") ==
+           std::string::npos;
   })) << "the job was never finished";
   const std::string state = Psql("SELECT value FROM schedule_state WHERE name = 'retrain/pump'");
   EXPECT_NE(state.find(R"("labels_at_last_run":400,"runs":1})"), std::string::npos) << state;

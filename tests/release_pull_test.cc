@@ -619,11 +619,11 @@ TEST_F(ReleasePullTest, AReleaseKeptInTheSharedStoreIsServedByEveryHub) {
   OUTPOST_ASSERT_OK(MakeDirectories(hub2_dir, 0700));
   OUTPOST_ASSERT_OK(WriteFileAtomically(
       dir_.File("hub2.yaml"),
-      "data_dir: " + hub2_dir + "\nca_dir: " + hub_dir_ + "\nstore: sqlite:" +
-          JoinPath(hub_dir_, "hub.db") +
+      "data_dir: " + hub2_dir + "\nca_dir: " + hub_dir_ +
+          "\nstore: sqlite:" + JoinPath(hub_dir_, "hub.db") +
           "\nlisten: 127.0.0.1:0\noperator_listen: 127.0.0.1:0\noperator_tokens_file: " +
-          dir_.File("operators.yaml") + "\npolicies:\n  - {tenant: \"*\", file: " +
-          dir_.File("policy.yaml") + "}\n"));
+          dir_.File("operators.yaml") +
+          "\npolicies:\n  - {tenant: \"*\", file: " + dir_.File("policy.yaml") + "}\n"));
   OUTPOST_ASSERT_OK_AND_ASSIGN(
       std::unique_ptr<Subprocess> hub2,
       Subprocess::Start({Outpost(), "hub", "serve", "--config", dir_.File("hub2.yaml")},
@@ -643,8 +643,8 @@ TEST_F(ReleasePullTest, AReleaseKeptInTheSharedStoreIsServedByEveryHub) {
   EXPECT_EQ(ReadFile(JoinPath(hub2_dir, "bundles/pump-1.bundle")).value_or(""), bytes);
 
   StartEdge(hub2_port);
-  ASSERT_TRUE(WaitUntil([&] { return Serves(1); }))
-      << ReadFile(dir_.File("edge.log")).value_or("") << ReadFile(dir_.File("hub2.log")).value_or("");
+  ASSERT_TRUE(WaitUntil([&] { return Serves(1); })) << ReadFile(dir_.File("edge.log")).value_or("")
+                                                    << ReadFile(dir_.File("hub2.log")).value_or("");
   ASSERT_TRUE(WaitUntil([&] { return CountEvents("bundle_installed", 300) == 1; }));
   hub2->Signal(SIGTERM).IgnoreError();
   EXPECT_EQ(hub2->Wait(), 0);
