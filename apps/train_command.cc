@@ -140,9 +140,6 @@ Result<std::vector<train::EdgeRecord>> ReadRecords(hub::Store& store, const std:
   return out;
 }
 
-// The largest model file the registry keeps (hub/STORE.md section 3, models.artifact).
-constexpr uint64_t kMaxModelFileBytes = uint64_t{256} << 20;
-
 Status RunTrain(const TrainFlags& flags) {
   // First: a store URL with a password on the command line is refused before anything else.
   OUTPOST_ASSIGN_OR_RETURN(
@@ -198,7 +195,8 @@ Status RunTrain(const TrainFlags& flags) {
   entry.artifact_path = JoinPath(out_dir, "model.json");
   entry.created_ms = UnixMillis(SystemClock().Now());
   // The registry keeps the file's bytes too: a hub on another machine releases it.
-  OUTPOST_ASSIGN_OR_RETURN(entry.artifact, ReadFile(entry.artifact_path, kMaxModelFileBytes));
+  OUTPOST_ASSIGN_OR_RETURN(entry.artifact,
+                           ReadFile(entry.artifact_path, hub::kMaxModelArtifactBytes));
   OUTPOST_RETURN_IF_ERROR(store->RegisterModel(entry));
   std::printf("%s version %lld: %s (%s); %lld edge rows for training, %lld held out; %s\n",
               flags.model.c_str(), static_cast<long long>(inputs.version), entry.state.c_str(),

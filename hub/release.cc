@@ -27,8 +27,6 @@ namespace outpost::hub {
 namespace {
 
 constexpr uint64_t kMaxTemplateBytes = 1 << 20;  // a model's config.yaml template
-// The largest release bundle the store keeps (hub/STORE.md section 3, release_bundles).
-constexpr uint64_t kMaxStoredBundleBytes = uint64_t{512} << 20;
 
 // --- YAML ---
 
@@ -356,7 +354,7 @@ Result<ReleaseResult> ApproveAndRelease(Store& store, const RetrainConfig& confi
     // The store keeps the bundle too: every hub sharing it serves the bundle to the sites
     // it is meant for (hub/FORMAT.md section 10), whichever hub made it.
     OUTPOST_ASSIGN_OR_RETURN(std::string bundle_bytes,
-                             ReadFile(result.bundle_path, kMaxStoredBundleBytes));
+                             ReadFile(result.bundle_path, kMaxReleaseBundleBytes));
     OUTPOST_RETURN_IF_ERROR(store.PutReleaseBundle(stem + ".bundle", bundle_bytes, now_ms));
     return result;
   };

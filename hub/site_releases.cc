@@ -49,22 +49,6 @@ bool IsGroupName(std::string_view name) {
   });
 }
 
-// "<model>-<v>.bundle" -> (model, v).
-std::optional<std::pair<std::string, uint64_t>> ParseBundleName(std::string_view name) {
-  constexpr std::string_view kSuffix = ".bundle";
-  if (!name.ends_with(kSuffix)) return std::nullopt;
-  name.remove_suffix(kSuffix.size());
-  const size_t dash = name.rfind('-');
-  if (dash == std::string_view::npos) return std::nullopt;
-  std::string_view model = name.substr(0, dash);
-  std::optional<uint64_t> version = Decimal(name.substr(dash + 1));
-  if (!ModelName::IsValid(model) || !version || *version == 0 ||
-      *version > static_cast<uint64_t>(INT64_MAX)) {
-    return std::nullopt;
-  }
-  return std::make_pair(std::string(model), *version);
-}
-
 // Reads the targets of the bundle open at `fd` (without checking signatures: the hub wrote
 // it) into `release`.
 Status ReadTargets(int fd, SiteRelease& release) {
@@ -181,7 +165,7 @@ Status SiteReleases::ValidateSiteGroups(
 }
 
 Result<SiteRelease> SiteReleases::Load(const std::string& name) {
-  std::optional<std::pair<std::string, uint64_t>> parsed = ParseBundleName(name);
+  std::optional<std::pair<std::string, uint64_t>> parsed = ParseReleaseBundleName(name);
   if (!parsed) return NotFoundError("not a bundle name");
   const std::string path = JoinPath(options_.bundles_dir, name);
   Fd file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
@@ -231,7 +215,7 @@ Status SiteReleases::CopyFromStore() {
   std::lock_guard<std::mutex> lock(copy_mu_);
   OUTPOST_ASSIGN_OR_RETURN(std::vector<ReleaseBundle> kept, options_.store->ListReleaseBundles());
   for (const ReleaseBundle& bundle : kept) {
-    if (!ParseBundleName(bundle.name)) continue;
+    if (!ParseReleaseBundleName(bundle.name)) continue;
     Result<SiteRelease> local = Load(bundle.name);
     if (local.ok() && local->sha256 == bundle.sha256) continue;
     if (!local.ok() && local.status().code() != StatusCode::kNotFound) return local.status();
@@ -271,7 +255,7 @@ Result<std::vector<SiteRelease>> SiteReleases::ListFor(std::string_view site_id)
   if (!names.ok()) return UnavailableError(names.status().ToString());
   std::set<std::string> present;
   for (const std::string& name : *names) {
-    if (!ParseBundleName(name)) continue;
+    if (!ParseReleaseBundleName(name)) continue;
     present.insert(name);
     Result<SiteRelease> release = Load(name);
     if (!release.ok()) {

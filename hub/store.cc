@@ -6,6 +6,7 @@
 
 #include "base/coding.h"
 #include "base/crypto/crypto.h"
+#include "base/names.h"
 #include "hub/store.h"
 #include "hub/store_internal.h"
 
@@ -257,7 +258,7 @@ Status LeaseLost(const Lease& held) {
 }
 
 Status ValidateArtifact(std::string_view artifact) {
-  if (artifact.size() > kMaxArtifactBytes) {
+  if (artifact.size() > kMaxModelArtifactBytes) {
     return InvalidArgumentError("a model file of " + std::to_string(artifact.size()) +
                                 " bytes is over the registry's 256 MiB");
   }
@@ -265,19 +266,7 @@ Status ValidateArtifact(std::string_view artifact) {
 }
 
 Status ValidateReleaseBundle(std::string_view name, std::string_view bytes) {
-  OUTPOST_RETURN_IF_ERROR(ValidateId("release bundle name", name));
-  constexpr std::string_view kSuffix = ".bundle";
-  const size_t dash = name.rfind('-');
-  const bool named =
-      name.ends_with(kSuffix) && dash != std::string_view::npos && dash > 0 &&
-      dash + 1 < name.size() - kSuffix.size() &&
-      std::all_of(name.begin() + static_cast<std::ptrdiff_t>(dash) + 1,
-                  name.end() - static_cast<std::ptrdiff_t>(kSuffix.size()),
-                  [](char c) { return c >= '0' && c <= '9'; }) &&
-      std::all_of(name.begin(), name.begin() + static_cast<std::ptrdiff_t>(dash), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-      });
-  if (!named) {
+  if (!ParseReleaseBundleName(name)) {
     return InvalidArgumentError("a release bundle is named <model>-<version>.bundle, not " +
                                 std::string(name.substr(0, 128)));
   }
@@ -403,6 +392,22 @@ BuiltQuery BuildCountQuery(const CountQuery& query, const SqlDialect& dialect) {
 }
 
 }  // namespace internal
+
+std::optional<std::pair<std::string, uint64_t>> ParseReleaseBundleName(std::string_view name) {
+  constexpr std::string_view kSuffix = ".bundle";
+  if (!name.ends_with(kSuffix)) return std::nullopt;
+  name.remove_suffix(kSuffix.size());
+  const size_t dash = name.rfind('-');
+  if (dash == std::string_view::npos) return std::nullopt;
+  const std::string_view model = name.substr(0, dash);
+  const std::string_view digits = name.substr(dash + 1);
+  uint64_t version = 0;
+  if (!ModelName::IsValid(model) || digits.size() > 19 || !ParseDecimal(digits, &version) ||
+      version == 0 || version > static_cast<uint64_t>(INT64_MAX)) {
+    return std::nullopt;
+  }
+  return std::make_pair(std::string(model), version);
+}
 
 bool RetentionPolicy::empty() const {
   if (default_ms && *default_ms != INT64_MAX) return false;

@@ -186,6 +186,15 @@ struct ModelEntry {
   std::string artifact{};
 };
 
+// The largest model file the registry keeps with an entry (ModelEntry::artifact), and the
+// largest release bundle the store keeps (ReleaseBundle).
+inline constexpr size_t kMaxModelArtifactBytes = size_t{256} << 20;
+inline constexpr size_t kMaxReleaseBundleBytes = size_t{512} << 20;
+
+// The model and version of a release bundle's name "<model>-<version>.bundle" (a ModelName
+// of base/names.h, a decimal version in 1 .. 2^63-1); nullopt for any other name.
+std::optional<std::pair<std::string, uint64_t>> ParseReleaseBundleName(std::string_view name);
+
 // A signed release bundle the store keeps (STORE.md section 3, `release_bundles`), so that
 // every hub sharing the store serves it to the sites it is meant for (hub/FORMAT.md section
 // 10), whichever hub made it.

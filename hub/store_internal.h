@@ -21,8 +21,6 @@ namespace outpost::hub::internal {
 inline constexpr int64_t kSchemaVersion = 6;
 inline constexpr size_t kMaxIdBytes = 256;
 inline constexpr size_t kMaxJsonBytes = size_t{1} << 20;
-inline constexpr size_t kMaxArtifactBytes = size_t{256} << 20;
-inline constexpr size_t kMaxReleaseBundleBytes = size_t{512} << 20;
 inline constexpr size_t kMaxRecordsPerIngest = 100'000;
 inline constexpr size_t kMaxAuditBytes = size_t{16} << 20;
 inline constexpr size_t kMaxQueryLimit = 10'000;
@@ -51,10 +49,10 @@ Status ValidateScheduleState(std::string_view name, std::string_view value, cons
 // FailedPrecondition reason "lease_lost": `held` is no longer the lease's row.
 Status LeaseLost(const Lease& held);
 
-// InvalidArgument when a model file is over kMaxArtifactBytes.
+// InvalidArgument when a model file is over kMaxModelArtifactBytes.
 Status ValidateArtifact(std::string_view artifact);
-// InvalidArgument unless `name` is "<model>-<version>.bundle" (a bundle model name, a
-// decimal version) and `bytes` at most kMaxReleaseBundleBytes.
+// InvalidArgument unless ParseReleaseBundleName takes `name` and `bytes` is at most
+// kMaxReleaseBundleBytes.
 Status ValidateReleaseBundle(std::string_view name, std::string_view bytes);
 // NotFound: the registry has no (name, version).
 Status ModelNotFound(std::string_view name, int64_t version);
