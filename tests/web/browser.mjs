@@ -47,9 +47,25 @@ export async function runTest(s, main) {
     process.exitCode = 1;
   } finally {
     if (s.browser) await s.browser.close().catch(() => {});
-    if (s.server && s.server.exitCode === null) s.server.kill('SIGTERM');
-    rmSync(s.work, { recursive: true, force: true });
+    await stopServer(s.server);
+    // A hub can still be finishing a file (a retraining run's output) as it stops; retry
+    // the removal rather than fail a passed test on ENOTEMPTY.
+    rmSync(s.work, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   }
+}
+
+// Stops `server` with SIGTERM and resolves once it has exited, so that nothing writes into
+// the work folder while it is removed; SIGKILL if it is still running after 30 s.
+function stopServer(server) {
+  if (!server || server.exitCode !== null || server.signalCode !== null) return Promise.resolve();
+  return new Promise((done) => {
+    const kill = setTimeout(() => server.kill('SIGKILL'), 30000);
+    server.once('exit', () => {
+      clearTimeout(kill);
+      done();
+    });
+    server.kill('SIGTERM');
+  });
 }
 
 // The operator tokens file the hub reads (hub/FORMAT.md section 6): only each token's SHA-256,
