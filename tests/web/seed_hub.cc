@@ -482,7 +482,8 @@ constexpr uint64_t kBundleV3 = 1700000000300;
 constexpr uint64_t kBundleV4 = 1700000000400;
 
 Status SeedInstalls(Store& store, int64_t now_ms) {
-  for (const auto& [site_id, region] : {std::pair{"rig-9", "north-sea"}, std::pair{"farm-2", "us-central"}}) {
+  for (const auto& [site_id, region] :
+       {std::pair{"rig-9", "north-sea"}, std::pair{"farm-2", "us-central"}}) {
     OUTPOST_RETURN_IF_ERROR(store.CreateSite(Site{.site_id = site_id,
                                                   .tenant = "acme",
                                                   .region = region,
@@ -496,14 +497,17 @@ Status SeedInstalls(Store& store, int64_t now_ms) {
     uint64_t bundle_version;
     std::vector<Reported> models;
   };
+  const Reported v3{"pump", 3, "READY", "serving"};
+  const Reported v4{"pump", 4, "READY", "serving"};
+  const Reported v4_shadow{"pump", 4, "READY", "shadow"};
+  const Reported fan{"fan", 3, "READY", "serving"};
   const std::vector<NodeReport> reports = {
-      {"plant-north", "n1", kBundleV4,
-       {{"pump", 3, "READY", "serving"}, {"pump", 4, "READY", "shadow"}, {"fan", 3, "READY", "serving"}}},
-      {"plant-north", "n2", kBundleV4, {{"pump", 4, "READY", "serving"}, {"fan", 3, "READY", "serving"}}},
-      {"plant-south", "n1", kBundleV4, {{"pump", 3, "READY", "serving"}, {"pump", 4, "READY", "shadow"}}},
-      {"mine-andes", "n1", kBundleV4, {{"pump", 4, "READY", "serving"}}},
-      {"ship-atlantic", "n1", kBundleV3, {{"pump", 3, "READY", "serving"}}},
-      {"rig-9", "n1", kBundleV4, {{"pump", 4, "READY", "serving"}, {"pump", 5, "LOADING", "serving"}}},
+      {"plant-north", "n1", kBundleV4, {v3, v4_shadow, fan}},
+      {"plant-north", "n2", kBundleV4, {v4, fan}},
+      {"plant-south", "n1", kBundleV4, {v3, v4_shadow}},
+      {"mine-andes", "n1", kBundleV4, {v4}},
+      {"ship-atlantic", "n1", kBundleV3, {v3}},
+      {"rig-9", "n1", kBundleV4, {v4, {"pump", 5, "LOADING", "serving"}}},
   };
   for (const NodeReport& r : reports) {
     // A seeded site reports when it was last in contact (a silent one stays silent).
