@@ -766,7 +766,9 @@ std::string ShadowRule(const DemoFlags& flags) {
 
 // The hub config (hub/FORMAT.md section 7): the retraining of pump, which starts once every
 // reading of both sites has its label at the hub, and the release of its approved versions
-// as the champion's shadow.
+// as the champion's shadow. The release's bundle names both sites: the hub offers a bundle
+// over the site listener only to the sites (or groups) it names, so site A's edge is offered
+// it (hub/FORMAT.md section 10) and site B may install it from disk.
 std::string HubConfig(const DemoFlags& flags, const std::string& workdir,
                       const std::string& keys) {
   return "retrain:\n"
@@ -1345,8 +1347,8 @@ Status WaitFetchedOverLink(DemoContext& ctx, Site& s, const std::string& want, i
   return DeadlineExceededError(
       s.id + " did not receive the release over its link within " + std::to_string(seconds) +
       " s: " + missing + " (its edge's release puller: sync.releases in " + s.edge_config +
-      "; the hub lists a release for the sites its bundle names, hub/FORMAT.md section 10; see " +
-      s.log + ")");
+      "; the hub offers a release only to the sites its bundle names: release.sites in " +
+      JoinPath(ctx.workdir, "hub.yaml") + ", hub/FORMAT.md section 10; see " + s.log + ")");
 }
 
 // The release reaches both running sites, each as its link allows: site A's edge fetches it
