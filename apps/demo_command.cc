@@ -1066,8 +1066,8 @@ Status EnrolSite(DemoContext& ctx, Site& s) {
                          "    trusted_root: " + ctx.root + "\n"
                          "    check_interval_s: 1\n";
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(
-      s.edge_config, common + secure +
-                         (s.live ? "log_level: info\n" + sync + releases : "log_level: warning\n")));
+      s.edge_config,
+      common + secure + (s.live ? "log_level: info\n" + sync + releases : "log_level: warning\n")));
   OUTPOST_RETURN_IF_ERROR(
       WriteFileAtomically(s.export_config, common + "log_level: warning\n" + sync));
   return Status();
@@ -1341,8 +1341,9 @@ Status WaitFetchedOverLink(DemoContext& ctx, Site& s, const std::string& want, i
     missing = "its edge serves pump \"" + serving + "\", not \"" + want + "\"";
   }
   if (event != "bundle_installed") {
-    missing += std::string(missing.empty() ? "" : "; ") + "the hub has no bundle_installed event of " +
-               s.id + " for bundle version " + std::to_string(ctx.bundle_version);
+    missing += std::string(missing.empty() ? "" : "; ") +
+               "the hub has no bundle_installed event of " + s.id + " for bundle version " +
+               std::to_string(ctx.bundle_version);
   }
   return DeadlineExceededError(
       s.id + " did not receive the release over its link within " + std::to_string(seconds) +
@@ -1375,8 +1376,9 @@ Status InstallShadow(DemoContext& ctx, const std::string& bundle2) {
                          " beside pump " + std::to_string(ctx.champion.version) + " (it has \"" +
                          loaded + "\"); see " + b.log);
   }
-  std::printf("   %s, disconnected: the bundle is carried on disk and installed: %s; loaded pump %s\n",
-              b.id.c_str(), b_line.c_str(), loaded.c_str());
+  std::printf(
+      "   %s, disconnected: the bundle is carried on disk and installed: %s; loaded pump %s\n",
+      b.id.c_str(), b_line.c_str(), loaded.c_str());
   return Status();
 }
 
