@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 
 #include <charconv>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -98,8 +99,11 @@ uint64_t Withheld(const std::string& audit_path) {
   return dropped.size();
 }
 
-// The shadow decisions of `site` in the hub's store, as "<event> <winner> champion <v>;" each.
-std::string ShadowEvents(hub::Store& store, const std::string& site) {
+// The event records of `site` in the hub's store whose `event` begins with `prefix`, oldest
+// first: each one's payload parsed, described by `describe` and followed by ";".
+std::string Events(hub::Store& store, const std::string& site, std::string_view prefix,
+                   const std::function<std::string(std::string_view event, json::Value e,
+                                                   const std::string& payload)>& describe) {
   hub::RecordQuery q{.tenant = "demo", .site_id = site, .kind = "event", .limit = 10000};
   auto events = store.QueryRecords(q);
   EXPECT_TRUE(events.ok()) << events.status().ToString();
@@ -108,39 +112,36 @@ std::string ShadowEvents(hub::Store& store, const std::string& site) {
   for (const hub::HubRecord& r : events.ok() ? *events : std::vector<hub::HubRecord>{}) {
     json::Value e;
     std::string_view event;
-    int64_t version = 0, champion = 0;
     if (Missing(parser.Parse(r.payload), e) || Missing(e["event"].GetString(), event) ||
-        event.rfind("shadow_", 0) != 0) {
+        event.rfind(prefix, 0) != 0) {
       continue;
     }
-    EXPECT_FALSE(Missing(e["version"].GetInt64(), version)) << r.payload;
-    EXPECT_FALSE(Missing(e["champion_version"].GetInt64(), champion)) << r.payload;
-    out += std::string(event) + " " + std::to_string(version) + " champion " +
-           std::to_string(champion) + ";";
+    out += describe(event, e, r.payload) + ";";
   }
   return out;
+}
+
+// The shadow decisions of `site` in the hub's store, as "<event> <winner> champion <v>;" each.
+std::string ShadowEvents(hub::Store& store, const std::string& site) {
+  return Events(store, site, "shadow_",
+                [](std::string_view event, json::Value e, const std::string& payload) {
+                  int64_t version = 0, champion = 0;
+                  EXPECT_FALSE(Missing(e["version"].GetInt64(), version)) << payload;
+                  EXPECT_FALSE(Missing(e["champion_version"].GetInt64(), champion)) << payload;
+                  return std::string(event) + " " + std::to_string(version) + " champion " +
+                         std::to_string(champion);
+                });
 }
 
 // The bundle events (bundle/FORMAT.md section 9) of `site` in the hub's store, as
 // "<event> <bundle_version>;" each, oldest first.
 std::string BundleEvents(hub::Store& store, const std::string& site) {
-  hub::RecordQuery q{.tenant = "demo", .site_id = site, .kind = "event", .limit = 10000};
-  auto events = store.QueryRecords(q);
-  EXPECT_TRUE(events.ok()) << events.status().ToString();
-  std::string out;
-  json::Parser parser;
-  for (const hub::HubRecord& r : events.ok() ? *events : std::vector<hub::HubRecord>{}) {
-    json::Value e;
-    std::string_view event;
-    uint64_t version = 0;
-    if (Missing(parser.Parse(r.payload), e) || Missing(e["event"].GetString(), event) ||
-        event.rfind("bundle_", 0) != 0) {
-      continue;
-    }
-    EXPECT_FALSE(Missing(e["bundle_version"].GetUint64(), version)) << r.payload;
-    out += std::string(event) + " " + std::to_string(version) + ";";
-  }
-  return out;
+  return Events(store, site, "bundle_",
+                [](std::string_view event, json::Value e, const std::string& payload) {
+                  uint64_t version = 0;
+                  EXPECT_FALSE(Missing(e["bundle_version"].GetUint64(), version)) << payload;
+                  return std::string(event) + " " + std::to_string(version);
+                });
 }
 
 TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
