@@ -1,15 +1,20 @@
 #include "apps/bundle_site.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <utility>
 
 #include "apps/bundle_health.h"
 #include "base/clock.h"
 #include "base/file.h"
+#include "base/subprocess.h"
 
 namespace outpost::apps {
 
@@ -32,7 +37,16 @@ Result<std::unique_ptr<bundle::Installer>> OpenSiteInstaller(const SiteInstall& 
       .site_groups = site.site_groups,
       .clock = &SystemClock(),
       .step_hook = site.step_hook};
-  if (site.health_check) options.health_check = CheckModelHealth;
+  if (site.health_check || !site.health_command.empty()) {
+    options.health_check = [builtin = site.health_check, command = site.health_command,
+                            timeout = site.health_timeout](const std::string& model_dir,
+                                                           const std::string& name,
+                                                           uint64_t version) -> Status {
+      if (builtin) OUTPOST_RETURN_IF_ERROR(CheckModelHealth(model_dir, name, version));
+      if (command.empty()) return Status::Ok();
+      return RunSiteHealthCommand(command, timeout, model_dir, name, version);
+    };
+  }
   if (!site.trusted_root.empty()) {
     OUTPOST_ASSIGN_OR_RETURN(options.provision_root, ReadFile(site.trusted_root, 1 << 20));
   }
@@ -65,6 +79,55 @@ Result<bundle::InstallResult> InstallBundleAtSite(const SiteInstall& site,
   OUTPOST_ASSIGN_OR_RETURN(InstallLock lock, InstallLock::Acquire(site.state_dir));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<bundle::Installer> installer, OpenSiteInstaller(site));
   return installer->Install(bundle_path);
+}
+
+Result<bundle::InstallResult> RollBackAtSite(const SiteInstall& site) {
+  if (site.state_dir.empty() || site.repository.empty()) {
+    return InvalidArgumentError("give --repository and --state-dir");
+  }
+  OUTPOST_ASSIGN_OR_RETURN(InstallLock lock, InstallLock::Acquire(site.state_dir));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<bundle::Installer> installer, OpenSiteInstaller(site));
+  return installer->Rollback();
+}
+
+Status RunSiteHealthCommand(const std::vector<std::string>& argv, std::chrono::seconds timeout,
+                            const std::string& model_dir, const std::string& name,
+                            uint64_t version) {
+  OUTPOST_ASSIGN_OR_RETURN(
+      std::unique_ptr<Subprocess> child,
+      Subprocess::Start(argv, "",
+                        {{"OUTPOST_MODEL_DIR", model_dir},
+                         {"OUTPOST_MODEL", name},
+                         {"OUTPOST_MODEL_VERSION", std::to_string(version)}},
+                        Subprocess::Lifetime::kDiesWithParent));
+  // A watchdog kills a command that runs past its time.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false, killed = false;
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    if (!cv.wait_for(lock, timeout, [&] { return done; })) {
+      killed = true;
+      child->Signal(SIGKILL).IgnoreError();
+    }
+  });
+  child->ReadAll();
+  const int code = child->Wait();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  watchdog.join();
+  if (killed) {
+    return FailedPreconditionError("the site's health command " + argv[0] + " ran past " +
+                                   std::to_string(timeout.count()) + " s");
+  }
+  if (code != 0) {
+    return FailedPreconditionError("the site's health command " + argv[0] + " exited " +
+                                   std::to_string(code));
+  }
+  return Status::Ok();
 }
 
 }  // namespace outpost::apps

@@ -9,6 +9,7 @@
 #ifndef OUTPOST_APPS_BUNDLE_SITE_H_
 #define OUTPOST_APPS_BUNDLE_SITE_H_
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,9 @@ struct SiteInstall {
   std::vector<std::string> site_groups{};
   std::string trusted_root{};    // a signed root file to provision when state_dir has none
   bool health_check = true;      // apps/bundle_health.h's check of each new version
+  // The site's own check after it (EdgeReleasesConfig::health_command): argv, empty = none.
+  std::vector<std::string> health_command{};
+  std::chrono::seconds health_timeout{60};
   bundle::StepHook step_hook{};  // null in the shipped binary
 };
 
@@ -57,6 +61,17 @@ class InstallLock {
 // spooled as an event). Its result or error, with the bundle reason of a refusal.
 Result<bundle::InstallResult> InstallBundleAtSite(const SiteInstall& site,
                                                   const std::string& bundle_path);
+
+// `outpost bundle rollback` for a node: under the install lock, switches back to the bundle
+// installed before (bundle::Installer::Rollback; the event spooled as Install's).
+Result<bundle::InstallResult> RollBackAtSite(const SiteInstall& site);
+
+// Runs `argv` with OUTPOST_MODEL_DIR, OUTPOST_MODEL and OUTPOST_MODEL_VERSION set to the
+// version being checked; FailedPrecondition naming the command when it exits non-zero, is
+// killed, or runs past `timeout` (then killed).
+Status RunSiteHealthCommand(const std::vector<std::string>& argv, std::chrono::seconds timeout,
+                            const std::string& model_dir, const std::string& name,
+                            uint64_t version);
 
 }  // namespace outpost::apps
 

@@ -4,7 +4,7 @@
 //
 //   1. the hub trains the first pump-fault model and registers it (version 1);
 //   2. signing keys, and a signed bundle of version 1 for site A and site B;
-//   3. the bundle is installed offline at both sites;
+//   3. the bundle is carried on disk and installed offline at both sites;
 //   4. `outpost hub serve` starts; both sites are enrolled once (commissioning); site A keeps a
 //      live link (its edge's `sync:` section), site B runs disconnected. Each site's edge is
 //      secured as an operator would: `outpost edge credential add` makes one token for the
@@ -22,8 +22,11 @@
 //      train` on its store; the challenger must beat the champion on the holdout of
 //      edge-labelled readings;
 //   8. an operator approves the challenger through the hub's API; the hub builds and signs a
-//      bundle that ships it as the champion's shadow; it is installed at both running sites;
-//      more labelled traffic lets each site's shadow rule compare the two, and both sites
+//      bundle that ships it as the champion's shadow. Site A's edge fetches it over its link by
+//      itself (its `sync.releases:` section, sync/FORMAT.md section 7) and installs it; the
+//      demo waits until that edge serves it and the hub holds site A's `bundle_installed`
+//      event. Site B's copy is carried on disk and installed with `outpost bundle install`.
+//      More labelled traffic lets each site's shadow rule compare the two, and both sites
 //      promote the challenger, reporting the outcome to the hub as an event record;
 //   9. every record is accounted for: what the hub holds per site equals what the site
 //      produced minus what is still held there, evicted, quarantined or withheld by policy.
@@ -341,6 +344,9 @@ struct Site {
   std::map<std::string, uint64_t> outbox_account;
   std::map<std::string, uint64_t> produced_by_kind;
   std::string serving_before, serving_after;
+  // How the hub's release reached the site: "link" (its edge's release puller fetched it over
+  // the live link) or "disk" (carried on disk, `outpost bundle install`).
+  std::string release_by;
   // The shadow rule's decision, from the site's event record at the hub.
   std::string shadow_event;  // "shadow_promoted", "shadow_dropped", or empty: none arrived
   int64_t shadow_winner = 0;
@@ -760,7 +766,9 @@ std::string ShadowRule(const DemoFlags& flags) {
 
 // The hub config (hub/FORMAT.md section 7): the retraining of pump, which starts once every
 // reading of both sites has its label at the hub, and the release of its approved versions
-// as the champion's shadow.
+// as the champion's shadow. The release's bundle names both sites: the hub offers a bundle
+// over the site listener only to the sites (or groups) it names, so site A's edge is offered
+// it (hub/FORMAT.md section 10) and site B may install it from disk.
 std::string HubConfig(const DemoFlags& flags, const std::string& workdir,
                       const std::string& keys) {
   return "retrain:\n"
@@ -954,7 +962,9 @@ Status SignFirstBundle(DemoContext& ctx) {
 
 // 3. Both sites get their folders and install the first bundle offline.
 Status InstallFirstBundle(DemoContext& ctx) {
-  std::printf("3. The bundle is carried to both sites and installed offline\n");
+  std::printf(
+      "3. The bundle is carried to both sites on disk and installed offline (neither has a "
+      "link yet)\n");
   ctx.sites[0].id = "site-a";
   ctx.sites[0].live = true;
   ctx.sites[1].id = "site-b";
@@ -1033,6 +1043,10 @@ Result<std::string> SecureEdge(Site& s) {
 
 // Enrols a site with its token, secures its edge (SecureEdge), and writes its edge config
 // (with a `sync:` section only for the live site) and its export config (always with one).
+// The live site's `sync:` has a `releases:` section (sync/FORMAT.md section 7): its edge asks
+// the hub every second for the releases meant for it and installs them into the state folder
+// of its offline installs, trusting the root the demo provisioned. That edge logs at info, so
+// that its log shows the release puller's install.
 Status EnrolSite(DemoContext& ctx, Site& s) {
   OUTPOST_ASSIGN_OR_RETURN(std::string enrolled,
                            Outpost({"enrol", "--hub", ctx.hub_server.url, "--token", s.token,
@@ -1041,15 +1055,21 @@ Status EnrolSite(DemoContext& ctx, Site& s) {
   OUTPOST_ASSIGN_OR_RETURN(std::string secure, SecureEdge(s));
   std::string common = "site_id: " + s.id +
                        "\nnode_id: edge-1\nlisten: 127.0.0.1:0\ngrpc_listen: \"\"\n"
-                       "threads: 2\nlog_level: warning\nmodel_repository: " +
+                       "threads: 2\nmodel_repository: " +
                        s.models + "\ndata_dir: " + s.data + "\n";
   std::string sync = "sync:\n  policy_file: " + ctx.policy +
                      "\n  backoff_initial_ms: 200\n  backoff_max_ms: 2000\n"
                      "  status_interval_s: 2\n"
                      "  encrypt_exports: true\n";  // export files sealed to the hub's key
+  std::string releases = "  releases:\n"
+                         "    state_dir: " + s.state + "\n"
+                         "    trusted_root: " + ctx.root + "\n"
+                         "    check_interval_s: 1\n";
+  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(
+      s.edge_config,
+      common + secure + (s.live ? "log_level: info\n" + sync + releases : "log_level: warning\n")));
   OUTPOST_RETURN_IF_ERROR(
-      WriteFileAtomically(s.edge_config, common + secure + (s.live ? sync : "")));
-  OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(s.export_config, common + sync));
+      WriteFileAtomically(s.export_config, common + "log_level: warning\n" + sync));
   return Status();
 }
 
@@ -1065,7 +1085,9 @@ Status StartHubAndEnrol(DemoContext& ctx) {
   }
   OUTPOST_RETURN_IF_ERROR(StartHub(ctx));
   for (Site& s : ctx.sites) OUTPOST_RETURN_IF_ERROR(EnrolSite(ctx, s));
-  std::printf("   site-a keeps a live link to the hub; site-b has none from here on\n");
+  std::printf(
+      "   site-a keeps a live link to the hub, over which its edge also fetches the releases "
+      "the hub has for it; site-b has none from here on\n");
   std::printf(
       "   each site's edge serves HTTPS with its site certificate (named by the site id, "
       "issued by the hub's CA, which its clients pin) and admits three tokens made with "
@@ -1254,22 +1276,110 @@ Result<std::string> ApproveChallenger(DemoContext& ctx) {
   return bundle2;
 }
 
-// Installs the release bundle at both running sites and waits until each edge serves the
-// challenger beside the champion. The edge picks the new folder and config.yaml up by watching
-// its repository; traffic waits until it has loaded the shadow beside the champion.
+// The newest bundle event (bundle/FORMAT.md section 9) of `site` for bundle version
+// `bundle_version` among the hub's event records: "bundle_installed", or e.g.
+// "bundle_refused (SIGNATURE: ...)"; empty when none has arrived.
+Result<std::string> HubBundleEvent(hub::Store& store, const std::string& site,
+                                   uint64_t bundle_version) {
+  hub::RecordQuery q{.tenant = kTenant, .site_id = site, .kind = "event", .limit = 10000};
+  std::string found;
+  json::Parser parser;
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<hub::HubRecord> page, store.QueryRecords(q));
+    for (const hub::HubRecord& r : page) {
+      q.after_id = std::max(q.after_id, r.id);
+      json::Value e;
+      std::string_view event, reason, message;
+      uint64_t version = 0;
+      if (Missing(parser.Parse(r.payload), e) || Missing(e["event"].GetString(), event) ||
+          event.rfind("bundle_", 0) != 0 || Missing(e["bundle_version"].GetUint64(), version) ||
+          version != bundle_version) {
+        continue;
+      }
+      found = std::string(event);
+      if (!Missing(e["reason"].GetString(), reason)) {
+        found += " (" + std::string(reason);
+        if (!Missing(e["message"].GetString(), message) && !message.empty()) {
+          found += ": " + std::string(message);
+        }
+        found += ")";
+      }
+    }
+    if (page.size() < q.limit) break;
+  }
+  return found;
+}
+
+// Site A's copy of the release: nothing is carried there. Its edge's release puller finds the
+// bundle in the hub's listing over the live link, fetches, verifies, health-checks and installs
+// it, and its bundle_installed event goes back to the hub through the outbox. Waits (bounded)
+// until the edge serves `want` and the hub holds that event; an error names what is missing.
+Status WaitFetchedOverLink(DemoContext& ctx, Site& s, const std::string& want, int seconds) {
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<http::Client> client, EdgeClient(s, s.scorer_token));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  std::string serving, event;
+  while (true) {
+    if (serving != want) {
+      Result<std::string> v = ServingVersions(*client);
+      if (v.ok()) serving = *v;
+    }
+    if (event != "bundle_installed") {
+      OUTPOST_ASSIGN_OR_RETURN(event, HubBundleEvent(*ctx.store, s.id, ctx.bundle_version));
+    }
+    if (serving == want && event == "bundle_installed") return Status();
+    if (event.rfind("bundle_refused", 0) == 0) {
+      // The puller does not fetch a refused release again (a failed install it retries).
+      return InternalError(s.id + " refused bundle version " + std::to_string(ctx.bundle_version) +
+                           " fetched over its link: its event at the hub is " + event + "; see " +
+                           s.log);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::string missing;
+  if (serving != want) {
+    missing = "its edge serves pump \"" + serving + "\", not \"" + want + "\"";
+  }
+  if (event != "bundle_installed") {
+    missing += std::string(missing.empty() ? "" : "; ") +
+               "the hub has no bundle_installed event of " + s.id + " for bundle version " +
+               std::to_string(ctx.bundle_version) +
+               (event.empty() ? "" : " (its newest event of it: " + event + ")");
+  }
+  return DeadlineExceededError(
+      s.id + " did not receive the release over its link within " + std::to_string(seconds) +
+      " s: " + missing + " (its edge's release puller: sync.releases in " + s.edge_config +
+      "; the hub offers a release only to the sites its bundle names: release.sites in " +
+      JoinPath(ctx.workdir, "hub.yaml") + ", hub/FORMAT.md section 10; see " + s.log + ")");
+}
+
+// The release reaches both running sites, each as its link allows: site A's edge fetches it
+// over its link by itself (WaitFetchedOverLink); site B's copy is carried on disk and installed
+// with `outpost bundle install` (started first, so that the two proceed together). Each edge
+// picks the new folder and config.yaml up by watching its repository; traffic waits until both
+// have loaded the shadow beside the champion.
 Status InstallShadow(DemoContext& ctx, const std::string& bundle2) {
   const std::string both =
       std::to_string(ctx.champion.version) + "," + std::to_string(ctx.new_version);
-  for (Site& s : ctx.sites) {
-    OUTPOST_ASSIGN_OR_RETURN(std::string line, InstallBundle(s, bundle2, ctx.root));
-    OUTPOST_ASSIGN_OR_RETURN(std::string loaded, WaitServing(s, both));
-    if (loaded != both) {
-      return InternalError(s.id + " did not load pump " + std::to_string(ctx.new_version) +
-                           " beside pump " + std::to_string(ctx.champion.version) + " (it has \"" +
-                           loaded + "\"); see " + s.log);
-    }
-    std::printf("   %s: %s; loaded pump %s\n", s.id.c_str(), line.c_str(), loaded.c_str());
+  Site& a = ctx.sites[0];
+  Site& b = ctx.sites[1];
+  OUTPOST_ASSIGN_OR_RETURN(std::string b_line, InstallBundle(b, bundle2, ctx.root));
+  b.release_by = "disk";
+  OUTPOST_RETURN_IF_ERROR(WaitFetchedOverLink(ctx, a, both, 120));
+  a.release_by = "link";
+  std::printf(
+      "   %s, connected: fetched the release over its link and installed it (bundle version "
+      "%llu); loaded pump %s; the hub has its bundle_installed event\n",
+      a.id.c_str(), static_cast<unsigned long long>(ctx.bundle_version), both.c_str());
+  OUTPOST_ASSIGN_OR_RETURN(std::string loaded, WaitServing(b, both));
+  if (loaded != both) {
+    return InternalError(b.id + " did not load pump " + std::to_string(ctx.new_version) +
+                         " beside pump " + std::to_string(ctx.champion.version) + " (it has \"" +
+                         loaded + "\"); see " + b.log);
   }
+  std::printf(
+      "   %s, disconnected: the bundle is carried on disk and installed: %s; loaded pump %s\n",
+      b.id.c_str(), b_line.c_str(), loaded.c_str());
   return Status();
 }
 
@@ -1287,7 +1397,8 @@ Status CheckPromoted(DemoContext& ctx) {
   return Status();
 }
 
-// 8. Approval and release as a shadow, install at both sites, shadow traffic, promotion.
+// 8. Approval and release as a shadow, which reaches site A over its link and site B on disk,
+// shadow traffic, promotion.
 Status ApproveShadowPromote(DemoContext& ctx) {
   std::printf(
       "8. An operator approves pump %lld through the hub's API; the hub bundles and signs "
@@ -1394,6 +1505,8 @@ void WriteSiteSummary(JsonWriter& w, const Site& s) {
   w.String(s.serving_before);
   w.Key("serving_after");
   w.String(s.serving_after);
+  w.Key("release_by");
+  w.String(s.release_by);
   w.Key("shadow_event");
   w.String(s.shadow_event);
   w.Key("shadow_winner");

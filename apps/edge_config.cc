@@ -149,6 +149,19 @@ Status ParseReleasesSection(const yaml::Node& node, EdgeReleasesConfig& releases
       }
     } else if (key == "health_check") {
       OUTPOST_ASSIGN_OR_RETURN(releases.health_check, v.As<bool>());
+    } else if (key == "health_command") {
+      OUTPOST_RETURN_IF_ERROR(
+          ReadStringList(v, "sync.releases.health_command", releases.health_command));
+      if (releases.health_command.empty() || releases.health_command[0].empty() ||
+          releases.health_command[0][0] != '/') {
+        return InvalidArgumentError(
+            "sync.releases.health_command is a list whose first item is an absolute path");
+      }
+    } else if (key == "health_timeout_s") {
+      OUTPOST_ASSIGN_OR_RETURN(releases.health_timeout_s, v.As<int64_t>());
+      if (releases.health_timeout_s < 1 || releases.health_timeout_s > 3600) {
+        return InvalidArgumentError("sync.releases.health_timeout_s must be 1 to 3600");
+      }
     } else if (key == "max_bundle_bytes") {
       OUTPOST_ASSIGN_OR_RETURN(int64_t x, v.As<int64_t>());
       if (x < 1 || x > (int64_t{1} << 40)) {

@@ -98,6 +98,11 @@ struct EdgeReleasesConfig {
   std::vector<std::string> groups;
   int64_t check_interval_s = 60;
   bool health_check = true;
+  // The site's own acceptance test of each new model version, after the built-in check
+  // (apps/bundle_site.h): argv, run with OUTPOST_MODEL_DIR, OUTPOST_MODEL and
+  // OUTPOST_MODEL_VERSION set; exit 0 within health_timeout_s passes. Empty = none.
+  std::vector<std::string> health_command;
+  int64_t health_timeout_s = 60;
   uint64_t max_bundle_bytes = uint64_t{1} << 30;
 };
 

@@ -11,6 +11,7 @@
 #include "base/logging.h"
 #include "bundle/bundle.h"
 #include "policy/policy.h"
+#include "serve/metrics.h"
 
 namespace outpost::apps {
 
@@ -123,6 +124,15 @@ Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
         if (bundle_version != 0) {
           w.Key("bundle_version");
           w.Uint(bundle_version);
+        }
+        // What the version answered since this process loaded it: the rollout gates' error
+        // rate (hub/FORMAT.md section 11).
+        for (size_t i = 0; i < model->ready.size() && i < model->stats.size(); ++i) {
+          if (model->ready[i].first != v.version || model->stats[i] == nullptr) continue;
+          w.Key("requests_ok");
+          w.Uint(model->stats[i]->success.count.load(std::memory_order_relaxed));
+          w.Key("requests_failed");
+          w.Uint(model->stats[i]->fail.count.load(std::memory_order_relaxed));
         }
         w.EndObject();
       }

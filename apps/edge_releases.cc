@@ -259,6 +259,15 @@ PullOutcome ReleasePuller::RunOnce() {
     }
     state = *loaded;
   }
+  Result<std::vector<OfferedRelease>> rollbacks = ParseReleaseRollbacks(answer->body);
+  if (!rollbacks.ok()) {
+    OUTPOST_LOG(kWarning) << "releases: the hub's list is malformed"
+                          << Field("error", rollbacks.status());
+    return PullOutcome::kFailed;
+  }
+  if (std::optional<PullOutcome> done = RollBackFrom(*rollbacks, state.installed_version)) {
+    return *done;
+  }
   const std::vector<std::string> refused = RefusedDigests();
   const OfferedRelease* best = nullptr;
   for (const OfferedRelease& r : *offered) {
@@ -324,6 +333,40 @@ PullOutcome ReleasePuller::RunOnce() {
   return PullOutcome::kRefused;
 }
 
+std::optional<PullOutcome> ReleasePuller::RollBackFrom(const std::vector<OfferedRelease>& rollbacks,
+                                                       uint64_t installed_version) {
+  const std::vector<std::string> refused = RefusedDigests();
+  const OfferedRelease* installed = nullptr;
+  for (const OfferedRelease& r : rollbacks) {
+    // Remembered already: rolled back from (or the rollback failed) in an earlier round.
+    if (std::find(refused.begin(), refused.end(), r.sha256) != refused.end()) continue;
+    if (r.version == installed_version) {
+      installed = &r;
+      continue;
+    }
+    // Withdrawn before this site installed it: never fetched (a part file is dropped).
+    ::unlink(JoinPath(options_.releases_dir, r.sha256 + ".part").c_str());
+    Remember(r, "ROLLOUT_WITHDRAWN");
+  }
+  if (installed == nullptr) return std::nullopt;
+  const OfferedRelease release = *installed;
+  Result<bundle::InstallResult> back = RollBackAtSite(options_.site);
+  if (!back.ok()) {
+    // Remembered all the same: a rollback that cannot happen (no bundle before it) is not
+    // tried every round; the event says so to the hub.
+    OUTPOST_LOG(kError) << "releases: the rollout was withdrawn but the rollback failed"
+                        << Field("model", release.model) << Field("version", release.version)
+                        << Field("error", back.status());
+    Remember(release, "ROLLOUT_WITHDRAWN");
+    return PullOutcome::kFailed;
+  }
+  OUTPOST_LOG(kInfo) << "releases: the rollout was withdrawn; rolled back"
+                     << Field("model", release.model) << Field("from", release.version)
+                     << Field("to", back->bundle_version);
+  Remember(release, "ROLLOUT_WITHDRAWN");
+  return PullOutcome::kRolledBack;
+}
+
 Result<std::unique_ptr<ReleasePuller>> StartEdgeReleases(
     const EdgeConfig& config, std::shared_ptr<sync::Bandwidth> bandwidth) {
   const EdgeReleasesConfig& r = config.sync.releases;
@@ -344,7 +387,9 @@ Result<std::unique_ptr<ReleasePuller>> StartEdgeReleases(
                                      .site_id = config.site_id,
                                      .site_groups = r.groups,
                                      .trusted_root = r.trusted_root,
-                                     .health_check = r.health_check},
+                                     .health_check = r.health_check,
+                                     .health_command = r.health_command,
+                                     .health_timeout = std::chrono::seconds(r.health_timeout_s)},
                             .releases_dir = JoinPath(config.data_dir, "releases"),
                             .interval = std::chrono::seconds(r.check_interval_s),
                             .max_bundle_bytes = r.max_bundle_bytes});

@@ -38,6 +38,7 @@ namespace outpost::apps {
 using sync::OfferedRelease;
 using sync::ParseContentRange;
 using sync::ParseReleaseList;
+using sync::ParseReleaseRollbacks;
 
 inline constexpr uint64_t kReleaseChunkBytes = uint64_t{1} << 20;
 inline constexpr size_t kMaxRefusedReleases = 100;
@@ -59,6 +60,7 @@ enum class PullOutcome {
   kInstalled,  // a release was fetched and installed
   kRefused,    // a release was fetched and refused (or too large); remembered
   kFailed,     // the round failed (no answer, a cut download, I/O); tried again next round
+  kRolledBack,  // the installed release's rollout was halted or aborted: switched back
 };
 
 class ReleasePuller {
@@ -89,6 +91,11 @@ class ReleasePuller {
   // installer did not (too large).
   void Remember(const OfferedRelease& release, std::string_view reason);
   std::vector<std::string> RefusedDigests();
+  // Rolls back from the installed bundle when its rollout was halted or aborted, and
+  // remembers every listed rollback as refused (never fetched again). nullopt when the
+  // installed bundle is not among `rollbacks`.
+  std::optional<PullOutcome> RollBackFrom(const std::vector<OfferedRelease>& rollbacks,
+                                          uint64_t installed_version);
 
   const ReleasePullerOptions options_;
   std::unique_ptr<sync::HubClient> client_;  // used by the rounds only

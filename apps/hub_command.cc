@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -118,6 +119,39 @@ std::string UrlHost(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
+// The `release.rollout:` map of a `retrain:` entry (hub/FORMAT.md section 11); the values
+// are checked by hub::ValidateRolloutPlan.
+Status ParseRolloutPlan(const yaml::Node& v, hub::RolloutPlan& plan) {
+  if (!v.IsMap()) return InvalidArgumentError("retrain.release.rollout must be a map");
+  for (const auto& r : v.entries()) {
+    OUTPOST_ASSIGN_OR_RETURN(const std::string name, r.first.As<std::string>());
+    const yaml::Node& rv = r.second;
+    if (name == "canary") {
+      OUTPOST_ASSIGN_OR_RETURN(plan.canary, rv.AsStringList());
+    } else if (name == "percent") {
+      if (!rv.IsSequence()) return InvalidArgumentError("retrain.release.rollout.percent is a list");
+      plan.percent.clear();
+      for (const yaml::Node& p : rv.items()) {
+        OUTPOST_ASSIGN_OR_RETURN(int value, p.As<int>());
+        plan.percent.push_back(value);
+      }
+    } else if (name == "soak_s") {
+      OUTPOST_ASSIGN_OR_RETURN(plan.soak_s, rv.As<int64_t>());
+    } else if (name == "max_error_rate_increase") {
+      OUTPOST_ASSIGN_OR_RETURN(plan.max_error_rate_increase, rv.As<double>());
+    } else if (name == "max_accuracy_drop") {
+      OUTPOST_ASSIGN_OR_RETURN(plan.max_accuracy_drop, rv.As<double>());
+    } else if (name == "min_requests") {
+      OUTPOST_ASSIGN_OR_RETURN(plan.min_requests, rv.As<int64_t>());
+    } else if (name == "min_labels") {
+      OUTPOST_ASSIGN_OR_RETURN(plan.min_labels, rv.As<int64_t>());
+    } else {
+      return InvalidArgumentError("unknown key \"retrain.release.rollout." + name + "\"");
+    }
+  }
+  return Status::Ok();
+}
+
 // The `release:` map of a `retrain:` entry.
 Status ParseRetrainRelease(const yaml::Node& v, hub::RetrainConfig& c) {
   if (!v.IsMap()) return InvalidArgumentError("retrain.release must be a map");
@@ -137,6 +171,8 @@ Status ParseRetrainRelease(const yaml::Node& v, hub::RetrainConfig& c) {
     } else if (name == "shadow") {
       if (!rv.IsMap()) return InvalidArgumentError("retrain.release.shadow must be a map");
       OUTPOST_ASSIGN_OR_RETURN(c.release.shadow_yaml, yaml::Emit(rv));
+    } else if (name == "rollout") {
+      OUTPOST_RETURN_IF_ERROR(ParseRolloutPlan(rv, c.release.rollout));
     } else {
       return InvalidArgumentError("unknown key \"retrain.release." + name + "\"");
     }
@@ -353,6 +389,24 @@ Status ParseHubConfigRoot(const yaml::Node& root, HubFlags& flags,
       OUTPOST_RETURN_IF_ERROR(ParseSiteGroups(v, flags));
     } else {
       return InvalidArgumentError(flags.config_path + ": unknown key \"" + key + "\"");
+    }
+  }
+  // Each release's groups, resolved: the sites its rollout draws waves from. A canary site
+  // must be one of them.
+  for (hub::RetrainConfig& c : flags.retrain) {
+    std::set<std::string> sites(c.release.sites.begin(), c.release.sites.end());
+    for (const std::string& group : c.release.groups) {
+      auto members = flags.site_groups.find(group);
+      if (members == flags.site_groups.end()) continue;
+      c.release.group_sites[group] = members->second;
+      sites.insert(members->second.begin(), members->second.end());
+    }
+    for (const std::string& canary : c.release.rollout.canary) {
+      if (!sites.contains(canary)) {
+        return InvalidArgumentError("retrain " + c.model + ": release.rollout.canary names " +
+                                    canary + ", which is not among release.sites or the sites "
+                                    "of release.groups");
+      }
     }
   }
   return Status::Ok();
@@ -585,18 +639,33 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
                            StartRetraining(flags, *store, lease, *audit_log));
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::RetentionRunner> retention,
                            StartRetention(flags, *store, lease));
-  // The operator listener's routes: the registry's under /api/v1/models, the dashboard's
-  // API and assets everywhere else (the longer prefix wins).
-  service_options.operator_routes = [d = dashboard.get(),
-                                     s = scheduler.get()](http::Router& router) {
+  // Rollouts in waves (hub/FORMAT.md section 11): advanced only while this hub holds the
+  // scheduler lease where it takes one.
+  OUTPOST_ASSIGN_OR_RETURN(
+      std::unique_ptr<hub::RolloutController> rollouts,
+      hub::RolloutController::Start(*store, {.lease = lease.get(),
+                                             .audit = [&audit_log](std::string_view line) {
+                                               return audit_log->AppendLine(line);
+                                             }}));
+  // The operator listener's routes: the registry's under /api/v1/models, the rollouts'
+  // under /api/v1/rollouts, the dashboard's API and assets everywhere else (the longer
+  // prefix wins).
+  service_options.operator_routes = [d = dashboard.get(), s = scheduler.get(),
+                                     r = rollouts.get()](http::Router& router) {
     if (s != nullptr) s->RegisterRoutes(router);
+    r->RegisterRoutes(router);
     d->RegisterRoutes(router);
   };
-  // The releases sites fetch over their link (hub/FORMAT.md section 10).
-  auto site_releases = std::make_unique<hub::SiteReleases>(
-      hub::SiteReleases::Options{.bundles_dir = JoinPath(flags.data_dir, "bundles"),
-                                 .store = store.get(),
-                                 .site_groups = flags.site_groups});
+  // The releases sites fetch over their link (hub/FORMAT.md section 10), as their rollouts
+  // offer them.
+  auto site_releases = std::make_unique<hub::SiteReleases>(hub::SiteReleases::Options{
+      .bundles_dir = JoinPath(flags.data_dir, "bundles"),
+      .store = store.get(),
+      .site_groups = flags.site_groups,
+      .offer = [r = rollouts.get()](const hub::SiteRelease& release, std::string_view site) {
+        return r->Offer(release.model, static_cast<int64_t>(release.model_version),
+                        release.version, site);
+      }});
   service_options.site_routes = [r = site_releases.get()](http::Router& router) {
     r->RegisterRoutes(router);
   };
@@ -614,6 +683,7 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
   // train` child is stopped (SIGTERM); the lease's next holder (another hub, or this one
   // after a restart) finishes its job (hub/FORMAT.md section 8, "The job in progress").
   if (scheduler) scheduler->Stop();
+  rollouts->Stop();
   if (retention) retention->Stop();
   // Then the lease is let go: another hub takes over the scheduled work at its next ask.
   if (lease) lease->Stop();

@@ -185,6 +185,18 @@ CREATE TABLE IF NOT EXISTS release_bundles(name TEXT PRIMARY KEY, sha256 TEXT NO
 UPDATE outpost_meta SET value = '6' WHERE name = 'schema_version';
 )sql";
 
+// Schema version 7 (STORE.md section 3): the rollouts of releases (hub/rollout.h).
+constexpr const char* kMigrateV7 = R"sql(
+CREATE TABLE IF NOT EXISTS rollouts(model TEXT NOT NULL, model_version BIGINT NOT NULL,
+  tenant TEXT NOT NULL, doc TEXT NOT NULL, revision BIGINT NOT NULL,
+  created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL, PRIMARY KEY (model, model_version));
+CREATE INDEX IF NOT EXISTS rollouts_tenant_created ON rollouts(tenant, created_ms);
+UPDATE outpost_meta SET value = '7' WHERE name = 'schema_version';
+)sql";
+
+constexpr const char* kRolloutColumns =
+    "model, model_version, tenant, doc, revision, created_ms, updated_ms";
+
 // Partitions (STORE.md section 8): one per UTC day of received_ms, between 2000 and 2100
 // (other days go to records_default).
 constexpr int64_t kDayMs = 86'400'000;
@@ -558,6 +570,16 @@ class Pool {
 };
 
 Conn::~Conn() { pool_->Release(conn_, broken_); }
+
+RolloutRow ReadRollout(const PgResult& r, int row) {
+  return RolloutRow{.model = r.GetText(row, 0),
+                    .model_version = r.GetInt(row, 1),
+                    .tenant = r.GetText(row, 2),
+                    .doc = r.GetText(row, 3),
+                    .revision = r.GetInt(row, 4),
+                    .created_ms = r.GetInt(row, 5),
+                    .updated_ms = r.GetInt(row, 6)};
+}
 
 Site ReadSite(const PgResult& r, int row) {
   Site s;
@@ -1050,6 +1072,8 @@ class PostgresStore final : public Store {
                    OUTPOST_RETURN_IF_ERROR(MigrateToV5(c));
                    OUTPOST_RETURN_IF_ERROR(
                        ExecSchema(c.raw(), kMigrateV6, "migrating the hub schema to 6"));
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kMigrateV7, "migrating the hub schema to 7"));
                    return true;
                  }
                  OUTPOST_ASSIGN_OR_RETURN(
@@ -1087,6 +1111,10 @@ class PostgresStore final : public Store {
                  if (version <= 5) {
                    OUTPOST_RETURN_IF_ERROR(
                        ExecSchema(c.raw(), kMigrateV6, "migrating the hub schema to 6"));
+                 }
+                 if (version <= 6) {
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kMigrateV7, "migrating the hub schema to 7"));
                  }
                  return true;
                },
@@ -1514,6 +1542,61 @@ class PostgresStore final : public Store {
         ->Exec("UPDATE leases SET expires_ms = 0 WHERE name = $1 AND holder = $2",
                {Text(name), Text(holder)})
         .status();
+  }
+
+  Result<int64_t> PutRollout(const RolloutRow& row, int64_t expected_revision) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateRollout(row, expected_revision));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    std::vector<Param> params = {Text(row.model),      Int(row.model_version), Text(row.tenant),
+                                 Text(row.doc),        Int(row.created_ms),    Int(row.updated_ms),
+                                 Int(expected_revision)};
+    // One statement: the revision compared and advanced by the row's own lock, so two hubs
+    // writing one rollout at once cannot both pass the check.
+    const char* sql =
+        expected_revision == 0
+            ? "INSERT INTO rollouts(model, model_version, tenant, doc, revision, created_ms, "
+              "updated_ms) SELECT $1, $2, $3, $4, 1, $5, $6 WHERE $7::bigint = 0 ON CONFLICT "
+              "(model, model_version) DO NOTHING RETURNING revision"
+        : expected_revision == kAnyRolloutRevision
+            ? "INSERT INTO rollouts(model, model_version, tenant, doc, revision, created_ms, "
+              "updated_ms) SELECT $1, $2, $3, $4, 1, $5, $6 WHERE $7::bigint = -1 ON CONFLICT "
+              "(model, model_version) DO UPDATE SET tenant = excluded.tenant, doc = "
+              "excluded.doc, revision = rollouts.revision + 1, updated_ms = excluded.updated_ms "
+              "RETURNING revision"
+            : "UPDATE rollouts SET tenant = $3, doc = $4, revision = revision + 1, updated_ms = "
+              "$6 WHERE model = $1 AND model_version = $2 AND revision = $7 AND $5::bigint IS "
+              "NOT NULL RETURNING revision";
+    OUTPOST_ASSIGN_OR_RETURN(auto r, c->Exec(sql, params));
+    if (r.rows() == 0) return RolloutChanged(row, expected_revision);
+    return r.GetInt(0, 0);
+  }
+
+  Result<std::optional<RolloutRow>> GetRollout(std::string_view model,
+                                               int64_t model_version) override {
+    if (!ValidateId("model name", model).ok()) return std::optional<RolloutRow>();
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec(std::string("SELECT ") + kRolloutColumns +
+                            " FROM rollouts WHERE model = $1 AND model_version = $2",
+                        {Text(model), Int(model_version)}));
+    if (r.rows() == 0) return std::optional<RolloutRow>();
+    return std::optional<RolloutRow>(ReadRollout(r, 0));
+  }
+
+  Result<std::vector<RolloutRow>> ListRollouts(std::optional<std::string_view> tenant,
+                                               size_t limit) override {
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    std::vector<Param> params = {Int(static_cast<int64_t>(std::min<size_t>(limit, 100'000)))};
+    if (tenant) params.push_back(Text(*tenant));
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec(std::string("SELECT ") + kRolloutColumns + " FROM rollouts" +
+                            (tenant ? " WHERE tenant = $2" : "") +
+                            " ORDER BY created_ms DESC, model COLLATE \"C\", model_version "
+                            "DESC LIMIT $1",
+                        params));
+    std::vector<RolloutRow> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back(ReadRollout(r, i));
+    return out;
   }
 
   Result<std::optional<std::string>> GetScheduleState(std::string_view name) override {

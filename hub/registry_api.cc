@@ -14,78 +14,16 @@
 #include "base/json_writer.h"
 #include "base/logging.h"
 #include "bundle/metadata.h"
+#include "hub/operator_api.h"
 
 namespace outpost::hub {
 namespace {
 
 using retrain_internal::ModelSlot;
 
-constexpr size_t kMaxApiTargetBytes = 4096;
-constexpr size_t kMaxApiBodyBytes = 64 << 10;  // bodies are ignored, but bounded
-
 // Whether `text` is JSON, read with the bundle library's strict parser.
 bool IsJsonText(const std::string& text) {
   return bundle::ParseJson(text, /*canonical_numbers_only=*/false).ok();
-}
-
-HubResponse JsonResponse(int status, std::string body) {
-  HubResponse r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
-
-HubResponse MethodNotAllowed(std::string_view allow) {
-  HubResponse r =
-      ErrorResponse(405, "method_not_allowed", "this route takes " + std::string(allow) + " only");
-  r.headers.emplace_back("Allow", std::string(allow));
-  return r;
-}
-
-void OptionalInt(JsonWriter& w, int64_t v, int64_t none) {
-  if (v == none) {
-    w.Null();
-  } else {
-    w.Int(v);
-  }
-}
-
-void OptionalString(JsonWriter& w, const std::string& s) {
-  if (s.empty()) {
-    w.Null();
-  } else {
-    w.String(s);
-  }
-}
-
-// The path of a target without its query string.
-std::string_view TargetPath(std::string_view target) {
-  size_t q = target.find_first_of("?#");
-  return q == std::string_view::npos ? target : target.substr(0, q);
-}
-
-std::vector<std::string_view> Split(std::string_view path) {
-  std::vector<std::string_view> out;
-  while (true) {
-    size_t slash = path.find('/');
-    out.push_back(path.substr(0, slash));
-    if (slash == std::string_view::npos) break;
-    path.remove_prefix(slash + 1);
-    if (out.size() > 8) break;  // no route has more segments
-  }
-  return out;
-}
-
-// A version as a path segment: 1 to 15 decimal digits, > 0.
-std::optional<int64_t> ParseVersion(std::string_view s) {
-  if (s.empty() || s.size() > 15) return std::nullopt;
-  int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + (c - '0');
-  }
-  if (v < 1) return std::nullopt;
-  return v;
 }
 
 constexpr std::string_view kModelsPrefix = "/api/v1/models";
@@ -323,15 +261,7 @@ HubResponse RetrainScheduler::Impl::RetrainStatusResponse(ModelSlot& m) {
 }
 
 HubResponse RetrainScheduler::Impl::Handle(const HubRequest& request) {
-  if (request.target.size() > kMaxApiTargetBytes) {
-    return ErrorResponse(414, "target_too_long", "the request target is over 4096 bytes");
-  }
-  if (request.body.size() > kMaxApiBodyBytes) {
-    return ErrorResponse(413, "body_too_large", "these routes take no body (64 KiB at most)");
-  }
-  if (request.caller.kind != Caller::Kind::kOperator) {
-    return ErrorResponse(401, "unauthenticated", "an operator bearer token is required");
-  }
+  if (std::optional<HubResponse> refused = RefuseOperatorRequest(request)) return *refused;
   std::string_view path = TargetPath(request.target);
   if (!path.starts_with(kModelsPrefix)) {
     return ErrorResponse(404, "not_found", "no such route");
@@ -344,7 +274,7 @@ HubResponse RetrainScheduler::Impl::Handle(const HubRequest& request) {
   }
   if (path.front() != '/') return ErrorResponse(404, "not_found", "no such route");
   path.remove_prefix(1);
-  const std::vector<std::string_view> seg = Split(path);
+  const std::vector<std::string_view> seg = SplitPath(path);
   ModelSlot* m = Find(seg[0]);
   if (m == nullptr || m->config.tenant != request.caller.tenant) {
     return ErrorResponse(404, "model_not_found",
@@ -357,7 +287,7 @@ HubResponse RetrainScheduler::Impl::Handle(const HubRequest& request) {
   if (seg.size() == 4 && seg[1] == "versions" && (seg[3] == "approve" || seg[3] == "reject")) {
     if (method != "POST") return MethodNotAllowed("POST");
     const bool approve = seg[3] == "approve";
-    std::optional<int64_t> version = ParseVersion(seg[2]);
+    std::optional<int64_t> version = ParsePathVersion(seg[2]);
     HubResponse response =
         !version  ? ErrorResponse(404, "version_not_found", "a version is a positive integer")
         : approve ? Approve(*m, *version)
@@ -385,46 +315,16 @@ void RetrainScheduler::Impl::AuditAction(const HubRequest& request, std::string_
   // The outcome: the state or "started" the success names, or the refusal's reason; the
   // detail: the bundle an approval wrote, or the refusal's message.
   std::string outcome, detail;
-  Result<bundle::Json> body = bundle::ParseJson(response.body, /*canonical_numbers_only=*/false);
-  if (body.ok()) {
-    if (const auto* o = std::get_if<bundle::JsonObject>(&body->v)) {
-      auto text = [o](const char* key) -> std::string {
-        auto it = o->find(key);
-        if (it == o->end()) return {};
-        const std::string* s = std::get_if<std::string>(&it->second.v);
-        return s != nullptr ? *s : std::string();
-      };
-      if (response.status / 100 == 2) {
-        outcome = response.status == 202 ? "started" : text("state");
-        detail = text("bundle");
-      } else {
-        outcome = text("reason");
-        detail = text("error");
-      }
-    }
-  }
-  std::string line;
-  JsonWriter w(line);
-  w.BeginObject();
-  w.Key("time_ms");
-  w.Int(UnixMillis(clock.Now()));
-  w.Key("event");
-  w.String(action);
-  w.Key("tenant");
-  w.String(request.caller.tenant);
-  w.Key("operator");
-  w.String(request.caller.credential);
-  w.Key("model");
-  w.String(m.config.model);
-  w.Key("version");
-  OptionalInt(w, version, 0);
-  w.Key("status");
-  w.Int(response.status);
-  w.Key("outcome");
-  w.String(outcome);
-  w.Key("detail");
-  w.String(detail.substr(0, 1024));
-  w.EndObject();
+  ReadOutcome(response, "state", "bundle", outcome, detail);
+  if (response.status == 202) outcome = "started";
+  const std::string line = OperatorAuditLine({.time_ms = UnixMillis(clock.Now()),
+                                              .event = action,
+                                              .caller = &request.caller,
+                                              .model = m.config.model,
+                                              .version = version,
+                                              .status = response.status,
+                                              .outcome = std::move(outcome),
+                                              .detail = std::move(detail)});
   if (Status s = options.audit(line); !s.ok()) {
     OUTPOST_LOG(kError) << "hub audit log append failed" << Field("event", action)
                         << Field("model", m.config.model) << Field("status", s);

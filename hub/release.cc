@@ -260,6 +260,7 @@ Status ValidateRetrainConfig(const RetrainConfig& c) {
     return bad("release.expires_days must be 1..36500");
   }
   if (r.keys_dir.empty()) return bad("release.keys is required");
+  OUTPOST_RETURN_IF_ERROR(ValidateRolloutPlan(r.rollout).WithContext("retrain " + c.model));
   if (r.model_config_path.empty()) return bad("release.model_config is required");
   Result<std::string> text = ReadFile(r.model_config_path, kMaxTemplateBytes);
   if (!text.ok()) return text.status().WithContext("retrain " + c.model + ": release.model_config");
@@ -356,6 +357,16 @@ Result<ReleaseResult> ApproveAndRelease(Store& store, const RetrainConfig& confi
     OUTPOST_ASSIGN_OR_RETURN(std::string bundle_bytes,
                              ReadFile(result.bundle_path, kMaxReleaseBundleBytes));
     OUTPOST_RETURN_IF_ERROR(store.PutReleaseBundle(stem + ".bundle", bundle_bytes, now_ms));
+    // And its rollout: the sites get it wave by wave (hub/FORMAT.md section 11).
+    std::vector<std::string> sites = config.release.sites;
+    for (const std::string& group : config.release.groups) {
+      auto members = config.release.group_sites.find(group);
+      if (members == config.release.group_sites.end()) continue;
+      sites.insert(sites.end(), members->second.begin(), members->second.end());
+    }
+    OUTPOST_RETURN_IF_ERROR(StartRollout(store, config.tenant, model, version,
+                                         result.bundle_version, config.release.rollout, sites,
+                                         now_ms));
     return result;
   };
   Result<ReleaseResult> result = build();

@@ -6,9 +6,11 @@ outpost_library(outpost_hub_release
     model_artifact.cc     # a registry entry's model file (also read by `outpost train`)
     retrain_scheduler.cc  # the checking thread, the `outpost train` jobs, their state files
     registry_api.cc       # the operator's routes under /api/v1/models
+    operator_api.cc       # what the operator routes that act share (paths, audit lines)
     site_releases.cc      # the site listener's /sync/v1/releases (hub/FORMAT.md section 10)
+    rollout.cc            # rollouts in waves, their controller and operator API (section 11)
   DEPS outpost_base outpost_http outpost_hub_store outpost_bundle
-  PRIVATE_DEPS outpost_yaml outpost_json Threads::Threads)
+  PRIVATE_DEPS outpost_yaml outpost_json outpost_crypto Threads::Threads)
 
 # Real SQLite stores, real keys, real XGBoost models and a real `outpost train` child. The
 # release's config.yaml is checked with the scoring server's own parser.

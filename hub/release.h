@@ -32,6 +32,7 @@
 #include "base/status.h"
 #include "hub/http.h"
 #include "hub/lease.h"
+#include "hub/rollout.h"
 #include "hub/store.h"
 
 namespace outpost::hub {
@@ -48,6 +49,12 @@ struct ReleaseConfig {
   // The `shadow:` section without `version` (e.g. "promote: {min_requests: 200}"), as YAML;
   // empty = no shadow period, the approved version replaces the champion directly.
   std::string shadow_yaml{};
+  // How the release reaches its sites (hub/FORMAT.md section 11): waves and their gates. The
+  // default is one wave of every site, opened at once.
+  RolloutPlan rollout{};
+  // The members of `groups` as the hub config's site_groups gives them: with `sites`, the
+  // sites the rollout draws its waves from.
+  std::map<std::string, std::vector<std::string>> group_sites{};
 };
 
 // One model's retraining (the hub config's `retrain:` list).

@@ -285,6 +285,21 @@ HubResponse SiteReleases::List(const Caller& caller) {
                           << Field("error", releases.status());
     return Unavailable();
   }
+  // The rollouts decide (hub/FORMAT.md section 11): offered, withheld until the site's wave
+  // opens, or rolled back from.
+  std::vector<const SiteRelease*> offered, rollbacks;
+  for (const SiteRelease& r : *releases) {
+    switch (OfferOf(r, caller.site_id)) {
+      case RolloutOffer::kOffer:
+        offered.push_back(&r);
+        break;
+      case RolloutOffer::kRollBack:
+        rollbacks.push_back(&r);
+        break;
+      case RolloutOffer::kWithhold:
+        break;
+    }
+  }
   HubResponse response;
   JsonWriter w(response.body);
   w.BeginObject();
@@ -292,7 +307,8 @@ HubResponse SiteReleases::List(const Caller& caller) {
   w.String(caller.site_id);
   w.Key("releases");
   w.BeginArray();
-  for (const SiteRelease& r : *releases) {
+  for (const SiteRelease* p : offered) {
+    const SiteRelease& r = *p;
     w.BeginObject();
     w.Key("model");
     w.String(r.model);
@@ -311,8 +327,28 @@ HubResponse SiteReleases::List(const Caller& caller) {
     w.EndObject();
   }
   w.EndArray();
+  w.Key("rollbacks");
+  w.BeginArray();
+  for (const SiteRelease* r : rollbacks) {
+    w.BeginObject();
+    w.Key("model");
+    w.String(r->model);
+    w.Key("model_version");
+    w.Uint(r->model_version);
+    w.Key("version");
+    w.Uint(r->version);
+    w.Key("sha256");
+    w.String(r->sha256);
+    w.EndObject();
+  }
+  w.EndArray();
   w.EndObject();
   return response;
+}
+
+RolloutOffer SiteReleases::OfferOf(const SiteRelease& release, std::string_view site_id) const {
+  if (!options_.offer) return RolloutOffer::kOffer;
+  return options_.offer(release, site_id);
 }
 
 HubResponse SiteReleases::Serve(const HubRequest& request, const Caller& caller) {
@@ -338,6 +374,9 @@ HubResponse SiteReleases::Serve(const HubRequest& request, const Caller& caller)
   }
   // Another site's release is answered as one that does not exist.
   if (!MeantFor(*release, caller.site_id)) return NotFound();
+  // A release withheld by its rollout (the site's wave is not open, or it was aborted) is
+  // answered as one that is not there.
+  if (OfferOf(*release, caller.site_id) != RolloutOffer::kOffer) return NotFound();
   if (std::string_view if_match = request.Header("If-Match"); !if_match.empty()) {
     Result<std::string> tag = ParseIfMatch(if_match);
     if (!tag.ok()) return ErrorResponse(tag.status());

@@ -11,6 +11,7 @@
 #define OUTPOST_HUB_SITE_RELEASES_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -21,6 +22,7 @@
 #include "base/http/server.h"
 #include "base/status.h"
 #include "hub/http.h"
+#include "hub/rollout.h"
 #include "hub/store.h"
 
 namespace outpost::hub {
@@ -77,6 +79,9 @@ class SiteReleases {
     // The hub config's site_groups: group -> its sites.
     std::map<std::string, std::vector<std::string>> site_groups{};
     uint64_t max_chunk_bytes = kReleaseChunkBytes;
+    // Whether a bundle meant for a site is offered to it now, withheld, or rolled back from
+    // (hub/FORMAT.md section 11; RolloutController::Offer). Null: every bundle is offered.
+    std::function<RolloutOffer(const SiteRelease&, std::string_view site_id)> offer{};
   };
   explicit SiteReleases(Options options);
   SiteReleases(const SiteReleases&) = delete;
@@ -113,6 +118,7 @@ class SiteReleases {
   // Copies into bundles_dir what the store keeps and the folder lacks (Options::store).
   Status CopyFromStore();
   bool MeantFor(const SiteRelease& release, std::string_view site_id) const;
+  RolloutOffer OfferOf(const SiteRelease& release, std::string_view site_id) const;
   HubResponse List(const Caller& caller);
   HubResponse Serve(const HubRequest& request, const Caller& caller);
 

@@ -98,6 +98,15 @@ CREATE TABLE IF NOT EXISTS release_bundles(name TEXT PRIMARY KEY, sha256 TEXT NO
 UPDATE outpost_meta SET value = '6' WHERE name = 'schema_version';
 )sql";
 
+// Schema version 7 (STORE.md section 3): the rollouts of releases (hub/rollout.h).
+constexpr const char* kMigrateV7 = R"sql(
+CREATE TABLE IF NOT EXISTS rollouts(model TEXT NOT NULL, model_version INTEGER NOT NULL,
+  tenant TEXT NOT NULL, doc TEXT NOT NULL, revision INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY (model, model_version));
+CREATE INDEX IF NOT EXISTS rollouts_tenant_created ON rollouts(tenant, created_ms);
+UPDATE outpost_meta SET value = '7' WHERE name = 'schema_version';
+)sql";
+
 // STORE.md section 7: one upsert on the database's clock (julianday('now'), the same within
 // one statement); a row only when the caller holds the lease afterwards. ?3 is the ttl.
 constexpr const char* kAcquireLease =
@@ -113,6 +122,9 @@ constexpr const char* kPutScheduleState =
     "INSERT INTO schedule_state(name, value, generation) SELECT ?1, ?2, ?5 WHERE EXISTS "
     "(SELECT 1 FROM leases WHERE name = ?3 AND holder = ?4 AND generation = ?5) ON "
     "CONFLICT (name) DO UPDATE SET value = excluded.value, generation = excluded.generation";
+
+constexpr const char* kRolloutColumns =
+    "model, model_version, tenant, doc, revision, created_ms, updated_ms";
 
 constexpr const char* kSiteColumns =
     "site_id, tenant, region, created_ms, credential_serial, revoked, last_contact_ms";
@@ -621,6 +633,51 @@ class SqliteStore final : public Store {
     return st->Run();
   }
 
+  Result<int64_t> PutRollout(const RolloutRow& row, int64_t expected_revision) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateRollout(row, expected_revision));
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
+    Result<int64_t> out = PutRolloutLocked(row, expected_revision);
+    if (!out.ok()) {
+      db_->Exec("ROLLBACK").IgnoreError();
+      return out;
+    }
+    OUTPOST_RETURN_IF_ERROR(db_->Exec("COMMIT"));
+    return out;
+  }
+
+  Result<std::optional<RolloutRow>> GetRollout(std::string_view model,
+                                               int64_t model_version) override {
+    if (!ValidateId("model name", model).ok()) return std::optional<RolloutRow>();
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare(std::string("SELECT ") + kRolloutColumns +
+                              " FROM rollouts WHERE model = ?1 AND model_version = ?2"));
+    st->BindText(1, model);
+    st->BindInt(2, model_version);
+    OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) return std::optional<RolloutRow>();
+    return std::optional<RolloutRow>(ReadRollout(*st));
+  }
+
+  Result<std::vector<RolloutRow>> ListRollouts(std::optional<std::string_view> tenant,
+                                               size_t limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare(std::string("SELECT ") + kRolloutColumns + " FROM rollouts" +
+                              (tenant ? " WHERE tenant = ?1" : "") +
+                              " ORDER BY created_ms DESC, model, model_version DESC LIMIT " +
+                              std::to_string(std::min<size_t>(limit, 100'000))));
+    if (tenant) st->BindText(1, *tenant);
+    std::vector<RolloutRow> out;
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) break;
+      out.push_back(ReadRollout(*st));
+    }
+    return out;
+  }
+
   Result<std::optional<std::string>> GetScheduleState(std::string_view name) override {
     OUTPOST_RETURN_IF_ERROR(ValidateId("schedule state name", name));
     std::lock_guard<std::mutex> lock(mu_);
@@ -728,7 +785,8 @@ class SqliteStore final : public Store {
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV3));
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV4));
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV5));
-        return MigrateToV6Locked();
+        OUTPOST_RETURN_IF_ERROR(MigrateToV6Locked());
+        return db_->Exec(kMigrateV7);
       }
       return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown",
                              "the database has a sites table but no outpost_meta");
@@ -760,8 +818,49 @@ class SqliteStore final : public Store {
     if (version <= 2) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV3));
     if (version <= 3) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV4));
     if (version <= 4) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV5));
-    if (version <= 5) return MigrateToV6Locked();
+    if (version <= 5) OUTPOST_RETURN_IF_ERROR(MigrateToV6Locked());
+    if (version <= 6) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV7));
     return Status::Ok();
+  }
+
+  // PutRollout inside its transaction: the revision checked, then the row written.
+  Result<int64_t> PutRolloutLocked(const RolloutRow& row, int64_t expected_revision) {
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto read,
+        db_->Prepare("SELECT revision FROM rollouts WHERE model = ?1 AND model_version = ?2"));
+    read->BindText(1, row.model);
+    read->BindInt(2, row.model_version);
+    OUTPOST_ASSIGN_OR_RETURN(bool found, read->Step());
+    const int64_t current = found ? read->ColumnInt(0) : 0;
+    if (expected_revision != kAnyRolloutRevision && current != expected_revision) {
+      return RolloutChanged(row, expected_revision);
+    }
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto write,
+        db_->Prepare("INSERT INTO rollouts(model, model_version, tenant, doc, revision, "
+                     "created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT "
+                     "(model, model_version) DO UPDATE SET tenant = excluded.tenant, doc = "
+                     "excluded.doc, revision = excluded.revision, updated_ms = "
+                     "excluded.updated_ms"));
+    write->BindText(1, row.model);
+    write->BindInt(2, row.model_version);
+    write->BindText(3, row.tenant);
+    write->BindText(4, row.doc);
+    write->BindInt(5, current + 1);
+    write->BindInt(6, row.created_ms);
+    write->BindInt(7, row.updated_ms);
+    OUTPOST_RETURN_IF_ERROR(write->Run());
+    return current + 1;
+  }
+
+  static RolloutRow ReadRollout(const Statement& st) {
+    return RolloutRow{.model = std::string(st.ColumnText(0)),
+                      .model_version = st.ColumnInt(1),
+                      .tenant = std::string(st.ColumnText(2)),
+                      .doc = std::string(st.ColumnText(3)),
+                      .revision = st.ColumnInt(4),
+                      .created_ms = st.ColumnInt(5),
+                      .updated_ms = st.ColumnInt(6)};
   }
 
   // Schema version 6: the registry's model files (a column SQLite cannot add "if not

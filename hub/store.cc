@@ -277,6 +277,30 @@ Status ValidateReleaseBundle(std::string_view name, std::string_view bytes) {
   return Status::Ok();
 }
 
+Status ValidateRollout(const RolloutRow& row, int64_t expected_revision) {
+  if (!ModelName::IsValid(row.model)) {
+    return InvalidArgumentError("a rollout's model is a model name, not " +
+                                std::string(row.model.substr(0, 128)));
+  }
+  OUTPOST_RETURN_IF_ERROR(ValidateId("tenant", row.tenant));
+  if (row.model_version < 1) return InvalidArgumentError("a rollout's model version must be >= 1");
+  if (expected_revision < kAnyRolloutRevision) {
+    return InvalidArgumentError("an expected rollout revision is >= -1");
+  }
+  if (row.doc.size() > kMaxRolloutDocBytes || row.doc.find('\0') != std::string::npos ||
+      !IsValidUtf8(row.doc)) {
+    return InvalidArgumentError("a rollout document must be at most 1 MiB of UTF-8 without NUL");
+  }
+  return Status::Ok();
+}
+
+Status RolloutChanged(const RolloutRow& row, int64_t expected_revision) {
+  return ErrorWithReason(StatusCode::kFailedPrecondition, "rollout_changed",
+                         "the rollout of " + row.model + " version " +
+                             std::to_string(row.model_version) + " is no longer at revision " +
+                             std::to_string(expected_revision));
+}
+
 Status ModelNotFound(std::string_view name, int64_t version) {
   return NotFoundError("no model " + std::string(name.substr(0, 128)) + " version " +
                        std::to_string(version));

@@ -205,6 +205,22 @@ struct ReleaseBundle {
   int64_t created_ms = 0;
 };
 
+// One rollout of a release (STORE.md section 3, `rollouts`; hub/rollout.h): the document the
+// rollout controller keeps, and the revision every write advances, so that an operator's
+// action on one hub and the controller on another never overwrite each other unseen.
+struct RolloutRow {
+  std::string model{};
+  int64_t model_version = 0;  // the registry version released
+  std::string tenant{};
+  std::string doc{};  // JSON (hub/FORMAT.md section 11), at most kMaxRolloutDocBytes
+  int64_t revision = 0;  // 1 after the first write, one more after each
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+inline constexpr size_t kMaxRolloutDocBytes = size_t{1} << 20;
+// PutRollout's expected_revision that replaces whatever row is there.
+inline constexpr int64_t kAnyRolloutRevision = -1;
+
 // A named lease that one hub process at a time holds (STORE.md section 7).
 struct Lease {
   std::string name{};
@@ -329,6 +345,19 @@ class Store {
   virtual Result<std::vector<ReleaseBundle>> ListReleaseBundles() = 0;
   // The bytes kept under `name`; NotFound when none.
   virtual Result<std::string> GetReleaseBundle(std::string_view name) = 0;
+
+  // --- rollouts (STORE.md section 3) ---
+  // Writes `row` (its doc, tenant and updated_ms; created_ms on a new row) when the row's
+  // revision is `expected_revision` (0: no row yet; kAnyRolloutRevision: any or none) and
+  // returns the new revision. FailedPrecondition reason "rollout_changed", nothing
+  // written, when the revision differs (another writer came first: read it again);
+  // InvalidArgument for a bad model name, version, tenant or a doc over kMaxRolloutDocBytes.
+  virtual Result<int64_t> PutRollout(const RolloutRow& row, int64_t expected_revision) = 0;
+  virtual Result<std::optional<RolloutRow>> GetRollout(std::string_view model,
+                                                       int64_t model_version) = 0;
+  // The newest `limit` rollouts by created_ms (then model, version), of `tenant` or of all.
+  virtual Result<std::vector<RolloutRow>> ListRollouts(std::optional<std::string_view> tenant,
+                                                       size_t limit) = 0;
 
   // --- the scheduler lease (STORE.md section 7) ---
   // Takes or renews the lease `name` for `holder` until the database's clock passes now +

@@ -678,6 +678,75 @@ TEST_P(StoreContract, ModelFilesAreKeptWithTheirEntries) {
   EXPECT_EQ(store_->GetModelArtifact("pump", 3).status().code(), StatusCode::kNotFound);
 }
 
+// A rollout's document is written only at the revision its writer read: a second writer
+// that read the same revision is refused and changes nothing.
+TEST_P(StoreContract, RolloutsAreWrittenOnlyAtTheRevisionTheWriterRead) {
+  RolloutRow row{.model = "pump",
+                 .model_version = 4,
+                 .tenant = "acme",
+                 .doc = R"({"state":"rolling"})",
+                 .created_ms = 100,
+                 .updated_ms = 100};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(int64_t revision, store_->PutRollout(row, 0));
+  EXPECT_EQ(revision, 1);
+  // A second creation finds the row.
+  Result<int64_t> again = store_->PutRollout(row, 0);
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(again.status().message().find("rollout_changed"), std::string_view::npos);
+  row.doc = R"({"state":"paused"})";
+  row.updated_ms = 200;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(revision, store_->PutRollout(row, 1));
+  EXPECT_EQ(revision, 2);
+  // A writer that read revision 1 is refused; the row stays as the first writer left it.
+  row.doc = R"({"state":"aborted"})";
+  EXPECT_EQ(store_->PutRollout(row, 1).status().code(), StatusCode::kFailedPrecondition);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto got, store_->GetRollout("pump", 4));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->doc, R"({"state":"paused"})");
+  EXPECT_EQ(got->revision, 2);
+  EXPECT_EQ(got->created_ms, 100);
+  EXPECT_EQ(got->updated_ms, 200);
+  EXPECT_EQ(got->tenant, "acme");
+  // Any revision: replaced whatever it was.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(revision, store_->PutRollout(row, kAnyRolloutRevision));
+  EXPECT_EQ(revision, 3);
+  OUTPOST_ASSERT_OK(store_->PutRollout({.model = "pump",
+                                        .model_version = 5,
+                                        .tenant = "acme",
+                                        .doc = "{}",
+                                        .created_ms = 300,
+                                        .updated_ms = 300},
+                                       kAnyRolloutRevision)
+                        .status());
+  OUTPOST_ASSERT_OK(store_->PutRollout({.model = "fan",
+                                        .model_version = 1,
+                                        .tenant = "globex",
+                                        .doc = "{}",
+                                        .created_ms = 200,
+                                        .updated_ms = 200},
+                                       0)
+                        .status());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto acme, store_->ListRollouts("acme", 10));
+  ASSERT_EQ(acme.size(), 2u);
+  EXPECT_EQ(acme[0].model_version, 5);  // newest first
+  EXPECT_EQ(acme[1].model_version, 4);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto all, store_->ListRollouts(std::nullopt, 2));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[1].model, "fan");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto none, store_->GetRollout("pump", 9));
+  EXPECT_FALSE(none.has_value());
+  // Bad input is refused before anything is written.
+  row.model = "../pump";
+  EXPECT_EQ(store_->PutRollout(row, kAnyRolloutRevision).status().code(),
+            StatusCode::kInvalidArgument);
+  row.model = "pump";
+  row.doc = std::string(kMaxRolloutDocBytes + 1, ' ');
+  EXPECT_EQ(store_->PutRollout(row, kAnyRolloutRevision).status().code(),
+            StatusCode::kInvalidArgument);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(got, store_->GetRollout("pump", 4));
+  EXPECT_EQ(got->revision, 3);
+}
+
 // The release bundles every hub of the store serves: kept whole, replaced when a version is
 // released again, listed without their bytes.
 TEST_P(StoreContract, ReleaseBundlesAreKeptWholeAndReplaced) {
@@ -854,7 +923,7 @@ TEST_P(StoreContract, NewerSchemaIsRefusedAndLeftAlone) {
       << r.status().ToString();
   RawSql("UPDATE outpost_meta SET value = 'x' WHERE name = 'schema_version'");
   EXPECT_EQ(OpenStore(url_).status().code(), StatusCode::kDataLoss);
-  RawSql("UPDATE outpost_meta SET value = '6' WHERE name = 'schema_version'");
+  RawSql("UPDATE outpost_meta SET value = '7' WHERE name = 'schema_version'");
   Reopen();
 }
 

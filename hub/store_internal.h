@@ -18,7 +18,7 @@
 
 namespace outpost::hub::internal {
 
-inline constexpr int64_t kSchemaVersion = 6;
+inline constexpr int64_t kSchemaVersion = 7;
 inline constexpr size_t kMaxIdBytes = 256;
 inline constexpr size_t kMaxJsonBytes = size_t{1} << 20;
 inline constexpr size_t kMaxRecordsPerIngest = 100'000;
@@ -54,6 +54,11 @@ Status ValidateArtifact(std::string_view artifact);
 // InvalidArgument unless ParseReleaseBundleName takes `name` and `bytes` is at most
 // kMaxReleaseBundleBytes.
 Status ValidateReleaseBundle(std::string_view name, std::string_view bytes);
+// InvalidArgument unless the row's model is an id, its version positive, its tenant an id and
+// its doc at most kMaxRolloutDocBytes of UTF-8 without NUL, and expected_revision >= -1.
+Status ValidateRollout(const RolloutRow& row, int64_t expected_revision);
+// FailedPrecondition reason "rollout_changed": the row's revision is not the expected one.
+Status RolloutChanged(const RolloutRow& row, int64_t expected_revision);
 // NotFound: the registry has no (name, version).
 Status ModelNotFound(std::string_view name, int64_t version);
 // NotFound reason "site_not_found": no site `site_id` of the caller's tenant.

@@ -29,6 +29,11 @@ struct OfferedRelease {
 // 64-hex-digit SHA-256. InvalidArgument (reason bad_release_list) otherwise.
 Result<std::vector<OfferedRelease>> ParseReleaseList(std::string_view body);
 
+// The same answer's `rollbacks` (hub/FORMAT.md section 11): the releases whose rollout was
+// halted or aborted, which a site that installed one rolls back from (`bytes` is 0). Absent
+// (an older hub): none. InvalidArgument (reason bad_release_list) as above.
+Result<std::vector<OfferedRelease>> ParseReleaseRollbacks(std::string_view body);
+
 // Parses a Content-Range header "bytes <first>-<last>/<size>" into its three numbers;
 // nullopt for anything else.
 std::optional<std::array<uint64_t, 3>> ParseContentRange(std::string_view header);

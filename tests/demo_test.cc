@@ -7,6 +7,10 @@
 //   - retraining: the hub's schedule ran it; metrics.json beside the registered model says the
 //     challenger beat the champion on the holdout by the margin, and the registry holds
 //     version 2 as bundled (approved through the hub's API, which built the bundle);
+//   - the release's delivery: site A's edge fetched the approved release over its link by
+//     itself (its release puller's log line names the bundle version, its releases folder holds
+//     no leftover and no refusal) and its `bundle_installed` event reached the hub; site B,
+//     without a link, has no puller and installed the same bundle version from disk;
 //   - shadow and promotion: each site's `shadow_promoted` event record for version 2 is in the
 //     hub's store;
 //   - serving: the promoted version serves at both sites (asked of an edge started on each
@@ -21,6 +25,7 @@
 #include <sys/stat.h>
 
 #include <charconv>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -94,8 +99,11 @@ uint64_t Withheld(const std::string& audit_path) {
   return dropped.size();
 }
 
-// The shadow decisions of `site` in the hub's store, as "<event> <winner> champion <v>;" each.
-std::string ShadowEvents(hub::Store& store, const std::string& site) {
+// The event records of `site` in the hub's store whose `event` begins with `prefix`, oldest
+// first: each one's payload parsed, described by `describe` and followed by ";".
+std::string Events(hub::Store& store, const std::string& site, std::string_view prefix,
+                   const std::function<std::string(std::string_view event, json::Value e,
+                                                   const std::string& payload)>& describe) {
   hub::RecordQuery q{.tenant = "demo", .site_id = site, .kind = "event", .limit = 10000};
   auto events = store.QueryRecords(q);
   EXPECT_TRUE(events.ok()) << events.status().ToString();
@@ -104,17 +112,36 @@ std::string ShadowEvents(hub::Store& store, const std::string& site) {
   for (const hub::HubRecord& r : events.ok() ? *events : std::vector<hub::HubRecord>{}) {
     json::Value e;
     std::string_view event;
-    int64_t version = 0, champion = 0;
     if (Missing(parser.Parse(r.payload), e) || Missing(e["event"].GetString(), event) ||
-        event.rfind("shadow_", 0) != 0) {
+        event.rfind(prefix, 0) != 0) {
       continue;
     }
-    EXPECT_FALSE(Missing(e["version"].GetInt64(), version)) << r.payload;
-    EXPECT_FALSE(Missing(e["champion_version"].GetInt64(), champion)) << r.payload;
-    out += std::string(event) + " " + std::to_string(version) + " champion " +
-           std::to_string(champion) + ";";
+    out += describe(event, e, r.payload) + ";";
   }
   return out;
+}
+
+// The shadow decisions of `site` in the hub's store, as "<event> <winner> champion <v>;" each.
+std::string ShadowEvents(hub::Store& store, const std::string& site) {
+  return Events(store, site, "shadow_",
+                [](std::string_view event, json::Value e, const std::string& payload) {
+                  int64_t version = 0, champion = 0;
+                  EXPECT_FALSE(Missing(e["version"].GetInt64(), version)) << payload;
+                  EXPECT_FALSE(Missing(e["champion_version"].GetInt64(), champion)) << payload;
+                  return std::string(event) + " " + std::to_string(version) + " champion " +
+                         std::to_string(champion);
+                });
+}
+
+// The bundle events (bundle/FORMAT.md section 9) of `site` in the hub's store, as
+// "<event> <bundle_version>;" each, oldest first.
+std::string BundleEvents(hub::Store& store, const std::string& site) {
+  return Events(store, site, "bundle_",
+                [](std::string_view event, json::Value e, const std::string& payload) {
+                  uint64_t version = 0;
+                  EXPECT_FALSE(Missing(e["bundle_version"].GetUint64(), version)) << payload;
+                  return std::string(event) + " " + std::to_string(version);
+                });
 }
 
 TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
@@ -186,6 +213,15 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
   ASSERT_FALSE(Missing(summary["shadow"].GetBool(), shadow));
   EXPECT_TRUE(shadow);
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string new_model, ReadFile(models[0].artifact_path));
+  uint64_t bundle_version = 0;
+  ASSERT_FALSE(Missing(summary["bundle_version"].GetUint64(), bundle_version));
+  ASSERT_GT(bundle_version, 1u);
+  const std::string release = std::to_string(bundle_version);
+  const std::string fetched =
+      "site-a, connected: fetched the release over its link and installed it (bundle version ";
+  EXPECT_NE(demo.out.find(fetched + release + ")"), std::string::npos);
+  EXPECT_NE(demo.out.find("site-b, disconnected: the bundle is carried on disk and installed"),
+            std::string::npos);
 
   json::Value sites;
   ASSERT_FALSE(MissingArray(summary["sites"], sites));
@@ -252,6 +288,30 @@ TEST(Demo, TheLoopClosesAndEveryRecordIsAccountedFor) {
     EXPECT_GT(kinds["event"], 0u);  // the bundle installs, the promotion
     // The site promoted version 2 by its shadow rule, and said so to the hub.
     EXPECT_EQ(ShadowEvents(store, id), "shadow_promoted 2 champion 1;");
+    // Both sites installed the first bundle offline and the release once, and told the hub.
+    EXPECT_EQ(BundleEvents(store, id), "bundle_installed 1;bundle_installed " + release + ";");
+    // How the release came: site A's edge fetched it over its link by itself (only its release
+    // puller logs this line, after its install; had the release been installed at the site
+    // another way first, the puller would never have fetched it), leaving no part file, no
+    // fetched bundle and no refusal in its releases folder. Site B has no link and no puller.
+    std::string_view release_by;
+    ASSERT_FALSE(Missing(s["release_by"].GetString(), release_by));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string edge_log, ReadFile(JoinPath(work, id + "/edge.log")));
+    const std::string pulled =
+        "releases: installed a release from the hub model=pump bundle_version=" + release;
+    const std::string releases_dir = JoinPath(data, "releases");
+    if (live) {
+      EXPECT_EQ(release_by, "link");
+      EXPECT_NE(edge_yaml.find("  releases:\n"), std::string::npos) << edge_yaml;
+      EXPECT_NE(edge_log.find(pulled), std::string::npos) << edge_log;
+      OUTPOST_ASSERT_OK_AND_ASSIGN(std::vector<std::string> left, ListDirectory(releases_dir));
+      EXPECT_TRUE(left.empty()) << left.front();
+    } else {
+      EXPECT_EQ(release_by, "disk");
+      EXPECT_EQ(edge_yaml.find("sync:"), std::string::npos) << edge_yaml;
+      EXPECT_EQ(edge_log.find("releases:"), std::string::npos) << edge_log;
+      EXPECT_FALSE(PathExists(releases_dir));
+    }
     if (!live) {
       // Site B: only by file. Everything exported was stored, and the receipts emptied the
       // outbox of it.
