@@ -47,10 +47,15 @@ function stateBadge(state: string, key = 'state'): HTMLElement {
 
 const rolloutHash = (model: string, version: number) => `#/rollouts/${encodeURIComponent(model)}/${version}`;
 
-// "2 of 6 installed, wave 2 of 3 (50%)": how far a rollout is.
+// A rollout's current wave as the hub numbers waves (from 0, as its history does): "wave 1
+// (50%) of 3".
+function waveText(index: number, name: string | undefined, waves: number): string {
+  return `wave ${index}${name ? ` (${name})` : ''} of ${waves}`;
+}
+
+// "2 of 6 installed, wave 1 (50%) of 3": how far a rollout is.
 function progressText(r: RolloutSummary, waveName: string | undefined): string {
-  const wave = `wave ${r.current_wave + 1} of ${r.waves}${waveName ? ` (${waveName})` : ''}`;
-  return `${r.sites.installed} of ${r.sites.total} installed, ${wave}`;
+  return `${r.sites.installed} of ${r.sites.total} installed, ${waveText(r.current_wave, waveName, r.waves)}`;
 }
 
 // A rate of the new version beside the baseline's: "0.40 % vs 0.20 %".
@@ -79,7 +84,7 @@ function rolloutsTable(rollouts: RolloutSummary[]): HTMLElement {
         `${r.model} v${r.model_version}`)),
       el('td', {}, stateBadge(r.state)),
       cell('reason', r.reason ?? '—'),
-      cell('wave', `${Math.min(r.current_wave + 1, r.waves)} of ${r.waves}`),
+      cell('wave', waveText(r.current_wave, undefined, r.waves)),
       cell('total', int(r.sites.total)), cell('offered', int(r.sites.offered)),
       cell('installed', int(r.sites.installed)), cell('failed', int(r.sites.failed)),
       cell('rolled_back', int(r.sites.rolled_back)),
@@ -177,7 +182,7 @@ function versionMap(installs: Installs, active: Rollout[], summaries: Map<string
         if (!site) continue;
         td.setAttribute('data-rollout-status', site.status);
         td.append(el('div', { class: `rollout-site rollout-site-${site.status}`, 'data-k': 'rollout-site' },
-          `→ v${r.model_version} ${site.status} (${r.waves[site.wave]?.name ?? `wave ${site.wave + 1}`})`));
+          `→ v${r.model_version} ${site.status} (${r.waves[site.wave]?.name ?? `wave ${site.wave}`})`));
       }
       tr.append(td);
     }
@@ -234,7 +239,7 @@ function wavesView(r: Rollout): HTMLElement {
   const rows = el('tbody');
   for (const w of r.waves) {
     rows.append(el('tr', { 'data-wave': String(w.index), class: `gate-${w.gate}${w.index === r.current_wave ? ' current' : ''}` },
-      cell('index', String(w.index + 1)), cell('name', w.name), cell('sites', w.sites.join(', ') || '—'),
+      cell('index', String(w.index)), cell('name', w.name), cell('sites', w.sites.join(', ') || '—'),
       el('td', {}, el('span', { class: `badge gate-${w.gate}`, 'data-k': 'gate' }, w.gate)),
       cell('detail', w.detail ?? '—'),
       cell('opened_ms', time(w.opened_ms), { 'data-ms': String(w.opened_ms ?? '') }),
@@ -250,7 +255,7 @@ function sitesView(r: Rollout): HTMLElement {
   for (const s of r.sites as RolloutSite[]) {
     rows.append(el('tr', { 'data-site': s.site_id, class: `site-${s.status}` },
       el('td', { 'data-k': 'site_id' }, el('a', { href: `#/site/${encodeURIComponent(s.site_id)}`, class: 'site-link' }, s.site_id)),
-      cell('wave', r.waves[s.wave]?.name ?? String(s.wave + 1), { 'data-wave': String(s.wave) }),
+      cell('wave', r.waves[s.wave]?.name ?? String(s.wave), { 'data-wave': String(s.wave) }),
       cell('status', s.status), cell('reason', s.reason ?? '—'), cell('requests', n(s.requests)),
       cell('error_rate', versus(s.error_rate, s.baseline_error_rate)),
       cell('accuracy', versus(s.accuracy, s.baseline_accuracy)),
@@ -278,8 +283,7 @@ export async function rolloutPage(app: HTMLElement, model: string, version: stri
   const fact = (label: string, key: string, value: string | Node) => facts.append(el('dt', {}, label), el('dd', { 'data-k': key }, value));
   fact('State', 'state', r.state);
   fact('Reason', 'reason', r.reason ?? '—');
-  fact('Current wave', 'current_wave', `${Math.min(r.current_wave + 1, r.waves.length)} of ${r.waves.length}` +
-    (r.waves[r.current_wave] ? ` (${r.waves[r.current_wave].name})` : ''));
+  fact('Current wave', 'current_wave', waveText(r.current_wave, r.waves[r.current_wave]?.name, r.waves.length));
   fact('Sites', 'sites', `${r.sites.filter((s) => s.status === 'installed').length} of ${r.sites.length} installed`);
   fact('Bundle version', 'bundle_version', String(r.bundle_version));
   fact('Created', 'created_ms', time(r.created_ms));
@@ -331,7 +335,9 @@ export async function rolloutPage(app: HTMLElement, model: string, version: stri
       outcome = 'ok';
     } catch (e) {
       reason = e instanceof ApiError ? e.reason : '';
-      message = e instanceof ApiError ? `${button.textContent} refused: ${e.message} (${e.reason})` : String(e);
+      // The hub's message usually names its reason already.
+      message = !(e instanceof ApiError) ? String(e)
+        : `${button.textContent} refused: ${e.message}${e.message.includes(e.reason) ? '' : ` (${e.reason})`}`;
       outcome = 'error';
     }
     await rerender();
