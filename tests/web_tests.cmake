@@ -47,3 +47,15 @@ add_test(NAME web_dashboard_browser_registry
                  --web ${PROJECT_SOURCE_DIR}/web
                  --out ${CMAKE_CURRENT_BINARY_DIR}/web_screenshots_registry)
 set_tests_properties(web_dashboard_browser_registry PROPERTIES LABELS "web" TIMEOUT 300)
+
+# The rollouts page (#/rollouts) over the seeded store with its installs (seed_hub --installs:
+# six acme sites reporting what they serve and shadow), served by `outpost hub serve`: the
+# fleet's model-version map against /api/v1/installs. Screenshots go to
+# web_screenshots_rollouts/ in the build folder.
+add_test(NAME web_dashboard_browser_rollouts
+         COMMAND ${OUTPOST_NODE} ${CMAKE_CURRENT_SOURCE_DIR}/web/dashboard_rollouts.test.mjs
+                 --seed $<TARGET_FILE:web_seed_hub>
+                 --hub $<TARGET_FILE:outpost>
+                 --web ${PROJECT_SOURCE_DIR}/web
+                 --out ${CMAKE_CURRENT_BINARY_DIR}/web_screenshots_rollouts)
+set_tests_properties(web_dashboard_browser_rollouts PROPERTIES LABELS "web" TIMEOUT 300)

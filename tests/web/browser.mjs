@@ -139,6 +139,17 @@ export async function openPage(s, web, base) {
   return { page, outside, pageErrors };
 }
 
+// Another operator's page beside s.browser's first, in a context of its own, signed in with
+// `token` and showing the fleet; its script errors go to `pageErrors`.
+export async function openOtherPage(s, base, token, pageErrors) {
+  const context = await s.browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.on('pageerror', (error) => pageErrors.push(String(error)));
+  await signIn(page, base, token);
+  await page.waitForSelector('body[data-ready="1"][data-route="/"]', { timeout: 30000 });
+  return { context, page };
+}
+
 // Signs in as the dashboard's users do: the page's 401 shows a form, the token is typed in
 // (never put in a URL, which the hub refuses).
 export async function signIn(page, base, token) {

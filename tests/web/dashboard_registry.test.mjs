@@ -14,14 +14,13 @@
 //
 //   node dashboard_registry.test.mjs --seed BIN --hub OUTPOST --web WEB_DIR --out DIR
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  chartPixels, getApi, number, openPage, reader, readArgs, runTest, session, signIn, startServer,
-  step, writeTokensFile,
+  chartPixels, getApi, number, openOtherPage, openPage, reader, readArgs, runTest, session, signIn, step,
 } from './browser.mjs';
 import { checkAnomaly, checkDrift, checkWithheld, fixed } from './insights_checks.mjs';
+import { serveRegistryHub } from './registry_hub.mjs';
 
 const args = readArgs(['seed', 'hub', 'web', 'out']);
 const TOKENS = { acme: 'tok-acme-7f3a-5c1d9e0b2a64f873', globex: 'tok-globex-91c2-e4b07a3d65f1c298' };
@@ -29,60 +28,14 @@ const MIN_SITES = 4;
 const out = args.out;
 mkdirSync(out, { recursive: true });
 const s = session('outpost-web-registry-');
-const work = s.work;
-
-// The model config template of the releases (hub/FORMAT.md section 8).
-const TEMPLATE = `backend: xgboost
-inputs:
-  - {name: features, datatype: FP32, shape: [-1, 8]}
-outputs:
-  - {name: fault_probability, datatype: FP32, shape: [-1]}
-`;
-
-
-function hubConfig() {
-  const keys = join(work, 'keys');
-  const made = spawnSync(args.hub, ['keys', 'generate', '--dir', keys], { encoding: 'utf8' });
-  assert.equal(made.status, 0, `keys generate: ${made.stderr}`);
-  writeFileSync(join(work, 'pump.yaml'), TEMPLATE);
-  writeFileSync(join(work, 'train.yaml'), 'features: [a]\n');
-  const config = join(work, 'hub.yaml');
-  writeFileSync(config, [
-    'retrain:',
-    '  - model: pump',
-    '    tenant: acme',
-    `    train_config: ${join(work, 'train.yaml')}`,
-    '    min_new_labels: 0',
-    '    every_s: 0',
-    '    release:',
-    `      model_config: ${join(work, 'pump.yaml')}`,
-    `      keys: ${keys}`,
-    '      sites: [plant-north, mine-andes]',
-    '      shadow: {promote: {min_requests: 200, min_agreement: 0.8}}',
-    'insights:',
-    `  min_sites: ${MIN_SITES}`,
-    '',
-  ].join('\n'));
-  return config;
-}
 
 async function main() {
-  assert.ok(existsSync(join(args.web, 'dist', 'index.html')),
-    'web/dist is not built: run scripts/setup.sh (npm run build in web/)');
-  const modelFile = join(work, 'pump-model.json');
-  copyFileSync(join(args.web, '..', 'engine', 'testdata', 'xgboost_fuzz_seeds', 'binary_logistic.json'), modelFile);
-  const storeUrl = `sqlite:${join(work, 'hub.db')}`;
-  const seeded = spawnSync(args.seed, ['--store', storeUrl, '--model-file', modelFile], { encoding: 'utf8' });
-  assert.equal(seeded.status, 0, `seed_hub failed: ${seeded.stderr}`);
-  console.log(`# ${seeded.stdout.trim()}`);
-  const tokensFile = join(work, 'operators.yaml');
-  writeTokensFile(tokensFile, TOKENS);
-  const dataDir = join(work, 'hub');
-  const base = await startServer(s, args.hub, ['hub', 'serve', '--config', hubConfig(), '--data-dir', dataDir,
-    '--store', storeUrl, '--listen', '127.0.0.1:0', '--operator-listen', '127.0.0.1:0',
-    '--web-dir', join(args.web, 'dist'), '--operator-tokens-file', tokensFile, '--log-level', 'warning'],
-  /operator listening on (http:\/\/\S+)/);
-  console.log(`# serving on ${base}`);
+  const { base, dataDir } = await serveRegistryHub(s, args, {
+    tokens: TOKENS,
+    sites: ['plant-north', 'mine-andes'],
+    release: ['shadow: {promote: {min_requests: 200, min_agreement: 0.8}}'],
+    extra: ['insights:', `  min_sites: ${MIN_SITES}`],
+  });
   const api = (path, tenant = 'acme') => getApi(base, path, TOKENS[tenant]);
   const { page, outside, pageErrors } = await openPage(s, args.web, base);
   const { ready, text } = reader(page);
@@ -116,11 +69,7 @@ async function main() {
   await page.screenshot({ path: join(out, 'insights.png'), fullPage: true });
 
   // ---- another tenant: 2 sites, every fleet aggregate withheld --------------------------------
-  const other = await s.browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page2 = await other.newPage();
-  page2.on('pageerror', (error) => pageErrors.push(String(error)));
-  await signIn(page2, base, TOKENS.globex);
-  await page2.waitForSelector('body[data-ready="1"][data-route="/"]');
+  const { context: other, page: page2 } = await openOtherPage(s, base, TOKENS.globex, pageErrors);
   await page2.goto(`${base}/#/insights`);
   await page2.waitForSelector('body[data-ready="1"][data-route="/insights"]');
   const q2 = await page2.locator('#insights').evaluate((e) => ({ since: e.dataset.since, until: e.dataset.until, bucket: e.dataset.bucket }));

@@ -3,11 +3,16 @@
 // a week of hourly aggregates with anomalies, drift records on one site, feedback and hard
 // examples, a hash-chained policy audit trail, and one site silent for four days.
 //
-//   seed_hub --store sqlite:/tmp/x/hub.db [--model-file PATH] [--now-ms MS]
+//   seed_hub --store sqlite:/tmp/x/hub.db [--model-file PATH] [--now-ms MS] [--installs]
 //
 // The model registry holds pump v3 and v4 (bundled) and v5 and v6 (candidates) with their
 // holdout metrics (ROC and calibration points included) and lineage; --model-file is the
 // model file each version names, which an approval ships.
+//
+// --installs makes acme's fleet six sites whose nodes report what they serve as newer nodes do
+// (sync/FORMAT.md section 2: `state` READY, `role` serving or shadow, `bundle_version`), for the
+// rollouts page's model-version map: rig-9 and farm-2 join, and farm-2's node is known only
+// from its bundle_installed event (bundle/FORMAT.md section 9).
 //
 // The data is deterministic for a given now (a fixed-seed generator); times are relative to
 // now so that "silent for 4 days" holds whenever the test runs. Prints a one-line summary.
@@ -447,10 +452,96 @@ std::string LineageJson(int version) {
   });
 }
 
+// One node's models as a newer node reports them: {model, version, state, role}.
+struct Reported {
+  std::string model;
+  int version;
+  std::string state;
+  std::string role;
+};
+
+std::string ReportedModels(const std::vector<Reported>& models, uint64_t bundle_version) {
+  std::string out;
+  JsonWriter w(out);
+  w.BeginArray();
+  for (const Reported& m : models) {
+    w.BeginObject();
+    w.Key("name"); w.String(m.model);
+    w.Key("version"); w.Int(m.version);
+    w.Key("state"); w.String(m.state);
+    w.Key("role"); w.String(m.role);
+    w.Key("bundle_version"); w.Uint(bundle_version);
+    w.EndObject();
+  }
+  w.EndArray();
+  return out;
+}
+
+// The bundle versions of the releases of pump v3 and v4 the sites installed.
+constexpr uint64_t kBundleV3 = 1700000000300;
+constexpr uint64_t kBundleV4 = 1700000000400;
+
+Status SeedInstalls(Store& store, int64_t now_ms) {
+  for (const auto& [site_id, region] :
+       {std::pair{"rig-9", "north-sea"}, std::pair{"farm-2", "us-central"}}) {
+    OUTPOST_RETURN_IF_ERROR(store.CreateSite(Site{.site_id = site_id,
+                                                  .tenant = "acme",
+                                                  .region = region,
+                                                  .created_ms = now_ms - 30 * kDay}));
+    OUTPOST_RETURN_IF_ERROR(store.TouchSite(site_id, now_ms - 20 * kMinute));
+  }
+  // Mid-upgrade: plant-north's two nodes serve different versions; the sites still on v3 run
+  // v4 as its shadow; rig-9 loads v5 (not READY: not serving yet).
+  struct NodeReport {
+    std::string site_id, node_id;
+    uint64_t bundle_version;
+    std::vector<Reported> models;
+  };
+  const Reported v3{"pump", 3, "READY", "serving"};
+  const Reported v4{"pump", 4, "READY", "serving"};
+  const Reported v4_shadow{"pump", 4, "READY", "shadow"};
+  const Reported fan{"fan", 3, "READY", "serving"};
+  const std::vector<NodeReport> reports = {
+      {"plant-north", "n1", kBundleV4, {v3, v4_shadow, fan}},
+      {"plant-north", "n2", kBundleV4, {v4, fan}},
+      {"plant-south", "n1", kBundleV4, {v3, v4_shadow}},
+      {"mine-andes", "n1", kBundleV4, {v4}},
+      {"ship-atlantic", "n1", kBundleV3, {v3}},
+      {"rig-9", "n1", kBundleV4, {v4, {"pump", 5, "LOADING", "serving"}}},
+  };
+  for (const NodeReport& r : reports) {
+    // A seeded site reports when it was last in contact (a silent one stays silent).
+    int64_t at = now_ms - 15 * kMinute;
+    for (const SitePlan& plan : Plans()) {
+      if (plan.site_id == r.site_id) at = now_ms - plan.silent_for_ms - 1000;
+    }
+    OUTPOST_RETURN_IF_ERROR(store.PutNodeStatus(
+        NodeStatus{.site_id = r.site_id,
+                   .node_id = r.node_id,
+                   .reported_ms = at,
+                   .backlog_records = 10,
+                   .backlog_bytes = 5120,
+                   .autonomy_days = 10,
+                   .models_json = ReportedModels(r.models, r.bundle_version)},
+        at));
+  }
+  // farm-2 only exports: its node is known from the bundle event it wrote.
+  SitePlan farm{.site_id = "farm-2", .tenant = "acme", .region = "us-central"};
+  Chain chain;
+  StreamWriter writer(store, farm, chain, "n1", "bundle");
+  writer.Add("event", now_ms - 3 * kHour, Payload([](JsonWriter& w) {
+               w.Key("event"); w.String("bundle_installed");
+               w.Key("bundle_version"); w.Uint(kBundleV3);
+               w.Key("models"); w.BeginArray(); w.String("pump/3"); w.EndArray();
+             }));
+  return writer.Flush(now_ms - 3 * kHour);
+}
+
 int Main(int argc, char** argv) {
   std::string url;
   std::optional<int64_t> now_ms;
   std::string model_file;  // the registry versions' model file (an approval ships it)
+  bool installs = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--store" && i + 1 < argc) {
@@ -459,8 +550,11 @@ int Main(int argc, char** argv) {
       model_file = argv[++i];
     } else if (arg == "--now-ms" && i + 1 < argc) {
       now_ms = std::strtoll(argv[++i], nullptr, 10);
+    } else if (arg == "--installs") {
+      installs = true;
     } else {
-      std::fprintf(stderr, "usage: seed_hub --store URL [--model-file PATH] [--now-ms MS]\n");
+      std::fprintf(stderr,
+                   "usage: seed_hub --store URL [--model-file PATH] [--now-ms MS] [--installs]\n");
       return 2;
     }
   }
@@ -480,6 +574,12 @@ int Main(int argc, char** argv) {
   for (const SitePlan& plan : plans) {
     if (Status s = SeedSite(**store, plan, now, rng, &hours); !s.ok()) {
       std::fprintf(stderr, "seed_hub: %s: %s\n", plan.site_id.c_str(), s.ToString().c_str());
+      return 1;
+    }
+  }
+  if (installs) {
+    if (Status s = SeedInstalls(**store, now); !s.ok()) {
+      std::fprintf(stderr, "seed_hub: installs: %s\n", s.ToString().c_str());
       return 1;
     }
   }

@@ -209,3 +209,100 @@ export async function get<T>(path: string, params: Record<string, string | numbe
   }
   return body as T;
 }
+
+// A POST of the API (the registry's and the rollouts' actions) with the operator's token; the
+// answer's body, or ApiError with the refusal's reason.
+export async function post<T>(path: string): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  const t = token();
+  if (t) headers.Authorization = `Bearer ${t}`;
+  const response = await fetch(`/api/v1/${path}`, { method: 'POST', headers });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new ApiError(response.status, body.reason ?? 'http_error', body.error ?? response.statusText);
+  }
+  return body as T;
+}
+
+// GET /api/v1/installs: what runs where, per site and node.
+export interface InstalledModel {
+  model: string;
+  version: number;
+}
+
+export interface InstallsNode {
+  node_id: string;
+  source: string;
+  reported_ms: number | null;
+  bundle_version: number | null;
+  serving: InstalledModel[];
+  shadow: InstalledModel[];
+  last_install: { event: string; bundle_version: number; reason: string | null; created_ms: number } | null;
+}
+
+export interface Installs {
+  truncated: boolean;
+  sites: { site_id: string; nodes: InstallsNode[] }[];
+}
+
+// GET /api/v1/rollouts and /api/v1/rollouts/{model}/{v} (hub/QUERY_API.md "Rollouts").
+export interface RolloutSummary {
+  model: string;
+  model_version: number;
+  bundle_version: number;
+  state: string;
+  reason: string | null;
+  current_wave: number;
+  waves: number;
+  created_ms: number;
+  updated_ms: number;
+  sites: { total: number; offered: number; installed: number; failed: number; rolled_back: number };
+}
+
+export interface RolloutWave {
+  index: number;
+  name: string;
+  sites: string[];
+  opened_ms: number | null;
+  installed_ms: number | null;
+  passed_ms: number | null;
+  gate: string;
+  detail: string | null;
+}
+
+export interface RolloutSite {
+  site_id: string;
+  wave: number;
+  status: string;
+  reason: string | null;
+  updated_ms: number | null;
+  requests: number | null;
+  error_rate: number | null;
+  baseline_error_rate: number | null;
+  accuracy: number | null;
+  baseline_accuracy: number | null;
+}
+
+export interface Rollout {
+  model: string;
+  model_version: number;
+  bundle_version: number;
+  tenant: string;
+  state: string;
+  reason: string | null;
+  current_wave: number;
+  created_ms: number;
+  updated_ms: number;
+  plan: {
+    canary: string[];
+    percent: number[];
+    soak_s: number;
+    max_error_rate_increase: number;
+    max_accuracy_drop: number;
+    min_requests: number;
+    min_labels: number;
+  };
+  waves: RolloutWave[];
+  sites: RolloutSite[];
+  history: { time_ms: number; action: string; operator: string | null; detail: string | null }[];
+}

@@ -6,6 +6,7 @@
 //   #/training         training data per model
 //   #/models[/<name>]  the model registry (registry.ts)
 //   #/insights         insights across sites (insights.ts)
+//   #/rollouts[/<model>/<v>]  rollouts and the fleet's model-version map (rollouts.ts)
 import './style.css';
 import {
   ApiError,
@@ -22,6 +23,7 @@ import {
 import { anomalyChart, driftChart } from './charts';
 import { insightsPage } from './insights';
 import { modelPage, modelsPage } from './registry';
+import { rolloutPage, rolloutsPage } from './rollouts';
 import { bytes, days, el, int, rate, time } from './format';
 
 const app = document.getElementById('app') as HTMLElement;
@@ -494,6 +496,11 @@ async function route(): Promise<void> {
       await modelsPage(app);
     } else if (path.startsWith('/models/')) {
       await modelPage(app, decodeURIComponent(path.slice(8)), params, route);
+    } else if (path === '/rollouts') {
+      await rolloutsPage(app, params);
+    } else if (path.startsWith('/rollouts/')) {
+      const [model = '', version = ''] = path.slice(10).split('/');
+      await rolloutPage(app, decodeURIComponent(model), decodeURIComponent(version), route);
     } else if (path === '/insights') {
       const now = Date.now();
       asof.textContent = `as of ${time(now)}`;

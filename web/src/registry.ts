@@ -5,7 +5,7 @@
 // /api/v1/models (hub/QUERY_API.md "Model registry and retraining") and
 // /api/v1/insights/shadow; every action is a POST of that API, which the hub records in its
 // audit log.
-import { ApiError, get, token } from './api';
+import { ApiError, get, post, type RolloutSummary } from './api';
 import { el, int, time } from './format';
 import { unitPlot } from './plots';
 
@@ -87,19 +87,6 @@ interface Shadow {
   results: ShadowResult[];
 }
 
-// A POST of the registry's API with the operator's token; the answer's body, or ApiError.
-async function post<T>(path: string): Promise<T> {
-  const headers: Record<string, string> = { Accept: 'application/json' };
-  const t = token();
-  if (t) headers.Authorization = `Bearer ${t}`;
-  const response = await fetch(`/api/v1/${path}`, { method: 'POST', headers });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    throw new ApiError(response.status, body.reason ?? 'http_error', body.error ?? response.statusText);
-  }
-  return body as T;
-}
-
 const fixed = (v: number | null | undefined, digits = 4) =>
   v === null || v === undefined ? '—' : v.toFixed(digits);
 
@@ -138,7 +125,8 @@ export async function modelsPage(app: HTMLElement): Promise<void> {
 // ----- one model -----------------------------------------------------------------------------
 
 // The champion a version was compared with on its holdout, from its metrics.json.
-function metricsRow(v: ModelVersion, enc: string, selected: boolean): HTMLTableRowElement {
+// A bundled version with a rollout links to its page (#/rollouts/<model>/<v>).
+function metricsRow(v: ModelVersion, enc: string, selected: boolean, rollout: RolloutSummary | undefined): HTMLTableRowElement {
   const m = v.metrics;
   const ch = m?.challenger;
   const champ = m?.champion ?? null;
@@ -149,6 +137,10 @@ function metricsRow(v: ModelVersion, enc: string, selected: boolean): HTMLTableR
         'Approve and release'),
       ' ',
       el('button', { type: 'button', class: 'action reject', 'data-action': 'reject', 'data-version': String(v.version) }, 'Reject'));
+  }
+  if (rollout) {
+    actions.append(el('a', { href: `#/rollouts/${enc}/${v.version}`, class: 'rollout-link', 'data-rollout': rollout.state },
+      `rollout: ${rollout.state}`));
   }
   return el('tr', { 'data-version': String(v.version), class: `state-${v.state}${selected ? ' selected' : ''}` },
     el('td', { 'data-k': 'version' }, el('a', { href: `#/models/${enc}?v=${v.version}` }, `v${v.version}`)),
@@ -246,20 +238,34 @@ function shadowView(results: ShadowResult[], truncated: boolean): HTMLElement {
       'Champion acc.', 'Shadow acc.'], rows));
 }
 
+// The model's rollouts, newest first; none from a hub without the rollouts API (404).
+async function modelRollouts(name: string): Promise<RolloutSummary[]> {
+  try {
+    return (await get<{ rollouts: RolloutSummary[] }>('rollouts', { model: name })).rollouts;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) return [];
+    throw e;
+  }
+}
+
 export async function modelPage(app: HTMLElement, name: string, params: URLSearchParams,
   rerender: () => Promise<void>): Promise<void> {
   const enc = encodeURIComponent(name);
-  const [versions, status, shadow] = await Promise.all([
+  const [versions, status, shadow, rollouts] = await Promise.all([
     get<Versions>(`models/${enc}/versions`),
     get<RetrainStatus>(`models/${enc}/retrain`),
     get<Shadow>('insights/shadow', { model: name }),
+    modelRollouts(name),
   ]);
   const wanted = Number(params.get('v'));
   const selected = versions.versions.find((v) => v.version === wanted) ??
     versions.versions.find((v) => v.state === 'candidate') ?? versions.versions[0];
 
   const rows = el('tbody');
-  for (const v of versions.versions) rows.append(metricsRow(v, enc, v.version === selected?.version));
+  for (const v of versions.versions) {
+    rows.append(metricsRow(v, enc, v.version === selected?.version,
+      v.state === 'bundled' ? rollouts.find((r) => r.model_version === v.version) : undefined));
+  }
   const result = el('p', { id: 'action-result', 'aria-live': 'polite' });
   const retrain = el('button', { type: 'button', id: 'retrain', class: 'action' }, 'Retrain now');
   const labels = status.labels_now === null ? '—' : int(status.labels_now - status.labels_at_last_run);
