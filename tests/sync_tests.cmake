@@ -32,3 +32,12 @@ outpost_test(release_pull_test
   LABELS sync
   TIMEOUT 900)
 add_dependencies(release_pull_test outpost)
+
+# Rollouts in waves with six real `outpost edge` sites and the real hub: a three-wave rollout
+# with an offline site, a failed health check that halts and rolls back, an abort.
+outpost_test(rollout_test
+  SOURCES rollout_test.cc sync_test_support.cc
+  DEPS outpost_apps outpost_hub_store outpost_train outpost_testing outpost_json
+  LABELS sync
+  TIMEOUT 900)
+add_dependencies(rollout_test outpost)
