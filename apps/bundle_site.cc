@@ -38,10 +38,9 @@ Result<std::unique_ptr<bundle::Installer>> OpenSiteInstaller(const SiteInstall& 
       .clock = &SystemClock(),
       .step_hook = site.step_hook};
   if (site.health_check || !site.health_command.empty()) {
-    options.health_check = [builtin = site.health_check, command = site.health_command,
-                            timeout = site.health_timeout](const std::string& model_dir,
-                                                           const std::string& name,
-                                                           uint64_t version) -> Status {
+    options.health_check =
+        [builtin = site.health_check, command = site.health_command, timeout = site.health_timeout](
+            const std::string& model_dir, const std::string& name, uint64_t version) -> Status {
       if (builtin) OUTPOST_RETURN_IF_ERROR(CheckModelHealth(model_dir, name, version));
       if (command.empty()) return Status::Ok();
       return RunSiteHealthCommand(command, timeout, model_dir, name, version);
@@ -93,13 +92,12 @@ Result<bundle::InstallResult> RollBackAtSite(const SiteInstall& site) {
 Status RunSiteHealthCommand(const std::vector<std::string>& argv, std::chrono::seconds timeout,
                             const std::string& model_dir, const std::string& name,
                             uint64_t version) {
-  OUTPOST_ASSIGN_OR_RETURN(
-      std::unique_ptr<Subprocess> child,
-      Subprocess::Start(argv, "",
-                        {{"OUTPOST_MODEL_DIR", model_dir},
-                         {"OUTPOST_MODEL", name},
-                         {"OUTPOST_MODEL_VERSION", std::to_string(version)}},
-                        Subprocess::Lifetime::kDiesWithParent));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> child,
+                           Subprocess::Start(argv, "",
+                                             {{"OUTPOST_MODEL_DIR", model_dir},
+                                              {"OUTPOST_MODEL", name},
+                                              {"OUTPOST_MODEL_VERSION", std::to_string(version)}},
+                                             Subprocess::Lifetime::kDiesWithParent));
   // A watchdog kills a command that runs past its time.
   std::mutex mu;
   std::condition_variable cv;

@@ -26,8 +26,8 @@ struct SiteInstall {
   std::string data_dir{};    // the edge's data_dir; events go to <data_dir>/spool
   std::string site_id{};
   std::vector<std::string> site_groups{};
-  std::string trusted_root{};    // a signed root file to provision when state_dir has none
-  bool health_check = true;      // apps/bundle_health.h's check of each new version
+  std::string trusted_root{};  // a signed root file to provision when state_dir has none
+  bool health_check = true;    // apps/bundle_health.h's check of each new version
   // The site's own check after it (EdgeReleasesConfig::health_command): argv, empty = none.
   std::vector<std::string> health_command{};
   std::chrono::seconds health_timeout{60};

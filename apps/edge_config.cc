@@ -18,15 +18,18 @@ Status ParseHostPort(std::string_view listen, std::string_view what, std::string
                      uint16_t& port_number) {
   size_t colon = listen.rfind(':');
   if (colon == std::string_view::npos) {
-    return InvalidArgumentError(std::string(what) + " address \"" + std::string(listen) + "\" must be host:port");
+    return InvalidArgumentError(std::string(what) + " address \"" + std::string(listen) +
+                                "\" must be host:port");
   }
   std::string_view host = listen.substr(0, colon);
   std::string_view port = listen.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   unsigned value = 0;
   auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
   if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || value > 65535) {
-    return InvalidArgumentError(std::string(what) + " port \"" + std::string(port) + "\" must be 0 to 65535");
+    return InvalidArgumentError(std::string(what) + " port \"" + std::string(port) +
+                                "\" must be 0 to 65535");
   }
   address = host.empty() ? "0.0.0.0" : std::string(host);
   port_number = static_cast<uint16_t>(value);
@@ -335,9 +338,10 @@ Status ParseLimits(const yaml::Node& limits, EdgeConfig& config) {
 // The edge config's top-level map onto `config`.
 Status ParseEdgeRoot(const yaml::Node& root, EdgeConfig& config) {
   static const std::set<std::string> kKeys = {
-      "site_id", "node_id", "listen", "grpc_listen", "model_repository", "threads",
-      "strict_readiness", "watch_repository", "limits", "log_format", "log_level", "data_dir",
-      "outbox", "sync", "tls", "auth"};
+      "site_id",   "node_id",          "listen",           "grpc_listen", "model_repository",
+      "threads",   "strict_readiness", "watch_repository", "limits",      "log_format",
+      "log_level", "data_dir",         "outbox",           "sync",        "tls",
+      "auth"};
   for (const auto& kv : root.entries()) {
     OUTPOST_ASSIGN_OR_RETURN(std::string key, kv.first.As<std::string>());
     if (!kKeys.count(key)) {
@@ -419,11 +423,13 @@ Status ParseGrpcListen(std::string_view listen, EdgeConfig& config) {
 Status ResolveGrpcListen(EdgeConfig& config) {
   if (config.grpc_listen_given) return Status();
   if (config.listen_port == 65535) {
-    return InvalidArgumentError("the HTTP port is 65535, so gRPC cannot take the next one; set grpc_listen");
+    return InvalidArgumentError(
+        "the HTTP port is 65535, so gRPC cannot take the next one; set grpc_listen");
   }
   config.grpc_enabled = true;
   config.grpc_listen_address = config.listen_address;
-  config.grpc_listen_port = config.listen_port == 0 ? 0 : static_cast<uint16_t>(config.listen_port + 1);
+  config.grpc_listen_port =
+      config.listen_port == 0 ? 0 : static_cast<uint16_t>(config.listen_port + 1);
   return Status();
 }
 

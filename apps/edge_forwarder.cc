@@ -60,8 +60,8 @@ Result<sync::HubClientOptions> EdgeHubConnection(const EdgeConfig& config) {
                                        " (run outpost enrol)");
     }
     hub_url = *text;
-    while (!hub_url.empty() && (hub_url.back() == '\n' || hub_url.back() == '\r' ||
-                                hub_url.back() == ' ')) {
+    while (!hub_url.empty() &&
+           (hub_url.back() == '\n' || hub_url.back() == '\r' || hub_url.back() == ' ')) {
       hub_url.pop_back();
     }
   }

@@ -373,9 +373,10 @@ Result<std::unique_ptr<ReleasePuller>> StartEdgeReleases(
   if (!config.sync.enabled || !r.enabled) return std::unique_ptr<ReleasePuller>();
   // Without a trusted root no release could ever install: said at start, not every round.
   if (r.trusted_root.empty() && !PathExists(JoinPath(r.state_dir, "root.json"))) {
-    return FailedPreconditionError("sync.releases: no trusted root: give trusted_root, or "
-                                   "install a bundle with --trusted-root once into " +
-                                   r.state_dir);
+    return FailedPreconditionError(
+        "sync.releases: no trusted root: give trusted_root, or "
+        "install a bundle with --trusted-root once into " +
+        r.state_dir);
   }
   OUTPOST_ASSIGN_OR_RETURN(sync::HubClientOptions https, EdgeHubConnection(config));
   Result<std::unique_ptr<ReleasePuller>> puller =

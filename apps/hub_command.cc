@@ -129,7 +129,8 @@ Status ParseRolloutPlan(const yaml::Node& v, hub::RolloutPlan& plan) {
     if (name == "canary") {
       OUTPOST_ASSIGN_OR_RETURN(plan.canary, rv.AsStringList());
     } else if (name == "percent") {
-      if (!rv.IsSequence()) return InvalidArgumentError("retrain.release.rollout.percent is a list");
+      if (!rv.IsSequence())
+        return InvalidArgumentError("retrain.release.rollout.percent is a list");
       plan.percent.clear();
       for (const yaml::Node& p : rv.items()) {
         OUTPOST_ASSIGN_OR_RETURN(int value, p.As<int>());
@@ -404,7 +405,8 @@ Status ParseHubConfigRoot(const yaml::Node& root, HubFlags& flags,
     for (const std::string& canary : c.release.rollout.canary) {
       if (!sites.contains(canary)) {
         return InvalidArgumentError("retrain " + c.model + ": release.rollout.canary names " +
-                                    canary + ", which is not among release.sites or the sites "
+                                    canary +
+                                    ", which is not among release.sites or the sites "
                                     "of release.groups");
       }
     }
@@ -643,10 +645,10 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
   // scheduler lease where it takes one.
   OUTPOST_ASSIGN_OR_RETURN(
       std::unique_ptr<hub::RolloutController> rollouts,
-      hub::RolloutController::Start(*store, {.lease = lease.get(),
-                                             .audit = [&audit_log](std::string_view line) {
-                                               return audit_log->AppendLine(line);
-                                             }}));
+      hub::RolloutController::Start(
+          *store, {.lease = lease.get(), .audit = [&audit_log](std::string_view line) {
+                     return audit_log->AppendLine(line);
+                   }}));
   // The operator listener's routes: the registry's under /api/v1/models, the rollouts'
   // under /api/v1/rollouts, the dashboard's API and assets everywhere else (the longer
   // prefix wins).
@@ -663,8 +665,8 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
       .store = store.get(),
       .site_groups = flags.site_groups,
       .offer = [r = rollouts.get()](const hub::SiteRelease& release, std::string_view site) {
-        return r->Offer(release.model, static_cast<int64_t>(release.model_version),
-                        release.version, site);
+        return r->Offer(release.model, static_cast<int64_t>(release.model_version), release.version,
+                        site);
       }});
   service_options.site_routes = [r = site_releases.get()](http::Router& router) {
     r->RegisterRoutes(router);

@@ -1547,8 +1547,8 @@ class PostgresStore final : public Store {
   Result<int64_t> PutRollout(const RolloutRow& row, int64_t expected_revision) override {
     OUTPOST_RETURN_IF_ERROR(ValidateRollout(row, expected_revision));
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
-    std::vector<Param> params = {Text(row.model),      Int(row.model_version), Text(row.tenant),
-                                 Text(row.doc),        Int(row.created_ms),    Int(row.updated_ms),
+    std::vector<Param> params = {Text(row.model),       Int(row.model_version), Text(row.tenant),
+                                 Text(row.doc),         Int(row.created_ms),    Int(row.updated_ms),
                                  Int(expected_revision)};
     // One statement: the revision compared and advanced by the row's own lock, so two hubs
     // writing one rollout at once cannot both pass the check.
@@ -1575,10 +1575,10 @@ class PostgresStore final : public Store {
                                                int64_t model_version) override {
     if (!ValidateId("model name", model).ok()) return std::optional<RolloutRow>();
     OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
-    OUTPOST_ASSIGN_OR_RETURN(
-        auto r, c->Exec(std::string("SELECT ") + kRolloutColumns +
-                            " FROM rollouts WHERE model = $1 AND model_version = $2",
-                        {Text(model), Int(model_version)}));
+    OUTPOST_ASSIGN_OR_RETURN(auto r,
+                             c->Exec(std::string("SELECT ") + kRolloutColumns +
+                                         " FROM rollouts WHERE model = $1 AND model_version = $2",
+                                     {Text(model), Int(model_version)}));
     if (r.rows() == 0) return std::optional<RolloutRow>();
     return std::optional<RolloutRow>(ReadRollout(r, 0));
   }

@@ -34,3 +34,10 @@ outpost_fuzz(site_releases_fuzz
   DEPS outpost_hub_release
   RUNS 250000
   CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/testdata/site_releases_seeds)
+
+# The rollout's rules (waves, gates, actions, offers, its document), the site's reading of
+# rollbacks, and a controller started again on the same SQLite store.
+outpost_test(rollout_unit_test
+  SOURCES rollout_test.cc
+  DEPS outpost_hub_release outpost_hub_store outpost_sync outpost_testing
+  LABELS hub)

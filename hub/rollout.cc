@@ -65,7 +65,7 @@ void OpenWave(Rollout& r, size_t i, const std::map<std::string, SiteObservation>
               int64_t now_ms, std::string_view why) {
   RolloutWave& w = r.waves[i];
   if (w.opened_ms != 0) return;
-  w.opened_ms = now_ms;
+  w.opened_ms = std::max<int64_t>(now_ms, 1);  // 0 means not opened
   w.gate = "installing";
   for (const std::string& id : w.sites) {
     RolloutSite* s = FindSite(r, id);
@@ -76,9 +76,9 @@ void OpenWave(Rollout& r, size_t i, const std::map<std::string, SiteObservation>
     if (it != seen.end() && it->second.serving) {
       const VersionCounters& c = *it->second.serving;
       s->baseline_error_rate = Rate(c.failed, c.requests());
-      s->baseline_accuracy =
-          c.labelled >= std::max<int64_t>(r.plan.min_labels, 1) ? Rate(c.correct, c.labelled)
-                                                                : std::nullopt;
+      s->baseline_accuracy = c.labelled >= std::max<int64_t>(r.plan.min_labels, 1)
+                                 ? Rate(c.correct, c.labelled)
+                                 : std::nullopt;
     }
   }
   AddHistory(r, now_ms, "wave_opened", "",
@@ -389,8 +389,8 @@ Result<Rollout> DecodeRollout(std::string_view text) {
 }
 
 Rollout NewRollout(std::string tenant, std::string model, int64_t model_version,
-                   uint64_t bundle_version, const RolloutPlan& plan,
-                   std::vector<std::string> sites, int64_t now_ms) {
+                   uint64_t bundle_version, const RolloutPlan& plan, std::vector<std::string> sites,
+                   int64_t now_ms) {
   Rollout r;
   r.tenant = std::move(tenant);
   r.model = std::move(model);
@@ -410,8 +410,8 @@ Rollout NewRollout(std::string tenant, std::string model, int64_t model_version,
   // The rest, in an order that differs from release to release.
   std::vector<std::pair<std::string, std::string>> keyed;
   for (const std::string& s : all) {
-    keyed.emplace_back(
-        crypto::Sha256Hex(r.model + "/" + std::to_string(model_version) + "/" + s), s);
+    keyed.emplace_back(crypto::Sha256Hex(r.model + "/" + std::to_string(model_version) + "/" + s),
+                       s);
   }
   std::sort(keyed.begin(), keyed.end());
   std::vector<RolloutWave> waves;
@@ -434,9 +434,9 @@ Rollout NewRollout(std::string tenant, std::string model, int64_t model_version,
       r.sites.push_back(RolloutSite{.site_id = s, .wave = i});
     }
   }
-  AddHistory(r, now_ms, "created", "",
-             std::to_string(r.waves.size()) + " waves, " + std::to_string(r.sites.size()) +
-                 " sites");
+  AddHistory(
+      r, now_ms, "created", "",
+      std::to_string(r.waves.size()) + " waves, " + std::to_string(r.sites.size()) + " sites");
   OpenWave(r, 0, {}, now_ms, "");
   return r;
 }
@@ -474,8 +474,8 @@ bool AdvanceRollout(Rollout& r, const std::map<std::string, SiteObservation>& se
       }
     };
     if (installed < total) {
-      set_gate("installing", std::to_string(installed) + " of " + std::to_string(total) +
-                                 " installed");
+      set_gate("installing",
+               std::to_string(installed) + " of " + std::to_string(total) + " installed");
       return changed;
     }
     if (w.installed_ms == 0) {
@@ -621,7 +621,7 @@ struct RolloutController::Impl {
 };
 
 Result<std::optional<Rollout>> RolloutController::Impl::Load(const std::string& model,
-                                                              int64_t version) {
+                                                             int64_t version) {
   OUTPOST_ASSIGN_OR_RETURN(std::optional<RolloutRow> row, store.GetRollout(model, version));
   if (!row) return std::optional<Rollout>();
   OUTPOST_ASSIGN_OR_RETURN(Rollout r, DecodeRollout(row->doc));
@@ -657,8 +657,7 @@ void ReadCounters(json::Parser& parser, const std::string& models_json, const st
 
 }  // namespace
 
-Result<std::map<std::string, SiteObservation>> RolloutController::Impl::Observe(
-    const Rollout& r) {
+Result<std::map<std::string, SiteObservation>> RolloutController::Impl::Observe(const Rollout& r) {
   std::map<std::string, SiteObservation> seen;
   std::vector<std::string> ids;
   for (const RolloutSite& s : r.sites) {
@@ -756,8 +755,7 @@ Status RolloutController::Impl::Tick() {
 
 RolloutController::RolloutController(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Result<std::unique_ptr<RolloutController>> RolloutController::Start(Store& store,
-                                                                    Options options) {
+Result<std::unique_ptr<RolloutController>> RolloutController::Start(Store& store, Options options) {
   if (options.interval < std::chrono::milliseconds(10)) {
     return InvalidArgumentError("a rollout pass interval is at least 10 ms");
   }
@@ -891,8 +889,7 @@ HubResponse RolloutController::Impl::Act(const HubRequest& request, const std::s
       }
       OUTPOST_LOG(kInfo) << "rollout " << action << Field("model", model)
                          << Field("version", version)
-                         << Field("operator", request.caller.credential)
-                         << Field("state", r.state);
+                         << Field("operator", request.caller.credential) << Field("state", r.state);
       return JsonResponse(200, EncodeRollout(r));
     }
     if (put.status().code() != StatusCode::kFailedPrecondition) {
@@ -986,9 +983,7 @@ HubResponse RolloutController::Impl::Handle(const HubRequest& request) {
   return response;
 }
 
-HubResponse RolloutController::Handle(const HubRequest& request) {
-  return impl_->Handle(request);
-}
+HubResponse RolloutController::Handle(const HubRequest& request) { return impl_->Handle(request); }
 
 void RolloutController::RegisterRoutes(http::Router& router) {
   auto answer = [this](const HubRequest& request, HubResponse& response) {

@@ -710,21 +710,23 @@ TEST_P(StoreContract, RolloutsAreWrittenOnlyAtTheRevisionTheWriterRead) {
   // Any revision: replaced whatever it was.
   OUTPOST_ASSERT_OK_AND_ASSIGN(revision, store_->PutRollout(row, kAnyRolloutRevision));
   EXPECT_EQ(revision, 3);
-  OUTPOST_ASSERT_OK(store_->PutRollout({.model = "pump",
-                                        .model_version = 5,
-                                        .tenant = "acme",
-                                        .doc = "{}",
-                                        .created_ms = 300,
-                                        .updated_ms = 300},
-                                       kAnyRolloutRevision)
+  OUTPOST_ASSERT_OK(store_
+                        ->PutRollout({.model = "pump",
+                                      .model_version = 5,
+                                      .tenant = "acme",
+                                      .doc = "{}",
+                                      .created_ms = 300,
+                                      .updated_ms = 300},
+                                     kAnyRolloutRevision)
                         .status());
-  OUTPOST_ASSERT_OK(store_->PutRollout({.model = "fan",
-                                        .model_version = 1,
-                                        .tenant = "globex",
-                                        .doc = "{}",
-                                        .created_ms = 200,
-                                        .updated_ms = 200},
-                                       0)
+  OUTPOST_ASSERT_OK(store_
+                        ->PutRollout({.model = "fan",
+                                      .model_version = 1,
+                                      .tenant = "globex",
+                                      .doc = "{}",
+                                      .created_ms = 200,
+                                      .updated_ms = 200},
+                                     0)
                         .status());
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto acme, store_->ListRollouts("acme", 10));
   ASSERT_EQ(acme.size(), 2u);

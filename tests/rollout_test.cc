@@ -71,15 +71,15 @@ class RolloutTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_EQ(RunOutpost({"keys", "generate", "--dir", dir_.File("keys")}).exit_code, 0);
     OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("policy.yaml"), kEventPolicy));
-    OUTPOST_ASSERT_OK(WriteFileAtomically(
-        dir_.File("pump.yaml"),
-        "backend: xgboost\n"
-        "inputs: [{name: features, datatype: FP32, shape: [-1, 8]}]\n"
-        "outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]\n"));
+    OUTPOST_ASSERT_OK(
+        WriteFileAtomically(dir_.File("pump.yaml"),
+                            "backend: xgboost\n"
+                            "inputs: [{name: features, datatype: FP32, shape: [-1, 8]}]\n"
+                            "outputs: [{name: fault_probability, datatype: FP32, shape: [-1]}]\n"));
     OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("train.yaml"), "features: [a]\n"));
     // The site's own check: fails while <site folder>/fail exists.
-    OUTPOST_ASSERT_OK(WriteFileAtomically(
-        dir_.File("check.sh"), "#!/bin/sh\ntest ! -e \"$SITE_DIR/fail\"\n"));
+    OUTPOST_ASSERT_OK(
+        WriteFileAtomically(dir_.File("check.sh"), "#!/bin/sh\ntest ! -e \"$SITE_DIR/fail\"\n"));
     hub_dir_ = dir_.File("hub");
     OUTPOST_ASSERT_OK(MakeDirectories(hub_dir_, 0700));
     RunResult op = RunOutpost({"hub", "operator", "add", "--tokens-file",
@@ -93,14 +93,13 @@ class RolloutTest : public ::testing::Test {
         "data_dir: " + hub_dir_ +
             "\nlisten: 127.0.0.1:0\noperator_listen: 127.0.0.1:0\n"
             "operator_tokens_file: " +
-            dir_.File("operators.yaml") + "\npolicies:\n  - {tenant: \"*\", file: " +
-            dir_.File("policy.yaml") +
+            dir_.File("operators.yaml") +
+            "\npolicies:\n  - {tenant: \"*\", file: " + dir_.File("policy.yaml") +
             "}\n"
             "retrain:\n  - model: pump\n    tenant: acme\n    train_config: " +
-            dir_.File("train.yaml") +
-            "\n    release:\n      model_config: " + dir_.File("pump.yaml") +
-            "\n      keys: " + dir_.File("keys") + "\n      sites: [" + sites +
-            "]\n      rollout: {canary: [site-1], percent: [50], soak_s: 1}\n"));
+            dir_.File("train.yaml") + "\n    release:\n      model_config: " +
+            dir_.File("pump.yaml") + "\n      keys: " + dir_.File("keys") + "\n      sites: [" +
+            sites + "]\n      rollout: {canary: [site-1], percent: [50], soak_s: 1}\n"));
     // Three registry versions of real models, each of more rounds.
     OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset data,
                                  train::MakePumpReadings({.rows = 300, .seed = 3}));
@@ -108,8 +107,7 @@ class RolloutTest : public ::testing::Test {
       OUTPOST_ASSERT_OK_AND_ASSIGN(auto store,
                                    hub::OpenStore("sqlite:" + JoinPath(hub_dir_, "hub.db")));
       for (int v = 1; v <= 3; ++v) {
-        OUTPOST_ASSERT_OK_AND_ASSIGN(auto model,
-                                     train::TrainXGBoost(data, {.rounds = 2 + v}));
+        OUTPOST_ASSERT_OK_AND_ASSIGN(auto model, train::TrainXGBoost(data, {.rounds = 2 + v}));
         OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes,
                                      model->Serialize(train::ModelFormat::kJson));
         OUTPOST_ASSERT_OK(store->RegisterModel({.name = "pump",
@@ -130,8 +128,8 @@ class RolloutTest : public ::testing::Test {
     }
     StartHub();
     for (int i = 1; i <= kSites; ++i) {
-      OUTPOST_ASSERT_OK(testing::EnrolSite(hub_port_, tokens[i - 1], SiteName(i),
-                                           SiteDir(i) + "/cred"));
+      OUTPOST_ASSERT_OK(
+          testing::EnrolSite(hub_port_, tokens[i - 1], SiteName(i), SiteDir(i) + "/cred"));
       OUTPOST_ASSERT_OK(MakeDirectories(SiteDir(i) + "/models"));
     }
   }
@@ -169,13 +167,14 @@ class RolloutTest : public ::testing::Test {
         "/data\nsync:\n  hub_url: https://127.0.0.1:" + std::to_string(hub_port_) +
         "\n  credentials_dir: " + d + "/cred\n  policy_file: " + dir_.File("policy.yaml") +
         "\n  backoff_initial_ms: 20\n  backoff_max_ms: 200\n  request_timeout_ms: 3000\n"
-        "  status_interval_s: 1\n  releases:\n    state_dir: " + d + "/state\n    trusted_root: " +
-        dir_.File("keys/root.json") + "\n    check_interval_s: 1\n    health_command: [/bin/sh, " +
-        dir_.File("check.sh") + "]\n";
+        "  status_interval_s: 1\n  releases:\n    state_dir: " +
+        d + "/state\n    trusted_root: " + dir_.File("keys/root.json") +
+        "\n    check_interval_s: 1\n    health_command: [/bin/sh, " + dir_.File("check.sh") + "]\n";
     OUTPOST_ASSERT_OK(WriteFileAtomically(d + "/edge.yaml", yaml));
     // The health command learns its site's folder from the edge's environment.
     ::setenv("SITE_DIR", d.c_str(), 1);
-    OUTPOST_ASSERT_OK_AND_ASSIGN(auto started, testing::StartEdge(d + "/edge.yaml", d + "/edge.log"));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(auto started,
+                                 testing::StartEdge(d + "/edge.yaml", d + "/edge.log"));
     ::unsetenv("SITE_DIR");
     edges_[i] = std::move(started);
   }
@@ -196,7 +195,8 @@ class RolloutTest : public ::testing::Test {
     for (int v = 1; v <= 3; ++v) {
       auto client = http::Client::Connect("127.0.0.1", it->second.second);
       if (!client.ok()) return "unreachable";
-      auto r = (*client)->Request("GET", "/v2/models/pump/versions/" + std::to_string(v) + "/ready");
+      auto r =
+          (*client)->Request("GET", "/v2/models/pump/versions/" + std::to_string(v) + "/ready");
       if (r.ok() && r->status == 200) out += (out.empty() ? "" : ",") + std::to_string(v);
     }
     return out;
@@ -249,7 +249,8 @@ class RolloutTest : public ::testing::Test {
   }
 
   void Approve(int v) {
-    auto [status, body] = Api("POST", "/api/v1/models/pump/versions/" + std::to_string(v) + "/approve");
+    auto [status, body] =
+        Api("POST", "/api/v1/models/pump/versions/" + std::to_string(v) + "/approve");
     ASSERT_EQ(status, 200) << body;
   }
 
