@@ -3,7 +3,6 @@
 // what operators send (feedback, /v1/) in the durable outbox under data_dir, and shuts down
 // gracefully on SIGTERM or SIGINT: requests in flight finish, new ones are refused, the
 // insight evaluator writes its open aggregates, the outbox is closed, then the process exits 0.
-#include <CLI/CLI.hpp>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -11,11 +10,12 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -45,6 +45,7 @@
 #include "serve/grpc_server.h"
 #include "serve/handler.h"
 #include "serve/http_server.h"
+#include "serve/label_tally.h"
 #include "serve/repository.h"
 #include "serve/repository_watcher.h"
 #include "serve/shadow.h"
@@ -228,9 +229,8 @@ Result<EdgeConfig> ResolveConfig(const EdgeFlags& flags) {
   }
   OUTPOST_RETURN_IF_ERROR(ResolveGrpcListen(config));
   if (config.tls.site_certificate) {
-    std::string dir = config.sync.credentials_dir.empty()
-                          ? JoinPath(config.data_dir, "credentials")
-                          : config.sync.credentials_dir;
+    std::string dir = config.sync.credentials_dir.empty() ? JoinPath(config.data_dir, "credentials")
+                                                          : config.sync.credentials_dir;
     config.tls.cert_file = JoinPath(dir, "site.crt");
     config.tls.key_file = JoinPath(dir, "site.key");
   }
@@ -295,7 +295,8 @@ Status CheckExposure(const EdgeConfig& config, bool have_credentials, bool insec
         StatusCode::kFailedPrecondition, "listen_requires_credentials",
         "the edge would listen on " + exposed +
             " with no credentials, so anyone on the network could score, label and read "
-            "records: add one (`outpost edge credential add --data-dir " + config.data_dir +
+            "records: add one (`outpost edge credential add --data-dir " +
+            config.data_dir +
             " --name NAME --role infer`), listen on 127.0.0.1, or start with "
             "--insecure-listen-without-credentials");
   }
@@ -459,8 +460,7 @@ void AnnounceServing(const EdgeConfig& config, const serve::HttpServer& server,
                      << Field("ready", repository.IsReady() ? "yes" : "no");
   // Tests and scripts read this line to learn the port when it was chosen by the system.
   std::printf("listening on %s://%s:%u\n", config.tls.enabled ? "https" : "http",
-              config.listen_address.c_str(),
-              static_cast<unsigned>(server.port()));
+              config.listen_address.c_str(), static_cast<unsigned>(server.port()));
   // Always after the HTTP line, which tests and scripts read first.
   if (grpc_server != nullptr) {
     std::printf("grpc listening on %s:%u\n", config.grpc_listen_address.c_str(),
@@ -530,6 +530,9 @@ Status RunEdge(const EdgeFlags& flags) {
                                     .thread_budget = config.threads}));
   std::unique_ptr<serve::ShadowRunner> shadow = MakeShadowRunner(*repository, outbox.get());
   repository->SetShadowRunner(shadow.get());
+  // Each version's labels, for the hub's rollout gates (serve/label_tally.h).
+  auto labels = std::make_unique<serve::LabelTally>();
+  repository->SetLabelTally(labels.get());
   auto flusher = std::make_unique<AggregateFlusher>(*evaluator);
   // New and changed model versions on disk are loaded while serving.
   std::unique_ptr<serve::RepositoryWatcher> watcher;
@@ -549,6 +552,7 @@ Status RunEdge(const EdgeFlags& flags) {
                            MakeEdgeApiOptions(config, raw_read_roles));
   edge_api_options.outbox = outbox.get();
   edge_api_options.shadow = shadow.get();
+  edge_api_options.labels = labels.get();
   edge_api_options.repository = repository.get();
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<AccessAudit> access_audit,
                            AccessAudit::Open(JoinPath(config.data_dir, "access_audit.jsonl")));
@@ -578,6 +582,8 @@ Status RunEdge(const EdgeFlags& flags) {
   server->Stop();
   repository->SetShadowRunner(nullptr);
   shadow.reset();
+  repository->SetLabelTally(nullptr);
+  labels.reset();
   // No request runs now: the evaluator writes what it holds, then the outbox closes.
   flusher.reset();
   evaluator.reset();
@@ -597,20 +603,26 @@ CLI::App* AddEdgeCredentialCommand(CLI::App* edge, Action& run);
 
 void AddEdgeCommand(CLI::App& app, Action& run) {
   auto flags = std::make_shared<EdgeFlags>();
-  CLI::App* cmd = app.add_subcommand("edge", "Serve models at a site over the Open Inference Protocol");
-  cmd->add_option("-c,--config", flags->config_file, "Edge config file (YAML)")->check(CLI::ExistingFile);
-  cmd->add_option("--listen", flags->listen, "Address to listen on, host:port (port 0 = any free port)");
+  CLI::App* cmd =
+      app.add_subcommand("edge", "Serve models at a site over the Open Inference Protocol");
+  cmd->add_option("-c,--config", flags->config_file, "Edge config file (YAML)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--listen", flags->listen,
+                  "Address to listen on, host:port (port 0 = any free port)");
   CLI::Option* grpc_listen = cmd->add_option(
       "--grpc-listen", flags->grpc_listen,
       "gRPC address, host:port (port 0 = any free port; \"\" = no gRPC; default: HTTP port + 1)");
-  cmd->add_option("--model-repository", flags->model_repository, "Folder of models: <model>/config.yaml, <model>/<version>/");
+  cmd->add_option("--model-repository", flags->model_repository,
+                  "Folder of models: <model>/config.yaml, <model>/<version>/");
   cmd->add_flag("--no-watch", flags->no_watch,
-               "Do not reload models when the repository's folders change");
+                "Do not reload models when the repository's folders change");
   cmd->add_option("--site-id", flags->site_id, "This site's id");
   cmd->add_option("--data-dir", flags->data_dir,
                   "Folder of the node's durable state (the outbox); created when missing");
-  cmd->add_option("--threads", flags->threads, "Server threads (0 = one per core)")->check(CLI::Range(0, 1024));
-  cmd->add_option("--log-format", flags->log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  cmd->add_option("--threads", flags->threads, "Server threads (0 = one per core)")
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--log-format", flags->log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
   cmd->add_option("--log-level", flags->log_level, "debug, info, warning or error")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
   cmd->add_option("--credentials-file", flags->credentials_file,

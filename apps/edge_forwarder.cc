@@ -133,6 +133,10 @@ Result<std::unique_ptr<sync::Forwarder>> StartEdgeForwarder(
           w.Uint(model->stats[i]->success.count.load(std::memory_order_relaxed));
           w.Key("requests_failed");
           w.Uint(model->stats[i]->fail.count.load(std::memory_order_relaxed));
+          w.Key("labelled");
+          w.Uint(model->stats[i]->labelled.load(std::memory_order_relaxed));
+          w.Key("correct");
+          w.Uint(model->stats[i]->correct.load(std::memory_order_relaxed));
         }
         w.EndObject();
       }

@@ -165,8 +165,7 @@ Result<Feedback> ParseFeedback(std::string_view body, const FeedbackLimits& limi
           break;
         case json::Type::kString: {
           std::string label;
-          OUTPOST_RETURN_IF_ERROR(
-              ReadString(value, key, limits.max_label_bytes, false, label));
+          OUTPOST_RETURN_IF_ERROR(ReadString(value, key, limits.max_label_bytes, false, label));
           feedback.label = std::move(label);
           break;
         }
@@ -329,6 +328,15 @@ void EdgeApi::PostFeedback(const HttpRequest& request, HttpResponse& response) c
        .stream = std::move(stream),
        .payload = FeedbackPayload(*feedback, UnixMillis(clock_->Now()), source)});
   if (!key.ok()) return SetErrorResponse(OutboxStatus(key.status()), response);
+  if (options_.labels != nullptr) {
+    // Counted against the version that answered, when trusted (serve/label_tally.h).
+    if (const auto* i = std::get_if<int64_t>(&feedback->label)) {
+      options_.labels->OnFeedback(feedback->model, feedback->request_id, static_cast<double>(*i),
+                                  source.trusted);
+    } else if (const auto* d = std::get_if<double>(&feedback->label)) {
+      options_.labels->OnFeedback(feedback->model, feedback->request_id, *d, source.trusted);
+    }
+  }
   if (options_.shadow != nullptr) {
     // A numeric label also scores the champion and the shadow (serve/shadow.h), which
     // counts it only when it is trusted.
@@ -480,9 +488,8 @@ void EdgeApi::WriteRecords(const http::Caller& caller, std::vector<outbox::Recor
                                     : can_filter ? options_.policy->digest
                                                  : std::string("none");
   OUTPOST_LOG(kInfo) << "records read" << Field("credential", CallerName(caller))
-                     << Field("access", raw ? "raw" : "filtered")
-                     << Field("policy", policy_digest) << Field("listed", written)
-                     << Field("withheld", withheld);
+                     << Field("access", raw ? "raw" : "filtered") << Field("policy", policy_digest)
+                     << Field("listed", written) << Field("withheld", withheld);
   if (!options_.audit) return;
   std::string line;
   JsonWriter a(line);
@@ -507,10 +514,10 @@ void EdgeApi::WriteRecords(const http::Caller& caller, std::vector<outbox::Recor
   // No record leaves without its line in the audit.
   if (Status audited = options_.audit(line); !audited.ok()) {
     response.Clear();
-    SetErrorResponse(ErrorWithReason(StatusCode::kUnavailable, "audit_unavailable",
-                                     "the access audit cannot be written: " +
-                                         std::string(audited.message())),
-                     response);
+    SetErrorResponse(
+        ErrorWithReason(StatusCode::kUnavailable, "audit_unavailable",
+                        "the access audit cannot be written: " + std::string(audited.message())),
+        response);
   }
 }
 

@@ -57,6 +57,7 @@
 #include "policy/evaluate.h"
 #include "policy/policy.h"
 #include "serve/handler.h"
+#include "serve/label_tally.h"
 #include "serve/repository.h"
 #include "serve/shadow.h"
 
@@ -109,6 +110,9 @@ struct EdgeApiOptions {
   // Told of each stored feedback with a numeric label, to score a model's champion and
   // shadow (serve/shadow.h). Not owned; null = none.
   ShadowRunner* shadow = nullptr;
+  // Counts a numeric label against the version that answered (serve/label_tally.h). Not
+  // owned; null = none.
+  LabelTally* labels = nullptr;
   // The models feedback may name: those this repository holds or held since it opened
   // (ModelRepository::Knows). Not owned; must outlive the EdgeApi. Null = no model is known
   // and every feedback is refused (model_unknown).

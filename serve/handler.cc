@@ -11,6 +11,7 @@
 #include "base/auth/auth.h"
 #include "base/json_writer.h"
 #include "engine/model.h"
+#include "serve/label_tally.h"
 #include "serve/metrics.h"
 #include "serve/shadow.h"
 
@@ -146,7 +147,8 @@ void SetError(int status, std::string_view reason, std::string_view message,
 // 405 is the one status that does not come from a Status: it is about HTTP, not Outpost.
 void SetMethodNotAllowed(std::string_view method, std::string_view allowed,
                          HttpResponse& response) {
-  SetError(405, "method_not_allowed", "method " + Quote(method) + " is not allowed here; use " + std::string(allowed),
+  SetError(405, "method_not_allowed",
+           "method " + Quote(method) + " is not allowed here; use " + std::string(allowed),
            response);
   response.headers.emplace_back("Allow", std::string(allowed));
 }
@@ -175,8 +177,7 @@ struct RestInfer {
 };
 
 // Checks the body's encoding and Inference-Header-Content-Length, then parses the request.
-Status ParseInfer(const HttpRequest& request, const InferJsonLimits& limits,
-                  InferRequest& parsed) {
+Status ParseInfer(const HttpRequest& request, const InferJsonLimits& limits, InferRequest& parsed) {
   std::string_view encoding = request.Header("Content-Encoding");
   if (!encoding.empty() && !http::EqualsIgnoreCase(encoding, "identity")) {
     return UnimplementedError("Content-Encoding " + Quote(encoding) +
@@ -347,6 +348,9 @@ Status AfterRun(InferenceCall& call, const Status& run) {
   if (handle.shadow != nullptr) {
     // Copies what it needs and returns at once; the shadow runs on its own thread.
     handle.shadow->Offer(handle, request_id, inputs, outputs);
+  }
+  if (handle.labels != nullptr && !request_id.empty()) {
+    handle.labels->Remember(handle, request_id, outputs);
   }
   std::vector<OutputRef>& selected = *call.selected;
   for (size_t i = 0; i < call.chosen.size(); ++i) {
@@ -612,8 +616,8 @@ void Handler::Infer(const HttpRequest& request, const ModelHandle& handle,
   // response and sends it.
   call->deferred = request.defer();
   RestInfer& rest = *call;
-  RunInferenceAsync(handle, rest.parsed, rest.outputs, rest.refs, &rest.recorder,
-                    options_.insight, [call = std::move(call), &response](Status run) {
+  RunInferenceAsync(handle, rest.parsed, rest.outputs, rest.refs, &rest.recorder, options_.insight,
+                    [call = std::move(call), &response](Status run) {
                       AnswerInfer(*call, std::move(run), response);
                       call->deferred.Send();
                     });
@@ -665,12 +669,11 @@ void RunInferenceAsync(const ModelHandle& handle, InferRequest& request,
   }
   // Queued, maybe batched with other requests; refused when the queue is full, the
   // request's timeout passes or its client goes away while it waits.
-  call->scheduled = ScheduledRequest{
-      .inputs = call->inputs,
-      .outputs = &outputs,
-      .timeout = std::chrono::microseconds(
-          std::min<uint64_t>(request.timeout_us, kMaxRequestTimeoutUs)),
-      .cancelled = request.cancelled};
+  call->scheduled = ScheduledRequest{.inputs = call->inputs,
+                                     .outputs = &outputs,
+                                     .timeout = std::chrono::microseconds(std::min<uint64_t>(
+                                         request.timeout_us, kMaxRequestTimeoutUs)),
+                                     .cancelled = request.cancelled};
   ScheduledRequest& scheduled = call->scheduled;
   handle.scheduler->Submit(scheduled, [call = std::move(call)](Status run) mutable {
     CompleteInference(std::move(call), std::move(run));

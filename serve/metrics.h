@@ -69,6 +69,10 @@ struct ModelStats {
   DurationStat compute_infer;
   DurationStat compute_output;
   std::atomic<uint64_t> inference_count{0};  // rows (batch size summed) of successful runs
+  // Answered requests that got a trusted numeric feedback label, and those the version's
+  // decision got right (serve/label_tally.h).
+  std::atomic<uint64_t> labelled{0};
+  std::atomic<uint64_t> correct{0};
   std::atomic<uint64_t> execution_count{0};  // model runs (a batch of requests is one)
   std::atomic<uint64_t> last_inference_ms{0};  // Unix time of the last success, 0 = never
   // Requests waiting in the model's queue now (never more than its max_queue_size).

@@ -613,7 +613,8 @@ Result<ModelHandle> ModelRepository::Find(std::string_view name,
                        .stats = stats_at(i),
                        .insight_rules = rules_at(i),
                        .scheduler = scheduler_at(i),
-                       .shadow = shadow_version > 0 ? shadow_runner_.load() : nullptr};
+                       .shadow = shadow_version > 0 ? shadow_runner_.load() : nullptr,
+                       .labels = label_tally_.load()};
   }
   for (size_t i = 0; i < servable->ready.size(); ++i) {
     const auto& [v, model] = servable->ready[i];
@@ -623,7 +624,8 @@ Result<ModelHandle> ModelRepository::Find(std::string_view name,
                          .model = model.get(),
                          .stats = stats_at(i),
                          .insight_rules = rules_at(i),
-                         .scheduler = scheduler_at(i)};
+                         .scheduler = scheduler_at(i),
+                         .labels = label_tally_.load()};
     }
   }
   for (const VersionStatus& s : servable->versions) {

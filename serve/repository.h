@@ -43,6 +43,7 @@
 namespace outpost::serve {
 
 class ShadowRunner;  // serve/shadow.h
+class LabelTally;    // serve/label_tally.h
 
 enum class VersionState { kReady, kUnavailable };
 std::string_view VersionStateName(VersionState state);  // "READY" / "UNAVAILABLE"
@@ -112,6 +113,9 @@ struct ModelHandle {
   // shadow, when the repository has a shadow runner: RunInference offers each scored batch
   // to it. A request naming a version is not compared.
   ShadowRunner* shadow = nullptr;
+  // Where the request's answer is remembered for the feedback labels that may follow
+  // (serve/label_tally.h); null = not counted.
+  LabelTally* labels = nullptr;
 };
 
 // The scheduler options a model config asks for (instance_count 0 = one per core).
@@ -196,6 +200,8 @@ class ModelRepository {
   // not scored. Not owned; must outlive its use, so set it to null before it goes.
   void SetShadowRunner(ShadowRunner* runner) { shadow_runner_.store(runner); }
   ShadowRunner* shadow_runner() const { return shadow_runner_.load(); }
+  // The same for the label tally (serve/label_tally.h); null = labels are not counted.
+  void SetLabelTally(LabelTally* tally) { label_tally_.store(tally); }
 
  private:
   struct Snapshot {
@@ -234,6 +240,7 @@ class ModelRepository {
   std::mutex reload_mu_;
   std::map<std::pair<std::string, int64_t>, std::shared_ptr<ModelStats>> stats_;
   std::atomic<ShadowRunner*> shadow_runner_{nullptr};
+  std::atomic<LabelTally*> label_tally_{nullptr};
 };
 
 // Loads one model version's file with the backend named in `config`. `threads` is an onnx

@@ -7,34 +7,11 @@
 #include "base/file.h"
 #include "base/json_writer.h"
 #include "base/logging.h"
+#include "serve/label_tally.h"
 #include "serve/model_config.h"
 
 namespace outpost::serve {
 namespace {
-
-// The elements of a numeric tensor as doubles; empty for BYTES and half-precision types.
-std::vector<double> Scores(const engine::Tensor& t) {
-  using engine::DataType;
-  std::vector<double> out;
-  auto take = [&]<typename T>(T) {
-    for (T v : t.values<T>()) out.push_back(static_cast<double>(v));
-  };
-  switch (t.type()) {
-    case DataType::kBool: take(uint8_t{}); break;
-    case DataType::kUint8: take(uint8_t{}); break;
-    case DataType::kUint16: take(uint16_t{}); break;
-    case DataType::kUint32: take(uint32_t{}); break;
-    case DataType::kUint64: take(uint64_t{}); break;
-    case DataType::kInt8: take(int8_t{}); break;
-    case DataType::kInt16: take(int16_t{}); break;
-    case DataType::kInt32: take(int32_t{}); break;
-    case DataType::kInt64: take(int64_t{}); break;
-    case DataType::kFp32: take(float{}); break;
-    case DataType::kFp64: take(double{}); break;
-    default: break;
-  }
-  return out;
-}
 
 double Ratio(uint64_t part, uint64_t whole) {
   return whole == 0 ? 0.0 : static_cast<double>(part) / static_cast<double>(whole);
@@ -60,9 +37,12 @@ std::string LabelValue(std::string_view s) {
 
 std::string_view ShadowOutcomeName(ShadowOutcome outcome) {
   switch (outcome) {
-    case ShadowOutcome::kPending: return "pending";
-    case ShadowOutcome::kPromoted: return "promoted";
-    case ShadowOutcome::kDropped: return "dropped";
+    case ShadowOutcome::kPending:
+      return "pending";
+    case ShadowOutcome::kPromoted:
+      return "promoted";
+    case ShadowOutcome::kDropped:
+      return "dropped";
   }
   return "pending";
 }
@@ -102,8 +82,7 @@ ShadowRunner::State& ShadowRunner::StateFor(const std::string& model, const Shad
 void ShadowRunner::Offer(const ModelHandle& champion, std::string_view request_id,
                          std::span<const engine::Tensor> inputs,
                          std::span<const engine::Tensor> outputs) {
-  if (champion.servable == nullptr || champion.servable->config == nullptr ||
-      outputs.empty()) {
+  if (champion.servable == nullptr || champion.servable->config == nullptr || outputs.empty()) {
     return;
   }
   const ShadowConfig& config = champion.servable->config->shadow;
@@ -126,7 +105,7 @@ void ShadowRunner::Offer(const ModelHandle& champion, std::string_view request_i
                               ? std::string(request_id)
                               : std::string(),
             .inputs = std::vector<engine::Tensor>(inputs.begin(), inputs.end()),
-            .champion_scores = Scores(outputs[0])};
+            .champion_scores = TensorScores(outputs[0])};
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return;
@@ -220,7 +199,7 @@ void ShadowRunner::Compare(Item& item) {
     Status run = engine::ValidateInputs(shadow->signature(), item.inputs);
     if (run.ok()) run = shadow->Run(item.inputs, outputs);
     if (run.ok() && !outputs.empty()) {
-      shadow_scores = Scores(outputs[0]);
+      shadow_scores = TensorScores(outputs[0]);
       ok = !shadow_scores.empty() && shadow_scores.size() == item.champion_scores.size();
     }
     if (!run.ok()) {
@@ -446,8 +425,7 @@ void ShadowRunner::WriteMetrics(std::string& out) const {
     out += m.type;
     out += '\n';
     for (const auto& [model, state] : states_) {
-      out += m.name + labels(model, state) + ' ' + std::to_string(state.counters.*m.field) +
-             '\n';
+      out += m.name + labels(model, state) + ' ' + std::to_string(state.counters.*m.field) + '\n';
     }
   }
   out +=

@@ -11,9 +11,16 @@
 //     had installed the release rolls back by itself and serves the version before; the
 //     sites of the waves after it never get the release;
 //   - an operator's abort of a complete rollout rolls back every site, and is in the hub's
-//     audit log; the aborted release is not offered again.
+//     audit log; the aborted release is not offered again;
+//   - with min_requests, a wave waits until its sites answered that many requests with the
+//     new version (the counters their nodes report), and a hub restarted mid-wave carries
+//     on from the store.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -68,7 +75,9 @@ bool WaitUntil(const std::function<bool()>& done) {
 
 class RolloutTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void SetUp() override { SetUpHub(); }
+
+  void SetUpHub() {
     ASSERT_EQ(RunOutpost({"keys", "generate", "--dir", dir_.File("keys")}).exit_code, 0);
     OUTPOST_ASSERT_OK(WriteFileAtomically(dir_.File("policy.yaml"), kEventPolicy));
     OUTPOST_ASSERT_OK(
@@ -90,8 +99,8 @@ class RolloutTest : public ::testing::Test {
     for (int i = 1; i <= kSites; ++i) sites += (i > 1 ? ", " : "") + SiteName(i);
     OUTPOST_ASSERT_OK(WriteFileAtomically(
         dir_.File("hub.yaml"),
-        "data_dir: " + hub_dir_ +
-            "\nlisten: 127.0.0.1:0\noperator_listen: 127.0.0.1:0\n"
+        "data_dir: " + hub_dir_ + "\nlisten: 127.0.0.1:" + std::to_string(site_port_) +
+            "\noperator_listen: 127.0.0.1:0\n"
             "operator_tokens_file: " +
             dir_.File("operators.yaml") +
             "\npolicies:\n  - {tenant: \"*\", file: " + dir_.File("policy.yaml") +
@@ -99,7 +108,7 @@ class RolloutTest : public ::testing::Test {
             "retrain:\n  - model: pump\n    tenant: acme\n    train_config: " +
             dir_.File("train.yaml") + "\n    release:\n      model_config: " +
             dir_.File("pump.yaml") + "\n      keys: " + dir_.File("keys") + "\n      sites: [" +
-            sites + "]\n      rollout: {canary: [site-1], percent: [50], soak_s: 1}\n"));
+            sites + "]\n      rollout: " + rollout_yaml_ + "\n"));
     // Three registry versions of real models, each of more rounds.
     OUTPOST_ASSERT_OK_AND_ASSIGN(train::Dataset data,
                                  train::MakePumpReadings({.rows = 300, .seed = 3}));
@@ -265,6 +274,32 @@ class RolloutTest : public ::testing::Test {
     }
   }
 
+  // Sends `n` scoring requests to site i's edge; true when each was answered 200.
+  bool Score(int i, int n) {
+    auto it = edges_.find(i);
+    if (it == edges_.end()) return false;
+    auto client = http::Client::Connect("127.0.0.1", it->second.second);
+    if (!client.ok()) return false;
+    const std::string body = R"({"inputs":[{"name":"features","datatype":"FP32","shape":[1,8],)"
+                             R"("data":[1,2,3,4,5,6,7,8]}]})";
+    for (int k = 0; k < n; ++k) {
+      auto r = (*client)->Request("POST", "/v2/models/pump/infer", body);
+      if (!r.ok() || r->status != 200) return false;
+    }
+    return true;
+  }
+
+  void StopHub() {
+    hub_->Signal(SIGTERM).IgnoreError();
+    hub_->Wait();
+    hub_.reset();
+  }
+
+  // Set before SetUp by a test that needs another plan, or a site port that survives a
+  // restart of the hub.
+  std::string rollout_yaml_ = "{canary: [site-1], percent: [50], soak_s: 1}";
+  uint16_t site_port_ = 0;
+
   TempDir dir_;
   std::string hub_dir_;
   std::string token_;
@@ -364,6 +399,63 @@ TEST_F(RolloutTest, AnAbortRollsBackEverySiteAndIsAudited) {
   // The aborted release is not offered again: the sites keep serving 1 over a few rounds.
   std::this_thread::sleep_for(std::chrono::seconds(3));
   for (int i = 1; i <= kSites; ++i) EXPECT_EQ(Serves(i), "1") << SiteName(i);
+}
+
+// A free TCP port on the loopback (bound, read, closed): the hub's site listener keeps it
+// across a restart, so the sites' configs stay right.
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// A gate that waits for traffic: each site must answer min_requests with the new version
+// (the counters its node reports) before its wave passes; and the hub restarted mid-wave
+// carries on from the store.
+class RolloutTrafficTest : public RolloutTest {
+ protected:
+  void SetUp() override {
+    rollout_yaml_ = "{canary: [site-1], percent: [50], soak_s: 0, min_requests: 3}";
+    site_port_ = FreePort();
+    SetUpHub();
+  }
+};
+
+TEST_F(RolloutTrafficTest, AWaveWaitsForTrafficAndARestartedHubCarriesOn) {
+  for (int i = 1; i <= kSites; ++i) StartEdge(i);
+  Approve(1);
+  auto gate = [&](size_t wave) -> std::string {
+    auto [status, body] = Api("GET", "/api/v1/rollouts/pump/1");
+    if (status != 200) return "";
+    json::Parser parser;
+    auto root = parser.Parse(body);
+    if (!root.ok()) return "";
+    return std::string((*root)["waves"].At(wave)["gate"].GetString().value_or(""));
+  };
+  ASSERT_TRUE(WaitUntil([&] { return gate(0) == "waiting_for_traffic"; }))
+      << Api("GET", "/api/v1/rollouts/pump/1").second;
+  // The hub stops mid-wave and starts again: the rollout is where it was.
+  StopHub();
+  StartHub();
+  ASSERT_TRUE(WaitUntil([&] { return gate(0) == "waiting_for_traffic"; })) << gate(0);
+  EXPECT_EQ(StateOf(1), "rolling");
+  // Traffic at each site that serves the release lets its wave pass, wave by wave.
+  std::set<int> scored;
+  ASSERT_TRUE(WaitUntil([&] {
+    for (int i = 1; i <= kSites; ++i) {
+      if (!scored.contains(i) && Serves(i) == "1" && Score(i, 3)) scored.insert(i);
+    }
+    return StateOf(1) == "complete";
+  })) << StateOf(1)
+      << ReadFile(dir_.File("hub.log")).value_or("");
+  auto [status, body] = Api("GET", "/api/v1/rollouts/pump/1");
+  EXPECT_NE(body.find(R"("requests":3,"error_rate":0)"), std::string::npos) << body;
 }
 
 }  // namespace

@@ -144,7 +144,7 @@ async function checkRolloutPage(page, r) {
   const history = await page.locator('#rollout-history tbody tr').evaluateAll((trs) => trs.map((t) =>
     [t.dataset.action, t.querySelector('[data-k="operator"]').textContent, Number(t.querySelector('[data-k="time_ms"]').dataset.ms)]));
   assert.deepEqual(history, r.history.map((h) => [h.action, h.operator ?? '—', h.time_ms]), 'the history as the API keeps it');
-  // The buttons the state allows (QUERY_API.md): the others are disabled.
+  // The buttons the state allows (hub/QUERY_API.md): the others are disabled.
   const allowed = { pause: ['rolling'], resume: ['paused'], promote: ['rolling', 'paused'], abort: ['rolling', 'paused', 'complete'] };
   for (const [action, from] of Object.entries(allowed)) {
     assert.equal(await page.locator(`#rollout-actions button[data-action="${action}"]`).isEnabled(), from.includes(r.state),

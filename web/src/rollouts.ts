@@ -19,7 +19,7 @@ import { el, int, rate, time } from './format';
 // States in which waves still open or sites still install: their progress shows on the map.
 const ACTIVE = new Set(['rolling', 'paused']);
 
-// The actions of a rollout and the states the hub takes each from (QUERY_API.md); a button is
+// The actions of a rollout and the states the hub takes each from (hub/QUERY_API.md); a button is
 // enabled only from those, and the hub decides anyway (another operator may have acted since
 // this page was drawn: its refusal is shown).
 const ACTIONS: { action: string; label: string; from: string[] }[] = [
