@@ -6,8 +6,9 @@
 // the totals; exit 1 when any site did not get the release whole. run.sh measures the hub's
 // CPU around it.
 //
-//   release_fanout --hub https://127.0.0.1:PORT --creds DIR --sites N
+//   release_fanout --hub https://127.0.0.1:PORT --creds DIR --sites N [--if-match 0]
 //
+// --if-match 0 leaves out If-Match, for a peer (nginx) whose ETag is not the SHA-256.
 // DIR/site-<i>/ holds `outpost enrol`'s site.crt, site.key and hub_ca.crt, i = 1..N.
 #include <atomic>
 #include <chrono>
@@ -29,7 +30,7 @@ namespace {
 constexpr uint64_t kChunk = uint64_t{1} << 20;
 
 // Fetches the first release offered to one site; its bytes, or an error.
-Result<uint64_t> FetchOne(const std::string& hub, const std::string& creds) {
+Result<uint64_t> FetchOne(const std::string& hub, const std::string& creds, bool if_match) {
   OUTPOST_ASSIGN_OR_RETURN(auto client,
                            sync::HubClient::Create({.base_url = hub,
                                                     .cert_file = JoinPath(creds, "site.crt"),
@@ -48,10 +49,10 @@ Result<uint64_t> FetchOne(const std::string& hub, const std::string& creds) {
   uint64_t have = 0;
   while (have < r.bytes) {
     const uint64_t last = std::min(have + kChunk, r.bytes) - 1;
-    OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse got,
-                             client->Get(target, {{"Range", "bytes=" + std::to_string(have) + "-" +
-                                                                std::to_string(last)},
-                                                  {"If-Match", "\"" + r.sha256 + "\""}}));
+    std::vector<std::pair<std::string, std::string>> headers = {
+        {"Range", "bytes=" + std::to_string(have) + "-" + std::to_string(last)}};
+    if (if_match) headers.emplace_back("If-Match", "\"" + r.sha256 + "\"");
+    OUTPOST_ASSIGN_OR_RETURN(http::ClientResponse got, client->Get(target, std::move(headers)));
     auto range = sync::ParseContentRange(got.Header("Content-Range"));
     if (got.status != 206 || !range || (*range)[0] != have ||
         got.body.size() != (*range)[1] - (*range)[0] + 1) {
@@ -68,11 +69,13 @@ Result<uint64_t> FetchOne(const std::string& hub, const std::string& creds) {
 int Main(int argc, char** argv) {
   std::string hub, creds;
   int sites = 0;
+  bool if_match = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--hub") hub = argv[i + 1];
     if (flag == "--creds") creds = argv[i + 1];
     if (flag == "--sites") sites = std::atoi(argv[i + 1]);
+    if (flag == "--if-match") if_match = std::string(argv[i + 1]) != "0";
   }
   if (hub.empty() || creds.empty() || sites < 1) {
     std::fprintf(stderr, "usage: release_fanout --hub URL --creds DIR --sites N\n");
@@ -85,7 +88,7 @@ int Main(int argc, char** argv) {
   for (int i = 1; i <= sites; ++i) {
     threads.emplace_back([&, i] {
       const std::string dir = JoinPath(creds, "site-" + std::to_string(i));
-      Result<uint64_t> got = FetchOne(hub, dir);
+      Result<uint64_t> got = FetchOne(hub, dir, if_match);
       if (!got.ok()) {
         std::printf("site-%d: %s\n", i, got.status().ToString().c_str());
         return;
