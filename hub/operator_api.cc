@@ -4,6 +4,7 @@
 #include <utility>
 #include <variant>
 
+#include "base/logging.h"
 #include "bundle/metadata.h"
 
 namespace outpost::hub {
@@ -103,6 +104,24 @@ std::string OperatorAuditLine(const OperatorAction& a) {
   w.String(a.detail.substr(0, 1024));
   w.EndObject();
   return line;
+}
+
+void AppendOperatorAudit(const std::function<Status(std::string_view line)>& audit,
+                         const OperatorAction& action) {
+  if (!audit) return;
+  if (Status s = audit(OperatorAuditLine(action)); !s.ok()) {
+    OUTPOST_LOG(kError) << "hub audit log append failed" << Field("event", action.event)
+                        << Field("model", action.model) << Field("status", s);
+  }
+}
+
+void RegisterOperatorRoutes(http::Router& router, std::string_view prefix,
+                            std::function<HubResponse(const HubRequest&)> handle) {
+  auto answer = [handle = std::move(handle)](const HubRequest& request, HubResponse& response) {
+    response = handle(request);
+  };
+  router.Exact("*", std::string(prefix), answer);
+  router.Prefix("*", std::string(prefix) + "/", answer);
 }
 
 void ReadOutcome(const HubResponse& response, std::string_view key, std::string_view detail_key,

@@ -6,13 +6,16 @@
 #define OUTPOST_HUB_OPERATOR_API_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/http/message.h"
+#include "base/http/server.h"
 #include "base/json_writer.h"
+#include "base/status.h"
 #include "hub/http.h"
 
 namespace outpost::hub {
@@ -57,6 +60,16 @@ struct OperatorAction {
 
 // The audit line (no trailing newline) of hub/FORMAT.md section 1, "Registry actions".
 std::string OperatorAuditLine(const OperatorAction& action);
+
+// Appends `action`'s audit line through `audit` (when set); a failure is logged as an error
+// (the action has happened, and the answer is still sent).
+void AppendOperatorAudit(const std::function<Status(std::string_view line)>& audit,
+                         const OperatorAction& action);
+
+// Registers `handle` on `router` for `prefix` exactly and every path under `prefix`/, any
+// method: the handler reads the rest of the path and answers its own 401, 404 and 405.
+void RegisterOperatorRoutes(http::Router& router, std::string_view prefix,
+                            std::function<HubResponse(const HubRequest&)> handle);
 
 // The outcome and detail of an answer of these routes: for a success, the body's `key`
 // (e.g. "state") and `detail_key`; for a refusal, its reason and message.

@@ -317,18 +317,14 @@ void RetrainScheduler::Impl::AuditAction(const HubRequest& request, std::string_
   std::string outcome, detail;
   ReadOutcome(response, "state", "bundle", outcome, detail);
   if (response.status == 202) outcome = "started";
-  const std::string line = OperatorAuditLine({.time_ms = UnixMillis(clock.Now()),
-                                              .event = action,
-                                              .caller = &request.caller,
-                                              .model = m.config.model,
-                                              .version = version,
-                                              .status = response.status,
-                                              .outcome = std::move(outcome),
-                                              .detail = std::move(detail)});
-  if (Status s = options.audit(line); !s.ok()) {
-    OUTPOST_LOG(kError) << "hub audit log append failed" << Field("event", action)
-                        << Field("model", m.config.model) << Field("status", s);
-  }
+  AppendOperatorAudit(options.audit, {.time_ms = UnixMillis(clock.Now()),
+                                      .event = action,
+                                      .caller = &request.caller,
+                                      .model = m.config.model,
+                                      .version = version,
+                                      .status = response.status,
+                                      .outcome = std::move(outcome),
+                                      .detail = std::move(detail)});
 }
 
 bool RetrainScheduler::Handles(const HubRequest& request) const {
@@ -341,11 +337,8 @@ bool RetrainScheduler::Handles(const HubRequest& request) const {
 HubResponse RetrainScheduler::Handle(const HubRequest& request) { return impl_->Handle(request); }
 
 void RetrainScheduler::RegisterRoutes(http::Router& router) {
-  auto answer = [this](const HubRequest& request, HubResponse& response) {
-    response = Handle(request);
-  };
-  router.Exact("*", std::string(kModelsPrefix), answer);
-  router.Prefix("*", std::string(kModelsPrefix) + "/", answer);
+  RegisterOperatorRoutes(router, kModelsPrefix,
+                         [this](const HubRequest& request) { return Handle(request); });
 }
 
 }  // namespace outpost::hub

@@ -963,34 +963,25 @@ HubResponse RolloutController::Impl::Handle(const HubRequest& request) {
   if (!row.ok()) return ErrorResponse(503, "store_unavailable", row.status().message());
   if (!*row || (*row)->tenant != request.caller.tenant) return RolloutNotFound();
   HubResponse response = Act(request, model, *version, action);
-  if (options.audit) {
-    std::string outcome, detail;
-    ReadOutcome(response, "state", "reason", outcome, detail);
-    const std::string event = "rollout_" + std::string(action);
-    const std::string line = OperatorAuditLine({.time_ms = Now(),
-                                                .event = event,
-                                                .caller = &request.caller,
-                                                .model = model,
-                                                .version = *version,
-                                                .status = response.status,
-                                                .outcome = std::move(outcome),
-                                                .detail = std::move(detail)});
-    if (Status s = options.audit(line); !s.ok()) {
-      OUTPOST_LOG(kError) << "hub audit log append failed" << Field("event", event)
-                          << Field("model", model) << Field("status", s);
-    }
-  }
+  std::string outcome, detail;
+  ReadOutcome(response, "state", "reason", outcome, detail);
+  const std::string event = "rollout_" + std::string(action);
+  AppendOperatorAudit(options.audit, {.time_ms = Now(),
+                                      .event = event,
+                                      .caller = &request.caller,
+                                      .model = model,
+                                      .version = *version,
+                                      .status = response.status,
+                                      .outcome = std::move(outcome),
+                                      .detail = std::move(detail)});
   return response;
 }
 
 HubResponse RolloutController::Handle(const HubRequest& request) { return impl_->Handle(request); }
 
 void RolloutController::RegisterRoutes(http::Router& router) {
-  auto answer = [this](const HubRequest& request, HubResponse& response) {
-    response = Handle(request);
-  };
-  router.Exact("*", std::string(kRolloutsPrefix), answer);
-  router.Prefix("*", std::string(kRolloutsPrefix) + "/", answer);
+  RegisterOperatorRoutes(router, kRolloutsPrefix,
+                         [this](const HubRequest& request) { return Handle(request); });
 }
 
 }  // namespace outpost::hub

@@ -50,28 +50,11 @@ namespace {
 using testing::FaultProxy;
 using testing::TempDir;
 
-// Lets the bundle events (kind `event`) leave the site and reach the hub's store.
-constexpr char kEventPolicy[] =
-    "format: 1\nversion: 1\ndefault: keep\nregions:\n  r1:\n    raw: true\n"
-    "default_region: r1\nkinds:\n  event:\n    default: keep\n";
+using testing::kEventPolicy;
+using testing::RunOutpost;
+using testing::WaitUntil;
 
-std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
-
-RunResult RunOutpost(std::vector<std::string> args) {
-  args.insert(args.begin(), Outpost());
-  return RunProgram(args);
-}
-
-// Polls `done` until it holds or a minute passes (a bound against a hung test, not a timing
-// the test asserts).
-bool WaitUntil(const std::function<bool()>& done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return done();
-}
+std::string Outpost() { return testing::OutpostBinary(); }
 
 class ReleasePullTest : public ::testing::Test {
  protected:

@@ -48,29 +48,17 @@ namespace {
 
 using testing::TempDir;
 
-constexpr char kEventPolicy[] =
-    "format: 1\nversion: 1\ndefault: keep\nregions:\n  r1:\n    raw: true\n"
-    "default_region: r1\nkinds:\n  event:\n    default: keep\n";
+using testing::kEventPolicy;
+using testing::RunOutpost;
+
 constexpr int kSites = 6;
 
-std::string Outpost() { return JoinPath(testing::BinaryDir(), "outpost"); }
-
-RunResult RunOutpost(std::vector<std::string> args) {
-  args.insert(args.begin(), Outpost());
-  return RunProgram(args);
-}
+std::string Outpost() { return testing::OutpostBinary(); }
 
 std::string SiteName(int i) { return "site-" + std::to_string(i); }
 
-// Polls `done` until it holds or two minutes pass (a bound against a hung test, not a timing
-// the test asserts).
 bool WaitUntil(const std::function<bool()>& done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return done();
+  return testing::WaitUntil(done, std::chrono::seconds(120));
 }
 
 class RolloutTest : public ::testing::Test {

@@ -2,7 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include "base/file.h"
 #include "base/http/client.h"
@@ -33,8 +35,8 @@ Status Issue(const std::string& ca_dir, const std::string& key, const std::strin
   OUTPOST_RETURN_IF_ERROR(WriteFileAtomically(ext_file, ext + "\n"));
   return Openssl({"x509", "-req", "-in", csr, "-CA", JoinPath(ca_dir, "ca.crt"), "-CAkey",
                   JoinPath(ca_dir, "ca.key"), "-set_serial",
-                  std::to_string(1000 + std::rand() % 100000), "-days", "2", "-extfile",
-                  ext_file, "-out", crt});
+                  std::to_string(1000 + std::rand() % 100000), "-days", "2", "-extfile", ext_file,
+                  "-out", crt});
 }
 
 }  // namespace
@@ -44,9 +46,8 @@ Status MakeTestPki(const std::string& hub_dir, const std::string& credentials_di
   OUTPOST_RETURN_IF_ERROR(MakeDirectories(hub_dir));
   OUTPOST_RETURN_IF_ERROR(MakeDirectories(credentials_dir));
   OUTPOST_RETURN_IF_ERROR(Openssl({"req", "-x509", "-newkey", "ed25519", "-nodes", "-keyout",
-                                   JoinPath(hub_dir, "ca.key"), "-out",
-                                   JoinPath(hub_dir, "ca.crt"), "-days", "2", "-subj",
-                                   "/CN=test hub CA"}));
+                                   JoinPath(hub_dir, "ca.key"), "-out", JoinPath(hub_dir, "ca.crt"),
+                                   "-days", "2", "-subj", "/CN=test hub CA"}));
   OUTPOST_RETURN_IF_ERROR(Issue(hub_dir, JoinPath(hub_dir, "server.key"),
                                 JoinPath(hub_dir, "server.crt"), "/CN=hub",
                                 "subjectAltName=IP:127.0.0.1"));
@@ -81,12 +82,11 @@ Result<std::string> AddHubSite(const std::string& data_dir, const std::string& s
 Result<std::pair<std::unique_ptr<Subprocess>, uint16_t>> StartHub(const std::string& data_dir,
                                                                   const std::string& policy_file,
                                                                   const std::string& log) {
-  OUTPOST_ASSIGN_OR_RETURN(
-      std::unique_ptr<Subprocess> hub,
-      Subprocess::Start({JoinPath(BinaryDir(), "outpost"), "hub", "serve", "--data-dir", data_dir,
-                         "--listen", "127.0.0.1:0", "--policy", policy_file, "--log-format",
-                         "json"},
-                        log));
+  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> hub,
+                           Subprocess::Start({JoinPath(BinaryDir(), "outpost"), "hub", "serve",
+                                              "--data-dir", data_dir, "--listen", "127.0.0.1:0",
+                                              "--policy", policy_file, "--log-format", "json"},
+                                             log));
   OUTPOST_ASSIGN_OR_RETURN(std::string line, hub->ReadLine());
   if (line.rfind("listening on https://127.0.0.1:", 0) != 0) {
     return InternalError("hub said: " + line);
@@ -95,11 +95,27 @@ Result<std::pair<std::unique_ptr<Subprocess>, uint16_t>> StartHub(const std::str
   return std::make_pair(std::move(hub), port);
 }
 
+std::string OutpostBinary() { return JoinPath(BinaryDir(), "outpost"); }
+
+RunResult RunOutpost(std::vector<std::string> args) {
+  args.insert(args.begin(), OutpostBinary());
+  return RunProgram(args);
+}
+
+bool WaitUntil(const std::function<bool()>& done, std::chrono::seconds bound) {
+  const auto deadline = std::chrono::steady_clock::now() + bound;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return done();
+}
+
 Status EnrolSite(uint16_t port, const std::string& token, const std::string& site_id,
                  const std::string& credentials_dir) {
   RunResult r = RunProgram({JoinPath(BinaryDir(), "outpost"), "enrol", "--hub",
-                            "https://127.0.0.1:" + std::to_string(port), "--token", token,
-                            "--site", site_id, "--credentials", credentials_dir});
+                            "https://127.0.0.1:" + std::to_string(port), "--token", token, "--site",
+                            site_id, "--credentials", credentials_dir});
   if (r.exit_code != 0) return InternalError("enrol failed: " + r.err);
   return Status();
 }

@@ -5,7 +5,9 @@
 #ifndef OUTPOST_TESTS_SYNC_TEST_SUPPORT_H_
 #define OUTPOST_TESTS_SYNC_TEST_SUPPORT_H_
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -67,8 +69,7 @@ struct HubContents {
 // Reads every record of `site_id` in `tenant` (paging by row id) from the store at
 // `store_url` ("sqlite:PATH"), and the audit heads of `nodes`.
 Result<HubContents> ReadHubStore(const std::string& store_url, const std::string& tenant,
-                                 const std::string& site_id,
-                                 const std::vector<std::string>& nodes);
+                                 const std::string& site_id, const std::vector<std::string>& nodes);
 
 // A policy that lets feedback leave raw, hashing request_id; nothing else leaves.
 inline constexpr char kFeedbackPolicy[] =
@@ -89,6 +90,20 @@ kinds:
       v: keep
       score: keep
 )";
+
+// A policy that lets the bundle events (kind `event`) leave the site and reach the hub.
+inline constexpr char kEventPolicy[] =
+    "format: 1\nversion: 1\ndefault: keep\nregions:\n  r1:\n    raw: true\n"
+    "default_region: r1\nkinds:\n  event:\n    default: keep\n";
+
+// The `outpost` binary beside the test, and a run of it with `args`.
+std::string OutpostBinary();
+RunResult RunOutpost(std::vector<std::string> args);
+
+// Polls `done` every 100 ms until it holds or `bound` passes (a bound against a hung test,
+// not a timing the test asserts); whether it held.
+bool WaitUntil(const std::function<bool()>& done,
+               std::chrono::seconds bound = std::chrono::seconds(90));
 
 }  // namespace outpost::testing
 
