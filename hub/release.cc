@@ -347,6 +347,16 @@ Result<ReleaseResult> ApproveAndRelease(Store& store, const RetrainConfig& confi
                                   .sites = config.release.sites,
                                   .site_groups = config.release.groups,
                                   .root_chain = std::move(chain)};
+    // Its rollout first: the sites get the bundle wave by wave (hub/FORMAT.md section 11),
+    // and a hub listing the bundle must find the rollout the moment the file is there.
+    std::vector<std::string> sites = config.release.sites;
+    for (const std::string& group : config.release.groups) {
+      auto members = config.release.group_sites.find(group);
+      if (members == config.release.group_sites.end()) continue;
+      sites.insert(sites.end(), members->second.begin(), members->second.end());
+    }
+    OUTPOST_RETURN_IF_ERROR(StartRollout(store, config.tenant, model, version, options.version,
+                                         config.release.rollout, sites, now_ms));
     const std::string bundles = JoinPath(data_dir, "bundles");
     OUTPOST_RETURN_IF_ERROR(MakeDirectories(bundles));
     result.bundle_path = JoinPath(bundles, stem + ".bundle");
@@ -357,16 +367,6 @@ Result<ReleaseResult> ApproveAndRelease(Store& store, const RetrainConfig& confi
     OUTPOST_ASSIGN_OR_RETURN(std::string bundle_bytes,
                              ReadFile(result.bundle_path, kMaxReleaseBundleBytes));
     OUTPOST_RETURN_IF_ERROR(store.PutReleaseBundle(stem + ".bundle", bundle_bytes, now_ms));
-    // And its rollout: the sites get it wave by wave (hub/FORMAT.md section 11).
-    std::vector<std::string> sites = config.release.sites;
-    for (const std::string& group : config.release.groups) {
-      auto members = config.release.group_sites.find(group);
-      if (members == config.release.group_sites.end()) continue;
-      sites.insert(sites.end(), members->second.begin(), members->second.end());
-    }
-    OUTPOST_RETURN_IF_ERROR(StartRollout(store, config.tenant, model, version,
-                                         result.bundle_version, config.release.rollout, sites,
-                                         now_ms));
     return result;
   };
   Result<ReleaseResult> result = build();

@@ -11,6 +11,7 @@
 #include "base/json_writer.h"
 #include "base/logging.h"
 #include "base/names.h"
+#include "bundle/reason.h"
 #include "hub/operator_api.h"
 
 namespace outpost::hub {
@@ -631,6 +632,17 @@ Result<std::optional<Rollout>> RolloutController::Impl::Load(const std::string& 
 
 namespace {
 
+// Whether a failed install's reason is the bundle's or the model's (a refusal, HEALTH_CHECK),
+// which halts a rollout, rather than the site's (a full disk, an I/O error), which the
+// site's puller retries at its next round.
+bool IsBundleReason(std::string_view reason) {
+  for (int r = static_cast<int>(bundle::Reason::kIo) + 1;
+       r <= static_cast<int>(bundle::Reason::kHealthCheck); ++r) {
+    if (bundle::ReasonName(static_cast<bundle::Reason>(r)) == reason) return true;
+  }
+  return false;
+}
+
 // The counters of `model`'s versions in a node's models_json (sync/FORMAT.md section 2):
 // the released version's, and the others' it serves.
 void ReadCounters(json::Parser& parser, const std::string& models_json, const std::string& model,
@@ -691,7 +703,9 @@ Result<std::map<std::string, SiteObservation>> RolloutController::Impl::Observe(
           o.failed = false;
           o.rolled_back = false;
           installed_ours[rec.site_id] = true;
-        } else if ((event == "bundle_install_failed" || event == "bundle_refused") &&
+        } else if ((event == "bundle_refused" ||
+                    (event == "bundle_install_failed" &&
+                     IsBundleReason((*v)["reason"].GetString().value_or("")))) &&
                    version == r.bundle_version && !o.installed) {
           o.failed = true;
           o.reason = std::string((*v)["reason"].GetString().value_or(""));
@@ -807,10 +821,23 @@ RolloutOffer RolloutController::Offer(std::string_view model, int64_t model_vers
     impl_->cache_valid = true;
   }
   auto it = impl_->cache.find({std::string(model), model_version});
-  // A bundle without a rollout (placed by hand, made before rollouts), or whose rollout is
-  // of another bundle of the same version (released again since): offered as it stands.
   if (it == impl_->cache.end() || it->second.bundle_version != bundle_version) {
-    return RolloutOffer::kOffer;
+    // Not in the last read (a release made since, or one older than the newest 1,000): its
+    // own row, read now. The release step writes the rollout before the bundle's file, so a
+    // bundle that is listed has its rollout there.
+    lock.unlock();
+    Result<std::optional<RolloutRow>> row =
+        impl_->store.GetRollout(std::string(model), model_version);
+    if (!row.ok()) return RolloutOffer::kWithhold;
+    // A bundle without a rollout (placed by hand, made before rollouts), or whose rollout is
+    // of another bundle of the same version (released again since): offered as it stands.
+    if (!*row) return RolloutOffer::kOffer;
+    Result<Rollout> r = DecodeRollout((*row)->doc);
+    if (!r.ok() || r->bundle_version != bundle_version) return RolloutOffer::kOffer;
+    const RolloutOffer offer = OfferFor(*r, site_id);
+    lock.lock();
+    impl_->cache[{std::string(model), model_version}] = std::move(*r);
+    return offer;
   }
   return OfferFor(it->second, site_id);
 }

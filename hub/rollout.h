@@ -191,8 +191,9 @@ class RolloutController {
 
   // Whether the bundle (model, model_version, bundle_version) is offered to `site_id`, left
   // out, or rolled back from; a bundle without a rollout (made by hand, or before rollouts)
-  // is offered. Reads the store at most once a second; a store failure offers nothing new
-  // (kWithhold) and keeps rollbacks.
+  // is offered. Reads the newest 1,000 rollouts at most once a second, and the row of a
+  // bundle not among them; a store failure offers nothing new (kWithhold) and keeps
+  // rollbacks.
   RolloutOffer Offer(std::string_view model, int64_t model_version, uint64_t bundle_version,
                      std::string_view site_id);
 

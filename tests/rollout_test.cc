@@ -359,7 +359,10 @@ TEST_F(RolloutTest, AFailedHealthCheckHaltsTheRolloutAndTheSitesThatInstalledRol
     EXPECT_TRUE(WaitUntil([&] { return Rollout(2)->sites[site] == "rolled_back"; })) << site;
   }
   // The last wave never got it.
-  for (const std::string& site : created->waves[2]) EXPECT_EQ(Rollout(2)->sites[site], "pending");
+  for (const std::string& site : created->waves[2]) {
+    EXPECT_EQ(Rollout(2)->sites[site], "pending")
+        << site << Api("GET", "/api/v1/rollouts/pump/2").second;
+  }
   // Halted is final: an operator cannot resume it.
   EXPECT_EQ(Api("POST", "/api/v1/rollouts/pump/2/resume").first, 409);
 }
