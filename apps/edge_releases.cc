@@ -265,10 +265,12 @@ PullOutcome ReleasePuller::RunOnce() {
                           << Field("error", rollbacks.status());
     return PullOutcome::kFailed;
   }
-  if (std::optional<PullOutcome> done = RollBackFrom(*rollbacks, state.installed_version)) {
+  // Read once for the round: what RollBackFrom adds is never among the offered releases.
+  const std::vector<std::string> refused = RefusedDigests();
+  if (std::optional<PullOutcome> done =
+          RollBackFrom(*rollbacks, refused, state.installed_version)) {
     return *done;
   }
-  const std::vector<std::string> refused = RefusedDigests();
   const OfferedRelease* best = nullptr;
   for (const OfferedRelease& r : *offered) {
     if (r.version <= state.installed_version) continue;
@@ -334,8 +336,8 @@ PullOutcome ReleasePuller::RunOnce() {
 }
 
 std::optional<PullOutcome> ReleasePuller::RollBackFrom(const std::vector<OfferedRelease>& rollbacks,
+                                                       const std::vector<std::string>& refused,
                                                        uint64_t installed_version) {
-  const std::vector<std::string> refused = RefusedDigests();
   const OfferedRelease* installed = nullptr;
   for (const OfferedRelease& r : rollbacks) {
     // Remembered already: rolled back from (or the rollback failed) in an earlier round.

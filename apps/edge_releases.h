@@ -56,10 +56,10 @@ struct ReleasePullerOptions {
 
 // What a round did, for logs and tests.
 enum class PullOutcome {
-  kNothing,    // no release newer than the installed one (or only refused ones)
-  kInstalled,  // a release was fetched and installed
-  kRefused,    // a release was fetched and refused (or too large); remembered
-  kFailed,     // the round failed (no answer, a cut download, I/O); tried again next round
+  kNothing,     // no release newer than the installed one (or only refused ones)
+  kInstalled,   // a release was fetched and installed
+  kRefused,     // a release was fetched and refused (or too large); remembered
+  kFailed,      // the round failed (no answer, a cut download, I/O); tried again next round
   kRolledBack,  // the installed release's rollout was halted or aborted: switched back
 };
 
@@ -93,8 +93,9 @@ class ReleasePuller {
   std::vector<std::string> RefusedDigests();
   // Rolls back from the installed bundle when its rollout was halted or aborted, and
   // remembers every listed rollback as refused (never fetched again). nullopt when the
-  // installed bundle is not among `rollbacks`.
+  // installed bundle is not among `rollbacks`. `refused`: RefusedDigests() of this round.
   std::optional<PullOutcome> RollBackFrom(const std::vector<OfferedRelease>& rollbacks,
+                                          const std::vector<std::string>& refused,
                                           uint64_t installed_version);
 
   const ReleasePullerOptions options_;

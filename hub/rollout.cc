@@ -33,6 +33,13 @@ std::optional<double> Rate(int64_t part, int64_t whole) {
   return static_cast<double>(part) / static_cast<double>(whole);
 }
 
+// The share of labelled requests a version got right, once at least min_labels (and at
+// least one) arrived; nullopt before.
+std::optional<double> Accuracy(const VersionCounters& c, const RolloutPlan& plan) {
+  if (c.labelled < std::max<int64_t>(plan.min_labels, 1)) return std::nullopt;
+  return Rate(c.correct, c.labelled);
+}
+
 void OptionalDouble(JsonWriter& w, const std::optional<double>& v) {
   if (v) {
     w.Double(*v);
@@ -54,13 +61,6 @@ void AddHistory(Rollout& r, int64_t now_ms, std::string action, std::string who,
   r.updated_ms = now_ms;
 }
 
-RolloutSite* FindSite(Rollout& r, std::string_view site_id) {
-  for (RolloutSite& s : r.sites) {
-    if (s.site_id == site_id) return &s;
-  }
-  return nullptr;
-}
-
 // Opens wave `i` at now_ms: its sites' baselines are what they serve now.
 void OpenWave(Rollout& r, size_t i, const std::map<std::string, SiteObservation>& seen,
               int64_t now_ms, std::string_view why) {
@@ -68,18 +68,15 @@ void OpenWave(Rollout& r, size_t i, const std::map<std::string, SiteObservation>
   if (w.opened_ms != 0) return;
   w.opened_ms = std::max<int64_t>(now_ms, 1);  // 0 means not opened
   w.gate = "installing";
-  for (const std::string& id : w.sites) {
-    RolloutSite* s = FindSite(r, id);
-    if (s == nullptr) continue;
-    if (s->status == "pending") s->status = "offered";
-    s->updated_ms = now_ms;
-    auto it = seen.find(id);
+  for (RolloutSite& s : r.sites) {
+    if (s.wave != i) continue;
+    if (s.status == "pending") s.status = "offered";
+    s.updated_ms = now_ms;
+    auto it = seen.find(s.site_id);
     if (it != seen.end() && it->second.serving) {
       const VersionCounters& c = *it->second.serving;
-      s->baseline_error_rate = Rate(c.failed, c.requests());
-      s->baseline_accuracy = c.labelled >= std::max<int64_t>(r.plan.min_labels, 1)
-                                 ? Rate(c.correct, c.labelled)
-                                 : std::nullopt;
+      s.baseline_error_rate = Rate(c.failed, c.requests());
+      s.baseline_accuracy = Accuracy(c, r.plan);
     }
   }
   AddHistory(r, now_ms, "wave_opened", "",
@@ -120,9 +117,7 @@ bool UpdateSites(Rollout& r, const std::map<std::string, SiteObservation>& seen,
     if (o.released) {
       s.requests = o.released->requests();
       s.error_rate = Rate(o.released->failed, o.released->requests());
-      s.accuracy = o.released->labelled >= std::max<int64_t>(r.plan.min_labels, 1)
-                       ? Rate(o.released->correct, o.released->labelled)
-                       : std::nullopt;
+      s.accuracy = Accuracy(*o.released, r.plan);
     }
     if (status != s.status || reason != s.reason) {
       s.status = std::move(status);
@@ -390,8 +385,8 @@ Result<Rollout> DecodeRollout(std::string_view text) {
 }
 
 Rollout NewRollout(std::string tenant, std::string model, int64_t model_version,
-                   uint64_t bundle_version, const RolloutPlan& plan, std::vector<std::string> sites,
-                   int64_t now_ms) {
+                   uint64_t bundle_version, const RolloutPlan& plan,
+                   const std::vector<std::string>& sites, int64_t now_ms) {
   Rollout r;
   r.tenant = std::move(tenant);
   r.model = std::move(model);
@@ -399,10 +394,8 @@ Rollout NewRollout(std::string tenant, std::string model, int64_t model_version,
   r.bundle_version = bundle_version;
   r.plan = plan;
   r.created_ms = now_ms;
-  std::sort(sites.begin(), sites.end());
-  sites.erase(std::unique(sites.begin(), sites.end()), sites.end());
-  if (sites.size() > kMaxRolloutSites) sites.resize(kMaxRolloutSites);
-  std::set<std::string> all(sites.begin(), sites.end());
+  std::set<std::string> all(sites.begin(), sites.end());  // sorted, each once
+  while (all.size() > kMaxRolloutSites) all.erase(std::prev(all.end()));
   // The canary wave: the plan's sites the bundle is meant for, in the plan's order.
   RolloutWave canary{.name = "canary"};
   for (const std::string& s : plan.canary) {
@@ -590,6 +583,17 @@ struct RolloutController::Impl {
   std::condition_variable cv;
   bool stopping = false;
   std::thread thread;
+  // What each rollout's bundle events said so far, so that a pass reads only the events
+  // that arrived since the last (the record cursor meets each once). Used by Tick only,
+  // under tick_mu; a rollout no longer advanced is dropped.
+  struct EventScan {
+    uint64_t bundle_version = 0;
+    int64_t after_id = 0;
+    std::map<std::string, SiteObservation> seen;  // the events' part of each site's
+    std::set<std::string> installed_ours;
+  };
+  std::mutex tick_mu;
+  std::map<std::pair<std::string, int64_t>, EventScan> scans;
   // (model, model_version) -> the rollout's document, read at cache_ms (steady clock).
   std::map<std::pair<std::string, int64_t>, Rollout> cache;
   std::chrono::steady_clock::time_point cache_time{};
@@ -615,6 +619,8 @@ struct RolloutController::Impl {
 
   Status Tick();
   Result<std::map<std::string, SiteObservation>> Observe(const Rollout& r);
+  // Reads the bundle events of `r`'s sites that arrived since the last pass into `scan`.
+  Status ScanEvents(const Rollout& r, EventScan& scan, json::Parser& parser);
   HubResponse Handle(const HubRequest& request);
   HubResponse Act(const HubRequest& request, const std::string& model, int64_t version,
                   std::string_view action);
@@ -669,54 +675,65 @@ void ReadCounters(json::Parser& parser, const std::string& models_json, const st
 
 }  // namespace
 
+Status RolloutController::Impl::ScanEvents(const Rollout& r, EventScan& scan,
+                                           json::Parser& parser) {
+  std::set<std::string> members;
+  for (const RolloutSite& s : r.sites) members.insert(s.site_id);
+  // The tenant's bundle events since the rollout began (a day's margin for site clocks),
+  // from the cursor on, in arrival order: the last word of each site is its newest.
+  RecordQuery q{.tenant = r.tenant,
+                .kind = std::string("event"),
+                .stream = std::string("bundle"),
+                .since_ms = r.created_ms - 86'400'000,
+                .after_id = scan.after_id,
+                .limit = 10'000};
+  while (true) {
+    OUTPOST_ASSIGN_OR_RETURN(std::vector<HubRecord> records, store.QueryRecords(q));
+    for (const HubRecord& rec : records) {
+      q.after_id = std::max(q.after_id, rec.id);
+      if (!members.contains(rec.site_id)) continue;
+      Result<json::Value> v = parser.Parse(rec.payload);
+      if (!v.ok() || !v->is_object()) continue;
+      const std::string_view event = (*v)["event"].GetString().value_or("");
+      const uint64_t version = (*v)["bundle_version"].GetUint64().value_or(0);
+      SiteObservation& o = scan.seen[rec.site_id];
+      if (event == "bundle_installed" && version >= r.bundle_version) {
+        o.installed = true;
+        o.failed = false;
+        o.rolled_back = false;
+        scan.installed_ours.insert(rec.site_id);
+      } else if ((event == "bundle_refused" ||
+                  (event == "bundle_install_failed" &&
+                   IsBundleReason((*v)["reason"].GetString().value_or("")))) &&
+                 version == r.bundle_version && !o.installed) {
+        o.failed = true;
+        o.reason = std::string((*v)["reason"].GetString().value_or(""));
+      } else if ((event == "bundle_rolled_back" || event == "bundle_installed") &&
+                 version < r.bundle_version && scan.installed_ours.contains(rec.site_id)) {
+        o.rolled_back = true;
+        o.installed = false;
+      }
+    }
+    if (records.size() < q.limit) break;
+  }
+  scan.after_id = q.after_id;
+  return Status::Ok();
+}
+
 Result<std::map<std::string, SiteObservation>> RolloutController::Impl::Observe(const Rollout& r) {
+  EventScan& scan = scans[{r.model, r.model_version}];
+  if (scan.bundle_version != r.bundle_version) scan = EventScan{.bundle_version = r.bundle_version};
+  json::Parser parser;
+  OUTPOST_RETURN_IF_ERROR(ScanEvents(r, scan, parser));
+  // The sites of opened waves (every site once the rollout is finished, for its roll backs):
+  // what their events said, then their nodes' reports.
   std::map<std::string, SiteObservation> seen;
   std::vector<std::string> ids;
   for (const RolloutSite& s : r.sites) {
-    if (r.waves[s.wave].opened_ms != 0 || r.Finished()) ids.push_back(s.site_id);
-  }
-  json::Parser parser;
-  // The sites' bundle events since the rollout began (a day's margin for site clocks), a
-  // thousand sites per read.
-  for (size_t first = 0; first < ids.size(); first += 1000) {
-    RecordQuery q{.tenant = r.tenant,
-                  .site_ids = std::vector<std::string>(
-                      ids.begin() + static_cast<long>(first),
-                      ids.begin() + static_cast<long>(std::min(ids.size(), first + 1000))),
-                  .kind = std::string("event"),
-                  .stream = std::string("bundle"),
-                  .since_ms = r.created_ms - 86'400'000,
-                  .limit = 10'000};
-    // Events in arrival order: the last word of each site is its newest.
-    std::map<std::string, bool> installed_ours;
-    while (true) {
-      OUTPOST_ASSIGN_OR_RETURN(std::vector<HubRecord> records, store.QueryRecords(q));
-      for (const HubRecord& rec : records) {
-        q.after_id = std::max(q.after_id, rec.id);
-        Result<json::Value> v = parser.Parse(rec.payload);
-        if (!v.ok() || !v->is_object()) continue;
-        const std::string_view event = (*v)["event"].GetString().value_or("");
-        const uint64_t version = (*v)["bundle_version"].GetUint64().value_or(0);
-        SiteObservation& o = seen[rec.site_id];
-        if (event == "bundle_installed" && version >= r.bundle_version) {
-          o.installed = true;
-          o.failed = false;
-          o.rolled_back = false;
-          installed_ours[rec.site_id] = true;
-        } else if ((event == "bundle_refused" ||
-                    (event == "bundle_install_failed" &&
-                     IsBundleReason((*v)["reason"].GetString().value_or("")))) &&
-                   version == r.bundle_version && !o.installed) {
-          o.failed = true;
-          o.reason = std::string((*v)["reason"].GetString().value_or(""));
-        } else if ((event == "bundle_rolled_back" || event == "bundle_installed") &&
-                   version < r.bundle_version && installed_ours[rec.site_id]) {
-          o.rolled_back = true;
-          o.installed = false;
-        }
-      }
-      if (records.size() < q.limit) break;
-    }
+    if (r.waves[s.wave].opened_ms == 0 && !r.Finished()) continue;
+    ids.push_back(s.site_id);
+    auto it = scan.seen.find(s.site_id);
+    if (it != scan.seen.end()) seen[s.site_id] = it->second;
   }
   for (const std::string& id : ids) {
     Result<SiteSummary> summary = store.GetSiteSummary(r.tenant, id);
@@ -732,8 +749,10 @@ Result<std::map<std::string, SiteObservation>> RolloutController::Impl::Observe(
 }
 
 Status RolloutController::Impl::Tick() {
+  std::lock_guard<std::mutex> tick_lock(tick_mu);
   OUTPOST_ASSIGN_OR_RETURN(std::vector<RolloutRow> rows, store.ListRollouts(std::nullopt, 1000));
   const int64_t now = Now();
+  std::set<std::pair<std::string, int64_t>> advanced;
   for (const RolloutRow& row : rows) {
     Result<Rollout> r = DecodeRollout(row.doc);
     if (!r.ok()) {
@@ -744,6 +763,7 @@ Status RolloutController::Impl::Tick() {
     if (r->state == "complete") continue;
     if (r->Finished() && now - r->updated_ms > kWatchFinishedMs) continue;
     r->revision = row.revision;
+    advanced.emplace(row.model, row.model_version);
     Result<std::map<std::string, SiteObservation>> seen = Observe(*r);
     if (!seen.ok()) return seen.status();
     const std::string before = r->state;
@@ -764,6 +784,7 @@ Status RolloutController::Impl::Tick() {
     std::lock_guard<std::mutex> lock(mu);
     cache_valid = false;
   }
+  std::erase_if(scans, [&advanced](const auto& entry) { return !advanced.contains(entry.first); });
   return Status::Ok();
 }
 

@@ -128,8 +128,8 @@ Result<Rollout> DecodeRollout(std::string_view json);
 // an order that depends on the release (SHA-256 of "<model>/<version>/<site>"), then the rest.
 // Empty waves are left out; the first wave is opened at once.
 Rollout NewRollout(std::string tenant, std::string model, int64_t model_version,
-                   uint64_t bundle_version, const RolloutPlan& plan, std::vector<std::string> sites,
-                   int64_t now_ms);
+                   uint64_t bundle_version, const RolloutPlan& plan,
+                   const std::vector<std::string>& sites, int64_t now_ms);
 
 // What the hub last learnt of one site (its bundle events and its nodes' status reports).
 struct SiteObservation {
