@@ -3,8 +3,9 @@
 //
 // A small pool of connections (created on demand, up to kMaxConnections); every statement is
 // parameterised (PQexecParams), never spliced. Ingest sends a batch's records as binary
-// arrays to one INSERT ... SELECT FROM unnest(...), so a batch costs a fixed number of round
-// trips. SQLSTATEs become Status codes in FromPg() and nowhere else:
+// arrays to one INSERT ... SELECT FROM unnest(...), in one pipeline of statements prepared
+// once per connection, so a batch costs two round trips and no parsing or planning. SQLSTATEs
+// become Status codes in FromPg() and nowhere else:
 //   class 08, 57P0x (connection, shutdown)  -> kUnavailable (retry the call)
 //   class 40 (serialization, deadlock)      -> kAborted (retried here, then returned)
 //   23514 (a row outside its partition)     -> kAborted (the same: STORE.md section 8)
@@ -28,6 +29,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -363,12 +365,28 @@ struct ParamArrays {
   std::vector<Oid> types;
 };
 
+// One server connection and the statements prepared on it (a pipeline's statements are
+// prepared on first use and executed by name after that: the server parses and plans each
+// once per connection instead of once per call). Prepared statements live as long as the
+// connection; they are not transactional, so a rolled-back transaction keeps them.
+struct Session {
+  explicit Session(PGconn* c) : conn(c) {}
+  ~Session() { PQfinish(conn); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  PGconn* conn;
+  std::unordered_map<std::string, std::string> prepared;  // SQL text -> statement name
+  int64_t names_given = 0;  // statement names are outpost_0, outpost_1, ... in this session
+};
+
 // A pooled connection, checked out for one call; returned (or closed when broken) when
 // destroyed.
 class Pool;
 class Conn {
  public:
-  Conn(Pool* pool, PGconn* conn) : pool_(pool), conn_(conn) {}
+  Conn(Pool* pool, std::unique_ptr<Session> session)
+      : pool_(pool), session_(std::move(session)), conn_(session_->conn) {}
   ~Conn();
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
@@ -400,11 +418,30 @@ class Conn {
       broken_ = true;
       return UnavailableError("cannot enter pipeline mode: " + std::string(PQerrorMessage(conn_)));
     }
-    for (const Query& q : queries) {
+    // For each statement with parameters, the name it runs under, and whether this pipeline
+    // prepares it first (its answer then comes before the statement's own).
+    std::vector<std::string> names(queries.size());
+    std::vector<bool> preparing(queries.size(), false);
+    for (size_t i = 0; i < queries.size(); ++i) {
+      const Query& q = queries[i];
       const ParamArrays a(q.params);
-      if (PQsendQueryParams(conn_, q.sql.c_str(), a.count(), a.types.data(), a.values.data(),
-                            a.lengths.data(), a.formats.data(),
-                            /*resultFormat=*/0) != 1) {
+      int sent = 0;
+      if (q.params.empty()) {
+        sent = PQsendQueryParams(conn_, q.sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0);
+      } else {
+        auto known = session_->prepared.find(q.sql);
+        if (known != session_->prepared.end()) {
+          names[i] = known->second;
+        } else {
+          names[i] = "outpost_" + std::to_string(session_->names_given++);
+          preparing[i] = true;
+          sent = PQsendPrepare(conn_, names[i].c_str(), q.sql.c_str(), a.count(), a.types.data());
+          if (sent != 1) break;
+        }
+        sent = PQsendQueryPrepared(conn_, names[i].c_str(), a.count(), a.values.data(),
+                                   a.lengths.data(), a.formats.data(), /*resultFormat=*/0);
+      }
+      if (sent != 1) {
         broken_ = true;
         return UnavailableError("sending a pipeline: " + std::string(PQerrorMessage(conn_)));
       }
@@ -415,28 +452,19 @@ class Conn {
     }
     std::vector<Result<PgResult>> out;
     out.reserve(queries.size());
-    for (const Query& q : queries) {
-      PGresult* raw = PQgetResult(conn_);
-      if (raw == nullptr) {
-        broken_ = true;
-        return UnavailableError("the pipeline ended early: " + std::string(PQerrorMessage(conn_)));
+    for (size_t i = 0; i < queries.size(); ++i) {
+      std::optional<Status> prepare_failed;
+      if (preparing[i]) {
+        OUTPOST_ASSIGN_OR_RETURN(Result<PgResult> prepared, NextPipelineResult(queries[i].sql));
+        if (prepared.ok()) {
+          session_->prepared.emplace(queries[i].sql, names[i]);
+        } else {
+          prepare_failed = prepared.status();
+        }
       }
-      PgResult res(raw);
-      ExecStatusType st = PQresultStatus(raw);
-      if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-        out.push_back(std::move(res));
-      } else if (st == PGRES_PIPELINE_ABORTED) {
-        out.push_back(AbortedError("pipeline aborted by an earlier statement"));
-      } else {
-        std::string head = q.sql.substr(0, 57);
-        out.push_back(FromPg(conn_, raw, "running \"" + head + "...\""));
-      }
-      PGresult* end = PQgetResult(conn_);  // each statement's results end with a null
-      if (end != nullptr) {
-        PQclear(end);
-        broken_ = true;
-        return InternalError("a pipelined statement returned more than one result");
-      }
+      OUTPOST_ASSIGN_OR_RETURN(Result<PgResult> res, NextPipelineResult(queries[i].sql));
+      // A statement whose preparation failed answers with that failure, not "aborted".
+      out.push_back(prepare_failed ? Result<PgResult>(*prepare_failed) : std::move(res));
     }
     PGresult* sync = PQgetResult(conn_);
     bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
@@ -482,29 +510,49 @@ class Conn {
   void MarkBroken() { broken_ = true; }
 
  private:
+  // The next answer of a pipeline and the null that ends it: the statement's result or its
+  // error (Aborted when an earlier statement failed); the outer Result fails when the
+  // connection broke or the answers are not what was sent.
+  Result<Result<PgResult>> NextPipelineResult(const std::string& sql) {
+    PGresult* raw = PQgetResult(conn_);
+    if (raw == nullptr) {
+      broken_ = true;
+      return UnavailableError("the pipeline ended early: " + std::string(PQerrorMessage(conn_)));
+    }
+    PgResult res(raw);
+    PGresult* end = PQgetResult(conn_);  // each statement's results end with a null
+    if (end != nullptr) {
+      PQclear(end);
+      broken_ = true;
+      return InternalError("a pipelined statement returned more than one result");
+    }
+    ExecStatusType st = PQresultStatus(raw);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Result<PgResult>(std::move(res));
+    if (st == PGRES_PIPELINE_ABORTED) {
+      return Result<PgResult>(AbortedError("pipeline aborted by an earlier statement"));
+    }
+    return Result<PgResult>(FromPg(conn_, raw, "running \"" + sql.substr(0, 57) + "...\""));
+  }
+
   Pool* pool_;
-  PGconn* conn_;
+  std::unique_ptr<Session> session_;
+  PGconn* conn_;  // session_->conn
   bool broken_ = false;
 };
 
 class Pool {
  public:
   explicit Pool(std::string url) : url_(std::move(url)) {}
-  ~Pool() {
-    for (PGconn* c : idle_) PQfinish(c);
-  }
-
   Result<std::unique_ptr<Conn>> Acquire() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       while (true) {
         cv_.wait(lock, [&] { return !idle_.empty() || open_ < kMaxConnections; });
         if (idle_.empty()) break;
-        PGconn* c = idle_.back();
+        std::unique_ptr<Session> s = std::move(idle_.back());
         idle_.pop_back();
-        if (StillOpen(c)) return std::make_unique<Conn>(this, c);
+        if (StillOpen(s->conn)) return std::make_unique<Conn>(this, std::move(s));
         // The server closed it while idle (a restart, an idle timeout): drop it.
-        PQfinish(c);
         --open_;
       }
       ++open_;
@@ -516,7 +564,7 @@ class Pool {
       cv_.notify_one();
       return c.status();
     }
-    return std::make_unique<Conn>(this, *c);
+    return std::make_unique<Conn>(this, std::make_unique<Session>(*c));
   }
 
   // An idle connection has nothing to read unless the server said goodbye (a FATAL
@@ -527,13 +575,13 @@ class Pool {
     return ::poll(&p, 1, 0) == 0 && PQstatus(c) == CONNECTION_OK;
   }
 
-  void Release(PGconn* c, bool broken) {
+  void Release(std::unique_ptr<Session> s, bool broken) {
     std::lock_guard<std::mutex> lock(mu_);
+    PGconn* c = s->conn;
     if (broken || PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) {
-      PQfinish(c);
-      --open_;
+      --open_;  // s closes it
     } else {
-      idle_.push_back(c);
+      idle_.push_back(std::move(s));
     }
     cv_.notify_one();
   }
@@ -565,11 +613,11 @@ class Pool {
   const std::string url_;
   std::mutex mu_;  // guards idle_ and open_
   std::condition_variable cv_;
-  std::vector<PGconn*> idle_;
+  std::vector<std::unique_ptr<Session>> idle_;
   int open_ = 0;  // connections that exist: idle or checked out
 };
 
-Conn::~Conn() { pool_->Release(conn_, broken_); }
+Conn::~Conn() { pool_->Release(std::move(session_), broken_); }
 
 RolloutRow ReadRollout(const PgResult& r, int row) {
   return RolloutRow{.model = r.GetText(row, 0),
