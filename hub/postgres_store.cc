@@ -973,7 +973,8 @@ IngestPipeline BuildIngestPipeline(const BatchKey& key, size_t count,
   // uniqueness is record_keys', as records is partitioned; a NULL tenant, for a site that
   // does not exist, fails the statement; the batch row's answer says why), the site's
   // counters, and, only when some record was not inserted, what was there before: keys of
-  // the statement's snapshot with the same or another content hash.
+  // the statement's snapshot with the same or another content hash, each looked up by its
+  // whole key (a join on the stream would let the planner read every key of the stream).
   pipeline.records_index = queries.size();
   std::vector<Param> records_params = insert_params;
   records_params.push_back(Int(static_cast<int64_t>(count)));
@@ -990,12 +991,12 @@ IngestPipeline BuildIngestPipeline(const BatchKey& key, size_t count,
        "agg AS (SELECT count(*) AS n, max(created_ms) AS newest FROM ins), "
        "upd AS (UPDATE sites SET last_contact_ms = $4, record_count = record_count + "
        "(SELECT n FROM agg), newest_record_ms = GREATEST(newest_record_ms, (SELECT newest "
-       "FROM agg)) WHERE site_id = $1) "
-       "SELECT n, CASE WHEN n < $10 THEN (SELECT count(*) FROM t JOIN record_keys r ON "
-       "r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq = t.seq WHERE "
-       "r.content_hash = t.h) ELSE 0 END, CASE WHEN n < $10 THEN (SELECT count(*) FROM t "
-       "JOIN record_keys r ON r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq "
-       "= t.seq WHERE r.content_hash <> t.h) ELSE 0 END FROM agg",
+       "FROM agg)) WHERE site_id = $1), "
+       "old AS (SELECT t.h, (SELECT r.content_hash FROM record_keys r WHERE r.site_id = $1 "
+       "AND r.node_id = $2 AND r.stream = $3 AND r.seq = t.seq) AS h_before FROM t WHERE "
+       "(SELECT n FROM agg) < $10) "
+       "SELECT n, (SELECT count(*) FROM old WHERE h_before = h), (SELECT count(*) FROM old "
+       "WHERE h_before <> h) FROM agg",
        records_params});
   return pipeline;
 }
@@ -1046,9 +1047,9 @@ Result<IngestResult> FinishIngest(Conn& c, const BatchKey& key, size_t count, co
     // A record key was inserted by a writer that committed after this statement's
     // snapshot was taken: look again, now that it is visible.
     Result<PgResult> diff = c.Exec(
-        "SELECT count(*) FROM record_keys r JOIN unnest($4::bigint[], $5::bytea[]) AS "
-        "t(seq, h) ON r.site_id = $1 AND r.node_id = $2 AND r.stream = $3 AND r.seq = "
-        "t.seq WHERE r.content_hash <> t.h",
+        "SELECT count(*) FROM unnest($4::bigint[], $5::bytea[]) AS t(seq, h) WHERE (SELECT "
+        "r.content_hash FROM record_keys r WHERE r.site_id = $1 AND r.node_id = $2 AND "
+        "r.stream = $3 AND r.seq = t.seq) <> t.h",
         {Text(key.site_id), Text(key.node_id), Text(key.stream), seq_param, hash_param});
     if (!diff.ok()) {
       RollbackOrBreak(c);
