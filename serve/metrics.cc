@@ -95,8 +95,8 @@ void AppendScalar(std::string_view name, std::string_view type, std::string_view
 }
 
 void AppendHistogram(std::string_view name, std::string_view help,
-                     const std::vector<Series>& series,
-                     const DurationHistogram ModelStats::*member, std::string& out) {
+                     const std::vector<Series>& series, const DurationHistogram ModelStats::*member,
+                     std::string& out) {
   AppendHeader(name, "histogram", help, out);
   const std::string bucket = std::string(name) + "_bucket";
   for (const Series& s : series) {
@@ -208,30 +208,42 @@ void WriteMetrics(const ModelRepository& repository, std::string& out) {
   auto load = [](const std::atomic<uint64_t>& a) {
     return static_cast<int64_t>(a.load(std::memory_order_relaxed));
   };
-  AppendScalar("outpost_inference_request_success_total", "counter",
-               "Inference requests answered successfully, by model and version.", series,
-               [&](const ModelStats& s) { return load(s.success.count); }, out);
-  AppendScalar("outpost_inference_request_failure_total", "counter",
-               "Inference requests to a model version that failed (bad input, model error).",
-               series, [&](const ModelStats& s) { return load(s.fail.count); }, out);
-  AppendScalar("outpost_inference_count_total", "counter",
-               "Rows scored (the batch sizes of successful requests summed).", series,
-               [&](const ModelStats& s) { return load(s.inference_count); }, out);
-  AppendScalar("outpost_inference_exec_count_total", "counter",
-               "Model runs (batches executed).", series,
-               [&](const ModelStats& s) { return load(s.execution_count); }, out);
-  AppendScalar("outpost_inference_queue_depth", "gauge",
-               "Requests waiting for a model instance; always 0 until dynamic batching exists.",
-               series,
-               [](const ModelStats& s) { return s.queue_depth.load(std::memory_order_relaxed); },
-               out);
+  AppendScalar(
+      "outpost_inference_request_success_total", "counter",
+      "Inference requests answered successfully, by model and version.", series,
+      [&](const ModelStats& s) { return load(s.success.count); }, out);
+  AppendScalar(
+      "outpost_inference_request_failure_total", "counter",
+      "Inference requests to a model version that failed (bad input, model error).", series,
+      [&](const ModelStats& s) { return load(s.fail.count); }, out);
+  AppendScalar(
+      "outpost_inference_count_total", "counter",
+      "Rows scored (the batch sizes of successful requests summed).", series,
+      [&](const ModelStats& s) { return load(s.inference_count); }, out);
+  AppendScalar(
+      "outpost_inference_exec_count_total", "counter", "Model runs (batches executed).", series,
+      [&](const ModelStats& s) { return load(s.execution_count); }, out);
+  AppendScalar(
+      "outpost_inference_labelled_total", "counter",
+      "Answered requests that got a trusted numeric feedback label "
+      "(POST /v1/feedback), counted against the version that answered.",
+      series, [&](const ModelStats& s) { return load(s.labelled); }, out);
+  AppendScalar(
+      "outpost_inference_correct_total", "counter",
+      "Labelled requests whose decision the version got right; correct / labelled is "
+      "its labelled accuracy.",
+      series, [&](const ModelStats& s) { return load(s.correct); }, out);
+  AppendScalar(
+      "outpost_inference_queue_depth", "gauge",
+      "Requests waiting in the model's queue for an instance now.", series,
+      [](const ModelStats& s) { return s.queue_depth.load(std::memory_order_relaxed); }, out);
   AppendHistogram("outpost_inference_request_duration_us",
                   "Duration of successful inference requests in microseconds, from the parsed "
                   "HTTP request to the written response.",
                   series, &ModelStats::request_duration, out);
   AppendHistogram("outpost_inference_queue_duration_us",
-                  "Time successful requests waited for a model instance, in microseconds.",
-                  series, &ModelStats::queue_duration, out);
+                  "Time successful requests waited for a model instance, in microseconds.", series,
+                  &ModelStats::queue_duration, out);
   AppendHistogram("outpost_inference_compute_duration_us",
                   "Input preparation, model run and output writing of successful requests, in "
                   "microseconds.",

@@ -16,9 +16,9 @@ namespace outpost::serve {
 namespace {
 
 using engine::DataType;
-using ::testing::HasSubstr;
 using testing::AddSubModel;
 using testing::FailingModel;
+using ::testing::HasSubstr;
 using testing::ReadyServable;
 
 class MetricsTest : public ::testing::Test {
@@ -43,9 +43,9 @@ class MetricsTest : public ::testing::Test {
     std::string data;
     for (int i = 0; i < rows * 4; ++i) data += (i ? "," : "") + std::to_string(i);
     const std::string shape = "[" + std::to_string(rows) + ",4]";
-    return R"({"inputs":[{"name":"INPUT0","datatype":"INT32","shape":)" + shape +
-           R"(,"data":[)" + data + R"(]},{"name":"INPUT1","datatype":"INT32","shape":)" + shape +
-           R"(,"data":[)" + data + "]}]}";
+    return R"({"inputs":[{"name":"INPUT0","datatype":"INT32","shape":)" + shape + R"(,"data":[)" +
+           data + R"(]},{"name":"INPUT1","datatype":"INT32","shape":)" + shape + R"(,"data":[)" +
+           data + "]}]}";
   }
 
   // Parses the exposition text: every line must be a comment, blank, or
@@ -79,7 +79,8 @@ class MetricsTest : public ::testing::Test {
 };
 
 TEST_F(MetricsTest, CountsAddUpAfterKnownTrafficIncludingFailures) {
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(Call("POST", "/v2/models/simple/infer", Rows(3)).status, 200);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(Call("POST", "/v2/models/simple/infer", Rows(3)).status, 200);
   EXPECT_EQ(Call("POST", "/v2/models/simple/versions/1/infer", Rows(2)).status, 200);
   EXPECT_EQ(Call("POST", "/v2/models/simple/infer", "{not json").status, 400);
   EXPECT_EQ(Call("POST", "/v2/models/simple/infer", R"({"inputs":[]})").status, 400);
@@ -91,6 +92,11 @@ TEST_F(MetricsTest, CountsAddUpAfterKnownTrafficIncludingFailures) {
   }
   // Requests that never reach a model version are not counted against one.
   EXPECT_EQ(Call("POST", "/v2/models/nope/infer", Rows(1)).status, 404);
+  // Labelled answers (counted by serve::LabelTally from POST /v1/feedback) of version 2.
+  Result<ModelHandle> simple2 = repository_->Find("simple", 2);
+  ASSERT_TRUE(simple2.ok());
+  simple2->stats->labelled += 7;
+  simple2->stats->correct += 5;
 
   HttpResponse r = Call("GET", "/metrics");
   ASSERT_EQ(r.status, 200);
@@ -103,15 +109,18 @@ TEST_F(MetricsTest, CountsAddUpAfterKnownTrafficIncludingFailures) {
   EXPECT_EQ(m["outpost_inference_request_failure_total" + v2], 2);
   EXPECT_EQ(m["outpost_inference_count_total" + v2], 15);
   EXPECT_EQ(m["outpost_inference_exec_count_total" + v2], 5);
+  EXPECT_EQ(m["outpost_inference_labelled_total" + v2], 7);
+  EXPECT_EQ(m["outpost_inference_correct_total" + v2], 5);
+  EXPECT_EQ(m["outpost_inference_labelled_total" + v1], 0);
   EXPECT_EQ(m["outpost_inference_request_success_total" + v1], 1);
   EXPECT_EQ(m["outpost_inference_count_total" + v1], 2);
   EXPECT_EQ(m["outpost_inference_request_failure_total" + f1], 4);
   EXPECT_EQ(m["outpost_inference_request_success_total" + f1], 0);
   EXPECT_EQ(m["outpost_inference_queue_depth" + v2], 0);
   EXPECT_EQ(m[R"(outpost_inference_request_success_total{model="we\"ird",version="3"})"], 0);
-  for (const char* h : {"outpost_inference_request_duration_us",
-                        "outpost_inference_queue_duration_us",
-                        "outpost_inference_compute_duration_us"}) {
+  for (const char* h :
+       {"outpost_inference_request_duration_us", "outpost_inference_queue_duration_us",
+        "outpost_inference_compute_duration_us"}) {
     const std::string name(h);
     EXPECT_EQ(m[name + R"(_bucket{model="simple",version="2",le="+Inf"})"], 5) << name;
     EXPECT_EQ(m[name + "_count" + v2], 5) << name;
@@ -130,13 +139,18 @@ TEST_F(MetricsTest, CountsAddUpAfterKnownTrafficIncludingFailures) {
 }
 
 TEST_F(MetricsTest, StatisticsExtensionHasTritonsShapeAndTheSameCounts) {
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(Call("POST", "/v2/models/simple/infer", Rows(2)).status, 200);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(Call("POST", "/v2/models/simple/infer", Rows(2)).status, 200);
   EXPECT_EQ(Call("POST", "/v2/models/simple/infer", "[]").status, 400);
 
   HttpResponse one = Call("GET", "/v2/models/simple/versions/2/stats");
   ASSERT_EQ(one.status, 200);
-  EXPECT_THAT(one.body, HasSubstr(R"({"model_stats":[{"name":"simple","version":"2","last_inference":)"));
-  EXPECT_THAT(one.body, HasSubstr(R"("inference_count":6,"execution_count":3,"inference_stats":{"success":{"count":3,"ns":)"));
+  EXPECT_THAT(one.body,
+              HasSubstr(R"({"model_stats":[{"name":"simple","version":"2","last_inference":)"));
+  EXPECT_THAT(
+      one.body,
+      HasSubstr(
+          R"("inference_count":6,"execution_count":3,"inference_stats":{"success":{"count":3,"ns":)"));
   EXPECT_THAT(one.body, HasSubstr(R"("fail":{"count":1,"ns":)"));
   EXPECT_THAT(one.body, HasSubstr(R"("queue":{"count":3,"ns":0})"));
   EXPECT_THAT(one.body, HasSubstr(R"("compute_infer":{"count":3,"ns":)"));
@@ -146,7 +160,8 @@ TEST_F(MetricsTest, StatisticsExtensionHasTritonsShapeAndTheSameCounts) {
 
   HttpResponse all_versions = Call("GET", "/v2/models/simple/stats");
   ASSERT_EQ(all_versions.status, 200);
-  EXPECT_THAT(all_versions.body, HasSubstr(R"("name":"simple","version":"1","last_inference":0,"inference_count":0)"));
+  EXPECT_THAT(all_versions.body,
+              HasSubstr(R"("name":"simple","version":"1","last_inference":0,"inference_count":0)"));
   EXPECT_THAT(all_versions.body, HasSubstr(R"("version":"2")"));
 
   HttpResponse every = Call("GET", "/v2/models/stats");
