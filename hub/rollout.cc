@@ -83,6 +83,24 @@ void OpenWave(Rollout& r, size_t i, const std::map<std::string, SiteObservation>
              "wave " + std::to_string(i) + " (" + w.name + ")" + std::string(why));
 }
 
+// The rollout ended before every site installed (halted or aborted): the sites that had not
+// installed will never be offered the bundle, and the gates that had not decided never will.
+void Withdraw(Rollout& r, int64_t now_ms) {
+  for (RolloutSite& s : r.sites) {
+    std::string status = s.status == "offered"   ? "withdrawn"
+                         : s.status == "pending" ? "not_offered"
+                                                 : s.status;
+    if (status == s.status) continue;
+    s.status = std::move(status);
+    s.updated_ms = now_ms;
+  }
+  for (RolloutWave& w : r.waves) {
+    if (w.gate == "passed" || w.gate == "skipped" || w.gate == "failed") continue;
+    w.gate = "withdrawn";
+    w.detail = w.opened_ms != 0 ? r.reason : "not opened";
+  }
+}
+
 void Halt(Rollout& r, int64_t now_ms, std::string reason) {
   r.state = "halted";
   r.reason = reason;
@@ -90,6 +108,7 @@ void Halt(Rollout& r, int64_t now_ms, std::string reason) {
     r.waves[r.current_wave].gate = "failed";
     r.waves[r.current_wave].detail = reason;
   }
+  Withdraw(r, now_ms);
   AddHistory(r, now_ms, "halted", "", std::move(reason));
 }
 
@@ -526,6 +545,7 @@ Status ApplyRolloutAction(Rollout& r, std::string_view action, std::string_view 
     if (r.Finished()) return refuse(action);
     r.state = "aborted";
     r.reason = "aborted by " + std::string(who);
+    Withdraw(r, now_ms);
   } else if (action == "promote") {
     if (r.state != "rolling" && r.state != "paused") return refuse(action);
     r.state = "rolling";
@@ -868,7 +888,7 @@ namespace {
 void WriteSummary(JsonWriter& w, const Rollout& r) {
   size_t offered = 0, installed = 0, failed = 0, rolled_back = 0;
   for (const RolloutSite& s : r.sites) {
-    if (s.status == "offered") ++offered;
+    if (s.status == "offered" || s.status == "withdrawn") ++offered;  // offered at some time
     if (s.status == "installed") ++installed;
     if (s.status == "failed") ++failed;
     if (s.status == "rolled_back") ++rolled_back;

@@ -167,6 +167,49 @@ TEST(RolloutGateTest, AFailedInstallHaltsEvenWhilePaused) {
   EXPECT_TRUE(AdvanceRollout(r, seen, 10));
   EXPECT_EQ(r.state, "halted");
   EXPECT_NE(r.reason.find("HEALTH_CHECK"), std::string::npos);
+  // The halted wave's gate failed; the waves after it will never open.
+  EXPECT_EQ(r.waves[0].gate, "failed");
+  for (size_t w = 1; w < r.waves.size(); ++w) {
+    EXPECT_EQ(r.waves[w].gate, "withdrawn") << w;
+    EXPECT_EQ(r.waves[w].detail, "not opened") << w;
+  }
+  for (const RolloutSite& s : r.sites) {
+    EXPECT_EQ(s.status, s.site_id == "s3" ? "failed" : "not_offered") << s.site_id;
+  }
+}
+
+TEST(RolloutActionTest, AnAbortWithdrawsTheBundleFromTheSitesThatHadNotInstalledIt) {
+  Rollout r = NewRollout("acme", "pump", 4, 1700, Plan(), Sites(9), 0);
+  std::map<std::string, SiteObservation> seen;
+  InstallWave(r, 0, seen);
+  AdvanceRollout(r, seen, 10);
+  AdvanceRollout(r, seen, 100'000);  // soaked and healthy: the 25% wave opens
+  ASSERT_EQ(r.current_wave, 1u);
+  const std::string installed_in_wave_1 = r.waves[1].sites.front();
+  seen[installed_in_wave_1].installed = true;
+  AdvanceRollout(r, seen, 100'010);
+  OUTPOST_ASSERT_OK(ApplyRolloutAction(r, "abort", "ops", 100'020));
+  EXPECT_EQ(r.waves[0].gate, "passed");
+  EXPECT_EQ(r.waves[1].gate, "withdrawn");
+  EXPECT_EQ(r.waves[1].detail, "aborted by ops");
+  EXPECT_EQ(r.waves[2].gate, "withdrawn");
+  EXPECT_EQ(r.waves[2].detail, "not opened");
+  for (const RolloutSite& s : r.sites) {
+    const char* expected = s.wave == 0 || s.site_id == installed_in_wave_1 ? "installed"
+                           : s.wave == 1                                   ? "withdrawn"
+                                                                           : "not_offered";
+    EXPECT_EQ(s.status, expected) << s.site_id;
+    EXPECT_EQ(OfferFor(r, s.site_id), RolloutOffer::kRollBack) << s.site_id;
+  }
+  // The sites that had installed roll back; the others keep their new status.
+  for (const RolloutSite& s : r.sites) {
+    if (s.status == "installed") seen[s.site_id].rolled_back = true;
+  }
+  AdvanceRollout(r, seen, 100'030);
+  for (const RolloutSite& s : r.sites) {
+    EXPECT_NE(s.status, "installed") << s.site_id;
+    EXPECT_NE(s.status, "offered") << s.site_id;
+  }
 }
 
 TEST(RolloutActionTest, PauseResumeAbortAndPromoteFollowTheTable) {
