@@ -627,8 +627,9 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
   OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, OpenHubStore(flags.store_url));
 
   OUTPOST_ASSIGN_OR_RETURN(hub::PolicySet policies, hub::PolicySet::Load(PolicyFiles(flags)));
-  OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubAuditLog> audit_log,
-                           hub::HubAuditLog::Open(JoinPath(flags.data_dir, "audit.log")));
+  OUTPOST_ASSIGN_OR_RETURN(
+      std::unique_ptr<hub::HubAuditLog> audit_log,
+      hub::HubAuditLog::Open(JoinPath(flags.data_dir, "audit.log"), store.get()));
 
   hub::HubServiceOptions service_options;
   service_options.limits.max_encoded_bytes = flags.max_body_bytes;
@@ -825,8 +826,9 @@ void AddHubCommand(CLI::App& app, Action& run) {
                                hub::HubCa::OpenOrCreate(f.ca_dir, f.server_names));
       OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::Store> store, OpenHubStore(f.store_url));
       OUTPOST_ASSIGN_OR_RETURN(hub::PolicySet policies, hub::PolicySet::Load(PolicyFiles(f)));
-      OUTPOST_ASSIGN_OR_RETURN(std::unique_ptr<hub::HubAuditLog> audit_log,
-                               hub::HubAuditLog::Open(JoinPath(f.data_dir, "audit.log")));
+      OUTPOST_ASSIGN_OR_RETURN(
+          std::unique_ptr<hub::HubAuditLog> audit_log,
+          hub::HubAuditLog::Open(JoinPath(f.data_dir, "audit.log"), store.get()));
       hub::Enrolment enrolment(*store, *ca);
       hub::HubService service(*store, enrolment, policies, audit_log.get(), {});
       std::string receipt_path =

@@ -254,6 +254,10 @@ void Dashboard::RegisterRoutes(http::Router& router) const {
          api([](const ApiContext& c, std::string_view, const QueryParams& p) {
            return RecordsResponse(c, p);
          }));
+  AddGet(router, "/api/v1/audit", false,
+         api([](const ApiContext& c, std::string_view, const QueryParams& p) {
+           return HubAuditResponse(c, p);
+         }));
   AddGet(router, "/api/v1/training", false,
          api([](const ApiContext& c, std::string_view, const QueryParams& p) {
            return TrainingResponse(c, p);

@@ -1,9 +1,11 @@
 // GET /api/v1/sites/{site}/audit (dashboard_internal.h): a site's compliance audit lines,
-// with the count of each decision and of each policy.
+// with the count of each decision and of each policy; GET /api/v1/audit: the hub's own audit
+// lines (refusals, operators' actions) of every hub sharing the store.
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -91,6 +93,56 @@ HubResponse AuditResponse(const ApiContext& api, std::string_view site_id,
     w.EndObject();
   }
   w.EndArray();
+  w.EndObject();
+  return Json(200, std::move(body));
+}
+
+HubResponse HubAuditResponse(const ApiContext& api, const QueryParams& params) {
+  if (Status s = OnlyKnown(params, {"after", "limit", "event"}); !s.ok()) return BadRequest(s);
+  auto after = IntParam(params, "after", 0, std::numeric_limits<int64_t>::max(), 0);
+  if (!after.ok()) return BadRequest(after.status());
+  auto limit = IntParam(params, "limit", 1, static_cast<int64_t>(kMaxHubAuditPage), 100);
+  if (!limit.ok()) return BadRequest(limit.status());
+  std::string event;
+  if (const std::string* e = params.Find("event"); e != nullptr) {
+    auto event_char = [](char c) { return c == '_' || (c >= 'a' && c <= 'z'); };
+    if (e->empty() || e->size() > 32 || !std::all_of(e->begin(), e->end(), event_char)) {
+      return Error(400, "bad_parameter", "event is an audit event name, [a-z_]{1,32}");
+    }
+    event = *e;
+  }
+  auto lines = api.store.ListHubAudit(api.tenant, *after, event, static_cast<size_t>(*limit));
+  if (!lines.ok()) return StoreError(lines.status());
+  json::Parser parser;  // one per request: handlers run on many threads
+  std::string body;
+  JsonWriter w(body);
+  w.BeginObject();
+  w.Key("entries");
+  w.BeginArray();
+  for (const HubAuditEntry& e : *lines) {
+    w.BeginObject();
+    w.Key("id");
+    w.Int(e.id);
+    w.Key("time_ms");
+    w.Int(e.time_ms);
+    w.Key("event");
+    w.String(e.event);
+    if (Result<json::Value> v = parser.Parse(e.line); v.ok()) {
+      w.Key("line");
+      w.Raw(v->ToJson());
+    } else {
+      w.Key("line_text");
+      w.String(e.line);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("next_after");
+  if (lines->size() == static_cast<size_t>(*limit)) {
+    w.Int(lines->back().id);
+  } else {
+    w.Null();
+  }
   w.EndObject();
   return Json(200, std::move(body));
 }

@@ -122,6 +122,8 @@ HubResponse AuditResponse(const ApiContext& api, std::string_view site_id,
                           const QueryParams& params);
 HubResponse AggregatesResponse(const ApiContext& api, const QueryParams& params);
 HubResponse RecordsResponse(const ApiContext& api, const QueryParams& params);
+// GET /api/v1/audit: the hub's own audit lines of the caller's tenant (hub_audit).
+HubResponse HubAuditResponse(const ApiContext& api, const QueryParams& params);
 HubResponse TrainingResponse(const ApiContext& api, const QueryParams& params);
 // GET /api/v1/insights/{view}: view is what follows "insights/" (anomaly, drift, withheld,
 // shadow; any other is a 404).

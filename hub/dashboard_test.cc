@@ -551,6 +551,55 @@ TEST_F(DashboardTest, AuditTrailListsDecisionsAndPolicies) {
   EXPECT_EQ(GetJson("/api/v1/sites/plant-1/audit?limit=1")["entries"].size(), 1u);
 }
 
+TEST_F(DashboardTest, TheHubsAuditLinesAreListedPerTenantAndPaged) {
+  // As every hub sharing the store appends them (HubAuditLog).
+  for (int i = 1; i <= 5; ++i) {
+    std::string tenant = i == 3 ? "globex" : "acme";
+    std::string event = i % 2 == 0 ? "rollout_abort" : "batch_refused";
+    std::string line = R"({"time_ms":)" + std::to_string(kNow + i) + R"(,"event":")" + event +
+                       R"(","tenant":")" + tenant + R"(","n":)" + std::to_string(i) + "}";
+    OUTPOST_ASSERT_OK(store_->AppendHubAudit(
+        HubAuditEntry{.time_ms = kNow + i, .tenant = tenant, .event = event, .line = line}));
+  }
+  OUTPOST_ASSERT_OK(store_->AppendHubAudit(HubAuditEntry{
+      .time_ms = kNow + 6, .tenant = "acme", .event = "batch_refused", .line = "not json {"}));
+  json::Value all = GetJson("/api/v1/audit");
+  ASSERT_EQ(all["entries"].size(), 5u);  // globex's line is not acme's
+  std::vector<int64_t> ns;
+  for (json::Value e : all["entries"].Items()) {
+    if (!e["line"].is_missing()) {
+      ns.push_back(AsInt(e["line"]["n"]));
+      EXPECT_EQ(AsString(e["line"]["tenant"]), "acme");
+      EXPECT_EQ(AsString(e["event"]), AsString(e["line"]["event"]));
+      EXPECT_EQ(AsInt(e["time_ms"]), AsInt(e["line"]["time_ms"]));
+    }
+  }
+  EXPECT_EQ(ns, (std::vector<int64_t>{1, 2, 4, 5}));
+  EXPECT_EQ(AsString(all["entries"].At(4)["line_text"]), "not json {");
+  EXPECT_TRUE(all["next_after"].is_null());
+  // By event, and in pages of 2 that meet every line once.
+  EXPECT_EQ(GetJson("/api/v1/audit?event=rollout_abort")["entries"].size(), 2u);
+  std::vector<int64_t> ids;
+  int64_t after = 0;
+  for (int page = 0; page < 10; ++page) {
+    json::Value p = GetJson("/api/v1/audit?limit=2&after=" + std::to_string(after));
+    for (json::Value e : p["entries"].Items()) ids.push_back(AsInt(e["id"]));
+    if (p["next_after"].is_null()) break;
+    after = AsInt(p["next_after"]);
+  }
+  EXPECT_EQ(ids.size(), 5u);
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
+  EXPECT_EQ(GetJson("/api/v1/audit", 200, "globex")["entries"].size(), 1u);
+  for (const char* bad :
+       {"/api/v1/audit?event=Bad", "/api/v1/audit?event=", "/api/v1/audit?limit=1001",
+        "/api/v1/audit?after=-1", "/api/v1/audit?site=plant-1"}) {
+    HubResponse r = Get(bad);
+    EXPECT_EQ(r.status, 400) << bad;
+  }
+  EXPECT_EQ(Get("/api/v1/audit", "").status, 401);
+}
+
 TEST_F(DashboardTest, TrainingDataCountsLabelledFeedbackAndHardExamples) {
   OUTPOST_ASSERT_OK(store_->RegisterModel(ModelEntry{.name = "pump", .version = 4}));
   json::Value training = GetJson("/api/v1/training");

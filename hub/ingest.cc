@@ -66,10 +66,10 @@ const policy::Policy* PolicySet::Find(std::string_view tenant) const {
 
 // --- HubAuditLog ---
 
-Result<std::unique_ptr<HubAuditLog>> HubAuditLog::Open(const std::string& path) {
+Result<std::unique_ptr<HubAuditLog>> HubAuditLog::Open(const std::string& path, Store* store) {
   int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoToStatus(errno, "open", path);
-  return std::unique_ptr<HubAuditLog>(new HubAuditLog(fd));
+  return std::unique_ptr<HubAuditLog>(new HubAuditLog(fd, store));
 }
 
 HubAuditLog::~HubAuditLog() { ::close(fd_); }
@@ -108,10 +108,20 @@ Status HubAuditLog::AppendLine(std::string_view json_line) {
   }
   std::string line(json_line);
   line.push_back('\n');
-  std::lock_guard<std::mutex> lock(mu_);
-  OUTPOST_RETURN_IF_ERROR(WriteAllToFd(fd_, line, "hub audit log"));
-  if (::fdatasync(fd_) != 0) return ErrnoToStatus(errno, "fdatasync", "hub audit log");
-  return Status::Ok();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_RETURN_IF_ERROR(WriteAllToFd(fd_, line, "hub audit log"));
+    if (::fdatasync(fd_) != 0) return ErrnoToStatus(errno, "fdatasync", "hub audit log");
+  }
+  if (store_ == nullptr) return Status::Ok();
+  // The lines are the hub's own (Append, OperatorAuditLine): each has these three members.
+  json::Parser parser;
+  OUTPOST_ASSIGN_OR_RETURN(json::Value root, parser.Parse(json_line));
+  HubAuditEntry entry{.time_ms = root["time_ms"].GetInt64().value_or(0),
+                      .tenant = std::string(root["tenant"].GetString().value_or("")),
+                      .event = std::string(root["event"].GetString().value_or("")),
+                      .line = std::string(json_line)};
+  return store_->AppendHubAudit(entry).WithContext("the store's hub_audit");
 }
 
 // --- BatchOutcome ---
@@ -182,8 +192,8 @@ namespace {
 
 // The site listener's routes that only an enrolled site may use.
 bool IsSyncRoute(std::string_view path) {
-  return path == "/sync/v1/batches" || path == "/sync/v1/status" ||
-         path == "/sync/v1/releases" || path.starts_with("/sync/v1/releases/");
+  return path == "/sync/v1/batches" || path == "/sync/v1/status" || path == "/sync/v1/releases" ||
+         path.starts_with("/sync/v1/releases/");
 }
 
 // The operator listener's probes (hub/FORMAT.md section 6, "Health"), which take no token.
@@ -251,11 +261,12 @@ void HubService::RegisterOperatorRoutes() {
     return;
   }
   operator_router_.Prefix("*", "/", Answering([](const HubRequest& request) {
-    if (request.caller.kind != Caller::Kind::kOperator) {
-      return ErrorResponse(401, "operator_token", "an operator bearer token is required");
-    }
-    return ErrorResponse(404, "not_found", "this build has no dashboard");
-  }));
+                            if (request.caller.kind != Caller::Kind::kOperator) {
+                              return ErrorResponse(401, "operator_token",
+                                                   "an operator bearer token is required");
+                            }
+                            return ErrorResponse(404, "not_found", "this build has no dashboard");
+                          }));
 }
 
 HubResponse HubService::HandleSite(const HubRequest& request, const PeerCredential& peer) {
@@ -578,9 +589,9 @@ HubResponse HubService::HandleStatus(const Caller& caller, const HubRequest& req
   }
   // Why there is an estimate or not, and the outbox's account (sync/FORMAT.md, status);
   // an unknown basis is kept out rather than refusing the report.
-  if (Result<std::string_view> basis = root["autonomy_basis"].GetString(); basis.ok() &&
-      basis->size() <= 32 && basis->find_first_not_of("abcdefghijklmnopqrstuvwxyz_") ==
-                                 std::string_view::npos) {
+  if (Result<std::string_view> basis = root["autonomy_basis"].GetString();
+      basis.ok() && basis->size() <= 32 &&
+      basis->find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string_view::npos) {
     status.autonomy_basis = std::string(*basis);
   }
   if (const json::Value account = root["account"]; account.is_object()) {

@@ -47,11 +47,12 @@ class PolicySet {
   std::map<std::string, std::shared_ptr<const policy::Policy>, std::less<>> by_tenant_;
 };
 
-// The hub's own audit log (hub/FORMAT.md section 1): one JSON line per refusal, fsynced
-// before the refusal is answered. Thread-safe.
+// The hub's own audit log (hub/FORMAT.md section 1): one JSON line per refusal or operator
+// action, fsynced to the file at `path` and then appended to `store`'s hub_audit table (when
+// given; it outlives the log), before the refusal or action is answered. Thread-safe.
 class HubAuditLog {
  public:
-  static Result<std::unique_ptr<HubAuditLog>> Open(const std::string& path);
+  static Result<std::unique_ptr<HubAuditLog>> Open(const std::string& path, Store* store = nullptr);
   ~HubAuditLog();
   HubAuditLog(const HubAuditLog&) = delete;
   HubAuditLog& operator=(const HubAuditLog&) = delete;
@@ -70,13 +71,16 @@ class HubAuditLog {
   };
   Status Append(const Event& event);
   // Appends one line that the caller wrote (a registry action, hub/FORMAT.md section 1),
-  // with its newline, and fsyncs. InvalidArgument for a line that holds a newline.
+  // with its newline, and fsyncs; then to the store, with the line's `time_ms`, `event`
+  // and `tenant`. InvalidArgument for a line that holds a newline; the store's error when
+  // the file took the line and the store did not.
   Status AppendLine(std::string_view json_line);
 
  private:
-  explicit HubAuditLog(int fd) : fd_(fd) {}
+  HubAuditLog(int fd, Store* store) : fd_(fd), store_(store) {}
   std::mutex mu_;  // guards writes to fd_
   int fd_;
+  Store* store_;
 };
 
 // The outcome of one batch, for HTTP and for import alike.
@@ -125,8 +129,8 @@ struct HubServiceOptions {
 // only logged). Thread-safe.
 class HubService {
  public:
-  HubService(Store& store, Enrolment& enrolment, const PolicySet& policies,
-             HubAuditLog* audit_log, HubServiceOptions options, Clock& clock = SystemClock());
+  HubService(Store& store, Enrolment& enrolment, const PolicySet& policies, HubAuditLog* audit_log,
+             HubServiceOptions options, Clock& clock = SystemClock());
   // The routes point at this object.
   HubService(const HubService&) = delete;
   HubService& operator=(const HubService&) = delete;

@@ -196,6 +196,14 @@ CREATE INDEX IF NOT EXISTS rollouts_tenant_created ON rollouts(tenant, created_m
 UPDATE outpost_meta SET value = '7' WHERE name = 'schema_version';
 )sql";
 
+// Schema version 8 (STORE.md section 3): the hub's own audit lines of every hub.
+constexpr const char* kMigrateV8 = R"sql(
+CREATE TABLE IF NOT EXISTS hub_audit(id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  time_ms BIGINT NOT NULL, tenant TEXT NOT NULL, event TEXT NOT NULL, line TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS hub_audit_tenant ON hub_audit(tenant, id);
+UPDATE outpost_meta SET value = '8' WHERE name = 'schema_version';
+)sql";
+
 constexpr const char* kRolloutColumns =
     "model, model_version, tenant, doc, revision, created_ms, updated_ms";
 
@@ -1123,6 +1131,8 @@ class PostgresStore final : public Store {
                        ExecSchema(c.raw(), kMigrateV6, "migrating the hub schema to 6"));
                    OUTPOST_RETURN_IF_ERROR(
                        ExecSchema(c.raw(), kMigrateV7, "migrating the hub schema to 7"));
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kMigrateV8, "migrating the hub schema to 8"));
                    return true;
                  }
                  OUTPOST_ASSIGN_OR_RETURN(
@@ -1164,6 +1174,10 @@ class PostgresStore final : public Store {
                  if (version <= 6) {
                    OUTPOST_RETURN_IF_ERROR(
                        ExecSchema(c.raw(), kMigrateV7, "migrating the hub schema to 7"));
+                 }
+                 if (version <= 7) {
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kMigrateV8, "migrating the hub schema to 8"));
                  }
                  return true;
                },
@@ -1645,6 +1659,35 @@ class PostgresStore final : public Store {
                         params));
     std::vector<RolloutRow> out;
     for (int i = 0; i < r.rows(); ++i) out.push_back(ReadRollout(r, i));
+    return out;
+  }
+
+  Status AppendHubAudit(const HubAuditEntry& entry) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateHubAudit(entry));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    return c
+        ->Exec("INSERT INTO hub_audit(time_ms, tenant, event, line) VALUES ($1, $2, $3, $4)",
+               {Int(entry.time_ms), Text(entry.tenant), Text(entry.event), Text(entry.line)})
+        .status();
+  }
+
+  Result<std::vector<HubAuditEntry>> ListHubAudit(std::string_view tenant, int64_t after_id,
+                                                  std::string_view event, size_t limit) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateHubAuditEvent(event));
+    OUTPOST_ASSIGN_OR_RETURN(auto c, pool_.Acquire());
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto r, c->Exec("SELECT id, time_ms, tenant, event, line FROM hub_audit WHERE tenant = "
+                        "$1 AND id > $2 AND ($3 = '' OR event = $3) ORDER BY id LIMIT $4",
+                        {Text(tenant), Int(after_id), Text(event),
+                         Int(static_cast<int64_t>(std::min(limit, kMaxHubAuditPage)))}));
+    std::vector<HubAuditEntry> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      out.push_back(HubAuditEntry{.id = r.GetInt(i, 0),
+                                  .time_ms = r.GetInt(i, 1),
+                                  .tenant = r.GetText(i, 2),
+                                  .event = r.GetText(i, 3),
+                                  .line = r.GetText(i, 4)});
+    }
     return out;
   }
 

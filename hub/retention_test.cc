@@ -484,7 +484,7 @@ TEST_F(Retention, VersionFourIsMigratedIntoPartitionsKeepingEveryRecord) {
        "records SELECT * FROM records_saved; DROP TABLE records_saved; UPDATE outpost_meta SET "
        "value = '4' WHERE name = 'schema_version'");
   OUTPOST_ASSERT_OK_AND_ASSIGN(store_, OpenStore(url_));
-  EXPECT_EQ(Psql(url_, "SELECT value FROM outpost_meta WHERE name = 'schema_version'"), "7");
+  EXPECT_EQ(Psql(url_, "SELECT value FROM outpost_meta WHERE name = 'schema_version'"), "8");
   EXPECT_EQ(Count("records_p20260110"), 2);
   EXPECT_EQ(Count("records_p20260113"), 1);
   EXPECT_EQ(Count("records_default"), 1);

@@ -100,7 +100,8 @@ class HubServerTest : public ::testing::TestWithParam<std::string> {
     OUTPOST_ASSERT_OK_AND_ASSIGN(store_, OpenStore(url));
     OUTPOST_ASSERT_OK_AND_ASSIGN(auto parsed, policy::ParsePolicy(kPolicy));
     policies_.Add("*", parsed);
-    OUTPOST_ASSERT_OK_AND_ASSIGN(audit_log_, HubAuditLog::Open(dir_.File("audit.log")));
+    OUTPOST_ASSERT_OK_AND_ASSIGN(audit_log_,
+                                 HubAuditLog::Open(dir_.File("audit.log"), store_.get()));
     enrolment_ = std::make_unique<Enrolment>(*store_, *ca_, clock_);
     HubServiceOptions options;
     options.limits.max_records = 100;
@@ -148,8 +149,8 @@ class HubServerTest : public ::testing::TestWithParam<std::string> {
     Result<std::string> token = enrolment_->AddSite(site, tenant, "us", std::chrono::hours(1));
     EXPECT_TRUE(token.ok()) << token.status().ToString();
     std::string creds = dir_.File("creds-" + site);
-    Status s = EnrolSite({.hub_url = url_, .token = *token, .site_id = site,
-                          .credentials_dir = creds});
+    Status s =
+        EnrolSite({.hub_url = url_, .token = *token, .site_id = site, .credentials_dir = creds});
     EXPECT_TRUE(s.ok()) << s.ToString();
     return Credential{.cert_pem = ReadFile(creds + "/site.crt").value_or(""),
                       .key_pem = ReadFile(creds + "/site.key").value_or("")};
@@ -158,7 +159,9 @@ class HubServerTest : public ::testing::TestWithParam<std::string> {
   HttpsResponse Post(const Credential& cred, std::string_view target, std::string_view body,
                      std::string_view content_type = "application/octet-stream") {
     Result<HttpsResponse> r = http::Fetch(
-        {.base_url = url_, .ca_pem = ca_->ca_pem(), .cert_pem = cred.cert_pem,
+        {.base_url = url_,
+         .ca_pem = ca_->ca_pem(),
+         .cert_pem = cred.cert_pem,
          .key_pem = cred.key_pem},
         {.method = "POST", .target = target, .content_type = content_type, .body = body});
     EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -169,11 +172,11 @@ class HubServerTest : public ::testing::TestWithParam<std::string> {
                                const std::string& extra = "") {
     sync::Batch batch{.site_id = site, .node_id = "n1", .stream = "pump"};
     for (uint64_t seq = first; seq < first + count; ++seq) {
-      batch.records.push_back({.seq = seq,
-                               .kind = 1,  // anomaly
-                               .created_ms = 1'700'000'000'000 + static_cast<int64_t>(seq),
-                               .payload = "{\"v\":1,\"score\":0." + std::to_string(seq % 10) +
-                                          extra + "}"});
+      batch.records.push_back(
+          {.seq = seq,
+           .kind = 1,  // anomaly
+           .created_ms = 1'700'000'000'000 + static_cast<int64_t>(seq),
+           .payload = "{\"v\":1,\"score\":0." + std::to_string(seq % 10) + extra + "}"});
     }
     return batch;
   }
@@ -252,29 +255,29 @@ TEST_P(HubServerTest, EnrolmentWritesTheCredentialContract) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string token,
                                enrolment_->AddSite("plant-7", "acme", "us", std::chrono::hours(1),
                                                    /*reissue=*/true));
-  Status again = EnrolSite({.hub_url = url_, .token = token, .site_id = "plant-7",
-                            .credentials_dir = creds});
+  Status again =
+      EnrolSite({.hub_url = url_, .token = token, .site_id = "plant-7", .credentials_dir = creds});
   EXPECT_EQ(again.code(), StatusCode::kAlreadyExists) << again.ToString();
 }
 
 TEST_P(HubServerTest, ReusedTokenIsRefused) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string token,
                                enrolment_->AddSite("plant-7", "acme", "us", std::chrono::hours(1)));
-  OUTPOST_ASSERT_OK(EnrolSite({.hub_url = url_, .token = token, .site_id = "plant-7",
-                               .credentials_dir = dir_.File("a")}));
-  Status reused = EnrolSite({.hub_url = url_, .token = token, .site_id = "plant-7",
-                             .credentials_dir = dir_.File("b")});
+  OUTPOST_ASSERT_OK(EnrolSite(
+      {.hub_url = url_, .token = token, .site_id = "plant-7", .credentials_dir = dir_.File("a")}));
+  Status reused = EnrolSite(
+      {.hub_url = url_, .token = token, .site_id = "plant-7", .credentials_dir = dir_.File("b")});
   EXPECT_EQ(reused.code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(reused.message().rfind("token_unknown", 0), 0u) << reused.ToString();
   EXPECT_FALSE(PathExists(dir_.File("b/site.key")));
 }
 
 TEST_P(HubServerTest, ExpiredTokenIsRefused) {
-  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string token, enrolment_->AddSite("plant-7", "acme", "us",
-                                                                      std::chrono::minutes(10)));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      std::string token, enrolment_->AddSite("plant-7", "acme", "us", std::chrono::minutes(10)));
   clock_.Advance(std::chrono::minutes(11));
-  Status expired = EnrolSite({.hub_url = url_, .token = token, .site_id = "plant-7",
-                              .credentials_dir = dir_.File("a")});
+  Status expired = EnrolSite(
+      {.hub_url = url_, .token = token, .site_id = "plant-7", .credentials_dir = dir_.File("a")});
   EXPECT_EQ(expired.message().rfind("token_expired", 0), 0u) << expired.ToString();
   OUTPOST_ASSERT_OK_AND_ASSIGN(Site site, store_->GetSite("plant-7"));
   EXPECT_TRUE(site.credential_serial.empty());
@@ -284,8 +287,8 @@ TEST_P(HubServerTest, TokenEnrolsOnlyItsOwnSite) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string token,
                                enrolment_->AddSite("plant-7", "acme", "us", std::chrono::hours(1)));
   OUTPOST_ASSERT_OK(enrolment_->AddSite("plant-8", "acme", "us", std::chrono::hours(1)).status());
-  Status other = EnrolSite({.hub_url = url_, .token = token, .site_id = "plant-8",
-                            .credentials_dir = dir_.File("a")});
+  Status other = EnrolSite(
+      {.hub_url = url_, .token = token, .site_id = "plant-8", .credentials_dir = dir_.File("a")});
   EXPECT_EQ(other.message().rfind("token_site_mismatch", 0), 0u) << other.ToString();
 }
 
@@ -294,15 +297,16 @@ TEST_P(HubServerTest, TokenPinsTheHubCa) {
   TempDir other_dir;
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto other_ca, HubCa::OpenOrCreate(other_dir.path(), {}));
   std::string token = "op1." + RandomHex(32) + "." + other_ca->fingerprint();
-  Status pinned = EnrolSite({.hub_url = url_, .token = token, .site_id = "plant-7",
-                             .credentials_dir = dir_.File("a")});
+  Status pinned = EnrolSite(
+      {.hub_url = url_, .token = token, .site_id = "plant-7", .credentials_dir = dir_.File("a")});
   EXPECT_EQ(pinned.code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(pinned.message().rfind("ca_mismatch", 0), 0u) << pinned.ToString();
   // Sent directly, a token naming another CA is refused by the hub too.
   OUTPOST_ASSERT_OK_AND_ASSIGN(KeyPairPem key, GenerateEd25519Key());
-  HubRequest request{.method = "POST", .target = "/enrol/v1",
-                     .body = "{\"token\":\"" + token +
-                             "\",\"site_id\":\"plant-7\",\"public_key_pem\":\"x\"}"};
+  HubRequest request{
+      .method = "POST",
+      .target = "/enrol/v1",
+      .body = "{\"token\":\"" + token + "\",\"site_id\":\"plant-7\",\"public_key_pem\":\"x\"}"};
   HubResponse r = enrolment_->Handle(request);
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(Json(r.body, "reason"), "bad_token");
@@ -310,19 +314,19 @@ TEST_P(HubServerTest, TokenPinsTheHubCa) {
 
 TEST_P(HubServerTest, MalformedEnrolmentBodiesAreRefusedWithReasons) {
   auto post = [&](std::string body) {
-    return enrolment_->Handle(HubRequest{.method = "POST", .target = "/enrol/v1",
-                                         .body = std::move(body)});
+    return enrolment_->Handle(
+        HubRequest{.method = "POST", .target = "/enrol/v1", .body = std::move(body)});
   };
   EXPECT_EQ(Json(post("{").body, "reason"), "malformed_json");
   EXPECT_EQ(Json(post("{}").body, "reason"), "missing_field");
   EXPECT_EQ(Json(post(std::string(20000, ' ')).body, "reason"), "body_too_large");
-  EXPECT_EQ(Json(post("{\"token\":\"x\",\"site_id\":\"a b\",\"public_key_pem\":\"\"}").body,
-                 "reason"),
-            "bad_site_id");
+  EXPECT_EQ(
+      Json(post("{\"token\":\"x\",\"site_id\":\"a b\",\"public_key_pem\":\"\"}").body, "reason"),
+      "bad_site_id");
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string token,
                                enrolment_->AddSite("plant-7", "acme", "us", std::chrono::hours(1)));
-  HubResponse bad_key = post("{\"token\":\"" + token +
-                             "\",\"site_id\":\"plant-7\",\"public_key_pem\":\"junk\"}");
+  HubResponse bad_key =
+      post("{\"token\":\"" + token + "\",\"site_id\":\"plant-7\",\"public_key_pem\":\"junk\"}");
   EXPECT_EQ(bad_key.status, 400);
   EXPECT_EQ(Json(bad_key.body, "reason"), "bad_public_key");
 }
@@ -365,7 +369,9 @@ TEST_P(HubServerTest, SupersededCredentialIsRefused) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string token,
                                enrolment_->AddSite("plant-7", "acme", "us", std::chrono::hours(1),
                                                    /*reissue=*/true));
-  OUTPOST_ASSERT_OK(EnrolSite({.hub_url = url_, .token = token, .site_id = "plant-7",
+  OUTPOST_ASSERT_OK(EnrolSite({.hub_url = url_,
+                               .token = token,
+                               .site_id = "plant-7",
                                .credentials_dir = dir_.File("new")}));
   HttpsResponse r = Post(old_cred, "/sync/v1/batches", Encode(MakeBatch("plant-7", 1, 3)));
   EXPECT_EQ(r.status, 403);
@@ -394,8 +400,7 @@ TEST_P(HubServerTest, StoredThenDuplicateThenConflict) {
   ASSERT_EQ(again.status, 200) << again.body;
   EXPECT_EQ(Json(again.body, "outcome"), "duplicate");
   // The same seqs with other content.
-  HttpsResponse conflict =
-      Post(cred, "/sync/v1/batches", Encode(MakeBatch("plant-7", 1, 5, "1")));
+  HttpsResponse conflict = Post(cred, "/sync/v1/batches", Encode(MakeBatch("plant-7", 1, 5, "1")));
   EXPECT_EQ(conflict.status, 409);
   EXPECT_EQ(Json(conflict.body, "reason"), "batch_conflict");
   OUTPOST_ASSERT_OK_AND_ASSIGN(auto records, store_->QueryRecords({.tenant = "acme"}));
@@ -417,6 +422,11 @@ TEST_P(HubServerTest, PolicyViolationIsRefusedAndAudited) {
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string audit, ReadFile(dir_.File("audit.log")));
   EXPECT_NE(audit.find("\"reason\":\"" + reason + "\""), std::string::npos) << audit;
   EXPECT_NE(audit.find("\"site\":\"plant-7\""), std::string::npos);
+  // The same line in the store, where every hub sharing it reads it.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto stored, store_->ListHubAudit("acme", 0, "", 10));
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].event, "batch_refused");
+  EXPECT_EQ(stored[0].line + "\n", audit);
 }
 
 TEST_P(HubServerTest, AggregatesOnlySiteMayNotSendRawRecords) {
@@ -432,8 +442,7 @@ TEST_P(HubServerTest, AuditChainContinuesAndTamperingIsDetected) {
   batch.audit = AuditLines("plant-7", policy::ChainHead{}, 3);
   HttpsResponse ok = Post(cred, "/sync/v1/batches", Encode(batch));
   ASSERT_EQ(ok.status, 200) << ok.body;
-  EXPECT_EQ(Json(ok.body, "audit_head"),
-            "{\"seq\":3,\"hash\":\"" + batch.audit->to_hash + "\"}");
+  EXPECT_EQ(Json(ok.body, "audit_head"), "{\"seq\":3,\"hash\":\"" + batch.audit->to_hash + "\"}");
   const policy::ChainHead head{.seq = 3, .hash = batch.audit->to_hash};
 
   // An entry cut from the middle of the next segment.
@@ -459,7 +468,8 @@ TEST_P(HubServerTest, AuditChainContinuesAndTamperingIsDetected) {
 
   // A segment that rewrites history: it continues entry 3 with another hash.
   sync::Batch rewritten = MakeBatch("plant-7", 3, 2);
-  rewritten.audit = AuditLines("plant-7", policy::ChainHead{.seq = 3, .hash = std::string(64, 'e')}, 1);
+  rewritten.audit =
+      AuditLines("plant-7", policy::ChainHead{.seq = 3, .hash = std::string(64, 'e')}, 1);
   HttpsResponse r_rewrite = Post(cred, "/sync/v1/batches", Encode(rewritten));
   EXPECT_EQ(r_rewrite.status, 422) << r_rewrite.body;
   EXPECT_EQ(Json(r_rewrite.body, "reason"), "audit_edited");
@@ -524,8 +534,8 @@ TEST_P(HubServerTest, StatusReportIsStoredForTheCredentialsSite) {
   ASSERT_EQ(sites.size(), 1u);
   ASSERT_EQ(sites[0].nodes.size(), 1u);
   EXPECT_EQ(sites[0].nodes[0].backlog_records, 12u);
-  HttpsResponse other = Post(cred, "/sync/v1/status", R"({"site_id":"x","node_id":"n1"})",
-                             "application/json");
+  HttpsResponse other =
+      Post(cred, "/sync/v1/status", R"({"site_id":"x","node_id":"n1"})", "application/json");
   EXPECT_EQ(other.status, 403);
   EXPECT_EQ(Json(other.body, "reason"), "site_mismatch");
 }

@@ -107,6 +107,14 @@ CREATE INDEX IF NOT EXISTS rollouts_tenant_created ON rollouts(tenant, created_m
 UPDATE outpost_meta SET value = '7' WHERE name = 'schema_version';
 )sql";
 
+// Schema version 8 (STORE.md section 3): the hub's own audit lines of every hub.
+constexpr const char* kMigrateV8 = R"sql(
+CREATE TABLE IF NOT EXISTS hub_audit(id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL,
+  tenant TEXT NOT NULL, event TEXT NOT NULL, line TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS hub_audit_tenant ON hub_audit(tenant, id);
+UPDATE outpost_meta SET value = '8' WHERE name = 'schema_version';
+)sql";
+
 // STORE.md section 7: one upsert on the database's clock (julianday('now'), the same within
 // one statement); a row only when the caller holds the lease afterwards. ?3 is the ttl.
 constexpr const char* kAcquireLease =
@@ -678,6 +686,44 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  Status AppendHubAudit(const HubAuditEntry& entry) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateHubAudit(entry));
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(auto st,
+                             db_->Prepare("INSERT INTO hub_audit(time_ms, tenant, event, line) "
+                                          "VALUES (?1, ?2, ?3, ?4)"));
+    st->BindInt(1, entry.time_ms);
+    st->BindText(2, entry.tenant);
+    st->BindText(3, entry.event);
+    st->BindText(4, entry.line);
+    return st->Run();
+  }
+
+  Result<std::vector<HubAuditEntry>> ListHubAudit(std::string_view tenant, int64_t after_id,
+                                                  std::string_view event, size_t limit) override {
+    OUTPOST_RETURN_IF_ERROR(ValidateHubAuditEvent(event));
+    std::lock_guard<std::mutex> lock(mu_);
+    OUTPOST_ASSIGN_OR_RETURN(
+        auto st, db_->Prepare("SELECT id, time_ms, tenant, event, line FROM hub_audit WHERE "
+                              "tenant = ?1 AND id > ?2 AND (?3 = '' OR event = ?3) ORDER BY id "
+                              "LIMIT ?4"));
+    st->BindText(1, tenant);
+    st->BindInt(2, after_id);
+    st->BindText(3, event);
+    st->BindInt(4, static_cast<int64_t>(std::min(limit, kMaxHubAuditPage)));
+    std::vector<HubAuditEntry> out;
+    while (true) {
+      OUTPOST_ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) break;
+      out.push_back(HubAuditEntry{.id = st->ColumnInt(0),
+                                  .time_ms = st->ColumnInt(1),
+                                  .tenant = std::string(st->ColumnText(2)),
+                                  .event = std::string(st->ColumnText(3)),
+                                  .line = std::string(st->ColumnText(4))});
+    }
+    return out;
+  }
+
   Result<std::optional<std::string>> GetScheduleState(std::string_view name) override {
     OUTPOST_RETURN_IF_ERROR(ValidateId("schedule state name", name));
     std::lock_guard<std::mutex> lock(mu_);
@@ -786,7 +832,8 @@ class SqliteStore final : public Store {
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV4));
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV5));
         OUTPOST_RETURN_IF_ERROR(MigrateToV6Locked());
-        return db_->Exec(kMigrateV7);
+        OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV7));
+        return db_->Exec(kMigrateV8);
       }
       return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown",
                              "the database has a sites table but no outpost_meta");
@@ -820,6 +867,7 @@ class SqliteStore final : public Store {
     if (version <= 4) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV5));
     if (version <= 5) OUTPOST_RETURN_IF_ERROR(MigrateToV6Locked());
     if (version <= 6) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV7));
+    if (version <= 7) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV8));
     return Status::Ok();
   }
 

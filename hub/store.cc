@@ -277,6 +277,28 @@ Status ValidateReleaseBundle(std::string_view name, std::string_view bytes) {
   return Status::Ok();
 }
 
+Status ValidateHubAuditEvent(std::string_view event) {
+  bool ok = event.size() <= 32 && std::all_of(event.begin(), event.end(), [](char c) {
+              return c == '_' || (c >= 'a' && c <= 'z');
+            });
+  if (ok) return Status::Ok();
+  return InvalidArgumentError("an audit event is [a-z_]{1,32}, not " +
+                              std::string(event.substr(0, 64)));
+}
+
+Status ValidateHubAudit(const HubAuditEntry& entry) {
+  if (entry.event.empty()) return InvalidArgumentError("an audit line names its event");
+  OUTPOST_RETURN_IF_ERROR(ValidateHubAuditEvent(entry.event));
+  if (entry.tenant.size() > 128 || entry.tenant.find('\0') != std::string::npos) {
+    return InvalidArgumentError("an audit line's tenant is at most 128 bytes without NUL");
+  }
+  if (entry.line.empty() || entry.line.size() > kMaxHubAuditLineBytes ||
+      entry.line.find_first_of(std::string_view("\0\n", 2)) != std::string::npos) {
+    return InvalidArgumentError("an audit line is 1 to 65,536 bytes without NUL or newline");
+  }
+  return Status::Ok();
+}
+
 Status ValidateRollout(const RolloutRow& row, int64_t expected_revision) {
   if (!ModelName::IsValid(row.model)) {
     return InvalidArgumentError("a rollout's model is a model name, not " +

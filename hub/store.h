@@ -212,7 +212,7 @@ struct RolloutRow {
   std::string model{};
   int64_t model_version = 0;  // the registry version released
   std::string tenant{};
-  std::string doc{};  // JSON (hub/FORMAT.md section 11), at most kMaxRolloutDocBytes
+  std::string doc{};     // JSON (hub/FORMAT.md section 11), at most kMaxRolloutDocBytes
   int64_t revision = 0;  // 1 after the first write, one more after each
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
@@ -220,6 +220,18 @@ struct RolloutRow {
 inline constexpr size_t kMaxRolloutDocBytes = size_t{1} << 20;
 // PutRollout's expected_revision that replaces whatever row is there.
 inline constexpr int64_t kAnyRolloutRevision = -1;
+
+// One line of the hub's own audit log (hub/FORMAT.md section 1) as the store keeps it
+// (STORE.md section 3, `hub_audit`).
+struct HubAuditEntry {
+  int64_t id = 0;  // given by AppendHubAudit, in arrival order
+  int64_t time_ms = 0;
+  std::string tenant{};  // may be empty (a line of no tenant's: read by none)
+  std::string event{};   // [a-z_]{1,32}
+  std::string line{};    // the JSON line, no newline, at most kMaxHubAuditLineBytes
+};
+inline constexpr size_t kMaxHubAuditLineBytes = size_t{64} << 10;
+inline constexpr size_t kMaxHubAuditPage = 1000;
 
 // A named lease that one hub process at a time holds (STORE.md section 7).
 struct Lease {
@@ -358,6 +370,16 @@ class Store {
   // The newest `limit` rollouts by created_ms (then model, version), of `tenant` or of all.
   virtual Result<std::vector<RolloutRow>> ListRollouts(std::optional<std::string_view> tenant,
                                                        size_t limit) = 0;
+
+  // --- the hub's audit lines (STORE.md section 3, hub_audit) ---
+  // Appends `entry` (its id is given here). InvalidArgument for an event outside
+  // [a-z_]{1,32}, a tenant over 128 bytes, or a line that is empty, holds a newline or is
+  // over kMaxHubAuditLineBytes.
+  virtual Status AppendHubAudit(const HubAuditEntry& entry) = 0;
+  // `tenant`'s lines with an id above `after_id`, oldest first, at most `limit` (capped at
+  // kMaxHubAuditPage); only those of `event` when it is not empty.
+  virtual Result<std::vector<HubAuditEntry>> ListHubAudit(std::string_view tenant, int64_t after_id,
+                                                          std::string_view event, size_t limit) = 0;
 
   // --- the scheduler lease (STORE.md section 7) ---
   // Takes or renews the lease `name` for `holder` until the database's clock passes now +

@@ -680,6 +680,51 @@ TEST_P(StoreContract, ModelFilesAreKeptWithTheirEntries) {
 
 // A rollout's document is written only at the revision its writer read: a second writer
 // that read the same revision is refused and changes nothing.
+TEST_P(StoreContract, HubAuditLinesAreKeptInArrivalOrderAndReadPerTenant) {
+  auto entry = [](std::string tenant, std::string event, int n) {
+    return HubAuditEntry{.time_ms = 1000 + n,
+                         .tenant = std::move(tenant),
+                         .event = std::move(event),
+                         .line = R"({"n":)" + std::to_string(n) + "}"};
+  };
+  OUTPOST_ASSERT_OK(store_->AppendHubAudit(entry("acme", "batch_refused", 1)));
+  OUTPOST_ASSERT_OK(store_->AppendHubAudit(entry("other", "rollout_abort", 2)));
+  OUTPOST_ASSERT_OK(store_->AppendHubAudit(entry("acme", "rollout_abort", 3)));
+  OUTPOST_ASSERT_OK(store_->AppendHubAudit(entry("acme", "batch_refused", 4)));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto all, store_->ListHubAudit("acme", 0, "", 100));
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].line, R"({"n":1})");
+  EXPECT_EQ(all[1].line, R"({"n":3})");
+  EXPECT_EQ(all[2].line, R"({"n":4})");
+  EXPECT_LT(all[0].id, all[1].id);
+  EXPECT_LT(all[1].id, all[2].id);
+  EXPECT_EQ(all[1].time_ms, 1003);
+  EXPECT_EQ(all[1].event, "rollout_abort");
+  EXPECT_EQ(all[1].tenant, "acme");
+  // Paged after an id, and by event.
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto page, store_->ListHubAudit("acme", all[0].id, "", 1));
+  ASSERT_EQ(page.size(), 1u);
+  EXPECT_EQ(page[0].id, all[1].id);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto refused, store_->ListHubAudit("acme", 0, "batch_refused", 100));
+  ASSERT_EQ(refused.size(), 2u);
+  EXPECT_EQ(refused[1].line, R"({"n":4})");
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto none, store_->ListHubAudit("nobody", 0, "", 100));
+  EXPECT_TRUE(none.empty());
+  // Bad entries are refused and change nothing.
+  for (const HubAuditEntry& bad :
+       {entry("acme", "", 5), entry("acme", "Bad-Event", 6), entry(std::string(129, 't'), "x", 7),
+        HubAuditEntry{.tenant = "acme", .event = "x", .line = ""},
+        HubAuditEntry{.tenant = "acme", .event = "x", .line = "a\nb"},
+        HubAuditEntry{
+            .tenant = "acme", .event = "x", .line = std::string(kMaxHubAuditLineBytes + 1, 'a')}}) {
+    EXPECT_EQ(store_->AppendHubAudit(bad).code(), StatusCode::kInvalidArgument) << bad.event;
+  }
+  EXPECT_EQ(store_->ListHubAudit("acme", 0, "Bad", 10).status().code(),
+            StatusCode::kInvalidArgument);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto after, store_->ListHubAudit("acme", 0, "", 100));
+  EXPECT_EQ(after.size(), 3u);
+}
+
 TEST_P(StoreContract, RolloutsAreWrittenOnlyAtTheRevisionTheWriterRead) {
   RolloutRow row{.model = "pump",
                  .model_version = 4,
@@ -925,8 +970,25 @@ TEST_P(StoreContract, NewerSchemaIsRefusedAndLeftAlone) {
       << r.status().ToString();
   RawSql("UPDATE outpost_meta SET value = 'x' WHERE name = 'schema_version'");
   EXPECT_EQ(OpenStore(url_).status().code(), StatusCode::kDataLoss);
+  RawSql("UPDATE outpost_meta SET value = '8' WHERE name = 'schema_version'");
+  Reopen();
+}
+
+// A version 7 database (no hub_audit) gets the table, empty, when opened.
+TEST_P(StoreContract, SchemaVersionSevenIsMigratedToKeepTheHubsAuditLines) {
+  OUTPOST_ASSERT_OK(store_->CreateSite(MakeSite("s1")));
+  store_.reset();
+  RawSql("DROP TABLE hub_audit");
   RawSql("UPDATE outpost_meta SET value = '7' WHERE name = 'schema_version'");
   Reopen();
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto none, store_->ListHubAudit("acme", 0, "", 10));
+  EXPECT_TRUE(none.empty());
+  OUTPOST_ASSERT_OK(store_->AppendHubAudit(
+      HubAuditEntry{.time_ms = 1, .tenant = "acme", .event = "batch_refused", .line = "{}"}));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto one, store_->ListHubAudit("acme", 0, "", 10));
+  EXPECT_EQ(one.size(), 1u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(Site site, store_->GetSite("s1"));
+  EXPECT_EQ(site.tenant, MakeSite("s1").tenant);
 }
 
 // A version 1 database (no outbox columns in node_status) is migrated to 2 when opened, and

@@ -18,7 +18,7 @@
 
 namespace outpost::hub::internal {
 
-inline constexpr int64_t kSchemaVersion = 7;
+inline constexpr int64_t kSchemaVersion = 8;
 inline constexpr size_t kMaxIdBytes = 256;
 inline constexpr size_t kMaxJsonBytes = size_t{1} << 20;
 inline constexpr size_t kMaxRecordsPerIngest = 100'000;
@@ -57,6 +57,11 @@ Status ValidateReleaseBundle(std::string_view name, std::string_view bytes);
 // InvalidArgument unless the row's model is an id, its version positive, its tenant an id and
 // its doc at most kMaxRolloutDocBytes of UTF-8 without NUL, and expected_revision >= -1.
 Status ValidateRollout(const RolloutRow& row, int64_t expected_revision);
+// InvalidArgument unless the entry's event is [a-z_]{1,32}, its tenant at most 128 bytes
+// without NUL, and its line 1..kMaxHubAuditLineBytes bytes without NUL or newline.
+Status ValidateHubAudit(const HubAuditEntry& entry);
+// InvalidArgument unless `event` is empty or [a-z_]{1,32}.
+Status ValidateHubAuditEvent(std::string_view event);
 // FailedPrecondition reason "rollout_changed": the row's revision is not the expected one.
 Status RolloutChanged(const RolloutRow& row, int64_t expected_revision);
 // NotFound: the registry has no (name, version).

@@ -176,6 +176,7 @@ class HubSharedStoreTest : public ::testing::Test {
   void EnrolSites();
   // Uploads kBatchesPerSite batches for site `s`, failing over to the next hub while its
   // own answers nothing; counts each acknowledgement in acked_[s].
+  void EachHubRefusesABatchIntoOneAuditTrail();
   void UploadAll(int s);
   void IngestTrainingData(hub::Store& store);
 
@@ -242,6 +243,37 @@ void HubSharedStoreTest::EnrolSites() {
     }
     sites_.push_back(site);
   }
+}
+
+// A batch the policy refuses (a field it does not name), sent to each hub by the first site:
+// each hub audits its refusal in its own audit.log and in the store's hub_audit, where the
+// three lines are in one place whichever hub wrote them.
+void HubSharedStoreTest::EachHubRefusesABatchIntoOneAuditTrail() {
+  const std::string creds = dir_.File("creds-" + sites_[0]);
+  for (int h = 0; h < kHubs; ++h) {
+    auto client =
+        sync::HubClient::Create({.base_url = "https://127.0.0.1:" + std::to_string(hubs_[h].port),
+                                 .cert_file = JoinPath(creds, "site.crt"),
+                                 .key_file = JoinPath(creds, "site.key"),
+                                 .ca_file = JoinPath(creds, "hub_ca.crt")});
+    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    sync::Batch batch{.site_id = sites_[0], .node_id = "refused", .stream = "pump"};
+    batch.records.push_back({.seq = 1,
+                             .kind = 1,
+                             .created_ms = 1'700'000'000'000,
+                             .payload = "{\"v\":1,\"score\":0.5,\"operator_name\":\"ann\"}"});
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string bytes, sync::EncodeBatch(batch));
+    Result<http::ClientResponse> r =
+        (*client)->Post("/sync/v1/batches", "application/octet-stream", bytes);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 422) << r->body;
+    OUTPOST_ASSERT_OK_AND_ASSIGN(std::string own,
+                                 ReadFile(JoinPath(hubs_[h].data_dir, "audit.log")));
+    EXPECT_NE(own.find("\"node\":\"refused\""), std::string::npos) << own;
+  }
+  EXPECT_EQ(Psql("SELECT count(*) FROM hub_audit WHERE event = 'batch_refused' AND tenant = "
+                 "'acme' AND line LIKE '%\"node\":\"refused\"%'"),
+            std::to_string(kHubs));
 }
 
 void HubSharedStoreTest::UploadAll(int s) {
@@ -378,6 +410,7 @@ TEST_F(HubSharedStoreTest, KillsMidUploadAndMidRetrainLoseNothingAndRunTheJobOnc
     EXPECT_FALSE(PathExists(JoinPath(hubs_[1].data_dir, name))) << name;
   }
   ASSERT_NO_FATAL_FAILURE(EnrolSites());
+  ASSERT_NO_FATAL_FAILURE(EachHubRefusesABatchIntoOneAuditTrail());
 
   // Every site uploads through its own hub; the lease's holder dies with SIGKILL once its
   // sites have a few batches acknowledged, while they keep sending.
