@@ -38,6 +38,17 @@ HubResponse Json(int status, std::string body) {
   return response;
 }
 
+void WriteJsonOrText(JsonWriter& w, json::Parser& parser, std::string_view key,
+                     std::string_view text_key, std::string_view text) {
+  if (Result<json::Value> v = parser.Parse(text); v.ok()) {
+    w.Key(key);
+    w.Raw(v->ToJson());
+  } else {
+    w.Key(text_key);
+    w.String(text);
+  }
+}
+
 HubResponse Error(int status, std::string_view reason, std::string_view message) {
   HubResponse response = ErrorResponse(status, reason, message);
   response.headers.emplace_back("cache-control", "no-store");

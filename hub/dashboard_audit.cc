@@ -127,13 +127,7 @@ HubResponse HubAuditResponse(const ApiContext& api, const QueryParams& params) {
     w.Int(e.time_ms);
     w.Key("event");
     w.String(e.event);
-    if (Result<json::Value> v = parser.Parse(e.line); v.ok()) {
-      w.Key("line");
-      w.Raw(v->ToJson());
-    } else {
-      w.Key("line_text");
-      w.String(e.line);
-    }
+    WriteJsonOrText(w, parser, "line", "line_text", e.line);
     w.EndObject();
   }
   w.EndArray();

@@ -47,6 +47,10 @@ struct ApiContext {
 
 // A JSON answer, not to be cached.
 HubResponse Json(int status, std::string body);
+// Writes `text` as the member `key` when it parses as JSON (re-serialized compactly by the
+// parser, never the raw bytes), else as the string member `text_key`.
+void WriteJsonOrText(JsonWriter& w, json::Parser& parser, std::string_view key,
+                     std::string_view text_key, std::string_view text);
 // An error answer {"error", "reason"}, not to be cached.
 HubResponse Error(int status, std::string_view reason, std::string_view message);
 // 400 for an InvalidArgument from the parameter parsers ("reason: message").

@@ -78,14 +78,7 @@ HubResponse RecordsResponse(const ApiContext& api, const QueryParams& params) {
     w.Int(record.created_ms);
     w.Key("received_ms");
     w.Int(record.received_ms);
-    if (Result<json::Value> e = parser.Parse(record.payload); e.ok()) {
-      // Validated JSON, re-serialized compactly by the parser (never the raw bytes).
-      w.Key("payload");
-      w.Raw(e->ToJson());
-    } else {
-      w.Key("payload_text");
-      w.String(record.payload);
-    }
+    WriteJsonOrText(w, parser, "payload", "payload_text", record.payload);
     w.EndObject();
   }
   w.EndArray();
