@@ -154,6 +154,13 @@ class ConvKernel : public Kernel {
     ResetOnednn();
     act_ = act;
   }
+  // Input shapes whose plans run through oneDNN.
+  int OnednnShapes() const {
+    std::lock_guard<std::mutex> lock(dnn_mu_);
+    int n = 0;
+    for (const auto& entry : dnn_) n += entry.second != nullptr ? 1 : 0;
+    return n;
+  }
   bool residual() const { return residual_; }
   void set_residual() {
     ResetOnednn();
@@ -685,6 +692,11 @@ bool SetConvResidual(Kernel& kernel) {
   }
   conv->set_residual();
   return true;
+}
+
+int OnednnConvShapes(const Kernel& kernel) {
+  const auto* conv = dynamic_cast<const ConvKernel*>(&kernel);
+  return conv != nullptr ? conv->OnednnShapes() : 0;
 }
 
 void RegisterConvKernels(KernelRegistry& r) {
