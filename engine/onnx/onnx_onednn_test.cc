@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -24,15 +25,7 @@ using testing::GraphBuilder;
 using testing::IntAttr;
 using testing::IntsAttr;
 
-std::vector<float> Random(size_t n, uint32_t seed) {
-  std::vector<float> v(n);
-  uint32_t s = seed * 2654435761u + 1;
-  for (float& x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = static_cast<float>(static_cast<int32_t>(s >> 8) % 2001 - 1000) / 1000.0f;
-  }
-  return v;
-}
+std::vector<float> Random(size_t n, uint32_t seed) { return testing::RandomFloats(n, seed); }
 
 struct Case {
   std::string name;
@@ -148,16 +141,17 @@ TEST_P(OnnxOnednn, MatchesTheEngineKernels) {
       OUTPOST_ASSERT_OK(s_dnn.Run(in, got));
       EXPECT_EQ(OnednnConvShapes(*(*m_dnn)->steps()[0].kernel), 1) << "oneDNN did not take it";
       EXPECT_EQ(OnednnConvShapes(*(*m_ours)->steps()[0].kernel), 0);
-      ASSERT_EQ(want[0].shape(), got[0].shape());
-      const auto w = want[0].values<float>(), g = got[0].values<float>();
-      for (size_t i = 0; i < w.size(); ++i) {
-        ASSERT_NEAR(g[i], w[i], 1e-4f + 1e-4f * std::fabs(w[i])) << "element " << i;
-      }
+      auto expect_match = [&](const Tensor& out) {
+        ASSERT_EQ(want[0].shape(), out.shape());
+        const std::span<const float> w = want[0].values<float>(), g = out.values<float>();
+        for (size_t i = 0; i < w.size(); ++i) {
+          ASSERT_NEAR(g[i], w[i], 1e-4f + 1e-4f * std::fabs(w[i])) << "element " << i;
+        }
+      };
+      expect_match(got[0]);
       // A second run reuses the primitive and the plan's scratch.
       OUTPOST_ASSERT_OK(s_dnn.Run(in, got));
-      for (size_t i = 0; i < w.size(); ++i) {
-        ASSERT_NEAR(got[0].values<float>()[i], w[i], 1e-4f + 1e-4f * std::fabs(w[i]));
-      }
+      expect_match(got[0]);
     }
   }
 }
