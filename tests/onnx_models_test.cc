@@ -7,7 +7,8 @@
 // network (PRelu, InstanceNormalization, DepthToSpace, SpaceToDepth), each at batch 1 and 8;
 // five of them also in the forms torch exports at opset 11. The build generates them with
 // random weights from a fixed seed and scores them with onnxruntime-node (reference.js); this
-// test runs Outpost's engine on the same inputs (batch 8 also on two intra-op threads) and
+// test runs Outpost's engine on the same inputs (batch 8 also on two intra-op threads, and
+// batch 1 and 8 again with the convolutions through oneDNN, CompileOptions::onednn) and
 // compares.
 //
 // Each output's rule is in the manifest ("compare <case> <output> <rule>"):
