@@ -13,6 +13,8 @@ packages=(
   zlib1g-dev ca-certificates
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libonnx-dev libonnx-testdata
+  # the ONNX engine's convolutions (engine/onnx/onednn_conv.h)
+  libdnnl-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-onnx

@@ -7,7 +7,8 @@
 // network (PRelu, InstanceNormalization, DepthToSpace, SpaceToDepth), each at batch 1 and 8;
 // five of them also in the forms torch exports at opset 11. The build generates them with
 // random weights from a fixed seed and scores them with onnxruntime-node (reference.js); this
-// test runs Outpost's engine on the same inputs (batch 8 also on two intra-op threads) and
+// test runs Outpost's engine on the same inputs (batch 8 also on two intra-op threads, and
+// batch 1 and 8 again with the convolutions through oneDNN, CompileOptions::onednn) and
 // compares.
 //
 // Each output's rule is in the manifest ("compare <case> <output> <rule>"):
@@ -165,22 +166,34 @@ TEST_P(OnnxModels, MatchesOnnxRuntimeAtBatch1And8) {
     GTEST_SKIP() << "pending: " << pending->second << " (" << loaded.status().ToString() << ")";
   }
   // Batch 1 again after batch 8: a shape seen before reuses its cached plan and arena. Then
-  // batch 8 on two intra-op threads (CompileOptions::threads), a model compiled anew.
+  // batch 8 on two intra-op threads (CompileOptions::threads), a model compiled anew; then
+  // the convolutions through oneDNN (CompileOptions::onednn) at batch 1 on one thread and
+  // batch 8 on two.
+  struct RunSpec {
+    const char* batch;
+    int threads;
+    bool onednn;
+  };
   int threads = 0;
-  for (const auto& [batch, run_threads] :
-       {std::pair{"_b1", 1}, std::pair{"_b8", 1}, std::pair{"_b1", 1}, std::pair{"_b8", 2}}) {
-    const std::string name = std::string(GetParam()) + batch;
-    const std::string label = name + (run_threads > 1 ? " (2 threads)" : "");
+  bool onednn = false;
+  for (const RunSpec& run : {RunSpec{"_b1", 1, false}, RunSpec{"_b8", 1, false},
+                             RunSpec{"_b1", 1, false}, RunSpec{"_b8", 2, false},
+                             RunSpec{"_b1", 1, true}, RunSpec{"_b8", 2, true}}) {
+    const std::string name = std::string(GetParam()) + run.batch;
+    const std::string label = name + (run.threads > 1 ? " (2 threads)" : "") +
+                              (run.onednn ? " (oneDNN)" : "");
     SCOPED_TRACE(label);
     auto it = cases.find(name);
     ASSERT_NE(it, cases.end()) << "no case " << name << " in " << Dir();
     const Case& c = it->second;
     ASSERT_FALSE(c.outputs.empty()) << "no onnxruntime outputs for " << name;
-    if (threads != run_threads) {
+    if (threads != run.threads || onednn != run.onednn) {
       OnnxOptions options;
-      options.compile.threads = run_threads;
+      options.compile.threads = run.threads;
+      options.compile.onednn = run.onednn;
       OUTPOST_ASSERT_OK_AND_ASSIGN(model, LoadOnnxModel(Dir() + "/" + c.file, options));
-      threads = run_threads;
+      threads = run.threads;
+      onednn = run.onednn;
     }
     std::vector<Tensor> in, out;
     for (const TensorSpec& spec : model->signature().inputs) {

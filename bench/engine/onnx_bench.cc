@@ -71,6 +71,7 @@ struct Options {
   bool as_written = false;  // each case at its input's own batch (models.py's cases)
   int64_t rows = 0;         // each case at this batch (its inputs' first rows) instead
   int threads = 1;          // the engine's intra-op threads (CompileOptions::threads)
+  bool onednn = false;      // convolutions through oneDNN (CompileOptions::onednn)
   int warmup = 20;
   size_t min_runs = 20;
 };
@@ -80,6 +81,7 @@ Options ParseOptions(int argc, char** argv) {
   for (int i = 3; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--as-written") o.as_written = true;
+    if (a == "--onednn") o.onednn = true;
     if (a.rfind("--rows=", 0) == 0) o.rows = std::atoll(a.c_str() + 7);
     if (a.rfind("--threads=", 0) == 0) o.threads = std::atoi(a.c_str() + 10);
     if (a.rfind("--warmup=", 0) == 0) o.warmup = std::atoi(a.c_str() + 9);
@@ -176,7 +178,7 @@ int main(int argc, char** argv) {
   }
   if (argc < 2) {
     std::fprintf(stderr, "usage: %s GOLDEN_DIR [seconds-per-case] [--as-written | --rows=N] "
-                 "[--warmup=N] [--min-runs=N] [--threads=N]\n", argv[0]);
+                 "[--warmup=N] [--min-runs=N] [--threads=N] [--onednn]\n", argv[0]);
     return 2;
   }
   const std::string dir = argv[1];
@@ -191,6 +193,7 @@ int main(int argc, char** argv) {
   for (const std::string& model_name : suite.order) {
     outpost::engine::OnnxOptions load_options;
     load_options.compile.threads = options.threads;
+    load_options.compile.onednn = options.onednn;
     auto model = outpost::engine::LoadOnnxModel(dir + "/" + suite.files[model_name], load_options);
     if (!model.ok() && options.as_written) {  // the large models: report it and go on
       std::printf("unsupported %s %s\n", model_name.c_str(), model.status().ToString().c_str());

@@ -3,7 +3,10 @@
 // all cores, back to back in one run; then resnet18's convolutions one by one, with the
 // GFLOP/s each engine achieves beside the machine's FMA peak.
 //
-//   node bench/engine/run_models_bench.js <onnx_bench binary> <build>/tests/onnx_models [seconds]
+//   node bench/engine/run_models_bench.js <onnx_bench binary> <build>/tests/onnx_models [seconds] [onednn]
+//
+// With `onednn`, ours also runs with its convolutions through oneDNN (CompileOptions::onednn)
+// in the same run: the columns dnn1_us / dratio1 and dnnN_us / dratioN.
 //
 // Ratios are ours / ORT, p50 against p50; below 1.0 Outpost is faster. ORT's figure includes
 // the cost of calling it from Node (the floor printed first: its p50 on an Identity model),
@@ -17,7 +20,8 @@ const os = require('os');
 const path = require('path');
 const ort = require('onnxruntime-node');
 
-const [bench, dir, secondsArg] = process.argv.slice(2);
+const [bench, dir, secondsArg, mode] = process.argv.slice(2);
+const withOnednn = mode === 'onednn';
 const seconds = Number(secondsArg || '0.5');
 const cores = os.cpus().length;
 
@@ -63,9 +67,9 @@ function options(threads) {
 }
 
 // Ours, natively: "ours <case> <batch> <p50 us> <runs>" lines of onnx_bench.
-function runOurs(folder, batchOption, threads = 1) {
+function runOurs(folder, batchOption, threads = 1, extra = []) {
   const out = execFileSync(bench, [folder, String(seconds), batchOption, '--warmup=3', '--min-runs=5',
-                                   `--threads=${threads}`],
+                                   `--threads=${threads}`, ...extra],
                            { encoding: 'utf8', maxBuffer: 1 << 24 });
   const ours = new Map();
   for (const line of out.split('\n')) {
@@ -109,10 +113,15 @@ async function floor() {
 
 async function models(floorUs) {
   const ours = { 1: runOurs(dir, '--as-written', 1), [cores]: runOurs(dir, '--as-written', cores) };
+  const dnn = withOnednn ? { 1: runOurs(dir, '--as-written', 1, ['--onednn']),
+                             [cores]: runOurs(dir, '--as-written', cores, ['--onednn']) } : null;
   const cases = readManifest(dir);
   console.log(`\nmodels (both engines on 1 intra-op thread, then on ${cores})`);
-  console.log('case                         batch  ours1_us   ort1_us  ratio1  oursN_us   ortN_us  ratioN');
+  console.log('case                         batch  ours1_us   ort1_us  ratio1  oursN_us   ortN_us  ratioN' +
+              (withOnednn ? '   dnn1_us dratio1   dnnN_us dratioN' : ''));
   const ratios = { 1: [], [cores]: [] };
+  const dnnRatios = { 1: [], [cores]: [] };
+  const dnnCols = [];
   const sessions = new Map();
   for (const [name, m] of cases) {
     const feeds = {};
@@ -130,14 +139,24 @@ async function models(floorUs) {
       const ratio = mine / theirs;
       ratios[threads].push(ratio);
       cols.push(mine.toFixed(0).padStart(9), theirs.toFixed(0).padStart(9), ratio.toFixed(2).padStart(7));
+      if (withOnednn) {
+        const viaDnn = dnn[threads].get(`${name} ${batch}`);
+        dnnRatios[threads].push(viaDnn / theirs);
+        dnnCols.push(viaDnn.toFixed(0).padStart(9), (viaDnn / theirs).toFixed(2).padStart(7));
+      }
     }
-    console.log(`${name.padEnd(28)} ${String(batch).padStart(5)} ${cols.join(' ')}`);
+    console.log(`${name.padEnd(28)} ${String(batch).padStart(5)} ${cols.join(' ')} ${dnnCols.splice(0).join(' ')}`);
   }
   for (const s of sessions.values()) await s.release();
   for (const threads of [1, cores]) {
     const r = ratios[threads];
     const geo = Math.exp(r.reduce((a, x) => a + Math.log(x), 0) / r.length);
     console.log(`geometric mean ratio, ${threads} thread(s) each: ${geo.toFixed(2)}`);
+    if (withOnednn) {
+      const d = dnnRatios[threads];
+      const dgeo = Math.exp(d.reduce((a, x) => a + Math.log(x), 0) / d.length);
+      console.log(`geometric mean ratio with oneDNN, ${threads} thread(s) each: ${dgeo.toFixed(2)}`);
+    }
   }
 }
 

@@ -47,6 +47,9 @@ class Conv2dWeights {
   void ScaleShift(const std::vector<float>& scale, const std::vector<float>& shift);
 
   bool depthwise() const { return depthwise_; }
+  // M x (C / group) x kh x kw, with any folded scale applied; M floats (zeros when none).
+  const std::vector<float>& weights() const { return raw_; }
+  const std::vector<float>& bias() const { return bias_; }
   const GemmArch& arch() const { return *arch_; }
 
   // One image: x is C x H x W, y is M x OH x OW; residual (null or like y) is added before

@@ -9,10 +9,13 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <mutex>
 
 #include "engine/onnx/conv2d.h"
 #include "engine/onnx/gemm.h"
 #include "engine/onnx/kernel_util.h"
+#include "engine/onnx/onednn_conv.h"
 #include "engine/onnx/plan.h"
 #include "engine/onnx/thread_pool.h"
 
@@ -131,15 +134,38 @@ Conv2dGeom GeomOf(const Window& w, std::span<const int64_t> xs, std::span<const 
 
 class ConvKernel : public Kernel {
  public:
-  ConvKernel(Window w, int64_t group, std::unique_ptr<Conv2dWeights> fast, int threads)
-      : w_(std::move(w)), group_(group), fast_(std::move(fast)), threads_(threads) {}
+  ConvKernel(Window w, int64_t group, std::unique_ptr<Conv2dWeights> fast, int threads,
+             bool onednn)
+      : w_(std::move(w)),
+        group_(group),
+        fast_(std::move(fast)),
+        threads_(threads),
+        onednn_(onednn && fast_ != nullptr) {}
 
-  Conv2dWeights* fast() { return fast_.get(); }
+  // The optimiser changes the weights and epilogue before any plan is made; a primitive
+  // made earlier is dropped all the same.
+  Conv2dWeights* fast() {
+    ResetOnednn();
+    return fast_.get();
+  }
   bool has_fast() const { return fast_ != nullptr; }
   const ActParams& act() const { return act_; }
-  void set_act(const ActParams& act) { act_ = act; }
+  void set_act(const ActParams& act) {
+    ResetOnednn();
+    act_ = act;
+  }
+  // Input shapes whose plans run through oneDNN.
+  int OnednnShapes() const {
+    std::lock_guard<std::mutex> lock(dnn_mu_);
+    int n = 0;
+    for (const auto& entry : dnn_) n += entry.second != nullptr ? 1 : 0;
+    return n;
+  }
   bool residual() const { return residual_; }
-  void set_residual() { residual_ = true; }
+  void set_residual() {
+    ResetOnednn();
+    residual_ = true;
+  }
 
   Status Infer(InferContext& ctx) const override {
     if (ctx.input_type(0) != DataType::kFp32 || ctx.input_type(1) != DataType::kFp32) {
@@ -171,6 +197,7 @@ class ConvKernel : public Kernel {
     if (fast_ != nullptr) {
       const Conv2dGeom g = GeomOf(w_, x, wt, group_);
       size_t floats = fast_->ScratchFloats(g, threads_);
+      bool broadcast = false;
       if (residual_) {
         if (!ctx.has_input(3) || ctx.input_type(3) != DataType::kFp32) {
           return InvalidArgumentError("the fused residual must be FLOAT");
@@ -178,12 +205,17 @@ class ConvKernel : public Kernel {
         // A residual that broadcasts (rare: the optimiser cannot see shapes) is added by a
         // second pass over the convolution's result, which then lives in scratch.
         if (ctx.input_shape(3) != out) {
+          broadcast = true;
           OUTPOST_ASSIGN_OR_RETURN(Shape sum, BroadcastShapes(out, ctx.input_shape(3)));
           floats = (floats + 15) / 16 * 16 + static_cast<size_t>(NumElements(out));
           out = std::move(sum);
         }
       }
-      ctx.RequestScratch(floats * sizeof(float) + 64);
+      size_t bytes = floats * sizeof(float) + 64;
+      if (const OnednnConv* dnn = broadcast ? nullptr : Onednn(x, wt); dnn != nullptr) {
+        bytes = std::max(bytes, dnn->ScratchBytes() + 64);
+      }
+      ctx.RequestScratch(bytes);
     } else {
       ctx.RequestScratch((static_cast<size_t>(ck * p) + PackedSize(ck, p)) * sizeof(float) + 64);
     }
@@ -212,6 +244,15 @@ class ConvKernel : public Kernel {
     const bool broadcast =
         residual_ && !std::equal(conv_shape.begin(), conv_shape.end(), ctx.input(3).shape.begin(),
                                  ctx.input(3).shape.end());
+    if (!broadcast) {
+      const OnednnConv* dnn = FindOnednn(x.shape);
+      // 64-aligned scratch for oneDNN (Infer asked for 64 bytes of slack).
+      auto* aligned = reinterpret_cast<void*>(
+          (reinterpret_cast<uintptr_t>(ctx.scratch().data()) + 63) / 64 * 64);
+      if (dnn != nullptr && dnn->Run(x.get<float>(), res, y.mut<float>(), aligned)) {
+        return Status();
+      }
+    }
     float* conv_out = y.mut<float>();
     if (broadcast) {
       conv_out = scratch + (fast_->ScratchFloats(g, threads_) + 15) / 16 * 16;
@@ -325,12 +366,59 @@ class ConvKernel : public Kernel {
     return Status();
   }
 
+  // The oneDNN primitive for input shape x (made on the first plan for it), or null: oneDNN
+  // is off or refused it, or kMaxOnednnShapes shapes have one. Not for a residual that
+  // broadcasts.
+  const OnednnConv* Onednn(const Shape& x, const Shape& wt) const {
+    if (!onednn_ || (x.size() != 3 && x.size() != 4)) return nullptr;
+    std::lock_guard<std::mutex> lock(dnn_mu_);
+    for (const auto& [shape, conv] : dnn_) {
+      if (shape == x) return conv.get();
+    }
+    if (dnn_.size() >= kMaxOnednnShapes) return nullptr;
+    std::unique_ptr<OnednnConv> conv;
+    {
+      OnednnConvSpec spec;
+      spec.g = GeomOf(w_, x, wt, group_);
+      spec.batch = x[0];
+      spec.weights = fast_->weights().data();
+      spec.bias = fast_->bias().data();
+      spec.act = act_;
+      spec.residual = residual_;
+      spec.threads = threads_;
+      conv = OnednnConv::Create(spec);
+    }
+    dnn_.emplace_back(x, std::move(conv));
+    return dnn_.back().second.get();
+  }
+
+  // The primitive Infer made for shape x, or null. Allocates nothing.
+  const OnednnConv* FindOnednn(std::span<const int64_t> x) const {
+    if (!onednn_) return nullptr;
+    std::lock_guard<std::mutex> lock(dnn_mu_);
+    for (const auto& [shape, conv] : dnn_) {
+      if (std::equal(shape.begin(), shape.end(), x.begin(), x.end())) return conv.get();
+    }
+    return nullptr;
+  }
+
+  void ResetOnednn() {
+    std::lock_guard<std::mutex> lock(dnn_mu_);
+    dnn_.clear();
+  }
+
+  static constexpr size_t kMaxOnednnShapes = 8;
+
   Window w_;
   int64_t group_;
   std::unique_ptr<Conv2dWeights> fast_;  // null: the generic path
   int threads_;                          // CompileOptions::threads
+  bool onednn_;                          // CompileOptions::onednn, with constant weights
   ActParams act_;                        // fused activation
   bool residual_ = false;                // input 3 is added before the activation
+  // Per input shape, oneDNN's primitive (null: the shape runs the engine's kernels).
+  mutable std::mutex dnn_mu_;
+  mutable std::vector<std::pair<Shape, std::unique_ptr<OnednnConv>>> dnn_;
 };
 
 // The fast path's weights when W (and B, if given) are FLOAT constants of rank 3 or 4 that
@@ -368,9 +456,11 @@ Result<std::unique_ptr<Kernel>> MakeConv(const KernelBuildContext& ctx) {
   OUTPOST_ASSIGN_OR_RETURN(Window w, ReadWindow(ctx, false));
   OUTPOST_ASSIGN_OR_RETURN(int64_t group, ctx.Int("group", 1));
   std::unique_ptr<Conv2dWeights> fast = FastWeights(ctx, w, group);
-  const int threads = ctx.compile_options() != nullptr ? ctx.compile_options()->threads : 1;
+  const CompileOptions* options = ctx.compile_options();
+  const int threads = options != nullptr ? options->threads : 1;
+  const bool onednn = options != nullptr && options->onednn;
   return std::unique_ptr<Kernel>(
-      new ConvKernel(std::move(w), group, std::move(fast), std::max(threads, 1)));
+      new ConvKernel(std::move(w), group, std::move(fast), std::max(threads, 1), onednn));
 }
 
 // ---- MaxPool, AveragePool ----
@@ -602,6 +692,11 @@ bool SetConvResidual(Kernel& kernel) {
   }
   conv->set_residual();
   return true;
+}
+
+int OnednnConvShapes(const Kernel& kernel) {
+  const auto* conv = dynamic_cast<const ConvKernel*>(&kernel);
+  return conv != nullptr ? conv->OnednnShapes() : 0;
 }
 
 void RegisterConvKernels(KernelRegistry& r) {

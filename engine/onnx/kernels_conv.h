@@ -28,6 +28,10 @@ bool SetConvActivation(Kernel& kernel, const ActParams& act);
 // activation. Not after an activation.
 bool SetConvResidual(Kernel& kernel);
 
+// How many input shapes `kernel` (a Conv) runs through oneDNN (onednn_conv.h): those its
+// plans were made for where oneDNN took the convolution. 0 for any other kernel.
+int OnednnConvShapes(const Kernel& kernel);
+
 }  // namespace outpost::engine::onnx
 
 #endif  // OUTPOST_ENGINE_ONNX_KERNELS_CONV_H_

@@ -25,15 +25,7 @@ using testing::IntAttr;
 using testing::IntsAttr;
 using testing::StringAttr;
 
-std::vector<float> Random(size_t n, uint32_t seed) {
-  std::vector<float> v(n);
-  uint32_t s = seed * 2654435761u + 1;
-  for (float& x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = static_cast<float>(static_cast<int32_t>(s >> 8) % 2001 - 1000) / 1000.0f;
-  }
-  return v;
-}
+std::vector<float> Random(size_t n, uint32_t seed) { return testing::RandomFloats(n, seed); }
 
 // One 2-D convolution case (1-D when h == 0).
 struct ConvCase {

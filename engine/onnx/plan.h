@@ -37,6 +37,12 @@ struct CompileOptions {
   // threads - 1 workers, made here, that the convolutions split their work over. Subgraphs
   // (infer_signature off) make no pool of their own and run on their owner's thread.
   int threads = 1;
+  // FLOAT 2-D convolutions with constant weights run through oneDNN (onednn_conv.h) where it
+  // takes the geometry and epilogue with an optimised implementation; off: the engine's own
+  // kernels (conv2d.h) everywhere. oneDNN runs on OpenMP with a team of `threads`. Off by
+  // default: oneDNN 2.6's execute() allocates on every call (engine/PIPELINE.md, "oneDNN
+  // adapter"), which breaks the engine's no-allocation-per-run guarantee.
+  bool onednn = false;
 };
 
 class IntraOpPool;  // thread_pool.h

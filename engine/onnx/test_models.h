@@ -89,6 +89,17 @@ class GraphBuilder {
   Graph graph_;
 };
 
+// n floats in [-1, 1] in steps of 1e-3, the same for the same seed.
+inline std::vector<float> RandomFloats(size_t n, uint32_t seed) {
+  std::vector<float> v(n);
+  uint32_t s = seed * 2654435761u + 1;
+  for (float& x : v) {
+    s = s * 1664525u + 1013904223u;
+    x = static_cast<float>(static_cast<int32_t>(s >> 8) % 2001 - 1000) / 1000.0f;
+  }
+  return v;
+}
+
 inline Attribute IntAttr(const std::string& name, int64_t v) {
   Attribute a;
   a.name = name;
