@@ -107,6 +107,11 @@ CREATE INDEX IF NOT EXISTS rollouts_tenant_created ON rollouts(tenant, created_m
 UPDATE outpost_meta SET value = '7' WHERE name = 'schema_version';
 )sql";
 
+// Schema version 8 (STORE.md section 1): only PostgreSQL's record_keys changes.
+constexpr const char* kMigrateV8 = R"sql(
+UPDATE outpost_meta SET value = '8' WHERE name = 'schema_version';
+)sql";
+
 // STORE.md section 7: one upsert on the database's clock (julianday('now'), the same within
 // one statement); a row only when the caller holds the lease afterwards. ?3 is the ttl.
 constexpr const char* kAcquireLease =
@@ -786,7 +791,8 @@ class SqliteStore final : public Store {
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV4));
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV5));
         OUTPOST_RETURN_IF_ERROR(MigrateToV6Locked());
-        return db_->Exec(kMigrateV7);
+        OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV7));
+        return db_->Exec(kMigrateV8);
       }
       return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown",
                              "the database has a sites table but no outpost_meta");
@@ -820,6 +826,7 @@ class SqliteStore final : public Store {
     if (version <= 4) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV5));
     if (version <= 5) OUTPOST_RETURN_IF_ERROR(MigrateToV6Locked());
     if (version <= 6) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV7));
+    if (version <= 7) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV8));
     return Status::Ok();
   }
 
