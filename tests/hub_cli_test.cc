@@ -2,8 +2,12 @@
 // `outpost enrol` writes the credential files, curl uploads a batch over mutual TLS with
 // them (stored, then a duplicate), refusals carry their reasons (no certificate, reused
 // token, revoked site), operators need a bearer token, and SIGTERM drains and exits 0.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <string>
@@ -149,6 +153,74 @@ TEST(HubCli, EnrolUploadRevokeAndDrain) {
   EXPECT_EQ(hub->Wait(), 0);
 }
 
+// SIGTERM with limits.drain_delay_s (hub/FORMAT.md section 6, "Shutting down"): /readyz turns
+// 503 draining while the hub still serves, a request whose body is still arriving when the
+// signal comes completes with its answer, and a second SIGTERM ends the delay: exit 0.
+TEST(HubCli, SigtermTurnsReadyzOffAndFinishesTheRequestInProgress) {
+  TempDir dir;
+  RunResult op = RunProgram({Outpost(), "hub", "operator", "add", "--tokens-file",
+                             dir.File("operators.yaml"), "--name", "ops", "--tenant", "acme"});
+  ASSERT_EQ(op.exit_code, 0) << op.err;
+  const std::string op_token = op.out.substr(0, op.out.find('\n'));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("hub.yaml"), "limits: {drain_delay_s: 300}\n"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto hub,
+      Subprocess::Start({Outpost(), "hub", "serve", "--config", dir.File("hub.yaml"), "--data-dir",
+                         dir.File("hub"), "--listen", "127.0.0.1:0", "--operator-listen",
+                         "127.0.0.1:0", "--operator-tokens-file", dir.File("operators.yaml")},
+                        dir.File("hub.log")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, hub->ReadLine());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string op_line, hub->ReadLine());
+  const std::string prefix = "operator listening on http://127.0.0.1:";
+  ASSERT_EQ(op_line.rfind(prefix, 0), 0u) << op_line;
+  const std::string op_url = op_line.substr(std::string("operator listening on ").size());
+  const int port = std::stoi(op_line.substr(prefix.size()));
+  EXPECT_EQ(Curl({op_url + "/readyz"}).status, 200);
+
+  // A request whose header and half its body are sent.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+  auto send_all = [fd](const std::string& bytes) {
+    ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(bytes.size()));
+  };
+  send_all("GET /api/v1/sites HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer " + op_token +
+           "\r\nContent-Length: 4\r\nConnection: close\r\n\r\nab");
+
+  OUTPOST_ASSERT_OK(hub->Signal(SIGTERM));
+  // Not ready from the signal on (polled: the hub takes the signal when its thread runs).
+  CurlResult ready;
+  for (int i = 0; i < 6000; ++i) {
+    ready = Curl({op_url + "/readyz"});
+    if (ready.status != 200) break;
+    ::usleep(10'000);
+  }
+  EXPECT_EQ(ready.status, 503) << ready.body;
+  EXPECT_NE(ready.body.find("\"reason\":\"draining\""), std::string::npos) << ready.body;
+  // Still serving: another operator request is answered.
+  EXPECT_EQ(Curl({"-H", "Authorization: Bearer " + op_token, op_url + "/api/v1/sites"}).status,
+            200);
+
+  // The request in progress completes with its answer.
+  send_all("cd");
+  std::string answer;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) answer.append(buf, n);
+  ::close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+
+  // A second SIGTERM ends the delay.
+  OUTPOST_ASSERT_OK(hub->Signal(SIGTERM));
+  EXPECT_EQ(hub->Wait(), 0);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string log, ReadFile(dir.File("hub.log")));
+  EXPECT_NE(log.find("draining"), std::string::npos) << log;
+}
+
 // `hub site add --ca-dir D --server-name N` makes a CA folder for hubs elsewhere (a
 // Kubernetes Secret, deploy/k8s-hub) whose server certificate names N; a name given once the
 // certificate exists changes nothing in the folder.
@@ -216,6 +288,19 @@ TEST(HubCli, BadInvocationsFailWithOneLine) {
     EXPECT_NE(bad.err.find("scheduler.lease_t"), std::string::npos) << bad.err;
     EXPECT_FALSE(PathExists(dir.File("never"))) << scheduler;
   }
+  // So is the time between retention passes (60 .. 86400 s), with a stable reason.
+  for (const char* scheduler :
+       {"scheduler: {retention_every_s: 59}\n", "scheduler: {retention_every_s: 86401}\n",
+        "scheduler: {retention_every_s: -1}\n", "scheduler: {retention_every_s: 10m}\n",
+        "scheduler: {lease_ttl_s: 0}\n"}) {
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("sched.yaml"), scheduler));
+    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("sched.yaml"),
+                                "--data-dir", dir.File("never")});
+    EXPECT_EQ(bad.exit_code, 1) << scheduler;
+    EXPECT_NE(bad.err.find("bad_scheduler"), std::string::npos) << bad.err;
+    EXPECT_NE(bad.err.find(" .. 86400 seconds"), std::string::npos) << bad.err;
+    EXPECT_FALSE(PathExists(dir.File("never"))) << scheduler;
+  }
   // So are the listeners' event-loop threads.
   for (const char* threads : {"limits: {threads: -1}\n", "limits: {threads: 257}\n"}) {
     OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("threads.yaml"), threads));
@@ -224,6 +309,15 @@ TEST(HubCli, BadInvocationsFailWithOneLine) {
     EXPECT_EQ(bad.exit_code, 1) << threads;
     EXPECT_NE(bad.err.find("limits.threads must be 0 .. 256"), std::string::npos) << bad.err;
     EXPECT_FALSE(PathExists(dir.File("never"))) << threads;
+  }
+  // So is the drain delay after SIGTERM.
+  for (const char* drain : {"limits: {drain_delay_s: -1}\n", "limits: {drain_delay_s: 301}\n"}) {
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("drain.yaml"), drain));
+    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("drain.yaml"),
+                                "--data-dir", dir.File("never")});
+    EXPECT_EQ(bad.exit_code, 1) << drain;
+    EXPECT_NE(bad.err.find("limits.drain_delay_s must be 0 .. 300"), std::string::npos) << bad.err;
+    EXPECT_FALSE(PathExists(dir.File("never"))) << drain;
   }
   // So is the insights' k-threshold (hub/FORMAT.md section 7).
   for (const char* insights : {"insights: {min_sites: 0}\n", "insights: {min_site: 3}\n",
@@ -245,7 +339,8 @@ TEST(HubCli, RetentionIsRefusedWhenBadOrWithTheSqliteStore) {
   const std::string data = dir.File("data");
   for (const char* bad :
        {"retention: {sample: 30}\n", "retention: {sample: 0d}\n", "retention: {sample: 1w}\n",
-        "retention: [30d]\n", "retention: {}\n", "retention: {sample: 30d, default: never}\n"}) {
+        "retention: [30d]\n", "retention: {}\n", "retention: {sample: 30d, default: never}\n",
+        "retention: {sample: 30d, keys_after_expiry: 0d}\n"}) {
     OUTPOST_ASSERT_OK(
         WriteFileAtomically(dir.File("hub.yaml"), std::string("listen: 127.0.0.1:0\n") + bad));
     RunResult r = RunProgram(
