@@ -278,56 +278,40 @@ TEST(HubCli, BadInvocationsFailWithOneLine) {
       {Outpost(), "hub", "serve", "--config", dir.File("hub.yaml"), "--data-dir", dir.path()});
   EXPECT_EQ(bad_config.exit_code, 1);
   EXPECT_NE(bad_config.err.find("unknown key \"listne\""), std::string::npos) << bad_config.err;
+  // A config that `hub serve` refuses before anything is created: its error names `what`.
+  auto refused = [&](const std::string& config, const std::string& what) {
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("bad.yaml"), config));
+    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("bad.yaml"),
+                                "--data-dir", dir.File("never")});
+    EXPECT_EQ(bad.exit_code, 1) << config;
+    EXPECT_NE(bad.err.find(what), std::string::npos) << bad.err;
+    EXPECT_FALSE(PathExists(dir.File("never"))) << config;
+  };
   // The scheduler lease's ttl is checked before anything is created.
   for (const char* scheduler : {"scheduler: {lease_ttl_s: 0}\n", "scheduler: {lease_tll_s: 5}\n",
                                 "scheduler: {lease_ttl_s: 86401}\n"}) {
-    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("sched.yaml"), scheduler));
-    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("sched.yaml"),
-                                "--data-dir", dir.File("never")});
-    EXPECT_EQ(bad.exit_code, 1) << scheduler;
-    EXPECT_NE(bad.err.find("scheduler.lease_t"), std::string::npos) << bad.err;
-    EXPECT_FALSE(PathExists(dir.File("never"))) << scheduler;
+    refused(scheduler, "scheduler.lease_t");
   }
   // So is the time between retention passes (60 .. 86400 s), with a stable reason.
   for (const char* scheduler :
        {"scheduler: {retention_every_s: 59}\n", "scheduler: {retention_every_s: 86401}\n",
         "scheduler: {retention_every_s: -1}\n", "scheduler: {retention_every_s: 10m}\n",
         "scheduler: {lease_ttl_s: 0}\n"}) {
-    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("sched.yaml"), scheduler));
-    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("sched.yaml"),
-                                "--data-dir", dir.File("never")});
-    EXPECT_EQ(bad.exit_code, 1) << scheduler;
-    EXPECT_NE(bad.err.find("bad_scheduler"), std::string::npos) << bad.err;
-    EXPECT_NE(bad.err.find(" .. 86400 seconds"), std::string::npos) << bad.err;
-    EXPECT_FALSE(PathExists(dir.File("never"))) << scheduler;
+    refused(scheduler, "bad_scheduler");
+    refused(scheduler, " .. 86400 seconds");
   }
   // So are the listeners' event-loop threads.
   for (const char* threads : {"limits: {threads: -1}\n", "limits: {threads: 257}\n"}) {
-    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("threads.yaml"), threads));
-    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("threads.yaml"),
-                                "--data-dir", dir.File("never")});
-    EXPECT_EQ(bad.exit_code, 1) << threads;
-    EXPECT_NE(bad.err.find("limits.threads must be 0 .. 256"), std::string::npos) << bad.err;
-    EXPECT_FALSE(PathExists(dir.File("never"))) << threads;
+    refused(threads, "limits.threads must be 0 .. 256");
   }
   // So is the drain delay after SIGTERM.
   for (const char* drain : {"limits: {drain_delay_s: -1}\n", "limits: {drain_delay_s: 301}\n"}) {
-    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("drain.yaml"), drain));
-    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("drain.yaml"),
-                                "--data-dir", dir.File("never")});
-    EXPECT_EQ(bad.exit_code, 1) << drain;
-    EXPECT_NE(bad.err.find("limits.drain_delay_s must be 0 .. 300"), std::string::npos) << bad.err;
-    EXPECT_FALSE(PathExists(dir.File("never"))) << drain;
+    refused(drain, "limits.drain_delay_s must be 0 .. 300");
   }
   // So is the insights' k-threshold (hub/FORMAT.md section 7).
   for (const char* insights : {"insights: {min_sites: 0}\n", "insights: {min_site: 3}\n",
                                "insights: {min_sites: 1000001}\n", "insights: {min_sites: x}\n"}) {
-    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("insights.yaml"), insights));
-    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("insights.yaml"),
-                                "--data-dir", dir.File("never")});
-    EXPECT_EQ(bad.exit_code, 1) << insights;
-    EXPECT_NE(bad.err.find("insights.min_site"), std::string::npos) << bad.err;
-    EXPECT_FALSE(PathExists(dir.File("never"))) << insights;
+    refused(insights, "insights.min_site");
   }
 }
 
