@@ -683,5 +683,22 @@ TEST_F(Retention, OnlyTheLeaseHolderRunsPasses) {
   EXPECT_EQ(runner_b->passes(), 0);
 }
 
+// The holder runs a pass every `every` (the config's scheduler.retention_every_s), not only
+// when it takes the lease.
+TEST_F(Retention, TheHolderRunsAPassEveryInterval) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto lease, SchedulerLease::Start(*store_, {.holder = "a"}));
+  ASSERT_TRUE(lease->Held());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto runner, RetentionRunner::Start(*store_, *lease,
+                                          {.policy = RetentionPolicy{.kinds = {{"sample", kHour}}},
+                                           .export_dir = exports_,
+                                           .every = std::chrono::milliseconds(20)}));
+  for (int i = 0; i < 3000 && runner->passes() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(runner->passes(), 3);
+  runner->Stop();
+}
+
 }  // namespace
 }  // namespace outpost::hub
