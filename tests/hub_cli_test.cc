@@ -154,8 +154,8 @@ TEST(HubCli, EnrolUploadRevokeAndDrain) {
 }
 
 // SIGTERM with limits.drain_delay_s (hub/FORMAT.md section 6, "Shutting down"): /readyz turns
-// 503 draining while the hub still serves, a request whose body is still arriving when the
-// signal comes completes with its answer, and a second SIGTERM ends the delay: exit 0.
+// 503 draining while the hub still serves; a second SIGTERM ends the delay and the hub stops
+// accepting, and a request whose body was still arriving completes with its answer: exit 0.
 TEST(HubCli, SigtermTurnsReadyzOffAndFinishesTheRequestInProgress) {
   TempDir dir;
   RunResult op = RunProgram({Outpost(), "hub", "operator", "add", "--tokens-file",
@@ -206,16 +206,22 @@ TEST(HubCli, SigtermTurnsReadyzOffAndFinishesTheRequestInProgress) {
   EXPECT_EQ(Curl({"-H", "Authorization: Bearer " + op_token, op_url + "/api/v1/sites"}).status,
             200);
 
-  // The request in progress completes with its answer.
+  // A second SIGTERM ends the delay: the listeners stop accepting (a new connection is
+  // refused), and the request in progress still completes with its answer.
+  OUTPOST_ASSERT_OK(hub->Signal(SIGTERM));
+  CurlResult refused;
+  for (int i = 0; i < 6000; ++i) {
+    refused = Curl({op_url + "/healthz"});
+    if (refused.exit_code != 0) break;
+    ::usleep(10'000);
+  }
+  EXPECT_EQ(refused.exit_code, 7) << refused.body;  // curl: could not connect
   send_all("cd");
   std::string answer;
   char buf[4096];
   for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) answer.append(buf, n);
   ::close(fd);
   EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
-
-  // A second SIGTERM ends the delay.
-  OUTPOST_ASSERT_OK(hub->Signal(SIGTERM));
   EXPECT_EQ(hub->Wait(), 0);
   OUTPOST_ASSERT_OK_AND_ASSIGN(std::string log, ReadFile(dir.File("hub.log")));
   EXPECT_NE(log.find("draining"), std::string::npos) << log;
