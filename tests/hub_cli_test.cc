@@ -50,6 +50,19 @@ CurlResult Curl(std::vector<std::string> args) {
   return out;
 }
 
+// Curl(args) until `done` holds of its result (a state the hub reaches on its own thread),
+// or the last result after 6000 tries.
+template <typename Pred>
+CurlResult CurlUntil(const std::vector<std::string>& args, Pred done) {
+  CurlResult r;
+  for (int i = 0; i < 6000; ++i) {
+    r = Curl(args);
+    if (done(r)) break;
+    ::usleep(10'000);
+  }
+  return r;
+}
+
 TEST(HubCli, EnrolUploadRevokeAndDrain) {
   TempDir dir;
   const std::string data = dir.File("hub");
@@ -194,12 +207,8 @@ TEST(HubCli, SigtermTurnsReadyzOffAndFinishesTheRequestInProgress) {
 
   OUTPOST_ASSERT_OK(hub->Signal(SIGTERM));
   // Not ready from the signal on (polled: the hub takes the signal when its thread runs).
-  CurlResult ready;
-  for (int i = 0; i < 6000; ++i) {
-    ready = Curl({op_url + "/readyz"});
-    if (ready.status != 200) break;
-    ::usleep(10'000);
-  }
+  CurlResult ready =
+      CurlUntil({op_url + "/readyz"}, [](const CurlResult& r) { return r.status != 200; });
   EXPECT_EQ(ready.status, 503) << ready.body;
   EXPECT_NE(ready.body.find("\"reason\":\"draining\""), std::string::npos) << ready.body;
   // Still serving: another operator request is answered.
@@ -209,12 +218,8 @@ TEST(HubCli, SigtermTurnsReadyzOffAndFinishesTheRequestInProgress) {
   // A second SIGTERM ends the delay: the listeners stop accepting (a new connection is
   // refused), and the request in progress still completes with its answer.
   OUTPOST_ASSERT_OK(hub->Signal(SIGTERM));
-  CurlResult refused;
-  for (int i = 0; i < 6000; ++i) {
-    refused = Curl({op_url + "/healthz"});
-    if (refused.exit_code != 0) break;
-    ::usleep(10'000);
-  }
+  CurlResult refused =
+      CurlUntil({op_url + "/healthz"}, [](const CurlResult& r) { return r.exit_code != 0; });
   EXPECT_EQ(refused.exit_code, 7) << refused.body;  // curl: could not connect
   send_all("cd");
   std::string answer;

@@ -53,6 +53,18 @@ std::unique_ptr<Server> StartOrDie(ServerOptions options, HandlerFn handler) {
   return server.ok() ? std::move(server).value() : nullptr;
 }
 
+// GET /fast on `client` until the answer is 503 (the server has begun to stop), or the last
+// answer after 1000 tries.
+WireResponse CallUntilDraining(WireClient& client) {
+  WireResponse r;
+  for (int i = 0; i < 1000; ++i) {
+    r = client.Call("GET", "/fast");
+    if (r.status == 503) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return r;
+}
+
 void Echo(const Request& request, Response& response) {
   response.content_type = "text/plain";
   response.body = request.method + " " + request.target;
@@ -103,12 +115,7 @@ TEST(HttpServer, RequestsArrivingDuringTheDrainGet503Draining) {
   slow.Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
   entered.wait();
   std::thread stopper([&] { server->Stop(); });
-  WireResponse r;
-  for (int i = 0; i < 1000; ++i) {
-    r = other.Call("GET", "/fast");
-    if (r.status == 503) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  WireResponse r = CallUntilDraining(other);
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.body(), R"({"error":"the server is shutting down","reason":"draining"})");
   EXPECT_EQ(r["Connection"], "close");
@@ -137,12 +144,7 @@ TEST(HttpServer, AnUploadInProgressWhenStopBeginsIsServed) {
   header_read.wait();
   ASSERT_EQ(other.Call("GET", "/fast").status, 200);  // the worker is past that header
   std::thread stopper([&] { server->Stop(); });
-  WireResponse r;
-  for (int i = 0; i < 1000; ++i) {
-    r = other.Call("GET", "/fast");
-    if (r.status == 503) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  WireResponse r = CallUntilDraining(other);
   EXPECT_EQ(r.status, 503);  // draining: a request that began after Stop()
   uploading.Send("cd");
   r = uploading.Read();
@@ -673,12 +675,7 @@ TEST(HttpDeferred, StopWaitsForADeferredAnswerAndNewRequestsGet503) {
     server->Stop();
     stopped.store(true);
   });
-  WireResponse r;
-  for (int i = 0; i < 1000; ++i) {
-    r = other.Call("GET", "/fast");
-    if (r.status == 503) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  WireResponse r = CallUntilDraining(other);
   EXPECT_EQ(r.status, 503);
   EXPECT_THAT(r.body(), HasSubstr(R"("reason":"draining")"));
   EXPECT_FALSE(stopped.load());  // still draining: the deferred answer is in flight
