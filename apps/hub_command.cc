@@ -11,10 +11,12 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <ctime>
 #include <functional>
 #include <map>
 #include <memory>
@@ -68,12 +70,16 @@ struct HubFlags {
   uint64_t max_buffered_bytes = uint64_t{256} << 20;
   int64_t first_request_timeout_s = 30;
   int64_t threads = 0;  // event-loop threads per listener; 0: one per core, at least 4
+  // After SIGTERM, how long /readyz answers 503 while the listeners still serve.
+  int64_t drain_delay_s = 0;
   std::string log_format = "text";
   std::string log_level = "info";
   std::vector<hub::RetrainConfig> retrain;  // the config's `retrain:` list
   // The scheduler lease's ttl (hub/STORE.md section 7): how long another hub waits to take
   // the scheduled work over from one that died.
   int64_t lease_ttl_s = 15;
+  // Between two retention passes of the lease holder (hub/STORE.md section 8).
+  int64_t retention_every_s = 600;
   std::optional<hub::RetentionPolicy> retention;  // the config's `retention:` map
   // The config's `insights.min_sites`: the dashboard's k-threshold (hub::DashboardOptions).
   int64_t insights_min_sites = 3;
@@ -241,6 +247,11 @@ Status ParseHubLimits(const yaml::Node& v, HubFlags& flags) {
       if (flags.threads < 0 || flags.threads > 256) {
         return InvalidArgumentError(flags.config_path + ": limits.threads must be 0 .. 256");
       }
+    } else if (name == "drain_delay_s") {
+      OUTPOST_ASSIGN_OR_RETURN(flags.drain_delay_s, limit.second.As<int64_t>());
+      if (flags.drain_delay_s < 0 || flags.drain_delay_s > 300) {
+        return InvalidArgumentError(flags.config_path + ": limits.drain_delay_s must be 0 .. 300");
+      }
     } else if (name == "first_request_timeout_s") {
       OUTPOST_ASSIGN_OR_RETURN(flags.first_request_timeout_s, limit.second.As<int64_t>());
       if (flags.first_request_timeout_s < 1) {
@@ -259,14 +270,24 @@ Status ParseHubScheduler(const yaml::Node& v, HubFlags& flags) {
   OUTPOST_ASSIGN_OR_RETURN(auto entries, v.MapEntries());
   for (const auto& entry : entries) {
     OUTPOST_ASSIGN_OR_RETURN(const std::string name, entry.first.As<std::string>());
-    if (name != "lease_ttl_s") {
+    int64_t* value = nullptr;
+    int64_t lo = 0, hi = 86400;
+    if (name == "lease_ttl_s") {
+      value = &flags.lease_ttl_s;
+      lo = 1;
+    } else if (name == "retention_every_s") {
+      value = &flags.retention_every_s;
+      lo = 60;
+    } else {
       return InvalidArgumentError(flags.config_path + ": unknown key \"scheduler." + name + "\"");
     }
-    OUTPOST_ASSIGN_OR_RETURN(flags.lease_ttl_s, entry.second.As<int64_t>());
-    if (flags.lease_ttl_s < 1 || flags.lease_ttl_s > 86400) {
-      return InvalidArgumentError(flags.config_path +
-                                  ": scheduler.lease_ttl_s must be 1 .. 86400 seconds");
+    Result<int64_t> seconds = entry.second.As<int64_t>();
+    if (!seconds.ok() || *seconds < lo || *seconds > hi) {
+      return ErrorWithReason(StatusCode::kInvalidArgument, "bad_scheduler",
+                             flags.config_path + ": scheduler." + name + " must be " +
+                                 std::to_string(lo) + " .. " + std::to_string(hi) + " seconds");
     }
+    *value = *seconds;
   }
   return Status::Ok();
 }
@@ -546,7 +567,8 @@ Result<std::unique_ptr<hub::RetentionRunner>> StartRetention(
   OUTPOST_ASSIGN_OR_RETURN(
       runner, hub::RetentionRunner::Start(store, *lease,
                                           {.policy = *flags.retention,
-                                           .export_dir = JoinPath(flags.data_dir, "retention")}));
+                                           .export_dir = JoinPath(flags.data_dir, "retention"),
+                                           .every = std::chrono::seconds(flags.retention_every_s)}));
   return runner;
 }
 
@@ -679,6 +701,18 @@ Status RunHubServe(HubFlags flags, const CLI::App& cmd) {
   AnnounceHubServing(*store, *ca, *server, site_listen, operator_listen);
   int signal_number = 0;
   sigwait(&signals, &signal_number);
+  // Not ready first, still serving (hub/FORMAT.md section 6, "Shutting down"): a load
+  // balancer sends new requests elsewhere, requests in progress finish. A second signal
+  // ends the delay.
+  service.StopBeingReady();
+  if (flags.drain_delay_s > 0) {
+    OUTPOST_LOG(kInfo) << "draining: /readyz answers 503, requests are still served"
+                       << Field("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT")
+                       << Field("delay_s", flags.drain_delay_s);
+    const timespec delay{.tv_sec = static_cast<time_t>(flags.drain_delay_s), .tv_nsec = 0};
+    while (sigtimedwait(&signals, nullptr, &delay) < 0 && errno == EINTR) {
+    }
+  }
   OUTPOST_LOG(kInfo) << "shutting down: requests in progress finish, new ones are refused"
                      << Field("signal", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   server->Stop();

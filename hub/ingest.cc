@@ -251,7 +251,12 @@ void HubService::RegisterOperatorRoutes() {
   operator_router_.Prefix("*", "/enrol/", site_paths);
   operator_router_.Exact("GET", "/healthz", Answering([](const HubRequest&) { return PlainOk(); }));
   operator_router_.Exact("GET", "/readyz",
-                         Answering([this](const HubRequest&) { return Readiness(store_); }));
+                         Answering([this](const HubRequest&) {
+                           if (draining_.load()) {
+                             return ErrorResponse(503, "draining", "the hub is shutting down");
+                           }
+                           return Readiness(store_);
+                         }));
   if (options_.operator_routes) {
     options_.operator_routes(operator_router_);
     return;

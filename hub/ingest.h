@@ -6,6 +6,7 @@
 #ifndef OUTPOST_HUB_INGEST_H_
 #define OUTPOST_HUB_INGEST_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -157,6 +158,10 @@ class HubService {
 
   Store& store() { return store_; }
 
+  // From now on /readyz answers 503 `draining` (hub/FORMAT.md section 6, "Shutting down");
+  // every other route is served as before. Idempotent.
+  void StopBeingReady() { draining_.store(true); }
+
  private:
   // The steps of IngestDecoded for one batch (ingest.cc).
   class BatchIngest;
@@ -170,6 +175,7 @@ class HubService {
   void AuditRefusal(const Caller& caller, const BatchKey& key, std::string_view event,
                     std::string_view reason, std::string_view detail);
 
+  std::atomic<bool> draining_{false};
   Store& store_;
   Enrolment& enrolment_;
   const PolicySet& policies_;

@@ -204,6 +204,15 @@ CREATE INDEX IF NOT EXISTS hub_audit_tenant ON hub_audit(tenant, id);
 UPDATE outpost_meta SET value = '8' WHERE name = 'schema_version';
 )sql";
 
+// Schema version 9 (STORE.md sections 1 and 8): when a key's record was removed, so that
+// keys past their window can be pruned. The column has no default: nothing is rewritten.
+constexpr const char* kMigrateV9 = R"sql(
+ALTER TABLE record_keys ADD COLUMN IF NOT EXISTS expired_ms BIGINT;
+CREATE INDEX IF NOT EXISTS record_keys_expired ON record_keys(expired_ms)
+  WHERE expired_ms IS NOT NULL;
+UPDATE outpost_meta SET value = '9' WHERE name = 'schema_version';
+)sql";
+
 constexpr const char* kRolloutColumns =
     "model, model_version, tenant, doc, revision, created_ms, updated_ms";
 
@@ -759,11 +768,13 @@ struct Cutoffs {
   int64_t other = INT64_MIN;       // every other kind's (the default)
   int64_t max = INT64_MIN;         // the largest: nothing received at or after it expired
   int64_t today = 0;               // DayOf(now)
+  int64_t now = 0;                 // the pass's clock
 };
 
 Cutoffs CutoffsOf(const RetentionPolicy& policy, int64_t now_ms) {
   Cutoffs out;
   out.today = DayOf(now_ms);
+  out.now = now_ms;
   for (const auto& [kind, ms] : policy.kinds) {
     out.kinds.push_back(kind);
     out.cutoffs.push_back(Cutoff(now_ms, ms));
@@ -809,12 +820,17 @@ std::optional<ExportUnit> DeleteUnit(const std::string& partition, int64_t lo, i
   if (cut.other > lo && !settled.contains("*")) work = true;
   if (cut.other >= hi) u.settled.push_back("*");
   if (!work) return std::nullopt;
-  u.rows_sql = "DELETE FROM " + partition +
+  // The keys of exactly the deleted rows get expired_ms (STORE.md section 8, the record
+  // keys' window) in the same statement.
+  u.rows_sql = "WITH d AS (DELETE FROM " + partition +
                " r WHERE r.received_ms < COALESCE((SELECT x.c "
                "FROM unnest($1::text[], $2::bigint[]) AS x(k, c) WHERE x.k = r.kind), "
                "$3::bigint) RETURNING " +
-               kExportColumns;
-  u.params = {TextArray(cut.kinds), IntArray(cut.cutoffs), Int(cut.other)};
+               kExportColumns +
+               "), m AS (UPDATE record_keys k SET expired_ms = $4 FROM d WHERE k.site_id = "
+               "d.site_id AND k.node_id = d.node_id AND k.stream = d.stream AND k.seq = d.seq) "
+               "SELECT * FROM d";
+  u.params = {TextArray(cut.kinds), IntArray(cut.cutoffs), Int(cut.other), Int(cut.now)};
   return u;
 }
 
@@ -899,6 +915,14 @@ Status UnitBody(Conn& c, const ExportUnit& u, RecordExporter& exporter, int64_t 
   if (u.drop) {
     // DROP locks all of records: ingests and reads queue behind it while it waits, so it
     // waits little (STORE.md section 8), and the next pass tries again.
+    // The keys of the partition's records get expired_ms (STORE.md section 8, the record
+    // keys' window), committed with the drop.
+    OUTPOST_RETURN_IF_ERROR(
+        c.Exec("UPDATE record_keys k SET expired_ms = $1 FROM " + u.partition +
+                   " r WHERE k.site_id = r.site_id AND k.node_id = r.node_id AND k.stream = "
+                   "r.stream AND k.seq = r.seq",
+               {Int(now_ms)})
+            .status());
     OUTPOST_RETURN_IF_ERROR(c.Exec("SET LOCAL lock_timeout = '2s'").status());
     OUTPOST_RETURN_IF_ERROR(c.Exec("DROP TABLE " + u.partition).status());
     return c.Exec("DELETE FROM retention_settled WHERE partition = $1", {Text(u.partition)})
@@ -1133,6 +1157,8 @@ class PostgresStore final : public Store {
                        ExecSchema(c.raw(), kMigrateV7, "migrating the hub schema to 7"));
                    OUTPOST_RETURN_IF_ERROR(
                        ExecSchema(c.raw(), kMigrateV8, "migrating the hub schema to 8"));
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kMigrateV9, "migrating the hub schema to 9"));
                    return true;
                  }
                  OUTPOST_ASSIGN_OR_RETURN(
@@ -1178,6 +1204,10 @@ class PostgresStore final : public Store {
                  if (version <= 7) {
                    OUTPOST_RETURN_IF_ERROR(
                        ExecSchema(c.raw(), kMigrateV8, "migrating the hub schema to 8"));
+                 }
+                 if (version <= 8) {
+                   OUTPOST_RETURN_IF_ERROR(
+                       ExecSchema(c.raw(), kMigrateV9, "migrating the hub schema to 9"));
                  }
                  return true;
                },
@@ -1756,6 +1786,9 @@ class PostgresStore final : public Store {
     if (policy.default_ms && *policy.default_ms <= 0) {
       return InvalidArgumentError("the default retention is not positive");
     }
+    if (policy.keys_after_expiry_ms <= 0) {
+      return InvalidArgumentError("the record keys' window is not positive");
+    }
     RetentionResult out;
     OUTPOST_RETURN_IF_ERROR(MaintainPartitions(now_ms));
     OUTPOST_ASSIGN_OR_RETURN(out.units_recovered, SettlePending(exporter));
@@ -1772,6 +1805,8 @@ class PostgresStore final : public Store {
       out.records_removed += static_cast<uint64_t>(o.records);
       if (u.drop) ++out.partitions_dropped;
     }
+    if (out.skipped) return out;
+    OUTPOST_ASSIGN_OR_RETURN(out.keys_removed, PruneKeys(policy.keys_after_expiry_ms, now_ms));
     return out;
   }
 
@@ -1804,6 +1839,39 @@ class PostgresStore final : public Store {
     RollbackOrBreak(*c);
     OUTPOST_RETURN_IF_ERROR(s);
     return published;
+  }
+
+  // Deletes the record keys whose record was removed more than `window_ms` before now_ms, in
+  // batches of kKeyBatch keys, each batch its own transaction under kRetentionLock (STORE.md
+  // section 8, the record keys' window). Returns the keys deleted.
+  Result<uint64_t> PruneKeys(int64_t window_ms, int64_t now_ms) {
+    constexpr int64_t kKeyBatch = 10'000;
+    constexpr uint64_t kMaxKeysPerPass = 1'000'000;
+    if (window_ms <= 0 || window_ms == INT64_MAX) return uint64_t{0};
+    const int64_t before = Cutoff(now_ms, window_ms);
+    uint64_t removed = 0;
+    while (removed < kMaxKeysPerPass) {
+      auto batch = [&](Conn& c, bool*) -> Result<int64_t> {
+        OUTPOST_ASSIGN_OR_RETURN(
+            auto lock, c.Exec("SELECT pg_try_advisory_xact_lock($1)", {Int(kRetentionLock)}));
+        if (lock.GetText(0, 0) != "t") return int64_t{-1};
+        OUTPOST_ASSIGN_OR_RETURN(
+            auto r,
+            c.Exec("WITH x AS (SELECT site_id, node_id, stream, seq FROM record_keys WHERE "
+                   "expired_ms < $1 LIMIT $2), d AS (DELETE FROM record_keys k USING x WHERE "
+                   "k.site_id = x.site_id AND k.node_id = x.node_id AND k.stream = x.stream AND "
+                   "k.seq = x.seq AND k.expired_ms < $1 RETURNING 1) SELECT count(*) FROM d",
+                   {Int(before), Int(kKeyBatch)}));
+        return r.GetInt(0, 0);
+      };
+      bool rollback = false;
+      Result<int64_t> n = Transaction<int64_t>(batch, &rollback);
+      if (!n.ok()) return n.status();
+      if (*n < 0) break;  // another pass holds the lock
+      removed += static_cast<uint64_t>(*n);
+      if (*n < kKeyBatch) break;
+    }
+    return removed;
   }
 
   // The units of a pass, oldest partition first (STORE.md section 8).

@@ -79,6 +79,8 @@ Result<RetentionPolicy> ParseRetentionPolicy(
     if (!ms.ok()) return ms.status().WithContext("retention." + key);
     if (key == "default") {
       policy.default_ms = *ms;
+    } else if (key == "keys_after_expiry") {
+      policy.keys_after_expiry_ms = *ms;
     } else {
       policy.kinds.emplace(key, *ms);
     }
@@ -250,11 +252,12 @@ void RetentionRunner::Loop() {
           store_.ApplyRetention(options_.policy, UnixMillis(SystemClock().Now()), *exporter_);
       if (!r.ok()) {
         OUTPOST_LOG(kWarning) << "retention pass failed: " << r.status().ToString();
-      } else if (r->units > 0 || r->units_recovered > 0) {
+      } else if (r->units > 0 || r->units_recovered > 0 || r->keys_removed > 0) {
         OUTPOST_LOG(kInfo) << "retention pass" << Field("records_removed", r->records_removed)
                            << Field("partitions_dropped", r->partitions_dropped)
                            << Field("exports", r->units)
-                           << Field("exports_recovered", r->units_recovered);
+                           << Field("exports_recovered", r->units_recovered)
+                           << Field("keys_removed", r->keys_removed);
       }
       lock.lock();
       ++passes_;

@@ -313,6 +313,87 @@ TEST_F(Retention, ExportsExactlyTheExpiredRecordsThenRemovesThem) {
   EXPECT_EQ(Keys(All()), left);
 }
 
+// The record keys' window (STORE.md section 8): keys of removed records stay for
+// keys_after_expiry, so a resend is still a duplicate; then later passes delete them, and
+// never a key whose record is kept.
+TEST_F(Retention, KeysOfExpiredRecordsArePrunedAfterTheirWindowAndNoKeptKeyIsLost) {
+  std::vector<HubRecord> day0, day1;
+  for (uint64_t seq = 1; seq <= 30; ++seq) day0.push_back(Rec("s1", seq, "sample"));
+  for (uint64_t seq = 31; seq <= 60; ++seq) {
+    day1.push_back(Rec("s1", seq, seq % 2 == 0 ? "sample" : "anomaly"));
+  }
+  Put(day0, kDay0 + kHour);         // only samples: its partition is dropped whole
+  Put(day1, kDay0 + kDay + kHour);  // its samples deleted, its anomalies kept
+  RetentionPolicy policy{.kinds = {{"sample", kDay}}, .keys_after_expiry_ms = 2 * kDay};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto exporter, FileExporter::Open(exports_));
+  // Every key of a record in the store is in record_keys with no expired_ms.
+  auto no_kept_key_lost = [&] {
+    EXPECT_EQ(Psql(url_,
+                   "SELECT count(*) FROM records r WHERE NOT EXISTS (SELECT 1 FROM record_keys "
+                   "k WHERE k.site_id = r.site_id AND k.node_id = r.node_id AND k.stream = "
+                   "r.stream AND k.seq = r.seq AND k.expired_ms IS NULL)"),
+              "0");
+  };
+
+  const int64_t now1 = kDay0 + 3 * kDay;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(RetentionResult r, store_->ApplyRetention(policy, now1, *exporter));
+  EXPECT_EQ(r.records_removed, 45u);
+  EXPECT_EQ(r.keys_removed, 0u);
+  EXPECT_EQ(Count("record_keys"), 60);
+  EXPECT_EQ(
+      Psql(url_, "SELECT count(*) FROM record_keys WHERE expired_ms = " + std::to_string(now1)),
+      "45");
+  no_kept_key_lost();
+  // Samples received now; they expire at the last pass.
+  std::vector<HubRecord> day3;
+  for (uint64_t seq = 61; seq <= 70; ++seq) day3.push_back(Rec("s1", seq, "sample"));
+  Put(day3, now1);
+
+  // Within the window, a batch of removed records sent again is a duplicate, and a pass
+  // deletes no key.
+  const std::vector<HubRecord> resend(day0.begin(), day0.begin() + 10);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(IngestResult i,
+                               store_->Ingest(KeyOf(resend, 'r'), resend, {}, now1 + kDay));
+  EXPECT_EQ(i.outcome, IngestOutcome::kStored);
+  EXPECT_EQ(i.records_duplicate, 10u);
+  EXPECT_EQ(i.records_stored, 0u);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(r, store_->ApplyRetention(policy, now1 + kDay, *exporter));
+  EXPECT_EQ(r.keys_removed, 0u);
+  EXPECT_EQ(Count("record_keys"), 70);
+
+  // Past the window of the first pass's keys (and with day3's samples expiring now): those
+  // 45 keys are deleted, the anomalies' and day3's stay.
+  const int64_t now2 = now1 + 2 * kDay + 1;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(r, store_->ApplyRetention(policy, now2, *exporter));
+  EXPECT_EQ(r.records_removed, 10u);
+  EXPECT_EQ(r.keys_removed, 45u);
+  EXPECT_EQ(Count("record_keys"), 25);
+  EXPECT_EQ(Psql(url_, "SELECT count(*) FROM record_keys WHERE expired_ms IS NULL"), "15");
+  no_kept_key_lost();
+  std::set<Key> anomalies;
+  for (uint64_t seq = 31; seq <= 60; seq += 2) anomalies.insert({"s1", seq});
+  EXPECT_EQ(Keys(All(7)), anomalies);
+
+  // A kept record and one still in its window sent again: duplicates. A record whose key
+  // was pruned: stored again, as new.
+  const std::vector<HubRecord> kept = {Rec("s1", 31, "anomaly")};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(i, store_->Ingest(KeyOf(kept, 's'), kept, {}, now2));
+  EXPECT_EQ(i.records_duplicate, 1u);
+  const std::vector<HubRecord> windowed = {Rec("s1", 61, "sample")};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(i, store_->Ingest(KeyOf(windowed, 't'), windowed, {}, now2));
+  EXPECT_EQ(i.records_duplicate, 1u);
+  const std::vector<HubRecord> pruned = {Rec("s1", 1, "sample")};
+  OUTPOST_ASSERT_OK_AND_ASSIGN(i, store_->Ingest(KeyOf(pruned, 'u'), pruned, {}, now2));
+  EXPECT_EQ(i.records_stored, 1u);
+  no_kept_key_lost();
+
+  // `forever` keeps every key.
+  policy.keys_after_expiry_ms = INT64_MAX;
+  OUTPOST_ASSERT_OK_AND_ASSIGN(r, store_->ApplyRetention(policy, now2 + 30 * kDay, *exporter));
+  EXPECT_EQ(r.keys_removed, 0u);
+  EXPECT_EQ(Count("record_keys"), 26);
+}
+
 // A pass that drops a partition and deletes rows of another while four hubs ingest and a
 // reader pages with the cursor: nothing acknowledged is lost, the files hold exactly the
 // expired records, and the reader meets every record that stays exactly once.
@@ -484,7 +565,8 @@ TEST_F(Retention, VersionFourIsMigratedIntoPartitionsKeepingEveryRecord) {
        "records SELECT * FROM records_saved; DROP TABLE records_saved; UPDATE outpost_meta SET "
        "value = '4' WHERE name = 'schema_version'");
   OUTPOST_ASSERT_OK_AND_ASSIGN(store_, OpenStore(url_));
-  EXPECT_EQ(Psql(url_, "SELECT value FROM outpost_meta WHERE name = 'schema_version'"), "8");
+  EXPECT_EQ(Psql(url_, "SELECT value FROM outpost_meta WHERE name = 'schema_version'"), "9");
+  EXPECT_EQ(Psql(url_, "SELECT count(*) FROM record_keys WHERE expired_ms IS NULL"), "4");
   EXPECT_EQ(Count("records_p20260110"), 2);
   EXPECT_EQ(Count("records_p20260113"), 1);
   EXPECT_EQ(Count("records_default"), 1);
@@ -515,7 +597,14 @@ TEST(RetentionPolicyParse, ReadsDurationsAndRefusesTheRest) {
   EXPECT_EQ(p.kinds.at("anomaly"), 36'500 * kDay);
   EXPECT_EQ(p.kinds.at("drift"), 12 * kHour);
   EXPECT_EQ(p.default_ms, INT64_MAX);
+  EXPECT_EQ(p.keys_after_expiry_ms, 90 * kDay);  // the default
   EXPECT_FALSE(p.empty());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      p, ParseRetentionPolicy({{"sample", "30d"}, {"keys_after_expiry", "14d"}}));
+  EXPECT_EQ(p.keys_after_expiry_ms, 14 * kDay);
+  EXPECT_FALSE(p.kinds.contains("keys_after_expiry"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(p, ParseRetentionPolicy({{"keys_after_expiry", "forever"}}));
+  EXPECT_EQ(p.keys_after_expiry_ms, INT64_MAX);
   OUTPOST_ASSERT_OK_AND_ASSIGN(p, ParseRetentionPolicy({{"default", "forever"}}));
   EXPECT_TRUE(p.empty());
   for (const auto& bad : std::vector<std::vector<std::pair<std::string, std::string>>>{
@@ -529,7 +618,9 @@ TEST(RetentionPolicyParse, ReadsDurationsAndRefusesTheRest) {
            {{"sample", "1w"}},
            {{"sample", ""}},
            {{"", "1d"}},
-           {{"sample", "1d"}, {"sample", "2d"}}}) {
+           {{"sample", "1d"}, {"sample", "2d"}},
+           {{"keys_after_expiry", "0d"}},
+           {{"keys_after_expiry", "1d"}, {"keys_after_expiry", "2d"}}}) {
     Result<RetentionPolicy> r = ParseRetentionPolicy(bad);
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(r.status().reason(), "bad_retention") << r.status().ToString();
@@ -590,6 +681,23 @@ TEST_F(Retention, OnlyTheLeaseHolderRunsPasses) {
   runner_a->Stop();
   runner_b->Stop();
   EXPECT_EQ(runner_b->passes(), 0);
+}
+
+// The holder runs a pass every `every` (the config's scheduler.retention_every_s), not only
+// when it takes the lease.
+TEST_F(Retention, TheHolderRunsAPassEveryInterval) {
+  OUTPOST_ASSERT_OK_AND_ASSIGN(auto lease, SchedulerLease::Start(*store_, {.holder = "a"}));
+  ASSERT_TRUE(lease->Held());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto runner, RetentionRunner::Start(*store_, *lease,
+                                          {.policy = RetentionPolicy{.kinds = {{"sample", kHour}}},
+                                           .export_dir = exports_,
+                                           .every = std::chrono::milliseconds(20)}));
+  for (int i = 0; i < 3000 && runner->passes() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(runner->passes(), 3);
+  runner->Stop();
 }
 
 }  // namespace

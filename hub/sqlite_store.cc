@@ -115,6 +115,11 @@ CREATE INDEX IF NOT EXISTS hub_audit_tenant ON hub_audit(tenant, id);
 UPDATE outpost_meta SET value = '8' WHERE name = 'schema_version';
 )sql";
 
+// Schema version 9 (STORE.md section 1): only PostgreSQL's record_keys changes.
+constexpr const char* kMigrateV9 = R"sql(
+UPDATE outpost_meta SET value = '9' WHERE name = 'schema_version';
+)sql";
+
 // STORE.md section 7: one upsert on the database's clock (julianday('now'), the same within
 // one statement); a row only when the caller holds the lease afterwards. ?3 is the ttl.
 constexpr const char* kAcquireLease =
@@ -833,7 +838,8 @@ class SqliteStore final : public Store {
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV5));
         OUTPOST_RETURN_IF_ERROR(MigrateToV6Locked());
         OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV7));
-        return db_->Exec(kMigrateV8);
+        OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV8));
+        return db_->Exec(kMigrateV9);
       }
       return ErrorWithReason(StatusCode::kDataLoss, "schema_unknown",
                              "the database has a sites table but no outpost_meta");
@@ -868,6 +874,7 @@ class SqliteStore final : public Store {
     if (version <= 5) OUTPOST_RETURN_IF_ERROR(MigrateToV6Locked());
     if (version <= 6) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV7));
     if (version <= 7) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV8));
+    if (version <= 8) OUTPOST_RETURN_IF_ERROR(db_->Exec(kMigrateV9));
     return Status::Ok();
   }
 

@@ -247,6 +247,9 @@ struct Lease {
 struct RetentionPolicy {
   std::map<std::string, int64_t, std::less<>> kinds{};
   std::optional<int64_t> default_ms{};
+  // How long a removed record's key is kept (STORE.md section 8, the record keys' window);
+  // INT64_MAX keeps every key.
+  int64_t keys_after_expiry_ms = int64_t{90} * 86'400'000;
   // Whether any record can ever expire.
   bool empty() const;
 };
@@ -277,6 +280,7 @@ struct RetentionResult {
   uint64_t units = 0;            // export units committed
   uint64_t units_recovered = 0;  // pending units published (their transaction had committed)
   bool skipped = false;          // another pass held the lock: nothing done
+  uint64_t keys_removed = 0;     // record keys past their window, deleted
 };
 
 class Store {

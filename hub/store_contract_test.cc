@@ -970,7 +970,7 @@ TEST_P(StoreContract, NewerSchemaIsRefusedAndLeftAlone) {
       << r.status().ToString();
   RawSql("UPDATE outpost_meta SET value = 'x' WHERE name = 'schema_version'");
   EXPECT_EQ(OpenStore(url_).status().code(), StatusCode::kDataLoss);
-  RawSql("UPDATE outpost_meta SET value = '8' WHERE name = 'schema_version'");
+  RawSql("UPDATE outpost_meta SET value = '9' WHERE name = 'schema_version'");
   Reopen();
 }
 

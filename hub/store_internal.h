@@ -18,7 +18,7 @@
 
 namespace outpost::hub::internal {
 
-inline constexpr int64_t kSchemaVersion = 8;
+inline constexpr int64_t kSchemaVersion = 9;
 inline constexpr size_t kMaxIdBytes = 256;
 inline constexpr size_t kMaxJsonBytes = size_t{1} << 20;
 inline constexpr size_t kMaxRecordsPerIngest = 100'000;

@@ -2,8 +2,12 @@
 // `outpost enrol` writes the credential files, curl uploads a batch over mutual TLS with
 // them (stored, then a duplicate), refusals carry their reasons (no certificate, reused
 // token, revoked site), operators need a bearer token, and SIGTERM drains and exits 0.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <string>
@@ -44,6 +48,19 @@ CurlResult Curl(std::vector<std::string> args) {
     out.status = std::atoi(r.out.c_str() + nl + 1);
   }
   return out;
+}
+
+// Curl(args) until `done` holds of its result (a state the hub reaches on its own thread),
+// or the last result after 6000 tries.
+template <typename Pred>
+CurlResult CurlUntil(const std::vector<std::string>& args, Pred done) {
+  CurlResult r;
+  for (int i = 0; i < 6000; ++i) {
+    r = Curl(args);
+    if (done(r)) break;
+    ::usleep(10'000);
+  }
+  return r;
 }
 
 TEST(HubCli, EnrolUploadRevokeAndDrain) {
@@ -149,6 +166,72 @@ TEST(HubCli, EnrolUploadRevokeAndDrain) {
   EXPECT_EQ(hub->Wait(), 0);
 }
 
+// SIGTERM with limits.drain_delay_s (hub/FORMAT.md section 6, "Shutting down"): /readyz turns
+// 503 draining while the hub still serves; a second SIGTERM ends the delay and the hub stops
+// accepting, and a request whose body was still arriving completes with its answer: exit 0.
+TEST(HubCli, SigtermTurnsReadyzOffAndFinishesTheRequestInProgress) {
+  TempDir dir;
+  RunResult op = RunProgram({Outpost(), "hub", "operator", "add", "--tokens-file",
+                             dir.File("operators.yaml"), "--name", "ops", "--tenant", "acme"});
+  ASSERT_EQ(op.exit_code, 0) << op.err;
+  const std::string op_token = op.out.substr(0, op.out.find('\n'));
+  OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("hub.yaml"), "limits: {drain_delay_s: 300}\n"));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(
+      auto hub,
+      Subprocess::Start({Outpost(), "hub", "serve", "--config", dir.File("hub.yaml"), "--data-dir",
+                         dir.File("hub"), "--listen", "127.0.0.1:0", "--operator-listen",
+                         "127.0.0.1:0", "--operator-tokens-file", dir.File("operators.yaml")},
+                        dir.File("hub.log")));
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string line, hub->ReadLine());
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string op_line, hub->ReadLine());
+  const std::string prefix = "operator listening on http://127.0.0.1:";
+  ASSERT_EQ(op_line.rfind(prefix, 0), 0u) << op_line;
+  const std::string op_url = op_line.substr(std::string("operator listening on ").size());
+  const int port = std::stoi(op_line.substr(prefix.size()));
+  EXPECT_EQ(Curl({op_url + "/readyz"}).status, 200);
+
+  // A request whose header and half its body are sent.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+  auto send_all = [fd](const std::string& bytes) {
+    ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(bytes.size()));
+  };
+  send_all("GET /api/v1/sites HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer " + op_token +
+           "\r\nContent-Length: 4\r\nConnection: close\r\n\r\nab");
+
+  OUTPOST_ASSERT_OK(hub->Signal(SIGTERM));
+  // Not ready from the signal on (polled: the hub takes the signal when its thread runs).
+  CurlResult ready =
+      CurlUntil({op_url + "/readyz"}, [](const CurlResult& r) { return r.status != 200; });
+  EXPECT_EQ(ready.status, 503) << ready.body;
+  EXPECT_NE(ready.body.find("\"reason\":\"draining\""), std::string::npos) << ready.body;
+  // Still serving: another operator request is answered.
+  EXPECT_EQ(Curl({"-H", "Authorization: Bearer " + op_token, op_url + "/api/v1/sites"}).status,
+            200);
+
+  // A second SIGTERM ends the delay: the listeners stop accepting (a new connection is
+  // refused), and the request in progress still completes with its answer.
+  OUTPOST_ASSERT_OK(hub->Signal(SIGTERM));
+  CurlResult refused =
+      CurlUntil({op_url + "/healthz"}, [](const CurlResult& r) { return r.exit_code != 0; });
+  EXPECT_EQ(refused.exit_code, 7) << refused.body;  // curl: could not connect
+  send_all("cd");
+  std::string answer;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) answer.append(buf, n);
+  ::close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  EXPECT_EQ(hub->Wait(), 0);
+  OUTPOST_ASSERT_OK_AND_ASSIGN(std::string log, ReadFile(dir.File("hub.log")));
+  EXPECT_NE(log.find("draining"), std::string::npos) << log;
+}
+
 // `hub site add --ca-dir D --server-name N` makes a CA folder for hubs elsewhere (a
 // Kubernetes Secret, deploy/k8s-hub) whose server certificate names N; a name given once the
 // certificate exists changes nothing in the folder.
@@ -206,34 +289,40 @@ TEST(HubCli, BadInvocationsFailWithOneLine) {
       {Outpost(), "hub", "serve", "--config", dir.File("hub.yaml"), "--data-dir", dir.path()});
   EXPECT_EQ(bad_config.exit_code, 1);
   EXPECT_NE(bad_config.err.find("unknown key \"listne\""), std::string::npos) << bad_config.err;
+  // A config that `hub serve` refuses before anything is created: its error names `what`.
+  auto refused = [&](const std::string& config, const std::string& what) {
+    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("bad.yaml"), config));
+    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("bad.yaml"),
+                                "--data-dir", dir.File("never")});
+    EXPECT_EQ(bad.exit_code, 1) << config;
+    EXPECT_NE(bad.err.find(what), std::string::npos) << bad.err;
+    EXPECT_FALSE(PathExists(dir.File("never"))) << config;
+  };
   // The scheduler lease's ttl is checked before anything is created.
   for (const char* scheduler : {"scheduler: {lease_ttl_s: 0}\n", "scheduler: {lease_tll_s: 5}\n",
                                 "scheduler: {lease_ttl_s: 86401}\n"}) {
-    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("sched.yaml"), scheduler));
-    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("sched.yaml"),
-                                "--data-dir", dir.File("never")});
-    EXPECT_EQ(bad.exit_code, 1) << scheduler;
-    EXPECT_NE(bad.err.find("scheduler.lease_t"), std::string::npos) << bad.err;
-    EXPECT_FALSE(PathExists(dir.File("never"))) << scheduler;
+    refused(scheduler, "scheduler.lease_t");
+  }
+  // So is the time between retention passes (60 .. 86400 s), with a stable reason.
+  for (const char* scheduler :
+       {"scheduler: {retention_every_s: 59}\n", "scheduler: {retention_every_s: 86401}\n",
+        "scheduler: {retention_every_s: -1}\n", "scheduler: {retention_every_s: 10m}\n",
+        "scheduler: {lease_ttl_s: 0}\n"}) {
+    refused(scheduler, "bad_scheduler");
+    refused(scheduler, " .. 86400 seconds");
   }
   // So are the listeners' event-loop threads.
   for (const char* threads : {"limits: {threads: -1}\n", "limits: {threads: 257}\n"}) {
-    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("threads.yaml"), threads));
-    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("threads.yaml"),
-                                "--data-dir", dir.File("never")});
-    EXPECT_EQ(bad.exit_code, 1) << threads;
-    EXPECT_NE(bad.err.find("limits.threads must be 0 .. 256"), std::string::npos) << bad.err;
-    EXPECT_FALSE(PathExists(dir.File("never"))) << threads;
+    refused(threads, "limits.threads must be 0 .. 256");
+  }
+  // So is the drain delay after SIGTERM.
+  for (const char* drain : {"limits: {drain_delay_s: -1}\n", "limits: {drain_delay_s: 301}\n"}) {
+    refused(drain, "limits.drain_delay_s must be 0 .. 300");
   }
   // So is the insights' k-threshold (hub/FORMAT.md section 7).
   for (const char* insights : {"insights: {min_sites: 0}\n", "insights: {min_site: 3}\n",
                                "insights: {min_sites: 1000001}\n", "insights: {min_sites: x}\n"}) {
-    OUTPOST_ASSERT_OK(WriteFileAtomically(dir.File("insights.yaml"), insights));
-    RunResult bad = RunProgram({Outpost(), "hub", "serve", "--config", dir.File("insights.yaml"),
-                                "--data-dir", dir.File("never")});
-    EXPECT_EQ(bad.exit_code, 1) << insights;
-    EXPECT_NE(bad.err.find("insights.min_site"), std::string::npos) << bad.err;
-    EXPECT_FALSE(PathExists(dir.File("never"))) << insights;
+    refused(insights, "insights.min_site");
   }
 }
 
@@ -245,7 +334,8 @@ TEST(HubCli, RetentionIsRefusedWhenBadOrWithTheSqliteStore) {
   const std::string data = dir.File("data");
   for (const char* bad :
        {"retention: {sample: 30}\n", "retention: {sample: 0d}\n", "retention: {sample: 1w}\n",
-        "retention: [30d]\n", "retention: {}\n", "retention: {sample: 30d, default: never}\n"}) {
+        "retention: [30d]\n", "retention: {}\n", "retention: {sample: 30d, default: never}\n",
+        "retention: {sample: 30d, keys_after_expiry: 0d}\n"}) {
     OUTPOST_ASSERT_OK(
         WriteFileAtomically(dir.File("hub.yaml"), std::string("listen: 127.0.0.1:0\n") + bad));
     RunResult r = RunProgram(

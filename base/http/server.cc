@@ -482,7 +482,10 @@ class Connection final : public ConnectionBase,
   }
 
   ~Connection() override {
-    if (!detached_) ReleaseBody();
+    if (detached_) return;
+    ReleaseBody();
+    // Closed while its body was arriving (the client went, a time-out, the drain's end).
+    if (body_in_flight_) server_.ResponseDone();
   }
 
   // Runs on the worker's thread.
@@ -601,6 +604,7 @@ class Connection final : public ConnectionBase,
       if (!head_checked_ && parser_->is_header_done()) {
         head_checked_ = true;
         if (!AdmitBody()) return;
+        CountBodyInFlight();
         parser_->eager(true);
       }
       if (parser_->is_done()) {
@@ -683,6 +687,28 @@ class Connection final : public ConnectionBase,
     return true;
   }
 
+  // A request whose header is read and whose body is still to come counts as in flight from
+  // now, so that Stop() lets it finish and answers it (an upload in progress is not cut off
+  // or refused). Counted first, then `stopping` checked, as OnRequest does: a request
+  // admitted after Stop() began is not counted here and gets 503 draining.
+  void CountBodyInFlight() {
+    if (parser_->is_done()) return;  // no body left to wait for: OnRequest counts it
+    server_.in_flight.fetch_add(1);
+    if (server_.stopping.load()) {
+      server_.ResponseDone();
+      return;
+    }
+    body_in_flight_ = true;
+  }
+
+  // Counts the current request in flight unless CountBodyInFlight() already did; true when
+  // it did (the request began before Stop()).
+  bool CountInFlight() {
+    if (std::exchange(body_in_flight_, false)) return true;
+    server_.in_flight.fetch_add(1);
+    return false;
+  }
+
   // 503 server_busy: the bodies buffered across the server are at max_buffered_bytes.
   void RefuseBusy() {
     response_.Clear();
@@ -696,7 +722,7 @@ class Connection final : public ConnectionBase,
   // Sends response_ as the answer to a request that is not read further, and closes.
   void RespondAndClose() {
     ReleaseBody();
-    server_.in_flight.fetch_add(1);
+    CountInFlight();
     Respond(/*close=*/true);
   }
 
@@ -713,7 +739,7 @@ class Connection final : public ConnectionBase,
       return;
     }
     ReleaseBody();
-    server_.in_flight.fetch_add(1);
+    CountInFlight();
     response_.Clear();
     if (ec == bhttp::error::body_limit) {
       SetErrorBody(413, "body_too_large",
@@ -735,10 +761,10 @@ class Connection final : public ConnectionBase,
   void OnRequest() {
     first_request_ = false;
     ++requests_;
-    server_.in_flight.fetch_add(1);
+    const bool began_before_stop = CountInFlight();
     bool close = !parser_->keep_alive();
     response_.Clear();
-    if (server_.stopping.load()) {
+    if (!began_before_stop && server_.stopping.load()) {
       SetErrorBody(503, "draining", "the server is shutting down", response_);
       close = true;
     } else {
@@ -921,6 +947,9 @@ class Connection final : public ConnectionBase,
   bool request_started_ = false;  // a byte of the current request has arrived
   Clock::time_point deadline_;    // when the current request must have arrived
   bool head_checked_ = false;     // AdmitBody() has run for the current request
+  // The current request's body was arriving and it counts in server_.in_flight
+  // (CountBodyInFlight); OnRequest or an error answer takes the count over.
+  bool body_in_flight_ = false;
   bool first_request_ = true;     // the connection's first request has not arrived yet
   // When the handshake and the whole first request must have arrived.
   Clock::time_point first_deadline_;

@@ -70,7 +70,9 @@
 // connections keep the ones they started with, and are not dropped.
 //
 // Shutdown: Stop() stops accepting (new connections are refused), lets requests in flight
-// (deferred ones included) finish and be answered, answers requests that arrive meanwhile on
+// (deferred ones included, and a request whose header had been read and whose body was still
+// arriving when Stop() began: an upload in progress) finish and be answered, answers
+// requests that arrive meanwhile on
 // open connections with 503 (reason draining) and "Connection: close", then closes every
 // connection and returns. Requests still running after drain_timeout are abandoned (their
 // connections are closed); a deferred response sent after that is dropped, and its request

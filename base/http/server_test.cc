@@ -53,6 +53,18 @@ std::unique_ptr<Server> StartOrDie(ServerOptions options, HandlerFn handler) {
   return server.ok() ? std::move(server).value() : nullptr;
 }
 
+// GET /fast on `client` until the answer is 503 (the server has begun to stop), or the last
+// answer after 1000 tries.
+WireResponse CallUntilDraining(WireClient& client) {
+  WireResponse r;
+  for (int i = 0; i < 1000; ++i) {
+    r = client.Call("GET", "/fast");
+    if (r.status == 503) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return r;
+}
+
 void Echo(const Request& request, Response& response) {
   response.content_type = "text/plain";
   response.body = request.method + " " + request.target;
@@ -103,18 +115,62 @@ TEST(HttpServer, RequestsArrivingDuringTheDrainGet503Draining) {
   slow.Send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
   entered.wait();
   std::thread stopper([&] { server->Stop(); });
-  WireResponse r;
-  for (int i = 0; i < 1000; ++i) {
-    r = other.Call("GET", "/fast");
-    if (r.status == 503) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  WireResponse r = CallUntilDraining(other);
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.body(), R"({"error":"the server is shutting down","reason":"draining"})");
   EXPECT_EQ(r["Connection"], "close");
   release.count_down();
   EXPECT_EQ(slow.Read().body(), "done");
   stopper.join();
+}
+
+// A request whose header was read and whose body is still arriving when Stop() begins is an
+// upload in progress: it is served and answered, not refused with 503 or cut off. One
+// worker thread, so that an answer on another connection shows the header was handled.
+TEST(HttpServer, AnUploadInProgressWhenStopBeginsIsServed) {
+  std::latch header_read(1);
+  ServerOptions options{.threads = 1};
+  options.before_body = [&](const Request&, Response&) {
+    header_read.count_down();
+    return true;
+  };
+  auto server = StartOrDie(std::move(options), [](const Request& request, Response& response) {
+    response.body = request.target + ":" + request.body;
+  });
+  ASSERT_NE(server, nullptr);
+  WireClient uploading(server->port());
+  WireClient other(server->port());
+  uploading.Send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab");
+  header_read.wait();
+  ASSERT_EQ(other.Call("GET", "/fast").status, 200);  // the worker is past that header
+  std::thread stopper([&] { server->Stop(); });
+  WireResponse r = CallUntilDraining(other);
+  EXPECT_EQ(r.status, 503);  // draining: a request that began after Stop()
+  uploading.Send("cd");
+  r = uploading.Read();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body(), "/upload:abcd");
+  stopper.join();
+}
+
+// A client that goes away in the middle of its body does not hold Stop() up: its request
+// stops counting as in flight when its connection closes (the drain time-out here is far
+// longer than any test).
+TEST(HttpServer, AnUploadAbandonedMidBodyDoesNotHoldTheDrain) {
+  std::latch header_read(1);
+  ServerOptions options{.threads = 1, .drain_timeout = std::chrono::hours(1)};
+  options.before_body = [&](const Request&, Response&) {
+    header_read.count_down();
+    return true;
+  };
+  auto server = StartOrDie(std::move(options), Echo);
+  ASSERT_NE(server, nullptr);
+  {
+    WireClient uploading(server->port());
+    uploading.Send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab");
+    header_read.wait();
+  }  // closed mid-body
+  server->Stop();  // returns once the closed connection is released
 }
 
 TEST(HttpServer, ServerHeaderAndLocalhostAddress) {
@@ -619,12 +675,7 @@ TEST(HttpDeferred, StopWaitsForADeferredAnswerAndNewRequestsGet503) {
     server->Stop();
     stopped.store(true);
   });
-  WireResponse r;
-  for (int i = 0; i < 1000; ++i) {
-    r = other.Call("GET", "/fast");
-    if (r.status == 503) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  WireResponse r = CallUntilDraining(other);
   EXPECT_EQ(r.status, 503);
   EXPECT_THAT(r.body(), HasSubstr(R"("reason":"draining")"));
   EXPECT_FALSE(stopped.load());  // still draining: the deferred answer is in flight

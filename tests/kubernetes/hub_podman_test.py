@@ -255,6 +255,18 @@ def check_rendered(docs):
           f"the hub container's securityContext: {sc}")
     check(container["readinessProbe"]["httpGet"]["path"] == "/readyz" and
           container["livenessProbe"]["httpGet"]["path"] == "/healthz", "the probes")
+    # The graceful drain (hub/FORMAT.md section 6, "Shutting down"): hub.yaml's delay with
+    # /readyz 503, long enough for a readiness probe to fail, and a grace period that covers
+    # the delay and the listeners' 30 s drain.
+    hub_yaml = next(yaml.safe_load(c["data"]["hub.yaml"]) for c in by_kind["ConfigMap"]
+                    if "hub.yaml" in c.get("data", {}))
+    delay = hub_yaml["limits"]["drain_delay_s"]
+    probe = container["readinessProbe"]
+    check(delay >= probe["periodSeconds"] * probe["failureThreshold"],
+          f"drain_delay_s {delay} is shorter than the readiness probe's failure")
+    check(pod["terminationGracePeriodSeconds"] > delay + 30,
+          f"terminationGracePeriodSeconds {pod['terminationGracePeriodSeconds']} does not "
+          f"cover drain_delay_s {delay} and the 30 s drain")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     check(ports == {"sites": 8443, "operator": 9443}, f"container ports {ports}")
     mounts = {m["name"]: m for m in container["volumeMounts"]}
