@@ -99,28 +99,35 @@ Status HubAuditLog::Append(const Event& event) {
   w.Key("detail");
   w.String(event.detail.substr(0, 1024));
   w.EndObject();
-  return AppendLine(line);
+  return Write(HubAuditEntry{.time_ms = event.time_ms,
+                             .tenant = event.tenant,
+                             .event = event.event,
+                             .line = std::move(line)});
 }
 
 Status HubAuditLog::AppendLine(std::string_view json_line) {
   if (json_line.find('\n') != std::string_view::npos) {
     return InvalidArgumentError("an audit line holds no newline");
   }
-  std::string line(json_line);
-  line.push_back('\n');
+  // The lines are the hub's own (OperatorAuditLine): each has these three members. A line
+  // that does not parse still goes to the file; the store refuses it (no event).
+  json::Parser parser;
+  json::Value root = parser.Parse(json_line).value_or(json::Value());
+  return Write(HubAuditEntry{.time_ms = root["time_ms"].GetInt64().value_or(0),
+                             .tenant = std::string(root["tenant"].GetString().value_or("")),
+                             .event = std::string(root["event"].GetString().value_or("")),
+                             .line = std::string(json_line)});
+}
+
+Status HubAuditLog::Write(HubAuditEntry entry) {
+  entry.line.push_back('\n');
   {
     std::lock_guard<std::mutex> lock(mu_);
-    OUTPOST_RETURN_IF_ERROR(WriteAllToFd(fd_, line, "hub audit log"));
+    OUTPOST_RETURN_IF_ERROR(WriteAllToFd(fd_, entry.line, "hub audit log"));
     if (::fdatasync(fd_) != 0) return ErrnoToStatus(errno, "fdatasync", "hub audit log");
   }
+  entry.line.pop_back();
   if (store_ == nullptr) return Status::Ok();
-  // The lines are the hub's own (Append, OperatorAuditLine): each has these three members.
-  json::Parser parser;
-  OUTPOST_ASSIGN_OR_RETURN(json::Value root, parser.Parse(json_line));
-  HubAuditEntry entry{.time_ms = root["time_ms"].GetInt64().value_or(0),
-                      .tenant = std::string(root["tenant"].GetString().value_or("")),
-                      .event = std::string(root["event"].GetString().value_or("")),
-                      .line = std::string(json_line)};
   return store_->AppendHubAudit(entry).WithContext("the store's hub_audit");
 }
 
@@ -250,8 +257,7 @@ void HubService::RegisterOperatorRoutes() {
   operator_router_.Prefix("*", "/sync/", site_paths);
   operator_router_.Prefix("*", "/enrol/", site_paths);
   operator_router_.Exact("GET", "/healthz", Answering([](const HubRequest&) { return PlainOk(); }));
-  operator_router_.Exact("GET", "/readyz",
-                         Answering([this](const HubRequest&) {
+  operator_router_.Exact("GET", "/readyz", Answering([this](const HubRequest&) {
                            if (draining_.load()) {
                              return ErrorResponse(503, "draining", "the hub is shutting down");
                            }

@@ -79,6 +79,8 @@ class HubAuditLog {
 
  private:
   HubAuditLog(int fd, Store* store) : fd_(fd), store_(store) {}
+  // Appends `entry.line` to the file and fsyncs, then `entry` to the store (when given).
+  Status Write(HubAuditEntry entry);
   std::mutex mu_;  // guards writes to fd_
   int fd_;
   Store* store_;

@@ -134,8 +134,7 @@ Conv2dGeom GeomOf(const Window& w, std::span<const int64_t> xs, std::span<const 
 
 class ConvKernel : public Kernel {
  public:
-  ConvKernel(Window w, int64_t group, std::unique_ptr<Conv2dWeights> fast, int threads,
-             bool onednn)
+  ConvKernel(Window w, int64_t group, std::unique_ptr<Conv2dWeights> fast, int threads, bool onednn)
       : w_(std::move(w)),
         group_(group),
         fast_(std::move(fast)),
@@ -185,8 +184,8 @@ class ConvKernel : public Kernel {
     }
     std::vector<int64_t> kernel = w_.kernel.empty() ? Shape(wt.begin() + 2, wt.end()) : w_.kernel;
     std::vector<int64_t> strides, dilations, pads;
-    OUTPOST_ASSIGN_OR_RETURN(Shape spatial,
-                             Resolve(w_, std::span(x).subspan(2), kernel, strides, dilations, pads));
+    OUTPOST_ASSIGN_OR_RETURN(
+        Shape spatial, Resolve(w_, std::span(x).subspan(2), kernel, strides, dilations, pads));
     Shape out{x[0], m};
     out.insert(out.end(), spatial.begin(), spatial.end());
     OUTPOST_ASSIGN_OR_RETURN(int64_t p, CheckedElements(spatial));
@@ -294,8 +293,8 @@ class ConvKernel : public Kernel {
     std::vector<int64_t> kernel =
         w_.kernel.empty() ? std::vector<int64_t>(wt.shape.begin() + 2, wt.shape.end()) : w_.kernel;
     std::vector<int64_t> strides, dilations, pads;
-    OUTPOST_ASSIGN_OR_RETURN(Shape spatial, Resolve(w_, x.shape.subspan(2), kernel, strides,
-                                                    dilations, pads));
+    OUTPOST_ASSIGN_OR_RETURN(Shape spatial,
+                             Resolve(w_, x.shape.subspan(2), kernel, strides, dilations, pads));
     const int64_t n = x.shape[0], c = x.shape[1], m = wt.shape[0];
     const int64_t cg = c / group_, mg = m / group_;
     const int64_t kernel_size = NumElements(kernel);
@@ -372,9 +371,7 @@ class ConvKernel : public Kernel {
   const OnednnConv* Onednn(const Shape& x, const Shape& wt) const {
     if (!onednn_ || (x.size() != 3 && x.size() != 4)) return nullptr;
     std::lock_guard<std::mutex> lock(dnn_mu_);
-    for (const auto& [shape, conv] : dnn_) {
-      if (shape == x) return conv.get();
-    }
+    if (const auto* made = FindLocked(x); made != nullptr) return made->get();
     if (dnn_.size() >= kMaxOnednnShapes) return nullptr;
     std::unique_ptr<OnednnConv> conv;
     {
@@ -396,8 +393,15 @@ class ConvKernel : public Kernel {
   const OnednnConv* FindOnednn(std::span<const int64_t> x) const {
     if (!onednn_) return nullptr;
     std::lock_guard<std::mutex> lock(dnn_mu_);
+    const auto* made = FindLocked(x);
+    return made != nullptr ? made->get() : nullptr;
+  }
+
+  // The entry for input shape x (its primitive may be null: refused), or null when no plan
+  // was made for x. dnn_mu_ is held.
+  const std::unique_ptr<OnednnConv>* FindLocked(std::span<const int64_t> x) const {
     for (const auto& [shape, conv] : dnn_) {
-      if (std::equal(shape.begin(), shape.end(), x.begin(), x.end())) return conv.get();
+      if (std::equal(shape.begin(), shape.end(), x.begin(), x.end())) return &conv;
     }
     return nullptr;
   }
@@ -476,8 +480,8 @@ class PoolKernel : public Kernel {
     const Shape& x = ctx.input_shape(0);
     if (x.size() < 3) return InvalidArgumentError("X must have rank >= 3");
     std::vector<int64_t> kernel = w_.kernel, strides, dilations, pads;
-    OUTPOST_ASSIGN_OR_RETURN(Shape spatial,
-                             Resolve(w_, std::span(x).subspan(2), kernel, strides, dilations, pads));
+    OUTPOST_ASSIGN_OR_RETURN(
+        Shape spatial, Resolve(w_, std::span(x).subspan(2), kernel, strides, dilations, pads));
     Shape out{x[0], x[1]};
     out.insert(out.end(), spatial.begin(), spatial.end());
     if (max_ && (x.size() == 3 || x.size() == 4)) {
@@ -502,8 +506,8 @@ class PoolKernel : public Kernel {
     }
     const size_t k = x.rank() - 2;
     std::vector<int64_t> kernel = w_.kernel, strides, dilations, pads;
-    OUTPOST_ASSIGN_OR_RETURN(Shape spatial, Resolve(w_, x.shape.subspan(2), kernel, strides,
-                                                    dilations, pads));
+    OUTPOST_ASSIGN_OR_RETURN(Shape spatial,
+                             Resolve(w_, x.shape.subspan(2), kernel, strides, dilations, pads));
     const int64_t planes = x.shape[0] * x.shape[1];
     const int64_t in_size = DimProduct(x.shape, 2, x.rank());
     const int64_t p = NumElements(spatial);
